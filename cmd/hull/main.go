@@ -1,0 +1,134 @@
+// Command hull is a container runtime: it pulls OCI images, assembles root
+// filesystems, runs isolated processes and serves the CRI. This package is
+// only the command tree: it parses flags, calls into internal/*, and prints.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"hull/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+// exitError carries a specific process exit status through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// withCode makes err exit hull with the given status.
+func withCode(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: code, err: err}
+}
+
+// globals are the flags every command shares, and the configuration they
+// resolve to once parsed.
+type globals struct {
+	configPath string
+	root       string
+	runRoot    string
+	logLevel   string
+
+	cfg config.Config
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "hull",
+		Short:         "A container runtime: images, containers, pods and the CRI in one binary",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return g.resolve(cmd)
+		},
+	}
+	root.SetVersionTemplate("hull version {{.Version}}\n")
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.configPath, "config", os.Getenv("HULL_CONFIG"), "config file (TOML; default "+config.DefaultPath+" if present)")
+	pf.StringVar(&g.root, "root", "", "persistent state directory (default /var/lib/hull)")
+	pf.StringVar(&g.runRoot, "run-root", "", "runtime state directory (default /run/hull)")
+	pf.StringVar(&g.logLevel, "log-level", "", "log level: debug, info, warn, error")
+
+	root.AddCommand(newVersionCmd(), newInfoCmd(g))
+	addImageCommands(root, g)
+	addOCICommands(root, g)
+	return root
+}
+
+// resolve loads the config file and applies flag and environment overrides.
+func (g *globals) resolve(cmd *cobra.Command) error {
+	cfg, err := config.Load(g.configPath)
+	if err != nil {
+		return err
+	}
+	if v := os.Getenv("HULL_ROOT"); v != "" {
+		cfg.Root = v
+	}
+	if v := os.Getenv("HULL_RUN_ROOT"); v != "" {
+		cfg.RunRoot = v
+	}
+	if g.root != "" {
+		cfg.Root = g.root
+	}
+	if g.runRoot != "" {
+		cfg.RunRoot = g.runRoot
+	}
+	if g.logLevel != "" {
+		cfg.LogLevel = g.logLevel
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: use debug, info, warn or error", cfg.LogLevel)
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
+	g.cfg = cfg
+	return nil
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print hull's version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, args []string) {
+			fmt.Fprintf(cmd.OutOrStdout(), "hull version %s\n", version)
+		},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cmd := newRootCmd()
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
+}
