@@ -1,0 +1,208 @@
+// Package reference parses image references the way docker does:
+// "busybox" means "docker.io/library/busybox:latest", "name@sha256:..." pins a
+// digest, and "name:tag@sha256:..." keeps the tag for display but pulls by
+// the digest. Tags are mutable names; digests are content and never move.
+package reference
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// DefaultDomain is the registry used when a reference names none.
+const DefaultDomain = "docker.io"
+
+// legacyDomain is docker.io's historical name, normalized away.
+const legacyDomain = "index.docker.io"
+
+const maxNameLength = 255
+
+var (
+	pathComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+	tagPattern    = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
+	domainPattern = regexp.MustCompile(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$`)
+	digestPattern = regexp.MustCompile(`^sha256:[a-f0-9]{64}$|^sha512:[a-f0-9]{128}$`)
+)
+
+// Reference is a normalized image reference.
+type Reference struct {
+	Domain string // registry host[:port], e.g. docker.io or 127.0.0.1:5000
+	Path   string // repository path, e.g. library/busybox
+	Tag    string // tag, "latest" when none was given and no digest either
+	Digest string // "sha256:<hex>" when pinned, else ""
+
+	// ImplicitTag reports that Tag was filled in as "latest".
+	ImplicitTag bool
+}
+
+// Error is a reference that cannot be parsed; it names the input.
+type Error struct {
+	Input  string
+	Reason string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("invalid reference format %q: %s", e.Input, e.Reason)
+}
+
+func bad(in, format string, args ...any) error {
+	return &Error{Input: in, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Parse normalizes s into a full reference.
+func Parse(s string) (Reference, error) {
+	in := s
+	if s == "" {
+		return Reference{}, bad(in, "empty reference (expected NAME[:TAG][@DIGEST], e.g. busybox:1.36)")
+	}
+	if strings.TrimSpace(s) != s {
+		return Reference{}, bad(in, "surrounding whitespace")
+	}
+	var ref Reference
+	if i := strings.IndexByte(s, '@'); i >= 0 {
+		ref.Digest = s[i+1:]
+		s = s[:i]
+		if !digestPattern.MatchString(ref.Digest) {
+			return Reference{}, bad(in, "digest %q is not algorithm:hex (e.g. sha256: followed by 64 lowercase hex digits)", ref.Digest)
+		}
+	}
+	// A tag follows the last ':' after the last '/' (a ':' before it is a port).
+	if i := strings.LastIndexByte(s, ':'); i >= 0 && i > strings.LastIndexByte(s, '/') {
+		ref.Tag = s[i+1:]
+		s = s[:i]
+		if !tagPattern.MatchString(ref.Tag) {
+			return Reference{}, bad(in, "tag %q must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'", ref.Tag)
+		}
+	}
+	if s == "" {
+		return Reference{}, bad(in, "missing repository name")
+	}
+	domain, path := splitDomain(s)
+	if path == "" {
+		return Reference{}, bad(in, "missing repository name")
+	}
+	if domain == legacyDomain {
+		domain = DefaultDomain
+	}
+	if domain == DefaultDomain && !strings.ContainsRune(path, '/') {
+		path = "library/" + path
+	}
+	if !domainPattern.MatchString(domain) {
+		return Reference{}, bad(in, "registry %q is not a valid host[:port]", domain)
+	}
+	for _, c := range strings.Split(path, "/") {
+		if c == "" {
+			return Reference{}, bad(in, "empty path component in %q", path)
+		}
+		if !pathComponent.MatchString(c) {
+			if strings.ToLower(c) != c {
+				return Reference{}, bad(in, "repository name must be lowercase")
+			}
+			return Reference{}, bad(in, "path component %q may only contain a-z, 0-9 and single separators . _ __ -", c)
+		}
+	}
+	if len(domain)+1+len(path) > maxNameLength {
+		return Reference{}, bad(in, "repository name longer than %d characters", maxNameLength)
+	}
+	ref.Domain, ref.Path = domain, path
+	if ref.Tag == "" && ref.Digest == "" {
+		ref.Tag, ref.ImplicitTag = "latest", true
+	}
+	return ref, nil
+}
+
+// splitDomain separates a registry from the path, as docker does: the first
+// component is a registry if it has a '.' or ':' or is "localhost", or if it
+// has uppercase letters (which a repository path never has).
+func splitDomain(name string) (domain, path string) {
+	i := strings.IndexByte(name, '/')
+	if i < 0 {
+		return DefaultDomain, name
+	}
+	first := name[:i]
+	if first == "localhost" || strings.ContainsAny(first, ".:") || strings.ToLower(first) != first {
+		return first, name[i+1:]
+	}
+	return DefaultDomain, name
+}
+
+// Name is the repository: domain/path.
+func (r Reference) Name() string { return r.Domain + "/" + r.Path }
+
+// String is the full normalized form, e.g. docker.io/library/busybox:latest
+// or docker.io/library/busybox@sha256:....
+func (r Reference) String() string {
+	s := r.Name()
+	if r.Tag != "" && !(r.ImplicitTag && r.Digest != "") {
+		s += ":" + r.Tag
+	}
+	if r.Digest != "" {
+		s += "@" + r.Digest
+	}
+	return s
+}
+
+// Tagged is domain/path:tag, or "" for a digest-only reference.
+func (r Reference) Tagged() string {
+	if r.Tag == "" {
+		return ""
+	}
+	return r.Name() + ":" + r.Tag
+}
+
+// Familiar is the short form docker prints: docker.io/library/ is dropped.
+func (r Reference) Familiar() string {
+	s := FamiliarName(r.Name())
+	if r.Tag != "" {
+		s += ":" + r.Tag
+	}
+	if r.Digest != "" {
+		s += "@" + r.Digest
+	}
+	return s
+}
+
+// FamiliarName shortens a repository name the way docker displays it.
+func FamiliarName(name string) string {
+	if rest, ok := strings.CutPrefix(name, DefaultDomain+"/"); ok {
+		if short, ok := strings.CutPrefix(rest, "library/"); ok && !strings.ContainsRune(short, '/') {
+			return short
+		}
+		return rest
+	}
+	return name
+}
+
+// WithTag returns the reference to tag in the same repository.
+func (r Reference) WithTag(tag string) Reference {
+	r.Tag, r.Digest, r.ImplicitTag = tag, "", false
+	return r
+}
+
+// WithDigest returns the reference pinned to digest, without tag.
+func (r Reference) WithDigest(d string) Reference {
+	r.Tag, r.Digest, r.ImplicitTag = "", d, false
+	return r
+}
+
+// IsLatest reports whether the reference floats on the "latest" tag, given or
+// implied, without a pinning digest: the seed's warning case.
+func (r Reference) IsLatest() bool {
+	return r.Digest == "" && r.Tag == "latest"
+}
+
+// LooksLikeID reports whether s could be an image ID or ID prefix rather
+// than a name: hex only, 1-64 chars, optionally with "sha256:".
+func LooksLikeID(s string) bool {
+	s = strings.TrimPrefix(s, "sha256:")
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
