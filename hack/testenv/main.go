@@ -1,0 +1,167 @@
+// Command testenv gives scripts (make demo, bench/pull.sh) the test harness
+// of internal/testenv: a local registry and the fixture images.
+//
+//	testenv registry --dir DIR [--pidfile FILE] [--detach] [--user U --password P]
+//	    Starts docker-registry on 127.0.0.1 with its state in DIR, prints
+//	    ADDR=127.0.0.1:PORT, PID= (this process: kill it to stop the
+//	    registry) and REGISTRY_PID=, then serves until SIGTERM/SIGINT.
+//	    --detach returns once the registry answers and leaves it serving in
+//	    the background.
+//	testenv push --registry ADDR [--only big,busybox] [--user U --password P]
+//	    Pushes fixtures and prints NAME=REF and NAME_DIGEST=sha256:... per
+//	    fixture (NAME upper-cased, "-" as "_"), e.g. BIG=127.0.0.1:PORT/hull-test/big:1.0.
+//
+// Run it with `go run -tags libsqlite3 ./hack/testenv ...`, or build it once
+// with `go build -tags libsqlite3 -o bin/testenv ./hack/testenv` so that PID
+// is the process to kill.
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"hull/internal/testenv"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	var err error
+	switch os.Args[1] {
+	case "registry":
+		err = registry(os.Args[2:])
+	case "push":
+		err = push(os.Args[2:])
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testenv:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, `usage:
+  testenv registry --dir DIR [--pidfile FILE] [--detach] [--user U --password P]
+  testenv push --registry ADDR [--only NAME,...] [--user U --password P]
+fixtures: `+strings.Join(testenv.AllFixtures, ", "))
+	os.Exit(2)
+}
+
+func registry(args []string) error {
+	fs := flag.NewFlagSet("registry", flag.ExitOnError)
+	dir := fs.String("dir", "", "directory for the registry's config, log and data (required)")
+	pidfile := fs.String("pidfile", "", "write this process's pid here; removed on exit")
+	detach := fs.Bool("detach", false, "return once the registry serves; keep it running in the background")
+	user := fs.String("user", "", "require basic auth with this user")
+	password := fs.String("password", "", "password for --user")
+	fs.Parse(args)
+	if *dir == "" {
+		return fmt.Errorf("registry: --dir is required")
+	}
+	if *detach {
+		return startDetached(*dir, args)
+	}
+
+	reg, err := testenv.StartRegistryWith(*dir, testenv.RegistryOptions{User: *user, Password: *password})
+	if err != nil {
+		return err
+	}
+	defer reg.Stop()
+	if *pidfile != "" {
+		if err := os.WriteFile(*pidfile, fmt.Appendf(nil, "%d\n", os.Getpid()), 0o644); err != nil {
+			return fmt.Errorf("registry: %w", err)
+		}
+		defer os.Remove(*pidfile)
+	}
+	fmt.Printf("ADDR=%s\nPID=%d\nREGISTRY_PID=%d\n", reg.Addr, os.Getpid(), reg.PID())
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	select {
+	case <-sigs:
+		return reg.Stop()
+	case <-reg.Done():
+		return fmt.Errorf("registry on %s exited on its own; see %s", reg.Addr, filepath.Join(reg.Dir, "registry.log"))
+	}
+}
+
+// startDetached runs this command again without --detach in its own session,
+// relays its ADDR/PID lines and returns, leaving it serving.
+func startDetached(dir string, args []string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	childArgs := slices.DeleteFunc(slices.Clone(args), func(a string) bool {
+		return a == "--detach" || a == "-detach" || a == "--detach=true" || a == "-detach=true"
+	})
+	logPath := filepath.Join(dir, "testenv.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(self, append([]string{"registry"}, childArgs...)...)
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("registry: start %s: %w", self, err)
+	}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		fmt.Println(sc.Text())
+		if strings.HasPrefix(sc.Text(), "REGISTRY_PID=") {
+			// The child keeps running; it never writes to stdout again.
+			return nil
+		}
+	}
+	cmd.Wait()
+	log, _ := os.ReadFile(logPath)
+	return fmt.Errorf("registry did not start: %s", strings.TrimSpace(string(log)))
+}
+
+func push(args []string) error {
+	fs := flag.NewFlagSet("push", flag.ExitOnError)
+	addr := fs.String("registry", "", "registry address, 127.0.0.1:PORT (required)")
+	only := fs.String("only", "", "comma-separated fixtures to push (default all: "+strings.Join(testenv.AllFixtures, ",")+")")
+	user := fs.String("user", "", "basic auth user")
+	password := fs.String("password", "", "basic auth password")
+	fs.Parse(args)
+	if *addr == "" {
+		return fmt.Errorf("push: --registry is required")
+	}
+	var names []string
+	if *only != "" {
+		names = strings.Split(*only, ",")
+	} else {
+		names = testenv.AllFixtures
+	}
+	reg := &testenv.Registry{Addr: *addr, User: *user, Password: *password}
+	f, err := testenv.PushFixtures(reg, names...)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		key := strings.ToUpper(strings.ReplaceAll(n, "-", "_"))
+		fmt.Printf("%s=%s\n%s_DIGEST=%s\n", key, f.Ref(n), key, f.Digest(n))
+	}
+	return nil
+}
