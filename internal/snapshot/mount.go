@@ -1,0 +1,204 @@
+package snapshot
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// MountAll performs mounts on target, in order.
+//
+// An overlay whose options exceed the kernel's one-page limit (a long layer
+// chain under a long root) is mounted with its lower dirs relative to their
+// common parent directory, from a thread that has its own working
+// directory there, the way containerd does from a child process.
+func MountAll(mounts []Mount, target string) error {
+	for _, m := range mounts {
+		if err := mountOne(m, target); err != nil {
+			return fmt.Errorf("mount %s on %s: %w", m.Type, target, err)
+		}
+	}
+	return nil
+}
+
+func mountOne(m Mount, target string) error {
+	ro := slices.Contains(m.Options, "ro")
+	switch m.Type {
+	case "bind":
+		flags := uintptr(unix.MS_BIND)
+		if slices.Contains(m.Options, "rbind") {
+			flags |= unix.MS_REC
+		}
+		if err := unix.Mount(m.Source, target, "", flags, ""); err != nil {
+			return err
+		}
+		if ro {
+			if err := unix.Mount("", target, "", flags|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+				unix.Unmount(target, unix.MNT_DETACH)
+				return fmt.Errorf("make read-only: %w", err)
+			}
+		}
+		return nil
+	case "overlay":
+		var flags uintptr
+		var opts []string
+		for _, o := range m.Options {
+			if o == "ro" {
+				flags |= unix.MS_RDONLY
+				continue
+			}
+			opts = append(opts, o)
+		}
+		data := strings.Join(opts, ",")
+		if len(data) < os.Getpagesize() {
+			return unix.Mount(m.Source, target, "overlay", flags, data)
+		}
+		dir, compact := compactLowerdirs(opts)
+		if dir == "" || len(compact) >= os.Getpagesize() {
+			return fmt.Errorf("overlay options are %d bytes, over the kernel's %d-byte limit", len(data), os.Getpagesize())
+		}
+		abs, err := filepath.Abs(target)
+		if err != nil {
+			return err
+		}
+		return mountFrom(dir, m.Source, abs, "overlay", flags, compact)
+	}
+	return fmt.Errorf("unknown mount type %q", m.Type)
+}
+
+// compactLowerdirs rewrites lowerdir= relative to the longest directory all
+// lower dirs share, returning that directory and the new option string.
+func compactLowerdirs(opts []string) (string, string) {
+	var lowers []string
+	for _, o := range opts {
+		if v, ok := strings.CutPrefix(o, "lowerdir="); ok {
+			lowers = strings.Split(v, ":")
+		}
+	}
+	if len(lowers) == 0 {
+		return "", ""
+	}
+	common := filepath.Dir(lowers[0])
+	for _, l := range lowers[1:] {
+		for common != "/" && !strings.HasPrefix(l, common+"/") {
+			common = filepath.Dir(common)
+		}
+	}
+	if common == "/" {
+		return "", ""
+	}
+	out := make([]string, 0, len(opts))
+	for _, o := range opts {
+		if strings.HasPrefix(o, "lowerdir=") {
+			rel := make([]string, len(lowers))
+			for i, l := range lowers {
+				rel[i] = strings.TrimPrefix(l, common+"/")
+			}
+			o = "lowerdir=" + strings.Join(rel, ":")
+		}
+		out = append(out, o)
+	}
+	return common, strings.Join(out, ",")
+}
+
+// mountFrom calls mount(2) with dir as the working directory, on a thread
+// of its own: the thread unshares its filesystem attributes first, so the
+// chdir is invisible to the rest of the process, and the thread is thrown
+// away afterwards (the goroutine exits locked).
+func mountFrom(dir, source, target, fstype string, flags uintptr, data string) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			errc <- fmt.Errorf("unshare fs attributes: %w", err)
+			return
+		}
+		if err := unix.Chdir(dir); err != nil {
+			errc <- err
+			return
+		}
+		errc <- unix.Mount(source, target, fstype, flags, data)
+	}()
+	return <-errc
+}
+
+// Unmount unmounts target (all mounts stacked on it).
+func Unmount(target string) error {
+	for {
+		err := unix.Unmount(target, 0)
+		if err == unix.EINVAL {
+			return nil // not (or no longer) a mount point
+		}
+		if err != nil {
+			return fmt.Errorf("unmount %s: %w", target, err)
+		}
+	}
+}
+
+// fixImplicitDirs gives directories an overlay layer created only as parents
+// of its entries the owner, mode and times they have in the lower layers
+// (lowers top first), so the merged view does not change them.
+func fixImplicitDirs(upper string, lowers, rels []string) error {
+	if len(rels) == 0 {
+		return nil
+	}
+	ufd, err := unix.Open(upper, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(ufd)
+	lfds := make([]int, 0, len(lowers))
+	defer func() {
+		for _, fd := range lfds {
+			unix.Close(fd)
+		}
+	}()
+	for _, l := range lowers {
+		fd, err := unix.Open(l, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		lfds = append(lfds, fd)
+	}
+	for _, rel := range rels {
+		var st unix.Stat_t
+		found := false
+		for _, lfd := range lfds {
+			fd, err := openInRoot(lfd, rel, resolveHow)
+			if err != nil {
+				continue
+			}
+			err = unix.Fstat(fd, &st)
+			unix.Close(fd)
+			if err == nil {
+				found = true
+				break
+			}
+		}
+		if !found {
+			continue
+		}
+		dirRel, base := splitRel(rel)
+		pfd, err := openInRoot(ufd, dirRel, resolveHow)
+		if err != nil {
+			return fmt.Errorf("directory %q: %w", rel, err)
+		}
+		err = unix.Fchownat(pfd, base, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW)
+		if err == nil {
+			err = unix.Fchmodat(pfd, base, st.Mode&0o7777, 0)
+		}
+		if err == nil {
+			err = unix.UtimesNanoAt(pfd, base, []unix.Timespec{st.Atim, st.Mtim}, unix.AT_SYMLINK_NOFOLLOW)
+		}
+		unix.Close(pfd)
+		if err != nil {
+			return fmt.Errorf("directory %q: %w", rel, err)
+		}
+	}
+	return nil
+}

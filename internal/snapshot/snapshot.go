@@ -1,0 +1,945 @@
+// Package snapshot turns image layers into root filesystems.
+//
+// A snapshot is a directory tree with a name. There are three kinds, and
+// their lifecycle is the whole API:
+//
+//   - Committed snapshots are image layers. Unpack applies a layer blob on
+//     top of a parent committed snapshot and names the result by its chain
+//     ID (chainID(L0) = diffID(L0), chainID(Ln) = sha256(chainID(Ln-1) + " " +
+//     diffID(Ln))), so one layer stack is unpacked once on the node and shared
+//     by every image that contains it. Committed snapshots never change and
+//     are only removed by Prune, once no owner retains them.
+//   - Active snapshots are a container's writable root: Prepare(key, parent)
+//     creates one on top of a committed snapshot and returns the mounts that
+//     assemble it (overlay: the parent chain's directories as lower dirs plus
+//     the snapshot's own upper and work dirs). Remove(key) deletes it.
+//   - Views are read-only: View(key, parent) returns mounts of a committed
+//     snapshot as it is (for `hull image mount`); Remove(key) deletes it.
+//
+// Nothing here mounts on its own: Prepare and View return []Mount, and the
+// caller mounts them where it wants with Mount (or in its own mount
+// namespace) and unmounts them with Unmount before Remove.
+//
+// Owners keep committed snapshots alive: Retain(owner, chainIDs...) records
+// that, say, "image:sha256:..." needs those layers; Release(owner) drops all
+// of an owner's claims; Prune removes committed snapshots no owner retains
+// and no active snapshot or view is built on. A puller should Retain the
+// chain IDs of an image (computable from its config) before unpacking them,
+// so that a concurrent Prune cannot take a layer between its Unpack and the
+// image being recorded.
+//
+// Two drivers sit behind the same API. "overlay" stores each layer as its
+// own diff (whiteouts as overlay whiteouts) and mounts the chain with
+// overlayfs. "copy", for filesystems without overlay, stores each layer as
+// the full tree of its chain (the parent's tree copied, then the layer
+// applied, whiteouts deleting), and gives containers a copy too.
+//
+// On disk, under <root>/snapshots: <id>/fs (and <id>/work for overlay active
+// snapshots), where id is a short number so that 128 lower dirs fit the
+// kernel's one-page mount option limit; tmp/ for work in progress; locks/
+// for per-chain unpack locks. The metadata database records which ids exist.
+// Directories are built in tmp/ and renamed into place in the same database
+// transaction that records them, and rows are deleted before their
+// directories: a crash at any point leaves at most directories with no row
+// or temp directories of a dead process, which the next Open removes.
+package snapshot
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"hull/internal/metadata"
+)
+
+func init() {
+	metadata.Register(metadata.Migration{Package: "snapshot", Version: 1, Statements: []string{
+		`CREATE TABLE snapshots (
+			id      INTEGER PRIMARY KEY AUTOINCREMENT,
+			driver  TEXT NOT NULL,
+			kind    TEXT NOT NULL,
+			name    TEXT NOT NULL,
+			parent  TEXT NOT NULL DEFAULT '',
+			diff_id TEXT NOT NULL DEFAULT '',
+			size    INTEGER NOT NULL DEFAULT 0,
+			inodes  INTEGER NOT NULL DEFAULT 0,
+			created INTEGER NOT NULL,
+			UNIQUE(driver, name)
+		)`,
+		`CREATE INDEX snapshots_parent ON snapshots(driver, parent)`,
+		`CREATE TABLE snapshot_refs (
+			owner    TEXT NOT NULL,
+			chain_id TEXT NOT NULL,
+			PRIMARY KEY(owner, chain_id)
+		)`,
+		`CREATE INDEX snapshot_refs_chain ON snapshot_refs(chain_id)`,
+	}})
+}
+
+// Drivers.
+const (
+	Overlay = "overlay"
+	Copy    = "copy"
+)
+
+// Kind is what a snapshot is for.
+type Kind string
+
+const (
+	KindCommitted Kind = "committed"
+	KindActive    Kind = "active"
+	KindView      Kind = "view"
+)
+
+// Options configure a Snapshotter.
+type Options struct {
+	// Driver is Overlay (the default) or Copy.
+	Driver string
+	// Devices and Limits apply to every unpacked layer.
+	Devices DevicePolicy
+	Limits  Limits
+}
+
+// Info describes one snapshot.
+type Info struct {
+	ID      int64
+	Name    string // chain ID (committed) or key (active, view)
+	Kind    Kind
+	Parent  string // chain ID, "" for a base layer or an empty active snapshot
+	DiffID  string // committed only
+	Size    int64  // committed: bytes of file content in the layer
+	Inodes  int64  // committed: entries in the layer
+	Created time.Time
+	// Owners counts the owners retaining a committed snapshot.
+	Owners int
+}
+
+// Usage is the disk a snapshot's own directory takes.
+type Usage struct {
+	Size   int64
+	Inodes int64
+}
+
+// Mount is one mount(2) call; MountAll performs a list of them on a target.
+type Mount struct {
+	Type    string // "overlay" or "bind"
+	Source  string
+	Options []string
+}
+
+// Errors callers test for with errors.Is.
+var (
+	ErrNotFound = errors.New("snapshot not found")
+	ErrExists   = errors.New("snapshot already exists")
+)
+
+// Snapshotter stores snapshots under a root, recorded in the metadata DB.
+// It is safe for concurrent use, and several processes may use the same
+// root at once.
+type Snapshotter struct {
+	db   *metadata.DB
+	dir  string // <root>/snapshots
+	opts Options
+
+	mu        sync.Mutex
+	committed chan struct{} // closed and replaced at each commit by this process
+}
+
+// Open prepares <root>/snapshots and removes what crashed processes left
+// behind: their temp directories, snapshot directories the database does not
+// record, and records whose directory is gone.
+func Open(db *metadata.DB, root string, opts Options) (*Snapshotter, error) {
+	if opts.Driver == "" {
+		opts.Driver = Overlay
+	}
+	if opts.Driver != Overlay && opts.Driver != Copy {
+		return nil, fmt.Errorf("snapshotter %q unknown (use overlay or copy)", opts.Driver)
+	}
+	s := &Snapshotter{db: db, dir: filepath.Join(root, "snapshots"), opts: opts, committed: make(chan struct{})}
+	for _, d := range []string{s.dir, s.tmpDir(), s.lockDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("snapshots: create %s: %w", d, err)
+		}
+	}
+	if err := s.cleanup(context.Background()); err != nil {
+		return nil, fmt.Errorf("snapshots: clean up after a crash: %w", err)
+	}
+	return s, nil
+}
+
+// Driver is the driver this snapshotter uses.
+func (s *Snapshotter) Driver() string { return s.opts.Driver }
+
+func (s *Snapshotter) tmpDir() string  { return filepath.Join(s.dir, "tmp") }
+func (s *Snapshotter) lockDir() string { return filepath.Join(s.dir, "locks") }
+func (s *Snapshotter) snapDir(id int64) string {
+	return filepath.Join(s.dir, strconv.FormatInt(id, 10))
+}
+func (s *Snapshotter) fsDir(id int64) string   { return filepath.Join(s.snapDir(id), "fs") }
+func (s *Snapshotter) workDir(id int64) string { return filepath.Join(s.snapDir(id), "work") }
+func (s *Snapshotter) lockPath(chain string) string {
+	return filepath.Join(s.lockDir(), s.opts.Driver+"-"+strings.TrimPrefix(chain, "sha256:"))
+}
+
+// ChainID names the layer stack parent + diffID ("" parent: a base layer).
+func ChainID(parent, diffID string) string {
+	if parent == "" {
+		return diffID
+	}
+	sum := sha256.Sum256([]byte(parent + " " + diffID))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// ChainIDs are the chain IDs of each prefix of an image's diffIDs.
+func ChainIDs(diffIDs []string) []string {
+	out := make([]string, len(diffIDs))
+	parent := ""
+	for i, d := range diffIDs {
+		parent = ChainID(parent, d)
+		out[i] = parent
+	}
+	return out
+}
+
+func checkDigest(what, d string) error {
+	hexPart, ok := strings.CutPrefix(d, "sha256:")
+	if !ok || len(hexPart) != 64 {
+		return fmt.Errorf("%s %q is not a sha256 digest", what, d)
+	}
+	if _, err := hex.DecodeString(hexPart); err != nil {
+		return fmt.Errorf("%s %q is not a sha256 digest", what, d)
+	}
+	return nil
+}
+
+// Has reports whether the layer stack chainID is unpacked.
+func (s *Snapshotter) Has(ctx context.Context, chainID string) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM snapshots WHERE driver = ? AND name = ? AND kind = ?`,
+		s.opts.Driver, chainID, KindCommitted).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("snapshot %s: %w", chainID, err)
+	}
+	return n > 0, nil
+}
+
+// Unpack applies the layer blob (tar, tar+gzip or tar+zstd) with the given
+// diffID on top of the committed snapshot parentChainID ("" for a base
+// layer) and returns the new snapshot's chain ID.
+//
+// It is idempotent and returns at once, leaving blob unread, if the chain is
+// already unpacked. Concurrent calls for one chain, in this process or
+// others, unpack it once: the others wait on a per-chain file lock and then
+// find it done. The uncompressed stream must hash to diffID; if it does not,
+// or anything else fails, nothing is kept.
+//
+// The parent need not be unpacked yet when Unpack is called: with the
+// overlay driver the layer is applied at once (layers are independent
+// diffs) and Unpack then waits for the parent before recording the child;
+// the copy driver waits before it starts. So a puller may unpack all layers
+// of an image concurrently, as their blobs arrive. Unpack waits until ctx
+// ends, so a puller must cancel ctx if it will not unpack the parent.
+func (s *Snapshotter) Unpack(ctx context.Context, parentChainID, diffID string, blob io.Reader) (string, error) {
+	if err := checkDigest("diffID", diffID); err != nil {
+		return "", err
+	}
+	if parentChainID != "" {
+		if err := checkDigest("parent chain ID", parentChainID); err != nil {
+			return "", err
+		}
+	}
+	chain := ChainID(parentChainID, diffID)
+	if ok, err := s.Has(ctx, chain); err != nil || ok {
+		return chain, err
+	}
+	unlock, err := lockFile(ctx, s.lockPath(chain))
+	if err != nil {
+		return "", fmt.Errorf("unpack layer %s: %w", diffID, err)
+	}
+	defer unlock()
+	if ok, err := s.Has(ctx, chain); err != nil || ok {
+		return chain, err
+	}
+
+	tmp, err := s.mkTemp("unpack")
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		if tmp != "" {
+			os.RemoveAll(tmp)
+		}
+	}()
+	fsDir := filepath.Join(tmp, "fs")
+	mode := WhiteoutOverlay
+	if s.opts.Driver == Copy {
+		mode = WhiteoutDelete
+		if err := s.copyParent(ctx, parentChainID, fsDir); err != nil {
+			return "", fmt.Errorf("unpack layer %s: %w", diffID, err)
+		}
+	} else if err := os.Mkdir(fsDir, 0o755); err != nil {
+		return "", err
+	}
+	res, err := Apply(ctx, fsDir, blob, ApplyOptions{
+		Whiteouts: mode, Devices: s.opts.Devices, Limits: s.opts.Limits, DiffID: diffID,
+	})
+	if err != nil {
+		return "", fmt.Errorf("unpack layer %s: %w", diffID, err)
+	}
+	if s.opts.Driver == Overlay && parentChainID != "" {
+		if err := s.waitFor(ctx, parentChainID); err != nil {
+			return "", fmt.Errorf("unpack layer %s: %w", diffID, err)
+		}
+		lowers, err := s.lowerDirs(ctx, parentChainID)
+		if err != nil {
+			return "", err
+		}
+		if err := fixImplicitDirs(fsDir, lowers, res.ImplicitDirs); err != nil {
+			return "", fmt.Errorf("unpack layer %s: %w", diffID, err)
+		}
+	}
+	info := Info{Name: chain, Kind: KindCommitted, Parent: parentChainID, DiffID: diffID, Size: res.ContentBytes, Inodes: res.Entries}
+	if err := s.record(ctx, &info, tmp); err != nil {
+		if errors.Is(err, ErrExists) {
+			return chain, nil // another process without our lock file won
+		}
+		return "", fmt.Errorf("unpack layer %s: %w", diffID, err)
+	}
+	tmp = ""
+	return chain, nil
+}
+
+// copyParent fills dst with the full tree of the committed snapshot parent
+// (copy driver), waiting for it first.
+func (s *Snapshotter) copyParent(ctx context.Context, parent, dst string) error {
+	if parent == "" {
+		return os.Mkdir(dst, 0o755)
+	}
+	if err := s.waitFor(ctx, parent); err != nil {
+		return err
+	}
+	info, err := s.get(ctx, parent)
+	if err != nil {
+		return err
+	}
+	return copyTree(ctx, s.fsDir(info.ID), dst)
+}
+
+// copyTree copies src to dst (which must not exist) with everything a root
+// filesystem has: owners, modes, times, xattrs, hardlinks, devices.
+func copyTree(ctx context.Context, src, dst string) error {
+	if err := os.Mkdir(dst, 0o755); err != nil {
+		return err
+	}
+	out, err := exec.CommandContext(ctx, "cp", "-a", "--reflink=auto", src+"/.", dst).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("copy %s: %v: %s", src, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// waitFor returns once the committed snapshot chain exists. Commits in this
+// process wake it at once; commits by other processes are seen by polling.
+func (s *Snapshotter) waitFor(ctx context.Context, chain string) error {
+	for {
+		s.mu.Lock()
+		ch := s.committed
+		s.mu.Unlock()
+		ok, err := s.Has(ctx, chain)
+		if err != nil || ok {
+			return err
+		}
+		select {
+		case <-ch:
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("wait for parent layer %s: %w", chain, ctx.Err())
+		}
+	}
+}
+
+func (s *Snapshotter) notifyCommit() {
+	s.mu.Lock()
+	close(s.committed)
+	s.committed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// record inserts info and moves the built directory tmp to its id, in one
+// transaction: if the process dies before the commit, the directory is an
+// orphan that the next Open removes.
+func (s *Snapshotter) record(ctx context.Context, info *Info, tmp string) error {
+	moved := ""
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		if moved != "" { // an earlier attempt of this transaction rolled back
+			if err := os.Rename(moved, tmp); err != nil {
+				return err
+			}
+			moved = ""
+		}
+		var n int
+		if err := tx.QueryRow(`SELECT COUNT(*) FROM snapshots WHERE driver = ? AND name = ?`, s.opts.Driver, info.Name).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("%s: %w", info.Name, ErrExists)
+		}
+		if info.Parent != "" {
+			err := tx.QueryRow(`SELECT COUNT(*) FROM snapshots WHERE driver = ? AND name = ? AND kind = ?`, s.opts.Driver, info.Parent, KindCommitted).Scan(&n)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return fmt.Errorf("parent layer %s: %w (pruned meanwhile? retain chain IDs before unpacking)", info.Parent, ErrNotFound)
+			}
+		}
+		info.Created = time.Now()
+		r, err := tx.Exec(`INSERT INTO snapshots(driver, kind, name, parent, diff_id, size, inodes, created) VALUES(?,?,?,?,?,?,?,?)`,
+			s.opts.Driver, info.Kind, info.Name, info.Parent, info.DiffID, info.Size, info.Inodes, info.Created.UnixNano())
+		if err != nil {
+			return err
+		}
+		if info.ID, err = r.LastInsertId(); err != nil {
+			return err
+		}
+		dst := s.snapDir(info.ID)
+		// A directory already at dst was left by a crash before its commit
+		// (ids of rolled-back rows are handed out again).
+		if _, err := os.Lstat(dst); err == nil {
+			if err := s.discard(dst); err != nil {
+				return err
+			}
+		}
+		if err := os.Rename(tmp, dst); err != nil {
+			return err
+		}
+		moved = dst
+		return nil
+	})
+	if err != nil {
+		if moved != "" {
+			os.RemoveAll(moved)
+		}
+		return err
+	}
+	s.notifyCommit()
+	return nil
+}
+
+// mkTemp makes a private directory under tmp/ named for this process, so
+// cleanup can tell whether its owner is alive.
+func (s *Snapshotter) mkTemp(what string) (string, error) {
+	d, err := os.MkdirTemp(s.tmpDir(), strconv.Itoa(os.Getpid())+"-"+what+"-")
+	if err != nil {
+		return "", fmt.Errorf("snapshots: temp dir: %w", err)
+	}
+	return d, nil
+}
+
+// discard moves dir out of the way into tmp/ and removes it. The move is
+// atomic, so a crash mid-removal leaves only a temp dir of a dead process.
+func (s *Snapshotter) discard(dir string) error {
+	t, err := s.mkTemp("trash")
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(dir, filepath.Join(t, "d")); err != nil {
+		os.Remove(t)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	return os.RemoveAll(t)
+}
+
+func (s *Snapshotter) get(ctx context.Context, name string) (Info, error) {
+	var i Info
+	var created int64
+	err := s.db.QueryRowContext(ctx, `SELECT s.id, s.kind, s.parent, s.diff_id, s.size, s.inodes, s.created,
+			(SELECT COUNT(*) FROM snapshot_refs r WHERE r.chain_id = s.name)
+		FROM snapshots s WHERE s.driver = ? AND s.name = ?`, s.opts.Driver, name).
+		Scan(&i.ID, &i.Kind, &i.Parent, &i.DiffID, &i.Size, &i.Inodes, &created, &i.Owners)
+	if errors.Is(err, sql.ErrNoRows) {
+		return i, fmt.Errorf("snapshot %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return i, fmt.Errorf("snapshot %s: %w", name, err)
+	}
+	i.Name, i.Created = name, time.Unix(0, created)
+	return i, nil
+}
+
+// Stat describes the snapshot name (a chain ID or a key).
+func (s *Snapshotter) Stat(ctx context.Context, name string) (Info, error) {
+	return s.get(ctx, name)
+}
+
+// lowerDirs are the fs directories of chain and its ancestors, top first.
+func (s *Snapshotter) lowerDirs(ctx context.Context, chain string) ([]string, error) {
+	var dirs []string
+	for chain != "" {
+		info, err := s.get(ctx, chain)
+		if err != nil {
+			return nil, err
+		}
+		dirs = append(dirs, s.fsDir(info.ID))
+		chain = info.Parent
+	}
+	return dirs, nil
+}
+
+// Prepare creates the active snapshot key, a writable root on top of the
+// committed snapshot parent ("" for an empty root), and returns its mounts.
+func (s *Snapshotter) Prepare(ctx context.Context, key, parent string) ([]Mount, error) {
+	return s.create(ctx, KindActive, key, parent)
+}
+
+// View creates the read-only snapshot key of the committed snapshot parent
+// and returns its mounts.
+func (s *Snapshotter) View(ctx context.Context, key, parent string) ([]Mount, error) {
+	if parent == "" {
+		return nil, fmt.Errorf("view %s: no parent layer to view", key)
+	}
+	return s.create(ctx, KindView, key, parent)
+}
+
+func (s *Snapshotter) create(ctx context.Context, kind Kind, key, parent string) ([]Mount, error) {
+	if key == "" || strings.HasPrefix(key, "sha256:") {
+		return nil, fmt.Errorf("snapshot key %q: must be non-empty and not a digest", key)
+	}
+	if parent != "" {
+		if ok, err := s.Has(ctx, parent); err != nil {
+			return nil, err
+		} else if !ok {
+			return nil, fmt.Errorf("%s %s: parent layer %s: %w", kind, key, parent, ErrNotFound)
+		}
+	}
+	tmp, err := s.mkTemp(string(kind))
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if tmp != "" {
+			os.RemoveAll(tmp)
+		}
+	}()
+	fsDir := filepath.Join(tmp, "fs")
+	switch {
+	case kind == KindView:
+		// Views mount their parent's directories; nothing of their own.
+	case s.opts.Driver == Copy:
+		if err := s.copyParent(ctx, parent, fsDir); err != nil {
+			return nil, fmt.Errorf("prepare %s: %w", key, err)
+		}
+	default:
+		if err := os.Mkdir(fsDir, 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.Mkdir(filepath.Join(tmp, "work"), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	info := Info{Name: key, Kind: kind, Parent: parent}
+	if err := s.record(ctx, &info, tmp); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", kind, key, err)
+	}
+	tmp = ""
+	return s.mounts(ctx, info)
+}
+
+// Mounts returns the mounts of the active snapshot or view key again.
+func (s *Snapshotter) Mounts(ctx context.Context, key string) ([]Mount, error) {
+	info, err := s.get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if info.Kind == KindCommitted {
+		return nil, fmt.Errorf("snapshot %s is a layer; View or Prepare on top of it", key)
+	}
+	return s.mounts(ctx, info)
+}
+
+func (s *Snapshotter) mounts(ctx context.Context, info Info) ([]Mount, error) {
+	var lowers []string
+	if info.Parent != "" {
+		var err error
+		if lowers, err = s.lowerDirs(ctx, info.Parent); err != nil {
+			return nil, err
+		}
+	}
+	bind := func(src string, ro bool) []Mount {
+		opt := "rw"
+		if ro {
+			opt = "ro"
+		}
+		return []Mount{{Type: "bind", Source: src, Options: []string{"rbind", opt}}}
+	}
+	if s.opts.Driver == Copy {
+		if info.Kind == KindView {
+			return bind(lowers[0], true), nil
+		}
+		return bind(s.fsDir(info.ID), false), nil
+	}
+	if info.Kind == KindView {
+		if len(lowers) == 1 {
+			return bind(lowers[0], true), nil
+		}
+		return []Mount{{Type: "overlay", Source: "overlay", Options: []string{
+			"ro", "index=off", "lowerdir=" + strings.Join(lowers, ":"),
+		}}}, nil
+	}
+	if len(lowers) == 0 {
+		return bind(s.fsDir(info.ID), false), nil
+	}
+	return []Mount{{Type: "overlay", Source: "overlay", Options: []string{
+		"index=off", "lowerdir=" + strings.Join(lowers, ":"),
+		"upperdir=" + s.fsDir(info.ID), "workdir=" + s.workDir(info.ID),
+	}}}, nil
+}
+
+// Remove deletes the active snapshot or view key. Unmount it first.
+// Committed snapshots go only through Prune.
+func (s *Snapshotter) Remove(ctx context.Context, key string) error {
+	var id int64
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		var kind Kind
+		err := tx.QueryRow(`SELECT id, kind FROM snapshots WHERE driver = ? AND name = ?`, s.opts.Driver, key).Scan(&id, &kind)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("remove snapshot %s: %w", key, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if kind == KindCommitted {
+			return fmt.Errorf("remove snapshot %s: it is a layer; release its owners and prune", key)
+		}
+		_, err = tx.Exec(`DELETE FROM snapshots WHERE id = ?`, id)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.discard(s.snapDir(id)); err != nil {
+		return fmt.Errorf("remove snapshot %s: %w", key, err)
+	}
+	return nil
+}
+
+// Usage is the disk the snapshot name uses by itself: for a layer, its
+// content as unpacked; for an active snapshot, its writable layer (or copy)
+// as it is now; views use nothing.
+func (s *Snapshotter) Usage(ctx context.Context, name string) (Usage, error) {
+	info, err := s.get(ctx, name)
+	if err != nil {
+		return Usage{}, err
+	}
+	switch info.Kind {
+	case KindCommitted:
+		return Usage{Size: info.Size, Inodes: info.Inodes}, nil
+	case KindView:
+		return Usage{}, nil
+	}
+	return diskUsage(s.fsDir(info.ID))
+}
+
+// diskUsage sums allocated blocks, counting each inode once.
+func diskUsage(dir string) (Usage, error) {
+	var u Usage
+	seen := map[uint64]bool{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		if seen[st.Ino] {
+			return nil
+		}
+		seen[st.Ino] = true
+		u.Inodes++
+		u.Size += st.Blocks * 512
+		return nil
+	})
+	if err != nil {
+		return u, fmt.Errorf("usage of %s: %w", dir, err)
+	}
+	return u, nil
+}
+
+// List describes every snapshot of this driver, oldest first.
+func (s *Snapshotter) List(ctx context.Context) ([]Info, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT s.id, s.name, s.kind, s.parent, s.diff_id, s.size, s.inodes, s.created,
+			(SELECT COUNT(*) FROM snapshot_refs r WHERE r.chain_id = s.name)
+		FROM snapshots s WHERE s.driver = ? ORDER BY s.id`, s.opts.Driver)
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	defer rows.Close()
+	var out []Info
+	for rows.Next() {
+		var i Info
+		var created int64
+		if err := rows.Scan(&i.ID, &i.Name, &i.Kind, &i.Parent, &i.DiffID, &i.Size, &i.Inodes, &created, &i.Owners); err != nil {
+			return nil, fmt.Errorf("list snapshots: %w", err)
+		}
+		i.Created = time.Unix(0, created)
+		out = append(out, i)
+	}
+	return out, rows.Err()
+}
+
+// Retain records that owner needs the layer stacks chainIDs. They need not
+// be unpacked yet; retaining first protects an unpack from a concurrent Prune.
+func (s *Snapshotter) Retain(ctx context.Context, owner string, chainIDs ...string) error {
+	if owner == "" {
+		return fmt.Errorf("retain: empty owner")
+	}
+	return s.db.Tx(ctx, func(tx *sql.Tx) error {
+		for _, c := range chainIDs {
+			if err := checkDigest("chain ID", c); err != nil {
+				return fmt.Errorf("retain for %s: %w", owner, err)
+			}
+			if _, err := tx.Exec(`INSERT OR IGNORE INTO snapshot_refs(owner, chain_id) VALUES(?, ?)`, owner, c); err != nil {
+				return fmt.Errorf("retain %s for %s: %w", c, owner, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Release drops every claim of owner. The layers stay until Prune.
+func (s *Snapshotter) Release(ctx context.Context, owner string) error {
+	return s.db.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.Exec(`DELETE FROM snapshot_refs WHERE owner = ?`, owner); err != nil {
+			return fmt.Errorf("release %s: %w", owner, err)
+		}
+		return nil
+	})
+}
+
+// PruneResult says what Prune removed.
+type PruneResult struct {
+	Removed []string // chain IDs
+	Bytes   int64    // their content bytes
+}
+
+// Prune removes the committed snapshots (of every driver) that no owner
+// retains and that no retained snapshot, active snapshot or view is built
+// on. Work in progress (unpacks not yet recorded) is never touched.
+func (s *Snapshotter) Prune(ctx context.Context) (PruneResult, error) {
+	var res PruneResult
+	var ids []int64
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		res, ids = PruneResult{}, nil
+		type row struct {
+			id                         int64
+			driver, kind, name, parent string
+			size                       int64
+		}
+		var all []row
+		rows, err := tx.Query(`SELECT id, driver, kind, name, parent, size FROM snapshots`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.id, &r.driver, &r.kind, &r.name, &r.parent, &r.size); err != nil {
+				rows.Close()
+				return err
+			}
+			all = append(all, r)
+		}
+		rows.Close()
+		retained := map[string]bool{}
+		refs, err := tx.Query(`SELECT DISTINCT chain_id FROM snapshot_refs`)
+		if err != nil {
+			return err
+		}
+		for refs.Next() {
+			var c string
+			if err := refs.Scan(&c); err != nil {
+				refs.Close()
+				return err
+			}
+			retained[c] = true
+		}
+		refs.Close()
+
+		type key struct{ driver, name string }
+		byName := map[key]row{}
+		for _, r := range all {
+			byName[key{r.driver, r.name}] = r
+		}
+		live := map[int64]bool{}
+		var keep func(driver, name string)
+		keep = func(driver, name string) {
+			for name != "" {
+				r, ok := byName[key{driver, name}]
+				if !ok || live[r.id] {
+					return
+				}
+				live[r.id] = true
+				name = r.parent
+			}
+		}
+		for _, r := range all {
+			if r.kind != string(KindCommitted) || retained[r.name] {
+				keep(r.driver, r.name)
+			}
+		}
+		for _, r := range all {
+			if !live[r.id] {
+				ids = append(ids, r.id)
+				res.Removed = append(res.Removed, r.name)
+				res.Bytes += r.size
+				if _, err := tx.Exec(`DELETE FROM snapshots WHERE id = ?`, r.id); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return PruneResult{}, fmt.Errorf("prune snapshots: %w", err)
+	}
+	for _, id := range ids {
+		if err := s.discard(s.snapDir(id)); err != nil {
+			return res, fmt.Errorf("prune snapshots: remove %s: %w", s.snapDir(id), err)
+		}
+	}
+	return res, nil
+}
+
+// cleanup removes what dead processes left: temp dirs named for a dead pid,
+// snapshot dirs with no row, and rows whose dir is gone (with anything built
+// on them).
+func (s *Snapshotter) cleanup(ctx context.Context) error {
+	entries, err := os.ReadDir(s.tmpDir())
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		pidStr, _, _ := strings.Cut(e.Name(), "-")
+		pid, err := strconv.Atoi(pidStr)
+		if err == nil && processAlive(pid) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(s.tmpDir(), e.Name())); err != nil {
+			return err
+		}
+	}
+	var orphans []string
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		orphans = nil
+		ids := map[int64]bool{}
+		rows, err := tx.Query(`SELECT id FROM snapshots`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids[id] = true
+		}
+		rows.Close()
+		entries, err := os.ReadDir(s.dir)
+		if err != nil {
+			return err
+		}
+		onDisk := map[int64]bool{}
+		for _, e := range entries {
+			id, err := strconv.ParseInt(e.Name(), 10, 64)
+			if err != nil {
+				continue // tmp, locks
+			}
+			onDisk[id] = true
+			if !ids[id] {
+				// Holding the write lock, no one is between recording and
+				// committing this id: it is a crash leftover.
+				t, err := s.mkTemp("orphan")
+				if err != nil {
+					return err
+				}
+				if err := os.Rename(filepath.Join(s.dir, e.Name()), filepath.Join(t, "d")); err != nil {
+					return err
+				}
+				orphans = append(orphans, t)
+			}
+		}
+		for id := range ids {
+			if !onDisk[id] {
+				if _, err := tx.Exec(`DELETE FROM snapshots WHERE id = ?`, id); err != nil {
+					return err
+				}
+			}
+		}
+		// Drop rows whose parent is gone, until none is left.
+		for {
+			r, err := tx.Exec(`DELETE FROM snapshots WHERE parent != '' AND NOT EXISTS
+				(SELECT 1 FROM snapshots p WHERE p.driver = snapshots.driver AND p.name = snapshots.parent AND p.kind = 'committed')`)
+			if err != nil {
+				return err
+			}
+			if n, _ := r.RowsAffected(); n == 0 {
+				return nil
+			}
+		}
+	})
+	for _, o := range orphans {
+		os.RemoveAll(o)
+	}
+	return err
+}
+
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := unix.Kill(pid, 0)
+	return err == nil || err == unix.EPERM
+}
+
+// lockFile takes an exclusive flock on path, waiting until ctx ends. The
+// lock is held by the open file, so it dies with the process.
+func lockFile(ctx context.Context, path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if err != unix.EWOULDBLOCK && err != unix.EINTR {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
