@@ -1,7 +1,660 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"hull/internal/image"
+	"hull/internal/metadata"
+	"hull/internal/reference"
+	"hull/internal/ui"
+)
+
+// openImages opens the metadata database and the image service.
+func (g *globals) openImages() (*image.Service, func(), error) {
+	db, err := metadata.Open(g.cfg.Root)
+	if err != nil {
+		return nil, nil, err
+	}
+	svc, err := image.Open(g.cfg, db)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	if err := g.attachUnpacker(svc, db); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return svc, func() { db.Close() }, nil
+}
+
+// signalContext is cancelled by SIGINT/SIGTERM so downloads stop cleanly.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
 
 // addImageCommands adds pull, push, images, image *, tag, rmi, save, load,
 // login and logout.
-func addImageCommands(root *cobra.Command, g *globals) {}
+func addImageCommands(root *cobra.Command, g *globals) {
+	imageCmd := &cobra.Command{Use: "image", Short: "Manage images"}
+	imageCmd.AddCommand(
+		newImagesCmd(g, "ls"), newImageInspectCmd(g), newHistoryCmd(g),
+		newPullCmd(g), newPushCmd(g), newTagCmd(g), newRmiCmd(g, "rm"),
+		newSaveCmd(g), newLoadCmd(g),
+	)
+	root.AddCommand(imageCmd,
+		newPullCmd(g), newPushCmd(g), newImagesCmd(g, "images"), newTagCmd(g), newRmiCmd(g, "rmi"),
+		newSaveCmd(g), newLoadCmd(g), newLoginCmd(g), newLogoutCmd(g),
+	)
+}
+
+func newPullCmd(g *globals) *cobra.Command {
+	var platform string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "pull [OPTIONS] NAME[:TAG|@DIGEST]",
+		Short: "Download an image from a registry",
+		Args:  exactArgs(1, "an image reference, e.g. busybox:1.36"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			svc, done, err := g.openImages()
+			if err != nil {
+				return err
+			}
+			defer done()
+			_, err = pullImage(cmd, g, svc, args[0], platform, quiet)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&platform, "platform", "", "pull for this platform (os/arch[/variant]) from a multi-platform image")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the image name")
+	return cmd
+}
+
+// pullImage runs a pull with docker-shaped output; run and create use it too.
+func pullImage(cmd *cobra.Command, g *globals, svc *image.Service, refStr, platform string, quiet bool) (*image.PullResult, error) {
+	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	ref, err := reference.Parse(refStr)
+	if err != nil {
+		return nil, err
+	}
+	p, err := image.ParsePlatform(platform)
+	if err != nil {
+		return nil, err
+	}
+	if ref.IsLatest() && !g.cfg.Warnings.NoLatestWarning {
+		how := "its latest tag"
+		if ref.ImplicitTag {
+			how = "an implicit latest tag"
+		}
+		ui.Warn(errOut, "%s is used by %s: the content can change under the same name; pin a version or digest for reproducible runs", ref.Familiar(), how)
+	}
+	var prog image.Progress = image.Discard{}
+	var bars *ui.Progress
+	if !quiet {
+		if ref.ImplicitTag {
+			fmt.Fprintf(out, "Using default tag: latest\n")
+		}
+		fmt.Fprintf(out, "%s: Pulling from %s\n", tagOrDigest(ref), reference.FamiliarName(ref.Name()))
+		bars = ui.NewProgress(out, isTTY(out))
+		prog = bars
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	res, err := svc.Pull(ctx, refStr, image.PullOptions{Platform: p, PlatformExplicit: platform != "", Progress: prog})
+	if bars != nil {
+		bars.Done()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if quiet {
+		fmt.Fprintln(out, ref.String())
+		return res, nil
+	}
+	if res.Moved != nil {
+		fmt.Fprintf(out, "tag %s moved: was %s, now %s\n", res.Moved.Name, res.Moved.From, res.Moved.To)
+	}
+	fmt.Fprintf(out, "Digest: %s\n", res.RepoDigest)
+	if res.UpToDate {
+		fmt.Fprintf(out, "Status: Image is up to date for %s\n", ref.Familiar())
+	} else {
+		fmt.Fprintf(out, "Status: Downloaded newer image for %s\n", ref.Familiar())
+	}
+	fmt.Fprintln(out, ref.String())
+	return res, nil
+}
+
+func tagOrDigest(ref reference.Reference) string {
+	if ref.Digest != "" {
+		return ref.Digest
+	}
+	return ref.Tag
+}
+
+func isTTY(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && ui.IsTerminal(f)
+}
+
+func newPushCmd(g *globals) *cobra.Command {
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "push [OPTIONS] NAME[:TAG]",
+		Short: "Upload an image to a registry",
+		Args:  exactArgs(1, "an image name, e.g. registry.example.com/team/app:1.0"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			svc, done, err := g.openImages()
+			if err != nil {
+				return err
+			}
+			defer done()
+			out := cmd.OutOrStdout()
+			ref, err := reference.Parse(args[0])
+			if err != nil {
+				return err
+			}
+			var prog image.Progress = image.Discard{}
+			var bars *ui.Progress
+			if !quiet {
+				fmt.Fprintf(out, "The push refers to repository [%s]\n", ref.Name())
+				bars = ui.NewProgress(out, isTTY(out))
+				prog = bars
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			res, err := svc.Push(ctx, args[0], prog)
+			if bars != nil {
+				bars.Done()
+			}
+			if err != nil {
+				return err
+			}
+			if quiet {
+				fmt.Fprintln(out, res.Digest)
+				return nil
+			}
+			fmt.Fprintf(out, "%s: digest: %s size: %d\n", tagOrDigest(ref), res.Digest, res.Size)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the digest")
+	return cmd
+}
+
+// imageRow is one row of `hull images`, with docker's --format field names.
+type imageRow struct {
+	ID           string `json:"ID"`
+	Repository   string `json:"Repository"`
+	Tag          string `json:"Tag"`
+	Digest       string `json:"Digest"`
+	CreatedSince string `json:"CreatedSince"`
+	CreatedAt    string `json:"CreatedAt"`
+	Size         string `json:"Size"`
+}
+
+func newImagesCmd(g *globals, use string) *cobra.Command {
+	var quiet, digests, noTrunc, all bool
+	var filters []string
+	var format string
+	cmd := &cobra.Command{
+		Use:     use + " [OPTIONS] [REPOSITORY[:TAG]]",
+		Aliases: aliasesFor(use),
+		Short:   "List images",
+		Args:    maxArgs(1, "at most one REPOSITORY[:TAG] to match"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fs, err := image.ParseFilters(filters)
+			if err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				fs = append(fs, image.Filter{Key: "reference", Value: args[0]})
+			}
+			svc, done, err := g.openImages()
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx := cmd.Context()
+			recs, err := svc.List(ctx)
+			if err != nil {
+				return err
+			}
+			if recs, err = svc.Match(ctx, recs, fs); err != nil {
+				return err
+			}
+			var rows []imageRow
+			for _, r := range recs {
+				id := r.ConfigID.String()
+				if !noTrunc {
+					id = r.ConfigID.Hex[:12]
+				}
+				base := imageRow{ID: id, Digest: "<none>", CreatedSince: ui.Ago(r.Created), CreatedAt: r.Created.Format("2006-01-02 15:04:05 -0700 MST"), Size: ui.Size(r.Size)}
+				digestFor := func(repo string) string {
+					for _, rd := range r.RepoDigests {
+						if n, d, _ := strings.Cut(rd, "@"); n == repo {
+							return d
+						}
+					}
+					return "<none>"
+				}
+				if len(r.Names) == 0 {
+					row := base
+					row.Repository, row.Tag = "<none>", "<none>"
+					if len(r.RepoDigests) > 0 {
+						n, d, _ := strings.Cut(r.RepoDigests[0], "@")
+						row.Digest = d
+						if digests {
+							row.Repository = reference.FamiliarName(n)
+						}
+					}
+					rows = append(rows, row)
+					continue
+				}
+				for _, n := range r.Names {
+					ref, err := reference.Parse(n)
+					if err != nil {
+						continue
+					}
+					row := base
+					row.Repository, row.Tag, row.Digest = reference.FamiliarName(ref.Name()), ref.Tag, digestFor(ref.Name())
+					rows = append(rows, row)
+				}
+			}
+			_ = all
+			out := cmd.OutOrStdout()
+			if quiet {
+				seen := map[string]bool{}
+				for _, r := range rows {
+					if !seen[r.ID] {
+						seen[r.ID] = true
+						fmt.Fprintln(out, r.ID)
+					}
+				}
+				return nil
+			}
+			if format != "" {
+				items := make([]any, len(rows))
+				for i := range rows {
+					items[i] = rows[i]
+				}
+				return ui.Format(out, format, items)
+			}
+			header := []string{"REPOSITORY", "TAG"}
+			if digests {
+				header = append(header, "DIGEST")
+			}
+			t := ui.NewTable(out, append(header, "IMAGE ID", "CREATED", "SIZE")...)
+			for _, r := range rows {
+				cols := []string{r.Repository, r.Tag}
+				if digests {
+					cols = append(cols, r.Digest)
+				}
+				t.Row(append(cols, r.ID, r.CreatedSince, r.Size)...)
+			}
+			return t.Flush()
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&quiet, "quiet", "q", false, "only show image IDs")
+	f.BoolVar(&digests, "digests", false, "show digests")
+	f.BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
+	f.BoolVarP(&all, "all", "a", false, "show all images (hull keeps no intermediate images; accepted for compatibility)")
+	f.StringArrayVarP(&filters, "filter", "f", nil, "filter output: reference=, dangling=, label=, before=, since=")
+	f.StringVar(&format, "format", "", "format output with a Go template, or json")
+	return cmd
+}
+
+func aliasesFor(use string) []string {
+	if use == "ls" {
+		return []string{"list"}
+	}
+	return nil
+}
+
+func newImageInspectCmd(g *globals) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "inspect [OPTIONS] IMAGE [IMAGE...]",
+		Short: "Show detailed information on images",
+		Args:  minArgs(1, "at least one image"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			svc, done, err := g.openImages()
+			if err != nil {
+				return err
+			}
+			defer done()
+			var docs []any
+			var missing []error
+			for _, a := range args {
+				r, err := svc.Resolve(cmd.Context(), a)
+				if err != nil {
+					missing = append(missing, err)
+					continue
+				}
+				doc, err := svc.Inspect(cmd.Context(), r)
+				if err != nil {
+					return err
+				}
+				docs = append(docs, doc)
+			}
+			if err := printInspect(cmd.OutOrStdout(), format, docs); err != nil {
+				return err
+			}
+			return errors.Join(missing...)
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "format output with a Go template")
+	return cmd
+}
+
+// printInspect prints docker's inspect shape: an indented JSON array, or
+// each document through a template.
+func printInspect(w io.Writer, format string, docs []any) error {
+	if format != "" && format != "json" {
+		return ui.Format(w, format, docs)
+	}
+	if docs == nil {
+		docs = []any{}
+	}
+	data, err := json.MarshalIndent(docs, "", "    ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(data))
+	return err
+}
+
+func newHistoryCmd(g *globals) *cobra.Command {
+	var noTrunc, quiet bool
+	var format string
+	cmd := &cobra.Command{
+		Use:   "history [OPTIONS] IMAGE",
+		Short: "Show the history of an image, with each layer's size and how many images share it",
+		Args:  exactArgs(1, "an image"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			svc, done, err := g.openImages()
+			if err != nil {
+				return err
+			}
+			defer done()
+			r, err := svc.Resolve(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			hist, err := svc.History(cmd.Context(), r)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if format != "" {
+				items := make([]any, len(hist))
+				for i := range hist {
+					items[i] = hist[i]
+				}
+				return ui.Format(out, format, items)
+			}
+			if quiet {
+				for _, h := range hist {
+					fmt.Fprintln(out, shortImageID(h.ID, noTrunc))
+				}
+				return nil
+			}
+			t := ui.NewTable(out, "IMAGE", "CREATED", "CREATED BY", "SIZE", "SHARED BY", "COMMENT")
+			for _, h := range hist {
+				by := h.CreatedBy
+				if !noTrunc && len(by) > 45 {
+					by = by[:44] + "…"
+				}
+				shared := ""
+				if h.Layer != "" {
+					shared = fmt.Sprintf("%d image(s)", h.SharedBy)
+				}
+				t.Row(shortImageID(h.ID, noTrunc), ui.Ago(h.Created), by, ui.Size(h.Size), shared, h.Comment)
+			}
+			return t.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only show image IDs")
+	cmd.Flags().StringVar(&format, "format", "", "format output with a Go template, or json")
+	return cmd
+}
+
+func shortImageID(id string, noTrunc bool) string {
+	if noTrunc || !strings.HasPrefix(id, "sha256:") {
+		return id
+	}
+	return strings.TrimPrefix(id, "sha256:")[:12]
+}
+
+func newTagCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
+		Short: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
+		Args:  exactArgs(2, "SOURCE_IMAGE and TARGET_IMAGE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			svc, done, err := g.openImages()
+			if err != nil {
+				return err
+			}
+			defer done()
+			return svc.Tag(cmd.Context(), args[0], args[1])
+		},
+	}
+}
+
+func newRmiCmd(g *globals, use string) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   use + " [OPTIONS] IMAGE [IMAGE...]",
+		Short: "Remove images (untag, and delete what no name refers to)",
+		Args:  minArgs(1, "at least one image"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			svc, done, err := g.openImages()
+			if err != nil {
+				return err
+			}
+			defer done()
+			out := cmd.OutOrStdout()
+			var errs []error
+			for _, a := range args {
+				res, err := svc.Remove(cmd.Context(), a, force)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				for _, u := range res.Untagged {
+					fmt.Fprintf(out, "Untagged: %s\n", u)
+				}
+				for _, d := range res.Deleted {
+					fmt.Fprintf(out, "Deleted: %s\n", d)
+				}
+			}
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "force removal of an image named by several repositories")
+	return cmd
+}
+
+func newSaveCmd(g *globals) *cobra.Command {
+	var output, format string
+	cmd := &cobra.Command{
+		Use:   "save [OPTIONS] IMAGE [IMAGE...]",
+		Short: "Save images to a tar archive (docker-archive or oci-archive)",
+		Args:  minArgs(1, "at least one image"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			svc, done, err := g.openImages()
+			if err != nil {
+				return err
+			}
+			defer done()
+			var w io.Writer = cmd.OutOrStdout()
+			if output == "" {
+				if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+					return errors.New("cowardly refusing to write an archive to a terminal: use -o FILE or redirect")
+				}
+			} else {
+				tmp := output + ".tmp"
+				f, err := os.Create(tmp)
+				if err != nil {
+					return err
+				}
+				bw := bufio.NewWriterSize(f, 1<<20)
+				err = svc.Save(cmd.Context(), args, format, bw)
+				if err == nil {
+					err = bw.Flush()
+				}
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					os.Remove(tmp)
+					return err
+				}
+				return os.Rename(tmp, output)
+			}
+			return svc.Save(cmd.Context(), args, format, w)
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write to a file instead of stdout")
+	cmd.Flags().StringVar(&format, "format", image.FormatDocker, "archive format: docker-archive or oci-archive")
+	return cmd
+}
+
+func newLoadCmd(g *globals) *cobra.Command {
+	var input string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "load [OPTIONS]",
+		Short: "Load images from a docker-archive or oci-archive tarball",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			svc, done, err := g.openImages()
+			if err != nil {
+				return err
+			}
+			defer done()
+			path := input
+			if path == "" {
+				// The archive is read more than once: spool stdin to a file.
+				f, err := os.CreateTemp("", "hull-load-*.tar")
+				if err != nil {
+					return err
+				}
+				defer os.Remove(f.Name())
+				if _, err := io.Copy(f, cmd.InOrStdin()); err != nil {
+					f.Close()
+					return fmt.Errorf("load: read stdin: %w", err)
+				}
+				f.Close()
+				path = f.Name()
+			}
+			res, err := svc.Load(cmd.Context(), path)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			for _, n := range res.Names {
+				fmt.Fprintf(out, "Loaded image: %s\n", n)
+			}
+			for _, id := range res.IDs {
+				fmt.Fprintf(out, "Loaded image ID: %s\n", id)
+			}
+			_ = quiet
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&input, "input", "i", "", "read from a tar archive file instead of stdin")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "suppress the load output")
+	return cmd
+}
+
+func newLoginCmd(g *globals) *cobra.Command {
+	var user, password string
+	var passwordStdin bool
+	cmd := &cobra.Command{
+		Use:   "login [OPTIONS] [SERVER]",
+		Short: "Log in to a registry (credentials stored in the Docker config.json format)",
+		Args:  maxArgs(1, "at most one registry server"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			server := ""
+			if len(args) == 1 {
+				server = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(args[0], "https://"), "http://"), "/")
+			}
+			if passwordStdin {
+				if password != "" {
+					return errors.New("--password and --password-stdin are mutually exclusive")
+				}
+				data, err := io.ReadAll(cmd.InOrStdin())
+				if err != nil {
+					return err
+				}
+				password = strings.TrimRight(string(data), "\r\n")
+			}
+			if user == "" || password == "" {
+				return errors.New("login needs --username and --password or --password-stdin")
+			}
+			if !passwordStdin {
+				ui.Warn(cmd.ErrOrStderr(), "using --password on the command line is insecure: use --password-stdin")
+			}
+			svc, done, err := g.openImages()
+			if err != nil {
+				return err
+			}
+			defer done()
+			if err := svc.Login(cmd.Context(), server, user, password); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "Login Succeeded")
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&user, "username", "u", "", "username")
+	cmd.Flags().StringVarP(&password, "password", "p", "", "password")
+	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "take the password from stdin")
+	return cmd
+}
+
+func newLogoutCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "logout [SERVER]",
+		Short: "Log out from a registry",
+		Args:  maxArgs(1, "at most one registry server"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			server := ""
+			if len(args) == 1 {
+				server = args[0]
+			}
+			svc, done, err := g.openImages()
+			if err != nil {
+				return err
+			}
+			defer done()
+			found, err := svc.Logout(server)
+			if err != nil {
+				return err
+			}
+			if server == "" {
+				server = reference.DefaultDomain
+			}
+			if !found {
+				fmt.Fprintf(cmd.OutOrStdout(), "Not logged in to %s\n", server)
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Removing login credentials for %s\n", server)
+			return nil
+		},
+	}
+}

@@ -453,3 +453,46 @@ func syncDir(dir string) {
 		d.Close()
 	}
 }
+
+// Use marks the store as in use by a writer that may rely on blobs that are
+// not yet recorded as referenced (a pull between finding a blob present and
+// recording the image). Garbage collection (TryCollect) waits for no one: it
+// skips its run while any user holds the store.
+func (s *Store) Use() (release func(), err error) {
+	return s.gcLock(unix.LOCK_SH)
+}
+
+// TryCollect takes the store exclusively for deleting unreferenced blobs,
+// or returns ok=false at once if a writer is using it.
+func (s *Store) TryCollect() (release func(), ok bool, err error) {
+	release, err = s.gcLock(unix.LOCK_EX | unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return nil, false, nil
+	}
+	return release, err == nil, err
+}
+
+func (s *Store) gcLock(how int) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(s.ingestDir(), "gc.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: gc lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
+// LockIndex serializes rewrites of index.json across processes.
+func (s *Store) LockIndex() (func(), error) {
+	f, err := os.OpenFile(filepath.Join(s.ingestDir(), "index.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: index lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("store: index lock: %w", err)
+	}
+	return func() { f.Close() }, nil
+}

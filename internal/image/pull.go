@@ -1,0 +1,390 @@
+package image
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
+
+	"hull/internal/reference"
+)
+
+// PullOptions tune a pull.
+type PullOptions struct {
+	// Platform selects from a multi-platform index (default: the host's).
+	Platform Platform
+	// PlatformExplicit makes a single-platform image that does not match
+	// Platform an error (as docker does when --platform is given).
+	PlatformExplicit bool
+	Progress         Progress
+}
+
+// TagMove is a tag found pointing at different content than before: the
+// seed's point that tags are mutable and digests are not, made visible.
+type TagMove struct {
+	Name     string
+	From, To v1.Hash
+}
+
+// PullResult says what a pull did.
+type PullResult struct {
+	Ref reference.Reference
+	// RepoDigest is the digest the registry serves the reference by (the
+	// index's digest for a multi-platform image): docker's "Digest:" line.
+	RepoDigest v1.Hash
+	// Manifest is the platform-specific manifest stored.
+	Manifest v1.Hash
+	ConfigID v1.Hash
+	// UpToDate is true when the name already pointed at this content.
+	UpToDate bool
+	// Moved is set when the tag pointed at other content before.
+	Moved *TagMove
+}
+
+// Pull fetches refStr from its registry into the store.
+func (s *Service) Pull(ctx context.Context, refStr string, opts PullOptions) (*PullResult, error) {
+	ref, err := reference.Parse(refStr)
+	if err != nil {
+		return nil, &Error{Op: "pull", Ref: refStr, Kind: ErrInvalidReference, Err: err}
+	}
+	if opts.Progress == nil {
+		opts.Progress = Discard{}
+	}
+	if opts.Platform.OS == "" {
+		opts.Platform = HostPlatform()
+	}
+	res, err := s.pull(ctx, ref, opts)
+	if err != nil {
+		return nil, classify("pull", ref, err)
+	}
+	return res, nil
+}
+
+func (s *Service) pull(ctx context.Context, ref reference.Reference, opts PullOptions) (*PullResult, error) {
+	release, err := s.store.Use()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+
+	sess, err := s.connect(ctx, "pull", ref, transport.PullScope)
+	if err != nil {
+		return nil, err
+	}
+	gref, err := s.gRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	top, err := remote.Get(gref, sess.opts...)
+	if err != nil {
+		return nil, err
+	}
+	res := &PullResult{Ref: ref, RepoDigest: top.Digest}
+	var stored []v1.Hash // blobs this image needs, for GC
+
+	manifestDesc := top.Descriptor
+	manifestBytes := top.Manifest
+	switch top.MediaType {
+	case types.OCIImageIndex, types.DockerManifestList:
+		if err := s.putBlob(ctx, top.Digest, manifestBytes); err != nil {
+			return nil, err
+		}
+		stored = append(stored, top.Digest)
+		idx, err := v1.ParseIndexManifest(bytes.NewReader(manifestBytes))
+		if err != nil {
+			return nil, &Error{Op: "pull", Ref: ref.String(), Kind: ErrUnsupported, Err: fmt.Errorf("index %s: %w", top.Digest, err)}
+		}
+		child, err := opts.Platform.choose(idx)
+		if err != nil {
+			return nil, &Error{Op: "pull", Ref: ref.String(), Kind: ErrNoPlatform, Err: err}
+		}
+		d, err := remote.Get(sess.repo.Digest(child.Digest.String()), sess.opts...)
+		if err != nil {
+			return nil, err
+		}
+		manifestDesc, manifestBytes = d.Descriptor, d.Manifest
+	case types.OCIManifestSchema1, types.DockerManifestSchema2:
+	case types.DockerManifestSchema1, types.DockerManifestSchema1Signed:
+		return nil, &Error{Op: "pull", Ref: ref.String(), Kind: ErrUnsupported,
+			Err: fmt.Errorf("%s is a Docker schema 1 manifest", top.MediaType), Hint: "schema 1 is deprecated; re-push the image with a current client"}
+	default:
+		return nil, &Error{Op: "pull", Ref: ref.String(), Kind: ErrUnsupported, Err: fmt.Errorf("manifest media type %q is not an image", top.MediaType)}
+	}
+	if !manifestDesc.MediaType.IsImage() {
+		return nil, &Error{Op: "pull", Ref: ref.String(), Kind: ErrUnsupported, Err: fmt.Errorf("manifest media type %q is not an image", manifestDesc.MediaType)}
+	}
+	man, err := v1.ParseManifest(bytes.NewReader(manifestBytes))
+	if err != nil {
+		return nil, &Error{Op: "pull", Ref: ref.String(), Kind: ErrUnsupported, Err: fmt.Errorf("manifest %s: %w", manifestDesc.Digest, err)}
+	}
+	if err := checkManifest(man); err != nil {
+		return nil, &Error{Op: "pull", Ref: ref.String(), Kind: ErrUnsupported, Err: fmt.Errorf("manifest %s: %w", manifestDesc.Digest, err)}
+	}
+	if err := s.putBlob(ctx, manifestDesc.Digest, manifestBytes); err != nil {
+		return nil, err
+	}
+	res.Manifest = manifestDesc.Digest
+	res.ConfigID = man.Config.Digest
+	stored = append(stored, manifestDesc.Digest)
+
+	// The config is small and needed to check layers: fetch it first.
+	if _, err := s.store.WriteFrom(ctx, man.Config.Digest, man.Config.Size, func() (io.Reader, error) {
+		return sess.fetchBlob(ctx, man.Config.Digest)
+	}, nil); err != nil {
+		return nil, err
+	}
+	stored = append(stored, man.Config.Digest)
+	cfgBytes, err := s.store.ReadAll(man.Config.Digest)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := v1.ParseConfigFile(bytes.NewReader(cfgBytes))
+	if err != nil {
+		return nil, &Error{Op: "pull", Ref: ref.String(), Kind: ErrUnsupported, Err: fmt.Errorf("image config %s: %w", man.Config.Digest, err)}
+	}
+	if opts.PlatformExplicit && top.MediaType.IsImage() {
+		have := &v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}
+		if !opts.Platform.matches(have) {
+			return nil, &Error{Op: "pull", Ref: ref.String(), Kind: ErrNoPlatform,
+				Err: fmt.Errorf("the image is for %s, not %s", Platform{cf.OS, cf.Architecture, cf.Variant}, opts.Platform)}
+		}
+	}
+	if len(cf.RootFS.DiffIDs) != len(man.Layers) {
+		return nil, &Error{Op: "pull", Ref: ref.String(), Kind: ErrUnsupported,
+			Err: fmt.Errorf("manifest has %d layers but config lists %d diff IDs", len(man.Layers), len(cf.RootFS.DiffIDs))}
+	}
+
+	chains, err := s.fetchLayers(ctx, sess, man.Layers, cf.RootFS.DiffIDs, opts.Progress)
+	if err != nil {
+		return nil, err
+	}
+	size := man.Config.Size
+	for _, l := range man.Layers {
+		stored = append(stored, l.Digest)
+		size += l.Size
+	}
+	if s.unpacker != nil && len(chains) > 0 {
+		if err := s.unpacker.Retain(ctx, ownerKey(manifestDesc.Digest), chains...); err != nil {
+			return nil, err
+		}
+	}
+	in := recordInput{
+		digest: manifestDesc.Digest, config: man.Config.Digest, mediaType: string(manifestDesc.MediaType),
+		size: size, created: cf.Created.Time, blobs: stored,
+		repoDigest: ref.Name() + "@" + top.Digest.String(),
+	}
+	if ref.Digest == "" {
+		in.name = ref.Tagged()
+	}
+	before, _ := s.Resolve(ctx, ref.String())
+	mv, err := s.putRecord(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	res.UpToDate = before != nil && before.Digest == manifestDesc.Digest
+	if mv != nil {
+		res.Moved = &TagMove{Name: mv.name, From: mv.from, To: mv.to}
+	}
+	return res, s.syncIndex(ctx)
+}
+
+// checkManifest rejects manifests hull cannot turn into a root filesystem.
+func checkManifest(m *v1.Manifest) error {
+	switch m.Config.MediaType {
+	case types.DockerConfigJSON, types.OCIConfigJSON:
+	default:
+		return fmt.Errorf("config media type %q is not an image config (is this an artifact such as a Helm chart or signature?)", m.Config.MediaType)
+	}
+	for _, l := range m.Layers {
+		switch l.MediaType {
+		case types.DockerLayer, types.DockerUncompressedLayer, types.DockerForeignLayer,
+			types.OCILayer, types.OCILayerZStd, types.OCIUncompressedLayer,
+			types.OCIRestrictedLayer, types.OCIUncompressedRestrictedLayer:
+		default:
+			return fmt.Errorf("layer %s has unsupported media type %q", l.Digest, l.MediaType)
+		}
+	}
+	return nil
+}
+
+// putBlob stores bytes already fetched (and verified by digest).
+func (s *Service) putBlob(ctx context.Context, d v1.Hash, data []byte) error {
+	_, err := s.store.Write(ctx, d, int64(len(data)), bytes.NewReader(data), nil)
+	return err
+}
+
+// fetchLayers downloads missing layers concurrently and, with an unpacker,
+// applies each in order as soon as it and its parent are present. It
+// returns the chain IDs (empty without an unpacker).
+func (s *Service) fetchLayers(ctx context.Context, sess *session, layers []v1.Descriptor, diffIDs []v1.Hash, p Progress) ([]string, error) {
+	g, ctx := errgroup.WithContext(ctx)
+	ready := make([]chan struct{}, len(layers))
+	for i := range ready {
+		ready[i] = make(chan struct{})
+	}
+	sem := make(chan struct{}, s.cfg.Registries.MaxConcurrentDownloads)
+	existed := make([]bool, len(layers))
+	for i, l := range layers {
+		id := shortID(l.Digest.Hex)
+		if s.store.Has(l.Digest) {
+			existed[i] = true
+			p.Update(id, StateExists, l.Size, l.Size)
+			close(ready[i])
+			continue
+		}
+		p.Update(id, StateWaiting, 0, l.Size)
+		g.Go(func() error {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			defer func() { <-sem }()
+			written, err := s.store.WriteFrom(ctx, l.Digest, l.Size, func() (io.Reader, error) {
+				return sess.fetchBlob(ctx, l.Digest)
+			}, func(n int64) {
+				if n >= l.Size {
+					p.Update(id, StateVerifying, n, l.Size)
+				} else {
+					p.Update(id, StateDownloading, n, l.Size)
+				}
+			})
+			if err != nil {
+				return fmt.Errorf("layer %s: %w", l.Digest, err)
+			}
+			if written {
+				p.Update(id, StateDownloaded, l.Size, l.Size)
+			} else {
+				p.Update(id, StateExists, l.Size, l.Size)
+			}
+			close(ready[i])
+			return nil
+		})
+	}
+	var chains []string
+	if s.unpacker != nil {
+		chains = make([]string, len(layers))
+		g.Go(func() error {
+			parent := ""
+			for i, l := range layers {
+				select {
+				case <-ready[i]:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				id := shortID(l.Digest.Hex)
+				if !existed[i] {
+					p.Update(id, StateExtracting, 0, l.Size)
+				}
+				chain, err := s.unpackBlob(ctx, parent, diffIDs[i], l.Digest)
+				if err != nil {
+					return err
+				}
+				chains[i], parent = chain, chain
+				if !existed[i] {
+					p.Update(id, StateDone, l.Size, l.Size)
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if s.unpacker == nil {
+		for i, l := range layers {
+			if !existed[i] {
+				p.Update(shortID(l.Digest.Hex), StateDone, l.Size, l.Size)
+			}
+		}
+	}
+	return chains, nil
+}
+
+func (s *Service) unpackBlob(ctx context.Context, parent string, diffID, blob v1.Hash) (string, error) {
+	f, err := s.store.Open(blob)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	chain, err := s.unpacker.Unpack(ctx, parent, diffID.String(), f)
+	if err != nil {
+		return "", fmt.Errorf("unpack layer %s: %w", blob, err)
+	}
+	return chain, nil
+}
+
+// fetchBlob GETs a blob; the store verifies what it reads.
+func (ss *session) fetchBlob(ctx context.Context, d v1.Hash) (io.ReadCloser, error) {
+	u := url.URL{Scheme: ss.repo.Scheme(), Host: ss.repo.RegistryStr(), Path: fmt.Sprintf("/v2/%s/blobs/%s", ss.repo.RepositoryStr(), d)}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&http.Client{Transport: ss.rt}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		resp.Body.Close()
+		var te *transport.Error
+		if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+			return nil, fmt.Errorf("blob %s is missing from the registry: %w", d, err)
+		}
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// syncIndex rewrites index.json from the records so other OCI tools see
+// hull's images: one entry per name, plus untagged images by digest.
+func (s *Service) syncIndex(ctx context.Context) error {
+	unlock, err := s.store.LockIndex()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	recs, err := s.records(ctx)
+	if err != nil {
+		return err
+	}
+	var descs []v1.Descriptor
+	for _, r := range recs {
+		size, err := s.store.Stat(r.Digest)
+		if err != nil {
+			continue // being removed
+		}
+		base := v1.Descriptor{MediaType: types.MediaType(r.MediaType), Digest: r.Digest, Size: size}
+		names := r.Names
+		if len(names) == 0 {
+			names = r.RepoDigests
+		}
+		if len(names) == 0 {
+			names = []string{""}
+		}
+		for _, n := range names {
+			d := base
+			if n != "" {
+				d.Annotations = map[string]string{
+					"org.opencontainers.image.ref.name": n,
+					"io.containerd.image.name":          n,
+				}
+			}
+			descs = append(descs, d)
+		}
+	}
+	sort.SliceStable(descs, func(i, j int) bool {
+		return descs[i].Annotations["io.containerd.image.name"] < descs[j].Annotations["io.containerd.image.name"]
+	})
+	return s.store.WriteIndex(descs)
+}

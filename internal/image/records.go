@@ -1,0 +1,254 @@
+package image
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"hull/internal/metadata"
+	"hull/internal/reference"
+)
+
+// The image records: which manifests are stored, the names (tags) that point
+// at them, the repository digests they were pulled by, and the blobs each
+// one needs (for garbage collection). Blobs themselves live in the store.
+func init() {
+	metadata.Register(metadata.Migration{Package: "image", Version: 1, Statements: []string{
+		`CREATE TABLE images (
+			digest        TEXT PRIMARY KEY,
+			config_digest TEXT NOT NULL,
+			media_type    TEXT NOT NULL,
+			size          INTEGER NOT NULL,
+			created       INTEGER NOT NULL,
+			added         INTEGER NOT NULL
+		)`,
+		`CREATE INDEX images_config ON images(config_digest)`,
+		`CREATE TABLE image_names (
+			name    TEXT PRIMARY KEY,
+			digest  TEXT NOT NULL REFERENCES images(digest) ON DELETE CASCADE,
+			updated INTEGER NOT NULL
+		)`,
+		`CREATE INDEX image_names_digest ON image_names(digest)`,
+		`CREATE TABLE image_repo_digests (
+			digest      TEXT NOT NULL REFERENCES images(digest) ON DELETE CASCADE,
+			repo_digest TEXT NOT NULL,
+			PRIMARY KEY (digest, repo_digest)
+		)`,
+		`CREATE TABLE image_blobs (
+			digest TEXT NOT NULL REFERENCES images(digest) ON DELETE CASCADE,
+			blob   TEXT NOT NULL,
+			PRIMARY KEY (digest, blob)
+		)`,
+		`CREATE INDEX image_blobs_blob ON image_blobs(blob)`,
+	}})
+}
+
+// Record is one stored image as the metadata database knows it.
+type Record struct {
+	Digest      v1.Hash // manifest digest
+	ConfigID    v1.Hash // config digest: the image ID docker shows
+	MediaType   string  // manifest media type
+	Size        int64
+	Created     time.Time
+	Added       time.Time
+	Names       []string // full tagged names, sorted
+	RepoDigests []string // name@digest it is known by in registries, sorted
+}
+
+// ID is the docker-style image ID, the config digest.
+func (r *Record) ID() string { return r.ConfigID.String() }
+
+type recordInput struct {
+	digest     v1.Hash
+	config     v1.Hash
+	mediaType  string
+	size       int64
+	created    time.Time
+	blobs      []v1.Hash
+	repoDigest string // may be ""
+	name       string // tagged name to point here, may be ""
+}
+
+// moved reports a tag that pointed elsewhere before this record.
+type moved struct {
+	name     string
+	from, to v1.Hash
+}
+
+func (s *Service) putRecord(ctx context.Context, in recordInput) (mv *moved, err error) {
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		now := time.Now().UnixNano()
+		if _, err := tx.Exec(`INSERT INTO images(digest, config_digest, media_type, size, created, added) VALUES(?,?,?,?,?,?)
+			ON CONFLICT(digest) DO NOTHING`,
+			in.digest.String(), in.config.String(), in.mediaType, in.size, in.created.UnixNano(), now); err != nil {
+			return fmt.Errorf("record image %s: %w", in.digest, err)
+		}
+		for _, b := range in.blobs {
+			if _, err := tx.Exec(`INSERT OR IGNORE INTO image_blobs(digest, blob) VALUES(?,?)`, in.digest.String(), b.String()); err != nil {
+				return fmt.Errorf("record image %s: %w", in.digest, err)
+			}
+		}
+		if in.repoDigest != "" {
+			if _, err := tx.Exec(`INSERT OR IGNORE INTO image_repo_digests(digest, repo_digest) VALUES(?,?)`, in.digest.String(), in.repoDigest); err != nil {
+				return fmt.Errorf("record image %s: %w", in.digest, err)
+			}
+		}
+		if in.name != "" {
+			prev, err := setName(tx, in.name, in.digest, now)
+			if err != nil {
+				return err
+			}
+			if prev != nil && *prev != in.digest {
+				mv = &moved{name: in.name, from: *prev, to: in.digest}
+			}
+		}
+		return nil
+	})
+	return mv, err
+}
+
+// setName points name at digest, returning what it pointed at before.
+func setName(tx *sql.Tx, name string, digest v1.Hash, now int64) (*v1.Hash, error) {
+	var prev string
+	err := tx.QueryRow(`SELECT digest FROM image_names WHERE name = ?`, name).Scan(&prev)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("look up %s: %w", name, err)
+	}
+	if _, err := tx.Exec(`INSERT INTO image_names(name, digest, updated) VALUES(?,?,?)
+		ON CONFLICT(name) DO UPDATE SET digest = excluded.digest, updated = excluded.updated`, name, digest.String(), now); err != nil {
+		return nil, fmt.Errorf("tag %s: %w", name, err)
+	}
+	if prev == "" {
+		return nil, nil
+	}
+	h, err := v1.NewHash(prev)
+	if err != nil {
+		return nil, err
+	}
+	return &h, nil
+}
+
+// records loads every image, or those whose digest is in only (if non-nil).
+func (s *Service) records(ctx context.Context) ([]*Record, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT digest, config_digest, media_type, size, created, added FROM images`)
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	defer rows.Close()
+	byDigest := map[string]*Record{}
+	var out []*Record
+	for rows.Next() {
+		var d, c, mt string
+		var size, created, added int64
+		if err := rows.Scan(&d, &c, &mt, &size, &created, &added); err != nil {
+			return nil, fmt.Errorf("list images: %w", err)
+		}
+		r := &Record{MediaType: mt, Size: size, Created: time.Unix(0, created).UTC(), Added: time.Unix(0, added).UTC()}
+		if r.Digest, err = v1.NewHash(d); err != nil {
+			return nil, fmt.Errorf("image record %q: %w", d, err)
+		}
+		if r.ConfigID, err = v1.NewHash(c); err != nil {
+			return nil, fmt.Errorf("image record %q: %w", d, err)
+		}
+		byDigest[d] = r
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.attach(ctx, `SELECT digest, name FROM image_names`, byDigest, func(r *Record, v string) { r.Names = append(r.Names, v) }); err != nil {
+		return nil, err
+	}
+	if err := s.attach(ctx, `SELECT digest, repo_digest FROM image_repo_digests`, byDigest, func(r *Record, v string) { r.RepoDigests = append(r.RepoDigests, v) }); err != nil {
+		return nil, err
+	}
+	for _, r := range out {
+		sort.Strings(r.Names)
+		sort.Strings(r.RepoDigests)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}
+
+func (s *Service) attach(ctx context.Context, q string, by map[string]*Record, add func(*Record, string)) error {
+	rows, err := s.db.QueryContext(ctx, q)
+	if err != nil {
+		return fmt.Errorf("list images: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d, v string
+		if err := rows.Scan(&d, &v); err != nil {
+			return err
+		}
+		if r := by[d]; r != nil {
+			add(r, v)
+		}
+	}
+	return rows.Err()
+}
+
+// NotFoundError is an image that is not in the local store.
+type NotFoundError struct{ Name string }
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("No such image: %s (list local images with: hull images; fetch it with: hull pull %s)", e.Name, e.Name)
+}
+
+// Resolve finds the local image a user means by s: a name[:tag], a
+// name@digest, a full or short image ID (config digest), or a manifest digest.
+func (s *Service) Resolve(ctx context.Context, str string) (*Record, error) {
+	recs, err := s.records(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return resolveIn(recs, str)
+}
+
+func resolveIn(recs []*Record, str string) (*Record, error) {
+	if ref, err := reference.Parse(str); err == nil {
+		want := ref.String()
+		for _, r := range recs {
+			if ref.Digest != "" {
+				if r.Digest.String() == ref.Digest {
+					return r, nil
+				}
+				for _, rd := range r.RepoDigests {
+					if rd == ref.Name()+"@"+ref.Digest {
+						return r, nil
+					}
+				}
+				continue
+			}
+			for _, n := range r.Names {
+				if n == want {
+					return r, nil
+				}
+			}
+		}
+	}
+	if reference.LooksLikeID(str) {
+		prefix := strings.TrimPrefix(str, "sha256:")
+		var match *Record
+		for _, r := range recs {
+			if strings.HasPrefix(r.ConfigID.Hex, prefix) || strings.HasPrefix(r.Digest.Hex, prefix) {
+				if match != nil && match.ConfigID != r.ConfigID {
+					return nil, fmt.Errorf("image ID prefix %q is ambiguous: it matches %s and %s (give more digits)", str, match.ConfigID.Hex[:12], r.ConfigID.Hex[:12])
+				}
+				if match == nil {
+					match = r
+				}
+			}
+		}
+		if match != nil {
+			return match, nil
+		}
+	}
+	return nil, &NotFoundError{Name: str}
+}

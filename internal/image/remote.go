@@ -1,0 +1,274 @@
+package image
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"hull/internal/reference"
+	"hull/internal/store"
+)
+
+// ErrorKind classifies what went wrong talking to a registry or storing what
+// it sent, so the CLI can print a clear message and tests can assert it.
+type ErrorKind string
+
+const (
+	ErrInvalidReference ErrorKind = "invalid reference"
+	ErrUnreachable      ErrorKind = "registry unreachable"
+	ErrUnauthorized     ErrorKind = "unauthorized"
+	ErrNotFound         ErrorKind = "manifest unknown"
+	ErrNoPlatform       ErrorKind = "no matching platform"
+	ErrDigestMismatch   ErrorKind = "digest mismatch"
+	ErrUnsupported      ErrorKind = "unsupported media type"
+	ErrDiskFull         ErrorKind = "disk full"
+	ErrInsecure         ErrorKind = "insecure registry"
+)
+
+// Error is a failed image operation: what was done, on which reference, what
+// kind of failure, the cause, and what the user can do about it.
+type Error struct {
+	Op   string // pull, push, login ...
+	Ref  string
+	Kind ErrorKind
+	Err  error
+	Hint string
+}
+
+func (e *Error) Error() string {
+	msg := fmt.Sprintf("%s %s: %s", e.Op, e.Ref, e.Kind)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	if e.Hint != "" {
+		msg += " (" + e.Hint + ")"
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// IsKind reports whether err is an image Error of the given kind.
+func IsKind(err error, k ErrorKind) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Kind == k
+}
+
+// classify turns a registry, network or store error into an *Error.
+func classify(op string, ref reference.Reference, err error) error {
+	if err == nil {
+		return nil
+	}
+	var already *Error
+	if errors.As(err, &already) {
+		return err
+	}
+	e := &Error{Op: op, Ref: ref.String(), Err: err}
+	var terr *transport.Error
+	var de *store.DigestError
+	var se *store.SizeError
+	switch {
+	case errors.As(err, &de), errors.As(err, &se):
+		e.Kind = ErrDigestMismatch
+		e.Hint = "the registry sent content that does not match its digest; retry, and if it persists the registry's copy is corrupt"
+	case errors.Is(err, store.ErrDiskFull), errors.Is(err, syscall.ENOSPC):
+		e.Kind = ErrDiskFull
+		e.Hint = "free space under the hull root and retry; blobs already stored are kept and reused"
+	case errors.As(err, &terr):
+		e.Err = errors.New(registryMessage(terr))
+		switch {
+		case hasCode(terr, transport.UnauthorizedErrorCode, transport.DeniedErrorCode) || terr.StatusCode == http.StatusUnauthorized || terr.StatusCode == http.StatusForbidden:
+			e.Kind = ErrUnauthorized
+			e.Hint = "log in with: hull login " + ref.Domain + "; or check the repository name"
+		case hasCode(terr, transport.NameUnknownErrorCode):
+			e.Kind = ErrNotFound
+			e.Err = fmt.Errorf("repository %s does not exist in %s", ref.Path, ref.Domain)
+			e.Hint = "check the name; private repositories need: hull login " + ref.Domain
+		case hasCode(terr, transport.ManifestUnknownErrorCode) || terr.StatusCode == http.StatusNotFound:
+			e.Kind = ErrNotFound
+			if ref.Digest != "" {
+				e.Err = fmt.Errorf("digest %s does not exist in %s", ref.Digest, ref.Name())
+			} else {
+				e.Err = fmt.Errorf("tag %q does not exist in %s", ref.Tag, ref.Name())
+			}
+			e.Hint = "check the tag; the registry lists tags at /v2/" + ref.Path + "/tags/list"
+		case hasCode(terr, transport.ManifestInvalidErrorCode, transport.UnsupportedErrorCode):
+			e.Kind = ErrUnsupported
+		default:
+			e.Kind = ErrUnreachable
+			e.Hint = "the registry answered with an error; retry later"
+		}
+	case isTLSToPlainHTTP(err):
+		e.Kind = ErrInsecure
+		e.Hint = fmt.Sprintf("the registry speaks plain HTTP; if you trust it, add %q to registries.insecure in the hull config", ref.Domain)
+	case isNetErr(err):
+		e.Kind = ErrUnreachable
+		e.Hint = "check the address and that the registry is running"
+	default:
+		e.Kind = ErrUnreachable
+	}
+	return e
+}
+
+func hasCode(te *transport.Error, codes ...transport.ErrorCode) bool {
+	for _, d := range te.Errors {
+		for _, c := range codes {
+			if d.Code == c {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func registryMessage(te *transport.Error) string {
+	var parts []string
+	for _, d := range te.Errors {
+		parts = append(parts, strings.ToLower(d.Message))
+	}
+	if len(parts) == 0 {
+		return fmt.Sprintf("registry answered HTTP %d", te.StatusCode)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func isNetErr(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	var ue *url.Error
+	var dnsErr *net.DNSError
+	return errors.As(err, &oe) || errors.As(err, &dnsErr) || errors.As(err, &ne) || errors.As(err, &ue) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
+}
+
+func isTLSToPlainHTTP(err error) bool {
+	var rh tls.RecordHeaderError
+	return errors.As(err, &rh) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
+}
+
+// isLoopback reports whether a registry host is on this machine.
+func isLoopback(host string) bool {
+	h := host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		h = hh
+	}
+	h = strings.Trim(h, "[]")
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// insecure reports whether a registry may be reached over plain HTTP.
+func (s *Service) insecure(domain string) bool {
+	if isLoopback(domain) {
+		return true
+	}
+	for _, h := range s.cfg.Registries.Insecure {
+		if h == domain {
+			return true
+		}
+	}
+	return false
+}
+
+// gRepo converts a hull reference to go-containerregistry's repository.
+func (s *Service) gRepo(ref reference.Reference) (name.Repository, error) {
+	var opts []name.Option
+	if s.insecure(ref.Domain) {
+		opts = append(opts, name.Insecure)
+	}
+	repo, err := name.NewRepository(ref.Name(), opts...)
+	if err != nil {
+		return name.Repository{}, &Error{Op: "resolve", Ref: ref.String(), Kind: ErrInvalidReference, Err: err}
+	}
+	return repo, nil
+}
+
+// gRef is the go-containerregistry reference for ref (digest wins over tag).
+func (s *Service) gRef(ref reference.Reference) (name.Reference, error) {
+	repo, err := s.gRepo(ref)
+	if err != nil {
+		return nil, err
+	}
+	if ref.Digest != "" {
+		return repo.Digest(ref.Digest), nil
+	}
+	return repo.Tag(ref.Tag), nil
+}
+
+// baseTransport is HTTP with sane timeouts. go-containerregistry defaults
+// RFC 1918 and .local hosts to plain HTTP; hull allows plain HTTP only to
+// loopback and configured insecure registries, so others are upgraded to
+// HTTPS here.
+func (s *Service) baseTransport() http.RoundTripper {
+	t := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.URL.Scheme == "http" && !s.insecure(r.URL.Host) {
+			r = r.Clone(r.Context())
+			r.URL.Scheme = "https"
+		}
+		return t.RoundTrip(r)
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// session is an authenticated connection to one repository.
+type session struct {
+	repo name.Repository
+	rt   http.RoundTripper
+	opts []remote.Option
+}
+
+// connect authenticates to ref's repository for the given scope (pull or push).
+func (s *Service) connect(ctx context.Context, op string, ref reference.Reference, scope string) (*session, error) {
+	repo, err := s.gRepo(ref)
+	if err != nil {
+		return nil, err
+	}
+	kc := s.keychain()
+	auth, err := kc.Resolve(repo)
+	if err != nil {
+		return nil, classify(op, ref, fmt.Errorf("read credentials: %w", err))
+	}
+	scopes := []string{repo.Scope(scope)}
+	rt, err := transport.NewWithContext(ctx, repo.Registry, auth, s.baseTransport(), scopes)
+	if err != nil {
+		return nil, classify(op, ref, err)
+	}
+	return &session{
+		repo: repo,
+		rt:   rt,
+		opts: []remote.Option{remote.WithContext(ctx), remote.WithTransport(rt), remote.WithJobs(s.cfg.Registries.MaxConcurrentDownloads)},
+	}, nil
+}
+
+// keychain reads the Docker-format credentials file.
+func (s *Service) keychain() authn.Keychain {
+	return &fileKeychain{path: AuthFilePath(s.cfg)}
+}
