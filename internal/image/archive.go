@@ -427,4 +427,3 @@ func firstNonEmpty(a, b string) string {
 	}
 	return b
 }
-
