@@ -3,6 +3,7 @@ package testenv
 import (
 	"archive/tar"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -74,6 +76,59 @@ func TestRegistryCleanup(t *testing.T) {
 	if _, err := os.Stat(reg.Dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("registry dir %s left behind: %v", reg.Dir, err)
 	}
+}
+
+// A registry outlives no test binary: killing the process that started it
+// (no cleanups run) kills the registry too.
+func TestRegistryDiesWithParent(t *testing.T) {
+	if dir := os.Getenv("HULL_TESTENV_HELPER_DIR"); dir != "" {
+		reg, err := StartRegistry(dir)
+		if err != nil {
+			fmt.Println("ERR", err)
+			os.Exit(1)
+		}
+		fmt.Println("PID", reg.PID())
+		select {} // until killed
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRegistryDiesWithParent$")
+	cmd.Env = append(os.Environ(), "HULL_TESTENV_HELPER_DIR="+t.TempDir())
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	var word string
+	var pid int
+	if _, err := fmt.Fscan(out, &word, &pid); err != nil || word != "PID" {
+		t.Fatalf("helper said %q %d: %v", word, pid, err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	// The registry is now gone or a zombie waiting for init to reap it.
+	deadline := time.Now().Add(10 * time.Second)
+	for processRunning(pid) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("registry pid %d survived its parent", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// processRunning reports whether pid exists and is not a zombie.
+func processRunning(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesized command name.
+	s := string(stat)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 func TestAuthRegistry(t *testing.T) {
@@ -424,5 +479,42 @@ func TestPushUnknownFixture(t *testing.T) {
 	reg := NewRegistry(t)
 	if _, err := PushFixtures(reg, "nope"); err == nil || !strings.Contains(err.Error(), `"nope"`) {
 		t.Errorf("PushFixtures(nope) = %v, want an unknown-fixture error", err)
+	}
+}
+
+func TestMain(m *testing.M) { os.Exit(Main(m)) }
+
+func TestShared(t *testing.T) {
+	reg, f := Shared(t)
+	reg2, f2 := Shared(t)
+	if reg != reg2 || f != f2 {
+		t.Error("second Shared call started another registry")
+	}
+	checkImage(t, f.Busybox, types.DockerManifestSchema2, types.DockerConfigJSON, types.DockerLayer, 1)
+	if f.Big.Digest == "" || f.Multi.Digest == "" {
+		t.Errorf("shared fixtures incomplete: %+v", f)
+	}
+}
+
+func TestBuildWithoutRegistry(t *testing.T) {
+	img, err := BuildImage(FixLayered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ls, _ := img.Layers(); len(ls) != 4 {
+		t.Errorf("layered fixture has %d layers, want 4", len(ls))
+	}
+	idx, err := BuildIndex(FixMulti)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := idx.IndexManifest(); len(m.Manifests) != len(MultiPlatforms) {
+		t.Errorf("multi fixture has %d manifests, want %d", len(m.Manifests), len(MultiPlatforms))
+	}
+	if _, err := BuildImage(FixMulti); err == nil {
+		t.Error("BuildImage(multi) succeeded; it is an index")
+	}
+	if _, err := BuildIndex(FixBusybox); err == nil {
+		t.Error("BuildIndex(busybox) succeeded; it is an image")
 	}
 }
