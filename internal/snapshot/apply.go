@@ -428,6 +428,14 @@ func (a *applier) entry(hdr *tar.Header, tr *tar.Reader) error {
 				if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
 					return err
 				}
+				// A directory replacing this layer's whiteout of the same
+				// name replaces the lower directory too: overlay calls that
+				// opaque.
+				if isWhiteout(&st) {
+					if err := setOpaque(pfd, base); err != nil {
+						return err
+					}
+				}
 			}
 		} else if err != nil {
 			return err
@@ -635,8 +643,7 @@ func (a *applier) whiteout(rel, dirRel, base string) error {
 		if err != nil {
 			return err
 		}
-		// O_PATH fds take no xattrs; the magic link reaches the same directory.
-		if err := unix.Lsetxattr(fdPath(pfd, "."), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+		if err := setOpaque(pfd, "."); err != nil {
 			return fmt.Errorf("mark %q opaque: %w", dirRel, err)
 		}
 		return nil
@@ -653,10 +660,38 @@ func (a *applier) whiteout(rel, dirRel, base string) error {
 	if err != nil {
 		return err
 	}
+	// A whiteout hides the lower layers' NAME only; what this layer itself
+	// put at NAME stays (a directory of this layer becomes opaque).
 	if a.opts.Whiteouts == WhiteoutDelete {
+		nameRel := path.Join(dirRel, name)
+		if a.written[nameRel] {
+			a.opaque = append(a.opaque, nameRel)
+			return nil
+		}
 		return a.removeAt(pfd, name)
 	}
-	return a.create(pfd, name, func() error { return unix.Mknodat(pfd, name, unix.S_IFCHR, 0) })
+	err = unix.Mknodat(pfd, name, unix.S_IFCHR, 0)
+	if err != unix.EEXIST {
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return setOpaque(pfd, name)
+	}
+	return nil
+}
+
+func isWhiteout(st *unix.Stat_t) bool {
+	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
+}
+
+// setOpaque marks the directory base in pfd opaque. O_PATH fds take no
+// xattrs; the /proc magic link reaches the same directory.
+func setOpaque(pfd int, base string) error {
+	return unix.Lsetxattr(fdPath(pfd, base), "trusted.overlay.opaque", []byte("y"), 0)
 }
 
 func (a *applier) markWritten(rel string) {

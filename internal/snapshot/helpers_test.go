@@ -18,6 +18,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// fataler is the part of testing.TB that builders need, so the crash helper
+// (no *testing.T there) can use them too.
+type fataler interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
+type panicker struct{}
+
+func (panicker) Helper()                      {}
+func (panicker) Fatal(args ...any)            { panic(fmt.Sprint(args...)) }
+func (panicker) Fatalf(f string, args ...any) { panic(fmt.Sprintf(f, args...)) }
+
 var testTime = time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func hdrDir(name string, mode int64) *tar.Header {
@@ -43,7 +57,7 @@ func hdrDev(typ byte, name string, major, minor int64) *tar.Header {
 
 // makeTar writes headers as a tar stream; a regular file's body rides in
 // the test-only PAX record hull.test.body (removed before writing).
-func makeTar(t testing.TB, hdrs ...*tar.Header) []byte {
+func makeTar(t fataler, hdrs ...*tar.Header) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)

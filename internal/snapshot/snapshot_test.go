@@ -1,0 +1,492 @@
+package snapshot
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"hull/internal/metadata"
+)
+
+var drivers = []string{Overlay, Copy}
+
+func openT(t *testing.T, root, driver string) *Snapshotter {
+	t.Helper()
+	db, err := metadata.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	s, err := Open(db, root, Options{Driver: driver})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// unpackT unpacks layers in order and returns the top chain ID.
+func unpackT(t *testing.T, s *Snapshotter, parent string, layers ...[]byte) string {
+	t.Helper()
+	for _, l := range layers {
+		c, err := s.Unpack(context.Background(), parent, digestOf(l), bytes.NewReader(gzipBytes(t, l)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		parent = c
+	}
+	return parent
+}
+
+func forEachDriver(t *testing.T, f func(t *testing.T, driver string)) {
+	requireRoot(t)
+	for _, d := range drivers {
+		t.Run(d, func(t *testing.T) { f(t, d) })
+	}
+}
+
+func TestWhiteoutsOnMergedMount(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		s := openT(t, t.TempDir(), driver)
+		base := makeTar(t,
+			hdrDir("a/", 0o755), hdrFile("a/x", 0o644, "x"), hdrFile("a/y", 0o644, "y"),
+			hdrDir("b/", 0o755), hdrFile("b/old", 0o644, "old"), hdrDir("b/sub/", 0o755), hdrFile("b/sub/deep", 0o644, "deep"),
+			hdrFile("c", 0o644, "c"), hdrDir("d/", 0o755), hdrFile("d/f", 0o644, "f"),
+			hdrDir("e/", 0o755), hdrFile("e/old", 0o644, "old"),
+		)
+		top := makeTar(t,
+			hdrFile("a/.wh.x", 0o644, ""),
+			hdrDir("b/", 0o755), hdrFile("b/.wh..wh..opq", 0o644, ""), hdrFile("b/new", 0o644, "new"),
+			hdrFile(".wh.c", 0o644, ""),
+			hdrFile(".wh.d", 0o644, ""), hdrDir("d/", 0o700), hdrFile("d/g", 0o644, "g"),
+			// A whiteout after this layer's own entry hides the lower one only.
+			hdrDir("e/", 0o755), hdrFile("e/new", 0o644, "new"), hdrFile(".wh.e", 0o644, ""),
+		)
+		chain := unpackT(t, s, "", base, top)
+		check := func(t *testing.T, m string) {
+			t.Helper()
+			assertMissing(t, filepath.Join(m, "a/x"))
+			if readFile(t, filepath.Join(m, "a/y")) != "y" {
+				t.Error("a/y")
+			}
+			assertMissing(t, filepath.Join(m, "b/old"))
+			assertMissing(t, filepath.Join(m, "b/sub"))
+			if readFile(t, filepath.Join(m, "b/new")) != "new" {
+				t.Error("b/new")
+			}
+			assertMissing(t, filepath.Join(m, "c"))
+			assertMissing(t, filepath.Join(m, "d/f"))
+			if readFile(t, filepath.Join(m, "d/g")) != "g" {
+				t.Error("d/g")
+			}
+			assertMissing(t, filepath.Join(m, "e/old"))
+			if readFile(t, filepath.Join(m, "e/new")) != "new" {
+				t.Error("e/new")
+			}
+		}
+		ctx := context.Background()
+		ms, err := s.Prepare(ctx, "ctr1", chain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := mountT(t, ms)
+		check(t, m)
+		// The container's writes land in its own layer only.
+		if err := os.WriteFile(filepath.Join(m, "a/y"), []byte("changed"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		vms, err := s.View(ctx, "view1", chain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := mountT(t, vms)
+		check(t, v)
+		if readFile(t, filepath.Join(v, "a/y")) != "y" {
+			t.Error("a container's write shows in the image view")
+		}
+		if err := os.WriteFile(filepath.Join(v, "new"), nil, 0o644); !errors.Is(err, unix.EROFS) {
+			t.Errorf("write to a view: %v, want EROFS", err)
+		}
+		u, err := s.Usage(ctx, "ctr1")
+		if err != nil || u.Inodes == 0 {
+			t.Errorf("usage of ctr1 = %+v, %v", u, err)
+		}
+	})
+}
+
+func TestSharedBaseUnpackedOnce(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		s := openT(t, t.TempDir(), driver)
+		ctx := context.Background()
+		base := makeTar(t, hdrFile("etc/os-release", 0o644, "base"))
+		app1 := makeTar(t, hdrFile("app", 0o755, "one"))
+		app2 := makeTar(t, hdrFile("app", 0o755, "two"))
+
+		// Eight concurrent pulls of two images that share the base.
+		var reads atomic.Int64
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for i := 0; i < 8; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := &countingReader{r: bytes.NewReader(gzipBytes(t, base)), n: &reads}
+				c, err := s.Unpack(ctx, "", digestOf(base), r)
+				if err == nil {
+					app := [][]byte{app1, app2}[i%2]
+					_, err = s.Unpack(ctx, c, digestOf(app), bytes.NewReader(app))
+				}
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := reads.Load(); n != int64(len(gzipBytes(t, base))) {
+			t.Errorf("base blob read %d bytes in all, want it read exactly once (%d)", n, len(gzipBytes(t, base)))
+		}
+		list, err := s.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 3 {
+			t.Fatalf("%d snapshots, want base + two apps: %+v", len(list), list)
+		}
+		for _, app := range []struct {
+			layer []byte
+			want  string
+		}{{app1, "one"}, {app2, "two"}} {
+			ms, err := s.View(ctx, "v-"+app.want, ChainIDs([]string{digestOf(base), digestOf(app.layer)})[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := mountT(t, ms)
+			if readFile(t, filepath.Join(m, "app")) != app.want || readFile(t, filepath.Join(m, "etc/os-release")) != "base" {
+				t.Errorf("image %s content wrong", app.want)
+			}
+		}
+	})
+}
+
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// Layers may be unpacked in any order; each is recorded once its parent is.
+func TestUnpackChildBeforeParent(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		s := openT(t, t.TempDir(), driver)
+		ctx := context.Background()
+		etc := hdrDir("etc/", 0o750)
+		etc.Uid, etc.Gid = 5, 6
+		l1 := makeTar(t, etc, hdrFile("etc/hosts", 0o644, "hosts"))
+		l2 := makeTar(t, hdrFile("etc/passwd", 0o644, "root:x:0:0"))
+		c1 := ChainID("", digestOf(l1))
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.Unpack(ctx, c1, digestOf(l2), bytes.NewReader(l2))
+			done <- err
+		}()
+		if _, err := s.Unpack(ctx, "", digestOf(l1), bytes.NewReader(l1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		ms, err := s.View(ctx, "v", ChainID(c1, digestOf(l2)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := mountT(t, ms)
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(m, "etc"), &st); err != nil || st.Mode&0o7777 != 0o750 || st.Uid != 5 || st.Gid != 6 {
+			t.Errorf("etc is %o %d:%d (%v), want the base layer's 750 5:6", st.Mode&0o7777, st.Uid, st.Gid, err)
+		}
+		if readFile(t, filepath.Join(m, "etc/hosts")) != "hosts" || readFile(t, filepath.Join(m, "etc/passwd")) != "root:x:0:0" {
+			t.Error("merged etc is missing a layer's file")
+		}
+	})
+}
+
+func Test128LayerMount(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		// A long root, so 128 absolute lower dirs surely exceed a page.
+		s := openT(t, filepath.Join(t.TempDir(), strings.Repeat("long", 16)), driver)
+		ctx := context.Background()
+		parent := ""
+		for i := 0; i < 128; i++ {
+			l := makeTar(t, hdrFile(fmt.Sprintf("layers/%03d", i), 0o644, strconv.Itoa(i)), hdrFile("top", 0o644, strconv.Itoa(i)))
+			parent = unpackT(t, s, parent, l)
+		}
+		ms, err := s.Prepare(ctx, "ctr", parent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if driver == Overlay {
+			if n := len(ms[0].Options[1]); n < os.Getpagesize() {
+				t.Fatalf("lowerdir option is %d bytes; the test must exceed a page (%d)", n, os.Getpagesize())
+			}
+		}
+		m := mountT(t, ms)
+		entries, err := os.ReadDir(filepath.Join(m, "layers"))
+		if err != nil || len(entries) != 128 {
+			t.Fatalf("merged layers/ has %d entries (%v), want 128", len(entries), err)
+		}
+		if got := readFile(t, filepath.Join(m, "top")); got != "127" {
+			t.Errorf("top = %q, want the last layer's", got)
+		}
+	})
+}
+
+func TestDiffIDMismatchKeepsNothing(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		root := t.TempDir()
+		s := openT(t, root, driver)
+		ctx := context.Background()
+		l := makeTar(t, hdrFile("a", 0o644, "a"))
+		wrong := digestOf([]byte("not this layer"))
+		_, err := s.Unpack(ctx, "", wrong, bytes.NewReader(gzipBytes(t, l)))
+		var de *DiffIDError
+		if !errors.As(err, &de) {
+			t.Fatalf("err = %v, want DiffIDError", err)
+		}
+		if ok, _ := s.Has(ctx, wrong); ok {
+			t.Error("mismatched layer recorded")
+		}
+		assertSnapshotDirs(t, root, 0)
+	})
+}
+
+// assertSnapshotDirs checks that snapshots/ holds n snapshot dirs and tmp/ is empty.
+func assertSnapshotDirs(t *testing.T, root string, n int) {
+	t.Helper()
+	entries, _ := os.ReadDir(filepath.Join(root, "snapshots"))
+	got := 0
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err == nil {
+			got++
+		}
+	}
+	if got != n {
+		t.Errorf("%d snapshot dirs, want %d", got, n)
+	}
+	tmp, _ := os.ReadDir(filepath.Join(root, "snapshots/tmp"))
+	if len(tmp) != 0 {
+		t.Errorf("tmp/ not empty: %v", tmp)
+	}
+}
+
+// A symlink planted by one layer must not carry a later layer's entries
+// (or the container's view of them) outside the snapshot.
+func TestCrossLayerEscapes(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		base := t.TempDir()
+		root := filepath.Join(base, "root")
+		outside := filepath.Join(base, "outside")
+		os.MkdirAll(outside, 0o755)
+		os.WriteFile(filepath.Join(outside, "victim"), []byte("original"), 0o644)
+		s := openT(t, root, driver)
+		before := treeState(t, base, root)
+		ctx := context.Background()
+
+		l1 := makeTar(t, hdrSymlink("evil", outside), hdrSymlink("rel", "../../../../../../.."+outside),
+			hdrSymlink("victimlink", outside+"/victim"), hdrDir("real/", 0o755))
+		c1 := unpackT(t, s, "", l1)
+		for i, hdrs := range [][]*tar.Header{
+			{hdrFile("evil/pwned", 0o644, "pwned")},
+			{hdrFile("rel/pwned", 0o644, "pwned")},
+			{hdrLink("hl", "evil/victim")},
+			{hdrLink("hl", "victimlink"), hdrFile("hl", 0o644, "pwned")},
+			{hdrFile("victimlink", 0o644, "pwned")},
+			{hdrFile("evil/.wh.victim", 0o644, "")},
+			{hdrFile("evil/.wh..wh..opq", 0o644, "")},
+		} {
+			l := makeTar(t, hdrs...)
+			c, err := s.Unpack(ctx, c1, digestOf(l), bytes.NewReader(l))
+			if err == nil {
+				ms, err := s.Prepare(ctx, fmt.Sprintf("c%d", i), c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				mountT(t, ms)
+			}
+			if after := treeState(t, base, root); !equalStates(before, after) {
+				t.Fatalf("layer %d (%v) changed the host outside the root:\nbefore %v\nafter  %v", i, hdrs[0].Name, before, after)
+			}
+		}
+	})
+}
+
+func TestRetainReleasePrune(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		root := t.TempDir()
+		s := openT(t, root, driver)
+		ctx := context.Background()
+		base := makeTar(t, hdrFile("base", 0o644, "b"))
+		a := makeTar(t, hdrFile("a", 0o644, "a"))
+		b := makeTar(t, hdrFile("b", 0o644, "b"))
+		chainsA := ChainIDs([]string{digestOf(base), digestOf(a)})
+		chainsB := ChainIDs([]string{digestOf(base), digestOf(b)})
+		// Retain before unpacking, as a puller does.
+		if err := s.Retain(ctx, "image:A", chainsA...); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Retain(ctx, "image:B", chainsB...); err != nil {
+			t.Fatal(err)
+		}
+		unpackT(t, s, "", base, a)
+		unpackT(t, s, chainsA[0], b)
+		if _, err := s.Prepare(ctx, "ctrA", chainsA[1]); err != nil {
+			t.Fatal(err)
+		}
+		prune := func(want ...string) {
+			t.Helper()
+			res, err := s.Prune(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(res.Removed) != fmt.Sprint(want) {
+				t.Fatalf("pruned %v, want %v", res.Removed, want)
+			}
+		}
+		prune()
+		if err := s.Release(ctx, "image:A"); err != nil {
+			t.Fatal(err)
+		}
+		prune() // ctrA still runs on A's layers
+		if err := s.Remove(ctx, "ctrA"); err != nil {
+			t.Fatal(err)
+		}
+		prune(chainsA[1]) // the base stays for B
+		for _, c := range chainsB {
+			if ok, _ := s.Has(ctx, c); !ok {
+				t.Errorf("%s pruned while image B retains it", c)
+			}
+		}
+		s.Release(ctx, "image:B")
+		prune(chainsB[0], chainsB[1])
+		assertSnapshotDirs(t, root, 0)
+	})
+}
+
+// TestMain doubles as the crash helper: with HULL_SNAPSHOT_CRASH_ROOT set,
+// the test binary starts an unpack that stops mid-layer and waits to be
+// killed.
+func TestMain(m *testing.M) {
+	if root := os.Getenv("HULL_SNAPSHOT_CRASH_ROOT"); root != "" {
+		crashHelper(root, os.Getenv("HULL_SNAPSHOT_CRASH_DRIVER"))
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func crashHelper(root, driver string) {
+	db, err := metadata.Open(root)
+	if err != nil {
+		panic(err)
+	}
+	s, err := Open(db, root, Options{Driver: driver})
+	if err != nil {
+		panic(err)
+	}
+	var hdrs []*tar.Header
+	for i := 0; i < 100; i++ {
+		hdrs = append(hdrs, hdrFile(fmt.Sprintf("f%d", i), 0o644, "content"))
+	}
+	layer := makeTar(panicker{}, hdrs...)
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write(layer[:len(layer)/2])
+		// Half the layer is in; tell the test, then stall until killed.
+		os.WriteFile(filepath.Join(root, "half"), nil, 0o644)
+		select {}
+	}()
+	s.Unpack(context.Background(), "", digestOf(layer), pr)
+	os.Exit(3)
+}
+
+func TestCrashLeftoversCleaned(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		root := t.TempDir()
+		s := openT(t, root, driver)
+		ctx := context.Background()
+		base := makeTar(t, hdrFile("base", 0o644, "b"))
+		chain := unpackT(t, s, "", base)
+
+		// A process killed mid-unpack.
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "HULL_SNAPSHOT_CRASH_ROOT="+root, "HULL_SNAPSHOT_CRASH_DRIVER="+driver)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		for {
+			if _, err := os.Stat(filepath.Join(root, "half")); err == nil {
+				break
+			}
+			select {
+			case err := <-exited:
+				t.Fatalf("crash helper exited early: %v: %s", err, stderr.String())
+			default:
+				unix.Nanosleep(&unix.Timespec{Nsec: 10e6}, nil)
+			}
+		}
+		cmd.Process.Signal(unix.SIGKILL)
+		<-exited
+		tmp, _ := os.ReadDir(filepath.Join(root, "snapshots/tmp"))
+		if len(tmp) == 0 {
+			t.Fatal("the killed unpack left no temp dir; the test proves nothing")
+		}
+
+		// A crash after a directory was moved into place but before its row
+		// committed, and a row whose directory is gone.
+		os.MkdirAll(filepath.Join(root, "snapshots/999/fs"), 0o755)
+		if _, err := s.db.Exec(`INSERT INTO snapshots(driver, kind, name, parent, created) VALUES(?, 'committed', ?, '', 0)`,
+			driver, digestOf([]byte("ghost"))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.db.Exec(`INSERT INTO snapshots(driver, kind, name, parent, created) VALUES(?, 'active', 'ghost-child', ?, 0)`,
+			driver, digestOf([]byte("ghost"))); err != nil {
+			t.Fatal(err)
+		}
+
+		s2 := openT(t, root, driver)
+		assertSnapshotDirs(t, root, 1)
+		list, err := s2.List(ctx)
+		if err != nil || len(list) != 1 || list[0].Name != chain {
+			t.Fatalf("after cleanup: %+v, %v; want only %s", list, err, chain)
+		}
+		// The store is usable: the killed layer unpacks now.
+		var hdrs []*tar.Header
+		for i := 0; i < 100; i++ {
+			hdrs = append(hdrs, hdrFile(fmt.Sprintf("f%d", i), 0o644, "content"))
+		}
+		unpackT(t, s2, "", makeTar(t, hdrs...))
+	})
+}
