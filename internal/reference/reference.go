@@ -88,6 +88,9 @@ func Parse(s string) (Reference, error) {
 	if domain == DefaultDomain && !strings.ContainsRune(path, '/') {
 		path = "library/" + path
 	}
+	if !strings.ContainsAny(domain, ".:") && domain != "localhost" && strings.ToLower(domain) != domain {
+		return Reference{}, bad(in, "repository name must be lowercase")
+	}
 	if !domainPattern.MatchString(domain) {
 		return Reference{}, bad(in, "registry %q is not a valid host[:port]", domain)
 	}

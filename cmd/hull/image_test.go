@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"hull/internal/testenv"
+)
+
+// TestMain lets the test binary act as hull itself (HULL_TEST_AS_CLI=1),
+// so tests can run it as a separate process and kill it.
+func TestMain(m *testing.M) {
+	if os.Getenv("HULL_TEST_AS_CLI") == "1" {
+		os.Exit(run(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// hull runs the command tree in-process against root and returns stdout,
+// stderr and the error.
+func hull(t *testing.T, root string, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := newRootCmd()
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(append([]string{"--root", root, "--run-root", filepath.Join(root, "run")}, args...))
+	err := cmd.Execute()
+	return out.String(), errOut.String(), err
+}
+
+func mustHull(t *testing.T, root string, args ...string) string {
+	t.Helper()
+	out, errOut, err := hull(t, root, args...)
+	if err != nil {
+		t.Fatalf("hull %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out, errOut)
+	}
+	return out
+}
+
+func TestCLIPullOutputLikeDocker(t *testing.T) {
+	reg, fx := testenv.Setup(t, testenv.FixBusybox)
+	root := t.TempDir()
+	out := mustHull(t, root, "pull", fx.Busybox.Ref)
+	for _, want := range []string{"1.0: Pulling from " + fx.Busybox.Repo, ": Pull complete", "Digest: " + fx.Busybox.Digest,
+		"Status: Downloaded newer image for " + fx.Busybox.Ref, "\n" + fx.Busybox.Ref + "\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("pull output lacks %q:\n%s", want, out)
+		}
+	}
+	out = mustHull(t, root, "pull", fx.Busybox.Ref)
+	if !strings.Contains(out, "Status: Image is up to date for "+fx.Busybox.Ref) || !strings.Contains(out, ": Already exists") {
+		t.Errorf("re-pull output:\n%s", out)
+	}
+	if out := mustHull(t, root, "pull", "-q", fx.Busybox.Ref); out != fx.Busybox.Ref+"\n" {
+		t.Errorf("pull -q printed %q", out)
+	}
+	// An implicit latest tag is warned about (on stderr) and noted.
+	src, _ := name.ParseReference(fx.Busybox.Ref)
+	dst, _ := name.ParseReference(reg.Ref("hull-test/busybox:latest"))
+	img, err := remote.Image(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(dst, img); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err := hull(t, root, "pull", reg.Ref("hull-test/busybox"))
+	if err != nil || !strings.Contains(out, "Using default tag: latest") || !strings.Contains(errOut, "WARNING") || !strings.Contains(errOut, "latest") {
+		t.Errorf("implicit latest: err=%v\nstdout: %s\nstderr: %s", err, out, errOut)
+	}
+}
+
+func TestCLIImagesInspectHistoryRmi(t *testing.T) {
+	_, fx := testenv.Setup(t, testenv.FixBusybox, testenv.FixConfig)
+	root := t.TempDir()
+	mustHull(t, root, "pull", "-q", fx.Busybox.Ref)
+	mustHull(t, root, "pull", "-q", fx.Config.Ref)
+	out := mustHull(t, root, "images")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "REPOSITORY") || !strings.Contains(lines[0], "IMAGE ID") || !strings.Contains(lines[0], "SIZE") {
+		t.Fatalf("images table:\n%s", out)
+	}
+	id := strings.TrimPrefix(fx.Busybox.ConfigDigest, "sha256:")[:12]
+	if !strings.Contains(out, id) {
+		t.Errorf("images lacks ID %s:\n%s", id, out)
+	}
+	if out := mustHull(t, root, "images", "-q"); len(strings.Fields(out)) != 2 {
+		t.Errorf("images -q: %q", out)
+	}
+	if out := mustHull(t, root, "images", "--digests"); !strings.Contains(out, "DIGEST") || !strings.Contains(out, fx.Busybox.Digest) {
+		t.Errorf("images --digests:\n%s", out)
+	}
+	out = mustHull(t, root, "image", "ls", "--format", "json", "--filter", "reference=*/hull-test/config*")
+	var row map[string]string
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &row); err != nil || row["Tag"] != "1.0" || !strings.HasSuffix(row["Repository"], "hull-test/config") {
+		t.Errorf("images --format json --filter: %q (%v)", out, err)
+	}
+	if out := mustHull(t, root, "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "label=org.opencontainers.image.title=nothing"); out != "" {
+		t.Errorf("label filter matched: %q", out)
+	}
+	// The seed: image inspect ... | grep -A 10 Layers
+	out = mustHull(t, root, "image", "inspect", fx.Busybox.Ref)
+	var docs []map[string]any
+	if err := json.Unmarshal([]byte(out), &docs); err != nil || len(docs) != 1 {
+		t.Fatalf("inspect is not a JSON array: %v\n%s", err, out)
+	}
+	if docs[0]["Id"] != fx.Busybox.ConfigDigest || !strings.Contains(out, `"Layers": [`) || !strings.Contains(out, fx.Busybox.DiffIDs[0]) {
+		t.Errorf("inspect:\n%s", out)
+	}
+	if out := mustHull(t, root, "image", "inspect", "-f", "{{.Os}}/{{.Architecture}}", fx.Busybox.Ref); strings.TrimSpace(out) != "linux/amd64" {
+		t.Errorf("inspect -f: %q", out)
+	}
+	out = mustHull(t, root, "image", "history", fx.Config.Ref)
+	if !strings.HasPrefix(out, "IMAGE") || !strings.Contains(out, "CREATED BY") || !strings.Contains(out, "<missing>") {
+		t.Errorf("history:\n%s", out)
+	}
+	mustHull(t, root, "tag", fx.Busybox.Ref, "mine/bb:v2")
+	out = mustHull(t, root, "rmi", "mine/bb:v2")
+	if strings.TrimSpace(out) != "Untagged: mine/bb:v2" {
+		t.Errorf("rmi of an extra tag: %q", out)
+	}
+	out = mustHull(t, root, "rmi", fx.Config.Ref)
+	if !strings.Contains(out, "Untagged: "+fx.Config.Ref) || !strings.Contains(out, "Deleted: "+fx.Config.ConfigDigest) {
+		t.Errorf("rmi:\n%s", out)
+	}
+	if _, _, err := hull(t, root, "rmi", "no/such:image"); err == nil || !strings.Contains(err.Error(), "No such image") {
+		t.Errorf("rmi of a missing image: %v", err)
+	}
+	out = mustHull(t, root, "info")
+	if !strings.Contains(out, "Images:           1") || !strings.Contains(out, "Cgroup mode:") {
+		t.Errorf("info:\n%s", out)
+	}
+}
+
+func TestCLIBadInput(t *testing.T) {
+	root := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"pull"}, "requires exactly 1 argument"},
+		{[]string{"pull", "UPPER/case"}, "invalid reference format"},
+		{[]string{"pull", "--no-such-flag", "x"}, "unknown flag"},
+		{[]string{"pull", "--platform", "linux", "x"}, "os/arch"},
+		{[]string{"images", "--filter", "color=red"}, "unknown key"},
+		{[]string{"load", "-i", "/nonexistent.tar"}, "no such file"},
+	} {
+		_, _, err := hull(t, root, c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("hull %v: %v, want an error saying %q", c.args, err, c.says)
+		}
+	}
+	if code := run([]string{"--root", root, "pull", "127.0.0.1:1/x:1"}); code == 0 {
+		t.Error("a failed pull exited 0")
+	}
+}
+
+// kill -9 at any moment of a pull leaves no partial blob visible and no
+// image recorded; the next pull reuses every completed blob.
+func TestCLIKilledPullRecovers(t *testing.T) {
+	_, fx := testenv.Setup(t, testenv.FixBig)
+	root := t.TempDir()
+	for _, delay := range []time.Duration{0, 50 * time.Millisecond, 150 * time.Millisecond} {
+		cmd := exec.Command(os.Args[0], "--root", root, "--run-root", filepath.Join(root, "run"), "pull", "-q", fx.Big.Ref)
+		cmd.Env = append(os.Environ(), "HULL_TEST_AS_CLI=1")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Kill once it is writing (or after the delay, whichever is later).
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			ents, _ := os.ReadDir(filepath.Join(root, "images", "ingest"))
+			if len(ents) > 1 {
+				break
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		time.Sleep(delay)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		out := mustHull(t, root, "images", "-q")
+		if out != "" && delay == 0 {
+			t.Logf("pull finished before the kill (delay %v)", delay)
+		}
+	}
+	// Whatever survived is verified; the next pull completes the image.
+	out := mustHull(t, root, "pull", fx.Big.Ref)
+	if !strings.Contains(out, "Status:") {
+		t.Fatalf("pull after kills:\n%s", out)
+	}
+	ents, _ := os.ReadDir(filepath.Join(root, "images", "ingest"))
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			t.Errorf("temp file left: %s", e.Name())
+		}
+	}
+	out = mustHull(t, root, "images", "--format", "{{.Repository}}:{{.Tag}}")
+	if strings.TrimSpace(out) != fx.Big.Ref {
+		t.Fatalf("images after recovery: %q", out)
+	}
+}
+
+func TestCLISaveLoadFiles(t *testing.T) {
+	_, fx := testenv.Setup(t, testenv.FixBusyboxOCI)
+	root := t.TempDir()
+	mustHull(t, root, "pull", "-q", fx.BusyboxOCI.Ref)
+	archive := filepath.Join(t.TempDir(), "bb.tar")
+	mustHull(t, root, "save", "--format", "oci-archive", "-o", archive, fx.BusyboxOCI.Ref)
+	other := t.TempDir()
+	out := mustHull(t, other, "load", "-i", archive)
+	if strings.TrimSpace(out) != "Loaded image: "+fx.BusyboxOCI.Ref {
+		t.Fatalf("load: %q", out)
+	}
+	if _, err := exec.LookPath("skopeo"); err == nil {
+		// The store is a plain OCI layout other tools can read.
+		cmd := exec.Command("skopeo", "inspect", "--raw", "oci:"+filepath.Join(other, "images")+":"+fx.BusyboxOCI.Ref)
+		raw, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(raw), fx.BusyboxOCI.Layers[0]) {
+			t.Errorf("skopeo cannot read the store: %v\n%s", err, raw)
+		}
+	}
+}
