@@ -115,6 +115,7 @@ func newVersionCmd() *cobra.Command {
 }
 
 func main() {
+	ociInitIfRequested()
 	os.Exit(run(os.Args[1:]))
 }
 

@@ -1,0 +1,178 @@
+package cgroups
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// Stats are the counters a supervisor needs about a container.
+type Stats struct {
+	Memory MemoryStats `json:"memory"`
+	Pids   PidsStats   `json:"pids"`
+	CPU    CPUStats    `json:"cpu"`
+}
+
+// MemoryStats are in bytes; Limit is 0 when unlimited.
+type MemoryStats struct {
+	Usage    uint64 `json:"usage"`
+	Peak     uint64 `json:"peak"`
+	Limit    uint64 `json:"limit"`
+	OOMKills uint64 `json:"oom_kills"`
+	// OOMEvents counts times the limit was hit (kills or not).
+	OOMEvents uint64 `json:"oom_events"`
+}
+
+// PidsStats counts tasks; Limit is 0 when unlimited.
+type PidsStats struct {
+	Current uint64 `json:"current"`
+	Limit   uint64 `json:"limit"`
+}
+
+// CPUStats is total CPU time used, in nanoseconds.
+type CPUStats struct {
+	UsageNanos uint64 `json:"usage_nanos"`
+}
+
+const unlimitedV1 = 1 << 62
+
+// Stats reads the container's counters. Controllers the host lacks read
+// as zero.
+func (m *Manager) Stats() (*Stats, error) {
+	s := &Stats{}
+	if m.Mode == Unified {
+		d := m.dir("")
+		if _, err := os.Stat(d); err != nil {
+			return nil, fmt.Errorf("cgroups: %w", err)
+		}
+		s.Memory.Usage, _ = readUint(d, "memory.current")
+		s.Memory.Peak, _ = readUint(d, "memory.peak")
+		if l, err := readUint(d, "memory.max"); err == nil && l != ^uint64(0) {
+			s.Memory.Limit = l
+		}
+		if ev, err := readKV(filepath.Join(d, "memory.events")); err == nil {
+			s.Memory.OOMKills = ev["oom_kill"]
+			s.Memory.OOMEvents = ev["oom"]
+		}
+		s.Pids.Current, _ = readUint(d, "pids.current")
+		if l, err := readUint(d, "pids.max"); err == nil && l != ^uint64(0) {
+			s.Pids.Limit = l
+		}
+		if cs, err := readKV(filepath.Join(d, "cpu.stat")); err == nil {
+			s.CPU.UsageNanos = cs["usage_usec"] * 1000
+		}
+		return s, nil
+	}
+	if d := m.dir("memory"); d != "" {
+		if _, err := os.Stat(d); err != nil {
+			return nil, fmt.Errorf("cgroups: %w", err)
+		}
+		s.Memory.Usage, _ = readUint(d, "memory.usage_in_bytes")
+		s.Memory.Peak, _ = readUint(d, "memory.max_usage_in_bytes")
+		if l, err := readUint(d, "memory.limit_in_bytes"); err == nil && l < unlimitedV1 {
+			s.Memory.Limit = l
+		}
+		if oc, err := readKV(filepath.Join(d, "memory.oom_control")); err == nil {
+			s.Memory.OOMKills = oc["oom_kill"]
+		}
+		s.Memory.OOMEvents, _ = readUint(d, "memory.failcnt")
+	}
+	if d := m.dir("pids"); d != "" {
+		s.Pids.Current, _ = readUint(d, "pids.current")
+		if l, err := readUint(d, "pids.max"); err == nil && l != ^uint64(0) {
+			s.Pids.Limit = l
+		}
+	}
+	if d := m.dir("cpuacct"); d != "" {
+		s.CPU.UsageNanos, _ = readUint(d, "cpuacct.usage")
+	}
+	return s, nil
+}
+
+// OOMNotifier delivers one value on C for every OOM kill in the container's
+// cgroup (v1: an eventfd registered in cgroup.event_control on
+// memory.oom_control; v2: inotify on memory.events). Close releases it.
+type OOMNotifier struct {
+	C     <-chan uint64
+	close func()
+}
+
+// Close stops the notifier.
+func (n *OOMNotifier) Close() { n.close() }
+
+// NotifyOOM starts watching for OOM kills. The channel is closed when the
+// cgroup goes away.
+func (m *Manager) NotifyOOM() (*OOMNotifier, error) {
+	ch := make(chan uint64, 16)
+	if m.Mode == Unified {
+		d := m.dir("")
+		fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+		if err != nil {
+			return nil, fmt.Errorf("cgroups: inotify: %w", err)
+		}
+		if _, err := unix.InotifyAddWatch(fd, filepath.Join(d, "memory.events"), unix.IN_MODIFY); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("cgroups: watch %s/memory.events: %w", d, err)
+		}
+		f := os.NewFile(uintptr(fd), "inotify")
+		go func() {
+			defer close(ch)
+			var last uint64
+			buf := make([]byte, 4096)
+			for {
+				if _, err := f.Read(buf); err != nil {
+					return
+				}
+				ev, err := readKV(filepath.Join(d, "memory.events"))
+				if err != nil {
+					return
+				}
+				if k := ev["oom_kill"]; k > last {
+					last = k
+					ch <- k
+				}
+			}
+		}()
+		return &OOMNotifier{C: ch, close: func() { f.Close() }}, nil
+	}
+	d := m.dir("memory")
+	if d == "" {
+		return nil, errors.New("cgroups: the memory controller is not mounted")
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("cgroups: eventfd: %w", err)
+	}
+	oc, err := os.Open(filepath.Join(d, "memory.oom_control"))
+	if err != nil {
+		unix.Close(efd)
+		return nil, fmt.Errorf("cgroups: %w", err)
+	}
+	if err := writeFile(d, "cgroup.event_control", strconv.Itoa(efd)+" "+strconv.Itoa(int(oc.Fd()))); err != nil {
+		unix.Close(efd)
+		oc.Close()
+		return nil, err
+	}
+	ef := os.NewFile(uintptr(efd), "eventfd")
+	go func() {
+		defer close(ch)
+		defer oc.Close()
+		buf := make([]byte, 8)
+		for {
+			if _, err := ef.Read(buf); err != nil {
+				return
+			}
+			// The eventfd also fires when the cgroup is removed.
+			if _, err := os.Stat(d); err != nil {
+				return
+			}
+			kv, _ := readKV(filepath.Join(d, "memory.oom_control"))
+			ch <- kv["oom_kill"]
+		}
+	}()
+	return &OOMNotifier{C: ch, close: func() { ef.Close() }}, nil
+}

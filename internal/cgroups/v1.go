@@ -1,0 +1,292 @@
+package cgroups
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// setV1 writes resources into the per-controller directories of a v1 or
+// hybrid host.
+func (m *Manager) setV1(r *specs.LinuxResources) error {
+	if len(r.Unified) > 0 {
+		return errors.New("cgroups: linux.resources.unified needs a cgroup v2 host")
+	}
+	if mem := r.Memory; mem != nil {
+		d, err := m.need("memory")
+		if err != nil {
+			return err
+		}
+		if err := setMemoryV1(d, mem); err != nil {
+			return err
+		}
+	}
+	if cpu := r.CPU; cpu != nil {
+		if cpu.Shares != nil || cpu.Quota != nil || cpu.Period != nil || cpu.RealtimeRuntime != nil || cpu.RealtimePeriod != nil || cpu.Idle != nil {
+			d, err := m.need("cpu")
+			if err != nil {
+				return err
+			}
+			if cpu.Shares != nil && *cpu.Shares != 0 {
+				if err := writeFile(d, "cpu.shares", strconv.FormatUint(*cpu.Shares, 10)); err != nil {
+					return err
+				}
+			}
+			if cpu.Period != nil && *cpu.Period != 0 {
+				if err := writeFile(d, "cpu.cfs_period_us", strconv.FormatUint(*cpu.Period, 10)); err != nil {
+					return err
+				}
+			}
+			if cpu.Quota != nil && *cpu.Quota != 0 {
+				if err := writeFile(d, "cpu.cfs_quota_us", strconv.FormatInt(*cpu.Quota, 10)); err != nil {
+					return err
+				}
+			}
+			if cpu.RealtimePeriod != nil && *cpu.RealtimePeriod != 0 {
+				if err := writeFile(d, "cpu.rt_period_us", strconv.FormatUint(*cpu.RealtimePeriod, 10)); err != nil {
+					return err
+				}
+			}
+			if cpu.RealtimeRuntime != nil && *cpu.RealtimeRuntime != 0 {
+				if err := writeFile(d, "cpu.rt_runtime_us", strconv.FormatInt(*cpu.RealtimeRuntime, 10)); err != nil {
+					return err
+				}
+			}
+		}
+		if cpu.Cpus != "" || cpu.Mems != "" {
+			d, err := m.need("cpuset")
+			if err != nil {
+				return err
+			}
+			if err := setCpuset(d, cpu); err != nil {
+				return err
+			}
+		}
+	}
+	if p := r.Pids; p != nil {
+		d, err := m.need("pids")
+		if err != nil {
+			return err
+		}
+		v := "max"
+		if p.Limit != nil && *p.Limit > 0 {
+			v = strconv.FormatInt(*p.Limit, 10)
+		}
+		if err := writeFile(d, "pids.max", v); err != nil {
+			return err
+		}
+	}
+	if b := r.BlockIO; b != nil {
+		d, err := m.need("blkio")
+		if err != nil {
+			return err
+		}
+		if err := setBlkioV1(d, b); err != nil {
+			return err
+		}
+	}
+	for _, h := range r.HugepageLimits {
+		d, err := m.need("hugetlb")
+		if err != nil {
+			return err
+		}
+		if err := writeFile(d, "hugetlb."+h.Pagesize+".limit_in_bytes", strconv.FormatUint(h.Limit, 10)); err != nil {
+			return err
+		}
+	}
+	if n := r.Network; n != nil {
+		if n.ClassID != nil {
+			d, err := m.need("net_cls")
+			if err != nil {
+				return err
+			}
+			if err := writeFile(d, "net_cls.classid", strconv.FormatUint(uint64(*n.ClassID), 10)); err != nil {
+				return err
+			}
+		}
+		for _, p := range n.Priorities {
+			d, err := m.need("net_prio")
+			if err != nil {
+				return err
+			}
+			if err := writeFile(d, "net_prio.ifpriomap", fmt.Sprintf("%s %d", p.Name, p.Priority)); err != nil {
+				return err
+			}
+		}
+	}
+	if len(r.Devices) > 0 {
+		d, err := m.need("devices")
+		if err != nil {
+			return err
+		}
+		for _, dev := range r.Devices {
+			file := "devices.deny"
+			if dev.Allow {
+				file = "devices.allow"
+			}
+			if err := writeFile(d, file, DeviceRule(dev)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// DeviceRule renders a device cgroup rule the way devices.allow wants it:
+// "c 1:3 rwm", with "*" for wildcards and "a" for all types.
+func DeviceRule(d specs.LinuxDeviceCgroup) string {
+	typ := d.Type
+	if typ == "" {
+		typ = "a"
+	}
+	major, minor := "*", "*"
+	if d.Major != nil && *d.Major >= 0 {
+		major = strconv.FormatInt(*d.Major, 10)
+	}
+	if d.Minor != nil && *d.Minor >= 0 {
+		minor = strconv.FormatInt(*d.Minor, 10)
+	}
+	access := d.Access
+	if access == "" {
+		access = "rwm"
+	}
+	if typ == "a" && major == "*" && minor == "*" {
+		return "a *:* " + access
+	}
+	return fmt.Sprintf("%s %s:%s %s", typ, major, minor, access)
+}
+
+func setMemoryV1(d string, mem *specs.LinuxMemory) error {
+	// Limit and memory+swap limit must be written in the order that keeps
+	// limit <= memsw at every step.
+	setLimit := func() error {
+		if mem.Limit == nil || *mem.Limit == 0 {
+			return nil
+		}
+		return writeFile(d, "memory.limit_in_bytes", strconv.FormatInt(*mem.Limit, 10))
+	}
+	setSwap := func() error {
+		if mem.Swap == nil || *mem.Swap == 0 {
+			return nil
+		}
+		if _, err := os.Stat(filepath.Join(d, "memory.memsw.limit_in_bytes")); err != nil {
+			return errors.New("cgroups: memory.swap is set but this kernel has no swap accounting (memory.memsw.limit_in_bytes)")
+		}
+		return writeFile(d, "memory.memsw.limit_in_bytes", strconv.FormatInt(*mem.Swap, 10))
+	}
+	if err := setLimit(); err != nil {
+		if err2 := setSwap(); err2 != nil {
+			return err
+		}
+		if err := setLimit(); err != nil {
+			return err
+		}
+	} else if err := setSwap(); err != nil {
+		return err
+	}
+	if mem.Reservation != nil && *mem.Reservation != 0 {
+		if err := writeFile(d, "memory.soft_limit_in_bytes", strconv.FormatInt(*mem.Reservation, 10)); err != nil {
+			return err
+		}
+	}
+	if mem.Kernel != nil && *mem.Kernel != 0 {
+		if _, err := os.Stat(filepath.Join(d, "memory.kmem.limit_in_bytes")); err == nil {
+			_ = writeFile(d, "memory.kmem.limit_in_bytes", strconv.FormatInt(*mem.Kernel, 10))
+		}
+	}
+	if mem.KernelTCP != nil && *mem.KernelTCP != 0 {
+		if err := writeFile(d, "memory.kmem.tcp.limit_in_bytes", strconv.FormatInt(*mem.KernelTCP, 10)); err != nil {
+			return err
+		}
+	}
+	if mem.Swappiness != nil && *mem.Swappiness <= 100 {
+		if err := writeFile(d, "memory.swappiness", strconv.FormatUint(*mem.Swappiness, 10)); err != nil {
+			return err
+		}
+	}
+	if mem.DisableOOMKiller != nil && *mem.DisableOOMKiller {
+		if err := writeFile(d, "memory.oom_control", "1"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func setBlkioV1(d string, b *specs.LinuxBlockIO) error {
+	weightFile := "blkio.weight"
+	if _, err := os.Stat(filepath.Join(d, weightFile)); err != nil {
+		weightFile = "blkio.bfq.weight"
+	}
+	if b.Weight != nil && *b.Weight != 0 {
+		if err := writeFile(d, weightFile, strconv.FormatUint(uint64(*b.Weight), 10)); err != nil {
+			return err
+		}
+	}
+	if b.LeafWeight != nil && *b.LeafWeight != 0 {
+		if err := writeFile(d, "blkio.leaf_weight", strconv.FormatUint(uint64(*b.LeafWeight), 10)); err != nil {
+			return err
+		}
+	}
+	for _, w := range b.WeightDevice {
+		if w.Weight != nil {
+			if err := writeFile(d, weightFile+"_device", fmt.Sprintf("%d:%d %d", w.Major, w.Minor, *w.Weight)); err != nil && weightFile == "blkio.weight" {
+				return err
+			}
+		}
+	}
+	throttle := []struct {
+		file string
+		devs []specs.LinuxThrottleDevice
+	}{
+		{"blkio.throttle.read_bps_device", b.ThrottleReadBpsDevice},
+		{"blkio.throttle.write_bps_device", b.ThrottleWriteBpsDevice},
+		{"blkio.throttle.read_iops_device", b.ThrottleReadIOPSDevice},
+		{"blkio.throttle.write_iops_device", b.ThrottleWriteIOPSDevice},
+	}
+	for _, t := range throttle {
+		for _, dev := range t.devs {
+			if err := writeFile(d, t.file, fmt.Sprintf("%d:%d %d", dev.Major, dev.Minor, dev.Rate)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// readKV reads a "key value" per line file (memory.stat, memory.events).
+func readKV(path string) (map[string]uint64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]uint64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 {
+			if v, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+				out[f[0]] = v
+			}
+		}
+	}
+	return out, nil
+}
+
+// setCpuset writes cpuset.cpus and cpuset.mems (same files on v1 and v2).
+func setCpuset(d string, cpu *specs.LinuxCPU) error {
+	if cpu.Cpus != "" {
+		if err := writeFile(d, "cpuset.cpus", cpu.Cpus); err != nil {
+			return err
+		}
+	}
+	if cpu.Mems != "" {
+		if err := writeFile(d, "cpuset.mems", cpu.Mems); err != nil {
+			return err
+		}
+	}
+	return nil
+}

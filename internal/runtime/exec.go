@@ -1,0 +1,103 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// ExecOptions are the knobs of `exec` beyond the process itself.
+type ExecOptions struct {
+	ConsoleSocket string
+	Console       *os.File
+	PidFile       string
+	PreserveFDs   int
+	Stdin         *os.File
+	Stdout        *os.File
+	Stderr        *os.File
+}
+
+// namespaceOrder is the order namespaces are joined in (the nsenter
+// constructor moves the user namespace first anyway).
+var namespaceOrder = []string{"user", "ipc", "uts", "net", "pid", "cgroup", "time", "mnt"}
+
+// Exec starts p inside every namespace and the cgroup of a running
+// container and returns its host pid once execve has succeeded. The
+// process is a child of the calling process, which should wait for it.
+func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (int, error) {
+	c, err := r.load(id)
+	if err != nil {
+		return 0, err
+	}
+	if st := c.Status(); st != specs.StateRunning && st != specs.StateCreated {
+		return 0, fmt.Errorf("container %s: cannot exec in a %s container", id, st)
+	}
+	if p == nil || len(p.Args) == 0 {
+		return 0, fmt.Errorf("container %s: exec needs a command", id)
+	}
+	cg, err := c.cgroup()
+	if err != nil {
+		return 0, err
+	}
+	sp := &spawn{cgroup: cg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, preserve: o.PreserveFDs, keepSync: true}
+	pidStr := strconv.Itoa(c.Pid)
+	for _, ns := range namespaceOrder {
+		theirs := "/proc/" + pidStr + "/ns/" + ns
+		var a, b unix.Stat_t
+		if err := unix.Stat(theirs, &a); err != nil {
+			if ns == "time" || ns == "cgroup" {
+				continue // kernel without it
+			}
+			return 0, fmt.Errorf("container %s: %s namespace: %w", id, ns, err)
+		}
+		if err := unix.Stat("/proc/self/ns/"+ns, &b); err == nil && a.Ino == b.Ino && a.Dev == b.Dev {
+			continue // shared with the host: nothing to join
+		}
+		sp.join = append(sp.join, ns+"="+theirs)
+	}
+	spec := *c.Spec
+	spec.Process = p
+	ic := &initConfig{Exec: true, ID: id, Spec: &spec, Rootfs: c.Rootfs, Bundle: c.Bundle, ConsoleFD: -1}
+	ic.Rlimits = r.clampRlimits(p.Rlimits)
+	if p.Terminal {
+		console := o.Console
+		if console == nil {
+			if o.ConsoleSocket == "" {
+				return 0, fmt.Errorf("container %s: a terminal needs --console-socket", id)
+			}
+			if console, err = dialConsole(o.ConsoleSocket); err != nil {
+				return 0, fmt.Errorf("container %s: %w", id, err)
+			}
+			defer console.Close()
+		}
+		sp.files = append(sp.files, console)
+		ic.ConsoleFD = 3 + o.PreserveFDs + 1
+	}
+	sp.init = ic
+	if err := sp.run(); err != nil {
+		return 0, fmt.Errorf("container %s: exec: %w", id, err)
+	}
+	defer sp.sync.Close()
+	// The sync socket closes on a successful execve (it is close-on-exec
+	// by then); anything else is the error.
+	var m syncMsg
+	buf := make([]byte, 1<<16)
+	if err := readJSON(sp.sync, buf, &m); err == nil {
+		var ws unix.WaitStatus
+		_, _ = unix.Wait4(sp.pid, &ws, 0, nil)
+		return 0, fmt.Errorf("container %s: exec: %s", id, m.Error)
+	} else if !errors.Is(err, io.EOF) {
+		return 0, fmt.Errorf("container %s: exec: %w", id, err)
+	}
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, sp.pid); err != nil {
+			return sp.pid, err
+		}
+	}
+	return sp.pid, nil
+}

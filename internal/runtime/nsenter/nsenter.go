@@ -1,0 +1,37 @@
+// Package nsenter holds the part of hull's OCI runtime that must run before
+// the Go runtime starts its threads: joining existing namespaces (setns into
+// a mount or user namespace is refused to a multi-threaded process) and
+// unsharing the new ones, so that every thread of the Go program that follows
+// is already inside the container's namespaces.
+//
+// The C constructor in nsenter.c does nothing unless the environment variable
+// _HULL_SYNCFD is set, which only hull's runtime does when it starts a
+// container's init or an exec'd process. Importing this package is enough to
+// install the constructor.
+//
+// Protocol on the SOCK_SEQPACKET socket named by _HULL_SYNCFD, seen from the
+// child:
+//
+//	parent -> child  'G'            the parent has placed the child in its cgroups
+//	child  -> parent 'U'            (new user ns only) write my uid/gid maps
+//	parent -> child  'u'            maps written
+//	child  -> parent 'P' + int32    pid of the process that continues into Go
+//	child  -> parent 'E' + text     a step failed; the child exits
+//
+// Environment read by the constructor: _HULL_NS_JOIN (newline-separated
+// "type=path" entries, joined in order with the user namespace first),
+// _HULL_NS_NEW (clone flags to unshare, hex), _HULL_TIMENS_OFFSETS (content
+// for /proc/self/timens_offsets when a time namespace is created).
+//
+// After unsharing, the constructor always forks once with CLONE_PARENT: the
+// new child is the first process of a new pid or time namespace and is a
+// direct child of the hull process that started it, so that process can wait
+// for it. The intermediate process reports the pid and exits.
+package nsenter
+
+/*
+#cgo CFLAGS: -Wall -O2
+extern void hull_nsenter(void);
+static void __attribute__((constructor)) hull_nsenter_init(void) { hull_nsenter(); }
+*/
+import "C"

@@ -1,0 +1,637 @@
+package runtime
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"hull/internal/cgroups"
+)
+
+// initConfig is what the parent sends the container's first Go process
+// once the namespaces exist.
+type initConfig struct {
+	Exec    bool        `json:"exec"`
+	ID      string      `json:"id"`
+	Spec    *specs.Spec `json:"spec"`
+	Rootfs  string      `json:"rootfs"`
+	Bundle  string      `json:"bundle"`
+	NoPivot bool        `json:"no_pivot"`
+	// Which namespaces are new (their setup is ours to do).
+	NewMount  bool `json:"new_mount"`
+	NewUTS    bool `json:"new_uts"`
+	NewUser   bool `json:"new_user"`
+	NewCgroup bool `json:"new_cgroup"`
+	// Cgroups are the container's cgroup directories, for cgroup mounts.
+	Cgroups []cgroups.Mount `json:"cgroups"`
+	// Rlimits, already clamped to what this host allows.
+	Rlimits []specs.POSIXRlimit `json:"rlimits"`
+	// File descriptors in the child.
+	SyncFD      int `json:"sync_fd"`
+	FifoFD      int `json:"fifo_fd"`
+	ConsoleFD   int `json:"console_fd"`
+	PreserveFDs int `json:"preserve_fds"`
+	// AskHooks: stop before pivot_root so the parent runs prestart and
+	// createRuntime hooks.
+	AskHooks bool `json:"ask_hooks"`
+	// State is given to createContainer and startContainer hooks.
+	State specs.State `json:"state"`
+}
+
+// syncMsg is what the Go side of the child reports.
+type syncMsg struct {
+	Type  string `json:"type"` // "hooks", "ready", "error"
+	Error string `json:"error,omitempty"`
+}
+
+// Create sets up a container from a bundle and leaves its init waiting for
+// Start. On any failure everything made so far is undone.
+func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	bundle, err := filepath.Abs(o.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := LoadSpec(bundle)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(r.Root, 0o711); err != nil {
+		return nil, fmt.Errorf("state root %s: %w", r.Root, err)
+	}
+	dir := filepath.Join(r.Root, id)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("container %s: already exists", id)
+		}
+		return nil, fmt.Errorf("container %s: %w", id, err)
+	}
+	rootfs := spec.Root.Path
+	if !filepath.IsAbs(rootfs) {
+		rootfs = filepath.Join(bundle, rootfs)
+	}
+	if rootfs, err = filepath.EvalSymlinks(rootfs); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("container %s: rootfs: %w", id, err)
+	}
+	c = &Container{ID: id, Bundle: bundle, Rootfs: rootfs, Spec: spec, Created: time.Now().UTC(), dir: dir}
+	var cg *cgroups.Manager
+	pid := 0
+	defer func() {
+		if err == nil {
+			return
+		}
+		if pid > 0 {
+			_ = unix.Kill(pid, unix.SIGKILL)
+			var ws unix.WaitStatus
+			_, _ = unix.Wait4(pid, &ws, 0, nil)
+		}
+		if cg != nil {
+			_ = cg.Signal(unix.SIGKILL)
+			_ = cg.Destroy()
+		}
+		os.RemoveAll(dir)
+	}()
+
+	c.CgroupPath = cgroups.ContainerPath(spec.Linux.CgroupsPath, id)
+	if cg, err = cgroups.New(c.CgroupPath); err != nil {
+		return nil, err
+	}
+	err = cg.Create()
+	c.CgroupCreated = cg.Created
+	if err != nil {
+		return nil, err
+	}
+	if err = cg.Set(withDefaultDevices(spec)); err != nil {
+		return nil, fmt.Errorf("container %s: %w", id, err)
+	}
+
+	if err = unix.Mkfifo(c.fifoPath(), 0o600); err != nil {
+		return nil, fmt.Errorf("container %s: exec fifo: %w", id, err)
+	}
+	fifo, err := os.OpenFile(c.fifoPath(), unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: exec fifo: %w", id, err)
+	}
+	defer fifo.Close()
+
+	sp := &spawn{cgroup: cg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, preserve: o.PreserveFDs}
+	ic := &initConfig{ID: id, Spec: spec, Rootfs: rootfs, Bundle: bundle, NoPivot: o.NoPivot, Cgroups: cg.Mounts()}
+	for _, ns := range spec.Linux.Namespaces {
+		typ := nsName(ns.Type)
+		if typ == "" {
+			return nil, fmt.Errorf("container %s: unknown namespace type %q", id, ns.Type)
+		}
+		if ns.Path != "" {
+			sp.join = append(sp.join, typ+"="+ns.Path)
+			continue
+		}
+		sp.newFlags |= nsFlag(typ)
+		switch typ {
+		case "mnt":
+			ic.NewMount = true
+		case "uts":
+			ic.NewUTS = true
+		case "user":
+			ic.NewUser = true
+		case "cgroup":
+			ic.NewCgroup = true
+		}
+	}
+	if sp.newFlags&unix.CLONE_NEWPID == 0 {
+		c.SharedPidNS = true
+	}
+	if ic.NewUser {
+		sp.uidMaps, sp.gidMaps = spec.Linux.UIDMappings, spec.Linux.GIDMappings
+	}
+	if sp.newFlags&unix.CLONE_NEWTIME != 0 {
+		for clock, off := range spec.Linux.TimeOffsets {
+			sp.timeOffsets += fmt.Sprintf("%s %d %d\n", clock, off.Secs, off.Nanosecs)
+		}
+	}
+	ic.Rlimits = r.clampRlimits(spec.Process.Rlimits)
+	sp.files = append(sp.files, fifo)
+	ic.FifoFD = 3 + o.PreserveFDs + 1
+	ic.ConsoleFD = -1
+	if spec.Process.Terminal {
+		console := o.Console
+		if console == nil {
+			if o.ConsoleSocket == "" {
+				return nil, fmt.Errorf("container %s: process.terminal is true but no --console-socket was given", id)
+			}
+			if console, err = dialConsole(o.ConsoleSocket); err != nil {
+				return nil, fmt.Errorf("container %s: %w", id, err)
+			}
+			defer console.Close()
+		}
+		sp.files = append(sp.files, console)
+		ic.ConsoleFD = ic.FifoFD + 1
+	}
+	h := spec.Hooks
+	ic.AskHooks = h != nil && (len(h.Prestart) > 0 || len(h.CreateRuntime) > 0)
+	ic.State = specs.State{Version: specs.Version, ID: id, Status: specs.StateCreating, Bundle: bundle, Annotations: spec.Annotations}
+	sp.init = ic
+	sp.onHooks = func(p int) error {
+		st := ic.State
+		st.Pid = p
+		for _, hk := range h.Prestart {
+			if err := runHook(hk, st); err != nil {
+				return fmt.Errorf("prestart hook: %w", err)
+			}
+		}
+		for _, hk := range h.CreateRuntime {
+			if err := runHook(hk, st); err != nil {
+				return fmt.Errorf("createRuntime hook: %w", err)
+			}
+		}
+		return nil
+	}
+	sp.onPid = func(p int) error {
+		pid = p
+		if a := spec.Process.OOMScoreAdj; a != nil {
+			if err := os.WriteFile("/proc/"+strconv.Itoa(p)+"/oom_score_adj", []byte(strconv.Itoa(*a)), 0); err != nil {
+				return fmt.Errorf("oom_score_adj: %w", err)
+			}
+		}
+		return nil
+	}
+	if err = sp.run(); err != nil {
+		return nil, fmt.Errorf("container %s: %w", id, err)
+	}
+	c.Pid = pid
+	if c.PidStartTime, _, err = procStartTime(pid); err != nil {
+		return nil, fmt.Errorf("container %s: init exited during create: %w", id, err)
+	}
+	if err = c.save(); err != nil {
+		return nil, err
+	}
+	if o.PidFile != "" {
+		if err = writePidFile(o.PidFile, pid); err != nil {
+			return nil, fmt.Errorf("container %s: %w", id, err)
+		}
+	}
+	return c, nil
+}
+
+// withDefaultDevices returns the spec's resources with the device rules
+// every container needs appended, as runc does: the standard /dev nodes,
+// ptys, mknod of anything (opening still needs an allow rule), and the
+// nodes of linux.devices.
+func withDefaultDevices(spec *specs.Spec) *specs.LinuxResources {
+	var r specs.LinuxResources
+	if spec.Linux.Resources != nil {
+		r = *spec.Linux.Resources
+	}
+	if len(r.Devices) == 0 && len(spec.Linux.Devices) == 0 {
+		return &r
+	}
+	i64 := func(v int64) *int64 { return &v }
+	wild := i64(-1)
+	r.Devices = append([]specs.LinuxDeviceCgroup(nil), r.Devices...)
+	r.Devices = append(r.Devices,
+		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: wild, Minor: wild, Access: "m"},
+		specs.LinuxDeviceCgroup{Allow: true, Type: "b", Major: wild, Minor: wild, Access: "m"},
+	)
+	for _, d := range [][2]int64{{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}, {5, 1}, {5, 2}, {136, -1}} {
+		r.Devices = append(r.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(d[0]), Minor: i64(d[1]), Access: "rwm"})
+	}
+	for _, d := range spec.Linux.Devices {
+		t := d.Type
+		if t == "u" {
+			t = "c"
+		}
+		if t == "p" {
+			continue
+		}
+		r.Devices = append(r.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: t, Major: i64(d.Major), Minor: i64(d.Minor), Access: "rwm"})
+	}
+	return &r
+}
+
+// clampRlimits lowers any hard limit above this host's own hard limit to
+// it, with a warning: without CAP_SYS_RESOURCE raising it fails, and a
+// container that asks for more than the host has is better run than refused.
+func (r *Runtime) clampRlimits(in []specs.POSIXRlimit) []specs.POSIXRlimit {
+	out := make([]specs.POSIXRlimit, 0, len(in))
+	for _, rl := range in {
+		res, ok := rlimitByName[rl.Type]
+		if !ok {
+			out = append(out, rl) // the init reports unknown names
+			continue
+		}
+		var host unix.Rlimit
+		if err := unix.Getrlimit(res, &host); err == nil && rl.Hard > host.Max && !hasCapSysResource() {
+			r.warn("%s: hard limit %d is above this host's %d (no CAP_SYS_RESOURCE); using %d", rl.Type, rl.Hard, host.Max, host.Max)
+			rl.Hard = host.Max
+			if rl.Soft > rl.Hard {
+				rl.Soft = rl.Hard
+			}
+		}
+		out = append(out, rl)
+	}
+	return out
+}
+
+func hasCapSysResource() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	return data[0].Effective&(1<<unix.CAP_SYS_RESOURCE) != 0
+}
+
+func writePidFile(path string, pid int) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	return nil
+}
+
+func dialConsole(path string) (*os.File, error) {
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("console socket %s: %w", path, err)
+	}
+	defer conn.Close()
+	f, err := conn.(*net.UnixConn).File()
+	if err != nil {
+		return nil, fmt.Errorf("console socket %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// nsName normalizes an OCI namespace type to the /proc/PID/ns name.
+func nsName(t specs.LinuxNamespaceType) string {
+	switch t {
+	case specs.PIDNamespace:
+		return "pid"
+	case specs.NetworkNamespace:
+		return "net"
+	case specs.MountNamespace:
+		return "mnt"
+	case specs.IPCNamespace:
+		return "ipc"
+	case specs.UTSNamespace:
+		return "uts"
+	case specs.UserNamespace:
+		return "user"
+	case specs.CgroupNamespace:
+		return "cgroup"
+	case specs.TimeNamespace:
+		return "time"
+	}
+	return ""
+}
+
+func nsFlag(name string) uintptr {
+	switch name {
+	case "pid":
+		return unix.CLONE_NEWPID
+	case "net":
+		return unix.CLONE_NEWNET
+	case "mnt":
+		return unix.CLONE_NEWNS
+	case "ipc":
+		return unix.CLONE_NEWIPC
+	case "uts":
+		return unix.CLONE_NEWUTS
+	case "user":
+		return unix.CLONE_NEWUSER
+	case "cgroup":
+		return unix.CLONE_NEWCGROUP
+	case "time":
+		return unix.CLONE_NEWTIME
+	}
+	return 0
+}
+
+// spawn starts one process into a container: the init at create, or an
+// exec'd process.
+type spawn struct {
+	join             []string // "type=path", for the nsenter constructor
+	newFlags         uintptr
+	timeOffsets      string
+	uidMaps, gidMaps []specs.LinuxIDMapping
+	cgroup           *cgroups.Manager
+	preserve         int
+	files            []*os.File // fds after the sync socket, in order
+	stdin            *os.File
+	stdout           *os.File
+	stderr           *os.File
+	init             *initConfig
+	onPid            func(pid int) error
+	onHooks          func(pid int) error
+	// keepSync leaves the parent's end of the sync socket open for the
+	// caller (exec waits on it to learn that execve succeeded).
+	keepSync bool
+	sync     *os.File
+	pid      int
+}
+
+var (
+	selfOnce sync.Once
+	selfFD   int
+	selfErr  error
+)
+
+// sealedSelf returns a memfd holding a copy of the running binary, sealed
+// against any change. The container's init is exec'd from it, so even a
+// process that gets hold of /proc/<init>/exe can only reach the copy, never
+// the host's hull binary (the CVE-2019-5736 class of escapes).
+func sealedSelf() (int, error) {
+	selfOnce.Do(func() {
+		src, err := os.Open("/proc/self/exe")
+		if err != nil {
+			selfErr = err
+			return
+		}
+		defer src.Close()
+		fd, err := unix.MemfdCreate("hull-init", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+		if err != nil {
+			selfErr = fmt.Errorf("memfd_create: %w", err)
+			return
+		}
+		st, err := src.Stat()
+		if err != nil {
+			selfErr = err
+			unix.Close(fd)
+			return
+		}
+		for left := st.Size(); left > 0; {
+			n, err := unix.Sendfile(fd, int(src.Fd()), nil, int(left))
+			if err != nil {
+				selfErr = fmt.Errorf("copy hull binary into memfd: %w", err)
+				unix.Close(fd)
+				return
+			}
+			if n == 0 {
+				break
+			}
+			left -= int64(n)
+		}
+		seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
+			selfErr = fmt.Errorf("seal memfd: %w", err)
+			unix.Close(fd)
+			return
+		}
+		// Keep it above every fd the child is given, so os/exec's
+		// dup2s never overwrite it before execve resolves the path.
+		high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 1000)
+		unix.Close(fd)
+		if err != nil {
+			selfErr = fmt.Errorf("dup memfd: %w", err)
+			return
+		}
+		selfFD = high
+	})
+	return selfFD, selfErr
+}
+
+// run starts the child and drives it until it reports ready (or, for exec,
+// until the handshake is done).
+func (sp *spawn) run() error {
+	exe, err := sealedSelf()
+	if err != nil {
+		return err
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socketpair: %w", err)
+	}
+	parent := os.NewFile(uintptr(fds[0]), "sync-parent")
+	child := os.NewFile(uintptr(fds[1]), "sync-child")
+	defer child.Close()
+	if !sp.keepSync {
+		defer parent.Close()
+	} else {
+		sp.sync = parent
+	}
+
+	syncFD := 3 + sp.preserve
+	extra := make([]*os.File, 0, sp.preserve+1+len(sp.files))
+	for i := 0; i < sp.preserve; i++ {
+		extra = append(extra, os.NewFile(uintptr(3+i), "preserved"))
+	}
+	extra = append(extra, child)
+	extra = append(extra, sp.files...)
+	sp.init.SyncFD = syncFD
+	sp.init.PreserveFDs = sp.preserve
+
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/fd/" + strconv.Itoa(exe),
+		Args:       []string{"hull", "init"},
+		Env:        []string{"_HULL_SYNCFD=" + strconv.Itoa(syncFD)},
+		Stdin:      orStd(sp.stdin, os.Stdin),
+		Stdout:     orStd(sp.stdout, os.Stdout),
+		Stderr:     orStd(sp.stderr, os.Stderr),
+		ExtraFiles: extra,
+	}
+	if len(sp.join) > 0 {
+		cmd.Env = append(cmd.Env, "_HULL_NS_JOIN="+strings.Join(sp.join, "\n"))
+	}
+	if sp.newFlags != 0 {
+		cmd.Env = append(cmd.Env, "_HULL_NS_NEW="+strconv.FormatUint(uint64(sp.newFlags), 16))
+	}
+	if sp.timeOffsets != "" {
+		cmd.Env = append(cmd.Env, "_HULL_TIMENS_OFFSETS="+sp.timeOffsets)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start init: %w", err)
+	}
+	// The intermediate process exits as soon as it has forked; reap it.
+	reaped := false
+	defer func() {
+		if !reaped {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}()
+	if sp.cgroup != nil {
+		if err := sp.cgroup.Apply(cmd.Process.Pid); err != nil {
+			return err
+		}
+	}
+	if _, err := parent.Write([]byte{'G'}); err != nil {
+		return fmt.Errorf("sync with init: %w", err)
+	}
+	buf := make([]byte, 1<<16)
+	for sp.pid == 0 {
+		n, err := parent.Read(buf)
+		if err != nil || n == 0 {
+			_ = cmd.Wait()
+			reaped = true
+			return fmt.Errorf("init exited during namespace setup (%v)", cmd.ProcessState)
+		}
+		switch buf[0] {
+		case 'U':
+			if err := writeIDMaps(cmd.Process.Pid, sp.uidMaps, sp.gidMaps); err != nil {
+				return err
+			}
+			if _, err := parent.Write([]byte{'u'}); err != nil {
+				return fmt.Errorf("sync with init: %w", err)
+			}
+		case 'P':
+			if n != 5 {
+				return errors.New("sync with init: short pid message")
+			}
+			sp.pid = int(int32(binary.NativeEndian.Uint32(buf[1:5])))
+		case 'E':
+			return errors.New(string(buf[1:n]))
+		default:
+			return fmt.Errorf("sync with init: unexpected message %q", buf[:n])
+		}
+	}
+	_ = cmd.Wait()
+	reaped = true
+	if sp.onPid != nil {
+		if err := sp.onPid(sp.pid); err != nil {
+			return err
+		}
+	}
+	if err := sendJSON(parent, sp.init); err != nil {
+		return err
+	}
+	if sp.init.Exec {
+		return nil
+	}
+	for {
+		var m syncMsg
+		if err := readJSON(parent, buf, &m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return errors.New("init exited during setup (see its stderr)")
+			}
+			return err
+		}
+		switch m.Type {
+		case "hooks":
+			if err := sp.onHooks(sp.pid); err != nil {
+				_ = sendJSON(parent, syncMsg{Type: "error", Error: err.Error()})
+				return err
+			}
+			if err := sendJSON(parent, syncMsg{Type: "hooks-done"}); err != nil {
+				return err
+			}
+		case "ready":
+			return nil
+		case "error":
+			return errors.New(m.Error)
+		default:
+			return fmt.Errorf("sync with init: unexpected message %q", m.Type)
+		}
+	}
+}
+
+func orStd(f, def *os.File) *os.File {
+	if f != nil {
+		return f
+	}
+	return def
+}
+
+func sendJSON(f *os.File, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		return fmt.Errorf("sync socket: %w", err)
+	}
+	return nil
+}
+
+func readJSON(f *os.File, buf []byte, v any) error {
+	n, err := f.Read(buf)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return io.EOF
+	}
+	if err := json.Unmarshal(buf[:n], v); err != nil {
+		return fmt.Errorf("sync socket: %w", err)
+	}
+	return nil
+}
+
+// writeIDMaps writes the user namespace's uid and gid maps of pid.
+func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
+	write := func(file string, ms []specs.LinuxIDMapping) error {
+		if len(ms) == 0 {
+			return nil
+		}
+		var b strings.Builder
+		for _, m := range ms {
+			fmt.Fprintf(&b, "%d %d %d\n", m.ContainerID, m.HostID, m.Size)
+		}
+		p := "/proc/" + strconv.Itoa(pid) + "/" + file
+		if err := os.WriteFile(p, []byte(b.String()), 0); err != nil {
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+		return nil
+	}
+	if err := write("uid_map", uids); err != nil {
+		return err
+	}
+	return write("gid_map", gids)
+}
