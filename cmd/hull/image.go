@@ -51,7 +51,7 @@ func addImageCommands(root *cobra.Command, g *globals) {
 	imageCmd.AddCommand(
 		newImagesCmd(g, "ls"), newImageInspectCmd(g), newHistoryCmd(g),
 		newPullCmd(g), newPushCmd(g), newTagCmd(g), newRmiCmd(g, "rm"),
-		newSaveCmd(g), newLoadCmd(g),
+		newSaveCmd(g), newLoadCmd(g), newImageMountCmd(g), newImageUnmountCmd(g),
 	)
 	root.AddCommand(imageCmd,
 		newPullCmd(g), newPushCmd(g), newImagesCmd(g, "images"), newTagCmd(g), newRmiCmd(g, "rmi"),

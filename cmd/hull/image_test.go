@@ -232,3 +232,23 @@ func TestCLISaveLoadFiles(t *testing.T) {
 		}
 	}
 }
+
+// `hull image mount` shows the merged view the layered image defines
+// (whiteouts hide, opaque directories replace); unmount removes it.
+func TestCLIImageMountShowsMergedView(t *testing.T) {
+	_, fx := testenv.Setup(t, testenv.FixLayered)
+	root := t.TempDir()
+	mustHull(t, root, "pull", "-q", fx.Layered.Ref)
+	target := strings.TrimSpace(mustHull(t, root, "image", "mount", fx.Layered.Ref))
+	t.Cleanup(func() { hull(t, root, "image", "unmount", fx.Layered.Ref) })
+	if again := strings.TrimSpace(mustHull(t, root, "image", "mount", fx.Layered.Ref)); again != target {
+		t.Errorf("second mount at %q, first at %q", again, target)
+	}
+	if err := testenv.CheckTree(target, testenv.LayeredMerged); err != nil {
+		t.Errorf("merged view: %v", err)
+	}
+	mustHull(t, root, "image", "unmount", fx.Layered.Ref)
+	if isMountPoint(target) {
+		t.Fatalf("%s still mounted after unmount", target)
+	}
+}

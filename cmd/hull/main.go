@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"hull/internal/config"
+	"hull/internal/snapshot"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -43,6 +44,9 @@ type globals struct {
 	logLevel   string
 
 	cfg config.Config
+
+	// snap is the snapshotter, once openImages has opened it.
+	snap *snapshot.Snapshotter
 }
 
 func newRootCmd() *cobra.Command {

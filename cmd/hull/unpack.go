@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+
 	"hull/internal/image"
 	"hull/internal/metadata"
 	"hull/internal/snapshot"
@@ -13,6 +15,15 @@ func (g *globals) attachUnpacker(svc *image.Service, db *metadata.DB) error {
 	if err != nil {
 		return err
 	}
+	g.snap = snap
 	svc.SetUnpacker(snap)
 	return nil
+}
+
+// openSnapshotter returns the snapshotter opened with the image service.
+func openSnapshotter(g *globals) (*snapshot.Snapshotter, error) {
+	if g.snap == nil {
+		return nil, errors.New("snapshotter not open")
+	}
+	return g.snap, nil
 }
