@@ -748,71 +748,17 @@ func (s *Snapshotter) Prune(ctx context.Context) (PruneResult, error) {
 	var ids []int64
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		res, ids = PruneResult{}, nil
-		type row struct {
-			id                         int64
-			driver, kind, name, parent string
-			size                       int64
-		}
-		var all []row
-		rows, err := tx.Query(`SELECT id, driver, kind, name, parent, size FROM snapshots`)
+		victims, err := unused(ctx, tx)
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			var r row
-			if err := rows.Scan(&r.id, &r.driver, &r.kind, &r.name, &r.parent, &r.size); err != nil {
-				rows.Close()
+		for _, v := range victims {
+			if _, err := tx.Exec(`DELETE FROM snapshots WHERE id = ?`, v.ID); err != nil {
 				return err
 			}
-			all = append(all, r)
-		}
-		rows.Close()
-		retained := map[string]bool{}
-		refs, err := tx.Query(`SELECT DISTINCT chain_id FROM snapshot_refs`)
-		if err != nil {
-			return err
-		}
-		for refs.Next() {
-			var c string
-			if err := refs.Scan(&c); err != nil {
-				refs.Close()
-				return err
-			}
-			retained[c] = true
-		}
-		refs.Close()
-
-		type key struct{ driver, name string }
-		byName := map[key]row{}
-		for _, r := range all {
-			byName[key{r.driver, r.name}] = r
-		}
-		live := map[int64]bool{}
-		var keep func(driver, name string)
-		keep = func(driver, name string) {
-			for name != "" {
-				r, ok := byName[key{driver, name}]
-				if !ok || live[r.id] {
-					return
-				}
-				live[r.id] = true
-				name = r.parent
-			}
-		}
-		for _, r := range all {
-			if r.kind != string(KindCommitted) || retained[r.name] {
-				keep(r.driver, r.name)
-			}
-		}
-		for _, r := range all {
-			if !live[r.id] {
-				ids = append(ids, r.id)
-				res.Removed = append(res.Removed, r.name)
-				res.Bytes += r.size
-				if _, err := tx.Exec(`DELETE FROM snapshots WHERE id = ?`, r.id); err != nil {
-					return err
-				}
-			}
+			ids = append(ids, v.ID)
+			res.Removed = append(res.Removed, v.Name)
+			res.Bytes += v.Size
 		}
 		return nil
 	})
@@ -825,6 +771,84 @@ func (s *Snapshotter) Prune(ctx context.Context) (PruneResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// Unused lists the committed snapshots Prune would remove now.
+func (s *Snapshotter) Unused(ctx context.Context) ([]Info, error) {
+	v, err := unused(ctx, s.db)
+	if err != nil {
+		return nil, fmt.Errorf("list unused snapshots: %w", err)
+	}
+	return v, nil
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// unused finds the committed snapshots of every driver that nothing keeps:
+// live are retained chains, active snapshots and views, and every ancestor
+// of those.
+func unused(ctx context.Context, q querier) ([]Info, error) {
+	type row struct {
+		Info
+		driver string
+	}
+	var all []row
+	rows, err := q.QueryContext(ctx, `SELECT id, driver, kind, name, parent, diff_id, size, inodes FROM snapshots ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.ID, &r.driver, &r.Kind, &r.Name, &r.Parent, &r.DiffID, &r.Size, &r.Inodes); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		all = append(all, r)
+	}
+	rows.Close()
+	retained := map[string]bool{}
+	refs, err := q.QueryContext(ctx, `SELECT DISTINCT chain_id FROM snapshot_refs`)
+	if err != nil {
+		return nil, err
+	}
+	for refs.Next() {
+		var c string
+		if err := refs.Scan(&c); err != nil {
+			refs.Close()
+			return nil, err
+		}
+		retained[c] = true
+	}
+	refs.Close()
+
+	type key struct{ driver, name string }
+	byName := map[key]row{}
+	for _, r := range all {
+		byName[key{r.driver, r.Name}] = r
+	}
+	live := map[int64]bool{}
+	for _, r := range all {
+		if r.Kind == KindCommitted && !retained[r.Name] {
+			continue
+		}
+		for name := r.Name; name != ""; {
+			a, ok := byName[key{r.driver, name}]
+			if !ok || live[a.ID] {
+				break
+			}
+			live[a.ID] = true
+			name = a.Parent
+		}
+	}
+	var out []Info
+	for _, r := range all {
+		if !live[r.ID] {
+			out = append(out, r.Info)
+		}
+	}
+	return out, nil
 }
 
 // cleanup removes what dead processes left: temp dirs named for a dead pid,

@@ -364,6 +364,17 @@ func TestRetainReleasePrune(t *testing.T) {
 		}
 		prune := func(want ...string) {
 			t.Helper()
+			unused, err := s.Unused(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, u := range unused {
+				names = append(names, u.Name)
+			}
+			if fmt.Sprint(names) != fmt.Sprint(want) {
+				t.Fatalf("unused %v, want %v", names, want)
+			}
 			res, err := s.Prune(ctx)
 			if err != nil {
 				t.Fatal(err)
