@@ -298,20 +298,25 @@ func (s *Service) ingestImage(ctx context.Context, img v1.Image) (recordInput, e
 	}
 	size := m.Config.Size
 	blobs := []v1.Hash{digest, m.Config.Digest}
-	parent := ""
-	var chains []string
+	chains := chainIDs(cf.RootFS.DiffIDs)
+	if s.unpacker != nil && len(chains) > 0 {
+		if err := s.unpacker.Retain(ctx, ownerKey(digest), chains...); err != nil {
+			return rec, err
+		}
+	}
 	for i, l := range layers {
 		d := m.Layers[i].Digest
 		if _, err := s.store.WriteFrom(ctx, d, m.Layers[i].Size, func() (io.Reader, error) { return l.Compressed() }, nil); err != nil {
 			return rec, fmt.Errorf("layer %s: %w", d, err)
 		}
 		if s.unpacker != nil {
-			chain, err := s.unpackBlob(ctx, parent, cf.RootFS.DiffIDs[i], d)
-			if err != nil {
+			parent := ""
+			if i > 0 {
+				parent = chains[i-1]
+			}
+			if err := s.unpackStored(ctx, parent, cf.RootFS.DiffIDs[i], d); err != nil {
 				return rec, err
 			}
-			chains = append(chains, chain)
-			parent = chain
 		}
 		blobs = append(blobs, d)
 		size += m.Layers[i].Size
@@ -319,11 +324,6 @@ func (s *Service) ingestImage(ctx context.Context, img v1.Image) (recordInput, e
 	// The manifest goes last: a visible manifest implies its blobs are there.
 	if err := s.putBlob(ctx, digest, raw); err != nil {
 		return rec, err
-	}
-	if s.unpacker != nil && len(chains) > 0 {
-		if err := s.unpacker.Retain(ctx, ownerKey(digest), chains...); err != nil {
-			return rec, err
-		}
 	}
 	return recordInput{digest: digest, config: m.Config.Digest, mediaType: string(mt), size: size, created: cf.Created.Time, blobs: blobs}, nil
 }

@@ -33,6 +33,11 @@ import (
 // snapshotter attached, as the CLI does.
 func newService(t *testing.T, root string) *image.Service {
 	t.Helper()
+	return newServiceWith(t, root, snapshot.Overlay)
+}
+
+func newServiceWith(t *testing.T, root, driver string) *image.Service {
+	t.Helper()
 	if root == "" {
 		root = t.TempDir()
 	}
@@ -49,7 +54,7 @@ func newService(t *testing.T, root string) *image.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := snapshot.Open(db, root, snapshot.Options{})
+	snap, err := snapshot.Open(db, root, snapshot.Options{Driver: driver})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,5 +496,37 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	other := newService(t, "")
 	if _, err := other.Load(ctx, bad); err == nil {
 		t.Fatal("loading garbage succeeded")
+	}
+}
+
+// Both snapshotters: overlay unpacks layers while they download, copy
+// applies them in order from the store. Either way the pull is runnable and
+// a second image sharing the base reuses it.
+func TestPullUnpacksWithEitherSnapshotter(t *testing.T) {
+	_, fx := testenv.Setup(t, testenv.FixBusybox, testenv.FixLayered)
+	for _, driver := range []string{snapshot.Overlay, snapshot.Copy} {
+		t.Run(driver, func(t *testing.T) {
+			root := t.TempDir()
+			svc := newServiceWith(t, root, driver)
+			for _, ref := range []string{fx.Busybox.Ref, fx.Layered.Ref} {
+				if _, err := svc.Pull(ctx, ref, image.PullOptions{}); err != nil {
+					t.Fatalf("pull %s with %s: %v", ref, driver, err)
+				}
+			}
+			db, err := metadata.Open(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			snap, err := snapshot.Open(db, root, snapshot.Options{Driver: driver})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, chain := range snapshot.ChainIDs(fx.Layered.DiffIDs) {
+				if ok, err := snap.Has(ctx, chain); err != nil || !ok {
+					t.Fatalf("chain %s not unpacked (%v)", chain, err)
+				}
+			}
+		})
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"golang.org/x/sync/errgroup"
 
 	"hull/internal/reference"
 )
@@ -70,7 +69,7 @@ func (s *Service) Pull(ctx context.Context, refStr string, opts PullOptions) (*P
 	return res, nil
 }
 
-func (s *Service) pull(ctx context.Context, ref reference.Reference, opts PullOptions) (*PullResult, error) {
+func (s *Service) pull(ctx context.Context, ref reference.Reference, opts PullOptions) (_ *PullResult, rerr error) {
 	release, err := s.store.Use()
 	if err != nil {
 		return nil, err
@@ -164,19 +163,30 @@ func (s *Service) pull(ctx context.Context, ref reference.Reference, opts PullOp
 			Err: fmt.Errorf("manifest has %d layers but config lists %d diff IDs", len(man.Layers), len(cf.RootFS.DiffIDs))}
 	}
 
-	chains, err := s.fetchLayers(ctx, sess, man.Layers, cf.RootFS.DiffIDs, opts.Progress)
+	owner := ownerKey(manifestDesc.Digest)
+	known, err := s.hasRecord(ctx, manifestDesc.Digest)
 	if err != nil {
+		return nil, err
+	}
+	if s.unpacker != nil {
+		// Retain first, so a concurrent prune cannot take layers this pull
+		// is building on; a failed pull of a new image lets them go again.
+		if err := s.unpacker.Retain(ctx, owner, chainIDs(cf.RootFS.DiffIDs)...); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if !known && rerr != nil {
+				s.unpacker.Release(context.WithoutCancel(ctx), owner)
+			}
+		}()
+	}
+	if err := s.fetchLayers(ctx, sess, man.Layers, cf.RootFS.DiffIDs, opts.Progress); err != nil {
 		return nil, err
 	}
 	size := man.Config.Size
 	for _, l := range man.Layers {
 		stored = append(stored, l.Digest)
 		size += l.Size
-	}
-	if s.unpacker != nil && len(chains) > 0 {
-		if err := s.unpacker.Retain(ctx, ownerKey(manifestDesc.Digest), chains...); err != nil {
-			return nil, err
-		}
 	}
 	in := recordInput{
 		digest: manifestDesc.Digest, config: man.Config.Digest, mediaType: string(manifestDesc.MediaType),
@@ -221,107 +231,6 @@ func checkManifest(m *v1.Manifest) error {
 func (s *Service) putBlob(ctx context.Context, d v1.Hash, data []byte) error {
 	_, err := s.store.Write(ctx, d, int64(len(data)), bytes.NewReader(data), nil)
 	return err
-}
-
-// fetchLayers downloads missing layers concurrently and, with an unpacker,
-// applies each in order as soon as it and its parent are present. It
-// returns the chain IDs (empty without an unpacker).
-func (s *Service) fetchLayers(ctx context.Context, sess *session, layers []v1.Descriptor, diffIDs []v1.Hash, p Progress) ([]string, error) {
-	g, ctx := errgroup.WithContext(ctx)
-	ready := make([]chan struct{}, len(layers))
-	for i := range ready {
-		ready[i] = make(chan struct{})
-	}
-	sem := make(chan struct{}, s.cfg.Registries.MaxConcurrentDownloads)
-	existed := make([]bool, len(layers))
-	for i, l := range layers {
-		id := shortID(l.Digest.Hex)
-		if s.store.Has(l.Digest) {
-			existed[i] = true
-			p.Update(id, StateExists, l.Size, l.Size)
-			close(ready[i])
-			continue
-		}
-		p.Update(id, StateWaiting, 0, l.Size)
-		g.Go(func() error {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			defer func() { <-sem }()
-			written, err := s.store.WriteFrom(ctx, l.Digest, l.Size, func() (io.Reader, error) {
-				return sess.fetchBlob(ctx, l.Digest)
-			}, func(n int64) {
-				if n >= l.Size {
-					p.Update(id, StateVerifying, n, l.Size)
-				} else {
-					p.Update(id, StateDownloading, n, l.Size)
-				}
-			})
-			if err != nil {
-				return fmt.Errorf("layer %s: %w", l.Digest, err)
-			}
-			if written {
-				p.Update(id, StateDownloaded, l.Size, l.Size)
-			} else {
-				p.Update(id, StateExists, l.Size, l.Size)
-			}
-			close(ready[i])
-			return nil
-		})
-	}
-	var chains []string
-	if s.unpacker != nil {
-		chains = make([]string, len(layers))
-		g.Go(func() error {
-			parent := ""
-			for i, l := range layers {
-				select {
-				case <-ready[i]:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-				id := shortID(l.Digest.Hex)
-				if !existed[i] {
-					p.Update(id, StateExtracting, 0, l.Size)
-				}
-				chain, err := s.unpackBlob(ctx, parent, diffIDs[i], l.Digest)
-				if err != nil {
-					return err
-				}
-				chains[i], parent = chain, chain
-				if !existed[i] {
-					p.Update(id, StateDone, l.Size, l.Size)
-				}
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	if s.unpacker == nil {
-		for i, l := range layers {
-			if !existed[i] {
-				p.Update(shortID(l.Digest.Hex), StateDone, l.Size, l.Size)
-			}
-		}
-	}
-	return chains, nil
-}
-
-func (s *Service) unpackBlob(ctx context.Context, parent string, diffID, blob v1.Hash) (string, error) {
-	f, err := s.store.Open(blob)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	chain, err := s.unpacker.Unpack(ctx, parent, diffID.String(), f)
-	if err != nil {
-		return "", fmt.Errorf("unpack layer %s: %w", blob, err)
-	}
-	return chain, nil
 }
 
 // fetchBlob GETs a blob; the store verifies what it reads.

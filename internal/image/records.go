@@ -252,3 +252,12 @@ func resolveIn(recs []*Record, str string) (*Record, error) {
 	}
 	return nil, &NotFoundError{Name: str}
 }
+
+// hasRecord reports whether the manifest is already a recorded image.
+func (s *Service) hasRecord(ctx context.Context, manifest v1.Hash) (bool, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM images WHERE digest = ?`, manifest.String()).Scan(&n); err != nil {
+		return false, fmt.Errorf("look up image %s: %w", manifest, err)
+	}
+	return n > 0, nil
+}
