@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 
@@ -124,6 +125,13 @@ func main() {
 }
 
 func run(args []string) int {
+	if path := os.Getenv("HULL_CPUPROFILE"); path != "" {
+		// For performance work: HULL_CPUPROFILE=cpu.out hull pull ...
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	cmd := newRootCmd()
 	cmd.SetArgs(args)
 	err := cmd.Execute()
