@@ -39,8 +39,8 @@ type Options struct {
 	ReadOnlyRootfs  bool
 
 	// Storage
-	Mounts []Mount            // -v, named volumes (resolved to a host dir by the engine), --mount
-	Tmpfs  map[string]string  // --tmpfs /path[:opts]: path -> opts
+	Mounts []Mount           // -v, named volumes (resolved to a host dir by the engine), --mount
+	Tmpfs  map[string]string // --tmpfs /path[:opts]: path -> opts
 	// ExtraMounts are appended last as they are: the engine's
 	// /etc/hostname, /etc/hosts and /etc/resolv.conf.
 	ExtraMounts []specs.Mount
