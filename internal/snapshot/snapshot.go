@@ -943,6 +943,10 @@ func processAlive(pid int) bool {
 	return err == nil || err == unix.EPERM
 }
 
+// lockBusyHook, if set (by tests), is called once when lockFile finds the
+// lock taken and starts waiting.
+var lockBusyHook func(path string)
+
 // lockFile takes an exclusive flock on path, waiting until ctx ends. The
 // lock is held by the open file, so it dies with the process.
 func lockFile(ctx context.Context, path string) (func(), error) {
@@ -950,7 +954,7 @@ func lockFile(ctx context.Context, path string) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	for {
+	for waited := false; ; waited = true {
 		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
 			return func() { f.Close() }, nil
@@ -958,6 +962,9 @@ func lockFile(ctx context.Context, path string) (func(), error) {
 		if err != unix.EWOULDBLOCK && err != unix.EINTR {
 			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if !waited && lockBusyHook != nil {
+			lockBusyHook(path)
 		}
 		select {
 		case <-ctx.Done():

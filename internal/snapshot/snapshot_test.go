@@ -403,18 +403,27 @@ func TestRetainReleasePrune(t *testing.T) {
 	})
 }
 
-// TestMain doubles as the crash helper: with HULL_SNAPSHOT_CRASH_ROOT set,
-// the test binary starts an unpack that stops mid-layer and waits to be
-// killed.
+// TestMain doubles as a second hull process: with HULL_SNAPSHOT_HELPER_ROOT
+// set, the test binary unpacks helperLayer into that root, stopping half way
+// until the file <root>/go exists (never, for the crash test), and writes
+// how many blob bytes it read to <root>/read-<HULL_SNAPSHOT_HELPER_NAME>.
 func TestMain(m *testing.M) {
-	if root := os.Getenv("HULL_SNAPSHOT_CRASH_ROOT"); root != "" {
-		crashHelper(root, os.Getenv("HULL_SNAPSHOT_CRASH_DRIVER"))
+	if root := os.Getenv("HULL_SNAPSHOT_HELPER_ROOT"); root != "" {
+		unpackHelper(root, os.Getenv("HULL_SNAPSHOT_HELPER_DRIVER"), os.Getenv("HULL_SNAPSHOT_HELPER_NAME"))
 		return
 	}
 	os.Exit(m.Run())
 }
 
-func crashHelper(root, driver string) {
+func helperLayer(t fataler) []byte {
+	var hdrs []*tar.Header
+	for i := 0; i < 100; i++ {
+		hdrs = append(hdrs, hdrFile(fmt.Sprintf("f%d", i), 0o644, "content"))
+	}
+	return makeTar(t, hdrs...)
+}
+
+func unpackHelper(root, driver, name string) {
 	db, err := metadata.Open(root)
 	if err != nil {
 		panic(err)
@@ -423,20 +432,104 @@ func crashHelper(root, driver string) {
 	if err != nil {
 		panic(err)
 	}
-	var hdrs []*tar.Header
-	for i := 0; i < 100; i++ {
-		hdrs = append(hdrs, hdrFile(fmt.Sprintf("f%d", i), 0o644, "content"))
-	}
-	layer := makeTar(panicker{}, hdrs...)
+	layer := helperLayer(panicker{})
+	lockBusyHook = func(string) { os.WriteFile(filepath.Join(root, "waiting-"+name), nil, 0o644) }
+	var read atomic.Int64
 	pr, pw := io.Pipe()
 	go func() {
 		pw.Write(layer[:len(layer)/2])
-		// Half the layer is in; tell the test, then stall until killed.
-		os.WriteFile(filepath.Join(root, "half"), nil, 0o644)
-		select {}
+		// Half the layer is in; tell the test, then wait for its go.
+		os.WriteFile(filepath.Join(root, "half-"+name), nil, 0o644)
+		for {
+			if _, err := os.Stat(filepath.Join(root, "go")); err == nil {
+				break
+			}
+			unix.Nanosleep(&unix.Timespec{Nsec: 10e6}, nil)
+		}
+		pw.Write(layer[len(layer)/2:])
+		pw.Close()
 	}()
-	s.Unpack(context.Background(), "", digestOf(layer), pr)
-	os.Exit(3)
+	if _, err := s.Unpack(context.Background(), "", digestOf(layer), &countingReader{r: pr, n: &read}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.WriteFile(filepath.Join(root, "read-"+name), []byte(strconv.FormatInt(read.Load(), 10)), 0o644)
+	os.Exit(0)
+}
+
+// startHelper starts unpackHelper in a new process and waits until it has
+// read half the layer (or, with waitHalf false, only starts it).
+func startHelper(t *testing.T, root, driver, name string, waitHalf bool) (*exec.Cmd, chan error) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "HULL_SNAPSHOT_HELPER_ROOT="+root, "HULL_SNAPSHOT_HELPER_DRIVER="+driver, "HULL_SNAPSHOT_HELPER_NAME="+name)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() {
+		err := cmd.Wait()
+		if err != nil {
+			err = fmt.Errorf("%w: %s", err, stderr.String())
+		}
+		exited <- err
+	}()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	for waitHalf {
+		if _, err := os.Stat(filepath.Join(root, "half-"+name)); err == nil {
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("helper %s exited early: %v", name, err)
+		default:
+			unix.Nanosleep(&unix.Timespec{Nsec: 10e6}, nil)
+		}
+	}
+	return cmd, exited
+}
+
+// Two processes unpacking one layer at once: the second waits on the
+// chain's file lock and then finds the layer done, reading nothing.
+func TestConcurrentProcessesUnpackOnce(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		root := t.TempDir()
+		s := openT(t, root, driver)
+		_, firstDone := startHelper(t, root, driver, "first", true)
+		_, secondDone := startHelper(t, root, driver, "second", false)
+		// Once the second waits on the lock the first holds, let the first
+		// finish.
+		for {
+			if _, err := os.Stat(filepath.Join(root, "waiting-second")); err == nil {
+				break
+			}
+			select {
+			case err := <-secondDone:
+				t.Fatalf("second process finished without waiting for the first: %v", err)
+			default:
+				unix.Nanosleep(&unix.Timespec{Nsec: 10e6}, nil)
+			}
+		}
+		os.WriteFile(filepath.Join(root, "go"), nil, 0o644)
+		for _, done := range []chan error{firstDone, secondDone} {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+		layer := helperLayer(t)
+		if got := readFile(t, filepath.Join(root, "read-first")); got != strconv.Itoa(len(layer)) {
+			t.Errorf("first process read %s bytes, want the whole layer (%d)", got, len(layer))
+		}
+		if got := readFile(t, filepath.Join(root, "read-second")); got != "0" {
+			t.Errorf("second process read %s bytes, want 0 (the layer was unpacked by the first)", got)
+		}
+		if ok, err := s.Has(context.Background(), digestOf(layer)); !ok || err != nil {
+			t.Errorf("layer not recorded: %v", err)
+		}
+		assertSnapshotDirs(t, root, 1)
+	})
 }
 
 func TestCrashLeftoversCleaned(t *testing.T) {
@@ -448,26 +541,7 @@ func TestCrashLeftoversCleaned(t *testing.T) {
 		chain := unpackT(t, s, "", base)
 
 		// A process killed mid-unpack.
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "HULL_SNAPSHOT_CRASH_ROOT="+root, "HULL_SNAPSHOT_CRASH_DRIVER="+driver)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		for {
-			if _, err := os.Stat(filepath.Join(root, "half")); err == nil {
-				break
-			}
-			select {
-			case err := <-exited:
-				t.Fatalf("crash helper exited early: %v: %s", err, stderr.String())
-			default:
-				unix.Nanosleep(&unix.Timespec{Nsec: 10e6}, nil)
-			}
-		}
+		cmd, exited := startHelper(t, root, driver, "crash", true)
 		cmd.Process.Signal(unix.SIGKILL)
 		<-exited
 		tmp, _ := os.ReadDir(filepath.Join(root, "snapshots/tmp"))
@@ -494,10 +568,6 @@ func TestCrashLeftoversCleaned(t *testing.T) {
 			t.Fatalf("after cleanup: %+v, %v; want only %s", list, err, chain)
 		}
 		// The store is usable: the killed layer unpacks now.
-		var hdrs []*tar.Header
-		for i := 0; i < 100; i++ {
-			hdrs = append(hdrs, hdrFile(fmt.Sprintf("f%d", i), 0o644, "content"))
-		}
-		unpackT(t, s2, "", makeTar(t, hdrs...))
+		unpackT(t, s2, "", helperLayer(t))
 	})
 }
