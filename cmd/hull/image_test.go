@@ -21,6 +21,7 @@ import (
 // so tests can run it as a separate process and kill it.
 func TestMain(m *testing.M) {
 	if os.Getenv("HULL_TEST_AS_CLI") == "1" {
+		ociInitIfRequested()
 		os.Exit(run(os.Args[1:]))
 	}
 	os.Exit(m.Run())

@@ -72,6 +72,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newVersionCmd(), newInfoCmd(g))
 	addImageCommands(root, g)
 	addOCICommands(root, g)
+	addSnapshotCommands(root, g)
 	return root
 }
 
