@@ -157,7 +157,9 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (App
 		if a.res.Entries > opts.Limits.MaxEntries {
 			return ApplyResult{}, fmt.Errorf("entry %q: %w", hdr.Name, &LimitError{What: "entry count", Limit: opts.Limits.MaxEntries})
 		}
-		if hdr.Size > opts.Limits.MaxBytes-hr.n {
+		// Both the stream and what it expands to (sparse files write their
+		// holes) count against MaxBytes.
+		if hdr.Size > opts.Limits.MaxBytes-max(hr.n, a.res.ContentBytes) {
 			return ApplyResult{}, fmt.Errorf("entry %q (%d bytes): %w", hdr.Name, hdr.Size, &LimitError{What: "uncompressed size", Limit: opts.Limits.MaxBytes})
 		}
 		if err := a.entry(hdr, tr); err != nil {

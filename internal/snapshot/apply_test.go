@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -341,4 +343,69 @@ func makeTarHeaderOnly(t testing.TB, name string, size int64) []byte {
 	}
 	tw.Flush()
 	return buf.Bytes()
+}
+
+// A sparse file is a few stream bytes that expand to its whole size on
+// disk; the expansion counts against MaxBytes too.
+func TestSparseBomb(t *testing.T) {
+	var stream []byte
+	for i := 1; i <= 3; i++ {
+		name := "sparse" + formatName(i)
+		// PAX sparse format 1.0: the data starts with the map (one region
+		// of 1 byte at offset 0) padded to a block, then the region's bytes.
+		data := make([]byte, 513)
+		copy(data, "1\n0\n1\n")
+		data[512] = 'x'
+		pax := paxRecords(map[string]string{
+			"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": name, "GNU.sparse.realsize": "700000",
+		})
+		stream = append(stream, rawTarEntry("PaxHeaders/"+name, 'x', pax)...)
+		stream = append(stream, rawTarEntry("GNUSparseFile.0/"+name, '0', data)...)
+	}
+	stream = append(stream, make([]byte, 1024)...)
+	root := t.TempDir()
+	_, err := Apply(context.Background(), root, bytes.NewReader(stream), ApplyOptions{Limits: Limits{MaxBytes: 1 << 20}})
+	var le *LimitError
+	if !errors.As(err, &le) || !strings.Contains(err.Error(), `"sparse2"`) {
+		t.Fatalf("err = %v, want a size LimitError at sparse2 (2 x 700000 expanded bytes > 1 MiB)", err)
+	}
+	if st, err := os.Stat(filepath.Join(root, "sparse1")); err != nil || st.Size() != 700000 {
+		t.Errorf("sparse1 not expanded to its real size: %v", err)
+	}
+}
+
+func paxRecords(recs map[string]string) []byte {
+	var out []byte
+	for k, v := range recs {
+		rec := " " + k + "=" + v + "\n"
+		n := len(rec) + 1
+		for len(strconv.Itoa(n))+len(rec) != n {
+			n++
+		}
+		out = append(out, strconv.Itoa(n)+rec...)
+	}
+	return out
+}
+
+// rawTarEntry is a ustar header block for typ with body, and the body
+// padded to a block: for entries archive/tar will not write.
+func rawTarEntry(name string, typ byte, body []byte) []byte {
+	h := make([]byte, 512)
+	copy(h[0:], name)
+	copy(h[100:], "0000644\x00")
+	copy(h[108:], "0000000\x00")
+	copy(h[116:], "0000000\x00")
+	copy(h[124:], fmt.Sprintf("%011o\x00", len(body)))
+	copy(h[136:], "00000000000\x00")
+	h[156] = typ
+	copy(h[257:], "ustar\x0000")
+	copy(h[148:], "        ")
+	sum := 0
+	for _, b := range h {
+		sum += int(b)
+	}
+	copy(h[148:], fmt.Sprintf("%06o\x00 ", sum))
+	padded := make([]byte, (len(body)+511)/512*512)
+	copy(padded, body)
+	return append(h, padded...)
 }
