@@ -20,8 +20,8 @@ import (
 // TestMain lets the test binary act as hull itself (HULL_TEST_AS_CLI=1),
 // so tests can run it as a separate process and kill it.
 func TestMain(m *testing.M) {
+	ociInitIfRequested()
 	if os.Getenv("HULL_TEST_AS_CLI") == "1" {
-		ociInitIfRequested()
 		os.Exit(run(os.Args[1:]))
 	}
 	os.Exit(m.Run())
