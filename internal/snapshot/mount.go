@@ -186,7 +186,12 @@ func fixImplicitDirs(upper string, lowers, rels []string) error {
 		dirRel, base := splitRel(rel)
 		pfd, err := openInRoot(ufd, dirRel, resolveHow)
 		if err != nil {
-			return fmt.Errorf("directory %q: %w", rel, err)
+			continue // a later entry of the layer replaced a parent
+		}
+		var cur unix.Stat_t
+		if err := unix.Fstatat(pfd, base, &cur, unix.AT_SYMLINK_NOFOLLOW); err != nil || cur.Mode&unix.S_IFMT != unix.S_IFDIR {
+			unix.Close(pfd)
+			continue // replaced by a later entry
 		}
 		err = unix.Fchownat(pfd, base, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW)
 		if err == nil {

@@ -202,8 +202,11 @@ func TestUnpackChildBeforeParent(t *testing.T) {
 		ctx := context.Background()
 		etc := hdrDir("etc/", 0o750)
 		etc.Uid, etc.Gid = 5, 6
-		l1 := makeTar(t, etc, hdrFile("etc/hosts", 0o644, "hosts"))
-		l2 := makeTar(t, hdrFile("etc/passwd", 0o644, "root:x:0:0"))
+		varDir := hdrDir("var/", 0o711)
+		varDir.Uid = 7
+		l1 := makeTar(t, etc, hdrFile("etc/hosts", 0o644, "hosts"), varDir)
+		// etc/ and var/log/ are implied; var/log is then replaced by a file.
+		l2 := makeTar(t, hdrFile("etc/passwd", 0o644, "root:x:0:0"), hdrFile("var/log/x", 0o644, "x"), hdrFile("var/log", 0o600, "file"))
 		c1 := ChainID("", digestOf(l1))
 		done := make(chan error, 1)
 		go func() {
@@ -224,6 +227,12 @@ func TestUnpackChildBeforeParent(t *testing.T) {
 		var st unix.Stat_t
 		if err := unix.Stat(filepath.Join(m, "etc"), &st); err != nil || st.Mode&0o7777 != 0o750 || st.Uid != 5 || st.Gid != 6 {
 			t.Errorf("etc is %o %d:%d (%v), want the base layer's 750 5:6", st.Mode&0o7777, st.Uid, st.Gid, err)
+		}
+		if err := unix.Stat(filepath.Join(m, "var"), &st); err != nil || st.Mode&0o7777 != 0o711 || st.Uid != 7 {
+			t.Errorf("var is %o uid %d (%v), want the base layer's 711 uid 7", st.Mode&0o7777, st.Uid, err)
+		}
+		if err := unix.Stat(filepath.Join(m, "var/log"), &st); err != nil || st.Mode&0o7777 != 0o600 || st.Mode&unix.S_IFMT != unix.S_IFREG {
+			t.Errorf("var/log is %o (%v), want the layer's 600 file", st.Mode, err)
 		}
 		if readFile(t, filepath.Join(m, "etc/hosts")) != "hosts" || readFile(t, filepath.Join(m, "etc/passwd")) != "root:x:0:0" {
 			t.Error("merged etc is missing a layer's file")
