@@ -204,7 +204,7 @@ func TestUnpackChildBeforeParent(t *testing.T) {
 		etc.Uid, etc.Gid = 5, 6
 		varDir := hdrDir("var/", 0o711)
 		varDir.Uid = 7
-		l1 := makeTar(t, etc, hdrFile("etc/hosts", 0o644, "hosts"), varDir)
+		l1 := makeTar(t, etc, hdrFile("etc/hosts", 0o644, "hosts"), varDir, hdrDir("var/log/", 0o755))
 		// etc/ and var/log/ are implied; var/log is then replaced by a file.
 		l2 := makeTar(t, hdrFile("etc/passwd", 0o644, "root:x:0:0"), hdrFile("var/log/x", 0o644, "x"), hdrFile("var/log", 0o600, "file"))
 		c1 := ChainID("", digestOf(l1))
