@@ -8,26 +8,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/spf13/cobra"
 )
 
-// snapHull runs a command tree made of the image and snapshot commands
-// against root, whether or not main.go wires addSnapshotCommands yet.
+// snapHull runs the command tree in-process against root, with stdin.
 func snapHull(t *testing.T, root string, stdin []byte, args ...string) (string, error) {
 	t.Helper()
-	g := &globals{}
-	cmd := &cobra.Command{
-		Use: "hull", SilenceUsage: true, SilenceErrors: true,
-		PersistentPreRunE: func(cmd *cobra.Command, args []string) error { return g.resolve(cmd) },
-	}
-	pf := cmd.PersistentFlags()
-	pf.StringVar(&g.configPath, "config", "", "")
-	pf.StringVar(&g.root, "root", "", "")
-	pf.StringVar(&g.runRoot, "run-root", "", "")
-	pf.StringVar(&g.logLevel, "log-level", "", "")
-	addImageCommands(cmd, g)
-	addSnapshotCommands(cmd, g)
+	cmd := newRootCmd()
 	var out bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)
