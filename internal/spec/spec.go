@@ -2,13 +2,17 @@
 // `hull create` into the OCI runtime spec (config.json) that hull's runtime
 // executes. It follows docker's rules wherever a docker user would notice
 // a difference: how --entrypoint and the command combine, how -u is
-// resolved against the image's own /etc/passwd, the default capability set,
-// the default mounts, devices and masked paths. hull differs on purpose in
-// one place: no-new-privileges is on unless asked otherwise.
+// resolved against the image's own /etc/passwd, the default capability
+// set, mounts, devices and masked paths. hull differs on purpose in one
+// place: no-new-privileges is on unless asked otherwise.
 package spec
 
 import (
-	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -24,15 +28,18 @@ type Options struct {
 	Entrypoint    []string // --entrypoint; with EntrypointSet and empty, clears the image's
 	EntrypointSet bool
 	Cmd           []string // args after the image; empty: image Cmd
-	Env           []string // KEY=VALUE, merged over the image's Env (later wins)
-	WorkingDir    string   // -w; default image WorkingDir or "/"
-	User          string   // -u user[:group], names or ids, resolved in the rootfs
-	TTY           bool     // -t: process.terminal
-	Init          bool     // --init: InitPath runs as PID 1 with the process as its child
-	InitPath      string   // host path of the init binary, mounted read-only at InitTarget
+	// Env is KEY=VALUE, merged over the image's Env (later wins); a bare
+	// KEY removes the variable. PATH is defaulted if absent, HOSTNAME
+	// set, TERM=xterm with TTY, HOME from the user's passwd entry.
+	Env        []string
+	WorkingDir string // -w; default image WorkingDir or "/"; created if missing, as docker does
+	User       string // -u user[:group], names or ids, resolved in the rootfs; default image User
+	TTY        bool   // -t: process.terminal
+	Init       bool   // --init: InitPath runs as PID 1 with the process as its child
+	InitPath   string // host path of the init binary, mounted read-only at InitTarget
 
 	// Security
-	Privileged      bool
+	Privileged      bool     // all caps, no seccomp, no masked/readonly paths, all devices, rw /sys
 	CapAdd, CapDrop []string // names with or without CAP_, "ALL" allowed, any case
 	NoNewPrivileges *bool    // nil: true (hull's default)
 	Seccomp         string   // "": hull's default profile; "unconfined"; or a docker-format JSON file
@@ -40,21 +47,24 @@ type Options struct {
 
 	// Storage
 	Mounts []Mount           // -v, named volumes (resolved to a host dir by the engine), --mount
-	Tmpfs  map[string]string // --tmpfs /path[:opts]: path -> opts
-	// ExtraMounts are appended last as they are: the engine's
-	// /etc/hostname, /etc/hosts and /etc/resolv.conf.
+	Tmpfs  map[string]string // --tmpfs: container path -> options ("" for none)
+	// ExtraMounts are appended last as they are, unless a user mount has
+	// the same destination (a user's -v /etc/hosts wins, as in docker):
+	// the engine's /etc/hostname, /etc/hosts and /etc/resolv.conf.
 	ExtraMounts []specs.Mount
 
 	// Resources (0 = unset)
 	Memory, MemoryReservation, MemorySwap int64 // bytes; MemorySwap -1 = unlimited
-	NanoCPUs                              int64 // --cpus 1.5 => 1.5e9
+	NanoCPUs                              int64 // --cpus 1.5 => 1.5e9 -> quota 150000 per 100000
 	CPUShares                             int64
 	CpusetCpus                            string
 	PidsLimit                             int64 // -1 unlimited
 	Ulimits                               []Ulimit
 
 	// Namespaces
-	Network     string // "none" or "" (new netns with only lo) or "host"
+	// Network is "none" or "" (a new network namespace with only lo),
+	// "host" (the host's), or "ns:<path>" (join the namespace at path).
+	Network     string
 	CgroupsPath string // e.g. "/hull/<id>"
 	Annotations map[string]string
 }
@@ -64,18 +74,259 @@ type Mount struct {
 	Type                string // bind, volume, tmpfs
 	Source, Destination string
 	ReadOnly            bool
-	Options             []string
+	// Options are extra mount options: a propagation mode (rprivate is
+	// the default), "bind" for a non-recursive bind, tmpfs size=/mode=...
+	Options []string
 }
 
-// Ulimit is one --ulimit name=soft[:hard].
+// Ulimit is one --ulimit name=soft[:hard]; -1 is unlimited.
 type Ulimit struct {
 	Name       string
 	Soft, Hard int64
 }
 
+// InitTarget is where --init's binary appears in the container.
+const InitTarget = "/sbin/hull-init"
+
+// DefaultPath is PATH when neither the image nor the user sets it.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 // Generate builds the spec. rootfs is the container's mounted root
 // filesystem (absolute path): users, groups and the working directory are
-// looked up in it, and spec.Root.Path points at it.
+// looked up in it (the working directory is created if missing), and
+// spec.Root.Path points at it. img may be nil (an image without config).
 func Generate(img *v1.ConfigFile, rootfs string, o Options) (*specs.Spec, error) {
-	return nil, errors.New("spec.Generate: not implemented yet")
+	if !filepath.IsAbs(rootfs) {
+		return nil, fmt.Errorf("rootfs %q is not an absolute path", rootfs)
+	}
+	var ic v1.Config
+	if img != nil {
+		ic = img.Config
+	}
+	args, err := commandArgs(ic, o)
+	if err != nil {
+		return nil, err
+	}
+	hostname, err := hostnameFor(o)
+	if err != nil {
+		return nil, err
+	}
+	userSpec := o.User
+	if userSpec == "" {
+		userSpec = ic.User
+	}
+	user, err := ResolveUser(rootfs, userSpec)
+	if err != nil {
+		return nil, err
+	}
+	cwd, err := workingDir(rootfs, ic, o)
+	if err != nil {
+		return nil, err
+	}
+	caps, err := capabilities(o)
+	if err != nil {
+		return nil, err
+	}
+	rlimits, err := rlimits(o.Ulimits)
+	if err != nil {
+		return nil, err
+	}
+	nnp := true
+	if o.NoNewPrivileges != nil {
+		nnp = *o.NoNewPrivileges
+	}
+	if o.Init {
+		if o.InitPath == "" {
+			return nil, fmt.Errorf("--init needs the host path of an init binary (Options.InitPath)")
+		}
+		args = append([]string{InitTarget, "--"}, args...)
+	}
+
+	proc := &specs.Process{
+		Terminal: o.TTY,
+		User: specs.User{
+			UID: user.UID, GID: user.GID, AdditionalGids: user.AdditionalGids,
+			Username: user.Name,
+		},
+		Args:            args,
+		Env:             environment(ic.Env, o, hostname, user.Home),
+		Cwd:             cwd,
+		Capabilities:    &specs.LinuxCapabilities{Bounding: caps},
+		Rlimits:         rlimits,
+		NoNewPrivileges: nnp,
+	}
+	// A non-root process starts with empty effective and permitted sets,
+	// as in docker: the capabilities only come back through a setuid or
+	// file-capability binary, and the bounding set caps even those.
+	if user.UID == 0 {
+		proc.Capabilities.Effective = caps
+		proc.Capabilities.Permitted = caps
+	} else {
+		proc.Capabilities.Effective = []string{}
+		proc.Capabilities.Permitted = []string{}
+	}
+
+	mounts, err := mounts(o)
+	if err != nil {
+		return nil, err
+	}
+	res, err := resources(o)
+	if err != nil {
+		return nil, err
+	}
+	ns, err := namespaces(o.Network)
+	if err != nil {
+		return nil, err
+	}
+	linux := &specs.Linux{
+		Resources:   res,
+		CgroupsPath: o.CgroupsPath,
+		Namespaces:  ns,
+	}
+	if o.Privileged {
+		if linux.Devices, err = hostDevices("/dev"); err != nil {
+			return nil, err
+		}
+	} else {
+		linux.MaskedPaths = maskedPaths()
+		linux.ReadonlyPaths = readonlyPaths()
+		if linux.Seccomp, err = seccompProfile(o.Seccomp, caps); err != nil {
+			return nil, err
+		}
+	}
+
+	s := &specs.Spec{
+		Version:  specs.Version,
+		Root:     &specs.Root{Path: rootfs, Readonly: o.ReadOnlyRootfs},
+		Process:  proc,
+		Hostname: hostname,
+		Mounts:   mounts,
+		Linux:    linux,
+	}
+	if len(o.Annotations) > 0 {
+		s.Annotations = maps.Clone(o.Annotations)
+	}
+	return s, nil
+}
+
+// commandArgs combines entrypoint and command with docker's rules: an
+// --entrypoint (even an empty one) drops the image's Cmd, a command given
+// on the command line replaces the image's Cmd.
+func commandArgs(ic v1.Config, o Options) ([]string, error) {
+	entrypoint, cmd := ic.Entrypoint, ic.Cmd
+	if o.EntrypointSet {
+		entrypoint, cmd = o.Entrypoint, nil
+	}
+	if len(o.Cmd) > 0 {
+		cmd = o.Cmd
+	}
+	args := append(append([]string{}, entrypoint...), cmd...)
+	if len(args) == 0 {
+		return nil, fmt.Errorf("no command specified (the image has no Entrypoint or Cmd; give a command after the image name)")
+	}
+	return args, nil
+}
+
+// hostnameFor picks the container's hostname: the option, else the host's
+// when sharing its network (as docker does), else the short container ID.
+func hostnameFor(o Options) (string, error) {
+	h := o.Hostname
+	if h == "" && o.Network == "host" {
+		var err error
+		if h, err = os.Hostname(); err != nil {
+			return "", fmt.Errorf("hostname of the host: %w", err)
+		}
+	}
+	if h == "" {
+		h = o.ID
+		if len(h) > 12 {
+			h = h[:12]
+		}
+	}
+	if h == "" {
+		return "", fmt.Errorf("no hostname: set Options.ID or Options.Hostname")
+	}
+	if err := checkHostname(h); err != nil {
+		return "", err
+	}
+	return h, nil
+}
+
+// checkHostname accepts what sethostname and resolvers agree on: at most
+// 64 bytes of letters, digits, '-', '_' and '.', not starting with '-' or '.'.
+func checkHostname(h string) error {
+	bad := len(h) > 64 || h[0] == '-' || h[0] == '.'
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_') {
+			bad = true
+		}
+	}
+	if bad {
+		return fmt.Errorf("invalid hostname %q: use up to 64 letters, digits, '-', '_' and '.'", h)
+	}
+	return nil
+}
+
+// environment builds the process environment in docker's order: the
+// defaults (PATH, HOSTNAME, TERM with a tty), then the image's Env, then
+// the user's, each replacing earlier values of the same variable in place;
+// HOME comes from the user's passwd entry unless set.
+func environment(imageEnv []string, o Options, hostname, home string) []string {
+	env := []string{"PATH=" + DefaultPath, "HOSTNAME=" + hostname}
+	if o.TTY {
+		env = append(env, "TERM=xterm")
+	}
+	env = mergeEnv(env, imageEnv)
+	env = mergeEnv(env, o.Env)
+	if lookupEnv(env, "HOME") < 0 {
+		env = append(env, "HOME="+home)
+	}
+	return env
+}
+
+// mergeEnv applies over to env: KEY=VALUE replaces or appends, a bare
+// KEY removes.
+func mergeEnv(env, over []string) []string {
+	for _, kv := range over {
+		key, _, hasValue := strings.Cut(kv, "=")
+		i := lookupEnv(env, key)
+		switch {
+		case !hasValue && i >= 0:
+			env = append(env[:i], env[i+1:]...)
+		case !hasValue:
+		case i >= 0:
+			env[i] = kv
+		default:
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func lookupEnv(env []string, key string) int {
+	for i, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// namespaces are docker's: a private pid, ipc, uts, mount and cgroup
+// namespace, and a network namespace unless the host's is shared.
+func namespaces(network string) ([]specs.LinuxNamespace, error) {
+	ns := []specs.LinuxNamespace{
+		{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace},
+		{Type: specs.MountNamespace}, {Type: specs.CgroupNamespace},
+	}
+	switch {
+	case network == "" || network == "none":
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	case network == "host":
+	case strings.HasPrefix(network, "ns:") && filepath.IsAbs(network[3:]):
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: network[3:]})
+	default:
+		return nil, fmt.Errorf("network %q is not supported (use none, host or ns:/path/of/netns)", network)
+	}
+	return ns, nil
 }
