@@ -36,6 +36,7 @@ func (g *globals) openImages() (*image.Service, func(), error) {
 		db.Close()
 		return nil, nil, err
 	}
+	g.db = db
 	return svc, func() { db.Close() }, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"hull/internal/config"
+	"hull/internal/metadata"
 	"hull/internal/snapshot"
 )
 
@@ -46,7 +47,9 @@ type globals struct {
 
 	cfg config.Config
 
-	// snap is the snapshotter, once openImages has opened it.
+	// db and snap are the metadata database and the snapshotter, once
+	// openImages has opened them.
+	db   *metadata.DB
 	snap *snapshot.Snapshotter
 }
 
@@ -73,6 +76,7 @@ func newRootCmd() *cobra.Command {
 	addImageCommands(root, g)
 	addOCICommands(root, g)
 	addSnapshotCommands(root, g)
+	addContainerCommands(root, g)
 	return root
 }
 

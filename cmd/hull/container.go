@@ -1,0 +1,718 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"hull/internal/engine"
+	"hull/internal/monitor"
+	"hull/internal/reference"
+	"hull/internal/ui"
+)
+
+// addContainerCommands adds the docker-style container commands, both at
+// the top level and under `hull container`.
+func addContainerCommands(root *cobra.Command, g *globals) {
+	build := func() []*cobra.Command {
+		return []*cobra.Command{
+			newCreateCmd(g), newRunCmd(g), newStartCmd(g), newPsCmd(g), newLogsCmd(g), newStopCmd(g),
+			newRestartCmd(g), newKillCmd(g), newRmCmd(g), newWaitCmd(g), newContainerInspectCmd(g),
+			newWhyCmd(g), newPauseCmd(g, true), newPauseCmd(g, false), newRenameCmd(g),
+		}
+	}
+	containerCmd := &cobra.Command{Use: "container", Short: "Manage containers"}
+	containerCmd.AddCommand(build()...)
+	ls := newPsCmd(g)
+	ls.Use, ls.Aliases = "ls", []string{"list", "ps"}
+	containerCmd.AddCommand(ls)
+	root.AddCommand(containerCmd, newMonitorCmd(g))
+	root.AddCommand(build()...)
+}
+
+// forEach runs fn for each named container, printing the name on success
+// like docker, and joins the errors.
+func forEach(cmd *cobra.Command, args []string, fn func(ref string) error) error {
+	var errs []error
+	for _, a := range args {
+		if err := fn(a); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), a)
+	}
+	return errors.Join(errs...)
+}
+
+func newStartCmd(g *globals) *cobra.Command {
+	var attach, interactive bool
+	cmd := &cobra.Command{
+		Use:   "start [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Start one or more stopped containers",
+		Args:  minArgs(1, "at least one container"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			eng, done, err := g.openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			if attach || interactive {
+				if len(args) != 1 {
+					return errors.New("you cannot start and attach multiple containers at once")
+				}
+				c, err := eng.Get(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				code, err := startAttached(cmd, eng, c, interactive, c.Config.Spec.TTY)
+				if err != nil {
+					return withCode(exitCodeOf(err), err)
+				}
+				if code != 0 {
+					return withCode(code, silentError{})
+				}
+				return nil
+			}
+			return forEach(cmd, args, func(ref string) error {
+				st, err := eng.Start(cmd.Context(), ref, engine.StartOptions{})
+				if err != nil || st == nil {
+					return err
+				}
+				return st.Ready()
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&attach, "attach", "a", false, "attach stdout/stderr and forward signals")
+	cmd.Flags().BoolVarP(&interactive, "interactive", "i", false, "attach stdin")
+	return cmd
+}
+
+// psRow has docker's `ps --format` field names.
+type psRow struct {
+	ID, Image, Command, CreatedAt, RunningFor, Ports, State, Status, Size, Names, Labels, Mounts, Networks string
+}
+
+func newPsCmd(g *globals) *cobra.Command {
+	var all, quiet, noTrunc, latest bool
+	var last int
+	var filters []string
+	var format string
+	cmd := &cobra.Command{
+		Use:   "ps [OPTIONS]",
+		Short: "List containers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fs, err := parsePsFilters(filters)
+			if err != nil {
+				return err
+			}
+			eng, done, err := g.openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			cs, err := eng.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if latest {
+				last = 1
+			}
+			var rows []psRow
+			for _, c := range cs {
+				if !all && last == 0 && !c.IsRunning() && !fs.hasStatus() {
+					continue
+				}
+				if !fs.match(c) {
+					continue
+				}
+				rows = append(rows, psRowOf(c, noTrunc))
+				if last > 0 && len(rows) == last {
+					break
+				}
+			}
+			out := cmd.OutOrStdout()
+			if quiet {
+				for _, r := range rows {
+					fmt.Fprintln(out, r.ID)
+				}
+				return nil
+			}
+			if format != "" {
+				items := make([]any, len(rows))
+				for i := range rows {
+					items[i] = rows[i]
+				}
+				return ui.Format(out, format, items)
+			}
+			t := ui.NewTable(out, "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")
+			for _, r := range rows {
+				t.Row(r.ID, r.Image, r.Command, r.RunningFor, r.Status, r.Ports, r.Names)
+			}
+			return t.Flush()
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&all, "all", "a", false, "show all containers (default shows just running)")
+	f.BoolVarP(&quiet, "quiet", "q", false, "only display container IDs")
+	f.BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
+	f.IntVarP(&last, "last", "n", 0, "show the n last created containers (all states)")
+	f.BoolVarP(&latest, "latest", "l", false, "show the latest created container")
+	f.StringArrayVarP(&filters, "filter", "f", nil, "filter: status=, name=, label=, ancestor=, exited=, id=")
+	f.StringVar(&format, "format", "", "format output with a Go template, or json")
+	return cmd
+}
+
+func psRowOf(c *engine.Container, noTrunc bool) psRow {
+	id := c.ID
+	command := strings.TrimSpace(c.Config.Path + " " + strings.Join(c.Config.Args, " "))
+	if !noTrunc {
+		id = id[:12]
+		if len(command) > 20 {
+			command = command[:19] + "…"
+		}
+	}
+	img := c.Image
+	if ref, err := reference.Parse(img); err == nil {
+		img = ref.Familiar()
+	}
+	return psRow{
+		ID: id, Image: img, Command: fmt.Sprintf("%q", command), CreatedAt: c.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
+		RunningFor: ui.Ago(c.Created), State: c.State, Status: StatusLine(c), Names: c.Name,
+	}
+}
+
+// StatusLine is docker's STATUS column, with hull's OOM and error clues:
+// "Up 3 seconds", "Exited (137) OOMKilled 3 seconds ago", "Created".
+func StatusLine(c *engine.Container) string {
+	switch c.State {
+	case engine.StateRunning:
+		return "Up " + ui.Duration(time.Since(c.Started))
+	case engine.StatePaused:
+		return "Up " + ui.Duration(time.Since(c.Started)) + " (Paused)"
+	case engine.StateRestarting:
+		return fmt.Sprintf("Restarting (%d) %s ago", c.ExitCode, ui.Duration(time.Since(c.Finished)))
+	case engine.StateRemoving:
+		return "Removal In Progress"
+	case engine.StateDead:
+		return "Dead"
+	case engine.StateCreated:
+		if c.Error != "" {
+			return fmt.Sprintf("Created (failed at %s)", c.Stage)
+		}
+		return "Created"
+	}
+	s := fmt.Sprintf("Exited (%d) ", c.ExitCode)
+	if c.OOMKilled {
+		s += "OOMKilled "
+	}
+	if c.Finished.IsZero() {
+		return strings.TrimSpace(s)
+	}
+	return s + ui.Duration(time.Since(c.Finished)) + " ago"
+}
+
+type psFilters struct {
+	status, name, label, ancestor, exited, id []string
+}
+
+func parsePsFilters(args []string) (*psFilters, error) {
+	f := &psFilters{}
+	for _, a := range args {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok {
+			return nil, fmt.Errorf("bad filter %q: use key=value", a)
+		}
+		switch k {
+		case "status":
+			switch v {
+			case "created", "running", "paused", "restarting", "exited", "dead", "removing":
+			default:
+				return nil, fmt.Errorf("bad filter %q: status is one of created, restarting, running, removing, paused, exited, dead", a)
+			}
+			f.status = append(f.status, v)
+		case "name":
+			f.name = append(f.name, v)
+		case "label":
+			f.label = append(f.label, v)
+		case "ancestor":
+			f.ancestor = append(f.ancestor, v)
+		case "exited":
+			f.exited = append(f.exited, v)
+		case "id":
+			f.id = append(f.id, v)
+		default:
+			return nil, fmt.Errorf("bad filter %q: unknown key %q (use status, name, label, ancestor, exited or id)", a, k)
+		}
+	}
+	return f, nil
+}
+
+func (f *psFilters) hasStatus() bool { return len(f.status) > 0 || len(f.exited) > 0 }
+
+// match applies docker's rule: values of one key are ORed, keys ANDed.
+func (f *psFilters) match(c *engine.Container) bool {
+	any := func(vals []string, ok func(string) bool) bool {
+		if len(vals) == 0 {
+			return true
+		}
+		for _, v := range vals {
+			if ok(v) {
+				return true
+			}
+		}
+		return false
+	}
+	return any(f.status, func(v string) bool { return c.State == v }) &&
+		any(f.name, func(v string) bool { return strings.Contains(c.Name, v) }) &&
+		any(f.id, func(v string) bool { return strings.HasPrefix(c.ID, v) }) &&
+		any(f.exited, func(v string) bool { return c.State == engine.StateExited && fmt.Sprint(c.ExitCode) == v }) &&
+		any(f.label, func(v string) bool {
+			k, val, has := strings.Cut(v, "=")
+			got, ok := c.Config.Labels[k]
+			return ok && (!has || got == val)
+		}) &&
+		any(f.ancestor, func(v string) bool {
+			if ref, err := reference.Parse(v); err == nil {
+				if r2, err := reference.Parse(c.Image); err == nil && (r2.String() == ref.String() || r2.Name() == ref.Name() && ref.ImplicitTag) {
+					return true
+				}
+			}
+			return strings.HasPrefix(strings.TrimPrefix(c.ImageID, "sha256:"), strings.TrimPrefix(v, "sha256:"))
+		})
+}
+
+func newLogsCmd(g *globals) *cobra.Command {
+	var follow, timestamps bool
+	var tail, since, until string
+	cmd := &cobra.Command{
+		Use:   "logs [OPTIONS] CONTAINER",
+		Short: "Show a container's output",
+		Args:  exactArgs(1, "a container"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			eng, done, err := g.openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			c, err := eng.Get(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			n := -1
+			if tail != "" && tail != "all" {
+				if _, err := fmt.Sscanf(tail, "%d", &n); err != nil || n < 0 {
+					return fmt.Errorf("--tail %q: give a number or all", tail)
+				}
+			}
+			var from, to time.Time
+			if from, err = parseTimeArg("--since", since); err != nil {
+				return err
+			}
+			if to, err = parseTimeArg("--until", until); err != nil {
+				return err
+			}
+			return printLogs(cmd.Context(), eng, c, logOptions{tail: n, since: from, until: to, timestamps: timestamps, follow: follow},
+				cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&follow, "follow", "f", false, "follow log output")
+	f.BoolVarP(&timestamps, "timestamps", "t", false, "show timestamps")
+	f.StringVarP(&tail, "tail", "n", "all", "number of lines to show from the end")
+	f.StringVar(&since, "since", "", "show logs since a timestamp (RFC 3339) or relative (42m)")
+	f.StringVar(&until, "until", "", "show logs before a timestamp (RFC 3339) or relative (42m)")
+	return cmd
+}
+
+func parseTimeArg(flag, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, time.RFC3339, "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	var secs int64
+	if _, err := fmt.Sscanf(s, "%d", &secs); err == nil {
+		return time.Unix(secs, 0), nil
+	}
+	return time.Time{}, fmt.Errorf("%s %q: use RFC 3339 (2026-01-02T15:04:05Z), a unix time, or a duration like 10m", flag, s)
+}
+
+type logOptions struct {
+	tail         int
+	since, until time.Time
+	timestamps   bool
+	follow       bool
+}
+
+// printLogs prints the CRI log (rotated files first), joining partial
+// lines, then follows it while the container runs.
+func printLogs(ctx context.Context, eng *engine.Engine, c *engine.Container, o logOptions, out, errOut io.Writer) error {
+	path := eng.LogPath(c.ID)
+	var files []string
+	for i := 9; i >= 1; i-- {
+		if _, err := os.Stat(fmt.Sprintf("%s.%d", path, i)); err == nil {
+			files = append(files, fmt.Sprintf("%s.%d", path, i))
+		}
+	}
+	files = append(files, path)
+	type line struct {
+		r    monitor.Record
+		text string
+	}
+	var lines []line
+	partial := map[string]string{}
+	emit := func(r monitor.Record) (line, bool) {
+		if r.Partial {
+			partial[r.Stream] += r.Line
+			return line{}, false
+		}
+		text := partial[r.Stream] + r.Line
+		delete(partial, r.Stream)
+		return line{r, text}, true
+	}
+	keep := func(r monitor.Record) bool {
+		return (o.since.IsZero() || !r.Time.Before(o.since)) && (o.until.IsZero() || r.Time.Before(o.until))
+	}
+	var offset int64
+	for _, p := range files {
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 64*1024), 1<<20)
+		for sc.Scan() {
+			r, err := monitor.ParseLine(sc.Text())
+			if err != nil || !keep(r) {
+				continue
+			}
+			if l, ok := emit(r); ok {
+				lines = append(lines, l)
+			}
+		}
+		if p == path {
+			offset, _ = f.Seek(0, io.SeekCurrent)
+		}
+		f.Close()
+	}
+	if o.tail >= 0 && len(lines) > o.tail {
+		lines = lines[len(lines)-o.tail:]
+	}
+	write := func(l line) {
+		w := out
+		if l.r.Stream == "stderr" {
+			w = errOut
+		}
+		if o.timestamps {
+			fmt.Fprintf(w, "%s %s\n", l.r.Time.Format(time.RFC3339Nano), l.text)
+		} else {
+			fmt.Fprintln(w, l.text)
+		}
+	}
+	for _, l := range lines {
+		write(l)
+	}
+	if !o.follow {
+		return nil
+	}
+	// Follow: read what is appended until the container stops running.
+	var buf string
+	for {
+		f, err := os.Open(path)
+		if err == nil {
+			if fi, _ := f.Stat(); fi != nil && fi.Size() < offset {
+				offset = 0 // rotated
+			}
+			f.Seek(offset, io.SeekStart)
+			data, _ := io.ReadAll(f)
+			offset += int64(len(data))
+			f.Close()
+			buf += string(data)
+			for {
+				i := strings.IndexByte(buf, '\n')
+				if i < 0 {
+					break
+				}
+				r, err := monitor.ParseLine(buf[:i])
+				buf = buf[i+1:]
+				if err == nil && keep(r) {
+					if l, ok := emit(r); ok {
+						write(l)
+					}
+				}
+			}
+		}
+		cur, err := eng.Get(ctx, c.ID)
+		if err != nil || (!cur.IsRunning() && cur.State != engine.StateRestarting) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func newStopCmd(g *globals) *cobra.Command {
+	var timeout int
+	cmd := &cobra.Command{
+		Use:   "stop [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Stop containers: the stop signal, then SIGKILL after the timeout",
+		Args:  minArgs(1, "at least one container"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			eng, done, err := g.openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			return forEach(cmd, args, func(ref string) error {
+				_, err := eng.Stop(cmd.Context(), ref, seconds(cmd, "time", timeout))
+				return err
+			})
+		},
+	}
+	cmd.Flags().IntVarP(&timeout, "time", "t", 10, "seconds to wait before killing")
+	return cmd
+}
+
+// seconds is the flag's duration, or -1 (the container's own default)
+// when the flag was not given.
+func seconds(cmd *cobra.Command, flag string, v int) time.Duration {
+	if !cmd.Flags().Changed(flag) {
+		return -1
+	}
+	return time.Duration(v) * time.Second
+}
+
+func newRestartCmd(g *globals) *cobra.Command {
+	var timeout int
+	cmd := &cobra.Command{
+		Use:   "restart [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Restart containers",
+		Args:  minArgs(1, "at least one container"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			eng, done, err := g.openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			return forEach(cmd, args, func(ref string) error {
+				if _, err := eng.Stop(cmd.Context(), ref, seconds(cmd, "time", timeout)); err != nil {
+					return err
+				}
+				st, err := eng.Start(cmd.Context(), ref, engine.StartOptions{})
+				if err != nil || st == nil {
+					return err
+				}
+				return st.Ready()
+			})
+		},
+	}
+	cmd.Flags().IntVarP(&timeout, "time", "t", 10, "seconds to wait before killing")
+	return cmd
+}
+
+func newKillCmd(g *globals) *cobra.Command {
+	var sig string
+	cmd := &cobra.Command{
+		Use:   "kill [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Send a signal to containers (default SIGKILL)",
+		Args:  minArgs(1, "at least one container"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := engine.ParseSignal(sig)
+			if err != nil {
+				return err
+			}
+			eng, done, err := g.openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			return forEach(cmd, args, func(ref string) error { return eng.Kill(cmd.Context(), ref, s) })
+		},
+	}
+	cmd.Flags().StringVarP(&sig, "signal", "s", "KILL", "signal to send")
+	return cmd
+}
+
+func newRmCmd(g *globals) *cobra.Command {
+	var force, volumes bool
+	cmd := &cobra.Command{
+		Use:   "rm [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Remove containers",
+		Args:  minArgs(1, "at least one container"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			eng, done, err := g.openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			return forEach(cmd, args, func(ref string) error { return eng.Remove(cmd.Context(), ref, force) })
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "kill and remove a running container")
+	cmd.Flags().BoolVarP(&volumes, "volumes", "v", false, "remove anonymous volumes too")
+	return cmd
+}
+
+func newWaitCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "wait CONTAINER [CONTAINER...]",
+		Short: "Block until containers stop, then print their exit codes",
+		Args:  minArgs(1, "at least one container"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			eng, done, err := g.openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			var errs []error
+			for _, a := range args {
+				code, err := eng.Wait(cmd.Context(), a)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), code)
+			}
+			return errors.Join(errs...)
+		},
+	}
+}
+
+func newPauseCmd(g *globals, pause bool) *cobra.Command {
+	use, short := "pause", "Freeze all processes of containers"
+	if !pause {
+		use, short = "unpause", "Thaw paused containers"
+	}
+	return &cobra.Command{
+		Use:   use + " CONTAINER [CONTAINER...]",
+		Short: short,
+		Args:  minArgs(1, "at least one container"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			eng, done, err := g.openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			return forEach(cmd, args, func(ref string) error {
+				if pause {
+					return eng.Pause(cmd.Context(), ref)
+				}
+				return eng.Unpause(cmd.Context(), ref)
+			})
+		},
+	}
+}
+
+func newRenameCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rename CONTAINER NEW_NAME",
+		Short: "Rename a container",
+		Args:  exactArgs(2, "CONTAINER and NEW_NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			eng, done, err := g.openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			return eng.Rename(cmd.Context(), args[0], args[1])
+		},
+	}
+}
+
+func newWhyCmd(g *globals) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "why CONTAINER",
+		Short: "Say where in its lifecycle a container stopped, why, and what to check next",
+		Args:  exactArgs(1, "a container"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			eng, done, err := g.openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			d, err := eng.Why(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if format != "" {
+				return ui.Format(out, format, []any{d})
+			}
+			fmt.Fprintf(out, "Container: %s\n", d.Container)
+			fmt.Fprintf(out, "Stage:     %s\n", d.Stage)
+			fmt.Fprintf(out, "Status:    %s\n", d.Status)
+			if len(d.Evidence) > 0 {
+				fmt.Fprintln(out, "Evidence:")
+				for _, e := range d.Evidence {
+					fmt.Fprintf(out, "  %s\n", e)
+				}
+			}
+			fmt.Fprintf(out, "Next:      %s\n", d.Next)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "", "format output with a Go template, or json")
+	return cmd
+}
+
+func newContainerInspectCmd(g *globals) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "inspect [OPTIONS] NAME|ID [NAME|ID...]",
+		Short: "Show detailed information on containers (or images)",
+		Args:  minArgs(1, "at least one container or image"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			eng, done, err := g.openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			var docs []any
+			var errs []error
+			for _, a := range args {
+				c, err := eng.Get(cmd.Context(), a)
+				if err == nil {
+					docs = append(docs, eng.Inspect(c))
+					continue
+				}
+				// Like docker, inspect falls back to images.
+				svc, sdone, ierr := g.openImages()
+				if ierr == nil {
+					if r, rerr := svc.Resolve(cmd.Context(), a); rerr == nil {
+						if doc, derr := svc.Inspect(cmd.Context(), r); derr == nil {
+							docs = append(docs, doc)
+							sdone()
+							continue
+						}
+					}
+					sdone()
+				}
+				errs = append(errs, fmt.Errorf("No such object: %s", a))
+			}
+			if err := printInspect(cmd.OutOrStdout(), format, docs); err != nil {
+				return err
+			}
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "format output with a Go template")
+	return cmd
+}

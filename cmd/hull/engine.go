@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"hull/internal/engine"
+)
+
+// openEngine opens the image service, the snapshotter and the engine.
+func (g *globals) openEngine(cmd *cobra.Command) (*engine.Engine, func(), error) {
+	svc, done, err := g.openImages()
+	if err != nil {
+		return nil, nil, err
+	}
+	eng, err := engine.Open(g.cfg, g.db, svc, g.snap)
+	if err != nil {
+		done()
+		return nil, nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		done()
+		return nil, nil, err
+	}
+	eng.InitPath = self
+	eng.Warn = func(m string) { fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", m) }
+	eng.MonitorCommand = func(id string, waitAttach bool) *exec.Cmd {
+		args := []string{"--root", g.cfg.Root, "--run-root", g.cfg.RunRoot, "--log-level", g.cfg.LogLevel}
+		if g.configPath != "" {
+			args = append(args, "--config", g.configPath)
+		}
+		args = append(args, "monitor", id)
+		if waitAttach {
+			args = append(args, "--wait-attach")
+		}
+		c := exec.Command(self, args...)
+		c.Dir = "/"
+		if f, err := os.OpenFile(eng.LogPath(id)+".monitor", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
+			c.Stdout, c.Stderr = f, f
+		}
+		return c
+	}
+	if v, err := strconv.Atoi(os.Getenv("HULL_RESTART_BACKOFF_MS")); err == nil && v > 0 {
+		eng.BackoffBase = msDuration(v)
+	}
+	return eng, done, nil
+}
+
+// newMonitorCmd is the hidden `hull monitor ID`: the per-container
+// supervisor the engine starts in its own session.
+func newMonitorCmd(g *globals) *cobra.Command {
+	var waitAttach bool
+	cmd := &cobra.Command{
+		Use:    "monitor ID",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sync := os.NewFile(3, "sync")
+			// The monitor outlives terminals and the command that started
+			// it: hangups and interrupts are not for it.
+			signalIgnore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
+			eng, done, err := g.openEngine(cmd)
+			if err != nil {
+				fmt.Fprintf(sync, "error 125 %v\n", err)
+				return err
+			}
+			defer done()
+			return eng.RunMonitor(context.Background(), args[0], waitAttach, sync)
+		},
+	}
+	cmd.Flags().BoolVar(&waitAttach, "wait-attach", false, "start the container once a client attaches")
+	return cmd
+}
+
+func signalIgnore(sigs ...os.Signal) { signal.Ignore(sigs...) }
+
+func msDuration(ms int) time.Duration { return time.Duration(ms) * time.Millisecond }

@@ -1,0 +1,464 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"hull/internal/engine"
+	"hull/internal/image"
+	"hull/internal/monitor"
+	"hull/internal/reference"
+	"hull/internal/spec"
+	"hull/internal/ui"
+)
+
+// runFlags are the flags `hull create` and `hull run` share (docker's).
+type runFlags struct {
+	name, workdir, user, entrypoint, hostname, network string
+	env, envFiles, volumes, tmpfs, capAdd, capDrop     []string
+	securityOpts, ulimits, labels                      []string
+	interactive, tty, readOnly, privileged, init, rm   bool
+	memory, memorySwap, memoryReservation, cpus        string
+	cpuShares, pidsLimit                               int64
+	cpusetCpus, restart, stopSignal, pull, platform    string
+	stopTimeout                                        int
+	entrypointSet                                      bool // --entrypoint given, even empty
+}
+
+func (f *runFlags) register(fs *pflag.FlagSet) {
+	fs.SetInterspersed(false) // flags after the image belong to the command
+	fs.Bool("help", false, "help for this command") // -h is --hostname, as in docker
+	fs.StringVar(&f.name, "name", "", "assign a name to the container")
+	fs.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
+	fs.StringVarP(&f.user, "user", "u", "", "user[:group] (names or ids) to run as")
+	fs.StringVar(&f.entrypoint, "entrypoint", "", "override the image's ENTRYPOINT")
+	fs.StringVarP(&f.hostname, "hostname", "h", "", "container host name")
+	fs.StringVar(&f.network, "network", "none", "network: none (only lo) or host")
+	fs.StringArrayVarP(&f.env, "env", "e", nil, "set environment variables (KEY=VALUE, or KEY to take it from here)")
+	fs.StringArrayVar(&f.envFiles, "env-file", nil, "read environment variables from a file")
+	fs.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount or named volume: SRC:DST[:ro|rw]")
+	fs.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount a tmpfs: /path[:options]")
+	fs.StringArrayVar(&f.capAdd, "cap-add", nil, "add Linux capabilities")
+	fs.StringArrayVar(&f.capDrop, "cap-drop", nil, "drop Linux capabilities")
+	fs.StringArrayVar(&f.securityOpts, "security-opt", nil, "no-new-privileges[=false], seccomp=PROFILE.json|unconfined")
+	fs.StringArrayVar(&f.ulimits, "ulimit", nil, "ulimit: name=soft[:hard]")
+	fs.StringArrayVarP(&f.labels, "label", "l", nil, "set metadata: key=value")
+	fs.BoolVarP(&f.interactive, "interactive", "i", false, "keep stdin open")
+	fs.BoolVarP(&f.tty, "tty", "t", false, "allocate a pseudo-terminal")
+	fs.BoolVar(&f.readOnly, "read-only", false, "mount the root filesystem read-only")
+	fs.BoolVar(&f.privileged, "privileged", false, "give extended privileges (all capabilities, no seccomp, all devices)")
+	fs.BoolVar(&f.init, "init", false, "run a tiny init as PID 1 that forwards signals and reaps zombies")
+	fs.StringVarP(&f.memory, "memory", "m", "", "memory limit (e.g. 32m)")
+	fs.StringVar(&f.memorySwap, "memory-swap", "", "memory + swap limit; -1 for unlimited swap")
+	fs.StringVar(&f.memoryReservation, "memory-reservation", "", "memory soft limit")
+	fs.StringVar(&f.cpus, "cpus", "", "number of CPUs (e.g. 1.5)")
+	fs.Int64VarP(&f.cpuShares, "cpu-shares", "c", 0, "relative CPU weight")
+	fs.StringVar(&f.cpusetCpus, "cpuset-cpus", "", "CPUs to run on (0-1, 0,2)")
+	fs.Int64Var(&f.pidsLimit, "pids-limit", 0, "limit the number of processes (-1 unlimited)")
+	fs.StringVar(&f.restart, "restart", "no", "restart policy: no, on-failure[:N], always, unless-stopped")
+	fs.StringVar(&f.stopSignal, "stop-signal", "", "signal to stop the container (default SIGTERM)")
+	fs.IntVar(&f.stopTimeout, "stop-timeout", 0, "seconds to wait for a stop before killing")
+	fs.StringVar(&f.pull, "pull", "missing", "pull the image: always, missing, never")
+	fs.StringVar(&f.platform, "platform", "", "platform os/arch[/variant] when pulling")
+}
+
+// config turns the flags and positional IMAGE [COMMAND...] into an engine
+// config; errors name the flag.
+func (f *runFlags) config(args []string) (engine.Config, error) {
+	var c engine.Config
+	c.Image = args[0]
+	if _, err := reference.Parse(c.Image); err != nil && !reference.LooksLikeID(c.Image) {
+		return c, err
+	}
+	o := &c.Spec
+	o.Cmd = args[1:]
+	if f.entrypoint != "" || f.entrypointSet {
+		o.Entrypoint, o.EntrypointSet = strings.Fields(f.entrypoint), true
+	}
+	o.WorkingDir, o.User, o.Hostname, o.TTY = f.workdir, f.user, f.hostname, f.tty
+	o.Init, o.Privileged, o.ReadOnlyRootfs = f.init, f.privileged, f.readOnly
+	o.CapAdd, o.CapDrop = f.capAdd, f.capDrop
+	switch f.network {
+	case "none", "host":
+		o.Network = f.network
+	case "bridge", "":
+		return c, fmt.Errorf("--network %s: bridge networking is not implemented yet; use none or host", f.network)
+	default:
+		return c, fmt.Errorf("--network %q: use none or host", f.network)
+	}
+	for _, file := range f.envFiles {
+		env, err := spec.ParseEnvFile(file)
+		if err != nil {
+			return c, err
+		}
+		o.Env = append(o.Env, env...)
+	}
+	for _, e := range f.env {
+		if !strings.Contains(e, "=") {
+			if v, ok := os.LookupEnv(e); ok {
+				e += "=" + v
+			} else {
+				continue
+			}
+		}
+		o.Env = append(o.Env, e)
+	}
+	for _, v := range f.volumes {
+		m, err := spec.ParseVolume(v)
+		if err != nil {
+			return c, err
+		}
+		o.Mounts = append(o.Mounts, m)
+	}
+	for _, t := range f.tmpfs {
+		path, opts, err := spec.ParseTmpfs(t)
+		if err != nil {
+			return c, err
+		}
+		if o.Tmpfs == nil {
+			o.Tmpfs = map[string]string{}
+		}
+		o.Tmpfs[path] = opts
+	}
+	for _, so := range f.securityOpts {
+		k, v, _ := strings.Cut(so, "=")
+		switch strings.ReplaceAll(k, ":", "=") {
+		case "no-new-privileges":
+			on := v == "" || v == "true"
+			if v != "" && v != "true" && v != "false" {
+				return c, fmt.Errorf("--security-opt %s: use no-new-privileges[=true|false]", so)
+			}
+			o.NoNewPrivileges = &on
+		case "seccomp":
+			if v == "" {
+				return c, fmt.Errorf("--security-opt %s: give seccomp=PROFILE.json or seccomp=unconfined", so)
+			}
+			o.Seccomp = v
+		default:
+			return c, fmt.Errorf("--security-opt %q: hull knows no-new-privileges and seccomp=", so)
+		}
+	}
+	for _, u := range f.ulimits {
+		ul, err := spec.ParseUlimit(u)
+		if err != nil {
+			return c, err
+		}
+		o.Ulimits = append(o.Ulimits, ul)
+	}
+	var err error
+	if o.Memory, err = parseSize("--memory", f.memory); err != nil {
+		return c, err
+	}
+	if f.memorySwap != "" {
+		if o.MemorySwap, err = spec.ParseMemorySwap(f.memorySwap); err != nil {
+			return c, fmt.Errorf("--memory-swap: %w", err)
+		}
+	}
+	if o.MemoryReservation, err = parseSize("--memory-reservation", f.memoryReservation); err != nil {
+		return c, err
+	}
+	if f.cpus != "" {
+		if o.NanoCPUs, err = spec.ParseCPUs(f.cpus); err != nil {
+			return c, err
+		}
+	}
+	o.CPUShares, o.CpusetCpus, o.PidsLimit = f.cpuShares, f.cpusetCpus, f.pidsLimit
+	if c.Restart, err = parseRestart(f.restart); err != nil {
+		return c, err
+	}
+	if f.rm && c.Restart.Name != "no" {
+		return c, errors.New("--restart and --rm conflict: a removed container cannot be restarted")
+	}
+	if f.stopSignal != "" {
+		if _, err := engine.ParseSignal(f.stopSignal); err != nil {
+			return c, fmt.Errorf("--stop-signal: %w", err)
+		}
+	}
+	switch f.pull {
+	case "always", "missing", "never":
+	default:
+		return c, fmt.Errorf("--pull %q: use always, missing or never", f.pull)
+	}
+	c.AutoRemove, c.StopSignal, c.StopTimeout = f.rm, f.stopSignal, f.stopTimeout
+	c.OpenStdin, c.Pull, c.Platform = f.interactive, f.pull, f.platform
+	if len(f.labels) > 0 {
+		c.Labels = map[string]string{}
+		for _, l := range f.labels {
+			k, v, _ := strings.Cut(l, "=")
+			c.Labels[k] = v
+		}
+		o.Annotations = c.Labels
+	}
+	return c, nil
+}
+
+func parseSize(flag, s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := spec.ParseMemory(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", flag, err)
+	}
+	return n, nil
+}
+
+func parseRestart(s string) (monitor.RestartPolicy, error) {
+	name, max, hasMax := strings.Cut(s, ":")
+	p := monitor.RestartPolicy{Name: name}
+	switch name {
+	case "no", "always", "unless-stopped":
+		if hasMax {
+			return p, fmt.Errorf("--restart %s: only on-failure takes a retry count", s)
+		}
+	case "on-failure":
+		if hasMax {
+			n, err := strconv.Atoi(max)
+			if err != nil || n < 0 {
+				return p, fmt.Errorf("--restart %s: the retry count must be a non-negative number", s)
+			}
+			p.MaxRetries = n
+		}
+	default:
+		return p, fmt.Errorf("--restart %q: use no, on-failure[:N], always or unless-stopped", s)
+	}
+	return p, nil
+}
+
+func newCreateCmd(g *globals) *cobra.Command {
+	f := &runFlags{}
+	cmd := &cobra.Command{
+		Use:   "create [OPTIONS] IMAGE [COMMAND] [ARG...]",
+		Short: "Create a new container",
+		Args:  minArgs(1, "an image"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := createContainer(cmd, g, f, args)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), c.ID)
+			return nil
+		},
+	}
+	f.register(cmd.Flags())
+	return cmd
+}
+
+// createContainer builds the config and creates the container, pulling
+// with docker's messages; exit codes follow docker (125 for hull's errors).
+func createContainer(cmd *cobra.Command, g *globals, f *runFlags, args []string) (*engine.Container, error) {
+	f.entrypointSet = cmd.Flags().Changed("entrypoint")
+	cfg, err := f.config(args)
+	if err != nil {
+		return nil, withCode(125, err)
+	}
+	eng, done, err := g.openEngine(cmd)
+	if err != nil {
+		return nil, withCode(125, err)
+	}
+	defer done()
+	errOut := cmd.ErrOrStderr()
+	if ref, err := reference.Parse(cfg.Image); err == nil && ref.IsLatest() && !g.cfg.Warnings.NoLatestWarning {
+		ui.Warn(errOut, "%s runs from a floating latest tag; pin a version or digest for reproducible runs", ref.Familiar())
+	}
+	var bars *ui.Progress
+	c, err := eng.Create(cmd.Context(), engine.CreateOptions{
+		Config: cfg, Name: f.name,
+		OnPull: func(ref string) {
+			fmt.Fprintf(errOut, "Unable to find image '%s' locally\n", ref)
+			bars = ui.NewProgress(errOut, isTTY(errOut))
+		},
+		Progress: progressFunc(func() *ui.Progress { return bars }),
+	})
+	if bars != nil {
+		bars.Done()
+	}
+	if err != nil {
+		var ee *engine.ExitError
+		code := 125
+		if errors.As(err, &ee) {
+			code = ee.Code
+		}
+		if c != nil && f.rm {
+			eng.Remove(cmd.Context(), c.ID, true)
+		}
+		return nil, withCode(code, err)
+	}
+	if c.Config.Spec.User == "" && !g.cfg.Warnings.NoRootWarning && eng.ImageUser(c) == "" {
+		ui.Warn(errOut, "container %s runs as root; use -u or a USER in the image where the program allows", c.Name)
+	}
+	return c, nil
+}
+
+// progressFunc lets the progress display be created on the first pull.
+type progressFunc func() *ui.Progress
+
+func (p progressFunc) Update(id string, st image.LayerState, cur, total int64) {
+	if b := p(); b != nil {
+		b.Update(id, st, cur, total)
+	}
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	f := &runFlags{}
+	var detach bool
+	cmd := &cobra.Command{
+		Use:   "run [OPTIONS] IMAGE [COMMAND] [ARG...]",
+		Short: "Create and start a container; in the foreground, exit with its status",
+		Args:  minArgs(1, "an image"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := createContainer(cmd, g, f, args)
+			if err != nil {
+				return err
+			}
+			eng, done, err := g.openEngine(cmd)
+			if err != nil {
+				return withCode(125, err)
+			}
+			defer done()
+			if detach {
+				st, err := eng.Start(cmd.Context(), c.ID, engine.StartOptions{})
+				if err == nil && st != nil {
+					err = st.Ready()
+				}
+				if err != nil {
+					return withCode(exitCodeOf(err), err)
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), c.ID)
+				return nil
+			}
+			code, err := startAttached(cmd, eng, c, f.interactive, f.tty)
+			if err != nil {
+				return withCode(exitCodeOf(err), err)
+			}
+			if code != 0 {
+				return withCode(code, silentError{})
+			}
+			return nil
+		},
+	}
+	f.register(cmd.Flags())
+	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "run in the background and print the container ID")
+	cmd.Flags().BoolVar(&f.rm, "rm", false, "remove the container when it exits")
+	return cmd
+}
+
+// silentError carries an exit status without a message (the container's
+// own status, as docker returns it).
+type silentError struct{}
+
+func (silentError) Error() string { return "" }
+
+func exitCodeOf(err error) int {
+	var ee *engine.ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	return 125
+}
+
+// startAttached starts the container with the terminal attached: output
+// streams here, stdin (with -i) goes there, signals are forwarded, and the
+// container's exit status is returned.
+func startAttached(cmd *cobra.Command, eng *engine.Engine, c *engine.Container, stdin, tty bool) (int, error) {
+	st, err := eng.Start(cmd.Context(), c.ID, engine.StartOptions{WaitAttach: true})
+	if err != nil {
+		return 125, err
+	}
+	if st == nil {
+		return 125, fmt.Errorf("container %s is already running", c.Name)
+	}
+	conn, err := net.Dial("unix", st.Socket)
+	if err != nil {
+		return 125, fmt.Errorf("attach to %s: %w", c.Name, err)
+	}
+	defer conn.Close()
+	if err := st.Ready(); err != nil {
+		return exitCodeOf(err), err
+	}
+	in := cmd.InOrStdin()
+	if tty {
+		if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			if old, err := term.MakeRaw(int(f.Fd())); err == nil {
+				defer term.Restore(int(f.Fd()), old)
+			}
+			sendSize(conn, f)
+			winch := make(chan os.Signal, 1)
+			signal.Notify(winch, syscall.SIGWINCH)
+			defer signal.Stop(winch)
+			go func() {
+				for range winch {
+					sendSize(conn, f)
+				}
+			}()
+		}
+	} else {
+		sigs := make(chan os.Signal, 8)
+		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+		defer signal.Stop(sigs)
+		go func() {
+			for s := range sigs {
+				eng.Kill(cmd.Context(), c.ID, s.(syscall.Signal))
+			}
+		}()
+	}
+	if stdin {
+		go func() {
+			buf := make([]byte, 32*1024)
+			for {
+				n, err := in.Read(buf)
+				if n > 0 {
+					if monitor.WriteFrame(conn, monitor.FrameStdin, buf[:n]) != nil {
+						return
+					}
+				}
+				if err != nil {
+					monitor.WriteFrame(conn, monitor.FrameStdinClose, nil)
+					return
+				}
+			}
+		}()
+	}
+	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	for {
+		kind, data, err := monitor.ReadFrame(conn)
+		if err != nil {
+			// The monitor went away without an exit frame: ask the record.
+			if err == io.EOF || errors.Is(err, net.ErrClosed) {
+				code, werr := eng.Wait(cmd.Context(), c.ID)
+				return code, werr
+			}
+			return 125, err
+		}
+		switch kind {
+		case monitor.FrameStdout:
+			out.Write(data)
+		case monitor.FrameStderr:
+			errOut.Write(data)
+		case monitor.FrameExit:
+			if len(data) == 4 {
+				return int(int32(uint32(data[0])<<24 | uint32(data[1])<<16 | uint32(data[2])<<8 | uint32(data[3]))), nil
+			}
+			return 0, nil
+		}
+	}
+}
+
+func sendSize(conn net.Conn, f *os.File) {
+	w, h, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		return
+	}
+	monitor.WriteFrame(conn, monitor.FrameResize, []byte{byte(h >> 8), byte(h), byte(w >> 8), byte(w)})
+}

@@ -1,0 +1,215 @@
+package engine
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"hull/internal/metadata"
+	"hull/internal/monitor"
+	"hull/internal/spec"
+)
+
+// States a container moves through. Transitions are guarded by
+// transactions on the containers table, so concurrent commands agree.
+const (
+	StateCreated    = "created"
+	StateRunning    = "running"
+	StatePaused     = "paused"
+	StateRestarting = "restarting"
+	StateExited     = "exited"
+	StateDead       = "dead"
+	StateRemoving   = "removing"
+)
+
+// Lifecycle stages `hull why` reports: where a container got to.
+const (
+	StagePull    = "image pull"
+	StageCreate  = "create"
+	StageStart   = "start"
+	StageRunning = "running"
+	StageExited  = "exited"
+)
+
+func init() {
+	metadata.Register(metadata.Migration{Package: "engine", Version: 1, Statements: []string{
+		`CREATE TABLE containers (
+			id             TEXT PRIMARY KEY,
+			name           TEXT NOT NULL UNIQUE,
+			image          TEXT NOT NULL,
+			image_id       TEXT NOT NULL DEFAULT '',
+			image_digest   TEXT NOT NULL DEFAULT '',
+			created        INTEGER NOT NULL,
+			state          TEXT NOT NULL,
+			stage          TEXT NOT NULL,
+			pid            INTEGER NOT NULL DEFAULT 0,
+			pid_start      INTEGER NOT NULL DEFAULT 0,
+			monitor_pid    INTEGER NOT NULL DEFAULT 0,
+			monitor_start  INTEGER NOT NULL DEFAULT 0,
+			boot_id        TEXT NOT NULL DEFAULT '',
+			exit_code      INTEGER NOT NULL DEFAULT 0,
+			signal         INTEGER NOT NULL DEFAULT 0,
+			oom_killed     INTEGER NOT NULL DEFAULT 0,
+			memory_peak    INTEGER NOT NULL DEFAULT 0,
+			memory_limit   INTEGER NOT NULL DEFAULT 0,
+			error          TEXT NOT NULL DEFAULT '',
+			started        INTEGER NOT NULL DEFAULT 0,
+			finished       INTEGER NOT NULL DEFAULT 0,
+			restart_count  INTEGER NOT NULL DEFAULT 0,
+			backoff_until  INTEGER NOT NULL DEFAULT 0,
+			stop_requested INTEGER NOT NULL DEFAULT 0,
+			config         TEXT NOT NULL
+		)`,
+		`CREATE TABLE events (
+			seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+			time   INTEGER NOT NULL,
+			type   TEXT NOT NULL,
+			action TEXT NOT NULL,
+			id     TEXT NOT NULL,
+			name   TEXT NOT NULL,
+			attrs  TEXT NOT NULL
+		)`,
+	}})
+}
+
+// Config is what a container was created with; it does not change.
+type Config struct {
+	Image       string                `json:"Image"` // as the user named it
+	Spec        spec.Options          `json:"Spec"`
+	Restart     monitor.RestartPolicy `json:"RestartPolicy"`
+	AutoRemove  bool                  `json:"AutoRemove"`
+	StopSignal  string                `json:"StopSignal"`
+	StopTimeout int                   `json:"StopTimeout"` // seconds
+	Labels      map[string]string     `json:"Labels"`
+	OpenStdin   bool                  `json:"OpenStdin"`
+	Pull        string                `json:"Pull"`
+	Platform    string                `json:"Platform"`
+	// Path and Args are the process that runs (entrypoint + command).
+	Path string   `json:"Path"`
+	Args []string `json:"Args"`
+}
+
+// Container is one container's record.
+type Container struct {
+	ID            string
+	Name          string
+	Image         string
+	ImageID       string
+	ImageDigest   string
+	Created       time.Time
+	State         string
+	Stage         string
+	Pid           int
+	PidStart      uint64
+	MonitorPid    int
+	MonitorStart  uint64
+	BootID        string
+	ExitCode      int
+	Signal        int
+	OOMKilled     bool
+	MemoryPeak    int64
+	MemoryLimit   int64
+	Error         string
+	Started       time.Time
+	Finished      time.Time
+	RestartCount  int
+	BackoffUntil  time.Time
+	StopRequested bool
+	Config        Config
+}
+
+const containerColumns = `id, name, image, image_id, image_digest, created, state, stage, pid, pid_start, monitor_pid, monitor_start,
+	boot_id, exit_code, signal, oom_killed, memory_peak, memory_limit, error, started, finished, restart_count, backoff_until, stop_requested, config`
+
+type scanner interface{ Scan(...any) error }
+
+func scanContainer(row scanner) (*Container, error) {
+	var c Container
+	var created, started, finished, backoff int64
+	var cfg string
+	if err := row.Scan(&c.ID, &c.Name, &c.Image, &c.ImageID, &c.ImageDigest, &created, &c.State, &c.Stage, &c.Pid, &c.PidStart,
+		&c.MonitorPid, &c.MonitorStart, &c.BootID, &c.ExitCode, &c.Signal, &c.OOMKilled, &c.MemoryPeak, &c.MemoryLimit,
+		&c.Error, &started, &finished, &c.RestartCount, &backoff, &c.StopRequested, &cfg); err != nil {
+		return nil, err
+	}
+	c.Created = fromNanos(created)
+	c.Started = fromNanos(started)
+	c.Finished = fromNanos(finished)
+	c.BackoffUntil = fromNanos(backoff)
+	if err := json.Unmarshal([]byte(cfg), &c.Config); err != nil {
+		return nil, fmt.Errorf("container %s: config: %w", c.ID, err)
+	}
+	return &c, nil
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// NotFoundError is a container name or ID that matches nothing.
+type NotFoundError struct{ Ref string }
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("No such container: %s (list containers with: hull ps -a)", e.Ref)
+}
+
+// IsNotFound reports whether err is a missing container.
+func IsNotFound(err error) bool {
+	var nf *NotFoundError
+	return errors.As(err, &nf)
+}
+
+// lookup finds a container by full ID, name, or unique ID prefix.
+func (e *Engine) lookup(ctx context.Context, q queryer, ref string) (*Container, error) {
+	ref = strings.TrimPrefix(ref, "/")
+	row := q.QueryRowContext(ctx, `SELECT `+containerColumns+` FROM containers WHERE id = ? OR name = ?`, ref, ref)
+	c, err := scanContainer(row)
+	if err == nil {
+		return c, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("look up container %s: %w", ref, err)
+	}
+	if len(ref) == 0 || len(ref) > 64 || strings.Trim(ref, "0123456789abcdef") != "" {
+		return nil, &NotFoundError{Ref: ref}
+	}
+	rows, err := q.QueryContext(ctx, `SELECT `+containerColumns+` FROM containers WHERE id LIKE ?`, ref+"%")
+	if err != nil {
+		return nil, fmt.Errorf("look up container %s: %w", ref, err)
+	}
+	defer rows.Close()
+	var found *Container
+	for rows.Next() {
+		c, err := scanContainer(rows)
+		if err != nil {
+			return nil, err
+		}
+		if found != nil {
+			return nil, fmt.Errorf("container ID prefix %q is ambiguous: give more characters", ref)
+		}
+		found = c
+	}
+	if found == nil {
+		return nil, &NotFoundError{Ref: ref}
+	}
+	return found, rows.Err()
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}

@@ -1,0 +1,363 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"debug/elf"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+	"time"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"hull/internal/image"
+	"hull/internal/reference"
+	"hull/internal/snapshot"
+	"hull/internal/spec"
+)
+
+// CreateOptions are `hull create`/`run` inputs beyond the container's Config.
+type CreateOptions struct {
+	Config Config
+	Name   string
+	// Progress shows a pull that create needs.
+	Progress image.Progress
+	// OnPull is called before a pull starts (the CLI prints docker's
+	// "Unable to find image ... locally").
+	OnPull func(ref string)
+}
+
+// ExitError is a failure with the exit status `hull run` should return:
+// 125 for hull's own errors, 126 for a command that cannot be executed,
+// 127 for a command that is not found (docker's convention).
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// Create records a new container, pulls its image if the pull policy says
+// so, prepares its writable layer and writes its OCI spec. A failure after
+// the record exists leaves the container "created" with the error and the
+// stage it reached, for `hull why`; the error is also returned.
+func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err error) {
+	id := newID()
+	name := o.Name
+	if name == "" {
+		name = randomName()
+	} else if !validName(name) {
+		return nil, &ExitError{125, fmt.Errorf("invalid container name %q: use [a-zA-Z0-9][a-zA-Z0-9_.-]*", name)}
+	}
+	cfg := o.Config
+	cfg.Spec.ID = id
+	cfg.Spec.Name = name
+	if cfg.Spec.CgroupsPath == "" {
+		cfg.Spec.CgroupsPath = "/hull/" + id
+	}
+	c = &Container{ID: id, Name: name, Image: cfg.Image, Created: time.Now().UTC(), State: StateCreated, Stage: StagePull, Config: cfg}
+	if err := e.insert(ctx, c); err != nil {
+		return nil, err
+	}
+	e.emit(ctx, c, "create", nil)
+	fail := func(stage string, code int, err error) (*Container, error) {
+		c.Stage, c.Error, c.ExitCode = stage, err.Error(), code
+		e.update(ctx, c.ID, map[string]any{"stage": stage, "error": c.Error, "exit_code": code})
+		return c, &ExitError{code, err}
+	}
+
+	rec, err := e.resolveImage(ctx, o)
+	if err != nil {
+		return fail(StagePull, 125, err)
+	}
+	cf, err := e.images.Config(rec)
+	if err != nil {
+		return fail(StagePull, 125, err)
+	}
+	c.ImageID, c.ImageDigest = rec.ConfigID.String(), rec.Digest.String()
+	e.update(ctx, id, map[string]any{"image_id": c.ImageID, "image_digest": c.ImageDigest, "stage": StageCreate})
+	c.Stage = StageCreate
+
+	if err := e.prepareRootfs(ctx, id, cf); err != nil {
+		return fail(StageCreate, 125, err)
+	}
+	if cfg.Spec.Init && cfg.Spec.InitPath == "" {
+		cfg.Spec.InitPath = e.InitPath
+	}
+	s, err := spec.Generate(cf, e.rootfs(id), cfg.Spec)
+	if err != nil {
+		return fail(StageCreate, 125, err)
+	}
+	c.Config = cfg
+	if len(s.Process.Args) > 0 {
+		c.Config.Path, c.Config.Args = s.Process.Args[0], s.Process.Args[1:]
+	}
+	data, _ := json.Marshal(c.Config)
+	e.update(ctx, id, map[string]any{"config": string(data)})
+	if err := writeSpec(filepath.Join(e.persistDir(id), "config.json"), s); err != nil {
+		return fail(StageCreate, 125, err)
+	}
+	if !cfg.Spec.Init {
+		if code, err := checkEntrypoint(e.rootfs(id), s.Process.Args, s.Process.Env); err != nil {
+			return fail(StageCreate, code, err)
+		}
+	}
+	return c, nil
+}
+
+func (e *Engine) insert(ctx context.Context, c *Container) error {
+	data, _ := json.Marshal(c.Config)
+	err := e.db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO containers(id, name, image, created, state, stage, config) VALUES(?,?,?,?,?,?,?)`,
+			c.ID, c.Name, c.Image, nanos(c.Created), c.State, c.Stage, string(data))
+		return err
+	})
+	if err != nil {
+		if strings.Contains(err.Error(), "UNIQUE") {
+			return &ExitError{125, fmt.Errorf("the container name %q is already in use; remove that container (hull rm %s) or choose another name", c.Name, c.Name)}
+		}
+		return fmt.Errorf("record container %s: %w", c.Name, err)
+	}
+	if err := os.MkdirAll(e.persistDir(c.ID), 0o700); err != nil {
+		return err
+	}
+	return os.MkdirAll(e.runDir(c.ID), 0o700)
+}
+
+// update sets columns of one container.
+func (e *Engine) update(ctx context.Context, id string, cols map[string]any) error {
+	var sets []string
+	var args []any
+	for k, v := range cols {
+		sets = append(sets, k+" = ?")
+		args = append(args, v)
+	}
+	args = append(args, id)
+	_, err := e.db.ExecContext(context.WithoutCancel(ctx), `UPDATE containers SET `+strings.Join(sets, ", ")+` WHERE id = ?`, args...)
+	if err != nil {
+		return fmt.Errorf("update container %s: %w", id, err)
+	}
+	return nil
+}
+
+// resolveImage finds the image locally or pulls it, per the pull policy
+// (missing: pull if absent, always, never).
+func (e *Engine) resolveImage(ctx context.Context, o CreateOptions) (*image.Record, error) {
+	ref := o.Config.Image
+	policy := o.Config.Pull
+	if policy == "" {
+		policy = "missing"
+	}
+	if policy != "always" {
+		rec, err := e.images.Resolve(ctx, ref)
+		if err == nil || policy == "never" {
+			if err != nil {
+				return nil, fmt.Errorf("image %s is not present and --pull=never forbids pulling it: %w", ref, err)
+			}
+			return rec, nil
+		}
+	}
+	if reference.LooksLikeID(ref) && !strings.Contains(ref, "/") && len(strings.TrimPrefix(ref, "sha256:")) >= 12 {
+		if rec, err := e.images.Resolve(ctx, ref); err == nil {
+			return rec, nil
+		}
+	}
+	if o.OnPull != nil {
+		o.OnPull(ref)
+	}
+	p, err := image.ParsePlatform(o.Config.Platform)
+	if err != nil {
+		return nil, err
+	}
+	res, err := e.images.Pull(ctx, ref, image.PullOptions{Platform: p, PlatformExplicit: o.Config.Platform != "", Progress: o.Progress})
+	if err != nil {
+		return nil, err
+	}
+	return e.images.Resolve(ctx, res.Ref.String())
+}
+
+// prepareRootfs makes the container's writable snapshot over the image's
+// layers and mounts it.
+func (e *Engine) prepareRootfs(ctx context.Context, id string, cf *v1.ConfigFile) error {
+	var diffIDs []string
+	for _, d := range cf.RootFS.DiffIDs {
+		diffIDs = append(diffIDs, d.String())
+	}
+	parent := ""
+	if chains := snapshot.ChainIDs(diffIDs); len(chains) > 0 {
+		if err := e.snap.Retain(ctx, ownerKey(id), chains...); err != nil {
+			return err
+		}
+		parent = chains[len(chains)-1]
+	}
+	if _, err := e.snap.Prepare(ctx, snapshotKey(id), parent); err != nil {
+		return fmt.Errorf("prepare the container's writable layer: %w", err)
+	}
+	return e.mountRootfs(ctx, id)
+}
+
+// mountRootfs mounts the container's snapshot unless it is mounted (after a
+// reboot it is not).
+func (e *Engine) mountRootfs(ctx context.Context, id string) error {
+	target := e.rootfs(id)
+	if isMounted(target) {
+		return nil
+	}
+	mounts, err := e.snap.Mounts(ctx, snapshotKey(id))
+	if err != nil {
+		return fmt.Errorf("container %s: %w", id, err)
+	}
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return err
+	}
+	if err := snapshot.MountAll(mounts, target); err != nil {
+		return fmt.Errorf("mount the container's root filesystem: %w", err)
+	}
+	return nil
+}
+
+func isMounted(dir string) bool {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[4] == dir {
+			return true
+		}
+	}
+	return false
+}
+
+func writeSpec(path string, s any) error {
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// checkEntrypoint finds the command in the container's root filesystem as
+// the runtime will, so that "not found", "not executable" and "built for
+// another architecture" are reported at create with docker's exit codes
+// (127, 126) and a clear reason, instead of as a bare exit status.
+func checkEntrypoint(rootfs string, args, env []string) (int, error) {
+	if len(args) == 0 {
+		return 125, errors.New("no command specified: the image has no ENTRYPOINT or CMD; give one after the image name")
+	}
+	name := args[0]
+	var candidates []string
+	if strings.Contains(name, "/") {
+		candidates = []string{name}
+	} else {
+		path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+		for _, kv := range env {
+			if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+				path = v
+			}
+		}
+		for _, dir := range filepath.SplitList(path) {
+			candidates = append(candidates, filepath.Join(dir, name))
+		}
+	}
+	var notExec string
+	for _, cand := range candidates {
+		p, err := securejoin.SecureJoin(rootfs, cand)
+		if err != nil {
+			continue
+		}
+		fi, err := os.Stat(p)
+		if err != nil || fi.IsDir() {
+			continue
+		}
+		if fi.Mode()&0o111 == 0 {
+			notExec = cand
+			continue
+		}
+		if f, err := elf.Open(p); err == nil {
+			m := f.Machine
+			f.Close()
+			if want, ok := elfMachine[goruntime.GOARCH]; ok && m != want {
+				return 126, fmt.Errorf("exec format error: %s is built for %s, but this host is %s (pull the image for this platform)", cand, m, goruntime.GOARCH)
+			}
+		}
+		return 0, nil
+	}
+	if notExec != "" {
+		return 126, fmt.Errorf("%s is not executable (permission denied): check its mode in the image", notExec)
+	}
+	if strings.Contains(name, "/") {
+		return 127, fmt.Errorf("entrypoint %s not found in the image", name)
+	}
+	return 127, fmt.Errorf("entrypoint %q not found: no executable of that name in the image's PATH", name)
+}
+
+var elfMachine = map[string]elf.Machine{
+	"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64, "386": elf.EM_386, "arm": elf.EM_ARM,
+	"ppc64le": elf.EM_PPC64, "s390x": elf.EM_S390, "riscv64": elf.EM_RISCV,
+}
+
+func newID() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || i > 0 && strings.ContainsRune("_.-", r)
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+var (
+	adjectives = []string{"brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry", "nimble", "proud", "quiet", "sharp", "steady", "swift", "tender", "vivid", "witty", "zealous"}
+	nouns      = []string{"babbage", "curie", "darwin", "euler", "faraday", "galileo", "hopper", "kepler", "lovelace", "maxwell", "newton", "noether", "pascal", "ritchie", "shannon", "thompson", "torvalds", "turing", "wozniak", "yalow"}
+)
+
+func randomName() string {
+	pick := func(list []string) string {
+		n, _ := rand.Int(rand.Reader, big.NewInt(int64(len(list))))
+		return list[n.Int64()]
+	}
+	suffix := make([]byte, 2)
+	rand.Read(suffix)
+	return pick(adjectives) + "_" + pick(nouns) + "_" + hex.EncodeToString(suffix)
+}
+
+// ImageUser is the USER of the container's image ("" or "root" for root;
+// "" if unknown).
+func (e *Engine) ImageUser(c *Container) string {
+	rec, err := e.images.Resolve(context.Background(), c.ImageDigest)
+	if err != nil {
+		return ""
+	}
+	cf, err := e.images.Config(rec)
+	if err != nil {
+		return ""
+	}
+	if u := cf.Config.User; u != "root" && u != "0" && u != "0:0" {
+		return u
+	}
+	return ""
+}

@@ -1,0 +1,207 @@
+// Package engine is hull's container lifecycle: create, start, stop, kill,
+// remove, wait and diagnose, over the image service (pull), the snapshotter
+// (each container's writable layer), the spec generator and the runtime.
+// The engine is daemonless: every hull command opens it, reads and changes
+// the containers table in transactions, and leaves. A running container is
+// supervised by its monitor process (internal/monitor), which the engine
+// spawns and which records into the same table.
+//
+// Each container has
+//
+//	<root>/containers/<id>/config.json    its OCI spec (the bundle)
+//	<root>/containers/<id>/container.log  its output, CRI format
+//	<run-root>/containers/<id>/rootfs      the mounted writable snapshot
+//	<run-root>/containers/<id>/attach.sock its monitor's attach socket
+//
+// A monitor that dies, or a host that reboots, is noticed by the next
+// command that looks at the container: it is marked exited with an Error
+// saying why, and what it left (processes, cgroups) is cleaned up.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"hull/internal/config"
+	"hull/internal/image"
+	"hull/internal/metadata"
+	"hull/internal/runtime"
+	"hull/internal/snapshot"
+)
+
+// Engine manages the containers under one root.
+type Engine struct {
+	cfg    config.Config
+	db     *metadata.DB
+	images *image.Service
+	snap   *snapshot.Snapshotter
+	rt     *runtime.Runtime
+
+	// MonitorCommand returns the command that runs `hull monitor ID`
+	// (the CLI re-executes itself). Required for Start.
+	MonitorCommand func(id string, waitAttach bool) *exec.Cmd
+	// Backoff overrides the restart backoff (kubelet's 10s doubling to
+	// 5m) — tests use short ones.
+	BackoffBase, BackoffMax time.Duration
+	// InitPath is the binary bind-mounted as the container's init for
+	// --init (the hull binary itself).
+	InitPath string
+	// Warn receives non-fatal messages for the user.
+	Warn func(string)
+}
+
+// Open creates the engine over already opened services.
+func Open(cfg config.Config, db *metadata.DB, images *image.Service, snap *snapshot.Snapshotter) (*Engine, error) {
+	e := &Engine{cfg: cfg, db: db, images: images, snap: snap}
+	e.rt = &runtime.Runtime{Root: filepath.Join(cfg.RunRoot, "runtime"), Warn: func(m string) { e.warn("%s", m) }}
+	for _, d := range []string{e.persistDir(""), e.runDir(""), e.rt.Root} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, fmt.Errorf("engine: %w", err)
+		}
+	}
+	return e, nil
+}
+
+// Runtime is the OCI runtime the engine drives.
+func (e *Engine) Runtime() *runtime.Runtime { return e.rt }
+
+func (e *Engine) warn(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if e.Warn != nil {
+		e.Warn(msg)
+		return
+	}
+	fmt.Fprintln(os.Stderr, "WARNING:", msg)
+}
+
+func (e *Engine) persistDir(id string) string { return filepath.Join(e.cfg.Root, "containers", id) }
+func (e *Engine) runDir(id string) string     { return filepath.Join(e.cfg.RunRoot, "containers", id) }
+func (e *Engine) rootfs(id string) string     { return filepath.Join(e.runDir(id), "rootfs") }
+
+// LogPath is where a container's output is logged.
+func (e *Engine) LogPath(id string) string { return filepath.Join(e.persistDir(id), "container.log") }
+
+// AttachSocket is the monitor's attach socket for a container.
+func (e *Engine) AttachSocket(id string) string { return filepath.Join(e.runDir(id), "attach.sock") }
+
+func snapshotKey(id string) string { return "container-" + id }
+func ownerKey(id string) string    { return "container:" + id }
+
+// Get returns a container by name, ID or ID prefix, with its state checked
+// against reality (a dead monitor or a reboot is recorded).
+func (e *Engine) Get(ctx context.Context, ref string) (*Container, error) {
+	c, err := e.lookup(ctx, e.db, ref)
+	if err != nil {
+		return nil, err
+	}
+	return e.reconcile(ctx, c)
+}
+
+// List returns every container, newest first, reconciled.
+func (e *Engine) List(ctx context.Context) ([]*Container, error) {
+	rows, err := e.db.QueryContext(ctx, `SELECT `+containerColumns+` FROM containers ORDER BY created DESC`)
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	var out []*Container
+	for rows.Next() {
+		c, err := scanContainer(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	rows.Close()
+	for i, c := range out {
+		if out[i], err = e.reconcile(ctx, c); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Event is one entry of `hull events`.
+type Event struct {
+	Seq    int64             `json:"-"`
+	Time   time.Time         `json:"time"`
+	Type   string            `json:"Type"`
+	Action string            `json:"Action"`
+	ID     string            `json:"id"`
+	Name   string            `json:"name"`
+	Attrs  map[string]string `json:"Attributes,omitempty"`
+}
+
+func (e *Engine) emit(ctx context.Context, c *Container, action string, attrs map[string]string) {
+	if attrs == nil {
+		attrs = map[string]string{}
+	}
+	attrs["name"] = c.Name
+	attrs["image"] = c.Image
+	data, _ := json.Marshal(attrs)
+	e.db.ExecContext(context.WithoutCancel(ctx), `INSERT INTO events(time, type, action, id, name, attrs) VALUES(?,?,?,?,?,?)`,
+		time.Now().UnixNano(), "container", action, c.ID, c.Name, string(data))
+}
+
+// Events returns events after seq (0: all kept), oldest first.
+func (e *Engine) Events(ctx context.Context, afterSeq int64) ([]Event, error) {
+	rows, err := e.db.QueryContext(ctx, `SELECT seq, time, type, action, id, name, attrs FROM events WHERE seq > ? ORDER BY seq`, afterSeq)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var ev Event
+		var t int64
+		var attrs string
+		if err := rows.Scan(&ev.Seq, &t, &ev.Type, &ev.Action, &ev.ID, &ev.Name, &attrs); err != nil {
+			return nil, err
+		}
+		ev.Time = time.Unix(0, t).UTC()
+		json.Unmarshal([]byte(attrs), &ev.Attrs)
+		out = append(out, ev)
+	}
+	return out, rows.Err()
+}
+
+// bootID identifies this boot of the host: a container recorded running
+// under another boot ID was running before a reboot.
+func bootID() string {
+	data, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(data))
+}
+
+// procStart is a process's start time in clock ticks since boot (field 22
+// of /proc/PID/stat), or 0 if it does not exist: with the pid it names one
+// process for all time, so a recycled pid is never taken for ours.
+func procStart(pid int) uint64 {
+	if pid <= 0 {
+		return 0
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0
+	}
+	var v uint64
+	fmt.Sscan(f[19], &v)
+	return v
+}

@@ -1,0 +1,139 @@
+package engine
+
+import (
+	"time"
+
+	"hull/internal/spec"
+)
+
+// Inspect is `hull inspect CONTAINER`, shaped like docker's.
+type Inspect struct {
+	ID           string           `json:"Id"`
+	Created      time.Time        `json:"Created"`
+	Path         string           `json:"Path"`
+	Args         []string         `json:"Args"`
+	State        InspectState     `json:"State"`
+	Image        string           `json:"Image"` // image ID
+	ImageName    string           `json:"ImageName"`
+	ImageDigest  string           `json:"ImageDigest"`
+	LogPath      string           `json:"LogPath"`
+	Name         string           `json:"Name"`
+	RestartCount int              `json:"RestartCount"`
+	Config       InspectConfig    `json:"Config"`
+	HostConfig   InspectHost      `json:"HostConfig"`
+	Mounts       []spec.Mount     `json:"Mounts"`
+	Hull         InspectLifecycle `json:"HullLifecycle"`
+}
+
+// InspectState is docker's State block.
+type InspectState struct {
+	Status     string    `json:"Status"`
+	Running    bool      `json:"Running"`
+	Paused     bool      `json:"Paused"`
+	Restarting bool      `json:"Restarting"`
+	OOMKilled  bool      `json:"OOMKilled"`
+	Dead       bool      `json:"Dead"`
+	Pid        int       `json:"Pid"`
+	ExitCode   int       `json:"ExitCode"`
+	Error      string    `json:"Error"`
+	StartedAt  time.Time `json:"StartedAt"`
+	FinishedAt time.Time `json:"FinishedAt"`
+}
+
+// InspectConfig is docker's Config block.
+type InspectConfig struct {
+	Hostname    string            `json:"Hostname"`
+	User        string            `json:"User"`
+	Tty         bool              `json:"Tty"`
+	OpenStdin   bool              `json:"OpenStdin"`
+	Env         []string          `json:"Env"`
+	Cmd         []string          `json:"Cmd"`
+	Image       string            `json:"Image"`
+	WorkingDir  string            `json:"WorkingDir"`
+	Entrypoint  []string          `json:"Entrypoint"`
+	Labels      map[string]string `json:"Labels"`
+	StopSignal  string            `json:"StopSignal,omitempty"`
+	StopTimeout int               `json:"StopTimeout,omitempty"`
+}
+
+// InspectHost is docker's HostConfig block.
+type InspectHost struct {
+	NetworkMode   string `json:"NetworkMode"`
+	RestartPolicy struct {
+		Name              string `json:"Name"`
+		MaximumRetryCount int    `json:"MaximumRetryCount"`
+	} `json:"RestartPolicy"`
+	AutoRemove     bool              `json:"AutoRemove"`
+	Privileged     bool              `json:"Privileged"`
+	ReadonlyRootfs bool              `json:"ReadonlyRootfs"`
+	CapAdd         []string          `json:"CapAdd"`
+	CapDrop        []string          `json:"CapDrop"`
+	SecurityOpt    []string          `json:"SecurityOpt"`
+	Memory         int64             `json:"Memory"`
+	MemorySwap     int64             `json:"MemorySwap"`
+	NanoCpus       int64             `json:"NanoCpus"`
+	CpuShares      int64             `json:"CpuShares"`
+	CpusetCpus     string            `json:"CpusetCpus"`
+	PidsLimit      int64             `json:"PidsLimit"`
+	Ulimits        []spec.Ulimit     `json:"Ulimits"`
+	Tmpfs          map[string]string `json:"Tmpfs"`
+	Init           bool              `json:"Init"`
+}
+
+// InspectLifecycle is hull's addition: the stage reached, for `why`.
+type InspectLifecycle struct {
+	Stage        string    `json:"Stage"`
+	BackoffUntil time.Time `json:"BackoffUntil,omitempty"`
+	Signal       int       `json:"Signal,omitempty"`
+	MemoryPeak   int64     `json:"MemoryPeak,omitempty"`
+	MemoryLimit  int64     `json:"MemoryLimit,omitempty"`
+	MonitorPid   int       `json:"MonitorPid,omitempty"`
+}
+
+// Inspect builds the inspect document.
+func (e *Engine) Inspect(c *Container) *Inspect {
+	o := c.Config.Spec
+	d := &Inspect{
+		ID: c.ID, Created: c.Created, Path: c.Config.Path, Args: c.Config.Args,
+		Image: c.ImageID, ImageName: c.Image, ImageDigest: c.ImageDigest, LogPath: e.LogPath(c.ID),
+		Name: "/" + c.Name, RestartCount: c.RestartCount, Mounts: o.Mounts,
+		State: InspectState{
+			Status: c.State, Running: c.State == StateRunning || c.State == StatePaused, Paused: c.State == StatePaused,
+			Restarting: c.State == StateRestarting, OOMKilled: c.OOMKilled, Dead: c.State == StateDead,
+			Pid: c.Pid, ExitCode: c.ExitCode, Error: c.Error, StartedAt: c.Started, FinishedAt: c.Finished,
+		},
+		Config: InspectConfig{
+			Hostname: o.Hostname, User: o.User, Tty: o.TTY, OpenStdin: c.Config.OpenStdin, Env: o.Env, Cmd: o.Cmd,
+			Image: c.Image, WorkingDir: o.WorkingDir, Entrypoint: o.Entrypoint, Labels: c.Config.Labels,
+			StopSignal: c.Config.StopSignal, StopTimeout: c.Config.StopTimeout,
+		},
+		Hull: InspectLifecycle{Stage: c.Stage, BackoffUntil: c.BackoffUntil, Signal: c.Signal, MemoryPeak: c.MemoryPeak,
+			MemoryLimit: c.MemoryLimit, MonitorPid: c.MonitorPid},
+	}
+	if d.State.Running && c.State == StateRunning {
+		d.State.Status = StateRunning
+	}
+	h := &d.HostConfig
+	h.NetworkMode = o.Network
+	if h.NetworkMode == "" {
+		h.NetworkMode = "none"
+	}
+	h.RestartPolicy.Name, h.RestartPolicy.MaximumRetryCount = c.Config.Restart.Name, c.Config.Restart.MaxRetries
+	h.AutoRemove, h.Privileged, h.ReadonlyRootfs = c.Config.AutoRemove, o.Privileged, o.ReadOnlyRootfs
+	h.CapAdd, h.CapDrop = o.CapAdd, o.CapDrop
+	if o.NoNewPrivileges == nil || *o.NoNewPrivileges {
+		h.SecurityOpt = append(h.SecurityOpt, "no-new-privileges")
+	}
+	if o.Seccomp != "" {
+		h.SecurityOpt = append(h.SecurityOpt, "seccomp="+o.Seccomp)
+	}
+	h.Memory, h.MemorySwap, h.NanoCpus, h.CpuShares = o.Memory, o.MemorySwap, o.NanoCPUs, o.CPUShares
+	h.CpusetCpus, h.PidsLimit, h.Ulimits, h.Tmpfs, h.Init = o.CpusetCpus, o.PidsLimit, o.Ulimits, o.Tmpfs, o.Init
+	if d.Mounts == nil {
+		d.Mounts = []spec.Mount{}
+	}
+	return d
+}
+
+// IsRunning: the container's processes exist (running or paused).
+func (c *Container) IsRunning() bool { return c.State == StateRunning || c.State == StatePaused }

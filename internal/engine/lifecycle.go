@@ -1,0 +1,381 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"hull/internal/monitor"
+)
+
+// StartOptions tune Start.
+type StartOptions struct {
+	// WaitAttach makes the monitor start the container only once a client
+	// has attached (foreground run, start -a): no output is lost.
+	WaitAttach bool
+}
+
+// Starting is a start in progress: attach (if asked) then wait for Ready.
+type Starting struct {
+	ID     string
+	Socket string
+	sync   *bufio.Reader
+	file   *os.File
+}
+
+// Ready waits until the monitor reports the container started, or why not.
+func (s *Starting) Ready() error {
+	defer s.file.Close()
+	for {
+		line, err := s.sync.ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("container %s: the monitor exited before reporting the start (see hull why %s)", shortID(s.ID), shortID(s.ID))
+		}
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "ok":
+			return nil
+		case strings.HasPrefix(line, "error "):
+			code, msg := 125, strings.TrimPrefix(line, "error ")
+			fmt.Sscanf(msg, "%d", &code)
+			if i := strings.IndexByte(msg, ' '); i >= 0 {
+				msg = msg[i+1:]
+			}
+			return &ExitError{code, errors.New(msg)}
+		}
+	}
+}
+
+// Start launches the container's monitor, which creates and starts it.
+// Starting a running container is a no-op (as docker).
+func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starting, error) {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if c.Stage == StagePull || (c.Stage == StageCreate && c.Error != "" && c.State == StateCreated) {
+		return nil, &ExitError{c.ExitCode, fmt.Errorf("container %s cannot start: %s (see hull why %s)", c.Name, c.Error, c.Name)}
+	}
+	claimed := false
+	err = e.db.Tx(ctx, func(tx *sql.Tx) error {
+		var state string
+		if err := tx.QueryRow(`SELECT state FROM containers WHERE id = ?`, c.ID).Scan(&state); err != nil {
+			return err
+		}
+		switch state {
+		case StateCreated, StateExited, StateDead:
+		case StateRemoving:
+			return fmt.Errorf("container %s is being removed", c.Name)
+		default:
+			return nil
+		}
+		claimed = true
+		_, err := tx.Exec(`UPDATE containers SET state = ?, stop_requested = 0, error = '', pid = 0, monitor_pid = 0, started = ? WHERE id = ?`,
+			StateRunning, time.Now().UnixNano(), c.ID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !claimed {
+		return nil, nil
+	}
+	if err := e.mountRootfs(ctx, c.ID); err != nil {
+		e.update(ctx, c.ID, map[string]any{"state": StateExited, "stage": StageStart, "error": err.Error(), "exit_code": 125})
+		return nil, err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd := e.MonitorCommand(c.ID, o.WaitAttach)
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		e.update(ctx, c.ID, map[string]any{"state": StateExited, "stage": StageStart, "error": err.Error(), "exit_code": 125})
+		return nil, fmt.Errorf("start monitor for %s: %w", c.Name, err)
+	}
+	w.Close()
+	e.update(ctx, c.ID, map[string]any{"monitor_pid": cmd.Process.Pid, "monitor_start": procStart(cmd.Process.Pid), "boot_id": bootID()})
+	cmd.Process.Release()
+	st := &Starting{ID: c.ID, Socket: e.AttachSocket(c.ID), sync: bufio.NewReader(r), file: r}
+	if o.WaitAttach {
+		line, err := st.sync.ReadString('\n')
+		if err != nil || strings.TrimSpace(line) != "listening" {
+			r.Close()
+			if strings.HasPrefix(line, "error ") {
+				return nil, errors.New(strings.TrimSpace(strings.TrimPrefix(line, "error ")))
+			}
+			return nil, fmt.Errorf("container %s: the monitor did not open its attach socket", c.Name)
+		}
+	}
+	return st, nil
+}
+
+// RunMonitor is the body of `hull monitor ID`: supervise the container,
+// reporting progress on the sync file (fd 3 of the monitor).
+func (e *Engine) RunMonitor(ctx context.Context, id string, waitAttach bool, sync *os.File) error {
+	c, err := e.lookup(ctx, e.db, id)
+	if err != nil {
+		fmt.Fprintf(sync, "error 125 %v\n", err)
+		return err
+	}
+	cfg := monitor.Config{
+		ID: c.ID, Bundle: e.persistDir(c.ID), RuntimeRoot: e.rt.Root,
+		LogPath: e.LogPath(c.ID), LogMaxSize: 10 << 20, LogMaxFiles: 3,
+		TTY: c.Config.Spec.TTY, Stdin: c.Config.OpenStdin,
+		AttachSocket: e.AttachSocket(c.ID), WaitAttach: waitAttach,
+		Restart: c.Config.Restart, BackoffBase: e.BackoffBase, BackoffMax: e.BackoffMax,
+		RestartCount: c.RestartCount,
+	}
+	if waitAttach {
+		// The socket exists once Run has listened; report it from there.
+		cfg.OnListen = func() { fmt.Fprintln(sync, "listening") }
+	}
+	rec := &recorder{e: e, c: c}
+	readyOnce := false
+	return monitor.Run(cfg, e.rt, rec, func(err error) {
+		if readyOnce {
+			return
+		}
+		readyOnce = true
+		if err != nil {
+			code := 125
+			if ee := (*ExitError)(nil); errors.As(err, &ee) {
+				code = ee.Code
+			}
+			fmt.Fprintf(sync, "error %d %s\n", code, strings.ReplaceAll(err.Error(), "\n", " "))
+		} else {
+			fmt.Fprintln(sync, "ok")
+		}
+		sync.Close()
+	})
+}
+
+// Stop asks the container to stop with its stop signal, and kills it after
+// timeout (the container's StopTimeout, default 10s, if timeout < 0).
+func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) (*Container, error) {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	e.update(ctx, c.ID, map[string]any{"stop_requested": 1})
+	if !c.active() {
+		return c, nil
+	}
+	if timeout < 0 {
+		timeout = 10 * time.Second
+		if c.Config.StopTimeout > 0 {
+			timeout = time.Duration(c.Config.StopTimeout) * time.Second
+		}
+	}
+	sig := unix.SIGTERM
+	if c.Config.StopSignal != "" {
+		if s, err := ParseSignal(c.Config.StopSignal); err == nil {
+			sig = s
+		}
+	}
+	if c.State == StatePaused {
+		e.rt.Resume(c.ID)
+	}
+	e.rt.Kill(c.ID, sig, false)
+	if e.waitInactive(ctx, c.ID, timeout) {
+		return e.Get(ctx, c.ID)
+	}
+	e.rt.Kill(c.ID, unix.SIGKILL, true)
+	e.waitInactive(ctx, c.ID, 10*time.Second)
+	e.emit(ctx, c, "stop", nil)
+	return e.Get(ctx, c.ID)
+}
+
+// active: a monitor is (or should be) supervising the container.
+func (c *Container) active() bool {
+	switch c.State {
+	case StateRunning, StatePaused, StateRestarting:
+		return true
+	}
+	return false
+}
+
+// waitInactive polls until the container's monitor has finished with it.
+func (e *Engine) waitInactive(ctx context.Context, id string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := e.Get(ctx, id)
+		if err != nil || !c.active() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Kill sends a signal to the container's main process.
+func (e *Engine) Kill(ctx context.Context, ref string, sig unix.Signal) error {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if c.State != StateRunning && c.State != StatePaused {
+		return fmt.Errorf("cannot kill container %s: it is not running", c.Name)
+	}
+	if sig == unix.SIGKILL || sig == unix.SIGTERM {
+		e.update(ctx, c.ID, map[string]any{"stop_requested": 1})
+	}
+	if err := e.rt.Kill(c.ID, sig, false); err != nil {
+		return fmt.Errorf("kill %s: %w", c.Name, err)
+	}
+	e.emit(ctx, c, "kill", map[string]string{"signal": fmt.Sprint(int(sig))})
+	return nil
+}
+
+// Wait blocks until the container is not running and returns its exit
+// code. A container removed meanwhile (--rm) returns its last exit code.
+func (e *Engine) Wait(ctx context.Context, ref string) (int, error) {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return 0, err
+	}
+	last := c.ExitCode
+	for {
+		c, err := e.Get(ctx, c.ID)
+		if IsNotFound(err) {
+			return last, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		last = c.ExitCode
+		if !c.active() && c.MonitorPid == 0 || !c.active() && procStart(c.MonitorPid) != c.MonitorStart {
+			return c.ExitCode, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Remove deletes a container, its writable layer and its logs. A running
+// container needs force (it is killed first).
+func (e *Engine) Remove(ctx context.Context, ref string, force bool) error {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	err = e.db.Tx(ctx, func(tx *sql.Tx) error {
+		var state string
+		if err := tx.QueryRow(`SELECT state FROM containers WHERE id = ?`, c.ID).Scan(&state); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return &NotFoundError{Ref: ref}
+			}
+			return err
+		}
+		switch state {
+		case StateRemoving:
+			return fmt.Errorf("removal of container %s is already in progress", c.Name)
+		case StateRunning, StatePaused, StateRestarting:
+			if !force {
+				return fmt.Errorf("cannot remove container %s: it is %s; stop it first or use -f", c.Name, state)
+			}
+		}
+		_, err := tx.Exec(`UPDATE containers SET state = ?, stop_requested = 1 WHERE id = ?`, StateRemoving, c.ID)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if c.active() {
+		if c.State == StatePaused {
+			e.rt.Resume(c.ID)
+		}
+		e.rt.Kill(c.ID, unix.SIGKILL, true)
+		e.waitMonitor(c, 10*time.Second)
+	}
+	return e.cleanup(ctx, c)
+}
+
+// waitMonitor waits for the container's monitor process to exit.
+func (e *Engine) waitMonitor(c *Container, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for c.MonitorPid > 0 && procStart(c.MonitorPid) == c.MonitorStart && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// cleanup removes everything of a container; each step tolerates a
+// previous partial cleanup.
+func (e *Engine) cleanup(ctx context.Context, c *Container) error {
+	var errs []error
+	if err := e.rt.Delete(c.ID, true); err != nil {
+		errs = append(errs, err)
+	}
+	if err := unmountAll(e.rootfs(c.ID)); err != nil {
+		errs = append(errs, err)
+	}
+	if err := e.snap.Remove(ctx, snapshotKey(c.ID)); err != nil && !isSnapNotFound(err) {
+		errs = append(errs, err)
+	}
+	if err := e.snap.Release(ctx, ownerKey(c.ID)); err != nil {
+		errs = append(errs, err)
+	}
+	os.RemoveAll(e.runDir(c.ID))
+	os.RemoveAll(e.persistDir(c.ID))
+	if _, err := e.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM containers WHERE id = ?`, c.ID); err != nil {
+		errs = append(errs, err)
+	}
+	e.emit(ctx, c, "destroy", nil)
+	return errors.Join(errs...)
+}
+
+func unmountAll(target string) error {
+	for isMounted(target) {
+		if err := unix.Unmount(target, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("unmount %s: %w", target, err)
+		}
+	}
+	return nil
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// ParseSignal accepts docker's forms: KILL, SIGKILL, 9.
+func ParseSignal(s string) (unix.Signal, error) {
+	s = strings.ToUpper(strings.TrimSpace(s))
+	var n int
+	if _, err := fmt.Sscanf(s, "%d", &n); err == nil && fmt.Sprint(n) == s {
+		if n <= 0 || n > 64 {
+			return 0, fmt.Errorf("invalid signal %q", s)
+		}
+		return unix.Signal(n), nil
+	}
+	if !strings.HasPrefix(s, "SIG") {
+		s = "SIG" + s
+	}
+	if sig := unix.SignalNum(s); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("invalid signal %q: use a name like TERM or KILL, or a number", s)
+}

@@ -1,0 +1,158 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"hull/internal/monitor"
+	"hull/internal/snapshot"
+)
+
+// recorder stores what a container's monitor learns (it runs in the
+// monitor process, with its own database handle).
+type recorder struct {
+	e *Engine
+	c *Container
+}
+
+var bg = context.Background()
+
+func (r *recorder) Started(pid int, pidStart uint64, restarts int) error {
+	err := r.e.update(bg, r.c.ID, map[string]any{
+		"state": StateRunning, "stage": StageRunning, "pid": pid, "pid_start": pidStart,
+		"started": time.Now().UnixNano(), "restart_count": restarts, "error": "", "exit_code": 0,
+		"signal": 0, "oom_killed": 0, "backoff_until": 0,
+	})
+	r.e.emit(bg, r.c, "start", nil)
+	return err
+}
+
+func (r *recorder) Exited(x monitor.Exit) error {
+	cols := map[string]any{
+		"state": StateExited, "exit_code": x.Code, "signal": x.Signal, "oom_killed": x.OOMKilled,
+		"finished": x.At.UnixNano(), "pid": 0, "memory_peak": int64(x.MemoryPeak), "memory_limit": int64(x.MemoryLimit),
+		"stage": StageExited, "error": x.Error,
+	}
+	if x.Stage != "" {
+		cols["stage"] = x.Stage
+	}
+	err := r.e.update(bg, r.c.ID, cols)
+	if x.OOMKilled {
+		r.e.emit(bg, r.c, "oom", nil)
+	}
+	r.e.emit(bg, r.c, "die", map[string]string{"exitCode": fmt.Sprint(x.Code)})
+	return err
+}
+
+func (r *recorder) Restarting(count int, delay time.Duration) error {
+	r.e.emit(bg, r.c, "restart", map[string]string{"restartCount": fmt.Sprint(count), "backoff": delay.String()})
+	return r.e.update(bg, r.c.ID, map[string]any{
+		"state": StateRestarting, "restart_count": count, "backoff_until": time.Now().Add(delay).UnixNano(),
+	})
+}
+
+func (r *recorder) StopRequested() bool {
+	var stop bool
+	err := r.e.db.QueryRowContext(bg, `SELECT stop_requested FROM containers WHERE id = ?`, r.c.ID).Scan(&stop)
+	return err != nil || stop
+}
+
+func (r *recorder) Done(x monitor.Exit) {
+	r.e.update(bg, r.c.ID, map[string]any{"monitor_pid": 0, "monitor_start": 0})
+	if r.c.Config.AutoRemove {
+		if c, err := r.e.lookup(bg, r.e.db, r.c.ID); err == nil {
+			r.e.db.ExecContext(bg, `UPDATE containers SET state = ? WHERE id = ?`, StateRemoving, c.ID)
+			r.e.cleanup(bg, c)
+		}
+	}
+}
+
+// reconcile checks a container recorded as supervised against reality: a
+// host reboot or a dead monitor means nobody supervises it any more. It is
+// then recorded as exited with an Error saying why, and its leftovers
+// (processes, cgroups) are removed.
+func (e *Engine) reconcile(ctx context.Context, c *Container) (*Container, error) {
+	if !c.active() {
+		return c, nil
+	}
+	reason := ""
+	switch {
+	case c.BootID != "" && c.BootID != bootID():
+		reason = "the host rebooted while the container was running"
+	case c.MonitorPid == 0:
+		// Claimed by Start; the monitor is normally recorded within
+		// milliseconds. A claim this old means the starting command died.
+		if !c.Started.IsZero() && time.Since(c.Started) > 30*time.Second && c.Pid == 0 {
+			reason = "hull was killed while starting the container"
+		}
+	case procStart(c.MonitorPid) != c.MonitorStart:
+		reason = fmt.Sprintf("the container's monitor (pid %d) died unexpectedly", c.MonitorPid)
+	}
+	if reason == "" {
+		return c, nil
+	}
+	code := c.ExitCode
+	if c.Pid > 0 && procStart(c.Pid) == c.PidStart {
+		reason += "; the unsupervised container was stopped"
+		code = 137
+	}
+	e.rt.Delete(c.ID, true)
+	unmountAll(e.rootfs(c.ID))
+	cols := map[string]any{"state": StateExited, "stage": StageExited, "error": reason, "exit_code": code,
+		"pid": 0, "monitor_pid": 0, "monitor_start": 0, "finished": time.Now().UnixNano()}
+	e.update(ctx, c.ID, cols)
+	e.emit(ctx, c, "die", map[string]string{"exitCode": fmt.Sprint(code), "error": reason})
+	return e.lookup(ctx, e.db, c.ID)
+}
+
+// Pause freezes every process of the container.
+func (e *Engine) Pause(ctx context.Context, ref string) error {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if c.State != StateRunning {
+		return fmt.Errorf("container %s is not running", c.Name)
+	}
+	if err := e.rt.Pause(c.ID); err != nil {
+		return err
+	}
+	e.emit(ctx, c, "pause", nil)
+	return e.update(ctx, c.ID, map[string]any{"state": StatePaused})
+}
+
+// Unpause thaws a paused container.
+func (e *Engine) Unpause(ctx context.Context, ref string) error {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if c.State != StatePaused {
+		return fmt.Errorf("container %s is not paused", c.Name)
+	}
+	if err := e.rt.Resume(c.ID); err != nil {
+		return err
+	}
+	e.emit(ctx, c, "unpause", nil)
+	return e.update(ctx, c.ID, map[string]any{"state": StateRunning})
+}
+
+// Rename gives a container a new name.
+func (e *Engine) Rename(ctx context.Context, ref, name string) error {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if !validName(name) {
+		return fmt.Errorf("invalid container name %q", name)
+	}
+	if err := e.update(ctx, c.ID, map[string]any{"name": name}); err != nil {
+		return fmt.Errorf("rename %s to %s: the name is already in use", c.Name, name)
+	}
+	e.emit(ctx, c, "rename", map[string]string{"oldName": c.Name})
+	return nil
+}
+
+func isSnapNotFound(err error) bool { return errors.Is(err, snapshot.ErrNotFound) }

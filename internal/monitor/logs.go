@@ -1,0 +1,157 @@
+package monitor
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// LogWriter writes container output in the CRI log format kubelet and
+// crictl read: one record per line,
+//
+//	2026-01-02T15:04:05.999999999Z stdout F the line
+//
+// with P (partial) for a line split because it was too long or because the
+// stream paused mid-line. When the file passes MaxSize it is rotated to
+// PATH.1 … PATH.<MaxFiles-1>.
+type LogWriter struct {
+	mu       sync.Mutex
+	path     string
+	f        *os.File
+	size     int64
+	maxSize  int64
+	maxFiles int
+}
+
+// maxLine bounds one record's payload (kubelet uses 16 KiB).
+const maxLine = 16 * 1024
+
+// OpenLog opens (appending) the log at path.
+func OpenLog(path string, maxSize int64, maxFiles int) (*LogWriter, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("open container log %s: %w", path, err)
+	}
+	fi, _ := f.Stat()
+	if maxFiles < 1 {
+		maxFiles = 1
+	}
+	return &LogWriter{path: path, f: f, size: fi.Size(), maxSize: maxSize, maxFiles: maxFiles}, nil
+}
+
+// Close closes the file.
+func (l *LogWriter) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.Close()
+}
+
+// write records one (partial or full) line of stream.
+func (l *LogWriter) write(stream string, line []byte, partial bool) {
+	tag := "F"
+	if partial {
+		tag = "P"
+	}
+	rec := make([]byte, 0, len(line)+48)
+	rec = time.Now().UTC().AppendFormat(rec, time.RFC3339Nano)
+	rec = append(rec, ' ')
+	rec = append(rec, stream...)
+	rec = append(rec, ' ')
+	rec = append(rec, tag...)
+	rec = append(rec, ' ')
+	rec = append(rec, line...)
+	rec = append(rec, '\n')
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.maxSize > 0 && l.size+int64(len(rec)) > l.maxSize && l.size > 0 {
+		l.rotate()
+	}
+	n, _ := l.f.Write(rec)
+	l.size += int64(n)
+}
+
+func (l *LogWriter) rotate() {
+	l.f.Close()
+	if l.maxFiles <= 1 {
+		os.Truncate(l.path, 0)
+	} else {
+		for i := l.maxFiles - 1; i >= 1; i-- {
+			src := l.path
+			if i > 1 {
+				src = fmt.Sprintf("%s.%d", l.path, i-1)
+			}
+			os.Rename(src, fmt.Sprintf("%s.%d", l.path, i))
+		}
+	}
+	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o640)
+	if err == nil {
+		l.f = f
+	}
+	l.size = 0
+}
+
+// copyStream splits r into log records for stream and also passes the raw
+// bytes to tee (attached clients). It returns when r ends.
+func (l *LogWriter) copyStream(stream string, r io.Reader, tee func([]byte)) {
+	br := bufio.NewReaderSize(r, 64*1024)
+	var pending []byte
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := br.Read(buf)
+		if n > 0 {
+			chunk := buf[:n]
+			if tee != nil {
+				tee(chunk)
+			}
+			pending = append(pending, chunk...)
+			for {
+				i := bytes.IndexByte(pending, '\n')
+				if i < 0 {
+					break
+				}
+				l.write(stream, bytes.TrimSuffix(pending[:i], []byte("\r")), false)
+				pending = pending[i+1:]
+			}
+			for len(pending) >= maxLine {
+				l.write(stream, pending[:maxLine], true)
+				pending = pending[maxLine:]
+			}
+		}
+		if err != nil {
+			if len(pending) > 0 {
+				l.write(stream, pending, false)
+			}
+			return
+		}
+	}
+}
+
+// Record is one parsed log line.
+type Record struct {
+	Time    time.Time
+	Stream  string // stdout or stderr
+	Partial bool
+	Line    string
+}
+
+// ParseLine parses one CRI log line.
+func ParseLine(s string) (Record, error) {
+	parts := strings.SplitN(s, " ", 4)
+	if len(parts) < 3 {
+		return Record{}, fmt.Errorf("malformed log line %q", s)
+	}
+	t, err := time.Parse(time.RFC3339Nano, parts[0])
+	if err != nil {
+		return Record{}, fmt.Errorf("malformed log time in %q: %w", s, err)
+	}
+	r := Record{Time: t, Stream: parts[1], Partial: parts[2] == "P"}
+	if len(parts) == 4 {
+		r.Line = parts[3]
+	}
+	return r, nil
+}
