@@ -37,7 +37,7 @@ type runFlags struct {
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
-	fs.SetInterspersed(false) // flags after the image belong to the command
+	fs.SetInterspersed(false)                       // flags after the image belong to the command
 	fs.Bool("help", false, "help for this command") // -h is --hostname, as in docker
 	fs.StringVar(&f.name, "name", "", "assign a name to the container")
 	fs.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")

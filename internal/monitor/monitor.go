@@ -182,11 +182,11 @@ func (m *mon) shouldRestart(e Exit, restarts int) bool {
 }
 
 type mon struct {
-	cfg   Config
-	rt    *runtime.Runtime
-	rec   Recorder
-	log   *LogWriter
-	hub   *hub
+	cfg Config
+	rt  *runtime.Runtime
+	rec Recorder
+	log *LogWriter
+	hub *hub
 
 	mu     sync.Mutex
 	input  io.WriteCloser // the container's stdin or pty master, while running
