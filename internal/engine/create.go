@@ -94,6 +94,9 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	if cfg.Spec.Init && cfg.Spec.InitPath == "" {
 		cfg.Spec.InitPath = e.InitPath
 	}
+	if err := e.resolveVolumes(ctx, c, &cfg.Spec); err != nil {
+		return fail(StageCreate, 125, err)
+	}
 	s, err := spec.Generate(cf, e.rootfs(id), cfg.Spec)
 	if err != nil {
 		return fail(StageCreate, 125, err)
