@@ -24,6 +24,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("HULL_TEST_AS_CLI") == "1" {
 		os.Exit(run(os.Args[1:]))
 	}
+	// Processes hull spawns from tests (container monitors) re-execute
+	// this binary: they must act as hull.
+	os.Setenv("HULL_TEST_AS_CLI", "1")
 	os.Exit(m.Run())
 }
 
