@@ -2,10 +2,12 @@ package spec
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -134,7 +136,7 @@ func cpu(o Options, r *specs.LinuxResources) error {
 		if err != nil {
 			return fmt.Errorf("online CPUs %q: %w", online, err)
 		}
-		for cpu := range want {
+		for _, cpu := range slices.Sorted(maps.Keys(want)) {
 			if !have[cpu] {
 				return fmt.Errorf("--cpuset-cpus %s: CPU %d is not available (online: %s)", o.CpusetCpus, cpu, online)
 			}
