@@ -87,14 +87,8 @@ func TestUserMounts(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.o.ID = testID
 			s, err := Generate(image(nil, []string{"sh"}), fakeRootfs(t, "", ""), tc.o)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tc.wantErr)
-				}
+			if checkErr(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if m := findMount(s, tc.dest); m == nil || !reflect.DeepEqual(*m, tc.want) {
 				t.Errorf("mount = %+v\nwant %+v", m, tc.want)

@@ -73,14 +73,8 @@ func TestResources(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.o.ID = testID
 			s, err := Generate(image(nil, []string{"sh"}), fakeRootfs(t, "", ""), tc.o)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tc.wantErr)
-				}
+			if checkErr(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !tc.check(s.Linux.Resources) {
 				t.Errorf("resources: memory %+v cpu %+v pids %+v", s.Linux.Resources.Memory, s.Linux.Resources.CPU, s.Linux.Resources.Pids)

@@ -87,14 +87,8 @@ func TestCommand(t *testing.T) {
 			o := tc.o
 			o.ID = testID
 			s, err := Generate(image(tc.ep, tc.cmd), fakeRootfs(t, testPasswd, testGroup), o)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tc.wantErr)
-				}
+			if checkErr(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(s.Process.Args, tc.want) {
 				t.Errorf("args = %q, want %q", s.Process.Args, tc.want)
@@ -156,14 +150,8 @@ func TestHostname(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := Generate(image(nil, []string{"sh"}), fakeRootfs(t, "", ""), tc.o)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tc.wantErr)
-				}
+			if checkErr(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if s.Hostname != tc.want {
 				t.Errorf("hostname = %q, want %q", s.Hostname, tc.want)
@@ -204,14 +192,8 @@ func TestWorkingDir(t *testing.T) {
 			img.Config.WorkingDir = tc.image
 			root := fakeRootfs(t, testPasswd, testGroup)
 			s, err := Generate(img, root, Options{ID: testID, WorkingDir: tc.opt})
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tc.wantErr)
-				}
+			if checkErr(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if s.Process.Cwd != tc.want {
 				t.Errorf("cwd = %q, want %q", s.Process.Cwd, tc.want)
@@ -313,4 +295,21 @@ func TestNamespaces(t *testing.T) {
 	if _, err := Generate(image(nil, []string{"sh"}), fakeRootfs(t, "", ""), Options{ID: testID, Network: "bridge"}); err == nil || !strings.Contains(err.Error(), "not supported") {
 		t.Errorf("bridge: %v", err)
 	}
+}
+
+// checkErr fails the test unless err matches the case: an error
+// containing want, or none when want is "". It reports whether the case
+// ends here (an error was expected).
+func checkErr(t *testing.T, err error, want string) bool {
+	t.Helper()
+	if want != "" {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("err = %v, want %q", err, want)
+		}
+		return true
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return false
 }

@@ -37,14 +37,8 @@ func TestResolveUser(t *testing.T) {
 	} {
 		t.Run(tc.spec, func(t *testing.T) {
 			u, err := ResolveUser(root, tc.spec)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tc.wantErr)
-				}
+			if checkErr(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(u, tc.want) {
 				t.Errorf("got %+v, want %+v", u, tc.want)
