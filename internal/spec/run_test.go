@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -221,5 +222,40 @@ grep -E ' /run | /dev/shm ' /proc/self/mountinfo | while read -r _ _ _ _ mnt opt
 	}
 	if _, err := os.Stat(filepath.Join(rw, "x")); err != nil {
 		t.Errorf("the write to /rw did not reach the host directory: %v", err)
+	}
+}
+
+// TestRunPrivilegedHostNetwork: --privileged --network host runs with
+// every capability, the host's devices, network interfaces and name.
+func TestRunPrivilegedHostNetwork(t *testing.T) {
+	rootfs := busyboxRootfs(t)
+	hostname, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifaces, err := os.ReadDir("/sys/class/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := `grep -E '^(CapEff|Seccomp):' /proc/self/status
+echo "hostname: $(hostname)"
+echo "ifaces: $(ls /sys/class/net | wc -l)"
+test -c /dev/kmsg && echo "kmsg: yes"
+touch /sys/fs/cgroup/x 2>/dev/null; grep -E ' /sys ' /proc/self/mountinfo | while read -r _ _ _ _ mnt opts _; do echo "sys: $opts"; done
+`
+	out := runSpec(t, nil, rootfs, Options{Cmd: []string{"sh", "-c", script}, Privileged: true, Network: "host", Seccomp: "/nonexistent.json"})
+	got := lines(out)
+	var all uint64
+	for _, c := range allCapabilities() {
+		all |= 1 << slices.Index(runtime.CapabilityNames(), c)
+	}
+	if want := fmt.Sprintf("%016x", all); got["CapEff"] != want {
+		t.Errorf("CapEff = %q, want %q\n%s", got["CapEff"], want, out)
+	}
+	if got["Seccomp"] != "0" || got["hostname"] != hostname || got["ifaces"] != fmt.Sprint(len(ifaces)) || got["kmsg"] != "yes" {
+		t.Errorf("seccomp %q hostname %q (host %q) ifaces %q (host %d) kmsg %q\n%s", got["Seccomp"], got["hostname"], hostname, got["ifaces"], len(ifaces), got["kmsg"], out)
+	}
+	if !strings.HasPrefix(got["sys"], "rw") {
+		t.Errorf("/sys is not read-write: %q", got["sys"])
 	}
 }

@@ -23,20 +23,25 @@ var DefaultCapabilities = []string{
 	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
 }
 
-// allCapabilities are the capabilities this kernel knows (what
-// --privileged and --cap-add ALL grant).
+// allCapabilities are the capabilities this kernel knows and hull itself
+// may grant (its own bounding set, which a host can have reduced, e.g. no
+// CAP_SYS_RESOURCE in a sandbox): what --privileged and --cap-add ALL give,
+// as podman does, so the container can actually start.
 func allCapabilities() []string {
-	last := 40
-	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
-		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-			last = v
+	var out []string
+	for i, name := range runtime.CapabilityNames() {
+		if available(i) {
+			out = append(out, name)
 		}
 	}
-	names := runtime.CapabilityNames()
-	if last+1 < len(names) {
-		names = names[:last+1]
-	}
-	return names
+	return out
+}
+
+// available reports whether capability number i is in this process's
+// bounding set (EINVAL: the kernel does not know it).
+func available(i int) bool {
+	v, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(i), 0, 0, 0)
+	return err == nil && v == 1
 }
 
 // normalizeCap turns "net_admin", "CAP_NET_ADMIN" or "all" into the
@@ -77,6 +82,11 @@ func capabilities(o Options) ([]string, error) {
 	add, err := norm(o.CapAdd)
 	if err != nil {
 		return nil, err
+	}
+	for _, c := range add {
+		if i := slices.Index(runtime.CapabilityNames(), c); i >= 0 && !available(i) {
+			return nil, fmt.Errorf("--cap-add %s: this host does not let hull grant it (not in hull's own bounding set, see CapBnd in /proc/self/status)", c)
+		}
 	}
 	drop, err := norm(o.CapDrop)
 	if err != nil {

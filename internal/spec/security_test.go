@@ -10,6 +10,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"hull/internal/runtime"
 	"hull/internal/seccomp"
 )
 
@@ -215,5 +216,27 @@ func TestParseKernel(t *testing.T) {
 		if _, ok := parseKernel(in); ok {
 			t.Errorf("parseKernel(%q) accepted", in)
 		}
+	}
+}
+
+// TestCapAddUnavailable: a capability hull itself lacks (a sandboxed host)
+// is refused with a reason instead of failing later in capset.
+func TestCapAddUnavailable(t *testing.T) {
+	var missing string
+	for i, c := range runtime.CapabilityNames() {
+		if !available(i) {
+			missing = c
+			break
+		}
+	}
+	if missing == "" {
+		t.Skip("this host grants hull every capability")
+	}
+	_, err := Generate(image(nil, []string{"sh"}), fakeRootfs(t, "", ""), Options{ID: testID, CapAdd: []string{missing}})
+	if err == nil || !strings.Contains(err.Error(), "--cap-add "+missing+": this host does not let hull grant it") {
+		t.Errorf("err = %v", err)
+	}
+	if s := generate(t, image(nil, []string{"sh"}), Options{Privileged: true}); slices.Contains(s.Process.Capabilities.Bounding, missing) {
+		t.Errorf("privileged includes %s, which hull cannot grant", missing)
 	}
 }

@@ -39,7 +39,7 @@ type Options struct {
 	InitPath   string // host path of the init binary, mounted read-only at InitTarget
 
 	// Security
-	Privileged      bool     // all caps, no seccomp, no masked/readonly paths, all devices, rw /sys
+	Privileged      bool     // all caps, no seccomp (Seccomp is ignored, as in docker), no masked/readonly paths, all devices, rw /sys
 	CapAdd, CapDrop []string // names with or without CAP_, "ALL" allowed, any case
 	NoNewPrivileges *bool    // nil: true (hull's default)
 	Seccomp         string   // "": hull's default profile; "unconfined"; or a docker-format JSON file
@@ -216,6 +216,9 @@ func commandArgs(ic v1.Config, o Options) ([]string, error) {
 	entrypoint, cmd := ic.Entrypoint, ic.Cmd
 	if o.EntrypointSet {
 		entrypoint, cmd = o.Entrypoint, nil
+		if len(entrypoint) == 1 && entrypoint[0] == "" {
+			entrypoint = nil // docker's CLI sends --entrypoint "" as [""]
+		}
 	}
 	if len(o.Cmd) > 0 {
 		cmd = o.Cmd

@@ -80,6 +80,7 @@ func TestCommand(t *testing.T) {
 		{name: "entrypoint drops image cmd", ep: []string{"/ep"}, cmd: []string{"a"}, o: Options{Entrypoint: []string{"/x"}, EntrypointSet: true}, want: []string{"/x"}},
 		{name: "entrypoint with user cmd", ep: []string{"/ep"}, cmd: []string{"a"}, o: Options{Entrypoint: []string{"/x"}, EntrypointSet: true, Cmd: []string{"b"}}, want: []string{"/x", "b"}},
 		{name: "empty entrypoint clears", ep: []string{"/ep"}, cmd: []string{"a"}, o: Options{EntrypointSet: true, Cmd: []string{"sh"}}, want: []string{"sh"}},
+		{name: "docker's empty entrypoint", ep: []string{"/ep"}, cmd: []string{"a"}, o: Options{Entrypoint: []string{""}, EntrypointSet: true, Cmd: []string{"sh"}}, want: []string{"sh"}},
 		{name: "empty entrypoint and no cmd", ep: []string{"/ep"}, cmd: []string{"a"}, o: Options{EntrypointSet: true}, wantErr: "no command specified"},
 		{name: "nothing at all", wantErr: "no command specified"},
 	} {
