@@ -379,7 +379,7 @@ func startAttached(cmd *cobra.Command, eng *engine.Engine, c *engine.Container, 
 	if st == nil {
 		return 125, fmt.Errorf("container %s is already running", c.Name)
 	}
-	conn, err := net.Dial("unix", st.Socket)
+	conn, err := monitor.Dial(st.Socket)
 	if err != nil {
 		return 125, fmt.Errorf("attach to %s: %w", c.Name, err)
 	}

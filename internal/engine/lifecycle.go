@@ -107,7 +107,10 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 	}
 	w.Close()
 	e.update(ctx, c.ID, map[string]any{"monitor_pid": cmd.Process.Pid, "monitor_start": procStart(cmd.Process.Pid), "boot_id": bootID()})
-	cmd.Process.Release()
+	// Reap the monitor if it exits while this process lives (a long-lived
+	// caller such as the CRI server); a CLI exits first and the monitor,
+	// in its own session, is adopted by init.
+	go cmd.Wait()
 	st := &Starting{ID: c.ID, Socket: e.AttachSocket(c.ID), sync: bufio.NewReader(r), file: r}
 	if o.WaitAttach {
 		line, err := st.sync.ReadString('\n')

@@ -61,6 +61,8 @@ func (r *recorder) StopRequested() bool {
 
 func (r *recorder) Done(x monitor.Exit) {
 	r.e.update(bg, r.c.ID, map[string]any{"monitor_pid": 0, "monitor_start": 0})
+	// A stop during the restart backoff ends supervision with no new run.
+	r.e.db.ExecContext(bg, `UPDATE containers SET state = ? WHERE id = ? AND state = ?`, StateExited, r.c.ID, StateRestarting)
 	if r.c.Config.AutoRemove {
 		if c, err := r.e.lookup(bg, r.e.db, r.c.ID); err == nil {
 			r.e.db.ExecContext(bg, `UPDATE containers SET state = ? WHERE id = ?`, StateRemoving, c.ID)

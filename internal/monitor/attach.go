@@ -3,8 +3,11 @@ package monitor
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 )
 
@@ -90,4 +93,28 @@ func (h *hub) closeAll() {
 		c.Close()
 	}
 	h.clients = map[net.Conn]bool{}
+}
+
+// sockPath returns a path for a unix socket at path short enough for
+// sockaddr_un (108 bytes): long paths go through /proc/self/fd of their
+// opened directory. The returned func releases the directory.
+func sockPath(path string) (string, func(), error) {
+	if len(path) < 100 {
+		return path, func() {}, nil
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return "", nil, err
+	}
+	return fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), filepath.Base(path)), func() { dir.Close() }, nil
+}
+
+// Dial connects to an attach socket, whatever the length of its path.
+func Dial(path string) (net.Conn, error) {
+	short, release, err := sockPath(path)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return net.Dial("unix", short)
 }

@@ -162,9 +162,11 @@ func Run(cfg Config, rt *runtime.Runtime, rec Recorder, ready func(error)) error
 	var status [4]byte
 	code := last.Code
 	status[0], status[1], status[2], status[3] = byte(code>>24), byte(code>>16), byte(code>>8), byte(code)
+	// Done first (it removes an auto-remove container), so a client that
+	// sees the exit finds the container already gone, as with docker --rm.
+	rec.Done(last)
 	h.broadcast(FrameExit, status[:])
 	h.closeAll()
-	rec.Done(last)
 	return nil
 }
 
@@ -197,7 +199,12 @@ type mon struct {
 // container, output reaches them through the hub.
 func (m *mon) listen() (net.Listener, error) {
 	os.Remove(m.cfg.AttachSocket)
-	ln, err := net.Listen("unix", m.cfg.AttachSocket)
+	short, release, err := sockPath(m.cfg.AttachSocket)
+	if err != nil {
+		return nil, fmt.Errorf("attach socket %s: %w", m.cfg.AttachSocket, err)
+	}
+	defer release()
+	ln, err := net.Listen("unix", short)
 	if err != nil {
 		return nil, fmt.Errorf("attach socket %s: %w", m.cfg.AttachSocket, err)
 	}

@@ -70,6 +70,9 @@ func applyCaps(c *specs.LinuxCapabilities) error {
 		c = &specs.LinuxCapabilities{}
 	}
 	last := lastCap()
+	if err := raiseEffective(); err != nil {
+		return err
+	}
 	bounding, err := capMask(c.Bounding, last)
 	if err != nil {
 		return err
@@ -113,6 +116,22 @@ func applyCaps(c *specs.LinuxCapabilities) error {
 		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(v), 0, 0); err != nil {
 			return fmt.Errorf("raise ambient capability %s: %w", n, err)
 		}
+	}
+	return nil
+}
+
+// raiseEffective makes the effective set equal the permitted set. After
+// the switch to a non-root user (with PR_SET_KEEPCAPS) the effective set
+// is empty, but dropping from the bounding set needs CAP_SETPCAP in it.
+func raiseEffective() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	data[0].Effective, data[1].Effective = data[0].Permitted, data[1].Permitted
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capset: %w", err)
 	}
 	return nil
 }

@@ -1,0 +1,410 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"hull/internal/testenv"
+)
+
+// containerEnv is a registry with busybox and a private hull root whose
+// containers are all removed when the test ends, however it ends.
+func containerEnv(t *testing.T) (root string, fx *testenv.Fixtures) {
+	t.Helper()
+	_, fx = testenv.Setup(t, testenv.FixBusybox, testenv.FixConfig)
+	root = t.TempDir()
+	t.Cleanup(func() {
+		out, _, _ := hull(t, root, "ps", "-aq", "--no-trunc")
+		for _, id := range strings.Fields(out) {
+			if _, _, err := hull(t, root, "rm", "-f", id); err != nil {
+				t.Errorf("cleanup: rm -f %s: %v", id, err)
+			}
+		}
+	})
+	return root, fx
+}
+
+// hullProc runs hull as a separate process (the test binary acting as the
+// CLI), for exit statuses and terminals.
+func hullProc(root string, args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], append([]string{"--root", root, "--run-root", filepath.Join(root, "run")}, args...)...)
+	cmd.Env = append(os.Environ(), "HULL_TEST_AS_CLI=1")
+	return cmd
+}
+
+func exitStatus(err error) int {
+	if err == nil {
+		return 0
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return -1
+}
+
+func TestRunForegroundOutputAndExitStatus(t *testing.T) {
+	root, fx := containerEnv(t)
+	cmd := hullProc(root, "run", "--rm", fx.Busybox.Ref, "sh", "-c", "echo to-out; echo to-err >&2; exit 3")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if code := exitStatus(err); code != 3 {
+		t.Fatalf("exit status %d, want 3 (stderr: %s)", code, stderr.String())
+	}
+	if stdout.String() != "to-out\n" || !strings.Contains(stderr.String(), "to-err\n") {
+		t.Errorf("stdout %q stderr %q", stdout.String(), stderr.String())
+	}
+	if out := mustHull(t, root, "ps", "-aq"); out != "" {
+		t.Errorf("--rm container still listed: %q", out)
+	}
+	// Docker's statuses for hull's own failures: 125, 126, 127.
+	cmd = hullProc(root, "run", "--rm", fx.Busybox.Ref, "no-such-command")
+	if code := exitStatus(cmd.Run()); code != 127 {
+		t.Errorf("missing command: exit %d, want 127", code)
+	}
+	cmd = hullProc(root, "run", "--rm", fx.Busybox.Ref, "/etc/passwd")
+	if code := exitStatus(cmd.Run()); code != 126 {
+		t.Errorf("non-executable command: exit %d, want 126", code)
+	}
+	cmd = hullProc(root, "run", "--rm", "--memory", "lots", fx.Busybox.Ref, "true")
+	if code := exitStatus(cmd.Run()); code != 125 {
+		t.Errorf("bad flag value: exit %d, want 125", code)
+	}
+}
+
+func TestImageConfigIsHonoured(t *testing.T) {
+	root, fx := containerEnv(t)
+	cmd := hullProc(root, "run", "--rm", fx.Config.Ref)
+	out, err := cmd.Output()
+	if err != nil || string(out) != "hello\n" {
+		t.Fatalf("ENTRYPOINT+CMD: %q %v", out, err)
+	}
+	cmd = hullProc(root, "run", "--rm", fx.Config.Ref, "id -un; pwd; echo $FOO")
+	out, err = cmd.Output()
+	if err != nil || string(out) != "app\n/home/app\nbar\n" {
+		t.Fatalf("USER/WORKDIR/ENV: %q %v", out, err)
+	}
+	cmd = hullProc(root, "run", "--rm", "-u", "nobody", "-w", "/tmp", "-e", "FOO=baz", fx.Config.Ref, "id -un; pwd; echo $FOO")
+	out, err = cmd.Output()
+	if err != nil || string(out) != "nobody\n/tmp\nbaz\n" {
+		t.Fatalf("-u -w -e: %q %v", out, err)
+	}
+}
+
+func TestDetachedLifecycle(t *testing.T) {
+	root, fx := containerEnv(t)
+	id := strings.TrimSpace(mustHull(t, root, "run", "-d", "--name", "web", fx.Busybox.Ref, "sh", "-c", "trap 'exit 0' TERM; echo started; while true; do sleep 0.1; done"))
+	if len(id) != 64 {
+		t.Fatalf("run -d printed %q", id)
+	}
+	out := mustHull(t, root, "ps")
+	if !strings.Contains(out, "web") || !strings.Contains(out, "Up ") {
+		t.Fatalf("ps:\n%s", out)
+	}
+	waitFor(t, func() bool { return strings.Contains(mustHull(t, root, "logs", "web"), "started") })
+	var doc []map[string]any
+	json.Unmarshal([]byte(mustHull(t, root, "inspect", "web")), &doc)
+	state, _ := doc[0]["State"].(map[string]any)
+	if state["Status"] != "running" || state["Running"] != true || state["Pid"].(float64) <= 0 {
+		t.Fatalf("inspect State: %v", state)
+	}
+	if _, _, err := hull(t, root, "rm", "web"); err == nil || !strings.Contains(err.Error(), "stop it first") {
+		t.Fatalf("rm of a running container: %v", err)
+	}
+	mustHull(t, root, "pause", "web")
+	if !strings.Contains(mustHull(t, root, "ps"), "(Paused)") {
+		t.Error("pause not shown in ps")
+	}
+	mustHull(t, root, "unpause", "web")
+	mustHull(t, root, "stop", "web")
+	out = mustHull(t, root, "ps", "-a", "--filter", "name=web")
+	if !strings.Contains(out, "Exited (0)") {
+		t.Fatalf("after stop (the trap exits 0):\n%s", out)
+	}
+	if out := mustHull(t, root, "ps", "-q"); out != "" {
+		t.Fatalf("ps without -a lists a stopped container: %q", out)
+	}
+	mustHull(t, root, "start", "web")
+	waitFor(t, func() bool { return strings.Contains(mustHull(t, root, "ps"), "web") })
+	mustHull(t, root, "kill", "-s", "KILL", "web")
+	if out := strings.TrimSpace(mustHull(t, root, "wait", "web")); out != "137" {
+		t.Fatalf("wait after kill -s KILL: %q", out)
+	}
+	out = mustHull(t, root, "why", "web")
+	if !strings.Contains(out, "killed by signal SIGKILL") {
+		t.Errorf("why after kill:\n%s", out)
+	}
+	mustHull(t, root, "rename", "web", "web2")
+	mustHull(t, root, "rm", "web2")
+	if _, _, err := hull(t, root, "inspect", "web2"); err == nil {
+		t.Fatal("container still there after rm")
+	}
+}
+
+// The seed's memory exercise: -m 32m and a process that allocates past it.
+func TestOOMKillIsReported(t *testing.T) {
+	root, fx := containerEnv(t)
+	cmd := hullProc(root, "run", "--name", "hog", "-m", "32m", fx.Busybox.Ref, "tail", "/dev/zero")
+	if code := exitStatus(cmd.Run()); code != 137 {
+		t.Fatalf("exit status %d, want 137", code)
+	}
+	var doc []struct {
+		State struct {
+			OOMKilled bool
+			ExitCode  int
+		}
+	}
+	json.Unmarshal([]byte(mustHull(t, root, "inspect", "hog")), &doc)
+	if len(doc) != 1 || !doc[0].State.OOMKilled || doc[0].State.ExitCode != 137 {
+		t.Fatalf("inspect: %+v", doc)
+	}
+	if out := mustHull(t, root, "ps", "-a"); !strings.Contains(out, "Exited (137) OOMKilled") {
+		t.Errorf("ps -a STATUS lacks the OOM clue:\n%s", out)
+	}
+	out := mustHull(t, root, "why", "hog")
+	if !strings.Contains(out, "OOM killer") || !strings.Contains(out, "memory limit 32.0MiB") {
+		t.Errorf("why:\n%s", out)
+	}
+}
+
+func TestWhyExplainsAPullFailure(t *testing.T) {
+	root, fx := containerEnv(t)
+	_, _, err := hull(t, root, "create", "--name", "typo", fx.Busybox.Repo+":no-such-tag")
+	if err == nil {
+		t.Fatal("create of a missing tag succeeded")
+	}
+	out := mustHull(t, root, "why", "typo")
+	if !strings.Contains(out, "Stage:     image pull") || !strings.Contains(out, "does not exist") {
+		t.Errorf("why:\n%s", out)
+	}
+}
+
+func TestRestartPolicyOnFailure(t *testing.T) {
+	root, fx := containerEnv(t)
+	t.Setenv("HULL_RESTART_BACKOFF_MS", "20")
+	mustHull(t, root, "run", "-d", "--name", "flaky", "--restart", "on-failure:2", fx.Busybox.Ref, "sh", "-c", "echo attempt; exit 1")
+	if out := strings.TrimSpace(mustHull(t, root, "wait", "flaky")); out != "1" {
+		t.Fatalf("wait: %q", out)
+	}
+	var doc []struct{ RestartCount int }
+	json.Unmarshal([]byte(mustHull(t, root, "inspect", "flaky")), &doc)
+	if len(doc) != 1 || doc[0].RestartCount != 2 {
+		t.Fatalf("RestartCount %+v, want 2", doc)
+	}
+	if n := strings.Count(mustHull(t, root, "logs", "flaky"), "attempt"); n != 3 {
+		t.Errorf("%d attempts logged, want 3", n)
+	}
+	// always: restarts until stopped, and stop ends it for good.
+	mustHull(t, root, "run", "-d", "--name", "loop", "--restart", "always", fx.Busybox.Ref, "true")
+	waitFor(t, func() bool {
+		json.Unmarshal([]byte(mustHull(t, root, "inspect", "loop")), &doc)
+		return doc[0].RestartCount >= 2
+	})
+	mustHull(t, root, "stop", "loop")
+	out := mustHull(t, root, "ps", "-a", "--filter", "name=loop", "--format", "{{.State}}")
+	if strings.TrimSpace(out) != "exited" {
+		t.Fatalf("after stop: %q", out)
+	}
+}
+
+// kill -9 of a container's monitor: the next command notices, records
+// the container as exited with an Error saying why, and stops the
+// unsupervised process.
+func TestMonitorCrashIsDetected(t *testing.T) {
+	root, fx := containerEnv(t)
+	mustHull(t, root, "run", "-d", "--name", "orphan", fx.Busybox.Ref, "sleep", "300")
+	var doc []struct {
+		State         struct{ Pid int }
+		HullLifecycle struct{ MonitorPid int }
+	}
+	json.Unmarshal([]byte(mustHull(t, root, "inspect", "orphan")), &doc)
+	mon, pid := doc[0].HullLifecycle.MonitorPid, doc[0].State.Pid
+	if mon <= 0 || pid <= 0 {
+		t.Fatalf("inspect: %+v", doc)
+	}
+	syscall.Kill(mon, syscall.SIGKILL)
+	waitFor(t, func() bool { return syscall.Kill(mon, 0) != nil })
+	out := mustHull(t, root, "ps", "-a", "--format", "{{.Status}}")
+	if !strings.HasPrefix(out, "Exited (137)") {
+		t.Fatalf("ps after the monitor died: %q", out)
+	}
+	waitFor(t, func() bool { return syscall.Kill(pid, 0) != nil })
+	if out := mustHull(t, root, "why", "orphan"); !strings.Contains(out, "monitor") || !strings.Contains(out, "died") {
+		t.Errorf("why:\n%s", out)
+	}
+}
+
+func TestConcurrentRunsAndRemovals(t *testing.T) {
+	root, fx := containerEnv(t)
+	mustHull(t, root, "pull", "-q", fx.Busybox.Ref)
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			out, err := hullProc(root, "run", "--name", fmt.Sprintf("par%d", i), fx.Busybox.Ref, "echo", strconv.Itoa(i)).Output()
+			if err != nil || strings.TrimSpace(string(out)) != strconv.Itoa(i) {
+				errs <- fmt.Errorf("run %d: %q %v", i, out, err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := len(strings.Fields(mustHull(t, root, "ps", "-aq"))); n != 20 {
+		t.Fatalf("%d containers, want 20", n)
+	}
+	// Two rm -f of one container at once: it goes, exactly once.
+	mustHull(t, root, "run", "-d", "--name", "twice", fx.Busybox.Ref, "sleep", "300")
+	var ok int
+	var mu sync.Mutex
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if hullProc(root, "rm", "-f", "twice").Run() == nil {
+				mu.Lock()
+				ok++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if ok < 1 {
+		t.Fatal("neither rm -f succeeded")
+	}
+	if _, _, err := hull(t, root, "inspect", "twice"); err == nil {
+		t.Fatal("container survived two rm -f")
+	}
+}
+
+// The seed's first task: run -it busybox sh through a terminal, where ps
+// shows the shell as PID 1; after exit, ps -a shows Exited (0).
+func TestInteractiveTerminalShell(t *testing.T) {
+	root, fx := containerEnv(t)
+	master, slave, err := openPTY()
+	if err != nil {
+		t.Fatalf("pty: %v", err)
+	}
+	defer master.Close()
+	cmd := hullProc(root, "run", "-it", "--name", "shell", fx.Busybox.Ref, "sh")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var screen safeBuffer
+	go io.Copy(&screen, master)
+	master.Write([]byte("ps -o pid,comm\n"))
+	waitFor(t, func() bool { return strings.Contains(screen.String(), "1 sh") })
+	master.Write([]byte("exit\n"))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if code := exitStatus(err); code != 0 {
+			t.Fatalf("exit status %d; screen:\n%s", code, screen.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("shell did not exit; screen:\n%s", screen.String())
+	}
+	if out := mustHull(t, root, "ps", "-a"); !strings.Contains(out, "Exited (0)") {
+		t.Errorf("ps -a:\n%s", out)
+	}
+}
+
+func TestLogsOptions(t *testing.T) {
+	root, fx := containerEnv(t)
+	cmd := hullProc(root, "run", "--name", "talker", fx.Busybox.Ref, "sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done; echo oops >&2")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err := hull(t, root, "logs", "--tail", "2", "talker")
+	if err != nil || out != "line5\n" || errOut != "oops\n" {
+		t.Fatalf("logs --tail 2: %q %q %v", out, errOut, err)
+	}
+	out = mustHull(t, root, "logs", "-t", "talker")
+	if first := strings.SplitN(out, "\n", 2)[0]; !strings.HasSuffix(first, " line1") || len(first) < 30 {
+		t.Errorf("logs -t: %q", first)
+	}
+	if out := mustHull(t, root, "logs", "--since", "2099-01-01T00:00:00Z", "talker"); out != "" {
+		t.Errorf("logs --since the future: %q", out)
+	}
+	data, _ := os.ReadFile(filepath.Join(root, "containers", containerID(t, root, "talker"), "container.log"))
+	if !strings.Contains(string(data), " stdout F line1\n") || !strings.Contains(string(data), " stderr F oops\n") {
+		t.Errorf("log file is not in the CRI format:\n%s", data)
+	}
+}
+
+func containerID(t *testing.T, root, name string) string {
+	return strings.TrimSpace(mustHull(t, root, "ps", "-aq", "--no-trunc", "--filter", "name="+name))
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// openPTY opens a pseudo-terminal pair.
+func openPTY() (master, slave *os.File, err error) {
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	return m, s, nil
+}

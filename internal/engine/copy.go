@@ -1,0 +1,304 @@
+package engine
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+)
+
+// `hull cp` works on the container's root filesystem as mounted on the
+// host, which the container's processes may change at any moment. Every
+// path is therefore resolved as if that directory were / (a symlink
+// /evil -> /etc leads to the container's /etc, one to ../../.. stays at
+// its root): the starting directory with openat2(RESOLVE_IN_ROOT) through
+// filepath-securejoin, and everything below it through an os.Root, which
+// refuses any step outside. What is copied never reaches the host's
+// files, whatever symlinks the container plants, even while copying.
+
+// RootfsPath returns a container and the host path of its root
+// filesystem, mounting it again if it is not mounted (after a reboot).
+func (e *Engine) RootfsPath(ctx context.Context, ref string) (*Container, string, error) {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return nil, "", err
+	}
+	if c.State == StateRemoving {
+		return nil, "", fmt.Errorf("container %s is being removed", c.Name)
+	}
+	if err := e.mountRootfs(ctx, c.ID); err != nil {
+		return nil, "", err
+	}
+	return c, e.rootfs(c.ID), nil
+}
+
+// OpenInRoot opens the directory p of the tree at root, resolving p's
+// symlinks and ".." as if root were /.
+func OpenInRoot(root, p string) (*os.Root, error) {
+	h, err := pathrs.OpenInRoot(root, p)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	r, err := os.OpenRoot(fmt.Sprintf("/proc/self/fd/%d", h.Fd()))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return r, nil
+}
+
+// StatInRoot is os.Stat of p in the tree at root, resolved as if root
+// were / (symlinks followed, inside).
+func StatInRoot(root, p string) (fs.FileInfo, error) {
+	h, err := pathrs.OpenInRoot(root, p)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	return h.Stat()
+}
+
+// WriteTar archives name (a path in root; "." for root itself) as a tar
+// stream whose top entry is called as. Symlinks are archived as links,
+// never followed.
+func WriteTar(w io.Writer, root *os.Root, name, as string) error {
+	tw := tar.NewWriter(w)
+	if err := writeTarEntry(tw, root, name, as); err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+func writeTarEntry(tw *tar.Writer, root *os.Root, name, as string) error {
+	fi, err := root.Lstat(name)
+	if err != nil {
+		return err
+	}
+	link := ""
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		if link, err = root.Readlink(name); err != nil {
+			return err
+		}
+	}
+	hdr, err := tar.FileInfoHeader(fi, link)
+	if err != nil {
+		return fmt.Errorf("%s: %w", as, err)
+	}
+	hdr.Name = as
+	hdr.Uname, hdr.Gname = "", "" // names of the host's users mean nothing here
+	if fi.IsDir() {
+		hdr.Name += "/"
+	}
+	switch {
+	case fi.Mode().IsRegular():
+		f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if n, err := io.CopyN(tw, f, hdr.Size); err != nil {
+			return fmt.Errorf("%s: read %d of %d bytes (did it change while copied?): %w", as, n, hdr.Size, err)
+		}
+		return nil
+	case fi.IsDir():
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		d, err := root.Open(name)
+		if err != nil {
+			return err
+		}
+		names, err := d.Readdirnames(-1)
+		d.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", as, err)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			if err := writeTarEntry(tw, root, path.Join(name, n), path.Join(as, n)); err != nil {
+				return err
+			}
+		}
+		return nil
+	case fi.Mode()&(fs.ModeSymlink|fs.ModeNamedPipe|fs.ModeDevice|fs.ModeCharDevice) != 0:
+		return tw.WriteHeader(hdr)
+	}
+	return nil // sockets: nothing to copy
+}
+
+// ExtractOptions tune ExtractTar.
+type ExtractOptions struct {
+	// Rename maps the archive's top-level name (its first path
+	// component) to another; "" drops the top directory itself and puts
+	// its contents in place.
+	Rename     bool
+	From, To   string
+	KeepOwners bool // chown to the archive's uid/gid (cp -a)
+}
+
+// ExtractTar unpacks a tar stream into root. Entries cannot leave root:
+// ".." and absolute names are refused, and symlinks (planted or from the
+// archive) are never followed out of it.
+func ExtractTar(root *os.Root, r io.Reader, o ExtractOptions) error {
+	tr := tar.NewReader(r)
+	type dirTimes struct {
+		name string
+		hdr  *tar.Header
+	}
+	var dirs []dirTimes
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read archive: %w", err)
+		}
+		name, ok := extractName(hdr.Name, o)
+		if !ok {
+			continue
+		}
+		if name == "" || name == "." {
+			if hdr.Typeflag == tar.TypeDir {
+				dirs = append(dirs, dirTimes{".", hdr})
+				continue
+			}
+			return fmt.Errorf("archive entry %q: a file cannot replace the destination directory", hdr.Name)
+		}
+		if err := extractEntry(root, tr, hdr, name, o); err != nil {
+			return fmt.Errorf("extract %s: %w", hdr.Name, err)
+		}
+		if hdr.Typeflag == tar.TypeDir {
+			dirs = append(dirs, dirTimes{name, hdr})
+		}
+	}
+	// Directories last, children first: writing into them changed their
+	// times, and a read-only mode would have blocked the writes.
+	for i := len(dirs) - 1; i >= 0; i-- {
+		d := dirs[i]
+		if d.name != "." {
+			root.Chmod(d.name, fs.FileMode(d.hdr.Mode)&fs.ModePerm|modeBits(d.hdr.Mode))
+		}
+		root.Chtimes(d.name, d.hdr.AccessTime, d.hdr.ModTime)
+	}
+	return nil
+}
+
+// extractName cleans an archive name and applies the rename; false skips it.
+func extractName(name string, o ExtractOptions) (string, bool) {
+	name = strings.TrimPrefix(path.Clean("/"+name), "/")
+	if !o.Rename {
+		return name, true
+	}
+	from := strings.Trim(path.Clean(o.From), "/")
+	switch {
+	case from == "." || from == "":
+		return path.Join(o.To, name), true
+	case name == from:
+		return o.To, true
+	case strings.HasPrefix(name, from+"/"):
+		return path.Join(o.To, strings.TrimPrefix(name, from+"/")), true
+	}
+	return "", false
+}
+
+func modeBits(m int64) fs.FileMode {
+	var out fs.FileMode
+	if m&0o4000 != 0 {
+		out |= fs.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		out |= fs.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		out |= fs.ModeSticky
+	}
+	return out
+}
+
+func extractEntry(root *os.Root, tr *tar.Reader, hdr *tar.Header, name string, o ExtractOptions) error {
+	if dir := path.Dir(name); dir != "." {
+		if err := root.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	existing, err := root.Lstat(name)
+	if err == nil && !(existing.IsDir() && hdr.Typeflag == tar.TypeDir) {
+		if existing.IsDir() {
+			if err := root.RemoveAll(name); err != nil {
+				return err
+			}
+		} else if err := root.Remove(name); err != nil {
+			return err
+		}
+	}
+	mode := fs.FileMode(hdr.Mode)&fs.ModePerm | modeBits(hdr.Mode)
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		if err := root.Mkdir(name, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	case tar.TypeReg, tar.TypeRegA:
+		// O_EXCL: a symlink planted since the Lstat is not followed.
+		f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(f, tr)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		if err := root.Chmod(name, mode); err != nil {
+			return err
+		}
+	case tar.TypeSymlink:
+		return root.Symlink(hdr.Linkname, name) // owner and times of links are left as made
+	case tar.TypeLink:
+		target, ok := extractName(hdr.Linkname, o)
+		if !ok {
+			return fmt.Errorf("hard link to %q outside the copied tree", hdr.Linkname)
+		}
+		return root.Link(target, name)
+	default:
+		return nil // devices and fifos are not copied
+	}
+	if o.KeepOwners {
+		if err := root.Lchown(name, hdr.Uid, hdr.Gid); err != nil {
+			return err
+		}
+	}
+	if hdr.Typeflag != tar.TypeDir {
+		root.Chtimes(name, hdr.AccessTime, hdr.ModTime)
+	}
+	return nil
+}
+
+// SplitContainerPath reports whether arg is CONTAINER:PATH (docker's
+// rule: a colon before any slash; a local path with a colon starts with
+// / or ./).
+func SplitContainerPath(arg string) (container, p string, ok bool) {
+	if filepath.IsAbs(arg) || strings.HasPrefix(arg, ".") {
+		return "", arg, false
+	}
+	i := strings.IndexByte(arg, ':')
+	if i <= 0 || strings.Contains(arg[:i], "/") {
+		return "", arg, false
+	}
+	return arg[:i], arg[i+1:], true
+}
