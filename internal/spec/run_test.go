@@ -259,3 +259,24 @@ touch /sys/fs/cgroup/x 2>/dev/null; grep -E ' /sys ' /proc/self/mountinfo | whil
 		t.Errorf("/sys is not read-write: %q", got["sys"])
 	}
 }
+
+// TestRunInit: --init's binary is bind-mounted read-only at InitTarget
+// and runs as PID 1 with "--" and the command as its arguments (a shell
+// script stands in for hull's init here).
+func TestRunInit(t *testing.T) {
+	rootfs := busyboxRootfs(t)
+	initPath := filepath.Join(t.TempDir(), "init")
+	script := "#!/bin/sh\necho \"init pid: $$\"\necho \"init args: $*\"\n[ \"$1\" = -- ] && shift\nexec \"$@\"\n"
+	if err := os.WriteFile(initPath, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	img := &v1.ConfigFile{Config: v1.Config{Entrypoint: []string{"sh", "-c"}, Cmd: []string{`touch /sbin/hull-init 2>/dev/null && echo "init: writable"; echo "child pid: $$"`}}}
+	out := runSpec(t, img, rootfs, Options{Init: true, InitPath: initPath})
+	got := lines(out)
+	if got["init pid"] != "1" || !strings.HasPrefix(got["init args"], "-- sh -c touch") || got["child pid"] != "1" {
+		t.Errorf("init pid %q args %q child pid %q\n%s", got["init pid"], got["init args"], got["child pid"], out)
+	}
+	if _, ok := got["init"]; ok {
+		t.Errorf("the init binary is writable in the container\n%s", out)
+	}
+}
