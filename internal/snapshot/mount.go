@@ -207,3 +207,30 @@ func fixImplicitDirs(upper string, lowers, rels []string) error {
 	}
 	return nil
 }
+
+// overlayUsing returns where an overlay with upper as its upper dir is
+// mounted in this mount namespace, or "". Bind mounts are not detected.
+func overlayUsing(upper string) string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	want := "upperdir=" + mountinfoEscape.Replace(upper)
+	for _, line := range strings.Split(string(data), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		if !ok {
+			continue
+		}
+		fields, super := strings.Fields(pre), strings.Fields(post)
+		if len(fields) < 5 || len(super) < 3 || super[0] != "overlay" {
+			continue
+		}
+		if slices.Contains(strings.Split(super[2], ","), want) {
+			return fields[4]
+		}
+	}
+	return ""
+}
+
+// mountinfoEscape escapes a path as /proc/self/mountinfo shows it.
+var mountinfoEscape = strings.NewReplacer(" ", `\040`, "\t", `\011`, "\n", `\012`, `\`, `\134`)

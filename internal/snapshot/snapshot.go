@@ -615,6 +615,11 @@ func (s *Snapshotter) mounts(ctx context.Context, info Info) ([]Mount, error) {
 // Remove deletes the active snapshot or view key. Unmount it first.
 // Committed snapshots go only through Prune.
 func (s *Snapshotter) Remove(ctx context.Context, key string) error {
+	if info, err := s.get(ctx, key); err == nil {
+		if target := overlayUsing(s.fsDir(info.ID)); target != "" {
+			return fmt.Errorf("remove snapshot %s: still mounted on %s (unmount it first)", key, target)
+		}
+	}
 	var id int64
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		var kind Kind

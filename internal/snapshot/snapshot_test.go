@@ -368,7 +368,8 @@ func TestRetainReleasePrune(t *testing.T) {
 		}
 		unpackT(t, s, "", base, a)
 		unpackT(t, s, chainsA[0], b)
-		if _, err := s.Prepare(ctx, "ctrA", chainsA[1]); err != nil {
+		ctrMounts, err := s.Prepare(ctx, "ctrA", chainsA[1])
+		if err != nil {
 			t.Fatal(err)
 		}
 		prune := func(want ...string) {
@@ -397,6 +398,15 @@ func TestRetainReleasePrune(t *testing.T) {
 			t.Fatal(err)
 		}
 		prune() // ctrA still runs on A's layers
+		if driver == Overlay {
+			target := mountT(t, ctrMounts)
+			if err := s.Remove(ctx, "ctrA"); err == nil || !strings.Contains(err.Error(), "still mounted on "+target) {
+				t.Fatalf("Remove of a mounted snapshot: %v, want it refused", err)
+			}
+			if err := Unmount(target); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if err := s.Remove(ctx, "ctrA"); err != nil {
 			t.Fatal(err)
 		}
