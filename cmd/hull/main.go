@@ -77,6 +77,7 @@ func newRootCmd() *cobra.Command {
 	addOCICommands(root, g)
 	addSnapshotCommands(root, g)
 	addContainerCommands(root, g)
+	addContainerExtras(root, g)
 	return root
 }
 
@@ -143,7 +144,9 @@ func run(args []string) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+	if err.Error() != "" { // a silent error carries only a status
+		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+	}
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code

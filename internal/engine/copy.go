@@ -68,6 +68,17 @@ func StatInRoot(root, p string) (fs.FileInfo, error) {
 	return h.Stat()
 }
 
+// StatInRootNoFollow is os.Lstat of p in the tree at root: p's directory
+// is resolved as if root were /, its last component is not followed.
+func StatInRootNoFollow(root, p string) (fs.FileInfo, error) {
+	dir, err := OpenInRoot(root, path.Dir(path.Clean("/"+p)))
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	return dir.Lstat(path.Base(path.Clean("/" + p)))
+}
+
 // WriteTar archives name (a path in root; "." for root itself) as a tar
 // stream whose top entry is called as. Symlinks are archived as links,
 // never followed.
@@ -238,10 +249,9 @@ func extractEntry(root *os.Root, tr *tar.Reader, hdr *tar.Header, name string, o
 	existing, err := root.Lstat(name)
 	if err == nil && !(existing.IsDir() && hdr.Typeflag == tar.TypeDir) {
 		if existing.IsDir() {
-			if err := root.RemoveAll(name); err != nil {
-				return err
-			}
-		} else if err := root.Remove(name); err != nil {
+			return fmt.Errorf("cannot overwrite directory %q with non-directory", name)
+		}
+		if err := root.Remove(name); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"hull/internal/testenv"
+)
+
+// extraEnv is a registry with busybox and a private hull root; every
+// container made in it is removed when the test ends, however it ends.
+func extraEnv(t *testing.T) (string, *testenv.Fixtures) {
+	t.Helper()
+	_, fx := testenv.Setup(t, testenv.FixBusybox)
+	root := t.TempDir()
+	t.Cleanup(func() {
+		out, _, _ := hull(t, root, "ps", "-aq", "--no-trunc")
+		for _, id := range strings.Fields(out) {
+			if _, _, err := hull(t, root, "rm", "-f", "-v", id); err != nil {
+				t.Errorf("cleanup: rm -f %s: %v", id, err)
+			}
+		}
+	})
+	return root, fx
+}
+
+// hullStdin is hull() with the given stdin.
+func hullStdin(t *testing.T, root string, stdin io.Reader, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := newRootCmd()
+	var out, errOut bytes.Buffer
+	cmd.SetIn(stdin)
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(append([]string{"--root", root, "--run-root", filepath.Join(root, "run")}, args...))
+	err := cmd.Execute()
+	return out.String(), errOut.String(), err
+}
+
+// statusOf is the exit status an error gives hull (0 for none).
+func statusOf(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
+}
+
+// runDetached starts a sleeping busybox container and returns its name.
+func runDetached(t *testing.T, root, ref, name string, extra ...string) string {
+	t.Helper()
+	args := append([]string{"run", "-d", "--name", name}, extra...)
+	mustHull(t, root, append(args, ref, "sleep", "1000")...)
+	return name
+}
+
+func TestExecStatusStdioUserAndEnv(t *testing.T) {
+	root, fx := extraEnv(t)
+	c := runDetached(t, root, fx.Busybox.Ref, "ex")
+
+	out, errOut, err := hull(t, root, "exec", c, "sh", "-c", "echo out; echo err >&2; exit 3")
+	if statusOf(err) != 3 || out != "out\n" || errOut != "err\n" {
+		t.Errorf("exec: status %d, stdout %q, stderr %q (%v)", statusOf(err), out, errOut, err)
+	}
+	// It joins the container's namespaces: its pid 1 is the container's.
+	if out := mustHull(t, root, "exec", c, "cat", "/proc/1/cmdline"); !strings.HasPrefix(out, "sleep\x001000") {
+		t.Errorf("exec sees pid 1 as %q", out)
+	}
+	// -u names are resolved in the container's /etc/passwd; -w, -e.
+	out = mustHull(t, root, "exec", "-u", "app", "-w", "/tmp", "-e", "FOO=bar", c, "sh", "-c", "id -u; id -g; pwd; echo $FOO")
+	if out != "1000\n1000\n/tmp\nbar\n" {
+		t.Errorf("exec -u app -w /tmp -e FOO=bar: %q", out)
+	}
+	if _, _, err := hull(t, root, "exec", "-u", "nosuchuser", c, "true"); err == nil || !strings.Contains(err.Error(), "nosuchuser") {
+		t.Errorf("exec -u nosuchuser: %v", err)
+	}
+	// -i passes stdin; without -i the process reads nothing.
+	out, _, err = hullStdin(t, root, strings.NewReader("from-stdin\n"), "exec", "-i", c, "cat")
+	if err != nil || out != "from-stdin\n" {
+		t.Errorf("exec -i cat: %q (%v)", out, err)
+	}
+	out, _, err = hullStdin(t, root, strings.NewReader("from-stdin\n"), "exec", c, "cat")
+	if err != nil || out != "" {
+		t.Errorf("exec cat without -i: %q (%v)", out, err)
+	}
+	// docker's statuses: 127 not found, 126 not executable.
+	if _, _, err := hull(t, root, "exec", c, "no-such-command"); statusOf(err) != 127 {
+		t.Errorf("missing command: status %d (%v), want 127", statusOf(err), err)
+	}
+	if _, _, err := hull(t, root, "exec", c, "/etc/passwd"); statusOf(err) != 126 {
+		t.Errorf("non-executable command: status %d (%v), want 126", statusOf(err), err)
+	}
+	// -d returns at once; the process runs on in the container.
+	mustHull(t, root, "exec", "-d", c, "sh", "-c", "echo done > /tmp/detached")
+	waitUntil(t, func() bool {
+		out, _, _ := hull(t, root, "exec", c, "cat", "/tmp/detached")
+		return out == "done\n"
+	})
+	// A stopped container refuses.
+	mustHull(t, root, "stop", "-t", "0", c)
+	if _, _, err := hull(t, root, "exec", c, "true"); statusOf(err) != 125 || !strings.Contains(err.Error(), "not running") {
+		t.Errorf("exec in a stopped container: %v", err)
+	}
+}
+
+func TestExecTTY(t *testing.T) {
+	root, fx := extraEnv(t)
+	c := runDetached(t, root, fx.Busybox.Ref, "tty")
+	out := mustHull(t, root, "exec", "-t", c, "sh", "-c", "test -t 0 && test -t 1 && readlink /proc/self/fd/1")
+	if !strings.HasPrefix(out, "/dev/pts/") || !strings.HasSuffix(out, "\r\n") {
+		t.Errorf("exec -t: %q, want a pts path ending in the terminal's CRLF", out)
+	}
+	// -it: a shell reads commands from the terminal and exits with their status.
+	out, _, err := hullStdin(t, root, strings.NewReader("echo $((6*7))\nexit 5\n"), "exec", "-it", c, "sh")
+	if statusOf(err) != 5 || !strings.Contains(out, "42") {
+		t.Errorf("exec -it sh: status %d, output %q", statusOf(err), out)
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		if cond() {
+			return
+		}
+		sleepBriefly()
+	}
+	t.Fatal("condition not reached")
+}
+
+func TestCpBothDirections(t *testing.T) {
+	root, fx := extraEnv(t)
+	c := runDetached(t, root, fx.Busybox.Ref, "cp")
+	host := t.TempDir()
+
+	// Container to host: a file under a new name, into a directory, a
+	// directory, a directory's contents, and a tar stream.
+	mustHull(t, root, "cp", c+":/etc/passwd", filepath.Join(host, "pw"))
+	if b, _ := os.ReadFile(filepath.Join(host, "pw")); !strings.Contains(string(b), "app:x:1000") {
+		t.Errorf("copied passwd: %q", b)
+	}
+	mustHull(t, root, "cp", c+":/etc/passwd", host)
+	if _, err := os.Stat(filepath.Join(host, "passwd")); err != nil {
+		t.Error(err)
+	}
+	mustHull(t, root, "cp", c+":/etc", filepath.Join(host, "etc-copy"))
+	if _, err := os.Stat(filepath.Join(host, "etc-copy", "group")); err != nil {
+		t.Error(err)
+	}
+	into := filepath.Join(host, "into")
+	os.Mkdir(into, 0o755)
+	mustHull(t, root, "cp", c+":/etc", into)
+	mustHull(t, root, "cp", c+":/etc/.", host)
+	for _, p := range []string{"into/etc/passwd", "group"} {
+		if _, err := os.Stat(filepath.Join(host, p)); err != nil {
+			t.Error(err)
+		}
+	}
+	out := mustHull(t, root, "cp", c+":/etc/passwd", "-")
+	tr := tar.NewReader(strings.NewReader(out))
+	if h, err := tr.Next(); err != nil || h.Name != "passwd" || h.Mode&0o777 != 0o644 {
+		t.Errorf("cp to -: first entry %+v (%v)", h, err)
+	}
+	if _, _, err := hull(t, root, "cp", c+":/no/such", host); err == nil || !strings.Contains(err.Error(), "could not find") {
+		t.Errorf("cp of a missing file: %v", err)
+	}
+
+	// Host to container: a file, a directory, and a tar stream.
+	os.WriteFile(filepath.Join(host, "f"), []byte("hello\n"), 0o640)
+	os.MkdirAll(filepath.Join(host, "tree", "sub"), 0o755)
+	os.WriteFile(filepath.Join(host, "tree", "sub", "x"), []byte("x\n"), 0o600)
+	os.Symlink("sub/x", filepath.Join(host, "tree", "link"))
+	mustHull(t, root, "cp", filepath.Join(host, "f"), c+":/tmp/renamed")
+	mustHull(t, root, "cp", filepath.Join(host, "tree"), c+":/tmp")
+	out = mustHull(t, root, "exec", c, "sh", "-c", "cat /tmp/renamed /tmp/tree/link; stat -c %a /tmp/renamed /tmp/tree/sub/x; readlink /tmp/tree/link")
+	if out != "hello\nx\n640\n600\nsub/x\n" {
+		t.Errorf("after cp into the container: %q", out)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "streamed", Mode: 0o644, Size: 3, Typeflag: tar.TypeReg})
+	tw.Write([]byte("tar"))
+	tw.Close()
+	if _, errOut, err := hullStdin(t, root, &buf, "cp", "-", c+":/tmp"); err != nil {
+		t.Fatalf("cp - : %v %s", err, errOut)
+	}
+	if out := mustHull(t, root, "exec", c, "cat", "/tmp/streamed"); out != "tar" {
+		t.Errorf("streamed file: %q", out)
+	}
+	if _, _, err := hull(t, root, "cp", filepath.Join(host, "tree"), c+":/etc/passwd"); err == nil || !strings.Contains(err.Error(), "directory to a file") {
+		t.Errorf("cp of a directory onto a file: %v", err)
+	}
+}
+
+// Symlinks planted in the container resolve inside it: cp can neither
+// read nor write the host's files through them, in either direction.
+func TestCpSymlinksCannotEscape(t *testing.T) {
+	root, fx := extraEnv(t)
+	c := runDetached(t, root, fx.Busybox.Ref, "evil")
+	hostDir := t.TempDir()
+	secret := filepath.Join(hostDir, "secret")
+	os.WriteFile(secret, []byte("host secret\n"), 0o600)
+	mustHull(t, root, "exec", c, "sh", "-c", "ln -s "+hostDir+" /evil-abs && ln -s ../../../../../../../.."+hostDir+" /evil-rel && ln -s "+secret+" /evil-file && ln -s / /tmp/up")
+
+	out := t.TempDir()
+	for _, src := range []string{"/evil-abs/secret", "/evil-rel/secret", "/tmp/up/" + secret, "/evil-abs/../../../../" + secret} {
+		_, _, err := hull(t, root, "cp", c+":"+src, filepath.Join(out, "got"))
+		if b, rerr := os.ReadFile(filepath.Join(out, "got")); rerr == nil && strings.Contains(string(b), "host secret") {
+			t.Errorf("cp %s read the host's file", src)
+		}
+		if err == nil {
+			t.Errorf("cp %s: no error for a file that is not in the container", src)
+		}
+	}
+	// -L on a link to a host path follows it inside the container only.
+	if _, _, err := hull(t, root, "cp", "-L", c+":/evil-file", filepath.Join(out, "followed")); err == nil {
+		t.Error("cp -L through a link to a host path succeeded")
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "followed")); err == nil && strings.Contains(string(b), "host secret") {
+		t.Error("cp -L read the host's file")
+	}
+	// The link itself copies as a link.
+	mustHull(t, root, "cp", c+":/evil-file", filepath.Join(out, "asis"))
+	if l, err := os.Readlink(filepath.Join(out, "asis")); err != nil || l != secret {
+		t.Errorf("copied link: %q %v", l, err)
+	}
+
+	// Writing through the links lands in the container, never on the host.
+	payload := filepath.Join(t.TempDir(), "payload")
+	os.WriteFile(payload, []byte("pwned\n"), 0o644)
+	mustHull(t, root, "exec", c, "mkdir", "-p", hostDir)
+	for _, dst := range []string{"/evil-abs/", "/evil-rel/written", "/tmp/up/" + hostDir + "/x", "/evil-file"} {
+		hull(t, root, "cp", payload, c+":"+dst)
+	}
+	ents, _ := os.ReadDir(hostDir)
+	if len(ents) != 1 {
+		t.Errorf("the host directory changed: %v", ents)
+	}
+	if b, _ := os.ReadFile(secret); string(b) != "host secret\n" {
+		t.Errorf("the host's file was overwritten: %q", b)
+	}
+	got := mustHull(t, root, "exec", c, "ls", hostDir)
+	if !strings.Contains(got, "payload") || !strings.Contains(got, "written") || !strings.Contains(got, "x") {
+		t.Errorf("the copies did not land in the container's %s: %q", hostDir, got)
+	}
+	// An archive entry that climbs out, or goes through a link it made, is refused.
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "l", Typeflag: tar.TypeSymlink, Linkname: hostDir})
+	tw.WriteHeader(&tar.Header{Name: "l/through-link", Mode: 0o644, Size: 1, Typeflag: tar.TypeReg})
+	tw.Write([]byte("!"))
+	tw.Close()
+	hullStdin(t, root, &buf, "cp", "-", c+":/tmp")
+	if ents, _ := os.ReadDir(hostDir); len(ents) != 1 {
+		t.Errorf("a tar stream wrote through its own link to the host: %v", ents)
+	}
+}
+
+func sleepBriefly() { time.Sleep(20 * time.Millisecond) }
