@@ -408,3 +408,57 @@ func openPTY() (master, slave *os.File, err error) {
 	}
 	return m, s, nil
 }
+
+var initOnce struct {
+	sync.Once
+	path string
+	err  error
+}
+
+// useInit points HULL_INIT at a hull-init binary, building one when the
+// Makefile has not.
+func useInit(t *testing.T) {
+	t.Helper()
+	if os.Getenv("HULL_INIT") != "" {
+		return
+	}
+	initOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "hull-init-")
+		if err != nil {
+			initOnce.err = err
+			return
+		}
+		initOnce.path = filepath.Join(dir, "hull-init")
+		cmd := exec.Command("go", "build", "-o", initOnce.path, "hull/cmd/hull-init")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			initOnce.err = fmt.Errorf("build hull-init: %v\n%s", err, out)
+		}
+	})
+	if initOnce.err != nil {
+		t.Fatal(initOnce.err)
+	}
+	t.Setenv("HULL_INIT", initOnce.path)
+}
+
+// --init: a tiny init is PID 1, the command its child; signals reach the
+// command and orphans are reaped.
+func TestInitReapsAndForwardsSignals(t *testing.T) {
+	useInit(t)
+	root, fx := containerEnv(t)
+	cmd := hullProc(root, "run", "--rm", "--init", fx.Busybox.Ref, "sh", "-c", "ps -o pid,comm | grep ' 1 '; (sleep 0.1 &) ; sleep 0.3; ps -o stat,comm | grep -c Z || true")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("run --init: %v: %s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "hull-init") || strings.TrimSpace(lines[1]) != "0" {
+		t.Fatalf("PID 1 should be hull-init and no zombies remain: %q", out)
+	}
+	mustHull(t, root, "run", "-d", "--init", "--name", "sig", fx.Busybox.Ref, "sh", "-c", "trap 'exit 7' TERM; echo ready; while true; do sleep 0.1; done")
+	waitFor(t, func() bool { return strings.Contains(mustHull(t, root, "logs", "sig"), "ready") })
+	mustHull(t, root, "kill", "-s", "TERM", "sig")
+	if out := strings.TrimSpace(mustHull(t, root, "wait", "sig")); out != "7" {
+		t.Fatalf("TERM forwarded through init should exit 7, got %q", out)
+	}
+}

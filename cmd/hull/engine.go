@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -31,7 +32,7 @@ func (g *globals) openEngine(cmd *cobra.Command) (*engine.Engine, func(), error)
 		done()
 		return nil, nil, err
 	}
-	eng.InitPath = self
+	eng.InitPath = initBinary(self)
 	eng.Warn = func(m string) { fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", m) }
 	eng.MonitorCommand = func(id string, waitAttach bool) *exec.Cmd {
 		args := []string{"--root", g.cfg.Root, "--run-root", g.cfg.RunRoot, "--log-level", g.cfg.LogLevel}
@@ -84,3 +85,13 @@ func newMonitorCmd(g *globals) *cobra.Command {
 func signalIgnore(sigs ...os.Signal) { signal.Ignore(sigs...) }
 
 func msDuration(ms int) time.Duration { return time.Duration(ms) * time.Millisecond }
+
+// initBinary is the static init `run --init` mounts into containers:
+// $HULL_INIT, else hull-init next to the hull binary (make build puts it
+// there).
+func initBinary(self string) string {
+	if p := os.Getenv("HULL_INIT"); p != "" {
+		return p
+	}
+	return filepath.Join(filepath.Dir(self), "hull-init")
+}

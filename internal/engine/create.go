@@ -93,6 +93,9 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	}
 	if cfg.Spec.Init && cfg.Spec.InitPath == "" {
 		cfg.Spec.InitPath = e.InitPath
+		if _, err := os.Stat(e.InitPath); err != nil {
+			return fail(StageCreate, 125, fmt.Errorf("--init needs the static init binary hull-init next to hull (make build puts it in bin/): %w", err))
+		}
 	}
 	if err := e.resolveVolumes(ctx, c, &cfg.Spec); err != nil {
 		return fail(StageCreate, 125, err)
@@ -110,10 +113,12 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	if err := writeSpec(filepath.Join(e.persistDir(id), "config.json"), s); err != nil {
 		return fail(StageCreate, 125, err)
 	}
-	if !cfg.Spec.Init {
-		if code, err := checkEntrypoint(e.rootfs(id), s.Process.Args, s.Process.Env); err != nil {
-			return fail(StageCreate, code, err)
-		}
+	args := s.Process.Args
+	if cfg.Spec.Init && len(args) >= 2 {
+		args = args[2:] // hull-init -- COMMAND...
+	}
+	if code, err := checkEntrypoint(e.rootfs(id), args, s.Process.Env); err != nil {
+		return fail(StageCreate, code, err)
 	}
 	return c, nil
 }

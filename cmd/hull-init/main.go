@@ -1,0 +1,74 @@
+// Command hull-init is the tiny init `hull run --init` puts at PID 1 of a
+// container (bind-mounted at /sbin/hull-init): it starts the real command,
+// forwards every signal it receives to it, reaps every zombie (orphans are
+// re-parented to PID 1, and most programs never wait for them), and exits
+// with the command's status. It is built static (CGO_ENABLED=0) so it runs
+// in any image.
+//
+//	hull-init -- COMMAND [ARG...]
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	args := os.Args[1:]
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, "hull-init: usage: hull-init -- COMMAND [ARG...]")
+		os.Exit(125)
+	}
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs)
+	path, err := exec.LookPath(args[0])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "hull-init: %v\n", err)
+		os.Exit(127)
+	}
+	child, err := os.StartProcess(path, args, &os.ProcAttr{Files: []*os.File{os.Stdin, os.Stdout, os.Stderr}, Env: os.Environ()})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "hull-init: start %s: %v\n", args[0], err)
+		os.Exit(126)
+	}
+	for {
+		select {
+		case s := <-sigs:
+			if s == syscall.SIGCHLD {
+				if code, done := reap(child.Pid); done {
+					os.Exit(code)
+				}
+				continue
+			}
+			if s == syscall.SIGURG { // the Go runtime's own preemption signal
+				continue
+			}
+			child.Signal(s)
+		}
+	}
+}
+
+// reap collects every exited child; it reports the main child's status
+// once that one has exited.
+func reap(main int) (int, bool) {
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if err != nil || pid <= 0 {
+			return 0, false
+		}
+		if pid != main {
+			continue
+		}
+		if ws.Signaled() {
+			return 128 + int(ws.Signal()), true
+		}
+		return ws.ExitStatus(), true
+	}
+}
