@@ -750,18 +750,17 @@ type PruneResult struct {
 // on. Work in progress (unpacks not yet recorded) is never touched.
 func (s *Snapshotter) Prune(ctx context.Context) (PruneResult, error) {
 	var res PruneResult
-	var ids []int64
+	var victims []snapshotRow
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		res, ids = PruneResult{}, nil
-		victims, err := unused(ctx, tx)
-		if err != nil {
+		res = PruneResult{}
+		var err error
+		if victims, err = unused(ctx, tx); err != nil {
 			return err
 		}
 		for _, v := range victims {
 			if _, err := tx.Exec(`DELETE FROM snapshots WHERE id = ?`, v.ID); err != nil {
 				return err
 			}
-			ids = append(ids, v.ID)
 			res.Removed = append(res.Removed, v.Name)
 			res.Bytes += v.Size
 		}
@@ -770,21 +769,35 @@ func (s *Snapshotter) Prune(ctx context.Context) (PruneResult, error) {
 	if err != nil {
 		return PruneResult{}, fmt.Errorf("prune snapshots: %w", err)
 	}
-	for _, id := range ids {
-		if err := s.discard(s.snapDir(id)); err != nil {
-			return res, fmt.Errorf("prune snapshots: remove %s: %w", s.snapDir(id), err)
+	for _, v := range victims {
+		if err := s.discard(s.snapDir(v.ID)); err != nil {
+			return res, fmt.Errorf("prune snapshots: remove %s: %w", s.snapDir(v.ID), err)
 		}
+		// Someone may be waiting on this lock to unpack the chain again; if
+		// a third process then creates a new lock file, two unpack it at
+		// once and the second to record it finds it done: only work is lost.
+		os.Remove(filepath.Join(s.lockDir(), v.driver+"-"+strings.TrimPrefix(v.Name, "sha256:")))
 	}
 	return res, nil
 }
 
 // Unused lists the committed snapshots Prune would remove now.
 func (s *Snapshotter) Unused(ctx context.Context) ([]Info, error) {
-	v, err := unused(ctx, s.db)
+	victims, err := unused(ctx, s.db)
 	if err != nil {
 		return nil, fmt.Errorf("list unused snapshots: %w", err)
 	}
-	return v, nil
+	out := make([]Info, len(victims))
+	for i, v := range victims {
+		out[i] = v.Info
+	}
+	return out, nil
+}
+
+// snapshotRow is an Info with the driver it belongs to.
+type snapshotRow struct {
+	Info
+	driver string
 }
 
 type querier interface {
@@ -794,11 +807,8 @@ type querier interface {
 // unused finds the committed snapshots of every driver that nothing keeps:
 // live are retained chains, active snapshots and views, and every ancestor
 // of those.
-func unused(ctx context.Context, q querier) ([]Info, error) {
-	type row struct {
-		Info
-		driver string
-	}
+func unused(ctx context.Context, q querier) ([]snapshotRow, error) {
+	type row = snapshotRow
 	var all []row
 	rows, err := q.QueryContext(ctx, `SELECT id, driver, kind, name, parent, diff_id, size, inodes FROM snapshots ORDER BY id`)
 	if err != nil {
@@ -847,10 +857,10 @@ func unused(ctx context.Context, q querier) ([]Info, error) {
 			name = a.Parent
 		}
 	}
-	var out []Info
+	var out []row
 	for _, r := range all {
 		if !live[r.ID] {
-			out = append(out, r.Info)
+			out = append(out, r)
 		}
 	}
 	return out, nil

@@ -419,6 +419,9 @@ func TestRetainReleasePrune(t *testing.T) {
 		s.Release(ctx, "image:B")
 		prune(chainsB[0], chainsB[1])
 		assertSnapshotDirs(t, root, 0)
+		if locks, _ := os.ReadDir(filepath.Join(root, "snapshots/locks")); len(locks) != 0 {
+			t.Errorf("lock files of pruned layers left: %v", locks)
+		}
 	})
 }
 
