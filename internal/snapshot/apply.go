@@ -52,7 +52,8 @@ const (
 // bombs into errors. Zero fields take the defaults.
 type Limits struct {
 	// MaxBytes bounds the uncompressed layer stream (tar headers, contents
-	// and trailing padding).
+	// and trailing padding), and separately the file contents it expands
+	// to (a sparse entry writes its holes).
 	MaxBytes int64
 	// MaxEntries bounds the number of tar entries.
 	MaxEntries int64
@@ -118,6 +119,11 @@ const copyBufSize = 1 << 20
 // is followed as if dir were `/`. The last path component is never followed:
 // files are created with O_EXCL|O_NOFOLLOW, an existing entry is unlinked
 // first, hardlink targets are resolved inside dir too.
+//
+// A hardlink's target must already be in dir: in overlay mode that means
+// in this layer (as docker and containerd require), in copy mode anywhere in
+// the tree. Overlay's own xattrs (trusted.overlay.*, user.overlay.*) in a
+// layer are dropped: only whiteout entries may steer how layers merge.
 //
 // On error dir holds a partial layer; callers unpack into a private temp
 // directory and discard it (the snapshotter does).
