@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"hull/internal/metadata"
 )
 
 // snapHull runs the command tree in-process against root, with stdin.
@@ -70,6 +72,17 @@ func TestCLIImportDfPrune(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
+	for _, driver := range []string{"overlay", "copy"} {
+		t.Run(driver, func(t *testing.T) {
+			conf := filepath.Join(t.TempDir(), "hull.toml")
+			os.WriteFile(conf, []byte("[storage]\nsnapshotter = \""+driver+"\"\n"), 0o644)
+			t.Setenv("HULL_CONFIG", conf)
+			testImportDfPrune(t, driver)
+		})
+	}
+}
+
+func testImportDfPrune(t *testing.T, driver string) {
 	root := t.TempDir()
 	tarPath := filepath.Join(t.TempDir(), "rootfs.tar")
 	os.WriteFile(tarPath, rootfsTar(t, "named"), 0o644)
@@ -82,6 +95,17 @@ func TestCLIImportDfPrune(t *testing.T) {
 	id2 := strings.TrimSpace(mustSnapHull(t, root, rootfsTar(t, "untagged"), "image", "import", "-"))
 	if id2 == id || !strings.HasPrefix(id2, "sha256:") {
 		t.Fatalf("second import printed %q", id2)
+	}
+
+	db, err := metadata.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var drivers string
+	db.QueryRow(`SELECT group_concat(DISTINCT driver) FROM snapshots`).Scan(&drivers)
+	db.Close()
+	if drivers != driver {
+		t.Fatalf("layers unpacked by %q, want %q (storage.snapshotter)", drivers, driver)
 	}
 
 	// The imported image is unpacked: its merged root is mountable.
