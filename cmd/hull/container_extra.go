@@ -1,18 +1,58 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"github.com/spf13/cobra"
+)
 
-// addContainerExtras adds exec, top, stats, attach, cp, events, volume and
-// container prune, at the top level and (all but volume and events) under
-// `hull container`, next to what addContainerCommands put there.
+// addContainerExtras adds exec, top, stats, attach, cp and container
+// prune at the top level and under `hull container`, next to what
+// addContainerCommands put there, plus `hull volume` and `hull events`;
+// and makes `rm -v` remove the containers' anonymous volumes.
 func addContainerExtras(root *cobra.Command, g *globals) {
 	build := func() []*cobra.Command {
 		return []*cobra.Command{newExecCmd(g), newCpCmd(g)}
 	}
 	root.AddCommand(build()...)
+	root.AddCommand(newVolumeCmd(g))
 	for _, c := range root.Commands() {
 		if c.Name() == "container" {
 			c.AddCommand(build()...)
+			c.AddCommand(newContainerPruneCmd(g))
+			removeVolumesWith(c, g)
+		}
+	}
+	removeVolumesWith(root, g)
+}
+
+// removeVolumesWith wraps parent's `rm` so that with -v the anonymous
+// volumes of the removed containers go too.
+func removeVolumesWith(parent *cobra.Command, g *globals) {
+	for _, rm := range parent.Commands() {
+		if rm.Name() != "rm" || rm.Flags().Lookup("volumes") == nil {
+			continue
+		}
+		inner := rm.RunE
+		rm.RunE = func(cmd *cobra.Command, args []string) error {
+			withVolumes, _ := cmd.Flags().GetBool("volumes")
+			if !withVolumes {
+				return inner(cmd, args)
+			}
+			eng, done, err := g.openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			var ids []string
+			for _, a := range args {
+				if c, err := eng.Get(cmd.Context(), a); err == nil {
+					ids = append(ids, c.ID)
+				}
+			}
+			err = inner(cmd, args)
+			if _, verr := eng.RemoveAnonymousVolumes(cmd.Context(), ids); err == nil {
+				err = verr
+			}
+			return err
 		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -267,3 +268,109 @@ func TestCpSymlinksCannotEscape(t *testing.T) {
 }
 
 func sleepBriefly() { time.Sleep(20 * time.Millisecond) }
+
+func TestVolumesNamedAnonymousAndInUse(t *testing.T) {
+	root, fx := extraEnv(t)
+	if out := mustHull(t, root, "volume", "create", "--label", "team=a", "data"); out != "data\n" {
+		t.Fatalf("volume create: %q", out)
+	}
+	// An empty volume is seeded with what the image has at the mount point.
+	out := mustHull(t, root, "run", "--rm", "-v", "data:/etc", fx.Busybox.Ref, "sh", "-c", "cat /etc/group >/dev/null && echo kept > /etc/written")
+	if out != "" {
+		t.Errorf("run output %q", out)
+	}
+	mount := filepath.Join(root, "volumes", "data", "_data")
+	for _, f := range []string{"passwd", "group", "written"} {
+		if _, err := os.Stat(filepath.Join(mount, f)); err != nil {
+			t.Errorf("volume lacks %s: %v", f, err)
+		}
+	}
+	// The data outlives the container; a second container sees it.
+	if out := mustHull(t, root, "run", "--rm", "-v", "data:/d:ro", fx.Busybox.Ref, "cat", "/d/written"); out != "kept\n" {
+		t.Errorf("second container reads %q", out)
+	}
+	var docs []map[string]any
+	if err := json.Unmarshal([]byte(mustHull(t, root, "volume", "inspect", "data")), &docs); err != nil || len(docs) != 1 ||
+		docs[0]["Mountpoint"] != mount || docs[0]["Driver"] != "local" || docs[0]["Name"] != "data" {
+		t.Errorf("volume inspect: %v %v", docs, err)
+	}
+	if out := mustHull(t, root, "volume", "ls", "-q", "--filter", "label=team=a"); out != "data\n" {
+		t.Errorf("volume ls --filter label: %q", out)
+	}
+	if _, _, err := hull(t, root, "volume", "inspect", "nosuch"); err == nil || !strings.Contains(err.Error(), "no such volume") {
+		t.Errorf("inspect of a missing volume: %v", err)
+	}
+
+	// A volume in use is refused unless -f; anonymous volumes go with rm -v.
+	mustHull(t, root, "run", "-d", "--name", "user", "-v", "data:/data", "-v", "/scratch", fx.Busybox.Ref, "sleep", "1000")
+	_, _, err := hull(t, root, "volume", "rm", "data")
+	if err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("volume rm of a volume in use: %v", err)
+	}
+	all := strings.Fields(mustHull(t, root, "volume", "ls", "-q"))
+	if len(all) != 2 {
+		t.Fatalf("volumes: %v, want data and one anonymous", all)
+	}
+	if out := mustHull(t, root, "volume", "ls", "-q", "--filter", "dangling=true"); out != "" {
+		t.Errorf("dangling volumes while used: %q", out)
+	}
+	mustHull(t, root, "rm", "-f", "-v", "user")
+	if out := mustHull(t, root, "volume", "ls", "-q"); out != "data\n" {
+		t.Errorf("after rm -v: %q, want only the named volume", out)
+	}
+	mustHull(t, root, "run", "-d", "--name", "user2", "-v", "data:/data", fx.Busybox.Ref, "sleep", "1000")
+	if out := mustHull(t, root, "volume", "rm", "-f", "data"); out != "data\n" {
+		t.Errorf("volume rm -f: %q", out)
+	}
+	if _, err := os.Stat(mount); !os.IsNotExist(err) {
+		t.Errorf("volume data left: %v", err)
+	}
+
+	// prune: anonymous unused ones by default, all unused ones with -a.
+	mustHull(t, root, "volume", "create", "keepme")
+	mustHull(t, root, "run", "--name", "anon", "-v", "/scratch", fx.Busybox.Ref, "true")
+	mustHull(t, root, "rm", "anon")
+	out = mustHull(t, root, "volume", "prune", "-f")
+	if !strings.HasPrefix(out, "Deleted Volumes:\n") || strings.Contains(out, "keepme") || !strings.Contains(out, "Total reclaimed space:") {
+		t.Errorf("volume prune: %q", out)
+	}
+	out = mustHull(t, root, "volume", "prune", "-a", "-f")
+	if !strings.Contains(out, "keepme") {
+		t.Errorf("volume prune -a: %q", out)
+	}
+	if out := mustHull(t, root, "volume", "ls", "-q"); out != "" {
+		t.Errorf("volumes after prune -a: %q", out)
+	}
+}
+
+func TestContainerPrune(t *testing.T) {
+	root, fx := extraEnv(t)
+	mustHull(t, root, "run", "--name", "done1", fx.Busybox.Ref, "true")
+	mustHull(t, root, "run", "--name", "done2", "--label", "keep=yes", fx.Busybox.Ref, "true")
+	mustHull(t, root, "create", "--name", "fresh", fx.Busybox.Ref, "true")
+	runDetached(t, root, fx.Busybox.Ref, "alive")
+	ids := map[string]string{}
+	for _, n := range []string{"done1", "done2", "fresh", "alive"} {
+		ids[n] = strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.ID}}", n))
+	}
+	// Without -f it asks; "n" keeps everything.
+	out, errOut, err := hullStdin(t, root, strings.NewReader("n\n"), "container", "prune")
+	if err != nil || out != "" || !strings.Contains(errOut, "Are you sure you want to continue? [y/N]") {
+		t.Errorf("prune answered no: %q %q %v", out, errOut, err)
+	}
+	out = mustHull(t, root, "container", "prune", "-f", "--filter", "label!=keep=yes")
+	if !strings.HasPrefix(out, "Deleted Containers:\n") || !strings.Contains(out, ids["done1"]) || !strings.Contains(out, ids["fresh"]) ||
+		strings.Contains(out, ids["done2"]) || strings.Contains(out, ids["alive"]) || !strings.Contains(out, "Total reclaimed space:") {
+		t.Errorf("container prune --filter label!=keep=yes:\n%s", out)
+	}
+	if out := mustHull(t, root, "container", "prune", "-f", "--filter", "until=1h"); strings.Contains(out, "Deleted") {
+		t.Errorf("until=1h pruned a container made just now:\n%s", out)
+	}
+	out, _, err = hullStdin(t, root, strings.NewReader("y\n"), "container", "prune")
+	if err != nil || !strings.Contains(out, ids["done2"]) {
+		t.Errorf("prune answered yes: %q %v", out, err)
+	}
+	if out := mustHull(t, root, "ps", "-aq"); strings.TrimSpace(out) != ids["alive"][:12] {
+		t.Errorf("after prune: %q, want only the running container", out)
+	}
+}

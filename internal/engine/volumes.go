@@ -2,19 +2,403 @@ package engine
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
 
+	"hull/internal/metadata"
 	"hull/internal/spec"
 )
 
-// resolveVolumes turns named and anonymous volume mounts into host
-// directories. Named volumes are not implemented yet: they are refused
-// with a clear error rather than silently ignored.
-func (e *Engine) resolveVolumes(ctx context.Context, c *Container, o *spec.Options) error {
-	for _, m := range o.Mounts {
-		if m.Type == "volume" {
-			return fmt.Errorf("volume %q for %s: named and anonymous volumes are not supported yet; bind-mount a host directory (-v /host/dir:%s)", m.Source, m.Destination, m.Destination)
+// Volumes are directories hull owns, <root>/volumes/<name>/_data, that
+// outlive containers: named ones (-v NAME:/path, hull volume create) until
+// removed, anonymous ones (-v /path, a random name) until the container
+// that made them is removed with -v, or with --rm. A new volume is seeded
+// with what the image has at its mount point, as docker does.
+
+func init() {
+	metadata.Register(metadata.Migration{Package: "volume", Version: 1, Statements: []string{
+		`CREATE TABLE volumes (
+			name        TEXT PRIMARY KEY,
+			created     INTEGER NOT NULL,
+			labels      TEXT NOT NULL DEFAULT '{}',
+			anonymous   INTEGER NOT NULL DEFAULT 0,
+			owner       TEXT NOT NULL DEFAULT '',
+			auto_remove INTEGER NOT NULL DEFAULT 0
+		)`,
+	}})
+}
+
+// Volume is one volume's record.
+type Volume struct {
+	Name       string
+	Created    time.Time
+	Labels     map[string]string
+	Anonymous  bool
+	Owner      string // the container an anonymous volume was made for
+	AutoRemove bool   // that container had --rm: the volume goes with it
+	Mountpoint string
+}
+
+// VolumeNotFoundError is a volume name that matches nothing.
+type VolumeNotFoundError struct{ Name string }
+
+func (e *VolumeNotFoundError) Error() string {
+	return fmt.Sprintf("no such volume: %s (list volumes with: hull volume ls)", e.Name)
+}
+
+var volumeNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+
+// VolumePath is the host directory holding a volume's data.
+func (e *Engine) VolumePath(name string) string {
+	return filepath.Join(e.cfg.Root, "volumes", name, "_data")
+}
+
+// CreateVolume makes a volume, or returns the existing one of that name
+// (as docker does). An empty name makes an anonymous-style random one.
+func (e *Engine) CreateVolume(ctx context.Context, name string, labels map[string]string) (*Volume, error) {
+	v, _, err := e.createVolume(ctx, name, labels, nil)
+	return v, err
+}
+
+// createVolume records and makes the volume; created says it is new.
+// owner, if set, is the container an anonymous volume is made for.
+func (e *Engine) createVolume(ctx context.Context, name string, labels map[string]string, owner *Container) (*Volume, bool, error) {
+	anonymous := name == ""
+	if anonymous {
+		name = newID()
+	}
+	if !volumeNameRE.MatchString(name) {
+		return nil, false, fmt.Errorf("invalid volume name %q: use [a-zA-Z0-9][a-zA-Z0-9_.-]+ (at least two characters)", name)
+	}
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	data, _ := json.Marshal(labels)
+	ownerID, autoRemove := "", false
+	if owner != nil && anonymous {
+		ownerID, autoRemove = owner.ID, owner.Config.AutoRemove
+	}
+	res, err := e.db.ExecContext(ctx, `INSERT OR IGNORE INTO volumes(name, created, labels, anonymous, owner, auto_remove) VALUES(?,?,?,?,?,?)`,
+		name, time.Now().UnixNano(), string(data), anonymous, ownerID, autoRemove)
+	if err != nil {
+		return nil, false, fmt.Errorf("create volume %s: %w", name, err)
+	}
+	n, _ := res.RowsAffected()
+	if err := os.MkdirAll(e.VolumePath(name), 0o755); err != nil {
+		return nil, false, fmt.Errorf("create volume %s: %w", name, err)
+	}
+	v, err := e.Volume(ctx, name)
+	if err != nil {
+		return nil, false, err
+	}
+	if n > 0 {
+		e.emitVolume(ctx, v.Name, "create")
+	}
+	return v, n > 0, nil
+}
+
+func (e *Engine) emitVolume(ctx context.Context, name, action string) {
+	data, _ := json.Marshal(map[string]string{"driver": "local"})
+	e.db.ExecContext(context.WithoutCancel(ctx), `INSERT INTO events(time, type, action, id, name, attrs) VALUES(?,?,?,?,?,?)`,
+		time.Now().UnixNano(), "volume", action, name, name, string(data))
+}
+
+const volumeColumns = `name, created, labels, anonymous, owner, auto_remove`
+
+func (e *Engine) scanVolume(row scanner) (*Volume, error) {
+	var v Volume
+	var created int64
+	var labels string
+	if err := row.Scan(&v.Name, &created, &labels, &v.Anonymous, &v.Owner, &v.AutoRemove); err != nil {
+		return nil, err
+	}
+	v.Created = fromNanos(created)
+	json.Unmarshal([]byte(labels), &v.Labels)
+	v.Mountpoint = e.VolumePath(v.Name)
+	return &v, nil
+}
+
+// Volume returns one volume.
+func (e *Engine) Volume(ctx context.Context, name string) (*Volume, error) {
+	v, err := e.scanVolume(e.db.QueryRowContext(ctx, `SELECT `+volumeColumns+` FROM volumes WHERE name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, &VolumeNotFoundError{Name: name}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("volume %s: %w", name, err)
+	}
+	return v, nil
+}
+
+// Volumes lists every volume by name, after removing the anonymous ones
+// whose --rm container is gone.
+func (e *Engine) Volumes(ctx context.Context) ([]*Volume, error) {
+	e.sweepAnonymous(ctx)
+	rows, err := e.db.QueryContext(ctx, `SELECT `+volumeColumns+` FROM volumes ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list volumes: %w", err)
+	}
+	defer rows.Close()
+	var out []*Volume
+	for rows.Next() {
+		v, err := e.scanVolume(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// VolumeUsers returns the IDs of the containers (any state) that mount
+// the volume.
+func (e *Engine) VolumeUsers(ctx context.Context, name string) ([]string, error) {
+	users, err := e.volumeUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return users[name], nil
+}
+
+// volumeUsers maps volume names to the containers mounting them.
+func (e *Engine) volumeUsers(ctx context.Context) (map[string][]string, error) {
+	rows, err := e.db.QueryContext(ctx, `SELECT id, config FROM containers ORDER BY created`)
+	if err != nil {
+		return nil, fmt.Errorf("find volume users: %w", err)
+	}
+	defer rows.Close()
+	prefix := filepath.Join(e.cfg.Root, "volumes") + "/"
+	users := map[string][]string{}
+	for rows.Next() {
+		var id, data string
+		if err := rows.Scan(&id, &data); err != nil {
+			return nil, err
+		}
+		var cfg Config
+		if json.Unmarshal([]byte(data), &cfg) != nil {
+			continue
+		}
+		for _, m := range cfg.Spec.Mounts {
+			if rest, ok := strings.CutPrefix(m.Source, prefix); ok && m.Type == "volume" {
+				name := strings.TrimSuffix(rest, "/_data")
+				users[name] = append(users[name], id)
+			}
 		}
 	}
+	return users, rows.Err()
+}
+
+// RemoveVolume deletes a volume and its data. One that a container
+// mounts is refused unless force.
+func (e *Engine) RemoveVolume(ctx context.Context, name string, force bool) error {
+	if _, err := e.Volume(ctx, name); err != nil {
+		return err
+	}
+	users, err := e.VolumeUsers(ctx, name)
+	if err != nil {
+		return err
+	}
+	if len(users) > 0 && !force {
+		short := make([]string, len(users))
+		for i, u := range users {
+			short[i] = shortID(u)
+		}
+		return fmt.Errorf("remove %s: volume is in use - [%s] (remove those containers first, or use -f)", name, strings.Join(short, ", "))
+	}
+	return e.deleteVolume(ctx, name)
+}
+
+func (e *Engine) deleteVolume(ctx context.Context, name string) error {
+	if err := os.RemoveAll(filepath.Dir(e.VolumePath(name))); err != nil {
+		return fmt.Errorf("remove volume %s: %w", name, err)
+	}
+	if _, err := e.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM volumes WHERE name = ?`, name); err != nil {
+		return fmt.Errorf("remove volume %s: %w", name, err)
+	}
+	e.emitVolume(ctx, name, "destroy")
 	return nil
+}
+
+// RemoveAnonymousVolumes removes the anonymous volumes made for the given
+// containers once they are gone (`rm -v`); it returns their names.
+func (e *Engine) RemoveAnonymousVolumes(ctx context.Context, containerIDs []string) ([]string, error) {
+	var removed []string
+	var errs []error
+	for _, id := range containerIDs {
+		names, err := e.orphans(ctx, `SELECT name FROM volumes WHERE anonymous = 1 AND owner = ? AND owner NOT IN (SELECT id FROM containers)`, id)
+		if err != nil {
+			return removed, err
+		}
+		for _, n := range names {
+			if users, _ := e.VolumeUsers(ctx, n); len(users) > 0 {
+				continue
+			}
+			if err := e.deleteVolume(ctx, n); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			removed = append(removed, n)
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// sweepAnonymous removes the anonymous volumes of --rm containers that
+// are gone: the monitor removes such a container on its own, and the
+// next command that looks at volumes finishes the job.
+func (e *Engine) sweepAnonymous(ctx context.Context) {
+	names, err := e.orphans(ctx, `SELECT name FROM volumes WHERE anonymous = 1 AND auto_remove = 1 AND owner NOT IN (SELECT id FROM containers)`)
+	if err != nil {
+		return
+	}
+	for _, n := range names {
+		if users, _ := e.VolumeUsers(ctx, n); len(users) == 0 {
+			e.deleteVolume(ctx, n)
+		}
+	}
+}
+
+func (e *Engine) orphans(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := e.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("find anonymous volumes: %w", err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		names = append(names, n)
+	}
+	return names, rows.Err()
+}
+
+// PruneVolumes removes the volumes no container uses: anonymous ones
+// only, or all with all (docker's volume prune [-a]); keep filters out
+// the ones to spare. It returns the names and the bytes freed.
+func (e *Engine) PruneVolumes(ctx context.Context, all bool, keep func(*Volume) bool) ([]string, int64, error) {
+	vols, err := e.Volumes(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	users, err := e.volumeUsers(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	var removed []string
+	var freed int64
+	var errs []error
+	for _, v := range vols {
+		if len(users[v.Name]) > 0 || (!all && !v.Anonymous) || (keep != nil && keep(v)) {
+			continue
+		}
+		size := DirSize(v.Mountpoint)
+		if err := e.deleteVolume(ctx, v.Name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, v.Name)
+		freed += size
+	}
+	sort.Strings(removed)
+	return removed, freed, errors.Join(errs...)
+}
+
+// DirSize is the bytes the regular files under dir take (0 if unreadable).
+func DirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// resolveVolumes turns named and anonymous volume mounts into their host
+// directories, creating the volumes on first use and seeding empty ones
+// with the image's content at the mount point (unless nocopy), as docker
+// does.
+func (e *Engine) resolveVolumes(ctx context.Context, c *Container, o *spec.Options) error {
+	e.sweepAnonymous(ctx)
+	for i := range o.Mounts {
+		m := &o.Mounts[i]
+		if m.Type != "volume" {
+			continue
+		}
+		v, _, err := e.createVolume(ctx, m.Source, nil, c)
+		if err != nil {
+			return fmt.Errorf("volume for %s: %w", m.Destination, err)
+		}
+		nocopy := false
+		for _, opt := range m.Options {
+			nocopy = nocopy || opt == "nocopy"
+		}
+		if !nocopy && isEmptyDir(v.Mountpoint) {
+			if err := seedVolume(e.rootfs(c.ID), m.Destination, v.Mountpoint); err != nil {
+				return fmt.Errorf("volume %s: copy the image's %s into it: %w", v.Name, m.Destination, err)
+			}
+		}
+		m.Source = v.Mountpoint
+	}
+	return nil
+}
+
+func isEmptyDir(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	_, err = f.Readdirnames(1)
+	return errors.Is(err, io.EOF)
+}
+
+// seedVolume copies the image's directory at dest (resolved inside
+// rootfs) into a new volume, owners and modes included.
+func seedVolume(rootfs, dest, data string) error {
+	src, err := OpenInRoot(rootfs, dest)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	fi, err := src.Stat(".")
+	if err != nil || !fi.IsDir() {
+		return nil // a file at the mount point: nothing to seed a directory with
+	}
+	dst, err := os.OpenRoot(data)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(WriteTar(pw, src, ".", "seed")) }()
+	err = ExtractTar(dst, pr, ExtractOptions{Rename: true, From: "seed", To: "", KeepOwners: true})
+	pr.CloseWithError(errors.New("extraction stopped"))
+	if err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		os.Lchown(data, int(st.Uid), int(st.Gid))
+	}
+	return os.Chmod(data, fi.Mode()&(fs.ModePerm|fs.ModeSticky|fs.ModeSetgid))
 }

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"hull/internal/engine"
+	"hull/internal/ui"
+)
+
+// newVolumeCmd is `hull volume create|ls|inspect|rm|prune`.
+func newVolumeCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "volume", Short: "Manage volumes"}
+	cmd.AddCommand(newVolumeCreateCmd(g), newVolumeLsCmd(g), newVolumeInspectCmd(g), newVolumeRmCmd(g), newVolumePruneCmd(g))
+	return cmd
+}
+
+// volumeDoc is docker's `volume inspect` shape.
+type volumeDoc struct {
+	CreatedAt  string            `json:"CreatedAt"`
+	Driver     string            `json:"Driver"`
+	Labels     map[string]string `json:"Labels"`
+	Mountpoint string            `json:"Mountpoint"`
+	Name       string            `json:"Name"`
+	Options    map[string]string `json:"Options"`
+	Scope      string            `json:"Scope"`
+}
+
+func volumeDocOf(v *engine.Volume) volumeDoc {
+	return volumeDoc{CreatedAt: v.Created.Local().Format(time.RFC3339), Driver: "local", Labels: v.Labels,
+		Mountpoint: v.Mountpoint, Name: v.Name, Options: map[string]string{}, Scope: "local"}
+}
+
+func parseLabels(list []string) map[string]string {
+	labels := map[string]string{}
+	for _, l := range list {
+		k, v, _ := strings.Cut(l, "=")
+		labels[k] = v
+	}
+	return labels
+}
+
+func newVolumeCreateCmd(g *globals) *cobra.Command {
+	var labels, opts []string
+	var driver string
+	cmd := &cobra.Command{
+		Use:   "create [OPTIONS] [VOLUME]",
+		Short: "Create a volume (a random name if none is given)",
+		Args:  maxArgs(1, "at most one volume name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if driver != "local" {
+				return fmt.Errorf("volume driver %q: hull has only the local driver", driver)
+			}
+			if len(opts) > 0 {
+				return errors.New("--opt: the local driver of hull takes no options")
+			}
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+			}
+			eng, done, err := g.openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			v, err := eng.CreateVolume(cmd.Context(), name, parseLabels(labels))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), v.Name)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&driver, "driver", "d", "local", "volume driver (only local)")
+	cmd.Flags().StringArrayVar(&labels, "label", nil, "set metadata: key=value")
+	cmd.Flags().StringArrayVarP(&opts, "opt", "o", nil, "driver options (none for local)")
+	return cmd
+}
+
+// volumeFilter is docker's volume filters: dangling=, name=, label=,
+// driver=; values of one key are ORed, keys ANDed.
+func volumeFilter(args []string) (func(v *engine.Volume, inUse bool) bool, error) {
+	keys := map[string][]string{}
+	for _, a := range args {
+		k, v, ok := strings.Cut(a, "=")
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("bad filter %q: use key=value", a)
+		case k == "dangling" && v != "true" && v != "false" && v != "1" && v != "0":
+			return nil, fmt.Errorf("bad filter %q: dangling is true or false", a)
+		case k != "dangling" && k != "name" && k != "label" && k != "driver" && k != "label!":
+			return nil, fmt.Errorf("bad filter %q: unknown key %q (use dangling, name, label or driver)", a, k)
+		}
+		keys[k] = append(keys[k], v)
+	}
+	labelMatch := func(v *engine.Volume, want string) bool {
+		k, val, has := strings.Cut(want, "=")
+		got, ok := v.Labels[k]
+		return ok && (!has || got == val)
+	}
+	return func(v *engine.Volume, inUse bool) bool {
+		anyOf := func(key string, ok func(string) bool) bool {
+			vals, given := keys[key]
+			if !given {
+				return true
+			}
+			for _, val := range vals {
+				if ok(val) {
+					return true
+				}
+			}
+			return false
+		}
+		for _, l := range keys["label!"] {
+			if labelMatch(v, l) {
+				return false
+			}
+		}
+		return anyOf("dangling", func(s string) bool { return (s == "true" || s == "1") != inUse }) &&
+			anyOf("name", func(s string) bool { return strings.Contains(v.Name, s) }) &&
+			anyOf("driver", func(s string) bool { return s == "local" }) &&
+			anyOf("label", func(s string) bool { return labelMatch(v, s) })
+	}, nil
+}
+
+func newVolumeLsCmd(g *globals) *cobra.Command {
+	var quiet bool
+	var filters []string
+	var format string
+	cmd := &cobra.Command{
+		Use:     "ls [OPTIONS]",
+		Aliases: []string{"list"},
+		Short:   "List volumes",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			match, err := volumeFilter(filters)
+			if err != nil {
+				return err
+			}
+			eng, done, err := g.openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			vols, err := eng.Volumes(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var rows []volumeDoc
+			for _, v := range vols {
+				users, err := eng.VolumeUsers(cmd.Context(), v.Name)
+				if err != nil {
+					return err
+				}
+				if match(v, len(users) > 0) {
+					rows = append(rows, volumeDocOf(v))
+				}
+			}
+			out := cmd.OutOrStdout()
+			switch {
+			case quiet:
+				for _, r := range rows {
+					fmt.Fprintln(out, r.Name)
+				}
+				return nil
+			case format != "":
+				items := make([]any, len(rows))
+				for i := range rows {
+					items[i] = rows[i]
+				}
+				return ui.Format(out, format, items)
+			}
+			t := ui.NewTable(out, "DRIVER", "VOLUME NAME")
+			for _, r := range rows {
+				t.Row(r.Driver, r.Name)
+			}
+			return t.Flush()
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&quiet, "quiet", "q", false, "only display volume names")
+	f.StringArrayVarP(&filters, "filter", "f", nil, "filter: dangling=true|false, name=, label=, driver=")
+	f.StringVar(&format, "format", "", "format output with a Go template, or json")
+	return cmd
+}
+
+func newVolumeInspectCmd(g *globals) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "inspect [OPTIONS] VOLUME [VOLUME...]",
+		Short: "Show detailed information on volumes",
+		Args:  minArgs(1, "at least one volume"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			eng, done, err := g.openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			var docs []any
+			var errs []error
+			for _, a := range args {
+				v, err := eng.Volume(cmd.Context(), a)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				docs = append(docs, volumeDocOf(v))
+			}
+			if err := printInspect(cmd.OutOrStdout(), format, docs); err != nil {
+				return err
+			}
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "format output with a Go template")
+	return cmd
+}
+
+func newVolumeRmCmd(g *globals) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:     "rm [OPTIONS] VOLUME [VOLUME...]",
+		Aliases: []string{"remove"},
+		Short:   "Remove volumes (one in use by a container only with -f)",
+		Args:    minArgs(1, "at least one volume"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			eng, done, err := g.openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			return forEach(cmd, args, func(name string) error { return eng.RemoveVolume(cmd.Context(), name, force) })
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove even a volume that containers use")
+	return cmd
+}
+
+func newVolumePruneCmd(g *globals) *cobra.Command {
+	var force, all bool
+	var filters []string
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove unused anonymous volumes (all unused ones with -a)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			match, err := volumeFilter(filters)
+			if err != nil {
+				return err
+			}
+			warning := "WARNING! This will remove anonymous local volumes not used by at least one container."
+			if all {
+				warning = "WARNING! This will remove all local volumes not used by at least one container."
+			}
+			if !force && !confirm(cmd, warning) {
+				return nil
+			}
+			eng, done, err := g.openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			removed, freed, err := eng.PruneVolumes(cmd.Context(), all, func(v *engine.Volume) bool { return !match(v, false) })
+			printPruned(cmd.OutOrStdout(), "Volumes", removed, freed)
+			return err
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "remove all unused volumes, not just anonymous ones")
+	cmd.Flags().StringArrayVar(&filters, "filter", nil, "filter: label=, label!=, name=")
+	return cmd
+}
+
+// confirm asks docker's prune question on stderr and reads the answer.
+func confirm(cmd *cobra.Command, warning string) bool {
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s\nAre you sure you want to continue? [y/N] ", warning)
+	line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false
+	}
+	answer := strings.ToLower(strings.TrimSpace(line))
+	return answer == "y" || answer == "yes"
+}
