@@ -16,60 +16,25 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 export PATH=/usr/local/go/bin:$PATH
 
-# --- tools -------------------------------------------------------------------
-missing=()
-command -v podman >/dev/null || missing+=(podman)
-command -v skopeo >/dev/null || missing+=(skopeo)
-if ((${#missing[@]})); then
-  echo "bench: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-
-# podman's default open-file limit is too low for parallel layer pulls on
-# some hosts; set the limits once, keeping whatever else the file says.
-conf=/etc/containers/containers.conf
-if ! grep -qs '^[[:space:]]*default_ulimits' "$conf"; then
-  mkdir -p /etc/containers
-  if grep -qs '^\[containers\]' "$conf"; then
-    sed -i '/^\[containers\]/a default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]' "$conf"
-  else
-    printf '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n' >>"$conf"
-  fi
-fi
+. bench/lib.sh
+bench_tools podman skopeo
+bench_podman_conf
 
 if [ ! -x bin/hull ]; then
   make build
 fi
 
 work=$(mktemp -d /var/tmp/hull-bench.XXXXXX)
-registry_pid=
 cleanup() {
-  if [ -n "$registry_pid" ]; then
-    kill "$registry_pid" 2>/dev/null || true
-    # testenv removes its pidfile once the registry has exited.
-    for _ in $(seq 50); do [ -e "$work/registry.pid" ] || break; sleep 0.1; done
-  fi
+  bench_stop_registry
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 # --- registry and image ------------------------------------------------------
-go build -tags libsqlite3 -o "$work/testenv" ./hack/testenv
-eval "$("$work/testenv" registry --dir "$work/registry" --pidfile "$work/registry.pid" --detach | grep -E '^(ADDR|PID)=')"
-registry_pid=$PID
-eval "$("$work/testenv" push --registry "$ADDR" --only big)"
+bench_registry big
 ref=$BIG
 echo "bench: $rounds rounds of pulling $ref ($BIG_DIGEST)"
-
-# podman talks plain HTTP to the local registry only if told it is insecure.
-cat >"$work/registries.conf" <<EOF
-[[registry]]
-location = "$ADDR"
-insecure = true
-EOF
-export CONTAINERS_REGISTRIES_CONF=$work/registries.conf
 
 hull_ok=1
 if ! bin/hull pull --help >/dev/null 2>&1; then
@@ -99,7 +64,6 @@ seconds() {
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
 }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # One untimed copy warms the registry's files in the page cache for everyone.
 seconds pull_skopeo >/dev/null

@@ -182,7 +182,7 @@ func bootID() string {
 }
 
 // procStart is a process's start time in clock ticks since boot (field 22
-// of /proc/PID/stat), or 0 if it does not exist: with the pid it names one
+// of /proc/PID/stat), or 0 if it does not exist or has exited: with the pid it names one
 // process for all time, so a recycled pid is never taken for ours.
 func procStart(pid int) uint64 {
 	if pid <= 0 {
@@ -198,7 +198,9 @@ func procStart(pid int) uint64 {
 		return 0
 	}
 	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
+	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
+		// A zombie has exited; its reaper (init, for a monitor whose
+		// starting command is gone) may take its time.
 		return 0
 	}
 	var v uint64

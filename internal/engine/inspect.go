@@ -8,21 +8,21 @@ import (
 
 // Inspect is `hull inspect CONTAINER`, shaped like docker's.
 type Inspect struct {
-	ID           string           `json:"Id"`
-	Created      time.Time        `json:"Created"`
-	Path         string           `json:"Path"`
-	Args         []string         `json:"Args"`
-	State        InspectState     `json:"State"`
-	Image        string           `json:"Image"` // image ID
-	ImageName    string           `json:"ImageName"`
-	ImageDigest  string           `json:"ImageDigest"`
-	LogPath      string           `json:"LogPath"`
-	Name         string           `json:"Name"`
-	RestartCount int              `json:"RestartCount"`
-	Config       InspectConfig    `json:"Config"`
-	HostConfig   InspectHost      `json:"HostConfig"`
-	Mounts       []spec.Mount     `json:"Mounts"`
-	Hull         InspectLifecycle `json:"HullLifecycle"`
+	ID            string           `json:"Id"`
+	Created       time.Time        `json:"Created"`
+	Path          string           `json:"Path"`
+	Args          []string         `json:"Args"`
+	State         InspectState     `json:"State"`
+	Image         string           `json:"Image"` // image ID
+	ImageName     string           `json:"ImageName"`
+	ImageDigest   string           `json:"ImageDigest"`
+	LogPath       string           `json:"LogPath"`
+	Name          string           `json:"Name"`
+	RestartCount  int              `json:"RestartCount"`
+	Config        InspectConfig    `json:"Config"`
+	HostConfig    InspectHost      `json:"HostConfig"`
+	Mounts        []spec.Mount     `json:"Mounts"`
+	HullLifecycle InspectLifecycle `json:"HullLifecycle"`
 }
 
 // InspectState is docker's State block.
@@ -107,7 +107,7 @@ func (e *Engine) Inspect(c *Container) *Inspect {
 			Image: c.Image, WorkingDir: o.WorkingDir, Entrypoint: o.Entrypoint, Labels: c.Config.Labels,
 			StopSignal: c.Config.StopSignal, StopTimeout: c.Config.StopTimeout,
 		},
-		Hull: InspectLifecycle{Stage: c.Stage, BackoffUntil: c.BackoffUntil, Signal: c.Signal, MemoryPeak: c.MemoryPeak,
+		HullLifecycle: InspectLifecycle{Stage: c.Stage, BackoffUntil: c.BackoffUntil, Signal: c.Signal, MemoryPeak: c.MemoryPeak,
 			MemoryLimit: c.MemoryLimit, MonitorPid: c.MonitorPid},
 	}
 	if d.State.Running && c.State == StateRunning {

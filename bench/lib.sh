@@ -1,0 +1,59 @@
+# Shared setup for the side-by-side benchmarks (sourced, not run).
+# Needs: repo (the checkout), work (a temp dir removed at exit).
+
+# bench_tools installs the peers a benchmark compares hull with.
+bench_tools() {
+  local missing=()
+  for t in "$@"; do command -v "$t" >/dev/null || missing+=("$t"); done
+  if ((${#missing[@]})); then
+    echo "bench: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+# bench_podman_conf gives podman the limits it needs on this machine (it
+# lowers its own NPROC hard limit and fails without them), keeping
+# whatever else containers.conf says.
+bench_podman_conf() {
+  local conf=/etc/containers/containers.conf
+  if ! grep -qs '^[[:space:]]*default_ulimits' "$conf"; then
+    mkdir -p /etc/containers
+    if grep -qs '^\[containers\]' "$conf"; then
+      sed -i '/^\[containers\]/a default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]' "$conf"
+    else
+      printf '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n' >>"$conf"
+    fi
+  fi
+}
+
+# bench_registry starts the test registry and pushes the named fixtures
+# (sets ADDR, registry_pid and the fixture variables, e.g. BUSYBOX), and
+# points podman at it as an insecure registry.
+bench_registry() {
+  go build -tags libsqlite3 -o "$work/testenv" "$repo/hack/testenv"
+  eval "$("$work/testenv" registry --dir "$work/registry" --pidfile "$work/registry.pid" --detach | grep -E '^(ADDR|PID)=')"
+  registry_pid=$PID
+  eval "$("$work/testenv" push --registry "$ADDR" --only "$1")"
+  printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' "$ADDR" >"$work/registries.conf"
+  export CONTAINERS_REGISTRIES_CONF=$work/registries.conf
+}
+
+# bench_stop_registry ends the registry started by bench_registry.
+bench_stop_registry() {
+  if [ -n "${registry_pid:-}" ]; then
+    kill "$registry_pid" 2>/dev/null || true
+    for _ in $(seq 50); do [ -e "$work/registry.pid" ] || break; sleep 0.1; done
+  fi
+}
+
+# elapsed runs its arguments and prints the wall time in seconds.
+elapsed() {
+  local t0=$EPOCHREALTIME
+  "$@"
+  local t1=$EPOCHREALTIME
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
