@@ -192,8 +192,8 @@ func finalize(cfg *initConfig) error {
 	}
 	// Nothing but stdio and the preserved fds may reach the user
 	// process (the CVE-2024-21626 class of leaks).
-	if err := unix.CloseRange(uint(3+cfg.PreserveFDs), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return fmt.Errorf("close_range: %w", err)
+	if err := cloexecFrom(3 + cfg.PreserveFDs); err != nil {
+		return err
 	}
 	if sc != nil && proc.NoNewPrivileges {
 		if err := seccomp.Load(sc); err != nil {
@@ -280,4 +280,30 @@ var rlimitByName = map[string]int{
 func marshalState(st specs.State) []byte {
 	b, _ := json.Marshal(st)
 	return b
+}
+
+// cloexecFrom marks every fd >= first close-on-exec. close_range does it in
+// one call; some kernels and sandboxes refuse it (EPERM seen on this
+// project's CI VM without no_new_privs), so fall back to /proc/self/fd and
+// then to every possible fd number.
+func cloexecFrom(first int) error {
+	if err := unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return nil
+	}
+	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
+		for _, e := range ents {
+			if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= first {
+				_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+			}
+		}
+		return nil
+	}
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		return fmt.Errorf("mark fds close-on-exec: %w", err)
+	}
+	for fd := first; uint64(fd) < rl.Cur; fd++ {
+		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+	}
+	return nil
 }

@@ -158,6 +158,11 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	}
 	if ic.NewUser {
 		sp.uidMaps, sp.gidMaps = spec.Linux.UIDMappings, spec.Linux.GIDMappings
+		// The init reopens exec.fifo as the container's root, which is
+		// an unprivileged uid on the host.
+		if err = os.Chown(c.fifoPath(), int(hostID(sp.uidMaps, 0)), int(hostID(sp.gidMaps, 0))); err != nil {
+			return nil, fmt.Errorf("container %s: exec fifo: %w", id, err)
+		}
 	}
 	if sp.newFlags&unix.CLONE_NEWTIME != 0 {
 		for clock, off := range spec.Linux.TimeOffsets {
@@ -634,4 +639,14 @@ func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
 		return err
 	}
 	return write("gid_map", gids)
+}
+
+// hostID maps a container uid or gid to the host's (itself if unmapped).
+func hostID(ms []specs.LinuxIDMapping, id uint32) uint32 {
+	for _, m := range ms {
+		if id >= m.ContainerID && id < m.ContainerID+m.Size {
+			return m.HostID + id - m.ContainerID
+		}
+	}
+	return id
 }
