@@ -13,7 +13,7 @@ func addContainerExtras(root *cobra.Command, g *globals) {
 		return []*cobra.Command{newExecCmd(g), newCpCmd(g)}
 	}
 	root.AddCommand(build()...)
-	root.AddCommand(newVolumeCmd(g))
+	root.AddCommand(newVolumeCmd(g), newEventsCmd(g))
 	for _, c := range root.Commands() {
 		if c.Name() == "container" {
 			c.AddCommand(build()...)
