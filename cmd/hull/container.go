@@ -57,12 +57,7 @@ func newStartCmd(g *globals) *cobra.Command {
 		Use:   "start [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Start one or more stopped containers",
 		Args:  minArgs(1, "at least one container"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			eng, done, err := g.openEngine(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
 			if attach || interactive {
 				if len(args) != 1 {
 					return errors.New("you cannot start and attach multiple containers at once")
@@ -87,7 +82,7 @@ func newStartCmd(g *globals) *cobra.Command {
 				}
 				return st.Ready()
 			})
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&attach, "attach", "a", false, "attach stdout/stderr and forward signals")
 	cmd.Flags().BoolVarP(&interactive, "interactive", "i", false, "attach stdin")
@@ -296,12 +291,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 		Use:   "logs [OPTIONS] CONTAINER",
 		Short: "Show a container's output",
 		Args:  exactArgs(1, "a container"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			eng, done, err := g.openEngine(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
 			c, err := eng.Get(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -321,7 +311,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 			}
 			return printLogs(cmd.Context(), eng, c, logOptions{tail: n, since: from, until: to, timestamps: timestamps, follow: follow},
 				cmd.OutOrStdout(), cmd.ErrOrStderr())
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&follow, "follow", "f", false, "follow log output")
@@ -474,17 +464,12 @@ func newStopCmd(g *globals) *cobra.Command {
 		Use:   "stop [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Stop containers: the stop signal, then SIGKILL after the timeout",
 		Args:  minArgs(1, "at least one container"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			eng, done, err := g.openEngine(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
 			return forEach(cmd, args, func(ref string) error {
 				_, err := eng.Stop(cmd.Context(), ref, seconds(cmd, "time", timeout))
 				return err
 			})
-		},
+		}),
 	}
 	cmd.Flags().IntVarP(&timeout, "time", "t", 10, "seconds to wait before killing")
 	return cmd
@@ -505,12 +490,7 @@ func newRestartCmd(g *globals) *cobra.Command {
 		Use:   "restart [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Restart containers",
 		Args:  minArgs(1, "at least one container"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			eng, done, err := g.openEngine(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
 			return forEach(cmd, args, func(ref string) error {
 				if _, err := eng.Stop(cmd.Context(), ref, seconds(cmd, "time", timeout)); err != nil {
 					return err
@@ -521,7 +501,7 @@ func newRestartCmd(g *globals) *cobra.Command {
 				}
 				return st.Ready()
 			})
-		},
+		}),
 	}
 	cmd.Flags().IntVarP(&timeout, "time", "t", 10, "seconds to wait before killing")
 	return cmd
@@ -556,14 +536,9 @@ func newRmCmd(g *globals) *cobra.Command {
 		Use:   "rm [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Remove containers",
 		Args:  minArgs(1, "at least one container"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			eng, done, err := g.openEngine(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
 			return forEach(cmd, args, func(ref string) error { return eng.Remove(cmd.Context(), ref, force) })
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "kill and remove a running container")
 	cmd.Flags().BoolVarP(&volumes, "volumes", "v", false, "remove anonymous volumes too")
@@ -575,12 +550,7 @@ func newWaitCmd(g *globals) *cobra.Command {
 		Use:   "wait CONTAINER [CONTAINER...]",
 		Short: "Block until containers stop, then print their exit codes",
 		Args:  minArgs(1, "at least one container"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			eng, done, err := g.openEngine(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
 			var errs []error
 			for _, a := range args {
 				code, err := eng.Wait(cmd.Context(), a)
@@ -591,7 +561,7 @@ func newWaitCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), code)
 			}
 			return errors.Join(errs...)
-		},
+		}),
 	}
 }
 
@@ -604,19 +574,14 @@ func newPauseCmd(g *globals, pause bool) *cobra.Command {
 		Use:   use + " CONTAINER [CONTAINER...]",
 		Short: short,
 		Args:  minArgs(1, "at least one container"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			eng, done, err := g.openEngine(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
 			return forEach(cmd, args, func(ref string) error {
 				if pause {
 					return eng.Pause(cmd.Context(), ref)
 				}
 				return eng.Unpause(cmd.Context(), ref)
 			})
-		},
+		}),
 	}
 }
 
@@ -625,14 +590,9 @@ func newRenameCmd(g *globals) *cobra.Command {
 		Use:   "rename CONTAINER NEW_NAME",
 		Short: "Rename a container",
 		Args:  exactArgs(2, "CONTAINER and NEW_NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			eng, done, err := g.openEngine(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
 			return eng.Rename(cmd.Context(), args[0], args[1])
-		},
+		}),
 	}
 }
 
@@ -642,12 +602,7 @@ func newWhyCmd(g *globals) *cobra.Command {
 		Use:   "why CONTAINER",
 		Short: "Say where in its lifecycle a container stopped, why, and what to check next",
 		Args:  exactArgs(1, "a container"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			eng, done, err := g.openEngine(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
 			d, err := eng.Why(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -667,7 +622,7 @@ func newWhyCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(out, "Next:      %s\n", d.Next)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&format, "format", "", "format output with a Go template, or json")
 	return cmd
@@ -679,12 +634,7 @@ func newContainerInspectCmd(g *globals) *cobra.Command {
 		Use:   "inspect [OPTIONS] NAME|ID [NAME|ID...]",
 		Short: "Show detailed information on containers (or images)",
 		Args:  minArgs(1, "at least one container or image"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			eng, done, err := g.openEngine(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
 			var docs []any
 			var errs []error
 			for _, a := range args {
@@ -711,7 +661,7 @@ func newContainerInspectCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return errors.Join(errs...)
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "format output with a Go template")
 	return cmd

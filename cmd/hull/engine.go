@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"hull/internal/engine"
+	"hull/internal/image"
 )
 
 // openEngine opens the image service, the snapshotter and the engine.
@@ -94,4 +95,28 @@ func initBinary(self string) string {
 		return p
 	}
 	return filepath.Join(filepath.Dir(self), "hull-init")
+}
+
+// withEngine makes a command body that runs with the engine open.
+func withEngine(g *globals, fn func(cmd *cobra.Command, eng *engine.Engine, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		eng, done, err := g.openEngine(cmd)
+		if err != nil {
+			return err
+		}
+		defer done()
+		return fn(cmd, eng, args)
+	}
+}
+
+// withImages makes a command body that runs with the image service open.
+func withImages(g *globals, fn func(cmd *cobra.Command, svc *image.Service, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		svc, done, err := g.openImages()
+		if err != nil {
+			return err
+		}
+		defer done()
+		return fn(cmd, svc, args)
+	}
 }

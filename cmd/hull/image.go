@@ -67,15 +67,10 @@ func newPullCmd(g *globals) *cobra.Command {
 		Use:   "pull [OPTIONS] NAME[:TAG|@DIGEST]",
 		Short: "Download an image from a registry",
 		Args:  exactArgs(1, "an image reference, e.g. busybox:1.36"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := g.openImages()
-			if err != nil {
-				return err
-			}
-			defer done()
-			_, err = pullImage(cmd, g, svc, args[0], platform, quiet)
+		RunE: withImages(g, func(cmd *cobra.Command, svc *image.Service, args []string) error {
+			_, err := pullImage(cmd, g, svc, args[0], platform, quiet)
 			return err
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&platform, "platform", "", "pull for this platform (os/arch[/variant]) from a multi-platform image")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the image name")
@@ -154,12 +149,7 @@ func newPushCmd(g *globals) *cobra.Command {
 		Use:   "push [OPTIONS] NAME[:TAG]",
 		Short: "Upload an image to a registry",
 		Args:  exactArgs(1, "an image name, e.g. registry.example.com/team/app:1.0"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := g.openImages()
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withImages(g, func(cmd *cobra.Command, svc *image.Service, args []string) error {
 			out := cmd.OutOrStdout()
 			ref, err := reference.Parse(args[0])
 			if err != nil {
@@ -187,7 +177,7 @@ func newPushCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(out, "%s: digest: %s size: %d\n", tagOrDigest(ref), res.Digest, res.Size)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the digest")
 	return cmd
@@ -329,12 +319,7 @@ func newImageInspectCmd(g *globals) *cobra.Command {
 		Use:   "inspect [OPTIONS] IMAGE [IMAGE...]",
 		Short: "Show detailed information on images",
 		Args:  minArgs(1, "at least one image"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := g.openImages()
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withImages(g, func(cmd *cobra.Command, svc *image.Service, args []string) error {
 			var docs []any
 			var missing []error
 			for _, a := range args {
@@ -353,7 +338,7 @@ func newImageInspectCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return errors.Join(missing...)
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "format output with a Go template")
 	return cmd
@@ -383,12 +368,7 @@ func newHistoryCmd(g *globals) *cobra.Command {
 		Use:   "history [OPTIONS] IMAGE",
 		Short: "Show the history of an image, with each layer's size and how many images share it",
 		Args:  exactArgs(1, "an image"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := g.openImages()
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withImages(g, func(cmd *cobra.Command, svc *image.Service, args []string) error {
 			r, err := svc.Resolve(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -424,7 +404,7 @@ func newHistoryCmd(g *globals) *cobra.Command {
 				t.Row(shortImageID(h.ID, noTrunc), ui.Ago(h.Created), by, ui.Size(h.Size), shared, h.Comment)
 			}
 			return t.Flush()
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only show image IDs")
@@ -444,14 +424,9 @@ func newTagCmd(g *globals) *cobra.Command {
 		Use:   "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
 		Short: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
 		Args:  exactArgs(2, "SOURCE_IMAGE and TARGET_IMAGE"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := g.openImages()
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withImages(g, func(cmd *cobra.Command, svc *image.Service, args []string) error {
 			return svc.Tag(cmd.Context(), args[0], args[1])
-		},
+		}),
 	}
 }
 
@@ -461,12 +436,7 @@ func newRmiCmd(g *globals, use string) *cobra.Command {
 		Use:   use + " [OPTIONS] IMAGE [IMAGE...]",
 		Short: "Remove images (untag, and delete what no name refers to)",
 		Args:  minArgs(1, "at least one image"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := g.openImages()
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withImages(g, func(cmd *cobra.Command, svc *image.Service, args []string) error {
 			out := cmd.OutOrStdout()
 			var errs []error
 			for _, a := range args {
@@ -483,7 +453,7 @@ func newRmiCmd(g *globals, use string) *cobra.Command {
 				}
 			}
 			return errors.Join(errs...)
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "force removal of an image named by several repositories")
 	return cmd
@@ -495,12 +465,7 @@ func newSaveCmd(g *globals) *cobra.Command {
 		Use:   "save [OPTIONS] IMAGE [IMAGE...]",
 		Short: "Save images to a tar archive (docker-archive or oci-archive)",
 		Args:  minArgs(1, "at least one image"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := g.openImages()
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withImages(g, func(cmd *cobra.Command, svc *image.Service, args []string) error {
 			var w io.Writer = cmd.OutOrStdout()
 			if output == "" {
 				if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
@@ -527,7 +492,7 @@ func newSaveCmd(g *globals) *cobra.Command {
 				return os.Rename(tmp, output)
 			}
 			return svc.Save(cmd.Context(), args, format, w)
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to a file instead of stdout")
 	cmd.Flags().StringVar(&format, "format", image.FormatDocker, "archive format: docker-archive or oci-archive")
@@ -541,12 +506,7 @@ func newLoadCmd(g *globals) *cobra.Command {
 		Use:   "load [OPTIONS]",
 		Short: "Load images from a docker-archive or oci-archive tarball",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := g.openImages()
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withImages(g, func(cmd *cobra.Command, svc *image.Service, args []string) error {
 			path := input
 			if path == "" {
 				// The archive is read more than once: spool stdin to a file.
@@ -575,7 +535,7 @@ func newLoadCmd(g *globals) *cobra.Command {
 			}
 			_ = quiet
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&input, "input", "i", "", "read from a tar archive file instead of stdin")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "suppress the load output")
