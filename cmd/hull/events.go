@@ -64,41 +64,20 @@ func eventLine(ev engine.Event) string {
 }
 
 // eventFilter is docker's events filters: container=, event=, type=,
-// image=, volume=; values of one key are ORed, keys ANDed.
+// image=, volume=.
 func eventFilter(args []string) (func(engine.Event) bool, error) {
-	keys := map[string][]string{}
-	for _, a := range args {
-		k, v, ok := strings.Cut(a, "=")
-		if !ok {
-			return nil, fmt.Errorf("bad filter %q: use key=value", a)
-		}
-		switch k {
-		case "container", "event", "type", "image", "volume":
-		default:
-			return nil, fmt.Errorf("bad filter %q: unknown key %q (use container, event, type, image or volume)", a, k)
-		}
-		keys[k] = append(keys[k], v)
+	fs, err := parseFilterSet(args, "container", "event", "type", "image", "volume")
+	if err != nil {
+		return nil, err
 	}
 	return func(ev engine.Event) bool {
-		anyOf := func(key string, ok func(string) bool) bool {
-			vals, given := keys[key]
-			if !given {
-				return true
-			}
-			for _, v := range vals {
-				if ok(v) {
-					return true
-				}
-			}
-			return false
-		}
-		return anyOf("type", func(v string) bool { return ev.Type == v }) &&
-			anyOf("event", func(v string) bool { return ev.Action == v || strings.HasPrefix(ev.Action, v+":") }) &&
-			anyOf("container", func(v string) bool {
-				return ev.Type == "container" && (ev.Name == v || len(v) >= 1 && strings.HasPrefix(ev.ID, v))
+		return fs.anyOf("type", func(v string) bool { return ev.Type == v }) &&
+			fs.anyOf("event", func(v string) bool { return ev.Action == v || strings.HasPrefix(ev.Action, v+":") }) &&
+			fs.anyOf("container", func(v string) bool {
+				return ev.Type == "container" && (ev.Name == v || strings.HasPrefix(ev.ID, v))
 			}) &&
-			anyOf("volume", func(v string) bool { return ev.Type == "volume" && ev.ID == v }) &&
-			anyOf("image", func(v string) bool { return ev.Attrs["image"] == v })
+			fs.anyOf("volume", func(v string) bool { return ev.Type == "volume" && ev.ID == v }) &&
+			fs.anyOf("image", func(v string) bool { return ev.Attrs["image"] == v })
 	}, nil
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -46,32 +45,17 @@ func newContainerPruneCmd(g *globals) *cobra.Command {
 // until= spares those created after it, label= those without the label,
 // label!= those with it.
 func pruneFilter(args []string) (func(*engine.Container) bool, error) {
-	var until []time.Time
-	var with, without []string
-	for _, a := range args {
-		k, v, ok := strings.Cut(a, "=")
-		if !ok {
-			return nil, fmt.Errorf("bad filter %q: use key=value", a)
-		}
-		switch k {
-		case "until":
-			t, err := parseTimeArg("--filter until", v)
-			if err != nil {
-				return nil, err
-			}
-			until = append(until, t)
-		case "label":
-			with = append(with, v)
-		case "label!":
-			without = append(without, v)
-		default:
-			return nil, fmt.Errorf("bad filter %q: unknown key %q (use until, label or label!)", a, k)
-		}
+	fs, err := parseFilterSet(args, "until", "label", "label!")
+	if err != nil {
+		return nil, err
 	}
-	hasLabel := func(c *engine.Container, want string) bool {
-		k, v, has := strings.Cut(want, "=")
-		got, ok := c.Config.Labels[k]
-		return ok && (!has || got == v)
+	var until []time.Time
+	for _, v := range fs["until"] {
+		t, err := parseTimeArg("--filter until", v)
+		if err != nil {
+			return nil, err
+		}
+		until = append(until, t)
 	}
 	return func(c *engine.Container) bool {
 		for _, t := range until {
@@ -79,13 +63,13 @@ func pruneFilter(args []string) (func(*engine.Container) bool, error) {
 				return true
 			}
 		}
-		for _, l := range with {
-			if !hasLabel(c, l) {
+		for _, l := range fs["label"] {
+			if !labelMatches(c.Config.Labels, l) {
 				return true
 			}
 		}
-		for _, l := range without {
-			if hasLabel(c, l) {
+		for _, l := range fs["label!"] {
+			if labelMatches(c.Config.Labels, l) {
 				return true
 			}
 		}

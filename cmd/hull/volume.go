@@ -84,48 +84,27 @@ func newVolumeCreateCmd(g *globals) *cobra.Command {
 }
 
 // volumeFilter is docker's volume filters: dangling=, name=, label=,
-// driver=; values of one key are ORed, keys ANDed.
+// label!=, driver=.
 func volumeFilter(args []string) (func(v *engine.Volume, inUse bool) bool, error) {
-	keys := map[string][]string{}
-	for _, a := range args {
-		k, v, ok := strings.Cut(a, "=")
-		switch {
-		case !ok:
-			return nil, fmt.Errorf("bad filter %q: use key=value", a)
-		case k == "dangling" && v != "true" && v != "false" && v != "1" && v != "0":
-			return nil, fmt.Errorf("bad filter %q: dangling is true or false", a)
-		case k != "dangling" && k != "name" && k != "label" && k != "driver" && k != "label!":
-			return nil, fmt.Errorf("bad filter %q: unknown key %q (use dangling, name, label or driver)", a, k)
-		}
-		keys[k] = append(keys[k], v)
+	fs, err := parseFilterSet(args, "dangling", "name", "label", "label!", "driver")
+	if err != nil {
+		return nil, err
 	}
-	labelMatch := func(v *engine.Volume, want string) bool {
-		k, val, has := strings.Cut(want, "=")
-		got, ok := v.Labels[k]
-		return ok && (!has || got == val)
+	for _, d := range fs["dangling"] {
+		if d != "true" && d != "false" && d != "1" && d != "0" {
+			return nil, fmt.Errorf("bad filter dangling=%s: use true or false", d)
+		}
 	}
 	return func(v *engine.Volume, inUse bool) bool {
-		anyOf := func(key string, ok func(string) bool) bool {
-			vals, given := keys[key]
-			if !given {
-				return true
-			}
-			for _, val := range vals {
-				if ok(val) {
-					return true
-				}
-			}
-			return false
-		}
-		for _, l := range keys["label!"] {
-			if labelMatch(v, l) {
+		for _, l := range fs["label!"] {
+			if labelMatches(v.Labels, l) {
 				return false
 			}
 		}
-		return anyOf("dangling", func(s string) bool { return (s == "true" || s == "1") != inUse }) &&
-			anyOf("name", func(s string) bool { return strings.Contains(v.Name, s) }) &&
-			anyOf("driver", func(s string) bool { return s == "local" }) &&
-			anyOf("label", func(s string) bool { return labelMatch(v, s) })
+		return fs.anyOf("dangling", func(s string) bool { return (s == "true" || s == "1") != inUse }) &&
+			fs.anyOf("name", func(s string) bool { return strings.Contains(v.Name, s) }) &&
+			fs.anyOf("driver", func(s string) bool { return s == "local" }) &&
+			fs.anyOf("label", func(s string) bool { return labelMatches(v.Labels, s) })
 	}, nil
 }
 
