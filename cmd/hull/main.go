@@ -15,6 +15,7 @@ import (
 	"hull/internal/config"
 	"hull/internal/metadata"
 	"hull/internal/snapshot"
+	"hull/internal/trace"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -138,6 +139,7 @@ func run(args []string) int {
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
 		}
 	}
+	trace.Mark("main")
 	cmd := newRootCmd()
 	cmd.SetArgs(args)
 	err := cmd.Execute()

@@ -20,6 +20,7 @@ import (
 	"hull/internal/monitor"
 	"hull/internal/reference"
 	"hull/internal/spec"
+	"hull/internal/trace"
 	"hull/internal/ui"
 )
 
@@ -273,6 +274,7 @@ func createContainer(cmd *cobra.Command, g *globals, f *runFlags, args []string)
 		ui.Warn(errOut, "%s runs from a floating latest tag; pin a version or digest for reproducible runs", ref.Familiar())
 	}
 	var bars *ui.Progress
+	trace.Mark("cli: engine open")
 	c, err := eng.Create(cmd.Context(), engine.CreateOptions{
 		Config: cfg, Name: f.name,
 		OnPull: func(ref string) {
@@ -447,6 +449,7 @@ func startAttached(cmd *cobra.Command, eng *engine.Engine, c *engine.Container, 
 		case monitor.FrameStderr:
 			errOut.Write(data)
 		case monitor.FrameExit:
+			trace.Mark("cli: exit frame")
 			if len(data) == 4 {
 				return int(int32(uint32(data[0])<<24 | uint32(data[1])<<16 | uint32(data[2])<<8 | uint32(data[3]))), nil
 			}

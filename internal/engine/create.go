@@ -23,6 +23,7 @@ import (
 	"hull/internal/reference"
 	"hull/internal/snapshot"
 	"hull/internal/spec"
+	"hull/internal/trace"
 )
 
 // CreateOptions are `hull create`/`run` inputs beyond the container's Config.
@@ -76,7 +77,9 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 		return c, &ExitError{code, err}
 	}
 
+	trace.Mark("create: recorded")
 	rec, err := e.resolveImage(ctx, o)
+	trace.Mark("create: image resolved")
 	if err != nil {
 		return fail(StagePull, 125, err)
 	}
@@ -91,6 +94,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	if err := e.prepareRootfs(ctx, id, cf); err != nil {
 		return fail(StageCreate, 125, err)
 	}
+	trace.Mark("create: rootfs mounted")
 	if cfg.Spec.Init && cfg.Spec.InitPath == "" {
 		cfg.Spec.InitPath = e.InitPath
 		if _, err := os.Stat(e.InitPath); err != nil {
@@ -101,6 +105,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 		return fail(StageCreate, 125, err)
 	}
 	s, err := spec.Generate(cf, e.rootfs(id), cfg.Spec)
+	trace.Mark("create: spec generated")
 	if err != nil {
 		return fail(StageCreate, 125, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"hull/internal/monitor"
+	"hull/internal/trace"
 )
 
 // StartOptions tune Start.
@@ -96,6 +97,7 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 	if err != nil {
 		return nil, err
 	}
+	trace.Mark("start: claimed")
 	cmd := e.MonitorCommand(c.ID, o.WaitAttach)
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -145,6 +147,7 @@ func (e *Engine) RunMonitor(ctx context.Context, id string, waitAttach bool, syn
 		// The socket exists once Run has listened; report it from there.
 		cfg.OnListen = func() { fmt.Fprintln(sync, "listening") }
 	}
+	trace.Mark("monitor: loaded")
 	rec := &recorder{e: e, c: c}
 	readyOnce := false
 	return monitor.Run(cfg, e.rt, rec, func(err error) {

@@ -29,6 +29,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"hull/internal/runtime"
+	"hull/internal/trace"
 )
 
 // RestartPolicy is docker's --restart.
@@ -165,6 +166,7 @@ func Run(cfg Config, rt *runtime.Runtime, rec Recorder, ready func(error)) error
 	// Done first (it removes an auto-remove container), so a client that
 	// sees the exit finds the container already gone, as with docker --rm.
 	rec.Done(last)
+	trace.Mark("monitor: done")
 	h.broadcast(FrameExit, status[:])
 	h.closeAll()
 	return nil
@@ -299,7 +301,9 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 		go func() { defer outputs.Done(); m.log.copyStream("stdout", outR, m.tee(FrameStdout)); outR.Close() }()
 		go func() { defer outputs.Done(); m.log.copyStream("stderr", errR, m.tee(FrameStderr)); errR.Close() }()
 	}
+	trace.Mark("monitor: runtime create")
 	c, err := m.rt.Create(m.cfg.ID, opts)
+	trace.Mark("monitor: runtime created")
 	for _, cl := range closeAfterCreate {
 		cl.Close()
 	}
@@ -328,6 +332,7 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 		outputs.Wait()
 		return fail("start", err)
 	}
+	trace.Mark("monitor: started")
 	m.rec.Started(c.Pid, c.PidStartTime, restarts)
 	started(nil)
 
@@ -338,6 +343,7 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 			break
 		}
 	}
+	trace.Mark("monitor: reaped")
 	exit := Exit{At: time.Now()}
 	switch {
 	case ws.Exited():
@@ -355,6 +361,7 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 	m.rt.Delete(m.cfg.ID, true)
 	m.closeInput()
 	waitTimeout(&outputs, 2*time.Second)
+	trace.Mark("monitor: cleaned up")
 	return exit
 }
 
