@@ -18,6 +18,7 @@ import (
 	"hull/internal/image"
 	"hull/internal/metadata"
 	"hull/internal/reference"
+	"hull/internal/trace"
 	"hull/internal/ui"
 )
 
@@ -27,7 +28,9 @@ func (g *globals) openImages() (*image.Service, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	trace.Mark("db open")
 	svc, err := image.Open(g.cfg, db)
+	trace.Mark("image store open")
 	if err != nil {
 		db.Close()
 		return nil, nil, err

@@ -244,7 +244,12 @@ func newCreateCmd(g *globals) *cobra.Command {
 		Short: "Create a new container",
 		Args:  minArgs(1, "an image"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := createContainer(cmd, g, f, args)
+			eng, done, err := g.openEngine(cmd)
+			if err != nil {
+				return withCode(125, err)
+			}
+			defer done()
+			c, err := createContainer(cmd, g, eng, f, args)
 			if err != nil {
 				return err
 			}
@@ -258,17 +263,12 @@ func newCreateCmd(g *globals) *cobra.Command {
 
 // createContainer builds the config and creates the container, pulling
 // with docker's messages; exit codes follow docker (125 for hull's errors).
-func createContainer(cmd *cobra.Command, g *globals, f *runFlags, args []string) (*engine.Container, error) {
+func createContainer(cmd *cobra.Command, g *globals, eng *engine.Engine, f *runFlags, args []string) (*engine.Container, error) {
 	f.entrypointSet = cmd.Flags().Changed("entrypoint")
 	cfg, err := f.config(args)
 	if err != nil {
 		return nil, withCode(125, err)
 	}
-	eng, done, err := g.openEngine(cmd)
-	if err != nil {
-		return nil, withCode(125, err)
-	}
-	defer done()
 	errOut := cmd.ErrOrStderr()
 	if ref, err := reference.Parse(cfg.Image); err == nil && ref.IsLatest() && !g.cfg.Warnings.NoLatestWarning {
 		ui.Warn(errOut, "%s runs from a floating latest tag; pin a version or digest for reproducible runs", ref.Familiar())
@@ -320,15 +320,15 @@ func newRunCmd(g *globals) *cobra.Command {
 		Short: "Create and start a container; in the foreground, exit with its status",
 		Args:  minArgs(1, "an image"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := createContainer(cmd, g, f, args)
-			if err != nil {
-				return err
-			}
 			eng, done, err := g.openEngine(cmd)
 			if err != nil {
 				return withCode(125, err)
 			}
 			defer done()
+			c, err := createContainer(cmd, g, eng, f, args)
+			if err != nil {
+				return err
+			}
 			if detach {
 				st, err := eng.Start(cmd.Context(), c.ID, engine.StartOptions{})
 				if err == nil && st != nil {

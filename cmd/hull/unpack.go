@@ -6,6 +6,7 @@ import (
 	"hull/internal/image"
 	"hull/internal/metadata"
 	"hull/internal/snapshot"
+	"hull/internal/trace"
 )
 
 // attachUnpacker connects the snapshotter so pulls and loads unpack layers
@@ -17,6 +18,7 @@ func (g *globals) attachUnpacker(svc *image.Service, db *metadata.DB) error {
 	}
 	g.snap = snap
 	svc.SetUnpacker(snap)
+	trace.Mark("snapshotter open")
 	return nil
 }
 
