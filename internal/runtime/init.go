@@ -118,7 +118,10 @@ func containerInit(cfg *initConfig, sync *os.File, buf []byte) error {
 		if _, err := unix.Write(fd, []byte{'0'}); err != nil {
 			return fmt.Errorf("write exec fifo: %w", err)
 		}
-		unix.Close(fd)
+		// fd stays open: it is close-on-exec, so `start` sees EOF exactly
+		// when the user process has replaced this one, and only then
+		// reports the container running (a signal sent after that
+		// reaches the user's program, not this init).
 		unix.Close(procFD)
 		unix.Close(cfg.FifoFD)
 		if spec.Hooks != nil {

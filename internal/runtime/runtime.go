@@ -149,6 +149,8 @@ func (r *Runtime) Start(id string) error {
 		return fmt.Errorf("container %s: open exec fifo: %w", id, err)
 	}
 	defer unix.Close(fd)
+	// One byte: the init is released. Then EOF: it has exec'd (or died).
+	got := false
 	for {
 		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		n, err := unix.Poll(pfd, 100)
@@ -157,13 +159,22 @@ func (r *Runtime) Start(id string) error {
 		}
 		if n > 0 {
 			var b [1]byte
-			if k, err := unix.Read(fd, b[:]); k == 1 {
+			k, err := unix.Read(fd, b[:])
+			if k == 1 {
+				got = true
+				continue
+			}
+			if k == 0 && got {
 				break
-			} else if err != nil && !errors.Is(err, unix.EAGAIN) {
+			}
+			if err != nil && !errors.Is(err, unix.EAGAIN) {
 				return fmt.Errorf("container %s: read exec fifo: %w", id, err)
 			}
 		}
 		if !c.initAlive() {
+			if got {
+				break // released, then failed before or at execve
+			}
 			return fmt.Errorf("container %s: init exited before start", id)
 		}
 	}
@@ -201,8 +212,8 @@ func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
 	return c.signal(sig)
 }
 
-// Delete removes a container. A created or stopped container is removed
-// outright; a running or paused one only with force (it is killed first).
+// Delete removes a stopped container; with force, one in any state (it is
+// killed first).
 // Poststop hooks run after the processes are gone.
 func (r *Runtime) Delete(id string, force bool) error {
 	c, err := r.load(id)
@@ -213,7 +224,9 @@ func (r *Runtime) Delete(id string, force bool) error {
 		return err
 	}
 	st := c.Status()
-	if (st == specs.StateRunning || st == "paused") && !force {
+	// The spec: deleting a container that is not stopped is an error
+	// (runc lets a created one go; --force covers that case).
+	if st != specs.StateStopped && !force {
 		return fmt.Errorf("container %s: cannot delete a %s container (stop it first or use --force)", id, st)
 	}
 	cg, cgErr := c.cgroup()

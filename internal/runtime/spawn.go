@@ -71,6 +71,9 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := validateSpec(spec); err != nil {
+		return nil, fmt.Errorf("container %s: %w", id, err)
+	}
 	if err := os.MkdirAll(r.Root, 0o711); err != nil {
 		return nil, fmt.Errorf("state root %s: %w", r.Root, err)
 	}
@@ -137,6 +140,9 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 		if typ == "" {
 			return nil, fmt.Errorf("container %s: unknown namespace type %q", id, ns.Type)
 		}
+		if typ == "uts" {
+			ic.NewUTS = true // joined or new, it is not the host's
+		}
 		if ns.Path != "" {
 			sp.join = append(sp.join, typ+"="+ns.Path)
 			continue
@@ -145,8 +151,6 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 		switch typ {
 		case "mnt":
 			ic.NewMount = true
-		case "uts":
-			ic.NewUTS = true
 		case "user":
 			ic.NewUser = true
 		case "cgroup":
@@ -649,4 +653,30 @@ func hostID(ms []specs.LinuxIDMapping, id uint32) uint32 {
 		}
 	}
 	return id
+}
+
+// validateSpec refuses values the kernel has no interface for before
+// anything is created, so create fails instead of the process at start.
+func validateSpec(spec *specs.Spec) error {
+	if c := spec.Process.Capabilities; c != nil {
+		for _, set := range [][]string{c.Bounding, c.Effective, c.Permitted, c.Inheritable, c.Ambient} {
+			if _, err := capMask(set, 63); err != nil {
+				return err
+			}
+		}
+	}
+	for _, rl := range spec.Process.Rlimits {
+		if _, ok := rlimitByName[rl.Type]; !ok {
+			return fmt.Errorf("unknown rlimit %q", rl.Type)
+		}
+		if rl.Soft > rl.Hard {
+			return fmt.Errorf("rlimit %s: soft limit %d is above the hard limit %d", rl.Type, rl.Soft, rl.Hard)
+		}
+	}
+	for _, ns := range spec.Linux.Namespaces {
+		if nsName(ns.Type) == "" {
+			return fmt.Errorf("unknown namespace type %q", ns.Type)
+		}
+	}
+	return nil
 }
