@@ -44,6 +44,9 @@ demo: build
 
 bench: build
 	bench/pull.sh
+	bench/unpack.sh
+	bench/engine.sh
+	[ ! -x bench/runtime.sh ] || bench/runtime.sh
 
 clean:
 	rm -rf bin
