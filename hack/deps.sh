@@ -7,6 +7,7 @@ pkgs=(
   gcc pkg-config libsqlite3-dev libseccomp-dev   # cgo: metadata DB, seccomp
   docker-registry                               # the registry tests push to
   busybox-static                                # the root of every test image
+  skopeo                                        # cross-tool archive and layout tests
   iproute2 util-linux                           # ip netns, nsenter, unshare
 )
 missing=()

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"hull/internal/cgroups"
+	"hull/internal/engine"
 )
 
 func newInfoCmd(g *globals) *cobra.Command {
@@ -27,6 +28,20 @@ func newInfoCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			eng, err := engine.Open(g.cfg, g.db, svc, g.snap)
+			if err != nil {
+				return err
+			}
+			containers, err := eng.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			running := 0
+			for _, c := range containers {
+				if c.IsRunning() {
+					running++
+				}
+			}
 			var uts unix.Utsname
 			unix.Uname(&uts)
 			w := cmd.OutOrStdout()
@@ -36,6 +51,7 @@ func newInfoCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(w, "Image store:      %s (OCI image layout)\n", svc.Store().Dir())
 			fmt.Fprintf(w, "Snapshotter:      %s\n", g.cfg.Storage.Snapshotter)
 			fmt.Fprintf(w, "Images:           %d\n", images)
+			fmt.Fprintf(w, "Containers:       %d (running %d)\n", len(containers), running)
 			fmt.Fprintf(w, "Cgroup mode:      %s\n", cgroups.DetectMode())
 			fmt.Fprintf(w, "Kernel:           %s\n", unix.ByteSliceToString(uts.Release[:]))
 			fmt.Fprintf(w, "Overlay:          %s\n", yesNo(hasFilesystem("overlay")))

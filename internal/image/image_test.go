@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -528,5 +529,39 @@ func TestPullUnpacksWithEitherSnapshotter(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Archives cross tools: hull loads a docker-archive skopeo wrote (the
+// format of docker save), and skopeo reads the docker-archive hull saves.
+func TestArchivesInteroperateWithSkopeo(t *testing.T) {
+	if _, err := exec.LookPath("skopeo"); err != nil {
+		t.Fatal("skopeo is needed (hack/deps.sh installs it)")
+	}
+	_, fx := testenv.Setup(t, testenv.FixBusybox)
+	dir := t.TempDir()
+	theirs := filepath.Join(dir, "skopeo.tar")
+	out, err := exec.Command("skopeo", "copy", "-q", "--src-tls-verify=false", "docker://"+fx.Busybox.Ref, "docker-archive:"+theirs+":"+fx.Busybox.Ref).CombinedOutput()
+	if err != nil {
+		t.Fatalf("skopeo copy: %v\n%s", err, out)
+	}
+	svc := newService(t, "")
+	res, err := svc.Load(ctx, theirs)
+	if err != nil || len(res.Names) != 1 {
+		t.Fatalf("load skopeo's docker-archive: %+v %v", res, err)
+	}
+	r, err := svc.Resolve(ctx, fx.Busybox.Ref)
+	if err != nil || r.ConfigID.String() != fx.Busybox.ConfigDigest {
+		t.Fatalf("loaded image: %v %+v", err, r)
+	}
+	ours := filepath.Join(dir, "hull.tar")
+	f, _ := os.Create(ours)
+	if err := svc.Save(ctx, []string{fx.Busybox.Ref}, image.FormatDocker, f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	out, err = exec.Command("skopeo", "inspect", "--config", "docker-archive:"+ours).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), fx.Busybox.DiffIDs[0]) {
+		t.Fatalf("skopeo cannot read hull's docker-archive: %v\n%s", err, out)
 	}
 }

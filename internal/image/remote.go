@@ -225,12 +225,18 @@ func (s *Service) baseTransport() http.RoundTripper {
 		ResponseHeaderTimeout: 60 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
+	return s.httpsUnlessInsecure(t)
+}
+
+// httpsUnlessInsecure upgrades plain-HTTP requests to HTTPS for every
+// registry that is neither loopback nor configured insecure.
+func (s *Service) httpsUnlessInsecure(next http.RoundTripper) http.RoundTripper {
 	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		if r.URL.Scheme == "http" && !s.insecure(r.URL.Host) {
 			r = r.Clone(r.Context())
 			r.URL.Scheme = "https"
 		}
-		return t.RoundTrip(r)
+		return next.RoundTrip(r)
 	})
 }
 
