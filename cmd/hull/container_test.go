@@ -462,3 +462,63 @@ func TestInitReapsAndForwardsSignals(t *testing.T) {
 		t.Fatalf("TERM forwarded through init should exit 7, got %q", out)
 	}
 }
+
+// kill -9 of hull in the middle of create: the next command reports the
+// container as interrupted, and rm cleans up everything it had made.
+func TestKilledCreateIsReported(t *testing.T) {
+	_, fx := testenv.Setup(t, testenv.FixBig)
+	root := t.TempDir()
+	t.Cleanup(func() {
+		out, _, _ := hull(t, root, "ps", "-aq", "--no-trunc")
+		for _, id := range strings.Fields(out) {
+			hull(t, root, "rm", "-f", id)
+		}
+	})
+	caught := false
+	for attempt := 0; attempt < 5 && !caught; attempt++ {
+		name := fmt.Sprintf("cut%d", attempt)
+		cmd := hullProc(root, "create", "--name", name, fx.Big.Ref, "true")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Kill as soon as the record exists (the pull is still running).
+		for i := 0; i < 2000; i++ {
+			if out, _, _ := hull(t, root, "ps", "-aq", "--filter", "name="+name); out != "" {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+		out := mustHull(t, root, "why", name)
+		if strings.Contains(out, "creation was interrupted") {
+			caught = true
+			mustHull(t, root, "rm", name)
+		} else if !strings.Contains(out, "created but never started") {
+			t.Fatalf("why after a killed create:\n%s", out)
+		}
+		// The image stays consistent whichever way it went.
+		mustHull(t, root, "pull", "-q", fx.Big.Ref)
+		mustHull(t, root, "rmi", "-f", fx.Big.Ref)
+	}
+	if !caught {
+		t.Fatal("create always finished before the kill; could not test an interrupted create")
+	}
+	if out := mustHull(t, root, "ps", "-aq"); strings.Contains(out, "cut") {
+		t.Errorf("left behind: %q", out)
+	}
+}
+
+func TestRmiRefusesAnImageInUse(t *testing.T) {
+	root, fx := containerEnv(t)
+	mustHull(t, root, "create", "--name", "user", fx.Busybox.Ref, "true")
+	_, _, err := hull(t, root, "rmi", fx.Busybox.Ref)
+	if err == nil || !strings.Contains(err.Error(), "being used by container user") {
+		t.Fatalf("rmi of an image in use: %v", err)
+	}
+	mustHull(t, root, "tag", fx.Busybox.Ref, "other/name:1")
+	mustHull(t, root, "rmi", "other/name:1") // an extra name goes freely
+	mustHull(t, root, "rm", "user")
+	mustHull(t, root, "rmi", fx.Busybox.Ref)
+}

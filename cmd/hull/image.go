@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"hull/internal/engine"
 	"hull/internal/image"
 	"hull/internal/metadata"
 	"hull/internal/reference"
@@ -439,10 +440,15 @@ func newRmiCmd(g *globals, use string) *cobra.Command {
 		Use:   use + " [OPTIONS] IMAGE [IMAGE...]",
 		Short: "Remove images (untag, and delete what no name refers to)",
 		Args:  minArgs(1, "at least one image"),
-		RunE: withImages(g, func(cmd *cobra.Command, svc *image.Service, args []string) error {
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
+			svc := eng.Images()
 			out := cmd.OutOrStdout()
 			var errs []error
 			for _, a := range args {
+				if err := checkImageUnused(cmd.Context(), eng, a, force); err != nil {
+					errs = append(errs, err)
+					continue
+				}
 				res, err := svc.Remove(cmd.Context(), a, force)
 				if err != nil {
 					errs = append(errs, err)
@@ -621,4 +627,22 @@ func newLogoutCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// checkImageUnused refuses, without force, to delete an image a container
+// was created from (removing one of several names is only an untag).
+func checkImageUnused(ctx context.Context, eng *engine.Engine, ref string, force bool) error {
+	r, err := eng.Images().Resolve(ctx, ref)
+	if err != nil || force {
+		return nil // Remove reports a missing image
+	}
+	if parsed, err := reference.Parse(ref); err == nil && parsed.Digest == "" && len(r.Names) > 1 {
+		return nil
+	}
+	users, err := eng.ContainersUsing(ctx, r.Digest.String())
+	if err != nil || len(users) == 0 {
+		return err
+	}
+	return fmt.Errorf("conflict: unable to delete %s (must be forced) - image is being used by container %s; remove the container first (hull rm) or use -f",
+		ref, strings.Join(users, ", "))
 }

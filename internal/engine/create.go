@@ -18,6 +18,7 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 
 	"hull/internal/image"
 	"hull/internal/reference"
@@ -67,7 +68,16 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 		cfg.Spec.CgroupsPath = "/hull/" + id
 	}
 	c = &Container{ID: id, Name: name, Image: cfg.Image, Created: time.Now().UTC(), State: StateCreated, Stage: StagePull, Config: cfg}
+	// The creation lock is held until Create returns: a created container
+	// without a bundle whose lock is free was being created by a process
+	// that died (reconcile says so).
+	unlock, err := e.lockCreation(id)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if err := e.insert(ctx, c); err != nil {
+		os.RemoveAll(e.persistDir(id))
 		return nil, err
 	}
 	e.emit(ctx, c, "create", nil)
@@ -373,4 +383,41 @@ func (e *Engine) ImageUser(c *Container) string {
 		return u
 	}
 	return ""
+}
+
+func (e *Engine) creationLock(id string) string {
+	return filepath.Join(e.persistDir(id), "create.lock")
+}
+
+// lockCreation takes the container's creation lock.
+func (e *Engine) lockCreation(id string) (func(), error) {
+	if err := os.MkdirAll(e.persistDir(id), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(e.creationLock(id), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
+// creationAbandoned reports a container whose creation never finished and
+// whose creating process is gone.
+func (e *Engine) creationAbandoned(c *Container) bool {
+	if c.State != StateCreated || c.Error != "" {
+		return false
+	}
+	if _, err := os.Stat(filepath.Join(e.persistDir(c.ID), "config.json")); err == nil {
+		return false
+	}
+	f, err := os.Open(e.creationLock(c.ID))
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil
 }

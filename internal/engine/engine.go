@@ -207,3 +207,24 @@ func procStart(pid int) uint64 {
 	fmt.Sscan(f[19], &v)
 	return v
 }
+
+// Images is the image service the engine creates containers from.
+func (e *Engine) Images() *image.Service { return e.images }
+
+// ContainersUsing names the containers created from the image manifest.
+func (e *Engine) ContainersUsing(ctx context.Context, manifest string) ([]string, error) {
+	rows, err := e.db.QueryContext(ctx, `SELECT name FROM containers WHERE image_digest = ? ORDER BY name`, manifest)
+	if err != nil {
+		return nil, fmt.Errorf("containers using %s: %w", manifest, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}

@@ -76,6 +76,12 @@ func (r *recorder) Done(x monitor.Exit) {
 // then recorded as exited with an Error saying why, and its leftovers
 // (processes, cgroups) are removed.
 func (e *Engine) reconcile(ctx context.Context, c *Container) (*Container, error) {
+	if e.creationAbandoned(c) {
+		reason := fmt.Sprintf("hull was killed while creating the container (during %s); remove it and create it again", c.Stage)
+		e.update(ctx, c.ID, map[string]any{"error": reason, "exit_code": 125})
+		c.Error, c.ExitCode = reason, 125
+		return c, nil
+	}
 	if !c.active() {
 		return c, nil
 	}

@@ -32,6 +32,10 @@ func (e *Engine) Why(ctx context.Context, ref string) (*Diagnosis, error) {
 	d := &Diagnosis{Container: c.Name, Stage: c.Stage}
 	cmd := strings.TrimSpace(c.Config.Path + " " + strings.Join(c.Config.Args, " "))
 	switch {
+	case c.State == StateCreated && strings.HasPrefix(c.Error, "hull was killed"):
+		d.Status = "creation was interrupted: the hull command creating it died"
+		d.Evidence = []string{c.Error}
+		d.Next = fmt.Sprintf("remove it (hull rm %s) and create it again", c.Name)
 	case c.Stage == StagePull && c.Error != "":
 		d.Status = "the image could not be pulled, so the container never started"
 		d.Evidence = []string{c.Error}
