@@ -227,7 +227,8 @@ func setBlkioV1(d string, b *specs.LinuxBlockIO) error {
 			return err
 		}
 	}
-	if b.LeafWeight != nil && *b.LeafWeight != 0 {
+	// leaf weights went with the CFQ scheduler; newer kernels have no file.
+	if _, err := os.Stat(filepath.Join(d, "blkio.leaf_weight")); err == nil && b.LeafWeight != nil && *b.LeafWeight != 0 {
 		if err := writeFile(d, "blkio.leaf_weight", strconv.FormatUint(uint64(*b.LeafWeight), 10)); err != nil {
 			return err
 		}

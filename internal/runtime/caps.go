@@ -97,7 +97,18 @@ func applyCaps(c *specs.LinuxCapabilities) error {
 	if err != nil {
 		return err
 	}
+	// A capability this process does not hold (the host's own bounding
+	// set lacks it) cannot be granted; the parent has warned about it.
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var cur [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &cur[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	for i := 0; i < 2; i++ {
+		eff[i] &= cur[i].Permitted
+		perm[i] &= cur[i].Permitted
+		inh[i] &= cur[i].Permitted | cur[i].Inheritable
+	}
 	data := [2]unix.CapUserData{
 		{Effective: eff[0], Permitted: perm[0], Inheritable: inh[0]},
 		{Effective: eff[1], Permitted: perm[1], Inheritable: inh[1]},
@@ -110,8 +121,8 @@ func applyCaps(c *specs.LinuxCapabilities) error {
 	}
 	for _, n := range c.Ambient {
 		v := capNames[strings.ToUpper(n)]
-		if v > last {
-			continue
+		if v > last || perm[v/32]&inh[v/32]&(1<<(v%32)) == 0 {
+			continue // ambient needs it permitted and inheritable
 		}
 		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(v), 0, 0); err != nil {
 			return fmt.Errorf("raise ambient capability %s: %w", n, err)
@@ -134,4 +145,32 @@ func raiseEffective() error {
 		return fmt.Errorf("capset: %w", err)
 	}
 	return nil
+}
+
+// unavailableCaps lists the requested capabilities this process cannot
+// pass on (not in its own permitted set), so the caller can warn.
+func unavailableCaps(c *specs.LinuxCapabilities) []string {
+	if c == nil {
+		return nil
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var cur [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &cur[0]); err != nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, set := range [][]string{c.Bounding, c.Effective, c.Permitted, c.Inheritable, c.Ambient} {
+		for _, n := range set {
+			v, ok := capNames[strings.ToUpper(n)]
+			if !ok || seen[n] || v > 63 {
+				continue
+			}
+			seen[n] = true
+			if cur[v/32].Permitted&(1<<(v%32)) == 0 {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
 }

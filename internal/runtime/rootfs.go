@@ -98,7 +98,14 @@ func setupRootfs(cfg *initConfig, sync *os.File, buf []byte) error {
 		}
 		prop = f
 	}
-	if err := unix.Mount("", "/", "", prop, ""); err != nil {
+	// Shared propagation must be in place before the rootfs bind to
+	// join the host's peer group; every other mode is applied to the new
+	// root after pivot_root (an unbindable / would refuse the bind).
+	first := uintptr(unix.MS_SLAVE | unix.MS_REC)
+	if prop&unix.MS_SHARED != 0 {
+		first = prop
+	}
+	if err := unix.Mount("", "/", "", first, ""); err != nil {
 		return fmt.Errorf("set propagation of / to %s: %w", spec.Linux.RootfsPropagation, err)
 	}
 	rootfs := cfg.Rootfs
@@ -133,7 +140,7 @@ func setupRootfs(cfg *initConfig, sync *os.File, buf []byte) error {
 	if err := pivotRoot(rootfs, cfg.NoPivot); err != nil {
 		return err
 	}
-	if prop&unix.MS_SHARED != 0 {
+	if spec.Linux.RootfsPropagation != "" {
 		if err := unix.Mount("", "/", "", prop, ""); err != nil {
 			return fmt.Errorf("set propagation of the new root: %w", err)
 		}

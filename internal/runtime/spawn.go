@@ -174,6 +174,9 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 		}
 	}
 	ic.Rlimits = r.clampRlimits(spec.Process.Rlimits)
+	if missing := unavailableCaps(spec.Process.Capabilities); len(missing) > 0 {
+		r.warn("capabilities %v are not available to this runtime on this host; the container runs without them", missing)
+	}
 	sp.files = append(sp.files, fifo)
 	ic.FifoFD = 3 + o.PreserveFDs + 1
 	ic.ConsoleFD = -1
