@@ -18,6 +18,15 @@ import (
 	"hull/internal/seccomp"
 )
 
+func init() {
+	// Package init runs on the main thread with the main goroutine
+	// locked to it; keep it there, so the thread that unshares and execs
+	// is the thread group leader whose namespaces /proc/PID/ns shows.
+	if IsInit() {
+		goruntime.LockOSThread()
+	}
+}
+
 // IsInit reports whether this process is a container init or exec'd
 // process started by this package (the nsenter constructor already ran).
 func IsInit() bool { return os.Getenv("_HULL_SYNCFD") != "" }
@@ -124,6 +133,14 @@ func containerInit(cfg *initConfig, sync *os.File, buf []byte) error {
 		// reaches the user's program, not this init).
 		unix.Close(procFD)
 		unix.Close(cfg.FifoFD)
+		// The parent has placed us in the container's cgroups by now
+		// (create returned): the new cgroup namespace is rooted there.
+		// Only this thread, the one that execs, needs it.
+		if cfg.NewCgroup {
+			if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+				return fmt.Errorf("unshare cgroup namespace: %w", err)
+			}
+		}
 		if spec.Hooks != nil {
 			st := cfg.State
 			st.Pid = os.Getpid()

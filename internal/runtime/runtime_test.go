@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -449,37 +450,63 @@ func TestExecJoinsEveryNamespace(t *testing.T) {
 	}
 }
 
-// TestInitRunsFromSealedMemfd: the container's init is a sealed memfd copy,
-// so nothing in the container can write to the host's hull binary through
-// /proc/<pid>/exe (CVE-2019-5736).
+// initExe returns what /proc/<init>/exe of a created container points to.
+func initExe(t *testing.T, e *env, b string) string {
+	t.Helper()
+	id := e.id()
+	e.mustHull("create", "--bundle", b, id)
+	exe, err := os.Readlink("/proc/" + strconv.Itoa(e.state(id).Pid) + "/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+// TestInitRunsFromSealedMemfd: whenever something in the container could
+// reach the init while it still runs hull (a shared or joined pid
+// namespace, container code in hooks), the init is a sealed memfd copy, so
+// nothing can write to the host's hull binary through /proc/<pid>/exe
+// (CVE-2019-5736). A fresh pid namespace with no such hooks runs the host
+// binary directly (nobody is there to see it), which is much faster.
 func TestInitRunsFromSealedMemfd(t *testing.T) {
 	e := newEnv(t)
-	id := e.id()
-	e.mustHull("create", "--bundle", newBundle(t, []string{"true"}, nil), id)
-	pid := e.state(id).Pid
-	exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
-	if err != nil {
-		t.Fatal(err)
+	noPidNS := newBundle(t, []string{"true"}, func(s *specs.Spec) {
+		s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.PIDNamespace })
+	})
+	withHook := newBundle(t, []string{"true"}, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{StartContainer: []specs.Hook{{Path: "/bin/true"}}}
+	})
+	for name, b := range map[string]string{"shared pid namespace": noPidNS, "startContainer hook": withHook} {
+		id := e.id()
+		e.mustHull("create", "--bundle", b, id)
+		pid := e.state(id).Pid
+		exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(exe, "/memfd:hull-init") {
+			t.Fatalf("%s: init runs from %q, not a sealed memfd", name, exe)
+		}
+		f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/exe")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seals, err := unix.FcntlInt(f.Fd(), unix.F_GET_SEALS, 0)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+		if seals&want != want {
+			t.Fatalf("%s: memfd seals %#x, want %#x", name, seals, want)
+		}
+		if w, err := os.OpenFile("/proc/"+strconv.Itoa(pid)+"/exe", os.O_WRONLY, 0); err == nil {
+			w.Close()
+			t.Fatalf("%s: the init's binary is writable", name)
+		}
 	}
-	if !strings.HasPrefix(exe, "/memfd:hull-init") {
-		t.Fatalf("init runs from %q, not a memfd", exe)
-	}
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/exe")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	seals, err := unix.FcntlInt(f.Fd(), unix.F_GET_SEALS, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
-	if seals&want != want {
-		t.Fatalf("memfd seals %#x, want %#x", seals, want)
-	}
-	if w, err := os.OpenFile("/proc/"+strconv.Itoa(pid)+"/exe", os.O_WRONLY, 0); err == nil {
-		w.Close()
-		t.Fatal("the init's binary is writable")
+	if exe := initExe(t, e, newBundle(t, []string{"true"}, nil)); strings.HasPrefix(exe, "/memfd:") {
+		t.Fatalf("fresh pid namespace without hooks: init runs from %q, want the binary itself", exe)
 	}
 }
 
@@ -550,5 +577,25 @@ func TestCwdMustBeInsideContainer(t *testing.T) {
 	out := e.mustRun(newBundle(t, []string{"pwd"}, func(s *specs.Spec) { s.Process.Cwd = "/tmp/../etc" }))
 	if out != "/etc\n" {
 		t.Fatalf("cwd %q", out)
+	}
+}
+
+// TestCgroupNamespaceRootedAtContainer: with a cgroup namespace the
+// process sees its own cgroup as the root, and /sys/fs/cgroup shows the
+// container's cgroups, with the memory limit in place.
+func TestCgroupNamespaceRootedAtContainer(t *testing.T) {
+	e := newEnv(t)
+	limit := int64(64 << 20)
+	out := e.mustRun(newBundle(t, sh("cat /proc/self/cgroup; cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null; true"), func(s *specs.Spec) {
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit}
+	}))
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for _, l := range lines[:len(lines)-1] {
+		if !strings.HasSuffix(l, ":/") {
+			t.Fatalf("cgroup not rooted at the container: %q in\n%s", l, out)
+		}
+	}
+	if lines[len(lines)-1] != strconv.FormatInt(limit, 10) {
+		t.Fatalf("memory limit seen inside: %q", lines[len(lines)-1])
 	}
 }

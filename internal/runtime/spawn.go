@@ -71,6 +71,12 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
+	h := spec.Hooks
+	sealed := needsSealedInit(spec) || o.SealedInit
+	if sealed {
+		// Copying the binary takes a while; start it now.
+		go func() { _, _ = sealedSelf() }()
+	}
 	if err := validateSpec(spec); err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
@@ -133,7 +139,7 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	}
 	defer fifo.Close()
 
-	sp := &spawn{cgroup: cg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, preserve: o.PreserveFDs}
+	sp := &spawn{cgroup: cg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, preserve: o.PreserveFDs, hostExe: !sealed}
 	ic := &initConfig{ID: id, Spec: spec, Rootfs: rootfs, Bundle: bundle, NoPivot: o.NoPivot, Cgroups: cg.Mounts()}
 	for _, ns := range spec.Linux.Namespaces {
 		typ := nsName(ns.Type)
@@ -147,7 +153,9 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 			sp.join = append(sp.join, typ+"="+ns.Path)
 			continue
 		}
-		sp.newFlags |= nsFlag(typ)
+		if typ != "cgroup" {
+			sp.newFlags |= nsFlag(typ)
+		}
 		switch typ {
 		case "mnt":
 			ic.NewMount = true
@@ -194,7 +202,6 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 		sp.files = append(sp.files, console)
 		ic.ConsoleFD = ic.FifoFD + 1
 	}
-	h := spec.Hooks
 	ic.AskHooks = h != nil && (len(h.Prestart) > 0 || len(h.CreateRuntime) > 0)
 	ic.State = specs.State{Version: specs.Version, ID: id, Status: specs.StateCreating, Bundle: bundle, Annotations: spec.Annotations}
 	sp.init = ic
@@ -273,6 +280,30 @@ func withDefaultDevices(spec *specs.Spec) *specs.LinuxResources {
 		r.Devices = append(r.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: t, Major: i64(d.Major), Minor: i64(d.Minor), Access: "rwm"})
 	}
 	return &r
+}
+
+// needsSealedInit reports whether anything inside the container could
+// reach the init while it still runs hull's code, and so open
+// /proc/<init>/exe (the CVE-2019-5736 attack): then the init must run from
+// a sealed memfd copy of the binary, never from the host's file. A new pid
+// namespace holds nobody but the init until it execs the user program,
+// unless container code runs first as a createContainer or startContainer
+// hook. A shared or joined pid namespace holds other processes. (Processes
+// that see the host's pids can already reach the hull CLI process itself,
+// which runs from the host binary with any runtime; the copy cannot help
+// there.) Exec'd processes always use the copy.
+func needsSealedInit(spec *specs.Spec) bool {
+	newPid := false
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.PIDNamespace && ns.Path == "" {
+			newPid = true
+		}
+	}
+	if !newPid {
+		return true
+	}
+	h := spec.Hooks
+	return h != nil && (len(h.CreateContainer) > 0 || len(h.StartContainer) > 0)
 }
 
 // clampRlimits lowers any hard limit above this host's own hard limit to
@@ -396,6 +427,7 @@ type spawn struct {
 	// keepSync leaves the parent's end of the sync socket open for the
 	// caller (exec waits on it to learn that execve succeeded).
 	keepSync bool
+	hostExe  bool // exec the host binary, not a sealed copy (see needsSealedInit)
 	sync     *os.File
 	pid      int
 }
@@ -463,9 +495,13 @@ func sealedSelf() (int, error) {
 // run starts the child and drives it until it reports ready (or, for exec,
 // until the handshake is done).
 func (sp *spawn) run() error {
-	exe, err := sealedSelf()
-	if err != nil {
-		return err
+	exePath := "/proc/self/exe"
+	if !sp.hostExe {
+		exe, err := sealedSelf()
+		if err != nil {
+			return err
+		}
+		exePath = "/proc/self/fd/" + strconv.Itoa(exe)
 	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -491,7 +527,7 @@ func (sp *spawn) run() error {
 	sp.init.PreserveFDs = sp.preserve
 
 	cmd := &exec.Cmd{
-		Path:       "/proc/self/fd/" + strconv.Itoa(exe),
+		Path:       exePath,
 		Args:       []string{"hull", "init"},
 		Env:        []string{"_HULL_SYNCFD=" + strconv.Itoa(syncFD)},
 		Stdin:      orStd(sp.stdin, os.Stdin),
@@ -519,14 +555,6 @@ func (sp *spawn) run() error {
 			_ = cmd.Wait()
 		}
 	}()
-	if sp.cgroup != nil {
-		if err := sp.cgroup.Apply(cmd.Process.Pid); err != nil {
-			return err
-		}
-	}
-	if _, err := parent.Write([]byte{'G'}); err != nil {
-		return fmt.Errorf("sync with init: %w", err)
-	}
 	buf := make([]byte, 1<<16)
 	for sp.pid == 0 {
 		n, err := parent.Read(buf)
@@ -561,6 +589,30 @@ func (sp *spawn) run() error {
 			return err
 		}
 	}
+	// Moving a process between v1 cgroups can wait for an RCU grace
+	// period (milliseconds); an init does it while it boots and builds
+	// its rootfs. It must be done before hooks run and before create
+	// returns (so before the user process can start). An exec'd process
+	// goes straight to execve, so it waits.
+	applied := make(chan error, 1)
+	if sp.cgroup == nil {
+		applied <- nil
+	} else if sp.init.Exec {
+		applied <- sp.cgroup.Apply(sp.pid)
+	} else {
+		go func() { applied <- sp.cgroup.Apply(sp.pid) }()
+	}
+	waitApplied := func() error {
+		err := <-applied
+		applied <- err
+		return err
+	}
+	defer waitApplied()
+	if sp.init.Exec {
+		if err := waitApplied(); err != nil {
+			return err
+		}
+	}
 	if err := sendJSON(parent, sp.init); err != nil {
 		return err
 	}
@@ -577,6 +629,10 @@ func (sp *spawn) run() error {
 		}
 		switch m.Type {
 		case "hooks":
+			if err := waitApplied(); err != nil {
+				_ = sendJSON(parent, syncMsg{Type: "error", Error: err.Error()})
+				return err
+			}
 			if err := sp.onHooks(sp.pid); err != nil {
 				_ = sendJSON(parent, syncMsg{Type: "error", Error: err.Error()})
 				return err
@@ -585,7 +641,7 @@ func (sp *spawn) run() error {
 				return err
 			}
 		case "ready":
-			return nil
+			return waitApplied()
 		case "error":
 			return errors.New(m.Error)
 		default:

@@ -80,8 +80,6 @@ void hull_nsenter(void)
 	/* Die with the parent while we are still part of its setup. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 
-	wait_byte('G', "cgroup placement");
-
 	/* Open every namespace first: after joining a mount namespace the
 	 * remaining paths may no longer resolve. */
 	struct join joins[16];

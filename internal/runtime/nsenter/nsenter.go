@@ -12,7 +12,6 @@
 // Protocol on the SOCK_SEQPACKET socket named by _HULL_SYNCFD, seen from the
 // child:
 //
-//	parent -> child  'G'            the parent has placed the child in its cgroups
 //	child  -> parent 'U'            (new user ns only) write my uid/gid maps
 //	parent -> child  'u'            maps written
 //	child  -> parent 'P' + int32    pid of the process that continues into Go
@@ -20,7 +19,9 @@
 //
 // Environment read by the constructor: _HULL_NS_JOIN (newline-separated
 // "type=path" entries, joined in order with the user namespace first),
-// _HULL_NS_NEW (clone flags to unshare, hex), _HULL_TIMENS_OFFSETS (content
+// _HULL_NS_NEW (clone flags to unshare, hex; a new cgroup namespace is
+// unshared later, in Go, once the parent has moved the process into the
+// container's cgroups), _HULL_TIMENS_OFFSETS (content
 // for /proc/self/timens_offsets when a time namespace is created).
 //
 // After unsharing, the constructor always forks once with CLONE_PARENT: the
