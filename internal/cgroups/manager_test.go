@@ -164,3 +164,69 @@ func TestDestroyKeepsSharedParent(t *testing.T) {
 		}
 	}
 }
+
+// TestOOMKillNotified: a process exceeding the memory limit is killed and
+// the kill reaches the caller through NotifyOOM and Stats.
+func TestOOMKillNotified(t *testing.T) {
+	if os.Getuid() != 0 || DetectMode() == Unavailable {
+		t.Skip("needs root and cgroups")
+	}
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		t.Skip("needs busybox")
+	}
+	m, err := New(fmt.Sprintf("/hull-cgtest-oom/%d", os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = m.Signal(unix.SIGKILL)
+		if err := m.Destroy(); err != nil {
+			t.Errorf("destroy: %v", err)
+		}
+	})
+	if err := m.Create(); err != nil {
+		t.Fatal(err)
+	}
+	limit := int64(16 << 20)
+	swap := limit
+	r := &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}}
+	if m.Mode != Unified {
+		r.Memory.Swap = &swap
+	}
+	if err := m.Set(r); err != nil {
+		t.Fatal(err)
+	}
+	n, err := m.NotifyOOM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	// The shell waits for a line so it is in the cgroup before it
+	// allocates 64 MiB.
+	cmd := exec.Command("/bin/busybox", "sh", "-c", "read x; a=$(head -c 67108864 /dev/zero | tr '\\0' a); echo survived")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	if err := m.Apply(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stdin.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	kills, ok := <-n.C
+	if !ok || kills == 0 {
+		t.Fatalf("no OOM kill notified (ok=%v, kills=%d)", ok, kills)
+	}
+	st, err := m.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Memory.OOMKills == 0 {
+		t.Fatalf("stats report no OOM kill: %+v", st.Memory)
+	}
+}

@@ -1,6 +1,18 @@
 // Package cgroups detects how the host mounts control groups and manages the
 // cgroups hull creates for containers. hull treats v1, hybrid (v1 controllers
 // plus an empty cgroup2 at /sys/fs/cgroup/unified) and unified v2 hosts alike.
+//
+// A Manager (manager.go) creates a container's directories, applies the OCI
+// resources (memory limit/reservation/swap, cpu shares or weight, quota,
+// period, cpuset, pids, block io weight and throttles, hugepages, devices on
+// v1, the raw "unified" map on v2), moves processes in, freezes and thaws
+// them, reads stats (memory usage and peak, OOM kills, pids, cpu) and OOM
+// events, and removes only the directories it made.
+//
+// Known gap: on v2 the device allow/deny list needs an eBPF program attached
+// to the cgroup, which hull does not load yet; the rules are not enforced
+// there (a warning is logged). v1 and hybrid hosts enforce them through
+// devices.allow/devices.deny.
 package cgroups
 
 import (
