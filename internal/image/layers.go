@@ -81,15 +81,18 @@ func (s *Service) fetchLayers(ctx context.Context, sess *session, layers []v1.De
 				return ctx.Err()
 			}
 			defer func() { <-sem }()
+			// The unpacker starts only once this process holds the blob's
+			// write lock and is downloading it: started earlier, it could
+			// take the layer's unpack lock and wait on a stream that another
+			// process's download (blocked on that same lock) never lets
+			// begin.
 			var tee *teeUnpack
-			if stream {
-				tee = s.startUnpack(ctx, parentOf(i), diffIDs[i])
-			}
 			written, err := s.store.WriteFrom(ctx, l.Digest, l.Size, func() (io.Reader, error) {
 				body, err := sess.fetchBlob(ctx, l.Digest)
-				if err != nil || tee == nil {
+				if err != nil || !stream {
 					return body, err
 				}
+				tee = s.startUnpack(ctx, parentOf(i), diffIDs[i])
 				return tee.feed(body), nil
 			}, func(n int64) {
 				if n >= l.Size {
@@ -100,18 +103,18 @@ func (s *Service) fetchLayers(ctx context.Context, sess *session, layers []v1.De
 			})
 			if tee != nil {
 				if uerr := tee.finish(err); err == nil && uerr != nil {
-					if tee.fed {
-						return uerr
-					}
-					// Another process stored the blob first: nothing was
-					// streamed, so apply it from the store.
-					if err := s.unpackStored(ctx, parentOf(i), diffIDs[i], l.Digest); err != nil {
-						return err
-					}
+					return uerr
 				}
 			}
 			if err != nil {
 				return fmt.Errorf("layer %s: %w", l.Digest, err)
+			}
+			if stream && tee == nil {
+				// Another process stored the blob first: nothing was
+				// streamed, so apply it from the store.
+				if err := s.unpackStored(ctx, parentOf(i), diffIDs[i], l.Digest); err != nil {
+					return err
+				}
 			}
 			if written {
 				p.Update(id, StateDownloaded, l.Size, l.Size)
@@ -168,7 +171,6 @@ type teeUnpack struct {
 	pr   *io.PipeReader
 	pw   *io.PipeWriter
 	done chan error
-	fed  bool // the download was actually streamed through
 
 	mu      sync.Mutex
 	stopped bool // the unpacker stopped reading (done, or found it unpacked)
@@ -190,7 +192,6 @@ func (s *Service) startUnpack(ctx context.Context, parent string, diffID v1.Hash
 
 // feed returns body with every byte read also written to the unpacker.
 func (t *teeUnpack) feed(body io.ReadCloser) io.Reader {
-	t.fed = true
 	return struct {
 		io.Reader
 		io.Closer
