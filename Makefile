@@ -6,7 +6,7 @@ TAGS      ?= libsqlite3
 BIN       := bin/hull
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
-GOTESTFLAGS ?= -timeout 40m
+GOTESTFLAGS ?= -timeout 15m
 
 export CGO_ENABLED := 1
 
