@@ -335,10 +335,6 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 	trace.Mark("monitor: started")
 	m.rec.Started(c.Pid, c.PidStartTime, restarts)
 	started(nil)
-	trimCodePages()
-	// Once more when the start-up work (logs, records) has settled.
-	settle := time.AfterFunc(2*time.Second, trimCodePages)
-	defer settle.Stop()
 
 	var ws unix.WaitStatus
 	for {
