@@ -5,7 +5,6 @@
 # real container from it. Everything lives in a temp dir removed at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repo=$PWD
 export PATH=/usr/local/go/bin:$PATH
 
 [ -x bin/hull ] || make build
@@ -13,11 +12,9 @@ go build -tags libsqlite3 -o bin/testenv ./hack/testenv
 
 work=$(mktemp -d /var/tmp/hull-demo.XXXXXX)
 hull="bin/hull --root $work/root --run-root $work/run"
-mounted=
 cleanup() {
   set +e
-  if [ -n "$mounted" ]; then $hull image unmount "$mounted" >/dev/null 2>&1; fi
-  $hull oci delete --force demo >/dev/null 2>&1
+  $hull ps -aq 2>/dev/null | xargs -r $hull rm -f >/dev/null 2>&1
   if [ -f "$work/registry.pid" ]; then kill "$(cat "$work/registry.pid")" 2>/dev/null; fi
   for _ in $(seq 50); do [ -f "$work/registry.pid" ] || break; sleep 0.1; done
   grep " $work" /proc/self/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
@@ -45,29 +42,22 @@ $hull image history "$CONFIG"
 step hull info
 $hull info
 
-# The container: the image's merged root filesystem as an OCI bundle, run
-# by hull's own runtime.
-if ! $hull image mount --help >/dev/null 2>&1 || ! $hull oci run --help >/dev/null 2>&1; then
-  echo
-  echo "demo: this build has no 'hull image mount' or 'hull oci run' yet; the container step is skipped" >&2
-  exit 1
-fi
-step hull image mount "$BUSYBOX"
-rootfs=$($hull image mount "$BUSYBOX")
-mounted=$BUSYBOX
-echo "$rootfs"
-bundle=$work/bundle
-mkdir -p "$bundle"
-(cd "$bundle" && "$repo/bin/hull" oci spec)
-python3 - "$bundle/config.json" "$rootfs" <<'PY'
-import json, sys
-path, rootfs = sys.argv[1], sys.argv[2]
-spec = json.load(open(path))
-spec["root"] = {"path": rootfs, "readonly": True}
-spec["process"]["terminal"] = False
-spec["process"]["args"] = ["sh", "-c", "echo hello from a hull container; echo pid=$$ hostname=$(hostname); id; ls /"]
-spec["hostname"] = "hull-demo"
-json.dump(spec, open(path, "w"), indent=2)
-PY
-step hull oci run --bundle "$bundle" demo
-$hull oci run --bundle "$bundle" demo
+# Containers: the seed's workflow with hull's engine.
+step hull run --rm "$BUSYBOX" sh -c '...'
+$hull run --rm --name demo-hello "$BUSYBOX" sh -c 'echo hello from a hull container; echo "pid=$$ hostname=$(hostname)"; ps -o pid,comm'
+step hull run -d --name web "$CONFIG" "'while true; do echo tick; sleep 0.2; done'"
+$hull run -d --name web "$CONFIG" 'while true; do echo tick; sleep 0.2; done'
+sleep 1
+step hull ps
+$hull ps
+step hull logs --tail 3 web
+$hull logs --tail 3 web
+step hull stop -t 1 web
+$hull stop -t 1 web
+step hull run --name hog -m 32m "$BUSYBOX" tail /dev/zero
+$hull run --name hog -m 32m "$BUSYBOX" tail /dev/zero || echo "exit status $?"
+step hull ps -a
+$hull ps -a
+step hull why hog
+$hull why hog
+$hull rm -f web hog >/dev/null

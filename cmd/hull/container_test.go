@@ -522,3 +522,23 @@ func TestRmiRefusesAnImageInUse(t *testing.T) {
 	mustHull(t, root, "rm", "user")
 	mustHull(t, root, "rmi", fx.Busybox.Ref)
 }
+
+// A monitor outlives its start-up: seconds later it still supervises the
+// container (and a stop is still recorded by it, not by crash detection).
+func TestMonitorKeepsSupervising(t *testing.T) {
+	root, fx := containerEnv(t)
+	mustHull(t, root, "run", "-d", "--name", "long", fx.Busybox.Ref, "sleep", "300")
+	time.Sleep(3 * time.Second)
+	var doc []struct {
+		State         struct{ Status string }
+		HullLifecycle struct{ MonitorPid int }
+	}
+	json.Unmarshal([]byte(mustHull(t, root, "inspect", "long")), &doc)
+	if doc[0].State.Status != "running" || syscall.Kill(doc[0].HullLifecycle.MonitorPid, 0) != nil {
+		t.Fatalf("after 3s: %+v", doc)
+	}
+	mustHull(t, root, "stop", "-t", "1", "long")
+	if out := mustHull(t, root, "why", "long"); !strings.Contains(out, "killed by signal SIGKILL") {
+		t.Errorf("why after stop:\n%s", out)
+	}
+}
