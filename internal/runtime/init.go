@@ -115,6 +115,25 @@ func containerInit(cfg *initConfig, sync *os.File, buf []byte) error {
 			return fmt.Errorf("setrlimit %s soft=%d hard=%d: %w", rl.Type, rl.Soft, rl.Hard, err)
 		}
 	}
+	if cfg.NewCgroup {
+		// The parent moves us into the container's cgroups while we
+		// boot; the new cgroup namespace must be rooted there, so wait
+		// for the move. Only this thread (the one that execs, and the
+		// thread group leader /proc/PID/ns shows) needs the namespace.
+		if err := sendJSON(sync, syncMsg{Type: "cgroup"}); err != nil {
+			return err
+		}
+		var m syncMsg
+		if err := readJSON(sync, buf, &m); err != nil {
+			return fmt.Errorf("wait for cgroup placement: %w", err)
+		}
+		if m.Type != "cgroup-done" {
+			return fmt.Errorf("cgroup placement failed: %s", m.Error)
+		}
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("unshare cgroup namespace: %w", err)
+		}
+	}
 	if !cfg.Exec {
 		if err := sendJSON(sync, syncMsg{Type: "ready"}); err != nil {
 			return err
@@ -133,14 +152,7 @@ func containerInit(cfg *initConfig, sync *os.File, buf []byte) error {
 		// reaches the user's program, not this init).
 		unix.Close(procFD)
 		unix.Close(cfg.FifoFD)
-		// The parent has placed us in the container's cgroups by now
-		// (create returned): the new cgroup namespace is rooted there.
-		// Only this thread, the one that execs, needs it.
-		if cfg.NewCgroup {
-			if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-				return fmt.Errorf("unshare cgroup namespace: %w", err)
-			}
-		}
+
 		if spec.Hooks != nil {
 			st := cfg.State
 			st.Pid = os.Getpid()

@@ -640,6 +640,14 @@ func (sp *spawn) run() error {
 			if err := sendJSON(parent, syncMsg{Type: "hooks-done"}); err != nil {
 				return err
 			}
+		case "cgroup":
+			if err := waitApplied(); err != nil {
+				_ = sendJSON(parent, syncMsg{Type: "error", Error: err.Error()})
+				return err
+			}
+			if err := sendJSON(parent, syncMsg{Type: "cgroup-done"}); err != nil {
+				return err
+			}
 		case "ready":
 			return waitApplied()
 		case "error":
