@@ -93,9 +93,12 @@ func (m *Manager) Stats() (*Stats, error) {
 	return s, nil
 }
 
-// OOMNotifier delivers one value on C for every OOM kill in the container's
-// cgroup (v1: an eventfd registered in cgroup.event_control on
-// memory.oom_control; v2: inotify on memory.events). Close releases it.
+// OOMNotifier delivers one value on C for every OOM event in the
+// container's cgroup (v1: an eventfd registered in cgroup.event_control on
+// memory.oom_control; v2: inotify on memory.events). The value is the
+// oom_kill count read at that moment; on v1 the event can arrive just
+// before the kill is counted, so read Stats after the process is gone for
+// the final count. Close releases it.
 type OOMNotifier struct {
 	C     <-chan uint64
 	close func()
