@@ -9,10 +9,10 @@
 // them, reads stats (memory usage and peak, OOM kills, pids, cpu) and OOM
 // events, and removes only the directories it made.
 //
-// Known gap: on v2 the device allow/deny list needs an eBPF program attached
-// to the cgroup, which hull does not load yet; the rules are not enforced
-// there (a warning is logged). v1 and hybrid hosts enforce them through
-// devices.allow/devices.deny.
+// Device rules: v1 and hybrid hosts enforce them through devices.allow and
+// devices.deny; on v2 they are compiled into a BPF_PROG_TYPE_CGROUP_DEVICE
+// program attached to the container's cgroup (devicefilter.go). Changing
+// the rules of a live v2 container is not supported yet.
 package cgroups
 
 import (

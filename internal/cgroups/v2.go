@@ -3,7 +3,6 @@ package cgroups
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -111,12 +110,9 @@ func (m *Manager) setV2(r *specs.LinuxResources) error {
 		}
 	}
 	if len(r.Devices) > 0 {
-		// The v2 device controller is an eBPF program attached to the
-		// cgroup, which hull does not load yet: the rules are NOT
-		// enforced on v2 hosts. The container still only sees the
-		// device nodes its /dev holds, but one with CAP_MKNOD can make
-		// others. Say so instead of pretending.
-		slog.Warn("cgroup v2 device rules are not enforced (no eBPF device filter yet)", "cgroup", d)
+		if err := AttachDeviceFilter(d, r.Devices); err != nil {
+			return err
+		}
 	}
 	for k, v := range r.Unified {
 		if strings.Contains(k, "/") {
