@@ -362,54 +362,81 @@ func TestHookTimeoutFailsCreate(t *testing.T) {
 	}
 }
 
-func TestTerminalThroughConsoleSocket(t *testing.T) {
-	e := newEnv(t)
-	b := newBundle(t, sh("tty; echo done"), func(s *specs.Spec) { s.Process.Terminal = true })
+// consoleSocket listens on a unix socket and returns its path and a
+// channel that yields the pty master the runtime sends to it.
+func consoleSocket(t *testing.T) (string, <-chan *os.File) {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "console.sock")
 	l, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	id := e.id()
-	type result struct {
-		f   *os.File
-		err error
-	}
-	got := make(chan result, 1)
+	t.Cleanup(func() { l.Close() })
+	got := make(chan *os.File, 1)
 	go func() {
+		defer close(got)
 		c, err := l.Accept()
 		if err != nil {
-			got <- result{nil, err}
 			return
 		}
 		defer c.Close()
 		f, _ := c.(*net.UnixConn).File()
 		defer f.Close()
-		m, err := RecvConsole(f)
-		got <- result{m, err}
+		if m, err := RecvConsole(f); err == nil {
+			got <- m
+		}
 	}()
-	e.mustHull("create", "--bundle", b, "--console-socket", sock, id)
-	r := <-got
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	defer r.f.Close()
-	if !strings.HasPrefix(r.f.Name(), "/dev/pts/") {
-		t.Fatalf("console name %q", r.f.Name())
-	}
-	e.mustHull("start", id)
+	return sock, got
+}
+
+// readUntil reads from the pty master until marker appears or it closes.
+func readUntil(f *os.File, marker string) string {
 	buf := make([]byte, 4096)
 	var out string
-	for !strings.Contains(out, "done") {
-		n, err := r.f.Read(buf)
+	for !strings.Contains(out, marker) {
+		n, err := f.Read(buf)
 		if err != nil {
 			break
 		}
 		out += string(buf[:n])
 	}
-	if !strings.Contains(out, "/dev/pts/0") {
+	return out
+}
+
+func TestTerminalThroughConsoleSocket(t *testing.T) {
+	e := newEnv(t)
+	b := newBundle(t, sh("tty; echo done"), func(s *specs.Spec) { s.Process.Terminal = true })
+	sock, got := consoleSocket(t)
+	id := e.id()
+	e.mustHull("create", "--bundle", b, "--console-socket", sock, id)
+	m := <-got
+	if m == nil {
+		t.Fatal("no pty master received")
+	}
+	defer m.Close()
+	if !strings.HasPrefix(m.Name(), "/dev/pts/") {
+		t.Fatalf("console name %q", m.Name())
+	}
+	e.mustHull("start", id)
+	if out := readUntil(m, "done"); !strings.Contains(out, "/dev/pts/0") {
 		t.Fatalf("process stdio is not the pty: %q", out)
+	}
+}
+
+func TestExecWithTerminal(t *testing.T) {
+	e := newEnv(t)
+	id := e.id()
+	e.mustHull("run", "--detach", "--bundle", newBundle(t, []string{"sleep", "100"}, nil), id)
+	sock, got := consoleSocket(t)
+	e.mustHull("exec", "--detach", "--tty", "--console-socket", sock, id, "sh", "-c", "tty; echo $$; echo done")
+	m := <-got
+	if m == nil {
+		t.Fatal("no pty master received")
+	}
+	defer m.Close()
+	out := readUntil(m, "done")
+	if !strings.Contains(out, "/dev/pts/") || strings.Contains(out, "not a tty") {
+		t.Fatalf("exec'd process is not on a pty: %q", out)
 	}
 }
 
