@@ -10,7 +10,7 @@ import (
 // and makes `rm -v` remove the containers' anonymous volumes.
 func addContainerExtras(root *cobra.Command, g *globals) {
 	build := func() []*cobra.Command {
-		return []*cobra.Command{newExecCmd(g), newCpCmd(g)}
+		return []*cobra.Command{newExecCmd(g), newCpCmd(g), newTopCmd(g), newStatsCmd(g), newAttachCmd(g)}
 	}
 	root.AddCommand(build()...)
 	root.AddCommand(newVolumeCmd(g), newEventsCmd(g))

@@ -6,11 +6,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -467,5 +469,159 @@ func TestEventsPastFilteredAndLive(t *testing.T) {
 	}
 	if !seen["start"] || !seen["kill"] {
 		t.Errorf("live events: %v", seen)
+	}
+}
+
+func TestTopAndStats(t *testing.T) {
+	root, fx := extraEnv(t)
+	c := runDetached(t, root, fx.Busybox.Ref, "busy", "-m", "64m")
+	mustHull(t, root, "exec", "-d", c, "sh", "-c", "while :; do :; done")
+	var lines []string
+	waitUntil(t, func() bool {
+		lines = strings.Split(strings.TrimSpace(mustHull(t, root, "top", c)), "\n")
+		return len(lines) == 3
+	})
+	if f := strings.Fields(lines[0]); strings.Join(f, " ") != "UID PID PPID C STIME TTY TIME CMD" {
+		t.Errorf("top header: %q", lines[0])
+	}
+	if f := strings.Fields(lines[1]); len(f) < 9 || f[0] != "root" || f[5] != "?" || strings.Join(f[7:], " ") != "sleep 1000" {
+		t.Errorf("top row of pid 1: %q", lines[1])
+	}
+	if !strings.HasSuffix(lines[2], "sh -c while :; do :; done") {
+		t.Errorf("top row of the exec'd loop: %q", lines[2])
+	}
+	// ps options go to the host's ps; only the container's rows are kept.
+	out := mustHull(t, root, "top", c, "-o", "pid,comm")
+	if rows := strings.Split(strings.TrimSpace(out), "\n"); len(rows) != 3 || strings.Fields(rows[0])[1] != "COMMAND" || !strings.HasSuffix(rows[1], "sleep") {
+		t.Errorf("top -o pid,comm:\n%s", out)
+	}
+
+	out = mustHull(t, root, "stats", "--no-stream", c)
+	rows := strings.Split(strings.TrimSpace(out), "\n")
+	for _, col := range []string{"CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"} {
+		if !strings.Contains(rows[0], col) {
+			t.Errorf("stats header lacks %q: %q", col, rows[0])
+		}
+	}
+	out = mustHull(t, root, "stats", "--no-stream", "--format", "{{.Name}}|{{.CPUPerc}}|{{.MemUsage}}|{{.MemPerc}}|{{.PIDs}}", c)
+	f := strings.Split(strings.TrimSpace(out), "|")
+	if len(f) != 5 || f[0] != "busy" || f[4] != "2" || !strings.HasSuffix(f[2], " / 64MiB") {
+		t.Fatalf("stats --format: %q", out)
+	}
+	// A busy loop shows as CPU use; the exact share depends on the host.
+	var cpu float64
+	fmt.Sscanf(f[1], "%f%%", &cpu)
+	if cpu <= 0 {
+		t.Errorf("CPU %% of a busy loop: %s", f[1])
+	}
+	var memPct float64
+	if _, err := fmt.Sscanf(f[3], "%f%%", &memPct); err != nil || memPct <= 0 || memPct >= 100 {
+		t.Errorf("MEM %%: %s", f[3])
+	}
+	// Without names: the running containers; a stopped one only with -a.
+	mustHull(t, root, "run", "--name", "stopped", fx.Busybox.Ref, "true")
+	if out := mustHull(t, root, "stats", "--no-stream", "--format", "{{.Name}}"); out != "busy\n" {
+		t.Errorf("stats: %q", out)
+	}
+	if out := mustHull(t, root, "stats", "-a", "--no-stream", "--format", "{{.Name}} {{.PIDs}}"); !strings.Contains(out, "stopped 0\n") {
+		t.Errorf("stats -a: %q", out)
+	}
+	mustHull(t, root, "stop", "-t", "0", c)
+	if _, _, err := hull(t, root, "top", c); err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Errorf("top of a stopped container: %v", err)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe to read while a command writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// attachAsync runs `hull attach ARGS` in the background with stdin from
+// the returned pipe.
+func attachAsync(t *testing.T, root string, args ...string) (*io.PipeWriter, *lockedBuffer, <-chan error) {
+	t.Helper()
+	inR, inW := io.Pipe()
+	out := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		cmd := newRootCmd()
+		cmd.SetIn(inR)
+		cmd.SetOut(out)
+		cmd.SetErr(out)
+		cmd.SetArgs(append([]string{"--root", root, "--run-root", filepath.Join(root, "run"), "attach"}, args...))
+		done <- cmd.Execute()
+	}()
+	t.Cleanup(func() { inW.Close() })
+	return inW, out, done
+}
+
+func TestAttachInputOutputDetachAndExit(t *testing.T) {
+	root, fx := extraEnv(t)
+	mustHull(t, root, "run", "-d", "-i", "--name", "echo", fx.Busybox.Ref, "sh", "-c", `while read l; do echo "got $l"; [ "$l" = quit ] && exit 7; done`)
+
+	// Input reaches the container, its output comes back; ctrl-p,ctrl-q
+	// detaches (docker's status 1) and leaves it running.
+	in, out, done := attachAsync(t, root, "echo")
+	waitUntil(t, func() bool {
+		io.WriteString(in, "hello\n")
+		return strings.Contains(out.String(), "got hello")
+	})
+	in.Write([]byte{0x10, 0x11})
+	if err := <-done; statusOf(err) != 1 || !strings.Contains(out.String(), "read escape sequence") {
+		t.Errorf("detach: status %d (%v), output %q", statusOf(err), err, out.String())
+	}
+	if st := mustHull(t, root, "inspect", "-f", "{{.State.Status}}", "echo"); st != "running\n" {
+		t.Fatalf("after detach the container is %q", st)
+	}
+
+	// Other detach keys; a partial sequence is passed on as input.
+	in, out, done = attachAsync(t, root, "--detach-keys", "ctrl-a,x", "echo")
+	waitUntil(t, func() bool {
+		io.WriteString(in, "a\x01b\n")
+		return strings.Contains(out.String(), "got a\x01b")
+	})
+	io.WriteString(in, "\x01x")
+	if err := <-done; statusOf(err) != 1 {
+		t.Errorf("detach with ctrl-a,x: %v", err)
+	}
+
+	// When the container exits, attach returns its status.
+	in, out, done = attachAsync(t, root, "echo")
+	waitUntil(t, func() bool {
+		io.WriteString(in, "ping\n")
+		return strings.Contains(out.String(), "got ping")
+	})
+	io.WriteString(in, "quit\n")
+	if err := <-done; statusOf(err) != 7 {
+		t.Errorf("attach after the container exited: status %d (%v), want 7; output %q", statusOf(err), err, out.String())
+	}
+	if _, _, err := hull(t, root, "attach", "echo"); err == nil || !strings.Contains(err.Error(), "stopped container") {
+		t.Errorf("attach to a stopped container: %v", err)
+	}
+	if _, _, err := hull(t, root, "attach", "--detach-keys", "ctrl-", "echo"); err == nil || !strings.Contains(err.Error(), "--detach-keys") {
+		t.Errorf("bad --detach-keys: %v", err)
+	}
+
+	// --no-stdin: output only; a kill ends it with the container's status.
+	mustHull(t, root, "run", "-d", "-i", "--name", "ticker", fx.Busybox.Ref, "sh", "-c", "while :; do echo tick; sleep 0.05; done")
+	in, out, done = attachAsync(t, root, "--no-stdin", "ticker")
+	waitUntil(t, func() bool { return strings.Contains(out.String(), "tick") })
+	mustHull(t, root, "kill", "ticker")
+	if err := <-done; statusOf(err) != 137 {
+		t.Errorf("attach --no-stdin when killed: status %d (%v), want 137", statusOf(err), err)
 	}
 }
