@@ -625,3 +625,30 @@ func TestAttachInputOutputDetachAndExit(t *testing.T) {
 		t.Errorf("attach --no-stdin when killed: status %d (%v), want 137", statusOf(err), err)
 	}
 }
+
+// cp reaches what the container sees under its volume and bind mounts,
+// not the root filesystem's directory the mount hides.
+func TestCpThroughMounts(t *testing.T) {
+	root, fx := extraEnv(t)
+	bind := t.TempDir()
+	c := runDetached(t, root, fx.Busybox.Ref, "mounts", "-v", "vol:/data", "-v", bind+":/bind")
+	host := t.TempDir()
+	os.WriteFile(filepath.Join(host, "f"), []byte("via cp\n"), 0o644)
+	mustHull(t, root, "cp", filepath.Join(host, "f"), c+":/data/")
+	mustHull(t, root, "cp", filepath.Join(host, "f"), c+":/bind/g")
+	if out := mustHull(t, root, "exec", c, "cat", "/data/f", "/bind/g"); out != "via cp\nvia cp\n" {
+		t.Errorf("the container sees %q", out)
+	}
+	if b, err := os.ReadFile(filepath.Join(bind, "g")); err != nil || string(b) != "via cp\n" {
+		t.Errorf("bind source: %q %v", b, err)
+	}
+	mustHull(t, root, "exec", c, "sh", "-c", "echo from-container > /data/h")
+	mustHull(t, root, "cp", c+":/data/h", filepath.Join(host, "h"))
+	if b, _ := os.ReadFile(filepath.Join(host, "h")); string(b) != "from-container\n" {
+		t.Errorf("copied out of the volume: %q", b)
+	}
+	mustHull(t, root, "cp", c+":/data", filepath.Join(host, "whole"))
+	if _, err := os.Stat(filepath.Join(host, "whole", "h")); err != nil {
+		t.Errorf("the volume's directory copied out: %v", err)
+	}
+}

@@ -77,11 +77,20 @@ type source struct {
 }
 
 func (cp *copier) fromContainer(cmd *cobra.Command, eng *engine.Engine, ref, src, dst string) error {
-	c, rootfs, err := eng.RootfsPath(cmd.Context(), ref)
+	c, _, err := eng.RootfsPath(cmd.Context(), ref)
 	if err != nil {
 		return err
 	}
-	s, err := openContainerSource(rootfs, src, cp.follow)
+	tree, rel := eng.TreeFor(c, src)
+	if strings.HasSuffix(src, "/.") {
+		rel += "/."
+	} else if strings.HasSuffix(src, "/") {
+		rel += "/"
+	}
+	s, err := openContainerSource(tree, rel, cp.follow)
+	if err == nil {
+		s.base = baseName(path.Clean("/" + src))
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("could not find the file %s in container %s: %w", src, c.Name, err)
 	}
@@ -208,14 +217,14 @@ func placement(dst string, fi fs.FileInfo, statErr error, s *source) (string, en
 }
 
 func (cp *copier) toContainer(cmd *cobra.Command, eng *engine.Engine, src, ref, dst string) error {
-	c, rootfs, err := eng.RootfsPath(cmd.Context(), ref)
+	c, _, err := eng.RootfsPath(cmd.Context(), ref)
 	if err != nil {
 		return err
 	}
 	p := path.Clean("/" + dst)
 	if src == "-" {
 		// A tar stream goes into an existing directory as it is.
-		root, err := engine.OpenInRoot(rootfs, p)
+		root, err := engine.OpenInRoot(eng.TreeFor(c, p))
 		if err != nil {
 			return fmt.Errorf("copy to %s:%s: %w", c.Name, dst, err)
 		}
@@ -230,12 +239,12 @@ func (cp *copier) toContainer(cmd *cobra.Command, eng *engine.Engine, src, ref, 
 		return err
 	}
 	defer s.root.Close()
-	fi, err := engine.StatInRoot(rootfs, p)
+	fi, err := engine.StatInRoot(eng.TreeFor(c, p))
 	destDir, rename, err := placement(p, fi, err, s)
 	if err != nil {
 		return fmt.Errorf("copy to %s:%s: %w", c.Name, dst, err)
 	}
-	droot, err := engine.OpenInRoot(rootfs, destDir)
+	droot, err := engine.OpenInRoot(eng.TreeFor(c, destDir))
 	if err != nil {
 		return fmt.Errorf("copy to %s:%s: %w", c.Name, dst, err)
 	}

@@ -42,6 +42,26 @@ func (e *Engine) RootfsPath(ctx context.Context, ref string) (*Container, string
 	return c, e.rootfs(c.ID), nil
 }
 
+// TreeFor maps a container path to the host directory tree it lives on
+// and its path inside that tree: the source of the volume or bind mount
+// that holds it (the deepest), else the root filesystem. cp then reaches
+// what the container sees at that path, not what a mount hides. Mounts
+// the engine does not keep on the host (tmpfs) are not reachable.
+func (e *Engine) TreeFor(c *Container, p string) (root, rel string) {
+	p = path.Clean("/" + p)
+	root, rel, best := e.rootfs(c.ID), p, ""
+	for _, m := range c.Config.Spec.Mounts {
+		dest := path.Clean(m.Destination)
+		if (m.Type != "volume" && m.Type != "bind") || len(dest) <= len(best) || !filepath.IsAbs(m.Source) {
+			continue
+		}
+		if p == dest || strings.HasPrefix(p, dest+"/") {
+			root, rel, best = m.Source, "/"+strings.TrimPrefix(strings.TrimPrefix(p, dest), "/"), dest
+		}
+	}
+	return root, rel
+}
+
 // OpenInRoot opens the directory p of the tree at root, resolving p's
 // symlinks and ".." as if root were /.
 func OpenInRoot(root, p string) (*os.Root, error) {
