@@ -6,8 +6,9 @@ import (
 
 // addContainerExtras adds exec, top, stats, attach, cp and container
 // prune at the top level and under `hull container`, next to what
-// addContainerCommands put there, plus `hull volume` and `hull events`;
-// and makes `rm -v` remove the containers' anonymous volumes.
+// addContainerCommands put there, plus `hull volume` and `hull events`
+// (also `hull system events`), and makes `rm -v` remove the containers'
+// anonymous volumes.
 func addContainerExtras(root *cobra.Command, g *globals) {
 	build := func() []*cobra.Command {
 		return []*cobra.Command{newExecCmd(g), newCpCmd(g), newTopCmd(g), newStatsCmd(g), newAttachCmd(g)}
@@ -15,6 +16,9 @@ func addContainerExtras(root *cobra.Command, g *globals) {
 	root.AddCommand(build()...)
 	root.AddCommand(newVolumeCmd(g), newEventsCmd(g))
 	for _, c := range root.Commands() {
+		if c.Name() == "system" {
+			c.AddCommand(newEventsCmd(g))
+		}
 		if c.Name() == "container" {
 			c.AddCommand(build()...)
 			c.AddCommand(newContainerPruneCmd(g))
