@@ -126,6 +126,7 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
+	cg.Prewarm()
 	if err = cg.Set(withDefaultDevices(spec)); err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
