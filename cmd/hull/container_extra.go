@@ -26,6 +26,25 @@ func addContainerExtras(root *cobra.Command, g *globals) {
 		}
 	}
 	removeVolumesWith(root, g)
+	for _, c := range root.Commands() {
+		if c.Name() == "monitor" {
+			sweepVolumesAfter(c, g)
+		}
+	}
+}
+
+// sweepVolumesAfter wraps the monitor so that a --rm container's
+// anonymous volumes go as soon as the monitor has removed the container.
+func sweepVolumesAfter(monitorCmd *cobra.Command, g *globals) {
+	inner := monitorCmd.RunE
+	monitorCmd.RunE = func(cmd *cobra.Command, args []string) error {
+		err := inner(cmd, args)
+		if eng, done, oerr := g.openEngine(cmd); oerr == nil {
+			eng.SweepVolumes(cmd.Context())
+			done()
+		}
+		return err
+	}
 }
 
 // removeVolumesWith wraps parent's `rm` so that with -v the anonymous

@@ -331,6 +331,13 @@ func TestVolumesNamedAnonymousAndInUse(t *testing.T) {
 		t.Errorf("volume data left: %v", err)
 	}
 
+	// --rm takes the container's anonymous volumes with it.
+	mustHull(t, root, "run", "--rm", "-v", "/gone", fx.Busybox.Ref, "touch", "/gone/x")
+	waitUntil(t, func() bool { // the monitor removes it (volume ls would sweep too)
+		ents, err := os.ReadDir(filepath.Join(root, "volumes"))
+		return err == nil && len(ents) == 0
+	})
+
 	// prune: anonymous unused ones by default, all unused ones with -a.
 	mustHull(t, root, "volume", "create", "keepme")
 	mustHull(t, root, "run", "--name", "anon", "-v", "/scratch", fx.Busybox.Ref, "true")

@@ -254,9 +254,11 @@ func (e *Engine) RemoveAnonymousVolumes(ctx context.Context, containerIDs []stri
 	return removed, errors.Join(errs...)
 }
 
-// sweepAnonymous removes the anonymous volumes of --rm containers that
-// are gone: the monitor removes such a container on its own, and the
-// next command that looks at volumes finishes the job.
+// SweepVolumes removes the anonymous volumes of --rm containers that are
+// gone. The monitor removes such a container on its own and then sweeps;
+// commands that look at volumes sweep too, should a monitor have died.
+func (e *Engine) SweepVolumes(ctx context.Context) { e.sweepAnonymous(ctx) }
+
 func (e *Engine) sweepAnonymous(ctx context.Context) {
 	names, err := e.orphans(ctx, `SELECT name FROM volumes WHERE anonymous = 1 AND auto_remove = 1 AND owner NOT IN (SELECT id FROM containers)`)
 	if err != nil {
