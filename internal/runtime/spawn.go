@@ -249,7 +249,8 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 }
 
 // withDefaultDevices returns the spec's resources with the device rules
-// every container needs appended, as runc does: the standard /dev nodes,
+// every container needs around them, as runc does: deny-all first, then
+// the spec's rules, then the standard /dev nodes,
 // ptys, mknod of anything (opening still needs an allow rule), and the
 // nodes of linux.devices.
 func withDefaultDevices(spec *specs.Spec) *specs.LinuxResources {
@@ -257,12 +258,11 @@ func withDefaultDevices(spec *specs.Spec) *specs.LinuxResources {
 	if spec.Linux.Resources != nil {
 		r = *spec.Linux.Resources
 	}
-	if len(r.Devices) == 0 && len(spec.Linux.Devices) == 0 {
-		return &r
-	}
 	i64 := func(v int64) *int64 { return &v }
 	wild := i64(-1)
-	r.Devices = append([]specs.LinuxDeviceCgroup(nil), r.Devices...)
+	// No rules at all would leave every host device open; start from
+	// deny-all, as runc does.
+	r.Devices = append([]specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}, r.Devices...)
 	r.Devices = append(r.Devices,
 		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: wild, Minor: wild, Access: "m"},
 		specs.LinuxDeviceCgroup{Allow: true, Type: "b", Major: wild, Minor: wild, Access: "m"},
