@@ -626,3 +626,34 @@ func TestCgroupNamespaceRootedAtContainer(t *testing.T) {
 		t.Fatalf("memory limit seen inside: %q", lines[len(lines)-1])
 	}
 }
+
+func TestSpecAndFeaturesCommands(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(hullBin, "oci", "spec", "--bundle", dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("spec: %v: %s", err, out)
+	}
+	s, err := LoadSpec(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Root.Path != "rootfs" || len(s.Linux.Namespaces) == 0 || len(s.Linux.MaskedPaths) == 0 {
+		t.Fatalf("default spec: %+v", s)
+	}
+	if out, err := exec.Command(hullBin, "oci", "spec", "--bundle", dir).CombinedOutput(); err == nil {
+		t.Fatalf("spec overwrote an existing config.json: %s", out)
+	}
+	out, err := exec.Command(hullBin, "oci", "features").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Hooks []string `json:"hooks"`
+		Linux struct {
+			Namespaces []string `json:"namespaces"`
+		} `json:"linux"`
+	}
+	if err := json.Unmarshal(out, &f); err != nil || len(f.Hooks) != 6 || !slices.Contains(f.Linux.Namespaces, "time") {
+		t.Fatalf("features: %v %s", err, out)
+	}
+}
