@@ -64,6 +64,14 @@ run_suite() {
 	for t in $tests; do
 		(cd "$src" && RUNTIME=$wrapper timeout -k 5 "$timeout" "bin/$t" >"$out/$t.tap" 2>"$out/$t.err")
 		echo $? >"$out/$t.rc"
+		# Bundles live in /tmp/ocitest*; a runtime that leaks mounts
+		# there (seen once with shared propagation) is charged for it,
+		# and the mounts are removed so the next test starts clean.
+		leaked=$(awk '$5 ~ "^/tmp/ocitest" {print $5}' /proc/self/mountinfo | sort -r)
+		if [ -n "$leaked" ]; then
+			echo "$t: $(echo "$leaked" | wc -l)" >>"$out/leaked-mounts"
+			for m in $leaked; do umount -l "$m" 2>/dev/null; done
+		fi
 	done
 }
 
@@ -86,6 +94,9 @@ summarize() {
 	done
 	printf '%-5s programs passed %d/%d, assertions passed %d/%d\n' "$1" "$pprog" "$progs" "$ok" "$((ok + notok))"
 	printf '      failing programs:%s\n' "${failed:- none}"
+	if [ -s "$out/leaked-mounts" ]; then
+		printf '      leaked mounts (removed): %s\n' "$(tr '\n' ' ' <"$out/leaked-mounts")"
+	fi
 }
 
 echo "== hull ($hull)"
