@@ -657,3 +657,75 @@ func TestSpecAndFeaturesCommands(t *testing.T) {
 		t.Fatalf("features: %v %s", err, out)
 	}
 }
+
+func TestSysctlsOnlyInOwnNamespaces(t *testing.T) {
+	e := newEnv(t)
+	out := e.mustRun(newBundle(t, sh("cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/domainname"), func(s *specs.Spec) {
+		s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"}
+		s.Domainname = "example.test"
+		s.Linux.ReadonlyPaths = nil
+	}))
+	if out != "1\nexample.test\n" {
+		t.Fatalf("sysctl/domainname inside: %q", out)
+	}
+	// kernel.* outside the ipc/uts sets is host-wide: refused.
+	_, stderr, code := e.run(newBundle(t, []string{"true"}, func(s *specs.Spec) {
+		s.Linux.Sysctl = map[string]string{"kernel.panic": "1"}
+	}))
+	if code == 0 || !strings.Contains(stderr, "kernel.panic") {
+		t.Fatalf("host-wide sysctl accepted (exit %d): %s", code, stderr)
+	}
+}
+
+func TestInvalidSpecRejectedAtCreate(t *testing.T) {
+	e := newEnv(t)
+	for name, mutate := range map[string]func(*specs.Spec){
+		"capability": func(s *specs.Spec) { s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_NOPE") },
+		"rlimit":     func(s *specs.Spec) { s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOPE", Soft: 1, Hard: 1}} },
+		"namespace":  func(s *specs.Spec) { s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "nope"}) },
+	} {
+		id := e.id()
+		out, err := e.hull("create", "--bundle", newBundle(t, []string{"true"}, mutate), id)
+		if err == nil || !strings.Contains(strings.ToLower(out), "nope") {
+			t.Errorf("%s: create accepted an unknown value (%v): %s", name, err, out)
+		}
+		if _, err := os.Stat(filepath.Join(e.root, id)); err == nil {
+			t.Errorf("%s: failed create left state behind", name)
+		}
+	}
+}
+
+func TestKillAllSignalsEveryProcess(t *testing.T) {
+	e := newEnv(t)
+	b := newBundle(t, sh("sleep 100 & sleep 100 & wait"), func(s *specs.Spec) {
+		// Without its own pid namespace, killing the init would leave
+		// the sleeps running: only --all reaches them.
+		s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.PIDNamespace })
+	})
+	id := e.id()
+	e.mustHull("run", "--detach", "--bundle", b, id)
+	for {
+		var pids []int
+		_ = json.Unmarshal([]byte(e.mustHull("ps", "--format", "json", id)), &pids)
+		if len(pids) == 3 {
+			break
+		}
+		if t.Context().Err() != nil {
+			t.Fatal("processes never appeared")
+		}
+		unix.Nanosleep(&unix.Timespec{Nsec: 5e6}, nil)
+	}
+	e.mustHull("kill", "--all", id, "KILL")
+	waitStatus(t, e, id, specs.StateStopped)
+	for {
+		var pids []int
+		_ = json.Unmarshal([]byte(e.mustHull("ps", "--format", "json", id)), &pids)
+		if len(pids) == 0 {
+			break
+		}
+		if t.Context().Err() != nil {
+			t.Fatalf("processes left after kill --all: %v", pids)
+		}
+		unix.Nanosleep(&unix.Timespec{Nsec: 5e6}, nil)
+	}
+}
