@@ -680,9 +680,13 @@ func TestSysctlsOnlyInOwnNamespaces(t *testing.T) {
 func TestInvalidSpecRejectedAtCreate(t *testing.T) {
 	e := newEnv(t)
 	for name, mutate := range map[string]func(*specs.Spec){
-		"capability": func(s *specs.Spec) { s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_NOPE") },
-		"rlimit":     func(s *specs.Spec) { s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOPE", Soft: 1, Hard: 1}} },
-		"namespace":  func(s *specs.Spec) { s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "nope"}) },
+		"capability": func(s *specs.Spec) {
+			s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_NOPE")
+		},
+		"rlimit": func(s *specs.Spec) { s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOPE", Soft: 1, Hard: 1}} },
+		"namespace": func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "nope"})
+		},
 	} {
 		id := e.id()
 		out, err := e.hull("create", "--bundle", newBundle(t, []string{"true"}, mutate), id)
