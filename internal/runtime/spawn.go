@@ -58,7 +58,11 @@ type syncMsg struct {
 }
 
 // Create sets up a container from a bundle and leaves its init waiting for
-// Start. On any failure everything made so far is undone.
+// Start. On any failure everything made so far is undone. The init is a
+// direct child of the calling process (the nsenter constructor forks it
+// with CLONE_PARENT), so a supervisor that calls Create can reap it with
+// wait4 and read its exit status; if the caller exits first, the init is
+// reparented like any orphan.
 func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	if err := checkID(id); err != nil {
 		return nil, err
