@@ -733,3 +733,41 @@ func TestKillAllSignalsEveryProcess(t *testing.T) {
 		unix.Nanosleep(&unix.Timespec{Nsec: 5e6}, nil)
 	}
 }
+
+// TestJoinNamespacesByPathAndTimeNamespace: a second container joins the
+// first one's network and UTS namespaces by path, and gets a time
+// namespace of its own with a boot-time offset.
+func TestJoinNamespacesByPathAndTimeNamespace(t *testing.T) {
+	if _, err := os.Stat("/proc/self/ns/time"); err != nil {
+		t.Skip("no time namespaces on this kernel")
+	}
+	e := newEnv(t)
+	first := e.id()
+	e.mustHull("run", "--detach", "--bundle", newBundle(t, []string{"sleep", "100"}, nil), first)
+	pid := strconv.Itoa(e.state(first).Pid)
+	b := newBundle(t, sh("readlink /proc/self/ns/net; hostname; cut -d. -f1 /proc/uptime"), func(s *specs.Spec) {
+		s.Hostname = ""
+		for i, ns := range s.Linux.Namespaces {
+			switch ns.Type {
+			case specs.NetworkNamespace:
+				s.Linux.Namespaces[i].Path = "/proc/" + pid + "/ns/net"
+			case specs.UTSNamespace:
+				s.Linux.Namespaces[i].Path = "/proc/" + pid + "/ns/uts"
+			}
+		}
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
+		s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"boottime": {Secs: 1000000}}
+	})
+	out := strings.Fields(e.mustRun(b))
+	want, err := os.Readlink("/proc/" + pid + "/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 3 || out[0] != want || out[1] != "hull-test" {
+		t.Fatalf("joined namespaces: got %q, want net %s and hostname hull-test", out, want)
+	}
+	up, _ := strconv.Atoi(out[2])
+	if up < 1000000 {
+		t.Fatalf("uptime %d inside, want the 1000000 s boot-time offset applied", up)
+	}
+}
