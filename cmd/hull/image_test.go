@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sys/unix"
 
 	"hull/internal/testenv"
 )
@@ -254,5 +256,44 @@ func TestCLIImageMountShowsMergedView(t *testing.T) {
 	mustHull(t, root, "image", "unmount", fx.Layered.Ref)
 	if isMountPoint(target) {
 		t.Fatalf("%s still mounted after unmount", target)
+	}
+}
+
+// On a sized terminal, pull draws a bar per layer and every bar ends in its
+// final state; the pull finishes (the bars once deadlocked it).
+func TestCLIPullProgressBarsOnATerminal(t *testing.T) {
+	_, fx := testenv.Setup(t, testenv.FixBig)
+	root := t.TempDir()
+	master, slave, err := openPTY()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	if err := unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 120}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := hullProc(root, "pull", fx.Big.Ref)
+	cmd.Stdout, cmd.Stderr = slave, slave
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	var screen safeBuffer
+	go io.Copy(&screen, master)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("pull: %v\n%s", err, screen.String())
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("pull with progress bars did not finish:\n%s", screen.String())
+	}
+	time.Sleep(100 * time.Millisecond)
+	out := screen.String()
+	if !strings.Contains(out, "[===") || strings.Count(out, "Pull complete") < len(fx.Big.Layers) || !strings.Contains(out, "Status: Downloaded newer image") {
+		t.Fatalf("terminal output:\n%s", out)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
@@ -24,7 +25,7 @@ type Progress struct {
 
 type layerBar struct {
 	bar   *mpb.Bar
-	state image.LayerState
+	state atomic.Value // image.LayerState; read by the render goroutine
 }
 
 // NewProgress renders to w; tty selects bars.
@@ -53,12 +54,11 @@ func (p *Progress) Update(id string, state image.LayerState, current, total int6
 	}
 	lb := p.bars[id]
 	if lb == nil {
-		lb = &layerBar{state: state}
-		stateOf := func(decor.Statistics) string {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			return string(lb.state)
-		}
+		lb = &layerBar{}
+		lb.state.Store(state)
+		// The render goroutine calls this while Update may be waiting on
+		// it inside a bar method: it must not take p.mu.
+		stateOf := func(decor.Statistics) string { return string(lb.state.Load().(image.LayerState)) }
 		lb.bar = p.p.AddBar(total,
 			mpb.PrependDecorators(decor.Name(id+": "), decor.Any(stateOf, decor.WCSyncSpaceR)),
 			mpb.AppendDecorators(decor.Counters(decor.SizeB1000(0), "% .1f / % .1f", decor.WCSyncSpace),
@@ -67,15 +67,21 @@ func (p *Progress) Update(id string, state image.LayerState, current, total int6
 		p.bars[id] = lb
 		p.order = append(p.order, id)
 	}
-	lb.state = state
-	if total > 0 {
-		lb.bar.SetTotal(total, false)
-	}
-	lb.bar.SetCurrent(current)
+	lb.state.Store(state)
 	switch state {
 	case image.StateDone, image.StateExists, image.StatePushed, image.StateMounted:
+		lb.bar.SetCurrent(current)
 		lb.bar.SetTotal(-1, true)
+		return
 	}
+	if total > 0 {
+		lb.bar.SetTotal(total, false)
+		// A bar completes when it reaches its total and then stops
+		// redrawing; hold it one byte short until the layer is done so the
+		// later states (verifying, extracting) still show.
+		current = min(current, total-1)
+	}
+	lb.bar.SetCurrent(current)
 }
 
 // Done waits for the bars to finish drawing.

@@ -16,8 +16,15 @@ import (
 	"golang.org/x/term"
 )
 
-// IsTerminal reports whether f is a terminal.
-func IsTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+// IsTerminal reports whether f is a terminal with a size: progress bars
+// need both (a pty nobody sized, as under script(1), gets plain lines).
+func IsTerminal(f *os.File) bool {
+	if !term.IsTerminal(int(f.Fd())) {
+		return false
+	}
+	w, _, err := term.GetSize(int(f.Fd()))
+	return err == nil && w > 0
+}
 
 // Table writes rows aligned in columns, docker-style (3 spaces apart).
 type Table struct {
