@@ -659,3 +659,33 @@ func TestCpThroughMounts(t *testing.T) {
 		t.Errorf("the volume's directory copied out: %v", err)
 	}
 }
+
+// Without --no-stream, stats prints a fresh table every second until stopped.
+func TestStatsStreams(t *testing.T) {
+	root, fx := extraEnv(t)
+	c := runDetached(t, root, fx.Busybox.Ref, "streamed")
+	cmd := extraProc(root, "stats", "--format", "{{.Name}} {{.PIDs}}", c)
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	sc := bufio.NewScanner(stdout)
+	for i := 0; i < 3; i++ {
+		if !sc.Scan() {
+			t.Fatalf("stats stopped after %d readings", i)
+		}
+		if sc.Text() != "streamed 1" {
+			t.Errorf("reading %d: %q", i, sc.Text())
+		}
+	}
+	// Paused, a container refuses exec but still has stats and top.
+	mustHull(t, root, "pause", c)
+	if _, _, err := hull(t, root, "exec", c, "true"); err == nil || !strings.Contains(err.Error(), "paused") {
+		t.Errorf("exec in a paused container: %v", err)
+	}
+	if out := mustHull(t, root, "top", c); !strings.Contains(out, "sleep 1000") {
+		t.Errorf("top of a paused container:\n%s", out)
+	}
+	mustHull(t, root, "unpause", c)
+}
