@@ -177,6 +177,18 @@ func TestCpBothDirections(t *testing.T) {
 	if h, err := tr.Next(); err != nil || h.Name != "passwd" || h.Mode&0o777 != 0o644 {
 		t.Errorf("cp to -: first entry %+v (%v)", h, err)
 	}
+	// Owners: the copier's by default, the archive's with -a (in both directions).
+	mustHull(t, root, "cp", c+":/home/app", filepath.Join(host, "app-mine"))
+	mustHull(t, root, "cp", "-a", c+":/home/app", filepath.Join(host, "app-kept"))
+	for dir, uid := range map[string]uint32{"app-mine": 0, "app-kept": 1000} {
+		if fi, err := os.Stat(filepath.Join(host, dir)); err != nil || fi.Sys().(*syscall.Stat_t).Uid != uid {
+			t.Errorf("%s: %v, want uid %d", dir, err, uid)
+		}
+	}
+	mustHull(t, root, "cp", "-a", filepath.Join(host, "app-kept"), c+":/tmp/app-back")
+	if out := mustHull(t, root, "exec", c, "stat", "-c", "%u:%g", "/tmp/app-back"); out != "1000:1000\n" {
+		t.Errorf("cp -a into the container: owner %q", out)
+	}
 	if _, _, err := hull(t, root, "cp", c+":/no/such", host); err == nil || !strings.Contains(err.Error(), "could not find") {
 		t.Errorf("cp of a missing file: %v", err)
 	}
