@@ -87,6 +87,9 @@ func TestExecStatusStdioUserAndEnv(t *testing.T) {
 	if out != "1000\n1000\n/tmp\nbar\n" {
 		t.Errorf("exec -u app -w /tmp -e FOO=bar: %q", out)
 	}
+	if _, _, err := hull(t, root, "exec", "-w", "relative", c, "true"); statusOf(err) != 125 || !strings.Contains(err.Error(), "absolute") {
+		t.Errorf("exec -w relative: %v", err)
+	}
 	if _, _, err := hull(t, root, "exec", "-u", "nosuchuser", c, "true"); err == nil || !strings.Contains(err.Error(), "nosuchuser") {
 		t.Errorf("exec -u nosuchuser: %v", err)
 	}
@@ -122,8 +125,8 @@ func TestExecStatusStdioUserAndEnv(t *testing.T) {
 func TestExecTTY(t *testing.T) {
 	root, fx := extraEnv(t)
 	c := runDetached(t, root, fx.Busybox.Ref, "tty")
-	out := mustHull(t, root, "exec", "-t", c, "sh", "-c", "test -t 0 && test -t 1 && readlink /proc/self/fd/1")
-	if !strings.HasPrefix(out, "/dev/pts/") || !strings.HasSuffix(out, "\r\n") {
+	out := mustHull(t, root, "exec", "-t", c, "sh", "-c", "test -t 0 && test -t 1 && echo $TERM && readlink /proc/self/fd/1")
+	if !strings.HasPrefix(out, "xterm\r\n/dev/pts/") || !strings.HasSuffix(out, "\r\n") {
 		t.Errorf("exec -t: %q, want a pts path ending in the terminal's CRLF", out)
 	}
 	// -it: a shell reads commands from the terminal and exits with their status.

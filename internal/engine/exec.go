@@ -59,7 +59,13 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, *Con
 	p.Terminal = o.TTY
 	p.ConsoleSize = nil
 	p.Env = overrideEnv(p.Env, o.Env)
+	if o.TTY && !hasEnv(p.Env, "TERM") {
+		p.Env = append(p.Env, "TERM=xterm") // as docker gives a terminal
+	}
 	if o.WorkingDir != "" {
+		if !strings.HasPrefix(o.WorkingDir, "/") {
+			return 0, c, &ExitError{125, fmt.Errorf("the working directory %q is invalid: it needs to be an absolute path", o.WorkingDir)}
+		}
 		p.Cwd = o.WorkingDir
 	}
 	if o.User != "" {
@@ -116,4 +122,13 @@ func overrideEnv(env, over []string) []string {
 		}
 	}
 	return out
+}
+
+func hasEnv(env []string, key string) bool {
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k == key {
+			return true
+		}
+	}
+	return false
 }
