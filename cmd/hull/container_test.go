@@ -333,7 +333,7 @@ func TestInteractiveTerminalShell(t *testing.T) {
 
 func TestLogsOptions(t *testing.T) {
 	root, fx := containerEnv(t)
-	cmd := hullProc(root, "run", "--name", "talker", fx.Busybox.Ref, "sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done; echo oops >&2")
+	cmd := hullProc(root, "run", "--name", "talker", fx.Busybox.Ref, "sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done; sleep 0.2; echo oops >&2")
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}
