@@ -542,3 +542,32 @@ func TestMonitorKeepsSupervising(t *testing.T) {
 		t.Errorf("why after stop:\n%s", out)
 	}
 }
+
+// Removing a container leaves no cgroup of it in any hierarchy, whether it
+// was removed by rm -f while running or by --rm after it exited.
+func TestNoCgroupOutlivesItsContainer(t *testing.T) {
+	root, fx := containerEnv(t)
+	id := strings.TrimSpace(mustHull(t, root, "run", "-d", fx.Busybox.Ref, "sleep", "300"))
+	mustHull(t, root, "rm", "-f", id)
+	out, err := hullProc(root, "run", "--rm", "--name", "brief", fx.Busybox.Ref, "true").CombinedOutput()
+	if err != nil {
+		t.Fatalf("run --rm: %v\n%s", err, out)
+	}
+	for _, pattern := range []string{"/sys/fs/cgroup/*/hull/" + id, "/sys/fs/cgroup/unified/hull/" + id} {
+		if left, _ := filepath.Glob(pattern); len(left) > 0 {
+			t.Errorf("cgroups left after rm -f: %v", left)
+		}
+	}
+	// The --rm container's ID is gone with it; no hull cgroup may be empty
+	// and stale either.
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/hull/*")
+	for _, d := range dirs {
+		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+			continue
+		}
+		tasks, _ := os.ReadFile(filepath.Join(d, "tasks"))
+		if len(tasks) == 0 {
+			t.Errorf("stale empty cgroup %s", d)
+		}
+	}
+}

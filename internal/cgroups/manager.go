@@ -412,15 +412,18 @@ func removeTree(dir string) error {
 			}
 		}
 	}
-	for i := 0; ; i++ {
+	// Killed processes leave the cgroup as they finish exiting, which on a
+	// loaded host can take a while: wait up to 10s, backing off.
+	deadline := time.Now().Add(10 * time.Second)
+	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
 		err := unix.Rmdir(dir)
 		if err == nil || errors.Is(err, unix.ENOENT) {
 			return nil
 		}
-		if !errors.Is(err, unix.EBUSY) || i >= 500 {
+		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
 			return fmt.Errorf("cgroups: remove %s: %w", dir, err)
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(pause)
 	}
 }
 

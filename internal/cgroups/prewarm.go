@@ -1,8 +1,11 @@
 package cgroups
 
 import (
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,10 +23,10 @@ func (m *Manager) Prewarm() {
 	if m.Mode == Unified {
 		return
 	}
-	dir := ""
+	dir, ctrl := "", ""
 	for _, c := range []string{"freezer", "name=systemd", "cpuacct"} {
 		if d := m.dir(c); d != "" {
-			dir = d
+			dir, ctrl = d, c
 			break
 		}
 	}
@@ -31,9 +34,40 @@ func (m *Manager) Prewarm() {
 		return
 	}
 	go func() {
-		// Never unlocked: the thread ends with the goroutine, so it does
-		// not outlive this write in the container's cgroup.
+		// Never unlocked: the thread ends with the goroutine. It also
+		// moves back where it came from at once, so the container's
+		// cgroup never keeps a thread of ours (a thread left there makes
+		// the cgroup impossible to remove while this process lives).
 		runtime.LockOSThread()
-		_ = writeFile(dir, "tasks", strconv.Itoa(unix.Gettid()))
+		tid := strconv.Itoa(unix.Gettid())
+		home := threadCgroup(tid, ctrl, m.v1[ctrl])
+		if home == "" {
+			return
+		}
+		if writeFile(dir, "tasks", tid) == nil {
+			_ = writeFile(home, "tasks", tid)
+		}
 	}()
+}
+
+// threadCgroup is the directory of thread tid's cgroup in the v1 hierarchy
+// of controller ctrl mounted at mnt, or "" if it cannot be told.
+func threadCgroup(tid, ctrl, mnt string) string {
+	data, err := os.ReadFile("/proc/self/task/" + tid + "/cgroup")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		// 7:freezer:/some/path
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			if c == ctrl && mnt != "" {
+				return filepath.Join(mnt, parts[2])
+			}
+		}
+	}
+	return ""
 }
