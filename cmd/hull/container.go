@@ -635,32 +635,16 @@ func newContainerInspectCmd(g *globals) *cobra.Command {
 		Short: "Show detailed information on containers (or images)",
 		Args:  minArgs(1, "at least one container or image"),
 		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
-			var docs []any
-			var errs []error
-			for _, a := range args {
-				c, err := eng.Get(cmd.Context(), a)
-				if err == nil {
-					docs = append(docs, eng.Inspect(c))
-					continue
+			return inspectEach(cmd, format, args, func(a string) (any, error) {
+				if c, err := eng.Get(cmd.Context(), a); err == nil {
+					return eng.Inspect(c), nil
 				}
 				// Like docker, inspect falls back to images.
-				svc, sdone, ierr := g.openImages()
-				if ierr == nil {
-					if r, rerr := svc.Resolve(cmd.Context(), a); rerr == nil {
-						if doc, derr := svc.Inspect(cmd.Context(), r); derr == nil {
-							docs = append(docs, doc)
-							sdone()
-							continue
-						}
-					}
-					sdone()
+				if r, err := eng.Images().Resolve(cmd.Context(), a); err == nil {
+					return eng.Images().Inspect(cmd.Context(), r)
 				}
-				errs = append(errs, fmt.Errorf("No such object: %s", a))
-			}
-			if err := printInspect(cmd.OutOrStdout(), format, docs); err != nil {
-				return err
-			}
-			return errors.Join(errs...)
+				return nil, fmt.Errorf("No such object: %s", a)
+			})
 		}),
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "format output with a Go template")

@@ -324,28 +324,37 @@ func newImageInspectCmd(g *globals) *cobra.Command {
 		Short: "Show detailed information on images",
 		Args:  minArgs(1, "at least one image"),
 		RunE: withImages(g, func(cmd *cobra.Command, svc *image.Service, args []string) error {
-			var docs []any
-			var missing []error
-			for _, a := range args {
+			return inspectEach(cmd, format, args, func(a string) (any, error) {
 				r, err := svc.Resolve(cmd.Context(), a)
 				if err != nil {
-					missing = append(missing, err)
-					continue
+					return nil, err
 				}
-				doc, err := svc.Inspect(cmd.Context(), r)
-				if err != nil {
-					return err
-				}
-				docs = append(docs, doc)
-			}
-			if err := printInspect(cmd.OutOrStdout(), format, docs); err != nil {
-				return err
-			}
-			return errors.Join(missing...)
+				return svc.Inspect(cmd.Context(), r)
+			})
 		}),
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "format output with a Go template")
 	return cmd
+}
+
+// inspectEach prints the inspect document find gives for each argument,
+// then reports the arguments it could not find (docker prints what it has
+// and exits non-zero).
+func inspectEach(cmd *cobra.Command, format string, args []string, find func(string) (any, error)) error {
+	var docs []any
+	var errs []error
+	for _, a := range args {
+		doc, err := find(a)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		docs = append(docs, doc)
+	}
+	if err := printInspect(cmd.OutOrStdout(), format, docs); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
 }
 
 // printInspect prints docker's inspect shape: an indented JSON array, or
