@@ -144,10 +144,26 @@ func (e *Engine) emit(ctx context.Context, c *Container, action string, attrs ma
 	}
 	attrs["name"] = c.Name
 	attrs["image"] = c.Image
-	data, _ := json.Marshal(attrs)
-	e.db.ExecContext(context.WithoutCancel(ctx), `INSERT INTO events(time, type, action, id, name, attrs) VALUES(?,?,?,?,?,?)`,
-		time.Now().UnixNano(), "container", action, c.ID, c.Name, string(data))
+	e.logEvent(ctx, "container", action, c.ID, c.Name, attrs)
 }
+
+// logEvent appends one event for `hull events`.
+func (e *Engine) logEvent(ctx context.Context, typ, action, id, name string, attrs map[string]string) {
+	data, _ := json.Marshal(attrs)
+	res, err := e.db.ExecContext(context.WithoutCancel(ctx), `INSERT INTO events(time, type, action, id, name, attrs) VALUES(?,?,?,?,?,?)`,
+		time.Now().UnixNano(), typ, action, id, name, string(data))
+	if err != nil {
+		return
+	}
+	// Keep the newest eventsKept events (docker keeps a bounded log too);
+	// trimming every hundredth insert keeps the cost negligible.
+	if seq, err := res.LastInsertId(); err == nil && seq%100 == 0 {
+		e.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM events WHERE seq <= ?`, seq-eventsKept)
+	}
+}
+
+// eventsKept bounds the events table.
+const eventsKept = 10000
 
 // Events returns events after seq (0: all kept), oldest first.
 func (e *Engine) Events(ctx context.Context, afterSeq int64) ([]Event, error) {

@@ -109,9 +109,7 @@ func (e *Engine) createVolume(ctx context.Context, name string, labels map[strin
 }
 
 func (e *Engine) emitVolume(ctx context.Context, name, action string) {
-	data, _ := json.Marshal(map[string]string{"driver": "local"})
-	e.db.ExecContext(context.WithoutCancel(ctx), `INSERT INTO events(time, type, action, id, name, attrs) VALUES(?,?,?,?,?,?)`,
-		time.Now().UnixNano(), "volume", action, name, name, string(data))
+	e.logEvent(ctx, "volume", action, name, name, map[string]string{"driver": "local"})
 }
 
 const volumeColumns = `name, created, labels, anonymous, owner, auto_remove`
