@@ -268,7 +268,10 @@ func (e *Engine) Wait(ctx context.Context, ref string) (int, error) {
 			return 0, err
 		}
 		last = c.ExitCode
-		if !c.active() && c.MonitorPid == 0 || !c.active() && procStart(c.MonitorPid) != c.MonitorStart {
+		// Done once nobody supervises it: not running, and its monitor
+		// (which may still be restarting it or removing it) is gone.
+		monitorGone := c.MonitorPid == 0 || procStart(c.MonitorPid) != c.MonitorStart
+		if !c.active() && monitorGone {
 			return c.ExitCode, nil
 		}
 		select {

@@ -134,7 +134,8 @@ func setName(tx *sql.Tx, name string, digest v1.Hash, now int64) (*v1.Hash, erro
 	return &h, nil
 }
 
-// records loads every image, or those whose digest is in only (if non-nil).
+// records loads every image with its names and repository digests,
+// newest first.
 func (s *Service) records(ctx context.Context) ([]*Record, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT digest, config_digest, media_type, size, created, added FROM images`)
 	if err != nil {
