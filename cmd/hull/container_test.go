@@ -571,3 +571,42 @@ func TestNoCgroupOutlivesItsContainer(t *testing.T) {
 		}
 	}
 }
+
+// The run flags reach the container: hostname, read-only root with a tmpfs
+// and a bind mount, resource limits, ulimits, capabilities, environment.
+func TestRunFlagsReachTheContainer(t *testing.T) {
+	root, fx := containerEnv(t)
+	host := t.TempDir()
+	os.WriteFile(filepath.Join(host, "greeting"), []byte("hi from the host\n"), 0o644)
+	script := `hostname; cat /data/greeting; touch /ro-test 2>/dev/null && echo root-writable || echo root-readonly
+touch /scratch/x && echo tmpfs-writable; ulimit -n; cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max
+grep CapEff /proc/self/status; echo "$GREETING"`
+	cmd := hullProc(root, "run", "--rm", "-h", "box", "--read-only", "--tmpfs", "/scratch", "-v", host+":/data:ro",
+		"--pids-limit", "64", "--ulimit", "nofile=512:512", "--cap-drop", "ALL", "-e", "GREETING=hello",
+		fx.Busybox.Ref, "sh", "-c", script)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	for _, want := range []string{"box\n", "hi from the host\n", "root-readonly\n", "tmpfs-writable\n", "512\n", "64\n", "CapEff:\t0000000000000000\n", "hello\n"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// --stop-signal and --stop-timeout: stop sends the container's own signal
+// and waits its own time before killing.
+func TestStopSignalAndTimeout(t *testing.T) {
+	root, fx := containerEnv(t)
+	mustHull(t, root, "run", "-d", "--name", "usr1", "--stop-signal", "USR1", "--stop-timeout", "30", fx.Busybox.Ref,
+		"sh", "-c", "trap 'echo got-usr1; exit 5' USR1; echo ready; while true; do sleep 0.1; done")
+	waitFor(t, func() bool { return strings.Contains(mustHull(t, root, "logs", "usr1"), "ready") })
+	mustHull(t, root, "stop", "usr1")
+	if out := mustHull(t, root, "ps", "-a", "--filter", "name=usr1", "--format", "{{.Status}}"); !strings.HasPrefix(out, "Exited (5)") {
+		t.Fatalf("after stop with SIGUSR1: %q", out)
+	}
+	if !strings.Contains(mustHull(t, root, "logs", "usr1"), "got-usr1") {
+		t.Error("the stop signal did not reach the container")
+	}
+}
