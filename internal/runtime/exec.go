@@ -63,6 +63,9 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (int, error) 
 	spec := *c.Spec
 	spec.Process = p
 	ic := &initConfig{Exec: true, ID: id, Spec: &spec, Rootfs: c.Rootfs, Bundle: c.Bundle, ConsoleFD: -1}
+	if ic.Seccomp, err = r.compileSeccomp(&spec); err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", id, err)
+	}
 	ic.Rlimits = r.clampRlimits(p.Rlimits)
 	if p.Terminal {
 		console := o.Console

@@ -202,7 +202,7 @@ func finalize(cfg *initConfig) error {
 	// syscalls must then be allowed by it); with no_new_privs it goes
 	// in last, just before execve.
 	if sc != nil && !proc.NoNewPrivileges {
-		if err := seccomp.Load(sc); err != nil {
+		if err := loadSeccomp(cfg, sc); err != nil {
 			return err
 		}
 	}
@@ -228,7 +228,7 @@ func finalize(cfg *initConfig) error {
 		return err
 	}
 	if sc != nil && proc.NoNewPrivileges {
-		if err := seccomp.Load(sc); err != nil {
+		if err := loadSeccomp(cfg, sc); err != nil {
 			return err
 		}
 	}
@@ -338,4 +338,13 @@ func cloexecFrom(first int) error {
 		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
 	}
 	return nil
+}
+
+// loadSeccomp installs the filter the parent compiled, or compiles sc here
+// when it sent none.
+func loadSeccomp(cfg *initConfig, sc *specs.LinuxSeccomp) error {
+	if cfg.Seccomp != nil {
+		return cfg.Seccomp.Install()
+	}
+	return seccomp.Load(sc)
 }

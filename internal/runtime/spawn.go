@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"hull/internal/cgroups"
+	"hull/internal/seccomp"
 )
 
 // initConfig is what the parent sends the container's first Go process
@@ -39,6 +40,9 @@ type initConfig struct {
 	Cgroups []cgroups.Mount `json:"cgroups"`
 	// Rlimits, already clamped to what this host allows.
 	Rlimits []specs.POSIXRlimit `json:"rlimits"`
+	// Seccomp is the spec's filter compiled by the parent (and cached
+	// across containers), so the init only loads it.
+	Seccomp *seccomp.Program `json:"seccomp,omitempty"`
 	// File descriptors in the child.
 	SyncFD      int `json:"sync_fd"`
 	FifoFD      int `json:"fifo_fd"`
@@ -146,6 +150,9 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 
 	sp := &spawn{cgroup: cg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, preserve: o.PreserveFDs, hostExe: !sealed}
 	ic := &initConfig{ID: id, Spec: spec, Rootfs: rootfs, Bundle: bundle, NoPivot: o.NoPivot, Cgroups: cg.Mounts()}
+	if ic.Seccomp, err = r.compileSeccomp(spec); err != nil {
+		return nil, fmt.Errorf("container %s: %w", id, err)
+	}
 	for _, ns := range spec.Linux.Namespaces {
 		typ := nsName(ns.Type)
 		if typ == "" {
@@ -751,4 +758,13 @@ func validateSpec(spec *specs.Spec) error {
 		}
 	}
 	return nil
+}
+
+// compileSeccomp compiles the spec's seccomp filter, or returns nil when
+// it has none. Programs are cached under the state root by profile.
+func (r *Runtime) compileSeccomp(spec *specs.Spec) (*seccomp.Program, error) {
+	if spec.Linux == nil || spec.Linux.Seccomp == nil {
+		return nil, nil
+	}
+	return seccomp.Compiled(spec.Linux.Seccomp, filepath.Join(r.Root, ".seccomp"))
 }
