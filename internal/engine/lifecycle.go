@@ -321,10 +321,34 @@ func (e *Engine) Remove(ctx context.Context, ref string, force bool) error {
 	return e.cleanup(ctx, c)
 }
 
-// waitMonitor waits for the container's monitor process to exit.
+// waitMonitor waits for the container's monitor process to exit: on its
+// pidfd, which wakes the moment it exits, or by polling where pidfds are
+// unavailable.
 func (e *Engine) waitMonitor(c *Container, timeout time.Duration) {
+	if c.MonitorPid <= 0 {
+		return
+	}
+	if fd, err := unix.PidfdOpen(c.MonitorPid, 0); err == nil {
+		defer unix.Close(fd)
+		// Checked after opening: the pidfd then names the monitor, not a
+		// process that reused its pid.
+		if procStart(c.MonitorPid) != c.MonitorStart {
+			return
+		}
+		deadline := time.Now().Add(timeout)
+		for {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return
+			}
+			n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(left.Milliseconds())+1)
+			if n > 0 || err != nil && !errors.Is(err, unix.EINTR) {
+				return
+			}
+		}
+	}
 	deadline := time.Now().Add(timeout)
-	for c.MonitorPid > 0 && procStart(c.MonitorPid) == c.MonitorStart && time.Now().Before(deadline) {
+	for procStart(c.MonitorPid) == c.MonitorStart && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
