@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // DefaultDomain is the registry used when a reference names none.
@@ -18,12 +19,24 @@ const legacyDomain = "index.docker.io"
 
 const maxNameLength = 255
 
+// The grammar's patterns compile on first use: every hull process
+// (including each container's init) links this package, and compiling them
+// at start-up cost most of a millisecond.
 var (
-	pathComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
-	tagPattern    = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
-	domainPattern = regexp.MustCompile(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$`)
-	digestPattern = regexp.MustCompile(`^sha256:[a-f0-9]{64}$|^sha512:[a-f0-9]{128}$`)
+	pathComponent = lazyRegexp(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+	tagPattern    = lazyRegexp(`^[\w][\w.-]{0,127}$`)
+	domainPattern = lazyRegexp(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$`)
+	digestPattern = lazyRegexp(`^sha256:[a-f0-9]{64}$|^sha512:[a-f0-9]{128}$`)
 )
+
+type lazy struct{ get func() *regexp.Regexp }
+
+func lazyRegexp(expr string) lazy {
+	return lazy{sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })}
+}
+
+// MatchString reports whether s matches the pattern.
+func (l lazy) MatchString(s string) bool { return l.get().MatchString(s) }
 
 // Reference is a normalized image reference.
 type Reference struct {
