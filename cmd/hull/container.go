@@ -39,10 +39,22 @@ func addContainerCommands(root *cobra.Command, g *globals) {
 
 // forEach runs fn for each named container, printing the name on success
 // like docker, and joins the errors.
+// The containers are handled concurrently (each operation is its own
+// transaction), results reported in argument order.
 func forEach(cmd *cobra.Command, args []string, fn func(ref string) error) error {
+	results := make([]chan error, len(args))
+	sem := make(chan struct{}, 8)
+	for i, a := range args {
+		results[i] = make(chan error, 1)
+		go func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			results[i] <- fn(a)
+		}()
+	}
 	var errs []error
-	for _, a := range args {
-		if err := fn(a); err != nil {
+	for i, a := range args {
+		if err := <-results[i]; err != nil {
 			errs = append(errs, err)
 			continue
 		}
