@@ -86,6 +86,9 @@ func (db *DB) migrate() error {
 		}
 		return steps[i].Version < steps[j].Version
 	})
+	if db.upToDate(steps) {
+		return nil
+	}
 	return db.Tx(context.Background(), func(tx *sql.Tx) error {
 		if _, err := tx.Exec(`CREATE TABLE IF NOT EXISTS schema_versions (package TEXT PRIMARY KEY, version INTEGER NOT NULL)`); err != nil {
 			return fmt.Errorf("metadata: schema table: %w", err)
@@ -111,6 +114,31 @@ func (db *DB) migrate() error {
 		}
 		return nil
 	})
+}
+
+// upToDate reports, with one read, that every step is applied already:
+// the common case, which then costs no write lock at every hull start.
+func (db *DB) upToDate(steps []Migration) bool {
+	rows, err := db.Query(`SELECT package, version FROM schema_versions`)
+	if err != nil {
+		return false // no table yet
+	}
+	defer rows.Close()
+	have := map[string]int{}
+	for rows.Next() {
+		var p string
+		var v int
+		if rows.Scan(&p, &v) != nil {
+			return false
+		}
+		have[p] = v
+	}
+	for _, m := range steps {
+		if have[m.Package] < m.Version {
+			return false
+		}
+	}
+	return rows.Err() == nil
 }
 
 // Tx runs fn in one write transaction, committing if it returns nil. A busy
