@@ -1,7 +1,9 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -608,5 +610,44 @@ func TestStopSignalAndTimeout(t *testing.T) {
 	}
 	if !strings.Contains(mustHull(t, root, "logs", "usr1"), "got-usr1") {
 		t.Error("the stop signal did not reach the container")
+	}
+}
+
+// A program built for another architecture is caught at create: exit 126
+// and `hull why` names the architectures.
+func TestWrongArchitectureIsExplained(t *testing.T) {
+	root := t.TempDir()
+	t.Cleanup(func() {
+		out, _, _ := hull(t, root, "ps", "-aq", "--no-trunc")
+		for _, id := range strings.Fields(out) {
+			hull(t, root, "rm", "-f", id)
+		}
+	})
+	// A minimal ELF64 header for aarch64 (no sections, no segments).
+	elfHdr := make([]byte, 64)
+	copy(elfHdr, "\x7fELF\x02\x01\x01")
+	binary.LittleEndian.PutUint16(elfHdr[16:], 2)   // ET_EXEC
+	binary.LittleEndian.PutUint16(elfHdr[18:], 183) // EM_AARCH64
+	binary.LittleEndian.PutUint32(elfHdr[20:], 1)
+	binary.LittleEndian.PutUint16(elfHdr[52:], 64)
+	binary.LittleEndian.PutUint16(elfHdr[54:], 56)
+	binary.LittleEndian.PutUint16(elfHdr[58:], 64)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: "bin/app", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(elfHdr))})
+	tw.Write(elfHdr)
+	tw.Close()
+	archive := filepath.Join(t.TempDir(), "arm.tar")
+	os.WriteFile(archive, buf.Bytes(), 0o644)
+	mustHull(t, root, "import", archive, "foreign/app:1")
+	cmd := hullProc(root, "run", "--name", "foreign", "foreign/app:1", "/bin/app")
+	out, err := cmd.CombinedOutput()
+	if code := exitStatus(err); code != 126 || !strings.Contains(string(out), "exec format error") {
+		t.Fatalf("exit %d, output:\n%s", code, out)
+	}
+	why := mustHull(t, root, "why", "foreign")
+	if !strings.Contains(why, "Stage:     create") || !strings.Contains(why, "EM_AARCH64") || !strings.Contains(why, "--platform") {
+		t.Errorf("why:\n%s", why)
 	}
 }
