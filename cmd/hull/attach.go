@@ -15,6 +15,7 @@ import (
 
 	"hull/internal/engine"
 	"hull/internal/monitor"
+	"hull/internal/trace"
 )
 
 func newAttachCmd(g *globals) *cobra.Command {
@@ -154,6 +155,7 @@ func attachTo(cmd *cobra.Command, eng *engine.Engine, c *engine.Container, conn 
 		case monitor.FrameStderr:
 			errOut.Write(data)
 		case monitor.FrameExit:
+			trace.Mark("cli: exit frame")
 			if len(data) == 4 {
 				return int(int32(uint32(data[0])<<24 | uint32(data[1])<<16 | uint32(data[2])<<8 | uint32(data[3]))), false, nil
 			}

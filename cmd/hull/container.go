@@ -78,7 +78,7 @@ func newStartCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				code, err := startAttached(cmd, eng, c, interactive, c.Config.Spec.TTY)
+				code, err := startAttached(cmd, eng, c, interactive)
 				if err != nil {
 					return withCode(exitCodeOf(err), err)
 				}

@@ -3,13 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -340,7 +337,7 @@ func newRunCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), c.ID)
 				return nil
 			}
-			code, err := startAttached(cmd, eng, c, f.interactive, f.tty)
+			code, err := startAttached(cmd, eng, c, f.interactive)
 			if err != nil {
 				return withCode(exitCodeOf(err), err)
 			}
@@ -373,7 +370,7 @@ func exitCodeOf(err error) int {
 // startAttached starts the container with the terminal attached: output
 // streams here, stdin (with -i) goes there, signals are forwarded, and the
 // container's exit status is returned.
-func startAttached(cmd *cobra.Command, eng *engine.Engine, c *engine.Container, stdin, tty bool) (int, error) {
+func startAttached(cmd *cobra.Command, eng *engine.Engine, c *engine.Container, stdin bool) (int, error) {
 	st, err := eng.Start(cmd.Context(), c.ID, engine.StartOptions{WaitAttach: true})
 	if err != nil {
 		return 125, err
@@ -389,73 +386,17 @@ func startAttached(cmd *cobra.Command, eng *engine.Engine, c *engine.Container, 
 	if err := st.Ready(); err != nil {
 		return exitCodeOf(err), err
 	}
-	in := cmd.InOrStdin()
-	if tty {
-		if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			if old, err := term.MakeRaw(int(f.Fd())); err == nil {
-				defer term.Restore(int(f.Fd()), old)
-			}
-			sendSize(conn, f)
-			winch := make(chan os.Signal, 1)
-			signal.Notify(winch, syscall.SIGWINCH)
-			defer signal.Stop(winch)
-			go func() {
-				for range winch {
-					sendSize(conn, f)
-				}
-			}()
-		}
-	} else {
-		sigs := make(chan os.Signal, 8)
-		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
-		defer signal.Stop(sigs)
-		go func() {
-			for s := range sigs {
-				eng.Kill(cmd.Context(), c.ID, s.(syscall.Signal))
-			}
-		}()
+	// As docker run, ctrl-p,ctrl-q detaches a terminal and leaves the
+	// container running.
+	keys, _ := parseDetachKeys("ctrl-p,ctrl-q")
+	code, detached, err := attachTo(cmd, eng, c, conn, stdin, true, keys)
+	if err != nil {
+		return 125, err
 	}
-	if stdin {
-		go func() {
-			buf := make([]byte, 32*1024)
-			for {
-				n, err := in.Read(buf)
-				if n > 0 {
-					if monitor.WriteFrame(conn, monitor.FrameStdin, buf[:n]) != nil {
-						return
-					}
-				}
-				if err != nil {
-					monitor.WriteFrame(conn, monitor.FrameStdinClose, nil)
-					return
-				}
-			}
-		}()
+	if detached {
+		return 0, nil
 	}
-	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
-	for {
-		kind, data, err := monitor.ReadFrame(conn)
-		if err != nil {
-			// The monitor went away without an exit frame: ask the record.
-			if err == io.EOF || errors.Is(err, net.ErrClosed) {
-				code, werr := eng.Wait(cmd.Context(), c.ID)
-				return code, werr
-			}
-			return 125, err
-		}
-		switch kind {
-		case monitor.FrameStdout:
-			out.Write(data)
-		case monitor.FrameStderr:
-			errOut.Write(data)
-		case monitor.FrameExit:
-			trace.Mark("cli: exit frame")
-			if len(data) == 4 {
-				return int(int32(uint32(data[0])<<24 | uint32(data[1])<<16 | uint32(data[2])<<8 | uint32(data[3]))), nil
-			}
-			return 0, nil
-		}
-	}
+	return code, nil
 }
 
 func sendSize(conn net.Conn, f *os.File) {
