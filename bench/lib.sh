@@ -57,3 +57,37 @@ elapsed() {
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# fresh_seconds runs its arguments once in an empty $work/s and prints the
+# wall time (the dir is removed after).
+fresh_seconds() {
+  rm -rf "$work/s" && mkdir -p "$work/s"
+  sync
+  local t
+  t=$(elapsed "$@")
+  rm -rf "$work/s"
+  echo "$t"
+}
+
+# bench_rounds PREFIX ROUNDS TOOL... runs PREFIX_TOOL for each tool, tools
+# interleaved round by round so all see the same machine state, and prints
+# each round and the medians; medians land in the array med[TOOL].
+declare -A med
+bench_rounds() {
+  local prefix=$1 n=$2
+  shift 2
+  local i tool s line
+  for ((i = 1; i <= n; i++)); do
+    line="round $i:"
+    for tool in "$@"; do
+      s=$(fresh_seconds "${prefix}_$tool")
+      echo "$s" >>"$work/$tool.times"
+      line+=" $tool ${s}s"
+    done
+    echo "$line"
+  done
+  for tool in "$@"; do
+    med[$tool]=$(median <"$work/$tool.times")
+    printf '%-7s median %ss\n' "$tool" "${med[$tool]}"
+  done
+}

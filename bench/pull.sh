@@ -53,38 +53,12 @@ pull_skopeo() {
   skopeo copy -q --src-tls-verify=false "docker://$ref" "oci:$work/s/oci:big" >/dev/null
 }
 
-# seconds runs its arguments once in an empty store and prints the wall time.
-seconds() {
-  rm -rf "$work/s" && mkdir -p "$work/s"
-  sync
-  local t0=$EPOCHREALTIME
-  "$@"
-  local t1=$EPOCHREALTIME
-  rm -rf "$work/s"
-  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
-}
-
-
 # One untimed copy warms the registry's files in the page cache for everyone.
-seconds pull_skopeo >/dev/null
+fresh_seconds pull_skopeo >/dev/null
 
 tools=(podman skopeo)
 ((hull_ok)) && tools=(hull podman skopeo)
-for ((i = 1; i <= rounds; i++)); do
-  line="round $i:"
-  for tool in "${tools[@]}"; do
-    s=$(seconds "pull_$tool")
-    echo "$s" >>"$work/$tool.times"
-    line+=" $tool ${s}s"
-  done
-  echo "$line"
-done
-
-declare -A med
-for tool in "${tools[@]}"; do
-  med[$tool]=$(median <"$work/$tool.times")
-  printf '%-7s median %ss\n' "$tool" "${med[$tool]}"
-done
+bench_rounds pull "$rounds" "${tools[@]}"
 if ((hull_ok)); then
   awk -v h="${med[hull]}" -v p="${med[podman]}" -v s="${med[skopeo]}" 'BEGIN {
     printf "hull/podman %.2f (goal <= 0.50)\nhull/skopeo %.2f (goal <= 1.20)\n", h / p, h / s }'

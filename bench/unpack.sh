@@ -14,39 +14,26 @@ set -euo pipefail
 
 rounds=${1:-${ROUNDS:-7}}
 cd "$(dirname "$0")/.."
+repo=$PWD
 export PATH=/usr/local/go/bin:$PATH
 
-missing=()
-command -v umoci >/dev/null || missing+=(umoci)
-command -v skopeo >/dev/null || missing+=(skopeo)
-if ((${#missing[@]})); then
-  echo "bench: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. bench/lib.sh
+bench_tools umoci skopeo
 
 work=$(mktemp -d /var/tmp/hull-unpack-bench.XXXXXX)
-registry_pid=
 cleanup() {
   # A failed round may leave the view mounted.
   if mountpoint -q "$work/s/hull/rootfs" 2>/dev/null; then umount "$work/s/hull/rootfs" || true; fi
-  if [ -n "$registry_pid" ]; then
-    kill "$registry_pid" 2>/dev/null || true
-    for _ in $(seq 50); do [ -e "$work/registry.pid" ] || break; sleep 0.1; done
-  fi
+  bench_stop_registry
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 # --- the image, as an OCI layout ----------------------------------------------
-go build -tags libsqlite3 -o "$work/testenv" ./hack/testenv
 go build -tags libsqlite3 -o "$work/hull-unpack" ./bench/unpack
-eval "$("$work/testenv" registry --dir "$work/registry" --pidfile "$work/registry.pid" --detach | grep -E '^(ADDR|PID)=')"
-registry_pid=$PID
-eval "$("$work/testenv" push --registry "$ADDR" --only big)"
+bench_registry big
 skopeo copy -q --src-tls-verify=false "docker://$BIG" "oci:$work/layout:big" >/dev/null
-kill "$registry_pid" 2>/dev/null || true
+bench_stop_registry
 registry_pid=
 layers=$(find "$work/layout/blobs" -type f -size +100k | wc -l)
 echo "bench: $rounds rounds of unpacking $BIG ($layers large blobs, $(du -sh "$work/layout/blobs" | cut -f1) compressed)"
@@ -58,37 +45,9 @@ unpack_umoci() {
   umoci unpack --image "$work/layout:big" "$work/s/umoci" >/dev/null
 }
 
-# seconds runs its arguments once in an empty work dir and prints the wall time.
-seconds() {
-  rm -rf "$work/s" && mkdir -p "$work/s"
-  sync
-  local t0=$EPOCHREALTIME
-  "$@"
-  local t1=$EPOCHREALTIME
-  rm -rf "$work/s"
-  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
-}
-
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
 # One untimed run of each warms the page cache and checks both work.
-seconds unpack_hull >/dev/null
-seconds unpack_umoci >/dev/null
+fresh_seconds unpack_hull >/dev/null
+fresh_seconds unpack_umoci >/dev/null
 
-tools=(hull umoci)
-for ((i = 1; i <= rounds; i++)); do
-  line="round $i:"
-  for tool in "${tools[@]}"; do
-    s=$(seconds "unpack_$tool")
-    echo "$s" >>"$work/$tool.times"
-    line+=" $tool ${s}s"
-  done
-  echo "$line"
-done
-
-declare -A med
-for tool in "${tools[@]}"; do
-  med[$tool]=$(median <"$work/$tool.times")
-  printf '%-6s median %ss\n' "$tool" "${med[$tool]}"
-done
+bench_rounds unpack "$rounds" hull umoci
 awk -v h="${med[hull]}" -v u="${med[umoci]}" 'BEGIN { printf "umoci/hull %.2f (goal >= 1.50)\n", u / h }'
