@@ -20,6 +20,7 @@ deps:
 build: deps
 	$(GO) build -tags '$(TAGS)' -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/hull
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/hull-init ./cmd/hull-init
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/hull-shim ./cmd/hull-shim
 
 vet: deps
 	$(GO) vet -tags '$(TAGS)' ./...
@@ -32,7 +33,7 @@ fmt:
 test: build
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet -tags '$(TAGS)' ./...
-	HULL_BIN=$(CURDIR)/$(BIN) HULL_INIT=$(CURDIR)/bin/hull-init $(GO) test -tags '$(TAGS)' -p 1 $(GOTESTFLAGS) ./...
+	HULL_BIN=$(CURDIR)/$(BIN) HULL_INIT=$(CURDIR)/bin/hull-init HULL_SHIM=$(CURDIR)/bin/hull-shim $(GO) test -tags '$(TAGS)' -p 1 $(GOTESTFLAGS) ./...
 
 # Short fuzzing pass over every fuzz target (each target's seed corpus also
 # runs as a normal test under `make test`).

@@ -14,7 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"hull/internal/engine"
-	"hull/internal/monitor"
+	"hull/internal/streams"
 	"hull/internal/trace"
 )
 
@@ -46,7 +46,7 @@ func newAttachCmd(g *globals) *cobra.Command {
 			default:
 				return fmt.Errorf("you cannot attach to a stopped container %s, start it first", c.Name)
 			}
-			conn, err := monitor.Dial(eng.AttachSocket(c.ID))
+			conn, err := streams.Dial(eng.AttachSocket(c.ID))
 			if err != nil {
 				return fmt.Errorf("attach to %s: %w", c.Name, err)
 			}
@@ -135,7 +135,7 @@ func attachTo(cmd *cobra.Command, eng *engine.Engine, c *engine.Container, conn 
 	}
 	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	for {
-		kind, data, err := monitor.ReadFrame(conn)
+		kind, data, err := streams.ReadFrame(conn)
 		if err != nil {
 			select {
 			case <-detach:
@@ -150,11 +150,11 @@ func attachTo(cmd *cobra.Command, eng *engine.Engine, c *engine.Container, conn 
 			return 0, false, fmt.Errorf("attach to %s: %w", c.Name, err)
 		}
 		switch kind {
-		case monitor.FrameStdout:
+		case streams.FrameStdout:
 			out.Write(data)
-		case monitor.FrameStderr:
+		case streams.FrameStderr:
 			errOut.Write(data)
-		case monitor.FrameExit:
+		case streams.FrameExit:
 			trace.Mark("cli: exit frame")
 			if len(data) == 4 {
 				return int(int32(uint32(data[0])<<24 | uint32(data[1])<<16 | uint32(data[2])<<8 | uint32(data[3]))), false, nil
@@ -178,7 +178,7 @@ func forwardInput(conn net.Conn, in io.Reader, keys []byte) bool {
 				matched++
 				if matched == len(keys) {
 					if len(send) > 0 {
-						monitor.WriteFrame(conn, monitor.FrameStdin, send)
+						streams.WriteFrame(conn, streams.FrameStdin, send)
 					}
 					return true
 				}
@@ -192,11 +192,11 @@ func forwardInput(conn net.Conn, in io.Reader, keys []byte) bool {
 			}
 			send = append(send, b)
 		}
-		if len(send) > 0 && monitor.WriteFrame(conn, monitor.FrameStdin, send) != nil {
+		if len(send) > 0 && streams.WriteFrame(conn, streams.FrameStdin, send) != nil {
 			return false
 		}
 		if err != nil {
-			monitor.WriteFrame(conn, monitor.FrameStdinClose, nil)
+			streams.WriteFrame(conn, streams.FrameStdinClose, nil)
 			return false
 		}
 	}

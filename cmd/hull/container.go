@@ -13,8 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"hull/internal/engine"
-	"hull/internal/monitor"
 	"hull/internal/reference"
+	"hull/internal/streams"
 	"hull/internal/ui"
 )
 
@@ -372,12 +372,12 @@ func printLogs(ctx context.Context, eng *engine.Engine, c *engine.Container, o l
 	}
 	files = append(files, path)
 	type line struct {
-		r    monitor.Record
+		r    streams.Record
 		text string
 	}
 	var lines []line
 	partial := map[string]string{}
-	emit := func(r monitor.Record) (line, bool) {
+	emit := func(r streams.Record) (line, bool) {
 		if r.Partial {
 			partial[r.Stream] += r.Line
 			return line{}, false
@@ -386,7 +386,7 @@ func printLogs(ctx context.Context, eng *engine.Engine, c *engine.Container, o l
 		delete(partial, r.Stream)
 		return line{r, text}, true
 	}
-	keep := func(r monitor.Record) bool {
+	keep := func(r streams.Record) bool {
 		return (o.since.IsZero() || !r.Time.Before(o.since)) && (o.until.IsZero() || r.Time.Before(o.until))
 	}
 	var offset int64
@@ -398,7 +398,7 @@ func printLogs(ctx context.Context, eng *engine.Engine, c *engine.Container, o l
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 64*1024), 1<<20)
 		for sc.Scan() {
-			r, err := monitor.ParseLine(sc.Text())
+			r, err := streams.ParseLine(sc.Text())
 			if err != nil || !keep(r) {
 				continue
 			}
@@ -449,7 +449,7 @@ func printLogs(ctx context.Context, eng *engine.Engine, c *engine.Container, o l
 				if i < 0 {
 					break
 				}
-				r, err := monitor.ParseLine(buf[:i])
+				r, err := streams.ParseLine(buf[:i])
 				buf = buf[i+1:]
 				if err == nil && keep(r) {
 					if l, ok := emit(r); ok {

@@ -651,3 +651,85 @@ func TestWrongArchitectureIsExplained(t *testing.T) {
 		t.Errorf("why:\n%s", why)
 	}
 }
+
+var shimOnce struct {
+	sync.Once
+	path string
+	err  error
+}
+
+// useShim points HULL_SHIM at a hull-shim binary, building one when the
+// Makefile has not.
+func useShim(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("HULL_SHIM"); p != "" && p != "none" {
+		return p
+	}
+	shimOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "hull-shim-")
+		if err != nil {
+			shimOnce.err = err
+			return
+		}
+		shimOnce.path = filepath.Join(dir, "hull-shim")
+		cmd := exec.Command("go", "build", "-o", shimOnce.path, "hull/cmd/hull-shim")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			shimOnce.err = fmt.Errorf("build hull-shim: %v\n%s", err, out)
+		}
+	})
+	if shimOnce.err != nil {
+		t.Fatal(shimOnce.err)
+	}
+	t.Setenv("HULL_SHIM", shimOnce.path)
+	return shimOnce.path
+}
+
+// A detached container is supervised by the small hull-shim once it runs:
+// its output is logged, an OOM kill and the exit are recorded when the shim
+// hands back to hull, and the restart policy still applies.
+func TestDetachedContainerRunsUnderTheShim(t *testing.T) {
+	shimPath := useShim(t)
+	t.Setenv("HULL_RESTART_BACKOFF_MS", "20")
+	root, fx := containerEnv(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			logs, _ := filepath.Glob(filepath.Join(root, "containers", "*", "container.log.monitor"))
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				t.Logf("%s:\n%s", l, b)
+			}
+		}
+	})
+	mustHull(t, root, "run", "-d", "--name", "shimmed", fx.Busybox.Ref, "sh", "-c", "echo up; sleep 300")
+	var doc []struct {
+		HullLifecycle struct{ MonitorPid int }
+	}
+	json.Unmarshal([]byte(mustHull(t, root, "inspect", "shimmed")), &doc)
+	// The monitor hands over right after reporting the start.
+	waitFor(t, func() bool {
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", doc[0].HullLifecycle.MonitorPid))
+		return exe == shimPath
+	})
+	waitFor(t, func() bool { return strings.Contains(mustHull(t, root, "logs", "shimmed"), "up") })
+	mustHull(t, root, "stop", "-t", "1", "shimmed")
+	if out := mustHull(t, root, "ps", "-a", "--filter", "name=shimmed", "--format", "{{.Status}}"); !strings.HasPrefix(out, "Exited (137)") {
+		t.Fatalf("after stop: %q", out)
+	}
+
+	mustHull(t, root, "run", "-d", "--name", "hog", "-m", "32m", fx.Busybox.Ref, "tail", "/dev/zero")
+	if code := strings.TrimSpace(mustHull(t, root, "wait", "hog")); code != "137" {
+		t.Fatalf("OOM container exit %q", code)
+	}
+	if out := mustHull(t, root, "ps", "-a", "--filter", "name=hog", "--format", "{{.Status}}"); !strings.Contains(out, "OOMKilled") {
+		t.Errorf("OOM kill not recorded through the shim: %q\n%s", out, mustHull(t, root, "why", "hog"))
+	}
+
+	mustHull(t, root, "run", "-d", "--name", "flaky", "--restart", "on-failure:2", fx.Busybox.Ref, "sh", "-c", "echo attempt; exit 4")
+	if code := strings.TrimSpace(mustHull(t, root, "wait", "flaky")); code != "4" {
+		t.Fatalf("flaky exit %q", code)
+	}
+	if n := strings.Count(mustHull(t, root, "logs", "flaky"), "attempt"); n != 3 {
+		t.Errorf("%d attempts, want 3 (two restarts through the shim)", n)
+	}
+}

@@ -34,6 +34,7 @@ func (g *globals) openEngine(cmd *cobra.Command) (*engine.Engine, func(), error)
 		return nil, nil, err
 	}
 	eng.InitPath = initBinary(self)
+	eng.ShimPath = shimBinary(self)
 	eng.Warn = func(m string) { fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", m) }
 	eng.MonitorCommand = func(id string, waitAttach bool) *exec.Cmd {
 		args := []string{"--root", g.cfg.Root, "--run-root", g.cfg.RunRoot, "--log-level", g.cfg.LogLevel}
@@ -60,26 +61,33 @@ func (g *globals) openEngine(cmd *cobra.Command) (*engine.Engine, func(), error)
 // newMonitorCmd is the hidden `hull monitor ID`: the per-container
 // supervisor the engine starts in its own session.
 func newMonitorCmd(g *globals) *cobra.Command {
-	var waitAttach bool
+	var o engine.MonitorOptions
 	cmd := &cobra.Command{
 		Use:    "monitor ID",
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sync := os.NewFile(3, "sync")
+			if o.Resume == "" {
+				o.Sync = os.NewFile(3, "sync") // from the engine's Start
+			}
 			// The monitor outlives terminals and the command that started
 			// it: hangups and interrupts are not for it.
 			signalIgnore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
 			eng, done, err := g.openEngine(cmd)
 			if err != nil {
-				fmt.Fprintf(sync, "error 125 %v\n", err)
+				if o.Sync != nil {
+					fmt.Fprintf(o.Sync, "error 125 %v\n", err)
+				}
 				return err
 			}
 			defer done()
-			return eng.RunMonitor(context.Background(), args[0], waitAttach, sync)
+			return eng.RunMonitor(context.Background(), args[0], o)
 		},
 	}
-	cmd.Flags().BoolVar(&waitAttach, "wait-attach", false, "start the container once a client attaches")
+	f := cmd.Flags()
+	f.BoolVar(&o.WaitAttach, "wait-attach", false, "start the container once a client attaches")
+	f.StringVar(&o.Resume, "resume", "", "the exit hull-shim reports (JSON)")
+	f.IntVar(&o.ListenerFD, "listener-fd", 0, "the attach listener hull-shim kept")
 	return cmd
 }
 
@@ -119,4 +127,16 @@ func withImages(g *globals, fn func(cmd *cobra.Command, svc *image.Service, args
 		defer done()
 		return fn(cmd, svc, args)
 	}
+}
+
+// shimBinary is the static supervisor detached containers are handed to:
+// $HULL_SHIM, else hull-shim next to the hull binary ("none" disables it).
+func shimBinary(self string) string {
+	if p := os.Getenv("HULL_SHIM"); p != "" {
+		if p == "none" {
+			return ""
+		}
+		return p
+	}
+	return filepath.Join(filepath.Dir(self), "hull-shim")
 }

@@ -17,6 +17,7 @@ import (
 	"hull/internal/monitor"
 	"hull/internal/reference"
 	"hull/internal/spec"
+	"hull/internal/streams"
 	"hull/internal/trace"
 	"hull/internal/ui"
 )
@@ -378,7 +379,7 @@ func startAttached(cmd *cobra.Command, eng *engine.Engine, c *engine.Container, 
 	if st == nil {
 		return 125, fmt.Errorf("container %s is already running", c.Name)
 	}
-	conn, err := monitor.Dial(st.Socket)
+	conn, err := streams.Dial(st.Socket)
 	if err != nil {
 		return 125, fmt.Errorf("attach to %s: %w", c.Name, err)
 	}
@@ -404,5 +405,5 @@ func sendSize(conn net.Conn, f *os.File) {
 	if err != nil {
 		return
 	}
-	monitor.WriteFrame(conn, monitor.FrameResize, []byte{byte(h >> 8), byte(h), byte(w >> 8), byte(w)})
+	streams.WriteFrame(conn, streams.FrameResize, []byte{byte(h >> 8), byte(h), byte(w >> 8), byte(w)})
 }

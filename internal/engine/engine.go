@@ -49,9 +49,13 @@ type Engine struct {
 	// Backoff overrides the restart backoff (kubelet's 10s doubling to
 	// 5m) — tests use short ones.
 	BackoffBase, BackoffMax time.Duration
-	// InitPath is the binary bind-mounted as the container's init for
-	// --init (the hull binary itself).
+	// InitPath is the static binary bind-mounted as the container's init
+	// for --init (hull-init).
 	InitPath string
+	// ShimPath is the static hull-shim a detached container's monitor
+	// hands over to once the container runs ("" or missing: the monitor
+	// supervises it itself).
+	ShimPath string
 	// Warn receives non-fatal messages for the user.
 	Warn func(string)
 }
@@ -214,9 +218,15 @@ func procStart(pid int) uint64 {
 		return 0
 	}
 	f := strings.Fields(s[i+1:])
-	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
-		// A zombie has exited; its reaper (init, for a monitor whose
-		// starting command is gone) may take its time.
+	if len(f) < 20 {
+		return 0
+	}
+	// A zombie has exited; its reaper (init, for a monitor whose starting
+	// command is gone) may take its time. But a leader shown as a zombie
+	// while its group still has threads is a process in the middle of
+	// execve from another thread (the monitor handing over to its shim):
+	// alive.
+	if f[0] == "X" || f[0] == "Z" && f[17] == "1" {
 		return 0
 	}
 	var v uint64

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"syscall"
@@ -14,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"hull/internal/monitor"
+	"hull/internal/shim"
 	"hull/internal/trace"
 )
 
@@ -127,9 +130,26 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 	return st, nil
 }
 
+// MonitorOptions are how `hull monitor` was invoked.
+type MonitorOptions struct {
+	// WaitAttach: start once a client attaches (foreground run).
+	WaitAttach bool
+	// Sync receives the start report ("listening", "ok", "error N msg");
+	// nil when resuming.
+	Sync io.WriteCloser
+	// Resume is the exit a hull-shim reports (as JSON) when it execs back
+	// into the monitor, with the attach listener it kept.
+	Resume     string
+	ListenerFD int
+}
+
 // RunMonitor is the body of `hull monitor ID`: supervise the container,
 // reporting progress on the sync file (fd 3 of the monitor).
-func (e *Engine) RunMonitor(ctx context.Context, id string, waitAttach bool, sync *os.File) error {
+func (e *Engine) RunMonitor(ctx context.Context, id string, o MonitorOptions) error {
+	sync := o.Sync
+	if sync == nil {
+		sync = nopWriteCloser{io.Discard}
+	}
 	c, err := e.lookup(ctx, e.db, id)
 	if err != nil {
 		fmt.Fprintf(sync, "error 125 %v\n", err)
@@ -139,11 +159,26 @@ func (e *Engine) RunMonitor(ctx context.Context, id string, waitAttach bool, syn
 		ID: c.ID, Bundle: e.persistDir(c.ID), RuntimeRoot: e.rt.Root,
 		LogPath: e.LogPath(c.ID), LogMaxSize: 10 << 20, LogMaxFiles: 3,
 		TTY: c.Config.Spec.TTY, Stdin: c.Config.OpenStdin,
-		AttachSocket: e.AttachSocket(c.ID), WaitAttach: waitAttach,
+		AttachSocket: e.AttachSocket(c.ID), WaitAttach: o.WaitAttach,
 		Restart: c.Config.Restart, BackoffBase: e.BackoffBase, BackoffMax: e.BackoffMax,
-		RestartCount: c.RestartCount,
+		RestartCount: c.RestartCount, ListenerFD: o.ListenerFD,
 	}
-	if waitAttach {
+	if e.ShimPath != "" && unix.Access(e.ShimPath, unix.X_OK) == nil {
+		cmd := e.MonitorCommand(c.ID, false)
+		cfg.Shim = &monitor.Shim{Path: e.ShimPath, Resume: append([]string{cmd.Path}, cmd.Args[1:]...)}
+	}
+	if o.Resume != "" {
+		var x shim.Exit
+		if err := json.Unmarshal([]byte(o.Resume), &x); err != nil {
+			return fmt.Errorf("monitor %s: --resume: %w", shortID(c.ID), err)
+		}
+		cfg.Resume = &monitor.Exit{Code: x.Code, Signal: x.Signal, OOMKilled: x.OOMKilled, At: time.Unix(0, x.At),
+			MemoryPeak: x.MemoryPeak, MemoryLimit: x.MemoryLimit}
+		if o.ListenerFD <= 0 {
+			cfg.AttachSocket = "" // nothing inherited: no attach
+		}
+	}
+	if o.WaitAttach {
 		// The socket exists once Run has listened; report it from there.
 		cfg.OnListen = func() { fmt.Fprintln(sync, "listening") }
 	}
@@ -167,6 +202,10 @@ func (e *Engine) RunMonitor(ctx context.Context, id string, waitAttach bool, syn
 		sync.Close()
 	})
 }
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
 
 // Stop asks the container to stop with its stop signal, and kills it after
 // timeout (the container's StopTimeout, default 10s, if timeout < 0).

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"hull/internal/monitor"
+	"hull/internal/streams"
 )
 
 // Diagnosis is `hull why`: where in its lifecycle a container stopped, the
@@ -124,7 +124,7 @@ func tailLog(path string, n int) []string {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	for sc.Scan() {
-		r, err := monitor.ParseLine(sc.Text())
+		r, err := streams.ParseLine(sc.Text())
 		if err != nil {
 			continue
 		}

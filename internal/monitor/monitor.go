@@ -20,8 +20,6 @@ package monitor
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"sync"
 	"time"
@@ -29,6 +27,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"hull/internal/runtime"
+	"hull/internal/shim"
+	"hull/internal/streams"
 	"hull/internal/trace"
 )
 
@@ -58,6 +58,14 @@ type Config struct {
 	WaitAttach   bool
 	// OnListen is called once the attach socket accepts clients.
 	OnListen func()
+
+	// Shim, if set, is the small supervisor a detached container is handed
+	// over to once it runs (see handOver); Resume is what a monitor that a
+	// shim exec'd back into gets: the exit the shim saw, and the attach
+	// listener it kept (ListenerFD).
+	Shim       *Shim
+	Resume     *Exit
+	ListenerFD int
 
 	Restart     RestartPolicy
 	BackoffBase time.Duration // default 10s, doubling
@@ -100,29 +108,34 @@ func Run(cfg Config, rt *runtime.Runtime, rec Recorder, ready func(error)) error
 	if cfg.BackoffMax <= 0 {
 		cfg.BackoffMax = 5 * time.Minute
 	}
-	logw, err := OpenLog(cfg.LogPath, cfg.LogMaxSize, cfg.LogMaxFiles)
+	logw, err := streams.OpenLog(cfg.LogPath, cfg.LogMaxSize, cfg.LogMaxFiles)
 	if err != nil {
 		ready(err)
 		return err
 	}
 	defer logw.Close()
-	h := newHub()
-	m := &mon{cfg: cfg, rt: rt, rec: rec, log: logw, hub: h}
-	if cfg.AttachSocket != "" {
-		ln, err := m.listen()
-		if err != nil {
+	m := &mon{cfg: cfg, rt: rt, rec: rec, log: logw}
+	switch {
+	case cfg.Resume != nil && cfg.ListenerFD > 0:
+		if m.srv, err = shim.InheritListener(cfg.ListenerFD); err != nil {
+			return fmt.Errorf("resume: %w", err)
+		}
+	case cfg.AttachSocket != "":
+		if m.srv, err = streams.Listen(cfg.AttachSocket); err != nil {
 			ready(err)
 			return err
 		}
-		defer ln.Close()
-		defer os.Remove(cfg.AttachSocket)
 		if cfg.OnListen != nil {
 			cfg.OnListen()
 		}
 	}
+	if m.srv != nil {
+		defer m.srv.Close()
+		defer os.Remove(cfg.AttachSocket)
+	}
 	if cfg.WaitAttach {
 		select {
-		case <-h.first:
+		case <-m.srv.FirstAttached():
 		case <-time.After(30 * time.Second):
 			err := errors.New("no client attached within 30s")
 			ready(err)
@@ -133,15 +146,22 @@ func Run(cfg Config, rt *runtime.Runtime, rec Recorder, ready func(error)) error
 	readyOnce := sync.OnceFunc(func() { ready(nil) })
 	var last Exit
 	for attempt := 0; ; attempt++ {
-		last = m.runOnce(restarts, func(err error) {
-			if attempt == 0 {
-				if err != nil {
-					ready(err)
-				} else {
-					readyOnce()
+		if attempt == 0 && cfg.Resume != nil {
+			// The shim reaped the container; what is left of it (stray
+			// processes, cgroups, runtime state) goes as after runOnce.
+			last = *cfg.Resume
+			m.rt.Delete(cfg.ID, true)
+		} else {
+			last = m.runOnce(restarts, func(err error) {
+				if attempt == 0 {
+					if err != nil {
+						ready(err)
+					} else {
+						readyOnce()
+					}
 				}
-			}
-		})
+			})
+		}
 		rec.Exited(last)
 		if !m.shouldRestart(last, restarts) {
 			break
@@ -160,15 +180,13 @@ func Run(cfg Config, rt *runtime.Runtime, rec Recorder, ready func(error)) error
 			break
 		}
 	}
-	var status [4]byte
-	code := last.Code
-	status[0], status[1], status[2], status[3] = byte(code>>24), byte(code>>16), byte(code>>8), byte(code)
 	// Done first (it removes an auto-remove container), so a client that
 	// sees the exit finds the container already gone, as with docker --rm.
 	rec.Done(last)
 	trace.Mark("monitor: done")
-	h.broadcast(FrameExit, status[:])
-	h.closeAll()
+	if m.srv != nil {
+		m.srv.Exit(last.Code)
+	}
 	return nil
 }
 
@@ -189,66 +207,8 @@ type mon struct {
 	cfg Config
 	rt  *runtime.Runtime
 	rec Recorder
-	log *LogWriter
-	hub *hub
-
-	mu     sync.Mutex
-	input  io.WriteCloser // the container's stdin or pty master, while running
-	master *os.File
-}
-
-// listen serves attach clients: their input goes to the running
-// container, output reaches them through the hub.
-func (m *mon) listen() (net.Listener, error) {
-	os.Remove(m.cfg.AttachSocket)
-	short, release, err := sockPath(m.cfg.AttachSocket)
-	if err != nil {
-		return nil, fmt.Errorf("attach socket %s: %w", m.cfg.AttachSocket, err)
-	}
-	defer release()
-	ln, err := net.Listen("unix", short)
-	if err != nil {
-		return nil, fmt.Errorf("attach socket %s: %w", m.cfg.AttachSocket, err)
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			m.hub.add(c)
-			go m.serveClient(c)
-		}
-	}()
-	return ln, nil
-}
-
-func (m *mon) serveClient(c net.Conn) {
-	defer m.hub.remove(c)
-	for {
-		kind, data, err := ReadFrame(c)
-		if err != nil {
-			return
-		}
-		m.mu.Lock()
-		in, master := m.input, m.master
-		m.mu.Unlock()
-		switch kind {
-		case FrameStdin:
-			if in != nil {
-				in.Write(data)
-			}
-		case FrameStdinClose:
-			if in != nil && master == nil {
-				in.Close()
-			}
-		case FrameResize:
-			if master != nil && len(data) == 4 {
-				ws := &unix.Winsize{Row: uint16(data[0])<<8 | uint16(data[1]), Col: uint16(data[2])<<8 | uint16(data[3])}
-				unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws)
-			}
-		}
-	}
+	log *streams.LogWriter
+	srv *streams.Server // nil without an attach socket
 }
 
 // runOnce creates, starts and reaps the container once.
@@ -258,9 +218,12 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 		return Exit{Code: 125, Stage: stage, Error: err.Error(), At: time.Now()}
 	}
 	_ = m.rt.Delete(m.cfg.ID, true) // leftovers of a previous run
+	// A detached container is handed to the shim once it runs; its
+	// output then stays in the pipes until the shim reads it.
+	handOver := m.cfg.Shim != nil && !m.cfg.WaitAttach
 	opts := runtime.CreateOptions{Bundle: m.cfg.Bundle}
-	var closeAfterCreate []io.Closer
-	var outputs sync.WaitGroup
+	var io stdio
+	var closeAfterCreate []*os.File
 	var consolePeer *os.File
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
@@ -278,12 +241,11 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 		defer consolePeer.Close()
 		opts.Stdin, opts.Stdout, opts.Stderr = devnull, devnull, devnull
 	} else {
-		outR, outW, err := os.Pipe()
-		if err != nil {
+		var outW, errW *os.File
+		if io.out, outW, err = os.Pipe(); err != nil {
 			return fail("create", err)
 		}
-		errR, errW, err := os.Pipe()
-		if err != nil {
+		if io.err, errW, err = os.Pipe(); err != nil {
 			return fail("create", err)
 		}
 		opts.Stdout, opts.Stderr, opts.Stdin = outW, errW, devnull
@@ -293,34 +255,25 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 			if err != nil {
 				return fail("create", err)
 			}
-			opts.Stdin = inR
+			opts.Stdin, io.in = inR, inW
 			closeAfterCreate = append(closeAfterCreate, inR)
-			m.setInput(inW, nil)
 		}
-		outputs.Add(2)
-		go func() { defer outputs.Done(); m.log.copyStream("stdout", outR, m.tee(FrameStdout)); outR.Close() }()
-		go func() { defer outputs.Done(); m.log.copyStream("stderr", errR, m.tee(FrameStderr)); errR.Close() }()
 	}
 	trace.Mark("monitor: runtime create")
 	c, err := m.rt.Create(m.cfg.ID, opts)
 	trace.Mark("monitor: runtime created")
-	for _, cl := range closeAfterCreate {
-		cl.Close()
+	for _, f := range closeAfterCreate {
+		f.Close()
 	}
 	if err != nil {
-		m.closeInput()
-		outputs.Wait()
+		io.close()
 		return fail("create", err)
 	}
 	if consolePeer != nil {
-		master, err := runtime.RecvConsole(consolePeer)
-		if err != nil {
+		if io.master, err = runtime.RecvConsole(consolePeer); err != nil {
 			m.rt.Delete(m.cfg.ID, true)
 			return fail("create", err)
 		}
-		m.setInput(master, master)
-		outputs.Add(1)
-		go func() { defer outputs.Done(); m.log.copyStream("stdout", master, m.tee(FrameStdout)) }()
 	}
 	var baseline uint64
 	if st, err := m.rt.Stats(m.cfg.ID); err == nil {
@@ -328,13 +281,17 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 	}
 	if err := m.rt.Start(m.cfg.ID); err != nil {
 		m.rt.Delete(m.cfg.ID, true)
-		m.closeInput()
-		outputs.Wait()
+		io.close()
 		return fail("start", err)
 	}
 	trace.Mark("monitor: started")
 	m.rec.Started(c.Pid, c.PidStartTime, restarts)
 	started(nil)
+	if handOver {
+		// Returns only if the exec failed; supervise here then.
+		m.handOver(c, baseline, &io)
+	}
+	outputs := m.copyOutput(&io)
 
 	var ws unix.WaitStatus
 	for {
@@ -344,6 +301,27 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 		}
 	}
 	trace.Mark("monitor: reaped")
+	exit := exitOf(ws)
+	if st, err := m.rt.Stats(m.cfg.ID); err == nil {
+		exit.OOMKilled = st.Memory.OOMKills > baseline
+		exit.MemoryPeak, exit.MemoryLimit = st.Memory.Peak, st.Memory.Limit
+	}
+	// Leftover processes (a daemonized child) die with the container; then
+	// the output pipes reach EOF.
+	m.rt.Delete(m.cfg.ID, true)
+	if m.srv != nil {
+		m.srv.CloseInput()
+	} else {
+		io.closeInput()
+	}
+	waitTimeout(outputs, 2*time.Second)
+	trace.Mark("monitor: cleaned up")
+	return exit
+}
+
+// exitOf turns a wait status into an Exit (128+signal for a signal, as
+// shells report it).
+func exitOf(ws unix.WaitStatus) Exit {
 	exit := Exit{At: time.Now()}
 	switch {
 	case ws.Exited():
@@ -352,40 +330,38 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 		exit.Signal = int(ws.Signal())
 		exit.Code = 128 + exit.Signal
 	}
-	if st, err := m.rt.Stats(m.cfg.ID); err == nil {
-		exit.OOMKilled = st.Memory.OOMKills > baseline
-		exit.MemoryPeak, exit.MemoryLimit = st.Memory.Peak, st.Memory.Limit
-	}
-	// Leftover processes (a daemonized child) die with the container; then
-	// the output pipes reach EOF.
-	m.rt.Delete(m.cfg.ID, true)
-	m.closeInput()
-	waitTimeout(&outputs, 2*time.Second)
-	trace.Mark("monitor: cleaned up")
 	return exit
 }
 
-func (m *mon) setInput(w io.WriteCloser, master *os.File) {
-	m.mu.Lock()
-	m.input, m.master = w, master
-	m.mu.Unlock()
+// stdio is the monitor's side of a container's standard streams: output
+// pipes (or the pty master) and, with -i, the input pipe.
+type stdio struct {
+	out, err *os.File // nil with a terminal
+	master   *os.File // the pty master, with a terminal
+	in       *os.File // the stdin pipe's write end, with -i
 }
 
-func (m *mon) closeInput() {
-	m.mu.Lock()
-	in, master := m.input, m.master
-	m.input, m.master = nil, nil
-	m.mu.Unlock()
-	if in != nil && master == nil {
-		in.Close()
-	}
-	if master != nil {
-		master.Close()
+func (s *stdio) close() {
+	for _, f := range []*os.File{s.out, s.err, s.master, s.in} {
+		if f != nil {
+			f.Close()
+		}
 	}
 }
 
-func (m *mon) tee(kind byte) func([]byte) {
-	return func(b []byte) { m.hub.broadcast(kind, b) }
+func (s *stdio) closeInput() {
+	if s.in != nil {
+		s.in.Close()
+	}
+	if s.master != nil {
+		s.master.Close()
+	}
+}
+
+// copyOutput logs the container's output and passes it to attached
+// clients, and routes the clients' input to the container.
+func (m *mon) copyOutput(io *stdio) *sync.WaitGroup {
+	return streams.Pump(m.log, m.srv, io.out, io.err, io.master, io.in)
 }
 
 func waitTimeout(wg *sync.WaitGroup, d time.Duration) {

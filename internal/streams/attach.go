@@ -1,4 +1,4 @@
-package monitor
+package streams
 
 import (
 	"encoding/binary"

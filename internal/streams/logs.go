@@ -1,4 +1,4 @@
-package monitor
+package streams
 
 import (
 	"bufio"
@@ -95,9 +95,9 @@ func (l *LogWriter) rotate() {
 	l.size = 0
 }
 
-// copyStream splits r into log records for stream and also passes the raw
+// CopyStream splits r into log records for stream and also passes the raw
 // bytes to tee (attached clients). It returns when r ends.
-func (l *LogWriter) copyStream(stream string, r io.Reader, tee func([]byte)) {
+func (l *LogWriter) CopyStream(stream string, r io.Reader, tee func([]byte)) {
 	br := bufio.NewReaderSize(r, 64*1024)
 	var pending []byte
 	buf := make([]byte, 32*1024)

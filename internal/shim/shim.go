@@ -1,0 +1,183 @@
+// Package shim is the small supervisor a detached container runs under
+// once it has started. The monitor (the hull binary, large: it creates the
+// container) execs hull-shim in its own process — so the shim is still the
+// container init's parent — handing it the output pipes or pty master, the
+// attach listener and the log. The shim copies output to the log and to
+// attached clients, routes their input, reaps the container, reads the OOM
+// count, and execs hull again ("hull monitor ID --resume ...") only to
+// record the exit and apply the restart policy. A running container so
+// costs the resident memory of this small static program, not of hull.
+//
+// It is pure Go (CGO_ENABLED=0): hull-shim is built static.
+package shim
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"hull/internal/cgroups"
+	"hull/internal/streams"
+)
+
+// Exit is how the container ended, as the shim passes it back to hull.
+type Exit struct {
+	Code        int    `json:"code"`
+	Signal      int    `json:"signal,omitempty"`
+	OOMKilled   bool   `json:"oom,omitempty"`
+	At          int64  `json:"at"` // unix nanoseconds
+	MemoryPeak  uint64 `json:"peak,omitempty"`
+	MemoryLimit uint64 `json:"limit,omitempty"`
+}
+
+// The descriptors the monitor hands over (-1 or absent: none).
+const (
+	FDListener = 3
+	FDOut      = 4 // stdout pipe, or the pty master with a terminal
+	FDErr      = 5
+	FDIn       = 6
+)
+
+// Args are the shim's command line, built by the monitor.
+type Args struct {
+	Pid         int
+	TTY         bool
+	HasListener bool
+	HasIn       bool
+	Log         string
+	LogMaxSize  int64
+	LogMaxFiles int
+	CgroupPath  string
+	OOMBaseline uint64
+	// Resume is the hull command line that records the exit; the shim
+	// appends "--resume=<Exit as JSON>".
+	Resume []string
+}
+
+// Argv renders a for exec: path first.
+func (a Args) Argv(path string) []string {
+	argv := []string{path,
+		fmt.Sprintf("--pid=%d", a.Pid), fmt.Sprintf("--tty=%t", a.TTY),
+		fmt.Sprintf("--listener=%t", a.HasListener), fmt.Sprintf("--stdin=%t", a.HasIn),
+		"--log=" + a.Log, fmt.Sprintf("--log-max-size=%d", a.LogMaxSize), fmt.Sprintf("--log-max-files=%d", a.LogMaxFiles),
+		"--cgroup=" + a.CgroupPath, fmt.Sprintf("--oom-baseline=%d", a.OOMBaseline), "--"}
+	return append(argv, a.Resume...)
+}
+
+// Main is hull-shim's body.
+func Main(argv []string) error {
+	var a Args
+	fs := flag.NewFlagSet("hull-shim", flag.ContinueOnError)
+	fs.IntVar(&a.Pid, "pid", 0, "container init pid")
+	fs.BoolVar(&a.TTY, "tty", false, "")
+	fs.BoolVar(&a.HasListener, "listener", false, "")
+	fs.BoolVar(&a.HasIn, "stdin", false, "")
+	fs.StringVar(&a.Log, "log", "", "")
+	fs.Int64Var(&a.LogMaxSize, "log-max-size", 0, "")
+	fs.IntVar(&a.LogMaxFiles, "log-max-files", 1, "")
+	fs.StringVar(&a.CgroupPath, "cgroup", "", "")
+	fs.Uint64Var(&a.OOMBaseline, "oom-baseline", 0, "")
+	if err := fs.Parse(argv); err != nil {
+		return err
+	}
+	a.Resume = fs.Args()
+	if a.Pid <= 0 || len(a.Resume) == 0 {
+		return errors.New("hull-shim is started by hull's monitor, not by hand")
+	}
+	log, err := streams.OpenLog(a.Log, a.LogMaxSize, a.LogMaxFiles)
+	if err != nil {
+		return err
+	}
+	var srv *streams.Server
+	if a.HasListener {
+		srv, err = inheritListener(FDListener)
+		if err != nil {
+			return err
+		}
+	}
+	var out, errf, master, in *os.File
+	if a.TTY {
+		master = os.NewFile(FDOut, "pty")
+	} else {
+		out, errf = os.NewFile(FDOut, "stdout"), os.NewFile(FDErr, "stderr")
+	}
+	if a.HasIn {
+		in = os.NewFile(FDIn, "stdin")
+	}
+	outputs := streams.Pump(log, srv, out, errf, master, in)
+
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(a.Pid, &ws, 0, nil)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	x := Exit{At: time.Now().UnixNano()}
+	switch {
+	case ws.Exited():
+		x.Code = ws.ExitStatus()
+	case ws.Signaled():
+		x.Signal = int(ws.Signal())
+		x.Code = 128 + x.Signal
+	}
+	if m, err := cgroups.Load(a.CgroupPath, nil); err == nil {
+		if st, err := m.Stats(); err == nil {
+			x.OOMKilled = st.Memory.OOMKills > a.OOMBaseline
+			x.MemoryPeak, x.MemoryLimit = st.Memory.Peak, st.Memory.Limit
+		}
+	}
+	if srv != nil {
+		srv.CloseInput()
+	} else if in != nil {
+		in.Close()
+	}
+	if master != nil {
+		master.Close()
+	}
+	done := make(chan struct{})
+	go func() { outputs.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+	log.Close()
+
+	// Back to hull, keeping the attach listener for the monitor: a copy
+	// above every descriptor in use, left open across the exec.
+	report, _ := json.Marshal(x)
+	resume := append(append([]string(nil), a.Resume...), "--resume="+string(report))
+	if srv != nil {
+		if f, err := srv.Listener().(*net.UnixListener).File(); err == nil {
+			if fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD, 100); err == nil {
+				resume = append(resume, fmt.Sprintf("--listener-fd=%d", fd))
+			}
+		}
+	}
+	err = unix.Exec(resume[0], resume, os.Environ())
+	return fmt.Errorf("exec %s: %w", strings.Join(resume, " "), err)
+}
+
+// inheritListener serves attach clients on the listener at fd, which this
+// process inherited across an exec. FileListener works on a copy; closing
+// the original through its *os.File (not by number) keeps a finalizer
+// from closing the number again later, when it may name something else.
+func inheritListener(fd int) (*streams.Server, error) {
+	f := os.NewFile(uintptr(fd), "attach")
+	ln, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("attach listener (fd %d): %w", fd, err)
+	}
+	return streams.Serve(ln), nil
+}
+
+// InheritListener is inheritListener for the monitor that a shim execs.
+func InheritListener(fd int) (*streams.Server, error) { return inheritListener(fd) }

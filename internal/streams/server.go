@@ -1,0 +1,170 @@
+package streams
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Server is a container's attach endpoint, held by whoever supervises the
+// container (the monitor, or the shim it hands over to): clients connect
+// to the unix socket, receive its output frames and the exit status, and
+// send input and terminal sizes.
+type Server struct {
+	ln  net.Listener
+	hub *hub
+
+	mu     sync.Mutex
+	input  io.WriteCloser // the container's stdin or pty master, while running
+	master *os.File       // the pty master, for resizes
+}
+
+// Listen serves a new attach socket at path.
+func Listen(path string) (*Server, error) {
+	os.Remove(path)
+	short, release, err := sockPath(path)
+	if err != nil {
+		return nil, fmt.Errorf("attach socket %s: %w", path, err)
+	}
+	defer release()
+	ln, err := net.Listen("unix", short)
+	if err != nil {
+		return nil, fmt.Errorf("attach socket %s: %w", path, err)
+	}
+	return Serve(ln), nil
+}
+
+// Serve serves attach clients on an existing listener (one inherited
+// across an exec).
+func Serve(ln net.Listener) *Server {
+	s := &Server{ln: ln, hub: newHub()}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.hub.add(c)
+			go s.serveClient(c)
+		}
+	}()
+	return s
+}
+
+// Listener is the socket the server accepts on.
+func (s *Server) Listener() net.Listener { return s.ln }
+
+// FirstAttached is closed when the first client attaches.
+func (s *Server) FirstAttached() <-chan struct{} { return s.hub.first }
+
+// Clients is how many clients are attached.
+func (s *Server) Clients() int {
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	return len(s.hub.clients)
+}
+
+// SetInput routes client input to w (the container's stdin pipe, or the
+// pty master, which also takes resizes).
+func (s *Server) SetInput(w io.WriteCloser, master *os.File) {
+	s.mu.Lock()
+	s.input, s.master = w, master
+	s.mu.Unlock()
+}
+
+// CloseInput closes the container's input, if any.
+func (s *Server) CloseInput() {
+	s.mu.Lock()
+	in, master := s.input, s.master
+	s.input, s.master = nil, nil
+	s.mu.Unlock()
+	if in != nil {
+		in.Close()
+	}
+	_ = master // closed as the input
+}
+
+// Tee returns a function that sends output bytes to every client.
+func (s *Server) Tee(kind byte) func([]byte) {
+	return func(b []byte) { s.hub.broadcast(kind, b) }
+}
+
+// Exit sends the container's exit status to every client and closes them.
+func (s *Server) Exit(code int) {
+	s.hub.broadcast(FrameExit, []byte{byte(code >> 24), byte(code >> 16), byte(code >> 8), byte(code)})
+	s.hub.closeAll()
+}
+
+// Close stops accepting clients and disconnects those attached.
+func (s *Server) Close() {
+	s.ln.Close()
+	s.hub.closeAll()
+}
+
+func (s *Server) serveClient(c net.Conn) {
+	defer s.hub.remove(c)
+	for {
+		kind, data, err := ReadFrame(c)
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		in, master := s.input, s.master
+		s.mu.Unlock()
+		switch kind {
+		case FrameStdin:
+			if in != nil {
+				in.Write(data)
+			}
+		case FrameStdinClose:
+			if in != nil && master == nil {
+				in.Close()
+			}
+		case FrameResize:
+			if master != nil && len(data) == 4 {
+				ws := &unix.Winsize{Row: uint16(data[0])<<8 | uint16(data[1]), Col: uint16(data[2])<<8 | uint16(data[3])}
+				unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws)
+			}
+		}
+	}
+}
+
+// Pump copies a container's output into the log and to attached clients
+// (srv may be nil), and routes client input to in or the pty master. With
+// a terminal, master is the only stream; otherwise out and errf are the
+// output pipes. It returns when started; the WaitGroup ends with the
+// output.
+func Pump(log *LogWriter, srv *Server, out, errf, master, in *os.File) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	copyFrom := func(stream string, f *os.File, kind byte) {
+		var tee func([]byte)
+		if srv != nil {
+			tee = srv.Tee(kind)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			log.CopyStream(stream, f, tee)
+			if f != master {
+				f.Close()
+			}
+		}()
+	}
+	if master != nil {
+		if srv != nil {
+			srv.SetInput(master, master)
+		}
+		copyFrom("stdout", master, FrameStdout)
+		return &wg
+	}
+	if in != nil && srv != nil {
+		srv.SetInput(in, nil)
+	}
+	copyFrom("stdout", out, FrameStdout)
+	copyFrom("stderr", errf, FrameStderr)
+	return &wg
+}
