@@ -112,6 +112,8 @@ func Main(argv []string) error {
 		in = os.NewFile(FDIn, "stdin")
 	}
 	outputs := streams.Pump(log, srv, out, errf, master, in)
+	trimPages()
+	settle := time.AfterFunc(2*time.Second, trimPages)
 
 	var ws unix.WaitStatus
 	for {
@@ -120,6 +122,7 @@ func Main(argv []string) error {
 			break
 		}
 	}
+	settle.Stop()
 	x := Exit{At: time.Now().UnixNano()}
 	switch {
 	case ws.Exited():

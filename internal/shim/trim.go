@@ -1,0 +1,56 @@
+package shim
+
+import (
+	"bufio"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// trimPages lets go of the shim's read-only executable pages that start-up
+// touched (flag parsing, JSON, opening the log): the shim then spends its
+// life in a few small loops, and its resident memory stays near that
+// working set. Only a static executable is trimmed: its read-only segments
+// are never written (no dynamic relocations), so a dropped page comes back
+// unchanged from the page cache on its next touch. A dynamically linked
+// program's relocated read-only data (RELRO) would be lost this way, so
+// nothing is done if any shared object is mapped.
+func trimPages() {
+	self, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		return
+	}
+	f, err := os.Open("/proc/self/maps")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	type span struct{ start, end uint64 }
+	var spans []span
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// 00400000-00c2b000 r-xp 00000000 fd:01 123 /path/to/hull-shim
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 6 {
+			continue
+		}
+		path := fields[5]
+		if strings.Contains(path, ".so") || strings.Contains(path, "ld-linux") {
+			return // not static: leave everything alone
+		}
+		if path != self || strings.Contains(fields[1], "w") {
+			continue
+		}
+		lo, hi, _ := strings.Cut(fields[0], "-")
+		start, err1 := strconv.ParseUint(lo, 16, 64)
+		end, err2 := strconv.ParseUint(hi, 16, 64)
+		if err1 == nil && err2 == nil && end > start {
+			spans = append(spans, span{start, end})
+		}
+	}
+	for _, s := range spans {
+		unix.Syscall(unix.SYS_MADVISE, uintptr(s.start), uintptr(s.end-s.start), unix.MADV_DONTNEED)
+	}
+}
