@@ -66,7 +66,7 @@ hull run -d --name rss "$img" sleep 600 >/dev/null 2>&1
 pod run -d --name rss --network none "$img" sleep 600 >/dev/null
 mon=$(hull inspect -f '{{.HullLifecycle.MonitorPid}}' rss)
 conmon=$(pod inspect -f '{{.State.ConmonPid}}' rss)
-sleep 1
+sleep 5 # steady state: past start-up and hull-shim's settling
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 # Pss shares each page among the processes that map it: with many
 # containers, what one more monitor costs.

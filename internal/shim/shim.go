@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -88,6 +89,10 @@ func Main(argv []string) error {
 		return err
 	}
 	a.Resume = fs.Args()
+	// The shim allocates little (output chunks); collecting only near a
+	// small limit keeps the collector, and the pages it touches, idle.
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(16 << 20)
 	if a.Pid <= 0 || len(a.Resume) == 0 {
 		return errors.New("hull-shim is started by hull's monitor, not by hand")
 	}
