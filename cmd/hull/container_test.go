@@ -411,37 +411,41 @@ func openPTY() (master, slave *os.File, err error) {
 	return m, s, nil
 }
 
-var initOnce struct {
-	sync.Once
-	path string
-	err  error
-}
+// staticBuilds caches the static helper binaries tests build themselves
+// when the Makefile has not (HULL_INIT, HULL_SHIM unset).
+var staticBuilds sync.Map // package path -> func() (string, error)
 
-// useInit points HULL_INIT at a hull-init binary, building one when the
-// Makefile has not.
-func useInit(t *testing.T) {
+// useStatic points env at a static build of pkg, building it once per
+// test binary unless env already names one.
+func useStatic(t *testing.T, env, pkg string) string {
 	t.Helper()
-	if os.Getenv("HULL_INIT") != "" {
-		return
+	if p := os.Getenv(env); p != "" && p != "none" {
+		return p
 	}
-	initOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "hull-init-")
+	build, _ := staticBuilds.LoadOrStore(pkg, sync.OnceValues(func() (string, error) {
+		dir, err := os.MkdirTemp("", "hull-static-")
 		if err != nil {
-			initOnce.err = err
-			return
+			return "", err
 		}
-		initOnce.path = filepath.Join(dir, "hull-init")
-		cmd := exec.Command("go", "build", "-o", initOnce.path, "hull/cmd/hull-init")
+		path := filepath.Join(dir, filepath.Base(pkg))
+		cmd := exec.Command("go", "build", "-o", path, pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			initOnce.err = fmt.Errorf("build hull-init: %v\n%s", err, out)
+			return "", fmt.Errorf("build %s: %v\n%s", pkg, err, out)
 		}
-	})
-	if initOnce.err != nil {
-		t.Fatal(initOnce.err)
+		return path, nil
+	}))
+	path, err := build.(func() (string, error))()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Setenv("HULL_INIT", initOnce.path)
+	t.Setenv(env, path)
+	return path
 }
+
+func useInit(t *testing.T) { useStatic(t, "HULL_INIT", "hull/cmd/hull-init") }
+
+func useShim(t *testing.T) string { return useStatic(t, "HULL_SHIM", "hull/cmd/hull-shim") }
 
 // --init: a tiny init is PID 1, the command its child; signals reach the
 // command and orphans are reaped.
@@ -650,39 +654,6 @@ func TestWrongArchitectureIsExplained(t *testing.T) {
 	if !strings.Contains(why, "Stage:     create") || !strings.Contains(why, "EM_AARCH64") || !strings.Contains(why, "--platform") {
 		t.Errorf("why:\n%s", why)
 	}
-}
-
-var shimOnce struct {
-	sync.Once
-	path string
-	err  error
-}
-
-// useShim points HULL_SHIM at a hull-shim binary, building one when the
-// Makefile has not.
-func useShim(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("HULL_SHIM"); p != "" && p != "none" {
-		return p
-	}
-	shimOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "hull-shim-")
-		if err != nil {
-			shimOnce.err = err
-			return
-		}
-		shimOnce.path = filepath.Join(dir, "hull-shim")
-		cmd := exec.Command("go", "build", "-o", shimOnce.path, "hull/cmd/hull-shim")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			shimOnce.err = fmt.Errorf("build hull-shim: %v\n%s", err, out)
-		}
-	})
-	if shimOnce.err != nil {
-		t.Fatal(shimOnce.err)
-	}
-	t.Setenv("HULL_SHIM", shimOnce.path)
-	return shimOnce.path
 }
 
 // A detached container is supervised by the small hull-shim once it runs:
