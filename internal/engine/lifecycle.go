@@ -172,8 +172,8 @@ func (e *Engine) RunMonitor(ctx context.Context, id string, o MonitorOptions) er
 		if err := json.Unmarshal([]byte(o.Resume), &x); err != nil {
 			return fmt.Errorf("monitor %s: --resume: %w", shortID(c.ID), err)
 		}
-		cfg.Resume = &monitor.Exit{Code: x.Code, Signal: x.Signal, OOMKilled: x.OOMKilled, At: time.Unix(0, x.At),
-			MemoryPeak: x.MemoryPeak, MemoryLimit: x.MemoryLimit}
+		exit := monitor.FromShim(x)
+		cfg.Resume = &exit
 		if o.ListenerFD <= 0 {
 			cfg.AttachSocket = "" // nothing inherited: no attach
 		}

@@ -293,15 +293,8 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 	}
 	outputs := m.copyOutput(&io)
 
-	var ws unix.WaitStatus
-	for {
-		_, err := unix.Wait4(c.Pid, &ws, 0, nil)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
+	exit := FromShim(shim.Reap(c.Pid))
 	trace.Mark("monitor: reaped")
-	exit := exitOf(ws)
 	if st, err := m.rt.Stats(m.cfg.ID); err == nil {
 		exit.OOMKilled = st.Memory.OOMKills > baseline
 		exit.MemoryPeak, exit.MemoryLimit = st.Memory.Peak, st.Memory.Limit
@@ -319,18 +312,10 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 	return exit
 }
 
-// exitOf turns a wait status into an Exit (128+signal for a signal, as
-// shells report it).
-func exitOf(ws unix.WaitStatus) Exit {
-	exit := Exit{At: time.Now()}
-	switch {
-	case ws.Exited():
-		exit.Code = ws.ExitStatus()
-	case ws.Signaled():
-		exit.Signal = int(ws.Signal())
-		exit.Code = 128 + exit.Signal
-	}
-	return exit
+// FromShim converts the exit report of hull-shim (and of shim.Reap).
+func FromShim(x shim.Exit) Exit {
+	return Exit{Code: x.Code, Signal: x.Signal, OOMKilled: x.OOMKilled, At: time.Unix(0, x.At),
+		MemoryPeak: x.MemoryPeak, MemoryLimit: x.MemoryLimit}
 }
 
 // stdio is the monitor's side of a container's standard streams: output

@@ -120,22 +120,8 @@ func Main(argv []string) error {
 	trimPages()
 	settle := time.AfterFunc(2*time.Second, trimPages)
 
-	var ws unix.WaitStatus
-	for {
-		_, err := unix.Wait4(a.Pid, &ws, 0, nil)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
+	x := Reap(a.Pid)
 	settle.Stop()
-	x := Exit{At: time.Now().UnixNano()}
-	switch {
-	case ws.Exited():
-		x.Code = ws.ExitStatus()
-	case ws.Signaled():
-		x.Signal = int(ws.Signal())
-		x.Code = 128 + x.Signal
-	}
 	if m, err := cgroups.Load(a.CgroupPath, nil); err == nil {
 		if st, err := m.Stats(); err == nil {
 			x.OOMKilled = st.Memory.OOMKills > a.OOMBaseline
@@ -189,3 +175,24 @@ func inheritListener(fd int) (*streams.Server, error) {
 
 // InheritListener is inheritListener for the monitor that a shim execs.
 func InheritListener(fd int) (*streams.Server, error) { return inheritListener(fd) }
+
+// Reap waits for the child pid to end and says how: its exit code, or
+// 128+signal for a signal, as shells report it.
+func Reap(pid int) Exit {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, 0, nil)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	x := Exit{At: time.Now().UnixNano()}
+	switch {
+	case ws.Exited():
+		x.Code = ws.ExitStatus()
+	case ws.Signaled():
+		x.Signal = int(ws.Signal())
+		x.Code = 128 + x.Signal
+	}
+	return x
+}
