@@ -704,3 +704,24 @@ func TestDetachedContainerRunsUnderTheShim(t *testing.T) {
 		t.Errorf("%d attempts, want 3 (two restarts through the shim)", n)
 	}
 }
+
+// system prune removes stopped containers (as docker's does) and keeps
+// running ones and the images they use.
+func TestSystemPruneRemovesStoppedContainers(t *testing.T) {
+	root, fx := containerEnv(t)
+	mustHull(t, root, "run", "-d", "--name", "alive", fx.Busybox.Ref, "sleep", "300")
+	if err := hullProc(root, "run", "--name", "done", fx.Busybox.Ref, "true").Run(); err != nil {
+		t.Fatal(err)
+	}
+	doneID := containerID(t, root, "done")
+	out := mustHull(t, root, "system", "prune", "-f")
+	if !strings.Contains(out, "Deleted Containers:\n"+doneID) {
+		t.Fatalf("system prune:\n%s", out)
+	}
+	if ids := mustHull(t, root, "ps", "-aq", "--no-trunc"); strings.Contains(ids, doneID) || strings.TrimSpace(ids) != containerID(t, root, "alive") {
+		t.Fatalf("after prune: %q", ids)
+	}
+	if _, _, err := hull(t, root, "image", "inspect", fx.Busybox.Ref); err != nil {
+		t.Fatalf("the running container's image was pruned: %v", err)
+	}
+}

@@ -401,10 +401,11 @@ func newSystemPruneCmd(g *globals) *cobra.Command {
 	var all, force bool
 	cmd := &cobra.Command{
 		Use:   "prune [OPTIONS]",
-		Short: "Remove unused data: untagged images, unreferenced layers and blobs",
-		Long: `Remove untagged images (with -a, every image no container uses), then
-every unpacked layer no image or container needs, then every blob no image
-references. Nothing in use is removed.`,
+		Short: "Remove unused data: stopped containers, untagged images, unreferenced layers and blobs",
+		Long: `Remove stopped containers (as docker system prune does), then untagged
+images (with -a, every image no container uses), then every unpacked layer
+no image or container needs, then every blob no image references. Nothing in
+use is removed.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := cmd.OutOrStdout()
@@ -413,20 +414,35 @@ references. Nothing in use is removed.`,
 				if all {
 					what = "all images without at least one container associated to them"
 				}
-				fmt.Fprintf(out, "WARNING! This will remove:\n  - %s\n  - all unpacked layers no image or container uses\n  - all unreferenced blobs\nAre you sure you want to continue? [y/N] ", what)
+				fmt.Fprintf(out, "WARNING! This will remove:\n  - all stopped containers\n  - %s\n  - all unpacked layers no image or container uses\n  - all unreferenced blobs\nAre you sure you want to continue? [y/N] ", what)
 				answer, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
 				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
 					return nil
 				}
 			}
 			ctx := cmd.Context()
+			eng, edone, err := g.openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			removed, reclaimed, err := eng.PruneContainers(ctx, nil)
+			edone()
+			if err != nil {
+				return err
+			}
+			if len(removed) > 0 {
+				fmt.Fprintln(out, "Deleted Containers:")
+				for _, id := range removed {
+					fmt.Fprintln(out, id)
+				}
+				fmt.Fprintln(out)
+			}
 			st, done, err := openDiskState(ctx, g)
 			if err != nil {
 				return err
 			}
 			defer done()
 			var deletedImages []string
-			var reclaimed int64
 			for _, r := range st.images {
 				if st.inUseTops[st.topChain[r]] || (!all && len(r.Names) > 0) {
 					continue
