@@ -725,3 +725,27 @@ func TestSystemPruneRemovesStoppedContainers(t *testing.T) {
 		t.Fatalf("the running container's image was pruned: %v", err)
 	}
 }
+
+// The seed's advice made visible: running as root draws a one-line
+// warning; an image with a non-root USER, or -u, does not.
+func TestRootWarning(t *testing.T) {
+	root, fx := containerEnv(t)
+	for _, c := range []struct {
+		args []string
+		warn bool
+	}{
+		{[]string{fx.Busybox.Ref, "true"}, true},
+		{[]string{"-u", "nobody", fx.Busybox.Ref, "true"}, false},
+		{[]string{fx.Config.Ref}, false},
+	} {
+		var stderr bytes.Buffer
+		cmd := hullProc(root, append([]string{"run", "--rm"}, c.args...)...)
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("run %v: %v\n%s", c.args, err, stderr.String())
+		}
+		if got := strings.Contains(stderr.String(), "runs as root"); got != c.warn {
+			t.Errorf("run %v: root warning %v, want %v\n%s", c.args, got, c.warn, stderr.String())
+		}
+	}
+}

@@ -120,6 +120,10 @@ type Container struct {
 	BackoffUntil  time.Time
 	StopRequested bool
 	Config        Config
+
+	// ImageUser is the image's USER, known on the Container Create
+	// returns (not stored).
+	ImageUser string
 }
 
 const containerColumns = `id, name, image, image_id, image_digest, created, state, stage, pid, pid_start, monitor_pid, monitor_start,

@@ -98,6 +98,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 		return fail(StagePull, 125, err)
 	}
 	c.ImageID, c.ImageDigest = rec.ConfigID.String(), rec.Digest.String()
+	c.ImageUser = cf.Config.User
 	e.update(ctx, id, map[string]any{"image_id": c.ImageID, "image_digest": c.ImageDigest, "stage": StageCreate})
 	c.Stage = StageCreate
 
@@ -366,23 +367,6 @@ func randomName() string {
 	suffix := make([]byte, 2)
 	rand.Read(suffix)
 	return pick(adjectives) + "_" + pick(nouns) + "_" + hex.EncodeToString(suffix)
-}
-
-// ImageUser is the USER of the container's image ("" or "root" for root;
-// "" if unknown).
-func (e *Engine) ImageUser(c *Container) string {
-	rec, err := e.images.Resolve(context.Background(), c.ImageDigest)
-	if err != nil {
-		return ""
-	}
-	cf, err := e.images.Config(rec)
-	if err != nil {
-		return ""
-	}
-	if u := cf.Config.User; u != "root" && u != "0" && u != "0:0" {
-		return u
-	}
-	return ""
 }
 
 func (e *Engine) creationLock(id string) string {
