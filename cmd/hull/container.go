@@ -153,11 +153,7 @@ func newPsCmd(g *globals) *cobra.Command {
 				return nil
 			}
 			if format != "" {
-				items := make([]any, len(rows))
-				for i := range rows {
-					items[i] = rows[i]
-				}
-				return ui.Format(out, format, items)
+				return ui.Format(out, format, rows)
 			}
 			t := ui.NewTable(out, "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")
 			for _, r := range rows {

@@ -279,11 +279,7 @@ func newImagesCmd(g *globals, use string) *cobra.Command {
 				return nil
 			}
 			if format != "" {
-				items := make([]any, len(rows))
-				for i := range rows {
-					items[i] = rows[i]
-				}
-				return ui.Format(out, format, items)
+				return ui.Format(out, format, rows)
 			}
 			header := []string{"REPOSITORY", "TAG"}
 			if digests {
@@ -392,11 +388,7 @@ func newHistoryCmd(g *globals) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			if format != "" {
-				items := make([]any, len(hist))
-				for i := range hist {
-					items[i] = hist[i]
-				}
-				return ui.Format(out, format, items)
+				return ui.Format(out, format, hist)
 			}
 			if quiet {
 				for _, h := range hist {

@@ -149,11 +149,7 @@ func newVolumeLsCmd(g *globals) *cobra.Command {
 				}
 				return nil
 			case format != "":
-				items := make([]any, len(rows))
-				for i := range rows {
-					items[i] = rows[i]
-				}
-				return ui.Format(out, format, items)
+				return ui.Format(out, format, rows)
 			}
 			t := ui.NewTable(out, "DRIVER", "VOLUME NAME")
 			for _, r := range rows {

@@ -57,15 +57,7 @@ type LayerInfo struct {
 
 // Inspect builds the inspect document for one image.
 func (s *Service) Inspect(ctx context.Context, r *Record) (*Inspect, error) {
-	cf, err := s.Config(r)
-	if err != nil {
-		return nil, err
-	}
-	m, err := s.Manifest(r)
-	if err != nil {
-		return nil, err
-	}
-	shared, err := s.layerShares(ctx)
+	cf, m, shared, err := s.layerView(ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -101,6 +93,21 @@ func (s *Service) Inspect(ctx context.Context, r *Record) (*Inspect, error) {
 	return out, nil
 }
 
+// layerView reads what inspect and history describe: the image's config,
+// its manifest, and how many images share each blob.
+func (s *Service) layerView(ctx context.Context, r *Record) (*v1.ConfigFile, *v1.Manifest, map[string]int, error) {
+	cf, err := s.Config(r)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	m, err := s.Manifest(r)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	shared, err := s.layerShares(ctx)
+	return cf, m, shared, err
+}
+
 // layerShares counts, per blob, how many images use it.
 func (s *Service) layerShares(ctx context.Context) (map[string]int, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT blob, count(*) FROM image_blobs GROUP BY blob`)
@@ -133,15 +140,7 @@ type HistoryEntry struct {
 
 // History maps the config's history onto the layers.
 func (s *Service) History(ctx context.Context, r *Record) ([]HistoryEntry, error) {
-	cf, err := s.Config(r)
-	if err != nil {
-		return nil, err
-	}
-	m, err := s.Manifest(r)
-	if err != nil {
-		return nil, err
-	}
-	shared, err := s.layerShares(ctx)
+	cf, m, shared, err := s.layerView(ctx, r)
 	if err != nil {
 		return nil, err
 	}

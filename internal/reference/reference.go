@@ -190,18 +190,6 @@ func FamiliarName(name string) string {
 	return name
 }
 
-// WithTag returns the reference to tag in the same repository.
-func (r Reference) WithTag(tag string) Reference {
-	r.Tag, r.Digest, r.ImplicitTag = tag, "", false
-	return r
-}
-
-// WithDigest returns the reference pinned to digest, without tag.
-func (r Reference) WithDigest(d string) Reference {
-	r.Tag, r.Digest, r.ImplicitTag = "", d, false
-	return r
-}
-
 // IsLatest reports whether the reference floats on the "latest" tag, given or
 // implied, without a pinning digest: the seed's warning case.
 func (r Reference) IsLatest() bool {

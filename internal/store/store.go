@@ -226,14 +226,6 @@ func (s *Store) write(ctx context.Context, want v1.Hash, size int64, open func()
 	return true, nil
 }
 
-// WriteBytes stores data and returns its sha256 digest.
-func (s *Store) WriteBytes(data []byte) (v1.Hash, error) {
-	sum := sha256.Sum256(data)
-	d := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
-	_, err := s.Write(context.Background(), d, int64(len(data)), strings.NewReader(string(data)), nil)
-	return d, err
-}
-
 // Delete removes blob d; a missing blob is not an error.
 func (s *Store) Delete(d v1.Hash) error {
 	if err := checkDigest(d); err != nil {

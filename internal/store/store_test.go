@@ -264,17 +264,18 @@ func TestDiskFull(t *testing.T) {
 
 func TestWriteIndexAndList(t *testing.T) {
 	s, _ := Open(t.TempDir())
-	d, err := s.WriteBytes([]byte(`{"a":1}`))
-	if err != nil {
+	data := []byte(`{"a":1}`)
+	d := digestOf(data)
+	if _, err := s.Write(context.Background(), d, int64(len(data)), bytes.NewReader(data), nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.WriteIndex([]v1.Descriptor{{MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: d, Size: 7,
 		Annotations: map[string]string{"org.opencontainers.image.ref.name": "x:1"}}}); err != nil {
 		t.Fatal(err)
 	}
-	data, _ := os.ReadFile(filepath.Join(s.Dir(), "index.json"))
-	if !strings.Contains(string(data), d.String()) || !strings.Contains(string(data), "x:1") {
-		t.Fatalf("index.json: %s", data)
+	index, _ := os.ReadFile(filepath.Join(s.Dir(), "index.json"))
+	if !strings.Contains(string(index), d.String()) || !strings.Contains(string(index), "x:1") {
+		t.Fatalf("index.json: %s", index)
 	}
 	blobs, _ := s.List()
 	if len(blobs) != 1 || blobs[0].Digest != d || blobs[0].Size != 7 {

@@ -49,7 +49,7 @@ func (t *Table) Flush() error { return t.tw.Flush() }
 // Format renders items with a --format value: "json" (one JSON object per
 // line, as docker), "table TEMPLATE" (a header from the template's field
 // names), or a Go template applied to each item.
-func Format(w io.Writer, format string, items []any) error {
+func Format[T any](w io.Writer, format string, items []T) error {
 	if format == "json" || format == "{{json .}}" {
 		enc := json.NewEncoder(w)
 		for _, it := range items {
