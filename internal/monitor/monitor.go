@@ -125,6 +125,11 @@ func Run(cfg Config, rt *runtime.Runtime, rec Recorder, ready func(error)) error
 			ready(err)
 			return err
 		}
+		// A container that will be handed over to the shim is served
+		// by the shim: clients queue until it accepts.
+		if cfg.Shim == nil || cfg.WaitAttach {
+			m.srv.Accept()
+		}
 		if cfg.OnListen != nil {
 			cfg.OnListen()
 		}
@@ -288,8 +293,16 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 	m.rec.Started(c.Pid, c.PidStartTime, restarts)
 	started(nil)
 	if handOver {
-		// Returns only if the exec failed; supervise here then.
+		// Clients the exec would drop are left in the socket's backlog
+		// for the shim. handOver returns only if the exec failed;
+		// supervise (and serve) here then.
+		if m.srv != nil {
+			m.srv.Hold()
+		}
 		m.handOver(c, baseline, &io)
+		if m.srv != nil {
+			m.srv.Accept()
+		}
 	}
 	outputs := m.copyOutput(&io)
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,13 +18,19 @@ import (
 type Server struct {
 	ln  net.Listener
 	hub *hub
+	// accepting is closed when the accept loop started by Accept ends;
+	// nil while no loop runs.
+	accepting chan struct{}
 
 	mu     sync.Mutex
 	input  io.WriteCloser // the container's stdin or pty master, while running
 	master *os.File       // the pty master, for resizes
 }
 
-// Listen serves a new attach socket at path.
+// Listen binds a new attach socket at path. Clients can connect at once
+// but wait in the socket's backlog until Accept: a supervisor that is about
+// to hand the listener over to another program (the monitor exec'ing the
+// shim) must not take a client whose connection the exec would drop.
 func Listen(path string) (*Server, error) {
 	os.Remove(path)
 	short, release, err := sockPath(path)
@@ -35,16 +42,28 @@ func Listen(path string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attach socket %s: %w", path, err)
 	}
-	return Serve(ln), nil
+	return &Server{ln: ln, hub: newHub()}, nil
 }
 
 // Serve serves attach clients on an existing listener (one inherited
 // across an exec).
 func Serve(ln net.Listener) *Server {
 	s := &Server{ln: ln, hub: newHub()}
+	s.Accept()
+	return s
+}
+
+// Accept starts taking clients (again, after Hold).
+func (s *Server) Accept() {
+	if s.accepting != nil {
+		return
+	}
+	done := make(chan struct{})
+	s.accepting = done
 	go func() {
+		defer close(done)
 		for {
-			c, err := ln.Accept()
+			c, err := s.ln.Accept()
 			if err != nil {
 				return
 			}
@@ -52,7 +71,20 @@ func Serve(ln net.Listener) *Server {
 			go s.serveClient(c)
 		}
 	}()
-	return s
+}
+
+// Hold stops taking clients without closing the socket: new ones wait in
+// its backlog for whoever accepts next (the shim, after an exec).
+func (s *Server) Hold() {
+	if s.accepting == nil {
+		return
+	}
+	if dl, ok := s.ln.(interface{ SetDeadline(time.Time) error }); ok {
+		dl.SetDeadline(time.Unix(1, 0))
+		<-s.accepting
+		dl.SetDeadline(time.Time{})
+		s.accepting = nil
+	}
 }
 
 // Listener is the socket the server accepts on.

@@ -1,0 +1,72 @@
+package streams
+
+import (
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// A client that connects while the server holds (the monitor about to
+// exec the shim) is not taken by this server: it waits in the socket's
+// backlog and the next server on the same listener (the shim) serves it,
+// output and exit status included.
+func TestHeldClientsGoToTheNextServer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "attach.sock")
+	first, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	first.Accept()
+	first.Hold()
+	conn, err := Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	time.Sleep(50 * time.Millisecond)
+	if n := first.Clients(); n != 0 {
+		t.Fatalf("a holding server took %d clients", n)
+	}
+
+	f, err := first.Listener().(*net.UnixListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := Serve(ln)
+	defer next.Close()
+	select {
+	case <-next.FirstAttached():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the next server never got the waiting client")
+	}
+	next.Tee(FrameStdout)([]byte("hello"))
+	next.Exit(3)
+	if kind, data, err := ReadFrame(conn); err != nil || kind != FrameStdout || string(data) != "hello" {
+		t.Fatalf("output frame: %d %q %v", kind, data, err)
+	}
+	if kind, data, err := ReadFrame(conn); err != nil || kind != FrameExit || len(data) != 4 || data[3] != 3 {
+		t.Fatalf("exit frame: %d %v %v", kind, data, err)
+	}
+
+	// Accept after Hold serves again.
+	first.Accept()
+	again, err := Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for first.Clients()+next.Clients() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if first.Clients()+next.Clients() != 1 {
+		t.Fatal("no server took the client after Accept")
+	}
+}
