@@ -141,6 +141,7 @@ func run(args []string) int {
 	}
 	trace.Mark("main")
 	cmd := newRootCmd()
+	trace.Mark("command tree")
 	cmd.SetArgs(args)
 	err := cmd.Execute()
 	if err == nil {

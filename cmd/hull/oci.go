@@ -19,6 +19,7 @@ import (
 	"golang.org/x/term"
 
 	hullrt "hull/internal/runtime"
+	"hull/internal/trace"
 )
 
 // ociInitIfRequested turns this process into a container's init or exec'd
@@ -53,6 +54,7 @@ func addOCICommands(root *cobra.Command, g *globals) {
 				}
 				o.root = filepath.Join(g.cfg.RunRoot, "oci")
 			}
+			trace.Mark("oci: pre-run")
 			o.rt = &hullrt.Runtime{Root: o.root, Warn: o.warn}
 			if o.log != "" {
 				f, err := os.OpenFile(o.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_CLOEXEC, 0o644)
@@ -148,10 +150,12 @@ func ociCreateCmd(o *ociFlags, run bool) *cobra.Command {
 // proxy the terminal if hull owns it, wait, delete, and exit with the
 // container's status.
 func ociRun(o *ociFlags, id string, opts hullrt.CreateOptions, detach bool) error {
+	trace.Mark("oci run: begin")
 	spec, err := hullrt.LoadSpec(opts.Bundle)
 	if err != nil {
 		return err
 	}
+	trace.Mark("oci run: spec")
 	var ptyPeer *os.File
 	if spec.Process.Terminal && opts.ConsoleSocket == "" {
 		if detach {
@@ -170,10 +174,12 @@ func ociRun(o *ociFlags, id string, opts hullrt.CreateOptions, detach bool) erro
 	if !detach {
 		signal.Notify(sigs)
 	}
+	trace.Mark("oci run: create")
 	c, err := o.rt.Create(id, opts)
 	if err != nil {
 		return err
 	}
+	trace.Mark("oci run: created")
 	var master *os.File
 	if ptyPeer != nil {
 		if master, err = hullrt.RecvConsole(ptyPeer); err != nil {
@@ -185,6 +191,7 @@ func ociRun(o *ociFlags, id string, opts hullrt.CreateOptions, detach bool) erro
 		_ = o.rt.Delete(id, true)
 		return err
 	}
+	trace.Mark("oci run: started")
 	if detach {
 		return nil
 	}
@@ -200,10 +207,12 @@ func ociRun(o *ociFlags, id string, opts hullrt.CreateOptions, detach bool) erro
 		defer func() { <-done }()
 	}
 	code := waitForward(c.Pid, sigs)
+	trace.Mark("oci run: exited")
 	signal.Stop(sigs)
 	if err := o.rt.Delete(id, true); err != nil {
 		o.warn(err.Error())
 	}
+	trace.Mark("oci run: deleted")
 	if master != nil {
 		master.Close()
 	}

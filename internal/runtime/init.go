@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"hull/internal/seccomp"
+	"hull/internal/trace"
 )
 
 func init() {
@@ -39,6 +40,7 @@ func InitMain() {
 	// Credentials, capabilities, seccomp and no_new_privs are per
 	// thread; everything below runs on this one, which then execs.
 	goruntime.LockOSThread()
+	trace.Mark("init: main")
 	syncFD, _ := strconv.Atoi(os.Getenv("_HULL_SYNCFD"))
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "_HULL_") {
@@ -82,6 +84,7 @@ func containerInit(cfg *initConfig, sync *os.File, buf []byte) error {
 		if err := setupRootfs(cfg, sync, buf); err != nil {
 			return err
 		}
+		trace.Mark("init: rootfs ready")
 		if cfg.NewUTS {
 			if spec.Hostname != "" {
 				if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
@@ -143,6 +146,7 @@ func containerInit(cfg *initConfig, sync *os.File, buf []byte) error {
 		if err != nil {
 			return fmt.Errorf("open exec fifo: %w", err)
 		}
+		trace.Mark("init: started")
 		if _, err := unix.Write(fd, []byte{'0'}); err != nil {
 			return fmt.Errorf("write exec fifo: %w", err)
 		}
@@ -232,6 +236,7 @@ func finalize(cfg *initConfig) error {
 			return err
 		}
 	}
+	trace.Mark("init: exec")
 	err = unix.Exec(path, proc.Args, env)
 	return fmt.Errorf("exec %s: %w", proc.Args[0], err)
 }

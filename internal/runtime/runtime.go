@@ -222,8 +222,23 @@ func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
 func (r *Runtime) Delete(id string, force bool) error {
 	c, err := r.load(id)
 	if err != nil {
-		if force && errors.Is(err, ErrNotExist) {
-			return nil
+		if errors.Is(err, ErrNotExist) {
+			// What a killed create left is removed; a create that is
+			// still running is not touched.
+			dir := filepath.Join(r.Root, id)
+			if _, serr := os.Lstat(dir); serr == nil {
+				gone, rerr := r.reclaim(id, dir)
+				if rerr != nil {
+					return rerr
+				}
+				if !gone {
+					return fmt.Errorf("container %s: is being created", id)
+				}
+				return nil
+			}
+			if force {
+				return nil
+			}
 		}
 		return err
 	}

@@ -771,3 +771,62 @@ func TestJoinNamespacesByPathAndTimeNamespace(t *testing.T) {
 		t.Fatalf("uptime %d inside, want the 1000000 s boot-time offset applied", up)
 	}
 }
+
+// A create killed half-way (here while its createRuntime hook runs, after
+// the cgroups exist and the init waits) leaves a state directory without
+// state.json. The next create of that id reclaims it instead of failing
+// with "already exists" forever; while a create runs, its directory is
+// left alone.
+func TestInterruptedCreateIsReclaimed(t *testing.T) {
+	e := newEnv(t)
+	id := e.id()
+	marker := filepath.Join(t.TempDir(), "hook-pid")
+	b := newBundle(t, []string{"true"}, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo $$ > " + marker + "; exec sleep 60"}}}}
+	})
+	cmd := exec.Command(hullBin, "oci", "--root", e.root, "create", "--bundle", b, id)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var hook int
+	for hook == 0 && t.Context().Err() == nil {
+		b, _ := os.ReadFile(marker)
+		hook, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		unix.Nanosleep(&unix.Timespec{Nsec: 5e6}, nil)
+	}
+	t.Cleanup(func() { unix.Kill(hook, unix.SIGKILL) })
+
+	// While that create runs, its id is taken and its directory kept.
+	if out, err := e.hull("create", "--bundle", b, id); err == nil || !strings.Contains(out, "already exists") {
+		t.Fatalf("second create while the first runs: %v %s", err, out)
+	}
+	if out, err := e.hull("delete", "--force", id); err == nil || !strings.Contains(out, "being created") {
+		t.Fatalf("delete while create runs: %v %s", err, out)
+	}
+
+	cmd.Process.Kill()
+	cmd.Wait()
+	unix.Kill(hook, unix.SIGKILL)
+	var rec Container
+	raw, err := os.ReadFile(filepath.Join(e.root, id, creatingFile))
+	if err != nil || json.Unmarshal(raw, &rec) != nil {
+		t.Fatalf("the killed create left no %s: %v", creatingFile, err)
+	}
+	cg, err := cgroups.Load(rec.CgroupPath, rec.CgroupCreated)
+	if err != nil || !cg.Exists() {
+		t.Fatalf("the killed create's cgroup %s should still exist: %v", rec.CgroupPath, err)
+	}
+
+	b2 := newBundle(t, []string{"sleep", "100"}, nil)
+	out := e.mustHull("create", "--bundle", b2, id)
+	if !strings.Contains(out, "interrupted create") {
+		t.Errorf("reclaiming says nothing: %q", out)
+	}
+	if st := e.state(id); st.Status != specs.StateCreated {
+		t.Fatalf("after reclaiming, create gave %q", st.Status)
+	}
+	e.mustHull("delete", "--force", id)
+	if cg.Exists() {
+		t.Errorf("cgroup %s is left after delete", rec.CgroupPath)
+	}
+}

@@ -20,6 +20,7 @@ import (
 
 	"hull/internal/cgroups"
 	"hull/internal/seccomp"
+	"hull/internal/trace"
 )
 
 // initConfig is what the parent sends the container's first Go process
@@ -92,12 +93,11 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 		return nil, fmt.Errorf("state root %s: %w", r.Root, err)
 	}
 	dir := filepath.Join(r.Root, id)
-	if err := os.Mkdir(dir, 0o711); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("container %s: already exists", id)
-		}
-		return nil, fmt.Errorf("container %s: %w", id, err)
+	lock, err := r.claim(id, dir)
+	if err != nil {
+		return nil, err
 	}
+	defer lock.Close()
 	rootfs := spec.Root.Path
 	if !filepath.IsAbs(rootfs) {
 		rootfs = filepath.Join(bundle, rootfs)
@@ -125,6 +125,7 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 		os.RemoveAll(dir)
 	}()
 
+	trace.Mark("runtime: spec loaded")
 	c.CgroupPath = cgroups.ContainerPath(spec.Linux.CgroupsPath, id)
 	if cg, err = cgroups.New(c.CgroupPath); err != nil {
 		return nil, err
@@ -134,11 +135,15 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err = c.saveAs(creatingFile); err != nil {
+		return nil, err
+	}
 	cg.Prewarm()
 	if err = cg.Set(withDefaultDevices(spec)); err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
 
+	trace.Mark("runtime: cgroup set")
 	if err = unix.Mkfifo(c.fifoPath(), 0o600); err != nil {
 		return nil, fmt.Errorf("container %s: exec fifo: %w", id, err)
 	}
@@ -241,9 +246,11 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 		}
 		return nil
 	}
+	trace.Mark("runtime: spawning init")
 	if err = sp.run(); err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
+	trace.Mark("runtime: init ready")
 	c.Pid = pid
 	if c.PidStartTime, _, err = procStartTime(pid); err != nil {
 		return nil, fmt.Errorf("container %s: init exited during create: %w", id, err)
@@ -556,9 +563,13 @@ func (sp *spawn) run() error {
 	if sp.timeOffsets != "" {
 		cmd.Env = append(cmd.Env, "_HULL_TIMENS_OFFSETS="+sp.timeOffsets)
 	}
+	if v := os.Getenv("HULL_TRACE"); v != "" {
+		cmd.Env = append(cmd.Env, "HULL_TRACE="+v)
+	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start init: %w", err)
 	}
+	trace.Mark("runtime: init exec'd")
 	// The intermediate process exits as soon as it has forked; reap it.
 	reaped := false
 	defer func() {
@@ -588,6 +599,7 @@ func (sp *spawn) run() error {
 				return errors.New("sync with init: short pid message")
 			}
 			sp.pid = int(int32(binary.NativeEndian.Uint32(buf[1:5])))
+			trace.Mark("runtime: init pid")
 		case 'E':
 			return errors.New(string(buf[1:n]))
 		default:

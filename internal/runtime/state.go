@@ -79,16 +79,19 @@ func (r *Runtime) load(id string) (*Container, error) {
 }
 
 // save writes state.json atomically.
-func (c *Container) save() error {
+func (c *Container) save() error { return c.saveAs("state.json") }
+
+// saveAs writes the record atomically under name.
+func (c *Container) saveAs(name string) error {
 	b, err := json.Marshal(c)
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(c.dir, ".state.json.tmp")
+	tmp := filepath.Join(c.dir, "."+name+".tmp")
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return fmt.Errorf("container %s: %w", c.ID, err)
 	}
-	if err := os.Rename(tmp, filepath.Join(c.dir, "state.json")); err != nil {
+	if err := os.Rename(tmp, filepath.Join(c.dir, name)); err != nil {
 		return fmt.Errorf("container %s: %w", c.ID, err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 // Package trace prints where time goes, for performance work: with
-// HULL_TRACE=1 each Mark writes "hull[pid] +12.3ms label" to stderr (or to
-// the file HULL_TRACE names), measured from the process start. Off, a Mark
+// HULL_TRACE=1 each Mark writes "hull[pid] 15:04:05.000000 +12.3ms label"
+// to stderr (or to the file HULL_TRACE names): the wall clock, to line up
+// processes, and the time since the process started. Off, a Mark
 // costs one branch.
 package trace
 
@@ -30,5 +31,6 @@ func Mark(label string) {
 	if out == nil {
 		return
 	}
-	fmt.Fprintf(out, "hull[%d] +%.1fms %s\n", os.Getpid(), float64(time.Since(start).Microseconds())/1000, label)
+	now := time.Now()
+	fmt.Fprintf(out, "hull[%d] %s +%.1fms %s\n", os.Getpid(), now.Format("15:04:05.000000"), float64(now.Sub(start).Microseconds())/1000, label)
 }
