@@ -19,7 +19,7 @@ deps:
 
 build: deps
 	$(GO) build -tags '$(TAGS)' -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/hull
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/hull-init ./cmd/hull-init
+	GO=$(GO) hack/build-init.sh bin/hull-init
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/hull-shim ./cmd/hull-shim
 
 vet: deps

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(
-  gcc pkg-config libsqlite3-dev libseccomp-dev   # cgo: metadata DB, seccomp
+  gcc libc6-dev pkg-config libsqlite3-dev libseccomp-dev   # cgo: metadata DB, seccomp, static hull-init
   docker-registry                               # the registry tests push to
   busybox-static                                # the root of every test image
   skopeo                                        # cross-tool archive and layout tests

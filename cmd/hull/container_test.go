@@ -430,6 +430,9 @@ func useStatic(t *testing.T, env, pkg string) string {
 		path := filepath.Join(dir, filepath.Base(pkg))
 		cmd := exec.Command("go", "build", "-o", path, pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if pkg == "hull/cmd/hull-init" {
+			cmd = exec.Command("../../hack/build-init.sh", path)
+		}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return "", fmt.Errorf("build %s: %v\n%s", pkg, err, out)
 		}

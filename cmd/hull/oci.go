@@ -55,7 +55,7 @@ func addOCICommands(root *cobra.Command, g *globals) {
 				o.root = filepath.Join(g.cfg.RunRoot, "oci")
 			}
 			trace.Mark("oci: pre-run")
-			o.rt = &hullrt.Runtime{Root: o.root, Warn: o.warn}
+			o.rt = &hullrt.Runtime{Root: o.root, Warn: o.warn, InitPath: containerInit()}
 			if o.log != "" {
 				f, err := os.OpenFile(o.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_CLOEXEC, 0o644)
 				if err != nil {
@@ -150,12 +150,20 @@ func ociCreateCmd(o *ociFlags, run bool) *cobra.Command {
 // proxy the terminal if hull owns it, wait, delete, and exit with the
 // container's status.
 func ociRun(o *ociFlags, id string, opts hullrt.CreateOptions, detach bool) error {
-	trace.Mark("oci run: begin")
+	// Forwarding every signal takes a syscall per signal: set it up on
+	// the other core while the container is created.
+	sigs := make(chan os.Signal, 32)
+	notified := make(chan struct{})
+	if detach {
+		close(notified)
+	} else {
+		go func() { signal.Notify(sigs); close(notified) }()
+	}
 	spec, err := hullrt.LoadSpec(opts.Bundle)
 	if err != nil {
 		return err
 	}
-	trace.Mark("oci run: spec")
+	opts.Spec = spec
 	var ptyPeer *os.File
 	if spec.Process.Terminal && opts.ConsoleSocket == "" {
 		if detach {
@@ -169,10 +177,6 @@ func ociRun(o *ociFlags, id string, opts hullrt.CreateOptions, detach bool) erro
 		ptyPeer = os.NewFile(uintptr(fds[1]), "console-peer")
 		defer opts.Console.Close()
 		defer ptyPeer.Close()
-	}
-	sigs := make(chan os.Signal, 32)
-	if !detach {
-		signal.Notify(sigs)
 	}
 	trace.Mark("oci run: create")
 	c, err := o.rt.Create(id, opts)
@@ -206,6 +210,7 @@ func ociRun(o *ociFlags, id string, opts hullrt.CreateOptions, detach bool) erro
 		go func() { _, _ = io.Copy(os.Stdout, master); close(done) }()
 		defer func() { <-done }()
 	}
+	<-notified
 	code := waitForward(c.Pid, sigs)
 	trace.Mark("oci run: exited")
 	signal.Stop(sigs)

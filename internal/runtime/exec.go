@@ -44,7 +44,7 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (int, error) 
 	if err != nil {
 		return 0, err
 	}
-	sp := &spawn{cgroup: cg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, preserve: o.PreserveFDs, keepSync: true}
+	sp := &spawn{r: r, cgroup: cg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, preserve: o.PreserveFDs, keepSync: true}
 	pidStr := strconv.Itoa(c.Pid)
 	for _, ns := range namespaceOrder {
 		theirs := "/proc/" + pidStr + "/ns/" + ns

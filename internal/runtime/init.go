@@ -54,6 +54,7 @@ func InitMain() {
 		fmt.Fprintf(os.Stderr, "hull init: read config: %v\n", err)
 		os.Exit(1)
 	}
+	trace.Mark("init: config read")
 	err := containerInit(&cfg, sync, buf)
 	// Only failures get here.
 	_ = sendJSON(sync, syncMsg{Type: "error", Error: err.Error()})

@@ -10,9 +10,11 @@
 //	Exec    starts another process inside every namespace of the container
 //	Delete  kills what is left, runs poststop hooks, removes cgroups and state
 //
-// How a process gets into the container: the parent (this package) starts a
-// copy of the hull binary sealed in a memfd (so the container can never
-// write to the host's binary). A C constructor (package nsenter) runs in that
+// How a process gets into the container: the parent (this package) starts
+// the init binary (Runtime.InitPath, the small static hull-init, or else
+// hull itself), from a copy sealed in a memfd whenever anything in the
+// container could reach it (so the container can never write to the host's
+// binary). A C constructor (package nsenter) runs in that
 // child before the Go runtime exists, joins and unshares namespaces, and
 // forks the container's first process, which then runs InitMain in Go: it
 // builds the root filesystem, drops privileges and execs the user process.
@@ -26,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -42,6 +45,15 @@ type Runtime struct {
 	// Warn receives non-fatal problems (a clamped rlimit, a failed
 	// poststart hook). Defaults to stderr.
 	Warn func(msg string)
+	// InitPath is the binary a container's first process starts from
+	// to set the container up before it execs the user's program: a
+	// small static one (hull-init) starts in a fraction of the time
+	// hull itself takes. Empty: this binary re-executes itself.
+	InitPath string
+
+	sealOnce sync.Once
+	sealFD   int
+	sealErr  error
 }
 
 func (r *Runtime) warn(format string, args ...any) {
@@ -56,6 +68,9 @@ func (r *Runtime) warn(format string, args ...any) {
 // CreateOptions are the knobs of `create` beyond the bundle's config.json.
 type CreateOptions struct {
 	Bundle string
+	// Spec is the bundle's config.json when the caller has already read
+	// it (with LoadSpec); nil reads it.
+	Spec *specs.Spec
 	// PidFile, if set, receives the init's pid once it is ready.
 	PidFile string
 	// ConsoleSocket is the path of a unix socket that receives the

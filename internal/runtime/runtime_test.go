@@ -537,6 +537,31 @@ func TestInitRunsFromSealedMemfd(t *testing.T) {
 	}
 }
 
+// The runtime starts a container's first process from hull-init (HULL_INIT
+// or next to hull) when it is there, and from hull itself otherwise; both
+// set up the same container.
+func TestInitBinaryAndFallback(t *testing.T) {
+	e := newEnv(t)
+	b := newBundle(t, []string{"sh", "-c", "echo $$"}, nil)
+	self, _ := filepath.EvalSymlinks(hullBin)
+	if p := os.Getenv("HULL_INIT"); p != "" {
+		want, _ := filepath.EvalSymlinks(p)
+		if exe := initExe(t, e, newBundle(t, []string{"true"}, nil)); exe != want {
+			t.Errorf("with HULL_INIT=%s the init runs from %q", p, exe)
+		}
+		if out := e.mustRun(b); out != "1\n" {
+			t.Errorf("through hull-init: %q", out)
+		}
+	}
+	t.Setenv("HULL_INIT", filepath.Join(t.TempDir(), "missing"))
+	if exe := initExe(t, e, newBundle(t, []string{"true"}, nil)); exe != self {
+		t.Errorf("without hull-init the init runs from %q, want %s", exe, self)
+	}
+	if out := e.mustRun(b); out != "1\n" {
+		t.Errorf("through hull itself: %q", out)
+	}
+}
+
 // TestNoFdLeak: an fd the caller leaks into hull does not reach the
 // container; --preserve-fds passes exactly the ones asked for.
 func TestNoFdLeak(t *testing.T) {

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -76,15 +75,17 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
-	spec, err := LoadSpec(bundle)
-	if err != nil {
-		return nil, err
+	spec := o.Spec
+	if spec == nil {
+		if spec, err = LoadSpec(bundle); err != nil {
+			return nil, err
+		}
 	}
 	h := spec.Hooks
 	sealed := needsSealedInit(spec) || o.SealedInit
 	if sealed {
 		// Copying the binary takes a while; start it now.
-		go func() { _, _ = sealedSelf() }()
+		go func() { _, _ = r.sealedInit() }()
 	}
 	if err := validateSpec(spec); err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
@@ -153,7 +154,7 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	}
 	defer fifo.Close()
 
-	sp := &spawn{cgroup: cg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, preserve: o.PreserveFDs, hostExe: !sealed}
+	sp := &spawn{r: r, cgroup: cg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, preserve: o.PreserveFDs, hostExe: !sealed}
 	ic := &initConfig{ID: id, Spec: spec, Rootfs: rootfs, Bundle: bundle, NoPivot: o.NoPivot, Cgroups: cg.Mounts()}
 	if ic.Seccomp, err = r.compileSeccomp(spec); err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
@@ -447,76 +448,74 @@ type spawn struct {
 	// caller (exec waits on it to learn that execve succeeded).
 	keepSync bool
 	hostExe  bool // exec the host binary, not a sealed copy (see needsSealedInit)
+	r        *Runtime
 	sync     *os.File
 	pid      int
 }
 
-var (
-	selfOnce sync.Once
-	selfFD   int
-	selfErr  error
-)
+// initExe is the binary a container's init (or exec'd process) starts
+// from: r.InitPath, else this very binary.
+func (r *Runtime) initExe() string {
+	if r.InitPath != "" {
+		return r.InitPath
+	}
+	return "/proc/self/exe"
+}
 
-// sealedSelf returns a memfd holding a copy of the running binary, sealed
-// against any change. The container's init is exec'd from it, so even a
-// process that gets hold of /proc/<init>/exe can only reach the copy, never
-// the host's hull binary (the CVE-2019-5736 class of escapes).
-func sealedSelf() (int, error) {
-	selfOnce.Do(func() {
-		src, err := os.Open("/proc/self/exe")
+// sealedInit returns a memfd holding a copy of the init binary, sealed
+// against any change, made once per process. The container's init is
+// exec'd from it, so even a process that gets hold of /proc/<init>/exe can
+// only reach the copy, never the host's binary (the CVE-2019-5736 class
+// of escapes).
+func (r *Runtime) sealedInit() (int, error) {
+	r.sealOnce.Do(func() { r.sealFD, r.sealErr = sealedCopy(r.initExe()) })
+	return r.sealFD, r.sealErr
+}
+
+func sealedCopy(path string) (int, error) {
+	src, err := os.Open(path)
+	if err != nil {
+		return -1, err
+	}
+	defer src.Close()
+	st, err := src.Stat()
+	if err != nil {
+		return -1, err
+	}
+	fd, err := unix.MemfdCreate("hull-init", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return -1, fmt.Errorf("memfd_create: %w", err)
+	}
+	defer unix.Close(fd)
+	for left := st.Size(); left > 0; {
+		n, err := unix.Sendfile(fd, int(src.Fd()), nil, int(left))
 		if err != nil {
-			selfErr = err
-			return
+			return -1, fmt.Errorf("copy %s into memfd: %w", path, err)
 		}
-		defer src.Close()
-		fd, err := unix.MemfdCreate("hull-init", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
-		if err != nil {
-			selfErr = fmt.Errorf("memfd_create: %w", err)
-			return
+		if n == 0 {
+			break
 		}
-		st, err := src.Stat()
-		if err != nil {
-			selfErr = err
-			unix.Close(fd)
-			return
-		}
-		for left := st.Size(); left > 0; {
-			n, err := unix.Sendfile(fd, int(src.Fd()), nil, int(left))
-			if err != nil {
-				selfErr = fmt.Errorf("copy hull binary into memfd: %w", err)
-				unix.Close(fd)
-				return
-			}
-			if n == 0 {
-				break
-			}
-			left -= int64(n)
-		}
-		seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
-			selfErr = fmt.Errorf("seal memfd: %w", err)
-			unix.Close(fd)
-			return
-		}
-		// Keep it above every fd the child is given, so os/exec's
-		// dup2s never overwrite it before execve resolves the path.
-		high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 1000)
-		unix.Close(fd)
-		if err != nil {
-			selfErr = fmt.Errorf("dup memfd: %w", err)
-			return
-		}
-		selfFD = high
-	})
-	return selfFD, selfErr
+		left -= int64(n)
+	}
+	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
+		return -1, fmt.Errorf("seal memfd: %w", err)
+	}
+	// Keep it above every fd the child is given, so os/exec's dup2s never
+	// overwrite it before execve resolves the path.
+	high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 1000)
+	if err != nil {
+		return -1, fmt.Errorf("dup memfd: %w", err)
+	}
+	return high, nil
 }
 
 // run starts the child and drives it until it reports ready (or, for exec,
 // until the handshake is done).
 func (sp *spawn) run() error {
-	exePath := "/proc/self/exe"
+	exePath := sp.r.initExe()
 	if !sp.hostExe {
-		exe, err := sealedSelf()
+		exe, err := sp.r.sealedInit()
 		if err != nil {
 			return err
 		}
