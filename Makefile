@@ -9,6 +9,9 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 GOTESTFLAGS ?= -timeout 15m
 
 export CGO_ENABLED := 1
+# encoding/json's v2 engine (same API) decodes a cold OCI spec in half the
+# time, and every container start decodes one in hull and in its init.
+export GOEXPERIMENT := jsonv2
 
 .PHONY: all deps build test demo bench fmt vet fuzz clean
 
