@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/pprof"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -54,7 +55,12 @@ type globals struct {
 	snap *snapshot.Snapshotter
 }
 
-func newRootCmd() *cobra.Command {
+func newRootCmd() *cobra.Command { return newRootCmdFor("") }
+
+// newRootCmdFor builds the command tree; only "oci" builds just that
+// subtree: other tools call `hull oci` once or more per container, and
+// need none of the other commands.
+func newRootCmdFor(only string) *cobra.Command {
 	g := &globals{}
 	root := &cobra.Command{
 		Use:           "hull",
@@ -73,13 +79,32 @@ func newRootCmd() *cobra.Command {
 	pf.StringVar(&g.runRoot, "run-root", "", "runtime state directory (default /run/hull)")
 	pf.StringVar(&g.logLevel, "log-level", "", "log level: debug, info, warn, error")
 
+	addOCICommands(root, g)
+	if only == "oci" {
+		return root
+	}
 	root.AddCommand(newVersionCmd(), newInfoCmd(g))
 	addImageCommands(root, g)
-	addOCICommands(root, g)
 	addSnapshotCommands(root, g)
 	addContainerCommands(root, g)
 	addContainerExtras(root, g)
 	return root
+}
+
+// firstCommand is the first word of args that is not a global flag or
+// its value.
+func firstCommand(args []string) string {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--config" || a == "--root" || a == "--run-root" || a == "--log-level":
+			i++
+		case strings.HasPrefix(a, "-"):
+		default:
+			return a
+		}
+	}
+	return ""
 }
 
 // resolve loads the config file and applies flag and environment overrides.
@@ -140,7 +165,7 @@ func run(args []string) int {
 		}
 	}
 	trace.Mark("main")
-	cmd := newRootCmd()
+	cmd := newRootCmdFor(firstCommand(args))
 	trace.Mark("command tree")
 	cmd.SetArgs(args)
 	err := cmd.Execute()

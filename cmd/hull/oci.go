@@ -213,8 +213,7 @@ func ociRun(o *ociFlags, id string, opts hullrt.CreateOptions, detach bool) erro
 	<-notified
 	code := waitForward(c.Pid, sigs)
 	trace.Mark("oci run: exited")
-	signal.Stop(sigs)
-	if err := o.rt.Delete(id, true); err != nil {
+	if err := o.rt.DeleteContainer(c, true); err != nil {
 		o.warn(err.Error())
 	}
 	trace.Mark("oci run: deleted")
@@ -227,10 +226,19 @@ func ociRun(o *ociFlags, id string, opts hullrt.CreateOptions, detach bool) erro
 
 // waitForward reaps pid (a direct child thanks to CLONE_PARENT), relaying
 // signals to it, and returns a shell-style exit status.
+// Signals go through a pidfd, so one that arrives after the reap can
+// never reach another process that reused the pid (and forwarding need
+// not be switched off, which costs a syscall per signal).
 func waitForward(pid int, sigs chan os.Signal) int {
+	pidfd, err := unix.PidfdOpen(pid, 0)
 	go func() {
 		for s := range sigs {
-			if sig, ok := s.(unix.Signal); ok && sig != unix.SIGCHLD && sig != unix.SIGURG && sig != unix.SIGWINCH {
+			sig, ok := s.(unix.Signal)
+			switch {
+			case !ok || sig == unix.SIGCHLD || sig == unix.SIGURG || sig == unix.SIGWINCH:
+			case err == nil:
+				_ = unix.PidfdSendSignal(pidfd, sig, nil, 0)
+			default: // no pidfds (Linux < 5.3)
 				_ = unix.Kill(pid, sig)
 			}
 		}

@@ -257,6 +257,13 @@ func (r *Runtime) Delete(id string, force bool) error {
 		}
 		return err
 	}
+	return r.DeleteContainer(c, force)
+}
+
+// DeleteContainer is Delete for a container the caller already holds (as
+// Create returned it), saving a reload of its state.
+func (r *Runtime) DeleteContainer(c *Container, force bool) error {
+	id := c.ID
 	st := c.Status()
 	// The spec: deleting a container that is not stopped is an error
 	// (runc lets a created one go; --force covers that case).
