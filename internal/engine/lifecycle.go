@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -357,7 +359,9 @@ func (e *Engine) Remove(ctx context.Context, ref string, force bool) error {
 		e.rt.Kill(c.ID, unix.SIGKILL, true)
 		e.waitMonitor(c, 10*time.Second)
 	}
-	return e.cleanup(ctx, c)
+	purge, err := e.cleanup(ctx, c)
+	purge()
+	return err
 }
 
 // waitMonitor waits for the container's monitor process to exit: on its
@@ -392,9 +396,15 @@ func (e *Engine) waitMonitor(c *Container, timeout time.Duration) {
 	}
 }
 
-// cleanup removes everything of a container; each step tolerates a
-// previous partial cleanup.
-func (e *Engine) cleanup(ctx context.Context, c *Container) error {
+// cleanup removes what a container had: runtime state, mounts, its
+// writable layer, its directories and its record; each step tolerates a
+// previous partial cleanup. The files go last, in
+// the returned purge: on disk, every removed directory or file frees
+// blocks, which costs milliseconds each on some hosts, so they are first
+// moved aside (renames, atomic) and a caller that has someone waiting (the
+// monitor of a --rm container) answers before it purges. What a crash
+// leaves aside is swept by the next snapshotter Open and container prune.
+func (e *Engine) cleanup(ctx context.Context, c *Container) (func(), error) {
 	var errs []error
 	if err := e.rt.Delete(c.ID, true); err != nil {
 		errs = append(errs, err)
@@ -402,19 +412,61 @@ func (e *Engine) cleanup(ctx context.Context, c *Container) error {
 	if err := unmountAll(e.rootfs(c.ID)); err != nil {
 		errs = append(errs, err)
 	}
-	if err := e.snap.Remove(ctx, snapshotKey(c.ID)); err != nil && !isSnapNotFound(err) {
+	purgeSnap, err := e.snap.RemoveLater(ctx, snapshotKey(c.ID))
+	if err != nil && !isSnapNotFound(err) {
 		errs = append(errs, err)
 	}
 	if err := e.snap.Release(ctx, ownerKey(c.ID)); err != nil {
 		errs = append(errs, err)
 	}
-	os.RemoveAll(e.runDir(c.ID))
-	os.RemoveAll(e.persistDir(c.ID))
+	aside := []string{setAside(e.runDir(c.ID)), setAside(e.persistDir(c.ID))}
 	if _, err := e.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM containers WHERE id = ?`, c.ID); err != nil {
 		errs = append(errs, err)
 	}
 	e.emit(ctx, c, "destroy", nil)
-	return errors.Join(errs...)
+	purge := func() {
+		if purgeSnap != nil {
+			if err := purgeSnap(); err != nil {
+				e.warn("%v", err)
+			}
+		}
+		for _, d := range aside {
+			os.RemoveAll(d)
+		}
+	}
+	return purge, errors.Join(errs...)
+}
+
+// asidePrefix names directories set aside for removal: .gone-<pid>-<name>.
+const asidePrefix = ".gone-"
+
+// setAside renames dir to a hidden sibling named for this process and
+// returns the new path (dir itself if the rename fails, so the purge
+// still removes it).
+func setAside(dir string) string {
+	to := filepath.Join(filepath.Dir(dir), fmt.Sprintf("%s%d-%s", asidePrefix, os.Getpid(), filepath.Base(dir)))
+	if err := os.Rename(dir, to); err != nil {
+		return dir
+	}
+	return to
+}
+
+// sweepAside removes what processes that died before their purge set
+// aside under the container directories.
+func (e *Engine) sweepAside() {
+	for _, parent := range []string{filepath.Dir(e.persistDir("x")), filepath.Dir(e.runDir("x"))} {
+		entries, _ := os.ReadDir(parent)
+		for _, ent := range entries {
+			rest, ok := strings.CutPrefix(ent.Name(), asidePrefix)
+			if !ok {
+				continue
+			}
+			pid, _, _ := strings.Cut(rest, "-")
+			if n, err := strconv.Atoi(pid); err == nil && n != os.Getpid() && unix.Kill(n, 0) == unix.ESRCH {
+				os.RemoveAll(filepath.Join(parent, ent.Name()))
+			}
+		}
+	}
 }
 
 func unmountAll(target string) error {

@@ -13,6 +13,7 @@ func (e *Engine) PruneContainers(ctx context.Context, keep func(*Container) bool
 	if err != nil {
 		return nil, 0, err
 	}
+	e.sweepAside()
 	var removed []string
 	var freed int64
 	var errs []error

@@ -59,16 +59,20 @@ func (r *recorder) StopRequested() bool {
 	return err != nil || stop
 }
 
-func (r *recorder) Done(x monitor.Exit) {
+func (r *recorder) Done(x monitor.Exit) func() {
 	r.e.update(bg, r.c.ID, map[string]any{"monitor_pid": 0, "monitor_start": 0})
 	// A stop during the restart backoff ends supervision with no new run.
 	r.e.db.ExecContext(bg, `UPDATE containers SET state = ? WHERE id = ? AND state = ?`, StateExited, r.c.ID, StateRestarting)
-	if r.c.Config.AutoRemove {
-		if c, err := r.e.lookup(bg, r.e.db, r.c.ID); err == nil {
-			r.e.db.ExecContext(bg, `UPDATE containers SET state = ? WHERE id = ?`, StateRemoving, c.ID)
-			r.e.cleanup(bg, c)
-		}
+	if !r.c.Config.AutoRemove {
+		return nil
 	}
+	c, err := r.e.lookup(bg, r.e.db, r.c.ID)
+	if err != nil {
+		return nil
+	}
+	r.e.db.ExecContext(bg, `UPDATE containers SET state = ? WHERE id = ?`, StateRemoving, c.ID)
+	purge, _ := r.e.cleanup(bg, c)
+	return purge
 }
 
 // reconcile checks a container recorded as supervised against reality: a

@@ -95,8 +95,10 @@ type Recorder interface {
 	Restarting(count int, delay time.Duration) error
 	// StopRequested reports that a user stopped the container: no restart.
 	StopRequested() bool
-	// Done is called once, after the last exit (auto-remove happens here).
-	Done(e Exit)
+	// Done is called once, after the last exit (auto-remove happens
+	// here). It may return slow work (deleting files) to run once the
+	// clients have their answer.
+	Done(e Exit) (after func())
 }
 
 // Run supervises the container until it exits for good. ready is called
@@ -187,10 +189,13 @@ func Run(cfg Config, rt *runtime.Runtime, rec Recorder, ready func(error)) error
 	}
 	// Done first (it removes an auto-remove container), so a client that
 	// sees the exit finds the container already gone, as with docker --rm.
-	rec.Done(last)
+	after := rec.Done(last)
 	trace.Mark("monitor: done")
 	if m.srv != nil {
 		m.srv.Exit(last.Code)
+	}
+	if after != nil {
+		after()
 	}
 	return nil
 }

@@ -453,18 +453,28 @@ func (s *Snapshotter) mkTemp(what string) (string, error) {
 // discard moves dir out of the way into tmp/ and removes it. The move is
 // atomic, so a crash mid-removal leaves only a temp dir of a dead process.
 func (s *Snapshotter) discard(dir string) error {
-	t, err := s.mkTemp("trash")
+	t, err := s.trash(dir)
 	if err != nil {
 		return err
+	}
+	return os.RemoveAll(t)
+}
+
+// trash moves dir into a temp dir of this process and returns that temp
+// dir, for the caller to remove ("" if dir did not exist).
+func (s *Snapshotter) trash(dir string) (string, error) {
+	t, err := s.mkTemp("trash")
+	if err != nil {
+		return "", err
 	}
 	if err := os.Rename(dir, filepath.Join(t, "d")); err != nil {
 		os.Remove(t)
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil
+			return "", nil
 		}
-		return err
+		return "", err
 	}
-	return os.RemoveAll(t)
+	return t, nil
 }
 
 func (s *Snapshotter) get(ctx context.Context, name string) (Info, error) {
@@ -615,9 +625,23 @@ func (s *Snapshotter) mounts(ctx context.Context, info Info) ([]Mount, error) {
 // Remove deletes the active snapshot or view key. Unmount it first.
 // Committed snapshots go only through Prune.
 func (s *Snapshotter) Remove(ctx context.Context, key string) error {
+	purge, err := s.RemoveLater(ctx, key)
+	if err != nil {
+		return err
+	}
+	return purge()
+}
+
+// RemoveLater is Remove whose slow part, deleting the snapshot's files, is
+// left to the returned purge: the snapshot is already gone from the
+// metadata and its directory moved into a temp dir (a crash then leaves
+// only a temp dir of a dead process, which the next Open removes). A
+// caller that must answer quickly (the monitor of a --rm container)
+// answers first and purges after.
+func (s *Snapshotter) RemoveLater(ctx context.Context, key string) (func() error, error) {
 	if info, err := s.get(ctx, key); err == nil {
 		if target := overlayUsing(s.fsDir(info.ID)); target != "" {
-			return fmt.Errorf("remove snapshot %s: still mounted on %s (unmount it first)", key, target)
+			return nil, fmt.Errorf("remove snapshot %s: still mounted on %s (unmount it first)", key, target)
 		}
 	}
 	var id int64
@@ -637,12 +661,21 @@ func (s *Snapshotter) Remove(ctx context.Context, key string) error {
 		return err
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := s.discard(s.snapDir(id)); err != nil {
-		return fmt.Errorf("remove snapshot %s: %w", key, err)
+	t, err := s.trash(s.snapDir(id))
+	if err != nil {
+		return nil, fmt.Errorf("remove snapshot %s: %w", key, err)
 	}
-	return nil
+	return func() error {
+		if t == "" {
+			return nil
+		}
+		if err := os.RemoveAll(t); err != nil {
+			return fmt.Errorf("remove snapshot %s: %w", key, err)
+		}
+		return nil
+	}, nil
 }
 
 // Usage is the disk the snapshot name uses by itself: for a layer, its
