@@ -71,6 +71,8 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
+	// Placing the init in its v1 cgroups is slow unless warm.
+	defer cgroups.KeepWarm(time.Second)(false)
 	bundle, err := filepath.Abs(o.Bundle)
 	if err != nil {
 		return nil, err
@@ -139,7 +141,6 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	if err = c.saveAs(creatingFile); err != nil {
 		return nil, err
 	}
-	cg.Prewarm()
 	if err = cg.Set(withDefaultDevices(spec)); err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
