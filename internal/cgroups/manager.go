@@ -51,12 +51,16 @@ type Mount struct {
 	V2          bool
 }
 
+// DefaultParent holds the cgroups of containers whose spec names none. It
+// is hull's own: the last container to go removes it, whoever made it.
+const DefaultParent = "/hull"
+
 // ContainerPath turns an OCI cgroupsPath into a path below the hierarchy
 // roots. Empty means /hull/<id>; a relative path is taken from the root; the
 // systemd form "slice:prefix:name" becomes /slice/prefix-name.scope.
 func ContainerPath(cgroupsPath, id string) string {
 	if cgroupsPath == "" {
-		return "/hull/" + id
+		return DefaultParent + "/" + id
 	}
 	if parts := strings.Split(cgroupsPath, ":"); len(parts) == 3 && !strings.HasPrefix(cgroupsPath, "/") {
 		slice := parts[0]
@@ -172,30 +176,45 @@ func (m *Manager) dir(controller string) string {
 // (a pod's parent cgroup, say) are used but never recorded for removal.
 func (m *Manager) Create() error {
 	for _, mt := range m.Mounts() {
-		rel := strings.Split(strings.Trim(m.Path, "/"), "/")
-		cur := mt.Mountpoint
-		for _, part := range rel {
-			if part == "" {
+		// A parent that existed a moment ago can be removed by the
+		// last container leaving it (see Destroy): then start over.
+		var err error
+		for attempt := 0; attempt < 5; attempt++ {
+			if err = m.createIn(mt); !errors.Is(err, os.ErrNotExist) {
+				break
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Manager) createIn(mt Mount) error {
+	rel := strings.Split(strings.Trim(m.Path, "/"), "/")
+	cur := mt.Mountpoint
+	for _, part := range rel {
+		if part == "" {
+			continue
+		}
+		parent := cur
+		cur = filepath.Join(cur, part)
+		if mt.V2 && m.Mode == Unified {
+			if err := enableControllers(parent); err != nil {
+				return err
+			}
+		}
+		if err := os.Mkdir(cur, 0o755); err != nil {
+			if errors.Is(err, os.ErrExist) {
 				continue
 			}
-			parent := cur
-			cur = filepath.Join(cur, part)
-			if mt.V2 && m.Mode == Unified {
-				if err := enableControllers(parent); err != nil {
-					return err
-				}
-			}
-			if err := os.Mkdir(cur, 0o755); err != nil {
-				if errors.Is(err, os.ErrExist) {
-					continue
-				}
-				return fmt.Errorf("cgroups: create %s: %w", cur, err)
-			}
-			m.Created = append(m.Created, cur)
-			if contains(mt.Controllers, "cpuset") {
-				if err := inheritCpuset(parent, cur); err != nil {
-					return err
-				}
+			return fmt.Errorf("cgroups: create %s: %w", cur, err)
+		}
+		m.Created = append(m.Created, cur)
+		if contains(mt.Controllers, "cpuset") {
+			if err := inheritCpuset(parent, cur); err != nil {
+				return err
 			}
 		}
 	}
@@ -396,6 +415,13 @@ func (m *Manager) Destroy() error {
 	}
 	if len(errs) == 0 {
 		m.Created = nil
+	}
+	// hull's default parent goes with its last container, whichever
+	// container made it (busy: others still use it).
+	if filepath.Dir(m.Path) == DefaultParent {
+		for _, mt := range m.Mounts() {
+			_ = unix.Rmdir(filepath.Join(mt.Mountpoint, DefaultParent))
+		}
 	}
 	return errors.Join(errs...)
 }

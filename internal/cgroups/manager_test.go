@@ -234,3 +234,51 @@ func TestOOMKillNotified(t *testing.T) {
 		t.Fatalf("stats report no OOM kill: %+v", st.Memory)
 	}
 }
+
+// hull's default parent (/hull) goes with the last container in it, even
+// when that container did not make it; a concurrent create that finds it
+// gone starts over.
+func TestDefaultParentGoesWithLastContainer(t *testing.T) {
+	if os.Getuid() != 0 || DetectMode() == Unavailable {
+		t.Skip("needs root and cgroups")
+	}
+	a, err := New(ContainerPath("", fmt.Sprintf("cgtest-a-%d", os.Getpid())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := New(ContainerPath("", fmt.Sprintf("cgtest-b-%d", os.Getpid())))
+	t.Cleanup(func() { _ = b.Destroy(); _ = a.Destroy() })
+	parents := []string{}
+	for _, mt := range a.Mounts() {
+		parents = append(parents, filepath.Join(mt.Mountpoint, DefaultParent))
+	}
+	preexisting := false
+	for _, p := range parents {
+		if _, err := os.Stat(p); err == nil {
+			preexisting = true // hull containers of someone else: they keep it
+		}
+	}
+	if err := a.Create(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Create(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if !b.Exists() {
+		t.Fatal("destroying a removed b's parent")
+	}
+	if err := b.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if preexisting {
+		return
+	}
+	for _, p := range parents {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s is left after its last container", p)
+		}
+	}
+}
