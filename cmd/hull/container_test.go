@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -750,5 +751,47 @@ func TestRootWarning(t *testing.T) {
 		if got := strings.Contains(stderr.String(), "runs as root"); got != c.warn {
 			t.Errorf("run %v: root warning %v, want %v\n%s", c.args, got, c.warn, stderr.String())
 		}
+	}
+}
+
+// run starts the container's monitor ahead, while it creates the
+// container; when the run fails before starting anything, that spare
+// monitor goes away with it, and a run that succeeds is supervised by it.
+func TestSpareMonitorIsUsedOrGoes(t *testing.T) {
+	root, fx := containerEnv(t)
+	monitors := func() []int {
+		var pids []int
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			b, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			args := strings.Split(string(b), "\x00")
+			if slices.Contains(args, root) && slices.Contains(args, "monitor") {
+				pids = append(pids, pid)
+			}
+		}
+		return pids
+	}
+	out, err := hullProc(root, "run", fx.Registry+"/hull-test/absent:1", "true").CombinedOutput()
+	if err == nil {
+		t.Fatalf("run of an absent image succeeded: %s", out)
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(monitors()) > 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("monitors left after a failed run: %v", monitors())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	id := strings.TrimSpace(mustHull(t, root, "run", "-d", fx.Busybox.Ref, "sleep", "60"))
+	var doc []struct{ HullLifecycle struct{ MonitorPid int } }
+	json.Unmarshal([]byte(mustHull(t, root, "inspect", id)), &doc)
+	if len(doc) != 1 || doc[0].HullLifecycle.MonitorPid == 0 || !slices.Contains(monitors(), doc[0].HullLifecycle.MonitorPid) {
+		t.Fatalf("the container's monitor %+v is not among this root's monitors %v", doc, monitors())
+	}
+	if pids := monitors(); len(pids) != 1 {
+		t.Errorf("one container, monitors %v", pids)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -8,10 +9,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"hull/internal/engine"
 	"hull/internal/image"
@@ -42,14 +45,20 @@ func (g *globals) openEngine(cmd *cobra.Command) (*engine.Engine, func(), error)
 		if g.configPath != "" {
 			args = append(args, "--config", g.configPath)
 		}
-		args = append(args, "monitor", id)
+		if id == "" {
+			args = append(args, "monitor", "-") // a spare: the ID comes later
+		} else {
+			args = append(args, "monitor", id)
+		}
 		if waitAttach {
 			args = append(args, "--wait-attach")
 		}
 		c := exec.Command(self, args...)
 		c.Dir = "/"
-		if f, err := os.OpenFile(eng.LogPath(id)+".monitor", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
-			c.Stdout, c.Stderr = f, f
+		if id != "" {
+			if f, err := openMonitorLog(eng, id); err == nil {
+				c.Stdout, c.Stderr = f, f
+			}
 		}
 		return c
 	}
@@ -59,8 +68,15 @@ func (g *globals) openEngine(cmd *cobra.Command) (*engine.Engine, func(), error)
 	return eng, done, nil
 }
 
+// openMonitorLog opens the file a container's monitor writes its own
+// messages to.
+func openMonitorLog(eng *engine.Engine, id string) (*os.File, error) {
+	return os.OpenFile(eng.LogPath(id)+".monitor", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+}
+
 // newMonitorCmd is the hidden `hull monitor ID`: the per-container
-// supervisor the engine starts in its own session.
+// supervisor the engine starts in its own session. `hull monitor -` is a
+// spare (see engine.PrepareMonitor): it gets ready, then reads the ID.
 func newMonitorCmd(g *globals) *cobra.Command {
 	var o engine.MonitorOptions
 	cmd := &cobra.Command{
@@ -82,7 +98,13 @@ func newMonitorCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer done()
-			return eng.RunMonitor(context.Background(), args[0], o)
+			id := args[0]
+			if id == "-" {
+				if id, err = readSpareID(eng); err != nil {
+					return nil // the command that started it had no use for it
+				}
+			}
+			return eng.RunMonitor(context.Background(), id, o)
 		},
 	}
 	f := cmd.Flags()
@@ -90,6 +112,24 @@ func newMonitorCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.Resume, "resume", "", "the exit hull-shim reports (JSON)")
 	f.IntVar(&o.ListenerFD, "listener-fd", 0, "the attach listener hull-shim kept")
 	return cmd
+}
+
+// readSpareID waits for a spare monitor's container ID, then sends the
+// monitor's own messages to that container's monitor log.
+func readSpareID(eng *engine.Engine) (string, error) {
+	f := os.NewFile(engine.SpareMonitorFD, "container-id")
+	defer f.Close()
+	line, err := bufio.NewReader(f).ReadString('\n')
+	id := strings.TrimSpace(line)
+	if err != nil || id == "" {
+		return "", fmt.Errorf("spare monitor: no container: %v", err)
+	}
+	if log, err := openMonitorLog(eng, id); err == nil {
+		unix.Dup3(int(log.Fd()), 1, 0)
+		unix.Dup3(int(log.Fd()), 2, 0)
+		log.Close()
+	}
+	return id, nil
 }
 
 func signalIgnore(sigs ...os.Signal) { signal.Ignore(sigs...) }

@@ -323,6 +323,9 @@ func newRunCmd(g *globals) *cobra.Command {
 				return withCode(125, err)
 			}
 			defer done()
+			// Its monitor gets ready while the container is created.
+			eng.PrepareMonitor(!detach)
+			defer eng.Close()
 			c, err := createContainer(cmd, g, eng, f, args)
 			if err != nil {
 				return err

@@ -58,6 +58,8 @@ type Engine struct {
 	ShimPath string
 	// Warn receives non-fatal messages for the user.
 	Warn func(string)
+
+	spare *spareMonitor // see PrepareMonitor
 }
 
 // Open creates the engine over already opened services.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -98,26 +99,32 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 		e.update(ctx, c.ID, map[string]any{"state": StateExited, "stage": StageStart, "error": err.Error(), "exit_code": 125})
 		return nil, err
 	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
 	trace.Mark("start: claimed")
-	cmd := e.MonitorCommand(c.ID, o.WaitAttach)
-	cmd.ExtraFiles = []*os.File{w}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		r.Close()
+	var cmd *exec.Cmd
+	var r *os.File
+	if spare := e.takeSpare(c.ID, o.WaitAttach); spare != nil {
+		cmd, r = spare.cmd, spare.sync
+	} else {
+		var w *os.File
+		if r, w, err = os.Pipe(); err != nil {
+			return nil, err
+		}
+		cmd = e.MonitorCommand(c.ID, o.WaitAttach)
+		cmd.ExtraFiles = []*os.File{w}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			r.Close()
+			w.Close()
+			e.update(ctx, c.ID, map[string]any{"state": StateExited, "stage": StageStart, "error": err.Error(), "exit_code": 125})
+			return nil, fmt.Errorf("start monitor for %s: %w", c.Name, err)
+		}
 		w.Close()
-		e.update(ctx, c.ID, map[string]any{"state": StateExited, "stage": StageStart, "error": err.Error(), "exit_code": 125})
-		return nil, fmt.Errorf("start monitor for %s: %w", c.Name, err)
+		// Reap the monitor if it exits while this process lives (a
+		// long-lived caller such as the CRI server); a CLI exits first
+		// and the monitor, in its own session, is adopted by init.
+		go cmd.Wait()
 	}
-	w.Close()
 	e.update(ctx, c.ID, map[string]any{"monitor_pid": cmd.Process.Pid, "monitor_start": procStart(cmd.Process.Pid), "boot_id": bootID()})
-	// Reap the monitor if it exits while this process lives (a long-lived
-	// caller such as the CRI server); a CLI exits first and the monitor,
-	// in its own session, is adopted by init.
-	go cmd.Wait()
 	st := &Starting{ID: c.ID, Socket: e.AttachSocket(c.ID), sync: bufio.NewReader(r), file: r}
 	if o.WaitAttach {
 		line, err := st.sync.ReadString('\n')

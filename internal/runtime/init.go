@@ -47,6 +47,10 @@ func InitMain() {
 			os.Unsetenv(kv[:strings.IndexByte(kv, '=')])
 		}
 	}
+	// Hooks this process runs must not inherit the sync socket (nor
+	// the fifo and console below): a hook outliving the init would hide
+	// its death from the parent.
+	unix.CloseOnExec(syncFD)
 	sync := os.NewFile(uintptr(syncFD), "sync")
 	buf := make([]byte, 1<<20)
 	var cfg initConfig
@@ -63,6 +67,11 @@ func InitMain() {
 }
 
 func containerInit(cfg *initConfig, sync *os.File, buf []byte) error {
+	for _, fd := range []int{cfg.FifoFD, cfg.ConsoleFD} {
+		if fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
 	spec := cfg.Spec
 	proc := spec.Process
 	if proc == nil || len(proc.Args) == 0 {
@@ -160,7 +169,10 @@ func containerInit(cfg *initConfig, sync *os.File, buf []byte) error {
 
 		if spec.Hooks != nil {
 			st := cfg.State
-			st.Pid = os.Getpid()
+			// cfg.State.Pid is the pid the host sees (the spec's); ours may be 1.
+			if st.Pid == 0 {
+				st.Pid = os.Getpid()
+			}
 			st.Status = specs.StateCreated
 			for _, h := range spec.Hooks.StartContainer {
 				if err := runHook(h, st); err != nil {

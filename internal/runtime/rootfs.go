@@ -189,7 +189,10 @@ func runCreateHooks(cfg *initConfig, sync *os.File, buf []byte) error {
 	}
 	if h := cfg.Spec.Hooks; h != nil {
 		st := cfg.State
-		st.Pid = os.Getpid()
+		// cfg.State.Pid is the pid the host sees (the spec's); ours may be 1.
+		if st.Pid == 0 {
+			st.Pid = os.Getpid()
+		}
 		for _, hk := range h.CreateContainer {
 			if err := runHook(hk, st); err != nil {
 				return fmt.Errorf("createContainer hook: %w", err)

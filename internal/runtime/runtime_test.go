@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"net"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -853,5 +856,44 @@ func TestInterruptedCreateIsReclaimed(t *testing.T) {
 	e.mustHull("delete", "--force", id)
 	if cg.Exists() {
 		t.Errorf("cgroup %s is left after delete", rec.CgroupPath)
+	}
+}
+
+// An init killed while create waits for it (here during its
+// createContainer hook) fails the create at once with an error; it used
+// to wait forever, holding the other end of its own sync socket.
+func TestInitKilledDuringCreateFailsCreate(t *testing.T) {
+	e := newEnv(t)
+	id := e.id()
+	dir := t.TempDir()
+	b := newBundle(t, []string{"true"}, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{CreateContainer: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > " + dir + "/state.tmp; mv " + dir + "/state.tmp " + dir + "/state.json; exec sleep 60"}}}}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, hullBin, "oci", "--root", e.root, "create", "--bundle", b, id)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var st specs.State
+	for st.Pid == 0 && ctx.Err() == nil {
+		raw, _ := os.ReadFile(filepath.Join(dir, "state.json"))
+		json.Unmarshal(raw, &st)
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st.Pid <= 1 || st.Pid == os.Getpid() {
+		t.Fatalf("the hook was given pid %d, not the init's pid on the host", st.Pid)
+	}
+	if err := unix.Kill(st.Pid, unix.SIGKILL); err != nil {
+		t.Fatalf("kill init %d: %v", st.Pid, err)
+	}
+	err := cmd.Wait()
+	if ctx.Err() != nil {
+		t.Fatal("create still waits for an init that was killed")
+	}
+	if err == nil || !strings.Contains(out.String(), "init exited") {
+		t.Fatalf("create after its init was killed: %v\n%s", err, out.String())
 	}
 }

@@ -569,6 +569,9 @@ func (sp *spawn) run() error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start init: %w", err)
 	}
+	// The child has its end; holding ours would hide the child's death
+	// (no end-of-file) and leave this process waiting forever.
+	child.Close()
 	trace.Mark("runtime: init exec'd")
 	// The intermediate process exits as soon as it has forked; reap it.
 	reaped := false
@@ -637,6 +640,8 @@ func (sp *spawn) run() error {
 			return err
 		}
 	}
+	// Hooks the init runs get the pid as the host sees it.
+	sp.init.State.Pid = sp.pid
 	if err := sendJSON(parent, sp.init); err != nil {
 		return err
 	}
