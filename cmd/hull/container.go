@@ -545,6 +545,9 @@ func newRmCmd(g *globals) *cobra.Command {
 		Short: "Remove containers",
 		Args:  minArgs(1, "at least one container"),
 		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
+			// Removed is gone from every record at once; the files
+			// follow in the background.
+			eng.PurgeInBackground()
 			return forEach(cmd, args, func(ref string) error { return eng.Remove(cmd.Context(), ref, force) })
 		}),
 	}

@@ -795,3 +795,36 @@ func TestSpareMonitorIsUsedOrGoes(t *testing.T) {
 		t.Errorf("one container, monitors %v", pids)
 	}
 }
+
+// rm answers once the container is gone from the records; its files are
+// set aside at once and deleted in the background, leaving nothing.
+func TestRmLeavesNoFiles(t *testing.T) {
+	root, fx := containerEnv(t)
+	id := strings.TrimSpace(mustHull(t, root, "run", "-d", fx.Busybox.Ref, "sh", "-c", "echo data > /file; sleep 60"))
+	persist := filepath.Join(root, "containers", id)
+	if _, err := os.Stat(persist); err != nil {
+		t.Fatalf("the container's directory: %v", err)
+	}
+	mustHull(t, root, "rm", "-f", id)
+	if _, err := os.Stat(persist); !os.IsNotExist(err) {
+		t.Errorf("after rm, %s is still there: %v", persist, err)
+	}
+	leftovers := func() []string {
+		var left []string
+		for _, pattern := range []string{
+			filepath.Join(root, "containers", ".gone-*"),
+			filepath.Join(root, "run", "containers", ".gone-*"),
+			filepath.Join(root, "snapshots", "tmp", "*"),
+		} {
+			m, _ := filepath.Glob(pattern)
+			left = append(left, m...)
+		}
+		return left
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(leftovers()) > 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("left after rm: %v", leftovers())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -31,6 +31,8 @@ func (g *globals) openEngine(cmd *cobra.Command) (*engine.Engine, func(), error)
 		done()
 		return nil, nil, err
 	}
+	closeImages := done
+	done = func() { eng.Close(); closeImages() }
 	self, err := os.Executable()
 	if err != nil {
 		done()

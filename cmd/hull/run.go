@@ -325,7 +325,6 @@ func newRunCmd(g *globals) *cobra.Command {
 			defer done()
 			// Its monitor gets ready while the container is created.
 			eng.PrepareMonitor(!detach)
-			defer eng.Close()
 			c, err := createContainer(cmd, g, eng, f, args)
 			if err != nil {
 				return err

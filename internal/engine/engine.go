@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"hull/internal/config"
@@ -60,6 +61,10 @@ type Engine struct {
 	Warn func(string)
 
 	spare *spareMonitor // see PrepareMonitor
+
+	mu         sync.Mutex
+	background bool     // see PurgeInBackground
+	trash      []string // set aside, for Close to delete
 }
 
 // Open creates the engine over already opened services.

@@ -366,8 +366,8 @@ func (e *Engine) Remove(ctx context.Context, ref string, force bool) error {
 		e.rt.Kill(c.ID, unix.SIGKILL, true)
 		e.waitMonitor(c, 10*time.Second)
 	}
-	purge, err := e.cleanup(ctx, c)
-	purge()
+	aside, err := e.cleanup(ctx, c)
+	e.purge(aside)
 	return err
 }
 
@@ -405,13 +405,13 @@ func (e *Engine) waitMonitor(c *Container, timeout time.Duration) {
 
 // cleanup removes what a container had: runtime state, mounts, its
 // writable layer, its directories and its record; each step tolerates a
-// previous partial cleanup. The files go last, in
-// the returned purge: on disk, every removed directory or file frees
-// blocks, which costs milliseconds each on some hosts, so they are first
-// moved aside (renames, atomic) and a caller that has someone waiting (the
-// monitor of a --rm container) answers before it purges. What a crash
-// leaves aside is swept by the next snapshotter Open and container prune.
-func (e *Engine) cleanup(ctx context.Context, c *Container) (func(), error) {
+// previous partial cleanup. The files are not deleted here: on disk, every
+// removed directory or file frees blocks, which costs milliseconds each on
+// some hosts, so they are moved aside (renames, atomic) and cleanup
+// returns where they went, for purge (at once, or once the caller has
+// answered). What a crash leaves aside is swept by the next snapshotter
+// Open and container prune.
+func (e *Engine) cleanup(ctx context.Context, c *Container) ([]string, error) {
 	var errs []error
 	if err := e.rt.Delete(c.ID, true); err != nil {
 		errs = append(errs, err)
@@ -419,29 +419,68 @@ func (e *Engine) cleanup(ctx context.Context, c *Container) (func(), error) {
 	if err := unmountAll(e.rootfs(c.ID)); err != nil {
 		errs = append(errs, err)
 	}
-	purgeSnap, err := e.snap.RemoveLater(ctx, snapshotKey(c.ID))
+	var aside []string
+	trash, err := e.snap.RemoveLater(ctx, snapshotKey(c.ID))
 	if err != nil && !isSnapNotFound(err) {
 		errs = append(errs, err)
+	}
+	if trash != "" {
+		aside = append(aside, trash)
 	}
 	if err := e.snap.Release(ctx, ownerKey(c.ID)); err != nil {
 		errs = append(errs, err)
 	}
-	aside := []string{setAside(e.runDir(c.ID)), setAside(e.persistDir(c.ID))}
+	aside = append(aside, setAside(e.runDir(c.ID)), setAside(e.persistDir(c.ID)))
 	if _, err := e.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM containers WHERE id = ?`, c.ID); err != nil {
 		errs = append(errs, err)
 	}
 	e.emit(ctx, c, "destroy", nil)
-	purge := func() {
-		if purgeSnap != nil {
-			if err := purgeSnap(); err != nil {
-				e.warn("%v", err)
-			}
-		}
-		for _, d := range aside {
-			os.RemoveAll(d)
+	return aside, errors.Join(errs...)
+}
+
+// purge deletes what cleanup set aside: now, or with PurgeInBackground,
+// by one detached process when the engine closes.
+func (e *Engine) purge(paths []string) {
+	e.mu.Lock()
+	if e.background {
+		e.trash = append(e.trash, paths...)
+		e.mu.Unlock()
+		return
+	}
+	e.mu.Unlock()
+	for _, p := range paths {
+		os.RemoveAll(p)
+	}
+}
+
+// PurgeInBackground makes Remove return as soon as the container is gone
+// (from the records, the mounts, the names): the files it set aside are
+// deleted by a detached `rm -rf` that Close starts, so removing many
+// containers does not wait for the disk.
+func (e *Engine) PurgeInBackground() {
+	e.mu.Lock()
+	e.background = true
+	e.mu.Unlock()
+}
+
+// purgeDetached starts one process, in its own session, that deletes
+// paths; it falls back to deleting them here.
+func purgeDetached(paths []string) {
+	if len(paths) == 0 {
+		return
+	}
+	if rm, err := exec.LookPath("rm"); err == nil {
+		cmd := exec.Command(rm, append([]string{"-rf", "--"}, paths...)...)
+		cmd.Dir = "/"
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if cmd.Start() == nil {
+			cmd.Process.Release()
+			return
 		}
 	}
-	return purge, errors.Join(errs...)
+	for _, p := range paths {
+		os.RemoveAll(p)
+	}
 }
 
 // asidePrefix names directories set aside for removal: .gone-<pid>-<name>.

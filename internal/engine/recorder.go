@@ -71,8 +71,8 @@ func (r *recorder) Done(x monitor.Exit) func() {
 		return nil
 	}
 	r.e.db.ExecContext(bg, `UPDATE containers SET state = ? WHERE id = ?`, StateRemoving, c.ID)
-	purge, _ := r.e.cleanup(bg, c)
-	return purge
+	aside, _ := r.e.cleanup(bg, c)
+	return func() { r.e.purge(aside) }
 }
 
 // reconcile checks a container recorded as supervised against reality: a

@@ -70,11 +70,17 @@ func (e *Engine) takeSpare(id string, waitAttach bool) *spareMonitor {
 	return s
 }
 
-// Close lets an unused spare monitor go.
+// Close lets an unused spare monitor go, and starts the deletion of what
+// removals left to the background (see PurgeInBackground).
 func (e *Engine) Close() {
 	if e.spare != nil {
 		e.spare.id.Close()
 		e.spare.sync.Close()
 		e.spare = nil
 	}
+	e.mu.Lock()
+	trash := e.trash
+	e.trash = nil
+	e.mu.Unlock()
+	purgeDetached(trash)
 }

@@ -625,23 +625,26 @@ func (s *Snapshotter) mounts(ctx context.Context, info Info) ([]Mount, error) {
 // Remove deletes the active snapshot or view key. Unmount it first.
 // Committed snapshots go only through Prune.
 func (s *Snapshotter) Remove(ctx context.Context, key string) error {
-	purge, err := s.RemoveLater(ctx, key)
-	if err != nil {
+	trash, err := s.RemoveLater(ctx, key)
+	if err != nil || trash == "" {
 		return err
 	}
-	return purge()
+	if err := os.RemoveAll(trash); err != nil {
+		return fmt.Errorf("remove snapshot %s: %w", key, err)
+	}
+	return nil
 }
 
 // RemoveLater is Remove whose slow part, deleting the snapshot's files, is
-// left to the returned purge: the snapshot is already gone from the
-// metadata and its directory moved into a temp dir (a crash then leaves
-// only a temp dir of a dead process, which the next Open removes). A
-// caller that must answer quickly (the monitor of a --rm container)
-// answers first and purges after.
-func (s *Snapshotter) RemoveLater(ctx context.Context, key string) (func() error, error) {
+// left to the caller: the snapshot is already gone from the metadata and
+// its directory moved into the returned temp dir ("" if it had none),
+// which the caller removes when it suits (a crash leaves only a temp dir of
+// a dead process, which the next Open removes). A caller that must answer
+// quickly (the monitor of a --rm container) answers first.
+func (s *Snapshotter) RemoveLater(ctx context.Context, key string) (string, error) {
 	if info, err := s.get(ctx, key); err == nil {
 		if target := overlayUsing(s.fsDir(info.ID)); target != "" {
-			return nil, fmt.Errorf("remove snapshot %s: still mounted on %s (unmount it first)", key, target)
+			return "", fmt.Errorf("remove snapshot %s: still mounted on %s (unmount it first)", key, target)
 		}
 	}
 	var id int64
@@ -661,21 +664,13 @@ func (s *Snapshotter) RemoveLater(ctx context.Context, key string) (func() error
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	t, err := s.trash(s.snapDir(id))
 	if err != nil {
-		return nil, fmt.Errorf("remove snapshot %s: %w", key, err)
+		return "", fmt.Errorf("remove snapshot %s: %w", key, err)
 	}
-	return func() error {
-		if t == "" {
-			return nil
-		}
-		if err := os.RemoveAll(t); err != nil {
-			return fmt.Errorf("remove snapshot %s: %w", key, err)
-		}
-		return nil
-	}, nil
+	return t, nil
 }
 
 // Usage is the disk the snapshot name uses by itself: for a layer, its
