@@ -364,11 +364,31 @@ func (e *Engine) Remove(ctx context.Context, ref string, force bool) error {
 			e.rt.Resume(c.ID)
 		}
 		e.rt.Kill(c.ID, unix.SIGKILL, true)
+		// The monitor would only record an exit nobody will read (a
+		// shim first execs hull again to do so): it goes too, and the
+		// cleanup below does what it would have.
+		e.killMonitor(c)
 		e.waitMonitor(c, 10*time.Second)
 	}
 	aside, err := e.cleanup(ctx, c)
 	e.purge(aside)
 	return err
+}
+
+// killMonitor ends the container's monitor, if it is still the process
+// recorded (pidfd, so a reused pid is never signalled).
+func (e *Engine) killMonitor(c *Container) {
+	if c.MonitorPid <= 0 {
+		return
+	}
+	fd, err := unix.PidfdOpen(c.MonitorPid, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	if procStart(c.MonitorPid) == c.MonitorStart {
+		unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+	}
 }
 
 // waitMonitor waits for the container's monitor process to exit: on its
