@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	goruntime "runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -93,6 +94,9 @@ func Main(argv []string) error {
 	// small limit keeps the collector, and the pages it touches, idle.
 	debug.SetGCPercent(-1)
 	debug.SetMemoryLimit(16 << 20)
+	// One P: the shim's few goroutines never need two cores, and each
+	// P's caches and each extra thread cost resident memory.
+	goruntime.GOMAXPROCS(1)
 	if a.Pid <= 0 || len(a.Resume) == 0 {
 		return errors.New("hull-shim is started by hull's monitor, not by hand")
 	}

@@ -26,6 +26,8 @@ type LogWriter struct {
 	size     int64
 	maxSize  int64
 	maxFiles int
+	rec      []byte // one record being written, reused: a supervisor that
+	// runs with its collector idle must not allocate per line
 }
 
 // maxLine bounds one record's payload (kubelet uses 16 KiB).
@@ -57,8 +59,9 @@ func (l *LogWriter) write(stream string, line []byte, partial bool) {
 	if partial {
 		tag = "P"
 	}
-	rec := make([]byte, 0, len(line)+48)
-	rec = time.Now().UTC().AppendFormat(rec, time.RFC3339Nano)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	rec := time.Now().UTC().AppendFormat(l.rec[:0], time.RFC3339Nano)
 	rec = append(rec, ' ')
 	rec = append(rec, stream...)
 	rec = append(rec, ' ')
@@ -66,8 +69,7 @@ func (l *LogWriter) write(stream string, line []byte, partial bool) {
 	rec = append(rec, ' ')
 	rec = append(rec, line...)
 	rec = append(rec, '\n')
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.rec = rec
 	if l.maxSize > 0 && l.size+int64(len(rec)) > l.maxSize && l.size > 0 {
 		l.rotate()
 	}
@@ -99,8 +101,10 @@ func (l *LogWriter) rotate() {
 // bytes to tee (attached clients). It returns when r ends.
 func (l *LogWriter) CopyStream(stream string, r io.Reader, tee func([]byte)) {
 	br := bufio.NewReaderSize(r, 64*1024)
-	var pending []byte
+	// base[:n] holds the start of a line not yet ended; what is logged is
+	// shifted out in place, so copying allocates nothing once warm.
 	buf := make([]byte, 32*1024)
+	base := make([]byte, 0, maxLine+len(buf))
 	for {
 		n, err := br.Read(buf)
 		if n > 0 {
@@ -108,23 +112,30 @@ func (l *LogWriter) CopyStream(stream string, r io.Reader, tee func([]byte)) {
 			if tee != nil {
 				tee(chunk)
 			}
-			pending = append(pending, chunk...)
+			base = append(base, chunk...)
+			pending := base
 			for {
 				i := bytes.IndexByte(pending, '\n')
 				if i < 0 {
 					break
 				}
-				l.write(stream, bytes.TrimSuffix(pending[:i], []byte("\r")), false)
+				line := bytes.TrimSuffix(pending[:i], []byte("\r"))
+				for len(line) > maxLine {
+					l.write(stream, line[:maxLine], true)
+					line = line[maxLine:]
+				}
+				l.write(stream, line, false)
 				pending = pending[i+1:]
 			}
 			for len(pending) >= maxLine {
 				l.write(stream, pending[:maxLine], true)
 				pending = pending[maxLine:]
 			}
+			base = base[:copy(base, pending)]
 		}
 		if err != nil {
-			if len(pending) > 0 {
-				l.write(stream, pending, false)
+			if len(base) > 0 {
+				l.write(stream, base, false)
 			}
 			return
 		}
