@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"hull/internal/engine"
+	hullrt "hull/internal/runtime"
 	"hull/internal/image"
 )
 
@@ -102,6 +103,7 @@ func newMonitorCmd(g *globals) *cobra.Command {
 			defer done()
 			id := args[0]
 			if id == "-" {
+				hullrt.WarmDecoders()
 				if id, err = readSpareID(eng); err != nil {
 					return nil // the command that started it had no use for it
 				}

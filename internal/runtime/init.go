@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -286,20 +287,25 @@ func setUser(proc *specs.Process) error {
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("keepcaps: %w", err)
 	}
-	gids := make([]int, 0, len(u.AdditionalGids))
-	for _, g := range u.AdditionalGids {
-		gids = append(gids, int(g))
+	// Raw syscalls change this thread's credentials only. That is all
+	// execve passes on (it ends the other threads), and it spares the
+	// signal to every thread that the libc and Go wrappers send to keep
+	// a process's threads alike.
+	gids := append([]uint32{}, u.AdditionalGids...)
+	var list unsafe.Pointer
+	if len(gids) > 0 {
+		list = unsafe.Pointer(&gids[0])
 	}
 	// setgroups is refused in a user namespace whose setgroups file says
 	// deny; then only an empty request is fine to skip.
-	if err := syscall.Setgroups(gids); err != nil && !(len(gids) == 0 && errors.Is(err, unix.EPERM)) {
-		return fmt.Errorf("setgroups %v: %w", gids, err)
+	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(gids)), uintptr(list), 0); e != 0 && !(len(gids) == 0 && e == unix.EPERM) {
+		return fmt.Errorf("setgroups %v: %w", gids, e)
 	}
-	if err := syscall.Setresgid(int(u.GID), int(u.GID), int(u.GID)); err != nil {
-		return fmt.Errorf("setgid %d: %w", u.GID, err)
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(u.GID), uintptr(u.GID), uintptr(u.GID)); e != 0 {
+		return fmt.Errorf("setgid %d: %w", u.GID, e)
 	}
-	if err := syscall.Setresuid(int(u.UID), int(u.UID), int(u.UID)); err != nil {
-		return fmt.Errorf("setuid %d: %w", u.UID, err)
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(u.UID), uintptr(u.UID), uintptr(u.UID)); e != 0 {
+		return fmt.Errorf("setuid %d: %w", u.UID, e)
 	}
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("keepcaps: %w", err)

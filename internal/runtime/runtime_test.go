@@ -897,3 +897,21 @@ func TestInitKilledDuringCreateFailsCreate(t *testing.T) {
 		t.Fatalf("create after its init was killed: %v\n%s", err, out.String())
 	}
 }
+
+// The process runs with exactly the spec's uid, gid and additional gids
+// (real, effective and saved alike).
+func TestUserAndGroups(t *testing.T) {
+	e := newEnv(t)
+	b := newBundle(t, sh("grep -E '^(Uid|Gid|Groups):' /proc/self/status"), func(s *specs.Spec) {
+		s.Process.User = specs.User{UID: 1000, GID: 1001, AdditionalGids: []uint32{5, 7}}
+	})
+	out := e.mustRun(b)
+	fields := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		fields[k] = strings.Join(strings.Fields(v), " ")
+	}
+	if fields["Uid"] != "1000 1000 1000 1000" || fields["Gid"] != "1001 1001 1001 1001" || fields["Groups"] != "5 7" {
+		t.Errorf("credentials in the container: %q", out)
+	}
+}
