@@ -17,8 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"hull/internal/engine"
-	hullrt "hull/internal/runtime"
 	"hull/internal/image"
+	hullrt "hull/internal/runtime"
 )
 
 // openEngine opens the image service, the snapshotter and the engine.
