@@ -10,11 +10,9 @@ import (
 	"os"
 	"runtime/pprof"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"hull/internal/cgroups"
 	"hull/internal/config"
 	"hull/internal/metadata"
 	"hull/internal/snapshot"
@@ -93,23 +91,6 @@ func newRootCmdFor(only string) *cobra.Command {
 	return root
 }
 
-// stopWarm ends the cgroup warm-up a command that starts a container
-// begins at once (see cgroups.KeepWarm): the first placement of a process
-// in v1 cgroups otherwise waits milliseconds for the kernel.
-var stopWarm = func(wait bool) {}
-
-// startsContainer tells the engine commands that place a process in a
-// container's cgroups through the monitor they start: warming up at once
-// hides the whole wait. (The runtime warms up itself in create and exec,
-// which covers `hull oci`.)
-func startsContainer(args []string) bool {
-	switch firstCommand(args) {
-	case "run", "start", "restart", "exec":
-		return true
-	}
-	return false
-}
-
 // firstCommand is the first word of args that is not a global flag or
 // its value.
 func firstCommand(args []string) string {
@@ -184,12 +165,6 @@ func run(args []string) int {
 		}
 	}
 	trace.Mark("main")
-	if startsContainer(args) {
-		// Long enough for create and start; a foreground container
-		// then runs for as long as it likes without it.
-		stopWarm = cgroups.KeepWarm(250 * time.Millisecond)
-	}
-	defer stopWarm(true)
 	cmd := newRootCmdFor(firstCommand(args))
 	trace.Mark("command tree")
 	cmd.SetArgs(args)

@@ -6,12 +6,9 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
-
-	"hull/internal/cgroups"
 )
 
 // ExecOptions are the knobs of `exec` beyond the process itself.
@@ -33,8 +30,6 @@ var namespaceOrder = []string{"user", "ipc", "uts", "net", "pid", "cgroup", "tim
 // container and returns its host pid once execve has succeeded. The
 // process is a child of the calling process, which should wait for it.
 func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (int, error) {
-	// Placing the process in the container's v1 cgroups is slow unless warm.
-	defer cgroups.KeepWarm(time.Second)(false)
 	c, err := r.load(id)
 	if err != nil {
 		return 0, err
@@ -49,7 +44,7 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (int, error) 
 	if err != nil {
 		return 0, err
 	}
-	sp := &spawn{r: r, cgroup: cg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, preserve: o.PreserveFDs, keepSync: true}
+	sp := &spawn{r: r, cgroup: cg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, preserve: o.PreserveFDs, keepSync: true, selfJoin: c.Spec == nil || selfJoinOK(c.Spec)}
 	pidStr := strconv.Itoa(c.Pid)
 	for _, ns := range namespaceOrder {
 		theirs := "/proc/" + pidStr + "/ns/" + ns

@@ -915,3 +915,41 @@ func TestUserAndGroups(t *testing.T) {
 		t.Errorf("credentials in the container: %q", out)
 	}
 }
+
+// The container's first process is born in (or joins before it forks)
+// every hierarchy's container cgroup, v1 and cgroup2 alike, with and
+// without a user namespace.
+func TestInitInEveryCgroup(t *testing.T) {
+	e := newEnv(t)
+	for _, userns := range []bool{false, true} {
+		id := e.id()
+		b := newBundle(t, []string{"true"}, func(s *specs.Spec) {
+			if userns {
+				s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+				s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+				s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+			}
+		})
+		spec, err := LoadSpec(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := cgroups.ContainerPath(spec.Linux.CgroupsPath, id)
+		e.mustHull("create", "--bundle", b, id)
+		pid := e.state(id).Pid
+		raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+			parts := strings.SplitN(line, ":", 3)
+			if len(parts) != 3 {
+				continue
+			}
+			if parts[2] != want {
+				t.Errorf("userns=%v: init %d is in %q, not the container's cgroup", userns, pid, line)
+			}
+		}
+		e.mustHull("delete", "--force", id)
+	}
+}

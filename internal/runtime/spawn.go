@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -71,8 +72,6 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	// Placing the init in its v1 cgroups is slow unless warm.
-	defer cgroups.KeepWarm(time.Second)(false)
 	bundle, err := filepath.Abs(o.Bundle)
 	if err != nil {
 		return nil, err
@@ -155,7 +154,7 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	}
 	defer fifo.Close()
 
-	sp := &spawn{r: r, cgroup: cg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, preserve: o.PreserveFDs, hostExe: !sealed}
+	sp := &spawn{r: r, cgroup: cg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, preserve: o.PreserveFDs, hostExe: !sealed, selfJoin: selfJoinOK(spec)}
 	ic := &initConfig{ID: id, Spec: spec, Rootfs: rootfs, Bundle: bundle, NoPivot: o.NoPivot, Cgroups: cg.Mounts()}
 	if ic.Seccomp, err = r.compileSeccomp(spec); err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
@@ -301,6 +300,18 @@ func withDefaultDevices(spec *specs.Spec) *specs.LinuxResources {
 		r.Devices = append(r.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: t, Major: i64(d.Major), Minor: i64(d.Minor), Access: "rwm"})
 	}
 	return &r
+}
+
+// selfJoinOK tells whether the constructor may join the container's
+// cgroups before it forks: for a moment its own process counts against
+// the pids limit too, so a very small limit is left to the slow move.
+func selfJoinOK(spec *specs.Spec) bool {
+	if spec.Linux != nil && spec.Linux.Resources != nil && spec.Linux.Resources.Pids != nil {
+		if l := spec.Linux.Resources.Pids.Limit; l != nil && *l > 0 && *l < 16 {
+			return false
+		}
+	}
+	return true
 }
 
 // needsSealedInit reports whether anything inside the container could
@@ -449,9 +460,40 @@ type spawn struct {
 	// caller (exec waits on it to learn that execve succeeded).
 	keepSync bool
 	hostExe  bool // exec the host binary, not a sealed copy (see needsSealedInit)
+	// selfJoin lets the process join sp.cgroup itself, before it forks
+	// the container's first process, instead of being moved there.
+	selfJoin bool
 	r        *Runtime
 	sync     *os.File
 	pid      int
+}
+
+// A process is a child subreaper only while one of its spawns needs it:
+// long-lived callers (a CRI server, tests) must not adopt every orphan of
+// their descendants for good.
+var (
+	subreaperMu    sync.Mutex
+	subreaperUsers int
+)
+
+func holdSubreaper() error {
+	subreaperMu.Lock()
+	defer subreaperMu.Unlock()
+	if subreaperUsers == 0 {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("become child subreaper: %w", err)
+		}
+	}
+	subreaperUsers++
+	return nil
+}
+
+func releaseSubreaper() {
+	subreaperMu.Lock()
+	defer subreaperMu.Unlock()
+	if subreaperUsers--; subreaperUsers == 0 {
+		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+	}
 }
 
 // initExe is the binary a container's init (or exec'd process) starts
@@ -566,6 +608,21 @@ func (sp *spawn) run() error {
 	if v := os.Getenv("HULL_TRACE"); v != "" {
 		cmd.Env = append(cmd.Env, "HULL_TRACE="+v)
 	}
+	joined := sp.cgroup != nil && sp.selfJoin
+	if joined {
+		env := sp.cgroup.JoinEnv()
+		for _, kv := range env {
+			if strings.HasPrefix(kv, "_HULL_CGROUP_V2=") {
+				// Born into its cgroup2 directory, the process is the
+				// constructor's child, handed to us when it exits.
+				if err := holdSubreaper(); err != nil {
+					return err
+				}
+				defer releaseSubreaper()
+			}
+		}
+		cmd.Env = append(cmd.Env, env...)
+	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start init: %w", err)
 	}
@@ -616,13 +673,14 @@ func (sp *spawn) run() error {
 			return err
 		}
 	}
-	// Moving a process between v1 cgroups can wait for an RCU grace
-	// period (milliseconds); an init does it while it boots and builds
-	// its rootfs. It must be done before hooks run and before create
-	// returns (so before the user process can start). An exec'd process
-	// goes straight to execve, so it waits.
+	// Normally the constructor joined the cgroups itself (see
+	// nsenter.c). Otherwise the process is moved now: that can wait for
+	// an RCU grace period (milliseconds), so an init does it while it
+	// boots and builds its rootfs. It must be done before hooks run and
+	// before create returns (so before the user process can start). An
+	// exec'd process goes straight to execve, so it waits.
 	applied := make(chan error, 1)
-	if sp.cgroup == nil {
+	if sp.cgroup == nil || joined {
 		applied <- nil
 	} else if sp.init.Exec {
 		applied <- sp.cgroup.Apply(sp.pid)

@@ -14,12 +14,19 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
+#include <linux/sched.h>
 
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
 #endif
 #ifndef CLONE_NEWCGROUP
 #define CLONE_NEWCGROUP 0x02000000
+#endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
 #endif
 
 static int sync_fd = -1;
@@ -70,6 +77,77 @@ static void send_bytes(const void *p, size_t len, const char *what)
 		fail("writing to parent:", what);
 }
 
+/* Join the container's cgroups while still in the host's mount namespace
+ * and single-threaded. In each v1 hierarchy, writing "0" to tasks moves
+ * only the calling thread, which the kernel does without taking its global
+ * threadgroup lock for writing; the first such write after a quiet spell
+ * (a parent writing our pid to cgroup.procs) waits for an RCU grace
+ * period, milliseconds. The cgroup2 directory is opened for clone3's
+ * CLONE_INTO_CGROUP, which places the child there at birth, also without
+ * that lock. A process bound for a user namespace loses the right to
+ * either once there: it joins cgroup2 now, by pid, the slow way. Returns
+ * the cgroup2 directory fd for clone3, or -1. */
+static int join_cgroups(int userns)
+{
+	const char *v1 = getenv("_HULL_CGROUP_V1");
+	if (v1 && *v1) {
+		char *list = strdup(v1), *save = NULL;
+		for (char *dir = strtok_r(list, "\n", &save); dir; dir = strtok_r(NULL, "\n", &save)) {
+			char path[4096];
+			snprintf(path, sizeof(path), "%s/tasks", dir);
+			int fd = open(path, O_WRONLY | O_CLOEXEC);
+			if (fd < 0)
+				fail("join cgroup", path);
+			if (write(fd, "0", 1) != 1)
+				fail("join cgroup", path);
+			close(fd);
+		}
+		free(list);
+	}
+	const char *v2 = getenv("_HULL_CGROUP_V2");
+	if (!v2 || !*v2)
+		return -1;
+	if (userns) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/cgroup.procs", v2);
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, "0", 1) != 1)
+			fail("join cgroup", path);
+		close(fd);
+		return -1;
+	}
+	int fd = open(v2, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		fail("open cgroup", v2);
+	return fd;
+}
+
+/* Fork the container's process so that the hull process that started us
+ * becomes its parent: with CLONE_PARENT, or, when it is born into the
+ * cgroup2 directory cgfd (clone3 refuses CLONE_PARENT with an exit signal),
+ * as our child that is handed to hull, a child subreaper, when we exit. */
+static pid_t fork_sibling(int cgfd)
+{
+	if (cgfd >= 0) {
+		struct clone_args args;
+		memset(&args, 0, sizeof(args));
+		args.flags = CLONE_INTO_CGROUP;
+		args.exit_signal = SIGCHLD;
+		args.cgroup = (uint64_t)cgfd;
+		pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+		if (pid >= 0)
+			return pid;
+		/* No clone3 here: join by pid, the slow way, then fork. */
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/self/fd/%d/cgroup.procs", cgfd);
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, "0", 1) != 1)
+			fail("join cgroup", "cgroup2");
+		close(fd);
+	}
+	return (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
+}
+
 void hull_nsenter(void)
 {
 	const char *s = getenv("_HULL_SYNCFD");
@@ -79,6 +157,11 @@ void hull_nsenter(void)
 
 	/* Die with the parent while we are still part of its setup. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+
+	const char *nsnew = getenv("_HULL_NS_NEW"), *nsjoin = getenv("_HULL_NS_JOIN");
+	int userns = (nsnew && (strtoul(nsnew, NULL, 16) & CLONE_NEWUSER)) ||
+		     (nsjoin && (!strncmp(nsjoin, "user=", 5) || strstr(nsjoin, "\nuser=")));
+	int cgfd = join_cgroups(userns);
 
 	/* Open every namespace first: after joining a mount namespace the
 	 * remaining paths may no longer resolve. */
@@ -161,7 +244,7 @@ void hull_nsenter(void)
 
 	/* Fork into the new pid/time namespace as a sibling of ourselves, so
 	 * the hull process that started us is the parent and can reap it. */
-	pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
+	pid_t pid = fork_sibling(cgfd);
 	if (pid < 0)
 		fail("clone", "container process");
 	if (pid > 0) {
@@ -175,4 +258,6 @@ void hull_nsenter(void)
 	/* The new process continues into the Go runtime, which finds
 	 * _HULL_SYNCFD and runs the container setup. */
 	prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+	if (cgfd >= 0)
+		close(cgfd);
 }

@@ -17,17 +17,21 @@
 //	child  -> parent 'P' + int32    pid of the process that continues into Go
 //	child  -> parent 'E' + text     a step failed; the child exits
 //
-// Environment read by the constructor: _HULL_NS_JOIN (newline-separated
-// "type=path" entries, joined in order with the user namespace first),
-// _HULL_NS_NEW (clone flags to unshare, hex; a new cgroup namespace is
-// unshared later, in Go, once the parent has moved the process into the
-// container's cgroups), _HULL_TIMENS_OFFSETS (content
-// for /proc/self/timens_offsets when a time namespace is created).
+// Environment read by the constructor: _HULL_CGROUP_V1 (newline-separated
+// v1 cgroup directories, joined first, by writing 0 to their tasks files),
+// _HULL_CGROUP_V2 (the cgroup2 directory the child is forked into with
+// clone3 CLONE_INTO_CGROUP), _HULL_NS_JOIN (newline-separated "type=path"
+// entries, joined in order with the user namespace first), _HULL_NS_NEW
+// (clone flags to unshare, hex; a new cgroup namespace is unshared later,
+// in Go, once the process is in the container's cgroups),
+// _HULL_TIMENS_OFFSETS (content for /proc/self/timens_offsets when a time
+// namespace is created).
 //
 // After unsharing, the constructor always forks once with CLONE_PARENT: the
-// new child is the first process of a new pid or time namespace and is a
-// direct child of the hull process that started it, so that process can wait
-// for it. The intermediate process reports the pid and exits.
+// new child is the first process of a new pid or time namespace, already in
+// the container's cgroups, and is a direct child of the hull process that
+// started it, so that process can wait for it. The intermediate process
+// reports the pid and exits.
 package nsenter
 
 /*
