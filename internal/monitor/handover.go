@@ -69,7 +69,10 @@ func (m *mon) handOver(c *runtime.Container, baseline uint64, io *stdio) {
 		}
 		unix.Close(fd)
 	}
-	err := unix.Exec(m.cfg.Shim.Path, args.Argv(m.cfg.Shim.Path), os.Environ())
+	// One P from the start: the shim never needs two cores, and each P
+	// (its caches, its thread) costs resident memory for the container's
+	// whole life.
+	err := unix.Exec(m.cfg.Shim.Path, args.Argv(m.cfg.Shim.Path), append(os.Environ(), "GOMAXPROCS=1"))
 	fmt.Fprintf(os.Stderr, "monitor: exec %s: %v\n", m.cfg.Shim.Path, err)
 	os.Exit(125)
 }

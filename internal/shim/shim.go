@@ -18,8 +18,8 @@ import (
 	"fmt"
 	"net"
 	"os"
-	goruntime "runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -94,9 +94,6 @@ func Main(argv []string) error {
 	// small limit keeps the collector, and the pages it touches, idle.
 	debug.SetGCPercent(-1)
 	debug.SetMemoryLimit(16 << 20)
-	// One P: the shim's few goroutines never need two cores, and each
-	// P's caches and each extra thread cost resident memory.
-	goruntime.GOMAXPROCS(1)
 	if a.Pid <= 0 || len(a.Resume) == 0 {
 		return errors.New("hull-shim is started by hull's monitor, not by hand")
 	}
@@ -159,7 +156,9 @@ func Main(argv []string) error {
 			}
 		}
 	}
-	err = unix.Exec(resume[0], resume, os.Environ())
+	// GOMAXPROCS=1 was for the shim alone (see the monitor's handOver).
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GOMAXPROCS=") })
+	err = unix.Exec(resume[0], resume, env)
 	return fmt.Errorf("exec %s: %w", strings.Join(resume, " "), err)
 }
 
