@@ -137,7 +137,9 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err = c.saveAs(creatingFile); err != nil {
+	c.cg = cg
+	// Only what a reclaim needs (see claim.go), not the whole record.
+	if err = (&Container{ID: id, CgroupPath: c.CgroupPath, CgroupCreated: c.CgroupCreated, dir: dir}).saveAs(creatingFile); err != nil {
 		return nil, err
 	}
 	if err = cg.Set(withDefaultDevices(spec)); err != nil {

@@ -44,6 +44,7 @@ type Container struct {
 	Spec *specs.Spec `json:"spec"`
 
 	dir string
+	cg  *cgroups.Manager // as Create resolved it, for DeleteContainer
 }
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]*$`)
@@ -100,6 +101,9 @@ func (c *Container) saveAs(name string) error {
 func (c *Container) fifoPath() string { return filepath.Join(c.dir, "exec.fifo") }
 
 func (c *Container) cgroup() (*cgroups.Manager, error) {
+	if c.cg != nil {
+		return c.cg, nil
+	}
 	return cgroups.Load(c.CgroupPath, c.CgroupCreated)
 }
 
