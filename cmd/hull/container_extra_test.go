@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -520,15 +521,20 @@ func TestTopAndStats(t *testing.T) {
 
 	out = mustHull(t, root, "stats", "--no-stream", c)
 	rows := strings.Split(strings.TrimSpace(out), "\n")
-	for _, col := range []string{"CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"} {
+	for _, col := range []string{"CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"} {
 		if !strings.Contains(rows[0], col) {
 			t.Errorf("stats header lacks %q: %q", col, rows[0])
 		}
 	}
-	out = mustHull(t, root, "stats", "--no-stream", "--format", "{{.Name}}|{{.CPUPerc}}|{{.MemUsage}}|{{.MemPerc}}|{{.PIDs}}", c)
+	out = mustHull(t, root, "stats", "--no-stream", "--format", "{{.Name}}|{{.CPUPerc}}|{{.MemUsage}}|{{.MemPerc}}|{{.PIDs}}|{{.BlockIO}}", c)
 	f := strings.Split(strings.TrimSpace(out), "|")
-	if len(f) != 5 || f[0] != "busy" || f[4] != "2" || !strings.HasSuffix(f[2], " / 64MiB") {
+	if len(f) != 6 || f[0] != "busy" || f[4] != "2" || !strings.HasSuffix(f[2], " / 64MiB") {
 		t.Fatalf("stats --format: %q", out)
+	}
+	// Read / written, in docker's decimal units (this host's v1 blkio
+	// counts only throttled cgroups, so the values may be 0B).
+	if ok, _ := regexp.MatchString(`^[0-9.]+[kMGT]?B / [0-9.]+[kMGT]?B$`, f[5]); !ok {
+		t.Errorf("BLOCK I/O %q", f[5])
 	}
 	// A busy loop shows as CPU use; the exact share depends on the host.
 	var cpu float64

@@ -32,6 +32,7 @@ type statsSample struct {
 	memUsage, memLimit uint64
 	pids               uint64
 	netRx, netTx       uint64
+	blkRead, blkWrite  uint64
 }
 
 func newStatsCmd(g *globals) *cobra.Command {
@@ -105,7 +106,8 @@ func sampleAll(eng *engine.Engine, cs []*engine.Container) []statsSample {
 		if err != nil {
 			continue // not running: zeros, as docker shows
 		}
-		s := statsSample{ok: true, cpuNanos: st.CPU.UsageNanos, sysNanos: sys, memUsage: st.Memory.Usage, memLimit: st.Memory.Limit, pids: st.Pids.Current}
+		s := statsSample{ok: true, cpuNanos: st.CPU.UsageNanos, sysNanos: sys, memUsage: st.Memory.Usage, memLimit: st.Memory.Limit, pids: st.Pids.Current,
+			blkRead: st.BlockIO.Read, blkWrite: st.BlockIO.Write}
 		if cache := inactiveFile(eng, c.ID); cache < s.memUsage {
 			s.memUsage -= cache
 		}
@@ -127,7 +129,7 @@ func printStats(out io.Writer, format string, cs []*engine.Container, prev, cur 
 		if !noTrunc {
 			id = id[:12]
 		}
-		r := statsRow{Container: id, ID: id, Name: c.Name, CPUPerc: "0.00%", MemUsage: "0B / 0B", MemPerc: "0.00%", NetIO: "0B / 0B", BlockIO: "--", PIDs: "0"}
+		r := statsRow{Container: id, ID: id, Name: c.Name, CPUPerc: "0.00%", MemUsage: "0B / 0B", MemPerc: "0.00%", NetIO: "0B / 0B", BlockIO: "0B / 0B", PIDs: "0"}
 		if s, p := cur[i], prev[i]; s.ok {
 			if p.ok && s.sysNanos > p.sysNanos && s.cpuNanos >= p.cpuNanos {
 				pct := float64(s.cpuNanos-p.cpuNanos) / float64(s.sysNanos-p.sysNanos) * float64(onlineCPUs()) * 100
@@ -138,6 +140,7 @@ func printStats(out io.Writer, format string, cs []*engine.Container, prev, cur 
 				r.MemPerc = fmt.Sprintf("%.2f%%", float64(s.memUsage)/float64(s.memLimit)*100)
 			}
 			r.NetIO = ui.Size(int64(s.netRx)) + " / " + ui.Size(int64(s.netTx))
+			r.BlockIO = ui.Size(int64(s.blkRead)) + " / " + ui.Size(int64(s.blkWrite))
 			r.PIDs = strconv.FormatUint(s.pids, 10)
 		}
 		rows[i] = r

@@ -282,3 +282,27 @@ func TestDefaultParentGoesWithLastContainer(t *testing.T) {
 		}
 	}
 }
+
+// Block I/O is summed over devices from v1's throttle counters and v2's
+// io.stat, as docker reads them.
+func TestBlockIOCounters(t *testing.T) {
+	dir := t.TempDir()
+	v1 := "8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 12288\n8:0 Async 0\n8:0 Total 12288\n8:16 Read 100\n8:16 Write 0\nTotal 12388\n"
+	if err := os.WriteFile(filepath.Join(dir, "blkio.throttle.io_service_bytes_recursive"), []byte(v1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := ioServiceBytesV1(dir); got != (BlockIOStats{Read: 4196, Write: 8192}) {
+		t.Errorf("v1: %+v", got)
+	}
+	v2 := "8:0 rbytes=1024 wbytes=2048 rios=1 wios=2 dbytes=0 dios=0\n8:16 rbytes=1 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n"
+	path := filepath.Join(dir, "io.stat")
+	if err := os.WriteFile(path, []byte(v2), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := ioStatV2(path); got != (BlockIOStats{Read: 1025, Write: 2048}) {
+		t.Errorf("v2: %+v", got)
+	}
+	if got := ioStatV2(filepath.Join(dir, "missing")); got != (BlockIOStats{}) {
+		t.Errorf("missing io.stat: %+v", got)
+	}
+}

@@ -6,15 +6,25 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
 
 // Stats are the counters a supervisor needs about a container.
 type Stats struct {
-	Memory MemoryStats `json:"memory"`
-	Pids   PidsStats   `json:"pids"`
-	CPU    CPUStats    `json:"cpu"`
+	Memory  MemoryStats  `json:"memory"`
+	Pids    PidsStats    `json:"pids"`
+	CPU     CPUStats     `json:"cpu"`
+	BlockIO BlockIOStats `json:"block_io"`
+}
+
+// BlockIOStats are bytes read from and written to block devices, summed
+// over devices. On v1 only I/O the kernel attributes to the cgroup counts
+// (direct I/O and reads; buffered writeback is charged to the root).
+type BlockIOStats struct {
+	Read  uint64 `json:"read"`
+	Write uint64 `json:"write"`
 }
 
 // MemoryStats are in bytes; Limit is 0 when unlimited.
@@ -65,6 +75,7 @@ func (m *Manager) Stats() (*Stats, error) {
 		if cs, err := readKV(filepath.Join(d, "cpu.stat")); err == nil {
 			s.CPU.UsageNanos = cs["usage_usec"] * 1000
 		}
+		s.BlockIO = ioStatV2(filepath.Join(d, "io.stat"))
 		return s, nil
 	}
 	if d := m.dir("memory"); d != "" {
@@ -90,7 +101,61 @@ func (m *Manager) Stats() (*Stats, error) {
 	if d := m.dir("cpuacct"); d != "" {
 		s.CPU.UsageNanos, _ = readUint(d, "cpuacct.usage")
 	}
+	if d := m.dir("blkio"); d != "" {
+		s.BlockIO = ioServiceBytesV1(d)
+	}
 	return s, nil
+}
+
+// ioServiceBytesV1 sums the Read and Write lines ("8:0 Read 4096") of the
+// throttle policy's counters, which count whatever the scheduler (docker
+// reads the same file).
+func ioServiceBytesV1(dir string) BlockIOStats {
+	var b BlockIOStats
+	data, err := os.ReadFile(filepath.Join(dir, "blkio.throttle.io_service_bytes_recursive"))
+	if err != nil {
+		if data, err = os.ReadFile(filepath.Join(dir, "blkio.throttle.io_service_bytes")); err != nil {
+			return b
+		}
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		n, _ := strconv.ParseUint(f[2], 10, 64)
+		switch f[1] {
+		case "Read":
+			b.Read += n
+		case "Write":
+			b.Write += n
+		}
+	}
+	return b
+}
+
+// ioStatV2 sums rbytes= and wbytes= over the devices of io.stat
+// ("8:0 rbytes=4096 wbytes=0 rios=1 ...").
+func ioStatV2(path string) BlockIOStats {
+	var b BlockIOStats
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return b
+	}
+	for _, field := range strings.Fields(string(data)) {
+		k, v, ok := strings.Cut(field, "=")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseUint(v, 10, 64)
+		switch k {
+		case "rbytes":
+			b.Read += n
+		case "wbytes":
+			b.Write += n
+		}
+	}
+	return b
 }
 
 // OOMNotifier delivers one value on C for every OOM event in the

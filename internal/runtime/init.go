@@ -276,7 +276,7 @@ func lookPath(name string, env []string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("exec %s: %w in $PATH", name, exec.ErrNotFound)
+	return "", fmt.Errorf("exec %s: %w", name, exec.ErrNotFound)
 }
 
 // setUser switches to the process user. PR_SET_KEEPCAPS keeps the
