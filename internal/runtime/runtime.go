@@ -308,7 +308,17 @@ func (r *Runtime) DeleteContainer(c *Container, force bool) error {
 			}
 		}
 	}
-	if err := os.RemoveAll(c.dir); err != nil {
+	// Renamed away first: a delete racing this one (the monitor's, say)
+	// then finds no directory at all, not one without state.json that
+	// looks like an interrupted create. Ids never start with a dot.
+	dir := filepath.Join(filepath.Dir(c.dir), fmt.Sprintf(".%s.deleting-%d", id, os.Getpid()))
+	if err := os.Rename(c.dir, dir); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return errors.Join(errs...)
+		}
+		dir = c.dir
+	}
+	if err := os.RemoveAll(dir); err != nil {
 		errs = append(errs, fmt.Errorf("container %s: %w", id, err))
 	}
 	return errors.Join(errs...)

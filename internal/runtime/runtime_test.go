@@ -953,3 +953,29 @@ func TestInitInEveryCgroup(t *testing.T) {
 		e.mustHull("delete", "--force", id)
 	}
 }
+
+// Two forced deletes at once (a user's and a monitor's) both succeed, and
+// neither mistakes the other's half-removed directory for an interrupted
+// create.
+func TestConcurrentDeletes(t *testing.T) {
+	e := newEnv(t)
+	for range 5 {
+		id := e.id()
+		e.mustHull("create", "--bundle", newBundle(t, []string{"sleep", "100"}, nil), id)
+		outs := make(chan string, 2)
+		for range 2 {
+			go func() {
+				out, err := e.hull("delete", "--force", id)
+				if err != nil {
+					out += err.Error()
+				}
+				outs <- out
+			}()
+		}
+		for range 2 {
+			if out := <-outs; out != "" {
+				t.Errorf("concurrent delete: %q", out)
+			}
+		}
+	}
+}
