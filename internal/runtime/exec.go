@@ -66,6 +66,7 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (int, error) 
 	if ic.Seccomp, err = r.compileSeccomp(&spec); err != nil {
 		return -1, fmt.Errorf("exec in %s: %w", id, err)
 	}
+	ic.Spec = initSpec(&spec, ic.Seccomp != nil)
 	ic.Rlimits = r.clampRlimits(p.Rlimits)
 	if p.Terminal {
 		console := o.Console

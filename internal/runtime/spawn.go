@@ -161,6 +161,7 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	if ic.Seccomp, err = r.compileSeccomp(spec); err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
+	ic.Spec = initSpec(spec, ic.Seccomp != nil)
 	for _, ns := range spec.Linux.Namespaces {
 		typ := nsName(ns.Type)
 		if typ == "" {
@@ -302,6 +303,25 @@ func withDefaultDevices(spec *specs.Spec) *specs.LinuxResources {
 		r.Devices = append(r.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: t, Major: i64(d.Major), Minor: i64(d.Minor), Access: "rwm"})
 	}
 	return &r
+}
+
+// initSpec is the spec as the init needs it, without what the parent has
+// already done: the resources (cgroups are set before it starts) and, once
+// compiled, the seccomp rules (a default profile is tens of kilobytes of
+// JSON the init would decode for nothing). The caller's spec is not changed.
+func initSpec(spec *specs.Spec, seccompCompiled bool) *specs.Spec {
+	if spec.Linux == nil {
+		return spec
+	}
+	s := *spec
+	l := *spec.Linux
+	l.Resources = nil
+	if seccompCompiled && l.Seccomp != nil {
+		// Still set: the init orders its loading by it.
+		l.Seccomp = &specs.LinuxSeccomp{DefaultAction: l.Seccomp.DefaultAction}
+	}
+	s.Linux = &l
+	return &s
 }
 
 // selfJoinOK tells whether the constructor may join the container's
