@@ -132,21 +132,25 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	if cg, err = cgroups.New(c.CgroupPath); err != nil {
 		return nil, err
 	}
-	err = cg.Create()
-	c.CgroupCreated = cg.Created
-	if err != nil {
-		return nil, err
-	}
 	c.cg = cg
-	// Only what a reclaim needs (see claim.go), not the whole record.
-	if err = (&Container{ID: id, CgroupPath: c.CgroupPath, CgroupCreated: c.CgroupCreated, dir: dir}).saveAs(creatingFile); err != nil {
-		return nil, err
-	}
-	if err = cg.Set(withDefaultDevices(spec)); err != nil {
-		return nil, fmt.Errorf("container %s: %w", id, err)
+	// The cgroups are made while the init binary starts (see spawn.run).
+	prepareCgroups := func() error {
+		err := cg.Create()
+		c.CgroupCreated = cg.Created
+		if err != nil {
+			return err
+		}
+		// Only what a reclaim needs (see claim.go), not the whole record.
+		if err := (&Container{ID: id, CgroupPath: c.CgroupPath, CgroupCreated: c.CgroupCreated, dir: dir}).saveAs(creatingFile); err != nil {
+			return err
+		}
+		if err := cg.Set(withDefaultDevices(spec)); err != nil {
+			return fmt.Errorf("container %s: %w", id, err)
+		}
+		trace.Mark("runtime: cgroup set")
+		return nil
 	}
 
-	trace.Mark("runtime: cgroup set")
 	if err = unix.Mkfifo(c.fifoPath(), 0o600); err != nil {
 		return nil, fmt.Errorf("container %s: exec fifo: %w", id, err)
 	}
@@ -156,7 +160,7 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	}
 	defer fifo.Close()
 
-	sp := &spawn{r: r, cgroup: cg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, preserve: o.PreserveFDs, hostExe: !sealed, selfJoin: selfJoinOK(spec)}
+	sp := &spawn{r: r, cgroup: cg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, preserve: o.PreserveFDs, hostExe: !sealed, selfJoin: selfJoinOK(spec), prepare: prepareCgroups}
 	ic := &initConfig{ID: id, Spec: spec, Rootfs: rootfs, Bundle: bundle, NoPivot: o.NoPivot, Cgroups: cg.Mounts()}
 	if ic.Seccomp, err = r.compileSeccomp(spec); err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
@@ -485,6 +489,9 @@ type spawn struct {
 	// selfJoin lets the process join sp.cgroup itself, before it forks
 	// the container's first process, instead of being moved there.
 	selfJoin bool
+	// prepare, if set, makes sp.cgroup while the init binary starts; the
+	// constructor waits for it ('c') before it joins.
+	prepare func() error
 	r        *Runtime
 	sync     *os.File
 	pid      int
@@ -644,6 +651,9 @@ func (sp *spawn) run() error {
 			}
 		}
 		cmd.Env = append(cmd.Env, env...)
+		if sp.prepare != nil {
+			cmd.Env = append(cmd.Env, "_HULL_CGROUP_WAIT=1")
+		}
 	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start init: %w", err)
@@ -660,6 +670,17 @@ func (sp *spawn) run() error {
 			_ = cmd.Wait()
 		}
 	}()
+	if sp.prepare != nil {
+		err := sp.prepare()
+		if err == nil && joined {
+			if _, werr := parent.Write([]byte{'c'}); werr != nil {
+				err = fmt.Errorf("sync with init: %w", werr)
+			}
+		}
+		if err != nil {
+			return err // the intermediate is killed and reaped below
+		}
+	}
 	buf := make([]byte, 1<<16)
 	for sp.pid == 0 {
 		n, err := parent.Read(buf)

@@ -161,6 +161,10 @@ void hull_nsenter(void)
 	const char *nsnew = getenv("_HULL_NS_NEW"), *nsjoin = getenv("_HULL_NS_JOIN");
 	int userns = (nsnew && (strtoul(nsnew, NULL, 16) & CLONE_NEWUSER)) ||
 		     (nsjoin && (!strncmp(nsjoin, "user=", 5) || strstr(nsjoin, "\nuser=")));
+	/* The parent makes the cgroups while we start; wait for them. */
+	const char *wait_cg = getenv("_HULL_CGROUP_WAIT");
+	if (wait_cg && *wait_cg)
+		wait_byte('c', "cgroups");
 	int cgfd = join_cgroups(userns);
 
 	/* Open every namespace first: after joining a mount namespace the

@@ -12,6 +12,7 @@
 // Protocol on the SOCK_SEQPACKET socket named by _HULL_SYNCFD, seen from the
 // child:
 //
+//	parent -> child  'c'            (with _HULL_CGROUP_WAIT) cgroups made: join them
 //	child  -> parent 'U'            (new user ns only) write my uid/gid maps
 //	parent -> child  'u'            maps written
 //	child  -> parent 'P' + int32    pid of the process that continues into Go
