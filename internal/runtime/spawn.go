@@ -492,9 +492,9 @@ type spawn struct {
 	// prepare, if set, makes sp.cgroup while the init binary starts; the
 	// constructor waits for it ('c') before it joins.
 	prepare func() error
-	r        *Runtime
-	sync     *os.File
-	pid      int
+	r       *Runtime
+	sync    *os.File
+	pid     int
 }
 
 // A process is a child subreaper only while one of its spawns needs it:
