@@ -449,6 +449,17 @@ func TestEventsPastFilteredAndLive(t *testing.T) {
 	if _, _, err := hull(t, root, "events", "--filter", "colour=red"); err == nil {
 		t.Error("an unknown filter was accepted")
 	}
+	// A container using a volume mounts it when it starts and unmounts
+	// it when it stops, as docker reports.
+	mustHull(t, root, "run", "--name", "ev3", "-v", "evvol:/data", fx.Busybox.Ref, "true")
+	until = time.Now().Add(time.Millisecond).Format(time.RFC3339Nano)
+	out = mustHull(t, root, "events", "--since", since, "--until", until, "--filter", "volume=evvol", "--format", "{{.Action}}")
+	if out != "create\nmount\nunmount\n" {
+		t.Errorf("events of volume evvol:\n%s", out)
+	}
+	if out := mustHull(t, root, "events", "--since", since, "--until", until, "--filter", "volume=evvol", "--filter", "event=mount"); !strings.Contains(out, "destination=/data") || !strings.Contains(out, "read/write=true") {
+		t.Errorf("volume mount event: %s", out)
+	}
 
 	// Live: events appear while they happen.
 	mustHull(t, root, "create", "--name", "ev2", fx.Busybox.Ref, "sleep", "1000")

@@ -25,6 +25,7 @@ func (r *recorder) Started(pid int, pidStart uint64, restarts int) error {
 		"started": time.Now().UnixNano(), "restart_count": restarts, "error": "", "exit_code": 0,
 		"signal": 0, "oom_killed": 0, "backoff_until": 0,
 	})
+	r.e.emitVolumeMounts(bg, r.c, "mount")
 	r.e.emit(bg, r.c, "start", nil)
 	return err
 }
@@ -43,6 +44,9 @@ func (r *recorder) Exited(x monitor.Exit) error {
 		r.e.emit(bg, r.c, "oom", nil)
 	}
 	r.e.emit(bg, r.c, "die", map[string]string{"exitCode": fmt.Sprint(x.Code)})
+	if x.Stage == "" { // it ran, so its volumes were mounted
+		r.e.emitVolumeMounts(bg, r.c, "unmount")
+	}
 	return err
 }
 

@@ -169,6 +169,34 @@ func (e *Engine) VolumeUsers(ctx context.Context, name string) ([]string, error)
 	return users[name], nil
 }
 
+// volumeName is the name of the volume m mounts, "" if it mounts none.
+func (e *Engine) volumeName(m spec.Mount) string {
+	rest, ok := strings.CutPrefix(m.Source, filepath.Join(e.cfg.Root, "volumes")+"/")
+	if !ok || m.Type != "volume" {
+		return ""
+	}
+	return strings.TrimSuffix(rest, "/_data")
+}
+
+// emitVolumeMounts records docker's volume mount and unmount events for
+// the volumes c uses (action "mount" when it starts, "unmount" when it
+// stops).
+func (e *Engine) emitVolumeMounts(ctx context.Context, c *Container, action string) {
+	for _, m := range c.Config.Spec.Mounts {
+		name := e.volumeName(m)
+		if name == "" {
+			continue
+		}
+		attrs := map[string]string{"driver": "local", "container": c.ID}
+		if action == "mount" {
+			attrs["destination"] = m.Destination
+			attrs["read/write"] = fmt.Sprint(!m.ReadOnly)
+			attrs["propagation"] = ""
+		}
+		e.logEvent(ctx, "volume", action, name, name, attrs)
+	}
+}
+
 // volumeUsers maps volume names to the containers mounting them.
 func (e *Engine) volumeUsers(ctx context.Context) (map[string][]string, error) {
 	rows, err := e.db.QueryContext(ctx, `SELECT id, config FROM containers ORDER BY created`)
@@ -176,7 +204,6 @@ func (e *Engine) volumeUsers(ctx context.Context) (map[string][]string, error) {
 		return nil, fmt.Errorf("find volume users: %w", err)
 	}
 	defer rows.Close()
-	prefix := filepath.Join(e.cfg.Root, "volumes") + "/"
 	users := map[string][]string{}
 	for rows.Next() {
 		var id, data string
@@ -188,8 +215,7 @@ func (e *Engine) volumeUsers(ctx context.Context) (map[string][]string, error) {
 			continue
 		}
 		for _, m := range cfg.Spec.Mounts {
-			if rest, ok := strings.CutPrefix(m.Source, prefix); ok && m.Type == "volume" {
-				name := strings.TrimSuffix(rest, "/_data")
+			if name := e.volumeName(m); name != "" {
 				users[name] = append(users[name], id)
 			}
 		}
