@@ -6,9 +6,16 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime"
 
 	"hull/internal/shim"
 )
+
+// The shim execs hull again from its main goroutine (to record the exit).
+// Locked to the main thread, the exec comes from the thread group leader:
+// an exec from another thread shows the leader to /proc as a zombie for a
+// moment, which hull's other commands could take for a dead monitor.
+func init() { runtime.LockOSThread() }
 
 func main() {
 	if err := shim.Main(os.Args[1:]); err != nil {

@@ -261,7 +261,11 @@ func TestConcurrentRunsAndRemovals(t *testing.T) {
 			defer wg.Done()
 			out, err := hullProc(root, "run", "--name", fmt.Sprintf("par%d", i), fx.Busybox.Ref, "echo", strconv.Itoa(i)).Output()
 			if err != nil || strings.TrimSpace(string(out)) != strconv.Itoa(i) {
-				errs <- fmt.Errorf("run %d: %q %v", i, out, err)
+				var stderr []byte
+				if ee, ok := err.(*exec.ExitError); ok {
+					stderr = ee.Stderr
+				}
+				errs <- fmt.Errorf("run %d: %q %v: %s", i, out, err, stderr)
 			}
 		}(i)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	goruntime "runtime"
 	"runtime/pprof"
 	"strings"
 
@@ -150,6 +151,11 @@ func newVersionCmd() *cobra.Command {
 		},
 	}
 }
+
+// The monitor hands over to hull-shim by exec from its main goroutine;
+// locked to the main thread, the exec comes from the thread group leader
+// (see cmd/hull-shim).
+func init() { goruntime.LockOSThread() }
 
 func main() {
 	ociInitIfRequested()

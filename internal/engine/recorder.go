@@ -64,19 +64,18 @@ func (r *recorder) StopRequested() bool {
 }
 
 func (r *recorder) Done(x monitor.Exit) func() {
+	if r.c.Config.AutoRemove {
+		if c, err := r.e.lookup(bg, r.e.db, r.c.ID); err == nil {
+			// One statement: the record is about to go anyway.
+			r.e.db.ExecContext(bg, `UPDATE containers SET state = ?, monitor_pid = 0, monitor_start = 0 WHERE id = ?`, StateRemoving, c.ID)
+			aside, _ := r.e.cleanup(bg, c)
+			return func() { r.e.purge(aside) }
+		}
+	}
 	r.e.update(bg, r.c.ID, map[string]any{"monitor_pid": 0, "monitor_start": 0})
 	// A stop during the restart backoff ends supervision with no new run.
 	r.e.db.ExecContext(bg, `UPDATE containers SET state = ? WHERE id = ? AND state = ?`, StateExited, r.c.ID, StateRestarting)
-	if !r.c.Config.AutoRemove {
-		return nil
-	}
-	c, err := r.e.lookup(bg, r.e.db, r.c.ID)
-	if err != nil {
-		return nil
-	}
-	r.e.db.ExecContext(bg, `UPDATE containers SET state = ? WHERE id = ?`, StateRemoving, c.ID)
-	aside, _ := r.e.cleanup(bg, c)
-	return func() { r.e.purge(aside) }
+	return nil
 }
 
 // reconcile checks a container recorded as supervised against reality: a

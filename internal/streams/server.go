@@ -22,10 +22,20 @@ type Server struct {
 	// nil while no loop runs.
 	accepting chan struct{}
 
-	mu     sync.Mutex
-	input  io.WriteCloser // the container's stdin or pty master, while running
-	master *os.File       // the pty master, for resizes
+	mu       sync.Mutex
+	input    io.WriteCloser // the container's stdin or pty master, while running
+	master   *os.File       // the pty master, for resizes
+	inputSet bool           // SetInput was called: the container runs
+	// Until then (a foreground run attaches before the container starts,
+	// and the terminal's first size and typed-ahead keys arrive at once)
+	// input, its end and the size are kept for the container.
+	early      []byte
+	earlyClose bool
+	earlySize  *unix.Winsize
 }
+
+// maxEarly bounds the input kept for a container that has not started.
+const maxEarly = 64 << 10
 
 // Listen binds a new attach socket at path. Clients can connect at once
 // but wait in the socket's backlog until Accept: a supervisor that is about
@@ -104,8 +114,19 @@ func (s *Server) Clients() int {
 // pty master, which also takes resizes).
 func (s *Server) SetInput(w io.WriteCloser, master *os.File) {
 	s.mu.Lock()
-	s.input, s.master = w, master
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	s.input, s.master, s.inputSet = w, master, true
+	// Under the lock, so nothing a client sends now overtakes it.
+	if s.earlySize != nil && master != nil {
+		unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, s.earlySize)
+	}
+	if len(s.early) > 0 && w != nil {
+		w.Write(s.early)
+	}
+	if s.earlyClose && w != nil && master == nil {
+		w.Close()
+	}
+	s.early, s.earlySize = nil, nil
 }
 
 // CloseInput closes the container's input, if any.
@@ -145,6 +166,18 @@ func (s *Server) serveClient(c net.Conn) {
 			return
 		}
 		s.mu.Lock()
+		if !s.inputSet {
+			switch {
+			case kind == FrameStdin && len(s.early)+len(data) <= maxEarly:
+				s.early = append(s.early, data...)
+			case kind == FrameStdinClose:
+				s.earlyClose = true
+			case kind == FrameResize && len(data) == 4:
+				s.earlySize = winsize(data)
+			}
+			s.mu.Unlock()
+			continue
+		}
 		in, master := s.input, s.master
 		s.mu.Unlock()
 		switch kind {
@@ -158,8 +191,7 @@ func (s *Server) serveClient(c net.Conn) {
 			}
 		case FrameResize:
 			if master != nil && len(data) == 4 {
-				ws := &unix.Winsize{Row: uint16(data[0])<<8 | uint16(data[1]), Col: uint16(data[2])<<8 | uint16(data[3])}
-				unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws)
+				unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, winsize(data))
 			}
 		}
 	}
@@ -199,4 +231,9 @@ func Pump(log *LogWriter, srv *Server, out, errf, master, in *os.File) *sync.Wai
 	copyFrom("stdout", out, FrameStdout)
 	copyFrom("stderr", errf, FrameStderr)
 	return &wg
+}
+
+// winsize decodes a resize frame: rows and columns, big-endian uint16s.
+func winsize(data []byte) *unix.Winsize {
+	return &unix.Winsize{Row: uint16(data[0])<<8 | uint16(data[1]), Col: uint16(data[2])<<8 | uint16(data[3])}
 }

@@ -1,7 +1,9 @@
 package streams
 
 import (
+	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -68,5 +70,46 @@ func TestHeldClientsGoToTheNextServer(t *testing.T) {
 	}
 	if first.Clients()+next.Clients() != 1 {
 		t.Fatal("no server took the client after Accept")
+	}
+}
+
+// What a client sends before the container runs (a foreground run
+// attaches first; keys typed at once) reaches the container when it
+// starts, in order, and so does the end of input.
+func TestInputBeforeStartIsKept(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "attach.sock")
+	srv, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	srv.Accept()
+	conn, err := Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	WriteFrame(conn, FrameStdin, []byte("ps\n"))
+	WriteFrame(conn, FrameStdin, []byte("exit\n"))
+	WriteFrame(conn, FrameStdinClose, nil)
+	<-srv.FirstAttached()
+	time.Sleep(50 * time.Millisecond) // let the server read them, unstarted
+
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	srv.SetInput(w, nil)
+	read := make(chan string, 1)
+	go func() { b, _ := io.ReadAll(r); read <- string(b) }() // ends when the kept close is applied
+	select {
+	case got := <-read:
+		if got != "ps\nexit\n" {
+			t.Fatalf("the container read %q", got)
+		}
+	case <-time.After(10 * time.Second):
+		w.Close()
+		t.Fatalf("the container's input was never closed; it read %q", <-read)
 	}
 }
