@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
+	"time"
 )
 
 // A spare monitor is started before the container it will supervise
@@ -17,6 +18,7 @@ type spareMonitor struct {
 	id         *os.File // write end: the container's ID, one line
 	sync       *os.File // read end: the monitor's start report
 	waitAttach bool
+	exited     chan struct{} // closed once reaped
 }
 
 // SpareMonitorFD is where a spare monitor reads its container's ID.
@@ -49,8 +51,9 @@ func (e *Engine) PrepareMonitor(waitAttach bool) {
 		idW.Close()
 		return
 	}
-	go cmd.Wait()
-	e.spare = &spareMonitor{cmd: cmd, id: idW, sync: syncR, waitAttach: waitAttach}
+	s := &spareMonitor{cmd: cmd, id: idW, sync: syncR, waitAttach: waitAttach, exited: make(chan struct{})}
+	go func() { cmd.Wait(); close(s.exited) }()
+	e.spare = s
 }
 
 // takeSpare hands the spare monitor, if it suits, the container id; nil
@@ -70,13 +73,21 @@ func (e *Engine) takeSpare(id string, waitAttach bool) *spareMonitor {
 	return s
 }
 
-// Close lets an unused spare monitor go, and starts the deletion of what
-// removals left to the background (see PurgeInBackground).
+// Close ends an unused spare monitor, and starts the deletion of what
+// removals left to the background (see PurgeInBackground). The spare is
+// killed and reaped, not just left to read end-of-file: still starting, it
+// would otherwise open the engine after this command ended, and create its
+// state directories anew where someone may have removed them.
 func (e *Engine) Close() {
-	if e.spare != nil {
-		e.spare.id.Close()
-		e.spare.sync.Close()
+	if s := e.spare; s != nil {
 		e.spare = nil
+		s.cmd.Process.Kill()
+		s.id.Close()
+		s.sync.Close()
+		select {
+		case <-s.exited:
+		case <-time.After(5 * time.Second):
+		}
 	}
 	e.mu.Lock()
 	trash := e.trash
