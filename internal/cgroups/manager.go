@@ -160,29 +160,6 @@ func (m *Manager) Mounts() []Mount {
 	return out
 }
 
-// JoinEnv tells hull's namespace constructor (internal/runtime/nsenter)
-// which directories to join itself: every v1 one, by writing 0 to its
-// tasks file while single-threaded, and the cgroup2 one by forking into
-// it with clone3. Neither takes the kernel's global threadgroup lock for
-// writing, as moving a process by pid (Apply) does: the first such move
-// after a quiet spell waits for an RCU grace period, 4-15 ms on a small
-// VM, and held up most container starts.
-func (m *Manager) JoinEnv() []string {
-	var v1 []string
-	var env []string
-	for _, mt := range m.Mounts() {
-		if mt.V2 {
-			env = append(env, "_HULL_CGROUP_V2="+mt.Dir)
-		} else {
-			v1 = append(v1, mt.Dir)
-		}
-	}
-	if len(v1) > 0 {
-		env = append(env, "_HULL_CGROUP_V1="+strings.Join(v1, "\n"))
-	}
-	return env
-}
-
 // dir is the container's directory for a v1 controller, or the unified
 // directory on v2 hosts; "" when the host lacks the controller.
 func (m *Manager) dir(controller string) string {
@@ -347,6 +324,21 @@ func (m *Manager) Signal(sig syscall.Signal) error {
 		_ = m.Thaw()
 	}
 	return err
+}
+
+// Kill ends every process in the container's cgroups (SIGKILL) and waits,
+// up to a second, until they are gone, so the directories can be removed.
+func (m *Manager) Kill() {
+	if procs, _ := m.Procs(); len(procs) == 0 {
+		return
+	}
+	_ = m.Signal(unix.SIGKILL)
+	for i := 0; i < 500; i++ {
+		if procs, _ := m.Procs(); len(procs) == 0 {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // Freeze stops every process of the container (pause).

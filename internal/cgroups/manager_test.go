@@ -135,27 +135,7 @@ func TestDestroyKeepsSharedParent(t *testing.T) {
 		t.Skip("needs root and cgroups")
 	}
 	parent := fmt.Sprintf("/hull-cgtest-shared-%d", os.Getpid())
-	a, err := New(parent + "/a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := New(parent + "/b")
-	t.Cleanup(func() { _ = b.Destroy(); _ = a.Destroy() })
-	if err := a.Create(); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Create(); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Destroy(); err != nil {
-		t.Fatal(err)
-	}
-	if !b.Exists() {
-		t.Fatal("destroying a removed its sibling's parent")
-	}
-	if err := b.Destroy(); err != nil {
-		t.Fatal(err)
-	}
+	b := createRemoveSiblings(t, parent+"/a", parent+"/b")
 	// a made the parent and left it to b, which did not make it: it
 	// stays (empty) rather than being removed by someone who did not
 	// create it. The test made it, so the test removes it.
@@ -242,15 +222,13 @@ func TestDefaultParentGoesWithLastContainer(t *testing.T) {
 	if os.Getuid() != 0 || DetectMode() == Unavailable {
 		t.Skip("needs root and cgroups")
 	}
-	a, err := New(ContainerPath("", fmt.Sprintf("cgtest-a-%d", os.Getpid())))
+	probe, err := New(DefaultParent)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := New(ContainerPath("", fmt.Sprintf("cgtest-b-%d", os.Getpid())))
-	t.Cleanup(func() { _ = b.Destroy(); _ = a.Destroy() })
 	parents := []string{}
-	for _, mt := range a.Mounts() {
-		parents = append(parents, filepath.Join(mt.Mountpoint, DefaultParent))
+	for _, mt := range probe.Mounts() {
+		parents = append(parents, mt.Dir)
 	}
 	preexisting := false
 	for _, p := range parents {
@@ -258,21 +236,7 @@ func TestDefaultParentGoesWithLastContainer(t *testing.T) {
 			preexisting = true // hull containers of someone else: they keep it
 		}
 	}
-	if err := a.Create(); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Create(); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Destroy(); err != nil {
-		t.Fatal(err)
-	}
-	if !b.Exists() {
-		t.Fatal("destroying a removed b's parent")
-	}
-	if err := b.Destroy(); err != nil {
-		t.Fatal(err)
-	}
+	createRemoveSiblings(t, ContainerPath("", fmt.Sprintf("cgtest-a-%d", os.Getpid())), ContainerPath("", fmt.Sprintf("cgtest-b-%d", os.Getpid())))
 	if preexisting {
 		return
 	}
@@ -305,4 +269,32 @@ func TestBlockIOCounters(t *testing.T) {
 	if got := ioStatV2(filepath.Join(dir, "missing")); got != (BlockIOStats{}) {
 		t.Errorf("missing io.stat: %+v", got)
 	}
+}
+
+// createRemoveSiblings creates the cgroups a and b, destroys a, checks
+// that b survived it, destroys b, and returns b's manager.
+func createRemoveSiblings(t *testing.T, pathA, pathB string) *Manager {
+	t.Helper()
+	a, err := New(pathA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := New(pathB)
+	t.Cleanup(func() { _ = b.Destroy(); _ = a.Destroy() })
+	if err := a.Create(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Create(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if !b.Exists() {
+		t.Fatal("destroying a removed its sibling's parent")
+	}
+	if err := b.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -20,6 +20,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
+	"hull/internal/cgroups"
 	"hull/internal/image"
 	"hull/internal/reference"
 	"hull/internal/snapshot"
@@ -65,7 +66,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	cfg.Spec.ID = id
 	cfg.Spec.Name = name
 	if cfg.Spec.CgroupsPath == "" {
-		cfg.Spec.CgroupsPath = "/hull/" + id
+		cfg.Spec.CgroupsPath = cgroups.ContainerPath("", id)
 	}
 	c = &Container{ID: id, Name: name, Image: cfg.Image, Created: time.Now().UTC(), State: StateCreated, Stage: StagePull, Config: cfg}
 	// The creation lock is held until Create returns: a created container

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -78,13 +77,7 @@ func (r *Runtime) reclaim(id, dir string) (bool, error) {
 	var rec Container
 	if b, err := os.ReadFile(filepath.Join(dir, creatingFile)); err == nil && json.Unmarshal(b, &rec) == nil && rec.CgroupPath != "" {
 		if cg, err := cgroups.Load(rec.CgroupPath, rec.CgroupCreated); err == nil && cg.Exists() {
-			_ = cg.Signal(unix.SIGKILL)
-			for i := 0; i < 500; i++ {
-				if procs, _ := cg.Procs(); len(procs) == 0 {
-					break
-				}
-				time.Sleep(2 * time.Millisecond)
-			}
+			cg.Kill()
 			if err := cg.Destroy(); err != nil {
 				return false, fmt.Errorf("container %s: remove what an interrupted create left: %w", id, err)
 			}

@@ -281,15 +281,7 @@ func (r *Runtime) DeleteContainer(c *Container, force bool) error {
 	if cgErr == nil && cg.Exists() {
 		// Without a pid namespace of its own, the init's death leaves
 		// the other processes alive; sweep the cgroup either way.
-		if procs, _ := cg.Procs(); len(procs) > 0 {
-			_ = cg.Signal(unix.SIGKILL)
-			for i := 0; i < 500; i++ {
-				if procs, _ := cg.Procs(); len(procs) == 0 {
-					break
-				}
-				time.Sleep(2 * time.Millisecond)
-			}
-		}
+		cg.Kill()
 	}
 	var errs []error
 	if cgErr == nil {

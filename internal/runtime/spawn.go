@@ -121,7 +121,7 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 			_, _ = unix.Wait4(pid, &ws, 0, nil)
 		}
 		if cg != nil {
-			_ = cg.Signal(unix.SIGKILL)
+			cg.Kill()
 			_ = cg.Destroy()
 		}
 		os.RemoveAll(dir)
@@ -497,6 +497,29 @@ type spawn struct {
 	pid     int
 }
 
+// joinEnv tells the namespace constructor (package nsenter) which cgroup
+// directories to join itself: every v1 one, by writing 0 to its tasks file
+// while single-threaded, and the cgroup2 one (intoV2) by forking into it
+// with clone3. Neither takes the kernel's global threadgroup lock for
+// writing, as moving a process by pid (Manager.Apply) does: the first
+// such move after a quiet spell waits for an RCU grace period, 4-15 ms on
+// a small VM, and held up most container starts.
+func joinEnv(cg *cgroups.Manager) (env []string, intoV2 bool) {
+	var v1 []string
+	for _, mt := range cg.Mounts() {
+		if mt.V2 {
+			env = append(env, "_HULL_CGROUP_V2="+mt.Dir)
+			intoV2 = true
+		} else {
+			v1 = append(v1, mt.Dir)
+		}
+	}
+	if len(v1) > 0 {
+		env = append(env, "_HULL_CGROUP_V1="+strings.Join(v1, "\n"))
+	}
+	return env, intoV2
+}
+
 // A process is a child subreaper only while one of its spawns needs it:
 // long-lived callers (a CRI server, tests) must not adopt every orphan of
 // their descendants for good.
@@ -639,16 +662,14 @@ func (sp *spawn) run() error {
 	}
 	joined := sp.cgroup != nil && sp.selfJoin
 	if joined {
-		env := sp.cgroup.JoinEnv()
-		for _, kv := range env {
-			if strings.HasPrefix(kv, "_HULL_CGROUP_V2=") {
-				// Born into its cgroup2 directory, the process is the
-				// constructor's child, handed to us when it exits.
-				if err := holdSubreaper(); err != nil {
-					return err
-				}
-				defer releaseSubreaper()
+		env, intoV2 := joinEnv(sp.cgroup)
+		if intoV2 {
+			// Born into its cgroup2 directory, the process is the
+			// constructor's child, handed to us when it exits.
+			if err := holdSubreaper(); err != nil {
+				return err
 			}
+			defer releaseSubreaper()
 		}
 		cmd.Env = append(cmd.Env, env...)
 		if sp.prepare != nil {
