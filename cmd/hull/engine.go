@@ -40,7 +40,7 @@ func (g *globals) openEngine(cmd *cobra.Command) (*engine.Engine, func(), error)
 		return nil, nil, err
 	}
 	eng.InitPath = initBinary(self)
-	eng.Runtime().InitPath = containerInit()
+	eng.Runtime().InitPath = containerInit(eng.InitPath)
 	eng.ShimPath = shimBinary(self)
 	eng.Warn = func(m string) { fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", m) }
 	eng.MonitorCommand = func(id string, waitAttach bool) *exec.Cmd {
@@ -151,14 +151,9 @@ func initBinary(self string) string {
 }
 
 // containerInit is the binary the runtime starts a container's first
-// process from: hull-init when it is there (it starts several times faster
-// than hull), else "" and hull re-executes itself.
-func containerInit() string {
-	self, err := os.Executable()
-	if err != nil {
-		return ""
-	}
-	p := initBinary(self)
+// process from: p (hull-init, see initBinary) when it is there (it starts
+// several times faster than hull), else "" and hull re-executes itself.
+func containerInit(p string) string {
 	if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
 		return ""
 	}

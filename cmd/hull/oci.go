@@ -55,7 +55,11 @@ func addOCICommands(root *cobra.Command, g *globals) {
 				o.root = filepath.Join(g.cfg.RunRoot, "oci")
 			}
 			trace.Mark("oci: pre-run")
-			o.rt = &hullrt.Runtime{Root: o.root, Warn: o.warn, InitPath: containerInit()}
+			initPath := ""
+			if self, err := os.Executable(); err == nil {
+				initPath = containerInit(initBinary(self))
+			}
+			o.rt = &hullrt.Runtime{Root: o.root, Warn: o.warn, InitPath: initPath}
 			if o.log != "" {
 				f, err := os.OpenFile(o.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_CLOEXEC, 0o644)
 				if err != nil {
