@@ -21,20 +21,30 @@ import (
 // addContainerCommands adds the docker-style container commands, both at
 // the top level and under `hull container`.
 func addContainerCommands(root *cobra.Command, g *globals) {
-	build := func() []*cobra.Command {
-		return []*cobra.Command{
-			newCreateCmd(g), newRunCmd(g), newStartCmd(g), newPsCmd(g), newLogsCmd(g), newStopCmd(g),
-			newRestartCmd(g), newKillCmd(g), newRmCmd(g), newWaitCmd(g), newContainerInspectCmd(g),
-			newWhyCmd(g), newPauseCmd(g, true), newPauseCmd(g, false), newRenameCmd(g),
-		}
+	with := func(f func(*globals) *cobra.Command) func() *cobra.Command {
+		return func() *cobra.Command { return f(g) }
 	}
-	containerCmd := &cobra.Command{Use: "container", Short: "Manage containers"}
-	containerCmd.AddCommand(build()...)
-	ls := newPsCmd(g)
-	ls.Use, ls.Aliases = "ls", []string{"list", "ps"}
-	containerCmd.AddCommand(ls)
-	root.AddCommand(containerCmd, newMonitorCmd(g))
-	root.AddCommand(build()...)
+	cmds := []named{
+		{"create", with(newCreateCmd)}, {"run", with(newRunCmd)}, {"start", with(newStartCmd)},
+		{"ps", with(newPsCmd)}, {"logs", with(newLogsCmd)}, {"stop", with(newStopCmd)},
+		{"restart", with(newRestartCmd)}, {"kill", with(newKillCmd)}, {"rm", with(newRmCmd)},
+		{"wait", with(newWaitCmd)}, {"inspect", with(newContainerInspectCmd)}, {"why", with(newWhyCmd)},
+		{"pause", func() *cobra.Command { return newPauseCmd(g, true) }},
+		{"unpause", func() *cobra.Command { return newPauseCmd(g, false) }},
+		{"rename", with(newRenameCmd)},
+	}
+	if g.want("container") {
+		containerCmd := &cobra.Command{Use: "container", Short: "Manage containers"}
+		for _, c := range cmds {
+			containerCmd.AddCommand(c.build())
+		}
+		ls := newPsCmd(g)
+		ls.Use, ls.Aliases = "ls", []string{"list", "ps"}
+		containerCmd.AddCommand(ls)
+		root.AddCommand(containerCmd)
+	}
+	root.AddCommand(g.some(named{"monitor", with(newMonitorCmd)})...)
+	root.AddCommand(g.some(cmds...)...)
 }
 
 // forEach runs fn for each named container, printing the name on success

@@ -10,41 +10,28 @@ import (
 // (also `hull system events`), and makes `rm -v` remove the containers'
 // anonymous volumes.
 func addContainerExtras(root *cobra.Command, g *globals) {
-	build := func() []*cobra.Command {
-		return []*cobra.Command{newExecCmd(g), newCpCmd(g), newTopCmd(g), newStatsCmd(g), newAttachCmd(g)}
+	with := func(f func(*globals) *cobra.Command) func() *cobra.Command {
+		return func() *cobra.Command { return f(g) }
 	}
-	root.AddCommand(build()...)
-	root.AddCommand(newVolumeCmd(g), newEventsCmd(g))
+	cmds := []named{
+		{"exec", with(newExecCmd)}, {"cp", with(newCpCmd)}, {"top", with(newTopCmd)},
+		{"stats", with(newStatsCmd)}, {"attach", with(newAttachCmd)},
+	}
+	root.AddCommand(g.some(cmds...)...)
+	root.AddCommand(g.some(named{"volume", with(newVolumeCmd)}, named{"events", with(newEventsCmd)})...)
 	for _, c := range root.Commands() {
 		if c.Name() == "system" {
 			c.AddCommand(newEventsCmd(g))
 		}
 		if c.Name() == "container" {
-			c.AddCommand(build()...)
+			for _, sub := range cmds {
+				c.AddCommand(sub.build())
+			}
 			c.AddCommand(newContainerPruneCmd(g))
 			removeVolumesWith(c, g)
 		}
 	}
 	removeVolumesWith(root, g)
-	for _, c := range root.Commands() {
-		if c.Name() == "monitor" {
-			sweepVolumesAfter(c, g)
-		}
-	}
-}
-
-// sweepVolumesAfter wraps the monitor so that a --rm container's
-// anonymous volumes go as soon as the monitor has removed the container.
-func sweepVolumesAfter(monitorCmd *cobra.Command, g *globals) {
-	inner := monitorCmd.RunE
-	monitorCmd.RunE = func(cmd *cobra.Command, args []string) error {
-		err := inner(cmd, args)
-		if eng, done, oerr := g.openEngine(cmd); oerr == nil {
-			eng.SweepVolumes(cmd.Context())
-			done()
-		}
-		return err
-	}
 }
 
 // removeVolumesWith wraps parent's `rm` so that with -v the anonymous

@@ -832,3 +832,32 @@ func TestRmLeavesNoFiles(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A --rm container's writable layer is mounted volatile (as podman does):
+// nothing syncs a layer that goes when the container exits, not even its
+// unmount. A kept container's layer is an ordinary mount.
+func TestRmContainersMountVolatile(t *testing.T) {
+	root, fx := containerEnv(t)
+	kept := strings.TrimSpace(mustHull(t, root, "run", "-d", fx.Busybox.Ref, "sleep", "300"))
+	brief := strings.TrimSpace(mustHull(t, root, "run", "-d", "--rm", fx.Busybox.Ref, "sleep", "300"))
+	opts := func(id string) string {
+		data, err := os.ReadFile("/proc/self/mountinfo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 4 && strings.Contains(f[4], id) && strings.Contains(line, " - overlay ") {
+				return f[len(f)-1]
+			}
+		}
+		t.Fatalf("no overlay mount of %s", id)
+		return ""
+	}
+	if o := opts(brief); !strings.Contains(o, "volatile") {
+		t.Errorf("--rm container's layer mounted %q, want volatile", o)
+	}
+	if o := opts(kept); strings.Contains(o, "volatile") {
+		t.Errorf("kept container's layer mounted %q: volatile loses data at a crash", o)
+	}
+}

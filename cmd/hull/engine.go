@@ -19,6 +19,7 @@ import (
 	"hull/internal/engine"
 	"hull/internal/image"
 	hullrt "hull/internal/runtime"
+	"hull/internal/trace"
 )
 
 // openEngine opens the image service, the snapshotter and the engine.
@@ -33,7 +34,7 @@ func (g *globals) openEngine(cmd *cobra.Command) (*engine.Engine, func(), error)
 		return nil, nil, err
 	}
 	closeImages := done
-	done = func() { eng.Close(); closeImages() }
+	done = func() { eng.Close(); trace.Mark("engine closed"); closeImages() }
 	self, err := os.Executable()
 	if err != nil {
 		done()
@@ -108,7 +109,10 @@ func newMonitorCmd(g *globals) *cobra.Command {
 					return nil // the command that started it had no use for it
 				}
 			}
-			return eng.RunMonitor(context.Background(), id, o)
+			err = eng.RunMonitor(context.Background(), id, o)
+			// A --rm container's anonymous volumes go with it.
+			eng.SweepVolumes(context.Background())
+			return err
 		},
 	}
 	f := cmd.Flags()

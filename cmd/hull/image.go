@@ -52,16 +52,25 @@ func signalContext() (context.Context, context.CancelFunc) {
 // addImageCommands adds pull, push, images, image *, tag, rmi, save, load,
 // login and logout.
 func addImageCommands(root *cobra.Command, g *globals) {
-	imageCmd := &cobra.Command{Use: "image", Short: "Manage images"}
-	imageCmd.AddCommand(
-		newImagesCmd(g, "ls"), newImageInspectCmd(g), newHistoryCmd(g),
-		newPullCmd(g), newPushCmd(g), newTagCmd(g), newRmiCmd(g, "rm"),
-		newSaveCmd(g), newLoadCmd(g), newImageMountCmd(g), newImageUnmountCmd(g),
-	)
-	root.AddCommand(imageCmd,
-		newPullCmd(g), newPushCmd(g), newImagesCmd(g, "images"), newTagCmd(g), newRmiCmd(g, "rmi"),
-		newSaveCmd(g), newLoadCmd(g), newLoginCmd(g), newLogoutCmd(g),
-	)
+	if g.want("image") {
+		imageCmd := &cobra.Command{Use: "image", Short: "Manage images"}
+		imageCmd.AddCommand(
+			newImagesCmd(g, "ls"), newImageInspectCmd(g), newHistoryCmd(g),
+			newPullCmd(g), newPushCmd(g), newTagCmd(g), newRmiCmd(g, "rm"),
+			newSaveCmd(g), newLoadCmd(g), newImageMountCmd(g), newImageUnmountCmd(g),
+		)
+		root.AddCommand(imageCmd)
+	}
+	with := func(f func(*globals) *cobra.Command) func() *cobra.Command {
+		return func() *cobra.Command { return f(g) }
+	}
+	root.AddCommand(g.some(
+		named{"pull", with(newPullCmd)}, named{"push", with(newPushCmd)},
+		named{"images", func() *cobra.Command { return newImagesCmd(g, "images") }},
+		named{"tag", with(newTagCmd)}, named{"rmi", func() *cobra.Command { return newRmiCmd(g, "rmi") }},
+		named{"save", with(newSaveCmd)}, named{"load", with(newLoadCmd)},
+		named{"login", with(newLoginCmd)}, named{"logout", with(newLogoutCmd)},
+	)...)
 }
 
 func newPullCmd(g *globals) *cobra.Command {

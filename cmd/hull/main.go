@@ -50,6 +50,9 @@ type globals struct {
 
 	cfg config.Config
 
+	// only is the top-level command the tree is built for ("" for all).
+	only string
+
 	// db and snap are the metadata database and the snapshotter, once
 	// openImages has opened them.
 	db   *metadata.DB
@@ -58,11 +61,27 @@ type globals struct {
 
 func newRootCmd() *cobra.Command { return newRootCmdFor("") }
 
-// newRootCmdFor builds the command tree; only "oci" builds just that
-// subtree: other tools call `hull oci` once or more per container, and
-// need none of the other commands.
+// newRootCmdFor builds the command tree, or, when only names a top-level
+// command, just the part of it that command needs: hull runs once or more
+// per container (the CLI, its monitor, `hull oci` for other tools), and
+// building every command's flags is a fair part of a short run. A word
+// that names no command (an alias, a typo) gets the whole tree, so cobra
+// resolves or reports it as always.
 func newRootCmdFor(only string) *cobra.Command {
-	g := &globals{}
+	if only != "" {
+		root := buildRootCmd(only)
+		for _, c := range root.Commands() {
+			if c.Name() == only {
+				return root
+			}
+		}
+	}
+	return buildRootCmd("")
+}
+
+// buildRootCmd builds the tree for newRootCmdFor.
+func buildRootCmd(only string) *cobra.Command {
+	g := &globals{only: only}
 	root := &cobra.Command{
 		Use:           "hull",
 		Short:         "A container runtime: images, containers, pods and the CRI in one binary",
@@ -80,16 +99,40 @@ func newRootCmdFor(only string) *cobra.Command {
 	pf.StringVar(&g.runRoot, "run-root", "", "runtime state directory (default /run/hull)")
 	pf.StringVar(&g.logLevel, "log-level", "", "log level: debug, info, warn, error")
 
-	addOCICommands(root, g)
-	if only == "oci" {
-		return root
+	if g.want("oci") {
+		addOCICommands(root, g)
 	}
-	root.AddCommand(newVersionCmd(), newInfoCmd(g))
+	root.AddCommand(g.some(
+		named{"version", newVersionCmd},
+		named{"info", func() *cobra.Command { return newInfoCmd(g) }},
+	)...)
 	addImageCommands(root, g)
 	addSnapshotCommands(root, g)
 	addContainerCommands(root, g)
 	addContainerExtras(root, g)
 	return root
+}
+
+// want reports whether the tree being built needs the top-level command
+// name.
+func (g *globals) want(name string) bool { return g.only == "" || g.only == name }
+
+// named is a command and the constructor of it, so a tree built for one
+// command constructs no other.
+type named struct {
+	name  string
+	build func() *cobra.Command
+}
+
+// some constructs the commands the tree needs.
+func (g *globals) some(cmds ...named) []*cobra.Command {
+	var out []*cobra.Command
+	for _, c := range cmds {
+		if g.want(c.name) {
+			out = append(out, c.build())
+		}
+	}
+	return out
 }
 
 // firstCommand is the first word of args that is not a global flag or
@@ -175,6 +218,7 @@ func run(args []string) int {
 	trace.Mark("command tree")
 	cmd.SetArgs(args)
 	err := cmd.Execute()
+	trace.Mark("command done")
 	if err == nil {
 		return 0
 	}

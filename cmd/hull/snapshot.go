@@ -28,14 +28,16 @@ import (
 // addSnapshotCommands adds what works on unpacked layers: `import` (also
 // `image import`), `system df` and `system prune`.
 func addSnapshotCommands(root *cobra.Command, g *globals) {
-	root.AddCommand(newImportCmd(g))
+	root.AddCommand(g.some(named{"import", func() *cobra.Command { return newImportCmd(g) }})...)
 	for _, c := range root.Commands() {
 		if c.Name() == "image" {
 			c.AddCommand(newImportCmd(g))
 		}
 	}
-	system := findOrAdd(root, &cobra.Command{Use: "system", Short: "Manage hull's storage and state"})
-	system.AddCommand(newSystemDfCmd(g), newSystemPruneCmd(g))
+	if g.want("system") {
+		system := findOrAdd(root, &cobra.Command{Use: "system", Short: "Manage hull's storage and state"})
+		system.AddCommand(newSystemDfCmd(g), newSystemPruneCmd(g))
+	}
 }
 
 // findOrAdd returns root's subcommand named like cmd, adding cmd if there

@@ -441,11 +441,15 @@ func (m *Manager) Destroy() error {
 	return errors.Join(errs...)
 }
 
+// removeTree removes a cgroup and any below it. The first rmdir usually
+// succeeds: listing a v1 cgroup's few dozen files first would cost more
+// than the removal itself.
 func removeTree(dir string) error {
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
+	err := unix.Rmdir(dir)
+	if err == nil || errors.Is(err, unix.ENOENT) {
 		return nil
 	}
+	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
 		if e.IsDir() {
 			if err := removeTree(filepath.Join(dir, e.Name())); err != nil {

@@ -101,6 +101,10 @@ func TestManagerLifecycle(t *testing.T) {
 	if st.Memory.Limit != uint64(limit) || st.Pids.Current != 1 || st.Pids.Limit != uint64(pids) {
 		t.Fatalf("stats %+v", st)
 	}
+	// Memory reads the memory counters alone, the same as Stats.
+	if mem, err := m.Memory(); err != nil || mem.Limit != st.Memory.Limit || mem.OOMKills != st.Memory.OOMKills {
+		t.Fatalf("Memory() = %+v, %v; Stats().Memory = %+v", mem, err, st.Memory)
+	}
 	if m.Mode != Unified {
 		b, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpu", path, "cpu.cfs_quota_us"))
 		if strings.TrimSpace(string(b)) != "50000" {
@@ -297,4 +301,40 @@ func createRemoveSiblings(t *testing.T, pathA, pathB string) *Manager {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestDestroyRemovesNestedCgroups: cgroups a container made below its own
+// (with a cgroup namespace, or a systemd inside) go with it.
+func TestDestroyRemovesNestedCgroups(t *testing.T) {
+	if os.Getuid() != 0 || DetectMode() == Unavailable {
+		t.Skip("needs root and cgroups")
+	}
+	path := fmt.Sprintf("/hull-cgtest-nested-%d", os.Getpid())
+	m, err := New(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Create(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, mt := range m.Mounts() {
+			os.Remove(filepath.Join(mt.Dir, "inner", "deeper"))
+			os.Remove(filepath.Join(mt.Dir, "inner"))
+			os.Remove(mt.Dir)
+		}
+	})
+	for _, mt := range m.Mounts() {
+		if err := os.MkdirAll(filepath.Join(mt.Dir, "inner", "deeper"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	for _, mt := range m.Mounts() {
+		if _, err := os.Stat(mt.Dir); err == nil {
+			t.Errorf("%s left behind", mt.Dir)
+		}
+	}
 }

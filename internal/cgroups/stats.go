@@ -53,21 +53,13 @@ const unlimitedV1 = 1 << 62
 // Stats reads the container's counters. Controllers the host lacks read
 // as zero.
 func (m *Manager) Stats() (*Stats, error) {
-	s := &Stats{}
+	mem, err := m.Memory()
+	if err != nil {
+		return nil, err
+	}
+	s := &Stats{Memory: mem}
 	if m.Mode == Unified {
 		d := m.dir("")
-		if _, err := os.Stat(d); err != nil {
-			return nil, fmt.Errorf("cgroups: %w", err)
-		}
-		s.Memory.Usage, _ = readUint(d, "memory.current")
-		s.Memory.Peak, _ = readUint(d, "memory.peak")
-		if l, err := readUint(d, "memory.max"); err == nil && l != ^uint64(0) {
-			s.Memory.Limit = l
-		}
-		if ev, err := readKV(filepath.Join(d, "memory.events")); err == nil {
-			s.Memory.OOMKills = ev["oom_kill"]
-			s.Memory.OOMEvents = ev["oom"]
-		}
 		s.Pids.Current, _ = readUint(d, "pids.current")
 		if l, err := readUint(d, "pids.max"); err == nil && l != ^uint64(0) {
 			s.Pids.Limit = l
@@ -77,20 +69,6 @@ func (m *Manager) Stats() (*Stats, error) {
 		}
 		s.BlockIO = ioStatV2(filepath.Join(d, "io.stat"))
 		return s, nil
-	}
-	if d := m.dir("memory"); d != "" {
-		if _, err := os.Stat(d); err != nil {
-			return nil, fmt.Errorf("cgroups: %w", err)
-		}
-		s.Memory.Usage, _ = readUint(d, "memory.usage_in_bytes")
-		s.Memory.Peak, _ = readUint(d, "memory.max_usage_in_bytes")
-		if l, err := readUint(d, "memory.limit_in_bytes"); err == nil && l < unlimitedV1 {
-			s.Memory.Limit = l
-		}
-		if oc, err := readKV(filepath.Join(d, "memory.oom_control")); err == nil {
-			s.Memory.OOMKills = oc["oom_kill"]
-		}
-		s.Memory.OOMEvents, _ = readUint(d, "memory.failcnt")
 	}
 	if d := m.dir("pids"); d != "" {
 		s.Pids.Current, _ = readUint(d, "pids.current")
@@ -104,6 +82,46 @@ func (m *Manager) Stats() (*Stats, error) {
 	if d := m.dir("blkio"); d != "" {
 		s.BlockIO = ioServiceBytesV1(d)
 	}
+	return s, nil
+}
+
+// Memory reads only the memory counters: what a monitor needs when its
+// container exits (was it OOM-killed, how close to its limit did it get),
+// at a third of the reads of Stats. It fails when the cgroup is gone.
+func (m *Manager) Memory() (MemoryStats, error) {
+	var s MemoryStats
+	if m.Mode == Unified {
+		d := m.dir("")
+		if _, err := os.Stat(d); err != nil {
+			return s, fmt.Errorf("cgroups: %w", err)
+		}
+		s.Usage, _ = readUint(d, "memory.current")
+		s.Peak, _ = readUint(d, "memory.peak")
+		if l, err := readUint(d, "memory.max"); err == nil && l != ^uint64(0) {
+			s.Limit = l
+		}
+		if ev, err := readKV(filepath.Join(d, "memory.events")); err == nil {
+			s.OOMKills = ev["oom_kill"]
+			s.OOMEvents = ev["oom"]
+		}
+		return s, nil
+	}
+	d := m.dir("memory")
+	if d == "" {
+		return s, nil
+	}
+	if _, err := os.Stat(d); err != nil {
+		return s, fmt.Errorf("cgroups: %w", err)
+	}
+	s.Usage, _ = readUint(d, "memory.usage_in_bytes")
+	s.Peak, _ = readUint(d, "memory.max_usage_in_bytes")
+	if l, err := readUint(d, "memory.limit_in_bytes"); err == nil && l < unlimitedV1 {
+		s.Limit = l
+	}
+	if oc, err := readKV(filepath.Join(d, "memory.oom_control")); err == nil {
+		s.OOMKills = oc["oom_kill"]
+	}
+	s.OOMEvents, _ = readUint(d, "memory.failcnt")
 	return s, nil
 }
 

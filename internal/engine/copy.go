@@ -36,7 +36,7 @@ func (e *Engine) RootfsPath(ctx context.Context, ref string) (*Container, string
 	if c.State == StateRemoving {
 		return nil, "", fmt.Errorf("container %s is being removed", c.Name)
 	}
-	if err := e.mountRootfs(ctx, c.ID); err != nil {
+	if err := e.mountRootfs(ctx, c.ID, c.Config.AutoRemove); err != nil {
 		return nil, "", err
 	}
 	return c, e.rootfs(c.ID), nil

@@ -103,7 +103,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	e.update(ctx, id, map[string]any{"image_id": c.ImageID, "image_digest": c.ImageDigest, "stage": StageCreate})
 	c.Stage = StageCreate
 
-	if err := e.prepareRootfs(ctx, id, cf); err != nil {
+	if err := e.prepareRootfs(ctx, id, cf, cfg.AutoRemove); err != nil {
 		return fail(StageCreate, 125, err)
 	}
 	trace.Mark("create: rootfs mounted")
@@ -213,7 +213,7 @@ func (e *Engine) resolveImage(ctx context.Context, o CreateOptions) (*image.Reco
 
 // prepareRootfs makes the container's writable snapshot over the image's
 // layers and mounts it.
-func (e *Engine) prepareRootfs(ctx context.Context, id string, cf *v1.ConfigFile) error {
+func (e *Engine) prepareRootfs(ctx context.Context, id string, cf *v1.ConfigFile, volatile bool) error {
 	var diffIDs []string
 	for _, d := range cf.RootFS.DiffIDs {
 		diffIDs = append(diffIDs, d.String())
@@ -228,12 +228,15 @@ func (e *Engine) prepareRootfs(ctx context.Context, id string, cf *v1.ConfigFile
 	if _, err := e.snap.Prepare(ctx, snapshotKey(id), parent); err != nil {
 		return fmt.Errorf("prepare the container's writable layer: %w", err)
 	}
-	return e.mountRootfs(ctx, id)
+	return e.mountRootfs(ctx, id, volatile)
 }
 
 // mountRootfs mounts the container's snapshot unless it is mounted (after a
-// reboot it is not).
-func (e *Engine) mountRootfs(ctx context.Context, id string) error {
+// reboot it is not). A volatile mount (a --rm container's, as podman does)
+// skips every sync of the writable layer, at its unmount too: the layer is
+// thrown away when the container exits, and never remounted after a crash.
+// Kernels before 5.10 lack the option; the mount is then an ordinary one.
+func (e *Engine) mountRootfs(ctx context.Context, id string, volatile bool) error {
 	target := e.rootfs(id)
 	if isMounted(target) {
 		return nil
@@ -244,6 +247,12 @@ func (e *Engine) mountRootfs(ctx context.Context, id string) error {
 	}
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return err
+	}
+	if volatile {
+		err = snapshot.MountAll(snapshot.Volatile(mounts), target)
+		if err == nil || !errors.Is(err, unix.EINVAL) {
+			return err
+		}
 	}
 	if err := snapshot.MountAll(mounts, target); err != nil {
 		return fmt.Errorf("mount the container's root filesystem: %w", err)

@@ -95,7 +95,7 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 	if !claimed {
 		return nil, nil
 	}
-	if err := e.mountRootfs(ctx, c.ID); err != nil {
+	if err := e.mountRootfs(ctx, c.ID, c.Config.AutoRemove); err != nil {
 		e.update(ctx, c.ID, map[string]any{"state": StateExited, "stage": StageStart, "error": err.Error(), "exit_code": 125})
 		return nil, err
 	}
@@ -433,14 +433,18 @@ func (e *Engine) waitMonitor(c *Container, timeout time.Duration) {
 // Open and container prune.
 func (e *Engine) cleanup(ctx context.Context, c *Container) ([]string, error) {
 	var errs []error
+	trace.Mark("cleanup: begin")
 	if err := e.rt.Delete(c.ID, true); err != nil {
 		errs = append(errs, err)
 	}
+	trace.Mark("cleanup: rt deleted")
 	if err := unmountAll(e.rootfs(c.ID)); err != nil {
 		errs = append(errs, err)
 	}
+	trace.Mark("cleanup: unmounted")
 	var aside []string
 	trash, err := e.snap.RemoveLater(ctx, snapshotKey(c.ID))
+	trace.Mark("cleanup: snap removed")
 	if err != nil && !isSnapNotFound(err) {
 		errs = append(errs, err)
 	}
@@ -451,6 +455,7 @@ func (e *Engine) cleanup(ctx context.Context, c *Container) ([]string, error) {
 		errs = append(errs, err)
 	}
 	aside = append(aside, setAside(e.runDir(c.ID)), setAside(e.persistDir(c.ID)))
+	trace.Mark("cleanup: set aside")
 	if _, err := e.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM containers WHERE id = ?`, c.ID); err != nil {
 		errs = append(errs, err)
 	}

@@ -10,6 +10,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
+
+	"hull/internal/trace"
 )
 
 // chainIDs names each layer stack of an image, bottom first, as the OCI
@@ -122,6 +124,7 @@ func (s *Service) fetchLayers(ctx context.Context, sess *session, layers []v1.De
 			if stream {
 				p.Update(id, StateDone, l.Size, l.Size)
 			}
+			trace.Mark("pull: layer " + id)
 			return nil
 		})
 	}

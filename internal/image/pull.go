@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"hull/internal/reference"
+	"hull/internal/trace"
 )
 
 // PullOptions tune a pull.
@@ -84,10 +85,12 @@ func (s *Service) pull(ctx context.Context, ref reference.Reference, opts PullOp
 	if err != nil {
 		return nil, err
 	}
+	trace.Mark("pull: connected")
 	top, err := remote.Get(gref, sess.opts...)
 	if err != nil {
 		return nil, err
 	}
+	trace.Mark("pull: manifest")
 	res := &PullResult{Ref: ref, RepoDigest: top.Digest}
 	var stored []v1.Hash // blobs this image needs, for GC
 
@@ -143,6 +146,7 @@ func (s *Service) pull(ctx context.Context, ref reference.Reference, opts PullOp
 		return nil, err
 	}
 	stored = append(stored, man.Config.Digest)
+	trace.Mark("pull: config")
 	cfgBytes, err := s.store.ReadAll(man.Config.Digest)
 	if err != nil {
 		return nil, err
@@ -183,6 +187,7 @@ func (s *Service) pull(ctx context.Context, ref reference.Reference, opts PullOp
 	if err := s.fetchLayers(ctx, sess, man.Layers, cf.RootFS.DiffIDs, opts.Progress); err != nil {
 		return nil, err
 	}
+	trace.Mark("pull: layers")
 	size := man.Config.Size
 	for _, l := range man.Layers {
 		stored = append(stored, l.Digest)
@@ -201,6 +206,7 @@ func (s *Service) pull(ctx context.Context, ref reference.Reference, opts PullOp
 	if err != nil {
 		return nil, err
 	}
+	trace.Mark("pull: recorded")
 	res.UpToDate = before != nil && before.Digest == manifestDesc.Digest
 	if mv != nil {
 		res.Moved = &TagMove{Name: mv.name, From: mv.from, To: mv.to}

@@ -170,6 +170,7 @@ func Run(cfg Config, rt *runtime.Runtime, rec Recorder, ready func(error)) error
 			})
 		}
 		rec.Exited(last)
+		trace.Mark("monitor: exit recorded")
 		if !m.shouldRestart(last, restarts) {
 			break
 		}
@@ -285,9 +286,14 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 			return fail("create", err)
 		}
 	}
+	// OOM kills are counted per cgroup: those before the start are not
+	// this run's.
 	var baseline uint64
-	if st, err := m.rt.Stats(m.cfg.ID); err == nil {
-		baseline = st.Memory.OOMKills
+	cg, _ := c.Cgroup()
+	if cg != nil {
+		if mem, err := cg.Memory(); err == nil {
+			baseline = mem.OOMKills
+		}
 	}
 	if err := m.rt.Start(m.cfg.ID); err != nil {
 		m.rt.Delete(m.cfg.ID, true)
@@ -313,13 +319,17 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 
 	exit := FromShim(shim.Reap(c.Pid))
 	trace.Mark("monitor: reaped")
-	if st, err := m.rt.Stats(m.cfg.ID); err == nil {
-		exit.OOMKilled = st.Memory.OOMKills > baseline
-		exit.MemoryPeak, exit.MemoryLimit = st.Memory.Peak, st.Memory.Limit
+	if cg != nil {
+		if mem, err := cg.Memory(); err == nil {
+			exit.OOMKilled = mem.OOMKills > baseline
+			exit.MemoryPeak, exit.MemoryLimit = mem.Peak, mem.Limit
+		}
 	}
+	trace.Mark("monitor: stats")
 	// Leftover processes (a daemonized child) die with the container; then
 	// the output pipes reach EOF.
 	m.rt.Delete(m.cfg.ID, true)
+	trace.Mark("monitor: rt deleted")
 	if m.srv != nil {
 		m.srv.CloseInput()
 	} else {

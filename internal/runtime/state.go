@@ -100,6 +100,10 @@ func (c *Container) saveAs(name string) error {
 
 func (c *Container) fifoPath() string { return filepath.Join(c.dir, "exec.fifo") }
 
+// Cgroup is the container's cgroup manager, for a supervisor that reads
+// its counters without loading the state again.
+func (c *Container) Cgroup() (*cgroups.Manager, error) { return c.cgroup() }
+
 func (c *Container) cgroup() (*cgroups.Manager, error) {
 	if c.cg != nil {
 		return c.cg, nil

@@ -5,7 +5,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"hash"
@@ -20,6 +19,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
+
+	"hull/internal/digest"
 )
 
 // WhiteoutMode says what an OCI whiteout entry becomes in the target tree.
@@ -139,7 +140,7 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (App
 		return ApplyResult{}, err
 	}
 	defer closeStream()
-	hr := &hashReader{r: stream, h: sha256.New(), limit: opts.Limits.MaxBytes}
+	hr := &hashReader{r: stream, h: digest.NewSHA256(), limit: opts.Limits.MaxBytes}
 
 	a, err := newApplier(dir, opts)
 	if err != nil {

@@ -26,6 +26,21 @@ func MountAll(mounts []Mount, target string) error {
 	return nil
 }
 
+// Volatile returns mounts whose overlays skip syncing their upper layer
+// (overlayfs' "volatile" option, Linux 5.10): for writable layers that are
+// discarded, never kept across a crash. A kernel without it fails the mount
+// with EINVAL.
+func Volatile(mounts []Mount) []Mount {
+	out := make([]Mount, len(mounts))
+	for i, m := range mounts {
+		if m.Type == "overlay" && slices.ContainsFunc(m.Options, func(o string) bool { return strings.HasPrefix(o, "upperdir=") }) {
+			m.Options = append(slices.Clip(m.Options), "volatile")
+		}
+		out[i] = m
+	}
+	return out
+}
+
 func mountOne(m Mount, target string) error {
 	ro := slices.Contains(m.Options, "ro")
 	switch m.Type {

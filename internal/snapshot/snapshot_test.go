@@ -593,3 +593,27 @@ func TestCrashLeftoversCleaned(t *testing.T) {
 		unpackT(t, s2, "", helperLayer(t))
 	})
 }
+
+// TestBuildDirSpreadsSubdirs: on ext4 the directory snapshots are built in
+// carries the "T" attribute, so each new snapshot gets a block group of
+// its own rather than one full of a just-removed image's freed inodes.
+func TestBuildDirSpreadsSubdirs(t *testing.T) {
+	root := t.TempDir()
+	var st unix.Statfs_t
+	if err := unix.Statfs(root, &st); err != nil || st.Type != unix.EXT4_SUPER_MAGIC {
+		t.Skip("the temp dir is not on ext4")
+	}
+	s := openT(t, root, Overlay)
+	fd, err := unix.Open(s.tmpDir(), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flags&0x00020000 == 0 {
+		t.Fatalf("%s flags %#x: no FS_TOPDIR_FL", s.tmpDir(), flags)
+	}
+}
