@@ -51,16 +51,21 @@ type Mount struct {
 	V2          bool
 }
 
-// DefaultParent holds the cgroups of containers whose spec names none. It
-// is hull's own: the last container to go removes it, whoever made it.
+// DefaultParent holds the cgroups of the engine's containers (EnginePath).
+// It is hull's own: the last container to go removes it, whoever made it.
 const DefaultParent = "/hull"
 
+// EnginePath is where the engine puts a container's cgroup: below
+// DefaultParent, as docker keeps its containers below /docker.
+func EnginePath(id string) string { return DefaultParent + "/" + id }
+
 // ContainerPath turns an OCI cgroupsPath into a path below the hierarchy
-// roots. Empty means /hull/<id>; a relative path is taken from the root; the
-// systemd form "slice:prefix:name" becomes /slice/prefix-name.scope.
+// roots, as runc does: empty means /<id>; a relative path is taken from
+// the root; the systemd form "slice:prefix:name" becomes
+// /slice/prefix-name.scope.
 func ContainerPath(cgroupsPath, id string) string {
 	if cgroupsPath == "" {
-		return DefaultParent + "/" + id
+		return "/" + id
 	}
 	if parts := strings.Split(cgroupsPath, ":"); len(parts) == 3 && !strings.HasPrefix(cgroupsPath, "/") {
 		slice := parts[0]

@@ -16,7 +16,7 @@ import (
 
 func TestContainerPath(t *testing.T) {
 	for in, want := range map[string]string{
-		"":                      "/hull/abc",
+		"":                      "/abc",
 		"/a/b":                  "/a/b",
 		"rel/x":                 "/rel/x",
 		"machine.slice:hull:ab": "/machine.slice/hull-ab.scope",
@@ -240,7 +240,7 @@ func TestDefaultParentGoesWithLastContainer(t *testing.T) {
 			preexisting = true // hull containers of someone else: they keep it
 		}
 	}
-	createRemoveSiblings(t, ContainerPath("", fmt.Sprintf("cgtest-a-%d", os.Getpid())), ContainerPath("", fmt.Sprintf("cgtest-b-%d", os.Getpid())))
+	createRemoveSiblings(t, EnginePath(fmt.Sprintf("cgtest-a-%d", os.Getpid())), EnginePath(fmt.Sprintf("cgtest-b-%d", os.Getpid())))
 	if preexisting {
 		return
 	}

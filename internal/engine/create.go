@@ -66,7 +66,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	cfg.Spec.ID = id
 	cfg.Spec.Name = name
 	if cfg.Spec.CgroupsPath == "" {
-		cfg.Spec.CgroupsPath = cgroups.ContainerPath("", id)
+		cfg.Spec.CgroupsPath = cgroups.EnginePath(id)
 	}
 	c = &Container{ID: id, Name: name, Image: cfg.Image, Created: time.Now().UTC(), State: StateCreated, Stage: StagePull, Config: cfg}
 	// The creation lock is held until Create returns: a created container

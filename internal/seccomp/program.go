@@ -43,7 +43,9 @@ func Compiled(s *specs.LinuxSeccomp, cacheDir string) (*Program, error) {
 			return nil, err
 		}
 		maj, min, micro := libseccomp.GetLibraryVersion()
-		sum := sha256.Sum256(fmt.Appendf(spec, "|%s|%d.%d.%d", goruntime.GOARCH, maj, min, micro))
+		// "tree": programs compiled before Compile optimized them are not
+		// reused.
+		sum := sha256.Sum256(fmt.Appendf(spec, "|%s|%d.%d.%d|tree", goruntime.GOARCH, maj, min, micro))
 		key = filepath.Join(cacheDir, hex.EncodeToString(sum[:])+".bpf")
 		if bpf, err := os.ReadFile(key); err == nil && len(bpf) > 0 && len(bpf)%8 == 0 {
 			return &Program{BPF: bpf, Flags: flags}, nil
