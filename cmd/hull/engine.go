@@ -45,20 +45,7 @@ func (g *globals) openEngine(cmd *cobra.Command) (*engine.Engine, func(), error)
 	eng.ShimPath = shimBinary(self)
 	eng.Warn = func(m string) { fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", m) }
 	eng.MonitorCommand = func(id string, waitAttach bool) *exec.Cmd {
-		args := []string{"--root", g.cfg.Root, "--run-root", g.cfg.RunRoot, "--log-level", g.cfg.LogLevel}
-		if g.configPath != "" {
-			args = append(args, "--config", g.configPath)
-		}
-		if id == "" {
-			args = append(args, "monitor", "-") // a spare: the ID comes later
-		} else {
-			args = append(args, "monitor", id)
-		}
-		if waitAttach {
-			args = append(args, "--wait-attach")
-		}
-		c := exec.Command(self, args...)
-		c.Dir = "/"
+		c := g.monitorCommand(self, id, waitAttach)
 		if id != "" {
 			if f, err := openMonitorLog(eng, id); err == nil {
 				c.Stdout, c.Stderr = f, f
@@ -72,6 +59,36 @@ func (g *globals) openEngine(cmd *cobra.Command) (*engine.Engine, func(), error)
 	return eng, done, nil
 }
 
+// monitorCommand is `hull monitor ID` for a container, or `hull monitor -`
+// for a spare that learns its container later.
+func (g *globals) monitorCommand(self, id string, waitAttach bool) *exec.Cmd {
+	args := []string{"--root", g.cfg.Root, "--run-root", g.cfg.RunRoot, "--log-level", g.cfg.LogLevel}
+	if g.configPath != "" {
+		args = append(args, "--config", g.configPath)
+	}
+	if id == "" {
+		id = "-"
+	}
+	args = append(args, "monitor", id)
+	if waitAttach {
+		args = append(args, "--wait-attach")
+	}
+	c := exec.Command(self, args...)
+	c.Dir = "/"
+	return c
+}
+
+// startSpareMonitor starts a spare monitor before the engine is open, so
+// its start (a process, the database, about 5 ms) overlaps all of the
+// container's creation; openEngine's engine then takes it (UseSpare).
+func (g *globals) startSpareMonitor(waitAttach bool) *engine.Spare {
+	self, err := os.Executable()
+	if err != nil {
+		return nil
+	}
+	return engine.StartSpare(g.monitorCommand(self, "", waitAttach), waitAttach)
+}
+
 // openMonitorLog opens the file a container's monitor writes its own
 // messages to.
 func openMonitorLog(eng *engine.Engine, id string) (*os.File, error) {
@@ -80,7 +97,7 @@ func openMonitorLog(eng *engine.Engine, id string) (*os.File, error) {
 
 // newMonitorCmd is the hidden `hull monitor ID`: the per-container
 // supervisor the engine starts in its own session. `hull monitor -` is a
-// spare (see engine.PrepareMonitor): it gets ready, then reads the ID.
+// spare (see engine.StartSpare): it gets ready, then reads the ID.
 func newMonitorCmd(g *globals) *cobra.Command {
 	var o engine.MonitorOptions
 	cmd := &cobra.Command{

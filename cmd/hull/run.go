@@ -318,13 +318,15 @@ func newRunCmd(g *globals) *cobra.Command {
 		Short: "Create and start a container; in the foreground, exit with its status",
 		Args:  minArgs(1, "an image"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Its monitor gets ready while the container is created.
+			spare := g.startSpareMonitor(!detach)
 			eng, done, err := g.openEngine(cmd)
 			if err != nil {
+				spare.Close()
 				return withCode(125, err)
 			}
 			defer done()
-			// Its monitor gets ready while the container is created.
-			eng.PrepareMonitor(!detach)
+			eng.UseSpare(spare)
 			c, err := createContainer(cmd, g, eng, f, args)
 			if err != nil {
 				return err

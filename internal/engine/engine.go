@@ -60,7 +60,7 @@ type Engine struct {
 	// Warn receives non-fatal messages for the user.
 	Warn func(string)
 
-	spare *spareMonitor // see PrepareMonitor
+	spare *Spare // see UseSpare
 
 	mu         sync.Mutex
 	background bool     // see PurgeInBackground

@@ -13,7 +13,7 @@ import (
 // container instead of following it. It waits for its container's ID on a
 // pipe; Start hands it the ID instead of starting a monitor. A spare that
 // is never used reads end-of-file when the command exits, and exits too.
-type spareMonitor struct {
+type Spare struct {
 	cmd        *exec.Cmd
 	id         *os.File // write end: the container's ID, one line
 	sync       *os.File // read end: the monitor's start report
@@ -24,23 +24,20 @@ type spareMonitor struct {
 // SpareMonitorFD is where a spare monitor reads its container's ID.
 const SpareMonitorFD = 4
 
-// PrepareMonitor starts a spare monitor for the next Start with the same
-// waitAttach. Failing, it leaves Start to start one as usual.
-func (e *Engine) PrepareMonitor(waitAttach bool) {
-	if e.MonitorCommand == nil || e.spare != nil {
-		return
-	}
+// StartSpare starts cmd, a `hull monitor -`, as a spare monitor, before
+// any engine is open: `hull run` starts it first thing, so that it is
+// ready by the time the container is. Nil if it could not start.
+func StartSpare(cmd *exec.Cmd, waitAttach bool) *Spare {
 	syncR, syncW, err := os.Pipe()
 	if err != nil {
-		return
+		return nil
 	}
 	idR, idW, err := os.Pipe()
 	if err != nil {
 		syncR.Close()
 		syncW.Close()
-		return
+		return nil
 	}
-	cmd := e.MonitorCommand("", waitAttach)
 	cmd.ExtraFiles = []*os.File{syncW, idR} // fds 3 and SpareMonitorFD
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
@@ -49,16 +46,47 @@ func (e *Engine) PrepareMonitor(waitAttach bool) {
 	if err != nil {
 		syncR.Close()
 		idW.Close()
+		return nil
+	}
+	s := &Spare{cmd: cmd, id: idW, sync: syncR, waitAttach: waitAttach, exited: make(chan struct{})}
+	go func() { cmd.Wait(); close(s.exited) }()
+	return s
+}
+
+// UseSpare gives the engine a spare monitor from StartSpare (nil: none),
+// which it then owns: the next Start with the same waitAttach hands it
+// the container instead of starting a monitor.
+func (e *Engine) UseSpare(s *Spare) {
+	if s == nil {
 		return
 	}
-	s := &spareMonitor{cmd: cmd, id: idW, sync: syncR, waitAttach: waitAttach, exited: make(chan struct{})}
-	go func() { cmd.Wait(); close(s.exited) }()
+	if e.spare != nil {
+		s.Close()
+		return
+	}
 	e.spare = s
+}
+
+// Close ends an unused spare monitor: it is killed and reaped, not just
+// left to read end-of-file. Still starting, it would otherwise open the
+// engine after the command ended, and create its state directories anew
+// where someone may have removed them.
+func (s *Spare) Close() {
+	if s == nil {
+		return
+	}
+	s.cmd.Process.Kill()
+	s.id.Close()
+	s.sync.Close()
+	select {
+	case <-s.exited:
+	case <-time.After(5 * time.Second):
+	}
 }
 
 // takeSpare hands the spare monitor, if it suits, the container id; nil
 // if there is none (or it could not be told).
-func (e *Engine) takeSpare(id string, waitAttach bool) *spareMonitor {
+func (e *Engine) takeSpare(id string, waitAttach bool) *Spare {
 	s := e.spare
 	if s == nil || s.waitAttach != waitAttach {
 		return nil
@@ -73,21 +101,13 @@ func (e *Engine) takeSpare(id string, waitAttach bool) *spareMonitor {
 	return s
 }
 
-// Close ends an unused spare monitor, and starts the deletion of what
-// removals left to the background (see PurgeInBackground). The spare is
-// killed and reaped, not just left to read end-of-file: still starting, it
-// would otherwise open the engine after this command ended, and create its
-// state directories anew where someone may have removed them.
+// Close ends an unused spare monitor (Spare.Close), and starts the
+// deletion of what removals left to the background (see
+// PurgeInBackground).
 func (e *Engine) Close() {
 	if s := e.spare; s != nil {
 		e.spare = nil
-		s.cmd.Process.Kill()
-		s.id.Close()
-		s.sync.Close()
-		select {
-		case <-s.exited:
-		case <-time.After(5 * time.Second):
-		}
+		s.Close()
 	}
 	e.mu.Lock()
 	trash := e.trash

@@ -934,6 +934,13 @@ func (s *Snapshotter) cleanup(ctx context.Context) error {
 			return err
 		}
 	}
+	// Every hull command opens the snapshotter: the common case, records
+	// and directories in agreement, is found with a read, which takes no
+	// write lock that other commands (a container's monitor starting
+	// alongside its CLI) would wait for.
+	if s.recordsMatchDirs(ctx) {
+		return nil
+	}
 	var orphans []string
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		orphans = nil
@@ -998,6 +1005,44 @@ func (s *Snapshotter) cleanup(ctx context.Context) error {
 		os.RemoveAll(o)
 	}
 	return err
+}
+
+// recordsMatchDirs reports whether every recorded snapshot has its
+// directory and every snapshot directory its record.
+func (s *Snapshotter) recordsMatchDirs(ctx context.Context) bool {
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM snapshots`)
+	if err != nil {
+		return false
+	}
+	ids := map[int64]bool{}
+	for rows.Next() {
+		var id int64
+		if rows.Scan(&id) != nil {
+			rows.Close()
+			return false
+		}
+		ids[id] = true
+	}
+	rows.Close()
+	if rows.Err() != nil {
+		return false
+	}
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return false
+	}
+	onDisk := 0
+	for _, e := range entries {
+		id, err := strconv.ParseInt(e.Name(), 10, 64)
+		if err != nil {
+			continue // tmp, locks
+		}
+		if !ids[id] {
+			return false
+		}
+		onDisk++
+	}
+	return onDisk == len(ids)
 }
 
 func processAlive(pid int) bool {
