@@ -567,14 +567,14 @@ func TestNoCgroupOutlivesItsContainer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run --rm: %v\n%s", err, out)
 	}
-	for _, pattern := range []string{"/sys/fs/cgroup/*/hull/" + id, "/sys/fs/cgroup/unified/hull/" + id} {
+	for _, pattern := range []string{"/sys/fs/cgroup/*/hull-" + id, "/sys/fs/cgroup/unified/hull-" + id} {
 		if left, _ := filepath.Glob(pattern); len(left) > 0 {
 			t.Errorf("cgroups left after rm -f: %v", left)
 		}
 	}
 	// The --rm container's ID is gone with it; no hull cgroup may be empty
 	// and stale either.
-	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/hull/*")
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/hull-*")
 	for _, d := range dirs {
 		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
 			continue

@@ -33,7 +33,7 @@ import (
 // controllers are enabled in the ancestors' cgroup.subtree_control.
 type Manager struct {
 	Mode Mode
-	// Path is the cgroup path below each hierarchy root, e.g. /hull/<id>.
+	// Path is the cgroup path below each hierarchy root, e.g. /hull-<id>.
 	Path string
 	// Created lists the directories this manager made, parents first.
 	Created []string
@@ -51,13 +51,12 @@ type Mount struct {
 	V2          bool
 }
 
-// DefaultParent holds the cgroups of the engine's containers (EnginePath).
-// It is hull's own: the last container to go removes it, whoever made it.
-const DefaultParent = "/hull"
-
-// EnginePath is where the engine puts a container's cgroup: below
-// DefaultParent, as docker keeps its containers below /docker.
-func EnginePath(id string) string { return DefaultParent + "/" + id }
+// EnginePath is where the engine puts a container's cgroup: /hull-<id>,
+// one level below the root as runc's default, named so a listing shows
+// whose it is. (A shared /hull parent, docker-style, had to be made and
+// removed with each container: twelve more mkdirs and rmdirs a start on a
+// v1 host, or left behind.)
+func EnginePath(id string) string { return "/hull-" + id }
 
 // ContainerPath turns an OCI cgroupsPath into a path below the hierarchy
 // roots, as runc does: empty means /<id>; a relative path is taken from
@@ -435,13 +434,6 @@ func (m *Manager) Destroy() error {
 	}
 	if len(errs) == 0 {
 		m.Created = nil
-	}
-	// hull's default parent goes with its last container, whichever
-	// container made it (busy: others still use it).
-	if filepath.Dir(m.Path) == DefaultParent {
-		for _, mt := range m.Mounts() {
-			_ = unix.Rmdir(filepath.Join(mt.Mountpoint, DefaultParent))
-		}
 	}
 	return errors.Join(errs...)
 }

@@ -219,37 +219,6 @@ func TestOOMKillNotified(t *testing.T) {
 	}
 }
 
-// hull's default parent (/hull) goes with the last container in it, even
-// when that container did not make it; a concurrent create that finds it
-// gone starts over.
-func TestDefaultParentGoesWithLastContainer(t *testing.T) {
-	if os.Getuid() != 0 || DetectMode() == Unavailable {
-		t.Skip("needs root and cgroups")
-	}
-	probe, err := New(DefaultParent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parents := []string{}
-	for _, mt := range probe.Mounts() {
-		parents = append(parents, mt.Dir)
-	}
-	preexisting := false
-	for _, p := range parents {
-		if _, err := os.Stat(p); err == nil {
-			preexisting = true // hull containers of someone else: they keep it
-		}
-	}
-	createRemoveSiblings(t, EnginePath(fmt.Sprintf("cgtest-a-%d", os.Getpid())), EnginePath(fmt.Sprintf("cgtest-b-%d", os.Getpid())))
-	if preexisting {
-		return
-	}
-	for _, p := range parents {
-		if _, err := os.Stat(p); err == nil {
-			t.Errorf("%s is left after its last container", p)
-		}
-	}
-}
 
 // Block I/O is summed over devices from v1's throttle counters and v2's
 // io.stat, as docker reads them.

@@ -65,7 +65,7 @@ type Options struct {
 	// Network is "none" or "" (a new network namespace with only lo),
 	// "host" (the host's), or "ns:<path>" (join the namespace at path).
 	Network     string
-	CgroupsPath string // e.g. "/hull/<id>"
+	CgroupsPath string // e.g. "/hull-<id>"
 	Annotations map[string]string
 }
 
