@@ -274,7 +274,7 @@ func isMounted(dir string) bool {
 }
 
 func writeSpec(path string, s any) error {
-	data, err := json.MarshalIndent(s, "", "  ")
+	data, err := json.Marshal(s)
 	if err != nil {
 		return err
 	}

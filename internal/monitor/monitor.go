@@ -295,7 +295,7 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 			baseline = mem.OOMKills
 		}
 	}
-	if err := m.rt.Start(m.cfg.ID); err != nil {
+	if err := m.rt.StartContainer(c); err != nil {
 		m.rt.Delete(m.cfg.ID, true)
 		io.close()
 		return fail("start", err)
@@ -327,8 +327,9 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 	}
 	trace.Mark("monitor: stats")
 	// Leftover processes (a daemonized child) die with the container; then
-	// the output pipes reach EOF.
-	m.rt.Delete(m.cfg.ID, true)
+	// the output pipes reach EOF. (The container from Create: its state
+	// need not be read back.)
+	m.rt.DeleteContainer(c, true)
 	trace.Mark("monitor: rt deleted")
 	if m.srv != nil {
 		m.srv.CloseInput()

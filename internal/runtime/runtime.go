@@ -156,6 +156,13 @@ func (r *Runtime) Start(id string) error {
 	if err != nil {
 		return err
 	}
+	return r.StartContainer(c)
+}
+
+// StartContainer is Start for the container Create returned, without
+// reading its state back.
+func (r *Runtime) StartContainer(c *Container) error {
+	id := c.ID
 	switch st := c.Status(); st {
 	case specs.StateCreated:
 	case specs.StateStopped:
