@@ -219,7 +219,6 @@ func TestOOMKillNotified(t *testing.T) {
 	}
 }
 
-
 // Block I/O is summed over devices from v1's throttle counters and v2's
 // io.stat, as docker reads them.
 func TestBlockIOCounters(t *testing.T) {
