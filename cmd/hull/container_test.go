@@ -618,7 +618,9 @@ func TestStopSignalAndTimeout(t *testing.T) {
 	waitFor(t, func() bool { return strings.Contains(mustHull(t, root, "logs", "usr1"), "ready") })
 	mustHull(t, root, "stop", "usr1")
 	if out := mustHull(t, root, "ps", "-a", "--filter", "name=usr1", "--format", "{{.Status}}"); !strings.HasPrefix(out, "Exited (5)") {
-		t.Fatalf("after stop with SIGUSR1: %q", out)
+		state, _, _ := hull(t, root, "inspect", "-f", "{{json .State}}", "usr1")
+		logs, _, _ := hull(t, root, "logs", "usr1")
+		t.Fatalf("after stop with SIGUSR1: %q\nstate %s\nlogs %q", out, state, logs)
 	}
 	if !strings.Contains(mustHull(t, root, "logs", "usr1"), "got-usr1") {
 		t.Error("the stop signal did not reach the container")
