@@ -80,10 +80,14 @@ func newPullCmd(g *globals) *cobra.Command {
 		Use:   "pull [OPTIONS] NAME[:TAG|@DIGEST]",
 		Short: "Download an image from a registry",
 		Args:  exactArgs(1, "an image reference, e.g. busybox:1.36"),
-		RunE: withImages(g, func(cmd *cobra.Command, svc *image.Service, args []string) error {
-			_, err := pullImage(cmd, g, svc, args[0], platform, quiet)
-			return err
-		}),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// The registry round trips overlap opening the store.
+			pre := image.Dial(cmd.Context(), g.cfg, args[0])
+			return withImages(g, func(cmd *cobra.Command, svc *image.Service, args []string) error {
+				_, err := pullImage(cmd, g, svc, args[0], platform, quiet, pre)
+				return err
+			})(cmd, args)
+		},
 	}
 	cmd.Flags().StringVar(&platform, "platform", "", "pull for this platform (os/arch[/variant]) from a multi-platform image")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the image name")
@@ -91,7 +95,8 @@ func newPullCmd(g *globals) *cobra.Command {
 }
 
 // pullImage runs a pull with docker-shaped output; run and create use it too.
-func pullImage(cmd *cobra.Command, g *globals, svc *image.Service, refStr, platform string, quiet bool) (*image.PullResult, error) {
+// pre, if not nil, is the registry connection image.Dial started.
+func pullImage(cmd *cobra.Command, g *globals, svc *image.Service, refStr, platform string, quiet bool, pre *image.Remote) (*image.PullResult, error) {
 	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	ref, err := reference.Parse(refStr)
 	if err != nil {
@@ -120,7 +125,7 @@ func pullImage(cmd *cobra.Command, g *globals, svc *image.Service, refStr, platf
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	res, err := svc.Pull(ctx, refStr, image.PullOptions{Platform: p, PlatformExplicit: platform != "", Progress: prog})
+	res, err := svc.Pull(ctx, refStr, image.PullOptions{Platform: p, PlatformExplicit: platform != "", Progress: prog, Remote: pre})
 	if bars != nil {
 		bars.Done()
 	}

@@ -121,21 +121,26 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	if err != nil {
 		return fail(StageCreate, 125, err)
 	}
+	// The spec (a large document with a seccomp profile in it) is encoded
+	// and written while the record is updated and the entrypoint checked.
+	written := make(chan error, 1)
+	go func() { written <- writeSpec(filepath.Join(e.persistDir(id), "config.json"), s) }()
 	c.Config = cfg
 	if len(s.Process.Args) > 0 {
 		c.Config.Path, c.Config.Args = s.Process.Args[0], s.Process.Args[1:]
 	}
 	data, _ := json.Marshal(c.Config)
 	e.update(ctx, id, map[string]any{"config": string(data)})
-	if err := writeSpec(filepath.Join(e.persistDir(id), "config.json"), s); err != nil {
-		return fail(StageCreate, 125, err)
-	}
 	args := s.Process.Args
 	if cfg.Spec.Init && len(args) >= 2 {
 		args = args[2:] // hull-init -- COMMAND...
 	}
-	if code, err := checkEntrypoint(e.rootfs(id), args, s.Process.Env); err != nil {
-		return fail(StageCreate, code, err)
+	code, entryErr := checkEntrypoint(e.rootfs(id), args, s.Process.Env)
+	if err := <-written; err != nil {
+		return fail(StageCreate, 125, err)
+	}
+	if entryErr != nil {
+		return fail(StageCreate, code, entryErr)
 	}
 	return c, nil
 }

@@ -565,3 +565,36 @@ func TestArchivesInteroperateWithSkopeo(t *testing.T) {
 		t.Fatalf("skopeo cannot read hull's docker-archive: %v\n%s", err, out)
 	}
 }
+
+// A pull given a Dial's connection uses its manifest and prefetched config
+// (the blobs arrive all the same, verified), ignores a Dial for another
+// reference, and reports a Dial's failure as a pull's own.
+func TestPullWithDial(t *testing.T) {
+	_, fx := testenv.Setup(t, testenv.FixBusybox, testenv.FixConfig)
+	root := t.TempDir()
+	svc := newService(t, root)
+	cfg := config.Default()
+	cfg.Root, cfg.RunRoot = root, filepath.Join(root, "run")
+	cfg.Registries.AuthFile = filepath.Join(root, "auth.json")
+
+	res, err := svc.Pull(ctx, fx.Busybox.Ref, image.PullOptions{Remote: image.Dial(ctx, cfg, fx.Busybox.Ref)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Manifest.String() != fx.Busybox.Digest || res.ConfigID.String() != fx.Busybox.ConfigDigest {
+		t.Errorf("got manifest %s config %s, want %s %s", res.Manifest, res.ConfigID, fx.Busybox.Digest, fx.Busybox.ConfigDigest)
+	}
+	if !svc.Store().Has(res.ConfigID) {
+		t.Error("the prefetched config was not stored")
+	}
+	res, err = svc.Pull(ctx, fx.Config.Ref, image.PullOptions{Remote: image.Dial(ctx, cfg, fx.Busybox.Ref)})
+	if err != nil || res.Manifest.String() != fx.Config.Digest {
+		t.Fatalf("pull with another reference's Dial: %v, %+v", err, res)
+	}
+	verifyStore(t, svc)
+
+	_, err = svc.Pull(ctx, "127.0.0.1:1/x/y:1", image.PullOptions{Remote: image.Dial(ctx, cfg, "127.0.0.1:1/x/y:1")})
+	if !image.IsKind(err, image.ErrUnreachable) || !strings.Contains(err.Error(), "check the address") {
+		t.Errorf("unreachable registry through Dial: %v", err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"hull/internal/config"
 	"hull/internal/reference"
 	"hull/internal/trace"
 )
@@ -27,6 +28,86 @@ type PullOptions struct {
 	// Platform an error (as docker does when --platform is given).
 	PlatformExplicit bool
 	Progress         Progress
+	// Remote, from Dial for the same reference, is the registry connection
+	// and manifest fetched while the caller opened the store.
+	Remote *Remote
+}
+
+// Remote is a registry connection made ahead of the image store: `hull
+// pull` connects and fetches the manifest while the database opens (the
+// schema of a new store takes as long as the round trips).
+type Remote struct {
+	refStr string
+	done   chan struct{}
+	sess   *session
+	top    *remote.Descriptor
+	err    error
+	// config is the image config's bytes when top is an image manifest
+	// (nil if that fetch failed: the pull fetches it again). The store
+	// verifies it like any blob.
+	config []byte
+}
+
+// Dial starts connecting to refStr's registry, and fetching its manifest,
+// in the background. Pass the result to Pull in PullOptions.Remote; it
+// costs nothing if unused.
+func Dial(ctx context.Context, cfg config.Config, refStr string) *Remote {
+	r := &Remote{refStr: refStr, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		ref, err := reference.Parse(refStr)
+		if err != nil {
+			r.err = err
+			return
+		}
+		s := &Service{cfg: cfg}
+		if r.sess, r.err = s.connect(ctx, "pull", ref, transport.PullScope); r.err != nil {
+			return
+		}
+		gref, err := s.gRef(ref)
+		if err != nil {
+			r.err = err
+			return
+		}
+		if r.top, r.err = remote.Get(gref, r.sess.opts...); r.err != nil || !r.top.MediaType.IsImage() {
+			return
+		}
+		if m, err := v1.ParseManifest(bytes.NewReader(r.top.Manifest)); err == nil && m.Config.Size <= maxPrefetchedConfig {
+			if rc, err := r.sess.fetchBlob(ctx, m.Config.Digest); err == nil {
+				data, err := io.ReadAll(io.LimitReader(rc, m.Config.Size+1))
+				rc.Close()
+				if err == nil && int64(len(data)) == m.Config.Size {
+					r.config = data
+				}
+			}
+		}
+	}()
+	return r
+}
+
+// maxPrefetchedConfig bounds what Dial holds in memory.
+const maxPrefetchedConfig = 4 << 20
+
+// prefetchedConfig is the config Dial fetched for the manifest with
+// digest d's config, if any.
+func (r *Remote) prefetchedConfig(d v1.Hash, size int64) []byte {
+	if r == nil || r.config == nil || int64(len(r.config)) != size {
+		return nil
+	}
+	if m, err := v1.ParseManifest(bytes.NewReader(r.top.Manifest)); err != nil || m.Config.Digest != d {
+		return nil
+	}
+	return r.config
+}
+
+// session waits for the connection and manifest Dial started, if r is
+// for ref.
+func (r *Remote) session(refStr string) (*session, *remote.Descriptor, bool, error) {
+	if r == nil || r.refStr != refStr {
+		return nil, nil, false, nil
+	}
+	<-r.done
+	return r.sess, r.top, true, r.err
 }
 
 // TagMove is a tag found pointing at different content than before: the
@@ -63,32 +144,36 @@ func (s *Service) Pull(ctx context.Context, refStr string, opts PullOptions) (*P
 	if opts.Platform.OS == "" {
 		opts.Platform = HostPlatform()
 	}
-	res, err := s.pull(ctx, ref, opts)
+	res, err := s.pull(ctx, refStr, ref, opts)
 	if err != nil {
 		return nil, classify("pull", ref, err)
 	}
 	return res, nil
 }
 
-func (s *Service) pull(ctx context.Context, ref reference.Reference, opts PullOptions) (_ *PullResult, rerr error) {
+func (s *Service) pull(ctx context.Context, refStr string, ref reference.Reference, opts PullOptions) (_ *PullResult, rerr error) {
 	release, err := s.store.Use()
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 
-	sess, err := s.connect(ctx, "pull", ref, transport.PullScope)
+	sess, top, dialed, err := opts.Remote.session(refStr)
 	if err != nil {
 		return nil, err
 	}
-	gref, err := s.gRef(ref)
-	if err != nil {
-		return nil, err
-	}
-	trace.Mark("pull: connected")
-	top, err := remote.Get(gref, sess.opts...)
-	if err != nil {
-		return nil, err
+	if !dialed {
+		if sess, err = s.connect(ctx, "pull", ref, transport.PullScope); err != nil {
+			return nil, err
+		}
+		gref, err := s.gRef(ref)
+		if err != nil {
+			return nil, err
+		}
+		trace.Mark("pull: connected")
+		if top, err = remote.Get(gref, sess.opts...); err != nil {
+			return nil, err
+		}
 	}
 	trace.Mark("pull: manifest")
 	res := &PullResult{Ref: ref, RepoDigest: top.Digest}
@@ -139,8 +224,13 @@ func (s *Service) pull(ctx context.Context, ref reference.Reference, opts PullOp
 	res.ConfigID = man.Config.Digest
 	stored = append(stored, manifestDesc.Digest)
 
-	// The config is small and needed to check layers: fetch it first.
-	if _, err := s.store.WriteFrom(ctx, man.Config.Digest, man.Config.Size, func() (io.Reader, error) {
+	// The config is small and needed to check layers: fetch it first
+	// (Dial may have).
+	if data := opts.Remote.prefetchedConfig(man.Config.Digest, man.Config.Size); data != nil {
+		if _, err := s.store.Write(ctx, man.Config.Digest, man.Config.Size, bytes.NewReader(data), nil); err != nil {
+			return nil, err
+		}
+	} else if _, err := s.store.WriteFrom(ctx, man.Config.Digest, man.Config.Size, func() (io.Reader, error) {
 		return sess.fetchBlob(ctx, man.Config.Digest)
 	}, nil); err != nil {
 		return nil, err
