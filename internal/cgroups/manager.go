@@ -228,7 +228,7 @@ func (m *Manager) createIn(mt Mount) error {
 // enableControllers turns on, for the children of dir, every controller dir
 // itself has. Needed on v2 for the leaf to get the interface files.
 func enableControllers(dir string) error {
-	b, err := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
+	b, err := readFile(filepath.Join(dir, "cgroup.controllers"))
 	if err != nil {
 		return fmt.Errorf("cgroups: %w", err)
 	}
@@ -236,7 +236,7 @@ func enableControllers(dir string) error {
 	if len(ctrls) == 0 {
 		return nil
 	}
-	cur, _ := os.ReadFile(filepath.Join(dir, "cgroup.subtree_control"))
+	cur, _ := readFile(filepath.Join(dir, "cgroup.subtree_control"))
 	have := strings.Fields(string(cur))
 	var add []string
 	for _, c := range ctrls {
@@ -261,7 +261,7 @@ func enableControllers(dir string) error {
 // cgroup with empty sets accepts no process.
 func inheritCpuset(parent, dir string) error {
 	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-		b, err := os.ReadFile(filepath.Join(parent, f))
+		b, err := readFile(filepath.Join(parent, f))
 		if err != nil {
 			return fmt.Errorf("cgroups: %w", err)
 		}
@@ -303,7 +303,7 @@ func (m *Manager) Procs() ([]int, error) {
 			dir = ms[0].Dir
 		}
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	b, err := readFile(filepath.Join(dir, "cgroup.procs"))
 	if err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
@@ -362,7 +362,7 @@ func (m *Manager) setFrozen(frozen bool) error {
 			return err
 		}
 		for i := 0; i < 1000; i++ {
-			b, err := os.ReadFile(filepath.Join(dir, "cgroup.events"))
+			b, err := readFile(filepath.Join(dir, "cgroup.events"))
 			if err != nil {
 				return fmt.Errorf("cgroups: %w", err)
 			}
@@ -385,7 +385,7 @@ func (m *Manager) setFrozen(frozen bool) error {
 		if err := writeFile(dir, "freezer.state", want); err != nil {
 			return err
 		}
-		b, err := os.ReadFile(filepath.Join(dir, "freezer.state"))
+		b, err := readFile(filepath.Join(dir, "freezer.state"))
 		if err != nil {
 			return fmt.Errorf("cgroups: %w", err)
 		}
@@ -400,14 +400,14 @@ func (m *Manager) setFrozen(frozen bool) error {
 // Frozen reports whether the container is paused.
 func (m *Manager) Frozen() bool {
 	if m.Mode == Unified {
-		b, err := os.ReadFile(filepath.Join(m.dir(""), "cgroup.freeze"))
+		b, err := readFile(filepath.Join(m.dir(""), "cgroup.freeze"))
 		return err == nil && strings.TrimSpace(string(b)) == "1"
 	}
 	dir := m.dir("freezer")
 	if dir == "" {
 		return false
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "freezer.state"))
+	b, err := readFile(filepath.Join(dir, "freezer.state"))
 	return err == nil && strings.TrimSpace(string(b)) == "FROZEN"
 }
 
@@ -469,14 +469,18 @@ func removeTree(dir string) error {
 	}
 }
 
+// writeFile writes val to a cgroup file with plain system calls: an
+// os.File registers every cgroup file with the poller (cgroupfs files are
+// pollable), six more calls per write, and a container start makes a few
+// dozen writes.
 func writeFile(dir, name, val string) error {
 	p := filepath.Join(dir, name)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("cgroups: %w", err)
+		return fmt.Errorf("cgroups: open %s: %w", p, err)
 	}
-	_, err = f.WriteString(val)
-	if cerr := f.Close(); err == nil {
+	_, err = unix.Write(fd, []byte(val))
+	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
 	if err != nil {
@@ -485,8 +489,34 @@ func writeFile(dir, name, val string) error {
 	return nil
 }
 
+// readFile reads a cgroup file with plain system calls (see writeFile).
+func readFile(p string) ([]byte, error) {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 0, 512)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: p, Err: err}
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
+	}
+}
+
 func readUint(dir, name string) (uint64, error) {
-	b, err := os.ReadFile(filepath.Join(dir, name))
+	b, err := readFile(filepath.Join(dir, name))
 	if err != nil {
 		return 0, err
 	}

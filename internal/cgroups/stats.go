@@ -130,9 +130,9 @@ func (m *Manager) Memory() (MemoryStats, error) {
 // reads the same file).
 func ioServiceBytesV1(dir string) BlockIOStats {
 	var b BlockIOStats
-	data, err := os.ReadFile(filepath.Join(dir, "blkio.throttle.io_service_bytes_recursive"))
+	data, err := readFile(filepath.Join(dir, "blkio.throttle.io_service_bytes_recursive"))
 	if err != nil {
-		if data, err = os.ReadFile(filepath.Join(dir, "blkio.throttle.io_service_bytes")); err != nil {
+		if data, err = readFile(filepath.Join(dir, "blkio.throttle.io_service_bytes")); err != nil {
 			return b
 		}
 	}
@@ -156,7 +156,7 @@ func ioServiceBytesV1(dir string) BlockIOStats {
 // ("8:0 rbytes=4096 wbytes=0 rios=1 ...").
 func ioStatV2(path string) BlockIOStats {
 	var b BlockIOStats
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return b
 	}

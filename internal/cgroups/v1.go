@@ -261,7 +261,7 @@ func setBlkioV1(d string, b *specs.LinuxBlockIO) error {
 
 // readKV reads a "key value" per line file (memory.stat, memory.events).
 func readKV(path string) (map[string]uint64, error) {
-	b, err := os.ReadFile(path)
+	b, err := readFile(path)
 	if err != nil {
 		return nil, err
 	}
