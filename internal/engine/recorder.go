@@ -108,6 +108,17 @@ func (e *Engine) reconcile(ctx context.Context, c *Container) (*Container, error
 	if reason == "" {
 		return c, nil
 	}
+	// A monitor records the exit before it exits: read the record again
+	// now that the monitor is seen gone. What was read above may predate
+	// a monitor that finished normally in between (taking its recorded
+	// exit for a crash overwrote the container's exit code).
+	fresh, err := e.lookup(ctx, e.db, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	if !fresh.active() || fresh.MonitorPid != c.MonitorPid || fresh.MonitorStart != c.MonitorStart {
+		return fresh, nil
+	}
 	code := c.ExitCode
 	if c.Pid > 0 && procStart(c.Pid) == c.PidStart {
 		reason += "; the unsupervised container was stopped"
@@ -115,10 +126,17 @@ func (e *Engine) reconcile(ctx context.Context, c *Container) (*Container, error
 	}
 	e.rt.Delete(c.ID, true)
 	unmountAll(e.rootfs(c.ID))
-	cols := map[string]any{"state": StateExited, "stage": StageExited, "error": reason, "exit_code": code,
-		"pid": 0, "monitor_pid": 0, "monitor_start": 0, "finished": time.Now().UnixNano()}
-	e.update(ctx, c.ID, cols)
-	e.emit(ctx, c, "die", map[string]string{"exitCode": fmt.Sprint(code), "error": reason})
+	// Only if still as read: a monitor that records an exit meanwhile
+	// wins.
+	res, err := e.db.ExecContext(context.WithoutCancel(ctx), `UPDATE containers SET state = ?, stage = ?, error = ?, exit_code = ?,
+		pid = 0, monitor_pid = 0, monitor_start = 0, finished = ? WHERE id = ? AND state = ? AND monitor_pid = ? AND monitor_start = ?`,
+		StateExited, StageExited, reason, code, time.Now().UnixNano(), c.ID, c.State, c.MonitorPid, c.MonitorStart)
+	if err != nil {
+		return nil, fmt.Errorf("record container %s as exited: %w", c.Name, err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		e.emit(ctx, c, "die", map[string]string{"exitCode": fmt.Sprint(code), "error": reason})
+	}
 	return e.lookup(ctx, e.db, c.ID)
 }
 
