@@ -56,6 +56,8 @@ printf '#!/bin/sh\nexec %s "$@"\n' "$runc_bin" >"$work/runc-wrapper/runc"
 chmod +x "$work/hull-wrapper/runc" "$work/runc-wrapper/runc"
 
 tests=${TESTS:-$(ls "$src/bin")}
+stamp=$work/.started
+touch "$stamp"
 
 # run_suite NAME WRAPPER: runs every test, writes TAP to $work/NAME/<test>.tap
 run_suite() {
@@ -72,6 +74,9 @@ run_suite() {
 			echo "$t: $(echo "$leaked" | wc -l)" >>"$out/leaked-mounts"
 			for m in $leaked; do umount -l "$m" 2>/dev/null; done
 		fi
+		# Some programs leave their bundle behind: remove what this run
+		# made.
+		find /tmp -maxdepth 1 -name 'ocitest*' -newer "$stamp" -exec rm -rf {} +
 	done
 }
 

@@ -417,8 +417,19 @@ func openPTY() (master, slave *os.File, err error) {
 }
 
 // staticBuilds caches the static helper binaries tests build themselves
-// when the Makefile has not (HULL_INIT, HULL_SHIM unset).
-var staticBuilds sync.Map // package path -> func() (string, error)
+// when the Makefile has not (HULL_INIT, HULL_SHIM unset); TestMain removes
+// their directories.
+var (
+	staticBuilds sync.Map // package path -> func() (string, error)
+	staticDirs   sync.Map // directory -> true
+)
+
+func removeStaticBuilds() {
+	staticDirs.Range(func(dir, _ any) bool {
+		os.RemoveAll(dir.(string))
+		return true
+	})
+}
 
 // useStatic points env at a static build of pkg, building it once per
 // test binary unless env already names one.
@@ -432,6 +443,7 @@ func useStatic(t *testing.T, env, pkg string) string {
 		if err != nil {
 			return "", err
 		}
+		staticDirs.Store(dir, true)
 		path := filepath.Join(dir, filepath.Base(pkg))
 		cmd := exec.Command("go", "build", "-o", path, pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

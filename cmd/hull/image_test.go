@@ -31,7 +31,9 @@ func TestMain(m *testing.M) {
 	// Processes hull spawns from tests (container monitors) re-execute
 	// this binary: they must act as hull.
 	os.Setenv("HULL_TEST_AS_CLI", "1")
-	os.Exit(m.Run())
+	code := m.Run()
+	removeStaticBuilds()
+	os.Exit(code)
 }
 
 // hull runs the command tree in-process against root and returns stdout,
