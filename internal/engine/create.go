@@ -254,6 +254,9 @@ func (e *Engine) mountRootfs(ctx context.Context, id string, volatile bool) erro
 		return err
 	}
 	if volatile {
+		if err := snapshot.ClearVolatile(mounts); err != nil {
+			return err
+		}
 		err = snapshot.MountAll(snapshot.Volatile(mounts), target)
 		if err == nil || !errors.Is(err, unix.EINVAL) {
 			return err

@@ -41,6 +41,28 @@ func Volatile(mounts []Mount) []Mount {
 	return out
 }
 
+// ClearVolatile removes the marker a volatile mount leaves in its overlay's
+// work directory (work/incompat/volatile): while it is there the kernel
+// refuses to mount that upper layer again, volatile or not, since after a
+// crash its content could be torn. Called before mounting a volatile
+// layer again (a created --rm container after a reboot): its container
+// never ran, or is thrown away.
+func ClearVolatile(mounts []Mount) error {
+	for _, m := range mounts {
+		if m.Type != "overlay" {
+			continue
+		}
+		for _, o := range m.Options {
+			if dir, ok := strings.CutPrefix(o, "workdir="); ok {
+				if err := os.RemoveAll(filepath.Join(dir, "work", "incompat", "volatile")); err != nil {
+					return fmt.Errorf("clear volatile marker: %w", err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
 func mountOne(m Mount, target string) error {
 	ro := slices.Contains(m.Options, "ro")
 	switch m.Type {

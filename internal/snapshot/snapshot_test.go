@@ -617,3 +617,38 @@ func TestBuildDirSpreadsSubdirs(t *testing.T) {
 		t.Fatalf("%s flags %#x: no FS_TOPDIR_FL", s.tmpDir(), flags)
 	}
 }
+
+// A volatile writable layer mounts again once ClearVolatile has removed
+// the marker its first mount left (the kernel refuses it otherwise).
+func TestVolatileLayerMountsAgain(t *testing.T) {
+	s := openT(t, t.TempDir(), Overlay)
+	chain := unpackT(t, s, "", makeTar(t, hdrFile("f", 0o644, "f")))
+	ms, err := s.Prepare(context.Background(), "ctr", chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := t.TempDir()
+	if err := MountAll(Volatile(ms), target); err != nil {
+		if errors.Is(err, unix.EINVAL) {
+			t.Skip("this kernel has no volatile overlays")
+		}
+		t.Fatal(err)
+	}
+	if err := unix.Unmount(target, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := MountAll(Volatile(ms), target); err == nil {
+		unix.Unmount(target, 0)
+		t.Log("this kernel remounts a volatile layer without clearing it")
+	}
+	if err := ClearVolatile(ms); err != nil {
+		t.Fatal(err)
+	}
+	if err := MountAll(Volatile(ms), target); err != nil {
+		t.Fatalf("mount again after ClearVolatile: %v", err)
+	}
+	defer unix.Unmount(target, unix.MNT_DETACH)
+	if readFile(t, filepath.Join(target, "f")) != "f" {
+		t.Error("the layer's content is not there")
+	}
+}
