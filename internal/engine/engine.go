@@ -75,6 +75,8 @@ func Open(cfg config.Config, db *metadata.DB, images *image.Service, snap *snaps
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return nil, fmt.Errorf("engine: %w", err)
 		}
+		// Every container makes and removes directories here.
+		snapshot.SpreadSubdirs(d)
 	}
 	return e, nil
 }

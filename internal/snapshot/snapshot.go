@@ -175,21 +175,22 @@ func Open(db *metadata.DB, root string, opts Options) (*Snapshotter, error) {
 			return nil, fmt.Errorf("snapshots: create %s: %w", d, err)
 		}
 	}
-	spreadSubdirs(s.tmpDir())
+	SpreadSubdirs(s.tmpDir())
 	if err := s.cleanup(context.Background()); err != nil {
 		return nil, fmt.Errorf("snapshots: clean up after a crash: %w", err)
 	}
 	return s, nil
 }
 
-// spreadSubdirs marks dir as the top of unrelated directory trees (ext4's
-// "T" attribute), so each snapshot built under it gets a block group of
-// its own instead of its parent's. Without a journal, ext4 skips inodes
-// freed in the last minute when it allocates, each skip a lookup: a group
-// that just lost a removed image's files makes every file of the next
-// unpack there slower (a fifth of a pull's time here). Other filesystems
-// lack the flag; that is fine.
-func spreadSubdirs(dir string) {
+// SpreadSubdirs marks dir as the top of unrelated directory trees (ext4's
+// "T" attribute), so each directory made under it (a snapshot being
+// built, a container's state) gets a block group of its own instead of
+// its parent's. Without a journal, ext4 skips inodes freed in the last
+// minute when it allocates, each skip a lookup: a group that just lost a
+// removed image's or container's files makes every file made there next
+// slower (a fifth of a pull's time here). Other filesystems lack the
+// flag; that is fine.
+func SpreadSubdirs(dir string) {
 	const fsTopdirFL = 0x00020000 // FS_TOPDIR_FL in linux/fs.h
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {

@@ -1,0 +1,41 @@
+package engine
+
+import (
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"hull/internal/config"
+	"hull/internal/metadata"
+)
+
+// On ext4 the directories every container makes and removes its own
+// directories in carry the "T" attribute (see snapshot.SpreadSubdirs).
+func TestContainerDirsSpreadSubdirs(t *testing.T) {
+	root := t.TempDir()
+	var st unix.Statfs_t
+	if err := unix.Statfs(root, &st); err != nil || st.Type != unix.EXT4_SUPER_MAGIC {
+		t.Skip("the temp dir is not on ext4")
+	}
+	db, err := metadata.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	e, err := Open(config.Config{Root: root, RunRoot: filepath.Join(root, "run")}, db, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{e.persistDir(""), e.runDir(""), e.rt.Root} {
+		fd, err := unix.Open(d, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+		unix.Close(fd)
+		if err != nil || flags&0x00020000 == 0 {
+			t.Errorf("%s: flags %#x (%v), want FS_TOPDIR_FL", d, flags, err)
+		}
+	}
+}
