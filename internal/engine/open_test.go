@@ -10,22 +10,30 @@ import (
 	"hull/internal/metadata"
 )
 
-// On ext4 the directories every container makes and removes its own
-// directories in carry the "T" attribute (see snapshot.SpreadSubdirs).
-func TestContainerDirsSpreadSubdirs(t *testing.T) {
+// openTestEngine opens an engine, without images or snapshots, over a
+// fresh root.
+func openTestEngine(t *testing.T) *Engine {
+	t.Helper()
 	root := t.TempDir()
-	var st unix.Statfs_t
-	if err := unix.Statfs(root, &st); err != nil || st.Type != unix.EXT4_SUPER_MAGIC {
-		t.Skip("the temp dir is not on ext4")
-	}
 	db, err := metadata.Open(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	e, err := Open(config.Config{Root: root, RunRoot: filepath.Join(root, "run")}, db, nil, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return e
+}
+
+// On ext4 the directories every container makes and removes its own
+// directories in carry the "T" attribute (see snapshot.SpreadSubdirs).
+func TestContainerDirsSpreadSubdirs(t *testing.T) {
+	e := openTestEngine(t)
+	var st unix.Statfs_t
+	if err := unix.Statfs(e.cfg.Root, &st); err != nil || st.Type != unix.EXT4_SUPER_MAGIC {
+		t.Skip("the temp dir is not on ext4")
 	}
 	for _, d := range []string{e.persistDir(""), e.runDir(""), e.rt.Root} {
 		fd, err := unix.Open(d, unix.O_RDONLY|unix.O_DIRECTORY, 0)

@@ -3,28 +3,15 @@ package engine
 import (
 	"context"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"hull/internal/config"
-	"hull/internal/metadata"
 )
 
 // A command that read a container as running, then found its monitor
 // gone, must not take the monitor's normal end for a crash: the monitor
 // recorded the exit before it exited, and that record stands.
 func TestReconcileKeepsAnExitRecordedMeanwhile(t *testing.T) {
-	root := t.TempDir()
-	db, err := metadata.Open(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	e, err := Open(config.Config{Root: root, RunRoot: filepath.Join(root, "run")}, db, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := openTestEngine(t)
 	ctx := context.Background()
 	c := &Container{ID: "0123456789ab", Name: "brief", Image: "busybox", Created: time.Now(), State: StateCreated, Stage: StageCreate}
 	if err := e.insert(ctx, c); err != nil {
