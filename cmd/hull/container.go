@@ -21,29 +21,26 @@ import (
 // addContainerCommands adds the docker-style container commands, both at
 // the top level and under `hull container`.
 func addContainerCommands(root *cobra.Command, g *globals) {
-	with := func(f func(*globals) *cobra.Command) func() *cobra.Command {
-		return func() *cobra.Command { return f(g) }
-	}
 	cmds := []named{
-		{"create", with(newCreateCmd)}, {"run", with(newRunCmd)}, {"start", with(newStartCmd)},
-		{"ps", with(newPsCmd)}, {"logs", with(newLogsCmd)}, {"stop", with(newStopCmd)},
-		{"restart", with(newRestartCmd)}, {"kill", with(newKillCmd)}, {"rm", with(newRmCmd)},
-		{"wait", with(newWaitCmd)}, {"inspect", with(newContainerInspectCmd)}, {"why", with(newWhyCmd)},
-		{"pause", func() *cobra.Command { return newPauseCmd(g, true) }},
-		{"unpause", func() *cobra.Command { return newPauseCmd(g, false) }},
-		{"rename", with(newRenameCmd)},
+		{"create", newCreateCmd}, {"run", newRunCmd}, {"start", newStartCmd},
+		{"ps", newPsCmd}, {"logs", newLogsCmd}, {"stop", newStopCmd},
+		{"restart", newRestartCmd}, {"kill", newKillCmd}, {"rm", newRmCmd},
+		{"wait", newWaitCmd}, {"inspect", newContainerInspectCmd}, {"why", newWhyCmd},
+		{"pause", func(g *globals) *cobra.Command { return newPauseCmd(g, true) }},
+		{"unpause", func(g *globals) *cobra.Command { return newPauseCmd(g, false) }},
+		{"rename", newRenameCmd},
 	}
 	if g.want("container") {
 		containerCmd := &cobra.Command{Use: "container", Short: "Manage containers"}
 		for _, c := range cmds {
-			containerCmd.AddCommand(c.build())
+			containerCmd.AddCommand(c.build(g))
 		}
 		ls := newPsCmd(g)
 		ls.Use, ls.Aliases = "ls", []string{"list", "ps"}
 		containerCmd.AddCommand(ls)
 		root.AddCommand(containerCmd)
 	}
-	root.AddCommand(g.some(named{"monitor", with(newMonitorCmd)})...)
+	root.AddCommand(g.some(named{"monitor", newMonitorCmd})...)
 	root.AddCommand(g.some(cmds...)...)
 }
 

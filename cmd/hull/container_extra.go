@@ -10,22 +10,19 @@ import (
 // (also `hull system events`), and makes `rm -v` remove the containers'
 // anonymous volumes.
 func addContainerExtras(root *cobra.Command, g *globals) {
-	with := func(f func(*globals) *cobra.Command) func() *cobra.Command {
-		return func() *cobra.Command { return f(g) }
-	}
 	cmds := []named{
-		{"exec", with(newExecCmd)}, {"cp", with(newCpCmd)}, {"top", with(newTopCmd)},
-		{"stats", with(newStatsCmd)}, {"attach", with(newAttachCmd)},
+		{"exec", newExecCmd}, {"cp", newCpCmd}, {"top", newTopCmd},
+		{"stats", newStatsCmd}, {"attach", newAttachCmd},
 	}
 	root.AddCommand(g.some(cmds...)...)
-	root.AddCommand(g.some(named{"volume", with(newVolumeCmd)}, named{"events", with(newEventsCmd)})...)
+	root.AddCommand(g.some(named{"volume", newVolumeCmd}, named{"events", newEventsCmd})...)
 	for _, c := range root.Commands() {
 		if c.Name() == "system" {
 			c.AddCommand(newEventsCmd(g))
 		}
 		if c.Name() == "container" {
 			for _, sub := range cmds {
-				c.AddCommand(sub.build())
+				c.AddCommand(sub.build(g))
 			}
 			c.AddCommand(newContainerPruneCmd(g))
 			removeVolumesWith(c, g)

@@ -61,15 +61,12 @@ func addImageCommands(root *cobra.Command, g *globals) {
 		)
 		root.AddCommand(imageCmd)
 	}
-	with := func(f func(*globals) *cobra.Command) func() *cobra.Command {
-		return func() *cobra.Command { return f(g) }
-	}
 	root.AddCommand(g.some(
-		named{"pull", with(newPullCmd)}, named{"push", with(newPushCmd)},
-		named{"images", func() *cobra.Command { return newImagesCmd(g, "images") }},
-		named{"tag", with(newTagCmd)}, named{"rmi", func() *cobra.Command { return newRmiCmd(g, "rmi") }},
-		named{"save", with(newSaveCmd)}, named{"load", with(newLoadCmd)},
-		named{"login", with(newLoginCmd)}, named{"logout", with(newLogoutCmd)},
+		named{"pull", newPullCmd}, named{"push", newPushCmd},
+		named{"images", func(g *globals) *cobra.Command { return newImagesCmd(g, "images") }},
+		named{"tag", newTagCmd}, named{"rmi", func(g *globals) *cobra.Command { return newRmiCmd(g, "rmi") }},
+		named{"save", newSaveCmd}, named{"load", newLoadCmd},
+		named{"login", newLoginCmd}, named{"logout", newLogoutCmd},
 	)...)
 }
 

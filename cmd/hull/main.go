@@ -103,8 +103,8 @@ func buildRootCmd(only string) *cobra.Command {
 		addOCICommands(root, g)
 	}
 	root.AddCommand(g.some(
-		named{"version", newVersionCmd},
-		named{"info", func() *cobra.Command { return newInfoCmd(g) }},
+		named{"version", func(*globals) *cobra.Command { return newVersionCmd() }},
+		named{"info", newInfoCmd},
 	)...)
 	addImageCommands(root, g)
 	addSnapshotCommands(root, g)
@@ -121,7 +121,7 @@ func (g *globals) want(name string) bool { return g.only == "" || g.only == name
 // command constructs no other.
 type named struct {
 	name  string
-	build func() *cobra.Command
+	build func(*globals) *cobra.Command
 }
 
 // some constructs the commands the tree needs.
@@ -129,7 +129,7 @@ func (g *globals) some(cmds ...named) []*cobra.Command {
 	var out []*cobra.Command
 	for _, c := range cmds {
 		if g.want(c.name) {
-			out = append(out, c.build())
+			out = append(out, c.build(g))
 		}
 	}
 	return out

@@ -28,7 +28,7 @@ import (
 // addSnapshotCommands adds what works on unpacked layers: `import` (also
 // `image import`), `system df` and `system prune`.
 func addSnapshotCommands(root *cobra.Command, g *globals) {
-	root.AddCommand(g.some(named{"import", func() *cobra.Command { return newImportCmd(g) }})...)
+	root.AddCommand(g.some(named{"import", newImportCmd})...)
 	for _, c := range root.Commands() {
 		if c.Name() == "image" {
 			c.AddCommand(newImportCmd(g))

@@ -139,7 +139,27 @@ func TestDestroyKeepsSharedParent(t *testing.T) {
 		t.Skip("needs root and cgroups")
 	}
 	parent := fmt.Sprintf("/hull-cgtest-shared-%d", os.Getpid())
-	b := createRemoveSiblings(t, parent+"/a", parent+"/b")
+	a, err := New(parent + "/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := New(parent + "/b")
+	t.Cleanup(func() { _ = b.Destroy(); _ = a.Destroy() })
+	if err := a.Create(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Create(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if !b.Exists() {
+		t.Fatal("destroying a removed its sibling's parent")
+	}
+	if err := b.Destroy(); err != nil {
+		t.Fatal(err)
+	}
 	// a made the parent and left it to b, which did not make it: it
 	// stays (empty) rather than being removed by someone who did not
 	// create it. The test made it, so the test removes it.
@@ -241,34 +261,6 @@ func TestBlockIOCounters(t *testing.T) {
 	if got := ioStatV2(filepath.Join(dir, "missing")); got != (BlockIOStats{}) {
 		t.Errorf("missing io.stat: %+v", got)
 	}
-}
-
-// createRemoveSiblings creates the cgroups a and b, destroys a, checks
-// that b survived it, destroys b, and returns b's manager.
-func createRemoveSiblings(t *testing.T, pathA, pathB string) *Manager {
-	t.Helper()
-	a, err := New(pathA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := New(pathB)
-	t.Cleanup(func() { _ = b.Destroy(); _ = a.Destroy() })
-	if err := a.Create(); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Create(); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Destroy(); err != nil {
-		t.Fatal(err)
-	}
-	if !b.Exists() {
-		t.Fatal("destroying a removed its sibling's parent")
-	}
-	if err := b.Destroy(); err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // TestDestroyRemovesNestedCgroups: cgroups a container made below its own

@@ -14,9 +14,9 @@
 // goroutine, which packs the chunks of up to 16 streams into the kernel's
 // lanes, and Write returns without waiting for it to be hashed. A stream
 // may have a few chunks queued; beyond that Write waits for the engine, so
-// a stream holds at most a few hundred KiB. When few other streams are
-// busy there is nothing to share lanes with, and Write hashes the chunk in
-// the caller's goroutine with crypto/sha256 instead. Sum waits until the
+// a stream holds at most a few hundred KiB. When few streams are live
+// there is nothing to share lanes with, and Write hashes the chunk in the
+// caller's goroutine with crypto/sha256 instead. Sum waits until the
 // stream's queued chunks are hashed, then hashes the partial last chunk
 // and the padding with crypto/sha256. A stream that is dropped without
 // Sum costs nothing: the engine finishes the chunks it was given and
@@ -162,24 +162,17 @@ func (s *stream) Write(p []byte) (int, error) {
 // engine has too little work for it to pay off, and reports whether it
 // did.
 func (s *stream) hashInline(p []byte) bool {
-	e := &eng
-	e.mu.Lock()
-	if s.nq > 0 || e.live >= inlineBelow {
-		e.mu.Unlock()
+	eng.mu.Lock()
+	inline := s.nq == 0 && eng.live < inlineBelow
+	eng.mu.Unlock()
+	if !inline {
 		return false
 	}
-	e.inline++
-	e.mu.Unlock()
-
 	if s.gen == nil {
 		s.gen = newGeneric()
 	}
 	s.gen.blocks(&s.h, p)
 	s.n += uint64(len(p))
-
-	e.mu.Lock()
-	e.inline--
-	e.mu.Unlock()
 	return true
 }
 

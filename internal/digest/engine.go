@@ -13,7 +13,6 @@ type engine struct {
 	// Guarded by mu.
 	pending []*stream // streams with queued chunks that are not in a lane
 	busy    int       // streams with queued chunks
-	inline  int       // streams hashing in their caller's goroutine
 	live    int       // streams that have written a chunk and are not summed
 	idle    bool      // run is, or is about to be, waiting on wake
 	wake    chan struct{}

@@ -71,12 +71,11 @@ type Engine struct {
 func Open(cfg config.Config, db *metadata.DB, images *image.Service, snap *snapshot.Snapshotter) (*Engine, error) {
 	e := &Engine{cfg: cfg, db: db, images: images, snap: snap}
 	e.rt = &runtime.Runtime{Root: filepath.Join(cfg.RunRoot, "runtime"), Warn: func(m string) { e.warn("%s", m) }}
+	// Every container makes and removes directories in these.
 	for _, d := range []string{e.persistDir(""), e.runDir(""), e.rt.Root} {
-		if err := os.MkdirAll(d, 0o711); err != nil {
+		if err := snapshot.MkdirSpread(d, 0o711); err != nil {
 			return nil, fmt.Errorf("engine: %w", err)
 		}
-		// Every container makes and removes directories here.
-		snapshot.SpreadSubdirs(d)
 	}
 	return e, nil
 }

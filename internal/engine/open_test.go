@@ -28,7 +28,7 @@ func openTestEngine(t *testing.T) *Engine {
 }
 
 // On ext4 the directories every container makes and removes its own
-// directories in carry the "T" attribute (see snapshot.SpreadSubdirs).
+// directories in carry the "T" attribute (see snapshot.MkdirSpread).
 func TestContainerDirsSpreadSubdirs(t *testing.T) {
 	e := openTestEngine(t)
 	var st unix.Statfs_t

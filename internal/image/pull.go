@@ -42,10 +42,11 @@ type Remote struct {
 	sess   *session
 	top    *remote.Descriptor
 	err    error
-	// config is the image config's bytes when top is an image manifest
-	// (nil if that fetch failed: the pull fetches it again). The store
-	// verifies it like any blob.
-	config []byte
+	// config is the image config's bytes, with its digest, when top is an
+	// image manifest (nil if that fetch failed: the pull fetches it
+	// again). The store verifies it like any blob.
+	config       []byte
+	configDigest v1.Hash
 }
 
 // Dial starts connecting to refStr's registry, and fetching its manifest,
@@ -77,7 +78,7 @@ func Dial(ctx context.Context, cfg config.Config, refStr string) *Remote {
 				data, err := io.ReadAll(io.LimitReader(rc, m.Config.Size+1))
 				rc.Close()
 				if err == nil && int64(len(data)) == m.Config.Size {
-					r.config = data
+					r.config, r.configDigest = data, m.Config.Digest
 				}
 			}
 		}
@@ -88,13 +89,9 @@ func Dial(ctx context.Context, cfg config.Config, refStr string) *Remote {
 // maxPrefetchedConfig bounds what Dial holds in memory.
 const maxPrefetchedConfig = 4 << 20
 
-// prefetchedConfig is the config Dial fetched for the manifest with
-// digest d's config, if any.
-func (r *Remote) prefetchedConfig(d v1.Hash, size int64) []byte {
-	if r == nil || r.config == nil || int64(len(r.config)) != size {
-		return nil
-	}
-	if m, err := v1.ParseManifest(bytes.NewReader(r.top.Manifest)); err != nil || m.Config.Digest != d {
+// prefetchedConfig is the config with digest d if Dial fetched it.
+func (r *Remote) prefetchedConfig(d v1.Hash) []byte {
+	if r == nil || r.config == nil || r.configDigest != d {
 		return nil
 	}
 	return r.config
@@ -226,7 +223,7 @@ func (s *Service) pull(ctx context.Context, refStr string, ref reference.Referen
 
 	// The config is small and needed to check layers: fetch it first
 	// (Dial may have).
-	if data := opts.Remote.prefetchedConfig(man.Config.Digest, man.Config.Size); data != nil {
+	if data := opts.Remote.prefetchedConfig(man.Config.Digest); data != nil {
 		if _, err := s.store.Write(ctx, man.Config.Digest, man.Config.Size, bytes.NewReader(data), nil); err != nil {
 			return nil, err
 		}

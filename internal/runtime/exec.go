@@ -40,7 +40,7 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (int, error) 
 	if p == nil || len(p.Args) == 0 {
 		return 0, fmt.Errorf("container %s: exec needs a command", id)
 	}
-	cg, err := c.cgroup()
+	cg, err := c.Cgroup()
 	if err != nil {
 		return 0, err
 	}

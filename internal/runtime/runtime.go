@@ -226,7 +226,7 @@ func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
 		return err
 	}
 	if all {
-		cg, err := c.cgroup()
+		cg, err := c.Cgroup()
 		if err != nil {
 			return err
 		}
@@ -277,7 +277,7 @@ func (r *Runtime) DeleteContainer(c *Container, force bool) error {
 	if st != specs.StateStopped && !force {
 		return fmt.Errorf("container %s: cannot delete a %s container (stop it first or use --force)", id, st)
 	}
-	cg, cgErr := c.cgroup()
+	cg, cgErr := c.Cgroup()
 	if st != specs.StateStopped {
 		if cgErr == nil && st == "paused" {
 			_ = cg.Thaw()
@@ -340,7 +340,7 @@ func (r *Runtime) Pause(id string) error {
 	if st := c.Status(); st != specs.StateRunning && st != specs.StateCreated {
 		return fmt.Errorf("container %s: cannot pause a %s container", id, st)
 	}
-	cg, err := c.cgroup()
+	cg, err := c.Cgroup()
 	if err != nil {
 		return err
 	}
@@ -356,7 +356,7 @@ func (r *Runtime) Resume(id string) error {
 	if st := c.Status(); st != "paused" {
 		return fmt.Errorf("container %s: cannot resume a %s container", id, st)
 	}
-	cg, err := c.cgroup()
+	cg, err := c.Cgroup()
 	if err != nil {
 		return err
 	}
@@ -389,5 +389,5 @@ func (r *Runtime) Cgroup(id string) (*cgroups.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.cgroup()
+	return c.Cgroup()
 }

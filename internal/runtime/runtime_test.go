@@ -956,7 +956,7 @@ func TestInitInEveryCgroup(t *testing.T) {
 
 // Two forced deletes at once (a user's and a monitor's) both succeed, and
 // neither mistakes the other's half-removed directory for an interrupted
-// create.
+// create (TestDeleteNeverLeavesAHalfRemovedState checks why).
 func TestConcurrentDeletes(t *testing.T) {
 	e := newEnv(t)
 	for range 5 {
@@ -978,4 +978,57 @@ func TestConcurrentDeletes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A delete moves the state directory away before emptying it, so no other
+// command ever sees the container's directory without its state.json (an
+// interrupted create, to them) — not even when the removal fails half-way,
+// as an immutable file here makes it.
+func TestDeleteNeverLeavesAHalfRemovedState(t *testing.T) {
+	e := newEnv(t)
+	id := e.id()
+	e.mustHull("create", "--bundle", newBundle(t, []string{"sleep", "100"}, nil), id)
+	pinned := filepath.Join(e.root, id, "pinned")
+	if err := os.WriteFile(pinned, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := setImmutable(pinned, true); err != nil {
+		t.Skipf("cannot make a file immutable here: %v", err)
+	}
+	t.Cleanup(func() {
+		matches, _ := filepath.Glob(filepath.Join(e.root, "."+id+".deleting-*", "pinned"))
+		for _, m := range append(matches, pinned) {
+			setImmutable(m, false)
+			os.RemoveAll(filepath.Dir(m))
+		}
+	})
+	if out, err := e.hull("delete", "--force", id); err == nil {
+		t.Fatalf("delete with an immutable file in the state succeeded: %s", out)
+	}
+	if _, err := os.Lstat(filepath.Join(e.root, id)); !os.IsNotExist(err) {
+		t.Fatalf("the half-removed state is still at the container's directory: %v", err)
+	}
+	if out, _ := e.hull("state", id); !strings.Contains(out, "does not exist") {
+		t.Errorf("state after the failed delete: %s", out)
+	}
+}
+
+// setImmutable sets or clears a file's immutable attribute (chattr +i).
+func setImmutable(path string, on bool) error {
+	const immutable = 0x00000010 // FS_IMMUTABLE_FL
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	if err != nil {
+		return err
+	}
+	if on {
+		flags |= immutable
+	} else {
+		flags &^= immutable
+	}
+	return unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(flags))
 }

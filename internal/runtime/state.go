@@ -100,11 +100,9 @@ func (c *Container) saveAs(name string) error {
 
 func (c *Container) fifoPath() string { return filepath.Join(c.dir, "exec.fifo") }
 
-// Cgroup is the container's cgroup manager, for a supervisor that reads
-// its counters without loading the state again.
-func (c *Container) Cgroup() (*cgroups.Manager, error) { return c.cgroup() }
-
-func (c *Container) cgroup() (*cgroups.Manager, error) {
+// Cgroup is the container's cgroup manager (a supervisor reads its
+// counters through it without loading the state again).
+func (c *Container) Cgroup() (*cgroups.Manager, error) {
 	if c.cg != nil {
 		return c.cg, nil
 	}
@@ -122,7 +120,7 @@ func (c *Container) Status() specs.ContainerState {
 	if _, err := os.Lstat(c.fifoPath()); err == nil {
 		return specs.StateCreated
 	}
-	if cg, err := c.cgroup(); err == nil && cg.Frozen() {
+	if cg, err := c.Cgroup(); err == nil && cg.Frozen() {
 		return "paused"
 	}
 	return specs.StateRunning

@@ -170,27 +170,40 @@ func Open(db *metadata.DB, root string, opts Options) (*Snapshotter, error) {
 		return nil, fmt.Errorf("snapshotter %q unknown (use overlay or copy)", opts.Driver)
 	}
 	s := &Snapshotter{db: db, dir: filepath.Join(root, "snapshots"), opts: opts, committed: make(chan struct{})}
-	for _, d := range []string{s.dir, s.tmpDir(), s.lockDir()} {
+	for _, d := range []string{s.dir, s.lockDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("snapshots: create %s: %w", d, err)
 		}
 	}
-	SpreadSubdirs(s.tmpDir())
+	if err := MkdirSpread(s.tmpDir(), 0o700); err != nil {
+		return nil, fmt.Errorf("snapshots: %w", err)
+	}
 	if err := s.cleanup(context.Background()); err != nil {
 		return nil, fmt.Errorf("snapshots: clean up after a crash: %w", err)
 	}
 	return s, nil
 }
 
-// SpreadSubdirs marks dir as the top of unrelated directory trees (ext4's
-// "T" attribute), so each directory made under it (a snapshot being
-// built, a container's state) gets a block group of its own instead of
-// its parent's. Without a journal, ext4 skips inodes freed in the last
-// minute when it allocates, each skip a lookup: a group that just lost a
-// removed image's or container's files makes every file made there next
-// slower (a fifth of a pull's time here). Other filesystems lack the
-// flag; that is fine.
-func SpreadSubdirs(dir string) {
+// MkdirSpread makes dir, if it is missing, as the top of unrelated
+// directory trees (ext4's "T" attribute), so each directory made under it
+// (a snapshot being built, a container's state) gets a block group of its
+// own instead of its parent's. Without a journal, ext4 skips inodes freed
+// in the last minute when it allocates, each skip a lookup: a group that
+// just lost a removed image's or container's files makes every file made
+// there next slower (a fifth of a pull's time here). Other filesystems
+// lack the flag; that is fine.
+func MkdirSpread(dir string, perm os.FileMode) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, perm); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	spreadSubdirs(dir)
+	return nil
+}
+
+func spreadSubdirs(dir string) {
 	const fsTopdirFL = 0x00020000 // FS_TOPDIR_FL in linux/fs.h
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {

@@ -639,7 +639,7 @@ func TestVolatileLayerMountsAgain(t *testing.T) {
 	}
 	if err := MountAll(Volatile(ms), target); err == nil {
 		unix.Unmount(target, 0)
-		t.Log("this kernel remounts a volatile layer without clearing it")
+		t.Skip("this kernel remounts a volatile layer without clearing it")
 	}
 	if err := ClearVolatile(ms); err != nil {
 		t.Fatal(err)

@@ -14,19 +14,10 @@ import (
 // backlog and the next server on the same listener (the shim) serves it,
 // output and exit status included.
 func TestHeldClientsGoToTheNextServer(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "attach.sock")
-	first, err := Listen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer first.Close()
+	first, path := listenT(t)
 	first.Accept()
 	first.Hold()
-	conn, err := Dial(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialT(t, path)
 	time.Sleep(50 * time.Millisecond)
 	if n := first.Clients(); n != 0 {
 		t.Fatalf("a holding server took %d clients", n)
@@ -77,18 +68,9 @@ func TestHeldClientsGoToTheNextServer(t *testing.T) {
 // attaches first; keys typed at once) reaches the container when it
 // starts, in order, and so does the end of input.
 func TestInputBeforeStartIsKept(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "attach.sock")
-	srv, err := Listen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv, path := listenT(t)
 	srv.Accept()
-	conn, err := Dial(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialT(t, path)
 	WriteFrame(conn, FrameStdin, []byte("ps\n"))
 	WriteFrame(conn, FrameStdin, []byte("exit\n"))
 	WriteFrame(conn, FrameStdinClose, nil)
@@ -112,4 +94,27 @@ func TestInputBeforeStartIsKept(t *testing.T) {
 		w.Close()
 		t.Fatalf("the container's input was never closed; it read %q", <-read)
 	}
+}
+
+// listenT serves an attach socket in a temp dir until the test ends.
+func listenT(t *testing.T) (*Server, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "attach.sock")
+	srv, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv, path
+}
+
+// dialT connects to the attach socket at path until the test ends.
+func dialT(t *testing.T, path string) net.Conn {
+	t.Helper()
+	conn, err := Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
