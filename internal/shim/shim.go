@@ -124,9 +124,9 @@ func Main(argv []string) error {
 	x := Reap(a.Pid)
 	settle.Stop()
 	if m, err := cgroups.Load(a.CgroupPath, nil); err == nil {
-		if st, err := m.Stats(); err == nil {
-			x.OOMKilled = st.Memory.OOMKills > a.OOMBaseline
-			x.MemoryPeak, x.MemoryLimit = st.Memory.Peak, st.Memory.Limit
+		if mem, err := m.Memory(); err == nil {
+			x.OOMKilled = mem.OOMKills > a.OOMBaseline
+			x.MemoryPeak, x.MemoryLimit = mem.Peak, mem.Limit
 		}
 	}
 	if srv != nil {
