@@ -85,7 +85,7 @@ func newStartCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				code, err := startAttached(cmd, eng, c, interactive)
+				code, err := startAttached(cmd, eng, c, interactive, false)
 				if err != nil {
 					return withCode(exitCodeOf(err), err)
 				}

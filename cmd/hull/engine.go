@@ -80,13 +80,19 @@ func (g *globals) monitorCommand(self, id string, waitAttach bool) *exec.Cmd {
 
 // startSpareMonitor starts a spare monitor before the engine is open, so
 // its start (a process, the database, about 5 ms) overlaps all of the
-// container's creation; openEngine's engine then takes it (UseSpare).
-func (g *globals) startSpareMonitor(waitAttach bool) *engine.Spare {
+// container's creation; openEngine's engine then takes it (UseSpare). With
+// newNetNS (the container gets a new network namespace) the spare makes
+// that namespace while it waits.
+func (g *globals) startSpareMonitor(waitAttach, newNetNS bool) *engine.Spare {
 	self, err := os.Executable()
 	if err != nil {
 		return nil
 	}
-	return engine.StartSpare(g.monitorCommand(self, "", waitAttach), waitAttach)
+	cmd := g.monitorCommand(self, "", waitAttach)
+	if newNetNS {
+		cmd.Args = append(cmd.Args, "--new-netns")
+	}
+	return engine.StartSpare(cmd, waitAttach)
 }
 
 // openMonitorLog opens the file a container's monitor writes its own
@@ -100,6 +106,7 @@ func openMonitorLog(eng *engine.Engine, id string) (*os.File, error) {
 // spare (see engine.StartSpare): it gets ready, then reads the ID.
 func newMonitorCmd(g *globals) *cobra.Command {
 	var o engine.MonitorOptions
+	var newNetNS bool
 	cmd := &cobra.Command{
 		Use:    "monitor ID",
 		Hidden: true,
@@ -121,6 +128,10 @@ func newMonitorCmd(g *globals) *cobra.Command {
 			defer done()
 			id := args[0]
 			if id == "-" {
+				if newNetNS {
+					// Failing here is no error: the runtime makes one.
+					o.NetNS, _ = hullrt.NewNetNS()
+				}
 				hullrt.WarmDecoders()
 				if id, err = readSpareID(eng); err != nil {
 					return nil // the command that started it had no use for it
@@ -136,6 +147,7 @@ func newMonitorCmd(g *globals) *cobra.Command {
 	f.BoolVar(&o.WaitAttach, "wait-attach", false, "start the container once a client attaches")
 	f.StringVar(&o.Resume, "resume", "", "the exit hull-shim reports (JSON)")
 	f.IntVar(&o.ListenerFD, "listener-fd", 0, "the attach listener hull-shim kept")
+	f.BoolVar(&newNetNS, "new-netns", false, "(a spare) make the container's new network namespace while waiting")
 	return cmd
 }
 

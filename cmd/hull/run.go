@@ -319,7 +319,7 @@ func newRunCmd(g *globals) *cobra.Command {
 		Args:  minArgs(1, "an image"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Its monitor gets ready while the container is created.
-			spare := g.startSpareMonitor(!detach)
+			spare := g.startSpareMonitor(!detach, f.network == "none")
 			eng, done, err := g.openEngine(cmd)
 			if err != nil {
 				spare.Close()
@@ -332,7 +332,7 @@ func newRunCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if detach {
-				st, err := eng.Start(cmd.Context(), c.ID, engine.StartOptions{})
+				st, err := eng.Start(cmd.Context(), c.ID, engine.StartOptions{Created: c})
 				if err == nil && st != nil {
 					err = st.Ready()
 				}
@@ -342,7 +342,7 @@ func newRunCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), c.ID)
 				return nil
 			}
-			code, err := startAttached(cmd, eng, c, f.interactive)
+			code, err := startAttached(cmd, eng, c, f.interactive, true)
 			if err != nil {
 				return withCode(exitCodeOf(err), err)
 			}
@@ -375,8 +375,12 @@ func exitCodeOf(err error) int {
 // startAttached starts the container with the terminal attached: output
 // streams here, stdin (with -i) goes there, signals are forwarded, and the
 // container's exit status is returned.
-func startAttached(cmd *cobra.Command, eng *engine.Engine, c *engine.Container, stdin bool) (int, error) {
-	st, err := eng.Start(cmd.Context(), c.ID, engine.StartOptions{WaitAttach: true})
+func startAttached(cmd *cobra.Command, eng *engine.Engine, c *engine.Container, stdin, justCreated bool) (int, error) {
+	o := engine.StartOptions{WaitAttach: true}
+	if justCreated {
+		o.Created = c
+	}
+	st, err := eng.Start(cmd.Context(), c.ID, o)
 	if err != nil {
 		return 125, err
 	}

@@ -28,6 +28,11 @@ type StartOptions struct {
 	// WaitAttach makes the monitor start the container only once a client
 	// has attached (foreground run, start -a): no output is lost.
 	WaitAttach bool
+	// Created is the container as Create returned it in this process (hull
+	// run): Start then neither reads it back nor checks its root
+	// filesystem, which Create has just mounted. The claim below still
+	// checks its state in the database.
+	Created *Container
 }
 
 // Starting is a start in progress: attach (if asked) then wait for Ready.
@@ -64,15 +69,18 @@ func (s *Starting) Ready() error {
 // Start launches the container's monitor, which creates and starts it.
 // Starting a running container is a no-op (as docker).
 func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starting, error) {
-	c, err := e.Get(ctx, ref)
-	if err != nil {
-		return nil, err
+	c := o.Created
+	if c == nil {
+		var err error
+		if c, err = e.Get(ctx, ref); err != nil {
+			return nil, err
+		}
 	}
 	if c.Stage == StagePull || (c.Stage == StageCreate && c.Error != "" && c.State == StateCreated) {
 		return nil, &ExitError{c.ExitCode, fmt.Errorf("container %s cannot start: %s (see hull why %s)", c.Name, c.Error, c.Name)}
 	}
 	claimed := false
-	err = e.db.Tx(ctx, func(tx *sql.Tx) error {
+	err := e.db.Tx(ctx, func(tx *sql.Tx) error {
 		var state string
 		if err := tx.QueryRow(`SELECT state FROM containers WHERE id = ?`, c.ID).Scan(&state); err != nil {
 			return err
@@ -95,9 +103,11 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 	if !claimed {
 		return nil, nil
 	}
-	if err := e.mountRootfs(ctx, c.ID, c.Config.AutoRemove); err != nil {
-		e.update(ctx, c.ID, map[string]any{"state": StateExited, "stage": StageStart, "error": err.Error(), "exit_code": 125})
-		return nil, err
+	if o.Created == nil {
+		if err := e.mountRootfs(ctx, c.ID, c.Config.AutoRemove); err != nil {
+			e.update(ctx, c.ID, map[string]any{"state": StateExited, "stage": StageStart, "error": err.Error(), "exit_code": 125})
+			return nil, err
+		}
 	}
 	trace.Mark("start: claimed")
 	var cmd *exec.Cmd
@@ -150,6 +160,9 @@ type MonitorOptions struct {
 	// into the monitor, with the attach listener it kept.
 	Resume     string
 	ListenerFD int
+	// NetNS is a network namespace a spare monitor made ahead for its
+	// container (monitor.Config.NetNS).
+	NetNS *os.File
 }
 
 // RunMonitor is the body of `hull monitor ID`: supervise the container,
@@ -170,7 +183,7 @@ func (e *Engine) RunMonitor(ctx context.Context, id string, o MonitorOptions) er
 		TTY: c.Config.Spec.TTY, Stdin: c.Config.OpenStdin,
 		AttachSocket: e.AttachSocket(c.ID), WaitAttach: o.WaitAttach,
 		Restart: c.Config.Restart, BackoffBase: e.BackoffBase, BackoffMax: e.BackoffMax,
-		RestartCount: c.RestartCount, ListenerFD: o.ListenerFD,
+		RestartCount: c.RestartCount, ListenerFD: o.ListenerFD, NetNS: o.NetNS,
 	}
 	if e.ShimPath != "" && unix.Access(e.ShimPath, unix.X_OK) == nil {
 		cmd := e.MonitorCommand(c.ID, false)

@@ -72,6 +72,9 @@ type Config struct {
 	BackoffMax  time.Duration // default 5m
 	// RestartCount is how many restarts happened before this monitor.
 	RestartCount int
+	// NetNS, if set, is a network namespace made ahead for the first run
+	// (runtime.CreateOptions.NetNS); Run closes it.
+	NetNS *os.File
 }
 
 // Exit is how one run of the container ended.
@@ -109,6 +112,9 @@ func Run(cfg Config, rt *runtime.Runtime, rec Recorder, ready func(error)) error
 	}
 	if cfg.BackoffMax <= 0 {
 		cfg.BackoffMax = 5 * time.Minute
+	}
+	if cfg.NetNS != nil {
+		defer cfg.NetNS.Close() // unless the first run took it (and closed it)
 	}
 	logw, err := streams.OpenLog(cfg.LogPath, cfg.LogMaxSize, cfg.LogMaxFiles)
 	if err != nil {
@@ -271,7 +277,12 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 		}
 	}
 	trace.Mark("monitor: runtime create")
+	opts.NetNS = m.cfg.NetNS
 	c, err := m.rt.Create(m.cfg.ID, opts)
+	if m.cfg.NetNS != nil { // a restart needs a namespace of its own
+		m.cfg.NetNS.Close()
+		m.cfg.NetNS = nil
+	}
 	trace.Mark("monitor: runtime created")
 	for _, f := range closeAfterCreate {
 		f.Close()

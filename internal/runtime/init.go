@@ -68,7 +68,7 @@ func InitMain() {
 }
 
 func containerInit(cfg *initConfig, sync *os.File, buf []byte) error {
-	for _, fd := range []int{cfg.FifoFD, cfg.ConsoleFD} {
+	for _, fd := range []int{cfg.FifoFD, cfg.ConsoleFD, cfg.NetNSFD} {
 		if fd > 2 {
 			unix.CloseOnExec(fd)
 		}

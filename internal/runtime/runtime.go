@@ -89,6 +89,11 @@ type CreateOptions struct {
 	PreserveFDs int
 	// Stdio for the container; nil means this process's own.
 	Stdin, Stdout, Stderr *os.File
+	// NetNS is a new network namespace made ahead (NewNetNS), which a
+	// container whose spec asks for a new one joins instead of making its
+	// own; not for a container with a user namespace, which must own its
+	// network namespace. The caller closes it after Create.
+	NetNS *os.File
 }
 
 // Get loads a container's recorded state.

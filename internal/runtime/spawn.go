@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +49,7 @@ type initConfig struct {
 	SyncFD      int `json:"sync_fd"`
 	FifoFD      int `json:"fifo_fd"`
 	ConsoleFD   int `json:"console_fd"`
+	NetNSFD     int `json:"netns_fd"` // see CreateOptions.NetNS
 	PreserveFDs int `json:"preserve_fds"`
 	// AskHooks: stop before pivot_root so the parent runs prestart and
 	// createRuntime hooks.
@@ -166,6 +168,10 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
 	ic.Spec = initSpec(spec, ic.Seccomp != nil)
+	var netns *os.File // o.NetNS, once this container takes it
+	takeNetNS := o.NetNS != nil && !slices.ContainsFunc(spec.Linux.Namespaces, func(ns specs.LinuxNamespace) bool {
+		return ns.Type == specs.UserNamespace
+	})
 	for _, ns := range spec.Linux.Namespaces {
 		typ := nsName(ns.Type)
 		if typ == "" {
@@ -176,6 +182,10 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 		}
 		if ns.Path != "" {
 			sp.join = append(sp.join, typ+"="+ns.Path)
+			continue
+		}
+		if typ == "net" && takeNetNS {
+			netns = o.NetNS // joined below, once its fd number is known
 			continue
 		}
 		if typ != "cgroup" {
@@ -226,6 +236,12 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 		}
 		sp.files = append(sp.files, console)
 		ic.ConsoleFD = ic.FifoFD + 1
+	}
+	ic.NetNSFD = -1
+	if netns != nil {
+		ic.NetNSFD = ic.FifoFD + len(sp.files)
+		sp.files = append(sp.files, netns)
+		sp.join = append(sp.join, "net=/proc/self/fd/"+strconv.Itoa(ic.NetNSFD))
 	}
 	ic.AskHooks = h != nil && (len(h.Prestart) > 0 || len(h.CreateRuntime) > 0)
 	ic.State = specs.State{Version: specs.Version, ID: id, Status: specs.StateCreating, Bundle: bundle, Annotations: spec.Annotations}
