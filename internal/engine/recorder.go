@@ -65,10 +65,14 @@ func (r *recorder) StopRequested() bool {
 
 func (r *recorder) Done(x monitor.Exit) func() {
 	if r.c.Config.AutoRemove {
-		if c, err := r.e.lookup(bg, r.e.db, r.c.ID); err == nil {
-			// One statement: the record is about to go anyway.
-			r.e.db.ExecContext(bg, `UPDATE containers SET state = ?, monitor_pid = 0, monitor_start = 0 WHERE id = ?`, StateRemoving, c.ID)
-			aside, _ := r.e.cleanup(bg, c)
+		// One statement: the record is about to go anyway. It returns the
+		// name (a rename may have changed it since the monitor started),
+		// and nothing if the container is gone already (hull rm -f).
+		c := *r.c
+		err := r.e.db.QueryRowContext(bg, `UPDATE containers SET state = ?, monitor_pid = 0, monitor_start = 0 WHERE id = ? RETURNING name`,
+			StateRemoving, c.ID).Scan(&c.Name)
+		if err == nil {
+			aside, _ := r.e.cleanup(bg, &c)
 			return func() { r.e.purge(aside) }
 		}
 	}
