@@ -197,6 +197,7 @@ func Run(cfg Config, rt *runtime.Runtime, rec Recorder, ready func(error)) error
 	// Done first (it removes an auto-remove container), so a client that
 	// sees the exit finds the container already gone, as with docker --rm.
 	after := rec.Done(last)
+	m.waitDeleted()
 	trace.Mark("monitor: done")
 	if m.srv != nil {
 		m.srv.Exit(last.Code)
@@ -226,6 +227,18 @@ type mon struct {
 	rec Recorder
 	log *streams.LogWriter
 	srv *streams.Server // nil without an attach socket
+	// deleting, if set, closes when the last run's runtime removal ends.
+	deleting chan struct{}
+}
+
+// waitDeleted waits for the last run's runtime removal, if any is going
+// on: before the container runs again (same id) and before the exit is
+// announced (a client then finds nothing of it left).
+func (m *mon) waitDeleted() {
+	if m.deleting != nil {
+		<-m.deleting
+		m.deleting = nil
+	}
 }
 
 // runOnce creates, starts and reaps the container once.
@@ -234,6 +247,7 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 		started(err)
 		return Exit{Code: 125, Stage: stage, Error: err.Error(), At: time.Now()}
 	}
+	m.waitDeleted()
 	_ = m.rt.Delete(m.cfg.ID, true) // leftovers of a previous run
 	// A detached container is handed to the shim once it runs; its
 	// output then stays in the pipes until the shim reads it.
@@ -339,8 +353,17 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 	trace.Mark("monitor: stats")
 	// Leftover processes (a daemonized child) die with the container; then
 	// the output pipes reach EOF. (The container from Create: its state
-	// need not be read back.)
-	m.rt.DeleteContainer(c, true)
+	// need not be read back.) With a pid namespace of its own there are
+	// none left (the kernel ends them with the init), so the removal (ten
+	// cgroup directories here, half a millisecond) goes on while the exit
+	// is recorded; waitDeleted joins it.
+	if c.SharedPidNS {
+		m.rt.DeleteContainer(c, true)
+	} else {
+		done := make(chan struct{})
+		m.deleting = done
+		go func() { m.rt.DeleteContainer(c, true); close(done) }()
+	}
 	trace.Mark("monitor: rt deleted")
 	if m.srv != nil {
 		m.srv.CloseInput()
