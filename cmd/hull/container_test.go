@@ -579,6 +579,12 @@ func TestNoCgroupOutlivesItsContainer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run --rm: %v\n%s", err, out)
 	}
+	// A run that fails at create leaves its spare monitor unused, with the
+	// container's process it started ahead: both go, cgroups included.
+	out, err = hullProc(root, "run", "--rm", fx.Busybox.Ref, "/no/such/program").CombinedOutput()
+	if code := exitStatus(err); code != 127 {
+		t.Fatalf("run of a missing program: exit %d, want 127\n%s", code, out)
+	}
 	for _, pattern := range []string{"/sys/fs/cgroup/*/hull-" + id, "/sys/fs/cgroup/unified/hull-" + id} {
 		if left, _ := filepath.Glob(pattern); len(left) > 0 {
 			t.Errorf("cgroups left after rm -f: %v", left)

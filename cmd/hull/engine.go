@@ -82,8 +82,10 @@ func (g *globals) monitorCommand(self, id string, waitAttach bool) *exec.Cmd {
 // its start (a process, the database, about 5 ms) overlaps all of the
 // container's creation; openEngine's engine then takes it (UseSpare). With
 // newNetNS (the container gets a new network namespace) the spare makes
-// that namespace while it waits.
-func (g *globals) startSpareMonitor(waitAttach, newNetNS bool) *engine.Spare {
+// that namespace while it waits; with earlyID (the id the container will
+// be created with) it also starts the container's process ahead (see
+// engine.StartEarly).
+func (g *globals) startSpareMonitor(waitAttach, newNetNS bool, earlyID string) *engine.Spare {
 	self, err := os.Executable()
 	if err != nil {
 		return nil
@@ -91,6 +93,9 @@ func (g *globals) startSpareMonitor(waitAttach, newNetNS bool) *engine.Spare {
 	cmd := g.monitorCommand(self, "", waitAttach)
 	if newNetNS {
 		cmd.Args = append(cmd.Args, "--new-netns")
+	}
+	if earlyID != "" {
+		cmd.Args = append(cmd.Args, "--early", earlyID)
 	}
 	return engine.StartSpare(cmd, waitAttach)
 }
@@ -107,6 +112,7 @@ func openMonitorLog(eng *engine.Engine, id string) (*os.File, error) {
 func newMonitorCmd(g *globals) *cobra.Command {
 	var o engine.MonitorOptions
 	var newNetNS bool
+	var earlyID string
 	cmd := &cobra.Command{
 		Use:    "monitor ID",
 		Hidden: true,
@@ -118,6 +124,7 @@ func newMonitorCmd(g *globals) *cobra.Command {
 			// The monitor outlives terminals and the command that started
 			// it: hangups and interrupts are not for it.
 			signalIgnore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
+			g.spare = args[0] == "-"
 			eng, done, err := g.openEngine(cmd)
 			if err != nil {
 				if o.Sync != nil {
@@ -132,8 +139,24 @@ func newMonitorCmd(g *globals) *cobra.Command {
 					// Failing here is no error: the runtime makes one.
 					o.NetNS, _ = hullrt.NewNetNS()
 				}
+				if earlyID != "" {
+					// Failing here is no error either: create starts it.
+					if early, err := eng.StartEarly(earlyID, o.NetNS); err == nil {
+						o.Early = early
+						if o.NetNS != nil {
+							o.NetNS.Close() // the early process is in it
+							o.NetNS = nil
+						}
+					}
+				}
 				hullrt.WarmDecoders()
-				if id, err = readSpareID(eng); err != nil {
+				if id, err = readSpareID(eng); err != nil || (o.Early != nil && id != earlyID) {
+					if o.Early != nil {
+						o.Early.Close()
+						o.Early = nil
+					}
+				}
+				if err != nil {
 					return nil // the command that started it had no use for it
 				}
 			}
@@ -148,6 +171,7 @@ func newMonitorCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.Resume, "resume", "", "the exit hull-shim reports (JSON)")
 	f.IntVar(&o.ListenerFD, "listener-fd", 0, "the attach listener hull-shim kept")
 	f.BoolVar(&newNetNS, "new-netns", false, "(a spare) make the container's new network namespace while waiting")
+	f.StringVar(&earlyID, "early", "", "(a spare) start the process of the container that will have this id while waiting")
 	return cmd
 }
 

@@ -57,6 +57,8 @@ type globals struct {
 	// openImages has opened them.
 	db   *metadata.DB
 	snap *snapshot.Snapshotter
+	// spare: this is a spare monitor (see startSpareMonitor).
+	spare bool
 }
 
 func newRootCmd() *cobra.Command { return newRootCmdFor("") }

@@ -32,7 +32,8 @@ type runFlags struct {
 	cpuShares, pidsLimit                               int64
 	cpusetCpus, restart, stopSignal, pull, platform    string
 	stopTimeout                                        int
-	entrypointSet                                      bool // --entrypoint given, even empty
+	entrypointSet                                      bool   // --entrypoint given, even empty
+	id                                                 string // chosen ahead (run), or ""
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
@@ -274,7 +275,7 @@ func createContainer(cmd *cobra.Command, g *globals, eng *engine.Engine, f *runF
 	var bars *ui.Progress
 	trace.Mark("cli: engine open")
 	c, err := eng.Create(cmd.Context(), engine.CreateOptions{
-		Config: cfg, Name: f.name,
+		Config: cfg, Name: f.name, ID: f.id,
 		OnPull: func(ref string) {
 			fmt.Fprintf(errOut, "Unable to find image '%s' locally\n", ref)
 			bars = ui.NewProgress(errOut, isTTY(errOut))
@@ -318,8 +319,15 @@ func newRunCmd(g *globals) *cobra.Command {
 		Short: "Create and start a container; in the foreground, exit with its status",
 		Args:  minArgs(1, "an image"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			// Its monitor gets ready while the container is created.
-			spare := g.startSpareMonitor(!detach, f.network == "none")
+			// Its monitor gets ready while the container is created,
+			// and starts the container's process ahead when the
+			// container is of the kind that allows it (runtime.Early).
+			earlyID := ""
+			if !f.tty && !f.interactive && f.memory == "" {
+				earlyID = engine.NewID()
+			}
+			f.id = earlyID
+			spare := g.startSpareMonitor(!detach, f.network == "none", earlyID)
 			eng, done, err := g.openEngine(cmd)
 			if err != nil {
 				spare.Close()

@@ -32,6 +32,9 @@ import (
 type CreateOptions struct {
 	Config Config
 	Name   string
+	// ID is the container's id when the caller chose it ahead (NewID), for
+	// a spare monitor that starts the container's process early.
+	ID string
 	// Progress shows a pull that create needs.
 	Progress image.Progress
 	// OnPull is called before a pull starts (the CLI prints docker's
@@ -55,7 +58,12 @@ func (e *ExitError) Unwrap() error { return e.Err }
 // the record exists leaves the container "created" with the error and the
 // stage it reached, for `hull why`; the error is also returned.
 func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err error) {
-	id := newID()
+	id := o.ID
+	if id == "" {
+		id = NewID()
+	} else if len(id) != 64 || strings.Trim(id, "0123456789abcdef") != "" {
+		return nil, &ExitError{125, fmt.Errorf("invalid container id %q: 64 hex digits", id)}
+	}
 	name := o.Name
 	if name == "" {
 		name = randomName()
@@ -353,7 +361,8 @@ var elfMachine = map[string]elf.Machine{
 	"ppc64le": elf.EM_PPC64, "s390x": elf.EM_S390, "riscv64": elf.EM_RISCV,
 }
 
-func newID() string {
+// NewID returns a new random container id.
+func NewID() string {
 	b := make([]byte, 32)
 	rand.Read(b)
 	return hex.EncodeToString(b)

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"hull/internal/cgroups"
 	"hull/internal/monitor"
 	"hull/internal/shim"
 	"hull/internal/trace"
@@ -163,6 +164,17 @@ type MonitorOptions struct {
 	// NetNS is a network namespace a spare monitor made ahead for its
 	// container (monitor.Config.NetNS).
 	NetNS *os.File
+	// Early is the container's process a spare monitor started ahead
+	// (StartEarly).
+	Early *monitor.Early
+}
+
+// StartEarly starts the first process of the container that will have id
+// (CreateOptions.ID), for the spare monitor that waits for it: that
+// process then starts while the container is being created (see
+// runtime.Early). netns is a network namespace made ahead, or nil.
+func (e *Engine) StartEarly(id string, netns *os.File) (*monitor.Early, error) {
+	return monitor.StartEarly(e.rt, id, cgroups.EnginePath(id), netns)
 }
 
 // RunMonitor is the body of `hull monitor ID`: supervise the container,
@@ -183,7 +195,7 @@ func (e *Engine) RunMonitor(ctx context.Context, id string, o MonitorOptions) er
 		TTY: c.Config.Spec.TTY, Stdin: c.Config.OpenStdin,
 		AttachSocket: e.AttachSocket(c.ID), WaitAttach: o.WaitAttach,
 		Restart: c.Config.Restart, BackoffBase: e.BackoffBase, BackoffMax: e.BackoffMax,
-		RestartCount: c.RestartCount, ListenerFD: o.ListenerFD, NetNS: o.NetNS,
+		RestartCount: c.RestartCount, ListenerFD: o.ListenerFD, NetNS: o.NetNS, Early: o.Early,
 	}
 	if e.ShimPath != "" && unix.Access(e.ShimPath, unix.X_OK) == nil {
 		cmd := e.MonitorCommand(c.ID, false)

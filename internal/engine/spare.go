@@ -67,17 +67,24 @@ func (e *Engine) UseSpare(s *Spare) {
 	e.spare = s
 }
 
-// Close ends an unused spare monitor: it is killed and reaped, not just
-// left to read end-of-file. Still starting, it would otherwise open the
-// engine after the command ended, and create its state directories anew
-// where someone may have removed them.
+// Close ends an unused spare monitor: it reads end-of-file for its
+// container's ID, undoes what it started ahead (a container process, its
+// cgroups; see StartEarly) and exits, and Close waits for that. Were it
+// left to finish alone, a spare still starting would open the engine after
+// the command ended, and create its state directories anew where someone
+// may have removed them. One that does not end in time is killed.
 func (s *Spare) Close() {
 	if s == nil {
 		return
 	}
-	s.cmd.Process.Kill()
 	s.id.Close()
 	s.sync.Close()
+	select {
+	case <-s.exited:
+		return
+	case <-time.After(5 * time.Second):
+	}
+	s.cmd.Process.Kill()
 	select {
 	case <-s.exited:
 	case <-time.After(5 * time.Second):

@@ -76,7 +76,7 @@ func (e *Engine) CreateVolume(ctx context.Context, name string, labels map[strin
 func (e *Engine) createVolume(ctx context.Context, name string, labels map[string]string, owner *Container) (*Volume, bool, error) {
 	anonymous := name == ""
 	if anonymous {
-		name = newID()
+		name = NewID()
 	}
 	if !volumeNameRE.MatchString(name) {
 		return nil, false, fmt.Errorf("invalid volume name %q: use [a-zA-Z0-9][a-zA-Z0-9_.-]+ (at least two characters)", name)

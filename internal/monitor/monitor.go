@@ -75,6 +75,57 @@ type Config struct {
 	// NetNS, if set, is a network namespace made ahead for the first run
 	// (runtime.CreateOptions.NetNS); Run closes it.
 	NetNS *os.File
+	// Early, if set, is the container's process started ahead for the
+	// first run (StartEarly); Run closes it.
+	Early *Early
+}
+
+// Early is a container's first process started ahead by its monitor
+// (runtime.Early), with the pipes of its output.
+type Early struct {
+	rt         *runtime.Early
+	out, err   *os.File // read ends
+	outW, errW *os.File // write ends, kept for a create that does not take rt
+}
+
+// StartEarly starts container id's first process ahead, with its output
+// into pipes and its input from /dev/null, in the cgroups at cgroupsPath
+// (see runtime.Early). A monitor supervising a container with a terminal
+// or an open stdin does not use it.
+func StartEarly(rt *runtime.Runtime, id, cgroupsPath string, netns *os.File) (*Early, error) {
+	e := &Early{}
+	var err error
+	if e.out, e.outW, err = os.Pipe(); err != nil {
+		return nil, err
+	}
+	if e.err, e.errW, err = os.Pipe(); err != nil {
+		e.Close()
+		return nil, err
+	}
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	defer null.Close()
+	e.rt, err = rt.StartEarly(id, runtime.EarlyOptions{CgroupsPath: cgroupsPath, Stdin: null, Stdout: e.outW, Stderr: e.errW, NetNS: netns})
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// Close ends what no create took.
+func (e *Early) Close() {
+	if e.rt != nil {
+		e.rt.Close()
+	}
+	for _, f := range []*os.File{e.out, e.err, e.outW, e.errW} {
+		if f != nil {
+			f.Close()
+		}
+	}
 }
 
 // Exit is how one run of the container ended.
@@ -115,6 +166,9 @@ func Run(cfg Config, rt *runtime.Runtime, rec Recorder, ready func(error)) error
 	}
 	if cfg.NetNS != nil {
 		defer cfg.NetNS.Close() // unless the first run took it (and closed it)
+	}
+	if cfg.Early != nil {
+		defer cfg.Early.Close() // closes nothing once the first run took it
 	}
 	logw, err := streams.OpenLog(cfg.LogPath, cfg.LogMaxSize, cfg.LogMaxFiles)
 	if err != nil {
@@ -248,7 +302,15 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 		return Exit{Code: 125, Stage: stage, Error: err.Error(), At: time.Now()}
 	}
 	m.waitDeleted()
-	_ = m.rt.Delete(m.cfg.ID, true) // leftovers of a previous run
+	early := m.cfg.Early
+	m.cfg.Early = nil // a restart starts afresh
+	if early != nil && (m.cfg.TTY || m.cfg.Stdin) {
+		early.Close()
+		early = nil
+	}
+	if early == nil {
+		_ = m.rt.Delete(m.cfg.ID, true) // leftovers of a previous run
+	}
 	// A detached container is handed to the shim once it runs; its
 	// output then stays in the pipes until the shim reads it.
 	handOver := m.cfg.Shim != nil && !m.cfg.WaitAttach
@@ -261,7 +323,14 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 		return fail("create", err)
 	}
 	defer devnull.Close()
-	if m.cfg.TTY {
+	switch {
+	case early != nil:
+		// Create takes the early process, or starts one on these pipes.
+		opts.Early, opts.Stdin, opts.Stdout, opts.Stderr = early.rt, devnull, early.outW, early.errW
+		io.out, io.err = early.out, early.err
+		closeAfterCreate = append(closeAfterCreate, early.outW, early.errW)
+		*early = Early{}
+	case m.cfg.TTY:
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return fail("create", fmt.Errorf("console socketpair: %w", err))
@@ -271,7 +340,7 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 		defer opts.Console.Close()
 		defer consolePeer.Close()
 		opts.Stdin, opts.Stdout, opts.Stderr = devnull, devnull, devnull
-	} else {
+	default:
 		var outW, errW *os.File
 		if io.out, outW, err = os.Pipe(); err != nil {
 			return fail("create", err)

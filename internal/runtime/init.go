@@ -55,7 +55,7 @@ func InitMain() {
 	sync := os.NewFile(uintptr(syncFD), "sync")
 	buf := make([]byte, 1<<20)
 	var cfg initConfig
-	if err := readJSON(sync, buf, &cfg); err != nil {
+	if err := readConfig(sync, buf, &cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "hull init: read config: %v\n", err)
 		os.Exit(1)
 	}

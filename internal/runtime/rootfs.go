@@ -109,6 +109,15 @@ func setupRootfs(cfg *initConfig, sync *os.File, buf []byte) error {
 		return fmt.Errorf("set propagation of / to %s: %w", spec.Linux.RootfsPropagation, err)
 	}
 	rootfs := cfg.Rootfs
+	if cfg.rootfsTree > 0 {
+		// This namespace is older than the rootfs mount (see Early): the
+		// parent's clone of it is attached here.
+		err := unix.MoveMount(cfg.rootfsTree, "", unix.AT_FDCWD, rootfs, unix.MOVE_MOUNT_F_EMPTY_PATH)
+		unix.Close(cfg.rootfsTree)
+		if err != nil {
+			return fmt.Errorf("attach rootfs %s: %w", rootfs, err)
+		}
+	}
 	// pivot_root refuses a new root whose parent mount is shared.
 	if prop&unix.MS_SHARED != 0 {
 		if mp := mountpointOf(rootfs); mp != "" {

@@ -94,6 +94,9 @@ type CreateOptions struct {
 	// own; not for a container with a user namespace, which must own its
 	// network namespace. The caller closes it after Create.
 	NetNS *os.File
+	// Early is the container's first process started ahead (StartEarly);
+	// Create takes it, or closes it if the spec does not suit it.
+	Early *Early
 }
 
 // Get loads a container's recorded state.

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -46,10 +47,14 @@ type initConfig struct {
 	// across containers), so the init only loads it.
 	Seccomp *seccomp.Program `json:"seccomp,omitempty"`
 	// File descriptors in the child.
-	SyncFD      int `json:"sync_fd"`
-	FifoFD      int `json:"fifo_fd"`
-	ConsoleFD   int `json:"console_fd"`
-	NetNSFD     int `json:"netns_fd"` // see CreateOptions.NetNS
+	SyncFD    int `json:"sync_fd"`
+	FifoFD    int `json:"fifo_fd"`
+	ConsoleFD int `json:"console_fd"`
+	NetNSFD   int `json:"netns_fd"` // see CreateOptions.NetNS
+	// rootfsTree is the root filesystem's mount tree the parent cloned
+	// (open_tree) and sent with the configuration, for an init whose mount
+	// namespace is older than that mount (see Early); 0: none.
+	rootfsTree  int
 	PreserveFDs int `json:"preserve_fds"`
 	// AskHooks: stop before pivot_root so the parent runs prestart and
 	// createRuntime hooks.
@@ -71,6 +76,10 @@ type syncMsg struct {
 // wait4 and read its exit status; if the caller exits first, the init is
 // reparented like any orphan.
 func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
+	if o.Early != nil {
+		// What is not taken goes; of what is, what Create does not keep.
+		defer o.Early.Close()
+	}
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
@@ -93,13 +102,23 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	if err := validateSpec(spec); err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
+	early := o.Early
+	if early != nil && !early.fits(id, spec, o, sealed) {
+		early.Close()
+		early = nil
+	}
+	if early != nil {
+		early.taken = true
+	}
 	if err := os.MkdirAll(r.Root, 0o711); err != nil {
 		return nil, fmt.Errorf("state root %s: %w", r.Root, err)
 	}
 	dir := filepath.Join(r.Root, id)
-	lock, err := r.claim(id, dir)
-	if err != nil {
-		return nil, err
+	lock := early.holdLock()
+	if lock == nil {
+		if lock, err = r.claim(id, dir); err != nil {
+			return nil, err
+		}
 	}
 	defer lock.Close()
 	rootfs := spec.Root.Path
@@ -113,6 +132,9 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	c = &Container{ID: id, Bundle: bundle, Rootfs: rootfs, Spec: spec, Created: time.Now().UTC(), dir: dir}
 	var cg *cgroups.Manager
 	pid := 0
+	if early != nil {
+		cg, pid = early.cg, early.sp.pid
+	}
 	defer func() {
 		if err == nil {
 			return
@@ -131,34 +153,37 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 
 	trace.Mark("runtime: spec loaded")
 	c.CgroupPath = cgroups.ContainerPath(spec.Linux.CgroupsPath, id)
-	if cg, err = cgroups.New(c.CgroupPath); err != nil {
-		return nil, err
+	if cg == nil {
+		if cg, err = cgroups.New(c.CgroupPath); err != nil {
+			return nil, err
+		}
 	}
 	c.cg = cg
-	// The cgroups are made while the init binary starts (see spawn.run).
-	prepareCgroups := func() error {
-		err := cg.Create()
+	if early != nil {
 		c.CgroupCreated = cg.Created
-		if err != nil {
-			return err
-		}
-		// Only what a reclaim needs (see claim.go), not the whole record.
-		if err := (&Container{ID: id, CgroupPath: c.CgroupPath, CgroupCreated: c.CgroupCreated, dir: dir}).saveAs(creatingFile); err != nil {
-			return err
-		}
+	}
+	setCgroups := func() error {
 		if err := cg.Set(withDefaultDevices(spec)); err != nil {
 			return fmt.Errorf("container %s: %w", id, err)
 		}
 		trace.Mark("runtime: cgroup set")
 		return nil
 	}
-
-	if err = unix.Mkfifo(c.fifoPath(), 0o600); err != nil {
-		return nil, fmt.Errorf("container %s: exec fifo: %w", id, err)
+	// The cgroups are made while the init binary starts (see spawn.run).
+	prepareCgroups := func() error {
+		err := makeCgroups(id, dir, c.CgroupPath, cg)
+		c.CgroupCreated = cg.Created
+		if err == nil {
+			err = setCgroups()
+		}
+		return err
 	}
-	fifo, err := os.OpenFile(c.fifoPath(), unix.O_PATH|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("container %s: exec fifo: %w", id, err)
+
+	var fifo *os.File
+	if early != nil {
+		fifo = early.fifo
+	} else if fifo, err = openFifo(dir); err != nil {
+		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
 	defer fifo.Close()
 
@@ -238,7 +263,9 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 		ic.ConsoleFD = ic.FifoFD + 1
 	}
 	ic.NetNSFD = -1
-	if netns != nil {
+	if early != nil {
+		ic.NetNSFD = early.netnsFD
+	} else if netns != nil {
 		ic.NetNSFD = ic.FifoFD + len(sp.files)
 		sp.files = append(sp.files, netns)
 		sp.join = append(sp.join, "net=/proc/self/fd/"+strconv.Itoa(ic.NetNSFD))
@@ -271,7 +298,25 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 		return nil
 	}
 	trace.Mark("runtime: spawning init")
-	if err = sp.run(); err != nil {
+	if early != nil {
+		// Started already (see Early); its cgroups exist, limits come now,
+		// and its mount namespace, older than the rootfs mount, gets a
+		// clone of that mount with the configuration.
+		sp.pid, sp.sync, sp.joined = early.sp.pid, early.sp.sync, early.sp.joined
+		early.sp.sync = nil
+		var tree int
+		if tree, err = unix.OpenTree(unix.AT_FDCWD, rootfs, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE); err != nil {
+			return nil, fmt.Errorf("container %s: clone the rootfs mount: %w", id, err)
+		}
+		defer unix.Close(tree)
+		ic.rootfsTree = tree
+		if err = setCgroups(); err == nil {
+			err = sp.finish()
+		}
+	} else {
+		err = sp.run()
+	}
+	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
 	trace.Mark("runtime: init ready")
@@ -511,6 +556,7 @@ type spawn struct {
 	r       *Runtime
 	sync    *os.File
 	pid     int
+	joined  bool // the constructor joined sp.cgroup (see start)
 }
 
 // joinEnv tells the namespace constructor (package nsenter) which cgroup
@@ -624,6 +670,17 @@ func sealedCopy(path string) (int, error) {
 // run starts the child and drives it until it reports ready (or, for exec,
 // until the handshake is done).
 func (sp *spawn) run() error {
+	if err := sp.start(); err != nil {
+		return err
+	}
+	return sp.finish()
+}
+
+// start starts the child and waits for the pid of the process that goes on
+// into the container (the constructor's fork, see package nsenter), which
+// then waits for its configuration; finish sends it. The parent's end of
+// the sync socket is in sp.sync meanwhile.
+func (sp *spawn) start() (err error) {
 	exePath := sp.r.initExe()
 	if !sp.hostExe {
 		exe, err := sp.r.sealedInit()
@@ -639,11 +696,11 @@ func (sp *spawn) run() error {
 	parent := os.NewFile(uintptr(fds[0]), "sync-parent")
 	child := os.NewFile(uintptr(fds[1]), "sync-child")
 	defer child.Close()
-	if !sp.keepSync {
-		defer parent.Close()
-	} else {
-		sp.sync = parent
-	}
+	defer func() {
+		if err != nil {
+			parent.Close()
+		}
+	}()
 
 	syncFD := 3 + sp.preserve
 	extra := make([]*os.File, 0, sp.preserve+1+len(sp.files))
@@ -676,8 +733,8 @@ func (sp *spawn) run() error {
 	if v := os.Getenv("HULL_TRACE"); v != "" {
 		cmd.Env = append(cmd.Env, "HULL_TRACE="+v)
 	}
-	joined := sp.cgroup != nil && sp.selfJoin
-	if joined {
+	sp.joined = sp.cgroup != nil && sp.selfJoin
+	if sp.joined {
 		env, intoV2 := joinEnv(sp.cgroup)
 		if intoV2 {
 			// Born into its cgroup2 directory, the process is the
@@ -709,7 +766,7 @@ func (sp *spawn) run() error {
 	}()
 	if sp.prepare != nil {
 		err := sp.prepare()
-		if err == nil && joined {
+		if err == nil && sp.joined {
 			if _, werr := parent.Write([]byte{'c'}); werr != nil {
 				err = fmt.Errorf("sync with init: %w", werr)
 			}
@@ -718,7 +775,7 @@ func (sp *spawn) run() error {
 			return err // the intermediate is killed and reaped below
 		}
 	}
-	buf := make([]byte, 1<<16)
+	buf := make([]byte, 64)
 	for sp.pid == 0 {
 		n, err := parent.Read(buf)
 		if err != nil || n == 0 {
@@ -748,6 +805,18 @@ func (sp *spawn) run() error {
 	}
 	_ = cmd.Wait()
 	reaped = true
+	sp.sync = parent
+	return nil
+}
+
+// finish configures the process start left waiting and drives it until it
+// reports ready (or, for exec, until the handshake is done).
+func (sp *spawn) finish() error {
+	parent := sp.sync
+	if !sp.keepSync {
+		defer parent.Close()
+		sp.sync = nil
+	}
 	if sp.onPid != nil {
 		if err := sp.onPid(sp.pid); err != nil {
 			return err
@@ -760,7 +829,7 @@ func (sp *spawn) run() error {
 	// before create returns (so before the user process can start). An
 	// exec'd process goes straight to execve, so it waits.
 	applied := make(chan error, 1)
-	if sp.cgroup == nil || joined {
+	if sp.cgroup == nil || sp.joined {
 		applied <- nil
 	} else if sp.init.Exec {
 		applied <- sp.cgroup.Apply(sp.pid)
@@ -780,12 +849,17 @@ func (sp *spawn) run() error {
 	}
 	// Hooks the init runs get the pid as the host sees it.
 	sp.init.State.Pid = sp.pid
-	if err := sendJSON(parent, sp.init); err != nil {
+	tree := -1
+	if sp.init.rootfsTree > 0 {
+		tree = sp.init.rootfsTree
+	}
+	if err := sendJSONFD(parent, sp.init, tree); err != nil {
 		return err
 	}
 	if sp.init.Exec {
 		return nil
 	}
+	buf := make([]byte, 1<<16)
 	for {
 		var m syncMsg
 		if err := readJSON(parent, buf, &m); err != nil {
@@ -833,11 +907,65 @@ func orStd(f, def *os.File) *os.File {
 }
 
 func sendJSON(f *os.File, v any) error {
+	return sendJSONFD(f, v, -1)
+}
+
+// sendJSONFD sends v as one message, with fd (SCM_RIGHTS) unless it is -1.
+func sendJSONFD(f *os.File, v any, fd int) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
+	if fd < 0 {
+		_, err = f.Write(b)
+	} else {
+		var rc syscall.RawConn
+		if rc, err = f.SyscallConn(); err == nil {
+			cerr := rc.Write(func(s uintptr) bool {
+				err = unix.Sendmsg(int(s), b, unix.UnixRights(fd), nil, 0)
+				return err != unix.EAGAIN
+			})
+			if err == nil {
+				err = cerr
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("sync socket: %w", err)
+	}
+	return nil
+}
+
+// readConfig reads the init's configuration and the mount tree of its
+// root filesystem, when the parent sends one with it (see Early).
+func readConfig(f *os.File, buf []byte, cfg *initConfig) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	oob := make([]byte, unix.CmsgSpace(4))
+	var n, oobn int
+	cerr := rc.Read(func(s uintptr) bool {
+		n, oobn, _, _, err = unix.Recvmsg(int(s), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		return err != unix.EAGAIN
+	})
+	if err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync socket: %w", err)
+	}
+	if n == 0 {
+		return io.EOF
+	}
+	if msgs, perr := unix.ParseSocketControlMessage(oob[:oobn]); perr == nil {
+		for _, m := range msgs {
+			if fds, perr := unix.ParseUnixRights(&m); perr == nil && len(fds) > 0 {
+				cfg.rootfsTree = fds[0]
+			}
+		}
+	}
+	if err := json.Unmarshal(buf[:n], cfg); err != nil {
 		return fmt.Errorf("sync socket: %w", err)
 	}
 	return nil

@@ -113,6 +113,12 @@ type Options struct {
 	// Devices and Limits apply to every unpacked layer.
 	Devices DevicePolicy
 	Limits  Limits
+	// NoSweep skips the removal of what crashed processes left (see
+	// cleanup), for a process that opens the snapshotter alongside the
+	// command that started it, which has just swept (a spare monitor):
+	// meeting that command's snapshot half-made, the sweep would wait for
+	// its write lock.
+	NoSweep bool
 }
 
 // Info describes one snapshot.
@@ -178,6 +184,9 @@ func Open(db *metadata.DB, root string, opts Options) (*Snapshotter, error) {
 	}
 	if err := MkdirSpread(s.tmpDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("snapshots: %w", err)
+	}
+	if opts.NoSweep {
+		return s, nil
 	}
 	if err := s.cleanup(context.Background()); err != nil {
 		return nil, fmt.Errorf("snapshots: clean up after a crash: %w", err)

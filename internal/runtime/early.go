@@ -1,0 +1,195 @@
+package runtime
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"hull/internal/cgroups"
+)
+
+// An Early is a container's first process started before the container's
+// spec exists: in the container's cgroups and in new namespaces, its
+// runtime started, waiting for the configuration Create sends it. A
+// monitor that knows its container's id ahead (hull run) starts one while
+// it waits for the container to be created, so that Create skips the
+// slowest part of a start (a process, its namespaces and a Go runtime,
+// about 3 ms here) and goes straight to the root filesystem.
+//
+// It suits only the common shape of container: new pid, mount, ipc, uts
+// and network namespaces (and optionally cgroup), no user namespace, no
+// terminal, no memory limit (one below what the waiting process uses could
+// not be set), the init binary run as it is. Create checks the spec and
+// otherwise ends the early process and starts the container as usual.
+// Until Create takes it, an Early holds the container's state directory,
+// as a create in progress; Close undoes it.
+type Early struct {
+	id      string
+	r       *Runtime
+	dir     string
+	cgPath  string
+	lock    *os.File
+	fifo    *os.File
+	cg      *cgroups.Manager
+	sp      *spawn
+	netnsFD int  // the namespace made ahead, in the process; -1: none
+	taken   bool // by Create, which then owns the process, cgroups and directory
+	closed  bool
+}
+
+// EarlyOptions are what an Early is started with.
+type EarlyOptions struct {
+	// CgroupsPath is the linux.cgroupsPath the container's spec will have.
+	CgroupsPath string
+	// Stdio of the container's process.
+	Stdin, Stdout, Stderr *os.File
+	// NetNS is a new network namespace made ahead (see
+	// CreateOptions.NetNS); nil: the process makes its own.
+	NetNS *os.File
+}
+
+// earlyNamespaces are the namespaces an Early is made in.
+const earlyNamespaces = unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWPID | unix.CLONE_NEWNET
+
+// StartEarly starts the first process of container id ahead of its spec.
+func (r *Runtime) StartEarly(id string, o EarlyOptions) (e *Early, err error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(r.Root, 0o711); err != nil {
+		return nil, fmt.Errorf("state root %s: %w", r.Root, err)
+	}
+	e = &Early{id: id, r: r, dir: filepath.Join(r.Root, id), cgPath: cgroups.ContainerPath(o.CgroupsPath, id), netnsFD: -1}
+	if e.lock, err = r.claim(id, e.dir); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			e.Close()
+			err = fmt.Errorf("container %s: %w", id, err)
+		}
+	}()
+	if e.cg, err = cgroups.New(e.cgPath); err != nil {
+		return nil, err
+	}
+	if err = makeCgroups(id, e.dir, e.cgPath, e.cg); err != nil {
+		return nil, err
+	}
+	if e.fifo, err = openFifo(e.dir); err != nil {
+		return nil, err
+	}
+	sp := &spawn{r: r, cgroup: e.cg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, hostExe: true, selfJoin: true,
+		newFlags: earlyNamespaces, files: []*os.File{e.fifo}, init: &initConfig{}}
+	if o.NetNS != nil {
+		sp.newFlags &^= unix.CLONE_NEWNET
+		e.netnsFD = 3 + 1 + len(sp.files)
+		sp.files = append(sp.files, o.NetNS)
+		sp.join = []string{fmt.Sprintf("net=/proc/self/fd/%d", e.netnsFD)}
+	}
+	e.sp = sp
+	if err = sp.start(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// fits tells whether container id, with spec and o, can take e (see Early).
+func (e *Early) fits(id string, spec *specs.Spec, o CreateOptions, sealed bool) bool {
+	if e.id != id || sealed || spec.Process.Terminal || o.PreserveFDs != 0 || o.Console != nil || o.ConsoleSocket != "" {
+		return false
+	}
+	if cgroups.ContainerPath(spec.Linux.CgroupsPath, id) != e.cgPath {
+		return false
+	}
+	if res := spec.Linux.Resources; res != nil && res.Memory != nil {
+		return false
+	}
+	var flags uintptr
+	for _, ns := range spec.Linux.Namespaces {
+		switch typ := nsName(ns.Type); {
+		case ns.Path != "":
+			return false
+		case typ == "cgroup": // unshared later, by the init itself
+		case typ == "mnt" || typ == "uts" || typ == "ipc" || typ == "pid" || typ == "net":
+			flags |= nsFlag(typ)
+		default:
+			return false
+		}
+	}
+	return flags == earlyNamespaces
+}
+
+// Close ends an early process that no Create took: the process, its
+// cgroups and the state directory go. Create closes it in any case; once
+// taken, only what Create does not keep is closed.
+func (e *Early) Close() {
+	if e.closed {
+		return
+	}
+	e.closed = true
+	if e.taken {
+		e.release()
+		return
+	}
+	if e.sp != nil && e.sp.pid > 0 {
+		_ = unix.Kill(e.sp.pid, unix.SIGKILL)
+		var ws unix.WaitStatus
+		_, _ = unix.Wait4(e.sp.pid, &ws, 0, nil)
+	}
+	e.release()
+	if e.cg != nil {
+		e.cg.Kill()
+		_ = e.cg.Destroy()
+	}
+	os.RemoveAll(e.dir)
+	if e.lock != nil {
+		e.lock.Close()
+	}
+}
+
+// holdLock gives Create the state directory's lock (nil without e).
+func (e *Early) holdLock() *os.File {
+	if e == nil {
+		return nil
+	}
+	l := e.lock
+	e.lock = nil
+	return l
+}
+
+// release closes what Create does not keep.
+func (e *Early) release() {
+	if e.sp != nil && e.sp.sync != nil {
+		e.sp.sync.Close()
+	}
+	if e.fifo != nil {
+		e.fifo.Close()
+	}
+}
+
+// makeCgroups makes the container's cgroups and records them where a
+// reclaim finds them (see claim.go).
+func makeCgroups(id, dir, path string, cg *cgroups.Manager) error {
+	if err := cg.Create(); err != nil {
+		return err
+	}
+	// Only what a reclaim needs, not the whole record.
+	return (&Container{ID: id, CgroupPath: path, CgroupCreated: cg.Created, dir: dir}).saveAs(creatingFile)
+}
+
+// openFifo makes the exec fifo in the state directory dir and opens it
+// for the init (O_PATH: opening it for reading would block).
+func openFifo(dir string) (*os.File, error) {
+	c := &Container{dir: dir}
+	if err := unix.Mkfifo(c.fifoPath(), 0o600); err != nil {
+		return nil, fmt.Errorf("exec fifo: %w", err)
+	}
+	f, err := os.OpenFile(c.fifoPath(), unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("exec fifo: %w", err)
+	}
+	return f, nil
+}

@@ -1,0 +1,138 @@
+package runtime
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"hull/internal/cgroups"
+)
+
+// startEarly starts an early init for id with the cgroups path of bundle's
+// spec and its output to out.
+func startEarly(t *testing.T, r *Runtime, id, bundle string, out *os.File, netns bool) *Early {
+	t.Helper()
+	spec, err := LoadSpec(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := EarlyOptions{CgroupsPath: spec.Linux.CgroupsPath, Stdout: out, Stderr: out}
+	if netns {
+		if o.NetNS, err = NewNetNS(); err != nil {
+			t.Fatal(err)
+		}
+		defer o.NetNS.Close()
+	}
+	e, err := r.StartEarly(id, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// runTaking creates id from bundle with early, runs it to its end and
+// returns its pid, exit status and output.
+func runTaking(t *testing.T, r *Runtime, id, bundle string, early *Early, out *os.File) (int, unix.WaitStatus, string) {
+	t.Helper()
+	c, err := r.Create(id, CreateOptions{Bundle: bundle, Early: early, Stdout: out, Stderr: out})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if err := r.Start(id); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	var ws unix.WaitStatus
+	for {
+		if _, err := unix.Wait4(c.Pid, &ws, 0, nil); err != unix.EINTR {
+			break
+		}
+	}
+	if err := r.Delete(id, true); err != nil {
+		t.Errorf("delete: %v", err)
+	}
+	b, _ := os.ReadFile(out.Name())
+	return c.Pid, ws, string(b)
+}
+
+// A container takes the process started for it early: the same pid runs
+// the program, with the spec's cgroups and namespaces; a spec the early
+// process does not suit (a memory limit) gets a process of its own, and
+// the early one and all it made are gone.
+func TestCreateTakesEarlyInit(t *testing.T) {
+	e := newEnv(t)
+	r := &Runtime{Root: e.root, Warn: func(m string) { t.Log("runtime:", m) }}
+	script := sh(`echo "pid $$"; echo "host $(hostname)"; readlink /proc/self/ns/net`)
+	for _, tc := range []struct {
+		name   string
+		mutate func(*specs.Spec)
+		netns  bool
+		takes  bool
+	}{
+		{"plain", nil, false, true},
+		{"netns made ahead", nil, true, true},
+		{"memory limit", func(s *specs.Spec) {
+			limit := int64(64 << 20)
+			s.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}}
+		}, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBundle(t, script, tc.mutate)
+			out, err := os.Create(filepath.Join(b, "out"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Close()
+			id := e.id()
+			early := startEarly(t, r, id, b, out, tc.netns)
+			earlyPid := early.sp.pid
+			pid, ws, got := runTaking(t, r, id, b, early, out)
+			if !ws.Exited() || ws.ExitStatus() != 0 || !strings.Contains(got, "pid 1\n") || !strings.Contains(got, "host hull-test\n") {
+				t.Fatalf("container ended with %v:\n%s", ws, got)
+			}
+			if took := pid == earlyPid; took != tc.takes {
+				t.Fatalf("took the early process: %v, want %v", took, tc.takes)
+			}
+			if !tc.takes {
+				if err := unix.Kill(earlyPid, 0); err == nil {
+					t.Errorf("the early process %d was not ended", earlyPid)
+				}
+			}
+		})
+	}
+}
+
+// An early process no container takes goes with everything it made.
+func TestEarlyCloseLeavesNothing(t *testing.T) {
+	e := newEnv(t)
+	r := &Runtime{Root: e.root}
+	b := newBundle(t, []string{"true"}, nil)
+	id := e.id()
+	early := startEarly(t, r, id, b, nil, false)
+	pid := early.sp.pid
+	spec, err := LoadSpec(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg, err := cgroups.New(cgroups.ContainerPath(spec.Linux.CgroupsPath, id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cg.Exists() {
+		t.Fatal("the early process has no cgroup")
+	}
+	early.Close()
+	if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+		t.Errorf("process %d is still there", pid)
+	}
+	if cg.Exists() {
+		t.Errorf("cgroup %s is still there", cg.Path)
+	}
+	if _, err := os.Stat(filepath.Join(r.Root, id)); err == nil {
+		t.Errorf("state directory of %s is still there", id)
+	}
+}
