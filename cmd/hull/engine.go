@@ -135,13 +135,15 @@ func newMonitorCmd(g *globals) *cobra.Command {
 			defer done()
 			id := args[0]
 			if id == "-" {
+				// The container's network namespace and process are made
+				// ahead (failing, the runtime makes them later). Not while
+				// the engine opens: the command that started this spare
+				// has both processors busy then.
 				if newNetNS {
-					// Failing here is no error: the runtime makes one.
 					o.NetNS, _ = hullrt.NewNetNS()
 				}
 				if earlyID != "" {
-					// Failing here is no error either: create starts it.
-					if early, err := eng.StartEarly(earlyID, o.NetNS); err == nil {
+					if early, err := engine.StartEarly(g.cfg, eng.Runtime().InitPath, earlyID, o.NetNS); err == nil {
 						o.Early = early
 						if o.NetNS != nil {
 							o.NetNS.Close() // the early process is in it

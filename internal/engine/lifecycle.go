@@ -18,7 +18,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"hull/internal/cgroups"
 	"hull/internal/monitor"
 	"hull/internal/shim"
 	"hull/internal/trace"
@@ -167,14 +166,6 @@ type MonitorOptions struct {
 	// Early is the container's process a spare monitor started ahead
 	// (StartEarly).
 	Early *monitor.Early
-}
-
-// StartEarly starts the first process of the container that will have id
-// (CreateOptions.ID), for the spare monitor that waits for it: that
-// process then starts while the container is being created (see
-// runtime.Early). netns is a network namespace made ahead, or nil.
-func (e *Engine) StartEarly(id string, netns *os.File) (*monitor.Early, error) {
-	return monitor.StartEarly(e.rt, id, cgroups.EnginePath(id), netns)
 }
 
 // RunMonitor is the body of `hull monitor ID`: supervise the container,

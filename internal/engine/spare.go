@@ -5,6 +5,12 @@ import (
 	"os/exec"
 	"syscall"
 	"time"
+
+	"hull/internal/cgroups"
+	"hull/internal/config"
+	"hull/internal/monitor"
+	"hull/internal/runtime"
+	"hull/internal/snapshot"
 )
 
 // A spare monitor is started before the container it will supervise
@@ -121,4 +127,18 @@ func (e *Engine) Close() {
 	e.trash = nil
 	e.mu.Unlock()
 	purgeDetached(trash)
+}
+
+// StartEarly starts the first process of the container that will have id
+// (CreateOptions.ID), for the spare monitor that waits for it: that
+// process then starts while the container is being created (see
+// runtime.Early). It needs no open engine, only the configuration and the
+// init binary the engine's runtime uses. netns is a network namespace made
+// ahead, or nil.
+func StartEarly(cfg config.Config, initPath, id string, netns *os.File) (*monitor.Early, error) {
+	rt := &runtime.Runtime{Root: runtimeRoot(cfg), InitPath: initPath}
+	if err := snapshot.MkdirSpread(rt.Root, 0o711); err != nil {
+		return nil, err
+	}
+	return monitor.StartEarly(rt, id, cgroups.EnginePath(id), netns)
 }
