@@ -241,19 +241,25 @@ func (e *Engine) prepareRootfs(ctx context.Context, id string, cf *v1.ConfigFile
 	if _, err := e.snap.Prepare(ctx, snapshotKey(id), parent); err != nil {
 		return fmt.Errorf("prepare the container's writable layer: %w", err)
 	}
-	return e.mountRootfs(ctx, id, volatile)
+	return e.mount(ctx, id, volatile) // a layer just made is mounted nowhere
 }
 
 // mountRootfs mounts the container's snapshot unless it is mounted (after a
-// reboot it is not). A volatile mount (a --rm container's, as podman does)
-// skips every sync of the writable layer, at its unmount too: the layer is
-// thrown away when the container exits, and never remounted after a crash.
-// Kernels before 5.10 lack the option; the mount is then an ordinary one.
+// reboot it is not).
 func (e *Engine) mountRootfs(ctx context.Context, id string, volatile bool) error {
-	target := e.rootfs(id)
-	if isMounted(target) {
+	if isMounted(e.rootfs(id)) {
 		return nil
 	}
+	return e.mount(ctx, id, volatile)
+}
+
+// mount mounts the container's snapshot on its rootfs. A volatile mount
+// (a --rm container's, as podman does) skips every sync of the writable
+// layer, at its unmount too: the layer is thrown away when the container
+// exits, and never remounted after a crash.
+// Kernels before 5.10 lack the option; the mount is then an ordinary one.
+func (e *Engine) mount(ctx context.Context, id string, volatile bool) error {
+	target := e.rootfs(id)
 	mounts, err := e.snap.Mounts(ctx, snapshotKey(id))
 	if err != nil {
 		return fmt.Errorf("container %s: %w", id, err)

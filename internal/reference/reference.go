@@ -6,9 +6,7 @@ package reference
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
-	"sync"
 )
 
 // DefaultDomain is the registry used when a reference names none.
@@ -19,24 +17,115 @@ const legacyDomain = "index.docker.io"
 
 const maxNameLength = 255
 
-// The grammar's patterns compile on first use: every hull process
-// (including each container's init) links this package, and compiling them
-// at start-up cost most of a millisecond.
-var (
-	pathComponent = lazyRegexp(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
-	tagPattern    = lazyRegexp(`^[\w][\w.-]{0,127}$`)
-	domainPattern = lazyRegexp(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$`)
-	digestPattern = lazyRegexp(`^sha256:[a-f0-9]{64}$|^sha512:[a-f0-9]{128}$`)
-)
+// The grammar is docker's (distribution/reference), matched by hand: every
+// hull command that names an image parses a reference, and compiling the
+// equivalent regular expressions cost it a quarter of a millisecond.
 
-type lazy struct{ get func() *regexp.Regexp }
-
-func lazyRegexp(expr string) lazy {
-	return lazy{sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })}
+// isPathComponent matches [a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*.
+func isPathComponent(s string) bool {
+	i := 0
+	for {
+		j := i
+		for j < len(s) && (s[j] >= 'a' && s[j] <= 'z' || s[j] >= '0' && s[j] <= '9') {
+			j++
+		}
+		if j == i {
+			return false
+		}
+		if j == len(s) {
+			return true
+		}
+		switch s[j] {
+		case '.':
+			j++
+		case '_':
+			j++
+			if j < len(s) && s[j] == '_' {
+				j++
+			}
+		case '-':
+			for j < len(s) && s[j] == '-' {
+				j++
+			}
+		default:
+			return false
+		}
+		i = j
+	}
 }
 
-// MatchString reports whether s matches the pattern.
-func (l lazy) MatchString(s string) bool { return l.get().MatchString(s) }
+func isWord(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
+}
+
+// isTag matches [\w][\w.-]{0,127}.
+func isTag(s string) bool {
+	if len(s) == 0 || len(s) > 128 || !isWord(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if !isWord(s[i]) && s[i] != '.' && s[i] != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// isDomain matches a host name (dot-separated labels of letters, digits
+// and inner hyphens) or a bracketed IPv6 address, with an optional :port.
+func isDomain(s string) bool {
+	host := s
+	if i := strings.LastIndexByte(s, ':'); i >= 0 && !strings.HasSuffix(s, "]") {
+		port := s[i+1:]
+		if port == "" {
+			return false
+		}
+		for j := 0; j < len(port); j++ {
+			if port[j] < '0' || port[j] > '9' {
+				return false
+			}
+		}
+		host = s[:i]
+	}
+	if strings.HasPrefix(host, "[") {
+		if len(host) < 3 || !strings.HasSuffix(host, "]") {
+			return false
+		}
+		for j := 1; j < len(host)-1; j++ {
+			c := host[j]
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == ':' || c == '.') {
+				return false
+			}
+		}
+		return true
+	}
+	for _, label := range strings.Split(host, ".") {
+		if label == "" || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for j := 0; j < len(label); j++ {
+			c := label[j]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// isDigest matches sha256:<64 hex> or sha512:<128 hex>, lowercase.
+func isDigest(s string) bool {
+	algo, hex, ok := strings.Cut(s, ":")
+	if !ok || !(algo == "sha256" && len(hex) == 64 || algo == "sha512" && len(hex) == 128) {
+		return false
+	}
+	for i := 0; i < len(hex); i++ {
+		if !(hex[i] >= '0' && hex[i] <= '9' || hex[i] >= 'a' && hex[i] <= 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // Reference is a normalized image reference.
 type Reference struct {
@@ -76,7 +165,7 @@ func Parse(s string) (Reference, error) {
 	if i := strings.IndexByte(s, '@'); i >= 0 {
 		ref.Digest = s[i+1:]
 		s = s[:i]
-		if !digestPattern.MatchString(ref.Digest) {
+		if !isDigest(ref.Digest) {
 			return Reference{}, bad(in, "digest %q is not algorithm:hex (e.g. sha256: followed by 64 lowercase hex digits)", ref.Digest)
 		}
 	}
@@ -84,7 +173,7 @@ func Parse(s string) (Reference, error) {
 	if i := strings.LastIndexByte(s, ':'); i >= 0 && i > strings.LastIndexByte(s, '/') {
 		ref.Tag = s[i+1:]
 		s = s[:i]
-		if !tagPattern.MatchString(ref.Tag) {
+		if !isTag(ref.Tag) {
 			return Reference{}, bad(in, "tag %q must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'", ref.Tag)
 		}
 	}
@@ -104,14 +193,14 @@ func Parse(s string) (Reference, error) {
 	if !strings.ContainsAny(domain, ".:") && domain != "localhost" && strings.ToLower(domain) != domain {
 		return Reference{}, bad(in, "repository name must be lowercase")
 	}
-	if !domainPattern.MatchString(domain) {
+	if !isDomain(domain) {
 		return Reference{}, bad(in, "registry %q is not a valid host[:port]", domain)
 	}
 	for _, c := range strings.Split(path, "/") {
 		if c == "" {
 			return Reference{}, bad(in, "empty path component in %q", path)
 		}
-		if !pathComponent.MatchString(c) {
+		if !isPathComponent(c) {
 			if strings.ToLower(c) != c {
 				return Reference{}, bad(in, "repository name must be lowercase")
 			}
