@@ -151,7 +151,6 @@ func newMonitorCmd(g *globals) *cobra.Command {
 						}
 					}
 				}
-				hullrt.WarmDecoders()
 				if id, err = readSpareID(eng); err != nil || (o.Early != nil && id != earlyID) {
 					if o.Early != nil {
 						o.Early.Close()

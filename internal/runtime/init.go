@@ -54,11 +54,6 @@ func InitMain() {
 	unix.CloseOnExec(syncFD)
 	sync := os.NewFile(uintptr(syncFD), "sync")
 	buf := make([]byte, 1<<20)
-	// An init started ahead (see Early) waits for its configuration: the
-	// decoder's first pass over the types is done meanwhile, not after.
-	if n, _ := unix.Poll([]unix.PollFd{{Fd: int32(syncFD), Events: unix.POLLIN}}, 0); n == 0 {
-		warmInitDecoder()
-	}
 	var cfg initConfig
 	if err := readConfig(sync, buf, &cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "hull init: read config: %v\n", err)

@@ -1,8 +1,6 @@
 package runtime
 
 import (
-	"encoding/json"
-
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-spec/specs-go/features"
 )
@@ -85,22 +83,4 @@ func Features() *features.Features {
 		},
 		Annotations: map[string]string{"org.hull.runtime": "hull"},
 	}
-}
-
-// warmSpec touches every part of the OCI spec a container start decodes.
-const warmSpec = `{"ociVersion":"","process":{"user":{"additionalGids":[0]},"args":[""],"env":[""],"capabilities":{"bounding":[""],"effective":[""],"permitted":[""]},"rlimits":[{"type":"","hard":0,"soft":0}],"consoleSize":{},"oomScoreAdj":0},"root":{"path":""},"hostname":"","mounts":[{"destination":"","type":"","source":"","options":[""]}],"hooks":{"prestart":[{"path":"","args":[""],"timeout":1}]},"annotations":{"":""},"linux":{"uidMappings":[{}],"namespaces":[{"type":"pid"}],"resources":{"devices":[{"allow":true,"major":1}],"memory":{"limit":1},"cpu":{"shares":1},"pids":{"limit":1},"blockIO":{"weight":1},"hugepageLimits":[{}]},"cgroupsPath":"","sysctl":{"":""},"seccomp":{"defaultAction":"","architectures":[""],"flags":[""],"syscalls":[{"names":[""],"action":"","args":[{"index":0,"value":0,"op":""}]}]},"devices":[{}],"maskedPaths":[""],"readonlyPaths":[""]}}`
-
-// warmInitDecoder is WarmDecoders for an init's configuration.
-func warmInitDecoder() {
-	var c initConfig
-	_ = json.Unmarshal([]byte(`{"spec":`+warmSpec+`,"cgroups":[{}],"rlimits":[{"type":""}],"seccomp":{"bpf":""},"state":{"annotations":{"":""}}}`), &c)
-}
-
-// WarmDecoders makes decoding a container's spec cheap for a process that
-// will start one and has time before it must (a spare monitor): the JSON
-// decoder's first pass over a type costs far more than the decode itself.
-func WarmDecoders() {
-	var s specs.Spec
-	_ = json.Unmarshal([]byte(warmSpec), &s)
-	_, _ = json.Marshal(&s)
 }
