@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -9,10 +8,10 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
@@ -151,7 +150,7 @@ func newMonitorCmd(g *globals) *cobra.Command {
 						}
 					}
 				}
-				if id, err = readSpareID(eng); err != nil || (o.Early != nil && id != earlyID) {
+				if id, o.Spec, err = readSpareID(eng); err != nil || (o.Early != nil && id != earlyID) {
 					if o.Early != nil {
 						o.Early.Close()
 						o.Early = nil
@@ -176,22 +175,22 @@ func newMonitorCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// readSpareID waits for a spare monitor's container ID, then sends the
-// monitor's own messages to that container's monitor log.
-func readSpareID(eng *engine.Engine) (string, error) {
+// readSpareID waits for a spare monitor's container ID (and the spec sent
+// ahead, see engine.ReadSpareID), then sends the monitor's own messages to
+// that container's monitor log.
+func readSpareID(eng *engine.Engine) (string, *specs.Spec, error) {
 	f := os.NewFile(engine.SpareMonitorFD, "container-id")
 	defer f.Close()
-	line, err := bufio.NewReader(f).ReadString('\n')
-	id := strings.TrimSpace(line)
-	if err != nil || id == "" {
-		return "", fmt.Errorf("spare monitor: no container: %v", err)
+	id, spec, err := engine.ReadSpareID(f)
+	if err != nil {
+		return "", nil, fmt.Errorf("spare monitor: no container: %v", err)
 	}
 	if log, err := openMonitorLog(eng, id); err == nil {
 		unix.Dup3(int(log.Fd()), 1, 0)
 		unix.Dup3(int(log.Fd()), 2, 0)
 		log.Close()
 	}
-	return id, nil
+	return id, spec, nil
 }
 
 func signalIgnore(sigs ...os.Signal) { signal.Ignore(sigs...) }

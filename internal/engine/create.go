@@ -132,7 +132,13 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	// The spec (a large document with a seccomp profile in it) is encoded
 	// and written while the record is updated and the entrypoint checked.
 	written := make(chan error, 1)
-	go func() { written <- writeSpec(filepath.Join(e.persistDir(id), "config.json"), s) }()
+	go func() {
+		data, err := writeSpec(filepath.Join(e.persistDir(id), "config.json"), s)
+		if err == nil {
+			e.offerSpare(id, data)
+		}
+		written <- err
+	}()
 	c.Config = cfg
 	if len(s.Process.Args) > 0 {
 		c.Config.Path, c.Config.Args = s.Process.Args[0], s.Process.Args[1:]
@@ -295,16 +301,17 @@ func isMounted(dir string) bool {
 	return false
 }
 
-func writeSpec(path string, s any) error {
+// writeSpec writes s as path and returns what it wrote.
+func writeSpec(path string, s any) ([]byte, error) {
 	data, err := json.Marshal(s)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return nil, fmt.Errorf("write %s: %w", path, err)
 	}
-	return os.Rename(tmp, path)
+	return data, os.Rename(tmp, path)
 }
 
 // checkEntrypoint finds the command in the container's root filesystem as

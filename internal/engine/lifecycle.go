@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"hull/internal/monitor"
@@ -166,6 +167,9 @@ type MonitorOptions struct {
 	// Early is the container's process a spare monitor started ahead
 	// (StartEarly).
 	Early *monitor.Early
+	// Spec is the container's config.json a spare monitor received and
+	// decoded ahead (ReadSpareID); nil: the monitor reads it.
+	Spec *specs.Spec
 }
 
 // RunMonitor is the body of `hull monitor ID`: supervise the container,
@@ -186,7 +190,7 @@ func (e *Engine) RunMonitor(ctx context.Context, id string, o MonitorOptions) er
 		TTY: c.Config.Spec.TTY, Stdin: c.Config.OpenStdin,
 		AttachSocket: e.AttachSocket(c.ID), WaitAttach: o.WaitAttach,
 		Restart: c.Config.Restart, BackoffBase: e.BackoffBase, BackoffMax: e.BackoffMax,
-		RestartCount: c.RestartCount, ListenerFD: o.ListenerFD, NetNS: o.NetNS, Early: o.Early,
+		RestartCount: c.RestartCount, ListenerFD: o.ListenerFD, NetNS: o.NetNS, Early: o.Early, Spec: o.Spec,
 	}
 	if e.ShimPath != "" && unix.Access(e.ShimPath, unix.X_OK) == nil {
 		cmd := e.MonitorCommand(c.ID, false)

@@ -1,10 +1,17 @@
 package engine
 
 import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"hull/internal/cgroups"
 	"hull/internal/config"
@@ -141,4 +148,57 @@ func StartEarly(cfg config.Config, initPath, id string, netns *os.File) (*monito
 		return nil, err
 	}
 	return monitor.StartEarly(rt, id, cgroups.EnginePath(id), netns)
+}
+
+// offerSpare sends the spare monitor, ahead of the container's ID, the
+// container's spec as config.json has it: the spare decodes it while the
+// container's creation ends, instead of after Start (see ReadSpareID).
+func (e *Engine) offerSpare(id string, spec []byte) {
+	if s := e.spare; s != nil {
+		fmt.Fprintf(s.id, "spec %s %d\n", id, len(spec))
+		s.id.Write(spec)
+	}
+}
+
+// ReadSpareID reads, from the pipe a spare monitor waits on, its
+// container's ID, and the container's spec if the command sent it ahead
+// (offerSpare), decoded while the ID was awaited: nil without one.
+func ReadSpareID(r io.Reader) (string, *specs.Spec, error) {
+	br := bufio.NewReader(r)
+	var specID string
+	var decoded chan *specs.Spec
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return "", nil, err
+		}
+		line = strings.TrimSpace(line)
+		if rest, ok := strings.CutPrefix(line, "spec "); ok {
+			var n int
+			if _, err := fmt.Sscanf(rest, "%s %d", &specID, &n); err != nil || n <= 0 || n > 64<<20 {
+				return "", nil, fmt.Errorf("spare monitor: bad spec header %q", line)
+			}
+			b := make([]byte, n)
+			if _, err := io.ReadFull(br, b); err != nil {
+				return "", nil, err
+			}
+			decoded = make(chan *specs.Spec, 1)
+			go func() {
+				s, err := runtime.ParseSpec(b)
+				if err != nil {
+					s = nil // the monitor reads config.json then
+				}
+				decoded <- s
+			}()
+			continue
+		}
+		if line == "" {
+			return "", nil, errors.New("spare monitor: empty container ID")
+		}
+		var spec *specs.Spec
+		if decoded != nil && specID == line {
+			spec = <-decoded
+		}
+		return line, spec, nil
+	}
 }

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"hull/internal/runtime"
@@ -78,6 +79,9 @@ type Config struct {
 	// Early, if set, is the container's process started ahead for the
 	// first run (StartEarly); Run closes it.
 	Early *Early
+	// Spec, if set, is the bundle's config.json decoded ahead, for the
+	// first run (later runs read it again).
+	Spec *specs.Spec
 }
 
 // Early is a container's first process started ahead by its monitor
@@ -314,7 +318,8 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 	// A detached container is handed to the shim once it runs; its
 	// output then stays in the pipes until the shim reads it.
 	handOver := m.cfg.Shim != nil && !m.cfg.WaitAttach
-	opts := runtime.CreateOptions{Bundle: m.cfg.Bundle}
+	opts := runtime.CreateOptions{Bundle: m.cfg.Bundle, Spec: m.cfg.Spec}
+	m.cfg.Spec = nil
 	var io stdio
 	var closeAfterCreate []*os.File
 	var consolePeer *os.File

@@ -141,15 +141,24 @@ func LoadSpec(bundle string) (*specs.Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", bundle, err)
 	}
+	s, err := ParseSpec(b)
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", bundle, err)
+	}
+	return s, nil
+}
+
+// ParseSpec decodes and minimally validates the content of a config.json.
+func ParseSpec(b []byte) (*specs.Spec, error) {
 	var s specs.Spec
 	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("bundle %s: config.json: %w", bundle, err)
+		return nil, fmt.Errorf("config.json: %w", err)
 	}
 	if s.Root == nil || s.Root.Path == "" {
-		return nil, fmt.Errorf("bundle %s: config.json has no root.path", bundle)
+		return nil, errors.New("config.json has no root.path")
 	}
 	if s.Process == nil {
-		return nil, fmt.Errorf("bundle %s: config.json has no process", bundle)
+		return nil, errors.New("config.json has no process")
 	}
 	if s.Linux == nil {
 		s.Linux = &specs.Linux{}
