@@ -75,8 +75,8 @@ run_suite() {
 			for m in $leaked; do umount -l "$m" 2>/dev/null; done
 		fi
 		# Some programs leave their bundle behind: remove what this run
-		# made.
-		find /tmp -maxdepth 1 -name 'ocitest*' -newer "$stamp" -exec rm -rf {} +
+		# made (by ctime: a bundle's mtime comes from the tarball, 2018).
+		find /tmp -maxdepth 1 -name 'ocitest*' -cnewer "$stamp" -exec rm -rf {} +
 	done
 }
 

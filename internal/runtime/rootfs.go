@@ -428,6 +428,7 @@ func mountCgroup(cfg *initConfig, dest string, flags uintptr) error {
 	if err := unix.Mount("tmpfs", fdPath(f), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755"); err != nil {
 		return fmt.Errorf("mount tmpfs on %s: %w", dest, err)
 	}
+	var subs []string
 	for _, cg := range cfg.Cgroups {
 		name := strings.Join(cg.Controllers, ",")
 		if cg.V2 {
@@ -442,15 +443,27 @@ func mountCgroup(cfg *initConfig, dest string, flags uintptr) error {
 		if err := unix.Mount(cg.Dir, sub, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return fmt.Errorf("bind cgroup %s on %s/%s: %w", cg.Dir, dest, name, err)
 		}
-		if err := unix.Mount("", sub, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|ro, ""); err != nil {
-			return fmt.Errorf("remount cgroup %s/%s: %w", dest, name, err)
-		}
+		subs = append(subs, sub)
 		if len(cg.Controllers) > 1 {
 			for _, c := range cg.Controllers {
 				if err := os.Symlink(name, filepath.Join(target, c)); err != nil && !errors.Is(err, os.ErrExist) {
 					return fmt.Errorf("cgroup symlink %s/%s: %w", dest, c, err)
 				}
 			}
+		}
+	}
+	// One call sets the flags of the tmpfs and every hierarchy below it;
+	// kernels before 5.12 lack it, and each mount is remounted instead.
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
+	if ro != 0 {
+		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
+	}
+	if err := unix.MountSetattr(unix.AT_FDCWD, target, unix.AT_RECURSIVE, &attr); err == nil {
+		return nil
+	}
+	for _, sub := range subs {
+		if err := unix.Mount("", sub, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|ro, ""); err != nil {
+			return fmt.Errorf("remount cgroup %s: %w", sub, err)
 		}
 	}
 	if ro != 0 {
