@@ -138,17 +138,13 @@ func newMonitorCmd(g *globals) *cobra.Command {
 				// ahead (failing, the runtime makes them later). Not while
 				// the engine opens: the command that started this spare
 				// has both processors busy then.
-				if newNetNS {
-					o.NetNS, _ = hullrt.NewNetNS()
-				}
 				if earlyID != "" {
-					if early, err := engine.StartEarly(g.cfg, eng.Runtime().InitPath, earlyID, o.NetNS); err == nil {
+					if early, err := engine.StartEarly(g.cfg, eng.Runtime().InitPath, earlyID, newNetNS); err == nil {
 						o.Early = early
-						if o.NetNS != nil {
-							o.NetNS.Close() // the early process is in it
-							o.NetNS = nil
-						}
 					}
+				}
+				if newNetNS && o.Early == nil {
+					o.NetNS, _ = hullrt.NewNetNS()
 				}
 				if id, o.Spec, err = readSpareID(eng); err != nil || (o.Early != nil && id != earlyID) {
 					if o.Early != nil {

@@ -140,14 +140,14 @@ func (e *Engine) Close() {
 // (CreateOptions.ID), for the spare monitor that waits for it: that
 // process then starts while the container is being created (see
 // runtime.Early). It needs no open engine, only the configuration and the
-// init binary the engine's runtime uses. netns is a network namespace made
-// ahead, or nil.
-func StartEarly(cfg config.Config, initPath, id string, netns *os.File) (*monitor.Early, error) {
+// init binary the engine's runtime uses. With newNetNS the process gets a
+// new network namespace.
+func StartEarly(cfg config.Config, initPath, id string, newNetNS bool) (*monitor.Early, error) {
 	rt := &runtime.Runtime{Root: runtimeRoot(cfg), InitPath: initPath}
 	if err := snapshot.MkdirSpread(rt.Root, 0o711); err != nil {
 		return nil, err
 	}
-	return monitor.StartEarly(rt, id, cgroups.EnginePath(id), netns)
+	return monitor.StartEarly(rt, id, cgroups.EnginePath(id), newNetNS)
 }
 
 // offerSpare sends the spare monitor, ahead of the container's ID, the

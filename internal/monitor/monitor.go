@@ -94,9 +94,10 @@ type Early struct {
 
 // StartEarly starts container id's first process ahead, with its output
 // into pipes and its input from /dev/null, in the cgroups at cgroupsPath
-// (see runtime.Early). A monitor supervising a container with a terminal
+// and, with newNetNS, a network namespace made meanwhile (see
+// runtime.Early). A monitor supervising a container with a terminal
 // or an open stdin does not use it.
-func StartEarly(rt *runtime.Runtime, id, cgroupsPath string, netns *os.File) (*Early, error) {
+func StartEarly(rt *runtime.Runtime, id, cgroupsPath string, newNetNS bool) (*Early, error) {
 	e := &Early{}
 	var err error
 	if e.out, e.outW, err = os.Pipe(); err != nil {
@@ -112,7 +113,7 @@ func StartEarly(rt *runtime.Runtime, id, cgroupsPath string, netns *os.File) (*E
 		return nil, err
 	}
 	defer null.Close()
-	e.rt, err = rt.StartEarly(id, runtime.EarlyOptions{CgroupsPath: cgroupsPath, Stdin: null, Stdout: e.outW, Stderr: e.errW, NetNS: netns})
+	e.rt, err = rt.StartEarly(id, runtime.EarlyOptions{CgroupsPath: cgroupsPath, Stdin: null, Stdout: e.outW, Stderr: e.errW, NewNetNS: newNetNS})
 	if err != nil {
 		e.Close()
 		return nil, err

@@ -27,17 +27,16 @@ import (
 // Until Create takes it, an Early holds the container's state directory,
 // as a create in progress; Close undoes it.
 type Early struct {
-	id      string
-	r       *Runtime
-	dir     string
-	cgPath  string
-	lock    *os.File
-	fifo    *os.File
-	cg      *cgroups.Manager
-	sp      *spawn
-	netnsFD int  // the namespace made ahead, in the process; -1: none
-	taken   bool // by Create, which then owns the process, cgroups and directory
-	closed  bool
+	id     string
+	r      *Runtime
+	dir    string
+	cgPath string
+	lock   *os.File
+	fifo   *os.File
+	cg     *cgroups.Manager
+	sp     *spawn
+	taken  bool // by Create, which then owns the process, cgroups and directory
+	closed bool
 }
 
 // EarlyOptions are what an Early is started with.
@@ -46,9 +45,10 @@ type EarlyOptions struct {
 	CgroupsPath string
 	// Stdio of the container's process.
 	Stdin, Stdout, Stderr *os.File
-	// NetNS is a new network namespace made ahead (see
-	// CreateOptions.NetNS); nil: the process makes its own.
-	NetNS *os.File
+	// NewNetNS makes the process's new network namespace here (NewNetNS),
+	// while the process starts, instead of in the process once its cgroups
+	// are made: most of what a start costs in the kernel.
+	NewNetNS bool
 }
 
 // earlyNamespaces are the namespaces an Early is made in.
@@ -62,7 +62,7 @@ func (r *Runtime) StartEarly(id string, o EarlyOptions) (e *Early, err error) {
 	if err := os.MkdirAll(r.Root, 0o711); err != nil {
 		return nil, fmt.Errorf("state root %s: %w", r.Root, err)
 	}
-	e = &Early{id: id, r: r, dir: filepath.Join(r.Root, id), cgPath: cgroups.ContainerPath(o.CgroupsPath, id), netnsFD: -1}
+	e = &Early{id: id, r: r, dir: filepath.Join(r.Root, id), cgPath: cgroups.ContainerPath(o.CgroupsPath, id)}
 	if e.lock, err = r.claim(id, e.dir); err != nil {
 		return nil, err
 	}
@@ -75,19 +75,42 @@ func (r *Runtime) StartEarly(id string, o EarlyOptions) (e *Early, err error) {
 	if e.cg, err = cgroups.New(e.cgPath); err != nil {
 		return nil, err
 	}
-	if err = makeCgroups(id, e.dir, e.cgPath, e.cg); err != nil {
-		return nil, err
-	}
 	if e.fifo, err = openFifo(e.dir); err != nil {
 		return nil, err
 	}
+	// The cgroups are made while the init binary starts, as in Create.
 	sp := &spawn{r: r, cgroup: e.cg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, hostExe: true, selfJoin: true,
-		newFlags: earlyNamespaces, files: []*os.File{e.fifo}, init: &initConfig{}}
-	if o.NetNS != nil {
+		newFlags: earlyNamespaces, files: []*os.File{e.fifo}, init: &initConfig{},
+		prepare: func() error { return makeCgroups(id, e.dir, e.cgPath, e.cg) }}
+	if o.NewNetNS {
+		// The constructor opens the namespace by path once told to go on
+		// ('c', after prepare): the path names a descriptor of this
+		// process that holds /dev/null until the namespace is made, while
+		// the process starts, and then the namespace.
+		holder, err := os.Open(os.DevNull)
+		if err != nil {
+			return nil, err
+		}
+		defer holder.Close()
+		made := make(chan error, 1)
+		go func() {
+			ns, err := NewNetNS()
+			if err == nil {
+				err = unix.Dup3(int(ns.Fd()), int(holder.Fd()), unix.O_CLOEXEC)
+				ns.Close()
+			}
+			made <- err
+		}()
 		sp.newFlags &^= unix.CLONE_NEWNET
-		e.netnsFD = 3 + 1 + len(sp.files)
-		sp.files = append(sp.files, o.NetNS)
-		sp.join = []string{fmt.Sprintf("net=/proc/self/fd/%d", e.netnsFD)}
+		sp.join = []string{fmt.Sprintf("net=/proc/%d/fd/%d", os.Getpid(), holder.Fd())}
+		makeCgroups := sp.prepare
+		sp.prepare = func() error {
+			err := makeCgroups()
+			if nerr := <-made; err == nil {
+				err = nerr
+			}
+			return err
+		}
 	}
 	e.sp = sp
 	if err = sp.start(); err != nil {

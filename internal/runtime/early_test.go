@@ -21,14 +21,7 @@ func startEarly(t *testing.T, r *Runtime, id, bundle string, out *os.File, netns
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := EarlyOptions{CgroupsPath: spec.Linux.CgroupsPath, Stdout: out, Stderr: out}
-	if netns {
-		if o.NetNS, err = NewNetNS(); err != nil {
-			t.Fatal(err)
-		}
-		defer o.NetNS.Close()
-	}
-	e, err := r.StartEarly(id, o)
+	e, err := r.StartEarly(id, EarlyOptions{CgroupsPath: spec.Linux.CgroupsPath, Stdout: out, Stderr: out, NewNetNS: netns})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +67,7 @@ func TestCreateTakesEarlyInit(t *testing.T) {
 		takes  bool
 	}{
 		{"plain", nil, false, true},
-		{"netns made ahead", nil, true, true},
+		{"network namespace made meanwhile", nil, true, true},
 		{"memory limit", func(s *specs.Spec) {
 			limit := int64(64 << 20)
 			s.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}}
@@ -96,6 +89,9 @@ func TestCreateTakesEarlyInit(t *testing.T) {
 			}
 			if took := pid == earlyPid; took != tc.takes {
 				t.Fatalf("took the early process: %v, want %v", took, tc.takes)
+			}
+			if host, _ := os.Readlink("/proc/self/ns/net"); strings.Contains(got, host) {
+				t.Errorf("the container is in the host's network namespace %s:\n%s", host, got)
 			}
 			if !tc.takes {
 				if err := unix.Kill(earlyPid, 0); err == nil {

@@ -263,9 +263,7 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 		ic.ConsoleFD = ic.FifoFD + 1
 	}
 	ic.NetNSFD = -1
-	if early != nil {
-		ic.NetNSFD = early.netnsFD
-	} else if netns != nil {
+	if early == nil && netns != nil {
 		ic.NetNSFD = ic.FifoFD + len(sp.files)
 		sp.files = append(sp.files, netns)
 		sp.join = append(sp.join, "net=/proc/self/fd/"+strconv.Itoa(ic.NetNSFD))
