@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -57,8 +56,6 @@ func (e *VolumeNotFoundError) Error() string {
 	return fmt.Sprintf("no such volume: %s (list volumes with: hull volume ls)", e.Name)
 }
 
-var volumeNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
-
 // VolumePath is the host directory holding a volume's data.
 func (e *Engine) VolumePath(name string) string {
 	return filepath.Join(e.cfg.Root, "volumes", name, "_data")
@@ -78,7 +75,7 @@ func (e *Engine) createVolume(ctx context.Context, name string, labels map[strin
 	if anonymous {
 		name = NewID()
 	}
-	if !volumeNameRE.MatchString(name) {
+	if !spec.ValidVolumeName(name) {
 		return nil, false, fmt.Errorf("invalid volume name %q: use [a-zA-Z0-9][a-zA-Z0-9_.-]+ (at least two characters)", name)
 	}
 	if labels == nil {

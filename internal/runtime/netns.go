@@ -14,9 +14,9 @@ import (
 // every network protocol's per-namespace state), so a monitor waiting for
 // its container makes it ahead, while it would otherwise be idle.
 //
-// It is made on a thread of its own that is then discarded (a locked
-// goroutine that exits ends its thread), so no other goroutine ever runs in
-// it. The namespace lives as long as the handle or a process in it.
+// It is made on a locked thread that then returns to the namespace it was
+// in, so no goroutine ever runs in it (nor is the thread discarded: it may
+// be the process's main thread, which Go never ends).
 func NewNetNS() (*os.File, error) {
 	type result struct {
 		f   *os.File
@@ -24,17 +24,41 @@ func NewNetNS() (*os.File, error) {
 	}
 	ch := make(chan result, 1)
 	go func() {
-		goruntime.LockOSThread() // never unlocked: the thread exits with us
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			ch <- result{err: fmt.Errorf("new network namespace: %w", err)}
+		goruntime.LockOSThread()
+		ns, err := newNetNS()
+		if err != nil {
+			// Still in the new namespace: the thread must end with us.
+			ch <- result{err: err}
 			return
 		}
-		f, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			err = fmt.Errorf("new network namespace: %w", err)
-		}
-		ch <- result{f, err}
+		goruntime.UnlockOSThread()
+		ch <- result{f: ns}
 	}()
 	r := <-ch
 	return r.f, r.err
+}
+
+// newNetNS unshares a network namespace on this (locked) thread, opens it
+// and returns the thread to its own. An error leaves the thread in the new
+// namespace only if going back failed.
+func newNetNS() (*os.File, error) {
+	own, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return nil, fmt.Errorf("new network namespace: %w", err)
+	}
+	defer own.Close()
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		return nil, fmt.Errorf("new network namespace: %w", err)
+	}
+	ns, err := os.Open("/proc/thread-self/ns/net")
+	if err == nil {
+		err = unix.Setns(int(own.Fd()), unix.CLONE_NEWNET)
+		if err != nil {
+			ns.Close()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("new network namespace: %w", err)
+	}
+	return ns, nil
 }

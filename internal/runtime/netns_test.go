@@ -73,3 +73,28 @@ func TestCreateTakesNetNSMadeAhead(t *testing.T) {
 		}
 	}
 }
+
+// Making namespaces ahead leaves every thread of this process in its own
+// network namespace (the main thread too, which Go never ends).
+func TestNewNetNSLeavesThreadsAlone(t *testing.T) {
+	own, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		ns, err := NewNetNS()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.Close()
+	}
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		if l, err := os.Readlink("/proc/self/task/" + task.Name() + "/ns/net"); err == nil && l != own {
+			t.Errorf("thread %s is in %s, not %s", task.Name(), l, own)
+		}
+	}
+}

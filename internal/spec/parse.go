@@ -12,18 +12,19 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
 
 // memoryRE is docker's RAMInBytes syntax: a number, an optional binary
 // unit, an optional "b" (and "i" as in "MiB").
-var memoryRE = regexp.MustCompile(`^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$`)
+var memoryRE = lazyRegexp(`^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$`)
 
 // ParseMemory reads a size as docker's -m does: "512m", "1.5g", "64MiB",
 // "1024" (bytes); units are binary (k = 1024) and case-insensitive.
 func ParseMemory(s string) (int64, error) {
-	m := memoryRE.FindStringSubmatch(strings.TrimSpace(s))
+	m := memoryRE().FindStringSubmatch(strings.TrimSpace(s))
 	if m == nil {
 		return 0, fmt.Errorf("invalid size %q: use a number with an optional unit b, k, m, g or t (e.g. 512m)", s)
 	}
@@ -103,8 +104,8 @@ func ParseUlimit(s string) (Ulimit, error) {
 	return u, nil
 }
 
-// volumeNameRE is docker's rule for local volume names.
-var volumeNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+// volumeNameRE is docker's rule for local volume names (ValidVolumeName).
+var volumeNameRE = lazyRegexp(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 
 // ParseVolume reads -v as docker does on Linux: "/host:/ctr[:opts]" is a
 // bind mount ("./dir" is taken relative to the current directory),
@@ -152,7 +153,7 @@ func ParseVolume(s string) (Mount, error) {
 		m.Type, m.Source = "bind", abs
 	case filepath.IsAbs(src):
 		m.Type, m.Source = "bind", filepath.Clean(src)
-	case src != "" && !volumeNameRE.MatchString(src):
+	case src != "" && !volumeNameRE().MatchString(src):
 		return bad(fmt.Sprintf("%q is not a valid volume name (letters, digits, _ . -, at least two characters); a host directory needs an absolute path", src))
 	}
 	if mode != "" {
@@ -202,7 +203,7 @@ var (
 		"atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime",
 		"strictatime", "nostrictatime", "sync", "async", "dirsync", "mand", "nomand"}
 	tmpfsKeys   = []string{"size", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "mpol", "huge"}
-	tmpfsSizeRE = regexp.MustCompile(`^\d+[kKmMgG%]?$`)
+	tmpfsSizeRE = lazyRegexp(`^\d+[kKmMgG%]?$`)
 )
 
 // ParseTmpfs reads --tmpfs /path[:opts] (opts as mount -t tmpfs takes
@@ -228,7 +229,7 @@ func ParseTmpfs(s string) (dest, opts string, err error) {
 		case !isKV && slices.Contains(tmpfsFlags, o):
 		case !isKV || !slices.Contains(tmpfsKeys, key):
 			return bad(fmt.Sprintf("unknown option %q", o))
-		case key == "size" && !tmpfsSizeRE.MatchString(val):
+		case key == "size" && !tmpfsSizeRE().MatchString(val):
 			return bad(fmt.Sprintf("size %q is not a size such as 64m or 50%%", val))
 		case key == "mode":
 			if _, err := strconv.ParseUint(val, 8, 32); err != nil {
@@ -286,3 +287,12 @@ func ParseEnvFile(path string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// lazyRegexp compiles expr on first use, not at every hull start (this
+// package is linked into every command and each container's monitor).
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
+
+// ValidVolumeName tells whether name is a valid local volume name.
+func ValidVolumeName(name string) bool { return volumeNameRE().MatchString(name) }
