@@ -205,15 +205,6 @@ func Run(cfg Config, rt *runtime.Runtime, rec Recorder, ready func(error)) error
 		defer m.srv.Close()
 		defer os.Remove(cfg.AttachSocket)
 	}
-	if cfg.WaitAttach {
-		select {
-		case <-m.srv.FirstAttached():
-		case <-time.After(30 * time.Second):
-			err := errors.New("no client attached within 30s")
-			ready(err)
-			return err
-		}
-	}
 	restarts := cfg.RestartCount
 	readyOnce := sync.OnceFunc(func() { ready(nil) })
 	var last Exit
@@ -288,6 +279,20 @@ type mon struct {
 	srv *streams.Server // nil without an attach socket
 	// deleting, if set, closes when the last run's runtime removal ends.
 	deleting chan struct{}
+}
+
+// waitAttached waits, with WaitAttach, for the first client: the container
+// is created meanwhile, and starts once no output can be missed.
+func (m *mon) waitAttached() error {
+	if !m.cfg.WaitAttach {
+		return nil
+	}
+	select {
+	case <-m.srv.FirstAttached():
+		return nil
+	case <-time.After(30 * time.Second):
+		return errors.New("no client attached within 30s")
+	}
 }
 
 // waitDeleted waits for the last run's runtime removal, if any is going
@@ -385,6 +390,11 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 			m.rt.Delete(m.cfg.ID, true)
 			return fail("create", err)
 		}
+	}
+	if err := m.waitAttached(); err != nil {
+		m.rt.Delete(m.cfg.ID, true)
+		io.close()
+		return fail("start", err)
 	}
 	// OOM kills are counted per cgroup: those before the start are not
 	// this run's.
