@@ -24,8 +24,11 @@ import (
 // terminal, no memory limit (one below what the waiting process uses could
 // not be set), the init binary run as it is. Create checks the spec and
 // otherwise ends the early process and starts the container as usual.
-// Until Create takes it, an Early holds the container's state directory,
-// as a create in progress; Close undoes it.
+// Its mount namespace is the host's copied when it starts, before the
+// root filesystem is mounted: Create sends it a clone of that mount
+// (open_tree, kernels since 5.2). Until Create takes it, an Early holds
+// the container's state directory, as a create in progress; Close undoes
+// it.
 type Early struct {
 	id     string
 	r      *Runtime

@@ -103,12 +103,18 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
 	early := o.Early
-	if early != nil && !early.fits(id, spec, o, sealed) {
+	rootfsTree := -1 // for the early process (see Early)
+	if early != nil && early.fits(id, spec, o, sealed) {
+		if t, err := openRootfsTree(bundle, spec.Root.Path); err == nil {
+			rootfsTree = t
+		}
+	}
+	if rootfsTree >= 0 {
+		early.taken = true
+		defer unix.Close(rootfsTree)
+	} else if early != nil {
 		early.Close()
 		early = nil
-	}
-	if early != nil {
-		early.taken = true
 	}
 	if err := os.MkdirAll(r.Root, 0o711); err != nil {
 		return nil, fmt.Errorf("state root %s: %w", r.Root, err)
@@ -302,12 +308,7 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 		// clone of that mount with the configuration.
 		sp.pid, sp.sync, sp.joined = early.sp.pid, early.sp.sync, early.sp.joined
 		early.sp.sync = nil
-		var tree int
-		if tree, err = unix.OpenTree(unix.AT_FDCWD, rootfs, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE); err != nil {
-			return nil, fmt.Errorf("container %s: clone the rootfs mount: %w", id, err)
-		}
-		defer unix.Close(tree)
-		ic.rootfsTree = tree
+		ic.rootfsTree = rootfsTree
 		if err = setCgroups(); err == nil {
 			err = sp.finish()
 		}
@@ -1048,4 +1049,14 @@ func (r *Runtime) compileSeccomp(spec *specs.Spec) (*seccomp.Program, error) {
 		return nil, nil
 	}
 	return seccomp.Compiled(spec.Linux.Seccomp, filepath.Join(r.Root, ".seccomp"))
+}
+
+// openRootfsTree clones the mount tree at the spec's root path (relative
+// to bundle), for a process whose mount namespace is older than that
+// mount (see Early). Kernels before 5.2 cannot: -1 and the error.
+func openRootfsTree(bundle, root string) (int, error) {
+	if !filepath.IsAbs(root) {
+		root = filepath.Join(bundle, root)
+	}
+	return unix.OpenTree(unix.AT_FDCWD, root, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
 }
