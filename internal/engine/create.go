@@ -133,9 +133,10 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	// and written while the record is updated and the entrypoint checked.
 	written := make(chan error, 1)
 	go func() {
-		data, err := writeSpec(filepath.Join(e.persistDir(id), "config.json"), s)
+		data, err := json.Marshal(s)
 		if err == nil {
-			e.offerSpare(id, data)
+			e.offerSpare(id, data) // the spare decodes it while the file is written
+			err = writeFile(filepath.Join(e.persistDir(id), "config.json"), data)
 		}
 		written <- err
 	}()
@@ -301,17 +302,13 @@ func isMounted(dir string) bool {
 	return false
 }
 
-// writeSpec writes s as path and returns what it wrote.
-func writeSpec(path string, s any) ([]byte, error) {
-	data, err := json.Marshal(s)
-	if err != nil {
-		return nil, err
-	}
+// writeFile writes data as path, whole or not at all (a rename).
+func writeFile(path string, data []byte) error {
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return nil, fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return data, os.Rename(tmp, path)
+	return os.Rename(tmp, path)
 }
 
 // checkEntrypoint finds the command in the container's root filesystem as
