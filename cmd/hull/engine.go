@@ -139,7 +139,7 @@ func newMonitorCmd(g *globals) *cobra.Command {
 				// the engine opens: the command that started this spare
 				// has both processors busy then.
 				if earlyID != "" {
-					if early, err := engine.StartEarly(g.cfg, eng.Runtime().InitPath, earlyID, newNetNS); err == nil {
+					if early, err := eng.StartEarly(earlyID, newNetNS); err == nil {
 						o.Early = early
 					}
 				}

@@ -70,7 +70,7 @@ type Engine struct {
 // Open creates the engine over already opened services.
 func Open(cfg config.Config, db *metadata.DB, images *image.Service, snap *snapshot.Snapshotter) (*Engine, error) {
 	e := &Engine{cfg: cfg, db: db, images: images, snap: snap}
-	e.rt = &runtime.Runtime{Root: runtimeRoot(cfg), Warn: func(m string) { e.warn("%s", m) }}
+	e.rt = &runtime.Runtime{Root: filepath.Join(cfg.RunRoot, "runtime"), Warn: func(m string) { e.warn("%s", m) }}
 	// Every container makes and removes directories in these.
 	for _, d := range []string{e.persistDir(""), e.runDir(""), e.rt.Root} {
 		if err := snapshot.MkdirSpread(d, 0o711); err != nil {
@@ -91,9 +91,6 @@ func (e *Engine) warn(format string, args ...any) {
 	}
 	fmt.Fprintln(os.Stderr, "WARNING:", msg)
 }
-
-// runtimeRoot is where the engine's runtime keeps container state.
-func runtimeRoot(cfg config.Config) string { return filepath.Join(cfg.RunRoot, "runtime") }
 
 func (e *Engine) persistDir(id string) string { return filepath.Join(e.cfg.Root, "containers", id) }
 func (e *Engine) runDir(id string) string     { return filepath.Join(e.cfg.RunRoot, "containers", id) }

@@ -14,10 +14,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"hull/internal/cgroups"
-	"hull/internal/config"
 	"hull/internal/monitor"
 	"hull/internal/runtime"
-	"hull/internal/snapshot"
 )
 
 // A spare monitor is started before the container it will supervise
@@ -139,15 +137,9 @@ func (e *Engine) Close() {
 // StartEarly starts the first process of the container that will have id
 // (CreateOptions.ID), for the spare monitor that waits for it: that
 // process then starts while the container is being created (see
-// runtime.Early). It needs no open engine, only the configuration and the
-// init binary the engine's runtime uses. With newNetNS the process gets a
-// new network namespace.
-func StartEarly(cfg config.Config, initPath, id string, newNetNS bool) (*monitor.Early, error) {
-	rt := &runtime.Runtime{Root: runtimeRoot(cfg), InitPath: initPath}
-	if err := snapshot.MkdirSpread(rt.Root, 0o711); err != nil {
-		return nil, err
-	}
-	return monitor.StartEarly(rt, id, cgroups.EnginePath(id), newNetNS)
+// runtime.Early). With newNetNS the process gets a new network namespace.
+func (e *Engine) StartEarly(id string, newNetNS bool) (*monitor.Early, error) {
+	return monitor.StartEarly(e.rt, id, cgroups.EnginePath(id), newNetNS)
 }
 
 // offerSpare sends the spare monitor, ahead of the container's ID, the

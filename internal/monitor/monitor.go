@@ -169,12 +169,6 @@ func Run(cfg Config, rt *runtime.Runtime, rec Recorder, ready func(error)) error
 	if cfg.BackoffMax <= 0 {
 		cfg.BackoffMax = 5 * time.Minute
 	}
-	if cfg.NetNS != nil {
-		defer cfg.NetNS.Close() // unless the first run took it (and closed it)
-	}
-	if cfg.Early != nil {
-		defer cfg.Early.Close() // closes nothing once the first run took it
-	}
 	logw, err := streams.OpenLog(cfg.LogPath, cfg.LogMaxSize, cfg.LogMaxFiles)
 	if err != nil {
 		ready(err)
@@ -182,6 +176,7 @@ func Run(cfg Config, rt *runtime.Runtime, rec Recorder, ready func(error)) error
 	}
 	defer logw.Close()
 	m := &mon{cfg: cfg, rt: rt, rec: rec, log: logw}
+	defer m.closeAhead()
 	switch {
 	case cfg.Resume != nil && cfg.ListenerFD > 0:
 		if m.srv, err = shim.InheritListener(cfg.ListenerFD); err != nil {
@@ -295,6 +290,19 @@ func (m *mon) waitAttached() error {
 	}
 }
 
+// closeAhead closes what was made ahead for the first run (Config.NetNS,
+// Config.Early) if that run did not take it.
+func (m *mon) closeAhead() {
+	if m.cfg.NetNS != nil {
+		m.cfg.NetNS.Close()
+		m.cfg.NetNS = nil
+	}
+	if m.cfg.Early != nil {
+		m.cfg.Early.Close()
+		m.cfg.Early = nil
+	}
+}
+
 // waitDeleted waits for the last run's runtime removal, if any is going
 // on: before the container runs again (same id) and before the exit is
 // announced (a client then finds nothing of it left).
@@ -312,8 +320,15 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 		return Exit{Code: 125, Stage: stage, Error: err.Error(), At: time.Now()}
 	}
 	m.waitDeleted()
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return fail("create", err)
+	}
+	defer devnull.Close()
+	// What was made ahead is for the first run only; a restart starts
+	// afresh.
 	early := m.cfg.Early
-	m.cfg.Early = nil // a restart starts afresh
+	m.cfg.Early = nil
 	if early != nil && (m.cfg.TTY || m.cfg.Stdin) {
 		early.Close()
 		early = nil
@@ -324,23 +339,18 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 	// A detached container is handed to the shim once it runs; its
 	// output then stays in the pipes until the shim reads it.
 	handOver := m.cfg.Shim != nil && !m.cfg.WaitAttach
-	opts := runtime.CreateOptions{Bundle: m.cfg.Bundle, Spec: m.cfg.Spec}
+	opts := runtime.CreateOptions{Bundle: m.cfg.Bundle, Spec: m.cfg.Spec, NetNS: m.cfg.NetNS}
 	m.cfg.Spec = nil
 	var io stdio
 	var closeAfterCreate []*os.File
 	var consolePeer *os.File
-	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		return fail("create", err)
-	}
-	defer devnull.Close()
 	switch {
 	case early != nil:
-		// Create takes the early process, or starts one on these pipes.
+		// Create takes the early process (and closes it in any case),
+		// or starts one on these pipes; io owns the read ends.
 		opts.Early, opts.Stdin, opts.Stdout, opts.Stderr = early.rt, devnull, early.outW, early.errW
 		io.out, io.err = early.out, early.err
 		closeAfterCreate = append(closeAfterCreate, early.outW, early.errW)
-		*early = Early{}
 	case m.cfg.TTY:
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
@@ -370,13 +380,12 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 			closeAfterCreate = append(closeAfterCreate, inR)
 		}
 	}
-	trace.Mark("monitor: runtime create")
-	opts.NetNS = m.cfg.NetNS
-	c, err := m.rt.Create(m.cfg.ID, opts)
-	if m.cfg.NetNS != nil { // a restart needs a namespace of its own
-		m.cfg.NetNS.Close()
+	if m.cfg.NetNS != nil {
+		closeAfterCreate = append(closeAfterCreate, m.cfg.NetNS)
 		m.cfg.NetNS = nil
 	}
+	trace.Mark("monitor: runtime create")
+	c, err := m.rt.Create(m.cfg.ID, opts)
 	trace.Mark("monitor: runtime created")
 	for _, f := range closeAfterCreate {
 		f.Close()

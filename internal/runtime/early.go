@@ -105,7 +105,7 @@ func (r *Runtime) StartEarly(id string, o EarlyOptions) (e *Early, err error) {
 			made <- err
 		}()
 		sp.newFlags &^= unix.CLONE_NEWNET
-		sp.join = []string{fmt.Sprintf("net=/proc/%d/fd/%d", os.Getpid(), holder.Fd())}
+		sp.join = []string{joinPath("net", holder)}
 		makeCgroups := sp.prepare
 		sp.prepare = func() error {
 			err := makeCgroups()

@@ -55,12 +55,14 @@ func InitMain() {
 	sync := os.NewFile(uintptr(syncFD), "sync")
 	buf := make([]byte, 1<<20)
 	var cfg initConfig
-	if err := readConfig(sync, buf, &cfg); err != nil {
+	tree, err := readJSONFD(sync, buf, &cfg)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "hull init: read config: %v\n", err)
 		os.Exit(1)
 	}
+	cfg.rootfsTree = tree // sent with it to an early process (see Early)
 	trace.Mark("init: config read")
-	err := containerInit(&cfg, sync, buf)
+	err = containerInit(&cfg, sync, buf)
 	// Only failures get here.
 	_ = sendJSON(sync, syncMsg{Type: "error", Error: err.Error()})
 	fmt.Fprintf(os.Stderr, "hull init: %v\n", err)
@@ -68,7 +70,7 @@ func InitMain() {
 }
 
 func containerInit(cfg *initConfig, sync *os.File, buf []byte) error {
-	for _, fd := range []int{cfg.FifoFD, cfg.ConsoleFD, cfg.NetNSFD} {
+	for _, fd := range []int{cfg.FifoFD, cfg.ConsoleFD} {
 		if fd > 2 {
 			unix.CloseOnExec(fd)
 		}

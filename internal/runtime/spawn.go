@@ -50,10 +50,9 @@ type initConfig struct {
 	SyncFD    int `json:"sync_fd"`
 	FifoFD    int `json:"fifo_fd"`
 	ConsoleFD int `json:"console_fd"`
-	NetNSFD   int `json:"netns_fd"` // see CreateOptions.NetNS
 	// rootfsTree is the root filesystem's mount tree the parent cloned
 	// (open_tree) and sent with the configuration, for an init whose mount
-	// namespace is older than that mount (see Early); 0: none.
+	// namespace is older than that mount (see Early); 0 or -1: none.
 	rootfsTree  int
 	PreserveFDs int `json:"preserve_fds"`
 	// AskHooks: stop before pivot_root so the parent runs prestart and
@@ -102,10 +101,16 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	if err := validateSpec(spec); err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
+	rootfs := spec.Root.Path
+	if !filepath.IsAbs(rootfs) {
+		rootfs = filepath.Join(bundle, rootfs)
+	}
+	// An early process's mount namespace is older than the rootfs mount:
+	// it gets a clone of that mount (kernels since 5.2).
 	early := o.Early
-	rootfsTree := -1 // for the early process (see Early)
+	rootfsTree := -1
 	if early != nil && early.fits(id, spec, o, sealed) {
-		if t, err := openRootfsTree(bundle, spec.Root.Path); err == nil {
+		if t, err := unix.OpenTree(unix.AT_FDCWD, rootfs, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE); err == nil {
 			rootfsTree = t
 		}
 	}
@@ -127,10 +132,6 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 		}
 	}
 	defer lock.Close()
-	rootfs := spec.Root.Path
-	if !filepath.IsAbs(rootfs) {
-		rootfs = filepath.Join(bundle, rootfs)
-	}
 	if rootfs, err = filepath.EvalSymlinks(rootfs); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("container %s: rootfs: %w", id, err)
@@ -199,7 +200,6 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
 	ic.Spec = initSpec(spec, ic.Seccomp != nil)
-	var netns *os.File // o.NetNS, once this container takes it
 	takeNetNS := o.NetNS != nil && !slices.ContainsFunc(spec.Linux.Namespaces, func(ns specs.LinuxNamespace) bool {
 		return ns.Type == specs.UserNamespace
 	})
@@ -216,7 +216,7 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 			continue
 		}
 		if typ == "net" && takeNetNS {
-			netns = o.NetNS // joined below, once its fd number is known
+			sp.join = append(sp.join, joinPath("net", o.NetNS))
 			continue
 		}
 		if typ != "cgroup" {
@@ -268,12 +268,6 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 		sp.files = append(sp.files, console)
 		ic.ConsoleFD = ic.FifoFD + 1
 	}
-	ic.NetNSFD = -1
-	if early == nil && netns != nil {
-		ic.NetNSFD = ic.FifoFD + len(sp.files)
-		sp.files = append(sp.files, netns)
-		sp.join = append(sp.join, "net=/proc/self/fd/"+strconv.Itoa(ic.NetNSFD))
-	}
 	ic.AskHooks = h != nil && (len(h.Prestart) > 0 || len(h.CreateRuntime) > 0)
 	ic.State = specs.State{Version: specs.Version, ID: id, Status: specs.StateCreating, Bundle: bundle, Annotations: spec.Annotations}
 	sp.init = ic
@@ -304,8 +298,7 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	trace.Mark("runtime: spawning init")
 	if early != nil {
 		// Started already (see Early); its cgroups exist, limits come now,
-		// and its mount namespace, older than the rootfs mount, gets a
-		// clone of that mount with the configuration.
+		// and the clone of the rootfs mount goes with the configuration.
 		sp.pid, sp.sync, sp.joined = early.sp.pid, early.sp.sync, early.sp.joined
 		early.sp.sync = nil
 		ic.rootfsTree = rootfsTree
@@ -848,11 +841,7 @@ func (sp *spawn) finish() error {
 	}
 	// Hooks the init runs get the pid as the host sees it.
 	sp.init.State.Pid = sp.pid
-	tree := -1
-	if sp.init.rootfsTree > 0 {
-		tree = sp.init.rootfsTree
-	}
-	if err := sendJSONFD(parent, sp.init, tree); err != nil {
+	if err := sendJSONFD(parent, sp.init, sp.init.rootfsTree); err != nil {
 		return err
 	}
 	if sp.init.Exec {
@@ -909,13 +898,14 @@ func sendJSON(f *os.File, v any) error {
 	return sendJSONFD(f, v, -1)
 }
 
-// sendJSONFD sends v as one message, with fd (SCM_RIGHTS) unless it is -1.
+// sendJSONFD sends v as one message, with fd (SCM_RIGHTS) when it is above
+// 0 (descriptor 0 is stdin, never sent).
 func sendJSONFD(f *os.File, v any, fd int) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	if fd < 0 {
+	if fd <= 0 {
 		_, err = f.Write(b)
 	} else {
 		var rc syscall.RawConn
@@ -935,12 +925,18 @@ func sendJSONFD(f *os.File, v any, fd int) error {
 	return nil
 }
 
-// readConfig reads the init's configuration and the mount tree of its
-// root filesystem, when the parent sends one with it (see Early).
-func readConfig(f *os.File, buf []byte, cfg *initConfig) error {
+// readJSON reads one message of the sync socket into v.
+func readJSON(f *os.File, buf []byte, v any) error {
+	_, err := readJSONFD(f, buf, v)
+	return err
+}
+
+// readJSONFD reads one message into v, and returns the descriptor sent
+// with it (SCM_RIGHTS, see sendJSONFD), or -1.
+func readJSONFD(f *os.File, buf []byte, v any) (int, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {
-		return err
+		return -1, err
 	}
 	oob := make([]byte, unix.CmsgSpace(4))
 	var n, oobn int
@@ -952,36 +948,23 @@ func readConfig(f *os.File, buf []byte, cfg *initConfig) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("sync socket: %w", err)
+		return -1, fmt.Errorf("sync socket: %w", err)
 	}
-	if n == 0 {
-		return io.EOF
-	}
+	fd := -1
 	if msgs, perr := unix.ParseSocketControlMessage(oob[:oobn]); perr == nil {
 		for _, m := range msgs {
 			if fds, perr := unix.ParseUnixRights(&m); perr == nil && len(fds) > 0 {
-				cfg.rootfsTree = fds[0]
+				fd = fds[0]
 			}
 		}
 	}
-	if err := json.Unmarshal(buf[:n], cfg); err != nil {
-		return fmt.Errorf("sync socket: %w", err)
-	}
-	return nil
-}
-
-func readJSON(f *os.File, buf []byte, v any) error {
-	n, err := f.Read(buf)
-	if err != nil {
-		return err
-	}
 	if n == 0 {
-		return io.EOF
+		return fd, io.EOF
 	}
 	if err := json.Unmarshal(buf[:n], v); err != nil {
-		return fmt.Errorf("sync socket: %w", err)
+		return fd, fmt.Errorf("sync socket: %w", err)
 	}
-	return nil
+	return fd, nil
 }
 
 // writeIDMaps writes the user namespace's uid and gid maps of pid.
@@ -1049,14 +1032,4 @@ func (r *Runtime) compileSeccomp(spec *specs.Spec) (*seccomp.Program, error) {
 		return nil, nil
 	}
 	return seccomp.Compiled(spec.Linux.Seccomp, filepath.Join(r.Root, ".seccomp"))
-}
-
-// openRootfsTree clones the mount tree at the spec's root path (relative
-// to bundle), for a process whose mount namespace is older than that
-// mount (see Early). Kernels before 5.2 cannot: -1 and the error.
-func openRootfsTree(bundle, root string) (int, error) {
-	if !filepath.IsAbs(root) {
-		root = filepath.Join(bundle, root)
-	}
-	return unix.OpenTree(unix.AT_FDCWD, root, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
 }
