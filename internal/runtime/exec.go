@@ -91,7 +91,7 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (int, error) 
 	// by then); anything else is the error.
 	var m syncMsg
 	buf := make([]byte, 1<<16)
-	if err := readJSON(sp.sync, buf, &m); err == nil {
+	if err := readMsg(sp.sync, buf, &m); err == nil {
 		var ws unix.WaitStatus
 		_, _ = unix.Wait4(sp.pid, &ws, 0, nil)
 		return 0, fmt.Errorf("container %s: exec: %s", id, m.Error)

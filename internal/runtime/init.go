@@ -55,7 +55,7 @@ func InitMain() {
 	sync := os.NewFile(uintptr(syncFD), "sync")
 	buf := make([]byte, 1<<20)
 	var cfg initConfig
-	tree, err := readJSONFD(sync, buf, &cfg)
+	tree, err := readMsgFD(sync, buf, &cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "hull init: read config: %v\n", err)
 		os.Exit(1)
@@ -64,7 +64,7 @@ func InitMain() {
 	trace.Mark("init: config read")
 	err = containerInit(&cfg, sync, buf)
 	// Only failures get here.
-	_ = sendJSON(sync, syncMsg{Type: "error", Error: err.Error()})
+	_ = sendMsg(sync, syncMsg{Type: "error", Error: err.Error()})
 	fmt.Fprintf(os.Stderr, "hull init: %v\n", err)
 	os.Exit(1)
 }
@@ -136,11 +136,11 @@ func containerInit(cfg *initConfig, sync *os.File, buf []byte) error {
 		// boot; the new cgroup namespace must be rooted there, so wait
 		// for the move. Only this thread (the one that execs, and the
 		// thread group leader /proc/PID/ns shows) needs the namespace.
-		if err := sendJSON(sync, syncMsg{Type: "cgroup"}); err != nil {
+		if err := sendMsg(sync, syncMsg{Type: "cgroup"}); err != nil {
 			return err
 		}
 		var m syncMsg
-		if err := readJSON(sync, buf, &m); err != nil {
+		if err := readMsg(sync, buf, &m); err != nil {
 			return fmt.Errorf("wait for cgroup placement: %w", err)
 		}
 		if m.Type != "cgroup-done" {
@@ -151,7 +151,7 @@ func containerInit(cfg *initConfig, sync *os.File, buf []byte) error {
 		}
 	}
 	if !cfg.Exec {
-		if err := sendJSON(sync, syncMsg{Type: "ready"}); err != nil {
+		if err := sendMsg(sync, syncMsg{Type: "ready"}); err != nil {
 			return err
 		}
 		// Block until `start` opens the fifo for reading.

@@ -185,11 +185,11 @@ func setupRootfs(cfg *initConfig, sync *os.File, buf []byte) error {
 // in the container's namespaces before pivot_root.
 func runCreateHooks(cfg *initConfig, sync *os.File, buf []byte) error {
 	if cfg.AskHooks {
-		if err := sendJSON(sync, syncMsg{Type: "hooks"}); err != nil {
+		if err := sendMsg(sync, syncMsg{Type: "hooks"}); err != nil {
 			return err
 		}
 		var m syncMsg
-		if err := readJSON(sync, buf, &m); err != nil {
+		if err := readMsg(sync, buf, &m); err != nil {
 			return fmt.Errorf("wait for hooks: %w", err)
 		}
 		if m.Type != "hooks-done" {

@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,49 +22,50 @@ import (
 	"hull/internal/cgroups"
 	"hull/internal/seccomp"
 	"hull/internal/trace"
+	"hull/internal/wire"
 )
 
 // initConfig is what the parent sends the container's first Go process
-// once the namespaces exist.
+// once the namespaces exist (in the wire encoding, see sendMsg).
 type initConfig struct {
-	Exec    bool        `json:"exec"`
-	ID      string      `json:"id"`
-	Spec    *specs.Spec `json:"spec"`
-	Rootfs  string      `json:"rootfs"`
-	Bundle  string      `json:"bundle"`
-	NoPivot bool        `json:"no_pivot"`
+	Exec    bool
+	ID      string
+	Spec    *specs.Spec
+	Rootfs  string
+	Bundle  string
+	NoPivot bool
 	// Which namespaces are new (their setup is ours to do).
-	NewMount  bool `json:"new_mount"`
-	NewUTS    bool `json:"new_uts"`
-	NewUser   bool `json:"new_user"`
-	NewCgroup bool `json:"new_cgroup"`
+	NewMount  bool
+	NewUTS    bool
+	NewUser   bool
+	NewCgroup bool
 	// Cgroups are the container's cgroup directories, for cgroup mounts.
-	Cgroups []cgroups.Mount `json:"cgroups"`
+	Cgroups []cgroups.Mount
 	// Rlimits, already clamped to what this host allows.
-	Rlimits []specs.POSIXRlimit `json:"rlimits"`
+	Rlimits []specs.POSIXRlimit
 	// Seccomp is the spec's filter compiled by the parent (and cached
 	// across containers), so the init only loads it.
-	Seccomp *seccomp.Program `json:"seccomp,omitempty"`
+	Seccomp *seccomp.Program
 	// File descriptors in the child.
-	SyncFD    int `json:"sync_fd"`
-	FifoFD    int `json:"fifo_fd"`
-	ConsoleFD int `json:"console_fd"`
+	SyncFD    int
+	FifoFD    int
+	ConsoleFD int
 	// rootfsTree is the root filesystem's mount tree the parent cloned
 	// (open_tree) and sent with the configuration, for an init whose mount
 	// namespace is older than that mount (see Early); 0 or -1: none.
 	rootfsTree  int
-	PreserveFDs int `json:"preserve_fds"`
+	PreserveFDs int
 	// AskHooks: stop before pivot_root so the parent runs prestart and
 	// createRuntime hooks.
-	AskHooks bool `json:"ask_hooks"`
+	AskHooks bool
 	// State is given to createContainer and startContainer hooks.
-	State specs.State `json:"state"`
+	State specs.State
 }
 
 // syncMsg is what the Go side of the child reports.
 type syncMsg struct {
-	Type  string `json:"type"` // "hooks", "ready", "error"
-	Error string `json:"error,omitempty"`
+	Type  string // "hooks", "ready", "error"
+	Error string
 }
 
 // Create sets up a container from a bundle and leaves its init waiting for
@@ -364,13 +364,17 @@ func withDefaultDevices(spec *specs.Spec) *specs.LinuxResources {
 
 // initSpec is the spec as the init needs it, without what the parent has
 // already done: the resources (cgroups are set before it starts) and, once
-// compiled, the seccomp rules (a default profile is tens of kilobytes of
-// JSON the init would decode for nothing). The caller's spec is not changed.
+// compiled, the seccomp rules (a default profile is hundreds of syscall
+// names the init would receive for nothing), nor the other platforms'
+// parts. The caller's spec is not changed.
 func initSpec(spec *specs.Spec, seccompCompiled bool) *specs.Spec {
-	if spec.Linux == nil {
-		return spec
-	}
 	s := *spec
+	// Nothing the init reads is there, and a Windows credential spec
+	// (any JSON value) could not be sent (see package wire).
+	s.Windows, s.Solaris, s.VM, s.ZOS = nil, nil, nil, nil
+	if spec.Linux == nil {
+		return &s
+	}
 	l := *spec.Linux
 	l.Resources = nil
 	if seccompCompiled && l.Seccomp != nil {
@@ -841,7 +845,7 @@ func (sp *spawn) finish() error {
 	}
 	// Hooks the init runs get the pid as the host sees it.
 	sp.init.State.Pid = sp.pid
-	if err := sendJSONFD(parent, sp.init, sp.init.rootfsTree); err != nil {
+	if err := sendMsgFD(parent, sp.init, sp.init.rootfsTree); err != nil {
 		return err
 	}
 	if sp.init.Exec {
@@ -850,7 +854,7 @@ func (sp *spawn) finish() error {
 	buf := make([]byte, 1<<16)
 	for {
 		var m syncMsg
-		if err := readJSON(parent, buf, &m); err != nil {
+		if err := readMsg(parent, buf, &m); err != nil {
 			if errors.Is(err, io.EOF) {
 				return errors.New("init exited during setup (see its stderr)")
 			}
@@ -859,22 +863,22 @@ func (sp *spawn) finish() error {
 		switch m.Type {
 		case "hooks":
 			if err := waitApplied(); err != nil {
-				_ = sendJSON(parent, syncMsg{Type: "error", Error: err.Error()})
+				_ = sendMsg(parent, syncMsg{Type: "error", Error: err.Error()})
 				return err
 			}
 			if err := sp.onHooks(sp.pid); err != nil {
-				_ = sendJSON(parent, syncMsg{Type: "error", Error: err.Error()})
+				_ = sendMsg(parent, syncMsg{Type: "error", Error: err.Error()})
 				return err
 			}
-			if err := sendJSON(parent, syncMsg{Type: "hooks-done"}); err != nil {
+			if err := sendMsg(parent, syncMsg{Type: "hooks-done"}); err != nil {
 				return err
 			}
 		case "cgroup":
 			if err := waitApplied(); err != nil {
-				_ = sendJSON(parent, syncMsg{Type: "error", Error: err.Error()})
+				_ = sendMsg(parent, syncMsg{Type: "error", Error: err.Error()})
 				return err
 			}
-			if err := sendJSON(parent, syncMsg{Type: "cgroup-done"}); err != nil {
+			if err := sendMsg(parent, syncMsg{Type: "cgroup-done"}); err != nil {
 				return err
 			}
 		case "ready":
@@ -894,16 +898,21 @@ func orStd(f, def *os.File) *os.File {
 	return def
 }
 
-func sendJSON(f *os.File, v any) error {
-	return sendJSONFD(f, v, -1)
+// The messages between a process and the init it starts are Go values in
+// the wire encoding, not JSON: the init would spend about a millisecond
+// building JSON decoders for a spec before anything else (see package
+// wire).
+
+func sendMsg(f *os.File, v any) error {
+	return sendMsgFD(f, v, -1)
 }
 
-// sendJSONFD sends v as one message, with fd (SCM_RIGHTS) when it is above
+// sendMsgFD sends v as one message, with fd (SCM_RIGHTS) when it is above
 // 0 (descriptor 0 is stdin, never sent).
-func sendJSONFD(f *os.File, v any, fd int) error {
-	b, err := json.Marshal(v)
+func sendMsgFD(f *os.File, v any, fd int) error {
+	b, err := wire.Append(nil, v)
 	if err != nil {
-		return err
+		return fmt.Errorf("sync socket: %w", err)
 	}
 	if fd <= 0 {
 		_, err = f.Write(b)
@@ -925,23 +934,23 @@ func sendJSONFD(f *os.File, v any, fd int) error {
 	return nil
 }
 
-// readJSON reads one message of the sync socket into v.
-func readJSON(f *os.File, buf []byte, v any) error {
-	_, err := readJSONFD(f, buf, v)
+// readMsg reads one message of the sync socket into v.
+func readMsg(f *os.File, buf []byte, v any) error {
+	_, err := readMsgFD(f, buf, v)
 	return err
 }
 
-// readJSONFD reads one message into v, and returns the descriptor sent
-// with it (SCM_RIGHTS, see sendJSONFD), or -1.
-func readJSONFD(f *os.File, buf []byte, v any) (int, error) {
+// readMsgFD reads one message into v, and returns the descriptor sent
+// with it (SCM_RIGHTS, see sendMsgFD), or -1.
+func readMsgFD(f *os.File, buf []byte, v any) (int, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return -1, err
 	}
 	oob := make([]byte, unix.CmsgSpace(4))
-	var n, oobn int
+	var n, oobn, flags int
 	cerr := rc.Read(func(s uintptr) bool {
-		n, oobn, _, _, err = unix.Recvmsg(int(s), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		n, oobn, flags, _, err = unix.Recvmsg(int(s), buf, oob, unix.MSG_CMSG_CLOEXEC)
 		return err != unix.EAGAIN
 	})
 	if err == nil {
@@ -961,7 +970,10 @@ func readJSONFD(f *os.File, buf []byte, v any) (int, error) {
 	if n == 0 {
 		return fd, io.EOF
 	}
-	if err := json.Unmarshal(buf[:n], v); err != nil {
+	if flags&unix.MSG_TRUNC != 0 {
+		return fd, fmt.Errorf("sync socket: message longer than %d bytes", len(buf))
+	}
+	if err := wire.Decode(buf[:n], v); err != nil {
 		return fd, fmt.Errorf("sync socket: %w", err)
 	}
 	return fd, nil

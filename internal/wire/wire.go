@@ -1,0 +1,317 @@
+// Package wire encodes Go values in a compact binary form for a hull
+// process and a process it starts from the same source (the container's
+// init, hull-init), where JSON cost too much: a first JSON decode of an OCI
+// spec in a fresh process builds its per-type decoders by reflection,
+// about a millisecond, and every container start paid it in the init
+// before anything else could happen.
+//
+// The encoding walks the value's exported fields in declaration order
+// (no names, no tags): integers as varints, strings and slices with their
+// length, a flag for nil pointers, slices and maps. Both sides must
+// therefore have the same types; every message starts with a fingerprint
+// of the type's layout, and Decode refuses a message made for another
+// layout (an init binary from another build) instead of misreading it.
+// Interfaces are encoded only when nil; unexported fields are skipped.
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"reflect"
+	"strconv"
+	"sync"
+)
+
+// Append appends the encoding of v (a value, or a pointer to the value)
+// to b.
+func Append(b []byte, v any) ([]byte, error) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Pointer {
+		if rv.IsNil() {
+			return nil, errors.New("wire: nil pointer")
+		}
+		rv = rv.Elem()
+	}
+	b = binary.LittleEndian.AppendUint64(b, Fingerprint(rv.Type()))
+	return appendValue(b, rv)
+}
+
+// Decode decodes data, made by Append from a value of the same type, into
+// v, a non-nil pointer to a zero value.
+func Decode(data []byte, v any) error {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return errors.New("wire: decode needs a non-nil pointer")
+	}
+	if len(data) < 8 {
+		return errors.New("wire: message too short")
+	}
+	rv = rv.Elem()
+	if got, want := binary.LittleEndian.Uint64(data), Fingerprint(rv.Type()); got != want {
+		return fmt.Errorf("wire: message for another layout of %s (fingerprint %x, this build has %x): hull and its init binary come from different builds", rv.Type(), got, want)
+	}
+	d := decoder{data: data[8:]}
+	d.value(rv)
+	if d.err == nil && len(d.data) != 0 {
+		d.err = fmt.Errorf("wire: %d bytes left over", len(d.data))
+	}
+	return d.err
+}
+
+var fingerprints sync.Map // reflect.Type -> uint64
+
+// Fingerprint is a hash of t's layout as the encoding sees it: kinds,
+// field names and element types, recursively.
+func Fingerprint(t reflect.Type) uint64 {
+	if f, ok := fingerprints.Load(t); ok {
+		return f.(uint64)
+	}
+	h := fnv.New64a()
+	describe(h, t, map[reflect.Type]int{})
+	f := h.Sum64()
+	fingerprints.Store(t, f)
+	return f
+}
+
+func describe(h interface{ Write([]byte) (int, error) }, t reflect.Type, seen map[reflect.Type]int) {
+	if n, ok := seen[t]; ok {
+		h.Write([]byte("@" + strconv.Itoa(n) + ";"))
+		return
+	}
+	seen[t] = len(seen)
+	h.Write([]byte(t.Kind().String() + "("))
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		if t.Kind() == reflect.Array {
+			h.Write([]byte(strconv.Itoa(t.Len())))
+		}
+		describe(h, t.Elem(), seen)
+	case reflect.Map:
+		describe(h, t.Key(), seen)
+		describe(h, t.Elem(), seen)
+	case reflect.Struct:
+		for i := 0; i < t.NumField(); i++ {
+			if f := t.Field(i); f.IsExported() {
+				h.Write([]byte(f.Name + ":"))
+				describe(h, f.Type, seen)
+			}
+		}
+	}
+	h.Write([]byte(")"))
+}
+
+func appendValue(b []byte, v reflect.Value) ([]byte, error) {
+	switch v.Kind() {
+	case reflect.Bool:
+		if v.Bool() {
+			return append(b, 1), nil
+		}
+		return append(b, 0), nil
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return binary.AppendVarint(b, v.Int()), nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return binary.AppendUvarint(b, v.Uint()), nil
+	case reflect.Float32, reflect.Float64:
+		return binary.LittleEndian.AppendUint64(b, math.Float64bits(v.Float())), nil
+	case reflect.String:
+		b = binary.AppendUvarint(b, uint64(v.Len()))
+		return append(b, v.String()...), nil
+	case reflect.Pointer:
+		if v.IsNil() {
+			return append(b, 0), nil
+		}
+		return appendValue(append(b, 1), v.Elem())
+	case reflect.Interface:
+		if v.IsNil() {
+			return b, nil
+		}
+		return nil, fmt.Errorf("wire: cannot encode a non-nil %s", v.Type())
+	case reflect.Slice:
+		if v.IsNil() {
+			return append(b, 0), nil
+		}
+		b = binary.AppendUvarint(b, uint64(v.Len())+1)
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return append(b, v.Bytes()...), nil
+		}
+		return appendElems(b, v)
+	case reflect.Array:
+		return appendElems(b, v)
+	case reflect.Map:
+		if v.IsNil() {
+			return append(b, 0), nil
+		}
+		b = binary.AppendUvarint(b, uint64(v.Len())+1)
+		var err error
+		for it := v.MapRange(); it.Next(); {
+			if b, err = appendValue(b, it.Key()); err != nil {
+				return nil, err
+			}
+			if b, err = appendValue(b, it.Value()); err != nil {
+				return nil, err
+			}
+		}
+		return b, nil
+	case reflect.Struct:
+		t := v.Type()
+		var err error
+		for i := 0; i < t.NumField(); i++ {
+			if !t.Field(i).IsExported() {
+				continue
+			}
+			if b, err = appendValue(b, v.Field(i)); err != nil {
+				return nil, fmt.Errorf("%s.%s: %w", t.Name(), t.Field(i).Name, err)
+			}
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("wire: cannot encode a %s", v.Type())
+}
+
+func appendElems(b []byte, v reflect.Value) ([]byte, error) {
+	var err error
+	for i := 0; i < v.Len(); i++ {
+		if b, err = appendValue(b, v.Index(i)); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// decoder reads what appendValue wrote; the first error sticks and stops
+// all further reading.
+type decoder struct {
+	data []byte
+	err  error
+}
+
+func (d *decoder) fail(format string, a ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("wire: "+format, a...)
+	}
+	d.data = nil
+}
+
+func (d *decoder) uvarint() uint64 { return number(d, binary.Uvarint) }
+func (d *decoder) varint() int64   { return number(d, binary.Varint) }
+
+// number reads one varint with read (binary.Uvarint or binary.Varint).
+func number[T uint64 | int64](d *decoder, read func([]byte) (T, int)) T {
+	x, n := read(d.data)
+	if n <= 0 {
+		d.fail("truncated or bad number")
+		return 0
+	}
+	d.data = d.data[n:]
+	return x
+}
+
+func (d *decoder) bytes(n uint64) []byte {
+	if n > uint64(len(d.data)) {
+		d.fail("truncated: %d bytes wanted, %d left", n, len(d.data))
+		return nil
+	}
+	b := d.data[:n]
+	d.data = d.data[n:]
+	return b
+}
+
+// length reads a nil-or-length prefix: ok is false for nil.
+func (d *decoder) length() (n int, ok bool) {
+	x := d.uvarint()
+	if x == 0 {
+		return 0, false
+	}
+	// Every element takes at least one byte.
+	if x-1 > uint64(len(d.data)) {
+		d.fail("length %d beyond the message", x-1)
+		return 0, false
+	}
+	return int(x - 1), true
+}
+
+func (d *decoder) value(v reflect.Value) {
+	if d.err != nil {
+		return
+	}
+	switch v.Kind() {
+	case reflect.Bool:
+		b := d.bytes(1)
+		if len(b) == 1 {
+			v.SetBool(b[0] != 0)
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		x := d.varint()
+		if v.OverflowInt(x) {
+			d.fail("%d overflows %s", x, v.Type())
+			return
+		}
+		v.SetInt(x)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		x := d.uvarint()
+		if v.OverflowUint(x) {
+			d.fail("%d overflows %s", x, v.Type())
+			return
+		}
+		v.SetUint(x)
+	case reflect.Float32, reflect.Float64:
+		if b := d.bytes(8); len(b) == 8 {
+			v.SetFloat(math.Float64frombits(binary.LittleEndian.Uint64(b)))
+		}
+	case reflect.String:
+		v.SetString(string(d.bytes(d.uvarint())))
+	case reflect.Pointer:
+		b := d.bytes(1)
+		if len(b) == 1 && b[0] != 0 {
+			p := reflect.New(v.Type().Elem())
+			d.value(p.Elem())
+			v.Set(p)
+		}
+	case reflect.Interface:
+		// Only nil interfaces are encoded, as nothing.
+	case reflect.Slice:
+		n, ok := d.length()
+		if !ok {
+			return
+		}
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			v.SetBytes(append([]byte{}, d.bytes(uint64(n))...))
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), n, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			d.value(s.Index(i))
+		}
+		v.Set(s)
+	case reflect.Array:
+		for i := 0; i < v.Len() && d.err == nil; i++ {
+			d.value(v.Index(i))
+		}
+	case reflect.Map:
+		n, ok := d.length()
+		if !ok {
+			return
+		}
+		m := reflect.MakeMapWithSize(v.Type(), n)
+		for i := 0; i < n && d.err == nil; i++ {
+			k := reflect.New(v.Type().Key()).Elem()
+			e := reflect.New(v.Type().Elem()).Elem()
+			d.value(k)
+			d.value(e)
+			m.SetMapIndex(k, e)
+		}
+		v.Set(m)
+	case reflect.Struct:
+		t := v.Type()
+		for i := 0; i < t.NumField() && d.err == nil; i++ {
+			if t.Field(i).IsExported() {
+				d.value(v.Field(i))
+			}
+		}
+	default:
+		d.fail("cannot decode a %s", v.Type())
+	}
+}
