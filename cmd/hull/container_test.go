@@ -778,45 +778,129 @@ func TestRootWarning(t *testing.T) {
 	}
 }
 
+// monitorsOf lists the monitor processes of root: `hull monitor`, and the
+// copies of `hull run` its C constructor starts as spare monitors (see
+// spare.go), which keep _HULL_SPARE in their starting environment.
+func monitorsOf(root string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		args := strings.Split(string(b), "\x00")
+		if !slices.Contains(args, root) {
+			continue
+		}
+		if slices.Contains(args, "monitor") || spareEnv(pid) != "" {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// spareEnv is the _HULL_SPARE a process was started with ("" if none).
+func spareEnv(pid int) string {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	for _, kv := range strings.Split(string(b), "\x00") {
+		if v, ok := strings.CutPrefix(kv, "_HULL_SPARE="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
 // run starts the container's monitor ahead, while it creates the
-// container; when the run fails before starting anything, that spare
-// monitor goes away with it, and a run that succeeds is supervised by it.
+// container; when the run fails before starting anything (a bad flag, an
+// absent image), that spare monitor goes away with it, and a run that
+// succeeds is supervised by it.
 func TestSpareMonitorIsUsedOrGoes(t *testing.T) {
 	root, fx := containerEnv(t)
-	monitors := func() []int {
-		var pids []int
-		entries, _ := os.ReadDir("/proc")
-		for _, e := range entries {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			b, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-			args := strings.Split(string(b), "\x00")
-			if slices.Contains(args, root) && slices.Contains(args, "monitor") {
-				pids = append(pids, pid)
-			}
+	monitors := func() []int { return monitorsOf(root) }
+	for _, args := range [][]string{
+		{"run", fx.Registry + "/hull-test/absent:1", "true"},
+		{"run", "--no-such-flag", fx.Busybox.Ref, "true"},
+		{"run", "--rm", "-t", "--network", "bogus", fx.Busybox.Ref, "true"},
+	} {
+		out, err := hullProc(root, args...).CombinedOutput()
+		if err == nil {
+			t.Fatalf("%v succeeded: %s", args, out)
 		}
-		return pids
-	}
-	out, err := hullProc(root, "run", fx.Registry+"/hull-test/absent:1", "true").CombinedOutput()
-	if err == nil {
-		t.Fatalf("run of an absent image succeeded: %s", out)
-	}
-	for deadline := time.Now().Add(10 * time.Second); len(monitors()) > 0; {
-		if time.Now().After(deadline) {
-			t.Fatalf("monitors left after a failed run: %v", monitors())
+		for deadline := time.Now().Add(10 * time.Second); len(monitors()) > 0; {
+			if time.Now().After(deadline) {
+				t.Fatalf("monitors left after %v failed: %v", args, monitors())
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	id := strings.TrimSpace(mustHull(t, root, "run", "-d", fx.Busybox.Ref, "sleep", "60"))
 	var doc []struct{ HullLifecycle struct{ MonitorPid int } }
 	json.Unmarshal([]byte(mustHull(t, root, "inspect", id)), &doc)
-	if len(doc) != 1 || doc[0].HullLifecycle.MonitorPid == 0 || !slices.Contains(monitors(), doc[0].HullLifecycle.MonitorPid) {
-		t.Fatalf("the container's monitor %+v is not among this root's monitors %v", doc, monitors())
+	if len(doc) != 1 || doc[0].HullLifecycle.MonitorPid == 0 {
+		t.Fatalf("inspect %s: no monitor pid: %+v", id, doc)
+	}
+	// The monitor execs hull-shim about now; while it does, its command
+	// line reads empty.
+	for deadline := time.Now().Add(5 * time.Second); !slices.Contains(monitors(), doc[0].HullLifecycle.MonitorPid); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the container's monitor %+v is not among this root's monitors %v", doc, monitors())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if pids := monitors(); len(pids) != 1 {
 		t.Errorf("one container, monitors %v", pids)
+	}
+}
+
+// hull run's monitor is started by its C constructor, before the CLI's own
+// Go runtime, as a copy of the command; the id it was given is the
+// container's when the container's process was started ahead. Without the
+// constructor's spare (HULL_NO_EARLY_SPARE), the CLI starts `hull monitor
+// -` itself, and the container runs as well. (Foreground runs: a detached
+// container's monitor hands over to hull-shim.)
+func TestRunMonitorStartsBeforeTheCLI(t *testing.T) {
+	root, fx := containerEnv(t)
+	for _, noSpare := range []bool{false, true} {
+		name := fmt.Sprintf("fg-%v", noSpare)
+		cmd := hullProc(root, "run", "--rm", "--name", name, fx.Busybox.Ref, "sleep", "60")
+		if noSpare {
+			cmd.Env = append(cmd.Env, "HULL_NO_EARLY_SPARE=1")
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var doc []struct {
+			ID            string
+			State         struct{ Running bool }
+			HullLifecycle struct{ MonitorPid int }
+		}
+		for deadline := time.Now().Add(10 * time.Second); len(doc) != 1 || !doc[0].State.Running; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not running after 10s", name)
+			}
+			time.Sleep(20 * time.Millisecond)
+			out, _, _ := hull(t, root, "inspect", name)
+			json.Unmarshal([]byte(out), &doc)
+		}
+		mon := doc[0].HullLifecycle.MonitorPid
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(mon) + "/cmdline")
+		args := strings.Split(string(b), "\x00")
+		if noSpare {
+			if spareEnv(mon) != "" || !slices.Contains(args, "monitor") {
+				t.Errorf("HULL_NO_EARLY_SPARE: monitor %d %q (_HULL_SPARE %q), want hull monitor", mon, args, spareEnv(mon))
+			}
+		} else {
+			if got := spareEnv(mon); got != doc[0].ID {
+				t.Errorf("monitor %d was given id %q, want the container's %s", mon, got, doc[0].ID)
+			}
+			if !slices.Contains(args, "run") || slices.Contains(args, "monitor") {
+				t.Errorf("monitor command line %q, want a copy of the run command", args)
+			}
+		}
+		mustHull(t, root, "rm", "-f", name)
+		cmd.Wait()
 	}
 }
 

@@ -117,49 +117,7 @@ func newMonitorCmd(g *globals) *cobra.Command {
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.Resume == "" {
-				o.Sync = os.NewFile(3, "sync") // from the engine's Start
-			}
-			// The monitor outlives terminals and the command that started
-			// it: hangups and interrupts are not for it.
-			signalIgnore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
-			g.spare = args[0] == "-"
-			eng, done, err := g.openEngine(cmd)
-			if err != nil {
-				if o.Sync != nil {
-					fmt.Fprintf(o.Sync, "error 125 %v\n", err)
-				}
-				return err
-			}
-			defer done()
-			id := args[0]
-			if id == "-" {
-				// The container's network namespace and process are made
-				// ahead (failing, the runtime makes them later). Not while
-				// the engine opens: the command that started this spare
-				// has both processors busy then.
-				if earlyID != "" {
-					if early, err := eng.StartEarly(earlyID, newNetNS); err == nil {
-						o.Early = early
-					}
-				}
-				if newNetNS && o.Early == nil {
-					o.NetNS, _ = hullrt.NewNetNS()
-				}
-				if id, o.Spec, err = readSpareID(eng); err != nil || (o.Early != nil && id != earlyID) {
-					if o.Early != nil {
-						o.Early.Close()
-						o.Early = nil
-					}
-				}
-				if err != nil {
-					return nil // the command that started it had no use for it
-				}
-			}
-			err = eng.RunMonitor(context.Background(), id, o)
-			// A --rm container's anonymous volumes go with it.
-			eng.SweepVolumes(context.Background())
-			return err
+			return g.runMonitor(cmd, args[0], o, newNetNS, earlyID)
 		},
 	}
 	f := cmd.Flags()
@@ -169,6 +127,53 @@ func newMonitorCmd(g *globals) *cobra.Command {
 	f.BoolVar(&newNetNS, "new-netns", false, "(a spare) make the container's new network namespace while waiting")
 	f.StringVar(&earlyID, "early", "", "(a spare) start the process of the container that will have this id while waiting")
 	return cmd
+}
+
+// runMonitor is `hull monitor ID` (id "-": a spare, see StartSpare and
+// runSpare): with newNetNS and earlyID, what a spare makes ahead.
+func (g *globals) runMonitor(cmd *cobra.Command, id string, o engine.MonitorOptions, newNetNS bool, earlyID string) error {
+	if o.Resume == "" {
+		o.Sync = os.NewFile(3, "sync") // from the engine's Start
+	}
+	// The monitor outlives terminals and the command that started
+	// it: hangups and interrupts are not for it.
+	signalIgnore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
+	g.spare = id == "-"
+	eng, done, err := g.openEngine(cmd)
+	if err != nil {
+		if o.Sync != nil {
+			fmt.Fprintf(o.Sync, "error 125 %v\n", err)
+		}
+		return err
+	}
+	defer done()
+	if id == "-" {
+		// The container's network namespace and process are made
+		// ahead (failing, the runtime makes them later). Not while
+		// the engine opens: the command that started this spare
+		// has both processors busy then.
+		if earlyID != "" {
+			if early, err := eng.StartEarly(earlyID, newNetNS); err == nil {
+				o.Early = early
+			}
+		}
+		if newNetNS && o.Early == nil {
+			o.NetNS, _ = hullrt.NewNetNS()
+		}
+		if id, o.Spec, err = readSpareID(eng); err != nil || (o.Early != nil && id != earlyID) {
+			if o.Early != nil {
+				o.Early.Close()
+				o.Early = nil
+			}
+		}
+		if err != nil {
+			return nil // the command that started it had no use for it
+		}
+	}
+	err = eng.RunMonitor(context.Background(), id, o)
+	// A --rm container's anonymous volumes go with it.
+	eng.SweepVolumes(context.Background())
+	return err
 }
 
 // readSpareID waits for a spare monitor's container ID (and the spec sent

@@ -322,12 +322,27 @@ func newRunCmd(g *globals) *cobra.Command {
 			// Its monitor gets ready while the container is created,
 			// and starts the container's process ahead when the
 			// container is of the kind that allows it (runtime.Early).
-			earlyID := ""
-			if !f.tty && !f.interactive && f.memory == "" {
+			early := !f.tty && !f.interactive && f.memory == ""
+			newNetNS := f.network == "none"
+			if spareOf != "" {
+				// This process is the copy of the command started to
+				// be its monitor (see spare.go).
+				earlyID := ""
+				if early {
+					earlyID = spareOf
+				}
+				return g.runMonitor(cmd, "-", engine.MonitorOptions{WaitAttach: !detach}, newNetNS, earlyID)
+			}
+			spare, earlyID := adoptedSpare(!detach)
+			if !early {
+				earlyID = ""
+			} else if spare == nil {
 				earlyID = engine.NewID()
 			}
 			f.id = earlyID
-			spare := g.startSpareMonitor(!detach, f.network == "none", earlyID)
+			if spare == nil {
+				spare = g.startSpareMonitor(!detach, newNetNS, earlyID)
+			}
 			eng, done, err := g.openEngine(cmd)
 			if err != nil {
 				spare.Close()

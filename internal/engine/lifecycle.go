@@ -111,16 +111,16 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 		}
 	}
 	trace.Mark("start: claimed")
-	var cmd *exec.Cmd
+	var monitorPid int
 	var r *os.File
 	if spare := e.takeSpare(c.ID, o.WaitAttach); spare != nil {
-		cmd, r = spare.cmd, spare.sync
+		monitorPid, r = spare.proc.Pid, spare.sync
 	} else {
 		var w *os.File
 		if r, w, err = os.Pipe(); err != nil {
 			return nil, err
 		}
-		cmd = e.MonitorCommand(c.ID, o.WaitAttach)
+		cmd := e.MonitorCommand(c.ID, o.WaitAttach)
 		cmd.ExtraFiles = []*os.File{w}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		if err := cmd.Start(); err != nil {
@@ -134,8 +134,9 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 		// long-lived caller such as the CRI server); a CLI exits first
 		// and the monitor, in its own session, is adopted by init.
 		go cmd.Wait()
+		monitorPid = cmd.Process.Pid
 	}
-	e.update(ctx, c.ID, map[string]any{"monitor_pid": cmd.Process.Pid, "monitor_start": procStart(cmd.Process.Pid), "boot_id": bootID()})
+	e.update(ctx, c.ID, map[string]any{"monitor_pid": monitorPid, "monitor_start": procStart(monitorPid), "boot_id": bootID()})
 	st := &Starting{ID: c.ID, Socket: e.AttachSocket(c.ID), sync: bufio.NewReader(r), file: r}
 	if o.WaitAttach {
 		line, err := st.sync.ReadString('\n')

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"hull/internal/cgroups"
 	"hull/internal/monitor"
@@ -25,7 +26,7 @@ import (
 // pipe; Start hands it the ID instead of starting a monitor. A spare that
 // is never used reads end-of-file when the command exits, and exits too.
 type Spare struct {
-	cmd        *exec.Cmd
+	proc       *os.Process
 	id         *os.File // write end: the container's ID, one line
 	sync       *os.File // read end: the monitor's start report
 	waitAttach bool
@@ -59,8 +60,28 @@ func StartSpare(cmd *exec.Cmd, waitAttach bool) *Spare {
 		idW.Close()
 		return nil
 	}
-	s := &Spare{cmd: cmd, id: idW, sync: syncR, waitAttach: waitAttach, exited: make(chan struct{})}
+	s := &Spare{proc: cmd.Process, id: idW, sync: syncR, waitAttach: waitAttach, exited: make(chan struct{})}
 	go func() { cmd.Wait(); close(s.exited) }()
+	return s
+}
+
+// AdoptSpare takes on a spare monitor this process started before its Go
+// runtime did (hull's C constructor, for `hull run`): its pid, the read
+// end of its start report and the write end for its container's ID, as
+// StartSpare would have made them. Nil if pid is 0.
+func AdoptSpare(pid, syncFD, idFD int, waitAttach bool) *Spare {
+	if pid <= 0 {
+		return nil
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		unix.Close(syncFD)
+		unix.Close(idFD)
+		return nil
+	}
+	s := &Spare{proc: p, id: os.NewFile(uintptr(idFD), "spare-id"), sync: os.NewFile(uintptr(syncFD), "spare-sync"),
+		waitAttach: waitAttach, exited: make(chan struct{})}
+	go func() { p.Wait(); close(s.exited) }()
 	return s
 }
 
@@ -95,7 +116,7 @@ func (s *Spare) Close() {
 		return
 	case <-time.After(5 * time.Second):
 	}
-	s.cmd.Process.Kill()
+	s.proc.Kill()
 	select {
 	case <-s.exited:
 	case <-time.After(5 * time.Second):

@@ -1,0 +1,94 @@
+// See spare.go. This runs before the Go runtime starts: plain,
+// single-threaded C, and it must never fail the command it runs in (on any
+// error the command starts its spare monitor later, from Go).
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int hull_spare_pid = 0;
+int hull_spare_sync = -1; // read end: the monitor's start report
+int hull_spare_id = -1;   // write end: the container's ID
+char hull_spare_early[65];
+
+// first_command mirrors firstCommand in main.go: the first argument that
+// is neither a flag nor the value of a global flag.
+static const char *first_command(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--config") || !strcmp(a, "--root") || !strcmp(a, "--run-root") || !strcmp(a, "--log-level"))
+			i++;
+		else if (a[0] != '-')
+			return a;
+	}
+	return "";
+}
+
+static int new_id(char out[65])
+{
+	unsigned char b[32];
+	size_t got = 0;
+	while (got < sizeof(b)) {
+		ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
+		if (n <= 0)
+			return -1;
+		got += n;
+	}
+	static const char hex[] = "0123456789abcdef";
+	for (int i = 0; i < 32; i++) {
+		out[2 * i] = hex[b[i] >> 4];
+		out[2 * i + 1] = hex[b[i] & 15];
+	}
+	out[64] = 0;
+	return 0;
+}
+
+void hull_spare_start(int argc, char **argv)
+{
+	if (argc < 2 || getenv("_HULL_SYNCFD") || getenv("_HULL_SPARE") || getenv("HULL_NO_EARLY_SPARE"))
+		return;
+	if (strcmp(first_command(argc, argv), "run") != 0)
+		return;
+	if (new_id(hull_spare_early) < 0)
+		return;
+	int syncp[2], idp[2];
+	if (pipe2(syncp, O_CLOEXEC) < 0)
+		return;
+	if (pipe2(idp, O_CLOEXEC) < 0) {
+		close(syncp[0]);
+		close(syncp[1]);
+		return;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		// The child's fds 3 and 4 are the ends `hull monitor -` expects
+		// (engine.StartSpare); copies above them first, so that no dup2
+		// overwrites an end still to be placed.
+		int s = fcntl(syncp[1], F_DUPFD_CLOEXEC, 10), r = fcntl(idp[0], F_DUPFD_CLOEXEC, 10);
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (s < 0 || r < 0 || null < 0 || setsid() < 0 || chdir("/") < 0)
+			_exit(127);
+		if (dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0 || dup2(s, 3) < 0 || dup2(r, 4) < 0)
+			_exit(127);
+		// Nothing else this command inherited goes on to the monitor.
+		syscall(SYS_close_range, 5, ~0U, 0);
+		if (setenv("_HULL_SPARE", hull_spare_early, 1) < 0)
+			_exit(127);
+		execv("/proc/self/exe", argv);
+		_exit(127);
+	}
+	close(syncp[1]);
+	close(idp[0]);
+	if (pid < 0) {
+		close(syncp[0]);
+		close(idp[1]);
+		return;
+	}
+	hull_spare_pid = pid;
+	hull_spare_sync = syncp[0];
+	hull_spare_id = idp[1];
+}
