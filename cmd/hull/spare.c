@@ -78,6 +78,14 @@ void hull_spare_start(int argc, char **argv)
 		syscall(SYS_close_range, 5, ~0U, 0);
 		if (setenv("_HULL_SPARE", hull_spare_early, 1) < 0)
 			_exit(127);
+		// By its path, so that ps shows it as hull (not "exe"); the
+		// link itself if the file was replaced since.
+		char self[4096];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		if (n > 0) {
+			self[n] = 0;
+			execv(self, argv);
+		}
 		execv("/proc/self/exe", argv);
 		_exit(127);
 	}

@@ -133,9 +133,9 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	// and written while the record is updated and the entrypoint checked.
 	written := make(chan error, 1)
 	go func() {
+		e.offerSpare(id, s)
 		data, err := json.Marshal(s)
 		if err == nil {
-			e.offerSpare(id, data) // the spare decodes it while the file is written
 			err = writeFile(filepath.Join(e.persistDir(id), "config.json"), data)
 		}
 		written <- err

@@ -154,16 +154,25 @@ func ParseSpec(b []byte) (*specs.Spec, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("config.json: %w", err)
 	}
+	if err := CheckSpec(&s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// CheckSpec minimally validates a decoded config.json, and gives it the
+// empty linux section a runtime needs when it has none.
+func CheckSpec(s *specs.Spec) error {
 	if s.Root == nil || s.Root.Path == "" {
-		return nil, errors.New("config.json has no root.path")
+		return errors.New("config.json has no root.path")
 	}
 	if s.Process == nil {
-		return nil, errors.New("config.json has no process")
+		return errors.New("config.json has no process")
 	}
 	if s.Linux == nil {
 		s.Linux = &specs.Linux{}
 	}
-	return &s, nil
+	return nil
 }
 
 // Start releases a created container's init into the user process, then
