@@ -160,7 +160,14 @@ func (g *globals) runMonitor(cmd *cobra.Command, id string, o engine.MonitorOpti
 		if newNetNS && o.Early == nil {
 			o.NetNS, _ = hullrt.NewNetNS()
 		}
-		if id, o.Spec, err = readSpareID(eng); err != nil || (o.Early != nil && id != earlyID) {
+		// The limits go on the early process's cgroups as soon as the
+		// spec arrives, while the container's creation ends.
+		setLimits := func(s *specs.Spec) {
+			if o.Early != nil {
+				o.Early.SetLimits(s)
+			}
+		}
+		if id, o.Spec, err = readSpareID(eng, setLimits); err != nil || (o.Early != nil && id != earlyID) {
 			if o.Early != nil {
 				o.Early.Close()
 				o.Early = nil
@@ -179,10 +186,10 @@ func (g *globals) runMonitor(cmd *cobra.Command, id string, o engine.MonitorOpti
 // readSpareID waits for a spare monitor's container ID (and the spec sent
 // ahead, see engine.ReadSpareID), then sends the monitor's own messages to
 // that container's monitor log.
-func readSpareID(eng *engine.Engine) (string, *specs.Spec, error) {
+func readSpareID(eng *engine.Engine, onSpec func(*specs.Spec)) (string, *specs.Spec, error) {
 	f := os.NewFile(engine.SpareMonitorFD, "container-id")
 	defer f.Close()
-	id, spec, err := engine.ReadSpareID(f)
+	id, spec, err := engine.ReadSpareID(f, onSpec)
 	if err != nil {
 		return "", nil, fmt.Errorf("spare monitor: no container: %v", err)
 	}

@@ -182,8 +182,9 @@ func (e *Engine) offerSpare(id string, spec *specs.Spec) {
 
 // ReadSpareID reads, from the pipe a spare monitor waits on, its
 // container's ID, and the container's spec if the command sent it ahead
-// (offerSpare): nil without one.
-func ReadSpareID(r io.Reader) (string, *specs.Spec, error) {
+// (offerSpare): nil without one. onSpec (if not nil) gets the spec as soon
+// as it arrives, while the container's creation ends.
+func ReadSpareID(r io.Reader, onSpec func(*specs.Spec)) (string, *specs.Spec, error) {
 	br := bufio.NewReader(r)
 	var specID string
 	var spec *specs.Spec
@@ -205,6 +206,8 @@ func ReadSpareID(r io.Reader) (string, *specs.Spec, error) {
 			spec = new(specs.Spec)
 			if wire.Decode(b, spec) != nil || runtime.CheckSpec(spec) != nil {
 				spec = nil // the monitor reads config.json then
+			} else if onSpec != nil {
+				onSpec(spec)
 			}
 			continue
 		}

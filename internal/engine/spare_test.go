@@ -39,9 +39,13 @@ func TestReadSpareIDTakesTheSpecSentAhead(t *testing.T) {
 		{"bad header", "spec c1 x\n{}c1\n", "", false, true},
 		{"no id", "", "", false, true},
 	} {
-		id, spec, err := ReadSpareID(strings.NewReader(tc.in))
+		var early *specs.Spec
+		id, spec, err := ReadSpareID(strings.NewReader(tc.in), func(s *specs.Spec) { early = s })
 		if (err != nil) != tc.fails || id != tc.id || (spec != nil) != tc.spec {
 			t.Errorf("%s: id %q, spec %v, err %v", tc.name, id, spec != nil, err)
+		}
+		if early != nil && early.Hostname != "h1" {
+			t.Errorf("%s: the spec given ahead is %+v", tc.name, early)
 		}
 		if spec != nil && (spec.Hostname != "h1" || spec.Linux == nil) {
 			t.Errorf("%s: spec decoded as %+v", tc.name, spec)

@@ -121,6 +121,10 @@ func StartEarly(rt *runtime.Runtime, id, cgroupsPath string, newNetNS bool) (*Ea
 	return e, nil
 }
 
+// SetLimits gives the early process's cgroups the limits of the spec its
+// container will be created with (runtime.Early.SetLimits).
+func (e *Early) SetLimits(spec *specs.Spec) error { return e.rt.SetLimits(spec) }
+
 // Close ends what no create took.
 func (e *Early) Close() {
 	if e.rt != nil {

@@ -38,8 +38,10 @@ type Early struct {
 	fifo   *os.File
 	cg     *cgroups.Manager
 	sp     *spawn
-	taken  bool // by Create, which then owns the process, cgroups and directory
-	closed bool
+	// limitsOf is the spec whose resources SetLimits gave the cgroups.
+	limitsOf *specs.Spec
+	taken    bool // by Create, which then owns the process, cgroups and directory
+	closed   bool
 }
 
 // EarlyOptions are what an Early is started with.
@@ -120,6 +122,22 @@ func (r *Runtime) StartEarly(id string, o EarlyOptions) (e *Early, err error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// SetLimits gives e's cgroups the resource limits of spec, the container's
+// spec received ahead of its Create (a monitor's spare gets it while the
+// container's creation ends): Create with that same spec then has them set
+// already. Nothing is done for a spec e does not suit.
+func (e *Early) SetLimits(spec *specs.Spec) error {
+	// An invalid spec is Create's to report.
+	if e == nil || e.closed || e.taken || validateSpec(spec) != nil || !e.fits(e.id, spec, CreateOptions{}, false) {
+		return nil
+	}
+	if err := e.cg.Set(withDefaultDevices(spec)); err != nil {
+		return fmt.Errorf("container %s: %w", e.id, err)
+	}
+	e.limitsOf = spec
+	return nil
 }
 
 // fits tells whether container id, with spec and o, can take e (see Early).

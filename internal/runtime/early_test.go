@@ -132,3 +132,78 @@ func TestEarlyCloseLeavesNothing(t *testing.T) {
 		t.Errorf("state directory of %s is still there", id)
 	}
 }
+
+// The limits of a spec received ahead go on the early process's cgroups
+// before Create (SetLimits), and Create with that spec keeps them; Create
+// with another spec sets its own.
+func TestEarlyTakesLimitsAhead(t *testing.T) {
+	e := newEnv(t)
+	r := &Runtime{Root: e.root, Warn: func(m string) { t.Log("runtime:", m) }}
+	pidsMax := func(s *specs.Spec, id string) string {
+		p := cgroups.ContainerPath(s.Linux.CgroupsPath, id)
+		for _, f := range []string{"/sys/fs/cgroup/pids" + p + "/pids.max", "/sys/fs/cgroup" + p + "/pids.max"} {
+			if b, err := os.ReadFile(f); err == nil {
+				return strings.TrimSpace(string(b))
+			}
+		}
+		return ""
+	}
+	withPids := func(n int64) func(*specs.Spec) {
+		return func(s *specs.Spec) { s.Linux.Resources = &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &n}} }
+	}
+	for _, tc := range []struct {
+		name      string
+		createdAs func(*specs.Spec) // nil: the spec given ahead
+		want      string
+	}{
+		{"the spec given ahead", nil, "100"},
+		{"another spec", withPids(200), "200"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBundle(t, sh("cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null; true"), withPids(100))
+			out, err := os.Create(filepath.Join(b, "out"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Close()
+			id := e.id()
+			early := startEarly(t, r, id, b, out, false)
+			ahead, err := LoadSpec(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := early.SetLimits(ahead); err != nil {
+				t.Fatal(err)
+			}
+			if got := pidsMax(ahead, id); got != "100" {
+				t.Fatalf("pids.max before create: %q, want 100", got)
+			}
+			spec := ahead
+			if tc.createdAs != nil {
+				if spec, err = LoadSpec(b); err != nil {
+					t.Fatal(err)
+				}
+				tc.createdAs(spec)
+			}
+			c, err := r.Create(id, CreateOptions{Bundle: b, Spec: spec, Early: early, Stdout: out, Stderr: out})
+			if err != nil {
+				t.Fatalf("create: %v", err)
+			}
+			if err := r.Start(id); err != nil {
+				t.Fatalf("start: %v", err)
+			}
+			var ws unix.WaitStatus
+			for {
+				if _, err := unix.Wait4(c.Pid, &ws, 0, nil); err != unix.EINTR {
+					break
+				}
+			}
+			if err := r.Delete(id, true); err != nil {
+				t.Errorf("delete: %v", err)
+			}
+			if got, _ := os.ReadFile(out.Name()); strings.TrimSpace(string(got)) != tc.want {
+				t.Fatalf("pids.max inside: %q, want %s", got, tc.want)
+			}
+		})
+	}
+}

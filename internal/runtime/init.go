@@ -132,19 +132,22 @@ func containerInit(cfg *initConfig, sync *os.File, buf []byte) error {
 		}
 	}
 	if cfg.NewCgroup {
-		// The parent moves us into the container's cgroups while we
-		// boot; the new cgroup namespace must be rooted there, so wait
-		// for the move. Only this thread (the one that execs, and the
-		// thread group leader /proc/PID/ns shows) needs the namespace.
-		if err := sendMsg(sync, syncMsg{Type: "cgroup"}); err != nil {
-			return err
-		}
-		var m syncMsg
-		if err := readMsg(sync, buf, &m); err != nil {
-			return fmt.Errorf("wait for cgroup placement: %w", err)
-		}
-		if m.Type != "cgroup-done" {
-			return fmt.Errorf("cgroup placement failed: %s", m.Error)
+		// Unless the constructor joined them, the parent moves us into
+		// the container's cgroups while we boot; the new cgroup
+		// namespace must be rooted there, so wait for the move. Only this
+		// thread (the one that execs, and the thread group leader
+		// /proc/PID/ns shows) needs the namespace.
+		if !cfg.InCgroups {
+			if err := sendMsg(sync, syncMsg{Type: "cgroup"}); err != nil {
+				return err
+			}
+			var m syncMsg
+			if err := readMsg(sync, buf, &m); err != nil {
+				return fmt.Errorf("wait for cgroup placement: %w", err)
+			}
+			if m.Type != "cgroup-done" {
+				return fmt.Errorf("cgroup placement failed: %s", m.Error)
+			}
 		}
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 			return fmt.Errorf("unshare cgroup namespace: %w", err)

@@ -39,6 +39,9 @@ type initConfig struct {
 	NewUTS    bool
 	NewUser   bool
 	NewCgroup bool
+	// InCgroups: the process is in the container's cgroups already (the
+	// constructor joined them), so a new cgroup namespace needs no wait.
+	InCgroups bool
 	// Cgroups are the container's cgroup directories, for cgroup mounts.
 	Cgroups []cgroups.Mount
 	// Rlimits, already clamped to what this host allows.
@@ -302,7 +305,10 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 		sp.pid, sp.sync, sp.joined = early.sp.pid, early.sp.sync, early.sp.joined
 		early.sp.sync = nil
 		ic.rootfsTree = rootfsTree
-		if err = setCgroups(); err == nil {
+		if early.limitsOf != spec {
+			err = setCgroups()
+		}
+		if err == nil {
 			err = sp.finish()
 		}
 	} else {
@@ -845,6 +851,7 @@ func (sp *spawn) finish() error {
 	}
 	// Hooks the init runs get the pid as the host sees it.
 	sp.init.State.Pid = sp.pid
+	sp.init.InCgroups = sp.cgroup != nil && sp.joined
 	if err := sendMsgFD(parent, sp.init, sp.init.rootfsTree); err != nil {
 		return err
 	}
