@@ -28,11 +28,11 @@ func startEarly(t *testing.T, r *Runtime, id, bundle string, out *os.File, netns
 	return e
 }
 
-// runTaking creates id from bundle with early, runs it to its end and
-// returns its pid, exit status and output.
-func runTaking(t *testing.T, r *Runtime, id, bundle string, early *Early, out *os.File) (int, unix.WaitStatus, string) {
+// runTaking creates id from bundle (with spec, if not nil) with early,
+// runs it to its end and returns its pid, exit status and output.
+func runTaking(t *testing.T, r *Runtime, id, bundle string, spec *specs.Spec, early *Early, out *os.File) (int, unix.WaitStatus, string) {
 	t.Helper()
-	c, err := r.Create(id, CreateOptions{Bundle: bundle, Early: early, Stdout: out, Stderr: out})
+	c, err := r.Create(id, CreateOptions{Bundle: bundle, Spec: spec, Early: early, Stdout: out, Stderr: out})
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
@@ -83,7 +83,7 @@ func TestCreateTakesEarlyInit(t *testing.T) {
 			id := e.id()
 			early := startEarly(t, r, id, b, out, tc.netns)
 			earlyPid := early.sp.pid
-			pid, ws, got := runTaking(t, r, id, b, early, out)
+			pid, ws, got := runTaking(t, r, id, b, nil, early, out)
 			if !ws.Exited() || ws.ExitStatus() != 0 || !strings.Contains(got, "pid 1\n") || !strings.Contains(got, "host hull-test\n") {
 				t.Fatalf("container ended with %v:\n%s", ws, got)
 			}
@@ -185,23 +185,8 @@ func TestEarlyTakesLimitsAhead(t *testing.T) {
 				}
 				tc.createdAs(spec)
 			}
-			c, err := r.Create(id, CreateOptions{Bundle: b, Spec: spec, Early: early, Stdout: out, Stderr: out})
-			if err != nil {
-				t.Fatalf("create: %v", err)
-			}
-			if err := r.Start(id); err != nil {
-				t.Fatalf("start: %v", err)
-			}
-			var ws unix.WaitStatus
-			for {
-				if _, err := unix.Wait4(c.Pid, &ws, 0, nil); err != unix.EINTR {
-					break
-				}
-			}
-			if err := r.Delete(id, true); err != nil {
-				t.Errorf("delete: %v", err)
-			}
-			if got, _ := os.ReadFile(out.Name()); strings.TrimSpace(string(got)) != tc.want {
+			_, _, got := runTaking(t, r, id, b, spec, early, out)
+			if strings.TrimSpace(got) != tc.want {
 				t.Fatalf("pids.max inside: %q, want %s", got, tc.want)
 			}
 		})

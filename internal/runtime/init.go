@@ -69,6 +69,22 @@ func InitMain() {
 	os.Exit(1)
 }
 
+// askParent sends the parent a request (typ) and waits for its typ-done;
+// what names the request in errors.
+func askParent(sync *os.File, buf []byte, typ, what string) error {
+	if err := sendMsg(sync, syncMsg{Type: typ}); err != nil {
+		return err
+	}
+	var m syncMsg
+	if err := readMsg(sync, buf, &m); err != nil {
+		return fmt.Errorf("wait for %s: %w", what, err)
+	}
+	if m.Type != typ+"-done" {
+		return fmt.Errorf("%s failed: %s", what, m.Error)
+	}
+	return nil
+}
+
 func containerInit(cfg *initConfig, sync *os.File, buf []byte) error {
 	for _, fd := range []int{cfg.FifoFD, cfg.ConsoleFD} {
 		if fd > 2 {
@@ -138,15 +154,8 @@ func containerInit(cfg *initConfig, sync *os.File, buf []byte) error {
 		// thread (the one that execs, and the thread group leader
 		// /proc/PID/ns shows) needs the namespace.
 		if !cfg.InCgroups {
-			if err := sendMsg(sync, syncMsg{Type: "cgroup"}); err != nil {
+			if err := askParent(sync, buf, "cgroup", "cgroup placement"); err != nil {
 				return err
-			}
-			var m syncMsg
-			if err := readMsg(sync, buf, &m); err != nil {
-				return fmt.Errorf("wait for cgroup placement: %w", err)
-			}
-			if m.Type != "cgroup-done" {
-				return fmt.Errorf("cgroup placement failed: %s", m.Error)
 			}
 		}
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {

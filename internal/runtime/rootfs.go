@@ -185,15 +185,8 @@ func setupRootfs(cfg *initConfig, sync *os.File, buf []byte) error {
 // in the container's namespaces before pivot_root.
 func runCreateHooks(cfg *initConfig, sync *os.File, buf []byte) error {
 	if cfg.AskHooks {
-		if err := sendMsg(sync, syncMsg{Type: "hooks"}); err != nil {
+		if err := askParent(sync, buf, "hooks", "hooks"); err != nil {
 			return err
-		}
-		var m syncMsg
-		if err := readMsg(sync, buf, &m); err != nil {
-			return fmt.Errorf("wait for hooks: %w", err)
-		}
-		if m.Type != "hooks-done" {
-			return fmt.Errorf("hooks failed: %s", m.Error)
 		}
 	}
 	if h := cfg.Spec.Hooks; h != nil {
