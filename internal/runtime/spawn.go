@@ -715,9 +715,13 @@ func (sp *spawn) start() (err error) {
 	sp.init.PreserveFDs = sp.preserve
 
 	cmd := &exec.Cmd{
-		Path:       exePath,
-		Args:       []string{"hull", "init"},
-		Env:        []string{"_HULL_SYNCFD=" + strconv.Itoa(syncFD)},
+		Path: exePath,
+		Args: []string{"hull", "init"},
+		// One P: the init's Go code runs on its one locked thread, and
+		// more Ps only had the runtime start and wake threads for nothing
+		// (about a millisecond of each start on two processors). The
+		// program gets the spec's environment, not this one.
+		Env:        []string{"_HULL_SYNCFD=" + strconv.Itoa(syncFD), "GOMAXPROCS=1"},
 		Stdin:      orStd(sp.stdin, os.Stdin),
 		Stdout:     orStd(sp.stdout, os.Stdout),
 		Stderr:     orStd(sp.stderr, os.Stderr),

@@ -183,6 +183,13 @@ func TestRunBusybox(t *testing.T) {
 					t.Errorf("env lacks %s\n%s", e, out)
 				}
 			}
+			// Nothing of the runtime's own environment (its init runs
+			// with GOMAXPROCS=1 and _HULL_ variables) reaches the program.
+			for _, v := range []string{"GOMAXPROCS=", "_HULL_", "HULL_"} {
+				if strings.Contains(out, "\n"+v) {
+					t.Errorf("the runtime's %s reached the program's environment\n%s", v, out)
+				}
+			}
 		})
 	}
 }
