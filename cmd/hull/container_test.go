@@ -965,3 +965,25 @@ func TestRmContainersMountVolatile(t *testing.T) {
 		t.Errorf("kept container's layer mounted %q: volatile loses data at a crash", o)
 	}
 }
+
+// A run whose spare monitor got the spec ahead writes config.json after
+// handing the container over, and before it returns: a container that
+// exited can be started again.
+func TestRunLeavesConfigForLaterStarts(t *testing.T) {
+	root, fx := containerEnv(t)
+	out, err := hullProc(root, "run", "-d", "--name", "again", fx.Busybox.Ref, "echo", "hello").Output()
+	if err != nil {
+		t.Fatalf("run -d: %v", err)
+	}
+	id := strings.TrimSpace(string(out))
+	// Right away: the command has returned.
+	if _, err := os.Stat(filepath.Join(root, "containers", id, "config.json")); err != nil {
+		t.Fatalf("config.json after run -d: %v", err)
+	}
+	mustHull(t, root, "wait", "again")
+	out, err = hullProc(root, "start", "-a", "again").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "hello" {
+		t.Fatalf("start -a again: %q, %v", out, err)
+	}
+	mustHull(t, root, "rm", "again")
+}

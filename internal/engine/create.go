@@ -131,14 +131,30 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	}
 	// The spec (a large document with a seccomp profile in it) is encoded
 	// and written while the record is updated and the entrypoint checked.
+	// A spare monitor that gets it now (in its own encoding) needs no
+	// file: then Start, not Create, waits for the writing, once it has
+	// handed the container over.
+	offered := e.offerSpare(id, s)
 	written := make(chan error, 1)
 	go func() {
-		e.offerSpare(id, s)
 		data, err := json.Marshal(s)
 		if err == nil {
 			err = writeFile(filepath.Join(e.persistDir(id), "config.json"), data)
 		}
 		written <- err
+	}()
+	args := s.Process.Args
+	if cfg.Spec.Init && len(args) >= 2 {
+		args = args[2:] // hull-init -- COMMAND...
+	}
+	type entry struct {
+		code int
+		err  error
+	}
+	checked := make(chan entry, 1)
+	go func() {
+		code, err := checkEntrypoint(e.rootfs(id), args, s.Process.Env)
+		checked <- entry{code, err}
 	}()
 	c.Config = cfg
 	if len(s.Process.Args) > 0 {
@@ -146,18 +162,35 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	}
 	data, _ := json.Marshal(c.Config)
 	e.update(ctx, id, map[string]any{"config": string(data)})
-	args := s.Process.Args
-	if cfg.Spec.Init && len(args) >= 2 {
-		args = args[2:] // hull-init -- COMMAND...
+	if entry := <-checked; entry.err != nil {
+		<-written
+		return fail(StageCreate, entry.code, entry.err)
 	}
-	code, entryErr := checkEntrypoint(e.rootfs(id), args, s.Process.Env)
-	if err := <-written; err != nil {
-		return fail(StageCreate, 125, err)
+	if !offered {
+		if err := <-written; err != nil {
+			return fail(StageCreate, 125, err)
+		}
+		return c, nil
 	}
-	if entryErr != nil {
-		return fail(StageCreate, code, entryErr)
-	}
+	c.configWritten = written
+	e.mu.Lock()
+	e.unwritten = append(e.unwritten, c)
+	e.mu.Unlock()
 	return c, nil
+}
+
+// waitConfig waits for the config.json Create left writing (see Create);
+// nil if it did not.
+func (c *Container) waitConfig() error {
+	if c.configWritten == nil {
+		return nil
+	}
+	err := <-c.configWritten
+	c.configWritten <- err // for another wait
+	if err != nil {
+		return fmt.Errorf("container %s: config.json: %w", c.Name, err)
+	}
+	return nil
 }
 
 func (e *Engine) insert(ctx context.Context, c *Container) error {

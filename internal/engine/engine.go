@@ -61,6 +61,9 @@ type Engine struct {
 	Warn func(string)
 
 	spare *Spare // see UseSpare
+	// unwritten are the containers whose config.json Create left being
+	// written (see Create); Close waits for them.
+	unwritten []*Container
 
 	mu         sync.Mutex
 	background bool     // see PurgeInBackground

@@ -113,9 +113,25 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 	trace.Mark("start: claimed")
 	var monitorPid int
 	var r *os.File
+	if e.spare == nil || e.spare.specFor != c.ID {
+		// The monitor reads config.json.
+		if err := c.waitConfig(); err != nil {
+			e.update(ctx, c.ID, map[string]any{"state": StateExited, "stage": StageStart, "error": err.Error(), "exit_code": 125})
+			return nil, err
+		}
+	}
 	if spare := e.takeSpare(c.ID, o.WaitAttach); spare != nil {
 		monitorPid, r = spare.proc.Pid, spare.sync
+		// The spare has the spec; config.json, still being written,
+		// is for later starts.
+		if err := c.waitConfig(); err != nil {
+			e.warn("%v; the container runs, but cannot be started again once it exits", err)
+		}
 	} else {
+		if err := c.waitConfig(); err != nil {
+			e.update(ctx, c.ID, map[string]any{"state": StateExited, "stage": StageStart, "error": err.Error(), "exit_code": 125})
+			return nil, err
+		}
 		var w *os.File
 		if r, w, err = os.Pipe(); err != nil {
 			return nil, err

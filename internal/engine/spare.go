@@ -32,6 +32,7 @@ type Spare struct {
 	sync       *os.File // read end: the monitor's start report
 	waitAttach bool
 	exited     chan struct{} // closed once reaped
+	specFor    string        // the container whose spec it was sent (offerSpare)
 }
 
 // SpareMonitorFD is where a spare monitor reads its container's ID.
@@ -141,18 +142,23 @@ func (e *Engine) takeSpare(id string, waitAttach bool) *Spare {
 	return s
 }
 
-// Close ends an unused spare monitor (Spare.Close), and starts the
-// deletion of what removals left to the background (see
-// PurgeInBackground).
+// Close ends an unused spare monitor (Spare.Close), waits for the
+// config.json files Create left being written, and starts the deletion of
+// what removals left to the background (see PurgeInBackground).
 func (e *Engine) Close() {
 	if s := e.spare; s != nil {
 		e.spare = nil
 		s.Close()
 	}
 	e.mu.Lock()
-	trash := e.trash
-	e.trash = nil
+	trash, unwritten := e.trash, e.unwritten
+	e.trash, e.unwritten = nil, nil
 	e.mu.Unlock()
+	for _, c := range unwritten {
+		if err := c.waitConfig(); err != nil {
+			e.warn("%v", err)
+		}
+	}
 	purgeDetached(trash)
 }
 
@@ -169,15 +175,24 @@ func (e *Engine) StartEarly(id string, newNetNS bool) (*monitor.Early, error) {
 // are this binary): decoding it is then a matter of microseconds, where a
 // first JSON decode in the spare cost a millisecond (see ReadSpareID). A
 // spec the encoding refuses is not sent; the monitor reads config.json.
-func (e *Engine) offerSpare(id string, spec *specs.Spec) {
-	if s := e.spare; s != nil {
-		b, err := wire.Append(nil, spec)
-		if err != nil {
-			return
-		}
-		fmt.Fprintf(s.id, "spec %s %d\n", id, len(b))
-		s.id.Write(b)
+// It reports whether the spec was sent.
+func (e *Engine) offerSpare(id string, spec *specs.Spec) bool {
+	s := e.spare
+	if s == nil {
+		return false
 	}
+	b, err := wire.Append(nil, spec)
+	if err != nil {
+		return false
+	}
+	if _, err := fmt.Fprintf(s.id, "spec %s %d\n", id, len(b)); err != nil {
+		return false
+	}
+	if _, err := s.id.Write(b); err != nil {
+		return false
+	}
+	s.specFor = id
+	return true
 }
 
 // ReadSpareID reads, from the pipe a spare monitor waits on, its
