@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"hull/internal/cgroups"
+	"hull/internal/wire"
 )
 
 // Container is what the runtime records about one container in
@@ -39,8 +40,10 @@ type Container struct {
 	// kill --all sweep the cgroup.
 	SharedPidNS bool `json:"shared_pid_ns,omitempty"`
 	// Spec is config.json as it was at create: hooks, annotations, the
-	// process defaults and seccomp profile for exec.
-	Spec *specs.Spec `json:"spec"`
+	// process defaults and seccomp profile for exec. It is kept next to
+	// state.json in spec.wire (see save); state.json files of earlier
+	// versions have it inline.
+	Spec *specs.Spec `json:"spec,omitempty"`
 
 	dir string
 	cg  *cgroups.Manager // as Create resolved it, for DeleteContainer
@@ -73,11 +76,54 @@ func (r *Runtime) load(id string) (*Container, error) {
 	if err := json.Unmarshal(b, c); err != nil {
 		return nil, fmt.Errorf("container %s: state.json: %w", id, err)
 	}
+	if c.Spec == nil {
+		if c.Spec, err = c.loadSpec(); err != nil {
+			return nil, fmt.Errorf("container %s: %w", id, err)
+		}
+	}
 	return c, nil
 }
 
-// save writes state.json atomically.
-func (c *Container) save() error { return c.saveAs("state.json") }
+// specFile holds a container's spec in the wire encoding: the first JSON
+// encoding of a spec in a process builds its encoders by reflection, about
+// a millisecond between the init's report that it is ready and Create's
+// return, and every later command paid the decoding likewise.
+const specFile = "spec.wire"
+
+// loadSpec reads the spec save kept. One this build cannot decode (written
+// by another version of hull, whose spec types differ) is read again from
+// the bundle's config.json.
+func (c *Container) loadSpec() (*specs.Spec, error) {
+	b, err := os.ReadFile(filepath.Join(c.dir, specFile))
+	if err == nil {
+		var s specs.Spec
+		if err = wire.Decode(b, &s); err == nil {
+			return &s, nil
+		}
+	}
+	s, lerr := LoadSpec(c.Bundle)
+	if lerr != nil {
+		return nil, fmt.Errorf("spec: %v; %w", err, lerr)
+	}
+	return s, nil
+}
+
+// save writes state.json atomically, the spec first (specFile) when it
+// has one.
+func (c *Container) save() error {
+	if c.Spec != nil {
+		b, err := wire.Append(nil, c.Spec)
+		if err == nil {
+			err = writeAtomic(filepath.Join(c.dir, specFile), b)
+		}
+		if err != nil {
+			return fmt.Errorf("container %s: %w", c.ID, err)
+		}
+	}
+	record := *c
+	record.Spec = nil
+	return record.saveAs("state.json")
+}
 
 // saveAs writes the record atomically under name.
 func (c *Container) saveAs(name string) error {
@@ -85,14 +131,19 @@ func (c *Container) saveAs(name string) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(c.dir, "."+name+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("container %s: %w", c.ID, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(c.dir, name)); err != nil {
+	if err := writeAtomic(filepath.Join(c.dir, name), b); err != nil {
 		return fmt.Errorf("container %s: %w", c.ID, err)
 	}
 	return nil
+}
+
+// writeAtomic writes b to path through a temporary file and a rename.
+func writeAtomic(path string, b []byte) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 func (c *Container) fifoPath() string { return filepath.Join(c.dir, "exec.fifo") }
