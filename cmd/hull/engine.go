@@ -160,21 +160,35 @@ func (g *globals) runMonitor(cmd *cobra.Command, id string, o engine.MonitorOpti
 		if newNetNS && o.Early == nil {
 			o.NetNS, _ = hullrt.NewNetNS()
 		}
-		// The limits go on the early process's cgroups as soon as the
-		// spec arrives, while the container's creation ends.
-		setLimits := func(s *specs.Spec) {
+		// When the spec arrives, while the container's creation ends,
+		// the limits go on the early process's cgroups, and the
+		// container's log and attach socket are opened.
+		prepare := func(specID string, s *specs.Spec) {
 			if o.Early != nil {
 				o.Early.SetLimits(s)
 			}
+			if o.Log == nil {
+				if logw, srv, err := eng.OpenAhead(specID); err == nil {
+					o.Log, o.Server, o.AheadID = logw, srv, specID
+				}
+			}
 		}
-		if id, o.Spec, err = readSpareID(eng, setLimits); err != nil || (o.Early != nil && id != earlyID) {
+		var take engine.SpareTake
+		take, err = readSpareID(eng, prepare)
+		id, o.Spec, o.Record = take.ID, take.Spec, take.Record
+		if err != nil || (o.Early != nil && id != earlyID) {
 			if o.Early != nil {
 				o.Early.Close()
 				o.Early = nil
 			}
 		}
 		if err != nil {
-			return nil // the command that started it had no use for it
+			// The command that started it had no use for it.
+			if o.Log != nil {
+				o.Log.Close()
+				o.Server.Close()
+			}
+			return nil
 		}
 	}
 	err = eng.RunMonitor(context.Background(), id, o)
@@ -183,22 +197,22 @@ func (g *globals) runMonitor(cmd *cobra.Command, id string, o engine.MonitorOpti
 	return err
 }
 
-// readSpareID waits for a spare monitor's container ID (and the spec sent
+// readSpareID waits for a spare monitor's container ID (and the spec and record sent
 // ahead, see engine.ReadSpareID), then sends the monitor's own messages to
 // that container's monitor log.
-func readSpareID(eng *engine.Engine, onSpec func(*specs.Spec)) (string, *specs.Spec, error) {
+func readSpareID(eng *engine.Engine, onSpec func(string, *specs.Spec)) (engine.SpareTake, error) {
 	f := os.NewFile(engine.SpareMonitorFD, "container-id")
 	defer f.Close()
-	id, spec, err := engine.ReadSpareID(f, onSpec)
+	take, err := engine.ReadSpareID(f, onSpec)
 	if err != nil {
-		return "", nil, fmt.Errorf("spare monitor: no container: %v", err)
+		return take, fmt.Errorf("spare monitor: no container: %v", err)
 	}
-	if log, err := openMonitorLog(eng, id); err == nil {
+	if log, err := openMonitorLog(eng, take.ID); err == nil {
 		unix.Dup3(int(log.Fd()), 1, 0)
 		unix.Dup3(int(log.Fd()), 2, 0)
 		log.Close()
 	}
-	return id, spec, nil
+	return take, nil
 }
 
 func signalIgnore(sigs ...os.Signal) { signal.Ignore(sigs...) }

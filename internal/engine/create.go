@@ -134,7 +134,11 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	// A spare monitor that gets it now (in its own encoding) needs no
 	// file: then Start, not Create, waits for the writing, once it has
 	// handed the container over.
-	offered := e.offerSpare(id, s)
+	c.Config = cfg
+	if len(s.Process.Args) > 0 {
+		c.Config.Path, c.Config.Args = s.Process.Args[0], s.Process.Args[1:]
+	}
+	offered := e.offerSpare(c, s)
 	written := make(chan error, 1)
 	go func() {
 		data, err := json.Marshal(s)
@@ -156,10 +160,6 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 		code, err := checkEntrypoint(e.rootfs(id), args, s.Process.Env)
 		checked <- entry{code, err}
 	}()
-	c.Config = cfg
-	if len(s.Process.Args) > 0 {
-		c.Config.Path, c.Config.Args = s.Process.Args[0], s.Process.Args[1:]
-	}
 	data, _ := json.Marshal(c.Config)
 	e.update(ctx, id, map[string]any{"config": string(data)})
 	if entry := <-checked; entry.err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"hull/internal/monitor"
 	"hull/internal/shim"
+	"hull/internal/streams"
 	"hull/internal/trace"
 )
 
@@ -186,8 +187,22 @@ type MonitorOptions struct {
 	Early *monitor.Early
 	// Spec is the container's config.json a spare monitor received and
 	// decoded ahead (ReadSpareID); nil: the monitor reads it.
-	Spec *specs.Spec
+	// Record, likewise, is the container's record; nil: the monitor looks
+	// it up. Log and Server are its log and attach socket opened ahead
+	// (OpenAhead) for the container AheadID; nil: the monitor opens them.
+	// RunMonitor closes them if they are another container's.
+	Spec    *specs.Spec
+	Record  *Container
+	AheadID string
+	Log     *streams.LogWriter
+	Server  *streams.Server
 }
+
+// A container's log rotates at logMaxSize, keeping logMaxFiles files.
+const (
+	logMaxSize  = 10 << 20
+	logMaxFiles = 3
+)
 
 // RunMonitor is the body of `hull monitor ID`: supervise the container,
 // reporting progress on the sync file (fd 3 of the monitor).
@@ -196,18 +211,28 @@ func (e *Engine) RunMonitor(ctx context.Context, id string, o MonitorOptions) er
 	if sync == nil {
 		sync = nopWriteCloser{io.Discard}
 	}
-	c, err := e.lookup(ctx, e.db, id)
-	if err != nil {
-		fmt.Fprintf(sync, "error 125 %v\n", err)
-		return err
+	c := o.Record
+	if c == nil || c.ID != id {
+		var err error
+		if c, err = e.lookup(ctx, e.db, id); err != nil {
+			fmt.Fprintf(sync, "error 125 %v\n", err)
+			return err
+		}
 	}
 	cfg := monitor.Config{
 		ID: c.ID, Bundle: e.persistDir(c.ID), RuntimeRoot: e.rt.Root,
-		LogPath: e.LogPath(c.ID), LogMaxSize: 10 << 20, LogMaxFiles: 3,
+		LogPath: e.LogPath(c.ID), LogMaxSize: logMaxSize, LogMaxFiles: logMaxFiles,
 		TTY: c.Config.Spec.TTY, Stdin: c.Config.OpenStdin,
 		AttachSocket: e.AttachSocket(c.ID), WaitAttach: o.WaitAttach,
 		Restart: c.Config.Restart, BackoffBase: e.BackoffBase, BackoffMax: e.BackoffMax,
 		RestartCount: c.RestartCount, ListenerFD: o.ListenerFD, NetNS: o.NetNS, Early: o.Early, Spec: o.Spec,
+	}
+	if o.AheadID == c.ID {
+		cfg.Log, cfg.Server = o.Log, o.Server
+	} else if o.Log != nil {
+		o.Log.Close()
+		o.Server.Close()
+		os.Remove(e.AttachSocket(o.AheadID))
 	}
 	if e.ShimPath != "" && unix.Access(e.ShimPath, unix.X_OK) == nil {
 		cmd := e.MonitorCommand(c.ID, false)

@@ -17,6 +17,7 @@ import (
 	"hull/internal/cgroups"
 	"hull/internal/monitor"
 	"hull/internal/runtime"
+	"hull/internal/streams"
 	"hull/internal/wire"
 )
 
@@ -142,6 +143,16 @@ func (e *Engine) takeSpare(id string, waitAttach bool) *Spare {
 	return s
 }
 
+// send writes one message of what a spare monitor is sent ahead of its
+// container's ID (see ReadSpareID).
+func (s *Spare) send(kind, id string, b []byte) error {
+	if _, err := fmt.Fprintf(s.id, "%s %s %d\n", kind, id, len(b)); err != nil {
+		return err
+	}
+	_, err := s.id.Write(b)
+	return err
+}
+
 // Close ends an unused spare monitor (Spare.Close), waits for the
 // config.json files Create left being written, and starts the deletion of
 // what removals left to the background (see PurgeInBackground).
@@ -162,6 +173,13 @@ func (e *Engine) Close() {
 	purgeDetached(trash)
 }
 
+// OpenAhead opens container id's log and attach socket for a spare
+// monitor that has its spec (see monitor.OpenAhead); MonitorOptions
+// takes them.
+func (e *Engine) OpenAhead(id string) (*streams.LogWriter, *streams.Server, error) {
+	return monitor.OpenAhead(e.LogPath(id), logMaxSize, logMaxFiles, e.AttachSocket(id))
+}
+
 // StartEarly starts the first process of the container that will have id
 // (CreateOptions.ID), for the spare monitor that waits for it: that
 // process then starts while the container is being created (see
@@ -171,67 +189,91 @@ func (e *Engine) StartEarly(id string, newNetNS bool) (*monitor.Early, error) {
 }
 
 // offerSpare sends the spare monitor, ahead of the container's ID, the
-// container's spec as config.json has it, in the wire encoding (both ends
-// are this binary): decoding it is then a matter of microseconds, where a
-// first JSON decode in the spare cost a millisecond (see ReadSpareID). A
-// spec the encoding refuses is not sent; the monitor reads config.json.
-// It reports whether the spec was sent.
-func (e *Engine) offerSpare(id string, spec *specs.Spec) bool {
+// container's spec as config.json has it and its record as Create made
+// it, in the wire encoding (both ends are this binary): decoding them is
+// then a matter of microseconds, where a first JSON decode in the spare
+// cost a millisecond, and the monitor need not look the record up (see
+// ReadSpareID). A spec the encoding refuses is not sent (the monitor reads
+// config.json); it reports whether the spec was sent.
+func (e *Engine) offerSpare(c *Container, spec *specs.Spec) bool {
 	s := e.spare
 	if s == nil {
 		return false
 	}
 	b, err := wire.Append(nil, spec)
-	if err != nil {
+	if err != nil || s.send("spec", c.ID, b) != nil {
 		return false
 	}
-	if _, err := fmt.Fprintf(s.id, "spec %s %d\n", id, len(b)); err != nil {
-		return false
+	s.specFor = c.ID
+	if b, err := wire.Append(nil, c); err == nil {
+		s.send("record", c.ID, b)
 	}
-	if _, err := s.id.Write(b); err != nil {
-		return false
-	}
-	s.specFor = id
 	return true
 }
 
+// SpareTake is what a spare monitor is told (ReadSpareID): its container,
+// and what the command that created it sent ahead.
+type SpareTake struct {
+	ID string
+	// Spec is the container's spec (offerSpare); nil: the monitor reads
+	// config.json.
+	Spec *specs.Spec
+	// Record is the container's record as Create made it (offerSpare);
+	// nil: the monitor looks it up.
+	Record *Container
+}
+
 // ReadSpareID reads, from the pipe a spare monitor waits on, its
-// container's ID, and the container's spec if the command sent it ahead
-// (offerSpare): nil without one. onSpec (if not nil) gets the spec as soon
-// as it arrives, while the container's creation ends.
-func ReadSpareID(r io.Reader, onSpec func(*specs.Spec)) (string, *specs.Spec, error) {
+// container's ID and what was sent ahead of it: the container's spec and
+// record, each only if it is that container's. onSpec (if not nil) gets
+// the spec (and its container's id) as soon as it arrives, while the
+// container's creation ends.
+func ReadSpareID(r io.Reader, onSpec func(id string, spec *specs.Spec)) (SpareTake, error) {
 	br := bufio.NewReader(r)
-	var specID string
-	var spec *specs.Spec
+	var specID, recordID string
+	var t SpareTake
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
-			return "", nil, err
+			return SpareTake{}, err
 		}
 		line = strings.TrimSpace(line)
-		if rest, ok := strings.CutPrefix(line, "spec "); ok {
+		kind, rest, _ := strings.Cut(line, " ")
+		if kind == "spec" || kind == "record" {
+			var id string
 			var n int
-			if _, err := fmt.Sscanf(rest, "%s %d", &specID, &n); err != nil || n <= 0 || n > 64<<20 {
-				return "", nil, fmt.Errorf("spare monitor: bad spec header %q", line)
+			if _, err := fmt.Sscanf(rest, "%s %d", &id, &n); err != nil || n <= 0 || n > 64<<20 {
+				return SpareTake{}, fmt.Errorf("spare monitor: bad %s header %q", kind, line)
 			}
 			b := make([]byte, n)
 			if _, err := io.ReadFull(br, b); err != nil {
-				return "", nil, err
+				return SpareTake{}, err
 			}
-			spec = new(specs.Spec)
-			if wire.Decode(b, spec) != nil || runtime.CheckSpec(spec) != nil {
-				spec = nil // the monitor reads config.json then
+			if kind == "record" {
+				recordID, t.Record = id, new(Container)
+				if wire.Decode(b, t.Record) != nil {
+					t.Record = nil // the monitor looks it up then
+				}
+				continue
+			}
+			specID, t.Spec = id, new(specs.Spec)
+			if wire.Decode(b, t.Spec) != nil || runtime.CheckSpec(t.Spec) != nil {
+				t.Spec = nil // the monitor reads config.json then
 			} else if onSpec != nil {
-				onSpec(spec)
+				onSpec(id, t.Spec)
 			}
 			continue
 		}
 		if line == "" {
-			return "", nil, errors.New("spare monitor: empty container ID")
+			return SpareTake{}, errors.New("spare monitor: empty container ID")
 		}
+		t.ID = line
 		if specID != line {
-			spec = nil
+			t.Spec = nil
 		}
-		return line, spec, nil
+		if recordID != line || (t.Record != nil && t.Record.ID != line) {
+			t.Record = nil
+		}
+		return t, nil
 	}
 }

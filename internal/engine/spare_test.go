@@ -6,49 +6,65 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"hull/internal/wire"
 )
 
-// A spare monitor gets its container's spec ahead of the ID, decoded,
-// only when the spec is that container's; a spec it cannot decode (JSON,
-// say) leaves it to read config.json; a bad header is an error.
-func TestReadSpareIDTakesTheSpecSentAhead(t *testing.T) {
+// A spare monitor gets its container's spec and record ahead of the ID,
+// decoded, only when they are that container's; a spec it cannot decode
+// (JSON, say) leaves it to read config.json; a bad header is an error.
+func TestReadSpareIDTakesWhatWasSentAhead(t *testing.T) {
 	spec := &specs.Spec{Root: &specs.Root{Path: "/r"}, Process: &specs.Process{Args: []string{"true"}}, Hostname: "h1"}
-	sent := func(specID, id string) string {
+	started := time.Date(2026, 11, 27, 5, 0, 0, 7, time.UTC)
+	// sent is what a command sends the spare: the spec of specID (with
+	// record, its record too), then id.
+	sent := func(specID, id string, record bool) string {
 		r, w, err := os.Pipe()
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer r.Close()
-		e := &Engine{spare: &Spare{id: w}}
-		e.offerSpare(specID, spec)
-		w.Close()
+		e := &Engine{spare: &Spare{id: w, sync: w}}
+		c := &Container{ID: specID, Name: "n1", Started: started, Config: Config{Image: "img"}}
+		if record {
+			e.offerSpare(c, spec)
+		} else {
+			b, _ := wire.Append(nil, spec)
+			e.spare.send("spec", specID, b)
+		}
+		e.takeSpare(id, false)
 		b, _ := io.ReadAll(r)
-		return string(b) + id + "\n"
+		return string(b)
 	}
 	json := `{"root":{"path":"/r"},"process":{"args":["true"]},"hostname":"h1"}`
 	for _, tc := range []struct {
-		name, in, id string
-		spec, fails  bool
+		name, in, id        string
+		spec, record, fails bool
 	}{
-		{"spec ahead", sent("c1", "c1"), "c1", true, false},
-		{"another container's spec", sent("c0", "c1"), "c1", false, false},
-		{"no spec", "c1\n", "c1", false, false},
-		{"a spec in JSON", fmt.Sprintf("spec c1 %d\n%sc1\n", len(json), json), "c1", false, false},
-		{"bad header", "spec c1 x\n{}c1\n", "", false, true},
-		{"no id", "", "", false, true},
+		{"spec and record ahead", sent("c1", "c1", true), "c1", true, true, false},
+		{"spec ahead", sent("c1", "c1", false), "c1", true, false, false},
+		{"another container's spec and record", sent("c0", "c1", true), "c1", false, false, false},
+		{"no spec", "c1\n", "c1", false, false, false},
+		{"a spec in JSON", fmt.Sprintf("spec c1 %d\n%sc1\n", len(json), json), "c1", false, false, false},
+		{"bad header", "spec c1 x\n{}c1\n", "", false, false, true},
+		{"no id", "", "", false, false, true},
 	} {
 		var early *specs.Spec
-		id, spec, err := ReadSpareID(strings.NewReader(tc.in), func(s *specs.Spec) { early = s })
-		if (err != nil) != tc.fails || id != tc.id || (spec != nil) != tc.spec {
-			t.Errorf("%s: id %q, spec %v, err %v", tc.name, id, spec != nil, err)
+		take, err := ReadSpareID(strings.NewReader(tc.in), func(_ string, s *specs.Spec) { early = s })
+		if (err != nil) != tc.fails || take.ID != tc.id || (take.Spec != nil) != tc.spec || (take.Record != nil) != tc.record {
+			t.Errorf("%s: %+v, err %v", tc.name, take, err)
 		}
 		if early != nil && early.Hostname != "h1" {
 			t.Errorf("%s: the spec given ahead is %+v", tc.name, early)
 		}
-		if spec != nil && (spec.Hostname != "h1" || spec.Linux == nil) {
-			t.Errorf("%s: spec decoded as %+v", tc.name, spec)
+		if take.Spec != nil && (take.Spec.Hostname != "h1" || take.Spec.Linux == nil) {
+			t.Errorf("%s: spec decoded as %+v", tc.name, take.Spec)
+		}
+		if c := take.Record; c != nil && (c.Name != "n1" || !c.Started.Equal(started) || c.Config.Image != "img") {
+			t.Errorf("%s: record decoded as %+v", tc.name, c)
 		}
 	}
 }

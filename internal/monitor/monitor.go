@@ -82,6 +82,27 @@ type Config struct {
 	// Spec, if set, is the bundle's config.json decoded ahead, for the
 	// first run (later runs read it again).
 	Spec *specs.Spec
+	// Log and Server, if set, are the log at LogPath and the listener at
+	// AttachSocket, opened ahead (OpenAhead); Run closes them.
+	Log    *streams.LogWriter
+	Server *streams.Server
+}
+
+// OpenAhead opens the container log at logPath and listens on the attach
+// socket at socket, for a Config whose monitor does not know yet that it
+// will run that container (a spare, told the container's id when the
+// container's creation ends): that start then skips both.
+func OpenAhead(logPath string, logMaxSize int64, logMaxFiles int, socket string) (*streams.LogWriter, *streams.Server, error) {
+	logw, err := streams.OpenLog(logPath, logMaxSize, logMaxFiles)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := streams.Listen(socket)
+	if err != nil {
+		logw.Close()
+		return nil, nil, err
+	}
+	return logw, srv, nil
 }
 
 // Early is a container's first process started ahead by its monitor
@@ -173,10 +194,14 @@ func Run(cfg Config, rt *runtime.Runtime, rec Recorder, ready func(error)) error
 	if cfg.BackoffMax <= 0 {
 		cfg.BackoffMax = 5 * time.Minute
 	}
-	logw, err := streams.OpenLog(cfg.LogPath, cfg.LogMaxSize, cfg.LogMaxFiles)
-	if err != nil {
-		ready(err)
-		return err
+	logw, err := cfg.Log, error(nil)
+	cfg.Log = nil
+	if logw == nil {
+		if logw, err = streams.OpenLog(cfg.LogPath, cfg.LogMaxSize, cfg.LogMaxFiles); err != nil {
+			cfg.Server.Close()
+			ready(err)
+			return err
+		}
 	}
 	defer logw.Close()
 	m := &mon{cfg: cfg, rt: rt, rec: rec, log: logw}
@@ -187,9 +212,11 @@ func Run(cfg Config, rt *runtime.Runtime, rec Recorder, ready func(error)) error
 			return fmt.Errorf("resume: %w", err)
 		}
 	case cfg.AttachSocket != "":
-		if m.srv, err = streams.Listen(cfg.AttachSocket); err != nil {
-			ready(err)
-			return err
+		if m.srv = cfg.Server; m.srv == nil {
+			if m.srv, err = streams.Listen(cfg.AttachSocket); err != nil {
+				ready(err)
+				return err
+			}
 		}
 		// A container that will be handed over to the shim is served
 		// by the shim: clients queue until it accepts.
@@ -199,6 +226,9 @@ func Run(cfg Config, rt *runtime.Runtime, rec Recorder, ready func(error)) error
 		if cfg.OnListen != nil {
 			cfg.OnListen()
 		}
+	}
+	if cfg.Server != m.srv {
+		cfg.Server.Close() // opened ahead for nothing
 	}
 	if m.srv != nil {
 		defer m.srv.Close()

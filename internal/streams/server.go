@@ -154,6 +154,9 @@ func (s *Server) Exit(code int) {
 
 // Close stops accepting clients and disconnects those attached.
 func (s *Server) Close() {
+	if s == nil {
+		return
+	}
 	s.ln.Close()
 	s.hub.closeAll()
 }

@@ -11,10 +11,13 @@
 // therefore have the same types; every message starts with a fingerprint
 // of the type's layout, and Decode refuses a message made for another
 // layout (an init binary from another build) instead of misreading it.
-// Interfaces are encoded only when nil; unexported fields are skipped.
+// Interfaces are encoded only when nil; unexported fields are skipped,
+// except in types that encode themselves (encoding.BinaryMarshaler and
+// BinaryUnmarshaler, as time.Time), which go as their bytes.
 package wire
 
 import (
+	"encoding"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -76,12 +79,28 @@ func Fingerprint(t reflect.Type) uint64 {
 	return f
 }
 
+var (
+	marshalerType   = reflect.TypeFor[encoding.BinaryMarshaler]()
+	unmarshalerType = reflect.TypeFor[encoding.BinaryUnmarshaler]()
+)
+
+// selfEncoding reports whether values of t (not pointers, which carry a
+// nil flag first) encode themselves.
+func selfEncoding(t reflect.Type) bool {
+	return t.Kind() != reflect.Pointer && t.Kind() != reflect.Interface &&
+		t.Implements(marshalerType) && reflect.PointerTo(t).Implements(unmarshalerType)
+}
+
 func describe(h interface{ Write([]byte) (int, error) }, t reflect.Type, seen map[reflect.Type]int) {
 	if n, ok := seen[t]; ok {
 		h.Write([]byte("@" + strconv.Itoa(n) + ";"))
 		return
 	}
 	seen[t] = len(seen)
+	if selfEncoding(t) {
+		h.Write([]byte("binary(" + t.PkgPath() + "." + t.Name() + ")"))
+		return
+	}
 	h.Write([]byte(t.Kind().String() + "("))
 	switch t.Kind() {
 	case reflect.Pointer, reflect.Slice, reflect.Array:
@@ -104,6 +123,14 @@ func describe(h interface{ Write([]byte) (int, error) }, t reflect.Type, seen ma
 }
 
 func appendValue(b []byte, v reflect.Value) ([]byte, error) {
+	if selfEncoding(v.Type()) {
+		data, err := v.Interface().(encoding.BinaryMarshaler).MarshalBinary()
+		if err != nil {
+			return nil, fmt.Errorf("wire: %s: %w", v.Type(), err)
+		}
+		b = binary.AppendUvarint(b, uint64(len(data)))
+		return append(b, data...), nil
+	}
 	switch v.Kind() {
 	case reflect.Bool:
 		if v.Bool() {
@@ -235,6 +262,15 @@ func (d *decoder) length() (n int, ok bool) {
 
 func (d *decoder) value(v reflect.Value) {
 	if d.err != nil {
+		return
+	}
+	if selfEncoding(v.Type()) {
+		data := d.bytes(d.uvarint())
+		if d.err == nil {
+			if err := v.Addr().Interface().(encoding.BinaryUnmarshaler).UnmarshalBinary(data); err != nil {
+				d.fail("%s: %v", v.Type(), err)
+			}
+		}
 		return
 	}
 	switch v.Kind() {

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -63,6 +64,10 @@ func fill(v reflect.Value, r *rand.Rand, depth int) {
 		}
 		v.Set(m)
 	case reflect.Struct:
+		if v.Type() == reflect.TypeFor[time.Time]() {
+			v.Set(reflect.ValueOf(time.Unix(r.Int63n(1<<33), r.Int63n(1e9)).UTC())) // a zone goes as its offset only
+			return
+		}
 		for i := 0; i < v.NumField(); i++ {
 			if v.Type().Field(i).IsExported() {
 				fill(v.Field(i), r, depth+1)
@@ -87,6 +92,8 @@ type kinds struct {
 	M       map[string][]int
 	Nested  []*kinds
 	Iface   any
+	When    time.Time
+	WhenP   *time.Time
 	private int
 }
 
