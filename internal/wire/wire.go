@@ -21,7 +21,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"reflect"
 	"strconv"
@@ -66,64 +65,89 @@ func Decode(data []byte, v any) error {
 
 var fingerprints sync.Map // reflect.Type -> uint64
 
-// Fingerprint is a hash of t's layout as the encoding sees it: kinds,
-// field names and element types, recursively.
+// Fingerprint is a hash (FNV-1a) of t's layout as the encoding sees it:
+// kinds, field names and element types, recursively.
 func Fingerprint(t reflect.Type) uint64 {
 	if f, ok := fingerprints.Load(t); ok {
 		return f.(uint64)
 	}
-	h := fnv.New64a()
-	describe(h, t, map[reflect.Type]int{})
-	f := h.Sum64()
+	d := describe(make([]byte, 0, 4096), t, map[reflect.Type]int{})
+	f := uint64(14695981039346656037)
+	for _, c := range d {
+		f = (f ^ uint64(c)) * 1099511628211
+	}
 	fingerprints.Store(t, f)
 	return f
+}
+
+func describe(d []byte, t reflect.Type, seen map[reflect.Type]int) []byte {
+	if n, ok := seen[t]; ok {
+		return strconv.AppendInt(append(d, '@'), int64(n), 10)
+	}
+	seen[t] = len(seen)
+	ti := infoOf(t)
+	if ti.self {
+		d = append(append(d, "binary("...), t.PkgPath()...)
+		return append(append(append(d, '.'), t.Name()...), ')')
+	}
+	d = append(append(d, t.Kind().String()...), '(')
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		if t.Kind() == reflect.Array {
+			d = strconv.AppendInt(d, int64(t.Len()), 10)
+		}
+		d = describe(d, t.Elem(), seen)
+	case reflect.Map:
+		d = describe(d, t.Key(), seen)
+		d = describe(d, t.Elem(), seen)
+	case reflect.Struct:
+		for i, f := range ti.fields {
+			d = append(append(d, ti.names[i]...), ':')
+			d = describe(d, t.Field(f).Type, seen)
+		}
+	}
+	return append(d, ')')
 }
 
 var (
 	marshalerType   = reflect.TypeFor[encoding.BinaryMarshaler]()
 	unmarshalerType = reflect.TypeFor[encoding.BinaryUnmarshaler]()
+	infos           sync.Map // reflect.Type -> *typeInfo
 )
 
-// selfEncoding reports whether values of t (not pointers, which carry a
-// nil flag first) encode themselves.
-func selfEncoding(t reflect.Type) bool {
-	return t.Kind() != reflect.Pointer && t.Kind() != reflect.Interface &&
-		t.Implements(marshalerType) && reflect.PointerTo(t).Implements(unmarshalerType)
+// typeInfo is what the encoding needs to know of a type, worked out once
+// per type (reflection on every value cost more than the encoding).
+type typeInfo struct {
+	// self: values encode themselves (encoding.BinaryMarshaler and, on
+	// the pointer, BinaryUnmarshaler), as time.Time; pointers, which
+	// carry a nil flag first, never do.
+	self bool
+	// fields and names are a struct's exported fields, in order.
+	fields []int
+	names  []string
 }
 
-func describe(h interface{ Write([]byte) (int, error) }, t reflect.Type, seen map[reflect.Type]int) {
-	if n, ok := seen[t]; ok {
-		h.Write([]byte("@" + strconv.Itoa(n) + ";"))
-		return
+func infoOf(t reflect.Type) *typeInfo {
+	if ti, ok := infos.Load(t); ok {
+		return ti.(*typeInfo)
 	}
-	seen[t] = len(seen)
-	if selfEncoding(t) {
-		h.Write([]byte("binary(" + t.PkgPath() + "." + t.Name() + ")"))
-		return
-	}
-	h.Write([]byte(t.Kind().String() + "("))
-	switch t.Kind() {
-	case reflect.Pointer, reflect.Slice, reflect.Array:
-		if t.Kind() == reflect.Array {
-			h.Write([]byte(strconv.Itoa(t.Len())))
-		}
-		describe(h, t.Elem(), seen)
-	case reflect.Map:
-		describe(h, t.Key(), seen)
-		describe(h, t.Elem(), seen)
-	case reflect.Struct:
+	ti := &typeInfo{self: t.Kind() != reflect.Pointer && t.Kind() != reflect.Interface &&
+		t.Implements(marshalerType) && reflect.PointerTo(t).Implements(unmarshalerType)}
+	if t.Kind() == reflect.Struct {
 		for i := 0; i < t.NumField(); i++ {
 			if f := t.Field(i); f.IsExported() {
-				h.Write([]byte(f.Name + ":"))
-				describe(h, f.Type, seen)
+				ti.fields = append(ti.fields, i)
+				ti.names = append(ti.names, f.Name)
 			}
 		}
 	}
-	h.Write([]byte(")"))
+	infos.Store(t, ti)
+	return ti
 }
 
 func appendValue(b []byte, v reflect.Value) ([]byte, error) {
-	if selfEncoding(v.Type()) {
+	ti := infoOf(v.Type())
+	if ti.self {
 		data, err := v.Interface().(encoding.BinaryMarshaler).MarshalBinary()
 		if err != nil {
 			return nil, fmt.Errorf("wire: %s: %w", v.Type(), err)
@@ -183,14 +207,10 @@ func appendValue(b []byte, v reflect.Value) ([]byte, error) {
 		}
 		return b, nil
 	case reflect.Struct:
-		t := v.Type()
 		var err error
-		for i := 0; i < t.NumField(); i++ {
-			if !t.Field(i).IsExported() {
-				continue
-			}
-			if b, err = appendValue(b, v.Field(i)); err != nil {
-				return nil, fmt.Errorf("%s.%s: %w", t.Name(), t.Field(i).Name, err)
+		for i, f := range ti.fields {
+			if b, err = appendValue(b, v.Field(f)); err != nil {
+				return nil, fmt.Errorf("%s.%s: %w", v.Type().Name(), ti.names[i], err)
 			}
 		}
 		return b, nil
@@ -264,7 +284,8 @@ func (d *decoder) value(v reflect.Value) {
 	if d.err != nil {
 		return
 	}
-	if selfEncoding(v.Type()) {
+	ti := infoOf(v.Type())
+	if ti.self {
 		data := d.bytes(d.uvarint())
 		if d.err == nil {
 			if err := v.Addr().Interface().(encoding.BinaryUnmarshaler).UnmarshalBinary(data); err != nil {
@@ -341,11 +362,11 @@ func (d *decoder) value(v reflect.Value) {
 		}
 		v.Set(m)
 	case reflect.Struct:
-		t := v.Type()
-		for i := 0; i < t.NumField() && d.err == nil; i++ {
-			if t.Field(i).IsExported() {
-				d.value(v.Field(i))
+		for _, f := range ti.fields {
+			if d.err != nil {
+				break
 			}
+			d.value(v.Field(f))
 		}
 	default:
 		d.fail("cannot decode a %s", v.Type())
