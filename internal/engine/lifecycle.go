@@ -500,12 +500,16 @@ func (e *Engine) cleanup(ctx context.Context, c *Container) ([]string, error) {
 	// (mount, layer, record) touch nothing of each other's: both at once.
 	rtDone := make(chan error, 1)
 	go func() { rtDone <- e.rt.Delete(c.ID, true) }()
+	remove := e.snap.RemoveLater
 	if err := unmountAll(e.rootfs(c.ID)); err != nil {
 		errs = append(errs, err)
+	} else {
+		// The rootfs is the one place the engine mounts the layer.
+		remove = e.snap.RemoveUnmounted
 	}
 	trace.Mark("cleanup: unmounted")
 	var aside []string
-	trash, err := e.snap.RemoveLater(ctx, snapshotKey(c.ID))
+	trash, err := remove(ctx, snapshotKey(c.ID))
 	trace.Mark("cleanup: snap removed")
 	if err != nil && !isSnapNotFound(err) {
 		errs = append(errs, err)

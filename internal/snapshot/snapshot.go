@@ -691,6 +691,13 @@ func (s *Snapshotter) RemoveLater(ctx context.Context, key string) (string, erro
 			return "", fmt.Errorf("remove snapshot %s: still mounted on %s (unmount it first)", key, target)
 		}
 	}
+	return s.RemoveUnmounted(ctx, key)
+}
+
+// RemoveUnmounted is RemoveLater for a caller that knows the snapshot is
+// mounted nowhere (it has just unmounted the one place it mounts it), and
+// so skips the search of the mount table.
+func (s *Snapshotter) RemoveUnmounted(ctx context.Context, key string) (string, error) {
 	var id int64
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		var kind Kind

@@ -403,11 +403,24 @@ func TestRetainReleasePrune(t *testing.T) {
 			if err := s.Remove(ctx, "ctrA"); err == nil || !strings.Contains(err.Error(), "still mounted on "+target) {
 				t.Fatalf("Remove of a mounted snapshot: %v, want it refused", err)
 			}
+			if _, err := s.RemoveLater(ctx, "ctrA"); err == nil || !strings.Contains(err.Error(), "still mounted on "+target) {
+				t.Fatalf("RemoveLater of a mounted snapshot: %v, want it refused", err)
+			}
 			if err := Unmount(target); err != nil {
 				t.Fatal(err)
 			}
-		}
-		if err := s.Remove(ctx, "ctrA"); err != nil {
+			// Unmounted by the caller, who says so: no mount table search.
+			trash, err := s.RemoveUnmounted(ctx, "ctrA")
+			if err != nil || trash == "" {
+				t.Fatalf("RemoveUnmounted: %q, %v", trash, err)
+			}
+			if ok, _ := s.Has(ctx, "ctrA"); ok {
+				t.Fatal("ctrA still recorded after RemoveUnmounted")
+			}
+			if err := os.RemoveAll(trash); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := s.Remove(ctx, "ctrA"); err != nil {
 			t.Fatal(err)
 		}
 		prune(chainsA[1]) // the base stays for B
