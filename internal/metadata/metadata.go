@@ -61,7 +61,7 @@ func Open(root string) (*DB, error) {
 	// _txlock=immediate: writers take the lock at BEGIN, so two processes
 	// never both read then fail to upgrade (SQLITE_BUSY mid-transaction).
 	dsn := "file:" + path + "?_journal_mode=WAL&_busy_timeout=30000&_foreign_keys=on&_synchronous=NORMAL&_txlock=immediate"
-	sdb, err := sql.Open("sqlite3", dsn)
+	sdb, err := sql.Open(driverName, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: open %s: %w", path, err)
 	}
@@ -71,6 +71,23 @@ func Open(root string) (*DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// driverName is sqlite3 with every connection keeping the write-ahead log
+// file when it closes (SQLITE_FCNTL_PERSIST_WAL), bounded to 4 MB: the
+// last connection of a hull process otherwise deletes it, and the first
+// write of the next command (every container start) creates it again, half
+// a millisecond of file creation on its path.
+const driverName = "sqlite3_hull"
+
+func init() {
+	sql.Register(driverName, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
+		if err := c.SetFileControlInt("main", sqlite3.SQLITE_FCNTL_PERSIST_WAL, 1); err != nil {
+			return err
+		}
+		_, err := c.Exec("PRAGMA journal_size_limit = 4194304", nil)
+		return err
+	}})
 }
 
 // Path is the database file.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 )
@@ -24,6 +26,12 @@ func TestOpenMigratesOnceAndReopens(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
+	// The last close keeps the write-ahead log file for the next
+	// process's first write (see driverName), everything in it
+	// checkpointed into the database.
+	if _, err := os.Stat(filepath.Join(dir, FileName+"-wal")); err != nil {
+		t.Errorf("write-ahead log after the last close: %v", err)
+	}
 	db, err = Open(dir)
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
