@@ -124,10 +124,10 @@ type Container struct {
 	// ImageUser is the image's USER, known on the Container Create
 	// returns (not stored).
 	ImageUser string
-	// configWritten, on the Container Create returns, reports the writing
-	// of config.json when Create did not wait for it (the spare monitor
-	// has the spec; see Start).
-	configWritten chan error
+	// config, on the Container Create returns, writes its config.json
+	// when Create left that to later (the spare monitor has the spec; see
+	// Start).
+	config *configWrite
 }
 
 const containerColumns = `id, name, image, image_id, image_digest, created, state, stage, pid, pid_start, monitor_pid, monitor_start,

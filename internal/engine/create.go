@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
+	"sync"
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -132,21 +133,24 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	// The spec (a large document with a seccomp profile in it) is encoded
 	// and written while the record is updated and the entrypoint checked.
 	// A spare monitor that gets it now (in its own encoding) needs no
-	// file: then Start, not Create, waits for the writing, once it has
-	// handed the container over.
+	// file: then the file is written once Start has handed the container
+	// over, not while the container's creation ends (it is a first JSON
+	// encoding of a spec, half a millisecond of processor time).
 	c.Config = cfg
 	if len(s.Process.Args) > 0 {
 		c.Config.Path, c.Config.Args = s.Process.Args[0], s.Process.Args[1:]
 	}
-	offered := e.offerSpare(c, s)
-	written := make(chan error, 1)
-	go func() {
+	c.config = &configWrite{done: make(chan error, 1), write: func() error {
 		data, err := json.Marshal(s)
-		if err == nil {
-			err = writeFile(filepath.Join(e.persistDir(id), "config.json"), data)
+		if err != nil {
+			return err
 		}
-		written <- err
-	}()
+		return writeFile(filepath.Join(e.persistDir(id), "config.json"), data)
+	}}
+	offered := e.offerSpare(c, s)
+	if !offered {
+		c.config.start()
+	}
 	args := s.Process.Args
 	if cfg.Spec.Init && len(args) >= 2 {
 		args = args[2:] // hull-init -- COMMAND...
@@ -163,30 +167,42 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	data, _ := json.Marshal(c.Config)
 	e.update(ctx, id, map[string]any{"config": string(data)})
 	if entry := <-checked; entry.err != nil {
-		<-written
+		c.waitConfig()
 		return fail(StageCreate, entry.code, entry.err)
 	}
 	if !offered {
-		if err := <-written; err != nil {
+		if err := c.waitConfig(); err != nil {
 			return fail(StageCreate, 125, err)
 		}
 		return c, nil
 	}
-	c.configWritten = written
 	e.mu.Lock()
 	e.unwritten = append(e.unwritten, c)
 	e.mu.Unlock()
 	return c, nil
 }
 
-// waitConfig waits for the config.json Create left writing (see Create);
-// nil if it did not.
+// configWrite is the writing of a container's config.json, which Create
+// may leave to later (see Create): started once, waited for by anyone.
+type configWrite struct {
+	once  sync.Once
+	done  chan error
+	write func() error
+}
+
+func (w *configWrite) start() {
+	w.once.Do(func() { go func() { w.done <- w.write() }() })
+}
+
+// waitConfig writes the config.json Create left to later, if it has not
+// started yet, and waits for it; nil if there is none.
 func (c *Container) waitConfig() error {
-	if c.configWritten == nil {
+	if c.config == nil {
 		return nil
 	}
-	err := <-c.configWritten
-	c.configWritten <- err // for another wait
+	c.config.start()
+	err := <-c.config.done
+	c.config.done <- err // for another wait
 	if err != nil {
 		return fmt.Errorf("container %s: config.json: %w", c.Name, err)
 	}

@@ -123,10 +123,10 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 	}
 	if spare := e.takeSpare(c.ID, o.WaitAttach); spare != nil {
 		monitorPid, r = spare.proc.Pid, spare.sync
-		// The spare has the spec; config.json, still being written,
-		// is for later starts.
-		if err := c.waitConfig(); err != nil {
-			e.warn("%v; the container runs, but cannot be started again once it exits", err)
+		// The spare has the spec; config.json is for later starts,
+		// written now, while the container starts (Close waits for it).
+		if c.config != nil {
+			c.config.start()
 		}
 	} else {
 		if err := c.waitConfig(); err != nil {

@@ -167,7 +167,7 @@ func (e *Engine) Close() {
 	e.mu.Unlock()
 	for _, c := range unwritten {
 		if err := c.waitConfig(); err != nil {
-			e.warn("%v", err)
+			e.warn("%v; the container cannot be started again once it exits", err)
 		}
 	}
 	purgeDetached(trash)
