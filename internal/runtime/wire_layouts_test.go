@@ -15,8 +15,9 @@ var update = flag.Bool("update", false, "rewrite wire_layouts.go")
 // wire_layouts.go gives the fingerprints of the types this package sends
 // as they are (wire.Known); -update rewrites it after a change.
 func TestWireLayouts(t *testing.T) {
-	types := []reflect.Type{reflect.TypeFor[initConfig](), reflect.TypeFor[syncMsg](), reflect.TypeFor[specs.Spec]()}
-	exprs := []string{"reflect.TypeFor[initConfig]()", "reflect.TypeFor[syncMsg]()", "reflect.TypeFor[specs.Spec]()"}
+	// specs.LinuxSeccomp: the seccomp cache's keys (seccomp.Compiled).
+	types := []reflect.Type{reflect.TypeFor[initConfig](), reflect.TypeFor[syncMsg](), reflect.TypeFor[specs.Spec](), reflect.TypeFor[specs.LinuxSeccomp]()}
+	exprs := []string{"reflect.TypeFor[initConfig]()", "reflect.TypeFor[syncMsg]()", "reflect.TypeFor[specs.Spec]()", "reflect.TypeFor[specs.LinuxSeccomp]()"}
 	var values []uint64
 	for _, typ := range types {
 		values = append(values, wire.Compute(typ))
