@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // setV1 writes resources into the per-controller directories of a v1 or
@@ -124,17 +125,73 @@ func (m *Manager) setV1(r *specs.LinuxResources) error {
 		if err != nil {
 			return err
 		}
-		for _, dev := range r.Devices {
-			file := "devices.deny"
-			if dev.Allow {
-				file = "devices.allow"
-			}
-			if err := writeFile(d, file, DeviceRule(dev)); err != nil {
-				return err
-			}
+		if err := writeDeviceRules(d, r.Devices); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// writeDeviceRules writes rules, in order, to devices.allow and
+// devices.deny in dir: one write per rule (the kernel takes one rule per
+// write), through one descriptor per file (an open and a close per rule
+// cost more than the rule).
+func writeDeviceRules(dir string, rules []specs.LinuxDeviceCgroup) error {
+	fds := map[string]int{}
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	for _, dev := range CompactDeviceRules(rules) {
+		file := "devices.deny"
+		if dev.Allow {
+			file = "devices.allow"
+		}
+		p := filepath.Join(dir, file)
+		fd, ok := fds[file]
+		if !ok {
+			var err error
+			if fd, err = unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0); err != nil {
+				return fmt.Errorf("cgroups: open %s: %w", p, err)
+			}
+			fds[file] = fd
+		}
+		rule := DeviceRule(dev)
+		if _, err := unix.Write(fd, []byte(rule)); err != nil {
+			return fmt.Errorf("cgroups: write %q to %s: %w", rule, p, err)
+		}
+	}
+	return nil
+}
+
+// CompactDeviceRules drops from rules, applied in order, those that change
+// nothing: an allow rule already given since the last deny, and a deny of
+// everything right after another (with nothing allowed in between). Specs
+// made by hull repeat the default devices the runtime adds anyway.
+func CompactDeviceRules(rules []specs.LinuxDeviceCgroup) []specs.LinuxDeviceCgroup {
+	var out []specs.LinuxDeviceCgroup
+	allowed := map[string]bool{}
+	deniedAll := false
+	for _, r := range rules {
+		rule := DeviceRule(r)
+		if r.Allow {
+			if allowed[rule] {
+				continue
+			}
+			allowed[rule] = true
+			deniedAll = false
+		} else {
+			all := rule == "a *:* rwm"
+			if all && deniedAll {
+				continue
+			}
+			clear(allowed)
+			deniedAll = all
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // DeviceRule renders a device cgroup rule the way devices.allow wants it:
