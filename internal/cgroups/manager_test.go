@@ -237,6 +237,9 @@ func TestOOMKillNotified(t *testing.T) {
 	if st.Memory.OOMKills == 0 {
 		t.Fatalf("stats report no OOM kill: %+v", st.Memory)
 	}
+	if n, err := m.OOMKills(); err != nil || n != st.Memory.OOMKills {
+		t.Fatalf("OOMKills %d, %v; Stats says %d", n, err, st.Memory.OOMKills)
+	}
 }
 
 // Block I/O is summed over devices from v1's throttle counters and v2's

@@ -444,9 +444,7 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 	var baseline uint64
 	cg, _ := c.Cgroup()
 	if cg != nil {
-		if mem, err := cg.Memory(); err == nil {
-			baseline = mem.OOMKills
-		}
+		baseline, _ = cg.OOMKills()
 	}
 	if err := m.rt.StartContainer(c); err != nil {
 		m.rt.Delete(m.cfg.ID, true)
