@@ -230,6 +230,11 @@ func (e *Engine) insert(ctx context.Context, c *Container) error {
 
 // update sets columns of one container.
 func (e *Engine) update(ctx context.Context, id string, cols map[string]any) error {
+	return e.updateIn(ctx, e.db, id, cols)
+}
+
+// updateIn is update as part of x.
+func (e *Engine) updateIn(ctx context.Context, x execer, id string, cols map[string]any) error {
 	var sets []string
 	var args []any
 	for k, v := range cols {
@@ -237,7 +242,7 @@ func (e *Engine) update(ctx context.Context, id string, cols map[string]any) err
 		args = append(args, v)
 	}
 	args = append(args, id)
-	_, err := e.db.ExecContext(context.WithoutCancel(ctx), `UPDATE containers SET `+strings.Join(sets, ", ")+` WHERE id = ?`, args...)
+	_, err := x.ExecContext(context.WithoutCancel(ctx), `UPDATE containers SET `+strings.Join(sets, ", ")+` WHERE id = ?`, args...)
 	if err != nil {
 		return fmt.Errorf("update container %s: %w", id, err)
 	}

@@ -20,6 +20,7 @@ package engine
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -154,18 +155,30 @@ type Event struct {
 }
 
 func (e *Engine) emit(ctx context.Context, c *Container, action string, attrs map[string]string) {
+	e.emitIn(ctx, e.db, c, action, attrs)
+}
+
+// execer runs a statement: the database (one transaction of its own) or
+// a transaction that groups several.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// emitIn is emit as part of x.
+func (e *Engine) emitIn(ctx context.Context, x execer, c *Container, action string, attrs map[string]string) {
 	if attrs == nil {
 		attrs = map[string]string{}
 	}
 	attrs["name"] = c.Name
 	attrs["image"] = c.Image
-	e.logEvent(ctx, "container", action, c.ID, c.Name, attrs)
+	logEvent(ctx, x, "container", action, c.ID, c.Name, attrs)
 }
 
 // logEvent appends one event for `hull events`.
-func (e *Engine) logEvent(ctx context.Context, typ, action, id, name string, attrs map[string]string) {
+func logEvent(ctx context.Context, x execer, typ, action, id, name string, attrs map[string]string) {
 	data, _ := json.Marshal(attrs)
-	res, err := e.db.ExecContext(context.WithoutCancel(ctx), `INSERT INTO events(time, type, action, id, name, attrs) VALUES(?,?,?,?,?,?)`,
+	ctx = context.WithoutCancel(ctx)
+	res, err := x.ExecContext(ctx, `INSERT INTO events(time, type, action, id, name, attrs) VALUES(?,?,?,?,?,?)`,
 		time.Now().UnixNano(), typ, action, id, name, string(data))
 	if err != nil {
 		return
@@ -173,7 +186,7 @@ func (e *Engine) logEvent(ctx context.Context, typ, action, id, name string, att
 	// Keep the newest eventsKept events (docker keeps a bounded log too);
 	// trimming every hundredth insert keeps the cost negligible.
 	if seq, err := res.LastInsertId(); err == nil && seq%100 == 0 {
-		e.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM events WHERE seq <= ?`, seq-eventsKept)
+		x.ExecContext(ctx, `DELETE FROM events WHERE seq <= ?`, seq-eventsKept)
 	}
 }
 

@@ -522,10 +522,16 @@ func (e *Engine) cleanup(ctx context.Context, c *Container) ([]string, error) {
 	}
 	aside = append(aside, setAside(e.runDir(c.ID)), setAside(e.persistDir(c.ID)))
 	trace.Mark("cleanup: set aside")
-	if _, err := e.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM containers WHERE id = ?`, c.ID); err != nil {
+	err = e.db.Tx(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
+		if _, err := tx.Exec(`DELETE FROM containers WHERE id = ?`, c.ID); err != nil {
+			return err
+		}
+		e.emitIn(ctx, tx, c, "destroy", nil)
+		return nil
+	})
+	if err != nil {
 		errs = append(errs, err)
 	}
-	e.emit(ctx, c, "destroy", nil)
 	if err := <-rtDone; err != nil {
 		errs = append(errs, err)
 	}

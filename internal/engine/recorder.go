@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -19,15 +20,20 @@ type recorder struct {
 
 var bg = context.Background()
 
+// Started and Exited each record in one transaction (the record and its
+// events): every commit is a write of its own, on the path of a short
+// container's exit.
 func (r *recorder) Started(pid int, pidStart uint64, restarts int) error {
-	err := r.e.update(bg, r.c.ID, map[string]any{
-		"state": StateRunning, "stage": StageRunning, "pid": pid, "pid_start": pidStart,
-		"started": time.Now().UnixNano(), "restart_count": restarts, "error": "", "exit_code": 0,
-		"signal": 0, "oom_killed": 0, "backoff_until": 0,
+	return r.e.db.Tx(bg, func(tx *sql.Tx) error {
+		err := r.e.updateIn(bg, tx, r.c.ID, map[string]any{
+			"state": StateRunning, "stage": StageRunning, "pid": pid, "pid_start": pidStart,
+			"started": time.Now().UnixNano(), "restart_count": restarts, "error": "", "exit_code": 0,
+			"signal": 0, "oom_killed": 0, "backoff_until": 0,
+		})
+		r.e.emitVolumeMounts(bg, tx, r.c, "mount")
+		r.e.emitIn(bg, tx, r.c, "start", nil)
+		return err
 	})
-	r.e.emitVolumeMounts(bg, r.c, "mount")
-	r.e.emit(bg, r.c, "start", nil)
-	return err
 }
 
 func (r *recorder) Exited(x monitor.Exit) error {
@@ -39,15 +45,17 @@ func (r *recorder) Exited(x monitor.Exit) error {
 	if x.Stage != "" {
 		cols["stage"] = x.Stage
 	}
-	err := r.e.update(bg, r.c.ID, cols)
-	if x.OOMKilled {
-		r.e.emit(bg, r.c, "oom", nil)
-	}
-	r.e.emit(bg, r.c, "die", map[string]string{"exitCode": fmt.Sprint(x.Code)})
-	if x.Stage == "" { // it ran, so its volumes were mounted
-		r.e.emitVolumeMounts(bg, r.c, "unmount")
-	}
-	return err
+	return r.e.db.Tx(bg, func(tx *sql.Tx) error {
+		err := r.e.updateIn(bg, tx, r.c.ID, cols)
+		if x.OOMKilled {
+			r.e.emitIn(bg, tx, r.c, "oom", nil)
+		}
+		r.e.emitIn(bg, tx, r.c, "die", map[string]string{"exitCode": fmt.Sprint(x.Code)})
+		if x.Stage == "" { // it ran, so its volumes were mounted
+			r.e.emitVolumeMounts(bg, tx, r.c, "unmount")
+		}
+		return err
+	})
 }
 
 func (r *recorder) Restarting(count int, delay time.Duration) error {

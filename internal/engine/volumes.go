@@ -106,7 +106,7 @@ func (e *Engine) createVolume(ctx context.Context, name string, labels map[strin
 }
 
 func (e *Engine) emitVolume(ctx context.Context, name, action string) {
-	e.logEvent(ctx, "volume", action, name, name, map[string]string{"driver": "local"})
+	logEvent(ctx, e.db, "volume", action, name, name, map[string]string{"driver": "local"})
 }
 
 const volumeColumns = `name, created, labels, anonymous, owner, auto_remove`
@@ -178,7 +178,7 @@ func (e *Engine) volumeName(m spec.Mount) string {
 // emitVolumeMounts records docker's volume mount and unmount events for
 // the volumes c uses (action "mount" when it starts, "unmount" when it
 // stops).
-func (e *Engine) emitVolumeMounts(ctx context.Context, c *Container, action string) {
+func (e *Engine) emitVolumeMounts(ctx context.Context, x execer, c *Container, action string) {
 	for _, m := range c.Config.Spec.Mounts {
 		name := e.volumeName(m)
 		if name == "" {
@@ -190,7 +190,7 @@ func (e *Engine) emitVolumeMounts(ctx context.Context, c *Container, action stri
 			attrs["read/write"] = fmt.Sprint(!m.ReadOnly)
 			attrs["propagation"] = ""
 		}
-		e.logEvent(ctx, "volume", action, name, name, attrs)
+		logEvent(ctx, x, "volume", action, name, name, attrs)
 	}
 }
 
