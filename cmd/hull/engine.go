@@ -129,8 +129,9 @@ func newMonitorCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// runMonitor is `hull monitor ID` (id "-": a spare, see StartSpare and
-// runSpare): with newNetNS and earlyID, what a spare makes ahead.
+// runMonitor is `hull monitor ID`, and id "-" a spare monitor (see
+// engine.StartSpare and spare.go) that makes ahead, with newNetNS and
+// earlyID, the container's network namespace and process.
 func (g *globals) runMonitor(cmd *cobra.Command, id string, o engine.MonitorOptions, newNetNS bool, earlyID string) error {
 	if o.Resume == "" {
 		o.Sync = os.NewFile(3, "sync") // from the engine's Start
@@ -187,6 +188,7 @@ func (g *globals) runMonitor(cmd *cobra.Command, id string, o engine.MonitorOpti
 			if o.Log != nil {
 				o.Log.Close()
 				o.Server.Close()
+				os.Remove(eng.AttachSocket(o.AheadID))
 			}
 			return nil
 		}
@@ -197,9 +199,9 @@ func (g *globals) runMonitor(cmd *cobra.Command, id string, o engine.MonitorOpti
 	return err
 }
 
-// readSpareID waits for a spare monitor's container ID (and the spec and record sent
-// ahead, see engine.ReadSpareID), then sends the monitor's own messages to
-// that container's monitor log.
+// readSpareID waits for a spare monitor's container ID (and the spec and
+// record sent ahead, see engine.ReadSpareID), then sends the monitor's own
+// messages to that container's monitor log.
 func readSpareID(eng *engine.Engine, onSpec func(string, *specs.Spec)) (engine.SpareTake, error) {
 	f := os.NewFile(engine.SpareMonitorFD, "container-id")
 	defer f.Close()

@@ -10,9 +10,9 @@ package main
 // when its process can be started ahead, see runtime.Early). The copy
 // parses the same command line, so it knows what `hull monitor -` would
 // have been told (--wait-attach unless -d, --new-netns with --network
-// none, the early id unless -t, -i or -m), and becomes that monitor
-// (runSpare). The command adopts it (adoptedSpare); when the constructor
-// could not start it, the command starts one itself as before.
+// none, the early id unless -t, -i or -m), and becomes that monitor (run's
+// RunE calls runMonitor). The command adopts it (adoptedSpare); when the
+// constructor could not start it, the command starts one itself.
 
 /*
 extern int hull_spare_pid, hull_spare_sync, hull_spare_id;

@@ -1,9 +1,10 @@
-// Package wire encodes Go values in a compact binary form for a hull
-// process and a process it starts from the same source (the container's
-// init, hull-init), where JSON cost too much: a first JSON decode of an OCI
-// spec in a fresh process builds its per-type decoders by reflection,
-// about a millisecond, and every container start paid it in the init
-// before anything else could happen.
+// Package wire encodes Go values in a compact binary form between hull
+// processes built from the same source (the command, its monitor, the
+// container's init hull-init) and in files only hull reads (a container's
+// spec.wire), where JSON cost too much: a first JSON encoding or decoding
+// of an OCI spec in a fresh process builds its per-type coders by
+// reflection, about a millisecond, and every container start paid that
+// several times on its path.
 //
 // The encoding walks the value's exported fields in declaration order
 // (no names, no tags): integers as varints, strings and slices with their
@@ -55,7 +56,7 @@ func Decode(data []byte, v any) error {
 	}
 	rv = rv.Elem()
 	if got, want := binary.LittleEndian.Uint64(data), Fingerprint(rv.Type()); got != want {
-		return fmt.Errorf("wire: message for another layout of %s (fingerprint %x, this build has %x): hull and its init binary come from different builds", rv.Type(), got, want)
+		return fmt.Errorf("wire: message for another layout of %s (fingerprint %x, this build has %x): written by a different build of hull (hull and hull-init must come from one build)", rv.Type(), got, want)
 	}
 	d := decoder{data: data[8:]}
 	d.value(rv)

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/binary"
 	"math/rand"
 	"reflect"
 	"strings"
@@ -158,7 +159,7 @@ func TestOtherLayoutIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out v2
-	if err := Decode(b, &out); err == nil || !strings.Contains(err.Error(), "different builds") {
+	if err := Decode(b, &out); err == nil || !strings.Contains(err.Error(), "different build") {
 		t.Fatalf("err = %v, want a layout mismatch", err)
 	}
 }
@@ -199,4 +200,22 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A fingerprint given at build time (Known) is the one used, without
+// working it out.
+func TestKnownFingerprintIsUsed(t *testing.T) {
+	type known struct{ A int }
+	typ := reflect.TypeFor[known]()
+	Known(typ, 42)
+	if f := Fingerprint(typ); f != 42 {
+		t.Fatalf("fingerprint %d, want the known 42", f)
+	}
+	if Compute(typ) == 42 {
+		t.Fatal("Compute returned the known value, not its own")
+	}
+	b, err := Append(nil, known{7})
+	if err != nil || binary.LittleEndian.Uint64(b) != 42 {
+		t.Fatalf("message %x, %v: want the known fingerprint first", b, err)
+	}
 }
