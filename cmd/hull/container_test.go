@@ -987,3 +987,15 @@ func TestRunLeavesConfigForLaterStarts(t *testing.T) {
 	}
 	mustHull(t, root, "rm", "again")
 }
+
+// A _HULL_SPARE in the environment of a run, without the pipes the
+// constructor gives a monitor it starts, does not make that run a monitor.
+func TestStraySpareVariableIsIgnored(t *testing.T) {
+	root, fx := containerEnv(t)
+	cmd := hullProc(root, "run", "--rm", fx.Busybox.Ref, "echo", "ran")
+	cmd.Env = append(cmd.Env, "_HULL_SPARE=0123")
+	out, err := cmd.Output()
+	if err != nil || strings.TrimSpace(string(out)) != "ran" {
+		t.Fatalf("run with a stray _HULL_SPARE: %q, %v", out, err)
+	}
+}

@@ -25,16 +25,25 @@ import "C"
 import (
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"hull/internal/engine"
 )
 
 // spareOf is, in the copy of `hull run` the constructor started, the early
-// id it was given; "" in any other process.
+// id it was given; "" in any other process (a _HULL_SPARE without the
+// constructor's pipes at descriptors 3 and 4 is ignored).
 var spareOf = func() string {
 	v := os.Getenv("_HULL_SPARE")
 	// Not for anything this process starts (hull-shim execs back into
 	// `hull monitor`).
 	os.Unsetenv("_HULL_SPARE")
+	for _, fd := range []int{3, engine.SpareMonitorFD} {
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+			return ""
+		}
+	}
 	return v
 }()
 
