@@ -90,7 +90,6 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 		os.RemoveAll(e.persistDir(id))
 		return nil, err
 	}
-	e.emit(ctx, c, "create", nil)
 	fail := func(stage string, code int, err error) (*Container, error) {
 		c.Stage, c.Error, c.ExitCode = stage, err.Error(), code
 		e.update(ctx, c.ID, map[string]any{"stage": stage, "error": c.Error, "exit_code": code})
@@ -209,11 +208,16 @@ func (c *Container) waitConfig() error {
 	return nil
 }
 
+// insert records a new container, and its create event.
 func (e *Engine) insert(ctx context.Context, c *Container) error {
 	data, _ := json.Marshal(c.Config)
+	// The record and its create event in one transaction.
 	err := e.db.Tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.Exec(`INSERT INTO containers(id, name, image, created, state, stage, config) VALUES(?,?,?,?,?,?,?)`,
 			c.ID, c.Name, c.Image, nanos(c.Created), c.State, c.Stage, string(data))
+		if err == nil {
+			e.emitIn(ctx, tx, c, "create", nil)
+		}
 		return err
 	})
 	if err != nil {
