@@ -129,12 +129,12 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	if err != nil {
 		return fail(StageCreate, 125, err)
 	}
-	// The spec (a large document with a seccomp profile in it) is encoded
-	// and written while the record is updated and the entrypoint checked.
-	// A spare monitor that gets it now (in its own encoding) needs no
-	// file: then the file is written once Start has handed the container
-	// over, not while the container's creation ends (it is a first JSON
-	// encoding of a spec, half a millisecond of processor time).
+	// config.json (the spec, a large document with a seccomp profile in
+	// it) is encoded and written while the record is updated and the
+	// entrypoint checked. A spare monitor that gets the spec now, in its
+	// own encoding, needs no file: then the file is written once Start has
+	// handed the container over, not while the creation ends (a first
+	// JSON encoding of a spec is half a millisecond of processor time).
 	c.Config = cfg
 	if len(s.Process.Args) > 0 {
 		c.Config.Path, c.Config.Args = s.Process.Args[0], s.Process.Args[1:]

@@ -194,8 +194,9 @@ func Run(cfg Config, rt *runtime.Runtime, rec Recorder, ready func(error)) error
 	if cfg.BackoffMax <= 0 {
 		cfg.BackoffMax = 5 * time.Minute
 	}
-	logw, err := cfg.Log, error(nil)
+	logw := cfg.Log // opened ahead, or opened here
 	cfg.Log = nil
+	var err error
 	if logw == nil {
 		if logw, err = streams.OpenLog(cfg.LogPath, cfg.LogMaxSize, cfg.LogMaxFiles); err != nil {
 			cfg.Server.Close()
