@@ -534,14 +534,25 @@ func (s *stdio) closeInput() {
 }
 
 // copyOutput logs the container's output and passes it to attached
-// clients, and routes the clients' input to the container.
-func (m *mon) copyOutput(io *stdio) *sync.WaitGroup {
-	return streams.Pump(m.log, m.srv, io.out, io.err, io.master, io.in)
-}
-
-func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
+// clients, and routes the clients' input to the container. The channel
+// closes once the output has ended.
+func (m *mon) copyOutput(io *stdio) <-chan struct{} {
+	wg := streams.Pump(m.log, m.srv, io.out, io.err, io.master, io.in)
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
+	return done
+}
+
+// waitTimeout waits for done, at most d. An output that has ended by the
+// container's exit, as it usually has, is seen without blocking: this
+// goroutine is locked to the main thread, and blocking hands its
+// processor to another thread and back, a fraction of a millisecond.
+func waitTimeout(done <-chan struct{}, d time.Duration) {
+	select {
+	case <-done:
+		return
+	default:
+	}
 	select {
 	case <-done:
 	case <-time.After(d):
