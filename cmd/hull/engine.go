@@ -168,10 +168,8 @@ func (g *globals) runMonitor(cmd *cobra.Command, id string, o engine.MonitorOpti
 			if o.Early != nil {
 				o.Early.SetLimits(s)
 			}
-			if o.Log == nil {
-				if logw, srv, err := eng.OpenAhead(specID); err == nil {
-					o.Log, o.Server, o.AheadID = logw, srv, specID
-				}
+			if o.Ahead == nil {
+				o.Ahead, _ = eng.OpenAhead(specID)
 			}
 		}
 		var take engine.SpareTake
@@ -184,12 +182,7 @@ func (g *globals) runMonitor(cmd *cobra.Command, id string, o engine.MonitorOpti
 			}
 		}
 		if err != nil {
-			// The command that started it had no use for it.
-			if o.Log != nil {
-				o.Log.Close()
-				o.Server.Close()
-				os.Remove(eng.AttachSocket(o.AheadID))
-			}
+			o.Ahead.Close() // the command that started it had no use for it
 			return nil
 		}
 	}

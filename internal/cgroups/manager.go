@@ -542,6 +542,14 @@ func (m *Manager) Set(r *specs.LinuxResources) error {
 	if r == nil {
 		return nil
 	}
+	if len(r.Devices) > 0 {
+		// Both v1's writes and v2's filter program follow the rules in
+		// order; the repeats specs bring (the runtime's defaults over
+		// the spec's own) change nothing.
+		c := *r
+		c.Devices = compactDeviceRules(r.Devices)
+		r = &c
+	}
 	if m.Mode == Unified {
 		return m.setV2(r)
 	}

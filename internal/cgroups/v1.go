@@ -143,7 +143,7 @@ func writeDeviceRules(dir string, rules []specs.LinuxDeviceCgroup) error {
 			unix.Close(fd)
 		}
 	}()
-	for _, dev := range CompactDeviceRules(rules) {
+	for _, dev := range rules {
 		file := "devices.deny"
 		if dev.Allow {
 			file = "devices.allow"
@@ -165,11 +165,11 @@ func writeDeviceRules(dir string, rules []specs.LinuxDeviceCgroup) error {
 	return nil
 }
 
-// CompactDeviceRules drops from rules, applied in order, those that change
+// compactDeviceRules drops from rules, applied in order, those that change
 // nothing: an allow rule already given since the last deny, and a deny of
 // everything right after another (with nothing allowed in between). Specs
 // made by hull repeat the default devices the runtime adds anyway.
-func CompactDeviceRules(rules []specs.LinuxDeviceCgroup) []specs.LinuxDeviceCgroup {
+func compactDeviceRules(rules []specs.LinuxDeviceCgroup) []specs.LinuxDeviceCgroup {
 	var out []specs.LinuxDeviceCgroup
 	allowed := map[string]bool{}
 	deniedAll := false

@@ -46,13 +46,13 @@ func TestCompactDeviceRulesKeepsTheOutcome(t *testing.T) {
 			rules = append(rules, pool[r.Intn(len(pool))])
 		}
 		wantAll, want := v1Devices(rules)
-		gotAll, got := v1Devices(CompactDeviceRules(rules))
+		gotAll, got := v1Devices(compactDeviceRules(rules))
 		if gotAll != wantAll || len(got) != len(want) {
-			t.Fatalf("rules %v: compacted to %v, outcome %v %v, want %v %v", rules, CompactDeviceRules(rules), gotAll, got, wantAll, want)
+			t.Fatalf("rules %v: compacted to %v, outcome %v %v, want %v %v", rules, compactDeviceRules(rules), gotAll, got, wantAll, want)
 		}
 		for k := range want {
 			if !got[k] {
-				t.Fatalf("rules %v: compacted to %v lost %s", rules, CompactDeviceRules(rules), k)
+				t.Fatalf("rules %v: compacted to %v lost %s", rules, compactDeviceRules(rules), k)
 			}
 		}
 	}
@@ -63,7 +63,7 @@ func TestCompactDeviceRulesKeepsTheOutcome(t *testing.T) {
 		defaults = append(defaults, specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(d[0]), Minor: i64(d[1]), Access: "rwm"})
 	}
 	full := append(append(append([]specs.LinuxDeviceCgroup{pool[0], pool[0]}, defaults...), defaults...), defaults[2:8]...)
-	if got := CompactDeviceRules(full); len(got) != 12 {
+	if got := compactDeviceRules(full); len(got) != 12 {
 		t.Errorf("compacted %d rules to %d, want 12: %v", len(full), len(got), got)
 	}
 }

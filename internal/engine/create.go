@@ -148,7 +148,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	}}
 	offered := e.offerSpare(c, s)
 	if !offered {
-		c.config.start()
+		c.startConfig()
 	}
 	args := s.Process.Args
 	if cfg.Spec.Init && len(args) >= 2 {
@@ -189,8 +189,12 @@ type configWrite struct {
 	write func() error
 }
 
-func (w *configWrite) start() {
-	w.once.Do(func() { go func() { w.done <- w.write() }() })
+// startConfig starts writing the config.json Create left to later, if
+// any and not started yet.
+func (c *Container) startConfig() {
+	if w := c.config; w != nil {
+		w.once.Do(func() { go func() { w.done <- w.write() }() })
+	}
 }
 
 // waitConfig writes the config.json Create left to later, if it has not
@@ -199,7 +203,7 @@ func (c *Container) waitConfig() error {
 	if c.config == nil {
 		return nil
 	}
-	c.config.start()
+	c.startConfig()
 	err := <-c.config.done
 	c.config.done <- err // for another wait
 	if err != nil {

@@ -21,7 +21,6 @@ import (
 
 	"hull/internal/monitor"
 	"hull/internal/shim"
-	"hull/internal/streams"
 	"hull/internal/trace"
 )
 
@@ -105,33 +104,33 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 	if !claimed {
 		return nil, nil
 	}
+	failed := func(err error) error {
+		e.update(ctx, c.ID, map[string]any{"state": StateExited, "stage": StageStart, "error": err.Error(), "exit_code": 125})
+		return err
+	}
 	if o.Created == nil {
 		if err := e.mountRootfs(ctx, c.ID, c.Config.AutoRemove); err != nil {
-			e.update(ctx, c.ID, map[string]any{"state": StateExited, "stage": StageStart, "error": err.Error(), "exit_code": 125})
-			return nil, err
+			return nil, failed(err)
 		}
 	}
 	trace.Mark("start: claimed")
+	// The monitor reads config.json, unless it is the spare that has the
+	// spec already (offerSpare): then the file, for later starts, is
+	// written while the container starts (Close waits for it).
+	if s := e.spare; s != nil && s.waitAttach == o.WaitAttach && s.specFor == c.ID {
+		c.startConfig()
+	} else if err := c.waitConfig(); err != nil {
+		return nil, failed(err)
+	}
 	var monitorPid int
 	var r *os.File
-	if e.spare == nil || e.spare.specFor != c.ID {
-		// The monitor reads config.json.
-		if err := c.waitConfig(); err != nil {
-			e.update(ctx, c.ID, map[string]any{"state": StateExited, "stage": StageStart, "error": err.Error(), "exit_code": 125})
-			return nil, err
-		}
-	}
 	if spare := e.takeSpare(c.ID, o.WaitAttach); spare != nil {
 		monitorPid, r = spare.proc.Pid, spare.sync
-		// The spare has the spec; config.json is for later starts,
-		// written now, while the container starts (Close waits for it).
-		if c.config != nil {
-			c.config.start()
-		}
 	} else {
+		// This monitor reads the file (done already, unless the spare
+		// that has the spec could not be told the ID).
 		if err := c.waitConfig(); err != nil {
-			e.update(ctx, c.ID, map[string]any{"state": StateExited, "stage": StageStart, "error": err.Error(), "exit_code": 125})
-			return nil, err
+			return nil, failed(err)
 		}
 		var w *os.File
 		if r, w, err = os.Pipe(); err != nil {
@@ -143,8 +142,7 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 		if err := cmd.Start(); err != nil {
 			r.Close()
 			w.Close()
-			e.update(ctx, c.ID, map[string]any{"state": StateExited, "stage": StageStart, "error": err.Error(), "exit_code": 125})
-			return nil, fmt.Errorf("start monitor for %s: %w", c.Name, err)
+			return nil, failed(fmt.Errorf("start monitor for %s: %w", c.Name, err))
 		}
 		w.Close()
 		// Reap the monitor if it exits while this process lives (a
@@ -187,15 +185,14 @@ type MonitorOptions struct {
 	Early *monitor.Early
 	// Spec is the container's config.json a spare monitor received and
 	// decoded ahead (ReadSpareID); nil: the monitor reads it.
+	Spec *specs.Spec
 	// Record, likewise, is the container's record; nil: the monitor looks
-	// it up. Log and Server are its log and attach socket opened ahead
-	// (OpenAhead) for the container AheadID; nil: the monitor opens them.
-	// RunMonitor closes them if they are another container's.
-	Spec    *specs.Spec
-	Record  *Container
-	AheadID string
-	Log     *streams.LogWriter
-	Server  *streams.Server
+	// it up.
+	Record *Container
+	// Ahead is the container's log and attach socket a spare monitor
+	// opened ahead (OpenAhead); RunMonitor closes them if they are another
+	// container's.
+	Ahead *Ahead
 }
 
 // A container's log rotates at logMaxSize, keeping logMaxFiles files.
@@ -227,12 +224,10 @@ func (e *Engine) RunMonitor(ctx context.Context, id string, o MonitorOptions) er
 		Restart: c.Config.Restart, BackoffBase: e.BackoffBase, BackoffMax: e.BackoffMax,
 		RestartCount: c.RestartCount, ListenerFD: o.ListenerFD, NetNS: o.NetNS, Early: o.Early, Spec: o.Spec,
 	}
-	if o.AheadID == c.ID {
-		cfg.Log, cfg.Server = o.Log, o.Server
-	} else if o.Log != nil {
-		o.Log.Close()
-		o.Server.Close()
-		os.Remove(e.AttachSocket(o.AheadID))
+	if a := o.Ahead; a != nil && a.id == c.ID {
+		cfg.Log, cfg.Server = a.log, a.srv
+	} else {
+		a.Close()
 	}
 	if e.ShimPath != "" && unix.Access(e.ShimPath, unix.X_OK) == nil {
 		cmd := e.MonitorCommand(c.ID, false)

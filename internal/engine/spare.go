@@ -63,8 +63,13 @@ func StartSpare(cmd *exec.Cmd, waitAttach bool) *Spare {
 		idW.Close()
 		return nil
 	}
-	s := &Spare{proc: cmd.Process, id: idW, sync: syncR, waitAttach: waitAttach, exited: make(chan struct{})}
-	go func() { cmd.Wait(); close(s.exited) }()
+	return newSpare(cmd.Process, cmd.Wait, idW, syncR, waitAttach)
+}
+
+// newSpare is the Spare of process p, reaped with wait.
+func newSpare(p *os.Process, wait func() error, id, sync *os.File, waitAttach bool) *Spare {
+	s := &Spare{proc: p, id: id, sync: sync, waitAttach: waitAttach, exited: make(chan struct{})}
+	go func() { wait(); close(s.exited) }()
 	return s
 }
 
@@ -82,10 +87,8 @@ func AdoptSpare(pid, syncFD, idFD int, waitAttach bool) *Spare {
 		unix.Close(idFD)
 		return nil
 	}
-	s := &Spare{proc: p, id: os.NewFile(uintptr(idFD), "spare-id"), sync: os.NewFile(uintptr(syncFD), "spare-sync"),
-		waitAttach: waitAttach, exited: make(chan struct{})}
-	go func() { p.Wait(); close(s.exited) }()
-	return s
+	wait := func() error { _, err := p.Wait(); return err }
+	return newSpare(p, wait, os.NewFile(uintptr(idFD), "spare-id"), os.NewFile(uintptr(syncFD), "spare-sync"), waitAttach)
 }
 
 // UseSpare gives the engine a spare monitor from StartSpare (nil: none),
@@ -173,11 +176,33 @@ func (e *Engine) Close() {
 	purgeDetached(trash)
 }
 
-// OpenAhead opens container id's log and attach socket for a spare
-// monitor that has its spec (see monitor.OpenAhead); MonitorOptions
-// takes them.
-func (e *Engine) OpenAhead(id string) (*streams.LogWriter, *streams.Server, error) {
-	return monitor.OpenAhead(e.LogPath(id), logMaxSize, logMaxFiles, e.AttachSocket(id))
+// Ahead is a container's log and attach socket, opened by a spare
+// monitor that has the container's spec but not yet its ID (OpenAhead).
+type Ahead struct {
+	id, socket string
+	log        *streams.LogWriter
+	srv        *streams.Server
+}
+
+// OpenAhead opens container id's log and attach socket (see
+// monitor.OpenAhead), for MonitorOptions.Ahead.
+func (e *Engine) OpenAhead(id string) (*Ahead, error) {
+	a := &Ahead{id: id, socket: e.AttachSocket(id)}
+	var err error
+	if a.log, a.srv, err = monitor.OpenAhead(e.LogPath(id), logMaxSize, logMaxFiles, a.socket); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Close closes what no monitor took, and removes the socket (nil: none).
+func (a *Ahead) Close() {
+	if a == nil {
+		return
+	}
+	a.log.Close()
+	a.srv.Close()
+	os.Remove(a.socket)
 }
 
 // StartEarly starts the first process of the container that will have id

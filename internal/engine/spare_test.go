@@ -68,3 +68,21 @@ func TestReadSpareIDTakesWhatWasSentAhead(t *testing.T) {
 		}
 	}
 }
+
+// A config.json Create left to later (the spare had the spec) is written
+// by Close when nothing started it, and Close returns once it is there.
+func TestCloseWritesConfigLeftToLater(t *testing.T) {
+	path := t.TempDir() + "/config.json"
+	c := &Container{Name: "n1", config: &configWrite{done: make(chan error, 1), write: func() error {
+		time.Sleep(20 * time.Millisecond) // still writing when Close is called
+		return os.WriteFile(path, []byte("{}"), 0o600)
+	}}}
+	e := &Engine{unwritten: []*Container{c}}
+	e.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("after Close: %v", err)
+	}
+	if err := c.waitConfig(); err != nil {
+		t.Fatalf("a second wait: %v", err)
+	}
+}

@@ -141,21 +141,12 @@ func LoadSpec(bundle string) (*specs.Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", bundle, err)
 	}
-	s, err := ParseSpec(b)
-	if err != nil {
-		return nil, fmt.Errorf("bundle %s: %w", bundle, err)
-	}
-	return s, nil
-}
-
-// ParseSpec decodes and minimally validates the content of a config.json.
-func ParseSpec(b []byte) (*specs.Spec, error) {
 	var s specs.Spec
 	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("config.json: %w", err)
+		return nil, fmt.Errorf("bundle %s: config.json: %w", bundle, err)
 	}
 	if err := CheckSpec(&s); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("bundle %s: %w", bundle, err)
 	}
 	return &s, nil
 }

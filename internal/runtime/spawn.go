@@ -855,7 +855,7 @@ func (sp *spawn) finish() error {
 	}
 	// Hooks the init runs get the pid as the host sees it.
 	sp.init.State.Pid = sp.pid
-	sp.init.InCgroups = sp.cgroup != nil && sp.joined
+	sp.init.InCgroups = sp.joined
 	if err := sendMsgFD(parent, sp.init, sp.init.rootfsTree); err != nil {
 		return err
 	}
