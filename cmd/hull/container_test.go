@@ -872,11 +872,16 @@ func TestRunMonitorStartsBeforeTheCLI(t *testing.T) {
 			t.Fatal(err)
 		}
 		var doc []struct {
-			ID            string
-			State         struct{ Running bool }
+			ID    string
+			State struct {
+				Running bool
+				Pid     int
+			}
 			HullLifecycle struct{ MonitorPid int }
 		}
-		for deadline := time.Now().Add(10 * time.Second); len(doc) != 1 || !doc[0].State.Running; {
+		// Running with a pid: the claim (running, no process yet) comes
+		// before the monitor is recorded.
+		for deadline := time.Now().Add(10 * time.Second); len(doc) != 1 || !doc[0].State.Running || doc[0].State.Pid == 0; {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: not running after 10s", name)
 			}
@@ -901,6 +906,43 @@ func TestRunMonitorStartsBeforeTheCLI(t *testing.T) {
 		}
 		mustHull(t, root, "rm", "-f", name)
 		cmd.Wait()
+	}
+}
+
+// rm -f acts on a container caught as soon as it shows as running, while
+// its start may still be under way (claimed, no process yet): the removal
+// succeeds, the run ends, and nothing of the container is left.
+func TestRmForceDuringStart(t *testing.T) {
+	root, fx := containerEnv(t)
+	for i := range 5 {
+		name := fmt.Sprintf("early-%d", i)
+		cmd := hullProc(root, "run", "--rm", "--name", name, fx.Busybox.Ref, "sleep", "60")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			if out, _, _ := hull(t, root, "inspect", "-f", "{{.State.Status}}", name); out == "running\n" {
+				break
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatalf("%s: not running after 10s", name)
+			}
+		}
+		if _, stderr, err := hull(t, root, "rm", "-f", name); err != nil {
+			t.Errorf("rm -f %s during its start: %v: %s", name, err, stderr)
+		}
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("hull run %s did not end after rm -f", name)
+		}
+		if out := mustHull(t, root, "ps", "-aq"); out != "" {
+			t.Fatalf("after rm -f %s: still listed: %s", name, out)
+		}
 	}
 }
 

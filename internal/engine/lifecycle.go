@@ -273,10 +273,33 @@ type nopWriteCloser struct{ io.Writer }
 
 func (nopWriteCloser) Close() error { return nil }
 
+// getStarted is Get for commands that act on a container's processes
+// (stop, kill, rm). A start claims the container (state running) before
+// its monitor has started the process, a few milliseconds; signalled in
+// that window, nothing would receive the signal and the start would go on.
+// So while a start is under way, getStarted waits for it to record the
+// process or its failure, up to startSettle (a start whose command was
+// killed is then treated as it is found).
+func (e *Engine) getStarted(ctx context.Context, ref string) (*Container, error) {
+	c, err := e.Get(ctx, ref)
+	for deadline := time.Now().Add(startSettle); err == nil && c.State == StateRunning && c.Pid == 0 && time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+		c, err = e.Get(ctx, c.ID)
+	}
+	return c, err
+}
+
+// startSettle bounds getStarted's wait; a start takes milliseconds.
+var startSettle = 5 * time.Second
+
 // Stop asks the container to stop with its stop signal, and kills it after
 // timeout (the container's StopTimeout, default 10s, if timeout < 0).
 func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) (*Container, error) {
-	c, err := e.Get(ctx, ref)
+	c, err := e.getStarted(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -339,7 +362,7 @@ func (e *Engine) waitInactive(ctx context.Context, id string, timeout time.Durat
 
 // Kill sends a signal to the container's main process.
 func (e *Engine) Kill(ctx context.Context, ref string, sig unix.Signal) error {
-	c, err := e.Get(ctx, ref)
+	c, err := e.getStarted(ctx, ref)
 	if err != nil {
 		return err
 	}
@@ -390,7 +413,7 @@ func (e *Engine) Wait(ctx context.Context, ref string) (int, error) {
 // Remove deletes a container, its writable layer and its logs. A running
 // container needs force (it is killed first).
 func (e *Engine) Remove(ctx context.Context, ref string, force bool) error {
-	c, err := e.Get(ctx, ref)
+	c, err := e.getStarted(ctx, ref)
 	if err != nil {
 		return err
 	}

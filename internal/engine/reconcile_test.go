@@ -37,3 +37,40 @@ func TestReconcileKeepsAnExitRecordedMeanwhile(t *testing.T) {
 		t.Fatalf("after reconcile: state %s, exit %d, error %q; want the monitor's exit 5 and no error", got.State, got.ExitCode, got.Error)
 	}
 }
+
+// A stop, kill or rm that finds a start under way (claimed, no process
+// recorded yet) acts once the process is recorded, not on the empty
+// claim; a start that never records one is waited for only so long.
+func TestGetStartedWaitsForTheProcess(t *testing.T) {
+	e := openTestEngine(t)
+	ctx := context.Background()
+	c := &Container{ID: "0123456789ab", Name: "starting", Image: "busybox", Created: time.Now(), State: StateCreated, Stage: StageCreate}
+	if err := e.insert(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	claim := map[string]any{"state": StateRunning, "pid": 0, "started": time.Now().UnixNano()}
+	if err := e.update(ctx, c.ID, claim); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		e.update(ctx, c.ID, map[string]any{"pid": 4242, "stage": StageRunning})
+	}()
+	got, err := e.getStarted(ctx, c.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Pid != 4242 {
+		t.Fatalf("getStarted returned pid %d during a start; want the process the start recorded (4242)", got.Pid)
+	}
+
+	defer func(d time.Duration) { startSettle = d }(startSettle)
+	startSettle = 20 * time.Millisecond
+	if err := e.update(ctx, c.ID, claim); err != nil {
+		t.Fatal(err)
+	}
+	got, err = e.getStarted(ctx, c.Name)
+	if err != nil || got.State != StateRunning || got.Pid != 0 {
+		t.Fatalf("a start that records nothing: got %+v, %v; want the claim as found", got, err)
+	}
+}
