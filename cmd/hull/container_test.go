@@ -1030,6 +1030,41 @@ func TestRunLeavesConfigForLaterStarts(t *testing.T) {
 	mustHull(t, root, "rm", "again")
 }
 
+// A container whose config.json is missing (a run killed right after
+// handing the container to its monitor, before writing the file, leaves
+// it so) starts again, and restarts under its policy after a hand-over to
+// the shim: the file is made again from the record, the same as it was.
+func TestMissingConfigIsMadeAgain(t *testing.T) {
+	root, fx := containerEnv(t)
+	t.Setenv("HULL_RESTART_BACKOFF_MS", "20")
+	id := strings.TrimSpace(mustHull(t, root, "run", "-d", "--name", "lost", "-u", "nobody", "-e", "X=1", fx.Busybox.Ref, "sh", "-c", "echo $X $(id -un)"))
+	path := filepath.Join(root, "containers", id, "config.json")
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustHull(t, root, "wait", "lost")
+	os.Remove(path)
+	out, err := hullProc(root, "start", "-a", "lost").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "1 nobody" {
+		t.Fatalf("start -a without config.json: %q, %v", out, err)
+	}
+	if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("config.json made again (%d bytes, %v) differs from the first (%d bytes)", len(got), err, len(want))
+	}
+
+	id = strings.TrimSpace(mustHull(t, root, "run", "-d", "--name", "lost-again", "--restart", "on-failure:1", fx.Busybox.Ref,
+		"sh", "-c", "sleep 0.3; echo attempt; exit 3"))
+	os.Remove(filepath.Join(root, "containers", id, "config.json"))
+	if out := strings.TrimSpace(mustHull(t, root, "wait", "lost-again")); out != "3" {
+		t.Fatalf("wait: %q", out)
+	}
+	if n := strings.Count(mustHull(t, root, "logs", "lost-again"), "attempt"); n != 2 {
+		why, _, _ := hull(t, root, "why", "lost-again")
+		t.Errorf("%d attempts logged, want 2 (one restart):\n%s", n, why)
+	}
+}
+
 // A _HULL_SPARE in the environment of a run, without the pipes the
 // constructor gives a monitor it starts, does not make that run a monitor.
 func TestStraySpareVariableIsIgnored(t *testing.T) {

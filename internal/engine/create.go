@@ -181,6 +181,39 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	return c, nil
 }
 
+// ensureConfig makes a container's config.json again from its record and
+// its image if the file is missing. Create leaves the file to the command
+// once a spare monitor has the spec (see Create); a command killed in
+// that moment leaves a container that ran but has no bundle to start
+// from again. The record holds the options the spec was generated from,
+// volumes already resolved, so generating it again gives the same spec.
+func (e *Engine) ensureConfig(ctx context.Context, c *Container) error {
+	path := filepath.Join(e.persistDir(c.ID), "config.json")
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if e.images == nil {
+		return fmt.Errorf("container %s: its config.json is missing", c.Name)
+	}
+	rec, err := e.images.Resolve(ctx, c.ImageID)
+	if err != nil {
+		return fmt.Errorf("container %s: its config.json is missing, and its image %s, which it is made from, is gone: remove the container and run it again: %w", c.Name, c.Image, err)
+	}
+	cf, err := e.images.Config(rec)
+	if err != nil {
+		return fmt.Errorf("container %s: config.json: %w", c.Name, err)
+	}
+	s, err := spec.Generate(cf, e.rootfs(c.ID), c.Config.Spec)
+	if err != nil {
+		return fmt.Errorf("container %s: config.json: %w", c.Name, err)
+	}
+	data, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("container %s: config.json: %w", c.Name, err)
+	}
+	return writeFile(path, data)
+}
+
 // configWrite is the writing of a container's config.json, which Create
 // may leave to later (see Create): started once, waited for by anyone.
 type configWrite struct {

@@ -121,6 +121,12 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 		c.startConfig()
 	} else if err := c.waitConfig(); err != nil {
 		return nil, failed(err)
+	} else if c.config == nil {
+		// A container Create did not just make: its bundle may be
+		// missing (see ensureConfig).
+		if err := e.ensureConfig(ctx, c); err != nil {
+			return nil, failed(err)
+		}
 	}
 	var monitorPid int
 	var r *os.File
@@ -214,6 +220,12 @@ func (e *Engine) RunMonitor(ctx context.Context, id string, o MonitorOptions) er
 		if c, err = e.lookup(ctx, e.db, id); err != nil {
 			fmt.Fprintf(sync, "error 125 %v\n", err)
 			return err
+		}
+	}
+	if o.Spec == nil && o.Resume != "" {
+		// A restart reads the bundle (see ensureConfig).
+		if err := e.ensureConfig(ctx, c); err != nil {
+			fmt.Fprintf(os.Stderr, "monitor: %v\n", err)
 		}
 	}
 	cfg := monitor.Config{
