@@ -89,9 +89,15 @@ func Dial(ctx context.Context, cfg config.Config, refStr string) *Remote {
 // maxPrefetchedConfig bounds what Dial holds in memory.
 const maxPrefetchedConfig = 4 << 20
 
-// prefetchedConfig is the config with digest d if Dial fetched it.
-func (r *Remote) prefetchedConfig(d v1.Hash) []byte {
-	if r == nil || r.config == nil || r.configDigest != d {
+// prefetchedConfig is the config with digest d if Dial fetched it for
+// refStr. A Dial for another reference is not waited for (nor read: it
+// may still be fetching).
+func (r *Remote) prefetchedConfig(refStr string, d v1.Hash) []byte {
+	if r == nil || r.refStr != refStr {
+		return nil
+	}
+	<-r.done
+	if r.config == nil || r.configDigest != d {
 		return nil
 	}
 	return r.config
@@ -223,7 +229,7 @@ func (s *Service) pull(ctx context.Context, refStr string, ref reference.Referen
 
 	// The config is small and needed to check layers: fetch it first
 	// (Dial may have).
-	if data := opts.Remote.prefetchedConfig(man.Config.Digest); data != nil {
+	if data := opts.Remote.prefetchedConfig(refStr, man.Config.Digest); data != nil {
 		if _, err := s.store.Write(ctx, man.Config.Digest, man.Config.Size, bytes.NewReader(data), nil); err != nil {
 			return nil, err
 		}
