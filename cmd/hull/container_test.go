@@ -946,6 +946,39 @@ func TestRmForceDuringStart(t *testing.T) {
 	}
 }
 
+// A command that reads a container while another creates and starts it
+// never takes it for one whose creation was cut short: the creation lock
+// is held until the container's config.json is written, even when that
+// comes after the monitor has taken the container.
+func TestStartingContainerIsNotTakenForAbandoned(t *testing.T) {
+	root, fx := containerEnv(t)
+	for i := range 5 {
+		name := fmt.Sprintf("watched-%d", i)
+		cmd := hullProc(root, "run", "-d", "--name", name, fx.Busybox.Ref, "sleep", "60")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		for running := false; !running; {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("run -d %s: %v", name, err)
+				}
+				running = true
+			default:
+			}
+			if out, _, _ := hull(t, root, "inspect", "-f", "{{.State.Error}}", name); strings.Contains(out, "killed") {
+				t.Fatalf("%s while being started: %s", name, out)
+			}
+		}
+		if out := mustHull(t, root, "inspect", "-f", "{{.State.Status}} {{.State.Error}}", name); out != "running \n" {
+			t.Fatalf("%s after run -d: %q", name, out)
+		}
+	}
+}
+
 // rm answers once the container is gone from the records; its files are
 // set aside at once and deleted in the background, leaving nothing.
 func TestRmLeavesNoFiles(t *testing.T) {

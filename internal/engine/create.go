@@ -85,7 +85,11 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer func() {
+		if unlock != nil {
+			unlock()
+		}
+	}()
 	if err := e.insert(ctx, c); err != nil {
 		os.RemoveAll(e.persistDir(id))
 		return nil, err
@@ -174,6 +178,14 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 			return fail(StageCreate, 125, err)
 		}
 		return c, nil
+	}
+	// The lock is held until config.json is written: a container with
+	// neither is one whose creating command died (creationAbandoned).
+	held, write := unlock, c.config.write
+	unlock = nil
+	c.config.write = func() error {
+		defer held()
+		return write()
 	}
 	e.mu.Lock()
 	e.unwritten = append(e.unwritten, c)
@@ -399,11 +411,25 @@ func isMounted(dir string) bool {
 
 // writeFile writes data as path, whole or not at all (a rename).
 func writeFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	// A temporary file of its own: two writers of the same file (the
+	// command and a monitor making a missing config.json again) each
+	// rename a whole file into place.
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return os.Rename(tmp, path)
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 // checkEntrypoint finds the command in the container's root filesystem as

@@ -157,7 +157,7 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 		go cmd.Wait()
 		monitorPid = cmd.Process.Pid
 	}
-	e.update(ctx, c.ID, map[string]any{"monitor_pid": monitorPid, "monitor_start": procStart(monitorPid), "boot_id": bootID()})
+	e.recordMonitor(ctx, c.ID, monitorPid)
 	st := &Starting{ID: c.ID, Socket: e.AttachSocket(c.ID), sync: bufio.NewReader(r), file: r}
 	if o.WaitAttach {
 		line, err := st.sync.ReadString('\n')
@@ -170,6 +170,17 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 		}
 	}
 	return st, nil
+}
+
+// recordMonitor records the monitor Start started or took for a claimed
+// container, so that a monitor that dies before it starts the container is
+// seen at once. Only while the process is not recorded yet: once it is,
+// the monitor has recorded itself (recorder.Started), and a short
+// container's monitor may even have finished and cleared it, which a late
+// write here would undo (wait would then wait for ever).
+func (e *Engine) recordMonitor(ctx context.Context, id string, pid int) {
+	e.db.ExecContext(context.WithoutCancel(ctx), `UPDATE containers SET monitor_pid = ?, monitor_start = ?, boot_id = ? WHERE id = ? AND state = ? AND pid = 0`,
+		pid, procStart(pid), bootID(), id, StateRunning)
 }
 
 // MonitorOptions are how `hull monitor` was invoked.
@@ -222,12 +233,6 @@ func (e *Engine) RunMonitor(ctx context.Context, id string, o MonitorOptions) er
 			return err
 		}
 	}
-	if o.Spec == nil && o.Resume != "" {
-		// A restart reads the bundle (see ensureConfig).
-		if err := e.ensureConfig(ctx, c); err != nil {
-			fmt.Fprintf(os.Stderr, "monitor: %v\n", err)
-		}
-	}
 	cfg := monitor.Config{
 		ID: c.ID, Bundle: e.persistDir(c.ID), RuntimeRoot: e.rt.Root,
 		LogPath: e.LogPath(c.ID), LogMaxSize: logMaxSize, LogMaxFiles: logMaxFiles,
@@ -235,6 +240,7 @@ func (e *Engine) RunMonitor(ctx context.Context, id string, o MonitorOptions) er
 		AttachSocket: e.AttachSocket(c.ID), WaitAttach: o.WaitAttach,
 		Restart: c.Config.Restart, BackoffBase: e.BackoffBase, BackoffMax: e.BackoffMax,
 		RestartCount: c.RestartCount, ListenerFD: o.ListenerFD, NetNS: o.NetNS, Early: o.Early, Spec: o.Spec,
+		EnsureBundle: func() error { return e.ensureConfig(ctx, c) },
 	}
 	if a := o.Ahead; a != nil && a.id == c.ID {
 		cfg.Log, cfg.Server = a.log, a.srv
@@ -317,7 +323,14 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) (*
 	}
 	e.update(ctx, c.ID, map[string]any{"stop_requested": 1})
 	if !c.active() {
-		return c, nil
+		// Its monitor may be between an exit it recorded and a restart
+		// it decided on before the stop was asked: wait for it to see
+		// the stop, so that a stopped container stays stopped.
+		if c.settled() {
+			return c, nil
+		}
+		e.waitSettled(ctx, c.ID, 10*time.Second)
+		return e.Get(ctx, c.ID)
 	}
 	if timeout < 0 {
 		timeout = 10 * time.Second
@@ -335,11 +348,11 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) (*
 		e.rt.Resume(c.ID)
 	}
 	e.rt.Kill(c.ID, sig, false)
-	if e.waitInactive(ctx, c.ID, timeout) {
+	if e.waitSettled(ctx, c.ID, timeout) {
 		return e.Get(ctx, c.ID)
 	}
 	e.rt.Kill(c.ID, unix.SIGKILL, true)
-	e.waitInactive(ctx, c.ID, 10*time.Second)
+	e.waitSettled(ctx, c.ID, 10*time.Second)
 	e.emit(ctx, c, "stop", nil)
 	return e.Get(ctx, c.ID)
 }
@@ -353,12 +366,18 @@ func (c *Container) active() bool {
 	return false
 }
 
-// waitInactive polls until the container's monitor has finished with it.
-func (e *Engine) waitInactive(ctx context.Context, id string, timeout time.Duration) bool {
+// settled: not running, and no monitor left that could change that (one
+// recording an exit, or about to restart the container).
+func (c *Container) settled() bool {
+	return !c.active() && (c.MonitorPid == 0 || procStart(c.MonitorPid) != c.MonitorStart)
+}
+
+// waitSettled polls until the container's monitor has finished with it.
+func (e *Engine) waitSettled(ctx context.Context, id string, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for {
 		c, err := e.Get(ctx, id)
-		if err != nil || !c.active() {
+		if err != nil || c.settled() {
 			return true
 		}
 		if time.Now().After(deadline) {
@@ -410,8 +429,7 @@ func (e *Engine) Wait(ctx context.Context, ref string) (int, error) {
 		last = c.ExitCode
 		// Done once nobody supervises it: not running, and its monitor
 		// (which may still be restarting it or removing it) is gone.
-		monitorGone := c.MonitorPid == 0 || procStart(c.MonitorPid) != c.MonitorStart
-		if !c.active() && monitorGone {
+		if c.settled() {
 			return c.ExitCode, nil
 		}
 		select {

@@ -2,21 +2,20 @@ package engine
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"testing"
 	"time"
+
+	"hull/internal/monitor"
 )
 
 // A command that read a container as running, then found its monitor
 // gone, must not take the monitor's normal end for a crash: the monitor
 // recorded the exit before it exited, and that record stands.
 func TestReconcileKeepsAnExitRecordedMeanwhile(t *testing.T) {
-	e := openTestEngine(t)
+	e, c := createdTestContainer(t, "brief")
 	ctx := context.Background()
-	c := &Container{ID: "0123456789ab", Name: "brief", Image: "busybox", Created: time.Now(), State: StateCreated, Stage: StageCreate}
-	if err := e.insert(ctx, c); err != nil {
-		t.Fatal(err)
-	}
 	// A pid that has surely exited: a child we reaped.
 	gone := exec.Command("true")
 	if err := gone.Run(); err != nil {
@@ -42,12 +41,8 @@ func TestReconcileKeepsAnExitRecordedMeanwhile(t *testing.T) {
 // recorded yet) acts once the process is recorded, not on the empty
 // claim; a start that never records one is waited for only so long.
 func TestGetStartedWaitsForTheProcess(t *testing.T) {
-	e := openTestEngine(t)
+	e, c := createdTestContainer(t, "starting")
 	ctx := context.Background()
-	c := &Container{ID: "0123456789ab", Name: "starting", Image: "busybox", Created: time.Now(), State: StateCreated, Stage: StageCreate}
-	if err := e.insert(ctx, c); err != nil {
-		t.Fatal(err)
-	}
 	claim := map[string]any{"state": StateRunning, "pid": 0, "started": time.Now().UnixNano()}
 	if err := e.update(ctx, c.ID, claim); err != nil {
 		t.Fatal(err)
@@ -73,4 +68,94 @@ func TestGetStartedWaitsForTheProcess(t *testing.T) {
 	if err != nil || got.State != StateRunning || got.Pid != 0 {
 		t.Fatalf("a start that records nothing: got %+v, %v; want the claim as found", got, err)
 	}
+}
+
+// The monitor records itself when it records the start; the command's
+// own record of the monitor, which may come after a short container's
+// whole run, only fills in a claim and never brings back a monitor that
+// has finished (a wait would then wait for ever).
+func TestLateMonitorRecordUndoesNothing(t *testing.T) {
+	e, c := createdTestContainer(t, "short")
+	ctx := context.Background()
+	self := os.Getpid()
+	read := func() *Container {
+		t.Helper()
+		got, err := e.lookup(ctx, e.db, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	// The claim: the command's record fills it in.
+	e.update(ctx, c.ID, map[string]any{"state": StateRunning, "pid": 0, "monitor_pid": 0})
+	e.recordMonitor(ctx, c.ID, self)
+	if got := read(); got.MonitorPid != self || got.MonitorStart != procStart(self) {
+		t.Fatalf("during the claim: monitor %d (%d), want %d", got.MonitorPid, got.MonitorStart, self)
+	}
+
+	// The monitor started the container, recorded itself, ran it to its
+	// end and finished; then the command's record comes.
+	e.update(ctx, c.ID, map[string]any{"state": StateRunning, "pid": 0, "monitor_pid": 0, "monitor_start": 0})
+	rec := &recorder{e: e, c: c}
+	if err := rec.Started(4242, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); got.MonitorPid != self || got.MonitorStart != procStart(self) || got.BootID == "" {
+		t.Fatalf("after Started: monitor %d (%d), boot %q; want this process, as the monitor", got.MonitorPid, got.MonitorStart, got.BootID)
+	}
+	if err := rec.Exited(monitor.Exit{Code: 0, At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	rec.Done(monitor.Exit{})
+	e.recordMonitor(ctx, c.ID, self)
+	if got := read(); got.MonitorPid != 0 || got.State != StateExited {
+		t.Fatalf("a late record after the monitor finished: state %s, monitor %d; want exited with no monitor", got.State, got.MonitorPid)
+	}
+}
+
+// A stop that comes between an exit the monitor recorded and the restart
+// it had decided on returns only once the monitor has seen the stop: the
+// container is then stopped for good, not restarting.
+func TestStopWaitsForARestartDecided(t *testing.T) {
+	e, c := createdTestContainer(t, "loop")
+	ctx := context.Background()
+	// This process stands for the monitor: it has recorded the exit.
+	self := os.Getpid()
+	e.update(ctx, c.ID, map[string]any{"state": StateExited, "monitor_pid": self, "monitor_start": procStart(self)})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(30 * time.Millisecond)
+		e.update(ctx, c.ID, map[string]any{"state": StateRestarting})
+		for {
+			var stop bool
+			e.db.QueryRow(`SELECT stop_requested FROM containers WHERE id = ?`, c.ID).Scan(&stop)
+			if stop {
+				e.update(ctx, c.ID, map[string]any{"state": StateExited, "monitor_pid": 0, "monitor_start": 0})
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	got, err := e.Stop(ctx, c.Name, time.Second)
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != StateExited || !got.settled() {
+		t.Fatalf("stop returned %s with monitor %d; want exited, with the monitor done", got.State, got.MonitorPid)
+	}
+}
+
+// createdTestContainer records a created container, named name, in a
+// fresh engine.
+func createdTestContainer(t *testing.T, name string) (*Engine, *Container) {
+	t.Helper()
+	e := openTestEngine(t)
+	c := &Container{ID: "0123456789ab", Name: name, Image: "busybox", Created: time.Now(), State: StateCreated, Stage: StageCreate}
+	if err := e.insert(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	return e, c
 }

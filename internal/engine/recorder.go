@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"hull/internal/monitor"
@@ -23,12 +24,18 @@ var bg = context.Background()
 // Started and Exited each record in one transaction (the record and its
 // events): every commit is a write of its own, on the path of a short
 // container's exit.
+//
+// Started records this process as the container's monitor too: the
+// command that started it records the same, but may come later than a
+// short container's whole run (see Start).
 func (r *recorder) Started(pid int, pidStart uint64, restarts int) error {
+	self := os.Getpid()
 	return r.e.db.Tx(bg, func(tx *sql.Tx) error {
 		err := r.e.updateIn(bg, tx, r.c.ID, map[string]any{
 			"state": StateRunning, "stage": StageRunning, "pid": pid, "pid_start": pidStart,
 			"started": time.Now().UnixNano(), "restart_count": restarts, "error": "", "exit_code": 0,
 			"signal": 0, "oom_killed": 0, "backoff_until": 0,
+			"monitor_pid": self, "monitor_start": procStart(self), "boot_id": bootID(),
 		})
 		r.e.emitVolumeMounts(bg, tx, r.c, "mount")
 		r.e.emitIn(bg, tx, r.c, "start", nil)
@@ -97,7 +104,9 @@ func (r *recorder) Done(x monitor.Exit) func() {
 func (e *Engine) reconcile(ctx context.Context, c *Container) (*Container, error) {
 	if e.creationAbandoned(c) {
 		reason := fmt.Sprintf("hull was killed while creating the container (during %s); remove it and create it again", c.Stage)
-		e.update(ctx, c.ID, map[string]any{"error": reason, "exit_code": 125})
+		// Only if still as read (a start may have claimed it since).
+		e.db.ExecContext(context.WithoutCancel(ctx), `UPDATE containers SET error = ?, exit_code = 125 WHERE id = ? AND state = ? AND error = ''`,
+			reason, c.ID, StateCreated)
 		c.Error, c.ExitCode = reason, 125
 		return c, nil
 	}

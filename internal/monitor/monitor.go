@@ -82,6 +82,9 @@ type Config struct {
 	// Spec, if set, is the bundle's config.json decoded ahead, for the
 	// first run (later runs read it again).
 	Spec *specs.Spec
+	// EnsureBundle, if set, is called before a run that reads the
+	// bundle's config.json, to make it again if it is missing.
+	EnsureBundle func() error
 	// Log and Server, if set, are the log at LogPath and the listener at
 	// AttachSocket, opened ahead (OpenAhead); Run closes them.
 	Log    *streams.LogWriter
@@ -355,6 +358,11 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 		return Exit{Code: 125, Stage: stage, Error: err.Error(), At: time.Now()}
 	}
 	m.waitDeleted()
+	if m.cfg.Spec == nil && m.cfg.EnsureBundle != nil {
+		if err := m.cfg.EnsureBundle(); err != nil {
+			return fail("create", err)
+		}
+	}
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		return fail("create", err)
