@@ -239,12 +239,12 @@ func TestMonitorCrashIsDetected(t *testing.T) {
 		t.Fatalf("inspect: %+v", doc)
 	}
 	syscall.Kill(mon, syscall.SIGKILL)
-	waitFor(t, func() bool { return syscall.Kill(mon, 0) != nil })
+	waitFor(t, func() bool { return !testenv.ProcessRunning(mon) })
 	out := mustHull(t, root, "ps", "-a", "--format", "{{.Status}}")
 	if !strings.HasPrefix(out, "Exited (137)") {
 		t.Fatalf("ps after the monitor died: %q", out)
 	}
-	waitFor(t, func() bool { return syscall.Kill(pid, 0) != nil })
+	waitFor(t, func() bool { return !testenv.ProcessRunning(pid) })
 	if out := mustHull(t, root, "why", "orphan"); !strings.Contains(out, "monitor") || !strings.Contains(out, "died") {
 		t.Errorf("why:\n%s", out)
 	}
@@ -340,7 +340,7 @@ func TestInteractiveTerminalShell(t *testing.T) {
 
 func TestLogsOptions(t *testing.T) {
 	root, fx := containerEnv(t)
-	cmd := hullProc(root, "run", "--name", "talker", fx.Busybox.Ref, "sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done; sleep 0.2; echo oops >&2")
+	cmd := hullProc(root, "run", "--name", "talker", fx.Busybox.Ref, "sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done; sleep 1; echo oops >&2")
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}
@@ -472,7 +472,7 @@ func useShim(t *testing.T) string { return useStatic(t, "HULL_SHIM", "hull/cmd/h
 func TestInitReapsAndForwardsSignals(t *testing.T) {
 	useInit(t)
 	root, fx := containerEnv(t)
-	cmd := hullProc(root, "run", "--rm", "--init", fx.Busybox.Ref, "sh", "-c", "ps -o pid,comm | grep ' 1 '; (sleep 0.1 &) ; sleep 0.3; ps -o stat,comm | grep -c Z || true")
+	cmd := hullProc(root, "run", "--rm", "--init", fx.Busybox.Ref, "sh", "-c", "ps -o pid,comm | grep ' 1 '; (sleep 0.1 &) ; sleep 1.5; ps -o stat,comm | grep -c Z || true")
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("run --init: %v: %s", err, out)

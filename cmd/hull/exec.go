@@ -17,6 +17,7 @@ import (
 	"hull/internal/engine"
 	"hull/internal/runtime"
 	"hull/internal/spec"
+	"hull/internal/streams"
 )
 
 func newExecCmd(g *globals) *cobra.Command {
@@ -150,7 +151,7 @@ func runExec(cmd *cobra.Command, eng *engine.Engine, ref string, o engine.ExecOp
 	}
 	copied := make(chan struct{}, 2)
 	copyOut := func(w io.Writer, r *os.File) {
-		io.Copy(w, r)
+		streams.CopyBuffered(w, r)
 		copied <- struct{}{}
 	}
 	go copyOut(cmd.OutOrStdout(), outR)

@@ -295,7 +295,11 @@ func TestCLIPullProgressBarsOnATerminal(t *testing.T) {
 	}
 	slave.Close()
 	var screen safeBuffer
-	go io.Copy(&screen, master)
+	copied := make(chan struct{})
+	go func() {
+		io.Copy(&screen, master) // ends (EIO) once the pull has exited
+		close(copied)
+	}()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
@@ -307,7 +311,10 @@ func TestCLIPullProgressBarsOnATerminal(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatalf("pull with progress bars did not finish:\n%s", screen.String())
 	}
-	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-copied:
+	case <-time.After(10 * time.Second):
+	}
 	out := screen.String()
 	if !strings.Contains(out, "[===") || strings.Count(out, "Pull complete") < len(fx.Big.Layers) || !strings.Contains(out, "Status: Downloaded newer image") {
 		t.Fatalf("terminal output:\n%s", out)

@@ -361,7 +361,7 @@ func (m *Manager) setFrozen(frozen bool) error {
 		if err := writeFile(dir, "cgroup.freeze", v); err != nil {
 			return err
 		}
-		for i := 0; i < 1000; i++ {
+		for wait := freezeWait(); wait(); {
 			b, err := readFile(filepath.Join(dir, "cgroup.events"))
 			if err != nil {
 				return fmt.Errorf("cgroups: %w", err)
@@ -369,7 +369,6 @@ func (m *Manager) setFrozen(frozen bool) error {
 			if strings.Contains(string(b), "frozen "+v) {
 				return nil
 			}
-			time.Sleep(time.Millisecond)
 		}
 		return fmt.Errorf("cgroups: %s did not reach frozen=%s", dir, v)
 	}
@@ -381,7 +380,7 @@ func (m *Manager) setFrozen(frozen bool) error {
 	if frozen {
 		want = "FROZEN"
 	}
-	for i := 0; i < 1000; i++ {
+	for wait := freezeWait(); wait(); {
 		if err := writeFile(dir, "freezer.state", want); err != nil {
 			return err
 		}
@@ -392,9 +391,26 @@ func (m *Manager) setFrozen(frozen bool) error {
 		if strings.TrimSpace(string(b)) == want {
 			return nil
 		}
-		time.Sleep(time.Millisecond)
 	}
 	return fmt.Errorf("cgroups: %s did not reach %s", dir, want)
+}
+
+// freezeWait paces the checks of a freeze or thaw: the first at once,
+// then after pauses growing from 1 to 10 ms, for up to 10 s in all (a
+// loaded host can take a while to stop every task); false when time is up.
+func freezeWait() func() bool {
+	deadline := time.Now().Add(10 * time.Second)
+	pause := time.Duration(0)
+	return func() bool {
+		if pause > 0 {
+			if time.Now().After(deadline) {
+				return false
+			}
+			time.Sleep(pause)
+		}
+		pause = min(max(2*pause, time.Millisecond), 10*time.Millisecond)
+		return true
+	}
 }
 
 // Frozen reports whether the container is paused.

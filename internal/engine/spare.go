@@ -110,7 +110,9 @@ func (e *Engine) UseSpare(s *Spare) {
 // cgroups; see StartEarly) and exits, and Close waits for that. Were it
 // left to finish alone, a spare still starting would open the engine after
 // the command ended, and create its state directories anew where someone
-// may have removed them. One that does not end in time is killed.
+// may have removed them. One that does not end in time (15 s: a loaded
+// host can starve it for seconds; killed, it leaves its cgroups) is
+// killed.
 func (s *Spare) Close() {
 	if s == nil {
 		return
@@ -120,7 +122,7 @@ func (s *Spare) Close() {
 	select {
 	case <-s.exited:
 		return
-	case <-time.After(5 * time.Second):
+	case <-time.After(15 * time.Second):
 	}
 	s.proc.Kill()
 	select {

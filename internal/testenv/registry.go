@@ -323,3 +323,17 @@ func newRegistry(t testing.TB, opts RegistryOptions) *Registry {
 	})
 	return r
 }
+
+// ProcessRunning reports whether pid exists and is not a zombie: a
+// process whose parent died is reaped by whatever adopted it, which may
+// take its time (or never come, under some CI init processes).
+func ProcessRunning(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesized command name.
+	s := string(stat)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}

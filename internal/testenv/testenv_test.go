@@ -110,25 +110,13 @@ func TestRegistryDiesWithParent(t *testing.T) {
 	cmd.Wait()
 	// The registry is now gone or a zombie waiting for init to reap it.
 	deadline := time.Now().Add(10 * time.Second)
-	for processRunning(pid) {
+	for ProcessRunning(pid) {
 		if time.Now().After(deadline) {
 			syscall.Kill(pid, syscall.SIGKILL)
 			t.Fatalf("registry pid %d survived its parent", pid)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// processRunning reports whether pid exists and is not a zombie.
-func processRunning(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the parenthesized command name.
-	s := string(stat)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 func TestAuthRegistry(t *testing.T) {
