@@ -159,9 +159,7 @@ func runExec(cmd *cobra.Command, eng *engine.Engine, ref string, o engine.ExecOp
 	code := waitExec(pid)
 	// A process the command left in the background may hold the pipes
 	// open: take what is buffered, then stop reading.
-	deadline := time.Now().Add(time.Second)
-	outR.SetReadDeadline(deadline)
-	errR.SetReadDeadline(deadline)
+	streams.EndReadsBy(time.Now().Add(time.Second), outR, errR)
 	<-copied
 	<-copied
 	outR.Close()

@@ -505,7 +505,7 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 	} else {
 		io.closeInput()
 	}
-	waitTimeout(outputs, 2*time.Second)
+	waitOutputs(outputs, io.out, io.err, io.master)
 	trace.Mark("monitor: cleaned up")
 	return exit
 }
@@ -549,6 +549,21 @@ func (m *mon) copyOutput(io *stdio) <-chan struct{} {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	return done
+}
+
+// waitOutputs waits for a container's output to end once its process
+// has exited. A process it left in the background (one in a shared pid
+// namespace, or an outside holder of the pipes) can keep them open: from
+// 2 s on, the copy takes only what the pipes hold (streams.EndReadsBy),
+// and does not lose that however late it gets to run. An output that
+// cannot take a deadline (a terminal in blocking mode, or one closed
+// already) is waited for 2 s.
+func waitOutputs(done <-chan struct{}, pipes ...*os.File) {
+	wait := 2 * time.Second
+	if streams.EndReadsBy(time.Now().Add(wait), pipes...) {
+		wait = 30 * time.Second // only if a copy is stuck writing
+	}
+	waitTimeout(done, wait)
 }
 
 // waitTimeout waits for done, at most d. An output that has ended by the

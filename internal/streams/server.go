@@ -204,7 +204,7 @@ func (s *Server) serveClient(c net.Conn) {
 // (srv may be nil), and routes client input to in or the pty master. With
 // a terminal, master is the only stream; otherwise out and errf are the
 // output pipes. It returns when started; the WaitGroup ends with the
-// output.
+// output, or with what the pipes hold at their read deadline (EndReadsBy).
 func Pump(log *LogWriter, srv *Server, out, errf, master, in *os.File) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	copyFrom := func(stream string, f *os.File, kind byte) {
@@ -215,7 +215,7 @@ func Pump(log *LogWriter, srv *Server, out, errf, master, in *os.File) *sync.Wai
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			log.CopyStream(stream, f, tee)
+			log.CopyStream(stream, UntilDeadline(f), tee)
 			if f != master {
 				f.Close()
 			}
