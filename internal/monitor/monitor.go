@@ -505,7 +505,7 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 	} else {
 		io.closeInput()
 	}
-	waitOutputs(outputs, io.out, io.err, io.master)
+	streams.AwaitOutputs(outputs, io.out, io.err, io.master)
 	trace.Mark("monitor: cleaned up")
 	return exit
 }
@@ -549,35 +549,4 @@ func (m *mon) copyOutput(io *stdio) <-chan struct{} {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	return done
-}
-
-// waitOutputs waits for a container's output to end once its process
-// has exited. A process it left in the background (one in a shared pid
-// namespace, or an outside holder of the pipes) can keep them open: from
-// 2 s on, the copy takes only what the pipes hold (streams.EndReadsBy),
-// and does not lose that however late it gets to run. An output that
-// cannot take a deadline (a terminal in blocking mode, or one closed
-// already) is waited for 2 s.
-func waitOutputs(done <-chan struct{}, pipes ...*os.File) {
-	wait := 2 * time.Second
-	if streams.EndReadsBy(time.Now().Add(wait), pipes...) {
-		wait = 30 * time.Second // only if a copy is stuck writing
-	}
-	waitTimeout(done, wait)
-}
-
-// waitTimeout waits for done, at most d. An output that has ended by the
-// container's exit, as it usually has, is seen without blocking: this
-// goroutine is locked to the main thread, and blocking hands its
-// processor to another thread and back, a fraction of a millisecond.
-func waitTimeout(done <-chan struct{}, d time.Duration) {
-	select {
-	case <-done:
-		return
-	default:
-	}
-	select {
-	case <-done:
-	case <-time.After(d):
-	}
 }

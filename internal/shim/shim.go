@@ -137,18 +137,9 @@ func Main(argv []string) error {
 	if master != nil {
 		master.Close()
 	}
-	// As the monitor's waitOutputs: from 2 s on, only what the outputs
-	// hold is copied, however late the copy gets to run.
-	wait := 2 * time.Second
-	if streams.EndReadsBy(time.Now().Add(wait), out, errf, master) {
-		wait = 30 * time.Second // only if a copy is stuck writing
-	}
 	done := make(chan struct{})
 	go func() { outputs.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(wait):
-	}
+	streams.AwaitOutputs(done, out, errf, master)
 	log.Close()
 
 	// Back to hull, keeping the attach listener for the monitor: a copy

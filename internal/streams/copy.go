@@ -76,3 +76,31 @@ func EndReadsBy(t time.Time, files ...*os.File) bool {
 	}
 	return ok
 }
+
+// AwaitOutputs waits, once a container's process has exited, for the
+// copy of its outputs (files) to end: done closes then. A process left in
+// the background (in a shared pid namespace, or an outside holder of the
+// pipes) can keep them open: from 2 s on, the copy takes only what they
+// hold (EndReadsBy), and does not lose that however late it gets to run.
+// An output that cannot take a deadline (a terminal in blocking mode, or
+// one closed already) is waited for 2 s.
+//
+// An output that has ended by the exit, as it usually has, is seen
+// without blocking: a monitor's goroutine is locked to its main thread,
+// and blocking hands its processor to another thread and back, a
+// fraction of a millisecond.
+func AwaitOutputs(done <-chan struct{}, files ...*os.File) {
+	select {
+	case <-done:
+		return
+	default:
+	}
+	wait := 2 * time.Second
+	if EndReadsBy(time.Now().Add(wait), files...) {
+		wait = 30 * time.Second // only if a copy is stuck writing
+	}
+	select {
+	case <-done:
+	case <-time.After(wait):
+	}
+}
