@@ -112,7 +112,7 @@ func Main(argv []string) error {
 	if a.TTY {
 		master = os.NewFile(FDOut, "pty")
 	} else {
-		out, errf = os.NewFile(FDOut, "stdout"), os.NewFile(FDErr, "stderr")
+		out, errf = pollable(FDOut, "stdout"), pollable(FDErr, "stderr")
 	}
 	if a.HasIn {
 		in = os.NewFile(FDIn, "stdin")
@@ -195,4 +195,14 @@ func Reap(pid int) Exit {
 		x.Code = 128 + x.Signal
 	}
 	return x
+}
+
+// pollable opens an inherited pipe for Go's poller. The monitor's hand-over
+// leaves the pipes in blocking mode (taking a descriptor from an os.File
+// does), and a file opened on a blocking descriptor takes no read
+// deadline, which ends the output's copy once the container has exited
+// (streams.AwaitOutputs).
+func pollable(fd int, name string) *os.File {
+	unix.SetNonblock(fd, true)
+	return os.NewFile(uintptr(fd), name)
 }
