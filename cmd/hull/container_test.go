@@ -48,6 +48,19 @@ func hullProc(root string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// startHull starts hull as a separate process (hullProc); the channel
+// gets its end.
+func startHull(t *testing.T, root string, args ...string) (*exec.Cmd, <-chan error) {
+	t.Helper()
+	cmd := hullProc(root, args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	return cmd, done
+}
+
 func exitStatus(err error) int {
 	if err == nil {
 		return 0
@@ -919,12 +932,7 @@ func TestRmForceDuringStart(t *testing.T) {
 	root, fx := containerEnv(t)
 	for i := range 5 {
 		name := fmt.Sprintf("early-%d", i)
-		cmd := hullProc(root, "run", "--rm", "--name", name, fx.Busybox.Ref, "sleep", "60")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
+		cmd, done := startHull(t, root, "run", "--rm", "--name", name, fx.Busybox.Ref, "sleep", "60")
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 			if out, _, _ := hull(t, root, "inspect", "-f", "{{.State.Status}}", name); out == "running\n" {
 				break
@@ -957,12 +965,7 @@ func TestStartingContainerIsNotTakenForAbandoned(t *testing.T) {
 	root, fx := containerEnv(t)
 	for i := range 5 {
 		name := fmt.Sprintf("watched-%d", i)
-		cmd := hullProc(root, "run", "-d", "--name", name, fx.Busybox.Ref, "sleep", "60")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
+		_, done := startHull(t, root, "run", "-d", "--name", name, fx.Busybox.Ref, "sleep", "60")
 		for running := false; !running; {
 			select {
 			case err := <-done:

@@ -19,6 +19,7 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"hull/internal/cgroups"
@@ -143,13 +144,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	if len(s.Process.Args) > 0 {
 		c.Config.Path, c.Config.Args = s.Process.Args[0], s.Process.Args[1:]
 	}
-	c.config = &configWrite{done: make(chan error, 1), write: func() error {
-		data, err := json.Marshal(s)
-		if err != nil {
-			return err
-		}
-		return writeFile(filepath.Join(e.persistDir(id), "config.json"), data)
-	}}
+	c.config = &configWrite{done: make(chan error, 1), write: func() error { return e.writeConfig(id, s) }}
 	offered := e.offerSpare(c, s)
 	if !offered {
 		c.startConfig()
@@ -216,14 +211,22 @@ func (e *Engine) ensureConfig(ctx context.Context, c *Container) error {
 		return fmt.Errorf("container %s: config.json: %w", c.Name, err)
 	}
 	s, err := spec.Generate(cf, e.rootfs(c.ID), c.Config.Spec)
+	if err == nil {
+		err = e.writeConfig(c.ID, s)
+	}
 	if err != nil {
 		return fmt.Errorf("container %s: config.json: %w", c.Name, err)
 	}
+	return nil
+}
+
+// writeConfig writes s as container id's config.json, its bundle.
+func (e *Engine) writeConfig(id string, s *specs.Spec) error {
 	data, err := json.Marshal(s)
 	if err != nil {
-		return fmt.Errorf("container %s: config.json: %w", c.Name, err)
+		return err
 	}
-	return writeFile(path, data)
+	return writeFile(filepath.Join(e.persistDir(id), "config.json"), data)
 }
 
 // configWrite is the writing of a container's config.json, which Create

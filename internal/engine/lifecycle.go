@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -121,12 +122,6 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 		c.startConfig()
 	} else if err := c.waitConfig(); err != nil {
 		return nil, failed(err)
-	} else if c.config == nil {
-		// A container Create did not just make: its bundle may be
-		// missing (see ensureConfig).
-		if err := e.ensureConfig(ctx, c); err != nil {
-			return nil, failed(err)
-		}
 	}
 	var monitorPid int
 	var r *os.File
@@ -300,15 +295,11 @@ func (nopWriteCloser) Close() error { return nil }
 // killed is then treated as it is found).
 func (e *Engine) getStarted(ctx context.Context, ref string) (*Container, error) {
 	c, err := e.Get(ctx, ref)
-	for deadline := time.Now().Add(startSettle); err == nil && c.State == StateRunning && c.Pid == 0 && time.Now().Before(deadline); {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
-		c, err = e.Get(ctx, c.ID)
+	starting := func(c *Container) bool { return c.State == StateRunning && c.Pid == 0 }
+	if err != nil || !starting(c) {
+		return c, err
 	}
-	return c, err
+	return e.poll(ctx, c.ID, startSettle, func(c *Container) bool { return !starting(c) })
 }
 
 // startSettle bounds getStarted's wait; a start takes milliseconds.
@@ -329,8 +320,7 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) (*
 		if c.settled() {
 			return c, nil
 		}
-		e.waitSettled(ctx, c.ID, 10*time.Second)
-		return e.Get(ctx, c.ID)
+		return e.poll(ctx, c.ID, 10*time.Second, (*Container).settled)
 	}
 	if timeout < 0 {
 		timeout = 10 * time.Second
@@ -348,13 +338,13 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) (*
 		e.rt.Resume(c.ID)
 	}
 	e.rt.Kill(c.ID, sig, false)
-	if e.waitSettled(ctx, c.ID, timeout) {
-		return e.Get(ctx, c.ID)
+	if after, err := e.poll(ctx, c.ID, timeout, (*Container).settled); err != nil || after.settled() {
+		return after, err
 	}
 	e.rt.Kill(c.ID, unix.SIGKILL, true)
-	e.waitSettled(ctx, c.ID, 10*time.Second)
+	after, err := e.poll(ctx, c.ID, 10*time.Second, (*Container).settled)
 	e.emit(ctx, c, "stop", nil)
-	return e.Get(ctx, c.ID)
+	return after, err
 }
 
 // active: a monitor is (or should be) supervising the container.
@@ -372,21 +362,20 @@ func (c *Container) settled() bool {
 	return !c.active() && (c.MonitorPid == 0 || procStart(c.MonitorPid) != c.MonitorStart)
 }
 
-// waitSettled polls until the container's monitor has finished with it.
-func (e *Engine) waitSettled(ctx context.Context, id string, timeout time.Duration) bool {
+// poll reads container id every 10 ms until done holds for it, reading
+// fails (the container is gone, say), ctx ends or timeout has passed; it
+// returns what it read last.
+func (e *Engine) poll(ctx context.Context, id string, timeout time.Duration, done func(*Container) bool) (*Container, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		c, err := e.Get(ctx, id)
-		if err != nil || c.settled() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
+		if err != nil || done(c) || time.Now().After(deadline) {
+			return c, err
 		}
 		select {
 		case <-ctx.Done():
-			return false
-		case <-time.After(20 * time.Millisecond):
+			return c, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }
@@ -417,27 +406,20 @@ func (e *Engine) Wait(ctx context.Context, ref string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Done once nobody supervises it: not running, and its monitor (which
+	// may still be restarting it or removing it) is gone.
 	last := c.ExitCode
-	for {
-		c, err := e.Get(ctx, c.ID)
-		if IsNotFound(err) {
-			return last, nil
-		}
-		if err != nil {
-			return 0, err
-		}
+	c, err = e.poll(ctx, c.ID, math.MaxInt64, func(c *Container) bool {
 		last = c.ExitCode
-		// Done once nobody supervises it: not running, and its monitor
-		// (which may still be restarting it or removing it) is gone.
-		if c.settled() {
-			return c.ExitCode, nil
-		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
+		return c.settled()
+	})
+	if IsNotFound(err) {
+		return last, nil
 	}
+	if err != nil {
+		return 0, err
+	}
+	return c.ExitCode, nil
 }
 
 // Remove deletes a container, its writable layer and its logs. A running

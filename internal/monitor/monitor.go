@@ -545,8 +545,5 @@ func (s *stdio) closeInput() {
 // clients, and routes the clients' input to the container. The channel
 // closes once the output has ended.
 func (m *mon) copyOutput(io *stdio) <-chan struct{} {
-	wg := streams.Pump(m.log, m.srv, io.out, io.err, io.master, io.in)
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	return done
+	return streams.Pump(m.log, m.srv, io.out, io.err, io.master, io.in)
 }

@@ -137,9 +137,7 @@ func Main(argv []string) error {
 	if master != nil {
 		master.Close()
 	}
-	done := make(chan struct{})
-	go func() { outputs.Wait(); close(done) }()
-	streams.AwaitOutputs(done, out, errf, master)
+	streams.AwaitOutputs(outputs, out, errf, master)
 	log.Close()
 
 	// Back to hull, keeping the attach listener for the monitor: a copy

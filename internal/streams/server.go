@@ -203,10 +203,16 @@ func (s *Server) serveClient(c net.Conn) {
 // Pump copies a container's output into the log and to attached clients
 // (srv may be nil), and routes client input to in or the pty master. With
 // a terminal, master is the only stream; otherwise out and errf are the
-// output pipes. It returns when started; the WaitGroup ends with the
-// output, or with what the pipes hold at their read deadline (EndReadsBy).
-func Pump(log *LogWriter, srv *Server, out, errf, master, in *os.File) *sync.WaitGroup {
+// output pipes. It returns when started; the channel closes when the
+// output ends, or once what the pipes hold at their read deadline is
+// copied (EndReadsBy).
+func Pump(log *LogWriter, srv *Server, out, errf, master, in *os.File) <-chan struct{} {
 	var wg sync.WaitGroup
+	done := make(chan struct{})
+	ended := func() <-chan struct{} {
+		go func() { wg.Wait(); close(done) }()
+		return done
+	}
 	copyFrom := func(stream string, f *os.File, kind byte) {
 		var tee func([]byte)
 		if srv != nil {
@@ -226,14 +232,14 @@ func Pump(log *LogWriter, srv *Server, out, errf, master, in *os.File) *sync.Wai
 			srv.SetInput(master, master)
 		}
 		copyFrom("stdout", master, FrameStdout)
-		return &wg
+		return ended()
 	}
 	if in != nil && srv != nil {
 		srv.SetInput(in, nil)
 	}
 	copyFrom("stdout", out, FrameStdout)
 	copyFrom("stderr", errf, FrameStderr)
-	return &wg
+	return ended()
 }
 
 // winsize decodes a resize frame: rows and columns, big-endian uint16s.
