@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"hull/internal/perm"
 	"hull/internal/snapshot"
 )
 
@@ -67,10 +68,16 @@ func newImageMountCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("mount image %s: %w", args[0], err)
 			}
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return err
+			// Image content is untrusted: other users must not reach it
+			// (a 0700 parent), and its setuid binaries and device nodes
+			// must not work even for root (nosuid,nodev).
+			if err := perm.PrivateDir(filepath.Dir(target)); err != nil {
+				return fmt.Errorf("mount image %s: %w", args[0], err)
 			}
-			if err := snapshot.MountAll(mounts, target); err != nil {
+			if err := os.Mkdir(target, 0o700); err != nil && !os.IsExist(err) {
+				return fmt.Errorf("mount image %s: %w", args[0], err)
+			}
+			if err := snapshot.MountAll(snapshot.Inert(mounts), target); err != nil {
 				return fmt.Errorf("mount image %s: %w", args[0], err)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), target)

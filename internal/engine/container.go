@@ -74,6 +74,13 @@ func init() {
 			attrs  TEXT NOT NULL
 		)`,
 	}})
+	// A transitional state (a start's claim, a removal) records the
+	// process that owns it, so that one whose owner died is seen at once
+	// and taken over, never left for ever (see claimAbandoned).
+	metadata.Register(metadata.Migration{Package: "engine", Version: 2, Statements: []string{
+		`ALTER TABLE containers ADD COLUMN claim_pid INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE containers ADD COLUMN claim_start INTEGER NOT NULL DEFAULT 0`,
+	}})
 }
 
 // Config is what a container was created with; it does not change.
@@ -120,6 +127,11 @@ type Container struct {
 	BackoffUntil  time.Time
 	StopRequested bool
 	Config        Config
+	// ClaimPid and ClaimStart are the process that owns the container's
+	// transitional state: the command that claimed it to start it, or the
+	// command or monitor removing it.
+	ClaimPid   int
+	ClaimStart uint64
 
 	// ImageUser is the image's USER, known on the Container Create
 	// returns (not stored).
@@ -131,7 +143,8 @@ type Container struct {
 }
 
 const containerColumns = `id, name, image, image_id, image_digest, created, state, stage, pid, pid_start, monitor_pid, monitor_start,
-	boot_id, exit_code, signal, oom_killed, memory_peak, memory_limit, error, started, finished, restart_count, backoff_until, stop_requested, config`
+	boot_id, exit_code, signal, oom_killed, memory_peak, memory_limit, error, started, finished, restart_count, backoff_until, stop_requested, config,
+	claim_pid, claim_start`
 
 type scanner interface{ Scan(...any) error }
 
@@ -141,7 +154,7 @@ func scanContainer(row scanner) (*Container, error) {
 	var cfg string
 	if err := row.Scan(&c.ID, &c.Name, &c.Image, &c.ImageID, &c.ImageDigest, &created, &c.State, &c.Stage, &c.Pid, &c.PidStart,
 		&c.MonitorPid, &c.MonitorStart, &c.BootID, &c.ExitCode, &c.Signal, &c.OOMKilled, &c.MemoryPeak, &c.MemoryLimit,
-		&c.Error, &started, &finished, &c.RestartCount, &backoff, &c.StopRequested, &cfg); err != nil {
+		&c.Error, &started, &finished, &c.RestartCount, &backoff, &c.StopRequested, &cfg, &c.ClaimPid, &c.ClaimStart); err != nil {
 		return nil, err
 	}
 	c.Created = fromNanos(created)

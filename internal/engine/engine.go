@@ -33,6 +33,7 @@ import (
 	"hull/internal/config"
 	"hull/internal/image"
 	"hull/internal/metadata"
+	"hull/internal/perm"
 	"hull/internal/runtime"
 	"hull/internal/snapshot"
 )
@@ -75,9 +76,10 @@ type Engine struct {
 func Open(cfg config.Config, db *metadata.DB, images *image.Service, snap *snapshot.Snapshotter) (*Engine, error) {
 	e := &Engine{cfg: cfg, db: db, images: images, snap: snap}
 	e.rt = &runtime.Runtime{Root: filepath.Join(cfg.RunRoot, "runtime"), Warn: func(m string) { e.warn("%s", m) }}
-	// Every container makes and removes directories in these.
+	// Every container makes and removes directories in these. They hold
+	// container content and state: no other user may reach into them.
 	for _, d := range []string{e.persistDir(""), e.runDir(""), e.rt.Root} {
-		if err := snapshot.MkdirSpread(d, 0o711); err != nil {
+		if err := snapshot.MkdirSpread(d, perm.Dir); err != nil {
 			return nil, fmt.Errorf("engine: %w", err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -95,8 +96,10 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 			return nil
 		}
 		claimed = true
-		_, err := tx.Exec(`UPDATE containers SET state = ?, stop_requested = 0, error = '', pid = 0, monitor_pid = 0, started = ? WHERE id = ?`,
-			StateRunning, time.Now().UnixNano(), c.ID)
+		pid, start := self()
+		_, err := tx.Exec(`UPDATE containers SET state = ?, stop_requested = 0, error = '', pid = 0, monitor_pid = 0, started = ?,
+			claim_pid = ?, claim_start = ? WHERE id = ?`,
+			StateRunning, time.Now().UnixNano(), pid, start, c.ID)
 		return err
 	})
 	if err != nil {
@@ -348,6 +351,19 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) (*
 }
 
 // active: a monitor is (or should be) supervising the container.
+// claimAbandoned reports a transitional state whose owner is gone: it was
+// killed before it finished, and nobody else will. A claim with no owner
+// recorded (made by an older hull) counts as abandoned.
+func (c *Container) claimAbandoned() bool {
+	return c.ClaimPid <= 0 || procStart(c.ClaimPid) != c.ClaimStart
+}
+
+// self is this process as the owner of a claim: its pid and start time.
+var self = sync.OnceValues(func() (int, uint64) {
+	pid := os.Getpid()
+	return pid, procStart(pid)
+})
+
 func (c *Container) active() bool {
 	switch c.State {
 	case StateRunning, StatePaused, StateRestarting:
@@ -431,7 +447,8 @@ func (e *Engine) Remove(ctx context.Context, ref string, force bool) error {
 	}
 	err = e.db.Tx(ctx, func(tx *sql.Tx) error {
 		var state string
-		if err := tx.QueryRow(`SELECT state FROM containers WHERE id = ?`, c.ID).Scan(&state); err != nil {
+		var owner Container
+		if err := tx.QueryRow(`SELECT state, claim_pid, claim_start FROM containers WHERE id = ?`, c.ID).Scan(&state, &owner.ClaimPid, &owner.ClaimStart); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return &NotFoundError{Ref: ref}
 			}
@@ -439,23 +456,30 @@ func (e *Engine) Remove(ctx context.Context, ref string, force bool) error {
 		}
 		switch state {
 		case StateRemoving:
-			return fmt.Errorf("removal of container %s is already in progress", c.Name)
+			// A removal whose owner died is taken over: it goes on here.
+			if !owner.claimAbandoned() {
+				return fmt.Errorf("removal of container %s is already in progress (by pid %d)", c.Name, owner.ClaimPid)
+			}
 		case StateRunning, StatePaused, StateRestarting:
 			if !force {
 				return fmt.Errorf("cannot remove container %s: it is %s; stop it first or use -f", c.Name, state)
 			}
 		}
-		_, err := tx.Exec(`UPDATE containers SET state = ?, stop_requested = 1 WHERE id = ?`, StateRemoving, c.ID)
+		pid, start := self()
+		_, err := tx.Exec(`UPDATE containers SET state = ?, stop_requested = 1, claim_pid = ?, claim_start = ? WHERE id = ?`,
+			StateRemoving, pid, start, c.ID)
 		return err
 	})
 	if err != nil {
 		return err
 	}
+	trace.Mark("rm: claimed")
 	if c.active() {
 		if c.State == StatePaused {
 			e.rt.Resume(c.ID)
 		}
 		e.rt.Kill(c.ID, unix.SIGKILL, true)
+		trace.Mark("rm: killed")
 		// The monitor would only record an exit nobody will read (a
 		// shim first execs hull again to do so): it goes too, and the
 		// cleanup below does what it would have.

@@ -84,8 +84,9 @@ func (r *recorder) Done(x monitor.Exit) func() {
 		// name (a rename may have changed it since the monitor started),
 		// and nothing if the container is gone already (hull rm -f).
 		c := *r.c
-		err := r.e.db.QueryRowContext(bg, `UPDATE containers SET state = ?, monitor_pid = 0, monitor_start = 0 WHERE id = ? RETURNING name`,
-			StateRemoving, c.ID).Scan(&c.Name)
+		pid, start := self()
+		err := r.e.db.QueryRowContext(bg, `UPDATE containers SET state = ?, monitor_pid = 0, monitor_start = 0, claim_pid = ?, claim_start = ?
+			WHERE id = ? RETURNING name`, StateRemoving, pid, start, c.ID).Scan(&c.Name)
 		if err == nil {
 			aside, _ := r.e.cleanup(bg, &c)
 			return func() { r.e.purge(aside) }
@@ -110,6 +111,9 @@ func (e *Engine) reconcile(ctx context.Context, c *Container) (*Container, error
 		c.Error, c.ExitCode = reason, 125
 		return c, nil
 	}
+	if c.State == StateRemoving && c.claimAbandoned() {
+		return e.abandonRemoval(ctx, c)
+	}
 	if !c.active() {
 		return c, nil
 	}
@@ -119,9 +123,14 @@ func (e *Engine) reconcile(ctx context.Context, c *Container) (*Container, error
 		reason = "the host rebooted while the container was running"
 	case c.MonitorPid == 0:
 		// Claimed by Start; the monitor is normally recorded within
-		// milliseconds. A claim this old means the starting command died.
-		if !c.Started.IsZero() && time.Since(c.Started) > 30*time.Second && c.Pid == 0 {
-			reason = "hull was killed while starting the container"
+		// milliseconds, by the command or by the monitor itself (a spare
+		// the command handed the container to before it died). A claim
+		// whose command is dead and that no monitor took up within
+		// claimGrace will never start; without an owner recorded, 30 s.
+		if !c.Started.IsZero() && c.Pid == 0 {
+			if age := time.Since(c.Started); c.ClaimPid > 0 && c.claimAbandoned() && age > claimGrace || age > 30*time.Second {
+				reason = fmt.Sprintf("hull was killed while starting the container (pid %d)", c.ClaimPid)
+			}
 		}
 	case procStart(c.MonitorPid) != c.MonitorStart:
 		reason = fmt.Sprintf("the container's monitor (pid %d) died unexpectedly", c.MonitorPid)
@@ -140,7 +149,10 @@ func (e *Engine) reconcile(ctx context.Context, c *Container) (*Container, error
 	if !fresh.active() || fresh.MonitorPid != c.MonitorPid || fresh.MonitorStart != c.MonitorStart {
 		return fresh, nil
 	}
-	code := c.ExitCode
+	// The monitor that would have recorded the exit is gone: the code is
+	// unknown, 255 (docker's for a container whose exit it lost), unless
+	// the container is still there to be stopped here.
+	code := 255
 	if c.Pid > 0 && procStart(c.Pid) == c.PidStart {
 		reason += "; the unsupervised container was stopped"
 		code = 137
@@ -157,6 +169,33 @@ func (e *Engine) reconcile(ctx context.Context, c *Container) (*Container, error
 	}
 	if n, _ := res.RowsAffected(); n == 1 {
 		e.emit(ctx, c, "die", map[string]string{"exitCode": fmt.Sprint(code), "error": reason})
+	}
+	return e.lookup(ctx, e.db, c.ID)
+}
+
+// claimGrace is how long a start claim whose command died is given for
+// the monitor it may have handed the container to to record itself.
+const claimGrace = 5 * time.Second
+
+// abandonRemoval takes over a removal whose owner (an `rm` or an --rm
+// container's monitor) was killed part way: nothing of the container may
+// go on running unsupervised, so its monitor and processes are ended and
+// its root filesystem unmounted, and it is recorded dead (docker's state
+// for a container whose removal failed), which `rm` and the prunes finish.
+func (e *Engine) abandonRemoval(ctx context.Context, c *Container) (*Container, error) {
+	e.killMonitor(c)
+	e.waitMonitor(c, 10*time.Second)
+	e.rt.Delete(c.ID, true)
+	unmountAll(e.rootfs(c.ID))
+	reason := fmt.Sprintf("hull was killed while removing the container (pid %d); `hull rm %s` finishes the removal", c.ClaimPid, c.Name)
+	res, err := e.db.ExecContext(context.WithoutCancel(ctx), `UPDATE containers SET state = ?, error = ?, pid = 0, monitor_pid = 0, monitor_start = 0,
+		claim_pid = 0, claim_start = 0 WHERE id = ? AND state = ? AND claim_pid = ? AND claim_start = ?`,
+		StateDead, reason, c.ID, StateRemoving, c.ClaimPid, c.ClaimStart)
+	if err != nil {
+		return nil, fmt.Errorf("record container %s as dead: %w", c.Name, err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		e.emit(ctx, c, "die", map[string]string{"error": reason})
 	}
 	return e.lookup(ctx, e.db, c.ID)
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"hull/internal/metadata"
+	"hull/internal/perm"
 	"hull/internal/spec"
 )
 
@@ -92,6 +93,11 @@ func (e *Engine) createVolume(ctx context.Context, name string, labels map[strin
 		return nil, false, fmt.Errorf("create volume %s: %w", name, err)
 	}
 	n, _ := res.RowsAffected()
+	// volumes/ is private: what a container leaves in a volume (a setuid
+	// binary, a device node) must not be reachable by other local users.
+	if err := perm.PrivateDir(filepath.Dir(filepath.Dir(e.VolumePath(name)))); err != nil {
+		return nil, false, fmt.Errorf("create volume %s: %w", name, err)
+	}
 	if err := os.MkdirAll(e.VolumePath(name), 0o755); err != nil {
 		return nil, false, fmt.Errorf("create volume %s: %w", name, err)
 	}

@@ -78,6 +78,9 @@ func (e *Engine) Why(ctx context.Context, ref string) (*Diagnosis, error) {
 				d.Evidence = append([]string{fmt.Sprintf("memory limit %s, peak usage %s", bytesHuman(c.MemoryLimit), bytesHuman(c.MemoryPeak))}, d.Evidence...)
 			}
 			d.Next = "raise the limit (-m) or find what grows in the process"
+		case c.State == StateDead:
+			d.Status = c.Error
+			d.Next = fmt.Sprintf("finish removing it: hull rm %s", c.Name)
 		case c.Error != "":
 			d.Status = c.Error
 			d.Next = fmt.Sprintf("start it again with: hull start %s", c.Name)

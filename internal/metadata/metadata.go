@@ -20,6 +20,9 @@ import (
 	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
+	"golang.org/x/sys/unix"
+
+	"hull/internal/perm"
 )
 
 // FileName is the database's name under the persistent root.
@@ -53,11 +56,21 @@ type DB struct {
 
 // Open opens (creating if needed) the database under root and brings its
 // schema up to date.
+//
+// The file is the record of every container and image under root, so a
+// damaged one (emptied, or not a database) is refused rather than made
+// anew: a fresh database would silently orphan the images, snapshots and
+// running containers that are still there. `hull system check --repair`
+// rebuilds it from them. The database holds every container's environment,
+// so it and its log are 0600.
 func Open(root string) (*DB, error) {
-	if err := os.MkdirAll(root, 0o711); err != nil {
+	if err := os.MkdirAll(root, perm.RootDir); err != nil {
 		return nil, fmt.Errorf("metadata: create %s: %w", root, err)
 	}
 	path := filepath.Join(root, FileName)
+	if err := checkFile(root, path); err != nil {
+		return nil, err
+	}
 	// _txlock=immediate: writers take the lock at BEGIN, so two processes
 	// never both read then fail to upgrade (SQLITE_BUSY mid-transaction).
 	dsn := "file:" + path + "?_journal_mode=WAL&_busy_timeout=30000&_foreign_keys=on&_synchronous=NORMAL&_txlock=immediate"
@@ -68,9 +81,88 @@ func Open(root string) (*DB, error) {
 	db := &DB{DB: sdb, path: path}
 	if err := db.migrate(); err != nil {
 		sdb.Close()
+		if isDamaged(err) {
+			return nil, &DamagedError{Path: path, Err: err}
+		}
 		return nil, err
 	}
 	return db, nil
+}
+
+// DamagedError is a database hull will not open: its content is lost or
+// unreadable, and opening it anew would hide what is still on disk.
+type DamagedError struct {
+	Path string
+	Err  error
+}
+
+func (e *DamagedError) Error() string {
+	return fmt.Sprintf("metadata: %s is damaged (%v); hull will not start on it, so that the images, snapshots and containers it recorded are not orphaned: "+
+		"run `hull system check --repair` to rebuild it from what is on disk (the damaged file is kept as %s.damaged), or restore it from a backup", e.Path, e.Err, filepath.Base(e.Path))
+}
+
+func (e *DamagedError) Unwrap() error { return e.Err }
+
+// ErrEmpty is the cause of a DamagedError for a database file left empty
+// beside state it must have recorded.
+var ErrEmpty = errors.New("the file is empty but the root holds images, snapshots, volumes or containers")
+
+// checkFile makes a missing database file 0600 before SQLite creates it
+// (SQLite gives its log files the database's mode), tightens one an older
+// hull made 0644, and refuses one emptied beside the state it recorded.
+func checkFile(root, path string) error {
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, uint32(perm.File))
+	if err == nil {
+		unix.Close(fd)
+		return nil
+	}
+	if err != unix.EEXIST {
+		return fmt.Errorf("metadata: create %s: %w", path, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return fmt.Errorf("metadata: %s: %w", path, err)
+	}
+	if st.Mode&0o077 != 0 {
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			if err := os.Chmod(p, perm.File); err != nil && !os.IsNotExist(err) {
+				return fmt.Errorf("metadata: make %s private: %w", p, err)
+			}
+		}
+	}
+	if st.Size == 0 && holdsState(root) {
+		if wal, err := os.Stat(path + "-wal"); err != nil || wal.Size() == 0 {
+			return &DamagedError{Path: path, Err: ErrEmpty}
+		}
+	}
+	return nil
+}
+
+// holdsState reports whether root has what only a database that recorded
+// it should sit beside: a container, a volume, a snapshot or an image.
+func holdsState(root string) bool {
+	for _, d := range []string{"containers", "volumes", "snapshots", "images/blobs/sha256"} {
+		if entries, err := os.ReadDir(filepath.Join(root, d)); err == nil {
+			for _, e := range entries {
+				switch e.Name() {
+				case "tmp", "locks", "trash":
+					continue
+				}
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// isDamaged reports SQLite errors that mean the file is not a usable
+// database (as opposed to busy, full or read-only).
+func isDamaged(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.Code == sqlite3.ErrNotADB || se.Code == sqlite3.ErrCorrupt
+	}
+	return false
 }
 
 // driverName is sqlite3 with every connection keeping the write-ahead log

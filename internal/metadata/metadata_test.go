@@ -3,9 +3,11 @@ package metadata
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -95,4 +97,80 @@ func TestConcurrentWritersFromSeparateHandles(t *testing.T) {
 	if n != 200 {
 		t.Fatalf("lost updates: n=%d, want 200", n)
 	}
+}
+
+// The database holds every container's environment: it and its log are
+// 0600 from the first open, and an older hull's 0644 file is tightened.
+func TestDatabaseIsPrivate(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO counters VALUES ('a', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	check := func() {
+		t.Helper()
+		for _, name := range []string{FileName, FileName + "-wal", FileName + "-shm"} {
+			st, err := os.Stat(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Mode().Perm() != 0o600 {
+				t.Errorf("%s is %v, want 0600", name, st.Mode().Perm())
+			}
+		}
+	}
+	check()
+	db.Close()
+	for _, name := range []string{FileName, FileName + "-wal", FileName + "-shm"} {
+		os.Chmod(filepath.Join(dir, name), 0o644)
+	}
+	db, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	check()
+}
+
+// A database emptied or overwritten beside the state it recorded is
+// refused with a message that says what to do, and left as it was: a new
+// empty one would silently orphan every image, snapshot and container.
+func TestDamagedDatabaseIsRefused(t *testing.T) {
+	for name, content := range map[string]string{"empty": "", "garbage": strings.Repeat("not a database ", 500)} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			db, err := Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			if err := os.MkdirAll(filepath.Join(dir, "containers", "abc"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(filepath.Join(dir, FileName+"-wal"))
+			os.Remove(filepath.Join(dir, FileName+"-shm"))
+			if err := os.WriteFile(filepath.Join(dir, FileName), []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err = Open(dir)
+			var damaged *DamagedError
+			if !errors.As(err, &damaged) || !strings.Contains(err.Error(), "system check --repair") {
+				t.Fatalf("open a damaged database: %v, want a DamagedError naming the repair", err)
+			}
+			if b, _ := os.ReadFile(filepath.Join(dir, FileName)); string(b) != content {
+				t.Errorf("the damaged file was changed: %d bytes, had %d", len(b), len(content))
+			}
+		})
+	}
+	// An empty file in an empty root is a new database, not a damaged one.
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, FileName), nil, 0o600)
+	db, err := Open(dir)
+	if err != nil {
+		t.Fatalf("empty file in an empty root: %v", err)
+	}
+	db.Close()
 }

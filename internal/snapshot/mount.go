@@ -26,6 +26,18 @@ func MountAll(mounts []Mount, target string) error {
 	return nil
 }
 
+// Inert returns mounts that ignore setuid bits and device nodes (nosuid,
+// nodev): for content shown for inspection rather than run in a container,
+// such as an image mounted with `hull image mount`.
+func Inert(mounts []Mount) []Mount {
+	out := make([]Mount, len(mounts))
+	for i, m := range mounts {
+		m.Options = append(slices.Clip(m.Options), "nosuid", "nodev")
+		out[i] = m
+	}
+	return out
+}
+
 // Volatile returns mounts whose overlays skip syncing their upper layer
 // (overlayfs' "volatile" option, Linux 5.10): for writable layers that are
 // discarded, never kept across a crash. A kernel without it fails the mount
@@ -63,34 +75,36 @@ func ClearVolatile(mounts []Mount) error {
 	return nil
 }
 
+// mountFlags are the options that are mount flags, not filesystem data.
+var mountFlags = map[string]uintptr{"ro": unix.MS_RDONLY, "nosuid": unix.MS_NOSUID, "nodev": unix.MS_NODEV}
+
 func mountOne(m Mount, target string) error {
-	ro := slices.Contains(m.Options, "ro")
+	var flags uintptr
+	var opts []string
+	for _, o := range m.Options {
+		if f, ok := mountFlags[o]; ok {
+			flags |= f
+			continue
+		}
+		opts = append(opts, o)
+	}
 	switch m.Type {
 	case "bind":
-		flags := uintptr(unix.MS_BIND)
+		bind := uintptr(unix.MS_BIND)
 		if slices.Contains(m.Options, "rbind") {
-			flags |= unix.MS_REC
+			bind |= unix.MS_REC
 		}
-		if err := unix.Mount(m.Source, target, "", flags, ""); err != nil {
+		if err := unix.Mount(m.Source, target, "", bind, ""); err != nil {
 			return err
 		}
-		if ro {
-			if err := unix.Mount("", target, "", flags|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		if flags != 0 {
+			if err := unix.Mount("", target, "", bind|unix.MS_REMOUNT|flags, ""); err != nil {
 				unix.Unmount(target, unix.MNT_DETACH)
-				return fmt.Errorf("make read-only: %w", err)
+				return fmt.Errorf("remount %s: %w", strings.Join(m.Options, ","), err)
 			}
 		}
 		return nil
 	case "overlay":
-		var flags uintptr
-		var opts []string
-		for _, o := range m.Options {
-			if o == "ro" {
-				flags |= unix.MS_RDONLY
-				continue
-			}
-			opts = append(opts, o)
-		}
 		data := strings.Join(opts, ",")
 		if len(data) < os.Getpagesize() {
 			return unix.Mount(m.Source, target, "overlay", flags, data)

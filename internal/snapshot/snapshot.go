@@ -65,6 +65,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"hull/internal/metadata"
+	hullperm "hull/internal/perm"
 )
 
 func init() {
@@ -202,9 +203,12 @@ func Open(db *metadata.DB, root string, opts Options) (*Snapshotter, error) {
 // just lost a removed image's or container's files makes every file made
 // there next slower (a fifth of a pull's time here). Other filesystems
 // lack the flag; that is fine.
+//
+// A directory that exists already is given no more group and other bits
+// than perm allows (one an older hull made wider is tightened).
 func MkdirSpread(dir string, perm os.FileMode) error {
-	if _, err := os.Stat(dir); err == nil {
-		return nil
+	if st, err := os.Stat(dir); err == nil {
+		return hullperm.Tighten(dir, st.Mode(), perm)
 	}
 	if err := os.MkdirAll(dir, perm); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)

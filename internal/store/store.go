@@ -31,6 +31,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"hull/internal/digest"
+	"hull/internal/perm"
 )
 
 const (
@@ -48,6 +49,11 @@ type Store struct {
 // removes temp files left by writers that died.
 func Open(dir string) (*Store, error) {
 	s := &Store{dir: dir}
+	// The layout is readable by skopeo and umoci run as root; other users
+	// must not read private images through it.
+	if err := perm.PrivateDir(dir); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
 	for _, d := range []string{s.blobDir(), s.ingestDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("store: create %s: %w", d, err)
