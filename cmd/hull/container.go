@@ -214,6 +214,9 @@ func StatusLine(c *engine.Container) string {
 	case engine.StateDead:
 		return "Dead"
 	case engine.StateCreated:
+		if c.CreationInterrupted() {
+			return fmt.Sprintf("Created (interrupted at %s)", c.Stage)
+		}
 		if c.Error != "" {
 			return fmt.Sprintf("Created (failed at %s)", c.Stage)
 		}

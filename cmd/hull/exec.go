@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -40,16 +39,11 @@ func newExecCmd(g *globals) *cobra.Command {
 				}
 				o.Env = append(o.Env, kvs...)
 			}
-			for _, kv := range env {
-				if !strings.Contains(kv, "=") {
-					v, ok := os.LookupEnv(kv)
-					if !ok {
-						continue
-					}
-					kv += "=" + v
-				}
-				o.Env = append(o.Env, kv)
+			kvs, err := spec.ParseEnv(env)
+			if err != nil {
+				return withCode(125, err)
 			}
+			o.Env = append(o.Env, kvs...)
 			if user != "" {
 				if _, _, err := spec.ParseUser(user); err != nil {
 					return withCode(125, err)

@@ -165,6 +165,11 @@ func (g *globals) resolve(cmd *cobra.Command) error {
 	if v := os.Getenv("HULL_RUN_ROOT"); v != "" {
 		cfg.RunRoot = v
 	}
+	for _, name := range []string{"root", "run-root"} {
+		if f := cmd.Flags().Lookup(name); f != nil && f.Changed && f.Value.String() == "" {
+			return fmt.Errorf("--%s is empty: give a directory (the default is %s)", name, map[string]string{"root": cfg.Root, "run-root": cfg.RunRoot}[name])
+		}
+	}
 	if g.root != "" {
 		cfg.Root = g.root
 	}

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -112,4 +116,133 @@ func TestMonitorAndContainerKilledExitUnknown(t *testing.T) {
 	if out := mustHull(t, root, "why", "both"); !strings.Contains(out, "monitor") || !strings.Contains(out, "died") {
 		t.Errorf("why:\n%s", out)
 	}
+}
+
+// A create killed part way says so, and where: not "failed at image pull"
+// for a kill after the image was resolved.
+func TestKilledCreateSaysWhere(t *testing.T) {
+	root, fx := containerEnv(t)
+	mustHull(t, root, "pull", "-q", fx.Busybox.Ref)
+	for mark, want := range map[string]string{
+		"create: recorded":       "Created (interrupted at image pull)",
+		"create: image resolved": "Created (interrupted at create)",
+		"create: spec generated": "Created (interrupted at create)",
+	} {
+		name := "kc" + strings.NewReplacer(":", "", " ", "").Replace(mark)
+		killedAt(t, root, mark, "run", "-d", "--name", name, fx.Busybox.Ref, "sleep", "5")
+		if out := strings.TrimSpace(mustHull(t, root, "ps", "-a", "--filter", "name="+name, "--format", "{{.Status}}")); out != want {
+			t.Errorf("killed at %q: ps says %q, want %q", mark, out, want)
+		}
+		if out := mustHull(t, root, "why", name); !strings.Contains(out, "creation was interrupted") {
+			t.Errorf("killed at %q: why:\n%s", mark, out)
+		}
+		mustHull(t, root, "rm", name)
+	}
+}
+
+// Bad input docker refuses is refused, not silently dropped or replaced.
+func TestEmptyValuesAreRefused(t *testing.T) {
+	root, fx := containerEnv(t)
+	cmd := hullProc(root, "run", "--rm", "-e", "=novalue", fx.Busybox.Ref, "true")
+	out, err := cmd.CombinedOutput()
+	if exitStatus(err) != 125 || !strings.Contains(string(out), `invalid argument "=novalue"`) {
+		t.Errorf("run -e =novalue: %v: %s", err, out)
+	}
+	mustHull(t, root, "run", "-d", "--name", "ex", fx.Busybox.Ref, "sleep", "60")
+	if out, err := hullProc(root, "exec", "-e", "=x", "ex", "true").CombinedOutput(); exitStatus(err) != 125 || !strings.Contains(string(out), `invalid argument "=x"`) {
+		t.Errorf("exec -e =x: %v: %s", err, out)
+	}
+	for _, flag := range []string{"--root", "--run-root"} {
+		cmd := exec.Command(os.Args[0], flag, "", "ps")
+		cmd.Env = append(os.Environ(), "HULL_TEST_AS_CLI=1")
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), flag+" is empty") {
+			t.Errorf("%s '': %v: %s", flag, err, out)
+		}
+	}
+}
+
+// rmi reports the blobs of the image it removed, not orphans of a failed
+// load that the same collection deletes.
+func TestRmiListsOnlyItsOwnBlobs(t *testing.T) {
+	root, fx := containerEnv(t)
+	mustHull(t, root, "pull", "-q", fx.Config.Ref)
+	orphan := []byte("a blob a failed load left behind\n")
+	sum := sha256.Sum256(orphan)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	path := filepath.Join(root, "images", "blobs", "sha256", hex.EncodeToString(sum[:]))
+	if err := os.WriteFile(path, orphan, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	out := mustHull(t, root, "rmi", fx.Config.Ref)
+	if strings.Contains(out, digest) || !strings.Contains(out, "Deleted: "+fx.Config.ConfigDigest) {
+		t.Errorf("rmi output:\n%s", out)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("the orphan blob is still stored: %v", err)
+	}
+}
+
+// A container that fills the disk holding hull's root does not wedge hull:
+// its exit is recorded (the database's reserve), reading never needs
+// space, and rm -f frees the space even when not even its claim can be
+// recorded at first.
+func TestFullDiskDoesNotWedge(t *testing.T) {
+	_, fx := testenv.Setup(t, testenv.FixBusybox)
+	root := t.TempDir()
+	if err := syscall.Mount("tmpfs", root, "tmpfs", 0, "size=64m,mode=0700"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(root, syscall.MNT_DETACH) })
+	t.Cleanup(func() {
+		out, _, _ := hull(t, root, "ps", "-aq", "--no-trunc")
+		for _, id := range strings.Fields(out) {
+			hull(t, root, "rm", "-f", id)
+		}
+	})
+	free := func() uint64 {
+		var st syscall.Statfs_t
+		syscall.Statfs(root, &st)
+		return st.Bavail * uint64(st.Bsize)
+	}
+	mustHull(t, root, "run", "-d", "--name", "a", fx.Busybox.Ref, "sleep", "300")
+	fill := "dd if=/dev/zero of=/fill bs=1M count=100 2>/dev/null; echo filled"
+	if out, _, _ := hull(t, root, "run", "--name", "filler", fx.Busybox.Ref, "sh", "-c", fill+"; exit 3"); !strings.Contains(out, "filled") {
+		t.Fatalf("filler: %q", out)
+	}
+	if n := free(); n > 4<<20 {
+		t.Fatalf("%d bytes still free after the fill", n)
+	}
+	if out := mustHull(t, root, "ps", "-a", "--filter", "name=filler", "--format", "{{.Status}}"); !strings.HasPrefix(out, "Exited (3)") {
+		t.Errorf("the filler's exit on a full disk: %q, want Exited (3)", out)
+	}
+	if got := inspectOne(t, root, "a"); got.State.Status != "running" {
+		t.Errorf("inspect a on a full disk: %+v", got.State)
+	}
+	mustHull(t, root, "logs", "filler")
+	mustHull(t, root, "stop", "-t", "1", "a")
+	if got := inspectOne(t, root, "a"); got.State.Status != "exited" || got.State.ExitCode == 255 {
+		t.Errorf("a stopped on a full disk: %+v", got.State)
+	}
+	mustHull(t, root, "rm", "-f", "filler")
+	waitFor(t, func() bool { return free() > 50<<20 }) // the files go in the background
+	// A filler that goes on running keeps the disk full, and with the
+	// reserve spent not even rm's claim can be recorded at first.
+	mustHull(t, root, "run", "-d", "--name", "filler2", fx.Busybox.Ref, "sh", "-c", fill+"; sleep 300")
+	waitFor(t, func() bool { return free() < 1<<20 })
+	os.Remove(filepath.Join(root, "hull.db-reserve"))
+	topUp, err := os.Create(filepath.Join(root, "top-up"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 4096; n > 0; {
+		if _, err := topUp.Write(make([]byte, n)); err != nil {
+			n /= 2
+		}
+	}
+	topUp.Close()
+	mustHull(t, root, "ps", "-a")
+	mustHull(t, root, "rm", "-f", "filler2")
+	waitFor(t, func() bool { return free() > 50<<20 })
+	mustHull(t, root, "rm", "-f", "a")
+	mustHull(t, root, "run", "--rm", fx.Busybox.Ref, "true")
 }

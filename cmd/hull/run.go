@@ -104,16 +104,11 @@ func (f *runFlags) config(args []string) (engine.Config, error) {
 		}
 		o.Env = append(o.Env, env...)
 	}
-	for _, e := range f.env {
-		if !strings.Contains(e, "=") {
-			if v, ok := os.LookupEnv(e); ok {
-				e += "=" + v
-			} else {
-				continue
-			}
-		}
-		o.Env = append(o.Env, e)
+	env, err := spec.ParseEnv(f.env)
+	if err != nil {
+		return c, err
 	}
+	o.Env = append(o.Env, env...)
 	for _, v := range f.volumes {
 		m, err := spec.ParseVolume(v)
 		if err != nil {
@@ -156,7 +151,6 @@ func (f *runFlags) config(args []string) (engine.Config, error) {
 		}
 		o.Ulimits = append(o.Ulimits, ul)
 	}
-	var err error
 	if o.Memory, err = parseSize("--memory", f.memory); err != nil {
 		return c, err
 	}

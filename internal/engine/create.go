@@ -103,7 +103,6 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 
 	trace.Mark("create: recorded")
 	rec, err := e.resolveImage(ctx, o)
-	trace.Mark("create: image resolved")
 	if err != nil {
 		return fail(StagePull, 125, err)
 	}
@@ -115,6 +114,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	c.ImageUser = cf.Config.User
 	e.update(ctx, id, map[string]any{"image_id": c.ImageID, "image_digest": c.ImageDigest, "stage": StageCreate})
 	c.Stage = StageCreate
+	trace.Mark("create: image resolved")
 
 	if err := e.prepareRootfs(ctx, id, cf, cfg.AutoRemove); err != nil {
 		return fail(StageCreate, 125, err)
@@ -289,11 +289,23 @@ func (e *Engine) update(ctx context.Context, id string, cols map[string]any) err
 	return e.updateIn(ctx, e.db, id, cols)
 }
 
+// sqlExpr is a column's new value computed by SQL (updateIn), for a change
+// that depends on the row's current value.
+type sqlExpr struct {
+	expr string
+	args []any
+}
+
 // updateIn is update as part of x.
 func (e *Engine) updateIn(ctx context.Context, x execer, id string, cols map[string]any) error {
 	var sets []string
 	var args []any
 	for k, v := range cols {
+		if x, ok := v.(sqlExpr); ok {
+			sets = append(sets, k+" = "+x.expr)
+			args = append(args, x.args...)
+			continue
+		}
 		sets = append(sets, k+" = ?")
 		args = append(args, v)
 	}

@@ -445,7 +445,7 @@ func (e *Engine) Remove(ctx context.Context, ref string, force bool) error {
 	if err != nil {
 		return err
 	}
-	err = e.db.Tx(ctx, func(tx *sql.Tx) error {
+	claim := func(tx *sql.Tx) error {
 		var state string
 		var owner Container
 		if err := tx.QueryRow(`SELECT state, claim_pid, claim_start FROM containers WHERE id = ?`, c.ID).Scan(&state, &owner.ClaimPid, &owner.ClaimStart); err != nil {
@@ -469,7 +469,14 @@ func (e *Engine) Remove(ctx context.Context, ref string, force bool) error {
 		_, err := tx.Exec(`UPDATE containers SET state = ?, stop_requested = 1, claim_pid = ?, claim_start = ? WHERE id = ?`,
 			StateRemoving, pid, start, c.ID)
 		return err
-	})
+	}
+	err = e.db.Tx(ctx, claim)
+	if e.db.Full(err) && (force || !c.active()) {
+		// Not even the claim could be recorded: the container may be
+		// what filled the disk. Free the space first, then record.
+		e.freeSpace(ctx, c)
+		err = e.db.Tx(ctx, claim)
+	}
 	if err != nil {
 		return err
 	}
@@ -489,6 +496,21 @@ func (e *Engine) Remove(ctx context.Context, ref string, force bool) error {
 	aside, err := e.cleanup(ctx, c)
 	e.purge(aside)
 	return err
+}
+
+// freeSpace undoes, without recording anything, what of a container being
+// removed takes space on a full disk: its processes (which may still be
+// writing), the content of its writable layer and its logs.
+func (e *Engine) freeSpace(ctx context.Context, c *Container) {
+	e.killMonitor(c)
+	e.rt.Delete(c.ID, true)
+	if unmountAll(e.rootfs(c.ID)) == nil {
+		e.snap.Empty(ctx, snapshotKey(c.ID))
+	}
+	logs, _ := filepath.Glob(e.LogPath(c.ID) + "*")
+	for _, l := range logs {
+		os.Truncate(l, 0)
+	}
 }
 
 // killMonitor ends the container's monitor, if it is still the process

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"hull/internal/monitor"
@@ -45,7 +46,10 @@ func (r *recorder) Started(pid int, pidStart uint64, restarts int) error {
 
 func (r *recorder) Exited(x monitor.Exit) error {
 	cols := map[string]any{
-		"state": StateExited, "exit_code": x.Code, "signal": x.Signal, "oom_killed": x.OOMKilled,
+		// A removal under way (rm -f killed the container) keeps its
+		// claim: were it killed itself now, the claim is what tells the
+		// next command to take the removal over.
+		"state": sqlExpr{"CASE WHEN state IN (?, ?) THEN state ELSE ? END", []any{StateRemoving, StateDead, StateExited}}, "exit_code": x.Code, "signal": x.Signal, "oom_killed": x.OOMKilled,
 		"finished": x.At.UnixNano(), "pid": 0, "memory_peak": int64(x.MemoryPeak), "memory_limit": int64(x.MemoryLimit),
 		"stage": StageExited, "error": x.Error,
 	}
@@ -85,8 +89,14 @@ func (r *recorder) Done(x monitor.Exit) func() {
 		// and nothing if the container is gone already (hull rm -f).
 		c := *r.c
 		pid, start := self()
-		err := r.e.db.QueryRowContext(bg, `UPDATE containers SET state = ?, monitor_pid = 0, monitor_start = 0, claim_pid = ?, claim_start = ?
+		claim := func() error {
+			return r.e.db.QueryRowContext(bg, `UPDATE containers SET state = ?, monitor_pid = 0, monitor_start = 0, claim_pid = ?, claim_start = ?
 			WHERE id = ? RETURNING name`, StateRemoving, pid, start, c.ID).Scan(&c.Name)
+		}
+		err := claim()
+		if r.e.db.RetryFull(err) {
+			err = claim()
+		}
 		if err == nil {
 			aside, _ := r.e.cleanup(bg, &c)
 			return func() { r.e.purge(aside) }
@@ -104,7 +114,7 @@ func (r *recorder) Done(x monitor.Exit) func() {
 // (processes, cgroups) are removed.
 func (e *Engine) reconcile(ctx context.Context, c *Container) (*Container, error) {
 	if e.creationAbandoned(c) {
-		reason := fmt.Sprintf("hull was killed while creating the container (during %s); remove it and create it again", c.Stage)
+		reason := fmt.Sprintf("%s (during %s); remove it and create it again", interruptedCreation, c.Stage)
 		// Only if still as read (a start may have claimed it since).
 		e.db.ExecContext(context.WithoutCancel(ctx), `UPDATE containers SET error = ?, exit_code = 125 WHERE id = ? AND state = ? AND error = ''`,
 			reason, c.ID, StateCreated)
@@ -171,6 +181,16 @@ func (e *Engine) reconcile(ctx context.Context, c *Container) (*Container, error
 		e.emit(ctx, c, "die", map[string]string{"exitCode": fmt.Sprint(code), "error": reason})
 	}
 	return e.lookup(ctx, e.db, c.ID)
+}
+
+// interruptedCreation begins the error of a container whose creating
+// command died.
+const interruptedCreation = "hull was killed while creating the container"
+
+// CreationInterrupted reports a container whose creating command died
+// before it finished: it was never whole, and cannot start.
+func (c *Container) CreationInterrupted() bool {
+	return c.State == StateCreated && strings.HasPrefix(c.Error, interruptedCreation)
 }
 
 // claimGrace is how long a start claim whose command died is given for

@@ -32,8 +32,8 @@ func (e *Engine) Why(ctx context.Context, ref string) (*Diagnosis, error) {
 	d := &Diagnosis{Container: c.Name, Stage: c.Stage}
 	cmd := strings.TrimSpace(c.Config.Path + " " + strings.Join(c.Config.Args, " "))
 	switch {
-	case c.State == StateCreated && strings.HasPrefix(c.Error, "hull was killed"):
-		d.Status = "creation was interrupted: the hull command creating it died"
+	case c.CreationInterrupted():
+		d.Status = fmt.Sprintf("creation was interrupted at the %s stage: the hull command creating it died", c.Stage)
 		d.Evidence = []string{c.Error}
 		d.Next = fmt.Sprintf("remove it (hull rm %s) and create it again", c.Name)
 	case c.Stage == StagePull && c.Error != "":

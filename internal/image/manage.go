@@ -101,12 +101,26 @@ func (s *Service) Remove(ctx context.Context, str string, force bool) (*RemoveRe
 		return nil, fmt.Errorf("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories (%s); remove by name, or use -f",
 			r.ConfigID.Hex[:12], strings.Join(familiar(r.Names), ", "))
 	}
+	own := map[string]bool{} // the image's blobs: what "Deleted:" may list
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		if !deleteImage {
 			_, err := tx.Exec(`DELETE FROM image_names WHERE name = ?`, byName)
 			return err
 		}
-		_, err := tx.Exec(`DELETE FROM images WHERE digest = ?`, r.Digest.String())
+		rows, err := tx.Query(`SELECT blob FROM image_blobs WHERE digest = ?`, r.Digest.String())
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var b string
+			if err := rows.Scan(&b); err != nil {
+				rows.Close()
+				return err
+			}
+			own[b] = true
+		}
+		rows.Close()
+		_, err = tx.Exec(`DELETE FROM images WHERE digest = ?`, r.Digest.String())
 		return err
 	})
 	if err != nil {
@@ -126,8 +140,14 @@ func (s *Service) Remove(ctx context.Context, str string, force bool) (*RemoveRe
 	if err := s.syncIndex(ctx); err != nil {
 		return res, err
 	}
+	// Blobs of no image (a failed load's) go too, but are not this
+	// image's to report.
 	gone, err := s.collect(ctx)
-	res.Deleted = append(res.Deleted, gone...)
+	for _, b := range gone {
+		if own[b] && b != r.ConfigID.String() {
+			res.Deleted = append(res.Deleted, b)
+		}
+	}
 	return res, err
 }
 

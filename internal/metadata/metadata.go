@@ -79,6 +79,7 @@ func Open(root string) (*DB, error) {
 		return nil, fmt.Errorf("metadata: open %s: %w", path, err)
 	}
 	db := &DB{DB: sdb, path: path}
+	db.keepReserve()
 	if err := db.migrate(); err != nil {
 		sdb.Close()
 		if isDamaged(err) {
@@ -251,10 +252,17 @@ func (db *DB) upToDate(steps []Migration) bool {
 }
 
 // Tx runs fn in one write transaction, committing if it returns nil. A busy
-// database (another process mid-write past the busy timeout) is retried.
+// database (another process mid-write past the busy timeout) is retried,
+// and so is one that found the disk full, once the reserve is released.
 func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	for attempt := 0; ; attempt++ {
 		err := db.tx(ctx, fn)
+		if db.Full(err) {
+			if db.releaseReserve() {
+				continue
+			}
+			return db.fullError(err)
+		}
 		if err == nil || !isBusy(err) || attempt >= 5 {
 			return err
 		}
@@ -287,4 +295,99 @@ func isBusy(err error) bool {
 		return se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked
 	}
 	return false
+}
+
+// The reserve: a file of reserveSize bytes beside the database that is
+// deleted the moment a write finds the disk full, so that what must be
+// recorded then (a container's exit, a removal that frees the space) still
+// is. The next Open that finds room makes it again. Without it a container
+// that fills the disk leaves every monitor unable to record an exit and
+// every command unable to make a claim.
+const (
+	reserveName = FileName + "-reserve"
+	reserveSize = 2 << 20
+)
+
+// keepReserve makes the reserve if it is missing and there is room.
+func (db *DB) keepReserve() {
+	path := filepath.Join(filepath.Dir(db.path), reserveName)
+	if _, err := os.Lstat(path); err == nil {
+		return
+	}
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, uint32(perm.File))
+	if err != nil {
+		return
+	}
+	err = unix.Fallocate(fd, 0, 0, reserveSize)
+	unix.Close(fd)
+	if err != nil {
+		os.Remove(path) // no room (or no fallocate): try again next time
+	}
+}
+
+// releaseReserve deletes the reserve; false if there was none to free.
+func (db *DB) releaseReserve() bool {
+	return os.Remove(filepath.Join(filepath.Dir(db.path), reserveName)) == nil
+}
+
+// Full reports an error of a write that found the disk full.
+func (db *DB) Full(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.Code == sqlite3.ErrFull || se.Code == sqlite3.ErrIoErr && errors.Is(se.SystemErrno, unix.ENOSPC)
+	}
+	var fe *DiskFullError
+	return errors.As(err, &fe) || errors.Is(err, unix.ENOSPC)
+}
+
+// ExecContext is sql.DB's, retried once the reserve is released when the
+// disk is full, and with an error that says so.
+func (db *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	res, err := db.DB.ExecContext(ctx, query, args...)
+	if db.Full(err) {
+		if db.releaseReserve() {
+			res, err = db.DB.ExecContext(ctx, query, args...)
+		}
+		if db.Full(err) {
+			return res, db.fullError(err)
+		}
+	}
+	return res, err
+}
+
+// Exec is ExecContext without a context.
+func (db *DB) Exec(query string, args ...any) (sql.Result, error) {
+	return db.ExecContext(context.Background(), query, args...)
+}
+
+// RetryFull is for a write made another way (an UPDATE ... RETURNING read
+// through QueryRow): after err, it reports whether to try once more (the
+// reserve was released).
+func (db *DB) RetryFull(err error) bool {
+	return db.Full(err) && db.releaseReserve()
+}
+
+// DiskFullError is a write that found the disk holding the database full.
+type DiskFullError struct {
+	Dir  string
+	Free uint64 // bytes free to unprivileged writers when it failed
+	Err  error
+}
+
+func (e *DiskFullError) Error() string {
+	return fmt.Sprintf("the disk holding %s is full (%d bytes free): hull could not record the change (%v); "+
+		"free space: remove the container that filled it (hull rm -f), unused images (hull image prune -a) or other files, and try again", e.Dir, e.Free, e.Err)
+}
+
+func (e *DiskFullError) Unwrap() error { return e.Err }
+
+func (db *DB) fullError(err error) error {
+	var fe *DiskFullError
+	if errors.As(err, &fe) {
+		return err
+	}
+	dir := filepath.Dir(db.path)
+	var st unix.Statfs_t
+	unix.Statfs(dir, &st)
+	return &DiskFullError{Dir: dir, Free: st.Bavail * uint64(st.Bsize), Err: err}
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func init() {
@@ -173,4 +175,70 @@ func TestDamagedDatabaseIsRefused(t *testing.T) {
 		t.Fatalf("empty file in an empty root: %v", err)
 	}
 	db.Close()
+}
+
+// A write on a full disk first spends the reserve kept beside the
+// database; when even that is gone, the error says the disk is full and
+// where, and the database is intact once there is room again.
+func TestFullDiskSpendsTheReserveThenSaysSo(t *testing.T) {
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=8m"); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(dir, unix.MNT_DETACH)
+	db, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := os.Stat(filepath.Join(dir, reserveName)); err != nil {
+		t.Fatalf("no reserve: %v", err)
+	}
+	filler, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := filler.Write(make([]byte, 64<<10)); err != nil {
+			break
+		}
+	}
+	for { // the last pages, byte by byte
+		if _, err := filler.Write(make([]byte, 512)); err != nil {
+			break
+		}
+	}
+	big := strings.Repeat("x", 256<<10)
+	var n int
+	for n = 0; n < 100; n++ {
+		if _, err = db.Exec(`INSERT INTO counters VALUES (?, 1)`, fmt.Sprint(n)+big); err != nil {
+			break
+		}
+	}
+	if n == 0 {
+		t.Errorf("no write made it on a full disk: the reserve was not spent (%v)", err)
+	}
+	var full *DiskFullError
+	if !errors.As(err, &full) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "is full") {
+		t.Fatalf("write %d on a full disk: %v, want a DiskFullError naming %s", n, err, dir)
+	}
+	if err := db.Tx(context.Background(), func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO counters VALUES ('tx', 1)` + strings.Repeat(" ", 10) + `;`)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(`UPDATE counters SET name = name || ? WHERE name = 'tx'`, big)
+		return err
+	}); !errors.As(err, &full) {
+		t.Errorf("transaction on a full disk: %v", err)
+	}
+	filler.Close()
+	os.Remove(filler.Name())
+	if _, err := db.Exec(`INSERT INTO counters VALUES ('after', 1)`); err != nil {
+		t.Fatalf("after space came back: %v", err)
+	}
+	var count int
+	if err := db.QueryRow(`SELECT count(*) FROM counters`).Scan(&count); err != nil || count != n+1 {
+		t.Errorf("%d rows (%v), want %d", count, err, n+1)
+	}
 }

@@ -264,16 +264,25 @@ func (r *Runtime) Delete(id string, force bool) error {
 		if errors.Is(err, ErrNotExist) {
 			// What a killed create left is removed; a create that is
 			// still running is not touched.
+			// With force, a create whose caller died is given a moment
+			// to undo itself (a spare monitor whose command was killed
+			// ends the process it started ahead).
 			dir := filepath.Join(r.Root, id)
 			if _, serr := os.Lstat(dir); serr == nil {
-				gone, rerr := r.reclaim(id, dir)
-				if rerr != nil {
-					return rerr
+				deadline := time.Now().Add(5 * time.Second)
+				for {
+					gone, rerr := r.reclaim(id, dir)
+					if rerr != nil {
+						return rerr
+					}
+					if gone {
+						return nil
+					}
+					if !force || time.Now().After(deadline) {
+						return fmt.Errorf("container %s: is being created", id)
+					}
+					time.Sleep(10 * time.Millisecond)
 				}
-				if !gone {
-					return fmt.Errorf("container %s: is being created", id)
-				}
-				return nil
 			}
 			if force {
 				return nil

@@ -731,6 +731,30 @@ func (s *Snapshotter) RemoveUnmounted(ctx context.Context, key string) (string, 
 // Usage is the disk the snapshot name uses by itself: for a layer, its
 // content as unpacked; for an active snapshot, its writable layer (or copy)
 // as it is now; views use nothing.
+// Empty deletes what an active snapshot's writable layer holds, without
+// recording anything: for a removal on a full disk, which must free the
+// space before it can record the removal (Remove then does the rest).
+// The snapshot must be mounted nowhere.
+func (s *Snapshotter) Empty(ctx context.Context, key string) error {
+	info, err := s.get(ctx, key)
+	if err != nil {
+		return err
+	}
+	if info.Kind != KindActive {
+		return fmt.Errorf("empty snapshot %s: only a writable layer can be emptied", key)
+	}
+	dir := s.fsDir(info.ID)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("empty snapshot %s: %w", key, err)
+	}
+	var errs []error
+	for _, e := range entries {
+		errs = append(errs, os.RemoveAll(filepath.Join(dir, e.Name())))
+	}
+	return errors.Join(errs...)
+}
+
 func (s *Snapshotter) Usage(ctx context.Context, name string) (Usage, error) {
 	info, err := s.get(ctx, name)
 	if err != nil {

@@ -244,6 +244,28 @@ func ParseTmpfs(s string) (dest, opts string, err error) {
 	return dest, opts, nil
 }
 
+// ParseEnv reads -e/--env values as docker does: KEY=VALUE as given, a
+// bare KEY taken from hull's own environment (left out if unset there).
+// A value with no name ("=x") is refused, not dropped.
+func ParseEnv(values []string) ([]string, error) {
+	out := make([]string, 0, len(values))
+	for _, kv := range values {
+		key, _, hasValue := strings.Cut(kv, "=")
+		if key == "" {
+			return nil, fmt.Errorf("invalid argument %q for \"-e, --env\" flag: no variable name before '=' (use KEY=VALUE)", kv)
+		}
+		if !hasValue {
+			v, ok := os.LookupEnv(kv)
+			if !ok {
+				continue
+			}
+			kv += "=" + v
+		}
+		out = append(out, kv)
+	}
+	return out, nil
+}
+
 // ParseEnvFile reads an --env-file as docker does: one KEY=VALUE per line
 // taken literally (no quotes, no expansion), blank lines and lines
 // starting with # skipped, and a bare KEY taken from hull's own
