@@ -10,9 +10,15 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
+
+// DefaultPullIdleTimeout is long enough for a registry busy assembling a
+// response (or a slow proxy) and short enough that a dead connection is
+// noticed while the user still waits for it.
+const DefaultPullIdleTimeout = 30 * time.Second
 
 // DefaultPath is read when --config is not given; a missing file is fine.
 const DefaultPath = "/etc/hull/hull.toml"
@@ -42,6 +48,11 @@ type Registries struct {
 	AuthFile string `toml:"auth_file"`
 	// MaxConcurrentDownloads bounds parallel layer fetches per pull.
 	MaxConcurrentDownloads int `toml:"max_concurrent_downloads"`
+	// PullIdleTimeout fails a registry read (manifest or blob) that
+	// receives nothing for this long, so a stalled registry cannot hang a
+	// pull; a blob is then retried from where it stopped. A string such as
+	// "30s"; 0 means the default.
+	PullIdleTimeout time.Duration `toml:"pull_idle_timeout"`
 }
 
 // Storage selects how root filesystems are assembled.
@@ -68,6 +79,7 @@ func Default() Config {
 		LogLevel: "warn",
 		Registries: Registries{
 			MaxConcurrentDownloads: 6,
+			PullIdleTimeout:        DefaultPullIdleTimeout,
 		},
 		Storage: Storage{Snapshotter: "overlay"},
 	}
@@ -113,6 +125,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Registries.MaxConcurrentDownloads <= 0 {
 		c.Registries.MaxConcurrentDownloads = 6
+	}
+	switch {
+	case c.Registries.PullIdleTimeout < 0:
+		return fmt.Errorf("config: registries.pull_idle_timeout %s must not be negative (e.g. \"30s\")", c.Registries.PullIdleTimeout)
+	case c.Registries.PullIdleTimeout == 0:
+		c.Registries.PullIdleTimeout = DefaultPullIdleTimeout
 	}
 	return nil
 }

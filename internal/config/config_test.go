@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoadDefaultsFileAndErrors(t *testing.T) {
@@ -18,14 +19,20 @@ func TestLoadDefaultsFileAndErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Root != "/srv/hull" || cfg.RunRoot != "/run/hull" || cfg.Storage.Snapshotter != "copy" || cfg.Registries.Insecure[0] != "reg.lan:5000" || cfg.Registries.MaxConcurrentDownloads != 6 {
+	if cfg.Root != "/srv/hull" || cfg.RunRoot != "/run/hull" || cfg.Storage.Snapshotter != "copy" || cfg.Registries.Insecure[0] != "reg.lan:5000" || cfg.Registries.MaxConcurrentDownloads != 6 || cfg.Registries.PullIdleTimeout != 30*time.Second {
 		t.Fatalf("loaded %+v", cfg)
 	}
+	os.WriteFile(path, []byte("[registries]\npull_idle_timeout = \"2m30s\"\n"), 0o644)
+	if cfg, err = Load(path); err != nil || cfg.Registries.PullIdleTimeout != 150*time.Second {
+		t.Fatalf("pull_idle_timeout = \"2m30s\": %v %v", cfg.Registries.PullIdleTimeout, err)
+	}
 	for body, says := range map[string]string{
-		"rooot = \"/x\"\n":                   "unknown key",
-		"root = \"relative\"\n":              "absolute",
-		"[storage]\nsnapshotter = \"zfs\"\n": "snapshotter",
-		"root = \n":                          "parse config",
+		"rooot = \"/x\"\n":                             "unknown key",
+		"root = \"relative\"\n":                        "absolute",
+		"[storage]\nsnapshotter = \"zfs\"\n":           "snapshotter",
+		"root = \n":                                    "parse config",
+		"[registries]\npull_idle_timeout = \"-1s\"\n":  "must not be negative",
+		"[registries]\npull_idle_timeout = \"soon\"\n": "parse config",
 	} {
 		os.WriteFile(path, []byte(body), 0o644)
 		if _, err := Load(path); err == nil || !strings.Contains(err.Error(), says) {

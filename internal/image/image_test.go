@@ -37,7 +37,9 @@ func newService(t *testing.T, root string) *image.Service {
 	return newServiceWith(t, root, snapshot.Overlay)
 }
 
-func newServiceWith(t *testing.T, root, driver string) *image.Service {
+// newServiceWith is newService with another snapshotter and, if given,
+// settings changed by tune.
+func newServiceWith(t *testing.T, root, driver string, tune ...func(*config.Config)) *image.Service {
 	t.Helper()
 	if root == "" {
 		root = t.TempDir()
@@ -46,6 +48,9 @@ func newServiceWith(t *testing.T, root, driver string) *image.Service {
 	cfg.Root = root
 	cfg.RunRoot = filepath.Join(root, "run")
 	cfg.Registries.AuthFile = filepath.Join(root, "auth.json")
+	for _, f := range tune {
+		f(&cfg)
+	}
 	db, err := metadata.Open(root)
 	if err != nil {
 		t.Fatal(err)

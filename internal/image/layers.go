@@ -90,7 +90,10 @@ func (s *Service) fetchLayers(ctx context.Context, sess *session, layers []v1.De
 			// begin.
 			var tee *teeUnpack
 			written, err := s.store.WriteFrom(ctx, l.Digest, l.Size, func() (io.Reader, error) {
-				body, err := sess.fetchBlob(ctx, l.Digest)
+				body, err := sess.fetchBlob(ctx, blobFetch{
+					digest: l.Digest, size: l.Size, what: fmt.Sprintf("layer %d of %d", i+1, len(layers)),
+					retrying: func(got int64) { p.Update(id, StateRetrying, got, l.Size) },
+				})
 				if err != nil || !stream {
 					return body, err
 				}

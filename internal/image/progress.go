@@ -6,6 +6,7 @@ type LayerState string
 const (
 	StateWaiting     LayerState = "Waiting"
 	StateDownloading LayerState = "Downloading"
+	StateRetrying    LayerState = "Retrying"
 	StateVerifying   LayerState = "Verifying Checksum"
 	StateDownloaded  LayerState = "Download complete"
 	StateExtracting  LayerState = "Extracting"

@@ -3,11 +3,8 @@ package image
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"sort"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -74,7 +71,7 @@ func Dial(ctx context.Context, cfg config.Config, refStr string) *Remote {
 			return
 		}
 		if m, err := v1.ParseManifest(bytes.NewReader(r.top.Manifest)); err == nil && m.Config.Size <= maxPrefetchedConfig {
-			if rc, err := r.sess.fetchBlob(ctx, m.Config.Digest); err == nil {
+			if rc, err := r.sess.fetchBlob(ctx, blobFetch{digest: m.Config.Digest, size: m.Config.Size, what: "config"}); err == nil {
 				data, err := io.ReadAll(io.LimitReader(rc, m.Config.Size+1))
 				rc.Close()
 				if err == nil && int64(len(data)) == m.Config.Size {
@@ -234,7 +231,7 @@ func (s *Service) pull(ctx context.Context, refStr string, ref reference.Referen
 			return nil, err
 		}
 	} else if _, err := s.store.WriteFrom(ctx, man.Config.Digest, man.Config.Size, func() (io.Reader, error) {
-		return sess.fetchBlob(ctx, man.Config.Digest)
+		return sess.fetchBlob(ctx, blobFetch{digest: man.Config.Digest, size: man.Config.Size, what: "config"})
 	}, nil); err != nil {
 		return nil, err
 	}
@@ -330,28 +327,6 @@ func checkManifest(m *v1.Manifest) error {
 func (s *Service) putBlob(ctx context.Context, d v1.Hash, data []byte) error {
 	_, err := s.store.Write(ctx, d, int64(len(data)), bytes.NewReader(data), nil)
 	return err
-}
-
-// fetchBlob GETs a blob; the store verifies what it reads.
-func (ss *session) fetchBlob(ctx context.Context, d v1.Hash) (io.ReadCloser, error) {
-	u := url.URL{Scheme: ss.repo.Scheme(), Host: ss.repo.RegistryStr(), Path: fmt.Sprintf("/v2/%s/blobs/%s", ss.repo.RepositoryStr(), d)}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := (&http.Client{Transport: ss.rt}).Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if err := transport.CheckError(resp, http.StatusOK); err != nil {
-		resp.Body.Close()
-		var te *transport.Error
-		if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
-			return nil, fmt.Errorf("blob %s is missing from the registry: %w", d, err)
-		}
-		return nil, err
-	}
-	return resp.Body, nil
 }
 
 // syncIndex rewrites index.json from the records so other OCI tools see

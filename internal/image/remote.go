@@ -35,6 +35,7 @@ const (
 	ErrUnsupported      ErrorKind = "unsupported media type"
 	ErrDiskFull         ErrorKind = "disk full"
 	ErrInsecure         ErrorKind = "insecure registry"
+	ErrDownload         ErrorKind = "download failed"
 )
 
 // Error is a failed image operation: what was done, on which reference, what
@@ -79,6 +80,8 @@ func classify(op string, ref reference.Reference, err error) error {
 	var terr *transport.Error
 	var de *store.DigestError
 	var se *store.SizeError
+	var dl *downloadError
+	var stall *stallError
 	switch {
 	case errors.As(err, &de), errors.As(err, &se):
 		e.Kind = ErrDigestMismatch
@@ -86,6 +89,18 @@ func classify(op string, ref reference.Reference, err error) error {
 	case errors.Is(err, store.ErrDiskFull), errors.Is(err, syscall.ENOSPC):
 		e.Kind = ErrDiskFull
 		e.Hint = "free space under the hull root and retry; blobs already stored are kept and reused"
+	case errors.As(err, &dl):
+		// The blob's own error names it; the store's and the layer's
+		// wrappings around it would only repeat the digest.
+		e.Kind = ErrDownload
+		e.Err = dl
+		e.Hint = "check that the registry is up and reachable, then pull again: blobs already stored are kept"
+		if errors.As(err, &stall) {
+			e.Hint += fmt.Sprintf("; on a slow link raise registries.pull_idle_timeout in hull.toml (now %s)", stall.idle)
+		}
+	case errors.As(err, &stall):
+		e.Kind = ErrDownload
+		e.Hint = fmt.Sprintf("check that the registry is up and reachable; on a slow link raise registries.pull_idle_timeout in hull.toml (now %s)", stall.idle)
 	case errors.As(err, &terr):
 		e.Err = errors.New(registryMessage(terr))
 		switch {
@@ -210,7 +225,9 @@ func (s *Service) gRef(ref reference.Reference) (name.Reference, error) {
 	return repo.Tag(ref.Tag), nil
 }
 
-// baseTransport is HTTP with sane timeouts. go-containerregistry defaults
+// baseTransport is HTTP with sane timeouts; reads (GET, HEAD) also fail
+// once nothing arrives for the configured pull idle time, since nothing
+// else ends a response that stops half way. go-containerregistry defaults
 // RFC 1918 and .local hosts to plain HTTP; hull allows plain HTTP only to
 // loopback and configured insecure registries, so others are upgraded to
 // HTTPS here.
@@ -225,7 +242,7 @@ func (s *Service) baseTransport() http.RoundTripper {
 		ResponseHeaderTimeout: 60 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
-	return s.httpsUnlessInsecure(t)
+	return s.httpsUnlessInsecure(idleTimeout(s.cfg.Registries.PullIdleTimeout, t))
 }
 
 // httpsUnlessInsecure upgrades plain-HTTP requests to HTTPS for every
