@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"hull/internal/engine"
 	"hull/internal/perm"
 	"hull/internal/snapshot"
 )
@@ -21,7 +22,7 @@ func mountPoint(g *globals, id string) string {
 	return filepath.Join(g.cfg.RunRoot, "mounts", id)
 }
 
-func viewKey(id string) string { return "image-mount-" + id }
+func viewKey(id string) string { return engine.ImageMountKey(id) }
 
 func newImageMountCmd(g *globals) *cobra.Command {
 	return &cobra.Command{

@@ -16,6 +16,7 @@ import (
 
 // inspectOne reads the fields the recovery tests look at.
 type inspected struct {
+	ID    string
 	State struct {
 		Status   string
 		Pid      int

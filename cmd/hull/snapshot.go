@@ -36,7 +36,7 @@ func addSnapshotCommands(root *cobra.Command, g *globals) {
 	}
 	if g.want("system") {
 		system := findOrAdd(root, &cobra.Command{Use: "system", Short: "Manage hull's storage and state"})
-		system.AddCommand(newSystemDfCmd(g), newSystemPruneCmd(g))
+		system.AddCommand(newSystemDfCmd(g), newSystemPruneCmd(g), newSystemCheckCmd(g))
 	}
 }
 

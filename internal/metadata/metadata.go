@@ -99,7 +99,7 @@ type DamagedError struct {
 
 func (e *DamagedError) Error() string {
 	return fmt.Sprintf("metadata: %s is damaged (%v); hull will not start on it, so that the images, snapshots and containers it recorded are not orphaned: "+
-		"run `hull system check --repair` to rebuild it from what is on disk (the damaged file is kept as %s.damaged), or restore it from a backup", e.Path, e.Err, filepath.Base(e.Path))
+		"run `hull system check --repair` to rebuild it from what is on disk (it keeps the damaged file as %s.damaged-TIME), or restore it from a backup", e.Path, e.Err, filepath.Base(e.Path))
 }
 
 func (e *DamagedError) Unwrap() error { return e.Err }

@@ -61,7 +61,11 @@ func Tighten(path string, mode, want fs.FileMode) error {
 type Exposure struct {
 	Path string
 	Mode fs.FileMode
+	Want fs.FileMode // the group and other bits it may keep (Tighten)
 }
+
+// Fix tightens the exposed path.
+func (e Exposure) Fix() error { return Tighten(e.Path, e.Mode, e.Want) }
 
 func (e Exposure) String() string {
 	return fmt.Sprintf("%s (mode %04o) is reachable by other users", e.Path, uint32(e.Mode.Perm()|e.Mode&(fs.ModeSetuid|fs.ModeSetgid)))
@@ -70,7 +74,7 @@ func (e Exposure) String() string {
 // Exposed walks each root and lists every entry below it that a user other
 // than root can reach and read, write or execute: it sits below directories
 // that all let others (or a non-root group) traverse them, and has a group
-// or other permission bit itself. A root is listed only when others may
+// or other permission bit itself. Only the topmost of a subtree is listed. A root is listed only when others may
 // write to it; RootDir, or a wider mode a user chose, is not an exposure. Mounted
 // filesystems are walked too: what a mount shows is reachable through it.
 func Exposed(roots ...string) ([]Exposure, error) {
@@ -97,7 +101,7 @@ func (w *walk) root(root string) error {
 		return err
 	}
 	if st.Mode().Perm()&0o022 != 0 { // others could rename what is in it
-		w.out = append(w.out, Exposure{root, st.Mode()})
+		w.out = append(w.out, Exposure{Path: root, Mode: st.Mode(), Want: RootDir})
 	}
 	if st.Mode().Perm()&0o011 == 0 {
 		return nil
@@ -127,12 +131,9 @@ func (w *walk) below(dir string) error {
 		if st.Mode()&fs.ModeSymlink != 0 || st.Mode().Perm()&0o077 == 0 {
 			continue
 		}
-		w.out = append(w.out, Exposure{p, st.Mode()})
-		if st.IsDir() && st.Mode().Perm()&0o011 != 0 {
-			if err := w.below(p); err != nil {
-				return err
-			}
-		}
+		// What is below an exposed directory is reachable only through
+		// it: making it private covers them all.
+		w.out = append(w.out, Exposure{Path: p, Mode: st.Mode()})
 	}
 	return nil
 }

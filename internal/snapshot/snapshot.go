@@ -836,6 +836,24 @@ func (s *Snapshotter) Retain(ctx context.Context, owner string, chainIDs ...stri
 	})
 }
 
+// Owners lists every owner that retains a layer stack.
+func (s *Snapshotter) Owners(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT owner FROM snapshot_refs ORDER BY owner`)
+	if err != nil {
+		return nil, fmt.Errorf("list snapshot owners: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var o string
+		if err := rows.Scan(&o); err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
 // Release drops every claim of owner. The layers stay until Prune.
 func (s *Snapshotter) Release(ctx context.Context, owner string) error {
 	return s.db.Tx(ctx, func(tx *sql.Tx) error {
