@@ -12,7 +12,10 @@ import (
 // attachUnpacker connects the snapshotter so pulls and loads unpack layers
 // as they arrive, making a finished pull a runnable image.
 func (g *globals) attachUnpacker(svc *image.Service, db *metadata.DB) error {
-	snap, err := snapshot.Open(db, g.cfg.Root, snapshot.Options{Driver: g.cfg.Storage.Snapshotter, NoSweep: g.spare})
+	snap, err := snapshot.Open(db, g.cfg.Root, snapshot.Options{
+		Driver: g.cfg.Storage.Snapshotter, NoSweep: g.spare,
+		Limits: snapshot.Limits{MaxBytes: int64(g.cfg.Storage.MaxLayerSize), MaxImageBytes: int64(g.cfg.Storage.MaxImageSize)},
+	})
 	if err != nil {
 		return err
 	}

@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -60,6 +63,52 @@ type Storage struct {
 	// Snapshotter is "overlay" (default) or "copy" for filesystems without
 	// overlay support.
 	Snapshotter string `toml:"snapshotter"`
+	// MaxLayerSize bounds what one layer unpacks to, and MaxImageSize what
+	// all the layers of an image unpack to together (file contents at
+	// their full size, a sparse file's holes included): a small layer
+	// must not be able to fill the disk.
+	MaxLayerSize Size `toml:"max_layer_size"`
+	MaxImageSize Size `toml:"max_image_size"`
+}
+
+// Size is a number of bytes, written in hull.toml as an integer or as a
+// string the way docker's -m takes one: "64GiB", "64g", "512m", "1.5t"
+// (binary units, any case, optional "i" and "b").
+type Size int64
+
+// UnmarshalTOML reads an integer or a size string.
+func (s *Size) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case int64:
+		*s = Size(v)
+		return nil
+	case string:
+		n, err := parseSize(v)
+		*s = Size(n)
+		return err
+	}
+	return fmt.Errorf("size %v: want a number of bytes or a string such as \"64GiB\"", v)
+}
+
+// parseSize reads "64GiB", "64g", "512m", "1.5t" or "1024" (bytes).
+func parseSize(str string) (int64, error) {
+	s := strings.ToLower(strings.TrimSpace(str))
+	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if i < 0 {
+		i = len(s)
+	}
+	num, unit := s[:i], strings.TrimSpace(s[i:])
+	unit = strings.TrimSuffix(strings.TrimSuffix(unit, "b"), "i")
+	shift, ok := map[string]uint{"": 0, "k": 10, "m": 20, "g": 30, "t": 40, "p": 50}[unit]
+	n, err := strconv.ParseFloat(num, 64)
+	if !ok || err != nil || num == "" || num[0] == '.' {
+		return 0, fmt.Errorf("invalid size %q: use bytes or a number with a unit k, m, g or t (e.g. \"64GiB\")", str)
+	}
+	v := n * float64(uint64(1)<<shift)
+	if v >= math.MaxInt64 {
+		return 0, fmt.Errorf("invalid size %q: too large", str)
+	}
+	return int64(v), nil
 }
 
 // Warnings silences advisory messages.
@@ -81,7 +130,7 @@ func Default() Config {
 			MaxConcurrentDownloads: 6,
 			PullIdleTimeout:        DefaultPullIdleTimeout,
 		},
-		Storage: Storage{Snapshotter: "overlay"},
+		Storage: Storage{Snapshotter: "overlay", MaxLayerSize: 64 << 30, MaxImageSize: 128 << 30},
 	}
 }
 
@@ -122,6 +171,15 @@ func (c *Config) Validate() error {
 	case "overlay", "copy":
 	default:
 		return fmt.Errorf("config: storage.snapshotter %q unknown (use overlay or copy)", c.Storage.Snapshotter)
+	}
+	if c.Storage.MaxLayerSize <= 0 {
+		return fmt.Errorf("config: storage.max_layer_size %d must be positive", c.Storage.MaxLayerSize)
+	}
+	if c.Storage.MaxImageSize <= 0 {
+		return fmt.Errorf("config: storage.max_image_size %d must be positive", c.Storage.MaxImageSize)
+	}
+	if c.Storage.MaxLayerSize > c.Storage.MaxImageSize {
+		return fmt.Errorf("config: storage.max_layer_size (%d) is larger than storage.max_image_size (%d), which bounds every layer too; raise both", c.Storage.MaxLayerSize, c.Storage.MaxImageSize)
 	}
 	if c.Registries.MaxConcurrentDownloads <= 0 {
 		c.Registries.MaxConcurrentDownloads = 6

@@ -40,3 +40,39 @@ func TestLoadDefaultsFileAndErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestStorageSizeLimits(t *testing.T) {
+	if d := Default().Storage; d.MaxLayerSize != 64<<30 || d.MaxImageSize != 128<<30 {
+		t.Errorf("default limits %d, %d; want 64GiB, 128GiB", d.MaxLayerSize, d.MaxImageSize)
+	}
+	path := filepath.Join(t.TempDir(), "hull.toml")
+	for body, want := range map[string][2]Size{
+		"[storage]\nmax_layer_size = \"10g\"\nmax_image_size = \"1.5TiB\"\n": {10 << 30, 3 << 39},
+		"[storage]\nmax_layer_size = 1048576\n":                              {1 << 20, 128 << 30},
+		"[storage]\nmax_image_size = \"512 MB\"\nmax_layer_size = \"64m\"\n": {64 << 20, 512 << 20},
+		"[storage]\nmax_layer_size = \"100KiB\"\n":                           {100 << 10, 128 << 30},
+	} {
+		os.WriteFile(path, []byte(body), 0o644)
+		cfg, err := Load(path)
+		if err != nil {
+			t.Errorf("config %q: %v", body, err)
+			continue
+		}
+		if got := [2]Size{cfg.Storage.MaxLayerSize, cfg.Storage.MaxImageSize}; got != want {
+			t.Errorf("config %q: limits %v, want %v", body, got, want)
+		}
+	}
+	for body, says := range map[string]string{
+		"[storage]\nmax_layer_size = \"lots\"\n":   "invalid size",
+		"[storage]\nmax_image_size = \"-1g\"\n":    "invalid size",
+		"[storage]\nmax_image_size = \"1e9\"\n":    "invalid size",
+		"[storage]\nmax_image_size = true\n":       "size",
+		"[storage]\nmax_layer_size = 0\n":          "max_layer_size 0 must be positive",
+		"[storage]\nmax_layer_size = \"200GiB\"\n": "larger than storage.max_image_size",
+	} {
+		os.WriteFile(path, []byte(body), 0o644)
+		if _, err := Load(path); err == nil || !strings.Contains(err.Error(), says) {
+			t.Errorf("config %q: %v, want error about %q", body, err, says)
+		}
+	}
+}

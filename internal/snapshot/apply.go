@@ -49,20 +49,35 @@ const (
 	DevicesSkip
 )
 
-// Limits bound what one layer may make a host do; they turn decompression
-// bombs into errors. Zero fields take the defaults.
+// Limits bound what a layer, and an image's stack of layers, may make a
+// host do; they turn decompression bombs into errors. Zero fields take the
+// defaults.
 type Limits struct {
 	// MaxBytes bounds the uncompressed layer stream (tar headers, contents
 	// and trailing padding), and separately the file contents it expands
-	// to (a sparse entry writes its holes).
+	// to: a sparse entry counts at its logical size, holes included, though
+	// its holes take no disk (reading them still costs a scan of zeros).
 	MaxBytes int64
 	// MaxEntries bounds the number of tar entries.
 	MaxEntries int64
+	// MaxImageBytes bounds the file contents of a whole layer stack (an
+	// image): the sum of its layers' logical content sizes. Without it, an
+	// image of many layers each under MaxBytes could still fill a disk.
+	// Apply counts one layer's contents, on top of ApplyOptions.Below; the
+	// Snapshotter supplies Below and checks the whole sum.
+	MaxImageBytes int64
 }
 
 // DefaultLimits are generous for real images (the largest public images are
-// a few GiB uncompressed) and stop bombs long before a disk fills.
-var DefaultLimits = Limits{MaxBytes: 64 << 30, MaxEntries: 4 << 20}
+// a few tens of GiB uncompressed) and stop bombs long before a disk fills.
+var DefaultLimits = Limits{MaxBytes: 64 << 30, MaxEntries: 4 << 20, MaxImageBytes: 128 << 30}
+
+// The hull.toml keys that set the size limits, for the errors that say
+// which one to raise.
+const (
+	layerSizeKey = "[storage] max_layer_size"
+	imageSizeKey = "[storage] max_image_size"
+)
 
 // ApplyOptions control one Apply.
 type ApplyOptions struct {
@@ -72,6 +87,10 @@ type ApplyOptions struct {
 	// DiffID, if set ("sha256:<hex>"), is the digest the uncompressed stream
 	// must have; a mismatch fails Apply after the whole stream is read.
 	DiffID string
+	// Below is the content bytes of the layers under this one, which count
+	// with this layer's against Limits.MaxImageBytes (0: a base layer, or
+	// a layer whose parent is not unpacked yet, checked alone).
+	Below int64
 }
 
 // ApplyResult describes an applied layer.
@@ -96,7 +115,45 @@ type LimitError struct {
 }
 
 func (e *LimitError) Error() string {
-	return fmt.Sprintf("layer exceeds the %s limit of %d (decompression bomb? raise the limit if the image is legitimate)", e.What, e.Limit)
+	if e.What == "uncompressed size" {
+		return fmt.Sprintf("layer exceeds the %s limit of %s (decompression bomb? if the image is legitimate, raise %s in hull.toml)", e.What, sizeString(e.Limit), layerSizeKey)
+	}
+	return fmt.Sprintf("layer exceeds the %s limit of %d (decompression bomb?)", e.What, e.Limit)
+}
+
+// ImageLimitError reports a layer that takes its layer stack (the image
+// being unpacked) over Limits.MaxImageBytes. The layers below it stay.
+type ImageLimitError struct {
+	Below int64 // content bytes of the layers below this one
+	// Size is the content bytes of the stack with this layer, or -1 if
+	// the layer was stopped as soon as it went over.
+	Size  int64
+	Limit int64
+}
+
+func (e *ImageLimitError) Error() string {
+	total := "more than the image size limit of " + sizeString(e.Limit)
+	if e.Size >= 0 {
+		total = sizeString(e.Size) + ", over the image size limit of " + sizeString(e.Limit) + ","
+	}
+	return fmt.Sprintf("the image's layers unpack to %s with %s in the layers below this one; if the image is legitimate, raise %s in hull.toml",
+		total, sizeString(e.Below), imageSizeKey)
+}
+
+// sizeString writes n in the binary units hull.toml takes, exactly.
+func sizeString(n int64) string {
+	for _, u := range []struct {
+		s string
+		v int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.v {
+			if n%u.v == 0 {
+				return strconv.FormatInt(n/u.v, 10) + u.s
+			}
+			return fmt.Sprintf("%.1f%s (%d bytes)", float64(n)/float64(u.v), u.s, n)
+		}
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
 }
 
 // DiffIDError is a layer whose uncompressed content does not hash to the
@@ -135,6 +192,9 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (App
 	if opts.Limits.MaxEntries <= 0 {
 		opts.Limits.MaxEntries = DefaultLimits.MaxEntries
 	}
+	if opts.Limits.MaxImageBytes <= 0 {
+		opts.Limits.MaxImageBytes = DefaultLimits.MaxImageBytes
+	}
 	stream, closeStream, err := decompress(r)
 	if err != nil {
 		return ApplyResult{}, err
@@ -164,10 +224,13 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (App
 		if a.res.Entries > opts.Limits.MaxEntries {
 			return ApplyResult{}, fmt.Errorf("entry %q: %w", hdr.Name, &LimitError{What: "entry count", Limit: opts.Limits.MaxEntries})
 		}
-		// Both the stream and what it expands to (sparse files write their
-		// holes) count against MaxBytes.
+		// Both the stream and what it expands to (a sparse file's logical
+		// size, holes included) count against MaxBytes.
 		if hdr.Size > opts.Limits.MaxBytes-max(hr.n, a.res.ContentBytes) {
 			return ApplyResult{}, fmt.Errorf("entry %q (%d bytes): %w", hdr.Name, hdr.Size, &LimitError{What: "uncompressed size", Limit: opts.Limits.MaxBytes})
+		}
+		if hdr.Size > opts.Limits.MaxImageBytes-opts.Below-a.res.ContentBytes {
+			return ApplyResult{}, fmt.Errorf("entry %q (%d bytes): %w", hdr.Name, hdr.Size, &ImageLimitError{Below: opts.Below, Size: -1, Limit: opts.Limits.MaxImageBytes})
 		}
 		if err := a.entry(hdr, tr); err != nil {
 			return ApplyResult{}, fmt.Errorf("entry %q: %w", hdr.Name, err)
@@ -455,7 +518,9 @@ func (a *applier) entry(hdr *tar.Header, tr *tar.Reader) error {
 		a.dirTimes = append(a.dirTimes, dirTime{rel, hdr.ModTime})
 		return nil
 
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		// archive/tar reads a sparse entry's map (old GNU 'S', or PAX
+		// GNU.sparse.* on a regular entry) and gives its contents whole.
 		return a.regular(pfd, base, hdr, mode, tr)
 
 	case tar.TypeSymlink:
@@ -543,7 +608,7 @@ func (a *applier) regular(pfd int, base string, hdr *tar.Header, mode uint32, tr
 	}
 	f := os.NewFile(uintptr(fd), base)
 	defer f.Close()
-	n, err := io.CopyBuffer(fileWriter{f}, tr, a.buf)
+	n, err := a.writeContents(f, tr)
 	if err != nil {
 		return fmt.Errorf("write contents: %w", err)
 	}
@@ -565,10 +630,67 @@ func (a *applier) regular(pfd int, base string, hdr *tar.Header, mode uint32, tr
 	return f.Close()
 }
 
-// fileWriter hides os.File's ReadFrom so io.CopyBuffer uses our large buffer.
-type fileWriter struct{ f *os.File }
+// holeBlock is the unit in which zeros are left as holes. archive/tar
+// gives a sparse entry's holes as runs of zeros, which written out would
+// take real disk: a 10 KiB layer could fill hundreds of MiB. A multiple of
+// every filesystem block size, so a skipped block frees whole blocks, and
+// big enough that a file's data goes out in few writes.
+const holeBlock = 64 << 10
 
-func (w fileWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
+var zeroBlock [holeBlock]byte
+
+// writeContents copies a file's contents from r to f, skipping (leaving a
+// hole for) every holeBlock-aligned block of zeros, and returns the
+// logical size. Testing a block of data costs little: the comparison
+// stops at its first non-zero bytes.
+func (a *applier) writeContents(f *os.File, r io.Reader) (int64, error) {
+	var off, end int64 // bytes read; end of the data written
+	for {
+		// Fill the whole buffer, so every chunk but the last starts at a
+		// multiple of len(a.buf), and so of holeBlock.
+		n, rerr := 0, error(nil)
+		for n < len(a.buf) && rerr == nil {
+			var m int
+			m, rerr = r.Read(a.buf[n:])
+			n += m
+		}
+		chunk := a.buf[:n]
+		for i := 0; i < len(chunk); {
+			j := min(i+holeBlock, len(chunk))
+			if bytes.Equal(chunk[i:j], zeroBlock[:j-i]) {
+				i = j
+				continue
+			}
+			// Extend the run of data to the next zero block: one write.
+			for j < len(chunk) {
+				k := min(j+holeBlock, len(chunk))
+				if bytes.Equal(chunk[j:k], zeroBlock[:k-j]) {
+					break
+				}
+				j = k
+			}
+			if _, err := f.WriteAt(chunk[i:j], off+int64(i)); err != nil {
+				return off, err
+			}
+			end = off + int64(j)
+			i = j
+		}
+		off += int64(n)
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return off, rerr
+		}
+	}
+	// A file that ends in a hole gets its size here.
+	if off > end {
+		if err := f.Truncate(off); err != nil {
+			return off, err
+		}
+	}
+	return off, nil
+}
 
 // setMeta applies ownership, mode, xattrs and (except for directories,
 // whose times are set after their contents) times to base in pfd.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -319,6 +320,9 @@ func TestDecompressionBombs(t *testing.T) {
 			if !errors.As(err, &le) || le.What != c.what {
 				t.Fatalf("err = %v, want a %s LimitError", err, c.what)
 			}
+			if c.what == "uncompressed size" && !strings.Contains(err.Error(), "[storage] max_layer_size") {
+				t.Errorf("error %q does not name the setting that raises the limit", err)
+			}
 			if c.entry != "" && !strings.Contains(err.Error(), `"`+c.entry+`"`) {
 				t.Errorf("error %q does not name entry %q", err, c.entry)
 			}
@@ -345,8 +349,8 @@ func makeTarHeaderOnly(t testing.TB, name string, size int64) []byte {
 	return buf.Bytes()
 }
 
-// A sparse file is a few stream bytes that expand to its whole size on
-// disk; the expansion counts against MaxBytes too.
+// A sparse file is a few stream bytes that expand to its whole size; the
+// expansion counts against MaxBytes too, though its holes take no disk.
 func TestSparseBomb(t *testing.T) {
 	var stream []byte
 	for i := 1; i <= 3; i++ {
@@ -374,6 +378,144 @@ func TestSparseBomb(t *testing.T) {
 	}
 }
 
+// A sparse entry's holes stay holes: a layer of a few KiB must not become
+// hundreds of MiB of disk blocks. Each file reads back whole, at its full
+// size, and that full size is what ContentBytes (and so the limits) count.
+func TestSparseFileKeepsHoles(t *testing.T) {
+	const hole = 300 << 20
+	files := []struct {
+		name    string
+		size    int64
+		regions []sparseRegion
+		gnu     bool // old GNU format (type 'S') rather than PAX 1.0
+	}{
+		{name: "holey", size: hole + 2*holeBlock, regions: []sparseRegion{{0, strings.Repeat("h", 5000)}, {hole + 8192, "middle"}, {hole + 2*holeBlock - 4, "tail"}}},
+		{name: "ends-in-hole", size: hole, regions: []sparseRegion{{0, "x"}}},
+		{name: "gnu", size: hole + 3, regions: []sparseRegion{{4096, "gnu"}, {hole, "end"}}, gnu: true},
+	}
+	var stream []byte
+	var logical int64
+	for _, f := range files {
+		if f.gnu {
+			stream = append(stream, gnuSparseEntry(f.name, f.size, f.regions)...)
+		} else {
+			stream = append(stream, paxSparseEntry(f.name, f.size, f.regions)...)
+		}
+		logical += f.size
+	}
+	stream = append(stream, make([]byte, 1024)...)
+	if len(stream) > 32<<10 {
+		t.Fatalf("the layer is %d bytes; it should be a few KiB", len(stream))
+	}
+	root := t.TempDir()
+	res, err := Apply(context.Background(), root, bytes.NewReader(gzipBytes(t, stream)), ApplyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ContentBytes != logical {
+		t.Errorf("ContentBytes = %d, want the files' full sizes, %d", res.ContentBytes, logical)
+	}
+	for _, f := range files {
+		p := filepath.Join(root, f.name)
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Size != f.size {
+			t.Errorf("%s: size %d, want %d", f.name, st.Size, f.size)
+		}
+		if alloc := st.Blocks * 512; alloc > 1<<20 {
+			t.Errorf("%s: %d bytes allocated for %d small regions of data: its holes were written", f.name, alloc, len(f.regions))
+		}
+		checkSparseContents(t, p, f.size, f.regions)
+	}
+}
+
+type sparseRegion struct {
+	off  int64
+	data string
+}
+
+// checkSparseContents reads the file at p and checks that it holds the
+// regions at their offsets and zeros everywhere else.
+func checkSparseContents(t *testing.T, p string, size int64, regions []sparseRegion) {
+	t.Helper()
+	want := func(off int64, b []byte) {
+		clear(b)
+		for _, r := range regions {
+			lo, hi := max(r.off, off), min(r.off+int64(len(r.data)), off+int64(len(b)))
+			if lo < hi {
+				copy(b[lo-off:hi-off], r.data[lo-r.off:hi-r.off])
+			}
+		}
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, exp := make([]byte, 1<<20), make([]byte, 1<<20)
+	var off int64
+	for {
+		n, err := io.ReadFull(f, got)
+		want(off, exp[:n])
+		if !bytes.Equal(got[:n], exp[:n]) {
+			t.Fatalf("%s: contents differ in [%d, %d)", p, off, off+int64(n))
+		}
+		off += int64(n)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if off != size {
+		t.Fatalf("%s: read %d bytes, want %d", p, off, size)
+	}
+}
+
+// paxSparseEntry is a file in GNU tar's PAX sparse format 1.0 (what
+// `tar --sparse --format=pax` writes; archive/tar reads it but cannot
+// write it): the data starts with the map (region count, then offset and
+// length of each) padded to a block, then the regions' bytes.
+func paxSparseEntry(name string, size int64, regions []sparseRegion) []byte {
+	m := strconv.Itoa(len(regions)) + "\n"
+	var data []byte
+	for _, r := range regions {
+		m += fmt.Sprintf("%d\n%d\n", r.off, len(r.data))
+		data = append(data, r.data...)
+	}
+	body := append(make([]byte, 0, len(m)+511+len(data)), m...)
+	body = append(body, make([]byte, (512-len(m)%512)%512)...)
+	body = append(body, data...)
+	pax := paxRecords(map[string]string{
+		"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": name, "GNU.sparse.realsize": strconv.FormatInt(size, 10),
+	})
+	out := rawTarEntry("PaxHeaders/"+name, 'x', pax)
+	return append(out, rawTarEntry("GNUSparseFile.0/"+name, '0', body)...)
+}
+
+// gnuSparseEntry is a file in the old GNU sparse format (type 'S', what
+// `tar --sparse` writes by default): up to four regions mapped in the
+// header itself, and the full size in its realsize field.
+func gnuSparseEntry(name string, size int64, regions []sparseRegion) []byte {
+	var data []byte
+	for _, r := range regions {
+		data = append(data, r.data...)
+	}
+	e := rawTarEntry(name, 'S', data)
+	h := e[:512]
+	copy(h[257:], "ustar  \x00") // GNU magic and version
+	for i, r := range regions {
+		copy(h[386+24*i:], fmt.Sprintf("%011o\x00", r.off))
+		copy(h[386+24*i+12:], fmt.Sprintf("%011o\x00", len(r.data)))
+	}
+	copy(h[483:], fmt.Sprintf("%011o\x00", size))
+	tarChecksum(h)
+	return e
+}
+
 func paxRecords(recs map[string]string) []byte {
 	var out []byte
 	for k, v := range recs {
@@ -399,13 +541,18 @@ func rawTarEntry(name string, typ byte, body []byte) []byte {
 	copy(h[136:], "00000000000\x00")
 	h[156] = typ
 	copy(h[257:], "ustar\x0000")
+	tarChecksum(h)
+	padded := make([]byte, (len(body)+511)/512*512)
+	copy(padded, body)
+	return append(h, padded...)
+}
+
+// tarChecksum sets the checksum of the header block h.
+func tarChecksum(h []byte) {
 	copy(h[148:], "        ")
 	sum := 0
 	for _, b := range h {
 		sum += int(b)
 	}
 	copy(h[148:], fmt.Sprintf("%06o\x00 ", sum))
-	padded := make([]byte, (len(body)+511)/512*512)
-	copy(padded, body)
-	return append(h, padded...)
 }

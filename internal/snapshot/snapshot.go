@@ -129,7 +129,7 @@ type Info struct {
 	Kind    Kind
 	Parent  string // chain ID, "" for a base layer or an empty active snapshot
 	DiffID  string // committed only
-	Size    int64  // committed: bytes of file content in the layer
+	Size    int64  // committed: bytes of file content in the layer (logical: holes count)
 	Inodes  int64  // committed: entries in the layer
 	Created time.Time
 	// Owners counts the owners retaining a committed snapshot.
@@ -176,6 +176,9 @@ func Open(db *metadata.DB, root string, opts Options) (*Snapshotter, error) {
 	}
 	if opts.Driver != Overlay && opts.Driver != Copy {
 		return nil, fmt.Errorf("snapshotter %q unknown (use overlay or copy)", opts.Driver)
+	}
+	if opts.Limits.MaxImageBytes <= 0 {
+		opts.Limits.MaxImageBytes = DefaultLimits.MaxImageBytes
 	}
 	s := &Snapshotter{db: db, dir: filepath.Join(root, "snapshots"), opts: opts, committed: make(chan struct{})}
 	for _, d := range []string{s.dir, s.lockDir()} {
@@ -303,6 +306,12 @@ func (s *Snapshotter) Has(ctx context.Context, chainID string) (bool, error) {
 // the copy driver waits before it starts. So a puller may unpack all layers
 // of an image concurrently, as their blobs arrive. Unpack waits until ctx
 // ends, so a puller must cancel ctx if it will not unpack the parent.
+//
+// Besides the per-layer Limits, the stack's content (this layer's and its
+// ancestors') must fit Limits.MaxImageBytes. Layers below that are unpacked
+// when Unpack starts bound this one as it unpacks; otherwise the layer is
+// bounded alone, and the sum is checked once the parent is in. A layer
+// that goes over is an *ImageLimitError, and its parents stay.
 func (s *Snapshotter) Unpack(ctx context.Context, parentChainID, diffID string, blob io.Reader) (string, error) {
 	if err := checkDigest("diffID", diffID); err != nil {
 		return "", err
@@ -344,8 +353,18 @@ func (s *Snapshotter) Unpack(ctx context.Context, parentChainID, diffID string, 
 	} else if err := os.Mkdir(fsDir, 0o755); err != nil {
 		return "", err
 	}
+	var below int64
+	if parentChainID != "" {
+		if ok, err := s.Has(ctx, parentChainID); err != nil {
+			return "", err
+		} else if ok {
+			if below, err = s.chainSize(ctx, parentChainID); err != nil {
+				return "", fmt.Errorf("unpack layer %s: %w", diffID, err)
+			}
+		}
+	}
 	res, err := Apply(ctx, fsDir, blob, ApplyOptions{
-		Whiteouts: mode, Devices: s.opts.Devices, Limits: s.opts.Limits, DiffID: diffID,
+		Whiteouts: mode, Devices: s.opts.Devices, Limits: s.opts.Limits, DiffID: diffID, Below: below,
 	})
 	if err != nil {
 		return "", fmt.Errorf("unpack layer %s: %w", diffID, err)
@@ -361,6 +380,12 @@ func (s *Snapshotter) Unpack(ctx context.Context, parentChainID, diffID string, 
 		if err := fixImplicitDirs(fsDir, lowers, res.ImplicitDirs); err != nil {
 			return "", fmt.Errorf("unpack layer %s: %w", diffID, err)
 		}
+	}
+	if below, err = s.chainSize(ctx, parentChainID); err != nil {
+		return "", fmt.Errorf("unpack layer %s: %w", diffID, err)
+	}
+	if limit := s.opts.Limits.MaxImageBytes; res.ContentBytes > limit-below {
+		return "", fmt.Errorf("unpack layer %s: %w", diffID, &ImageLimitError{Below: below, Size: below + res.ContentBytes, Limit: limit})
 	}
 	info := Info{Name: chain, Kind: KindCommitted, Parent: parentChainID, DiffID: diffID, Size: res.ContentBytes, Inodes: res.Entries}
 	if err := s.record(ctx, &info, tmp); err != nil {
@@ -547,6 +572,22 @@ func (s *Snapshotter) Stat(ctx context.Context, name string) (Info, error) {
 	return s.get(ctx, name)
 }
 
+// chainSize is the content bytes of the layer stack chain ("" for none):
+// what its layers' files hold, holes included, as Limits.MaxImageBytes
+// counts them.
+func (s *Snapshotter) chainSize(ctx context.Context, chain string) (int64, error) {
+	var n int64
+	for chain != "" {
+		info, err := s.get(ctx, chain)
+		if err != nil {
+			return 0, err
+		}
+		n += info.Size
+		chain = info.Parent
+	}
+	return n, nil
+}
+
 // lowerDirs are the fs directories of chain and its ancestors, top first.
 func (s *Snapshotter) lowerDirs(ctx context.Context, chain string) ([]string, error) {
 	var dirs []string
@@ -728,9 +769,6 @@ func (s *Snapshotter) RemoveUnmounted(ctx context.Context, key string) (string, 
 	return t, nil
 }
 
-// Usage is the disk the snapshot name uses by itself: for a layer, its
-// content as unpacked; for an active snapshot, its writable layer (or copy)
-// as it is now; views use nothing.
 // Empty deletes what an active snapshot's writable layer holds, without
 // recording anything: for a removal on a full disk, which must free the
 // space before it can record the removal (Remove then does the rest).
@@ -755,15 +793,16 @@ func (s *Snapshotter) Empty(ctx context.Context, key string) error {
 	return errors.Join(errs...)
 }
 
+// Usage is the disk the snapshot name uses by itself, in allocated blocks:
+// for a layer, its tree as unpacked (a sparse file's holes take none, where
+// Info.Size counts file contents whole); for an active snapshot, its
+// writable layer (or copy) as it is now; views use nothing.
 func (s *Snapshotter) Usage(ctx context.Context, name string) (Usage, error) {
 	info, err := s.get(ctx, name)
 	if err != nil {
 		return Usage{}, err
 	}
-	switch info.Kind {
-	case KindCommitted:
-		return Usage{Size: info.Size, Inodes: info.Inodes}, nil
-	case KindView:
+	if info.Kind == KindView {
 		return Usage{}, nil
 	}
 	return diskUsage(s.fsDir(info.ID))

@@ -289,6 +289,111 @@ func TestDiffIDMismatchKeepsNothing(t *testing.T) {
 	})
 }
 
+// Layers that each fit the layer limit can together make too big an
+// image: the stack's sum is bounded too, with an error that names the
+// layer, the limit and the setting, and the layers below stay.
+func TestImageSizeLimit(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		root := t.TempDir()
+		db, err := metadata.Open(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		s, err := Open(db, root, Options{Driver: driver, Limits: Limits{MaxBytes: 1 << 20, MaxImageBytes: 1536 << 10}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		body := strings.Repeat("x", 600<<10)
+		l1, l2, l3 := makeTar(t, hdrFile("a", 0o644, body)), makeTar(t, hdrFile("b", 0o644, body)), makeTar(t, hdrFile("c", 0o644, body))
+		c2 := ChainID(ChainID("", digestOf(l1)), digestOf(l2))
+		check := func(err error, size int64) {
+			t.Helper()
+			var ie *ImageLimitError
+			if !errors.As(err, &ie) || ie.Limit != 1536<<10 || ie.Below != 1200<<10 || ie.Size != size {
+				t.Fatalf("err = %v, want an ImageLimitError over 1.5 MiB with 1200 KiB below, size %d", err, size)
+			}
+			for _, says := range []string{digestOf(l3), "1.5MiB", "[storage] max_image_size", "hull.toml"} {
+				if !strings.Contains(err.Error(), says) {
+					t.Errorf("error %q does not say %q", err, says)
+				}
+			}
+			if ok, _ := s.Has(ctx, ChainID(c2, digestOf(l3))); ok {
+				t.Error("the layer over the image limit was recorded")
+			}
+			if ok, _ := s.Has(ctx, c2); !ok {
+				t.Error("the layers below the one over the limit were lost")
+			}
+			assertSnapshotDirs(t, root, 2)
+		}
+		// The top layer starts before its parents are in. Overlay applies
+		// it alone (it has read the whole layer before they come) and
+		// checks the sum once they are; copy waits for them and stops the
+		// layer as it goes over.
+		done := make(chan error, 1)
+		read := &eofSignal{r: bytes.NewReader(l3), eof: make(chan struct{})}
+		go func() {
+			_, err := s.Unpack(ctx, c2, digestOf(l3), read)
+			done <- err
+		}()
+		size := int64(-1)
+		if driver == Overlay {
+			<-read.eof
+			size = 1800 << 10
+		}
+		if got := unpackT(t, s, "", l1, l2); got != c2 {
+			t.Fatalf("chain %s, want %s", got, c2)
+		}
+		check(<-done, size)
+		// With its parents in, the layer is stopped as it goes over.
+		_, err = s.Unpack(ctx, c2, digestOf(l3), bytes.NewReader(l3))
+		check(err, -1)
+		// A smaller layer still fits on the same stack.
+		unpackT(t, s, c2, makeTar(t, hdrFile("d", 0o644, "small")))
+	})
+}
+
+// eofSignal closes eof when its reader is read to the end.
+type eofSignal struct {
+	r    io.Reader
+	eof  chan struct{}
+	once sync.Once
+}
+
+func (e *eofSignal) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		e.once.Do(func() { close(e.eof) })
+	}
+	return n, err
+}
+
+// A sparse layer's snapshot counts its files whole (Info.Size, what the
+// image limit sums) but its disk usage is the blocks it really takes.
+func TestSparseLayerUsage(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		s := openT(t, t.TempDir(), driver)
+		const size = 300 << 20
+		l := append(paxSparseEntry("sparse", size, []sparseRegion{{0, "head"}, {size - 4, "tail"}}), make([]byte, 1024)...)
+		c := unpackT(t, s, "", l)
+		info, err := s.Stat(context.Background(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Size != size {
+			t.Errorf("Info.Size = %d, want the file's full size %d", info.Size, size)
+		}
+		u, err := s.Usage(context.Background(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Size <= 0 || u.Size > 1<<20 {
+			t.Errorf("usage %d bytes, want the few blocks the layer takes", u.Size)
+		}
+	})
+}
+
 // assertSnapshotDirs checks that snapshots/ holds n snapshot dirs and tmp/ is empty.
 func assertSnapshotDirs(t *testing.T, root string, n int) {
 	t.Helper()
