@@ -23,6 +23,7 @@ func TestMain(m *testing.M) {
 	// The runtime re-executes its caller as the container init; when
 	// the test binary itself is used through the Go API, dispatch it.
 	if IsInit() {
+		testHookSetup = notDumpable
 		InitMain()
 	}
 	code := func() int {

@@ -29,6 +29,12 @@ func init() {
 	}
 }
 
+// testHookSetup, set only by this package's tests in the init the test
+// binary becomes (see TestMain), checks the process as its Go setup starts
+// ("start") and just before it execs the user's program ("exec"); an
+// error fails the setup.
+var testHookSetup func(stage string) error
+
 // IsInit reports whether this process is a container init or exec'd
 // process started by this package (the nsenter constructor already ran).
 func IsInit() bool { return os.Getenv("_HULL_SYNCFD") != "" }
@@ -86,6 +92,11 @@ func askParent(sync *os.File, buf []byte, typ, what string) error {
 }
 
 func containerInit(cfg *initConfig, sync *os.File, buf []byte) error {
+	if testHookSetup != nil {
+		if err := testHookSetup("start"); err != nil {
+			return err
+		}
+	}
 	for _, fd := range []int{cfg.FifoFD, cfg.ConsoleFD} {
 		if fd > 2 {
 			unix.CloseOnExec(fd)
@@ -261,6 +272,11 @@ func finalize(cfg *initConfig) error {
 	}
 	if sc != nil && proc.NoNewPrivileges {
 		if err := loadSeccomp(cfg, sc); err != nil {
+			return err
+		}
+	}
+	if testHookSetup != nil {
+		if err := testHookSetup("exec"); err != nil {
 			return err
 		}
 	}

@@ -276,6 +276,9 @@ func checkProcMount(dest, typ string) error {
 // creates it as a directory or file, and opens it O_PATH. The caller
 // mounts onto /proc/self/fd/N, so a symlink swapped in after the check
 // cannot redirect the mount (the CVE-2019-16884/CVE-2021-30465 class).
+// What the mount then needs (flags, propagation, checks) goes through a
+// descriptor of the new mount too (see bindMount and openMounted). It
+// returns the path the descriptor had when opened, for openMounted.
 func securePath(rootfs, dest string, dir bool) (string, *os.File, error) {
 	target, err := securejoin.SecureJoin(rootfs, dest)
 	if err != nil {
@@ -299,15 +302,198 @@ func securePath(rootfs, dest string, dir bool) (string, *os.File, error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("open mount point %s: %w", dest, err)
 	}
-	real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
+	real, err := os.Readlink(fdPath(f))
 	if err != nil || (real != rootfs && !strings.HasPrefix(real, rootfs+"/")) {
 		f.Close()
 		return "", nil, fmt.Errorf("mount destination %s resolved to %s, outside the rootfs", dest, real)
 	}
-	return target, f, nil
+	return real, f, nil
 }
 
 func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
+
+// mountAPI is how much of the new mount API this kernel has: 2, open_tree
+// and mount_setattr (5.12 on); 1, open_tree only (5.2 to 5.11); 0,
+// neither. It drops at the first refusal (ENOSYS, or EPERM from a seccomp
+// filter); tests lower it to run the older paths.
+var mountAPI = 2
+
+// testHookBindAttached, set only by tests, runs as soon as a bind mount is
+// attached at dest, before the rest of its setup (the flags, unless they
+// were set before, and the propagation).
+var testHookBindAttached func(dest string)
+
+// bindMount binds src onto the mount point mp (an O_PATH descriptor inside
+// the rootfs, opened at mpPath by securePath) and gives the new mount the per-mount flags
+// and the propagation the options ask for. Both go to the mount through a
+// descriptor of it, never through its path again: a container sharing a
+// volume above the mount point could swap a directory on that path for a
+// symlink once the bind is there, and a remount by path would then land
+// elsewhere and leave the bind writable. The mount is a clone made with
+// open_tree, so its descriptor is the mount itself, and with mount_setattr
+// its flags are set before it is attached: it is never there writable. On
+// older kernels it is remounted through its descriptor once attached, and
+// before 5.2 the bind is made the old way and the mount reopened (see
+// openMounted).
+func bindMount(src string, mp *os.File, mpPath, dest string, flags uintptr, prop []uintptr) error {
+	rest := flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT)
+	m, err := cloneTree(src, flags&unix.MS_REC != 0)
+	if err != nil {
+		return fmt.Errorf("bind %s on %s: %w", src, dest, err)
+	}
+	if m != nil {
+		defer m.Close()
+		if rest != 0 && mountAPI >= 2 {
+			attr := bindAttr(rest)
+			err := unix.MountSetattr(int(m.Fd()), "", unix.AT_EMPTY_PATH, &attr)
+			switch {
+			case err == nil:
+				rest = 0
+			case errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM):
+				mountAPI = 1 // the remount below tells a real EPERM
+			default:
+				return fmt.Errorf("bind %s on %s: set flags %#x: %w", src, dest, rest, err)
+			}
+		}
+		err = unix.MoveMount(int(m.Fd()), "", int(mp.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+	} else {
+		err = unix.Mount(src, fdPath(mp), "", unix.MS_BIND|flags&unix.MS_REC, "")
+	}
+	if err != nil {
+		return fmt.Errorf("bind %s on %s: %w", src, dest, err)
+	}
+	if testHookBindAttached != nil {
+		testHookBindAttached(dest)
+	}
+	if m == nil {
+		if m, err = openMounted(mp, mpPath, dest); err != nil {
+			return err
+		}
+		defer m.Close()
+		var a, b unix.Stat_t
+		if err := errors.Join(unix.Fstat(int(m.Fd()), &a), unix.Stat(src, &b)); err != nil || a.Dev != b.Dev || a.Ino != b.Ino {
+			return fmt.Errorf("the mount on %s is not the bind of %s (%v)", dest, src, err)
+		}
+	}
+	if rest != 0 {
+		var sfs unix.Statfs_t
+		if err := unix.Fstatfs(int(m.Fd()), &sfs); err != nil {
+			return fmt.Errorf("statfs %s: %w", dest, err)
+		}
+		rf := rest | unix.MS_BIND | unix.MS_REMOUNT | uintptr(lockedFlags(sfs.Flags))
+		if err := unix.Mount("", fdPath(m), "", rf, ""); err != nil {
+			return fmt.Errorf("remount %s with flags %#x: %w", dest, rest, err)
+		}
+	}
+	return setPropagation(m, dest, prop)
+}
+
+// cloneTree returns a detached copy of the mount at src (with the mounts
+// below it if recursive) from open_tree, or nil on a kernel without it.
+func cloneTree(src string, recursive bool) (*os.File, error) {
+	if mountAPI < 1 {
+		return nil, nil
+	}
+	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+	if recursive {
+		flags |= unix.AT_RECURSIVE
+	}
+	fd, err := unix.OpenTree(unix.AT_FDCWD, src, flags)
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
+		// No open_tree, or a sandbox's seccomp filter refuses it (a
+		// real EPERM comes back from the bind).
+		mountAPI = 0
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), src), nil
+}
+
+// bindAttr is mount_setattr's form of the per-mount flags of a bind
+// remount. A bind remount sets exactly the flags it is given, and the one
+// in bindMount passes the mount's current ones along (lockedFlags), so in
+// effect it sets what is asked and clears read-only unless that is asked
+// too; this does the same.
+func bindAttr(flags uintptr) unix.MountAttr {
+	var a unix.MountAttr
+	for _, f := range []struct {
+		ms   uintptr
+		attr uint64
+	}{
+		{unix.MS_RDONLY, unix.MOUNT_ATTR_RDONLY}, {unix.MS_NOSUID, unix.MOUNT_ATTR_NOSUID},
+		{unix.MS_NODEV, unix.MOUNT_ATTR_NODEV}, {unix.MS_NOEXEC, unix.MOUNT_ATTR_NOEXEC},
+		{unix.MS_NODIRATIME, unix.MOUNT_ATTR_NODIRATIME},
+	} {
+		if flags&f.ms != 0 {
+			a.Attr_set |= f.attr
+		}
+	}
+	if flags&unix.MS_RDONLY == 0 {
+		a.Attr_clr |= unix.MOUNT_ATTR_RDONLY
+	}
+	// One access-time mode replaces the other (relatime is 0).
+	if flags&(unix.MS_NOATIME|unix.MS_STRICTATIME|unix.MS_RELATIME) != 0 {
+		a.Attr_clr |= unix.MOUNT_ATTR__ATIME
+		switch {
+		case flags&unix.MS_NOATIME != 0:
+			a.Attr_set |= unix.MOUNT_ATTR_NOATIME
+		case flags&unix.MS_STRICTATIME != 0:
+			a.Attr_set |= unix.MOUNT_ATTR_STRICTATIME
+		}
+	}
+	return a
+}
+
+// openMounted opens the root of the mount just made on the mount point
+// mp, which itself still refers to the directory under it: by its name
+// (from mpPath, its path when securePath opened it) in its parent, opened
+// from mp (so nothing on the path above can be swapped), without following
+// a symlink, and only if it is a mount other than mp's.
+func openMounted(mp *os.File, mpPath, dest string) (*os.File, error) {
+	parent, err := unix.Openat(int(mp.Fd()), "..", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOTDIR) {
+		// A file has no "..": its directory by path (a bind checks
+		// that it opened its source's mount, see bindMount).
+		parent, err = unix.Open(filepath.Dir(mpPath), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mount point %s: open parent: %w", dest, err)
+	}
+	fd, err := unix.Openat(parent, filepath.Base(mpPath), unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	unix.Close(parent)
+	if err != nil {
+		return nil, fmt.Errorf("open the mount on %s: %w", dest, err)
+	}
+	m := os.NewFile(uintptr(fd), dest)
+	under, err1 := mountID(mp)
+	top, err2 := mountID(m)
+	if err := errors.Join(err1, err2); err != nil || under == top {
+		m.Close()
+		return nil, fmt.Errorf("the mount on %s is not there (%v)", dest, err)
+	}
+	return m, nil
+}
+
+// mountID returns the id of the mount f is on: from statx (5.8 on), else
+// from /proc/self/fdinfo.
+func mountID(f *os.File) (uint64, error) {
+	var stx unix.Statx_t
+	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &stx); err == nil && stx.Mask&unix.STATX_MNT_ID != 0 {
+		return stx.Mnt_id, nil
+	}
+	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(int(f.Fd())))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "mnt_id:"); ok {
+			return strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no mnt_id in /proc/self/fdinfo/%d", f.Fd())
+}
 
 func mountEntry(cfg *initConfig, m specs.Mount) error {
 	dest := filepath.Clean("/" + m.Destination)
@@ -331,28 +517,14 @@ func mountEntry(cfg *initConfig, m specs.Mount) error {
 		if err != nil {
 			return fmt.Errorf("bind mount source %s: %w", src, err)
 		}
-		target, f, err := securePath(cfg.Rootfs, dest, st.IsDir())
+		mpPath, f, err := securePath(cfg.Rootfs, dest, st.IsDir())
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		bindFlags := uintptr(unix.MS_BIND) | flags&unix.MS_REC
-		if err := unix.Mount(src, fdPath(f), "", bindFlags, ""); err != nil {
-			return fmt.Errorf("bind %s on %s: %w", src, dest, err)
-		}
-		if rest := flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT); rest != 0 {
-			var sfs unix.Statfs_t
-			if err := unix.Statfs(target, &sfs); err != nil {
-				return fmt.Errorf("statfs %s: %w", dest, err)
-			}
-			rf := rest | unix.MS_BIND | unix.MS_REMOUNT | uintptr(lockedFlags(sfs.Flags))
-			if err := unix.Mount("", target, "", rf, ""); err != nil {
-				return fmt.Errorf("remount %s with %v: %w", dest, m.Options, err)
-			}
-		}
-		return setPropagation(target, dest, prop)
+		return bindMount(src, f, mpPath, dest, flags, prop)
 	}
-	target, f, err := securePath(cfg.Rootfs, dest, true)
+	mpPath, f, err := securePath(cfg.Rootfs, dest, true)
 	if err != nil {
 		return err
 	}
@@ -361,29 +533,36 @@ func mountEntry(cfg *initConfig, m specs.Mount) error {
 	if err != nil && typ == "sysfs" && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EBUSY)) {
 		// A user namespace without its own network namespace may not
 		// mount sysfs; give it the host's, read-only.
-		err = unix.Mount("/sys", fdPath(f), "", unix.MS_BIND|unix.MS_REC, "")
-		if err == nil {
-			err = unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
-		}
+		return bindMount("/sys", f, mpPath, dest, unix.MS_BIND|unix.MS_REC|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, prop)
 	}
 	if err != nil && typ == "mqueue" && errors.Is(err, unix.EPERM) {
-		err = unix.Mount("/dev/mqueue", fdPath(f), "", unix.MS_BIND, "")
+		return bindMount("/dev/mqueue", f, mpPath, dest, unix.MS_BIND, prop)
 	}
 	if err != nil {
 		return fmt.Errorf("mount %s (%s) on %s with %v: %w", m.Source, typ, dest, m.Options, err)
 	}
+	if typ != "proc" && len(prop) == 0 {
+		return nil
+	}
+	mnt, err := openMounted(f, mpPath, dest)
+	if err != nil {
+		return err
+	}
+	defer mnt.Close()
 	if typ == "proc" {
 		var sfs unix.Statfs_t
-		if err := unix.Statfs(target, &sfs); err != nil || sfs.Type != unix.PROC_SUPER_MAGIC {
-			return fmt.Errorf("mount of proc on %s did not land on %s", dest, target)
+		if err := unix.Fstatfs(int(mnt.Fd()), &sfs); err != nil || sfs.Type != unix.PROC_SUPER_MAGIC {
+			return fmt.Errorf("mount of proc on %s did not land there", dest)
 		}
 	}
-	return setPropagation(target, dest, prop)
+	return setPropagation(mnt, dest, prop)
 }
 
-func setPropagation(target, dest string, prop []uintptr) error {
+// setPropagation sets the propagation of the mount m (a descriptor of the
+// mount's root) once for each of prop, in order.
+func setPropagation(m *os.File, dest string, prop []uintptr) error {
 	for _, p := range prop {
-		if err := unix.Mount("", target, "", p, ""); err != nil {
+		if err := unix.Mount("", fdPath(m), "", p, ""); err != nil {
 			return fmt.Errorf("set propagation of %s: %w", dest, err)
 		}
 	}
@@ -393,34 +572,29 @@ func setPropagation(target, dest string, prop []uintptr) error {
 // mountCgroup gives the container a view of its own cgroups: on v2 the
 // container's directory itself; on v1/hybrid a tmpfs with one bind mount
 // per hierarchy (plus cpu -> cpu,cpuacct style symlinks), as /sys/fs/cgroup
-// looks on the host.
+// looks on the host. The tmpfs is reached through a descriptor of it, like
+// a bind mount's flags (see bindMount); nothing but this process can
+// change what is inside it.
 func mountCgroup(cfg *initConfig, dest string, flags uintptr) error {
 	ro := flags & unix.MS_RDONLY
 	base := flags&(unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC) | ro
-	if len(cfg.Cgroups) == 1 && cfg.Cgroups[0].V2 {
-		target, f, err := securePath(cfg.Rootfs, dest, true)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := unix.Mount(cfg.Cgroups[0].Dir, fdPath(f), "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("bind cgroup %s on %s: %w", cfg.Cgroups[0].Dir, dest, err)
-		}
-		if base != 0 {
-			if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|base, ""); err != nil {
-				return fmt.Errorf("remount cgroup on %s: %w", dest, err)
-			}
-		}
-		return nil
-	}
-	target, f, err := securePath(cfg.Rootfs, dest, true)
+	mpPath, f, err := securePath(cfg.Rootfs, dest, true)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	if len(cfg.Cgroups) == 1 && cfg.Cgroups[0].V2 {
+		return bindMount(cfg.Cgroups[0].Dir, f, mpPath, dest, unix.MS_BIND|base, nil)
+	}
 	if err := unix.Mount("tmpfs", fdPath(f), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755"); err != nil {
 		return fmt.Errorf("mount tmpfs on %s: %w", dest, err)
 	}
+	tmpfs, err := openMounted(f, mpPath, dest)
+	if err != nil {
+		return err
+	}
+	defer tmpfs.Close()
+	target := fdPath(tmpfs)
 	var subs []string
 	for _, cg := range cfg.Cgroups {
 		name := strings.Join(cg.Controllers, ",")
@@ -451,12 +625,18 @@ func mountCgroup(cfg *initConfig, dest string, flags uintptr) error {
 	if ro != 0 {
 		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
 	}
-	if err := unix.MountSetattr(unix.AT_FDCWD, target, unix.AT_RECURSIVE, &attr); err == nil {
-		return nil
+	if mountAPI >= 2 {
+		err := unix.MountSetattr(int(tmpfs.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, unix.ENOSYS) {
+			mountAPI = 1
+		}
 	}
 	for _, sub := range subs {
 		if err := unix.Mount("", sub, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|ro, ""); err != nil {
-			return fmt.Errorf("remount cgroup %s: %w", sub, err)
+			return fmt.Errorf("remount cgroup %s/%s: %w", dest, filepath.Base(sub), err)
 		}
 	}
 	if ro != 0 {

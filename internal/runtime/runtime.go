@@ -15,9 +15,11 @@
 // hull itself), from a copy sealed in a memfd whenever anything in the
 // container could reach it (so the container can never write to the host's
 // binary). A C constructor (package nsenter) runs in that
-// child before the Go runtime exists, joins and unshares namespaces, and
-// forks the container's first process, which then runs InitMain in Go: it
-// builds the root filesystem, drops privileges and execs the user process.
+// child before the Go runtime exists, makes it non-dumpable (so the
+// container cannot open its /proc/PID files until the user process replaces
+// it), joins and unshares namespaces, and forks the container's first
+// process, which then runs InitMain in Go: it builds the root filesystem,
+// drops privileges and execs the user process.
 // Parent and child talk over a SOCK_SEQPACKET socket pair.
 package runtime
 

@@ -155,11 +155,21 @@ void hull_nsenter(void)
 		return;
 	sync_fd = atoi(s);
 
+	/* Not dumpable until the user's program replaces us (execve makes
+	 * it dumpable again): the container cannot open the /proc/PID files
+	 * (fd, environ, mem) of a process of its uid while it sets up, not
+	 * even once it has the container's capabilities (as runc since
+	 * CVE-2016-9962). Its /proc/self then belongs to the root of the
+	 * caller's user namespace, which the setup allows for. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		fail("prctl", "PR_SET_DUMPABLE");
+
 	/* Die with the parent while we are still part of its setup. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 
 	const char *nsnew = getenv("_HULL_NS_NEW"), *nsjoin = getenv("_HULL_NS_JOIN");
-	int userns = (nsnew && (strtoul(nsnew, NULL, 16) & CLONE_NEWUSER)) ||
+	unsigned long flags = nsnew && *nsnew ? strtoul(nsnew, NULL, 16) : 0;
+	int userns = (flags & CLONE_NEWUSER) ||
 		     (nsjoin && (!strncmp(nsjoin, "user=", 5) || strstr(nsjoin, "\nuser=")));
 	/* The parent makes the cgroups while we start; wait for them. */
 	const char *wait_cg = getenv("_HULL_CGROUP_WAIT");
@@ -167,13 +177,24 @@ void hull_nsenter(void)
 		wait_byte('c', "cgroups");
 	int cgfd = join_cgroups(userns);
 
+	/* Opened now, while we are root where our /proc/self belongs (not
+	 * dumpable, it belongs to the caller's root, whom a new user
+	 * namespace does not map); the kernel checks the write against the
+	 * opener's credentials. */
+	int timens_fd = -1;
+	const char *off = getenv("_HULL_TIMENS_OFFSETS");
+	if ((flags & CLONE_NEWTIME) && off && *off) {
+		timens_fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+		if (timens_fd < 0)
+			fail("open", "/proc/self/timens_offsets");
+	}
+
 	/* Open every namespace first: after joining a mount namespace the
 	 * remaining paths may no longer resolve. */
 	struct join joins[16];
 	int njoin = 0;
-	const char *j = getenv("_HULL_NS_JOIN");
-	if (j && *j) {
-		char *list = strdup(j), *save = NULL;
+	if (nsjoin && *nsjoin) {
+		char *list = strdup(nsjoin), *save = NULL;
 		for (char *tok = strtok_r(list, "\n", &save); tok && njoin < 16; tok = strtok_r(NULL, "\n", &save)) {
 			char *eq = strchr(tok, '=');
 			if (!eq) {
@@ -216,10 +237,6 @@ void hull_nsenter(void)
 	for (int i = 0; i < njoin; i++)
 		close(joins[i].fd);
 
-	unsigned long flags = 0;
-	const char *n = getenv("_HULL_NS_NEW");
-	if (n && *n)
-		flags = strtoul(n, NULL, 16);
 	if (flags & CLONE_NEWUSER) {
 		if (unshare(CLONE_NEWUSER) < 0)
 			fail("unshare", "user namespace");
@@ -228,22 +245,14 @@ void hull_nsenter(void)
 		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
 			/* root may be unmapped; the capabilities stay */
 		}
-		/* Writing the maps made us dumpable-sensitive; stay killable. */
-		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 	}
 	flags &= ~(unsigned long)CLONE_NEWUSER;
 	if (flags && unshare(flags) < 0)
 		fail("unshare", "namespaces");
-	if (flags & CLONE_NEWTIME) {
-		const char *off = getenv("_HULL_TIMENS_OFFSETS");
-		if (off && *off) {
-			int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
-			if (fd < 0)
-				fail("open", "/proc/self/timens_offsets");
-			if (write(fd, off, strlen(off)) < 0)
-				fail("write", "/proc/self/timens_offsets");
-			close(fd);
-		}
+	if (timens_fd >= 0) {
+		if (write(timens_fd, off, strlen(off)) < 0)
+			fail("write", "/proc/self/timens_offsets");
+		close(timens_fd);
 	}
 
 	/* Fork into the new pid/time namespace as a sibling of ourselves, so

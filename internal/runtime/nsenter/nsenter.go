@@ -28,6 +28,14 @@
 // _HULL_TIMENS_OFFSETS (content for /proc/self/timens_offsets when a time
 // namespace is created).
 //
+// The constructor makes the process non-dumpable before anything else, and
+// nothing makes it dumpable again before the execve of the user's program:
+// the container must not open the /proc/PID files (fd, environ, mem) of a
+// process that still runs hull's code with hull's descriptors. Its /proc/PID
+// files then belong to root of the caller's user namespace: the parent (root)
+// writes the uid/gid maps there, and the constructor opens
+// /proc/self/timens_offsets before it enters a user namespace.
+//
 // After unsharing, the constructor always forks once with CLONE_PARENT: the
 // new child is the first process of a new pid or time namespace, already in
 // the container's cgroups, and is a direct child of the hull process that
