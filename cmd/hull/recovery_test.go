@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"hull/internal/testenv"
 )
@@ -246,4 +247,18 @@ func TestFullDiskDoesNotWedge(t *testing.T) {
 	waitFor(t, func() bool { return free() > 50<<20 })
 	mustHull(t, root, "rm", "-f", "a")
 	mustHull(t, root, "run", "--rm", fx.Busybox.Ref, "true")
+}
+
+// A stop killed after its first signal, of a container that ignores it, is
+// finished by the next command once the stop's timeout has passed: the
+// container is killed and, being stopped, not restarted by its policy.
+func TestKilledStopIsFinished(t *testing.T) {
+	root, fx := containerEnv(t)
+	mustHull(t, root, "run", "-d", "--name", "stubborn", "--restart", "always", fx.Busybox.Ref, "sh", "-c", "trap '' TERM; while true; do sleep 1; done")
+	killedAt(t, root, "stop: signalled", "stop", "-t", "1", "stubborn")
+	waitFor(t, func() bool { return inspectOne(t, root, "stubborn").State.Status == "exited" })
+	time.Sleep(500 * time.Millisecond) // a restart would have begun by now
+	if got := inspectOne(t, root, "stubborn"); got.State.Status != "exited" || got.State.ExitCode != 137 {
+		t.Errorf("after the killed stop: %+v, want exited (137) and not restarted", got.State)
+	}
 }

@@ -49,6 +49,18 @@ func TestNothingUnderTheRootsIsReachableByOthers(t *testing.T) {
 		t.Errorf("uid 65534 ran the container's setuid binary from the volume: %s", out)
 	}
 	mustHull(t, root, "run", "-d", "--name", "secret", "-e", "SECRET_TOKEN=hunter2", fx.Busybox.Ref, "sleep", "60")
+	// What else leaves files under the roots: exec, cp both ways, logs,
+	// a restart, a tmpfs, a --rm run, save and load, an anonymous volume.
+	mustHull(t, root, "exec", "secret", "sh", "-c", "echo from-exec > /tmp/f")
+	host := filepath.Join(t.TempDir(), "f")
+	mustHull(t, root, "cp", "secret:/tmp/f", host)
+	mustHull(t, root, "cp", host, "secret:/tmp/g")
+	mustHull(t, root, "logs", "secret")
+	mustHull(t, root, "restart", "-t", "0", "secret")
+	mustHull(t, root, "run", "--rm", "--tmpfs", "/scratch", "-v", "/anon", fx.Busybox.Ref, "sh", "-c", "echo x > /scratch/x; echo y > /anon/y")
+	archive := filepath.Join(t.TempDir(), "busybox.tar")
+	mustHull(t, root, "save", "-o", archive, fx.Busybox.Ref)
+	mustHull(t, root, "load", "-i", archive)
 	target := strings.TrimSpace(mustHull(t, root, "image", "mount", fx.Busybox.Ref))
 	t.Cleanup(func() { hull(t, root, "image", "unmount", fx.Busybox.Ref) })
 	if out, err := asNobody(filepath.Join(target, "bin", "busybox"), "true").CombinedOutput(); err == nil {

@@ -80,6 +80,7 @@ func init() {
 	metadata.Register(metadata.Migration{Package: "engine", Version: 2, Statements: []string{
 		`ALTER TABLE containers ADD COLUMN claim_pid INTEGER NOT NULL DEFAULT 0`,
 		`ALTER TABLE containers ADD COLUMN claim_start INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE containers ADD COLUMN claim_until INTEGER NOT NULL DEFAULT 0`,
 	}})
 }
 
@@ -132,6 +133,9 @@ type Container struct {
 	// command or monitor removing it.
 	ClaimPid   int
 	ClaimStart uint64
+	// ClaimUntil is when the owner of a stop would have sent SIGKILL: a
+	// stop whose command died is finished by the next command after it.
+	ClaimUntil time.Time
 
 	// ImageUser is the image's USER, known on the Container Create
 	// returns (not stored).
@@ -144,23 +148,24 @@ type Container struct {
 
 const containerColumns = `id, name, image, image_id, image_digest, created, state, stage, pid, pid_start, monitor_pid, monitor_start,
 	boot_id, exit_code, signal, oom_killed, memory_peak, memory_limit, error, started, finished, restart_count, backoff_until, stop_requested, config,
-	claim_pid, claim_start`
+	claim_pid, claim_start, claim_until`
 
 type scanner interface{ Scan(...any) error }
 
 func scanContainer(row scanner) (*Container, error) {
 	var c Container
-	var created, started, finished, backoff int64
+	var created, started, finished, backoff, claimUntil int64
 	var cfg string
 	if err := row.Scan(&c.ID, &c.Name, &c.Image, &c.ImageID, &c.ImageDigest, &created, &c.State, &c.Stage, &c.Pid, &c.PidStart,
 		&c.MonitorPid, &c.MonitorStart, &c.BootID, &c.ExitCode, &c.Signal, &c.OOMKilled, &c.MemoryPeak, &c.MemoryLimit,
-		&c.Error, &started, &finished, &c.RestartCount, &backoff, &c.StopRequested, &cfg, &c.ClaimPid, &c.ClaimStart); err != nil {
+		&c.Error, &started, &finished, &c.RestartCount, &backoff, &c.StopRequested, &cfg, &c.ClaimPid, &c.ClaimStart, &claimUntil); err != nil {
 		return nil, err
 	}
 	c.Created = fromNanos(created)
 	c.Started = fromNanos(started)
 	c.Finished = fromNanos(finished)
 	c.BackoffUntil = fromNanos(backoff)
+	c.ClaimUntil = fromNanos(claimUntil)
 	if err := json.Unmarshal([]byte(cfg), &c.Config); err != nil {
 		return nil, fmt.Errorf("container %s: config: %w", c.ID, err)
 	}

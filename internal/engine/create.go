@@ -576,5 +576,12 @@ func (e *Engine) creationAbandoned(c *Container) bool {
 		return true
 	}
 	defer f.Close()
-	return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil
+	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return false // its creator holds the lock: still at work
+	}
+	// The creator may have written config.json and let the lock go
+	// between the look above and the lock: only a file still missing
+	// under the lock means it died.
+	_, err = os.Stat(filepath.Join(e.persistDir(c.ID), "config.json"))
+	return errors.Is(err, os.ErrNotExist)
 }

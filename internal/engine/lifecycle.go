@@ -315,7 +315,17 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) (*
 	if err != nil {
 		return nil, err
 	}
-	e.update(ctx, c.ID, map[string]any{"stop_requested": 1})
+	if timeout < 0 {
+		timeout = 10 * time.Second
+		if c.Config.StopTimeout > 0 {
+			timeout = time.Duration(c.Config.StopTimeout) * time.Second
+		}
+	}
+	// The stop is claimed with its deadline: should this command die
+	// before it, the next one to read the container sends the SIGKILL.
+	pid, start := self()
+	e.update(ctx, c.ID, map[string]any{"stop_requested": 1, "claim_pid": pid, "claim_start": start,
+		"claim_until": time.Now().Add(timeout).UnixNano()})
 	if !c.active() {
 		// Its monitor may be between an exit it recorded and a restart
 		// it decided on before the stop was asked: wait for it to see
@@ -324,12 +334,6 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) (*
 			return c, nil
 		}
 		return e.poll(ctx, c.ID, 10*time.Second, (*Container).settled)
-	}
-	if timeout < 0 {
-		timeout = 10 * time.Second
-		if c.Config.StopTimeout > 0 {
-			timeout = time.Duration(c.Config.StopTimeout) * time.Second
-		}
 	}
 	sig := unix.SIGTERM
 	if c.Config.StopSignal != "" {
@@ -341,6 +345,7 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) (*
 		e.rt.Resume(c.ID)
 	}
 	e.rt.Kill(c.ID, sig, false)
+	trace.Mark("stop: signalled")
 	if after, err := e.poll(ctx, c.ID, timeout, (*Container).settled); err != nil || after.settled() {
 		return after, err
 	}
@@ -350,7 +355,6 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) (*
 	return after, err
 }
 
-// active: a monitor is (or should be) supervising the container.
 // claimAbandoned reports a transitional state whose owner is gone: it was
 // killed before it finished, and nobody else will. A claim with no owner
 // recorded (made by an older hull) counts as abandoned.
@@ -364,6 +368,7 @@ var self = sync.OnceValues(func() (int, uint64) {
 	return pid, procStart(pid)
 })
 
+// active: a monitor is (or should be) supervising the container.
 func (c *Container) active() bool {
 	switch c.State {
 	case StateRunning, StatePaused, StateRestarting:

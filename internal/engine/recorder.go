@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"hull/internal/monitor"
 	"hull/internal/snapshot"
 )
@@ -126,6 +128,20 @@ func (e *Engine) reconcile(ctx context.Context, c *Container) (*Container, error
 	}
 	if !c.active() {
 		return c, nil
+	}
+	if c.StopRequested && !c.ClaimUntil.IsZero() && time.Now().After(c.ClaimUntil) && c.ClaimPid > 0 && c.claimAbandoned() {
+		// A stop whose command died before its SIGKILL: sent here, once
+		// (the claim is cleared); the monitor records the exit, and the
+		// stop keeps the restart policy from starting it again.
+		res, err := e.db.ExecContext(context.WithoutCancel(ctx), `UPDATE containers SET claim_until = 0 WHERE id = ? AND claim_pid = ? AND claim_start = ? AND claim_until != 0`,
+			c.ID, c.ClaimPid, c.ClaimStart)
+		if err != nil {
+			return nil, fmt.Errorf("finish the stop of container %s: %w", c.Name, err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			e.rt.Kill(c.ID, unix.SIGKILL, true)
+			e.emit(ctx, c, "stop", map[string]string{"error": fmt.Sprintf("finished the stop of a hull command that was killed (pid %d)", c.ClaimPid)})
+		}
 	}
 	reason := ""
 	switch {

@@ -160,33 +160,16 @@ func (s *Service) collect(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	defer release()
-	blobs, err := s.store.List()
+	unused, err := s.Unreferenced(ctx)
 	if err != nil {
 		return nil, err
 	}
-	used := map[string]bool{}
-	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT blob FROM image_blobs`)
-	if err != nil {
-		return nil, fmt.Errorf("collect blobs: %w", err)
-	}
-	for rows.Next() {
-		var b string
-		if err := rows.Scan(&b); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		used[b] = true
-	}
-	rows.Close()
 	var gone []string
-	for _, b := range blobs {
-		if used[b.Digest.String()] {
-			continue
-		}
-		if err := s.store.Delete(b.Digest); err != nil {
+	for _, d := range unused {
+		if err := s.store.Delete(d); err != nil {
 			return gone, err
 		}
-		gone = append(gone, b.Digest.String())
+		gone = append(gone, d.String())
 	}
 	return gone, nil
 }
