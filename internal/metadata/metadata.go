@@ -112,16 +112,20 @@ var ErrEmpty = errors.New("the file is empty but the root holds images, snapshot
 // (SQLite gives its log files the database's mode), tightens one an older
 // hull made 0644, and refuses one emptied beside the state it recorded.
 func checkFile(root, path string) error {
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, uint32(perm.File))
-	if err == nil {
-		unix.Close(fd)
-		return nil
-	}
-	if err != unix.EEXIST {
-		return fmt.Errorf("metadata: create %s: %w", path, err)
-	}
 	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
+	if err := unix.Stat(path, &st); err == unix.ENOENT {
+		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, uint32(perm.File))
+		if err == nil {
+			unix.Close(fd)
+			return nil
+		}
+		if err != unix.EEXIST { // else made meanwhile by another hull
+			return fmt.Errorf("metadata: create %s: %w", path, err)
+		}
+		if err := unix.Stat(path, &st); err != nil {
+			return fmt.Errorf("metadata: %s: %w", path, err)
+		}
+	} else if err != nil {
 		return fmt.Errorf("metadata: %s: %w", path, err)
 	}
 	if st.Mode&0o077 != 0 {
