@@ -14,7 +14,7 @@ export CGO_ENABLED := 1
 # for hull-shim, which lives as long as its container: v1 is smaller there.
 export GOEXPERIMENT := jsonv2
 
-.PHONY: all deps build test demo bench fmt vet fuzz clean
+.PHONY: all deps build test faults stress demo bench fmt vet fuzz clean
 
 all: build
 
@@ -42,6 +42,19 @@ test: build
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet -tags '$(TAGS)' ./...
 	HULL_BIN=$(CURDIR)/$(BIN) HULL_INIT=$(CURDIR)/bin/hull-init HULL_SHIM=$(CURDIR)/bin/hull-shim $(GO) test -tags '$(TAGS)' -p 1 $(GOTESTFLAGS) ./...
+
+# The fault-injection campaign of test/faults in full: every operation
+# killed at each of its stages and after random delays, several rounds
+# (HULL_FAULTS_ROUNDS, default 3); `make test` runs its short pass.
+faults: build
+	HULL_BIN=$(CURDIR)/$(BIN) HULL_INIT=$(CURDIR)/bin/hull-init HULL_SHIM=$(CURDIR)/bin/hull-shim HULL_FAULTS=full \
+		$(GO) test -tags '$(TAGS)' -count=1 -timeout 90m -v -run '^TestFaults$$' ./test/faults/
+
+# The churn test: 1000 containers (HULL_STRESS_N) of mixed lifecycles, then
+# the count of what leaked.
+stress: build
+	HULL_BIN=$(CURDIR)/$(BIN) HULL_INIT=$(CURDIR)/bin/hull-init HULL_SHIM=$(CURDIR)/bin/hull-shim HULL_STRESS=1 \
+		$(GO) test -tags '$(TAGS)' -count=1 -timeout 90m -v -run '^TestChurn$$' ./test/faults/
 
 # Short fuzzing pass over every fuzz target (each target's seed corpus also
 # runs as a normal test under `make test`).

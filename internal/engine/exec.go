@@ -10,6 +10,7 @@ import (
 
 	"hull/internal/runtime"
 	"hull/internal/spec"
+	"hull/internal/trace"
 )
 
 // ExecOptions are `hull exec` inputs: the process to start in a running
@@ -81,10 +82,12 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, *Con
 	if o.TTY {
 		ro.Console = o.Console
 	}
+	trace.Mark("exec: resolved")
 	pid, err := e.rt.Exec(c.ID, &p, ro)
 	if err != nil {
 		return 0, c, &ExitError{execFailureCode(err.Error()), err}
 	}
+	trace.Mark("exec: started")
 	e.emit(ctx, c, "exec_start: "+cmdline, nil)
 	return pid, c, nil
 }

@@ -380,7 +380,17 @@ func (c *Container) active() bool {
 // settled: not running, and no monitor left that could change that (one
 // recording an exit, or about to restart the container).
 func (c *Container) settled() bool {
-	return !c.active() && (c.MonitorPid == 0 || procStart(c.MonitorPid) != c.MonitorStart)
+	return !c.active() && !c.monitorAlive()
+}
+
+// monitorAlive: the recorded monitor still runs. A monitor that died
+// (and was reaped) before Start recorded it was recorded with start time
+// 0, the value procStart gives for no process: it counts as dead, not as
+// matching, or its container would stay "running" with no process for
+// ever.
+func (c *Container) monitorAlive() bool {
+	s := procStart(c.MonitorPid)
+	return c.MonitorPid > 0 && s != 0 && s == c.MonitorStart
 }
 
 // poll reads container id every 10 ms until done holds for it, reading
@@ -529,7 +539,7 @@ func (e *Engine) killMonitor(c *Container) {
 		return
 	}
 	defer unix.Close(fd)
-	if procStart(c.MonitorPid) == c.MonitorStart {
+	if c.monitorAlive() {
 		unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
 	}
 }
@@ -545,7 +555,7 @@ func (e *Engine) waitMonitor(c *Container, timeout time.Duration) {
 		defer unix.Close(fd)
 		// Checked after opening: the pidfd then names the monitor, not a
 		// process that reused its pid.
-		if procStart(c.MonitorPid) != c.MonitorStart {
+		if !c.monitorAlive() {
 			return
 		}
 		deadline := time.Now().Add(timeout)
@@ -561,7 +571,7 @@ func (e *Engine) waitMonitor(c *Container, timeout time.Duration) {
 		}
 	}
 	deadline := time.Now().Add(timeout)
-	for procStart(c.MonitorPid) == c.MonitorStart && time.Now().Before(deadline) {
+	for c.monitorAlive() && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
@@ -621,8 +631,11 @@ func (e *Engine) cleanup(ctx context.Context, c *Container) ([]string, error) {
 }
 
 // purge deletes what cleanup set aside: now, or with PurgeInBackground,
-// by one detached process when the engine closes.
+// by one detached process when the engine closes. It also sweeps what a
+// remover killed before its purge left aside (two directory reads), so
+// that the next removal, not only a prune, reclaims it.
 func (e *Engine) purge(paths []string) {
+	e.sweepAside()
 	e.mu.Lock()
 	if e.background {
 		e.trash = append(e.trash, paths...)

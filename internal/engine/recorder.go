@@ -158,7 +158,7 @@ func (e *Engine) reconcile(ctx context.Context, c *Container) (*Container, error
 				reason = fmt.Sprintf("hull was killed while starting the container (pid %d)", c.ClaimPid)
 			}
 		}
-	case procStart(c.MonitorPid) != c.MonitorStart:
+	case !c.monitorAlive():
 		reason = fmt.Sprintf("the container's monitor (pid %d) died unexpectedly", c.MonitorPid)
 	}
 	if reason == "" {

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -73,7 +74,10 @@ func Open(root string) (*DB, error) {
 	}
 	// _txlock=immediate: writers take the lock at BEGIN, so two processes
 	// never both read then fail to upgrade (SQLITE_BUSY mid-transaction).
-	dsn := "file:" + path + "?_journal_mode=WAL&_busy_timeout=30000&_foreign_keys=on&_synchronous=NORMAL&_txlock=immediate"
+	// The path is escaped for the URI: a '?' or '#' in it (a root named
+	// "a#1") would end the path there, and the database would be opened
+	// at the shortened path, outside the root.
+	dsn := "file:" + uriPath.Replace(path) + "?_journal_mode=WAL&_busy_timeout=30000&_foreign_keys=on&_synchronous=NORMAL&_txlock=immediate"
 	sdb, err := sql.Open(driverName, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: open %s: %w", path, err)
@@ -395,3 +399,7 @@ func (db *DB) fullError(err error) error {
 	unix.Statfs(dir, &st)
 	return &DiskFullError{Dir: dir, Free: st.Bavail * uint64(st.Bsize), Err: err}
 }
+
+// uriPath escapes the characters that end or change a path in an SQLite
+// file: URI.
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")

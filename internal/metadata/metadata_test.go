@@ -242,3 +242,26 @@ func TestFullDiskSpendsTheReserveThenSaysSo(t *testing.T) {
 		t.Errorf("%d rows (%v), want %d", count, err, n+1)
 	}
 }
+
+// A root whose name holds URI syntax ('#', '?', '%') keeps its database
+// inside it (the fault suite's roots are named after subtests, "x#01").
+func TestOpenRootWithURICharacters(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "a#1?b%2")
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE probe (x INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(filepath.Join(root, FileName)); err != nil || st.Size() == 0 {
+		t.Errorf("database not in the root: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(root), "a")); !os.IsNotExist(err) {
+		t.Errorf("a database was opened at the truncated path: %v", err)
+	}
+}

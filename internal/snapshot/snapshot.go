@@ -1090,7 +1090,9 @@ func (s *Snapshotter) cleanup(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
-				if err := os.Rename(filepath.Join(s.dir, e.Name()), filepath.Join(t, "d")); err != nil {
+				// Gone meanwhile: a removal, which deletes the record
+				// and then moves the directory aside, was between the two.
+				if err := os.Rename(filepath.Join(s.dir, e.Name()), filepath.Join(t, "d")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 					return err
 				}
 				orphans = append(orphans, t)
