@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"hull/internal/perm"
 	"hull/internal/testenv"
 )
 
@@ -130,6 +131,20 @@ type harness struct {
 	// snapshotsBase is the number of snapshot entries a clean pull of
 	// the image leaves (the image's layers).
 	snapshotsBase int
+	// cgroupsBefore are the hull cgroups that existed when the scenario
+	// began: one made since (a container process started ahead for an ID
+	// that was never recorded) must be gone at the end too.
+	cgroupsBefore map[string]bool
+}
+
+// hullCgroups lists every hull cgroup on the host.
+func hullCgroups() map[string]bool {
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/hull-*")
+	out := map[string]bool{}
+	for _, d := range dirs {
+		out[d] = true
+	}
+	return out
 }
 
 var tokens struct {
@@ -149,6 +164,8 @@ func newHarness(t testing.TB, c *tally, image string, snapshotsBase int) *harnes
 		token: fmt.Sprintf("HULL_FAULTS_TOKEN=%d-%d", os.Getpid(), n),
 		trace: filepath.Join(dir, "trace"),
 		ids:   map[string]bool{},
+
+		cgroupsBefore: hullCgroups(),
 	}
 	// Runs before TempDir's removal: nothing of this scenario survives it,
 	// whatever failed.
@@ -387,9 +404,8 @@ func (h *harness) leaks() []string {
 	for _, m := range h.mounts() {
 		found = append(found, "mount "+m)
 	}
-	for _, id := range ids {
-		cg, _ := filepath.Glob("/sys/fs/cgroup/*/hull-" + id)
-		for _, d := range cg {
+	for d := range hullCgroups() {
+		if !h.cgroupsBefore[d] {
 			found = append(found, "cgroup "+d)
 		}
 	}
@@ -505,6 +521,14 @@ func (h *harness) checkClean(label string) {
 	if len(left) > 0 {
 		h.tally.add(func(c *tally) { c.leaked += len(left) })
 		h.t.Errorf("LEAKED after %s: %s", label, strings.Join(left, "; "))
+	}
+	// Nothing the scenario left may be reachable by other users.
+	exposed, err := perm.Exposed(h.root, h.runRoot)
+	if err != nil {
+		h.t.Errorf("walk the roots after %s: %v", label, err)
+	}
+	for _, x := range exposed {
+		h.t.Errorf("after %s: %s", label, x)
 	}
 	if systemCheck {
 		r := h.hull(nil, "system", "check")
