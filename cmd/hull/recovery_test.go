@@ -262,3 +262,37 @@ func TestKilledStopIsFinished(t *testing.T) {
 		t.Errorf("after the killed stop: %+v, want exited (137) and not restarted", got.State)
 	}
 }
+
+// A run killed after it made the container's directory and before it
+// recorded the container leaves a directory nothing else would remove:
+// the next removal sweeps it, unless its creation is still at work.
+func TestUnrecordedDirectoryIsSwept(t *testing.T) {
+	root, fx := containerEnv(t)
+	orphan := filepath.Join(root, "containers", strings.Repeat("cd", 32))
+	working := filepath.Join(root, "containers", strings.Repeat("ef", 32))
+	for _, d := range []string{orphan, working} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "create.lock"), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lock, err := os.Open(filepath.Join(working, "create.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	mustHull(t, root, "run", "--rm", fx.Busybox.Ref, "true")
+	mustHull(t, root, "run", "-d", "--name", "x", fx.Busybox.Ref, "sleep", "60")
+	mustHull(t, root, "rm", "-f", "x")
+	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+		t.Errorf("the directory a killed run left: %v", err)
+	}
+	if _, err := os.Stat(working); err != nil {
+		t.Errorf("the directory of a creation at work was removed: %v", err)
+	}
+}

@@ -693,10 +693,14 @@ func setAside(dir string) string {
 }
 
 // sweepAside removes what processes that died before their purge set
-// aside under the container directories.
+// aside under the container directories, and the directories of creations
+// killed before their record was made (sweepUnrecorded).
 func (e *Engine) sweepAside() {
-	for _, parent := range []string{filepath.Dir(e.persistDir("x")), filepath.Dir(e.runDir("x"))} {
+	for i, parent := range []string{filepath.Dir(e.persistDir("x")), filepath.Dir(e.runDir("x"))} {
 		entries, _ := os.ReadDir(parent)
+		if i == 0 {
+			e.sweepUnrecorded(entries)
+		}
 		for _, ent := range entries {
 			rest, ok := strings.CutPrefix(ent.Name(), asidePrefix)
 			if !ok {
@@ -706,6 +710,50 @@ func (e *Engine) sweepAside() {
 			if n, err := strconv.Atoi(pid); err == nil && n != os.Getpid() && unix.Kill(n, 0) == unix.ESRCH {
 				os.RemoveAll(filepath.Join(parent, ent.Name()))
 			}
+		}
+	}
+}
+
+// sweepUnrecorded removes the state directories (entries of the
+// containers directory) that have no record and whose creation lock is
+// free: Create makes the directory and takes the lock just before it
+// records the container, and a command killed in between leaves the
+// directory with nothing to remove it. Only when there are more
+// directories than records is each looked up.
+func (e *Engine) sweepUnrecorded(entries []os.DirEntry) {
+	var dirs []string
+	for _, ent := range entries {
+		if validID(ent.Name()) {
+			dirs = append(dirs, ent.Name())
+		}
+	}
+	var n int
+	if len(dirs) == 0 || e.db.QueryRow(`SELECT count(*) FROM containers`).Scan(&n) != nil || n >= len(dirs) {
+		return
+	}
+	for _, id := range dirs {
+		if _, err := e.lookup(context.Background(), e.db, id); !IsNotFound(err) {
+			continue
+		}
+		f, err := os.Open(e.creationLock(id))
+		if err != nil {
+			// No lock yet: a creation may be between making the
+			// directory and its lock; one that old is not.
+			if st, err := os.Stat(e.persistDir(id)); err != nil || time.Since(st.ModTime()) < 10*time.Second {
+				continue
+			}
+			f = nil
+		} else if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+			f.Close()
+			continue // a creation at work
+		}
+		// Under the lock (or with none), a record made meanwhile is
+		// looked for again.
+		if _, err := e.lookup(context.Background(), e.db, id); IsNotFound(err) {
+			os.RemoveAll(e.persistDir(id))
+		}
+		if f != nil {
+			f.Close()
 		}
 	}
 }
