@@ -439,18 +439,39 @@ func (e *Engine) Wait(ctx context.Context, ref string) (int, error) {
 	}
 	// Done once nobody supervises it: not running, and its monitor (which
 	// may still be restarting it or removing it) is gone.
-	last := c.ExitCode
-	c, err = e.poll(ctx, c.ID, math.MaxInt64, func(c *Container) bool {
+	id, last := c.ID, c.ExitCode
+	c, err = e.poll(ctx, id, math.MaxInt64, func(c *Container) bool {
 		last = c.ExitCode
 		return c.settled()
 	})
 	if IsNotFound(err) {
-		return last, nil
+		// Removed (--rm) between two reads: its die event keeps the
+		// code, which the last read may have come too early to see.
+		return e.lastExitCode(ctx, id, last), nil
 	}
 	if err != nil {
 		return 0, err
 	}
 	return c.ExitCode, nil
+}
+
+// lastExitCode is the exit code of the newest die event of container id,
+// or def if there is none.
+func (e *Engine) lastExitCode(ctx context.Context, id string, def int) int {
+	var attrs string
+	if e.db.QueryRowContext(ctx, `SELECT attrs FROM events WHERE id = ? AND action = 'die' ORDER BY seq DESC LIMIT 1`, id).Scan(&attrs) != nil {
+		return def
+	}
+	var a struct {
+		ExitCode string `json:"exitCode"`
+	}
+	if json.Unmarshal([]byte(attrs), &a) != nil {
+		return def
+	}
+	if code, err := strconv.Atoi(a.ExitCode); err == nil {
+		return code
+	}
+	return def
 }
 
 // Remove deletes a container, its writable layer and its logs. A running

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"os/exec"
 	"testing"
@@ -158,4 +159,38 @@ func createdTestContainer(t *testing.T, name string) (*Engine, *Container) {
 		t.Fatal(err)
 	}
 	return e, c
+}
+
+// wait of an --rm container whose exit and removal both fall between two
+// of wait's reads returns the exit code, from its die event, not the 0 of
+// the running record it read last.
+func TestWaitForARemovedContainerReadsItsExit(t *testing.T) {
+	e, c := createdTestContainer(t, "brief")
+	ctx := context.Background()
+	self, start := self()
+	if err := e.update(ctx, c.ID, map[string]any{"state": StateRunning, "pid": self, "pid_start": start,
+		"monitor_pid": self, "monitor_start": start}); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		code int
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, err := e.Wait(ctx, c.Name)
+		done <- result{code, err}
+	}()
+	time.Sleep(50 * time.Millisecond) // wait has read the running record
+	err := e.db.Tx(ctx, func(tx *sql.Tx) error {
+		e.emitIn(ctx, tx, c, "die", map[string]string{"exitCode": "7"})
+		_, err := tx.Exec(`DELETE FROM containers WHERE id = ?`, c.ID)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r.err != nil || r.code != 7 {
+		t.Fatalf("wait: %d %v, want 7", r.code, r.err)
+	}
 }
