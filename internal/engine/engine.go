@@ -70,6 +70,7 @@ type Engine struct {
 	mu         sync.Mutex
 	background bool     // see PurgeInBackground
 	trash      []string // set aside, for Close to delete
+	swept      bool     // purge has swept what killed removers left
 }
 
 // Open creates the engine over already opened services.

@@ -654,9 +654,16 @@ func (e *Engine) cleanup(ctx context.Context, c *Container) ([]string, error) {
 // purge deletes what cleanup set aside: now, or with PurgeInBackground,
 // by one detached process when the engine closes. It also sweeps what a
 // remover killed before its purge left aside (two directory reads), so
-// that the next removal, not only a prune, reclaims it.
+// that the next removal, not only a prune, reclaims it: once per engine
+// (a command that removes fifty containers sweeps once).
 func (e *Engine) purge(paths []string) {
-	e.sweepAside()
+	e.mu.Lock()
+	swept := e.swept
+	e.swept = true
+	e.mu.Unlock()
+	if !swept {
+		e.sweepAside()
+	}
 	e.mu.Lock()
 	if e.background {
 		e.trash = append(e.trash, paths...)
