@@ -133,7 +133,9 @@ type harness struct {
 	snapshotsBase int
 	// cgroupsBefore are the hull cgroups that existed when the scenario
 	// began: one made since (a container process started ahead for an ID
-	// that was never recorded) must be gone at the end too.
+	// that was never recorded) must be gone at the end too. This assumes
+	// no other hull makes containers on the host meanwhile, as under
+	// `make test` (packages one at a time) and `make faults`.
 	cgroupsBefore map[string]bool
 }
 
