@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"hull/internal/metadata"
 	"hull/internal/testenv"
 )
 
@@ -232,6 +233,16 @@ func TestFullDiskDoesNotWedge(t *testing.T) {
 	mustHull(t, root, "run", "-d", "--name", "filler2", fx.Busybox.Ref, "sh", "-c", fill+"; sleep 300")
 	waitFor(t, func() bool { return free() < 1<<20 })
 	os.Remove(filepath.Join(root, "hull.db-reserve"))
+	// An empty write-ahead log: the next write must grow it, which the
+	// full disk refuses (SQLite otherwise reuses the log's pages).
+	db, err := metadata.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
 	topUp, err := os.Create(filepath.Join(root, "top-up"))
 	if err != nil {
 		t.Fatal(err)
@@ -243,7 +254,12 @@ func TestFullDiskDoesNotWedge(t *testing.T) {
 	}
 	topUp.Close()
 	mustHull(t, root, "ps", "-a")
-	mustHull(t, root, "rm", "-f", "filler2")
+	if st, err := os.Stat(filepath.Join(root, "hull.db-wal")); err != nil || st.Size() != 0 || free() != 0 {
+		t.Fatalf("before rm -f: write-ahead log %v %v, %d bytes free; want it empty on a full disk", st, err, free())
+	}
+	if out, err := hullProc(root, "rm", "-f", "filler2").CombinedOutput(); err != nil {
+		t.Fatalf("rm -f of the filler on a full disk: %v: %s", err, out)
+	}
 	waitFor(t, func() bool { return free() > 50<<20 })
 	mustHull(t, root, "rm", "-f", "a")
 	mustHull(t, root, "run", "--rm", fx.Busybox.Ref, "true")
