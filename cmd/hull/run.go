@@ -26,7 +26,7 @@ import (
 type runFlags struct {
 	name, workdir, user, entrypoint, hostname, network string
 	env, envFiles, volumes, tmpfs, capAdd, capDrop     []string
-	securityOpts, ulimits, labels                      []string
+	securityOpts, ulimits, labels, groupAdd            []string
 	interactive, tty, readOnly, privileged, init, rm   bool
 	memory, memorySwap, memoryReservation, cpus        string
 	cpuShares, pidsLimit                               int64
@@ -42,6 +42,7 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.name, "name", "", "assign a name to the container")
 	fs.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
 	fs.StringVarP(&f.user, "user", "u", "", "user[:group] (names or ids) to run as")
+	fs.StringArrayVar(&f.groupAdd, "group-add", nil, "add a supplementary group (name or gid)")
 	fs.StringVar(&f.entrypoint, "entrypoint", "", "override the image's ENTRYPOINT")
 	fs.StringVarP(&f.hostname, "hostname", "h", "", "container host name")
 	fs.StringVar(&f.network, "network", "none", "network: none (only lo) or host")
@@ -88,7 +89,7 @@ func (f *runFlags) config(args []string) (engine.Config, error) {
 	}
 	o.WorkingDir, o.User, o.Hostname, o.TTY = f.workdir, f.user, f.hostname, f.tty
 	o.Init, o.Privileged, o.ReadOnlyRootfs = f.init, f.privileged, f.readOnly
-	o.CapAdd, o.CapDrop = f.capAdd, f.capDrop
+	o.CapAdd, o.CapDrop, o.GroupAdd = f.capAdd, f.capDrop, f.groupAdd
 	switch f.network {
 	case "none", "host":
 		o.Network = f.network

@@ -129,7 +129,11 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	if err := e.resolveVolumes(ctx, c, &cfg.Spec); err != nil {
 		return fail(StageCreate, 125, err)
 	}
-	s, err := spec.Generate(cf, e.rootfs(id), cfg.Spec)
+	so, err := e.etcFiles(id, cfg.Spec)
+	if err != nil {
+		return fail(StageCreate, 125, err)
+	}
+	s, err := spec.Generate(cf, e.rootfs(id), so)
 	trace.Mark("create: spec generated")
 	if err != nil {
 		return fail(StageCreate, 125, err)
@@ -159,7 +163,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	}
 	checked := make(chan entry, 1)
 	go func() {
-		code, err := checkEntrypoint(e.rootfs(id), args, s.Process.Env)
+		code, err := checkEntrypoint(e.rootfs(id), s.Process.Cwd, args, s.Process.Env)
 		checked <- entry{code, err}
 	}()
 	data, _ := json.Marshal(c.Config)
@@ -210,7 +214,11 @@ func (e *Engine) ensureConfig(ctx context.Context, c *Container) error {
 	if err != nil {
 		return fmt.Errorf("container %s: config.json: %w", c.Name, err)
 	}
-	s, err := spec.Generate(cf, e.rootfs(c.ID), c.Config.Spec)
+	so, err := e.etcFiles(c.ID, c.Config.Spec)
+	if err != nil {
+		return fmt.Errorf("container %s: %w", c.Name, err)
+	}
+	s, err := spec.Generate(cf, e.rootfs(c.ID), so)
 	if err == nil {
 		err = e.writeConfig(c.ID, s)
 	}
@@ -218,6 +226,52 @@ func (e *Engine) ensureConfig(ctx context.Context, c *Container) error {
 		return fmt.Errorf("container %s: config.json: %w", c.Name, err)
 	}
 	return nil
+}
+
+// defaultHosts is docker's /etc/hosts for a container without a network
+// of its own to name (libnetwork's etchosts defaults).
+const defaultHosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
+	"fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+
+// etcFiles writes container id's /etc/hostname and /etc/hosts (and, with
+// the host's network, /etc/resolv.conf) in its state directory and returns
+// o with them as bind mounts, as docker does: programs expect the files
+// (localhost must resolve), and binding them leaves the image's untouched.
+// With the host's network the hosts and resolv.conf are copies of the
+// host's; with none, hosts has the loopback names and there is no
+// resolv.conf of ours (nothing to resolve with).
+func (e *Engine) etcFiles(id string, o spec.Options) (spec.Options, error) {
+	hostname, err := spec.Hostname(o)
+	if err != nil {
+		return o, err
+	}
+	files := []struct{ name, data string }{{"hostname", hostname + "\n"}, {"hosts", defaultHosts}}
+	if o.Network == "host" {
+		hosts, err := os.ReadFile("/etc/hosts")
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return o, fmt.Errorf("read the host's /etc/hosts: %w", err)
+		}
+		if err == nil {
+			files[1].data = string(hosts)
+		}
+		if resolv, err := os.ReadFile("/etc/resolv.conf"); err == nil {
+			files = append(files, struct{ name, data string }{"resolv.conf", string(resolv)})
+		}
+	}
+	extra := make([]specs.Mount, 0, len(files)+len(o.ExtraMounts))
+	opts := []string{"rbind", "rprivate", "nosuid", "nodev", "noexec"}
+	if o.ReadOnlyRootfs {
+		opts = append(opts, "ro")
+	}
+	for _, f := range files {
+		path := filepath.Join(e.persistDir(id), f.name)
+		if err := os.WriteFile(path, []byte(f.data), 0o644); err != nil {
+			return o, fmt.Errorf("write /etc/%s: %w", f.name, err)
+		}
+		extra = append(extra, specs.Mount{Destination: "/etc/" + f.name, Type: "bind", Source: path, Options: opts})
+	}
+	o.ExtraMounts = append(extra, o.ExtraMounts...)
+	return o, nil
 }
 
 // writeConfig writes s as container id's config.json, its bundle.
@@ -450,14 +504,22 @@ func writeFile(path string, data []byte) error {
 // checkEntrypoint finds the command in the container's root filesystem as
 // the runtime will, so that "not found", "not executable" and "built for
 // another architecture" are reported at create with docker's exit codes
-// (127, 126) and a clear reason, instead of as a bare exit status.
-func checkEntrypoint(rootfs string, args, env []string) (int, error) {
+// (127, 126) and a clear reason, instead of as a bare exit status. A
+// relative name with a slash (./app) is found from cwd, the working
+// directory the process starts in, as execve finds it there.
+func checkEntrypoint(rootfs, cwd string, args, env []string) (int, error) {
 	if len(args) == 0 {
 		return 125, errors.New("no command specified: the image has no ENTRYPOINT or CMD; give one after the image name")
 	}
 	name := args[0]
 	var candidates []string
 	if strings.Contains(name, "/") {
+		if !filepath.IsAbs(name) {
+			if cwd == "" {
+				cwd = "/"
+			}
+			name = filepath.Join(cwd, name)
+		}
 		candidates = []string{name}
 	} else {
 		path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -477,7 +539,15 @@ func checkEntrypoint(rootfs string, args, env []string) (int, error) {
 			continue
 		}
 		fi, err := os.Stat(p)
-		if err != nil || fi.IsDir() {
+		if err != nil {
+			continue
+		}
+		if fi.IsDir() {
+			// A PATH entry may hold a directory of the name; execve of a
+			// named directory fails with EACCES, which docker reports 126.
+			if strings.Contains(args[0], "/") {
+				return 126, fmt.Errorf("%s is a directory (permission denied): give a program to run", cand)
+			}
 			continue
 		}
 		if fi.Mode()&0o111 == 0 {

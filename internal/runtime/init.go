@@ -121,6 +121,11 @@ func containerInit(cfg *initConfig, sync *os.File, buf []byte) error {
 			return fmt.Errorf("open /proc: %w", err)
 		}
 		procFD = fd
+		if cfg.NewNet {
+			if err := loopbackUp(); err != nil {
+				return err
+			}
+		}
 		if err := setupRootfs(cfg, sync, buf); err != nil {
 			return err
 		}

@@ -39,6 +39,7 @@ type initConfig struct {
 	NewUTS    bool
 	NewUser   bool
 	NewCgroup bool
+	NewNet    bool // made by unshare or ahead (CreateOptions.NetNS): lo is ours to bring up
 	// InCgroups: the process is in the container's cgroups already (the
 	// constructor joined them), so a new cgroup namespace needs no wait.
 	InCgroups bool
@@ -213,6 +214,9 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 		}
 		if typ == "uts" {
 			ic.NewUTS = true // joined or new, it is not the host's
+		}
+		if typ == "net" && ns.Path == "" {
+			ic.NewNet = true
 		}
 		if ns.Path != "" {
 			sp.join = append(sp.join, typ+"="+ns.Path)

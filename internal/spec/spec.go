@@ -32,11 +32,12 @@ type Options struct {
 	// KEY removes the variable. PATH is defaulted if absent, HOSTNAME
 	// set, TERM=xterm with TTY, HOME from the user's passwd entry.
 	Env        []string
-	WorkingDir string // -w; default image WorkingDir or "/"; created if missing, as docker does
-	User       string // -u user[:group], names or ids, resolved in the rootfs; default image User
-	TTY        bool   // -t: process.terminal
-	Init       bool   // --init: InitPath runs as PID 1 with the process as its child
-	InitPath   string // host path of the init binary, mounted read-only at InitTarget
+	WorkingDir string   // -w; default image WorkingDir or "/"; created if missing, as docker does
+	User       string   // -u user[:group], names or ids, resolved in the rootfs; default image User
+	GroupAdd   []string // --group-add: supplementary groups, names (from the image's /etc/group) or gids
+	TTY        bool     // -t: process.terminal
+	Init       bool     // --init: InitPath runs as PID 1 with the process as its child
+	InitPath   string   // host path of the init binary, mounted read-only at InitTarget
 
 	// Security
 	Privileged      bool     // all caps, no seccomp (Seccomp is ignored, as in docker), no masked/readonly paths, all devices, rw /sys
@@ -119,6 +120,10 @@ func Generate(img *v1.ConfigFile, rootfs string, o Options) (*specs.Spec, error)
 	if err != nil {
 		return nil, err
 	}
+	gids, err := supplementaryGroups(rootfs, user, o.GroupAdd)
+	if err != nil {
+		return nil, err
+	}
 	cwd, err := workingDir(rootfs, ic, o)
 	if err != nil {
 		return nil, err
@@ -145,7 +150,7 @@ func Generate(img *v1.ConfigFile, rootfs string, o Options) (*specs.Spec, error)
 	proc := &specs.Process{
 		Terminal: o.TTY,
 		User: specs.User{
-			UID: user.UID, GID: user.GID, AdditionalGids: user.AdditionalGids,
+			UID: user.UID, GID: user.GID, AdditionalGids: gids,
 			Username: user.Name,
 		},
 		Args:            args,
@@ -232,6 +237,9 @@ func commandArgs(ic v1.Config, o Options) ([]string, error) {
 
 // hostnameFor picks the container's hostname: the option, else the host's
 // when sharing its network (as docker does), else the short container ID.
+// Hostname is the container's host name for o, as Generate sets it.
+func Hostname(o Options) (string, error) { return hostnameFor(o) }
+
 func hostnameFor(o Options) (string, error) {
 	h := o.Hostname
 	if h == "" && o.Network == "host" {

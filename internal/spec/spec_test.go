@@ -165,11 +165,11 @@ func TestProcessUser(t *testing.T) {
 	img := image(nil, []string{"sh"})
 	img.Config.User = "daemon"
 	s := generate(t, img, Options{})
-	if u := s.Process.User; u.UID != 1 || u.GID != 1 || u.Username != "daemon" || !reflect.DeepEqual(u.AdditionalGids, []uint32{50}) {
+	if u := s.Process.User; u.UID != 1 || u.GID != 1 || u.Username != "daemon" || !reflect.DeepEqual(u.AdditionalGids, []uint32{1, 50}) { // primary first, as docker
 		t.Errorf("image user: %+v", u)
 	}
 	s = generate(t, img, Options{User: "app:audio"})
-	if u := s.Process.User; u.UID != 1000 || u.GID != 29 || len(u.AdditionalGids) != 0 {
+	if u := s.Process.User; u.UID != 1000 || u.GID != 29 || !reflect.DeepEqual(u.AdditionalGids, []uint32{29}) {
 		t.Errorf("-u app:audio over the image's user: %+v", u)
 	}
 	if _, err := Generate(img, fakeRootfs(t, testPasswd, testGroup), Options{ID: testID, User: "ghost"}); err == nil ||

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -116,6 +117,58 @@ func ResolveUser(rootfs, spec string) (User, error) {
 		}
 	}
 	return User{}, fmt.Errorf("unable to find group %s: no matching entries in group file", groupArg)
+}
+
+// supplementaryGroups is the process's group list as docker makes it: the
+// primary group first (so dropping it with setgid cannot shed a group's
+// restrictions, CVE-2022-36109), then the groups listing the user in the
+// image's /etc/group, then --group-add's, each once.
+func supplementaryGroups(rootfs string, u User, add []string) ([]uint32, error) {
+	gids := append([]uint32{u.GID}, u.AdditionalGids...)
+	if len(add) > 0 {
+		extra, err := lookupGroups(rootfs, add)
+		if err != nil {
+			return nil, err
+		}
+		gids = append(gids, extra...)
+	}
+	out := gids[:0]
+	for _, g := range gids {
+		if !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+// lookupGroups resolves --group-add's names in the image's /etc/group; a
+// gid needs no entry.
+func lookupGroups(rootfs string, names []string) ([]uint32, error) {
+	var groups []groupEntry
+	var out []uint32
+	read := false
+	for _, name := range names {
+		if id, err := strconv.ParseUint(name, 10, 32); err == nil {
+			if id > maxID {
+				return nil, fmt.Errorf("group %s: gids must be in range 0-%d", name, maxID)
+			}
+			out = append(out, uint32(id))
+			continue
+		}
+		if !read {
+			var err error
+			if groups, err = readGroups(rootfs); err != nil {
+				return nil, err
+			}
+			read = true
+		}
+		i := slices.IndexFunc(groups, func(g groupEntry) bool { return g.name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("unable to find group %s: no matching entries in group file", name)
+		}
+		out = append(out, groups[i].gid)
+	}
+	return out, nil
 }
 
 type passwdEntry struct {

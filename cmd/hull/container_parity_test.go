@@ -1,0 +1,101 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// Behaviour where docker is the reference (issue 13): each test runs what
+// a newcomer runs and expects what docker does.
+
+// Loopback is up in a container's own network namespace, so a server on
+// 127.0.0.1 is reachable (docker: --network none is "only lo", up).
+func TestParityLoopbackUp(t *testing.T) {
+	root, fx := containerEnv(t)
+	out, errOut, err := hull(t, root, "run", "--rm", "--network", "none", fx.Busybox.Ref,
+		"sh", "-c", "nc -l -p 8080 -e echo hi & sleep 0.5; nc 127.0.0.1 8080")
+	if err != nil || strings.TrimSpace(out) != "hi" {
+		t.Fatalf("nc over lo: out %q, err %v, stderr %s; want hi", out, err, errOut)
+	}
+}
+
+// The user's primary group and --group-add's (by name or gid) are the
+// process's supplementary groups, as docker sets them.
+func TestParitySupplementaryGroups(t *testing.T) {
+	root, fx := containerEnv(t)
+	out := mustHull(t, root, "run", "--rm", fx.Busybox.Ref, "id")
+	if want := "uid=0(root) gid=0(root) groups=0(root)"; strings.TrimSpace(out) != want {
+		t.Errorf("id as root = %q, want %q", out, want)
+	}
+	out = mustHull(t, root, "run", "--rm", "-u", "app", "--group-add", "nobody", "--group-add", "4242", fx.Busybox.Ref, "id", "-G")
+	if want := "1000 4242 65534"; strings.TrimSpace(out) != want {
+		t.Errorf("id -G with --group-add = %q, want %q", out, want)
+	}
+	cmd := hullProc(root, "run", "--rm", "--group-add", "no-such-group", fx.Busybox.Ref, "true")
+	b, err := cmd.CombinedOutput()
+	if exitStatus(err) != 125 || !strings.Contains(string(b), "no-such-group") {
+		t.Errorf("--group-add of an unknown group: status %d, output %s; want 125 naming it", exitStatus(err), b)
+	}
+}
+
+// A directory as the command cannot be executed: 126, as in docker, not
+// 127 (it exists).
+func TestParityDirectoryCommand(t *testing.T) {
+	root, fx := containerEnv(t)
+	cmd := hullProc(root, "run", "--rm", fx.Busybox.Ref, "/etc")
+	b, err := cmd.CombinedOutput()
+	if exitStatus(err) != 126 || !strings.Contains(string(b), "directory") {
+		t.Errorf("run IMG /etc: status %d, output %s; want 126 and 'is a directory'", exitStatus(err), b)
+	}
+}
+
+// A relative command with a slash is found from the working directory.
+func TestParityRelativeCommand(t *testing.T) {
+	root, fx := containerEnv(t)
+	out, errOut, err := hull(t, root, "run", "--rm", "-w", "/bin", fx.Busybox.Ref, "./echo", "relative")
+	if err != nil || strings.TrimSpace(out) != "relative" {
+		t.Fatalf("run -w /bin IMG ./echo: out %q, err %v, stderr %s", out, err, errOut)
+	}
+	cmd := hullProc(root, "run", "--rm", "-w", "/bin", fx.Busybox.Ref, "./no-such")
+	b, err := cmd.CombinedOutput()
+	if exitStatus(err) != 127 {
+		t.Errorf("run -w /bin IMG ./no-such: status %d, output %s; want 127", exitStatus(err), b)
+	}
+}
+
+// /etc/hostname and /etc/hosts are the container's, bound over the
+// image's: localhost resolves with --network none; with the host's
+// network the host's hosts and resolv.conf are copied in.
+func TestParityEtcFiles(t *testing.T) {
+	root, fx := containerEnv(t)
+	out := mustHull(t, root, "run", "--rm", "-h", "box1", fx.Busybox.Ref, "sh", "-c",
+		"cat /etc/hostname; cat /etc/hosts; grep -c ' /etc/host' /proc/self/mounts")
+	lines := strings.Split(out, "\n")
+	if lines[0] != "box1" {
+		t.Errorf("/etc/hostname = %q, want box1", lines[0])
+	}
+	for _, want := range []string{"127.0.0.1\tlocalhost\n", "::1\tlocalhost ip6-localhost ip6-loopback\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("/etc/hosts lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.TrimSpace(lines[len(lines)-2]); n != "2" {
+		t.Errorf("/etc/hostname and /etc/hosts bind mounts: %s, want 2", n)
+	}
+
+	hosts, err := os.ReadFile("/etc/hosts")
+	if err != nil {
+		t.Skip("the host has no /etc/hosts")
+	}
+	out = mustHull(t, root, "run", "--rm", "--network", "host", fx.Busybox.Ref, "cat", "/etc/hosts")
+	if out != string(hosts) {
+		t.Errorf("--network host /etc/hosts = %q, want the host's %q", out, hosts)
+	}
+	if resolv, err := os.ReadFile("/etc/resolv.conf"); err == nil {
+		out = mustHull(t, root, "run", "--rm", "--network", "host", fx.Busybox.Ref, "cat", "/etc/resolv.conf")
+		if out != string(resolv) {
+			t.Errorf("--network host /etc/resolv.conf = %q, want the host's %q", out, resolv)
+		}
+	}
+}
