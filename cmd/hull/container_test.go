@@ -770,10 +770,15 @@ func TestSystemPruneRemovesStoppedContainers(t *testing.T) {
 	}
 }
 
-// The seed's advice made visible: running as root draws a one-line
-// warning; an image with a non-root USER, or -u, does not.
+// The seed's advice, for who asks for it (warnings.root_warning; docker
+// prints nothing, see TestParityNoRootWarning): running as root draws a
+// one-line warning; an image with a non-root USER, or -u, does not.
 func TestRootWarning(t *testing.T) {
 	root, fx := containerEnv(t)
+	conf := filepath.Join(t.TempDir(), "hull.toml")
+	if err := os.WriteFile(conf, []byte("[warnings]\nroot_warning = true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		args []string
 		warn bool
@@ -783,7 +788,7 @@ func TestRootWarning(t *testing.T) {
 		{[]string{fx.Config.Ref}, false},
 	} {
 		var stderr bytes.Buffer
-		cmd := hullProc(root, append([]string{"run", "--rm"}, c.args...)...)
+		cmd := hullProc(root, append([]string{"--config", conf, "run", "--rm"}, c.args...)...)
 		cmd.Stderr = &stderr
 		if err := cmd.Run(); err != nil {
 			t.Fatalf("run %v: %v\n%s", c.args, err, stderr.String())

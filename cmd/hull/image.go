@@ -365,10 +365,11 @@ func inspectEach(cmd *cobra.Command, format string, args []string, find func(str
 }
 
 // printInspect prints docker's inspect shape: an indented JSON array, or
-// each document through a template.
+// each document through a template (which sees docker's JSON field names
+// too).
 func printInspect(w io.Writer, format string, docs []any) error {
 	if format != "" && format != "json" {
-		return ui.Format(w, format, docs)
+		return ui.Inspect(w, format, docs)
 	}
 	if docs == nil {
 		docs = []any{}

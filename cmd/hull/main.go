@@ -1,5 +1,6 @@
 // Command hull is a container runtime: it pulls OCI images, assembles root
-// filesystems, runs isolated processes and serves the CRI. This package is
+// filesystems, runs isolated processes, and serves other tools as an OCI
+// runtime with runc's command line (hull oci). This package is
 // only the command tree: it parses flags, calls into internal/*, and prints.
 package main
 
@@ -31,6 +32,19 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
+
+// Exit statuses follow docker's CLI:
+//   - 125: a flag hull cannot parse (unknown, or a bad value), for every
+//     command (docker's FlagErrorFunc), and any failure of hull itself
+//     before a container's process runs in run, create, start -a and exec;
+//   - 126 and 127: the container's command cannot run, or does not exist;
+//   - the container's own status for run, start -a and exec;
+//   - 1 for everything else: a wrong number of arguments, a word that
+//     names no command (`hull nosuch`, `hull container nosuch`), a
+//     container that is missing or not running.
+//
+// hull oci keeps runc's statuses (1 for its usage errors), since other
+// tools call it as runc.
 
 // withCode makes err exit hull with the given status.
 func withCode(code int, err error) error {
@@ -86,7 +100,7 @@ func buildRootCmd(only string) *cobra.Command {
 	g := &globals{only: only}
 	root := &cobra.Command{
 		Use:           "hull",
-		Short:         "A container runtime: images, containers, pods and the CRI in one binary",
+		Short:         "A container runtime: images, containers, volumes and an OCI runtime (runc's command line) in one binary",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version,
@@ -112,8 +126,35 @@ func buildRootCmd(only string) *cobra.Command {
 	addSnapshotCommands(root, g)
 	addContainerCommands(root, g)
 	addContainerExtras(root, g)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return withCode(125, fmt.Errorf("%w\nSee '%s --help'.", err, c.CommandPath()))
+	})
+	strictGroups(root)
 	return root
 }
+
+// strictGroups makes each command that only groups others (hull
+// container, hull image, ...) refuse a word that names none of them, as
+// docker does, instead of printing its help and succeeding. Alone, it
+// prints its help. (cobra refuses unknown words at the top level itself.)
+func strictGroups(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		if sub.HasSubCommands() && !sub.Runnable() {
+			sub.Args = noSubcommand
+			sub.RunE = groupHelp
+		}
+		strictGroups(sub)
+	}
+}
+
+func noSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	return fmt.Errorf("unknown command %q for %q\nSee '%s --help'.", args[0], cmd.CommandPath(), cmd.CommandPath())
+}
+
+func groupHelp(cmd *cobra.Command, args []string) error { return cmd.Help() }
 
 // want reports whether the tree being built needs the top-level command
 // name.

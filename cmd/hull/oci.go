@@ -70,6 +70,8 @@ func addOCICommands(root *cobra.Command, g *globals) {
 			return nil
 		},
 	}
+	// runc's status for usage errors, not docker's 125 (see main.go).
+	oci.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
 	pf := oci.PersistentFlags()
 	pf.StringVar(&o.root, "root", "", "directory for container state (default <run-root>/oci)")
 	pf.StringVar(&o.log, "log", "", "also write errors and warnings to this file")

@@ -291,7 +291,7 @@ func createContainer(cmd *cobra.Command, g *globals, eng *engine.Engine, f *runF
 		}
 		return nil, withCode(code, err)
 	}
-	if u := c.ImageUser; c.Config.Spec.User == "" && !g.cfg.Warnings.NoRootWarning && (u == "" || u == "root" || u == "0" || strings.HasPrefix(u, "0:")) {
+	if u := c.ImageUser; c.Config.Spec.User == "" && g.cfg.Warnings.RootWarning && (u == "" || u == "root" || u == "0" || strings.HasPrefix(u, "0:")) {
 		ui.Warn(errOut, "container %s runs as root; use -u or a USER in the image where the program allows", c.Name)
 	}
 	return c, nil

@@ -116,7 +116,12 @@ type Warnings struct {
 	// NoLatestWarning silences the warning printed when an image is used by
 	// its implicit or explicit "latest" tag.
 	NoLatestWarning bool `toml:"no_latest_warning"`
-	// NoRootWarning silences the warning printed when a container runs as root.
+	// RootWarning warns on stderr when a container runs as root. It is
+	// off by default: docker and podman print nothing, and on every root
+	// one-liner it was the first line a learner saw.
+	RootWarning bool `toml:"root_warning"`
+	// NoRootWarning is accepted for old config files; the root warning
+	// is off unless RootWarning asks for it.
 	NoRootWarning bool `toml:"no_root_warning"`
 }
 

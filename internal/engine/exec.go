@@ -34,19 +34,20 @@ type ExecOptions struct {
 // Exec starts a process inside every namespace and the cgroup of a
 // running container. The process is a child of the caller, which must
 // reap it (and report its status with ExecDied). Failures carry docker's
-// exit statuses: 126 when the command cannot run, 127 when it does not
-// exist, 125 for everything else.
+// exit statuses: 1 when the container is missing or not running (docker
+// exec's status for the daemon refusing), 126 when the command cannot
+// run, 127 when it does not exist, 125 for everything else.
 func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, *Container, error) {
 	c, err := e.Get(ctx, ref)
 	if err != nil {
-		return 0, nil, &ExitError{125, err}
+		return 0, nil, &ExitError{1, err}
 	}
 	switch c.State {
 	case StateRunning:
 	case StatePaused:
-		return 0, c, &ExitError{125, fmt.Errorf("container %s is paused, unpause the container before exec (hull unpause %s)", c.Name, c.Name)}
+		return 0, c, &ExitError{1, fmt.Errorf("container %s is paused, unpause the container before exec (hull unpause %s)", c.Name, c.Name)}
 	default:
-		return 0, c, &ExitError{125, fmt.Errorf("container %s is not running (it is %s; start it with hull start %s)", c.Name, c.State, c.Name)}
+		return 0, c, &ExitError{1, fmt.Errorf("container %s is not running (it is %s; start it with hull start %s)", c.Name, c.State, c.Name)}
 	}
 	if len(o.Args) == 0 {
 		return 0, c, &ExitError{125, fmt.Errorf("exec in %s: no command given", c.Name)}

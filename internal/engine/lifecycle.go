@@ -326,6 +326,17 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) (*
 	pid, start := self()
 	e.update(ctx, c.ID, map[string]any{"stop_requested": 1, "claim_pid": pid, "claim_start": start,
 		"claim_until": time.Now().Add(timeout).UnixNano()})
+	// A --rm container's monitor removes it once it has stopped: gone
+	// counts as stopped, and the stop succeeds (as docker's).
+	settle := func(timeout time.Duration) (*Container, error) {
+		after, err := e.poll(ctx, c.ID, timeout, (*Container).settled)
+		if IsNotFound(err) {
+			gone := *c
+			gone.State, gone.MonitorPid = StateExited, 0
+			return &gone, nil
+		}
+		return after, err
+	}
 	if !c.active() {
 		// Its monitor may be between an exit it recorded and a restart
 		// it decided on before the stop was asked: wait for it to see
@@ -333,7 +344,7 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) (*
 		if c.settled() {
 			return c, nil
 		}
-		return e.poll(ctx, c.ID, 10*time.Second, (*Container).settled)
+		return settle(10 * time.Second)
 	}
 	sig := unix.SIGTERM
 	if c.Config.StopSignal != "" {
@@ -346,11 +357,11 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) (*
 	}
 	e.rt.Kill(c.ID, sig, false)
 	trace.Mark("stop: signalled")
-	if after, err := e.poll(ctx, c.ID, timeout, (*Container).settled); err != nil || after.settled() {
+	if after, err := settle(timeout); err != nil || after.settled() {
 		return after, err
 	}
 	e.rt.Kill(c.ID, unix.SIGKILL, true)
-	after, err := e.poll(ctx, c.ID, 10*time.Second, (*Container).settled)
+	after, err := settle(10 * time.Second)
 	e.emit(ctx, c, "stop", nil)
 	return after, err
 }

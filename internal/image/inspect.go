@@ -10,21 +10,27 @@ import (
 // Inspect is `hull image inspect` output, shaped like docker's so scripts
 // (and the seed's `image inspect nginx | grep -A 10 Layers`) work unchanged.
 type Inspect struct {
-	ID            string    `json:"Id"`
-	RepoTags      []string  `json:"RepoTags"`
-	RepoDigests   []string  `json:"RepoDigests"`
-	Parent        string    `json:"Parent"`
-	Comment       string    `json:"Comment"`
-	Created       time.Time `json:"Created"`
-	DockerVersion string    `json:"DockerVersion"`
-	Author        string    `json:"Author"`
-	Config        v1.Config `json:"Config"`
-	Architecture  string    `json:"Architecture"`
-	Variant       string    `json:"Variant,omitempty"`
-	Os            string    `json:"Os"`
-	Size          int64     `json:"Size"`
-	RootFS        RootFS    `json:"RootFS"`
-	Metadata      struct {
+	ID          string    `json:"Id"`
+	RepoTags    []string  `json:"RepoTags"`
+	RepoDigests []string  `json:"RepoDigests"`
+	Parent      string    `json:"Parent"`
+	Comment     string    `json:"Comment"`
+	Created     time.Time `json:"Created"`
+	Container   string    `json:"Container"`
+	// ContainerConfig is docker's legacy copy of Config (of the container
+	// a step was committed from); hull keeps none, so it is empty.
+	ContainerConfig v1.Config   `json:"ContainerConfig"`
+	DockerVersion   string      `json:"DockerVersion"`
+	Author          string      `json:"Author"`
+	Config          v1.Config   `json:"Config"`
+	Architecture    string      `json:"Architecture"`
+	Variant         string      `json:"Variant,omitempty"`
+	Os              string      `json:"Os"`
+	Size            int64       `json:"Size"`
+	VirtualSize     int64       `json:"VirtualSize"`
+	GraphDriver     GraphDriver `json:"GraphDriver"`
+	RootFS          RootFS      `json:"RootFS"`
+	Metadata        struct {
 		LastTagTime time.Time `json:"LastTagTime"`
 	} `json:"Metadata"`
 
@@ -32,6 +38,12 @@ type Inspect struct {
 	// many stored images share it (shared base layers are stored once).
 	Manifest     ManifestInfo `json:"Manifest"`
 	LayerDetails []LayerInfo  `json:"LayerDetails"`
+}
+
+// GraphDriver names the snapshotter that unpacks the image's layers.
+type GraphDriver struct {
+	Name string            `json:"Name"`
+	Data map[string]string `json:"Data"`
 }
 
 // RootFS lists the layers' diff IDs (uncompressed digests), bottom first.
@@ -67,12 +79,15 @@ func (s *Service) Inspect(ctx context.Context, r *Record) (*Inspect, error) {
 		RepoDigests:  familiarDigests(r.RepoDigests),
 		Comment:      "",
 		Created:      cf.Created.Time,
+		Container:    cf.Container,
 		Author:       cf.Author,
 		Config:       cf.Config,
 		Architecture: cf.Architecture,
 		Variant:      cf.Variant,
 		Os:           cf.OS,
 		Size:         r.Size,
+		VirtualSize:  r.Size,
+		GraphDriver:  GraphDriver{Name: s.cfg.Storage.Snapshotter},
 		RootFS:       RootFS{Type: "layers", Layers: []string{}},
 		Manifest:     ManifestInfo{Digest: r.Digest.String(), MediaType: r.MediaType},
 	}

@@ -238,10 +238,33 @@ func ParseFilters(args []string) ([]Filter, error) {
 	return out, nil
 }
 
-// Match applies filters to the records (labels need the config).
+// Match applies filters to the records (labels need the config). As
+// docker's, reference filters are alternatives and narrow what a record
+// is listed by to its names that match: `images alpine` lists no other
+// repository of the same image, `images alpine:3` no other tag.
 func (s *Service) Match(ctx context.Context, recs []*Record, filters []Filter) ([]*Record, error) {
+	var refs []string
+	for _, f := range filters {
+		if f.Key == "reference" {
+			refs = append(refs, f.Value)
+		}
+	}
 	var out []*Record
 	for _, r := range recs {
+		if refs != nil {
+			var names []string
+			for _, n := range r.Names {
+				if matchesReference(refs, n) {
+					names = append(names, n)
+				}
+			}
+			if names == nil {
+				continue
+			}
+			cp := *r
+			cp.Names = names
+			r = &cp
+		}
 		ok := true
 		for _, f := range filters {
 			m, err := s.matchOne(ctx, recs, r, f)
@@ -257,19 +280,26 @@ func (s *Service) Match(ctx context.Context, recs []*Record, filters []Filter) (
 	return out, nil
 }
 
+// matchesReference reports whether the full name n matches one of the
+// patterns, as written in full, familiar, or familiar without its tag.
+func matchesReference(patterns []string, n string) bool {
+	short := familiar([]string{n})[0]
+	for _, p := range patterns {
+		for _, cand := range []string{n, short, strings.TrimSuffix(short, ":"+tagOf(n))} {
+			if ok, _ := path.Match(p, cand); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (s *Service) matchOne(ctx context.Context, all []*Record, r *Record, f Filter) (bool, error) {
 	switch f.Key {
 	case "dangling":
 		return (len(r.Names) == 0) == (f.Value == "true"), nil
 	case "reference":
-		for _, n := range r.Names {
-			for _, cand := range []string{n, familiar([]string{n})[0], strings.TrimSuffix(familiar([]string{n})[0], ":"+tagOf(n))} {
-				if ok, _ := path.Match(f.Value, cand); ok {
-					return true, nil
-				}
-			}
-		}
-		return false, nil
+		return true, nil // applied by Match
 	case "label":
 		cf, err := s.Config(r)
 		if err != nil {

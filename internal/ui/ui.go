@@ -4,6 +4,7 @@
 package ui
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -63,23 +64,9 @@ func Format[T any](w io.Writer, format string, items []T) error {
 	if rest, ok := strings.CutPrefix(format, "table "); ok {
 		format, table = rest, true
 	}
-	tmpl, err := template.New("format").Funcs(template.FuncMap{
-		"json": func(v any) (string, error) {
-			b, err := json.Marshal(v)
-			return string(b), err
-		},
-		"upper": strings.ToUpper,
-		"lower": strings.ToLower,
-		"join":  strings.Join,
-		"truncate": func(s string, n int) string {
-			if len(s) > n {
-				return s[:n]
-			}
-			return s
-		},
-	}).Parse(format)
+	tmpl, err := parseFormat(format)
 	if err != nil {
-		return fmt.Errorf("--format %q: %w", format, err)
+		return err
 	}
 	out := w
 	var tw *tabwriter.Writer
@@ -99,6 +86,66 @@ func Format[T any](w io.Writer, format string, items []T) error {
 		return tw.Flush()
 	}
 	return nil
+}
+
+// Inspect renders inspect documents through a Go template the way docker
+// does: on the Go value first and, where that fails, on the document's
+// JSON shape, so docker's field names (.Id for a field called ID) work.
+func Inspect(w io.Writer, format string, docs []any) error {
+	tmpl, err := parseFormat(format)
+	if err != nil {
+		return err
+	}
+	for _, d := range docs {
+		var sb strings.Builder
+		if err := tmpl.Execute(&sb, d); err != nil {
+			raw, jerr := jsonShape(d)
+			if jerr != nil {
+				return jerr
+			}
+			sb.Reset()
+			if err := tmpl.Option("missingkey=error").Execute(&sb, raw); err != nil {
+				return fmt.Errorf("--format: %w", err)
+			}
+		}
+		fmt.Fprintln(w, sb.String())
+	}
+	return nil
+}
+
+// jsonShape is v as its JSON decodes (maps, slices, json.Number).
+func jsonShape(v any) (any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var raw any
+	err = dec.Decode(&raw)
+	return raw, err
+}
+
+func parseFormat(format string) (*template.Template, error) {
+	tmpl, err := template.New("format").Funcs(template.FuncMap{
+		"json": func(v any) (string, error) {
+			b, err := json.Marshal(v)
+			return string(b), err
+		},
+		"upper": strings.ToUpper,
+		"lower": strings.ToLower,
+		"join":  strings.Join,
+		"truncate": func(s string, n int) string {
+			if len(s) > n {
+				return s[:n]
+			}
+			return s
+		},
+	}).Parse(format)
+	if err != nil {
+		return nil, fmt.Errorf("--format %q: %w", format, err)
+	}
+	return tmpl, nil
 }
 
 // headerOf turns "{{.ID}}\t{{.Repository}}" into "ID\tREPOSITORY".
