@@ -90,7 +90,7 @@ func TestWhyExplainsWhatTheConfigurationCauses(t *testing.T) {
 	mustHull(t, root, "run", "-d", "--name", "kl", fx.Busybox.Ref, "sleep", "300")
 	mustHull(t, root, "kill", "kl")
 	mustHull(t, root, "wait", "kl")
-	if out := mustHull(t, root, "why", "kl"); !strings.Contains(out, "killed by hull kill with signal SIGKILL (9)") {
+	if out := mustHull(t, root, "why", "kl"); !strings.Contains(out, "killed by signal SIGKILL (9), sent by hull kill") {
 		t.Errorf("why of a killed container:\n%s", out)
 	}
 }

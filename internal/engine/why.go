@@ -108,22 +108,23 @@ func (e *Engine) Why(ctx context.Context, ref string) (*Diagnosis, error) {
 			d.Status = c.Error
 			d.Next = fmt.Sprintf("start it again with: hull start %s", c.Name)
 		case h.kill != 0:
-			d.Status = fmt.Sprintf("killed by hull kill with signal %s", signalText(h.kill))
-			if c.Signal != 0 && c.Signal != h.kill {
-				d.Status += fmt.Sprintf("; it ended by signal %s", signalText(c.Signal))
-			} else if c.Signal == 0 {
-				d.Status += fmt.Sprintf("; it exited with code %d", c.ExitCode)
+			switch {
+			case c.Signal == h.kill:
+				d.Status = fmt.Sprintf("killed by signal %s, sent by hull kill", signalText(c.Signal))
+			case c.Signal != 0:
+				d.Status = fmt.Sprintf("killed by signal %s after hull kill sent %s", signalText(c.Signal), signalText(h.kill))
+			default:
+				d.Status = fmt.Sprintf("exited with code %d after hull kill sent signal %s", c.ExitCode, signalText(h.kill))
 			}
 			d.Next = fmt.Sprintf("nothing to fix if that was meant; start it again with: hull start %s", c.Name)
 		case c.StopRequested:
-			d.Status = "stopped by hull stop"
 			switch {
 			case c.Signal == int(unix.SIGKILL) && h.stopKilled:
-				d.Status += fmt.Sprintf(": it did not exit on its stop signal (%s) in time, so it was killed with SIGKILL (9)", stopSignal(c))
+				d.Status = fmt.Sprintf("stopped by hull stop: killed by signal SIGKILL (9) when it did not exit on its stop signal, %s, in time", stopSignal(c))
 			case c.Signal != 0:
-				d.Status += fmt.Sprintf(" with signal %s", signalText(c.Signal))
+				d.Status = fmt.Sprintf("stopped by hull stop: killed by signal %s", signalText(c.Signal))
 			default:
-				d.Status += fmt.Sprintf(" (signal %s); it exited with code %d", stopSignal(c), c.ExitCode)
+				d.Status = fmt.Sprintf("stopped by hull stop (signal %s): it exited with code %d", stopSignal(c), c.ExitCode)
 			}
 			d.Next = fmt.Sprintf("nothing to fix if that was meant; start it again with: hull start %s", c.Name)
 		case c.Signal != 0:
