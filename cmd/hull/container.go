@@ -200,7 +200,8 @@ func psRowOf(c *engine.Container, noTrunc bool) psRow {
 }
 
 // StatusLine is docker's STATUS column, with hull's OOM and error clues:
-// "Up 3 seconds", "Exited (137) OOMKilled 3 seconds ago", "Created".
+// "Up 3 seconds", "Exited (137) OOMKilled 3 seconds ago", "Created"; a
+// restart loop's OOM kill shows too ("Restarting (137) OOMKilled ...").
 func StatusLine(c *engine.Container) string {
 	switch c.State {
 	case engine.StateRunning:
@@ -208,7 +209,11 @@ func StatusLine(c *engine.Container) string {
 	case engine.StatePaused:
 		return "Up " + ui.Duration(time.Since(c.Started)) + " (Paused)"
 	case engine.StateRestarting:
-		return fmt.Sprintf("Restarting (%d) %s ago", c.ExitCode, ui.Duration(time.Since(c.Finished)))
+		oom := ""
+		if c.OOMKilled {
+			oom = "OOMKilled "
+		}
+		return fmt.Sprintf("Restarting (%d) %s%s ago", c.ExitCode, oom, ui.Duration(time.Since(c.Finished)))
 	case engine.StateRemoving:
 		return "Removal In Progress"
 	case engine.StateDead:
