@@ -312,3 +312,33 @@ func TestUnrecordedDirectoryIsSwept(t *testing.T) {
 		t.Errorf("the directory of a creation at work was removed: %v", err)
 	}
 }
+
+// A removal killed after it deleted the record but before the runtime's
+// part (which runs beside it) ended leaves the container's processes,
+// cgroups and runtime state with no record to find them by: the next
+// removal ends them.
+func TestUnrecordedRuntimeStateIsSwept(t *testing.T) {
+	root, fx := containerEnv(t)
+	mustHull(t, root, "run", "-d", "--name", "orphan", fx.Busybox.Ref, "sleep", "300")
+	got := inspectOne(t, root, "orphan")
+	db, err := metadata.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM containers WHERE id = ?`, got.ID); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	syscall.Kill(got.HullLifecycle.MonitorPid, syscall.SIGKILL)
+	mustHull(t, root, "run", "--rm", fx.Busybox.Ref, "true")
+	waitFor(t, func() bool { return !testenv.ProcessRunning(got.State.Pid) })
+	if left, _ := filepath.Glob("/sys/fs/cgroup/*/hull-" + got.ID); len(left) > 0 {
+		t.Errorf("cgroups left: %v", left)
+	}
+	if _, err := os.Stat(filepath.Join(root, "run", "runtime", got.ID)); !os.IsNotExist(err) {
+		t.Errorf("runtime state left: %v", err)
+	}
+	// What only system check --repair mends (its rootfs mount and
+	// directories), it mends.
+	mustHull(t, root, "system", "check", "--repair")
+}

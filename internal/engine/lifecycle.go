@@ -739,6 +739,7 @@ func (e *Engine) sweepAside() {
 		entries, _ := os.ReadDir(parent)
 		if i == 0 {
 			e.sweepUnrecorded(entries)
+			e.sweepRuntime()
 		}
 		for _, ent := range entries {
 			rest, ok := strings.CutPrefix(ent.Name(), asidePrefix)
@@ -793,6 +794,36 @@ func (e *Engine) sweepUnrecorded(entries []os.DirEntry) {
 		}
 		if f != nil {
 			f.Close()
+		}
+	}
+}
+
+// sweepRuntime ends the runtime state (processes, cgroups) of containers
+// that have no record: a removal deletes the record while the runtime's
+// part runs beside it, and one killed in between leaves the cgroups and
+// the state directory with nothing to remove them. Only state that is
+// whole (state.json: its create finished, so its record existed) counts;
+// a container process started ahead for a run still at work has none yet.
+// As with sweepUnrecorded, each is looked up only when there is more
+// runtime state than records.
+func (e *Engine) sweepRuntime() {
+	entries, _ := os.ReadDir(e.rt.Root)
+	var ids []string
+	for _, ent := range entries {
+		if validID(ent.Name()) {
+			ids = append(ids, ent.Name())
+		}
+	}
+	var n int
+	if len(ids) == 0 || e.db.QueryRow(`SELECT count(*) FROM containers`).Scan(&n) != nil || n >= len(ids) {
+		return
+	}
+	for _, id := range ids {
+		if _, err := os.Stat(filepath.Join(e.rt.Root, id, "state.json")); err != nil {
+			continue
+		}
+		if _, err := e.lookup(context.Background(), e.db, id); IsNotFound(err) {
+			e.rt.Delete(id, true)
 		}
 	}
 }
