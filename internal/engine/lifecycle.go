@@ -737,7 +737,7 @@ func setAside(dir string) string {
 func (e *Engine) sweepAside() {
 	for i, parent := range []string{filepath.Dir(e.persistDir("x")), filepath.Dir(e.runDir("x"))} {
 		entries, _ := os.ReadDir(parent)
-		if i == 0 {
+		if i == 0 && e.db != nil { // (not in unit tests of the sweep alone)
 			e.sweepUnrecorded(entries)
 			e.sweepRuntime()
 		}
