@@ -92,7 +92,13 @@ func TestKilledStartIsTakenOver(t *testing.T) {
 	root, fx := containerEnv(t)
 	mustHull(t, root, "create", "--name", "ks", fx.Busybox.Ref, "sleep", "300")
 	killedAt(t, root, "start: claimed", "start", "ks")
-	waitFor(t, func() bool { return inspectOne(t, root, "ks").State.Status == "exited" })
+	// Within claimGrace (5 s) and the reads after it: well before the
+	// 30 s that a claim with no owner recorded is given.
+	for deadline := time.Now().Add(15 * time.Second); inspectOne(t, root, "ks").State.Status != "exited"; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the start claim of a killed command was not taken over within 15 s")
+		}
+	}
 	if got := inspectOne(t, root, "ks"); !strings.Contains(got.State.Error, "killed while starting") {
 		t.Errorf("after the start was killed: %+v", got.State)
 	}

@@ -108,9 +108,9 @@ func (e *Engine) checkContainers(ctx context.Context, report reportFunc) (map[st
 			report("container "+c.Name, c.Error, "finish the removal", remove)
 		case c.CreationInterrupted():
 			report("container "+c.Name, c.Error, "remove it", remove)
-		case c.State == StateRemoving:
-			// Its owner is alive (reconcile took over a dead one).
 		}
+		// A container still "removing" has a live owner: reconcile took
+		// over the removals of dead ones (they are dead now).
 	}
 	return ids, nil
 }

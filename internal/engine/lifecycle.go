@@ -758,23 +758,9 @@ func (e *Engine) sweepAside() {
 // containers directory) that have no record and whose creation lock is
 // free: Create makes the directory and takes the lock just before it
 // records the container, and a command killed in between leaves the
-// directory with nothing to remove it. Only when there are more
-// directories than records is each looked up.
+// directory with nothing to remove it.
 func (e *Engine) sweepUnrecorded(entries []os.DirEntry) {
-	var dirs []string
-	for _, ent := range entries {
-		if validID(ent.Name()) {
-			dirs = append(dirs, ent.Name())
-		}
-	}
-	var n int
-	if len(dirs) == 0 || e.db.QueryRow(`SELECT count(*) FROM containers`).Scan(&n) != nil || n >= len(dirs) {
-		return
-	}
-	for _, id := range dirs {
-		if _, err := e.lookup(context.Background(), e.db, id); !IsNotFound(err) {
-			continue
-		}
+	for _, id := range e.unrecorded(entries) {
 		f, err := os.Open(e.creationLock(id))
 		if err != nil {
 			// No lock yet: a creation may be between making the
@@ -804,10 +790,19 @@ func (e *Engine) sweepUnrecorded(entries []os.DirEntry) {
 // the state directory with nothing to remove them. Only state that is
 // whole (state.json: its create finished, so its record existed) counts;
 // a container process started ahead for a run still at work has none yet.
-// As with sweepUnrecorded, each is looked up only when there is more
-// runtime state than records.
 func (e *Engine) sweepRuntime() {
 	entries, _ := os.ReadDir(e.rt.Root)
+	for _, id := range e.unrecorded(entries) {
+		if _, err := os.Stat(filepath.Join(e.rt.Root, id, "state.json")); err == nil {
+			e.rt.Delete(id, true)
+		}
+	}
+}
+
+// unrecorded lists the entries named by a container ID that has no
+// record. The common case, no more such entries than records, costs one
+// count and no lookup.
+func (e *Engine) unrecorded(entries []os.DirEntry) []string {
 	var ids []string
 	for _, ent := range entries {
 		if validID(ent.Name()) {
@@ -816,16 +811,15 @@ func (e *Engine) sweepRuntime() {
 	}
 	var n int
 	if len(ids) == 0 || e.db.QueryRow(`SELECT count(*) FROM containers`).Scan(&n) != nil || n >= len(ids) {
-		return
+		return nil
 	}
+	var out []string
 	for _, id := range ids {
-		if _, err := os.Stat(filepath.Join(e.rt.Root, id, "state.json")); err != nil {
-			continue
-		}
 		if _, err := e.lookup(context.Background(), e.db, id); IsNotFound(err) {
-			e.rt.Delete(id, true)
+			out = append(out, id)
 		}
 	}
+	return out
 }
 
 func unmountAll(target string) error {
