@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/errdefs"
+
 	"hull/internal/metadata"
 	"hull/internal/monitor"
 	"hull/internal/spec"
@@ -186,14 +188,18 @@ func nanos(t time.Time) int64 {
 	return t.UnixNano()
 }
 
-// NotFoundError is a container name or ID that matches nothing.
+// NotFoundError is a container name or ID that matches nothing. Its class
+// is errdefs.ErrNotFound.
 type NotFoundError struct{ Ref string }
 
 func (e *NotFoundError) Error() string {
 	return fmt.Sprintf("No such container: %s (list containers with: hull ps -a)", e.Ref)
 }
 
-// IsNotFound reports whether err is a missing container.
+func (e *NotFoundError) Is(target error) bool { return target == errdefs.ErrNotFound }
+
+// IsNotFound reports whether err is a missing container (errdefs.IsNotFound
+// is true of any missing object: a container, an image, a volume ...).
 func IsNotFound(err error) bool {
 	var nf *NotFoundError
 	return errors.As(err, &nf)
@@ -225,7 +231,7 @@ func (e *Engine) lookup(ctx context.Context, q queryer, ref string) (*Container,
 			return nil, err
 		}
 		if found != nil {
-			return nil, fmt.Errorf("container ID prefix %q is ambiguous: give more characters", ref)
+			return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("container ID prefix %q is ambiguous: give more characters", ref))
 		}
 		found = c
 	}

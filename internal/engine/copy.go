@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/containerd/errdefs"
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 )
 
@@ -34,7 +35,7 @@ func (e *Engine) RootfsPath(ctx context.Context, ref string) (*Container, string
 		return nil, "", err
 	}
 	if c.State == StateRemoving {
-		return nil, "", fmt.Errorf("container %s is being removed", c.Name)
+		return nil, "", errdefs.ErrConflict.WithMessage(fmt.Sprintf("container %s is being removed", c.Name))
 	}
 	if err := e.mountRootfs(ctx, c.ID, c.Config.AutoRemove); err != nil {
 		return nil, "", err

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 
 	"hull/internal/monitor"
@@ -243,7 +244,7 @@ func (e *Engine) Pause(ctx context.Context, ref string) error {
 		return err
 	}
 	if c.State != StateRunning {
-		return fmt.Errorf("container %s is not running", c.Name)
+		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("container %s is not running", c.Name))
 	}
 	if err := e.rt.Pause(c.ID); err != nil {
 		return err
@@ -259,7 +260,7 @@ func (e *Engine) Unpause(ctx context.Context, ref string) error {
 		return err
 	}
 	if c.State != StatePaused {
-		return fmt.Errorf("container %s is not paused", c.Name)
+		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("container %s is not paused", c.Name))
 	}
 	if err := e.rt.Resume(c.ID); err != nil {
 		return err
@@ -275,10 +276,10 @@ func (e *Engine) Rename(ctx context.Context, ref, name string) error {
 		return err
 	}
 	if !validName(name) {
-		return fmt.Errorf("invalid container name %q", name)
+		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid container name %q", name))
 	}
 	if err := e.update(ctx, c.ID, map[string]any{"name": name}); err != nil {
-		return fmt.Errorf("rename %s to %s: the name is already in use", c.Name, name)
+		return errdefs.ErrAlreadyExists.WithMessage(fmt.Sprintf("rename %s to %s: the name is already in use", c.Name, name))
 	}
 	e.emit(ctx, c, "rename", map[string]string{"oldName": c.Name})
 	return nil

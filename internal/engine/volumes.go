@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containerd/errdefs"
+
 	"hull/internal/metadata"
 	"hull/internal/perm"
 	"hull/internal/spec"
@@ -50,12 +52,15 @@ type Volume struct {
 	Mountpoint string
 }
 
-// VolumeNotFoundError is a volume name that matches nothing.
+// VolumeNotFoundError is a volume name that matches nothing. Its class is
+// errdefs.ErrNotFound.
 type VolumeNotFoundError struct{ Name string }
 
 func (e *VolumeNotFoundError) Error() string {
 	return fmt.Sprintf("no such volume: %s (list volumes with: hull volume ls)", e.Name)
 }
+
+func (e *VolumeNotFoundError) Is(target error) bool { return target == errdefs.ErrNotFound }
 
 // VolumePath is the host directory holding a volume's data.
 func (e *Engine) VolumePath(name string) string {
@@ -77,7 +82,7 @@ func (e *Engine) createVolume(ctx context.Context, name string, labels map[strin
 		name = NewID()
 	}
 	if !spec.ValidVolumeName(name) {
-		return nil, false, fmt.Errorf("invalid volume name %q: use [a-zA-Z0-9][a-zA-Z0-9_.-]+ (at least two characters)", name)
+		return nil, false, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid volume name %q: use [a-zA-Z0-9][a-zA-Z0-9_.-]+ (at least two characters)", name))
 	}
 	if labels == nil {
 		labels = map[string]string{}
@@ -241,7 +246,7 @@ func (e *Engine) RemoveVolume(ctx context.Context, name string, force bool) erro
 		for i, u := range users {
 			short[i] = shortID(u)
 		}
-		return fmt.Errorf("remove %s: volume is in use - [%s] (remove those containers first, or use -f)", name, strings.Join(short, ", "))
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("remove %s: volume is in use - [%s] (remove those containers first, or use -f)", name, strings.Join(short, ", ")))
 	}
 	return e.deleteVolume(ctx, name)
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/errdefs"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"hull/internal/reference"
@@ -98,8 +99,8 @@ func (s *Service) Remove(ctx context.Context, str string, force bool) (*RemoveRe
 		deleteImage = false
 	}
 	if byName == "" && !force && distinctRepos(r.Names) > 1 {
-		return nil, fmt.Errorf("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories (%s); remove by name, or use -f",
-			r.ConfigID.Hex[:12], strings.Join(familiar(r.Names), ", "))
+		return nil, errdefs.ErrConflict.WithMessage(fmt.Sprintf("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories (%s); remove by name, or use -f",
+			r.ConfigID.Hex[:12], strings.Join(familiar(r.Names), ", ")))
 	}
 	own := map[string]bool{} // the image's blobs: what "Deleted:" may list
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {

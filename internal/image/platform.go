@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/containerd/errdefs"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
@@ -38,7 +39,7 @@ func ParsePlatform(s string) (Platform, error) {
 	}
 	parts := strings.Split(strings.ToLower(s), "/")
 	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-		return Platform{}, fmt.Errorf("invalid platform %q: use os/arch[/variant], e.g. linux/arm64 or linux/arm/v7", s)
+		return Platform{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid platform %q: use os/arch[/variant], e.g. linux/arm64 or linux/arm/v7", s))
 	}
 	p := Platform{OS: parts[0], Architecture: parts[1]}
 	if len(parts) == 3 {

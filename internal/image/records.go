@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/errdefs"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"hull/internal/metadata"
@@ -195,12 +196,15 @@ func (s *Service) attach(ctx context.Context, q string, by map[string]*Record, a
 	return rows.Err()
 }
 
-// NotFoundError is an image that is not in the local store.
+// NotFoundError is an image that is not in the local store. Its class is
+// errdefs.ErrNotFound.
 type NotFoundError struct{ Name string }
 
 func (e *NotFoundError) Error() string {
 	return fmt.Sprintf("No such image: %s (list local images with: hull images; fetch it with: hull pull %s)", e.Name, e.Name)
 }
+
+func (e *NotFoundError) Is(target error) bool { return target == errdefs.ErrNotFound }
 
 // Resolve finds the local image a user means by s: a name[:tag], a
 // name@digest, a full or short image ID (config digest), or a manifest digest.
@@ -240,7 +244,7 @@ func resolveIn(recs []*Record, str string) (*Record, error) {
 		for _, r := range recs {
 			if strings.HasPrefix(r.ConfigID.Hex, prefix) || strings.HasPrefix(r.Digest.Hex, prefix) {
 				if match != nil && match.ConfigID != r.ConfigID {
-					return nil, fmt.Errorf("image ID prefix %q is ambiguous: it matches %s and %s (give more digits)", str, match.ConfigID.Hex[:12], r.ConfigID.Hex[:12])
+					return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("image ID prefix %q is ambiguous: it matches %s and %s (give more digits)", str, match.ConfigID.Hex[:12], r.ConfigID.Hex[:12]))
 				}
 				if match == nil {
 					match = r

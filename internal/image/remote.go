@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -38,8 +39,24 @@ const (
 	ErrDownload         ErrorKind = "download failed"
 )
 
+// kindClass is the errdefs class of each kind, for front ends that map
+// classes (the CRI server, to gRPC codes).
+var kindClass = map[ErrorKind]error{
+	ErrInvalidReference: errdefs.ErrInvalidArgument,
+	ErrUnreachable:      errdefs.ErrUnavailable,
+	ErrUnauthorized:     errdefs.ErrUnauthenticated,
+	ErrNotFound:         errdefs.ErrNotFound,
+	ErrNoPlatform:       errdefs.ErrNotFound,
+	ErrDigestMismatch:   errdefs.ErrDataLoss,
+	ErrUnsupported:      errdefs.ErrNotImplemented,
+	ErrDiskFull:         errdefs.ErrResourceExhausted,
+	ErrInsecure:         errdefs.ErrFailedPrecondition, // until the config trusts it
+	ErrDownload:         errdefs.ErrUnavailable,
+}
+
 // Error is a failed image operation: what was done, on which reference, what
-// kind of failure, the cause, and what the user can do about it.
+// kind of failure, the cause, and what the user can do about it. Its
+// class is its kind's (kindClass).
 type Error struct {
 	Op   string // pull, push, login ...
 	Ref  string
@@ -59,7 +76,18 @@ func (e *Error) Error() string {
 	return msg
 }
 
-func (e *Error) Unwrap() error { return e.Err }
+// Unwrap gives the kind's class before the cause: errdefs.Resolve (which
+// maps errors to gRPC codes) takes the first class it finds.
+func (e *Error) Unwrap() []error {
+	var errs []error
+	if class := kindClass[e.Kind]; class != nil {
+		errs = append(errs, class)
+	}
+	if e.Err != nil {
+		errs = append(errs, e.Err)
+	}
+	return errs
+}
 
 // IsKind reports whether err is an image Error of the given kind.
 func IsKind(err error, k ErrorKind) bool {

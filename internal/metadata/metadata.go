@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containerd/errdefs"
 	sqlite3 "github.com/mattn/go-sqlite3"
 	"golang.org/x/sys/unix"
 
@@ -95,7 +96,8 @@ func Open(root string) (*DB, error) {
 }
 
 // DamagedError is a database hull will not open: its content is lost or
-// unreadable, and opening it anew would hide what is still on disk.
+// unreadable, and opening it anew would hide what is still on disk. Its
+// class is errdefs.ErrDataLoss.
 type DamagedError struct {
 	Path string
 	Err  error
@@ -106,7 +108,9 @@ func (e *DamagedError) Error() string {
 		"run `hull system check --repair` to rebuild it from what is on disk (it keeps the damaged file as %s.damaged-TIME), or restore it from a backup", e.Path, e.Err, filepath.Base(e.Path))
 }
 
-func (e *DamagedError) Unwrap() error { return e.Err }
+// Unwrap gives the class before the cause: errdefs.Resolve (which maps
+// errors to gRPC codes) takes the first class it finds.
+func (e *DamagedError) Unwrap() []error { return []error{errdefs.ErrDataLoss, e.Err} }
 
 // ErrEmpty is the cause of a DamagedError for a database file left empty
 // beside state it must have recorded.
@@ -376,6 +380,7 @@ func (db *DB) RetryFull(err error) bool {
 }
 
 // DiskFullError is a write that found the disk holding the database full.
+// Its class is errdefs.ErrResourceExhausted.
 type DiskFullError struct {
 	Dir  string
 	Free uint64 // bytes free to unprivileged writers when it failed
@@ -387,7 +392,8 @@ func (e *DiskFullError) Error() string {
 		"free space: remove the container that filled it (hull rm -f), unused images (hull image prune -a) or other files, and try again", e.Dir, e.Free, e.Err)
 }
 
-func (e *DiskFullError) Unwrap() error { return e.Err }
+// Unwrap gives the class before the cause (see DamagedError.Unwrap).
+func (e *DiskFullError) Unwrap() []error { return []error{errdefs.ErrResourceExhausted, e.Err} }
 
 func (db *DB) fullError(err error) error {
 	var fe *DiskFullError

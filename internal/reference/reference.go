@@ -7,6 +7,8 @@ package reference
 import (
 	"fmt"
 	"strings"
+
+	"github.com/containerd/errdefs"
 )
 
 // DefaultDomain is the registry used when a reference names none.
@@ -138,7 +140,8 @@ type Reference struct {
 	ImplicitTag bool
 }
 
-// Error is a reference that cannot be parsed; it names the input.
+// Error is a reference that cannot be parsed; it names the input. Its
+// class is errdefs.ErrInvalidArgument.
 type Error struct {
 	Input  string
 	Reason string
@@ -147,6 +150,8 @@ type Error struct {
 func (e *Error) Error() string {
 	return fmt.Sprintf("invalid reference format %q: %s", e.Input, e.Reason)
 }
+
+func (e *Error) Is(target error) bool { return target == errdefs.ErrInvalidArgument }
 
 func bad(in, format string, args ...any) error {
 	return &Error{Input: in, Reason: fmt.Sprintf(format, args...)}

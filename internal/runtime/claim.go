@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 
 	"hull/internal/cgroups"
@@ -31,12 +32,12 @@ func (r *Runtime) claim(id, dir string) (*os.File, error) {
 			return nil, fmt.Errorf("container %s: %w", id, err)
 		}
 		if attempt > 0 {
-			return nil, fmt.Errorf("container %s: already exists", id)
+			return nil, errdefs.ErrAlreadyExists.WithMessage(fmt.Sprintf("container %s: already exists", id))
 		}
 		if reclaimed, rerr := r.reclaim(id, dir); rerr != nil {
 			return nil, rerr
 		} else if !reclaimed {
-			return nil, fmt.Errorf("container %s: already exists", id)
+			return nil, errdefs.ErrAlreadyExists.WithMessage(fmt.Sprintf("container %s: already exists", id))
 		}
 	}
 	f, err := os.Open(dir)

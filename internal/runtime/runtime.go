@@ -33,6 +33,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -252,7 +253,7 @@ func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
 		return cg.Signal(sig)
 	}
 	if c.Status() == specs.StateStopped {
-		return fmt.Errorf("container %s: not running", id)
+		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("container %s: not running", id))
 	}
 	return c.signal(sig)
 }
@@ -281,7 +282,7 @@ func (r *Runtime) Delete(id string, force bool) error {
 						return nil
 					}
 					if !force || time.Now().After(deadline) {
-						return fmt.Errorf("container %s: is being created", id)
+						return errdefs.ErrConflict.WithMessage(fmt.Sprintf("container %s: is being created", id))
 					}
 					time.Sleep(10 * time.Millisecond)
 				}

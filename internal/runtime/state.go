@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -52,13 +53,14 @@ type Container struct {
 // checkID refuses ids that could escape the state root.
 func checkID(id string) error {
 	if id == "" || len(id) > 1024 || !validID(id) {
-		return fmt.Errorf("invalid container id %q: use letters, digits and _.+- (not starting with a symbol)", id)
+		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid container id %q: use letters, digits and _.+- (not starting with a symbol)", id))
 	}
 	return nil
 }
 
-// ErrNotExist is returned for a container id with no state.
-var ErrNotExist = errors.New("container does not exist")
+// ErrNotExist is returned for a container id with no state (class
+// errdefs.ErrNotFound).
+var ErrNotExist = errdefs.ErrNotFound.WithMessage("container does not exist")
 
 func (r *Runtime) load(id string) (*Container, error) {
 	if err := checkID(id); err != nil {
@@ -231,7 +233,7 @@ func (c *Container) OCIState() specs.State {
 // process.
 func (c *Container) signal(sig unix.Signal) error {
 	if !c.initAlive() {
-		return fmt.Errorf("container %s: not running", c.ID)
+		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("container %s: not running", c.ID))
 	}
 	if err := unix.Kill(c.Pid, sig); err != nil {
 		return fmt.Errorf("container %s: signal %d to pid %d: %w", c.ID, sig, c.Pid, err)

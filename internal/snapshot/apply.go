@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
@@ -108,7 +109,8 @@ type ApplyResult struct {
 	ImplicitDirs []string
 }
 
-// LimitError reports a layer that exceeded a Limits bound.
+// LimitError reports a layer that exceeded a Limits bound. Its class is
+// errdefs.ErrResourceExhausted: the bounds are quotas set in hull.toml.
 type LimitError struct {
 	What  string // "uncompressed size" or "entry count"
 	Limit int64
@@ -121,8 +123,11 @@ func (e *LimitError) Error() string {
 	return fmt.Sprintf("layer exceeds the %s limit of %d (decompression bomb?)", e.What, e.Limit)
 }
 
+func (e *LimitError) Is(target error) bool { return target == errdefs.ErrResourceExhausted }
+
 // ImageLimitError reports a layer that takes its layer stack (the image
 // being unpacked) over Limits.MaxImageBytes. The layers below it stay.
+// Its class is errdefs.ErrResourceExhausted, as LimitError's.
 type ImageLimitError struct {
 	Below int64 // content bytes of the layers below this one
 	// Size is the content bytes of the stack with this layer, or -1 if
@@ -139,6 +144,8 @@ func (e *ImageLimitError) Error() string {
 	return fmt.Sprintf("the image's layers unpack to %s with %s in the layers below this one; if the image is legitimate, raise %s in hull.toml",
 		total, sizeString(e.Below), imageSizeKey)
 }
+
+func (e *ImageLimitError) Is(target error) bool { return target == errdefs.ErrResourceExhausted }
 
 // sizeString writes n in the binary units hull.toml takes, exactly.
 func sizeString(n int64) string {
@@ -157,12 +164,14 @@ func sizeString(n int64) string {
 }
 
 // DiffIDError is a layer whose uncompressed content does not hash to the
-// diffID the image config names.
+// diffID the image config names. Its class is errdefs.ErrDataLoss.
 type DiffIDError struct{ Want, Got string }
 
 func (e *DiffIDError) Error() string {
 	return fmt.Sprintf("layer diffID mismatch: image config says %s, content hashes to %s (corrupt or tampered layer)", e.Want, e.Got)
 }
+
+func (e *DiffIDError) Is(target error) bool { return target == errdefs.ErrDataLoss }
 
 const copyBufSize = 1 << 20
 

@@ -62,6 +62,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 
 	"hull/internal/metadata"
@@ -149,10 +150,11 @@ type Mount struct {
 	Options []string
 }
 
-// Errors callers test for with errors.Is.
+// Errors callers test for with errors.Is; their classes are
+// errdefs.ErrNotFound and errdefs.ErrAlreadyExists.
 var (
-	ErrNotFound = errors.New("snapshot not found")
-	ErrExists   = errors.New("snapshot already exists")
+	ErrNotFound = errdefs.ErrNotFound.WithMessage("snapshot not found")
+	ErrExists   = errdefs.ErrAlreadyExists.WithMessage("snapshot already exists")
 )
 
 // Snapshotter stores snapshots under a root, recorded in the metadata DB.

@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containerd/errdefs"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
@@ -125,7 +126,8 @@ func (s *Store) ReadAll(d v1.Hash) ([]byte, error) {
 }
 
 // DigestError is content that does not hash to the digest it was named by:
-// corrupt in transit or tampered with. Nothing is stored.
+// corrupt in transit or tampered with. Nothing is stored. Its class is
+// errdefs.ErrDataLoss.
 type DigestError struct {
 	Want, Got v1.Hash
 }
@@ -134,7 +136,10 @@ func (e *DigestError) Error() string {
 	return fmt.Sprintf("blob %s: digest mismatch: content hashes to %s (corrupt or tampered content; nothing was stored)", e.Want, e.Got)
 }
 
+func (e *DigestError) Is(target error) bool { return target == errdefs.ErrDataLoss }
+
 // SizeError is content whose length differs from its descriptor's size.
+// Its class is errdefs.ErrDataLoss.
 type SizeError struct {
 	Digest    v1.Hash
 	Want, Got int64
@@ -144,8 +149,11 @@ func (e *SizeError) Error() string {
 	return fmt.Sprintf("blob %s: size mismatch: expected %d bytes, got %d (truncated or corrupt content; nothing was stored)", e.Digest, e.Want, e.Got)
 }
 
-// ErrDiskFull wraps ENOSPC and EDQUOT while writing.
-var ErrDiskFull = errors.New("disk full")
+func (e *SizeError) Is(target error) bool { return target == errdefs.ErrDataLoss }
+
+// ErrDiskFull wraps ENOSPC and EDQUOT while writing (class
+// errdefs.ErrResourceExhausted).
+var ErrDiskFull = errdefs.ErrResourceExhausted.WithMessage("disk full")
 
 // Write stores the blob read from r under digest want, verifying it. size is
 // the expected length, or -1 if unknown. progress, if set, is called with
