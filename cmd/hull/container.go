@@ -87,7 +87,7 @@ func newStartCmd(g *globals) *cobra.Command {
 				}
 				code, err := startAttached(cmd, eng, c, interactive, false)
 				if err != nil {
-					return withCode(exitCodeOf(err), err)
+					return withCode(failureStatus(err, false), err)
 				}
 				if code != 0 {
 					return withCode(code, silentError{})

@@ -56,7 +56,7 @@ func newExecCmd(g *globals) *cobra.Command {
 			defer done()
 			code, err := runExec(cmd, eng, args[0], o, interactive, detach)
 			if err != nil {
-				return withCode(exitCodeOf(err), err)
+				return withCode(failureStatus(err, true), err)
 			}
 			if code != 0 {
 				return withCode(code, silentError{})

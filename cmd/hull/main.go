@@ -13,9 +13,11 @@ import (
 	"runtime/pprof"
 	"strings"
 
+	"github.com/containerd/errdefs"
 	"github.com/spf13/cobra"
 
 	"hull/internal/config"
+	"hull/internal/engine"
 	"hull/internal/metadata"
 	"hull/internal/snapshot"
 	"hull/internal/trace"
@@ -52,6 +54,29 @@ func withCode(code int, err error) error {
 		return nil
 	}
 	return &exitError{code: code, err: err}
+}
+
+// failureStatus is the exit status of run, create, start -a or exec
+// failing with err before the container's process ran (docker's rules
+// above): 127 when the command does not exist in the container, 126 when
+// it cannot be executed, 125 when hull failed. exec, as docker's, exits
+// 1 when the engine refuses it: the container is missing, ambiguously
+// named, or not running.
+func failureStatus(err error, exec bool) int {
+	var se *engine.StartError
+	if errors.As(err, &se) {
+		switch se.Reason {
+		case engine.CommandNotFound:
+			return 127
+		case engine.CommandNotExecutable:
+			return 126
+		}
+		return 125
+	}
+	if exec && (errdefs.IsNotFound(err) || errdefs.IsInvalidArgument(err) || errdefs.IsFailedPrecondition(err)) {
+		return 1
+	}
+	return 125
 }
 
 // globals are the flags every command shares, and the configuration they

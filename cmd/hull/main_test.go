@@ -1,14 +1,19 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"reflect"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/containerd/errdefs"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"hull/internal/engine"
 )
 
 // funcName names the code of f (a wrapper's closure differs from the
@@ -71,5 +76,35 @@ func TestTreeForOneCommand(t *testing.T) {
 	}
 	if n, all := len(newRootCmdFor("no-such-command").Commands()), len(full.Commands()); n != all {
 		t.Errorf("unknown word: %d commands, want the whole tree's %d", n, all)
+	}
+}
+
+// The exit status of run, create, start -a and exec failing before the
+// container's process ran: what the engine says failed decides it.
+func TestFailureStatus(t *testing.T) {
+	notFound := errdefs.ErrNotFound.WithMessage("No such container: x")
+	notRunning := errdefs.ErrFailedPrecondition.WithMessage("container x is not running")
+	ambiguous := errdefs.ErrInvalidArgument.WithMessage("container ID prefix \"0\" is ambiguous")
+	for _, c := range []struct {
+		name      string
+		err       error
+		run, exec int
+	}{
+		{"command not found", &engine.StartError{Reason: engine.CommandNotFound, Err: errors.New("entrypoint x not found")}, 127, 127},
+		{"command not executable", &engine.StartError{Reason: engine.CommandNotExecutable, Err: errors.New("/etc is a directory")}, 126, 126},
+		{"setup failed", &engine.StartError{Reason: engine.SetupFailed, Err: notFound}, 125, 125},
+		{"wrapped", fmt.Errorf("start: %w", &engine.StartError{Reason: engine.CommandNotFound, Err: notRunning}), 127, 127},
+		{"missing container", notFound, 125, 1},
+		{"ambiguous container", ambiguous, 125, 1},
+		{"container not running", fmt.Errorf("exec: %w", notRunning), 125, 1},
+		{"hull's own failure", errors.New("pipe: too many open files"), 125, 125},
+		{"a name in use", errdefs.ErrAlreadyExists.WithMessage("the container name is already in use"), 125, 125},
+	} {
+		if got := failureStatus(c.err, false); got != c.run {
+			t.Errorf("%s: status %d for run, want %d", c.name, got, c.run)
+		}
+		if got := failureStatus(c.err, true); got != c.exec {
+			t.Errorf("%s: status %d for exec, want %d", c.name, got, c.exec)
+		}
 	}
 }

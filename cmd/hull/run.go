@@ -281,15 +281,10 @@ func createContainer(cmd *cobra.Command, g *globals, eng *engine.Engine, f *runF
 		bars.Done()
 	}
 	if err != nil {
-		var ee *engine.ExitError
-		code := 125
-		if errors.As(err, &ee) {
-			code = ee.Code
-		}
 		if c != nil && f.rm {
 			eng.Remove(cmd.Context(), c.ID, true)
 		}
-		return nil, withCode(code, err)
+		return nil, withCode(failureStatus(err, false), err)
 	}
 	if u := c.ImageUser; c.Config.Spec.User == "" && g.cfg.Warnings.RootWarning && (u == "" || u == "root" || u == "0" || strings.HasPrefix(u, "0:")) {
 		ui.Warn(errOut, "container %s runs as root; use -u or a USER in the image where the program allows", c.Name)
@@ -355,14 +350,14 @@ func newRunCmd(g *globals) *cobra.Command {
 					err = st.Ready()
 				}
 				if err != nil {
-					return withCode(exitCodeOf(err), err)
+					return withCode(failureStatus(err, false), err)
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), c.ID)
 				return nil
 			}
 			code, err := startAttached(cmd, eng, c, f.interactive, true)
 			if err != nil {
-				return withCode(exitCodeOf(err), err)
+				return withCode(failureStatus(err, false), err)
 			}
 			if code != 0 {
 				return withCode(code, silentError{})
@@ -381,14 +376,6 @@ func newRunCmd(g *globals) *cobra.Command {
 type silentError struct{}
 
 func (silentError) Error() string { return "" }
-
-func exitCodeOf(err error) int {
-	var ee *engine.ExitError
-	if errors.As(err, &ee) {
-		return ee.Code
-	}
-	return 125
-}
 
 // startAttached starts the container with the terminal attached: output
 // streams here, stdin (with -i) goes there, signals are forwarded, and the
@@ -411,7 +398,7 @@ func startAttached(cmd *cobra.Command, eng *engine.Engine, c *engine.Container, 
 	}
 	defer conn.Close()
 	if err := st.Ready(); err != nil {
-		return exitCodeOf(err), err
+		return failureStatus(err, false), err
 	}
 	// As docker run, ctrl-p,ctrl-q detaches a terminal and leaves the
 	// container running.

@@ -132,14 +132,14 @@ func TestExecHelpers(t *testing.T) {
 	if strings.Join(env, " ") != "PATH=/bin A=2 B=3" {
 		t.Errorf("overrideEnv: %v", env)
 	}
-	for msg, want := range map[string]int{
-		"exec nosuch: executable file not found in $PATH":       127,
-		"exec /x: stat /x: no such file or directory":           127,
-		"exec /etc/passwd: permission denied":                   126,
-		`chdir to cwd "/nope" set in config.json: no such file`: 126,
+	for msg, want := range map[string]StartReason{
+		"exec nosuch: executable file not found in $PATH":       CommandNotFound,
+		"exec /x: stat /x: no such file or directory":           CommandNotFound,
+		"exec /etc/passwd: permission denied":                   CommandNotExecutable,
+		`chdir to cwd "/nope" set in config.json: no such file`: CommandNotExecutable,
 	} {
-		if got := execFailureCode(msg); got != want {
-			t.Errorf("execFailureCode(%q) = %d, want %d", msg, got, want)
+		if got := execFailure(msg); got != want {
+			t.Errorf("execFailure(%q) = %d, want %d", msg, got, want)
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containerd/errdefs"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -44,16 +45,68 @@ type CreateOptions struct {
 	OnPull func(ref string)
 }
 
-// ExitError is a failure with the exit status `hull run` should return:
-// 125 for hull's own errors, 126 for a command that cannot be executed,
-// 127 for a command that is not found (docker's convention).
-type ExitError struct {
-	Code int
-	Err  error
+// StartError is a process that could not be started: a container's
+// command (found missing at create, or failing at start) or an exec'd
+// one. Reason says what failed, which front ends report differently
+// (docker's CLI exits 127, 126 and 125); the class is the cause's.
+type StartError struct {
+	Reason StartReason
+	Err    error
 }
 
-func (e *ExitError) Error() string { return e.Err.Error() }
-func (e *ExitError) Unwrap() error { return e.Err }
+func (e *StartError) Error() string { return e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
+
+// StartReason is what kept a process from starting.
+type StartReason int
+
+const (
+	// SetupFailed: hull or the runtime could not set the process up.
+	SetupFailed StartReason = iota
+	// CommandNotFound: the command does not exist in the container.
+	CommandNotFound
+	// CommandNotExecutable: the command exists but cannot be executed
+	// (its mode, a directory, a binary for another architecture).
+	CommandNotExecutable
+)
+
+// commandError is a command that cannot run for reason. The container's
+// configuration names it, so its class is errdefs.ErrInvalidArgument (as
+// moby classes it).
+func commandError(reason StartReason, format string, args ...any) error {
+	return &StartError{Reason: reason, Err: errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf(format, args...))}
+}
+
+// exitCode is the exit code a container's record keeps when err kept its
+// process from starting, as docker's daemon records it: 127 for a missing
+// command, 126 for one that cannot be executed, 125 for anything else.
+// `hull why` reads it back. (The exit status of a command is its front
+// end's to decide.)
+func exitCode(err error) int {
+	var se *StartError
+	if errors.As(err, &se) {
+		switch se.Reason {
+		case CommandNotFound:
+			return 127
+		case CommandNotExecutable:
+			return 126
+		}
+	}
+	return 125
+}
+
+// startFailure is err, a start that failed with the exit code code (from
+// a record or the monitor's report), as a StartError (exitCode reversed).
+func startFailure(code int, err error) error {
+	reason := SetupFailed
+	switch code {
+	case 127:
+		reason = CommandNotFound
+	case 126:
+		reason = CommandNotExecutable
+	}
+	return &StartError{Reason: reason, Err: err}
+}
 
 // Create records a new container, pulls its image if the pull policy says
 // so, prepares its writable layer and writes its OCI spec. A failure after
@@ -64,13 +117,13 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	if id == "" {
 		id = NewID()
 	} else if len(id) != 64 || strings.Trim(id, "0123456789abcdef") != "" {
-		return nil, &ExitError{125, fmt.Errorf("invalid container id %q: 64 hex digits", id)}
+		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid container id %q: 64 hex digits", id))
 	}
 	name := o.Name
 	if name == "" {
 		name = randomName()
 	} else if !validName(name) {
-		return nil, &ExitError{125, fmt.Errorf("invalid container name %q: use [a-zA-Z0-9][a-zA-Z0-9_.-]*", name)}
+		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid container name %q: use [a-zA-Z0-9][a-zA-Z0-9_.-]*", name))
 	}
 	cfg := o.Config
 	cfg.Spec.ID = id
@@ -95,20 +148,20 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 		os.RemoveAll(e.persistDir(id))
 		return nil, err
 	}
-	fail := func(stage string, code int, err error) (*Container, error) {
-		c.Stage, c.Error, c.ExitCode = stage, err.Error(), code
-		e.update(ctx, c.ID, map[string]any{"stage": stage, "error": c.Error, "exit_code": code})
-		return c, &ExitError{code, err}
+	fail := func(stage string, err error) (*Container, error) {
+		c.Stage, c.Error, c.ExitCode = stage, err.Error(), exitCode(err)
+		e.update(ctx, c.ID, map[string]any{"stage": stage, "error": c.Error, "exit_code": c.ExitCode})
+		return c, err
 	}
 
 	trace.Mark("create: recorded")
 	rec, err := e.resolveImage(ctx, o)
 	if err != nil {
-		return fail(StagePull, 125, err)
+		return fail(StagePull, err)
 	}
 	cf, err := e.images.Config(rec)
 	if err != nil {
-		return fail(StagePull, 125, err)
+		return fail(StagePull, err)
 	}
 	c.ImageID, c.ImageDigest = rec.ConfigID.String(), rec.Digest.String()
 	c.ImageUser = cf.Config.User
@@ -117,26 +170,26 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	trace.Mark("create: image resolved")
 
 	if err := e.prepareRootfs(ctx, id, cf, cfg.AutoRemove); err != nil {
-		return fail(StageCreate, 125, err)
+		return fail(StageCreate, err)
 	}
 	trace.Mark("create: rootfs mounted")
 	if cfg.Spec.Init && cfg.Spec.InitPath == "" {
 		cfg.Spec.InitPath = e.InitPath
 		if _, err := os.Stat(e.InitPath); err != nil {
-			return fail(StageCreate, 125, fmt.Errorf("--init needs the static init binary hull-init next to hull (make build puts it in bin/): %w", err))
+			return fail(StageCreate, fmt.Errorf("--init needs the static init binary hull-init next to hull (make build puts it in bin/): %w", err))
 		}
 	}
 	if err := e.resolveVolumes(ctx, c, &cfg.Spec); err != nil {
-		return fail(StageCreate, 125, err)
+		return fail(StageCreate, err)
 	}
 	so, err := e.etcFiles(id, cfg.Spec)
 	if err != nil {
-		return fail(StageCreate, 125, err)
+		return fail(StageCreate, err)
 	}
 	s, err := spec.Generate(cf, e.rootfs(id), so)
 	trace.Mark("create: spec generated")
 	if err != nil {
-		return fail(StageCreate, 125, err)
+		return fail(StageCreate, err)
 	}
 	// config.json (the spec, a large document with a seccomp profile in
 	// it) is encoded and written while the record is updated and the
@@ -157,24 +210,19 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	if cfg.Spec.Init && len(args) >= 2 {
 		args = args[2:] // hull-init -- COMMAND...
 	}
-	type entry struct {
-		code int
-		err  error
-	}
-	checked := make(chan entry, 1)
+	checked := make(chan error, 1)
 	go func() {
-		code, err := checkEntrypoint(e.rootfs(id), s.Process.Cwd, args, s.Process.Env)
-		checked <- entry{code, err}
+		checked <- checkEntrypoint(e.rootfs(id), s.Process.Cwd, args, s.Process.Env)
 	}()
 	data, _ := json.Marshal(c.Config)
 	e.update(ctx, id, map[string]any{"config": string(data)})
-	if entry := <-checked; entry.err != nil {
+	if err := <-checked; err != nil {
 		c.waitConfig()
-		return fail(StageCreate, entry.code, entry.err)
+		return fail(StageCreate, err)
 	}
 	if !offered {
 		if err := c.waitConfig(); err != nil {
-			return fail(StageCreate, 125, err)
+			return fail(StageCreate, err)
 		}
 		return c, nil
 	}
@@ -328,7 +376,7 @@ func (e *Engine) insert(ctx context.Context, c *Container) error {
 	})
 	if err != nil {
 		if strings.Contains(err.Error(), "UNIQUE") {
-			return &ExitError{125, fmt.Errorf("the container name %q is already in use; remove that container (hull rm %s) or choose another name", c.Name, c.Name)}
+			return errdefs.ErrAlreadyExists.WithMessage(fmt.Sprintf("the container name %q is already in use; remove that container (hull rm %s) or choose another name", c.Name, c.Name))
 		}
 		return fmt.Errorf("record container %s: %w", c.Name, err)
 	}
@@ -503,13 +551,14 @@ func writeFile(path string, data []byte) error {
 
 // checkEntrypoint finds the command in the container's root filesystem as
 // the runtime will, so that "not found", "not executable" and "built for
-// another architecture" are reported at create with docker's exit codes
-// (127, 126) and a clear reason, instead of as a bare exit status. A
+// another architecture" are reported at create as a StartError with a
+// clear reason (docker's exit codes 127, 126), instead of as a bare exit
+// status. A
 // relative name with a slash (./app) is found from cwd, the working
 // directory the process starts in, as execve finds it there.
-func checkEntrypoint(rootfs, cwd string, args, env []string) (int, error) {
+func checkEntrypoint(rootfs, cwd string, args, env []string) error {
 	if len(args) == 0 {
-		return 125, errors.New("no command specified: the image has no ENTRYPOINT or CMD; give one after the image name")
+		return errdefs.ErrInvalidArgument.WithMessage("no command specified: the image has no ENTRYPOINT or CMD; give one after the image name")
 	}
 	name := args[0]
 	var candidates []string
@@ -546,7 +595,7 @@ func checkEntrypoint(rootfs, cwd string, args, env []string) (int, error) {
 			// A PATH entry may hold a directory of the name; execve of a
 			// named directory fails with EACCES, which docker reports 126.
 			if strings.Contains(args[0], "/") {
-				return 126, fmt.Errorf("%s is a directory (permission denied): give a program to run", cand)
+				return commandError(CommandNotExecutable, "%s is a directory (permission denied): give a program to run", cand)
 			}
 			continue
 		}
@@ -558,18 +607,18 @@ func checkEntrypoint(rootfs, cwd string, args, env []string) (int, error) {
 			m := f.Machine
 			f.Close()
 			if want, ok := elfMachine[goruntime.GOARCH]; ok && m != want {
-				return 126, fmt.Errorf("exec format error: %s is built for %s, but this host is %s (pull the image for this platform)", cand, m, goruntime.GOARCH)
+				return commandError(CommandNotExecutable, "exec format error: %s is built for %s, but this host is %s (pull the image for this platform)", cand, m, goruntime.GOARCH)
 			}
 		}
-		return 0, nil
+		return nil
 	}
 	if notExec != "" {
-		return 126, fmt.Errorf("%s is not executable (permission denied): check its mode in the image", notExec)
+		return commandError(CommandNotExecutable, "%s is not executable (permission denied): check its mode in the image", notExec)
 	}
 	if strings.Contains(name, "/") {
-		return 127, fmt.Errorf("entrypoint %s not found in the image", name)
+		return commandError(CommandNotFound, "entrypoint %s not found in the image", name)
 	}
-	return 127, fmt.Errorf("entrypoint %q not found: no executable of that name in the image's PATH", name)
+	return commandError(CommandNotFound, "entrypoint %q not found: no executable of that name in the image's PATH", name)
 }
 
 var elfMachine = map[string]elf.Machine{

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"hull/internal/runtime"
@@ -33,28 +34,28 @@ type ExecOptions struct {
 
 // Exec starts a process inside every namespace and the cgroup of a
 // running container. The process is a child of the caller, which must
-// reap it (and report its status with ExecDied). Failures carry docker's
-// exit statuses: 1 when the container is missing or not running (docker
-// exec's status for the daemon refusing), 126 when the command cannot
-// run, 127 when it does not exist, 125 for everything else.
+// reap it (and report its status with ExecDied). A container that is
+// missing or not running refuses the exec (errdefs' NotFound and
+// FailedPrecondition classes); a process that cannot be started is a
+// *StartError saying why.
 func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, *Container, error) {
 	c, err := e.Get(ctx, ref)
 	if err != nil {
-		return 0, nil, &ExitError{1, err}
+		return 0, nil, err
 	}
 	switch c.State {
 	case StateRunning:
 	case StatePaused:
-		return 0, c, &ExitError{1, fmt.Errorf("container %s is paused, unpause the container before exec (hull unpause %s)", c.Name, c.Name)}
+		return 0, c, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("container %s is paused, unpause the container before exec (hull unpause %s)", c.Name, c.Name))
 	default:
-		return 0, c, &ExitError{1, fmt.Errorf("container %s is not running (it is %s; start it with hull start %s)", c.Name, c.State, c.Name)}
+		return 0, c, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("container %s is not running (it is %s; start it with hull start %s)", c.Name, c.State, c.Name))
 	}
 	if len(o.Args) == 0 {
-		return 0, c, &ExitError{125, fmt.Errorf("exec in %s: no command given", c.Name)}
+		return 0, c, &StartError{SetupFailed, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("exec in %s: no command given", c.Name))}
 	}
 	rc, err := e.rt.Get(c.ID)
 	if err != nil {
-		return 0, c, &ExitError{125, fmt.Errorf("exec in %s: %w", c.Name, err)}
+		return 0, c, &StartError{SetupFailed, fmt.Errorf("exec in %s: %w", c.Name, err)}
 	}
 	p := *rc.Spec.Process
 	p.Args = o.Args
@@ -66,14 +67,14 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, *Con
 	}
 	if o.WorkingDir != "" {
 		if !strings.HasPrefix(o.WorkingDir, "/") {
-			return 0, c, &ExitError{125, fmt.Errorf("the working directory %q is invalid: it needs to be an absolute path", o.WorkingDir)}
+			return 0, c, &StartError{SetupFailed, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("the working directory %q is invalid: it needs to be an absolute path", o.WorkingDir))}
 		}
 		p.Cwd = o.WorkingDir
 	}
 	if o.User != "" {
 		u, err := spec.ResolveUser(e.rootfs(c.ID), o.User)
 		if err != nil {
-			return 0, c, &ExitError{125, fmt.Errorf("exec in %s: %w", c.Name, err)}
+			return 0, c, &StartError{SetupFailed, fmt.Errorf("exec in %s: %w", c.Name, err)}
 		}
 		p.User = specs.User{UID: u.UID, GID: u.GID, AdditionalGids: u.AdditionalGids}
 	}
@@ -86,7 +87,7 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, *Con
 	trace.Mark("exec: resolved")
 	pid, err := e.rt.Exec(c.ID, &p, ro)
 	if err != nil {
-		return 0, c, &ExitError{execFailureCode(err.Error()), err}
+		return 0, c, &StartError{execFailure(err.Error()), err}
 	}
 	trace.Mark("exec: started")
 	e.emit(ctx, c, "exec_start: "+cmdline, nil)
@@ -98,16 +99,16 @@ func (e *Engine) ExecDied(ctx context.Context, c *Container, code int) {
 	e.emit(ctx, c, "exec_die", map[string]string{"exitCode": fmt.Sprint(code)})
 }
 
-// execFailureCode maps the runtime's report of a failed exec to docker's
-// statuses: 127 for a missing command, 126 for one that cannot run.
-func execFailureCode(msg string) int {
+// execFailure reads the runtime's report of a failed exec: a missing
+// command, or one that cannot run (docker's statuses 127 and 126).
+func execFailure(msg string) StartReason {
 	switch {
 	case strings.Contains(msg, "chdir"):
-		return 126
+		return CommandNotExecutable
 	case strings.Contains(msg, "not found"), strings.Contains(msg, "no such file"):
-		return 127
+		return CommandNotFound
 	}
-	return 126
+	return CommandNotExecutable
 }
 
 // overrideEnv applies KEY=VALUE entries over env (a later key wins).

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -64,7 +65,7 @@ func (s *Starting) Ready() error {
 			if i := strings.IndexByte(msg, ' '); i >= 0 {
 				msg = msg[i+1:]
 			}
-			return &ExitError{code, errors.New(msg)}
+			return startFailure(code, errors.New(msg))
 		}
 	}
 }
@@ -80,7 +81,7 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 		}
 	}
 	if c.Stage == StagePull || (c.Stage == StageCreate && c.Error != "" && c.State == StateCreated) {
-		return nil, &ExitError{c.ExitCode, fmt.Errorf("container %s cannot start: %s (see hull why %s)", c.Name, c.Error, c.Name)}
+		return nil, startFailure(c.ExitCode, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("container %s cannot start: %s (see hull why %s)", c.Name, c.Error, c.Name)))
 	}
 	claimed := false
 	err := e.db.Tx(ctx, func(tx *sql.Tx) error {
@@ -91,7 +92,7 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 		switch state {
 		case StateCreated, StateExited, StateDead:
 		case StateRemoving:
-			return fmt.Errorf("container %s is being removed", c.Name)
+			return errdefs.ErrConflict.WithMessage(fmt.Sprintf("container %s is being removed", c.Name))
 		default:
 			return nil
 		}
@@ -273,11 +274,7 @@ func (e *Engine) RunMonitor(ctx context.Context, id string, o MonitorOptions) er
 		}
 		readyOnce = true
 		if err != nil {
-			code := 125
-			if ee := (*ExitError)(nil); errors.As(err, &ee) {
-				code = ee.Code
-			}
-			fmt.Fprintf(sync, "error %d %s\n", code, strings.ReplaceAll(err.Error(), "\n", " "))
+			fmt.Fprintf(sync, "error %d %s\n", exitCode(err), strings.ReplaceAll(err.Error(), "\n", " "))
 		} else {
 			fmt.Fprintln(sync, "ok")
 		}
@@ -429,7 +426,7 @@ func (e *Engine) Kill(ctx context.Context, ref string, sig unix.Signal) error {
 		return err
 	}
 	if c.State != StateRunning && c.State != StatePaused {
-		return fmt.Errorf("cannot kill container %s: it is not running", c.Name)
+		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("cannot kill container %s: it is not running", c.Name))
 	}
 	if sig == unix.SIGKILL || sig == unix.SIGTERM {
 		e.update(ctx, c.ID, map[string]any{"stop_requested": 1})
@@ -505,11 +502,11 @@ func (e *Engine) Remove(ctx context.Context, ref string, force bool) error {
 		case StateRemoving:
 			// A removal whose owner died is taken over: it goes on here.
 			if !owner.claimAbandoned() {
-				return fmt.Errorf("removal of container %s is already in progress (by pid %d)", c.Name, owner.ClaimPid)
+				return errdefs.ErrConflict.WithMessage(fmt.Sprintf("removal of container %s is already in progress (by pid %d)", c.Name, owner.ClaimPid))
 			}
 		case StateRunning, StatePaused, StateRestarting:
 			if !force {
-				return fmt.Errorf("cannot remove container %s: it is %s; stop it first or use -f", c.Name, state)
+				return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("cannot remove container %s: it is %s; stop it first or use -f", c.Name, state))
 			}
 		}
 		pid, start := self()
@@ -850,7 +847,7 @@ func ParseSignal(s string) (unix.Signal, error) {
 	var n int
 	if _, err := fmt.Sscanf(s, "%d", &n); err == nil && fmt.Sprint(n) == s {
 		if n <= 0 || n > 64 {
-			return 0, fmt.Errorf("invalid signal %q", s)
+			return 0, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid signal %q", s))
 		}
 		return unix.Signal(n), nil
 	}
@@ -860,5 +857,5 @@ func ParseSignal(s string) (unix.Signal, error) {
 	if sig := unix.SignalNum(s); sig != 0 {
 		return sig, nil
 	}
-	return 0, fmt.Errorf("invalid signal %q: use a name like TERM or KILL, or a number", s)
+	return 0, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid signal %q: use a name like TERM or KILL, or a number", s))
 }
