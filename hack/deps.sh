@@ -9,6 +9,7 @@ pkgs=(
   busybox-static                                # the root of every test image
   skopeo                                        # cross-tool archive and layout tests
   iproute2 util-linux                           # ip netns, nsenter, unshare
+  gzip bzip2 xz-utils zstd                      # compressed archives for cp - tests
 )
 missing=()
 for p in "${pkgs[@]}"; do

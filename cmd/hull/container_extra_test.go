@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -218,6 +219,20 @@ func TestCpBothDirections(t *testing.T) {
 	}
 	if out := mustHull(t, root, "exec", c, "cat", "/tmp/streamed"); out != "tar" {
 		t.Errorf("streamed file: %q", out)
+	}
+	// docker's cp also takes a compressed stream.
+	buf.Reset()
+	zw := gzip.NewWriter(&buf)
+	tw = tar.NewWriter(zw)
+	tw.WriteHeader(&tar.Header{Name: "zipped", Mode: 0o644, Size: 2, Typeflag: tar.TypeReg})
+	tw.Write([]byte("gz"))
+	tw.Close()
+	zw.Close()
+	if _, errOut, err := hullStdin(t, root, &buf, "cp", "-", c+":/tmp"); err != nil {
+		t.Fatalf("cp - of a gzip stream: %v %s", err, errOut)
+	}
+	if out := mustHull(t, root, "exec", c, "cat", "/tmp/zipped"); out != "gz" {
+		t.Errorf("file from a gzip stream: %q", out)
 	}
 	if _, _, err := hull(t, root, "cp", filepath.Join(host, "tree"), c+":/etc/passwd"); err == nil || !strings.Contains(err.Error(), "directory to a file") {
 		t.Errorf("cp of a directory onto a file: %v", err)

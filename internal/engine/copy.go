@@ -2,6 +2,10 @@ package engine
 
 import (
 	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/bzip2"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +20,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 )
 
 // `hull cp` works on the container's root filesystem as mounted on the
@@ -181,11 +187,17 @@ type ExtractOptions struct {
 	KeepOwners bool // chown to the archive's uid/gid (cp -a)
 }
 
-// ExtractTar unpacks a tar stream into root. Entries cannot leave root:
-// ".." and absolute names are refused, and symlinks (planted or from the
-// archive) are never followed out of it.
+// ExtractTar unpacks a tar stream, plain or compressed with gzip, bzip2,
+// xz or zstd (as docker's cp accepts), into root. Entries cannot leave
+// root: ".." and absolute names are refused, and symlinks (planted or from
+// the archive) are never followed out of it.
 func ExtractTar(root *os.Root, r io.Reader, o ExtractOptions) error {
-	tr := tar.NewReader(r)
+	plain, done, err := uncompressed(r)
+	if err != nil {
+		return err
+	}
+	defer done()
+	tr := tar.NewReader(plain)
 	type dirTimes struct {
 		name string
 		hdr  *tar.Header
@@ -332,4 +344,34 @@ func SplitContainerPath(arg string) (container, p string, ok bool) {
 		return "", arg, false
 	}
 	return arg[:i], arg[i+1:], true
+}
+
+// uncompressed returns r decompressed by what its first bytes say it is
+// compressed with, or r itself; done releases the decompressor.
+func uncompressed(r io.Reader) (_ io.Reader, done func(), err error) {
+	br := bufio.NewReader(r)
+	magic, _ := br.Peek(6)
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read archive: gzip: %w", err)
+		}
+		return zr, func() { zr.Close() }, nil
+	case bytes.HasPrefix(magic, []byte("BZh")):
+		return bzip2.NewReader(br), func() {}, nil
+	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
+		xr, err := xz.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read archive: xz: %w", err)
+		}
+		return xr, func() {}, nil
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, nil, fmt.Errorf("read archive: zstd: %w", err)
+		}
+		return zr, zr.Close, nil
+	}
+	return br, func() {}, nil
 }

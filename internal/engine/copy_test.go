@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -141,5 +142,31 @@ func TestExecHelpers(t *testing.T) {
 		if got := execFailure(msg); got != want {
 			t.Errorf("execFailure(%q) = %d, want %d", msg, got, want)
 		}
+	}
+}
+
+// A tar stream compressed with gzip, bzip2, xz or zstd is extracted like
+// a plain one, as docker's cp accepts them.
+func TestExtractTarCompressed(t *testing.T) {
+	for _, tool := range []string{"gzip", "bzip2", "xz", "zstd"} {
+		t.Run(tool, func(t *testing.T) {
+			if _, err := exec.LookPath(tool); err != nil {
+				t.Fatalf("%s not installed (hack/deps.sh installs it)", tool)
+			}
+			archive := tarOf(t, tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644})
+			c := exec.Command(tool, "-c")
+			c.Stdin = archive
+			packed, err := c.Output()
+			if err != nil {
+				t.Fatalf("%s: %v", tool, err)
+			}
+			dest := t.TempDir()
+			if err := ExtractTar(openRoot(t, dest), bytes.NewReader(packed), ExtractOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if b, err := os.ReadFile(filepath.Join(dest, "f")); err != nil || string(b) != "data:f" {
+				t.Errorf("extracted %q, %v", b, err)
+			}
+		})
 	}
 }
