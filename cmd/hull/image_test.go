@@ -255,6 +255,33 @@ func TestCLISaveLoadFiles(t *testing.T) {
 	}
 }
 
+// An image saved by its ID loads untagged (<none>:<none>), as docker's
+// does, in both archive formats; saved by name it keeps just that name.
+func TestCLISaveByIDLoadsUntagged(t *testing.T) {
+	_, fx := testenv.Setup(t, testenv.FixBusybox)
+	root := t.TempDir()
+	mustHull(t, root, "pull", "-q", fx.Busybox.Ref)
+	mustHull(t, root, "tag", fx.Busybox.Ref, "other/name:v1")
+	id := strings.TrimSpace(mustHull(t, root, "images", "-q", fx.Busybox.Ref))
+	for _, format := range []string{"docker-archive", "oci-archive"} {
+		archive := filepath.Join(t.TempDir(), "bb.tar")
+		mustHull(t, root, "save", "--format", format, "-o", archive, id)
+		other := t.TempDir()
+		mustHull(t, other, "load", "-i", archive)
+		out := mustHull(t, other, "images", "--format", "{{.Repository}}:{{.Tag}}")
+		if strings.TrimSpace(out) != "<none>:<none>" {
+			t.Errorf("%s saved by ID loads as %q, want <none>:<none>", format, out)
+		}
+		mustHull(t, root, "save", "--format", format, "-o", archive, "other/name:v1")
+		other = t.TempDir()
+		mustHull(t, other, "load", "-i", archive)
+		out = mustHull(t, other, "images", "--format", "{{.Repository}}:{{.Tag}}")
+		if strings.TrimSpace(out) != "other/name:v1" {
+			t.Errorf("%s saved by name loads as %q, want other/name:v1", format, out)
+		}
+	}
+}
+
 // `hull image mount` shows the merged view the layered image defines
 // (whiteouts hide, opaque directories replace); unmount removes it.
 func TestCLIImageMountShowsMergedView(t *testing.T) {

@@ -52,12 +52,13 @@ func (s *Service) Save(ctx context.Context, names []string, format string, w io.
 			if err != nil {
 				return err
 			}
-			names := []string{it.name}
-			if it.name == "" {
-				names = it.rec.Names
+			var names []string
+			if it.name != "" {
+				names = []string{it.name}
 			}
 			if len(names) == 0 {
-				// Untagged: docker saves it without RepoTags.
+				// Saved by ID or digest, or untagged: docker saves it
+				// without RepoTags, and loads it as <none>:<none>.
 				d, _ := name.NewDigest("hull.invalid/untagged@" + it.rec.Digest.String())
 				refs[d] = img
 			}
@@ -86,7 +87,7 @@ func (s *Service) Save(ctx context.Context, names []string, format string, w io.
 				return err
 			}
 			d := v1.Descriptor{MediaType: types.MediaType(it.rec.MediaType), Digest: it.rec.Digest, Size: size}
-			if n := firstNonEmpty(it.name, first(it.rec.Names)); n != "" {
+			if n := it.name; n != "" { // by ID: untagged, as above
 				d.Annotations = map[string]string{"org.opencontainers.image.ref.name": n, "io.containerd.image.name": n}
 			}
 			descs = append(descs, d)
@@ -412,18 +413,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func first(list []string) string {
-	if len(list) == 0 {
-		return ""
-	}
-	return list[0]
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
