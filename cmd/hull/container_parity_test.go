@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"hull/internal/testenv"
 )
 
 // Behaviour where docker is the reference (issue 13): each test runs what
@@ -97,5 +99,30 @@ func TestParityEtcFiles(t *testing.T) {
 		if out != string(resolv) {
 			t.Errorf("--network host /etc/resolv.conf = %q, want the host's %q", out, resolv)
 		}
+	}
+}
+
+// inspect's Config is what the container runs with: the image's config
+// with the run options laid over it (docker's merged Config), and stop
+// sends the image's STOPSIGNAL.
+func TestParityInspectConfigMergesTheImage(t *testing.T) {
+	root, fx := containerEnv(t)
+	mustHull(t, root, "create", "--name", "c", "-e", "X=1", "--label", "l=v", fx.Config.Ref)
+	out := mustHull(t, root, "inspect", "-f", `{{.Config.User}}|{{.Config.WorkingDir}}|{{json .Config.Env}}|{{json .Config.Entrypoint}}|{{json .Config.Cmd}}|{{.Config.StopSignal}}|{{index .Config.Labels "com.example.hull.fixture"}}|{{.Config.Labels.l}}|{{json .Config.ExposedPorts}}`, "c")
+	want := `app|/home/app|["` + testenv.DefaultPath + `","FOO=bar","X=1"]|["/bin/sh","-c"]|["echo hello"]|SIGQUIT|config|v|{"53/udp":{},"8080/tcp":{}}`
+	if strings.TrimSpace(out) != want {
+		t.Errorf("inspect Config:\n got %s\nwant %s", strings.TrimSpace(out), want)
+	}
+	mustHull(t, root, "create", "--name", "d", "-u", "root", "-w", "/tmp", "--entrypoint", "", "--stop-signal", "SIGUSR1", fx.Config.Ref, "true")
+	out = mustHull(t, root, "inspect", "-f", `{{.Config.User}}|{{.Config.WorkingDir}}|{{json .Config.Entrypoint}}|{{json .Config.Cmd}}|{{.Config.StopSignal}}`, "d")
+	if want := `root|/tmp|null|["true"]|SIGUSR1`; strings.TrimSpace(out) != want {
+		t.Errorf("inspect Config with options: %s, want %s", strings.TrimSpace(out), want)
+	}
+	// The image's STOPSIGNAL (SIGQUIT) is what stop sends first.
+	mustHull(t, root, "run", "-d", "--name", "q", fx.Config.Ref, "trap 'exit 7' QUIT; echo ready; while :; do sleep 0.1; done")
+	waitFor(t, func() bool { return strings.Contains(mustHull(t, root, "logs", "q"), "ready") })
+	mustHull(t, root, "stop", "-t", "20", "q")
+	if out := mustHull(t, root, "inspect", "-f", "{{.State.ExitCode}}", "q"); strings.TrimSpace(out) != "7" {
+		t.Errorf("stop of an image with STOPSIGNAL SIGQUIT: exit code %s, want 7 (the trap's)", out)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
 
 	"hull/internal/metadata"
 	"hull/internal/monitor"
@@ -101,6 +102,22 @@ type Config struct {
 	// Path and Args are the process that runs (entrypoint + command).
 	Path string   `json:"Path"`
 	Args []string `json:"Args"`
+	// Effective is the options laid over the image's config (inspect's
+	// Config block); nil in records made before hull kept it.
+	Effective *spec.Effective `json:"Effective,omitempty"`
+}
+
+// stopSignal is the signal stop sends first: the container's, else its
+// image's (STOPSIGNAL), else SIGTERM.
+func (c *Container) stopSignal() unix.Signal {
+	name := c.Config.StopSignal
+	if name == "" && c.Config.Effective != nil {
+		name = c.Config.Effective.StopSignal
+	}
+	if s, err := ParseSignal(name); name != "" && err == nil {
+		return s
+	}
+	return unix.SIGTERM
 }
 
 // Container is one container's record.

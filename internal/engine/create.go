@@ -198,6 +198,8 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	// handed the container over, not while the creation ends (a first
 	// JSON encoding of a spec is half a millisecond of processor time).
 	c.Config = cfg
+	eff := spec.EffectiveConfig(cf, cfg.Spec, cfg.Labels, cfg.StopSignal)
+	c.Config.Effective = &eff
 	if len(s.Process.Args) > 0 {
 		c.Config.Path, c.Config.Args = s.Process.Args[0], s.Process.Args[1:]
 	}

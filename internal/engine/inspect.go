@@ -42,18 +42,19 @@ type InspectState struct {
 
 // InspectConfig is docker's Config block.
 type InspectConfig struct {
-	Hostname    string            `json:"Hostname"`
-	User        string            `json:"User"`
-	Tty         bool              `json:"Tty"`
-	OpenStdin   bool              `json:"OpenStdin"`
-	Env         []string          `json:"Env"`
-	Cmd         []string          `json:"Cmd"`
-	Image       string            `json:"Image"`
-	WorkingDir  string            `json:"WorkingDir"`
-	Entrypoint  []string          `json:"Entrypoint"`
-	Labels      map[string]string `json:"Labels"`
-	StopSignal  string            `json:"StopSignal,omitempty"`
-	StopTimeout int               `json:"StopTimeout,omitempty"`
+	Hostname     string              `json:"Hostname"`
+	User         string              `json:"User"`
+	Tty          bool                `json:"Tty"`
+	OpenStdin    bool                `json:"OpenStdin"`
+	Env          []string            `json:"Env"`
+	Cmd          []string            `json:"Cmd"`
+	Image        string              `json:"Image"`
+	WorkingDir   string              `json:"WorkingDir"`
+	Entrypoint   []string            `json:"Entrypoint"`
+	Labels       map[string]string   `json:"Labels"`
+	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
+	StopSignal   string              `json:"StopSignal,omitempty"`
+	StopTimeout  int                 `json:"StopTimeout,omitempty"`
 }
 
 // InspectHost is docker's HostConfig block.
@@ -109,6 +110,11 @@ func (e *Engine) Inspect(c *Container) *Inspect {
 		},
 		HullLifecycle: InspectLifecycle{Stage: c.Stage, BackoffUntil: c.BackoffUntil, Signal: c.Signal, MemoryPeak: c.MemoryPeak,
 			MemoryLimit: c.MemoryLimit, MonitorPid: c.MonitorPid},
+	}
+	if eff := c.Config.Effective; eff != nil {
+		cf := &d.Config
+		cf.Env, cf.Cmd, cf.Entrypoint, cf.User, cf.WorkingDir = eff.Env, eff.Cmd, eff.Entrypoint, eff.User, eff.WorkingDir
+		cf.Labels, cf.ExposedPorts, cf.StopSignal = eff.Labels, eff.ExposedPorts, eff.StopSignal
 	}
 	if d.State.Running && c.State == StateRunning {
 		d.State.Status = StateRunning

@@ -343,12 +343,7 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) (*
 		}
 		return settle(10 * time.Second)
 	}
-	sig := unix.SIGTERM
-	if c.Config.StopSignal != "" {
-		if s, err := ParseSignal(c.Config.StopSignal); err == nil {
-			sig = s
-		}
-	}
+	sig := c.stopSignal()
 	if c.State == StatePaused {
 		e.rt.Resume(c.ID)
 	}

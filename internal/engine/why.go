@@ -452,12 +452,7 @@ func signalText(sig int) string {
 }
 
 // stopSignal is the signal hull stop sends the container first.
-func stopSignal(c *Container) string {
-	if s, err := ParseSignal(c.Config.StopSignal); c.Config.StopSignal != "" && err == nil {
-		return signalText(int(s))
-	}
-	return signalText(int(unix.SIGTERM))
-}
+func stopSignal(c *Container) string { return signalText(int(c.stopSignal())) }
 
 func bytesHuman(n int64) string {
 	const unit = 1024

@@ -10,5 +10,5 @@ import (
 
 // The wire layouts of the types this package sends (see wire.Known).
 func init() {
-	wire.Known(reflect.TypeFor[Container](), 0xd621fcb9ac74c5c6)
+	wire.Known(reflect.TypeFor[Container](), 0xa32162bb9dc56231)
 }

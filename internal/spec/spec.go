@@ -218,21 +218,27 @@ func Generate(img *v1.ConfigFile, rootfs string, o Options) (*specs.Spec, error)
 // --entrypoint (even an empty one) drops the image's Cmd, a command given
 // on the command line replaces the image's Cmd.
 func commandArgs(ic v1.Config, o Options) ([]string, error) {
-	entrypoint, cmd := ic.Entrypoint, ic.Cmd
+	entrypoint, cmd := command(ic, o)
+	args := append(append([]string{}, entrypoint...), cmd...)
+	if len(args) == 0 {
+		return nil, fmt.Errorf("no command specified (the image has no Entrypoint or Cmd; give a command after the image name)")
+	}
+	return args, nil
+}
+
+// command is the entrypoint and command docker's rules give.
+func command(ic v1.Config, o Options) (entrypoint, cmd []string) {
+	entrypoint, cmd = ic.Entrypoint, ic.Cmd
 	if o.EntrypointSet {
 		entrypoint, cmd = o.Entrypoint, nil
-		if len(entrypoint) == 1 && entrypoint[0] == "" {
+		if len(entrypoint) == 0 || len(entrypoint) == 1 && entrypoint[0] == "" {
 			entrypoint = nil // docker's CLI sends --entrypoint "" as [""]
 		}
 	}
 	if len(o.Cmd) > 0 {
 		cmd = o.Cmd
 	}
-	args := append(append([]string{}, entrypoint...), cmd...)
-	if len(args) == 0 {
-		return nil, fmt.Errorf("no command specified (the image has no Entrypoint or Cmd; give a command after the image name)")
-	}
-	return args, nil
+	return entrypoint, cmd
 }
 
 // hostnameFor picks the container's hostname: the option, else the host's
@@ -340,4 +346,52 @@ func namespaces(network string) ([]specs.LinuxNamespace, error) {
 		return nil, fmt.Errorf("network %q is not supported (use none, host or ns:/path/of/netns)", network)
 	}
 	return ns, nil
+}
+
+// Effective is what a container runs with once its options are laid over
+// its image's config: docker's inspect `Config` block. It is recorded
+// when the container is created, so inspect shows it even after the image
+// is gone.
+type Effective struct {
+	Env          []string            `json:"Env"`
+	Cmd          []string            `json:"Cmd"`
+	Entrypoint   []string            `json:"Entrypoint"`
+	User         string              `json:"User"`
+	WorkingDir   string              `json:"WorkingDir"`
+	Labels       map[string]string   `json:"Labels"`
+	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
+	StopSignal   string              `json:"StopSignal,omitempty"`
+}
+
+// EffectiveConfig lays o, and the container's labels and stop signal,
+// over img's config with docker's rules (img may be nil).
+func EffectiveConfig(img *v1.ConfigFile, o Options, labels map[string]string, stopSignal string) Effective {
+	var ic v1.Config
+	if img != nil {
+		ic = img.Config
+	}
+	e := Effective{
+		Env:  mergeEnv(append([]string{}, ic.Env...), o.Env),
+		User: ic.User, WorkingDir: ic.WorkingDir, ExposedPorts: ic.ExposedPorts, StopSignal: ic.StopSignal,
+	}
+	e.Entrypoint, e.Cmd = command(ic, o)
+	if o.User != "" {
+		e.User = o.User
+	}
+	if o.WorkingDir != "" {
+		e.WorkingDir = o.WorkingDir
+	}
+	if stopSignal != "" {
+		e.StopSignal = stopSignal
+	}
+	if len(ic.Labels)+len(labels) > 0 {
+		e.Labels = map[string]string{}
+		for k, v := range ic.Labels {
+			e.Labels[k] = v
+		}
+		for k, v := range labels {
+			e.Labels[k] = v
+		}
+	}
+	return e
 }
