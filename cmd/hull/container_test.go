@@ -206,6 +206,21 @@ func TestWhyExplainsAPullFailure(t *testing.T) {
 	if !strings.Contains(out, "Stage:     image pull") || !strings.Contains(out, "does not exist") {
 		t.Errorf("why:\n%s", out)
 	}
+	// Nothing is kept (docker's behaviour): the name is free for the
+	// next try, and ps -a lists no failed attempts.
+	cmd := hullProc(root, "run", "--name", "again", fx.Busybox.Repo+":no-such-tag", "true")
+	if b, err := cmd.CombinedOutput(); exitStatus(err) != 125 {
+		t.Errorf("run of a missing tag: status %d, want 125\n%s", exitStatus(err), b)
+	}
+	if out := mustHull(t, root, "ps", "-a", "-q"); strings.TrimSpace(out) != "" {
+		t.Errorf("failed pulls left containers:\n%s", out)
+	}
+	if out := mustHull(t, root, "run", "--rm", "--name", "again", fx.Busybox.Ref, "echo", "ok"); strings.TrimSpace(out) != "ok" {
+		t.Errorf("run with the name of a failed attempt: %q", out)
+	}
+	if _, _, err := hull(t, root, "why", "again"); err == nil {
+		t.Error("why explains a removed container that ran as a pull failure")
+	}
 }
 
 func TestRestartPolicyOnFailure(t *testing.T) {

@@ -157,11 +157,11 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	trace.Mark("create: recorded")
 	rec, err := e.resolveImage(ctx, o)
 	if err != nil {
-		return fail(StagePull, err)
+		return nil, e.forget(ctx, c, err)
 	}
 	cf, err := e.images.Config(rec)
 	if err != nil {
-		return fail(StagePull, err)
+		return nil, e.forget(ctx, c, err)
 	}
 	c.ImageID, c.ImageDigest = rec.ConfigID.String(), rec.Digest.String()
 	c.ImageUser = cf.Config.User
@@ -362,6 +362,25 @@ func (c *Container) waitConfig() error {
 		return fmt.Errorf("container %s: config.json: %w", c.Name, err)
 	}
 	return nil
+}
+
+// forget removes the record of a container whose image could not be had:
+// docker keeps nothing then, so its name is free for the next try. Its
+// destroy event keeps the error for `hull why` (see whyForgotten).
+func (e *Engine) forget(ctx context.Context, c *Container, cause error) error {
+	err := e.db.Tx(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
+		if _, err := tx.Exec(`DELETE FROM containers WHERE id = ?`, c.ID); err != nil {
+			return err
+		}
+		e.emitIn(ctx, tx, c, "destroy", map[string]string{"error": cause.Error(), "stage": StagePull})
+		return nil
+	})
+	os.RemoveAll(e.persistDir(c.ID))
+	os.RemoveAll(e.runDir(c.ID))
+	if err != nil {
+		cause = fmt.Errorf("%w (and its record could not be removed: %v)", cause, err)
+	}
+	return &StartError{Reason: SetupFailed, Err: cause}
 }
 
 // insert records a new container, and its create event.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,6 +33,12 @@ type Diagnosis struct {
 func (e *Engine) Why(ctx context.Context, ref string) (*Diagnosis, error) {
 	c, err := e.Get(ctx, ref)
 	if err != nil {
+		var nf *NotFoundError
+		if errors.As(err, &nf) {
+			if d := e.whyForgotten(ctx, ref); d != nil {
+				return d, nil
+			}
+		}
 		return nil, err
 	}
 	d := &Diagnosis{Container: c.Name, Stage: c.Stage}
@@ -465,4 +472,30 @@ func bytesHuman(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// whyForgotten explains a container that is not there because its image
+// could not be had (Create kept no record, as docker does): the newest
+// destroy event of that name or ID carries the error. Nil if none does.
+func (e *Engine) whyForgotten(ctx context.Context, ref string) *Diagnosis {
+	events, err := e.Events(ctx, 0)
+	if err != nil {
+		return nil
+	}
+	for i := len(events) - 1; i >= 0; i-- {
+		ev := events[i]
+		if ev.Type != "container" || (ev.Name != ref && (len(ref) < 12 || !strings.HasPrefix(ev.ID, ref))) {
+			continue
+		}
+		if ev.Action != "destroy" || ev.Attrs["stage"] != StagePull {
+			return nil // a later container of that name
+		}
+		return &Diagnosis{
+			Container: ev.Name, Stage: StagePull,
+			Status:   fmt.Sprintf("the image could not be pulled, so no container was created (%s; nothing was kept, and the name is free)", ev.Time.Local().Format(time.DateTime)),
+			Evidence: []string{ev.Attrs["error"]},
+			Next:     fmt.Sprintf("check the image reference and the registry: hull pull %s", ev.Attrs["image"]),
+		}
+	}
+	return nil
 }
