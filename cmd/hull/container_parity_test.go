@@ -126,3 +126,39 @@ func TestParityInspectConfigMergesTheImage(t *testing.T) {
 		t.Errorf("stop of an image with STOPSIGNAL SIGQUIT: exit code %s, want 7 (the trap's)", out)
 	}
 }
+
+// A command that cannot run fails the start, not the create (docker): the
+// container is created, start exits 127 and leaves it created with the
+// reason, and run --rm keeps nothing.
+func TestParityMissingCommandFailsAtStart(t *testing.T) {
+	root, fx := containerEnv(t)
+	mustHull(t, root, "create", "--name", "c", fx.Busybox.Ref, "/no/such/command")
+	if out := mustHull(t, root, "ps", "-a", "--format", "{{.Names}} {{.State}}"); strings.TrimSpace(out) != "c created" {
+		t.Fatalf("after create: %q", out)
+	}
+	b, err := hullProc(root, "start", "-a", "c").CombinedOutput()
+	if exitStatus(err) != 127 || !strings.Contains(string(b), "/no/such/command") {
+		t.Errorf("start -a: status %d, output %s; want 127 naming the command", exitStatus(err), b)
+	}
+	out := mustHull(t, root, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}", "c")
+	if !strings.HasPrefix(out, "created 127 ") || !strings.Contains(out, "/no/such/command") {
+		t.Errorf("inspect after the failed start: %q", out)
+	}
+	if out := mustHull(t, root, "why", "c"); !strings.Contains(out, "failed to start (exit code 127)") {
+		t.Errorf("why:\n%s", out)
+	}
+	b, err = hullProc(root, "run", "--name", "kept", fx.Busybox.Ref, "/no/such/command").CombinedOutput()
+	if exitStatus(err) != 127 {
+		t.Errorf("run: status %d, want 127\n%s", exitStatus(err), b)
+	}
+	if out := mustHull(t, root, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "kept"); strings.TrimSpace(out) != "created 127" {
+		t.Errorf("run's container: %q, want created 127", out)
+	}
+	b, err = hullProc(root, "run", "--rm", "--name", "gone", fx.Busybox.Ref, "/no/such/command").CombinedOutput()
+	if exitStatus(err) != 127 {
+		t.Errorf("run --rm: status %d, want 127\n%s", exitStatus(err), b)
+	}
+	if _, _, err := hull(t, root, "inspect", "gone"); err == nil {
+		t.Error("run --rm of a command that cannot run kept its container")
+	}
+}

@@ -344,12 +344,22 @@ func newRunCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// A start that fails before the container's process runs
+			// (its command cannot run) leaves no monitor to honour --rm.
+			removeUnstarted := func() {
+				if f.rm {
+					if cur, err := eng.Get(cmd.Context(), c.ID); err == nil && cur.State == engine.StateCreated {
+						eng.Remove(cmd.Context(), c.ID, true)
+					}
+				}
+			}
 			if detach {
 				st, err := eng.Start(cmd.Context(), c.ID, engine.StartOptions{Created: c})
 				if err == nil && st != nil {
 					err = st.Ready()
 				}
 				if err != nil {
+					removeUnstarted()
 					return withCode(failureStatus(err, false), err)
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), c.ID)
@@ -357,6 +367,7 @@ func newRunCmd(g *globals) *cobra.Command {
 			}
 			code, err := startAttached(cmd, eng, c, f.interactive, true)
 			if err != nil {
+				removeUnstarted()
 				return withCode(failureStatus(err, false), err)
 			}
 			if code != 0 {
@@ -387,7 +398,7 @@ func startAttached(cmd *cobra.Command, eng *engine.Engine, c *engine.Container, 
 	}
 	st, err := eng.Start(cmd.Context(), c.ID, o)
 	if err != nil {
-		return 125, err
+		return failureStatus(err, false), err
 	}
 	if st == nil {
 		return 125, fmt.Errorf("container %s is already running", c.Name)

@@ -163,6 +163,9 @@ type Container struct {
 	// when Create left that to later (the spare monitor has the spec; see
 	// Start).
 	config *configWrite
+	// cannotRun is why the command cannot run, found by Create (as
+	// docker, the container is created and its start fails).
+	cannotRun error
 }
 
 const containerColumns = `id, name, image, image_id, image_digest, created, state, stage, pid, pid_start, monitor_pid, monitor_start,

@@ -208,10 +208,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	if !offered {
 		c.startConfig()
 	}
-	args := s.Process.Args
-	if cfg.Spec.Init && len(args) >= 2 {
-		args = args[2:] // hull-init -- COMMAND...
-	}
+	args := commandOf(cfg.Spec, s.Process.Args)
 	checked := make(chan error, 1)
 	go func() {
 		checked <- checkEntrypoint(e.rootfs(id), s.Process.Cwd, args, s.Process.Env)
@@ -219,8 +216,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	data, _ := json.Marshal(c.Config)
 	e.update(ctx, id, map[string]any{"config": string(data)})
 	if err := <-checked; err != nil {
-		c.waitConfig()
-		return fail(StageCreate, err)
+		c.cannotRun = err
 	}
 	if !offered {
 		if err := c.waitConfig(); err != nil {
@@ -570,12 +566,37 @@ func writeFile(path string, data []byte) error {
 	return nil
 }
 
+// commandOf is the container's own command in args, the process's
+// arguments: after hull-init's with --init.
+func commandOf(o spec.Options, args []string) []string {
+	if o.Init && len(args) >= 2 {
+		return args[2:] // hull-init -- COMMAND...
+	}
+	return args
+}
+
+// cannotRun finds why c's command cannot run (Create found it for the
+// container it returned): the check Create makes, again over its mounted
+// root filesystem. Nil if it can, or if the record predates what the
+// check needs.
+func (e *Engine) cannotRun(c *Container, created bool) error {
+	if created || c.Config.Effective == nil {
+		return c.cannotRun
+	}
+	eff := c.Config.Effective
+	cwd := eff.WorkingDir
+	if cwd == "" {
+		cwd = "/"
+	}
+	args := commandOf(c.Config.Spec, append([]string{c.Config.Path}, c.Config.Args...))
+	return checkEntrypoint(e.rootfs(c.ID), cwd, args, eff.Env)
+}
+
 // checkEntrypoint finds the command in the container's root filesystem as
 // the runtime will, so that "not found", "not executable" and "built for
-// another architecture" are reported at create as a StartError with a
-// clear reason (docker's exit codes 127, 126), instead of as a bare exit
-// status. A
-// relative name with a slash (./app) is found from cwd, the working
+// another architecture" are reported as a StartError with a clear
+// reason (docker's exit codes 127, 126), instead of as a bare exit
+// status. A relative name with a slash (./app) is found from cwd, the working
 // directory the process starts in, as execve finds it there.
 func checkEntrypoint(rootfs, cwd string, args, env []string) error {
 	if len(args) == 0 {

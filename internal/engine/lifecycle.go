@@ -118,6 +118,13 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 			return nil, failed(err)
 		}
 	}
+	if err := e.cannotRun(c, o.Created != nil); err != nil {
+		// docker's start of a container whose command cannot run: it
+		// stays created, with the reason and the exit status.
+		e.update(ctx, c.ID, map[string]any{"state": StateCreated, "stage": StageStart, "error": err.Error(),
+			"exit_code": exitCode(err), "started": 0, "claim_pid": 0, "claim_start": 0})
+		return nil, fmt.Errorf("container %s cannot start: %w", c.Name, err)
+	}
 	trace.Mark("start: claimed")
 	// The monitor reads config.json, unless it is the spare that has the
 	// spec already (offerSpare): then the file, for later starts, is
