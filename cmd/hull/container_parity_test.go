@@ -162,3 +162,29 @@ func TestParityMissingCommandFailsAtStart(t *testing.T) {
 		t.Error("run --rm of a command that cannot run kept its container")
 	}
 }
+
+// --platform names what must run: an image present for another platform
+// is not run silently (docker pulls the one asked for, or fails with 125).
+func TestParityPlatformMismatchIsRefused(t *testing.T) {
+	root, fx := containerEnv(t)
+	mustHull(t, root, "pull", "-q", fx.Busybox.Ref)
+	for _, args := range [][]string{
+		{"run", "--rm", "--platform", "linux/arm64", fx.Busybox.Ref, "true"},
+		{"run", "--rm", "--pull", "never", "--platform", "linux/arm64", fx.Busybox.Ref, "true"},
+	} {
+		b, err := hullProc(root, args...).CombinedOutput()
+		if exitStatus(err) != 125 || !strings.Contains(string(b), "linux/amd64") || !strings.Contains(string(b), "linux/arm64") {
+			t.Errorf("%v: status %d, output %s; want 125 naming both platforms", args, exitStatus(err), b)
+		}
+	}
+	if out := mustHull(t, root, "run", "--rm", "--platform", "linux/amd64", fx.Busybox.Ref, "echo", "ok"); strings.TrimSpace(out) != "ok" {
+		t.Errorf("run for the image's own platform: %q", out)
+	}
+	// A multi-platform image is pulled for the platform asked for.
+	_, mfx := testenv.Setup(t, testenv.FixMulti)
+	mustHull(t, root, "pull", "-q", mfx.Multi.Ref)
+	hullProc(root, "create", "--platform", "linux/arm64", mfx.Multi.Ref, "true").Run()
+	if out := mustHull(t, root, "image", "inspect", "-f", "{{.Architecture}}", mfx.Multi.Ref); strings.TrimSpace(out) != "arm64" {
+		t.Errorf("after create --platform linux/arm64 the image is for %q, want arm64", out)
+	}
+}

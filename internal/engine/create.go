@@ -446,6 +446,11 @@ func (e *Engine) resolveImage(ctx context.Context, o CreateOptions) (*image.Reco
 	}
 	if policy != "always" {
 		rec, err := e.images.Resolve(ctx, ref)
+		if err == nil && o.Config.Platform != "" {
+			// As docker: an image present for another platform than
+			// --platform asks for is pulled for that one.
+			err = e.checkPlatform(rec, o.Config.Platform)
+		}
 		if err == nil || policy == "never" {
 			if err != nil {
 				return nil, fmt.Errorf("image %s is not present and --pull=never forbids pulling it: %w", ref, err)
@@ -470,6 +475,22 @@ func (e *Engine) resolveImage(ctx context.Context, o CreateOptions) (*image.Reco
 		return nil, err
 	}
 	return e.images.Resolve(ctx, res.Ref.String())
+}
+
+// checkPlatform fails if rec's image is not for the platform named.
+func (e *Engine) checkPlatform(rec *image.Record, platform string) error {
+	want, err := image.ParsePlatform(platform)
+	if err != nil {
+		return err
+	}
+	cf, err := e.images.Config(rec)
+	if err != nil {
+		return err
+	}
+	if !want.Runs(cf) {
+		return fmt.Errorf("the image present is for %s, not %s", image.PlatformOf(cf), want)
+	}
+	return nil
 }
 
 // prepareRootfs makes the container's writable snapshot over the image's

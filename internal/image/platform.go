@@ -54,6 +54,18 @@ func ParsePlatform(s string) (Platform, error) {
 	return p, nil
 }
 
+// Runs reports whether the image whose config is cf is for want; an
+// image whose config names no platform runs anywhere.
+func (want Platform) Runs(cf *v1.ConfigFile) bool {
+	if cf == nil || cf.OS == "" && cf.Architecture == "" {
+		return true
+	}
+	return want.matches(&v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})
+}
+
+// PlatformOf is the platform cf says its image is for.
+func PlatformOf(cf *v1.ConfigFile) Platform { return Platform{cf.OS, cf.Architecture, cf.Variant} }
+
 // matches reports whether an image for have runs as want. An empty wanted
 // variant takes any; arm64's v8 is the same as none.
 func (want Platform) matches(have *v1.Platform) bool {
