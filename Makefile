@@ -14,7 +14,7 @@ export CGO_ENABLED := 1
 # for hull-shim, which lives as long as its container: v1 is smaller there.
 export GOEXPERIMENT := jsonv2
 
-.PHONY: all deps build test faults stress demo bench fmt vet fuzz clean
+.PHONY: all deps build test faults stress demo demo-registry demo-registry-stop bench fmt vet fuzz clean
 
 all: build
 
@@ -63,6 +63,14 @@ fuzz: deps
 
 demo: build
 	hack/demo.sh
+
+# A local registry that stays up with the demo images, and those images in
+# hull's store as busybox, alpine and demo/web:1.0 (see hack/demo-registry.sh).
+demo-registry: build
+	hack/demo-registry.sh start
+
+demo-registry-stop:
+	hack/demo-registry.sh stop
 
 bench: build
 	bench/pull.sh
