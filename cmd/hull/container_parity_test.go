@@ -34,6 +34,10 @@ func TestParitySupplementaryGroups(t *testing.T) {
 	if want := "1000 4242 65534"; strings.TrimSpace(out) != want {
 		t.Errorf("id -G with --group-add = %q, want %q", out, want)
 	}
+	mustHull(t, root, "create", "--name", "g", "--group-add", "nobody", "--group-add", "4242", fx.Busybox.Ref)
+	if out := mustHull(t, root, "inspect", "-f", "{{json .HostConfig.GroupAdd}}", "g"); strings.TrimSpace(out) != `["nobody","4242"]` {
+		t.Errorf("inspect HostConfig.GroupAdd = %s", out)
+	}
 	cmd := hullProc(root, "run", "--rm", "--group-add", "no-such-group", fx.Busybox.Ref, "true")
 	b, err := cmd.CombinedOutput()
 	if exitStatus(err) != 125 || !strings.Contains(string(b), "no-such-group") {

@@ -79,6 +79,7 @@ type InspectHost struct {
 	Ulimits        []spec.Ulimit     `json:"Ulimits"`
 	Tmpfs          map[string]string `json:"Tmpfs"`
 	Init           bool              `json:"Init"`
+	GroupAdd       []string          `json:"GroupAdd"`
 }
 
 // InspectLifecycle is hull's addition: the stage reached, for `why`.
@@ -135,6 +136,7 @@ func (e *Engine) Inspect(c *Container) *Inspect {
 	}
 	h.Memory, h.MemorySwap, h.NanoCpus, h.CpuShares = o.Memory, o.MemorySwap, o.NanoCPUs, o.CPUShares
 	h.CpusetCpus, h.PidsLimit, h.Ulimits, h.Tmpfs, h.Init = o.CpusetCpus, o.PidsLimit, o.Ulimits, o.Tmpfs, o.Init
+	h.GroupAdd = o.GroupAdd
 	if d.Mounts == nil {
 		d.Mounts = []spec.Mount{}
 	}
