@@ -110,7 +110,7 @@ func Main(argv []string) error {
 	}
 	var out, errf, master, in *os.File
 	if a.TTY {
-		master = os.NewFile(FDOut, "pty")
+		master = pollable(FDOut, "pty")
 	} else {
 		out, errf = pollable(FDOut, "stdout"), pollable(FDErr, "stderr")
 	}
@@ -134,10 +134,14 @@ func Main(argv []string) error {
 	} else if in != nil {
 		in.Close()
 	}
+	// The pty holds what the container wrote last until it is read:
+	// the copy drains it and ends at EIO (a process left holding the
+	// terminal: at AwaitOutputs' deadline). Closing the master first
+	// lost a short-lived container's output.
+	streams.AwaitOutputs(outputs, out, errf, master)
 	if master != nil {
 		master.Close()
 	}
-	streams.AwaitOutputs(outputs, out, errf, master)
 	log.Close()
 
 	// Back to hull, keeping the attach listener for the monitor: a copy
