@@ -710,7 +710,7 @@ func TestWrongArchitectureIsExplained(t *testing.T) {
 		t.Fatalf("exit %d, output:\n%s", code, out)
 	}
 	why := mustHull(t, root, "why", "foreign")
-	if !strings.Contains(why, "Stage:     create") || !strings.Contains(why, "EM_AARCH64") || !strings.Contains(why, "--platform") {
+	if !strings.Contains(why, "Stage:     start") || !strings.Contains(why, "EM_AARCH64") || !strings.Contains(why, "--platform") {
 		t.Errorf("why:\n%s", why)
 	}
 }
