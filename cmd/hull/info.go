@@ -10,7 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"hull/internal/cgroups"
-	"hull/internal/engine"
 )
 
 func newInfoCmd(g *globals) *cobra.Command {
@@ -19,16 +18,12 @@ func newInfoCmd(g *globals) *cobra.Command {
 		Short: "Show storage paths, counts, cgroup mode and the kernel features hull relies on",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := g.openImages()
+			eng, done, err := g.openEngine(cmd)
 			if err != nil {
 				return err
 			}
 			defer done()
-			images, err := svc.Count(cmd.Context())
-			if err != nil {
-				return err
-			}
-			eng, err := engine.Open(g.cfg, g.db, svc, g.snap)
+			images, err := eng.ImageCount(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -48,7 +43,7 @@ func newInfoCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(w, "Version:          %s\n", version)
 			fmt.Fprintf(w, "Root:             %s\n", g.cfg.Root)
 			fmt.Fprintf(w, "Run root:         %s\n", g.cfg.RunRoot)
-			fmt.Fprintf(w, "Image store:      %s (OCI image layout)\n", svc.Store().Dir())
+			fmt.Fprintf(w, "Image store:      %s (OCI image layout)\n", eng.ImageStoreDir())
 			fmt.Fprintf(w, "Snapshotter:      %s\n", g.cfg.Storage.Snapshotter)
 			fmt.Fprintf(w, "Images:           %d\n", images)
 			fmt.Fprintf(w, "Containers:       %d (running %d)\n", len(containers), running)

@@ -16,8 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"hull/internal/config"
-	"hull/internal/metadata"
-	"hull/internal/snapshot"
 	"hull/internal/trace"
 )
 
@@ -67,10 +65,6 @@ type globals struct {
 	// only is the top-level command the tree is built for ("" for all).
 	only string
 
-	// db and snap are the metadata database and the snapshotter, once
-	// openImages has opened them.
-	db   *metadata.DB
-	snap *snapshot.Snapshotter
 	// spare: this is a spare monitor (see startSpareMonitor).
 	spare bool
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"reflect"
 	"runtime"
 	"slices"
@@ -10,6 +11,12 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
+
+// isMountPoint reports whether dir appears as a mount point in mountinfo.
+func isMountPoint(dir string) bool {
+	data, _ := os.ReadFile("/proc/self/mountinfo")
+	return strings.Contains(string(data), " "+dir+" ")
+}
 
 // funcName names the code of f (a wrapper's closure differs from the
 // function it wraps).

@@ -410,12 +410,8 @@ func (e *Engine) resolveImage(ctx context.Context, o CreateOptions) (*image.Reco
 // prepareRootfs makes the container's writable snapshot over the image's
 // layers and mounts it.
 func (e *Engine) prepareRootfs(ctx context.Context, id string, cf *v1.ConfigFile, volatile bool) error {
-	var diffIDs []string
-	for _, d := range cf.RootFS.DiffIDs {
-		diffIDs = append(diffIDs, d.String())
-	}
 	parent := ""
-	if chains := snapshot.ChainIDs(diffIDs); len(chains) > 0 {
+	if chains := layerChains(cf); len(chains) > 0 {
 		if err := e.snap.Retain(ctx, ownerKey(id), chains...); err != nil {
 			return err
 		}
