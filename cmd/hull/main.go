@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"hull/internal/config"
-	"hull/internal/trace"
+	"hull/internal/engine"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -255,12 +255,12 @@ func run(args []string) int {
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
 		}
 	}
-	trace.Mark("main")
+	engine.Mark("main")
 	cmd := newRootCmdFor(firstCommand(args))
-	trace.Mark("command tree")
+	engine.Mark("command tree")
 	cmd.SetArgs(args)
 	err := cmd.Execute()
-	trace.Mark("command done")
+	engine.Mark("command done")
 	if err == nil {
 		return 0
 	}

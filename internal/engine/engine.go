@@ -152,8 +152,9 @@ func openOver(cfg config.Config, db *metadata.DB, images *image.Service, snap *s
 	return e, nil
 }
 
-// Runtime is the OCI runtime the engine drives.
-func (e *Engine) Runtime() *runtime.Runtime { return e.rt }
+// Mark records that a front end reached the stage label, for HULL_TRACE
+// timings and HULL_FAULT crash tests (see internal/trace).
+func Mark(label string) { trace.Mark(label) }
 
 func (e *Engine) warn(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
@@ -325,9 +326,6 @@ func procStart(pid int) uint64 {
 	fmt.Sscan(f[19], &v)
 	return v
 }
-
-// Images is the image service the engine creates containers from.
-func (e *Engine) Images() *image.Service { return e.images }
 
 // ContainersUsing names the containers created from the image manifest.
 func (e *Engine) ContainersUsing(ctx context.Context, manifest string) ([]string, error) {
