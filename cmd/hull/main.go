@@ -1,7 +1,8 @@
 // Command hull is a container runtime: it pulls OCI images, assembles root
 // filesystems, runs isolated processes, and serves other tools as an OCI
-// runtime with runc's command line (hull oci). This package is
-// only the command tree: it parses flags, calls into internal/*, and prints.
+// runtime with runc's command line (hull oci). This package is only the
+// command tree: it parses flags, calls the engine (internal/engine), and
+// prints.
 package main
 
 import (

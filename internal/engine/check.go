@@ -169,15 +169,11 @@ func (e *Engine) checkRunState(ids map[string]bool, report reportFunc) {
 	}
 }
 
-// ImageMountKey is the snapshot that `hull image mount` mounts for the
-// image whose short ID is id.
-func ImageMountKey(id string) string { return "image-mount-" + id }
-
 // checkImageMounts reports image mounts whose view snapshot is gone.
 func (e *Engine) checkImageMounts(ctx context.Context, report reportFunc) {
-	dir := filepath.Join(e.cfg.RunRoot, "mounts")
+	dir := e.imageMountPoint("")
 	for _, m := range mountsUnder(dir) {
-		if _, err := e.snap.Stat(ctx, ImageMountKey(filepath.Base(m))); err == nil && filepath.Dir(m) == dir {
+		if _, err := e.snap.Stat(ctx, imageMountKey(filepath.Base(m))); err == nil && filepath.Dir(m) == dir {
 			continue
 		}
 		m := m

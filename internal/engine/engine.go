@@ -1,6 +1,9 @@
-// Package engine is hull's container lifecycle: create, start, stop, kill,
-// remove, wait and diagnose, over the image service (pull), the snapshotter
-// (each container's writable layer), the spec generator and the runtime.
+// Package engine is the API every front end of hull (the CLI, the CRI
+// server, `hull kube`) calls: images (pull, push, list, remove, import,
+// mount), the container lifecycle (create, start, stop, kill, remove,
+// wait, diagnose), top, stats, disk usage and one garbage collector, over
+// the image service, the snapshotter (each container's writable layer),
+// the spec generator and the runtime, which Open opens together.
 // The engine is daemonless: every hull command opens it, reads and changes
 // the containers table in transactions, and leaves. A running container is
 // supervised by its monitor process (internal/monitor), which the engine

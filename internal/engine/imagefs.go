@@ -159,10 +159,15 @@ func checkTarball(path string) error {
 
 // An image mount (`hull image mount IMAGE`, like podman's) shows an
 // image's merged root filesystem read-only: a view snapshot of the
-// image's top layer chain (key ImageMountKey) mounted under
-// <run-root>/mounts/<short image id>. It stays until UnmountImage.
+// image's top layer chain (imageMountKey) mounted under
+// <run-root>/mounts/<short image id> (imageMountPoint). It stays until
+// UnmountImage.
 
-// imageMountPoint is where the image with the short ID id is mounted.
+// imageMountKey is the view snapshot of the image whose short ID is id.
+func imageMountKey(id string) string { return "image-mount-" + id }
+
+// imageMountPoint is where the image whose short ID is id is mounted
+// ("": the directory of all image mounts).
 func (e *Engine) imageMountPoint(id string) string {
 	return filepath.Join(e.cfg.RunRoot, "mounts", id)
 }
@@ -186,7 +191,7 @@ func (e *Engine) MountImage(ctx context.Context, ref string) (string, error) {
 	if isMounted(target) {
 		return target, nil
 	}
-	key := ImageMountKey(id)
+	key := imageMountKey(id)
 	mounts, err := e.snap.Mounts(ctx, key)
 	if errors.Is(err, snapshot.ErrNotFound) {
 		mounts, err = e.snap.View(ctx, key, chains[len(chains)-1])
@@ -221,7 +226,7 @@ func (e *Engine) UnmountImage(ctx context.Context, ref string) (string, error) {
 		return "", err
 	}
 	os.Remove(target)
-	if err := e.snap.Remove(ctx, ImageMountKey(id)); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+	if err := e.snap.Remove(ctx, imageMountKey(id)); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
 		return "", err
 	}
 	return r.ConfigID.String(), nil
