@@ -4,15 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"hull/internal/engine"
-	"hull/internal/metadata"
 )
 
 // newSystemCheckCmd is `hull system check`: engine.Check over the roots,
@@ -39,9 +34,9 @@ stopped and their logs moved to lost+found.`,
 			out := cmd.OutOrStdout()
 			var rebuilt []string
 			eng, done, err := g.openEngine(cmd)
-			var damaged *metadata.DamagedError
+			var damaged *engine.DamagedError
 			if errors.As(err, &damaged) && o.Repair {
-				if rebuilt, err = rebuildDatabase(g, cmd, damaged); err == nil {
+				if rebuilt, err = engine.RebuildDatabase(cmd.Context(), g.cfg, damaged); err == nil {
 					eng, done, err = g.openEngine(cmd)
 				}
 			}
@@ -92,34 +87,4 @@ stopped and their logs moved to lost+found.`,
 	f.BoolVar(&o.Verify, "verify", false, "hash every stored blob again")
 	f.StringVar(&format, "format", "", "json: print the findings as JSON")
 	return cmd
-}
-
-// rebuildDatabase sets the damaged database aside, stops the containers
-// nobody can know again, opens a new database and records the store's
-// images in it again. It returns what it did, a line each.
-func rebuildDatabase(g *globals, cmd *cobra.Command, damaged *metadata.DamagedError) ([]string, error) {
-	stamp := time.Now().UTC().Format("20060102T150405")
-	var did []string
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		from := damaged.Path + suffix
-		to := strings.TrimSuffix(damaged.Path, filepath.Ext(damaged.Path)) + ".db" + suffix + ".damaged-" + stamp
-		if err := os.Rename(from, to); err != nil && !os.IsNotExist(err) {
-			return nil, fmt.Errorf("set the damaged database aside: %w", err)
-		} else if err == nil {
-			did = append(did, fmt.Sprintf("%s: damaged (%v); kept as %s", from, damaged.Err, to))
-		}
-	}
-	for _, id := range engine.StopUnrecorded(g.cfg) {
-		did = append(did, fmt.Sprintf("container %s: stopped (its record was lost with the database)", id))
-	}
-	svc, done, err := g.openImages()
-	if err != nil {
-		return did, err
-	}
-	defer done()
-	images, err := svc.Rebuild(cmd.Context())
-	for _, name := range images {
-		did = append(did, fmt.Sprintf("image %s: recorded again from the store", name))
-	}
-	return did, err
 }

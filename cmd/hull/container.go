@@ -666,8 +666,8 @@ func newContainerInspectCmd(g *globals) *cobra.Command {
 					return eng.Inspect(c), nil
 				}
 				// Like docker, inspect falls back to images.
-				if r, err := eng.Images().Resolve(cmd.Context(), a); err == nil {
-					return eng.Images().Inspect(cmd.Context(), r)
+				if _, err := eng.ImageResolve(cmd.Context(), a); err == nil {
+					return eng.ImageInspect(cmd.Context(), a)
 				}
 				return nil, fmt.Errorf("No such object: %s", a)
 			})

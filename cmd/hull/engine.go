@@ -16,33 +16,27 @@ import (
 	"golang.org/x/sys/unix"
 
 	"hull/internal/engine"
-	"hull/internal/image"
 	hullrt "hull/internal/runtime"
-	"hull/internal/trace"
 )
 
-// openEngine opens the image service, the snapshotter and the engine.
+// openEngine opens the engine: the database, images, snapshots and
+// containers under the configured roots.
 func (g *globals) openEngine(cmd *cobra.Command) (*engine.Engine, func(), error) {
-	svc, done, err := g.openImages()
-	if err != nil {
-		return nil, nil, err
-	}
-	eng, err := engine.Open(g.cfg, g.db, svc, g.snap)
-	if err != nil {
-		done()
-		return nil, nil, err
-	}
-	closeImages := done
-	done = func() { eng.Close(); trace.Mark("engine closed"); closeImages() }
 	self, err := os.Executable()
 	if err != nil {
-		done()
 		return nil, nil, err
 	}
-	eng.InitPath = initBinary(self)
-	eng.Runtime().InitPath = containerInit(eng.InitPath)
-	eng.ShimPath = shimBinary(self)
-	eng.Warn = func(m string) { fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", m) }
+	o := engine.Options{
+		InitPath: initBinary(self), ShimPath: shimBinary(self), NoSweep: g.spare,
+		Warn: func(m string) { fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", m) },
+	}
+	if v, err := strconv.Atoi(os.Getenv("HULL_RESTART_BACKOFF_MS")); err == nil && v > 0 {
+		o.BackoffBase = msDuration(v)
+	}
+	eng, err := engine.Open(g.cfg, o)
+	if err != nil {
+		return nil, nil, err
+	}
 	eng.MonitorCommand = func(id string, waitAttach bool) *exec.Cmd {
 		c := g.monitorCommand(self, id, waitAttach)
 		if id != "" {
@@ -52,10 +46,7 @@ func (g *globals) openEngine(cmd *cobra.Command) (*engine.Engine, func(), error)
 		}
 		return c
 	}
-	if v, err := strconv.Atoi(os.Getenv("HULL_RESTART_BACKOFF_MS")); err == nil && v > 0 {
-		eng.BackoffBase = msDuration(v)
-	}
-	return eng, done, nil
+	return eng, eng.Close, nil
 }
 
 // monitorCommand is `hull monitor ID` for a container, or `hull monitor -`
@@ -224,16 +215,6 @@ func initBinary(self string) string {
 	return filepath.Join(filepath.Dir(self), "hull-init")
 }
 
-// containerInit is the binary the runtime starts a container's first
-// process from: p (hull-init, see initBinary) when it is there (it starts
-// several times faster than hull), else "" and hull re-executes itself.
-func containerInit(p string) string {
-	if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
-		return ""
-	}
-	return p
-}
-
 // withEngine makes a command body that runs with the engine open.
 func withEngine(g *globals, fn func(cmd *cobra.Command, eng *engine.Engine, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
@@ -243,18 +224,6 @@ func withEngine(g *globals, fn func(cmd *cobra.Command, eng *engine.Engine, args
 		}
 		defer done()
 		return fn(cmd, eng, args)
-	}
-}
-
-// withImages makes a command body that runs with the image service open.
-func withImages(g *globals, fn func(cmd *cobra.Command, svc *image.Service, args []string) error) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, args []string) error {
-		svc, done, err := g.openImages()
-		if err != nil {
-			return err
-		}
-		defer done()
-		return fn(cmd, svc, args)
 	}
 }
 

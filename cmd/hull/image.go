@@ -16,33 +16,9 @@ import (
 	"golang.org/x/term"
 
 	"hull/internal/engine"
-	"hull/internal/image"
-	"hull/internal/metadata"
 	"hull/internal/reference"
-	"hull/internal/trace"
 	"hull/internal/ui"
 )
-
-// openImages opens the metadata database and the image service.
-func (g *globals) openImages() (*image.Service, func(), error) {
-	db, err := metadata.Open(g.cfg.Root)
-	if err != nil {
-		return nil, nil, err
-	}
-	trace.Mark("db open")
-	svc, err := image.Open(g.cfg, db)
-	trace.Mark("image store open")
-	if err != nil {
-		db.Close()
-		return nil, nil, err
-	}
-	if err := g.attachUnpacker(svc, db); err != nil {
-		db.Close()
-		return nil, nil, err
-	}
-	g.db = db
-	return svc, func() { db.Close() }, nil
-}
 
 // signalContext is cancelled by SIGINT/SIGTERM so downloads stop cleanly.
 func signalContext() (context.Context, context.CancelFunc) {
@@ -79,9 +55,9 @@ func newPullCmd(g *globals) *cobra.Command {
 		Args:  exactArgs(1, "an image reference, e.g. busybox:1.36"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// The registry round trips overlap opening the store.
-			pre := image.Dial(cmd.Context(), g.cfg, args[0])
-			return withImages(g, func(cmd *cobra.Command, svc *image.Service, args []string) error {
-				_, err := pullImage(cmd, g, svc, args[0], platform, quiet, pre)
+			pre := engine.Dial(cmd.Context(), g.cfg, args[0])
+			return withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
+				_, err := pullImage(cmd, g, eng, args[0], platform, quiet, pre)
 				return err
 			})(cmd, args)
 		},
@@ -92,14 +68,14 @@ func newPullCmd(g *globals) *cobra.Command {
 }
 
 // pullImage runs a pull with docker-shaped output; run and create use it too.
-// pre, if not nil, is the registry connection image.Dial started.
-func pullImage(cmd *cobra.Command, g *globals, svc *image.Service, refStr, platform string, quiet bool, pre *image.Remote) (*image.PullResult, error) {
+// pre, if not nil, is the registry connection engine.Dial started.
+func pullImage(cmd *cobra.Command, g *globals, eng *engine.Engine, refStr, platform string, quiet bool, pre *engine.Remote) (*engine.PullResult, error) {
 	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	ref, err := reference.Parse(refStr)
 	if err != nil {
 		return nil, err
 	}
-	p, err := image.ParsePlatform(platform)
+	p, err := engine.ParsePlatform(platform)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +86,7 @@ func pullImage(cmd *cobra.Command, g *globals, svc *image.Service, refStr, platf
 		}
 		ui.Warn(errOut, "%s is used by %s: the content can change under the same name; pin a version or digest for reproducible runs", ref.Familiar(), how)
 	}
-	var prog image.Progress = image.Discard{}
+	var prog engine.Progress = engine.NoProgress{}
 	var bars *ui.Progress
 	if !quiet {
 		if ref.ImplicitTag {
@@ -122,7 +98,7 @@ func pullImage(cmd *cobra.Command, g *globals, svc *image.Service, refStr, platf
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	res, err := svc.Pull(ctx, refStr, image.PullOptions{Platform: p, PlatformExplicit: platform != "", Progress: prog, Remote: pre})
+	res, err := eng.Pull(ctx, refStr, engine.PullOptions{Platform: p, PlatformExplicit: platform != "", Progress: prog, Remote: pre})
 	if bars != nil {
 		bars.Done()
 	}
@@ -164,13 +140,13 @@ func newPushCmd(g *globals) *cobra.Command {
 		Use:   "push [OPTIONS] NAME[:TAG]",
 		Short: "Upload an image to a registry",
 		Args:  exactArgs(1, "an image name, e.g. registry.example.com/team/app:1.0"),
-		RunE: withImages(g, func(cmd *cobra.Command, svc *image.Service, args []string) error {
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
 			out := cmd.OutOrStdout()
 			ref, err := reference.Parse(args[0])
 			if err != nil {
 				return err
 			}
-			var prog image.Progress = image.Discard{}
+			var prog engine.Progress = engine.NoProgress{}
 			var bars *ui.Progress
 			if !quiet {
 				fmt.Fprintf(out, "The push refers to repository [%s]\n", ref.Name())
@@ -179,7 +155,7 @@ func newPushCmd(g *globals) *cobra.Command {
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
-			res, err := svc.Push(ctx, args[0], prog)
+			res, err := eng.Push(ctx, args[0], prog)
 			if bars != nil {
 				bars.Done()
 			}
@@ -219,24 +195,20 @@ func newImagesCmd(g *globals, use string) *cobra.Command {
 		Short:   "List images",
 		Args:    maxArgs(1, "at most one REPOSITORY[:TAG] to match"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fs, err := image.ParseFilters(filters)
+			fs, err := engine.ParseImageFilters(filters)
 			if err != nil {
 				return err
 			}
 			if len(args) == 1 {
-				fs = append(fs, image.Filter{Key: "reference", Value: args[0]})
+				fs = append(fs, engine.ImageFilter{Key: "reference", Value: args[0]})
 			}
-			svc, done, err := g.openImages()
+			eng, done, err := g.openEngine(cmd)
 			if err != nil {
 				return err
 			}
 			defer done()
-			ctx := cmd.Context()
-			recs, err := svc.List(ctx)
+			recs, err := eng.ImageList(cmd.Context(), fs)
 			if err != nil {
-				return err
-			}
-			if recs, err = svc.Match(ctx, recs, fs); err != nil {
 				return err
 			}
 			var rows []imageRow
@@ -330,13 +302,9 @@ func newImageInspectCmd(g *globals) *cobra.Command {
 		Use:   "inspect [OPTIONS] IMAGE [IMAGE...]",
 		Short: "Show detailed information on images",
 		Args:  minArgs(1, "at least one image"),
-		RunE: withImages(g, func(cmd *cobra.Command, svc *image.Service, args []string) error {
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
 			return inspectEach(cmd, format, args, func(a string) (any, error) {
-				r, err := svc.Resolve(cmd.Context(), a)
-				if err != nil {
-					return nil, err
-				}
-				return svc.Inspect(cmd.Context(), r)
+				return eng.ImageInspect(cmd.Context(), a)
 			})
 		}),
 	}
@@ -389,12 +357,8 @@ func newHistoryCmd(g *globals) *cobra.Command {
 		Use:   "history [OPTIONS] IMAGE",
 		Short: "Show the history of an image, with each layer's size and how many images share it",
 		Args:  exactArgs(1, "an image"),
-		RunE: withImages(g, func(cmd *cobra.Command, svc *image.Service, args []string) error {
-			r, err := svc.Resolve(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			hist, err := svc.History(cmd.Context(), r)
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
+			hist, err := eng.ImageHistory(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -441,8 +405,8 @@ func newTagCmd(g *globals) *cobra.Command {
 		Use:   "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
 		Short: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
 		Args:  exactArgs(2, "SOURCE_IMAGE and TARGET_IMAGE"),
-		RunE: withImages(g, func(cmd *cobra.Command, svc *image.Service, args []string) error {
-			return svc.Tag(cmd.Context(), args[0], args[1])
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
+			return eng.ImageTag(cmd.Context(), args[0], args[1])
 		}),
 	}
 }
@@ -454,15 +418,10 @@ func newRmiCmd(g *globals, use string) *cobra.Command {
 		Short: "Remove images (untag, and delete what no name refers to)",
 		Args:  minArgs(1, "at least one image"),
 		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
-			svc := eng.Images()
 			out := cmd.OutOrStdout()
 			var errs []error
 			for _, a := range args {
-				if err := checkImageUnused(cmd.Context(), eng, a, force); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				res, err := svc.Remove(cmd.Context(), a, force)
+				res, err := eng.ImageRemove(cmd.Context(), a, force)
 				if err != nil {
 					errs = append(errs, err)
 					continue
@@ -487,7 +446,7 @@ func newSaveCmd(g *globals) *cobra.Command {
 		Use:   "save [OPTIONS] IMAGE [IMAGE...]",
 		Short: "Save images to a tar archive (docker-archive or oci-archive)",
 		Args:  minArgs(1, "at least one image"),
-		RunE: withImages(g, func(cmd *cobra.Command, svc *image.Service, args []string) error {
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
 			var w io.Writer = cmd.OutOrStdout()
 			if output == "" {
 				if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
@@ -500,7 +459,7 @@ func newSaveCmd(g *globals) *cobra.Command {
 					return err
 				}
 				bw := bufio.NewWriterSize(f, 1<<20)
-				err = svc.Save(cmd.Context(), args, format, bw)
+				err = eng.ImageSave(cmd.Context(), args, format, bw)
 				if err == nil {
 					err = bw.Flush()
 				}
@@ -513,11 +472,11 @@ func newSaveCmd(g *globals) *cobra.Command {
 				}
 				return os.Rename(tmp, output)
 			}
-			return svc.Save(cmd.Context(), args, format, w)
+			return eng.ImageSave(cmd.Context(), args, format, w)
 		}),
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to a file instead of stdout")
-	cmd.Flags().StringVar(&format, "format", image.FormatDocker, "archive format: docker-archive or oci-archive")
+	cmd.Flags().StringVar(&format, "format", engine.ArchiveDocker, "archive format: docker-archive or oci-archive")
 	return cmd
 }
 
@@ -528,7 +487,7 @@ func newLoadCmd(g *globals) *cobra.Command {
 		Use:   "load [OPTIONS]",
 		Short: "Load images from a docker-archive or oci-archive tarball",
 		Args:  cobra.NoArgs,
-		RunE: withImages(g, func(cmd *cobra.Command, svc *image.Service, args []string) error {
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
 			path := input
 			if path == "" {
 				// The archive is read more than once: spool stdin to a file.
@@ -544,7 +503,7 @@ func newLoadCmd(g *globals) *cobra.Command {
 				f.Close()
 				path = f.Name()
 			}
-			res, err := svc.Load(cmd.Context(), path)
+			res, err := eng.ImageLoad(cmd.Context(), path)
 			if err != nil {
 				return err
 			}
@@ -592,12 +551,12 @@ func newLoginCmd(g *globals) *cobra.Command {
 			if !passwordStdin {
 				ui.Warn(cmd.ErrOrStderr(), "using --password on the command line is insecure: use --password-stdin")
 			}
-			svc, done, err := g.openImages()
+			eng, done, err := g.openEngine(cmd)
 			if err != nil {
 				return err
 			}
 			defer done()
-			if err := svc.Login(cmd.Context(), server, user, password); err != nil {
+			if err := eng.Login(cmd.Context(), server, user, password); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "Login Succeeded")
@@ -620,12 +579,12 @@ func newLogoutCmd(g *globals) *cobra.Command {
 			if len(args) == 1 {
 				server = args[0]
 			}
-			svc, done, err := g.openImages()
+			eng, done, err := g.openEngine(cmd)
 			if err != nil {
 				return err
 			}
 			defer done()
-			found, err := svc.Logout(server)
+			found, err := eng.Logout(server)
 			if err != nil {
 				return err
 			}
@@ -640,22 +599,4 @@ func newLogoutCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-}
-
-// checkImageUnused refuses, without force, to delete an image a container
-// was created from (removing one of several names is only an untag).
-func checkImageUnused(ctx context.Context, eng *engine.Engine, ref string, force bool) error {
-	r, err := eng.Images().Resolve(ctx, ref)
-	if err != nil || force {
-		return nil // Remove reports a missing image
-	}
-	if parsed, err := reference.Parse(ref); err == nil && parsed.Digest == "" && len(r.Names) > 1 {
-		return nil
-	}
-	users, err := eng.ContainersUsing(ctx, r.Digest.String())
-	if err != nil || len(users) == 0 {
-		return err
-	}
-	return fmt.Errorf("conflict: unable to delete %s (must be forced) - image is being used by container %s; remove the container first (hull rm) or use -f",
-		ref, strings.Join(users, ", "))
 }

@@ -2,14 +2,9 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
-	"hull/internal/cgroups"
 	"hull/internal/engine"
 )
 
@@ -18,47 +13,26 @@ func newInfoCmd(g *globals) *cobra.Command {
 		Use:   "info",
 		Short: "Show storage paths, counts, cgroup mode and the kernel features hull relies on",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := g.openImages()
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
+			in, err := eng.Info(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer done()
-			images, err := svc.Count(cmd.Context())
-			if err != nil {
-				return err
-			}
-			eng, err := engine.Open(g.cfg, g.db, svc, g.snap)
-			if err != nil {
-				return err
-			}
-			containers, err := eng.List(cmd.Context())
-			if err != nil {
-				return err
-			}
-			running := 0
-			for _, c := range containers {
-				if c.IsRunning() {
-					running++
-				}
-			}
-			var uts unix.Utsname
-			unix.Uname(&uts)
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "Version:          %s\n", version)
-			fmt.Fprintf(w, "Root:             %s\n", g.cfg.Root)
-			fmt.Fprintf(w, "Run root:         %s\n", g.cfg.RunRoot)
-			fmt.Fprintf(w, "Image store:      %s (OCI image layout)\n", svc.Store().Dir())
-			fmt.Fprintf(w, "Snapshotter:      %s\n", g.cfg.Storage.Snapshotter)
-			fmt.Fprintf(w, "Images:           %d\n", images)
-			fmt.Fprintf(w, "Containers:       %d (running %d)\n", len(containers), running)
-			fmt.Fprintf(w, "Cgroup mode:      %s\n", cgroups.DetectMode())
-			fmt.Fprintf(w, "Kernel:           %s\n", unix.ByteSliceToString(uts.Release[:]))
-			fmt.Fprintf(w, "Overlay:          %s\n", yesNo(hasFilesystem("overlay")))
-			fmt.Fprintf(w, "User namespaces:  %s\n", yesNo(readInt("/proc/sys/user/max_user_namespaces") > 0))
-			fmt.Fprintf(w, "Seccomp:          %s\n", yesNo(seccompAvailable()))
+			fmt.Fprintf(w, "Root:             %s\n", in.Root)
+			fmt.Fprintf(w, "Run root:         %s\n", in.RunRoot)
+			fmt.Fprintf(w, "Image store:      %s (OCI image layout)\n", in.ImageStore)
+			fmt.Fprintf(w, "Snapshotter:      %s\n", in.Snapshotter)
+			fmt.Fprintf(w, "Images:           %d\n", in.Images)
+			fmt.Fprintf(w, "Containers:       %d (running %d)\n", in.Containers, in.Running)
+			fmt.Fprintf(w, "Cgroup mode:      %s\n", in.CgroupMode)
+			fmt.Fprintf(w, "Kernel:           %s\n", in.Kernel)
+			fmt.Fprintf(w, "Overlay:          %s\n", yesNo(in.Overlay))
+			fmt.Fprintf(w, "User namespaces:  %s\n", yesNo(in.UserNamespaces))
+			fmt.Fprintf(w, "Seccomp:          %s\n", yesNo(in.Seccomp))
 			return nil
-		},
+		}),
 	}
 }
 
@@ -67,33 +41,4 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
-}
-
-func hasFilesystem(name string) bool {
-	data, err := os.ReadFile("/proc/filesystems")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 0 && f[len(f)-1] == name {
-			return true
-		}
-	}
-	return false
-}
-
-func readInt(path string) int {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(data)))
-	return n
-}
-
-// seccompAvailable reports whether the kernel offers seccomp filters.
-func seccompAvailable() bool {
-	data, err := os.ReadFile("/proc/self/status")
-	return err == nil && strings.Contains(string(data), "\nSeccomp:")
 }

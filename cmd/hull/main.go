@@ -1,7 +1,8 @@
 // Command hull is a container runtime: it pulls OCI images, assembles root
 // filesystems, runs isolated processes, and serves other tools as an OCI
-// runtime with runc's command line (hull oci). This package is
-// only the command tree: it parses flags, calls into internal/*, and prints.
+// runtime with runc's command line (hull oci). This package is only the
+// command tree: it parses flags, calls the engine (internal/engine), and
+// prints.
 package main
 
 import (
@@ -18,9 +19,6 @@ import (
 
 	"hull/internal/config"
 	"hull/internal/engine"
-	"hull/internal/metadata"
-	"hull/internal/snapshot"
-	"hull/internal/trace"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -92,10 +90,6 @@ type globals struct {
 	// only is the top-level command the tree is built for ("" for all).
 	only string
 
-	// db and snap are the metadata database and the snapshotter, once
-	// openImages has opened them.
-	db   *metadata.DB
-	snap *snapshot.Snapshotter
 	// spare: this is a spare monitor (see startSpareMonitor).
 	spare bool
 }
@@ -286,12 +280,12 @@ func run(args []string) int {
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
 		}
 	}
-	trace.Mark("main")
+	engine.Mark("main")
 	cmd := newRootCmdFor(firstCommand(args))
-	trace.Mark("command tree")
+	engine.Mark("command tree")
 	cmd.SetArgs(args)
 	err := cmd.Execute()
-	trace.Mark("command done")
+	engine.Mark("command done")
 	if err == nil {
 		return 0
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"runtime"
 	"slices"
@@ -15,6 +16,12 @@ import (
 
 	"hull/internal/engine"
 )
+
+// isMountPoint reports whether dir appears as a mount point in mountinfo.
+func isMountPoint(dir string) bool {
+	data, _ := os.ReadFile("/proc/self/mountinfo")
+	return strings.Contains(string(data), " "+dir+" ")
+}
 
 // funcName names the code of f (a wrapper's closure differs from the
 // function it wraps).

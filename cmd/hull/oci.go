@@ -57,7 +57,7 @@ func addOCICommands(root *cobra.Command, g *globals) {
 			trace.Mark("oci: pre-run")
 			initPath := ""
 			if self, err := os.Executable(); err == nil {
-				initPath = containerInit(initBinary(self))
+				initPath = hullrt.InitBinary(initBinary(self))
 			}
 			o.rt = &hullrt.Runtime{Root: o.root, Warn: o.warn, InitPath: initPath}
 			if o.log != "" {

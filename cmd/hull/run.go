@@ -13,7 +13,6 @@ import (
 	"golang.org/x/term"
 
 	"hull/internal/engine"
-	"hull/internal/image"
 	"hull/internal/monitor"
 	"hull/internal/reference"
 	"hull/internal/spec"
@@ -295,7 +294,7 @@ func createContainer(cmd *cobra.Command, g *globals, eng *engine.Engine, f *runF
 // progressFunc lets the progress display be created on the first pull.
 type progressFunc func() *ui.Progress
 
-func (p progressFunc) Update(id string, st image.LayerState, cur, total int64) {
+func (p progressFunc) Update(id string, st engine.LayerState, cur, total int64) {
 	if b := p(); b != nil {
 		b.Update(id, st, cur, total)
 	}

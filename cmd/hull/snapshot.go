@@ -1,27 +1,15 @@
 package main
 
 import (
-	"archive/tar"
 	"bufio"
-	"compress/gzip"
-	"context"
 	"fmt"
 	"io"
-	"os"
-	"runtime"
 	"strings"
-	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/spf13/cobra"
 
-	"hull/internal/image"
+	"hull/internal/engine"
 	"hull/internal/reference"
-	"hull/internal/snapshot"
 	"hull/internal/ui"
 )
 
@@ -70,11 +58,16 @@ untagged; its ID is printed either way.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := signalContext()
 			defer cancel()
-			nameArg := ""
+			o := engine.ImportOptions{Message: message}
 			if len(args) == 2 {
-				nameArg = args[1]
+				o.Name = args[1]
 			}
-			id, err := importTarball(ctx, g, args[0], nameArg, message, cmd.InOrStdin())
+			eng, done, err := g.openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			id, err := eng.Import(ctx, args[0], cmd.InOrStdin(), o)
 			if err != nil {
 				return err
 			}
@@ -86,199 +79,6 @@ untagged; its ID is printed either way.`,
 	return cmd
 }
 
-// importTarball builds the image as a docker archive in a temp file and
-// loads it: loading verifies, stores, unpacks and names it in one path.
-func importTarball(ctx context.Context, g *globals, src, nameArg, message string, stdin io.Reader) (string, error) {
-	var ref *reference.Reference
-	if nameArg != "" {
-		r, err := reference.Parse(nameArg)
-		if err != nil {
-			return "", fmt.Errorf("import: %w", err)
-		}
-		if r.Digest != "" {
-			return "", fmt.Errorf("import: name %q has a digest; give NAME[:TAG]", nameArg)
-		}
-		ref = &r
-	}
-	if err := os.MkdirAll(g.cfg.Root, 0o711); err != nil {
-		return "", err
-	}
-	path := src
-	if src == "-" {
-		f, err := os.CreateTemp(g.cfg.Root, ".import-stdin-*")
-		if err != nil {
-			return "", fmt.Errorf("import: %w", err)
-		}
-		defer os.Remove(f.Name())
-		_, err = io.Copy(f, stdin)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return "", fmt.Errorf("import: read standard input: %w", err)
-		}
-		path = f.Name()
-	}
-	if err := checkTarball(path); err != nil {
-		return "", fmt.Errorf("import %s: %w", src, err)
-	}
-	layer, err := tarball.LayerFromFile(path)
-	if err != nil {
-		return "", fmt.Errorf("import %s: %w", src, err)
-	}
-	now := time.Now().UTC()
-	if message == "" {
-		message = "Imported from " + src
-	}
-	img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{
-		Architecture: runtime.GOARCH, OS: "linux", Created: v1.Time{Time: now},
-		RootFS: v1.RootFS{Type: "layers"},
-	})
-	if err != nil {
-		return "", err
-	}
-	img, err = mutate.Append(img, mutate.Addendum{Layer: layer, History: v1.History{
-		Created: v1.Time{Time: now}, CreatedBy: "hull import", Comment: message,
-	}})
-	if err != nil {
-		return "", fmt.Errorf("import %s: %w", src, err)
-	}
-	var tag name.Reference
-	if ref != nil {
-		tag, err = name.NewTag(ref.String())
-	} else {
-		var d v1.Hash
-		if d, err = img.Digest(); err == nil {
-			tag, err = name.NewDigest("hull-import@" + d.String())
-		}
-	}
-	if err != nil {
-		return "", fmt.Errorf("import %s: %w", src, err)
-	}
-	archive, err := os.CreateTemp(g.cfg.Root, ".import-*.tar")
-	if err != nil {
-		return "", fmt.Errorf("import: %w", err)
-	}
-	defer os.Remove(archive.Name())
-	err = tarball.Write(tag, img, archive)
-	if cerr := archive.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", fmt.Errorf("import %s: %w", src, err)
-	}
-
-	svc, done, err := g.openImages()
-	if err != nil {
-		return "", err
-	}
-	defer done()
-	if _, err := svc.Load(ctx, archive.Name()); err != nil {
-		return "", fmt.Errorf("import %s: %w", src, err)
-	}
-	cfgName, err := img.ConfigName()
-	if err != nil {
-		return "", err
-	}
-	return cfgName.String(), nil
-}
-
-// checkTarball fails early, and clearly, on input that is not a tar
-// archive (plain or gzip; zstd is left to the unpacker).
-func checkTarball(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	br := bufio.NewReader(f)
-	magic, _ := br.Peek(4)
-	var r io.Reader = br
-	switch {
-	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("not a gzip-compressed tar archive: %w", err)
-		}
-		r = zr
-	case len(magic) == 4 && string(magic) == "\x28\xb5\x2f\xfd":
-		return nil
-	}
-	if _, err := tar.NewReader(r).Next(); err != nil {
-		return fmt.Errorf("not a tar archive (%v)", err)
-	}
-	return nil
-}
-
-// diskState is what `system df` and `system prune` look at: images, with
-// the layer chain each uses, and snapshots.
-type diskState struct {
-	svc       *image.Service
-	snap      *snapshot.Snapshotter
-	images    []*image.Record
-	topChain  map[*image.Record]string
-	snaps     []snapshot.Info
-	unused    map[string]bool // chain IDs Prune would remove
-	inUseTops map[string]bool // chain IDs containers (active snapshots) build on
-}
-
-// openDiskState opens the image service and the snapshotter and reads the
-// state; call done when finished with it.
-func openDiskState(ctx context.Context, g *globals) (st *diskState, done func(), err error) {
-	svc, done, err := g.openImages()
-	if err != nil {
-		return nil, nil, err
-	}
-	defer func() {
-		if err != nil {
-			done()
-		}
-	}()
-	snap, err := openSnapshotter(g)
-	if err != nil {
-		return nil, nil, err
-	}
-	st, err = loadDiskState(ctx, svc, snap)
-	return st, done, err
-}
-
-func loadDiskState(ctx context.Context, svc *image.Service, snap *snapshot.Snapshotter) (*diskState, error) {
-	st := &diskState{svc: svc, snap: snap, topChain: map[*image.Record]string{}, unused: map[string]bool{}, inUseTops: map[string]bool{}}
-	var err error
-	if st.images, err = svc.List(ctx); err != nil {
-		return nil, err
-	}
-	for _, r := range st.images {
-		cf, err := svc.Config(r)
-		if err != nil {
-			return nil, err
-		}
-		var diffIDs []string
-		for _, d := range cf.RootFS.DiffIDs {
-			diffIDs = append(diffIDs, d.String())
-		}
-		if chains := snapshot.ChainIDs(diffIDs); len(chains) > 0 {
-			st.topChain[r] = chains[len(chains)-1]
-		}
-	}
-	if st.snaps, err = snap.List(ctx); err != nil {
-		return nil, err
-	}
-	for _, s := range st.snaps {
-		if s.Kind == snapshot.KindActive && s.Parent != "" {
-			st.inUseTops[s.Parent] = true
-		}
-	}
-	unused, err := snap.Unused(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, u := range unused {
-		st.unused[u.Name] = true
-	}
-	return st, nil
-}
-
 func newSystemDfCmd(g *globals) *cobra.Command {
 	var verbose bool
 	cmd := &cobra.Command{
@@ -286,53 +86,45 @@ func newSystemDfCmd(g *globals) *cobra.Command {
 		Short: "Show disk usage: images, unpacked layers and container writable layers",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			st, done, err := openDiskState(ctx, g)
+			eng, done, err := g.openEngine(cmd)
 			if err != nil {
 				return err
 			}
 			defer done()
-			return printDf(ctx, cmd.OutOrStdout(), st, verbose)
+			du, err := eng.DiskUsage(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return printDf(cmd.OutOrStdout(), du, verbose)
 		},
 	}
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show each image, layer and container")
 	return cmd
 }
 
-func printDf(ctx context.Context, w io.Writer, st *diskState, verbose bool) error {
+func printDf(w io.Writer, du *engine.DiskUsage, verbose bool) error {
 	var imgSize, imgReclaim int64
 	imgActive := 0
-	for _, r := range st.images {
+	for _, r := range du.Images {
 		imgSize += r.Size
-		if st.inUseTops[st.topChain[r]] {
+		if r.InUse {
 			imgActive++
 		} else {
 			imgReclaim += r.Size
 		}
 	}
-	var layers, ctrs []snapshot.Info
 	var layerSize, layerReclaim, ctrSize int64
 	layerActive := 0
-	ctrUsage := map[string]snapshot.Usage{}
-	for _, s := range st.snaps {
-		switch s.Kind {
-		case snapshot.KindCommitted:
-			layers = append(layers, s)
-			layerSize += s.Size
-			if st.unused[s.Name] {
-				layerReclaim += s.Size
-			} else {
-				layerActive++
-			}
-		case snapshot.KindActive:
-			u, err := st.snap.Usage(ctx, s.Name)
-			if err != nil {
-				return err
-			}
-			ctrUsage[s.Name] = u
-			ctrs = append(ctrs, s)
-			ctrSize += u.Size
+	for _, l := range du.Layers {
+		layerSize += l.Size
+		if l.Reclaimable {
+			layerReclaim += l.Size
+		} else {
+			layerActive++
 		}
+	}
+	for _, c := range du.Containers {
+		ctrSize += c.Size
 	}
 	pct := func(part, whole int64) string {
 		if whole == 0 {
@@ -341,16 +133,16 @@ func printDf(ctx context.Context, w io.Writer, st *diskState, verbose bool) erro
 		return fmt.Sprintf("%s (%d%%)", ui.Size(part), part*100/whole)
 	}
 	t := ui.NewTable(w, "TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE")
-	t.Row("Images", fmt.Sprint(len(st.images)), fmt.Sprint(imgActive), ui.Size(imgSize), pct(imgReclaim, imgSize))
-	t.Row("Layers", fmt.Sprint(len(layers)), fmt.Sprint(layerActive), ui.Size(layerSize), pct(layerReclaim, layerSize))
-	t.Row("Containers", fmt.Sprint(len(ctrs)), fmt.Sprint(len(ctrs)), ui.Size(ctrSize), ui.Size(0))
+	t.Row("Images", fmt.Sprint(len(du.Images)), fmt.Sprint(imgActive), ui.Size(imgSize), pct(imgReclaim, imgSize))
+	t.Row("Layers", fmt.Sprint(len(du.Layers)), fmt.Sprint(layerActive), ui.Size(layerSize), pct(layerReclaim, layerSize))
+	t.Row("Containers", fmt.Sprint(len(du.Containers)), fmt.Sprint(len(du.Containers)), ui.Size(ctrSize), ui.Size(0))
 	if err := t.Flush(); err != nil || !verbose {
 		return err
 	}
 
 	fmt.Fprint(w, "\nImages space usage:\n\n")
 	t = ui.NewTable(w, "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "CONTAINERS")
-	for _, r := range st.images {
+	for _, r := range du.Images {
 		repo, tag := "<none>", "<none>"
 		if len(r.Names) > 0 {
 			if ref, err := reference.Parse(r.Names[0]); err == nil {
@@ -358,13 +150,7 @@ func printDf(ctx context.Context, w io.Writer, st *diskState, verbose bool) erro
 				repo = strings.TrimSuffix(repo, ":"+tag)
 			}
 		}
-		n := 0
-		for _, c := range ctrs {
-			if c.Parent == st.topChain[r] {
-				n++
-			}
-		}
-		t.Row(repo, tag, r.ConfigID.Hex[:12], ui.Ago(r.Created), ui.Size(r.Size), fmt.Sprint(n))
+		t.Row(repo, tag, r.ConfigID.Hex[:12], ui.Ago(r.Created), ui.Size(r.Size), fmt.Sprint(r.Containers))
 	}
 	if err := t.Flush(); err != nil {
 		return err
@@ -372,9 +158,9 @@ func printDf(ctx context.Context, w io.Writer, st *diskState, verbose bool) erro
 
 	fmt.Fprint(w, "\nLayers space usage:\n\n")
 	t = ui.NewTable(w, "LAYER ID", "DIFF ID", "SIZE", "FILES", "SHARED BY", "RECLAIMABLE")
-	for _, l := range layers {
+	for _, l := range du.Layers {
 		t.Row(strings.TrimPrefix(l.Name, "sha256:")[:12], strings.TrimPrefix(l.DiffID, "sha256:")[:12],
-			ui.Size(l.Size), fmt.Sprint(l.Inodes), fmt.Sprint(l.Owners), fmt.Sprint(st.unused[l.Name]))
+			ui.Size(l.Size), fmt.Sprint(l.Inodes), fmt.Sprint(l.Owners), fmt.Sprint(l.Reclaimable))
 	}
 	if err := t.Flush(); err != nil {
 		return err
@@ -382,12 +168,12 @@ func printDf(ctx context.Context, w io.Writer, st *diskState, verbose bool) erro
 
 	fmt.Fprint(w, "\nContainers space usage:\n\n")
 	t = ui.NewTable(w, "CONTAINER", "IMAGE LAYER", "SIZE", "CREATED")
-	for _, c := range ctrs {
+	for _, c := range du.Containers {
 		parent := "<none>"
 		if c.Parent != "" {
 			parent = strings.TrimPrefix(c.Parent, "sha256:")[:12]
 		}
-		t.Row(c.Name, parent, ui.Size(ctrUsage[c.Name].Size), ui.Ago(c.Created))
+		t.Row(c.Name, parent, ui.Size(c.Size), ui.Ago(c.Created))
 	}
 	return t.Flush()
 }
@@ -422,71 +208,31 @@ use is removed.`,
 					return nil
 				}
 			}
-			ctx := cmd.Context()
-			eng, edone, err := g.openEngine(cmd)
-			if err != nil {
-				return err
-			}
-			removed, reclaimed, err := eng.PruneContainers(ctx, nil)
-			edone()
-			if err != nil {
-				return err
-			}
-			if len(removed) > 0 {
-				fmt.Fprintln(out, "Deleted Containers:")
-				for _, id := range removed {
-					fmt.Fprintln(out, id)
-				}
-				fmt.Fprintln(out)
-			}
-			st, done, err := openDiskState(ctx, g)
+			eng, done, err := g.openEngine(cmd)
 			if err != nil {
 				return err
 			}
 			defer done()
-			var deletedImages []string
-			for _, r := range st.images {
-				if st.inUseTops[st.topChain[r]] || (!all && len(r.Names) > 0) {
-					continue
-				}
-				res, err := st.svc.Remove(ctx, r.Digest.String(), true)
-				if err != nil {
-					return fmt.Errorf("prune image %s: %w", r.ConfigID.Hex[:12], err)
-				}
-				deletedImages = append(deletedImages, res.Untagged...)
-				deletedImages = append(deletedImages, "deleted: "+r.ConfigID.String())
-				reclaimed += r.Size
-			}
-			pr, err := st.snap.Prune(ctx)
-			if err != nil {
-				return err
-			}
-			reclaimed += pr.Bytes
-			blobs, err := st.svc.Collect(ctx)
-			if err != nil {
-				return err
-			}
-			if len(deletedImages) > 0 {
-				fmt.Fprintln(out, "Deleted Images:")
-				for _, d := range deletedImages {
-					if !strings.HasPrefix(d, "deleted: ") {
-						d = "untagged: " + d
+			rep, err := eng.Prune(cmd.Context(), engine.PruneOptions{AllImages: all})
+			for _, section := range []struct {
+				title string
+				lines []string
+			}{{"Deleted Containers:", rep.Containers}, {"Deleted Images:", rep.Images}, {"Deleted Layers:", rep.Layers}} {
+				if len(section.lines) > 0 {
+					fmt.Fprintln(out, section.title)
+					for _, l := range section.lines {
+						fmt.Fprintln(out, l)
 					}
-					fmt.Fprintln(out, d)
+					fmt.Fprintln(out)
 				}
-				fmt.Fprintln(out)
 			}
-			if len(pr.Removed) > 0 {
-				fmt.Fprintln(out, "Deleted Layers:")
-				for _, c := range pr.Removed {
-					fmt.Fprintln(out, c)
-				}
-				fmt.Fprintln(out)
+			if err != nil {
+				return err
 			}
-			if len(blobs) > 0 {
-				fmt.Fprintf(out, "Deleted %d blobs\n\n", len(blobs))
+			if len(rep.Blobs) > 0 {
+				fmt.Fprintf(out, "Deleted %d blobs\n\n", len(rep.Blobs))
 			}
-			fmt.Fprintf(out, "Total reclaimed space: %s\n", ui.Size(reclaimed))
+			fmt.Fprintf(out, "Total reclaimed space: %s\n", ui.Size(rep.Reclaimed))
 			return nil
 		},
 	}

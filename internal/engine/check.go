@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"hull/internal/config"
+	"hull/internal/metadata"
 	"hull/internal/perm"
 	"hull/internal/runtime"
 )
@@ -167,15 +169,11 @@ func (e *Engine) checkRunState(ids map[string]bool, report reportFunc) {
 	}
 }
 
-// ImageMountKey is the snapshot that `hull image mount` mounts for the
-// image whose short ID is id.
-func ImageMountKey(id string) string { return "image-mount-" + id }
-
 // checkImageMounts reports image mounts whose view snapshot is gone.
 func (e *Engine) checkImageMounts(ctx context.Context, report reportFunc) {
-	dir := filepath.Join(e.cfg.RunRoot, "mounts")
+	dir := e.imageMountPoint("")
 	for _, m := range mountsUnder(dir) {
-		if _, err := e.snap.Stat(ctx, ImageMountKey(filepath.Base(m))); err == nil && filepath.Dir(m) == dir {
+		if _, err := e.snap.Stat(ctx, imageMountKey(filepath.Base(m))); err == nil && filepath.Dir(m) == dir {
 			continue
 		}
 		m := m
@@ -337,4 +335,38 @@ func StopUnrecorded(cfg config.Config) []string {
 		unmountAll(m)
 	}
 	return stopped
+}
+
+// DamagedError is a database hull refuses to open (Open's error), which
+// RebuildDatabase makes anew.
+type DamagedError = metadata.DamagedError
+
+// RebuildDatabase sets the damaged database aside, stops the containers
+// nobody can know again, opens a new database and records the store's
+// images in it again. It returns what it did, a line each.
+func RebuildDatabase(ctx context.Context, cfg config.Config, damaged *DamagedError) ([]string, error) {
+	stamp := time.Now().UTC().Format("20060102T150405")
+	var did []string
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		from := damaged.Path + suffix
+		to := strings.TrimSuffix(damaged.Path, filepath.Ext(damaged.Path)) + ".db" + suffix + ".damaged-" + stamp
+		if err := os.Rename(from, to); err != nil && !os.IsNotExist(err) {
+			return nil, fmt.Errorf("set the damaged database aside: %w", err)
+		} else if err == nil {
+			did = append(did, fmt.Sprintf("%s: damaged (%v); kept as %s", from, damaged.Err, to))
+		}
+	}
+	for _, id := range StopUnrecorded(cfg) {
+		did = append(did, fmt.Sprintf("container %s: stopped (its record was lost with the database)", id))
+	}
+	e, err := Open(cfg, Options{})
+	if err != nil {
+		return did, err
+	}
+	defer e.Close()
+	images, err := e.images.Rebuild(ctx)
+	for _, name := range images {
+		did = append(did, fmt.Sprintf("image %s: recorded again from the store", name))
+	}
+	return did, err
 }

@@ -496,12 +496,8 @@ func (e *Engine) checkPlatform(rec *image.Record, platform string) error {
 // prepareRootfs makes the container's writable snapshot over the image's
 // layers and mounts it.
 func (e *Engine) prepareRootfs(ctx context.Context, id string, cf *v1.ConfigFile, volatile bool) error {
-	var diffIDs []string
-	for _, d := range cf.RootFS.DiffIDs {
-		diffIDs = append(diffIDs, d.String())
-	}
 	parent := ""
-	if chains := snapshot.ChainIDs(diffIDs); len(chains) > 0 {
+	if chains := layerChains(cf); len(chains) > 0 {
 		if err := e.snap.Retain(ctx, ownerKey(id), chains...); err != nil {
 			return err
 		}

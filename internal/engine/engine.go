@@ -1,6 +1,9 @@
-// Package engine is hull's container lifecycle: create, start, stop, kill,
-// remove, wait and diagnose, over the image service (pull), the snapshotter
-// (each container's writable layer), the spec generator and the runtime.
+// Package engine is the API every front end of hull (the CLI, the CRI
+// server, `hull kube`) calls: images (pull, push, list, remove, import,
+// mount), the container lifecycle (create, start, stop, kill, remove,
+// wait, diagnose), top, stats, disk usage and one garbage collector, over
+// the image service, the snapshotter (each container's writable layer),
+// the spec generator and the runtime, which Open opens together.
 // The engine is daemonless: every hull command opens it, reads and changes
 // the containers table in transactions, and leaves. A running container is
 // supervised by its monitor process (internal/monitor), which the engine
@@ -36,6 +39,7 @@ import (
 	"hull/internal/perm"
 	"hull/internal/runtime"
 	"hull/internal/snapshot"
+	"hull/internal/trace"
 )
 
 // Engine manages the containers under one root.
@@ -62,6 +66,7 @@ type Engine struct {
 	// Warn receives non-fatal messages for the user.
 	Warn func(string)
 
+	ownDB bool   // Open opened db, and Close closes it
 	spare *Spare // see UseSpare
 	// unwritten are the containers whose config.json Create left being
 	// written (see Create); Close waits for them.
@@ -73,8 +78,71 @@ type Engine struct {
 	swept      bool     // purge has swept what killed removers left
 }
 
-// Open creates the engine over already opened services.
-func Open(cfg config.Config, db *metadata.DB, images *image.Service, snap *snapshot.Snapshotter) (*Engine, error) {
+// Options are what the front end that opens an engine decides for it.
+type Options struct {
+	// InitPath is the static hull-init: bind-mounted as the container's
+	// init for --init, and, when it is an executable file, what the
+	// runtime starts every container's first process from (it starts
+	// several times faster than hull re-executing itself).
+	InitPath string
+	// ShimPath is the static hull-shim (see Engine.ShimPath).
+	ShimPath string
+	// Warn receives non-fatal messages for the user (default: stderr).
+	Warn func(string)
+	// MonitorCommand is Engine.MonitorCommand; a front end whose command
+	// needs the open engine may set that field after Open instead.
+	MonitorCommand func(id string, waitAttach bool) *exec.Cmd
+	// BackoffBase and BackoffMax override the restart back-off.
+	BackoffBase, BackoffMax time.Duration
+	// NoSweep leaves what crashed processes left in the snapshotter for
+	// the next command to remove: a spare monitor opens the engine while
+	// the command that started it, which has just swept, is making a
+	// snapshot it would wait for (see snapshot.Options.NoSweep).
+	NoSweep bool
+}
+
+// Open opens the engine under cfg's roots: the metadata database, the
+// image store, the snapshotter (attached to the image service, so pulls
+// and loads unpack layers as they arrive) and the runtime. Every hull
+// command opens one and closes it (Close) before it exits.
+func Open(cfg config.Config, o Options) (*Engine, error) {
+	db, err := metadata.Open(cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	trace.Mark("db open")
+	images, err := image.Open(cfg, db)
+	trace.Mark("image store open")
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	snap, err := snapshot.Open(db, cfg.Root, snapshot.Options{
+		Driver: cfg.Storage.Snapshotter, NoSweep: o.NoSweep,
+		Limits: snapshot.Limits{MaxBytes: int64(cfg.Storage.MaxLayerSize), MaxImageBytes: int64(cfg.Storage.MaxImageSize)},
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	images.SetUnpacker(snap)
+	trace.Mark("snapshotter open")
+	e, err := openOver(cfg, db, images, snap)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	e.ownDB = true
+	e.InitPath, e.ShimPath, e.Warn = o.InitPath, o.ShimPath, o.Warn
+	e.rt.InitPath = runtime.InitBinary(o.InitPath)
+	e.MonitorCommand = o.MonitorCommand
+	e.BackoffBase, e.BackoffMax = o.BackoffBase, o.BackoffMax
+	return e, nil
+}
+
+// openOver makes the engine over services already open (tests give nil
+// ones for what they do not use).
+func openOver(cfg config.Config, db *metadata.DB, images *image.Service, snap *snapshot.Snapshotter) (*Engine, error) {
 	e := &Engine{cfg: cfg, db: db, images: images, snap: snap}
 	e.rt = &runtime.Runtime{Root: filepath.Join(cfg.RunRoot, "runtime"), Warn: func(m string) { e.warn("%s", m) }}
 	// Every container makes and removes directories in these. They hold
@@ -87,8 +155,9 @@ func Open(cfg config.Config, db *metadata.DB, images *image.Service, snap *snaps
 	return e, nil
 }
 
-// Runtime is the OCI runtime the engine drives.
-func (e *Engine) Runtime() *runtime.Runtime { return e.rt }
+// Mark records that a front end reached the stage label, for HULL_TRACE
+// timings and HULL_FAULT crash tests (see internal/trace).
+func Mark(label string) { trace.Mark(label) }
 
 func (e *Engine) warn(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
@@ -260,9 +329,6 @@ func procStart(pid int) uint64 {
 	fmt.Sscan(f[19], &v)
 	return v
 }
-
-// Images is the image service the engine creates containers from.
-func (e *Engine) Images() *image.Service { return e.images }
 
 // ContainersUsing names the containers created from the image manifest.
 func (e *Engine) ContainersUsing(ctx context.Context, manifest string) ([]string, error) {

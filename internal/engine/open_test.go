@@ -14,17 +14,25 @@ import (
 // fresh root.
 func openTestEngine(t *testing.T) *Engine {
 	t.Helper()
-	root := t.TempDir()
-	db, err := metadata.Open(root)
+	cfg := testConfig(t)
+	db, err := metadata.Open(cfg.Root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	e, err := Open(config.Config{Root: root, RunRoot: filepath.Join(root, "run")}, db, nil, nil)
+	e, err := openOver(cfg, db, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// testConfig is the default configuration over a fresh root.
+func testConfig(t *testing.T) config.Config {
+	root := t.TempDir()
+	cfg := config.Default()
+	cfg.Root, cfg.RunRoot = root, filepath.Join(root, "run")
+	return cfg
 }
 
 // On ext4 the directories every container makes and removes its own

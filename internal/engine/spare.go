@@ -18,6 +18,7 @@ import (
 	"hull/internal/monitor"
 	"hull/internal/runtime"
 	"hull/internal/streams"
+	"hull/internal/trace"
 	"hull/internal/wire"
 )
 
@@ -160,7 +161,8 @@ func (s *Spare) send(kind, id string, b []byte) error {
 
 // Close ends an unused spare monitor (Spare.Close), waits for the
 // config.json files Create left being written, and starts the deletion of
-// what removals left to the background (see PurgeInBackground).
+// what removals left to the background (see PurgeInBackground); then it
+// closes the database Open opened.
 func (e *Engine) Close() {
 	if s := e.spare; s != nil {
 		e.spare = nil
@@ -176,6 +178,10 @@ func (e *Engine) Close() {
 		}
 	}
 	purgeDetached(trash)
+	trace.Mark("engine closed")
+	if e.ownDB {
+		e.db.Close()
+	}
 }
 
 // Ahead is a container's log and attach socket, opened by a spare

@@ -59,6 +59,15 @@ type Runtime struct {
 	sealErr  error
 }
 
+// InitBinary is p when it is an executable file, else "": what to set
+// InitPath to, so a missing hull-init falls back to this binary.
+func InitBinary(p string) string {
+	if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+		return ""
+	}
+	return p
+}
+
 func (r *Runtime) warn(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	if r.Warn != nil {

@@ -1,0 +1,214 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"hull/internal/snapshot"
+)
+
+// Hull's one garbage collector. What it may remove is what nothing
+// refers to, and the references are, from the top:
+//
+//   - containers: a container retains its image's layer chains (owner
+//     "container:ID") and has an active snapshot, its writable layer, on
+//     the top one; a stopped container is itself removable (Prune);
+//   - image mounts (`image mount`): a view snapshot on the image's top
+//     chain;
+//   - images: an image's name keeps it; an image retains its layer chains
+//     (owner "image:DIGEST") and its blobs;
+//   - volumes: a container names the volumes it mounts; an anonymous one
+//     no container names is removable;
+//   - layers (committed snapshots): kept while an owner retains them or a
+//     snapshot is built on them (snapshot.Prune);
+//   - blobs: kept while a stored image references them (image.Collect).
+//
+// Networks and pods, when they come, refer to containers and are
+// referred to by them: their collection goes between containers and
+// images in Prune, and their usage beside Containers in DiskUsage.
+
+// Snapshot describes one snapshot: an unpacked layer or a container's
+// writable layer.
+type Snapshot = snapshot.Info
+
+// DiskUsage is what hull keeps on disk, and what of it Prune would
+// reclaim.
+type DiskUsage struct {
+	Images     []ImageUsage
+	Layers     []LayerUsage
+	Containers []ContainerUsage
+}
+
+// ImageUsage is one stored image and the containers built on it.
+type ImageUsage struct {
+	*Image
+	// InUse is true when a container's writable layer is on the image's
+	// layers: Prune keeps the image.
+	InUse bool
+	// Containers counts the writable layers on the image's top layer.
+	Containers int
+	// topChain is the chain ID of the image's top layer.
+	topChain string
+}
+
+// LayerUsage is one unpacked layer.
+type LayerUsage struct {
+	Snapshot
+	// Reclaimable is true when nothing retains the layer or builds on it.
+	Reclaimable bool
+}
+
+// ContainerUsage is one container's writable layer.
+type ContainerUsage struct {
+	Snapshot
+	// Size is the disk the writable layer takes now.
+	Size int64
+}
+
+// DiskUsage reads what is stored: images, unpacked layers and the
+// containers' writable layers.
+func (e *Engine) DiskUsage(ctx context.Context) (*DiskUsage, error) {
+	images, err := e.images.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	snaps, err := e.snap.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	unused, err := e.snap.Unused(ctx)
+	if err != nil {
+		return nil, err
+	}
+	reclaimable := map[string]bool{}
+	for _, u := range unused {
+		reclaimable[u.Name] = true
+	}
+	du := &DiskUsage{}
+	inUseTops := map[string]bool{} // chain IDs writable layers are on
+	for _, s := range snaps {
+		switch s.Kind {
+		case snapshot.KindCommitted:
+			du.Layers = append(du.Layers, LayerUsage{Snapshot: s, Reclaimable: reclaimable[s.Name]})
+		case snapshot.KindActive:
+			u, err := e.snap.Usage(ctx, s.Name)
+			if err != nil {
+				return nil, err
+			}
+			du.Containers = append(du.Containers, ContainerUsage{Snapshot: s, Size: u.Size})
+			if s.Parent != "" {
+				inUseTops[s.Parent] = true
+			}
+		}
+	}
+	for _, r := range images {
+		chains, err := e.imageChains(r)
+		if err != nil {
+			return nil, err
+		}
+		iu := ImageUsage{Image: r}
+		if len(chains) > 0 {
+			iu.topChain = chains[len(chains)-1]
+		}
+		iu.InUse = inUseTops[iu.topChain]
+		for _, c := range du.Containers {
+			if c.Parent == iu.topChain {
+				iu.Containers++
+			}
+		}
+		du.Images = append(du.Images, iu)
+	}
+	return du, nil
+}
+
+// imageChains are the chain IDs of an image's layers, bottom first.
+func (e *Engine) imageChains(r *Image) ([]string, error) {
+	cf, err := e.images.Config(r)
+	if err != nil {
+		return nil, err
+	}
+	return layerChains(cf), nil
+}
+
+// layerChains are the chain IDs of the layers an image config lists,
+// bottom first: the names of their snapshots.
+func layerChains(cf *v1.ConfigFile) []string {
+	diffIDs := make([]string, len(cf.RootFS.DiffIDs))
+	for i, d := range cf.RootFS.DiffIDs {
+		diffIDs[i] = d.String()
+	}
+	return snapshot.ChainIDs(diffIDs)
+}
+
+// PruneOptions choose what Prune removes beyond what nothing uses.
+type PruneOptions struct {
+	// AllImages removes every image no container uses, not only the
+	// untagged ones (docker's system prune -a).
+	AllImages bool
+	// Volumes also removes the anonymous volumes no container uses
+	// (docker's system prune --volumes).
+	Volumes bool
+}
+
+// PruneReport is what Prune removed.
+type PruneReport struct {
+	Containers []string // IDs
+	// Images are docker's lines: "untagged: NAME", "deleted: ID".
+	Images  []string
+	Layers  []string // chain IDs
+	Blobs   []string // digests
+	Volumes []string // names
+	// Reclaimed is the bytes the removed containers, images and layers
+	// held.
+	Reclaimed int64
+}
+
+// Prune removes, in the order their references allow, the stopped
+// containers, the untagged images (o.AllImages: every image) no container
+// uses, the layers no image or container needs, the blobs no image
+// references and, with o.Volumes, the anonymous volumes no container
+// uses. Nothing in use is removed. On an error the report says what was
+// removed before it.
+func (e *Engine) Prune(ctx context.Context, o PruneOptions) (*PruneReport, error) {
+	rep := &PruneReport{}
+	var err error
+	if rep.Containers, rep.Reclaimed, err = e.PruneContainers(ctx, nil); err != nil {
+		return rep, err
+	}
+	du, err := e.DiskUsage(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for _, iu := range du.Images {
+		r := iu.Image
+		if iu.InUse || (!o.AllImages && len(r.Names) > 0) {
+			continue
+		}
+		res, err := e.images.Remove(ctx, r.Digest.String(), true)
+		if err != nil {
+			return rep, fmt.Errorf("prune image %s: %w", r.ConfigID.Hex[:12], err)
+		}
+		for _, u := range res.Untagged {
+			rep.Images = append(rep.Images, "untagged: "+u)
+		}
+		rep.Images = append(rep.Images, "deleted: "+r.ConfigID.String())
+		rep.Reclaimed += r.Size
+	}
+	pr, err := e.snap.Prune(ctx)
+	if err != nil {
+		return rep, err
+	}
+	rep.Layers = pr.Removed
+	rep.Reclaimed += pr.Bytes
+	if rep.Blobs, err = e.images.Collect(ctx); err != nil {
+		return rep, err
+	}
+	if o.Volumes {
+		var freed int64
+		rep.Volumes, freed, err = e.PruneVolumes(ctx, false, nil)
+		rep.Reclaimed += freed
+	}
+	return rep, err
+}

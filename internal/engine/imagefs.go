@@ -1,0 +1,233 @@
+package engine
+
+import (
+	"archive/tar"
+	"bufio"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"hull/internal/perm"
+	"hull/internal/reference"
+	"hull/internal/snapshot"
+)
+
+// ImportOptions tune Import.
+type ImportOptions struct {
+	// Name is NAME[:TAG] for the image; "" leaves it untagged.
+	Name string
+	// Message is the layer's history comment ("Imported from SOURCE" if
+	// empty).
+	Message string
+}
+
+// Import makes a one-layer image from the root filesystem tarball at
+// path (plain, gzip or zstd), or, when path is "-", read from r (docker
+// import). The image is unpacked at once, so it can be run or mounted
+// right away. It returns the image ID.
+//
+// The image is built as a docker archive in a temp file and loaded:
+// loading verifies, stores, unpacks and names it in one path.
+func (e *Engine) Import(ctx context.Context, path string, r io.Reader, o ImportOptions) (string, error) {
+	src := path
+	var ref *reference.Reference
+	if o.Name != "" {
+		parsed, err := reference.Parse(o.Name)
+		if err != nil {
+			return "", fmt.Errorf("import: %w", err)
+		}
+		if parsed.Digest != "" {
+			return "", fmt.Errorf("import: name %q has a digest; give NAME[:TAG]", o.Name)
+		}
+		ref = &parsed
+	}
+	if err := os.MkdirAll(e.cfg.Root, 0o711); err != nil {
+		return "", err
+	}
+	if src == "-" {
+		f, err := os.CreateTemp(e.cfg.Root, ".import-stdin-*")
+		if err != nil {
+			return "", fmt.Errorf("import: %w", err)
+		}
+		defer os.Remove(f.Name())
+		_, err = io.Copy(f, r)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return "", fmt.Errorf("import: read standard input: %w", err)
+		}
+		path = f.Name()
+	}
+	if err := checkTarball(path); err != nil {
+		return "", fmt.Errorf("import %s: %w", src, err)
+	}
+	layer, err := tarball.LayerFromFile(path)
+	if err != nil {
+		return "", fmt.Errorf("import %s: %w", src, err)
+	}
+	now := time.Now().UTC()
+	message := o.Message
+	if message == "" {
+		message = "Imported from " + src
+	}
+	img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{
+		Architecture: goruntime.GOARCH, OS: "linux", Created: v1.Time{Time: now},
+		RootFS: v1.RootFS{Type: "layers"},
+	})
+	if err != nil {
+		return "", err
+	}
+	img, err = mutate.Append(img, mutate.Addendum{Layer: layer, History: v1.History{
+		Created: v1.Time{Time: now}, CreatedBy: "hull import", Comment: message,
+	}})
+	if err != nil {
+		return "", fmt.Errorf("import %s: %w", src, err)
+	}
+	var tag name.Reference
+	if ref != nil {
+		tag, err = name.NewTag(ref.String())
+	} else {
+		var d v1.Hash
+		if d, err = img.Digest(); err == nil {
+			tag, err = name.NewDigest("hull-import@" + d.String())
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("import %s: %w", src, err)
+	}
+	archive, err := os.CreateTemp(e.cfg.Root, ".import-*.tar")
+	if err != nil {
+		return "", fmt.Errorf("import: %w", err)
+	}
+	defer os.Remove(archive.Name())
+	err = tarball.Write(tag, img, archive)
+	if cerr := archive.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("import %s: %w", src, err)
+	}
+	if _, err := e.images.Load(ctx, archive.Name()); err != nil {
+		return "", fmt.Errorf("import %s: %w", src, err)
+	}
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		return "", err
+	}
+	return cfgName.String(), nil
+}
+
+// checkTarball fails early, and clearly, on input that is not a tar
+// archive (plain or gzip; zstd is left to the unpacker).
+func checkTarball(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	magic, _ := br.Peek(4)
+	var r io.Reader = br
+	switch {
+	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("not a gzip-compressed tar archive: %w", err)
+		}
+		r = zr
+	case len(magic) == 4 && string(magic) == "\x28\xb5\x2f\xfd":
+		return nil
+	}
+	if _, err := tar.NewReader(r).Next(); err != nil {
+		return fmt.Errorf("not a tar archive (%v)", err)
+	}
+	return nil
+}
+
+// An image mount (`hull image mount IMAGE`, like podman's) shows an
+// image's merged root filesystem read-only: a view snapshot of the
+// image's top layer chain (imageMountKey) mounted under
+// <run-root>/mounts/<short image id> (imageMountPoint). It stays until
+// UnmountImage.
+
+// imageMountKey is the view snapshot of the image whose short ID is id.
+func imageMountKey(id string) string { return "image-mount-" + id }
+
+// imageMountPoint is where the image whose short ID is id is mounted
+// ("": the directory of all image mounts).
+func (e *Engine) imageMountPoint(id string) string {
+	return filepath.Join(e.cfg.RunRoot, "mounts", id)
+}
+
+// MountImage mounts the image ref read-only, if it is not mounted, and
+// returns where.
+func (e *Engine) MountImage(ctx context.Context, ref string) (string, error) {
+	r, err := e.images.Resolve(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	chains, err := e.imageChains(r)
+	if err != nil {
+		return "", err
+	}
+	if len(chains) == 0 {
+		return "", fmt.Errorf("image %s has no layers to mount", ref)
+	}
+	id := r.ConfigID.Hex[:12]
+	target := e.imageMountPoint(id)
+	if isMounted(target) {
+		return target, nil
+	}
+	key := imageMountKey(id)
+	mounts, err := e.snap.Mounts(ctx, key)
+	if errors.Is(err, snapshot.ErrNotFound) {
+		mounts, err = e.snap.View(ctx, key, chains[len(chains)-1])
+	}
+	if err != nil {
+		return "", fmt.Errorf("mount image %s: %w", ref, err)
+	}
+	// Image content is untrusted: other users must not reach it (a 0700
+	// parent), and its setuid binaries and device nodes must not work
+	// even for root (nosuid,nodev).
+	if err := perm.PrivateDir(filepath.Dir(target)); err != nil {
+		return "", fmt.Errorf("mount image %s: %w", ref, err)
+	}
+	if err := os.Mkdir(target, 0o700); err != nil && !os.IsExist(err) {
+		return "", fmt.Errorf("mount image %s: %w", ref, err)
+	}
+	if err := snapshot.MountAll(snapshot.Inert(mounts), target); err != nil {
+		return "", fmt.Errorf("mount image %s: %w", ref, err)
+	}
+	return target, nil
+}
+
+// UnmountImage undoes MountImage and returns the image's ID.
+func (e *Engine) UnmountImage(ctx context.Context, ref string) (string, error) {
+	r, err := e.images.Resolve(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	id := r.ConfigID.Hex[:12]
+	target := e.imageMountPoint(id)
+	if err := snapshot.Unmount(target); err != nil {
+		return "", err
+	}
+	os.Remove(target)
+	if err := e.snap.Remove(ctx, imageMountKey(id)); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+		return "", err
+	}
+	return r.ConfigID.String(), nil
+}
