@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"hull/internal/monitor"
@@ -34,6 +35,8 @@ type handOverSetup struct {
 	ID, Bundle, RuntimeRoot, InitPath string
 	LogPath, AttachSocket, Events     string
 	Shim                              string
+	Restart                           monitor.RestartPolicy
+	BackoffBase                       time.Duration
 }
 
 // fileRecorder appends each call to a file, for the test to read.
@@ -86,6 +89,7 @@ func handOverChild(setupJSON string) int {
 		LogPath: s.LogPath, LogMaxSize: 1 << 20, LogMaxFiles: 2,
 		AttachSocket: s.AttachSocket,
 		Shim:         &monitor.Shim{Path: s.Shim, Resume: []string{self}},
+		Restart:      s.Restart, BackoffBase: s.BackoffBase, BackoffMax: s.BackoffBase,
 	}
 	for _, arg := range os.Args[1:] {
 		if v, ok := strings.CutPrefix(arg, "--resume="); ok {
@@ -100,6 +104,14 @@ func handOverChild(setupJSON string) int {
 		}
 		if v, ok := strings.CutPrefix(arg, "--listener-fd="); ok {
 			cfg.ListenerFD, _ = strconv.Atoi(v)
+		}
+	}
+	if cfg.Resume != nil {
+		// The restarts so far, as the engine reads them from the record.
+		for _, e := range readEvents(s.Events) {
+			if e.Kind == "restarting" {
+				cfg.RestartCount = e.Count
+			}
 		}
 	}
 	rt := &runtime.Runtime{Root: s.RuntimeRoot, InitPath: s.InitPath}
@@ -160,6 +172,7 @@ func startChild(t *testing.T, c *container, shimPath string) *child {
 	setup, _ := json.Marshal(handOverSetup{
 		ID: c.cfg.ID, Bundle: c.cfg.Bundle, RuntimeRoot: c.rt.Root, InitPath: c.rt.InitPath,
 		LogPath: c.cfg.LogPath, AttachSocket: c.cfg.AttachSocket, Events: events, Shim: shimPath,
+		Restart: c.cfg.Restart, BackoffBase: c.cfg.BackoffBase,
 	})
 	errFile, err := os.Create(stderr)
 	if err != nil {
@@ -189,15 +202,13 @@ func startChild(t *testing.T, c *container, shimPath string) *child {
 	return &child{cmd: cmd, exited: exited, events: events, stderr: stderr}
 }
 
-// childEvents reads the events the child has recorded so far.
-func childEvents(t *testing.T, path string) []event {
-	t.Helper()
+// readEvents reads the events a fileRecorder wrote to path (none if it
+// has written nothing yet); a line it cannot decode is returned as an
+// event of kind "bad".
+func readEvents(path string) []event {
 	f, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
 	if err != nil {
-		t.Fatal(err)
+		return nil
 	}
 	defer f.Close()
 	var evs []event
@@ -205,9 +216,21 @@ func childEvents(t *testing.T, path string) []event {
 	for sc.Scan() {
 		var e event
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Fatalf("%s: %v", path, err)
+			e = event{Kind: "bad", Error: err.Error()}
 		}
 		evs = append(evs, e)
+	}
+	return evs
+}
+
+// childEvents reads the events the child has recorded so far.
+func childEvents(t *testing.T, path string) []event {
+	t.Helper()
+	evs := readEvents(path)
+	for _, e := range evs {
+		if e.Kind == "bad" {
+			t.Fatalf("%s: %s", path, e.Error)
+		}
 	}
 	return evs
 }
@@ -323,6 +346,52 @@ func TestHandOverToShim(t *testing.T) {
 		t.Errorf("log has %v, want before (the monitor's) and after (the shim's)", lines)
 	}
 	c.checkGone()
+}
+
+// Through the shim, an OOM kill is still seen (the shim gets the cgroup
+// and the OOM count before the start) and the restart policy still
+// applies: each run is handed over, and each exit comes back with
+// --resume.
+func TestShimReportsOOMAndRestarts(t *testing.T) {
+	shimPath := shimBinary(t)
+	limit := int64(32 << 20)
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		mutate func(*specs.Spec)
+		policy monitor.RestartPolicy
+		calls  string
+		code   int
+		oom    bool
+	}{
+		{"restart", sh("echo run; exit 3"), nil, monitor.RestartPolicy{Name: "on-failure", MaxRetries: 1},
+			"started ready resumed exited restarting started resumed exited done", 3, false},
+		{"oom", []string{"tail", "/dev/zero"}, func(s *specs.Spec) {
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit, Swap: &limit}
+		}, monitor.RestartPolicy{}, "started ready resumed exited done", 137, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newContainer(t, tc.args, tc.mutate)
+			c.cfg.Restart = tc.policy
+			ch := startChild(t, c, shimPath)
+			if status := ch.wait(t); status != 0 {
+				t.Fatalf("the monitor child exited %d", status)
+			}
+			evs := childEvents(t, ch.events)
+			if k := kindsOf(evs); k != tc.calls {
+				t.Fatalf("recorder calls %q, want %q", k, tc.calls)
+			}
+			for _, e := range evs {
+				if e.Kind != "exited" {
+					continue
+				}
+				if x := e.Exit; x.Code != tc.code || x.OOMKilled != tc.oom || (tc.oom && x.MemoryLimit != uint64(limit)) {
+					t.Errorf("exit recorded through the shim %+v, want code %d, OOMKilled %v", x, tc.code, tc.oom)
+				}
+			}
+			c.checkGone()
+		})
+	}
 }
 
 // A monitor that cannot exec the shim (after it has handed its descriptors

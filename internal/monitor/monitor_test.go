@@ -662,3 +662,29 @@ func TestWaitAttach(t *testing.T) {
 		})
 	}
 }
+
+// With TTY the container gets a terminal: the monitor receives the pty
+// master over the console socket and logs what the container writes to it
+// (stdout and stderr alike) as stdout, lines ending in \r\n recorded
+// without the \r.
+func TestTerminalOutputIsLogged(t *testing.T) {
+	c := newContainer(t, sh("tty; echo to-stderr >&2"), func(s *specs.Spec) { s.Process.Terminal = true })
+	c.cfg.TTY = true
+	rec := newRecorder()
+	if res := c.run(rec); res.err != nil || res.ready != nil {
+		t.Fatalf("Run = %v, ready(%v)", res.err, res.ready)
+	}
+	var lines []string
+	for _, r := range logRecords(t, c.cfg.LogPath) {
+		if r.Stream != "stdout" {
+			t.Errorf("record on %s through a terminal: %+v", r.Stream, r)
+		}
+		lines = append(lines, r.Line)
+	}
+	if fmt.Sprint(lines) != "[/dev/pts/0 to-stderr]" {
+		t.Errorf("logged %q, want the terminal's name and the line written to stderr", lines)
+	}
+	if x := rec.of("exited"); len(x) != 1 || x[0].Exit.Code != 0 {
+		t.Errorf("recorded exits %+v, want code 0", x)
+	}
+}
