@@ -580,6 +580,24 @@ func TestRmiRefusesAnImageInUse(t *testing.T) {
 	mustHull(t, root, "rmi", fx.Busybox.Ref)
 }
 
+// rmi removes the image's unpacked layers with it (docker's), keeping
+// those another image shares; nothing waits for a prune.
+func TestRmiRemovesItsUnpackedLayers(t *testing.T) {
+	root, fx := containerEnv(t)
+	mustHull(t, root, "pull", "-q", fx.Busybox.Ref)
+	mustHull(t, root, "pull", "-q", fx.Config.Ref)
+	both := dfCounts(t, root)["Layers"][0]
+	mustHull(t, root, "rmi", fx.Config.Ref)
+	one := dfCounts(t, root)["Layers"][0]
+	if one == both || one == "0" {
+		t.Errorf("layers: %s with both images, %s after rmi of one; want fewer, but the shared ones kept", both, one)
+	}
+	mustHull(t, root, "rmi", fx.Busybox.Ref)
+	if n := dfCounts(t, root)["Layers"][0]; n != "0" {
+		t.Errorf("layers after rmi of every image: %s, want 0", n)
+	}
+}
+
 // A monitor outlives its start-up: seconds later it still supervises the
 // container (and a stop is still recorded by it, not by crash detection).
 func TestMonitorKeepsSupervising(t *testing.T) {

@@ -111,7 +111,17 @@ func (e *Engine) ImageRemove(ctx context.Context, ref string, force bool) (*Remo
 	if err := e.checkImageUnused(ctx, ref, force); err != nil {
 		return nil, err
 	}
-	return e.images.Remove(ctx, ref, force)
+	res, err := e.images.Remove(ctx, ref, force)
+	if err != nil || len(res.Deleted) == 0 {
+		return res, err
+	}
+	// The image is gone: its unpacked layers go with it, unless another
+	// image or a container still has them (docker removes them at once;
+	// they were kept until a prune).
+	if _, err := e.snap.Prune(ctx); err != nil {
+		return res, fmt.Errorf("remove the unpacked layers of %s: %w", ref, err)
+	}
+	return res, nil
 }
 
 // checkImageUnused is ImageRemove's refusal.
