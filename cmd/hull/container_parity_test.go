@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -190,5 +192,33 @@ func TestParityPlatformMismatchIsRefused(t *testing.T) {
 	hullProc(root, "create", "--platform", "linux/arm64", mfx.Multi.Ref, "true").Run()
 	if out := mustHull(t, root, "image", "inspect", "-f", "{{.Architecture}}", mfx.Multi.Ref); strings.TrimSpace(out) != "arm64" {
 		t.Errorf("after create --platform linux/arm64 the image is for %q, want arm64", out)
+	}
+}
+
+// images, history, image inspect and system df show sizes unpacked, as
+// docker does; the stored (compressed) size is an extra field.
+func TestParitySizesAreUnpacked(t *testing.T) {
+	root, fx := containerEnv(t)
+	mustHull(t, root, "pull", "-q", fx.Busybox.Ref)
+	df := mustHull(t, root, "system", "df")
+	m := regexp.MustCompile(`(?m)^Layers\s+\d+\s+\d+\s+(\S+)`).FindStringSubmatch(df)
+	if m == nil {
+		t.Fatalf("system df:\n%s", df)
+	}
+	unpacked := m[1]
+	out := strings.Fields(mustHull(t, root, "images", "--format", "{{.Size}} {{.StoredSize}}"))
+	if len(out) != 2 || out[0] != unpacked || out[1] == unpacked {
+		t.Errorf("images Size/StoredSize = %v, want %s (the layers unpacked) and the smaller stored size", out, unpacked)
+	}
+	if !regexp.MustCompile(`(?m)^Images\s+1\s+0\s+` + regexp.QuoteMeta(unpacked) + `\s`).MatchString(df) {
+		t.Errorf("system df Images row is not the unpacked %s:\n%s", unpacked, df)
+	}
+	if h := mustHull(t, root, "image", "history", fx.Busybox.Ref); !strings.Contains(h, " "+unpacked+" ") {
+		t.Errorf("history lacks the layer's unpacked size %s:\n%s", unpacked, h)
+	}
+	var size, stored int64
+	fmt.Sscan(mustHull(t, root, "image", "inspect", "-f", "{{.Size}} {{.StoredSize}}", fx.Busybox.Ref), &size, &stored)
+	if size <= stored || stored == 0 {
+		t.Errorf("image inspect Size %d, StoredSize %d: want the unpacked size above the stored one", size, stored)
 	}
 }

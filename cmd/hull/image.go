@@ -174,6 +174,15 @@ func newPushCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// unpackedSize is the size docker shows for an image: its layers
+// unpacked (the stored size if the engine could not tell).
+func unpackedSize(r *engine.Image) int64 {
+	if r.Unpacked > 0 {
+		return r.Unpacked
+	}
+	return r.Size
+}
+
 // imageRow is one row of `hull images`, with docker's --format field names.
 type imageRow struct {
 	ID           string `json:"ID"`
@@ -182,7 +191,10 @@ type imageRow struct {
 	Digest       string `json:"Digest"`
 	CreatedSince string `json:"CreatedSince"`
 	CreatedAt    string `json:"CreatedAt"`
-	Size         string `json:"Size"`
+	Size         string `json:"Size"` // unpacked, as docker's
+	// StoredSize is hull's: what the image takes in the store,
+	// compressed.
+	StoredSize string `json:"StoredSize"`
 }
 
 func newImagesCmd(g *globals, use string) *cobra.Command {
@@ -217,7 +229,8 @@ func newImagesCmd(g *globals, use string) *cobra.Command {
 				if !noTrunc {
 					id = r.ConfigID.Hex[:12]
 				}
-				base := imageRow{ID: id, Digest: "<none>", CreatedSince: ui.Ago(r.Created), CreatedAt: r.Created.Format("2006-01-02 15:04:05 -0700 MST"), Size: ui.Size(r.Size)}
+				base := imageRow{ID: id, Digest: "<none>", CreatedSince: ui.Ago(r.Created), CreatedAt: r.Created.Format("2006-01-02 15:04:05 -0700 MST"),
+					Size: ui.Size(unpackedSize(r)), StoredSize: ui.Size(r.Size)}
 				digestFor := func(repo string) string {
 					for _, rd := range r.RepoDigests {
 						if n, d, _ := strings.Cut(rd, "@"); n == repo {

@@ -103,14 +103,12 @@ func newSystemDfCmd(g *globals) *cobra.Command {
 }
 
 func printDf(w io.Writer, du *engine.DiskUsage, verbose bool) error {
-	var imgSize, imgReclaim int64
+	// As docker: images by their layers unpacked, each layer once.
+	imgSize, imgReclaim := du.ImagesSize, du.ImagesReclaimable
 	imgActive := 0
 	for _, r := range du.Images {
-		imgSize += r.Size
 		if r.InUse {
 			imgActive++
-		} else {
-			imgReclaim += r.Size
 		}
 	}
 	var layerSize, layerReclaim, ctrSize int64
@@ -141,7 +139,7 @@ func printDf(w io.Writer, du *engine.DiskUsage, verbose bool) error {
 	}
 
 	fmt.Fprint(w, "\nImages space usage:\n\n")
-	t = ui.NewTable(w, "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "CONTAINERS")
+	t = ui.NewTable(w, "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE", "CONTAINERS")
 	for _, r := range du.Images {
 		repo, tag := "<none>", "<none>"
 		if len(r.Names) > 0 {
@@ -150,7 +148,7 @@ func printDf(w io.Writer, du *engine.DiskUsage, verbose bool) error {
 				repo = strings.TrimSuffix(repo, ":"+tag)
 			}
 		}
-		t.Row(repo, tag, r.ConfigID.Hex[:12], ui.Ago(r.Created), ui.Size(r.Size), fmt.Sprint(r.Containers))
+		t.Row(repo, tag, r.ConfigID.Hex[:12], ui.Ago(r.Created), ui.Size(r.Unpacked), ui.Size(r.SharedSize), ui.Size(r.UniqueSize), fmt.Sprint(r.Containers))
 	}
 	if err := t.Flush(); err != nil {
 		return err

@@ -39,6 +39,10 @@ type DiskUsage struct {
 	Images     []ImageUsage
 	Layers     []LayerUsage
 	Containers []ContainerUsage
+	// ImagesSize is the images' layers unpacked, each layer counted
+	// once (docker's Images SIZE); ImagesReclaimable the part no
+	// container's image uses.
+	ImagesSize, ImagesReclaimable int64
 }
 
 // ImageUsage is one stored image and the containers built on it.
@@ -49,6 +53,10 @@ type ImageUsage struct {
 	InUse bool
 	// Containers counts the writable layers on the image's top layer.
 	Containers int
+	// SharedSize is the unpacked size of the image's layers that other
+	// images have too; UniqueSize that of the rest (docker's df -v).
+	SharedSize, UniqueSize int64
+	chains                 []string
 	// topChain is the chain ID of the image's top layer.
 	topChain string
 }
@@ -108,7 +116,7 @@ func (e *Engine) DiskUsage(ctx context.Context) (*DiskUsage, error) {
 		if err != nil {
 			return nil, err
 		}
-		iu := ImageUsage{Image: r}
+		iu := ImageUsage{Image: r, chains: chains}
 		if len(chains) > 0 {
 			iu.topChain = chains[len(chains)-1]
 		}
@@ -120,7 +128,43 @@ func (e *Engine) DiskUsage(ctx context.Context) (*DiskUsage, error) {
 		}
 		du.Images = append(du.Images, iu)
 	}
+	du.sizeImages()
 	return du, nil
+}
+
+// sizeImages works out the unpacked sizes of the images from their
+// layers: each image's, shared and unique, and the whole.
+func (du *DiskUsage) sizeImages() {
+	sizes := map[string]int64{}
+	for _, l := range du.Layers {
+		sizes[l.Name] = l.Size
+	}
+	users := map[string]int{}
+	used := map[string]bool{} // by an image a container is built on
+	for _, iu := range du.Images {
+		for _, c := range iu.chains {
+			users[c]++
+			used[c] = used[c] || iu.InUse
+		}
+	}
+	for c, n := range users {
+		du.ImagesSize += sizes[c]
+		if n > 0 && !used[c] {
+			du.ImagesReclaimable += sizes[c]
+		}
+	}
+	for i := range du.Images {
+		iu := &du.Images[i]
+		iu.Unpacked = 0
+		for _, c := range iu.chains {
+			iu.Unpacked += sizes[c]
+			if users[c] > 1 {
+				iu.SharedSize += sizes[c]
+			} else {
+				iu.UniqueSize += sizes[c]
+			}
+		}
+	}
 }
 
 // imageChains are the chain IDs of an image's layers, bottom first.

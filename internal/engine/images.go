@@ -9,6 +9,7 @@ import (
 	"hull/internal/config"
 	"hull/internal/image"
 	"hull/internal/reference"
+	"hull/internal/snapshot"
 )
 
 // The image service's types, as the engine's callers see them.
@@ -70,7 +71,48 @@ func (e *Engine) ImageList(ctx context.Context, filters []ImageFilter) ([]*Image
 	if err != nil {
 		return nil, err
 	}
-	return e.images.Match(ctx, recs, filters)
+	if recs, err = e.images.Match(ctx, recs, filters); err != nil {
+		return nil, err
+	}
+	return recs, e.setUnpacked(ctx, recs...)
+}
+
+// layerSizes are the content bytes of each unpacked layer, by chain ID.
+func (e *Engine) layerSizes(ctx context.Context) (map[string]int64, error) {
+	snaps, err := e.snap.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sizes := map[string]int64{}
+	for _, s := range snaps {
+		if s.Kind == snapshot.KindCommitted {
+			sizes[s.Name] = s.Size
+		}
+	}
+	return sizes, nil
+}
+
+// setUnpacked fills in each image's unpacked size (docker's SIZE): the
+// sum of its unpacked layers.
+func (e *Engine) setUnpacked(ctx context.Context, recs ...*Image) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	sizes, err := e.layerSizes(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		chains, err := e.imageChains(r)
+		if err != nil {
+			return err
+		}
+		r.Unpacked = 0
+		for _, c := range chains {
+			r.Unpacked += sizes[c]
+		}
+	}
+	return nil
 }
 
 // ImageCount is the number of stored images.
@@ -87,7 +129,15 @@ func (e *Engine) ImageInspect(ctx context.Context, ref string) (*ImageDetails, e
 	if err != nil {
 		return nil, err
 	}
-	return e.images.Inspect(ctx, r)
+	d, err := e.images.Inspect(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	// docker's Size is the unpacked one; hull keeps the stored size too.
+	if err := e.setUnpacked(ctx, r); err == nil && r.Unpacked > 0 {
+		d.StoredSize, d.Size, d.VirtualSize = d.Size, r.Unpacked, r.Unpacked
+	}
+	return d, nil
 }
 
 // ImageHistory lists how a stored image was built, newest layer first.
@@ -96,7 +146,33 @@ func (e *Engine) ImageHistory(ctx context.Context, ref string) ([]HistoryEntry, 
 	if err != nil {
 		return nil, err
 	}
-	return e.images.History(ctx, r)
+	h, err := e.images.History(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	// docker shows each step's layer unpacked: the entries that made a
+	// layer, oldest last, take the layers' sizes bottom up.
+	sizes, err := e.layerSizes(ctx)
+	if err != nil {
+		return h, nil
+	}
+	chains, err := e.imageChains(r)
+	if err != nil {
+		return h, nil
+	}
+	li := 0
+	for i := len(h) - 1; i >= 0; i-- {
+		if h[i].Layer == "" {
+			continue
+		}
+		if li < len(chains) {
+			if n, ok := sizes[chains[li]]; ok {
+				h[i].StoredSize, h[i].Size = h[i].Size, n
+			}
+		}
+		li++
+	}
+	return h, nil
 }
 
 // ImageTag names the image source also target.

@@ -19,18 +19,21 @@ type Inspect struct {
 	Container   string    `json:"Container"`
 	// ContainerConfig is docker's legacy copy of Config (of the container
 	// a step was committed from); hull keeps none, so it is empty.
-	ContainerConfig v1.Config   `json:"ContainerConfig"`
-	DockerVersion   string      `json:"DockerVersion"`
-	Author          string      `json:"Author"`
-	Config          v1.Config   `json:"Config"`
-	Architecture    string      `json:"Architecture"`
-	Variant         string      `json:"Variant,omitempty"`
-	Os              string      `json:"Os"`
-	Size            int64       `json:"Size"`
-	VirtualSize     int64       `json:"VirtualSize"`
-	GraphDriver     GraphDriver `json:"GraphDriver"`
-	RootFS          RootFS      `json:"RootFS"`
-	Metadata        struct {
+	ContainerConfig v1.Config `json:"ContainerConfig"`
+	DockerVersion   string    `json:"DockerVersion"`
+	Author          string    `json:"Author"`
+	Config          v1.Config `json:"Config"`
+	Architecture    string    `json:"Architecture"`
+	Variant         string    `json:"Variant,omitempty"`
+	Os              string    `json:"Os"`
+	Size            int64     `json:"Size"`
+	VirtualSize     int64     `json:"VirtualSize"`
+	// StoredSize is the compressed size in the store (Size is unpacked
+	// once the engine knows it, as docker's).
+	StoredSize  int64       `json:"StoredSize,omitempty"`
+	GraphDriver GraphDriver `json:"GraphDriver"`
+	RootFS      RootFS      `json:"RootFS"`
+	Metadata    struct {
 		LastTagTime time.Time `json:"LastTagTime"`
 	} `json:"Metadata"`
 
@@ -148,9 +151,12 @@ type HistoryEntry struct {
 	Created   time.Time `json:"Created"`
 	CreatedBy string    `json:"CreatedBy"`
 	Size      int64     `json:"Size"`
-	Comment   string    `json:"Comment"`
-	Layer     string    `json:"Layer,omitempty"` // the layer blob, if this step made one
-	SharedBy  int       `json:"SharedBy,omitempty"`
+	// StoredSize is the layer's compressed size (Size is unpacked once
+	// the engine knows it, as docker's).
+	StoredSize int64  `json:"StoredSize,omitempty"`
+	Comment    string `json:"Comment"`
+	Layer      string `json:"Layer,omitempty"` // the layer blob, if this step made one
+	SharedBy   int    `json:"SharedBy,omitempty"`
 }
 
 // History maps the config's history onto the layers.

@@ -60,6 +60,10 @@ type Record struct {
 	Added       time.Time
 	Names       []string // full tagged names, sorted
 	RepoDigests []string // name@digest it is known by in registries, sorted
+	// Unpacked is the content bytes of the image's layers once unpacked:
+	// the size docker shows. The engine sets it from the snapshots (0:
+	// not known); Size is what the image takes stored, compressed.
+	Unpacked int64
 }
 
 // ID is the docker-style image ID, the config digest.
