@@ -83,7 +83,7 @@ func TestParityEtcFiles(t *testing.T) {
 	if lines[0] != "box1" {
 		t.Errorf("/etc/hostname = %q, want box1", lines[0])
 	}
-	for _, want := range []string{"127.0.0.1\tlocalhost\n", "::1\tlocalhost ip6-localhost ip6-loopback\n"} {
+	for _, want := range []string{"127.0.0.1\tlocalhost\n", "::1\tlocalhost ip6-localhost ip6-loopback\n", "127.0.0.1\tbox1\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("/etc/hosts lacks %q:\n%s", want, out)
 		}

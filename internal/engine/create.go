@@ -291,7 +291,9 @@ func (e *Engine) etcFiles(id string, o spec.Options) (spec.Options, error) {
 	if err != nil {
 		return o, err
 	}
-	files := []struct{ name, data string }{{"hostname", hostname + "\n"}, {"hosts", defaultHosts}}
+	// Without a network the container's own name resolves to loopback,
+	// so programs that look themselves up (hostname -i, sudo) work.
+	files := []struct{ name, data string }{{"hostname", hostname + "\n"}, {"hosts", defaultHosts + "127.0.0.1\t" + hostname + "\n"}}
 	if o.Network == "host" {
 		hosts, err := os.ReadFile("/etc/hosts")
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
