@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,26 +17,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"hull/internal/testenv"
 )
-
-// extraEnv is a registry with busybox and a private hull root; every
-// container made in it is removed when the test ends, however it ends.
-func extraEnv(t *testing.T) (string, *testenv.Fixtures) {
-	t.Helper()
-	_, fx := testenv.Setup(t, testenv.FixBusybox)
-	root := t.TempDir()
-	t.Cleanup(func() {
-		out, _, _ := hull(t, root, "ps", "-aq", "--no-trunc")
-		for _, id := range strings.Fields(out) {
-			if _, _, err := hull(t, root, "rm", "-f", "-v", id); err != nil {
-				t.Errorf("cleanup: rm -f %s: %v", id, err)
-			}
-		}
-	})
-	return root, fx
-}
 
 // hullStdin is hull() with the given stdin.
 func hullStdin(t *testing.T, root string, stdin io.Reader, args ...string) (string, string, error) {
@@ -52,18 +32,6 @@ func hullStdin(t *testing.T, root string, stdin io.Reader, args ...string) (stri
 	return out.String(), errOut.String(), err
 }
 
-// statusOf is the exit status an error gives hull (0 for none).
-func statusOf(err error) int {
-	if err == nil {
-		return 0
-	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	return 1
-}
-
 // runDetached starts a sleeping busybox container and returns its name.
 func runDetached(t *testing.T, root, ref, name string, extra ...string) string {
 	t.Helper()
@@ -73,12 +41,12 @@ func runDetached(t *testing.T, root, ref, name string, extra ...string) string {
 }
 
 func TestExecStatusStdioUserAndEnv(t *testing.T) {
-	root, fx := extraEnv(t)
+	root, fx := containerEnv(t)
 	c := runDetached(t, root, fx.Busybox.Ref, "ex")
 
 	out, errOut, err := hull(t, root, "exec", c, "sh", "-c", "echo out; echo err >&2; exit 3")
-	if statusOf(err) != 3 || out != "out\n" || errOut != "err\n" {
-		t.Errorf("exec: status %d, stdout %q, stderr %q (%v)", statusOf(err), out, errOut, err)
+	if exitStatus(err) != 3 || out != "out\n" || errOut != "err\n" {
+		t.Errorf("exec: status %d, stdout %q, stderr %q (%v)", exitStatus(err), out, errOut, err)
 	}
 	// It joins the container's namespaces: its pid 1 is the container's.
 	if out := mustHull(t, root, "exec", c, "cat", "/proc/1/cmdline"); !strings.HasPrefix(out, "sleep\x001000") {
@@ -89,7 +57,7 @@ func TestExecStatusStdioUserAndEnv(t *testing.T) {
 	if out != "1000\n1000\n/tmp\nbar\n" {
 		t.Errorf("exec -u app -w /tmp -e FOO=bar: %q", out)
 	}
-	if _, _, err := hull(t, root, "exec", "-w", "relative", c, "true"); statusOf(err) != 125 || !strings.Contains(err.Error(), "absolute") {
+	if _, _, err := hull(t, root, "exec", "-w", "relative", c, "true"); exitStatus(err) != 125 || !strings.Contains(err.Error(), "absolute") {
 		t.Errorf("exec -w relative: %v", err)
 	}
 	if _, _, err := hull(t, root, "exec", "-u", "nosuchuser", c, "true"); err == nil || !strings.Contains(err.Error(), "nosuchuser") {
@@ -105,27 +73,27 @@ func TestExecStatusStdioUserAndEnv(t *testing.T) {
 		t.Errorf("exec cat without -i: %q (%v)", out, err)
 	}
 	// docker's statuses: 127 not found, 126 not executable.
-	if _, _, err := hull(t, root, "exec", c, "no-such-command"); statusOf(err) != 127 {
-		t.Errorf("missing command: status %d (%v), want 127", statusOf(err), err)
+	if _, _, err := hull(t, root, "exec", c, "no-such-command"); exitStatus(err) != 127 {
+		t.Errorf("missing command: status %d (%v), want 127", exitStatus(err), err)
 	}
-	if _, _, err := hull(t, root, "exec", c, "/etc/passwd"); statusOf(err) != 126 {
-		t.Errorf("non-executable command: status %d (%v), want 126", statusOf(err), err)
+	if _, _, err := hull(t, root, "exec", c, "/etc/passwd"); exitStatus(err) != 126 {
+		t.Errorf("non-executable command: status %d (%v), want 126", exitStatus(err), err)
 	}
 	// -d returns at once; the process runs on in the container.
 	mustHull(t, root, "exec", "-d", c, "sh", "-c", "echo done > /tmp/detached")
-	waitUntil(t, func() bool {
+	waitFor(t, func() bool {
 		out, _, _ := hull(t, root, "exec", c, "cat", "/tmp/detached")
 		return out == "done\n"
 	})
 	// A stopped container refuses, with docker's status 1.
 	mustHull(t, root, "stop", "-t", "0", c)
-	if _, _, err := hull(t, root, "exec", c, "true"); statusOf(err) != 1 || !strings.Contains(err.Error(), "not running") {
+	if _, _, err := hull(t, root, "exec", c, "true"); exitStatus(err) != 1 || !strings.Contains(err.Error(), "not running") {
 		t.Errorf("exec in a stopped container: %v", err)
 	}
 }
 
 func TestExecTTY(t *testing.T) {
-	root, fx := extraEnv(t)
+	root, fx := containerEnv(t)
 	c := runDetached(t, root, fx.Busybox.Ref, "tty")
 	out := mustHull(t, root, "exec", "-t", c, "sh", "-c", "test -t 0 && test -t 1 && echo $TERM && readlink /proc/self/fd/1")
 	if !strings.HasPrefix(out, "xterm\r\n/dev/pts/") || !strings.HasSuffix(out, "\r\n") {
@@ -133,24 +101,13 @@ func TestExecTTY(t *testing.T) {
 	}
 	// -it: a shell reads commands from the terminal and exits with their status.
 	out, _, err := hullStdin(t, root, strings.NewReader("echo $((6*7))\nexit 5\n"), "exec", "-it", c, "sh")
-	if statusOf(err) != 5 || !strings.Contains(out, "42") {
-		t.Errorf("exec -it sh: status %d, output %q", statusOf(err), out)
+	if exitStatus(err) != 5 || !strings.Contains(out, "42") {
+		t.Errorf("exec -it sh: status %d, output %q", exitStatus(err), out)
 	}
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	for i := 0; i < 500; i++ {
-		if cond() {
-			return
-		}
-		sleepBriefly()
-	}
-	t.Fatal("condition not reached")
 }
 
 func TestCpBothDirections(t *testing.T) {
-	root, fx := extraEnv(t)
+	root, fx := containerEnv(t)
 	c := runDetached(t, root, fx.Busybox.Ref, "cp")
 	host := t.TempDir()
 
@@ -242,7 +199,7 @@ func TestCpBothDirections(t *testing.T) {
 // Symlinks planted in the container resolve inside it: cp can neither
 // read nor write the host's files through them, in either direction.
 func TestCpSymlinksCannotEscape(t *testing.T) {
-	root, fx := extraEnv(t)
+	root, fx := containerEnv(t)
 	c := runDetached(t, root, fx.Busybox.Ref, "evil")
 	hostDir := t.TempDir()
 	secret := filepath.Join(hostDir, "secret")
@@ -303,10 +260,8 @@ func TestCpSymlinksCannotEscape(t *testing.T) {
 	}
 }
 
-func sleepBriefly() { time.Sleep(20 * time.Millisecond) }
-
 func TestVolumesNamedAnonymousAndInUse(t *testing.T) {
-	root, fx := extraEnv(t)
+	root, fx := containerEnv(t)
 	if out := mustHull(t, root, "volume", "create", "--label", "team=a", "data"); out != "data\n" {
 		t.Fatalf("volume create: %q", out)
 	}
@@ -364,7 +319,7 @@ func TestVolumesNamedAnonymousAndInUse(t *testing.T) {
 
 	// --rm takes the container's anonymous volumes with it.
 	mustHull(t, root, "run", "--rm", "-v", "/gone", fx.Busybox.Ref, "touch", "/gone/x")
-	waitUntil(t, func() bool { // the monitor removes it (volume ls would sweep too)
+	waitFor(t, func() bool { // the monitor removes it (volume ls would sweep too)
 		ents, err := os.ReadDir(filepath.Join(root, "volumes"))
 		return err == nil && len(ents) == 0
 	})
@@ -387,7 +342,7 @@ func TestVolumesNamedAnonymousAndInUse(t *testing.T) {
 }
 
 func TestContainerPrune(t *testing.T) {
-	root, fx := extraEnv(t)
+	root, fx := containerEnv(t)
 	mustHull(t, root, "run", "--name", "done1", fx.Busybox.Ref, "true")
 	mustHull(t, root, "run", "--name", "done2", "--label", "keep=yes", fx.Busybox.Ref, "true")
 	mustHull(t, root, "create", "--name", "fresh", fx.Busybox.Ref, "true")
@@ -428,7 +383,7 @@ func extraProc(root string, args ...string) *exec.Cmd {
 }
 
 func TestEventsPastFilteredAndLive(t *testing.T) {
-	root, fx := extraEnv(t)
+	root, fx := containerEnv(t)
 	start := time.Now()
 	mustHull(t, root, "run", "--name", "ev1", fx.Busybox.Ref, "true")
 	mustHull(t, root, "volume", "create", "evvol")
@@ -528,11 +483,11 @@ func TestEventsPastFilteredAndLive(t *testing.T) {
 }
 
 func TestTopAndStats(t *testing.T) {
-	root, fx := extraEnv(t)
+	root, fx := containerEnv(t)
 	c := runDetached(t, root, fx.Busybox.Ref, "busy", "-m", "64m")
 	mustHull(t, root, "exec", "-d", c, "sh", "-c", "while :; do :; done")
 	var lines []string
-	waitUntil(t, func() bool {
+	waitFor(t, func() bool {
 		lines = strings.Split(strings.TrimSpace(mustHull(t, root, "top", c)), "\n")
 		return len(lines) == 3
 	})
@@ -636,19 +591,19 @@ func attachAsync(t *testing.T, root string, args ...string) (*io.PipeWriter, *lo
 }
 
 func TestAttachInputOutputDetachAndExit(t *testing.T) {
-	root, fx := extraEnv(t)
+	root, fx := containerEnv(t)
 	mustHull(t, root, "run", "-d", "-i", "--name", "echo", fx.Busybox.Ref, "sh", "-c", `while read l; do echo "got $l"; [ "$l" = quit ] && exit 7; done`)
 
 	// Input reaches the container, its output comes back; ctrl-p,ctrl-q
 	// detaches (docker's status 1) and leaves it running.
 	in, out, done := attachAsync(t, root, "echo")
-	waitUntil(t, func() bool {
+	waitFor(t, func() bool {
 		io.WriteString(in, "hello\n")
 		return strings.Contains(out.String(), "got hello")
 	})
 	in.Write([]byte{0x10, 0x11})
-	if err := <-done; statusOf(err) != 1 || !strings.Contains(out.String(), "read escape sequence") {
-		t.Errorf("detach: status %d (%v), output %q", statusOf(err), err, out.String())
+	if err := <-done; exitStatus(err) != 1 || !strings.Contains(out.String(), "read escape sequence") {
+		t.Errorf("detach: status %d (%v), output %q", exitStatus(err), err, out.String())
 	}
 	if st := mustHull(t, root, "inspect", "-f", "{{.State.Status}}", "echo"); st != "running\n" {
 		t.Fatalf("after detach the container is %q", st)
@@ -656,24 +611,24 @@ func TestAttachInputOutputDetachAndExit(t *testing.T) {
 
 	// Other detach keys; a partial sequence is passed on as input.
 	in, out, done = attachAsync(t, root, "--detach-keys", "ctrl-a,x", "echo")
-	waitUntil(t, func() bool {
+	waitFor(t, func() bool {
 		io.WriteString(in, "a\x01b\n")
 		return strings.Contains(out.String(), "got a\x01b")
 	})
 	io.WriteString(in, "\x01x")
-	if err := <-done; statusOf(err) != 1 {
+	if err := <-done; exitStatus(err) != 1 {
 		t.Errorf("detach with ctrl-a,x: %v", err)
 	}
 
 	// When the container exits, attach returns its status.
 	in, out, done = attachAsync(t, root, "echo")
-	waitUntil(t, func() bool {
+	waitFor(t, func() bool {
 		io.WriteString(in, "ping\n")
 		return strings.Contains(out.String(), "got ping")
 	})
 	io.WriteString(in, "quit\n")
-	if err := <-done; statusOf(err) != 7 {
-		t.Errorf("attach after the container exited: status %d (%v), want 7; output %q", statusOf(err), err, out.String())
+	if err := <-done; exitStatus(err) != 7 {
+		t.Errorf("attach after the container exited: status %d (%v), want 7; output %q", exitStatus(err), err, out.String())
 	}
 	if _, _, err := hull(t, root, "attach", "echo"); err == nil || !strings.Contains(err.Error(), "stopped container") {
 		t.Errorf("attach to a stopped container: %v", err)
@@ -685,17 +640,17 @@ func TestAttachInputOutputDetachAndExit(t *testing.T) {
 	// --no-stdin: output only; a kill ends it with the container's status.
 	mustHull(t, root, "run", "-d", "-i", "--name", "ticker", fx.Busybox.Ref, "sh", "-c", "while :; do echo tick; sleep 0.05; done")
 	in, out, done = attachAsync(t, root, "--no-stdin", "ticker")
-	waitUntil(t, func() bool { return strings.Contains(out.String(), "tick") })
+	waitFor(t, func() bool { return strings.Contains(out.String(), "tick") })
 	mustHull(t, root, "kill", "ticker")
-	if err := <-done; statusOf(err) != 137 {
-		t.Errorf("attach --no-stdin when killed: status %d (%v), want 137", statusOf(err), err)
+	if err := <-done; exitStatus(err) != 137 {
+		t.Errorf("attach --no-stdin when killed: status %d (%v), want 137", exitStatus(err), err)
 	}
 }
 
 // cp reaches what the container sees under its volume and bind mounts,
 // not the root filesystem's directory the mount hides.
 func TestCpThroughMounts(t *testing.T) {
-	root, fx := extraEnv(t)
+	root, fx := containerEnv(t)
 	bind := t.TempDir()
 	c := runDetached(t, root, fx.Busybox.Ref, "mounts", "-v", "vol:/data", "-v", bind+":/bind")
 	host := t.TempDir()
@@ -721,7 +676,7 @@ func TestCpThroughMounts(t *testing.T) {
 
 // Without --no-stream, stats prints a fresh table every second until stopped.
 func TestStatsStreams(t *testing.T) {
-	root, fx := extraEnv(t)
+	root, fx := containerEnv(t)
 	c := runDetached(t, root, fx.Busybox.Ref, "streamed")
 	cmd := extraProc(root, "stats", "--format", "{{.Name}} {{.PIDs}}", c)
 	stdout, _ := cmd.StdoutPipe()

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,8 +24,9 @@ import (
 	"hull/internal/testenv"
 )
 
-// containerEnv is a registry with busybox and a private hull root whose
-// containers are all removed when the test ends, however it ends.
+// containerEnv is a registry with busybox and the config image and a
+// private hull root whose containers (and their anonymous volumes) are
+// all removed when the test ends, however it ends.
 func containerEnv(t *testing.T) (root string, fx *testenv.Fixtures) {
 	t.Helper()
 	_, fx = testenv.Setup(t, testenv.FixBusybox, testenv.FixConfig)
@@ -32,7 +34,7 @@ func containerEnv(t *testing.T) (root string, fx *testenv.Fixtures) {
 	t.Cleanup(func() {
 		out, _, _ := hull(t, root, "ps", "-aq", "--no-trunc")
 		for _, id := range strings.Fields(out) {
-			if _, _, err := hull(t, root, "rm", "-f", id); err != nil {
+			if _, _, err := hull(t, root, "rm", "-f", "-v", id); err != nil {
 				t.Errorf("cleanup: rm -f %s: %v", id, err)
 			}
 		}
@@ -61,14 +63,21 @@ func startHull(t *testing.T, root string, args ...string) (*exec.Cmd, <-chan err
 	return cmd, done
 }
 
+// exitStatus is the exit status err gives hull: a hull process's
+// (hullProc), or the command tree's run in-process (hull); 0 for none.
 func exitStatus(err error) int {
 	if err == nil {
 		return 0
 	}
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode()
+	var pe *exec.ExitError
+	if errors.As(err, &pe) {
+		return pe.ExitCode()
 	}
-	return -1
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
 }
 
 func TestRunForegroundOutputAndExitStatus(t *testing.T) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -40,13 +39,7 @@ func TestMain(m *testing.M) {
 // stderr and the error.
 func hull(t *testing.T, root string, args ...string) (string, string, error) {
 	t.Helper()
-	cmd := newRootCmd()
-	var out, errOut bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&errOut)
-	cmd.SetArgs(append([]string{"--root", root, "--run-root", filepath.Join(root, "run")}, args...))
-	err := cmd.Execute()
-	return out.String(), errOut.String(), err
+	return hullStdin(t, root, nil, args...)
 }
 
 func mustHull(t *testing.T, root string, args ...string) string {

@@ -12,17 +12,12 @@ import (
 	"hull/internal/metadata"
 )
 
-// snapHull runs the command tree in-process against root, with stdin.
+// snapHull runs the command tree in-process against root, with stdin;
+// it returns stdout and stderr together.
 func snapHull(t *testing.T, root string, stdin []byte, args ...string) (string, error) {
 	t.Helper()
-	cmd := newRootCmd()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetIn(bytes.NewReader(stdin))
-	cmd.SetArgs(append([]string{"--root", root, "--run-root", filepath.Join(root, "run")}, args...))
-	err := cmd.Execute()
-	return out.String(), err
+	out, errOut, err := hullStdin(t, root, bytes.NewReader(stdin), args...)
+	return out + errOut, err
 }
 
 func mustSnapHull(t *testing.T, root string, stdin []byte, args ...string) string {
