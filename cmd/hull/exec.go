@@ -2,7 +2,9 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"strconv"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -28,6 +30,7 @@ func newExecCmd(g *globals) *cobra.Command {
 				return withCode(125, err)
 			}
 			defer done()
+			eng.HullCommand = g.hullCommand
 			code, err := runExec(cmd, eng, args[0], s, interactive, detach)
 			if err != nil {
 				return withCode(exitCodeOf(err), err)
@@ -48,6 +51,35 @@ func newExecCmd(g *globals) *cobra.Command {
 	f.StringVarP(&workdir, "workdir", "w", "", "working directory inside the container")
 	f.StringVarP(&user, "user", "u", "", "user[:group] (names or ids, looked up in the container) to run as")
 	return cmd
+}
+
+// newExecExitedCmd is the hidden `hull exec-exited ID STATUS` that
+// hull-shim exec runs to record the end of an exec'd process whose hull
+// exec is gone.
+func newExecExitedCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:    "exec-exited ID STATUS",
+		Hidden: true,
+		Args:   cobra.ExactArgs(2),
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
+			code, err := strconv.Atoi(args[1])
+			if err != nil {
+				return fmt.Errorf("exec-exited %s: status %q: %w", args[0], args[1], err)
+			}
+			return eng.ExecExited(cmd.Context(), args[0], code)
+		}),
+	}
+}
+
+// hullCommand is this hull with the command line's global flags, running
+// args (for a supervisor that outlives this command).
+func (g *globals) hullCommand(args ...string) []string {
+	self, err := os.Executable()
+	if err != nil {
+		return nil
+	}
+	m := g.monitorCommand(self, "", false).Args // self, the flags, "monitor", "-"
+	return append(m[:len(m)-2:len(m)-2], args...)
 }
 
 // runExec starts the process and, unless detached, connects it to this

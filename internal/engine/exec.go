@@ -2,18 +2,21 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"hull/internal/runtime"
+	"hull/internal/shim"
 	"hull/internal/spec"
 	"hull/internal/streams"
 	"hull/internal/trace"
@@ -47,10 +50,13 @@ type ExecIO struct {
 // front end sets its terminal up first), its input and output are copied
 // until it has exited.
 //
-// The process is a child of the process that called Exec, which must call
-// Wait to reap it (and record its end, docker's exec_die event): should
-// the caller die first, the process is orphaned, its output pipes or
-// terminal close under it, and its status is lost.
+// With hull-shim (ShimPath, HullCommand) the process is the child of a
+// supervisor of its own (hull-shim exec, see shim.ExecMain), not of the
+// caller: should the caller die, the process runs on, the supervisor
+// drains its output (nobody reads it any more, as with docker) and
+// records its end (exec_die). Without, it is the caller's child, which
+// must Wait to reap it: should the caller die first, its output closes
+// under it (it dies of SIGPIPE when it writes) and its status is lost.
 type ExecProcess struct {
 	e      *Engine
 	ctx    context.Context
@@ -60,6 +66,10 @@ type ExecProcess struct {
 	mu     sync.Mutex
 	pidf   *os.File // a pidfd: signals go to this process, not a reused pid
 	reaped bool
+
+	// With a supervisor (hull-shim exec): it, and its control socket.
+	supervisor *execShim
+	ctl        *os.File
 
 	master   *os.File   // the pty master (TTY)
 	outputs  []*os.File // the read ends of the output pipes
@@ -75,7 +85,7 @@ type ExecProcess struct {
 // container is missing or not running (docker exec's status for the
 // daemon refusing), 126 when the command cannot run, 127 when it does not
 // exist, 125 for everything else (a bad spec among them).
-func (e *Engine) Exec(ctx context.Context, ref string, s ExecSpec, pio ExecIO) (*ExecProcess, error) {
+func (e *Engine) Exec(ctx context.Context, ref string, s ExecSpec, pio ExecIO) (_ *ExecProcess, err error) {
 	var env []string
 	for _, file := range s.EnvFiles {
 		kvs, err := spec.ParseEnvFile(file)
@@ -108,6 +118,14 @@ func (e *Engine) Exec(ctx context.Context, ref string, s ExecSpec, pio ExecIO) (
 	if len(s.Args) == 0 {
 		return nil, &ExitError{125, fmt.Errorf("exec in %s: no command given", c.Name)}
 	}
+	// The supervisor starts while the exec is prepared: its own start
+	// then costs the exec nothing.
+	sup := e.startExecShim(c)
+	defer func() {
+		if err != nil && sup != nil {
+			sup.abandon()
+		}
+	}()
 	rc, err := e.rt.Get(c.ID)
 	if err != nil {
 		return nil, &ExitError{125, fmt.Errorf("exec in %s: %w", c.Name, err)}
@@ -133,16 +151,120 @@ func (e *Engine) Exec(ctx context.Context, ref string, s ExecSpec, pio ExecIO) (
 		}
 		p.User = specs.User{UID: u.UID, GID: u.GID, AdditionalGids: u.AdditionalGids}
 	}
-	x, err := e.startExec(ctx, c, &p, pio)
-	if err != nil {
-		return nil, err
+	return e.startExec(ctx, c, &p, pio, sup)
+}
+
+// execShim is a hull-shim exec started for one exec, the supervisor of
+// its process (see shim.ExecMain).
+type execShim struct {
+	ctl     *os.File
+	started chan struct{} // closed once the start is done: then proc, or err
+	proc    *os.Process
+	err     error
+	drains  []*os.File // the output pipes' read ends, for it to drain
+}
+
+// startExecShim starts hull-shim exec for an exec in c, in the background
+// (its fork and exec overlap the exec's preparation); nil when there is no
+// hull-shim: the process is then the caller's child.
+func (e *Engine) startExecShim(c *Container) *execShim {
+	if e.ShimPath == "" || e.HullCommand == nil || unix.Access(e.ShimPath, unix.X_OK) != nil {
+		return nil
 	}
-	return x, nil
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	ctl, theirs := os.NewFile(uintptr(fds[0]), "exec-control"), os.NewFile(uintptr(fds[1]), "exec-control-shim")
+	cmd := &exec.Cmd{
+		Path: e.ShimPath, Args: append([]string{"hull-shim", "exec", "--"}, e.HullCommand("exec-exited", c.ID)...),
+		Env: append(os.Environ(), "GOMAXPROCS=1"), Dir: "/", ExtraFiles: []*os.File{theirs},
+		// Its own process group: a terminal's signals to the caller's
+		// group do not reach it.
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	s := &execShim{ctl: ctl, started: make(chan struct{})}
+	go func() {
+		defer close(s.started)
+		defer theirs.Close()
+		if err := cmd.Start(); err != nil {
+			s.err = fmt.Errorf("start %s: %w", e.ShimPath, err)
+			return
+		}
+		s.proc = cmd.Process
+	}()
+	return s
+}
+
+// reap reaps the shim once it exits, in the background.
+func (s *execShim) reap() {
+	go func() {
+		<-s.started
+		if s.proc != nil {
+			s.proc.Wait()
+		}
+	}()
+}
+
+// StartInit hands the runtime's init command to the shim, which starts
+// it as its child (runtime.Supervisor).
+func (s *execShim) StartInit(cmd *exec.Cmd) error {
+	if <-s.started; s.err != nil {
+		return s.err
+	}
+	in := shim.ExecInit{Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Files: len(cmd.ExtraFiles), Drains: len(s.drains), Pgid: unix.Getpgrp()}
+	var files []*os.File
+	for _, r := range []any{cmd.Stdin, cmd.Stdout, cmd.Stderr} {
+		f, ok := r.(*os.File)
+		if !ok {
+			return fmt.Errorf("exec init: stdio must be files, not %T", r)
+		}
+		files = append(files, f)
+	}
+	files = append(files, cmd.ExtraFiles...)
+	fds := make([]int, 0, len(files)+1+len(s.drains))
+	for _, f := range files {
+		// Blocking, as os/exec would leave them: a process given a
+		// non-blocking stdin fails its reads (EAGAIN) while it is empty.
+		fd := rawFD(f)
+		if err := unix.SetNonblock(fd, false); err != nil {
+			return fmt.Errorf("exec init: %w", err)
+		}
+		fds = append(fds, fd)
+	}
+	if n, ok := strings.CutPrefix(cmd.Path, "/proc/self/fd/"); ok {
+		fd, err := strconv.Atoi(n)
+		if err != nil {
+			return fmt.Errorf("exec init: %s: %w", cmd.Path, err)
+		}
+		in.Exe, fds = true, append(fds, fd)
+	}
+	for _, f := range s.drains {
+		fds = append(fds, rawFD(f))
+	}
+	return shim.SendExecInit(s.ctl, in, fds)
+}
+
+// rawFD is f's descriptor, left as it is (Fd would make it blocking, and
+// a blocking pipe takes no read deadline).
+func rawFD(f *os.File) int {
+	fd := -1
+	if rc, err := f.SyscallConn(); err == nil {
+		rc.Control(func(d uintptr) { fd = int(d) })
+	}
+	return fd
+}
+
+// abandon lets the shim go when the exec failed: it reaps what there is
+// and exits.
+func (s *execShim) abandon() {
+	s.ctl.Close()
+	s.reap()
 }
 
 // startExec wires the process's stdio (pipes, or a pty whose master it
 // receives) and starts it.
-func (e *Engine) startExec(ctx context.Context, c *Container, p *specs.Process, pio ExecIO) (x *ExecProcess, err error) {
+func (e *Engine) startExec(ctx context.Context, c *Container, p *specs.Process, pio ExecIO, sup *execShim) (x *ExecProcess, err error) {
 	x = &ExecProcess{e: e, ctx: context.WithoutCancel(ctx), c: c, tty: p.Terminal, copied: make(chan struct{}, 2)}
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
@@ -202,6 +324,11 @@ func (e *Engine) startExec(ctx context.Context, c *Container, p *specs.Process, 
 			theirs, ours = append(theirs, r), append(ours, w)
 		}
 	}
+	if sup != nil {
+		sup.drains = x.outputs
+		ro.Supervisor = sup
+		x.supervisor, x.ctl = sup, sup.ctl
+	}
 	cmdline := strings.Join(p.Args, " ")
 	e.emit(ctx, c, "exec_create: "+cmdline, nil)
 	trace.Mark("exec: resolved")
@@ -210,16 +337,27 @@ func (e *Engine) startExec(ctx context.Context, c *Container, p *specs.Process, 
 		return nil, &ExitError{execFailureCode(err.Error()), err}
 	}
 	trace.Mark("exec: started")
-	// The process is our unreaped child: the pidfd names it for sure.
+	// Our child, or the shim's that reports it to us before reaping it
+	// (not before it has the pid): the pidfd names it for sure.
 	if fd, err := unix.PidfdOpen(x.pid, 0); err == nil {
 		x.pidf = os.NewFile(uintptr(fd), "pidfd")
 	}
 	if p.Terminal {
 		ro.Console.Close()
 		if x.master, err = runtime.RecvConsole(peer); err != nil {
+			if x.ctl != nil {
+				shim.SendExecPid(x.ctl, x.pid, nil)
+			}
 			x.Kill(unix.SIGKILL)
 			x.reap()
 			return nil, &ExitError{125, err}
+		}
+	}
+	if x.ctl != nil {
+		if err := shim.SendExecPid(x.ctl, x.pid, x.master); err != nil {
+			x.Kill(unix.SIGKILL)
+			x.reap()
+			return nil, &ExitError{125, fmt.Errorf("exec in %s: tell the supervisor: %w", c.Name, err)}
 		}
 	}
 	x.copy = func() {
@@ -300,10 +438,17 @@ func (x *ExecProcess) Wait() int {
 // it is reaped in the background while this process lives, without
 // recording its end (exec -d).
 func (x *ExecProcess) Release() {
+	if x.ctl != nil {
+		// The supervisor takes over, and records the end.
+		x.ctl.Close()
+		x.supervisor.reap()
+		return
+	}
 	go x.reap()
 }
 
-// reap waits for the process (a child of this one) to end.
+// reap waits for the process to end: for its supervisor's report, or
+// for the process itself, a child of this one.
 func (x *ExecProcess) reap() int {
 	defer func() {
 		x.mu.Lock()
@@ -313,21 +458,16 @@ func (x *ExecProcess) reap() int {
 		}
 		x.mu.Unlock()
 	}()
-	var ws unix.WaitStatus
-	for {
-		_, err := unix.Wait4(x.pid, &ws, 0, nil)
-		if errors.Is(err, unix.EINTR) {
-			continue
+	if x.ctl != nil {
+		code, ok := shim.ExecExit(x.ctl)
+		x.ctl.Close()
+		x.supervisor.reap()
+		if !ok {
+			return 255 // the supervisor died
 		}
-		if err != nil {
-			return 255
-		}
-		break
+		return code
 	}
-	if ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	return ws.ExitStatus()
+	return shim.Reap(x.pid).Code
 }
 
 // Resize sets the size of the process's terminal.
@@ -349,6 +489,17 @@ func (x *ExecProcess) Kill(sig unix.Signal) error {
 		return unix.PidfdSendSignal(int(x.pidf.Fd()), sig, nil, 0)
 	}
 	return unix.Kill(x.pid, sig) // no pidfds (Linux < 5.3); unreaped, the pid is still ours
+}
+
+// ExecExited records the end of a process exec'd in container id that
+// its caller did not see end: hull-shim exec's report (exec_die).
+func (e *Engine) ExecExited(ctx context.Context, id string, code int) error {
+	c, err := e.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	e.emit(ctx, c, "exec_die", map[string]string{"exitCode": fmt.Sprint(code)})
+	return nil
 }
 
 // execFailureCode maps the runtime's report of a failed exec to docker's

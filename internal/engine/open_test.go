@@ -12,9 +12,14 @@ import (
 
 // openTestEngine opens an engine, without images or snapshots, over a
 // fresh root.
-func openTestEngine(t *testing.T) *Engine {
+func openTestEngine(t testing.TB) *Engine {
 	t.Helper()
-	root := t.TempDir()
+	return openTestEngineAt(t, t.TempDir())
+}
+
+// openTestEngineAt opens the engine of root (another process's too).
+func openTestEngineAt(t testing.TB, root string) *Engine {
+	t.Helper()
 	db, err := metadata.Open(root)
 	if err != nil {
 		t.Fatal(err)
