@@ -1,5 +1,6 @@
 // Command hull-shim supervises a running detached container on behalf of
-// hull's monitor; see package hull/internal/shim. It is built static
+// hull's monitor, and (hull-shim exec) a process exec'd in a container;
+// see package hull/internal/shim. It is built static
 // (CGO_ENABLED=0) and small, so a running container costs little memory.
 package main
 
@@ -18,7 +19,11 @@ import (
 func init() { runtime.LockOSThread() }
 
 func main() {
-	if err := shim.Main(os.Args[1:]); err != nil {
+	run := shim.Main
+	if len(os.Args) > 1 && os.Args[1] == "exec" {
+		os.Args, run = os.Args[1:], shim.ExecMain
+	}
+	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "hull-shim:", err)
 		os.Exit(1)
 	}

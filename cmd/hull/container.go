@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -14,7 +12,6 @@ import (
 
 	"hull/internal/engine"
 	"hull/internal/reference"
-	"hull/internal/streams"
 	"hull/internal/ui"
 )
 
@@ -315,10 +312,6 @@ func newLogsCmd(g *globals) *cobra.Command {
 		Short: "Show a container's output",
 		Args:  exactArgs(1, "a container"),
 		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
-			c, err := eng.Get(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
 			n := -1
 			if tail != "" && tail != "all" {
 				if _, err := fmt.Sscanf(tail, "%d", &n); err != nil || n < 0 {
@@ -326,14 +319,15 @@ func newLogsCmd(g *globals) *cobra.Command {
 				}
 			}
 			var from, to time.Time
+			var err error
 			if from, err = parseTimeArg("--since", since); err != nil {
 				return err
 			}
 			if to, err = parseTimeArg("--until", until); err != nil {
 				return err
 			}
-			return printLogs(cmd.Context(), eng, c, logOptions{tail: n, since: from, until: to, timestamps: timestamps, follow: follow},
-				cmd.OutOrStdout(), cmd.ErrOrStderr())
+			o := engine.LogsOptions{Tail: n, Since: from, Until: to, Follow: follow}
+			return printLogs(cmd.Context(), eng, args[0], o, timestamps, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		}),
 	}
 	f := cmd.Flags()
@@ -364,119 +358,30 @@ func parseTimeArg(flag, s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%s %q: use RFC 3339 (2026-01-02T15:04:05Z), a unix time, or a duration like 10m", flag, s)
 }
 
-type logOptions struct {
-	tail         int
-	since, until time.Time
-	timestamps   bool
-	follow       bool
-}
-
-// printLogs prints the CRI log (rotated files first), joining partial
-// lines, then follows it while the container runs.
-func printLogs(ctx context.Context, eng *engine.Engine, c *engine.Container, o logOptions, out, errOut io.Writer) error {
-	path := eng.LogPath(c.ID)
-	var files []string
-	for i := 9; i >= 1; i-- {
-		if _, err := os.Stat(fmt.Sprintf("%s.%d", path, i)); err == nil {
-			files = append(files, fmt.Sprintf("%s.%d", path, i))
+// printLogs prints a container's output as o selects, stdout records to
+// out and stderr records to errOut, with their times if timestamps.
+func printLogs(ctx context.Context, eng *engine.Engine, ref string, o engine.LogsOptions, timestamps bool, out, errOut io.Writer) error {
+	logs, err := eng.Logs(ctx, ref, o)
+	if err != nil {
+		return err
+	}
+	defer logs.Close()
+	for {
+		r, err := logs.Next()
+		if errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) {
+			return nil
 		}
-	}
-	files = append(files, path)
-	type line struct {
-		r    streams.Record
-		text string
-	}
-	var lines []line
-	partial := map[string]string{}
-	emit := func(r streams.Record) (line, bool) {
-		if r.Partial {
-			partial[r.Stream] += r.Line
-			return line{}, false
-		}
-		text := partial[r.Stream] + r.Line
-		delete(partial, r.Stream)
-		return line{r, text}, true
-	}
-	keep := func(r streams.Record) bool {
-		return (o.since.IsZero() || !r.Time.Before(o.since)) && (o.until.IsZero() || r.Time.Before(o.until))
-	}
-	var offset int64
-	for _, p := range files {
-		f, err := os.Open(p)
 		if err != nil {
-			continue
+			return err
 		}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 64*1024), 1<<20)
-		for sc.Scan() {
-			r, err := streams.ParseLine(sc.Text())
-			if err != nil || !keep(r) {
-				continue
-			}
-			if l, ok := emit(r); ok {
-				lines = append(lines, l)
-			}
-		}
-		if p == path {
-			offset, _ = f.Seek(0, io.SeekCurrent)
-		}
-		f.Close()
-	}
-	if o.tail >= 0 && len(lines) > o.tail {
-		lines = lines[len(lines)-o.tail:]
-	}
-	write := func(l line) {
 		w := out
-		if l.r.Stream == "stderr" {
+		if r.Stream == "stderr" {
 			w = errOut
 		}
-		if o.timestamps {
-			fmt.Fprintf(w, "%s %s\n", l.r.Time.Format(time.RFC3339Nano), l.text)
+		if timestamps {
+			fmt.Fprintf(w, "%s %s\n", r.Time.Format(time.RFC3339Nano), r.Line)
 		} else {
-			fmt.Fprintln(w, l.text)
-		}
-	}
-	for _, l := range lines {
-		write(l)
-	}
-	if !o.follow {
-		return nil
-	}
-	// Follow: read what is appended until the container stops running.
-	var buf string
-	for {
-		f, err := os.Open(path)
-		if err == nil {
-			if fi, _ := f.Stat(); fi != nil && fi.Size() < offset {
-				offset = 0 // rotated
-			}
-			f.Seek(offset, io.SeekStart)
-			data, _ := io.ReadAll(f)
-			offset += int64(len(data))
-			f.Close()
-			buf += string(data)
-			for {
-				i := strings.IndexByte(buf, '\n')
-				if i < 0 {
-					break
-				}
-				r, err := streams.ParseLine(buf[:i])
-				buf = buf[i+1:]
-				if err == nil && keep(r) {
-					if l, ok := emit(r); ok {
-						write(l)
-					}
-				}
-			}
-		}
-		cur, err := eng.Get(ctx, c.ID)
-		if err != nil || (!cur.IsRunning() && cur.State != engine.StateRestarting) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(100 * time.Millisecond):
+			fmt.Fprintln(w, r.Line)
 		}
 	}
 }

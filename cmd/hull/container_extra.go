@@ -16,6 +16,7 @@ func addContainerExtras(root *cobra.Command, g *globals) {
 	}
 	root.AddCommand(g.some(cmds...)...)
 	root.AddCommand(g.some(named{"volume", newVolumeCmd}, named{"events", newEventsCmd})...)
+	root.AddCommand(g.some(named{"exec-exited", newExecExitedCmd})...)
 	for _, c := range root.Commands() {
 		if c.Name() == "system" {
 			c.AddCommand(newEventsCmd(g))

@@ -3,20 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
+	"strconv"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"hull/internal/engine"
-	"hull/internal/runtime"
-	"hull/internal/spec"
-	"hull/internal/streams"
 )
 
 func newExecCmd(g *globals) *cobra.Command {
@@ -31,30 +24,14 @@ func newExecCmd(g *globals) *cobra.Command {
 			if detach && tty {
 				return withCode(125, errors.New("exec -d with -t is not supported: a detached process has nobody to read its terminal"))
 			}
-			o := engine.ExecOptions{Args: args[1:], WorkingDir: workdir, User: user, TTY: tty}
-			for _, file := range envFiles {
-				kvs, err := spec.ParseEnvFile(file)
-				if err != nil {
-					return withCode(125, err)
-				}
-				o.Env = append(o.Env, kvs...)
-			}
-			kvs, err := spec.ParseEnv(env)
-			if err != nil {
-				return withCode(125, err)
-			}
-			o.Env = append(o.Env, kvs...)
-			if user != "" {
-				if _, _, err := spec.ParseUser(user); err != nil {
-					return withCode(125, err)
-				}
-			}
+			s := engine.ExecSpec{Args: args[1:], Env: env, EnvFiles: envFiles, WorkingDir: workdir, User: user, TTY: tty}
 			eng, done, err := g.openEngine(cmd)
 			if err != nil {
 				return withCode(125, err)
 			}
 			defer done()
-			code, err := runExec(cmd, eng, args[0], o, interactive, detach)
+			eng.HullCommand = g.hullCommand
+			code, err := runExec(cmd, eng, args[0], s, interactive, detach)
 			if err != nil {
 				return withCode(failureStatus(err, true), err)
 			}
@@ -76,158 +53,64 @@ func newExecCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// runExec starts the process and, unless detached, connects it to this
-// command's stdio (through pipes, or a pty in raw mode with -t) and
-// returns its exit status.
-func runExec(cmd *cobra.Command, eng *engine.Engine, ref string, o engine.ExecOptions, interactive, detach bool) (int, error) {
-	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		return 125, err
+// newExecExitedCmd is the hidden `hull exec-exited ID STATUS` that
+// hull-shim exec runs to record the end of an exec'd process whose hull
+// exec is gone.
+func newExecExitedCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:    "exec-exited ID STATUS",
+		Hidden: true,
+		Args:   cobra.ExactArgs(2),
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
+			code, err := strconv.Atoi(args[1])
+			if err != nil {
+				return fmt.Errorf("exec-exited %s: status %q: %w", args[0], args[1], err)
+			}
+			return eng.ExecExited(cmd.Context(), args[0], code)
+		}),
 	}
-	defer devnull.Close()
-	o.Stdin, o.Stdout, o.Stderr = devnull, devnull, devnull
+}
+
+// hullCommand is this hull with the command line's global flags, running
+// args (for a supervisor that outlives this command).
+func (g *globals) hullCommand(args ...string) []string {
+	self, err := os.Executable()
+	if err != nil {
+		return nil
+	}
+	m := g.monitorCommand(self, "", false).Args // self, the flags, "monitor", "-"
+	return append(m[:len(m)-2:len(m)-2], args...)
+}
+
+// runExec starts the process and, unless detached, connects it to this
+// command's stdio (with -t on a pty: this terminal raw with -i, its size
+// passed on) and returns its exit status.
+func runExec(cmd *cobra.Command, eng *engine.Engine, ref string, s engine.ExecSpec, interactive, detach bool) (int, error) {
 	if detach {
-		pid, _, err := eng.Exec(cmd.Context(), ref, o)
+		x, err := eng.Exec(cmd.Context(), ref, s, engine.ExecIO{})
 		if err != nil {
 			return 0, err
 		}
-		// Reaped here while this process lives (in tests it lives on);
-		// by whoever inherits it once hull exits.
-		go waitExec(pid)
+		x.Release()
 		return 0, nil
 	}
-	if o.TTY {
-		return execTTY(cmd, eng, ref, o, interactive)
-	}
-
-	var childEnds []*os.File
-	closeChildEnds := func() {
-		for _, f := range childEnds {
-			f.Close()
-		}
-		childEnds = nil
-	}
-	defer closeChildEnds()
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return 125, err
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		return 125, err
-	}
-	o.Stdout, o.Stderr = outW, errW
-	childEnds = append(childEnds, outW, errW)
-	var inW *os.File
-	if interactive {
-		var inR *os.File
-		if inR, inW, err = os.Pipe(); err != nil {
-			return 125, err
-		}
-		o.Stdin = inR
-		childEnds = append(childEnds, inR)
-	}
-	pid, c, err := eng.Exec(cmd.Context(), ref, o)
-	closeChildEnds()
-	if err != nil {
-		outR.Close()
-		errR.Close()
-		if inW != nil {
-			inW.Close()
-		}
-		return 0, err
-	}
-	if inW != nil {
-		go func() {
-			io.Copy(inW, cmd.InOrStdin())
-			inW.Close()
-		}()
-	}
-	copied := make(chan struct{}, 2)
-	copyOut := func(w io.Writer, r *os.File) {
-		streams.CopyBuffered(w, r)
-		copied <- struct{}{}
-	}
-	go copyOut(cmd.OutOrStdout(), outR)
-	go copyOut(cmd.ErrOrStderr(), errR)
-	code := waitExec(pid)
-	// A process the command left in the background may hold the pipes
-	// open: take what is buffered, then stop reading.
-	streams.EndReadsBy(time.Now().Add(time.Second), outR, errR)
-	<-copied
-	<-copied
-	outR.Close()
-	errR.Close()
-	eng.ExecDied(cmd.Context(), c, code)
-	return code, nil
-}
-
-// execTTY runs the process on a pty whose master this command proxies:
-// stdin in raw mode when it is a terminal, window size changes forwarded.
-func execTTY(cmd *cobra.Command, eng *engine.Engine, ref string, o engine.ExecOptions, interactive bool) (int, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return 125, fmt.Errorf("console socketpair: %w", err)
-	}
-	o.Console = os.NewFile(uintptr(fds[0]), "console")
-	peer := os.NewFile(uintptr(fds[1]), "console-peer")
-	defer peer.Close()
-	pid, c, err := eng.Exec(cmd.Context(), ref, o)
-	o.Console.Close()
-	if err != nil {
-		return 0, err
-	}
-	master, err := runtime.RecvConsole(peer)
-	if err != nil {
-		unix.Kill(pid, unix.SIGKILL)
-		waitExec(pid)
-		return 125, err
-	}
-	defer master.Close()
+	pio := engine.ExecIO{Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()}
 	in := cmd.InOrStdin()
-	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if interactive {
+		pio.Stdin = in
+	}
+	x, err := eng.Exec(cmd.Context(), ref, s, pio)
+	if err != nil {
+		return 0, err
+	}
+	if f, ok := in.(*os.File); ok && s.TTY && term.IsTerminal(int(f.Fd())) {
 		if interactive {
 			if old, err := term.MakeRaw(int(f.Fd())); err == nil {
 				defer term.Restore(int(f.Fd()), old)
 			}
 		}
-		resize := func() {
-			if w, h, err := term.GetSize(int(f.Fd())); err == nil {
-				unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(h), Col: uint16(w)})
-			}
-		}
-		resize()
-		winch := make(chan os.Signal, 1)
-		signal.Notify(winch, syscall.SIGWINCH)
-		defer signal.Stop(winch)
-		go func() {
-			for range winch {
-				resize()
-			}
-		}()
+		stop := onResize(f, func(rows, cols uint16) { x.Resize(rows, cols) })
+		defer stop()
 	}
-	if interactive {
-		go io.Copy(master, in)
-	}
-	copied := make(chan struct{})
-	go func() {
-		io.Copy(cmd.OutOrStdout(), master) // ends with EIO once the last slave closes
-		close(copied)
-	}()
-	code := waitExec(pid)
-	select {
-	case <-copied:
-	case <-time.After(2 * time.Second): // a background process keeps the pty
-	}
-	eng.ExecDied(cmd.Context(), c, code)
-	return code, nil
-}
-
-// waitExec reaps the exec'd process (our child) and returns a shell-style
-// status. Signals are not forwarded, as with docker exec: a terminal's
-// interrupt reaches the process through the pty.
-func waitExec(pid int) int {
-	none := make(chan os.Signal)
-	close(none)
-	return waitForward(pid, none)
+	return x.Wait(), nil
 }

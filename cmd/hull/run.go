@@ -3,20 +3,16 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net"
-	"os"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"golang.org/x/term"
 
 	"hull/internal/engine"
 	"hull/internal/monitor"
 	"hull/internal/reference"
 	"hull/internal/spec"
-	"hull/internal/streams"
 	"hull/internal/trace"
 	"hull/internal/ui"
 )
@@ -391,42 +387,26 @@ func (silentError) Error() string { return "" }
 // streams here, stdin (with -i) goes there, signals are forwarded, and the
 // container's exit status is returned.
 func startAttached(cmd *cobra.Command, eng *engine.Engine, c *engine.Container, stdin, justCreated bool) (int, error) {
-	o := engine.StartOptions{WaitAttach: true}
+	var so engine.StartOptions
 	if justCreated {
-		o.Created = c
-	}
-	st, err := eng.Start(cmd.Context(), c.ID, o)
-	if err != nil {
-		return failureStatus(err, false), err
-	}
-	if st == nil {
-		return 125, fmt.Errorf("container %s is already running", c.Name)
-	}
-	conn, err := streams.Dial(st.Socket)
-	if err != nil {
-		return 125, fmt.Errorf("attach to %s: %w", c.Name, err)
-	}
-	defer conn.Close()
-	if err := st.Ready(); err != nil {
-		return failureStatus(err, false), err
+		so.Created = c
 	}
 	// As docker run, ctrl-p,ctrl-q detaches a terminal and leaves the
 	// container running.
-	keys, _ := parseDetachKeys("ctrl-p,ctrl-q")
-	code, detached, err := attachTo(cmd, eng, c, conn, stdin, true, keys)
-	if err != nil {
-		return 125, err
+	o := engine.AttachOptions{Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(), DetachKeys: "ctrl-p,ctrl-q"}
+	if stdin {
+		o.Stdin = cmd.InOrStdin()
 	}
-	if detached {
+	a, err := eng.StartAttached(cmd.Context(), c.ID, so, o)
+	if err != nil {
+		return failureStatus(err, false), err
+	}
+	code, err := followAttached(cmd, a, true)
+	if errors.Is(err, engine.ErrDetached) {
 		return 0, nil
 	}
-	return code, nil
-}
-
-func sendSize(conn net.Conn, f *os.File) {
-	w, h, err := term.GetSize(int(f.Fd()))
 	if err != nil {
-		return
+		return failureStatus(err, false), err
 	}
-	streams.WriteFrame(conn, streams.FrameResize, []byte{byte(h >> 8), byte(h), byte(w >> 8), byte(w)})
+	return code, nil
 }

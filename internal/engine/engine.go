@@ -63,6 +63,12 @@ type Engine struct {
 	// hands over to once the container runs ("" or missing: the monitor
 	// supervises it itself).
 	ShimPath string
+	// HullCommand returns hull's command line (path first) running args
+	// with this engine's global flags: what a supervisor that outlives
+	// its caller runs to reach the engine (hull-shim exec records an
+	// exec'd process's end with "exec-exited ID STATUS"). nil, or no
+	// ShimPath: an exec'd process is its caller's child (see ExecProcess).
+	HullCommand func(args ...string) []string
 	// Warn receives non-fatal messages for the user.
 	Warn func(string)
 

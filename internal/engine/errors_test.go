@@ -107,8 +107,8 @@ func TestErrorClassesOfTheEngine(t *testing.T) {
 	e, c := createdTestContainer(t, "classy")
 	ctx := context.Background()
 	errOf := func(_ any, err error) error { return err }
-	_, _, execMissing := e.Exec(ctx, "nosuch", ExecOptions{Args: []string{"true"}})
-	_, _, execCreated := e.Exec(ctx, c.Name, ExecOptions{Args: []string{"true"}})
+	_, execMissing := e.Exec(ctx, "nosuch", ExecSpec{Args: []string{"true"}}, ExecIO{})
+	_, execCreated := e.Exec(ctx, c.Name, ExecSpec{Args: []string{"true"}}, ExecIO{})
 	other := &Container{ID: "0123456789ac", Name: "other", Image: "busybox", State: StateCreated, Stage: StageCreate}
 	if err := e.insert(ctx, other); err != nil {
 		t.Fatal(err)

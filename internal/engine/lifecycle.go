@@ -24,6 +24,7 @@ import (
 
 	"hull/internal/monitor"
 	"hull/internal/shim"
+	"hull/internal/streams"
 	"hull/internal/trace"
 )
 
@@ -218,10 +219,11 @@ type MonitorOptions struct {
 	Ahead *Ahead
 }
 
-// A container's log rotates at logMaxSize, keeping logMaxFiles files.
+// A container's log rotates at logMaxSize, keeping logMaxFiles files (the
+// numbers Logs reads by).
 const (
-	logMaxSize  = 10 << 20
-	logMaxFiles = 3
+	logMaxSize  = streams.LogMaxSize
+	logMaxFiles = streams.LogMaxFiles
 )
 
 // RunMonitor is the body of `hull monitor ID`: supervise the container,

@@ -12,9 +12,15 @@ import (
 
 // openTestEngine opens an engine, without images or snapshots, over a
 // fresh root.
-func openTestEngine(t *testing.T) *Engine {
+func openTestEngine(t testing.TB) *Engine {
 	t.Helper()
-	cfg := testConfig(t)
+	return openTestEngineAt(t, t.TempDir())
+}
+
+// openTestEngineAt opens the engine of root (another process's too).
+func openTestEngineAt(t testing.TB, root string) *Engine {
+	t.Helper()
+	cfg := configAt(root)
 	db, err := metadata.Open(cfg.Root)
 	if err != nil {
 		t.Fatal(err)
@@ -28,8 +34,10 @@ func openTestEngine(t *testing.T) *Engine {
 }
 
 // testConfig is the default configuration over a fresh root.
-func testConfig(t *testing.T) config.Config {
-	root := t.TempDir()
+func testConfig(t testing.TB) config.Config { return configAt(t.TempDir()) }
+
+// configAt is the default configuration over root.
+func configAt(root string) config.Config {
 	cfg := config.Default()
 	cfg.Root, cfg.RunRoot = root, filepath.Join(root, "run")
 	return cfg

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -20,6 +21,18 @@ type ExecOptions struct {
 	Stdin         *os.File
 	Stdout        *os.File
 	Stderr        *os.File
+	// Supervisor, if set, starts the init binary instead of Exec, as its
+	// own child: the exec'd process is then the supervisor's child, not
+	// the caller's.
+	Supervisor Supervisor
+}
+
+// Supervisor starts the init binary of an exec (hull-shim exec does, for
+// the engine). StartInit gets the command as Exec would start it (its
+// path may be /proc/self/fd/N, a descriptor of the caller's), starts it
+// as the supervisor's child and reaps it, and the process it forks.
+type Supervisor interface {
+	StartInit(cmd *exec.Cmd) error
 }
 
 // namespaceOrder is the order namespaces are joined in (the nsenter
@@ -44,7 +57,7 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (int, error) 
 	if err != nil {
 		return 0, err
 	}
-	sp := &spawn{r: r, cgroup: cg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, preserve: o.PreserveFDs, keepSync: true, selfJoin: c.Spec == nil || selfJoinOK(c.Spec)}
+	sp := &spawn{r: r, cgroup: cg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, preserve: o.PreserveFDs, keepSync: true, selfJoin: c.Spec == nil || selfJoinOK(c.Spec), via: o.Supervisor}
 	pidStr := strconv.Itoa(c.Pid)
 	for _, ns := range namespaceOrder {
 		theirs := "/proc/" + pidStr + "/ns/" + ns
@@ -92,8 +105,10 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (int, error) 
 	var m syncMsg
 	buf := make([]byte, 1<<16)
 	if err := readMsg(sp.sync, buf, &m); err == nil {
-		var ws unix.WaitStatus
-		_, _ = unix.Wait4(sp.pid, &ws, 0, nil)
+		if sp.via == nil { // else the supervisor reaps it
+			var ws unix.WaitStatus
+			_, _ = unix.Wait4(sp.pid, &ws, 0, nil)
+		}
 		return 0, fmt.Errorf("container %s: exec: %s", id, m.Error)
 	} else if !errors.Is(err, io.EOF) {
 		return 0, fmt.Errorf("container %s: exec: %w", id, err)

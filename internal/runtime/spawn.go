@@ -556,6 +556,8 @@ type spawn struct {
 	// selfJoin lets the process join sp.cgroup itself, before it forks
 	// the container's first process, instead of being moved there.
 	selfJoin bool
+	// via starts the init binary (exec only), and reaps it.
+	via Supervisor
 	// prepare, if set, makes sp.cgroup while the init binary starts; the
 	// constructor waits for it ('c') before it joins.
 	prepare func() error
@@ -759,15 +761,20 @@ func (sp *spawn) start() (err error) {
 			cmd.Env = append(cmd.Env, "_HULL_CGROUP_WAIT=1")
 		}
 	}
-	if err := cmd.Start(); err != nil {
+	start := cmd.Start
+	if sp.via != nil {
+		start = func() error { return sp.via.StartInit(cmd) }
+	}
+	if err := start(); err != nil {
 		return fmt.Errorf("start init: %w", err)
 	}
 	// The child has its end; holding ours would hide the child's death
 	// (no end-of-file) and leave this process waiting forever.
 	child.Close()
 	trace.Mark("runtime: init exec'd")
-	// The intermediate process exits as soon as it has forked; reap it.
-	reaped := false
+	// The intermediate process exits as soon as it has forked; reap it
+	// (a supervisor reaps it itself).
+	reaped := sp.via != nil
 	defer func() {
 		if !reaped {
 			_ = cmd.Process.Kill()
@@ -789,8 +796,10 @@ func (sp *spawn) start() (err error) {
 	for sp.pid == 0 {
 		n, err := parent.Read(buf)
 		if err != nil || n == 0 {
-			_ = cmd.Wait()
-			reaped = true
+			if !reaped {
+				_ = cmd.Wait()
+				reaped = true
+			}
 			return fmt.Errorf("init exited during namespace setup (%v)", cmd.ProcessState)
 		}
 		switch buf[0] {
@@ -813,8 +822,10 @@ func (sp *spawn) start() (err error) {
 			return fmt.Errorf("sync with init: unexpected message %q", buf[:n])
 		}
 	}
-	_ = cmd.Wait()
-	reaped = true
+	if !reaped {
+		_ = cmd.Wait()
+		reaped = true
+	}
 	sp.sync = parent
 	return nil
 }

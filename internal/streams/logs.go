@@ -33,6 +33,23 @@ type LogWriter struct {
 // maxLine bounds one record's payload (kubelet uses 16 KiB).
 const maxLine = 16 * 1024
 
+// A container's log rotates at LogMaxSize and keeps LogMaxFiles files: the
+// writer (OpenLog's caller) and the reader (OpenLogReader) use the same
+// numbers, so that a reader finds every file the writer keeps.
+const (
+	LogMaxSize  = 10 << 20
+	LogMaxFiles = 3
+)
+
+// rotatedLog names the i-th older file of the log at path (PATH.i), or
+// the live file itself for i = 0.
+func rotatedLog(path string, i int) string {
+	if i == 0 {
+		return path
+	}
+	return fmt.Sprintf("%s.%d", path, i)
+}
+
 // OpenLog opens (appending) the log at path.
 func OpenLog(path string, maxSize int64, maxFiles int) (*LogWriter, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
@@ -83,11 +100,7 @@ func (l *LogWriter) rotate() {
 		os.Truncate(l.path, 0)
 	} else {
 		for i := l.maxFiles - 1; i >= 1; i-- {
-			src := l.path
-			if i > 1 {
-				src = fmt.Sprintf("%s.%d", l.path, i-1)
-			}
-			os.Rename(src, fmt.Sprintf("%s.%d", l.path, i))
+			os.Rename(rotatedLog(l.path, i-1), rotatedLog(l.path, i))
 		}
 	}
 	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o640)
