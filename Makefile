@@ -10,8 +10,10 @@ GOTESTFLAGS ?= -timeout 15m
 
 export CGO_ENABLED := 1
 # encoding/json's v2 engine (same API) decodes a cold OCI spec in half the
-# time, and every container start decodes one in hull and in its init. Not
-# for hull-shim, which lives as long as its container: v1 is smaller there.
+# time: every container's config.json is encoded by hull, and decoded by
+# its monitor unless a spare got the spec ahead (the init gets it in the
+# wire encoding). Not for hull-shim, which lives as long as its container:
+# v1 is smaller there.
 export GOEXPERIMENT := jsonv2
 
 .PHONY: all deps build test faults stress demo demo-registry demo-registry-stop bench fmt vet fuzz clean

@@ -3,7 +3,11 @@
 # with cgo, because its C constructor (internal/runtime/nsenter) enters the
 # container's namespaces before the Go runtime starts. It is also what the
 # runtime starts every container's first process from, so it is kept small
-# and quick to start (json v2 decodes the init's config in half the time).
+# and quick to start: it decodes its configuration in hull's wire encoding
+# (internal/wire), and uses JSON only for the state it gives hooks.
+# GOEXPERIMENT=jsonv2 is the Makefile's, kept so that the packages the init
+# shares with hull (internal/runtime) build here as they do in hull and in
+# the tests.
 #
 # Usage: [GO=go] hack/build-init.sh OUTPUT
 set -euo pipefail

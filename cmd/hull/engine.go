@@ -1,22 +1,16 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"hull/internal/engine"
-	hullrt "hull/internal/runtime"
 )
 
 // openEngine opens the engine: the database, images, snapshots and
@@ -38,30 +32,37 @@ func (g *globals) openEngine(cmd *cobra.Command) (*engine.Engine, func(), error)
 		return nil, nil, err
 	}
 	eng.MonitorCommand = func(id string, waitAttach bool) *exec.Cmd {
-		c := g.monitorCommand(self, id, waitAttach)
-		if id != "" {
-			if f, err := openMonitorLog(eng, id); err == nil {
-				c.Stdout, c.Stderr = f, f
-			}
-		}
-		return c
+		return g.monitorCommand(self, id, waitAttach)
+	}
+	eng.HullCommand = func(args ...string) []string {
+		return append(append([]string{self}, g.globalArgs()...), args...)
 	}
 	return eng, eng.Close, nil
 }
 
-// monitorCommand is `hull monitor ID` for a container, or `hull monitor -`
-// for a spare that learns its container later.
-func (g *globals) monitorCommand(self, id string, waitAttach bool) *exec.Cmd {
+// globalArgs are the global flags that give another hull process this
+// one's configuration (a monitor, a supervisor that outlives this
+// command).
+func (g *globals) globalArgs() []string {
 	args := []string{"--root", g.cfg.Root, "--run-root", g.cfg.RunRoot, "--log-level", g.cfg.LogLevel}
 	if g.configPath != "" {
 		args = append(args, "--config", g.configPath)
 	}
+	return args
+}
+
+// monitorName is the hidden command that runs a monitor process.
+const monitorName = "monitor"
+
+// monitorCommand is `hull monitor ID` for a container, or `hull monitor -`
+// (engine.SpareID) for a spare that learns its container later.
+func (g *globals) monitorCommand(self, id string, waitAttach bool) *exec.Cmd {
 	if id == "" {
-		id = "-"
+		id = engine.SpareID
 	}
-	args = append(args, "monitor", id)
+	args := append(g.globalArgs(), monitorName, id)
 	if waitAttach {
-		args = append(args, "--wait-attach")
+		args = append(args, "--"+engine.MonitorFlagWaitAttach)
 	}
 	c := exec.Command(self, args...)
 	c.Dir = "/"
@@ -74,7 +75,7 @@ func (g *globals) monitorCommand(self, id string, waitAttach bool) *exec.Cmd {
 // newNetNS (the container gets a new network namespace) the spare makes
 // that namespace while it waits; with earlyID (the id the container will
 // be created with) it also starts the container's process ahead (see
-// engine.StartEarly).
+// engine.ServeMonitor).
 func (g *globals) startSpareMonitor(waitAttach, newNetNS bool, earlyID string) *engine.Spare {
 	self, err := os.Executable()
 	if err != nil {
@@ -82,126 +83,43 @@ func (g *globals) startSpareMonitor(waitAttach, newNetNS bool, earlyID string) *
 	}
 	cmd := g.monitorCommand(self, "", waitAttach)
 	if newNetNS {
-		cmd.Args = append(cmd.Args, "--new-netns")
+		cmd.Args = append(cmd.Args, "--"+engine.MonitorFlagNewNetNS)
 	}
 	if earlyID != "" {
-		cmd.Args = append(cmd.Args, "--early", earlyID)
+		cmd.Args = append(cmd.Args, "--"+engine.MonitorFlagEarly, earlyID)
 	}
 	return engine.StartSpare(cmd, waitAttach)
 }
 
-// openMonitorLog opens the file a container's monitor writes its own
-// messages to.
-func openMonitorLog(eng *engine.Engine, id string) (*os.File, error) {
-	return os.OpenFile(eng.LogPath(id)+".monitor", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-}
-
 // newMonitorCmd is the hidden `hull monitor ID`: the per-container
-// supervisor the engine starts in its own session. `hull monitor -` is a
-// spare (see engine.StartSpare): it gets ready, then reads the ID.
+// supervisor the engine starts in its own session (engine.ServeMonitor).
+// `hull monitor -` is a spare (see engine.StartSpare): it gets ready,
+// then reads the ID.
 func newMonitorCmd(g *globals) *cobra.Command {
 	var o engine.MonitorOptions
-	var newNetNS bool
-	var earlyID string
 	cmd := &cobra.Command{
-		Use:    "monitor ID",
+		Use:    monitorName + " ID",
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.runMonitor(cmd, args[0], o, newNetNS, earlyID)
+			return g.serveMonitor(cmd, args[0], o)
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVar(&o.WaitAttach, "wait-attach", false, "start the container once a client attaches")
-	f.StringVar(&o.Resume, "resume", "", "the exit hull-shim reports (JSON)")
-	f.IntVar(&o.ListenerFD, "listener-fd", 0, "the attach listener hull-shim kept")
-	f.BoolVar(&newNetNS, "new-netns", false, "(a spare) make the container's new network namespace while waiting")
-	f.StringVar(&earlyID, "early", "", "(a spare) start the process of the container that will have this id while waiting")
+	f.BoolVar(&o.WaitAttach, engine.MonitorFlagWaitAttach, false, "start the container once a client attaches")
+	f.StringVar(&o.Resume, engine.MonitorFlagResume, "", "the exit hull-shim reports (JSON)")
+	f.IntVar(&o.ListenerFD, engine.MonitorFlagListenerFD, 0, "the attach listener hull-shim kept")
+	f.BoolVar(&o.NewNetNS, engine.MonitorFlagNewNetNS, false, "(a spare) make the container's new network namespace while waiting")
+	f.StringVar(&o.EarlyID, engine.MonitorFlagEarly, "", "(a spare) start the process of the container that will have this id while waiting")
 	return cmd
 }
 
-// runMonitor is `hull monitor ID`, and id "-" a spare monitor (see
-// engine.StartSpare and spare.go) that makes ahead, with newNetNS and
-// earlyID, the container's network namespace and process.
-func (g *globals) runMonitor(cmd *cobra.Command, id string, o engine.MonitorOptions, newNetNS bool, earlyID string) error {
-	if o.Resume == "" {
-		o.Sync = os.NewFile(3, "sync") // from the engine's Start
-	}
-	// The monitor outlives terminals and the command that started
-	// it: hangups and interrupts are not for it.
-	signalIgnore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
-	g.spare = id == "-"
-	eng, done, err := g.openEngine(cmd)
-	if err != nil {
-		if o.Sync != nil {
-			fmt.Fprintf(o.Sync, "error 125 %v\n", err)
-		}
-		return err
-	}
-	defer done()
-	if id == "-" {
-		// The container's network namespace and process are made
-		// ahead (failing, the runtime makes them later). Not while
-		// the engine opens: the command that started this spare
-		// has both processors busy then.
-		if earlyID != "" {
-			if early, err := eng.StartEarly(earlyID, newNetNS); err == nil {
-				o.Early = early
-			}
-		}
-		if newNetNS && o.Early == nil {
-			o.NetNS, _ = hullrt.NewNetNS()
-		}
-		// When the spec arrives, while the container's creation ends,
-		// the limits go on the early process's cgroups, and the
-		// container's log and attach socket are opened.
-		prepare := func(specID string, s *specs.Spec) {
-			if o.Early != nil {
-				o.Early.SetLimits(s)
-			}
-			if o.Ahead == nil {
-				o.Ahead, _ = eng.OpenAhead(specID)
-			}
-		}
-		var take engine.SpareTake
-		take, err = readSpareID(eng, prepare)
-		id, o.Spec, o.Record = take.ID, take.Spec, take.Record
-		if err != nil || (o.Early != nil && id != earlyID) {
-			if o.Early != nil {
-				o.Early.Close()
-				o.Early = nil
-			}
-		}
-		if err != nil {
-			o.Ahead.Close() // the command that started it had no use for it
-			return nil
-		}
-	}
-	err = eng.RunMonitor(context.Background(), id, o)
-	// A --rm container's anonymous volumes go with it.
-	eng.SweepVolumes(context.Background())
-	return err
+// serveMonitor runs the monitor process (engine.ServeMonitor) for id, a
+// container or engine.SpareID, with the engine this command opens.
+func (g *globals) serveMonitor(cmd *cobra.Command, id string, o engine.MonitorOptions) error {
+	g.spare = id == engine.SpareID
+	return engine.ServeMonitor(id, o, func() (*engine.Engine, func(), error) { return g.openEngine(cmd) })
 }
-
-// readSpareID waits for a spare monitor's container ID (and the spec and
-// record sent ahead, see engine.ReadSpareID), then sends the monitor's own
-// messages to that container's monitor log.
-func readSpareID(eng *engine.Engine, onSpec func(string, *specs.Spec)) (engine.SpareTake, error) {
-	f := os.NewFile(engine.SpareMonitorFD, "container-id")
-	defer f.Close()
-	take, err := engine.ReadSpareID(f, onSpec)
-	if err != nil {
-		return take, fmt.Errorf("spare monitor: no container: %v", err)
-	}
-	if log, err := openMonitorLog(eng, take.ID); err == nil {
-		unix.Dup3(int(log.Fd()), 1, 0)
-		unix.Dup3(int(log.Fd()), 2, 0)
-		log.Close()
-	}
-	return take, nil
-}
-
-func signalIgnore(sigs ...os.Signal) { signal.Ignore(sigs...) }
 
 func msDuration(ms int) time.Duration { return time.Duration(ms) * time.Millisecond }
 

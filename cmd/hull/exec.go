@@ -30,7 +30,6 @@ func newExecCmd(g *globals) *cobra.Command {
 				return withCode(125, err)
 			}
 			defer done()
-			eng.HullCommand = g.hullCommand
 			code, err := runExec(cmd, eng, args[0], s, interactive, detach)
 			if err != nil {
 				return withCode(failureStatus(err, true), err)
@@ -69,17 +68,6 @@ func newExecExitedCmd(g *globals) *cobra.Command {
 			return eng.ExecExited(cmd.Context(), args[0], code)
 		}),
 	}
-}
-
-// hullCommand is this hull with the command line's global flags, running
-// args (for a supervisor that outlives this command).
-func (g *globals) hullCommand(args ...string) []string {
-	self, err := os.Executable()
-	if err != nil {
-		return nil
-	}
-	m := g.monitorCommand(self, "", false).Args // self, the flags, "monitor", "-"
-	return append(m[:len(m)-2:len(m)-2], args...)
 }
 
 // runExec starts the process and, unless detached, connects it to this

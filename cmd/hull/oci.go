@@ -169,7 +169,7 @@ func ociRun(o *ociFlags, id string, opts hullrt.CreateOptions, detach bool) erro
 	if err != nil {
 		return err
 	}
-	opts.Spec = spec
+	opts.Prepared = &hullrt.Prepared{Spec: spec}
 	var ptyPeer *os.File
 	if spec.Process.Terminal && opts.ConsoleSocket == "" {
 		if detach {

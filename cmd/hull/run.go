@@ -312,11 +312,11 @@ func newRunCmd(g *globals) *cobra.Command {
 			if spareOf != "" {
 				// This process is the copy of the command started to
 				// be its monitor (see spare.go).
-				earlyID := ""
+				o := engine.MonitorOptions{WaitAttach: !detach, NewNetNS: newNetNS}
 				if early {
-					earlyID = spareOf
+					o.EarlyID = spareOf
 				}
-				return g.runMonitor(cmd, "-", engine.MonitorOptions{WaitAttach: !detach}, newNetNS, earlyID)
+				return g.serveMonitor(cmd, engine.SpareID, o)
 			}
 			spare, earlyID := adoptedSpare(!detach)
 			if !early {

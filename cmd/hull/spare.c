@@ -66,8 +66,10 @@ void hull_spare_start(int argc, char **argv)
 	pid_t pid = fork();
 	if (pid == 0) {
 		// The child's fds 3 and 4 are the ends `hull monitor -` expects
-		// (engine.StartSpare); copies above them first, so that no dup2
-		// overwrites an end still to be placed.
+		// (engine.MonitorReportFD and engine.SpareMonitorFD, as
+		// engine.StartSpare places them; spareOf checks them); copies
+		// above them first, so that no dup2 overwrites an end still to
+		// be placed.
 		int s = fcntl(syncp[1], F_DUPFD_CLOEXEC, 10), r = fcntl(idp[0], F_DUPFD_CLOEXEC, 10);
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (s < 0 || r < 0 || null < 0 || setsid() < 0 || chdir("/") < 0)

@@ -11,7 +11,7 @@ package main
 // parses the same command line, so it knows what `hull monitor -` would
 // have been told (--wait-attach unless -d, --new-netns with --network
 // none, the early id unless -t, -i or -m), and becomes that monitor (run's
-// RunE calls runMonitor). The command adopts it (adoptedSpare); when the
+// RunE calls serveMonitor). The command adopts it (adoptedSpare); when the
 // constructor could not start it, the command starts one itself.
 
 /*
@@ -38,7 +38,7 @@ var spareOf = func() string {
 	// Not for anything this process starts (hull-shim execs back into
 	// `hull monitor`).
 	os.Unsetenv("_HULL_SPARE")
-	for _, fd := range []int{3, engine.SpareMonitorFD} {
+	for _, fd := range []int{engine.MonitorReportFD, engine.SpareMonitorFD} {
 		var st unix.Stat_t
 		if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
 			return ""

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -19,12 +18,9 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"hull/internal/monitor"
-	"hull/internal/shim"
-	"hull/internal/streams"
 	"hull/internal/trace"
 )
 
@@ -56,16 +52,10 @@ func (s *Starting) Ready() error {
 		if err != nil {
 			return fmt.Errorf("container %s: the monitor exited before reporting the start (see hull why %s)", shortID(s.ID), shortID(s.ID))
 		}
-		line = strings.TrimSpace(line)
-		switch {
-		case line == "ok":
+		switch word, code, msg := monitor.ParseReport(line); word {
+		case monitor.ReportOK:
 			return nil
-		case strings.HasPrefix(line, "error "):
-			code, msg := 125, strings.TrimPrefix(line, "error ")
-			fmt.Sscanf(msg, "%d", &code)
-			if i := strings.IndexByte(msg, ' '); i >= 0 {
-				msg = msg[i+1:]
-			}
+		case monitor.ReportError:
 			return startFailure(code, errors.New(msg))
 		}
 	}
@@ -150,7 +140,11 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 			return nil, err
 		}
 		cmd := e.MonitorCommand(c.ID, o.WaitAttach)
-		cmd.ExtraFiles = []*os.File{w}
+		if f, err := e.openMonitorLog(c.ID); err == nil {
+			cmd.Stdout, cmd.Stderr = f, f
+			defer f.Close()
+		}
+		cmd.ExtraFiles = []*os.File{w} // monitor.ReportFD
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		if err := cmd.Start(); err != nil {
 			r.Close()
@@ -168,10 +162,11 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 	st := &Starting{ID: c.ID, Socket: e.AttachSocket(c.ID), sync: bufio.NewReader(r), file: r}
 	if o.WaitAttach {
 		line, err := st.sync.ReadString('\n')
-		if err != nil || strings.TrimSpace(line) != "listening" {
+		word, code, msg := monitor.ParseReport(line)
+		if err != nil || word != monitor.ReportListening {
 			r.Close()
-			if strings.HasPrefix(line, "error ") {
-				return nil, errors.New(strings.TrimSpace(strings.TrimPrefix(line, "error ")))
+			if word == monitor.ReportError {
+				return nil, startFailure(code, errors.New(msg))
 			}
 			return nil, fmt.Errorf("container %s: the monitor did not open its attach socket", c.Name)
 		}
@@ -189,111 +184,6 @@ func (e *Engine) recordMonitor(ctx context.Context, id string, pid int) {
 	e.db.ExecContext(context.WithoutCancel(ctx), `UPDATE containers SET monitor_pid = ?, monitor_start = ?, boot_id = ? WHERE id = ? AND state = ? AND pid = 0`,
 		pid, procStart(pid), bootID(), id, StateRunning)
 }
-
-// MonitorOptions are how `hull monitor` was invoked.
-type MonitorOptions struct {
-	// WaitAttach: start once a client attaches (foreground run).
-	WaitAttach bool
-	// Sync receives the start report ("listening", "ok", "error N msg");
-	// nil when resuming.
-	Sync io.WriteCloser
-	// Resume is the exit a hull-shim reports (as JSON) when it execs back
-	// into the monitor, with the attach listener it kept.
-	Resume     string
-	ListenerFD int
-	// NetNS is a network namespace a spare monitor made ahead for its
-	// container (monitor.Config.NetNS).
-	NetNS *os.File
-	// Early is the container's process a spare monitor started ahead
-	// (StartEarly).
-	Early *monitor.Early
-	// Spec is the container's config.json a spare monitor received and
-	// decoded ahead (ReadSpareID); nil: the monitor reads it.
-	Spec *specs.Spec
-	// Record, likewise, is the container's record; nil: the monitor looks
-	// it up.
-	Record *Container
-	// Ahead is the container's log and attach socket a spare monitor
-	// opened ahead (OpenAhead); RunMonitor closes them if they are another
-	// container's.
-	Ahead *Ahead
-}
-
-// A container's log rotates at logMaxSize, keeping logMaxFiles files (the
-// numbers Logs reads by).
-const (
-	logMaxSize  = streams.LogMaxSize
-	logMaxFiles = streams.LogMaxFiles
-)
-
-// RunMonitor is the body of `hull monitor ID`: supervise the container,
-// reporting progress on the sync file (fd 3 of the monitor).
-func (e *Engine) RunMonitor(ctx context.Context, id string, o MonitorOptions) error {
-	sync := o.Sync
-	if sync == nil {
-		sync = nopWriteCloser{io.Discard}
-	}
-	c := o.Record
-	if c == nil || c.ID != id {
-		var err error
-		if c, err = e.lookup(ctx, e.db, id); err != nil {
-			fmt.Fprintf(sync, "error 125 %v\n", err)
-			return err
-		}
-	}
-	cfg := monitor.Config{
-		ID: c.ID, Bundle: e.persistDir(c.ID), RuntimeRoot: e.rt.Root,
-		LogPath: e.LogPath(c.ID), LogMaxSize: logMaxSize, LogMaxFiles: logMaxFiles,
-		TTY: c.Config.Spec.TTY, Stdin: c.Config.OpenStdin,
-		AttachSocket: e.AttachSocket(c.ID), WaitAttach: o.WaitAttach,
-		Restart: c.Config.Restart, BackoffBase: e.BackoffBase, BackoffMax: e.BackoffMax,
-		RestartCount: c.RestartCount, ListenerFD: o.ListenerFD, NetNS: o.NetNS, Early: o.Early, Spec: o.Spec,
-		EnsureBundle: func() error { return e.ensureConfig(ctx, c) },
-	}
-	if a := o.Ahead; a != nil && a.id == c.ID {
-		cfg.Log, cfg.Server = a.log, a.srv
-	} else {
-		a.Close()
-	}
-	if e.ShimPath != "" && unix.Access(e.ShimPath, unix.X_OK) == nil {
-		cmd := e.MonitorCommand(c.ID, false)
-		cfg.Shim = &monitor.Shim{Path: e.ShimPath, Resume: append([]string{cmd.Path}, cmd.Args[1:]...)}
-	}
-	if o.Resume != "" {
-		var x shim.Exit
-		if err := json.Unmarshal([]byte(o.Resume), &x); err != nil {
-			return fmt.Errorf("monitor %s: --resume: %w", shortID(c.ID), err)
-		}
-		exit := monitor.FromShim(x)
-		cfg.Resume = &exit
-		if o.ListenerFD <= 0 {
-			cfg.AttachSocket = "" // nothing inherited: no attach
-		}
-	}
-	if o.WaitAttach {
-		// The socket exists once Run has listened; report it from there.
-		cfg.OnListen = func() { fmt.Fprintln(sync, "listening") }
-	}
-	trace.Mark("monitor: loaded")
-	rec := &recorder{e: e, c: c}
-	readyOnce := false
-	return monitor.Run(cfg, e.rt, rec, func(err error) {
-		if readyOnce {
-			return
-		}
-		readyOnce = true
-		if err != nil {
-			fmt.Fprintf(sync, "error %d %s\n", exitCode(err), strings.ReplaceAll(err.Error(), "\n", " "))
-		} else {
-			fmt.Fprintln(sync, "ok")
-		}
-		sync.Close()
-	})
-}
-
-type nopWriteCloser struct{ io.Writer }
-
-func (nopWriteCloser) Close() error { return nil }
 
 // getStarted is Get for commands that act on a container's processes
 // (stop, kill, rm). A start claims the container (state running) before

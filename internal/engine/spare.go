@@ -14,20 +14,20 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"hull/internal/cgroups"
-	"hull/internal/monitor"
 	"hull/internal/runtime"
-	"hull/internal/streams"
 	"hull/internal/trace"
 	"hull/internal/wire"
 )
 
 // A spare monitor is started before the container it will supervise
-// exists: `hull run` starts one first thing, so the monitor's own start
-// (executing hull, opening the database, ~6 ms) overlaps with creating the
-// container instead of following it. It waits for its container's ID on a
-// pipe; Start hands it the ID instead of starting a monitor. A spare that
-// is never used reads end-of-file when the command exits, and exits too.
+// exists: `hull run`'s C constructor starts one before the command's own
+// Go runtime (AdoptSpare; StartSpare when it could not), so the monitor's
+// own start (executing hull, opening the database, about 5 ms) overlaps
+// with creating the container instead of following it. It waits for its
+// container's ID on a pipe (SpareMonitorFD); Start hands it the ID instead
+// of starting a monitor. A spare that is never used reads end-of-file
+// when the command exits, and exits too. The spare's side is
+// ServeMonitor's awaitContainer.
 type Spare struct {
 	proc       *os.Process
 	id         *os.File // write end: the container's ID, one line
@@ -41,8 +41,9 @@ type Spare struct {
 const SpareMonitorFD = 4
 
 // StartSpare starts cmd, a `hull monitor -`, as a spare monitor, before
-// any engine is open: `hull run` starts it first thing, so that it is
-// ready by the time the container is. Nil if it could not start.
+// any engine is open, so that it is ready by the time the container is:
+// `hull run` does when its C constructor could not (see AdoptSpare). Nil
+// if it could not start.
 func StartSpare(cmd *exec.Cmd, waitAttach bool) *Spare {
 	syncR, syncW, err := os.Pipe()
 	if err != nil {
@@ -54,7 +55,7 @@ func StartSpare(cmd *exec.Cmd, waitAttach bool) *Spare {
 		syncW.Close()
 		return nil
 	}
-	cmd.ExtraFiles = []*os.File{syncW, idR} // fds 3 and SpareMonitorFD
+	cmd.ExtraFiles = []*os.File{syncW, idR} // MonitorReportFD (3), SpareMonitorFD (4)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
 	syncW.Close()
@@ -108,7 +109,7 @@ func (e *Engine) UseSpare(s *Spare) {
 
 // Close ends an unused spare monitor: it reads end-of-file for its
 // container's ID, undoes what it started ahead (a container process, its
-// cgroups; see StartEarly) and exits, and Close waits for that. Were it
+// cgroups; see monitor.Prepare) and exits, and Close waits for that. Were it
 // left to finish alone, a spare still starting would open the engine after
 // the command ended, and create its state directories anew where someone
 // may have removed them. One that does not end in time (15 s: a loaded
@@ -149,8 +150,17 @@ func (e *Engine) takeSpare(id string, waitAttach bool) *Spare {
 	return s
 }
 
+// What a spare monitor reads on SpareMonitorFD: messages sent ahead,
+// each a header line "KIND ID LENGTH" and LENGTH bytes (the wire encoding
+// of a spec or a record, for container ID), then the container's ID on a
+// line of its own (see readSpareID).
+const (
+	spareSpec   = "spec"
+	spareRecord = "record"
+)
+
 // send writes one message of what a spare monitor is sent ahead of its
-// container's ID (see ReadSpareID).
+// container's ID (see readSpareID).
 func (s *Spare) send(kind, id string, b []byte) error {
 	if _, err := fmt.Fprintf(s.id, "%s %s %d\n", kind, id, len(b)); err != nil {
 		return err
@@ -184,49 +194,12 @@ func (e *Engine) Close() {
 	}
 }
 
-// Ahead is a container's log and attach socket, opened by a spare
-// monitor that has the container's spec but not yet its ID (OpenAhead).
-type Ahead struct {
-	id, socket string
-	log        *streams.LogWriter
-	srv        *streams.Server
-}
-
-// OpenAhead opens container id's log and attach socket (see
-// monitor.OpenAhead), for MonitorOptions.Ahead.
-func (e *Engine) OpenAhead(id string) (*Ahead, error) {
-	a := &Ahead{id: id, socket: e.AttachSocket(id)}
-	var err error
-	if a.log, a.srv, err = monitor.OpenAhead(e.LogPath(id), logMaxSize, logMaxFiles, a.socket); err != nil {
-		return nil, err
-	}
-	return a, nil
-}
-
-// Close closes what no monitor took, and removes the socket (nil: none).
-func (a *Ahead) Close() {
-	if a == nil {
-		return
-	}
-	a.log.Close()
-	a.srv.Close()
-	os.Remove(a.socket)
-}
-
-// StartEarly starts the first process of the container that will have id
-// (CreateOptions.ID), for the spare monitor that waits for it: that
-// process then starts while the container is being created (see
-// runtime.Early). With newNetNS the process gets a new network namespace.
-func (e *Engine) StartEarly(id string, newNetNS bool) (*monitor.Early, error) {
-	return monitor.StartEarly(e.rt, id, cgroups.EnginePath(id), newNetNS)
-}
-
 // offerSpare sends the spare monitor, ahead of the container's ID, the
 // container's spec as config.json has it and its record as Create made
 // it, in the wire encoding (both ends are this binary): decoding them is
 // then a matter of microseconds, where a first JSON decode in the spare
 // cost a millisecond, and the monitor need not look the record up (see
-// ReadSpareID). A spec the encoding refuses is not sent (the monitor reads
+// readSpareID). A spec the encoding refuses is not sent (the monitor reads
 // config.json); it reports whether the spec was sent.
 func (e *Engine) offerSpare(c *Container, spec *specs.Spec) bool {
 	s := e.spare
@@ -234,79 +207,61 @@ func (e *Engine) offerSpare(c *Container, spec *specs.Spec) bool {
 		return false
 	}
 	b, err := wire.Append(nil, spec)
-	if err != nil || s.send("spec", c.ID, b) != nil {
+	if err != nil || s.send(spareSpec, c.ID, b) != nil {
 		return false
 	}
 	s.specFor = c.ID
 	if b, err := wire.Append(nil, c); err == nil {
-		s.send("record", c.ID, b)
+		s.send(spareRecord, c.ID, b)
 	}
 	return true
 }
 
-// SpareTake is what a spare monitor is told (ReadSpareID): its container,
-// and what the command that created it sent ahead.
-type SpareTake struct {
-	ID string
-	// Spec is the container's spec (offerSpare); nil: the monitor reads
-	// config.json.
-	Spec *specs.Spec
-	// Record is the container's record as Create made it (offerSpare);
-	// nil: the monitor looks it up.
-	Record *Container
-}
-
-// ReadSpareID reads, from the pipe a spare monitor waits on, its
-// container's ID and what was sent ahead of it: the container's spec and
-// record, each only if it is that container's. onSpec (if not nil) gets
-// the spec (and its container's id) as soon as it arrives, while the
-// container's creation ends.
-func ReadSpareID(r io.Reader, onSpec func(id string, spec *specs.Spec)) (SpareTake, error) {
+// readSpareID reads, from the pipe a spare monitor waits on, its
+// container's ID and what was sent ahead of it: onSpec gets the spec (and
+// the id of its container) as soon as it arrives, while the container's
+// creation ends; the record is returned if it is the container's (nil:
+// the monitor looks it up). A spec that does not decode is not given
+// (the monitor reads config.json then).
+func readSpareID(r io.Reader, onSpec func(id string, spec *specs.Spec)) (string, *Container, error) {
 	br := bufio.NewReader(r)
-	var specID, recordID string
-	var t SpareTake
+	var record *Container
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
-			return SpareTake{}, err
+			return "", nil, err
 		}
 		line = strings.TrimSpace(line)
 		kind, rest, _ := strings.Cut(line, " ")
-		if kind == "spec" || kind == "record" {
+		if kind == spareSpec || kind == spareRecord {
 			var id string
 			var n int
 			if _, err := fmt.Sscanf(rest, "%s %d", &id, &n); err != nil || n <= 0 || n > 64<<20 {
-				return SpareTake{}, fmt.Errorf("spare monitor: bad %s header %q", kind, line)
+				return "", nil, fmt.Errorf("spare monitor: bad %s header %q", kind, line)
 			}
 			b := make([]byte, n)
 			if _, err := io.ReadFull(br, b); err != nil {
-				return SpareTake{}, err
+				return "", nil, err
 			}
-			if kind == "record" {
-				recordID, t.Record = id, new(Container)
-				if wire.Decode(b, t.Record) != nil {
-					t.Record = nil // the monitor looks it up then
+			if kind == spareRecord {
+				record = new(Container)
+				if wire.Decode(b, record) != nil || record.ID != id {
+					record = nil // the monitor looks it up then
 				}
 				continue
 			}
-			specID, t.Spec = id, new(specs.Spec)
-			if wire.Decode(b, t.Spec) != nil || runtime.CheckSpec(t.Spec) != nil {
-				t.Spec = nil // the monitor reads config.json then
-			} else if onSpec != nil {
-				onSpec(id, t.Spec)
+			spec := new(specs.Spec)
+			if wire.Decode(b, spec) == nil && runtime.CheckSpec(spec) == nil {
+				onSpec(id, spec)
 			}
 			continue
 		}
 		if line == "" {
-			return SpareTake{}, errors.New("spare monitor: empty container ID")
+			return "", nil, errors.New("spare monitor: empty container ID")
 		}
-		t.ID = line
-		if specID != line {
-			t.Spec = nil
+		if record != nil && record.ID != line {
+			record = nil
 		}
-		if recordID != line || (t.Record != nil && t.Record.ID != line) {
-			t.Record = nil
-		}
-		return t, nil
+		return line, record, nil
 	}
 }

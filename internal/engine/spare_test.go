@@ -33,7 +33,7 @@ func TestReadSpareIDTakesWhatWasSentAhead(t *testing.T) {
 			e.offerSpare(c, spec)
 		} else {
 			b, _ := wire.Append(nil, spec)
-			e.spare.send("spec", specID, b)
+			e.spare.send(spareSpec, specID, b)
 		}
 		e.takeSpare(id, false)
 		b, _ := io.ReadAll(r)
@@ -52,18 +52,25 @@ func TestReadSpareIDTakesWhatWasSentAhead(t *testing.T) {
 		{"bad header", "spec c1 x\n{}c1\n", "", false, false, true},
 		{"no id", "", "", false, false, true},
 	} {
-		var early *specs.Spec
-		take, err := ReadSpareID(strings.NewReader(tc.in), func(_ string, s *specs.Spec) { early = s })
-		if (err != nil) != tc.fails || take.ID != tc.id || (take.Spec != nil) != tc.spec || (take.Record != nil) != tc.record {
-			t.Errorf("%s: %+v, err %v", tc.name, take, err)
+		// The spec counts as taken when it was given for the container
+		// the monitor is then told (monitor.Prepared.Keep).
+		var ahead *specs.Spec
+		var aheadFor string
+		id, record, err := readSpareID(strings.NewReader(tc.in), func(id string, s *specs.Spec) { ahead, aheadFor = s, id })
+		spec := ahead
+		if aheadFor != id {
+			spec = nil
 		}
-		if early != nil && early.Hostname != "h1" {
-			t.Errorf("%s: the spec given ahead is %+v", tc.name, early)
+		if (err != nil) != tc.fails || id != tc.id || (spec != nil) != tc.spec || (record != nil) != tc.record {
+			t.Errorf("%s: id %q, spec %v, record %+v, err %v", tc.name, id, spec, record, err)
 		}
-		if take.Spec != nil && (take.Spec.Hostname != "h1" || take.Spec.Linux == nil) {
-			t.Errorf("%s: spec decoded as %+v", tc.name, take.Spec)
+		if ahead != nil && ahead.Hostname != "h1" {
+			t.Errorf("%s: the spec given ahead is %+v", tc.name, ahead)
 		}
-		if c := take.Record; c != nil && (c.Name != "n1" || !c.Started.Equal(started) || c.Config.Image != "img") {
+		if spec != nil && (spec.Hostname != "h1" || spec.Linux == nil) {
+			t.Errorf("%s: spec decoded as %+v", tc.name, spec)
+		}
+		if c := record; c != nil && (c.Name != "n1" || !c.Started.Equal(started) || c.Config.Image != "img") {
 			t.Errorf("%s: record decoded as %+v", tc.name, c)
 		}
 	}

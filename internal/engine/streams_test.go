@@ -339,7 +339,7 @@ func execTestEngine(t testing.TB) (*Engine, *Container) {
 	s.Linux.CgroupsPath = "/enginetest-" + c.ID // not hull-*: cmd/hull tests take any such for a leak
 	devnull, _ := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	defer devnull.Close()
-	if _, err := e.rt.Create(c.ID, runtime.CreateOptions{Bundle: bundle, Spec: s, Stdin: devnull, Stdout: devnull, Stderr: devnull}); err != nil {
+	if _, err := e.rt.Create(c.ID, runtime.CreateOptions{Bundle: bundle, Prepared: &runtime.Prepared{Spec: s}, Stdin: devnull, Stdout: devnull, Stderr: devnull}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -4,12 +4,15 @@
 //
 //  1. creates the container with the runtime, holding its stdio (pipes, or
 //     the pty master received over the console socket),
-//  2. starts it and reports "started" (or the error) to the command that
-//     spawned it, which may then return (detached) or attach,
+//  2. starts it and reports the start (ReportOK, or the error; see
+//     report.go) to the command that spawned it, which may then return
+//     (detached) or attach,
 //  3. copies output into the CRI-format log and to attached clients, and
 //     attached clients' input into the container,
-//  4. reaps the init (a direct child: the runtime creates it with
-//     CLONE_PARENT), records exit code, signal, OOM kill and finish time,
+//  4. reaps the init (its child: the runtime creates it with CLONE_PARENT,
+//     or, born into a cgroup2 directory, hands it over as the monitor is
+//     its child subreaper), records exit code, signal, OOM kill and
+//     finish time,
 //  5. applies the restart policy with exponential backoff, and
 //  6. cleans up the runtime's state and exits.
 //
@@ -73,39 +76,14 @@ type Config struct {
 	BackoffMax  time.Duration // default 5m
 	// RestartCount is how many restarts happened before this monitor.
 	RestartCount int
-	// NetNS, if set, is a network namespace made ahead for the first run
-	// (runtime.CreateOptions.NetNS); Run closes it.
-	NetNS *os.File
-	// Early, if set, is the container's process started ahead for the
-	// first run (StartEarly); Run closes it.
-	Early *Early
-	// Spec, if set, is the bundle's config.json decoded ahead, for the
-	// first run (later runs read it again).
-	Spec *specs.Spec
 	// EnsureBundle, if set, is called before a run that reads the
 	// bundle's config.json, to make it again if it is missing.
 	EnsureBundle func() error
-	// Log and Server, if set, are the log at LogPath and the listener at
-	// AttachSocket, opened ahead (OpenAhead); Run closes them.
-	Log    *streams.LogWriter
-	Server *streams.Server
-}
-
-// OpenAhead opens the container log at logPath and listens on the attach
-// socket at socket, for a Config whose monitor does not know yet that it
-// will run that container (a spare, told the container's id when the
-// container's creation ends): that start then skips both.
-func OpenAhead(logPath string, logMaxSize int64, logMaxFiles int, socket string) (*streams.LogWriter, *streams.Server, error) {
-	logw, err := streams.OpenLog(logPath, logMaxSize, logMaxFiles)
-	if err != nil {
-		return nil, nil, err
-	}
-	srv, err := streams.Listen(socket)
-	if err != nil {
-		logw.Close()
-		return nil, nil, err
-	}
-	return logw, srv, nil
+	// Prepared, if set, is what was made ahead for this container (a
+	// spare monitor's): its log and attach listener serve every run, the
+	// rest is for the first run only (later runs read config.json and
+	// make their own). Run owns it and closes what it does not use.
+	Prepared *Prepared
 }
 
 // Early is a container's first process started ahead by its monitor
@@ -197,26 +175,36 @@ func Run(cfg Config, rt *runtime.Runtime, rec Recorder, ready func(error)) error
 	if cfg.BackoffMax <= 0 {
 		cfg.BackoffMax = 5 * time.Minute
 	}
-	logw := cfg.Log // opened ahead, or opened here
-	cfg.Log = nil
+	// What was prepared is this run's to take or close; the log and the
+	// listener now, the rest in the first runOnce.
+	prep := cfg.Prepared
+	cfg.Prepared = nil
+	defer prep.Close()
+	prep.Keep(cfg.ID)
+	m := &mon{cfg: cfg, rt: rt, rec: rec, prep: prep}
+	if prep != nil {
+		m.log, prep.Log = prep.Log, nil
+	}
 	var err error
-	if logw == nil {
-		if logw, err = streams.OpenLog(cfg.LogPath, cfg.LogMaxSize, cfg.LogMaxFiles); err != nil {
-			cfg.Server.Close()
+	if m.log == nil {
+		if m.log, err = streams.OpenLog(cfg.LogPath, cfg.LogMaxSize, cfg.LogMaxFiles); err != nil {
 			ready(err)
 			return err
 		}
 	}
-	defer logw.Close()
-	m := &mon{cfg: cfg, rt: rt, rec: rec, log: logw}
-	defer m.closeAhead()
+	defer m.log.Close()
+	var ahead *streams.Server // the listener opened ahead, if any
+	if prep != nil {
+		ahead, prep.Server = prep.Server, nil
+	}
 	switch {
 	case cfg.Resume != nil && cfg.ListenerFD > 0:
 		if m.srv, err = shim.InheritListener(cfg.ListenerFD); err != nil {
+			ahead.Close()
 			return fmt.Errorf("resume: %w", err)
 		}
 	case cfg.AttachSocket != "":
-		if m.srv = cfg.Server; m.srv == nil {
+		if m.srv = ahead; m.srv == nil {
 			if m.srv, err = streams.Listen(cfg.AttachSocket); err != nil {
 				ready(err)
 				return err
@@ -231,8 +219,8 @@ func Run(cfg Config, rt *runtime.Runtime, rec Recorder, ready func(error)) error
 			cfg.OnListen()
 		}
 	}
-	if cfg.Server != m.srv {
-		cfg.Server.Close() // opened ahead for nothing
+	if ahead != m.srv {
+		ahead.Close() // opened ahead for nothing
 	}
 	if m.srv != nil {
 		defer m.srv.Close()
@@ -308,8 +296,11 @@ type mon struct {
 	cfg Config
 	rt  *runtime.Runtime
 	rec Recorder
-	log *streams.LogWriter
-	srv *streams.Server // nil without an attach socket
+	// prep is what was prepared for the first run (Config.Prepared),
+	// taken by it; Run closes what is left.
+	prep *Prepared
+	log  *streams.LogWriter
+	srv  *streams.Server // nil without an attach socket
 	// deleting, if set, closes when the last run's runtime removal ends.
 	deleting chan struct{}
 }
@@ -325,19 +316,6 @@ func (m *mon) waitAttached() error {
 		return nil
 	case <-time.After(30 * time.Second):
 		return errors.New("no client attached within 30s")
-	}
-}
-
-// closeAhead closes what was made ahead for the first run (Config.NetNS,
-// Config.Early) if that run did not take it.
-func (m *mon) closeAhead() {
-	if m.cfg.NetNS != nil {
-		m.cfg.NetNS.Close()
-		m.cfg.NetNS = nil
-	}
-	if m.cfg.Early != nil {
-		m.cfg.Early.Close()
-		m.cfg.Early = nil
 	}
 }
 
@@ -358,7 +336,24 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 		return Exit{Code: 125, Stage: stage, Error: err.Error(), At: time.Now()}
 	}
 	m.waitDeleted()
-	if m.cfg.Spec == nil && m.cfg.EnsureBundle != nil {
+	// What was prepared is for the first run only; a restart starts
+	// afresh. runtime.Create takes prep and closes it in any case; a
+	// return before Create closes it here, with the early process's pipes.
+	prep, early := m.prep.forCreate()
+	m.prep = nil
+	defer func() {
+		if prep != nil {
+			prep.Close()
+			if early != nil {
+				early.Close()
+			}
+		}
+	}()
+	if early != nil && (m.cfg.TTY || m.cfg.Stdin) {
+		early.Close()
+		early, prep.Early = nil, nil
+	}
+	if (prep == nil || prep.Spec == nil) && m.cfg.EnsureBundle != nil {
 		if err := m.cfg.EnsureBundle(); err != nil {
 			return fail("create", err)
 		}
@@ -368,30 +363,21 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 		return fail("create", err)
 	}
 	defer devnull.Close()
-	// What was made ahead is for the first run only; a restart starts
-	// afresh.
-	early := m.cfg.Early
-	m.cfg.Early = nil
-	if early != nil && (m.cfg.TTY || m.cfg.Stdin) {
-		early.Close()
-		early = nil
-	}
 	if early == nil {
 		_ = m.rt.Delete(m.cfg.ID, true) // leftovers of a previous run
 	}
 	// A detached container is handed to the shim once it runs; its
 	// output then stays in the pipes until the shim reads it.
 	handOver := m.cfg.Shim != nil && !m.cfg.WaitAttach
-	opts := runtime.CreateOptions{Bundle: m.cfg.Bundle, Spec: m.cfg.Spec, NetNS: m.cfg.NetNS}
-	m.cfg.Spec = nil
+	opts := runtime.CreateOptions{Bundle: m.cfg.Bundle, Prepared: prep}
 	var io stdio
 	var closeAfterCreate []*os.File
 	var consolePeer *os.File
 	switch {
 	case early != nil:
-		// Create takes the early process (and closes it in any case),
-		// or starts one on these pipes; io owns the read ends.
-		opts.Early, opts.Stdin, opts.Stdout, opts.Stderr = early.rt, devnull, early.outW, early.errW
+		// Create takes the early process (prep.Early), or starts one on
+		// these pipes; io owns the read ends.
+		opts.Stdin, opts.Stdout, opts.Stderr = devnull, early.outW, early.errW
 		io.out, io.err = early.out, early.err
 		closeAfterCreate = append(closeAfterCreate, early.outW, early.errW)
 	case m.cfg.TTY:
@@ -423,12 +409,9 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 			closeAfterCreate = append(closeAfterCreate, inR)
 		}
 	}
-	if m.cfg.NetNS != nil {
-		closeAfterCreate = append(closeAfterCreate, m.cfg.NetNS)
-		m.cfg.NetNS = nil
-	}
 	trace.Mark("monitor: runtime create")
 	c, err := m.rt.Create(m.cfg.ID, opts)
+	prep = nil // Create's now
 	trace.Mark("monitor: runtime created")
 	for _, f := range closeAfterCreate {
 		f.Close()

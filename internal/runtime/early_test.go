@@ -32,7 +32,7 @@ func startEarly(t *testing.T, r *Runtime, id, bundle string, out *os.File, netns
 // runs it to its end and returns its pid, exit status and output.
 func runTaking(t *testing.T, r *Runtime, id, bundle string, spec *specs.Spec, early *Early, out *os.File) (int, unix.WaitStatus, string) {
 	t.Helper()
-	c, err := r.Create(id, CreateOptions{Bundle: bundle, Spec: spec, Early: early, Stdout: out, Stderr: out})
+	c, err := r.Create(id, CreateOptions{Bundle: bundle, Prepared: &Prepared{Spec: spec, Early: early}, Stdout: out, Stderr: out})
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}

@@ -9,7 +9,7 @@ import (
 )
 
 // NewNetNS makes a new, empty network namespace and returns a handle on
-// it, for CreateOptions.NetNS. Making one is most of what unsharing a
+// it, for Prepared.NetNS. Making one is most of what unsharing a
 // container's namespaces costs (half a millisecond here, the kernel sets up
 // every network protocol's per-namespace state), so a monitor waiting for
 // its container makes it ahead, while it would otherwise be idle.

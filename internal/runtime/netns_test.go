@@ -41,7 +41,7 @@ func TestCreateTakesNetNSMadeAhead(t *testing.T) {
 			}
 		})
 		id := e.id()
-		c, err := r.Create(id, CreateOptions{Bundle: b, NetNS: ns, Stdin: null, Stdout: null, Stderr: null})
+		c, err := r.Create(id, CreateOptions{Bundle: b, Prepared: &Prepared{NetNS: ns}, Stdin: null, Stdout: null, Stderr: null})
 		if err != nil {
 			t.Fatalf("userns=%v: create: %v", userns, err)
 		}

@@ -80,9 +80,9 @@ func (r *Runtime) warn(format string, args ...any) {
 // CreateOptions are the knobs of `create` beyond the bundle's config.json.
 type CreateOptions struct {
 	Bundle string
-	// Spec is the bundle's config.json when the caller has already read
-	// it (with LoadSpec); nil reads it.
-	Spec *specs.Spec
+	// Prepared, if set, is what was made for this container ahead of
+	// its Create; Create takes it and closes what it does not keep.
+	Prepared *Prepared
 	// PidFile, if set, receives the init's pid once it is ready.
 	PidFile string
 	// ConsoleSocket is the path of a unix socket that receives the
@@ -101,14 +101,38 @@ type CreateOptions struct {
 	PreserveFDs int
 	// Stdio for the container; nil means this process's own.
 	Stdin, Stdout, Stderr *os.File
-	// NetNS is a new network namespace made ahead (NewNetNS), which a
-	// container whose spec asks for a new one joins instead of making its
-	// own; not for a container with a user namespace, which must own its
-	// network namespace. The caller closes it after Create.
+}
+
+// Prepared is what was made for a container before its Create, to take
+// that time out of the Create (a monitor makes it while the container is
+// being created, see monitor.Prepared). Each part is optional, and Create
+// falls back to making it itself.
+type Prepared struct {
+	// Spec is the bundle's config.json, read and decoded already (with
+	// LoadSpec, or received otherwise); nil: Create reads it.
+	Spec *specs.Spec
+	// NetNS is a new network namespace (NewNetNS), which a container
+	// whose spec asks for a new one joins instead of making its own; not
+	// for a container with a user namespace, which must own its network
+	// namespace.
 	NetNS *os.File
-	// Early is the container's first process started ahead (StartEarly);
-	// Create takes it, or closes it if the spec does not suit it.
+	// Early is the container's first process (StartEarly), which Create
+	// takes if the spec suits it.
 	Early *Early
+}
+
+// Close closes what was prepared (nil: nothing). Create calls it; what
+// Create took stays its own.
+func (p *Prepared) Close() {
+	if p == nil {
+		return
+	}
+	if p.NetNS != nil {
+		p.NetNS.Close()
+	}
+	if p.Early != nil {
+		p.Early.Close()
+	}
 }
 
 // Get loads a container's recorded state.

@@ -39,7 +39,7 @@ type initConfig struct {
 	NewUTS    bool
 	NewUser   bool
 	NewCgroup bool
-	NewNet    bool // made by unshare or ahead (CreateOptions.NetNS): lo is ours to bring up
+	NewNet    bool // made by unshare or ahead (Prepared.NetNS): lo is ours to bring up
 	// InCgroups: the process is in the container's cgroups already (the
 	// constructor joined them), so a new cgroup namespace needs no wait.
 	InCgroups bool
@@ -79,9 +79,11 @@ type syncMsg struct {
 // wait4 and read its exit status; if the caller exits first, the init is
 // reparented like any orphan.
 func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
-	if o.Early != nil {
-		// What is not taken goes; of what is, what Create does not keep.
-		defer o.Early.Close()
+	// What is not taken goes; of what is, what Create does not keep.
+	defer o.Prepared.Close()
+	var prep Prepared
+	if o.Prepared != nil {
+		prep = *o.Prepared
 	}
 	if err := checkID(id); err != nil {
 		return nil, err
@@ -90,7 +92,7 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
-	spec := o.Spec
+	spec := prep.Spec
 	if spec == nil {
 		if spec, err = LoadSpec(bundle); err != nil {
 			return nil, err
@@ -111,7 +113,7 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	}
 	// An early process's mount namespace is older than the rootfs mount:
 	// it gets a clone of that mount (kernels since 5.2).
-	early := o.Early
+	early := prep.Early
 	rootfsTree := -1
 	if early != nil && early.fits(id, spec, o, sealed) {
 		if t, err := unix.OpenTree(unix.AT_FDCWD, rootfs, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE); err == nil {
@@ -204,7 +206,7 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
 	ic.Spec = initSpec(spec, ic.Seccomp != nil)
-	takeNetNS := o.NetNS != nil && !slices.ContainsFunc(spec.Linux.Namespaces, func(ns specs.LinuxNamespace) bool {
+	takeNetNS := prep.NetNS != nil && !slices.ContainsFunc(spec.Linux.Namespaces, func(ns specs.LinuxNamespace) bool {
 		return ns.Type == specs.UserNamespace
 	})
 	for _, ns := range spec.Linux.Namespaces {
@@ -223,7 +225,7 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 			continue
 		}
 		if typ == "net" && takeNetNS {
-			sp.join = append(sp.join, joinPath("net", o.NetNS))
+			sp.join = append(sp.join, joinPath("net", prep.NetNS))
 			continue
 		}
 		if typ != "cgroup" {

@@ -47,6 +47,14 @@ const (
 	FDIn       = 6
 )
 
+// The flags the shim adds to the monitor's command line (Args.Resume)
+// when it execs back into it: the exit, as JSON, and the descriptor of
+// the attach listener it kept.
+const (
+	ResumeFlag     = "resume"
+	ListenerFDFlag = "listener-fd"
+)
+
 // Args are the shim's command line, built by the monitor.
 type Args struct {
 	Pid         int
@@ -59,23 +67,13 @@ type Args struct {
 	CgroupPath  string
 	OOMBaseline uint64
 	// Resume is the hull command line that records the exit; the shim
-	// appends "--resume=<Exit as JSON>".
+	// appends --resume=<Exit as JSON> (ResumeFlag) and ListenerFDFlag.
 	Resume []string
 }
 
-// Argv renders a for exec: path first.
-func (a Args) Argv(path string) []string {
-	argv := []string{path,
-		fmt.Sprintf("--pid=%d", a.Pid), fmt.Sprintf("--tty=%t", a.TTY),
-		fmt.Sprintf("--listener=%t", a.HasListener), fmt.Sprintf("--stdin=%t", a.HasIn),
-		"--log=" + a.Log, fmt.Sprintf("--log-max-size=%d", a.LogMaxSize), fmt.Sprintf("--log-max-files=%d", a.LogMaxFiles),
-		"--cgroup=" + a.CgroupPath, fmt.Sprintf("--oom-baseline=%d", a.OOMBaseline), "--"}
-	return append(argv, a.Resume...)
-}
-
-// Main is hull-shim's body.
-func Main(argv []string) error {
-	var a Args
+// flagSet is the shim's command line, bound to a's fields: Main parses
+// it and Argv renders it, so each flag is named in this one place.
+func (a *Args) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("hull-shim", flag.ContinueOnError)
 	fs.IntVar(&a.Pid, "pid", 0, "container init pid")
 	fs.BoolVar(&a.TTY, "tty", false, "")
@@ -86,6 +84,23 @@ func Main(argv []string) error {
 	fs.IntVar(&a.LogMaxFiles, "log-max-files", 1, "")
 	fs.StringVar(&a.CgroupPath, "cgroup", "", "")
 	fs.Uint64Var(&a.OOMBaseline, "oom-baseline", 0, "")
+	return fs
+}
+
+// Argv renders a for exec: path first.
+func (a Args) Argv(path string) []string {
+	var b Args
+	fs := b.flagSet()
+	b = a // the flags read b's fields
+	argv := []string{path}
+	fs.VisitAll(func(f *flag.Flag) { argv = append(argv, "--"+f.Name+"="+f.Value.String()) })
+	return append(append(argv, "--"), a.Resume...)
+}
+
+// Main is hull-shim's body.
+func Main(argv []string) error {
+	var a Args
+	fs := a.flagSet()
 	if err := fs.Parse(argv); err != nil {
 		return err
 	}
@@ -147,11 +162,11 @@ func Main(argv []string) error {
 	// Back to hull, keeping the attach listener for the monitor: a copy
 	// above every descriptor in use, left open across the exec.
 	report, _ := json.Marshal(x)
-	resume := append(append([]string(nil), a.Resume...), "--resume="+string(report))
+	resume := append(append([]string(nil), a.Resume...), "--"+ResumeFlag+"="+string(report))
 	if srv != nil {
 		if f, err := srv.Listener().(*net.UnixListener).File(); err == nil {
 			if fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD, 100); err == nil {
-				resume = append(resume, fmt.Sprintf("--listener-fd=%d", fd))
+				resume = append(resume, fmt.Sprintf("--%s=%d", ListenerFDFlag, fd))
 			}
 		}
 	}
