@@ -1,0 +1,300 @@
+package network
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// PortMapping publishes a container port on the host, as `-p`: traffic to
+// HostIP:HostPort (any of the host's addresses if HostIP is unset,
+// 127.0.0.1 included) reaches the container's ContainerPort.
+type PortMapping struct {
+	HostIP netip.Addr `json:"hostIP,omitzero"`
+	// HostPort 0 asks for a free port of the ephemeral range. With
+	// HostPortEnd, the first free port of HostPort..HostPortEnd.
+	HostPort      uint16 `json:"hostPort"`
+	HostPortEnd   uint16 `json:"hostPortEnd,omitempty"`
+	ContainerPort uint16 `json:"containerPort"`
+	Protocol      string `json:"protocol"` // tcp or udp
+}
+
+// String is the mapping as docker's ps shows it: 0.0.0.0:8080->80/tcp.
+func (p PortMapping) String() string {
+	ip := "0.0.0.0"
+	if p.HostIP.IsValid() {
+		ip = p.HostIP.String()
+	}
+	return fmt.Sprintf("%s->%d/%s", net.JoinHostPort(ip, strconv.Itoa(int(p.HostPort))), p.ContainerPort, p.Protocol)
+}
+
+// ParsePorts parses docker's -p values: [IP:][HOSTPORT[-END]:]PORT[-END][/PROTO],
+// e.g. 8080:80, 127.0.0.1:8080:80, 80 (a random host port), 127.0.0.1::80,
+// 8000-8010:80-90, 8000-8010:80 (one free port of the range), 53:53/udp.
+func ParsePorts(values []string) ([]PortMapping, error) {
+	var out []PortMapping
+	for _, v := range values {
+		ms, err := parsePort(v)
+		if err != nil {
+			return nil, fmt.Errorf("invalid -p %q: %w", v, err)
+		}
+		out = append(out, ms...)
+	}
+	return out, nil
+}
+
+func parsePort(v string) ([]PortMapping, error) {
+	rest, proto, hasProto := strings.Cut(v, "/")
+	if !hasProto {
+		proto = "tcp"
+	}
+	proto = strings.ToLower(proto)
+	if proto != "tcp" && proto != "udp" {
+		return nil, fmt.Errorf("protocol %q: use tcp or udp", proto)
+	}
+	var ipPart, hostPart, contPart string
+	if strings.HasPrefix(rest, "[") { // [IPv6]:HOSTPORT:PORT
+		end := strings.Index(rest, "]:")
+		if end < 0 {
+			return nil, errors.New("an IPv6 address in brackets must be followed by :HOSTPORT:PORT")
+		}
+		ipPart, rest = rest[1:end], rest[end+2:]
+		var ok bool
+		if hostPart, contPart, ok = strings.Cut(rest, ":"); !ok {
+			return nil, errors.New("expected [IP]:HOSTPORT:PORT")
+		}
+	} else {
+		parts := strings.Split(rest, ":")
+		switch len(parts) {
+		case 1:
+			contPart = parts[0]
+		case 2:
+			hostPart, contPart = parts[0], parts[1]
+			if hostPart == "" {
+				return nil, errors.New("empty host port before ':' (leave out the ':' for a random one)")
+			}
+		case 3:
+			ipPart, hostPart, contPart = parts[0], parts[1], parts[2]
+		default:
+			return nil, errors.New("too many ':' (expected [IP:][HOSTPORT:]PORT[/PROTO])")
+		}
+	}
+	var hostIP netip.Addr
+	if ipPart != "" {
+		var err error
+		if hostIP, err = netip.ParseAddr(ipPart); err != nil {
+			return nil, fmt.Errorf("host address %q is not an IP address", ipPart)
+		}
+		if hostIP.Is6() && !hostIP.Is4In6() {
+			return nil, fmt.Errorf("host address %s: only IPv4 addresses are published so far", hostIP)
+		}
+		hostIP = hostIP.Unmap()
+		if hostIP.IsUnspecified() {
+			hostIP = netip.Addr{}
+		}
+	}
+	cFirst, cLast, err := parsePortRange(contPart, "container port")
+	if err != nil {
+		return nil, err
+	}
+	if hostPart == "" { // each container port on a random host port
+		var out []PortMapping
+		for p := cFirst; ; p++ {
+			out = append(out, PortMapping{HostIP: hostIP, ContainerPort: p, Protocol: proto})
+			if p == cLast {
+				return out, nil
+			}
+		}
+	}
+	hFirst, hLast, err := parsePortRange(hostPart, "host port")
+	if err != nil {
+		return nil, err
+	}
+	if cFirst == cLast {
+		m := PortMapping{HostIP: hostIP, HostPort: hFirst, ContainerPort: cFirst, Protocol: proto}
+		if hLast != hFirst {
+			m.HostPortEnd = hLast
+		}
+		return []PortMapping{m}, nil
+	}
+	if hLast-hFirst != cLast-cFirst {
+		return nil, fmt.Errorf("host range %s has %d ports, container range %s has %d", hostPart, hLast-hFirst+1, contPart, cLast-cFirst+1)
+	}
+	var out []PortMapping
+	for i := uint16(0); ; i++ {
+		out = append(out, PortMapping{HostIP: hostIP, HostPort: hFirst + i, ContainerPort: cFirst + i, Protocol: proto})
+		if cFirst+i == cLast {
+			return out, nil
+		}
+	}
+}
+
+// parsePortRange parses PORT or FIRST-LAST, ports 1-65535.
+func parsePortRange(s, what string) (uint16, uint16, error) {
+	if s == "" {
+		return 0, 0, fmt.Errorf("missing %s", what)
+	}
+	a, b, isRange := strings.Cut(s, "-")
+	first, err := parsePortNumber(a, what)
+	if err != nil {
+		return 0, 0, err
+	}
+	if !isRange {
+		return first, first, nil
+	}
+	last, err := parsePortNumber(b, what)
+	if err != nil {
+		return 0, 0, err
+	}
+	if last < first {
+		return 0, 0, fmt.Errorf("%s range %s ends before it starts", what, s)
+	}
+	return first, last, nil
+}
+
+func parsePortNumber(s, what string) (uint16, error) {
+	n, err := strconv.ParseUint(s, 10, 16)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("%s %q is not a number from 1 to 65535", what, s)
+	}
+	return uint16(n), nil
+}
+
+// Host ports are reserved with a file <runRoot>/networks/ports/PROTO-PORT
+// holding the container's ID, made with exclusive create: of two hull
+// processes publishing one port, one wins, and a port a container
+// publishes is never published twice (a DNAT rule binds no socket, so only
+// this file says that the port is taken). The host address is not part of
+// the name: one host port is one container's on all addresses.
+
+// reservePorts resolves and reserves the host ports of container id's
+// mappings: each must be free of other containers and of the host's own
+// sockets (bound briefly, tcp or udp). On error nothing stays reserved.
+func (m *Manager) reservePorts(id string, maps []PortMapping) ([]PortMapping, error) {
+	var done []PortMapping
+	fail := func(err error) ([]PortMapping, error) {
+		m.releasePorts(id, done)
+		return nil, err
+	}
+	for _, p := range maps {
+		if p.HostIP.IsValid() && !p.HostIP.Is4() {
+			return fail(fmt.Errorf("publish %s: only IPv4 host addresses are published so far", p))
+		}
+		switch {
+		case p.HostPort == 0:
+			got, err := m.reserveRandomPort(id, p)
+			if err != nil {
+				return fail(err)
+			}
+			p = got
+		case p.HostPortEnd > p.HostPort:
+			var err error
+			first, last := p.HostPort, p.HostPortEnd
+			for port := first; ; port++ {
+				p.HostPort, p.HostPortEnd = port, 0
+				if err = m.reservePort(id, p); err == nil || port == last {
+					break
+				}
+			}
+			if err != nil {
+				return fail(fmt.Errorf("publish %d-%d/%s: no free host port in the range (last: %w)", first, last, p.Protocol, err))
+			}
+		default:
+			if err := m.reservePort(id, p); err != nil {
+				return fail(err)
+			}
+		}
+		done = append(done, p)
+	}
+	return done, nil
+}
+
+// reserveRandomPort reserves a port the kernel picks from the ephemeral
+// range (ip_local_port_range) by binding port 0.
+func (m *Manager) reserveRandomPort(id string, p PortMapping) (PortMapping, error) {
+	var err error
+	for range 20 {
+		p.HostPort, err = bindFree(p.HostIP, 0, p.Protocol)
+		if err != nil {
+			return p, fmt.Errorf("publish %d/%s on a random host port: %w", p.ContainerPort, p.Protocol, err)
+		}
+		if err = m.reservePort(id, p); err == nil {
+			return p, nil
+		}
+	}
+	return p, fmt.Errorf("publish %d/%s on a random host port: %w", p.ContainerPort, p.Protocol, err)
+}
+
+// reservePort reserves p's host port for container id if no container has
+// it and no socket of the host's is bound to it.
+func (m *Manager) reservePort(id string, p PortMapping) error {
+	path := m.portPath(p)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, os.ErrExist) {
+		owner, _ := os.ReadFile(path)
+		return fmt.Errorf("publish %s: host port %d/%s is already published by container %.12s", p, p.HostPort, p.Protocol, owner)
+	}
+	if err != nil {
+		return fmt.Errorf("publish %s: reserve the host port: %w", p, err)
+	}
+	_, err = f.WriteString(id)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		_, err = bindFree(p.HostIP, p.HostPort, p.Protocol)
+		if err != nil {
+			err = fmt.Errorf("publish %s: host port %d/%s is already in use: %w", p, p.HostPort, p.Protocol, err)
+		}
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
+}
+
+// bindFree binds ip:port (all addresses if ip is unset) with proto and
+// closes it again, returning the port bound.
+func bindFree(ip netip.Addr, port uint16, proto string) (uint16, error) {
+	host := "0.0.0.0"
+	if ip.IsValid() {
+		host = ip.String()
+	}
+	addr := net.JoinHostPort(host, strconv.Itoa(int(port)))
+	if proto == "udp" {
+		c, err := net.ListenPacket("udp4", addr)
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		return uint16(c.LocalAddr().(*net.UDPAddr).Port), nil
+	}
+	l, err := net.Listen("tcp4", addr)
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return uint16(l.Addr().(*net.TCPAddr).Port), nil
+}
+
+func (m *Manager) portPath(p PortMapping) string {
+	return filepath.Join(m.portDir, p.Protocol+"-"+strconv.Itoa(int(p.HostPort)))
+}
+
+// releasePorts frees the host ports of maps that are container id's.
+func (m *Manager) releasePorts(id string, maps []PortMapping) {
+	for _, p := range maps {
+		if p.HostPort == 0 || p.HostPortEnd != 0 {
+			continue
+		}
+		path := m.portPath(p)
+		if owner, err := os.ReadFile(path); err == nil && string(owner) == id {
+			os.Remove(path)
+		}
+	}
+}
