@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // AttachRequest asks for a container's interface on a network.
@@ -38,6 +40,13 @@ type Attachment struct {
 	Network     string `json:"network"`
 	IfName      string `json:"ifName"`
 	NetNSPath   string `json:"netns"`
+	// NetNSInode identifies the namespace (its nsfs inode): a path such
+	// as /proc/PID/ns/net may name another one later.
+	NetNSInode uint64 `json:"netnsInode,omitempty"`
+	// Released says that only the host's veth is left to remove: the
+	// namespace was gone at Detach, and the kernel removes the pair
+	// with it, in its own time (see Detach).
+	Released bool `json:"released,omitempty"`
 	// Native says hull set it up itself (else libcni did).
 	Native bool `json:"native"`
 	// Bridge and HostVeth are the host's side of a native attachment.
@@ -98,10 +107,17 @@ func (m *Manager) Attach(ctx context.Context, r AttachRequest) (*Attachment, err
 	if err != nil {
 		return nil, err
 	}
-	if _, err := m.readRecord(r.ContainerID, n.Name); err == nil {
-		return nil, fmt.Errorf("container %.12s: %w: it is already attached to network %s", r.ContainerID, os.ErrExist, n.Name)
+	if old, err := m.readRecord(r.ContainerID, n.Name); err == nil {
+		if !old.Released {
+			return nil, fmt.Errorf("container %.12s: %w: it is already attached to network %s", r.ContainerID, os.ErrExist, n.Name)
+		}
+		// A restart: the last run's veth (same name) must be gone.
+		if err := m.finishRelease(old); err != nil {
+			return nil, fmt.Errorf("container %.12s: network %s: %w", r.ContainerID, n.Name, err)
+		}
 	}
-	if _, err := os.Stat(r.NetNSPath); err != nil {
+	ino, err := nsInode(r.NetNSPath)
+	if err != nil {
 		return nil, fmt.Errorf("container %.12s: network namespace: %w", r.ContainerID, err)
 	}
 	if !n.Native {
@@ -114,7 +130,7 @@ func (m *Manager) Attach(ctx context.Context, r AttachRequest) (*Attachment, err
 		return nil, fmt.Errorf("container %.12s: %w", r.ContainerID, err)
 	}
 	a := &Attachment{
-		ContainerID: r.ContainerID, Network: n.Name, IfName: r.IfName, NetNSPath: r.NetNSPath,
+		ContainerID: r.ContainerID, Network: n.Name, IfName: r.IfName, NetNSPath: r.NetNSPath, NetNSInode: ino,
 		Native: n.Native, Aliases: r.Aliases, Ports: ports,
 	}
 	if n.Native {
@@ -147,6 +163,17 @@ func (m *Manager) Attach(ctx context.Context, r AttachRequest) (*Attachment, err
 // addresses and host ports. netnsPath is the container's namespace, if it
 // still exists (the record's if empty). Detaching a container that is not
 // attached does nothing.
+//
+// Deleting a veth costs 10-20 ms of kernel time (unregistering a device
+// waits for RCU grace periods), more than the rest of a container's
+// networking together. So when the namespace is gone, which takes the
+// veth pair with it in a kernel worker, Detach does not delete the veth
+// itself: it frees addresses, ports and rules at once and, if the veth
+// still shows, keeps a Released record that Reclaim (or the container's
+// next Attach) finishes. The engine should therefore let go of the
+// namespace (the container's process gone, its pin unmounted) before it
+// calls Detach on a container's stop; with the namespace alive (network
+// disconnect) the veth is deleted here.
 func (m *Manager) Detach(ctx context.Context, containerID, network, netnsPath string) error {
 	if network == "" {
 		network = DefaultNetwork
@@ -160,6 +187,9 @@ func (m *Manager) Detach(ctx context.Context, containerID, network, netnsPath st
 	}
 	if netnsPath != "" {
 		a.NetNSPath = netnsPath
+	}
+	if a.Released {
+		return nil // Reclaim's
 	}
 	if err := m.undo(ctx, a); err != nil {
 		return fmt.Errorf("container %.12s: detach from network %s: %w", containerID, network, err)
@@ -218,8 +248,16 @@ func (m *Manager) Reclaim(ctx context.Context, alive func(containerID string) bo
 				os.Remove(filepath.Join(m.attachDir, id, r.Name())) // a temporary file of a killed write
 				continue
 			}
-			if err := m.Detach(ctx, id, network, ""); err != nil {
-				errs = append(errs, err)
+			a, err := m.readRecord(id, network)
+			if err == nil {
+				if a.Released {
+					err = m.finishRelease(a)
+				} else {
+					err = m.undo(ctx, a)
+				}
+			}
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("container %.12s: network %s: %w", id, network, err))
 			}
 		}
 		os.Remove(filepath.Join(m.attachDir, id))
@@ -235,15 +273,35 @@ func (m *Manager) Reclaim(ctx context.Context, alive func(containerID string) bo
 // record last; every step tolerates a missing object.
 func (m *Manager) undo(ctx context.Context, a *Attachment) error {
 	var err error
+	nsAlive := nsIs(a.NetNSPath, a.NetNSInode)
 	if a.Native {
-		err = m.detachNative(a)
+		err = m.detachNative(a, nsAlive)
 	} else {
-		err = m.detachPlugins(ctx, a)
+		err = m.detachPlugins(ctx, a, nsAlive)
 	}
 	if err != nil {
 		return err
 	}
 	m.releasePorts(a.ContainerID, a.Ports)
+	if !nsAlive && a.HostVeth != "" && linkExists(a.HostVeth) {
+		released := *a
+		released.Released, released.Addresses, released.Ports = true, nil, nil
+		return m.writeRecord(&released)
+	}
+	return m.removeRecord(a)
+}
+
+// finishRelease deletes the veth of a Released record, and the record.
+func (m *Manager) finishRelease(a *Attachment) error {
+	if err := deleteLink(a.HostVeth); err != nil {
+		return fmt.Errorf("delete veth %s: %w", a.HostVeth, err)
+	}
+	return m.removeRecord(a)
+}
+
+// removeRecord removes a's record, and the container's directory if it
+// was the last.
+func (m *Manager) removeRecord(a *Attachment) error {
 	if err := os.Remove(m.recordPath(a.ContainerID, a.Network)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
@@ -287,6 +345,25 @@ func (m *Manager) readRecord(id, network string) (*Attachment, error) {
 		return nil, fmt.Errorf("attachment record %s: %w", m.recordPath(id, network), err)
 	}
 	return a, nil
+}
+
+// nsInode is the inode of the namespace file at path.
+func nsInode(path string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}
+
+// nsIs says whether path still names the namespace with inode ino (any
+// namespace if ino is 0).
+func nsIs(path string, ino uint64) bool {
+	if path == "" {
+		return false
+	}
+	got, err := nsInode(path)
+	return err == nil && (ino == 0 || got == ino)
 }
 
 // vethName is the host end of a container's interface: "veth" and 8 hex

@@ -142,6 +142,9 @@ func (m *Manager) attachPlugins(ctx context.Context, n *Network, a *Attachment, 
 		if iface.Sandbox != "" && iface.Name == a.IfName {
 			a.MAC = iface.Mac
 		}
+		if iface.Sandbox == "" && strings.HasPrefix(iface.Name, "veth") {
+			a.HostVeth = iface.Name // the bridge or ptp plugin's host end
+		}
 	}
 	// lo is the loopback plugin's, which runtimes call apart from the
 	// network's list; hull brings it up on either path.
@@ -174,7 +177,7 @@ func loopbackUp(path string) error {
 // arguments of its ADD as libcni cached them (the conflist if there is
 // no cache). A namespace that is gone is passed as none, which the
 // plugins take as "only release what is outside".
-func (m *Manager) detachPlugins(ctx context.Context, a *Attachment) error {
+func (m *Manager) detachPlugins(ctx context.Context, a *Attachment, nsAlive bool) error {
 	rt := &libcni.RuntimeConf{ContainerID: a.ContainerID, NetNS: a.NetNSPath, IfName: a.IfName,
 		Args: [][2]string{{"IgnoreUnknown", "1"}}}
 	cfg := m.cni()
@@ -199,7 +202,7 @@ func (m *Manager) detachPlugins(ctx context.Context, a *Attachment) error {
 			return fmt.Errorf("%s: %w", m.confPath(a.Network), err)
 		}
 	}
-	if _, err := os.Stat(rt.NetNS); err != nil {
+	if !nsAlive {
 		rt.NetNS = ""
 	}
 	if err := cfg.DelNetworkList(ctx, list, rt); err != nil {

@@ -50,9 +50,6 @@ func (m *Manager) attachNative(ctx context.Context, n *Network, a *Attachment, r
 	for _, rg := range n.bridge.ranges {
 		a.Gateways = append(a.Gateways, rg.gateway)
 	}
-	if err := m.writeRecord(a); err != nil { // the addresses, for a quick release
-		return err
-	}
 
 	ns, err := netns.GetFromPath(a.NetNSPath)
 	if err != nil {
@@ -133,9 +130,10 @@ func configureInside(ns netns.NsHandle, n *Network, a *Attachment) error {
 }
 
 // detachNative removes what attachNative set up; each step tolerates a
-// missing object (a namespace gone takes the veth pair with it).
-func (m *Manager) detachNative(a *Attachment) error {
-	if a.HostVeth != "" {
+// missing object. With the namespace gone the veth pair goes with it (see
+// Detach).
+func (m *Manager) detachNative(a *Attachment, nsAlive bool) error {
+	if a.HostVeth != "" && nsAlive {
 		if err := deleteLink(a.HostVeth); err != nil {
 			return fmt.Errorf("delete veth %s: %w", a.HostVeth, err)
 		}
@@ -226,6 +224,12 @@ func removeBridge(n *Network) error {
 		return fmt.Errorf("network %s: delete bridge %s: %w", n.Name, n.Bridge, err)
 	}
 	return nil
+}
+
+// linkExists says whether the host has a device name.
+func linkExists(name string) bool {
+	_, err := netlink.LinkByName(name)
+	return err == nil
 }
 
 // deleteLink deletes the host's device name, if it exists.

@@ -282,6 +282,19 @@ func TestDetachAfterNetNSGone(t *testing.T) {
 			if err := m.Detach(context.Background(), id, n.Name, ""); err != nil {
 				t.Fatal(err)
 			}
+			// Addresses, ports and rules are free at once; the veth goes
+			// with the namespace, in the kernel's time, and a Released
+			// record stays for Reclaim if it had not gone yet.
+			as, _ := m.Attachments(id)
+			if len(as) > 0 && (!as[0].Released || len(as[0].Addresses) > 0 || len(as[0].Ports) > 0) {
+				t.Fatalf("after Detach: %+v", as[0])
+			}
+			if rules := containerRules(t, id); len(rules) > 0 {
+				t.Fatalf("rules after Detach: %v", rules)
+			}
+			if err := m.Reclaim(context.Background(), func(string) bool { return false }); err != nil {
+				t.Fatal(err)
+			}
 			checkClean(t, m, id, n)
 		})
 	}
