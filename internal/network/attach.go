@@ -10,10 +10,15 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"golang.org/x/sys/unix"
 )
+
+// validID is what a container ID may be: it names files and nftables
+// chains (ctr-ID-NETWORK, split at the first '-').
+var validID = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.]*$`)
 
 // AttachRequest asks for a container's interface on a network.
 type AttachRequest struct {
@@ -100,7 +105,7 @@ func (m *Manager) Attach(ctx context.Context, r AttachRequest) (*Attachment, err
 	if r.IfName == "" {
 		r.IfName = "eth0"
 	}
-	if !validName.MatchString(r.ContainerID) {
+	if !validID.MatchString(r.ContainerID) {
 		return nil, fmt.Errorf("attach to network %s: invalid container ID %q", r.Network, r.ContainerID)
 	}
 	n, err := m.Inspect(ctx, r.Network)

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/userdata"
 	"github.com/vishvananda/netlink"
 )
 
@@ -69,8 +68,12 @@ func keepHostRules(t *testing.T) {
 		if !hadTable {
 			c, _ := nftables.New()
 			busy := false
-			for _, ch := range []*nftables.Chain{chainPorts, chainPostrouting} {
-				if rules, err := c.GetRules(table, ch); err == nil && len(rules) > 0 {
+			if rules, err := c.GetRules(table, chainPostrouting); err == nil && len(rules) > 0 {
+				busy = true
+			}
+			chains, _ := c.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+			for _, ch := range chains {
+				if ch.Table.Name == tableName && strings.HasPrefix(ch.Name, ctrChainPrefix) {
 					busy = true
 				}
 			}
@@ -279,21 +282,27 @@ func checkClean(t *testing.T, m *Manager, id string, n *Network) {
 	}
 }
 
-// containerRules are the comments of container id's rules.
+// containerRules names what of container id's port publishing is in
+// nftables: its chains and the map elements pointing to them.
 func containerRules(t *testing.T, id string) []string {
 	t.Helper()
 	c, err := nftables.New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules, err := c.GetRules(table, chainPorts)
-	if err != nil {
-		return nil
-	}
 	var out []string
-	for _, r := range rules {
-		if s, ok := userdata.GetString(r.UserData, userdata.TypeComment); ok && strings.Contains(s, id) {
-			out = append(out, s)
+	chains, _ := c.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+	for _, ch := range chains {
+		if ch.Table.Name == tableName && strings.HasPrefix(ch.Name, ctrChainPrefix+id+"-") {
+			out = append(out, "chain "+ch.Name)
+		}
+	}
+	for _, proto := range []string{"tcp", "udp"} {
+		elems, _ := c.GetSetElements(portMap(proto))
+		for _, e := range elems {
+			if strings.HasPrefix(elemChain(e), ctrChainPrefix+id+"-") {
+				out = append(out, fmt.Sprintf("%s element %x", proto, e.Key))
+			}
 		}
 	}
 	return out

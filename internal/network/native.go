@@ -105,10 +105,9 @@ func configureInside(ns netns.NsHandle, n *Network, a *Attachment) error {
 	if err := h.LinkSetUp(link); err != nil {
 		return fmt.Errorf("%s in the container: up: %w", a.IfName, err)
 	}
-	if lo, err := h.LinkByName("lo"); err == nil {
-		if err := h.LinkSetUp(lo); err != nil {
-			return fmt.Errorf("lo in the container: up: %w", err)
-		}
+	// lo is a namespace's first device, index 1.
+	if err := h.LinkSetUp(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 1, Name: "lo"}}); err != nil {
+		return fmt.Errorf("lo in the container: up: %w", err)
 	}
 	a.MAC = link.Attrs().HardwareAddr.String()
 	for _, dst := range n.bridge.routes {
@@ -139,7 +138,7 @@ func (m *Manager) detachNative(a *Attachment, nsAlive bool) error {
 		}
 	}
 	if len(a.Ports) > 0 {
-		if err := deletePortRules(a.ContainerID, a.Network); err != nil {
+		if err := deletePortRules(a.ContainerID, a.Network, a.Ports); err != nil {
 			return err
 		}
 	}

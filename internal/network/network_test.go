@@ -341,7 +341,7 @@ func TestReclaim(t *testing.T) {
 	if _, err := netlink.LinkByName(al.HostVeth); err != nil {
 		t.Fatalf("Reclaim took a live container's veth: %v", err)
 	}
-	if rules := containerRules(t, live); len(rules) != 1 {
+	if rules := containerRules(t, live); len(rules) != 2 { // its chain and its port's element
 		t.Fatalf("live container's rules after Reclaim: %v", rules)
 	}
 	if as, _ := m.Attachments(live); len(as) != 1 {

@@ -22,29 +22,33 @@ func TestAttachSpeed(t *testing.T) {
 		t.Skip("set HULL_NETWORK_BENCH=1 to measure")
 	}
 	const rounds = 30
-	for i, c := range []struct {
-		name    string
-		plugins bool
-		ports   []PortMapping
-	}{
-		{"plugins", true, nil},
-		{"native", false, nil},
-		{"plugins -p", true, []PortMapping{{ContainerPort: 80, Protocol: "tcp"}}},
-		{"native -p", false, []PortMapping{{ContainerPort: 80, Protocol: "tcp"}}},
-	} {
-		m := newManager(t, Options{UsePlugins: c.plugins})
-		n := testNetwork(t, m, fmt.Sprintf("10.231.%d.0/24", 40+i))
-		ctx := context.Background()
-		var add, del, delGone, both []time.Duration
-		for r := -1; r < 2*rounds; r++ { // round -1 makes the bridge
+	type variant struct {
+		name                    string
+		plugins                 bool
+		ports                   []PortMapping
+		m                       *Manager
+		n                       *Network
+		add, del, delGone, both []time.Duration
+	}
+	p80 := []PortMapping{{ContainerPort: 80, Protocol: "tcp"}}
+	vs := []*variant{{name: "plugins", plugins: true}, {name: "native"}, {name: "plugins -p", plugins: true, ports: p80}, {name: "native -p", ports: p80}}
+	for i, v := range vs {
+		v.m = newManager(t, Options{UsePlugins: v.plugins})
+		v.n = testNetwork(t, v.m, fmt.Sprintf("10.231.%d.0/24", 40+i))
+	}
+	ctx := context.Background()
+	// The variants take turns, so that the load of the host (other
+	// tests, builds) weighs on each alike.
+	for r := -1; r < 2*rounds; r++ { // round -1 makes the bridges
+		for _, v := range vs {
 			ns, path := newNetNS(t)
 			id := containerID()
 			// One container at a time, as one `hull run`: the kernel's
-			// work of the last round (a namespace's cleanup holds the
-			// rtnl lock for milliseconds) is not this round's.
+			// work of the last turn (a namespace's cleanup holds the
+			// rtnl lock for milliseconds) is not this turn's.
 			time.Sleep(50 * time.Millisecond)
 			t0 := time.Now()
-			if _, err := m.Attach(ctx, AttachRequest{ContainerID: id, NetNSPath: path, Network: n.Name, Ports: c.ports}); err != nil {
+			if _, err := v.m.Attach(ctx, AttachRequest{ContainerID: id, NetNSPath: path, Network: v.n.Name, Ports: v.ports}); err != nil {
 				t.Fatal(err)
 			}
 			t1 := time.Now()
@@ -56,25 +60,29 @@ func TestAttachSpeed(t *testing.T) {
 				time.Sleep(50 * time.Millisecond)
 			}
 			t2 := time.Now()
-			if err := m.Detach(ctx, id, n.Name, ""); err != nil {
+			if err := v.m.Detach(ctx, id, v.n.Name, ""); err != nil {
 				t.Fatal(err)
 			}
 			t3 := time.Now()
 			if r < 0 {
 				continue
 			}
-			add = append(add, t1.Sub(t0))
+			v.add = append(v.add, t1.Sub(t0))
 			if gone {
-				delGone, both = append(delGone, t3.Sub(t2)), append(both, t1.Sub(t0)+t3.Sub(t2))
+				v.delGone, v.both = append(v.delGone, t3.Sub(t2)), append(v.both, t1.Sub(t0)+t3.Sub(t2))
 			} else {
-				del = append(del, t3.Sub(t2))
+				v.del = append(v.del, t3.Sub(t2))
 			}
 		}
-		if err := m.Reclaim(ctx, func(string) bool { return false }); err != nil {
+	}
+	load, _ := os.ReadFile("/proc/loadavg")
+	t.Logf("load average: %s", load)
+	for _, v := range vs {
+		if err := v.m.Reclaim(ctx, func(string) bool { return false }); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("%-11s ADD %6.2f ms  DEL %6.2f ms (namespace alive), %6.2f ms (gone)  ADD+DEL(gone) %6.2f ms, p90 %.2f ms (medians of %d)",
-			c.name, ms(median(add)), ms(median(del)), ms(median(delGone)), ms(median(both)), ms(pct(both, 0.9)), rounds)
+			v.name, ms(median(v.add)), ms(median(v.del)), ms(median(v.delGone)), ms(median(v.both)), ms(pct(v.both, 0.9)), rounds)
 	}
 }
 
