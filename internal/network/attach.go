@@ -226,6 +226,23 @@ func (m *Manager) Attachments(containerID string) ([]*Attachment, error) {
 	return out, nil
 }
 
+// AttachmentsOf returns the attachments to network (Released ones
+// aside): whether `network rm` may go ahead, and `network inspect`'s
+// containers.
+func (m *Manager) AttachmentsOf(network string) ([]*Attachment, error) {
+	entries, err := os.ReadDir(m.attachDir)
+	if err != nil {
+		return nil, fmt.Errorf("networks: %w", err)
+	}
+	var out []*Attachment
+	for _, e := range entries {
+		if a, err := m.readRecord(e.Name(), network); err == nil && !a.Released {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
 // Reclaim undoes the attachments of containers that are gone, as a killed
 // hull or monitor leaves them: interfaces, rules, addresses, host ports.
 // alive reports whether a container still needs its network: it exists

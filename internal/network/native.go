@@ -194,7 +194,7 @@ func ensureBridge(n *Network) (netlink.Link, error) {
 		"net/ipv4/conf/" + n.Bridge + "/route_localnet": "1", // 127.0.0.1:PORT DNATed to the bridge
 		"net/ipv4/ip_forward":                           "1",
 	}
-	if n.IPv6 {
+	if n.IPv6 && !n.Internal { // (forwarding turns off the host's router advertisements)
 		sysctls["net/ipv6/conf/all/forwarding"] = "1"
 	}
 	for k, v := range sysctls {

@@ -426,3 +426,82 @@ func TestDefaultNetwork(t *testing.T) {
 		t.Fatalf("bridge.conflist: %v\n%s", err, data)
 	}
 }
+
+// TestInternalIPv6: an internal network has no route out; an IPv6 one
+// gives the container an address the host reaches over the bridge.
+func TestInternalIPv6(t *testing.T) {
+	m := newManager(t, Options{})
+	ctx := context.Background()
+	name := "t" + randHex(4)
+	n, err := m.Create(ctx, CreateOptions{Name: name, Subnet: "10.231.29.0/24", BridgeName: "hullt" + randHex(4), Internal: true, IPv6: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Remove(ctx, name) })
+	if !n.Native || !n.Internal || !n.IPv6 || n.Masquerade || len(n.Subnets) != 2 || !n.Subnets[1].Subnet.Addr().Is6() {
+		t.Fatalf("network %+v", n)
+	}
+	ns, path := newNetNS(t)
+	id := containerID()
+	a := attach(t, m, AttachRequest{ContainerID: id, NetNSPath: path, Network: name})
+	v6, gw6 := a.IPv6()
+	if !n.Subnets[1].Subnet.Contains(v6.Addr()) || gw6 != n.Subnets[1].Gateway {
+		t.Fatalf("IPv6 address %s gateway %s, want in %s", v6, gw6, n.Subnets[1].Subnet)
+	}
+	if out := run(t, "ip", "-n", ns, "route") + run(t, "ip", "-n", ns, "-6", "route"); strings.Contains(out, "default") {
+		t.Fatalf("an internal network's container has a default route:\n%s", out)
+	}
+	run(t, "busybox", "ping", "-6", "-c", "1", "-W", "2", v6.Addr().String())
+	if as, err := m.AttachmentsOf(name); err != nil || len(as) != 1 || as[0].ContainerID != id {
+		t.Fatalf("AttachmentsOf: %v %v", as, err)
+	}
+	if err := m.Detach(ctx, id, name, path); err != nil {
+		t.Fatal(err)
+	}
+	checkClean(t, m, id, n)
+}
+
+// TestConcurrentAttach: hull processes attaching at once (managers of
+// their own on the same roots) never hand out one address twice.
+func TestConcurrentAttach(t *testing.T) {
+	m := newManager(t, Options{})
+	n := testNetwork(t, m, "10.231.30.0/24")
+	ctx := context.Background()
+	const k = 12
+	paths := make([]string, k)
+	for i := range paths {
+		_, paths[i] = newNetNS(t)
+	}
+	type result struct {
+		a   *Attachment
+		err error
+	}
+	results := make(chan result, k)
+	for i := range k {
+		go func() {
+			mi, err := Open(filepath.Dir(m.confDir), filepath.Dir(m.runDir), Options{})
+			if err != nil {
+				results <- result{err: err}
+				return
+			}
+			a, err := mi.Attach(ctx, AttachRequest{ContainerID: containerID(), NetNSPath: paths[i], Network: n.Name,
+				Ports: []PortMapping{{ContainerPort: 80, Protocol: "tcp"}}})
+			results <- result{a, err}
+		}()
+	}
+	seen := map[netip.Prefix]bool{}
+	ports := map[uint16]bool{}
+	for range k {
+		r := <-results
+		if r.err != nil {
+			t.Error(r.err)
+			continue
+		}
+		t.Cleanup(func() { m.Detach(ctx, r.a.ContainerID, n.Name, "") })
+		ip, _ := r.a.IPv4()
+		if seen[ip] || ports[r.a.Ports[0].HostPort] {
+			t.Errorf("address %s or host port %d handed out twice", ip, r.a.Ports[0].HostPort)
+		}
+		seen[ip], ports[r.a.Ports[0].HostPort] = true, true
+	}
+}
