@@ -121,6 +121,9 @@ func (m *Manager) Attach(ctx context.Context, r AttachRequest) (*Attachment, err
 			return nil, fmt.Errorf("container %.12s: network %s: %w", r.ContainerID, n.Name, err)
 		}
 	}
+	if r.NetNSPath == "" {
+		return nil, fmt.Errorf("container %.12s: attach to network %s: no network namespace given", r.ContainerID, n.Name)
+	}
 	ino, err := nsInode(r.NetNSPath)
 	if err != nil {
 		return nil, fmt.Errorf("container %.12s: network namespace: %w", r.ContainerID, err)

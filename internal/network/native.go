@@ -121,7 +121,9 @@ func configureInside(ns netns.NsHandle, n *Network, a *Attachment) error {
 			continue
 		}
 		route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: prefixNet(dst), Gw: gw.AsSlice()}
-		if err := h.RouteAdd(route); err != nil {
+		if err := h.RouteAdd(route); errors.Is(err, unix.EEXIST) {
+			continue // a default route of the container's first network (docker's choice too)
+		} else if err != nil {
 			return fmt.Errorf("%s in the container: route %s via %s: %w", a.IfName, dst, gw, err)
 		}
 	}
@@ -211,13 +213,25 @@ func ensureBridge(n *Network) (netlink.Link, error) {
 	return link, nil
 }
 
-// removeBridge deletes network n's bridge and rules, if any.
+// removeBridge deletes network n's bridge and rules, if any. The bridge
+// of a network hull does not set up itself may be shared with another
+// runtime: it is deleted only without devices on it.
 func removeBridge(n *Network) error {
 	if err := deleteNetworkRules(n.Name); err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
 	if n.Bridge == "" {
 		return nil
+	}
+	if !n.Native {
+		if br, err := netlink.LinkByName(n.Bridge); err == nil {
+			links, _ := netlink.LinkList()
+			for _, l := range links {
+				if l.Attrs().MasterIndex == br.Attrs().Index {
+					return nil
+				}
+			}
+		}
 	}
 	if err := deleteLink(n.Bridge); err != nil {
 		return fmt.Errorf("network %s: delete bridge %s: %w", n.Name, n.Bridge, err)

@@ -67,9 +67,8 @@ const DefaultNetwork = "bridge"
 
 // The default network's layout (podman's, on hull's own bridge).
 const (
-	defaultBridge  = "hull0"
-	defaultSubnet  = "10.88.0.0/16"
-	defaultGateway = "10.88.0.1"
+	defaultBridge = "hull0"
+	defaultSubnet = "10.88.0.0/16" // gateway 10.88.0.1
 )
 
 // DefaultPluginDirs are where CNI plugin binaries are looked up: Debian's
@@ -84,6 +83,12 @@ type Options struct {
 	// UsePlugins runs every network through its CNI plugins, even one
 	// hull could set up itself (for comparison and debugging).
 	UsePlugins bool
+	// DefaultBridge and DefaultSubnet replace the default network's
+	// hull0 and 10.88.0.0/16 (its gateway is the subnet's first
+	// address). The bridge is the host's, but the address pool is the
+	// run root's: hulls with different run roots (tests) must not share
+	// a default network's bridge.
+	DefaultBridge, DefaultSubnet string
 }
 
 // Manager owns the networks under one root and the containers' attachments
@@ -97,16 +102,25 @@ type Manager struct {
 	cacheDir   string // libcni's cache of results and configs
 	pluginDirs []string
 	usePlugins bool
+	// the default network's bridge and subnet
+	defaultBridge, defaultSubnet string
 }
 
 // Open returns the manager of the networks under root and the attachments
 // under runRoot, making their directories.
 func Open(root, runRoot string, opts Options) (*Manager, error) {
 	m := &Manager{
-		confDir:    filepath.Join(root, "networks"),
-		runDir:     filepath.Join(runRoot, "networks"),
-		pluginDirs: opts.PluginDirs,
-		usePlugins: opts.UsePlugins,
+		confDir:       filepath.Join(root, "networks"),
+		runDir:        filepath.Join(runRoot, "networks"),
+		pluginDirs:    opts.PluginDirs,
+		usePlugins:    opts.UsePlugins,
+		defaultBridge: opts.DefaultBridge, defaultSubnet: opts.DefaultSubnet,
+	}
+	if m.defaultBridge == "" {
+		m.defaultBridge = defaultBridge
+	}
+	if m.defaultSubnet == "" {
+		m.defaultSubnet = defaultSubnet
 	}
 	if len(m.pluginDirs) == 0 {
 		m.pluginDirs = DefaultPluginDirs
@@ -196,7 +210,7 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (*Network, error)
 	if !validName.MatchString(o.Name) || len(o.Name) > 64 {
 		return nil, fmt.Errorf("network %q: invalid name (letters, digits, _ . -; starting with a letter or digit)", o.Name)
 	}
-	if slices.Contains(reservedNames, o.Name) || (o.Name == DefaultNetwork && o.BridgeName != defaultBridge) {
+	if slices.Contains(reservedNames, o.Name) || (o.Name == DefaultNetwork && o.BridgeName != m.defaultBridge) {
 		return nil, fmt.Errorf("network %s: %w: the name is reserved", o.Name, os.ErrExist)
 	}
 	if _, err := os.Stat(m.confPath(o.Name)); err == nil {
@@ -225,13 +239,13 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (*Network, error)
 		}
 	}
 	var subnets []Subnet
-	v4, err := m.subnet(o.Name, o.Subnet, o.Gateway, o.IPRange, false, others)
+	v4, err := m.subnet(o.Name, o.BridgeName, o.Subnet, o.Gateway, o.IPRange, false, others)
 	if err != nil {
 		return nil, err
 	}
 	subnets = append(subnets, v4)
 	if o.IPv6 {
-		v6, err := m.subnet(o.Name, o.Subnet6, o.Gateway6, "", true, others)
+		v6, err := m.subnet(o.Name, o.BridgeName, o.Subnet6, o.Gateway6, "", true, others)
 		if err != nil {
 			return nil, err
 		}
@@ -262,15 +276,17 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (*Network, error)
 }
 
 // subnet resolves one subnet of a new network, checking it against the
-// other networks and the host's routes.
-func (m *Manager) subnet(name, cidr, gw, ipRange string, v6 bool, others []*Network) (Subnet, error) {
+// other networks and the host's routes (those of the network's own
+// bridge aside: a bridge left from an earlier life of the network, or
+// of the default network under another root).
+func (m *Manager) subnet(name, bridge, cidr, gw, ipRange string, v6 bool, others []*Network) (Subnet, error) {
 	var s Subnet
 	family := "IPv4"
 	if v6 {
 		family = "IPv6"
 	}
 	if cidr == "" {
-		free, err := freeSubnet(v6, name, others)
+		free, err := freeSubnet(v6, name, bridge, others)
 		if err != nil {
 			return s, fmt.Errorf("network %s: %w", name, err)
 		}
@@ -303,15 +319,15 @@ func (m *Manager) subnet(name, cidr, gw, ipRange string, v6 bool, others []*Netw
 			}
 		}
 	}
-	if r, ok := hostRouteOverlapping(s.Subnet); ok {
+	if r, ok := hostRouteOverlapping(s.Subnet, bridge); ok {
 		return s, fmt.Errorf("network %s: subnet %s overlaps the host's route %s; pick another --subnet", name, s.Subnet, r)
 	}
 	return s, nil
 }
 
-// hostRouteOverlapping returns a route of the host's (default routes
-// aside) that overlaps p, if any.
-func hostRouteOverlapping(p netip.Prefix) (string, bool) {
+// hostRouteOverlapping returns a route of the host's (default routes and
+// those of device ownBridge aside) that overlaps p, if any.
+func hostRouteOverlapping(p netip.Prefix, ownBridge string) (string, bool) {
 	family := netlink.FAMILY_V4
 	if p.Addr().Is6() {
 		family = netlink.FAMILY_V6
@@ -333,6 +349,9 @@ func hostRouteOverlapping(p netip.Prefix) (string, bool) {
 		if rp.Overlaps(p) {
 			dev := ""
 			if l, err := netlink.LinkByIndex(r.LinkIndex); err == nil {
+				if l.Attrs().Name == ownBridge {
+					continue
+				}
 				dev = " dev " + l.Attrs().Name
 			}
 			return rp.String() + dev, true
@@ -344,7 +363,7 @@ func hostRouteOverlapping(p netip.Prefix) (string, bool) {
 // freeSubnet picks a subnet no network and no host route uses: a /24 in
 // 10.89.0.0-10.127.255.0 (podman's choice), or a unique local /64 derived
 // from the network's name for IPv6.
-func freeSubnet(v6 bool, name string, others []*Network) (netip.Prefix, error) {
+func freeSubnet(v6 bool, name, bridge string, others []*Network) (netip.Prefix, error) {
 	used := func(p netip.Prefix) bool {
 		for _, o := range others {
 			for _, s := range o.Subnets {
@@ -353,7 +372,7 @@ func freeSubnet(v6 bool, name string, others []*Network) (netip.Prefix, error) {
 				}
 			}
 		}
-		_, ok := hostRouteOverlapping(p)
+		_, ok := hostRouteOverlapping(p, bridge)
 		return ok
 	}
 	if v6 {
@@ -472,7 +491,7 @@ func (m *Manager) ensureDefault() error {
 		return nil
 	}
 	_, err := m.Create(context.Background(), CreateOptions{
-		Name: DefaultNetwork, BridgeName: defaultBridge, Subnet: defaultSubnet, Gateway: defaultGateway,
+		Name: DefaultNetwork, BridgeName: m.defaultBridge, Subnet: m.defaultSubnet,
 	})
 	if err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("default network: %w", err)

@@ -505,3 +505,57 @@ func TestConcurrentAttach(t *testing.T) {
 		seen[ip], ports[r.a.Ports[0].HostPort] = true, true
 	}
 }
+
+// TestTwoNetworks: a container on two networks has eth0 and eth1, and
+// its default route is the first network's, as docker's.
+func TestTwoNetworks(t *testing.T) {
+	m := newManager(t, Options{})
+	a := testNetwork(t, m, "10.231.31.0/24")
+	b := testNetwork(t, m, "10.231.32.0/24")
+	ns, path := newNetNS(t)
+	id := containerID()
+	attach(t, m, AttachRequest{ContainerID: id, NetNSPath: path, Network: a.Name})
+	eth1 := attach(t, m, AttachRequest{ContainerID: id, NetNSPath: path, Network: b.Name, IfName: "eth1"})
+	if ip, _ := eth1.IPv4(); !b.Subnets[0].Subnet.Contains(ip.Addr()) {
+		t.Fatalf("eth1: %s", ip)
+	}
+	if out := run(t, "ip", "-n", ns, "route"); !strings.Contains(out, "default via 10.231.31.1 dev eth0") || !strings.Contains(out, "10.231.32.0/24 dev eth1") {
+		t.Fatalf("routes:\n%s", out)
+	}
+	if as, _ := m.Attachments(id); len(as) != 2 {
+		t.Fatalf("attachments: %v", as)
+	}
+	ctx := context.Background()
+	for _, n := range []*Network{b, a} {
+		if err := m.Detach(ctx, id, n.Name, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkClean(t, m, id, a)
+	checkClean(t, m, id, b)
+}
+
+// TestDefaultNetworkOptions: the default network's bridge and subnet can
+// be another's (hulls with run roots of their own, as tests).
+func TestDefaultNetworkOptions(t *testing.T) {
+	m := newManager(t, Options{DefaultBridge: "hullt" + randHex(4), DefaultSubnet: "10.231.33.0/24"})
+	ctx := context.Background()
+	n, err := m.Inspect(ctx, DefaultNetwork)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Remove(ctx, DefaultNetwork) })
+	if !strings.HasPrefix(n.Bridge, "hullt") || n.Subnets[0].Gateway.String() != "10.231.33.1" {
+		t.Fatalf("default network %+v", n)
+	}
+	_, path := newNetNS(t)
+	id := containerID()
+	a := attach(t, m, AttachRequest{ContainerID: id, NetNSPath: path})
+	if ip, _ := a.IPv4(); ip.String() != "10.231.33.2/24" || a.Network != DefaultNetwork {
+		t.Fatalf("attachment %+v", a)
+	}
+	if err := m.Detach(ctx, id, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	checkClean(t, m, id, n)
+}
