@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -127,6 +129,11 @@ func (m *Manager) Attach(ctx context.Context, r AttachRequest) (*Attachment, err
 	ino, err := nsInode(r.NetNSPath)
 	if err != nil {
 		return nil, fmt.Errorf("container %.12s: network namespace: %w", r.ContainerID, err)
+	}
+	if r.MAC != "" {
+		if mac, err := net.ParseMAC(r.MAC); err != nil || len(mac) != 6 {
+			return nil, fmt.Errorf("container %.12s: mac address %q is not an Ethernet address", r.ContainerID, r.MAC)
+		}
 	}
 	if !n.Native {
 		if err := m.checkPlugins(n); err != nil {
@@ -247,11 +254,12 @@ func (m *Manager) AttachmentsOf(network string) ([]*Attachment, error) {
 }
 
 // Reclaim undoes the attachments of containers that are gone, as a killed
-// hull or monitor leaves them: interfaces, rules, addresses, host ports.
-// alive reports whether a container still needs its network: it exists
-// and is running or being started (an Attach in flight must count as
-// alive). Call it once per command that may find leftovers, before
-// handing out addresses or ports.
+// hull or monitor (or a reboot) leaves them: interfaces, rules, addresses,
+// host ports. alive reports whether a container still needs its network:
+// it exists and is running or being started (an Attach in flight must
+// count as alive). It reads one directory and the records of the dead,
+// so it is cheap enough for every command that may find leftovers,
+// before handing out addresses or ports.
 func (m *Manager) Reclaim(ctx context.Context, alive func(containerID string) bool) error {
 	var errs []error
 	entries, err := os.ReadDir(m.attachDir)
@@ -287,10 +295,64 @@ func (m *Manager) Reclaim(ctx context.Context, alive func(containerID string) bo
 		}
 		os.Remove(filepath.Join(m.attachDir, id))
 	}
-	// What no record names (a record written but a crash before its
-	// first rename cannot own anything: the record comes first), swept
-	// anyway so that a lost record cannot leak the pool.
-	errs = append(errs, m.sweepPorts(alive), m.sweepAddresses(alive), sweepRules(alive))
+	return errors.Join(errs...)
+}
+
+// Sweep frees what no record names, of containers that are gone:
+// reserved addresses in every network's store, host port reservations,
+// port chains in nftables, veths on the bridges of hull's native networks. Records come before all of these, so only a
+// record lost (deleted by hand, a damaged disk) leaves such things; Sweep
+// reads every reservation, so it is for occasional use (a prune, a
+// check), where Reclaim is for every command.
+func (m *Manager) Sweep(ctx context.Context, alive func(containerID string) bool) error {
+	if err := m.Reclaim(ctx, alive); err != nil {
+		return err
+	}
+	return errors.Join(m.sweepVeths(ctx), m.sweepPorts(alive), m.sweepAddresses(alive), sweepRules(alive))
+}
+
+// sweepVeths deletes the veths on native networks' bridges that no record
+// names. The devices are listed before the records are read: a record is
+// written before its veth is made, so an Attach under way is never
+// taken for a leftover.
+func (m *Manager) sweepVeths(ctx context.Context) error {
+	nets, err := m.networks()
+	if err != nil {
+		return err
+	}
+	bridges := map[int]bool{}
+	for _, n := range nets {
+		if !n.Native {
+			continue
+		}
+		if br, err := netlink.LinkByName(n.Bridge); err == nil {
+			bridges[br.Attrs().Index] = true
+		}
+	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		return fmt.Errorf("list devices: %w", err)
+	}
+	known := map[string]bool{}
+	ids, _ := os.ReadDir(m.attachDir)
+	for _, id := range ids {
+		recs, _ := os.ReadDir(filepath.Join(m.attachDir, id.Name()))
+		for _, r := range recs {
+			if network, ok := strings.CutSuffix(r.Name(), ".json"); ok {
+				if a, err := m.readRecord(id.Name(), network); err == nil {
+					known[a.HostVeth] = true
+				}
+			}
+		}
+	}
+	var errs []error
+	for _, l := range links {
+		if l.Type() == "veth" && bridges[l.Attrs().MasterIndex] && !known[l.Attrs().Name] {
+			if err := deleteLink(l.Attrs().Name); err != nil {
+				errs = append(errs, fmt.Errorf("delete veth %s: %w", l.Attrs().Name, err))
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 

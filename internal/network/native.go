@@ -30,10 +30,7 @@ import (
 func (m *Manager) attachNative(ctx context.Context, n *Network, a *Attachment, r AttachRequest) error {
 	var mac net.HardwareAddr
 	if r.MAC != "" {
-		var err error
-		if mac, err = net.ParseMAC(r.MAC); err != nil || len(mac) != 6 {
-			return fmt.Errorf("mac address %q is not an Ethernet address", r.MAC)
-		}
+		mac, _ = net.ParseMAC(r.MAC) // checked by Attach
 	}
 	s, err := m.lockIPAM(n.Name)
 	if err != nil {

@@ -97,6 +97,11 @@ func TestAttachPublishDetach(t *testing.T) {
 				t.Errorf("port %v published on 127.0.0.1 answers on %s", local, hostAddress(t))
 			}
 
+			// The container reaches itself through its published port
+			// (hairpin: out and back in on its own bridge port).
+			if got, err := fetchFrom(ns, hostAddress(t).String(), all.HostPort); got != "hi" {
+				t.Errorf("hairpin to %s:%d: %q, %v", hostAddress(t), all.HostPort, got, err)
+			}
 			// A second container reaches the first through the published
 			// port, on the host's address and the gateway's.
 			ns2, ns2Path := newNetNS(t)
@@ -302,7 +307,7 @@ func TestDetachAfterNetNSGone(t *testing.T) {
 
 // TestReclaim: a killed hull leaves records, addresses, veths, rules and
 // port reservations; Reclaim undoes those of dead containers and keeps
-// those of live ones.
+// those of live ones; Sweep frees what a lost record leaves.
 func TestReclaim(t *testing.T) {
 	m := newManager(t, Options{})
 	n := testNetwork(t, m, "10.231.26.0/24")
@@ -347,6 +352,22 @@ func TestReclaim(t *testing.T) {
 	if as, _ := m.Attachments(live); len(as) != 1 {
 		t.Fatalf("live container's attachments after Reclaim: %v", as)
 	}
+
+	// A record lost: the address, port and rules stay until Sweep.
+	_, pLost := newNetNS(t)
+	lost := containerID()
+	if _, err := m.Attach(ctx, AttachRequest{ContainerID: lost, NetNSPath: pLost, Network: n.Name, Ports: ports}); err != nil {
+		t.Fatal(err)
+	}
+	as, _ := m.Attachments(lost)
+	if err := os.RemoveAll(filepath.Join(m.attachDir, lost)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { deleteLink(as[0].HostVeth) }) // should Sweep miss it
+	if err := m2.Sweep(ctx, func(id string) bool { return id == live }); err != nil {
+		t.Fatal(err)
+	}
+	checkClean(t, m, lost, n)
 }
 
 // TestThirdPartyConflist: a conflist hull does not implement itself (here
