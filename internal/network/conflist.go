@@ -84,11 +84,14 @@ func (m *Manager) bridgeConflist(n *Network) ([]byte, error) {
 	for _, s := range n.Subnets {
 		r := rangeConf{Subnet: s.Subnet.String(), Gateway: s.Gateway.String()}
 		if s.IPRange.IsValid() {
-			r.RangeStart = s.IPRange.Addr().String()
-			r.RangeEnd = lastAddr(s.IPRange).String()
-			if s.IPRange.Addr() == s.Subnet.Addr() { // never the network address
-				r.RangeStart = s.IPRange.Addr().Next().String()
+			first, last := s.IPRange.Addr(), lastAddr(s.IPRange)
+			if first == s.Subnet.Addr() { // never the network address
+				first = first.Next()
 			}
+			if last == lastAddr(s.Subnet) && last.Is4() { // nor the broadcast
+				last = last.Prev()
+			}
+			r.RangeStart, r.RangeEnd = first.String(), last.String()
 		}
 		ipam.Ranges = append(ipam.Ranges, []rangeConf{r})
 		if !n.Internal {

@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/nftables"
+	"github.com/google/nftables/userdata"
 	"github.com/vishvananda/netlink"
 )
 
@@ -579,4 +582,96 @@ func TestDefaultNetworkOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkClean(t, m, id, n)
+}
+
+// TestCreateInspectRemove: what Create is given comes back from the
+// conflist; the network's bridge and rules exist while it is used and go
+// with Remove. (The masquerade rule is only looked at: tests send
+// nothing to the outside.)
+func TestCreateInspectRemove(t *testing.T) {
+	m := newManager(t, Options{})
+	ctx := context.Background()
+	name := "t" + randHex(4)
+	br := "hullt" + randHex(4)
+	n, err := m.Create(ctx, CreateOptions{Name: name, Subnet: "10.231.34.0/24", Gateway: "10.231.34.254", IPRange: "10.231.34.128/25",
+		BridgeName: br, Labels: map[string]string{"app": "web"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Remove(ctx, name); deleteLink(br) })
+	got, err := m.Inspect(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := got.Subnets[0]
+	if got.ID != n.ID || len(got.ID) != 64 || got.Bridge != br || s.Gateway.String() != "10.231.34.254" || s.IPRange.String() != "10.231.34.128/25" ||
+		got.Labels["app"] != "web" || !got.Masquerade || !got.Native || got.Driver != "bridge" {
+		t.Fatalf("inspect: %+v", got)
+	}
+	data, _ := json.Marshal(got)
+	for _, want := range []string{`"Name":"` + name + `"`, `"Driver":"bridge"`, `"Subnet":"10.231.34.0/24"`, `"IPRange":"10.231.34.128/25"`, `"com.docker.network.bridge.name":"` + br + `"`} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("inspect JSON lacks %s: %s", want, data)
+		}
+	}
+	_, path := newNetNS(t)
+	id := containerID()
+	a := attach(t, m, AttachRequest{ContainerID: id, NetNSPath: path, Network: name})
+	if ip, gw := a.IPv4(); ip.String() != "10.231.34.128/24" || gw.String() != "10.231.34.254" {
+		t.Fatalf("address %s gateway %s: want the range's first, the given gateway", ip, gw)
+	}
+	if rules := networkRules(t, name); len(rules) != 3 {
+		t.Fatalf("network rules: %d, want loopback and hairpin masquerade and ipMasq", len(rules))
+	}
+	if err := m.Detach(ctx, id, name, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Remove(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if linkExists(br) || len(networkRules(t, name)) > 0 {
+		t.Fatal("bridge or rules outlived Remove")
+	}
+	if _, err := m.Inspect(ctx, name); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("inspect after remove: %v", err)
+	}
+}
+
+// networkRules are network name's postrouting rules.
+func networkRules(t *testing.T, name string) []*nftables.Rule {
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, _ := c.GetRules(table, chainPostrouting)
+	var out []*nftables.Rule
+	for _, r := range rules {
+		if s, ok := userdata.GetString(r.UserData, userdata.TypeComment); ok && s == netComment(name) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestPluginsAndNativeShareThePool: the host-local plugin and the native
+// path hand out addresses from one store, file for file.
+func TestPluginsAndNativeShareThePool(t *testing.T) {
+	m := newManager(t, Options{})
+	n := testNetwork(t, m, "10.231.36.0/24")
+	mp, err := Open(filepath.Dir(m.confDir), filepath.Dir(m.runDir), Options{UsePlugins: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, p1 := newNetNS(t)
+	_, p2 := newNetNS(t)
+	_, p3 := newNetNS(t)
+	a := attach(t, m, AttachRequest{ContainerID: containerID(), NetNSPath: p1, Network: n.Name})
+	b := attach(t, mp, AttachRequest{ContainerID: containerID(), NetNSPath: p2, Network: n.Name})
+	c := attach(t, m, AttachRequest{ContainerID: containerID(), NetNSPath: p3, Network: n.Name})
+	ipA, _ := a.IPv4()
+	ipB, _ := b.IPv4()
+	ipC, _ := c.IPv4()
+	if ipA.Addr().Next() != ipB.Addr() || ipB.Addr().Next() != ipC.Addr() || !a.Native || b.Native {
+		t.Fatalf("native %s, plugins %s, native %s: want consecutive addresses from one pool", ipA, ipB, ipC)
+	}
 }
