@@ -140,23 +140,24 @@ func (m *Manager) Attach(ctx context.Context, r AttachRequest) (*Attachment, err
 			return nil, err
 		}
 	}
-	ports, err := m.reservePorts(r.ContainerID, r.Ports)
-	if err != nil {
-		return nil, fmt.Errorf("container %.12s: %w", r.ContainerID, err)
-	}
 	a := &Attachment{
 		ContainerID: r.ContainerID, Network: n.Name, IfName: r.IfName, NetNSPath: r.NetNSPath, NetNSInode: ino,
-		Native: n.Native, Aliases: r.Aliases, Ports: ports,
+		Native: n.Native, Aliases: r.Aliases, Ports: r.Ports,
 	}
 	if n.Native {
 		a.Bridge, a.HostVeth = n.Bridge, vethName(r.ContainerID, n.Name, r.IfName)
 	}
-	// The record comes before any kernel state: whatever a crash leaves
-	// is named by it, for Reclaim.
+	// The record comes before anything else: whatever a crash leaves is
+	// named by it, for Reclaim (host ports not known yet, random ones,
+	// are found by their owner).
 	if err := m.writeRecord(a); err != nil {
-		m.releasePorts(r.ContainerID, ports)
 		return nil, err
 	}
+	ports, err := m.reservePorts(r.ContainerID, r.Ports)
+	if err != nil { // nothing is set up yet, and reservePorts undid itself
+		return nil, errors.Join(fmt.Errorf("container %.12s: %w", r.ContainerID, err), m.removeRecord(a))
+	}
+	a.Ports = ports
 	if n.Native {
 		err = m.attachNative(ctx, n, a, r)
 	} else {
@@ -496,6 +497,12 @@ func (m *Manager) sweepAddresses(alive func(string) bool) error {
 			id, _, _ := strings.Cut(owner, "\r\n")
 			if !alive(id) {
 				os.Remove(filepath.Join(s.dir, addr))
+			}
+		}
+		tmps, _ := filepath.Glob(filepath.Join(s.dir, ".tmp-*"))
+		for _, t := range tmps {
+			if id, _, ok := strings.Cut(strings.TrimPrefix(filepath.Base(t), ".tmp-"), "-"); ok && !alive(id) {
+				os.Remove(t)
 			}
 		}
 		s.unlock()

@@ -141,23 +141,15 @@ func (s *ipamStore) reserveNext(network, id, ifname string, r ipRange, set int) 
 	}
 }
 
-// reserve takes address a if no one has it (exclusive create), and notes
-// it as the last reserved of range set set.
+// reserve takes address a if no one has it (exclusive create, as
+// host-local's O_EXCL), and notes it as the last reserved of range set
+// set.
 func (s *ipamStore) reserve(id, ifname string, a netip.Addr, set int) (bool, error) {
-	path := filepath.Join(s.dir, a.String())
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	err := createExclusive(filepath.Join(s.dir, a.String()), ipamOwner(id, ifname), id)
 	if errors.Is(err, os.ErrExist) {
 		return false, nil
 	}
 	if err != nil {
-		return false, err
-	}
-	_, err = f.WriteString(ipamOwner(id, ifname))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
 		return false, err
 	}
 	return true, os.WriteFile(filepath.Join(s.dir, "last_reserved_ip."+strconv.Itoa(set)), []byte(a.String()), 0o644)
@@ -189,6 +181,10 @@ func (s *ipamStore) releaseID(id, ifname string) error {
 				return err
 			}
 		}
+	}
+	tmps, _ := filepath.Glob(filepath.Join(s.dir, tmpPrefix(id)+"*")) // a reservation killed midway
+	for _, t := range tmps {
+		os.Remove(t)
 	}
 	return nil
 }

@@ -234,17 +234,13 @@ func (m *Manager) reserveRandomPort(id string, p PortMapping) (PortMapping, erro
 // it and no socket of the host's is bound to it.
 func (m *Manager) reservePort(id string, p PortMapping) error {
 	path := m.portPath(p)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	err := createExclusive(path, id, id)
 	if errors.Is(err, os.ErrExist) {
 		owner, _ := os.ReadFile(path)
 		return fmt.Errorf("publish %s: host port %d/%s is already published by container %.12s", p, p.HostPort, p.Protocol, owner)
 	}
 	if err != nil {
 		return fmt.Errorf("publish %s: reserve the host port: %w", p, err)
-	}
-	_, err = f.WriteString(id)
-	if cerr := f.Close(); err == nil {
-		err = cerr
 	}
 	if err == nil {
 		_, err = bindFree(p.HostIP, p.HostPort, p.Protocol)
@@ -286,15 +282,48 @@ func (m *Manager) portPath(p PortMapping) string {
 	return filepath.Join(m.portDir, p.Protocol+"-"+strconv.Itoa(int(p.HostPort)))
 }
 
-// releasePorts frees the host ports of maps that are container id's.
+// releasePorts frees the host ports of maps that are container id's. A
+// mapping whose host port was still to be chosen (random, or one of a
+// range) when its record was written is found by its owner.
 func (m *Manager) releasePorts(id string, maps []PortMapping) {
+	scan := false
 	for _, p := range maps {
 		if p.HostPort == 0 || p.HostPortEnd != 0 {
+			scan = true
 			continue
 		}
 		path := m.portPath(p)
 		if owner, err := os.ReadFile(path); err == nil && string(owner) == id {
 			os.Remove(path)
 		}
+		os.Remove(filepath.Join(m.portDir, tmpPrefix(id)+filepath.Base(path))) // a reservation killed midway
+	}
+	if !scan {
+		return
+	}
+	entries, _ := os.ReadDir(m.portDir)
+	for _, e := range entries {
+		path := filepath.Join(m.portDir, e.Name())
+		if owner, err := os.ReadFile(path); err == nil && string(owner) == id || strings.HasPrefix(e.Name(), tmpPrefix(id)) {
+			os.Remove(path)
+		}
 	}
 }
+
+// createExclusive makes file path with content data, failing with
+// os.ErrExist if it exists: written to a temporary file first and linked
+// into place, so that a crash never leaves path half written (an empty
+// reservation would name no owner). The temporary file is named after
+// owner, for whoever undoes owner's attachment to find.
+func createExclusive(path, data, owner string) error {
+	tmp := filepath.Join(filepath.Dir(path), tmpPrefix(owner)+filepath.Base(path))
+	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+		return err
+	}
+	err := os.Link(tmp, path)
+	os.Remove(tmp)
+	return err
+}
+
+// tmpPrefix starts the names of owner's temporary files.
+func tmpPrefix(owner string) string { return ".tmp-" + owner + "-" }
