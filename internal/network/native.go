@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -173,6 +174,10 @@ func ensureBridge(n *Network) (netlink.Link, error) {
 		if n.bridge.MTU > 0 {
 			la.MTU = n.bridge.MTU
 		}
+		// A MAC address of its own: a bridge without one takes its
+		// lowest port's, and changing it as containers come and go
+		// leaves stale gateway entries in their neighbour caches.
+		la.HardwareAddr = randomMAC()
 		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: la}); err != nil && !errors.Is(err, unix.EEXIST) {
 			return nil, fmt.Errorf("create bridge %s: %w", n.Bridge, err)
 		}
@@ -261,4 +266,12 @@ func isNotFound(err error) bool {
 
 func prefixNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// randomMAC is a random, locally administered, unicast MAC address.
+func randomMAC() net.HardwareAddr {
+	mac := make(net.HardwareAddr, 6)
+	rand.Read(mac)
+	mac[0] = mac[0]&0xfe | 0x02
+	return mac
 }

@@ -61,6 +61,7 @@ package network
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -418,11 +419,7 @@ func freeSubnet(v6 bool, name, bridge string, others []*Network) (netip.Prefix, 
 // newID is a new network's ID: random, docker's 64 hex digits.
 func newID(name string) string {
 	var seed [32]byte
-	f, err := os.Open("/dev/urandom")
-	if err == nil {
-		_, _ = f.Read(seed[:])
-		f.Close()
-	}
+	rand.Read(seed[:])
 	sum := sha256.Sum256(append(seed[:], name...))
 	return hex.EncodeToString(sum[:])
 }
