@@ -153,7 +153,7 @@ func (m *Manager) Attach(ctx context.Context, r AttachRequest) (*Attachment, err
 	if err := m.writeRecord(a); err != nil {
 		return nil, err
 	}
-	ports, err := m.reservePorts(r.ContainerID, r.Ports)
+	ports, err := m.reservePorts(r.ContainerID, r.Ports, n.IPv6)
 	if err != nil { // nothing is set up yet, and reservePorts undid itself
 		return nil, errors.Join(fmt.Errorf("container %.12s: %w", r.ContainerID, err), m.removeRecord(a))
 	}

@@ -52,33 +52,39 @@ func newManager(t *testing.T, opts Options) *Manager {
 }
 
 // keepHostRules removes, when the test ends, the host-wide rules the
-// test's networks made if there were none before: hull's nftables table
-// (once its chains are empty) and the scaffolding chains the portmap and
-// firewall plugins leave in iptables.
+// test's networks made if there were none before: hull's nftables tables
+// (once their chains are empty) and the scaffolding chains the portmap
+// and firewall plugins leave in iptables.
 func keepHostRules(t *testing.T) {
 	t.Helper()
 	c, err := nftables.New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.ListTableOfFamily(tableName, nftables.TableFamilyIPv4)
-	hadTable := err == nil
+	had := map[*family]bool{}
+	for _, f := range families {
+		_, err = c.ListTableOfFamily(tableName, f.table.Family)
+		had[f] = err == nil
+	}
 	before, _ := exec.Command("iptables-save").Output()
 	t.Cleanup(func() {
-		if !hadTable {
-			c, _ := nftables.New()
+		c, _ := nftables.New()
+		for _, f := range families {
+			if had[f] {
+				continue
+			}
 			busy := false
-			if rules, err := c.GetRules(table, chainPostrouting); err == nil && len(rules) > 0 {
+			if rules, err := c.GetRules(f.table, f.chainPostroute); err == nil && len(rules) > 0 {
 				busy = true
 			}
-			chains, _ := c.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+			chains, _ := c.ListChainsOfTableFamily(f.table.Family)
 			for _, ch := range chains {
 				if ch.Table.Name == tableName && strings.HasPrefix(ch.Name, ctrChainPrefix) {
 					busy = true
 				}
 			}
 			if !busy {
-				c.DelTable(table)
+				c.DelTable(f.table)
 				c.Flush()
 			}
 		}
@@ -291,17 +297,19 @@ func containerRules(t *testing.T, id string) []string {
 		t.Fatal(err)
 	}
 	var out []string
-	chains, _ := c.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
-	for _, ch := range chains {
-		if ch.Table.Name == tableName && strings.HasPrefix(ch.Name, ctrChainPrefix+id+"-") {
-			out = append(out, "chain "+ch.Name)
+	for _, f := range families {
+		chains, _ := c.ListChainsOfTableFamily(f.table.Family)
+		for _, ch := range chains {
+			if ch.Table.Name == tableName && strings.HasPrefix(ch.Name, ctrChainPrefix+id+"-") {
+				out = append(out, fmt.Sprintf("%s chain %s", f, ch.Name))
+			}
 		}
-	}
-	for _, proto := range []string{"tcp", "udp"} {
-		elems, _ := c.GetSetElements(portMap(proto))
-		for _, e := range elems {
-			if strings.HasPrefix(elemChain(e), ctrChainPrefix+id+"-") {
-				out = append(out, fmt.Sprintf("%s element %x", proto, e.Key))
+		for _, proto := range []string{"tcp", "udp"} {
+			elems, _ := c.GetSetElements(f.portMap(proto))
+			for _, e := range elems {
+				if strings.HasPrefix(elemChain(e), ctrChainPrefix+id+"-") {
+					out = append(out, fmt.Sprintf("%s %s element %x", f, proto, e.Key))
+				}
 			}
 		}
 	}

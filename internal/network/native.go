@@ -138,7 +138,7 @@ func (m *Manager) detachNative(a *Attachment, nsAlive bool) error {
 		}
 	}
 	if len(a.Ports) > 0 {
-		if err := deletePortRules(a.ContainerID, a.Network, a.Ports); err != nil {
+		if err := deletePortRules(a.ContainerID, a.Network, a.Ports, a.Addresses); err != nil {
 			return err
 		}
 	}

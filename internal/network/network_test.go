@@ -452,7 +452,8 @@ func TestDefaultNetwork(t *testing.T) {
 }
 
 // TestInternalIPv6: an internal network has no route out; an IPv6 one
-// gives the container an address the host reaches over the bridge.
+// gives the container an address the host reaches over the bridge, and
+// publishes its ports on IPv6 too.
 func TestInternalIPv6(t *testing.T) {
 	m := newManager(t, Options{})
 	ctx := context.Background()
@@ -467,7 +468,7 @@ func TestInternalIPv6(t *testing.T) {
 	}
 	ns, path := newNetNS(t)
 	id := containerID()
-	a := attach(t, m, AttachRequest{ContainerID: id, NetNSPath: path, Network: name})
+	a := attach(t, m, AttachRequest{ContainerID: id, NetNSPath: path, Network: name, Ports: []PortMapping{{ContainerPort: 80, Protocol: "tcp"}}})
 	v6, gw6 := a.IPv6()
 	if !n.Subnets[1].Subnet.Contains(v6.Addr()) || gw6 != n.Subnets[1].Gateway {
 		t.Fatalf("IPv6 address %s gateway %s, want in %s", v6, gw6, n.Subnets[1].Subnet)
@@ -476,6 +477,18 @@ func TestInternalIPv6(t *testing.T) {
 		t.Fatalf("an internal network's container has a default route:\n%s", out)
 	}
 	run(t, "busybox", "ping", "-6", "-c", "1", "-W", "2", v6.Addr().String())
+	// Its published port answers on both families: on the gateway's
+	// IPv6 address (on the bridge, so no forwarding is needed) and on
+	// 127.0.0.1.
+	serve(t, ns, v6.Addr())
+	for _, target := range []string{
+		fmt.Sprintf("[%s]:%d", gw6, a.Ports[0].HostPort),
+		fmt.Sprintf("127.0.0.1:%d", a.Ports[0].HostPort),
+	} {
+		if got, err := fetch(target); got != "hi" {
+			t.Errorf("published port %s: %q, %v", target, got, err)
+		}
+	}
 	if as, err := m.AttachmentsOf(name); err != nil || len(as) != 1 || as[0].ContainerID != id {
 		t.Fatalf("AttachmentsOf: %v %v", as, err)
 	}
@@ -637,17 +650,19 @@ func TestCreateInspectRemove(t *testing.T) {
 	}
 }
 
-// networkRules are network name's postrouting rules.
+// networkRules are network name's postrouting rules, in both tables.
 func networkRules(t *testing.T, name string) []*nftables.Rule {
 	c, err := nftables.New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules, _ := c.GetRules(table, chainPostrouting)
 	var out []*nftables.Rule
-	for _, r := range rules {
-		if s, ok := userdata.GetString(r.UserData, userdata.TypeComment); ok && s == netComment(name) {
-			out = append(out, r)
+	for _, f := range families {
+		rules, _ := c.GetRules(f.table, f.chainPostroute)
+		for _, r := range rules {
+			if s, ok := userdata.GetString(r.UserData, userdata.TypeComment); ok && s == netComment(name) {
+				out = append(out, r)
+			}
 		}
 	}
 	return out

@@ -90,10 +90,10 @@ func parsePort(v string) ([]PortMapping, error) {
 		if hostIP, err = netip.ParseAddr(ipPart); err != nil {
 			return nil, fmt.Errorf("host address %q is not an IP address", ipPart)
 		}
-		if hostIP.Is6() && !hostIP.Is4In6() {
-			return nil, fmt.Errorf("host address %s: only IPv4 addresses are published so far", hostIP)
-		}
 		hostIP = hostIP.Unmap()
+		if hostIP.Is6() && hostIP.IsLoopback() {
+			return nil, errors.New("host address ::1 cannot be published: the kernel does not route ::1 to a container; use 127.0.0.1")
+		}
 		if hostIP.IsUnspecified() {
 			hostIP = netip.Addr{}
 		}
@@ -175,19 +175,22 @@ func parsePortNumber(s, what string) (uint16, error) {
 // reservePorts resolves and reserves the host ports of container id's
 // mappings: each must be free of other containers and of the host's own
 // sockets (bound briefly, tcp or udp). On error nothing stays reserved.
-func (m *Manager) reservePorts(id string, maps []PortMapping) ([]PortMapping, error) {
+//
+// With v6 (the network has IPv6) a port without a host address is checked
+// on [::] too.
+func (m *Manager) reservePorts(id string, maps []PortMapping, v6 bool) ([]PortMapping, error) {
 	var done []PortMapping
 	fail := func(err error) ([]PortMapping, error) {
 		m.releasePorts(id, done)
 		return nil, err
 	}
 	for _, p := range maps {
-		if p.HostIP.IsValid() && !p.HostIP.Is4() {
-			return fail(fmt.Errorf("publish %s: only IPv4 host addresses are published so far", p))
+		if p.HostIP.Is6() && !v6 {
+			return fail(fmt.Errorf("publish %s: the network has no IPv6", p))
 		}
 		switch {
 		case p.HostPort == 0:
-			got, err := m.reserveRandomPort(id, p)
+			got, err := m.reserveRandomPort(id, p, v6)
 			if err != nil {
 				return fail(err)
 			}
@@ -197,7 +200,7 @@ func (m *Manager) reservePorts(id string, maps []PortMapping) ([]PortMapping, er
 			first, last := p.HostPort, p.HostPortEnd
 			for port := first; ; port++ {
 				p.HostPort, p.HostPortEnd = port, 0
-				if err = m.reservePort(id, p); err == nil || port == last {
+				if err = m.reservePort(id, p, v6); err == nil || port == last {
 					break
 				}
 			}
@@ -205,7 +208,7 @@ func (m *Manager) reservePorts(id string, maps []PortMapping) ([]PortMapping, er
 				return fail(fmt.Errorf("publish %d-%d/%s: no free host port in the range (last: %w)", first, last, p.Protocol, err))
 			}
 		default:
-			if err := m.reservePort(id, p); err != nil {
+			if err := m.reservePort(id, p, v6); err != nil {
 				return fail(err)
 			}
 		}
@@ -216,14 +219,14 @@ func (m *Manager) reservePorts(id string, maps []PortMapping) ([]PortMapping, er
 
 // reserveRandomPort reserves a port the kernel picks from the ephemeral
 // range (ip_local_port_range) by binding port 0.
-func (m *Manager) reserveRandomPort(id string, p PortMapping) (PortMapping, error) {
+func (m *Manager) reserveRandomPort(id string, p PortMapping, v6 bool) (PortMapping, error) {
 	var err error
 	for range 20 {
-		p.HostPort, err = bindFree(p.HostIP, 0, p.Protocol)
+		p.HostPort, err = bindFree(p.HostIP, 0, p.Protocol, false)
 		if err != nil {
 			return p, fmt.Errorf("publish %d/%s on a random host port: %w", p.ContainerPort, p.Protocol, err)
 		}
-		if err = m.reservePort(id, p); err == nil {
+		if err = m.reservePort(id, p, v6); err == nil {
 			return p, nil
 		}
 	}
@@ -231,8 +234,8 @@ func (m *Manager) reserveRandomPort(id string, p PortMapping) (PortMapping, erro
 }
 
 // reservePort reserves p's host port for container id if no container has
-// it and no socket of the host's is bound to it.
-func (m *Manager) reservePort(id string, p PortMapping) error {
+// it and no socket of the host's is bound to it (on [::] too with v6).
+func (m *Manager) reservePort(id string, p PortMapping, v6 bool) error {
 	path := m.portPath(p)
 	err := createExclusive(path, id, id)
 	if errors.Is(err, os.ErrExist) {
@@ -243,7 +246,7 @@ func (m *Manager) reservePort(id string, p PortMapping) error {
 		return fmt.Errorf("publish %s: reserve the host port: %w", p, err)
 	}
 	if err == nil {
-		_, err = bindFree(p.HostIP, p.HostPort, p.Protocol)
+		_, err = bindFree(p.HostIP, p.HostPort, p.Protocol, v6)
 		if err != nil {
 			err = fmt.Errorf("publish %s: host port %d/%s is already in use: %w", p, p.HostPort, p.Protocol, err)
 		}
@@ -254,28 +257,40 @@ func (m *Manager) reservePort(id string, p PortMapping) error {
 	return err
 }
 
-// bindFree binds ip:port (all addresses if ip is unset) with proto and
-// closes it again, returning the port bound.
-func bindFree(ip netip.Addr, port uint16, proto string) (uint16, error) {
-	host := "0.0.0.0"
+// bindFree binds ip:port (all addresses if ip is unset, IPv6's too with
+// v6) with proto and closes it again, returning the port bound.
+func bindFree(ip netip.Addr, port uint16, proto string, v6 bool) (uint16, error) {
+	hosts := []string{"0.0.0.0"}
 	if ip.IsValid() {
-		host = ip.String()
+		hosts = []string{ip.String()}
+	} else if v6 {
+		hosts = append(hosts, "::")
 	}
-	addr := net.JoinHostPort(host, strconv.Itoa(int(port)))
-	if proto == "udp" {
-		c, err := net.ListenPacket("udp4", addr)
-		if err != nil {
-			return 0, err
+	for _, host := range hosts {
+		addr := net.JoinHostPort(host, strconv.Itoa(int(port)))
+		network := proto + "4"
+		if strings.Contains(host, ":") {
+			network = proto + "6"
 		}
-		defer c.Close()
-		return uint16(c.LocalAddr().(*net.UDPAddr).Port), nil
+		var got int
+		if proto == "udp" {
+			c, err := net.ListenPacket(network, addr)
+			if err != nil {
+				return 0, err
+			}
+			got = c.LocalAddr().(*net.UDPAddr).Port
+			c.Close()
+		} else {
+			l, err := net.Listen(network, addr)
+			if err != nil {
+				return 0, err
+			}
+			got = l.Addr().(*net.TCPAddr).Port
+			l.Close()
+		}
+		port = uint16(got)
 	}
-	l, err := net.Listen("tcp4", addr)
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return uint16(l.Addr().(*net.TCPAddr).Port), nil
+	return port, nil
 }
 
 func (m *Manager) portPath(p PortMapping) string {

@@ -25,6 +25,7 @@ func TestParsePorts(t *testing.T) {
 		{"8000-8010:80", []PortMapping{{HostPort: 8000, HostPortEnd: 8010, ContainerPort: 80, Protocol: "tcp"}}},
 		{"80-81/tcp", []PortMapping{{ContainerPort: 80, Protocol: "tcp"}, {ContainerPort: 81, Protocol: "tcp"}}},
 		{"[::ffff:127.0.0.1]:8080:80", []PortMapping{{HostIP: lo, HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}}},
+		{"[2001:db8::1]:8080:80/udp", []PortMapping{{HostIP: netip.MustParseAddr("2001:db8::1"), HostPort: 8080, ContainerPort: 80, Protocol: "udp"}}},
 	} {
 		got, err := ParsePorts([]string{c.in})
 		if err != nil || fmt.Sprint(got) != fmt.Sprint(c.want) {
@@ -41,7 +42,7 @@ func TestParsePorts(t *testing.T) {
 		{"90-80", "container port range 90-80 ends before it starts"},
 		{":80", "empty host port"},
 		{"1:2:3:4", "too many ':'"},
-		{"[::1]:80:80", "only IPv4 addresses are published so far"},
+		{"[::1]:80:80", "::1 cannot be published"},
 	} {
 		_, err := ParsePorts([]string{c.in})
 		if err == nil || !strings.Contains(err.Error(), c.msg) || !strings.Contains(err.Error(), `invalid -p "`+c.in+`"`) {
