@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestAttachSpeed measures what deciding between the plugins and the
@@ -15,7 +17,8 @@ import (
 // plugins (libcni exec'ing bridge+host-local, portmap, firewall, tuning)
 // and natively, without and with a published port; the median of 30.
 // Detach is measured with the namespace alive (network disconnect) and
-// gone (a container's end, the case of `run --rm`).
+// gone (a container's end, the case of `run --rm`). CPU is the CPU time
+// of ADD+DEL(gone), plugins included.
 // It runs only with HULL_NETWORK_BENCH=1.
 func TestAttachSpeed(t *testing.T) {
 	if os.Getenv("HULL_NETWORK_BENCH") == "" {
@@ -29,6 +32,7 @@ func TestAttachSpeed(t *testing.T) {
 		m                       *Manager
 		n                       *Network
 		add, del, delGone, both []time.Duration
+		cpu                     []time.Duration // ADD+DEL(gone), hull's and its children's
 	}
 	p80 := []PortMapping{{ContainerPort: 80, Protocol: "tcp"}}
 	vs := []*variant{{name: "plugins", plugins: true}, {name: "native"}, {name: "plugins -p", plugins: true, ports: p80}, {name: "native -p", ports: p80}}
@@ -50,21 +54,25 @@ func TestAttachSpeed(t *testing.T) {
 			// work of the last turn (a namespace's cleanup holds the
 			// rtnl lock for milliseconds) is not this turn's.
 			time.Sleep(50 * time.Millisecond)
+			c0 := cpuTime()
 			t0 := time.Now()
 			a, err := v.m.Attach(ctx, AttachRequest{ContainerID: id, NetNSPath: path, Network: v.n.Name, Ports: v.ports})
 			if err != nil {
 				t.Fatal(err)
 			}
 			t1 := time.Now()
+			c1 := cpuTime()
 			gone := r%2 != 0
 			if gone {
 				run(t, "ip", "netns", "del", ns) // Detach runs while the kernel removes it
 			}
+			c2 := cpuTime()
 			t2 := time.Now()
 			if err := v.m.Detach(ctx, id, v.n.Name, ""); err != nil {
 				t.Fatal(err)
 			}
 			t3 := time.Now()
+			c3 := cpuTime()
 			// The kernel's removal of the namespace and its veth pair
 			// ends before the next turn.
 			for deadline := time.Now().Add(2 * time.Second); a.HostVeth != "" && linkExists(a.HostVeth) && time.Now().Before(deadline); {
@@ -76,6 +84,7 @@ func TestAttachSpeed(t *testing.T) {
 			if gone {
 				v.add = append(v.add, t1.Sub(t0))
 				v.delGone, v.both = append(v.delGone, t3.Sub(t2)), append(v.both, t1.Sub(t0)+t3.Sub(t2))
+				v.cpu = append(v.cpu, c1-c0+c3-c2)
 			} else {
 				v.del = append(v.del, t3.Sub(t2))
 			}
@@ -87,8 +96,8 @@ func TestAttachSpeed(t *testing.T) {
 		if err := v.m.Reclaim(ctx, func(string) bool { return false }); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("%-11s ADD %6.2f ms  DEL %6.2f ms (namespace alive), %6.2f ms (gone)  ADD+DEL(gone) %6.2f ms, p90 %.2f ms (medians of %d)",
-			v.name, ms(median(v.add)), ms(median(v.del)), ms(median(v.delGone)), ms(median(v.both)), ms(pct(v.both, 0.9)), rounds)
+		t.Logf("%-11s ADD %6.2f ms  DEL %6.2f ms (namespace alive), %6.2f ms (gone)  ADD+DEL(gone) %6.2f ms, p90 %.2f ms, CPU %.2f ms (medians of %d)",
+			v.name, ms(median(v.add)), ms(median(v.del)), ms(median(v.delGone)), ms(median(v.both)), ms(pct(v.both, 0.9)), ms(median(v.cpu)), rounds)
 	}
 }
 
@@ -101,3 +110,17 @@ func pct(d []time.Duration, p float64) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// cpuTime is the CPU time (user and system) of this process and its
+// reaped children: the work, which a loaded host stretches less than
+// the wall-clock time.
+func cpuTime() time.Duration {
+	var self, children unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &self)
+	unix.Getrusage(unix.RUSAGE_CHILDREN, &children)
+	var d time.Duration
+	for _, tv := range []unix.Timeval{self.Utime, self.Stime, children.Utime, children.Stime} {
+		d += time.Duration(tv.Nano())
+	}
+	return d
+}
