@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // PortMapping publishes a container port on the host, as `-p`: traffic to
@@ -326,16 +328,31 @@ func (m *Manager) releasePorts(id string, maps []PortMapping) {
 }
 
 // createExclusive makes file path with content data, failing with
-// os.ErrExist if it exists: written to a temporary file first and linked
-// into place, so that a crash never leaves path half written (an empty
-// reservation would name no owner). The temporary file is named after
-// owner, for whoever undoes owner's attachment to find.
+// os.ErrExist if it exists, and never leaves it half written (an empty
+// reservation would name no owner): the content goes to an unnamed file
+// (O_TMPFILE) that is then linked into place, exclusively as O_EXCL. A
+// crash before the link leaves nothing. Where O_TMPFILE is missing, a
+// temporary file named after owner serves, for whoever undoes owner's
+// attachment to find.
 func createExclusive(path, data, owner string) error {
-	tmp := filepath.Join(filepath.Dir(path), tmpPrefix(owner)+filepath.Base(path))
+	dir := filepath.Dir(path)
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+	if err == nil {
+		defer unix.Close(fd)
+		if _, err := unix.Write(fd, []byte(data)); err != nil {
+			return err
+		}
+		err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
+		if errors.Is(err, unix.EEXIST) {
+			return os.ErrExist
+		}
+		return err
+	}
+	tmp := filepath.Join(dir, tmpPrefix(owner)+filepath.Base(path))
 	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
 		return err
 	}
-	err := os.Link(tmp, path)
+	err = os.Link(tmp, path)
 	os.Remove(tmp)
 	return err
 }
