@@ -508,7 +508,7 @@ func (m *Manager) ensureDefault() error {
 		Name: DefaultNetwork, BridgeName: m.defaultBridge, Subnet: m.defaultSubnet,
 	})
 	if err != nil && !errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("default network: %w", err)
+		return fmt.Errorf("default network: %w (Options.DefaultSubnet gives it another)", err)
 	}
 	return nil
 }
