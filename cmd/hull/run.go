@@ -3,17 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"hull/internal/engine"
-	"hull/internal/monitor"
 	"hull/internal/reference"
-	"hull/internal/spec"
-	"hull/internal/trace"
 	"hull/internal/ui"
 )
 
@@ -94,26 +90,26 @@ func (f *runFlags) config(args []string) (engine.Config, error) {
 		return c, fmt.Errorf("--network %q: use none or host", f.network)
 	}
 	for _, file := range f.envFiles {
-		env, err := spec.ParseEnvFile(file)
+		env, err := engine.ParseEnvFile(file)
 		if err != nil {
 			return c, err
 		}
 		o.Env = append(o.Env, env...)
 	}
-	env, err := spec.ParseEnv(f.env)
+	env, err := engine.ParseEnv(f.env)
 	if err != nil {
 		return c, err
 	}
 	o.Env = append(o.Env, env...)
 	for _, v := range f.volumes {
-		m, err := spec.ParseVolume(v)
+		m, err := engine.ParseVolume(v)
 		if err != nil {
 			return c, err
 		}
 		o.Mounts = append(o.Mounts, m)
 	}
 	for _, t := range f.tmpfs {
-		path, opts, err := spec.ParseTmpfs(t)
+		path, opts, err := engine.ParseTmpfs(t)
 		if err != nil {
 			return c, err
 		}
@@ -141,7 +137,7 @@ func (f *runFlags) config(args []string) (engine.Config, error) {
 		}
 	}
 	for _, u := range f.ulimits {
-		ul, err := spec.ParseUlimit(u)
+		ul, err := engine.ParseUlimit(u)
 		if err != nil {
 			return c, err
 		}
@@ -151,7 +147,7 @@ func (f *runFlags) config(args []string) (engine.Config, error) {
 		return c, err
 	}
 	if f.memorySwap != "" {
-		if o.MemorySwap, err = spec.ParseMemorySwap(f.memorySwap); err != nil {
+		if o.MemorySwap, err = engine.ParseMemorySwap(f.memorySwap); err != nil {
 			return c, fmt.Errorf("--memory-swap: %w", err)
 		}
 	}
@@ -159,12 +155,12 @@ func (f *runFlags) config(args []string) (engine.Config, error) {
 		return c, err
 	}
 	if f.cpus != "" {
-		if o.NanoCPUs, err = spec.ParseCPUs(f.cpus); err != nil {
+		if o.NanoCPUs, err = engine.ParseCPUs(f.cpus); err != nil {
 			return c, err
 		}
 	}
 	o.CPUShares, o.CpusetCpus, o.PidsLimit = f.cpuShares, f.cpusetCpus, f.pidsLimit
-	if c.Restart, err = parseRestart(f.restart); err != nil {
+	if c.Restart, err = engine.ParseRestartPolicy(f.restart); err != nil {
 		return c, err
 	}
 	if f.rm && c.Restart.Name != "no" {
@@ -197,33 +193,11 @@ func parseSize(flag, s string) (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
-	n, err := spec.ParseMemory(s)
+	n, err := engine.ParseMemory(s)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", flag, err)
 	}
 	return n, nil
-}
-
-func parseRestart(s string) (monitor.RestartPolicy, error) {
-	name, max, hasMax := strings.Cut(s, ":")
-	p := monitor.RestartPolicy{Name: name}
-	switch name {
-	case "no", "always", "unless-stopped":
-		if hasMax {
-			return p, fmt.Errorf("--restart %s: only on-failure takes a retry count", s)
-		}
-	case "on-failure":
-		if hasMax {
-			n, err := strconv.Atoi(max)
-			if err != nil || n < 0 {
-				return p, fmt.Errorf("--restart %s: the retry count must be a non-negative number", s)
-			}
-			p.MaxRetries = n
-		}
-	default:
-		return p, fmt.Errorf("--restart %q: use no, on-failure[:N], always or unless-stopped", s)
-	}
-	return p, nil
 }
 
 func newCreateCmd(g *globals) *cobra.Command {
@@ -263,7 +237,7 @@ func createContainer(cmd *cobra.Command, g *globals, eng *engine.Engine, f *runF
 		ui.Warn(errOut, "%s runs from a floating latest tag; pin a version or digest for reproducible runs", ref.Familiar())
 	}
 	var bars *ui.Progress
-	trace.Mark("cli: engine open")
+	engine.Mark("cli: engine open")
 	c, err := eng.Create(cmd.Context(), engine.CreateOptions{
 		Config: cfg, Name: f.name, ID: f.id,
 		OnPull: func(ref string) {

@@ -1,0 +1,72 @@
+package engine
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"hull/internal/monitor"
+	"hull/internal/spec"
+)
+
+// The parsers of docker's option syntax, for front ends that take it
+// (the CLI's flags, a compose file): each gives what Config holds, or an
+// error that names what is wrong.
+
+// RestartPolicy is when a container's monitor starts it again.
+type RestartPolicy = monitor.RestartPolicy
+
+// Mount is a -v/--mount volume or bind mount of a container.
+type Mount = spec.Mount
+
+// Ulimit is one --ulimit.
+type Ulimit = spec.Ulimit
+
+// ParseRestartPolicy parses --restart: no, on-failure[:N], always or
+// unless-stopped.
+func ParseRestartPolicy(s string) (RestartPolicy, error) {
+	name, max, hasMax := strings.Cut(s, ":")
+	p := RestartPolicy{Name: name}
+	switch name {
+	case "no", "always", "unless-stopped":
+		if hasMax {
+			return p, fmt.Errorf("--restart %s: only on-failure takes a retry count", s)
+		}
+	case "on-failure":
+		if hasMax {
+			n, err := strconv.Atoi(max)
+			if err != nil || n < 0 {
+				return p, fmt.Errorf("--restart %s: the retry count must be a non-negative number", s)
+			}
+			p.MaxRetries = n
+		}
+	default:
+		return p, fmt.Errorf("--restart %q: use no, on-failure[:N], always or unless-stopped", s)
+	}
+	return p, nil
+}
+
+// ParseEnv parses -e values: KEY=VALUE, or KEY alone for the value in
+// this process's environment.
+func ParseEnv(values []string) ([]string, error) { return spec.ParseEnv(values) }
+
+// ParseEnvFile reads an --env-file.
+func ParseEnvFile(path string) ([]string, error) { return spec.ParseEnvFile(path) }
+
+// ParseVolume parses -v SRC:DST[:OPTS].
+func ParseVolume(s string) (Mount, error) { return spec.ParseVolume(s) }
+
+// ParseTmpfs parses --tmpfs DST[:OPTS].
+func ParseTmpfs(s string) (dest, opts string, err error) { return spec.ParseTmpfs(s) }
+
+// ParseUlimit parses --ulimit NAME=SOFT[:HARD].
+func ParseUlimit(s string) (Ulimit, error) { return spec.ParseUlimit(s) }
+
+// ParseMemory parses a size such as 32m or 1g, in bytes.
+func ParseMemory(s string) (int64, error) { return spec.ParseMemory(s) }
+
+// ParseMemorySwap parses --memory-swap: a size, or -1 for unlimited.
+func ParseMemorySwap(s string) (int64, error) { return spec.ParseMemorySwap(s) }
+
+// ParseCPUs parses --cpus 1.5 into nano-CPUs.
+func ParseCPUs(s string) (int64, error) { return spec.ParseCPUs(s) }
