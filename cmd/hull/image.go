@@ -26,7 +26,7 @@ func signalContext() (context.Context, context.CancelFunc) {
 }
 
 // addImageCommands adds pull, push, images, image *, tag, rmi, save, load,
-// login and logout.
+// history (docker's alias of image history), login and logout.
 func addImageCommands(root *cobra.Command, g *globals) {
 	if g.want("image") {
 		imageCmd := &cobra.Command{Use: "image", Short: "Manage images"}
@@ -41,7 +41,7 @@ func addImageCommands(root *cobra.Command, g *globals) {
 		named{"pull", newPullCmd}, named{"push", newPushCmd},
 		named{"images", func(g *globals) *cobra.Command { return newImagesCmd(g, "images") }},
 		named{"tag", newTagCmd}, named{"rmi", func(g *globals) *cobra.Command { return newRmiCmd(g, "rmi") }},
-		named{"save", newSaveCmd}, named{"load", newLoadCmd},
+		named{"save", newSaveCmd}, named{"load", newLoadCmd}, named{"history", newHistoryCmd},
 		named{"login", newLoginCmd}, named{"logout", newLogoutCmd},
 	)...)
 }
