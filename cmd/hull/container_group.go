@@ -10,7 +10,7 @@ import (
 // list is the one place that says so; a cobra command has one parent, so
 // each place gets its own instance from the same constructor.
 var containerCommands = []named{
-	{"attach", newAttachCmd}, {"cp", newCpCmd},
+	{"attach", newAttachCmd}, {"commit", newCommitCmd}, {"cp", newCpCmd},
 	{"create", newCreateCmd}, {"exec", newExecCmd},
 	{"inspect", newContainerInspectCmd},
 	{"kill", newKillCmd}, {"logs", newLogsCmd},
