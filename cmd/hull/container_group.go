@@ -11,7 +11,7 @@ import (
 // each place gets its own instance from the same constructor.
 var containerCommands = []named{
 	{"attach", newAttachCmd}, {"commit", newCommitCmd}, {"cp", newCpCmd},
-	{"create", newCreateCmd}, {"exec", newExecCmd},
+	{"create", newCreateCmd}, {"diff", newDiffCmd}, {"exec", newExecCmd},
 	{"inspect", newContainerInspectCmd},
 	{"kill", newKillCmd}, {"logs", newLogsCmd},
 	{"pause", func(g *globals) *cobra.Command { return newPauseCmd(g, true) }},
