@@ -12,7 +12,7 @@ import (
 var containerCommands = []named{
 	{"attach", newAttachCmd}, {"commit", newCommitCmd}, {"cp", newCpCmd},
 	{"create", newCreateCmd}, {"diff", newDiffCmd}, {"exec", newExecCmd},
-	{"inspect", newContainerInspectCmd},
+	{"export", newExportCmd}, {"inspect", newContainerInspectCmd},
 	{"kill", newKillCmd}, {"logs", newLogsCmd},
 	{"pause", func(g *globals) *cobra.Command { return newPauseCmd(g, true) }},
 	{"ps", newPsCmd}, {"rename", newRenameCmd}, {"restart", newRestartCmd},

@@ -8,7 +8,7 @@ import (
 // dockerContainerCommands are docker 28's `docker container` subcommands
 // hull has (port and update belong to other work).
 var dockerContainerCommands = []string{
-	"attach", "commit", "cp", "create", "diff", "exec", "inspect", "kill", "logs", "ls", "pause", "prune",
+	"attach", "commit", "cp", "create", "diff", "exec", "export", "inspect", "kill", "logs", "ls", "pause", "prune",
 	"rename", "restart", "rm", "run", "start", "stats", "stop", "top", "unpause", "wait",
 }
 

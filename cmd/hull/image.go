@@ -460,37 +460,45 @@ func newSaveCmd(g *globals) *cobra.Command {
 		Short: "Save images to a tar archive (docker-archive or oci-archive)",
 		Args:  minArgs(1, "at least one image"),
 		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
-			var w io.Writer = cmd.OutOrStdout()
-			if output == "" {
-				if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-					return errors.New("cowardly refusing to write an archive to a terminal: use -o FILE or redirect")
-				}
-			} else {
-				tmp := output + ".tmp"
-				f, err := os.Create(tmp)
-				if err != nil {
-					return err
-				}
-				bw := bufio.NewWriterSize(f, 1<<20)
-				err = eng.ImageSave(cmd.Context(), args, format, bw)
-				if err == nil {
-					err = bw.Flush()
-				}
-				if cerr := f.Close(); err == nil {
-					err = cerr
-				}
-				if err != nil {
-					os.Remove(tmp)
-					return err
-				}
-				return os.Rename(tmp, output)
-			}
-			return eng.ImageSave(cmd.Context(), args, format, w)
+			return writeArchive(cmd, output, func(w io.Writer) error {
+				return eng.ImageSave(cmd.Context(), args, format, w)
+			})
 		}),
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to a file instead of stdout")
 	cmd.Flags().StringVar(&format, "format", engine.ArchiveDocker, "archive format: docker-archive or oci-archive")
 	return cmd
+}
+
+// writeArchive runs write into the file output, whole or not at all (a
+// temp file renamed into place), or, without output, into stdout unless
+// it is a terminal, as docker save and export do.
+func writeArchive(cmd *cobra.Command, output string, write func(io.Writer) error) error {
+	if output == "" {
+		w := cmd.OutOrStdout()
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			return errors.New("cowardly refusing to write an archive to a terminal: use -o FILE or redirect")
+		}
+		return write(w)
+	}
+	tmp := output + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	err = write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, output)
 }
 
 func newLoadCmd(g *globals) *cobra.Command {

@@ -3,14 +3,15 @@ package engine
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"hull/internal/snapshot"
 )
 
 // A container's writable layer is its snapshot (snapshotKey): the
 // overlay upper dir, or with the copy driver a whole tree compared with
-// the image's. Diff lists what it changed, and Commit makes the layer
-// the top of a new image.
+// the image's. Diff lists what it changed, Export archives the merged
+// root filesystem, and Commit makes the layer the top of a new image.
 
 // runtimeMountpoints are where the runtime mounts what hull gives every
 // container (its /etc files, /proc, /sys, /dev): made in the writable
@@ -37,4 +38,22 @@ func (e *Engine) Diff(ctx context.Context, ref string) ([]Change, error) {
 		return nil, fmt.Errorf("diff %s: %w", c.Name, err)
 	}
 	return changes, nil
+}
+
+// Export writes the container's root filesystem as a tar stream: the
+// image's layers and the container's changes, merged (docker export).
+// Volumes and bind mounts are not part of it.
+func (e *Engine) Export(ctx context.Context, ref string, w io.Writer) error {
+	c, err := e.usable(ctx, ref)
+	if err != nil {
+		return err
+	}
+	_, dir, err := e.RootfsPath(ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	if err := snapshot.WriteTree(ctx, dir, w); err != nil {
+		return fmt.Errorf("export %s: %w", c.Name, err)
+	}
+	return nil
 }

@@ -18,9 +18,30 @@ import (
 )
 
 // Archives of trees that a container can change while they are read
-// (its writable layer for `hull commit`): every path is opened through an os.Root, so a symlink the
+// (its merged root for `hull export`, its writable layer for `hull
+// commit`): every path is opened through an os.Root, so a symlink the
 // container plants mid-walk is never followed out of the tree, and
 // files are opened O_NOFOLLOW.
+
+// WriteTree writes the tree at dir as a tar stream (`hull export`):
+// every entry with its owner, mode, times, hardlinks, devices and the
+// extended attributes images carry (security.capability, user.*).
+// Sockets have no tar form and are left out.
+func WriteTree(ctx context.Context, dir string, w io.Writer) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	a := newTarAppender(w, root)
+	err = walkRoot(ctx, root, ".", func(rel string, fi fs.FileInfo) error {
+		return a.add(rel, fi)
+	})
+	if err != nil {
+		return err
+	}
+	return a.tw.Close()
+}
 
 // walkRoot calls fn for every entry below rel in root, depth first, the
 // names of each directory in byte order (docker's order). fn returning
