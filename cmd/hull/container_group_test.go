@@ -1,6 +1,7 @@
 package main
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -51,5 +52,9 @@ func TestContainerCommandsBothWays(t *testing.T) {
 	}
 	if out := mustHull(t, root, "history", "-q", fx.Busybox.Ref); strings.TrimSpace(out) == "" {
 		t.Error("history -q printed nothing")
+	}
+	raw := mustHull(t, root, "history", "--human=false", fx.Busybox.Ref)
+	if rows := strings.Split(strings.TrimSpace(raw), "\n"); len(rows) < 2 || !regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d.*\s\d+\s`).MatchString(rows[1]) {
+		t.Errorf("history --human=false wants RFC 3339 times and sizes in bytes:\n%s", raw)
 	}
 }

@@ -9,8 +9,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -364,7 +366,7 @@ func printInspect(w io.Writer, format string, docs []any) error {
 }
 
 func newHistoryCmd(g *globals) *cobra.Command {
-	var noTrunc, quiet bool
+	var noTrunc, quiet, human bool
 	var format string
 	cmd := &cobra.Command{
 		Use:   "history [OPTIONS] IMAGE",
@@ -395,13 +397,18 @@ func newHistoryCmd(g *globals) *cobra.Command {
 				if h.Layer != "" {
 					shared = fmt.Sprintf("%d image(s)", h.SharedBy)
 				}
-				t.Row(shortImageID(h.ID, noTrunc), ui.Ago(h.Created), by, ui.Size(h.Size), shared, h.Comment)
+				created, size := ui.Ago(h.Created), ui.Size(h.Size)
+				if !human { // docker's --human=false: RFC 3339 times, sizes in bytes
+					created, size = h.Created.Format(time.RFC3339), strconv.FormatInt(h.Size, 10)
+				}
+				t.Row(shortImageID(h.ID, noTrunc), created, by, size, shared, h.Comment)
 			}
 			return t.Flush()
 		}),
 	}
 	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only show image IDs")
+	cmd.Flags().BoolVarP(&human, "human", "H", true, "print sizes and dates in human readable format")
 	cmd.Flags().StringVar(&format, "format", "", "format output with a Go template, or json")
 	return cmd
 }
