@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"hull/internal/testenv"
 )
 
 // TestCommitMakesAnImageOfTheChanges commits a container that added,
@@ -112,5 +114,22 @@ func TestCommitPausesARunningContainer(t *testing.T) {
 		if out := mustHull(t, root, "run", "--rm", tag, "cat", "/hello"); out != "hi\n" {
 			t.Errorf("%s: /hello is %q", tag, out)
 		}
+	}
+}
+
+// TestCommitOnAnOCIImage keeps an OCI image's manifest consistent: the
+// committed layer is an OCI layer too.
+func TestCommitOnAnOCIImage(t *testing.T) {
+	_, fx := testenv.Setup(t, testenv.FixBusyboxOCI)
+	root, _ := containerEnv(t)
+	mustHull(t, root, "run", "--name", "oci", fx.BusyboxOCI.Ref, "sh", "-c", "echo oci > /made")
+	mustHull(t, root, "commit", "oci", "oci:committed")
+	out := mustHull(t, root, "image", "inspect", "-f", "{{.Manifest.MediaType}}{{range .LayerDetails}} {{.MediaType}}{{end}}", "oci:committed")
+	want := "application/vnd.oci.image.manifest.v1+json application/vnd.oci.image.layer.v1.tar+gzip application/vnd.oci.image.layer.v1.tar+gzip\n"
+	if out != want {
+		t.Errorf("media types: %q, want %q", out, want)
+	}
+	if out := mustHull(t, root, "run", "--rm", "oci:committed", "cat", "/made"); out != "oci\n" {
+		t.Errorf("the committed image's /made: %q", out)
 	}
 }
