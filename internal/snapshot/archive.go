@@ -34,11 +34,38 @@ func WriteTree(ctx context.Context, dir string, w io.Writer) error {
 	}
 	defer root.Close()
 	a := newTarAppender(w, root)
-	err = walkRoot(ctx, root, ".", func(rel string, fi fs.FileInfo) error {
-		return a.add(rel, fi)
-	})
+	if err := walkRoot(ctx, root, ".", a.add); err != nil {
+		return err
+	}
+	return a.tw.Close()
+}
+
+// WriteTreeAs writes name (a path in root, "." for root itself) and
+// what it holds as WriteTree does, its top entry called as (`hull cp`
+// out of a container). Symlinks are archived as links, never followed.
+func WriteTreeAs(ctx context.Context, w io.Writer, root *os.Root, name, as string) error {
+	name = path.Clean(name)
+	fi, err := root.Lstat(name)
 	if err != nil {
 		return err
+	}
+	a := newTarAppender(w, root)
+	a.rename = func(rel string) string {
+		switch {
+		case rel == name:
+			return as
+		case name == ".":
+			return path.Join(as, rel)
+		}
+		return path.Join(as, strings.TrimPrefix(rel, name+"/"))
+	}
+	if err := a.add(name, fi); err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		if err := walkRoot(ctx, root, name, a.add); err != nil {
+			return err
+		}
 	}
 	return a.tw.Close()
 }
@@ -105,6 +132,8 @@ type tarAppender struct {
 	// attributes are refused where they change what a file holds
 	// (redirect, metacopy) and otherwise left out.
 	overlayUpper bool
+	// rename, if set, names the entry of each path in the archive.
+	rename func(rel string) string
 }
 
 func newTarAppender(w io.Writer, root *os.Root) *tarAppender {
@@ -134,6 +163,9 @@ func (a *tarAppender) addEntry(rel string, fi fs.FileInfo) (opaque bool, err err
 		return false, fmt.Errorf("/%s: %w", rel, err)
 	}
 	hdr.Name = rel
+	if a.rename != nil {
+		hdr.Name = a.rename(rel)
+	}
 	if fi.IsDir() {
 		hdr.Name += "/"
 	}
@@ -146,6 +178,9 @@ func (a *tarAppender) addEntry(rel string, fi fs.FileInfo) (opaque bool, err err
 		key := [2]uint64{st.Dev, st.Ino}
 		if first, ok := a.links[key]; ok {
 			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
+			if a.rename != nil {
+				hdr.Linkname = a.rename(first)
+			}
 			return false, a.tw.WriteHeader(hdr)
 		}
 		a.links[key] = rel

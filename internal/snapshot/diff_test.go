@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"os"
@@ -108,4 +109,31 @@ func sortedInWalkOrder(lines []string) string {
 		}
 	}
 	return strings.Join(lines, "|")
+}
+
+// WriteTreeAs names entries below its top as asked, hardlinks included.
+func TestWriteTreeAsRenamesHardlinks(t *testing.T) {
+	src := t.TempDir()
+	os.MkdirAll(filepath.Join(src, "d", "sub"), 0o755)
+	os.WriteFile(filepath.Join(src, "d", "f"), []byte("f"), 0o644)
+	if err := os.Link(filepath.Join(src, "d", "f"), filepath.Join(src, "d", "sub", "g")); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	var buf bytes.Buffer
+	if err := WriteTreeAs(context.Background(), &buf, root, "d", "copy"); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	tr := tar.NewReader(&buf)
+	for h, err := tr.Next(); err == nil; h, err = tr.Next() {
+		got = append(got, h.Name+">"+h.Linkname)
+	}
+	if want := "copy/> copy/f> copy/sub/> copy/sub/g>copy/f"; strings.Join(got, " ") != want {
+		t.Errorf("entries %q, want %q", strings.Join(got, " "), want)
+	}
 }
