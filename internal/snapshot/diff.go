@@ -189,8 +189,7 @@ func overlayChanges(ctx context.Context, lower lowerTree, upper *os.Root, skip p
 			kind = ChangeModify
 			opaque := false
 			if fi.IsDir() {
-				v, _ := lgetxattr(filepath.Join(upperPath(upper), rel), "trusted.overlay.opaque")
-				opaque = string(v) == "y"
+				opaque = isOpaqueDir(filepath.Join(upper.Name(), rel))
 			}
 			switch {
 			case opaque && lfi.IsDir():
@@ -206,7 +205,7 @@ func overlayChanges(ctx context.Context, lower lowerTree, upper *os.Root, skip p
 		if fi.IsDir() {
 			listed[p] = true
 		}
-		if parent := path.Dir(p); (kind != ChangeModify || len(hidden) > 0) && parent != "/" && !listed[parent] {
+		if parent := path.Dir(p); kind != ChangeModify && parent != "/" && !listed[parent] {
 			changes = append(changes, Change{ChangeModify, parent})
 			listed[parent] = true
 		}
@@ -218,9 +217,6 @@ func overlayChanges(ctx context.Context, lower lowerTree, upper *os.Root, skip p
 	})
 	return changes, err
 }
-
-// upperPath is the directory an os.Root was opened on.
-func upperPath(r *os.Root) string { return r.Name() }
 
 // sameTime compares modification times as docker does: tar keeps whole
 // seconds, so a time without nanoseconds matches any in its second.
