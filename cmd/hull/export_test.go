@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,6 +71,23 @@ func TestExportImportRoundTrip(t *testing.T) {
 	}
 	if out := mustHull(t, root, "history", "roundtrip:1"); !strings.Contains(out, "round trip") {
 		t.Errorf("history lacks the import message:\n%s", out)
+	}
+
+	// From a URL, as docker import takes.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/fs.tar" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(piped.Bytes())
+	}))
+	defer srv.Close()
+	mustHull(t, root, "import", srv.URL+"/fs.tar", "fromurl:1")
+	if out := mustHull(t, root, "run", "--rm", "fromurl:1", "cat", "/kept"); out != "kept\n" {
+		t.Errorf("the image imported from a URL: %q", out)
+	}
+	if _, _, err := hull(t, root, "import", srv.URL+"/missing.tar"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("import of a missing URL: %v", err)
 	}
 
 	// --platform names the image's platform.

@@ -43,10 +43,10 @@ func findOrAdd(root, cmd *cobra.Command) *cobra.Command {
 func newImportCmd(g *globals) *cobra.Command {
 	var o engine.ImportOptions
 	cmd := &cobra.Command{
-		Use:   "import [OPTIONS] TARBALL|- [REPOSITORY[:TAG]]",
+		Use:   "import [OPTIONS] TARBALL|URL|- [REPOSITORY[:TAG]]",
 		Short: "Create a one-layer image from a root filesystem tarball",
 		Long: `Create a one-layer image from a root filesystem tarball (plain, gzip or
-zstd; "-" reads standard input), like docker import: hull export's output,
+zstd; an http(s) URL is downloaded; "-" reads standard input), like docker import: hull export's output,
 for one. The image is unpacked at once, so it can be run or mounted right
 away. Without a name the image is untagged; its ID is printed either way.
 

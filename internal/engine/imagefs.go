@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -40,8 +42,8 @@ type ImportOptions struct {
 }
 
 // Import makes a one-layer image from the root filesystem tarball at
-// path (plain, gzip or zstd), or, when path is "-", read from r (docker
-// import). The image is unpacked at once, so it can be run or mounted
+// path (plain, gzip or zstd), at an http(s) URL, or, when path is "-",
+// read from r (docker import). The image is unpacked at once, so it can be run or mounted
 // right away. It returns the image ID.
 func (e *Engine) Import(ctx context.Context, path string, r io.Reader, o ImportOptions) (string, error) {
 	src := path
@@ -60,18 +62,24 @@ func (e *Engine) Import(ctx context.Context, path string, r io.Reader, o ImportO
 	if err := os.MkdirAll(e.cfg.Root, 0o711); err != nil {
 		return "", err
 	}
-	if src == "-" {
-		f, err := os.CreateTemp(e.cfg.Root, ".import-stdin-*")
+	if src == "-" || isURL(src) {
+		f, err := os.CreateTemp(e.cfg.Root, ".import-*")
 		if err != nil {
 			return "", fmt.Errorf("import: %w", err)
 		}
 		defer os.Remove(f.Name())
-		_, err = io.Copy(f, r)
+		what := "read standard input"
+		if isURL(src) {
+			what = "download " + src
+			err = download(ctx, src, f)
+		} else {
+			_, err = io.Copy(f, r)
+		}
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
-			return "", fmt.Errorf("import: read standard input: %w", err)
+			return "", fmt.Errorf("import: %s: %w", what, err)
 		}
 		path = f.Name()
 	}
@@ -105,6 +113,26 @@ func (e *Engine) Import(ctx context.Context, path string, r io.Reader, o ImportO
 		return "", fmt.Errorf("import %s: %w", src, err)
 	}
 	return id, nil
+}
+
+func isURL(s string) bool { return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") }
+
+// download writes what url serves to w.
+func download(ctx context.Context, url string, w io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("the server answered %s", resp.Status)
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
 }
 
 // parseImageName parses the NAME[:TAG] an import or a commit gives its
