@@ -35,3 +35,12 @@ func maxArgs(n int, what string) cobra.PositionalArgs {
 		return nil
 	}
 }
+
+func rangeArgs(lo, hi int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < lo || len(args) > hi {
+			return fmt.Errorf("%q requires at least %d and at most %d arguments: %s\nUsage: %s", cmd.CommandPath(), lo, hi, what, cmd.UseLine())
+		}
+		return nil
+	}
+}

@@ -16,29 +16,11 @@ import (
 )
 
 // addContainerCommands adds the docker-style container commands, both at
-// the top level and under `hull container`.
+// the top level and under `hull container` (see containerCommands), and
+// the hidden monitor.
 func addContainerCommands(root *cobra.Command, g *globals) {
-	cmds := []named{
-		{"create", newCreateCmd}, {"run", newRunCmd}, {"start", newStartCmd},
-		{"ps", newPsCmd}, {"logs", newLogsCmd}, {"stop", newStopCmd},
-		{"restart", newRestartCmd}, {"kill", newKillCmd}, {"rm", newRmCmd},
-		{"wait", newWaitCmd}, {"inspect", newContainerInspectCmd}, {"why", newWhyCmd},
-		{"pause", func(g *globals) *cobra.Command { return newPauseCmd(g, true) }},
-		{"unpause", func(g *globals) *cobra.Command { return newPauseCmd(g, false) }},
-		{"rename", newRenameCmd},
-	}
-	if g.want("container") {
-		containerCmd := &cobra.Command{Use: "container", Short: "Manage containers"}
-		for _, c := range cmds {
-			containerCmd.AddCommand(c.build(g))
-		}
-		ls := newPsCmd(g)
-		ls.Use, ls.Aliases = "ls", []string{"list", "ps"}
-		containerCmd.AddCommand(ls)
-		root.AddCommand(containerCmd)
-	}
+	addContainerGroup(root, g)
 	root.AddCommand(g.some(named{"monitor", newMonitorCmd})...)
-	root.AddCommand(g.some(cmds...)...)
 }
 
 // forEach runs fn for each named container, printing the name on success

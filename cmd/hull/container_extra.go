@@ -4,17 +4,10 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// addContainerExtras adds exec, top, stats, attach, cp and container
-// prune at the top level and under `hull container`, next to what
-// addContainerCommands put there, plus `hull volume` and `hull events`
-// (also `hull system events`), and makes `rm -v` remove the containers'
-// anonymous volumes.
+// addContainerExtras adds `hull volume` and `hull events` (also `hull
+// system events`), and makes `rm -v` remove the containers' anonymous
+// volumes, at the top level and under `hull container`.
 func addContainerExtras(root *cobra.Command, g *globals) {
-	cmds := []named{
-		{"exec", newExecCmd}, {"cp", newCpCmd}, {"top", newTopCmd},
-		{"stats", newStatsCmd}, {"attach", newAttachCmd},
-	}
-	root.AddCommand(g.some(cmds...)...)
 	root.AddCommand(g.some(named{"volume", newVolumeCmd}, named{"events", newEventsCmd})...)
 	root.AddCommand(g.some(named{"exec-exited", newExecExitedCmd})...)
 	for _, c := range root.Commands() {
@@ -22,10 +15,6 @@ func addContainerExtras(root *cobra.Command, g *globals) {
 			c.AddCommand(newEventsCmd(g))
 		}
 		if c.Name() == "container" {
-			for _, sub := range cmds {
-				c.AddCommand(sub.build(g))
-			}
-			c.AddCommand(newContainerPruneCmd(g))
 			removeVolumesWith(c, g)
 		}
 	}

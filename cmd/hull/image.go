@@ -9,8 +9,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -26,7 +28,7 @@ func signalContext() (context.Context, context.CancelFunc) {
 }
 
 // addImageCommands adds pull, push, images, image *, tag, rmi, save, load,
-// login and logout.
+// history (docker's alias of image history), login and logout.
 func addImageCommands(root *cobra.Command, g *globals) {
 	if g.want("image") {
 		imageCmd := &cobra.Command{Use: "image", Short: "Manage images"}
@@ -41,7 +43,7 @@ func addImageCommands(root *cobra.Command, g *globals) {
 		named{"pull", newPullCmd}, named{"push", newPushCmd},
 		named{"images", func(g *globals) *cobra.Command { return newImagesCmd(g, "images") }},
 		named{"tag", newTagCmd}, named{"rmi", func(g *globals) *cobra.Command { return newRmiCmd(g, "rmi") }},
-		named{"save", newSaveCmd}, named{"load", newLoadCmd},
+		named{"save", newSaveCmd}, named{"load", newLoadCmd}, named{"history", newHistoryCmd},
 		named{"login", newLoginCmd}, named{"logout", newLogoutCmd},
 	)...)
 }
@@ -364,7 +366,7 @@ func printInspect(w io.Writer, format string, docs []any) error {
 }
 
 func newHistoryCmd(g *globals) *cobra.Command {
-	var noTrunc, quiet bool
+	var noTrunc, quiet, human bool
 	var format string
 	cmd := &cobra.Command{
 		Use:   "history [OPTIONS] IMAGE",
@@ -395,13 +397,18 @@ func newHistoryCmd(g *globals) *cobra.Command {
 				if h.Layer != "" {
 					shared = fmt.Sprintf("%d image(s)", h.SharedBy)
 				}
-				t.Row(shortImageID(h.ID, noTrunc), ui.Ago(h.Created), by, ui.Size(h.Size), shared, h.Comment)
+				created, size := ui.Ago(h.Created), ui.Size(h.Size)
+				if !human { // docker's --human=false: RFC 3339 times, sizes in bytes
+					created, size = h.Created.Format(time.RFC3339), strconv.FormatInt(h.Size, 10)
+				}
+				t.Row(shortImageID(h.ID, noTrunc), created, by, size, shared, h.Comment)
 			}
 			return t.Flush()
 		}),
 	}
 	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only show image IDs")
+	cmd.Flags().BoolVarP(&human, "human", "H", true, "print sizes and dates in human readable format")
 	cmd.Flags().StringVar(&format, "format", "", "format output with a Go template, or json")
 	return cmd
 }
@@ -460,37 +467,45 @@ func newSaveCmd(g *globals) *cobra.Command {
 		Short: "Save images to a tar archive (docker-archive or oci-archive)",
 		Args:  minArgs(1, "at least one image"),
 		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
-			var w io.Writer = cmd.OutOrStdout()
-			if output == "" {
-				if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-					return errors.New("cowardly refusing to write an archive to a terminal: use -o FILE or redirect")
-				}
-			} else {
-				tmp := output + ".tmp"
-				f, err := os.Create(tmp)
-				if err != nil {
-					return err
-				}
-				bw := bufio.NewWriterSize(f, 1<<20)
-				err = eng.ImageSave(cmd.Context(), args, format, bw)
-				if err == nil {
-					err = bw.Flush()
-				}
-				if cerr := f.Close(); err == nil {
-					err = cerr
-				}
-				if err != nil {
-					os.Remove(tmp)
-					return err
-				}
-				return os.Rename(tmp, output)
-			}
-			return eng.ImageSave(cmd.Context(), args, format, w)
+			return writeArchive(cmd, output, func(w io.Writer) error {
+				return eng.ImageSave(cmd.Context(), args, format, w)
+			})
 		}),
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to a file instead of stdout")
 	cmd.Flags().StringVar(&format, "format", engine.ArchiveDocker, "archive format: docker-archive or oci-archive")
 	return cmd
+}
+
+// writeArchive runs write into the file output, whole or not at all (a
+// temp file renamed into place), or, without output, into stdout unless
+// it is a terminal, as docker save and export do.
+func writeArchive(cmd *cobra.Command, output string, write func(io.Writer) error) error {
+	if output == "" {
+		w := cmd.OutOrStdout()
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			return errors.New("cowardly refusing to write an archive to a terminal: use -o FILE or redirect")
+		}
+		return write(w)
+	}
+	tmp := output + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	err = write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, output)
 }
 
 func newLoadCmd(g *globals) *cobra.Command {

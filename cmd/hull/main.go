@@ -251,17 +251,6 @@ func (g *globals) resolve(cmd *cobra.Command) error {
 	return nil
 }
 
-func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print hull's version",
-		Args:  cobra.NoArgs,
-		Run: func(cmd *cobra.Command, args []string) {
-			fmt.Fprintf(cmd.OutOrStdout(), "hull version %s\n", version)
-		},
-	}
-}
-
 // The monitor hands over to hull-shim by exec from its main goroutine;
 // locked to the main thread, the exec comes from the thread group leader
 // (see cmd/hull-shim).

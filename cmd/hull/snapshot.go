@@ -41,14 +41,17 @@ func findOrAdd(root, cmd *cobra.Command) *cobra.Command {
 }
 
 func newImportCmd(g *globals) *cobra.Command {
-	var message string
+	var o engine.ImportOptions
 	cmd := &cobra.Command{
-		Use:   "import [OPTIONS] TARBALL|- [NAME[:TAG]]",
+		Use:   "import [OPTIONS] TARBALL|URL|- [REPOSITORY[:TAG]]",
 		Short: "Create a one-layer image from a root filesystem tarball",
 		Long: `Create a one-layer image from a root filesystem tarball (plain, gzip or
-zstd; "-" reads standard input), like docker import. The image is unpacked
-at once, so it can be run or mounted right away. Without NAME the image is
-untagged; its ID is printed either way.`,
+zstd; an http(s) URL is downloaded; "-" reads standard input), like docker import: hull export's output,
+for one. The image is unpacked at once, so it can be run or mounted right
+away. Without a name the image is untagged; its ID is printed either way.
+
+--change takes Dockerfile instructions for the image's config, as commit's:
+CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME, WORKDIR.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 1 || len(args) > 2 {
 				return fmt.Errorf("%q requires 1 or 2 arguments: a tarball (or -) and optionally NAME[:TAG]\nUsage: %s", cmd.CommandPath(), cmd.UseLine())
@@ -58,7 +61,6 @@ untagged; its ID is printed either way.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := signalContext()
 			defer cancel()
-			o := engine.ImportOptions{Message: message}
 			if len(args) == 2 {
 				o.Name = args[1]
 			}
@@ -75,7 +77,10 @@ untagged; its ID is printed either way.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&message, "message", "m", "", "history comment of the imported layer")
+	f := cmd.Flags()
+	f.StringVarP(&o.Message, "message", "m", "", "history comment of the imported layer")
+	f.StringArrayVarP(&o.Changes, "change", "c", nil, "apply a Dockerfile instruction to the image's config")
+	f.StringVar(&o.Platform, "platform", "", "the platform the image is for, os/arch[/variant] (default: the host's)")
 	return cmd
 }
 

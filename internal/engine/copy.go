@@ -14,14 +14,14 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
-	"syscall"
 
 	"github.com/containerd/errdefs"
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"hull/internal/snapshot"
 )
 
 // `hull cp` works on the container's root filesystem as mounted on the
@@ -107,74 +107,10 @@ func StatInRootNoFollow(root, p string) (fs.FileInfo, error) {
 }
 
 // WriteTar archives name (a path in root; "." for root itself) as a tar
-// stream whose top entry is called as. Symlinks are archived as links,
-// never followed.
+// stream whose top entry is called as (see snapshot.WriteTreeAs).
+// Symlinks are archived as links, never followed.
 func WriteTar(w io.Writer, root *os.Root, name, as string) error {
-	tw := tar.NewWriter(w)
-	if err := writeTarEntry(tw, root, name, as); err != nil {
-		return err
-	}
-	return tw.Close()
-}
-
-func writeTarEntry(tw *tar.Writer, root *os.Root, name, as string) error {
-	fi, err := root.Lstat(name)
-	if err != nil {
-		return err
-	}
-	link := ""
-	if fi.Mode()&fs.ModeSymlink != 0 {
-		if link, err = root.Readlink(name); err != nil {
-			return err
-		}
-	}
-	hdr, err := tar.FileInfoHeader(fi, link)
-	if err != nil {
-		return fmt.Errorf("%s: %w", as, err)
-	}
-	hdr.Name = as
-	hdr.Uname, hdr.Gname = "", "" // names of the host's users mean nothing here
-	if fi.IsDir() {
-		hdr.Name += "/"
-	}
-	switch {
-	case fi.Mode().IsRegular():
-		f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if n, err := io.CopyN(tw, f, hdr.Size); err != nil {
-			return fmt.Errorf("%s: read %d of %d bytes (did it change while copied?): %w", as, n, hdr.Size, err)
-		}
-		return nil
-	case fi.IsDir():
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		d, err := root.Open(name)
-		if err != nil {
-			return err
-		}
-		names, err := d.Readdirnames(-1)
-		d.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %w", as, err)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			if err := writeTarEntry(tw, root, path.Join(name, n), path.Join(as, n)); err != nil {
-				return err
-			}
-		}
-		return nil
-	case fi.Mode()&(fs.ModeSymlink|fs.ModeNamedPipe|fs.ModeDevice|fs.ModeCharDevice) != 0:
-		return tw.WriteHeader(hdr)
-	}
-	return nil // sockets: nothing to copy
+	return snapshot.WriteTreeAs(context.Background(), w, root, name, as)
 }
 
 // ExtractOptions tune ExtractTar.

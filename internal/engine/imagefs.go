@@ -8,17 +8,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
-	goruntime "runtime"
+	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/containerd/errdefs"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"hull/internal/image"
 	"hull/internal/perm"
 	"hull/internal/reference"
 	"hull/internal/snapshot"
@@ -31,43 +33,53 @@ type ImportOptions struct {
 	// Message is the layer's history comment ("Imported from SOURCE" if
 	// empty).
 	Message string
+	// Changes are Dockerfile instructions for the image's config (CMD,
+	// ENV, ...; see applyChanges).
+	Changes []string
+	// Platform is os/arch[/variant] the image says it is for ("": the
+	// host's).
+	Platform string
 }
 
 // Import makes a one-layer image from the root filesystem tarball at
-// path (plain, gzip or zstd), or, when path is "-", read from r (docker
-// import). The image is unpacked at once, so it can be run or mounted
+// path (plain, gzip or zstd), at an http(s) URL, or, when path is "-",
+// read from r (docker import). The image is unpacked at once, so it can be run or mounted
 // right away. It returns the image ID.
-//
-// The image is built as a docker archive in a temp file and loaded:
-// loading verifies, stores, unpacks and names it in one path.
 func (e *Engine) Import(ctx context.Context, path string, r io.Reader, o ImportOptions) (string, error) {
 	src := path
-	var ref *reference.Reference
-	if o.Name != "" {
-		parsed, err := reference.Parse(o.Name)
-		if err != nil {
-			return "", fmt.Errorf("import: %w", err)
-		}
-		if parsed.Digest != "" {
-			return "", fmt.Errorf("import: name %q has a digest; give NAME[:TAG]", o.Name)
-		}
-		ref = &parsed
+	ref, err := parseImageName("import", o.Name)
+	if err != nil {
+		return "", err
+	}
+	platform, err := image.ParsePlatform(o.Platform)
+	if err != nil {
+		return "", fmt.Errorf("import: %w", err)
+	}
+	var cfg v1.Config
+	if err := applyChanges(&cfg, o.Changes); err != nil {
+		return "", fmt.Errorf("import: %w", err)
 	}
 	if err := os.MkdirAll(e.cfg.Root, 0o711); err != nil {
 		return "", err
 	}
-	if src == "-" {
-		f, err := os.CreateTemp(e.cfg.Root, ".import-stdin-*")
+	if src == "-" || isURL(src) {
+		f, err := os.CreateTemp(e.cfg.Root, ".import-*")
 		if err != nil {
 			return "", fmt.Errorf("import: %w", err)
 		}
 		defer os.Remove(f.Name())
-		_, err = io.Copy(f, r)
+		what := "read standard input"
+		if isURL(src) {
+			what = "download " + src
+			err = download(ctx, src, f)
+		} else {
+			_, err = io.Copy(f, r)
+		}
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
-			return "", fmt.Errorf("import: read standard input: %w", err)
+			return "", fmt.Errorf("import: %s: %w", what, err)
 		}
 		path = f.Name()
 	}
@@ -84,8 +96,8 @@ func (e *Engine) Import(ctx context.Context, path string, r io.Reader, o ImportO
 		message = "Imported from " + src
 	}
 	img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{
-		Architecture: goruntime.GOARCH, OS: "linux", Created: v1.Time{Time: now},
-		RootFS: v1.RootFS{Type: "layers"},
+		Architecture: platform.Architecture, OS: platform.OS, Variant: platform.Variant, Created: v1.Time{Time: now},
+		Config: cfg, RootFS: v1.RootFS{Type: "layers"},
 	})
 	if err != nil {
 		return "", err
@@ -96,38 +108,66 @@ func (e *Engine) Import(ctx context.Context, path string, r io.Reader, o ImportO
 	if err != nil {
 		return "", fmt.Errorf("import %s: %w", src, err)
 	}
-	var tag name.Reference
+	id, err := e.addImage(ctx, img, ref)
+	if err != nil {
+		return "", fmt.Errorf("import %s: %w", src, err)
+	}
+	return id, nil
+}
+
+func isURL(s string) bool { return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") }
+
+// download writes what url serves to w.
+func download(ctx context.Context, url string, w io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("the server answered %s", resp.Status)
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+// parseImageName parses the NAME[:TAG] an import or a commit gives its
+// image ("": none).
+func parseImageName(op, name string) (*reference.Reference, error) {
+	if name == "" {
+		return nil, nil
+	}
+	ref, err := reference.Parse(name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if ref.Digest != "" {
+		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("%s: name %q has a digest; give NAME[:TAG]", op, name))
+	}
+	return &ref, nil
+}
+
+// addImage stores an image built here (import, commit) through the
+// image service, which verifies its blobs, unpacks its layers (so it
+// runs at once) and names it ref (nil: untagged). It returns the image
+// ID.
+func (e *Engine) addImage(ctx context.Context, img v1.Image, ref *reference.Reference) (string, error) {
+	name := ""
 	if ref != nil {
-		tag, err = name.NewTag(ref.String())
-	} else {
-		var d v1.Hash
-		if d, err = img.Digest(); err == nil {
-			tag, err = name.NewDigest("hull-import@" + d.String())
-		}
+		name = ref.Tagged()
 	}
-	if err != nil {
-		return "", fmt.Errorf("import %s: %w", src, err)
+	if err := e.images.Add(ctx, img, name); err != nil {
+		return "", err
 	}
-	archive, err := os.CreateTemp(e.cfg.Root, ".import-*.tar")
-	if err != nil {
-		return "", fmt.Errorf("import: %w", err)
-	}
-	defer os.Remove(archive.Name())
-	err = tarball.Write(tag, img, archive)
-	if cerr := archive.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", fmt.Errorf("import %s: %w", src, err)
-	}
-	if _, err := e.images.Load(ctx, archive.Name()); err != nil {
-		return "", fmt.Errorf("import %s: %w", src, err)
-	}
-	cfgName, err := img.ConfigName()
+	id, err := img.ConfigName()
 	if err != nil {
 		return "", err
 	}
-	return cfgName.String(), nil
+	return id.String(), nil
 }
 
 // checkTarball fails early, and clearly, on input that is not a tar

@@ -414,3 +414,26 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// Add stores img, built by the caller (import, commit), as Load stores
+// each image of an archive: its blobs verified, its layers unpacked, and
+// the image named name ("" leaves it untagged; a name already on another
+// image moves).
+func (s *Service) Add(ctx context.Context, img v1.Image, name string) error {
+	release, err := s.store.Use()
+	if err != nil {
+		return err
+	}
+	defer release()
+	var names []string
+	if name != "" {
+		names = []string{name}
+	}
+	if err := s.loadImage(ctx, &LoadResult{}, img, names); err != nil {
+		return err
+	}
+	return s.syncIndex(ctx)
+}
+
+// Image opens the stored image r, for building another on it (commit).
+func (s *Service) Image(r *Record) (v1.Image, error) { return s.layoutImage(r) }
