@@ -75,6 +75,17 @@ func TestRunNamespaceModes(t *testing.T) {
 	if want := nsLink(t, pid, "ipc") + "\nshared"; got != want {
 		t.Errorf("--ipc container:donor: %q, want %q (its namespace and /dev/shm)", got, want)
 	}
+	// A joiner started again joins the donor's namespace of now, after
+	// the donor's restart.
+	mustHull(t, root, "run", "-d", "--name", "joiner", "--pid", "container:donor", img, "sleep", "300")
+	mustHull(t, root, "restart", "-t", "0", "donor")
+	mustHull(t, root, "restart", "-t", "0", "joiner")
+	newPid := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Pid}}", "donor"))
+	joiner := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Pid}}", "joiner"))
+	if newPid == pid || nsLink(t, joiner, "pid") != nsLink(t, newPid, "pid") {
+		t.Errorf("joiner restarted after its donor: pid namespace %s, want the donor's new %s", nsLink(t, joiner, "pid"), nsLink(t, newPid, "pid"))
+	}
+	mustHull(t, root, "rm", "-f", "joiner")
 	runFails(t, root, "non-shareable", "--ipc", "container:private", img, "true")
 	mustHull(t, root, "stop", "--timeout", "0", "private")
 	runFails(t, root, "not running", "--pid", "container:private", img, "true")

@@ -2,7 +2,10 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -92,4 +95,30 @@ func (e *Engine) mountShm(c *Container) error {
 		return fmt.Errorf("container %s: mount its shareable /dev/shm: %w", c.Name, err)
 	}
 	return nil
+}
+
+// rejoinNamespaces resolves c's container:C namespace modes again when c
+// is started again: C may have been restarted since c was created (its
+// init is another process), or be stopped, which is refused as at
+// create. A change is recorded and config.json made again from it.
+func (e *Engine) rejoinNamespaces(ctx context.Context, c *Container) error {
+	o := c.Config.Spec
+	if spec.ContainerMode(o.PidMode) == "" && spec.ContainerMode(o.IpcMode) == "" {
+		return nil
+	}
+	if err := e.resolveNamespaces(ctx, c.ID, &o); err != nil {
+		return err
+	}
+	if maps.Equal(o.JoinNamespaces, c.Config.Spec.JoinNamespaces) && o.ShmSource == c.Config.Spec.ShmSource {
+		return nil
+	}
+	c.Config.Spec = o
+	data, _ := json.Marshal(c.Config)
+	if err := e.update(ctx, c.ID, map[string]any{"config": string(data)}); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(e.persistDir(c.ID), "config.json")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return e.ensureConfig(ctx, c)
 }
