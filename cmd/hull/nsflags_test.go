@@ -144,6 +144,10 @@ func TestRunDeviceAndCgroupFlags(t *testing.T) {
 	if got := runOut(t, root, "--device", "/dev/net/tun:/dev/mytun", img, "sh", "-c", "test -c /dev/mytun && exec 3<>/dev/mytun && echo opened"); got != "opened" {
 		t.Errorf("--device /dev/net/tun:/dev/mytun: %q", got)
 	}
+	got := runOut(t, root, "--device", "/dev/net/tun:/dev/net/tun:r", img, "sh", "-c", "exec 3</dev/net/tun && echo read; (exec 3<>/dev/net/tun) 2>/dev/null && echo written || echo refused")
+	if got != "read\nrefused" {
+		t.Errorf("--device /dev/net/tun:r: %q, want it readable only", got)
+	}
 	mk := "mkdir -p /dev/net && mknod /dev/net/tun c 10 200 && " + open
 	if out, errOut, err := hull(t, root, "run", "--rm", img, "sh", "-c", mk); err == nil {
 		t.Errorf("a device without a rule opened: %s %s", out, errOut)
