@@ -91,6 +91,17 @@ func TestRunNamespaceModes(t *testing.T) {
 	runFails(t, root, "not running", "--pid", "container:private", img, "true")
 	runFails(t, root, "No such container", "--pid", "container:nosuch", img, "true")
 
+	if got := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.HostConfig.IpcMode}} {{.HostConfig.ShmSize}} {{.HostConfig.CgroupnsMode}}", "donor")); got != "shareable 67108864 private" {
+		t.Errorf("inspect HostConfig: %q", got)
+	}
+	// --ipc host shares the host's /dev/shm.
+	hostFile := "/dev/shm/hull-nsflags-test"
+	defer os.Remove(hostFile)
+	runOut(t, root, "--ipc", "host", img, "sh", "-c", "echo from-container > "+hostFile)
+	if b, err := os.ReadFile(hostFile); err != nil || string(b) != "from-container\n" {
+		t.Errorf("--ipc host: the host's /dev/shm has %q, %v", b, err)
+	}
+
 	// --ipc none has no /dev/shm; --shm-size sizes it (64m by default).
 	if got := runOut(t, root, "--ipc", "none", img, "sh", "-c", "test -e /dev/shm && echo present || echo absent"); got != "absent" {
 		t.Errorf("--ipc none: /dev/shm %s", got)
