@@ -252,6 +252,13 @@ func TestRunSecurityAndMetadataFlags(t *testing.T) {
 	if got := nnp("no-new-privileges:true"); got != "1" {
 		t.Errorf("no-new-privileges:true: NoNewPrivs %s", got)
 	}
+	procSys := "grep -c ' /proc/sys ' /proc/self/mounts || true"
+	if got := runOut(t, root, img, "sh", "-c", procSys); got != "1" {
+		t.Errorf("/proc/sys made read-only %s times by default", got)
+	}
+	if got := runOut(t, root, "--security-opt", "systempaths=unconfined", img, "sh", "-c", procSys); got != "0" {
+		t.Errorf("systempaths=unconfined: /proc/sys made read-only %s times", got)
+	}
 	runOut(t, root, "--security-opt", "label=disable", "--security-opt", "apparmor=unconfined", img, "true")
 	if _, err := os.Stat("/sys/kernel/security/apparmor"); err != nil {
 		runFails(t, root, "AppArmor is not enabled", "--security-opt", "apparmor=docker-default", img, "true")

@@ -331,7 +331,7 @@ func parseKernel(s string) ([2]int, bool) {
 
 // ApplySecurityOpt applies one --security-opt as docker does, in its
 // KEY=VALUE or KEY:VALUE form: no-new-privileges[=true|false],
-// seccomp=PROFILE.json|unconfined, label=... (SELinux labels: accepted,
+// seccomp=PROFILE.json|unconfined, systempaths=unconfined, label=... (SELinux labels: accepted,
 // as on any host without SELinux) and apparmor=unconfined (a named
 // profile is refused: hull applies none).
 func ApplySecurityOpt(o *Options, so string) error {
@@ -351,6 +351,11 @@ func ApplySecurityOpt(o *Options, so string) error {
 			return fmt.Errorf("--security-opt %s: give seccomp=PROFILE.json or seccomp=unconfined", so)
 		}
 		o.Seccomp = v
+	case "systempaths":
+		if v != "unconfined" {
+			return fmt.Errorf("--security-opt %s: use systempaths=unconfined", so)
+		}
+		o.SystemPathsUnconfined = true
 	case "label":
 		if v == "" {
 			return fmt.Errorf("--security-opt %s: give label=disable or label=user:USER, role:, type:, level:", so)
@@ -366,7 +371,7 @@ func ApplySecurityOpt(o *Options, so string) error {
 			return fmt.Errorf("--security-opt %s: hull does not load AppArmor profiles; use apparmor=unconfined or drop the option", so)
 		}
 	default:
-		return fmt.Errorf("--security-opt %q: hull knows no-new-privileges, seccomp=, label= and apparmor=", so)
+		return fmt.Errorf("--security-opt %q: hull knows no-new-privileges, seccomp=, systempaths=unconfined, label= and apparmor=", so)
 	}
 	return nil
 }

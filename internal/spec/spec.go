@@ -45,6 +45,9 @@ type Options struct {
 	NoNewPrivileges *bool    // nil: true (hull's default)
 	Seccomp         string   // "": hull's default profile; "unconfined"; or a docker-format JSON file
 	ReadOnlyRootfs  bool
+	// SystemPathsUnconfined is --security-opt systempaths=unconfined: no
+	// masked or read-only paths under /proc and /sys.
+	SystemPathsUnconfined bool
 
 	// Storage
 	Mounts []Mount           // -v, named volumes (resolved to a host dir by the engine), --mount
@@ -241,8 +244,10 @@ func Generate(img *v1.ConfigFile, rootfs string, o Options) (*specs.Spec, error)
 		}
 		linux.Devices = append(host, linux.Devices...)
 	} else {
-		linux.MaskedPaths = maskedPaths()
-		linux.ReadonlyPaths = readonlyPaths()
+		if !o.SystemPathsUnconfined {
+			linux.MaskedPaths = maskedPaths()
+			linux.ReadonlyPaths = readonlyPaths()
+		}
 		if linux.Seccomp, err = seccompProfile(o.Seccomp, caps); err != nil {
 			return nil, err
 		}
