@@ -376,12 +376,12 @@ func newStopCmd(g *globals) *cobra.Command {
 		Args:  minArgs(1, "at least one container"),
 		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
 			return forEach(cmd, args, func(ref string) error {
-				_, err := eng.Stop(cmd.Context(), ref, seconds(cmd, "time", timeout))
+				_, err := eng.Stop(cmd.Context(), ref, stopSeconds(cmd, timeout))
 				return err
 			})
 		}),
 	}
-	cmd.Flags().IntVarP(&timeout, "time", "t", 10, "seconds to wait before killing")
+	stopTimeoutFlags(cmd, &timeout)
 	return cmd
 }
 
@@ -402,7 +402,7 @@ func newRestartCmd(g *globals) *cobra.Command {
 		Args:  minArgs(1, "at least one container"),
 		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
 			return forEach(cmd, args, func(ref string) error {
-				if _, err := eng.Stop(cmd.Context(), ref, seconds(cmd, "time", timeout)); err != nil {
+				if _, err := eng.Stop(cmd.Context(), ref, stopSeconds(cmd, timeout)); err != nil {
 					return err
 				}
 				st, err := eng.Start(cmd.Context(), ref, engine.StartOptions{})
@@ -413,7 +413,7 @@ func newRestartCmd(g *globals) *cobra.Command {
 			})
 		}),
 	}
-	cmd.Flags().IntVarP(&timeout, "time", "t", 10, "seconds to wait before killing")
+	stopTimeoutFlags(cmd, &timeout)
 	return cmd
 }
 

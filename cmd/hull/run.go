@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -25,6 +26,9 @@ type runFlags struct {
 	stopTimeout                                        int
 	entrypointSet                                      bool   // --entrypoint given, even empty
 	id                                                 string // chosen ahead (run), or ""
+	ns                                                 nsFlags
+	annotations, labelFiles                            []string
+	readOnlyTmpfs                                      bool
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
@@ -63,6 +67,10 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.stopTimeout, "stop-timeout", 0, "seconds to wait for a stop before killing")
 	fs.StringVar(&f.pull, "pull", "missing", "pull the image: always, missing, never")
 	fs.StringVar(&f.platform, "platform", "", "platform os/arch[/variant] when pulling")
+	f.ns.register(fs)
+	fs.StringArrayVar(&f.annotations, "annotation", nil, "add an annotation to the container's OCI spec: key=value")
+	fs.StringArrayVar(&f.labelFiles, "label-file", nil, "read labels from a file of key=value lines")
+	fs.BoolVar(&f.readOnlyTmpfs, "read-only-tmpfs", false, "with --read-only, mount tmpfs on /tmp, /var/tmp and /run (as podman)")
 }
 
 // config turns the flags and positional IMAGE [COMMAND...] into an engine
@@ -119,21 +127,21 @@ func (f *runFlags) config(args []string) (engine.Config, error) {
 		o.Tmpfs[path] = opts
 	}
 	for _, so := range f.securityOpts {
-		k, v, _ := strings.Cut(so, "=")
-		switch strings.ReplaceAll(k, ":", "=") {
-		case "no-new-privileges":
-			on := v == "" || v == "true"
-			if v != "" && v != "true" && v != "false" {
-				return c, fmt.Errorf("--security-opt %s: use no-new-privileges[=true|false]", so)
+		if err := engine.ApplySecurityOpt(o, so); err != nil {
+			return c, err
+		}
+	}
+	if err := f.ns.apply(&c); err != nil {
+		return c, err
+	}
+	if f.readOnly && f.readOnlyTmpfs {
+		for _, p := range []string{"/tmp", "/var/tmp", "/run"} {
+			if _, ok := o.Tmpfs[p]; !ok {
+				if o.Tmpfs == nil {
+					o.Tmpfs = map[string]string{}
+				}
+				o.Tmpfs[p] = "rw,exec,nosuid,nodev"
 			}
-			o.NoNewPrivileges = &on
-		case "seccomp":
-			if v == "" {
-				return c, fmt.Errorf("--security-opt %s: give seccomp=PROFILE.json or seccomp=unconfined", so)
-			}
-			o.Seccomp = v
-		default:
-			return c, fmt.Errorf("--security-opt %q: hull knows no-new-privileges and seccomp=", so)
 		}
 	}
 	for _, u := range f.ulimits {
@@ -178,13 +186,35 @@ func (f *runFlags) config(args []string) (engine.Config, error) {
 	}
 	c.AutoRemove, c.StopSignal, c.StopTimeout = f.rm, f.stopSignal, f.stopTimeout
 	c.OpenStdin, c.Pull, c.Platform = f.interactive, f.pull, f.platform
-	if len(f.labels) > 0 {
+	var labels []string
+	for _, file := range f.labelFiles {
+		l, err := engine.ParseLabelFile(file)
+		if err != nil {
+			return c, err
+		}
+		labels = append(labels, l...)
+	}
+	if labels = append(labels, f.labels...); len(labels) > 0 {
 		c.Labels = map[string]string{}
-		for _, l := range f.labels {
+		for _, l := range labels {
 			k, v, _ := strings.Cut(l, "=")
 			c.Labels[k] = v
 		}
 		o.Annotations = c.Labels
+	}
+	if len(f.annotations) > 0 {
+		c.Annotations = map[string]string{}
+		o.Annotations = maps.Clone(c.Labels)
+		if o.Annotations == nil {
+			o.Annotations = map[string]string{}
+		}
+		for _, a := range f.annotations {
+			k, v, ok := strings.Cut(a, "=")
+			if !ok || k == "" {
+				return c, fmt.Errorf("invalid argument %q for \"--annotation\" flag: use key=value", a)
+			}
+			c.Annotations[k], o.Annotations[k] = v, v
+		}
 	}
 	return c, nil
 }
@@ -233,6 +263,9 @@ func createContainer(cmd *cobra.Command, g *globals, eng *engine.Engine, f *runF
 		return nil, withCode(125, err)
 	}
 	errOut := cmd.ErrOrStderr()
+	for _, w := range engine.ConfigWarnings(cfg) {
+		ui.Warn(errOut, "%s", w)
+	}
 	if ref, err := reference.Parse(cfg.Image); err == nil && ref.IsLatest() && !g.cfg.Warnings.NoLatestWarning {
 		ui.Warn(errOut, "%s runs from a floating latest tag; pin a version or digest for reproducible runs", ref.Familiar())
 	}

@@ -96,9 +96,11 @@ type Config struct {
 	StopSignal  string                `json:"StopSignal"`
 	StopTimeout int                   `json:"StopTimeout"` // seconds
 	Labels      map[string]string     `json:"Labels"`
-	OpenStdin   bool                  `json:"OpenStdin"`
-	Pull        string                `json:"Pull"`
-	Platform    string                `json:"Platform"`
+	// Annotations are --annotation's, in the OCI spec with the labels.
+	Annotations map[string]string `json:"Annotations,omitempty"`
+	OpenStdin   bool              `json:"OpenStdin"`
+	Pull        string            `json:"Pull"`
+	Platform    string            `json:"Platform"`
 	// Path and Args are the process that runs (entrypoint + command).
 	Path string   `json:"Path"`
 	Args []string `json:"Args"`

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"path"
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
@@ -130,6 +131,9 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	cfg.Spec.Name = name
 	if cfg.Spec.CgroupsPath == "" {
 		cfg.Spec.CgroupsPath = cgroups.EnginePath(id)
+		if p := cfg.Spec.CgroupParent; p != "" {
+			cfg.Spec.CgroupsPath = path.Join("/", p, cgroups.EnginePath(id))
+		}
 	}
 	c = &Container{ID: id, Name: name, Image: cfg.Image, Created: time.Now().UTC(), State: StateCreated, Stage: StagePull, Config: cfg}
 	// The creation lock is held until Create returns: a created container
@@ -178,6 +182,13 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 		if _, err := os.Stat(e.InitPath); err != nil {
 			return fail(StageCreate, fmt.Errorf("--init needs the static init binary hull-init next to hull (make build puts it in bin/): %w", err))
 		}
+	}
+	if err := e.resolveNamespaces(ctx, id, &cfg.Spec); err != nil {
+		return fail(StageCreate, err)
+	}
+	c.Config.Spec = cfg.Spec
+	if err := e.mountShm(c); err != nil {
+		return fail(StageCreate, err)
 	}
 	if err := e.resolveVolumes(ctx, c, &cfg.Spec); err != nil {
 		return fail(StageCreate, err)

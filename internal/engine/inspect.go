@@ -80,6 +80,17 @@ type InspectHost struct {
 	Tmpfs          map[string]string `json:"Tmpfs"`
 	Init           bool              `json:"Init"`
 	GroupAdd       []string          `json:"GroupAdd"`
+	// The namespace, device and resource flags (docker's names).
+	PidMode, IpcMode, UTSMode, CgroupnsMode string
+	ShmSize                                 int64
+	Sysctls, Annotations                    map[string]string `json:",omitempty"`
+	OomScoreAdj                             int
+	OomKillDisable                          bool
+	CgroupParent, CpusetMems                string
+	CpuPeriod, CpuQuota                     int64
+	BlkioWeight                             uint16
+	Devices                                 []spec.Device
+	DeviceCgroupRules                       []string
 }
 
 // InspectLifecycle is hull's addition: the stage reached, for `why`.
@@ -137,6 +148,25 @@ func (e *Engine) Inspect(c *Container) *Inspect {
 	h.Memory, h.MemorySwap, h.NanoCpus, h.CpuShares = o.Memory, o.MemorySwap, o.NanoCPUs, o.CPUShares
 	h.CpusetCpus, h.PidsLimit, h.Ulimits, h.Tmpfs, h.Init = o.CpusetCpus, o.PidsLimit, o.Ulimits, o.Tmpfs, o.Init
 	h.GroupAdd = o.GroupAdd
+	h.PidMode, h.IpcMode, h.UTSMode, h.CgroupnsMode = o.PidMode, o.IpcMode, o.UTSMode, o.CgroupnsMode
+	if h.IpcMode == "" {
+		h.IpcMode = "private"
+	}
+	if h.CgroupnsMode == "" {
+		h.CgroupnsMode = "private"
+	}
+	if h.ShmSize = o.ShmSize; h.ShmSize == 0 && h.IpcMode != "none" {
+		h.ShmSize = 64 << 20
+	}
+	h.Sysctls, h.Annotations, h.OomKillDisable = o.Sysctls, c.Config.Annotations, o.OomKillDisable
+	if o.OomScoreAdj != nil {
+		h.OomScoreAdj = *o.OomScoreAdj
+	}
+	h.CgroupParent, h.CpusetMems, h.CpuPeriod, h.CpuQuota = o.CgroupParent, o.CpusetMems, o.CPUPeriod, o.CPUQuota
+	h.BlkioWeight, h.DeviceCgroupRules = o.BlkioWeight, o.DeviceCgroupRules
+	if h.Devices = o.Devices; h.Devices == nil {
+		h.Devices = []spec.Device{}
+	}
 	if d.Mounts == nil {
 		d.Mounts = []spec.Mount{}
 	}

@@ -108,6 +108,12 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 		if err := e.mountRootfs(ctx, c.ID, c.Config.AutoRemove); err != nil {
 			return nil, failed(err)
 		}
+		if err := e.mountShm(c); err != nil {
+			return nil, failed(err)
+		}
+		if err := e.rejoinNamespaces(ctx, c); err != nil {
+			return nil, failed(err)
+		}
 	}
 	if err := e.cannotRun(c, o.Created != nil); err != nil {
 		// docker's start of a container whose command cannot run: it
@@ -534,6 +540,7 @@ func (e *Engine) cleanup(ctx context.Context, c *Container) ([]string, error) {
 	if err := e.snap.Release(ctx, ownerKey(c.ID)); err != nil {
 		errs = append(errs, err)
 	}
+	unmountAll(e.shmDir(c.ID))
 	aside = append(aside, setAside(e.runDir(c.ID)), setAside(e.persistDir(c.ID)))
 	trace.Mark("cleanup: set aside")
 	err = e.db.Tx(context.WithoutCancel(ctx), func(tx *sql.Tx) error {

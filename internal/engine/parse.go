@@ -70,3 +70,46 @@ func ParseMemorySwap(s string) (int64, error) { return spec.ParseMemorySwap(s) }
 
 // ParseCPUs parses --cpus 1.5 into nano-CPUs.
 func ParseCPUs(s string) (int64, error) { return spec.ParseCPUs(s) }
+
+// Device is one --device.
+type Device = spec.Device
+
+// ThrottleDevice is one --device-{read,write}-{bps,iops}.
+type ThrottleDevice = spec.ThrottleDevice
+
+// ParseSysctl parses --sysctl KEY=VALUE, refusing a sysctl no namespace
+// of the container isolates (docker's list).
+func ParseSysctl(s string) (key, value string, err error) { return spec.ParseSysctl(s) }
+
+// ParseDevice parses --device HOST[:CONTAINER][:PERMISSIONS].
+func ParseDevice(s string) (Device, error) { return spec.ParseDevice(s) }
+
+// CheckDeviceCgroupRule checks --device-cgroup-rule 'c 1:3 mr'.
+func CheckDeviceCgroupRule(s string) error {
+	_, err := spec.ParseDeviceCgroupRule(s)
+	return err
+}
+
+// ParseThrottleDevice parses --device-{read,write}-bps DEVICE:SIZE, or
+// with iops DEVICE:NUMBER.
+func ParseThrottleDevice(s string, iops bool) (ThrottleDevice, error) {
+	return spec.ParseThrottleDevice(s, iops)
+}
+
+// CheckNamespaceModes checks --pid, --ipc, --uts, --cgroupns (and their
+// conflicts with --hostname) before anything is created.
+func CheckNamespaceModes(o spec.Options) error { return spec.CheckNamespaceModes(o) }
+
+// ConfigWarnings are docker's warnings for options of c the host cannot
+// honour, which are dropped rather than refused (--kernel-memory, an
+// --oom-kill-disable or --blkio-weight the kernel lacks).
+func ConfigWarnings(c Config) []string { return spec.Warnings(c.Spec) }
+
+// CheckCgroupParent checks --cgroup-parent.
+func CheckCgroupParent(p string) error { return spec.CheckCgroupParent(p) }
+
+// ApplySecurityOpt applies one --security-opt to o.
+func ApplySecurityOpt(o *spec.Options, so string) error { return spec.ApplySecurityOpt(o, so) }
+
+// ParseLabelFile reads a --label-file: key=value lines.
+func ParseLabelFile(path string) ([]string, error) { return spec.ParseLabelFile(path) }

@@ -361,12 +361,22 @@ func withDefaultDevices(spec *specs.Spec) *specs.LinuxResources {
 	for _, d := range [][2]int64{{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}, {5, 1}, {5, 2}, {136, -1}} {
 		r.Devices = append(r.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(d[0]), Minor: i64(d[1]), Access: "rwm"})
 	}
+	// A node the spec's own rules name keeps their access (docker's
+	// --device /dev/x:r is readable only); others are opened fully.
+	named := func(t string, major, minor int64) bool {
+		for _, rule := range spec.Linux.Resources.Devices {
+			if rule.Allow && rule.Type == t && rule.Major != nil && *rule.Major == major && rule.Minor != nil && *rule.Minor == minor {
+				return true
+			}
+		}
+		return false
+	}
 	for _, d := range spec.Linux.Devices {
 		t := d.Type
 		if t == "u" {
 			t = "c"
 		}
-		if t == "p" {
+		if t == "p" || spec.Linux.Resources != nil && named(t, d.Major, d.Minor) {
 			continue
 		}
 		r.Devices = append(r.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: t, Major: i64(d.Major), Minor: i64(d.Minor), Access: "rwm"})

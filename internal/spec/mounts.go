@@ -87,6 +87,16 @@ func mounts(o Options) ([]specs.Mount, error) {
 		if seen[m.Destination] || (seen["/dev"] && strings.HasPrefix(m.Destination, "/dev/")) {
 			continue
 		}
+		if m.Destination == "/dev/shm" {
+			switch {
+			case o.IpcMode == "none":
+				continue // docker: no /dev/shm at all
+			case o.ShmSource != "":
+				m = specs.Mount{Destination: "/dev/shm", Type: "bind", Source: o.ShmSource, Options: []string{"rbind", "rprivate"}}
+			case o.ShmSize > 0:
+				m.Options = append(slices.Clone(m.Options[:len(m.Options)-1]), fmt.Sprintf("size=%d", o.ShmSize))
+			}
+		}
 		out = append(out, m)
 	}
 	out = append(out, user...)
@@ -222,22 +232,13 @@ func hostDevices(dir string) ([]specs.LinuxDevice, error) {
 		if err := unix.Lstat(path, &st); err != nil {
 			return nil
 		}
-		var typ string
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFCHR:
-			typ = "c"
-		case unix.S_IFBLK:
-			typ = "b"
-		default:
+		dev, ok := linuxDevice(&st)
+		if !ok {
 			return nil
 		}
-		mode := os.FileMode(st.Mode & 0o777)
-		uid, gid := st.Uid, st.Gid
 		rel, _ := filepath.Rel(dir, path)
-		out = append(out, specs.LinuxDevice{
-			Path: "/dev/" + rel, Type: typ, Major: int64(unix.Major(st.Rdev)), Minor: int64(unix.Minor(st.Rdev)),
-			FileMode: &mode, UID: &uid, GID: &gid,
-		})
+		dev.Path = "/dev/" + rel
+		out = append(out, dev)
 		return nil
 	})
 	if err != nil {

@@ -318,3 +318,30 @@ func lazyRegexp(expr string) func() *regexp.Regexp {
 
 // ValidVolumeName tells whether name is a valid local volume name.
 func ValidVolumeName(name string) bool { return volumeNameRE().MatchString(name) }
+
+// ParseLabelFile reads a --label-file as docker does: one key=value per
+// line (a bare key is an empty label), blank lines and lines starting
+// with # skipped.
+func ParseLabelFile(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("label file: %w", err)
+	}
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
+	var out []string
+	for n, raw := range strings.Split(string(b), "\n") {
+		line := strings.TrimLeftFunc(strings.TrimRight(raw, "\r"), unicode.IsSpace)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		if !utf8.ValidString(line) {
+			return nil, fmt.Errorf("label file %s line %d: not valid UTF-8", path, n+1)
+		}
+		key, _, _ := strings.Cut(line, "=")
+		if key == "" || strings.ContainsFunc(key, unicode.IsSpace) {
+			return nil, fmt.Errorf("label file %s line %d: %q is not key=value (no whitespace in the key)", path, n+1, line)
+		}
+		out = append(out, line)
+	}
+	return out, nil
+}

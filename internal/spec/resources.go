@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // minMemory is docker's smallest --memory: below it the container cannot
@@ -50,6 +51,102 @@ var onlineCPUs = func() string {
 	return strings.TrimSpace(string(b))
 }
 
+// onlineMems is the host's online memory nodes ("0"), a variable for tests.
+var onlineMems = func() string {
+	b, err := os.ReadFile("/sys/devices/system/node/online")
+	if err != nil {
+		return "0"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// hostCgroupFile tells whether the host's cgroup hierarchy has a
+// controller file: in its v1 controller's directory, or at the v2 root.
+func hostCgroupFile(controller, file string) bool {
+	for _, p := range []string{filepath.Join("/sys/fs/cgroup", controller, file), filepath.Join("/sys/fs/cgroup", file)} {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Variables for tests: what the host's cgroups can do.
+var (
+	oomKillDisableSupported = func() bool { return hostCgroupFile("memory", "memory.oom_control") }
+	rtSupported             = func() bool { return hostCgroupFile("cpu", "cpu.rt_runtime_us") }
+	blkioWeightSupported    = func() bool {
+		return hostCgroupFile("blkio", "blkio.weight") || hostCgroupFile("blkio", "blkio.bfq.weight") || hostCgroupFile("", "io.weight") || hostCgroupFile("", "io.bfq.weight")
+	}
+)
+
+// Warnings are docker's warnings for options the host cannot honour,
+// which are dropped rather than refused.
+func Warnings(o Options) []string {
+	var w []string
+	if o.KernelMemory > 0 {
+		w = append(w, "--kernel-memory is ignored: kernel memory limits are deprecated, and the kernel no longer supports them")
+	}
+	if o.OomKillDisable && !oomKillDisableSupported() {
+		w = append(w, "Your kernel does not support OomKillDisable. OomKillDisable discarded.")
+	} else if o.OomKillDisable && o.Memory == 0 {
+		w = append(w, "Disabling the OOM killer on containers without setting a '-m/--memory' limit may be dangerous.")
+	}
+	if o.BlkioWeight > 0 && !blkioWeightSupported() {
+		w = append(w, "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.")
+	}
+	return w
+}
+
+// blockIO is --blkio-weight and the --device-{read,write}-{bps,iops}
+// throttles, by the host device's major:minor.
+func blockIO(o Options, r *specs.LinuxResources) error {
+	b := &specs.LinuxBlockIO{}
+	used := false
+	if w := o.BlkioWeight; w != 0 {
+		if w < 10 || w > 1000 {
+			return fmt.Errorf("invalid --blkio-weight %d: the range is 10 to 1000", w)
+		}
+		if blkioWeightSupported() {
+			b.Weight, used = &w, true
+		}
+	}
+	throttle := func(flag string, in []ThrottleDevice) ([]specs.LinuxThrottleDevice, error) {
+		var out []specs.LinuxThrottleDevice
+		for _, t := range in {
+			var st unix.Stat_t
+			if err := unix.Stat(t.Path, &st); err != nil {
+				return nil, fmt.Errorf("%s %s: %w", flag, t.Path, err)
+			}
+			if st.Mode&unix.S_IFMT != unix.S_IFBLK {
+				return nil, fmt.Errorf("%s %s: not a block device (give a disk such as /dev/sda)", flag, t.Path)
+			}
+			td := specs.LinuxThrottleDevice{Rate: t.Rate}
+			td.Major, td.Minor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
+			out = append(out, td)
+			used = true
+		}
+		return out, nil
+	}
+	var err error
+	if b.ThrottleReadBpsDevice, err = throttle("--device-read-bps", o.BlkioDeviceReadBps); err != nil {
+		return err
+	}
+	if b.ThrottleWriteBpsDevice, err = throttle("--device-write-bps", o.BlkioDeviceWriteBps); err != nil {
+		return err
+	}
+	if b.ThrottleReadIOPSDevice, err = throttle("--device-read-iops", o.BlkioDeviceReadIOps); err != nil {
+		return err
+	}
+	if b.ThrottleWriteIOPSDevice, err = throttle("--device-write-iops", o.BlkioDeviceWriteIOps); err != nil {
+		return err
+	}
+	if used {
+		r.BlockIO = b
+	}
+	return nil
+}
+
 // resources are the cgroup limits, checked as docker checks them, and the
 // device rules: deny everything but docker's default nodes, or allow
 // everything when privileged.
@@ -59,6 +156,9 @@ func resources(o Options) (*specs.LinuxResources, error) {
 		return nil, err
 	}
 	if err := cpu(o, r); err != nil {
+		return nil, err
+	}
+	if err := blockIO(o, r); err != nil {
 		return nil, err
 	}
 	switch {
@@ -102,7 +202,14 @@ func memory(o Options, r *specs.LinuxResources) error {
 	case o.MemoryReservation > 0:
 		m.Reservation = &o.MemoryReservation
 	}
-	if m.Limit != nil || m.Swap != nil || m.Reservation != nil {
+	if o.KernelMemory < 0 {
+		return fmt.Errorf("invalid --kernel-memory %d: must be positive", o.KernelMemory)
+	}
+	if o.OomKillDisable && oomKillDisableSupported() {
+		t := true
+		m.DisableOOMKiller = &t
+	}
+	if m.Limit != nil || m.Swap != nil || m.Reservation != nil || m.DisableOOMKiller != nil {
 		r.Memory = m
 	}
 	return nil
@@ -120,6 +227,47 @@ func cpu(o Options, r *specs.LinuxResources) error {
 		c.Quota, c.Period = &quota, &period
 	}
 	switch {
+	case o.NanoCPUs != 0 && (o.CPUPeriod != 0 || o.CPUQuota != 0):
+		return fmt.Errorf("conflicting options: --cpus and --cpu-period/--cpu-quota (give one or the other)")
+	case o.CPUPeriod != 0 && (o.CPUPeriod < 1000 || o.CPUPeriod > 1000000):
+		return fmt.Errorf("invalid --cpu-period %d: the range is 1000 to 1000000 microseconds", o.CPUPeriod)
+	case o.CPUQuota != 0 && o.CPUQuota != -1 && o.CPUQuota < 1000:
+		return fmt.Errorf("invalid --cpu-quota %d: the minimum is 1000 microseconds (or -1 for none)", o.CPUQuota)
+	}
+	if o.CPUPeriod != 0 {
+		p := uint64(o.CPUPeriod)
+		c.Period = &p
+	}
+	if o.CPUQuota != 0 {
+		q := o.CPUQuota
+		c.Quota = &q
+	}
+	if o.CPURealtimePeriod != 0 || o.CPURealtimeRuntime != 0 {
+		if !rtSupported() {
+			return fmt.Errorf("--cpu-rt-period/--cpu-rt-runtime: this host's kernel has no cgroup CPU real-time scheduling (cpu.rt_runtime_us is missing); drop the flags")
+		}
+		switch {
+		case o.CPURealtimePeriod < 0 || o.CPURealtimeRuntime < -1:
+			return fmt.Errorf("invalid --cpu-rt-period/--cpu-rt-runtime: must be positive")
+		case o.CPURealtimePeriod != 0 && o.CPURealtimeRuntime > o.CPURealtimePeriod:
+			return fmt.Errorf("--cpu-rt-runtime %d is above --cpu-rt-period %d: the runtime is a part of the period", o.CPURealtimeRuntime, o.CPURealtimePeriod)
+		}
+		if o.CPURealtimePeriod != 0 {
+			p := uint64(o.CPURealtimePeriod)
+			c.RealtimePeriod = &p
+		}
+		if o.CPURealtimeRuntime != 0 {
+			rt := o.CPURealtimeRuntime
+			c.RealtimeRuntime = &rt
+		}
+	}
+	if o.CpusetMems != "" {
+		if err := checkOnline("--cpuset-mems", o.CpusetMems, onlineMems(), "memory node"); err != nil {
+			return err
+		}
+		c.Mems = o.CpusetMems
+	}
+	switch {
 	case o.CPUShares < 0:
 		return fmt.Errorf("invalid --cpu-shares %d: must be positive (1024 is the default weight)", o.CPUShares)
 	case o.CPUShares > 0:
@@ -127,24 +275,32 @@ func cpu(o Options, r *specs.LinuxResources) error {
 		c.Shares = &shares
 	}
 	if o.CpusetCpus != "" {
-		want, err := parseCPUList(o.CpusetCpus)
-		if err != nil {
-			return fmt.Errorf("invalid --cpuset-cpus %q: %w (use a list such as 0-2,4)", o.CpusetCpus, err)
-		}
-		online := onlineCPUs()
-		have, err := parseCPUList(online)
-		if err != nil {
-			return fmt.Errorf("online CPUs %q: %w", online, err)
-		}
-		for _, cpu := range slices.Sorted(maps.Keys(want)) {
-			if !have[cpu] {
-				return fmt.Errorf("--cpuset-cpus %s: CPU %d is not available (online: %s)", o.CpusetCpus, cpu, online)
-			}
+		if err := checkOnline("--cpuset-cpus", o.CpusetCpus, onlineCPUs(), "CPU"); err != nil {
+			return err
 		}
 		c.Cpus = o.CpusetCpus
 	}
-	if c.Quota != nil || c.Shares != nil || c.Cpus != "" {
+	if c.Quota != nil || c.Period != nil || c.Shares != nil || c.Cpus != "" || c.Mems != "" || c.RealtimePeriod != nil || c.RealtimeRuntime != nil {
 		r.CPU = c
+	}
+	return nil
+}
+
+// checkOnline checks a --cpuset-cpus or --cpuset-mems list against the
+// host's online CPUs or memory nodes (online, in the same list format).
+func checkOnline(flag, list, online, what string) error {
+	want, err := parseCPUList(list)
+	if err != nil {
+		return fmt.Errorf("invalid %s %q: %w (use a list such as 0-2,4)", flag, list, err)
+	}
+	have, err := parseCPUList(online)
+	if err != nil {
+		return fmt.Errorf("online %ss %q: %w", what, online, err)
+	}
+	for _, n := range slices.Sorted(maps.Keys(want)) {
+		if !have[n] {
+			return fmt.Errorf("%s %s: %s %d is not available (online: %s)", flag, list, what, n, online)
+		}
 	}
 	return nil
 }

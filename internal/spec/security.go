@@ -328,3 +328,57 @@ func parseKernel(s string) ([2]int, bool) {
 	}
 	return [2]int{a, b}, true
 }
+
+// ApplySecurityOpt applies one --security-opt as docker does, in its
+// KEY=VALUE or KEY:VALUE form: no-new-privileges[=true|false],
+// seccomp=PROFILE.json|unconfined, systempaths=unconfined, label=... (SELinux labels: accepted,
+// as on any host without SELinux) and apparmor=unconfined (a named
+// profile is refused: hull applies none).
+func ApplySecurityOpt(o *Options, so string) error {
+	k, v, hasValue := strings.Cut(so, "=")
+	if !hasValue {
+		k, v, hasValue = strings.Cut(so, ":")
+	}
+	switch k {
+	case "no-new-privileges":
+		if v != "" && v != "true" && v != "false" {
+			return fmt.Errorf("--security-opt %s: use no-new-privileges[=true|false] (or no-new-privileges:true)", so)
+		}
+		on := v != "false"
+		o.NoNewPrivileges = &on
+	case "seccomp":
+		if v == "" {
+			return fmt.Errorf("--security-opt %s: give seccomp=PROFILE.json or seccomp=unconfined", so)
+		}
+		o.Seccomp = v
+	case "systempaths":
+		if v != "unconfined" {
+			return fmt.Errorf("--security-opt %s: use systempaths=unconfined", so)
+		}
+		o.SystemPathsUnconfined = true
+	case "label":
+		if v == "" {
+			return fmt.Errorf("--security-opt %s: give label=disable or label=user:USER, role:, type:, level:", so)
+		}
+	case "apparmor":
+		switch {
+		case v == "":
+			return fmt.Errorf("--security-opt %s: give apparmor=unconfined", so)
+		case v == "unconfined":
+		case !apparmorEnabled():
+			return fmt.Errorf("--security-opt %s: AppArmor is not enabled on this host (no /sys/kernel/security/apparmor), so profile %q cannot be applied; use apparmor=unconfined or drop the option", so, v)
+		default:
+			return fmt.Errorf("--security-opt %s: hull does not load AppArmor profiles; use apparmor=unconfined or drop the option", so)
+		}
+	default:
+		return fmt.Errorf("--security-opt %q: hull knows no-new-privileges, seccomp=, systempaths=unconfined, label= and apparmor=", so)
+	}
+	return nil
+}
+
+// apparmorEnabled tells whether the kernel has AppArmor on (a variable
+// for tests).
+var apparmorEnabled = func() bool {
+	_, err := os.Stat("/sys/kernel/security/apparmor")
+	return err == nil
+}

@@ -45,6 +45,9 @@ type Options struct {
 	NoNewPrivileges *bool    // nil: true (hull's default)
 	Seccomp         string   // "": hull's default profile; "unconfined"; or a docker-format JSON file
 	ReadOnlyRootfs  bool
+	// SystemPathsUnconfined is --security-opt systempaths=unconfined: no
+	// masked or read-only paths under /proc and /sys.
+	SystemPathsUnconfined bool
 
 	// Storage
 	Mounts []Mount           // -v, named volumes (resolved to a host dir by the engine), --mount
@@ -61,13 +64,43 @@ type Options struct {
 	CpusetCpus                            string
 	PidsLimit                             int64 // -1 unlimited
 	Ulimits                               []Ulimit
+	CPUPeriod, CPUQuota                   int64  // --cpu-period/--cpu-quota (µs); exclusive with NanoCPUs
+	CPURealtimePeriod, CPURealtimeRuntime int64  // --cpu-rt-period/--cpu-rt-runtime (µs)
+	CpusetMems                            string // --cpuset-mems: memory nodes (0-1, 0,2)
+	KernelMemory                          int64  // --kernel-memory: accepted, ignored (the kernel dropped it)
+	OomKillDisable                        bool
+	OomScoreAdj                           *int // --oom-score-adj, -1000..1000
+	BlkioWeight                           uint16
+	// BlkioDevice* are --device-{read,write}-{bps,iops}: host device
+	// path and rate.
+	BlkioDeviceReadBps, BlkioDeviceWriteBps   []ThrottleDevice
+	BlkioDeviceReadIOps, BlkioDeviceWriteIOps []ThrottleDevice
+	Devices                                   []Device // --device
+	DeviceCgroupRules                         []string // --device-cgroup-rule 'c 1:3 mr'
+	Sysctls                                   map[string]string
+	ShmSize                                   int64 // --shm-size in bytes; 0: docker's 64m
 
 	// Namespaces
 	// Network is "none" or "" (a new network namespace with only lo),
 	// "host" (the host's), or "ns:<path>" (join the namespace at path).
-	Network     string
+	Network string
+	// PidMode, IpcMode, UTSMode and CgroupnsMode are docker's modes:
+	// "" (private), "host", "container:<name|id>" (pid, ipc), and for
+	// ipc also "private", "shareable" and "none".
+	PidMode, IpcMode, UTSMode, CgroupnsMode string
+	// JoinNamespaces maps a namespace type (pid, ipc) to the path of
+	// another container's namespace to join (/proc/PID/ns/X): the
+	// engine's resolution of a container:C mode, made at create.
+	JoinNamespaces map[string]string
+	// ShmSource is a host directory bound on /dev/shm instead of a tmpfs
+	// of its own: the host's with --ipc host, another container's with
+	// --ipc container:C (the engine sets it).
+	ShmSource   string
 	CgroupsPath string // e.g. "/hull-<id>"
-	Annotations map[string]string
+	// CgroupParent is --cgroup-parent: the cgroup under which the
+	// engine puts the container's (/PARENT/hull-<id>).
+	CgroupParent string
+	Annotations  map[string]string
 }
 
 // Mount is one -v, --mount or named volume.
@@ -179,22 +212,42 @@ func Generate(img *v1.ConfigFile, rootfs string, o Options) (*specs.Spec, error)
 	if err != nil {
 		return nil, err
 	}
-	ns, err := namespaces(o.Network)
+	ns, err := namespaces(o)
 	if err != nil {
 		return nil, err
+	}
+	sysctls, err := checkSysctls(o, ns)
+	if err != nil {
+		return nil, err
+	}
+	devices, err := devices(o, res)
+	if err != nil {
+		return nil, err
+	}
+	if o.OomScoreAdj != nil {
+		proc.OOMScoreAdj = o.OomScoreAdj
+	}
+	if o.UTSMode == "host" {
+		hostname = "" // the host's own: not ours to set
 	}
 	linux := &specs.Linux{
 		Resources:   res,
 		CgroupsPath: o.CgroupsPath,
 		Namespaces:  ns,
+		Sysctl:      sysctls,
+		Devices:     devices,
 	}
 	if o.Privileged {
-		if linux.Devices, err = hostDevices("/dev"); err != nil {
+		host, err := hostDevices("/dev")
+		if err != nil {
 			return nil, err
 		}
+		linux.Devices = append(host, linux.Devices...)
 	} else {
-		linux.MaskedPaths = maskedPaths()
-		linux.ReadonlyPaths = readonlyPaths()
+		if !o.SystemPathsUnconfined {
+			linux.MaskedPaths = maskedPaths()
+			linux.ReadonlyPaths = readonlyPaths()
+		}
 		if linux.Seccomp, err = seccompProfile(o.Seccomp, caps); err != nil {
 			return nil, err
 		}
@@ -248,7 +301,7 @@ func Hostname(o Options) (string, error) { return hostnameFor(o) }
 
 func hostnameFor(o Options) (string, error) {
 	h := o.Hostname
-	if h == "" && o.Network == "host" {
+	if h == "" && (o.Network == "host" || o.UTSMode == "host") {
 		var err error
 		if h, err = os.Hostname(); err != nil {
 			return "", fmt.Errorf("hostname of the host: %w", err)
@@ -327,25 +380,6 @@ func lookupEnv(env []string, key string) int {
 		}
 	}
 	return -1
-}
-
-// namespaces are docker's: a private pid, ipc, uts, mount and cgroup
-// namespace, and a network namespace unless the host's is shared.
-func namespaces(network string) ([]specs.LinuxNamespace, error) {
-	ns := []specs.LinuxNamespace{
-		{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace},
-		{Type: specs.MountNamespace}, {Type: specs.CgroupNamespace},
-	}
-	switch {
-	case network == "" || network == "none":
-		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
-	case network == "host":
-	case strings.HasPrefix(network, "ns:") && filepath.IsAbs(network[3:]):
-		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: network[3:]})
-	default:
-		return nil, fmt.Errorf("network %q is not supported (use none, host or ns:/path/of/netns)", network)
-	}
-	return ns, nil
 }
 
 // Effective is what a container runs with once its options are laid over
