@@ -25,6 +25,8 @@ type runFlags struct {
 	stopTimeout                                        int
 	entrypointSet                                      bool   // --entrypoint given, even empty
 	id                                                 string // chosen ahead (run), or ""
+
+	ioFlags // mounts, attaching, logging (runio.go)
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
@@ -41,6 +43,7 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.envFiles, "env-file", nil, "read environment variables from a file")
 	fs.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount or named volume: SRC:DST[:ro|rw]")
 	fs.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount a tmpfs: /path[:options]")
+	f.ioFlags.register(fs)
 	fs.StringArrayVar(&f.capAdd, "cap-add", nil, "add Linux capabilities")
 	fs.StringArrayVar(&f.capDrop, "cap-drop", nil, "drop Linux capabilities")
 	fs.StringArrayVar(&f.securityOpts, "security-opt", nil, "no-new-privileges[=false], seccomp=PROFILE.json|unconfined")
@@ -107,6 +110,9 @@ func (f *runFlags) config(args []string) (engine.Config, error) {
 			return c, err
 		}
 		o.Mounts = append(o.Mounts, m)
+	}
+	if err := f.ioConfig(&c); err != nil {
+		return c, err
 	}
 	for _, t := range f.tmpfs {
 		path, opts, err := engine.ParseTmpfs(t)

@@ -70,3 +70,20 @@ func ParseMemorySwap(s string) (int64, error) { return spec.ParseMemorySwap(s) }
 
 // ParseCPUs parses --cpus 1.5 into nano-CPUs.
 func ParseCPUs(s string) (int64, error) { return spec.ParseCPUs(s) }
+
+// ParseMount parses docker's long form --mount
+// type=bind|volume|tmpfs,src=,dst=,readonly,... (a CSV record).
+func ParseMount(s string) (Mount, error) { return spec.ParseMount(s) }
+
+// ParseVolumesFrom parses --volumes-from CONTAINER[:ro|rw].
+func ParseVolumesFrom(s string) (VolumesFrom, error) {
+	name, mode, _ := strings.Cut(s, ":")
+	v := VolumesFrom{Container: name, Mode: mode}
+	if name == "" {
+		return v, fmt.Errorf("--volumes-from %q: name a container (CONTAINER[:ro|rw])", s)
+	}
+	if mode != "" && mode != "ro" && mode != "rw" {
+		return v, fmt.Errorf("--volumes-from %q: invalid mode %q (use ro or rw)", s, mode)
+	}
+	return v, nil
+}
