@@ -69,6 +69,7 @@ func forEach(cmd *cobra.Command, args []string, fn func(ref string) error) error
 
 func newStartCmd(g *globals) *cobra.Command {
 	var attach, interactive bool
+	var detachKeys string
 	cmd := &cobra.Command{
 		Use:   "start [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Start one or more stopped containers",
@@ -82,7 +83,8 @@ func newStartCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				code, err := startAttached(cmd, eng, c, interactive, false)
+				ao := attachOptions{streams: engine.Streams{Stdin: interactive, Stdout: true, Stderr: true}, sigProxy: true, detachKeys: detachKeys}
+				code, err := startAttached(cmd, eng, c, ao, false)
 				if err != nil {
 					return withCode(failureStatus(err, false), err)
 				}
@@ -102,6 +104,7 @@ func newStartCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&attach, "attach", "a", false, "attach stdout/stderr and forward signals")
 	cmd.Flags().BoolVarP(&interactive, "interactive", "i", false, "attach stdin")
+	cmd.Flags().StringVar(&detachKeys, "detach-keys", "ctrl-p,ctrl-q", "key sequence that detaches, leaving the container running")
 	return cmd
 }
 

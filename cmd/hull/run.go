@@ -238,6 +238,10 @@ func createContainer(cmd *cobra.Command, g *globals, eng *engine.Engine, f *runF
 	if err != nil {
 		return nil, withCode(125, err)
 	}
+	cid, err := openCIDFile(f.cidFile)
+	if err != nil {
+		return nil, withCode(125, err)
+	}
 	errOut := cmd.ErrOrStderr()
 	if ref, err := reference.Parse(cfg.Image); err == nil && ref.IsLatest() && !g.cfg.Warnings.NoLatestWarning {
 		ui.Warn(errOut, "%s runs from a floating latest tag; pin a version or digest for reproducible runs", ref.Familiar())
@@ -254,6 +258,11 @@ func createContainer(cmd *cobra.Command, g *globals, eng *engine.Engine, f *runF
 	})
 	if bars != nil {
 		bars.Done()
+	}
+	if err == nil {
+		err = cid.write(c.ID)
+	} else {
+		cid.write("")
 	}
 	if err != nil {
 		if c != nil && f.rm {
@@ -287,6 +296,7 @@ func newRunCmd(g *globals) *cobra.Command {
 			// Its monitor gets ready while the container is created,
 			// and starts the container's process ahead when the
 			// container is of the kind that allows it (runtime.Early).
+			f.detached = detach
 			early := !f.tty && !f.interactive && f.memory == ""
 			newNetNS := f.network == "none"
 			if spareOf != "" {
@@ -340,7 +350,7 @@ func newRunCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), c.ID)
 				return nil
 			}
-			code, err := startAttached(cmd, eng, c, f.interactive, true)
+			code, err := startAttached(cmd, eng, c, f.attachOptions(f.interactive), true)
 			if err != nil {
 				removeUnstarted()
 				return withCode(failureStatus(err, false), err)
@@ -354,6 +364,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	f.register(cmd.Flags())
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "run in the background and print the container ID")
 	cmd.Flags().BoolVar(&f.rm, "rm", false, "remove the container when it exits")
+	f.ioFlags.registerRun(cmd.Flags())
 	return cmd
 }
 
@@ -366,22 +377,19 @@ func (silentError) Error() string { return "" }
 // startAttached starts the container with the terminal attached: output
 // streams here, stdin (with -i) goes there, signals are forwarded, and the
 // container's exit status is returned.
-func startAttached(cmd *cobra.Command, eng *engine.Engine, c *engine.Container, stdin, justCreated bool) (int, error) {
+func startAttached(cmd *cobra.Command, eng *engine.Engine, c *engine.Container, ao attachOptions, justCreated bool) (int, error) {
 	var so engine.StartOptions
 	if justCreated {
 		so.Created = c
 	}
-	// As docker run, ctrl-p,ctrl-q detaches a terminal and leaves the
-	// container running.
-	o := engine.AttachOptions{Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(), DetachKeys: "ctrl-p,ctrl-q"}
-	if stdin {
-		o.Stdin = cmd.InOrStdin()
-	}
+	// As docker run, the detach keys (ctrl-p,ctrl-q unless --detach-keys)
+	// detach and leave the container running.
+	o := ao.engineOptions(cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 	a, err := eng.StartAttached(cmd.Context(), c.ID, so, o)
 	if err != nil {
 		return failureStatus(err, false), err
 	}
-	code, err := followAttached(cmd, a, true)
+	code, err := followAttached(cmd, a, ao.sigProxy)
 	if errors.Is(err, engine.ErrDetached) {
 		return 0, nil
 	}

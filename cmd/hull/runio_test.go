@@ -1,10 +1,16 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // --mount is docker's long form of -v and --tmpfs: binds, volumes and
@@ -68,5 +74,119 @@ func TestRunVolumesFrom(t *testing.T) {
 	}
 	if n := strings.Count(mustHull(t, root, "ps", "-aq"), "\n"); n != 1 {
 		t.Errorf("a failed --volumes-from left %d containers, want only data's", n)
+	}
+}
+
+// -a attaches only the named streams of a foreground run.
+func TestRunAttachStreams(t *testing.T) {
+	root, fx := containerEnv(t)
+	mustHull(t, root, "pull", fx.Busybox.Ref)
+	for _, tc := range []struct{ stream, out, err string }{
+		{"stdout", "out\n", ""}, {"STDERR", "", "err\n"},
+	} {
+		cmd := hullProc(root, "run", "--rm", "-a", tc.stream, fx.Busybox.Ref, "sh", "-c", "echo out; echo err >&2")
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("-a %s: %v (%s)", tc.stream, err, stderr.String())
+		}
+		if stdout.String() != tc.out || stderr.String() != tc.err {
+			t.Errorf("-a %s: stdout %q stderr %q, want %q and %q", tc.stream, stdout.String(), stderr.String(), tc.out, tc.err)
+		}
+	}
+	for _, args := range [][]string{{"-a", "stdio"}, {"-d", "-a", "stdout"}} {
+		cmd := hullProc(root, append(append([]string{"run", "--rm"}, args...), fx.Busybox.Ref, "true")...)
+		out, err := cmd.CombinedOutput()
+		if exitStatus(err) != 125 || !strings.Contains(string(out), "-a") {
+			t.Errorf("run %v: exit %d, %q; want 125 naming -a", args, exitStatus(err), out)
+		}
+	}
+}
+
+// --cidfile gets the container's ID, and an existing file is refused.
+func TestRunCIDFile(t *testing.T) {
+	root, fx := containerEnv(t)
+	file := filepath.Join(t.TempDir(), "cid")
+	id := strings.TrimSpace(mustHull(t, root, "run", "-d", "--cidfile", file, fx.Busybox.Ref, "sleep", "100"))
+	if data, err := os.ReadFile(file); err != nil || string(data) != id || len(id) != 64 {
+		t.Fatalf("cidfile has %q (%v), want the ID %q", data, err, id)
+	}
+	cmd := hullProc(root, "create", "--cidfile", file, fx.Busybox.Ref, "true")
+	out, err := cmd.CombinedOutput()
+	if exitStatus(err) != 125 || !strings.Contains(string(out), "container ID file found") {
+		t.Errorf("existing cidfile: exit %d, %q", exitStatus(err), out)
+	}
+	if ps := mustHull(t, root, "ps", "-aq"); strings.Count(ps, "\n") != 1 {
+		t.Errorf("the refused create made a container: %q", ps)
+	}
+	// A creation that fails leaves no file behind.
+	file2 := filepath.Join(t.TempDir(), "cid2")
+	hullProc(root, "create", "--cidfile", file2, "--volumes-from", "nosuch", fx.Busybox.Ref, "true").Run()
+	if _, err := os.Stat(file2); !os.IsNotExist(err) {
+		t.Errorf("cidfile of a failed create: %v", err)
+	}
+}
+
+// --sig-proxy=false leaves the container alone when the run is signalled.
+func TestRunSigProxy(t *testing.T) {
+	root, fx := containerEnv(t)
+	script := `trap "exit 7" TERM; echo ready; while :; do sleep 0.1; done`
+	for _, proxy := range []bool{true, false} {
+		name := fmt.Sprintf("proxy-%v", proxy)
+		cmd := hullProc(root, "run", "--name", name, fmt.Sprintf("--sig-proxy=%v", proxy), fx.Busybox.Ref, "sh", "-c", script)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		if line != "ready\n" {
+			t.Fatalf("%s: first line %q", name, line)
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		err = cmd.Wait()
+		state := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", name))
+		if proxy && (exitStatus(err) != 7 || state != "exited 7") {
+			t.Errorf("--sig-proxy=true: run ended with %v, container %q; want the TERM forwarded (exit 7)", err, state)
+		}
+		if !proxy && state != "running 0" {
+			t.Errorf("--sig-proxy=false: container %q after the run was signalled, want it running", state)
+		}
+	}
+}
+
+// --detach-keys on run and start -a: the keys detach, the container runs on.
+func TestRunDetachKeys(t *testing.T) {
+	root, fx := containerEnv(t)
+	run := func(args ...string) {
+		t.Helper()
+		cmd := hullProc(root, args...)
+		cmd.Stdin = strings.NewReader("\x18x")
+		done := make(chan error, 1)
+		go func() { out, err := cmd.CombinedOutput(); done <- fmt.Errorf("%w: %s", err, out) }()
+		select {
+		case err := <-done:
+			if exitStatus(errors.Unwrap(err)) != 0 {
+				t.Errorf("hull %v: %v", args, err)
+			}
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("hull %v did not detach", args)
+		}
+	}
+	run("run", "-i", "--name", "dk", "--detach-keys", "ctrl-x,x", fx.Busybox.Ref, "sleep", "1000")
+	if st := mustHull(t, root, "inspect", "-f", "{{.State.Status}}", "dk"); st != "running\n" {
+		t.Errorf("after the detach keys: %q, want running", st)
+	}
+	mustHull(t, root, "create", "-i", "--name", "dk2", fx.Busybox.Ref, "sleep", "1000")
+	run("start", "-ai", "--detach-keys", "ctrl-x,x", "dk2")
+	if st := mustHull(t, root, "inspect", "-f", "{{.State.Status}}", "dk2"); st != "running\n" {
+		t.Errorf("start -ai after the detach keys: %q, want running", st)
+	}
+	cmd := hullProc(root, "run", "--rm", "--detach-keys", "ctrl-", fx.Busybox.Ref, "true")
+	if out, err := cmd.CombinedOutput(); exitStatus(err) != 125 || !strings.Contains(string(out), "--detach-keys") {
+		t.Errorf("bad --detach-keys: exit %d, %q", exitStatus(err), out)
 	}
 }

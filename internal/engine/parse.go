@@ -87,3 +87,28 @@ func ParseVolumesFrom(s string) (VolumesFrom, error) {
 	}
 	return v, nil
 }
+
+// Streams are the standard streams a foreground run attaches (-a).
+type Streams struct{ Stdin, Stdout, Stderr bool }
+
+// ParseAttach parses run's -a/--attach values (stdin, stdout, stderr, in
+// any case); none given means stdout and stderr, as docker's.
+func ParseAttach(values []string) (Streams, error) {
+	if len(values) == 0 {
+		return Streams{Stdout: true, Stderr: true}, nil
+	}
+	var s Streams
+	for _, v := range values {
+		switch strings.ToLower(v) {
+		case "stdin":
+			s.Stdin = true
+		case "stdout":
+			s.Stdout = true
+		case "stderr":
+			s.Stderr = true
+		default:
+			return s, fmt.Errorf("invalid argument %q for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR", v)
+		}
+	}
+	return s, nil
+}
