@@ -308,7 +308,7 @@ func (f *psFilters) match(c *engine.Container) bool {
 }
 
 func newLogsCmd(g *globals) *cobra.Command {
-	var follow, timestamps bool
+	var follow, timestamps, details bool
 	var tail, since, until string
 	cmd := &cobra.Command{
 		Use:   "logs [OPTIONS] CONTAINER",
@@ -330,7 +330,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			o := engine.LogsOptions{Tail: n, Since: from, Until: to, Follow: follow}
-			return printLogs(cmd.Context(), eng, args[0], o, timestamps, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return printLogs(cmd.Context(), eng, args[0], o, timestamps, details, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		}),
 	}
 	f := cmd.Flags()
@@ -339,6 +339,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 	f.StringVarP(&tail, "tail", "n", "all", "number of lines to show from the end")
 	f.StringVar(&since, "since", "", "show logs since a timestamp (RFC 3339) or relative (42m)")
 	f.StringVar(&until, "until", "", "show logs before a timestamp (RFC 3339) or relative (42m)")
+	f.BoolVar(&details, "details", false, "show the extra attributes of each line (hull's log has none: docker's empty attribute list, a space, prefixes the line)")
 	return cmd
 }
 
@@ -363,7 +364,7 @@ func parseTimeArg(flag, s string) (time.Time, error) {
 
 // printLogs prints a container's output as o selects, stdout records to
 // out and stderr records to errOut, with their times if timestamps.
-func printLogs(ctx context.Context, eng *engine.Engine, ref string, o engine.LogsOptions, timestamps bool, out, errOut io.Writer) error {
+func printLogs(ctx context.Context, eng *engine.Engine, ref string, o engine.LogsOptions, timestamps, details bool, out, errOut io.Writer) error {
 	logs, err := eng.Logs(ctx, ref, o)
 	if err != nil {
 		return err
@@ -381,10 +382,14 @@ func printLogs(ctx context.Context, eng *engine.Engine, ref string, o engine.Log
 		if r.Stream == "stderr" {
 			w = errOut
 		}
+		line := r.Line
+		if details {
+			line = " " + line // docker's: the attributes (none here), a space, the line
+		}
 		if timestamps {
-			fmt.Fprintf(w, "%s %s\n", r.Time.Format(time.RFC3339Nano), r.Line)
+			fmt.Fprintf(w, "%s %s\n", r.Time.Format(time.RFC3339Nano), line)
 		} else {
-			fmt.Fprintln(w, r.Line)
+			fmt.Fprintln(w, line)
 		}
 	}
 }

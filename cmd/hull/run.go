@@ -234,6 +234,7 @@ func newCreateCmd(g *globals) *cobra.Command {
 // with docker's messages; exit codes follow docker (125 for hull's errors).
 func createContainer(cmd *cobra.Command, g *globals, eng *engine.Engine, f *runFlags, args []string) (*engine.Container, error) {
 	f.entrypointSet = cmd.Flags().Changed("entrypoint")
+	f.logDefault = g.cfg.Logging
 	cfg, err := f.config(args)
 	if err != nil {
 		return nil, withCode(125, err)

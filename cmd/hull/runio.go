@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"hull/internal/config"
 	"hull/internal/engine"
 )
 
@@ -19,6 +20,9 @@ type ioFlags struct {
 	sigProxy            bool   // run only
 	detachKeys          string // run only
 	detached            bool   // run -d, set by run
+	logDriver           string
+	logOpts             []string
+	logDefault          config.Logging // hull.toml's [logging], set by createContainer
 }
 
 func (f *ioFlags) register(fs *pflag.FlagSet) {
@@ -26,6 +30,8 @@ func (f *ioFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.volumesFrom, "volumes-from", nil, "mount the volumes of a container: CONTAINER[:ro|rw]")
 	fs.StringArrayVarP(&f.attach, "attach", "a", nil, "attach to STDIN, STDOUT or STDERR (repeatable; default stdout and stderr)")
 	fs.StringVar(&f.cidFile, "cidfile", "", "write the container ID to the file (which must not exist)")
+	fs.StringVar(&f.logDriver, "log-driver", "", "logging driver: json-file (default), local, k8s-file or none")
+	fs.StringArrayVar(&f.logOpts, "log-opt", nil, "log driver option: max-size=10m, max-file=3, compress=false")
 	f.sigProxy, f.detachKeys = true, "ctrl-p,ctrl-q"
 }
 
@@ -59,6 +65,26 @@ func (f *ioFlags) ioConfig(c *engine.Config) error {
 	}
 	if _, err := engine.ParseDetachKeys(f.detachKeys); err != nil {
 		return fmt.Errorf("--detach-keys: %w", err)
+	}
+	// hull.toml's [logging] applies to a container without --log-driver,
+	// or with the same driver (as docker's daemon log-opts).
+	driver, defaults := f.logDriver, map[string]string(nil)
+	defDriver := f.logDefault.Driver
+	if defDriver == "" {
+		defDriver = "json-file"
+	}
+	if driver == "" || driver == defDriver {
+		driver, defaults = f.logDefault.Driver, f.logDefault.Opts
+	}
+	if driver != "" || len(defaults) > 0 || len(f.logOpts) > 0 {
+		lc, err := engine.ParseLogConfig(driver, f.logOpts, defaults)
+		if err != nil {
+			if f.logDriver == "" && len(f.logOpts) == 0 {
+				err = fmt.Errorf("hull.toml [logging]: %w", err)
+			}
+			return err
+		}
+		c.LogConfig = lc
 	}
 	return nil
 }

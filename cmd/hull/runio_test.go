@@ -190,3 +190,101 @@ func TestRunDetachKeys(t *testing.T) {
 		t.Errorf("bad --detach-keys: exit %d, %q", exitStatus(err), out)
 	}
 }
+
+// --log-driver none keeps no log: the run's output still reaches the
+// terminal, and logs says the driver cannot be read, as docker's.
+func TestRunLogDriverNone(t *testing.T) {
+	root, fx := containerEnv(t)
+	if out := mustHull(t, root, "run", "--name", "quiet", "--log-driver", "none", fx.Busybox.Ref, "echo", "hi"); out != "hi\n" {
+		t.Errorf("foreground output with --log-driver none: %q", out)
+	}
+	mustHull(t, root, "create", "--name", "quiet2", "--log-driver", "none", fx.Busybox.Ref, "echo", "hi")
+	mustHull(t, root, "start", "-a", "quiet2")
+	for _, name := range []string{"quiet", "quiet2"} {
+		cmd := hullProc(root, "logs", name)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "configured logging driver does not support reading") {
+			t.Errorf("logs %s: %v %q", name, err, out)
+		}
+		if got := mustHull(t, root, "inspect", "-f", "{{.HostConfig.LogConfig.Type}} [{{.LogPath}}]", name); got != "none []\n" {
+			t.Errorf("inspect %s: %q", name, got)
+		}
+		logs, _ := filepath.Glob(filepath.Join(root, "containers", "*", "container.log*"))
+		for _, l := range logs {
+			if fi, err := os.Stat(l); err == nil && fi.Size() > 0 && !strings.HasSuffix(l, ".monitor") {
+				t.Errorf("%s has %d bytes with --log-driver none", l, fi.Size())
+			}
+		}
+	}
+	if got := mustHull(t, root, "inspect", "-f", "{{.HostConfig.LogConfig.Type}}", mustHull(t, root, "create", fx.Busybox.Ref)[:12]); got != "json-file\n" {
+		t.Errorf("default LogConfig.Type %q, want json-file", got)
+	}
+}
+
+// --log-opt max-size and max-file rotate the container's log; logs reads
+// every file kept; --details prefixes docker's (empty) attributes.
+func TestRunLogOpts(t *testing.T) {
+	root, fx := containerEnv(t)
+	script := `i=0; while [ $i -lt 300 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done`
+	mustHull(t, root, "run", "--name", "rot", "--log-driver", "local", "--log-opt", "max-size=2k", "--log-opt", "max-file=5", "-a", "stderr", fx.Busybox.Ref, "sh", "-c", script)
+	path := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.LogPath}}", "rot"))
+	files, _ := filepath.Glob(path + "*")
+	var kept []string
+	for _, f := range files {
+		if !strings.HasSuffix(f, ".monitor") {
+			kept = append(kept, f)
+		}
+		if fi, err := os.Stat(f); err == nil && fi.Size() > 2048 {
+			t.Errorf("%s is %d bytes, over max-size 2k", f, fi.Size())
+		}
+	}
+	if len(kept) != 5 {
+		t.Errorf("log files %v, want 5 (max-file=5)", kept)
+	}
+	lines := strings.Split(strings.TrimSpace(mustHull(t, root, "logs", "rot")), "\n")
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "line-299-") || strings.HasPrefix(lines[0], "line-0-") || len(lines) < 4*2048/100 {
+		t.Errorf("logs: %d lines, %q ... %q; want the last lines of all 5 files", len(lines), lines[0], last)
+	}
+	if got := mustHull(t, root, "inspect", "-f", "{{.HostConfig.LogConfig.Type}} {{index .HostConfig.LogConfig.Config \"max-file\"}}", "rot"); got != "local 5\n" {
+		t.Errorf("inspect LogConfig: %q", got)
+	}
+	mustHull(t, root, "run", "--name", "det", fx.Busybox.Ref, "echo", "hello")
+	if out := mustHull(t, root, "logs", "--details", "det"); out != " hello\n" {
+		t.Errorf("logs --details: %q, want docker's %q", out, " hello\n")
+	}
+	for _, args := range [][]string{
+		{"--log-driver", "syslog"}, {"--log-opt", "max-size=lots"}, {"--log-opt", "bogus=1"},
+		{"--log-opt", "max-file=0"}, {"--log-driver", "none", "--log-opt", "max-size=1m"}, {"--log-opt", "compress=true"},
+	} {
+		cmd := hullProc(root, append(append([]string{"run", "--rm"}, args...), fx.Busybox.Ref, "true")...)
+		if out, err := cmd.CombinedOutput(); exitStatus(err) != 125 || !strings.Contains(string(out), "log") {
+			t.Errorf("run %v: exit %d, %q; want 125", args, exitStatus(err), out)
+		}
+	}
+}
+
+// hull.toml's [logging] is the default of containers without --log-driver.
+func TestLoggingDefaultFromConfig(t *testing.T) {
+	root, fx := containerEnv(t)
+	conf := filepath.Join(t.TempDir(), "hull.toml")
+	if err := os.WriteFile(conf, []byte("[logging]\ndriver = \"local\"\nopts = { max-size = \"1m\", max-file = \"2\" }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "local map[max-file:2 max-size:1m]"},
+		{[]string{"--log-opt", "max-file=4"}, "local map[max-file:4 max-size:1m]"},
+		{[]string{"--log-driver", "json-file"}, "json-file map[]"},
+	} {
+		args := append(append([]string{"--config", conf, "create"}, tc.args...), fx.Busybox.Ref, "true")
+		out, err := hullProc(root, args...).Output()
+		if err != nil {
+			t.Fatalf("create %v: %v", tc.args, err)
+		}
+		if got := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.HostConfig.LogConfig.Type}} {{.HostConfig.LogConfig.Config}}", strings.TrimSpace(string(out)))); got != tc.want {
+			t.Errorf("create %v under [logging]: %q, want %q", tc.args, got, tc.want)
+		}
+	}
+}

@@ -102,6 +102,9 @@ type Config struct {
 	// VolumesFrom are the containers whose volumes and bind mounts this
 	// one mounts too (--volumes-from), resolved at create into Spec.Mounts.
 	VolumesFrom []VolumesFrom `json:"VolumesFrom,omitempty"`
+	// LogConfig is the log driver and its options (--log-driver,
+	// --log-opt); empty: hull's default.
+	LogConfig LogConfig `json:"LogConfig"`
 	// Path and Args are the process that runs (entrypoint + command).
 	Path string   `json:"Path"`
 	Args []string `json:"Args"`

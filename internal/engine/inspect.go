@@ -80,6 +80,10 @@ type InspectHost struct {
 	Tmpfs          map[string]string `json:"Tmpfs"`
 	Init           bool              `json:"Init"`
 	GroupAdd       []string          `json:"GroupAdd"`
+	// LogConfig is the log driver and options the container was created
+	// with; json-file, local and k8s-file all mean hull's log file (CRI's
+	// format, at LogPath).
+	LogConfig LogConfig `json:"LogConfig"`
 }
 
 // InspectLifecycle is hull's addition: the stage reached, for `why`.
@@ -137,6 +141,16 @@ func (e *Engine) Inspect(c *Container) *Inspect {
 	h.Memory, h.MemorySwap, h.NanoCpus, h.CpuShares = o.Memory, o.MemorySwap, o.NanoCPUs, o.CPUShares
 	h.CpusetCpus, h.PidsLimit, h.Ulimits, h.Tmpfs, h.Init = o.CpusetCpus, o.PidsLimit, o.Ulimits, o.Tmpfs, o.Init
 	h.GroupAdd = o.GroupAdd
+	h.LogConfig = c.Config.LogConfig
+	if h.LogConfig.Type == "" {
+		h.LogConfig.Type = "json-file"
+	}
+	if h.LogConfig.Config == nil {
+		h.LogConfig.Config = map[string]string{}
+	}
+	if h.LogConfig.Type == "none" {
+		d.LogPath = ""
+	}
 	if d.Mounts == nil {
 		d.Mounts = []spec.Mount{}
 	}

@@ -10,5 +10,5 @@ import (
 
 // The wire layouts of the types this package sends (see wire.Known).
 func init() {
-	wire.Known(reflect.TypeFor[Container](), 0xa1f823e67fbd69d3)
+	wire.Known(reflect.TypeFor[Container](), 0xcbfccca1ac8d04f4)
 }
