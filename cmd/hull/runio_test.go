@@ -35,6 +35,10 @@ func TestRunMountFlag(t *testing.T) {
 	if out := mustHull(t, root, "run", "--rm", "--mount", "src=mdata,dst=/v,ro", fx.Busybox.Ref, "sh", "-c", "cat /v/f; touch /v/y 2>/dev/null || echo v-ro"); out != "in-vol\nv-ro\n" {
 		t.Errorf("named volume through --mount: %q", out)
 	}
+	// volume-nocopy leaves a new volume empty (-v would seed it).
+	if out := mustHull(t, root, "run", "--rm", "--mount", "type=volume,src=nc,dst=/etc,volume-nocopy", fx.Busybox.Ref, "sh", "-c", "test -e /etc/passwd || echo empty"); out != "empty\n" {
+		t.Errorf("volume-nocopy: %q", out)
+	}
 	for arg, want := range map[string]string{
 		"type=bind,src=/no/such/dir,dst=/x":                "bind source path does not exist: /no/such/dir",
 		"type=tmpfs,dst=/x,bogus=1":                        "unexpected key 'bogus' in 'bogus=1'",
@@ -57,15 +61,15 @@ func TestRunMountFlag(t *testing.T) {
 func TestRunVolumesFrom(t *testing.T) {
 	root, fx := containerEnv(t)
 	host := t.TempDir()
-	mustHull(t, root, "create", "--name", "data", "-v", "vfdata:/data", "-v", host+":/bind", "--tmpfs", "/tmp2", fx.Busybox.Ref, "true")
+	mustHull(t, root, "create", "--name", "data", "-v", "vfdata:/data", "-v", host+":/bind", "-v", "/anon", "--tmpfs", "/tmp2", fx.Busybox.Ref, "true")
 	out := mustHull(t, root, "run", "--rm", "--volumes-from", "data", fx.Busybox.Ref, "sh", "-c",
-		"echo shared > /data/f && echo b > /bind/f && cat /data/f /bind/f; grep -c ' /tmp2 ' /proc/mounts; true")
+		"echo shared > /data/f && echo b > /bind/f && echo a > /anon/f && cat /data/f /bind/f; grep -c ' /tmp2 ' /proc/mounts; true")
 	if out != "shared\nb\n0\n" {
 		t.Errorf("--volumes-from data: %q", out)
 	}
 	out = mustHull(t, root, "run", "--rm", "--volumes-from", "data:ro", fx.Busybox.Ref, "sh", "-c",
-		"cat /data/f; touch /data/g 2>/dev/null || echo ro")
-	if out != "shared\nro\n" {
+		"cat /data/f /anon/f; touch /data/g 2>/dev/null || echo ro")
+	if out != "shared\na\nro\n" {
 		t.Errorf("--volumes-from data:ro: %q", out)
 	}
 	cmd := hullProc(root, "run", "--rm", "--volumes-from", "nosuch", fx.Busybox.Ref, "true")
