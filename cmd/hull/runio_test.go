@@ -198,13 +198,16 @@ func TestRunDetachKeys(t *testing.T) {
 // --log-driver none keeps no log: the run's output still reaches the
 // terminal, and logs says the driver cannot be read, as docker's.
 func TestRunLogDriverNone(t *testing.T) {
+	useShim(t)
 	root, fx := containerEnv(t)
 	if out := mustHull(t, root, "run", "--name", "quiet", "--log-driver", "none", fx.Busybox.Ref, "echo", "hi"); out != "hi\n" {
 		t.Errorf("foreground output with --log-driver none: %q", out)
 	}
 	mustHull(t, root, "create", "--name", "quiet2", "--log-driver", "none", fx.Busybox.Ref, "echo", "hi")
 	mustHull(t, root, "start", "-a", "quiet2")
-	for _, name := range []string{"quiet", "quiet2"} {
+	mustHull(t, root, "run", "-d", "--name", "quiet3", "--log-driver", "none", fx.Busybox.Ref, "sh", "-c", "sleep 0.5; echo hi")
+	mustHull(t, root, "wait", "quiet3")
+	for _, name := range []string{"quiet", "quiet2", "quiet3"} {
 		cmd := hullProc(root, "logs", name)
 		out, err := cmd.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "configured logging driver does not support reading") {
@@ -228,6 +231,7 @@ func TestRunLogDriverNone(t *testing.T) {
 // --log-opt max-size and max-file rotate the container's log; logs reads
 // every file kept; --details prefixes docker's (empty) attributes.
 func TestRunLogOpts(t *testing.T) {
+	useShim(t)
 	root, fx := containerEnv(t)
 	script := `i=0; while [ $i -lt 300 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done`
 	mustHull(t, root, "run", "--name", "rot", "--log-driver", "local", "--log-opt", "max-size=2k", "--log-opt", "max-file=5", "-a", "stderr", fx.Busybox.Ref, "sh", "-c", script)
@@ -251,6 +255,20 @@ func TestRunLogOpts(t *testing.T) {
 	}
 	if got := mustHull(t, root, "inspect", "-f", "{{.HostConfig.LogConfig.Type}} {{index .HostConfig.LogConfig.Config \"max-file\"}}", "rot"); got != "local 5\n" {
 		t.Errorf("inspect LogConfig: %q", got)
+	}
+	// Detached, the container's output is logged by hull-shim once the
+	// monitor hands it over: the same limits apply.
+	mustHull(t, root, "run", "-d", "--name", "rot-d", "--log-opt", "max-size=2k", "--log-opt", "max-file=2", fx.Busybox.Ref, "sh", "-c", "sleep 0.5; "+script)
+	mustHull(t, root, "wait", "rot-d")
+	path = strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.LogPath}}", "rot-d"))
+	if _, err := os.Stat(path + ".1"); err != nil {
+		t.Errorf("detached max-file=2: %v", err)
+	}
+	if _, err := os.Stat(path + ".2"); err == nil {
+		t.Errorf("detached max-file=2 kept a third file")
+	}
+	if out := mustHull(t, root, "logs", "--tail", "1", "rot-d"); !strings.HasPrefix(out, "line-299-") {
+		t.Errorf("detached logs --tail 1: %q", out)
 	}
 	mustHull(t, root, "run", "--name", "det", fx.Busybox.Ref, "echo", "hello")
 	if out := mustHull(t, root, "logs", "--details", "det"); out != " hello\n" {
