@@ -30,7 +30,7 @@ func (f *ioFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.volumesFrom, "volumes-from", nil, "mount the volumes of a container: CONTAINER[:ro|rw]")
 	fs.StringArrayVarP(&f.attach, "attach", "a", nil, "attach to STDIN, STDOUT or STDERR (repeatable; default stdout and stderr)")
 	fs.StringVar(&f.cidFile, "cidfile", "", "write the container ID to the file (which must not exist)")
-	fs.StringVar(&f.logDriver, "log-driver", "", "logging driver: json-file (default), local, k8s-file or none")
+	fs.StringVar(&f.logDriver, "log-driver", "", "logging driver: k8s-file (default: hull's CRI-format log), json-file, local (the same file) or none")
 	fs.StringArrayVar(&f.logOpts, "log-opt", nil, "log driver option: max-size=10m, max-file=3, compress=false")
 	f.sigProxy, f.detachKeys = true, "ctrl-p,ctrl-q"
 }
@@ -71,7 +71,7 @@ func (f *ioFlags) ioConfig(c *engine.Config) error {
 	driver, defaults := f.logDriver, map[string]string(nil)
 	defDriver := f.logDefault.Driver
 	if defDriver == "" {
-		defDriver = "json-file"
+		defDriver = engine.DefaultLogDriver
 	}
 	if driver == "" || driver == defDriver {
 		driver, defaults = f.logDefault.Driver, f.logDefault.Opts

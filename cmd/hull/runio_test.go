@@ -223,8 +223,8 @@ func TestRunLogDriverNone(t *testing.T) {
 			}
 		}
 	}
-	if got := mustHull(t, root, "inspect", "-f", "{{.HostConfig.LogConfig.Type}}", mustHull(t, root, "create", fx.Busybox.Ref)[:12]); got != "json-file\n" {
-		t.Errorf("default LogConfig.Type %q, want json-file", got)
+	if got := mustHull(t, root, "inspect", "-f", "{{.HostConfig.LogConfig.Type}}", mustHull(t, root, "create", fx.Busybox.Ref)[:12]); got != "k8s-file\n" {
+		t.Errorf("default LogConfig.Type %q, want k8s-file (hull's CRI-format log, as info says)", got)
 	}
 }
 

@@ -45,7 +45,8 @@ type Config struct {
 // --log-driver (docker's daemon log-driver and log-opts): the options
 // apply when the container's driver is this one.
 type Logging struct {
-	// Driver is json-file (default), local, k8s-file or none.
+	// Driver is k8s-file (default), json-file, local (all three hull's
+	// CRI-format log file) or none.
 	Driver string `toml:"driver"`
 	// Opts are --log-opt's: max-size, max-file, compress=false.
 	Opts map[string]string `toml:"opts"`

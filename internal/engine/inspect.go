@@ -143,7 +143,7 @@ func (e *Engine) Inspect(c *Container) *Inspect {
 	h.GroupAdd = o.GroupAdd
 	h.LogConfig = c.Config.LogConfig
 	if h.LogConfig.Type == "" {
-		h.LogConfig.Type = "json-file"
+		h.LogConfig.Type = DefaultLogDriver
 	}
 	if h.LogConfig.Config == nil {
 		h.LogConfig.Config = map[string]string{}

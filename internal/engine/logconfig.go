@@ -18,11 +18,16 @@ import (
 // the log itself, in one format (CRI's: time, stream, P|F, text) whatever
 // the driver: json-file, local and k8s-file all name that file, rotated by
 // max-size and max-file; none writes nothing. An empty Type is hull's
-// default (json-file, as docker's, with hull's rotation).
+// default, DefaultLogDriver, with hull's rotation.
 type LogConfig struct {
 	Type   string            `json:"Type"`
 	Config map[string]string `json:"Config"`
 }
+
+// DefaultLogDriver is the driver of a container created without one (and
+// without a [logging] driver in hull.toml): the name podman gives the CRI
+// format hull's log is in (info's LoggingDriver says the same).
+const DefaultLogDriver = "k8s-file"
 
 // ErrLogsUnreadable is Logs' error for a container whose driver keeps no
 // log (none), in docker's words.
@@ -82,7 +87,7 @@ func (lc LogConfig) limits() (size int64, files int, err error) {
 	size, files = streams.LogMaxSize, streams.LogMaxFiles
 	driver := lc.Type
 	if driver == "" {
-		driver = "json-file"
+		driver = DefaultLogDriver
 	}
 	var keys []string
 	for k := range lc.Config {
