@@ -51,6 +51,7 @@ func forEach(cmd *cobra.Command, args []string, fn func(ref string) error) error
 
 func newStartCmd(g *globals) *cobra.Command {
 	var attach, interactive bool
+	var detachKeys string
 	cmd := &cobra.Command{
 		Use:   "start [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Start one or more stopped containers",
@@ -64,7 +65,8 @@ func newStartCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				code, err := startAttached(cmd, eng, c, interactive, false)
+				ao := attachOptions{streams: engine.Streams{Stdin: interactive, Stdout: true, Stderr: true}, sigProxy: true, detachKeys: detachKeys}
+				code, err := startAttached(cmd, eng, c, ao, false)
 				if err != nil {
 					return withCode(failureStatus(err, false), err)
 				}
@@ -84,6 +86,7 @@ func newStartCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&attach, "attach", "a", false, "attach stdout/stderr and forward signals")
 	cmd.Flags().BoolVarP(&interactive, "interactive", "i", false, "attach stdin")
+	cmd.Flags().StringVar(&detachKeys, "detach-keys", "ctrl-p,ctrl-q", "key sequence that detaches, leaving the container running")
 	return cmd
 }
 
@@ -287,7 +290,7 @@ func (f *psFilters) match(c *engine.Container) bool {
 }
 
 func newLogsCmd(g *globals) *cobra.Command {
-	var follow, timestamps bool
+	var follow, timestamps, details bool
 	var tail, since, until string
 	cmd := &cobra.Command{
 		Use:   "logs [OPTIONS] CONTAINER",
@@ -309,7 +312,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			o := engine.LogsOptions{Tail: n, Since: from, Until: to, Follow: follow}
-			return printLogs(cmd.Context(), eng, args[0], o, timestamps, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return printLogs(cmd.Context(), eng, args[0], o, timestamps, details, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		}),
 	}
 	f := cmd.Flags()
@@ -318,6 +321,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 	f.StringVarP(&tail, "tail", "n", "all", "number of lines to show from the end")
 	f.StringVar(&since, "since", "", "show logs since a timestamp (RFC 3339) or relative (42m)")
 	f.StringVar(&until, "until", "", "show logs before a timestamp (RFC 3339) or relative (42m)")
+	f.BoolVar(&details, "details", false, "show the extra attributes of each line (hull's log has none: docker's empty attribute list, a space, prefixes the line)")
 	return cmd
 }
 
@@ -342,7 +346,7 @@ func parseTimeArg(flag, s string) (time.Time, error) {
 
 // printLogs prints a container's output as o selects, stdout records to
 // out and stderr records to errOut, with their times if timestamps.
-func printLogs(ctx context.Context, eng *engine.Engine, ref string, o engine.LogsOptions, timestamps bool, out, errOut io.Writer) error {
+func printLogs(ctx context.Context, eng *engine.Engine, ref string, o engine.LogsOptions, timestamps, details bool, out, errOut io.Writer) error {
 	logs, err := eng.Logs(ctx, ref, o)
 	if err != nil {
 		return err
@@ -360,10 +364,14 @@ func printLogs(ctx context.Context, eng *engine.Engine, ref string, o engine.Log
 		if r.Stream == "stderr" {
 			w = errOut
 		}
+		line := r.Line
+		if details {
+			line = " " + line // docker's: the attributes (none here), a space, the line
+		}
 		if timestamps {
-			fmt.Fprintf(w, "%s %s\n", r.Time.Format(time.RFC3339Nano), r.Line)
+			fmt.Fprintf(w, "%s %s\n", r.Time.Format(time.RFC3339Nano), line)
 		} else {
-			fmt.Fprintln(w, r.Line)
+			fmt.Fprintln(w, line)
 		}
 	}
 }

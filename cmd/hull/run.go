@@ -29,6 +29,8 @@ type runFlags struct {
 	ns                                                 nsFlags
 	annotations, labelFiles                            []string
 	readOnlyTmpfs                                      bool
+
+	ioFlags // mounts, attaching, logging (runio.go)
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
@@ -45,6 +47,7 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.envFiles, "env-file", nil, "read environment variables from a file")
 	fs.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount or named volume: SRC:DST[:ro|rw]")
 	fs.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount a tmpfs: /path[:options]")
+	f.ioFlags.register(fs)
 	fs.StringArrayVar(&f.capAdd, "cap-add", nil, "add Linux capabilities")
 	fs.StringArrayVar(&f.capDrop, "cap-drop", nil, "drop Linux capabilities")
 	fs.StringArrayVar(&f.securityOpts, "security-opt", nil, "no-new-privileges[=false], seccomp=PROFILE.json|unconfined")
@@ -115,6 +118,9 @@ func (f *runFlags) config(args []string) (engine.Config, error) {
 			return c, err
 		}
 		o.Mounts = append(o.Mounts, m)
+	}
+	if err := f.ioConfig(&c); err != nil {
+		return c, err
 	}
 	for _, t := range f.tmpfs {
 		path, opts, err := engine.ParseTmpfs(t)
@@ -258,7 +264,12 @@ func newCreateCmd(g *globals) *cobra.Command {
 // with docker's messages; exit codes follow docker (125 for hull's errors).
 func createContainer(cmd *cobra.Command, g *globals, eng *engine.Engine, f *runFlags, args []string) (*engine.Container, error) {
 	f.entrypointSet = cmd.Flags().Changed("entrypoint")
+	f.logDefault = g.cfg.Logging
 	cfg, err := f.config(args)
+	if err != nil {
+		return nil, withCode(125, err)
+	}
+	cid, err := openCIDFile(f.cidFile)
 	if err != nil {
 		return nil, withCode(125, err)
 	}
@@ -281,6 +292,11 @@ func createContainer(cmd *cobra.Command, g *globals, eng *engine.Engine, f *runF
 	})
 	if bars != nil {
 		bars.Done()
+	}
+	if err == nil {
+		err = cid.write(c.ID)
+	} else {
+		cid.write("")
 	}
 	if err != nil {
 		if c != nil && f.rm {
@@ -314,6 +330,7 @@ func newRunCmd(g *globals) *cobra.Command {
 			// Its monitor gets ready while the container is created,
 			// and starts the container's process ahead when the
 			// container is of the kind that allows it (runtime.Early).
+			f.detached = detach
 			early := !f.tty && !f.interactive && f.memory == ""
 			newNetNS := f.network == "none"
 			if spareOf != "" {
@@ -367,7 +384,7 @@ func newRunCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), c.ID)
 				return nil
 			}
-			code, err := startAttached(cmd, eng, c, f.interactive, true)
+			code, err := startAttached(cmd, eng, c, f.attachOptions(f.interactive), true)
 			if err != nil {
 				removeUnstarted()
 				return withCode(failureStatus(err, false), err)
@@ -381,6 +398,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	f.register(cmd.Flags())
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "run in the background and print the container ID")
 	cmd.Flags().BoolVar(&f.rm, "rm", false, "remove the container when it exits")
+	f.ioFlags.registerRun(cmd.Flags())
 	return cmd
 }
 
@@ -393,22 +411,19 @@ func (silentError) Error() string { return "" }
 // startAttached starts the container with the terminal attached: output
 // streams here, stdin (with -i) goes there, signals are forwarded, and the
 // container's exit status is returned.
-func startAttached(cmd *cobra.Command, eng *engine.Engine, c *engine.Container, stdin, justCreated bool) (int, error) {
+func startAttached(cmd *cobra.Command, eng *engine.Engine, c *engine.Container, ao attachOptions, justCreated bool) (int, error) {
 	var so engine.StartOptions
 	if justCreated {
 		so.Created = c
 	}
-	// As docker run, ctrl-p,ctrl-q detaches a terminal and leaves the
-	// container running.
-	o := engine.AttachOptions{Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(), DetachKeys: "ctrl-p,ctrl-q"}
-	if stdin {
-		o.Stdin = cmd.InOrStdin()
-	}
+	// As docker run, the detach keys (ctrl-p,ctrl-q unless --detach-keys)
+	// detach and leave the container running.
+	o := ao.engineOptions(cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 	a, err := eng.StartAttached(cmd.Context(), c.ID, so, o)
 	if err != nil {
 		return failureStatus(err, false), err
 	}
-	code, err := followAttached(cmd, a, true)
+	code, err := followAttached(cmd, a, ao.sigProxy)
 	if errors.Is(err, engine.ErrDetached) {
 		return 0, nil
 	}

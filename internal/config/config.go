@@ -38,6 +38,18 @@ type Config struct {
 	Registries Registries `toml:"registries"`
 	Storage    Storage    `toml:"storage"`
 	Warnings   Warnings   `toml:"warnings"`
+	Logging    Logging    `toml:"logging"`
+}
+
+// Logging is the log driver and options of containers created without
+// --log-driver (docker's daemon log-driver and log-opts): the options
+// apply when the container's driver is this one.
+type Logging struct {
+	// Driver is k8s-file (default), json-file, local (all three hull's
+	// CRI-format log file) or none.
+	Driver string `toml:"driver"`
+	// Opts are --log-opt's: max-size, max-file, compress=false.
+	Opts map[string]string `toml:"opts"`
 }
 
 // Registries controls how hull talks to image registries.
@@ -185,6 +197,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Storage.MaxLayerSize > c.Storage.MaxImageSize {
 		return fmt.Errorf("config: storage.max_layer_size (%d) is larger than storage.max_image_size (%d), which bounds every layer too; raise both", c.Storage.MaxLayerSize, c.Storage.MaxImageSize)
+	}
+	switch c.Logging.Driver {
+	case "", "json-file", "local", "k8s-file", "none":
+	default:
+		return fmt.Errorf("config: logging.driver %q unknown (use json-file, local, k8s-file or none)", c.Logging.Driver)
 	}
 	if c.Registries.MaxConcurrentDownloads <= 0 {
 		c.Registries.MaxConcurrentDownloads = 6

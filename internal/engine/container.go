@@ -101,12 +101,25 @@ type Config struct {
 	OpenStdin   bool              `json:"OpenStdin"`
 	Pull        string            `json:"Pull"`
 	Platform    string            `json:"Platform"`
+	// VolumesFrom are the containers whose volumes and bind mounts this
+	// one mounts too (--volumes-from), resolved at create into Spec.Mounts.
+	VolumesFrom []VolumesFrom `json:"VolumesFrom,omitempty"`
+	// LogConfig is the log driver and its options (--log-driver,
+	// --log-opt); empty: hull's default.
+	LogConfig LogConfig `json:"LogConfig"`
 	// Path and Args are the process that runs (entrypoint + command).
 	Path string   `json:"Path"`
 	Args []string `json:"Args"`
 	// Effective is the options laid over the image's config (inspect's
 	// Config block); nil in records made before hull kept it.
 	Effective *spec.Effective `json:"Effective,omitempty"`
+}
+
+// VolumesFrom is one --volumes-from: a container, and "ro" or "rw" to
+// override the read-only flag of its mounts ("" keeps each mount's).
+type VolumesFrom struct {
+	Container string `json:"Container"`
+	Mode      string `json:"Mode,omitempty"`
 }
 
 // stopSignal is the signal stop sends first: the container's, else its

@@ -127,6 +127,11 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid container name %q: use [a-zA-Z0-9][a-zA-Z0-9_.-]*", name))
 	}
 	cfg := o.Config
+	for _, vf := range cfg.VolumesFrom {
+		if _, err := e.Get(ctx, vf.Container); err != nil {
+			return nil, fmt.Errorf("--volumes-from %s: %w", vf.Container, err)
+		}
+	}
 	cfg.Spec.ID = id
 	cfg.Spec.Name = name
 	if cfg.Spec.CgroupsPath == "" {
@@ -191,6 +196,9 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 		return fail(StageCreate, err)
 	}
 	if err := e.resolveVolumes(ctx, c, &cfg.Spec); err != nil {
+		return fail(StageCreate, err)
+	}
+	if err := e.addVolumesFrom(ctx, &cfg); err != nil {
 		return fail(StageCreate, err)
 	}
 	so, err := e.etcFiles(id, cfg.Spec)

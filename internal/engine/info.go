@@ -86,7 +86,7 @@ func (e *Engine) Info(ctx context.Context) (*Info, error) {
 	mode := cgroups.DetectMode()
 	in := &Info{
 		ID: id, Images: images, Containers: len(containers),
-		Driver: e.cfg.Storage.Snapshotter, LoggingDriver: "k8s-file", CgroupDriver: "cgroupfs",
+		Driver: e.cfg.Storage.Snapshotter, LoggingDriver: e.defaultLogDriver(), CgroupDriver: "cgroupfs",
 		OSType: "linux", NCPU: goruntime.NumCPU(), MemTotal: memTotal(),
 		DockerRootDir: e.cfg.Root, RunRoot: e.cfg.RunRoot, ImageStore: e.images.Store().Dir(),
 		CgroupMode:     mode.String(),
@@ -253,4 +253,13 @@ func readInt(path string) int {
 func seccompAvailable() bool {
 	data, err := os.ReadFile("/proc/self/status")
 	return err == nil && strings.Contains(string(data), "\nSeccomp:")
+}
+
+// defaultLogDriver is the log driver of a container created without one:
+// hull.toml's [logging] driver, else DefaultLogDriver.
+func (e *Engine) defaultLogDriver() string {
+	if d := e.cfg.Logging.Driver; d != "" {
+		return d
+	}
+	return DefaultLogDriver
 }

@@ -91,6 +91,10 @@ type InspectHost struct {
 	BlkioWeight                             uint16
 	Devices                                 []spec.Device
 	DeviceCgroupRules                       []string
+	// LogConfig is the log driver and options the container was created
+	// with; json-file, local and k8s-file all mean hull's log file (CRI's
+	// format, at LogPath).
+	LogConfig LogConfig `json:"LogConfig"`
 }
 
 // InspectLifecycle is hull's addition: the stage reached, for `why`.
@@ -166,6 +170,16 @@ func (e *Engine) Inspect(c *Container) *Inspect {
 	h.BlkioWeight, h.DeviceCgroupRules = o.BlkioWeight, o.DeviceCgroupRules
 	if h.Devices = o.Devices; h.Devices == nil {
 		h.Devices = []spec.Device{}
+	}
+	h.LogConfig = c.Config.LogConfig
+	if h.LogConfig.Type == "" {
+		h.LogConfig.Type = DefaultLogDriver
+	}
+	if h.LogConfig.Config == nil {
+		h.LogConfig.Config = map[string]string{}
+	}
+	if h.LogConfig.Type == "none" {
+		d.LogPath = ""
 	}
 	if d.Mounts == nil {
 		d.Mounts = []spec.Mount{}

@@ -41,6 +41,12 @@ func (e *Engine) Logs(ctx context.Context, ref string, o LogsOptions) (*LogStrea
 	if err != nil {
 		return nil, err
 	}
+	if c.Config.LogConfig.Type == "none" {
+		return nil, ErrLogsUnreadable
+	}
+	if c.customLog() {
+		_, _, o.MaxFiles = e.logSettings(c)
+	}
 	unwatch := func() {}
 	if o.Follow {
 		// A start under way has not recorded its monitor yet.

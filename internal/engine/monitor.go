@@ -106,9 +106,13 @@ func (e *Engine) awaitContainer(o MonitorOptions) (string, *monitor.Prepared, *C
 	p := monitor.Prepare(e.rt, o.EarlyID, cgroupsPath, o.NewNetNS)
 	f := os.NewFile(SpareMonitorFD, "container-id")
 	defer f.Close()
-	id, record, err := readSpareID(f, func(id string, spec *specs.Spec) {
+	id, record, err := readSpareID(f, func(id string, spec *specs.Spec, record *Container) {
 		p.SetSpec(id, spec)
-		p.Open(e.LogPath(id), logMaxSize, logMaxFiles, e.AttachSocket(id))
+		path, size, files := e.LogPath(id), int64(logMaxSize), logMaxFiles
+		if record != nil && record.ID == id {
+			path, size, files = e.logSettings(record)
+		}
+		p.Open(path, size, files, e.AttachSocket(id))
 	})
 	if err != nil {
 		p.Close()
@@ -149,9 +153,10 @@ func (e *Engine) runMonitor(ctx context.Context, id string, o MonitorOptions, re
 			return err
 		}
 	}
+	logPath, logSize, logFiles := e.logSettings(c)
 	cfg := monitor.Config{
 		ID: c.ID, Bundle: e.persistDir(c.ID), RuntimeRoot: e.rt.Root,
-		LogPath: e.LogPath(c.ID), LogMaxSize: logMaxSize, LogMaxFiles: logMaxFiles,
+		LogPath: logPath, LogMaxSize: logSize, LogMaxFiles: logFiles,
 		TTY: c.Config.Spec.TTY, Stdin: c.Config.OpenStdin,
 		AttachSocket: e.AttachSocket(c.ID), WaitAttach: o.WaitAttach,
 		Restart: c.Config.Restart, BackoffBase: e.BackoffBase, BackoffMax: e.BackoffMax,

@@ -113,3 +113,45 @@ func ApplySecurityOpt(o *spec.Options, so string) error { return spec.ApplySecur
 
 // ParseLabelFile reads a --label-file: key=value lines.
 func ParseLabelFile(path string) ([]string, error) { return spec.ParseLabelFile(path) }
+
+// ParseMount parses docker's long form --mount
+// type=bind|volume|tmpfs,src=,dst=,readonly,... (a CSV record).
+func ParseMount(s string) (Mount, error) { return spec.ParseMount(s) }
+
+// ParseVolumesFrom parses --volumes-from CONTAINER[:ro|rw].
+func ParseVolumesFrom(s string) (VolumesFrom, error) {
+	name, mode, _ := strings.Cut(s, ":")
+	v := VolumesFrom{Container: name, Mode: mode}
+	if name == "" {
+		return v, fmt.Errorf("--volumes-from %q: name a container (CONTAINER[:ro|rw])", s)
+	}
+	if mode != "" && mode != "ro" && mode != "rw" {
+		return v, fmt.Errorf("--volumes-from %q: invalid mode %q (use ro or rw)", s, mode)
+	}
+	return v, nil
+}
+
+// Streams are the standard streams a foreground run attaches (-a).
+type Streams struct{ Stdin, Stdout, Stderr bool }
+
+// ParseAttach parses run's -a/--attach values (stdin, stdout, stderr, in
+// any case); none given means stdout and stderr, as docker's.
+func ParseAttach(values []string) (Streams, error) {
+	if len(values) == 0 {
+		return Streams{Stdout: true, Stderr: true}, nil
+	}
+	var s Streams
+	for _, v := range values {
+		switch strings.ToLower(v) {
+		case "stdin":
+			s.Stdin = true
+		case "stdout":
+			s.Stdout = true
+		case "stderr":
+			s.Stderr = true
+		default:
+			return s, fmt.Errorf("invalid argument %q for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR", v)
+		}
+	}
+	return s, nil
+}

@@ -207,10 +207,25 @@ func (e *Engine) offerSpare(c *Container, spec *specs.Spec) bool {
 		return false
 	}
 	b, err := wire.Append(nil, spec)
-	if err != nil || s.send(spareSpec, c.ID, b) != nil {
+	if err != nil {
+		return false
+	}
+	// A container whose log is not hull's default sends its record
+	// first: the monitor opens the log as the spec arrives.
+	custom := c.customLog()
+	if custom {
+		rec, err := wire.Append(nil, c)
+		if err != nil || s.send(spareRecord, c.ID, rec) != nil {
+			return false
+		}
+	}
+	if s.send(spareSpec, c.ID, b) != nil {
 		return false
 	}
 	s.specFor = c.ID
+	if custom {
+		return true
+	}
 	if b, err := wire.Append(nil, c); err == nil {
 		s.send(spareRecord, c.ID, b)
 	}
@@ -221,9 +236,9 @@ func (e *Engine) offerSpare(c *Container, spec *specs.Spec) bool {
 // container's ID and what was sent ahead of it: onSpec gets the spec (and
 // the id of its container) as soon as it arrives, while the container's
 // creation ends; the record is returned if it is the container's (nil:
-// the monitor looks it up). A spec that does not decode is not given
+// the monitor looks it up; onSpec gets it too when it came first). A spec that does not decode is not given
 // (the monitor reads config.json then).
-func readSpareID(r io.Reader, onSpec func(id string, spec *specs.Spec)) (string, *Container, error) {
+func readSpareID(r io.Reader, onSpec func(id string, spec *specs.Spec, record *Container)) (string, *Container, error) {
 	br := bufio.NewReader(r)
 	var record *Container
 	for {
@@ -252,7 +267,7 @@ func readSpareID(r io.Reader, onSpec func(id string, spec *specs.Spec)) (string,
 			}
 			spec := new(specs.Spec)
 			if wire.Decode(b, spec) == nil && runtime.CheckSpec(spec) == nil {
-				onSpec(id, spec)
+				onSpec(id, spec, record)
 			}
 			continue
 		}

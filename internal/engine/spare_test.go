@@ -56,7 +56,7 @@ func TestReadSpareIDTakesWhatWasSentAhead(t *testing.T) {
 		// the monitor is then told (monitor.Prepared.Keep).
 		var ahead *specs.Spec
 		var aheadFor string
-		id, record, err := readSpareID(strings.NewReader(tc.in), func(id string, s *specs.Spec) { ahead, aheadFor = s, id })
+		id, record, err := readSpareID(strings.NewReader(tc.in), func(id string, s *specs.Spec, _ *Container) { ahead, aheadFor = s, id })
 		spec := ahead
 		if aheadFor != id {
 			spec = nil

@@ -10,5 +10,5 @@ import (
 
 // The wire layouts of the types this package sends (see wire.Known).
 func init() {
-	wire.Known(reflect.TypeFor[Container](), 0x4df77b05de4bc35f)
+	wire.Known(reflect.TypeFor[Container](), 0x7b234d069ee24eba)
 }

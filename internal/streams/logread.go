@@ -28,7 +28,10 @@ type LogReadOptions struct {
 	// appends, until Stop is closed (then what was written before is
 	// still returned) or the reader's context ends.
 	Follow bool
-	Stop   <-chan struct{}
+	// MaxFiles is the number of files the writer keeps (its max-file);
+	// 0: LogMaxFiles.
+	MaxFiles int
+	Stop     <-chan struct{}
 }
 
 // LogReader returns the records of a log that a LogWriter writes, oldest
@@ -66,7 +69,11 @@ func OpenLogReader(ctx context.Context, path string, o LogReadOptions) (*LogRead
 			return nil, err
 		}
 	}
-	for i := LogMaxFiles - 1; i >= 0; i-- {
+	maxFiles := o.MaxFiles
+	if maxFiles <= 0 {
+		maxFiles = LogMaxFiles
+	}
+	for i := maxFiles - 1; i >= 0; i-- {
 		f, err := os.Open(rotatedLog(path, i))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
