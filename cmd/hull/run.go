@@ -31,6 +31,7 @@ type runFlags struct {
 	readOnlyTmpfs                                      bool
 
 	ioFlags // mounts, attaching, logging (runio.go)
+	misc    miscFlags
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
@@ -71,6 +72,7 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.pull, "pull", "missing", "pull the image: always, missing, never")
 	fs.StringVar(&f.platform, "platform", "", "platform os/arch[/variant] when pulling")
 	f.ns.register(fs)
+	f.misc.register(fs)
 	fs.StringArrayVar(&f.annotations, "annotation", nil, "add an annotation to the container's OCI spec: key=value")
 	fs.StringArrayVar(&f.labelFiles, "label-file", nil, "read labels from a file of key=value lines")
 	fs.BoolVar(&f.readOnlyTmpfs, "read-only-tmpfs", false, "with --read-only, mount tmpfs on /tmp, /var/tmp and /run (as podman)")
@@ -136,6 +138,9 @@ func (f *runFlags) config(args []string) (engine.Config, error) {
 		if err := engine.ApplySecurityOpt(o, so); err != nil {
 			return c, err
 		}
+	}
+	if err := f.misc.apply(&c); err != nil {
+		return c, err
 	}
 	if err := f.ns.apply(&c); err != nil {
 		return c, err
@@ -285,6 +290,9 @@ func createContainer(cmd *cobra.Command, g *globals, eng *engine.Engine, f *runF
 	c, err := eng.Create(cmd.Context(), engine.CreateOptions{
 		Config: cfg, Name: f.name, ID: f.id,
 		OnPull: func(ref string) {
+			if f.misc.quiet {
+				return
+			}
 			fmt.Fprintf(errOut, "Unable to find image '%s' locally\n", ref)
 			bars = ui.NewProgress(errOut, isTTY(errOut))
 		},

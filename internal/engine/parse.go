@@ -155,3 +155,6 @@ func ParseAttach(values []string) (Streams, error) {
 	}
 	return s, nil
 }
+
+// ParseExpose parses --expose PORT[/PROTO] or START-END[/PROTO].
+func ParseExpose(v string) ([]string, error) { return spec.ParseExpose(v) }

@@ -194,6 +194,13 @@ func memory(o Options, r *specs.LinuxResources) error {
 		swap := 2 * o.Memory // docker: as much swap as memory
 		m.Swap = &swap
 	}
+	if sw := o.MemorySwappiness; sw != nil {
+		if *sw < 0 || *sw > 100 {
+			return fmt.Errorf("invalid --memory-swappiness %d: use 0 to 100", *sw)
+		}
+		v := uint64(*sw)
+		m.Swappiness = &v
+	}
 	switch {
 	case o.MemoryReservation < 0:
 		return fmt.Errorf("invalid --memory-reservation %d: must be positive", o.MemoryReservation)
@@ -209,7 +216,7 @@ func memory(o Options, r *specs.LinuxResources) error {
 		t := true
 		m.DisableOOMKiller = &t
 	}
-	if m.Limit != nil || m.Swap != nil || m.Reservation != nil || m.DisableOOMKiller != nil {
+	if m.Limit != nil || m.Swap != nil || m.Reservation != nil || m.DisableOOMKiller != nil || m.Swappiness != nil {
 		r.Memory = m
 	}
 	return nil

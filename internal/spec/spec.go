@@ -12,6 +12,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -23,6 +24,11 @@ type Options struct {
 	ID       string // container ID (64 hex)
 	Name     string
 	Hostname string // default: first 12 chars of ID (the host's name with Network "host")
+	// Domainname is the container's NIS domain name (--domainname).
+	Domainname string
+	// Expose are ports the container listens on beyond its image's
+	// (--expose PORT[/PROTO] or a range), as the image's EXPOSE lists them.
+	Expose []string
 
 	// Process
 	Entrypoint    []string // --entrypoint; with EntrypointSet and empty, clears the image's
@@ -59,6 +65,9 @@ type Options struct {
 
 	// Resources (0 = unset)
 	Memory, MemoryReservation, MemorySwap int64 // bytes; MemorySwap -1 = unlimited
+	// MemorySwappiness is --memory-swappiness, 0 to 100 (nil: the
+	// host's; cgroup v1 only, as docker).
+	MemorySwappiness                      *int64
 	NanoCPUs                              int64 // --cpus 1.5 => 1.5e9 -> quota 150000 per 100000
 	CPUShares                             int64
 	CpusetCpus                            string
@@ -254,12 +263,13 @@ func Generate(img *v1.ConfigFile, rootfs string, o Options) (*specs.Spec, error)
 	}
 
 	s := &specs.Spec{
-		Version:  specs.Version,
-		Root:     &specs.Root{Path: rootfs, Readonly: o.ReadOnlyRootfs},
-		Process:  proc,
-		Hostname: hostname,
-		Mounts:   mounts,
-		Linux:    linux,
+		Version:    specs.Version,
+		Root:       &specs.Root{Path: rootfs, Readonly: o.ReadOnlyRootfs},
+		Process:    proc,
+		Hostname:   hostname,
+		Domainname: o.Domainname,
+		Mounts:     mounts,
+		Linux:      linux,
 	}
 	if len(o.Annotations) > 0 {
 		s.Annotations = maps.Clone(o.Annotations)
@@ -409,6 +419,15 @@ func EffectiveConfig(img *v1.ConfigFile, o Options, labels map[string]string, st
 		User: ic.User, WorkingDir: ic.WorkingDir, ExposedPorts: ic.ExposedPorts, StopSignal: ic.StopSignal,
 	}
 	e.Entrypoint, e.Cmd = command(ic, o)
+	if len(o.Expose) > 0 {
+		e.ExposedPorts = maps.Clone(e.ExposedPorts)
+		if e.ExposedPorts == nil {
+			e.ExposedPorts = map[string]struct{}{}
+		}
+		for _, p := range o.Expose {
+			e.ExposedPorts[p] = struct{}{}
+		}
+	}
 	if o.User != "" {
 		e.User = o.User
 	}
@@ -428,4 +447,31 @@ func EffectiveConfig(img *v1.ConfigFile, o Options, labels map[string]string, st
 		}
 	}
 	return e
+}
+
+// ParseExpose parses --expose PORT[/PROTO] or START-END[/PROTO] into the
+// ports it names, as an image's EXPOSE lists them ("80/tcp").
+func ParseExpose(v string) ([]string, error) {
+	ports, proto, _ := strings.Cut(v, "/")
+	if proto == "" {
+		proto = "tcp"
+	}
+	if proto != "tcp" && proto != "udp" && proto != "sctp" {
+		return nil, fmt.Errorf("invalid --expose %q: the protocol is tcp, udp or sctp", v)
+	}
+	first, last, isRange := strings.Cut(ports, "-")
+	lo, err1 := strconv.ParseUint(first, 10, 16)
+	hi := lo
+	var err2 error
+	if isRange {
+		hi, err2 = strconv.ParseUint(last, 10, 16)
+	}
+	if err1 != nil || err2 != nil || lo == 0 || hi < lo {
+		return nil, fmt.Errorf("invalid --expose %q: use PORT[/PROTO] or START-END[/PROTO], ports 1 to 65535", v)
+	}
+	var out []string
+	for p := lo; p <= hi; p++ {
+		out = append(out, fmt.Sprintf("%d/%s", p, proto))
+	}
+	return out, nil
 }
