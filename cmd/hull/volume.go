@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -215,50 +213,4 @@ func newVolumeRmCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove even a volume that containers use")
 	return cmd
-}
-
-func newVolumePruneCmd(g *globals) *cobra.Command {
-	var force, all bool
-	var filters []string
-	cmd := &cobra.Command{
-		Use:   "prune [OPTIONS]",
-		Short: "Remove unused anonymous volumes (all unused ones with -a)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			match, err := volumeFilter(filters)
-			if err != nil {
-				return err
-			}
-			warning := "WARNING! This will remove anonymous local volumes not used by at least one container."
-			if all {
-				warning = "WARNING! This will remove all local volumes not used by at least one container."
-			}
-			if !force && !confirm(cmd, warning) {
-				return nil
-			}
-			eng, done, err := g.openEngine(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			removed, freed, err := eng.PruneVolumes(cmd.Context(), all, func(v *engine.Volume) bool { return !match(v, false) })
-			printPruned(cmd.OutOrStdout(), "Volumes", removed, freed)
-			return err
-		},
-	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
-	cmd.Flags().BoolVarP(&all, "all", "a", false, "remove all unused volumes, not just anonymous ones")
-	cmd.Flags().StringArrayVar(&filters, "filter", nil, "filter: label=, label!=, name=")
-	return cmd
-}
-
-// confirm asks docker's prune question on stderr and reads the answer.
-func confirm(cmd *cobra.Command, warning string) bool {
-	fmt.Fprintf(cmd.ErrOrStderr(), "%s\nAre you sure you want to continue? [y/N] ", warning)
-	line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return false
-	}
-	answer := strings.ToLower(strings.TrimSpace(line))
-	return answer == "y" || answer == "yes"
 }

@@ -320,10 +320,10 @@ func (e *Engine) orphans(ctx context.Context, query string, args ...any) ([]stri
 	return names, rows.Err()
 }
 
-// PruneVolumes removes the volumes no container uses: anonymous ones
-// only, or all with all (docker's volume prune [-a]); keep filters out
-// the ones to spare. It returns the names and the bytes freed.
-func (e *Engine) PruneVolumes(ctx context.Context, all bool, keep func(*Volume) bool) ([]string, int64, error) {
+// PruneVolumes removes the volumes no container uses that f matches:
+// anonymous ones only, or all with f.All (docker's volume prune [-a]).
+// It returns the names and the bytes freed.
+func (e *Engine) PruneVolumes(ctx context.Context, f PruneFilter) ([]string, int64, error) {
 	vols, err := e.Volumes(ctx)
 	if err != nil {
 		return nil, 0, err
@@ -336,7 +336,7 @@ func (e *Engine) PruneVolumes(ctx context.Context, all bool, keep func(*Volume) 
 	var freed int64
 	var errs []error
 	for _, v := range vols {
-		if len(users[v.Name]) > 0 || (!all && !v.Anonymous) || (keep != nil && keep(v)) {
+		if len(users[v.Name]) > 0 || (!f.All && !v.Anonymous) || !f.Match(v.Created, v.Labels) {
 			continue
 		}
 		size := DirSize(v.Mountpoint)
