@@ -31,8 +31,12 @@ type volumeDoc struct {
 }
 
 func volumeDocOf(v *engine.Volume) volumeDoc {
+	opts := v.Options
+	if opts == nil {
+		opts = map[string]string{}
+	}
 	return volumeDoc{CreatedAt: v.Created.Local().Format(time.RFC3339), Driver: "local", Labels: v.Labels,
-		Mountpoint: v.Mountpoint, Name: v.Name, Options: map[string]string{}, Scope: "local"}
+		Mountpoint: v.Mountpoint, Name: v.Name, Options: opts, Scope: "local"}
 }
 
 func parseLabels(list []string) map[string]string {
@@ -55,8 +59,11 @@ func newVolumeCreateCmd(g *globals) *cobra.Command {
 			if driver != "local" {
 				return fmt.Errorf("volume driver %q: hull has only the local driver", driver)
 			}
-			if len(opts) > 0 {
-				return errors.New("--opt: the local driver of hull takes no options")
+			// docker's map option: k=v, a later k replaces an earlier.
+			options := map[string]string{}
+			for _, o := range opts {
+				k, v, _ := strings.Cut(o, "=")
+				options[k] = v
 			}
 			name := ""
 			if len(args) == 1 {
@@ -67,7 +74,7 @@ func newVolumeCreateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer done()
-			v, err := eng.CreateVolume(cmd.Context(), name, parseLabels(labels))
+			v, err := eng.CreateVolume(cmd.Context(), name, parseLabels(labels), options)
 			if err != nil {
 				return err
 			}
@@ -77,7 +84,7 @@ func newVolumeCreateCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&driver, "driver", "d", "local", "volume driver (only local)")
 	cmd.Flags().StringArrayVar(&labels, "label", nil, "set metadata: key=value")
-	cmd.Flags().StringArrayVarP(&opts, "opt", "o", nil, "driver options (none for local)")
+	cmd.Flags().StringArrayVarP(&opts, "opt", "o", nil, "driver options: type=tmpfs|none|FSTYPE, device=tmpfs|/host/dir|DEVICE, o=MOUNT-OPTIONS (e.g. -o type=tmpfs -o device=tmpfs -o o=size=100m)")
 	return cmd
 }
 
