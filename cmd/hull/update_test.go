@@ -96,8 +96,15 @@ func TestUpdatePidsLimitAndInspect(t *testing.T) {
 	if _, _, err := hull(t, root, "update", "-m", "lots", "p"); err == nil || statusOf(err) != 125 {
 		t.Errorf("update -m lots: %v", err)
 	}
-	if _, _, err := hull(t, root, "update", "--cpu-quota", "50000", "p"); err == nil || !strings.Contains(err.Error(), "--cpus is already set") {
+	if _, _, err := hull(t, root, "update", "--cpu-quota", "50000", "p"); err == nil || !strings.Contains(err.Error(), "--cpus has already been set") {
 		t.Errorf("update --cpu-quota over --cpus: %v", err)
+	}
+	// A block I/O weight the host cannot enforce is discarded with
+	// docker's warning.
+	if _, err := os.Stat("/sys/fs/cgroup/blkio/blkio.weight"); err != nil {
+		if _, errOut, err := hull(t, root, "update", "--blkio-weight", "300", "p"); err != nil || !strings.Contains(errOut, "Weight discarded") {
+			t.Errorf("update --blkio-weight on a host without it: %v %q", err, errOut)
+		}
 	}
 	if _, _, err := hull(t, root, "update", "p"); err == nil || !strings.Contains(err.Error(), "one or more flags") {
 		t.Errorf("update without flags: %v", err)

@@ -16,8 +16,8 @@ import (
 	"hull/internal/spec"
 )
 
-// UpdateOptions are docker's `update` flags: each non-nil field replaces
-// the container's value (docker's 0 meaning "unchanged" is nil here).
+// UpdateOptions are docker's `update` flags: each non-nil, non-zero field
+// replaces the container's value (nil or zero: unchanged, as docker's).
 type UpdateOptions struct {
 	NanoCPUs, CPUShares, CPUPeriod, CPUQuota *int64
 	CpusetCpus, CpusetMems                   *string
@@ -90,47 +90,36 @@ func (e *Engine) Update(ctx context.Context, ref string, o UpdateOptions) (*Upda
 	return res, nil
 }
 
-// mergeLimits lays o over the container's options, with docker's checks
-// of what cannot change together.
+// mergeLimits lays o over the container's options as docker's update
+// does: a zero (or empty) value changes nothing, except --pids-limit 0,
+// which is unlimited like -1; --cpus and --cpu-quota exclude each other.
 func mergeLimits(c *Container, o UpdateOptions, res *UpdateResult) (spec.Options, error) {
 	so := c.Config.Spec
-	if o.NanoCPUs != nil && *o.NanoCPUs != 0 {
-		if so.CPUQuota != 0 && o.CPUQuota == nil {
-			return so, errors.New("conflicting options: --cpus cannot be updated as --cpu-quota is already set (update --cpu-quota 0 with it)")
-		}
-		so.NanoCPUs, so.CPUQuota, so.CPUPeriod = *o.NanoCPUs, 0, 0
-	}
-	if o.CPUQuota != nil {
-		if *o.CPUQuota != 0 && so.NanoCPUs != 0 && (o.NanoCPUs == nil || *o.NanoCPUs != 0) {
-			return so, errors.New("conflicting options: --cpu-quota cannot be updated as --cpus is already set")
-		}
-		so.CPUQuota = *o.CPUQuota
-	}
-	if o.CPUPeriod != nil {
-		if *o.CPUPeriod != 0 && so.NanoCPUs != 0 && (o.NanoCPUs == nil || *o.NanoCPUs != 0) {
-			return so, errors.New("conflicting options: --cpu-period cannot be updated as --cpus is already set")
-		}
-		so.CPUPeriod = *o.CPUPeriod
-	}
-	if o.NanoCPUs != nil && *o.NanoCPUs == 0 {
-		so.NanoCPUs = 0
-	}
 	set := func(dst *int64, v *int64) {
-		if v != nil {
+		if v != nil && *v != 0 {
 			*dst = *v
 		}
 	}
+	if o.NanoCPUs != nil && *o.NanoCPUs != 0 && so.CPUQuota > 0 {
+		return so, errors.New("conflicting options: --cpus cannot be updated as --cpu-quota has already been set")
+	}
+	if o.CPUQuota != nil && *o.CPUQuota != 0 && so.NanoCPUs > 0 {
+		return so, errors.New("conflicting options: --cpu-quota cannot be updated as --cpus has already been set")
+	}
+	set(&so.NanoCPUs, o.NanoCPUs)
+	set(&so.CPUQuota, o.CPUQuota)
+	set(&so.CPUPeriod, o.CPUPeriod)
 	set(&so.CPUShares, o.CPUShares)
-	if o.CpusetCpus != nil {
+	if o.CpusetCpus != nil && *o.CpusetCpus != "" {
 		so.CpusetCpus = *o.CpusetCpus
 	}
-	if o.CpusetMems != nil {
+	if o.CpusetMems != nil && *o.CpusetMems != "" {
 		so.CpusetMems = *o.CpusetMems
 	}
-	if o.Memory != nil {
+	if o.Memory != nil && *o.Memory != 0 {
 		// docker: a limit above the memory+swap limit set before needs
 		// that limit changed with it.
-		if so.MemorySwap > 0 && *o.Memory > so.MemorySwap && o.MemorySwap == nil {
+		if so.MemorySwap > 0 && *o.Memory > so.MemorySwap && (o.MemorySwap == nil || *o.MemorySwap == 0) {
 			return so, errors.New("memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time")
 		}
 		so.Memory = *o.Memory
@@ -140,17 +129,17 @@ func mergeLimits(c *Container, o UpdateOptions, res *UpdateResult) (spec.Options
 	if o.PidsLimit != nil {
 		so.PidsLimit = *o.PidsLimit
 		if so.PidsLimit == 0 {
-			so.PidsLimit = -1 // docker: 0 or -1 is unlimited
+			so.PidsLimit = -1
 		}
 	}
-	if o.BlkioWeight != nil {
-		so.BlkioWeight = *o.BlkioWeight
-		if so.BlkioWeight != 0 && (so.BlkioWeight < 10 || so.BlkioWeight > 1000) {
-			return so, fmt.Errorf("invalid --blkio-weight %d: the range is 10 to 1000", so.BlkioWeight)
+	if o.BlkioWeight != nil && *o.BlkioWeight != 0 {
+		if *o.BlkioWeight < 10 || *o.BlkioWeight > 1000 {
+			return so, fmt.Errorf("invalid --blkio-weight %d: the range is 10 to 1000", *o.BlkioWeight)
 		}
-		if so.BlkioWeight != 0 && !cgroups.BlkioWeightSupported() {
+		if cgroups.BlkioWeightSupported() {
+			so.BlkioWeight = *o.BlkioWeight
+		} else {
 			res.Warnings = append(res.Warnings, "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.")
-			so.BlkioWeight = c.Config.Spec.BlkioWeight
 		}
 	}
 	return so, nil
