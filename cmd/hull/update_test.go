@@ -112,6 +112,17 @@ func TestUpdatePidsLimitAndInspect(t *testing.T) {
 	if _, _, err := hull(t, root, "update", "-m", "32m", "nosuch"); err == nil {
 		t.Error("update of a missing container succeeded")
 	}
+	// --cpu-period and --cpu-quota reach a running container's cgroup.
+	mustHull(t, root, "run", "-d", "--name", "q", fx.Busybox.Ref, "sleep", "1000")
+	mustHull(t, root, "update", "--cpu-period", "50000", "--cpu-quota", "25000", "--cpuset-cpus", "0", "q")
+	out, _ = hullProc(root, "exec", "q", "sh", "-c", "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us /sys/fs/cgroup/cpu.max 2>/dev/null").CombinedOutput()
+	if got := strings.Join(strings.Fields(string(out)), " "); got != "25000 50000" {
+		t.Errorf("CFS quota and period in the container: %q", out)
+	}
+	if h, _, _ := inspectHost(t, root, "q"); h.CpuQuota != 25000 || h.CpuPeriod != 50000 || h.CpusetCpus != "0" {
+		t.Errorf("inspect after update --cpu-*: %+v", h)
+	}
+
 	// A created container records the values for its start.
 	mustHull(t, root, "create", "--name", "later", fx.Busybox.Ref, "sh", "-c", "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null; true")
 	mustHull(t, root, "update", "--pids-limit", "7", "later")
