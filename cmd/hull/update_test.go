@@ -93,7 +93,7 @@ func TestUpdatePidsLimitAndInspect(t *testing.T) {
 		t.Errorf("inspect after update: %+v", h)
 	}
 	// Bad values are usage errors; conflicting ones say what to do.
-	if _, _, err := hull(t, root, "update", "-m", "lots", "p"); err == nil || statusOf(err) != 125 {
+	if err := hullProc(root, "update", "-m", "lots", "p").Run(); exitStatus(err) != 125 {
 		t.Errorf("update -m lots: %v", err)
 	}
 	if _, _, err := hull(t, root, "update", "--cpu-quota", "50000", "p"); err == nil || !strings.Contains(err.Error(), "--cpus has already been set") {
