@@ -24,7 +24,7 @@ type UpdateOptions struct {
 	Memory, MemoryReservation, MemorySwap    *int64
 	PidsLimit                                *int64
 	BlkioWeight                              *uint16
-	Restart                                  *monitor.RestartPolicy
+	Restart                                  *RestartPolicy
 }
 
 // UpdateResult is what Update did beyond its changes.
