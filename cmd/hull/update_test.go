@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -64,10 +65,12 @@ func TestUpdateMemoryOfARunningContainer(t *testing.T) {
 	// A limit below what the container uses now is refused, and nothing
 	// is recorded (cgroup v1 refuses it; v2 reclaims or OOM-kills).
 	mustHull(t, root, "run", "-d", "--name", "big", "-m", "256m", fx.Busybox.Ref, "sh", "-c",
-		"dd if=/dev/zero bs=1M count=60 2>/dev/null | tail & sleep 1000")
-	waitFor(t, func() bool {
+		"(dd if=/dev/zero bs=1M count=60 2>/dev/null; sleep 1000) | tail")
+	waitFor(t, func() bool { // tail holds the 60MB
 		out, _, _ := hull(t, root, "stats", "--no-stream", "--format", "{{.MemUsage}}", "big")
-		return strings.HasPrefix(out, "5") || strings.HasPrefix(out, "6")
+		var mib float64
+		_, err := fmt.Sscanf(out, "%fMiB", &mib)
+		return err == nil && mib >= 55
 	})
 	if _, err := os.Stat("/sys/fs/cgroup/memory/memory.limit_in_bytes"); err == nil {
 		_, _, err := hull(t, root, "update", "-m", "8m", "--memory-swap", "8m", "big")
