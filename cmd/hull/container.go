@@ -329,19 +329,11 @@ func parseTimeArg(flag, s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	if d, err := time.ParseDuration(s); err == nil {
-		return time.Now().Add(-d), nil
+	t, err := engine.ParseTimestamp(s, time.Now())
+	if err != nil {
+		return t, fmt.Errorf("%s: %w", flag, err)
 	}
-	for _, layout := range []string{time.RFC3339Nano, time.RFC3339, "2006-01-02T15:04:05", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
-			return t, nil
-		}
-	}
-	var secs int64
-	if _, err := fmt.Sscanf(s, "%d", &secs); err == nil {
-		return time.Unix(secs, 0), nil
-	}
-	return time.Time{}, fmt.Errorf("%s %q: use RFC 3339 (2026-01-02T15:04:05Z), a unix time, or a duration like 10m", flag, s)
+	return t, nil
 }
 
 // printLogs prints a container's output as o selects, stdout records to

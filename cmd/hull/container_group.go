@@ -19,6 +19,7 @@ var containerCommands = []named{
 	{"rm", newRmCmd}, {"run", newRunCmd}, {"start", newStartCmd},
 	{"stats", newStatsCmd}, {"stop", newStopCmd}, {"top", newTopCmd},
 	{"unpause", func(g *globals) *cobra.Command { return newPauseCmd(g, false) }},
+	{"update", newUpdateCmd},
 	{"wait", newWaitCmd}, {"why", newWhyCmd},
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"strings"
@@ -14,12 +13,12 @@ import (
 )
 
 // addSnapshotCommands adds what works on unpacked layers: `import` (also
-// `image import`), `system df` and `system prune`.
+// `image import`), `image prune`, `system df` and `system prune`.
 func addSnapshotCommands(root *cobra.Command, g *globals) {
 	root.AddCommand(g.some(named{"import", newImportCmd})...)
 	for _, c := range root.Commands() {
 		if c.Name() == "image" {
-			c.AddCommand(newImportCmd(g))
+			c.AddCommand(newImportCmd(g), newImagePruneCmd(g))
 		}
 	}
 	if g.want("system") {
@@ -186,60 +185,4 @@ func tagOf(name string) string {
 		return name[i+1:]
 	}
 	return "latest"
-}
-
-func newSystemPruneCmd(g *globals) *cobra.Command {
-	var all, force bool
-	cmd := &cobra.Command{
-		Use:   "prune [OPTIONS]",
-		Short: "Remove unused data: stopped containers, untagged images, unreferenced layers and blobs",
-		Long: `Remove stopped containers (as docker system prune does), then untagged
-images (with -a, every image no container uses), then every unpacked layer
-no image or container needs, then every blob no image references. Nothing in
-use is removed.`,
-		Args: exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			out := cmd.OutOrStdout()
-			if !force {
-				what := "all untagged images"
-				if all {
-					what = "all images without at least one container associated to them"
-				}
-				fmt.Fprintf(out, "WARNING! This will remove:\n  - all stopped containers\n  - %s\n  - all unpacked layers no image or container uses\n  - all unreferenced blobs\nAre you sure you want to continue? [y/N] ", what)
-				answer, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
-				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
-					return nil
-				}
-			}
-			eng, done, err := g.openEngine(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			rep, err := eng.Prune(cmd.Context(), engine.PruneOptions{AllImages: all})
-			for _, section := range []struct {
-				title string
-				lines []string
-			}{{"Deleted Containers:", rep.Containers}, {"Deleted Images:", rep.Images}, {"Deleted Layers:", rep.Layers}} {
-				if len(section.lines) > 0 {
-					fmt.Fprintln(out, section.title)
-					for _, l := range section.lines {
-						fmt.Fprintln(out, l)
-					}
-					fmt.Fprintln(out)
-				}
-			}
-			if err != nil {
-				return err
-			}
-			if len(rep.Blobs) > 0 {
-				fmt.Fprintf(out, "Deleted %d blobs\n\n", len(rep.Blobs))
-			}
-			fmt.Fprintf(out, "Total reclaimed space: %s\n", ui.Size(rep.Reclaimed))
-			return nil
-		},
-	}
-	cmd.Flags().BoolVarP(&all, "all", "a", false, "remove every image no container uses, not only untagged ones")
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
-	return cmd
 }

@@ -13,9 +13,20 @@ import (
 	"hull/internal/ui"
 )
 
-// statsRow has docker's `stats --format` field names.
+// statsRow has docker's `stats --format` field names, in the order of
+// docker's {{json .}} (its keys sorted). Container is the container as
+// the user named it (its full ID when stats lists them all).
 type statsRow struct {
-	Container, ID, Name, CPUPerc, MemUsage, MemPerc, NetIO, BlockIO, PIDs string
+	BlockIO, CPUPerc, Container, ID, MemPerc, MemUsage, Name, NetIO, PIDs string
+}
+
+// statsTable is docker's default stats format, and statsHeaders its
+// column names for the fields.
+const statsTable = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}"
+
+var statsHeaders = map[string]string{
+	"Container": "CONTAINER", "ID": "CONTAINER ID", "Name": "NAME", "CPUPerc": "CPU %", "MemUsage": "MEM USAGE / LIMIT",
+	"MemPerc": "MEM %", "NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS",
 }
 
 func newStatsCmd(g *globals) *cobra.Command {
@@ -31,6 +42,7 @@ func newStatsCmd(g *globals) *cobra.Command {
 			}
 			defer done()
 			var cs []*engine.Container
+			names := args // as the user named them: {{.Container}}
 			if len(args) > 0 {
 				for _, a := range args {
 					c, err := eng.Get(cmd.Context(), a)
@@ -47,8 +59,12 @@ func newStatsCmd(g *globals) *cobra.Command {
 				for _, c := range list {
 					if all || c.IsRunning() {
 						cs = append(cs, c)
+						names = append(names, c.ID)
 					}
 				}
+			}
+			if format == "" || format == "table" {
+				format = statsTable
 			}
 			out := cmd.OutOrStdout()
 			clear := !noStream && isTTY(out)
@@ -63,7 +79,7 @@ func newStatsCmd(g *globals) *cobra.Command {
 				if clear {
 					fmt.Fprint(out, "\033[2J\033[H")
 				}
-				if err := printStats(out, format, cs, prev, cur, noTrunc); err != nil {
+				if err := printStats(out, format, cs, names, prev, cur, noTrunc); err != nil {
 					return err
 				}
 				if noStream {
@@ -91,14 +107,14 @@ func sampleAll(ctx context.Context, eng *engine.Engine, cs []*engine.Container) 
 	return out
 }
 
-func printStats(out io.Writer, format string, cs []*engine.Container, prev, cur []*engine.Stats, noTrunc bool) error {
-	rows := make([]any, len(cs))
+func printStats(out io.Writer, format string, cs []*engine.Container, names []string, prev, cur []*engine.Stats, noTrunc bool) error {
+	rows := make([]statsRow, len(cs))
 	for i, c := range cs {
 		id := c.ID
 		if !noTrunc {
 			id = id[:12]
 		}
-		r := statsRow{Container: id, ID: id, Name: c.Name, CPUPerc: "0.00%", MemUsage: "0B / 0B", MemPerc: "0.00%", NetIO: "0B / 0B", BlockIO: "0B / 0B", PIDs: "0"}
+		r := statsRow{Container: names[i], ID: id, Name: c.Name, CPUPerc: "0.00%", MemUsage: "0B / 0B", MemPerc: "0.00%", NetIO: "0B / 0B", BlockIO: "0B / 0B", PIDs: "0"}
 		if s, p := cur[i], prev[i]; s != nil {
 			if p != nil && s.SystemCPUNanos > p.SystemCPUNanos && s.CPUNanos >= p.CPUNanos {
 				pct := float64(s.CPUNanos-p.CPUNanos) / float64(s.SystemCPUNanos-p.SystemCPUNanos) * float64(s.OnlineCPUs) * 100
@@ -114,15 +130,7 @@ func printStats(out io.Writer, format string, cs []*engine.Container, prev, cur 
 		}
 		rows[i] = r
 	}
-	if format != "" {
-		return ui.Format(out, format, rows)
-	}
-	t := ui.NewTable(out, "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS")
-	for _, it := range rows {
-		r := it.(statsRow)
-		t.Row(r.ID, r.Name, r.CPUPerc, r.MemUsage, r.MemPerc, r.NetIO, r.BlockIO, r.PIDs)
-	}
-	return t.Flush()
+	return ui.FormatHeaders(out, format, rows, statsHeaders)
 }
 
 // binarySize is docker's memory format: 1.5MiB, 3 significant digits.

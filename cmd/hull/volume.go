@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -33,8 +31,12 @@ type volumeDoc struct {
 }
 
 func volumeDocOf(v *engine.Volume) volumeDoc {
+	opts := v.Options
+	if opts == nil {
+		opts = map[string]string{}
+	}
 	return volumeDoc{CreatedAt: v.Created.Local().Format(time.RFC3339), Driver: "local", Labels: v.Labels,
-		Mountpoint: v.Mountpoint, Name: v.Name, Options: map[string]string{}, Scope: "local"}
+		Mountpoint: v.Mountpoint, Name: v.Name, Options: opts, Scope: "local"}
 }
 
 func parseLabels(list []string) map[string]string {
@@ -57,8 +59,11 @@ func newVolumeCreateCmd(g *globals) *cobra.Command {
 			if driver != "local" {
 				return fmt.Errorf("volume driver %q: hull has only the local driver", driver)
 			}
-			if len(opts) > 0 {
-				return errors.New("--opt: the local driver of hull takes no options")
+			// docker's map option: k=v, a later k replaces an earlier.
+			options := map[string]string{}
+			for _, o := range opts {
+				k, v, _ := strings.Cut(o, "=")
+				options[k] = v
 			}
 			name := ""
 			if len(args) == 1 {
@@ -69,7 +74,7 @@ func newVolumeCreateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer done()
-			v, err := eng.CreateVolume(cmd.Context(), name, parseLabels(labels))
+			v, err := eng.CreateVolume(cmd.Context(), name, parseLabels(labels), options)
 			if err != nil {
 				return err
 			}
@@ -79,7 +84,7 @@ func newVolumeCreateCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&driver, "driver", "d", "local", "volume driver (only local)")
 	cmd.Flags().StringArrayVar(&labels, "label", nil, "set metadata: key=value")
-	cmd.Flags().StringArrayVarP(&opts, "opt", "o", nil, "driver options (none for local)")
+	cmd.Flags().StringArrayVarP(&opts, "opt", "o", nil, "driver options: type=tmpfs|none|FSTYPE, device=tmpfs|/host/dir|DEVICE, o=MOUNT-OPTIONS (e.g. -o type=tmpfs -o device=tmpfs -o o=size=100m)")
 	return cmd
 }
 
@@ -215,50 +220,4 @@ func newVolumeRmCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove even a volume that containers use")
 	return cmd
-}
-
-func newVolumePruneCmd(g *globals) *cobra.Command {
-	var force, all bool
-	var filters []string
-	cmd := &cobra.Command{
-		Use:   "prune [OPTIONS]",
-		Short: "Remove unused anonymous volumes (all unused ones with -a)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			match, err := volumeFilter(filters)
-			if err != nil {
-				return err
-			}
-			warning := "WARNING! This will remove anonymous local volumes not used by at least one container."
-			if all {
-				warning = "WARNING! This will remove all local volumes not used by at least one container."
-			}
-			if !force && !confirm(cmd, warning) {
-				return nil
-			}
-			eng, done, err := g.openEngine(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			removed, freed, err := eng.PruneVolumes(cmd.Context(), all, func(v *engine.Volume) bool { return !match(v, false) })
-			printPruned(cmd.OutOrStdout(), "Volumes", removed, freed)
-			return err
-		},
-	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
-	cmd.Flags().BoolVarP(&all, "all", "a", false, "remove all unused volumes, not just anonymous ones")
-	cmd.Flags().StringArrayVar(&filters, "filter", nil, "filter: label=, label!=, name=")
-	return cmd
-}
-
-// confirm asks docker's prune question on stderr and reads the answer.
-func confirm(cmd *cobra.Command, warning string) bool {
-	fmt.Fprintf(cmd.ErrOrStderr(), "%s\nAre you sure you want to continue? [y/N] ", warning)
-	line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return false
-	}
-	answer := strings.ToLower(strings.TrimSpace(line))
-	return answer == "y" || answer == "yes"
 }

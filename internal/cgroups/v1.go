@@ -12,6 +12,32 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// ErrBelowUsage is a memory limit the kernel refused because the cgroup
+// uses more than it and could not reclaim enough (v1: EBUSY).
+var ErrBelowUsage = errors.New("cgroups: memory limit below current usage")
+
+// BlkioWeightSupported reports whether the host can weigh block I/O: v1's
+// blkio.weight went with the CFQ scheduler (BFQ has blkio.bfq.weight); v2
+// has io.weight or io.bfq.weight once the io controller is enabled.
+func BlkioWeightSupported() bool {
+	switch DetectMode() {
+	case Unified:
+		for _, f := range []string{"io.weight", "io.bfq.weight"} {
+			if matches, _ := filepath.Glob(filepath.Join(DefaultMountpoint, "*", f)); len(matches) > 0 {
+				return true
+			}
+		}
+		return false
+	case Legacy, Hybrid:
+		for _, f := range []string{"blkio.weight", "blkio.bfq.weight"} {
+			if _, err := os.Stat(filepath.Join(DefaultMountpoint, "blkio", f)); err == nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // setV1 writes resources into the per-controller directories of a v1 or
 // hybrid host.
 func (m *Manager) setV1(r *specs.LinuxResources) error {
@@ -225,7 +251,15 @@ func setMemoryV1(d string, mem *specs.LinuxMemory) error {
 		if mem.Limit == nil || *mem.Limit == 0 {
 			return nil
 		}
-		return writeFile(d, "memory.limit_in_bytes", strconv.FormatInt(*mem.Limit, 10))
+		err := writeFile(d, "memory.limit_in_bytes", strconv.FormatInt(*mem.Limit, 10))
+		if errors.Is(err, unix.EBUSY) {
+			// The kernel could not reclaim enough to go below the
+			// usage (runc's message).
+			usage, _ := readUint(d, "memory.usage_in_bytes")
+			peak, _ := readUint(d, "memory.max_usage_in_bytes")
+			return fmt.Errorf("%w: unable to set memory limit to %d (current usage: %d, peak usage: %d)", ErrBelowUsage, *mem.Limit, usage, peak)
+		}
+		return err
 	}
 	setSwap := func() error {
 		if mem.Swap == nil || *mem.Swap == 0 {

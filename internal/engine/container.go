@@ -87,7 +87,8 @@ func init() {
 	}})
 }
 
-// Config is what a container was created with; it does not change.
+// Config is what a container was created with; only `update` changes it
+// (the limits in Spec and the restart policy).
 type Config struct {
 	Image       string                `json:"Image"` // as the user named it
 	Spec        spec.Options          `json:"Spec"`

@@ -201,7 +201,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	if err := e.addVolumesFrom(ctx, &cfg); err != nil {
 		return fail(StageCreate, err)
 	}
-	so, err := e.etcFiles(id, cfg.Spec)
+	so, err := e.etcFiles(id, e.volumeSpecMounts(ctx, cfg.Spec))
 	if err != nil {
 		return fail(StageCreate, err)
 	}
@@ -279,7 +279,7 @@ func (e *Engine) ensureConfig(ctx context.Context, c *Container) error {
 	if err != nil {
 		return fmt.Errorf("container %s: config.json: %w", c.Name, err)
 	}
-	so, err := e.etcFiles(c.ID, c.Config.Spec)
+	so, err := e.etcFiles(c.ID, e.volumeSpecMounts(ctx, c.Config.Spec))
 	if err != nil {
 		return fmt.Errorf("container %s: %w", c.Name, err)
 	}

@@ -123,7 +123,7 @@ func TestErrorClassesOfTheEngine(t *testing.T) {
 		{"Get of a missing container", errOf(e.Get(ctx, "nosuch")), errdefs.ErrNotFound},
 		{"Get of an ambiguous prefix", errOf(e.Get(ctx, "0123456789a")), errdefs.ErrInvalidArgument},
 		{"Volume of a missing volume", errOf(e.Volume(ctx, "nosuch")), errdefs.ErrNotFound},
-		{"CreateVolume with a bad name", errOf(e.CreateVolume(ctx, "-", nil)), errdefs.ErrInvalidArgument},
+		{"CreateVolume with a bad name", errOf(e.CreateVolume(ctx, "-", nil, nil)), errdefs.ErrInvalidArgument},
 		{"Create with a bad name", errOf(e.Create(ctx, CreateOptions{Name: "-bad"})), errdefs.ErrInvalidArgument},
 		{"Create with a bad id", errOf(e.Create(ctx, CreateOptions{ID: "xyz"})), errdefs.ErrInvalidArgument},
 		{"a name in use", e.insert(ctx, sameName), errdefs.ErrAlreadyExists},

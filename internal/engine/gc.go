@@ -2,7 +2,8 @@ package engine
 
 import (
 	"context"
-	"fmt"
+
+	"github.com/containerd/errdefs"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -194,6 +195,9 @@ type PruneOptions struct {
 	// Volumes also removes the anonymous volumes no container uses
 	// (docker's system prune --volumes).
 	Volumes bool
+	// Filter spares the containers, images and volumes it does not
+	// match (docker's system prune --filter; until= is not for volumes).
+	Filter PruneFilter
 }
 
 // PruneReport is what Prune removed.
@@ -204,41 +208,44 @@ type PruneReport struct {
 	Layers  []string // chain IDs
 	Blobs   []string // digests
 	Volumes []string // names
-	// Reclaimed is the bytes the removed containers, images and layers
-	// held.
+	// Reclaimed is the bytes the removed containers, images, layers and
+	// volumes held.
 	Reclaimed int64
 }
 
 // Prune removes, in the order their references allow, the stopped
-// containers, the untagged images (o.AllImages: every image) no container
-// uses, the layers no image or container needs, the blobs no image
-// references and, with o.Volumes, the anonymous volumes no container
-// uses. Nothing in use is removed. On an error the report says what was
-// removed before it.
+// containers, with o.Volumes the anonymous volumes no container uses, the
+// untagged images (o.AllImages: every image) no container uses, the
+// layers no image or container needs and the blobs no image references;
+// containers, volumes and images only where o.Filter matches. Nothing in
+// use is removed. On an error the report says what was removed before it.
 func (e *Engine) Prune(ctx context.Context, o PruneOptions) (*PruneReport, error) {
+	if o.Volumes && !o.Filter.Until.IsZero() {
+		return nil, errdefs.ErrInvalidArgument.WithMessage(`the "until" filter is not supported with "--volumes"`)
+	}
 	rep := &PruneReport{}
 	var err error
-	if rep.Containers, rep.Reclaimed, err = e.PruneContainers(ctx, nil); err != nil {
+	if rep.Containers, rep.Reclaimed, err = e.PruneContainers(ctx, o.Filter); err != nil {
 		return rep, err
 	}
-	du, err := e.DiskUsage(ctx)
+	if o.Volumes {
+		// After the containers, whose anonymous volumes become unused.
+		var freed int64
+		vf := o.Filter
+		vf.All = false
+		rep.Volumes, freed, err = e.PruneVolumes(ctx, vf)
+		rep.Reclaimed += freed
+		if err != nil {
+			return rep, err
+		}
+	}
+	imgFilter := o.Filter
+	imgFilter.All = o.AllImages
+	images, freed, err := e.pruneImages(ctx, imgFilter)
+	rep.Images = images
+	rep.Reclaimed += freed
 	if err != nil {
 		return rep, err
-	}
-	for _, iu := range du.Images {
-		r := iu.Image
-		if iu.InUse || (!o.AllImages && len(r.Names) > 0) {
-			continue
-		}
-		res, err := e.images.Remove(ctx, r.Digest.String(), true)
-		if err != nil {
-			return rep, fmt.Errorf("prune image %s: %w", r.ConfigID.Hex[:12], err)
-		}
-		for _, u := range res.Untagged {
-			rep.Images = append(rep.Images, "untagged: "+u)
-		}
-		rep.Images = append(rep.Images, "deleted: "+r.ConfigID.String())
-		rep.Reclaimed += r.Size
 	}
 	pr, err := e.snap.Prune(ctx)
 	if err != nil {
@@ -246,13 +253,6 @@ func (e *Engine) Prune(ctx context.Context, o PruneOptions) (*PruneReport, error
 	}
 	rep.Layers = pr.Removed
 	rep.Reclaimed += pr.Bytes
-	if rep.Blobs, err = e.images.Collect(ctx); err != nil {
-		return rep, err
-	}
-	if o.Volumes {
-		var freed int64
-		rep.Volumes, freed, err = e.PruneVolumes(ctx, false, nil)
-		rep.Reclaimed += freed
-	}
+	rep.Blobs, err = e.images.Collect(ctx)
 	return rep, err
 }

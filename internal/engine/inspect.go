@@ -64,22 +64,23 @@ type InspectHost struct {
 		Name              string `json:"Name"`
 		MaximumRetryCount int    `json:"MaximumRetryCount"`
 	} `json:"RestartPolicy"`
-	AutoRemove     bool              `json:"AutoRemove"`
-	Privileged     bool              `json:"Privileged"`
-	ReadonlyRootfs bool              `json:"ReadonlyRootfs"`
-	CapAdd         []string          `json:"CapAdd"`
-	CapDrop        []string          `json:"CapDrop"`
-	SecurityOpt    []string          `json:"SecurityOpt"`
-	Memory         int64             `json:"Memory"`
-	MemorySwap     int64             `json:"MemorySwap"`
-	NanoCpus       int64             `json:"NanoCpus"`
-	CpuShares      int64             `json:"CpuShares"`
-	CpusetCpus     string            `json:"CpusetCpus"`
-	PidsLimit      int64             `json:"PidsLimit"`
-	Ulimits        []spec.Ulimit     `json:"Ulimits"`
-	Tmpfs          map[string]string `json:"Tmpfs"`
-	Init           bool              `json:"Init"`
-	GroupAdd       []string          `json:"GroupAdd"`
+	AutoRemove        bool              `json:"AutoRemove"`
+	Privileged        bool              `json:"Privileged"`
+	ReadonlyRootfs    bool              `json:"ReadonlyRootfs"`
+	CapAdd            []string          `json:"CapAdd"`
+	CapDrop           []string          `json:"CapDrop"`
+	SecurityOpt       []string          `json:"SecurityOpt"`
+	Memory            int64             `json:"Memory"`
+	MemorySwap        int64             `json:"MemorySwap"`
+	MemoryReservation int64             `json:"MemoryReservation"`
+	NanoCpus          int64             `json:"NanoCpus"`
+	CpuShares         int64             `json:"CpuShares"`
+	CpusetCpus        string            `json:"CpusetCpus"`
+	PidsLimit         int64             `json:"PidsLimit"`
+	Ulimits           []spec.Ulimit     `json:"Ulimits"`
+	Tmpfs             map[string]string `json:"Tmpfs"`
+	Init              bool              `json:"Init"`
+	GroupAdd          []string          `json:"GroupAdd"`
 	// The namespace, device and resource flags (docker's names).
 	PidMode, IpcMode, UTSMode, CgroupnsMode string
 	ShmSize                                 int64
@@ -168,6 +169,7 @@ func (e *Engine) Inspect(c *Container) *Inspect {
 	}
 	h.CgroupParent, h.CpusetMems, h.CpuPeriod, h.CpuQuota = o.CgroupParent, o.CpusetMems, o.CPUPeriod, o.CPUQuota
 	h.BlkioWeight, h.DeviceCgroupRules = o.BlkioWeight, o.DeviceCgroupRules
+	h.MemoryReservation = o.MemoryReservation
 	if h.Devices = o.Devices; h.Devices == nil {
 		h.Devices = []spec.Device{}
 	}

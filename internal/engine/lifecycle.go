@@ -111,6 +111,9 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 		if err := e.mountShm(c); err != nil {
 			return nil, failed(err)
 		}
+		if err := e.mountContainerVolumes(ctx, c); err != nil {
+			return nil, failed(err)
+		}
 		if err := e.rejoinNamespaces(ctx, c); err != nil {
 			return nil, failed(err)
 		}

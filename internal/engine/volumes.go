@@ -50,6 +50,9 @@ type Volume struct {
 	Owner      string // the container an anonymous volume was made for
 	AutoRemove bool   // that container had --rm: the volume goes with it
 	Mountpoint string
+	// Options are the local driver's (docker's volume create -o): type,
+	// device, o (see volumeopts.go); empty for a plain directory.
+	Options map[string]string
 }
 
 // VolumeNotFoundError is a volume name that matches nothing. Its class is
@@ -68,15 +71,34 @@ func (e *Engine) VolumePath(name string) string {
 }
 
 // CreateVolume makes a volume, or returns the existing one of that name
-// (as docker does). An empty name makes an anonymous-style random one.
-func (e *Engine) CreateVolume(ctx context.Context, name string, labels map[string]string) (*Volume, error) {
-	v, _, err := e.createVolume(ctx, name, labels, nil)
-	return v, err
+// (as docker does; with other options it is a conflict). An empty name
+// makes an anonymous-style random one. options are the local driver's
+// (type, device, o): a tmpfs, a bind of a host directory, a device's
+// filesystem; the volume's filesystem is mounted at once, so options the
+// kernel refuses fail the creation.
+func (e *Engine) CreateVolume(ctx context.Context, name string, labels, options map[string]string) (*Volume, error) {
+	if err := checkVolumeOptions(options); err != nil {
+		return nil, err
+	}
+	v, created, err := e.createVolume(ctx, name, labels, options, nil)
+	if err != nil {
+		return nil, err
+	}
+	if !created && optionsString(v.Options) != optionsString(options) && len(options) > 0 {
+		return nil, errdefs.ErrConflict.WithMessage(fmt.Sprintf("volume %s already exists with other options (%s): remove it first, or use another name", v.Name, optionsString(v.Options)))
+	}
+	if err := mountVolume(v); err != nil {
+		if created {
+			e.deleteVolume(context.WithoutCancel(ctx), v.Name)
+		}
+		return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+	}
+	return v, nil
 }
 
 // createVolume records and makes the volume; created says it is new.
 // owner, if set, is the container an anonymous volume is made for.
-func (e *Engine) createVolume(ctx context.Context, name string, labels map[string]string, owner *Container) (*Volume, bool, error) {
+func (e *Engine) createVolume(ctx context.Context, name string, labels, options map[string]string, owner *Container) (*Volume, bool, error) {
 	anonymous := name == ""
 	if anonymous {
 		name = NewID()
@@ -87,13 +109,17 @@ func (e *Engine) createVolume(ctx context.Context, name string, labels map[strin
 	if labels == nil {
 		labels = map[string]string{}
 	}
+	if options == nil {
+		options = map[string]string{}
+	}
 	data, _ := json.Marshal(labels)
+	opts, _ := json.Marshal(options)
 	ownerID, autoRemove := "", false
 	if owner != nil && anonymous {
 		ownerID, autoRemove = owner.ID, owner.Config.AutoRemove
 	}
-	res, err := e.db.ExecContext(ctx, `INSERT OR IGNORE INTO volumes(name, created, labels, anonymous, owner, auto_remove) VALUES(?,?,?,?,?,?)`,
-		name, time.Now().UnixNano(), string(data), anonymous, ownerID, autoRemove)
+	res, err := e.db.ExecContext(ctx, `INSERT OR IGNORE INTO volumes(name, created, labels, anonymous, owner, auto_remove, options) VALUES(?,?,?,?,?,?,?)`,
+		name, time.Now().UnixNano(), string(data), anonymous, ownerID, autoRemove, string(opts))
 	if err != nil {
 		return nil, false, fmt.Errorf("create volume %s: %w", name, err)
 	}
@@ -120,17 +146,18 @@ func (e *Engine) emitVolume(ctx context.Context, name, action string) {
 	logEvent(ctx, e.db, "volume", action, name, name, map[string]string{"driver": "local"})
 }
 
-const volumeColumns = `name, created, labels, anonymous, owner, auto_remove`
+const volumeColumns = `name, created, labels, anonymous, owner, auto_remove, options`
 
 func (e *Engine) scanVolume(row scanner) (*Volume, error) {
 	var v Volume
 	var created int64
-	var labels string
-	if err := row.Scan(&v.Name, &created, &labels, &v.Anonymous, &v.Owner, &v.AutoRemove); err != nil {
+	var labels, options string
+	if err := row.Scan(&v.Name, &created, &labels, &v.Anonymous, &v.Owner, &v.AutoRemove, &options); err != nil {
 		return nil, err
 	}
 	v.Created = fromNanos(created)
 	json.Unmarshal([]byte(labels), &v.Labels)
+	json.Unmarshal([]byte(options), &v.Options)
 	v.Mountpoint = e.VolumePath(v.Name)
 	return &v, nil
 }
@@ -252,6 +279,13 @@ func (e *Engine) RemoveVolume(ctx context.Context, name string, force bool) erro
 }
 
 func (e *Engine) deleteVolume(ctx context.Context, name string) error {
+	// Never remove through a mount: unmount the volume's filesystem
+	// first, and keep everything if that fails.
+	if v, err := e.Volume(ctx, name); err == nil {
+		if err := unmountVolume(v); err != nil {
+			return fmt.Errorf("remove volume %s: %w", name, err)
+		}
+	}
 	if err := os.RemoveAll(filepath.Dir(e.VolumePath(name))); err != nil {
 		return fmt.Errorf("remove volume %s: %w", name, err)
 	}
@@ -320,10 +354,10 @@ func (e *Engine) orphans(ctx context.Context, query string, args ...any) ([]stri
 	return names, rows.Err()
 }
 
-// PruneVolumes removes the volumes no container uses: anonymous ones
-// only, or all with all (docker's volume prune [-a]); keep filters out
-// the ones to spare. It returns the names and the bytes freed.
-func (e *Engine) PruneVolumes(ctx context.Context, all bool, keep func(*Volume) bool) ([]string, int64, error) {
+// PruneVolumes removes the volumes no container uses that f matches:
+// anonymous ones only, or all with f.All (docker's volume prune [-a]).
+// It returns the names and the bytes freed.
+func (e *Engine) PruneVolumes(ctx context.Context, f PruneFilter) ([]string, int64, error) {
 	vols, err := e.Volumes(ctx)
 	if err != nil {
 		return nil, 0, err
@@ -336,7 +370,7 @@ func (e *Engine) PruneVolumes(ctx context.Context, all bool, keep func(*Volume) 
 	var freed int64
 	var errs []error
 	for _, v := range vols {
-		if len(users[v.Name]) > 0 || (!all && !v.Anonymous) || (keep != nil && keep(v)) {
+		if len(users[v.Name]) > 0 || (!f.All && !v.Anonymous) || !f.Match(v.Created, v.Labels) {
 			continue
 		}
 		size := DirSize(v.Mountpoint)
@@ -376,16 +410,19 @@ func (e *Engine) resolveVolumes(ctx context.Context, c *Container, o *spec.Optio
 		if m.Type != "volume" {
 			continue
 		}
-		v, _, err := e.createVolume(ctx, m.Source, nil, c)
+		v, _, err := e.createVolume(ctx, m.Source, nil, nil, c)
 		if err != nil {
 			return fmt.Errorf("volume for %s: %w", m.Destination, err)
+		}
+		if err := mountVolume(v); err != nil {
+			return err
 		}
 		nocopy := false
 		for _, opt := range m.Options {
 			nocopy = nocopy || opt == "nocopy"
 		}
-		if !nocopy && isEmptyDir(v.Mountpoint) {
-			if err := seedVolume(e.rootfs(c.ID), m.Destination, v.Mountpoint); err != nil {
+		if data := e.volumeData(v); !nocopy && isEmptyDir(data) {
+			if err := seedVolume(e.rootfs(c.ID), m.Destination, data); err != nil {
 				return fmt.Errorf("volume %s: copy the image's %s into it: %w", v.Name, m.Destination, err)
 			}
 		}

@@ -166,6 +166,12 @@ type Recorder interface {
 	Done(e Exit) (after func())
 }
 
+// PolicyReader is a Recorder that reads the restart policy again at each
+// exit: `hull update --restart` changes it while the container runs.
+type PolicyReader interface {
+	RestartPolicy() (RestartPolicy, bool)
+}
+
 // Run supervises the container until it exits for good. ready is called
 // once: with nil when the first start succeeded, or with the error.
 func Run(cfg Config, rt *runtime.Runtime, rec Recorder, ready func(error)) error {
@@ -283,11 +289,17 @@ func (m *mon) shouldRestart(e Exit, restarts int) bool {
 	if m.rec.StopRequested() || e.Stage != "" {
 		return false
 	}
-	switch m.cfg.Restart.Name {
+	policy := m.cfg.Restart
+	if pr, ok := m.rec.(PolicyReader); ok {
+		if p, ok := pr.RestartPolicy(); ok {
+			policy = p
+		}
+	}
+	switch policy.Name {
 	case "always", "unless-stopped":
 		return true
 	case "on-failure":
-		return e.Code != 0 && (m.cfg.Restart.MaxRetries == 0 || restarts < m.cfg.Restart.MaxRetries)
+		return e.Code != 0 && (policy.MaxRetries == 0 || restarts < policy.MaxRetries)
 	}
 	return false
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -52,6 +53,13 @@ func MountOptionNames() []string {
 		out = append(out, k)
 	}
 	return append(out, "tmpcopyup")
+}
+
+// MountOptions turns mount(8) options into mount(2) flags and the
+// filesystem's data string (propagation options are left out).
+func MountOptions(opts []string) (flags uintptr, data string) {
+	flags, _, data = parseMountOptions(slices.DeleteFunc(slices.Clone(opts), func(o string) bool { return o == "" }))
+	return flags, data
 }
 
 // parseMountOptions splits options into mount(2) flags, propagation flags

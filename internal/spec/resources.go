@@ -312,6 +312,18 @@ func checkOnline(flag, list, online, what string) error {
 	return nil
 }
 
+// Limits are the cgroup limits of o, checked as docker checks them,
+// without the device rules: what `update` writes to a running
+// container's cgroups.
+func Limits(o Options) (*specs.LinuxResources, error) {
+	r, err := resources(o)
+	if err != nil {
+		return nil, err
+	}
+	r.Devices = nil
+	return r, nil
+}
+
 // parseCPUList reads the kernel's list format: "0-3,5,7-8".
 func parseCPUList(s string) (map[int]bool, error) {
 	out := map[int]bool{}

@@ -51,6 +51,13 @@ func (t *Table) Flush() error { return t.tw.Flush() }
 // line, as docker), "table TEMPLATE" (a header from the template's field
 // names), or a Go template applied to each item.
 func Format[T any](w io.Writer, format string, items []T) error {
+	return FormatHeaders(w, format, items, nil)
+}
+
+// FormatHeaders is Format with a table's header names for fields whose
+// docker header is not the field's name split and upper-cased (stats:
+// {{.CPUPerc}} is "CPU %").
+func FormatHeaders[T any](w io.Writer, format string, items []T, headers map[string]string) error {
 	if format == "json" || format == "{{json .}}" {
 		enc := json.NewEncoder(w)
 		for _, it := range items {
@@ -73,7 +80,7 @@ func Format[T any](w io.Writer, format string, items []T) error {
 	if table {
 		tw = tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 		out = tw
-		fmt.Fprintln(tw, headerOf(format))
+		fmt.Fprintln(tw, headerOf(format, headers))
 	}
 	for _, it := range items {
 		var sb strings.Builder
@@ -148,8 +155,9 @@ func parseFormat(format string) (*template.Template, error) {
 	return tmpl, nil
 }
 
-// headerOf turns "{{.ID}}\t{{.Repository}}" into "ID\tREPOSITORY".
-func headerOf(format string) string {
+// headerOf turns "{{.ID}}\t{{.Repository}}" into "ID\tREPOSITORY",
+// taking the names in headers where given.
+func headerOf(format string, headers map[string]string) string {
 	var b strings.Builder
 	for {
 		i := strings.Index(format, "{{")
@@ -167,7 +175,11 @@ func headerOf(format string) string {
 		if k := strings.LastIndexByte(field, '.'); k >= 0 {
 			field = field[k+1:]
 		}
-		b.WriteString(strings.ToUpper(splitCamel(field)))
+		if h, ok := headers[field]; ok {
+			b.WriteString(h)
+		} else {
+			b.WriteString(strings.ToUpper(splitCamel(field)))
+		}
 		format = format[i+j+2:]
 	}
 	return b.String()
