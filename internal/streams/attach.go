@@ -11,8 +11,10 @@ import (
 	"sync"
 )
 
-// The attach protocol between the monitor and `hull run`/`attach`/`start -a`
-// on a unix socket: frames of [1 byte kind][4 bytes big-endian length][data].
+// The attach protocol between the container's supervisor (its monitor, or
+// hull-shim once a detached container was handed over, serving the same
+// socket) and `hull run`/`attach`/`start -a` on a unix socket: frames of
+// [1 byte kind][4 bytes big-endian length][data].
 // Monitor to client: stdout, stderr, exit (4 bytes status). Client to
 // monitor: stdin, stdin-close, resize (2×uint16 rows, cols).
 const (
