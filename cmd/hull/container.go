@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -93,7 +96,12 @@ func newStartCmd(g *globals) *cobra.Command {
 // psRow has docker's `ps --format` field names.
 type psRow struct {
 	ID, Image, Command, CreatedAt, RunningFor, Ports, State, Status, Size, Names, Labels, Mounts, Networks string
+	LocalVolumes                                                                                           string
+	labels                                                                                                 map[string]string
 }
+
+// Label is docker's {{.Label "KEY"}}: the value of one label.
+func (r psRow) Label(name string) string { return r.labels[name] }
 
 func newPsCmd(g *globals) *cobra.Command {
 	var all, quiet, noTrunc, latest bool
@@ -175,10 +183,33 @@ func psRowOf(c *engine.Container, noTrunc bool) psRow {
 	if ref, err := reference.Parse(img); err == nil {
 		img = ref.Familiar()
 	}
-	return psRow{
+	r := psRow{
 		ID: id, Image: img, Command: fmt.Sprintf("%q", command), CreatedAt: c.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
 		RunningFor: ui.Ago(c.Created), State: c.State, Status: StatusLine(c), Names: c.Name,
+		labels: c.Config.Labels, Networks: c.Config.Spec.Network,
 	}
+	if r.Networks == "" {
+		r.Networks = "none"
+	}
+	var labels, mounts []string
+	for k, v := range c.Config.Labels {
+		labels = append(labels, k+"="+v)
+	}
+	volumes := 0
+	for _, m := range c.Config.Spec.Mounts {
+		name := m.Source
+		if m.Type == "volume" {
+			volumes++
+			// A named volume is resolved to <root>/volumes/NAME/_data.
+			if dir, ok := strings.CutSuffix(name, "/_data"); ok {
+				name = path.Base(dir)
+			}
+		}
+		mounts = append(mounts, name)
+	}
+	sort.Strings(labels)
+	r.Labels, r.Mounts, r.LocalVolumes = strings.Join(labels, ","), strings.Join(mounts, ","), strconv.Itoa(volumes)
+	return r
 }
 
 // StatusLine is docker's STATUS column, with hull's OOM and error clues:

@@ -197,6 +197,12 @@ type imageRow struct {
 	// StoredSize is hull's: what the image takes in the store,
 	// compressed.
 	StoredSize string `json:"StoredSize"`
+	// Containers, SharedSize and UniqueSize are "N/A" as docker's images
+	// prints them (system df -v has the figures); VirtualSize is Size.
+	Containers  string `json:"Containers"`
+	SharedSize  string `json:"SharedSize"`
+	UniqueSize  string `json:"UniqueSize"`
+	VirtualSize string `json:"VirtualSize"`
 }
 
 func newImagesCmd(g *globals, use string) *cobra.Command {
@@ -232,7 +238,8 @@ func newImagesCmd(g *globals, use string) *cobra.Command {
 					id = r.ConfigID.Hex[:12]
 				}
 				base := imageRow{ID: id, Digest: "<none>", CreatedSince: ui.Ago(r.Created), CreatedAt: r.Created.Format("2006-01-02 15:04:05 -0700 MST"),
-					Size: ui.Size(unpackedSize(r)), StoredSize: ui.Size(r.Size)}
+					Size: ui.Size(unpackedSize(r)), StoredSize: ui.Size(r.Size),
+					Containers: "N/A", SharedSize: "N/A", UniqueSize: "N/A", VirtualSize: ui.Size(unpackedSize(r))}
 				digestFor := func(repo string) string {
 					for _, rd := range r.RepoDigests {
 						if n, d, _ := strings.Cut(rd, "@"); n == repo {
@@ -365,6 +372,33 @@ func printInspect(w io.Writer, format string, docs []any) error {
 	return err
 }
 
+// historyRow is one row of `hull history`, with docker's --format field
+// names.
+type historyRow struct {
+	ID           string `json:"ID"`
+	CreatedSince string `json:"CreatedSince"`
+	CreatedAt    string `json:"CreatedAt"`
+	CreatedBy    string `json:"CreatedBy"`
+	Size         string `json:"Size"`
+	Comment      string `json:"Comment"`
+}
+
+// historyRowOf is docker's rendering of h: the ID short unless noTrunc,
+// the command cut at 45 characters, and with human (docker's default)
+// the time as an age and the size in units, else RFC 3339 and bytes.
+func historyRowOf(h engine.HistoryEntry, noTrunc, human bool) historyRow {
+	by := h.CreatedBy
+	if !noTrunc && len(by) > 45 {
+		by = by[:44] + "…"
+	}
+	r := historyRow{ID: shortImageID(h.ID, noTrunc), CreatedSince: ui.Ago(h.Created), CreatedAt: h.Created.Format(time.RFC3339),
+		CreatedBy: by, Size: ui.Size(h.Size), Comment: h.Comment}
+	if !human {
+		r.CreatedSince, r.Size = r.CreatedAt, strconv.FormatInt(h.Size, 10)
+	}
+	return r
+}
+
 func newHistoryCmd(g *globals) *cobra.Command {
 	var noTrunc, quiet, human bool
 	var format string
@@ -379,7 +413,11 @@ func newHistoryCmd(g *globals) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			if format != "" {
-				return ui.Format(out, format, hist)
+				rows := make([]historyRow, len(hist))
+				for i, h := range hist {
+					rows[i] = historyRowOf(h, noTrunc, human)
+				}
+				return ui.Format(out, format, rows)
 			}
 			if quiet {
 				for _, h := range hist {
@@ -389,19 +427,12 @@ func newHistoryCmd(g *globals) *cobra.Command {
 			}
 			t := ui.NewTable(out, "IMAGE", "CREATED", "CREATED BY", "SIZE", "SHARED BY", "COMMENT")
 			for _, h := range hist {
-				by := h.CreatedBy
-				if !noTrunc && len(by) > 45 {
-					by = by[:44] + "…"
-				}
+				r := historyRowOf(h, noTrunc, human)
 				shared := ""
 				if h.Layer != "" {
 					shared = fmt.Sprintf("%d image(s)", h.SharedBy)
 				}
-				created, size := ui.Ago(h.Created), ui.Size(h.Size)
-				if !human { // docker's --human=false: RFC 3339 times, sizes in bytes
-					created, size = h.Created.Format(time.RFC3339), strconv.FormatInt(h.Size, 10)
-				}
-				t.Row(shortImageID(h.ID, noTrunc), created, by, size, shared, h.Comment)
+				t.Row(r.ID, r.CreatedSince, r.CreatedBy, r.Size, shared, r.Comment)
 			}
 			return t.Flush()
 		}),

@@ -147,3 +147,24 @@ func TestParityStopRmContainer(t *testing.T) {
 		})
 	}
 }
+
+// docker's --format fields of ps, images, volume ls and history all
+// evaluate (a field hull lacked failed the whole command).
+func TestParityFormatFields(t *testing.T) {
+	root, fx := containerEnv(t)
+	mustHull(t, root, "run", "-d", "--name", "f", "-l", "k=v", "-v", "vol1:/data", fx.Busybox.Ref, "sleep", "100")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ps", "--format", `{{.Labels}}|{{.Label "k"}}|{{.Mounts}}|{{.Networks}}|{{.LocalVolumes}}|{{.Names}}`}, "k=v|v|vol1|none|1|f"},
+		{[]string{"images", "--format", "{{.Containers}}|{{.SharedSize}}|{{.UniqueSize}}|{{.VirtualSize}}"}, "N/A|N/A|N/A|"},
+		{[]string{"volume", "ls", "--format", "{{.Name}}|{{.Links}}|{{.Size}}"}, "vol1|N/A|N/A"},
+		{[]string{"history", "--format", "{{.ID}}|{{.CreatedSince}}|{{.Size}}", fx.Busybox.Ref}, "<missing>|"},
+	} {
+		out, errOut, err := hull(t, root, tc.args...)
+		if err != nil || !strings.Contains(out, tc.want) {
+			t.Errorf("%v: %v %s\n%s\nwant it to contain %q", tc.args, err, errOut, out, tc.want)
+		}
+	}
+}

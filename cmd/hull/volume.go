@@ -30,6 +30,13 @@ type volumeDoc struct {
 	Scope      string            `json:"Scope"`
 }
 
+// Links and Size are docker's volume ls fields: "N/A" unless docker
+// computes them (system df -v); hull's system df shows volumes' use.
+func (volumeDoc) Links() string { return "N/A" }
+
+// Size: see Links.
+func (volumeDoc) Size() string { return "N/A" }
+
 func volumeDocOf(v *engine.Volume) volumeDoc {
 	opts := v.Options
 	if opts == nil {
