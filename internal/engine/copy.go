@@ -285,29 +285,36 @@ func SplitContainerPath(arg string) (container, p string, ok bool) {
 // uncompressed returns r decompressed by what its first bytes say it is
 // compressed with, or r itself; done releases the decompressor.
 func uncompressed(r io.Reader) (_ io.Reader, done func(), err error) {
+	plain, _, done, err := decompressed(r)
+	return plain, done, err
+}
+
+// decompressed is uncompressed that also names the compression found:
+// "gzip", "bzip2", "xz", "zstd" or "" for none.
+func decompressed(r io.Reader) (_ io.Reader, kind string, done func(), err error) {
 	br := bufio.NewReader(r)
 	magic, _ := br.Peek(6)
 	switch {
 	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, nil, fmt.Errorf("read archive: gzip: %w", err)
+			return nil, "", nil, fmt.Errorf("read archive: gzip: %w", err)
 		}
-		return zr, func() { zr.Close() }, nil
+		return zr, "gzip", func() { zr.Close() }, nil
 	case bytes.HasPrefix(magic, []byte("BZh")):
-		return bzip2.NewReader(br), func() {}, nil
+		return bzip2.NewReader(br), "bzip2", func() {}, nil
 	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
 		xr, err := xz.NewReader(br)
 		if err != nil {
-			return nil, nil, fmt.Errorf("read archive: xz: %w", err)
+			return nil, "", nil, fmt.Errorf("read archive: xz: %w", err)
 		}
-		return xr, func() {}, nil
+		return xr, "xz", func() {}, nil
 	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
 		if err != nil {
-			return nil, nil, fmt.Errorf("read archive: zstd: %w", err)
+			return nil, "", nil, fmt.Errorf("read archive: zstd: %w", err)
 		}
-		return zr, zr.Close, nil
+		return zr, "zstd", zr.Close, nil
 	}
-	return br, func() {}, nil
+	return br, "", func() {}, nil
 }

@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -120,6 +122,17 @@ func TestImportRefusesNonTar(t *testing.T) {
 	e := openFullTestEngine(t)
 	if _, err := e.Import(context.Background(), "-", bytes.NewReader([]byte("not a tarball at all, not at all, no")), ImportOptions{}); err == nil {
 		t.Fatal("import of a text file succeeded")
+	}
+	// A bzip2 tarball cannot become a layer (layers are plain, gzip or
+	// zstd): refused with what to do.
+	bzip := exec.Command("bzip2", "-c")
+	bzip.Stdin = tarOf(t, tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644})
+	bz, err := bzip.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Import(context.Background(), "-", bytes.NewReader(bz), ImportOptions{}); err == nil || !strings.Contains(err.Error(), "gzip or zstd") {
+		t.Errorf("import of a bzip2 tarball: %v, want a refusal naming gzip or zstd", err)
 	}
 	if n, err := e.ImageCount(context.Background()); err != nil || n != 0 {
 		t.Errorf("%d images, %v; want none", n, err)

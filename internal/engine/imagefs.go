@@ -2,8 +2,6 @@ package engine
 
 import (
 	"archive/tar"
-	"bufio"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -171,25 +169,20 @@ func (e *Engine) addImage(ctx context.Context, img v1.Image, ref *reference.Refe
 }
 
 // checkTarball fails early, and clearly, on input that is not a tar
-// archive (plain or gzip; zstd is left to the unpacker).
+// archive, plain or in a compression a layer may have (gzip, zstd).
 func checkTarball(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	br := bufio.NewReader(f)
-	magic, _ := br.Peek(4)
-	var r io.Reader = br
-	switch {
-	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("not a gzip-compressed tar archive: %w", err)
-		}
-		r = zr
-	case len(magic) == 4 && string(magic) == "\x28\xb5\x2f\xfd":
-		return nil
+	r, kind, done, err := decompressed(f)
+	if err != nil {
+		return fmt.Errorf("not a tar archive: %w", err)
+	}
+	defer done()
+	if kind == "bzip2" || kind == "xz" {
+		return fmt.Errorf("a %s-compressed tarball cannot be an image layer: decompress it, or compress it with gzip or zstd", kind)
 	}
 	if _, err := tar.NewReader(r).Next(); err != nil {
 		return fmt.Errorf("not a tar archive (%v)", err)
