@@ -137,7 +137,15 @@ func newPsCmd(g *globals) *cobra.Command {
 				if !fs.match(c) {
 					continue
 				}
-				rows = append(rows, psRowOf(c, noTrunc))
+				r := psRowOf(c, noTrunc)
+				if c.IsRunning() {
+					var exposed map[string]struct{}
+					if c.Config.Effective != nil {
+						exposed = c.Config.Effective.ExposedPorts
+					}
+					r.Ports = portsColumn(eng.PublishedPorts(c), exposed)
+				}
+				rows = append(rows, r)
 				if last > 0 && len(rows) == last {
 					break
 				}
@@ -187,6 +195,13 @@ func psRowOf(c *engine.Container, noTrunc bool) psRow {
 		ID: id, Image: img, Command: fmt.Sprintf("%q", command), CreatedAt: c.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
 		RunningFor: ui.Ago(c.Created), State: c.State, Status: StatusLine(c), Names: c.Name,
 		labels: c.Config.Labels, Networks: c.Config.Spec.Network,
+	}
+	if len(c.Config.Net.Networks) > 0 {
+		var names []string
+		for _, ep := range c.Config.Net.Networks {
+			names = append(names, ep.Network)
+		}
+		r.Networks = strings.Join(names, ",")
 	}
 	if r.Networks == "" {
 		r.Networks = "none"

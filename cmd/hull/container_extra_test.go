@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"hull/internal/testenv"
 )
 
 // hullStdin is hull() with the given stdin.
@@ -27,7 +29,7 @@ func hullStdin(t *testing.T, root string, stdin io.Reader, args ...string) (stri
 	cmd.SetIn(stdin)
 	cmd.SetOut(&out)
 	cmd.SetErr(&errOut)
-	cmd.SetArgs(append([]string{"--root", root, "--run-root", filepath.Join(root, "run")}, args...))
+	cmd.SetArgs(append([]string{"--root", root, "--run-root", filepath.Join(root, "run"), "--config", testenv.NetworkConfig(t, root)}, args...))
 	err := cmd.Execute()
 	return out.String(), errOut.String(), err
 }
@@ -376,7 +378,7 @@ func TestContainerPrune(t *testing.T) {
 // extraProc runs hull as its own process (the test binary acting as the
 // CLI), for commands that run until stopped.
 func extraProc(root string, args ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], append([]string{"--root", root, "--run-root", filepath.Join(root, "run")}, args...)...)
+	cmd := exec.Command(os.Args[0], append([]string{"--root", root, "--run-root", filepath.Join(root, "run")}, append(testenv.ConfigArgs(root), args...)...)...)
 	cmd.Env = append(os.Environ(), "HULL_TEST_AS_CLI=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	return cmd
@@ -583,7 +585,7 @@ func attachAsync(t *testing.T, root string, args ...string) (*io.PipeWriter, *lo
 		cmd.SetIn(inR)
 		cmd.SetOut(out)
 		cmd.SetErr(out)
-		cmd.SetArgs(append([]string{"--root", root, "--run-root", filepath.Join(root, "run"), "attach"}, args...))
+		cmd.SetArgs(append([]string{"--root", root, "--run-root", filepath.Join(root, "run"), "--config", testenv.NetworkConfig(t, root), "attach"}, args...))
 		done <- cmd.Execute()
 	}()
 	t.Cleanup(func() { inW.Close() })

@@ -15,7 +15,7 @@ var containerCommands = []named{
 	{"export", newExportCmd}, {"inspect", newContainerInspectCmd},
 	{"kill", newKillCmd}, {"logs", newLogsCmd},
 	{"pause", func(g *globals) *cobra.Command { return newPauseCmd(g, true) }},
-	{"ps", newPsCmd}, {"rename", newRenameCmd}, {"restart", newRestartCmd},
+	{"port", newPortCmd}, {"ps", newPsCmd}, {"rename", newRenameCmd}, {"restart", newRestartCmd},
 	{"rm", newRmCmd}, {"run", newRunCmd}, {"start", newStartCmd},
 	{"stats", newStatsCmd}, {"stop", newStopCmd}, {"top", newTopCmd},
 	{"unpause", func(g *globals) *cobra.Command { return newPauseCmd(g, false) }},

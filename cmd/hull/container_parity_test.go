@@ -73,30 +73,42 @@ func TestParityRelativeCommand(t *testing.T) {
 }
 
 // /etc/hostname and /etc/hosts are the container's, bound over the
-// image's: localhost resolves with --network none; with the host's
+// image's: localhost resolves; the container's name is its address on
+// the default network, loopback with --network none; with the host's
 // network the host's hosts and resolv.conf are copied in.
 func TestParityEtcFiles(t *testing.T) {
 	root, fx := containerEnv(t)
-	out := mustHull(t, root, "run", "--rm", "-h", "box1", fx.Busybox.Ref, "sh", "-c",
-		"cat /etc/hostname; cat /etc/hosts; grep -c ' /etc/host' /proc/self/mounts")
-	lines := strings.Split(out, "\n")
-	if lines[0] != "box1" {
-		t.Errorf("/etc/hostname = %q, want box1", lines[0])
-	}
-	for _, want := range []string{"127.0.0.1\tlocalhost\n", "::1\tlocalhost ip6-localhost ip6-loopback\n", "127.0.0.1\tbox1\n"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("/etc/hosts lacks %q:\n%s", want, out)
+	for _, c := range []struct {
+		network, self string
+		mounts        string
+	}{{"none", "127.0.0.1\tbox1\n", "2"}, {"bridge", "\tbox1\n", "3"}} {
+		out := mustHull(t, root, "run", "--rm", "--network", c.network, "-h", "box1", fx.Busybox.Ref, "sh", "-c",
+			"cat /etc/hostname; cat /etc/hosts; ip -4 -o addr show scope global | awk '{print $4}'; grep -c ' /etc/[hr][oe]s' /proc/self/mounts")
+		lines := strings.Split(out, "\n")
+		if lines[0] != "box1" {
+			t.Errorf("--network %s: /etc/hostname = %q, want box1", c.network, lines[0])
 		}
-	}
-	if n := strings.TrimSpace(lines[len(lines)-2]); n != "2" {
-		t.Errorf("/etc/hostname and /etc/hosts bind mounts: %s, want 2", n)
+		self := c.self
+		if c.network == "bridge" {
+			// The address the container has on eth0.
+			addr, _, _ := strings.Cut(lines[len(lines)-3], "/")
+			self = addr + self
+		}
+		for _, want := range []string{"127.0.0.1\tlocalhost\n", "::1\tlocalhost ip6-localhost ip6-loopback\n", self} {
+			if !strings.Contains(out, want) {
+				t.Errorf("--network %s: /etc/hosts lacks %q:\n%s", c.network, want, out)
+			}
+		}
+		if n := strings.TrimSpace(lines[len(lines)-2]); n != c.mounts {
+			t.Errorf("--network %s: /etc/hostname, hosts (and resolv.conf) bind mounts: %s, want %s", c.network, n, c.mounts)
+		}
 	}
 
 	hosts, err := os.ReadFile("/etc/hosts")
 	if err != nil {
 		t.Skip("the host has no /etc/hosts")
 	}
-	out = mustHull(t, root, "run", "--rm", "--network", "host", fx.Busybox.Ref, "cat", "/etc/hosts")
+	out := mustHull(t, root, "run", "--rm", "--network", "host", fx.Busybox.Ref, "cat", "/etc/hosts")
 	if out != string(hosts) {
 		t.Errorf("--network host /etc/hosts = %q, want the host's %q", out, hosts)
 	}

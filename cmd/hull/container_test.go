@@ -31,6 +31,7 @@ func containerEnv(t *testing.T) (root string, fx *testenv.Fixtures) {
 	t.Helper()
 	_, fx = testenv.Setup(t, testenv.FixBusybox, testenv.FixConfig)
 	root = t.TempDir()
+	testenv.NetworkConfig(t, root) // its removal comes after the containers'
 	t.Cleanup(func() {
 		out, _, _ := hull(t, root, "ps", "-aq", "--no-trunc")
 		for _, id := range strings.Fields(out) {
@@ -45,7 +46,7 @@ func containerEnv(t *testing.T) (root string, fx *testenv.Fixtures) {
 // hullProc runs hull as a separate process (the test binary acting as the
 // CLI), for exit statuses and terminals.
 func hullProc(root string, args ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], append([]string{"--root", root, "--run-root", filepath.Join(root, "run")}, args...)...)
+	cmd := exec.Command(os.Args[0], append([]string{"--root", root, "--run-root", filepath.Join(root, "run")}, append(testenv.ConfigArgs(root), args...)...)...)
 	cmd.Env = append(os.Environ(), "HULL_TEST_AS_CLI=1")
 	return cmd
 }

@@ -176,7 +176,7 @@ func TestCLIKilledPullRecovers(t *testing.T) {
 	root := t.TempDir()
 	interrupted := 0
 	for _, delay := range []time.Duration{0, 50 * time.Millisecond, 150 * time.Millisecond} {
-		cmd := exec.Command(os.Args[0], "--root", root, "--run-root", filepath.Join(root, "run"), "pull", "-q", fx.Big.Ref)
+		cmd := exec.Command(os.Args[0], "--root", root, "--run-root", filepath.Join(root, "run"), "--config", testenv.NetworkConfig(t, root), "pull", "-q", fx.Big.Ref)
 		cmd.Env = append(os.Environ(), "HULL_TEST_AS_CLI=1")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {

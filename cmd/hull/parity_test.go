@@ -157,7 +157,7 @@ func TestParityFormatFields(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"ps", "--format", `{{.Labels}}|{{.Label "k"}}|{{.Mounts}}|{{.Networks}}|{{.LocalVolumes}}|{{.Names}}`}, "k=v|v|vol1|none|1|f"},
+		{[]string{"ps", "--format", `{{.Labels}}|{{.Label "k"}}|{{.Mounts}}|{{.Networks}}|{{.LocalVolumes}}|{{.Names}}`}, "k=v|v|vol1|bridge|1|f"},
 		{[]string{"images", "--format", "{{.Containers}}|{{.SharedSize}}|{{.UniqueSize}}|{{.VirtualSize}}"}, "N/A|N/A|N/A|"},
 		{[]string{"volume", "ls", "--format", "{{.Name}}|{{.Links}}|{{.Size}}"}, "vol1|N/A|N/A"},
 		{[]string{"history", "--format", "{{.ID}}|{{.CreatedSince}}|{{.Size}}", fx.Busybox.Ref}, "<missing>|"},

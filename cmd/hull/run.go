@@ -16,22 +16,23 @@ import (
 
 // runFlags are the flags `hull create` and `hull run` share (docker's).
 type runFlags struct {
-	name, workdir, user, entrypoint, hostname, network string
-	env, envFiles, volumes, tmpfs, capAdd, capDrop     []string
-	securityOpts, ulimits, labels, groupAdd            []string
-	interactive, tty, readOnly, privileged, init, rm   bool
-	memory, memorySwap, memoryReservation, cpus        string
-	cpuShares, pidsLimit                               int64
-	cpusetCpus, restart, stopSignal, pull, platform    string
-	stopTimeout                                        int
-	entrypointSet                                      bool   // --entrypoint given, even empty
-	id                                                 string // chosen ahead (run), or ""
-	ns                                                 nsFlags
-	annotations, labelFiles                            []string
-	readOnlyTmpfs                                      bool
+	name, workdir, user, entrypoint, hostname        string
+	env, envFiles, volumes, tmpfs, capAdd, capDrop   []string
+	securityOpts, ulimits, labels, groupAdd          []string
+	interactive, tty, readOnly, privileged, init, rm bool
+	memory, memorySwap, memoryReservation, cpus      string
+	cpuShares, pidsLimit                             int64
+	cpusetCpus, restart, stopSignal, pull, platform  string
+	stopTimeout                                      int
+	entrypointSet                                    bool   // --entrypoint given, even empty
+	id                                               string // chosen ahead (run), or ""
+	ns                                               nsFlags
+	annotations, labelFiles                          []string
+	readOnlyTmpfs                                    bool
 
 	ioFlags // mounts, attaching, logging (runio.go)
 	misc    miscFlags
+	net     netFlags
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
@@ -43,7 +44,7 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.groupAdd, "group-add", nil, "add a supplementary group (name or gid)")
 	fs.StringVar(&f.entrypoint, "entrypoint", "", "override the image's ENTRYPOINT")
 	fs.StringVarP(&f.hostname, "hostname", "h", "", "container host name")
-	fs.StringVar(&f.network, "network", "none", "network: none (only lo) or host")
+	f.net.register(fs)
 	fs.StringArrayVarP(&f.env, "env", "e", nil, "set environment variables (KEY=VALUE, or KEY to take it from here)")
 	fs.StringArrayVar(&f.envFiles, "env-file", nil, "read environment variables from a file")
 	fs.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount or named volume: SRC:DST[:ro|rw]")
@@ -94,13 +95,8 @@ func (f *runFlags) config(args []string) (engine.Config, error) {
 	o.WorkingDir, o.User, o.Hostname, o.TTY = f.workdir, f.user, f.hostname, f.tty
 	o.Init, o.Privileged, o.ReadOnlyRootfs = f.init, f.privileged, f.readOnly
 	o.CapAdd, o.CapDrop, o.GroupAdd = f.capAdd, f.capDrop, f.groupAdd
-	switch f.network {
-	case "none", "host":
-		o.Network = f.network
-	case "bridge", "":
-		return c, fmt.Errorf("--network %s: bridge networking is not implemented yet; use none or host", f.network)
-	default:
-		return c, fmt.Errorf("--network %q: use none or host", f.network)
+	if err := f.net.apply(&c); err != nil {
+		return c, err
 	}
 	for _, file := range f.envFiles {
 		env, err := engine.ParseEnvFile(file)
@@ -340,7 +336,7 @@ func newRunCmd(g *globals) *cobra.Command {
 			// container is of the kind that allows it (runtime.Early).
 			f.detached = detach
 			early := !f.tty && !f.interactive && f.memory == ""
-			newNetNS := f.network == "none"
+			newNetNS := f.net.newNetNS()
 			if spareOf != "" {
 				// This process is the copy of the command started to
 				// be its monitor (see spare.go).

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -39,6 +40,24 @@ type Config struct {
 	Storage    Storage    `toml:"storage"`
 	Warnings   Warnings   `toml:"warnings"`
 	Logging    Logging    `toml:"logging"`
+	Network    Network    `toml:"network"`
+}
+
+// Network configures container networking (docker's daemon bridge
+// settings, podman's network config).
+type Network struct {
+	// DefaultBridge and DefaultSubnet are the default network's bridge
+	// device and IPv4 subnet (hull0, 10.88.0.0/16 if empty), as dockerd's
+	// --bridge and --bip. They take effect when the default network is
+	// first written under the root.
+	DefaultBridge string `toml:"default_bridge"`
+	DefaultSubnet string `toml:"default_subnet"`
+	// PluginDirs are where CNI plugins are looked up (/usr/lib/cni,
+	// /opt/cni/bin if empty).
+	PluginDirs []string `toml:"plugin_dirs"`
+	// UsePlugins runs every network through its CNI plugins, even those
+	// hull sets up itself (slower; for comparison and debugging).
+	UsePlugins bool `toml:"use_plugins"`
 }
 
 // Logging is the log driver and options of containers created without
@@ -178,6 +197,14 @@ func Load(path string) (Config, error) {
 
 // Validate checks values that would otherwise fail later and obscurely.
 func (c *Config) Validate() error {
+	if s := c.Network.DefaultSubnet; s != "" {
+		if p, err := netip.ParsePrefix(s); err != nil || !p.Addr().Is4() {
+			return fmt.Errorf("config: network.default_subnet %q is not an IPv4 CIDR such as 10.88.0.0/16", s)
+		}
+	}
+	if len(c.Network.DefaultBridge) > 15 {
+		return fmt.Errorf("config: network.default_bridge %q is longer than 15 characters", c.Network.DefaultBridge)
+	}
 	if c.Root == "" || !filepath.IsAbs(c.Root) {
 		return fmt.Errorf("config: root %q must be an absolute path", c.Root)
 	}

@@ -31,9 +31,12 @@ const (
 
 // Lifecycle stages `hull why` reports: where a container got to.
 const (
-	StagePull    = "image pull"
-	StageCreate  = "create"
-	StageStart   = "start"
+	StagePull   = "image pull"
+	StageCreate = "create"
+	StageStart  = "start"
+	// StageNetwork: the container's networks could not be set up (its
+	// process never ran).
+	StageNetwork = monitor.StageNetwork
 	StageRunning = "running"
 	StageExited  = "exited"
 )
@@ -108,6 +111,9 @@ type Config struct {
 	// LogConfig is the log driver and its options (--log-driver,
 	// --log-opt); empty: hull's default.
 	LogConfig LogConfig `json:"LogConfig"`
+	// Net is the container's networks, published ports and name
+	// resolution; its mode is Spec.Network (see netconfig.go).
+	Net NetConfig `json:"Net"`
 	// Path and Args are the process that runs (entrypoint + command).
 	Path string   `json:"Path"`
 	Args []string `json:"Args"`

@@ -201,7 +201,12 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	if err := e.addVolumesFrom(ctx, &cfg); err != nil {
 		return fail(StageCreate, err)
 	}
-	so, err := e.etcFiles(id, e.volumeSpecMounts(ctx, cfg.Spec))
+	eff := spec.EffectiveConfig(cf, cfg.Spec, cfg.Labels, cfg.StopSignal)
+	if err := e.resolveNetwork(ctx, &cfg, &eff); err != nil {
+		return fail(StageCreate, err)
+	}
+	trace.Mark("create: network resolved")
+	so, err := e.etcFiles(ctx, id, cfg.Net, e.volumeSpecMounts(ctx, cfg.Spec))
 	if err != nil {
 		return fail(StageCreate, err)
 	}
@@ -217,7 +222,6 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	// handed the container over, not while the creation ends (a first
 	// JSON encoding of a spec is half a millisecond of processor time).
 	c.Config = cfg
-	eff := spec.EffectiveConfig(cf, cfg.Spec, cfg.Labels, cfg.StopSignal)
 	c.Config.Effective = &eff
 	if len(s.Process.Args) > 0 {
 		c.Config.Path, c.Config.Args = s.Process.Args[0], s.Process.Args[1:]
@@ -279,7 +283,7 @@ func (e *Engine) ensureConfig(ctx context.Context, c *Container) error {
 	if err != nil {
 		return fmt.Errorf("container %s: config.json: %w", c.Name, err)
 	}
-	so, err := e.etcFiles(c.ID, e.volumeSpecMounts(ctx, c.Config.Spec))
+	so, err := e.etcFiles(ctx, c.ID, c.Config.Net, e.volumeSpecMounts(ctx, c.Config.Spec))
 	if err != nil {
 		return fmt.Errorf("container %s: %w", c.Name, err)
 	}
@@ -305,7 +309,7 @@ const defaultHosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loo
 // With the host's network the hosts and resolv.conf are copies of the
 // host's; with none, hosts has the loopback names and there is no
 // resolv.conf of ours (nothing to resolve with).
-func (e *Engine) etcFiles(id string, o spec.Options) (spec.Options, error) {
+func (e *Engine) etcFiles(ctx context.Context, id string, n NetConfig, o spec.Options) (spec.Options, error) {
 	hostname, err := spec.Hostname(o)
 	if err != nil {
 		return o, err
@@ -313,6 +317,14 @@ func (e *Engine) etcFiles(id string, o spec.Options) (spec.Options, error) {
 	// Without a network the container's own name resolves to loopback,
 	// so programs that look themselves up (hostname -i, sudo) work.
 	files := []struct{ name, data string }{{"hostname", hostname + "\n"}, {"hosts", defaultHosts + "127.0.0.1\t" + hostname + "\n"}}
+	if joinsNetworks(netMode(o)) && len(n.Networks) > 0 {
+		hosts, resolv, err := e.networkFiles(ctx, hostname, o.Domainname, n, nil)
+		if err != nil {
+			return o, err
+		}
+		files[1].data = string(hosts)
+		files = append(files, struct{ name, data string }{"resolv.conf", string(resolv)})
+	}
 	if o.Network == "host" {
 		hosts, err := os.ReadFile("/etc/hosts")
 		if err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -36,6 +36,7 @@ import (
 	"hull/internal/config"
 	"hull/internal/image"
 	"hull/internal/metadata"
+	"hull/internal/network"
 	"hull/internal/perm"
 	"hull/internal/runtime"
 	"hull/internal/snapshot"
@@ -79,9 +80,10 @@ type Engine struct {
 	unwritten []*Container
 
 	mu         sync.Mutex
-	background bool     // see PurgeInBackground
-	trash      []string // set aside, for Close to delete
-	swept      bool     // purge has swept what killed removers left
+	background bool             // see PurgeInBackground
+	trash      []string         // set aside, for Close to delete
+	swept      bool             // purge has swept what killed removers left
+	net        *network.Manager // see networks
 }
 
 // Options are what the front end that opens an engine decides for it.

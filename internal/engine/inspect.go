@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"context"
+	"fmt"
+	"strconv"
 	"time"
 
 	"hull/internal/spec"
@@ -8,21 +11,22 @@ import (
 
 // Inspect is `hull inspect CONTAINER`, shaped like docker's.
 type Inspect struct {
-	ID            string           `json:"Id"`
-	Created       time.Time        `json:"Created"`
-	Path          string           `json:"Path"`
-	Args          []string         `json:"Args"`
-	State         InspectState     `json:"State"`
-	Image         string           `json:"Image"` // image ID
-	ImageName     string           `json:"ImageName"`
-	ImageDigest   string           `json:"ImageDigest"`
-	LogPath       string           `json:"LogPath"`
-	Name          string           `json:"Name"`
-	RestartCount  int              `json:"RestartCount"`
-	Config        InspectConfig    `json:"Config"`
-	HostConfig    InspectHost      `json:"HostConfig"`
-	Mounts        []spec.Mount     `json:"Mounts"`
-	HullLifecycle InspectLifecycle `json:"HullLifecycle"`
+	ID              string           `json:"Id"`
+	Created         time.Time        `json:"Created"`
+	Path            string           `json:"Path"`
+	Args            []string         `json:"Args"`
+	State           InspectState     `json:"State"`
+	Image           string           `json:"Image"` // image ID
+	ImageName       string           `json:"ImageName"`
+	ImageDigest     string           `json:"ImageDigest"`
+	LogPath         string           `json:"LogPath"`
+	Name            string           `json:"Name"`
+	RestartCount    int              `json:"RestartCount"`
+	Config          InspectConfig    `json:"Config"`
+	HostConfig      InspectHost      `json:"HostConfig"`
+	NetworkSettings NetworkSettings  `json:"NetworkSettings"`
+	Mounts          []spec.Mount     `json:"Mounts"`
+	HullLifecycle   InspectLifecycle `json:"HullLifecycle"`
 }
 
 // InspectState is docker's State block.
@@ -59,8 +63,14 @@ type InspectConfig struct {
 
 // InspectHost is docker's HostConfig block.
 type InspectHost struct {
-	NetworkMode   string `json:"NetworkMode"`
-	RestartPolicy struct {
+	NetworkMode     string                   `json:"NetworkMode"`
+	PortBindings    map[string][]PortBinding `json:"PortBindings"`
+	PublishAllPorts bool                     `json:"PublishAllPorts"`
+	DNS             []string                 `json:"Dns"`
+	DNSSearch       []string                 `json:"DnsSearch"`
+	DNSOptions      []string                 `json:"DnsOptions"`
+	ExtraHosts      []string                 `json:"ExtraHosts"`
+	RestartPolicy   struct {
 		Name              string `json:"Name"`
 		MaximumRetryCount int    `json:"MaximumRetryCount"`
 	} `json:"RestartPolicy"`
@@ -136,11 +146,29 @@ func (e *Engine) Inspect(c *Container) *Inspect {
 	if d.State.Running && c.State == StateRunning {
 		d.State.Status = StateRunning
 	}
+	d.NetworkSettings = e.networkSettings(context.Background(), c)
 	h := &d.HostConfig
 	h.NetworkMode = o.Network
 	if h.NetworkMode == "" {
 		h.NetworkMode = "none"
 	}
+	h.PortBindings = map[string][]PortBinding{}
+	for _, p := range c.Config.Net.Ports {
+		key := fmt.Sprintf("%d/%s", p.ContainerPort, p.Protocol)
+		b := PortBinding{HostPort: ""}
+		if p.HostIP.IsValid() {
+			b.HostIP = p.HostIP.String()
+		}
+		if p.HostPort != 0 {
+			b.HostPort = strconv.Itoa(int(p.HostPort))
+			if p.HostPortEnd != 0 {
+				b.HostPort += "-" + strconv.Itoa(int(p.HostPortEnd))
+			}
+		}
+		h.PortBindings[key] = append(h.PortBindings[key], b)
+	}
+	n := c.Config.Net
+	h.PublishAllPorts, h.DNS, h.DNSSearch, h.DNSOptions, h.ExtraHosts = n.PublishAll, n.DNS, n.DNSSearch, n.DNSOptions, n.ExtraHosts
 	h.RestartPolicy.Name, h.RestartPolicy.MaximumRetryCount = c.Config.Restart.Name, c.Config.Restart.MaxRetries
 	h.AutoRemove, h.Privileged, h.ReadonlyRootfs = c.Config.AutoRemove, o.Privileged, o.ReadOnlyRootfs
 	h.CapAdd, h.CapDrop = o.CapAdd, o.CapDrop

@@ -164,6 +164,9 @@ func (e *Engine) runMonitor(ctx context.Context, id string, o MonitorOptions, re
 		EnsureBundle: func() error { return e.ensureConfig(ctx, c) },
 		Prepared:     prep,
 	}
+	if len(c.Config.Net.Networks) > 0 {
+		cfg.Network = func(pid int) error { return e.attachNetworks(ctx, c, pid) }
+	}
 	if e.ShimPath != "" && unix.Access(e.ShimPath, unix.X_OK) == nil {
 		cmd := e.MonitorCommand(c.ID, false)
 		cfg.Shim = &monitor.Shim{Path: e.ShimPath, Resume: append([]string{cmd.Path}, cmd.Args[1:]...)}

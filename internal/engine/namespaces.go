@@ -16,7 +16,7 @@ import (
 	"hull/internal/spec"
 )
 
-// resolveNamespaces turns --pid container:C and --ipc container:C into
+// resolveNamespaces turns --pid, --ipc and --network container:C into
 // the paths of C's namespaces, /proc/PID/ns/X of its running init, which
 // the container joins; --ipc host and container:C also share the host's
 // or C's /dev/shm. C must be running (its namespaces exist only while its
@@ -34,7 +34,7 @@ func (e *Engine) resolveNamespaces(ctx context.Context, id string, o *spec.Optio
 	if o.IpcMode == "shareable" {
 		o.ShmSource = e.shmDir(id)
 	}
-	for _, m := range []struct{ flag, mode, ns string }{{"pid", o.PidMode, "pid"}, {"ipc", o.IpcMode, "ipc"}} {
+	for _, m := range []struct{ flag, mode, ns string }{{"pid", o.PidMode, "pid"}, {"ipc", o.IpcMode, "ipc"}, {"network", o.Network, "net"}} {
 		name := spec.ContainerMode(m.mode)
 		if name == "" {
 			continue
@@ -103,7 +103,7 @@ func (e *Engine) mountShm(c *Container) error {
 // create. A change is recorded and config.json made again from it.
 func (e *Engine) rejoinNamespaces(ctx context.Context, c *Container) error {
 	o := c.Config.Spec
-	if spec.ContainerMode(o.PidMode) == "" && spec.ContainerMode(o.IpcMode) == "" {
+	if spec.ContainerMode(o.PidMode) == "" && spec.ContainerMode(o.IpcMode) == "" && spec.ContainerMode(o.Network) == "" {
 		return nil
 	}
 	if err := e.resolveNamespaces(ctx, c.ID, &o); err != nil {

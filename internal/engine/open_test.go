@@ -8,6 +8,7 @@ import (
 
 	"hull/internal/config"
 	"hull/internal/metadata"
+	"hull/internal/testenv"
 )
 
 // openTestEngine opens an engine, without images or snapshots, over a
@@ -21,6 +22,9 @@ func openTestEngine(t testing.TB) *Engine {
 func openTestEngineAt(t testing.TB, root string) *Engine {
 	t.Helper()
 	cfg := configAt(root)
+	bridge, subnet := testenv.DefaultNetwork()
+	cfg.Network.DefaultBridge, cfg.Network.DefaultSubnet = bridge, subnet
+	t.Cleanup(func() { testenv.RemoveDefaultNetwork(t, cfg.Root, cfg.RunRoot, bridge, subnet) })
 	db, err := metadata.Open(cfg.Root)
 	if err != nil {
 		t.Fatal(err)

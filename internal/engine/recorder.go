@@ -48,6 +48,12 @@ func (r *recorder) Started(pid int, pidStart uint64, restarts int) error {
 }
 
 func (r *recorder) Exited(x monitor.Exit) error {
+	// Its ports and addresses are free once the exit shows.
+	if len(r.c.Config.Net.Networks) > 0 {
+		if err := r.e.detachNetworks(bg, r.c); err != nil {
+			fmt.Fprintf(os.Stderr, "container %s: %v\n", r.c.Name, err)
+		}
+	}
 	cols := map[string]any{
 		// A removal under way (rm -f killed the container) keeps its
 		// claim: were it killed itself now, the claim is what tells the

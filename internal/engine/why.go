@@ -56,6 +56,10 @@ func (e *Engine) Why(ctx context.Context, ref string) (*Diagnosis, error) {
 		d.Status = "the image could not be pulled, so the container never started"
 		d.Evidence = []string{c.Error}
 		d.Next = fmt.Sprintf("check the image reference and the registry: hull pull %s", c.Image)
+	case c.Stage == StageNetwork && c.Error != "":
+		d.Status = fmt.Sprintf("the container's network could not be set up (exit code %d); its process never ran", c.ExitCode)
+		d.Evidence = []string{c.Error}
+		d.Next = "check the networks and published ports against the error above (hull network ls, hull network inspect NAME; a host port in use: pick another with -p)"
 	case (c.Stage == StageCreate || c.Stage == StageStart) && c.Error != "":
 		d.Status = fmt.Sprintf("the container failed to %s (exit code %d); its process never ran", c.Stage, c.ExitCode)
 		d.Evidence = []string{c.Error}

@@ -84,6 +84,11 @@ type Config struct {
 	// rest is for the first run only (later runs read config.json and
 	// make their own). Run owns it and closes what it does not use.
 	Prepared *Prepared
+	// Network, if set, connects the container's network namespace, that
+	// of its first process pid, to its networks: after each run's create,
+	// before its process starts. An error fails the run at the "network"
+	// stage. (Disconnecting is the Recorder's, in Exited.)
+	Network func(pid int) error
 }
 
 // Early is a container's first process started ahead by its monitor
@@ -341,6 +346,10 @@ func (m *mon) waitDeleted() {
 	}
 }
 
+// StageNetwork is the Exit.Stage of a run whose networking failed (see
+// Config.Network).
+const StageNetwork = "network"
+
 // runOnce creates, starts and reaps the container once.
 func (m *mon) runOnce(restarts int, started func(error)) Exit {
 	fail := func(stage string, err error) Exit {
@@ -437,6 +446,14 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 			m.rt.Delete(m.cfg.ID, true)
 			return fail("create", err)
 		}
+	}
+	if m.cfg.Network != nil {
+		if err := m.cfg.Network(c.Pid); err != nil {
+			m.rt.Delete(m.cfg.ID, true)
+			io.close()
+			return fail(StageNetwork, err)
+		}
+		trace.Mark("monitor: network attached")
 	}
 	if err := m.waitAttached(); err != nil {
 		m.rt.Delete(m.cfg.ID, true)

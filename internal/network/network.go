@@ -147,7 +147,7 @@ func Open(root, runRoot string, opts Options) (*Manager, error) {
 	m.attachDir = filepath.Join(m.runDir, "attachments")
 	m.portDir = filepath.Join(m.runDir, "ports")
 	m.cacheDir = filepath.Join(m.runDir, "cni-cache")
-	if err := os.MkdirAll(m.confDir, 0o755); err != nil {
+	if err := os.MkdirAll(m.confDir, 0o700); err != nil {
 		return nil, fmt.Errorf("networks: %w", err)
 	}
 	for _, d := range []string{m.ipamDir, m.attachDir, m.portDir, m.cacheDir} {

@@ -105,13 +105,17 @@ func namespaces(o Options) ([]specs.LinuxNamespace, error) {
 	ns = append(ns, specs.LinuxNamespace{Type: specs.MountNamespace})
 	_ = add(specs.CgroupNamespace, "cgroupns", o.CgroupnsMode)
 	switch network := o.Network; {
-	case network == "" || network == "none":
-		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
 	case network == "host":
 	case strings.HasPrefix(network, "ns:") && filepath.IsAbs(network[3:]):
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: network[3:]})
+	case strings.HasPrefix(network, "container:"):
+		if err := add(specs.NetworkNamespace, "net", network); err != nil {
+			return nil, err
+		}
 	default:
-		return nil, fmt.Errorf("network %q is not supported (use none, host or ns:/path/of/netns)", network)
+		// none, bridge or a network's name: a namespace of its own, which
+		// the engine connects to the networks before the process starts.
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
 	}
 	return ns, nil
 }

@@ -90,8 +90,11 @@ type Options struct {
 	ShmSize                                   int64 // --shm-size in bytes; 0: docker's 64m
 
 	// Namespaces
-	// Network is "none" or "" (a new network namespace with only lo),
-	// "host" (the host's), or "ns:<path>" (join the namespace at path).
+	// Network is docker's network mode: "host" (the host's namespace),
+	// "container:<name|id>" (another container's, resolved into
+	// JoinNamespaces["net"]), "ns:<path>" (join the namespace at path),
+	// or anything else, "none", "bridge" or a network's name: a new
+	// namespace (with only lo; the engine adds the networks' interfaces).
 	Network string
 	// PidMode, IpcMode, UTSMode and CgroupnsMode are docker's modes:
 	// "" (private), "host", "container:<name|id>" (pid, ipc), and for

@@ -293,8 +293,21 @@ func TestNamespaces(t *testing.T) {
 	if ns := types(generate(t, image(nil, []string{"sh"}), Options{Network: "ns:/run/netns/x"})); ns[specs.NetworkNamespace] != "/run/netns/x" {
 		t.Errorf("ns: network: %v", ns)
 	}
-	if _, err := Generate(image(nil, []string{"sh"}), fakeRootfs(t, "", ""), Options{ID: testID, Network: "bridge"}); err == nil || !strings.Contains(err.Error(), "not supported") {
-		t.Errorf("bridge: %v", err)
+	// bridge and a network's name: a namespace of the container's own,
+	// which the engine connects; container:C: the path the engine
+	// resolved.
+	for _, mode := range []string{"bridge", "mynet"} {
+		if ns := types(generate(t, image(nil, []string{"sh"}), Options{Network: mode})); ns[specs.NetworkNamespace] != "" {
+			t.Errorf("--network %s: %v", mode, ns)
+		} else if _, ok := ns[specs.NetworkNamespace]; !ok {
+			t.Errorf("--network %s has no network namespace of its own", mode)
+		}
+	}
+	if ns := types(generate(t, image(nil, []string{"sh"}), Options{Network: "container:web", JoinNamespaces: map[string]string{"net": "/proc/9/ns/net"}})); ns[specs.NetworkNamespace] != "/proc/9/ns/net" {
+		t.Errorf("container: network: %v", ns)
+	}
+	if _, err := Generate(image(nil, []string{"sh"}), fakeRootfs(t, "", ""), Options{ID: testID, Network: "container:web"}); err == nil || !strings.Contains(err.Error(), "not resolved") {
+		t.Errorf("container:web unresolved: %v", err)
 	}
 }
 

@@ -120,6 +120,7 @@ type harness struct {
 	t             testing.TB
 	tally         *tally
 	root, runRoot string
+	config        string // its hull.toml: a default network of its own (testenv.NetworkConfig)
 	image         string
 	// token is in the environment of every container process, so that
 	// one left behind is found whatever became of its record.
@@ -163,9 +164,10 @@ func newHarness(t testing.TB, c *tally, image string, snapshotsBase int) *harnes
 	h := &harness{
 		t: t, tally: c, image: image, snapshotsBase: snapshotsBase,
 		root: filepath.Join(dir, "root"), runRoot: filepath.Join(dir, "run"),
-		token: fmt.Sprintf("HULL_FAULTS_TOKEN=%d-%d", os.Getpid(), n),
-		trace: filepath.Join(dir, "trace"),
-		ids:   map[string]bool{},
+		config: testenv.NetworkConfig(t, filepath.Join(dir, "root")),
+		token:  fmt.Sprintf("HULL_FAULTS_TOKEN=%d-%d", os.Getpid(), n),
+		trace:  filepath.Join(dir, "trace"),
+		ids:    map[string]bool{},
 
 		cgroupsBefore: hullCgroups(),
 	}
@@ -197,7 +199,7 @@ func (r result) String() string {
 // command makes a hull command in the scenario's roots; env adds to the
 // test's environment (HULL_FAULT, say).
 func (h *harness) command(ctx context.Context, env []string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, hullBin, append([]string{"--root", h.root, "--run-root", h.runRoot}, args...)...)
+	cmd := exec.CommandContext(ctx, hullBin, append([]string{"--root", h.root, "--run-root", h.runRoot, "--config", h.config}, args...)...)
 	cmd.Env = os.Environ()
 	if h.trace != "" {
 		cmd.Env = append(cmd.Env, "HULL_TRACE="+h.trace)
