@@ -132,6 +132,10 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 			return nil, fmt.Errorf("--volumes-from %s: %w", vf.Container, err)
 		}
 	}
+	if err := e.resolveNetwork(ctx, &cfg); err != nil {
+		return nil, err
+	}
+	trace.Mark("create: network resolved")
 	cfg.Spec.ID = id
 	cfg.Spec.Name = name
 	if cfg.Spec.CgroupsPath == "" {
@@ -202,10 +206,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 		return fail(StageCreate, err)
 	}
 	eff := spec.EffectiveConfig(cf, cfg.Spec, cfg.Labels, cfg.StopSignal)
-	if err := e.resolveNetwork(ctx, &cfg, &eff); err != nil {
-		return fail(StageCreate, err)
-	}
-	trace.Mark("create: network resolved")
+	publishExposed(&cfg.Net, &eff)
 	so, err := e.etcFiles(ctx, id, cfg.Net, e.volumeSpecMounts(ctx, cfg.Spec))
 	if err != nil {
 		return fail(StageCreate, err)

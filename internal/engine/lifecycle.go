@@ -74,13 +74,6 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 	if c.Stage == StagePull || (c.Stage == StageCreate && c.Error != "" && c.State == StateCreated) {
 		return nil, startFailure(c.ExitCode, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("container %s cannot start: %s (see hull why %s)", c.Name, c.Error, c.Name)))
 	}
-	if len(c.Config.Net.Networks) > 0 {
-		// What a killed monitor left (this container's too: it is not
-		// claimed yet) goes back to the pools first.
-		if err := e.reclaimNetworks(ctx); err != nil {
-			e.warn("reclaim networks: %v", err)
-		}
-	}
 	claimed := false
 	err := e.db.Tx(ctx, func(tx *sql.Tx) error {
 		var state string

@@ -111,6 +111,14 @@ func (e *Engine) awaitContainer(o MonitorOptions) (string, *monitor.Prepared, *C
 		path, size, files := e.LogPath(id), int64(logMaxSize), logMaxFiles
 		if record != nil && record.ID == id {
 			path, size, files = e.logSettings(record)
+			// The networks are set up now, in the early process's
+			// namespace, while the command ends the creation and
+			// starts the container (runOnce uses or undoes it).
+			if len(record.Config.Net.Networks) > 0 {
+				c := record
+				p.AttachAhead(id, func(pid int) error { return e.attachNetworks(context.Background(), c, pid) },
+					func() { e.detachNetworks(context.Background(), c) })
+			}
 		}
 		p.Open(path, size, files, e.AttachSocket(id))
 	})

@@ -110,11 +110,11 @@ func joinsNetworks(mode string) bool {
 	return true
 }
 
-// resolveNetwork checks and completes a new container's networking: the
-// mode's networks exist, the options fit the mode (docker's conflicts),
-// -P's ports are added. eff is the container's effective config (its
-// exposed ports).
-func (e *Engine) resolveNetwork(ctx context.Context, cfg *Config, eff *spec.Effective) error {
+// resolveNetwork checks and completes a new container's networking before
+// anything of it is recorded, as docker refuses such a create outright:
+// the mode's networks exist, the options fit the mode (docker's
+// conflicts).
+func (e *Engine) resolveNetwork(ctx context.Context, cfg *Config) error {
 	o, n := &cfg.Spec, &cfg.Net
 	mode := netMode(*o)
 	invalid := func(format string, args ...any) error {
@@ -155,6 +155,12 @@ func (e *Engine) resolveNetwork(ctx context.Context, cfg *Config, eff *spec.Effe
 	if err != nil {
 		return err
 	}
+	// What killed monitors left goes back to the pools before this
+	// container's addresses and ports are handed out. (Its own leftovers
+	// from an earlier run, Attach undoes.)
+	if err := e.reclaimNetworks(ctx); err != nil {
+		e.warn("reclaim networks: %v", err)
+	}
 	seen := map[string]bool{}
 	for _, ep := range n.Networks {
 		if seen[ep.Network] {
@@ -174,6 +180,13 @@ func (e *Engine) resolveNetwork(ctx context.Context, cfg *Config, eff *spec.Effe
 			}
 		}
 	}
+	return nil
+}
+
+// publishExposed adds -P's ports: every port the container exposes (its
+// image's and --expose's, in eff) not published already, on a random
+// host port.
+func publishExposed(n *NetConfig, eff *spec.Effective) {
 	if n.PublishAll && eff != nil {
 		for port := range eff.ExposedPorts {
 			p, proto, _ := strings.Cut(port, "/")
@@ -196,7 +209,6 @@ func (e *Engine) resolveNetwork(ctx context.Context, cfg *Config, eff *spec.Effe
 			return int(a.ContainerPort) - int(b.ContainerPort)
 		})
 	}
-	return nil
 }
 
 // networkOf returns the first network of a container that joins
@@ -353,7 +365,7 @@ func (e *Engine) reclaimNetworks(ctx context.Context) error {
 		if live == nil {
 			live = e.liveContainers(ctx)
 		}
-		return live(id)
+		return live(id) || m.InUse(id)
 	})
 }
 

@@ -183,7 +183,9 @@ func (e *Engine) Close() {
 	e.trash, e.unwritten = nil, nil
 	e.mu.Unlock()
 	for _, c := range unwritten {
-		if err := c.waitConfig(); err != nil {
+		// A directory gone means the container is (a --rm one that
+		// ended first): nothing is left to start again.
+		if err := c.waitConfig(); err != nil && !errors.Is(err, os.ErrNotExist) {
 			e.warn("%v; the container cannot be started again once it exits", err)
 		}
 	}
@@ -210,9 +212,10 @@ func (e *Engine) offerSpare(c *Container, spec *specs.Spec) bool {
 	if err != nil {
 		return false
 	}
-	// A container whose log is not hull's default sends its record
-	// first: the monitor opens the log as the spec arrives.
-	custom := c.customLog()
+	// A container whose log is not hull's default, or that joins
+	// networks, sends its record first: the monitor opens the log and
+	// sets up the networks as the spec arrives.
+	custom := c.customLog() || len(c.Config.Net.Networks) > 0
 	if custom {
 		rec, err := wire.Append(nil, c)
 		if err != nil || s.send(spareRecord, c.ID, rec) != nil {

@@ -259,6 +259,14 @@ func Run(cfg Config, rt *runtime.Runtime, rec Recorder, ready func(error)) error
 		}
 		rec.Exited(last)
 		trace.Mark("monitor: exit recorded")
+		if err := m.startErr; err != nil {
+			// A start that failed is reported once it is recorded: who
+			// looks right after its run failed (hull why) finds it so.
+			m.startErr = nil
+			if attempt == 0 {
+				ready(err)
+			}
+		}
 		if !m.shouldRestart(last, restarts) {
 			break
 		}
@@ -320,6 +328,9 @@ type mon struct {
 	srv  *streams.Server // nil without an attach socket
 	// deleting, if set, closes when the last run's runtime removal ends.
 	deleting chan struct{}
+	// startErr is why the last run failed to start (its Exit has the
+	// stage), for Run to report.
+	startErr error
 }
 
 // waitAttached waits, with WaitAttach, for the first client: the container
@@ -353,13 +364,15 @@ const StageNetwork = "network"
 // runOnce creates, starts and reaps the container once.
 func (m *mon) runOnce(restarts int, started func(error)) Exit {
 	fail := func(stage string, err error) Exit {
-		started(err)
+		m.startErr = err // reported once the exit is recorded (see Run)
 		return Exit{Code: 125, Stage: stage, Error: err.Error(), At: time.Now()}
 	}
 	m.waitDeleted()
 	// What was prepared is for the first run only; a restart starts
 	// afresh. runtime.Create takes prep and closes it in any case; a
 	// return before Create closes it here, with the early process's pipes.
+	ahead := m.prep.takeNetwork()
+	defer func() { ahead.close() }()
 	prep, early := m.prep.forCreate()
 	m.prep = nil
 	defer func() {
@@ -448,7 +461,12 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 		}
 	}
 	if m.cfg.Network != nil {
-		if err := m.cfg.Network(c.Pid); err != nil {
+		err, used := ahead.use(c.Pid)
+		ahead = nil
+		if !used {
+			err = m.cfg.Network(c.Pid)
+		}
+		if err != nil {
 			m.rt.Delete(m.cfg.ID, true)
 			io.close()
 			return fail(StageNetwork, err)

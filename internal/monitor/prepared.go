@@ -7,6 +7,7 @@ import (
 
 	"hull/internal/runtime"
 	"hull/internal/streams"
+	"hull/internal/trace"
 )
 
 // Prepared is what a monitor made for its container before it knew which
@@ -35,6 +36,10 @@ type Prepared struct {
 	// ahead (Open).
 	Log    *streams.LogWriter
 	Server *streams.Server
+	// Network is the container's networking being set up in Early's
+	// network namespace (AttachAhead), for the first run if it takes
+	// Early.
+	Network *AheadNetwork
 	// socket is the path Server listens on, removed by Close.
 	socket string
 }
@@ -87,11 +92,84 @@ func (p *Prepared) Open(logPath string, logMaxSize int64, logMaxFiles int, socke
 	return nil
 }
 
+// AheadNetwork is a container's networking set up ahead, in the network
+// namespace of its early process (pid), while the container's creation
+// ends: the first run uses it if that process becomes the container,
+// and undoes it otherwise.
+type AheadNetwork struct {
+	id     string
+	pid    int
+	done   chan error
+	err    error
+	waited bool
+	undo   func()
+}
+
+// AttachAhead starts attach (Config.Network's work) for container id in
+// the network namespace of its early process, if one was started for id;
+// undo takes it down if no run uses it.
+func (p *Prepared) AttachAhead(id string, attach func(pid int) error, undo func()) {
+	if p == nil || p.Early == nil || p.EarlyID != id || p.Network != nil {
+		return
+	}
+	n := &AheadNetwork{id: id, pid: p.Early.rt.Pid(), done: make(chan error, 1), undo: undo}
+	go func() {
+		trace.Mark("monitor: network ahead")
+		err := attach(n.pid)
+		trace.Mark("monitor: network ahead done")
+		n.done <- err
+	}()
+	p.Network = n
+}
+
+// wait returns the attach's outcome.
+func (n *AheadNetwork) wait() error {
+	if !n.waited {
+		n.err, n.waited = <-n.done, true
+	}
+	return n.err
+}
+
+// use returns the attach's outcome for a run whose first process is pid:
+// ok is false if the attachment is not in that process's namespace
+// (then it is undone, and the run attaches itself).
+func (n *AheadNetwork) use(pid int) (err error, ok bool) {
+	if n == nil {
+		return nil, false
+	}
+	if n.pid != pid {
+		n.close()
+		return nil, false
+	}
+	return n.wait(), true
+}
+
+// close undoes a successful attach no run used (nil: nothing).
+func (n *AheadNetwork) close() {
+	if n != nil && n.wait() == nil {
+		n.undo()
+	}
+}
+
+// takeNetwork hands the networking set up ahead to the first run.
+func (p *Prepared) takeNetwork() *AheadNetwork {
+	if p == nil {
+		return nil
+	}
+	n := p.Network
+	p.Network = nil
+	return n
+}
+
 // Keep closes what was prepared for a container other than id, the one
 // this monitor was then given.
 func (p *Prepared) Keep(id string) {
 	if p == nil {
 		return
+	}
+	if p.Network != nil && p.Network.id != id {
+		p.Network.close()
+		p.Network = nil
 	}
 	if p.Early != nil && p.EarlyID != id {
 		p.Early.Close()
@@ -109,6 +187,8 @@ func (p *Prepared) Close() {
 	if p == nil {
 		return
 	}
+	// Before Early: the attach runs in its namespace.
+	p.takeNetwork().close()
 	if p.NetNS != nil {
 		p.NetNS.Close()
 		p.NetNS = nil

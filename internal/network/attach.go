@@ -115,11 +115,22 @@ func (m *Manager) Attach(ctx context.Context, r AttachRequest) (*Attachment, err
 		return nil, err
 	}
 	if old, err := m.readRecord(r.ContainerID, n.Name); err == nil {
-		if !old.Released {
+		switch {
+		case old.Released:
+			// A restart: the last run's veth (same name) must be gone.
+			err = m.finishRelease(old)
+		case nsIs(old.NetNSPath, old.NetNSInode):
 			return nil, fmt.Errorf("container %.12s: %w: it is already attached to network %s", r.ContainerID, os.ErrExist, n.Name)
+		default:
+			// A run whose monitor was killed: its namespace is gone.
+			err = m.undo(ctx, old)
+			if err == nil {
+				if old, rerr := m.readRecord(r.ContainerID, n.Name); rerr == nil && old.Released {
+					err = m.finishRelease(old)
+				}
+			}
 		}
-		// A restart: the last run's veth (same name) must be gone.
-		if err := m.finishRelease(old); err != nil {
+		if err != nil {
 			return nil, fmt.Errorf("container %.12s: network %s: %w", r.ContainerID, n.Name, err)
 		}
 	}
@@ -258,7 +269,7 @@ func (m *Manager) AttachmentsOf(network string) ([]*Attachment, error) {
 // hull or monitor (or a reboot) leaves them: interfaces, rules, addresses,
 // host ports. alive reports whether a container still needs its network:
 // it exists and is running or being started (an Attach in flight must
-// count as alive). It reads one directory and the records of the dead,
+// count as alive; see InUse). It reads one directory and the records of the dead,
 // so it is cheap enough for every command that may find leftovers,
 // before handing out addresses or ports.
 func (m *Manager) Reclaim(ctx context.Context, alive func(containerID string) bool) error {
@@ -299,6 +310,21 @@ func (m *Manager) Reclaim(ctx context.Context, alive func(containerID string) bo
 	return errors.Join(errs...)
 }
 
+// InUse says whether a container's attachments are in use whatever its
+// record says: one of them is in a network namespace that still exists
+// (a start under way, attached before the container is claimed; or a
+// container whose monitor died, not stopped yet). Reclaim's alive should
+// count such a container as alive.
+func (m *Manager) InUse(containerID string) bool {
+	as, _ := m.Attachments(containerID)
+	for _, a := range as {
+		if !a.Released && nsIs(a.NetNSPath, a.NetNSInode) {
+			return true
+		}
+	}
+	return false
+}
+
 // Sweep frees what no record names, of containers that are gone:
 // reserved addresses in every network's store, host port reservations,
 // port chains in nftables, veths on the bridges of hull's native networks. Records come before all of these, so only a
@@ -309,7 +335,11 @@ func (m *Manager) Sweep(ctx context.Context, alive func(containerID string) bool
 	if err := m.Reclaim(ctx, alive); err != nil {
 		return err
 	}
-	return errors.Join(m.sweepVeths(ctx), m.sweepPorts(alive), m.sweepAddresses(alive), sweepRules(alive))
+	// Only chains of containers this root handed ports or addresses to:
+	// those of other roots' containers (tests' roots, say) are theirs.
+	owned := m.ownerIDs()
+	return errors.Join(m.sweepVeths(ctx), m.sweepPorts(alive), m.sweepAddresses(alive),
+		sweepRules(func(id string) bool { return !owned[id] || alive(id) }))
 }
 
 // sweepVeths deletes the veths on native networks' bridges that no record
@@ -460,6 +490,32 @@ func nsIs(path string, ino uint64) bool {
 func vethName(id, network, ifname string) string {
 	sum := sha256.Sum256([]byte(id + "/" + network + "/" + ifname))
 	return "veth" + hex.EncodeToString(sum[:4])
+}
+
+// ownerIDs are the containers that hold host ports or addresses of this
+// run root's.
+func (m *Manager) ownerIDs() map[string]bool {
+	ids := map[string]bool{}
+	entries, _ := os.ReadDir(m.portDir)
+	for _, e := range entries {
+		if owner, err := os.ReadFile(filepath.Join(m.portDir, e.Name())); err == nil && len(owner) > 0 {
+			ids[string(owner)] = true
+		}
+	}
+	nets, _ := os.ReadDir(m.ipamDir)
+	for _, n := range nets {
+		s, err := m.lockIPAM(n.Name())
+		if err != nil {
+			continue
+		}
+		owners, _ := s.owners()
+		s.unlock()
+		for _, owner := range owners {
+			id, _, _ := strings.Cut(owner, "\r\n")
+			ids[id] = true
+		}
+	}
+	return ids
 }
 
 // sweepPorts frees host ports of containers that are gone.

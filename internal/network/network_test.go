@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -633,7 +634,7 @@ func TestCreateInspectRemove(t *testing.T) {
 	if ip, gw := a.IPv4(); ip.String() != "10.231.34.128/24" || gw.String() != "10.231.34.254" {
 		t.Fatalf("address %s gateway %s: want the range's first, the given gateway", ip, gw)
 	}
-	if rules := networkRules(t, name); len(rules) != 3 {
+	if rules := networkRules(t, br); len(rules) != 3 {
 		t.Fatalf("network rules: %d, want loopback and hairpin masquerade and ipMasq", len(rules))
 	}
 	if err := m.Detach(ctx, id, name, ""); err != nil {
@@ -642,7 +643,7 @@ func TestCreateInspectRemove(t *testing.T) {
 	if err := m.Remove(ctx, name); err != nil {
 		t.Fatal(err)
 	}
-	if linkExists(br) || len(networkRules(t, name)) > 0 {
+	if linkExists(br) || len(networkRules(t, br)) > 0 {
 		t.Fatal("bridge or rules outlived Remove")
 	}
 	if _, err := m.Inspect(ctx, name); !errors.Is(err, ErrNotFound) {
@@ -651,7 +652,7 @@ func TestCreateInspectRemove(t *testing.T) {
 }
 
 // networkRules are network name's postrouting rules, in both tables.
-func networkRules(t *testing.T, name string) []*nftables.Rule {
+func networkRules(t *testing.T, bridge string) []*nftables.Rule {
 	c, err := nftables.New()
 	if err != nil {
 		t.Fatal(err)
@@ -660,7 +661,7 @@ func networkRules(t *testing.T, name string) []*nftables.Rule {
 	for _, f := range families {
 		rules, _ := c.GetRules(f.table, f.chainPostroute)
 		for _, r := range rules {
-			if s, ok := userdata.GetString(r.UserData, userdata.TypeComment); ok && s == netComment(name) {
+			if s, ok := userdata.GetString(r.UserData, userdata.TypeComment); ok && s == netComment(bridge) {
 				out = append(out, r)
 			}
 		}
@@ -688,5 +689,38 @@ func TestPluginsAndNativeShareThePool(t *testing.T) {
 	ipC, _ := c.IPv4()
 	if ipA.Addr().Next() != ipB.Addr() || ipB.Addr().Next() != ipC.Addr() || !a.Native || b.Native {
 		t.Fatalf("native %s, plugins %s, native %s: want consecutive addresses from one pool", ipA, ipB, ipC)
+	}
+}
+
+// TestAttachOverAKilledRun: a container whose monitor was killed left its
+// attachment; while its namespace lives the attachment is in use (InUse)
+// and a second Attach is refused; once the namespace is gone, the
+// container's next run attaches over it.
+func TestAttachOverAKilledRun(t *testing.T) {
+	m := newManager(t, Options{})
+	n := testNetwork(t, m, "10.231.41.0/24")
+	ctx := context.Background()
+	name, path := newNetNS(t)
+	id := containerID()
+	ports := []PortMapping{{HostPort: 0, ContainerPort: 80, Protocol: "tcp"}}
+	if _, err := m.Attach(ctx, AttachRequest{ContainerID: id, NetNSPath: path, Network: n.Name, Ports: ports}); err != nil {
+		t.Fatal(err)
+	}
+	if !m.InUse(id) {
+		t.Fatal("InUse is false while the namespace lives")
+	}
+	if _, err := m.Attach(ctx, AttachRequest{ContainerID: id, NetNSPath: path, Network: n.Name}); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("second Attach while in use: %v", err)
+	}
+	if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns del: %v: %s", err, out)
+	}
+	if m.InUse(id) {
+		t.Fatal("InUse is true after the namespace is gone")
+	}
+	_, path2 := newNetNS(t)
+	a := attach(t, m, AttachRequest{ContainerID: id, NetNSPath: path2, Network: n.Name, Ports: ports})
+	if p, _ := a.IPv4(); !p.IsValid() || len(a.Ports) != 1 {
+		t.Fatalf("the next run's attachment: %+v", a)
 	}
 }

@@ -124,6 +124,10 @@ func (r *Runtime) StartEarly(id string, o EarlyOptions) (e *Early, err error) {
 	return e, nil
 }
 
+// Pid is the early process's pid (in the host's pid namespace): its
+// namespaces, the network one included, exist from StartEarly's return.
+func (e *Early) Pid() int { return e.sp.pid }
+
 // SetLimits gives e's cgroups the resource limits of spec, the container's
 // spec received ahead of its Create (a monitor's spare gets it while the
 // container's creation ends): Create with that same spec then has them set
