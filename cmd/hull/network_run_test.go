@@ -146,12 +146,11 @@ func TestRunPublishedPortReachable(t *testing.T) {
 		t.Errorf("after restart, GET %s = %q", out, got)
 	}
 	mustHull(t, root, "rm", "-f", "web")
-	// Its port is free again.
-	c, err := net.Listen("tcp", "127.0.0.1:"+hostPort)
-	if err != nil {
-		t.Errorf("after rm -f, listen on %s: %v", hostPort, err)
-	} else {
-		c.Close()
+	// Its port is free again (rm -f ends the monitor, which would have
+	// detached it).
+	mustHull(t, root, "run", "-d", "--name", "web2", "-p", hostPort+":80", fx.Busybox.Ref, "sh", "-c", httpdScript("web2"))
+	if got := httpGet(t, "127.0.0.1:"+hostPort); got != "hello from web2\n" {
+		t.Errorf("after rm -f web, GET 127.0.0.1:%s = %q", hostPort, got)
 	}
 }
 

@@ -560,6 +560,13 @@ func (e *Engine) cleanup(ctx context.Context, c *Container) ([]string, error) {
 		errs = append(errs, err)
 	}
 	trace.Mark("cleanup: rt deleted")
+	// Its process is gone: its networks go (a killed monitor, or rm -f,
+	// which kills the monitor, left them).
+	if len(c.Config.Net.Networks) > 0 {
+		if err := e.detachNetworks(ctx, c); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return aside, errors.Join(errs...)
 }
 

@@ -192,6 +192,9 @@ func (e *Engine) reconcile(ctx context.Context, c *Container) (*Container, error
 	}
 	e.rt.Delete(c.ID, true)
 	unmountAll(e.rootfs(c.ID))
+	if len(c.Config.Net.Networks) > 0 {
+		e.detachNetworks(ctx, c)
+	}
 	// Only if still as read: a monitor that records an exit meanwhile
 	// wins.
 	res, err := e.db.ExecContext(context.WithoutCancel(ctx), `UPDATE containers SET state = ?, stage = ?, error = ?, exit_code = ?,
@@ -230,6 +233,9 @@ func (e *Engine) abandonRemoval(ctx context.Context, c *Container) (*Container, 
 	e.waitMonitor(c, 10*time.Second)
 	e.rt.Delete(c.ID, true)
 	unmountAll(e.rootfs(c.ID))
+	if len(c.Config.Net.Networks) > 0 {
+		e.detachNetworks(ctx, c)
+	}
 	reason := fmt.Sprintf("hull was killed while removing the container (pid %d); `hull rm %s` finishes the removal", c.ClaimPid, c.Name)
 	res, err := e.db.ExecContext(context.WithoutCancel(ctx), `UPDATE containers SET state = ?, error = ?, pid = 0, monitor_pid = 0, monitor_start = 0,
 		claim_pid = 0, claim_start = 0 WHERE id = ? AND state = ? AND claim_pid = ? AND claim_start = ?`,
