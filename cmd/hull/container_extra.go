@@ -8,7 +8,7 @@ import (
 // system events`), and makes `rm -v` remove the containers' anonymous
 // volumes, at the top level and under `hull container`.
 func addContainerExtras(root *cobra.Command, g *globals) {
-	root.AddCommand(g.some(named{"volume", newVolumeCmd}, named{"events", newEventsCmd})...)
+	root.AddCommand(g.some(named{"volume", newVolumeCmd}, named{"events", newEventsCmd}, named{"pod", newPodCmd})...)
 	root.AddCommand(g.some(named{"exec-exited", newExecExitedCmd})...)
 	for _, c := range root.Commands() {
 		if c.Name() == "system" {

@@ -45,6 +45,7 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.entrypoint, "entrypoint", "", "override the image's ENTRYPOINT")
 	fs.StringVarP(&f.hostname, "hostname", "h", "", "container host name")
 	f.net.register(fs)
+	f.net.registerPod(fs)
 	fs.StringArrayVarP(&f.env, "env", "e", nil, "set environment variables (KEY=VALUE, or KEY to take it from here)")
 	fs.StringArrayVar(&f.envFiles, "env-file", nil, "read environment variables from a file")
 	fs.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount or named volume: SRC:DST[:ro|rw]")

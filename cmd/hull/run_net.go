@@ -18,6 +18,7 @@ type netFlags struct {
 	publish                        []string
 	publishAll                     bool
 	dns, dnsSearch, dnsOpts, hosts []string
+	pod                            string
 }
 
 func (f *netFlags) register(fs *pflag.FlagSet) {
@@ -40,9 +41,17 @@ func (f *netFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.hosts, "add-host", nil, "add a host-to-IP mapping: NAME:IP (IP may be host-gateway)")
 }
 
+// registerPod adds run/create's --pod (not pod create's).
+func (f *netFlags) registerPod(fs *pflag.FlagSet) {
+	fs.StringVar(&f.pod, "pod", "", "run the container in a pod (its network, IPC and UTS namespaces): name or ID")
+}
+
 // newNetNS says whether the container gets a network namespace of its own
 // (which its spare monitor makes ahead).
 func (f *netFlags) newNetNS() bool {
+	if f.pod != "" {
+		return false // the pod's
+	}
 	mode := engine.NetworkBridge
 	if len(f.networks) > 0 {
 		mode = f.networks[0]
@@ -69,11 +78,11 @@ func (f *netFlags) apply(c *engine.Config) error {
 		}
 		n.Networks = append(n.Networks, engine.Endpoint{Network: name})
 	}
-	if c.Spec.Network == "" {
-		c.Spec.Network = engine.NetworkBridge
-		n.Networks = []engine.Endpoint{{Network: engine.NetworkBridge}}
-	}
 	first := func(flag string) (*engine.Endpoint, error) {
+		if c.Spec.Network == "" { // the default: bridge, made explicit
+			c.Spec.Network = engine.NetworkBridge
+			n.Networks = []engine.Endpoint{{Network: engine.NetworkBridge}}
+		}
 		if len(n.Networks) == 0 {
 			return nil, fmt.Errorf("%s: --network %s has no network to apply it to", flag, c.Spec.Network)
 		}
@@ -113,5 +122,6 @@ func (f *netFlags) apply(c *engine.Config) error {
 	}
 	n.Ports, n.PublishAll = ports, f.publishAll
 	n.DNS, n.DNSSearch, n.DNSOptions, n.ExtraHosts = f.dns, f.dnsSearch, f.dnsOpts, f.hosts
+	c.Pod = f.pod
 	return nil
 }

@@ -114,6 +114,9 @@ type Config struct {
 	// Net is the container's networks, published ports and name
 	// resolution; its mode is Spec.Network (see netconfig.go).
 	Net NetConfig `json:"Net"`
+	// Pod is the ID of the pod the container is in (its namespaces and
+	// /etc files are the pod's; see pods.go), "" for none.
+	Pod string `json:"Pod,omitempty"`
 	// Path and Args are the process that runs (entrypoint + command).
 	Path string   `json:"Path"`
 	Args []string `json:"Args"`

@@ -132,6 +132,11 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 			return nil, fmt.Errorf("--volumes-from %s: %w", vf.Container, err)
 		}
 	}
+	if cfg.Pod != "" {
+		if _, err := e.joinPod(ctx, &cfg); err != nil {
+			return nil, err
+		}
+	}
 	if err := e.resolveNetwork(ctx, &cfg); err != nil {
 		return nil, err
 	}
@@ -207,7 +212,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	}
 	eff := spec.EffectiveConfig(cf, cfg.Spec, cfg.Labels, cfg.StopSignal)
 	publishExposed(&cfg.Net, &eff)
-	so, err := e.etcFiles(ctx, id, cfg.Net, e.volumeSpecMounts(ctx, cfg.Spec))
+	so, err := e.etcFiles(ctx, id, cfg.Net, cfg.Pod, e.volumeSpecMounts(ctx, cfg.Spec))
 	if err != nil {
 		return fail(StageCreate, err)
 	}
@@ -284,7 +289,7 @@ func (e *Engine) ensureConfig(ctx context.Context, c *Container) error {
 	if err != nil {
 		return fmt.Errorf("container %s: config.json: %w", c.Name, err)
 	}
-	so, err := e.etcFiles(ctx, c.ID, c.Config.Net, e.volumeSpecMounts(ctx, c.Config.Spec))
+	so, err := e.etcFiles(ctx, c.ID, c.Config.Net, c.Config.Pod, e.volumeSpecMounts(ctx, c.Config.Spec))
 	if err != nil {
 		return fmt.Errorf("container %s: %w", c.Name, err)
 	}
@@ -310,7 +315,17 @@ const defaultHosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loo
 // With the host's network the hosts and resolv.conf are copies of the
 // host's; with none, hosts has the loopback names and there is no
 // resolv.conf of ours (nothing to resolve with).
-func (e *Engine) etcFiles(ctx context.Context, id string, n NetConfig, o spec.Options) (spec.Options, error) {
+func (e *Engine) etcFiles(ctx context.Context, id string, n NetConfig, podID string, o spec.Options) (spec.Options, error) {
+	if podID != "" {
+		// A pod's container binds the pod's files: one /etc/hosts for
+		// all of them, as their network is one.
+		extra := make([]specs.Mount, 0, 3+len(o.ExtraMounts))
+		for name, path := range e.podEtcFiles(podID) {
+			extra = append(extra, specs.Mount{Destination: "/etc/" + name, Type: "bind", Source: path, Options: etcMountOptions(o)})
+		}
+		o.ExtraMounts = append(extra, o.ExtraMounts...)
+		return o, nil
+	}
 	hostname, err := spec.Hostname(o)
 	if err != nil {
 		return o, err
@@ -339,10 +354,7 @@ func (e *Engine) etcFiles(ctx context.Context, id string, n NetConfig, o spec.Op
 		}
 	}
 	extra := make([]specs.Mount, 0, len(files)+len(o.ExtraMounts))
-	opts := []string{"rbind", "rprivate", "nosuid", "nodev", "noexec"}
-	if o.ReadOnlyRootfs {
-		opts = append(opts, "ro")
-	}
+	opts := etcMountOptions(o)
 	for _, f := range files {
 		path := filepath.Join(e.persistDir(id), f.name)
 		if err := os.WriteFile(path, []byte(f.data), 0o644); err != nil {
@@ -352,6 +364,16 @@ func (e *Engine) etcFiles(ctx context.Context, id string, n NetConfig, o spec.Op
 	}
 	o.ExtraMounts = append(extra, o.ExtraMounts...)
 	return o, nil
+}
+
+// etcMountOptions are the bind mount options of a container's /etc
+// files: read-only with a read-only root filesystem.
+func etcMountOptions(o spec.Options) []string {
+	opts := []string{"rbind", "rprivate", "nosuid", "nodev", "noexec"}
+	if o.ReadOnlyRootfs {
+		opts = append(opts, "ro")
+	}
+	return opts
 }
 
 // writeConfig writes s as container id's config.json, its bundle.
@@ -763,7 +785,13 @@ func (e *Engine) lockCreation(id string) (func(), error) {
 	if err := os.MkdirAll(e.persistDir(id), 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(e.creationLock(id), os.O_CREATE|os.O_RDWR, 0o600)
+	return lockFile(e.creationLock(id))
+}
+
+// lockFile takes an exclusive flock on path, made if missing; the
+// returned func releases it.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}

@@ -74,6 +74,17 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 	if c.Stage == StagePull || (c.Stage == StageCreate && c.Error != "" && c.State == StateCreated) {
 		return nil, startFailure(c.ExitCode, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("container %s cannot start: %s (see hull why %s)", c.Name, c.Error, c.Name)))
 	}
+	if c.Config.Pod != "" {
+		// A container of a stopped pod starts the pod first: its
+		// namespaces are the pod's.
+		p, err := e.GetPod(ctx, c.Config.Pod)
+		if err != nil {
+			return nil, fmt.Errorf("container %s: its pod: %w", c.Name, err)
+		}
+		if err := e.upPod(ctx, p); err != nil {
+			return nil, err
+		}
+	}
 	claimed := false
 	err := e.db.Tx(ctx, func(tx *sql.Tx) error {
 		var state string

@@ -281,32 +281,10 @@ func (e *Engine) attachNetworks(ctx context.Context, c *Container, pid int) erro
 	if len(n.Networks) == 0 {
 		return nil
 	}
-	m, err := e.networks()
+	nsPath := "/proc/" + strconv.Itoa(pid) + "/ns/net"
+	addrs, err := e.attachTo(ctx, c.ID, nsPath, n, func(ep Endpoint) []string { return dnsNames(c.Name, c.ID, ep) })
 	if err != nil {
 		return err
-	}
-	nsPath := "/proc/" + strconv.Itoa(pid) + "/ns/net"
-	var attached []string
-	var addrs []netip.Addr
-	for i, ep := range n.Networks {
-		r := network.AttachRequest{
-			ContainerID: c.ID, NetNSPath: nsPath, Network: ep.Network, IfName: "eth" + strconv.Itoa(i),
-			IP: ep.IP, MAC: ep.MAC, Aliases: dnsNames(c, ep),
-		}
-		if i == 0 {
-			r.Ports = n.Ports
-		}
-		a, err := m.Attach(ctx, r)
-		if err != nil {
-			for _, name := range attached {
-				m.Detach(ctx, c.ID, name, nsPath)
-			}
-			return err
-		}
-		attached = append(attached, a.Network)
-		for _, p := range a.Addresses {
-			addrs = append(addrs, p.Addr())
-		}
 	}
 	hostname, _ := spec.Hostname(c.Config.Spec)
 	hosts, _, err := e.networkFiles(ctx, hostname, c.Config.Spec.Domainname, n, addrs)
@@ -315,22 +293,54 @@ func (e *Engine) attachNetworks(ctx context.Context, c *Container, pid int) erro
 		err = os.WriteFile(e.persistDir(c.ID)+"/hosts", hosts, 0o644)
 	}
 	if err != nil {
-		for _, name := range attached {
-			m.Detach(ctx, c.ID, name, nsPath)
-		}
+		e.detachNetworks(ctx, c)
 		return fmt.Errorf("container %s: /etc/hosts: %w", c.Name, err)
 	}
 	return nil
 }
 
-// dnsNames are the names container c answers to on a network: on a
-// user-defined one its name, its short ID and its aliases (docker's
+// attachTo connects the network namespace at nsPath, of container (or
+// pod) id, to the networks of n: an interface on each (eth0, eth1, ...),
+// the ports published on the first, names(endpoint) its DNS names there.
+// It returns the addresses it got. On error nothing of it is left.
+func (e *Engine) attachTo(ctx context.Context, id, nsPath string, n NetConfig, names func(Endpoint) []string) ([]netip.Addr, error) {
+	m, err := e.networks()
+	if err != nil {
+		return nil, err
+	}
+	var attached []string
+	var addrs []netip.Addr
+	for i, ep := range n.Networks {
+		r := network.AttachRequest{
+			ContainerID: id, NetNSPath: nsPath, Network: ep.Network, IfName: "eth" + strconv.Itoa(i),
+			IP: ep.IP, MAC: ep.MAC, Aliases: names(ep),
+		}
+		if i == 0 {
+			r.Ports = n.Ports
+		}
+		a, err := m.Attach(ctx, r)
+		if err != nil {
+			for _, name := range attached {
+				m.Detach(ctx, id, name, nsPath)
+			}
+			return nil, err
+		}
+		attached = append(attached, a.Network)
+		for _, p := range a.Addresses {
+			addrs = append(addrs, p.Addr())
+		}
+	}
+	return addrs, nil
+}
+
+// dnsNames are the names a container (or pod) answers to on a network:
+// on a user-defined one its name, its short ID and its aliases (docker's
 // DNSNames); on the default network none (docker resolves no names there).
-func dnsNames(c *Container, ep Endpoint) []string {
+func dnsNames(name, id string, ep Endpoint) []string {
 	if ep.Network == NetworkBridge {
 		return nil
 	}
-	return append([]string{c.Name, shortID(c.ID)}, ep.Aliases...)
+	return append([]string{name, shortID(id)}, ep.Aliases...)
 }
 
 // detachNetworks takes container c off its networks once its process has

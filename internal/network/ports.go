@@ -3,6 +3,7 @@ package network
 import (
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -18,7 +19,7 @@ import (
 // 127.0.0.1 included) reaches the container's ContainerPort.
 type PortMapping struct {
 	HostIP netip.Addr `json:"hostIP,omitzero"`
-	// HostPort 0 asks for a free port of the ephemeral range. With
+	// HostPort 0 asks for a free random port (see reserveRandomPort). With
 	// HostPortEnd, the first free port of HostPort..HostPortEnd.
 	HostPort      uint16 `json:"hostPort"`
 	HostPortEnd   uint16 `json:"hostPortEnd,omitempty"`
@@ -219,10 +220,23 @@ func (m *Manager) reservePorts(id string, maps []PortMapping, v6 bool) ([]PortMa
 	return done, nil
 }
 
-// reserveRandomPort reserves a port the kernel picks from the ephemeral
-// range (ip_local_port_range) by binding port 0.
+// reserveRandomPort reserves a random free port above the kernel's
+// ephemeral range (ip_local_port_range), or, if there is no room above
+// it, one the kernel picks from that range by binding port 0. A published
+// port holds no socket (a DNAT rule binds nothing), so the kernel would
+// hand a port of its range to a program that listens on port 0 later, whose
+// connections the rule would then take: ports outside that range are
+// never handed out so.
 func (m *Manager) reserveRandomPort(id string, p PortMapping, v6 bool) (PortMapping, error) {
 	var err error
+	if lo, hi := publishRange(); lo != 0 {
+		for range 64 {
+			p.HostPort = lo + uint16(mrand.IntN(int(hi-lo)+1))
+			if err = m.reservePort(id, p, v6); err == nil {
+				return p, nil
+			}
+		}
+	}
 	for range 20 {
 		p.HostPort, err = bindFree(p.HostIP, 0, p.Protocol, false)
 		if err != nil {
@@ -233,6 +247,25 @@ func (m *Manager) reserveRandomPort(id string, p PortMapping, v6 bool) (PortMapp
 		}
 	}
 	return p, fmt.Errorf("publish %d/%s on a random host port: %w", p.ContainerPort, p.Protocol, err)
+}
+
+// publishRange is where random host ports are picked: from just above
+// the kernel's ephemeral range to 65535 (0, 0 if that leaves fewer than
+// 1000 ports).
+func publishRange() (lo, hi uint16) {
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0
+	}
+	f := strings.Fields(string(data))
+	if len(f) != 2 {
+		return 0, 0
+	}
+	end, err := strconv.Atoi(f[1])
+	if err != nil || end+1000 > 65535 {
+		return 0, 0
+	}
+	return uint16(end + 1), 65535
 }
 
 // reservePort reserves p's host port for container id if no container has

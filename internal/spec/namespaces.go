@@ -19,6 +19,16 @@ func ContainerMode(mode string) string {
 	return c
 }
 
+// nsPath is the path of a mode "ns:PATH" (join the namespace pinned at
+// PATH: a pod's), "" for other modes.
+func nsPath(mode string) string {
+	p, ok := strings.CutPrefix(mode, "ns:")
+	if !ok || !filepath.IsAbs(p) {
+		return ""
+	}
+	return p
+}
+
 // CheckNamespaceModes checks --pid, --ipc, --uts and --cgroupns as
 // docker's CLI does, with its messages, and their conflicts with
 // --hostname and --sysctl.
@@ -39,7 +49,7 @@ func CheckNamespaceModes(o Options) error {
 		return fmt.Errorf("--pid %q: invalid PID mode (use host or container:NAME)", m)
 	}
 	switch m := o.IpcMode; {
-	case m == "" || m == "host" || m == "private" || m == "shareable" || m == "none":
+	case m == "" || m == "host" || m == "private" || m == "shareable" || m == "none" || nsPath(m) != "":
 	case strings.HasPrefix(m, "container:"):
 		if err := container("ipc", m); err != nil {
 			return err
@@ -47,9 +57,9 @@ func CheckNamespaceModes(o Options) error {
 	default:
 		return fmt.Errorf("--ipc %q: invalid IPC mode (use private, shareable, none, host or container:NAME)", m)
 	}
-	switch o.UTSMode {
-	case "":
-	case "host":
+	switch {
+	case o.UTSMode == "", nsPath(o.UTSMode) != "":
+	case o.UTSMode == "host":
 		if o.Hostname != "" {
 			return fmt.Errorf("conflicting options: --hostname and --uts host (the host's name is the container's)")
 		}
@@ -84,6 +94,8 @@ func namespaces(o Options) ([]specs.LinuxNamespace, error) {
 	add := func(typ specs.LinuxNamespaceType, key, mode string) error {
 		switch {
 		case mode == "host":
+		case nsPath(mode) != "":
+			ns = append(ns, specs.LinuxNamespace{Type: typ, Path: nsPath(mode)})
 		case ContainerMode(mode) != "":
 			p := o.JoinNamespaces[key]
 			if !filepath.IsAbs(p) {

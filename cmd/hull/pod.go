@@ -1,0 +1,275 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"hull/internal/engine"
+	"hull/internal/ui"
+)
+
+// newPodCmd is `hull pod`: groups of containers that share a network,
+// IPC and UTS namespace (podman's pod commands; pods are what kubelet's
+// pod sandboxes are, see engine/pods.go).
+func newPodCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "pod", Short: "Manage pods"}
+	ls := newPodLsCmd(g)
+	cmd.AddCommand(newPodCreateCmd(g), ls, newPodInspectCmd(g), newPodStartCmd(g), newPodStopCmd(g), newPodRmCmd(g))
+	return cmd
+}
+
+func newPodCreateCmd(g *globals) *cobra.Command {
+	var name, hostname string
+	var labels, share []string
+	var nf netFlags
+	cmd := &cobra.Command{
+		Use:   "create [OPTIONS]",
+		Short: "Create a pod",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
+			var c engine.Config
+			if err := nf.apply(&c); err != nil {
+				return err
+			}
+			cfg := engine.PodConfig{Hostname: hostname, Network: c.Spec.Network, Net: c.Net}
+			if len(labels) > 0 {
+				cfg.Labels = map[string]string{}
+				for _, l := range labels {
+					k, v, _ := strings.Cut(l, "=")
+					cfg.Labels[k] = v
+				}
+			}
+			for _, s := range share {
+				for _, k := range strings.Split(s, ",") {
+					if k = strings.TrimSpace(k); k != "" {
+						cfg.Share = append(cfg.Share, k)
+					}
+				}
+			}
+			p, err := eng.CreatePod(cmd.Context(), name, cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), p.ID)
+			return nil
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&name, "name", "", "assign a name to the pod")
+	f.StringVar(&hostname, "hostname", "", "the pod's host name (default: its name)")
+	f.StringArrayVarP(&labels, "label", "l", nil, "set metadata: key=value")
+	f.StringArrayVar(&share, "share", nil, "namespaces the containers share: net,ipc,uts (default all)")
+	nf.register(f)
+	return cmd
+}
+
+// podRow is a pod ls row (podman's fields).
+type podRow struct {
+	ID, Name, Status, Created, Containers, Networks string
+	Labels                                          map[string]string `json:"Labels"`
+}
+
+func newPodLsCmd(g *globals) *cobra.Command {
+	var quiet, noTrunc bool
+	var format string
+	var filters []string
+	cmd := &cobra.Command{
+		Use:     "ls [OPTIONS]",
+		Aliases: []string{"ps", "list"},
+		Short:   "List pods",
+		Args:    exactArgs(0, "no arguments"),
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
+			pods, err := eng.ListPods(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var rows []podRow
+			for _, p := range pods {
+				cs, err := eng.PodContainers(cmd.Context(), p)
+				if err != nil {
+					return err
+				}
+				r := podRow{ID: p.ID, Name: p.Name, Status: eng.PodStatus(p, cs), Created: ui.Ago(p.Created),
+					Containers: strconv.Itoa(len(cs)), Networks: p.Config.Network, Labels: p.Config.Labels}
+				if !noTrunc {
+					r.ID = r.ID[:12]
+				}
+				if !podMatches(r, p, filters) {
+					continue
+				}
+				rows = append(rows, r)
+			}
+			out := cmd.OutOrStdout()
+			switch {
+			case quiet:
+				for _, r := range rows {
+					fmt.Fprintln(out, r.ID)
+				}
+				return nil
+			case format != "":
+				return ui.Format(out, format, rows)
+			}
+			t := ui.NewTable(out, "POD ID", "NAME", "STATUS", "CREATED", "# OF CONTAINERS")
+			for _, r := range rows {
+				t.Row(r.ID, r.Name, r.Status, r.Created, r.Containers)
+			}
+			return t.Flush()
+		}),
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&quiet, "quiet", "q", false, "only display pod IDs")
+	f.BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
+	f.StringVar(&format, "format", "", "format output with a Go template, or json")
+	f.StringArrayVarP(&filters, "filter", "f", nil, "filter: name=, id=, label=, status=")
+	return cmd
+}
+
+// podMatches applies pod ls's filters (each key's values OR'ed, keys
+// AND'ed, as podman).
+func podMatches(r podRow, p *engine.Pod, filters []string) bool {
+	by := map[string][]string{}
+	for _, f := range filters {
+		k, v, _ := strings.Cut(f, "=")
+		by[k] = append(by[k], v)
+	}
+	for k, vs := range by {
+		ok := false
+		for _, v := range vs {
+			switch k {
+			case "name":
+				ok = ok || strings.Contains(p.Name, v)
+			case "id":
+				ok = ok || strings.HasPrefix(p.ID, v)
+			case "status":
+				ok = ok || strings.EqualFold(r.Status, v)
+			case "label":
+				lk, lv, hasValue := strings.Cut(v, "=")
+				have, found := p.Config.Labels[lk]
+				ok = ok || found && (!hasValue || have == lv)
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// podDoc is pod inspect's document (podman's main fields).
+type podDoc struct {
+	ID               string            `json:"Id"`
+	Name             string            `json:"Name"`
+	Created          time.Time         `json:"Created"`
+	State            string            `json:"State"`
+	Hostname         string            `json:"Hostname"`
+	Labels           map[string]string `json:"Labels"`
+	SharedNamespaces []string          `json:"SharedNamespaces"`
+	NetworkMode      string            `json:"NetworkMode"`
+	NumContainers    int               `json:"NumContainers"`
+	Ports            []string          `json:"Ports"`
+	Containers       []podContainer    `json:"Containers"`
+}
+
+type podContainer struct {
+	ID    string `json:"Id"`
+	Name  string `json:"Name"`
+	State string `json:"State"`
+}
+
+func newPodInspectCmd(g *globals) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "inspect [OPTIONS] POD [POD...]",
+		Short: "Display detailed information on pods",
+		Args:  minArgs(1, "a pod"),
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
+			var docs []podDoc
+			for _, ref := range args {
+				p, err := eng.GetPod(cmd.Context(), ref)
+				if err != nil {
+					return err
+				}
+				cs, err := eng.PodContainers(cmd.Context(), p)
+				if err != nil {
+					return err
+				}
+				d := podDoc{ID: p.ID, Name: p.Name, Created: p.Created, State: eng.PodStatus(p, cs), Hostname: p.Config.Hostname,
+					Labels: p.Config.Labels, SharedNamespaces: p.Config.Share, NetworkMode: p.Config.Network, NumContainers: len(cs),
+					Containers: []podContainer{}, Ports: []string{}}
+				for _, pm := range eng.PodPorts(p) {
+					d.Ports = append(d.Ports, pm.String())
+				}
+				if len(d.SharedNamespaces) == 0 {
+					d.SharedNamespaces = []string{"ipc", "net", "uts"}
+				}
+				sort.Strings(d.SharedNamespaces)
+				for _, c := range cs {
+					d.Containers = append(d.Containers, podContainer{ID: c.ID, Name: c.Name, State: c.State})
+				}
+				docs = append(docs, d)
+			}
+			out := cmd.OutOrStdout()
+			if format != "" {
+				return ui.Format(out, format, docs)
+			}
+			b, _ := json.MarshalIndent(docs, "", "    ")
+			fmt.Fprintln(out, string(b))
+			return nil
+		}),
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "format output with a Go template")
+	return cmd
+}
+
+// podEach runs fn on each named pod and prints its ID, as podman's pod
+// start/stop/rm.
+func podEach(g *globals, use, short string, fn func(cmd *cobra.Command, eng *engine.Engine, ref string) (*engine.Pod, error)) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  minArgs(1, "a pod"),
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
+			var errs []error
+			for _, ref := range args {
+				p, err := fn(cmd, eng, ref)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), p.ID)
+			}
+			return errors.Join(errs...)
+		}),
+	}
+}
+
+func newPodStartCmd(g *globals) *cobra.Command {
+	return podEach(g, "start POD [POD...]", "Start pods and their containers", func(cmd *cobra.Command, eng *engine.Engine, ref string) (*engine.Pod, error) {
+		return eng.StartPod(cmd.Context(), ref)
+	})
+}
+
+func newPodStopCmd(g *globals) *cobra.Command {
+	var timeout int
+	cmd := podEach(g, "stop [OPTIONS] POD [POD...]", "Stop pods: their containers, then their namespaces and networks", func(cmd *cobra.Command, eng *engine.Engine, ref string) (*engine.Pod, error) {
+		return eng.StopPod(cmd.Context(), ref, stopSeconds(cmd, timeout))
+	})
+	stopTimeoutFlags(cmd, &timeout)
+	return cmd
+}
+
+func newPodRmCmd(g *globals) *cobra.Command {
+	var force bool
+	cmd := podEach(g, "rm [OPTIONS] POD [POD...]", "Remove pods", func(cmd *cobra.Command, eng *engine.Engine, ref string) (*engine.Pod, error) {
+		return eng.RemovePod(cmd.Context(), ref, force)
+	})
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove the pod's containers too, running ones killed")
+	return cmd
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A pod's containers share its network, IPC and UTS namespaces: one
+// reaches the other on localhost, both have the pod's host name; the pod's
+// published port reaches its web server from the host. Stopping the pod
+// stops its containers and takes its namespaces and networks down;
+// starting it brings all back; rm refuses while it has containers, and
+// rm -f removes them and leaves nothing behind.
+func TestPodSharesNamespacesAndPorts(t *testing.T) {
+	root, fx := containerEnv(t)
+	id := strings.TrimSpace(mustHull(t, root, "pod", "create", "--name", "p1", "-p", "80"))
+	if len(id) != 64 {
+		t.Fatalf("pod create printed %q", id)
+	}
+	t.Cleanup(func() { hull(t, root, "pod", "rm", "-f", "p1") })
+	mustHull(t, root, "run", "-d", "--pod", "p1", "--name", "web", fx.Busybox.Ref, "sh", "-c", httpdScript("the pod"))
+	out := mustHull(t, root, "run", "--rm", "--pod", "p1", fx.Busybox.Ref, "sh", "-c",
+		`hostname; for i in 1 2 3 4 5 6 7 8 9 10; do printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 127.0.0.1 80 | grep hello && break; sleep 0.2; done`)
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) < 2 || lines[0] != "p1" || lines[len(lines)-1] != "hello from the pod" {
+		t.Errorf("a second container of the pod: %q, want the pod's host name and the first one's page on localhost", out)
+	}
+	var pods []struct {
+		Id, Name, State string
+		NumContainers   int
+	}
+	if err := json.Unmarshal([]byte(mustHull(t, root, "pod", "inspect", "p1")), &pods); err != nil || len(pods) != 1 || pods[0].Id != id || pods[0].State != "Running" || pods[0].NumContainers != 1 {
+		t.Errorf("pod inspect: %+v (%v)", pods, err)
+	}
+	if out := mustHull(t, root, "pod", "ls"); !strings.Contains(out, id[:12]) || !strings.Contains(out, "Running") {
+		t.Errorf("pod ls:\n%s", out)
+	}
+	var ports []struct{ Ports []string }
+	json.Unmarshal([]byte(mustHull(t, root, "pod", "inspect", "p1")), &ports)
+	if len(ports) != 1 || len(ports[0].Ports) != 1 || !strings.HasSuffix(ports[0].Ports[0], "->80/tcp") {
+		t.Fatalf("pod inspect Ports: %+v", ports)
+	}
+	hostPort := strings.TrimSuffix(strings.TrimPrefix(ports[0].Ports[0], "0.0.0.0:"), "->80/tcp")
+	if got := httpGet(t, "127.0.0.1:"+hostPort); got != "hello from the pod\n" {
+		t.Errorf("GET the pod's published port 127.0.0.1:%s = %q", hostPort, got)
+	}
+	if _, _, err := hull(t, root, "run", "--rm", "--pod", "p1", "-p", "81", fx.Busybox.Ref, "true"); exitStatus(err) != 125 || !strings.Contains(err.Error(), "publish ports on the pod") {
+		t.Errorf("run --pod -p: %v", err)
+	}
+
+	mustHull(t, root, "pod", "stop", "-t", "1", "p1")
+	if st := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Status}}", "web")); st != "exited" {
+		t.Errorf("after pod stop, web is %s", st)
+	}
+	nsDir := filepath.Join(root, "run", "pods", id, "ns")
+	if entries, _ := os.ReadDir(nsDir); len(entries) > 0 {
+		t.Errorf("after pod stop, pinned namespaces remain: %v", entries)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(root, "run", "networks", "attachments", id)); len(entries) > 0 {
+		t.Errorf("after pod stop, the pod's network attachments remain: %v", entries)
+	}
+	mustHull(t, root, "pod", "start", "p1")
+	if st := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Status}}", "web")); st != "running" {
+		t.Errorf("after pod start, web is %s", st)
+	}
+	if _, _, err := hull(t, root, "pod", "rm", "p1"); err == nil || !strings.Contains(err.Error(), "containers") {
+		t.Errorf("pod rm of a pod with containers: %v", err)
+	}
+	mustHull(t, root, "pod", "rm", "-f", "p1")
+	if out := mustHull(t, root, "ps", "-aq"); out != "" {
+		t.Errorf("pod rm -f left containers: %q", out)
+	}
+	if _, err := os.Stat(filepath.Join(root, "run", "pods", id)); !os.IsNotExist(err) {
+		t.Errorf("pod rm -f left its run directory: %v", err)
+	}
+}

@@ -1,0 +1,508 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/containerd/errdefs"
+
+	"hull/internal/metadata"
+	"hull/internal/runtime"
+)
+
+// A pod is a group of containers that share namespaces (network, IPC,
+// UTS): what `hull pod` manages and what a CRI pod sandbox is. Its
+// namespaces are pinned (runtime.PinNamespaces: bind mounts of their nsfs
+// files under <runRoot>/pods/ID/ns), not held by a pause process: a pod
+// costs no process and no memory of its own. The pod's networks are
+// attached to its pinned network namespace with the pod's ID, as a
+// container's are; its containers join the namespaces by path (modes
+// "ns:PATH") and see the pod's /etc/hosts, /etc/resolv.conf and host name.
+//
+// Lifecycle: CreatePod records it (created); StartPod pins the namespaces
+// and attaches the networks (running), and starts the pod's containers;
+// StopPod stops them, detaches and unpins (exited); RemovePod removes the
+// record (and, forced, the containers). A container created in a pod
+// starts the pod first; so does starting one of a stopped pod.
+
+// Pod states.
+const (
+	PodCreated = "created"
+	PodRunning = "running"
+	PodExited  = "exited"
+)
+
+// Pod is one pod's record.
+type Pod struct {
+	ID      string
+	Name    string
+	Created time.Time
+	State   string
+	Config  PodConfig
+}
+
+// PodConfig is how a pod was asked for (hull pod create, a CRI
+// PodSandboxConfig).
+type PodConfig struct {
+	Hostname    string            `json:"Hostname,omitempty"`
+	Labels      map[string]string `json:"Labels,omitempty"`
+	Annotations map[string]string `json:"Annotations,omitempty"`
+	// Share are the namespaces the pod's containers share: net, ipc,
+	// uts (all three if empty).
+	Share []string `json:"Share,omitempty"`
+	// Network is the pod's network mode: bridge (default), none, host or
+	// a network's name; Net its networks, ports and name resolution.
+	Network string    `json:"Network,omitempty"`
+	Net     NetConfig `json:"Net"`
+	// Sysctls are set in the pod's namespaces (net.*, IPC's kernel.*).
+	Sysctls      map[string]string `json:"Sysctls,omitempty"`
+	CgroupParent string            `json:"CgroupParent,omitempty"`
+}
+
+func init() {
+	metadata.Register(metadata.Migration{Package: "pod", Version: 1, Statements: []string{
+		`CREATE TABLE pods (
+			id      TEXT PRIMARY KEY,
+			name    TEXT NOT NULL UNIQUE,
+			created INTEGER NOT NULL,
+			state   TEXT NOT NULL,
+			config  TEXT NOT NULL
+		)`,
+	}})
+}
+
+// shares says whether the pod shares namespace kind.
+func (p *Pod) shares(kind string) bool {
+	return len(p.Config.Share) == 0 || slices.Contains(p.Config.Share, kind)
+}
+
+func (e *Engine) podRunDir(id string) string     { return filepath.Join(e.cfg.RunRoot, "pods", id) }
+func (e *Engine) podPersistDir(id string) string { return filepath.Join(e.cfg.Root, "pods", id) }
+
+// podNS is where the pod's namespace of kind is pinned.
+func (e *Engine) podNS(id, kind string) string { return filepath.Join(e.podRunDir(id), "ns", kind) }
+
+// CreatePod records a new pod (it starts with StartPod, or with its first
+// container).
+func (e *Engine) CreatePod(ctx context.Context, name string, cfg PodConfig) (*Pod, error) {
+	id := NewID()
+	if name == "" {
+		name = randomName()
+	} else if !validName(name) {
+		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid pod name %q: use [a-zA-Z0-9][a-zA-Z0-9_.-]*", name))
+	}
+	for _, k := range cfg.Share {
+		if _, ok := runtime.PinKinds[k]; !ok {
+			return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("--share %s: a pod shares net, ipc and uts namespaces (pid is not supported yet)", k))
+		}
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = name
+	}
+	// The network's checks are a container's (netconfig.go).
+	probe := Config{Net: cfg.Net}
+	probe.Spec.Network = cfg.Network
+	if err := e.resolveNetwork(ctx, &probe); err != nil {
+		return nil, err
+	}
+	cfg.Network, cfg.Net = probe.Spec.Network, probe.Net
+	p := &Pod{ID: id, Name: name, Created: time.Now().UTC(), State: PodCreated, Config: cfg}
+	if !p.shares("net") && joinsNetworks(netMode(probe.Spec)) && cfg.Network != NetworkNone {
+		return nil, errdefs.ErrInvalidArgument.WithMessage("a pod that does not share its network namespace has no network to configure: share net, or use --network none")
+	}
+	data, _ := json.Marshal(p.Config)
+	_, err := e.db.ExecContext(ctx, `INSERT INTO pods(id, name, created, state, config) VALUES(?,?,?,?,?)`, p.ID, p.Name, nanos(p.Created), p.State, string(data))
+	if err != nil {
+		if strings.Contains(err.Error(), "UNIQUE") {
+			return nil, errdefs.ErrAlreadyExists.WithMessage(fmt.Sprintf("the pod name %q is already in use; remove that pod (hull pod rm %s) or choose another name", name, name))
+		}
+		return nil, fmt.Errorf("record pod %s: %w", name, err)
+	}
+	if err := os.MkdirAll(e.podPersistDir(id), 0o700); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// GetPod returns a pod by name, ID or ID prefix.
+func (e *Engine) GetPod(ctx context.Context, ref string) (*Pod, error) {
+	pods, err := e.ListPods(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var found *Pod
+	for _, p := range pods {
+		if p.ID == ref || p.Name == ref {
+			return p, nil
+		}
+		if len(ref) > 0 && strings.HasPrefix(p.ID, ref) {
+			if found != nil {
+				return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("pod ID prefix %q is ambiguous: give more characters", ref))
+			}
+			found = p
+		}
+	}
+	if found == nil {
+		return nil, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("no such pod: %s", ref))
+	}
+	return found, nil
+}
+
+// ListPods returns every pod, newest first, with its state checked
+// against the host (a reboot unpins every namespace).
+func (e *Engine) ListPods(ctx context.Context) ([]*Pod, error) {
+	rows, err := e.db.QueryContext(ctx, `SELECT id, name, created, state, config FROM pods ORDER BY created DESC`)
+	if err != nil {
+		return nil, fmt.Errorf("list pods: %w", err)
+	}
+	defer rows.Close()
+	var out []*Pod
+	for rows.Next() {
+		var p Pod
+		var created int64
+		var cfg string
+		if err := rows.Scan(&p.ID, &p.Name, &created, &p.State, &cfg); err != nil {
+			return nil, fmt.Errorf("list pods: %w", err)
+		}
+		p.Created = time.Unix(0, created).UTC()
+		if err := json.Unmarshal([]byte(cfg), &p.Config); err != nil {
+			return nil, fmt.Errorf("pod %s: config: %w", p.Name, err)
+		}
+		if p.State == PodRunning && !e.podPinned(&p) {
+			p.State = PodExited // the host rebooted, or its pins went
+		}
+		out = append(out, &p)
+	}
+	return out, rows.Err()
+}
+
+// podPinned says whether a running pod's namespaces are still pinned.
+func (e *Engine) podPinned(p *Pod) bool {
+	for _, k := range p.pinKinds() {
+		if !runtime.Pinned(filepath.Dir(e.podNS(p.ID, k)), k) {
+			return false
+		}
+	}
+	return true
+}
+
+// pinKinds are the namespaces a pod pins: those it shares, less the
+// network one with the host's network.
+func (p *Pod) pinKinds() []string {
+	var kinds []string
+	for _, k := range []string{"net", "ipc", "uts"} {
+		if p.shares(k) && !(k == "net" && p.Config.Network == NetworkHost) {
+			kinds = append(kinds, k)
+		}
+	}
+	return kinds
+}
+
+// PodContainers returns the containers of a pod, newest first.
+func (e *Engine) PodContainers(ctx context.Context, p *Pod) ([]*Container, error) {
+	cs, err := e.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(cs, func(c *Container) bool { return c.Config.Pod != p.ID }), nil
+}
+
+// podWithContainers returns a pod and its containers.
+func (e *Engine) podWithContainers(ctx context.Context, ref string) (*Pod, []*Container, error) {
+	p, err := e.GetPod(ctx, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	cs, err := e.PodContainers(ctx, p)
+	return p, cs, err
+}
+
+// setPodState records a pod's state.
+func (e *Engine) setPodState(ctx context.Context, p *Pod, state string) error {
+	if _, err := e.db.ExecContext(ctx, `UPDATE pods SET state = ? WHERE id = ?`, state, p.ID); err != nil {
+		return fmt.Errorf("pod %s: %w", p.Name, err)
+	}
+	p.State = state
+	return nil
+}
+
+// StartPod makes the pod's namespaces and networks (if they are not
+// there) and starts its containers that are not running.
+func (e *Engine) StartPod(ctx context.Context, ref string) (*Pod, error) {
+	p, err := e.GetPod(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.upPod(ctx, p); err != nil {
+		return nil, err
+	}
+	cs, err := e.PodContainers(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for i := len(cs) - 1; i >= 0; i-- { // oldest first
+		c := cs[i]
+		if c.IsRunning() || c.State == StateRestarting {
+			continue
+		}
+		s, err := e.Start(ctx, c.ID, StartOptions{})
+		if err == nil && s != nil {
+			err = s.Ready()
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("pod %s: container %s: %w", p.Name, c.Name, err))
+		}
+	}
+	return p, errors.Join(errs...)
+}
+
+// upPod pins a pod's namespaces and attaches its networks, unless it is
+// running already; its /etc files are written then (its address known).
+func (e *Engine) upPod(ctx context.Context, p *Pod) error {
+	if p.State == PodRunning {
+		return nil
+	}
+	unlock, err := e.lockPod(p.ID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if cur, err := e.GetPod(ctx, p.ID); err == nil && cur.State == PodRunning {
+		*p = *cur
+		return nil
+	}
+	dir := filepath.Join(e.podRunDir(p.ID), "ns")
+	e.downPod(ctx, p) // what a killed start left
+	if err := runtime.PinNamespaces(dir, p.pinKinds(), runtime.PinOptions{Hostname: p.Config.Hostname, Sysctls: p.Config.Sysctls}); err != nil {
+		return fmt.Errorf("pod %s: %w", p.Name, err)
+	}
+	var addrs []netip.Addr
+	if p.shares("net") && len(p.Config.Net.Networks) > 0 {
+		as, err := e.attachTo(ctx, p.ID, e.podNS(p.ID, "net"), p.Config.Net, func(ep Endpoint) []string { return dnsNames(p.Name, p.ID, ep) })
+		if err != nil {
+			runtime.UnpinNamespaces(dir)
+			return fmt.Errorf("pod %s: %w", p.Name, err)
+		}
+		addrs = as
+	}
+	if err := e.writePodFiles(ctx, p, addrs); err != nil {
+		e.downPod(ctx, p)
+		return err
+	}
+	return e.setPodState(ctx, p, PodRunning)
+}
+
+// lockPod serializes a pod's start and stop among hull processes.
+func (e *Engine) lockPod(id string) (func(), error) {
+	dir := e.podRunDir(id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return lockFile(filepath.Join(dir, "lock"))
+}
+
+// downPod detaches a pod's networks and unpins its namespaces.
+func (e *Engine) downPod(ctx context.Context, p *Pod) error {
+	var errs []error
+	if m, err := e.networks(); err == nil {
+		as, _ := m.Attachments(p.ID)
+		for _, a := range as {
+			errs = append(errs, m.Detach(ctx, p.ID, a.Network, ""))
+		}
+	}
+	errs = append(errs, runtime.UnpinNamespaces(filepath.Join(e.podRunDir(p.ID), "ns")))
+	return errors.Join(errs...)
+}
+
+// StopPod stops a pod's containers (each within timeout, then killed),
+// then takes down its networks and namespaces.
+func (e *Engine) StopPod(ctx context.Context, ref string, timeout time.Duration) (*Pod, error) {
+	p, cs, err := e.podWithContainers(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, c := range cs {
+		if c.IsRunning() || c.State == StateRestarting {
+			if _, err := e.Stop(ctx, c.ID, timeout); err != nil {
+				errs = append(errs, fmt.Errorf("pod %s: stop container %s: %w", p.Name, c.Name, err))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return p, errors.Join(errs...)
+	}
+	unlock, err := e.lockPod(p.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := e.downPod(ctx, p); err != nil {
+		return p, fmt.Errorf("pod %s: %w", p.Name, err)
+	}
+	if p.State == PodRunning {
+		return p, e.setPodState(ctx, p, PodExited)
+	}
+	return p, nil
+}
+
+// RemovePod removes a pod: refused while it has containers, unless force,
+// which removes them (running ones killed).
+func (e *Engine) RemovePod(ctx context.Context, ref string, force bool) (*Pod, error) {
+	p, cs, err := e.podWithContainers(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if len(cs) > 0 && !force {
+		return nil, errdefs.ErrConflict.WithMessage(fmt.Sprintf("pod %s has %d containers: remove them first, or use hull pod rm -f %s", p.Name, len(cs), p.Name))
+	}
+	for _, c := range cs {
+		if err := e.Remove(ctx, c.ID, true); err != nil && !IsNotFound(err) {
+			return nil, fmt.Errorf("pod %s: remove container %s: %w", p.Name, c.Name, err)
+		}
+	}
+	if err := e.downPod(ctx, p); err != nil {
+		return nil, fmt.Errorf("pod %s: %w", p.Name, err)
+	}
+	if _, err := e.db.ExecContext(ctx, `DELETE FROM pods WHERE id = ?`, p.ID); err != nil {
+		return nil, fmt.Errorf("remove pod %s: %w", p.Name, err)
+	}
+	os.RemoveAll(e.podRunDir(p.ID))
+	os.RemoveAll(e.podPersistDir(p.ID))
+	return p, nil
+}
+
+// writePodFiles writes the pod's /etc/hostname, hosts and resolv.conf,
+// which its containers bind.
+func (e *Engine) writePodFiles(ctx context.Context, p *Pod, ips []netip.Addr) error {
+	files := map[string][]byte{"hostname": []byte(p.Config.Hostname + "\n")}
+	switch {
+	case p.Config.Network == NetworkHost:
+		files["hosts"], _ = os.ReadFile("/etc/hosts")
+		files["resolv.conf"], _ = os.ReadFile("/etc/resolv.conf")
+	case len(p.Config.Net.Networks) > 0:
+		hosts, resolv, err := e.networkFiles(ctx, p.Config.Hostname, "", p.Config.Net, nil)
+		if err != nil {
+			return fmt.Errorf("pod %s: %w", p.Name, err)
+		}
+		if len(ips) > 0 {
+			if hosts, _, err = e.networkFiles(ctx, p.Config.Hostname, "", p.Config.Net, ips); err != nil {
+				return fmt.Errorf("pod %s: %w", p.Name, err)
+			}
+		}
+		files["hosts"], files["resolv.conf"] = hosts, resolv
+	default:
+		files["hosts"] = []byte(defaultHosts + "127.0.0.1\t" + p.Config.Hostname + "\n")
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(e.podPersistDir(p.ID), name), data, 0o644); err != nil {
+			return fmt.Errorf("pod %s: /etc/%s: %w", p.Name, name, err)
+		}
+	}
+	return nil
+}
+
+// joinPod makes a new container's config join pod p (hull run --pod, a
+// CRI container): its namespaces, its host name and its /etc files; the
+// pod is started if it is not running.
+func (e *Engine) joinPod(ctx context.Context, cfg *Config) (*Pod, error) {
+	p, err := e.GetPod(ctx, cfg.Pod)
+	if err != nil {
+		return nil, err
+	}
+	o, n := &cfg.Spec, &cfg.Net
+	switch {
+	case len(n.Networks) > 0 || (o.Network != "" && o.Network != NetworkBridge):
+		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("--pod %s: a container in a pod uses the pod's network (give --network to hull pod create)", p.Name))
+	case len(n.Ports) > 0 || n.PublishAll:
+		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("--pod %s: publish ports on the pod (hull pod create -p), not on its containers", p.Name))
+	case o.Hostname != "" && p.shares("uts"):
+		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("--pod %s: the pod's containers share its host name %q (give --hostname to hull pod create)", p.Name, p.Config.Hostname))
+	}
+	if err := e.upPod(ctx, p); err != nil {
+		return nil, err
+	}
+	cfg.Pod = p.ID
+	*n = NetConfig{}
+	o.Network = NetworkNone
+	if p.Config.Network == NetworkHost && p.shares("net") {
+		o.Network = NetworkHost
+	} else if p.shares("net") {
+		o.Network = "ns:" + e.podNS(p.ID, "net")
+	}
+	if p.shares("ipc") {
+		o.IpcMode = "ns:" + e.podNS(p.ID, "ipc")
+	}
+	if p.shares("uts") {
+		o.UTSMode = "ns:" + e.podNS(p.ID, "uts")
+		o.Hostname = p.Config.Hostname
+	}
+	if o.CgroupParent == "" {
+		o.CgroupParent = p.Config.CgroupParent
+	}
+	return p, nil
+}
+
+// podEtcFiles are the pod's files its container binds over /etc (name →
+// path), for etcFiles.
+func (e *Engine) podEtcFiles(podID string) map[string]string {
+	out := map[string]string{}
+	for _, name := range []string{"hostname", "hosts", "resolv.conf"} {
+		path := filepath.Join(e.podPersistDir(podID), name)
+		if _, err := os.Stat(path); err == nil {
+			out[name] = path
+		}
+	}
+	return out
+}
+
+// PodPorts are the ports a running pod publishes, with the host ports
+// bound.
+func (e *Engine) PodPorts(p *Pod) []PortMapping {
+	if p.State != PodRunning || len(p.Config.Net.Networks) == 0 {
+		return nil
+	}
+	m, err := e.networks()
+	if err != nil {
+		return nil
+	}
+	as, _ := m.Attachments(p.ID)
+	var out []PortMapping
+	for _, a := range as {
+		if !a.Released {
+			out = append(out, a.Ports...)
+		}
+	}
+	return out
+}
+
+// PodStatus is a pod's one-line status, podman's: Created, Running (with
+// the count of running containers when not all are), Exited, Degraded.
+func (e *Engine) PodStatus(p *Pod, cs []*Container) string {
+	running := 0
+	for _, c := range cs {
+		if c.IsRunning() {
+			running++
+		}
+	}
+	switch {
+	case p.State == PodCreated:
+		return "Created"
+	case p.State != PodRunning:
+		return "Exited"
+	case len(cs) > 0 && running == 0:
+		return "Exited"
+	case running < len(cs):
+		return "Degraded"
+	}
+	return "Running"
+}
