@@ -187,6 +187,10 @@ func TestNetworkCreateLsInspectRmPrune(t *testing.T) {
 	if got := mustHull(t, root, "network", "ls", "--filter", "type=custom", "-q"); got != "" {
 		t.Fatalf("networks left after the prunes: %q", got)
 	}
+	ev := mustHull(t, root, "events", "--since", "1h", "--until", "0s", "--filter", "network=hnet1", "--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}")
+	if ev != "network create hnet1\nnetwork destroy hnet1\n" {
+		t.Fatalf("events --filter network=hnet1: %q", ev)
+	}
 	mustHull(t, root, "system", "check", "--repair")
 }
 
@@ -209,6 +213,7 @@ func mapsEqual(a, b map[string]string) bool {
 // use; the bridges go with the networks.
 func TestNetworkContainersReachEachOther(t *testing.T) {
 	root, fx := containerEnv(t)
+	t.Setenv("HULL_RESTART_BACKOFF_MS", "20")
 	n1, n2 := newUserNetwork("hnet-a"), newUserNetwork("hnet-b")
 	networkCleanup(t, root, n1, n2)
 	n1.create(t, root)
@@ -276,6 +281,12 @@ func TestNetworkContainersReachEachOther(t *testing.T) {
 		t.Fatalf("network inspect still lists cli: %q", got)
 	}
 	mustFail(t, root, "container cli is not connected to network hnet-a", "network", "disconnect", "hnet-a", "cli")
+	cliID := containerID(t, root, "cli")
+	ev := mustHull(t, root, "events", "--since", "1h", "--until", "0s", "--filter", "network=hnet-a", "--filter", "event=connect", "--filter", "event=disconnect",
+		"--format", "{{.Action}} {{.Actor.Attributes.container}}")
+	if ev != "connect "+cliID+"\ndisconnect "+cliID+"\n" {
+		t.Fatalf("network events: %q", ev)
+	}
 
 	// --ip; and a connection survives a restart.
 	mustHull(t, root, "network", "connect", "--ip", n1.addr(77), "hnet-a", "cli")
@@ -286,6 +297,15 @@ func TestNetworkContainersReachEachOther(t *testing.T) {
 	if addr := mustHull(t, root, "exec", "cli", "ip", "-4", "addr", "show", "eth1"); !strings.Contains(addr, "inet "+n1.addr(77)+"/24") {
 		t.Fatalf("after restart: eth1:\n%s", addr)
 	}
+
+	// A restart by the monitor (its restart policy) joins the networks
+	// connected meanwhile; the last run's interface was taken down at
+	// its exit.
+	mustHull(t, root, "run", "-d", "--name", "loop", "--restart", "always", bb,
+		"sh", "-c", "ip -4 addr show eth1 >/dev/null 2>&1 && echo has-eth1; sleep 1")
+	mustHull(t, root, "network", "connect", "hnet-a", "loop")
+	waitFor(t, func() bool { return strings.Contains(mustHull(t, root, "logs", "loop"), "has-eth1") })
+	mustHull(t, root, "rm", "-f", "loop")
 
 	// A stopped container: connect and disconnect are recorded for its
 	// next start.
