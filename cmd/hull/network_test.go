@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 
 	"hull/internal/testenv"
@@ -334,5 +335,37 @@ func TestNetworkContainersReachEachOther(t *testing.T) {
 		if exec.Command("ip", "link", "show", n.bridge).Run() == nil {
 			t.Errorf("bridge %s of %s left after network rm", n.bridge, n.name)
 		}
+	}
+}
+
+// TestNetworkCommandsReclaimAKilledMonitorsInterfaces: a container whose
+// monitor was killed holds no interface on its network: network inspect
+// does not list it, and once the container is removed, network rm goes
+// ahead, the bridge with it.
+func TestNetworkCommandsReclaimAKilledMonitorsInterfaces(t *testing.T) {
+	root, fx := containerEnv(t)
+	n := newUserNetwork("hnet-k")
+	networkCleanup(t, root, n)
+	n.create(t, root)
+	mustHull(t, root, "run", "-d", "--name", "orphan", "--network", "hnet-k", fx.Busybox.Ref, "sleep", "300")
+	if got := mustHull(t, root, "network", "inspect", "-f", "{{len .Containers}}", "hnet-k"); got != "1\n" {
+		t.Fatalf("containers on hnet-k while orphan runs: %q", got)
+	}
+	var doc []struct{ HullLifecycle struct{ MonitorPid int } }
+	json.Unmarshal([]byte(mustHull(t, root, "inspect", "orphan")), &doc)
+	mon := doc[0].HullLifecycle.MonitorPid
+	if mon <= 0 {
+		t.Fatalf("inspect: %+v", doc)
+	}
+	syscall.Kill(mon, syscall.SIGKILL)
+	waitFor(t, func() bool { return syscall.Kill(mon, 0) != nil })
+	if got := mustHull(t, root, "network", "inspect", "-f", "{{len .Containers}}", "hnet-k"); got != "0\n" {
+		t.Fatalf("containers on hnet-k after its monitor was killed: %q", got)
+	}
+	mustFail(t, root, "network hnet-k is used by container orphan", "network", "rm", "hnet-k")
+	mustHull(t, root, "rm", "-f", "orphan")
+	mustHull(t, root, "network", "rm", "hnet-k")
+	if exec.Command("ip", "link", "show", n.bridge).Run() == nil {
+		t.Errorf("bridge %s left after network rm", n.bridge)
 	}
 }

@@ -278,8 +278,9 @@ type netUsage struct {
 	attached map[string]map[string]NetworkContainer
 }
 
-// networkUsage reads every container's networks and every attachment.
-func (e *Engine) networkUsage(ctx context.Context, m *network.Manager) (*netUsage, error) {
+// networkUsage reads every container's networks and the attachments to
+// nets.
+func (e *Engine) networkUsage(ctx context.Context, m *network.Manager, nets []*network.Network) (*netUsage, error) {
 	u := &netUsage{users: map[string][]string{}, attached: map[string]map[string]NetworkContainer{}}
 	rows, err := e.db.QueryContext(ctx, `SELECT id, name, state, config FROM containers`)
 	if err != nil {
@@ -322,10 +323,6 @@ func (e *Engine) networkUsage(ctx context.Context, m *network.Manager) (*netUsag
 		}
 		u.attached[mode][r.id] = NetworkContainer{Name: r.name, EndpointID: endpointID(r.id, mode)}
 	}
-	nets, err := m.List(ctx)
-	if err != nil {
-		return nil, err
-	}
 	for _, n := range nets {
 		as, err := m.AttachmentsOf(n.Name)
 		if err != nil {
@@ -366,7 +363,7 @@ func (e *Engine) Networks(ctx context.Context) ([]*Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	u, err := e.networkUsage(ctx, m)
+	u, err := e.networkUsage(ctx, m, nets)
 	if err != nil {
 		return nil, err
 	}
