@@ -156,6 +156,22 @@ func TestNetworkCreateLsInspectRmPrune(t *testing.T) {
 	}
 	mustFail(t, root, "network nope not found", "network", "inspect", "nope")
 
+	// IPv6 and no masquerading: in the conflist, as inspect shows.
+	n6 := newUserNetwork("hnet6")
+	networkCleanup(t, root, n6)
+	ula := "fd" + n6.bridge[2:4] + ":" + n6.bridge[4:] + "::/64"
+	mustFail(t, root, "add --ipv6", "network", "create", "--subnet", n6.subnet, "--subnet", ula, "hnet6")
+	n6.create(t, root, "--ipv6", "--subnet", ula, "-o", "com.docker.network.bridge.enable_ip_masquerade=false")
+	got = mustHull(t, root, "network", "inspect", "-f",
+		`{{.EnableIPv6}} {{range .IPAM.Config}}{{.Subnet}} {{end}}{{index .Options "com.docker.network.bridge.enable_ip_masquerade"}}`, "hnet6")
+	if want := "true " + n6.subnet + " " + ula + " false\n"; got != want {
+		t.Fatalf("inspect hnet6: %q, want %q", got, want)
+	}
+	if got := mustHull(t, root, "network", "ls", "--filter", "name=hnet6", "--format", "{{.IPv6}}"); got != "true\n" {
+		t.Fatalf("ls {{.IPv6}} of hnet6: %q", got)
+	}
+	mustHull(t, root, "network", "rm", "hnet6")
+
 	// rm: the pre-defined ones are refused, a missing one is an error
 	// unless -f; a network a container (not running) is configured on
 	// is refused.
