@@ -438,8 +438,8 @@ func (e *Engine) removeNetwork(ctx context.Context, n *Network) error {
 	}
 	if len(n.Containers) > 0 {
 		var eps []string
-		for id, c := range n.Containers {
-			eps = append(eps, fmt.Sprintf("name:%q id:%q", c.Name, shortID(id)))
+		for _, c := range n.Containers { // docker's: endpoint name and short ID
+			eps = append(eps, fmt.Sprintf("name:%q id:%q", c.Name, shortID(c.EndpointID)))
 		}
 		slices.Sort(eps)
 		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("error while removing network: network %s has active endpoints (%s)", n.Name, strings.Join(eps, ", ")))
