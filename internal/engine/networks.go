@@ -378,7 +378,7 @@ func (e *Engine) Networks(ctx context.Context) ([]*Network, error) {
 	return out, nil
 }
 
-// NetworkNotFound is the error of a name or ID that is no network.
+// networkNotFound is the error of a name or ID that is no network.
 func networkNotFound(ref string) error {
 	return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("network %s not found (hull network ls lists them)", ref))
 }
@@ -445,8 +445,12 @@ func (e *Engine) removeNetwork(ctx context.Context, n *Network) error {
 		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("error while removing network: network %s has active endpoints (%s)", n.Name, strings.Join(eps, ", ")))
 	}
 	if len(n.Users) > 0 {
-		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("error while removing network: network %s is used by container %s (not running); remove the container or hull network disconnect %s CONTAINER first",
-			n.Name, strings.Join(n.Users, ", "), n.Name))
+		what := "container"
+		if len(n.Users) > 1 {
+			what = "containers"
+		}
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("error while removing network: network %s is used by %s %s (not running); remove it or hull network disconnect %s CONTAINER first",
+			n.Name, what, strings.Join(n.Users, ", "), n.Name))
 	}
 	m, err := e.networks()
 	if err != nil {
