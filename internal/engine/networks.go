@@ -368,11 +368,17 @@ func (e *Engine) Networks(ctx context.Context) ([]*Network, error) {
 		return nil, err
 	}
 	var out []*Network
+	var since time.Time // the default network's: when networking began
 	for _, n := range nets {
 		out = append(out, e.networkOfManager(n, u.attached[n.Name], u.users[n.Name]))
+		if n.Name == NetworkBridge {
+			since = n.Created
+		}
 	}
 	for _, b := range builtinModes {
-		out = append(out, builtinNetwork(b.name, b.driver, u.attached[b.name], u.users[b.name]))
+		bn := builtinNetwork(b.name, b.driver, u.attached[b.name], u.users[b.name])
+		bn.Created = since
+		out = append(out, bn)
 	}
 	slices.SortFunc(out, func(a, b *Network) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
