@@ -341,9 +341,11 @@ func TestNetworkContainersReachEachOther(t *testing.T) {
 	mustHull(t, root, "create", "--name", "hostnet", "--network", "host", bb, "true")
 	mustFail(t, root, "sharing network namespace with another container or host", "network", "connect", "hnet-a", "hostnet")
 	mustFail(t, root, "connected to host network", "network", "connect", "host", "cli")
+	mustHull(t, root, "create", "--name", "joined", "--network", "container:srv", bb, "true")
+	mustFail(t, root, "sharing network namespace with another container or host", "network", "connect", "hnet-a", "joined")
 
 	// Gone with their containers: the networks and their bridges.
-	mustHull(t, root, "rm", "-f", "srv", "cli", "nonet", "hostnet")
+	mustHull(t, root, "rm", "-f", "joined", "srv", "cli", "nonet", "hostnet")
 	if out := mustHull(t, root, "network", "rm", "hnet-a", "hnet-b"); out != "hnet-a\nhnet-b\n" {
 		t.Fatalf("network rm: %q", out)
 	}
