@@ -4,11 +4,11 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// addContainerExtras adds `hull volume` and `hull events` (also `hull
+// addContainerExtras adds `hull volume`, `hull network` and `hull events` (also `hull
 // system events`), and makes `rm -v` remove the containers' anonymous
 // volumes, at the top level and under `hull container`.
 func addContainerExtras(root *cobra.Command, g *globals) {
-	root.AddCommand(g.some(named{"volume", newVolumeCmd}, named{"events", newEventsCmd}, named{"pod", newPodCmd})...)
+	root.AddCommand(g.some(named{"volume", newVolumeCmd}, named{"network", newNetworkCmd}, named{"events", newEventsCmd}, named{"pod", newPodCmd})...)
 	root.AddCommand(g.some(named{"exec-exited", newExecExitedCmd})...)
 	for _, c := range root.Commands() {
 		if c.Name() == "system" {

@@ -64,9 +64,9 @@ func eventLine(ev engine.Event) string {
 }
 
 // eventFilter is docker's events filters: container=, event=, type=,
-// image=, volume=.
+// image=, volume=, network=.
 func eventFilter(args []string) (func(engine.Event) bool, error) {
-	fs, err := parseFilterSet(args, "container", "event", "type", "image", "volume")
+	fs, err := parseFilterSet(args, "container", "event", "type", "image", "volume", "network")
 	if err != nil {
 		return nil, err
 	}
@@ -77,6 +77,9 @@ func eventFilter(args []string) (func(engine.Event) bool, error) {
 				return ev.Type == "container" && (ev.Name == v || strings.HasPrefix(ev.ID, v))
 			}) &&
 			fs.anyOf("volume", func(v string) bool { return ev.Type == "volume" && ev.ID == v }) &&
+			fs.anyOf("network", func(v string) bool {
+				return ev.Type == "network" && (ev.Name == v || strings.HasPrefix(ev.ID, v))
+			}) &&
 			fs.anyOf("image", func(v string) bool { return ev.Attrs["image"] == v })
 	}, nil
 }
@@ -112,7 +115,7 @@ func newEventsCmd(g *globals) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&since, "since", "", "show events since a timestamp (RFC 3339, unix seconds) or relative (10m)")
 	f.StringVar(&until, "until", "", "stop at a timestamp (RFC 3339, unix seconds) or relative (10m)")
-	f.StringArrayVarP(&filters, "filter", "f", nil, "filter: container=, event=, type=, image=, volume=")
+	f.StringArrayVarP(&filters, "filter", "f", nil, "filter: container=, event=, type=, image=, volume=, network=")
 	f.StringVar(&format, "format", "", "format output with a Go template, or json")
 	return cmd
 }

@@ -93,8 +93,8 @@ func newSystemPruneCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "prune [OPTIONS]",
 		Short: "Remove unused data",
-		Long: `Remove stopped containers, with --volumes the anonymous volumes no
-container uses, untagged images (with -a, every image no container uses),
+		Long: `Remove stopped containers, the networks no container uses, with
+--volumes the anonymous volumes no container uses, untagged images (with -a, every image no container uses),
 then every unpacked layer no image or container needs and every blob no
 image references (as docker system prune does). Nothing in use is removed.`,
 		Args: exactArgs(0, "no arguments"),
@@ -108,7 +108,7 @@ image references (as docker system prune does). Nothing in use is removed.`,
 			}
 			out := cmd.OutOrStdout()
 			if !force {
-				what := []string{"all stopped containers"}
+				what := []string{"all stopped containers", "all networks not used by at least one container"}
 				if volumes {
 					what = append(what, "all anonymous volumes not used by at least one container")
 				}
@@ -147,7 +147,7 @@ image references (as docker system prune does). Nothing in use is removed.`,
 			for _, section := range []struct {
 				title string
 				lines []string
-			}{{"Deleted Containers:", rep.Containers}, {"Deleted Volumes:", rep.Volumes}, {"Deleted Images:", rep.Images}, {"Deleted Layers:", rep.Layers}} {
+			}{{"Deleted Containers:", rep.Containers}, {"Deleted Networks:", rep.Networks}, {"Deleted Volumes:", rep.Volumes}, {"Deleted Images:", rep.Images}, {"Deleted Layers:", rep.Layers}} {
 				if len(section.lines) > 0 {
 					fmt.Fprintln(out, section.title)
 					for _, l := range section.lines {

@@ -90,7 +90,7 @@ func TestPruneFilters(t *testing.T) {
 	// the anonymous volumes no container uses.
 	mustHull(t, root, "run", "--name", "anon", "-v", "/scratch", fx.Busybox.Ref, "true")
 	out, _, _ = hullStdin(t, root, strings.NewReader("n\n"), "system", "prune", "--volumes", "--filter", "label=b", "--filter", "label=a")
-	want := "WARNING! This will remove:\n  - all stopped containers\n  - all anonymous volumes not used by at least one container\n  - all dangling images\n" +
+	want := "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n  - all anonymous volumes not used by at least one container\n  - all dangling images\n" +
 		"  - all unpacked layers no image or container uses\n  - all unreferenced blobs\n\n" +
 		"  Items to be pruned will be filtered with:\n  - label=a\n  - label=b\n\nAre you sure you want to continue? [y/N] "
 	if out != want {

@@ -63,6 +63,7 @@ func (e *Engine) Check(ctx context.Context, o CheckOptions) ([]Problem, error) {
 	}
 	e.checkRunState(ids, report)
 	e.checkImageMounts(ctx, report)
+	e.checkNetworks(ctx, o.Repair, report)
 	if err := e.checkSnapshots(ctx, ids, report); err != nil {
 		return out, err
 	}

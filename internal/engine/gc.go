@@ -24,11 +24,14 @@ import (
 //     no container names is removable;
 //   - layers (committed snapshots): kept while an owner retains them or a
 //     snapshot is built on them (snapshot.Prune);
-//   - blobs: kept while a stored image references them (image.Collect).
+//   - blobs: kept while a stored image references them (image.Collect);
+//   - networks: a container names the networks it joins (Config.Net); a
+//     user-defined network no container names is removable, after the
+//     containers in Prune.
 //
-// Networks and pods, when they come, refer to containers and are
-// referred to by them: their collection goes between containers and
-// images in Prune, and their usage beside Containers in DiskUsage.
+// Pods, when they come, refer to containers and are referred to by them:
+// their collection goes between containers and images in Prune, and
+// their usage beside Containers in DiskUsage.
 
 // Snapshot describes one snapshot: an unpacked layer or a container's
 // writable layer.
@@ -203,6 +206,7 @@ type PruneOptions struct {
 // PruneReport is what Prune removed.
 type PruneReport struct {
 	Containers []string // IDs
+	Networks   []string // names
 	// Images are docker's lines: "untagged: NAME", "deleted: ID".
 	Images  []string
 	Layers  []string // chain IDs
@@ -214,10 +218,10 @@ type PruneReport struct {
 }
 
 // Prune removes, in the order their references allow, the stopped
-// containers, with o.Volumes the anonymous volumes no container uses, the
+// containers, the user-defined networks no container uses, with o.Volumes the anonymous volumes no container uses, the
 // untagged images (o.AllImages: every image) no container uses, the
 // layers no image or container needs and the blobs no image references;
-// containers, volumes and images only where o.Filter matches. Nothing in
+// containers, networks, volumes and images only where o.Filter matches. Nothing in
 // use is removed. On an error the report says what was removed before it.
 func (e *Engine) Prune(ctx context.Context, o PruneOptions) (*PruneReport, error) {
 	if o.Volumes && !o.Filter.Until.IsZero() {
@@ -226,6 +230,10 @@ func (e *Engine) Prune(ctx context.Context, o PruneOptions) (*PruneReport, error
 	rep := &PruneReport{}
 	var err error
 	if rep.Containers, rep.Reclaimed, err = e.PruneContainers(ctx, o.Filter); err != nil {
+		return rep, err
+	}
+	// After the containers, as docker's: the user networks only they used.
+	if rep.Networks, err = e.PruneNetworks(ctx, o.Filter); err != nil {
 		return rep, err
 	}
 	if o.Volumes {

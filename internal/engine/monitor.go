@@ -172,8 +172,10 @@ func (e *Engine) runMonitor(ctx context.Context, id string, o MonitorOptions, re
 		EnsureBundle: func() error { return e.ensureConfig(ctx, c) },
 		Prepared:     prep,
 	}
-	if len(c.Config.Net.Networks) > 0 {
-		cfg.Network = func(pid int) error { return e.attachNetworks(ctx, c, pid) }
+	if joinsNetworks(netMode(c.Config.Spec)) {
+		// Also with no networks now: network connect may add some
+		// before a restart (see networkHook).
+		cfg.Network = e.networkHook(ctx, c)
 	}
 	if e.ShimPath != "" && unix.Access(e.ShimPath, unix.X_OK) == nil {
 		cmd := e.MonitorCommand(c.ID, false)

@@ -375,7 +375,18 @@ func (e *Engine) reclaimNetworks(ctx context.Context) error {
 		if live == nil {
 			live = e.liveContainers(ctx)
 		}
-		return live(id) || m.InUse(id)
+		if live(id) {
+			return true
+		}
+		if !m.InUse(id) {
+			return false
+		}
+		// Its namespace lives. A container whose monitor died still runs
+		// unsupervised: reconcile stops it (and detaches it).
+		if c, err := e.lookup(ctx, e.db, id); err == nil && c.active() {
+			e.reconcile(ctx, c)
+		}
+		return m.InUse(id)
 	})
 }
 

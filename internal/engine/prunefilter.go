@@ -29,11 +29,12 @@ var pruneFilterKeys = map[string][]string{
 	"container": {"until", "label", "label!"},
 	"image":     {"until", "label", "label!", "dangling"},
 	"volume":    {"label", "label!", "all"},
+	"network":   {"until", "label", "label!"},
 	"system":    {"until", "label", "label!"},
 }
 
 // ParsePruneFilter reads --filter key=value arguments for the prune of
-// kind ("container", "image", "volume" or "system").
+// kind ("container", "image", "volume", "network" or "system").
 func ParsePruneFilter(kind string, args []string) (PruneFilter, error) {
 	var f PruneFilter
 	known := pruneFilterKeys[kind]

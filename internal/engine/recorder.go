@@ -48,8 +48,9 @@ func (r *recorder) Started(pid int, pidStart uint64, restarts int) error {
 }
 
 func (r *recorder) Exited(x monitor.Exit) error {
-	// Its ports and addresses are free once the exit shows.
-	if len(r.c.Config.Net.Networks) > 0 {
+	// Its ports and addresses are free once the exit shows (also those
+	// of networks connected while it ran).
+	if joinsNetworks(netMode(r.c.Config.Spec)) {
 		if err := r.e.detachNetworks(bg, r.c); err != nil {
 			fmt.Fprintf(os.Stderr, "container %s: %v\n", r.c.Name, err)
 		}
