@@ -76,3 +76,26 @@ func TestPodSharesNamespacesAndPorts(t *testing.T) {
 		t.Errorf("pod rm -f left its run directory: %v", err)
 	}
 }
+
+// A pod on a user network holds it: network rm refuses while the pod
+// exists, and network inspect lists the running pod.
+func TestPodOnAUserNetwork(t *testing.T) {
+	root, fx := containerEnv(t)
+	n := newUserNetwork("podnet")
+	networkCleanup(t, root, n)
+	n.create(t, root)
+	mustHull(t, root, "pod", "create", "--name", "pn", "--network", "podnet")
+	t.Cleanup(func() { hull(t, root, "pod", "rm", "-f", "pn") })
+	out := mustHull(t, root, "run", "--rm", "--pod", "pn", fx.Busybox.Ref, "ip", "-4", "-o", "addr", "show", "eth0")
+	if !strings.Contains(out, strings.TrimSuffix(n.subnet, "0/24")) {
+		t.Errorf("a pod container's address on podnet (%s): %q", n.subnet, out)
+	}
+	if got := mustHull(t, root, "network", "inspect", "-f", "{{len .Containers}}", "podnet"); got != "1\n" {
+		t.Errorf("network inspect podnet lists %q endpoints, want the pod's", got)
+	}
+	if _, _, err := hull(t, root, "network", "rm", "podnet"); err == nil || !strings.Contains(err.Error(), "pn") {
+		t.Errorf("network rm of a pod's network: %v", err)
+	}
+	mustHull(t, root, "pod", "rm", "-f", "pn")
+	mustHull(t, root, "network", "rm", "podnet")
+}

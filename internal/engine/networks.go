@@ -316,6 +316,16 @@ func (e *Engine) networkUsage(ctx context.Context, m *network.Manager, nets []*n
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	// Pods use their networks as containers do (their attachments are
+	// under the pod's ID).
+	if pods, err := e.ListPods(ctx); err == nil {
+		for _, p := range pods {
+			names[p.ID] = p.Name
+			for _, ep := range p.Config.Net.Networks {
+				u.users[ep.Network] = append(u.users[ep.Network], "pod "+p.Name)
+			}
+		}
+	}
 	for _, r := range modeRows {
 		mode := netMode(r.cfg.Spec)
 		if u.attached[mode] == nil {
