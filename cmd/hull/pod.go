@@ -21,7 +21,8 @@ import (
 func newPodCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "pod", Short: "Manage pods"}
 	ls := newPodLsCmd(g)
-	cmd.AddCommand(newPodCreateCmd(g), ls, newPodInspectCmd(g), newPodStartCmd(g), newPodStopCmd(g), newPodRmCmd(g))
+	cmd.AddCommand(newPodCreateCmd(g), ls, newPodInspectCmd(g), newPodStartCmd(g), newPodStopCmd(g), newPodRmCmd(g),
+		newPodRestartCmd(g), newPodKillCmd(g), newPodPauseCmd(g, true), newPodPauseCmd(g, false), newPodPruneCmd(g))
 	return cmd
 }
 
@@ -271,5 +272,67 @@ func newPodRmCmd(g *globals) *cobra.Command {
 		return eng.RemovePod(cmd.Context(), ref, force)
 	})
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove the pod's containers too, running ones killed")
+	return cmd
+}
+
+func newPodRestartCmd(g *globals) *cobra.Command {
+	var timeout int
+	cmd := podEach(g, "restart [OPTIONS] POD [POD...]", "Restart pods and their containers", func(cmd *cobra.Command, eng *engine.Engine, ref string) (*engine.Pod, error) {
+		return eng.RestartPod(cmd.Context(), ref, stopSeconds(cmd, timeout))
+	})
+	stopTimeoutFlags(cmd, &timeout)
+	return cmd
+}
+
+func newPodKillCmd(g *globals) *cobra.Command {
+	var sig string
+	cmd := podEach(g, "kill [OPTIONS] POD [POD...]", "Send a signal to the running containers of pods", func(cmd *cobra.Command, eng *engine.Engine, ref string) (*engine.Pod, error) {
+		s, err := engine.ParseSignal(sig)
+		if err != nil {
+			return nil, err
+		}
+		return eng.EachPodContainer(cmd.Context(), ref, true, func(c *engine.Container) error { return eng.Kill(cmd.Context(), c.ID, s) })
+	})
+	cmd.Flags().StringVarP(&sig, "signal", "s", "KILL", "signal to send")
+	return cmd
+}
+
+// newPodPauseCmd is pod pause (pause) or pod unpause.
+func newPodPauseCmd(g *globals, pause bool) *cobra.Command {
+	use, short := "pause POD [POD...]", "Pause the running containers of pods"
+	if !pause {
+		use, short = "unpause POD [POD...]", "Unpause the paused containers of pods"
+	}
+	return podEach(g, use, short, func(cmd *cobra.Command, eng *engine.Engine, ref string) (*engine.Pod, error) {
+		return eng.EachPodContainer(cmd.Context(), ref, true, func(c *engine.Container) error {
+			switch {
+			case pause && c.State == engine.StateRunning:
+				return eng.Pause(cmd.Context(), c.ID)
+			case !pause && c.State == engine.StatePaused:
+				return eng.Unpause(cmd.Context(), c.ID)
+			}
+			return nil
+		})
+	})
+}
+
+func newPodPruneCmd(g *globals) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove pods that are not running, with their containers",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
+			if !force && !confirm(cmd, "WARNING! This will remove all stopped pods and their containers.") {
+				return nil
+			}
+			ids, err := eng.PrunePods(cmd.Context())
+			for _, id := range ids {
+				fmt.Fprintln(cmd.OutOrStdout(), id)
+			}
+			return err
+		}),
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
 	return cmd
 }

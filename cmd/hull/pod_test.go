@@ -99,3 +99,38 @@ func TestPodOnAUserNetwork(t *testing.T) {
 	mustHull(t, root, "pod", "rm", "-f", "pn")
 	mustHull(t, root, "network", "rm", "podnet")
 }
+
+// pod pause/unpause/kill/restart act on the pod's containers; pod prune
+// removes the pods that are not running.
+func TestPodLifecycleCommands(t *testing.T) {
+	root, fx := containerEnv(t)
+	mustHull(t, root, "pod", "create", "--name", "pl", "--network", "none")
+	t.Cleanup(func() { hull(t, root, "pod", "rm", "-f", "pl") })
+	mustHull(t, root, "run", "-d", "--pod", "pl", "--name", "pl1", fx.Busybox.Ref, "sleep", "300")
+	state := func() string { return strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Status}}", "pl1")) }
+	mustHull(t, root, "pod", "pause", "pl")
+	if s := state(); s != "paused" {
+		t.Errorf("after pod pause: %s", s)
+	}
+	mustHull(t, root, "pod", "unpause", "pl")
+	if s := state(); s != "running" {
+		t.Errorf("after pod unpause: %s", s)
+	}
+	mustHull(t, root, "pod", "kill", "pl")
+	waitFor(t, func() bool { return state() == "exited" })
+	mustHull(t, root, "pod", "restart", "-t", "1", "pl")
+	if s := state(); s != "running" {
+		t.Errorf("after pod restart: %s", s)
+	}
+	if out := mustHull(t, root, "pod", "prune", "-f"); out != "" {
+		t.Errorf("pod prune removed a running pod: %q", out)
+	}
+	mustHull(t, root, "pod", "stop", "-t", "1", "pl")
+	id := strings.TrimSpace(mustHull(t, root, "pod", "ls", "-q", "--no-trunc"))
+	if out := mustHull(t, root, "pod", "prune", "-f"); strings.TrimSpace(out) != id {
+		t.Errorf("pod prune: %q, want %s", out, id)
+	}
+	if out := mustHull(t, root, "ps", "-aq"); out != "" {
+		t.Errorf("pod prune left its containers: %q", out)
+	}
+}

@@ -506,3 +506,58 @@ func (e *Engine) PodStatus(p *Pod, cs []*Container) string {
 	}
 	return "Running"
 }
+
+// EachPodContainer runs fn on every running container of pod ref (pod
+// kill, pause, unpause): the errors are joined, each naming its
+// container.
+func (e *Engine) EachPodContainer(ctx context.Context, ref string, running bool, fn func(c *Container) error) (*Pod, error) {
+	p, cs, err := e.podWithContainers(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, c := range cs {
+		if running && !c.IsRunning() {
+			continue
+		}
+		if err := fn(c); err != nil {
+			errs = append(errs, fmt.Errorf("pod %s: container %s: %w", p.Name, c.Name, err))
+		}
+	}
+	return p, errors.Join(errs...)
+}
+
+// RestartPod stops a pod and starts it again, its containers with it.
+func (e *Engine) RestartPod(ctx context.Context, ref string, timeout time.Duration) (*Pod, error) {
+	p, err := e.StopPod(ctx, ref, timeout)
+	if err != nil {
+		return p, err
+	}
+	return e.StartPod(ctx, p.ID)
+}
+
+// PrunePods removes the pods that are not running and have no running
+// container, and returns their IDs.
+func (e *Engine) PrunePods(ctx context.Context) ([]string, error) {
+	pods, err := e.ListPods(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, p := range pods {
+		cs, err := e.PodContainers(ctx, p)
+		if err != nil {
+			return removed, err
+		}
+		if p.State == PodRunning || slices.ContainsFunc(cs, func(c *Container) bool { return c.IsRunning() }) {
+			continue
+		}
+		if _, err := e.RemovePod(ctx, p.ID, true); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, p.ID)
+	}
+	return removed, errors.Join(errs...)
+}
