@@ -87,6 +87,13 @@ type Registries struct {
 	// pull; a blob is then retried from where it stopped. A string such as
 	// "30s"; 0 means the default.
 	PullIdleTimeout time.Duration `toml:"pull_idle_timeout"`
+	// Mirrors maps a registry host ("registry.k8s.io", "docker.io") to the
+	// registries pulls of its images go to instead, each "host[:port]" or
+	// "host[:port]/path-prefix" (the image's path is appended). Only the
+	// first is used; the image keeps its own name. Pushes are not
+	// mirrored. A mirror reached over plain HTTP must be loopback or
+	// listed in Insecure.
+	Mirrors map[string][]string `toml:"mirrors"`
 }
 
 // Storage selects how root filesystems are assembled.
