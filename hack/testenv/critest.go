@@ -1,14 +1,18 @@
 package main
 
 import (
+	"archive/tar"
+	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"hull/internal/testenv"
 )
@@ -23,8 +27,8 @@ type critestImage struct {
 
 // critestImages are the images critest v1.37.0's specs pull, from its
 // pkg/validate/consts.go and framework. Each is the busybox fixture with
-// a label naming it (so images meant to differ have different IDs), and
-// the USER its spec checks. Names that are one image upstream
+// a label naming it (so images meant to differ have different IDs), the
+// USER its spec checks, and accounts layer (critestAccounts). Names that are one image upstream
 // (test-image-tags:1..3, the two pause:3.9) are one image here.
 // test-image-digest@sha256:9700f9... cannot be made: its digest is fixed.
 var critestImages = []critestImage{
@@ -39,6 +43,7 @@ var critestImages = []critestImage{
 	{names: []string{"gcr.io/k8s-staging-cri-tools/test-image-user-username:latest"}, user: "www-data"},
 	{names: []string{"gcr.io/k8s-staging-cri-tools/test-image-user-uid-group:latest"}, user: "1003:1004"},
 	{names: []string{"gcr.io/k8s-staging-cri-tools/test-image-user-username-group:latest"}, user: "www-data:1004"},
+	{names: []string{"gcr.io/k8s-staging-cri-tools/test-image-predefined-group:latest"}},
 	{names: []string{"registry.k8s.io/pause:3.9", "k8s.gcr.io/pause:3.9", "registry.k8s.io/pause:3.10"}, cmd: []string{"sleep", "2147483647"}},
 	{names: []string{"registry.k8s.io/e2e-test-images/busybox:1.29-2"}},
 }
@@ -53,7 +58,15 @@ func critest(args []string) error {
 	if *addr == "" {
 		return fmt.Errorf("critest-images: --registry is required")
 	}
-	base, err := testenv.BuildImage(testenv.FixBusybox)
+	busybox, err := testenv.BuildImage(testenv.FixBusybox)
+	if err != nil {
+		return err
+	}
+	accounts, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return critestAccounts() })
+	if err != nil {
+		return err
+	}
+	base, err := mutate.AppendLayers(busybox, accounts)
 	if err != nil {
 		return err
 	}
@@ -96,4 +109,30 @@ func pushAs(img v1.Image, ref string) error {
 		return fmt.Errorf("critest-images: push %s: %w", ref, err)
 	}
 	return nil
+}
+
+// critestAccounts is a layer with the accounts critest's specs name:
+// www-data (33) for the username images, and group 50000 with user 1000
+// as a member for test-image-predefined-group.
+func critestAccounts() (io.ReadCloser, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range []struct{ name, body string }{
+		{"etc/passwd", "root:x:0:0:root:/root:/bin/sh\n" +
+			"www-data:x:33:33:www-data:/var/www:/bin/false\n" +
+			"app:x:1000:1000:app:/home/app:/bin/sh\n" +
+			"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"},
+		{"etc/group", "root:x:0:\nwww-data:x:33:\napp:x:1000:\npredefined:x:50000:app\nnobody:x:65534:\n"},
+	} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.body)), Typeflag: tar.TypeReg}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write([]byte(f.body)); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return io.NopCloser(&buf), nil
 }
