@@ -246,5 +246,15 @@ func (c *Config) Validate() error {
 	case c.Registries.PullIdleTimeout == 0:
 		c.Registries.PullIdleTimeout = DefaultPullIdleTimeout
 	}
+	for host, mirrors := range c.Registries.Mirrors {
+		if len(mirrors) == 0 {
+			return fmt.Errorf("config: registries.mirrors %q lists no mirror (give [\"host[:port][/prefix]\"], or remove the key)", host)
+		}
+		for _, m := range mirrors {
+			if m == "" || strings.Contains(m, "://") {
+				return fmt.Errorf("config: registries.mirrors %q: %q is not host[:port][/prefix] (no scheme: list the host in registries.insecure for plain HTTP)", host, m)
+			}
+		}
+	}
 	return nil
 }

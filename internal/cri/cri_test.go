@@ -375,3 +375,50 @@ func TestPullThroughMirror(t *testing.T) {
 		t.Errorf("pull from the mirror registry under its own name: %v", err)
 	}
 }
+
+// kubelet pulls in parallel (serializeImagePulls: false) while it lists
+// and inspects images: one engine serves all the calls at once.
+func TestConcurrentImageCalls(t *testing.T) {
+	_, f := testenv.Setup(t, testenv.FixBusybox, testenv.FixConfig, testenv.FixLayered)
+	c := serve(t, Options{})
+	ctx := ctxT(t)
+	refs := []string{f.Busybox.Ref, f.Config.Ref, f.Layered.Ref, f.Busybox.Ref, f.Config.Ref, f.Layered.Ref}
+	errs := make(chan error, 3*len(refs))
+	for _, ref := range refs {
+		go func() {
+			_, err := c.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+			errs <- err
+		}()
+		go func() {
+			_, err := c.img.ListImages(ctx, &runtimeapi.ListImagesRequest{})
+			errs <- err
+		}()
+		go func() {
+			_, err := c.img.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+			errs <- err
+		}()
+	}
+	for range 3 * len(refs) {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	list, err := c.img.ListImages(ctx, &runtimeapi.ListImagesRequest{})
+	if err != nil || len(list.Images) != 3 {
+		t.Fatalf("ListImages after the pulls = %v, %v; want 3 images", list, err)
+	}
+	for _, ref := range []string{f.Busybox.Ref, f.Config.Ref, f.Layered.Ref} {
+		go func() {
+			_, err := c.img.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+			errs <- err
+		}()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if list, err = c.img.ListImages(ctx, &runtimeapi.ListImagesRequest{}); err != nil || len(list.Images) != 0 {
+		t.Errorf("ListImages after the removals = %v, %v; want none", list, err)
+	}
+}
