@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path"
+	"strings"
 
 	"github.com/containerd/errdefs"
 	"google.golang.org/grpc/codes"
@@ -12,11 +13,12 @@ import (
 
 // grpcError is the one place an engine error becomes a gRPC status: its
 // errdefs class picks the code kubelet acts on, and the message is kept
-// (it names the object and the cause). An Unimplemented status from the
-// generated stubs gets hull's message saying the RPC is not there yet.
+// (it names the object and the cause). The generated stubs' Unimplemented
+// ("method X not implemented") gets hull's message saying the RPC is not
+// there yet.
 func grpcError(fullMethod string, err error) error {
-	if st, ok := status.FromError(err); ok && isStatus(err) {
-		if st.Code() == codes.Unimplemented {
+	if st, ok := status.FromError(err); ok {
+		if st.Code() == codes.Unimplemented && strings.HasPrefix(st.Message(), "method ") && strings.HasSuffix(st.Message(), " not implemented") {
 			return errNotYet(path.Base(fullMethod))
 		}
 		return err

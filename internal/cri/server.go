@@ -17,7 +17,6 @@ package cri
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -188,9 +187,3 @@ func notYet(method string) string {
 
 // errNotYet is the Unimplemented status for method (the short name).
 func errNotYet(method string) error { return status.Error(codes.Unimplemented, notYet(method)) }
-
-// isStatus reports whether err already is a gRPC status.
-func isStatus(err error) bool {
-	var se interface{ GRPCStatus() *status.Status }
-	return errors.As(err, &se)
-}
