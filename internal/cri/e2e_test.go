@@ -40,34 +40,7 @@ func TestHullCRIServe(t *testing.T) {
 	_, f := testenv.Setup(t, testenv.FixBusybox)
 	root := t.TempDir()
 	sock := filepath.Join(root, "cri.sock")
-	cmd := exec.Command(hull, "--root", root, "--run-root", filepath.Join(root, "run"), "cri", "serve", "--listen", "unix://"+sock)
-	cmd.Env = append(os.Environ(), "HULL_CRI="+criBin, "HULL_CONFIG=")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	for i := 0; ; i++ {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("hull cri serve exited: %v\n%s", err, stderr.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if i > 500 {
-			t.Fatalf("no socket after 10s\n%s", stderr.String())
-		}
-	}
+	cmd, exited, stderr := startServe(t, hull, criBin, root, sock)
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -130,6 +103,15 @@ func TestHullCRIServe(t *testing.T) {
 		}
 	})
 
+	// Killed, it leaves its socket; the next server replaces it.
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	if _, err := os.Stat(sock); err != nil {
+		t.Fatalf("a killed server's socket: %v; want it left behind", err)
+	}
+	cmd, exited, stderr = startServe(t, hull, criBin, root, sock)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -143,5 +125,50 @@ func TestHullCRIServe(t *testing.T) {
 	}
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Errorf("socket left after SIGTERM: %v", err)
+	}
+}
+
+// startServe starts `hull cri serve` on sock and waits until it answers
+// Version; the cleanup kills it if the test has not stopped it.
+func startServe(t *testing.T, hull, criBin, root, sock string) (*exec.Cmd, chan error, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(hull, "--root", root, "--run-root", filepath.Join(root, "run"), "cri", "serve", "--listen", "unix://"+sock)
+	cmd.Env = append(os.Environ(), "HULL_CRI="+criBin, "HULL_CONFIG=")
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		_, err := rt.Version(ctx, &runtimeapi.VersionRequest{})
+		cancel()
+		if err == nil {
+			return cmd, exited, stderr
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("hull cri serve exited: %v\n%s", err, stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hull cri serve does not answer after 10s: %v\n%s", err, stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
