@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -421,4 +423,45 @@ func TestConcurrentImageCalls(t *testing.T) {
 	if list, err = c.img.ListImages(ctx, &runtimeapi.ListImagesRequest{}); err != nil || len(list.Images) != 0 {
 		t.Errorf("ListImages after the removals = %v, %v; want none", list, err)
 	}
+}
+
+// Each call is logged at debug; a failure kubelet would not expect as a
+// warning (not-found and unimplemented are answers, not failures).
+func TestCallsAreLogged(t *testing.T) {
+	var buf syncBuffer
+	c := serve(t, Options{Log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	ctx := ctxT(t)
+	c.rt.Version(ctx, &runtimeapi.VersionRequest{})
+	c.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{})
+	c.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{}})
+	out := buf.String()
+	for _, want := range []string{
+		"level=DEBUG msg=rpc method=Version", "code=OK",
+		"level=DEBUG msg=rpc method=RunPodSandbox", "code=Unimplemented",
+		`level=WARN msg="rpc failed" method=PullImage code=InvalidArgument`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, `level=WARN msg="rpc failed" method=RunPodSandbox`) {
+		t.Errorf("an unimplemented RPC is logged as a failure:\n%s", out)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

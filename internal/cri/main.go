@@ -90,7 +90,7 @@ func Main(args []string, version string, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	s := New(eng, Options{Version: version, Root: cfg.Root, RunRoot: cfg.RunRoot, PinnedImages: pinned})
+	s := New(eng, Options{Version: version, Root: cfg.Root, RunRoot: cfg.RunRoot, PinnedImages: pinned, Log: log})
 	err = s.Serve(ctx, *listen, func() { log.Info("serving the CRI", "listen", *listen, "root", cfg.Root) })
 	if err == nil {
 		log.Info("stopped", "listen", *listen)

@@ -18,8 +18,10 @@ package cri
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -52,6 +54,10 @@ type Options struct {
 	// (ImageStatus and ListImages report them pinned), as CRI-O's
 	// pinned_images.
 	PinnedImages []string
+	// Log receives one debug line per call (method, time, code) and a
+	// warning per failed call other than not-found and unimplemented
+	// (default: discard).
+	Log *slog.Logger
 }
 
 // Server is the CRI service over one open engine. Its methods may run
@@ -67,6 +73,9 @@ type Server struct {
 // New makes the service over eng, which the caller keeps open while the
 // server serves and closes afterwards.
 func New(eng *engine.Engine, o Options) *Server {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
 	return &Server{eng: eng, opts: o}
 }
 
@@ -124,8 +133,8 @@ func (s *Server) Serve(ctx context.Context, listen string, ready func()) error {
 // callers that bring their own listener.
 func (s *Server) GRPCServer() *grpc.Server {
 	g := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(unaryErrors),
-		grpc.ChainStreamInterceptor(streamErrors),
+		grpc.ChainUnaryInterceptor(s.unaryErrors),
+		grpc.ChainStreamInterceptor(s.streamErrors),
 		// kubelet's client sends and accepts up to 16 MiB.
 		grpc.MaxRecvMsgSize(16<<20), grpc.MaxSendMsgSize(16<<20),
 	)
@@ -164,20 +173,37 @@ func listenUnix(path string) (net.Listener, error) {
 	return l, nil
 }
 
-// unaryErrors gives every error a gRPC status (see grpcError).
-func unaryErrors(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+// unaryErrors gives every error a gRPC status (see grpcError) and logs
+// the call.
+func (s *Server) unaryErrors(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	start := time.Now()
 	resp, err := handler(ctx, req)
 	if err != nil {
-		return nil, grpcError(info.FullMethod, err)
+		err = grpcError(info.FullMethod, err)
+		resp = nil
 	}
-	return resp, nil
+	s.logCall(info.FullMethod, start, err)
+	return resp, err
 }
 
-func streamErrors(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if err := handler(srv, ss); err != nil {
-		return grpcError(info.FullMethod, err)
+func (s *Server) streamErrors(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	start := time.Now()
+	err := handler(srv, ss)
+	if err != nil {
+		err = grpcError(info.FullMethod, err)
 	}
-	return nil
+	s.logCall(info.FullMethod, start, err)
+	return err
+}
+
+func (s *Server) logCall(method string, start time.Time, err error) {
+	st := status.Convert(err)
+	s.opts.Log.Debug("rpc", "method", path.Base(method), "took", time.Since(start), "code", st.Code())
+	switch st.Code() {
+	case codes.OK, codes.NotFound, codes.Unimplemented, codes.Canceled, codes.DeadlineExceeded:
+	default:
+		s.opts.Log.Warn("rpc failed", "method", path.Base(method), "code", st.Code(), "error", st.Message())
+	}
 }
 
 // notYet is the message of an RPC hull does not serve yet.
