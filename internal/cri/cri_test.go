@@ -370,11 +370,15 @@ func TestPullThroughMirror(t *testing.T) {
 		len(st.Image.RepoDigests) != 1 || !strings.HasPrefix(st.Image.RepoDigests[0], "registry.k8s.io/pause@sha256:") {
 		t.Errorf("image pulled through the mirror = %v; want named registry.k8s.io/pause:3.9, pinned", st.Image)
 	}
-	// A registry without a mirror is not redirected (and is not reachable
-	// here: nothing may leave the machine).
+	// The mirror registry under its own name is not redirected.
 	_, err = c.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: reg.Addr + "/k8s/pause:3.9"}})
 	if err != nil {
 		t.Errorf("pull from the mirror registry under its own name: %v", err)
+	}
+	// An image the mirror lacks: the error names the mirror that answered.
+	_, err = c.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: "registry.k8s.io/pause:nosuch"}})
+	if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), "registry.k8s.io/pause:nosuch") || !strings.Contains(err.Error(), "pulled through the mirror "+reg.Addr+"/k8s") {
+		t.Errorf("pull of a tag the mirror lacks: %v; want NotFound naming the image and the mirror", err)
 	}
 }
 

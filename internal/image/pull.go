@@ -3,9 +3,11 @@ package image
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -144,7 +146,13 @@ func (s *Service) Pull(ctx context.Context, refStr string, opts PullOptions) (*P
 	}
 	res, err := s.pull(ctx, refStr, ref, opts)
 	if err != nil {
-		return nil, classify("pull", ref, err)
+		err = classify("pull", ref, err)
+		var e *Error
+		if m := s.cfg.Registries.Mirrors[ref.Domain]; len(m) > 0 && errors.As(err, &e) {
+			// The registry's answer was the mirror's: say so.
+			e.Hint = strings.TrimPrefix(e.Hint+"; ", "; ") + "pulled through the mirror " + m[0] + " (registries.mirrors)"
+		}
+		return nil, err
 	}
 	return res, nil
 }
