@@ -140,6 +140,7 @@ func buildRootCmd(only string) *cobra.Command {
 	root.AddCommand(g.some(
 		named{"version", func(*globals) *cobra.Command { return newVersionCmd() }},
 		named{"info", newInfoCmd},
+		named{"cri", newCRICmd},
 	)...)
 	addImageCommands(root, g)
 	addSnapshotCommands(root, g)

@@ -10,6 +10,10 @@
 //	testenv push --registry ADDR [--only big,busybox] [--user U --password P]
 //	    Pushes fixtures and prints NAME=REF and NAME_DIGEST=sha256:... per
 //	    fixture (NAME upper-cased, "-" as "_"), e.g. BIG=127.0.0.1:PORT/hull-test/big:1.0.
+//	testenv critest-images --registry ADDR
+//	    Pushes stand-ins for the images critest pulls under
+//	    ADDR/<registry host>/<path> and prints the [registries.mirrors]
+//	    lines that make hull pull them under their own names.
 //
 // Run it with `go run -tags libsqlite3 ./hack/testenv ...`, or build it once
 // with `go build -tags libsqlite3 -o bin/testenv ./hack/testenv` so that PID
@@ -41,6 +45,8 @@ func main() {
 		err = registry(os.Args[2:])
 	case "push":
 		err = push(os.Args[2:])
+	case "critest-images":
+		err = critest(os.Args[2:])
 	default:
 		usage()
 	}
@@ -54,6 +60,7 @@ func usage() {
 	fmt.Fprintln(os.Stderr, `usage:
   testenv registry --dir DIR [--pidfile FILE] [--detach] [--user U --password P]
   testenv push --registry ADDR [--only NAME,...] [--user U --password P]
+  testenv critest-images --registry ADDR
 fixtures: `+strings.Join(testenv.AllFixtures, ", "))
 	os.Exit(2)
 }

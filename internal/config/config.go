@@ -87,6 +87,13 @@ type Registries struct {
 	// pull; a blob is then retried from where it stopped. A string such as
 	// "30s"; 0 means the default.
 	PullIdleTimeout time.Duration `toml:"pull_idle_timeout"`
+	// Mirrors maps a registry host ("registry.k8s.io", "docker.io") to the
+	// registries pulls of its images go to instead, each "host[:port]" or
+	// "host[:port]/path-prefix" (the image's path is appended). Only the
+	// first is used; the image keeps its own name. Pushes are not
+	// mirrored. A mirror reached over plain HTTP must be loopback or
+	// listed in Insecure.
+	Mirrors map[string][]string `toml:"mirrors"`
 }
 
 // Storage selects how root filesystems are assembled.
@@ -238,6 +245,16 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: registries.pull_idle_timeout %s must not be negative (e.g. \"30s\")", c.Registries.PullIdleTimeout)
 	case c.Registries.PullIdleTimeout == 0:
 		c.Registries.PullIdleTimeout = DefaultPullIdleTimeout
+	}
+	for host, mirrors := range c.Registries.Mirrors {
+		if len(mirrors) == 0 {
+			return fmt.Errorf("config: registries.mirrors %q lists no mirror (give [\"host[:port][/prefix]\"], or remove the key)", host)
+		}
+		for _, m := range mirrors {
+			if m == "" || strings.Contains(m, "://") {
+				return fmt.Errorf("config: registries.mirrors %q: %q is not host[:port][/prefix] (no scheme: list the host in registries.insecure for plain HTTP)", host, m)
+			}
+		}
 	}
 	return nil
 }

@@ -22,17 +22,23 @@ func TestLoadDefaultsFileAndErrors(t *testing.T) {
 	if cfg.Root != "/srv/hull" || cfg.RunRoot != "/run/hull" || cfg.Storage.Snapshotter != "copy" || cfg.Registries.Insecure[0] != "reg.lan:5000" || cfg.Registries.MaxConcurrentDownloads != 6 || cfg.Registries.PullIdleTimeout != 30*time.Second {
 		t.Fatalf("loaded %+v", cfg)
 	}
+	os.WriteFile(path, []byte("[registries.mirrors]\n\"registry.k8s.io\" = [\"127.0.0.1:5000/k8s\"]\n"), 0o644)
+	if cfg, err = Load(path); err != nil || cfg.Registries.Mirrors["registry.k8s.io"][0] != "127.0.0.1:5000/k8s" {
+		t.Fatalf("registries.mirrors: %v %v", cfg.Registries.Mirrors, err)
+	}
 	os.WriteFile(path, []byte("[registries]\npull_idle_timeout = \"2m30s\"\n"), 0o644)
 	if cfg, err = Load(path); err != nil || cfg.Registries.PullIdleTimeout != 150*time.Second {
 		t.Fatalf("pull_idle_timeout = \"2m30s\": %v %v", cfg.Registries.PullIdleTimeout, err)
 	}
 	for body, says := range map[string]string{
-		"rooot = \"/x\"\n":                             "unknown key",
-		"root = \"relative\"\n":                        "absolute",
-		"[storage]\nsnapshotter = \"zfs\"\n":           "snapshotter",
-		"root = \n":                                    "parse config",
-		"[registries]\npull_idle_timeout = \"-1s\"\n":  "must not be negative",
-		"[registries]\npull_idle_timeout = \"soon\"\n": "parse config",
+		"rooot = \"/x\"\n":                                            "unknown key",
+		"root = \"relative\"\n":                                       "absolute",
+		"[storage]\nsnapshotter = \"zfs\"\n":                          "snapshotter",
+		"root = \n":                                                   "parse config",
+		"[registries]\npull_idle_timeout = \"-1s\"\n":                 "must not be negative",
+		"[registries]\npull_idle_timeout = \"soon\"\n":                "parse config",
+		"[registries.mirrors]\n\"docker.io\" = []\n":                  "lists no mirror",
+		"[registries.mirrors]\n\"docker.io\" = [\"http://m:5000\"]\n": "no scheme",
 	} {
 		os.WriteFile(path, []byte(body), 0o644)
 		if _, err := Load(path); err == nil || !strings.Contains(err.Error(), says) {

@@ -3,9 +3,11 @@ package image
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -28,6 +30,9 @@ type PullOptions struct {
 	// Remote, from Dial for the same reference, is the registry connection
 	// and manifest fetched while the caller opened the store.
 	Remote *Remote
+	// Credentials, when set, authenticate this pull instead of the
+	// credentials file (the CRI's PullImageRequest.auth).
+	Credentials *Credentials
 }
 
 // Remote is a registry connection made ahead of the image store: `hull
@@ -59,15 +64,10 @@ func Dial(ctx context.Context, cfg config.Config, refStr string) *Remote {
 			return
 		}
 		s := &Service{cfg: cfg}
-		if r.sess, r.err = s.connect(ctx, "pull", ref, transport.PullScope); r.err != nil {
+		if r.sess, r.err = s.connect(ctx, "pull", ref, transport.PullScope, nil); r.err != nil {
 			return
 		}
-		gref, err := s.gRef(ref)
-		if err != nil {
-			r.err = err
-			return
-		}
-		if r.top, r.err = remote.Get(gref, r.sess.opts...); r.err != nil || !r.top.MediaType.IsImage() {
+		if r.top, r.err = remote.Get(r.sess.ref(ref), r.sess.opts...); r.err != nil || !r.top.MediaType.IsImage() {
 			return
 		}
 		if m, err := v1.ParseManifest(bytes.NewReader(r.top.Manifest)); err == nil && m.Config.Size <= maxPrefetchedConfig {
@@ -146,7 +146,13 @@ func (s *Service) Pull(ctx context.Context, refStr string, opts PullOptions) (*P
 	}
 	res, err := s.pull(ctx, refStr, ref, opts)
 	if err != nil {
-		return nil, classify("pull", ref, err)
+		err = classify("pull", ref, err)
+		var e *Error
+		if m := s.cfg.Registries.Mirrors[ref.Domain]; len(m) > 0 && errors.As(err, &e) {
+			// The registry's answer was the mirror's: say so.
+			e.Hint = strings.TrimPrefix(e.Hint+"; ", "; ") + "pulled through the mirror " + m[0] + " (registries.mirrors)"
+		}
+		return nil, err
 	}
 	return res, nil
 }
@@ -159,19 +165,18 @@ func (s *Service) pull(ctx context.Context, refStr string, ref reference.Referen
 	defer release()
 
 	sess, top, dialed, err := opts.Remote.session(refStr)
-	if err != nil {
+	if dialed && opts.Credentials != nil {
+		dialed = false // Dial used the credentials file
+	}
+	if err != nil && dialed {
 		return nil, err
 	}
 	if !dialed {
-		if sess, err = s.connect(ctx, "pull", ref, transport.PullScope); err != nil {
-			return nil, err
-		}
-		gref, err := s.gRef(ref)
-		if err != nil {
+		if sess, err = s.connect(ctx, "pull", ref, transport.PullScope, opts.Credentials); err != nil {
 			return nil, err
 		}
 		trace.Mark("pull: connected")
-		if top, err = remote.Get(gref, sess.opts...); err != nil {
+		if top, err = remote.Get(sess.ref(ref), sess.opts...); err != nil {
 			return nil, err
 		}
 	}

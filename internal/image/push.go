@@ -51,14 +51,11 @@ func (s *Service) Push(ctx context.Context, refStr string, p Progress) (*PushRes
 	if err != nil {
 		return nil, err
 	}
-	sess, err := s.connect(ctx, "push", ref, transport.PushScope)
+	sess, err := s.connect(ctx, "push", ref, transport.PushScope, nil)
 	if err != nil {
 		return nil, err
 	}
-	gref, err := s.gRef(ref)
-	if err != nil {
-		return nil, err
-	}
+	gref := sess.ref(ref)
 	m, err := s.Manifest(r)
 	if err != nil {
 		return nil, err

@@ -228,29 +228,23 @@ func (s *Service) insecure(domain string) bool {
 	return false
 }
 
-// gRepo converts a hull reference to go-containerregistry's repository.
-func (s *Service) gRepo(ref reference.Reference) (name.Repository, error) {
+// gRepo converts a hull reference to go-containerregistry's repository:
+// for a pull, on the registry's mirror if one is configured (see
+// config.Registries.Mirrors).
+func (s *Service) gRepo(ref reference.Reference, pull bool) (name.Repository, error) {
+	full := ref.Name()
+	if m := s.cfg.Registries.Mirrors[ref.Domain]; pull && len(m) > 0 {
+		full = strings.TrimSuffix(m[0], "/") + "/" + ref.Path
+	}
 	var opts []name.Option
-	if s.insecure(ref.Domain) {
+	if host, _, _ := strings.Cut(full, "/"); s.insecure(host) {
 		opts = append(opts, name.Insecure)
 	}
-	repo, err := name.NewRepository(ref.Name(), opts...)
+	repo, err := name.NewRepository(full, opts...)
 	if err != nil {
 		return name.Repository{}, &Error{Op: "resolve", Ref: ref.String(), Kind: ErrInvalidReference, Err: err}
 	}
 	return repo, nil
-}
-
-// gRef is the go-containerregistry reference for ref (digest wins over tag).
-func (s *Service) gRef(ref reference.Reference) (name.Reference, error) {
-	repo, err := s.gRepo(ref)
-	if err != nil {
-		return nil, err
-	}
-	if ref.Digest != "" {
-		return repo.Digest(ref.Digest), nil
-	}
-	return repo.Tag(ref.Tag), nil
 }
 
 // baseTransport is HTTP with sane timeouts; reads (GET, HEAD) also fail
@@ -289,22 +283,45 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// session is an authenticated connection to one repository.
+// session is an authenticated connection to one repository (a pull's
+// goes to the registry's mirror, if it has one).
 type session struct {
 	repo name.Repository
 	rt   http.RoundTripper
 	opts []remote.Option
 }
 
-// connect authenticates to ref's repository for the given scope (pull or push).
-func (s *Service) connect(ctx context.Context, op string, ref reference.Reference, scope string) (*session, error) {
-	repo, err := s.gRepo(ref)
+// ref is ref's tag or digest (digest wins) in the session's repository.
+func (x *session) ref(ref reference.Reference) name.Reference {
+	if ref.Digest != "" {
+		return x.repo.Digest(ref.Digest)
+	}
+	return x.repo.Tag(ref.Tag)
+}
+
+// Credentials are registry credentials given with one pull (the CRI's
+// AuthConfig), used instead of the credentials file.
+type Credentials struct {
+	Username, Password string
+	// Auth is "user:password" in base64, as in a Docker config.json.
+	Auth string
+	// IdentityToken is an OAuth2 refresh token exchanged for an access
+	// token; RegistryToken is a bearer token sent as it is.
+	IdentityToken, RegistryToken string
+}
+
+// connect authenticates to ref's repository for the given scope (pull or
+// push), with creds if given, else the credentials file.
+func (s *Service) connect(ctx context.Context, op string, ref reference.Reference, scope string, creds *Credentials) (*session, error) {
+	repo, err := s.gRepo(ref, op == "pull")
 	if err != nil {
 		return nil, err
 	}
-	kc := s.keychain()
-	auth, err := kc.Resolve(repo)
-	if err != nil {
+	var auth authn.Authenticator
+	if creds != nil {
+		auth = authn.FromConfig(authn.AuthConfig{Username: creds.Username, Password: creds.Password, Auth: creds.Auth,
+			IdentityToken: creds.IdentityToken, RegistryToken: creds.RegistryToken})
+	} else if auth, err = s.keychain().Resolve(repo); err != nil {
 		return nil, classify(op, ref, fmt.Errorf("read credentials: %w", err))
 	}
 	scopes := []string{repo.Scope(scope)}

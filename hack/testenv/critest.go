@@ -1,0 +1,138 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"hull/internal/testenv"
+)
+
+// critestImage is a stand-in for an image critest pulls: its names
+// (registry host first) and how it differs from the busybox fixture.
+type critestImage struct {
+	names []string
+	user  string // USER
+	cmd   []string
+}
+
+// critestImages are the images critest v1.37.0's specs pull, from its
+// pkg/validate/consts.go and framework. Each is the busybox fixture with
+// a label naming it (so images meant to differ have different IDs), the
+// USER its spec checks, and accounts layer (critestAccounts). Names that are one image upstream
+// (test-image-tags:1..3, the two pause:3.9) are one image here.
+// test-image-digest@sha256:9700f9... cannot be made: its digest is fixed.
+var critestImages = []critestImage{
+	{names: []string{"gcr.io/k8s-staging-cri-tools/test-image-latest:latest"}},
+	{names: []string{"gcr.io/k8s-staging-cri-tools/test-image-tag:test"}},
+	{names: []string{"gcr.io/k8s-staging-cri-tools/test-image-tag:all"}},
+	{names: []string{"gcr.io/k8s-staging-cri-tools/test-image-1:latest"}},
+	{names: []string{"gcr.io/k8s-staging-cri-tools/test-image-2:latest"}},
+	{names: []string{"gcr.io/k8s-staging-cri-tools/test-image-3:latest"}},
+	{names: []string{"gcr.io/k8s-staging-cri-tools/test-image-tags:1", "gcr.io/k8s-staging-cri-tools/test-image-tags:2", "gcr.io/k8s-staging-cri-tools/test-image-tags:3"}},
+	{names: []string{"gcr.io/k8s-staging-cri-tools/test-image-user-uid:latest"}, user: "1002"},
+	{names: []string{"gcr.io/k8s-staging-cri-tools/test-image-user-username:latest"}, user: "www-data"},
+	{names: []string{"gcr.io/k8s-staging-cri-tools/test-image-user-uid-group:latest"}, user: "1003:1004"},
+	{names: []string{"gcr.io/k8s-staging-cri-tools/test-image-user-username-group:latest"}, user: "www-data:1004"},
+	{names: []string{"gcr.io/k8s-staging-cri-tools/test-image-predefined-group:latest"}},
+	{names: []string{"registry.k8s.io/pause:3.9", "k8s.gcr.io/pause:3.9", "registry.k8s.io/pause:3.10"}, cmd: []string{"sleep", "2147483647"}},
+	{names: []string{"registry.k8s.io/e2e-test-images/busybox:1.29-2"}},
+}
+
+// critest pushes the stand-ins to the registry at addr, each under
+// ADDR/<registry host>/<path>: hull's [registries.mirrors] then maps
+// "<registry host>" to "ADDR/<registry host>" (the lines printed).
+func critest(args []string) error {
+	fs := flag.NewFlagSet("critest-images", flag.ExitOnError)
+	addr := fs.String("registry", "", "registry address, 127.0.0.1:PORT (required)")
+	fs.Parse(args)
+	if *addr == "" {
+		return fmt.Errorf("critest-images: --registry is required")
+	}
+	busybox, err := testenv.BuildImage(testenv.FixBusybox)
+	if err != nil {
+		return err
+	}
+	accounts, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return critestAccounts() })
+	if err != nil {
+		return err
+	}
+	base, err := mutate.AppendLayers(busybox, accounts)
+	if err != nil {
+		return err
+	}
+	hosts := map[string]bool{}
+	for _, ci := range critestImages {
+		cf, err := base.ConfigFile()
+		if err != nil {
+			return err
+		}
+		cfg := cf.Config
+		cfg.Labels = map[string]string{"io.hull.critest.image": ci.names[0]}
+		cfg.User = ci.user
+		if ci.cmd != nil {
+			cfg.Cmd = ci.cmd
+		}
+		img, err := mutate.Config(base, cfg)
+		if err != nil {
+			return err
+		}
+		for _, n := range ci.names {
+			host, _, _ := strings.Cut(n, "/")
+			hosts[host] = true
+			if err := pushAs(img, *addr+"/"+n); err != nil {
+				return err
+			}
+		}
+	}
+	for h := range hosts {
+		fmt.Printf("MIRROR %q = [\"%s/%s\"]\n", h, *addr, h)
+	}
+	return nil
+}
+
+func pushAs(img v1.Image, ref string) error {
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		return fmt.Errorf("critest-images: %w", err)
+	}
+	if err := remote.Write(r, img); err != nil {
+		return fmt.Errorf("critest-images: push %s: %w", ref, err)
+	}
+	return nil
+}
+
+// critestAccounts is a layer with the accounts critest's specs name:
+// www-data (33) for the username images, and group 50000 with user 1000
+// as a member for test-image-predefined-group.
+func critestAccounts() (io.ReadCloser, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range []struct{ name, body string }{
+		{"etc/passwd", "root:x:0:0:root:/root:/bin/sh\n" +
+			"www-data:x:33:33:www-data:/var/www:/bin/false\n" +
+			"app:x:1000:1000:app:/home/app:/bin/sh\n" +
+			"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"},
+		{"etc/group", "root:x:0:\nwww-data:x:33:\napp:x:1000:\npredefined:x:50000:app\nnobody:x:65534:\n"},
+	} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.body)), Typeflag: tar.TypeReg}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write([]byte(f.body)); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return io.NopCloser(&buf), nil
+}

@@ -1,0 +1,174 @@
+package cri
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"hull/internal/testenv"
+)
+
+// crictlPath is crictl as hack/critest.sh builds it ($HULL_CRICTL
+// overrides).
+func crictlPath() string {
+	if p := os.Getenv("HULL_CRICTL"); p != "" {
+		return p
+	}
+	return "/var/tmp/hull-critools/v1.37.0/crictl"
+}
+
+// `hull cri serve` end to end: the command execs hull-cri, which serves
+// until SIGTERM and removes its socket; crictl (when built) drives it.
+func TestHullCRIServe(t *testing.T) {
+	hull := os.Getenv("HULL_BIN")
+	if hull == "" || os.Geteuid() != 0 {
+		t.Skip("needs root and HULL_BIN (make build; see the Makefile's test target)")
+	}
+	criBin := filepath.Join(filepath.Dir(hull), "hull-cri")
+	if _, err := os.Stat(criBin); err != nil {
+		t.Skipf("no hull-cri next to HULL_BIN (%v): make build builds it", err)
+	}
+	_, f := testenv.Setup(t, testenv.FixBusybox)
+	root := t.TempDir()
+	sock := filepath.Join(root, "cri.sock")
+	cmd, exited, stderr := startServe(t, hull, criBin, root, sock)
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	v, err := runtimeapi.NewRuntimeServiceClient(conn).Version(ctx, &runtimeapi.VersionRequest{})
+	if err != nil || v.RuntimeName != "hull" {
+		t.Fatalf("Version = %v, %v", v, err)
+	}
+
+	t.Run("crictl", func(t *testing.T) {
+		crictl := crictlPath()
+		if _, err := os.Stat(crictl); err != nil {
+			t.Skipf("crictl is not built (%v): run hack/critest.sh build, or set HULL_CRICTL", err)
+		}
+		run := func(args ...string) (string, error) {
+			c := exec.Command(crictl, append([]string{"--runtime-endpoint", "unix://" + sock, "--image-endpoint", "unix://" + sock, "--timeout", "30s"}, args...)...)
+			c.Env = append(os.Environ(), "CRI_CONFIG_FILE=/dev/null")
+			out, err := c.CombinedOutput()
+			return string(out), err
+		}
+		must := func(args ...string) string {
+			t.Helper()
+			out, err := run(args...)
+			if err != nil {
+				t.Fatalf("crictl %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+			return out
+		}
+		if out := must("version"); !strings.Contains(out, "RuntimeName:  hull") || !strings.Contains(out, "RuntimeApiVersion:  v1") {
+			t.Errorf("crictl version:\n%s", out)
+		}
+		if out := must("pull", f.Busybox.Ref); !strings.Contains(out, f.Busybox.ConfigDigest) {
+			t.Errorf("crictl pull: %s; want the image ID %s", out, f.Busybox.ConfigDigest)
+		}
+		short := strings.TrimPrefix(f.Busybox.ConfigDigest, "sha256:")[:13]
+		if out := must("images"); !strings.Contains(out, f.Busybox.Repo) || !strings.Contains(out, "1.0") || !strings.Contains(out, short) {
+			t.Errorf("crictl images:\n%s\nwant %s 1.0 %s", out, f.Busybox.Repo, short)
+		}
+		if out := must("images", "-q"); strings.TrimSpace(out) != f.Busybox.ConfigDigest {
+			t.Errorf("crictl images -q: %q; want %s", out, f.Busybox.ConfigDigest)
+		}
+		if out := must("inspecti", f.Busybox.Ref); !strings.Contains(out, `"id": "`+f.Busybox.ConfigDigest+`"`) || !strings.Contains(out, `"info"`) {
+			t.Errorf("crictl inspecti:\n%s", out)
+		}
+		if out := must("imagefsinfo"); !strings.Contains(out, `"mountpoint": "`+root+`"`) {
+			t.Errorf("crictl imagefsinfo:\n%s", out)
+		}
+		if out := must("info"); !strings.Contains(out, `"NetworkPluginNotReady"`) || !strings.Contains(out, `"cgroupDriver"`) {
+			t.Errorf("crictl info:\n%s", out)
+		}
+		must("rmi", f.Busybox.Ref)
+		if out := must("images", "-q"); strings.TrimSpace(out) != "" {
+			t.Errorf("crictl images -q after rmi: %q", out)
+		}
+		if out, err := run("ps"); err == nil || !strings.Contains(out, "ListContainers is not implemented yet") {
+			t.Errorf("crictl ps: %v\n%s\nwant Unimplemented saying so", err, out)
+		}
+	})
+
+	// Killed, it leaves its socket; the next server replaces it.
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	if _, err := os.Stat(sock); err != nil {
+		t.Fatalf("a killed server's socket: %v; want it left behind", err)
+	}
+	cmd, exited, stderr = startServe(t, hull, criBin, root, sock)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("hull cri serve after SIGTERM: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("hull cri serve did not stop on SIGTERM")
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket left after SIGTERM: %v", err)
+	}
+}
+
+// startServe starts `hull cri serve` on sock and waits until it answers
+// Version; the cleanup kills it if the test has not stopped it.
+func startServe(t *testing.T, hull, criBin, root, sock string) (*exec.Cmd, chan error, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(hull, "--root", root, "--run-root", filepath.Join(root, "run"), "cri", "serve", "--listen", "unix://"+sock)
+	cmd.Env = append(os.Environ(), "HULL_CRI="+criBin, "HULL_CONFIG=")
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		_, err := rt.Version(ctx, &runtimeapi.VersionRequest{})
+		cancel()
+		if err == nil {
+			return cmd, exited, stderr
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("hull cri serve exited: %v\n%s", err, stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hull cri serve does not answer after 10s: %v\n%s", err, stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,70 @@
+package cri
+
+import (
+	"context"
+	"encoding/json"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Version names the runtime and the CRI version it speaks.
+func (s *Server) Version(ctx context.Context, req *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
+	return &runtimeapi.VersionResponse{
+		Version:           "0.1.0", // the kubelet runtime API version, fixed by the API
+		RuntimeName:       RuntimeName,
+		RuntimeVersion:    s.opts.Version,
+		RuntimeApiVersion: APIVersion,
+	}, nil
+}
+
+// networkNotReady is NetworkReady's reason until pod networking lands:
+// kubelet then keeps pods that need the network pending (host-network
+// pods still run), as with a CNI config that is missing.
+const (
+	networkNotReadyReason  = "NetworkPluginNotReady"
+	networkNotReadyMessage = "hull cri: pod networking is not implemented yet (pod sandboxes on the CNI layer of internal/network come next)"
+)
+
+// Status reports the runtime ready and the network not ready (see
+// networkNotReadyReason); verbose adds hull's info and this server's
+// configuration as JSON, which `crictl info` prints.
+func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
+	resp := &runtimeapi.StatusResponse{
+		Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
+			{Type: runtimeapi.RuntimeReady, Status: true},
+			{Type: runtimeapi.NetworkReady, Status: false, Reason: networkNotReadyReason, Message: networkNotReadyMessage},
+		}},
+		// The default handler (""): hull's own runtime. Neither feature
+		// is claimed before the container RPCs honour it.
+		RuntimeHandlers: []*runtimeapi.RuntimeHandler{{Name: "", Features: &runtimeapi.RuntimeHandlerFeatures{}}},
+		Features:        &runtimeapi.RuntimeFeatures{},
+	}
+	if !req.GetVerbose() {
+		return resp, nil
+	}
+	info, err := s.eng.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp.Info = map[string]string{}
+	if b, err := json.Marshal(info); err == nil {
+		resp.Info["info"] = string(b)
+	}
+	cfg := map[string]any{
+		"root": s.opts.Root, "runRoot": s.opts.RunRoot, "cgroupDriver": "cgroupfs",
+		"pinnedImages": s.opts.PinnedImages, "network": "not implemented yet",
+	}
+	if b, err := json.Marshal(cfg); err == nil {
+		resp.Info["config"] = string(b)
+	}
+	return resp, nil
+}
+
+// RuntimeConfig tells kubelet hull makes cgroups itself in the cgroup
+// filesystem, so kubelet's cgroupDriver must be cgroupfs (kubelet uses
+// this answer instead of its own setting, with no fallback).
+func (s *Server) RuntimeConfig(ctx context.Context, req *runtimeapi.RuntimeConfigRequest) (*runtimeapi.RuntimeConfigResponse, error) {
+	return &runtimeapi.RuntimeConfigResponse{
+		Linux: &runtimeapi.LinuxRuntimeConfiguration{CgroupDriver: runtimeapi.CgroupDriver_CGROUPFS},
+	}, nil
+}
