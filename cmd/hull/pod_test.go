@@ -107,7 +107,9 @@ func TestPodLifecycleCommands(t *testing.T) {
 	mustHull(t, root, "pod", "create", "--name", "pl", "--network", "none")
 	t.Cleanup(func() { hull(t, root, "pod", "rm", "-f", "pl") })
 	mustHull(t, root, "run", "-d", "--pod", "pl", "--name", "pl1", fx.Busybox.Ref, "sleep", "300")
-	state := func() string { return strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Status}}", "pl1")) }
+	state := func() string {
+		return strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Status}}", "pl1"))
+	}
 	mustHull(t, root, "pod", "pause", "pl")
 	if s := state(); s != "paused" {
 		t.Errorf("after pod pause: %s", s)
