@@ -51,7 +51,13 @@ type Record struct {
 	Names []string
 	// Addrs are its addresses on the network.
 	Addrs []netip.Addr
+	// Alive, if set, says whether the record still holds: asked only
+	// of the records a query matches.
+	Alive func() bool
 }
+
+// holds says whether record r answers.
+func (r *Record) holds() bool { return r.Alive == nil || r.Alive() }
 
 // View is what one asker sees: the records of its networks and the
 // servers its other queries are forwarded to.
@@ -186,7 +192,7 @@ func local(records []Record, question dns.Question) (rrs []dns.RR, ok bool) {
 		return dns.RR_Header{Name: question.Name, Rrtype: t, Class: dns.ClassINET, Ttl: TTL}
 	}
 	for _, rec := range records {
-		if !matches(rec.Names, name) {
+		if !matches(rec.Names, name) || !rec.holds() {
 			continue
 		}
 		ok = true
@@ -227,7 +233,7 @@ func reverse(records []Record, question dns.Question) ([]dns.RR, bool) {
 			continue
 		}
 		for _, ra := range rec.Addrs {
-			if ra == a {
+			if ra == a && rec.holds() {
 				rrs = append(rrs, &dns.PTR{
 					Hdr: dns.RR_Header{Name: question.Name, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: TTL},
 					Ptr: dns.Fqdn(rec.Names[0]),

@@ -3,6 +3,8 @@ package dns
 import (
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -71,6 +73,8 @@ func answers(r *dns.Msg) []string {
 var testRecords = []Record{
 	{Names: []string{"web", "0123456789ab", "www"}, Addrs: []netip.Addr{netip.MustParseAddr("10.200.0.2"), netip.MustParseAddr("fd00::2")}},
 	{Names: []string{"db"}, Addrs: []netip.Addr{netip.MustParseAddr("10.200.0.3")}},
+	// A record left by a container that is gone.
+	{Names: []string{"gone"}, Addrs: []netip.Addr{netip.MustParseAddr("10.200.0.4")}, Alive: func() bool { return false }},
 }
 
 func TestLocalNames(t *testing.T) {
@@ -96,6 +100,8 @@ func TestLocalNames(t *testing.T) {
 		{"udp", "other.", dns.TypeA, dns.RcodeNameError, ""},
 		{"tcp", "web.example.", dns.TypeA, dns.RcodeNameError, ""},
 		{"udp", "9.0.200.10.in-addr.arpa.", dns.TypePTR, dns.RcodeNameError, ""},
+		{"udp", "gone.", dns.TypeA, dns.RcodeNameError, ""},
+		{"udp", "4.0.200.10.in-addr.arpa.", dns.TypePTR, dns.RcodeNameError, ""},
 	} {
 		r := query(t, tc.proto, srv, tc.name, tc.qtype)
 		if r.Rcode != tc.rcode || strings.Join(answers(r), ",") != tc.want {
@@ -179,4 +185,44 @@ func TestServerAddr(t *testing.T) {
 			t.Errorf("serverAddr(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+func TestChanges(t *testing.T) {
+	dir := t.TempDir()
+	c, err := WatchChanges(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	step := func(what string, want bool, do func() error) {
+		t.Helper()
+		if err := do(); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Changed(); got != want {
+			t.Errorf("%s: Changed() = %v, want %v", what, got, want)
+		}
+	}
+	nothing := func() error { return nil }
+	sub := filepath.Join(dir, "ctr")
+	step("the first call", true, nothing)
+	step("nothing", false, nothing)
+	step("a container's directory", true, func() error { return os.Mkdir(sub, 0o700) })
+	step("nothing", false, nothing)
+	step("a record renamed in", true, func() error {
+		if err := os.WriteFile(filepath.Join(dir, ".tmp"), []byte("{}"), 0o600); err != nil {
+			return err
+		}
+		return os.Rename(filepath.Join(dir, ".tmp"), filepath.Join(sub, "net.json"))
+	})
+	step("a record rewritten", true, func() error { return os.WriteFile(filepath.Join(sub, "net.json"), []byte("{ }"), 0o600) })
+	step("a record removed", true, func() error { return os.Remove(filepath.Join(sub, "net.json")) })
+	step("the directory removed and made again", true, func() error {
+		if err := os.Remove(sub); err != nil {
+			return err
+		}
+		return os.Mkdir(sub, 0o700)
+	})
+	step("a record in the new directory", true, func() error { return os.WriteFile(filepath.Join(sub, "net.json"), nil, 0o600) })
+	step("nothing", false, nothing)
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -79,61 +80,147 @@ func ServeDNS(cfg config.Config, name string) error {
 	if err != nil {
 		return err
 	}
+	z := newAttachmentCache(m, cfg)
 	return dns.Run(dns.RunOptions{
-		Dir: dnsDir(cfg), Network: name, Zone: networkZone(m, nw),
+		Dir: dnsDir(cfg), Network: name, Zone: networkZone(z, nw),
 		Idle: func() bool {
-			as, err := m.AttachmentsOf(name)
-			return err == nil && !slices.ContainsFunc(as, attachedNow)
+			as, err := z.of(name)
+			return err == nil && len(as) == 0
 		},
 	})
 }
 
-// networkZone is what network nw's name server answers from, read afresh
-// for every query (a few small files per container on the host: about
-// XXX µs with 100 containers): the records of the asker's networks, nw
+// attachmentCache keeps the attachment records a name server read until
+// inotify says they changed (dns.Changes). BenchmarkNetworkZone, 100
+// containers on the host, 50 on the network, on the loaded 2-processor
+// test host: reading every record for a query costs 10-18 ms, a query's
+// view from the cache 0.15-0.23 ms of wall time (about 40 µs of CPU, most
+// of it reading the host's resolv.conf). Without inotify (out of
+// watches) every query reads the records.
+type attachmentCache struct {
+	m       *network.Manager
+	dir     string
+	changes *dns.Changes
+
+	mu    sync.Mutex
+	byNet map[string][]*network.Attachment // nil: to read
+	byID  map[string][]*network.Attachment
+}
+
+func newAttachmentCache(m *network.Manager, cfg config.Config) *attachmentCache {
+	z := &attachmentCache{m: m, dir: filepath.Join(cfg.RunRoot, "networks", "attachments")}
+	if c, err := dns.WatchChanges(z.dir); err == nil {
+		z.changes = c
+	}
+	return z
+}
+
+// load reads the records again if they may have changed.
+func (z *attachmentCache) load() error {
+	if z.changes == nil || z.changes.Changed() {
+		z.byNet = nil
+	}
+	if z.byNet != nil {
+		return nil
+	}
+	entries, err := os.ReadDir(z.dir)
+	if err != nil {
+		return err
+	}
+	byNet, byID := map[string][]*network.Attachment{}, map[string][]*network.Attachment{}
+	for _, e := range entries {
+		as, _ := z.m.Attachments(e.Name())
+		for _, a := range as {
+			if !a.Released {
+				byNet[a.Network] = append(byNet[a.Network], a)
+				byID[a.ContainerID] = append(byID[a.ContainerID], a)
+			}
+		}
+	}
+	z.byNet, z.byID = byNet, byID
+	return nil
+}
+
+// of returns the attachments to network whose containers are alive.
+func (z *attachmentCache) of(network string) ([]*network.Attachment, error) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if err := z.load(); err != nil {
+		return nil, err
+	}
+	return z.live(z.byNet[network]), nil
+}
+
+// live returns those of as whose containers are alive.
+func (z *attachmentCache) live(as []*network.Attachment) []*network.Attachment {
+	return slices.DeleteFunc(slices.Clone(as), func(a *network.Attachment) bool { return !alive(a) })
+}
+
+// alive says whether attachment a's network namespace is still there. A
+// record outlives its container until something detaches or reclaims it
+// (a container removed while hull-shim supervised it, a monitor killed:
+// the next start's Reclaim): its names must not resolve meanwhile, nor
+// keep the network's server up. It costs a stat (the kernel reuses a gone
+// namespace's inode number, so "gone" cannot be remembered), so a query
+// asks it of the records it matches only.
+func alive(a *network.Attachment) bool {
+	if a.NetNSInode == 0 || a.NetNSPath == "" {
+		return true
+	}
+	var st unix.Stat_t
+	return unix.Stat(a.NetNSPath, &st) == nil && st.Ino == a.NetNSInode
+}
+
+// view returns the attachments to network nw and, if asker is the
+// address of one of them, those of the asker's other networks (whether
+// their containers are alive is for the query to ask, see alive); and
+// the asker's own attachment to nw (nil for a stranger).
+func (z *attachmentCache) view(nw string, asker netip.Addr) (as []*network.Attachment, me *network.Attachment, err error) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if err := z.load(); err != nil {
+		return nil, nil, err
+	}
+	as = slices.Clone(z.byNet[nw])
+	for _, a := range as {
+		if slices.ContainsFunc(a.Addresses, func(p netip.Prefix) bool { return p.Addr() == asker }) {
+			me = a
+			break
+		}
+	}
+	if me != nil {
+		for _, other := range z.byID[me.ContainerID] {
+			if other.Network != nw && other.Network != network.DefaultNetwork {
+				as = append(as, z.byNet[other.Network]...)
+			}
+		}
+	}
+	return as, me, nil
+}
+
+// networkZone is what network nw's name server answers from (z's records,
+// as fresh as inotify makes them): the names of the asker's networks, nw
 // and the others it is attached to, as docker's resolver sees all of a
 // container's networks; and where the asker's other queries go, its --dns
 // servers or the host's nameservers (loopback ones too: the server runs
 // in the host's namespace). An asker from outside nw's subnets gets the
 // names alone: the server is nobody else's recursive resolver.
-func networkZone(m *network.Manager, nw *network.Network) dns.Zone {
+func networkZone(z *attachmentCache, nw *network.Network) dns.Zone {
 	return dns.ZoneFunc(func(asker netip.Addr) (dns.View, error) {
-		as, err := m.AttachmentsOf(nw.Name)
+		as, me, err := z.view(nw.Name, asker)
 		if err != nil {
 			return dns.View{}, err
 		}
-		as = slices.DeleteFunc(as, func(a *network.Attachment) bool { return !attachedNow(a) })
-		var me *network.Attachment
-		for _, a := range as {
-			if slices.ContainsFunc(a.Addresses, func(p netip.Prefix) bool { return p.Addr() == asker }) {
-				me = a
-				break
-			}
-		}
 		var v dns.View
-		add := func(as []*network.Attachment) {
-			for _, a := range as {
-				if len(a.Aliases) == 0 {
-					continue
-				}
-				r := dns.Record{Names: a.Aliases}
-				for _, p := range a.Addresses {
-					r.Addrs = append(r.Addrs, p.Addr())
-				}
-				v.Records = append(v.Records, r)
+		for _, a := range as {
+			if len(a.Aliases) == 0 {
+				continue
 			}
-		}
-		add(as)
-		if me != nil {
-			mine, _ := m.Attachments(me.ContainerID)
-			for _, other := range mine {
-				if other.Network == nw.Name || other.Network == network.DefaultNetwork {
-					continue
-				}
-				if oas, err := m.AttachmentsOf(other.Network); err == nil {
-					add(slices.DeleteFunc(oas, func(a *network.Attachment) bool { return !attachedNow(a) }))
-				}
+			r := dns.Record{Names: a.Aliases, Alive: func() bool { return alive(a) }}
+			for _, p := range a.Addresses {
+				r.Addrs = append(r.Addrs, p.Addr())
 			}
+			v.Records = append(v.Records, r)
 		}
 		switch {
 		case me != nil && len(me.DNS) > 0:
@@ -144,17 +231,4 @@ func networkZone(m *network.Manager, nw *network.Network) dns.Zone {
 		}
 		return v, nil
 	})
-}
-
-// attachedNow says whether attachment a's container still has its network
-// namespace. A record outlives its container until something detaches or
-// reclaims it (a container removed while hull-shim supervised it, a
-// monitor killed: the next start's Reclaim): its names must not resolve
-// meanwhile, nor keep the network's server up.
-func attachedNow(a *network.Attachment) bool {
-	if a.NetNSInode == 0 || a.NetNSPath == "" {
-		return true
-	}
-	var st unix.Stat_t
-	return unix.Stat(a.NetNSPath, &st) == nil && st.Ino == a.NetNSInode
 }
