@@ -84,8 +84,11 @@ func Ensure(o StartOptions) error {
 		return fmt.Errorf("network %s: name server: lock %s: %w", o.Network, pidfile.Name(), err)
 	}
 	udp, tcp, err := listen(o.Addr)
+	if errors.Is(err, unix.EADDRINUSE) {
+		return fmt.Errorf("network %s: its name server: %w (another DNS server on the host listens on all addresses? bind it to its own)", o.Network, err)
+	}
 	if err != nil {
-		return fmt.Errorf("network %s: name server: %w", o.Network, err)
+		return fmt.Errorf("network %s: its name server: %w", o.Network, err)
 	}
 	defer udp.Close()
 	defer tcp.Close()

@@ -3,6 +3,7 @@ package dns
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -168,4 +169,26 @@ func servers(t *testing.T, dir string) int {
 		}
 	}
 	return n
+}
+
+// TestEnsurePortTaken: port 53 of the gateway taken, the start fails with
+// an error that says what to look at, and nothing is started.
+func TestEnsurePortTaken(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("binds port 53: needs root")
+	}
+	addr := netip.MustParseAddr("127.0.0.152")
+	taken, err := net.ListenPacket("udp", netip.AddrPortFrom(addr, 53).String())
+	if err != nil {
+		t.Skipf("127.0.0.152:53 not free: %v", err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	err = Ensure(StartOptions{Dir: dir, Network: "testnet", Addr: addr, Command: []string{"/bin/false"}})
+	if err == nil || !strings.Contains(err.Error(), "another DNS server") || !strings.Contains(err.Error(), "testnet") {
+		t.Errorf("Ensure with the port taken: %v", err)
+	}
+	if pid := Running(dir, "testnet"); pid != 0 {
+		t.Errorf("a server (pid %d) runs", pid)
+	}
 }

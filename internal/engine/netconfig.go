@@ -285,8 +285,6 @@ func (e *Engine) attachNetworks(ctx context.Context, c *Container, pid int) erro
 	nsPath := "/proc/" + strconv.Itoa(pid) + "/ns/net"
 	var attached []string
 	var addrs []netip.Addr
-	var resolverNet string // the first user-defined network's, and its gateway
-	var resolver netip.Addr
 	for i, ep := range n.Networks {
 		r := network.AttachRequest{
 			ContainerID: c.ID, NetNSPath: nsPath, Network: ep.Network, IfName: "eth" + strconv.Itoa(i),
@@ -303,10 +301,6 @@ func (e *Engine) attachNetworks(ctx context.Context, c *Container, pid int) erro
 			return err
 		}
 		attached = append(attached, a.Network)
-		if a.Network != NetworkBridge && resolverNet == "" {
-			resolverNet = a.Network
-			_, resolver = a.IPv4()
-		}
 		for _, p := range a.Addresses {
 			addrs = append(addrs, p.Addr())
 		}
@@ -323,8 +317,8 @@ func (e *Engine) attachNetworks(ctx context.Context, c *Container, pid int) erro
 		}
 		return fmt.Errorf("container %s: /etc/hosts: %w", c.Name, err)
 	}
-	if resolver.IsValid() && e.HullCommand != nil {
-		if err := e.ensureDNS(resolverNet, resolver); err != nil {
+	if name, addr := e.resolverOf(ctx, n); addr.IsValid() {
+		if err := e.ensureDNS(name, addr); err != nil {
 			for _, name := range attached {
 				m.Detach(ctx, c.ID, name, nsPath)
 			}

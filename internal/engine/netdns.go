@@ -39,8 +39,9 @@ func dnsDir(cfg config.Config) string {
 }
 
 // resolverOf returns the name server of a container with networking n:
-// the gateway of its first user-defined network, invalid if it has none
-// (or hull cannot start servers: no HullCommand).
+// the gateway of its first user-defined network, invalid if it has none,
+// if that network is not a bridge (a third-party plugin's gateway need
+// not be the host's), or if hull cannot start servers (no HullCommand).
 func (e *Engine) resolverOf(ctx context.Context, n NetConfig) (string, netip.Addr) {
 	if e.HullCommand == nil {
 		return "", netip.Addr{}
@@ -54,7 +55,7 @@ func (e *Engine) resolverOf(ctx context.Context, n NetConfig) (string, netip.Add
 		return "", netip.Addr{}
 	}
 	nw, err := m.Inspect(ctx, n.Networks[i].Network)
-	if err != nil {
+	if err != nil || nw.Driver != "bridge" {
 		return "", netip.Addr{}
 	}
 	return nw.Name, gateway(nw)
