@@ -82,11 +82,17 @@ func ServeDNS(cfg config.Config, name string) error {
 		return err
 	}
 	z := newAttachmentCache(m, cfg)
+	lastLoad := -1
 	return dns.Run(dns.RunOptions{
 		Dir: dnsDir(cfg), Network: name, Zone: networkZone(z, nw),
+		// Idle: no container now, and none came and went since the last
+		// look (the records changed): short containers run one after
+		// the other keep the server.
 		Idle: func() bool {
-			as, err := z.of(name)
-			return err == nil && len(as) == 0
+			as, loads, err := z.of(name)
+			busy := loads != lastLoad && lastLoad != -1
+			lastLoad = loads
+			return err == nil && len(as) == 0 && !busy
 		},
 	})
 }
@@ -106,6 +112,7 @@ type attachmentCache struct {
 	mu    sync.Mutex
 	byNet map[string][]*network.Attachment // nil: to read
 	byID  map[string][]*network.Attachment
+	loads int // how many times the records were read
 }
 
 func newAttachmentCache(m *network.Manager, cfg config.Config) *attachmentCache {
@@ -139,17 +146,19 @@ func (z *attachmentCache) load() error {
 		}
 	}
 	z.byNet, z.byID = byNet, byID
+	z.loads++
 	return nil
 }
 
-// of returns the attachments to network whose containers are alive.
-func (z *attachmentCache) of(network string) ([]*network.Attachment, error) {
+// of returns the attachments to network whose containers are alive, and
+// how many times the records have been read (it grows when they change).
+func (z *attachmentCache) of(network string) ([]*network.Attachment, int, error) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	if err := z.load(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return z.live(z.byNet[network]), nil
+	return z.live(z.byNet[network]), z.loads, nil
 }
 
 // live returns those of as whose containers are alive.

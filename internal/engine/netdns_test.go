@@ -133,7 +133,7 @@ func TestNetworkZone(t *testing.T) {
 	}
 
 	idle := func(name string) bool {
-		as, err := z.of(name)
+		as, _, err := z.of(name)
 		return err == nil && len(as) == 0
 	}
 	if idle("net1") {
