@@ -175,13 +175,27 @@ func TestUserNetworkNames(t *testing.T) {
 	if _, _, err := hull(t, root, "exec", "a", "busybox", "nslookup", "b"); err == nil {
 		t.Error("b resolved with the server killed")
 	}
-	run("--name", "c", fx.Busybox.Ref, "sleep", "300")
+	// Two containers attaching at once start one server.
+	var starts []<-chan error
+	for _, c := range []string{"c", "d"} {
+		_, done := startHull(t, root, "run", "-d", "--network", name, "--dns", upstream, "--name", c, fx.Busybox.Ref, "sleep", "300")
+		starts = append(starts, done)
+	}
+	for _, done := range starts {
+		if err := <-done; err != nil {
+			t.Fatalf("run -d on the network: %v", err)
+		}
+	}
 	resolves("a", "b", bIP)
 	resolves("c", "a", aIP)
+	resolves("d", "c", addrOf("c"))
 	pid = dns.Running(dnsDir, name)
+	if servers := nameServers(t, root); len(servers) != 1 || servers[0] != pid {
+		t.Errorf("name servers %v, want one, pid %d", servers, pid)
+	}
 
 	// The network's last container gone, its server exits.
-	mustHull(t, root, "rm", "-f", "a", "b", "c")
+	mustHull(t, root, "rm", "-f", "a", "b", "c", "d")
 	if !waitGone(t, pid) {
 		log, _ := os.ReadFile(filepath.Join(dnsDir, name+".log"))
 		recs, _ := filepath.Glob(filepath.Join(root, "run", "networks", "attachments", "*", "*"))
@@ -230,6 +244,10 @@ func nameServers(t *testing.T, root string) []int {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
+		}
+		stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if st := string(stat); strings.HasPrefix(strings.TrimSpace(st[strings.LastIndexByte(st, ')')+1:]), "Z") {
+			continue // a zombie: ended
 		}
 		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
 		if strings.Contains(string(cmdline), "\x00"+root+"\x00") && strings.Contains(string(cmdline), "\x00dns\x00") {
