@@ -141,7 +141,7 @@ func TestUserNetworkNames(t *testing.T) {
 			t.Errorf("%s: nslookup %s: %v\n%s%s\nwant %s", who, what, err, out, errOut, want)
 		}
 	}
-	for _, n := range []string{"b", "B", "b.", "web", "cache", bID[:12]} {
+	for _, n := range []string{"b", "B", "b.", "web", "cache", bID[:12], "b." + name} {
 		resolves("a", n, bIP)
 	}
 	if out, errOut, err := hull(t, root, "exec", "a", "ping", "-c1", "-W3", "web"); err != nil {

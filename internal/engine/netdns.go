@@ -211,7 +211,7 @@ func (z *attachmentCache) view(nw string, asker netip.Addr) (as []*network.Attac
 // networkZone is what network nw's name server answers from (z's records,
 // as fresh as inotify makes them): the names of the asker's networks, nw
 // and the others it is attached to, as docker's resolver sees all of a
-// container's networks; and where the asker's other queries go, its --dns
+// container's networks, each also as NAME.NETWORK (docker's too); and where the asker's other queries go, its --dns
 // servers or the host's nameservers (loopback ones too: the server runs
 // in the host's namespace). An asker from outside nw's subnets gets the
 // names alone: the server is nobody else's recursive resolver.
@@ -226,7 +226,11 @@ func networkZone(z *attachmentCache, nw *network.Network) dns.Zone {
 			if len(a.Aliases) == 0 {
 				continue
 			}
-			r := dns.Record{Names: a.Aliases, Alive: func() bool { return alive(a) }}
+			// docker's: each name also qualified by the network's.
+			r := dns.Record{Names: slices.Clone(a.Aliases), Alive: func() bool { return alive(a) }}
+			for _, n := range a.Aliases {
+				r.Names = append(r.Names, n+"."+a.Network)
+			}
 			for _, p := range a.Addresses {
 				r.Addrs = append(r.Addrs, p.Addr())
 			}

@@ -115,6 +115,9 @@ func TestNetworkZone(t *testing.T) {
 	if got, want := names(v), "a [10.239.251.2] a [10.239.252.2] b [10.239.251.3] c [10.239.252.4]"; got != want {
 		t.Errorf("a's view: %s, want %s", got, want)
 	}
+	if i := slices.IndexFunc(v.Records, func(r dns.Record) bool { return r.Names[0] == "c" }); i < 0 || !slices.Contains(v.Records[i].Names, "c.net2") || !slices.Contains(v.Records[i].Names, "cccc.net2") {
+		t.Errorf("c's names: %v, want them qualified by net2 too", v.Records)
+	}
 	if fmt.Sprint(v.Upstream) != "[127.0.0.150]" {
 		t.Errorf("a's upstream: %v, want its --dns", v.Upstream)
 	}
