@@ -156,10 +156,20 @@ func TestUserNetworkNames(t *testing.T) {
 	if pid == 0 {
 		t.Fatal("no name server runs for the network")
 	}
+	// A foreground run on the network, and a restarted container.
+	out, errOut, err := hull(t, root, "run", "--rm", "--network", name, "--dns", upstream, fx.Busybox.Ref, "busybox", "nslookup", "a")
+	if err != nil || !strings.Contains(out, "Address: "+aIP) {
+		t.Errorf("run --rm --network %s nslookup a: %v\n%s%s", name, err, out, errOut)
+	}
+	mustHull(t, root, "restart", "-t", "0", "b")
+	resolves("a", "web", addrOf("b"))
+	if p := dns.Running(dnsDir, name); p != pid {
+		t.Errorf("name server pid %d after the restart, was %d", p, pid)
+	}
 
 	// The default network: no names, no server, the host's (or --dns)
 	// servers in resolv.conf.
-	out, _, err := hull(t, root, "run", "--rm", "--dns", "127.0.0.1", fx.Busybox.Ref, "sh", "-c", "cat /etc/resolv.conf; busybox nslookup a")
+	out, _, err = hull(t, root, "run", "--rm", "--dns", "127.0.0.1", fx.Busybox.Ref, "sh", "-c", "cat /etc/resolv.conf; busybox nslookup a")
 	if err == nil || strings.Contains(out, gw.String()) || !strings.Contains(out, "nameserver 127.0.0.1") {
 		t.Errorf("on the default network: %v\n%s", err, out)
 	}
@@ -186,7 +196,7 @@ func TestUserNetworkNames(t *testing.T) {
 			t.Fatalf("run -d on the network: %v", err)
 		}
 	}
-	resolves("a", "b", bIP)
+	resolves("a", "b", addrOf("b"))
 	resolves("c", "a", aIP)
 	resolves("d", "c", addrOf("c"))
 	pid = dns.Running(dnsDir, name)
