@@ -237,10 +237,14 @@ func Run(o RunOptions) error {
 // waiting for the lock, starts a new one; else it goes on.
 func exitIfIdle(o RunOptions, s *Server, pidfile *os.File) bool {
 	unlock, err := lockFile(filepath.Join(o.Dir, o.Network+".lock"), true)
-	if err != nil {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		// The run root is gone: nobody can start another server there.
+	case err != nil:
 		return false
+	default:
+		defer unlock()
 	}
-	defer unlock()
 	if !o.Idle() {
 		return false
 	}

@@ -149,6 +149,19 @@ func TestLifecycle(t *testing.T) {
 	if !strings.Contains(string(log), "exiting") {
 		t.Errorf("log:\n%s", log)
 	}
+
+	// The whole directory removed (a run root deleted), a server exits.
+	if err := os.WriteFile(filepath.Join(dir, "attached"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Ensure(o); err != nil {
+		t.Fatal(err)
+	}
+	fourth := started()
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the server of a removed directory to exit", func() bool { return gone(fourth) })
 }
 
 // servers counts the live processes serving the test's directory.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -88,8 +89,13 @@ func ServeDNS(cfg config.Config, name string) error {
 		// Idle: no container now, and none came and went since the last
 		// look (the records changed): short containers run one after
 		// the other keep the server.
+		// The run root gone (removed by hand, a test's), nothing is
+		// left to serve either.
 		Idle: func() bool {
 			as, loads, err := z.of(name)
+			if errors.Is(err, os.ErrNotExist) {
+				return true
+			}
 			busy := loads != lastLoad && lastLoad != -1
 			lastLoad = loads
 			return err == nil && len(as) == 0 && !busy

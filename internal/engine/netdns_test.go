@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -146,6 +147,10 @@ func TestNetworkZone(t *testing.T) {
 	os.RemoveAll(filepath.Join(f.cfg.RunRoot, "networks", "attachments", "bbbb"))
 	if !idle("net1") {
 		t.Error("net1 busy with only a dead container's record on it")
+	}
+	os.RemoveAll(f.cfg.RunRoot)
+	if _, _, err := z.of("net1"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the run root removed: %v, want ErrNotExist (the server's Idle takes it for idle)", err)
 	}
 }
 
