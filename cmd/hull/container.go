@@ -20,10 +20,10 @@ import (
 
 // addContainerCommands adds the docker-style container commands, both at
 // the top level and under `hull container` (see containerCommands), and
-// the hidden monitor.
+// the hidden monitor and name server.
 func addContainerCommands(root *cobra.Command, g *globals) {
 	addContainerGroup(root, g)
-	root.AddCommand(g.some(named{"monitor", newMonitorCmd})...)
+	root.AddCommand(g.some(named{"monitor", newMonitorCmd}, named{engine.DNSCommand, newDNSCmd})...)
 }
 
 // forEach runs fn for each named container, printing the name on success

@@ -12,6 +12,7 @@ import (
 
 	"github.com/containerd/errdefs"
 
+	"hull/internal/config"
 	"hull/internal/network"
 	"hull/internal/spec"
 )
@@ -80,15 +81,20 @@ func (e *Engine) networks() (*network.Manager, error) {
 	if e.net != nil {
 		return e.net, nil
 	}
-	n := e.cfg.Network
-	m, err := network.Open(e.cfg.Root, e.cfg.RunRoot, network.Options{
-		PluginDirs: n.PluginDirs, UsePlugins: n.UsePlugins, DefaultBridge: n.DefaultBridge, DefaultSubnet: n.DefaultSubnet,
-	})
+	m, err := openNetworks(e.cfg)
 	if err != nil {
 		return nil, err
 	}
 	e.net = m
 	return m, nil
+}
+
+// openNetworks opens the network manager of cfg's roots.
+func openNetworks(cfg config.Config) (*network.Manager, error) {
+	n := cfg.Network
+	return network.Open(cfg.Root, cfg.RunRoot, network.Options{
+		PluginDirs: n.PluginDirs, UsePlugins: n.UsePlugins, DefaultBridge: n.DefaultBridge, DefaultSubnet: n.DefaultSubnet,
+	})
 }
 
 // netMode is a container's network mode as docker names it: bridge (the
@@ -245,7 +251,8 @@ func gateway(nw *network.Network) netip.Addr {
 // that joins networks (docker's rules): hosts with the loopback names, the
 // --add-host entries and the container's own addresses (none yet at
 // create: attachNetworks writes the file again with them); resolv.conf
-// from the host's, less loopback nameservers, or --dns's.
+// from the host's, less loopback nameservers, or --dns's; on a
+// user-defined network its name server alone (see netdns.go).
 func (e *Engine) networkFiles(ctx context.Context, hostname, domainname string, n NetConfig, addrs []netip.Addr) (hosts, resolv []byte, err error) {
 	gw := gateway(e.networkOf(ctx, n))
 	hosts, err = network.Hosts(network.HostsOptions{
@@ -261,7 +268,8 @@ func (e *Engine) networkFiles(ctx context.Context, hostname, domainname string, 
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, nil, fmt.Errorf("read the host's /etc/resolv.conf: %w", err)
 	}
-	resolv, _, warnings, err := network.ResolvConf(host, network.DNSOptions{Servers: n.DNS, Search: n.DNSSearch, Options: n.DNSOptions})
+	_, resolver := e.resolverOf(ctx, n)
+	resolv, _, warnings, err := network.ResolvConf(host, network.DNSOptions{Servers: n.DNS, Search: n.DNSSearch, Options: n.DNSOptions, Resolver: resolver})
 	if err != nil {
 		return nil, nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
 	}
@@ -273,9 +281,10 @@ func (e *Engine) networkFiles(ctx context.Context, hostname, domainname string, 
 
 // attachNetworks connects container c, whose process (its first, not yet
 // started) is pid, to its networks: an interface on each, its ports
-// published on the first; then its /etc/hosts gets its addresses. It runs
-// in the container's monitor, for every run. On error nothing of it is
-// left.
+// published on the first; then its /etc/hosts gets its addresses, and the
+// name server of its first user-defined network is started if none runs.
+// It runs in the container's monitor, for every run. On error nothing of
+// it is left.
 func (e *Engine) attachNetworks(ctx context.Context, c *Container, pid int) error {
 	n := c.Config.Net
 	if len(n.Networks) == 0 {
@@ -296,6 +305,12 @@ func (e *Engine) attachNetworks(ctx context.Context, c *Container, pid int) erro
 		e.detachNetworks(ctx, c)
 		return fmt.Errorf("container %s: /etc/hosts: %w", c.Name, err)
 	}
+	if name, addr := e.resolverOf(ctx, n); addr.IsValid() {
+		if err := e.ensureDNS(name, addr); err != nil {
+			e.detachNetworks(ctx, c)
+			return fmt.Errorf("container %s: %w", c.Name, err)
+		}
+	}
 	return nil
 }
 
@@ -313,7 +328,7 @@ func (e *Engine) attachTo(ctx context.Context, id, nsPath string, n NetConfig, n
 	for i, ep := range n.Networks {
 		r := network.AttachRequest{
 			ContainerID: id, NetNSPath: nsPath, Network: ep.Network, IfName: "eth" + strconv.Itoa(i),
-			IP: ep.IP, MAC: ep.MAC, Aliases: names(ep),
+			IP: ep.IP, MAC: ep.MAC, Aliases: names(ep), DNS: n.DNS,
 		}
 		if i == 0 {
 			r.Ports = n.Ports

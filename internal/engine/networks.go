@@ -571,9 +571,18 @@ func (e *Engine) ConnectNetwork(ctx context.Context, netRef, ctr string, o Conne
 		}
 		_, err = m.Attach(ctx, network.AttachRequest{
 			ContainerID: c.ID, NetNSPath: nsPath, Network: n.Name, IfName: ifname, IP: ep.IP, Aliases: dnsNames(c.Name, c.ID, ep),
+			DNS: c.Config.Net.DNS,
 		})
 		if err != nil {
 			return fmt.Errorf("connect container %s to network %s: %w", c.Name, n.Name, err)
+		}
+		// Its names resolve through the name server of its resolver
+		// network (the first user-defined one), which must run.
+		if name, addr := e.resolverOf(ctx, c.Config.Net); addr.IsValid() {
+			if err := e.ensureDNS(name, addr); err != nil {
+				m.Detach(ctx, c.ID, n.Name, nsPath)
+				return fmt.Errorf("connect container %s to network %s: %w", c.Name, n.Name, err)
+			}
 		}
 	}
 	if err := e.setNetworks(ctx, c, append(slices.Clone(c.Config.Net.Networks), ep)); err != nil {

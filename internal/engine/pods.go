@@ -293,6 +293,12 @@ func (e *Engine) upPod(ctx context.Context, p *Pod) error {
 			return fmt.Errorf("pod %s: %w", p.Name, err)
 		}
 		addrs = as
+		if name, addr := e.resolverOf(ctx, p.Config.Net); addr.IsValid() {
+			if err := e.ensureDNS(name, addr); err != nil {
+				e.downPod(ctx, p)
+				return fmt.Errorf("pod %s: %w", p.Name, err)
+			}
+		}
 	}
 	if err := e.writePodFiles(ctx, p, addrs); err != nil {
 		e.downPod(ctx, p)

@@ -37,6 +37,9 @@ type AttachRequest struct {
 	MAC     string
 	Aliases []string
 	Ports   []PortMapping
+	// DNS are the servers the network's name server forwards the
+	// container's other queries to (its --dns; the host's if empty).
+	DNS []string
 }
 
 // Attachment is a container's interface on a network: what Attach set up
@@ -64,6 +67,7 @@ type Attachment struct {
 	Gateways  []netip.Addr   `json:"gateways,omitempty"`
 	MAC       string         `json:"mac,omitempty"`
 	Aliases   []string       `json:"aliases,omitempty"`
+	DNS       []string       `json:"dns,omitempty"`
 	// Ports are the published ports with the host ports actually bound.
 	Ports []PortMapping `json:"ports,omitempty"`
 }
@@ -153,7 +157,7 @@ func (m *Manager) Attach(ctx context.Context, r AttachRequest) (*Attachment, err
 	}
 	a := &Attachment{
 		ContainerID: r.ContainerID, Network: n.Name, IfName: r.IfName, NetNSPath: r.NetNSPath, NetNSInode: ino,
-		Native: n.Native, Aliases: r.Aliases, Ports: r.Ports,
+		Native: n.Native, Aliases: r.Aliases, Ports: r.Ports, DNS: r.DNS,
 	}
 	if n.Native {
 		a.Bridge, a.HostVeth = n.Bridge, vethName(r.ContainerID, n.Name, r.IfName)

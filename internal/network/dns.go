@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -17,10 +18,13 @@ type DNSOptions struct {
 	Servers []string
 	Search  []string // "." alone clears the host's
 	Options []string
-	// Resolver is the embedded name server of a user-defined network
-	// (docker's 127.0.0.11), once there is one: the container's only
-	// nameserver, forwarding to the servers ResolvConf returns. Unset
-	// on the default network, as docker.
+	// Resolver is the name server of the container's user-defined
+	// network (docker's 127.0.0.11: hull's runs on the network's
+	// gateway, see package hull/internal/dns): the container's only
+	// nameserver, forwarding to the servers ResolvConf returns (the
+	// host's, loopback ones included, or --dns's); "options ndots:0"
+	// unless an ndots is given, as docker. Unset on the default network,
+	// as docker.
 	Resolver netip.Addr
 	// IPv6 keeps the host's IPv6 nameservers (the container has IPv6).
 	IPv6 bool
@@ -70,7 +74,11 @@ func ResolvConf(hostResolv []byte, o DNSOptions) (content []byte, upstream []str
 			}
 			kept = append(kept, s)
 		}
-		if len(kept) == 0 && len(servers) > 0 {
+		if o.Resolver.IsValid() {
+			// The resolver runs on the host and reaches the host's
+			// loopback servers (systemd-resolved's 127.0.0.53).
+			kept = servers
+		} else if len(kept) == 0 && len(servers) > 0 {
 			warnings = append(warnings, fmt.Sprintf("the host's nameservers (%s) are loopback or IPv6 addresses the container cannot reach, so it has none; give one with --dns", strings.Join(servers, ", ")))
 		} else if len(servers) == 0 {
 			warnings = append(warnings, "the host's /etc/resolv.conf has no nameserver, so the container has none; give one with --dns")
@@ -90,6 +98,11 @@ func ResolvConf(hostResolv []byte, o DNSOptions) (content []byte, upstream []str
 	if o.Resolver.IsValid() {
 		upstream = servers
 		fmt.Fprintf(&b, "nameserver %s\n", o.Resolver)
+		// docker's: names of the network have no dots, and are asked
+		// as they are before any search domain is tried.
+		if !slices.ContainsFunc(options, func(o string) bool { return strings.HasPrefix(o, "ndots:") }) {
+			options = append(slices.Clip(options), "ndots:0")
+		}
 	} else {
 		for _, s := range servers {
 			fmt.Fprintf(&b, "nameserver %s\n", s)

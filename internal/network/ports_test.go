@@ -78,8 +78,14 @@ func TestResolvConf(t *testing.T) {
 		t.Error("--dns dns.example accepted")
 	}
 	got, up, _, _ := ResolvConf([]byte(host), DNSOptions{Resolver: netip.MustParseAddr("127.0.0.11")})
-	if string(got) != "nameserver 127.0.0.11\nsearch example.com corp\noptions edns0 trust-ad\n" || fmt.Sprint(up) != "[192.0.2.53]" {
+	// The resolver runs on the host: it forwards to all of the host's
+	// servers, loopback ones too, and nothing is missing.
+	if string(got) != "nameserver 127.0.0.11\nsearch example.com corp\noptions edns0 trust-ad ndots:0\n" || fmt.Sprint(up) != "[127.0.0.53 192.0.2.53 ::1 2001:db8::53]" {
 		t.Errorf("embedded resolver: %q upstream %v", got, up)
+	}
+	got, up, warn, _ = ResolvConf([]byte("nameserver 127.0.0.53\n"), DNSOptions{Resolver: netip.MustParseAddr("10.200.0.1"), Servers: []string{"127.0.0.1"}, Options: []string{"ndots:3"}})
+	if string(got) != "nameserver 10.200.0.1\noptions ndots:3\n" || fmt.Sprint(up) != "[127.0.0.1]" || len(warn) != 0 {
+		t.Errorf("embedded resolver, --dns, --dns-option ndots: %q upstream %v %v", got, up, warn)
 	}
 }
 
