@@ -24,11 +24,11 @@ import (
 	"hull/internal/testenv"
 )
 
-// userNetwork creates a user-defined network under root (a test subnet
+// dnsTestNetwork creates a user-defined network under root (a test subnet
 // in 10.200-10.239, a bridge of its own) through the network package, as
 // `hull network create` would, and removes it, after root's containers,
 // when the test ends. It returns the network's name and gateway.
-func userNetwork(t *testing.T, root string) (string, netip.Addr) {
+func dnsTestNetwork(t *testing.T, root string) (string, netip.Addr) {
 	t.Helper()
 	cfg, err := config.Load(testenv.NetworkConfig(t, root))
 	if err != nil {
@@ -110,7 +110,7 @@ func fakeUpstream(t *testing.T) string {
 // the network's containers are gone.
 func TestUserNetworkNames(t *testing.T) {
 	root, fx := containerEnv(t)
-	name, gw := userNetwork(t, root)
+	name, gw := dnsTestNetwork(t, root)
 	upstream := fakeUpstream(t)
 	dnsDir := filepath.Join(root, "run", "networks", "dns")
 
