@@ -22,7 +22,8 @@ func newPodCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "pod", Short: "Manage pods"}
 	ls := newPodLsCmd(g)
 	cmd.AddCommand(newPodCreateCmd(g), ls, newPodInspectCmd(g), newPodStartCmd(g), newPodStopCmd(g), newPodRmCmd(g),
-		newPodRestartCmd(g), newPodKillCmd(g), newPodPauseCmd(g, true), newPodPauseCmd(g, false), newPodPruneCmd(g))
+		newPodRestartCmd(g), newPodKillCmd(g), newPodPauseCmd(g, true), newPodPauseCmd(g, false), newPodPruneCmd(g),
+		newPodTopCmd(g))
 	return cmd
 }
 
@@ -334,5 +335,37 @@ func newPodPruneCmd(g *globals) *cobra.Command {
 		}),
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
+	return cmd
+}
+
+// newPodTopCmd is pod top: the processes of every running container of
+// the pod, with the container's name first (podman's pod top).
+func newPodTopCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "top POD [ps OPTIONS]",
+		Short: "Display the running processes of a pod's containers",
+		Args:  minArgs(1, "a pod"),
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
+			var t *ui.Table
+			_, err := eng.EachPodContainer(cmd.Context(), args[0], true, func(c *engine.Container) error {
+				top, err := eng.Top(cmd.Context(), c.ID, args[1:])
+				if err != nil {
+					return err
+				}
+				if t == nil {
+					t = ui.NewTable(cmd.OutOrStdout(), append([]string{"CONTAINER"}, top.Titles...)...)
+				}
+				for _, p := range top.Processes {
+					t.Row(append([]string{c.Name}, p...)...)
+				}
+				return nil
+			})
+			if t != nil {
+				t.Flush()
+			}
+			return err
+		}),
+	}
+	cmd.Flags().SetInterspersed(false)
 	return cmd
 }

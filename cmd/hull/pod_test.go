@@ -110,6 +110,9 @@ func TestPodLifecycleCommands(t *testing.T) {
 	state := func() string {
 		return strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Status}}", "pl1"))
 	}
+	if out := mustHull(t, root, "pod", "top", "pl"); !strings.Contains(out, "CONTAINER") || !strings.Contains(out, "pl1") || !strings.Contains(out, "sleep 300") {
+		t.Errorf("pod top:\n%s", out)
+	}
 	mustHull(t, root, "pod", "pause", "pl")
 	if s := state(); s != "paused" {
 		t.Errorf("after pod pause: %s", s)
