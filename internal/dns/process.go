@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -19,9 +20,10 @@ import (
 // A network's server is one process, `hull dns NETWORK`, with two files
 // in the directory Ensure and Run are given (<runRoot>/networks/dns):
 //
-//	NETWORK.pid   flocked by the server for its whole life (its pid inside,
-//	              for people): held = a server runs; it goes with the
-//	              process, however it ends (kill -9 included)
+//	NETWORK.pid   flocked by the server for its whole life, its pid inside
+//	              (written by Ensure): held = a server runs or is dying;
+//	              the lock goes with the process, however it ends (kill
+//	              -9 included), once all its threads have ended
 //	NETWORK.lock  flocked briefly by whoever decides whether a server is
 //	              needed: a starter (Ensure) and a server about to exit
 //	              (Run), so that a container attaching while the server
@@ -37,7 +39,11 @@ import (
 //
 // A server killed (-9) leaves the pidfile unlocked: the next Ensure for the
 // network (the next container attaching to it) starts a new one, but until
-// then the network's containers resolve nothing.
+// then the network's containers resolve nothing. The lock goes only when
+// the last of the killed process's threads has ended, which on a loaded
+// host can be well after its leader is a zombie: an Ensure finding the
+// pidfile held by a process that is exiting waits for it to be gone, with
+// its sockets, and starts a new one.
 
 // Files passed to the server process (its fds 3, 4, 5).
 const (
@@ -77,11 +83,9 @@ func Ensure(o StartOptions) error {
 		return fmt.Errorf("network %s: name server: %w", o.Network, err)
 	}
 	defer pidfile.Close()
-	if err := unix.Flock(int(pidfile.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil // running
-		}
-		return fmt.Errorf("network %s: name server: lock %s: %w", o.Network, pidfile.Name(), err)
+	running, err := lockPidfile(pidfile, o.Network)
+	if err != nil || running {
+		return err
 	}
 	udp, tcp, err := listen(o.Addr)
 	if errors.Is(err, unix.EADDRINUSE) {
@@ -110,8 +114,92 @@ func Ensure(o StartOptions) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("network %s: start the name server: %w", o.Network, err)
 	}
+	// The pid is in the pidfile before the network's lock is let go, so
+	// that the next Ensure finding the pidfile held can tell a server
+	// that runs from one that is dying (lockPidfile).
+	pidfile.Truncate(0)
+	pidfile.WriteAt([]byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0)
 	cmd.Process.Release()
 	return nil
+}
+
+// exitWait bounds how long Ensure waits for a killed server to be gone.
+const exitWait = 5 * time.Second
+
+// lockPidfile takes the network's pidfile for a new server, unless a
+// server runs (running). Held by a server that is exiting (killed), it
+// waits for that server to be gone: the leader of a killed process is a
+// zombie while its other threads are still ending and still hold its
+// files, the pidfile's lock and the port's sockets; taking it for a
+// running server would leave the network without one.
+func lockPidfile(pidfile *os.File, network string) (running bool, err error) {
+	deadline := time.Now().Add(exitWait)
+	for {
+		err := unix.Flock(int(pidfile.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		pid := readPid(pidfile)
+		if err == nil {
+			// The last server killed, it may have let go of the lock
+			// and not yet of the port.
+			if pid != 0 && exiting(pid) {
+				waitGone(pid, time.Until(deadline))
+			}
+			return false, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			return false, fmt.Errorf("network %s: name server: lock %s: %w", network, pidfile.Name(), err)
+		}
+		if pid == 0 || !exiting(pid) {
+			return true, nil
+		}
+		if !time.Now().Before(deadline) {
+			return false, fmt.Errorf("network %s: the name server (pid %d) was killed but still holds %s: %w", network, pid, pidfile.Name(), err)
+		}
+		if !waitGone(pid, time.Until(deadline)) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// exiting says whether process pid has begun to exit, or is gone: its
+// leader thread is past the start of exit (PF_EXITING in its flags, a
+// zombie). Not its command line: that of a process just started is empty
+// for a moment after the exec that Ensure waits for.
+func exiting(pid int) bool {
+	const pfExiting = 0x4 // PF_EXITING, include/linux/sched.h
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	s := string(stat)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 7 {
+		return true
+	}
+	flags, err := strconv.ParseUint(f[6], 10, 64)
+	return err == nil && flags&pfExiting != 0 || f[0] == "Z" || f[0] == "X"
+}
+
+// waitGone waits up to timeout for process pid to have ended, all its
+// threads: only then are its files closed, its locks and ports free. It
+// says false if it could not tell (the process reaped already, its
+// files closed, or no pidfds).
+func waitGone(pid int, timeout time.Duration) bool {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	// A pidfd is readable once the whole thread group has exited.
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, max(1, int(timeout/time.Millisecond)))
+		if !errors.Is(err, unix.EINTR) {
+			return true
+		}
+	}
 }
 
 // listen binds addr's port 53, UDP and TCP, and returns both as files.
@@ -200,8 +288,6 @@ func Run(o RunOptions) error {
 	}
 	udpFile.Close()
 	tcpFile.Close()
-	pidfile.Truncate(0)
-	pidfile.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	fmt.Printf("%s hull dns %s: serving on %s (pid %d)\n", time.Now().Format(time.RFC3339), o.Network, udp.LocalAddr(), os.Getpid())
 
 	s := NewServer(o.Zone)
@@ -259,17 +345,33 @@ func exitIfIdle(o RunOptions, s *Server, pidfile *os.File) bool {
 // its pid behind); it takes no lock, which would make a starter think a
 // server runs.
 func Running(dir, network string) int {
-	data, err := os.ReadFile(filepath.Join(dir, network+".pid"))
+	f, err := os.Open(filepath.Join(dir, network+".pid"))
 	if err != nil {
 		return 0
 	}
-	pid, err := strconv.Atoi(string(bytes.TrimSpace(data)))
+	defer f.Close()
+	if pid := readPid(f); pid != 0 && isServer(pid, network) {
+		return pid
+	}
+	return 0
+}
+
+// readPid returns the pid in pidfile, 0 if none.
+func readPid(pidfile *os.File) int {
+	var buf [32]byte
+	n, _ := pidfile.ReadAt(buf[:], 0)
+	pid, err := strconv.Atoi(string(bytes.TrimSpace(buf[:n])))
 	if err != nil || pid <= 0 {
 		return 0
 	}
-	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil || !bytes.Contains(cmdline, []byte("\x00dns\x00"+network+"\x00")) {
-		return 0
-	}
 	return pid
+}
+
+// isServer says whether process pid is network's server and alive: a
+// dying process's command line is empty (its leader has let go of its
+// memory), as is a zombie's (and, for a moment, that of a server just
+// started).
+func isServer(pid int, network string) bool {
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return err == nil && bytes.Contains(cmdline, []byte("\x00dns\x00"+network+"\x00"))
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -41,6 +42,27 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// dyingEnv makes the test binary a killed server's likeness for
+// TestEnsureReplacesDyingServer: its leader thread ends at once, during
+// package initialization (the only time Go runs on it for sure), while
+// another thread goes on for dyingFor with the files it was given, the
+// pidfile's lock and the port's sockets: a multithreaded server killed on
+// a loaded host is such a process until all its threads have ended.
+const dyingEnv = "HULL_DNS_TEST_DYING"
+
+const dyingFor = 700 * time.Millisecond
+
+func init() {
+	if os.Getenv(dyingEnv) == "" {
+		return
+	}
+	go func() {
+		time.Sleep(dyingFor)
+		os.Exit(0)
+	}()
+	syscall.Syscall(syscall.SYS_EXIT, 0, 0, 0)
+}
+
 // testAddr is the loopback address the lifecycle test's servers listen
 // on (port 53).
 var testAddr = netip.MustParseAddr("127.0.0.153")
@@ -68,24 +90,40 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// serverTest readies a test of servers (the test binary) on testAddr, in
+// its directory dir, the network attached; o starts them.
+func serverTest(t *testing.T) (dir string, o StartOptions) {
+	if os.Getuid() != 0 {
+		t.Skip("binds port 53: needs root")
+	}
+	dir = t.TempDir()
+	t.Setenv(testServerEnv, dir)
+	if err := os.WriteFile(filepath.Join(dir, "attached"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir, StartOptions{Dir: dir, Network: "testnet", Addr: testAddr, Command: []string{os.Args[0], "-test.run=^$", "dns", "testnet"}}
+}
+
+// askWeb asks the server on testAddr for web's address, over UDP.
+func askWeb(t *testing.T) {
+	t.Helper()
+	r := query(t, "udp", netip.AddrPortFrom(testAddr, 53).String(), "web.", dns.TypeA)
+	if strings.Join(answers(r), ",") != "A 10.200.0.2" {
+		t.Fatalf("web: %s %q", dns.RcodeToString[r.Rcode], answers(r))
+	}
+}
+
 // TestLifecycle: racing Ensures start one server, which answers at once
 // (its sockets are bound before it starts); killed, the next Ensure
 // starts another; the network idle, it exits by itself and the next
 // Ensure starts a new one.
 func TestLifecycle(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("binds port 53: needs root")
-	}
-	dir := t.TempDir()
-	t.Setenv(testServerEnv, dir)
-	if err := os.WriteFile(filepath.Join(dir, "attached"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	o := StartOptions{Dir: dir, Network: "testnet", Addr: testAddr, Command: []string{os.Args[0], "-test.run=^$", "dns", "testnet"}}
+	dir, o := serverTest(t)
 	var pids []int
 	t.Cleanup(func() {
 		for _, pid := range pids {
 			syscall.Kill(pid, syscall.SIGKILL)
+			waitGone(pid, 5*time.Second) // and its sockets, for the next test
 		}
 	})
 	started := func() int {
@@ -94,13 +132,6 @@ func TestLifecycle(t *testing.T) {
 		waitFor(t, "the server's pid", func() bool { pid = Running(dir, "testnet"); return pid != 0 })
 		pids = append(pids, pid)
 		return pid
-	}
-	ask := func() {
-		t.Helper()
-		r := query(t, "udp", netip.AddrPortFrom(testAddr, 53).String(), "web.", dns.TypeA)
-		if strings.Join(answers(r), ",") != "A 10.200.0.2" {
-			t.Fatalf("web: %s %q", dns.RcodeToString[r.Rcode], answers(r))
-		}
 	}
 
 	var wg sync.WaitGroup
@@ -115,7 +146,7 @@ func TestLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ask()
+	askWeb(t)
 	first := started()
 	time.Sleep(300 * time.Millisecond)
 	if n := servers(t, dir); n != 1 {
@@ -127,7 +158,7 @@ func TestLifecycle(t *testing.T) {
 	if err := Ensure(o); err != nil {
 		t.Fatal(err)
 	}
-	ask()
+	askWeb(t)
 	second := started()
 	if second == first {
 		t.Fatal("the killed server's pid is reported")
@@ -141,7 +172,7 @@ func TestLifecycle(t *testing.T) {
 	if err := Ensure(o); err != nil {
 		t.Fatal(err)
 	}
-	ask()
+	askWeb(t)
 	third := started()
 	os.Remove(filepath.Join(dir, "attached"))
 	waitFor(t, "the idle server to exit", func() bool { return gone(third) })
@@ -162,6 +193,59 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the server of a removed directory to exit", func() bool { return gone(fourth) })
+}
+
+// TestEnsureReplacesDyingServer: the pidfile held by a server that is
+// dying (its leader a zombie, its other threads still ending), Ensure
+// waits for it to be gone and starts a new server, which answers.
+func TestEnsureReplacesDyingServer(t *testing.T) {
+	dir, o := serverTest(t)
+
+	// The dying server holds what Ensure hands a server.
+	pidfile, err := os.OpenFile(filepath.Join(dir, "testnet.pid"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(pidfile.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	udp, tcp, err := listen(testAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dying := exec.Command(o.Command[0], o.Command[1:]...)
+	dying.Env = append(os.Environ(), dyingEnv+"=1")
+	dying.ExtraFiles = []*os.File{pidfile, udp, tcp}
+	if err := dying.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dying.Process.Kill(); dying.Wait() })
+	fmt.Fprintf(pidfile, "%d\n", dying.Process.Pid)
+	pidfile.Close()
+	udp.Close()
+	tcp.Close()
+	waitFor(t, "the dying server's leader to end", func() bool { return gone(dying.Process.Pid) })
+	if Running(dir, "testnet") != 0 {
+		t.Fatal("a dying server is reported running")
+	}
+
+	start := time.Now()
+	if err := Ensure(o); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) > dyingFor+time.Second {
+		t.Errorf("Ensure took %v", time.Since(start))
+	}
+	var pid int
+	waitFor(t, "the new server's pid", func() bool { pid = Running(dir, "testnet"); return pid != 0 })
+	t.Cleanup(func() {
+		syscall.Kill(pid, syscall.SIGKILL)
+		waitGone(pid, 5*time.Second)
+	})
+	if pid == dying.Process.Pid {
+		t.Fatal("the dying server is reported running")
+	}
+	askWeb(t)
 }
 
 // servers counts the live processes serving the test's directory.
