@@ -340,6 +340,19 @@ func (e *Engine) detachNetworks(ctx context.Context, c *Container) error {
 	return errors.Join(errs...)
 }
 
+// releaseNetworks detaches container c when a command finds its monitor
+// dead and records the exit in the monitor's place: the ports and
+// addresses go back at once, as on an exit the monitor recorded. A
+// failure is only warned about: the next start's reclaim retries.
+func (e *Engine) releaseNetworks(ctx context.Context, c *Container) {
+	if len(c.Config.Net.Networks) == 0 {
+		return
+	}
+	if err := e.detachNetworks(context.WithoutCancel(ctx), c); err != nil {
+		e.warn("container %s: %v", c.Name, err)
+	}
+}
+
 // reclaimNetworks undoes the attachments of containers no monitor
 // supervises any more (a monitor killed, a reboot): their addresses and
 // host ports go back to the pools before new ones are handed out.

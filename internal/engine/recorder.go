@@ -201,6 +201,10 @@ func (e *Engine) reconcile(ctx context.Context, c *Container) (*Container, error
 		return nil, fmt.Errorf("record container %s as exited: %w", c.Name, err)
 	}
 	if n, _ := res.RowsAffected(); n == 1 {
+		// What the monitor would have detached on the exit: its host
+		// ports and addresses are free once it shows exited, not only
+		// after the next start's reclaim.
+		e.releaseNetworks(ctx, c)
 		e.emit(ctx, c, "die", map[string]string{"exitCode": fmt.Sprint(code), "error": reason})
 	}
 	return e.lookup(ctx, e.db, c.ID)
