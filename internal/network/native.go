@@ -219,7 +219,7 @@ func ensureBridge(n *Network) (netlink.Link, error) {
 // of a network hull does not set up itself may be shared with another
 // runtime: it is deleted only without devices on it.
 func removeBridge(n *Network) error {
-	if err := deleteNetworkRules(n.Name); err != nil {
+	if err := deleteNetworkRules(n); err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
 	if n.Bridge == "" {

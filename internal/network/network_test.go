@@ -633,7 +633,7 @@ func TestCreateInspectRemove(t *testing.T) {
 	if ip, gw := a.IPv4(); ip.String() != "10.231.34.128/24" || gw.String() != "10.231.34.254" {
 		t.Fatalf("address %s gateway %s: want the range's first, the given gateway", ip, gw)
 	}
-	if rules := networkRules(t, name); len(rules) != 3 {
+	if rules := networkRules(t, got); len(rules) != 3 {
 		t.Fatalf("network rules: %d, want loopback and hairpin masquerade and ipMasq", len(rules))
 	}
 	if err := m.Detach(ctx, id, name, ""); err != nil {
@@ -642,7 +642,7 @@ func TestCreateInspectRemove(t *testing.T) {
 	if err := m.Remove(ctx, name); err != nil {
 		t.Fatal(err)
 	}
-	if linkExists(br) || len(networkRules(t, name)) > 0 {
+	if linkExists(br) || len(networkRules(t, got)) > 0 {
 		t.Fatal("bridge or rules outlived Remove")
 	}
 	if _, err := m.Inspect(ctx, name); !errors.Is(err, ErrNotFound) {
@@ -650,8 +650,8 @@ func TestCreateInspectRemove(t *testing.T) {
 	}
 }
 
-// networkRules are network name's postrouting rules, in both tables.
-func networkRules(t *testing.T, name string) []*nftables.Rule {
+// networkRules are network n's postrouting rules, in both tables.
+func networkRules(t *testing.T, n *Network) []*nftables.Rule {
 	c, err := nftables.New()
 	if err != nil {
 		t.Fatal(err)
@@ -660,7 +660,7 @@ func networkRules(t *testing.T, name string) []*nftables.Rule {
 	for _, f := range families {
 		rules, _ := c.GetRules(f.table, f.chainPostroute)
 		for _, r := range rules {
-			if s, ok := userdata.GetString(r.UserData, userdata.TypeComment); ok && s == netComment(name) {
+			if s, ok := userdata.GetString(r.UserData, userdata.TypeComment); ok && s == netComment(n) {
 				out = append(out, r)
 			}
 		}

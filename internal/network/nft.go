@@ -38,7 +38,10 @@ import (
 // that would otherwise come back on another path (the hairpin and
 // loopback cases, portmap's SNAT), plus the bridge plugin's ipMasq for
 // the network's traffic to the outside. A network's postrouting rules
-// carry the comment "hull net NETWORK", by which they are deleted.
+// carry the comment "hull net NETWORK BRIDGE", by which they are deleted:
+// the bridge, a host device, tells apart the networks of the same name
+// that hulls with other roots have on the host (every root's default
+// network is "bridge"), whose rules share the table.
 //
 // The ip6 table is the same for a network with IPv6, less the loopback
 // rule: the kernel never routes ::1 off the host, so [::1]:PORT is not
@@ -102,7 +105,7 @@ func (f *family) ctrChain(id, network string) *nftables.Chain {
 	return &nftables.Chain{Name: ctrChainPrefix + id + "-" + network, Table: f.table}
 }
 
-func netComment(network string) string { return "hull net " + network }
+func netComment(n *Network) string { return "hull net " + n.Name + " " + n.Bridge }
 
 // setup makes the table, its maps and chains if they are missing. Two
 // processes doing it at once add the jumps twice, which is harmless: dnat
@@ -162,13 +165,13 @@ func addNetworkRules(n *Network) error {
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
-	comment := userdata.AppendString(nil, userdata.TypeComment, netComment(n.Name))
+	comment := userdata.AppendString(nil, userdata.TypeComment, netComment(n))
 	for _, r := range n.bridge.ranges {
 		f := familyOf(r.subnet.Addr())
 		if err := f.setup(c); err != nil {
 			return err
 		}
-		if err := f.delRules(c, f.chainPostroute, func(comment string) bool { return comment == netComment(n.Name) }); err != nil {
+		if err := f.delRules(c, f.chainPostroute, func(comment string) bool { return comment == netComment(n) }); err != nil {
 			return err
 		}
 		for _, src := range []netip.Prefix{f.loopback, r.subnet} {
@@ -195,14 +198,14 @@ func addNetworkRules(n *Network) error {
 	return nil
 }
 
-// deleteNetworkRules deletes network name's rules, if any.
-func deleteNetworkRules(name string) error {
+// deleteNetworkRules deletes network n's rules, if any.
+func deleteNetworkRules(n *Network) error {
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
 	for _, f := range families {
-		if err := f.delRules(c, f.chainPostroute, func(comment string) bool { return comment == netComment(name) }); err != nil {
+		if err := f.delRules(c, f.chainPostroute, func(comment string) bool { return comment == netComment(n) }); err != nil {
 			return err
 		}
 	}
