@@ -80,6 +80,7 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 		if err := e.reclaimNetworks(ctx); err != nil {
 			e.warn("reclaim networks: %v", err)
 		}
+		trace.Mark("start: networks reclaimed")
 	}
 	claimed := false
 	err := e.db.Tx(ctx, func(tx *sql.Tx) error {
