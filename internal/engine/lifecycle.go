@@ -567,6 +567,10 @@ func (e *Engine) cleanup(ctx context.Context, c *Container) ([]string, error) {
 	if err := <-rtDone; err != nil {
 		errs = append(errs, err)
 	}
+	// The monitor detaches on the exit; rm -f ends it first, and a dead
+	// one did not: its ports and addresses are freed here (a no-op for
+	// a container that was detached).
+	e.releaseNetworks(ctx, c)
 	trace.Mark("cleanup: rt deleted")
 	return aside, errors.Join(errs...)
 }

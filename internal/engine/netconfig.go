@@ -340,9 +340,10 @@ func (e *Engine) detachNetworks(ctx context.Context, c *Container) error {
 	return errors.Join(errs...)
 }
 
-// releaseNetworks detaches container c when a command finds its monitor
-// dead and records the exit in the monitor's place: the ports and
-// addresses go back at once, as on an exit the monitor recorded. A
+// releaseNetworks detaches container c where its monitor did not: a
+// command that finds the monitor dead and records the exit in its place,
+// a removal that ended the monitor (rm -f) or found it dead. The ports
+// and addresses go back at once, as on an exit the monitor recorded. A
 // failure is only warned about: the next start's reclaim retries.
 func (e *Engine) releaseNetworks(ctx context.Context, c *Container) {
 	if len(c.Config.Net.Networks) == 0 {
