@@ -147,13 +147,16 @@ echo "(c) ${size_mb} MB host -> container with busybox nc"
 # a wc that appends the byte count to a file (an nc whose own stdin ends
 # would close the connection); the host's nc sends SIZE_MB of zeros,
 # half-closes, and exits when wc has read everything and closed.
-hull run -d --name sink -p 5001:5001 "$img" nc -ll -p 5001 -e sh -c 'wc -c >>/tmp/received' >/dev/null
+# The host port is a random one: a fixed one may be another hull's (of
+# other roots, whose published ports this hull cannot see).
+hull run -d --name sink -p 5001 "$img" nc -ll -p 5001 -e sh -c 'wc -c >>/tmp/received' >/dev/null
 ctr_ip=$(hull inspect -f '{{.NetworkSettings.IPAddress}}' sink)
+host_port=$(hull port sink 5001/tcp | sed -n '1s/.*://p')
 host_ip=$(ip -4 -o addr show scope global | awk '$2 != "'"$hull_bridge"'" && $2 !~ /^(cni-|ht|veth)/ { sub("/.*", "", $4); print $4; exit }')
 send() { head -c "${size_mb}M" /dev/zero | busybox nc "$1" "$2"; }
 sent=0
-targets=("direct $ctr_ip 5001" "loopback 127.0.0.1 5001")
-[ -z "$host_ip" ] || targets+=("host-address $host_ip 5001")
+targets=("direct $ctr_ip 5001" "loopback 127.0.0.1 $host_port")
+[ -z "$host_ip" ] || targets+=("host-address $host_ip $host_port")
 for ((i = 1; i <= ${ROUNDS_C:-3}; i++)); do
   line="  round $i:"
   for t in "${targets[@]}"; do
