@@ -32,16 +32,6 @@ cleanup() {
 trap cleanup EXIT
 
 hull() { "$repo/bin/hull" --root "$work/hull" --run-root "$work/hull-run" "$@"; }
-pod() {
-  podman --root "$work/podman" --runroot "$work/podman-run" --storage-driver overlay \
-    --cgroup-manager cgroupfs --events-backend file --runtime "$podman_runtime" --log-level error "$@"
-}
-# crun refuses hybrid cgroups whose cgroup2 mount owns any controller (this
-# machine's owns hugetlb); podman then runs with runc.
-podman_runtime=crun
-if [ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null)" ] || ! command -v crun >/dev/null; then
-  podman_runtime=runc
-fi
 
 bench_registry busybox
 img=$BUSYBOX
@@ -62,7 +52,7 @@ done
 ah=$(median <"$work/a.hull"); ap=$(median <"$work/a.podman")
 
 echo "(b) supervisor resident memory"
-hull run -d --name rss "$img" sleep 600 >/dev/null 2>&1
+hull run -d --name rss --network none "$img" sleep 600 >/dev/null 2>&1
 pod run -d --name rss --network none "$img" sleep 600 >/dev/null
 mon=$(hull inspect -f '{{.HullLifecycle.MonitorPid}}' rss)
 conmon=$(pod inspect -f '{{.State.ConmonPid}}' rss)

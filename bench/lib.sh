@@ -28,6 +28,19 @@ bench_podman_conf() {
   fi
 }
 
+# pod is podman in the benchmark's own roots, on cgroupfs, with the
+# runtime podman_runtime says.
+pod() {
+  podman --root "$work/podman" --runroot "$work/podman-run" --storage-driver overlay \
+    --cgroup-manager cgroupfs --events-backend file --runtime "$podman_runtime" --log-level error "$@"
+}
+# crun refuses hybrid cgroups whose cgroup2 mount owns any controller (this
+# machine's owns hugetlb); podman then runs with runc.
+podman_runtime=crun
+if [ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null)" ] || ! command -v crun >/dev/null; then
+  podman_runtime=runc
+fi
+
 # bench_registry starts the test registry and pushes the named fixtures
 # (sets ADDR, registry_pid and the fixture variables, e.g. BUSYBOX), and
 # points podman at it as an insecure registry.

@@ -14,6 +14,10 @@
 //	    Pushes stand-ins for the images critest pulls under
 //	    ADDR/<registry host>/<path> and prints the [registries.mirrors]
 //	    lines that make hull pull them under their own names.
+//	testenv network-rm --root R --run-root RR --bridge B --subnet S
+//	    Removes the default network a hull in those roots made with that
+//	    bridge and subnet (hull.toml's [network]): the bridge, its nftables
+//	    rules, its address pool. For benchmarks, as tests' RemoveDefaultNetwork.
 //
 // Run it with `go run -tags libsqlite3 ./hack/testenv ...`, or build it once
 // with `go build -tags libsqlite3 -o bin/testenv ./hack/testenv` so that PID
@@ -22,6 +26,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -32,6 +37,7 @@ import (
 	"strings"
 	"syscall"
 
+	"hull/internal/network"
 	"hull/internal/testenv"
 )
 
@@ -47,6 +53,8 @@ func main() {
 		err = push(os.Args[2:])
 	case "critest-images":
 		err = critest(os.Args[2:])
+	case "network-rm":
+		err = networkRm(os.Args[2:])
 	default:
 		usage()
 	}
@@ -61,6 +69,7 @@ func usage() {
   testenv registry --dir DIR [--pidfile FILE] [--detach] [--user U --password P]
   testenv push --registry ADDR [--only NAME,...] [--user U --password P]
   testenv critest-images --registry ADDR
+  testenv network-rm --root R --run-root RR --bridge B --subnet S
 fixtures: `+strings.Join(testenv.AllFixtures, ", "))
 	os.Exit(2)
 }
@@ -171,4 +180,25 @@ func push(args []string) error {
 		fmt.Printf("%s=%s\n%s_DIGEST=%s\n", key, f.Ref(n), key, f.Digest(n))
 	}
 	return nil
+}
+
+// networkRm removes the default network of a hull's roots, if it was made.
+func networkRm(args []string) error {
+	fs := flag.NewFlagSet("network-rm", flag.ExitOnError)
+	root := fs.String("root", "", "hull's --root (required)")
+	runRoot := fs.String("run-root", "", "hull's --run-root (required)")
+	bridge := fs.String("bridge", "", "the default network's bridge (network.default_bridge)")
+	subnet := fs.String("subnet", "", "the default network's subnet (network.default_subnet)")
+	fs.Parse(args)
+	if *root == "" || *runRoot == "" {
+		return fmt.Errorf("network-rm: --root and --run-root are required")
+	}
+	if _, err := os.Stat(filepath.Join(*root, "networks", network.DefaultNetwork+".conflist")); err != nil {
+		return nil // never made
+	}
+	m, err := network.Open(*root, *runRoot, network.Options{DefaultBridge: *bridge, DefaultSubnet: *subnet})
+	if err != nil {
+		return err
+	}
+	return m.Remove(context.Background(), network.DefaultNetwork)
 }

@@ -216,6 +216,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	if err != nil {
 		return fail(StageCreate, err)
 	}
+	trace.Mark("create: etc files")
 	s, err := spec.Generate(cf, e.rootfs(id), so)
 	trace.Mark("create: spec generated")
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"hull/internal/monitor"
 	"hull/internal/snapshot"
+	"hull/internal/trace"
 )
 
 // recorder stores what a container's monitor learns (it runs in the
@@ -54,6 +55,7 @@ func (r *recorder) Exited(x monitor.Exit) error {
 		if err := r.e.detachNetworks(bg, r.c); err != nil {
 			fmt.Fprintf(os.Stderr, "container %s: %v\n", r.c.Name, err)
 		}
+		trace.Mark("monitor: networks detached")
 	}
 	cols := map[string]any{
 		// A removal under way (rm -f killed the container) keeps its
