@@ -848,6 +848,14 @@ func TestRootWarning(t *testing.T) {
 // copies of `hull run` its C constructor starts as spare monitors (see
 // spare.go), which keep _HULL_SPARE in their starting environment.
 func monitorsOf(root string) []int {
+	return hullProcs(root, func(pid int, args []string) bool {
+		return slices.Contains(args, "monitor") || spareEnv(pid) != ""
+	})
+}
+
+// hullProcs lists the processes with root among their arguments that
+// match says are wanted.
+func hullProcs(root string, match func(pid int, args []string) bool) []int {
 	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -856,11 +864,7 @@ func monitorsOf(root string) []int {
 			continue
 		}
 		b, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		args := strings.Split(string(b), "\x00")
-		if !slices.Contains(args, root) {
-			continue
-		}
-		if slices.Contains(args, "monitor") || spareEnv(pid) != "" {
+		if args := strings.Split(string(b), "\x00"); slices.Contains(args, root) && match(pid, args) {
 			pids = append(pids, pid)
 		}
 	}

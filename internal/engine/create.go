@@ -219,6 +219,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	c.Config = cfg
 	eff := spec.EffectiveConfig(cf, cfg.Spec, cfg.Labels, cfg.StopSignal)
 	c.Config.Effective = &eff
+	c.Config.Healthcheck = e.containerHealthcheck(rec, cf, cfg.Healthcheck)
 	if len(s.Process.Args) > 0 {
 		c.Config.Path, c.Config.Args = s.Process.Args[0], s.Process.Args[1:]
 	}

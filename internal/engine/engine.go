@@ -218,6 +218,7 @@ func (e *Engine) List(ctx context.Context) ([]*Container, error) {
 			return nil, err
 		}
 	}
+	e.fillHealth(out)
 	return out, nil
 }
 

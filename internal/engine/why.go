@@ -155,6 +155,7 @@ func (e *Engine) Why(ctx context.Context, ref string) (*Diagnosis, error) {
 			d.Evidence = append(d.Evidence, oomEvidence(c, h)...)
 		}
 	}
+	e.whyHealth(c, d)
 	return d, nil
 }
 

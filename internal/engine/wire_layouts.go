@@ -10,5 +10,5 @@ import (
 
 // The wire layouts of the types this package sends (see wire.Known).
 func init() {
-	wire.Known(reflect.TypeFor[Container](), 0xb48dd6d87141279f)
+	wire.Known(reflect.TypeFor[Container](), 0xc15115ab104f7ca)
 }

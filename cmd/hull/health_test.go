@@ -1,0 +1,369 @@
+package main
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// health is inspect's .State.Health, as the test reads it.
+type health struct {
+	Status        string
+	FailingStreak int
+	Log           []struct {
+		Start, End time.Time
+		ExitCode   int
+		Output     string
+	}
+}
+
+// inspectHealth reads a container's .State.Health (nil when inspect has
+// none).
+func inspectHealth(t *testing.T, root, c string) *health {
+	t.Helper()
+	out := mustHull(t, root, "inspect", "--format", "{{json .State.Health}}", c)
+	var h *health
+	if err := json.Unmarshal([]byte(out), &h); err != nil {
+		t.Fatalf("inspect .State.Health of %s: %q: %v", c, out, err)
+	}
+	return h
+}
+
+// waitHealth polls until the container's health satisfies ok (the
+// probes' timing is never asserted: only where they lead).
+func waitHealth(t *testing.T, root, c string, ok func(*health) bool) *health {
+	t.Helper()
+	var h *health
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if h = inspectHealth(t, root, c); h != nil && ok(h) {
+			return h
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("container %s: health not as wanted within 60s: %+v", c, h)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// probersOf lists the prober processes (`hull health ID`) of container id
+// under root.
+func probersOf(root, id string) []int {
+	return hullProcs(root, func(_ int, args []string) bool {
+		return slices.Contains(args, "health") && slices.Contains(args, id)
+	})
+}
+
+// psStatus is ps's STATUS of container c.
+func psStatus(t *testing.T, root, c string) string {
+	t.Helper()
+	out := mustHull(t, root, "ps", "-a", "--format", "{{.Names}}\t{{.Status}}")
+	for _, line := range strings.Split(out, "\n") {
+		if n, st, _ := strings.Cut(line, "\t"); n == c {
+			return st
+		}
+	}
+	t.Fatalf("ps lacks %s:\n%s", c, out)
+	return ""
+}
+
+func psNames(t *testing.T, root string, filters ...string) []string {
+	t.Helper()
+	args := []string{"ps", "--format", "{{.Names}}"}
+	for _, f := range filters {
+		args = append(args, "--filter", f)
+	}
+	return strings.Fields(mustHull(t, root, args...))
+}
+
+func TestHealthCheckReachesHealthy(t *testing.T) {
+	root, fx := containerEnv(t)
+	c := runDetached(t, root, fx.Busybox.Ref, "hc-ok", "--health-cmd", "echo probe-ran", "--health-interval", "1s")
+	// A check whose first probe is an hour away stays starting.
+	slow := runDetached(t, root, fx.Busybox.Ref, "hc-slow", "--health-cmd", "true", "--health-interval", "1h")
+	plain := runDetached(t, root, fx.Busybox.Ref, "hc-none")
+
+	h := waitHealth(t, root, c, func(h *health) bool { return h.Status == "healthy" })
+	if h.FailingStreak != 0 || len(h.Log) == 0 || h.Log[0].ExitCode != 0 || h.Log[0].Output != "probe-ran\n" ||
+		h.Log[0].Start.IsZero() || h.Log[0].End.Before(h.Log[0].Start) {
+		t.Errorf("health after a passing probe: %+v", h)
+	}
+	if st := psStatus(t, root, c); !strings.HasPrefix(st, "Up ") || !strings.HasSuffix(st, " (healthy)") {
+		t.Errorf("ps STATUS %q, want Up ... (healthy)", st)
+	}
+	if st := psStatus(t, root, slow); !strings.HasSuffix(st, " (health: starting)") {
+		t.Errorf("ps STATUS %q, want Up ... (health: starting)", st)
+	}
+	if st := psStatus(t, root, plain); strings.Contains(st, "(") {
+		t.Errorf("ps STATUS of a container without a check: %q", st)
+	}
+	if h := inspectHealth(t, root, slow); h.Status != "starting" || h.Log == nil || len(h.Log) != 0 {
+		t.Errorf("health before the first probe: %+v", h)
+	}
+	if h := inspectHealth(t, root, plain); h != nil {
+		t.Errorf("a container without a check has health %+v", h)
+	}
+	cfg := mustHull(t, root, "inspect", "--format", "{{json .Config.Healthcheck}}", c)
+	if strings.TrimSpace(cfg) != `{"Test":["CMD-SHELL","echo probe-ran"],"Interval":1000000000}` {
+		t.Errorf("inspect .Config.Healthcheck: %s", cfg)
+	}
+	for filter, want := range map[string][]string{
+		"health=healthy": {c}, "health=starting": {slow}, "health=none": {plain}, "health=unhealthy": nil,
+	} {
+		if got := psNames(t, root, filter); !slices.Equal(got, want) {
+			t.Errorf("ps --filter %s: %v, want %v", filter, got, want)
+		}
+	}
+	if _, errOut, err := hull(t, root, "ps", "--filter", "health=sick"); err == nil || !strings.Contains(errOut+err.Error(), "starting, healthy, unhealthy, none") {
+		t.Errorf("ps --filter health=sick: %v %s", err, errOut)
+	}
+	events := mustHull(t, root, "events", "--since", "1h", "--until", "0s", "--filter", "container="+c, "--format", "{{.Action}}")
+	for _, want := range []string{"health_status: healthy", "exec_create: /bin/sh -c echo probe-ran", "exec_die"} {
+		if !strings.Contains(events, want+"\n") {
+			t.Errorf("events lack %q:\n%s", want, events)
+		}
+	}
+	// The log keeps the last five results.
+	h = waitHealth(t, root, c, func(h *health) bool { return len(h.Log) == 5 && h.Log[4].Start.After(h.Log[0].Start) })
+	time.Sleep(1500 * time.Millisecond)
+	if h2 := inspectHealth(t, root, c); len(h2.Log) != 5 {
+		t.Errorf("log of %d results, want the last 5", len(h2.Log))
+	}
+}
+
+func TestHealthCheckReachesUnhealthy(t *testing.T) {
+	root, fx := containerEnv(t)
+	c := runDetached(t, root, fx.Busybox.Ref, "hc-bad", "--health-cmd", "echo probe-failed >&2; exit 3",
+		"--health-interval", "200ms", "--health-retries", "2")
+	h := waitHealth(t, root, c, func(h *health) bool { return h.Status != "starting" })
+	if h.Status != "unhealthy" || h.FailingStreak != 2 || len(h.Log) != 2 {
+		t.Fatalf("health after failing probes: %+v", h)
+	}
+	for _, r := range h.Log {
+		if r.ExitCode != 3 || r.Output != "probe-failed\n" {
+			t.Errorf("probe result %+v", r)
+		}
+	}
+	if st := psStatus(t, root, c); !strings.HasSuffix(st, " (unhealthy)") {
+		t.Errorf("ps STATUS %q, want ... (unhealthy)", st)
+	}
+	if got := psNames(t, root, "health=unhealthy"); !slices.Equal(got, []string{c}) {
+		t.Errorf("ps --filter health=unhealthy: %v", got)
+	}
+	out := mustHull(t, root, "why", c)
+	if !strings.Contains(out, "unhealthy") || !strings.Contains(out, "probe-failed") || !strings.Contains(out, "exit code 3") {
+		t.Errorf("why does not tell the failing check:\n%s", out)
+	}
+	events := mustHull(t, root, "events", "--since", "1h", "--until", "0s", "--filter", "container="+c, "--format", "{{.Action}}")
+	if strings.Count(events, "health_status: unhealthy\n") != 1 || strings.Contains(events, "health_status: healthy") {
+		t.Errorf("events:\n%s", events)
+	}
+	// A probe that runs past its timeout is killed and fails with -1.
+	slow := runDetached(t, root, fx.Busybox.Ref, "hc-timeout", "--health-cmd", "echo started; sleep 1000",
+		"--health-interval", "200ms", "--health-timeout", "300ms", "--health-retries", "1")
+	h = waitHealth(t, root, slow, func(h *health) bool { return h.Status == "unhealthy" })
+	if r := h.Log[0]; r.ExitCode != -1 || r.Output != "Health check exceeded timeout (300ms): started\n" {
+		t.Errorf("timed-out probe: %+v", r)
+	}
+}
+
+func TestHealthCheckStartPeriod(t *testing.T) {
+	root, fx := containerEnv(t)
+	// Failures within the start period do not count: after many of them
+	// it is still starting, with no failing streak. The start interval,
+	// not the hour-long interval, paces the probes then.
+	c := runDetached(t, root, fx.Busybox.Ref, "hc-start", "--health-cmd", "test -e /tmp/ready",
+		"--health-interval", "1h", "--health-start-period", "1h", "--health-start-interval", "100ms", "--health-retries", "1")
+	h := waitHealth(t, root, c, func(h *health) bool { return len(h.Log) >= 3 })
+	if h.Status != "starting" || h.FailingStreak != 0 {
+		t.Errorf("failures within the start period counted: %+v", h)
+	}
+	// A success ends the start: healthy.
+	mustHull(t, root, "exec", c, "touch", "/tmp/ready")
+	waitHealth(t, root, c, func(h *health) bool { return h.Status == "healthy" })
+
+	// Past the start period failures count again.
+	c2 := runDetached(t, root, fx.Busybox.Ref, "hc-short-start", "--health-cmd", "exit 1",
+		"--health-interval", "200ms", "--health-start-period", "1ms", "--health-retries", "1")
+	h = waitHealth(t, root, c2, func(h *health) bool { return len(h.Log) >= 1 })
+	if h.Status != "unhealthy" || h.FailingStreak != 1 {
+		t.Errorf("a failure after the start period: %+v", h)
+	}
+}
+
+// pushHealthImage pushes busybox with a HEALTHCHECK in its config and
+// returns its reference.
+func pushHealthImage(t *testing.T, busybox string, hc *v1.HealthConfig) string {
+	t.Helper()
+	src, err := name.ParseReference(busybox, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cf.Config
+	cfg.Healthcheck = hc
+	if img, err = mutate.Config(img, cfg); err != nil {
+		t.Fatal(err)
+	}
+	ref := src.Context().Tag("healthcheck").String()
+	dst, _ := name.ParseReference(ref, name.Insecure)
+	if err := remote.Write(dst, img); err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+func TestImageHealthcheckAndFlagsOverIt(t *testing.T) {
+	root, fx := containerEnv(t)
+	ref := pushHealthImage(t, fx.Busybox.Ref, &v1.HealthConfig{
+		Test: []string{"CMD", "sh", "-c", "echo from-image"}, Interval: 200 * time.Millisecond, Retries: 4,
+	})
+	c := runDetached(t, root, ref, "hc-image")
+	h := waitHealth(t, root, c, func(h *health) bool { return h.Status == "healthy" })
+	if h.Log[0].Output != "from-image\n" {
+		t.Errorf("the image's check: %+v", h)
+	}
+	// The flags override the image's fields one by one.
+	c2 := runDetached(t, root, ref, "hc-image-over", "--health-timeout", "5s", "--health-retries", "2")
+	got := strings.TrimSpace(mustHull(t, root, "inspect", "--format", "{{json .Config.Healthcheck}}", c2))
+	if want := `{"Test":["CMD","sh","-c","echo from-image"],"Interval":200000000,"Timeout":5000000000,"Retries":2}`; got != want {
+		t.Errorf("merged check %s, want %s", got, want)
+	}
+	c3 := runDetached(t, root, ref, "hc-image-cmd", "--health-cmd", "echo from-flag")
+	waitHealth(t, root, c3, func(h *health) bool { return len(h.Log) > 0 && h.Log[0].Output == "from-flag\n" })
+
+	// --no-healthcheck disables the image's: no health, no prober.
+	c4 := runDetached(t, root, ref, "hc-image-off", "--no-healthcheck")
+	got = strings.TrimSpace(mustHull(t, root, "inspect", "--format", "{{json .Config.Healthcheck}}", c4))
+	// docker lays the image's other fields under NONE all the same.
+	if got != `{"Test":["NONE"],"Interval":200000000,"Retries":4}` {
+		t.Errorf("--no-healthcheck: .Config.Healthcheck %s", got)
+	}
+	if h := inspectHealth(t, root, c4); h != nil {
+		t.Errorf("--no-healthcheck: health %+v", h)
+	}
+	if p := probersOf(root, containerID(t, root, c4)); len(p) != 0 {
+		t.Errorf("--no-healthcheck: probers %v", p)
+	}
+	if got := psNames(t, root, "health=none"); !slices.Equal(got, []string{c4}) {
+		t.Errorf("ps --filter health=none: %v", got)
+	}
+
+	// Bad flags are usage errors (125), and name what to do.
+	for _, bad := range [][]string{
+		{"--no-healthcheck", "--health-cmd", "true"},
+		{"--health-interval", "-1s", "--health-cmd", "true"},
+		{"--health-timeout", "10us", "--health-cmd", "true"},
+		{"--health-retries", "-1", "--health-cmd", "true"},
+	} {
+		cmd := hullProc(root, append(append([]string{"run", "-d"}, bad...), fx.Busybox.Ref, "true")...)
+		out, err := cmd.CombinedOutput()
+		if code := exitStatus(err); code != 125 || !strings.Contains(string(out), "health") {
+			t.Errorf("run %v: exit %d: %s", bad, code, out)
+		}
+	}
+}
+
+func TestProberEndsWithItsContainer(t *testing.T) {
+	root, fx := containerEnv(t)
+	flags := []string{"--health-cmd", "true", "--health-interval", "200ms"}
+	waitProber := func(c string) (string, int) {
+		t.Helper()
+		id := containerID(t, root, c)
+		var pids []int
+		waitFor(t, func() bool { pids = probersOf(root, id); return len(pids) > 0 })
+		if len(pids) != 1 {
+			t.Errorf("%s has %d probers: %v", c, len(pids), pids)
+		}
+		return id, pids[0]
+	}
+	gone := func(c, id, how string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for len(probersOf(root, id)) > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: prober still there 30s after %s", c, how)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for _, how := range [][]string{{"stop", "-t", "1"}, {"kill"}, {"rm", "-f"}} {
+		c := runDetached(t, root, fx.Busybox.Ref, "hc-end-"+how[0], flags...)
+		id, _ := waitProber(c)
+		waitHealth(t, root, c, func(h *health) bool { return h.Status == "healthy" })
+		mustHull(t, root, append(how, c)...)
+		gone(c, id, how[0])
+		if how[0] != "rm" {
+			// The last status stays, as docker's.
+			if h := inspectHealth(t, root, c); h == nil || h.Status != "healthy" {
+				t.Errorf("health after %s: %+v", how[0], h)
+			}
+		}
+	}
+	// A restart ends the prober with its monitor; the new run has its own.
+	c := runDetached(t, root, fx.Busybox.Ref, "hc-restart", flags...)
+	id, old := waitProber(c)
+	waitHealth(t, root, c, func(h *health) bool { return h.Status == "healthy" })
+	restarted := time.Now()
+	mustHull(t, root, "restart", "-t", "1", c)
+	waitFor(t, func() bool { return !slices.Contains(probersOf(root, id), old) })
+	waitProber(c)
+	waitHealth(t, root, c, func(h *health) bool {
+		return h.Status == "healthy" && h.Log[len(h.Log)-1].Start.After(restarted)
+	})
+	_ = id
+	// A container ending by itself (no restart) ends it too.
+	short := "hc-exits"
+	mustHull(t, root, append(append([]string{"run", "-d", "--name", short}, flags...),
+		fx.Busybox.Ref, "sh", "-c", "until [ -e /tmp/stop ]; do sleep 0.1; done")...)
+	sid, _ := waitProber(short)
+	mustHull(t, root, "exec", short, "touch", "/tmp/stop")
+	gone(short, sid, "its exit")
+}
+
+// A restart by the restart policy keeps the prober (its monitor goes on)
+// and starts the new run's health from starting: with a start period
+// that has not ended, failures then leave it starting, where the
+// healthy status of the run before would have counted them.
+func TestHealthAcrossPolicyRestarts(t *testing.T) {
+	root, fx := containerEnv(t)
+	t.Setenv("HULL_RESTART_BACKOFF_MS", "50")
+	c := "hc-policy"
+	mustHull(t, root, "run", "-d", "--name", c, "--restart", "always",
+		"--health-cmd", "test ! -e /tmp/second", "--health-interval", "1h", "--health-start-period", "1h",
+		"--health-start-interval", "100ms", "--health-retries", "1",
+		fx.Busybox.Ref, "sh", "-c", "if [ -e /tmp/first ]; then touch /tmp/second; exec sleep 1000; fi; touch /tmp/first; until [ -e /tmp/go ]; do sleep 0.1; done; exit 1")
+	id := containerID(t, root, c)
+	waitHealth(t, root, c, func(h *health) bool { return h.Status == "healthy" })
+	probers := probersOf(root, id)
+	if len(probers) != 1 {
+		t.Fatalf("probers %v, want one", probers)
+	}
+	mustHull(t, root, "exec", c, "touch", "/tmp/go")
+	h := waitHealth(t, root, c, func(h *health) bool {
+		n := len(h.Log)
+		return n >= 3 && h.Log[n-1].ExitCode != 0 && h.Log[n-2].ExitCode != 0 && h.Log[n-3].ExitCode != 0
+	})
+	if h.Status != "starting" || h.FailingStreak != 0 || h.Log[0].ExitCode != 0 {
+		t.Errorf("health of the restarted run: %+v", h)
+	}
+	if got := probersOf(root, id); !slices.Equal(got, probers) {
+		t.Errorf("probers %v after the restart, want %v", got, probers)
+	}
+	mustHull(t, root, "stop", "-t", "1", c)
+	waitFor(t, func() bool { return len(probersOf(root, id)) == 0 })
+}
