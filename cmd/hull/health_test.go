@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,12 +55,35 @@ func waitHealth(t *testing.T, root, c string, ok func(*health) bool) *health {
 	}
 }
 
-// probersOf lists the prober processes (`hull health ID`) of container id
-// under root.
+// probersOf lists the prober processes of container id under root: the
+// hull-shim health pacing the rounds (or hull health --serve), not the
+// rounds it runs (whose parent is the prober).
 func probersOf(root, id string) []int {
-	return hullProcs(root, func(_ int, args []string) bool {
+	all := hullProcs(root, func(_ int, args []string) bool {
 		return slices.Contains(args, "health") && slices.Contains(args, id)
 	})
+	return slices.DeleteFunc(slices.Clone(all), func(pid int) bool { return slices.Contains(all, parentOf(pid)) })
+}
+
+// anyProberOf reports whether any process of container id's prober, a
+// round included, is left.
+func anyProberOf(root, id string) bool {
+	return len(hullProcs(root, func(_ int, args []string) bool {
+		return slices.Contains(args, "health") && slices.Contains(args, id)
+	})) > 0
+}
+
+// parentOf is a process's parent pid (0 when it is gone).
+func parentOf(pid int) int {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		if f := strings.Fields(s[i+1:]); len(f) > 1 {
+			ppid, _ := strconv.Atoi(f[1])
+			return ppid
+		}
+	}
+	return 0
 }
 
 // psStatus is ps's STATUS of container c.
@@ -256,8 +281,8 @@ func TestImageHealthcheckAndFlagsOverIt(t *testing.T) {
 	if h := inspectHealth(t, root, c4); h != nil {
 		t.Errorf("--no-healthcheck: health %+v", h)
 	}
-	if p := probersOf(root, containerID(t, root, c4)); len(p) != 0 {
-		t.Errorf("--no-healthcheck: probers %v", p)
+	if anyProberOf(root, containerID(t, root, c4)) {
+		t.Error("--no-healthcheck: a prober runs")
 	}
 	if got := psNames(t, root, "health=none"); !slices.Equal(got, []string{c4}) {
 		t.Errorf("ps --filter health=none: %v", got)
@@ -294,7 +319,7 @@ func TestProberEndsWithItsContainer(t *testing.T) {
 	gone := func(c, id, how string) {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
-		for len(probersOf(root, id)) > 0 {
+		for anyProberOf(root, id) {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: prober still there 30s after %s", c, how)
 			}
@@ -326,6 +351,17 @@ func TestProberEndsWithItsContainer(t *testing.T) {
 		return h.Status == "healthy" && h.Log[len(h.Log)-1].Start.After(restarted)
 	})
 	_ = id
+	// A foreground run, its monitor started ahead by the command's
+	// constructor (a separate hull process), and never handing over.
+	fg := "hc-foreground"
+	_, done := startHull(t, root, append(append([]string{"run", "--name", fg}, flags...), fx.Busybox.Ref, "sleep", "1000")...)
+	var fgID string
+	waitFor(t, func() bool { fgID = containerID(t, root, fg); return fgID != "" })
+	waitProber(fg)
+	waitHealth(t, root, fg, func(h *health) bool { return h.Status == "healthy" })
+	mustHull(t, root, "kill", fg)
+	<-done
+	gone(fg, fgID, "kill")
 	// A container ending by itself (no restart) ends it too.
 	short := "hc-exits"
 	mustHull(t, root, append(append([]string{"run", "-d", "--name", short}, flags...),
@@ -365,5 +401,5 @@ func TestHealthAcrossPolicyRestarts(t *testing.T) {
 		t.Errorf("probers %v after the restart, want %v", got, probers)
 	}
 	mustHull(t, root, "stop", "-t", "1", c)
-	waitFor(t, func() bool { return len(probersOf(root, id)) == 0 })
+	waitFor(t, func() bool { return !anyProberOf(root, id) })
 }

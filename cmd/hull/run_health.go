@@ -28,18 +28,21 @@ func (f *healthFlags) apply(c *engine.Config) error {
 	return err
 }
 
-// newHealthCmd is the hidden `hull health ID`: a container's prober, which
-// its monitor starts when the container has a health check
-// (engine.ServeHealth).
+// newHealthCmd is the hidden `hull health ID`: one round of a container's
+// health checks, paced by the hull-shim health its monitor starts; with
+// --serve the whole prober (engine.ServeHealth).
 func newHealthCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var serve bool
+	cmd := &cobra.Command{
 		Use:    "health ID",
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
-			return eng.ServeHealth(cmd.Context(), args[0])
+			return eng.ServeHealth(cmd.Context(), args[0], serve)
 		}),
 	}
+	cmd.Flags().BoolVar(&serve, engine.HealthFlagServe, false, "run every round in this process, until the monitor exits")
+	return cmd
 }
 
 // healthSuffix is what ps's STATUS adds for a running container's health:

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"hull/internal/image"
+	"hull/internal/shim"
 )
 
 // Health checks, with docker's semantics.
@@ -27,26 +26,36 @@ import (
 // A container's health check is its image's HEALTHCHECK with the
 // --health-* flags laid over it field by field (Create stores the result
 // in Config.Healthcheck). A container whose check probes (CMD or
-// CMD-SHELL) gets a prober: the hidden `hull health ID` process, which
-// its monitor starts in a session of its own when it begins to supervise
-// the container (startProber; never for a container without a check, so
-// their starts cost nothing). The prober runs each probe inside the
-// running container as `hull exec` does (Engine.Exec, the probe its own
-// child), kills it after the timeout, and keeps the results in the
-// container's health.json (healthState), from which inspect, ps and why
-// read them.
+// CMD-SHELL) gets a prober, which its monitor starts in a session of its
+// own when it begins to supervise the container (startProber; never for
+// a container without a check, so their starts cost nothing):
 //
-// Why a process of its own: a detached container's monitor becomes
-// hull-shim (docs/process-model.md), which runs no Go code of hull's, so
-// the probes cannot be a goroutine of the monitor. The prober lives as
-// long as the monitor process does, across restarts and the hand-overs
-// to hull-shim and back (one pid throughout): it watches the monitor
-// through a pidfd and exits the moment the monitor has, that is once the
-// container has stopped for good, was killed, or was removed (rm -f ends
-// the monitor). Because it outlives its parent, it is never left a
-// zombie: init (or the subreaper above) reaps it. While the container
-// restarts or is paused it waits; a new run starts again from "starting"
-// with the log kept, as docker's does.
+//   - `hull-shim health` (shim.HealthMain) paces it: it waits between
+//     rounds, small and static, and ends the moment the monitor process
+//     (its parent) has exited.
+//   - Each round is a short `hull health ID` (ProbeRound): it runs the
+//     probe when one is due, inside the running container as `hull exec`
+//     does (Engine.Exec, the probe its own child), kills it at the
+//     timeout, records the result in the container's health.json
+//     (healthState, from which inspect, ps and why read), and says when
+//     the next round is due.
+//
+// Why processes of their own: a detached container's monitor becomes
+// hull-shim (docs/process-model.md), which runs none of hull's Go code,
+// so the probes cannot be a goroutine of the monitor. Why two: a prober
+// that stayed a hull process cost a container about 21 MB resident for
+// as long as it ran (the monitor's size); paced by hull-shim it costs
+// about 2 MB, and hull's start (a few ms of processor time) once per
+// probe, which docker's exec costs as well.
+//
+// The monitor's pid holds across the hand-overs to hull-shim and back and
+// across the restart policy's restarts, and the monitor exits once the
+// container has stopped for good, was killed or was removed (rm -f ends
+// it): the prober, watching it through a pidfd, goes with it, never
+// before, so it is never left a zombie (init, or the subreaper above,
+// reaps it). While the container restarts or is paused no probe runs; a
+// new run begins again from "starting" with the log kept, as docker's
+// does.
 
 // HealthConfig is a container's (or an image's) health check, docker's
 // Config.Healthcheck: Test is ["CMD", args...], ["CMD-SHELL", command],
@@ -277,15 +286,22 @@ func (c *Container) HealthStatus() string {
 	return c.Health.Status
 }
 
-// startProber starts the prober of c, when it has a check that probes,
-// in a session of its own, its output going to the monitor's log. It is
-// called once per monitor process (not when hull-shim execs it back: the
-// prober started first is still there, watching the same pid).
+// startProber starts the prober of c when it has a check that probes:
+// `hull-shim health -- hull health ID` (or, without hull-shim, `hull
+// health --serve ID`), in a session of its own, its output going to the
+// monitor's log. It is called once per monitor process (not when
+// hull-shim execs it back: the prober started first is still there,
+// watching the same pid).
 func (e *Engine) startProber(c *Container) {
 	if !c.Config.Healthcheck.Probes() || e.HullCommand == nil {
 		return
 	}
 	argv := e.HullCommand("health", c.ID)
+	if e.ShimPath != "" && unix.Access(e.ShimPath, unix.X_OK) == nil {
+		argv = append([]string{e.ShimPath, "health", "--"}, argv...)
+	} else {
+		argv = e.HullCommand("health", "--"+HealthFlagServe, c.ID)
+	}
 	cmd := &exec.Cmd{
 		Path: argv[0], Args: argv, Dir: "/", Stdout: os.Stderr, Stderr: os.Stderr,
 		Env:         append(os.Environ(), "GOMAXPROCS=1"),
@@ -300,105 +316,93 @@ func (e *Engine) startProber(c *Container) {
 	go cmd.Wait()
 }
 
-// ServeHealth is the prober process of container id (`hull health ID`,
-// started by its monitor, its parent: see startProber). It returns once
-// the monitor has exited, or the container is gone or has no check.
-func (e *Engine) ServeHealth(ctx context.Context, id string) error {
-	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
-	mon := watchProcess(os.Getppid())
-	defer mon.close()
-	if !mon.alive() {
-		return nil
-	}
+// HealthFlagServe makes `hull health` the whole prober (shim.Repeat of
+// ProbeRound in this process), for when there is no hull-shim to pace
+// the rounds.
+const HealthFlagServe = "serve"
+
+// ServeHealth is `hull health ID`: one ProbeRound, its verdict printed
+// for hull-shim health (shim.RoundLine); with serve, every round, in
+// this process, until the monitor (its parent) exits.
+func (e *Engine) ServeHealth(ctx context.Context, id string, serve bool) error {
 	// A probe is this process's child, reaped by it: no supervisor.
 	e.ShimPath = ""
-	p := &prober{e: e, id: id, mon: mon}
-	for {
-		c, err := e.lookup(ctx, e.db, id)
-		switch {
-		case IsNotFound(err):
-			return nil
-		case err == nil && !c.Config.Healthcheck.Probes():
-			return nil
-		case err == nil && c.State == StateRunning && c.Pid > 0:
-			if !p.probeRun(ctx, c) {
-				return nil
-			}
-			continue
-		}
-		// Not running yet, restarting, or stopped with the monitor about
-		// to exit.
-		if mon.wait(250*time.Millisecond, nil) {
-			return nil
-		}
+	if serve {
+		shim.Repeat(func() shim.Round { return e.ProbeRound(ctx, id) })
+		return nil
 	}
+	_, err := os.Stdout.WriteString(e.ProbeRound(ctx, id).String())
+	return err
 }
 
-// prober runs one container's probes.
-type prober struct {
-	e   *Engine
-	id  string
-	mon *watched
-}
+// healthPoll is how often a round looks again at a container that does
+// not run (yet).
+const healthPoll = 200 * time.Millisecond
 
-// probeRun probes the run of c (running) until it ends; false when the
-// monitor is gone.
-func (p *prober) probeRun(ctx context.Context, c *Container) bool {
+// ProbeRound is one round of container id's prober: it runs the check
+// when it is due, records the result, and says when the next round is
+// due (after a wait, or once the running container's process has
+// exited); done when the container is gone or has no check. The rounds
+// are paced by their caller (shim.Repeat), which ends them with the
+// monitor.
+//
+// A round that finds a run it has not seen (the first, or one the
+// restart policy started) begins its health from "starting", with the
+// log of the runs before, and schedules its first probe one interval
+// after the run's start; later rounds probe.
+func (e *Engine) ProbeRound(ctx context.Context, id string) shim.Round {
+	c, err := e.lookup(ctx, e.db, id)
+	if err != nil {
+		if IsNotFound(err) {
+			return shim.Round{Done: true}
+		}
+		fmt.Fprintf(os.Stderr, "health check of %s: %v\n", shortID(id), err)
+		return shim.Round{Next: time.Second}
+	}
 	hc := c.Config.Healthcheck
-	proc := watchProcess(c.Pid)
-	defer proc.close()
-	if !proc.alive() || procStart(c.Pid) != c.PidStart {
-		// An old record: wait for the new one.
-		return !p.mon.wait(50*time.Millisecond, nil)
+	switch {
+	case !hc.Probes():
+		return shim.Round{Done: true}
+	case c.State == StatePaused:
+		// docker does not probe a paused container.
+		return shim.Round{Next: orDefault(hc.Interval, defaultHealthInterval), Pid: c.Pid, Start: c.PidStart}
+	case c.State == StateRestarting:
+		return shim.Round{Next: max(time.Until(c.BackoffUntil), healthPoll)}
+	case c.State != StateRunning || c.Pid == 0:
+		return shim.Round{Next: healthPoll}
 	}
-	run := c.Started.UnixNano()
-	st := p.e.readHealth(c.ID)
-	if st.Run != run {
+	round := func(next time.Duration) shim.Round { return shim.Round{Next: next, Pid: c.Pid, Start: c.PidStart} }
+	st := e.readHealth(id)
+	if run := c.Started.UnixNano(); st.Run != run {
 		st = healthState{Run: run, Health: Health{Status: HealthStarting, Log: st.Log}}
+		if err := writeHealth(e.healthFile(id), &st); err != nil {
+			fmt.Fprintf(os.Stderr, "health check of %s: %v\n", shortID(id), err)
+		}
+		return round(st.next(hc, c.Started) - time.Since(c.Started))
 	}
-	interval := orDefault(hc.Interval, defaultHealthInterval)
-	startInterval := orDefault(hc.StartInterval, defaultHealthStartInterval)
-	// docker's: the start interval while the start period lasts and the
-	// container is not yet healthy, else the interval; counted from the
-	// end of the last probe, the first from the start.
-	next := func() time.Duration {
-		if time.Since(c.Started) < hc.StartPeriod && st.Status == HealthStarting {
-			return startInterval
-		}
-		return interval
+	res := e.probe(ctx, c, hc)
+	if cur, err := e.lookup(ctx, e.db, id); err != nil || cur.Started != c.Started || procStart(c.Pid) != c.PidStart {
+		return shim.Round{Next: healthPoll} // the run ended during the probe: its result says nothing
 	}
-	wait := next() - time.Since(c.Started)
-	for {
-		if p.mon.wait(wait, proc) {
-			return false
-		}
-		if !proc.alive() {
-			return true // the run ended
-		}
-		cur, err := p.e.lookup(ctx, p.e.db, c.ID)
-		if err != nil || cur.Started != c.Started || (cur.State != StateRunning && cur.State != StatePaused) {
-			return err == nil || !IsNotFound(err)
-		}
-		if cur.State == StatePaused {
-			// docker does not probe a paused container.
-			wait = next()
-			continue
-		}
-		res := p.e.probe(ctx, cur, hc)
-		if !p.mon.alive() || !proc.alive() {
-			// Ended during the probe: its failure says nothing.
-			continue
-		}
-		old := st.Status
-		st.apply(res, hc, c.Started)
-		if err := writeHealth(p.e.healthFile(c.ID), &st); err != nil {
-			fmt.Fprintf(os.Stderr, "health check of %s: %v\n", shortID(c.ID), err)
-		}
-		if st.Status != old {
-			p.e.emit(ctx, cur, "health_status: "+st.Status, nil)
-		}
-		wait = next()
+	old := st.Status
+	st.apply(res, hc, c.Started)
+	if err := writeHealth(e.healthFile(id), &st); err != nil {
+		fmt.Fprintf(os.Stderr, "health check of %s: %v\n", shortID(id), err)
 	}
+	if st.Status != old {
+		e.emit(ctx, c, "health_status: "+st.Status, nil)
+	}
+	return round(st.next(hc, c.Started))
+}
+
+// next is the wait after a probe, docker's: the start interval while the
+// start period lasts and the container is still starting, else the
+// interval.
+func (st *healthState) next(hc *HealthConfig, started time.Time) time.Duration {
+	if st.Status == HealthStarting && time.Since(started) < hc.StartPeriod {
+		return orDefault(hc.StartInterval, defaultHealthStartInterval)
+	}
+	return orDefault(hc.Interval, defaultHealthInterval)
 }
 
 // apply records one result with docker's rules: a success makes the
@@ -490,75 +494,6 @@ func (b *limitedBuffer) String() string {
 		return b.buf.String() + "..."
 	}
 	return b.buf.String()
-}
-
-// watched is a process watched for its exit: through a pidfd, which
-// becomes readable the moment it exits, or, without pidfds, by polling
-// its start time.
-type watched struct {
-	pid   int
-	start uint64
-	fd    int // -1: no pidfd
-}
-
-func watchProcess(pid int) *watched {
-	w := &watched{pid: pid, fd: -1}
-	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
-		w.fd = fd
-	}
-	// Read after opening: the pidfd then names this process, not one
-	// that reused its pid.
-	w.start = procStart(pid)
-	return w
-}
-
-func (w *watched) alive() bool {
-	return w.start != 0 && procStart(w.pid) == w.start
-}
-
-func (w *watched) close() {
-	if w.fd >= 0 {
-		unix.Close(w.fd)
-	}
-}
-
-// wait waits d for w to exit, waking early when other (if any) exits;
-// it reports whether w has exited.
-func (w *watched) wait(d time.Duration, other *watched) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if !w.alive() {
-			return true
-		}
-		if other != nil && !other.alive() {
-			return false
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return false
-		}
-		var fds []unix.PollFd
-		for _, x := range []*watched{w, other} {
-			if x != nil && x.fd >= 0 {
-				fds = append(fds, unix.PollFd{Fd: int32(x.fd), Events: unix.POLLIN})
-			}
-		}
-		step := left
-		if w.fd < 0 || other != nil && other.fd < 0 {
-			step = min(left, 100*time.Millisecond) // no pidfd: polled
-		}
-		n, err := unix.Poll(fds, int(step.Milliseconds())+1)
-		if n > 0 {
-			// A pidfd of a process in the middle of an execve from
-			// another thread can read as exited for a moment (see
-			// procStart): alive() decides, after a breath.
-			if w.alive() && (other == nil || other.alive()) {
-				time.Sleep(10 * time.Millisecond)
-			}
-		} else if err != nil && !errors.Is(err, unix.EINTR) {
-			time.Sleep(step)
-		}
-	}
 }
 
 // inspectHealth fills inspect's State.Health and Config.Healthcheck.
