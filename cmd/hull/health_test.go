@@ -403,3 +403,24 @@ func TestHealthAcrossPolicyRestarts(t *testing.T) {
 	mustHull(t, root, "stop", "-t", "1", c)
 	waitFor(t, func() bool { return !anyProberOf(root, id) })
 }
+
+// commit keeps the container's check in the image, and -c HEALTHCHECK
+// sets one, as docker's.
+func TestCommitKeepsAndSetsHealthchecks(t *testing.T) {
+	root, fx := containerEnv(t)
+	runDetached(t, root, fx.Busybox.Ref, "hc-src", "--health-cmd", "echo kept", "--health-interval", "200ms")
+	mustHull(t, root, "commit", "hc-src", "mine/kept:1")
+	got := strings.TrimSpace(mustHull(t, root, "image", "inspect", "--format", "{{json .Config.Healthcheck}}", "mine/kept:1"))
+	if got != `{"Test":["CMD-SHELL","echo kept"],"Interval":200000000}` {
+		t.Errorf("committed image's check: %s", got)
+	}
+	mustHull(t, root, "commit", "-c", "HEALTHCHECK --interval=200ms --retries=1 CMD [\"sh\", \"-c\", \"echo set; exit 2\"]", "hc-src", "mine/set:1")
+	c := runDetached(t, root, "mine/set:1", "hc-set")
+	h := waitHealth(t, root, c, func(h *health) bool { return h.Status == "unhealthy" })
+	if r := h.Log[len(h.Log)-1]; r.ExitCode != 2 || r.Output != "set\n" {
+		t.Errorf("the check -c set: %+v", r)
+	}
+	if _, _, err := hull(t, root, "commit", "-c", "HEALTHCHECK --start-interval=1s CMD true", "hc-src"); err == nil || !strings.Contains(err.Error(), "--health-start-interval") {
+		t.Errorf("HEALTHCHECK --start-interval: %v", err)
+	}
+}
