@@ -38,6 +38,14 @@ func containerEnv(t *testing.T) (root string, fx *testenv.Fixtures) {
 				t.Errorf("cleanup: rm -f %s: %v", id, err)
 			}
 		}
+		// A health check's prober ends just after its container's
+		// monitor, and a round of it may be opening the engine: the
+		// root goes once they are gone.
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if len(hullProcs(root, func(int, []string) bool { return true })) == 0 {
+				break
+			}
+		}
 	})
 	return root, fx
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -62,7 +63,10 @@ func probersOf(root, id string) []int {
 	all := hullProcs(root, func(_ int, args []string) bool {
 		return slices.Contains(args, "health") && slices.Contains(args, id)
 	})
-	return slices.DeleteFunc(slices.Clone(all), func(pid int) bool { return slices.Contains(all, parentOf(pid)) })
+	return slices.DeleteFunc(slices.Clone(all), func(pid int) bool {
+		ppid := parentOf(pid) // 0: a round that ended meanwhile
+		return ppid == 0 || slices.Contains(all, ppid)
+	})
 }
 
 // anyProberOf reports whether any process of container id's prober, a
@@ -312,7 +316,7 @@ func TestProberEndsWithItsContainer(t *testing.T) {
 		var pids []int
 		waitFor(t, func() bool { pids = probersOf(root, id); return len(pids) > 0 })
 		if len(pids) != 1 {
-			t.Errorf("%s has %d probers: %v", c, len(pids), pids)
+			t.Errorf("%s has %d probers: %v\n%s", c, len(pids), pids, proberReport(root, id))
 		}
 		return id, pids[0]
 	}
@@ -321,7 +325,7 @@ func TestProberEndsWithItsContainer(t *testing.T) {
 		deadline := time.Now().Add(30 * time.Second)
 		for anyProberOf(root, id) {
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: prober still there 30s after %s", c, how)
+				t.Fatalf("%s: prober still there 30s after %s:\n%s", c, how, proberReport(root, id))
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -401,7 +405,56 @@ func TestHealthAcrossPolicyRestarts(t *testing.T) {
 		t.Errorf("probers %v after the restart, want %v", got, probers)
 	}
 	mustHull(t, root, "stop", "-t", "1", c)
-	waitFor(t, func() bool { return !anyProberOf(root, id) })
+	deadline := time.Now().Add(30 * time.Second)
+	for anyProberOf(root, id) {
+		if time.Now().After(deadline) {
+			t.Fatalf("prober still there 30s after stop:\n%s", proberReport(root, id))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// proberReport describes the processes of container id's prober left,
+// and its monitor, for a failure.
+func proberReport(root, id string) string {
+	var b strings.Builder
+	pids := hullProcs(root, func(_ int, args []string) bool {
+		return slices.Contains(args, id) && (slices.Contains(args, "health") || slices.Contains(args, "monitor"))
+	})
+	seen := map[int]bool{}
+	var describe func(pid int, depth int)
+	describe = func(pid int, depth int) {
+		if seen[pid] || depth > 4 {
+			return
+		}
+		seen[pid] = true
+		args, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		stat, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		wchan, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/wchan")
+		stack, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stack")
+		fmt.Fprintf(&b, "%spid %d ppid %d wchan %s: %.200s\n  stat %.60s\n  stack %s\n", strings.Repeat("  ", depth), pid, parentOf(pid), wchan,
+			strings.ReplaceAll(string(args), "\x00", " "), stat, stack)
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			if child, err := strconv.Atoi(e.Name()); err == nil && parentOf(child) == pid {
+				describe(child, depth+1)
+			}
+		}
+		for _, a := range strings.Split(string(args), "\x00") {
+			if v, ok := strings.CutPrefix(a, "--pid="); ok {
+				if cpid, err := strconv.Atoi(v); err == nil {
+					describe(cpid, depth+1)
+				}
+			}
+		}
+	}
+	for _, pid := range pids {
+		describe(pid, 0)
+	}
+	if log, err := os.ReadFile(root + "/containers/" + id + "/container.log.monitor"); err == nil {
+		fmt.Fprintf(&b, "monitor log:\n%s", log)
+	}
+	return b.String()
 }
 
 // commit keeps the container's check in the image, and -c HEALTHCHECK

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -322,7 +323,7 @@ func (e *Engine) startProber(c *Container) {
 const HealthFlagServe = "serve"
 
 // ServeHealth is `hull health ID`: one ProbeRound, its verdict printed
-// for hull-shim health (shim.RoundLine); with serve, every round, in
+// for hull-shim health (shim.Round); with serve, every round, in
 // this process, until the monitor (its parent) exits.
 func (e *Engine) ServeHealth(ctx context.Context, id string, serve bool) error {
 	// A probe is this process's child, reaped by it: no supervisor.
@@ -368,8 +369,8 @@ func (e *Engine) ProbeRound(ctx context.Context, id string) shim.Round {
 		return shim.Round{Next: orDefault(hc.Interval, defaultHealthInterval), Pid: c.Pid, Start: c.PidStart}
 	case c.State == StateRestarting:
 		return shim.Round{Next: max(time.Until(c.BackoffUntil), healthPoll)}
-	case c.State != StateRunning || c.Pid == 0:
-		return shim.Round{Next: healthPoll}
+	case c.State != StateRunning || !processRuns(c.Pid, c.PidStart):
+		return shim.Round{Next: healthPoll} // not yet, or no longer, running
 	}
 	round := func(next time.Duration) shim.Round { return shim.Round{Next: next, Pid: c.Pid, Start: c.PidStart} }
 	st := e.readHealth(id)
@@ -381,7 +382,7 @@ func (e *Engine) ProbeRound(ctx context.Context, id string) shim.Round {
 		return round(st.next(hc, c.Started) - time.Since(c.Started))
 	}
 	res := e.probe(ctx, c, hc)
-	if cur, err := e.lookup(ctx, e.db, id); err != nil || cur.Started != c.Started || procStart(c.Pid) != c.PidStart {
+	if cur, err := e.lookup(ctx, e.db, id); err != nil || cur.Started != c.Started || !processRuns(c.Pid, c.PidStart) {
 		return shim.Round{Next: healthPoll} // the run ended during the probe: its result says nothing
 	}
 	old := st.Status
@@ -393,6 +394,20 @@ func (e *Engine) ProbeRound(ctx context.Context, id string) shim.Round {
 		e.emit(ctx, c, "health_status: "+st.Status, nil)
 	}
 	return round(st.next(hc, c.Started))
+}
+
+// processRuns reports whether the process pid started at start runs and
+// is not exiting: a container's first process that is being killed
+// keeps its pid (and /proc/PID/stat) while it waits for the other
+// processes of its pid namespace to go, which can take a while; its
+// namespaces are gone from the start of its exit (/proc/PID/ns/mnt
+// then reads as missing), and a probe could not join them.
+func processRuns(pid int, start uint64) bool {
+	if pid <= 0 || procStart(pid) != start {
+		return false
+	}
+	_, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/mnt")
+	return err == nil
 }
 
 // next is the wait after a probe, docker's: the start interval while the

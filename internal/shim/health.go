@@ -26,16 +26,37 @@ func HealthMain(argv []string) error {
 	if len(argv) < 2 || argv[0] != "--" {
 		return errors.New("hull-shim health is started by hull's monitor, not by hand")
 	}
-	round := argv[1:]
+	round, parent := argv[1:], os.Getppid()
 	Repeat(func() Round {
+		var out strings.Builder
 		cmd := exec.Command(round[0], round[1:]...)
-		cmd.Stderr = os.Stderr
-		out, err := cmd.Output()
-		if r, ok := ParseRound(string(out)); ok {
-			return r
+		cmd.Stdout, cmd.Stderr = &out, os.Stderr
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintf(os.Stderr, "hull-shim health: %v\n", err)
+			return Round{Next: time.Second}
 		}
-		fmt.Fprintf(os.Stderr, "hull-shim health: %s: %v (output %q)\n", strings.Join(round, " "), err, out)
-		return Round{Next: time.Second}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		// A round can take a probe's timeout; the monitor gone, the
+		// round is of no use: it ends with this process.
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case err := <-done:
+				if r, ok := ParseRound(out.String()); ok {
+					return r
+				}
+				fmt.Fprintf(os.Stderr, "hull-shim health: %s: %v (output %q)\n", strings.Join(round, " "), err, out.String())
+				return Round{Next: time.Second}
+			case <-tick.C:
+				if os.Getppid() != parent {
+					cmd.Process.Kill()
+					<-done
+					return Round{}
+				}
+			}
+		}
 	})
 	return nil
 }
