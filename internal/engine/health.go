@@ -79,6 +79,7 @@ const (
 	defaultHealthRetries       = 3
 	healthLogEntries           = 5
 	healthOutputMax            = 4096
+	probeStartTimeout          = 30 * time.Second
 )
 
 // Health statuses (docker's words).
@@ -455,7 +456,26 @@ func writeHealth(path string, st *healthState) error {
 func (e *Engine) probe(ctx context.Context, c *Container, hc *HealthConfig) HealthResult {
 	r := HealthResult{Start: time.Now()}
 	var out limitedBuffer
-	x, err := e.Exec(ctx, c.ID, ExecSpec{Args: hc.command()}, ExecIO{Stdout: &out, Stderr: &out})
+	// Starting the probe does not count towards its timeout, but has a
+	// bound of its own (docker's 30 s): an exec racing the container's
+	// death must not hold the round. A round then ends (its process
+	// exits), and with it what the exec left.
+	type started struct {
+		x   *ExecProcess
+		err error
+	}
+	ch := make(chan started, 1)
+	go func() {
+		x, err := e.Exec(ctx, c.ID, ExecSpec{Args: hc.command()}, ExecIO{Stdout: &out, Stderr: &out})
+		ch <- started{x, err}
+	}()
+	var s started
+	select {
+	case s = <-ch:
+	case <-time.After(probeStartTimeout):
+		s.err = fmt.Errorf("timed out starting health check for container %s", c.ID)
+	}
+	x, err := s.x, s.err
 	if err != nil {
 		r.End, r.ExitCode, r.Output = time.Now(), -1, err.Error()
 		return r
