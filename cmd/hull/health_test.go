@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -475,5 +476,101 @@ func TestCommitKeepsAndSetsHealthchecks(t *testing.T) {
 	}
 	if _, _, err := hull(t, root, "commit", "-c", "HEALTHCHECK --start-interval=1s CMD true", "hc-src"); err == nil || !strings.Contains(err.Error(), "--health-start-interval") {
 		t.Errorf("HEALTHCHECK --start-interval: %v", err)
+	}
+}
+
+// rawConfigImage is an image with its config replaced by raw JSON, for
+// fields go-containerregistry does not model (Healthcheck.StartInterval).
+type rawConfigImage struct {
+	v1.Image
+	raw []byte
+}
+
+func (i rawConfigImage) RawConfigFile() ([]byte, error) { return i.raw, nil }
+
+func (i rawConfigImage) ConfigName() (v1.Hash, error) {
+	h, _, err := v1.SHA256(bytes.NewReader(i.raw))
+	return h, err
+}
+
+func (i rawConfigImage) ConfigFile() (*v1.ConfigFile, error) {
+	return v1.ParseConfigFile(bytes.NewReader(i.raw))
+}
+
+func (i rawConfigImage) Manifest() (*v1.Manifest, error) {
+	m, err := i.Image.Manifest()
+	if err != nil {
+		return nil, err
+	}
+	m = m.DeepCopy()
+	if m.Config.Digest, err = i.ConfigName(); err != nil {
+		return nil, err
+	}
+	m.Config.Size = int64(len(i.raw))
+	return m, nil
+}
+
+func (i rawConfigImage) RawManifest() ([]byte, error) {
+	m, err := i.Manifest()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(m)
+}
+
+func (i rawConfigImage) Digest() (v1.Hash, error) {
+	b, err := i.RawManifest()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	h, _, err := v1.SHA256(bytes.NewReader(b))
+	return h, err
+}
+
+func (i rawConfigImage) Size() (int64, error) {
+	b, err := i.RawManifest()
+	return int64(len(b)), err
+}
+
+// The image's StartInterval (which go-containerregistry drops) applies:
+// within the start period, probes come at it, not at the hour-long
+// interval.
+func TestImageHealthcheckStartInterval(t *testing.T) {
+	root, fx := containerEnv(t)
+	src, err := name.ParseReference(fx.Busybox.Ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := img.RawConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["config"].(map[string]any)["Healthcheck"] = map[string]any{
+		"Test": []string{"CMD-SHELL", "exit 1"}, "Interval": time.Hour, "StartPeriod": time.Hour, "StartInterval": 100 * time.Millisecond,
+	}
+	if raw, err = json.Marshal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	ref := src.Context().Tag("start-interval").String()
+	dst, _ := name.ParseReference(ref, name.Insecure)
+	if err := remote.Write(dst, rawConfigImage{img, raw}); err != nil {
+		t.Fatal(err)
+	}
+	c := runDetached(t, root, ref, "hc-start-interval")
+	got := strings.TrimSpace(mustHull(t, root, "inspect", "--format", "{{json .Config.Healthcheck}}", c))
+	if want := `{"Test":["CMD-SHELL","exit 1"],"Interval":3600000000000,"StartPeriod":3600000000000,"StartInterval":100000000}`; got != want {
+		t.Errorf("the image's check %s, want %s", got, want)
+	}
+	h := waitHealth(t, root, c, func(h *health) bool { return len(h.Log) >= 2 })
+	if h.Status != "starting" || h.FailingStreak != 0 {
+		t.Errorf("health within the start period: %+v", h)
 	}
 }
