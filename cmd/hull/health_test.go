@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -228,9 +227,10 @@ func TestHealthCheckStartPeriod(t *testing.T) {
 	}
 }
 
-// pushHealthImage pushes busybox with a HEALTHCHECK in its config and
-// returns its reference.
-func pushHealthImage(t *testing.T, busybox string, hc *v1.HealthConfig) string {
+// pushHealthImage pushes busybox with hc as its config's Healthcheck,
+// written as JSON (go-containerregistry's config lacks StartInterval),
+// and returns its reference.
+func pushHealthImage(t *testing.T, busybox, tag string, hc map[string]any) string {
 	t.Helper()
 	src, err := name.ParseReference(busybox, name.Insecure)
 	if err != nil {
@@ -240,18 +240,21 @@ func pushHealthImage(t *testing.T, busybox string, hc *v1.HealthConfig) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cf, err := img.ConfigFile()
+	raw, err := img.RawConfigFile()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := cf.Config
-	cfg.Healthcheck = hc
-	if img, err = mutate.Config(img, cfg); err != nil {
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	ref := src.Context().Tag("healthcheck").String()
+	cfg["config"].(map[string]any)["Healthcheck"] = hc
+	if raw, err = json.Marshal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	ref := src.Context().Tag(tag).String()
 	dst, _ := name.ParseReference(ref, name.Insecure)
-	if err := remote.Write(dst, img); err != nil {
+	if err := remote.Write(dst, rawConfigImage{img, raw}); err != nil {
 		t.Fatal(err)
 	}
 	return ref
@@ -259,8 +262,8 @@ func pushHealthImage(t *testing.T, busybox string, hc *v1.HealthConfig) string {
 
 func TestImageHealthcheckAndFlagsOverIt(t *testing.T) {
 	root, fx := containerEnv(t)
-	ref := pushHealthImage(t, fx.Busybox.Ref, &v1.HealthConfig{
-		Test: []string{"CMD", "sh", "-c", "echo from-image"}, Interval: 200 * time.Millisecond, Retries: 4,
+	ref := pushHealthImage(t, fx.Busybox.Ref, "healthcheck", map[string]any{
+		"Test": []string{"CMD", "sh", "-c", "echo from-image"}, "Interval": 200 * time.Millisecond, "Retries": 4,
 	})
 	c := runDetached(t, root, ref, "hc-image")
 	h := waitHealth(t, root, c, func(h *health) bool { return h.Status == "healthy" })
@@ -537,33 +540,9 @@ func (i rawConfigImage) Size() (int64, error) {
 // interval.
 func TestImageHealthcheckStartInterval(t *testing.T) {
 	root, fx := containerEnv(t)
-	src, err := name.ParseReference(fx.Busybox.Ref, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := remote.Image(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := img.RawConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	cfg["config"].(map[string]any)["Healthcheck"] = map[string]any{
+	ref := pushHealthImage(t, fx.Busybox.Ref, "start-interval", map[string]any{
 		"Test": []string{"CMD-SHELL", "exit 1"}, "Interval": time.Hour, "StartPeriod": time.Hour, "StartInterval": 100 * time.Millisecond,
-	}
-	if raw, err = json.Marshal(cfg); err != nil {
-		t.Fatal(err)
-	}
-	ref := src.Context().Tag("start-interval").String()
-	dst, _ := name.ParseReference(ref, name.Insecure)
-	if err := remote.Write(dst, rawConfigImage{img, raw}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	c := runDetached(t, root, ref, "hc-start-interval")
 	got := strings.TrimSpace(mustHull(t, root, "inspect", "--format", "{{json .Config.Healthcheck}}", c))
 	if want := `{"Test":["CMD-SHELL","exit 1"],"Interval":3600000000000,"StartPeriod":3600000000000,"StartInterval":100000000}`; got != want {
