@@ -172,7 +172,8 @@ func TestHealthCheckReachesUnhealthy(t *testing.T) {
 	c := runDetached(t, root, fx.Busybox.Ref, "hc-bad", "--health-cmd", "echo probe-failed >&2; exit 3",
 		"--health-interval", "200ms", "--health-retries", "2")
 	h := waitHealth(t, root, c, func(h *health) bool { return h.Status != "starting" })
-	if h.Status != "unhealthy" || h.FailingStreak != 2 || len(h.Log) != 2 {
+	// Unhealthy at the second failure; more may have come since.
+	if h.Status != "unhealthy" || h.FailingStreak < 2 || h.FailingStreak != len(h.Log) && len(h.Log) < 5 {
 		t.Fatalf("health after failing probes: %+v", h)
 	}
 	for _, r := range h.Log {
@@ -222,7 +223,7 @@ func TestHealthCheckStartPeriod(t *testing.T) {
 	c2 := runDetached(t, root, fx.Busybox.Ref, "hc-short-start", "--health-cmd", "exit 1",
 		"--health-interval", "200ms", "--health-start-period", "1ms", "--health-retries", "1")
 	h = waitHealth(t, root, c2, func(h *health) bool { return len(h.Log) >= 1 })
-	if h.Status != "unhealthy" || h.FailingStreak != 1 {
+	if h.Status != "unhealthy" || h.FailingStreak < 1 {
 		t.Errorf("a failure after the start period: %+v", h)
 	}
 }
