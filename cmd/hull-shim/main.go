@@ -1,6 +1,7 @@
 // Command hull-shim supervises a running detached container on behalf of
-// hull's monitor, and (hull-shim exec) a process exec'd in a container;
-// see package hull/internal/shim. It is built static
+// hull's monitor, (hull-shim exec) a process exec'd in a container, and
+// (hull-shim health) paces a container's health checks; see package
+// hull/internal/shim. It is built static
 // (CGO_ENABLED=0) and small, so a running container costs little memory.
 package main
 
@@ -22,6 +23,9 @@ func main() {
 	run := shim.Main
 	if len(os.Args) > 1 && os.Args[1] == "exec" {
 		os.Args, run = os.Args[1:], shim.ExecMain
+	}
+	if len(os.Args) > 1 && os.Args[1] == "health" {
+		os.Args, run = os.Args[1:], shim.HealthMain
 	}
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "hull-shim:", err)

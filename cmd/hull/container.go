@@ -173,7 +173,7 @@ func newPsCmd(g *globals) *cobra.Command {
 	f.BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
 	f.IntVarP(&last, "last", "n", 0, "show the n last created containers (all states)")
 	f.BoolVarP(&latest, "latest", "l", false, "show the latest created container")
-	f.StringArrayVarP(&filters, "filter", "f", nil, "filter: status=, name=, label=, ancestor=, exited=, id=")
+	f.StringArrayVarP(&filters, "filter", "f", nil, "filter: status=, name=, label=, ancestor=, exited=, id=, health=")
 	f.StringVar(&format, "format", "", "format output with a Go template, or json")
 	return cmd
 }
@@ -233,7 +233,7 @@ func psRowOf(c *engine.Container, noTrunc bool) psRow {
 func StatusLine(c *engine.Container) string {
 	switch c.State {
 	case engine.StateRunning:
-		return "Up " + ui.Duration(time.Since(c.Started))
+		return "Up " + ui.Duration(time.Since(c.Started)) + healthSuffix(c)
 	case engine.StatePaused:
 		return "Up " + ui.Duration(time.Since(c.Started)) + " (Paused)"
 	case engine.StateRestarting:
@@ -266,7 +266,7 @@ func StatusLine(c *engine.Container) string {
 }
 
 type psFilters struct {
-	status, name, label, ancestor, exited, id []string
+	status, name, label, ancestor, exited, id, health []string
 }
 
 func parsePsFilters(args []string) (*psFilters, error) {
@@ -294,8 +294,13 @@ func parsePsFilters(args []string) (*psFilters, error) {
 			f.exited = append(f.exited, v)
 		case "id":
 			f.id = append(f.id, v)
+		case "health":
+			if !validHealthFilter(v) {
+				return nil, fmt.Errorf("bad filter %q: health is one of starting, healthy, unhealthy, none", a)
+			}
+			f.health = append(f.health, v)
 		default:
-			return nil, fmt.Errorf("bad filter %q: unknown key %q (use status, name, label, ancestor, exited or id)", a, k)
+			return nil, fmt.Errorf("bad filter %q: unknown key %q (use status, name, label, ancestor, exited, id or health)", a, k)
 		}
 	}
 	return f, nil
@@ -320,6 +325,7 @@ func (f *psFilters) match(c *engine.Container) bool {
 		any(f.name, func(v string) bool { return strings.Contains(c.Name, v) }) &&
 		any(f.id, func(v string) bool { return strings.HasPrefix(c.ID, v) }) &&
 		any(f.exited, func(v string) bool { return c.State == engine.StateExited && fmt.Sprint(c.ExitCode) == v }) &&
+		any(f.health, func(v string) bool { return c.HealthStatus() == v }) &&
 		any(f.label, func(v string) bool {
 			k, val, has := strings.Cut(v, "=")
 			got, ok := c.Config.Labels[k]

@@ -9,7 +9,7 @@ import (
 // volumes, at the top level and under `hull container`.
 func addContainerExtras(root *cobra.Command, g *globals) {
 	root.AddCommand(g.some(named{"volume", newVolumeCmd}, named{"network", newNetworkCmd}, named{"events", newEventsCmd}, named{"pod", newPodCmd})...)
-	root.AddCommand(g.some(named{"exec-exited", newExecExitedCmd})...)
+	root.AddCommand(g.some(named{"exec-exited", newExecExitedCmd}, named{"health", newHealthCmd})...)
 	for _, c := range root.Commands() {
 		if c.Name() == "system" {
 			c.AddCommand(newEventsCmd(g))

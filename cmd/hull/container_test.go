@@ -39,6 +39,14 @@ func containerEnv(t *testing.T) (root string, fx *testenv.Fixtures) {
 				t.Errorf("cleanup: rm -f %s: %v", id, err)
 			}
 		}
+		// A health check's prober ends just after its container's
+		// monitor, and a round of it may be opening the engine: the
+		// root goes once they are gone.
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if len(hullProcs(root, func(int, []string) bool { return true })) == 0 {
+				break
+			}
+		}
 	})
 	return root, fx
 }
@@ -849,6 +857,14 @@ func TestRootWarning(t *testing.T) {
 // copies of `hull run` its C constructor starts as spare monitors (see
 // spare.go), which keep _HULL_SPARE in their starting environment.
 func monitorsOf(root string) []int {
+	return hullProcs(root, func(pid int, args []string) bool {
+		return slices.Contains(args, "monitor") || spareEnv(pid) != ""
+	})
+}
+
+// hullProcs lists the processes with root among their arguments that
+// match says are wanted.
+func hullProcs(root string, match func(pid int, args []string) bool) []int {
 	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -857,11 +873,7 @@ func monitorsOf(root string) []int {
 			continue
 		}
 		b, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		args := strings.Split(string(b), "\x00")
-		if !slices.Contains(args, root) {
-			continue
-		}
-		if slices.Contains(args, "monitor") || spareEnv(pid) != "" {
+		if args := strings.Split(string(b), "\x00"); slices.Contains(args, root) && match(pid, args) {
 			pids = append(pids, pid)
 		}
 	}

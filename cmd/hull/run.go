@@ -33,6 +33,7 @@ type runFlags struct {
 	ioFlags // mounts, attaching, logging (runio.go)
 	misc    miscFlags
 	net     netFlags
+	health  healthFlags // run_health.go
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
@@ -75,6 +76,7 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.platform, "platform", "", "platform os/arch[/variant] when pulling")
 	f.ns.register(fs)
 	f.misc.register(fs)
+	f.health.register(fs)
 	fs.StringArrayVar(&f.annotations, "annotation", nil, "add an annotation to the container's OCI spec: key=value")
 	fs.StringArrayVar(&f.labelFiles, "label-file", nil, "read labels from a file of key=value lines")
 	fs.BoolVar(&f.readOnlyTmpfs, "read-only-tmpfs", false, "with --read-only, mount tmpfs on /tmp, /var/tmp and /run (as podman)")
@@ -137,6 +139,9 @@ func (f *runFlags) config(args []string) (engine.Config, error) {
 		}
 	}
 	if err := f.misc.apply(&c); err != nil {
+		return c, err
+	}
+	if err := f.health.apply(&c); err != nil {
 		return c, err
 	}
 	if err := f.ns.apply(&c); err != nil {

@@ -2,10 +2,12 @@ package engine
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/containerd/errdefs"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -13,7 +15,7 @@ import (
 
 // changeCommands are the Dockerfile instructions `commit -c` and
 // `import -c` take, as docker's.
-const changeCommands = "CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME, WORKDIR"
+const changeCommands = "CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK, LABEL, STOPSIGNAL, USER, VOLUME, WORKDIR"
 
 // applyChanges applies Dockerfile instructions ("CMD [\"sh\"]", "ENV
 // A=1 B=2", "EXPOSE 80/tcp", ...) to an image config in order, as
@@ -96,6 +98,12 @@ func applyChanges(cfg *v1.Config, changes []string) error {
 				return bad("%v", err)
 			}
 			cfg.StopSignal = rest
+		case "HEALTHCHECK":
+			hc, err := healthcheckChange(rest)
+			if err != nil {
+				return bad("%v", err)
+			}
+			cfg.Healthcheck = hc
 		case "ONBUILD":
 			return bad("ONBUILD is not supported: hull builds no images from Dockerfiles, so it keeps no build triggers (use one of %s)", changeCommands)
 		default:
@@ -214,4 +222,72 @@ func exposedPorts(s string) ([]string, error) {
 		out = append(out, fmt.Sprintf("%d/%s", p, proto))
 	}
 	return out, nil
+}
+
+// healthcheckChange parses HEALTHCHECK's argument as a Dockerfile does:
+// NONE, or [--interval=D] [--timeout=D] [--start-period=D] [--retries=N]
+// CMD followed by a JSON array (exec form) or a command (run by the
+// shell). --start-interval is refused: the image config go-containerregistry
+// writes has no field for it, and dropping it would be silent.
+func healthcheckChange(s string) (*v1.HealthConfig, error) {
+	var hc v1.HealthConfig
+	rest := strings.TrimSpace(s)
+	for strings.HasPrefix(rest, "--") {
+		flag, after, _ := strings.Cut(rest, " ")
+		rest = strings.TrimSpace(after)
+		name, value, _ := strings.Cut(strings.TrimPrefix(flag, "--"), "=")
+		if name == "retries" {
+			n, err := strconv.Atoi(value)
+			if err != nil || n < 0 {
+				return nil, fmt.Errorf("--retries %q: give a number, 0 or more", value)
+			}
+			hc.Retries = n
+			continue
+		}
+		var field *time.Duration
+		switch name {
+		case "interval":
+			field = &hc.Interval
+		case "timeout":
+			field = &hc.Timeout
+		case "start-period":
+			field = &hc.StartPeriod
+		case "start-interval":
+			return nil, errors.New("HEALTHCHECK --start-interval is not supported here (images hull writes cannot keep it); give the container --health-start-interval")
+		default:
+			return nil, fmt.Errorf("unknown HEALTHCHECK flag --%s (use --interval, --timeout, --start-period, --retries)", name)
+		}
+		d, err := time.ParseDuration(value)
+		if err == nil && d != 0 && d < time.Millisecond {
+			err = errors.New("it cannot be less than 1ms")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--%s %q: %v (give a duration such as 30s)", name, value, err)
+		}
+		*field = d
+	}
+	typ, command, _ := strings.Cut(rest, " ")
+	command = strings.TrimSpace(command)
+	switch strings.ToUpper(typ) {
+	case "NONE":
+		if command != "" || hc.Interval != 0 || hc.Timeout != 0 || hc.StartPeriod != 0 || hc.Retries != 0 {
+			return nil, errors.New("HEALTHCHECK NONE takes no flags or arguments")
+		}
+		return &v1.HealthConfig{Test: []string{"NONE"}}, nil
+	case "CMD":
+	case "":
+		return nil, errors.New("HEALTHCHECK needs NONE, or CMD and a command")
+	default:
+		return nil, fmt.Errorf("unknown HEALTHCHECK type %q (use CMD or NONE)", typ)
+	}
+	var args []string
+	if strings.HasPrefix(command, "[") && json.Unmarshal([]byte(command), &args) == nil {
+		hc.Test = append([]string{"CMD"}, args...)
+	} else {
+		hc.Test = []string{"CMD-SHELL", command}
+	}
+	if command == "" || len(hc.Test) == 1 {
+		return nil, errors.New("HEALTHCHECK CMD needs a command")
+	}
+	return &hc, nil
 }

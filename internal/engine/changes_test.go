@@ -2,8 +2,10 @@ package engine
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerd/errdefs"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -34,6 +36,15 @@ func TestApplyChanges(t *testing.T) {
 		{[]string{`WORKDIR app`, `WORKDIR ../x`}, func(c v1.Config) bool { return c.WorkingDir == "/srv/x" }},
 		{[]string{`VOLUME ["/a", "/b"]`, `VOLUME /c`}, func(c v1.Config) bool { return len(c.Volumes) == 3 && has(c.Volumes, "/c") }},
 		{[]string{`USER 1000:1000`, `STOPSIGNAL SIGINT`}, func(c v1.Config) bool { return c.User == "1000:1000" && c.StopSignal == "SIGINT" }},
+		{[]string{`HEALTHCHECK --interval=5s --retries=2 CMD curl -f http://localhost/ || exit 1`}, func(c v1.Config) bool {
+			h := c.Healthcheck
+			return h != nil && slices.Equal(h.Test, []string{"CMD-SHELL", "curl -f http://localhost/ || exit 1"}) && h.Interval == 5*time.Second && h.Retries == 2
+		}},
+		{[]string{`HEALTHCHECK --timeout=1m30s cmd ["test", "-e", "/ok"]`}, func(c v1.Config) bool {
+			h := c.Healthcheck
+			return h != nil && slices.Equal(h.Test, []string{"CMD", "test", "-e", "/ok"}) && h.Timeout == 90*time.Second
+		}},
+		{[]string{`HEALTHCHECK CMD true`, `HEALTHCHECK NONE`}, func(c v1.Config) bool { return slices.Equal(c.Healthcheck.Test, []string{"NONE"}) }},
 	} {
 		cfg := base()
 		if err := applyChanges(&cfg, c.changes); err != nil || !c.check(cfg) {
@@ -41,16 +52,23 @@ func TestApplyChanges(t *testing.T) {
 		}
 	}
 	for change, says := range map[string]string{
-		"RUN true":           "RUN is not a valid change command",
-		"ONBUILD RUN true":   "ONBUILD is not supported",
-		"HEALTHCHECK NONE":   "HEALTHCHECK is not a valid change command",
-		"EXPOSE 80/icmp":     "use tcp, udp or sctp",
-		"EXPOSE 0":           "give a port",
-		"ENV":                "ENV needs an argument",
-		`LABEL a="unclosed`:  "unmatched",
-		"LABEL novalue":      "is not KEY=VALUE",
-		"STOPSIGNAL SIGNOPE": "SIGNOPE",
-		`VOLUME ["/a", ""]`:  "empty string",
+		"RUN true":         "RUN is not a valid change command",
+		"ONBUILD RUN true": "ONBUILD is not supported",
+		"HEALTHCHECK --start-interval=1s CMD true": "--health-start-interval",
+		"HEALTHCHECK --interval=10us CMD true":     "less than 1ms",
+		"HEALTHCHECK --retries=-1 CMD true":        "--retries",
+		"HEALTHCHECK --colour=red CMD true":        "unknown HEALTHCHECK flag",
+		"HEALTHCHECK NONE extra":                   "takes no",
+		"HEALTHCHECK CMD":                          "needs a command",
+		"HEALTHCHECK CMD []":                       "needs a command",
+		"HEALTHCHECK PING x":                       "use CMD or NONE",
+		"EXPOSE 80/icmp":                           "use tcp, udp or sctp",
+		"EXPOSE 0":                                 "give a port",
+		"ENV":                                      "ENV needs an argument",
+		`LABEL a="unclosed`:                        "unmatched",
+		"LABEL novalue":                            "is not KEY=VALUE",
+		"STOPSIGNAL SIGNOPE":                       "SIGNOPE",
+		`VOLUME ["/a", ""]`:                        "empty string",
 	} {
 		cfg := base()
 		err := applyChanges(&cfg, []string{change})

@@ -169,5 +169,9 @@ func containerImageConfig(c *Container, img v1.Config) v1.Config {
 	cfg.Env, cfg.Cmd, cfg.Entrypoint = eff.Env, eff.Cmd, eff.Entrypoint
 	cfg.User, cfg.WorkingDir, cfg.StopSignal = eff.User, eff.WorkingDir, eff.StopSignal
 	cfg.Labels, cfg.ExposedPorts = eff.Labels, eff.ExposedPorts
+	if hc := c.Config.Healthcheck; hc != nil {
+		// Without StartInterval: go-containerregistry's config has none.
+		cfg.Healthcheck = &v1.HealthConfig{Test: hc.Test, Interval: hc.Interval, Timeout: hc.Timeout, StartPeriod: hc.StartPeriod, Retries: hc.Retries}
+	}
 	return cfg
 }

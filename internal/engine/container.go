@@ -117,6 +117,10 @@ type Config struct {
 	// Pod is the ID of the pod the container is in (its namespaces and
 	// /etc files are the pod's; see pods.go), "" for none.
 	Pod string `json:"Pod,omitempty"`
+	// Healthcheck is the container's health check (see health.go): the
+	// --health-* flags given to Create, the image's HEALTHCHECK laid under
+	// them once created; nil: none.
+	Healthcheck *HealthConfig `json:"Healthcheck,omitempty"`
 	// Path and Args are the process that runs (entrypoint + command).
 	Path string   `json:"Path"`
 	Args []string `json:"Args"`
@@ -181,6 +185,9 @@ type Container struct {
 	// stop whose command died is finished by the next command after it.
 	ClaimUntil time.Time
 
+	// Health is the container's health (nil: no health check), filled by
+	// List (not stored in the record: its prober keeps it, see health.go).
+	Health *Health
 	// ImageUser is the image's USER, known on the Container Create
 	// returns (not stored).
 	ImageUser string

@@ -230,6 +230,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	// JSON encoding of a spec is half a millisecond of processor time).
 	c.Config = cfg
 	c.Config.Effective = &eff
+	c.Config.Healthcheck = e.containerHealthcheck(rec, cf, cfg.Healthcheck)
 	if len(s.Process.Args) > 0 {
 		c.Config.Path, c.Config.Args = s.Process.Args[0], s.Process.Args[1:]
 	}

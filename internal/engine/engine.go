@@ -39,6 +39,7 @@ import (
 	"hull/internal/network"
 	"hull/internal/perm"
 	"hull/internal/runtime"
+	"hull/internal/shim"
 	"hull/internal/snapshot"
 	"hull/internal/trace"
 )
@@ -220,6 +221,7 @@ func (e *Engine) List(ctx context.Context) ([]*Container, error) {
 			return nil, err
 		}
 	}
+	e.fillHealth(out)
 	return out, nil
 }
 
@@ -305,38 +307,10 @@ func bootID() string {
 	return strings.TrimSpace(string(data))
 }
 
-// procStart is a process's start time in clock ticks since boot (field 22
-// of /proc/PID/stat), or 0 if it does not exist or has exited: with the pid it names one
-// process for all time, so a recycled pid is never taken for ours.
-func procStart(pid int) uint64 {
-	if pid <= 0 {
-		return 0
-	}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return 0
-	}
-	// A zombie has exited; its reaper (init, for a monitor whose starting
-	// command is gone) may take its time. But a leader shown as a zombie
-	// while its group still has threads is a process in the middle of
-	// execve from another thread (the monitor handing over to its shim):
-	// alive.
-	if f[0] == "X" || f[0] == "Z" && f[17] == "1" {
-		return 0
-	}
-	var v uint64
-	fmt.Sscan(f[19], &v)
-	return v
-}
+// procStart is a process's start time (shim.ProcStart): with the pid it
+// names one process for all time, so a recycled pid is never taken for
+// ours.
+func procStart(pid int) uint64 { return shim.ProcStart(pid) }
 
 // ContainersUsing names the containers created from the image manifest.
 func (e *Engine) ContainersUsing(ctx context.Context, manifest string) ([]string, error) {

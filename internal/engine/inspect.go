@@ -42,6 +42,7 @@ type InspectState struct {
 	Error      string    `json:"Error"`
 	StartedAt  time.Time `json:"StartedAt"`
 	FinishedAt time.Time `json:"FinishedAt"`
+	Health     *Health   `json:"Health,omitempty"`
 }
 
 // InspectConfig is docker's Config block.
@@ -59,6 +60,7 @@ type InspectConfig struct {
 	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
 	StopSignal   string              `json:"StopSignal,omitempty"`
 	StopTimeout  int                 `json:"StopTimeout,omitempty"`
+	Healthcheck  *HealthConfig       `json:"Healthcheck,omitempty"`
 }
 
 // InspectHost is docker's HostConfig block.
@@ -143,6 +145,7 @@ func (e *Engine) Inspect(c *Container) *Inspect {
 		cf.Env, cf.Cmd, cf.Entrypoint, cf.User, cf.WorkingDir = eff.Env, eff.Cmd, eff.Entrypoint, eff.User, eff.WorkingDir
 		cf.Labels, cf.ExposedPorts, cf.StopSignal = eff.Labels, eff.ExposedPorts, eff.StopSignal
 	}
+	e.inspectHealth(c, d)
 	if d.State.Running && c.State == StateRunning {
 		d.State.Status = StateRunning
 	}

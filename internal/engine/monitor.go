@@ -198,6 +198,9 @@ func (e *Engine) runMonitor(ctx context.Context, id string, o MonitorOptions, re
 		cfg.OnListen = func() { monitor.WriteReport(report, monitor.ReportListening) }
 	}
 	trace.Mark("monitor: loaded")
+	if o.Resume == "" {
+		e.startProber(c) // health checks (once per monitor process)
+	}
 	rec := &recorder{e: e, c: c}
 	readyOnce := false
 	return monitor.Run(cfg, e.rt, rec, func(err error) {

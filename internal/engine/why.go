@@ -159,6 +159,7 @@ func (e *Engine) Why(ctx context.Context, ref string) (*Diagnosis, error) {
 			d.Evidence = append(d.Evidence, oomEvidence(c, h)...)
 		}
 	}
+	e.whyHealth(c, d)
 	return d, nil
 }
 

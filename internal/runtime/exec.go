@@ -96,7 +96,20 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (int, error) 
 		ic.ConsoleFD = 3 + o.PreserveFDs + 1
 	}
 	sp.init = ic
+	// A process forked into the container that then fails (the
+	// container dying under the exec, most often) is ended and reaped
+	// here: left a zombie, it would hold the teardown of the container's
+	// pid namespace, so the container's death, until this process exits.
+	// (A supervisor reaps its own.)
+	abandon := func() {
+		if sp.pid > 0 && sp.via == nil {
+			_ = unix.Kill(sp.pid, unix.SIGKILL)
+			var ws unix.WaitStatus
+			_, _ = unix.Wait4(sp.pid, &ws, 0, nil)
+		}
+	}
 	if err := sp.run(); err != nil {
+		abandon()
 		return 0, fmt.Errorf("container %s: exec: %w", id, err)
 	}
 	defer sp.sync.Close()
@@ -105,12 +118,10 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (int, error) 
 	var m syncMsg
 	buf := make([]byte, 1<<16)
 	if err := readMsg(sp.sync, buf, &m); err == nil {
-		if sp.via == nil { // else the supervisor reaps it
-			var ws unix.WaitStatus
-			_, _ = unix.Wait4(sp.pid, &ws, 0, nil)
-		}
+		abandon() // it exits after reporting
 		return 0, fmt.Errorf("container %s: exec: %s", id, m.Error)
 	} else if !errors.Is(err, io.EOF) {
+		abandon()
 		return 0, fmt.Errorf("container %s: exec: %w", id, err)
 	}
 	if o.PidFile != "" {
