@@ -168,3 +168,37 @@ func TestParityFormatFields(t *testing.T) {
 		}
 	}
 }
+
+// Every field of docker 28's container inspect document that scripts
+// read with -f exists in hull's (a missing one prints "<no value>").
+func TestParityInspectFields(t *testing.T) {
+	root, fx := containerEnv(t)
+	mustHull(t, root, "run", "-d", "--name", "insp", "-p", "80", fx.Busybox.Ref, "sleep", "300")
+	fields := []string{
+		".Id", ".Created", ".Path", ".Args", ".State", ".Image", ".ResolvConfPath", ".HostnamePath", ".HostsPath",
+		".LogPath", ".Name", ".RestartCount", ".Driver", ".Platform", ".MountLabel", ".ProcessLabel",
+		".AppArmorProfile", ".ExecIDs", ".HostConfig", ".GraphDriver", ".GraphDriver.Name", ".GraphDriver.Data",
+		".Mounts", ".Config", ".NetworkSettings",
+		".State.Status", ".State.Running", ".State.Paused", ".State.Restarting", ".State.OOMKilled", ".State.Dead",
+		".State.Pid", ".State.ExitCode", ".State.Error", ".State.StartedAt", ".State.FinishedAt",
+		".Config.Hostname", ".Config.Domainname", ".Config.User", ".Config.AttachStdin", ".Config.AttachStdout",
+		".Config.AttachStderr", ".Config.Tty", ".Config.OpenStdin", ".Config.StdinOnce", ".Config.Env", ".Config.Cmd",
+		".Config.Image", ".Config.Volumes", ".Config.WorkingDir", ".Config.Entrypoint", ".Config.OnBuild", ".Config.Labels",
+		".HostConfig.NetworkMode", ".HostConfig.PortBindings", ".HostConfig.RestartPolicy", ".HostConfig.AutoRemove",
+		".HostConfig.Privileged", ".HostConfig.ReadonlyRootfs", ".HostConfig.CapAdd", ".HostConfig.CapDrop",
+		".HostConfig.Dns", ".HostConfig.DnsOptions", ".HostConfig.DnsSearch", ".HostConfig.ExtraHosts",
+		".HostConfig.IpcMode", ".HostConfig.PidMode", ".HostConfig.UTSMode", ".HostConfig.ShmSize", ".HostConfig.Memory",
+		".HostConfig.NanoCpus", ".HostConfig.CpuShares", ".HostConfig.PidsLimit", ".HostConfig.LogConfig",
+		".NetworkSettings.IPAddress", ".NetworkSettings.Gateway", ".NetworkSettings.MacAddress", ".NetworkSettings.Ports",
+		".NetworkSettings.Networks", ".NetworkSettings.SandboxKey", ".NetworkSettings.IPPrefixLen",
+	}
+	for _, f := range fields {
+		out, _, err := hull(t, root, "inspect", "-f", "{{json "+f+"}}", "insp")
+		if err != nil || strings.Contains(out, "no value") || strings.TrimSpace(out) == "" {
+			t.Errorf("inspect -f {{json %s}}: %q (%v)", f, out, err)
+		}
+	}
+	if out := mustHull(t, root, "inspect", "-f", "{{.NetworkSettings.Networks.bridge.IPAddress}}", "insp"); !strings.Contains(out, ".") {
+		t.Errorf("inspect -f NetworkSettings.Networks.bridge.IPAddress: %q", out)
+	}
+}

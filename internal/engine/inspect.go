@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -19,14 +21,31 @@ type Inspect struct {
 	Image           string           `json:"Image"` // image ID
 	ImageName       string           `json:"ImageName"`
 	ImageDigest     string           `json:"ImageDigest"`
+	ResolvConfPath  string           `json:"ResolvConfPath"`
+	HostnamePath    string           `json:"HostnamePath"`
+	HostsPath       string           `json:"HostsPath"`
 	LogPath         string           `json:"LogPath"`
 	Name            string           `json:"Name"`
 	RestartCount    int              `json:"RestartCount"`
+	Driver          string           `json:"Driver"`
+	Platform        string           `json:"Platform"`
+	MountLabel      string           `json:"MountLabel"`
+	ProcessLabel    string           `json:"ProcessLabel"`
+	AppArmorProfile string           `json:"AppArmorProfile"`
+	ExecIDs         []string         `json:"ExecIDs"`
+	GraphDriver     GraphDriver      `json:"GraphDriver"`
 	Config          InspectConfig    `json:"Config"`
 	HostConfig      InspectHost      `json:"HostConfig"`
 	NetworkSettings NetworkSettings  `json:"NetworkSettings"`
 	Mounts          []spec.Mount     `json:"Mounts"`
 	HullLifecycle   InspectLifecycle `json:"HullLifecycle"`
+}
+
+// GraphDriver is docker's GraphDriver block: the snapshotter, and where
+// the container's root filesystem is mounted.
+type GraphDriver struct {
+	Name string            `json:"Name"`
+	Data map[string]string `json:"Data"`
 }
 
 // InspectState is docker's State block.
@@ -48,9 +67,16 @@ type InspectState struct {
 // InspectConfig is docker's Config block.
 type InspectConfig struct {
 	Hostname     string              `json:"Hostname"`
+	Domainname   string              `json:"Domainname"`
 	User         string              `json:"User"`
+	AttachStdin  bool                `json:"AttachStdin"`
+	AttachStdout bool                `json:"AttachStdout"`
+	AttachStderr bool                `json:"AttachStderr"`
 	Tty          bool                `json:"Tty"`
 	OpenStdin    bool                `json:"OpenStdin"`
+	StdinOnce    bool                `json:"StdinOnce"`
+	Volumes      map[string]struct{} `json:"Volumes"`
+	OnBuild      []string            `json:"OnBuild"`
 	Env          []string            `json:"Env"`
 	Cmd          []string            `json:"Cmd"`
 	Image        string              `json:"Image"`
@@ -127,6 +153,8 @@ func (e *Engine) Inspect(c *Container) *Inspect {
 		ID: c.ID, Created: c.Created, Path: c.Config.Path, Args: c.Config.Args,
 		Image: c.ImageID, ImageName: c.Image, ImageDigest: c.ImageDigest, LogPath: e.LogPath(c.ID),
 		Name: "/" + c.Name, RestartCount: c.RestartCount, Mounts: o.Mounts,
+		Driver: e.cfg.Storage.Snapshotter, Platform: "linux",
+		GraphDriver: GraphDriver{Name: e.cfg.Storage.Snapshotter, Data: map[string]string{"MergedDir": e.rootfs(c.ID)}},
 		State: InspectState{
 			Status: c.State, Running: c.State == StateRunning || c.State == StatePaused, Paused: c.State == StatePaused,
 			Restarting: c.State == StateRestarting, OOMKilled: c.OOMKilled, Dead: c.State == StateDead,
@@ -146,6 +174,24 @@ func (e *Engine) Inspect(c *Container) *Inspect {
 		cf.Labels, cf.ExposedPorts, cf.StopSignal = eff.Labels, eff.ExposedPorts, eff.StopSignal
 	}
 	e.inspectHealth(c, d)
+	d.Config.Domainname = o.Domainname
+	for name, path := range map[string]*string{"resolv.conf": &d.ResolvConfPath, "hostname": &d.HostnamePath, "hosts": &d.HostsPath} {
+		if _, err := os.Stat(filepath.Join(e.persistDir(c.ID), name)); err == nil {
+			*path = filepath.Join(e.persistDir(c.ID), name)
+		}
+	}
+	if c.Config.Pod != "" {
+		for name, path := range e.podEtcFiles(c.Config.Pod) {
+			switch name {
+			case "resolv.conf":
+				d.ResolvConfPath = path
+			case "hostname":
+				d.HostnamePath = path
+			case "hosts":
+				d.HostsPath = path
+			}
+		}
+	}
 	if d.State.Running && c.State == StateRunning {
 		d.State.Status = StateRunning
 	}
