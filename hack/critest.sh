@@ -56,6 +56,14 @@ run_critest() {
   work=$(mktemp -d /tmp/hull-critest.XXXXXX)
   cleanup() {
     [ -n "${cri_pid:-}" ] && kill -TERM "$cri_pid" 2>/dev/null && wait "$cri_pid" 2>/dev/null
+    # What a failed spec left: its pods (their containers with them) and
+    # the default network, before the roots go.
+    if [ -f "$work/hull.toml" ]; then
+      local h=("$here/bin/hull" --config "$work/hull.toml" --root "$work/root" --run-root "$work/run") ids
+      ids=$("${h[@]}" pod ls -q 2>/dev/null) && [ -n "$ids" ] && "${h[@]}" pod rm -f $ids >/dev/null 2>&1
+      ids=$("${h[@]}" ps -aq 2>/dev/null) && [ -n "$ids" ] && "${h[@]}" rm -f $ids >/dev/null 2>&1
+      "${h[@]}" network rm bridge >/dev/null 2>&1
+    fi
     [ -n "${reg_pid:-}" ] && kill -TERM "$reg_pid" 2>/dev/null
     [ -n "${reg_pid:-}" ] && while kill -0 "$reg_pid" 2>/dev/null; do sleep 0.1; done
     rm -rf "$work"
@@ -66,6 +74,11 @@ run_critest() {
   addr=$(sed -n 's/^ADDR=//p' "$work/registry.env")
   reg_pid=$(sed -n 's/^PID=//p' "$work/registry.env")
   {
+    # The pods' default network: a bridge and subnet of its own (a
+    # 10.2xx.x.0/24 the host does not route), removed with the roots.
+    echo "[network]"
+    echo "default_bridge = \"hcrit$((RANDOM % 10000))\""
+    echo "default_subnet = \"10.237.$((RANDOM % 250)).0/24\""
     echo "[registries.mirrors]"
     "$work/testenv" critest-images --registry "$addr" | sed -n 's/^MIRROR //p'
   } >"$work/hull.toml"

@@ -10,9 +10,11 @@
 // removes the socket. Containers do not depend on the server: each has
 // its monitor, so they keep running while it is stopped or restarted.
 //
-// What is served today: Version, Status, RuntimeConfig and every
-// ImageService RPC. Every other RPC answers codes.Unimplemented saying so
-// (see docs/cri.md for the plan and its order).
+// What is served today: Version, Status, RuntimeConfig, every
+// ImageService RPC, the pod sandbox RPCs (sandbox.go), the container
+// RPCs, ExecSync and UpdateContainerResources (containers.go). Every
+// other RPC answers codes.Unimplemented saying so (see docs/cri.md for
+// the plan and its order).
 package cri
 
 import (
@@ -208,7 +210,7 @@ func (s *Server) logCall(method string, start time.Time, err error) {
 
 // notYet is the message of an RPC hull does not serve yet.
 func notYet(method string) string {
-	return fmt.Sprintf("hull cri: %s is not implemented yet (this server serves Version, Status, RuntimeConfig and the image service; pod sandboxes and containers come next, see docs/cri.md)", method)
+	return fmt.Sprintf("hull cri: %s is not implemented yet (this server serves the image service, pod sandboxes, containers and ExecSync; streaming, stats and events come next, see docs/cri.md)", method)
 }
 
 // errNotYet is the Unimplemented status for method (the short name).

@@ -123,7 +123,7 @@ func (e *Engine) Inspect(c *Container) *Inspect {
 	o := c.Config.Spec
 	d := &Inspect{
 		ID: c.ID, Created: c.Created, Path: c.Config.Path, Args: c.Config.Args,
-		Image: c.ImageID, ImageName: c.Image, ImageDigest: c.ImageDigest, LogPath: e.LogPath(c.ID),
+		Image: c.ImageID, ImageName: c.Image, ImageDigest: c.ImageDigest, LogPath: e.ContainerLogPath(c),
 		Name: "/" + c.Name, RestartCount: c.RestartCount, Mounts: o.Mounts,
 		State: InspectState{
 			Status: c.State, Running: c.State == StateRunning || c.State == StatePaused, Paused: c.State == StatePaused,

@@ -65,6 +65,9 @@ type PodConfig struct {
 	// Sysctls are set in the pod's namespaces (net.*, IPC's kernel.*).
 	Sysctls      map[string]string `json:"Sysctls,omitempty"`
 	CgroupParent string            `json:"CgroupParent,omitempty"`
+	// LogDirectory is where the pod's containers log (a CRI sandbox's
+	// log_directory; each container names its file under it).
+	LogDirectory string `json:"LogDirectory,omitempty"`
 }
 
 func init() {

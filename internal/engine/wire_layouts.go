@@ -10,5 +10,5 @@ import (
 
 // The wire layouts of the types this package sends (see wire.Known).
 func init() {
-	wire.Known(reflect.TypeFor[Container](), 0x28cd8687bb0a951e)
+	wire.Known(reflect.TypeFor[Container](), 0x47d816639e57f206)
 }
