@@ -46,6 +46,16 @@ var critestImages = []critestImage{
 	{names: []string{"gcr.io/k8s-staging-cri-tools/test-image-predefined-group:latest"}},
 	{names: []string{"registry.k8s.io/pause:3.9", "k8s.gcr.io/pause:3.9", "registry.k8s.io/pause:3.10"}, cmd: []string{"sleep", "2147483647"}},
 	{names: []string{"registry.k8s.io/e2e-test-images/busybox:1.29-2"}},
+	// Web servers: busybox httpd serving 200 on the port the specs dial,
+	// its pid where nginx writes its own.
+	{names: []string{"registry.k8s.io/e2e-test-images/nginx:1.14-2"}, cmd: serve(80)},
+	{names: []string{"gcr.io/k8s-staging-cri-tools/hostnet-nginx-amd64:latest"}, cmd: serve(12003)},
+	{names: []string{"registry.k8s.io/e2e-test-images/httpd:2.4.39-4"}, cmd: serve(80)},
+}
+
+// serve is the command of a web server stand-in listening on port.
+func serve(port int) []string {
+	return []string{"sh", "-c", fmt.Sprintf("echo $$ >/var/run/nginx.pid; exec httpd -f -p %d -h /www", port)}
 }
 
 // critest pushes the stand-ins to the registry at addr, each under
@@ -117,7 +127,31 @@ func pushAs(img v1.Image, ref string) error {
 func critestAccounts() (io.ReadCloser, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
+	dirs := []string{"var/", "var/run/", "www/"}
+	for _, d := range dirs {
+		if err := tw.WriteHeader(&tar.Header{Name: d, Mode: 0o755, Typeflag: tar.TypeDir}); err != nil {
+			return nil, err
+		}
+	}
+	// brctl is a busybox applet; this busybox has no pgrep nor ipcs, so
+	// they are scripts doing what the specs use them for.
+	if err := tw.WriteHeader(&tar.Header{Name: "bin/brctl", Linkname: "busybox", Mode: 0o777, Typeflag: tar.TypeSymlink}); err != nil {
+		return nil, err
+	}
 	for _, f := range []struct{ name, body string }{
+		{"bin/pgrep", "#!/bin/sh\n# pgrep NAME: the pids whose command is NAME\ns=1\nfor d in /proc/[0-9]*; do\n" +
+			"  [ \"$(cat $d/comm 2>/dev/null)\" = \"$1\" ] && { echo ${d#/proc/}; s=0; }\ndone\nexit $s\n"},
+		{"bin/ipcs", "#!/bin/sh\n# ipcs -m: the shared memory segments of this IPC namespace\ncat /proc/sysvipc/shm\n"},
+	} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o755, Size: int64(len(f.body)), Typeflag: tar.TypeReg}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write([]byte(f.body)); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range []struct{ name, body string }{
+		{"www/index.html", "<html><body>hull critest stand-in</body></html>\n"},
 		{"etc/passwd", "root:x:0:0:root:/root:/bin/sh\n" +
 			"www-data:x:33:33:www-data:/var/www:/bin/false\n" +
 			"app:x:1000:1000:app:/home/app:/bin/sh\n" +

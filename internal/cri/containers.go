@@ -89,7 +89,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		o.Devices = append(o.Devices, spec.Device{PathOnHost: d.GetHostPath(), PathInContainer: d.GetContainerPath(), CgroupPermissions: d.GetPermissions()})
 	}
 	setResources(o, cc.GetLinux().GetResources())
-	if err := s.setSecurity(ctx, o, img, cc.GetLinux().GetSecurityContext()); err != nil {
+	if err := setSecurity(o, cc.GetLinux().GetSecurityContext()); err != nil {
 		return nil, err
 	}
 	// Namespaces the pod does not hold: the node's.
@@ -158,7 +158,7 @@ func setResources(o *spec.Options, r *runtimeapi.LinuxContainerResources) {
 
 // setSecurity maps a CRI security context onto o. (runAsNonRoot is not
 // in the CRI: kubelet checks it against ImageStatus's uid and username.)
-func (s *Server) setSecurity(ctx context.Context, o *spec.Options, img string, sc *runtimeapi.LinuxContainerSecurityContext) error {
+func setSecurity(o *spec.Options, sc *runtimeapi.LinuxContainerSecurityContext) error {
 	if sc == nil {
 		o.Seccomp = "unconfined" // no profile asked: containerd's and CRI-O's default
 		nnp := false
@@ -173,15 +173,7 @@ func (s *Server) setSecurity(ctx context.Context, o *spec.Options, img string, s
 	}
 	if g := sc.GetRunAsGroup(); g != nil {
 		if o.User == "" {
-			user, err := s.imageUser(ctx, img)
-			if err != nil {
-				return err
-			}
-			u, _, _ := strings.Cut(user, ":")
-			if u == "" {
-				u = "0"
-			}
-			o.User = u
+			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("run_as_group %d is given without run_as_user or run_as_username: give the user too", g.GetValue()))
 		}
 		o.User += ":" + strconv.FormatInt(g.GetValue(), 10)
 	}
@@ -228,19 +220,6 @@ func seccompOf(sc *runtimeapi.LinuxContainerSecurityContext) (string, error) {
 		return strings.TrimPrefix(path, "localhost"), nil
 	}
 	return "unconfined", nil
-}
-
-// imageUser is the USER of image img.
-func (s *Server) imageUser(ctx context.Context, img string) (string, error) {
-	rec, err := s.eng.ImageResolve(ctx, img)
-	if err != nil {
-		return "", err
-	}
-	cf, err := s.eng.ImageConfig(rec)
-	if err != nil {
-		return "", err
-	}
-	return cf.Config.User, nil
 }
 
 // container returns the CRI container id names (an ID or unique prefix),

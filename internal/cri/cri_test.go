@@ -50,6 +50,13 @@ func serveWith(t *testing.T, o Options, cfg config.Config) *client {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveOn(t, eng, o, cfg)
+}
+
+// serveOn serves the CRI over eng (closed at the end) and connects to it.
+func serveOn(t *testing.T, eng *engine.Engine, o Options, cfg config.Config) *client {
+	t.Helper()
+	root := cfg.Root
 	o.Root, o.RunRoot = cfg.Root, cfg.RunRoot
 	sock := filepath.Join(root, "cri.sock")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -436,19 +443,19 @@ func TestCallsAreLogged(t *testing.T) {
 	c := serve(t, Options{Log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	ctx := ctxT(t)
 	c.rt.Version(ctx, &runtimeapi.VersionRequest{})
-	c.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{})
+	c.rt.ContainerStats(ctx, &runtimeapi.ContainerStatsRequest{ContainerId: "x"})
 	c.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{}})
 	out := buf.String()
 	for _, want := range []string{
 		"level=DEBUG msg=rpc method=Version", "code=OK",
-		"level=DEBUG msg=rpc method=RunPodSandbox", "code=Unimplemented",
+		"level=DEBUG msg=rpc method=ContainerStats", "code=Unimplemented",
 		`level=WARN msg="rpc failed" method=PullImage code=InvalidArgument`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, `level=WARN msg="rpc failed" method=RunPodSandbox`) {
+	if strings.Contains(out, `level=WARN msg="rpc failed" method=ContainerStats`) {
 		t.Errorf("an unimplemented RPC is logged as a failure:\n%s", out)
 	}
 }

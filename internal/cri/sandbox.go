@@ -39,7 +39,7 @@ const (
 	labelPodNamespace = labelPrefix + "pod.namespace"
 	labelPodUID       = labelPrefix + "pod.uid"
 	labelAttempt      = labelPrefix + "attempt"
-	labelPidMode      = labelPrefix + "pid"  // "host" for NODE
+	labelPidMode      = labelPrefix + "pid"  // "host" for NODE, "pod" for POD
 	labelIpcMode      = labelPrefix + "ipc"  // "host" for NODE
 	labelNetMode      = labelPrefix + "net"  // "host" for NODE
 	labelName         = labelPrefix + "name" // a container's metadata name
@@ -117,15 +117,18 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if cfg.Hostname == "" {
 		cfg.Hostname, _ = os.Hostname() // as containerd (the pod's name may not fit a host name)
 	}
+	share := []string{"net"}
 	switch ns.GetPid() {
 	case runtimeapi.NamespaceMode_NODE:
 		labels[labelPidMode] = "host"
 	case runtimeapi.NamespaceMode_POD:
-		// Not supported yet (it needs a holder process as the pod's PID
-		// 1, see docs/cri.md): each container gets its own, as with
-		// CONTAINER. POD is also the mode of a config that sets none.
+		// One PID namespace for the pod, held by a holder process (the
+		// engine's podpid.go). POD is also the mode of a config that
+		// sets none (kubelet always sets one: CONTAINER unless
+		// shareProcessNamespace).
+		labels[labelPidMode] = "pod"
+		share = append(share, "pid")
 	}
-	share := []string{"net"}
 	if ns.GetIpc() == runtimeapi.NamespaceMode_NODE {
 		labels[labelIpcMode] = "host"
 	} else {
@@ -257,8 +260,11 @@ func namespaceOptions(p *engine.Pod) *runtimeapi.NamespaceOption {
 		return runtimeapi.NamespaceMode_POD
 	}
 	o := &runtimeapi.NamespaceOption{Network: mode(labelNetMode), Ipc: mode(labelIpcMode), Pid: runtimeapi.NamespaceMode_CONTAINER}
-	if p.Config.Labels[labelPidMode] == "host" {
+	switch p.Config.Labels[labelPidMode] {
+	case "host":
 		o.Pid = runtimeapi.NamespaceMode_NODE
+	case "pod":
+		o.Pid = runtimeapi.NamespaceMode_POD
 	}
 	return o
 }
