@@ -25,7 +25,7 @@ set -euo pipefail
 CRI_TOOLS_VERSION=${CRI_TOOLS_VERSION:-v1.37.0}
 CRI_TOOLS_DIR=${CRI_TOOLS_DIR:-/var/tmp/hull-critools/$CRI_TOOLS_VERSION}
 here=$(cd "$(dirname "$0")/.." && pwd)
-work= reg_pid= cri_pid= # run's, for its cleanup
+work= reg_pid= cri_pid= bridge= # run's, for its cleanup
 
 build_tools() {
   if [ -x "$CRI_TOOLS_DIR/critest" ] && [ -x "$CRI_TOOLS_DIR/crictl" ]; then
@@ -54,6 +54,7 @@ run_critest() {
   make -C "$here" build >/dev/null
   local addr
   work=$(mktemp -d /tmp/hull-critest.XXXXXX)
+  bridge=hcrit$((RANDOM % 10000))
   cleanup() {
     [ -n "${cri_pid:-}" ] && kill -TERM "$cri_pid" 2>/dev/null && wait "$cri_pid" 2>/dev/null
     # What a failed spec left: its pods (their containers with them) and
@@ -62,8 +63,8 @@ run_critest() {
       local h=("$here/bin/hull" --config "$work/hull.toml" --root "$work/root" --run-root "$work/run") ids
       ids=$("${h[@]}" pod ls -q 2>/dev/null) && [ -n "$ids" ] && "${h[@]}" pod rm -f $ids >/dev/null 2>&1
       ids=$("${h[@]}" ps -aq 2>/dev/null) && [ -n "$ids" ] && "${h[@]}" rm -f $ids >/dev/null 2>&1
-      "${h[@]}" network rm bridge >/dev/null 2>&1
     fi
+    ip link del "$bridge" 2>/dev/null
     [ -n "${reg_pid:-}" ] && kill -TERM "$reg_pid" 2>/dev/null
     [ -n "${reg_pid:-}" ] && while kill -0 "$reg_pid" 2>/dev/null; do sleep 0.1; done
     rm -rf "$work"
@@ -77,7 +78,7 @@ run_critest() {
     # The pods' default network: a bridge and subnet of its own (a
     # 10.2xx.x.0/24 the host does not route), removed with the roots.
     echo "[network]"
-    echo "default_bridge = \"hcrit$((RANDOM % 10000))\""
+    echo "default_bridge = \"$bridge\""
     echo "default_subnet = \"10.237.$((RANDOM % 250)).0/24\""
     echo "[registries.mirrors]"
     "$work/testenv" critest-images --registry "$addr" | sed -n 's/^MIRROR //p'

@@ -53,9 +53,11 @@ var critestImages = []critestImage{
 	{names: []string{"registry.k8s.io/e2e-test-images/httpd:2.4.39-4"}, cmd: serve(80)},
 }
 
-// serve is the command of a web server stand-in listening on port.
+// serve is the command of a web server stand-in listening on port: the
+// /bin/nginx script (critestAccounts), whose command line has nginx's
+// "master process" in it, as the specs check.
 func serve(port int) []string {
-	return []string{"sh", "-c", fmt.Sprintf("echo $$ >/var/run/nginx.pid; exec httpd -f -p %d -h /www", port)}
+	return []string{"/bin/nginx", "nginx: master process nginx -g daemon off;", fmt.Sprint(port)}
 }
 
 // critest pushes the stand-ins to the registry at addr, each under
@@ -133,14 +135,18 @@ func critestAccounts() (io.ReadCloser, error) {
 			return nil, err
 		}
 	}
-	// brctl is a busybox applet; this busybox has no pgrep nor ipcs, so
+	// brctl and pidof are busybox applets; this busybox has no pgrep nor ipcs, so
 	// they are scripts doing what the specs use them for.
-	if err := tw.WriteHeader(&tar.Header{Name: "bin/brctl", Linkname: "busybox", Mode: 0o777, Typeflag: tar.TypeSymlink}); err != nil {
-		return nil, err
+	for _, applet := range []string{"brctl", "pidof"} {
+		if err := tw.WriteHeader(&tar.Header{Name: "bin/" + applet, Linkname: "busybox", Mode: 0o777, Typeflag: tar.TypeSymlink}); err != nil {
+			return nil, err
+		}
 	}
 	for _, f := range []struct{ name, body string }{
 		{"bin/pgrep", "#!/bin/sh\n# pgrep NAME: the pids whose command is NAME\ns=1\nfor d in /proc/[0-9]*; do\n" +
 			"  [ \"$(cat $d/comm 2>/dev/null)\" = \"$1\" ] && { echo ${d#/proc/}; s=0; }\ndone\nexit $s\n"},
+		{"bin/nginx", "#!/bin/sh\n# nginx stand-in: busybox httpd on port $2 (80), this shell's pid in\n# /var/run/nginx.pid, ended by SIGTERM\n" +
+			"echo $$ >/var/run/nginx.pid\nhttpd -f -p \"${2:-80}\" -h /www &\ntrap 'kill $!; exit 0' TERM INT\nwait\n"},
 		{"bin/ipcs", "#!/bin/sh\n# ipcs -m: the shared memory segments of this IPC namespace\ncat /proc/sysvipc/shm\n"},
 	} {
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o755, Size: int64(len(f.body)), Typeflag: tar.TypeReg}); err != nil {

@@ -296,6 +296,15 @@ func TestContainerLifecycle(t *testing.T) {
 		t.Errorf("memory limit after the update = %d; want %d", s.Resources.Linux.MemoryLimitInBytes, 128<<20)
 	}
 
+	cs, err := c.rt.ContainerStats(ctx, &runtimeapi.ContainerStatsRequest{ContainerId: sleeper})
+	if err != nil || cs.Stats.Attributes.Id != sleeper || cs.Stats.Attributes.Metadata.Name != "sleeper" || cs.Stats.Cpu.Timestamp == 0 || cs.Stats.Memory.WorkingSetBytes.GetValue() == 0 {
+		t.Errorf("ContainerStats = %v, %v; want its CPU and memory use", cs, err)
+	}
+	ls, err := c.rt.ListContainerStats(ctx, &runtimeapi.ListContainerStatsRequest{Filter: &runtimeapi.ContainerStatsFilter{LabelSelector: map[string]string{"io.kubernetes.container.name": "sleeper"}}})
+	if err != nil || len(ls.Stats) != 1 || ls.Stats[0].Attributes.Id != sleeper {
+		t.Errorf("ListContainerStats(sleeper's label) = %v, %v", ls, err)
+	}
+
 	list := func(f *runtimeapi.ContainerFilter) int {
 		t.Helper()
 		r, err := c.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: f})
