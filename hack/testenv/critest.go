@@ -146,7 +146,7 @@ func critestAccounts() (io.ReadCloser, error) {
 		{"bin/pgrep", "#!/bin/sh\n# pgrep NAME: the pids whose command is NAME\ns=1\nfor d in /proc/[0-9]*; do\n" +
 			"  [ \"$(cat $d/comm 2>/dev/null)\" = \"$1\" ] && { echo ${d#/proc/}; s=0; }\ndone\nexit $s\n"},
 		{"bin/nginx", "#!/bin/sh\n# nginx stand-in: busybox httpd on port $2 (80), this shell's pid in\n# /var/run/nginx.pid, ended by SIGTERM\n" +
-			"echo $$ >/var/run/nginx.pid\nhttpd -f -p \"${2:-80}\" -h /www &\ntrap 'kill $!; exit 0' TERM INT\nwait\n"},
+			"echo $$ >/var/run/nginx.pid\necho \"nginx stand-in: busybox httpd on port ${2:-80}\"\nhttpd -f -p \"${2:-80}\" -h /www &\ntrap 'kill $!; exit 0' TERM INT\nwait\n"},
 		{"bin/ipcs", "#!/bin/sh\n# ipcs -m: the shared memory segments of this IPC namespace\ncat /proc/sysvipc/shm\n"},
 	} {
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o755, Size: int64(len(f.body)), Typeflag: tar.TypeReg}); err != nil {

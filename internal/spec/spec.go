@@ -276,6 +276,7 @@ func Generate(img *v1.ConfigFile, rootfs string, o Options) (*specs.Spec, error)
 		}
 	}
 
+	linux.RootfsPropagation = rootfsPropagation(o.Mounts)
 	s := &specs.Spec{
 		Version:    specs.Version,
 		Root:       &specs.Root{Path: rootfs, Readonly: o.ReadOnlyRootfs},
