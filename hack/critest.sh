@@ -70,7 +70,8 @@ run_critest() {
     rm -rf "$work"
   }
   trap cleanup EXIT
-  (cd "$here" && CGO_ENABLED=1 go build -tags libsqlite3 -o "$work/testenv" ./hack/testenv)
+  (cd "$here" && CGO_ENABLED=1 go build -tags libsqlite3 -o "$work/testenv" ./hack/testenv &&
+    CGO_ENABLED=0 go build -o "$work/nonewprivs" ./hack/nonewprivs)
   "$work/testenv" registry --dir "$work/registry" --detach >"$work/registry.env"
   addr=$(sed -n 's/^ADDR=//p' "$work/registry.env")
   reg_pid=$(sed -n 's/^PID=//p' "$work/registry.env")
@@ -81,7 +82,7 @@ run_critest() {
     echo "default_bridge = \"$bridge\""
     echo "default_subnet = \"10.237.$((RANDOM % 250)).0/24\""
     echo "[registries.mirrors]"
-    "$work/testenv" critest-images --registry "$addr" | sed -n 's/^MIRROR //p'
+    "$work/testenv" critest-images --registry "$addr" --nonewprivs "$work/nonewprivs" | sed -n 's/^MIRROR //p'
   } >"$work/hull.toml"
   "$here/bin/hull" --config "$work/hull.toml" --root "$work/root" --run-root "$work/run" \
     cri serve --listen "unix://$work/cri.sock" 2>"$work/cri.log" &

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -23,6 +24,9 @@ type critestImage struct {
 	names []string
 	user  string // USER
 	cmd   []string
+	// nonewprivs: the image has the setuid-root --nonewprivs program at
+	// /usr/local/bin/nonewprivs, its command.
+	nonewprivs bool
 }
 
 // critestImages are the images critest v1.37.0's specs pull, from its
@@ -51,6 +55,7 @@ var critestImages = []critestImage{
 	{names: []string{"registry.k8s.io/e2e-test-images/nginx:1.14-2"}, cmd: serve(80)},
 	{names: []string{"gcr.io/k8s-staging-cri-tools/hostnet-nginx-amd64:latest"}, cmd: serve(12003)},
 	{names: []string{"registry.k8s.io/e2e-test-images/httpd:2.4.39-4"}, cmd: serve(80)},
+	{names: []string{"registry.k8s.io/e2e-test-images/nonewprivs:1.3"}, cmd: []string{"/usr/local/bin/nonewprivs"}, nonewprivs: true},
 }
 
 // serve is the command of a web server stand-in listening on port: the
@@ -66,6 +71,7 @@ func serve(port int) []string {
 func critest(args []string) error {
 	fs := flag.NewFlagSet("critest-images", flag.ExitOnError)
 	addr := fs.String("registry", "", "registry address, 127.0.0.1:PORT (required)")
+	nonewprivs := fs.String("nonewprivs", "", "a static program printing its effective uid (hack/nonewprivs), installed setuid root in the nonewprivs stand-in; without it that image is not pushed")
 	fs.Parse(args)
 	if *addr == "" {
 		return fmt.Errorf("critest-images: --registry is required")
@@ -84,6 +90,23 @@ func critest(args []string) error {
 	}
 	hosts := map[string]bool{}
 	for _, ci := range critestImages {
+		base := base
+		if ci.nonewprivs {
+			if *nonewprivs == "" {
+				continue
+			}
+			prog, err := os.ReadFile(*nonewprivs)
+			if err != nil {
+				return fmt.Errorf("critest-images: %w", err)
+			}
+			l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return setuidLayer("usr/local/bin/nonewprivs", prog) })
+			if err != nil {
+				return err
+			}
+			if base, err = mutate.AppendLayers(base, l); err != nil {
+				return err
+			}
+		}
 		cf, err := base.ConfigFile()
 		if err != nil {
 			return err
@@ -121,6 +144,27 @@ func pushAs(img v1.Image, ref string) error {
 		return fmt.Errorf("critest-images: push %s: %w", ref, err)
 	}
 	return nil
+}
+
+// setuidLayer is a layer with one setuid-root program at path.
+func setuidLayer(path string, prog []byte) (io.ReadCloser, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, d := range []string{"usr/", "usr/local/", "usr/local/bin/"} {
+		if err := tw.WriteHeader(&tar.Header{Name: d, Mode: 0o755, Typeflag: tar.TypeDir}); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: path, Mode: 0o4755, Size: int64(len(prog)), Typeflag: tar.TypeReg}); err != nil {
+		return nil, err
+	}
+	if _, err := tw.Write(prog); err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return io.NopCloser(&buf), nil
 }
 
 // critestAccounts is a layer with the accounts critest's specs name:
