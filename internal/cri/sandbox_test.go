@@ -456,3 +456,51 @@ func TestSharedPIDNamespace(t *testing.T) {
 		t.Errorf("a after StopPodSandbox: %v", s.State)
 	}
 }
+
+// kubelet rotates a CRI log itself: it renames the file and asks for a
+// reopen; the output goes on in a new file at the path, none in the old.
+func TestReopenContainerLog(t *testing.T) {
+	c, f := serveRuntime(t)
+	ctx := ctxT(t)
+	pod := sandboxConfig(t, "logs")
+	podID := runSandbox(t, c, pod)
+	id := createContainer(t, c, f, podID, pod, "talker", nil, "sh", "-c", "while true; do echo tick; sleep 0.2; done")
+	startContainer(t, c, id)
+	path := containerStatus(t, c, id).LogPath
+	lines := func(p string) int {
+		data, _ := os.ReadFile(p)
+		return strings.Count(string(data), " stdout F tick\n")
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitFor("the first lines", func() bool { return lines(path) > 0 })
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.rt.ReopenContainerLog(ctx, &runtimeapi.ReopenContainerLogRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("no new log file after the reopen: %v", err)
+	}
+	waitFor("lines in the new file", func() bool { return lines(path) > 0 })
+	old := lines(path + ".1")
+	time.Sleep(1500 * time.Millisecond)
+	if n := lines(path + ".1"); n != old {
+		t.Errorf("the renamed log grew from %d to %d lines after the reopen", old, n)
+	}
+	if _, err := c.rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.rt.ReopenContainerLog(ctx, &runtimeapi.ReopenContainerLogRequest{ContainerId: id}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("reopen of a stopped container's log: %v; want FailedPrecondition", err)
+	}
+}
