@@ -155,12 +155,12 @@ func TestUnimplementedRPCsSaySo(t *testing.T) {
 		t.Errorf("Exec: %v; want Unimplemented", err)
 	}
 	// A streaming RPC too.
-	stream, err := c.rt.StreamContainers(ctx, &runtimeapi.StreamContainersRequest{})
+	stream, err := c.rt.StreamPodSandboxStats(ctx, &runtimeapi.StreamPodSandboxStatsRequest{})
 	if err == nil {
 		_, err = stream.Recv()
 	}
 	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "not implemented yet") {
-		t.Errorf("StreamContainers: %v; want Unimplemented", err)
+		t.Errorf("StreamPodSandboxStats: %v; want Unimplemented", err)
 	}
 }
 

@@ -326,6 +326,17 @@ func TestContainerLifecycle(t *testing.T) {
 	if n := list(&runtimeapi.ContainerFilter{Id: sleeper}); n != 1 {
 		t.Errorf("ListContainers(id) = %d; want 1", n)
 	}
+	// The Stream* RPCs answer the same lists.
+	if cs, err := c.rt.StreamContainers(ctx, &runtimeapi.StreamContainersRequest{Filter: &runtimeapi.ContainerFilter{State: running}}); err != nil {
+		t.Error(err)
+	} else if r, err := cs.Recv(); err != nil || len(r.Containers) != 1 || r.Containers[0].Id != sleeper {
+		t.Errorf("StreamContainers(running) = %v, %v; want %s", r, err, sleeper)
+	}
+	if ps, err := c.rt.StreamPodSandboxes(ctx, &runtimeapi.StreamPodSandboxesRequest{}); err != nil {
+		t.Error(err)
+	} else if r, err := ps.Recv(); err != nil || len(r.PodSandboxes) != 1 || r.PodSandboxes[0].Id != podID {
+		t.Errorf("StreamPodSandboxes = %v, %v; want %s", r, err, podID)
+	}
 
 	start := time.Now()
 	if _, err := c.rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: sleeper, Timeout: 1}); err != nil {
