@@ -18,9 +18,11 @@ import (
 // So such a pod has a holder: hull-init --pause, started in a new PID
 // namespace as its PID 1 when the pod comes up, reaping what is
 // re-parented to it and sleeping otherwise (no image, ~1 MB). Its pid
-// and start time are kept in <runRoot>/pods/ID/pid-holder; the pod's
-// containers join /proc/PID/ns/pid; downPod kills it (after the
-// containers have stopped). A holder that died (killed, a reboot) makes
+// and start time are kept in <runRoot>/pods/ID/pid-holder, and its PID
+// namespace is bind-mounted on <runRoot>/pods/ID/ns/pid, the path the
+// pod's containers join (stable across a pod restart, which makes a new
+// holder: the containers' specs name the path); downPod kills it (after
+// the containers have stopped) and unmounts the path. A holder that died (killed, a reboot) makes
 // the pod not running, as a vanished pin does.
 
 func (e *Engine) podHolderFile(id string) string { return filepath.Join(e.podRunDir(id), "pid-holder") }
@@ -46,6 +48,15 @@ func (e *Engine) startPodHolder(p *Pod) error {
 		cmd.Process.Kill()
 		return fmt.Errorf("pod %s: record its PID namespace holder: %w", p.Name, err)
 	}
+	target := e.podNS(p.ID, "pid")
+	err := os.WriteFile(target, nil, 0o600)
+	if err == nil {
+		err = unix.Mount(fmt.Sprintf("/proc/%d/ns/pid", pid), target, "", unix.MS_BIND, "")
+	}
+	if err != nil {
+		e.stopPodHolder(p.ID)
+		return fmt.Errorf("pod %s: pin its PID namespace: %w", p.Name, err)
+	}
 	return nil
 }
 
@@ -69,8 +80,8 @@ func (e *Engine) podHolder(id string) int {
 
 // podPIDNS is the PID namespace a container of pod id joins.
 func (e *Engine) podPIDNS(id string) string {
-	if pid := e.podHolder(id); pid > 0 {
-		return fmt.Sprintf("/proc/%d/ns/pid", pid)
+	if e.podHolder(id) > 0 {
+		return e.podNS(id, "pid")
 	}
 	return ""
 }
@@ -82,4 +93,7 @@ func (e *Engine) stopPodHolder(id string) {
 		unix.Kill(pid, unix.SIGKILL)
 	}
 	os.Remove(e.podHolderFile(id))
+	target := e.podNS(id, "pid")
+	unix.Unmount(target, unix.MNT_DETACH)
+	os.Remove(target)
 }
