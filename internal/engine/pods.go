@@ -488,19 +488,9 @@ func (e *Engine) podEtcFiles(podID string) map[string]string {
 // PodPorts are the ports a running pod publishes, with the host ports
 // bound.
 func (e *Engine) PodPorts(p *Pod) []PortMapping {
-	if p.State != PodRunning || len(p.Config.Net.Networks) == 0 {
-		return nil
-	}
-	m, err := e.networks()
-	if err != nil {
-		return nil
-	}
-	as, _ := m.Attachments(p.ID)
 	var out []PortMapping
-	for _, a := range as {
-		if !a.Released {
-			out = append(out, a.Ports...)
-		}
+	for _, a := range e.podAttachments(p) {
+		out = append(out, a.Ports...)
 	}
 	return out
 }
