@@ -61,10 +61,12 @@ run_critest() {
     # the default network, before the roots go.
     if [ -f "$work/hull.toml" ]; then
       local h=("$here/bin/hull" --config "$work/hull.toml" --root "$work/root" --run-root "$work/run") ids
-      ids=$("${h[@]}" pod ls -q 2>/dev/null) && [ -n "$ids" ] && "${h[@]}" pod rm -f $ids >/dev/null 2>&1
-      ids=$("${h[@]}" ps -aq 2>/dev/null) && [ -n "$ids" ] && "${h[@]}" rm -f $ids >/dev/null 2>&1
+      # (each step may fail: nothing left, or already gone; the rest of
+      # the cleanup must run all the same)
+      ids=$("${h[@]}" pod ls -q 2>/dev/null) && [ -n "$ids" ] && "${h[@]}" pod rm -f $ids >/dev/null 2>&1 || true
+      ids=$("${h[@]}" ps -aq 2>/dev/null) && [ -n "$ids" ] && "${h[@]}" rm -f $ids >/dev/null 2>&1 || true
     fi
-    ip link del "$bridge" 2>/dev/null
+    [ -n "${bridge:-}" ] && ip link del "$bridge" 2>/dev/null || true
     [ -n "${reg_pid:-}" ] && kill -TERM "$reg_pid" 2>/dev/null
     [ -n "${reg_pid:-}" ] && while kill -0 "$reg_pid" 2>/dev/null; do sleep 0.1; done
     rm -rf "$work"

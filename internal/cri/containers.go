@@ -124,6 +124,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 
 // mount is a CRI mount as a bind mount of the engine's.
 func mount(m *runtimeapi.Mount) (spec.Mount, error) {
+	if m.GetImage().GetImage() != "" {
+		return spec.Mount{}, status.Error(codes.Unimplemented, fmt.Sprintf("mount of image %s at %s: image volumes are not implemented yet (see docs/cri.md)", m.GetImage().GetImage(), m.GetContainerPath()))
+	}
 	if m.GetContainerPath() == "" || m.GetHostPath() == "" {
 		return spec.Mount{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("mount %q:%q: host and container paths are required", m.GetHostPath(), m.GetContainerPath()))
 	}
