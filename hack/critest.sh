@@ -25,7 +25,7 @@ set -euo pipefail
 CRI_TOOLS_VERSION=${CRI_TOOLS_VERSION:-v1.37.0}
 CRI_TOOLS_DIR=${CRI_TOOLS_DIR:-/var/tmp/hull-critools/$CRI_TOOLS_VERSION}
 here=$(cd "$(dirname "$0")/.." && pwd)
-work= reg_pid= cri_pid= # run's, for its cleanup
+work= reg_pid= cri_pid= bridge= # run's, for its cleanup
 
 build_tools() {
   if [ -x "$CRI_TOOLS_DIR/critest" ] && [ -x "$CRI_TOOLS_DIR/crictl" ]; then
@@ -54,20 +54,37 @@ run_critest() {
   make -C "$here" build >/dev/null
   local addr
   work=$(mktemp -d /tmp/hull-critest.XXXXXX)
+  bridge=hcrit$((RANDOM % 10000))
   cleanup() {
     [ -n "${cri_pid:-}" ] && kill -TERM "$cri_pid" 2>/dev/null && wait "$cri_pid" 2>/dev/null
+    # What a failed spec left: its pods (their containers with them) and
+    # the default network, before the roots go.
+    if [ -f "$work/hull.toml" ]; then
+      local h=("$here/bin/hull" --config "$work/hull.toml" --root "$work/root" --run-root "$work/run") ids
+      # (each step may fail: nothing left, or already gone; the rest of
+      # the cleanup must run all the same)
+      ids=$("${h[@]}" pod ls -q 2>/dev/null) && [ -n "$ids" ] && "${h[@]}" pod rm -f $ids >/dev/null 2>&1 || true
+      ids=$("${h[@]}" ps -aq 2>/dev/null) && [ -n "$ids" ] && "${h[@]}" rm -f $ids >/dev/null 2>&1 || true
+    fi
+    [ -n "${bridge:-}" ] && ip link del "$bridge" 2>/dev/null || true
     [ -n "${reg_pid:-}" ] && kill -TERM "$reg_pid" 2>/dev/null
     [ -n "${reg_pid:-}" ] && while kill -0 "$reg_pid" 2>/dev/null; do sleep 0.1; done
     rm -rf "$work"
   }
   trap cleanup EXIT
-  (cd "$here" && CGO_ENABLED=1 go build -tags libsqlite3 -o "$work/testenv" ./hack/testenv)
+  (cd "$here" && CGO_ENABLED=1 go build -tags libsqlite3 -o "$work/testenv" ./hack/testenv &&
+    CGO_ENABLED=0 go build -o "$work/nonewprivs" ./hack/nonewprivs)
   "$work/testenv" registry --dir "$work/registry" --detach >"$work/registry.env"
   addr=$(sed -n 's/^ADDR=//p' "$work/registry.env")
   reg_pid=$(sed -n 's/^PID=//p' "$work/registry.env")
   {
+    # The pods' default network: a bridge and subnet of its own (a
+    # 10.2xx.x.0/24 the host does not route), removed with the roots.
+    echo "[network]"
+    echo "default_bridge = \"$bridge\""
+    echo "default_subnet = \"10.237.$((RANDOM % 250)).0/24\""
     echo "[registries.mirrors]"
-    "$work/testenv" critest-images --registry "$addr" | sed -n 's/^MIRROR //p'
+    "$work/testenv" critest-images --registry "$addr" --nonewprivs "$work/nonewprivs" | sed -n 's/^MIRROR //p'
   } >"$work/hull.toml"
   "$here/bin/hull" --config "$work/hull.toml" --root "$work/root" --run-root "$work/run" \
     cri serve --listen "unix://$work/cri.sock" 2>"$work/cri.log" &

@@ -12,7 +12,12 @@
 //
 // It is built static (hack/build-init.sh) so it runs in any image.
 //
-//	hull-init -- COMMAND [ARG...]
+//   - `hull-init --pause` holds a pod's shared PID namespace as its PID 1
+//     (internal/engine/podpid.go): it reaps what is re-parented to it and
+//     exits on SIGTERM or SIGINT.
+//
+//     hull-init -- COMMAND [ARG...]
+//     hull-init --pause
 package main
 
 import (
@@ -30,6 +35,9 @@ func main() {
 		hullrt.InitMain()
 	}
 	args := os.Args[1:]
+	if len(args) == 1 && args[0] == "--pause" {
+		pause()
+	}
 	if len(args) > 0 && args[0] == "--" {
 		args = args[1:]
 	}
@@ -82,5 +90,18 @@ func reap(main int) (int, bool) {
 			return 128 + int(ws.Signal()), true
 		}
 		return ws.ExitStatus(), true
+	}
+}
+
+// pause is a PID namespace's first process with nothing to run: it reaps
+// orphans until told to end.
+func pause() {
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs, syscall.SIGCHLD, syscall.SIGTERM, syscall.SIGINT)
+	for s := range sigs {
+		if s != syscall.SIGCHLD {
+			os.Exit(0)
+		}
+		reap(-1)
 	}
 }

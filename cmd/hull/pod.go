@@ -67,7 +67,7 @@ func newPodCreateCmd(g *globals) *cobra.Command {
 	f.StringVar(&name, "name", "", "assign a name to the pod")
 	f.StringVar(&hostname, "hostname", "", "the pod's host name (default: its name)")
 	f.StringArrayVarP(&labels, "label", "l", nil, "set metadata: key=value")
-	f.StringArrayVar(&share, "share", nil, "namespaces the containers share: net,ipc,uts (default all)")
+	f.StringArrayVar(&share, "share", nil, "namespaces the containers share: net,ipc,uts (default), and pid")
 	nf.register(f)
 	return cmd
 }

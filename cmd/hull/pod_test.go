@@ -139,3 +139,30 @@ func TestPodLifecycleCommands(t *testing.T) {
 		t.Errorf("pod prune left its containers: %q", out)
 	}
 }
+
+// --share pid: the pod's containers share one PID namespace, held by
+// hull-init --pause as its PID 1; pod stop takes it down.
+func TestPodSharesPIDNamespace(t *testing.T) {
+	root, fx := containerEnv(t)
+	mustHull(t, root, "pod", "create", "--name", "pp", "--share", "net,ipc,uts,pid")
+	t.Cleanup(func() { hull(t, root, "pod", "rm", "-f", "pp") })
+	mustHull(t, root, "run", "-d", "--pod", "pp", "--name", "sleeper", fx.Busybox.Ref, "sleep", "600")
+	out := mustHull(t, root, "run", "--rm", "--pod", "pp", fx.Busybox.Ref, "sh", "-c", "cat /proc/1/comm; cat /proc/[0-9]*/comm | grep -c sleep")
+	if out != "hull-init\n1\n" {
+		t.Errorf("a second container of a pid-sharing pod sees %q; want the holder as PID 1 and the first one's sleep", out)
+	}
+	if out := mustHull(t, root, "run", "--rm", fx.Busybox.Ref, "cat", "/proc/1/comm"); out != "cat\n" {
+		t.Errorf("a container outside the pod sees %q as its PID 1", out)
+	}
+	mustHull(t, root, "pod", "stop", "-t", "1", "pp")
+	if _, err := os.Stat(filepath.Join(root, "run", "pods")); err == nil {
+		matches, _ := filepath.Glob(filepath.Join(root, "run", "pods", "*", "pid-holder"))
+		if len(matches) > 0 {
+			t.Errorf("after pod stop, the holder's record remains: %v", matches)
+		}
+	}
+	mustHull(t, root, "pod", "start", "pp")
+	if st := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Status}}", "sleeper")); st != "running" {
+		t.Errorf("after pod start, sleeper is %s", st)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -23,6 +24,9 @@ type critestImage struct {
 	names []string
 	user  string // USER
 	cmd   []string
+	// nonewprivs: the image has the setuid-root --nonewprivs program at
+	// /usr/local/bin/nonewprivs, its command.
+	nonewprivs bool
 }
 
 // critestImages are the images critest v1.37.0's specs pull, from its
@@ -46,6 +50,19 @@ var critestImages = []critestImage{
 	{names: []string{"gcr.io/k8s-staging-cri-tools/test-image-predefined-group:latest"}},
 	{names: []string{"registry.k8s.io/pause:3.9", "k8s.gcr.io/pause:3.9", "registry.k8s.io/pause:3.10"}, cmd: []string{"sleep", "2147483647"}},
 	{names: []string{"registry.k8s.io/e2e-test-images/busybox:1.29-2"}},
+	// Web servers: busybox httpd serving 200 on the port the specs dial,
+	// its pid where nginx writes its own.
+	{names: []string{"registry.k8s.io/e2e-test-images/nginx:1.14-2"}, cmd: serve(80)},
+	{names: []string{"gcr.io/k8s-staging-cri-tools/hostnet-nginx-amd64:latest"}, cmd: serve(12003)},
+	{names: []string{"registry.k8s.io/e2e-test-images/httpd:2.4.39-4"}, cmd: serve(80)},
+	{names: []string{"registry.k8s.io/e2e-test-images/nonewprivs:1.3"}, cmd: []string{"/usr/local/bin/nonewprivs"}, nonewprivs: true},
+}
+
+// serve is the command of a web server stand-in listening on port: the
+// /bin/nginx script (critestAccounts), whose command line has nginx's
+// "master process" in it, as the specs check.
+func serve(port int) []string {
+	return []string{"/bin/nginx", "nginx: master process nginx -g daemon off;", fmt.Sprint(port)}
 }
 
 // critest pushes the stand-ins to the registry at addr, each under
@@ -54,6 +71,7 @@ var critestImages = []critestImage{
 func critest(args []string) error {
 	fs := flag.NewFlagSet("critest-images", flag.ExitOnError)
 	addr := fs.String("registry", "", "registry address, 127.0.0.1:PORT (required)")
+	nonewprivs := fs.String("nonewprivs", "", "a static program printing its effective uid (hack/nonewprivs), installed setuid root in the nonewprivs stand-in; without it that image is not pushed")
 	fs.Parse(args)
 	if *addr == "" {
 		return fmt.Errorf("critest-images: --registry is required")
@@ -72,6 +90,23 @@ func critest(args []string) error {
 	}
 	hosts := map[string]bool{}
 	for _, ci := range critestImages {
+		base := base
+		if ci.nonewprivs {
+			if *nonewprivs == "" {
+				continue
+			}
+			prog, err := os.ReadFile(*nonewprivs)
+			if err != nil {
+				return fmt.Errorf("critest-images: %w", err)
+			}
+			l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return setuidLayer("usr/local/bin/nonewprivs", prog) })
+			if err != nil {
+				return err
+			}
+			if base, err = mutate.AppendLayers(base, l); err != nil {
+				return err
+			}
+		}
 		cf, err := base.ConfigFile()
 		if err != nil {
 			return err
@@ -111,13 +146,62 @@ func pushAs(img v1.Image, ref string) error {
 	return nil
 }
 
+// setuidLayer is a layer with one setuid-root program at path.
+func setuidLayer(path string, prog []byte) (io.ReadCloser, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, d := range []string{"usr/", "usr/local/", "usr/local/bin/"} {
+		if err := tw.WriteHeader(&tar.Header{Name: d, Mode: 0o755, Typeflag: tar.TypeDir}); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: path, Mode: 0o4755, Size: int64(len(prog)), Typeflag: tar.TypeReg}); err != nil {
+		return nil, err
+	}
+	if _, err := tw.Write(prog); err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return io.NopCloser(&buf), nil
+}
+
 // critestAccounts is a layer with the accounts critest's specs name:
 // www-data (33) for the username images, and group 50000 with user 1000
 // as a member for test-image-predefined-group.
 func critestAccounts() (io.ReadCloser, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
+	dirs := []string{"var/", "var/run/", "www/"}
+	for _, d := range dirs {
+		if err := tw.WriteHeader(&tar.Header{Name: d, Mode: 0o755, Typeflag: tar.TypeDir}); err != nil {
+			return nil, err
+		}
+	}
+	// brctl and pidof are busybox applets; this busybox has no pgrep nor ipcs, so
+	// they are scripts doing what the specs use them for.
+	for _, applet := range []string{"brctl", "pidof"} {
+		if err := tw.WriteHeader(&tar.Header{Name: "bin/" + applet, Linkname: "busybox", Mode: 0o777, Typeflag: tar.TypeSymlink}); err != nil {
+			return nil, err
+		}
+	}
 	for _, f := range []struct{ name, body string }{
+		{"bin/pgrep", "#!/bin/sh\n# pgrep NAME: the pids whose command is NAME\ns=1\nfor d in /proc/[0-9]*; do\n" +
+			"  [ \"$(cat $d/comm 2>/dev/null)\" = \"$1\" ] && { echo ${d#/proc/}; s=0; }\ndone\nexit $s\n"},
+		{"bin/nginx", "#!/bin/sh\n# nginx stand-in: busybox httpd on port $2 (80), this shell's pid in\n# /var/run/nginx.pid, ended by SIGTERM\n" +
+			"echo $$ >/var/run/nginx.pid\necho \"nginx stand-in: busybox httpd on port ${2:-80}\"\nhttpd -f -p \"${2:-80}\" -h /www &\ntrap 'kill $!; exit 0' TERM INT\nwait\n"},
+		{"bin/ipcs", "#!/bin/sh\n# ipcs -m: the shared memory segments of this IPC namespace\ncat /proc/sysvipc/shm\n"},
+	} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o755, Size: int64(len(f.body)), Typeflag: tar.TypeReg}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write([]byte(f.body)); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range []struct{ name, body string }{
+		{"www/index.html", "<html><body>hull critest stand-in</body></html>\n"},
 		{"etc/passwd", "root:x:0:0:root:/root:/bin/sh\n" +
 			"www-data:x:33:33:www-data:/var/www:/bin/false\n" +
 			"app:x:1000:1000:app:/home/app:/bin/sh\n" +

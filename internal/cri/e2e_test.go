@@ -91,15 +91,18 @@ func TestHullCRIServe(t *testing.T) {
 		if out := must("imagefsinfo"); !strings.Contains(out, `"mountpoint": "`+root+`"`) {
 			t.Errorf("crictl imagefsinfo:\n%s", out)
 		}
-		if out := must("info"); !strings.Contains(out, `"NetworkPluginNotReady"`) || !strings.Contains(out, `"cgroupDriver"`) {
+		if out := must("info"); !strings.Contains(out, `"NetworkReady"`) || !strings.Contains(out, `"cgroupDriver"`) {
 			t.Errorf("crictl info:\n%s", out)
 		}
 		must("rmi", f.Busybox.Ref)
 		if out := must("images", "-q"); strings.TrimSpace(out) != "" {
 			t.Errorf("crictl images -q after rmi: %q", out)
 		}
-		if out, err := run("ps"); err == nil || !strings.Contains(out, "ListContainers is not implemented yet") {
-			t.Errorf("crictl ps: %v\n%s\nwant Unimplemented saying so", err, out)
+		if out := must("ps", "-a", "-q"); strings.TrimSpace(out) != "" {
+			t.Errorf("crictl ps -a -q: %q; want no containers", out)
+		}
+		if out, err := run("statsp"); err == nil || !strings.Contains(out, "not implemented yet") {
+			t.Errorf("crictl statsp: %v\n%s\nwant Unimplemented saying so", err, out)
 		}
 	})
 

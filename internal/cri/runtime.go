@@ -17,22 +17,14 @@ func (s *Server) Version(ctx context.Context, req *runtimeapi.VersionRequest) (*
 	}, nil
 }
 
-// networkNotReady is NetworkReady's reason until pod networking lands:
-// kubelet then keeps pods that need the network pending (host-network
-// pods still run), as with a CNI config that is missing.
-const (
-	networkNotReadyReason  = "NetworkPluginNotReady"
-	networkNotReadyMessage = "hull cri: pod networking is not implemented yet (pod sandboxes on the CNI layer of internal/network come next)"
-)
-
-// Status reports the runtime ready and the network not ready (see
-// networkNotReadyReason); verbose adds hull's info and this server's
+// Status reports the runtime and the network ready (sandboxes get
+// hull's default network, see sandbox.go); verbose adds hull's info and this server's
 // configuration as JSON, which `crictl info` prints.
 func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
 	resp := &runtimeapi.StatusResponse{
 		Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
 			{Type: runtimeapi.RuntimeReady, Status: true},
-			{Type: runtimeapi.NetworkReady, Status: false, Reason: networkNotReadyReason, Message: networkNotReadyMessage},
+			{Type: runtimeapi.NetworkReady, Status: true},
 		}},
 		// The default handler (""): hull's own runtime. Neither feature
 		// is claimed before the container RPCs honour it.
@@ -52,7 +44,7 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 	}
 	cfg := map[string]any{
 		"root": s.opts.Root, "runRoot": s.opts.RunRoot, "cgroupDriver": "cgroupfs",
-		"pinnedImages": s.opts.PinnedImages, "network": "not implemented yet",
+		"pinnedImages": s.opts.PinnedImages, "network": "hull default network (bridge)",
 	}
 	if b, err := json.Marshal(cfg); err == nil {
 		resp.Info["config"] = string(b)

@@ -10,9 +10,13 @@
 // removes the socket. Containers do not depend on the server: each has
 // its monitor, so they keep running while it is stopped or restarted.
 //
-// What is served today: Version, Status, RuntimeConfig and every
-// ImageService RPC. Every other RPC answers codes.Unimplemented saying so
-// (see docs/cri.md for the plan and its order).
+// What is served today: Version, Status, RuntimeConfig, every
+// ImageService RPC, the pod sandbox RPCs (sandbox.go), the container
+// RPCs, ExecSync and UpdateContainerResources (containers.go),
+// ContainerStats and ListContainerStats (stats.go), ReopenContainerLog
+// (logs.go) and the Stream* lists (streams.go). Every other RPC answers
+// codes.Unimplemented saying so (see docs/cri.md for the plan and its
+// order).
 package cri
 
 import (
@@ -208,7 +212,7 @@ func (s *Server) logCall(method string, start time.Time, err error) {
 
 // notYet is the message of an RPC hull does not serve yet.
 func notYet(method string) string {
-	return fmt.Sprintf("hull cri: %s is not implemented yet (this server serves Version, Status, RuntimeConfig and the image service; pod sandboxes and containers come next, see docs/cri.md)", method)
+	return fmt.Sprintf("hull cri: %s is not implemented yet (this server serves the image service, pod sandboxes, containers, ExecSync and container stats; streaming, pod stats and events come next, see docs/cri.md)", method)
 }
 
 // errNotYet is the Unimplemented status for method (the short name).

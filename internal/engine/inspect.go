@@ -151,7 +151,7 @@ func (e *Engine) Inspect(c *Container) *Inspect {
 	o := c.Config.Spec
 	d := &Inspect{
 		ID: c.ID, Created: c.Created, Path: c.Config.Path, Args: c.Config.Args,
-		Image: c.ImageID, ImageName: c.Image, ImageDigest: c.ImageDigest, LogPath: e.LogPath(c.ID),
+		Image: c.ImageID, ImageName: c.Image, ImageDigest: c.ImageDigest, LogPath: e.ContainerLogPath(c),
 		Name: "/" + c.Name, RestartCount: c.RestartCount, Mounts: o.Mounts,
 		Driver: e.cfg.Storage.Snapshotter, Platform: "linux",
 		GraphDriver: GraphDriver{Name: e.cfg.Storage.Snapshotter, Data: map[string]string{"MergedDir": e.rootfs(c.ID)}},

@@ -22,6 +22,11 @@ import (
 type LogConfig struct {
 	Type   string            `json:"Type"`
 	Config map[string]string `json:"Config"`
+	// Path, if set, is where the monitor writes the log instead of the
+	// container's directory: a CRI container's log_directory/log_path,
+	// which kubelet reads and rotates itself (hull's rotation is then
+	// off).
+	Path string `json:"Path,omitempty"`
 }
 
 // DefaultLogDriver is the driver of a container created without one (and
@@ -131,6 +136,9 @@ func (lc LogConfig) limits() (size int64, files int, err error) {
 // for the none driver (nothing is written).
 func (e *Engine) logSettings(c *Container) (path string, size int64, files int) {
 	lc := c.Config.LogConfig
+	if lc.Path != "" && lc.Type != "none" {
+		return lc.Path, 0, 1
+	}
 	if lc.Type == "" && len(lc.Config) == 0 {
 		return e.LogPath(c.ID), logMaxSize, logMaxFiles
 	}
@@ -147,5 +155,14 @@ func (e *Engine) logSettings(c *Container) (path string, size int64, files int) 
 // customLog reports whether c's logging differs from hull's default (its
 // record then goes to a spare monitor ahead of its spec).
 func (c *Container) customLog() bool {
-	return c.Config.LogConfig.Type != "" || len(c.Config.LogConfig.Config) > 0
+	return c.Config.LogConfig.Type != "" || len(c.Config.LogConfig.Config) > 0 || c.Config.LogConfig.Path != ""
+}
+
+// ContainerLogPath is where c's output is logged: its explicit log path
+// (a CRI container's), else LogPath.
+func (e *Engine) ContainerLogPath(c *Container) string {
+	if p := c.Config.LogConfig.Path; p != "" {
+		return p
+	}
+	return e.LogPath(c.ID)
 }

@@ -55,7 +55,7 @@ func (e *Engine) Logs(ctx context.Context, ref string, o LogsOptions) (*LogStrea
 		}
 		o.Stop, unwatch = monitorExit(c)
 	}
-	r, err := streams.OpenLogReader(ctx, e.LogPath(c.ID), o)
+	r, err := streams.OpenLogReader(ctx, e.ContainerLogPath(c), o)
 	if err != nil {
 		unwatch()
 		return nil, fmt.Errorf("logs of %s: %w", c.Name, err)

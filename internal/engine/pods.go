@@ -65,6 +65,9 @@ type PodConfig struct {
 	// Sysctls are set in the pod's namespaces (net.*, IPC's kernel.*).
 	Sysctls      map[string]string `json:"Sysctls,omitempty"`
 	CgroupParent string            `json:"CgroupParent,omitempty"`
+	// LogDirectory is where the pod's containers log (a CRI sandbox's
+	// log_directory; each container names its file under it).
+	LogDirectory string `json:"LogDirectory,omitempty"`
 }
 
 func init() {
@@ -81,6 +84,9 @@ func init() {
 
 // shares says whether the pod shares namespace kind.
 func (p *Pod) shares(kind string) bool {
+	if kind == "pid" { // only when asked (podpid.go)
+		return slices.Contains(p.Config.Share, kind)
+	}
 	return len(p.Config.Share) == 0 || slices.Contains(p.Config.Share, kind)
 }
 
@@ -100,8 +106,8 @@ func (e *Engine) CreatePod(ctx context.Context, name string, cfg PodConfig) (*Po
 		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid pod name %q: use [a-zA-Z0-9][a-zA-Z0-9_.-]*", name))
 	}
 	for _, k := range cfg.Share {
-		if _, ok := runtime.PinKinds[k]; !ok {
-			return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("--share %s: a pod shares net, ipc and uts namespaces (pid is not supported yet)", k))
+		if _, ok := runtime.PinKinds[k]; !ok && k != "pid" {
+			return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("--share %s: a pod shares net, ipc, uts and pid namespaces", k))
 		}
 	}
 	if cfg.Hostname == "" {
@@ -191,7 +197,7 @@ func (e *Engine) podPinned(p *Pod) bool {
 			return false
 		}
 	}
-	return true
+	return !p.shares("pid") || e.podHolder(p.ID) > 0
 }
 
 // pinKinds are the namespaces a pod pins: those it shares, less the
@@ -285,6 +291,12 @@ func (e *Engine) upPod(ctx context.Context, p *Pod) error {
 	if err := runtime.PinNamespaces(dir, p.pinKinds(), runtime.PinOptions{Hostname: p.Config.Hostname, Sysctls: p.Config.Sysctls}); err != nil {
 		return fmt.Errorf("pod %s: %w", p.Name, err)
 	}
+	if p.shares("pid") {
+		if err := e.startPodHolder(p); err != nil {
+			runtime.UnpinNamespaces(dir)
+			return err
+		}
+	}
 	var addrs []netip.Addr
 	if p.shares("net") && len(p.Config.Net.Networks) > 0 {
 		as, err := e.attachTo(ctx, p.ID, e.podNS(p.ID, "net"), p.Config.Net, func(ep Endpoint) []string { return dnsNames(p.Name, p.ID, ep) })
@@ -325,6 +337,7 @@ func (e *Engine) downPod(ctx context.Context, p *Pod) error {
 			errs = append(errs, m.Detach(ctx, p.ID, a.Network, ""))
 		}
 	}
+	e.stopPodHolder(p.ID)
 	errs = append(errs, runtime.UnpinNamespaces(filepath.Join(e.podRunDir(p.ID), "ns")))
 	return errors.Join(errs...)
 }
@@ -448,6 +461,13 @@ func (e *Engine) joinPod(ctx context.Context, cfg *Config) (*Pod, error) {
 	if p.shares("ipc") {
 		o.IpcMode = "ns:" + e.podNS(p.ID, "ipc")
 	}
+	if p.shares("pid") {
+		path := e.podPIDNS(p.ID)
+		if path == "" {
+			return nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("pod %s: its PID namespace holder is gone: restart the pod (hull pod restart %s)", p.Name, p.Name))
+		}
+		o.PidMode = "ns:" + path
+	}
 	if p.shares("uts") {
 		o.UTSMode = "ns:" + e.podNS(p.ID, "uts")
 		o.Hostname = p.Config.Hostname
@@ -474,19 +494,9 @@ func (e *Engine) podEtcFiles(podID string) map[string]string {
 // PodPorts are the ports a running pod publishes, with the host ports
 // bound.
 func (e *Engine) PodPorts(p *Pod) []PortMapping {
-	if p.State != PodRunning || len(p.Config.Net.Networks) == 0 {
-		return nil
-	}
-	m, err := e.networks()
-	if err != nil {
-		return nil
-	}
-	as, _ := m.Attachments(p.ID)
 	var out []PortMapping
-	for _, a := range as {
-		if !a.Released {
-			out = append(out, a.Ports...)
-		}
+	for _, a := range e.podAttachments(p) {
+		out = append(out, a.Ports...)
 	}
 	return out
 }

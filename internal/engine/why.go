@@ -227,7 +227,7 @@ func (e *Engine) history(ctx context.Context, c *Container) (*runHistory, error)
 		return nil, fmt.Errorf("read the events of container %s: %w", c.Name, err)
 	}
 	h.run++
-	h.tailLog(e.LogPath(c.ID), c.Config.Spec.TTY)
+	h.tailLog(e.ContainerLogPath(c), c.Config.Spec.TTY)
 	return h, nil
 }
 

@@ -246,3 +246,22 @@ func hostDevices(dir string) ([]specs.LinuxDevice, error) {
 	}
 	return out, nil
 }
+
+// rootfsPropagation is the propagation the container's root needs for
+// its mounts' (docker's rule): a shared mount propagates back to the
+// host only through a shared root, a slave one needs at least a slave
+// root; "" keeps the runtime's default (rslave).
+func rootfsPropagation(ms []Mount) string {
+	out := ""
+	for _, m := range ms {
+		for _, opt := range m.Options {
+			switch opt {
+			case "shared", "rshared":
+				return "rshared"
+			case "slave", "rslave":
+				out = "rslave"
+			}
+		}
+	}
+	return out
+}

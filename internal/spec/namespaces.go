@@ -40,7 +40,7 @@ func CheckNamespaceModes(o Options) error {
 		return nil
 	}
 	switch m := o.PidMode; {
-	case m == "" || m == "host":
+	case m == "" || m == "host" || nsPath(m) != "":
 	case strings.HasPrefix(m, "container:"):
 		if err := container("pid", m); err != nil {
 			return err

@@ -54,6 +54,14 @@ type Options struct {
 	// SystemPathsUnconfined is --security-opt systempaths=unconfined: no
 	// masked or read-only paths under /proc and /sys.
 	SystemPathsUnconfined bool
+	// MaskedPaths and ReadonlyPaths, with CustomSystemPaths, replace the default
+	// masked and read-only paths (a CRI container's security context
+	// lists its own); ignored when privileged or systempaths=unconfined.
+	MaskedPaths   []string
+	ReadonlyPaths []string
+	// CustomSystemPaths says MaskedPaths and ReadonlyPaths are set (an
+	// empty list then means none).
+	CustomSystemPaths bool
 
 	// Storage
 	Mounts []Mount           // -v, named volumes (resolved to a host dir by the engine), --mount
@@ -259,12 +267,16 @@ func Generate(img *v1.ConfigFile, rootfs string, o Options) (*specs.Spec, error)
 		if !o.SystemPathsUnconfined {
 			linux.MaskedPaths = maskedPaths()
 			linux.ReadonlyPaths = readonlyPaths()
+			if o.CustomSystemPaths {
+				linux.MaskedPaths, linux.ReadonlyPaths = o.MaskedPaths, o.ReadonlyPaths
+			}
 		}
 		if linux.Seccomp, err = seccompProfile(o.Seccomp, caps); err != nil {
 			return nil, err
 		}
 	}
 
+	linux.RootfsPropagation = rootfsPropagation(o.Mounts)
 	s := &specs.Spec{
 		Version:    specs.Version,
 		Root:       &specs.Root{Path: rootfs, Readonly: o.ReadOnlyRootfs},

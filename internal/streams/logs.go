@@ -28,6 +28,13 @@ type LogWriter struct {
 	maxFiles int
 	rec      []byte // one record being written, reused: a supervisor that
 	// runs with its collector idle must not allocate per line
+
+	// follow: the log has no rotation of its own (maxSize 0), so someone
+	// else may rotate it (kubelet renames a CRI container's log, then
+	// asks for a reopen): at most once a second a write checks that path
+	// still names the open file, and opens path again if not.
+	follow  bool
+	checked time.Time
 }
 
 // maxLine bounds one record's payload (kubelet uses 16 KiB).
@@ -64,7 +71,7 @@ func OpenLog(path string, maxSize int64, maxFiles int) (*LogWriter, error) {
 	if maxFiles < 1 {
 		maxFiles = 1
 	}
-	return &LogWriter{path: path, f: f, size: fi.Size(), maxSize: maxSize, maxFiles: maxFiles}, nil
+	return &LogWriter{path: path, f: f, size: fi.Size(), maxSize: maxSize, maxFiles: maxFiles, follow: maxSize <= 0}, nil
 }
 
 // Close closes the file.
@@ -88,7 +95,12 @@ func (l *LogWriter) write(stream string, line []byte, partial bool) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	rec := time.Now().UTC().AppendFormat(l.rec[:0], time.RFC3339Nano)
+	now := time.Now()
+	if l.follow && now.Sub(l.checked) >= time.Second {
+		l.checked = now
+		l.reopenIfMoved()
+	}
+	rec := now.UTC().AppendFormat(l.rec[:0], time.RFC3339Nano)
 	rec = append(rec, ' ')
 	rec = append(rec, stream...)
 	rec = append(rec, ' ')
@@ -102,6 +114,28 @@ func (l *LogWriter) write(stream string, line []byte, partial bool) {
 	}
 	n, _ := l.f.Write(rec)
 	l.size += int64(n)
+}
+
+// reopenIfMoved opens the log's path again if it no longer names the
+// open file (renamed or removed by whoever rotates it).
+func (l *LogWriter) reopenIfMoved() {
+	cur, err := l.f.Stat()
+	if err != nil {
+		return
+	}
+	if fi, err := os.Stat(l.path); err == nil && os.SameFile(fi, cur) {
+		return
+	}
+	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return // keep writing where we were
+	}
+	l.f.Close()
+	l.f = f
+	l.size = 0
+	if fi, err := f.Stat(); err == nil {
+		l.size = fi.Size()
+	}
 }
 
 func (l *LogWriter) rotate() {

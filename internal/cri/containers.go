@@ -1,0 +1,505 @@
+package cri
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"hull/internal/engine"
+	"hull/internal/reference"
+	"hull/internal/spec"
+)
+
+// Containers. A CRI container is an engine container created in its
+// sandbox's pod (Config.Pod): it joins the pod's pinned namespaces and
+// binds its /etc files. This file maps ContainerConfig onto
+// engine.Config and spec.Options, and the record back onto the CRI's
+// status; the CRI metadata lives in reserved labels (io.hull.cri.name,
+// io.hull.cri.attempt), stripped from answers.
+
+// containerName is the engine name of a CRI container (dockershim's and
+// CRI-O's scheme: unique because kubelet makes (pod uid, name, attempt)
+// unique).
+func containerName(m *runtimeapi.ContainerMetadata, p *engine.Pod) string {
+	pm := sandboxMetadata(p)
+	return engineName(fmt.Sprintf("k8s_%s_%s_%s_%s_%d", m.GetName(), pm.GetName(), pm.GetNamespace(), pm.GetUid(), m.GetAttempt()))
+}
+
+// CreateContainer creates a container in a ready sandbox.
+func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (*runtimeapi.CreateContainerResponse, error) {
+	p, err := s.sandbox(ctx, req.GetPodSandboxId())
+	if err != nil {
+		return nil, err
+	}
+	if p.State != engine.PodRunning {
+		return nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("pod sandbox %s is not ready: create its containers in a running sandbox", p.ID))
+	}
+	cc := req.GetConfig()
+	m := cc.GetMetadata()
+	if m.GetName() == "" {
+		return nil, errdefs.ErrInvalidArgument.WithMessage("container config: metadata name is required")
+	}
+	if err := checkLabels("container", cc.GetLabels()); err != nil {
+		return nil, err
+	}
+	img := cc.GetImage().GetImage()
+	if img == "" {
+		return nil, errdefs.ErrInvalidArgument.WithMessage("container config: image.image is required (an image name or ID)")
+	}
+	labels := userLabels(cc.GetLabels())
+	labels[labelName] = m.GetName()
+	labels[labelAttempt] = strconv.FormatUint(uint64(m.GetAttempt()), 10)
+	cfg := engine.Config{
+		Image:       img,
+		Pull:        "never", // kubelet pulls first, by its own policy
+		Labels:      labels,
+		Annotations: cc.GetAnnotations(),
+		OpenStdin:   cc.GetStdin(),
+		Pod:         p.ID,
+	}
+	o := &cfg.Spec
+	if len(cc.GetCommand()) > 0 {
+		o.Entrypoint, o.EntrypointSet = cc.GetCommand(), true
+	}
+	o.Cmd = cc.GetArgs()
+	o.WorkingDir = cc.GetWorkingDir()
+	for _, kv := range cc.GetEnvs() {
+		o.Env = append(o.Env, kv.GetKey()+"="+string(kv.GetValue()))
+	}
+	o.TTY = cc.GetTty()
+	for _, mt := range cc.GetMounts() {
+		sm, err := mount(mt)
+		if err != nil {
+			return nil, err
+		}
+		o.Mounts = append(o.Mounts, sm)
+	}
+	for _, d := range cc.GetDevices() {
+		o.Devices = append(o.Devices, spec.Device{PathOnHost: d.GetHostPath(), PathInContainer: d.GetContainerPath(), CgroupPermissions: d.GetPermissions()})
+	}
+	setResources(o, cc.GetLinux().GetResources())
+	if err := setSecurity(o, cc.GetLinux().GetSecurityContext()); err != nil {
+		return nil, err
+	}
+	// Namespaces the pod does not hold: the node's.
+	if p.Config.Labels[labelPidMode] == "host" {
+		o.PidMode = "host"
+	}
+	if p.Config.Labels[labelIpcMode] == "host" {
+		o.IpcMode = "host"
+	}
+	if p.Config.Labels[labelNetMode] == "host" {
+		o.UTSMode = "host"
+	}
+	if lp := cc.GetLogPath(); lp != "" {
+		path := filepath.Join(p.Config.LogDirectory, lp)
+		if !filepath.IsAbs(path) {
+			return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("container log path %q: the sandbox's log_directory and log_path must make an absolute path", path))
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, fmt.Errorf("container log directory: %w", err)
+		}
+		cfg.LogConfig.Path = path
+	}
+	c, err := s.eng.Create(ctx, engine.CreateOptions{Config: cfg, Name: containerName(m, p)})
+	if err != nil {
+		if c != nil {
+			s.eng.Remove(context.WithoutCancel(ctx), c.ID, true)
+		}
+		return nil, err
+	}
+	return &runtimeapi.CreateContainerResponse{ContainerId: c.ID}, nil
+}
+
+// mount is a CRI mount as a bind mount of the engine's.
+func mount(m *runtimeapi.Mount) (spec.Mount, error) {
+	if m.GetImage().GetImage() != "" {
+		return spec.Mount{}, status.Error(codes.Unimplemented, fmt.Sprintf("mount of image %s at %s: image volumes are not implemented yet (see docs/cri.md)", m.GetImage().GetImage(), m.GetContainerPath()))
+	}
+	if m.GetContainerPath() == "" || m.GetHostPath() == "" {
+		return spec.Mount{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("mount %q:%q: host and container paths are required", m.GetHostPath(), m.GetContainerPath()))
+	}
+	sm := spec.Mount{Type: "bind", Source: m.GetHostPath(), Destination: m.GetContainerPath(), ReadOnly: m.GetReadonly()}
+	switch m.GetPropagation() {
+	case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
+		sm.Options = append(sm.Options, "rslave")
+	case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
+		sm.Options = append(sm.Options, "rshared")
+	default:
+		sm.Options = append(sm.Options, "rprivate")
+	}
+	// selinux_relabel is ignored: this host has no SELinux.
+	return sm, nil
+}
+
+// setResources sets the CRI's limits on o (0: unset).
+func setResources(o *spec.Options, r *runtimeapi.LinuxContainerResources) {
+	if r == nil {
+		return
+	}
+	o.CPUShares, o.CPUQuota, o.CPUPeriod = r.GetCpuShares(), r.GetCpuQuota(), r.GetCpuPeriod()
+	o.CpusetCpus, o.CpusetMems = r.GetCpusetCpus(), r.GetCpusetMems()
+	o.Memory = r.GetMemoryLimitInBytes()
+	if sw := r.GetMemorySwapLimitInBytes(); sw != 0 {
+		o.MemorySwap = sw
+	}
+	if adj := int(r.GetOomScoreAdj()); adj != 0 {
+		o.OomScoreAdj = &adj
+	}
+}
+
+// setSecurity maps a CRI security context onto o. (runAsNonRoot is not
+// in the CRI: kubelet checks it against ImageStatus's uid and username.)
+func setSecurity(o *spec.Options, sc *runtimeapi.LinuxContainerSecurityContext) error {
+	if sc == nil {
+		o.Seccomp = "unconfined" // no profile asked: containerd's and CRI-O's default
+		nnp := false
+		o.NoNewPrivileges = &nnp
+		return nil
+	}
+	switch {
+	case sc.GetRunAsUser() != nil:
+		o.User = strconv.FormatInt(sc.GetRunAsUser().GetValue(), 10)
+	case sc.GetRunAsUsername() != "":
+		o.User = sc.GetRunAsUsername()
+	}
+	if g := sc.GetRunAsGroup(); g != nil {
+		if o.User == "" {
+			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("run_as_group %d is given without run_as_user or run_as_username: give the user too", g.GetValue()))
+		}
+		o.User += ":" + strconv.FormatInt(g.GetValue(), 10)
+	}
+	for _, g := range sc.GetSupplementalGroups() {
+		o.GroupAdd = append(o.GroupAdd, strconv.FormatInt(g, 10))
+	}
+	o.CapAdd = sc.GetCapabilities().GetAddCapabilities()
+	o.CapDrop = sc.GetCapabilities().GetDropCapabilities()
+	o.Privileged = sc.GetPrivileged()
+	o.ReadOnlyRootfs = sc.GetReadonlyRootfs()
+	nnp := sc.GetNoNewPrivs()
+	o.NoNewPrivileges = &nnp
+	o.CustomSystemPaths = true
+	o.MaskedPaths, o.ReadonlyPaths = sc.GetMaskedPaths(), sc.GetReadonlyPaths()
+	seccomp, err := seccompOf(sc)
+	if err != nil {
+		return err
+	}
+	o.Seccomp = seccomp
+	return nil
+}
+
+// seccompOf is the engine's seccomp setting for a security context:
+// RuntimeDefault is hull's default profile, Unconfined (and nothing
+// asked, as containerd) none, Localhost the profile file.
+func seccompOf(sc *runtimeapi.LinuxContainerSecurityContext) (string, error) {
+	if p := sc.GetSeccomp(); p != nil {
+		switch p.GetProfileType() {
+		case runtimeapi.SecurityProfile_RuntimeDefault:
+			return "", nil
+		case runtimeapi.SecurityProfile_Unconfined:
+			return "unconfined", nil
+		case runtimeapi.SecurityProfile_Localhost:
+			if !filepath.IsAbs(p.GetLocalhostRef()) {
+				return "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("seccomp localhost profile %q: give an absolute path", p.GetLocalhostRef()))
+			}
+			return p.GetLocalhostRef(), nil
+		}
+	}
+	switch path := sc.GetSeccompProfilePath(); {
+	case path == "runtime/default" || path == "docker/default":
+		return "", nil
+	case strings.HasPrefix(path, "localhost/"):
+		return strings.TrimPrefix(path, "localhost"), nil
+	}
+	return "unconfined", nil
+}
+
+// container returns the CRI container id names (an ID or unique prefix),
+// or NotFound; containers made outside the CRI are not its.
+func (s *Server) container(ctx context.Context, id string) (*engine.Container, error) {
+	if id == "" {
+		return nil, errdefs.ErrInvalidArgument.WithMessage("no container ID given")
+	}
+	c, err := s.eng.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.Config.Labels[labelName] == "" {
+		return nil, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("container %s was not made through the CRI", c.Name))
+	}
+	return c, nil
+}
+
+// StartContainer starts a created container; it fails with the reason
+// its process could not start (the container is then exited, with it).
+func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContainerRequest) (*runtimeapi.StartContainerResponse, error) {
+	c, err := s.container(ctx, req.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	if c.State != engine.StateCreated {
+		return nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("container %s is %s: only a created container can be started", c.ID, c.State))
+	}
+	st, err := s.eng.Start(ctx, c.ID, engine.StartOptions{})
+	if err == nil && st != nil {
+		err = st.Ready()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.StartContainerResponse{}, nil
+}
+
+// StopContainer stops a container with its stop signal, killing it after
+// timeout seconds. An unknown or stopped container is success.
+func (s *Server) StopContainer(ctx context.Context, req *runtimeapi.StopContainerRequest) (*runtimeapi.StopContainerResponse, error) {
+	c, err := s.container(ctx, req.GetContainerId())
+	if errdefs.IsNotFound(err) {
+		return &runtimeapi.StopContainerResponse{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.eng.Stop(ctx, c.ID, time.Duration(max(req.GetTimeout(), 0))*time.Second); err != nil && !errdefs.IsNotFound(err) {
+		return nil, err
+	}
+	return &runtimeapi.StopContainerResponse{}, nil
+}
+
+// RemoveContainer removes a container (killed if running). An unknown
+// container is success.
+func (s *Server) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveContainerRequest) (*runtimeapi.RemoveContainerResponse, error) {
+	c, err := s.container(ctx, req.GetContainerId())
+	if errdefs.IsNotFound(err) {
+		return &runtimeapi.RemoveContainerResponse{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.eng.Remove(ctx, c.ID, true); err != nil && !errdefs.IsNotFound(err) {
+		return nil, err
+	}
+	return &runtimeapi.RemoveContainerResponse{}, nil
+}
+
+// containerState is the CRI's state of an engine state.
+func containerState(c *engine.Container) runtimeapi.ContainerState {
+	switch c.State {
+	case engine.StateCreated:
+		return runtimeapi.ContainerState_CONTAINER_CREATED
+	case engine.StateRunning, engine.StatePaused, engine.StateRestarting:
+		return runtimeapi.ContainerState_CONTAINER_RUNNING
+	case engine.StateExited, engine.StateDead:
+		return runtimeapi.ContainerState_CONTAINER_EXITED
+	}
+	return runtimeapi.ContainerState_CONTAINER_UNKNOWN
+}
+
+func containerMetadata(c *engine.Container) *runtimeapi.ContainerMetadata {
+	attempt, _ := strconv.ParseUint(c.Config.Labels[labelAttempt], 10, 32)
+	return &runtimeapi.ContainerMetadata{Name: c.Config.Labels[labelName], Attempt: uint32(attempt)}
+}
+
+// nanos is t in Unix nanoseconds, 0 for the zero time.
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// imageRef is the repo digest of c's image (registry/repo@sha256:…),
+// what kubelet shows as the container's imageID; else the image ID.
+func (s *Server) imageRef(ctx context.Context, c *engine.Container) string {
+	if c.ImageDigest != "" {
+		if r, err := reference.Parse(c.Config.Image); err == nil && !reference.LooksLikeID(c.Config.Image) {
+			return r.Name() + "@" + c.ImageDigest
+		}
+		if rec, err := s.eng.ImageResolve(ctx, c.ImageID); err == nil && len(rec.RepoDigests) > 0 {
+			return rec.RepoDigests[0]
+		}
+	}
+	return c.ImageID
+}
+
+// ContainerStatus reports a container: state, times, exit code and
+// reason, image, labels, annotations, mounts, log path and limits.
+func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
+	c, err := s.container(ctx, req.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	st := &runtimeapi.ContainerStatus{
+		Id:          c.ID,
+		Metadata:    containerMetadata(c),
+		State:       containerState(c),
+		CreatedAt:   nanos(c.Created),
+		StartedAt:   nanos(c.Started),
+		Image:       &runtimeapi.ImageSpec{Image: c.Config.Image, UserSpecifiedImage: c.Config.Image},
+		ImageRef:    s.imageRef(ctx, c),
+		ImageId:     c.ImageID,
+		Labels:      userLabels(c.Config.Labels),
+		Annotations: c.Config.Annotations,
+		LogPath:     c.Config.LogConfig.Path,
+		User:        &runtimeapi.ContainerUser{},
+	}
+	if st.State == runtimeapi.ContainerState_CONTAINER_EXITED {
+		st.FinishedAt = nanos(c.Finished)
+		st.ExitCode = int32(c.ExitCode)
+		switch {
+		case c.OOMKilled:
+			st.Reason = "OOMKilled"
+		case c.ExitCode == 0:
+			st.Reason = "Completed"
+		default:
+			st.Reason = "Error"
+		}
+		st.Message = c.Error
+	}
+	for _, m := range c.Config.Spec.Mounts {
+		if m.Type != "bind" {
+			continue
+		}
+		cm := &runtimeapi.Mount{ContainerPath: m.Destination, HostPath: m.Source, Readonly: m.ReadOnly}
+		for _, opt := range m.Options {
+			switch opt {
+			case "rslave", "slave":
+				cm.Propagation = runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER
+			case "rshared", "shared":
+				cm.Propagation = runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL
+			}
+		}
+		st.Mounts = append(st.Mounts, cm)
+	}
+	o := c.Config.Spec
+	st.Resources = &runtimeapi.ContainerResources{Linux: &runtimeapi.LinuxContainerResources{
+		CpuShares: o.CPUShares, CpuQuota: o.CPUQuota, CpuPeriod: o.CPUPeriod,
+		CpusetCpus: o.CpusetCpus, CpusetMems: o.CpusetMems,
+		MemoryLimitInBytes: o.Memory, MemorySwapLimitInBytes: o.MemorySwap,
+	}}
+	if o.OomScoreAdj != nil {
+		st.Resources.Linux.OomScoreAdj = int64(*o.OomScoreAdj)
+	}
+	return &runtimeapi.ContainerStatusResponse{Status: st}, nil
+}
+
+// ListContainers lists the CRI containers, filtered by ID (or prefix),
+// state, sandbox ID (or prefix) and labels.
+func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
+	cs, err := s.eng.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f := req.GetFilter()
+	var out []*runtimeapi.Container
+	for _, c := range cs {
+		if c.Config.Labels[labelName] == "" || c.Config.Pod == "" {
+			continue
+		}
+		if f.GetId() != "" && !strings.HasPrefix(c.ID, f.GetId()) {
+			continue
+		}
+		if f.GetPodSandboxId() != "" && !strings.HasPrefix(c.Config.Pod, f.GetPodSandboxId()) {
+			continue
+		}
+		if f.GetState() != nil && f.GetState().GetState() != containerState(c) {
+			continue
+		}
+		if !matchLabels(c.Config.Labels, f.GetLabelSelector()) {
+			continue
+		}
+		out = append(out, &runtimeapi.Container{
+			Id:           c.ID,
+			PodSandboxId: c.Config.Pod,
+			Metadata:     containerMetadata(c),
+			Image:        &runtimeapi.ImageSpec{Image: c.Config.Image, UserSpecifiedImage: c.Config.Image},
+			ImageRef:     s.imageRef(ctx, c),
+			ImageId:      c.ImageID,
+			State:        containerState(c),
+			CreatedAt:    nanos(c.Created),
+			Labels:       userLabels(c.Config.Labels),
+			Annotations:  c.Config.Annotations,
+		})
+	}
+	return &runtimeapi.ListContainersResponse{Containers: out}, nil
+}
+
+// ExecSync runs a command in a running container and returns its output
+// and exit code; past the timeout (seconds, 0 for none) the command is
+// killed and the call fails with DeadlineExceeded.
+func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) (*runtimeapi.ExecSyncResponse, error) {
+	c, err := s.container(ctx, req.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	var stdout, stderr bytes.Buffer
+	x, err := s.eng.Exec(ctx, c.ID, engine.ExecSpec{Args: req.GetCmd()}, engine.ExecIO{Stdout: &stdout, Stderr: &stderr})
+	if err != nil {
+		return nil, err
+	}
+	done := make(chan int, 1)
+	go func() { done <- x.Wait() }()
+	var timeout <-chan time.Time
+	if t := req.GetTimeout(); t > 0 {
+		timer := time.NewTimer(time.Duration(t) * time.Second)
+		defer timer.Stop()
+		timeout = timer.C
+	}
+	select {
+	case code := <-done:
+		return &runtimeapi.ExecSyncResponse{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: int32(code)}, nil
+	case <-timeout:
+		x.Kill(unix.SIGKILL)
+		<-done
+		return nil, status.Error(codes.DeadlineExceeded, fmt.Sprintf("command %q in container %s timed out after %ds", strings.Join(req.GetCmd(), " "), c.ID, req.GetTimeout()))
+	case <-ctx.Done():
+		x.Kill(unix.SIGKILL)
+		<-done
+		return nil, ctx.Err()
+	}
+}
+
+// UpdateContainerResources changes a container's CPU and memory limits
+// (engine Update: recorded, and applied at once while it runs).
+func (s *Server) UpdateContainerResources(ctx context.Context, req *runtimeapi.UpdateContainerResourcesRequest) (*runtimeapi.UpdateContainerResourcesResponse, error) {
+	c, err := s.container(ctx, req.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	r := req.GetLinux()
+	if r == nil {
+		return &runtimeapi.UpdateContainerResourcesResponse{}, nil
+	}
+	var u engine.UpdateOptions
+	set := func(dst **int64, v int64) {
+		if v != 0 {
+			*dst = &v
+		}
+	}
+	set(&u.CPUShares, r.GetCpuShares())
+	set(&u.CPUQuota, r.GetCpuQuota())
+	set(&u.CPUPeriod, r.GetCpuPeriod())
+	set(&u.Memory, r.GetMemoryLimitInBytes())
+	set(&u.MemorySwap, r.GetMemorySwapLimitInBytes())
+	if v := r.GetCpusetCpus(); v != "" {
+		u.CpusetCpus = &v
+	}
+	if v := r.GetCpusetMems(); v != "" {
+		u.CpusetMems = &v
+	}
+	if _, err := s.eng.Update(ctx, c.ID, u); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.UpdateContainerResourcesResponse{}, nil
+}
