@@ -204,16 +204,11 @@ func newNetworkInspectCmd(g *globals) *cobra.Command {
 		Use:   "inspect [OPTIONS] NETWORK [NETWORK...]",
 		Short: "Show detailed information on networks",
 		Args:  minArgs(1, "at least one network"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			eng, done, err := g.openEngine(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
 			return inspectEach(cmd, format, args, func(a string) (any, error) {
 				return eng.InspectNetwork(cmd.Context(), a)
 			})
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "format output with a Go template")
 	return cmd
@@ -226,12 +221,7 @@ func newNetworkRmCmd(g *globals) *cobra.Command {
 		Aliases: []string{"remove"},
 		Short:   "Remove networks (refused while a container is configured on one)",
 		Args:    minArgs(1, "at least one network"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			eng, done, err := g.openEngine(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
 			var errs []error
 			for _, a := range args {
 				err := eng.RemoveNetwork(cmd.Context(), a)
@@ -244,7 +234,7 @@ func newNetworkRmCmd(g *globals) *cobra.Command {
 				}
 			}
 			return errors.Join(errs...)
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not error if the network does not exist")
 	return cmd
@@ -335,14 +325,9 @@ func newNetworkDisconnectCmd(g *globals) *cobra.Command {
 		Use:   "disconnect [OPTIONS] NETWORK CONTAINER",
 		Short: "Disconnect a container from a network",
 		Args:  exactArgs(2, "a network and a container"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			eng, done, err := g.openEngine(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
 			return eng.DisconnectNetwork(cmd.Context(), args[0], args[1], force)
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "force the container to disconnect from a network")
 	return cmd
