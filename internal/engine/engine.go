@@ -81,10 +81,11 @@ type Engine struct {
 	unwritten []*Container
 
 	mu         sync.Mutex
-	background bool             // see PurgeInBackground
-	trash      []string         // set aside, for Close to delete
-	swept      bool             // purge has swept what killed removers left
-	net        *network.Manager // see networks
+	background bool                   // see PurgeInBackground
+	trash      []string               // set aside, for Close to delete
+	swept      bool                   // purge has swept what killed removers left
+	net        *network.Manager       // see networks
+	netSeen    map[string]seenNetwork // see inspectNetwork
 }
 
 // Options are what the front end that opens an engine decides for it.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/containerd/errdefs"
 
@@ -97,6 +98,42 @@ func openNetworks(cfg config.Config) (*network.Manager, error) {
 	})
 }
 
+// inspectNetwork is m.Inspect(name), remembered while the network's
+// conflist is unchanged (its size and modification time): a create reads
+// its networks three times (checks, /etc files, the resolver), and a
+// conflist's first read and parse is most of that.
+func (e *Engine) inspectNetwork(ctx context.Context, m *network.Manager, name string) (*network.Network, error) {
+	e.mu.Lock()
+	c, ok := e.netSeen[name]
+	e.mu.Unlock()
+	if ok {
+		if st, err := os.Stat(c.nw.Path); err == nil && st.ModTime().Equal(c.mod) && st.Size() == c.size {
+			return c.nw, nil
+		}
+	}
+	nw, err := m.Inspect(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(nw.Path); err == nil {
+		e.mu.Lock()
+		if e.netSeen == nil {
+			e.netSeen = map[string]seenNetwork{}
+		}
+		e.netSeen[name] = seenNetwork{nw: nw, mod: st.ModTime(), size: st.Size()}
+		e.mu.Unlock()
+	}
+	return nw, nil
+}
+
+// seenNetwork is a network read by inspectNetwork, with its conflist's
+// state then.
+type seenNetwork struct {
+	nw   *network.Network
+	mod  time.Time
+	size int64
+}
+
 // netMode is a container's network mode as docker names it: bridge (the
 // default), none, host, container:C or a network's name.
 func netMode(o spec.Options) string {
@@ -173,7 +210,7 @@ func (e *Engine) resolveNetwork(ctx context.Context, cfg *Config) error {
 			return invalid("--network %s is given twice", ep.Network)
 		}
 		seen[ep.Network] = true
-		nw, err := m.Inspect(ctx, ep.Network)
+		nw, err := e.inspectNetwork(ctx, m, ep.Network)
 		if err != nil {
 			return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("network %s not found (hull network ls lists them; hull network create %s makes it)", ep.Network, ep.Network))
 		}
@@ -227,7 +264,7 @@ func (e *Engine) networkOf(ctx context.Context, n NetConfig) *network.Network {
 	if err != nil {
 		return nil
 	}
-	nw, err := m.Inspect(ctx, n.Networks[0].Network)
+	nw, err := e.inspectNetwork(ctx, m, n.Networks[0].Network)
 	if err != nil {
 		return nil
 	}

@@ -55,7 +55,7 @@ func (e *Engine) resolverOf(ctx context.Context, n NetConfig) (string, netip.Add
 	if err != nil {
 		return "", netip.Addr{}
 	}
-	nw, err := m.Inspect(ctx, n.Networks[i].Network)
+	nw, err := e.inspectNetwork(ctx, m, n.Networks[i].Network)
 	if err != nil || nw.Driver != "bridge" {
 		return "", netip.Addr{}
 	}
