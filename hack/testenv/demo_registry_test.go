@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"hull/internal/testenv"
 )
 
 // make demo-registry leaves a registry serving the demo images and puts
@@ -22,7 +24,10 @@ func TestDemoRegistry(t *testing.T) {
 		t.Fatalf("build testenv: %v\n%s", err, out)
 	}
 	demo := filepath.Join(tmp, "demo")
-	env := append(os.Environ(), "HULL="+hull, "TESTENV="+self, "HULL_DEMO_DIR="+demo,
+	// The container joins a default network of the test's own (not the
+	// host's hull0), removed when the test ends.
+	conf := testenv.NetworkConfig(t, filepath.Join(tmp, "root"))
+	env := append(os.Environ(), "HULL="+hull, "TESTENV="+self, "HULL_DEMO_DIR="+demo, "HULL_CONFIG="+conf,
 		"HULL_ROOT="+filepath.Join(tmp, "root"), "HULL_RUN_ROOT="+filepath.Join(tmp, "run"))
 	script := func(args ...string) string {
 		t.Helper()
