@@ -211,8 +211,11 @@ func (e *Engine) resolveNetwork(ctx context.Context, cfg *Config) error {
 		}
 		seen[ep.Network] = true
 		nw, err := e.inspectNetwork(ctx, m, ep.Network)
-		if err != nil {
+		if errors.Is(err, network.ErrNotFound) {
 			return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("network %s not found (hull network ls lists them; hull network create %s makes it)", ep.Network, ep.Network))
+		}
+		if err != nil {
+			return err
 		}
 		if len(ep.Aliases) > 0 && nw.Name == NetworkBridge {
 			return invalid("network-scoped aliases are only supported for user-defined networks (not %s)", nw.Name)

@@ -507,6 +507,14 @@ func (m *Manager) ensureDefault() error {
 	_, err := m.Create(context.Background(), CreateOptions{
 		Name: DefaultNetwork, BridgeName: m.defaultBridge, Subnet: m.defaultSubnet,
 	})
+	if err != nil {
+		// Another hull process may have written it meanwhile: its
+		// conflist then made this Create fail (a name in use, or its
+		// subnet taken by that very network).
+		if _, serr := os.Stat(m.confPath(DefaultNetwork)); serr == nil {
+			return nil
+		}
+	}
 	if err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("default network: %w (Options.DefaultSubnet gives it another)", err)
 	}
