@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -241,40 +242,12 @@ func newNetworkRmCmd(g *globals) *cobra.Command {
 }
 
 func newNetworkPruneCmd(g *globals) *cobra.Command {
-	var force bool
-	var filters []string
-	cmd := &cobra.Command{
-		Use:   "prune [OPTIONS]",
-		Short: "Remove all unused networks",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := engine.ParsePruneFilter("network", filters)
-			if err != nil {
-				return err
-			}
-			if !force && !confirm(cmd, "WARNING! This will remove all custom networks not used by at least one container.") {
-				return nil
-			}
-			eng, done, err := g.openEngine(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			removed, err := eng.PruneNetworks(cmd.Context(), f)
-			if len(removed) > 0 {
-				out := cmd.OutOrStdout()
-				fmt.Fprintln(out, "Deleted Networks:")
-				for _, n := range removed {
-					fmt.Fprintln(out, n)
-				}
-				fmt.Fprintln(out)
-			}
-			return err
-		},
-	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
-	cmd.Flags().StringArrayVar(&filters, "filter", nil, "provide filter values (e.g. \"until=24h\", \"label=k=v\", \"label!=k\")")
-	return cmd
+	return newPruneCmd(g, pruneKind{kind: "network", short: "Remove all unused networks", title: "Networks", noSpace: true,
+		warn: "WARNING! This will remove all custom networks not used by at least one container.",
+		prune: func(eng *engine.Engine, ctx context.Context, f engine.PruneFilter) ([]string, int64, error) {
+			removed, err := eng.PruneNetworks(ctx, f)
+			return removed, 0, err
+		}})
 }
 
 func newNetworkConnectCmd(g *globals) *cobra.Command {

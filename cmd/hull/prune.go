@@ -21,9 +21,11 @@ import (
 
 // pruneKind is one object kind's prune command: its warnings (warnAll
 // with -a, "" when it has no -a), the section title of its report and
-// the engine call.
+// the engine call; noSpace for a kind that holds no disk space (networks:
+// docker reports no total for them).
 type pruneKind struct {
 	kind, short, warn, warnAll, allHelp, title string
+	noSpace                                    bool
 	prune                                      func(eng *engine.Engine, ctx context.Context, f engine.PruneFilter) ([]string, int64, error)
 }
 
@@ -53,7 +55,11 @@ func newPruneCmd(g *globals, k pruneKind) *cobra.Command {
 			}
 			defer done()
 			removed, freed, err := k.prune(eng, cmd.Context(), f)
-			printPruned(cmd.OutOrStdout(), k.title, removed, freed)
+			if k.noSpace {
+				printRemoved(cmd.OutOrStdout(), k.title, removed)
+			} else {
+				printPruned(cmd.OutOrStdout(), k.title, removed, freed)
+			}
 			return err
 		},
 	}
@@ -187,6 +193,12 @@ func confirm(cmd *cobra.Command, warning string) bool {
 
 // printPruned is docker's prune report.
 func printPruned(out io.Writer, what string, removed []string, freed int64) {
+	printRemoved(out, what, removed)
+	fmt.Fprintf(out, "Total reclaimed space: %s\n", ui.Size(freed))
+}
+
+// printRemoved is a prune report's "Deleted WHAT:" section, if any.
+func printRemoved(out io.Writer, what string, removed []string) {
 	if len(removed) > 0 {
 		fmt.Fprintf(out, "Deleted %s:\n", what)
 		for _, id := range removed {
@@ -194,5 +206,4 @@ func printPruned(out io.Writer, what string, removed []string, freed int64) {
 		}
 		fmt.Fprintln(out)
 	}
-	fmt.Fprintf(out, "Total reclaimed space: %s\n", ui.Size(freed))
 }
