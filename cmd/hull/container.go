@@ -349,21 +349,10 @@ func newLogsCmd(g *globals) *cobra.Command {
 		Short: "Show a container's output",
 		Args:  exactArgs(1, "a container"),
 		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
-			n := -1
-			if tail != "" && tail != "all" {
-				if _, err := fmt.Sscanf(tail, "%d", &n); err != nil || n < 0 {
-					return fmt.Errorf("--tail %q: give a number or all", tail)
-				}
-			}
-			var from, to time.Time
-			var err error
-			if from, err = parseTimeArg("--since", since); err != nil {
+			o, err := logsOptions(tail, since, until, follow)
+			if err != nil {
 				return err
 			}
-			if to, err = parseTimeArg("--until", until); err != nil {
-				return err
-			}
-			o := engine.LogsOptions{Tail: n, Since: from, Until: to, Follow: follow}
 			return printLogs(cmd.Context(), eng, args[0], o, timestamps, details, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		}),
 	}
@@ -375,6 +364,23 @@ func newLogsCmd(g *globals) *cobra.Command {
 	f.StringVar(&until, "until", "", "show logs before a timestamp (RFC 3339) or relative (42m)")
 	f.BoolVar(&details, "details", false, "show the extra attributes of each line (hull's log has none: docker's empty attribute list, a space, prefixes the line)")
 	return cmd
+}
+
+// logsOptions reads the --tail, --since and --until flags of logs and
+// pod logs.
+func logsOptions(tail, since, until string, follow bool) (engine.LogsOptions, error) {
+	o := engine.LogsOptions{Tail: -1, Follow: follow}
+	if tail != "" && tail != "all" {
+		if _, err := fmt.Sscanf(tail, "%d", &o.Tail); err != nil || o.Tail < 0 {
+			return o, fmt.Errorf("--tail %q: give a number or all", tail)
+		}
+	}
+	var err error
+	if o.Since, err = parseTimeArg("--since", since); err != nil {
+		return o, err
+	}
+	o.Until, err = parseTimeArg("--until", until)
+	return o, err
 }
 
 func parseTimeArg(flag, s string) (time.Time, error) {

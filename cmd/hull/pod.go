@@ -23,7 +23,7 @@ func newPodCmd(g *globals) *cobra.Command {
 	ls := newPodLsCmd(g)
 	cmd.AddCommand(newPodCreateCmd(g), ls, newPodInspectCmd(g), newPodStartCmd(g), newPodStopCmd(g), newPodRmCmd(g),
 		newPodRestartCmd(g), newPodKillCmd(g), newPodPauseCmd(g, true), newPodPauseCmd(g, false), newPodPruneCmd(g),
-		newPodTopCmd(g))
+		newPodTopCmd(g), newPodStatsCmd(g), newPodLogsCmd(g))
 	return cmd
 }
 

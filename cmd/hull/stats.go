@@ -67,26 +67,9 @@ func newStatsCmd(g *globals) *cobra.Command {
 				format = statsTable
 			}
 			out := cmd.OutOrStdout()
-			clear := !noStream && isTTY(out)
-			prev := sampleAll(cmd.Context(), eng, cs)
-			for {
-				select {
-				case <-cmd.Context().Done():
-					return nil
-				case <-time.After(time.Second):
-				}
-				cur := sampleAll(cmd.Context(), eng, cs)
-				if clear {
-					fmt.Fprint(out, "\033[2J\033[H")
-				}
-				if err := printStats(out, format, cs, names, prev, cur, noTrunc); err != nil {
-					return err
-				}
-				if noStream {
-					return nil
-				}
-				prev = cur
-			}
+			return statsLoop(cmd.Context(), eng, cs, out, noStream, func(prev, cur []*engine.Stats) error {
+				return printStats(out, format, cs, names, prev, cur, noTrunc)
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -95,6 +78,32 @@ func newStatsCmd(g *globals) *cobra.Command {
 	f.BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
 	f.StringVar(&format, "format", "", "format output with a Go template, or json")
 	return cmd
+}
+
+// statsLoop reads the containers' stats every second and prints each
+// reading with the one before it (CPU % is their difference), clearing a
+// terminal first, until ctx ends, or once with noStream.
+func statsLoop(ctx context.Context, eng *engine.Engine, cs []*engine.Container, out io.Writer, noStream bool, print func(prev, cur []*engine.Stats) error) error {
+	clear := !noStream && isTTY(out)
+	prev := sampleAll(ctx, eng, cs)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+		cur := sampleAll(ctx, eng, cs)
+		if clear {
+			fmt.Fprint(out, "\033[2J\033[H")
+		}
+		if err := print(prev, cur); err != nil {
+			return err
+		}
+		if noStream {
+			return nil
+		}
+		prev = cur
+	}
 }
 
 // sampleAll reads each container's stats; nil for one that is not
@@ -110,27 +119,34 @@ func sampleAll(ctx context.Context, eng *engine.Engine, cs []*engine.Container) 
 func printStats(out io.Writer, format string, cs []*engine.Container, names []string, prev, cur []*engine.Stats, noTrunc bool) error {
 	rows := make([]statsRow, len(cs))
 	for i, c := range cs {
-		id := c.ID
-		if !noTrunc {
-			id = id[:12]
-		}
-		r := statsRow{Container: names[i], ID: id, Name: c.Name, CPUPerc: "0.00%", MemUsage: "0B / 0B", MemPerc: "0.00%", NetIO: "0B / 0B", BlockIO: "0B / 0B", PIDs: "0"}
-		if s, p := cur[i], prev[i]; s != nil {
-			if p != nil && s.SystemCPUNanos > p.SystemCPUNanos && s.CPUNanos >= p.CPUNanos {
-				pct := float64(s.CPUNanos-p.CPUNanos) / float64(s.SystemCPUNanos-p.SystemCPUNanos) * float64(s.OnlineCPUs) * 100
-				r.CPUPerc = fmt.Sprintf("%.2f%%", pct)
-			}
-			r.MemUsage = binarySize(s.MemoryUsage) + " / " + binarySize(s.MemoryLimit)
-			if s.MemoryLimit > 0 {
-				r.MemPerc = fmt.Sprintf("%.2f%%", float64(s.MemoryUsage)/float64(s.MemoryLimit)*100)
-			}
-			r.NetIO = ui.Size(int64(s.NetRx)) + " / " + ui.Size(int64(s.NetTx))
-			r.BlockIO = ui.Size(int64(s.BlockRead)) + " / " + ui.Size(int64(s.BlockWrite))
-			r.PIDs = strconv.FormatUint(s.Pids, 10)
-		}
-		rows[i] = r
+		rows[i] = statsOf(c, names[i], prev[i], cur[i], noTrunc)
 	}
 	return ui.FormatHeaders(out, format, rows, statsHeaders)
+}
+
+// statsOf is one container's row from two readings a second apart (CPU %
+// is the difference); zeros when it is not running (cur nil).
+func statsOf(c *engine.Container, name string, p, s *engine.Stats, noTrunc bool) statsRow {
+	id := c.ID
+	if !noTrunc {
+		id = id[:12]
+	}
+	r := statsRow{Container: name, ID: id, Name: c.Name, CPUPerc: "0.00%", MemUsage: "0B / 0B", MemPerc: "0.00%", NetIO: "0B / 0B", BlockIO: "0B / 0B", PIDs: "0"}
+	if s == nil {
+		return r
+	}
+	if p != nil && s.SystemCPUNanos > p.SystemCPUNanos && s.CPUNanos >= p.CPUNanos {
+		pct := float64(s.CPUNanos-p.CPUNanos) / float64(s.SystemCPUNanos-p.SystemCPUNanos) * float64(s.OnlineCPUs) * 100
+		r.CPUPerc = fmt.Sprintf("%.2f%%", pct)
+	}
+	r.MemUsage = binarySize(s.MemoryUsage) + " / " + binarySize(s.MemoryLimit)
+	if s.MemoryLimit > 0 {
+		r.MemPerc = fmt.Sprintf("%.2f%%", float64(s.MemoryUsage)/float64(s.MemoryLimit)*100)
+	}
+	r.NetIO = ui.Size(int64(s.NetRx)) + " / " + ui.Size(int64(s.NetTx))
+	r.BlockIO = ui.Size(int64(s.BlockRead)) + " / " + ui.Size(int64(s.BlockWrite))
+	r.PIDs = strconv.FormatUint(s.Pids, 10)
+	return r
 }
 
 // binarySize is docker's memory format: 1.5MiB, 3 significant digits.
