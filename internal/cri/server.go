@@ -72,6 +72,7 @@ type Server struct {
 
 	eng  *engine.Engine
 	opts Options
+	cpu  cpuRates // previous CPU readings (stats.go)
 }
 
 // New makes the service over eng, which the caller keeps open while the
