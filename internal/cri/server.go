@@ -28,6 +28,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -73,6 +74,9 @@ type Server struct {
 	eng  *engine.Engine
 	opts Options
 	cpu  cpuRates // previous CPU readings (stats.go)
+	// imageVolumes serializes mounting and releasing image volumes
+	// (imagevolume.go).
+	imageVolumes sync.Mutex
 }
 
 // New makes the service over eng, which the caller keeps open while the
