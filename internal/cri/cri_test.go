@@ -150,6 +150,10 @@ func TestUnimplementedRPCsSaySo(t *testing.T) {
 	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "CheckpointPod is not implemented yet") {
 		t.Errorf("CheckpointPod: %v; want Unimplemented saying CheckpointPod is not implemented yet", err)
 	}
+	_, err = c.rt.CheckpointContainer(ctx, &runtimeapi.CheckpointContainerRequest{ContainerId: "x"})
+	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "CRIU") {
+		t.Errorf("CheckpointContainer: %v; want Unimplemented saying why", err)
+	}
 	_, err = c.rt.Exec(ctx, &runtimeapi.ExecRequest{})
 	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "Exec is not implemented yet") {
 		t.Errorf("Exec: %v; want Unimplemented", err)

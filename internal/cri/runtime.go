@@ -50,6 +50,7 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 	cfg := map[string]any{
 		"root": s.opts.Root, "runRoot": s.opts.RunRoot, "cgroupDriver": "cgroupfs",
 		"pinnedImages": s.opts.PinnedImages, "network": "hull default network (bridge)",
+		"podCIDRs": s.PodCIDRs(),
 	}
 	if b, err := json.Marshal(cfg); err == nil {
 		resp.Info["config"] = string(b)
