@@ -64,8 +64,22 @@ func TestPodSandboxMetrics(t *testing.T) {
 			values[m.Name] = m.Value.GetValue()
 		}
 	}
-	if values["container_memory_working_set_bytes"] == 0 || values["container_processes"] == 0 || values["container_spec_memory_limit_bytes"] != 64<<20 || values["container_start_time_seconds"] == 0 {
+	if values["container_memory_working_set_bytes"] == 0 || values["container_processes"] != 1 || values["container_threads"] == 0 ||
+		values["container_spec_memory_limit_bytes"] != 64<<20 || values["container_start_time_seconds"] == 0 ||
+		values["container_file_descriptors"] < 3 || values["container_fs_inodes_total"] == 0 || values["container_spec_cpu_shares"] != 1024 {
 		t.Errorf("container metrics = %v", values)
+	}
+	// Every described metric has a value but the per-device block I/O
+	// ones (the cgroup's counters are read summed, in bytes).
+	perDevice := []string{"container_blkio_device_usage_total", "container_fs_reads_total", "container_fs_writes_total"}
+	seen := map[string]bool{}
+	for _, m := range all {
+		seen[m.Name] = true
+	}
+	for _, d := range d.Descriptors {
+		if !seen[d.Name] && !slices.Contains(perDevice, d.Name) {
+			t.Errorf("no value for %s", d.Name)
+		}
 	}
 	if !slices.ContainsFunc(r.PodMetrics[0].Metrics, func(m *runtimeapi.Metric) bool { return m.Name == "container_network_transmit_bytes_total" }) {
 		t.Errorf("sandbox metrics = %v; want its network", r.PodMetrics[0].Metrics)

@@ -23,8 +23,9 @@ import (
 
 // InterfaceStats are one network interface's counters.
 type InterfaceStats struct {
-	Name                                 string
-	RxBytes, RxErrors, TxBytes, TxErrors uint64
+	Name                                       string
+	RxBytes, RxErrors, TxBytes, TxErrors       uint64
+	RxPackets, RxDropped, TxPackets, TxDropped uint64
 }
 
 // PodInterfaces reads the counters of the interfaces in the pod's pinned
@@ -57,7 +58,8 @@ func (e *Engine) PodInterfaces(ctx context.Context, p *Pod) ([]InterfaceStats, e
 			continue
 		}
 		s := a.Statistics
-		out = append(out, InterfaceStats{Name: a.Name, RxBytes: s.RxBytes, RxErrors: s.RxErrors, TxBytes: s.TxBytes, TxErrors: s.TxErrors})
+		out = append(out, InterfaceStats{Name: a.Name, RxBytes: s.RxBytes, RxErrors: s.RxErrors, TxBytes: s.TxBytes, TxErrors: s.TxErrors,
+			RxPackets: s.RxPackets, RxDropped: s.RxDropped, TxPackets: s.TxPackets, TxDropped: s.TxDropped})
 	}
 	slices.SortFunc(out, func(a, b InterfaceStats) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
