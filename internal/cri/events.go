@@ -19,6 +19,14 @@ import (
 // the container's sandbox and of every container in it, as kubelet
 // updates its pod cache from them.
 //
+// Sandboxes send events too, with the sandbox's ID as container_id (as
+// containerd's, whose sandbox is its pause container): kubelet drops a
+// pod from its cache on a DELETED event whose ID is one of the pod's
+// sandboxes. Engine pods log no events, so the stream compares the CRI
+// sandboxes every sandboxPoll with what it last saw: a new one is
+// CREATED (and STARTED when ready), one no longer ready STOPPED, one gone
+// DELETED (with the status last seen).
+//
 // Lifecycle: the stream starts after the newest event (only what happens
 // from now on, as containerd's) and polls the log every eventPoll until
 // the client goes. A destroyed container's record is gone by the time
@@ -29,6 +37,10 @@ import (
 // eventPoll is how often a stream reads the event log (`hull events`
 // follows at the same pace).
 const eventPoll = 100 * time.Millisecond
+
+// sandboxPoll is how often a stream compares the sandboxes (kubelet's own
+// relist runs every second).
+const sandboxPoll = 500 * time.Millisecond
 
 // eventTypes maps engine actions to CRI event types.
 var eventTypes = map[string]runtimeapi.ContainerEventType{
@@ -62,9 +74,26 @@ func (s *Server) GetContainerEvents(req *runtimeapi.GetEventsRequest, stream grp
 			}
 		}
 	}
+	sandboxes := s.sandboxStates(ctx)
+	lastSandboxes := time.Now()
 	tick := time.NewTicker(eventPoll)
 	defer tick.Stop()
 	for {
+		if time.Since(lastSandboxes) >= sandboxPoll {
+			lastSandboxes = time.Now()
+			now := s.sandboxStates(ctx)
+			for _, resp := range sandboxEvents(sandboxes, now) {
+				if resp.ContainerEventType != runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT {
+					resp.ContainersStatuses = s.podContainerStatuses(ctx, resp.ContainerId)
+				}
+				if err := stream.Send(resp); err != nil {
+					return err
+				}
+			}
+			if now != nil {
+				sandboxes = now
+			}
+		}
 		evs, err := s.eng.Events(ctx, seq)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -146,6 +175,57 @@ func (s *Server) podContainerStatuses(ctx context.Context, podID string) []*runt
 	for _, c := range r.Containers {
 		if st, err := s.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: c.Id}); err == nil {
 			out = append(out, st.Status)
+		}
+	}
+	return out
+}
+
+// sandboxStates are the CRI sandboxes' statuses by ID (nil when they
+// cannot be listed).
+func (s *Server) sandboxStates(ctx context.Context) map[string]*runtimeapi.PodSandboxStatus {
+	r, err := s.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		return nil
+	}
+	out := map[string]*runtimeapi.PodSandboxStatus{}
+	for _, p := range r.Items {
+		if st := s.sandboxStatus(ctx, p.Id); st != nil {
+			out[p.Id] = st
+		}
+	}
+	return out
+}
+
+// sandboxEvents are the events that take the sandboxes from before to
+// now (nil now: no change known).
+func sandboxEvents(before, now map[string]*runtimeapi.PodSandboxStatus) []*runtimeapi.ContainerEventResponse {
+	if before == nil || now == nil {
+		return nil
+	}
+	var out []*runtimeapi.ContainerEventResponse
+	ev := func(st *runtimeapi.PodSandboxStatus, typ runtimeapi.ContainerEventType) {
+		out = append(out, &runtimeapi.ContainerEventResponse{ContainerId: st.Id, ContainerEventType: typ, CreatedAt: time.Now().UnixNano(), PodSandboxStatus: st})
+	}
+	ready := func(st *runtimeapi.PodSandboxStatus) bool {
+		return st.State == runtimeapi.PodSandboxState_SANDBOX_READY
+	}
+	for id, st := range now {
+		prev, ok := before[id]
+		switch {
+		case !ok:
+			ev(st, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT)
+			if ready(st) {
+				ev(st, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT)
+			}
+		case ready(prev) && !ready(st):
+			ev(st, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT)
+		case !ready(prev) && ready(st):
+			ev(st, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT)
+		}
+	}
+	for id, st := range before {
+		if _, ok := now[id]; !ok {
+			ev(st, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT)
 		}
 	}
 	return out

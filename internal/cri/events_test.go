@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -36,26 +37,30 @@ func TestGetContainerEvents(t *testing.T) {
 		}
 	}()
 	// Give the stream its start (it sends only what happens after it).
-	time.Sleep(300 * time.Millisecond)
-	next := func(want runtimeapi.ContainerEventType) *runtimeapi.ContainerEventResponse {
+	time.Sleep(600 * time.Millisecond)
+	// seen: the event types each ID got, in order.
+	seen := map[string][]runtimeapi.ContainerEventType{}
+	waitFor := func(id string, want runtimeapi.ContainerEventType) *runtimeapi.ContainerEventResponse {
 		t.Helper()
-		select {
-		case ev, ok := <-events:
-			if !ok {
-				t.Fatalf("stream ended, waiting for %s", want)
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					t.Fatalf("stream ended, waiting for %s of %s", want, id)
+				}
+				seen[ev.ContainerId] = append(seen[ev.ContainerId], ev.ContainerEventType)
+				if ev.ContainerId == id && ev.ContainerEventType == want {
+					return ev
+				}
+			case <-timeout:
+				t.Fatalf("no %s event of %s after 10s (seen %v)", want, id, seen)
 			}
-			if ev.ContainerEventType != want {
-				t.Fatalf("event %s of %s; want %s", ev.ContainerEventType, ev.ContainerId, want)
-			}
-			return ev
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no %s event after 10s", want)
 		}
-		return nil
 	}
 
 	id := createContainer(t, c, f, podID, pod, "short", nil, "sh", "-c", "sleep 0.5")
-	ev := next(runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT)
+	ev := waitFor(id, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT)
 	if ev.ContainerId != id || ev.CreatedAt == 0 || ev.PodSandboxStatus.GetId() != podID || ev.PodSandboxStatus.GetMetadata().GetUid() != "uid-events" {
 		t.Errorf("created event = %v; want %s in sandbox %s with its metadata", ev, id, podID)
 	}
@@ -63,19 +68,38 @@ func TestGetContainerEvents(t *testing.T) {
 		t.Errorf("created event's statuses = %v", ev.ContainersStatuses)
 	}
 	startContainer(t, c, id)
-	next(runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT)
-	ev = next(runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT) // it exits by itself
+	waitFor(id, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT)
+	ev = waitFor(id, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT) // it exits by itself
 	if len(ev.ContainersStatuses) != 1 || ev.ContainersStatuses[0].State != runtimeapi.ContainerState_CONTAINER_EXITED {
 		t.Errorf("stopped event's statuses = %v; want exited", ev.ContainersStatuses)
 	}
-	// Removed with its sandbox: the DELETED event still carries the
-	// sandbox's status.
+	// A sandbox made while the stream runs: CREATED and STARTED, with its
+	// own ID.
+	other := runSandbox(t, c, sandboxConfig(t, "other"))
+	ev = waitFor(other, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT)
+	if ev.PodSandboxStatus.GetMetadata().GetName() != "other" || ev.PodSandboxStatus.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+		t.Errorf("sandbox started event = %v", ev)
+	}
+	// Removed with its sandbox: the container's DELETED event still
+	// carries the sandbox's status; the sandbox's own DELETED follows.
 	if _, err := c.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
 		t.Fatal(err)
 	}
-	ev = next(runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT)
-	if ev.ContainerId != id || ev.PodSandboxStatus.GetMetadata().GetName() != "events" || len(ev.ContainersStatuses) != 0 {
+	ev = waitFor(id, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT)
+	if ev.PodSandboxStatus.GetMetadata().GetName() != "events" || len(ev.ContainersStatuses) != 0 {
 		t.Errorf("deleted event = %v; want %s with its sandbox's status, no containers", ev, id)
+	}
+	ev = waitFor(podID, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT)
+	if ev.PodSandboxStatus.GetMetadata().GetName() != "events" {
+		t.Errorf("sandbox deleted event = %v", ev)
+	}
+	want := []runtimeapi.ContainerEventType{runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT,
+		runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT}
+	if !slices.Equal(seen[id], want) {
+		t.Errorf("the container's events = %v; want %v", seen[id], want)
+	}
+	if got := seen[other]; len(got) != 2 || got[0] != runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT {
+		t.Errorf("the new sandbox's events = %v; want CREATED, STARTED", got)
 	}
 	// A container made outside the CRI sends nothing.
 	plain, err := c.eng.Create(ctx, engine.CreateOptions{Config: engine.Config{Image: f.Busybox.Ref, Pull: "never"}, Name: "plain"})
