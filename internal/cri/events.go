@@ -84,6 +84,11 @@ func (s *Server) GetContainerEvents(req *runtimeapi.GetEventsRequest, stream grp
 			now := s.sandboxStates(ctx)
 			for _, resp := range sandboxEvents(sandboxes, now) {
 				if resp.ContainerEventType != runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT {
+					// The whole status (network, namespaces) for what
+					// changed; the list's fields serve a deleted one.
+					if st := s.sandboxStatus(ctx, resp.ContainerId); st != nil {
+						resp.PodSandboxStatus = st
+					}
 					resp.ContainersStatuses = s.podContainerStatuses(ctx, resp.ContainerId)
 				}
 				if err := stream.Send(resp); err != nil {
@@ -180,8 +185,9 @@ func (s *Server) podContainerStatuses(ctx context.Context, podID string) []*runt
 	return out
 }
 
-// sandboxStates are the CRI sandboxes' statuses by ID (nil when they
-// cannot be listed).
+// sandboxStates are the CRI sandboxes by ID, as ListPodSandbox has them
+// (one read of the pods per poll), in a status of their own (nil when
+// they cannot be listed).
 func (s *Server) sandboxStates(ctx context.Context) map[string]*runtimeapi.PodSandboxStatus {
 	r, err := s.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
 	if err != nil {
@@ -189,9 +195,7 @@ func (s *Server) sandboxStates(ctx context.Context) map[string]*runtimeapi.PodSa
 	}
 	out := map[string]*runtimeapi.PodSandboxStatus{}
 	for _, p := range r.Items {
-		if st := s.sandboxStatus(ctx, p.Id); st != nil {
-			out[p.Id] = st
-		}
+		out[p.Id] = &runtimeapi.PodSandboxStatus{Id: p.Id, Metadata: p.Metadata, State: p.State, CreatedAt: p.CreatedAt, Labels: p.Labels, Annotations: p.Annotations}
 	}
 	return out
 }
