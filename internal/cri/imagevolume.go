@@ -189,3 +189,21 @@ func (iv imageVolume) criMount() *runtimeapi.Mount {
 		Image: &runtimeapi.ImageSpec{Image: iv.Image, UserSpecifiedImage: iv.UserSpecified, ImageRef: iv.ImageRef},
 	}
 }
+
+// checkNoImageVolume refuses the removal of the image id (its config
+// digest) while a container mounts it as a volume: the volume's mount
+// would outlive the image, and nothing could release it.
+func (s *Server) checkNoImageVolume(ctx context.Context, id string) error {
+	cs, err := s.eng.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		for _, iv := range imageVolumes(c) {
+			if iv.ImageRef == id {
+				return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("image %s is mounted as a volume at %q by container %s: remove the container first", id, iv.Path, c.Name))
+			}
+		}
+	}
+	return nil
+}

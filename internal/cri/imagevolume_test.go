@@ -109,6 +109,11 @@ func TestImageVolumes(t *testing.T) {
 		t.Fatal("a refused volume released the image two containers use")
 	}
 
+	// The image is not removed while a container mounts it.
+	if _, err := c.img.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "mounted as a volume") {
+		t.Errorf("RemoveImage of a mounted image: %v; want FailedPrecondition", err)
+	}
+
 	// Released with the last container that binds it.
 	if _, err := c.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: whole}); err != nil {
 		t.Fatal(err)
