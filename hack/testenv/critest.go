@@ -27,6 +27,9 @@ type critestImage struct {
 	// nonewprivs: the image has the setuid-root --nonewprivs program at
 	// /usr/local/bin/nonewprivs, its command.
 	nonewprivs bool
+	// execShell: the image's /bin/sh executes commands from disk
+	// (execshell.go), when --exec-shell is given.
+	execShell bool
 }
 
 // critestImages are the images critest v1.37.0's specs pull, from its
@@ -49,7 +52,9 @@ var critestImages = []critestImage{
 	{names: []string{"gcr.io/k8s-staging-cri-tools/test-image-user-username-group:latest"}, user: "www-data:1004"},
 	{names: []string{"gcr.io/k8s-staging-cri-tools/test-image-predefined-group:latest"}},
 	{names: []string{"registry.k8s.io/pause:3.9", "k8s.gcr.io/pause:3.9", "registry.k8s.io/pause:3.10"}, cmd: []string{"sleep", "2147483647"}},
-	{names: []string{"registry.k8s.io/e2e-test-images/busybox:1.29-2"}},
+	// critest's default image: most specs run in it, MaskedPaths among
+	// them, which needs a shell that executes /bin/ls.
+	{names: []string{"registry.k8s.io/e2e-test-images/busybox:1.29-2"}, execShell: true},
 	// Web servers: busybox httpd serving 200 on the port the specs dial,
 	// its pid where nginx writes its own.
 	{names: []string{"registry.k8s.io/e2e-test-images/nginx:1.14-2"}, cmd: serve(80)},
@@ -72,6 +77,7 @@ func critest(args []string) error {
 	fs := flag.NewFlagSet("critest-images", flag.ExitOnError)
 	addr := fs.String("registry", "", "registry address, 127.0.0.1:PORT (required)")
 	nonewprivs := fs.String("nonewprivs", "", "a static program printing its effective uid (hack/nonewprivs), installed setuid root in the nonewprivs stand-in; without it that image is not pushed")
+	execShell := fs.String("exec-shell", "", "a busybox built without FEATURE_SH_STANDALONE (Debian's dynamically linked busybox), the default image's /bin/sh; without it that sh runs applets in process and the MaskedPaths spec fails")
 	fs.Parse(args)
 	if *addr == "" {
 		return fmt.Errorf("critest-images: --registry is required")
@@ -100,6 +106,15 @@ func critest(args []string) error {
 				return fmt.Errorf("critest-images: %w", err)
 			}
 			l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return setuidLayer("usr/local/bin/nonewprivs", prog) })
+			if err != nil {
+				return err
+			}
+			if base, err = mutate.AppendLayers(base, l); err != nil {
+				return err
+			}
+		}
+		if ci.execShell && *execShell != "" {
+			l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return execShellLayer(*execShell) })
 			if err != nil {
 				return err
 			}

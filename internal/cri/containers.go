@@ -3,9 +3,11 @@ package cri
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -78,12 +80,38 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		o.Env = append(o.Env, kv.GetKey()+"="+string(kv.GetValue()))
 	}
 	o.TTY = cc.GetTty()
+	// Image volumes (imagevolume.go): mounted under the lock until the
+	// container that binds them is recorded, released if it is not.
+	var ivs []imageVolume
+	if slices.ContainsFunc(cc.GetMounts(), func(m *runtimeapi.Mount) bool { return m.GetImage().GetImage() != "" }) {
+		s.imageVolumes.Lock()
+		defer s.imageVolumes.Unlock()
+	}
+	created := false
+	defer func() {
+		if !created && len(ivs) > 0 {
+			s.releaseImageVolumesLocked(ctx, ivs)
+		}
+	}()
 	for _, mt := range cc.GetMounts() {
+		if mt.GetImage().GetImage() != "" {
+			sm, iv, err := s.mountImageVolume(ctx, mt)
+			if err != nil {
+				return nil, err
+			}
+			ivs = append(ivs, iv)
+			o.Mounts = append(o.Mounts, sm)
+			continue
+		}
 		sm, err := mount(mt)
 		if err != nil {
 			return nil, err
 		}
 		o.Mounts = append(o.Mounts, sm)
+	}
+	if len(ivs) > 0 {
+		b, _ := json.Marshal(ivs)
+		labels[labelImageVolumes] = string(b)
 	}
 	for _, d := range cc.GetDevices() {
 		o.Devices = append(o.Devices, spec.Device{PathOnHost: d.GetHostPath(), PathInContainer: d.GetContainerPath(), CgroupPermissions: d.GetPermissions()})
@@ -119,14 +147,12 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		}
 		return nil, err
 	}
+	created = true
 	return &runtimeapi.CreateContainerResponse{ContainerId: c.ID}, nil
 }
 
 // mount is a CRI mount as a bind mount of the engine's.
 func mount(m *runtimeapi.Mount) (spec.Mount, error) {
-	if m.GetImage().GetImage() != "" {
-		return spec.Mount{}, status.Error(codes.Unimplemented, fmt.Sprintf("mount of image %s at %s: image volumes are not implemented yet (see docs/cri.md)", m.GetImage().GetImage(), m.GetContainerPath()))
-	}
 	if m.GetContainerPath() == "" || m.GetHostPath() == "" {
 		return spec.Mount{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("mount %q:%q: host and container paths are required", m.GetHostPath(), m.GetContainerPath()))
 	}
@@ -140,7 +166,7 @@ func mount(m *runtimeapi.Mount) (spec.Mount, error) {
 		sm.Options = append(sm.Options, "rprivate")
 	}
 	// selinux_relabel is ignored: this host has no SELinux.
-	return sm, nil
+	return mountExtras(m, sm)
 }
 
 // setResources sets the CRI's limits on o (0: unset).
@@ -251,6 +277,9 @@ func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContai
 	if c.State != engine.StateCreated {
 		return nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("container %s is %s: only a created container can be started", c.ID, c.State))
 	}
+	if err := s.remountImageVolumes(ctx, c); err != nil {
+		return nil, err
+	}
 	st, err := s.eng.Start(ctx, c.ID, engine.StartOptions{})
 	if err == nil && st != nil {
 		err = st.Ready()
@@ -290,6 +319,7 @@ func (s *Server) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveCont
 	if err := s.eng.Remove(ctx, c.ID, true); err != nil && !errdefs.IsNotFound(err) {
 		return nil, err
 	}
+	s.releaseImageVolumes(ctx, imageVolumes(c))
 	return &runtimeapi.RemoveContainerResponse{}, nil
 }
 
@@ -367,11 +397,16 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 		}
 		st.Message = c.Error
 	}
+	ivs := imageVolumes(c)
 	for _, m := range c.Config.Spec.Mounts {
 		if m.Type != "bind" {
 			continue
 		}
-		cm := &runtimeapi.Mount{ContainerPath: m.Destination, HostPath: m.Source, Readonly: m.ReadOnly}
+		if i := slices.IndexFunc(ivs, func(iv imageVolume) bool { return iv.Path == m.Destination }); i >= 0 {
+			st.Mounts = append(st.Mounts, ivs[i].criMount())
+			continue
+		}
+		cm := &runtimeapi.Mount{ContainerPath: m.Destination, HostPath: m.Source, Readonly: m.ReadOnly, RecursiveReadOnly: slices.Contains(m.Options, "rro")}
 		for _, opt := range m.Options {
 			switch opt {
 			case "rslave", "slave":

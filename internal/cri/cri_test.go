@@ -146,21 +146,17 @@ func TestVersionStatusRuntimeConfig(t *testing.T) {
 func TestUnimplementedRPCsSaySo(t *testing.T) {
 	c := serve(t, Options{})
 	ctx := ctxT(t)
-	_, err := c.rt.PodSandboxStats(ctx, &runtimeapi.PodSandboxStatsRequest{PodSandboxId: "x"})
-	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "PodSandboxStats is not implemented yet") {
-		t.Errorf("PodSandboxStats: %v; want Unimplemented saying PodSandboxStats is not implemented yet", err)
+	_, err := c.rt.CheckpointPod(ctx, &runtimeapi.CheckpointPodRequest{PodSandboxId: "x"})
+	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "CheckpointPod is not implemented yet") {
+		t.Errorf("CheckpointPod: %v; want Unimplemented saying CheckpointPod is not implemented yet", err)
+	}
+	_, err = c.rt.CheckpointContainer(ctx, &runtimeapi.CheckpointContainerRequest{ContainerId: "x"})
+	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "CRIU") {
+		t.Errorf("CheckpointContainer: %v; want Unimplemented saying why", err)
 	}
 	_, err = c.rt.Exec(ctx, &runtimeapi.ExecRequest{})
 	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "Exec is not implemented yet") {
 		t.Errorf("Exec: %v; want Unimplemented", err)
-	}
-	// A streaming RPC too.
-	stream, err := c.rt.StreamPodSandboxStats(ctx, &runtimeapi.StreamPodSandboxStatsRequest{})
-	if err == nil {
-		_, err = stream.Recv()
-	}
-	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "not implemented yet") {
-		t.Errorf("StreamPodSandboxStats: %v; want Unimplemented", err)
 	}
 }
 
@@ -443,19 +439,19 @@ func TestCallsAreLogged(t *testing.T) {
 	c := serve(t, Options{Log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	ctx := ctxT(t)
 	c.rt.Version(ctx, &runtimeapi.VersionRequest{})
-	c.rt.PodSandboxStats(ctx, &runtimeapi.PodSandboxStatsRequest{PodSandboxId: "x"})
+	c.rt.CheckpointPod(ctx, &runtimeapi.CheckpointPodRequest{PodSandboxId: "x"})
 	c.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{}})
 	out := buf.String()
 	for _, want := range []string{
 		"level=DEBUG msg=rpc method=Version", "code=OK",
-		"level=DEBUG msg=rpc method=PodSandboxStats", "code=Unimplemented",
+		"level=DEBUG msg=rpc method=CheckpointPod", "code=Unimplemented",
 		`level=WARN msg="rpc failed" method=PullImage code=InvalidArgument`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, `level=WARN msg="rpc failed" method=PodSandboxStats`) {
+	if strings.Contains(out, `level=WARN msg="rpc failed" method=CheckpointPod`) {
 		t.Errorf("an unimplemented RPC is logged as a failure:\n%s", out)
 	}
 }

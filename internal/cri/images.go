@@ -249,11 +249,15 @@ func credentials(a *runtimeapi.AuthConfig) *engine.Credentials {
 
 // RemoveImage removes the image the spec names with all its names,
 // whichever was given; an image that is not there is not an error.
-// Containers made from it keep their layers (as with `hull rmi -f`).
+// Containers made from it keep their layers (as with `hull rmi -f`); an
+// image a container mounts as a volume is not removed (imagevolume.go).
 func (s *Server) RemoveImage(ctx context.Context, req *runtimeapi.RemoveImageRequest) (*runtimeapi.RemoveImageResponse, error) {
 	g, err := s.find(ctx, req.GetImage().GetImage())
 	if err != nil || g == nil {
 		return &runtimeapi.RemoveImageResponse{}, err
+	}
+	if err := s.checkNoImageVolume(ctx, g.id); err != nil {
+		return nil, err
 	}
 	for _, r := range g.recs {
 		if _, err := s.eng.ImageRemove(ctx, r.Digest.String(), true); err != nil && !errdefs.IsNotFound(err) {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"hull/internal/runtime"
 )
 
 // Version names the runtime and the CRI version it speaks.
@@ -26,10 +28,13 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 			{Type: runtimeapi.RuntimeReady, Status: true},
 			{Type: runtimeapi.NetworkReady, Status: true},
 		}},
-		// The default handler (""): hull's own runtime. Neither feature
-		// is claimed before the container RPCs honour it.
-		RuntimeHandlers: []*runtimeapi.RuntimeHandler{{Name: "", Features: &runtimeapi.RuntimeHandlerFeatures{}}},
-		Features:        &runtimeapi.RuntimeFeatures{},
+		// The default handler (""): hull's own runtime. Recursive
+		// read-only mounts where the kernel has mount_setattr; user
+		// namespaces are not claimed (the sandbox RPCs do not map them).
+		RuntimeHandlers: []*runtimeapi.RuntimeHandler{{Name: "", Features: &runtimeapi.RuntimeHandlerFeatures{
+			RecursiveReadOnlyMounts: runtime.RecursiveReadOnlySupported(),
+		}}},
+		Features: &runtimeapi.RuntimeFeatures{},
 	}
 	if !req.GetVerbose() {
 		return resp, nil
@@ -45,6 +50,7 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 	cfg := map[string]any{
 		"root": s.opts.Root, "runRoot": s.opts.RunRoot, "cgroupDriver": "cgroupfs",
 		"pinnedImages": s.opts.PinnedImages, "network": "hull default network (bridge)",
+		"podCIDRs": s.PodCIDRs(),
 	}
 	if b, err := json.Marshal(cfg); err == nil {
 		resp.Info["config"] = string(b)

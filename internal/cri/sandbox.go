@@ -231,9 +231,11 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 	if err != nil {
 		return nil, err
 	}
+	ivs := s.podImageVolumes(ctx, p)
 	if _, err := s.eng.RemovePod(ctx, p.ID, true); err != nil && !errdefs.IsNotFound(err) {
 		return nil, err
 	}
+	s.releaseImageVolumes(ctx, ivs)
 	return &runtimeapi.RemovePodSandboxResponse{}, nil
 }
 

@@ -430,16 +430,6 @@ func TestContainerSecurityContext(t *testing.T) {
 	if status.Code(err) != codes.InvalidArgument {
 		t.Errorf("run_as_group without a user: %v; want InvalidArgument", err)
 	}
-	// Image volumes are not there yet, and say so (critest then skips
-	// their specs, as for a runtime without them).
-	_, err = c.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, SandboxConfig: pod, Config: &runtimeapi.ContainerConfig{
-		Metadata: &runtimeapi.ContainerMetadata{Name: "image-volume"},
-		Image:    &runtimeapi.ImageSpec{Image: f.Busybox.Ref},
-		Mounts:   []*runtimeapi.Mount{{ContainerPath: "/mnt", Readonly: true, Image: &runtimeapi.ImageSpec{Image: f.Busybox.Ref}}},
-	}})
-	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "image volumes are not implemented yet") {
-		t.Errorf("an image volume: %v; want Unimplemented saying so", err)
-	}
 }
 
 // A pod that shares its PID namespace: its containers see each other's

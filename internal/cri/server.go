@@ -10,13 +10,16 @@
 // removes the socket. Containers do not depend on the server: each has
 // its monitor, so they keep running while it is stopped or restarted.
 //
-// What is served today: Version, Status, RuntimeConfig, every
-// ImageService RPC, the pod sandbox RPCs (sandbox.go), the container
-// RPCs, ExecSync and UpdateContainerResources (containers.go),
-// ContainerStats and ListContainerStats (stats.go), ReopenContainerLog
-// (logs.go) and the Stream* lists (streams.go). Every other RPC answers
-// codes.Unimplemented saying so (see docs/cri.md for the plan and its
-// order).
+// What is served today: Version, Status, RuntimeConfig and
+// UpdateRuntimeConfig (runtimeconfig.go), every ImageService RPC, the pod
+// sandbox RPCs (sandbox.go), the container RPCs, ExecSync and
+// UpdateContainerResources (containers.go) with image volumes
+// (imagevolume.go), container and sandbox stats (stats.go, podstats.go),
+// metrics (metrics.go), GetContainerEvents (events.go),
+// ReopenContainerLog (logs.go) and the Stream* lists (streams.go).
+// CheckpointContainer says it is not supported (checkpoint.go); every
+// other RPC answers codes.Unimplemented saying so (see docs/cri.md for
+// the plan and its order).
 package cri
 
 import (
@@ -28,6 +31,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -72,6 +76,10 @@ type Server struct {
 
 	eng  *engine.Engine
 	opts Options
+	cpu  cpuRates // previous CPU readings (stats.go)
+	// imageVolumes serializes mounting and releasing image volumes
+	// (imagevolume.go).
+	imageVolumes sync.Mutex
 }
 
 // New makes the service over eng, which the caller keeps open while the
@@ -212,7 +220,7 @@ func (s *Server) logCall(method string, start time.Time, err error) {
 
 // notYet is the message of an RPC hull does not serve yet.
 func notYet(method string) string {
-	return fmt.Sprintf("hull cri: %s is not implemented yet (this server serves the image service, pod sandboxes, containers, ExecSync and container stats; streaming, pod stats and events come next, see docs/cri.md)", method)
+	return fmt.Sprintf("hull cri: %s is not implemented yet (see docs/cri.md for what this server serves and what comes next)", method)
 }
 
 // errNotYet is the Unimplemented status for method (the short name).

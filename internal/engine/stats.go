@@ -29,6 +29,10 @@ type Stats struct {
 	// MemoryUsage is the memory in use less the page cache the kernel can
 	// drop at once (docker's MEM USAGE; the CRI's working set).
 	MemoryUsage uint64
+	// MemoryTotal is the memory in use, page cache included (the CRI's
+	// usage_bytes); MemoryRSS the anonymous memory resident, PageFaults
+	// and MajorPageFaults the cgroup's fault counters (memory.stat).
+	MemoryTotal, MemoryRSS, PageFaults, MajorPageFaults uint64
 	// MemoryLimit is the container's limit, or the host's memory when the
 	// container has none (or a larger one).
 	MemoryLimit uint64
@@ -56,7 +60,8 @@ func (e *Engine) Stats(ctx context.Context, ref string) (*Stats, error) {
 	}
 	s := &Stats{Time: time.Now(), CPUNanos: st.CPU.UsageNanos, SystemCPUNanos: sys, OnlineCPUs: onlineCPUs(),
 		MemoryUsage: st.Memory.Usage, MemoryLimit: st.Memory.Limit, Pids: st.Pids.Current,
-		BlockRead: st.BlockIO.Read, BlockWrite: st.BlockIO.Write}
+		BlockRead: st.BlockIO.Read, BlockWrite: st.BlockIO.Write, MemoryTotal: st.Memory.Usage}
+	e.memoryDetail(c.ID, s)
 	if cache := e.inactiveFile(c.ID); cache < s.MemoryUsage {
 		s.MemoryUsage -= cache
 	}

@@ -52,7 +52,7 @@ func MountOptionNames() []string {
 	for k := range propagationFlags {
 		out = append(out, k)
 	}
-	return append(out, "tmpcopyup")
+	return append(out, "tmpcopyup", "rro")
 }
 
 // MountOptions turns mount(8) options into mount(2) flags and the
@@ -79,7 +79,7 @@ func parseMountOptions(opts []string) (flags uintptr, prop []uintptr, data strin
 			prop = append(prop, p)
 			continue
 		}
-		if o == "tmpcopyup" || strings.HasPrefix(o, "idmap") || strings.HasPrefix(o, "ridmap") {
+		if o == "tmpcopyup" || o == "rro" || strings.HasPrefix(o, "idmap") || strings.HasPrefix(o, "ridmap") {
 			continue
 		}
 		d = append(d, o)
@@ -343,11 +343,19 @@ var testHookBindAttached func(dest string)
 // older kernels it is remounted through its descriptor once attached, and
 // before 5.2 the bind is made the old way and the mount reopened (see
 // openMounted).
-func bindMount(src string, mp *os.File, mpPath, dest string, flags uintptr, prop []uintptr) error {
+func bindMount(src string, mp *os.File, mpPath, dest string, flags uintptr, prop []uintptr, rro bool) error {
 	rest := flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT)
 	m, err := cloneTree(src, flags&unix.MS_REC != 0)
 	if err != nil {
 		return fmt.Errorf("bind %s on %s: %w", src, dest, err)
+	}
+	if rro {
+		if err := recursiveReadOnly(m, src, dest); err != nil {
+			if m != nil {
+				m.Close()
+			}
+			return err
+		}
 	}
 	if m != nil {
 		defer m.Close()
@@ -530,7 +538,7 @@ func mountEntry(cfg *initConfig, m specs.Mount) error {
 			return err
 		}
 		defer f.Close()
-		return bindMount(src, f, mpPath, dest, flags, prop)
+		return bindMount(src, f, mpPath, dest, flags, prop, slices.Contains(m.Options, "rro"))
 	}
 	mpPath, f, err := securePath(cfg.Rootfs, dest, true)
 	if err != nil {
@@ -541,10 +549,10 @@ func mountEntry(cfg *initConfig, m specs.Mount) error {
 	if err != nil && typ == "sysfs" && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EBUSY)) {
 		// A user namespace without its own network namespace may not
 		// mount sysfs; give it the host's, read-only.
-		return bindMount("/sys", f, mpPath, dest, unix.MS_BIND|unix.MS_REC|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, prop)
+		return bindMount("/sys", f, mpPath, dest, unix.MS_BIND|unix.MS_REC|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, prop, false)
 	}
 	if err != nil && typ == "mqueue" && errors.Is(err, unix.EPERM) {
-		return bindMount("/dev/mqueue", f, mpPath, dest, unix.MS_BIND, prop)
+		return bindMount("/dev/mqueue", f, mpPath, dest, unix.MS_BIND, prop, false)
 	}
 	if err != nil {
 		return fmt.Errorf("mount %s (%s) on %s with %v: %w", m.Source, typ, dest, m.Options, err)
@@ -592,7 +600,7 @@ func mountCgroup(cfg *initConfig, dest string, flags uintptr) error {
 	}
 	defer f.Close()
 	if len(cfg.Cgroups) == 1 && cfg.Cgroups[0].V2 {
-		return bindMount(cfg.Cgroups[0].Dir, f, mpPath, dest, unix.MS_BIND|base, nil)
+		return bindMount(cfg.Cgroups[0].Dir, f, mpPath, dest, unix.MS_BIND|base, nil, false)
 	}
 	if err := unix.Mount("tmpfs", fdPath(f), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755"); err != nil {
 		return fmt.Errorf("mount tmpfs on %s: %w", dest, err)
