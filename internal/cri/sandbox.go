@@ -24,11 +24,10 @@ import (
 // modes the engine has no field for are kept in reserved labels
 // (io.hull.cri.*), which answers never show.
 //
-// Networking: a sandbox that does not use the node's network gets hull's
-// default network (the bridge network `hull network ls` names "bridge",
-// from <root>/networks), its port mappings published on it and its DNS
-// config written to its resolv.conf. A conflist chosen by the CRI
-// configuration is not supported yet.
+// Networking: a sandbox that does not use the node's network joins the
+// pod network (cninet.go: the CNI configuration directory's first
+// conflist, or hull's default network without one), its port mappings
+// published on it and its DNS config written to its resolv.conf.
 
 // Reserved labels: the sandbox's CRI metadata, and its namespace modes
 // for PID and IPC (which the engine pod does not keep).
@@ -106,6 +105,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	labels[labelAttempt] = strconv.FormatUint(uint64(m.GetAttempt()), 10)
 
 	ns := c.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	var err error
 	cfg := engine.PodConfig{
 		Hostname:     c.GetHostname(),
 		Labels:       labels,
@@ -142,6 +142,9 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		cfg.Hostname, _ = os.Hostname()
 	} else {
 		share = append(share, "uts")
+		if cfg.Network, err = s.podNetwork(ctx); err != nil {
+			return nil, err
+		}
 		if d := c.GetDnsConfig(); d != nil {
 			cfg.Net.DNS, cfg.Net.DNSSearch, cfg.Net.DNSOptions = d.GetServers(), d.GetSearches(), d.GetOptions()
 		}

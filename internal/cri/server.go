@@ -58,6 +58,12 @@ type Options struct {
 	// (ImageStatus and ListImages report them pinned), as CRI-O's
 	// pinned_images.
 	PinnedImages []string
+	// CNIConfDir is the CNI configuration directory whose first
+	// conflist is the pod network (cninet.go); "" puts sandboxes on
+	// hull's default network. CNIBinDirs are the plugin directories the
+	// engine searches, for Status to report.
+	CNIConfDir string
+	CNIBinDirs []string
 	// Log receives one debug line per call (method, time, code) and a
 	// warning per failed call other than not-found and unimplemented
 	// (default: discard).
@@ -72,6 +78,7 @@ type Server struct {
 
 	eng  *engine.Engine
 	opts Options
+	net  podNet // the pod network's state (cninet.go)
 }
 
 // New makes the service over eng, which the caller keeps open while the
