@@ -157,12 +157,17 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		}
 	}
 	cfg.Share = share
+	if labels[labelCgroup], err = makePodCgroup(cfg.CgroupParent, c.GetLinux()); err != nil { // podcgroup.go
+		return nil, err
+	}
 	p, err := s.eng.CreatePod(ctx, podName(m), cfg)
 	if err != nil {
+		removePodCgroup(cfg.CgroupParent, labels[labelCgroup])
 		return nil, err
 	}
 	if _, err := s.eng.StartPod(ctx, p.ID); err != nil {
 		s.eng.RemovePod(context.WithoutCancel(ctx), p.ID, true)
+		removePodCgroup(cfg.CgroupParent, labels[labelCgroup])
 		return nil, err
 	}
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: p.ID}, nil
@@ -235,6 +240,9 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 		return nil, err
 	}
 	if _, err := s.eng.RemovePod(ctx, p.ID, true); err != nil && !errdefs.IsNotFound(err) {
+		return nil, err
+	}
+	if err := removePodCgroup(p.Config.CgroupParent, p.Config.Labels[labelCgroup]); err != nil {
 		return nil, err
 	}
 	return &runtimeapi.RemovePodSandboxResponse{}, nil

@@ -1,0 +1,98 @@
+package cri
+
+import (
+	"encoding/json"
+	"fmt"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"hull/internal/cgroups"
+)
+
+// The pod's cgroup. kubelet sends the sandbox's cgroup parent
+// (/kubepods/burstable/pod<uid> with the cgroupfs driver hull reports)
+// and normally makes it itself, with the pod's limits, before
+// RunPodSandbox. When it does not exist (crictl, critest, a kubelet
+// without its pod cgroups), hull makes it at RunPodSandbox in every
+// hierarchy (each v1 controller's, or the v2 path with its controllers
+// enabled), sets the sandbox's resources on it (LinuxPodSandboxConfig
+// resources, which include the pod overhead; the overhead alone when
+// only it is sent), and removes it with the sandbox. The directories it
+// made are kept in the reserved label io.hull.cri.cgroup, so a restarted
+// server removes them too; one kubelet made is never touched.
+
+// labelCgroup lists, as JSON, the cgroup directories hull made for the
+// sandbox.
+const labelCgroup = labelPrefix + "cgroup"
+
+// makePodCgroup makes cgroup parent for a new sandbox unless it exists,
+// with the sandbox's limits, and returns the label value naming what it
+// made ("" if nothing).
+func makePodCgroup(parent string, c *runtimeapi.LinuxPodSandboxConfig) (string, error) {
+	if parent == "" {
+		return "", nil
+	}
+	m, err := cgroups.New(cgroups.ContainerPath(parent, ""))
+	if err != nil {
+		return "", fmt.Errorf("pod cgroup %s: %w", parent, err)
+	}
+	if m.Exists() {
+		return "", nil // kubelet's
+	}
+	if err := m.Create(); err != nil {
+		m.Destroy()
+		return "", fmt.Errorf("pod cgroup %s: %w", parent, err)
+	}
+	r := c.GetResources()
+	if r == nil {
+		r = c.GetOverhead()
+	}
+	if err := m.Set(podResources(r)); err != nil {
+		m.Destroy()
+		return "", fmt.Errorf("pod cgroup %s: limits: %w", parent, err)
+	}
+	b, _ := json.Marshal(m.Created)
+	return string(b), nil
+}
+
+// podResources are the CRI's pod limits as the runtime spec's.
+func podResources(r *runtimeapi.LinuxContainerResources) *specs.LinuxResources {
+	if r == nil {
+		return nil
+	}
+	out := &specs.LinuxResources{}
+	if r.GetCpuShares() > 0 || r.GetCpuQuota() != 0 || r.GetCpuPeriod() > 0 || r.GetCpusetCpus() != "" {
+		out.CPU = &specs.LinuxCPU{Cpus: r.GetCpusetCpus(), Mems: r.GetCpusetMems()}
+		if v := uint64(r.GetCpuShares()); v > 0 {
+			out.CPU.Shares = &v
+		}
+		if v := r.GetCpuQuota(); v != 0 {
+			out.CPU.Quota = &v
+		}
+		if v := uint64(r.GetCpuPeriod()); v > 0 {
+			out.CPU.Period = &v
+		}
+	}
+	if v := r.GetMemoryLimitInBytes(); v > 0 {
+		out.Memory = &specs.LinuxMemory{Limit: &v}
+	}
+	return out
+}
+
+// removePodCgroup removes the cgroup directories label names (those hull
+// made for the sandbox), its containers' gone.
+func removePodCgroup(parent, label string) error {
+	var created []string
+	if label == "" || json.Unmarshal([]byte(label), &created) != nil || len(created) == 0 {
+		return nil
+	}
+	m, err := cgroups.Load(cgroups.ContainerPath(parent, ""), created)
+	if err != nil {
+		return err
+	}
+	if err := m.Destroy(); err != nil {
+		return fmt.Errorf("pod cgroup %s: %w", parent, err)
+	}
+	return nil
+}
