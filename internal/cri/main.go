@@ -115,6 +115,9 @@ func Main(args []string, version string, stderr io.Writer) error {
 	defer stop()
 	s := New(eng, Options{Version: version, Root: cfg.Root, RunRoot: cfg.RunRoot, PinnedImages: pinned, Log: log,
 		CNIConfDir: *cniConf, CNIBinDirs: binDirs})
+	if err := s.Recover(ctx); err != nil {
+		log.Warn("recovering what a killed server left", "error", err)
+	}
 	err = s.Serve(ctx, *listen, func() { log.Info("serving the CRI", "listen", *listen, "root", cfg.Root) })
 	if err == nil {
 		log.Info("stopped", "listen", *listen)

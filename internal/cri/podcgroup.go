@@ -3,6 +3,9 @@ package cri
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -19,17 +22,19 @@ import (
 // enabled), sets the sandbox's resources on it (LinuxPodSandboxConfig
 // resources, which include the pod overhead; the overhead alone when
 // only it is sent), and removes it with the sandbox. The directories it
-// made are kept in the reserved label io.hull.cri.cgroup, so a restarted
-// server removes them too; one kubelet made is never touched.
+// is to make are named in the reserved label io.hull.cri.cgroup before
+// any is made (the sandbox is recorded first), so whatever a killed
+// server left is removed with the sandbox; one kubelet made is never
+// touched.
 
 // labelCgroup lists, as JSON, the cgroup directories hull made for the
 // sandbox.
 const labelCgroup = labelPrefix + "cgroup"
 
-// makePodCgroup makes cgroup parent for a new sandbox unless it exists,
-// with the sandbox's limits, and returns the label value naming what it
-// made ("" if nothing).
-func makePodCgroup(parent string, c *runtimeapi.LinuxPodSandboxConfig) (string, error) {
+// planPodCgroup returns the label value naming the directories of cgroup
+// parent that do not exist, in every hierarchy, parents first ("" if
+// none: kubelet made it).
+func planPodCgroup(parent string) (string, error) {
 	if parent == "" {
 		return "", nil
 	}
@@ -37,23 +42,44 @@ func makePodCgroup(parent string, c *runtimeapi.LinuxPodSandboxConfig) (string, 
 	if err != nil {
 		return "", fmt.Errorf("pod cgroup %s: %w", parent, err)
 	}
-	if m.Exists() {
-		return "", nil // kubelet's
+	var missing []string
+	for _, mt := range m.Mounts() {
+		cur := mt.Mountpoint
+		for _, part := range strings.Split(strings.Trim(m.Path, "/"), "/") {
+			cur = filepath.Join(cur, part)
+			if _, err := os.Stat(cur); err != nil {
+				missing = append(missing, cur)
+			}
+		}
 	}
-	if err := m.Create(); err != nil {
-		m.Destroy()
-		return "", fmt.Errorf("pod cgroup %s: %w", parent, err)
+	if len(missing) == 0 {
+		return "", nil
+	}
+	b, _ := json.Marshal(missing)
+	return string(b), nil
+}
+
+// makePodCgroup makes the cgroup parent that label (planPodCgroup's)
+// names, with the sandbox's limits.
+func makePodCgroup(parent, label string, c *runtimeapi.LinuxPodSandboxConfig) error {
+	if label == "" {
+		return nil
+	}
+	m, err := cgroups.New(cgroups.ContainerPath(parent, ""))
+	if err == nil {
+		err = m.Create()
+	}
+	if err != nil {
+		return fmt.Errorf("pod cgroup %s: %w", parent, err)
 	}
 	r := c.GetResources()
 	if r == nil {
 		r = c.GetOverhead()
 	}
 	if err := m.Set(podResources(r)); err != nil {
-		m.Destroy()
-		return "", fmt.Errorf("pod cgroup %s: limits: %w", parent, err)
+		return fmt.Errorf("pod cgroup %s: limits: %w", parent, err)
 	}
-	b, _ := json.Marshal(m.Created)
-	return string(b), nil
+	return nil
 }
 
 // podResources are the CRI's pod limits as the runtime spec's.

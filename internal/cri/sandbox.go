@@ -157,17 +157,23 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		}
 	}
 	cfg.Share = share
-	if labels[labelCgroup], err = makePodCgroup(cfg.CgroupParent, c.GetLinux()); err != nil { // podcgroup.go
+	if labels[labelCgroup], err = planPodCgroup(cfg.CgroupParent); err != nil { // podcgroup.go
 		return nil, err
 	}
+	// Recorded first: a server killed from here on leaves a pod in state
+	// created, which the next one removes (recover.go).
 	p, err := s.eng.CreatePod(ctx, podName(m), cfg)
 	if err != nil {
-		removePodCgroup(cfg.CgroupParent, labels[labelCgroup])
 		return nil, err
 	}
-	if _, err := s.eng.StartPod(ctx, p.ID); err != nil {
-		s.eng.RemovePod(context.WithoutCancel(ctx), p.ID, true)
-		removePodCgroup(cfg.CgroupParent, labels[labelCgroup])
+	engine.Mark("cri: sandbox recorded")
+	err = makePodCgroup(cfg.CgroupParent, labels[labelCgroup], c.GetLinux())
+	if err == nil {
+		engine.Mark("cri: sandbox cgroup made")
+		_, err = s.eng.StartPod(ctx, p.ID)
+	}
+	if err != nil {
+		s.removeSandbox(context.WithoutCancel(ctx), p)
 		return nil, err
 	}
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: p.ID}, nil
@@ -239,10 +245,7 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.eng.RemovePod(ctx, p.ID, true); err != nil && !errdefs.IsNotFound(err) {
-		return nil, err
-	}
-	if err := removePodCgroup(p.Config.CgroupParent, p.Config.Labels[labelCgroup]); err != nil {
+	if err := s.removeSandbox(ctx, p); err != nil {
 		return nil, err
 	}
 	return &runtimeapi.RemovePodSandboxResponse{}, nil
