@@ -63,8 +63,8 @@ run_critest() {
       local h=("$here/bin/hull" --config "$work/hull.toml" --root "$work/root" --run-root "$work/run") ids
       # (each step may fail: nothing left, or already gone; the rest of
       # the cleanup must run all the same)
-      ids=$("${h[@]}" pod ls -q 2>/dev/null) && [ -n "$ids" ] && "${h[@]}" pod rm -f $ids >/dev/null 2>&1 || true
-      ids=$("${h[@]}" ps -aq 2>/dev/null) && [ -n "$ids" ] && "${h[@]}" rm -f $ids >/dev/null 2>&1 || true
+      ids=$("${h[@]}" pod ls -A -q 2>/dev/null) && [ -n "$ids" ] && "${h[@]}" pod rm -f $ids >/dev/null 2>&1 || true
+      ids=$("${h[@]}" ps -A -aq 2>/dev/null) && [ -n "$ids" ] && "${h[@]}" rm -f $ids >/dev/null 2>&1 || true
     fi
     [ -n "${bridge:-}" ] && ip link del "$bridge" 2>/dev/null || true
     [ -n "${bridge:-}" ] && ip link del "${bridge}d" 2>/dev/null || true

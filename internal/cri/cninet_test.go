@@ -10,7 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -176,4 +178,39 @@ func TestPodNetworkFromCNIConfDir(t *testing.T) {
 			t.Errorf("remove network %s: %v", n, err)
 		}
 	}
+}
+
+// `hull cri serve --cni-conf-dir DIR` hands the directory to hull-cri:
+// NetworkReady names it while it has no conflist; ” is hull's default
+// network, ready at once.
+func TestServeCNIConfDirFlag(t *testing.T) {
+	hull := os.Getenv("HULL_BIN")
+	if hull == "" || os.Geteuid() != 0 {
+		t.Skip("needs root and HULL_BIN (make build)")
+	}
+	criBin := filepath.Join(filepath.Dir(hull), "hull-cri")
+	for _, tc := range []struct {
+		dir   string
+		ready bool
+	}{{t.TempDir(), false}, {"", true}} {
+		root := t.TempDir()
+		sock := filepath.Join(root, "cri.sock")
+		cmd, exited, _ := startServe(t, hull, criBin, root, sock, "--cni-conf-dir", tc.dir)
+		c := &client{rt: runtimeapi.NewRuntimeServiceClient(dial(t, sock))}
+		cond := networkReady(t, c)
+		if cond.Status != tc.ready || (!tc.ready && !strings.Contains(cond.Message, tc.dir)) {
+			t.Errorf("--cni-conf-dir %q: NetworkReady = %v; want %v (naming the directory when false)", tc.dir, cond, tc.ready)
+		}
+		cmd.Process.Signal(os.Interrupt)
+		<-exited
+	}
+}
+
+func dial(t *testing.T, sock string) *grpc.ClientConn {
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }

@@ -33,15 +33,15 @@ import (
 // for PID and IPC (which the engine pod does not keep).
 const (
 	labelPrefix       = "io.hull.cri."
-	labelSandbox      = labelPrefix + "sandbox" // "1" on every CRI pod
+	labelSandbox      = engine.LabelCRISandbox // "1" on every CRI pod
 	labelPodName      = labelPrefix + "pod.name"
 	labelPodNamespace = labelPrefix + "pod.namespace"
 	labelPodUID       = labelPrefix + "pod.uid"
 	labelAttempt      = labelPrefix + "attempt"
-	labelPidMode      = labelPrefix + "pid"  // "host" for NODE, "pod" for POD
-	labelIpcMode      = labelPrefix + "ipc"  // "host" for NODE
-	labelNetMode      = labelPrefix + "net"  // "host" for NODE
-	labelName         = labelPrefix + "name" // a container's metadata name
+	labelPidMode      = labelPrefix + "pid"      // "host" for NODE, "pod" for POD
+	labelIpcMode      = labelPrefix + "ipc"      // "host" for NODE
+	labelNetMode      = labelPrefix + "net"      // "host" for NODE
+	labelName         = engine.LabelCRIContainer // a container's metadata name
 )
 
 // checkLabels refuses labels that use hull's reserved prefix.
