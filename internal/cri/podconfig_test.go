@@ -175,3 +175,42 @@ func cgroupsRemove(top string) {
 		}
 	}
 }
+
+// A pod on the node's network, PID and IPC namespaces (hostNetwork,
+// hostPID, hostIPC): its containers see the host's namespaces and name.
+func TestHostNamespacesSandbox(t *testing.T) {
+	c, f := serveRuntime(t)
+	ctx := ctxT(t)
+	cfg := sandboxConfig(t, "hostns")
+	cfg.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{
+		Network: runtimeapi.NamespaceMode_NODE, Pid: runtimeapi.NamespaceMode_NODE, Ipc: runtimeapi.NamespaceMode_NODE,
+	}
+	id := runSandbox(t, c, cfg)
+	ctr := createContainer(t, c, f, id, cfg, "probe", nil, "sleep", "60")
+	startContainer(t, c, ctr)
+	r, err := c.rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: ctr, Timeout: 10,
+		Cmd: []string{"sh", "-c", "for n in net pid ipc; do readlink /proc/self/ns/$n; done; hostname"}})
+	if err != nil || r.ExitCode != 0 {
+		t.Fatalf("exec: %v %v", r, err)
+	}
+	var want []string
+	for _, k := range []string{"net", "pid", "ipc"} {
+		l, err := os.Readlink("/proc/self/ns/" + k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, l)
+	}
+	host, _ := os.Hostname()
+	want = append(want, host)
+	if got := strings.Fields(string(r.Stdout)); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("the container's net, pid, ipc namespaces and host name = %v; want the node's %v", got, want)
+	}
+	st, err := c.rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := st.Status.Linux.Namespaces.Options; o.Network != runtimeapi.NamespaceMode_NODE || o.Pid != runtimeapi.NamespaceMode_NODE || o.Ipc != runtimeapi.NamespaceMode_NODE {
+		t.Errorf("namespace options = %v; want NODE for all three", o)
+	}
+}
