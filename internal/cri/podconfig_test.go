@@ -50,11 +50,18 @@ func hostAddr(t *testing.T) string {
 // config in resolv.conf, a hostPort reachable on 127.0.0.1 and on the
 // host's address, net.* sysctls in the pod's namespace, the cgroup
 // parent made in every hierarchy with the pod's limits and removed with
-// the sandbox (one that existed before is left).
+// the sandbox (one that existed before is left). The network is set up
+// natively, and through the plugins (bridge, host-local, portmap) when
+// the conflist has an option hull does not implement.
 func TestSandboxAsKubeletSendsIt(t *testing.T) {
+	t.Run("native", func(t *testing.T) { testKubeletSandbox(t, nil) })
+	t.Run("plugins", func(t *testing.T) { testKubeletSandbox(t, map[string]any{"forceAddress": true}) })
+}
+
+func testKubeletSandbox(t *testing.T, bridgeOpts map[string]any) {
 	br, subnet := testenv.DefaultNetwork()
 	dir := cniDir(t, br)
-	os.WriteFile(filepath.Join(dir, "10-pods.conflist"), testConflist("crinet-pods", br, subnet, nil), 0o644)
+	os.WriteFile(filepath.Join(dir, "10-pods.conflist"), testConflist("crinet-pods", br, subnet, bridgeOpts), 0o644)
 	c, f := serveRuntimeWith(t, Options{CNIConfDir: dir})
 	ctx := ctxT(t)
 
