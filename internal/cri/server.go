@@ -14,7 +14,8 @@
 // ImageService RPC, the pod sandbox RPCs (sandbox.go), the container
 // RPCs, ExecSync and UpdateContainerResources (containers.go),
 // ContainerStats and ListContainerStats (stats.go), ReopenContainerLog
-// (logs.go) and the Stream* lists (streams.go). Every other RPC answers
+// (logs.go), the Stream* lists (streams.go) and UpdateRuntimeConfig
+// (cninet.go: the pod network). Every other RPC answers
 // codes.Unimplemented saying so (see docs/cri.md for the plan and its
 // order).
 package cri
