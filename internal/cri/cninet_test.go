@@ -181,21 +181,31 @@ func TestPodNetworkFromCNIConfDir(t *testing.T) {
 }
 
 // `hull cri serve --cni-conf-dir DIR` hands the directory to hull-cri:
-// NetworkReady names it while it has no conflist; ” is hull's default
-// network, ready at once.
+// NetworkReady names it while it has no conflist; an empty value is
+// hull's default network, ready at once. hull.toml's [cri] cni_conf_dir
+// does the same without the flag.
 func TestServeCNIConfDirFlag(t *testing.T) {
 	hull := os.Getenv("HULL_BIN")
 	if hull == "" || os.Geteuid() != 0 {
 		t.Skip("needs root and HULL_BIN (make build)")
 	}
 	criBin := filepath.Join(filepath.Dir(hull), "hull-cri")
+	fromConfig := t.TempDir()
+	cfg := filepath.Join(t.TempDir(), "hull.toml")
+	os.WriteFile(cfg, []byte("[cri]\ncni_conf_dir = \""+fromConfig+"\"\n"), 0o600)
+	flagged := t.TempDir()
 	for _, tc := range []struct {
 		dir   string
+		flags []string
 		ready bool
-	}{{t.TempDir(), false}, {"", true}} {
+	}{
+		{flagged, []string{"--cni-conf-dir", flagged}, false},
+		{"", []string{"--cni-conf-dir", ""}, true},
+		{fromConfig, []string{"--config", cfg}, false},
+	} {
 		root := t.TempDir()
 		sock := filepath.Join(root, "cri.sock")
-		cmd, exited, _ := startServe(t, hull, criBin, root, sock, "--cni-conf-dir", tc.dir)
+		cmd, exited, _ := startServe(t, hull, criBin, root, sock, tc.flags...)
 		c := &client{rt: runtimeapi.NewRuntimeServiceClient(dial(t, sock))}
 		cond := networkReady(t, c)
 		if cond.Status != tc.ready || (!tc.ready && !strings.Contains(cond.Message, tc.dir)) {
