@@ -9,6 +9,7 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"hull/internal/cgroups"
 	"hull/internal/testenv"
 )
 
@@ -20,15 +21,7 @@ import (
 func TestOneEngineTwoViews(t *testing.T) {
 	c, f := serveRuntime(t)
 	ctx := ctxT(t)
-	hull := func(args ...string) string {
-		t.Helper()
-		argv := append([]string{"--root", c.root, "--run-root", filepath.Join(c.root, "run"), "--config", testenv.NetworkConfig(t, c.root)}, args...)
-		out, err := exec.Command(os.Getenv("HULL_BIN"), argv...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("hull %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	hull := func(args ...string) string { t.Helper(); return hullCLI(t, c, args...) }
 
 	pod := sandboxConfig(t, "web")
 	podID := runSandbox(t, c, pod)
@@ -96,5 +89,40 @@ func TestOneEngineTwoViews(t *testing.T) {
 	}
 	if out := hull("why", "pod/"+failID); strings.Contains(out, "image pull") {
 		t.Errorf("hull why pod/ID after a good pull:\n%s\nwant the failure forgotten", out)
+	}
+}
+
+// hullCLI runs the hull CLI on the server's roots and returns its output.
+func hullCLI(t *testing.T, c *client, args ...string) string {
+	t.Helper()
+	argv := append([]string{"--root", c.root, "--run-root", filepath.Join(c.root, "run"), "--config", testenv.NetworkConfig(t, c.root)}, args...)
+	out, err := exec.Command(os.Getenv("HULL_BIN"), argv...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("hull %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// The cgroup a sandbox got from hull goes with the pod whoever removes
+// it: hull pod rm -f of a CRI sandbox too.
+func TestHullPodRmRemovesTheSandboxCgroup(t *testing.T) {
+	c, _ := serveRuntime(t)
+	top := "/hulltest-podrm-" + filepath.Base(c.root)
+	t.Cleanup(func() { cgroupsRemove(top) })
+	cfg := sandboxConfig(t, "rmme")
+	cfg.Linux.CgroupParent = top + "/burstable/poduid-web"
+	id := runSandbox(t, c, cfg)
+	cg, err := cgroups.New(cfg.Linux.CgroupParent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cg.Exists() {
+		t.Fatalf("no pod cgroup %s", cfg.Linux.CgroupParent)
+	}
+	hullCLI(t, c, "pod", "rm", "-f", id)
+	for _, mt := range cg.Mounts() {
+		if _, err := os.Stat(filepath.Join(mt.Mountpoint, top)); !os.IsNotExist(err) {
+			t.Errorf("%s left after hull pod rm -f (%v)", filepath.Join(mt.Mountpoint, top), err)
+		}
 	}
 }

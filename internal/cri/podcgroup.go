@@ -11,6 +11,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"hull/internal/cgroups"
+	"hull/internal/engine"
 )
 
 // The pod's cgroup. kubelet sends the sandbox's cgroup parent
@@ -28,8 +29,8 @@ import (
 // touched.
 
 // labelCgroup lists, as JSON, the cgroup directories hull made for the
-// sandbox.
-const labelCgroup = labelPrefix + "cgroup"
+// sandbox; the engine's RemovePod removes them (so does `hull pod rm`).
+const labelCgroup = engine.LabelCRICgroup
 
 // planPodCgroup returns the label value naming the directories of cgroup
 // parent that do not exist, in every hierarchy, parents first ("" if
@@ -104,21 +105,4 @@ func podResources(r *runtimeapi.LinuxContainerResources) *specs.LinuxResources {
 		out.Memory = &specs.LinuxMemory{Limit: &v}
 	}
 	return out
-}
-
-// removePodCgroup removes the cgroup directories label names (those hull
-// made for the sandbox), its containers' gone.
-func removePodCgroup(parent, label string) error {
-	var created []string
-	if label == "" || json.Unmarshal([]byte(label), &created) != nil || len(created) == 0 {
-		return nil
-	}
-	m, err := cgroups.Load(cgroups.ContainerPath(parent, ""), created)
-	if err != nil {
-		return err
-	}
-	if err := m.Destroy(); err != nil {
-		return fmt.Errorf("pod cgroup %s: %w", parent, err)
-	}
-	return nil
 }

@@ -45,10 +45,10 @@ func (s *Server) Recover(ctx context.Context) error {
 }
 
 // removeSandbox removes sandbox p: its containers, namespaces, network
-// and the cgroup hull made for it.
+// and the cgroup hull made for it (engine.RemovePod does all of it).
 func (s *Server) removeSandbox(ctx context.Context, p *engine.Pod) error {
 	if _, err := s.eng.RemovePod(ctx, p.ID, true); err != nil && !errdefs.IsNotFound(err) {
 		return err
 	}
-	return removePodCgroup(p.Config.CgroupParent, p.Config.Labels[labelCgroup])
+	return nil
 }

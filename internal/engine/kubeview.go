@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+
+	"hull/internal/cgroups"
 )
 
 // One engine, two views. The CRI server's sandboxes and containers are
@@ -30,6 +32,10 @@ const (
 	LabelCRIContainer = "io.hull.cri.name"
 	// LabelCRISandbox is "1" on every pod that is a CRI sandbox.
 	LabelCRISandbox = "io.hull.cri.sandbox"
+	// LabelCRICgroup lists, as JSON, the cgroup directories the CRI
+	// server made for a sandbox (its cgroup parent, when kubelet had
+	// not): removed with the pod, whoever removes it.
+	LabelCRICgroup = "io.hull.cri.cgroup"
 	// The sandbox's Kubernetes pod name and namespace.
 	labelCRIPodName      = "io.hull.cri.pod.name"
 	labelCRIPodNamespace = "io.hull.cri.pod.namespace"
@@ -172,3 +178,22 @@ func failed(c *Container) bool {
 // PodRef is the pod a `hull why` argument names with its pod/ prefix,
 // if it has one.
 func PodRef(arg string) (string, bool) { return strings.CutPrefix(arg, "pod/") }
+
+// removePodCgroups removes the cgroup directories the CRI server made
+// for pod p (LabelCRICgroup), its containers gone: the deepest with
+// anything below it, its parents only once empty.
+func removePodCgroups(p *Pod) error {
+	var created []string
+	label := p.Config.Labels[LabelCRICgroup]
+	if label == "" || json.Unmarshal([]byte(label), &created) != nil || len(created) == 0 {
+		return nil
+	}
+	m, err := cgroups.Load(cgroups.ContainerPath(p.Config.CgroupParent, ""), created)
+	if err != nil {
+		return err
+	}
+	if err := m.Destroy(); err != nil {
+		return fmt.Errorf("pod %s: cgroup %s: %w", p.Name, p.Config.CgroupParent, err)
+	}
+	return nil
+}

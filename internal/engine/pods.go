@@ -395,6 +395,9 @@ func (e *Engine) RemovePod(ctx context.Context, ref string, force bool) (*Pod, e
 	if err := e.downPod(ctx, p); err != nil {
 		return nil, fmt.Errorf("pod %s: %w", p.Name, err)
 	}
+	if err := removePodCgroups(p); err != nil { // kubeview.go
+		return nil, err
+	}
 	if _, err := e.db.ExecContext(ctx, `DELETE FROM pods WHERE id = ?`, p.ID); err != nil {
 		return nil, fmt.Errorf("remove pod %s: %w", p.Name, err)
 	}
