@@ -50,6 +50,7 @@ type podNet struct {
 	mu      sync.Mutex
 	podCIDR string // kubelet's, comma-separated if several
 	loaded  bool
+	warned  map[string]bool // skipped files' errors, warned about once
 }
 
 func (s *Server) podCIDRFile() string { return filepath.Join(s.opts.RunRoot, "cri", "pod-cidr") }
@@ -105,9 +106,17 @@ var errNoNetwork = errdefs.ErrFailedPrecondition
 func (s *Server) podConflist() (string, []byte, error) {
 	dir := s.opts.CNIConfDir
 	path, data, skipped, err := engine.PodConflist(dir)
-	for _, e := range skipped {
-		s.opts.Log.Warn("CNI configuration skipped", "error", e)
+	s.net.mu.Lock()
+	for _, e := range skipped { // once each: kubelet asks Status every few seconds
+		if !s.net.warned[e.Error()] {
+			if s.net.warned == nil {
+				s.net.warned = map[string]bool{}
+			}
+			s.net.warned[e.Error()] = true
+			s.opts.Log.Warn("CNI configuration skipped", "error", e)
+		}
 	}
+	s.net.mu.Unlock()
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil, errNoNetwork.WithMessage(fmt.Sprintf("Network plugin returns error: no CNI configuration file in %s. Has your network provider started?", dir))
 	}
