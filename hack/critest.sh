@@ -85,10 +85,11 @@ run_critest() {
       local h=("$here/bin/hull" --config "$work/hull.toml" --root "$work/root" --run-root "$work/run") ids
       # (each step may fail: nothing left, or already gone; the rest of
       # the cleanup must run all the same)
-      ids=$("${h[@]}" pod ls -q 2>/dev/null) && [ -n "$ids" ] && "${h[@]}" pod rm -f $ids >/dev/null 2>&1 || true
-      ids=$("${h[@]}" ps -aq 2>/dev/null) && [ -n "$ids" ] && "${h[@]}" rm -f $ids >/dev/null 2>&1 || true
+      ids=$("${h[@]}" pod ls -A -q 2>/dev/null) && [ -n "$ids" ] && "${h[@]}" pod rm -f $ids >/dev/null 2>&1 || true
+      ids=$("${h[@]}" ps -A -aq 2>/dev/null) && [ -n "$ids" ] && "${h[@]}" rm -f $ids >/dev/null 2>&1 || true
     fi
     [ -n "${bridge:-}" ] && ip link del "$bridge" 2>/dev/null || true
+    [ -n "${bridge:-}" ] && ip link del "${bridge}d" 2>/dev/null || true
     [ -n "${reg_pid:-}" ] && kill -TERM "$reg_pid" 2>/dev/null
     [ -n "${reg_pid:-}" ] && while kill -0 "$reg_pid" 2>/dev/null; do sleep 0.1; done
     rm -rf "$work"
@@ -99,17 +100,32 @@ run_critest() {
   "$work/testenv" registry --dir "$work/registry" --detach >"$work/registry.env"
   addr=$(sed -n 's/^ADDR=//p' "$work/registry.env")
   reg_pid=$(sed -n 's/^PID=//p' "$work/registry.env")
+  # The pod network, as kubelet's runtimes find it: the first conflist of
+  # a CNI configuration directory, here a bridge and subnet of its own (a
+  # 10.2xx.x.0/24 the host does not route), removed with the roots.
+  local octet=$((RANDOM % 250))
+  mkdir -p "$work/net.d"
+  cat >"$work/net.d/10-critest.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "critest",
+  "plugins": [
+    {"type": "bridge", "bridge": "$bridge", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.237.$octet.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+EOF
   {
-    # The pods' default network: a bridge and subnet of its own (a
-    # 10.2xx.x.0/24 the host does not route), removed with the roots.
+    # hull's default network (unused by the pods), private all the same.
     echo "[network]"
-    echo "default_bridge = \"$bridge\""
-    echo "default_subnet = \"10.237.$((RANDOM % 250)).0/24\""
+    echo "default_bridge = \"${bridge}d\""
+    echo "default_subnet = \"10.238.$octet.0/24\""
     echo "[registries.mirrors]"
     "$work/testenv" critest-images --registry "$addr" --nonewprivs "$work/nonewprivs" --exec-shell "$(exec_shell)" | sed -n 's/^MIRROR //p'
   } >"$work/hull.toml"
   "$here/bin/hull" --config "$work/hull.toml" --root "$work/root" --run-root "$work/run" \
-    cri serve --listen "unix://$work/cri.sock" 2>"$work/cri.log" &
+    cri serve --listen "unix://$work/cri.sock" --cni-conf-dir "$work/net.d" 2>"$work/cri.log" &
   cri_pid=$!
   for _ in $(seq 100); do [ -S "$work/cri.sock" ] && break; sleep 0.1; done
   [ -S "$work/cri.sock" ] || { cat "$work/cri.log" >&2; echo "critest.sh: hull cri serve did not start" >&2; exit 1; }

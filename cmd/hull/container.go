@@ -104,7 +104,7 @@ type psRow struct {
 func (r psRow) Label(name string) string { return r.labels[name] }
 
 func newPsCmd(g *globals) *cobra.Command {
-	var all, quiet, noTrunc, latest bool
+	var all, quiet, noTrunc, latest, allNamespaces bool
 	var last int
 	var filters []string
 	var format string
@@ -134,7 +134,7 @@ func newPsCmd(g *globals) *cobra.Command {
 				if !all && last == 0 && !c.IsRunning() && !fs.hasStatus() {
 					continue
 				}
-				if !fs.match(c) {
+				if !fs.match(c) || (c.Kubernetes() && !allNamespaces) {
 					continue
 				}
 				r := psRowOf(c, noTrunc)
@@ -173,6 +173,7 @@ func newPsCmd(g *globals) *cobra.Command {
 	f.BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
 	f.IntVarP(&last, "last", "n", 0, "show the n last created containers (all states)")
 	f.BoolVarP(&latest, "latest", "l", false, "show the latest created container")
+	f.BoolVarP(&allNamespaces, "all-namespaces", "A", false, "also show the containers kubelet made through hull cri serve")
 	f.StringArrayVarP(&filters, "filter", "f", nil, "filter: status=, name=, label=, ancestor=, exited=, id=, health=")
 	f.StringVar(&format, "format", "", "format output with a Go template, or json")
 	return cmd
@@ -570,11 +571,17 @@ func newRenameCmd(g *globals) *cobra.Command {
 func newWhyCmd(g *globals) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
-		Use:   "why CONTAINER",
-		Short: "Say where in its lifecycle a container stopped, why, and what to check next",
-		Args:  exactArgs(1, "a container"),
+		Use:   "why CONTAINER | pod/POD",
+		Short: "Say where in its lifecycle a container (or pod) stopped, why, and what to check next",
+		Args:  exactArgs(1, "a container, or pod/NAME"),
 		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
-			d, err := eng.Why(cmd.Context(), args[0])
+			var d *engine.Diagnosis
+			var err error
+			if pod, ok := engine.PodRef(args[0]); ok {
+				d, err = eng.WhyPod(cmd.Context(), pod)
+			} else {
+				d, err = eng.Why(cmd.Context(), args[0])
+			}
 			if err != nil {
 				return err
 			}
@@ -592,6 +599,9 @@ func newWhyCmd(g *globals) *cobra.Command {
 				}
 			}
 			fmt.Fprintf(out, "Next:      %s\n", d.Next)
+			for _, c := range d.Containers {
+				fmt.Fprintf(out, "\nContainer %s: %s (%s)\n", c.Container, c.Status, c.Stage)
+			}
 			return nil
 		}),
 	}

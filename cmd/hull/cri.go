@@ -19,7 +19,8 @@ func newCRICmd(g *globals) *cobra.Command {
 		Short: "Serve the Container Runtime Interface (kubelet, crictl)",
 	}
 	var listen string
-	var pinned []string
+	var pinned, cniBin []string
+	var cniConf string
 	serve := &cobra.Command{
 		Use:   "serve [OPTIONS]",
 		Short: "Serve the CRI on a unix socket until SIGTERM or SIGINT",
@@ -40,6 +41,13 @@ and remove the socket.`,
 			for _, p := range pinned {
 				argv = append(argv, "--pinned-image", p)
 			}
+			// Passed only when given: hull.toml's [cri] applies otherwise.
+			if cmd.Flags().Changed("cni-conf-dir") {
+				argv = append(argv, "--cni-conf-dir", cniConf)
+			}
+			for _, d := range cniBin {
+				argv = append(argv, "--cni-bin-dir", d)
+			}
 			if err := syscall.Exec(bin, argv, os.Environ()); err != nil {
 				return fmt.Errorf("run %s: %w (build it with make build, or set HULL_CRI)", bin, err)
 			}
@@ -48,6 +56,8 @@ and remove the socket.`,
 	}
 	serve.Flags().StringVar(&listen, "listen", "unix:///run/hull/cri.sock", "the unix socket to serve on (kubelet's containerRuntimeEndpoint)")
 	serve.Flags().StringArrayVar(&pinned, "pinned-image", nil, "an image kubelet's image GC must keep (repeatable)")
+	serve.Flags().StringVar(&cniConf, "cni-conf-dir", "/etc/cni/net.d", "CNI configuration directory: its first conflist in lexical order is the pod network ('' = hull's default bridge network)")
+	serve.Flags().StringArrayVar(&cniBin, "cni-bin-dir", nil, "a directory of CNI plugins, searched in order (repeatable; default /usr/lib/cni and /opt/cni/bin)")
 	cri.AddCommand(serve)
 	return cri
 }

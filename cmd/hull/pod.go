@@ -79,7 +79,7 @@ type podRow struct {
 }
 
 func newPodLsCmd(g *globals) *cobra.Command {
-	var quiet, noTrunc bool
+	var quiet, noTrunc, allNamespaces bool
 	var format string
 	var filters []string
 	cmd := &cobra.Command{
@@ -94,6 +94,9 @@ func newPodLsCmd(g *globals) *cobra.Command {
 			}
 			var rows []podRow
 			for _, p := range pods {
+				if p.Kubernetes() && !allNamespaces {
+					continue
+				}
 				cs, err := eng.PodContainers(cmd.Context(), p)
 				if err != nil {
 					return err
@@ -127,6 +130,7 @@ func newPodLsCmd(g *globals) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&quiet, "quiet", "q", false, "only display pod IDs")
+	f.BoolVarP(&allNamespaces, "all-namespaces", "A", false, "also show the pod sandboxes kubelet made through hull cri serve")
 	f.BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
 	f.StringVar(&format, "format", "", "format output with a Go template, or json")
 	f.StringArrayVarP(&filters, "filter", "f", nil, "filter: name=, id=, label=, status=")

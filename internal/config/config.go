@@ -41,6 +41,15 @@ type Config struct {
 	Warnings   Warnings   `toml:"warnings"`
 	Logging    Logging    `toml:"logging"`
 	Network    Network    `toml:"network"`
+	CRI        CRI        `toml:"cri"`
+}
+
+// CRI configures `hull cri serve` (hull-cri's flags override it).
+type CRI struct {
+	// CNIConfDir is the CNI configuration directory whose first
+	// conflist is the pod network (/etc/cni/net.d if unset; "" puts pods
+	// on hull's default network). The plugins are [network] plugin_dirs.
+	CNIConfDir *string `toml:"cni_conf_dir"`
 }
 
 // Network configures container networking (docker's daemon bridge

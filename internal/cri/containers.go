@@ -156,6 +156,9 @@ func mount(m *runtimeapi.Mount) (spec.Mount, error) {
 	if m.GetContainerPath() == "" || m.GetHostPath() == "" {
 		return spec.Mount{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("mount %q:%q: host and container paths are required", m.GetHostPath(), m.GetContainerPath()))
 	}
+	if err := ensureHostPath(m.GetHostPath()); err != nil { // checks.go
+		return spec.Mount{}, err
+	}
 	sm := spec.Mount{Type: "bind", Source: m.GetHostPath(), Destination: m.GetContainerPath(), ReadOnly: m.GetReadonly()}
 	switch m.GetPropagation() {
 	case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
@@ -239,14 +242,14 @@ func seccompOf(sc *runtimeapi.LinuxContainerSecurityContext) (string, error) {
 			if !filepath.IsAbs(p.GetLocalhostRef()) {
 				return "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("seccomp localhost profile %q: give an absolute path", p.GetLocalhostRef()))
 			}
-			return p.GetLocalhostRef(), nil
+			return p.GetLocalhostRef(), checkSeccompProfile(p.GetLocalhostRef())
 		}
 	}
 	switch path := sc.GetSeccompProfilePath(); {
 	case path == "runtime/default" || path == "docker/default":
 		return "", nil
 	case strings.HasPrefix(path, "localhost/"):
-		return strings.TrimPrefix(path, "localhost"), nil
+		return strings.TrimPrefix(path, "localhost"), checkSeccompProfile(strings.TrimPrefix(path, "localhost"))
 	}
 	return "unconfined", nil
 }

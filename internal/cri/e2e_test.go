@@ -131,11 +131,11 @@ func TestHullCRIServe(t *testing.T) {
 	}
 }
 
-// startServe starts `hull cri serve` on sock and waits until it answers
+// startServe starts `hull cri serve` on sock (with flags) and waits until it answers
 // Version; the cleanup kills it if the test has not stopped it.
-func startServe(t *testing.T, hull, criBin, root, sock string) (*exec.Cmd, chan error, *strings.Builder) {
+func startServe(t *testing.T, hull, criBin, root, sock string, flags ...string) (*exec.Cmd, chan error, *strings.Builder) {
 	t.Helper()
-	cmd := exec.Command(hull, "--root", root, "--run-root", filepath.Join(root, "run"), "cri", "serve", "--listen", "unix://"+sock)
+	cmd := exec.Command(hull, append([]string{"--root", root, "--run-root", filepath.Join(root, "run"), "cri", "serve", "--listen", "unix://" + sock}, flags...)...)
 	cmd.Env = append(os.Environ(), "HULL_CRI="+criBin, "HULL_CONFIG=")
 	stderr := &strings.Builder{}
 	cmd.Stderr = stderr

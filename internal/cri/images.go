@@ -228,6 +228,7 @@ func (s *Server) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest
 		return nil, errdefs.ErrInvalidArgument.WithMessage("pull: no image given (set image.image)")
 	}
 	res, err := s.eng.Pull(ctx, ref, engine.PullOptions{Credentials: credentials(req.GetAuth())})
+	s.recordPull(ctx, req.GetSandboxConfig(), ref, err) // kubeview.go
 	if err != nil {
 		return nil, err
 	}

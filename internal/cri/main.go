@@ -15,6 +15,7 @@ import (
 
 	"hull/internal/config"
 	"hull/internal/engine"
+	"hull/internal/network"
 )
 
 // Main is the hull-cri process (`hull cri serve` execs it): it opens the
@@ -37,8 +38,11 @@ func Main(args []string, version string, stderr io.Writer) error {
 		listen     = fs.String("listen", DefaultListen, "the unix socket to serve on (kubelet's containerRuntimeEndpoint)")
 		hull       = fs.String("hull", "", "the hull binary monitors run as (default: hull next to hull-cri)")
 		showVer    = fs.Bool("version", false, "print the version and exit")
+		cniConf    = fs.String("cni-conf-dir", DefaultCNIConfDir, "the CNI configuration directory: its first conflist in lexical order is the pod network (hull.toml [cri] cni_conf_dir; '' = hull's default bridge network)")
 		pinned     stringList
+		cniBin     stringList
 	)
+	fs.Var(&cniBin, "cni-bin-dir", "a directory of CNI plugins, searched in order (repeatable or comma-separated; hull.toml [network] plugin_dirs; default /usr/lib/cni,/opt/cni/bin)")
 	fs.Var(&pinned, "pinned-image", "an image kubelet's image GC must keep (repeatable)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: hull-cri [OPTIONS]\n\nServe the Container Runtime Interface (k8s.io/cri-api v1) for kubelet and crictl.\n\n")
@@ -70,6 +74,25 @@ func Main(args []string, version string, stderr io.Writer) error {
 			*o.dst = o.val
 		}
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["cni-conf-dir"] && cfg.CRI.CNIConfDir != nil {
+		*cniConf = *cfg.CRI.CNIConfDir
+	}
+	if len(cniBin) > 0 {
+		cfg.Network.PluginDirs = nil
+		for _, d := range cniBin {
+			for _, p := range strings.Split(d, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					cfg.Network.PluginDirs = append(cfg.Network.PluginDirs, p)
+				}
+			}
+		}
+	}
+	binDirs := cfg.Network.PluginDirs
+	if len(binDirs) == 0 {
+		binDirs = network.DefaultPluginDirs
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -90,7 +113,11 @@ func Main(args []string, version string, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	s := New(eng, Options{Version: version, Root: cfg.Root, RunRoot: cfg.RunRoot, PinnedImages: pinned, Log: log})
+	s := New(eng, Options{Version: version, Root: cfg.Root, RunRoot: cfg.RunRoot, PinnedImages: pinned, Log: log,
+		CNIConfDir: *cniConf, CNIBinDirs: binDirs})
+	if err := s.Recover(ctx); err != nil {
+		log.Warn("recovering what a killed server left", "error", err)
+	}
 	err = s.Serve(ctx, *listen, func() { log.Info("serving the CRI", "listen", *listen, "root", cfg.Root) })
 	if err == nil {
 		log.Info("stopped", "listen", *listen)

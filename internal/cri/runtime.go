@@ -19,14 +19,14 @@ func (s *Server) Version(ctx context.Context, req *runtimeapi.VersionRequest) (*
 	}, nil
 }
 
-// Status reports the runtime and the network ready (sandboxes get
-// hull's default network, see sandbox.go); verbose adds hull's info and this server's
+// Status reports the runtime ready, and the network ready when there is
+// a pod network (cninet.go: NetworkPluginNotReady without one); verbose adds hull's info and this server's
 // configuration as JSON, which `crictl info` prints.
 func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
 	resp := &runtimeapi.StatusResponse{
 		Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
 			{Type: runtimeapi.RuntimeReady, Status: true},
-			{Type: runtimeapi.NetworkReady, Status: true},
+			s.networkCondition(),
 		}},
 		// The default handler (""): hull's own runtime. Recursive
 		// read-only mounts where the kernel has mount_setattr; user
@@ -49,7 +49,7 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 	}
 	cfg := map[string]any{
 		"root": s.opts.Root, "runRoot": s.opts.RunRoot, "cgroupDriver": "cgroupfs",
-		"pinnedImages": s.opts.PinnedImages, "network": "hull default network (bridge)",
+		"pinnedImages": s.opts.PinnedImages, "network": s.networkInfo(),
 		"podCIDRs": s.PodCIDRs(),
 	}
 	if b, err := json.Marshal(cfg); err == nil {

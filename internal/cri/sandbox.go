@@ -24,25 +24,24 @@ import (
 // modes the engine has no field for are kept in reserved labels
 // (io.hull.cri.*), which answers never show.
 //
-// Networking: a sandbox that does not use the node's network gets hull's
-// default network (the bridge network `hull network ls` names "bridge",
-// from <root>/networks), its port mappings published on it and its DNS
-// config written to its resolv.conf. A conflist chosen by the CRI
-// configuration is not supported yet.
+// Networking: a sandbox that does not use the node's network joins the
+// pod network (cninet.go: the CNI configuration directory's first
+// conflist, or hull's default network without one), its port mappings
+// published on it and its DNS config written to its resolv.conf.
 
 // Reserved labels: the sandbox's CRI metadata, and its namespace modes
 // for PID and IPC (which the engine pod does not keep).
 const (
 	labelPrefix       = "io.hull.cri."
-	labelSandbox      = labelPrefix + "sandbox" // "1" on every CRI pod
+	labelSandbox      = engine.LabelCRISandbox // "1" on every CRI pod
 	labelPodName      = labelPrefix + "pod.name"
 	labelPodNamespace = labelPrefix + "pod.namespace"
 	labelPodUID       = labelPrefix + "pod.uid"
 	labelAttempt      = labelPrefix + "attempt"
-	labelPidMode      = labelPrefix + "pid"  // "host" for NODE, "pod" for POD
-	labelIpcMode      = labelPrefix + "ipc"  // "host" for NODE
-	labelNetMode      = labelPrefix + "net"  // "host" for NODE
-	labelName         = labelPrefix + "name" // a container's metadata name
+	labelPidMode      = labelPrefix + "pid"      // "host" for NODE, "pod" for POD
+	labelIpcMode      = labelPrefix + "ipc"      // "host" for NODE
+	labelNetMode      = labelPrefix + "net"      // "host" for NODE
+	labelName         = engine.LabelCRIContainer // a container's metadata name
 )
 
 // checkLabels refuses labels that use hull's reserved prefix.
@@ -106,6 +105,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	labels[labelAttempt] = strconv.FormatUint(uint64(m.GetAttempt()), 10)
 
 	ns := c.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	var err error
 	cfg := engine.PodConfig{
 		Hostname:     c.GetHostname(),
 		Labels:       labels,
@@ -142,6 +142,9 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		cfg.Hostname, _ = os.Hostname()
 	} else {
 		share = append(share, "uts")
+		if cfg.Network, err = s.podNetwork(ctx); err != nil {
+			return nil, err
+		}
 		if d := c.GetDnsConfig(); d != nil {
 			cfg.Net.DNS, cfg.Net.DNSSearch, cfg.Net.DNSOptions = d.GetServers(), d.GetSearches(), d.GetOptions()
 		}
@@ -154,12 +157,23 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		}
 	}
 	cfg.Share = share
+	if labels[labelCgroup], err = planPodCgroup(cfg.CgroupParent); err != nil { // podcgroup.go
+		return nil, err
+	}
+	// Recorded first: a server killed from here on leaves a pod in state
+	// created, which the next one removes (recover.go).
 	p, err := s.eng.CreatePod(ctx, podName(m), cfg)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.eng.StartPod(ctx, p.ID); err != nil {
-		s.eng.RemovePod(context.WithoutCancel(ctx), p.ID, true)
+	engine.Mark("cri: sandbox recorded")
+	err = makePodCgroup(cfg.CgroupParent, labels[labelCgroup], c.GetLinux())
+	if err == nil {
+		engine.Mark("cri: sandbox cgroup made")
+		_, err = s.eng.StartPod(ctx, p.ID)
+	}
+	if err != nil {
+		s.removeSandbox(context.WithoutCancel(ctx), p)
 		return nil, err
 	}
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: p.ID}, nil
@@ -232,7 +246,7 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 		return nil, err
 	}
 	ivs := s.podImageVolumes(ctx, p)
-	if _, err := s.eng.RemovePod(ctx, p.ID, true); err != nil && !errdefs.IsNotFound(err) {
+	if err := s.removeSandbox(ctx, p); err != nil {
 		return nil, err
 	}
 	s.releaseImageVolumes(ctx, ivs)

@@ -23,6 +23,12 @@ import (
 // root's own default network. The busybox fixture is pulled.
 func serveRuntime(t *testing.T) (*client, *testenv.Fixtures) {
 	t.Helper()
+	return serveRuntimeWith(t, Options{})
+}
+
+// serveRuntimeWith is serveRuntime with server options o.
+func serveRuntimeWith(t *testing.T, o Options) (*client, *testenv.Fixtures) {
+	t.Helper()
 	hull := os.Getenv("HULL_BIN")
 	if os.Geteuid() != 0 || hull == "" {
 		t.Skip("needs root and HULL_BIN (make build; see the Makefile's test target)")
@@ -39,7 +45,7 @@ func serveRuntime(t *testing.T) (*client, *testenv.Fixtures) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := serveOn(t, eng, Options{}, cfg)
+	c := serveOn(t, eng, o, cfg)
 	t.Cleanup(func() {
 		// What a failed test left, before the engine closes.
 		ctx := context.Background()

@@ -10,12 +10,13 @@
 // removes the socket. Containers do not depend on the server: each has
 // its monitor, so they keep running while it is stopped or restarted.
 //
-// What is served today: Version, Status, RuntimeConfig and
-// UpdateRuntimeConfig (runtimeconfig.go), every ImageService RPC, the pod
+// What is served today: Version, Status, RuntimeConfig, every
+// ImageService RPC, the pod
 // sandbox RPCs (sandbox.go), the container RPCs, ExecSync and
 // UpdateContainerResources (containers.go) with image volumes
 // (imagevolume.go), container and sandbox stats (stats.go, podstats.go),
-// metrics (metrics.go), GetContainerEvents (events.go),
+// metrics (metrics.go), GetContainerEvents (events.go), the pod network
+// and UpdateRuntimeConfig (cninet.go),
 // ReopenContainerLog (logs.go) and the Stream* lists (streams.go).
 // CheckpointContainer says it is not supported (checkpoint.go); every
 // other RPC answers codes.Unimplemented saying so (see docs/cri.md for
@@ -62,6 +63,12 @@ type Options struct {
 	// (ImageStatus and ListImages report them pinned), as CRI-O's
 	// pinned_images.
 	PinnedImages []string
+	// CNIConfDir is the CNI configuration directory whose first
+	// conflist is the pod network (cninet.go); "" puts sandboxes on
+	// hull's default network. CNIBinDirs are the plugin directories the
+	// engine searches, for Status to report.
+	CNIConfDir string
+	CNIBinDirs []string
 	// Log receives one debug line per call (method, time, code) and a
 	// warning per failed call other than not-found and unimplemented
 	// (default: discard).
@@ -80,6 +87,7 @@ type Server struct {
 	// imageVolumes serializes mounting and releasing image volumes
 	// (imagevolume.go).
 	imageVolumes sync.Mutex
+	net  podNet // the pod network's state (cninet.go)
 }
 
 // New makes the service over eng, which the caller keeps open while the

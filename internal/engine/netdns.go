@@ -56,7 +56,7 @@ func (e *Engine) resolverOf(ctx context.Context, n NetConfig) (string, netip.Add
 		return "", netip.Addr{}
 	}
 	nw, err := e.inspectNetwork(ctx, m, n.Networks[i].Network)
-	if err != nil || nw.Driver != "bridge" {
+	if err != nil || nw.Driver != "bridge" || nw.Imported() { // a CRI pod network: kubelet names the servers
 		return "", netip.Addr{}
 	}
 	return nw.Name, gateway(nw)

@@ -16,6 +16,7 @@ import (
 
 	"hull/internal/metadata"
 	"hull/internal/runtime"
+	"hull/internal/trace"
 )
 
 // A pod is a group of containers that share namespaces (network, IPC,
@@ -291,6 +292,7 @@ func (e *Engine) upPod(ctx context.Context, p *Pod) error {
 	if err := runtime.PinNamespaces(dir, p.pinKinds(), runtime.PinOptions{Hostname: p.Config.Hostname, Sysctls: p.Config.Sysctls}); err != nil {
 		return fmt.Errorf("pod %s: %w", p.Name, err)
 	}
+	trace.Mark("pod: pinned")
 	if p.shares("pid") {
 		if err := e.startPodHolder(p); err != nil {
 			runtime.UnpinNamespaces(dir)
@@ -305,6 +307,7 @@ func (e *Engine) upPod(ctx context.Context, p *Pod) error {
 			return fmt.Errorf("pod %s: %w", p.Name, err)
 		}
 		addrs = as
+		trace.Mark("pod: attached")
 		if name, addr := e.resolverOf(ctx, p.Config.Net); addr.IsValid() {
 			if err := e.ensureDNS(name, addr); err != nil {
 				e.downPod(ctx, p)
@@ -391,6 +394,9 @@ func (e *Engine) RemovePod(ctx context.Context, ref string, force bool) (*Pod, e
 	}
 	if err := e.downPod(ctx, p); err != nil {
 		return nil, fmt.Errorf("pod %s: %w", p.Name, err)
+	}
+	if err := removePodCgroups(p); err != nil { // kubeview.go
+		return nil, err
 	}
 	if _, err := e.db.ExecContext(ctx, `DELETE FROM pods WHERE id = ?`, p.ID); err != nil {
 		return nil, fmt.Errorf("remove pod %s: %w", p.Name, err)

@@ -27,6 +27,8 @@ type Diagnosis struct {
 	Status    string   `json:"Status"` // the one-line verdict
 	Evidence  []string `json:"Evidence"`
 	Next      string   `json:"Next"`
+	// Containers are a pod's containers' own diagnoses (WhyPod).
+	Containers []*Diagnosis `json:"Containers,omitempty"`
 }
 
 // Why diagnoses a container.

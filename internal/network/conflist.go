@@ -176,6 +176,9 @@ func (m *Manager) load(name string) (*Network, error) {
 			if len(b.extra) > 0 {
 				n.Native = false
 			}
+			if n.Imported() && b.IPAM.DataDir != m.ipamDir {
+				n.Native = false // its addresses are in another store (import.go)
+			}
 			n.bridge, n.Bridge, n.Masquerade = b, b.Bridge, b.IPMasq
 			for _, r := range b.ranges {
 				s := Subnet{Subnet: r.subnet, Gateway: r.gateway}

@@ -1,0 +1,303 @@
+package cri
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"hull/internal/cgroups"
+	"hull/internal/testenv"
+)
+
+// criProc is a hull-cri process on a test's roots.
+type criProc struct {
+	cmd    *exec.Cmd
+	exited chan error
+	rt     runtimeapi.RuntimeServiceClient
+	img    runtimeapi.ImageServiceClient
+	conn   *grpc.ClientConn
+}
+
+// faultEnv is a test's roots, pod network and registry for hull-cri
+// processes killed and restarted.
+type faultEnv struct {
+	t                 *testing.T
+	hull, bin         string
+	root, cfg, cniDir string
+	f                 *testenv.Fixtures
+	subnet            string
+}
+
+func newFaultEnv(t *testing.T) *faultEnv {
+	hull := os.Getenv("HULL_BIN")
+	if hull == "" || os.Geteuid() != 0 {
+		t.Skip("needs root and HULL_BIN (make build)")
+	}
+	bin := filepath.Join(filepath.Dir(hull), "hull-cri")
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("no hull-cri next to HULL_BIN (%v)", err)
+	}
+	_, f := testenv.Setup(t, testenv.FixBusybox)
+	root := t.TempDir()
+	br, subnet := testenv.DefaultNetwork()
+	dir := cniDir(t, br)
+	os.WriteFile(filepath.Join(dir, "10-pods.conflist"), testConflist("faultnet", br, subnet, nil), 0o644)
+	return &faultEnv{t: t, hull: hull, bin: bin, root: root, cfg: testenv.NetworkConfig(t, root), cniDir: dir, f: f, subnet: subnet}
+}
+
+// start starts hull-cri, killing itself at trace mark fault if not "".
+func (e *faultEnv) start(fault string) *criProc {
+	t := e.t
+	t.Helper()
+	sock := filepath.Join(e.root, "cri.sock")
+	cmd := exec.Command(e.bin, "--hull", e.hull, "--root", e.root, "--run-root", filepath.Join(e.root, "run"),
+		"--config", e.cfg, "--listen", "unix://"+sock, "--cni-conf-dir", e.cniDir)
+	cmd.Env = append(os.Environ(), "HULL_FAULT="+fault, "HULL_CONFIG=")
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &criProc{cmd: cmd, exited: make(chan error, 1)}
+	go func() { p.exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	p.conn, p.rt, p.img = conn, runtimeapi.NewRuntimeServiceClient(conn), runtimeapi.NewImageServiceClient(conn)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		_, err := p.rt.Version(ctx, &runtimeapi.VersionRequest{})
+		cancel()
+		if err == nil {
+			return p
+		}
+		select {
+		case err := <-p.exited:
+			t.Fatalf("hull-cri exited: %v\n%s", err, stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hull-cri does not answer: %v\n%s", err, stderr)
+		}
+	}
+}
+
+// killedBy says whether p died of its fault (SIGKILL) within a few seconds.
+func (p *criProc) killedBy(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.exited:
+		if ws := p.cmd.ProcessState.String(); ws != "signal: killed" {
+			t.Fatalf("hull-cri ended with %s; want killed at its fault", ws)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("hull-cri did not reach its fault")
+	}
+	p.conn.Close()
+}
+
+func (p *criProc) stop(t *testing.T) {
+	p.cmd.Process.Signal(os.Interrupt)
+	<-p.exited
+	p.conn.Close()
+}
+
+// leftovers lists what of the test's roots is still on the host: mounts
+// under the root, reserved addresses, attachment records, and cgroup
+// directories named in dirs.
+func (e *faultEnv) leftovers(dirs ...string) []string {
+	var out []string
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, l := range strings.Split(string(mi), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], e.root+"/") {
+			out = append(out, "mount "+f[4])
+		}
+	}
+	addrs, _ := filepath.Glob(filepath.Join(e.root, "run", "networks", "ipam", "faultnet", "*"))
+	for _, a := range addrs {
+		if b := filepath.Base(a); b != "lock" && !strings.HasPrefix(b, "last_reserved_ip") {
+			out = append(out, "address "+b)
+		}
+	}
+	recs, _ := filepath.Glob(filepath.Join(e.root, "run", "networks", "attachments", "*"))
+	for _, r := range recs {
+		out = append(out, "attachment "+filepath.Base(r))
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(d); err == nil {
+			out = append(out, "cgroup "+d)
+		}
+	}
+	return out
+}
+
+// hull-cri killed during RunPodSandbox, at each of its stages: the next
+// server removes the half-made sandbox with all it had (pins, address,
+// record, cgroup), and kubelet's retry under the same name works.
+func TestKilledDuringRunPodSandbox(t *testing.T) {
+	e := newFaultEnv(t)
+	for _, mark := range []string{"cri: sandbox recorded", "cri: sandbox cgroup made", "pod: pinned", "pod: attached"} {
+		t.Run(strings.NewReplacer(":", "", " ", "-").Replace(mark), func(t *testing.T) {
+			top := "/hulltest-fault-" + filepath.Base(e.root)
+			parent := top + "/burstable/pod-uid"
+			t.Cleanup(func() { cgroupsRemove(top) })
+			cg, _ := cgroups.New(parent)
+			var cgDirs []string
+			for _, mt := range cg.Mounts() {
+				cgDirs = append(cgDirs, mt.Dir)
+			}
+			cfg := sandboxConfig(t, "victim")
+			cfg.Linux.CgroupParent = parent
+			cfg.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 64 << 20}
+
+			p := e.start(mark)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if _, err := p.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg}); err == nil {
+				t.Fatalf("RunPodSandbox succeeded; want the server killed at %q", mark)
+			}
+			p.killedBy(t)
+
+			p = e.start("")
+			defer p.stop(t)
+			if l, err := p.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err != nil || len(l.Items) != 0 {
+				t.Errorf("ListPodSandbox after the restart = %v, %v; want the half-made sandbox gone", l, err)
+			}
+			if left := e.leftovers(cgDirs...); len(left) > 0 {
+				t.Errorf("left after the restart: %v", left)
+			}
+			r, err := p.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+			if err != nil {
+				t.Fatalf("kubelet's retry: %v", err)
+			}
+			if _, err := p.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: r.PodSandboxId}); err != nil {
+				t.Fatal(err)
+			}
+			if left := e.leftovers(cgDirs...); len(left) > 0 {
+				t.Errorf("left after RemovePodSandbox: %v", left)
+			}
+		})
+	}
+}
+
+// hull-cri killed during CreateContainer: the next server lists the
+// half-made container (kubelet then makes the next attempt and removes
+// it) or has none; RemoveContainer leaves no mount, and a retry under the
+// same name works.
+func TestKilledDuringCreateContainer(t *testing.T) {
+	e := newFaultEnv(t)
+	p := e.start("")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := p.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: e.f.Busybox.Ref}}); err != nil {
+		t.Fatal(err)
+	}
+	pod := sandboxConfig(t, "host")
+	r, err := p.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: pod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	podID := r.PodSandboxId
+	p.stop(t)
+	cc := &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: "c"}, Image: &runtimeapi.ImageSpec{Image: e.f.Busybox.Ref},
+		Command: []string{"sleep", "60"}, LogPath: "c/0.log",
+	}
+	for _, mark := range []string{"create: recorded", "create: image resolved", "create: rootfs mounted", "create: etc files"} {
+		t.Run(strings.NewReplacer(":", "", " ", "-").Replace(mark), func(t *testing.T) {
+			p := e.start(mark)
+			if _, err := p.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cc, SandboxConfig: pod}); err == nil {
+				t.Fatalf("CreateContainer succeeded; want the server killed at %q", mark)
+			}
+			p.killedBy(t)
+			p = e.start("")
+			defer p.stop(t)
+			l, err := p.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range l.Containers {
+				if c.State != runtimeapi.ContainerState_CONTAINER_CREATED && c.State != runtimeapi.ContainerState_CONTAINER_EXITED {
+					t.Errorf("half-made container %s is %v; want created or exited", c.Id, c.State)
+				}
+				if _, err := p.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: c.Id}); err != nil {
+					t.Errorf("RemoveContainer %s: %v", c.Id, err)
+				}
+			}
+			for _, left := range e.leftovers() {
+				if strings.HasPrefix(left, "mount ") && !strings.Contains(left, "/pods/") {
+					t.Errorf("left after RemoveContainer: %s", left)
+				}
+			}
+			cr, err := p.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cc, SandboxConfig: pod})
+			if err != nil {
+				t.Fatalf("the retry: %v", err)
+			}
+			if _, err := p.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: cr.ContainerId}); err != nil {
+				t.Fatalf("StartContainer of the retry: %v", err)
+			}
+			if _, err := p.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: cr.ContainerId}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	p = e.start("")
+	defer p.stop(t)
+	if _, err := p.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
+		t.Fatal(err)
+	}
+	if left := e.leftovers(); len(left) > 0 {
+		t.Errorf("left after the sandbox: %v", left)
+	}
+}
+
+// hull-cri killed during PullImage: no partial image, and a re-pull
+// works.
+func TestKilledDuringPullImage(t *testing.T) {
+	e := newFaultEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	spec := &runtimeapi.ImageSpec{Image: e.f.Busybox.Ref}
+	for _, mark := range []string{"pull: manifest", "pull: config", "pull: layers"} {
+		t.Run(strings.NewReplacer(":", "", " ", "-").Replace(mark), func(t *testing.T) {
+			p := e.start(mark)
+			if _, err := p.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: spec}); err == nil {
+				t.Fatalf("PullImage succeeded; want the server killed at %q", mark)
+			}
+			p.killedBy(t)
+			p = e.start("")
+			defer p.stop(t)
+			if st, err := p.img.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: spec}); err != nil || st.Image != nil {
+				t.Errorf("ImageStatus after a killed pull = %v, %v; want no image", st.GetImage(), err)
+			}
+			if l, err := p.img.ListImages(ctx, &runtimeapi.ListImagesRequest{}); err != nil || len(l.Images) != 0 {
+				t.Errorf("ListImages after a killed pull = %v, %v; want none", l.GetImages(), err)
+			}
+			if _, err := p.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: spec}); err != nil {
+				t.Fatalf("re-pull: %v", err)
+			}
+			if st, err := p.img.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: spec}); err != nil || st.Image == nil {
+				t.Errorf("ImageStatus after the re-pull = %v, %v", st.GetImage(), err)
+			}
+			if _, err := p.img.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: spec}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

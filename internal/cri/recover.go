@@ -1,0 +1,54 @@
+package cri
+
+import (
+	"context"
+	"errors"
+
+	"github.com/containerd/errdefs"
+
+	"hull/internal/engine"
+)
+
+// What a killed server leaves, and how the next one deals with it.
+//
+// RunPodSandbox records the sandbox's pod before anything else exists
+// (its namespaces, network attachment, cgroup), and the pod is running
+// only once all of them do; so a pod of a sandbox left in state created
+// was never handed to kubelet, which will ask again under the same name.
+// Recover removes such pods with everything of theirs (containers,
+// attachment and addresses by their records, pins, the cgroup hull was to
+// make) before the server answers. A sandbox killed after its start is
+// adopted: it is READY, and kubelet finds it by its metadata.
+//
+// A container killed during CreateContainer is the engine's: its record
+// comes first and the engine reconciles a half-made one (state created,
+// listed by ListContainers, removed by RemoveContainer with its mounts);
+// kubelet makes the next attempt and removes the stale one. A pull
+// killed midway leaves no image: blobs become visible only verified and
+// complete, and the image record is written last.
+
+// Recover removes the sandboxes a killed server left half made.
+func (s *Server) Recover(ctx context.Context) error {
+	pods, err := s.eng.ListPods(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range pods {
+		if p.Config.Labels[labelSandbox] == "" || p.State != engine.PodCreated {
+			continue
+		}
+		s.opts.Log.Info("removing a sandbox a killed server left half made", "id", p.ID, "name", p.Name)
+		errs = append(errs, s.removeSandbox(ctx, p))
+	}
+	return errors.Join(errs...)
+}
+
+// removeSandbox removes sandbox p: its containers, namespaces, network
+// and the cgroup hull made for it (engine.RemovePod does all of it).
+func (s *Server) removeSandbox(ctx context.Context, p *engine.Pod) error {
+	if _, err := s.eng.RemovePod(ctx, p.ID, true); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
