@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -19,7 +20,8 @@ func newCRICmd(g *globals) *cobra.Command {
 		Short: "Serve the Container Runtime Interface (kubelet, crictl)",
 	}
 	var listen string
-	var pinned []string
+	var pinned, nriArgs []string
+	var nriOn bool
 	serve := &cobra.Command{
 		Use:   "serve [OPTIONS]",
 		Short: "Serve the CRI on a unix socket until SIGTERM or SIGINT",
@@ -40,6 +42,12 @@ and remove the socket.`,
 			for _, p := range pinned {
 				argv = append(argv, "--pinned-image", p)
 			}
+			argv = append(argv, fmt.Sprintf("--nri=%t", nriOn))
+			for _, name := range nriArgs {
+				if f := cmd.Flags().Lookup(name); f.Changed {
+					argv = append(argv, "--"+name, f.Value.String())
+				}
+			}
 			if err := syscall.Exec(bin, argv, os.Environ()); err != nil {
 				return fmt.Errorf("run %s: %w (build it with make build, or set HULL_CRI)", bin, err)
 			}
@@ -48,6 +56,14 @@ and remove the socket.`,
 	}
 	serve.Flags().StringVar(&listen, "listen", "unix:///run/hull/cri.sock", "the unix socket to serve on (kubelet's containerRuntimeEndpoint)")
 	serve.Flags().StringArrayVar(&pinned, "pinned-image", nil, "an image kubelet's image GC must keep (repeatable)")
+	// NRI (hull-cri's flags of the same names; see docs/cri.md).
+	serve.Flags().BoolVar(&nriOn, "nri", true, "serve NRI plugins (the Node Resource Interface), as containerd 2 does")
+	serve.Flags().String("nri-socket", "/var/run/nri/nri.sock", "the unix socket NRI plugins connect to")
+	serve.Flags().String("nri-plugin-path", "/opt/nri/plugins", "pre-installed NRI plugins to start")
+	serve.Flags().String("nri-plugin-config-path", "/etc/nri/conf.d", "configuration of the pre-installed NRI plugins")
+	serve.Flags().Duration("nri-plugin-registration-timeout", 5*time.Second, "how long an NRI plugin may take to register")
+	serve.Flags().Duration("nri-plugin-request-timeout", 2*time.Second, "how long an NRI plugin may take to answer an event")
+	nriArgs = []string{"nri-socket", "nri-plugin-path", "nri-plugin-config-path", "nri-plugin-registration-timeout", "nri-plugin-request-timeout"}
 	cri.AddCommand(serve)
 	return cri
 }

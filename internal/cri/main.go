@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"hull/internal/config"
 	"hull/internal/engine"
@@ -37,6 +38,12 @@ func Main(args []string, version string, stderr io.Writer) error {
 		listen     = fs.String("listen", DefaultListen, "the unix socket to serve on (kubelet's containerRuntimeEndpoint)")
 		hull       = fs.String("hull", "", "the hull binary monitors run as (default: hull next to hull-cri)")
 		showVer    = fs.Bool("version", false, "print the version and exit")
+		nriOn      = fs.Bool("nri", true, "serve NRI plugins (the Node Resource Interface; on by default, as in containerd 2)")
+		nriSocket  = fs.String("nri-socket", DefaultNRISocket, "the unix socket NRI plugins connect to")
+		nriPlugins = fs.String("nri-plugin-path", "/opt/nri/plugins", "pre-installed NRI plugins hull-cri starts")
+		nriConfigs = fs.String("nri-plugin-config-path", "/etc/nri/conf.d", "configuration of the pre-installed NRI plugins")
+		nriRegTO   = fs.Duration("nri-plugin-registration-timeout", 5*time.Second, "how long an NRI plugin may take to register")
+		nriReqTO   = fs.Duration("nri-plugin-request-timeout", 2*time.Second, "how long an NRI plugin may take to answer an event")
 		pinned     stringList
 	)
 	fs.Var(&pinned, "pinned-image", "an image kubelet's image GC must keep (repeatable)")
@@ -90,7 +97,12 @@ func Main(args []string, version string, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	s := New(eng, Options{Version: version, Root: cfg.Root, RunRoot: cfg.RunRoot, PinnedImages: pinned, Log: log})
+	o := Options{Version: version, Root: cfg.Root, RunRoot: cfg.RunRoot, PinnedImages: pinned, Log: log}
+	if *nriOn {
+		o.NRI = &NRIOptions{Socket: *nriSocket, PluginPath: *nriPlugins, PluginConfigPath: *nriConfigs,
+			RegistrationTimeout: *nriRegTO, RequestTimeout: *nriReqTO}
+	}
+	s := New(eng, o)
 	err = s.Serve(ctx, *listen, func() { log.Info("serving the CRI", "listen", *listen, "root", cfg.Root) })
 	if err == nil {
 		log.Info("stopped", "listen", *listen)

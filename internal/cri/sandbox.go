@@ -154,11 +154,19 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		}
 	}
 	cfg.Share = share
+	// With NRI the pod stays hidden until the plugins have seen it.
+	defer s.nri.hidePod(podName(m))()
+	defer s.nri.blockSync()()
 	p, err := s.eng.CreatePod(ctx, podName(m), cfg)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.eng.StartPod(ctx, p.ID); err != nil {
+	if started, err2 := s.eng.StartPod(ctx, p.ID); err2 != nil {
+		err = err2
+	} else {
+		err = s.nri.runPodSandbox(ctx, started)
+	}
+	if err != nil {
 		s.eng.RemovePod(context.WithoutCancel(ctx), p.ID, true)
 		return nil, err
 	}
@@ -201,6 +209,9 @@ func (s *Server) sandbox(ctx context.Context, id string) (*engine.Pod, error) {
 	if p.Config.Labels[labelSandbox] == "" {
 		return nil, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("pod %s is not a CRI pod sandbox (hull pod manages it)", p.Name))
 	}
+	if s.nri.podHidden(p.Name) {
+		return nil, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("pod sandbox %s is still being made (NRI plugins are answering its RunPodSandbox)", p.ID))
+	}
 	return p, nil
 }
 
@@ -213,6 +224,9 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSand
 		return &runtimeapi.StopPodSandboxResponse{}, nil
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := s.nri.stopPodSandbox(ctx, p); err != nil {
 		return nil, err
 	}
 	if _, err := s.eng.StopPod(ctx, p.ID, 0); err != nil {
@@ -229,6 +243,9 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 		return &runtimeapi.RemovePodSandboxResponse{}, nil
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := s.nri.removePodSandbox(ctx, p); err != nil {
 		return nil, err
 	}
 	if _, err := s.eng.RemovePod(ctx, p.ID, true); err != nil && !errdefs.IsNotFound(err) {
@@ -314,7 +331,7 @@ func (s *Server) ListPodSandbox(ctx context.Context, req *runtimeapi.ListPodSand
 	f := req.GetFilter()
 	var out []*runtimeapi.PodSandbox
 	for _, p := range pods {
-		if p.Config.Labels[labelSandbox] == "" {
+		if p.Config.Labels[labelSandbox] == "" || s.nri.podHidden(p.Name) {
 			continue
 		}
 		if f.GetId() != "" && !strings.HasPrefix(p.ID, f.GetId()) {

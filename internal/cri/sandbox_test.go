@@ -21,7 +21,11 @@ import (
 // serveRuntime serves the CRI over an engine that runs containers: hull
 // monitors ($HULL_BIN), hull-init and hull-shim beside it, and the test
 // root's own default network. The busybox fixture is pulled.
-func serveRuntime(t *testing.T) (*client, *testenv.Fixtures) {
+func serveRuntime(t *testing.T) (*client, *testenv.Fixtures) { return serveRuntimeWith(t, Options{}) }
+
+// serveRuntimeWith is serveRuntime with server options (its roots are
+// the test's).
+func serveRuntimeWith(t *testing.T, o Options) (*client, *testenv.Fixtures) {
 	t.Helper()
 	hull := os.Getenv("HULL_BIN")
 	if os.Geteuid() != 0 || hull == "" {
@@ -39,7 +43,7 @@ func serveRuntime(t *testing.T) (*client, *testenv.Fixtures) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := serveOn(t, eng, Options{}, cfg)
+	c := serveOn(t, eng, o, cfg)
 	t.Cleanup(func() {
 		// What a failed test left, before the engine closes.
 		ctx := context.Background()

@@ -58,6 +58,8 @@ type Options struct {
 	// (ImageStatus and ListImages report them pinned), as CRI-O's
 	// pinned_images.
 	PinnedImages []string
+	// NRI, when set, serves NRI plugins (nri.go).
+	NRI *NRIOptions
 	// Log receives one debug line per call (method, time, code) and a
 	// warning per failed call other than not-found and unimplemented
 	// (default: discard).
@@ -72,6 +74,7 @@ type Server struct {
 
 	eng  *engine.Engine
 	opts Options
+	nri  *nriRuntime // nil: NRI is off
 }
 
 // New makes the service over eng, which the caller keeps open while the
@@ -112,6 +115,13 @@ func (s *Server) Serve(ctx context.Context, listen string, ready func()) error {
 		return err
 	}
 	defer os.Remove(path)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := s.startNRI(ctx); err != nil {
+		l.Close()
+		return err
+	}
+	defer s.nri.stop()
 	g := s.GRPCServer()
 	done := make(chan error, 1)
 	go func() { done <- g.Serve(l) }()
