@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -93,7 +94,22 @@ type nriRuntime struct {
 	// is sent; stopped are the containers the plugins were told stopped.
 	stopMu  sync.Mutex
 	stopped map[string]bool
+	// plugins counts the connected plugins: with none, the calls skip
+	// all NRI work (the pod and container views, their reads).
+	plugins pluginCount
 }
+
+// pluginCount is the adaptation's Metrics, for its plugin count.
+type pluginCount struct{ n atomic.Int64 }
+
+func (c *pluginCount) UpdatePluginCount(n int)                           { c.n.Store(int64(n)) }
+func (c *pluginCount) RecordPluginInvocation(string, string, error)      {}
+func (c *pluginCount) RecordPluginLatency(string, string, time.Duration) {}
+func (c *pluginCount) RecordPluginAdjustments(string, string, *nri.ContainerAdjustment, int, int) {
+}
+
+// off says whether there is no plugin to tell (or NRI is off).
+func (n *nriRuntime) off() bool { return n == nil || n.plugins.n.Load() == 0 }
 
 // startNRI starts the NRI runtime (pre-installed plugins, the socket)
 // and the exit watcher, which ends with ctx.
@@ -123,7 +139,7 @@ func (s *Server) startNRI(ctx context.Context) error {
 		nri.SetPluginRequestTimeout(o.RequestTimeout)
 	}
 	nrilog.Set(nriLogger{s.opts.Log})
-	opts := []nri.Option{nri.WithSocketPath(sock)}
+	opts := []nri.Option{nri.WithSocketPath(sock), nri.WithMetrics(&n.plugins)}
 	if o.PluginPath != "" {
 		opts = append(opts, nri.WithPluginPath(o.PluginPath))
 	}
@@ -250,7 +266,7 @@ func (n *nriRuntime) synchronize(ctx context.Context, cb nri.SyncCB) error {
 
 // runPodSandbox tells the plugins of a new, started pod.
 func (n *nriRuntime) runPodSandbox(ctx context.Context, p *engine.Pod) error {
-	if n == nil {
+	if n.off() {
 		return nil
 	}
 	if err := n.a.RunPodSandbox(ctx, &nri.RunPodSandboxRequest{Pod: n.pod(p)}); err != nil {
@@ -266,7 +282,7 @@ func (n *nriRuntime) runPodSandbox(ctx context.Context, p *engine.Pod) error {
 // of each) and then the plugins of the pod, while it is still there. A
 // pod that is not running sends nothing: StopPodSandbox is idempotent.
 func (n *nriRuntime) stopPodSandbox(ctx context.Context, p *engine.Pod) error {
-	if n == nil || p.State != engine.PodRunning {
+	if n.off() || p.State != engine.PodRunning {
 		return nil
 	}
 	cs, err := n.s.eng.PodContainers(ctx, p)
@@ -289,7 +305,7 @@ func (n *nriRuntime) stopPodSandbox(ctx context.Context, p *engine.Pod) error {
 // (telling the plugins of each), then tells the plugins of the pod; the
 // caller removes the pod.
 func (n *nriRuntime) removePodSandbox(ctx context.Context, p *engine.Pod) error {
-	if n == nil {
+	if n.off() {
 		return nil
 	}
 	if err := n.stopPodSandbox(ctx, p); err != nil {
@@ -322,6 +338,9 @@ func (n *nriRuntime) createContainer(ctx context.Context, p *engine.Pod, o *engi
 		return func(*engine.Container, error) {}, nil
 	}
 	unblock := n.blockSync()
+	if n.off() { // checked with sync blocked: no plugin can join unseen
+		return func(*engine.Container, error) { unblock() }, nil
+	}
 	o.ID = engine.NewID()
 	planned := &engine.Container{ID: o.ID, Name: o.Name, State: engine.StateCreated, Created: time.Now(), Config: o.Config}
 	planned.Config.Spec.ID = o.ID
@@ -366,7 +385,7 @@ func (n *nriRuntime) undoCreate(ctx context.Context, pod *nri.PodSandbox, ctr *n
 // startContainer tells the plugins a container is about to start; an
 // error fails the start.
 func (n *nriRuntime) startContainer(ctx context.Context, c *engine.Container) error {
-	if n == nil {
+	if n.off() {
 		return nil
 	}
 	pod, err := n.podOf(ctx, c)
@@ -389,7 +408,7 @@ func (n *nriRuntime) postStartContainer(ctx context.Context, id string) {
 // post sends an after-the-fact container event (send) about container id
 // as it is now.
 func (n *nriRuntime) post(ctx context.Context, id, event string, send func(*nri.PodSandbox, *nri.Container) error) {
-	if n == nil {
+	if n.off() {
 		return
 	}
 	c, err := n.s.eng.Get(ctx, id)
@@ -406,7 +425,7 @@ func (n *nriRuntime) post(ctx context.Context, id, event string, send func(*nri.
 // updateContainer asks the plugins about a resource update (u), which
 // they may change; their updates of other containers are applied.
 func (n *nriRuntime) updateContainer(ctx context.Context, c *engine.Container, u *engine.UpdateOptions) error {
-	if n == nil {
+	if n.off() {
 		return nil
 	}
 	pod, err := n.podOf(ctx, c)
@@ -445,7 +464,7 @@ func (n *nriRuntime) postUpdateContainer(ctx context.Context, id string) {
 // CRI's StopContainer, its own exit, or before its removal, whichever
 // comes first. A container that never started is not stopped.
 func (n *nriRuntime) stopContainer(ctx context.Context, id string) {
-	if n == nil {
+	if n.off() {
 		return
 	}
 	n.stopMu.Lock()
@@ -477,6 +496,9 @@ func (n *nriRuntime) removeContainer(ctx context.Context, c *engine.Container) {
 	n.stopMu.Lock()
 	delete(n.stopped, c.ID)
 	n.stopMu.Unlock()
+	if n.off() {
+		return
+	}
 	pod := &nri.PodSandbox{Id: c.Config.Pod}
 	if p, err := n.s.eng.GetPod(ctx, c.Config.Pod); err == nil {
 		pod = n.pod(p)

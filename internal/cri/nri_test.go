@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,9 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/containerd/nri/pkg/api"
 	"github.com/containerd/nri/pkg/stub"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"hull/internal/engine"
+	"hull/internal/spec"
 )
 
 // testPlugin is an NRI plugin (nri's stub) that records the events it
@@ -264,5 +269,76 @@ func TestNRIRunPodSandboxRefused(t *testing.T) {
 	}
 	if got := p.Events(); !slices.Equal(got, []string{"RunPodSandbox refused", "RemovePodSandbox refused"}) {
 		t.Errorf("events %q", got)
+	}
+}
+
+// applyAdjustment maps what hull can express onto the create options and
+// refuses the rest, naming it.
+func TestApplyAdjustment(t *testing.T) {
+	o := engine.CreateOptions{Config: engine.Config{Annotations: map[string]string{"gone": "1", "kept": "1"}}}
+	o.Config.Spec.Env = []string{"A=1", "B=2"}
+	o.Config.Spec.Mounts = []spec.Mount{{Type: "bind", Source: "/old", Destination: "/data"}}
+	adj := &api.ContainerAdjustment{}
+	adj.AddAnnotation("new", "2")
+	adj.RemoveAnnotation("gone")
+	adj.RemoveEnv("A")
+	adj.AddEnv("B", "3")
+	adj.RemoveMount("/data")
+	adj.AddMount(&api.Mount{Destination: "/cache", Type: "bind", Source: "/var/cache", Options: []string{"rbind", "ro", "rslave"}})
+	adj.AddMount(&api.Mount{Destination: "/scratch", Type: "tmpfs", Source: "tmpfs", Options: []string{"size=1m"}})
+	adj.AddRlimit("RLIMIT_NOFILE", 2048, 1024)
+	adj.SetLinuxMemoryLimit(64 << 20)
+	adj.SetLinuxCPUShares(512)
+	adj.SetLinuxCPUSetCPUs("0")
+	adj.SetLinuxPidLimits(100)
+	adj.SetLinuxSysctl("net.ipv4.ip_forward", "1")
+	adj.AddDevice(&api.LinuxDevice{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229})
+	adj.SetArgs([]string{"sleep", "1"})
+	if err := applyAdjustment(adj, &o); err != nil {
+		t.Fatal(err)
+	}
+	so := o.Config.Spec
+	if want := map[string]string{"kept": "1", "new": "2"}; !maps.Equal(o.Config.Annotations, want) {
+		t.Errorf("annotations %v; want %v", o.Config.Annotations, want)
+	}
+	if want := []string{"B=3"}; !slices.Equal(so.Env, want) {
+		t.Errorf("env %q; want %q", so.Env, want)
+	}
+	if len(so.Mounts) != 1 || so.Mounts[0].Destination != "/cache" || !so.Mounts[0].ReadOnly || !slices.Equal(so.Mounts[0].Options, []string{"rslave"}) {
+		t.Errorf("mounts %+v; want /data gone, /cache a read-only rslave bind", so.Mounts)
+	}
+	if so.Tmpfs["/scratch"] != "size=1m" {
+		t.Errorf("tmpfs %v", so.Tmpfs)
+	}
+	if len(so.Ulimits) != 1 || so.Ulimits[0] != (spec.Ulimit{Name: "nofile", Soft: 1024, Hard: 2048}) {
+		t.Errorf("ulimits %+v", so.Ulimits)
+	}
+	if so.Memory != 64<<20 || so.CPUShares != 512 || so.CpusetCpus != "0" || so.PidsLimit != 100 || so.Sysctls["net.ipv4.ip_forward"] != "1" {
+		t.Errorf("resources: memory %d shares %d cpus %q pids %d sysctls %v", so.Memory, so.CPUShares, so.CpusetCpus, so.PidsLimit, so.Sysctls)
+	}
+	if len(so.Devices) != 1 || so.Devices[0].PathOnHost != "/dev/fuse" {
+		t.Errorf("devices %+v", so.Devices)
+	}
+	if !so.EntrypointSet || !slices.Equal(so.Entrypoint, []string{"sleep", "1"}) || so.Cmd != nil {
+		t.Errorf("args: entrypoint %q cmd %q", so.Entrypoint, so.Cmd)
+	}
+
+	for name, mod := range map[string]func(*api.ContainerAdjustment){
+		"hugepage limits":      func(a *api.ContainerAdjustment) { a.AddLinuxHugepageLimit("2MB", 1<<21) },
+		"a block I/O class":    func(a *api.ContainerAdjustment) { a.SetLinuxBlockIOClass("slow") },
+		"unified cgroup v2":    func(a *api.ContainerAdjustment) { a.AddLinuxUnified("memory.high", "1") },
+		"CDI devices":          func(a *api.ContainerAdjustment) { a.AddCDIDevice(&api.CDIDevice{Name: "vendor.com/gpu=0"}) },
+		"a scheduling policy":  func(a *api.ContainerAdjustment) { a.SetLinuxScheduler(&api.LinuxScheduler{Nice: 5}) },
+		"namespaces":           func(a *api.ContainerAdjustment) { a.AddOrReplaceNamespace(&api.LinuxNamespace{Type: "network"}) },
+		"kernel memory limits": func(a *api.ContainerAdjustment) { a.SetLinuxMemoryKernel(1) },
+		"a seccomp policy": func(a *api.ContainerAdjustment) {
+			a.SetLinuxSeccompPolicy(&api.LinuxSeccomp{DefaultAction: "SCMP_ACT_ALLOW"})
+		},
+	} {
+		a := &api.ContainerAdjustment{}
+		mod(a)
+		if err := applyAdjustment(a, &engine.CreateOptions{}); err == nil || !strings.Contains(err.Error(), name) || !errdefs.IsNotImplemented(err) {
+			t.Errorf("adjustment with %s: %v; want NotImplemented naming it", name, err)
+		}
 	}
 }

@@ -16,7 +16,8 @@
 // ContainerStats and ListContainerStats (stats.go), ReopenContainerLog
 // (logs.go) and the Stream* lists (streams.go). Every other RPC answers
 // codes.Unimplemented saying so (see docs/cri.md for the plan and its
-// order).
+// order). With Options.NRI, Serve also serves NRI plugins (nri.go) until
+// it returns.
 package cri
 
 import (
