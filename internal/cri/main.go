@@ -103,7 +103,13 @@ func Main(args []string, version string, stderr io.Writer) error {
 			RegistrationTimeout: *nriRegTO, RequestTimeout: *nriReqTO}
 	}
 	s := New(eng, o)
-	err = s.Serve(ctx, *listen, func() { log.Info("serving the CRI", "listen", *listen, "root", cfg.Root) })
+	err = s.Serve(ctx, *listen, func() {
+		if o.NRI != nil {
+			log.Info("serving the CRI", "listen", *listen, "root", cfg.Root, "nri-socket", o.NRI.Socket)
+		} else {
+			log.Info("serving the CRI", "listen", *listen, "root", cfg.Root)
+		}
+	})
 	if err == nil {
 		log.Info("stopped", "listen", *listen)
 	}

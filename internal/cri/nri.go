@@ -187,7 +187,13 @@ func (g nriLogger) Warnf(_ context.Context, f string, a ...any) {
 	g.l.Warn("nri: " + fmt.Sprintf(f, a...))
 }
 func (g nriLogger) Errorf(_ context.Context, f string, a ...any) {
-	g.l.Error("nri: " + fmt.Sprintf(f, a...))
+	msg := fmt.Sprintf(f, a...)
+	if strings.Contains(msg, nri.ErrWasmDisabled.Error()) {
+		// hull-cri is built without WebAssembly plugins (nri_no_wasm).
+		g.l.Debug("nri: " + msg)
+		return
+	}
+	g.l.Error("nri: " + msg)
 }
 
 // --- visibility and synchronization ---
