@@ -352,6 +352,9 @@ func (n *nriRuntime) createContainer(ctx context.Context, p *engine.Pod, o *engi
 	planned.Config.Spec.ID = o.ID
 	pod := n.pod(p)
 	ctr := n.container(planned)
+	if len(ctr.Linux.Namespaces) == 0 { // the engine joins the pod at create
+		ctr.Linux.Namespaces = pod.Linux.Namespaces
+	}
 	rpl, err := n.a.CreateContainer(ctx, &nri.CreateContainerRequest{Pod: pod, Container: ctr})
 	if err == nil {
 		err = applyAdjustment(rpl.GetAdjust(), o)
@@ -684,7 +687,7 @@ func (n *nriRuntime) container(c *engine.Container) *nri.Container {
 	if cg == "" {
 		cg = path.Join("/", o.CgroupParent, cgroups.EnginePath(c.ID))
 	}
-	out.Linux = &nri.LinuxContainer{CgroupsPath: cg, Resources: specResources(&c.Config.Spec)}
+	out.Linux = &nri.LinuxContainer{CgroupsPath: cg, Resources: specResources(&c.Config.Spec), Namespaces: containerNamespaces(c)}
 	if o.OomScoreAdj != nil {
 		out.Linux.OomScoreAdj = nri.Int(*o.OomScoreAdj)
 	}
@@ -693,6 +696,33 @@ func (n *nriRuntime) container(c *engine.Container) *nri.Container {
 	}
 	for _, u := range o.Ulimits {
 		out.Rlimits = append(out.Rlimits, &nri.POSIXRlimit{Type: "RLIMIT_" + strings.ToUpper(u.Name), Soft: uint64(u.Soft), Hard: uint64(u.Hard)})
+	}
+	return out
+}
+
+// containerNamespaces are the namespaces container c joins (the pod's
+// pinned ones: "ns:PATH" modes) and, while it runs, its own.
+func containerNamespaces(c *engine.Container) []*nri.LinuxNamespace {
+	o := c.Config.Spec
+	var out []*nri.LinuxNamespace
+	own := []string{"mnt"}
+	for _, m := range []struct{ typ, kind, mode string }{
+		{"network", "net", o.Network}, {"ipc", "ipc", o.IpcMode}, {"pid", "pid", o.PidMode}, {"uts", "uts", o.UTSMode},
+	} {
+		if p, ok := strings.CutPrefix(m.mode, "ns:"); ok {
+			out = append(out, &nri.LinuxNamespace{Type: m.typ, Path: p})
+		} else if m.mode != "host" {
+			own = append(own, m.kind)
+		}
+	}
+	if c.Pid > 0 && c.State == engine.StateRunning {
+		for _, kind := range own {
+			typ := map[string]string{"mnt": "mount", "net": "network"}[kind]
+			if typ == "" {
+				typ = kind
+			}
+			out = append(out, &nri.LinuxNamespace{Type: typ, Path: fmt.Sprintf("/proc/%d/ns/%s", c.Pid, kind)})
+		}
 	}
 	return out
 }

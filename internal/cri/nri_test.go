@@ -32,6 +32,9 @@ type testPlugin struct {
 	synced []string // Synchronize: pod and container names
 	ready  chan struct{}
 	once   sync.Once
+	// seen are the objects of the events, by "Event name".
+	seen map[string]*api.Container
+	pods map[string]*api.PodSandbox
 }
 
 func (p *testPlugin) record(ev string) {
@@ -68,8 +71,19 @@ func (p *testPlugin) RemovePodSandbox(_ context.Context, pod *api.PodSandbox) er
 	return nil
 }
 
-func (p *testPlugin) CreateContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
+// see keeps what event ev carried.
+func (p *testPlugin) see(ev string, pod *api.PodSandbox, c *api.Container) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.seen == nil {
+		p.seen, p.pods = map[string]*api.Container{}, map[string]*api.PodSandbox{}
+	}
+	p.seen[ev], p.pods[ev] = c, pod
+}
+
+func (p *testPlugin) CreateContainer(_ context.Context, pod *api.PodSandbox, c *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
 	p.record("CreateContainer " + c.GetName())
+	p.see("CreateContainer "+c.GetName(), pod, c)
 	switch c.GetName() {
 	case "refused":
 		return nil, nil, errors.New("refused by the test plugin")
@@ -84,9 +98,19 @@ func (p *testPlugin) CreateContainer(_ context.Context, _ *api.PodSandbox, c *ap
 	return adj, nil, nil
 }
 
-func (p *testPlugin) StartContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) error {
+func (p *testPlugin) StartContainer(_ context.Context, pod *api.PodSandbox, c *api.Container) error {
 	p.record("StartContainer " + c.GetName())
+	p.see("StartContainer "+c.GetName(), pod, c)
 	return nil
+}
+
+// UpdateContainer sets CPU shares 512 on top of what the update asks.
+func (p *testPlugin) UpdateContainer(_ context.Context, _ *api.PodSandbox, c *api.Container, _ *api.LinuxResources) ([]*api.ContainerUpdate, error) {
+	p.record("UpdateContainer " + c.GetName())
+	u := &api.ContainerUpdate{}
+	u.SetContainerId(c.GetId())
+	u.SetLinuxCPUShares(512)
+	return []*api.ContainerUpdate{u}, nil
 }
 
 func (p *testPlugin) StopContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) ([]*api.ContainerUpdate, error) {
@@ -168,6 +192,39 @@ func TestNRI(t *testing.T) {
 		t.Errorf("NRI_TEST in the container = %q; want the plugin's adjustment %q", got, "adjusted")
 	}
 
+	// An update goes through the plugin, which adds CPU shares.
+	if _, err := c.rt.UpdateContainerResources(ctx, &runtimeapi.UpdateContainerResourcesRequest{ContainerId: id, Linux: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 128 << 20}}); err != nil {
+		t.Fatal(err)
+	}
+	if r := containerStatus(t, c, id).GetResources().GetLinux(); r.GetMemoryLimitInBytes() != 128<<20 || r.GetCpuShares() != 512 {
+		t.Errorf("resources after the update: memory %d, CPU shares %d; want 128 MiB and the plugin's 512", r.GetMemoryLimitInBytes(), r.GetCpuShares())
+	}
+
+	// What the plugin was told: the ID the container got (chosen ahead),
+	// the pod's metadata, labels and address, the pinned namespaces and
+	// the cgroup.
+	p.mu.Lock()
+	created, started, spod := p.seen["CreateContainer app"], p.seen["StartContainer app"], p.pods["StartContainer app"]
+	p.mu.Unlock()
+	if created.GetId() != id || started.GetId() != id || started.GetPodSandboxId() != podID {
+		t.Errorf("container IDs told: create %s, start %s (pod %s); want %s in %s", created.GetId(), started.GetId(), started.GetPodSandboxId(), id, podID)
+	}
+	if spod.GetUid() != "uid-nri" || spod.GetNamespace() != "default" || spod.GetLabels()["app"] != "nri" || len(spod.GetIps()) == 0 {
+		t.Errorf("pod told: %v", spod)
+	}
+	var nets []string
+	for _, ns := range started.GetLinux().GetNamespaces() {
+		if ns.GetType() == "network" {
+			nets = append(nets, ns.GetPath())
+		}
+	}
+	if len(nets) != 1 || !strings.HasSuffix(nets[0], filepath.Join("pods", podID, "ns", "net")) {
+		t.Errorf("network namespaces told: %q; want the pod's pinned one", nets)
+	}
+	if cg := started.GetLinux().GetCgroupsPath(); !strings.Contains(cg, id) {
+		t.Errorf("cgroups path told: %q; want the container's", cg)
+	}
+
 	// Refused by the plugin: the call fails, no container is left.
 	cc := &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "refused"}, Image: &runtimeapi.ImageSpec{Image: f.Busybox.Ref}}
 	if _, err := c.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cc, SandboxConfig: pod}); err == nil || !strings.Contains(err.Error(), "refused by the test plugin") {
@@ -217,7 +274,7 @@ func TestNRI(t *testing.T) {
 	}
 	want := []string{
 		"RunPodSandbox nri",
-		"CreateContainer app", "StartContainer app",
+		"CreateContainer app", "StartContainer app", "UpdateContainer app",
 		"CreateContainer refused", "CreateContainer hooked", "StopContainer hooked", "RemoveContainer hooked",
 		"CreateContainer quick", "StartContainer quick", "StopContainer quick",
 		"StopContainer app", "RemoveContainer app",
