@@ -531,7 +531,8 @@ func (n *nriRuntime) lastEventSeq(ctx context.Context) int64 {
 
 // watchExits tells the plugins of CRI containers that exit on their own
 // (no StopContainer call): it follows the engine's die events (the
-// monitors record them) until ctx ends.
+// monitors record them) until ctx ends; destroy events forget removed
+// containers.
 func (n *nriRuntime) watchExits(ctx context.Context, seq int64) {
 	t := time.NewTicker(exitPoll)
 	defer t.Stop()
@@ -547,8 +548,14 @@ func (n *nriRuntime) watchExits(ctx context.Context, seq int64) {
 		}
 		for _, ev := range evs {
 			seq = ev.Seq
-			if ev.Type == "container" && ev.Action == "die" {
+			switch {
+			case ev.Type != "container":
+			case ev.Action == "die":
 				n.stopContainer(ctx, ev.ID)
+			case ev.Action == "destroy": // removed, perhaps by `hull rm`
+				n.stopMu.Lock()
+				delete(n.stopped, ev.ID)
+				n.stopMu.Unlock()
 			}
 		}
 	}
