@@ -31,7 +31,7 @@ build: deps
 		-ldflags "$(LDFLAGS) -linkmode external -extldflags '-static -lm'" -o $(BIN) ./cmd/hull
 	GO=$(GO) hack/build-init.sh bin/hull-init
 	CGO_ENABLED=0 GOEXPERIMENT= $(GO) build -trimpath -ldflags '-s -w' -o bin/hull-shim ./cmd/hull-shim
-	$(GO) build -tags '$(TAGS) netgo osusergo' -trimpath \
+	$(GO) build -tags '$(TAGS) netgo osusergo nri_no_wasm' -trimpath \
 		-ldflags "$(LDFLAGS) -linkmode external -extldflags '-static -lm'" -o bin/hull-cri ./cmd/hull-cri
 
 vet: deps

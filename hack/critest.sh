@@ -16,6 +16,12 @@
 #       that pulls a fixed upstream digest); everything is stopped and
 #       removed at the end. Prints critest's summary.
 #
+# hull-cri serves NRI on a private socket ($work/nri.sock, no pre-installed
+# plugins) that critest's NRI specs connect to (-nri-socket). Its plugin
+# request timeout is 10s, not NRI's 2s: the synchronization specs hold a
+# plugin's Synchronize open for 2s on purpose, which the default would
+# count as a dead plugin.
+#
 # critest pulls images by their real names and compares the names it gets
 # back, so the images must keep their names: critest's --registry-prefix
 # renames them (and makes registry.k8s.io/pause:3.9 and k8s.gcr.io/pause:3.9
@@ -125,7 +131,9 @@ EOF
     "$work/testenv" critest-images --registry "$addr" --nonewprivs "$work/nonewprivs" --exec-shell "$(exec_shell)" | sed -n 's/^MIRROR //p'
   } >"$work/hull.toml"
   "$here/bin/hull" --config "$work/hull.toml" --root "$work/root" --run-root "$work/run" \
-    cri serve --listen "unix://$work/cri.sock" --cni-conf-dir "$work/net.d" 2>"$work/cri.log" &
+    cri serve --listen "unix://$work/cri.sock" --cni-conf-dir "$work/net.d" \
+    --nri-socket "$work/nri.sock" --nri-plugin-path "$work/nri-plugins" --nri-plugin-config-path "$work/nri-conf" \
+    --nri-plugin-request-timeout 10s 2>"$work/cri.log" &
   cri_pid=$!
   for _ in $(seq 100); do [ -S "$work/cri.sock" ] && break; sleep 0.1; done
   [ -S "$work/cri.sock" ] || { cat "$work/cri.log" >&2; echo "critest.sh: hull cri serve did not start" >&2; exit 1; }
@@ -135,7 +143,7 @@ EOF
   ((${#args[@]})) || args=(--ginkgo.focus='Image Manager' --ginkgo.skip='public image with digest')
   local status=0
   "$CRI_TOOLS_DIR/critest" --runtime-endpoint "unix://$work/cri.sock" --image-endpoint "unix://$work/cri.sock" \
-    --ginkgo.no-color "${args[@]}" || status=$?
+    -nri-socket "$work/nri.sock" --ginkgo.no-color "${args[@]}" || status=$?
   if [ "${KEEP_CRI_LOG:-}" ]; then cp "$work/cri.log" "$KEEP_CRI_LOG"; fi
   return $status
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -19,8 +20,9 @@ func newCRICmd(g *globals) *cobra.Command {
 		Short: "Serve the Container Runtime Interface (kubelet, crictl)",
 	}
 	var listen string
-	var pinned, cniBin []string
+	var pinned, cniBin, nriArgs []string
 	var cniConf string
+	var nriOn bool
 	serve := &cobra.Command{
 		Use:   "serve [OPTIONS]",
 		Short: "Serve the CRI on a unix socket until SIGTERM or SIGINT",
@@ -48,6 +50,12 @@ and remove the socket.`,
 			for _, d := range cniBin {
 				argv = append(argv, "--cni-bin-dir", d)
 			}
+			argv = append(argv, fmt.Sprintf("--nri=%t", nriOn))
+			for _, name := range nriArgs {
+				if f := cmd.Flags().Lookup(name); f.Changed {
+					argv = append(argv, "--"+name, f.Value.String())
+				}
+			}
 			if err := syscall.Exec(bin, argv, os.Environ()); err != nil {
 				return fmt.Errorf("run %s: %w (build it with make build, or set HULL_CRI)", bin, err)
 			}
@@ -58,6 +66,14 @@ and remove the socket.`,
 	serve.Flags().StringArrayVar(&pinned, "pinned-image", nil, "an image kubelet's image GC must keep (repeatable)")
 	serve.Flags().StringVar(&cniConf, "cni-conf-dir", "/etc/cni/net.d", "CNI configuration directory: its first conflist in lexical order is the pod network ('' = hull's default bridge network)")
 	serve.Flags().StringArrayVar(&cniBin, "cni-bin-dir", nil, "a directory of CNI plugins, searched in order (repeatable; default /usr/lib/cni and /opt/cni/bin)")
+	// NRI (hull-cri's flags of the same names; see docs/cri.md).
+	serve.Flags().BoolVar(&nriOn, "nri", true, "serve NRI plugins (the Node Resource Interface), as containerd 2 does")
+	serve.Flags().String("nri-socket", "/var/run/nri/nri.sock", "the unix socket NRI plugins connect to")
+	serve.Flags().String("nri-plugin-path", "/opt/nri/plugins", "pre-installed NRI plugins to start")
+	serve.Flags().String("nri-plugin-config-path", "/etc/nri/conf.d", "configuration of the pre-installed NRI plugins")
+	serve.Flags().Duration("nri-plugin-registration-timeout", 5*time.Second, "how long an NRI plugin may take to register")
+	serve.Flags().Duration("nri-plugin-request-timeout", 2*time.Second, "how long an NRI plugin may take to answer an event")
+	nriArgs = []string{"nri-socket", "nri-plugin-path", "nri-plugin-config-path", "nri-plugin-registration-timeout", "nri-plugin-request-timeout"}
 	cri.AddCommand(serve)
 	return cri
 }

@@ -22,6 +22,14 @@ func TestCRIServeFlagsReachHullCRI(t *testing.T) {
 		t.Errorf("hull cri serve --listen tcp://...: %v\n%s\nwant hull-cri refusing the endpoint", err, out)
 	}
 
+	// The NRI flags reach hull-cri too.
+	cmd = hullProc(root, "cri", "serve", "--listen", "unix://"+filepath.Join(root, "cri.sock"), "--nri-socket", "relative/nri.sock")
+	cmd.Env = append(cmd.Env, "HULL_CRI="+filepath.Join(filepath.Dir(bin), "hull-cri"))
+	out, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `--nri-socket "relative/nri.sock": give an absolute path`) {
+		t.Errorf("hull cri serve --nri-socket relative/nri.sock: %v\n%s\nwant hull-cri refusing it", err, out)
+	}
+
 	t.Setenv("HULL_CRI", filepath.Join(root, "no-hull-cri"))
 	_, _, err = hull(t, root, "cri", "serve")
 	if err == nil || !strings.Contains(err.Error(), "no-hull-cri") || !strings.Contains(err.Error(), "make build, or set HULL_CRI") {

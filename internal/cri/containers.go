@@ -140,14 +140,21 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		}
 		cfg.LogConfig.Path = path
 	}
-	c, err := s.eng.Create(ctx, engine.CreateOptions{Config: cfg, Name: containerName(m, p)})
+	co := engine.CreateOptions{Config: cfg, Name: containerName(m, p)}
+	done, err := s.nri.createContainer(ctx, p, &co) // the plugins' adjustments
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.eng.Create(ctx, co)
 	if err != nil {
 		if c != nil {
 			s.eng.Remove(context.WithoutCancel(ctx), c.ID, true)
 		}
+		done(nil, err)
 		return nil, err
 	}
 	created = true
+	done(c, nil)
 	return &runtimeapi.CreateContainerResponse{ContainerId: c.ID}, nil
 }
 
@@ -283,6 +290,9 @@ func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContai
 	if err := s.remountImageVolumes(ctx, c); err != nil {
 		return nil, err
 	}
+	if err := s.nri.startContainer(ctx, c); err != nil {
+		return nil, err
+	}
 	st, err := s.eng.Start(ctx, c.ID, engine.StartOptions{})
 	if err == nil && st != nil {
 		err = st.Ready()
@@ -290,6 +300,7 @@ func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContai
 	if err != nil {
 		return nil, err
 	}
+	s.nri.postStartContainer(ctx, c.ID)
 	return &runtimeapi.StartContainerResponse{}, nil
 }
 
@@ -306,6 +317,7 @@ func (s *Server) StopContainer(ctx context.Context, req *runtimeapi.StopContaine
 	if _, err := s.eng.Stop(ctx, c.ID, time.Duration(max(req.GetTimeout(), 0))*time.Second); err != nil && !errdefs.IsNotFound(err) {
 		return nil, err
 	}
+	s.nri.stopContainer(ctx, c.ID)
 	return &runtimeapi.StopContainerResponse{}, nil
 }
 
@@ -319,10 +331,12 @@ func (s *Server) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveCont
 	if err != nil {
 		return nil, err
 	}
+	s.nri.stopContainer(ctx, c.ID)
 	if err := s.eng.Remove(ctx, c.ID, true); err != nil && !errdefs.IsNotFound(err) {
 		return nil, err
 	}
 	s.releaseImageVolumes(ctx, imageVolumes(c))
+	s.nri.removeContainer(ctx, c)
 	return &runtimeapi.RemoveContainerResponse{}, nil
 }
 
@@ -536,8 +550,12 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtimeapi.U
 	if v := r.GetCpusetMems(); v != "" {
 		u.CpusetMems = &v
 	}
+	if err := s.nri.updateContainer(ctx, c, &u); err != nil {
+		return nil, err
+	}
 	if _, err := s.eng.Update(ctx, c.ID, u); err != nil {
 		return nil, err
 	}
+	s.nri.postUpdateContainer(ctx, c.ID)
 	return &runtimeapi.UpdateContainerResourcesResponse{}, nil
 }

@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -106,7 +107,15 @@ func TestHullCRIServe(t *testing.T) {
 		}
 	})
 
-	// Killed, it leaves its socket; the next server replaces it.
+	// NRI is on by default: plugins can connect to --nri-socket.
+	nriSock := filepath.Join(root, "nri.sock")
+	if c, err := net.Dial("unix", nriSock); err != nil {
+		t.Errorf("NRI socket: %v; want NRI served by default", err)
+	} else {
+		c.Close()
+	}
+
+	// Killed, it leaves its sockets; the next server replaces them.
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +124,30 @@ func TestHullCRIServe(t *testing.T) {
 		t.Fatalf("a killed server's socket: %v; want it left behind", err)
 	}
 	cmd, exited, stderr = startServe(t, hull, criBin, root, sock)
+	// A second server cannot take the NRI socket of a live one.
+	second := exec.Command(hull, "--root", root, "--run-root", filepath.Join(root, "run"), "cri", "serve", "--listen", "unix://"+filepath.Join(root, "cri2.sock"), "--nri-socket", nriSock)
+	second.Env = append(os.Environ(), "HULL_CRI="+criBin, "HULL_CONFIG=")
+	if out, err := second.CombinedOutput(); err == nil || !strings.Contains(string(out), "another runtime serves NRI there") {
+		t.Errorf("a second server on the same NRI socket: %v\n%s\nwant refused", err, out)
+	}
+	stopServe(t, cmd, exited, stderr)
+	for _, s := range []string{sock, nriSock} {
+		if _, err := os.Stat(s); !os.IsNotExist(err) {
+			t.Errorf("socket %s left after SIGTERM: %v", s, err)
+		}
+	}
+
+	// --nri=false: no NRI socket.
+	cmd, exited, stderr = startServe(t, hull, criBin, root, sock, "--nri=false")
+	if _, err := os.Stat(nriSock); !os.IsNotExist(err) {
+		t.Errorf("NRI socket with --nri=false: %v; want none", err)
+	}
+	stopServe(t, cmd, exited, stderr)
+}
+
+// stopServe stops a server with SIGTERM and checks it exits cleanly.
+func stopServe(t *testing.T, cmd *exec.Cmd, exited chan error, stderr *strings.Builder) {
+	t.Helper()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -126,16 +159,16 @@ func TestHullCRIServe(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("hull cri serve did not stop on SIGTERM")
 	}
-	if _, err := os.Stat(sock); !os.IsNotExist(err) {
-		t.Errorf("socket left after SIGTERM: %v", err)
-	}
 }
 
 // startServe starts `hull cri serve` on sock (with flags) and waits until it answers
 // Version; the cleanup kills it if the test has not stopped it.
-func startServe(t *testing.T, hull, criBin, root, sock string, flags ...string) (*exec.Cmd, chan error, *strings.Builder) {
+// NRI is served on <root>/nri.sock (never the host's default socket),
+// with no pre-installed plugins; extra are more serve flags.
+func startServe(t *testing.T, hull, criBin, root, sock string, extra ...string) (*exec.Cmd, chan error, *strings.Builder) {
 	t.Helper()
-	cmd := exec.Command(hull, append([]string{"--root", root, "--run-root", filepath.Join(root, "run"), "cri", "serve", "--listen", "unix://" + sock}, flags...)...)
+	cmd := exec.Command(hull, append([]string{"--root", root, "--run-root", filepath.Join(root, "run"), "cri", "serve", "--listen", "unix://" + sock,
+		"--nri-socket", filepath.Join(root, "nri.sock"), "--nri-plugin-path", filepath.Join(root, "nri-plugins")}, extra...)...)
 	cmd.Env = append(os.Environ(), "HULL_CRI="+criBin, "HULL_CONFIG=")
 	stderr := &strings.Builder{}
 	cmd.Stderr = stderr

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"hull/internal/config"
 	"hull/internal/engine"
@@ -39,6 +40,12 @@ func Main(args []string, version string, stderr io.Writer) error {
 		hull       = fs.String("hull", "", "the hull binary monitors run as (default: hull next to hull-cri)")
 		showVer    = fs.Bool("version", false, "print the version and exit")
 		cniConf    = fs.String("cni-conf-dir", DefaultCNIConfDir, "the CNI configuration directory: its first conflist in lexical order is the pod network (hull.toml [cri] cni_conf_dir; '' = hull's default bridge network)")
+		nriOn      = fs.Bool("nri", true, "serve NRI plugins (the Node Resource Interface; on by default, as in containerd 2)")
+		nriSocket  = fs.String("nri-socket", DefaultNRISocket, "the unix socket NRI plugins connect to")
+		nriPlugins = fs.String("nri-plugin-path", "/opt/nri/plugins", "pre-installed NRI plugins hull-cri starts")
+		nriConfigs = fs.String("nri-plugin-config-path", "/etc/nri/conf.d", "configuration of the pre-installed NRI plugins")
+		nriRegTO   = fs.Duration("nri-plugin-registration-timeout", 5*time.Second, "how long an NRI plugin may take to register")
+		nriReqTO   = fs.Duration("nri-plugin-request-timeout", 2*time.Second, "how long an NRI plugin may take to answer an event")
 		pinned     stringList
 		cniBin     stringList
 	)
@@ -113,12 +120,23 @@ func Main(args []string, version string, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	s := New(eng, Options{Version: version, Root: cfg.Root, RunRoot: cfg.RunRoot, PinnedImages: pinned, Log: log,
-		CNIConfDir: *cniConf, CNIBinDirs: binDirs})
+	o := Options{Version: version, Root: cfg.Root, RunRoot: cfg.RunRoot, PinnedImages: pinned, Log: log,
+		CNIConfDir: *cniConf, CNIBinDirs: binDirs}
+	if *nriOn {
+		o.NRI = &NRIOptions{Socket: *nriSocket, PluginPath: *nriPlugins, PluginConfigPath: *nriConfigs,
+			RegistrationTimeout: *nriRegTO, RequestTimeout: *nriReqTO}
+	}
+	s := New(eng, o)
 	if err := s.Recover(ctx); err != nil {
 		log.Warn("recovering what a killed server left", "error", err)
 	}
-	err = s.Serve(ctx, *listen, func() { log.Info("serving the CRI", "listen", *listen, "root", cfg.Root) })
+	err = s.Serve(ctx, *listen, func() {
+		if o.NRI != nil {
+			log.Info("serving the CRI", "listen", *listen, "root", cfg.Root, "nri-socket", o.NRI.Socket)
+		} else {
+			log.Info("serving the CRI", "listen", *listen, "root", cfg.Root)
+		}
+	})
 	if err == nil {
 		log.Info("stopped", "listen", *listen)
 	}

@@ -162,6 +162,9 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	}
 	// Recorded first: a server killed from here on leaves a pod in state
 	// created, which the next one removes (recover.go).
+	// With NRI the pod stays hidden until the plugins have seen it.
+	defer s.nri.hidePod(podName(m))()
+	defer s.nri.blockSync()()
 	p, err := s.eng.CreatePod(ctx, podName(m), cfg)
 	if err != nil {
 		return nil, err
@@ -170,7 +173,10 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	err = makePodCgroup(cfg.CgroupParent, labels[labelCgroup], c.GetLinux())
 	if err == nil {
 		engine.Mark("cri: sandbox cgroup made")
-		_, err = s.eng.StartPod(ctx, p.ID)
+		var started *engine.Pod
+		if started, err = s.eng.StartPod(ctx, p.ID); err == nil {
+			err = s.nri.runPodSandbox(ctx, started)
+		}
 	}
 	if err != nil {
 		s.removeSandbox(context.WithoutCancel(ctx), p)
@@ -215,6 +221,9 @@ func (s *Server) sandbox(ctx context.Context, id string) (*engine.Pod, error) {
 	if p.Config.Labels[labelSandbox] == "" {
 		return nil, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("pod %s is not a CRI pod sandbox (hull pod manages it)", p.Name))
 	}
+	if s.nri.podHidden(p.Name) {
+		return nil, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("pod sandbox %s is still being made (NRI plugins are answering its RunPodSandbox)", p.ID))
+	}
 	return p, nil
 }
 
@@ -227,6 +236,9 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSand
 		return &runtimeapi.StopPodSandboxResponse{}, nil
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := s.nri.stopPodSandbox(ctx, p); err != nil {
 		return nil, err
 	}
 	if _, err := s.eng.StopPod(ctx, p.ID, 0); err != nil {
@@ -246,6 +258,9 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 		return nil, err
 	}
 	ivs := s.podImageVolumes(ctx, p)
+	if err := s.nri.removePodSandbox(ctx, p); err != nil {
+		return nil, err
+	}
 	if err := s.removeSandbox(ctx, p); err != nil {
 		return nil, err
 	}
@@ -330,7 +345,7 @@ func (s *Server) ListPodSandbox(ctx context.Context, req *runtimeapi.ListPodSand
 	f := req.GetFilter()
 	var out []*runtimeapi.PodSandbox
 	for _, p := range pods {
-		if p.Config.Labels[labelSandbox] == "" {
+		if p.Config.Labels[labelSandbox] == "" || s.nri.podHidden(p.Name) {
 			continue
 		}
 		if f.GetId() != "" && !strings.HasPrefix(p.ID, f.GetId()) {

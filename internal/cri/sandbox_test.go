@@ -21,10 +21,7 @@ import (
 // serveRuntime serves the CRI over an engine that runs containers: hull
 // monitors ($HULL_BIN), hull-init and hull-shim beside it, and the test
 // root's own default network. The busybox fixture is pulled.
-func serveRuntime(t *testing.T) (*client, *testenv.Fixtures) {
-	t.Helper()
-	return serveRuntimeWith(t, Options{})
-}
+func serveRuntime(t *testing.T) (*client, *testenv.Fixtures) { return serveRuntimeWith(t, Options{}) }
 
 // serveRuntimeWith is serveRuntime with server options o.
 func serveRuntimeWith(t *testing.T, o Options) (*client, *testenv.Fixtures) {

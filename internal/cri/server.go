@@ -20,7 +20,8 @@
 // ReopenContainerLog (logs.go) and the Stream* lists (streams.go).
 // CheckpointContainer says it is not supported (checkpoint.go); every
 // other RPC answers codes.Unimplemented saying so (see docs/cri.md for
-// the plan and its order).
+// the plan and its order). With Options.NRI, Serve also serves NRI
+// plugins (nri.go) until it returns.
 package cri
 
 import (
@@ -69,6 +70,8 @@ type Options struct {
 	// engine searches, for Status to report.
 	CNIConfDir string
 	CNIBinDirs []string
+	// NRI, when set, serves NRI plugins (nri.go).
+	NRI *NRIOptions
 	// Log receives one debug line per call (method, time, code) and a
 	// warning per failed call other than not-found and unimplemented
 	// (default: discard).
@@ -88,6 +91,7 @@ type Server struct {
 	// (imagevolume.go).
 	imageVolumes sync.Mutex
 	net  podNet // the pod network's state (cninet.go)
+	nri  *nriRuntime // nil: NRI is off
 }
 
 // New makes the service over eng, which the caller keeps open while the
@@ -128,6 +132,13 @@ func (s *Server) Serve(ctx context.Context, listen string, ready func()) error {
 		return err
 	}
 	defer os.Remove(path)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := s.startNRI(ctx); err != nil {
+		l.Close()
+		return err
+	}
+	defer s.nri.stop()
 	g := s.GRPCServer()
 	done := make(chan error, 1)
 	go func() { done <- g.Serve(l) }()
