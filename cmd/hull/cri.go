@@ -18,7 +18,7 @@ func newCRICmd(g *globals) *cobra.Command {
 		Use:   "cri",
 		Short: "Serve the Container Runtime Interface (kubelet, crictl)",
 	}
-	var listen string
+	var listen, streamingAddr string
 	var pinned []string
 	serve := &cobra.Command{
 		Use:   "serve [OPTIONS]",
@@ -26,8 +26,10 @@ func newCRICmd(g *globals) *cobra.Command {
 		Long: `Serve the Container Runtime Interface (k8s.io/cri-api v1) on a unix socket,
 over the same images and containers as the CLI. Point kubelet's
 containerRuntimeEndpoint (or crictl --runtime-endpoint) at it.
-Containers keep running when the server stops; SIGTERM or SIGINT stop it
-and remove the socket.`,
+The streams of exec, attach and port-forward go over HTTP on
+--streaming-address (the loopback by default: kubelet on this node is their
+client). Containers keep running when the server stops; SIGTERM or SIGINT
+stop it and remove the socket.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			self, err := os.Executable()
@@ -36,7 +38,7 @@ and remove the socket.`,
 			}
 			bin := criBinary(self)
 			argv := append([]string{bin, "--hull", self}, g.globalArgs()...)
-			argv = append(argv, "--listen", listen)
+			argv = append(argv, "--listen", listen, "--streaming-address", streamingAddr)
 			for _, p := range pinned {
 				argv = append(argv, "--pinned-image", p)
 			}
@@ -47,6 +49,7 @@ and remove the socket.`,
 		},
 	}
 	serve.Flags().StringVar(&listen, "listen", "unix:///run/hull/cri.sock", "the unix socket to serve on (kubelet's containerRuntimeEndpoint)")
+	serve.Flags().StringVar(&streamingAddr, "streaming-address", "127.0.0.1:0", "the TCP address of the streaming server, where the URLs of exec, attach and port-forward point (port 0: one the kernel picks)")
 	serve.Flags().StringArrayVar(&pinned, "pinned-image", nil, "an image kubelet's image GC must keep (repeatable)")
 	cri.AddCommand(serve)
 	return cri

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"hull/internal/config"
+	"hull/internal/cri/stream"
 	"hull/internal/engine"
 )
 
@@ -35,6 +36,7 @@ func Main(args []string, version string, stderr io.Writer) error {
 		runRoot    = fs.String("run-root", "", "runtime state directory (default /run/hull)")
 		logLevel   = fs.String("log-level", "", "log level: debug, info, warn, error")
 		listen     = fs.String("listen", DefaultListen, "the unix socket to serve on (kubelet's containerRuntimeEndpoint)")
+		streamAddr = fs.String("streaming-address", stream.DefaultAddr, "the TCP address of the streaming server (the URLs Exec, Attach and PortForward answer); port 0: one the kernel picks")
 		hull       = fs.String("hull", "", "the hull binary monitors run as (default: hull next to hull-cri)")
 		showVer    = fs.Bool("version", false, "print the version and exit")
 		pinned     stringList
@@ -90,7 +92,7 @@ func Main(args []string, version string, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	s := New(eng, Options{Version: version, Root: cfg.Root, RunRoot: cfg.RunRoot, PinnedImages: pinned, Log: log})
+	s := New(eng, Options{Version: version, Root: cfg.Root, RunRoot: cfg.RunRoot, PinnedImages: pinned, StreamingAddress: *streamAddr, Log: log})
 	err = s.Serve(ctx, *listen, func() { log.Info("serving the CRI", "listen", *listen, "root", cfg.Root) })
 	if err == nil {
 		log.Info("stopped", "listen", *listen)

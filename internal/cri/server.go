@@ -7,12 +7,15 @@
 // Lifecycle: New takes an open engine; Serve listens on a unix socket
 // (removing a stale one a killed server left), serves until its context
 // ends (hull-cri cancels it on SIGTERM/SIGINT), then stops gracefully and
-// removes the socket. Containers do not depend on the server: each has
-// its monitor, so they keep running while it is stopped or restarted.
+// removes the socket. The streaming server (the URLs of Exec, Attach and
+// PortForward) listens on TCP for the same span. Containers do not depend
+// on the server: each has its monitor, so they keep running while it is
+// stopped or restarted.
 //
 // What is served today: Version, Status, RuntimeConfig, every
 // ImageService RPC, the pod sandbox RPCs (sandbox.go), the container
-// RPCs, ExecSync and UpdateContainerResources (containers.go),
+// RPCs, ExecSync and UpdateContainerResources (containers.go), Exec,
+// Attach and PortForward (streaming.go, over package stream),
 // ContainerStats and ListContainerStats (stats.go), ReopenContainerLog
 // (logs.go) and the Stream* lists (streams.go). Every other RPC answers
 // codes.Unimplemented saying so (see docs/cri.md for the plan and its
@@ -35,6 +38,7 @@ import (
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"hull/internal/cri/stream"
 	"hull/internal/engine"
 )
 
@@ -58,6 +62,10 @@ type Options struct {
 	// (ImageStatus and ListImages report them pinned), as CRI-O's
 	// pinned_images.
 	PinnedImages []string
+	// StreamingAddress is the TCP address the streaming server (Exec,
+	// Attach, PortForward URLs) listens on (default 127.0.0.1:0: the
+	// loopback, on a port the kernel picks).
+	StreamingAddress string
 	// Log receives one debug line per call (method, time, code) and a
 	// warning per failed call other than not-found and unimplemented
 	// (default: discard).
@@ -70,8 +78,9 @@ type Server struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
 	runtimeapi.UnimplementedImageServiceServer
 
-	eng  *engine.Engine
-	opts Options
+	eng    *engine.Engine
+	opts   Options
+	stream *stream.Server // from Serve on (streaming.go)
 }
 
 // New makes the service over eng, which the caller keeps open while the
@@ -112,6 +121,12 @@ func (s *Server) Serve(ctx context.Context, listen string, ready func()) error {
 		return err
 	}
 	defer os.Remove(path)
+	stopStreaming, err := s.startStreaming()
+	if err != nil {
+		l.Close()
+		return err
+	}
+	defer stopStreaming()
 	g := s.GRPCServer()
 	done := make(chan error, 1)
 	go func() { done <- g.Serve(l) }()
@@ -212,7 +227,7 @@ func (s *Server) logCall(method string, start time.Time, err error) {
 
 // notYet is the message of an RPC hull does not serve yet.
 func notYet(method string) string {
-	return fmt.Sprintf("hull cri: %s is not implemented yet (this server serves the image service, pod sandboxes, containers, ExecSync and container stats; streaming, pod stats and events come next, see docs/cri.md)", method)
+	return fmt.Sprintf("hull cri: %s is not implemented yet (this server serves the image service, pod sandboxes, containers, exec, attach, port forwarding and container stats; pod stats and events come next, see docs/cri.md)", method)
 }
 
 // errNotYet is the Unimplemented status for method (the short name).
