@@ -22,6 +22,13 @@ func TestCRIServeFlagsReachHullCRI(t *testing.T) {
 		t.Errorf("hull cri serve --listen tcp://...: %v\n%s\nwant hull-cri refusing the endpoint", err, out)
 	}
 
+	cmd = hullProc(root, "cri", "serve", "--listen", "unix://"+filepath.Join(root, "cri.sock"), "--streaming-address", "127.0.0.1:bad")
+	cmd.Env = append(cmd.Env, "HULL_CRI="+filepath.Join(filepath.Dir(bin), "hull-cri"))
+	out, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "streaming server: listen on 127.0.0.1:bad") || !strings.Contains(string(out), "give another --streaming-address") {
+		t.Errorf("hull cri serve --streaming-address 127.0.0.1:bad: %v\n%s\nwant hull-cri refusing the address", err, out)
+	}
+
 	t.Setenv("HULL_CRI", filepath.Join(root, "no-hull-cri"))
 	_, _, err = hull(t, root, "cri", "serve")
 	if err == nil || !strings.Contains(err.Error(), "no-hull-cri") || !strings.Contains(err.Error(), "make build, or set HULL_CRI") {

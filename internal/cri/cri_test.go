@@ -150,9 +150,9 @@ func TestUnimplementedRPCsSaySo(t *testing.T) {
 	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "PodSandboxStats is not implemented yet") {
 		t.Errorf("PodSandboxStats: %v; want Unimplemented saying PodSandboxStats is not implemented yet", err)
 	}
-	_, err = c.rt.Exec(ctx, &runtimeapi.ExecRequest{})
-	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "Exec is not implemented yet") {
-		t.Errorf("Exec: %v; want Unimplemented", err)
+	_, err = c.rt.ListMetricDescriptors(ctx, &runtimeapi.ListMetricDescriptorsRequest{})
+	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "ListMetricDescriptors is not implemented yet") {
+		t.Errorf("ListMetricDescriptors: %v; want Unimplemented", err)
 	}
 	// A streaming RPC too.
 	stream, err := c.rt.StreamPodSandboxStats(ctx, &runtimeapi.StreamPodSandboxStatsRequest{})

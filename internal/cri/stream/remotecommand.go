@@ -147,8 +147,8 @@ func (s *Server) openSPDY(w http.ResponseWriter, r *http.Request, o remoteOption
 	want := map[string]bool{streamError: true, streamStdin: o.stdin, streamStdout: o.stdout, streamStderr: o.stderr && !o.tty,
 		streamResize: o.tty && protocol != protocolV1 && protocol != protocolV2}
 	n := 0
-	for _, w := range want {
-		if w {
+	for _, asked := range want {
+		if asked {
 			n++
 		}
 	}
