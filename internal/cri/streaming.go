@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -108,9 +109,22 @@ func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, stdin 
 
 // Attach attaches to the container's streams as `hull attach` does
 // (input only if it was created with stdin) until it exits or the client
-// goes away (a detach: it runs on).
+// goes away (a detach: it runs on). The end of the client's input closes
+// the container's stdin only when it was created with stdin_once and no
+// tty; otherwise it ends the attachment and the container keeps its
+// input open for the next one, as containerd.
 func (r streamRuntime) Attach(ctx context.Context, id string, stdin io.Reader, stdout, stderr io.Writer, tty bool, resize <-chan stream.TermSize) error {
-	a, err := r.eng.Attach(ctx, id, engine.AttachOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	c, err := r.eng.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	var inputEnded <-chan struct{}
+	if stdin != nil && !(c.Config.Labels[labelStdinOnce] == "1" && !c.Config.Spec.TTY) {
+		in := &heldInput{r: stdin, ended: make(chan struct{}), release: make(chan struct{})}
+		defer close(in.release)
+		stdin, inputEnded = in, in.ended
+	}
+	a, err := r.eng.Attach(ctx, c.ID, engine.AttachOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr})
 	if err != nil {
 		return err
 	}
@@ -119,6 +133,9 @@ func (r streamRuntime) Attach(ctx context.Context, id string, stdin io.Reader, s
 	go func() { _, err := a.Wait(); done <- err }()
 	select {
 	case err = <-done:
+	case <-inputEnded:
+		a.Detach()
+		err = <-done
 	case <-ctx.Done():
 		a.Detach()
 		err = <-done
@@ -127,6 +144,29 @@ func (r streamRuntime) Attach(ctx context.Context, id string, stdin io.Reader, s
 		return nil
 	}
 	return err
+}
+
+// heldInput is a client's input whose end is not passed on: at its end
+// (or a read error) ended is closed and Read waits for release, so the
+// attachment detaches before its reader could close the container's
+// stdin.
+type heldInput struct {
+	r       io.Reader
+	once    sync.Once
+	ended   chan struct{}
+	release chan struct{}
+}
+
+func (h *heldInput) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	if err != nil && n > 0 {
+		return n, nil // the end comes with the next read
+	}
+	if err != nil {
+		h.once.Do(func() { close(h.ended) })
+		<-h.release
+	}
+	return n, err
 }
 
 // PortForward copies conn to and from port in the pod's network

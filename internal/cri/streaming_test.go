@@ -231,6 +231,46 @@ func TestAttachStreaming(t *testing.T) {
 			}
 		})
 	}
+	t.Run("stdin kept", func(t *testing.T) {
+		// Without stdin_once the end of a client's input ends its
+		// attachment only: the shell keeps its stdin for the next one.
+		id := createContainer(t, c, f, podID, pod, "shell-kept", func(cc *runtimeapi.ContainerConfig) {
+			cc.Stdin = true
+		}, "sh")
+		startContainer(t, c, id)
+		for i, input := range []string{"echo one\n", "echo two; exit 4\n"} {
+			r, err := c.rt.Attach(ctx, &runtimeapi.AttachRequest{ContainerId: id, Stdin: true, Stdout: true, Stderr: true})
+			if err != nil {
+				t.Fatalf("Attach %d: %v", i, err)
+			}
+			pr, pw := io.Pipe()
+			var out syncBuf
+			go func() {
+				defer pw.Close()
+				time.Sleep(300 * time.Millisecond) // attached before the shell answers
+				io.WriteString(pw, input)
+				deadline := time.Now().Add(10 * time.Second)
+				for out.String() == "" && time.Now().Before(deadline) {
+					time.Sleep(20 * time.Millisecond)
+				}
+			}()
+			if _, _, err := runStream(t, "spdy", r.Url, remotecommand.StreamOptions{Stdin: pr, Stdout: &out}); err != nil {
+				t.Errorf("attach %d: %v", i, err)
+			}
+			if want := []string{"one\n", "two\n"}[i]; out.String() != want {
+				t.Errorf("attach %d: %q; want %q", i, out.String(), want)
+			}
+			if i == 0 {
+				time.Sleep(200 * time.Millisecond)
+				if st := containerStatus(t, c, id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+					t.Fatalf("after the first client's input ended the shell is %v (exit %d); want running", st.State, st.ExitCode)
+				}
+			}
+		}
+		if st := waitExited(t, c, id); st.ExitCode != 4 {
+			t.Errorf("the shell exited %d; want 4 (its exit command)", st.ExitCode)
+		}
+	})
 	t.Run("output", func(t *testing.T) {
 		// Output only, from a container already running: the client that
 		// goes away leaves it running.
