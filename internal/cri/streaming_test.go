@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/websocket"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"k8s.io/client-go/rest"
@@ -151,6 +152,35 @@ func TestExecStreaming(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("older protocols", func(t *testing.T) {
+		// What older clients negotiate over SPDY: before v4 the error
+		// stream carries a failure's message, not a status.
+		for _, proto := range []string{"v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"} {
+			u, err := url.Parse(execURL(t, &runtimeapi.ExecRequest{Cmd: []string{"sh", "-c", "read l; echo $l; echo err >&2; exit 3"}, Stdin: true, Stdout: true, Stderr: true}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr, up, err := spdy.RoundTripperFor(&rest.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			x, err := remotecommand.NewSPDYExecutorForProtocols(tr, up, "POST", u, proto)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out, errOut syncBuf
+			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err = x.StreamWithContext(sctx, remotecommand.StreamOptions{Stdin: strings.NewReader("in\n"), Stdout: &out, Stderr: &errOut})
+			cancel()
+			// (a v1 client returns once its output streams end, and may do
+			// so before it has read the error stream: no error is not wrong)
+			failed := err != nil && strings.Contains(err.Error(), "exit code 3") || err == nil && proto == "channel.k8s.io"
+			if out.String() != "in\n" || errOut.String() != "err\n" || !failed {
+				t.Errorf("%s: stdout %q stderr %q, %v; want in, err, exit code 3", proto, out.String(), errOut.String(), err)
+			}
+		}
+	})
 
 	t.Run("token", func(t *testing.T) {
 		u := execURL(t, &runtimeapi.ExecRequest{Cmd: []string{"true"}, Stdout: true})
@@ -381,6 +411,43 @@ func TestPortForwardStreaming(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("websocket channels", func(t *testing.T) {
+		// kubelet's websocket form: ports in the query, a data and an
+		// error channel per port, each first saying its port.
+		u := forwardURL(t)
+		u.Scheme, u.RawQuery = "ws", "port=8080"
+		cfg, err := websocket.NewConfig(u.String(), "http://127.0.0.1/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Protocol = []string{"v4.channel.k8s.io"}
+		ws, err := websocket.DialConfig(cfg)
+		if err != nil {
+			t.Fatalf("websocket: %v", err)
+		}
+		defer ws.Close()
+		ws.SetDeadline(time.Now().Add(20 * time.Second))
+		for ch := range byte(2) {
+			var msg []byte
+			if err := websocket.Message.Receive(ws, &msg); err != nil || !bytes.Equal(msg, []byte{ch, 0x90, 0x1f}) {
+				t.Fatalf("channel %d's first message: %v, %v; want the port, 8080 little endian", ch, msg, err)
+			}
+		}
+		if err := websocket.Message.Send(ws, append([]byte{0}, "GET / HTTP/1.0\r\n\r\n"...)); err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		for !bytes.Contains(got, []byte("hello from the pod")) {
+			var msg []byte
+			if err := websocket.Message.Receive(ws, &msg); err != nil {
+				t.Fatalf("the page through websocket channels: %v after %q", err, got)
+			}
+			if len(msg) > 0 && msg[0] == 0 {
+				got = append(got, msg[1:]...)
+			}
+		}
+	})
 
 	t.Run("closed port", func(t *testing.T) {
 		conn, _, err := spdyDialer(forwardURL(t)).Dial("portforward.k8s.io")

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -37,29 +38,44 @@ func (s *Server) portForward(w http.ResponseWriter, r *http.Request, podID strin
 			s.cfg.Log.Debug("port forward handshake refused", "path", r.URL.Path, "error", err)
 			return
 		}
-		arrivals := make(chan httpstream.Stream)
-		conn := spdy.NewResponseUpgrader().UpgradeResponse(w, r, portForwardStreams(arrivals))
+		in := newPortStreams()
+		conn := spdy.NewResponseUpgrader().UpgradeResponse(w, r, in.accept)
 		if conn == nil {
 			return // the upgrader answered
 		}
-		s.servePortForwardSPDY(conn, arrivals, podID)
+		s.servePortForwardSPDY(conn, in, podID)
 	}
 }
 
-// portForwardStreams checks a stream's headers (refused streams are
-// reset) and hands it to the pairing loop.
-func portForwardStreams(arrivals chan<- httpstream.Stream) httpstream.NewStreamHandler {
-	return func(st httpstream.Stream, _ <-chan struct{}) error {
-		if _, err := portHeader(st); err != nil {
-			return err
-		}
-		switch typ := st.Headers().Get("streamType"); typ {
-		case "data", "error":
-		default:
-			return fmt.Errorf("invalid stream type %q (want data or error)", typ)
-		}
-		arrivals <- st
+// portStreams hands the streams a port forward connection accepts to
+// its pairing loop (servePortForwardSPDY). The connection's reading
+// goroutine calls accept; once the loop has returned (done), streams are
+// refused, so that goroutine never waits on a loop that is gone.
+type portStreams struct {
+	arrived chan httpstream.Stream
+	done    chan struct{}
+}
+
+func newPortStreams() *portStreams {
+	return &portStreams{arrived: make(chan httpstream.Stream), done: make(chan struct{})}
+}
+
+// accept checks a stream's headers (refused streams are reset) and hands
+// it to the pairing loop.
+func (in *portStreams) accept(st httpstream.Stream, _ <-chan struct{}) error {
+	if _, err := portHeader(st); err != nil {
+		return err
+	}
+	switch typ := st.Headers().Get("streamType"); typ {
+	case "data", "error":
+	default:
+		return fmt.Errorf("invalid stream type %q (want data or error)", typ)
+	}
+	select {
+	case in.arrived <- st:
 		return nil
+	case <-in.done:
+		return errors.New("the port forwarding has ended")
 	}
 }
 
@@ -85,11 +101,17 @@ type streamPair struct {
 
 // servePortForwardSPDY pairs the streams arriving on conn and forwards
 // each complete pair, until the connection closes. A pair not complete
-// within StreamCreationTimeout is dropped with an error.
-func (s *Server) servePortForwardSPDY(conn httpstream.Connection, arrivals <-chan httpstream.Stream, podID string) {
+// within StreamCreationTimeout is dropped with an error. When the
+// connection closes, the forwards under way end with it.
+func (s *Server) servePortForwardSPDY(conn httpstream.Connection, in *portStreams, podID string) {
 	conn.SetIdleTimeout(s.cfg.IdleTimeout)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	var wg sync.WaitGroup
+	defer func() {
+		close(in.done)
+		cancel()
+		wg.Wait()
+	}()
 	var mu sync.Mutex
 	pairs := map[string]*streamPair{}
 	drop := func(p *streamPair) {
@@ -97,14 +119,12 @@ func (s *Server) servePortForwardSPDY(conn httpstream.Connection, arrivals <-cha
 		delete(pairs, p.id)
 		mu.Unlock()
 	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	for {
 		var st httpstream.Stream
 		select {
 		case <-conn.CloseChan():
 			return
-		case st = <-arrivals:
+		case st = <-in.arrived:
 		}
 		id := requestID(st)
 		mu.Lock()

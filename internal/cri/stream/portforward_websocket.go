@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"golang.org/x/net/websocket"
-	"k8s.io/streaming/pkg/httpstream"
 	"k8s.io/streaming/pkg/httpstream/spdy"
 	"k8s.io/streaming/pkg/httpstream/wsstream"
 )
@@ -36,13 +35,13 @@ func (s *Server) portForwardTunnel(w http.ResponseWriter, r *http.Request, podID
 		},
 		Handler: func(ws *websocket.Conn) {
 			ws.PayloadType = websocket.BinaryFrame
-			arrivals := make(chan httpstream.Stream)
-			conn, err := spdy.NewServerConnection(ws, portForwardStreams(arrivals))
+			in := newPortStreams()
+			conn, err := spdy.NewServerConnection(ws, in.accept)
 			if err != nil {
 				s.cfg.Log.Warn("port forward: SPDY in the websocket", "error", err)
 				return
 			}
-			s.servePortForwardSPDY(conn, arrivals, podID)
+			s.servePortForwardSPDY(conn, in, podID)
 			conn.Close()
 		},
 	}.ServeHTTP(w, r)

@@ -198,14 +198,17 @@ func (s *Server) openSPDY(w http.ResponseWriter, r *http.Request, o remoteOption
 	}
 	errStream := got[streamError]
 	jsonStatus := protocol == protocolV4 || protocol == protocolV5
+	// The status goes first: a v1 client returns as soon as its output
+	// streams end, and sees the error only if its error stream ended
+	// before (a race in that client, which kubelet's server has too).
 	sess.finish = func(st status) {
+		writeStatus(errStream, st, jsonStatus)
+		errStream.Close()
 		for _, typ := range []string{streamStdout, streamStderr} {
 			if s := got[typ]; s != nil {
 				s.Close()
 			}
 		}
-		writeStatus(errStream, st, jsonStatus)
-		errStream.Close()
 		conn.Close()
 	}
 	return sess
