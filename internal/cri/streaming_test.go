@@ -182,6 +182,43 @@ func TestExecStreaming(t *testing.T) {
 		}
 	})
 
+	t.Run("client gone", func(t *testing.T) {
+		// A client that goes away takes its process with it.
+		u, err := url.Parse(execURL(t, &runtimeapi.ExecRequest{Cmd: []string{"sh", "-c", "echo started; exec sleep 1234"}, Stdout: true, Stderr: true}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := remotecommand.NewSPDYExecutor(&rest.Config{}, "POST", u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out syncBuf
+		sctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- x.StreamWithContext(sctx, remotecommand.StreamOptions{Stdout: &out, Stderr: io.Discard})
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for out.String() == "" && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+		<-done
+		for {
+			r, err := c.rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"ps", "-o", "args"}, Timeout: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(r.Stdout), "sleep 1234") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the exec'd process outlived its client:\n%s", r.Stdout)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+
 	t.Run("token", func(t *testing.T) {
 		u := execURL(t, &runtimeapi.ExecRequest{Cmd: []string{"true"}, Stdout: true})
 		if _, _, err := runStream(t, "spdy", u, remotecommand.StreamOptions{Stderr: io.Discard}); err != nil {
