@@ -80,6 +80,7 @@ func Main(args []string, version string, stderr io.Writer) error {
 		return fmt.Errorf("--log-level %q: use debug, info, warn or error", cfg.LogLevel)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	routeKlog(log)
 	hullPath, err := hullBinary(*hull)
 	if err != nil {
 		return err
