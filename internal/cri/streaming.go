@@ -34,23 +34,27 @@ func (s *Server) startStreaming() (stop func(), err error) {
 			s.opts.Log.Error("streaming server stopped", "error", err)
 		}
 	}()
-	s.opts.Log.Debug("streaming server", "addr", srv.Addr())
+	s.opts.Log.Info("streaming server listening", "addr", srv.Addr())
 	return func() { srv.Close() }, nil
 }
 
 // Exec issues the URL of an exec in a running container.
 func (s *Server) Exec(ctx context.Context, req *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse, error) {
-	if _, err := s.runningContainer(ctx, req.GetContainerId()); err != nil {
+	c, err := s.runningContainer(ctx, req.GetContainerId())
+	if err != nil {
 		return nil, err
 	}
+	req.ContainerId = c.ID
 	return s.stream.GetExec(req)
 }
 
 // Attach issues the URL of an attachment to a running container.
 func (s *Server) Attach(ctx context.Context, req *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error) {
-	if _, err := s.runningContainer(ctx, req.GetContainerId()); err != nil {
+	c, err := s.runningContainer(ctx, req.GetContainerId())
+	if err != nil {
 		return nil, err
 	}
+	req.ContainerId = c.ID
 	return s.stream.GetAttach(req)
 }
 
