@@ -338,6 +338,29 @@ func TestAttachStreaming(t *testing.T) {
 			t.Errorf("the shell exited %d; want 4 (its exit command)", st.ExitCode)
 		}
 	})
+	t.Run("tty", func(t *testing.T) {
+		// A container with a terminal gets the attached client's size.
+		id := createContainer(t, c, f, podID, pod, "tty", func(cc *runtimeapi.ContainerConfig) {
+			cc.Stdin, cc.Tty = true, true
+		}, "sh", "-c", "for i in $(seq 100); do s=$(busybox stty size); [ \"$s\" = '22 77' ] && echo size $s && exit 6; sleep 0.1; done")
+		startContainer(t, c, id)
+		r, err := c.rt.Attach(ctx, &runtimeapi.AttachRequest{ContainerId: id, Stdin: true, Stdout: true, Tty: true})
+		if err != nil {
+			t.Fatalf("Attach: %v", err)
+		}
+		q := sizes{make(chan remotecommand.TerminalSize, 1)}
+		q.once <- remotecommand.TerminalSize{Width: 77, Height: 22}
+		close(q.once)
+		pr, pw := io.Pipe()
+		defer pw.Close()
+		out, _, err := runStream(t, "spdy", r.Url, remotecommand.StreamOptions{Stdin: pr, Tty: true, TerminalSizeQueue: q})
+		if err != nil || !strings.Contains(out, "size 22 77") {
+			t.Errorf("attach -t: %q, %v; want size 22 77", out, err)
+		}
+		if st := waitExited(t, c, id); st.ExitCode != 6 {
+			t.Errorf("the container exited %d; want 6 (it saw the size)", st.ExitCode)
+		}
+	})
 	t.Run("output", func(t *testing.T) {
 		// Output only, from a container already running: the client that
 		// goes away leaves it running.
