@@ -160,12 +160,16 @@ JSON
     "${crictl[@]}" start "$shell" >/dev/null
     out=$( (sleep 1; echo 'echo attached-$((6*7))') | "${crictl[@]}" attach -r $tr -i "$shell" 2>&1)
     check "attach -i ($tr)" attached-42 "$out"
-    # port-forward: the nginx stand-in's port 80 on a free local port.
-    port=$((20000 + RANDOM % 20000))
-    "${crictl[@]}" port-forward -r $tr "$pod" "$port:80" >"$work/pf.log" 2>&1 &
+    # port-forward: the nginx stand-in's port 80 on a local port crictl
+    # picks (and names in its "Forwarding from" line).
+    "${crictl[@]}" port-forward -r $tr "$pod" 0:80 >"$work/pf.log" 2>&1 &
     pf_pid=$!
-    out=
-    for _ in $(seq 50); do out=$(curl -sS "http://127.0.0.1:$port/" 2>/dev/null) && break; sleep 0.1; done
+    out= port=
+    for _ in $(seq 50); do
+      port=$(sed -n 's/^Forwarding from 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$work/pf.log")
+      [ -n "$port" ] && out=$(curl -sS "http://127.0.0.1:$port/" 2>/dev/null) && break
+      sleep 0.1
+    done
     kill "$pf_pid" 2>/dev/null; wait "$pf_pid" 2>/dev/null || true
     check "port-forward ($tr)" "hull critest stand-in" "$out$(cat "$work/pf.log")"
   done
