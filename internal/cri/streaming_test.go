@@ -535,9 +535,16 @@ func TestPortForwardStreaming(t *testing.T) {
 		}
 	})
 
-	t.Run("unknown sandbox", func(t *testing.T) {
+	t.Run("unknown or stopped sandbox", func(t *testing.T) {
 		if _, err := c.rt.PortForward(ctx, &runtimeapi.PortForwardRequest{PodSandboxId: strings.Repeat("0", 64)}); status.Code(err) != codes.NotFound {
 			t.Errorf("PortForward of an unknown sandbox: %v; want NotFound", err)
+		}
+		stopped := runSandbox(t, c, sandboxConfig(t, "stopped"))
+		if _, err := c.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: stopped}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.rt.PortForward(ctx, &runtimeapi.PortForwardRequest{PodSandboxId: stopped}); status.Code(err) != codes.FailedPrecondition {
+			t.Errorf("PortForward of a stopped sandbox: %v; want FailedPrecondition", err)
 		}
 	})
 }
