@@ -15,6 +15,9 @@
 #       critest (default: --ginkgo.focus='Image Manager', skipping the spec
 #       that pulls a fixed upstream digest); everything is stopped and
 #       removed at the end. Prints critest's summary.
+#   hack/critest.sh crictl-streaming
+#       The same environment, and crictl's exec, exec -i, exec -it, attach
+#       and port-forward against it, over SPDY and websocket.
 #
 # hull-cri serves NRI on a private socket ($work/nri.sock, no pre-installed
 # plugins) that critest's NRI specs connect to (-nri-socket). Its plugin
@@ -75,9 +78,10 @@ exec_shell() {
   return 0
 }
 
-# run_critest: a registry with the stand-ins, hull-cri on private roots,
-# critest against it; everything started is stopped and removed on exit.
-run_critest() {
+# start_env: a registry with the stand-ins and hull-cri on private roots
+# (socket $work/cri.sock); everything started is stopped and removed on
+# exit.
+start_env() {
   build_tools
   make -C "$here" build >/dev/null
   local addr
@@ -137,6 +141,11 @@ EOF
   cri_pid=$!
   for _ in $(seq 100); do [ -S "$work/cri.sock" ] && break; sleep 0.1; done
   [ -S "$work/cri.sock" ] || { cat "$work/cri.log" >&2; echo "critest.sh: hull cri serve did not start" >&2; exit 1; }
+}
+
+# run_critest: critest against the environment of start_env.
+run_critest() {
+  start_env
   local args=("$@")
   # The one image spec no registry here can serve: it pulls a fixed
   # upstream digest (test-image-digest@sha256:9700f9...).
@@ -146,6 +155,71 @@ EOF
     -nri-socket "$work/nri.sock" --ginkgo.no-color "${args[@]}" || status=$?
   if [ "${KEEP_CRI_LOG:-}" ]; then cp "$work/cri.log" "$KEEP_CRI_LOG"; fi
   return $status
+}
+
+# run_crictl_streaming: crictl's streaming commands against hull (what
+# `make test` cannot run: crictl is not built there): exec with and
+# without input, exit statuses, exec -it on a pty (script(1)), attach to
+# a shell, port-forward to the nginx stand-in, each over SPDY and
+# websocket. Prints one line per check; fails at the first that fails.
+run_crictl_streaming() {
+  start_env
+  local crictl=("$CRI_TOOLS_DIR/crictl" --runtime-endpoint "unix://$work/cri.sock" --image-endpoint "unix://$work/cri.sock" --timeout 60s)
+  local busybox=registry.k8s.io/e2e-test-images/busybox:1.29-2 nginx=registry.k8s.io/e2e-test-images/nginx:1.14-2
+  export CRI_CONFIG_FILE=/dev/null
+  check() { # check NAME WANT OUTPUT
+    if [[ "$3" == *"$2"* ]]; then echo "ok   $1"; else echo "FAIL $1: got $(printf %q "$3"), want $(printf %q "$2")"; exit 1; fi
+  }
+  "${crictl[@]}" pull "$busybox" >/dev/null
+  "${crictl[@]}" pull "$nginx" >/dev/null
+  cat >"$work/pod.json" <<JSON
+{"metadata": {"name": "streaming", "namespace": "default", "uid": "streaming-uid", "attempt": 1},
+ "log_directory": "$work/logs", "linux": {}}
+JSON
+  cat >"$work/sleeper.json" <<JSON
+{"metadata": {"name": "sleeper"}, "image": {"image": "$busybox"}, "command": ["sleep", "3600"], "log_path": "sleeper.log", "linux": {}}
+JSON
+  cat >"$work/web.json" <<JSON
+{"metadata": {"name": "web"}, "image": {"image": "$nginx"}, "log_path": "web.log", "linux": {}}
+JSON
+  local pod sleeper web out port pf_pid
+  pod=$("${crictl[@]}" runp "$work/pod.json")
+  sleeper=$("${crictl[@]}" create "$pod" "$work/sleeper.json" "$work/pod.json")
+  web=$("${crictl[@]}" create "$pod" "$work/web.json" "$work/pod.json")
+  "${crictl[@]}" start "$sleeper" "$web" >/dev/null
+  for tr in spdy websocket; do
+    out=$("${crictl[@]}" exec -r $tr "$sleeper" echo hello 2>&1)
+    check "exec ($tr)" hello "$out"
+    out=$(echo from-stdin | "${crictl[@]}" exec -r $tr -i "$sleeper" cat 2>&1)
+    check "exec -i ($tr)" from-stdin "$out"
+    # (crictl exits 1, saying the command's status)
+    out=$("${crictl[@]}" exec -r $tr "$sleeper" sh -c 'exit 3' 2>&1) || true
+    check "exec exit status ($tr)" "command terminated with exit code 3" "$out"
+    out=$(script -qec "${crictl[*]} exec -r $tr -it $sleeper sh -c 'test -t 0 && echo on-a-tty'" /dev/null </dev/null 2>&1)
+    check "exec -it ($tr)" on-a-tty "$out"
+    # attach: a shell reading its stdin; the end of the input ends it.
+    cat >"$work/shell.json" <<JSON
+{"metadata": {"name": "shell-$tr"}, "image": {"image": "$busybox"}, "command": ["sh"], "stdin": true, "stdin_once": true, "log_path": "shell-$tr.log", "linux": {}}
+JSON
+    local shell
+    shell=$("${crictl[@]}" create "$pod" "$work/shell.json" "$work/pod.json")
+    "${crictl[@]}" start "$shell" >/dev/null
+    out=$( (sleep 1; echo 'echo attached-$((6*7))') | "${crictl[@]}" attach -r $tr -i "$shell" 2>&1)
+    check "attach -i ($tr)" attached-42 "$out"
+    # port-forward: the nginx stand-in's port 80 on a local port crictl
+    # picks (and names in its "Forwarding from" line).
+    "${crictl[@]}" port-forward -r $tr "$pod" 0:80 >"$work/pf.log" 2>&1 &
+    pf_pid=$!
+    out= port=
+    for _ in $(seq 50); do
+      port=$(sed -n 's/^Forwarding from 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$work/pf.log")
+      [ -n "$port" ] && out=$(curl -sS "http://127.0.0.1:$port/" 2>/dev/null) && break
+      sleep 0.1
+    done
+    kill "$pf_pid" 2>/dev/null; wait "$pf_pid" 2>/dev/null || true
+    check "port-forward ($tr)" "hull critest stand-in" "$out$(cat "$work/pf.log")"
+  done
+  "${crictl[@]}" rmp -f "$pod" >/dev/null
 }
 
 cmd=${1:-build}
@@ -159,8 +233,11 @@ build)
 run)
   run_critest "$@"
   ;;
+crictl-streaming)
+  run_crictl_streaming
+  ;;
 *)
-  echo "usage: hack/critest.sh build | run [CRITEST ARGS...]" >&2
+  echo "usage: hack/critest.sh build | run [CRITEST ARGS...] | crictl-streaming" >&2
   exit 2
   ;;
 esac

@@ -19,7 +19,7 @@ func newCRICmd(g *globals) *cobra.Command {
 		Use:   "cri",
 		Short: "Serve the Container Runtime Interface (kubelet, crictl)",
 	}
-	var listen string
+	var listen, streamingAddr string
 	var pinned, cniBin, nriArgs []string
 	var cniConf string
 	var nriOn bool
@@ -29,8 +29,10 @@ func newCRICmd(g *globals) *cobra.Command {
 		Long: `Serve the Container Runtime Interface (k8s.io/cri-api v1) on a unix socket,
 over the same images and containers as the CLI. Point kubelet's
 containerRuntimeEndpoint (or crictl --runtime-endpoint) at it.
-Containers keep running when the server stops; SIGTERM or SIGINT stop it
-and remove the socket.`,
+The streams of exec, attach and port-forward go over HTTP on
+--streaming-address (the loopback by default: kubelet on this node is their
+client). Containers keep running when the server stops; SIGTERM or SIGINT
+stop it and remove the socket.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			self, err := os.Executable()
@@ -39,7 +41,7 @@ and remove the socket.`,
 			}
 			bin := criBinary(self)
 			argv := append([]string{bin, "--hull", self}, g.globalArgs()...)
-			argv = append(argv, "--listen", listen)
+			argv = append(argv, "--listen", listen, "--streaming-address", streamingAddr)
 			for _, p := range pinned {
 				argv = append(argv, "--pinned-image", p)
 			}
@@ -63,6 +65,7 @@ and remove the socket.`,
 		},
 	}
 	serve.Flags().StringVar(&listen, "listen", "unix:///run/hull/cri.sock", "the unix socket to serve on (kubelet's containerRuntimeEndpoint)")
+	serve.Flags().StringVar(&streamingAddr, "streaming-address", "127.0.0.1:0", "the TCP address of the streaming server, where the URLs of exec, attach and port-forward point (port 0: one the kernel picks)")
 	serve.Flags().StringArrayVar(&pinned, "pinned-image", nil, "an image kubelet's image GC must keep (repeatable)")
 	serve.Flags().StringVar(&cniConf, "cni-conf-dir", "/etc/cni/net.d", "CNI configuration directory: its first conflist in lexical order is the pod network ('' = hull's default bridge network)")
 	serve.Flags().StringArrayVar(&cniBin, "cni-bin-dir", nil, "a directory of CNI plugins, searched in order (repeatable; default /usr/lib/cni and /opt/cni/bin)")

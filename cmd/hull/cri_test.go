@@ -29,6 +29,12 @@ func TestCRIServeFlagsReachHullCRI(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), `--nri-socket "relative/nri.sock": give an absolute path`) {
 		t.Errorf("hull cri serve --nri-socket relative/nri.sock: %v\n%s\nwant hull-cri refusing it", err, out)
 	}
+	cmd = hullProc(root, "cri", "serve", "--listen", "unix://"+filepath.Join(root, "cri.sock"), "--streaming-address", "127.0.0.1:bad")
+	cmd.Env = append(cmd.Env, "HULL_CRI="+filepath.Join(filepath.Dir(bin), "hull-cri"))
+	out, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "streaming server: listen on 127.0.0.1:bad") || !strings.Contains(string(out), "give another --streaming-address") {
+		t.Errorf("hull cri serve --streaming-address 127.0.0.1:bad: %v\n%s\nwant hull-cri refusing the address", err, out)
+	}
 
 	t.Setenv("HULL_CRI", filepath.Join(root, "no-hull-cri"))
 	_, _, err = hull(t, root, "cri", "serve")

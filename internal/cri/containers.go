@@ -62,6 +62,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	labels := userLabels(cc.GetLabels())
 	labels[labelName] = m.GetName()
 	labels[labelAttempt] = strconv.FormatUint(uint64(m.GetAttempt()), 10)
+	if cc.GetStdinOnce() {
+		labels[labelStdinOnce] = "1"
+	}
 	cfg := engine.Config{
 		Image:       img,
 		Pull:        "never", // kubelet pulls first, by its own policy

@@ -154,9 +154,9 @@ func TestUnimplementedRPCsSaySo(t *testing.T) {
 	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "CRIU") {
 		t.Errorf("CheckpointContainer: %v; want Unimplemented saying why", err)
 	}
-	_, err = c.rt.Exec(ctx, &runtimeapi.ExecRequest{})
-	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "Exec is not implemented yet") {
-		t.Errorf("Exec: %v; want Unimplemented", err)
+	_, err = c.rt.ListMetricDescriptors(ctx, &runtimeapi.ListMetricDescriptorsRequest{})
+	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "ListMetricDescriptors is not implemented yet") {
+		t.Errorf("ListMetricDescriptors: %v; want Unimplemented", err)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"hull/internal/config"
+	"hull/internal/cri/stream"
 	"hull/internal/engine"
 	"hull/internal/network"
 )
@@ -37,6 +38,7 @@ func Main(args []string, version string, stderr io.Writer) error {
 		runRoot    = fs.String("run-root", "", "runtime state directory (default /run/hull)")
 		logLevel   = fs.String("log-level", "", "log level: debug, info, warn, error")
 		listen     = fs.String("listen", DefaultListen, "the unix socket to serve on (kubelet's containerRuntimeEndpoint)")
+		streamAddr = fs.String("streaming-address", stream.DefaultAddr, "the TCP address of the streaming server (the URLs Exec, Attach and PortForward answer); port 0: one the kernel picks")
 		hull       = fs.String("hull", "", "the hull binary monitors run as (default: hull next to hull-cri)")
 		showVer    = fs.Bool("version", false, "print the version and exit")
 		cniConf    = fs.String("cni-conf-dir", DefaultCNIConfDir, "the CNI configuration directory: its first conflist in lexical order is the pod network (hull.toml [cri] cni_conf_dir; '' = hull's default bridge network)")
@@ -108,6 +110,7 @@ func Main(args []string, version string, stderr io.Writer) error {
 		return fmt.Errorf("--log-level %q: use debug, info, warn or error", cfg.LogLevel)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	routeKlog(log)
 	hullPath, err := hullBinary(*hull)
 	if err != nil {
 		return err
@@ -120,7 +123,7 @@ func Main(args []string, version string, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	o := Options{Version: version, Root: cfg.Root, RunRoot: cfg.RunRoot, PinnedImages: pinned, Log: log,
+	o := Options{Version: version, Root: cfg.Root, RunRoot: cfg.RunRoot, PinnedImages: pinned, Log: log, StreamingAddress: *streamAddr,
 		CNIConfDir: *cniConf, CNIBinDirs: binDirs}
 	if *nriOn {
 		o.NRI = &NRIOptions{Socket: *nriSocket, PluginPath: *nriPlugins, PluginConfigPath: *nriConfigs,

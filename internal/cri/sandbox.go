@@ -38,10 +38,11 @@ const (
 	labelPodNamespace = labelPrefix + "pod.namespace"
 	labelPodUID       = labelPrefix + "pod.uid"
 	labelAttempt      = labelPrefix + "attempt"
-	labelPidMode      = labelPrefix + "pid"      // "host" for NODE, "pod" for POD
-	labelIpcMode      = labelPrefix + "ipc"      // "host" for NODE
-	labelNetMode      = labelPrefix + "net"      // "host" for NODE
-	labelName         = engine.LabelCRIContainer // a container's metadata name
+	labelPidMode      = labelPrefix + "pid"        // "host" for NODE, "pod" for POD
+	labelIpcMode      = labelPrefix + "ipc"        // "host" for NODE
+	labelNetMode      = labelPrefix + "net"        // "host" for NODE
+	labelName         = engine.LabelCRIContainer   // a container's metadata name
+	labelStdinOnce    = labelPrefix + "stdin-once" // "1": a container's stdin_once (streaming.go)
 )
 
 // checkLabels refuses labels that use hull's reserved prefix.

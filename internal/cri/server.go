@@ -7,14 +7,17 @@
 // Lifecycle: New takes an open engine; Serve listens on a unix socket
 // (removing a stale one a killed server left), serves until its context
 // ends (hull-cri cancels it on SIGTERM/SIGINT), then stops gracefully and
-// removes the socket. Containers do not depend on the server: each has
-// its monitor, so they keep running while it is stopped or restarted.
+// removes the socket. The streaming server (the URLs of Exec, Attach and
+// PortForward) listens on TCP for the same span. Containers do not depend
+// on the server: each has its monitor, so they keep running while it is
+// stopped or restarted.
 //
 // What is served today: Version, Status, RuntimeConfig, every
 // ImageService RPC, the pod
 // sandbox RPCs (sandbox.go), the container RPCs, ExecSync and
 // UpdateContainerResources (containers.go) with image volumes
-// (imagevolume.go), container and sandbox stats (stats.go, podstats.go),
+// (imagevolume.go), Exec, Attach and PortForward (streaming.go, over
+// package stream), container and sandbox stats (stats.go, podstats.go),
 // metrics (metrics.go), GetContainerEvents (events.go), the pod network
 // and UpdateRuntimeConfig (cninet.go),
 // ReopenContainerLog (logs.go) and the Stream* lists (streams.go).
@@ -41,6 +44,7 @@ import (
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"hull/internal/cri/stream"
 	"hull/internal/engine"
 )
 
@@ -72,6 +76,10 @@ type Options struct {
 	CNIBinDirs []string
 	// NRI, when set, serves NRI plugins (nri.go).
 	NRI *NRIOptions
+	// StreamingAddress is the TCP address the streaming server (Exec,
+	// Attach, PortForward URLs) listens on (default 127.0.0.1:0: the
+	// loopback, on a port the kernel picks).
+	StreamingAddress string
 	// Log receives one debug line per call (method, time, code) and a
 	// warning per failed call other than not-found and unimplemented
 	// (default: discard).
@@ -90,8 +98,9 @@ type Server struct {
 	// imageVolumes serializes mounting and releasing image volumes
 	// (imagevolume.go).
 	imageVolumes sync.Mutex
-	net  podNet // the pod network's state (cninet.go)
-	nri  *nriRuntime // nil: NRI is off
+	net          podNet         // the pod network's state (cninet.go)
+	nri          *nriRuntime    // nil: NRI is off
+	stream       *stream.Server // from Serve on (streaming.go)
 }
 
 // New makes the service over eng, which the caller keeps open while the
@@ -139,6 +148,12 @@ func (s *Server) Serve(ctx context.Context, listen string, ready func()) error {
 		return err
 	}
 	defer s.nri.stop()
+	stopStreaming, err := s.startStreaming()
+	if err != nil {
+		l.Close()
+		return err
+	}
+	defer stopStreaming()
 	g := s.GRPCServer()
 	done := make(chan error, 1)
 	go func() { done <- g.Serve(l) }()
