@@ -11,7 +11,8 @@
 #       the CRI server's own, idle and with the COUNT pods
 #   (c) COUNT pods of one container each (hack/cribench: RunPodSandbox,
 #       CreateContainer, StartContainer each, then StopPodSandbox and
-#       RemovePodSandbox each), wall time; ROUNDS rounds, interleaved
+#       RemovePodSandbox each), wall time; ROUNDS rounds, interleaved;
+#       with the pods up, the status and list calls' latencies (200 each)
 # Goals: (a) each <= 0.25x containerd, (b) <= 0.3x per pod and the server
 # <= containerd, (c) <= 0.25x.
 #
@@ -232,6 +233,7 @@ for ((i = 1; i <= rounds; i++)); do
     echo "$((pss / count))" >>"$work/pss.$rt"; echo "$((rss / count))" >>"$work/rss.$rt"
     echo "$(rss_kb "${srv_pid[$rt]}") $(pss_kb "${srv_pid[$rt]}")" >>"$work/srv.$rt"
     kinds=$(awk '{ n[$2]++ } END { for (k in n) { printf "%s%s x%d", sep, k, n[k]; sep = ", " } }' "$work/procs.$rt.$i")
+    cribench "$rt" --n 200 status >"$work/status.$rt.$i"
     cribench "$rt" down >"$work/down.$rt.$i"
     u=$(sed -n 's/^SECONDS=//p' "$work/up.$rt.$i"); d=$(sed -n 's/^SECONDS=//p' "$work/down.$rt.$i")
     echo "$u" >>"$work/up.$rt"; echo "$d" >>"$work/down.$rt"
@@ -245,7 +247,7 @@ for rt in hull ctd; do
   per_pss[$rt]=$(median <"$work/pss.$rt"); per_rss[$rt]=$(median <"$work/rss.$rt")
   srv_pods_rss[$rt]=$(awk '{ print $1 }' "$work/srv.$rt" | median); srv_pods_pss[$rt]=$(awk '{ print $2 }' "$work/srv.$rt" | median)
   # the calls' medians of the last round
-  sed -n 's/^MEDIAN_MS_//p' "$work/up.$rt.$rounds" "$work/down.$rt.$rounds" >"$work/calls.$rt"
+  sed -n 's/^MEDIAN_MS_//p' "$work/up.$rt.$rounds" "$work/down.$rt.$rounds" "$work/status.$rt.$rounds" >"$work/calls.$rt"
 done
 tot_hull=$(median <"$work/total.hull"); tot_ctd=$(median <"$work/total.ctd")
 

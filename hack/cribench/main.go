@@ -13,6 +13,10 @@
 //	    Stops and removes every pod sandbox cribench made (its label),
 //	    one after another (StopPodSandbox, RemovePodSandbox); prints
 //	    SECONDS= and the medians.
+//	cribench --endpoint unix:///PATH [--n 50] status
+//	    For one pod cribench made and its container: PodSandboxStatus,
+//	    ContainerStatus, ListPodSandbox and ListContainers N times each;
+//	    prints each call's median in milliseconds.
 //	cribench --endpoint unix:///PATH --image IMG pull
 //	    Pulls IMG if the runtime does not have it.
 //
@@ -78,6 +82,8 @@ func run(endpoint, cmd, image, logs string, n int) error {
 		return up(ctx, rt, image, logs, n)
 	case "down":
 		return down(ctx, rt)
+	case "status":
+		return status(ctx, rt, n)
 	}
 	return fmt.Errorf("unknown command %q: up, down or pull", cmd)
 }
@@ -213,6 +219,42 @@ func down(ctx context.Context, rt runtimeapi.RuntimeServiceClient) error {
 	if len(l.Items) == 0 {
 		fmt.Println("SECONDS=0")
 		return nil
+	}
+	t.print(time.Since(t0))
+	return nil
+}
+
+func status(ctx context.Context, rt runtimeapi.RuntimeServiceClient, n int) error {
+	sel := &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{benchLabel: "1"}}
+	l, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: sel})
+	if err != nil || len(l.Items) == 0 {
+		return fmt.Errorf("no pod of cribench's (run up first): %v", err)
+	}
+	pod := l.Items[0].Id
+	cl, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: pod}})
+	if err != nil || len(cl.Containers) == 0 {
+		return fmt.Errorf("pod %s has no container: %v", pod, err)
+	}
+	ctr := cl.Containers[0].Id
+	var t timings
+	t0 := time.Now()
+	for range n {
+		t.time("PodSandboxStatus", func() error {
+			_, err := rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: pod})
+			return err
+		})
+		t.time("ContainerStatus", func() error {
+			_, err := rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: ctr})
+			return err
+		})
+		t.time("ListPodSandbox", func() error {
+			_, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+			return err
+		})
+		t.time("ListContainers", func() error {
+			_, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+			return err
+		})
 	}
 	t.print(time.Since(t0))
 	return nil
