@@ -166,3 +166,33 @@ func TestPodSharesPIDNamespace(t *testing.T) {
 		t.Errorf("after pod start, sleeper is %s", st)
 	}
 }
+
+// A pod is found by its whole ID, its name or an ID prefix; a name wins
+// over IDs it is a prefix of, and a prefix of two IDs is refused.
+func TestPodLookup(t *testing.T) {
+	root, _ := containerEnv(t)
+	id := strings.TrimSpace(mustHull(t, root, "pod", "create", "--name", "lk1", "--network", "none"))
+	t.Cleanup(func() { hull(t, root, "pod", "rm", "-f", id) })
+	// A second pod named by the first character of the first's ID (pods'
+	// IDs are hex: some other pod shares it or not, so the name is
+	// what decides).
+	other := strings.TrimSpace(mustHull(t, root, "pod", "create", "--name", id[:1], "--network", "none"))
+	t.Cleanup(func() { hull(t, root, "pod", "rm", "-f", other) })
+	name := func(ref string) (string, error) {
+		out, _, err := hull(t, root, "pod", "inspect", "-f", "{{.Name}}", ref)
+		return strings.TrimSpace(out), err
+	}
+	for ref, want := range map[string]string{id: "lk1", "lk1": "lk1", id[:12]: "lk1", other: id[:1], id[:1]: id[:1]} {
+		if got, err := name(ref); err != nil || got != want {
+			t.Errorf("pod inspect %s: %q, %v; want %s", ref, got, err, want)
+		}
+	}
+	if got, err := name("nosuchpod"); err == nil || got != "" {
+		t.Errorf("pod inspect nosuchpod: %q, no error", got)
+	}
+	if id[:2] == other[:2] {
+		if _, err := name(id[:2]); err == nil {
+			t.Errorf("pod inspect %s (a prefix of both pods' IDs): no error", id[:2])
+		}
+	}
+}

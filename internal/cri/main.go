@@ -120,6 +120,8 @@ func Main(args []string, version string, stderr io.Writer) error {
 		return err
 	}
 	defer eng.Close()
+	// A removal's files go while the next call is served, not in it.
+	eng.PurgeConcurrently()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -49,3 +49,27 @@ func TestSetAsideAndSweep(t *testing.T) {
 		}
 	}
 }
+
+// With PurgeConcurrently, purge returns before the files are gone, and
+// Close waits until they are.
+func TestPurgeConcurrently(t *testing.T) {
+	e := &Engine{cfg: config.Config{Root: t.TempDir(), RunRoot: t.TempDir()}, swept: true}
+	e.PurgeConcurrently()
+	var paths []string
+	for i := range 20 {
+		d := filepath.Join(e.cfg.Root, fmt.Sprintf("aside%d", i))
+		for j := range 50 {
+			if err := os.MkdirAll(filepath.Join(d, fmt.Sprint(j)), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
+		paths = append(paths, d)
+	}
+	e.purge(paths)
+	e.Close()
+	for _, d := range paths {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s is still there after Close: %v", d, err)
+		}
+	}
+}

@@ -82,6 +82,8 @@ type Engine struct {
 
 	mu         sync.Mutex
 	background bool                   // see PurgeInBackground
+	concurrent bool                   // see PurgeConcurrently
+	purging    sync.WaitGroup         // PurgeConcurrently's deletions, for Close
 	trash      []string               // set aside, for Close to delete
 	swept      bool                   // purge has swept what killed removers left
 	net        *network.Manager       // see networks

@@ -190,6 +190,7 @@ func (e *Engine) Close() {
 		}
 	}
 	purgeDetached(trash)
+	e.purging.Wait()
 	trace.Mark("engine closed")
 	if e.ownDB {
 		e.db.Close()
