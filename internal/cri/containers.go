@@ -222,6 +222,7 @@ func setSecurity(o *spec.Options, sc *runtimeapi.LinuxContainerSecurityContext) 
 	for _, g := range sc.GetSupplementalGroups() {
 		o.GroupAdd = append(o.GroupAdd, strconv.FormatInt(g, 10))
 	}
+	o.GroupsStrict = sc.GetSupplementalGroupsPolicy() == runtimeapi.SupplementalGroupsPolicy_Strict
 	o.CapAdd = sc.GetCapabilities().GetAddCapabilities()
 	o.CapDrop = sc.GetCapabilities().GetDropCapabilities()
 	o.Privileged = sc.GetPrivileged()
@@ -402,7 +403,7 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 		Labels:      userLabels(c.Config.Labels),
 		Annotations: c.Config.Annotations,
 		LogPath:     c.Config.LogConfig.Path,
-		User:        &runtimeapi.ContainerUser{},
+		User:        s.containerUser(ctx, c), // groups.go
 	}
 	if st.State == runtimeapi.ContainerState_CONTAINER_EXITED {
 		st.FinishedAt = nanos(c.Finished)

@@ -34,7 +34,9 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 		RuntimeHandlers: []*runtimeapi.RuntimeHandler{{Name: "", Features: &runtimeapi.RuntimeHandlerFeatures{
 			RecursiveReadOnlyMounts: runtime.RecursiveReadOnlySupported(),
 		}}},
-		Features: &runtimeapi.RuntimeFeatures{},
+		// SupplementalGroupsPolicy: Strict leaves out the image's
+		// /etc/group memberships; ContainerStatus reports the identity.
+		Features: &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true},
 	}
 	if !req.GetVerbose() {
 		return resp, nil

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -401,6 +402,16 @@ func TestContainerSecurityContext(t *testing.T) {
 	}, "id -u; id -g; id -G"); got != "1000|1001|1001 2000" {
 		t.Errorf("run_as_user 1000, run_as_group 1001, groups 2000: %q", got)
 	}
+	// ContainerStatus reports the identity the process got, every group
+	// with the primary one (kubelet's SupplementalGroupsPolicy view).
+	list, err := c.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: podID}})
+	if err != nil || len(list.Containers) != 1 {
+		t.Fatalf("ListContainers: %v, %v", list, err)
+	}
+	st, err := c.rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: list.Containers[0].Id})
+	if u := st.GetStatus().GetUser().GetLinux(); err != nil || u.GetUid() != 1000 || u.GetGid() != 1001 || !slices.Equal(u.GetSupplementalGroups(), []int64{1001, 2000}) {
+		t.Errorf("ContainerStatus user = %v, %v; want uid 1000, gid 1001, groups 1001 2000", u, err)
+	}
 	if got := run("caps", &runtimeapi.LinuxContainerSecurityContext{
 		Capabilities: &runtimeapi.Capability{DropCapabilities: []string{"CHOWN"}},
 	}, "chown 1 /tmp && echo chowned || echo refused"); got != "refused" {
@@ -425,7 +436,7 @@ func TestContainerSecurityContext(t *testing.T) {
 		t.Errorf("no seccomp profile asked: %q", got)
 	}
 
-	_, err := c.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, SandboxConfig: pod, Config: &runtimeapi.ContainerConfig{
+	_, err = c.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, SandboxConfig: pod, Config: &runtimeapi.ContainerConfig{
 		Metadata: &runtimeapi.ContainerMetadata{Name: "group-only"},
 		Image:    &runtimeapi.ImageSpec{Image: f.Busybox.Ref},
 		Linux:    &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{RunAsGroup: &runtimeapi.Int64Value{Value: 5}}},

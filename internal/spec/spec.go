@@ -41,6 +41,11 @@ type Options struct {
 	WorkingDir string   // -w; default image WorkingDir or "/"; created if missing, as docker does
 	User       string   // -u user[:group], names or ids, resolved in the rootfs; default image User
 	GroupAdd   []string // --group-add: supplementary groups, names (from the image's /etc/group) or gids
+	// GroupsStrict leaves out the groups the image's /etc/group lists the
+	// user in: only the primary group and GroupAdd's (the CRI's
+	// SupplementalGroupsPolicy Strict; docker's and the CRI's default
+	// merges them).
+	GroupsStrict bool
 	TTY        bool     // -t: process.terminal
 	Init       bool     // --init: InitPath runs as PID 1 with the process as its child
 	InitPath   string   // host path of the init binary, mounted read-only at InitTarget
@@ -172,6 +177,9 @@ func Generate(img *v1.ConfigFile, rootfs string, o Options) (*specs.Spec, error)
 	user, err := ResolveUser(rootfs, userSpec)
 	if err != nil {
 		return nil, err
+	}
+	if o.GroupsStrict {
+		user.AdditionalGids = nil
 	}
 	gids, err := supplementaryGroups(rootfs, user, o.GroupAdd)
 	if err != nil {

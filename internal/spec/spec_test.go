@@ -168,6 +168,10 @@ func TestProcessUser(t *testing.T) {
 	if u := s.Process.User; u.UID != 1 || u.GID != 1 || u.Username != "daemon" || !reflect.DeepEqual(u.AdditionalGids, []uint32{1, 50}) { // primary first, as docker
 		t.Errorf("image user: %+v", u)
 	}
+	s = generate(t, img, Options{GroupsStrict: true, GroupAdd: []string{"4242"}})
+	if u := s.Process.User; u.UID != 1 || !reflect.DeepEqual(u.AdditionalGids, []uint32{1, 4242}) { // not /etc/group's 50
+		t.Errorf("image user with GroupsStrict: %+v", u)
+	}
 	s = generate(t, img, Options{User: "app:audio"})
 	if u := s.Process.User; u.UID != 1000 || u.GID != 29 || !reflect.DeepEqual(u.AdditionalGids, []uint32{29}) {
 		t.Errorf("-u app:audio over the image's user: %+v", u)
