@@ -154,9 +154,9 @@ func TestUnimplementedRPCsSaySo(t *testing.T) {
 	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "CRIU") {
 		t.Errorf("CheckpointContainer: %v; want Unimplemented saying why", err)
 	}
-	_, err = c.rt.UpdatePodSandboxResources(ctx, &runtimeapi.UpdatePodSandboxResourcesRequest{PodSandboxId: "x"})
-	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "UpdatePodSandboxResources is not implemented yet") {
-		t.Errorf("UpdatePodSandboxResources: %v; want Unimplemented", err)
+	_, err = c.rt.RestorePod(ctx, &runtimeapi.RestorePodRequest{})
+	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "RestorePod is not implemented yet") {
+		t.Errorf("RestorePod: %v; want Unimplemented", err)
 	}
 }
 

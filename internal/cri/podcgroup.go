@@ -1,6 +1,7 @@
 package cri
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -105,4 +106,34 @@ func podResources(r *runtimeapi.LinuxContainerResources) *specs.LinuxResources {
 		out.Memory = &specs.LinuxMemory{Limit: &v}
 	}
 	return out
+}
+
+// UpdatePodSandboxResources is kubelet's note of a pod's new limits after
+// an in-place resize (or overhead change). kubelet resizes the pod
+// cgroups it made itself, so for those there is nothing to do; a pod
+// cgroup hull made (the parent did not exist at RunPodSandbox) gets the
+// new limits here, as it got the first ones.
+func (s *Server) UpdatePodSandboxResources(ctx context.Context, req *runtimeapi.UpdatePodSandboxResourcesRequest) (*runtimeapi.UpdatePodSandboxResourcesResponse, error) {
+	p, err := s.sandbox(ctx, req.GetPodSandboxId())
+	if err != nil {
+		return nil, err
+	}
+	if p.Config.Labels[labelCgroup] == "" || p.Config.CgroupParent == "" {
+		return &runtimeapi.UpdatePodSandboxResourcesResponse{}, nil
+	}
+	r := req.GetResources()
+	if r == nil {
+		r = req.GetOverhead()
+	}
+	if r == nil {
+		return &runtimeapi.UpdatePodSandboxResourcesResponse{}, nil
+	}
+	m, err := cgroups.New(cgroups.ContainerPath(p.Config.CgroupParent, ""))
+	if err != nil {
+		return nil, fmt.Errorf("pod %s: cgroup %s: %w", p.Name, p.Config.CgroupParent, err)
+	}
+	if err := m.Set(podResources(r)); err != nil {
+		return nil, fmt.Errorf("pod %s: cgroup %s: new limits: %w", p.Name, p.Config.CgroupParent, err)
+	}
+	return &runtimeapi.UpdatePodSandboxResourcesResponse{}, nil
 }

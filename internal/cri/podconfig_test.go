@@ -100,6 +100,15 @@ func testKubeletSandbox(t *testing.T, bridgeOpts map[string]any) {
 		t.Errorf("pod cgroup %s = %q, %v; want the sandbox's resources, 64 MiB", mem, b, err)
 	}
 
+	// An in-place resize: the pod cgroup hull made gets the new limit.
+	if _, err := c.rt.UpdatePodSandboxResources(ctx, &runtimeapi.UpdatePodSandboxResourcesRequest{PodSandboxId: id,
+		Resources: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 96 << 20}}); err != nil {
+		t.Errorf("UpdatePodSandboxResources: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(memDir, mem)); err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(96<<20) {
+		t.Errorf("pod cgroup %s after UpdatePodSandboxResources = %q, %v; want 96 MiB", mem, b, err)
+	}
+
 	ctr := createContainer(t, c, f, id, cfg, "server", nil, "sh", "-c", "while true; do hostname | nc -l -p 8080; done")
 	startContainer(t, c, ctr)
 	exec := func(cmd string) string {
