@@ -7,7 +7,7 @@
 # Runs as root (kubelet makes cgroups, hull makes containers). Not part of
 # `make test`: the first run builds kubelet (minutes on 2 cores), and each
 # run starts kubelet, hull-cri and a registry and waits for kubelet's
-# restart back-off (about a minute in all).
+# restart back-off (about two minutes in all).
 #
 # Everything is private to the run: hull's roots, socket, bridge and subnet;
 # kubelet's root dir, pod log dir, manifest dir, ports (127.0.0.1 only) and
@@ -38,7 +38,10 @@
 #     CreateContainerConfigError, "container has runAsNonRoot and image will
 #     run as root";
 #   - a container allocating past its 64Mi limit is OOMKilled, exit code
-#     137, restartCount >= 1;
+#     137, restartCount >= 1, and its previous attempt's log is readable;
+#   - kubelet's /stats/summary has the course container's CPU and memory;
+#   - hull-cri stopped and started again under kubelet: the same
+#     sandboxes, the course container still running, not restarted;
 #   - removing the manifests removes everything: no sandboxes, containers,
 #     mounts under hull's roots, pod or container cgroups.
 set -euo pipefail
@@ -169,11 +172,14 @@ bridge=hkub$((RANDOM % 10000))
   echo "[registries.mirrors]"
   "$work/testenv" kubelet-images --registry "$addr" | sed -n 's/^MIRROR //p'
 } >"$work/hull.toml"
-"$here/bin/hull" --config "$work/hull.toml" --root "$work/root" --run-root "$work/run" \
-  cri serve --listen "unix://$work/cri.sock" 2>"$work/cri.log" &
-cri_pid=$!
-for _ in $(seq 100); do [ -S "$work/cri.sock" ] && break; sleep 0.1; done
-[ -S "$work/cri.sock" ] || { cat "$work/cri.log" >&2; echo "kubelet.sh: hull cri serve did not start" >&2; exit 1; }
+start_cri() {
+  "$here/bin/hull" --config "$work/hull.toml" --root "$work/root" --run-root "$work/run" \
+    cri serve --listen "unix://$work/cri.sock" 2>>"$work/cri.log" &
+  cri_pid=$!
+  for _ in $(seq 100); do [ -S "$work/cri.sock" ] && break; sleep 0.1; done
+  [ -S "$work/cri.sock" ] || { cat "$work/cri.log" >&2; echo "kubelet.sh: hull cri serve did not start" >&2; exit 1; }
+}
+start_cri
 
 # --- what kubelet changes on the host, saved ---------------------------------
 for k in "${kernel_tunables[@]}"; do sysctl_saved[$k]=$(sysctl -n "$k"); done
@@ -363,6 +369,50 @@ if p=$(wait_for 120 memory-hog "($oom) and .status.containerStatuses[0].restartC
   pass "memory-hog OOMKilled, exit 137, restartCount $(jq '.status.containerStatuses[0].restartCount' <<<"$p")"
 else
   fail "memory-hog OOMKilled, exit 137, restarted" "$(jq -c '.status.containerStatuses' <<<"$p" 2>/dev/null || echo "no pod")"
+fi
+
+# kubelet keeps the last dead container: its log is the previous attempt's.
+logs=
+for _ in $(seq 30); do
+  logs=$(curl -sk --max-time 10 "https://127.0.0.1:$port/containerLogs/default/memory-hog-$node/web?previous=true" || true)
+  grep -q 'allocating 200M' <<<"$logs" && break
+  sleep 1
+done
+if grep -q 'allocating 200M' <<<"$logs"; then
+  pass "memory-hog previous attempt's logs readable"
+else
+  fail "memory-hog previous attempt's logs readable" "kubelet's containerLogs?previous=true gave: ${logs:-nothing}"
+fi
+
+# --- kubelet's stats (the CRI stats provider: ListContainerStats) ----------
+stats=
+for _ in $(seq 30); do
+  stats=$(curl -sf "http://127.0.0.1:$ro_port/stats/summary" | jq -c --arg n "$course-$node" \
+    '.pods[]? | select(.podRef.name == $n) | .containers[]? | select(.name == "web") | {cpu: .cpu.usageCoreNanoSeconds, mem: .memory.workingSetBytes}')
+  jq -e '.cpu > 0 and .mem > 0' >/dev/null 2>&1 <<<"$stats" && break
+  sleep 1
+done
+if jq -e '.cpu > 0 and .mem > 0' >/dev/null 2>&1 <<<"$stats"; then
+  pass "course pod in kubelet's /stats/summary ($stats)"
+else
+  fail "course pod in kubelet's /stats/summary" "container stats: ${stats:-none}"
+fi
+
+# --- hull-cri restarted under kubelet ---------------------------------------
+# Containers never depend on the server: a new one reads everything back,
+# and kubelet sees the same sandboxes and the course container unchanged.
+sandboxes=$(crictl pods -q | sort)
+stop "$cri_pid"
+cri_pid=
+sleep 3 # kubelet's relists fail meanwhile
+start_cri
+sleep 12 # a sync period: kubelet would make new sandboxes now if it saw none
+p=$(pod $course)
+if [ "$(crictl pods -q | sort)" = "$sandboxes" ] &&
+  jq -e --arg c "hull://$cid" '.status.phase == "Running" and .status.containerStatuses[0].containerID == $c and .status.containerStatuses[0].restartCount == 0' >/dev/null 2>&1 <<<"$p"; then
+  pass "hull-cri restarted: same sandboxes, course container still running"
+else
+  fail "hull-cri restarted" "sandboxes before: $(echo $sandboxes), after: $(echo $(crictl pods -q | sort)); course: $(jq -c '.status.containerStatuses' <<<"$p" 2>/dev/null)"
 fi
 
 # --- removing the manifests ----------------------------------------------------
