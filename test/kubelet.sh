@@ -40,8 +40,11 @@
 #   - a container allocating past its 64Mi limit is OOMKilled, exit code
 #     137, restartCount >= 1, and its previous attempt's log is readable;
 #   - kubelet's /stats/summary has the course container's CPU and memory;
-#   - hull-cri stopped and started again under kubelet: the same
-#     sandboxes, the course container still running, not restarted;
+#   - hull-cri stopped and started again under kubelet, and kubelet
+#     stopped and started again: the same sandboxes, the course container
+#     still running, not restarted;
+#   - a readiness probe (ExecSync) reading what the container wrote into
+#     an emptyDir makes that pod Ready;
 #   - removing the manifests removes everything: no sandboxes, containers,
 #     mounts under hull's roots, pod or container cgroups.
 set -euo pipefail
@@ -245,19 +248,22 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 registerNode: false
 EOF
-"$KUBELET" --config "$work/kubelet.yaml" --root-dir "$work/kubelet" --cert-dir "$work/kubelet/pki" \
-  --hostname-override "$node" --v=2 >"$work/kubelet.log" 2>&1 &
-kubelet_pid=$!
-for _ in $(seq 300); do
-  curl -sf "http://127.0.0.1:$healthz_port/healthz" >/dev/null 2>&1 && break
-  kill -0 "$kubelet_pid" 2>/dev/null || break
-  sleep 0.2
-done
-if ! curl -sf "http://127.0.0.1:$healthz_port/healthz" >/dev/null 2>&1; then
-  tail -30 "$work/kubelet.log" >&2
-  echo "kubelet.sh: kubelet did not become healthy" >&2
-  exit 1
-fi
+start_kubelet() {
+  "$KUBELET" --config "$work/kubelet.yaml" --root-dir "$work/kubelet" --cert-dir "$work/kubelet/pki" \
+    --hostname-override "$node" --v=2 >>"$work/kubelet.log" 2>&1 &
+  kubelet_pid=$!
+  for _ in $(seq 300); do
+    curl -sf "http://127.0.0.1:$healthz_port/healthz" >/dev/null 2>&1 && break
+    kill -0 "$kubelet_pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if ! curl -sf "http://127.0.0.1:$healthz_port/healthz" >/dev/null 2>&1; then
+    tail -30 "$work/kubelet.log" >&2
+    echo "kubelet.sh: kubelet did not become healthy" >&2
+    exit 1
+  fi
+}
+start_kubelet
 
 # pod NAME: the static pod's entry in kubelet's /pods (name NAME-<node>).
 pod() {
@@ -413,6 +419,49 @@ if [ "$(crictl pods -q | sort)" = "$sandboxes" ] &&
   pass "hull-cri restarted: same sandboxes, course container still running"
 else
   fail "hull-cri restarted" "sandboxes before: $(echo $sandboxes), after: $(echo $(crictl pods -q | sort)); course: $(jq -c '.status.containerStatuses' <<<"$p" 2>/dev/null)"
+fi
+
+# --- kubelet restarted ----------------------------------------------------------
+# kubelet finds its pods again from what the CRI reports (labels,
+# annotations such as the container hash): nothing is made anew.
+stop "$kubelet_pid"
+kubelet_pid=
+start_kubelet
+sleep 12 # a sync period
+p=$(pod $course)
+if [ "$(crictl pods -q | sort)" = "$sandboxes" ] &&
+  jq -e --arg c "hull://$cid" '.status.phase == "Running" and .status.containerStatuses[0].containerID == $c and .status.containerStatuses[0].restartCount == 0' >/dev/null 2>&1 <<<"$p"; then
+  pass "kubelet restarted: same sandboxes, course container still running"
+else
+  fail "kubelet restarted" "sandboxes before: $(echo $sandboxes), after: $(echo $(crictl pods -q | sort)); course: $(jq -c '.status.containerStatuses' <<<"$p" 2>/dev/null)"
+fi
+
+# --- an exec readiness probe and an emptyDir ------------------------------------
+# One container writes into an emptyDir, kubelet's probe (ExecSync) reads it.
+cat <<EOF | add probed.yaml
+apiVersion: v1
+kind: Pod
+metadata:
+  name: probed
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: writer
+    image: docker.io/nginxinc/nginx-unprivileged:1.25
+    command: ["sh", "-c", "echo hello >/data/msg; exec /bin/web 8080"]
+    volumeMounts:
+    - {name: data, mountPath: /data}
+    readinessProbe:
+      exec:
+        command: ["cat", "/data/msg"]
+      periodSeconds: 2
+  volumes:
+  - {name: data, emptyDir: {}}
+EOF
+if p=$(wait_for 90 probed '.status.containerStatuses[0].ready'); then
+  pass "probed pod Ready through an exec probe on its emptyDir"
+else
+  fail "probed pod Ready through an exec probe on its emptyDir" "$(jq -c '.status' <<<"$p" 2>/dev/null || echo "no pod")"
 fi
 
 # --- removing the manifests ----------------------------------------------------
