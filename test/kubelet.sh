@@ -141,6 +141,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- tools ------------------------------------------------------------------
+[ "$(id -u)" = 0 ] || { echo "kubelet.sh: run as root (kubelet makes cgroups, hull containers)" >&2; exit 1; }
+for t in jq curl ss findmnt; do
+  command -v $t >/dev/null || { echo "kubelet.sh: $t is missing: run hack/deps.sh" >&2; exit 1; }
+done
 KUBELET=$("$here/hack/kubelet.sh" build | sed -n 's/^KUBELET=//p')
 CRICTL=$("$here/hack/critest.sh" build | sed -n 's/^CRICTL=//p')
 make -C "$here" build >/dev/null
