@@ -21,7 +21,9 @@
 # they were not there before, and the host paths it makes whatever its
 # configuration says (/var/log/containers for its legacy log symlinks,
 # /var/lib/kubelet/device-plugins/kubelet.sock) when they were not there
-# before. Its volume plugin directory is private too.
+# before. Its volume plugin directory is private too. Hence one run at a
+# time per machine, and none beside a kubelet of the host's own: those
+# paths and chains are the host's, not the run's.
 #
 # The images are stand-ins served by a local registry through hull's
 # [registries.mirrors] (hack/testenv kubelet-images): the course's
