@@ -144,6 +144,11 @@ trap 'exit 130' INT TERM
 
 # --- tools ------------------------------------------------------------------
 [ "$(id -u)" = 0 ] || { echo "kubelet.sh: run as root (kubelet makes cgroups, hull containers)" >&2; exit 1; }
+if [ -S /var/lib/kubelet/device-plugins/kubelet.sock ]; then
+  echo "kubelet.sh: /var/lib/kubelet/device-plugins/kubelet.sock is there: another kubelet (or test/kubelet.sh)" \
+    "runs on this host, and this one would take its socket; remove the file if none does" >&2
+  exit 1
+fi
 for t in jq curl ss findmnt; do
   command -v $t >/dev/null || { echo "kubelet.sh: $t is missing: run hack/deps.sh" >&2; exit 1; }
 done
