@@ -10,6 +10,7 @@ pkgs=(
   skopeo                                        # cross-tool archive and layout tests
   iproute2 util-linux                           # ip netns, nsenter, unshare
   gzip bzip2 xz-utils zstd                      # compressed archives for cp - tests
+  jq curl                                       # test/kubelet.sh: kubelet's /pods JSON and endpoints
 )
 missing=()
 for p in "${pkgs[@]}"; do

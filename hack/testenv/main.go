@@ -14,6 +14,10 @@
 //	    Pushes stand-ins for the images critest pulls under
 //	    ADDR/<registry host>/<path> and prints the [registries.mirrors]
 //	    lines that make hull pull them under their own names.
+//	testenv kubelet-images --registry ADDR
+//	    The same for test/kubelet.sh's stand-ins for the course's nginx
+//	    (docker.io/library/nginx:1.25, root) and a non-root web server
+//	    (docker.io/nginxinc/nginx-unprivileged:1.25, uid 101, port 8080).
 //	testenv network-rm --root R --run-root RR --bridge B --subnet S
 //	    Removes the default network a hull in those roots made with that
 //	    bridge and subnet (hull.toml's [network]): the bridge, its nftables
@@ -53,6 +57,8 @@ func main() {
 		err = push(os.Args[2:])
 	case "critest-images":
 		err = critest(os.Args[2:])
+	case "kubelet-images":
+		err = kubeletStandIns(os.Args[2:])
 	case "network-rm":
 		err = networkRm(os.Args[2:])
 	default:
@@ -69,6 +75,7 @@ func usage() {
   testenv registry --dir DIR [--pidfile FILE] [--detach] [--user U --password P]
   testenv push --registry ADDR [--only NAME,...] [--user U --password P]
   testenv critest-images --registry ADDR
+  testenv kubelet-images --registry ADDR
   testenv network-rm --root R --run-root RR --bridge B --subnet S
 fixtures: `+strings.Join(testenv.AllFixtures, ", "))
 	os.Exit(2)

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 
+	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -48,7 +49,10 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (int, error) 
 		return 0, err
 	}
 	if st := c.Status(); st != specs.StateRunning && st != specs.StateCreated {
-		return 0, fmt.Errorf("container %s: cannot exec in a %s container", id, st)
+		// FailedPrecondition: the CRI's code for it (kubelet's probes exec
+		// into a container that is ending; the engine's record may still
+		// say running).
+		return 0, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("container %s: cannot exec in a %s container", id, st))
 	}
 	if p == nil || len(p.Args) == 0 {
 		return 0, fmt.Errorf("container %s: exec needs a command", id)

@@ -1,0 +1,523 @@
+#!/usr/bin/env bash
+# A real kubelet (v1.37, hack/kubelet.sh build) in standalone mode against
+# `hull cri serve`: static pods from a manifest directory, no API server.
+#
+#   test/kubelet.sh
+#
+# Runs as root (kubelet makes cgroups, hull makes containers). Not part of
+# `make test`: the first run builds kubelet (minutes on 2 cores), and each
+# run starts kubelet, hull-cri and a registry and waits for kubelet's
+# restart back-off (about two minutes in all).
+#
+# Everything is private to the run: hull's roots, socket, bridge and subnet;
+# kubelet's root dir, pod log dir, manifest dir, ports (127.0.0.1 only) and
+# cgroup root (/hull-kubelet-PID under every cgroup v1 hierarchy, made here
+# and removed with all kubelet made under it). What kubelet changes on the
+# host beyond that is put back at the end, even on failure: the kernel
+# sysctls it sets when protectKernelDefaults is false (vm.overcommit_memory,
+# vm.panic_on_oom, kernel.panic, kernel.panic_on_oops,
+# kernel.keys.root_maxkeys/root_maxbytes), the iptables chains and rules
+# it adds (KUBE-IPTABLES-HINT, KUBE-FIREWALL, KUBE-KUBELET-CANARY) when
+# they were not there before, and the host paths it makes whatever its
+# configuration says (/var/log/containers for its legacy log symlinks,
+# /var/lib/kubelet/device-plugins/kubelet.sock) when they were not there
+# before. Its volume plugin directory is private too. Hence one run at a
+# time per machine, and none beside a kubelet of the host's own: those
+# paths and chains are the host's, not the run's.
+#
+# The images are stand-ins served by a local registry through hull's
+# [registries.mirrors] (hack/testenv kubelet-images): the course's
+# docker.io/library/nginx:1.25 (runs as root) and
+# docker.io/nginxinc/nginx-unprivileged:1.25 (uid 101, port 8080).
+#
+# Checks (PASS/FAIL each, then "N passed, N failed"; exit 1 on a failure):
+#   - the course Pod (container-fundamentals-demo: explicit tag,
+#     runAsNonRoot, allowPrivilegeEscalation false, requests and limits)
+#     with the non-root image is Running with an IP, answers HTTP on it,
+#     has its limits in its cgroups (CFS quota 50000/100000 = 500m, memory
+#     256Mi) and its logs readable through kubelet;
+#   - the same Pod with the root image nginx:1.25 is refused with
+#     CreateContainerConfigError, "container has runAsNonRoot and image will
+#     run as root";
+#   - a container allocating past its 64Mi limit is OOMKilled, exit code
+#     137, restartCount >= 1, and its previous attempt's log is readable;
+#   - kubelet's /stats/summary has the course container's CPU and memory;
+#   - hull-cri stopped and started again under kubelet, and kubelet
+#     stopped and started again: the same sandboxes, the course container
+#     still running, not restarted;
+#   - a readiness probe (ExecSync) reading what the container wrote into
+#     an emptyDir makes that pod Ready;
+#   - removing the manifests removes everything: no sandboxes, containers,
+#     mounts under hull's roots, pod or container cgroups.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+node=hull-node
+# the run's, for its cleanup
+work= reg_pid= cri_pid= kubelet_pid= bridge= cgroot=/hull-kubelet-$$
+declare -A sysctl_saved=()
+declare -a cg_made=() ipt_new=() host_made=()
+passed=0 failed=0
+
+pass() { echo "PASS $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
+
+# stop PID: SIGTERM, then wait until it is gone (SIGKILL after 20 s).
+stop() {
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for i in $(seq 200); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+}
+
+# The sysctls kubelet sets when protectKernelDefaults is false
+# (pkg/kubelet/cm/container_manager_linux.go setupKernelTunables).
+kernel_tunables=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
+  kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
+
+# The iptables chains kubelet makes (pkg/kubelet/kubelet_network_linux.go),
+# as "table chain"; KUBE-FIREWALL is IPv4 only.
+ipt_chains() {
+  local cmd=$1
+  echo "mangle KUBE-IPTABLES-HINT"
+  [ "$cmd" = iptables ] && echo "filter KUBE-FIREWALL"
+  for t in mangle nat filter; do echo "$t KUBE-KUBELET-CANARY"; done
+}
+
+cleanup() {
+  local status=$? i
+  set +e
+  [ -n "$kubelet_pid" ] && stop "$kubelet_pid"
+  # What kubelet left running (a failed check, kubelet killed): the pods
+  # and their containers, before hull-cri and the roots go.
+  if [ -n "$cri_pid" ] && [ -S "$work/cri.sock" ]; then
+    for i in $(crictl pods -q 2>/dev/null); do
+      crictl stopp "$i" >/dev/null 2>&1
+      crictl rmp -f "$i" >/dev/null 2>&1
+    done
+  fi
+  [ -n "$cri_pid" ] && stop "$cri_pid"
+  if [ -f "$work/hull.toml" ]; then
+    local ids
+    ids=$(hull pod ls -A -q 2>/dev/null) && [ -n "$ids" ] && hull pod rm -f $ids >/dev/null 2>&1
+    ids=$(hull ps -A -aq 2>/dev/null) && [ -n "$ids" ] && hull rm -f $ids >/dev/null 2>&1
+  fi
+  [ -n "$bridge" ] && ip link del "$bridge" 2>/dev/null
+  [ -n "$bridge" ] && ip link del "${bridge}d" 2>/dev/null
+  [ -n "$reg_pid" ] && stop "$reg_pid"
+  # kubelet's bind mount of its root dir (made rshared) and anything else
+  # left mounted under the run's directory, deepest first.
+  if [ -n "$work" ]; then
+    awk -v w="$work" '$5 == w || index($5, w "/") == 1 {print $5}' /proc/self/mountinfo | sort -r |
+      while read -r m; do umount -l "$m"; done
+  fi
+  # The cgroup root, depth first: kubelet's kubepods tree under it, and
+  # whatever hull made there.
+  for d in "${cg_made[@]}"; do
+    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+    [ -d "$d" ] && echo "kubelet.sh: cgroup $d could not be removed" >&2
+  done
+  for k in "${!sysctl_saved[@]}"; do
+    [ "$(sysctl -n "$k")" = "${sysctl_saved[$k]}" ] || sysctl -qw "$k=${sysctl_saved[$k]}"
+  done
+  # iptables: the chains kubelet made that were not there before, and
+  # the jumps to them.
+  for e in "${ipt_new[@]}"; do
+    read -r cmd t c <<<"$e"
+    if [ "$c" = KUBE-FIREWALL ]; then
+      while $cmd -w -t filter -D INPUT -j KUBE-FIREWALL 2>/dev/null; do :; done
+      while $cmd -w -t filter -D OUTPUT -j KUBE-FIREWALL 2>/dev/null; do :; done
+    fi
+    $cmd -w -t "$t" -F "$c" 2>/dev/null
+    $cmd -w -t "$t" -X "$c" 2>/dev/null
+  done
+  # kubelet's legacy symlinks to this run's logs, where the directory was
+  # there before
+  [ -n "$work" ] && find /var/log/containers -maxdepth 1 -type l -lname "$work/*" -delete 2>/dev/null
+  for f in "${host_made[@]}"; do rm -rf "$f"; done
+  [ -n "$work" ] && [ -z "${KEEP_WORK:-}" ] && rm -rf "$work"
+  [ -n "${KEEP_WORK:-}" ] && echo "kubelet.sh: kept $work" >&2
+  exit $status
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- tools ------------------------------------------------------------------
+[ "$(id -u)" = 0 ] || { echo "kubelet.sh: run as root (kubelet makes cgroups, hull containers)" >&2; exit 1; }
+if [ -S /var/lib/kubelet/device-plugins/kubelet.sock ]; then
+  echo "kubelet.sh: /var/lib/kubelet/device-plugins/kubelet.sock is there: another kubelet (or test/kubelet.sh)" \
+    "runs on this host, and this one would take its socket; remove the file if none does" >&2
+  exit 1
+fi
+for t in jq curl ss findmnt; do
+  command -v $t >/dev/null || { echo "kubelet.sh: $t is missing: run hack/deps.sh" >&2; exit 1; }
+done
+KUBELET=$("$here/hack/kubelet.sh" build | sed -n 's/^KUBELET=//p')
+CRICTL=$("$here/hack/critest.sh" build | sed -n 's/^CRICTL=//p')
+make -C "$here" build >/dev/null
+work=$(mktemp -d /tmp/hull-kubelet.XXXXXX)
+(cd "$here" && CGO_ENABLED=1 go build -tags libsqlite3 -o "$work/testenv" ./hack/testenv)
+
+hull() { "$here/bin/hull" --config "$work/hull.toml" --root "$work/root" --run-root "$work/run" "$@"; }
+crictl() {
+  CRI_CONFIG_FILE=/dev/null "$CRICTL" --runtime-endpoint "unix://$work/cri.sock" \
+    --image-endpoint "unix://$work/cri.sock" --timeout 30s "$@"
+}
+
+# free_port: a TCP port nothing listens on, from a range the kernel does
+# not hand out to clients.
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 10000))
+    ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
+  done
+}
+
+# --- registry and hull-cri --------------------------------------------------
+"$work/testenv" registry --dir "$work/registry" --detach >"$work/registry.env"
+addr=$(sed -n 's/^ADDR=//p' "$work/registry.env")
+reg_pid=$(sed -n 's/^PID=//p' "$work/registry.env")
+bridge=hkub$((RANDOM % 10000))
+# The pod network as a node has it: the first conflist of a CNI
+# configuration directory (a bridge and subnet of the run's own, a
+# 10.2xx.x.0/24 the host does not route); hull's default network, unused
+# by the pods, is private all the same.
+octet=$((RANDOM % 250))
+mkdir -p "$work/net.d"
+cat >"$work/net.d/10-kubelet.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "kubelet-test",
+  "plugins": [
+    {"type": "bridge", "bridge": "$bridge", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.238.$octet.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+EOF
+{
+  echo "[network]"
+  echo "default_bridge = \"${bridge}d\""
+  echo "default_subnet = \"10.239.$octet.0/24\""
+  echo "[registries.mirrors]"
+  "$work/testenv" kubelet-images --registry "$addr" | sed -n 's/^MIRROR //p'
+} >"$work/hull.toml"
+start_cri() {
+  "$here/bin/hull" --config "$work/hull.toml" --root "$work/root" --run-root "$work/run" \
+    cri serve --listen "unix://$work/cri.sock" --cni-conf-dir "$work/net.d" \
+    --nri-socket "$work/nri.sock" --nri-plugin-path "$work/nri-plugins" 2>>"$work/cri.log" &
+  cri_pid=$!
+  for _ in $(seq 100); do [ -S "$work/cri.sock" ] && break; sleep 0.1; done
+  [ -S "$work/cri.sock" ] || { cat "$work/cri.log" >&2; echo "kubelet.sh: hull cri serve did not start" >&2; exit 1; }
+}
+start_cri
+
+# --- what kubelet changes on the host, saved ---------------------------------
+for k in "${kernel_tunables[@]}"; do sysctl_saved[$k]=$(sysctl -n "$k"); done
+for cmd in iptables ip6tables; do
+  command -v $cmd >/dev/null || continue
+  while read -r t c; do
+    $cmd -w -t "$t" -S "$c" >/dev/null 2>&1 || ipt_new+=("$cmd $t $c")
+  done < <(ipt_chains $cmd)
+done
+# (deepest last: the first one missing is removed with all under it)
+for f in /var/log/containers /var/lib/kubelet /var/lib/kubelet/device-plugins \
+  /var/lib/kubelet/device-plugins/kubelet.sock; do
+  [ -e "$f" ] || [ -L "$f" ] || host_made+=("$f")
+done
+
+# The cgroup root under every hierarchy kubelet's cgroupfs driver uses;
+# cpuset needs its CPUs and memory nodes before children can have any.
+while read -r m; do
+  mkdir "$m$cgroot"
+  cg_made+=("$m$cgroot")
+  if [ -f "$m/cpuset.cpus" ]; then
+    cat "$m/cpuset.cpus" >"$m$cgroot/cpuset.cpus"
+    cat "$m/cpuset.mems" >"$m$cgroot/cpuset.mems"
+  fi
+done < <(findmnt -rn -t cgroup,cgroup2 -o TARGET | grep '^/sys/fs/cgroup/')
+
+# --- kubelet ----------------------------------------------------------------
+port=$(free_port) ro_port=$(free_port) healthz_port=$(free_port)
+mkdir -p "$work/manifests" "$work/kubelet" "$work/pod-logs"
+cat >"$work/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+staticPodPath: $work/manifests
+fileCheckFrequency: 2s
+syncFrequency: 10s
+containerRuntimeEndpoint: unix://$work/cri.sock
+imageServiceEndpoint: unix://$work/cri.sock
+cgroupDriver: cgroupfs
+cgroupRoot: $cgroot
+failCgroupV1: false
+failSwapOn: false
+protectKernelDefaults: false
+address: 127.0.0.1
+port: $port
+readOnlyPort: $ro_port
+healthzBindAddress: 127.0.0.1
+healthzPort: $healthz_port
+authentication:
+  anonymous:
+    enabled: true
+  webhook:
+    enabled: false
+authorization:
+  mode: AlwaysAllow
+podLogsDir: $work/pod-logs
+volumePluginDir: $work/volume-plugins
+evictionHard:
+  memory.available: 1Mi
+  nodefs.available: 1%
+  imagefs.available: 1%
+  nodefs.inodesFree: 1%
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+registerNode: false
+EOF
+start_kubelet() {
+  "$KUBELET" --config "$work/kubelet.yaml" --root-dir "$work/kubelet" --cert-dir "$work/kubelet/pki" \
+    --hostname-override "$node" --v=2 >>"$work/kubelet.log" 2>&1 &
+  kubelet_pid=$!
+  for _ in $(seq 300); do
+    curl -sf "http://127.0.0.1:$healthz_port/healthz" >/dev/null 2>&1 && break
+    kill -0 "$kubelet_pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if ! curl -sf "http://127.0.0.1:$healthz_port/healthz" >/dev/null 2>&1; then
+    tail -30 "$work/kubelet.log" >&2
+    echo "kubelet.sh: kubelet did not become healthy" >&2
+    exit 1
+  fi
+}
+start_kubelet
+
+# pod NAME: the static pod's entry in kubelet's /pods (name NAME-<node>).
+pod() {
+  curl -sf "http://127.0.0.1:$ro_port/pods" | jq -c --arg n "$1-$node" '.items[]? | select(.metadata.name == $n)'
+}
+
+# wait_for SECONDS NAME JQ: until the pod's entry satisfies JQ; prints it.
+wait_for() {
+  local deadline=$((SECONDS + $1)) p
+  while ((SECONDS < deadline)); do
+    p=$(pod "$2")
+    if [ -n "$p" ] && jq -e "$3" >/dev/null 2>&1 <<<"$p"; then
+      echo "$p"
+      return 0
+    fi
+    sleep 1
+  done
+  echo "$p"
+  return 1
+}
+
+# manifest NAME IMAGE [LIMIT_MEMORY [COMMAND_JSON]]
+manifest() {
+  cat <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $1
+spec:
+  containers:
+  - name: web
+    image: $2
+    ${4:+command: $4}
+    securityContext:
+      runAsNonRoot: ${5:-true}
+      allowPrivilegeEscalation: false
+    resources:
+      requests:
+        cpu: 100m
+        memory: ${3:-128Mi}
+      limits:
+        cpu: 500m
+        memory: ${3:-256Mi}
+EOF
+}
+
+# add FILE: a manifest into the static pod directory whole (kubelet would
+# read a file half written).
+add() { cat >"$work/$1.tmp" && mv "$work/$1.tmp" "$work/manifests/$1"; }
+
+course=container-fundamentals-demo
+manifest $course docker.io/nginxinc/nginx-unprivileged:1.25 | add course.yaml
+manifest $course-root docker.io/library/nginx:1.25 | add course-root.yaml
+manifest memory-hog docker.io/library/nginx:1.25 64Mi \
+  '["sh", "-c", "echo allocating 200M; dd if=/dev/zero of=/dev/null bs=200M count=1"]' false |
+  add memory-hog.yaml
+
+# --- the course Pod -----------------------------------------------------------
+if p=$(wait_for 120 $course '.status.phase == "Running" and (.status.podIP // "") != "" and .status.containerStatuses[0].ready'); then
+  ip=$(jq -r .status.podIP <<<"$p")
+  pass "course pod Running with IP $ip"
+else
+  fail "course pod Running with IP" "$(jq -c .status <<<"$p" 2>/dev/null || echo "no pod")"
+  ip=
+fi
+if [ -n "$ip" ] && curl -sf --max-time 5 "http://$ip:8080/" | grep -q 'stand-in'; then
+  pass "course pod serves HTTP on $ip:8080"
+else
+  fail "course pod serves HTTP" "no answer from ${ip:-?}:8080"
+fi
+
+cid=$(jq -r '.status.containerStatuses[0].containerID // ""' <<<"$p")
+cid=${cid#*://}
+quota= mem=
+if [ -n "$cid" ]; then
+  d=$(find "/sys/fs/cgroup/cpu$cgroot" -type d -name "*$cid*" | head -1)
+  [ -n "$d" ] && quota=$(cat "$d/cpu.cfs_quota_us")/$(cat "$d/cpu.cfs_period_us")
+  d=$(find "/sys/fs/cgroup/memory$cgroot" -type d -name "*$cid*" | head -1)
+  [ -n "$d" ] && mem=$(cat "$d/memory.limit_in_bytes")
+fi
+if [ "$quota" = 50000/100000 ] && [ "$mem" = $((256 << 20)) ]; then
+  pass "course pod limits in its cgroups (cpu $quota, memory $mem)"
+else
+  fail "course pod limits in its cgroups" "container ${cid:-?}: cpu quota/period ${quota:-none}, memory ${mem:-none} (want 50000/100000, $((256 << 20)))"
+fi
+
+logs=$(curl -sk --max-time 10 "https://127.0.0.1:$port/containerLogs/default/$course-$node/web" || true)
+if grep -q 'web stand-in: httpd on port 8080 as uid 101' <<<"$logs"; then
+  pass "course pod logs readable through kubelet"
+else
+  fail "course pod logs readable" "kubelet's containerLogs gave: ${logs:-nothing}"
+fi
+
+# --- the course Pod with the root image ----------------------------------------
+if p=$(wait_for 60 $course-root '.status.containerStatuses[0].state.waiting.reason == "CreateContainerConfigError"'); then
+  msg=$(jq -r '.status.containerStatuses[0].state.waiting.message' <<<"$p")
+  if grep -q 'container has runAsNonRoot and image will run as root' <<<"$msg"; then
+    pass "root image refused: CreateContainerConfigError ($msg)"
+  else
+    fail "root image refused" "message: $msg"
+  fi
+else
+  fail "root image refused with CreateContainerConfigError" "$(jq -c '.status.containerStatuses' <<<"$p" 2>/dev/null || echo "no pod")"
+fi
+
+# --- over its memory limit ----------------------------------------------------
+oom='[.status.containerStatuses[0] | .state.terminated, .lastState.terminated] | map(select(. != null and .reason == "OOMKilled" and .exitCode == 137)) | length > 0'
+if p=$(wait_for 120 memory-hog "($oom) and .status.containerStatuses[0].restartCount >= 1"); then
+  pass "memory-hog OOMKilled, exit 137, restartCount $(jq '.status.containerStatuses[0].restartCount' <<<"$p")"
+else
+  fail "memory-hog OOMKilled, exit 137, restarted" "$(jq -c '.status.containerStatuses' <<<"$p" 2>/dev/null || echo "no pod")"
+fi
+
+# kubelet keeps the last dead container: its log is the previous attempt's.
+logs=
+for _ in $(seq 30); do
+  logs=$(curl -sk --max-time 10 "https://127.0.0.1:$port/containerLogs/default/memory-hog-$node/web?previous=true" || true)
+  grep -q 'allocating 200M' <<<"$logs" && break
+  sleep 1
+done
+if grep -q 'allocating 200M' <<<"$logs"; then
+  pass "memory-hog previous attempt's logs readable"
+else
+  fail "memory-hog previous attempt's logs readable" "kubelet's containerLogs?previous=true gave: ${logs:-nothing}"
+fi
+
+# --- kubelet's stats (the CRI stats provider: ListContainerStats) ----------
+stats=
+for _ in $(seq 30); do
+  stats=$(curl -sf "http://127.0.0.1:$ro_port/stats/summary" | jq -c --arg n "$course-$node" \
+    '.pods[]? | select(.podRef.name == $n) | .containers[]? | select(.name == "web") | {cpu: .cpu.usageCoreNanoSeconds, mem: .memory.workingSetBytes}')
+  jq -e '.cpu > 0 and .mem > 0' >/dev/null 2>&1 <<<"$stats" && break
+  sleep 1
+done
+if jq -e '.cpu > 0 and .mem > 0' >/dev/null 2>&1 <<<"$stats"; then
+  pass "course pod in kubelet's /stats/summary ($stats)"
+else
+  fail "course pod in kubelet's /stats/summary" "container stats: ${stats:-none}"
+fi
+
+# --- hull-cri restarted under kubelet ---------------------------------------
+# Containers never depend on the server: a new one reads everything back,
+# and kubelet sees the same sandboxes and the course container unchanged.
+sandboxes=$(crictl pods -q | sort)
+stop "$cri_pid"
+cri_pid=
+sleep 3 # kubelet's relists fail meanwhile
+start_cri
+sleep 12 # a sync period: kubelet would make new sandboxes now if it saw none
+p=$(pod $course)
+if [ "$(crictl pods -q | sort)" = "$sandboxes" ] &&
+  jq -e --arg c "hull://$cid" '.status.phase == "Running" and .status.containerStatuses[0].containerID == $c and .status.containerStatuses[0].restartCount == 0' >/dev/null 2>&1 <<<"$p"; then
+  pass "hull-cri restarted: same sandboxes, course container still running"
+else
+  fail "hull-cri restarted" "sandboxes before: $(echo $sandboxes), after: $(echo $(crictl pods -q | sort)); course: $(jq -c '.status.containerStatuses' <<<"$p" 2>/dev/null)"
+fi
+
+# --- kubelet restarted ----------------------------------------------------------
+# kubelet finds its pods again from what the CRI reports (labels,
+# annotations such as the container hash): nothing is made anew.
+stop "$kubelet_pid"
+kubelet_pid=
+start_kubelet
+sleep 12 # a sync period
+p=$(pod $course)
+if [ "$(crictl pods -q | sort)" = "$sandboxes" ] &&
+  jq -e --arg c "hull://$cid" '.status.phase == "Running" and .status.containerStatuses[0].containerID == $c and .status.containerStatuses[0].restartCount == 0' >/dev/null 2>&1 <<<"$p"; then
+  pass "kubelet restarted: same sandboxes, course container still running"
+else
+  fail "kubelet restarted" "sandboxes before: $(echo $sandboxes), after: $(echo $(crictl pods -q | sort)); course: $(jq -c '.status.containerStatuses' <<<"$p" 2>/dev/null)"
+fi
+
+# --- an exec readiness probe and an emptyDir ------------------------------------
+# One container writes into an emptyDir, kubelet's probe (ExecSync) reads it.
+cat <<EOF | add probed.yaml
+apiVersion: v1
+kind: Pod
+metadata:
+  name: probed
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: writer
+    image: docker.io/nginxinc/nginx-unprivileged:1.25
+    command: ["sh", "-c", "echo hello >/data/msg; exec /bin/web 8080"]
+    volumeMounts:
+    - {name: data, mountPath: /data}
+    readinessProbe:
+      exec:
+        command: ["cat", "/data/msg"]
+      periodSeconds: 2
+  volumes:
+  - {name: data, emptyDir: {}}
+EOF
+if p=$(wait_for 90 probed '.status.containerStatuses[0].ready'); then
+  pass "probed pod Ready through an exec probe on its emptyDir"
+else
+  fail "probed pod Ready through an exec probe on its emptyDir" "$(jq -c '.status' <<<"$p" 2>/dev/null || echo "no pod")"
+fi
+
+# --- removing the manifests ----------------------------------------------------
+rm -f "$work/manifests/"*.yaml
+deadline=$((SECONDS + 90))
+left=
+while ((SECONDS < deadline)); do
+  left=
+  n=$(curl -sf "http://127.0.0.1:$ro_port/pods" | jq '.items | length')
+  [ "$n" = 0 ] || left+=" kubelet-pods:$n"
+  n=$(crictl pods -q | wc -l)
+  [ "$n" = 0 ] || left+=" sandboxes:$n"
+  n=$(crictl ps -aq | wc -l)
+  [ "$n" = 0 ] || left+=" containers:$n"
+  n=$(awk -v r="$work/r" 'index($5, r) == 1' /proc/self/mountinfo | wc -l)
+  [ "$n" = 0 ] || left+=" mounts:$n"
+  n=$(find /sys/fs/cgroup/*"$cgroot"/kubepods* -mindepth 1 -type d -name 'pod*' 2>/dev/null | wc -l)
+  [ "$n" = 0 ] || left+=" pod-cgroups:$n"
+  [ -z "$left" ] && break
+  sleep 2
+done
+if [ -z "$left" ]; then
+  pass "manifests removed: no sandboxes, containers, mounts, pod cgroups left"
+else
+  fail "manifests removed: everything torn down" "left:$left"
+fi
+
+echo "$passed passed, $failed failed"
+((failed == 0))
