@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -66,6 +69,9 @@ func kube(t *testing.T, root string, args ...string) (string, string, error) {
 func kubeStdin(t *testing.T, root, stdin string, args ...string) (string, string, error) {
 	t.Helper()
 	cmd := hullProc(root, append([]string{"kube"}, args...)...)
+	cmd.WaitDelay = time.Second
+	timer := time.AfterFunc(2*time.Minute, func() { cmd.Process.Kill() }) // a hang fails the test, not the run
+	defer timer.Stop()
 	cmd.Env = append(cmd.Env, "HULL_CRI="+filepath.Join(filepath.Dir(os.Getenv("HULL_BIN")), "hull-cri"), "HULL_KUBE_BACKOFF_SCALE=0.1")
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
@@ -512,4 +518,104 @@ func TestKubeFailureStatuses(t *testing.T) {
 func strconvQuote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// An init container runs to completion before the app container starts
+// (STATUS Init:0/1 meanwhile); a hostPort publishes the container's port
+// on the host; a supervisor that died is started again by the next
+// command, and the pod goes on being supervised.
+func TestKubeInitHostPortReconcile(t *testing.T) {
+	root, fx := kubeEnv(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostPort := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	applyYAML(t, root, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: gated
+spec:
+  initContainers:
+  - name: setup
+    image: %[1]s
+    command: ["sh", "-c", "sleep 2; echo init-done"]
+  containers:
+  - name: web
+    image: %[1]s
+    command: ["sh", "-c", %[2]s]
+    ports:
+    - containerPort: 80
+      hostPort: %[3]d
+`, fx.Busybox.Ref, strconvQuote(httpdScript("gated")), hostPort))
+	out := mustKube(t, root, "get", "pods")
+	if !regexp.MustCompile(`gated\s+0/1\s+(Init:0/1|Pending)\s`).MatchString(out) {
+		t.Errorf("get pods while the init container runs:\n%s", out)
+	}
+	waitPod(t, root, "gated", "running", func(p podJSON) bool { return p.Status.Phase == "Running" })
+	var full struct {
+		Status struct {
+			InitContainerStatuses []struct {
+				State struct {
+					Terminated *struct {
+						Reason     string    `json:"reason"`
+						FinishedAt time.Time `json:"finishedAt"`
+					} `json:"terminated"`
+				} `json:"state"`
+			} `json:"initContainerStatuses"`
+			ContainerStatuses []struct {
+				State struct {
+					Running *struct {
+						StartedAt time.Time `json:"startedAt"`
+					} `json:"running"`
+				} `json:"state"`
+			} `json:"containerStatuses"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(mustKube(t, root, "get", "pod", "gated", "-o", "json")), &full); err != nil {
+		t.Fatal(err)
+	}
+	it := full.Status.InitContainerStatuses[0].State.Terminated
+	run := full.Status.ContainerStatuses[0].State.Running
+	if it == nil || it.Reason != "Completed" || run == nil || run.StartedAt.Before(it.FinishedAt) {
+		t.Errorf("init %+v, app %+v: want the init container Completed before the app started", it, run)
+	}
+	if out := mustKube(t, root, "logs", "gated", "-c", "setup"); out != "init-done\n" {
+		t.Errorf("logs -c setup: %q", out)
+	}
+	if out := mustKube(t, root, "describe", "pod", "gated"); !strings.Contains(out, "Init Containers:\n  setup:\n") || !regexp.MustCompile(`Host Port:\s+`+strconv.Itoa(hostPort)+`/TCP`).MatchString(out) {
+		t.Errorf("describe:\n%s", out)
+	}
+	if body := httpGet(t, fmt.Sprintf("127.0.0.1:%d", hostPort)); body != "hello from gated\n" {
+		t.Errorf("GET through the hostPort: %q", body)
+	}
+
+	// The supervisor killed: the next command starts another, which
+	// carries on (the pod is not made again).
+	dir := filepath.Join(root, "kube", "pods", "default", "gated")
+	b, _ := os.ReadFile(filepath.Join(dir, "supervisor"))
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if pid <= 0 {
+		t.Fatalf("no supervisor pid: %q", b)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	for deadline := time.Now().Add(10 * time.Second); syscall.Kill(pid, 0) == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	}
+	before := getPod(t, root, "gated").Status.ContainerStatuses[0].ContainerID
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(dir, "supervisor"))
+		if p, _ := strconv.Atoi(strings.TrimSpace(string(b))); p > 0 && p != pid && syscall.Kill(p, 0) == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no new supervisor after get")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p := getPod(t, root, "gated")
+	if p.Status.ContainerStatuses[0].ContainerID != before || p.Status.ContainerStatuses[0].RestartCount != 0 {
+		t.Errorf("after the supervisor's restart: %+v; want the same container, not restarted", p.Status.ContainerStatuses[0])
+	}
 }

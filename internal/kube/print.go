@@ -442,6 +442,9 @@ func describeEvents(w prefixWriter, events []Event) {
 		w.write(0, "Events:\t<none>\n")
 		return
 	}
+	// kubectl sorts by the last time each was seen.
+	events = append([]Event(nil), events...)
+	sort.SliceStable(events, func(i, j int) bool { return events[i].Last.Before(events[j].Last) })
 	w.write(0, "Events:\n  Type\tReason\tAge\tFrom\tMessage\n")
 	w.write(1, "----\t------\t----\t----\t-------\n")
 	for _, e := range events {

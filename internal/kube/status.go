@@ -43,7 +43,7 @@ func (k *kubelet) containerStatus(c *v1.Container, isInit bool) v1.ContainerStat
 		}
 		out.State.Waiting = &v1.ContainerStateWaiting{Reason: reason}
 	case cs.GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING:
-		out.State.Running = &v1.ContainerStateRunning{StartedAt: metav1.NewTime(time.Unix(0, cs.GetStartedAt()).UTC())}
+		out.State.Running = &v1.ContainerStateRunning{StartedAt: criTime(cs.GetStartedAt())}
 		t := true
 		out.Started = &t
 		out.Ready = true
@@ -51,6 +51,9 @@ func (k *kubelet) containerStatus(c *v1.Container, isInit bool) v1.ContainerStat
 		out.State.Waiting = &v1.ContainerStateWaiting{Reason: "ContainerCreating"}
 	default:
 		out.State.Terminated = terminated(cs)
+		if cs.GetFinishedAt() == 0 { // its start failed
+			out.State.Terminated.Reason, out.State.Terminated.ExitCode = "StartError", 128
+		}
 	}
 	return out
 }

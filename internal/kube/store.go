@@ -163,8 +163,8 @@ func (s *Store) List(namespace string) ([]*PodRecord, error) {
 			return nil, err
 		}
 		for _, e := range entries {
-			if !e.IsDir() {
-				continue
+			if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+				continue // a pod being removed
 			}
 			rec, err := s.Get(ns, e.Name())
 			if err != nil {

@@ -1,14 +1,15 @@
 package kube
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -172,6 +173,9 @@ func Supervise(ctx context.Context, srv *cri.Server, dir string, log *slog.Logge
 		k.st.StartTime = time.Now().UTC().Truncate(time.Second)
 	}
 	for {
+		if _, err := os.Stat(filepath.Join(dir, "pod.json")); err != nil {
+			return nil // removed
+		}
 		if d, ok := (&Store{}).deleting(dir); ok {
 			return k.teardown(ctx, d.GracePeriod, true)
 		}
@@ -208,26 +212,21 @@ func (k *kubelet) event(typ, reason, msg string) {
 }
 
 // save writes the supervisor's state, the status and the events, each
-// only when it changed.
+// only when it changed (compared as the bytes the file would hold).
 func (k *kubelet) save() error {
-	status := k.podStatus()
 	for _, f := range []struct {
 		name string
 		v    any
-	}{{"kubelet.json", k.st}, {"status.json", status}, {"events.json", k.events}} {
-		var old any
-		switch f.v.(type) {
-		case kubeletState:
-			old = &kubeletState{}
-		case v1.PodStatus:
-			old = &v1.PodStatus{}
-		default:
-			old = &[]Event{}
+	}{{"kubelet.json", k.st}, {"status.json", k.podStatus()}, {"events.json", k.events}} {
+		path := filepath.Join(k.dir, f.name)
+		b, err := json.MarshalIndent(f.v, "", "  ")
+		if err != nil {
+			return err
 		}
-		if err := readJSON(filepath.Join(k.dir, f.name), old); err == nil && reflect.DeepEqual(reflect.ValueOf(old).Elem().Interface(), f.v) {
+		if old, err := os.ReadFile(path); err == nil && bytes.Equal(bytes.TrimSuffix(old, []byte("\n")), b) {
 			continue
 		}
-		if err := writeJSON(filepath.Join(k.dir, f.name), f.v); err != nil {
+		if err := writeJSON(path, f.v); err != nil {
 			return err
 		}
 	}
@@ -345,10 +344,18 @@ func terminated(cs *runtimeapi.ContainerStatus) *v1.ContainerStateTerminated {
 		ExitCode:    cs.GetExitCode(),
 		Reason:      cs.GetReason(),
 		Message:     cs.GetMessage(),
-		StartedAt:   metav1.NewTime(time.Unix(0, cs.GetStartedAt()).UTC()),
-		FinishedAt:  metav1.NewTime(time.Unix(0, cs.GetFinishedAt()).UTC()),
+		StartedAt:   criTime(cs.GetStartedAt()),
+		FinishedAt:  criTime(cs.GetFinishedAt()),
 		ContainerID: "hull://" + cs.GetId(),
 	}
+}
+
+// criTime is a CRI time (Unix nanoseconds, 0 for none).
+func criTime(ns int64) metav1.Time {
+	if ns == 0 {
+		return metav1.Time{}
+	}
+	return metav1.NewTime(time.Unix(0, ns).UTC())
 }
 
 // syncContainer is kubelet's handling of one container: leave a running
@@ -362,12 +369,19 @@ func (k *kubelet) syncContainer(ctx context.Context, c *v1.Container, isInit boo
 		if cs == nil {
 			s.ID = "" // removed behind our back: make it again
 		} else {
-			switch cs.GetState() {
-			case runtimeapi.ContainerState_CONTAINER_RUNNING, runtimeapi.ContainerState_CONTAINER_CREATED:
+			if cs.GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING {
 				s.Waiting = nil
 				return
 			}
 			t := terminated(cs)
+			finished := t.FinishedAt.Time
+			if cs.GetState() == runtimeapi.ContainerState_CONTAINER_CREATED || cs.GetFinishedAt() == 0 {
+				// It never ran: its start failed (startContainer made
+				// it and started it at once). containerd's words.
+				finished = s.Backoff.LastUpdate
+				t.FinishedAt = metav1.NewTime(finished.UTC())
+				t.Reason, t.ExitCode = "StartError", 128
+			}
 			restart := false
 			switch k.restartPolicy(isInit) {
 			case v1.RestartPolicyAlways:
@@ -380,7 +394,6 @@ func (k *kubelet) syncContainer(ctx context.Context, c *v1.Container, isInit boo
 				s.Done = isInit && t.ExitCode == 0
 				return
 			}
-			finished := t.FinishedAt.Time
 			if s.Backoff.inBackoffSince(finished, now) {
 				msg := fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", s.Backoff.Delay, c.Name, k.podName())
 				if s.Waiting == nil || s.Waiting.Reason != "CrashLoopBackOff" {
@@ -562,9 +575,20 @@ func (k *kubelet) teardown(ctx context.Context, grace int64, removeDir bool) err
 	}
 	removePodCgroup(cgroupParent(k.pod))
 	if removeDir {
-		return os.RemoveAll(k.dir)
+		return removeTree(k.dir)
 	}
 	return nil
+}
+
+// removeTree removes a pod's directory: renamed away first, atomically,
+// so no command sees half a pod (a supervisor starting meanwhile finds
+// no directory and exits, and cannot recreate files in it).
+func removeTree(dir string) error {
+	gone := filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".removing-"+strconv.Itoa(os.Getpid()))
+	if err := os.Rename(dir, gone); err != nil {
+		return err
+	}
+	return os.RemoveAll(gone)
 }
 
 // removePodCgroup removes the pod's cgroup (kubelet's pod container
