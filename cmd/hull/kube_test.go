@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -478,8 +479,10 @@ func TestKubeFailureStatuses(t *testing.T) {
 		t.Errorf("describe pull:\n%s", out)
 	}
 
-	p = waitPod(t, root, "crash", "CrashLoopBackOff after 2 restarts", func(p podJSON) bool {
-		return p.waiting() == "CrashLoopBackOff" && p.Status.ContainerStatuses[0].RestartCount >= 2
+	// The back-off doubles (1 s, then 2 s at the tests' scale of 0.1).
+	p = waitPod(t, root, "crash", "CrashLoopBackOff with a grown back-off", func(p podJSON) bool {
+		return p.waiting() == "CrashLoopBackOff" && p.Status.ContainerStatuses[0].RestartCount >= 2 &&
+			strings.HasPrefix(p.Status.ContainerStatuses[0].State.Waiting.Message, "back-off 2s ")
 	})
 	cs := p.Status.ContainerStatuses[0]
 	if cs.LastState.Terminated == nil || cs.LastState.Terminated.ExitCode != 3 || cs.LastState.Terminated.Reason != "Error" || p.Status.Phase != "Running" {
@@ -618,4 +621,85 @@ spec:
 	if p.Status.ContainerStatuses[0].ContainerID != before || p.Status.ContainerStatuses[0].RestartCount != 0 {
 		t.Errorf("after the supervisor's restart: %+v; want the same container, not restarted", p.Status.ContainerStatuses[0])
 	}
+}
+
+// apply and delete -f take a directory; logs -f follows; delete gives a
+// container that ignores SIGTERM its grace period
+// (terminationGracePeriodSeconds), then kills it.
+func TestKubeDirFollowGrace(t *testing.T) {
+	root, fx := kubeEnv(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.yaml"), []byte(fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: stubborn
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: c
+    image: %s
+    command: ["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"]
+`, fx.Busybox.Ref)), 0o644)
+	os.WriteFile(filepath.Join(dir, "b.yml"), []byte(fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: ticker
+spec:
+  containers:
+  - name: c
+    image: %s
+    command: ["sh", "-c", "trap 'exit 0' TERM; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"]
+`, fx.Busybox.Ref)), 0o644)
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not a manifest"), 0o644)
+	if out := mustKube(t, root, "apply", "-f", dir); out != "pod/stubborn created\npod/ticker created\n" {
+		t.Errorf("apply -f DIR: %q", out)
+	}
+	for _, n := range []string{"stubborn", "ticker"} {
+		waitPod(t, root, n, "running", func(p podJSON) bool { return p.Status.Phase == "Running" })
+	}
+
+	cmd := hullProc(root, "kube", "logs", "-f", "ticker")
+	cmd.Env = append(cmd.Env, "HULL_CRI="+filepath.Join(filepath.Dir(os.Getenv("HULL_BIN")), "hull-cri"))
+	var out syncBuffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(out.String(), "tick 8\n"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("logs -f: %q after 20s; want it to follow past tick 8", out.String())
+			break
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+
+	start := time.Now()
+	if out := mustKube(t, root, "delete", "-f", dir); out != "pod \"stubborn\" deleted from default namespace\npod \"ticker\" deleted from default namespace\n" {
+		t.Errorf("delete -f DIR: %q", out)
+	}
+	if d := time.Since(start); d < 2*time.Second || d > 10*time.Second {
+		t.Errorf("delete took %v; want the 2 s grace period of the container ignoring SIGTERM, then its kill", d)
+	}
+	if _, errOut, _ := kube(t, root, "get", "pods"); !strings.Contains(errOut, "No resources found") {
+		t.Errorf("pods after delete -f: %s", errOut)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
