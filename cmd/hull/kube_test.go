@@ -332,6 +332,15 @@ spec:
 	if out := mustKube(t, root, "get", "pods", "-o", "name"); out != "pod/duo\n" {
 		t.Errorf("get -o name: %q", out)
 	}
+	if out := mustKube(t, root, "get", "pods", "-l", "app=duo", "-o", "name"); out != "pod/duo\n" {
+		t.Errorf("get -l app=duo: %q", out)
+	}
+	if out, errOut, _ := kube(t, root, "get", "pods", "-l", "app in (other)"); out != "" || !strings.Contains(errOut, "No resources found") {
+		t.Errorf("get -l 'app in (other)': %q %q", out, errOut)
+	}
+	if out := mustKube(t, root, "get", "events"); !regexp.MustCompile(`(?m)^LAST SEEN\s+TYPE\s+REASON\s+OBJECT\s+MESSAGE\n(.*\n)*\d+s\s+Normal\s+Started\s+pod/duo\s+Started container client$`).MatchString(out) {
+		t.Errorf("get events:\n%s", out)
+	}
 	if out := mustKube(t, root, "get", "pod/duo", "-o", "yaml"); !strings.HasPrefix(out, "apiVersion: v1\nkind: Pod\nmetadata:\n") || !strings.Contains(out, "qosClass: Burstable") {
 		t.Errorf("get -o yaml:\n%s", out)
 	}

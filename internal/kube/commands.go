@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
 	"hull/internal/engine"
@@ -129,6 +130,22 @@ func podArgs(args []string, needKind bool) ([]string, error) {
 	return args[1:], nil
 }
 
+// noResources is kubectl's message for an empty list.
+func noResources(ns string) string {
+	if ns == "" {
+		return "No resources found"
+	}
+	return fmt.Sprintf("No resources found in %s namespace.", ns)
+}
+
+func isEventKind(k string) bool {
+	switch strings.ToLower(k) {
+	case "event", "events", "ev":
+		return true
+	}
+	return false
+}
+
 func isPodKind(k string) bool {
 	switch strings.ToLower(k) {
 	case "pod", "pods", "po":
@@ -138,20 +155,37 @@ func isPodKind(k string) bool {
 }
 
 func (e *env) getCmd() *cobra.Command {
-	var output string
+	var output, selector string
 	var all bool
 	cmd := &cobra.Command{
 		Use:   "get pods [NAME...] [-o wide|yaml|json|name|jsonpath=TEMPLATE]",
 		Short: "List pods, as kubectl prints them",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e.reconcile()
+			ns := e.ns()
+			if all {
+				ns = ""
+			}
+			if len(args) > 0 && isEventKind(args[0]) {
+				if len(args) > 1 {
+					return errors.New("hull kube get events lists every event of the namespace: it takes no names")
+				}
+				recs, err := e.store.List(ns)
+				if err != nil {
+					return err
+				}
+				if !printEvents(e.stdout, recs, all) {
+					fmt.Fprintln(e.stderr, noResources(ns))
+				}
+				return nil
+			}
 			names, err := podArgs(args, true)
 			if err != nil {
 				return err
 			}
-			ns := e.ns()
-			if all {
-				ns = ""
+			sel, err := labels.Parse(selector)
+			if err != nil {
+				return fmt.Errorf("-l %q: %w", selector, err)
 			}
 			var pods []*v1.Pod
 			if len(names) > 0 {
@@ -168,15 +202,13 @@ func (e *env) getCmd() *cobra.Command {
 					return err
 				}
 				for _, r := range recs {
-					pods = append(pods, r.Pod)
+					if sel.Matches(labels.Set(r.Pod.Labels)) {
+						pods = append(pods, r.Pod)
+					}
 				}
 			}
 			if len(pods) == 0 && (output == "" || output == "wide") {
-				if all {
-					fmt.Fprintln(e.stderr, "No resources found")
-				} else {
-					fmt.Fprintf(e.stderr, "No resources found in %s namespace.\n", ns)
-				}
+				fmt.Fprintln(e.stderr, noResources(ns))
 				return nil
 			}
 			return printPods(e.stdout, pods, output, all, len(names) > 0)
@@ -184,6 +216,7 @@ func (e *env) getCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: wide, yaml, json, name, jsonpath=TEMPLATE")
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list the pods of every namespace")
+	cmd.Flags().StringVarP(&selector, "selector", "l", "", "only pods whose labels match (key=value, key!=value, key in (a,b), key, !key)")
 	return cmd
 }
 

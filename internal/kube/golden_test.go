@@ -168,6 +168,14 @@ func TestGetShapesGolden(t *testing.T) {
 		}
 		pods = append(pods, p)
 	}
+	var events bytes.Buffer
+	printEvents(&events, []*PodRecord{recs["seed"], recs["crash"]}, false)
+	if os.Getenv("HULL_UPDATE_GOLDEN") != "" {
+		os.WriteFile(filepath.Join("testdata", "get-events.golden"), events.Bytes(), 0o644)
+	}
+	if want, _ := os.ReadFile(filepath.Join("testdata", "get-events.golden")); events.String() != string(want) {
+		t.Errorf("get events:\n%s\nwant:\n%s", events.String(), want)
+	}
 	for _, tc := range []struct {
 		file, output string
 		pods         []*v1.Pod

@@ -455,3 +455,38 @@ func describeEvents(w prefixWriter, events []Event) {
 		w.write(1, "%v\t%v\t%s\t%v\t%v\n", e.Type, e.Reason, interval, e.From, strings.TrimSpace(e.Message))
 	}
 }
+
+// printEvents is kubectl's get events (printEvent): LAST SEEN, TYPE,
+// REASON, OBJECT, MESSAGE, oldest first by last time. It reports
+// whether there were any.
+func printEvents(w io.Writer, recs []*PodRecord, allNamespaces bool) bool {
+	type row struct {
+		ns, pod string
+		e       Event
+	}
+	var rows []row
+	for _, r := range recs {
+		for _, e := range r.Events {
+			rows = append(rows, row{r.Pod.Namespace, r.Pod.Name, e})
+		}
+	}
+	if len(rows) == 0 {
+		return false
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].e.Last.Before(rows[j].e.Last) })
+	tw := newTable(w)
+	head := "LAST SEEN\tTYPE\tREASON\tOBJECT\tMESSAGE"
+	if allNamespaces {
+		head = "NAMESPACE\t" + head
+	}
+	fmt.Fprintln(tw, head)
+	for _, r := range rows {
+		line := fmt.Sprintf("%s\t%s\t%s\tpod/%s\t%s", age(metav1.NewTime(r.e.Last)), r.e.Type, r.e.Reason, r.pod, strings.TrimSpace(r.e.Message))
+		if allNamespaces {
+			line = r.ns + "\t" + line
+		}
+		fmt.Fprintln(tw, line)
+	}
+	tw.Flush()
+	return true
+}
