@@ -712,3 +712,22 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// hull kube forwards to hull-cri: without it, the error says how to get
+// it; an unknown subcommand is refused.
+func TestKubeForwardsToHullCRI(t *testing.T) {
+	root := t.TempDir()
+	t.Setenv("HULL_CRI", filepath.Join(root, "no-hull-cri"))
+	if _, _, err := hull(t, root, "kube", "get", "pods"); err == nil || !strings.Contains(err.Error(), "no-hull-cri") || !strings.Contains(err.Error(), "make build, or set HULL_CRI") {
+		t.Errorf("hull kube without hull-cri: %v", err)
+	}
+	if os.Getenv("HULL_BIN") == "" {
+		t.Skip("needs HULL_BIN (hull-cri beside it)")
+	}
+	if _, errOut, err := kube(t, root, "nosuch"); err == nil || !strings.Contains(errOut, `unknown command "nosuch" for "hull kube"`) {
+		t.Errorf("hull kube nosuch: %v %s", err, errOut)
+	}
+	if out, _, err := kube(t, root, "--help"); err != nil || !strings.Contains(out, "hull kube [command]") || !strings.Contains(out, "apply") {
+		t.Errorf("hull kube --help: %v\n%s", err, out)
+	}
+}

@@ -58,6 +58,13 @@ func Main(args []string, version string, stdin io.Reader, stdout, stderr io.Writ
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			return e.setup()
 		},
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unknown command %q for \"hull kube\" (see hull kube --help)", args[0])
+			}
+			return cmd.Help()
+		},
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&e.configPath, "config", os.Getenv("HULL_CONFIG"), "config file")
@@ -69,12 +76,16 @@ func Main(args []string, version string, stdin io.Reader, stdout, stderr io.Writ
 		pf.MarkHidden(n)
 	}
 	pf.StringVarP(&e.namespace, "namespace", "n", "", "the namespace (default \"default\")")
-	root.SetArgs(args)
-	root.SetIn(stdin)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
 	root.AddCommand(e.applyCmd(), e.getCmd(), e.describeCmd(), e.logsCmd(), e.execCmd(), e.deleteCmd(), e.superviseCmd())
-	err := root.Execute()
+	// Under a "hull" root, so help and errors name `hull kube ...`.
+	top := &cobra.Command{Use: "hull", SilenceUsage: true, SilenceErrors: true}
+	top.CompletionOptions.DisableDefaultCmd = true
+	top.AddCommand(root)
+	top.SetArgs(append([]string{"kube"}, args...))
+	top.SetIn(stdin)
+	top.SetOut(stdout)
+	top.SetErr(stderr)
+	err := top.Execute()
 	if e.eng != nil {
 		e.eng.Close()
 	}
