@@ -441,6 +441,28 @@ func TestKubeSeedManifest(t *testing.T) {
 	if out := mustKube(t, root2, "exec", "container-fundamentals-demo", "--", "sh", "-c", "id -u; cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; grep NoNewPrivs /proc/self/status"); !strings.HasPrefix(out, "101\n268435456\n") || !strings.Contains(out, "NoNewPrivs:\t1") {
 		t.Errorf("exec in the pod: %q; want uid 101, the 256Mi limit and no_new_privs", out)
 	}
+	// The pod's own cgroup, as kubelet makes it: the pod's limits.
+	uid := mustKube(t, root2, "get", "pod", "container-fundamentals-demo", "-o", "jsonpath={.metadata.uid}")
+	v2 := false
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		v2 = true
+	}
+	checks := [][3]string{{"memory/kubepods/burstable/pod" + uid + "/memory.limit_in_bytes", "268435456"}, {"cpu/kubepods/burstable/pod" + uid + "/cpu.cfs_quota_us", "50000"}, {"cpu/kubepods/burstable/pod" + uid + "/cpu.shares", "102"}}
+	if v2 {
+		checks = [][3]string{{"kubepods/burstable/pod" + uid + "/memory.max", "268435456"}, {"kubepods/burstable/pod" + uid + "/cpu.max", "50000 100000"}}
+	}
+	for _, c := range checks {
+		b, err := os.ReadFile("/sys/fs/cgroup/" + c[0])
+		if err != nil || strings.TrimSpace(string(b)) != c[1] {
+			t.Errorf("pod cgroup %s: %q, %v; want %s", c[0], b, err, c[1])
+		}
+	}
+	mustKube(t, root2, "delete", "pod", "container-fundamentals-demo")
+	for _, c := range checks {
+		if _, err := os.Stat(filepath.Dir("/sys/fs/cgroup/" + c[0])); err == nil {
+			t.Errorf("pod cgroup %s left after delete", filepath.Dir(c[0]))
+		}
+	}
 }
 
 // kubeRoot is a private hull root whose docker.io is mirrored to

@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -307,6 +306,10 @@ func (k *kubelet) ensureSandbox(ctx context.Context) bool {
 			}
 		}
 	}
+	if err := ensurePodCgroup(k.pod); err != nil {
+		k.event(v1.EventTypeWarning, "FailedCreatePodContainer", "unable to ensure pod container exists: "+err.Error())
+		return false
+	}
 	r, err := k.cri.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: k.sandboxConfig()})
 	if err != nil {
 		k.event(v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: "+err.Error())
@@ -573,7 +576,7 @@ func (k *kubelet) teardown(ctx context.Context, grace int64, removeDir bool) err
 			return fmt.Errorf("remove the sandbox of pod %s: %w", k.pod.Name, err)
 		}
 	}
-	removePodCgroup(cgroupParent(k.pod))
+	removePodCgroup(k.pod)
 	if removeDir {
 		return removeTree(k.dir)
 	}
@@ -591,28 +594,5 @@ func removeTree(dir string) error {
 	return os.RemoveAll(gone)
 }
 
-// removePodCgroup removes the pod's cgroup (kubelet's pod container
-// manager makes and removes it), and the QoS and kubepods levels when
-// nothing else is in them.
-func removePodCgroup(parent string) {
-	dirs := []string{parent, filepath.Dir(parent)}
-	if d := filepath.Dir(dirs[1]); d != "/" {
-		dirs = append(dirs, d)
-	}
-	roots := []string{"/sys/fs/cgroup"}
-	if entries, err := os.ReadDir("/sys/fs/cgroup"); err == nil {
-		for _, e := range entries {
-			if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", e.Name(), "cgroup.procs")); err == nil {
-				roots = append(roots, filepath.Join("/sys/fs/cgroup", e.Name()))
-			}
-		}
-	}
-	for _, root := range roots {
-		for _, d := range dirs {
-			if strings.Count(d, "/") < 1 || d == "/" {
-				continue
-			}
-			os.Remove(filepath.Join(root, d))
-		}
-	}
-}
+// removeDir is rmdir.
+func removeDir(d string) error { return unix.Rmdir(d) }

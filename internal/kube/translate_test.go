@@ -154,3 +154,29 @@ func TestDecodeErrorNamesFileLine(t *testing.T) {
 		t.Errorf("expand: %q", got)
 	}
 }
+
+// The pod's own cgroup as kubelet's ResourceConfigForPod: shares from
+// the summed requests; quota and memory only when every container
+// declares limits (always for Guaranteed); BestEffort gets 2 shares.
+func TestPodResourcesAsKubelet(t *testing.T) {
+	pod := &v1.Pod{Spec: v1.PodSpec{Containers: []v1.Container{
+		{Name: "a", Resources: resources("100m", "128Mi", "500m", "256Mi")},
+		{Name: "b", Resources: resources("250m", "", "", "64Mi")},
+	}}}
+	Default(pod)
+	r := podResources(pod)
+	if *r.CPU.Shares != 358 || r.CPU.Quota != nil || *r.Memory.Limit != 320<<20 {
+		t.Errorf("burstable pod: shares %d, quota %v, memory %v; want 358, none (b has no CPU limit), 320Mi", *r.CPU.Shares, r.CPU.Quota, r.Memory)
+	}
+	pod.Spec.Containers = []v1.Container{{Name: "a", Resources: resources("", "", "2", "1Gi")}}
+	pod.Spec.InitContainers = []v1.Container{{Name: "i", Resources: resources("", "", "3", "1Gi")}}
+	Default(pod)
+	r = podResources(pod)
+	if *r.CPU.Shares != 3072 || *r.CPU.Quota != 300000 || *r.Memory.Limit != 1<<30 {
+		t.Errorf("guaranteed pod with a bigger init container: %d %d %d", *r.CPU.Shares, *r.CPU.Quota, *r.Memory.Limit)
+	}
+	r = podResources(&v1.Pod{Spec: v1.PodSpec{Containers: []v1.Container{{Name: "a"}}}})
+	if *r.CPU.Shares != 2 || r.Memory != nil {
+		t.Errorf("best effort pod: %v", r)
+	}
+}
