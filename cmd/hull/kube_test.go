@@ -496,6 +496,15 @@ func TestKubeFailureStatuses(t *testing.T) {
 		}
 		return m
 	}
+	// get -w prints each change of the pods' rows.
+	watch := hullProc(root, "kube", "get", "pods", "-w")
+	watch.Env = append(watch.Env, "HULL_CRI="+filepath.Join(filepath.Dir(os.Getenv("HULL_BIN")), "hull-cri"))
+	var watched syncBuffer
+	watch.Stdout = &watched
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { watch.Process.Kill(); watch.Wait() }()
 	missing := fx.Busybox.Repo + ":no-such-tag"
 	applyYAML(t, root, pod("pull", missing, "Always", "", "")+"---\n"+
 		pod("crash", fx.Busybox.Ref, "Always", "", "echo dying; exit 3")+"---\n"+
@@ -529,6 +538,12 @@ func TestKubeFailureStatuses(t *testing.T) {
 		t.Errorf("logs -p: %q", out)
 	}
 
+	for _, want := range []string{`(?m)^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE$`, `(?m)^pull\s+0/1\s+ErrImagePull\s`, `(?m)^pull\s+0/1\s+ImagePullBackOff\s`,
+		`(?m)^crash\s+0/1\s+CrashLoopBackOff\s+2 \(`} {
+		if !regexp.MustCompile(want).MatchString(watched.String()) {
+			t.Errorf("get -w lacks %s:\n%s", want, watched.String())
+		}
+	}
 	p = waitPod(t, root, "oom", "OOMKilled", func(p podJSON) bool {
 		t := p.Status.ContainerStatuses[0].LastState.Terminated
 		return t != nil && t.Reason == "OOMKilled"

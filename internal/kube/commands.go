@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -156,7 +158,7 @@ func isPodKind(k string) bool {
 
 func (e *env) getCmd() *cobra.Command {
 	var output, selector string
-	var all bool
+	var all, watch bool
 	cmd := &cobra.Command{
 		Use:   "get pods [NAME...] [-o wide|yaml|json|name|jsonpath=TEMPLATE]",
 		Short: "List pods, as kubectl prints them",
@@ -207,6 +209,12 @@ func (e *env) getCmd() *cobra.Command {
 					}
 				}
 			}
+			if watch {
+				if output != "" && output != "wide" {
+					return errors.New("-w prints the table only: use it without -o or with -o wide")
+				}
+				return e.watchPods(ns, names, sel, output == "wide", all)
+			}
 			if len(pods) == 0 && (output == "" || output == "wide") {
 				fmt.Fprintln(e.stderr, noResources(ns))
 				return nil
@@ -216,6 +224,7 @@ func (e *env) getCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: wide, yaml, json, name, jsonpath=TEMPLATE")
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list the pods of every namespace")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "after the list, print a pod's row again each time it changes (until interrupted)")
 	cmd.Flags().StringVarP(&selector, "selector", "l", "", "only pods whose labels match (key=value, key!=value, key in (a,b), key, !key)")
 	return cmd
 }
@@ -540,5 +549,61 @@ func (e *env) finishDelete(r *PodRecord, wait bool) error {
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// watchPods is get -w: the table, then a row each time a pod appears or
+// its READY, STATUS or RESTARTS change (read every 200 ms), until
+// interrupted. Like kubectl, the header is printed once and the columns
+// are not realigned.
+func (e *env) watchPods(ns string, names []string, sel labels.Selector, wide, all bool) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	last := map[string]string{}
+	first := true
+	for {
+		recs, err := e.store.List(ns)
+		if err != nil {
+			return err
+		}
+		tw := newTable(e.stdout)
+		if first {
+			head := []string{"NAME", "READY", "STATUS", "RESTARTS", "AGE"}
+			if wide {
+				head = append(head, "IP", "NODE", "NOMINATED NODE", "READINESS GATES")
+			}
+			if all {
+				head = append([]string{"NAMESPACE"}, head...)
+			}
+			fmt.Fprintln(tw, strings.Join(head, "\t"))
+		}
+		for _, r := range recs {
+			p := r.Pod
+			if (len(names) > 0 && !slices.Contains(names, p.Name)) || !sel.Matches(labels.Set(p.Labels)) {
+				continue
+			}
+			row := podRow(p, wide)
+			key := p.Namespace + "/" + p.Name
+			// RESTARTS without its "(Xs ago)", which ages by itself.
+			state := row[1] + " " + row[2] + " " + strings.Fields(row[3])[0]
+			if wide {
+				state += " " + row[5]
+			}
+			if last[key] == state {
+				continue
+			}
+			last[key] = state
+			if all {
+				row = append([]string{p.Namespace}, row...)
+			}
+			fmt.Fprintln(tw, strings.Join(row, "\t"))
+		}
+		tw.Flush()
+		first = false
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
