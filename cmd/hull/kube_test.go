@@ -497,14 +497,7 @@ func TestKubeFailureStatuses(t *testing.T) {
 		return m
 	}
 	// get -w prints each change of the pods' rows.
-	watch := hullProc(root, "kube", "get", "pods", "-w")
-	watch.Env = append(watch.Env, "HULL_CRI="+filepath.Join(filepath.Dir(os.Getenv("HULL_BIN")), "hull-cri"))
-	var watched syncBuffer
-	watch.Stdout = &watched
-	if err := watch.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { watch.Process.Kill(); watch.Wait() }()
+	watched := startKube(t, root, "get", "pods", "-w")
 	missing := fx.Busybox.Repo + ":no-such-tag"
 	applyYAML(t, root, pod("pull", missing, "Always", "", "")+"---\n"+
 		pod("crash", fx.Busybox.Ref, "Always", "", "echo dying; exit 3")+"---\n"+
@@ -704,21 +697,13 @@ spec:
 		waitPod(t, root, n, "running", func(p podJSON) bool { return p.Status.Phase == "Running" })
 	}
 
-	cmd := hullProc(root, "kube", "logs", "-f", "ticker")
-	cmd.Env = append(cmd.Env, "HULL_CRI="+filepath.Join(filepath.Dir(os.Getenv("HULL_BIN")), "hull-cri"))
-	var out syncBuffer
-	cmd.Stdout = &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	out := startKube(t, root, "logs", "-f", "ticker")
 	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(out.String(), "tick 8\n"); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Errorf("logs -f: %q after 20s; want it to follow past tick 8", out.String())
 			break
 		}
 	}
-	cmd.Process.Kill()
-	cmd.Wait()
 
 	start := time.Now()
 	if out := mustKube(t, root, "delete", "-f", dir); out != "pod \"stubborn\" deleted from default namespace\npod \"ticker\" deleted from default namespace\n" {
@@ -730,6 +715,21 @@ spec:
 	if _, errOut, _ := kube(t, root, "get", "pods"); !strings.Contains(errOut, "No resources found") {
 		t.Errorf("pods after delete -f: %s", errOut)
 	}
+}
+
+// startKube starts a `hull kube` command that runs until killed (-f,
+// -w); its output gathers in the buffer; the test's end kills it.
+func startKube(t *testing.T, root string, args ...string) *syncBuffer {
+	t.Helper()
+	cmd := hullProc(root, append([]string{"kube"}, args...)...)
+	cmd.Env = append(cmd.Env, "HULL_CRI="+filepath.Join(filepath.Dir(os.Getenv("HULL_BIN")), "hull-cri"))
+	out := &syncBuffer{}
+	cmd.Stdout = out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return out
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader.
