@@ -660,6 +660,25 @@ spec:
 	if p.Status.ContainerStatuses[0].ContainerID != before || p.Status.ContainerStatuses[0].RestartCount != 0 {
 		t.Errorf("after the supervisor's restart: %+v; want the same container, not restarted", p.Status.ContainerStatuses[0])
 	}
+
+	// The sandbox stopped behind the supervisor's back (as a reboot
+	// would leave it): a new sandbox, the init container run again, the
+	// app restarted (restartCount 1).
+	sandbox := strings.TrimSpace(mustHull(t, root, "pod", "ls", "-q"))
+	mustHull(t, root, "pod", "stop", "-t", "1", sandbox)
+	waitPod(t, root, "gated", "in a new sandbox", func(p podJSON) bool {
+		cs := p.Status.ContainerStatuses[0]
+		return p.Status.Phase == "Running" && cs.State.Running != nil && cs.RestartCount == 1 && cs.ContainerID != before
+	})
+	if out := mustKube(t, root, "describe", "pod", "gated"); !strings.Contains(out, "SandboxChanged") || !regexp.MustCompile(`Started\s+\S+ \(x2 over`).MatchString(out) {
+		t.Errorf("describe after the sandbox changed:\n%s", out)
+	}
+	if out := mustHull(t, root, "pod", "ls", "-q"); strings.TrimSpace(out) == sandbox || strings.Count(out, "\n") != 1 {
+		t.Errorf("sandboxes after the change: %q (the old one was %s)", out, sandbox)
+	}
+	if body := httpGet(t, fmt.Sprintf("127.0.0.1:%d", hostPort)); body != "hello from gated\n" {
+		t.Errorf("GET through the hostPort in the new sandbox: %q", body)
+	}
 }
 
 // apply and delete -f take a directory; logs -f follows; delete gives a

@@ -80,6 +80,9 @@ type containerState struct {
 	Waiting *v1.ContainerStateWaiting    `json:"waiting,omitempty"`
 	Last    *v1.ContainerStateTerminated `json:"last,omitempty"`
 	Done    bool                         `json:"done,omitempty"` // an init container that succeeded
+	// Created: an instance was made before (the next is a restart, even
+	// when the sandbox it was in is gone).
+	Created bool `json:"created,omitempty"`
 }
 
 // backoff is one flowcontrol.Backoff entry of kubelet's.
@@ -300,10 +303,10 @@ func (k *kubelet) ensureSandbox(ctx context.Context) bool {
 		k.cri.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id})
 		k.st.SandboxID = ""
 		k.st.SandboxAttempt++
+		// Every container starts again in the new sandbox, the init
+		// containers first (kubelet's computePodActions).
 		for _, s := range k.st.Containers {
-			if s.ID != "" && !s.Done {
-				s.PrevID, s.ID = "", ""
-			}
+			s.PrevID, s.ID, s.Done, s.Waiting = "", "", false, nil
 		}
 	}
 	if err := ensurePodCgroup(k.pod); err != nil {
@@ -431,7 +434,7 @@ func (k *kubelet) startContainer(ctx context.Context, c *v1.Container, s *contai
 		return
 	}
 	attempt := uint32(0)
-	if s.ID != "" {
+	if s.Created {
 		attempt = uint32(s.RestartCount) + 1
 	}
 	cfg := containerConfig(k.pod, c, attempt, imageRef, k.capacity)
@@ -442,7 +445,7 @@ func (k *kubelet) startContainer(ctx context.Context, c *v1.Container, s *contai
 	}
 	id := r.GetContainerId()
 	k.event(v1.EventTypeNormal, "Created", "Created container: "+c.Name)
-	if s.ID != "" {
+	if s.Created {
 		// kubelet keeps the newest dead container (logs -p); older go.
 		if s.PrevID != "" {
 			k.cri.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: s.PrevID})
@@ -450,7 +453,7 @@ func (k *kubelet) startContainer(ctx context.Context, c *v1.Container, s *contai
 		s.PrevID = s.ID
 		s.RestartCount = int32(attempt)
 	}
-	s.ID, s.NextConfig = id, time.Time{}
+	s.ID, s.NextConfig, s.Created = id, time.Time{}, true
 	if _, err := k.cri.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: id}); err != nil {
 		k.event(v1.EventTypeWarning, "Failed", "Error: "+err.Error())
 		s.Waiting = &v1.ContainerStateWaiting{Reason: "RunContainerError", Message: err.Error()}
