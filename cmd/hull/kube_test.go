@@ -317,6 +317,11 @@ spec:
 	if out := applyYAML(t, root, manifest); out != "pod/duo unchanged\n" {
 		t.Errorf("second apply printed %q", out)
 	}
+	changed := filepath.Join(t.TempDir(), "changed.yaml")
+	os.WriteFile(changed, []byte(strings.Replace(manifest, "echo started", "echo begun", 1)), 0o644)
+	if _, errOut, err := kube(t, root, "apply", "-f", changed); err == nil || !strings.Contains(errOut, `The Pod "duo" is invalid: spec: Forbidden: pod updates may not change fields`) {
+		t.Errorf("apply of a changed spec: %v %s", err, errOut)
+	}
 
 	out := mustKube(t, root, "get", "pods")
 	if !regexp.MustCompile(`^NAME   READY   STATUS    RESTARTS   AGE\nduo    2/2     Running   0          \d+s\n$`).MatchString(out) {

@@ -1,14 +1,15 @@
 package kube
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -62,7 +63,7 @@ func (e *env) applyCmd() *cobra.Command {
 					return err
 				case old.Pod.DeletionTimestamp != nil:
 					return fmt.Errorf("%s: pod %q is being deleted: wait for it to go, then apply again", d.where(), d.Pod.Name)
-				case !reflect.DeepEqual(old.Pod.Spec, withNode(d.Pod.Spec, old.Pod.Spec.NodeName)):
+				case !sameSpec(old.Pod.Spec, withNode(d.Pod.Spec, old.Pod.Spec.NodeName)):
 					return fmt.Errorf("%s: The Pod %q is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations), `spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative): hull kube does not update pods yet, delete it and apply again", d.where(), d.Pod.Name)
 				}
 			}
@@ -93,6 +94,14 @@ func (e *env) applyCmd() *cobra.Command {
 	}
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "a manifest file, a directory of them, or - for stdin (repeatable)")
 	return cmd
+}
+
+// sameSpec compares specs as stored (JSON: quantities compare by value
+// and form, not by their parsed internals).
+func sameSpec(a, b v1.PodSpec) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
 }
 
 // withNode is spec as stored (the node name apply sets).
