@@ -54,8 +54,23 @@ func Main(args []string, version string, stderr io.Writer) error {
 		fmt.Fprintf(os.Stdout, "hull-cri version %s\n", version)
 		return nil
 	}
-	cfg, err := LoadConfig(*configPath, *root, *runRoot, *logLevel)
+	cfg, err := config.Load(*configPath)
 	if err != nil {
+		return err
+	}
+	for _, o := range []struct {
+		dst *string
+		env string
+		val string
+	}{{&cfg.Root, "HULL_ROOT", *root}, {&cfg.RunRoot, "HULL_RUN_ROOT", *runRoot}, {&cfg.LogLevel, "", *logLevel}} {
+		if v := os.Getenv(o.env); o.env != "" && v != "" {
+			*o.dst = v
+		}
+		if o.val != "" {
+			*o.dst = o.val
+		}
+	}
+	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	var lvl slog.Level

@@ -21,6 +21,8 @@ func HullBinary(flagged string) (string, error) { return hullBinary(flagged) }
 
 // LoadConfig is hull's configuration as hull-cri resolves it: the file,
 // then $HULL_ROOT and $HULL_RUN_ROOT, then the flags given (non-empty).
+// (Main does the same inline; it is left as it is here so concurrent
+// work on Main merges cleanly: one can call the other later.)
 func LoadConfig(configPath, root, runRoot, logLevel string) (config.Config, error) {
 	cfg, err := config.Load(configPath)
 	if err != nil {
