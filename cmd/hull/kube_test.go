@@ -666,11 +666,17 @@ spec:
 		t.Errorf("after the supervisor's restart: %+v; want the same container, not restarted", p.Status.ContainerStatuses[0])
 	}
 
-	// The sandbox stopped behind the supervisor's back (as a reboot
-	// would leave it): a new sandbox, the init container run again, the
-	// app restarted. (While the stop kills the app, the supervisor may
-	// restart it once more in the dying sandbox, as kubelet could: the
-	// count is at least 1.)
+	// A reboot: the supervisor gone and the sandbox stopped. The next
+	// command's supervisor finds the sandbox not ready: a new sandbox,
+	// the init container run again, the app restarted. (With the
+	// supervisor alive during the stop, it could restart the killed app
+	// in the sandbox before the stop ends, and the engine's start of a
+	// container in a stopped pod starts the pod again.)
+	b, _ = os.ReadFile(filepath.Join(dir, "supervisor"))
+	pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	syscall.Kill(pid, syscall.SIGKILL)
+	for deadline := time.Now().Add(10 * time.Second); syscall.Kill(pid, 0) == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	}
 	sandbox := strings.TrimSpace(mustHull(t, root, "pod", "ls", "-q"))
 	mustHull(t, root, "pod", "stop", "-t", "1", sandbox)
 	waitPod(t, root, "gated", "in a new sandbox", func(p podJSON) bool {
