@@ -141,6 +141,7 @@ func buildRootCmd(only string) *cobra.Command {
 		named{"version", func(*globals) *cobra.Command { return newVersionCmd() }},
 		named{"info", newInfoCmd},
 		named{"cri", newCRICmd},
+		named{"kube", newKubeCmd},
 	)...)
 	addImageCommands(root, g)
 	addSnapshotCommands(root, g)

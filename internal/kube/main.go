@@ -1,0 +1,221 @@
+// Package kube is `hull kube`: kubectl's words for pods on the local
+// machine, with kubelet's semantics. Manifests (k8s.io/api types, strict
+// YAML) become the same CRI calls kubelet makes, against internal/cri's
+// Server used in-process, so a real kubelet and `hull kube` exercise one
+// code path.
+//
+// Daemonless: apply checks every document, records each pod under
+// <root>/kube/pods and starts one small detached supervisor per pod
+// (`hull-cri kube supervise DIR`, supervisor.go): that pod's kubelet.
+// get, describe and logs read what it records; delete asks it to tear
+// the pod down. A command that finds a pod's supervisor gone while the
+// pod still needs one starts another (reconcile).
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"hull/internal/config"
+	"hull/internal/cri"
+	"hull/internal/engine"
+)
+
+// env is one `hull-cri kube` invocation: hull's configuration, the
+// store, and the engine once a command needs it.
+type env struct {
+	configPath, root, runRoot, logLevel, hull string
+	namespace                                 string
+	version                                   string
+
+	cfg    config.Config
+	store  *Store
+	eng    *engine.Engine
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	log    *slog.Logger
+}
+
+// Main runs `hull-cri kube ARGS` (`hull kube` execs it with hull's
+// resolved configuration and the hull binary as flags).
+func Main(args []string, version string, stdin io.Reader, stdout, stderr io.Writer) error {
+	e := &env{version: version, stdin: stdin, stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "kube",
+		Short:         "Run Kubernetes pods on this machine with kubectl's commands and kubelet's semantics",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return e.setup()
+		},
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unknown command %q for \"hull kube\" (see hull kube --help)", args[0])
+			}
+			return cmd.Help()
+		},
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&e.configPath, "config", os.Getenv("HULL_CONFIG"), "config file")
+	pf.StringVar(&e.root, "root", "", "persistent state directory")
+	pf.StringVar(&e.runRoot, "run-root", "", "runtime state directory")
+	pf.StringVar(&e.logLevel, "log-level", "", "log level")
+	pf.StringVar(&e.hull, "hull", "", "the hull binary monitors run as")
+	for _, n := range []string{"config", "root", "run-root", "log-level", "hull"} {
+		pf.MarkHidden(n)
+	}
+	pf.StringVarP(&e.namespace, "namespace", "n", "", "the namespace (default \"default\")")
+	root.AddCommand(e.applyCmd(), e.getCmd(), e.describeCmd(), e.logsCmd(), e.execCmd(), e.deleteCmd(), e.superviseCmd())
+	// Under a "hull" root, so help and errors name `hull kube ...`.
+	top := &cobra.Command{Use: "hull", SilenceUsage: true, SilenceErrors: true}
+	top.CompletionOptions.DisableDefaultCmd = true
+	top.AddCommand(root)
+	top.SetArgs(append([]string{"kube"}, args...))
+	top.SetIn(stdin)
+	top.SetOut(stdout)
+	top.SetErr(stderr)
+	err := top.Execute()
+	if e.eng != nil {
+		e.eng.Close()
+	}
+	return err
+}
+
+// setup resolves the configuration as hull-cri does.
+func (e *env) setup() error {
+	cfg, err := cri.LoadConfig(e.configPath, e.root, e.runRoot, e.logLevel)
+	if err != nil {
+		return err
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		lvl = slog.LevelWarn
+	}
+	e.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: lvl}))
+	e.cfg = cfg
+	e.store = NewStore(cfg.Root)
+	return nil
+}
+
+// ns is the namespace a command works in.
+func (e *env) ns() string {
+	if e.namespace == "" {
+		return "default"
+	}
+	return e.namespace
+}
+
+// engine opens the engine (once).
+func (e *env) engine() (*engine.Engine, error) {
+	if e.eng != nil {
+		return e.eng, nil
+	}
+	hullPath, err := cri.HullBinary(e.hull)
+	if err != nil {
+		return nil, err
+	}
+	e.hull = hullPath
+	eng, err := cri.OpenEngine(e.cfg, hullPath, e.configPath, e.log)
+	if err != nil {
+		return nil, err
+	}
+	e.eng = eng
+	return eng, nil
+}
+
+// server is the CRI server over the engine, used in-process.
+func (e *env) server() (*cri.Server, error) {
+	eng, err := e.engine()
+	if err != nil {
+		return nil, err
+	}
+	return cri.New(eng, cri.Options{Version: e.version, Root: e.cfg.Root, RunRoot: e.cfg.RunRoot, Log: e.log}), nil
+}
+
+// globalArgs are the flags a child hull-cri kube gets.
+func (e *env) globalArgs() []string {
+	args := []string{"--root", e.cfg.Root, "--run-root", e.cfg.RunRoot, "--log-level", e.cfg.LogLevel}
+	if e.configPath != "" {
+		args = append(args, "--config", e.configPath)
+	}
+	if e.hull != "" {
+		args = append(args, "--hull", e.hull)
+	}
+	return args
+}
+
+// startSupervisor starts the pod's supervisor detached: a session of
+// its own, no terminal, its stderr in the pod's supervisor.log.
+func (e *env) startSupervisor(dir string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(filepath.Join(dir, "supervisor.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(self, append(append([]string{"kube"}, e.globalArgs()...), "supervise", dir)...)
+	cmd.Dir = "/"
+	cmd.Stderr = logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start the supervisor of %s: %w", filepath.Base(dir), err)
+	}
+	return cmd.Process.Release()
+}
+
+// reconcile starts a supervisor for every pod that needs one and has
+// none (it died, or the machine restarted): one not finished, or one
+// being deleted.
+func (e *env) reconcile() {
+	recs, err := e.store.List("")
+	if err != nil {
+		return
+	}
+	for _, r := range recs {
+		if supervisorPID(r.Dir) != 0 {
+			continue
+		}
+		var st kubeletState
+		readJSON(filepath.Join(r.Dir, "kubelet.json"), &st)
+		if _, deleting := e.store.deleting(r.Dir); st.Finished && !deleting {
+			continue
+		}
+		if err := e.startSupervisor(r.Dir); err != nil {
+			e.log.Warn("restart a pod's supervisor", "pod", r.Pod.Name, "err", err)
+		}
+	}
+}
+
+func (e *env) superviseCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "supervise DIR",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			srv, err := e.server()
+			if err != nil {
+				return err
+			}
+			ctx := context.Background()
+			err = Supervise(ctx, srv, args[0], e.log)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				e.log.Error("supervisor", "pod", filepath.Base(args[0]), "err", err)
+			}
+			return err
+		},
+	}
+}
