@@ -50,10 +50,10 @@ func kubeEnv(t *testing.T) (root string, fx *testenv.Fixtures) {
 				break
 			}
 		}
-		if out := mustHull(t, root, "ps", "-aq"); out != "" {
+		if out := mustHull(t, root, "ps", "-A", "-aq"); out != "" {
 			t.Errorf("containers left after every pod was deleted: %s", out)
 		}
-		if out := mustHull(t, root, "pod", "ls", "-q"); out != "" {
+		if out := mustHull(t, root, "pod", "ls", "-A", "-q"); out != "" {
 			t.Errorf("pods left after every kube pod was deleted: %s", out)
 		}
 	})
@@ -259,7 +259,7 @@ func TestKubeApplyBadInput(t *testing.T) {
 	if !strings.Contains(errOut, "No resources found in default namespace.") {
 		t.Errorf("get pods after bad input: %s; want none (a bad document leaves its good neighbours unmade too)", errOut)
 	}
-	if out := mustHull(t, root, "pod", "ls", "-q"); out != "" {
+	if out := mustHull(t, root, "pod", "ls", "-A", "-q"); out != "" {
 		t.Errorf("sandboxes after bad input: %s", out)
 	}
 	// A missing file, and stdin.
@@ -400,7 +400,7 @@ spec:
 	if _, errOut, _ := kube(t, root, "get", "pods"); !strings.Contains(errOut, "No resources found") {
 		t.Errorf("get pods after delete: %s", errOut)
 	}
-	if out := mustHull(t, root, "ps", "-aq"); out != "" {
+	if out := mustHull(t, root, "ps", "-A", "-aq"); out != "" {
 		t.Errorf("containers after delete: %s", out)
 	}
 }
@@ -677,17 +677,17 @@ spec:
 	syscall.Kill(pid, syscall.SIGKILL)
 	for deadline := time.Now().Add(10 * time.Second); syscall.Kill(pid, 0) == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 	}
-	sandbox := strings.TrimSpace(mustHull(t, root, "pod", "ls", "-q"))
+	sandbox := strings.TrimSpace(mustHull(t, root, "pod", "ls", "-A", "-q"))
 	mustHull(t, root, "pod", "stop", "-t", "1", sandbox)
 	waitPod(t, root, "gated", "in a new sandbox", func(p podJSON) bool {
 		cs := p.Status.ContainerStatuses[0]
 		return p.Status.Phase == "Running" && cs.State.Running != nil && cs.RestartCount >= 1 && cs.ContainerID != before &&
-			!strings.Contains(mustHull(t, root, "pod", "ls", "-q"), sandbox[:12])
+			!strings.Contains(mustHull(t, root, "pod", "ls", "-A", "-q"), sandbox[:12])
 	})
 	if out := mustKube(t, root, "describe", "pod", "gated"); !strings.Contains(out, "SandboxChanged") || !regexp.MustCompile(`Started\s+\S+ \(x2 over`).MatchString(out) {
 		t.Errorf("describe after the sandbox changed:\n%s", out)
 	}
-	if out := mustHull(t, root, "pod", "ls", "-q"); strings.TrimSpace(out) == sandbox || strings.Count(out, "\n") != 1 {
+	if out := mustHull(t, root, "pod", "ls", "-A", "-q"); strings.TrimSpace(out) == sandbox || strings.Count(out, "\n") != 1 {
 		t.Errorf("sandboxes after the change: %q (the old one was %s)", out, sandbox)
 	}
 	if body := httpGet(t, fmt.Sprintf("127.0.0.1:%d", hostPort)); body != "hello from gated\n" {
