@@ -43,7 +43,7 @@ func (e *Engine) RootfsPath(ctx context.Context, ref string) (*Container, string
 	if c.State == StateRemoving {
 		return nil, "", errdefs.ErrConflict.WithMessage(fmt.Sprintf("container %s is being removed", c.Name))
 	}
-	if err := e.mountRootfs(ctx, c.ID, c.Config.AutoRemove); err != nil {
+	if err := e.mountRootfs(ctx, c.ID, c.Config.AutoRemove, &c.Config.Spec); err != nil {
 		return nil, "", err
 	}
 	return c, e.rootfs(c.ID), nil

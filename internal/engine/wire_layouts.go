@@ -10,5 +10,5 @@ import (
 
 // The wire layouts of the types this package sends (see wire.Known).
 func init() {
-	wire.Known(reflect.TypeFor[Container](), 0x39df9fe41601421)
+	wire.Known(reflect.TypeFor[Container](), 0x3e54c069a18242cb)
 }

@@ -245,9 +245,12 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	}
 	if ic.NewUser {
 		sp.uidMaps, sp.gidMaps = spec.Linux.UIDMappings, spec.Linux.GIDMappings
+	}
+	if ic.NewUser || len(spec.Linux.UIDMappings) > 0 {
 		// The init reopens exec.fifo as the container's root, which is
-		// an unprivileged uid on the host.
-		if err = os.Chown(c.fifoPath(), int(hostID(sp.uidMaps, 0)), int(hostID(sp.gidMaps, 0))); err != nil {
+		// an unprivileged uid on the host (in a user namespace of its
+		// own, or one it joins: a pod's, whose mappings the spec repeats).
+		if err = os.Chown(c.fifoPath(), int(hostID(spec.Linux.UIDMappings, 0)), int(hostID(spec.Linux.GIDMappings, 0))); err != nil {
 			return nil, fmt.Errorf("container %s: exec fifo: %w", id, err)
 		}
 	}

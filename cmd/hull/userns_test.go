@@ -1,0 +1,97 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// usernsEnv is containerEnv with the root's directories open to the
+// mapped root (0711), as /run/hull and /var/lib/hull are: t.TempDir's
+// are 0700, and the container's root looks its rootfs up by path.
+func usernsEnv(t *testing.T) (string, string) {
+	t.Helper()
+	root, fx := containerEnv(t)
+	if err := os.MkdirAll(filepath.Join(root, "run"), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{filepath.Dir(root), root, filepath.Join(root, "run")} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root, fx.Busybox.Ref
+}
+
+func TestRunUIDMap(t *testing.T) {
+	root, img := usernsEnv(t)
+	// The mapping shows in the container, its root writes its rootfs
+	// and /tmp, and what it writes is the mapped host id's on disk.
+	out := runOut(t, root, "--uidmap", "0:100000:65536", "--gidmap", "0:200000:65536", img,
+		"sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; touch /made /tmp/t && ls -ln /etc/passwd /made | awk '{print $3, $4}'; id -u")
+	f := strings.Fields(out)
+	want := []string{"0", "100000", "65536", "0", "200000", "65536", "0", "0", "0", "0", "0"}
+	if strings.Join(f, " ") != strings.Join(want, " ") {
+		t.Errorf("uid_map, gid_map, owners, id -u: got %q, want %q", f, want)
+	}
+
+	mustHull(t, root, "run", "--name", "mapped", "--uidmap", "0:100000:65536", img, "sh", "-c", "echo hi > /etc/new-file && mkdir /etc/d")
+	merged := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.GraphDriver.Data.MergedDir}}", "mapped"))
+	_ = merged
+	upper := upperDirOf(t, root, "mapped")
+	for _, p := range []string{"etc/new-file", "etc/d", "etc"} {
+		var st syscall.Stat_t
+		if err := syscall.Lstat(filepath.Join(upper, p), &st); err != nil {
+			t.Fatalf("upper layer: %v", err)
+		}
+		if st.Uid != 100000 || st.Gid != 100000 {
+			t.Errorf("upper layer %s: owned by %d:%d, want the mapped root 100000:100000", p, st.Uid, st.Gid)
+		}
+	}
+	got := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.HostConfig.UsernsMode}} {{json .HostConfig.IDMappings}}", "mapped"))
+	if want := `private {"UidMap":["0:100000:65536"],"GidMap":["0:100000:65536"]}`; got != want {
+		t.Errorf("inspect: %s, want %s", got, want)
+	}
+
+	// A named volume is the container's root's; /etc/hosts too.
+	out = runOut(t, root, "--uidmap", "0:100000:65536", "-v", "uvol:/data", img,
+		"sh", "-c", "echo x > /data/f && echo 1.2.3.4 extra >> /etc/hosts && ls -ln /data/f | awk '{print $3}'")
+	if out != "0" {
+		t.Errorf("volume file owner in the container: %q, want 0", out)
+	}
+	mp := strings.TrimSpace(mustHull(t, root, "volume", "inspect", "-f", "{{.Mountpoint}}", "uvol"))
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(mp, "f"), &st); err != nil || st.Uid != 0 {
+		t.Errorf("volume file on the host: uid %d (%v), want 0 (an idmapped mount keeps the host's ids)", st.Uid, err)
+	}
+
+	runFails(t, root, "invalid --uidmap", "--uidmap", "0:100000", img, "true")
+	runFails(t, root, "mapped twice", "--uidmap", "0:100000:10", "--uidmap", "5:200000:10", img, "true")
+	runFails(t, root, "not supported", "--userns", "auto", img, "true")
+	runFails(t, root, "conflicting options", "--userns", "host", "--uidmap", "0:1:1", img, "true")
+}
+
+// upperDirOf is the writable layer of container name (from the overlay's
+// mount options).
+func upperDirOf(t *testing.T, root, name string) string {
+	t.Helper()
+	merged := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.GraphDriver.Data.MergedDir}}", name))
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[4] == merged {
+			for _, o := range strings.Split(f[len(f)-1], ",") {
+				if v, ok := strings.CutPrefix(o, "upperdir="); ok {
+					return v
+				}
+			}
+		}
+	}
+	t.Fatalf("no overlay mounted on %s", merged)
+	return ""
+}
