@@ -95,3 +95,27 @@ func upperDirOf(t *testing.T, root, name string) string {
 	t.Fatalf("no overlay mounted on %s", merged)
 	return ""
 }
+
+func TestPodUserNamespace(t *testing.T) {
+	root, img := usernsEnv(t)
+	mustHull(t, root, "pod", "create", "--name", "upod", "--share", "net,ipc,uts,pid", "--uidmap", "0:300000:65536")
+	t.Cleanup(func() { hull(t, root, "pod", "rm", "-f", "upod") })
+	mustHull(t, root, "run", "-d", "--name", "sleeper", "--pod", "upod", img, "sleep", "300")
+	// The second container is in the pod's user namespace and in its
+	// other namespaces, which that user namespace owns: its root may set
+	// the shared host name (CAP_SYS_ADMIN over the UTS namespace).
+	out := runOut(t, root, "--pod", "upod", "--cap-add", "SYS_ADMIN", img, "sh", "-c",
+		"cat /proc/self/uid_map; readlink /proc/self/ns/user; readlink /proc/self/ns/net; hostname podhost 2>&1 && hostname; ps -o pid,comm | grep -c sleep")
+	f := strings.Fields(out)
+	if len(f) != 7 || strings.Join(f[:3], " ") != "0 300000 65536" || f[5] != "podhost" || f[6] != "1" {
+		t.Fatalf("in the pod: %q, want the mapping 0 300000 65536, the user and net namespaces, host name podhost and the pod's sleep", f)
+	}
+	sleeper := strings.Fields(mustHull(t, root, "exec", "sleeper", "sh", "-c", "readlink /proc/self/ns/user; readlink /proc/self/ns/net"))
+	if len(sleeper) != 2 || sleeper[0] != f[3] || sleeper[1] != f[4] {
+		t.Errorf("the pod's containers are in different namespaces: %q and %q", sleeper, f[3:5])
+	}
+	if got := strings.TrimSpace(mustHull(t, root, "exec", "sleeper", "hostname")); got != "podhost" {
+		t.Errorf("host name in the pod's other container: %q, want podhost", got)
+	}
+	runFails(t, root, "drop --uidmap", "--pod", "upod", "--uidmap", "0:1:1", img, "true")
+}

@@ -327,3 +327,57 @@ func usernsInspect(o spec.Options) (string, *IDMappings) {
 	}
 	return mode, &IDMappings{UidMap: str(o.UIDMap), GidMap: str(o.GIDMap)}
 }
+
+// pinPod pins pod p's namespaces on dir, and starts the holder of its
+// PID namespace if it shares one. A pod with a user namespace has it
+// pinned too, owning the others (runtime.PinUserNamespaces), and its PID
+// holder made in it: a container that has joined the pod's user namespace
+// may only join namespaces that one owns.
+func (e *Engine) pinPod(dir string, p *Pod) error {
+	o := runtime.PinOptions{Hostname: p.Config.Hostname, Sysctls: p.Config.Sysctls}
+	if len(p.Config.UIDMap) == 0 {
+		if err := runtime.PinNamespaces(dir, p.pinKinds(), o); err != nil {
+			return fmt.Errorf("pod %s: %w", p.Name, err)
+		}
+		if p.shares("pid") {
+			if err := e.startPodHolder(p); err != nil {
+				runtime.UnpinNamespaces(dir)
+				return err
+			}
+		}
+		return nil
+	}
+	if _, err := os.Stat(e.InitPath); err != nil {
+		return fmt.Errorf("pod %s: a user namespace needs hull-init next to hull (make build puts it in bin/): %w", p.Name, err)
+	}
+	holder, err := runtime.PinUserNamespaces(dir, p.pinKinds(), o, runtime.UserNamespaceOptions{
+		Helper: e.InitPath, UIDs: p.Config.UIDMap, GIDs: p.Config.GIDMap, PID: p.shares("pid"),
+	})
+	if err != nil {
+		return fmt.Errorf("pod %s: %w", p.Name, err)
+	}
+	if holder != nil {
+		if err := e.recordPodHolder(p, holder); err != nil {
+			runtime.UnpinNamespaces(dir)
+			return err
+		}
+	}
+	return nil
+}
+
+// joinPodUserns puts container options o in pod p's user namespace, if
+// it has one (the container's own mappings, if given, must be the pod's).
+func (e *Engine) joinPodUserns(p *Pod, o *spec.Options) error {
+	if len(p.Config.UIDMap) == 0 {
+		if len(o.UIDMap) > 0 {
+			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("--pod %s: the pod has no user namespace, so its containers cannot have one (give the mappings to the pod)", p.Name))
+		}
+		return nil
+	}
+	if len(o.UIDMap) > 0 && (!slices.Equal(o.UIDMap, p.Config.UIDMap) || !slices.Equal(o.GIDMap, p.Config.GIDMap)) {
+		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("--pod %s: a container of the pod shares its user namespace and mappings; drop --uidmap/--gidmap", p.Name))
+	}
+	o.UIDMap, o.GIDMap = p.Config.UIDMap, p.Config.GIDMap
+	o.UsernsMode = "ns:" + e.podNS(p.ID, "user")
+	return nil
+}

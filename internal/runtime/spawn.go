@@ -38,6 +38,9 @@ type initConfig struct {
 	NewMount  bool
 	NewUTS    bool
 	NewUser   bool
+	// InUser: in a user namespace, new or joined (a pod's): device
+	// nodes are bound from the host, mknod is refused.
+	InUser bool
 	NewCgroup bool
 	NewNet    bool // made by unshare or ahead (Prepared.NetNS): lo is ours to bring up
 	// InCgroups: the process is in the container's cgroups already (the
@@ -219,6 +222,9 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 		}
 		if typ == "net" && ns.Path == "" {
 			ic.NewNet = true
+		}
+		if typ == "user" {
+			ic.InUser = true
 		}
 		if ns.Path != "" {
 			sp.join = append(sp.join, typ+"="+ns.Path)
