@@ -35,12 +35,12 @@ type initConfig struct {
 	Bundle  string
 	NoPivot bool
 	// Which namespaces are new (their setup is ours to do).
-	NewMount  bool
-	NewUTS    bool
-	NewUser   bool
+	NewMount bool
+	NewUTS   bool
+	NewUser  bool
 	// InUser: in a user namespace, new or joined (a pod's): device
 	// nodes are bound from the host, mknod is refused.
-	InUser bool
+	InUser    bool
 	NewCgroup bool
 	NewNet    bool // made by unshare or ahead (Prepared.NetNS): lo is ours to bring up
 	// InCgroups: the process is in the container's cgroups already (the
