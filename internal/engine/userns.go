@@ -171,6 +171,13 @@ func (e *Engine) mountMapped(id string, o *spec.Options, binds []idmapBind) erro
 	dir := e.mappedDir(id, o)
 	uid, gid := rootIDs(o)
 	top := filepath.Dir(dir)
+	// The run root is meant to be 0711 (perm.RootDir); one made
+	// narrower (a parent created for a socket) is opened to that.
+	if st, err := os.Stat(e.cfg.RunRoot); err == nil && st.Mode().Perm()&0o011 != 0o011 {
+		if err := os.Chmod(e.cfg.RunRoot, st.Mode().Perm()|0o011); err != nil {
+			return fmt.Errorf("make the run root traversable (0711): %w", err)
+		}
+	}
 	for d := e.cfg.RunRoot; ; d = filepath.Dir(d) {
 		if st, err := os.Stat(d); err == nil && st.Mode().Perm()&0o001 == 0 {
 			return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("a container in a user namespace needs the directories down to the run root %s traversable by its root (host uid %d), and %s is mode %04o: make it 0711 (chmod o+x %s)", e.cfg.RunRoot, uid, d, st.Mode().Perm(), d))
@@ -380,4 +387,33 @@ func (e *Engine) joinPodUserns(p *Pod, o *spec.Options) error {
 	o.UIDMap, o.GIDMap = p.Config.UIDMap, p.Config.GIDMap
 	o.UsernsMode = "ns:" + e.podNS(p.ID, "user")
 	return nil
+}
+
+// usernsSupport caches UserNamespacesSupported's answer.
+var usernsSupport struct {
+	once sync.Once
+	ok   bool
+}
+
+// UserNamespacesSupported says whether containers can run in user
+// namespaces here: a user namespace can be made (hull-init as its helper)
+// and the run root's filesystem takes idmapped mounts. Found out once per
+// process (a helper start and one mount attribute change, no mount).
+func (e *Engine) UserNamespacesSupported() bool {
+	usernsSupport.once.Do(func() {
+		one := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 65534, Size: 1}}
+		uns, err := runtime.NewUserNamespace(e.InitPath, one, one)
+		if err != nil {
+			return
+		}
+		defer uns.Close()
+		fd, err := unix.OpenTree(unix.AT_FDCWD, e.cfg.RunRoot, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		if err != nil {
+			return
+		}
+		defer unix.Close(fd)
+		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(uns.Fd())}
+		usernsSupport.ok = unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr) == nil
+	})
+	return usernsSupport.ok
 }
