@@ -269,6 +269,7 @@ func namespaceOptions(p *engine.Pod) *runtimeapi.NamespaceOption {
 	case "pod":
 		o.Pid = runtimeapi.NamespaceMode_POD
 	}
+	o.UsernsOptions = usernsOptions(p)
 	return o
 }
 

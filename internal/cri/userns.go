@@ -80,3 +80,18 @@ func containerUserns(u *runtimeapi.UserNamespace, p *engine.Pod) error {
 	}
 	return nil
 }
+
+// usernsOptions are a sandbox's user namespace options, for its status.
+func usernsOptions(p *engine.Pod) *runtimeapi.UserNamespace {
+	if len(p.Config.UIDMap) == 0 {
+		return &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_NODE}
+	}
+	conv := func(ms []specs.LinuxIDMapping) []*runtimeapi.IDMapping {
+		out := make([]*runtimeapi.IDMapping, len(ms))
+		for i, m := range ms {
+			out[i] = &runtimeapi.IDMapping{ContainerId: m.ContainerID, HostId: m.HostID, Length: m.Size}
+		}
+		return out
+	}
+	return &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: conv(p.Config.UIDMap), Gids: conv(p.Config.GIDMap)}
+}
