@@ -67,7 +67,7 @@ func TestPodUserNamespace(t *testing.T) {
 	}
 
 	for name, u := range map[string]*runtimeapi.UserNamespace{
-		"two mappings": {Mode: runtimeapi.NamespaceMode_POD, Uids: append(mapping, &runtimeapi.IDMapping{ContainerId: 0, HostId: 2000, Length: 100000}), Gids: mapping},
+		"two mappings":  {Mode: runtimeapi.NamespaceMode_POD, Uids: append(mapping, &runtimeapi.IDMapping{ContainerId: 0, HostId: 2000, Length: 100000}), Gids: mapping},
 		"root unmapped": {Mode: runtimeapi.NamespaceMode_POD, Uids: []*runtimeapi.IDMapping{{ContainerId: 1, HostId: 1000, Length: 10}}, Gids: mapping},
 		"container":     {Mode: runtimeapi.NamespaceMode_CONTAINER},
 		"target":        {Mode: runtimeapi.NamespaceMode_TARGET},
