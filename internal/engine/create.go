@@ -602,19 +602,20 @@ func (e *Engine) mount(ctx context.Context, id string, volatile bool, o *spec.Op
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return err
 	}
+	mountAll := snapshot.MountAll
 	if len(o.UIDMap) > 0 {
-		return e.mountIDMappedRootfs(id, mounts, o)
+		mountAll = func(ms []snapshot.Mount, _ string) error { return e.mountIDMappedRootfs(id, ms, o) }
 	}
 	if volatile {
 		if err := snapshot.ClearVolatile(mounts); err != nil {
 			return err
 		}
-		err = snapshot.MountAll(snapshot.Volatile(mounts), target)
+		err = mountAll(snapshot.Volatile(mounts), target)
 		if err == nil || !errors.Is(err, unix.EINVAL) {
 			return err
 		}
 	}
-	if err := snapshot.MountAll(mounts, target); err != nil {
+	if err := mountAll(mounts, target); err != nil {
 		return fmt.Errorf("mount the container's root filesystem: %w", err)
 	}
 	return nil

@@ -1,13 +1,14 @@
 package engine
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -109,10 +110,7 @@ func (e *Engine) mountIDMappedRootfs(id string, mounts []snapshot.Mount, o *spec
 	}
 	defer closeUserns(o, uns)
 	uid, gid := rootIDs(o)
-	if err := snapshot.MountIDMapped(mounts, e.rootfs(id), uns, uid, gid); err != nil {
-		return fmt.Errorf("mount the container's root filesystem: %w", err)
-	}
-	return nil
+	return snapshot.MountIDMapped(mounts, e.rootfs(id), uns, uid, gid)
 }
 
 // mappedDir is container id's directory the mapped root may reach.
@@ -122,11 +120,18 @@ func (e *Engine) mappedDir(id string, o *spec.Options) string {
 }
 
 // idmapBind is one idmapped bind mount of a container: Source bound on
-// <mappedDir>/idmap/Index.
+// <mappedDir>/idmap/<target()>.
 type idmapBind struct {
-	Index     int
 	Source    string
 	Recursive bool
+}
+
+// target names the bind's mount point after its source, not its place in
+// the spec: a spec made again (ensureConfig) may order the /etc files
+// differently, and must find each source where it was mounted.
+func (b idmapBind) target() string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%t", b.Source, b.Recursive))
+	return hex.EncodeToString(sum[:8])
 }
 
 // mapSpec points spec s of a container in a user namespace at what its
@@ -134,9 +139,10 @@ type idmapBind struct {
 // in its mapped directory, made now and recorded for mountMapped.
 func (e *Engine) mapSpec(id string, s *specs.Spec, o *spec.Options) error {
 	binds := []idmapBind{}
-	for _, i := range spec.IDMapped(s, *o) {
+	picked := spec.IDMapped(s, *o)
+	for _, i := range picked {
 		m := s.Mounts[i]
-		binds = append(binds, idmapBind{Index: i, Source: m.Source, Recursive: slices.Contains(m.Options, "rbind") && slices.Contains(m.Options, "ridmap")})
+		binds = append(binds, idmapBind{Source: m.Source, Recursive: slices.Contains(m.Options, "rbind") && slices.Contains(m.Options, "ridmap")})
 	}
 	data, _ := json.Marshal(binds)
 	if err := writeFile(filepath.Join(e.persistDir(id), "idmap.json"), data); err != nil {
@@ -147,8 +153,8 @@ func (e *Engine) mapSpec(id string, s *specs.Spec, o *spec.Options) error {
 	}
 	dir := e.mappedDir(id, o)
 	s.Root.Path = filepath.Join(dir, "rootfs")
-	for _, b := range binds {
-		s.Mounts[b.Index].Source = filepath.Join(dir, "idmap", strconv.Itoa(b.Index))
+	for n, i := range picked {
+		s.Mounts[i].Source = filepath.Join(dir, "idmap", binds[n].target())
 	}
 	return nil
 }
@@ -206,7 +212,7 @@ func (e *Engine) mountMapped(id string, o *spec.Options, binds []idmapBind) erro
 	}
 	var uns *os.File
 	for _, b := range binds {
-		target := filepath.Join(dir, "idmap", strconv.Itoa(b.Index))
+		target := filepath.Join(dir, "idmap", b.target())
 		if isMounted(target) {
 			continue
 		}
