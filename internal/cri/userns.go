@@ -21,7 +21,13 @@ import (
 // not modes kubelet uses for user namespaces; they are refused.
 
 // podUserns puts a sandbox's user namespace options into its pod config.
+// POD is the zero mode: options that are absent, or POD with no mapping at
+// all (an empty message), are the node's user namespace, as for a kubelet
+// that predates user namespaces.
 func podUserns(u *runtimeapi.UserNamespace, cfg *engine.PodConfig) error {
+	if u.GetMode() == runtimeapi.NamespaceMode_POD && len(u.GetUids()) == 0 && len(u.GetGids()) == 0 {
+		return nil
+	}
 	switch u.GetMode() {
 	case runtimeapi.NamespaceMode_NODE:
 		if len(u.GetUids()) > 0 || len(u.GetGids()) > 0 {
@@ -67,8 +73,8 @@ func criIDMaps(what string, ms []*runtimeapi.IDMapping) ([]specs.LinuxIDMapping,
 // pod's: a container joins its pod's user namespace (or the node's, with
 // the pod), it has none of its own.
 func containerUserns(u *runtimeapi.UserNamespace, p *engine.Pod) error {
-	if u == nil {
-		return nil
+	if u.GetMode() == runtimeapi.NamespaceMode_POD && len(u.GetUids()) == 0 && len(u.GetGids()) == 0 {
+		return nil // absent or empty: whatever the pod has (see podUserns)
 	}
 	switch mode := u.GetMode(); {
 	case mode == runtimeapi.NamespaceMode_POD && len(p.Config.UIDMap) == 0:
