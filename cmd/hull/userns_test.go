@@ -67,6 +67,20 @@ func TestRunUIDMap(t *testing.T) {
 		t.Errorf("volume file on the host: uid %d (%v), want 0 (an idmapped mount keeps the host's ids)", st.Uid, err)
 	}
 
+	// The host's network namespace (owned by the host's user namespace)
+	// with a user namespace of the container's own: sysfs is the host's.
+	if out := runOut(t, root, "--uidmap", "0:100000:65536", "--network", "host", img, "sh", "-c", "cat /proc/self/uid_map; ls /sys/class/net | grep -c lo"); strings.Join(strings.Fields(out), " ") != "0 100000 65536 1" {
+		t.Errorf("--network host in a user namespace: %q", out)
+	}
+
+	// Stopped and started again, it has its filesystems again.
+	mustHull(t, root, "run", "-d", "--name", "again", "--uidmap", "0:100000:65536", "-v", "uvol:/data", img, "sleep", "300")
+	mustHull(t, root, "stop", "-t", "1", "again")
+	mustHull(t, root, "start", "again")
+	if out := strings.TrimSpace(mustHull(t, root, "exec", "again", "sh", "-c", "cat /data/f; touch /again && echo ok")); out != "x\nok" {
+		t.Errorf("after a restart: %q, want the volume's file and a writable rootfs", out)
+	}
+
 	runFails(t, root, "invalid --uidmap", "--uidmap", "0:100000", img, "true")
 	runFails(t, root, "mapped twice", "--uidmap", "0:100000:10", "--uidmap", "5:200000:10", img, "true")
 	runFails(t, root, "not supported", "--userns", "auto", img, "true")
