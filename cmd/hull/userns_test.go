@@ -81,6 +81,15 @@ func TestRunUIDMap(t *testing.T) {
 		t.Errorf("after a restart: %q, want the volume's file and a writable rootfs", out)
 	}
 
+	// Removed, they leave no mount and no directory of their mappings.
+	mustHull(t, root, "rm", "-f", "again", "mapped")
+	if data, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(data), filepath.Join(root, "run", "userns-")) {
+		t.Errorf("mounts left under the mapped directories:\n%s", data)
+	}
+	if left, _ := filepath.Glob(filepath.Join(root, "run", "userns-*")); len(left) > 0 {
+		t.Errorf("mapped directories left: %v", left)
+	}
+
 	runFails(t, root, "invalid --uidmap", "--uidmap", "0:100000", img, "true")
 	runFails(t, root, "mapped twice", "--uidmap", "0:100000:10", "--uidmap", "5:200000:10", img, "true")
 	runFails(t, root, "not supported", "--userns", "auto", img, "true")
