@@ -73,6 +73,18 @@ func TestRunUIDMap(t *testing.T) {
 		t.Errorf("--network host in a user namespace: %q", out)
 	}
 
+	// cp into its filesystem: the files are its root's (the mapped host
+	// ids in the writable layer); into its volume: the host's ids.
+	src := filepath.Join(t.TempDir(), "copied")
+	if err := os.WriteFile(src, []byte("c"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustHull(t, root, "cp", src, "mapped:/etc/copied")
+	var cst syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(upper, "etc", "copied"), &cst); err != nil || cst.Uid != 100000 || cst.Gid != 100000 {
+		t.Errorf("cp into the container's filesystem: owned by %d:%d (%v), want its root 100000:100000", cst.Uid, cst.Gid, err)
+	}
+
 	// Stopped and started again, it has its filesystems again.
 	mustHull(t, root, "run", "-d", "--name", "again", "--uidmap", "0:100000:65536", "-v", "uvol:/data", img, "sleep", "300")
 	mustHull(t, root, "stop", "-t", "1", "again")

@@ -423,3 +423,23 @@ func (e *Engine) UserNamespacesSupported() bool {
 	})
 	return usernsSupport.ok
 }
+
+// TreeIDMaps are the mappings cp extracts into tree (from TreeFor) with:
+// the container's, when it has a user namespace and the tree is its own
+// filesystem, whose writable layer holds host ids; none for a volume or
+// bind (idmapped: their files keep the ids they have inside).
+func (e *Engine) TreeIDMaps(c *Container, tree string) (uids, gids []specs.LinuxIDMapping) {
+	if tree != e.rootfs(c.ID) {
+		return nil, nil
+	}
+	return c.Config.Spec.UIDMap, c.Config.Spec.GIDMap
+}
+
+// mapOwner is the host id of container id, or the overflow id 65534
+// (nobody) if it is not mapped.
+func mapOwner(ms []specs.LinuxIDMapping, id int) int {
+	if h, ok := spec.HostID(ms, uint32(id)); ok {
+		return int(h)
+	}
+	return 65534
+}
