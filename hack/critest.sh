@@ -86,6 +86,9 @@ start_env() {
   make -C "$here" build >/dev/null
   local addr
   work=$(mktemp -d /tmp/hull-critest.XXXXXX)
+  # Traversable, as /run is: containers in user namespaces (their root an
+  # unprivileged host uid) reach their rootfs under the run root.
+  chmod 711 "$work"
   bridge=hcrit$((RANDOM % 10000))
   cleanup() {
     [ -n "${cri_pid:-}" ] && kill -TERM "$cri_pid" 2>/dev/null && wait "$cri_pid" 2>/dev/null

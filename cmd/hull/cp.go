@@ -66,6 +66,9 @@ type copier struct {
 	keepOwners, follow bool
 	bytes              int64  // size of the tar stream moved
 	target             string // for the report; "" for a stream
+	// maps holds the UIDMap and GIDMap of the destination tree (a
+	// container's own filesystem in a user namespace).
+	maps engine.ExtractOptions
 }
 
 // source is what to archive: name inside root, archived as base.
@@ -121,6 +124,7 @@ func (cp *copier) pipe(s *source, dest *os.Root, rename engine.ExtractOptions) e
 		pw.CloseWithError(engine.WriteTar(pw, s.root, s.name, s.base))
 	}()
 	rename.KeepOwners = cp.keepOwners
+	rename.UIDMap, rename.GIDMap = cp.maps.UIDMap, cp.maps.GIDMap
 	err := engine.ExtractTar(dest, &countingReader{r: pr, n: &cp.bytes}, rename)
 	pr.CloseWithError(errors.New("extraction stopped"))
 	return err
@@ -224,7 +228,8 @@ func (cp *copier) toContainer(cmd *cobra.Command, eng *engine.Engine, src, ref, 
 	p := path.Clean("/" + dst)
 	if src == "-" {
 		// A tar stream goes into an existing directory as it is.
-		root, err := engine.OpenInRoot(eng.TreeFor(c, p))
+		tree, rel := eng.TreeFor(c, p)
+		root, err := engine.OpenInRoot(tree, rel)
 		if err != nil {
 			return fmt.Errorf("copy to %s:%s: %w", c.Name, dst, err)
 		}
@@ -232,7 +237,9 @@ func (cp *copier) toContainer(cmd *cobra.Command, eng *engine.Engine, src, ref, 
 		if fi, err := root.Stat("."); err != nil || !fi.IsDir() {
 			return fmt.Errorf("copy to %s:%s: the destination of a tar stream must be a directory", c.Name, dst)
 		}
-		return engine.ExtractTar(root, cmd.InOrStdin(), engine.ExtractOptions{KeepOwners: cp.keepOwners})
+		o := engine.ExtractOptions{KeepOwners: cp.keepOwners}
+		o.UIDMap, o.GIDMap = eng.TreeIDMaps(c, tree)
+		return engine.ExtractTar(root, cmd.InOrStdin(), o)
 	}
 	s, err := openHostSource(src, cp.follow)
 	if err != nil {
@@ -244,7 +251,9 @@ func (cp *copier) toContainer(cmd *cobra.Command, eng *engine.Engine, src, ref, 
 	if err != nil {
 		return fmt.Errorf("copy to %s:%s: %w", c.Name, dst, err)
 	}
-	droot, err := engine.OpenInRoot(eng.TreeFor(c, destDir))
+	tree, rel := eng.TreeFor(c, destDir)
+	cp.maps.UIDMap, cp.maps.GIDMap = eng.TreeIDMaps(c, tree)
+	droot, err := engine.OpenInRoot(tree, rel)
 	if err != nil {
 		return fmt.Errorf("copy to %s:%s: %w", c.Name, dst, err)
 	}

@@ -29,7 +29,7 @@ func newPodCmd(g *globals) *cobra.Command {
 
 func newPodCreateCmd(g *globals) *cobra.Command {
 	var name, hostname string
-	var labels, share []string
+	var labels, share, uidmaps, gidmaps []string
 	var nf netFlags
 	cmd := &cobra.Command{
 		Use:   "create [OPTIONS]",
@@ -41,6 +41,10 @@ func newPodCreateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			cfg := engine.PodConfig{Hostname: hostname, Network: c.Spec.Network, Net: c.Net}
+			var err error
+			if cfg.UIDMap, cfg.GIDMap, err = engine.ParseIDMaps(uidmaps, gidmaps); err != nil {
+				return err
+			}
 			if len(labels) > 0 {
 				cfg.Labels = map[string]string{}
 				for _, l := range labels {
@@ -68,6 +72,8 @@ func newPodCreateCmd(g *globals) *cobra.Command {
 	f.StringVar(&hostname, "hostname", "", "the pod's host name (default: its name)")
 	f.StringArrayVarP(&labels, "label", "l", nil, "set metadata: key=value")
 	f.StringArrayVar(&share, "share", nil, "namespaces the containers share: net,ipc,uts (default), and pid")
+	f.StringArrayVar(&uidmaps, "uidmap", nil, "a user namespace for the pod, mapping container uids to host uids: CONTAINER:HOST:SIZE")
+	f.StringArrayVar(&gidmaps, "gidmap", nil, "the pod's user namespace's gid mapping: CONTAINER:HOST:SIZE")
 	nf.register(f)
 	return cmd
 }

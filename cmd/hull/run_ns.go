@@ -14,6 +14,8 @@ import (
 type nsFlags struct {
 	pid, ipc, uts, cgroupns, shmSize               string
 	sysctls, devices, deviceRules                  []string
+	uidmaps, gidmaps                               []string
+	userns                                         string
 	readBps, writeBps, readIOps, writeIOps         []string
 	oomScoreAdj                                    int
 	oomKillDisable                                 bool
@@ -30,6 +32,9 @@ func (f *nsFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.uts, "uts", "", "UTS namespace: host")
 	fs.StringVar(&f.cgroupns, "cgroupns", "", "cgroup namespace: private or host")
 	fs.StringVar(&f.shmSize, "shm-size", "", "size of /dev/shm (default 64m)")
+	fs.StringArrayVar(&f.uidmaps, "uidmap", nil, "run in a user namespace mapping container uids to host uids: CONTAINER:HOST:SIZE")
+	fs.StringArrayVar(&f.gidmaps, "gidmap", nil, "run in a user namespace mapping container gids to host gids: CONTAINER:HOST:SIZE")
+	fs.StringVar(&f.userns, "userns", "", "user namespace: private (with --uidmap) or host")
 	fs.StringArrayVar(&f.sysctls, "sysctl", nil, "namespaced kernel parameter: KEY=VALUE")
 	fs.StringArrayVar(&f.devices, "device", nil, "add a host device: /dev/HOST[:/dev/CONTAINER][:rwm]")
 	fs.StringArrayVar(&f.deviceRules, "device-cgroup-rule", nil, "allow devices in the device cgroup: 'c 1:3 mr'")
@@ -68,6 +73,12 @@ func (f *nsFlags) apply(c *engine.Config) error {
 		o.Sysctls[k] = v
 	}
 	if err := engine.CheckNamespaceModes(*o); err != nil {
+		return err
+	}
+	if o.UIDMap, o.GIDMap, err = engine.ParseIDMaps(f.uidmaps, f.gidmaps); err != nil {
+		return err
+	}
+	if err := engine.CheckUsernsMode(f.userns, len(o.UIDMap) > 0); err != nil {
 		return err
 	}
 	for _, s := range f.devices {

@@ -123,6 +123,10 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if err := setSecurity(o, cc.GetLinux().GetSecurityContext()); err != nil {
 		return nil, err
 	}
+	if err := containerUserns(cc.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions(), p); err != nil {
+		return nil, err
+	}
+	o.IDMapBinds = true // in a user namespace (the pod's), as kubelet expects
 	// Namespaces the pod does not hold: the node's.
 	if p.Config.Labels[labelPidMode] == "host" {
 		o.PidMode = "host"

@@ -118,6 +118,9 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if cfg.Hostname == "" {
 		cfg.Hostname, _ = os.Hostname() // as containerd (the pod's name may not fit a host name)
 	}
+	if err := podUserns(ns.GetUsernsOptions(), &cfg); err != nil {
+		return nil, err
+	}
 	share := []string{"net"}
 	switch ns.GetPid() {
 	case runtimeapi.NamespaceMode_NODE:
@@ -298,6 +301,7 @@ func namespaceOptions(p *engine.Pod) *runtimeapi.NamespaceOption {
 	case "pod":
 		o.Pid = runtimeapi.NamespaceMode_POD
 	}
+	o.UsernsOptions = usernsOptions(p)
 	return o
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/containerd/errdefs"
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"github.com/klauspost/compress/zstd"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/ulikunitz/xz"
 
 	"hull/internal/snapshot"
@@ -43,7 +44,7 @@ func (e *Engine) RootfsPath(ctx context.Context, ref string) (*Container, string
 	if c.State == StateRemoving {
 		return nil, "", errdefs.ErrConflict.WithMessage(fmt.Sprintf("container %s is being removed", c.Name))
 	}
-	if err := e.mountRootfs(ctx, c.ID, c.Config.AutoRemove); err != nil {
+	if err := e.mountRootfs(ctx, c.ID, c.Config.AutoRemove, &c.Config.Spec); err != nil {
 		return nil, "", err
 	}
 	return c, e.rootfs(c.ID), nil
@@ -121,6 +122,10 @@ type ExtractOptions struct {
 	Rename     bool
 	From, To   string
 	KeepOwners bool // chown to the archive's uid/gid (cp -a)
+	// UIDMap and GIDMap, when set, are the mappings of the user namespace
+	// the tree is seen from (TreeIDMaps): what is extracted is owned by
+	// the host ids of its owners there (root's without KeepOwners).
+	UIDMap, GIDMap []specs.LinuxIDMapping
 }
 
 // ExtractTar unpacks a tar stream, plain or compressed with gzip, bzip2,
@@ -257,8 +262,15 @@ func extractEntry(root *os.Root, tr *tar.Reader, hdr *tar.Header, name string, o
 	default:
 		return nil // devices and fifos are not copied
 	}
-	if o.KeepOwners {
-		if err := root.Lchown(name, hdr.Uid, hdr.Gid); err != nil {
+	if o.KeepOwners || len(o.UIDMap) > 0 {
+		uid, gid := hdr.Uid, hdr.Gid
+		if len(o.UIDMap) > 0 {
+			if !o.KeepOwners {
+				uid, gid = 0, 0
+			}
+			uid, gid = mapOwner(o.UIDMap, uid), mapOwner(o.GIDMap, gid)
+		}
+		if err := root.Lchown(name, uid, gid); err != nil {
 			return err
 		}
 	}

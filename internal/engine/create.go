@@ -187,7 +187,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	c.Stage = StageCreate
 	trace.Mark("create: image resolved")
 
-	if err := e.prepareRootfs(ctx, id, cf, cfg.AutoRemove); err != nil {
+	if err := e.prepareRootfs(ctx, id, cf, cfg.AutoRemove, &cfg.Spec); err != nil {
 		return fail(StageCreate, err)
 	}
 	trace.Mark("create: rootfs mounted")
@@ -218,6 +218,9 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	}
 	trace.Mark("create: etc files")
 	s, err := spec.Generate(cf, e.rootfs(id), so)
+	if err == nil && len(so.UIDMap) > 0 {
+		err = e.mapSpec(id, s, &so)
+	}
 	trace.Mark("create: spec generated")
 	if err != nil {
 		return fail(StageCreate, err)
@@ -296,6 +299,9 @@ func (e *Engine) ensureConfig(ctx context.Context, c *Container) error {
 		return fmt.Errorf("container %s: %w", c.Name, err)
 	}
 	s, err := spec.Generate(cf, e.rootfs(c.ID), so)
+	if err == nil && len(so.UIDMap) > 0 {
+		err = e.mapSpec(c.ID, s, &so)
+	}
 	if err == nil {
 		err = e.writeConfig(c.ID, s)
 	}
@@ -553,7 +559,7 @@ func (e *Engine) checkPlatform(rec *image.Record, platform string) error {
 
 // prepareRootfs makes the container's writable snapshot over the image's
 // layers and mounts it.
-func (e *Engine) prepareRootfs(ctx context.Context, id string, cf *v1.ConfigFile, volatile bool) error {
+func (e *Engine) prepareRootfs(ctx context.Context, id string, cf *v1.ConfigFile, volatile bool, o *spec.Options) error {
 	parent := ""
 	if chains := layerChains(cf); len(chains) > 0 {
 		if err := e.snap.Retain(ctx, ownerKey(id), chains...); err != nil {
@@ -564,16 +570,22 @@ func (e *Engine) prepareRootfs(ctx context.Context, id string, cf *v1.ConfigFile
 	if _, err := e.snap.Prepare(ctx, snapshotKey(id), parent); err != nil {
 		return fmt.Errorf("prepare the container's writable layer: %w", err)
 	}
-	return e.mount(ctx, id, volatile) // a layer just made is mounted nowhere
+	return e.mount(ctx, id, volatile, o) // a layer just made is mounted nowhere
 }
 
 // mountRootfs mounts the container's snapshot unless it is mounted (after a
-// reboot it is not).
-func (e *Engine) mountRootfs(ctx context.Context, id string, volatile bool) error {
-	if isMounted(e.rootfs(id)) {
-		return nil
+// reboot it is not), and in a user namespace what its spec binds from
+// its mapped directory (userns.go).
+func (e *Engine) mountRootfs(ctx context.Context, id string, volatile bool, o *spec.Options) error {
+	if !isMounted(e.rootfs(id)) {
+		if err := e.mount(ctx, id, volatile, o); err != nil {
+			return err
+		}
 	}
-	return e.mount(ctx, id, volatile)
+	if len(o.UIDMap) > 0 {
+		return e.mountMapped(id, o, nil)
+	}
+	return nil
 }
 
 // mount mounts the container's snapshot on its rootfs. A volatile mount
@@ -581,7 +593,7 @@ func (e *Engine) mountRootfs(ctx context.Context, id string, volatile bool) erro
 // layer, at its unmount too: the layer is thrown away when the container
 // exits, and never remounted after a crash.
 // Kernels before 5.10 lack the option; the mount is then an ordinary one.
-func (e *Engine) mount(ctx context.Context, id string, volatile bool) error {
+func (e *Engine) mount(ctx context.Context, id string, volatile bool, o *spec.Options) error {
 	target := e.rootfs(id)
 	mounts, err := e.snap.Mounts(ctx, snapshotKey(id))
 	if err != nil {
@@ -590,16 +602,20 @@ func (e *Engine) mount(ctx context.Context, id string, volatile bool) error {
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return err
 	}
+	mountAll := snapshot.MountAll
+	if len(o.UIDMap) > 0 {
+		mountAll = func(ms []snapshot.Mount, _ string) error { return e.mountIDMappedRootfs(id, ms, o) }
+	}
 	if volatile {
 		if err := snapshot.ClearVolatile(mounts); err != nil {
 			return err
 		}
-		err = snapshot.MountAll(snapshot.Volatile(mounts), target)
+		err = mountAll(snapshot.Volatile(mounts), target)
 		if err == nil || !errors.Is(err, unix.EINVAL) {
 			return err
 		}
 	}
-	if err := snapshot.MountAll(mounts, target); err != nil {
+	if err := mountAll(mounts, target); err != nil {
 		return fmt.Errorf("mount the container's root filesystem: %w", err)
 	}
 	return nil

@@ -121,15 +121,18 @@ type InspectHost struct {
 	GroupAdd          []string          `json:"GroupAdd"`
 	// The namespace, device and resource flags (docker's names).
 	PidMode, IpcMode, UTSMode, CgroupnsMode string
-	ShmSize                                 int64
-	Sysctls, Annotations                    map[string]string `json:",omitempty"`
-	OomScoreAdj                             int
-	OomKillDisable                          bool
-	CgroupParent, CpusetMems                string
-	CpuPeriod, CpuQuota                     int64
-	BlkioWeight                             uint16
-	Devices                                 []spec.Device
-	DeviceCgroupRules                       []string
+	// UsernsMode and IDMappings are podman's (userns.go).
+	UsernsMode               string
+	IDMappings               *IDMappings `json:",omitempty"`
+	ShmSize                  int64
+	Sysctls, Annotations     map[string]string `json:",omitempty"`
+	OomScoreAdj              int
+	OomKillDisable           bool
+	CgroupParent, CpusetMems string
+	CpuPeriod, CpuQuota      int64
+	BlkioWeight              uint16
+	Devices                  []spec.Device
+	DeviceCgroupRules        []string
 	// LogConfig is the log driver and options the container was created
 	// with; json-file, local and k8s-file all mean hull's log file (CRI's
 	// format, at LogPath).
@@ -231,6 +234,7 @@ func (e *Engine) Inspect(c *Container) *Inspect {
 	h.CpusetCpus, h.PidsLimit, h.Ulimits, h.Tmpfs, h.Init = o.CpusetCpus, o.PidsLimit, o.Ulimits, o.Tmpfs, o.Init
 	h.GroupAdd = o.GroupAdd
 	h.PidMode, h.IpcMode, h.UTSMode, h.CgroupnsMode = o.PidMode, o.IpcMode, o.UTSMode, o.CgroupnsMode
+	h.UsernsMode, h.IDMappings = usernsInspect(o)
 	if h.IpcMode == "" {
 		h.IpcMode = "private"
 	}

@@ -116,7 +116,7 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 		return err
 	}
 	if o.Created == nil {
-		if err := e.mountRootfs(ctx, c.ID, c.Config.AutoRemove); err != nil {
+		if err := e.mountRootfs(ctx, c.ID, c.Config.AutoRemove, &c.Config.Spec); err != nil {
 			return nil, failed(err)
 		}
 		if err := e.mountShm(c); err != nil {
@@ -555,6 +555,7 @@ func (e *Engine) cleanup(ctx context.Context, c *Container) ([]string, error) {
 		errs = append(errs, err)
 	}
 	unmountAll(e.shmDir(c.ID))
+	e.unmountMapped(c.ID, &c.Config.Spec)
 	aside = append(aside, setAside(e.runDir(c.ID)), setAside(e.persistDir(c.ID)))
 	trace.Mark("cleanup: set aside")
 	err = e.db.Tx(context.WithoutCancel(ctx), func(tx *sql.Tx) error {

@@ -42,10 +42,16 @@ func (e *Engine) startPodHolder(p *Pod) error {
 	// This process reaps it if it outlives the holder (hull cri serve);
 	// a command that exits first leaves it to init.
 	go cmd.Wait()
-	pid := cmd.Process.Pid
+	return e.recordPodHolder(p, cmd.Process)
+}
+
+// recordPodHolder records pod p's running PID namespace holder and pins
+// its PID namespace.
+func (e *Engine) recordPodHolder(p *Pod, proc *os.Process) error {
+	pid := proc.Pid
 	rec := fmt.Sprintf("%d %d\n", pid, procStart(pid))
 	if err := os.WriteFile(e.podHolderFile(p.ID), []byte(rec), 0o600); err != nil {
-		cmd.Process.Kill()
+		proc.Kill()
 		return fmt.Errorf("pod %s: record its PID namespace holder: %w", p.Name, err)
 	}
 	target := e.podNS(p.ID, "pid")

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"hull/internal/metadata"
 	"hull/internal/runtime"
@@ -70,6 +71,11 @@ type PodConfig struct {
 	// LogDirectory is where the pod's containers log (a CRI sandbox's
 	// log_directory; each container names its file under it).
 	LogDirectory string `json:"LogDirectory,omitempty"`
+	// UIDMap and GIDMap give the pod a user namespace of these mappings,
+	// which owns its other namespaces and which its containers join
+	// (userns.go).
+	UIDMap []specs.LinuxIDMapping `json:"UIDMap,omitempty"`
+	GIDMap []specs.LinuxIDMapping `json:"GIDMap,omitempty"`
 }
 
 func init() {
@@ -315,16 +321,10 @@ func (e *Engine) upPod(ctx context.Context, p *Pod) error {
 	}
 	dir := filepath.Join(e.podRunDir(p.ID), "ns")
 	e.downPod(ctx, p) // what a killed start left
-	if err := runtime.PinNamespaces(dir, p.pinKinds(), runtime.PinOptions{Hostname: p.Config.Hostname, Sysctls: p.Config.Sysctls}); err != nil {
-		return fmt.Errorf("pod %s: %w", p.Name, err)
+	if err := e.pinPod(dir, p); err != nil {
+		return err
 	}
 	trace.Mark("pod: pinned")
-	if p.shares("pid") {
-		if err := e.startPodHolder(p); err != nil {
-			runtime.UnpinNamespaces(dir)
-			return err
-		}
-	}
 	var addrs []netip.Addr
 	if p.shares("net") && len(p.Config.Net.Networks) > 0 {
 		as, err := e.attachTo(ctx, p.ID, e.podNS(p.ID, "net"), p.Config.Net, func(ep Endpoint) []string { return dnsNames(p.Name, p.ID, ep) })
@@ -506,6 +506,9 @@ func (e *Engine) joinPod(ctx context.Context, cfg *Config) (*Pod, error) {
 	}
 	if o.CgroupParent == "" {
 		o.CgroupParent = p.Config.CgroupParent
+	}
+	if err := e.joinPodUserns(p, o); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

@@ -10,5 +10,5 @@ import (
 
 // The wire layouts of the types this package sends (see wire.Known).
 func init() {
-	wire.Known(reflect.TypeFor[Container](), 0x1440b21073af696f)
+	wire.Known(reflect.TypeFor[Container](), 0x20311c733e3876d)
 }

@@ -90,6 +90,14 @@ func pinOnThread(dir string, kinds []string, flags int, o PinOptions) (ok bool, 
 
 // setUp configures the thread's new namespaces and pins them.
 func setUp(dir string, kinds []string, o PinOptions) error {
+	if err := configure(kinds, o); err != nil {
+		return err
+	}
+	return pin(dir, kinds)
+}
+
+// configure sets up the thread's namespaces: host name, lo, sysctls.
+func configure(kinds []string, o PinOptions) error {
 	for _, k := range kinds {
 		switch k {
 		case "uts":
@@ -109,6 +117,11 @@ func setUp(dir string, kinds []string, o PinOptions) error {
 			return fmt.Errorf("pin namespaces: sysctl %s=%s: %w", key, value, err)
 		}
 	}
+	return nil
+}
+
+// pin bind-mounts the thread's namespaces of kinds on dir/KIND.
+func pin(dir string, kinds []string) error {
 	for _, k := range kinds {
 		target := filepath.Join(dir, k)
 		f, err := os.OpenFile(target, os.O_CREATE|os.O_RDONLY, 0o600)
@@ -127,7 +140,7 @@ func setUp(dir string, kinds []string, o PinOptions) error {
 // (each namespace ends once no process is in it); missing pins are fine.
 func UnpinNamespaces(dir string) error {
 	var errs []error
-	for k := range PinKinds {
+	for _, k := range []string{"net", "ipc", "uts", "user"} {
 		target := filepath.Join(dir, k)
 		if err := unix.Unmount(target, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
 			errs = append(errs, fmt.Errorf("unpin %s: %w", target, err))

@@ -754,7 +754,7 @@ func makeDevice(cfg *initConfig, d devNode) error {
 	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 		return fmt.Errorf("device %s: %w", d.path, err)
 	}
-	if cfg.NewUser {
+	if cfg.InUser {
 		if _, err := os.Lstat(target); errors.Is(err, os.ErrNotExist) {
 			f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|unix.O_CLOEXEC, 0o644)
 			if err != nil {

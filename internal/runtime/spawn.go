@@ -35,9 +35,12 @@ type initConfig struct {
 	Bundle  string
 	NoPivot bool
 	// Which namespaces are new (their setup is ours to do).
-	NewMount  bool
-	NewUTS    bool
-	NewUser   bool
+	NewMount bool
+	NewUTS   bool
+	NewUser  bool
+	// InUser: in a user namespace, new or joined (a pod's): device
+	// nodes are bound from the host, mknod is refused.
+	InUser    bool
 	NewCgroup bool
 	NewNet    bool // made by unshare or ahead (Prepared.NetNS): lo is ours to bring up
 	// InCgroups: the process is in the container's cgroups already (the
@@ -220,6 +223,9 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 		if typ == "net" && ns.Path == "" {
 			ic.NewNet = true
 		}
+		if typ == "user" {
+			ic.InUser = true
+		}
 		if ns.Path != "" {
 			sp.join = append(sp.join, typ+"="+ns.Path)
 			continue
@@ -245,9 +251,12 @@ func (r *Runtime) Create(id string, o CreateOptions) (c *Container, err error) {
 	}
 	if ic.NewUser {
 		sp.uidMaps, sp.gidMaps = spec.Linux.UIDMappings, spec.Linux.GIDMappings
+	}
+	if ic.NewUser || len(spec.Linux.UIDMappings) > 0 {
 		// The init reopens exec.fifo as the container's root, which is
-		// an unprivileged uid on the host.
-		if err = os.Chown(c.fifoPath(), int(hostID(sp.uidMaps, 0)), int(hostID(sp.gidMaps, 0))); err != nil {
+		// an unprivileged uid on the host (in a user namespace of its
+		// own, or one it joins: a pod's, whose mappings the spec repeats).
+		if err = os.Chown(c.fifoPath(), int(hostID(spec.Linux.UIDMappings, 0)), int(hostID(spec.Linux.GIDMappings, 0))); err != nil {
 			return nil, fmt.Errorf("container %s: exec fifo: %w", id, err)
 		}
 	}

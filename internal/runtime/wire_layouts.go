@@ -12,7 +12,7 @@ import (
 
 // The wire layouts of the types this package sends (see wire.Known).
 func init() {
-	wire.Known(reflect.TypeFor[initConfig](), 0x61b415fb876fa36f)
+	wire.Known(reflect.TypeFor[initConfig](), 0x13a1c28fde65e8c6)
 	wire.Known(reflect.TypeFor[syncMsg](), 0xe4492effc5e94816)
 	wire.Known(reflect.TypeFor[specs.Spec](), 0x4a0ed39df86d97ba)
 	wire.Known(reflect.TypeFor[specs.LinuxSeccomp](), 0x4e1802abf1e069e3)

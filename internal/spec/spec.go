@@ -117,6 +117,19 @@ type Options struct {
 	// another container's namespace to join (/proc/PID/ns/X): the
 	// engine's resolution of a container:C mode, made at create.
 	JoinNamespaces map[string]string
+	// UIDMap and GIDMap are --uidmap/--gidmap (container id, host id,
+	// size): the container runs in a user namespace with these mappings
+	// (a new one, or UsernsMode's). The engine idmaps its root
+	// filesystem and bind mounts to them (see userns.go).
+	UIDMap, GIDMap []specs.LinuxIDMapping
+	// UsernsMode is "" (a new user namespace if UIDMap is set) or
+	// "ns:PATH": join the user namespace pinned at PATH (a pod's, whose
+	// mappings UIDMap and GIDMap repeat).
+	UsernsMode string
+	// IDMapBinds idmaps every bind mount in a user namespace (a CRI
+	// container's, as kubelet expects), not only named volumes, the
+	// engine's /etc files and mounts with the "idmap" option.
+	IDMapBinds bool
 	// ShmSource is a host directory bound on /dev/shm instead of a tmpfs
 	// of its own: the host's with --ipc host, another container's with
 	// --ipc container:C (the engine sets it).
@@ -296,6 +309,9 @@ func Generate(img *v1.ConfigFile, rootfs string, o Options) (*specs.Spec, error)
 	}
 	if len(o.Annotations) > 0 {
 		s.Annotations = maps.Clone(o.Annotations)
+	}
+	if err := userNamespace(s, o); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
