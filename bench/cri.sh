@@ -25,7 +25,9 @@
 # the host does not route; nothing leaves the machine (no masquerade).
 # Everything is stopped (by PID) and removed at the end.
 #
-#   bench/cri.sh     (COUNT=50 pods, ROUNDS=3, CRITEST_N=20 samples)
+#   bench/cri.sh     (COUNT=50 pods, ROUNDS=3, CRITEST_N=20 samples;
+#                     BENCH_HOLD=SECONDS keeps everything, logs included,
+#                     that long before the cleanup, to look at a failure)
 set -euo pipefail
 count=${COUNT:-50}
 rounds=${ROUNDS:-3}
