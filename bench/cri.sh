@@ -25,7 +25,9 @@
 # the host does not route; nothing leaves the machine (no masquerade).
 # Everything is stopped (by PID) and removed at the end.
 #
-#   bench/cri.sh     (COUNT=50 pods, ROUNDS=3, CRITEST_N=20 samples)
+#   bench/cri.sh     (COUNT=50 pods, ROUNDS=3, CRITEST_N=20 samples;
+#                     BENCH_HOLD=SECONDS keeps everything, logs included,
+#                     that long before the cleanup, to look at a failure)
 set -euo pipefail
 count=${COUNT:-50}
 rounds=${ROUNDS:-3}
@@ -37,7 +39,10 @@ export PATH=/usr/local/go/bin:$PATH
 
 hull_bridge=hbcri0 hull_subnet=10.236.150.0/24
 ctd_bridge=cbcri0 ctd_subnet=10.236.151.0/24
-for s in "$hull_subnet" "$ctd_subnet"; do
+# hull's default network, when the pods are on a conflist (unused then,
+# but the engine may make it: private all the same)
+def_bridge=hbcri0d def_subnet=10.236.152.0/24
+for s in "$hull_subnet" "$ctd_subnet" "$def_subnet"; do
   if ip route show | grep -q "^${s%/*}"; then
     echo "bench: $s is routed on this host already; pick other subnets" >&2
     exit 1
@@ -50,7 +55,8 @@ for b in hull hull-cri hull-shim hull-init; do [ -x "bin/$b" ] || { make build >
 eval "$(hack/critest.sh build | grep -E '^(CRITEST|CRICTL)=')"
 
 work=$(mktemp -d /var/tmp/hull-benchcri.XXXXXX)
-hull_pid= ctd_pid=
+hull_pid= ctd_pid= hull_net=
+def_net=("$hull_bridge" "$hull_subnet") # hull's default network: the pods' unless on a conflist
 # The top-level cgroups containerd's runc makes (critest's pods ask for a
 # "systemd.slice" parent, cribench's none: "k8s.io") and leaves: removed
 # at the end only if they were not there before and are empty.
@@ -72,15 +78,18 @@ cleanup() {
   done
   [ -n "$hull_pid" ] && kill -TERM "$hull_pid" 2>/dev/null && wait "$hull_pid" 2>/dev/null
   if [ -f "$work/hull.toml" ]; then
-    ids=$(hull pod ls -q 2>/dev/null) && [ -n "$ids" ] && hull pod rm -f $ids >/dev/null 2>&1
-    ids=$(hull ps -aq 2>/dev/null) && [ -n "$ids" ] && hull rm -f $ids >/dev/null 2>&1
+    # (-A: CRI pods and containers too, where the CLI hides them)
+    ids=$(hull pod ls -A -q 2>/dev/null || hull pod ls -q 2>/dev/null) && [ -n "$ids" ] && hull pod rm -f $ids >/dev/null 2>&1
+    ids=$(hull ps -A -aq 2>/dev/null || hull ps -aq 2>/dev/null) && [ -n "$ids" ] && hull rm -f $ids >/dev/null 2>&1
+    [ -n "$hull_net" ] && hull network rm "$hull_net" >/dev/null 2>&1
     [ -x "$work/testenv" ] && "$work/testenv" network-rm --root "$work/hull" --run-root "$work/hull-run" \
-      --bridge "$hull_bridge" --subnet "$hull_subnet" >/dev/null 2>&1
+      --bridge "${def_net[0]}" --subnet "${def_net[1]}" >/dev/null 2>&1
   fi
   [ -n "$ctd_pid" ] && kill -TERM "$ctd_pid" 2>/dev/null && wait "$ctd_pid" 2>/dev/null
   # Shims of ours a failure left (their command line names our socket).
   for p in $(pgrep -f "containerd-shim-runc-v2 .*-address $work/ctd.sock"); do kill -KILL "$p" 2>/dev/null; done
   ip link del "$hull_bridge" 2>/dev/null
+  ip link del "$def_bridge" 2>/dev/null
   ip link del "$ctd_bridge" 2>/dev/null
   for d in "${cg_new[@]}"; do
     for c in /sys/fs/cgroup/*/; do [ -d "$c$d" ] && rmdir "$c$d" 2>/dev/null; done
@@ -104,16 +113,47 @@ registry_pid=$PID
 img=registry.k8s.io/e2e-test-images/busybox:1.29-2 # critest's default container image
 pause=registry.k8s.io/pause:3.9
 
-# hull-cri: its default network on the benchmark's bridge, the mirrors.
+# hull-cri: the mirrors; its pods on the benchmark's bridge and subnet:
+# through a conflist of the same shape as containerd's where hull-cri
+# takes the pod network from a CNI directory (--cni-conf-dir), else on
+# hull's default network; its NRI, where it serves one, on private paths
+# (containerd 1.6 serves none).
+serve_help=$("$repo/bin/hull" cri serve --help 2>&1 || true)
+hull_args=()
+if grep -q -- --cni-conf-dir <<<"$serve_help"; then
+  hull_net=cribench-hull
+  def_net=("$def_bridge" "$def_subnet")
+  mkdir -p "$work/hull-cni"
+  cat >"$work/hull-cni/10-bench.conflist" <<EOF
 {
-  printf '[network]\ndefault_bridge = "%s"\ndefault_subnet = "%s"\n' "$hull_bridge" "$hull_subnet"
+  "cniVersion": "1.0.0",
+  "name": "$hull_net",
+  "plugins": [
+    {
+      "type": "bridge", "bridge": "$hull_bridge", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+      "ipam": {
+        "type": "host-local", "routes": [{ "dst": "0.0.0.0/0" }],
+        "ranges": [[{ "subnet": "$hull_subnet", "gateway": "${hull_subnet%.0/24}.1" }]]
+      }
+    },
+    { "type": "portmap", "capabilities": { "portMappings": true } }
+  ]
+}
+EOF
+  hull_args+=(--cni-conf-dir "$work/hull-cni")
+fi
+{
+  printf '[network]\ndefault_bridge = "%s"\ndefault_subnet = "%s"\n' "${def_net[@]}"
   echo "[registries.mirrors]"
   cat "$work/mirrors"
 } >"$work/hull.toml"
+if grep -q -- --nri-socket <<<"$serve_help"; then
+  hull_args+=(--nri-socket "$work/nri.sock" --nri-plugin-path "$work/nri-plugins" --nri-plugin-config-path "$work/nri-conf")
+fi
 # (not through hull(): a function runs in a subshell of its own, and
 # the pid must be the process that execs hull-cri)
 "$repo/bin/hull" --config "$work/hull.toml" --root "$work/hull" --run-root "$work/hull-run" \
-  cri serve --listen "unix://$work/hull.sock" 2>"$work/hull-cri.log" &
+  cri serve --listen "unix://$work/hull.sock" "${hull_args[@]}" 2>"$work/hull-cri.log" &
 hull_pid=$!
 
 # containerd: private everything; CNI bridge + portmap on its subnet.
