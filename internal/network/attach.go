@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -282,13 +283,14 @@ func (m *Manager) Reclaim(ctx context.Context, alive func(containerID string) bo
 	if err != nil {
 		return fmt.Errorf("networks: %w", err)
 	}
+	m.removeStaleTemps()
 	for _, e := range entries {
 		id := e.Name()
-		if alive(id) {
-			continue
-		}
+		// The records are listed before alive is asked: a record written
+		// after the question is not in the list, so never undone here, and
+		// alive (InUse) sees every record in the list.
 		recs, err := os.ReadDir(filepath.Join(m.attachDir, id))
-		if err != nil {
+		if err != nil || alive(id) {
 			continue
 		}
 		for _, r := range recs {
@@ -312,6 +314,17 @@ func (m *Manager) Reclaim(ctx context.Context, alive func(containerID string) bo
 		os.Remove(filepath.Join(m.attachDir, id))
 	}
 	return errors.Join(errs...)
+}
+
+// removeStaleTemps removes the temporary record files a killed write left
+// (older than a minute: a write under way takes microseconds).
+func (m *Manager) removeStaleTemps() {
+	entries, _ := os.ReadDir(m.tmpDir)
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > time.Minute {
+			os.Remove(filepath.Join(m.tmpDir, e.Name()))
+		}
+	}
 }
 
 // InUse says whether a container's attachments are in use whatever its
@@ -446,15 +459,30 @@ func (m *Manager) writeRecord(a *Attachment) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("attachment record: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	// The temporary file is written outside the container's directory, and
+	// the rename retried if the directory went: another process's Reclaim
+	// removes a directory it finds without records (this container's, before
+	// its first record is in place, looks like a killed attach's).
+	f, err := os.CreateTemp(m.tmpDir, a.ContainerID+"-*")
+	if err != nil {
 		return fmt.Errorf("attachment record: %w", err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("attachment record: %w", err)
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return nil
+	for try := 0; err == nil; try++ {
+		if err = os.Rename(tmp, path); err == nil {
+			return nil
+		}
+		if !errors.Is(err, os.ErrNotExist) || try == 10 {
+			break
+		}
+		err = os.MkdirAll(filepath.Dir(path), 0o700)
+	}
+	os.Remove(tmp)
+	return fmt.Errorf("attachment record: %w", err)
 }
 
 func (m *Manager) readRecord(id, network string) (*Attachment, error) {

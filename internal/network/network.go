@@ -116,6 +116,7 @@ type Manager struct {
 	runDir     string // <runRoot>/networks
 	ipamDir    string // host-local's dataDir: NAME/<ip> files, NAME/lock
 	attachDir  string // attachment records: CONTAINER/NETWORK.json
+	tmpDir     string // records being written, renamed into attachDir
 	portDir    string // host port reservations: PROTO-PORT
 	cacheDir   string // libcni's cache of results and configs
 	pluginDirs []string
@@ -145,12 +146,13 @@ func Open(root, runRoot string, opts Options) (*Manager, error) {
 	}
 	m.ipamDir = filepath.Join(m.runDir, "ipam")
 	m.attachDir = filepath.Join(m.runDir, "attachments")
+	m.tmpDir = filepath.Join(m.runDir, "attachments.tmp")
 	m.portDir = filepath.Join(m.runDir, "ports")
 	m.cacheDir = filepath.Join(m.runDir, "cni-cache")
 	if err := os.MkdirAll(m.confDir, 0o700); err != nil {
 		return nil, fmt.Errorf("networks: %w", err)
 	}
-	for _, d := range []string{m.ipamDir, m.attachDir, m.portDir, m.cacheDir} {
+	for _, d := range []string{m.ipamDir, m.attachDir, m.tmpDir, m.portDir, m.cacheDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("networks: %w", err)
 		}
