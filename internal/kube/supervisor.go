@@ -133,6 +133,7 @@ type kubelet struct {
 	capacity int64
 	log      *slog.Logger
 	wake     chan os.Signal
+	probes   map[string]*prober // by container name and probe kind (probes.go)
 }
 
 // Supervise runs the supervisor of the pod in dir until the pod is
@@ -273,6 +274,7 @@ func (k *kubelet) sync(ctx context.Context) {
 	for i := range k.pod.Spec.Containers {
 		k.syncContainer(ctx, &k.pod.Spec.Containers[i], false)
 	}
+	k.runProbes(ctx)
 	if p := k.phase(); p == v1.PodSucceeded || p == v1.PodFailed {
 		k.finish(ctx)
 	}
