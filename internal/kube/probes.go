@@ -203,8 +203,7 @@ func (k *kubelet) killForProbe(ctx context.Context, c *v1.Container, cs *runtime
 	if spec.TerminationGracePeriodSeconds != nil {
 		grace = *spec.TerminationGracePeriodSeconds
 	}
-	k.event(v1.EventTypeNormal, "Killing", fmt.Sprintf("Container %s failed %s probe, will be restarted", c.Name, strings.ToLower(string(kind))))
-	k.stopContainer(ctx, c, cs.GetId(), grace)
+	k.killContainer(ctx, c, cs.GetId(), grace, fmt.Sprintf("Container %s failed %s probe, will be restarted", c.Name, strings.ToLower(string(kind))))
 }
 
 // probeOutputMax is how much of a probe's output kubelet keeps (10 KiB).
@@ -375,14 +374,6 @@ func resolvePort(p intstr.IntOrString, c *v1.Container) (int, error) {
 		return n, nil
 	}
 	return 0, fmt.Errorf("couldn't find port: %s in container %s", p.StrVal, c.Name)
-}
-
-// stopContainer stops an instance of c within grace seconds.
-func (k *kubelet) stopContainer(ctx context.Context, c *v1.Container, id string, grace int64) {
-	k.save()
-	if _, err := k.cri.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: grace}); err != nil {
-		k.log.Warn("stop container", "container", c.Name, "err", err)
-	}
 }
 
 // defaultProbe fills the API server's defaults of a probe.
