@@ -178,15 +178,25 @@ spec:
 	}
 }
 
-// TestKubeProbeBadInput: probes are checked as the API server does.
+// TestKubeProbeBadInput: probes and hooks are checked as the API server
+// does.
 func TestKubeProbeBadInput(t *testing.T) {
 	root, fx := kubeEnv(t)
-	for _, c := range []struct{ probe, want string }{
-		{"livenessProbe:\n      exec:\n        command: [\"true\"]\n      successThreshold: 2", `spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1`},
-		{"readinessProbe:\n      periodSeconds: 1", `spec.containers[0].readinessProbe: Required value: must specify a handler type`},
-		{"startupProbe:\n      httpGet:\n        port: web", `spec.containers[0].startupProbe.httpGet.port: Invalid value: "web"`},
+	for _, c := range []struct {
+		probe, want string
+		init        bool
+	}{
+		{"livenessProbe:\n      exec:\n        command: [\"true\"]\n      successThreshold: 2", `spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1`, false},
+		{"readinessProbe:\n      periodSeconds: 1", `spec.containers[0].readinessProbe: Required value: must specify a handler type`, false},
+		{"startupProbe:\n      httpGet:\n        port: web", `spec.containers[0].startupProbe.httpGet.port: Invalid value: "web"`, false},
+		{"livenessProbe:\n      exec:\n        command: [\"true\"]", `spec.initContainers[0].livenessProbe: Forbidden: may not be set for init containers without restartPolicy=Always`, true},
+		{"lifecycle:\n      preStop:\n        exec:\n          command: [\"true\"]", `spec.initContainers[0].lifecycle: Forbidden: may not be set for init containers without restartPolicy=Always`, true},
+		{"lifecycle:\n      postStart:\n        httpGet:\n          port: 0", `spec.containers[0].lifecycle.postStart.httpGet.port: Invalid value: "0": must be between 1 and 65535, inclusive`, false},
 	} {
 		m := fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata:\n  name: bad\nspec:\n  containers:\n  - name: c\n    image: %s\n    %s\n", fx.Busybox.Ref, c.probe)
+		if c.init {
+			m = strings.Replace(m, "  containers:", "  containers:\n  - name: app\n    image: "+fx.Busybox.Ref+"\n  initContainers:", 1)
+		}
 		_, errOut, err := kubeStdin(t, root, m, "apply", "-f", "-")
 		if err == nil || !strings.Contains(errOut, c.want) {
 			t.Errorf("apply with %s: %v, stderr %q; want %q", c.probe, err, errOut, c.want)

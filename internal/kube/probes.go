@@ -412,6 +412,9 @@ func validateProbe(p *field.Path, probe *v1.Probe, c *v1.Container, successOne b
 	if probe == nil {
 		return nil
 	}
+	if isInitPath(p) {
+		return field.ErrorList{field.Forbidden(p, "may not be set for init containers without restartPolicy=Always")}
+	}
 	var errs field.ErrorList
 	nonNeg := func(name string, v int32) {
 		if v < 0 {
@@ -428,6 +431,10 @@ func validateProbe(p *field.Path, probe *v1.Probe, c *v1.Container, successOne b
 	}
 	return append(errs, validateHandler(p, probe.ProbeHandler, c)...)
 }
+
+// isInitPath says whether a field path is in an init container (which
+// the API server allows no probes or hooks, sidecars aside).
+func isInitPath(p *field.Path) bool { return strings.HasPrefix(p.String(), "spec.initContainers[") }
 
 // validateHandler checks that a probe or hook names exactly one action,
 // and its port.
