@@ -211,6 +211,17 @@ func (m *Manager) createIn(mt Mount) error {
 		}
 		if err := os.Mkdir(cur, 0o755); err != nil {
 			if errors.Is(err, os.ErrExist) {
+				// Another process may have made it and not yet filled
+				// its cpuset (pods of different supervisors share
+				// /kubepods/<qos>): fill it, or the leaf inherits empty
+				// sets and accepts no process.
+				if contains(mt.Controllers, "cpuset") {
+					if b, err := readFile(filepath.Join(cur, "cpuset.cpus")); err == nil && strings.TrimSpace(string(b)) == "" {
+						if err := inheritCpuset(parent, cur); err != nil {
+							return err
+						}
+					}
+				}
 				continue
 			}
 			return fmt.Errorf("cgroups: create %s: %w", cur, err)

@@ -170,6 +170,45 @@ func TestDestroyKeepsSharedParent(t *testing.T) {
 	}
 }
 
+// TestCreateFillsAnEmptyCpuset: a v1 cpuset parent another process made
+// and has not filled yet is filled before the leaf inherits from it, so
+// the leaf accepts processes.
+func TestCreateFillsAnEmptyCpuset(t *testing.T) {
+	if os.Getuid() != 0 || DetectMode() == Unavailable || DetectMode() == Unified {
+		t.Skip("needs root and cgroup v1")
+	}
+	parent := fmt.Sprintf("/hull-cgtest-cpuset-%d", os.Getpid())
+	m, err := New(parent + "/leaf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cpuset string
+	for _, mt := range m.Mounts() {
+		if contains(mt.Controllers, "cpuset") {
+			cpuset = filepath.Dir(mt.Dir)
+		}
+	}
+	if cpuset == "" {
+		t.Skip("no cpuset hierarchy")
+	}
+	if err := os.Mkdir(cpuset, 0o755); err != nil { // made, not filled
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = m.Destroy()
+		for _, mt := range m.Mounts() {
+			_ = unix.Rmdir(filepath.Dir(mt.Dir))
+		}
+	})
+	if err := m.Create(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(cpuset, "leaf", "cpuset.cpus"))
+	if err != nil || strings.TrimSpace(string(b)) == "" {
+		t.Fatalf("leaf cpuset.cpus %q, %v: want the parent's CPUs", b, err)
+	}
+}
+
 // TestOOMKillNotified: a process exceeding the memory limit is killed and
 // the kill reaches the caller through NotifyOOM and Stats.
 func TestOOMKillNotified(t *testing.T) {

@@ -84,10 +84,16 @@ func (e *Engine) RecordPodPull(ctx context.Context, ref, image string, pullErr e
 func (e *Engine) WhyPod(ctx context.Context, ref string) (*Diagnosis, error) {
 	p, err := e.GetPod(ctx, ref)
 	if errdefs.IsNotFound(err) {
+		if dir := e.kubePodDir(ref, nil); dir != "" {
+			return e.whyKube(ctx, dir), nil // a `hull kube` pod (kubewhy.go)
+		}
 		p = e.kubePod(ctx, ref)
 	}
 	if p == nil {
 		return nil, err
+	}
+	if dir := e.kubePodDir("", p); dir != "" {
+		return e.whyKube(ctx, dir), nil
 	}
 	cs, err := e.PodContainers(ctx, p)
 	if err != nil {

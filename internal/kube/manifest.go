@@ -308,6 +308,16 @@ func defaultContainer(c *v1.Container) {
 			c.ImagePullPolicy = v1.PullAlways
 		}
 	}
+	defaultProbe(c.LivenessProbe)
+	defaultProbe(c.ReadinessProbe)
+	defaultProbe(c.StartupProbe)
+	if l := c.Lifecycle; l != nil {
+		for _, h := range []*v1.LifecycleHandler{l.PostStart, l.PreStop} {
+			if h != nil {
+				defaultHandler(&v1.ProbeHandler{HTTPGet: h.HTTPGet})
+			}
+		}
+	}
 	if c.TerminationMessagePath == "" {
 		c.TerminationMessagePath = v1.TerminationMessagePathDefault
 	}
@@ -486,10 +496,10 @@ func validateContainer(p *field.Path, c v1.Container, names, hostPorts map[strin
 			errs = append(errs, field.Forbidden(p.Child(name), name+" is not supported by hull kube yet"))
 		}
 	}
-	unsupported("livenessProbe", c.LivenessProbe != nil)
-	unsupported("readinessProbe", c.ReadinessProbe != nil)
-	unsupported("startupProbe", c.StartupProbe != nil)
-	unsupported("lifecycle", c.Lifecycle != nil)
+	errs = append(errs, validateProbe(p.Child("livenessProbe"), c.LivenessProbe, &c, true)...)
+	errs = append(errs, validateProbe(p.Child("readinessProbe"), c.ReadinessProbe, &c, false)...)
+	errs = append(errs, validateProbe(p.Child("startupProbe"), c.StartupProbe, &c, true)...)
+	errs = append(errs, validateLifecycle(p.Child("lifecycle"), c.Lifecycle, &c)...)
 	unsupported("volumeMounts", len(c.VolumeMounts) > 0)
 	unsupported("envFrom", len(c.EnvFrom) > 0)
 	for i, e := range c.Env {

@@ -144,8 +144,10 @@ func printPods(w io.Writer, pods []*v1.Pod, output string, allNamespaces, single
 	for _, p := range pods {
 		p.APIVersion, p.Kind = "v1", "Pod"
 	}
-	var obj any = pods[0]
-	if !single || len(pods) > 1 {
+	var obj any
+	if single && len(pods) == 1 {
+		obj = pods[0]
+	} else { // several, or none: an empty List, as kubectl prints
 		items := make([]v1.Pod, len(pods))
 		for i, p := range pods {
 			items[i] = *p

@@ -44,9 +44,9 @@ func (k *kubelet) containerStatus(c *v1.Container, isInit bool) v1.ContainerStat
 		out.State.Waiting = &v1.ContainerStateWaiting{Reason: reason}
 	case cs.GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING:
 		out.State.Running = &v1.ContainerStateRunning{StartedAt: criTime(cs.GetStartedAt())}
-		t := true
+		t := k.started(c, cs)
 		out.Started = &t
-		out.Ready = true
+		out.Ready = k.ready(c, cs)
 	case cs.GetState() == runtimeapi.ContainerState_CONTAINER_CREATED:
 		out.State.Waiting = &v1.ContainerStateWaiting{Reason: "ContainerCreating"}
 	default:

@@ -12,6 +12,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"hull/internal/engine"
 )
 
 // The pods' state on disk, under <root>/kube/pods/<namespace>/<name>/:
@@ -33,7 +35,7 @@ import (
 type Store struct{ dir string }
 
 // NewStore is the store under a hull root.
-func NewStore(root string) *Store { return &Store{dir: filepath.Join(root, "kube", "pods")} }
+func NewStore(root string) *Store { return &Store{dir: engine.KubePodsDir(root)} }
 
 // PodDir is a pod's directory.
 func (s *Store) PodDir(namespace, name string) string { return filepath.Join(s.dir, namespace, name) }

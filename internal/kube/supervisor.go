@@ -133,6 +133,7 @@ type kubelet struct {
 	capacity int64
 	log      *slog.Logger
 	wake     chan os.Signal
+	probes   map[string]*prober // by container name and probe kind (probes.go)
 }
 
 // Supervise runs the supervisor of the pod in dir until the pod is
@@ -273,6 +274,7 @@ func (k *kubelet) sync(ctx context.Context) {
 	for i := range k.pod.Spec.Containers {
 		k.syncContainer(ctx, &k.pod.Spec.Containers[i], false)
 	}
+	k.runProbes(ctx)
 	if p := k.phase(); p == v1.PodSucceeded || p == v1.PodFailed {
 		k.finish(ctx)
 	}
@@ -462,6 +464,9 @@ func (k *kubelet) startContainer(ctx context.Context, c *v1.Container, s *contai
 	}
 	k.event(v1.EventTypeNormal, "Started", "Started container "+c.Name)
 	s.Waiting = nil
+	if !k.postStart(ctx, c, s, id) {
+		return
+	}
 	if r, err := k.cri.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id}); err == nil {
 		k.status[c.Name] = r.GetStatus()
 	}
@@ -565,11 +570,7 @@ func (k *kubelet) teardown(ctx context.Context, grace int64, removeDir bool) err
 				continue
 			}
 			if r, err := k.cri.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: s.ID}); err == nil && r.GetStatus().GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING {
-				k.event(v1.EventTypeNormal, "Killing", "Stopping container "+c.Name)
-				k.save()
-				if _, err := k.cri.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: s.ID, Timeout: grace}); err != nil {
-					k.log.Warn("stop container", "container", c.Name, "err", err)
-				}
+				k.killContainer(ctx, &c, s.ID, grace, "Stopping container "+c.Name)
 			}
 		}
 		if _, err := k.cri.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
