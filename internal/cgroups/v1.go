@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -34,6 +35,20 @@ func BlkioWeightSupported() bool {
 				return true
 			}
 		}
+	}
+	return false
+}
+
+// HugetlbSupported reports whether the host can limit hugepages: the
+// hugetlb controller mounted (v1) or available (v2).
+func HugetlbSupported() bool {
+	switch DetectMode() {
+	case Unified:
+		b, _ := os.ReadFile(filepath.Join(DefaultMountpoint, "cgroup.controllers"))
+		return slices.Contains(strings.Fields(string(b)), "hugetlb")
+	case Legacy, Hybrid:
+		_, err := os.Stat(filepath.Join(DefaultMountpoint, "hugetlb"))
+		return err == nil
 	}
 	return false
 }

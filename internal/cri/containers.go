@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"hull/internal/cgroups"
 	"hull/internal/engine"
 	"hull/internal/reference"
 	"hull/internal/spec"
@@ -194,6 +196,16 @@ func setResources(o *spec.Options, r *runtimeapi.LinuxContainerResources) {
 	o.CPUShares, o.CPUQuota, o.CPUPeriod = r.GetCpuShares(), r.GetCpuQuota(), r.GetCpuPeriod()
 	o.CpusetCpus, o.CpusetMems = r.GetCpusetCpus(), r.GetCpusetMems()
 	o.Memory = r.GetMemoryLimitInBytes()
+	// kubelet sends a limit for every hugepage size the node has (0 for
+	// those not requested). A host without the hugetlb controller cannot
+	// limit them: the limits are dropped, as runc's cgroupfs manager skips
+	// a controller that is not mounted.
+	if cgroups.HugetlbSupported() {
+		for _, h := range r.GetHugepageLimits() {
+			o.HugepageLimits = append(o.HugepageLimits, specs.LinuxHugepageLimit{Pagesize: h.GetPageSize(), Limit: h.GetLimit()})
+		}
+	}
+	o.Unified = r.GetUnified()
 	if sw := r.GetMemorySwapLimitInBytes(); sw != 0 {
 		o.MemorySwap = sw
 	}

@@ -168,6 +168,8 @@ func resources(o Options) (*specs.LinuxResources, error) {
 	case o.PidsLimit < -1:
 		return nil, fmt.Errorf("invalid --pids-limit %d: use a positive number, or -1 for unlimited", o.PidsLimit)
 	}
+	r.HugepageLimits = o.HugepageLimits
+	r.Unified = o.Unified
 	return r, nil
 }
 

@@ -46,9 +46,9 @@ type Options struct {
 	// SupplementalGroupsPolicy Strict; docker's and the CRI's default
 	// merges them).
 	GroupsStrict bool
-	TTY        bool     // -t: process.terminal
-	Init       bool     // --init: InitPath runs as PID 1 with the process as its child
-	InitPath   string   // host path of the init binary, mounted read-only at InitTarget
+	TTY          bool   // -t: process.terminal
+	Init         bool   // --init: InitPath runs as PID 1 with the process as its child
+	InitPath     string // host path of the init binary, mounted read-only at InitTarget
 
 	// Security
 	Privileged      bool     // all caps, no seccomp (Seccomp is ignored, as in docker), no masked/readonly paths, all devices, rw /sys
@@ -101,6 +101,11 @@ type Options struct {
 	DeviceCgroupRules                         []string // --device-cgroup-rule 'c 1:3 mr'
 	Sysctls                                   map[string]string
 	ShmSize                                   int64 // --shm-size in bytes; 0: docker's 64m
+	// HugepageLimits and Unified are the CRI's hugepage limits (per page
+	// size, hugetlb controller) and cgroup v2 files (a v1 host refuses
+	// them, as runc does).
+	HugepageLimits []specs.LinuxHugepageLimit
+	Unified        map[string]string
 
 	// Namespaces
 	// Network is docker's network mode: "host" (the host's namespace),
