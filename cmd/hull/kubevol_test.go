@@ -343,3 +343,94 @@ spec:
 		t.Errorf("hull volume ls after the claim's delete: %q", out)
 	}
 }
+
+// A Deployment of 3 replicas: pods named NAME-<hash>-<5 chars> with the
+// template's labels and pod-template-hash, `get deployments` as kubectl
+// prints it; re-applied unchanged, scaled down to 1 and up to 2 by
+// re-applying; a pod deleted by hand is made again; deleting the
+// Deployment deletes its pods.
+func TestKubeDeployment(t *testing.T) {
+	root, fx := kubeEnv(t)
+	manifest := func(replicas int) string {
+		return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: %d
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+        tier: front
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: app
+        image: %s
+        command: ["sleep", "3600"]
+`, replicas, fx.Busybox.Ref)
+	}
+	t.Cleanup(func() { kube(t, root, "delete", "deployment", "web", "--grace-period", "0") })
+	if out := applyYAML(t, root, manifest(3)); out != "deployment.apps/web created\n" {
+		t.Errorf("apply printed %q", out)
+	}
+	podName := regexp.MustCompile(`^pod/web-([a-z0-9]+)-[a-z0-9]{5}$`)
+	names := func() []string {
+		return strings.Fields(mustKube(t, root, "get", "pods", "-l", "app=web,tier=front", "-o", "name"))
+	}
+	pods := names()
+	hashes := map[string]bool{}
+	for _, p := range pods {
+		m := podName.FindStringSubmatch(p)
+		if m == nil {
+			t.Fatalf("pod name %q: want web-<hash>-<5 chars>", p)
+		}
+		hashes[m[1]] = true
+	}
+	if len(pods) != 3 || len(hashes) != 1 {
+		t.Fatalf("pods of the deployment: %v; want 3 of one template hash", pods)
+	}
+	var hash string
+	for h := range hashes {
+		hash = h
+	}
+	if out := mustKube(t, root, "get", pods[0], "-o", "jsonpath={.metadata.labels.pod-template-hash} {.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}"); out != hash+" ReplicaSet/web-"+hash {
+		t.Errorf("pod's hash label and owner: %q", out)
+	}
+	waitKube(t, root, "3/3 ready", func(out string) bool {
+		return regexp.MustCompile(`^NAME   READY   UP-TO-DATE   AVAILABLE   AGE\nweb    3/3     3            3           \d+s\n$`).MatchString(out)
+	}, "get", "deployments")
+	if out := applyYAML(t, root, manifest(3)); out != "deployment.apps/web unchanged\n" {
+		t.Errorf("second apply printed %q", out)
+	}
+
+	// Scale down, then up.
+	if out := applyYAML(t, root, manifest(1)); out != "deployment.apps/web configured\n" {
+		t.Errorf("apply of 1 replica printed %q", out)
+	}
+	waitKube(t, root, "one pod", func(out string) bool { return len(strings.Fields(out)) == 1 }, "get", "pods", "-l", "app=web", "-o", "name")
+	applyYAML(t, root, manifest(2))
+	waitKube(t, root, "2/2 ready", func(out string) bool { return strings.Contains(out, "web    2/2     2            2") }, "get", "deployments")
+
+	// A pod deleted by hand comes back under another name.
+	gone := strings.TrimPrefix(names()[0], "pod/")
+	mustKube(t, root, "delete", "pod", gone, "--grace-period", "0")
+	now := waitKube(t, root, "two pods again", func(out string) bool { return len(strings.Fields(out)) == 2 }, "get", "pods", "-l", "app=web", "-o", "name")
+	if strings.Contains(now, gone) {
+		t.Errorf("pods after deleting %s: %s", gone, now)
+	}
+
+	if out := mustKube(t, root, "delete", "deployment", "web"); out != "deployment.apps \"web\" deleted from default namespace\n" {
+		t.Errorf("delete deployment printed %q", out)
+	}
+	if _, errOut, _ := kube(t, root, "get", "pods"); !strings.Contains(errOut, "No resources found in default namespace.") {
+		t.Errorf("get pods after the deployment's delete: %s", errOut)
+	}
+	if _, errOut, err := kube(t, root, "get", "deploy", "web"); err == nil || !strings.Contains(errOut, `deployments.apps "web" not found`) {
+		t.Errorf("get a deleted deployment: %v %s", err, errOut)
+	}
+}

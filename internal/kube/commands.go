@@ -114,13 +114,13 @@ func withNode(s v1.PodSpec, node string) v1.PodSpec {
 // names; kind is the first argument's resource.
 func podArgs(args []string, needKind bool) ([]string, error) {
 	if len(args) == 0 {
-		return nil, errors.New("you must specify the type of resource: pods (hull kube knows pods only so far)")
+		return nil, errors.New("you must specify the type of resource: pods (hull kube knows pods, deployments, configmaps, secrets, persistentvolumeclaims and events)")
 	}
 	var names []string
 	first := args[0]
 	if kind, name, ok := strings.Cut(first, "/"); ok {
 		if !isPodKind(kind) {
-			return nil, fmt.Errorf("the server doesn't have a resource type %q (hull kube knows pods only so far)", kind)
+			return nil, fmt.Errorf("the server doesn't have a resource type %q (hull kube knows pods, deployments, configmaps, secrets, persistentvolumeclaims and events)", kind)
 		}
 		names = append(names, name)
 		for _, a := range args[1:] {
@@ -134,7 +134,7 @@ func podArgs(args []string, needKind bool) ([]string, error) {
 	}
 	if !isPodKind(first) {
 		if needKind {
-			return nil, fmt.Errorf("the server doesn't have a resource type %q (hull kube knows pods only so far)", first)
+			return nil, fmt.Errorf("the server doesn't have a resource type %q (hull kube knows pods, deployments, configmaps, secrets, persistentvolumeclaims and events)", first)
 		}
 		return args, nil
 	}
