@@ -336,6 +336,34 @@ spec:
 	}
 	mustKube(t, root, "delete", "pod", "badhost", "--grace-period", "0")
 
+	// fsGroup: the pod's non-root user shares the claim's volume.
+	shared := fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: shared
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext:
+    runAsUser: 1000
+    fsGroup: 2000
+  containers:
+  - name: app
+    image: %s
+    command: ["sleep", "3600"]
+    volumeMounts:
+    - {name: data, mountPath: /data}
+  volumes:
+  - name: data
+    persistentVolumeClaim:
+      claimName: data
+`, fx.Busybox.Ref)
+	applyYAML(t, root, shared)
+	waitPod(t, root, "shared", "running", running)
+	if out := mustKube(t, root, "exec", "shared", "--", "sh", "-c", "stat -c '%g %A' /data /data/f; echo again >> /data/f && echo wrote"); out != "2000 drwxrwsr-x\n2000 -rw-rw-r--\nwrote\n" {
+		t.Errorf("fsGroup on the claim's volume:\n%s", out)
+	}
+	mustKube(t, root, "delete", "pod", "shared", "--grace-period", "0")
+
 	if out := mustKube(t, root, "delete", "pvc", "data"); out != "persistentvolumeclaim \"data\" deleted from default namespace\n" {
 		t.Errorf("delete pvc printed %q", out)
 	}
@@ -423,6 +451,16 @@ spec:
 	if strings.Contains(now, gone) {
 		t.Errorf("pods after deleting %s: %s", gone, now)
 	}
+
+	// A changed template replaces the pods (a new pod-template-hash).
+	changed := strings.Replace(manifest(2), `["sleep", "3600"]`, `["sleep", "3601"]`, 1)
+	if out := applyYAML(t, root, changed); out != "deployment.apps/web configured\n" {
+		t.Errorf("apply of a changed template printed %q", out)
+	}
+	waitKube(t, root, "two pods of the new template", func(out string) bool {
+		f := strings.Fields(out)
+		return len(f) == 2 && !strings.Contains(out, "web-"+hash+"-")
+	}, "get", "pods", "-l", "app=web", "-o", "name")
 
 	if out := mustKube(t, root, "delete", "deployment", "web"); out != "deployment.apps \"web\" deleted from default namespace\n" {
 		t.Errorf("delete deployment printed %q", out)

@@ -361,6 +361,9 @@ func (k *kubelet) mountVolumes(c *v1.Container, s *containerState) ([]*runtimeap
 			continue // validation refuses it
 		}
 		host, readOnly, err := k.setUpVolume(v)
+		if err == nil {
+			err = k.setOwnership(v, host, readOnly)
+		}
 		if err != nil {
 			k.volumeError(s, v.Name, err.Error())
 			return nil, false
@@ -428,6 +431,39 @@ func (k *kubelet) setUpVolume(v *v1.Volume) (string, bool, error) {
 		return filepath.Join(k.hullRoot(), "volumes", pvc.Spec.VolumeName, "_data"), src.PersistentVolumeClaim.ReadOnly, nil
 	}
 	return "", false, errors.New("unsupported volume type")
+}
+
+// setOwnership is kubelet's SetVolumeOwnership for a pod with an
+// fsGroup: every file of an emptyDir, configMap, secret or claim volume
+// gets the fsGroup as its group, group read (and write, unless the
+// volume is read-only) permission, and directories the setgid bit, so
+// the pod's non-root users share it. hostPath volumes are left alone.
+func (k *kubelet) setOwnership(v *v1.Volume, dir string, readOnly bool) error {
+	sc := k.pod.Spec.SecurityContext
+	if sc == nil || sc.FSGroup == nil || v.HostPath != nil {
+		return nil
+	}
+	gid := int(*sc.FSGroup)
+	fileMask, dirMask := os.FileMode(0o660), os.FileMode(0o770)|os.ModeSetgid
+	if readOnly {
+		fileMask, dirMask = 0o440, 0o550|os.ModeSetgid
+	}
+	return filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if info.Mode()&os.ModeSymlink != 0 {
+			return nil
+		}
+		if err := os.Lchown(p, -1, gid); err != nil {
+			return fmt.Errorf("set the fsGroup %d on %s: %w", gid, p, err)
+		}
+		mask := fileMask
+		if info.IsDir() {
+			mask = dirMask
+		}
+		return os.Chmod(p, info.Mode()|mask)
+	})
 }
 
 // writeKeys writes a ConfigMap's or Secret's keys as files in dir (all
