@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -159,6 +161,16 @@ func (e *env) reconcileDeployments() {
 // current template made or deleted (the newest first) until there are
 // spec.replicas of them. Pods being deleted do not count.
 func (e *env) reconcileDeployment(d *appsv1.Deployment) error {
+	// One reconcile at a time: two commands at once would each make the
+	// missing pods.
+	unlock, err := e.store.lockObjects()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if !sameJSON(d, e.currentDeployment(d)) {
+		return nil // changed or deleted meanwhile: its own command reconciles
+	}
 	hash := podTemplateHash(&d.Spec.Template)
 	recs, err := e.store.List(d.Namespace)
 	if err != nil {
@@ -216,6 +228,31 @@ func (e *env) reconcileDeployment(d *appsv1.Deployment) error {
 	return nil
 }
 
+// currentDeployment is the deployment as stored now (nil if deleted).
+func (e *env) currentDeployment(d *appsv1.Deployment) *appsv1.Deployment {
+	var cur appsv1.Deployment
+	if e.store.GetObject("deployments", d.Namespace, d.Name, &cur) != nil {
+		return nil
+	}
+	return &cur
+}
+
+// lockObjects takes the store's lock for reconciling deployments.
+func (s *Store) lockObjects() (func(), error) {
+	if err := os.MkdirAll(s.objectsDir(), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(s.objectsDir(), "reconcile.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
 // deletePod asks a pod's supervisor to tear it down, without waiting.
 func (e *env) deletePod(r *PodRecord, grace int64) error {
 	if err := e.store.MarkDeleted(r.Dir, grace); err != nil {
@@ -231,11 +268,17 @@ func (e *env) deleteDeployment(namespace, name string, grace int64, wait bool) e
 	if err := e.store.GetObject("deployments", namespace, name, &d); err != nil {
 		return errors.Join(os.ErrNotExist, fmt.Errorf("deployments.apps %q not found", name))
 	}
+	unlock, err := e.store.lockObjects() // no reconcile makes pods meanwhile
+	if err != nil {
+		return err
+	}
 	if err := e.store.DeleteObject("deployments", namespace, name); err != nil {
+		unlock()
 		return err
 	}
 	recs, err := e.store.List(namespace)
 	if err != nil {
+		unlock()
 		return err
 	}
 	var errs []error
@@ -249,6 +292,7 @@ func (e *env) deleteDeployment(namespace, name string, grace int64, wait bool) e
 			errs = append(errs, err)
 		}
 	}
+	unlock() // the pods are marked: waiting for them needs no lock
 	for _, r := range pods {
 		if err := e.finishDelete(r, wait); err != nil {
 			errs = append(errs, err)
