@@ -129,6 +129,11 @@ spec:
 	if out != want {
 		t.Errorf("in the container:\n%s\nwant:\n%s", out, want)
 	}
+	// A changed ConfigMap reaches the running container's volume.
+	if out := applyYAML(t, root, strings.Replace(manifest, "hello from a configmap", "hello again", 1)); out != "configmap/app-config configured\nsecret/db unchanged\npod/cfg unchanged\n" {
+		t.Errorf("apply of a changed configmap printed %q", out)
+	}
+	waitKube(t, root, "updated in the volume", func(out string) bool { return out == "hello again" }, "exec", "cfg", "--", "cat", "/etc/cfg/sub/hello.txt")
 	if out := mustKube(t, root, "get", "configmaps"); !regexp.MustCompile(`^NAME         DATA   AGE\napp-config   2      \d+s\n$`).MatchString(out) {
 		t.Errorf("get configmaps:\n%s", out)
 	}

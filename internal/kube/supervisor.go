@@ -250,6 +250,7 @@ func (k *kubelet) sync(ctx context.Context) {
 	if !k.ensureSandbox(ctx) {
 		return
 	}
+	k.refreshVolumes() // volumes.go
 	for _, c := range append(append([]v1.Container{}, k.pod.Spec.InitContainers...), k.pod.Spec.Containers...) {
 		if s := k.st.Containers[c.Name]; s != nil && s.ID != "" {
 			if r, err := k.cri.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: s.ID}); err == nil {

@@ -433,6 +433,30 @@ func (k *kubelet) setUpVolume(v *v1.Volume) (string, bool, error) {
 	return "", false, errors.New("unsupported volume type")
 }
 
+// refreshVolumes writes the configMap and secret volumes the pod has
+// set up again, each relist, so a changed ConfigMap or Secret reaches
+// its running containers as kubelet's periodic volume sync does (files
+// replaced by rename: a subPath mount of one keeps the old file, as on
+// a node). A source that is gone or broken keeps the last contents.
+func (k *kubelet) refreshVolumes() {
+	for i := range k.pod.Spec.Volumes {
+		v := &k.pod.Spec.Volumes[i]
+		if v.ConfigMap == nil && v.Secret == nil {
+			continue
+		}
+		plugin := "configmap"
+		if v.Secret != nil {
+			plugin = "secret"
+		}
+		if _, err := os.Stat(filepath.Join(volumesDir(k.dir, plugin), v.Name)); err != nil {
+			continue // not set up yet: the container's start does it
+		}
+		if dir, ro, err := k.setUpVolume(v); err == nil {
+			k.setOwnership(v, dir, ro)
+		}
+	}
+}
+
 // setOwnership is kubelet's SetVolumeOwnership for a pod with an
 // fsGroup: every file of an emptyDir, configMap, secret or claim volume
 // gets the fsGroup as its group, group read (and write, unless the
@@ -508,8 +532,21 @@ func (k *kubelet) writeKeys(dir, kind, name string, items []v1.KeyToPath, defaul
 			files[it.Path], content[it.Path] = m, v
 		}
 	}
+	if len(items) == 0 {
+		// Keys removed since the last write go (kubelet's atomic writer
+		// replaces the whole set).
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if _, ok := files[e.Name()]; !ok && !e.IsDir() && !strings.HasPrefix(e.Name(), "..") {
+				os.Remove(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
 	for p, m := range files {
 		path := filepath.Join(dir, p)
+		if old, err := os.ReadFile(path); err == nil && string(old) == string(content[p]) {
+			continue // unchanged: its mode and owner stay
+		}
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return err
 		}
