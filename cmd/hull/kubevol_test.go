@@ -129,6 +129,18 @@ spec:
 	if out != want {
 		t.Errorf("in the container:\n%s\nwant:\n%s", out, want)
 	}
+	desc := mustKube(t, root, "describe", "pod", "cfg")
+	for _, re := range []string{
+		`\n    Environment Variables from:\n      app-config\s+ConfigMap with prefix 'CFG_'\s+Optional: false\n      absent-but-optional\s+Secret\s+Optional: true\n`,
+		`\n      GREETING_MODE:\s+<set to the key 'MODE' of config map 'app-config'>\s+Optional: false\n`,
+		`\n      DB_PASSWORD:\s+<set to the key 'password' in secret 'db'>\s+Optional: false\n`,
+		`\n      /etc/cfg from cfg \(rw\)\n`,
+		`\n    Type:\s+Secret \(a volume populated by a Secret\)\n    SecretName:\s+db\n    Optional:\s+false\n`,
+	} {
+		if !regexp.MustCompile(re).MatchString(desc) {
+			t.Errorf("describe pod cfg: no match for %s in:\n%s", re, desc)
+		}
+	}
 	// A changed ConfigMap reaches the running container's volume.
 	if out := applyYAML(t, root, strings.Replace(manifest, "hello from a configmap", "hello again", 1)); out != "configmap/app-config configured\nsecret/db unchanged\npod/cfg unchanged\n" {
 		t.Errorf("apply of a changed configmap printed %q", out)
@@ -301,6 +313,17 @@ spec:
 	}
 	if _, err := os.Stat(filepath.Join(created, "y")); err != nil {
 		t.Errorf("DirectoryOrCreate: %v", err)
+	}
+	desc := mustKube(t, root, "describe", "pod", "vols")
+	for _, re := range []string{
+		`\n      /sub from cache \(rw,path="sub"\)\n`, `\n      /host from host \(ro\)\n`,
+		`\n  mem:\n    Type:\s+EmptyDir \(a temporary directory that shares a pod's lifetime\)\n    Medium:\s+Memory\n    SizeLimit:\s+16Mi\n`,
+		`\n    Type:\s+HostPath \(bare host directory volume\)\n    Path:\s+` + regexp.QuoteMeta(host) + `\n    HostPathType:\s+Directory\n`,
+		`\n    Type:\s+PersistentVolumeClaim \(a reference to a PersistentVolumeClaim in the same namespace\)\n    ClaimName:\s+data\n    ReadOnly:\s+false\n`,
+	} {
+		if !regexp.MustCompile(re).MatchString(desc) {
+			t.Errorf("describe pod vols: no match for %s in:\n%s", re, desc)
+		}
 	}
 	mustKube(t, root, "delete", "pod", "vols", "--grace-period", "0")
 	if b, err := os.ReadFile(filepath.Join(root, "volumes", "data", "_data", "f")); err != nil || string(b) != "kept\n" {

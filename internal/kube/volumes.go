@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -648,4 +649,97 @@ func hostPathCheck(t v1.HostPathType) func(path string) error {
 		return func(p string) error { return kind(p, unix.S_IFBLK, "block device") }
 	}
 	return nil
+}
+
+// describeEnv is kubectl's describeContainerEnvVars: envFrom sources,
+// then each variable (a reference as "<set to the key ...>").
+func describeEnv(w prefixWriter, c v1.Container) {
+	if len(c.EnvFrom) > 0 {
+		w.write(2, "Environment Variables from:\n")
+	}
+	for _, e := range c.EnvFrom {
+		from, name, optional := "ConfigMap", "", false
+		if r := e.ConfigMapRef; r != nil {
+			name, optional = r.Name, r.Optional != nil && *r.Optional
+		} else if r := e.SecretRef; r != nil {
+			from, name, optional = "Secret", r.Name, r.Optional != nil && *r.Optional
+		}
+		if e.Prefix == "" {
+			w.write(3, "%s\t%s\tOptional: %t\n", name, from, optional)
+		} else {
+			w.write(3, "%s\t%s with prefix '%s'\tOptional: %t\n", name, from, e.Prefix, optional)
+		}
+	}
+	if len(c.Env) == 0 {
+		w.write(2, "Environment:\t<none>\n")
+		return
+	}
+	w.write(2, "Environment:\n")
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			w.write(3, "%s:\t%s\n", e.Name, e.Value)
+		case e.ValueFrom.ConfigMapKeyRef != nil:
+			r := e.ValueFrom.ConfigMapKeyRef
+			w.write(3, "%v:\t<set to the key '%v' of config map '%v'>\tOptional: %t\n", e.Name, r.Key, r.Name, r.Optional != nil && *r.Optional)
+		case e.ValueFrom.SecretKeyRef != nil:
+			r := e.ValueFrom.SecretKeyRef
+			w.write(3, "%v:\t<set to the key '%v' in secret '%v'>\tOptional: %t\n", e.Name, r.Key, r.Name, r.Optional != nil && *r.Optional)
+		}
+	}
+}
+
+// describeMounts is kubectl's describeContainerVolumes: by mount path,
+// "PATH from VOLUME (rw|ro[,path=SUBPATH])".
+func describeMounts(w prefixWriter, c v1.Container) {
+	if len(c.VolumeMounts) == 0 {
+		w.write(2, "Mounts:\t<none>\n")
+		return
+	}
+	w.write(2, "Mounts:\n")
+	mounts := append([]v1.VolumeMount{}, c.VolumeMounts...)
+	slices.SortStableFunc(mounts, func(a, b v1.VolumeMount) int { return strings.Compare(a.MountPath, b.MountPath) })
+	for _, m := range mounts {
+		flags := []string{"rw"}
+		if m.ReadOnly {
+			flags[0] = "ro"
+		}
+		if m.SubPath != "" {
+			flags = append(flags, fmt.Sprintf("path=%q", m.SubPath))
+		}
+		w.write(3, "%s from %s (%s)\n", m.MountPath, m.Name, strings.Join(flags, ","))
+	}
+}
+
+// describeVolumes is kubectl's describeVolumes for the supported
+// sources.
+func describeVolumes(w prefixWriter, vols []v1.Volume) {
+	if len(vols) == 0 {
+		w.write(0, "Volumes:\t<none>\n")
+		return
+	}
+	w.write(0, "Volumes:\n")
+	for _, v := range vols {
+		w.write(1, "%v:\n", v.Name)
+		switch src := v.VolumeSource; {
+		case src.HostPath != nil:
+			t := "<none>"
+			if src.HostPath.Type != nil {
+				t = string(*src.HostPath.Type)
+			}
+			w.write(2, "Type:\tHostPath (bare host directory volume)\n    Path:\t%v\n    HostPathType:\t%v\n", src.HostPath.Path, t)
+		case src.EmptyDir != nil:
+			limit := "<unset>"
+			if l := src.EmptyDir.SizeLimit; l != nil && l.Sign() > 0 {
+				limit = l.String()
+			}
+			w.write(2, "Type:\tEmptyDir (a temporary directory that shares a pod's lifetime)\n    Medium:\t%v\n    SizeLimit:\t%v\n", src.EmptyDir.Medium, limit)
+		case src.Secret != nil:
+			w.write(2, "Type:\tSecret (a volume populated by a Secret)\n    SecretName:\t%v\n    Optional:\t%v\n", src.Secret.SecretName, src.Secret.Optional != nil && *src.Secret.Optional)
+		case src.ConfigMap != nil:
+			w.write(2, "Type:\tConfigMap (a volume populated by a ConfigMap)\n    Name:\t%v\n    Optional:\t%v\n", src.ConfigMap.Name, src.ConfigMap.Optional != nil && *src.ConfigMap.Optional)
+		case src.PersistentVolumeClaim != nil:
+			w.write(2, "Type:\tPersistentVolumeClaim (a reference to a PersistentVolumeClaim in the same namespace)\n    ClaimName:\t%v\n    ReadOnly:\t%v\n", src.PersistentVolumeClaim.ClaimName, src.PersistentVolumeClaim.ReadOnly)
+		}
+	}
 }
