@@ -18,7 +18,6 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/spf13/cobra"
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -55,6 +54,9 @@ func (e *env) applyCmd() *cobra.Command {
 			// anything is made.
 			create := make([]bool, len(docs))
 			for i, d := range docs {
+				if d.Pod == nil {
+					continue
+				}
 				old, err := e.store.Get(d.Pod.Namespace, d.Pod.Name)
 				switch {
 				case errors.Is(err, os.ErrNotExist):
@@ -67,24 +69,22 @@ func (e *env) applyCmd() *cobra.Command {
 					return fmt.Errorf("%s: The Pod %q is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations), `spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative): hull kube does not update pods yet, delete it and apply again", d.where(), d.Pod.Name)
 				}
 			}
-			host, _ := os.Hostname()
 			for i, d := range docs {
+				if d.Pod == nil {
+					if err := e.applyObject(d); err != nil { // configmap.go
+						return err
+					}
+					continue
+				}
 				if !create[i] {
 					fmt.Fprintf(e.stdout, "pod/%s unchanged\n", d.Pod.Name)
 					continue
 				}
 				p := d.Pod
-				p.APIVersion, p.Kind = "v1", "Pod"
-				p.UID = newUID()
-				p.CreationTimestamp = metav1.NewTime(time.Now().UTC().Truncate(time.Second))
-				p.Spec.NodeName = host
-				if err := e.store.Create(p); err != nil {
+				if err := e.createPod(p); err != nil {
 					if errors.Is(err, os.ErrExist) {
 						return fmt.Errorf("%s: pod %q was created by another command meanwhile", d.where(), p.Name)
 					}
-					return fmt.Errorf("record pod %s: %w", p.Name, err)
-				}
-				if err := e.startSupervisor(e.store.PodDir(p.Namespace, p.Name)); err != nil {
 					return err
 				}
 				fmt.Fprintf(e.stdout, "pod/%s created\n", p.Name)
@@ -114,13 +114,13 @@ func withNode(s v1.PodSpec, node string) v1.PodSpec {
 // names; kind is the first argument's resource.
 func podArgs(args []string, needKind bool) ([]string, error) {
 	if len(args) == 0 {
-		return nil, errors.New("you must specify the type of resource: pods (hull kube knows pods only so far)")
+		return nil, errors.New("you must specify the type of resource: pods (hull kube knows pods, deployments, configmaps, secrets, persistentvolumeclaims and events)")
 	}
 	var names []string
 	first := args[0]
 	if kind, name, ok := strings.Cut(first, "/"); ok {
 		if !isPodKind(kind) {
-			return nil, fmt.Errorf("the server doesn't have a resource type %q (hull kube knows pods only so far)", kind)
+			return nil, fmt.Errorf("the server doesn't have a resource type %q (hull kube knows pods, deployments, configmaps, secrets, persistentvolumeclaims and events)", kind)
 		}
 		names = append(names, name)
 		for _, a := range args[1:] {
@@ -134,7 +134,7 @@ func podArgs(args []string, needKind bool) ([]string, error) {
 	}
 	if !isPodKind(first) {
 		if needKind {
-			return nil, fmt.Errorf("the server doesn't have a resource type %q (hull kube knows pods only so far)", first)
+			return nil, fmt.Errorf("the server doesn't have a resource type %q (hull kube knows pods, deployments, configmaps, secrets, persistentvolumeclaims and events)", first)
 		}
 		return args, nil
 	}
@@ -176,6 +176,9 @@ func (e *env) getCmd() *cobra.Command {
 			ns := e.ns()
 			if all {
 				ns = ""
+			}
+			if len(args) > 0 && resourceOf(strings.SplitN(args[0], "/", 2)[0]) != "" {
+				return e.getObjects(args, ns, output, all) // configmap.go
 			}
 			if len(args) > 0 && isEventKind(args[0]) {
 				if len(args) > 1 {
@@ -481,8 +484,16 @@ func (e *env) deleteCmd() *cobra.Command {
 					return err
 				}
 				for _, d := range docs {
+					if d.Pod == nil {
+						if err := e.deleteObject(d, grace, wait); err != nil { // configmap.go
+							return err
+						}
+						continue
+					}
 					targets = append(targets, [2]string{d.Pod.Namespace, d.Pod.Name})
 				}
+			case len(args) > 0 && resourceOf(strings.SplitN(args[0], "/", 2)[0]) != "":
+				return e.deleteNamed(args, grace, wait) // configmap.go
 			default:
 				names, err := podArgs(args, true)
 				if err != nil {

@@ -181,6 +181,7 @@ func (e *env) startSupervisor(dir string) error {
 // none (it died, or the machine restarted): one not finished, or one
 // being deleted.
 func (e *env) reconcile() {
+	e.reconcileDeployments() // deployment.go
 	recs, err := e.store.List("")
 	if err != nil {
 		return

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,7 +35,12 @@ import (
 type Document struct {
 	Source string // the file ("-" for stdin)
 	Line   int    // the line its document starts on (1-based)
-	Pod    *v1.Pod
+	// Exactly one of these is set, by the document's kind.
+	Pod        *v1.Pod
+	ConfigMap  *v1.ConfigMap
+	Secret     *v1.Secret
+	PVC        *v1.PersistentVolumeClaim
+	Deployment *appsv1.Deployment
 }
 
 // where names a document in errors: "pod.yaml:12".
@@ -74,9 +80,10 @@ func ReadManifests(paths []string, stdin io.Reader, namespace string) ([]Documen
 	}
 	seen := map[string]string{}
 	for _, d := range docs {
-		key := d.Pod.Namespace + "/" + d.Pod.Name
+		kind, ns, name := d.Ref()
+		key := kind + "/" + ns + "/" + name
 		if prev, ok := seen[key]; ok {
-			return nil, fmt.Errorf("%s: pod %q is also defined at %s: give each pod once", d.where(), d.Pod.Name, prev)
+			return nil, fmt.Errorf("%s: %s %q is also defined at %s: give each object once", d.where(), strings.ToLower(kind), name, prev)
 		}
 		seen[key] = d.where()
 	}
@@ -200,7 +207,7 @@ func decodeDocument(name string, line int, text []byte, namespace string) (Docum
 		return d, fmt.Errorf("error validating %q (the document at line %d): error validating data: [%s]", name, line, strings.Join(missing, ", "))
 	}
 	if tm.Kind != "Pod" {
-		return d, fmt.Errorf("%s: kind %s (%s) is not supported yet: hull kube applies Pod objects (Deployment, ConfigMap, Secret and PersistentVolumeClaim come next)", d.where(), tm.Kind, tm.APIVersion)
+		return decodeObject(d, tm, js, namespace)
 	}
 	if tm.APIVersion != "v1" {
 		return d, fmt.Errorf("%s: resource mapping not found for kind %q in version %q: a Pod is apiVersion: v1", d.where(), tm.Kind, tm.APIVersion)
@@ -244,16 +251,7 @@ func decodeMessage(err error) string {
 // invalidMessage is the API server's Invalid status message: one error
 // inline, several as a list.
 func invalidMessage(pod *v1.Pod, errs field.ErrorList) string {
-	head := fmt.Sprintf("Pod %q is invalid: ", pod.Name)
-	if len(errs) == 1 {
-		return head + errs[0].Error()
-	}
-	var b strings.Builder
-	b.WriteString(head)
-	for _, e := range errs {
-		b.WriteString("\n* " + e.Error())
-	}
-	return b.String()
+	return invalidObject("Pod", pod.Name, errs)
 }
 
 // Default fills what the API server defaults in a Pod (the fields the
@@ -409,8 +407,15 @@ func Validate(pod *v1.Pod) field.ErrorList {
 			errs = append(errs, field.Invalid(p.Child("runAsGroup"), *sc.RunAsGroup, "must be between 0 and 2147483647, inclusive"))
 		}
 	}
-	if len(s.Volumes) > 0 {
-		errs = append(errs, field.Forbidden(spec.Child("volumes"), "volumes are not supported by hull kube yet (emptyDir, hostPath, configMap, secret and persistentVolumeClaim come next)"))
+	volumes, verrs := validateVolumes(spec.Child("volumes"), s.Volumes)
+	errs = append(errs, verrs...)
+	for _, set := range []struct {
+		path *field.Path
+		list []v1.Container
+	}{{spec.Child("initContainers"), s.InitContainers}, {spec.Child("containers"), s.Containers}} {
+		for i, c := range set.list {
+			errs = append(errs, validateMounts(set.path.Index(i), c, volumes)...)
+		}
 	}
 	return errs
 }
@@ -491,21 +496,12 @@ func validateContainer(p *field.Path, c v1.Container, names, hostPorts map[strin
 			errs = append(errs, field.Invalid(sp, "", "cannot set `allowPrivilegeEscalation` to false and `privileged` to true"))
 		}
 	}
-	unsupported := func(name string, set bool) {
-		if set {
-			errs = append(errs, field.Forbidden(p.Child(name), name+" is not supported by hull kube yet"))
-		}
-	}
 	errs = append(errs, validateProbe(p.Child("livenessProbe"), c.LivenessProbe, &c, true)...)
 	errs = append(errs, validateProbe(p.Child("readinessProbe"), c.ReadinessProbe, &c, false)...)
 	errs = append(errs, validateProbe(p.Child("startupProbe"), c.StartupProbe, &c, true)...)
 	errs = append(errs, validateLifecycle(p.Child("lifecycle"), c.Lifecycle, &c)...)
-	unsupported("volumeMounts", len(c.VolumeMounts) > 0)
-	unsupported("envFrom", len(c.EnvFrom) > 0)
+	errs = append(errs, validateEnvSources(p, c)...)
 	for i, e := range c.Env {
-		if e.ValueFrom != nil {
-			errs = append(errs, field.Forbidden(p.Child("env").Index(i).Child("valueFrom"), "valueFrom is not supported by hull kube yet"))
-		}
 		if e.Name == "" {
 			errs = append(errs, field.Required(p.Child("env").Index(i).Child("name"), ""))
 		}

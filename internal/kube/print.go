@@ -308,7 +308,7 @@ func describePod(out io.Writer, r *PodRecord) {
 			w.write(1, "%v \t%v \n", c.Type, c.Status)
 		}
 	}
-	w.write(0, "Volumes:\t<none>\n")
+	describeVolumes(w, pod.Spec.Volumes) // volumes.go
 	w.write(0, "QoS Class:\t%s\n", pod.Status.QOSClass)
 	writeMap(w, "Node-Selectors", pod.Spec.NodeSelector)
 	w.write(0, "Tolerations:\t<none>\n")
@@ -388,15 +388,8 @@ func describeContainers(w prefixWriter, title string, cs []v1.Container, statuse
 				w.write(3, "%s:\t%s\n", n, q.String())
 			}
 		}
-		if len(c.Env) == 0 {
-			w.write(2, "Environment:\t<none>\n")
-		} else {
-			w.write(2, "Environment:\n")
-			for _, e := range c.Env {
-				w.write(3, "%s:\t%s\n", e.Name, e.Value)
-			}
-		}
-		w.write(2, "Mounts:\t<none>\n")
+		describeEnv(w, c)    // volumes.go
+		describeMounts(w, c) // volumes.go
 	}
 }
 

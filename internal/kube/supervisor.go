@@ -251,6 +251,7 @@ func (k *kubelet) sync(ctx context.Context) {
 	if !k.ensureSandbox(ctx) {
 		return
 	}
+	k.refreshVolumes() // volumes.go
 	for _, c := range append(append([]v1.Container{}, k.pod.Spec.InitContainers...), k.pod.Spec.Containers...) {
 		if s := k.st.Containers[c.Name]; s != nil && s.ID != "" {
 			if r, err := k.cri.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: s.ID}); err == nil {
@@ -424,6 +425,10 @@ func (k *kubelet) startContainer(ctx context.Context, c *v1.Container, s *contai
 	if !s.NextConfig.IsZero() && now.Before(s.NextConfig) {
 		return
 	}
+	mounts, ok := k.mountVolumes(c, s) // volumes.go
+	if !ok {
+		return
+	}
 	imageRef, uid, username, ok := k.ensureImage(ctx, c, s)
 	if !ok {
 		return
@@ -439,7 +444,13 @@ func (k *kubelet) startContainer(ctx context.Context, c *v1.Container, s *contai
 	if s.Created {
 		attempt = uint32(s.RestartCount) + 1
 	}
-	cfg := containerConfig(k.pod, c, attempt, imageRef, k.capacity)
+	rc, msg := containerEnv(k.objects(), k.pod.Namespace, c) // envFrom, valueFrom
+	if msg != "" {
+		k.configError(s, "CreateContainerConfigError", msg)
+		return
+	}
+	cfg := containerConfig(k.pod, rc, attempt, imageRef, k.capacity)
+	cfg.Mounts = mounts
 	r, err := k.cri.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: k.st.SandboxID, Config: cfg, SandboxConfig: k.sandboxConfig()})
 	if err != nil {
 		k.configError(s, "CreateContainerError", err.Error())
@@ -581,6 +592,7 @@ func (k *kubelet) teardown(ctx context.Context, grace int64, removeDir bool) err
 		}
 	}
 	removePodCgroup(k.pod)
+	unmountVolumes(k.dir)
 	if removeDir {
 		return removeTree(k.dir)
 	}
