@@ -88,6 +88,8 @@ type Engine struct {
 	swept      bool                   // purge has swept what killed removers left
 	net        *network.Manager       // see networks
 	netSeen    map[string]seenNetwork // see inspectNetwork
+
+	deferred map[string]chan struct{} // see RemoveDeferred (under mu)
 }
 
 // Options are what the front end that opens an engine decides for it.
