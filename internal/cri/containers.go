@@ -368,6 +368,7 @@ func (s *Server) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveCont
 	if err := remove(ctx, c.ID, true); err != nil && !errdefs.IsNotFound(err) {
 		return nil, err
 	}
+	s.users.Delete(c.ID)
 	s.releaseImageVolumes(ctx, ivs)
 	s.nri.removeContainer(ctx, c)
 	return &runtimeapi.RemoveContainerResponse{}, nil
