@@ -294,8 +294,23 @@ func (s *Server) container(ctx context.Context, id string) (*engine.Container, e
 	if c.Config.Labels[labelName] == "" {
 		return nil, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("container %s was not made through the CRI", c.Name))
 	}
+	if removing(c) {
+		// RemoveContainer answered: it is gone for the CRI.
+		return nil, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("container %s is being removed", c.ID))
+	}
 	return c, nil
 }
+
+// podContainers are the containers of pod p the CRI shows: not those
+// RemoveContainer answered for whose deletion is under way.
+func (s *Server) podContainers(ctx context.Context, p *engine.Pod) ([]*engine.Container, error) {
+	cs, err := s.eng.PodContainers(ctx, p)
+	return slices.DeleteFunc(cs, removing), err
+}
+
+// removing says whether c's removal is under way (RemoveDeferred): the
+// CRI no longer shows it.
+func removing(c *engine.Container) bool { return c.State == engine.StateRemoving }
 
 // StartContainer starts a created container; it fails with the reason
 // its process could not start (the container is then exited, with it).
@@ -352,10 +367,21 @@ func (s *Server) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveCont
 		return nil, err
 	}
 	s.nri.stopContainer(ctx, c.ID)
-	if err := s.eng.Remove(ctx, c.ID, true); err != nil && !errdefs.IsNotFound(err) {
+	// The answer comes once the container is claimed for removal (hidden
+	// from every call from then on: container, ListContainers) and
+	// killed; its unmounts, layer, cgroups and record go after
+	// (RemoveDeferred, which a crash leaves to Recover). One with image
+	// volumes is removed whole first: their release needs it gone.
+	remove := s.eng.RemoveDeferred
+	ivs := imageVolumes(c)
+	if len(ivs) > 0 {
+		remove = s.eng.Remove
+	}
+	if err := remove(ctx, c.ID, true); err != nil && !errdefs.IsNotFound(err) {
 		return nil, err
 	}
-	s.releaseImageVolumes(ctx, imageVolumes(c))
+	s.users.Delete(c.ID)
+	s.releaseImageVolumes(ctx, ivs)
 	s.nri.removeContainer(ctx, c)
 	return &runtimeapi.RemoveContainerResponse{}, nil
 }
@@ -476,7 +502,7 @@ func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContain
 	f := req.GetFilter()
 	var out []*runtimeapi.Container
 	for _, c := range cs {
-		if c.Config.Labels[labelName] == "" || c.Config.Pod == "" {
+		if c.Config.Labels[labelName] == "" || c.Config.Pod == "" || removing(c) {
 			continue
 		}
 		if f.GetId() != "" && !strings.HasPrefix(c.ID, f.GetId()) {

@@ -196,15 +196,29 @@ func TestKilledDuringRunPodSandbox(t *testing.T) {
 	}
 }
 
-// hull-cri killed during CreateContainer: the next server lists the
-// half-made container (kubelet then makes the next attempt and removes
-// it) or has none; RemoveContainer leaves no mount, and a retry under the
-// same name works.
-func TestKilledDuringCreateContainer(t *testing.T) {
-	e := newFaultEnv(t)
+// containerMounts lists the mounts of containers (not of pods) under the
+// test's root, waiting up to wait for them to go.
+func (e *faultEnv) containerMounts(wait time.Duration) []string {
+	for deadline := time.Now().Add(wait); ; time.Sleep(20 * time.Millisecond) {
+		var out []string
+		for _, left := range e.leftovers() {
+			if strings.HasPrefix(left, "mount ") && !strings.Contains(left, "/pods/") {
+				out = append(out, left)
+			}
+		}
+		if len(out) == 0 || time.Now().After(deadline) {
+			return out
+		}
+	}
+}
+
+// hostPod pulls busybox and runs a sandbox on the host's network, with a
+// server it stops after.
+func (e *faultEnv) hostPod(ctx context.Context) (*runtimeapi.PodSandboxConfig, string) {
+	t := e.t
+	t.Helper()
 	p := e.start("")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	defer p.stop(t)
 	if _, err := p.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: e.f.Busybox.Ref}}); err != nil {
 		t.Fatal(err)
 	}
@@ -213,8 +227,18 @@ func TestKilledDuringCreateContainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	podID := r.PodSandboxId
-	p.stop(t)
+	return pod, r.PodSandboxId
+}
+
+// hull-cri killed during CreateContainer: the next server lists the
+// half-made container (kubelet then makes the next attempt and removes
+// it) or has none; RemoveContainer leaves no mount, and a retry under the
+// same name works.
+func TestKilledDuringCreateContainer(t *testing.T) {
+	e := newFaultEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pod, podID := e.hostPod(ctx)
 	cc := &runtimeapi.ContainerConfig{
 		Metadata: &runtimeapi.ContainerMetadata{Name: "c"}, Image: &runtimeapi.ImageSpec{Image: e.f.Busybox.Ref},
 		Command: []string{"sleep", "60"}, LogPath: "c/0.log",
@@ -240,10 +264,9 @@ func TestKilledDuringCreateContainer(t *testing.T) {
 					t.Errorf("RemoveContainer %s: %v", c.Id, err)
 				}
 			}
-			for _, left := range e.leftovers() {
-				if strings.HasPrefix(left, "mount ") && !strings.Contains(left, "/pods/") {
-					t.Errorf("left after RemoveContainer: %s", left)
-				}
+			// The unmount follows the answer (engine.RemoveDeferred).
+			for _, left := range e.containerMounts(5 * time.Second) {
+				t.Errorf("left after RemoveContainer: %s", left)
 			}
 			cr, err := p.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cc, SandboxConfig: pod})
 			if err != nil {
@@ -257,7 +280,7 @@ func TestKilledDuringCreateContainer(t *testing.T) {
 			}
 		})
 	}
-	p = e.start("")
+	p := e.start("")
 	defer p.stop(t)
 	if _, err := p.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
 		t.Fatal(err)
@@ -299,5 +322,66 @@ func TestKilledDuringPullImage(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// hull-cri killed during RemoveContainer, which answers once the container
+// is claimed and killed and deletes the rest after (engine.RemoveDeferred):
+// killed before the answer or after it, at each stage of the deletion, the
+// next server lists no container and leaves nothing `hull system check`
+// finds (no record, mount, layer, run state), and the pod is removable.
+func TestKilledDuringRemoveContainer(t *testing.T) {
+	e := newFaultEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	pod, podID := e.hostPod(ctx)
+	check := func(t *testing.T) {
+		t.Helper()
+		cmd := exec.Command(e.hull, "--root", e.root, "--run-root", filepath.Join(e.root, "run"), "--config", e.cfg, "system", "check")
+		cmd.Env = append(os.Environ(), "HULL_CONFIG=")
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "no inconsistencies found") {
+			t.Errorf("hull system check: %v\n%s", err, out)
+		}
+	}
+	for i, mark := range []string{"rm: claimed", "rm: killed", "cleanup: unmounted", "cleanup: set aside", "cleanup: rt deleted"} {
+		t.Run(strings.NewReplacer(":", "", " ", "-").Replace(mark), func(t *testing.T) {
+			cc := &runtimeapi.ContainerConfig{
+				Metadata: &runtimeapi.ContainerMetadata{Name: "c", Attempt: uint32(i)}, Image: &runtimeapi.ImageSpec{Image: e.f.Busybox.Ref},
+				Command: []string{"sleep", "60"}, LogPath: "c/0.log",
+			}
+			p := e.start(mark)
+			cr, err := p.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cc, SandboxConfig: pod})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: cr.ContainerId}); err != nil {
+				t.Fatal(err)
+			}
+			// The answer may come (the deletion's marks are after it) or
+			// not: the server dies at its mark either way.
+			p.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: cr.ContainerId})
+			p.killedBy(t)
+			p = e.start("")
+			defer p.stop(t)
+			l, err := p.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+			if err != nil || len(l.Containers) != 0 {
+				t.Errorf("ListContainers after the restart = %v, %v; want the removed container gone", l.GetContainers(), err)
+			}
+			if _, err := p.rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: cr.ContainerId}); err == nil {
+				t.Errorf("ContainerStatus of the removed container succeeded after the restart")
+			}
+			for _, left := range e.containerMounts(0) {
+				t.Errorf("left after the restart: %s", left)
+			}
+			check(t)
+		})
+	}
+	p := e.start("")
+	defer p.stop(t)
+	if _, err := p.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
+		t.Fatal(err)
+	}
+	if left := e.leftovers(); len(left) > 0 {
+		t.Errorf("left after the sandbox: %v", left)
 	}
 }

@@ -18,7 +18,10 @@ import (
 // containerUser is c's process identity, or an empty user if its
 // config.json cannot be read (the status is still worth answering).
 func (s *Server) containerUser(ctx context.Context, c *engine.Container) *runtimeapi.ContainerUser {
-	pu, err := s.eng.ProcessUser(ctx, c.ID)
+	if u, ok := s.users.Load(c.ID); ok {
+		return u.(*runtimeapi.ContainerUser) // only read: marshalled
+	}
+	pu, err := s.eng.ContainerProcessUser(c)
 	if err != nil {
 		return &runtimeapi.ContainerUser{}
 	}
@@ -26,5 +29,7 @@ func (s *Server) containerUser(ctx context.Context, c *engine.Container) *runtim
 	for _, g := range pu.AdditionalGids {
 		l.SupplementalGroups = append(l.SupplementalGroups, int64(g))
 	}
-	return &runtimeapi.ContainerUser{Linux: l}
+	u := &runtimeapi.ContainerUser{Linux: l}
+	s.users.Store(c.ID, u)
+	return u
 }

@@ -171,7 +171,7 @@ func (s *Server) releaseImageVolumesLocked(ctx context.Context, ivs []imageVolum
 
 // podImageVolumes are the image volumes of a pod's CRI containers.
 func (s *Server) podImageVolumes(ctx context.Context, p *engine.Pod) []imageVolume {
-	cs, err := s.eng.PodContainers(ctx, p)
+	cs, err := s.podContainers(ctx, p)
 	if err != nil {
 		return nil
 	}

@@ -187,7 +187,7 @@ func (s *Server) containerMetrics(ctx context.Context, c *engine.Container) *run
 // podSandboxMetrics are one sandbox's metrics: its network's, and its
 // containers'.
 func (s *Server) podSandboxMetrics(ctx context.Context, p *engine.Pod) (*runtimeapi.PodSandboxMetrics, error) {
-	cs, err := s.eng.PodContainers(ctx, p)
+	cs, err := s.podContainers(ctx, p)
 	if err != nil {
 		return nil, err
 	}

@@ -255,7 +255,7 @@ func (n *nriRuntime) synchronize(ctx context.Context, cb nri.SyncCB) error {
 	}
 	var nctrs []*nri.Container
 	for _, c := range cs {
-		if c.Config.Labels[labelName] == "" || byID[c.Config.Pod] == nil {
+		if c.Config.Labels[labelName] == "" || byID[c.Config.Pod] == nil || removing(c) {
 			continue
 		}
 		nctrs = append(nctrs, n.container(c))
@@ -291,7 +291,7 @@ func (n *nriRuntime) stopPodSandbox(ctx context.Context, p *engine.Pod) error {
 	if n.off() || p.State != engine.PodRunning {
 		return nil
 	}
-	cs, err := n.s.eng.PodContainers(ctx, p)
+	cs, err := n.s.podContainers(ctx, p)
 	if err != nil {
 		return err
 	}
@@ -317,7 +317,7 @@ func (n *nriRuntime) removePodSandbox(ctx context.Context, p *engine.Pod) error 
 	if err := n.stopPodSandbox(ctx, p); err != nil {
 		return err
 	}
-	cs, err := n.s.eng.PodContainers(ctx, p)
+	cs, err := n.s.podContainers(ctx, p)
 	if err != nil {
 		return err
 	}

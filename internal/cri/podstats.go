@@ -20,7 +20,7 @@ import (
 
 // podSandboxStats reads one sandbox's stats.
 func (s *Server) podSandboxStats(ctx context.Context, p *engine.Pod) (*runtimeapi.PodSandboxStats, error) {
-	cs, err := s.eng.PodContainers(ctx, p)
+	cs, err := s.podContainers(ctx, p)
 	if err != nil {
 		return nil, err
 	}

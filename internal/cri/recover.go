@@ -27,13 +27,34 @@ import (
 // killed midway leaves no image: blobs become visible only verified and
 // complete, and the image record is written last.
 
-// Recover removes the sandboxes a killed server left half made.
+//
+// RemoveContainer answers before the container is deleted (the engine's
+// RemoveDeferred): a server killed then leaves its record in state
+// removing, claimed by a dead process, which the engine's next read
+// reconciles (processes, cgroups, root filesystem ended; recorded dead).
+// Kubelet was told it is gone: Recover deletes the CRI's dead containers.
+
+// Recover removes the sandboxes a killed server left half made, and the
+// containers whose removal it left unfinished.
 func (s *Server) Recover(ctx context.Context) error {
-	pods, err := s.eng.ListPods(ctx)
+	cs, err := s.eng.List(ctx)
 	if err != nil {
 		return err
 	}
 	var errs []error
+	for _, c := range cs {
+		if c.Config.Labels[labelName] == "" || c.State != engine.StateDead && c.State != engine.StateRemoving {
+			continue
+		}
+		s.opts.Log.Info("removing a container a killed server left half removed", "id", c.ID, "name", c.Name)
+		if err := s.eng.Remove(ctx, c.ID, true); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, err)
+		}
+	}
+	pods, err := s.eng.ListPods(ctx)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
 	for _, p := range pods {
 		if p.Config.Labels[labelSandbox] == "" || p.State != engine.PodCreated {
 			continue

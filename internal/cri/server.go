@@ -101,6 +101,11 @@ type Server struct {
 	net          podNet         // the pod network's state (cninet.go)
 	nri          *nriRuntime    // nil: NRI is off
 	stream       *stream.Server // from Serve on (streaming.go)
+	// users keeps each container's process user (ContainerStatus reads
+	// it from config.json, which a status call would otherwise parse
+	// whole every time): container ID -> *runtimeapi.ContainerUser,
+	// dropped by RemoveContainer (groups.go).
+	users sync.Map
 }
 
 // New makes the service over eng, which the caller keeps open while the

@@ -88,6 +88,8 @@ type Engine struct {
 	swept      bool                   // purge has swept what killed removers left
 	net        *network.Manager       // see networks
 	netSeen    map[string]seenNetwork // see inspectNetwork
+
+	deferred map[string]chan struct{} // see RemoveDeferred (under mu)
 }
 
 // Options are what the front end that opens an engine decides for it.
@@ -205,7 +207,13 @@ func (e *Engine) Get(ctx context.Context, ref string) (*Container, error) {
 
 // List returns every container, newest first, reconciled.
 func (e *Engine) List(ctx context.Context) ([]*Container, error) {
-	rows, err := e.db.QueryContext(ctx, `SELECT `+containerColumns+` FROM containers ORDER BY created DESC`)
+	return e.listWhere(ctx, "1")
+}
+
+// listWhere is List of the containers whose row matches the SQL condition
+// where (with args).
+func (e *Engine) listWhere(ctx context.Context, where string, args ...any) ([]*Container, error) {
+	rows, err := e.db.QueryContext(ctx, `SELECT `+containerColumns+` FROM containers WHERE `+where+` ORDER BY created DESC`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}

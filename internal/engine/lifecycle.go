@@ -399,9 +399,28 @@ func (e *Engine) lastExitCode(ctx context.Context, id string, def int) int {
 // Remove deletes a container, its writable layer and its logs. A running
 // container needs force (it is killed first).
 func (e *Engine) Remove(ctx context.Context, ref string, force bool) error {
-	c, err := e.getStarted(ctx, ref)
+	c, err := e.removeClaim(ctx, ref, force, false)
 	if err != nil {
 		return err
+	}
+	return e.removeFinish(ctx, c)
+}
+
+// removeClaim records a container as being removed by this process (state
+// removing, stop requested): from then on no start, stop or other removal
+// takes it, and a removal killed midway is found by its dead claimer
+// (reconcile: abandonRemoval). A deferred removal of it under way here
+// (RemoveDeferred) is waited for first: it is then NotFound. With
+// freeName, the record's name becomes ".removing-ID" (no name a user can
+// give) in the same transaction, so that a new container may take the
+// name at once.
+func (e *Engine) removeClaim(ctx context.Context, ref string, force, freeName bool) (*Container, error) {
+	c, err := e.getStarted(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if e.waitDeferredRemoval(c.ID) {
+		return nil, &NotFoundError{Ref: ref}
 	}
 	claim := func(tx *sql.Tx) error {
 		var state string
@@ -424,8 +443,9 @@ func (e *Engine) Remove(ctx context.Context, ref string, force bool) error {
 			}
 		}
 		pid, start := self()
-		_, err := tx.Exec(`UPDATE containers SET state = ?, stop_requested = 1, claim_pid = ?, claim_start = ? WHERE id = ?`,
-			StateRemoving, pid, start, c.ID)
+		_, err := tx.Exec(`UPDATE containers SET state = ?, stop_requested = 1, claim_pid = ?, claim_start = ?,
+			name = CASE WHEN ? THEN ? ELSE name END WHERE id = ?`,
+			StateRemoving, pid, start, freeName, ".removing-"+c.ID, c.ID)
 		return err
 	}
 	err = e.db.Tx(ctx, claim)
@@ -436,9 +456,15 @@ func (e *Engine) Remove(ctx context.Context, ref string, force bool) error {
 		err = e.db.Tx(ctx, claim)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	trace.Mark("rm: claimed")
+	return c, nil
+}
+
+// removeFinish ends and deletes a container removeClaim claimed: its
+// processes and monitor, then everything cleanup removes.
+func (e *Engine) removeFinish(ctx context.Context, c *Container) error {
 	if c.active() {
 		if c.State == StatePaused {
 			e.rt.Resume(c.ID)

@@ -246,12 +246,14 @@ func (p *Pod) pinKinds() []string {
 }
 
 // PodContainers returns the containers of a pod, newest first.
+//
+// SQLite picks them out by the configuration's Pod (json_extract, no
+// index: a scan of the table's text, which is far cheaper than decoding
+// every container's configuration in Go, as a List would); only the
+// pod's are decoded and reconciled. The CRI calls it per pod
+// (StopPodSandbox, RemovePodSandbox, stats, NRI).
 func (e *Engine) PodContainers(ctx context.Context, p *Pod) ([]*Container, error) {
-	cs, err := e.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return slices.DeleteFunc(cs, func(c *Container) bool { return c.Config.Pod != p.ID }), nil
+	return e.listWhere(ctx, `json_extract(config, '$.Pod') = ?`, p.ID)
 }
 
 // podWithContainers returns a pod and its containers.

@@ -20,6 +20,13 @@ func (e *Engine) ProcessUser(ctx context.Context, ref string) (specs.User, error
 	if err != nil {
 		return specs.User{}, err
 	}
+	return e.ContainerProcessUser(c)
+}
+
+// ContainerProcessUser is ProcessUser of a container already read (no
+// second lookup): it never changes once the container is created, so a
+// server may keep it.
+func (e *Engine) ContainerProcessUser(c *Container) (specs.User, error) {
 	data, err := os.ReadFile(filepath.Join(e.persistDir(c.ID), "config.json"))
 	if err != nil {
 		return specs.User{}, fmt.Errorf("container %s: its process's user: %w", c.Name, err)
