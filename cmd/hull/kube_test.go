@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -757,35 +756,17 @@ spec:
 
 // startKube starts a `hull kube` command that runs until killed (-f,
 // -w); its output gathers in the buffer; the test's end kills it.
-func startKube(t *testing.T, root string, args ...string) *syncBuffer {
+func startKube(t *testing.T, root string, args ...string) *safeBuffer {
 	t.Helper()
 	cmd := hullProc(root, append([]string{"kube"}, args...)...)
 	cmd.Env = append(cmd.Env, "HULL_CRI="+filepath.Join(filepath.Dir(os.Getenv("HULL_BIN")), "hull-cri"))
-	out := &syncBuffer{}
+	out := &safeBuffer{}
 	cmd.Stdout = out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	return out
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // hull kube forwards to hull-cri: without it, the error says how to get
