@@ -145,6 +145,11 @@ trap 'exit 130' INT TERM
 
 # --- tools ------------------------------------------------------------------
 [ "$(id -u)" = 0 ] || { echo "kubelet.sh: run as root (kubelet makes cgroups, hull containers)" >&2; exit 1; }
+# One run at a time: kubelet's iptables chains and device-plugin socket
+# are host-wide, and the socket check below comes before kubelet makes it.
+mkdir -p /run/lock
+exec 9>/run/lock/hull-kubelet-test.lock
+flock -n 9 || { echo "kubelet.sh: another test/kubelet.sh runs on this host (it holds /run/lock/hull-kubelet-test.lock): wait for it" >&2; exit 1; }
 if [ -S /var/lib/kubelet/device-plugins/kubelet.sock ]; then
   echo "kubelet.sh: /var/lib/kubelet/device-plugins/kubelet.sock is there: another kubelet (or test/kubelet.sh)" \
     "runs on this host, and this one would take its socket; remove the file if none does" >&2
