@@ -82,15 +82,7 @@ func critest(args []string) error {
 	if *addr == "" {
 		return fmt.Errorf("critest-images: --registry is required")
 	}
-	busybox, err := testenv.BuildImage(testenv.FixBusybox)
-	if err != nil {
-		return err
-	}
-	accounts, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return critestAccounts() })
-	if err != nil {
-		return err
-	}
-	base, err := mutate.AppendLayers(busybox, accounts)
+	base, err := standInBase()
 	if err != nil {
 		return err
 	}
@@ -122,32 +114,66 @@ func critest(args []string) error {
 				return err
 			}
 		}
-		cf, err := base.ConfigFile()
-		if err != nil {
+		if err := pushStandIn(base, *addr, "io.hull.critest.image", ci.user, ci.cmd, ci.names, hosts); err != nil {
 			return err
-		}
-		cfg := cf.Config
-		cfg.Labels = map[string]string{"io.hull.critest.image": ci.names[0]}
-		cfg.User = ci.user
-		if ci.cmd != nil {
-			cfg.Cmd = ci.cmd
-		}
-		img, err := mutate.Config(base, cfg)
-		if err != nil {
-			return err
-		}
-		for _, n := range ci.names {
-			host, _, _ := strings.Cut(n, "/")
-			hosts[host] = true
-			if err := pushAs(img, *addr+"/"+n); err != nil {
-				return err
-			}
 		}
 	}
-	for h := range hosts {
-		fmt.Printf("MIRROR %q = [\"%s/%s\"]\n", h, *addr, h)
+	printMirrors(*addr, hosts)
+	return nil
+}
+
+// standInBase is the base of every stand-in image: the busybox fixture
+// with the critest accounts layer (critestAccounts), then extra layers.
+func standInBase(extra ...func() (io.ReadCloser, error)) (v1.Image, error) {
+	busybox, err := testenv.BuildImage(testenv.FixBusybox)
+	if err != nil {
+		return nil, err
+	}
+	layers := []v1.Layer{}
+	for _, open := range append([]func() (io.ReadCloser, error){critestAccounts}, extra...) {
+		l, err := tarball.LayerFromOpener(open)
+		if err != nil {
+			return nil, err
+		}
+		layers = append(layers, l)
+	}
+	return mutate.AppendLayers(busybox, layers...)
+}
+
+// pushStandIn pushes base, labelled labelKey=names[0], with its USER and
+// command (nil: base's), under ADDR/NAME for each of names, and notes each
+// name's registry host in hosts (printMirrors' lines).
+func pushStandIn(base v1.Image, addr, labelKey, user string, cmd, names []string, hosts map[string]bool) error {
+	cf, err := base.ConfigFile()
+	if err != nil {
+		return err
+	}
+	cfg := cf.Config
+	cfg.Labels = map[string]string{labelKey: names[0]}
+	cfg.User = user
+	if cmd != nil {
+		cfg.Cmd = cmd
+	}
+	img, err := mutate.Config(base, cfg)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		host, _, _ := strings.Cut(n, "/")
+		hosts[host] = true
+		if err := pushAs(img, addr+"/"+n); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// printMirrors prints the [registries.mirrors] lines that make hull pull
+// the stand-ins of hosts from the registry at addr under their own names.
+func printMirrors(addr string, hosts map[string]bool) {
+	for h := range hosts {
+		fmt.Printf("MIRROR %q = [\"%s/%s\"]\n", h, addr, h)
+	}
 }
 
 func pushAs(img v1.Image, ref string) error {

@@ -6,12 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
-
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-
-	"hull/internal/testenv"
 )
 
 // kubeletImage is a stand-in for an image test/kubelet.sh's pods run.
@@ -41,45 +35,17 @@ func kubeletStandIns(args []string) error {
 	if *addr == "" {
 		return fmt.Errorf("kubelet-images: --registry is required")
 	}
-	busybox, err := testenv.BuildImage(testenv.FixBusybox)
-	if err != nil {
-		return err
-	}
-	accounts, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return critestAccounts() })
-	if err != nil {
-		return err
-	}
-	web, err := tarball.LayerFromOpener(webLayer)
-	if err != nil {
-		return err
-	}
-	base, err := mutate.AppendLayers(busybox, accounts, web)
+	base, err := standInBase(webLayer)
 	if err != nil {
 		return err
 	}
 	hosts := map[string]bool{}
 	for _, ki := range kubeletImages {
-		cf, err := base.ConfigFile()
-		if err != nil {
-			return err
-		}
-		cfg := cf.Config
-		cfg.Labels = map[string]string{"io.hull.kubelet.image": ki.name}
-		cfg.User = ki.user
-		cfg.Cmd = ki.cmd
-		img, err := mutate.Config(base, cfg)
-		if err != nil {
-			return err
-		}
-		host, _, _ := strings.Cut(ki.name, "/")
-		hosts[host] = true
-		if err := pushAs(img, *addr+"/"+ki.name); err != nil {
+		if err := pushStandIn(base, *addr, "io.hull.kubelet.image", ki.user, ki.cmd, []string{ki.name}, hosts); err != nil {
 			return err
 		}
 	}
-	for h := range hosts {
-		fmt.Printf("MIRROR %q = [\"%s/%s\"]\n", h, *addr, h)
-	}
+	printMirrors(*addr, hosts)
 	return nil
 }
 
