@@ -30,6 +30,7 @@ type client struct {
 	rt   runtimeapi.RuntimeServiceClient
 	img  runtimeapi.ImageServiceClient
 	eng  *engine.Engine
+	srv  *Server // for checks of the server's own state
 	root string
 	sock string
 }
@@ -62,7 +63,8 @@ func serveOn(t *testing.T, eng *engine.Engine, o Options, cfg config.Config) *cl
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
-	go func() { done <- New(eng, o).Serve(ctx, "unix://"+sock, func() { close(ready) }) }()
+	srv := New(eng, o)
+	go func() { done <- srv.Serve(ctx, "unix://"+sock, func() { close(ready) }) }()
 	select {
 	case <-ready:
 	case err := <-done:
@@ -83,7 +85,7 @@ func serveOn(t *testing.T, eng *engine.Engine, o Options, cfg config.Config) *cl
 		}
 		eng.Close()
 	})
-	return &client{rt: runtimeapi.NewRuntimeServiceClient(conn), img: runtimeapi.NewImageServiceClient(conn), eng: eng, root: root, sock: sock}
+	return &client{rt: runtimeapi.NewRuntimeServiceClient(conn), img: runtimeapi.NewImageServiceClient(conn), eng: eng, srv: srv, root: root, sock: sock}
 }
 
 func ctxT(t *testing.T) context.Context {

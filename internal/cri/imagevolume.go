@@ -169,19 +169,6 @@ func (s *Server) releaseImageVolumesLocked(ctx context.Context, ivs []imageVolum
 	}
 }
 
-// podImageVolumes are the image volumes of a pod's CRI containers.
-func (s *Server) podImageVolumes(ctx context.Context, p *engine.Pod) []imageVolume {
-	cs, err := s.podContainers(ctx, p)
-	if err != nil {
-		return nil
-	}
-	var out []imageVolume
-	for _, c := range cs {
-		out = append(out, imageVolumes(c)...)
-	}
-	return out
-}
-
 // criMount is how ContainerStatus reports an image volume.
 func (iv imageVolume) criMount() *runtimeapi.Mount {
 	return &runtimeapi.Mount{

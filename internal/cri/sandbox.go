@@ -261,7 +261,11 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 	if err != nil {
 		return nil, err
 	}
-	ivs := s.podImageVolumes(ctx, p)
+	cs, _ := s.podContainers(ctx, p) // removed with it: their image volumes and cached users go
+	var ivs []imageVolume
+	for _, c := range cs {
+		ivs = append(ivs, imageVolumes(c)...)
+	}
 	if err := s.nri.removePodSandbox(ctx, p); err != nil {
 		return nil, err
 	}
@@ -269,6 +273,9 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 		return nil, err
 	}
 	s.releaseImageVolumes(ctx, ivs)
+	for _, c := range cs {
+		s.users.Delete(c.ID)
+	}
 	return &runtimeapi.RemovePodSandboxResponse{}, nil
 }
 

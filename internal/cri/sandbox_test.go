@@ -412,6 +412,15 @@ func TestContainerSecurityContext(t *testing.T) {
 	if u := st.GetStatus().GetUser().GetLinux(); err != nil || u.GetUid() != 1000 || u.GetGid() != 1001 || !slices.Equal(u.GetSupplementalGroups(), []int64{1001, 2000}) {
 		t.Errorf("ContainerStatus user = %v, %v; want uid 1000, gid 1001, groups 1001 2000", u, err)
 	}
+	userID := list.Containers[0].Id
+	defer func() { // removing the sandbox drops the identity ContainerStatus cached
+		if _, err := c.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
+			t.Errorf("RemovePodSandbox: %v", err)
+		}
+		if _, ok := c.srv.users.Load(userID); ok {
+			t.Errorf("container %s's cached user outlived its sandbox", userID)
+		}
+	}()
 	if got := run("caps", &runtimeapi.LinuxContainerSecurityContext{
 		Capabilities: &runtimeapi.Capability{DropCapabilities: []string{"CHOWN"}},
 	}, "chown 1 /tmp && echo chowned || echo refused"); got != "refused" {

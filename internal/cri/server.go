@@ -104,7 +104,7 @@ type Server struct {
 	// users keeps each container's process user (ContainerStatus reads
 	// it from config.json, which a status call would otherwise parse
 	// whole every time): container ID -> *runtimeapi.ContainerUser,
-	// dropped by RemoveContainer (groups.go).
+	// dropped by RemoveContainer and RemovePodSandbox (groups.go).
 	users sync.Map
 }
 
