@@ -542,8 +542,14 @@ func TestKubeFailureStatuses(t *testing.T) {
 
 	for _, want := range []string{`(?m)^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE$`, `(?m)^pull\s+0/1\s+ErrImagePull\s`, `(?m)^pull\s+0/1\s+ImagePullBackOff\s`,
 		`(?m)^crash\s+0/1\s+CrashLoopBackOff\s+2 \(`} {
-		if !regexp.MustCompile(want).MatchString(watched.String()) {
-			t.Errorf("get -w lacks %s:\n%s", want, watched.String())
+		// The watch prints a change when it next reads the status, which
+		// can come after waitPod above saw it: give it a few seconds.
+		re := regexp.MustCompile(want)
+		for deadline := time.Now().Add(5 * time.Second); !re.MatchString(watched.String()); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Errorf("get -w lacks %s:\n%s", want, watched.String())
+				break
+			}
 		}
 	}
 	p = waitPod(t, root, "oom", "OOMKilled", func(p podJSON) bool {
