@@ -116,7 +116,11 @@ func StartRegistryWith(dir string, opts RegistryOptions) (*Registry, error) {
 			return r, nil
 		}
 		lastErr = err
-		if !strings.Contains(err.Error(), "address already in use") {
+		// A registry that never answered on its port (the port taken
+		// meanwhile by something that accepts and stays silent, or whose
+		// connections a published port's DNAT rule redirects) is tried
+		// again on another port, as one that lost the bind race.
+		if !strings.Contains(err.Error(), "address already in use") && !errors.Is(err, errNoAnswer) {
 			break
 		}
 	}
@@ -215,6 +219,10 @@ func (r *Registry) start() error {
 	return nil
 }
 
+// errNoAnswer is waitReady's failure when the registry process lives but
+// its port does not answer.
+var errNoAnswer = errors.New("no answer")
+
 // waitReady polls GET /v2/ until the registry answers (200, or 401 with
 // auth) or the process exits.
 func (r *Registry) waitReady() error {
@@ -236,7 +244,7 @@ func (r *Registry) waitReady() error {
 			err = fmt.Errorf("GET %s: %s", url, resp.Status)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("no answer within %v: %w", startTimeout, err)
+			return fmt.Errorf("%w within %v: %w", errNoAnswer, startTimeout, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
