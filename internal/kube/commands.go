@@ -41,8 +41,10 @@ func notFound(name string) error {
 
 func (e *env) applyCmd() *cobra.Command {
 	var files []string
+	var wait bool
+	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "apply -f FILE|DIR|-",
+		Use:   "apply -f FILE|DIR|- [--wait [--timeout 5m]]",
 		Short: "Create the pods a manifest describes (multi-document YAML or JSON)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -89,10 +91,15 @@ func (e *env) applyCmd() *cobra.Command {
 				}
 				fmt.Fprintf(e.stdout, "pod/%s created\n", p.Name)
 			}
+			if wait {
+				return e.waitApplied(docs, timeout) // wait.go
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "a manifest file, a directory of them, or - for stdin (repeatable)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every pod applied is Ready (or Succeeded); fail at once for one that fails or is stuck (e.g. CrashLoopBackOff)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "with --wait, how long to wait")
 	return cmd
 }
 

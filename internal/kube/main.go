@@ -76,7 +76,7 @@ func Main(args []string, version string, stdin io.Reader, stdout, stderr io.Writ
 		pf.MarkHidden(n)
 	}
 	pf.StringVarP(&e.namespace, "namespace", "n", "", "the namespace (default \"default\")")
-	root.AddCommand(e.applyCmd(), e.getCmd(), e.describeCmd(), e.logsCmd(), e.execCmd(), e.deleteCmd(), e.superviseCmd())
+	root.AddCommand(e.applyCmd(), e.getCmd(), e.describeCmd(), e.logsCmd(), e.execCmd(), e.deleteCmd(), e.waitCmd(), e.superviseCmd())
 	// Under a "hull" root, so help and errors name `hull kube ...`.
 	top := &cobra.Command{Use: "hull", SilenceUsage: true, SilenceErrors: true}
 	top.CompletionOptions.DisableDefaultCmd = true

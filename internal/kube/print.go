@@ -195,6 +195,9 @@ func printPods(w io.Writer, pods []*v1.Pod, output string, allNamespaces, single
 	case strings.HasPrefix(output, "jsonpath="):
 		tmpl := strings.TrimPrefix(output, "jsonpath=")
 		jp := jsonpath.New("out")
+		// kubectl's --allow-missing-template-keys defaults to true: a
+		// field the object lacks prints nothing.
+		jp.AllowMissingKeys(true)
 		if err := jp.Parse(tmpl); err != nil {
 			return fmt.Errorf("error parsing jsonpath %s, %w", tmpl, err)
 		}

@@ -50,8 +50,8 @@ func (k *kubelet) containerStatus(c *v1.Container, isInit bool) v1.ContainerStat
 	case cs.GetState() == runtimeapi.ContainerState_CONTAINER_CREATED:
 		out.State.Waiting = &v1.ContainerStateWaiting{Reason: "ContainerCreating"}
 	default:
-		out.State.Terminated = terminated(cs)
-		if cs.GetFinishedAt() == 0 { // its start failed
+		out.State.Terminated = k.withTerminationMessage(terminated(cs), cs) // termination.go
+		if cs.GetFinishedAt() == 0 {                                        // its start failed
 			out.State.Terminated.Reason, out.State.Terminated.ExitCode = "StartError", 128
 		}
 	}

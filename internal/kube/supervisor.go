@@ -134,6 +134,7 @@ type kubelet struct {
 	log      *slog.Logger
 	wake     chan os.Signal
 	probes   map[string]*prober // by container name and probe kind (probes.go)
+	messages map[string]string  // exited containers' termination messages, by ID (termination.go)
 }
 
 // Supervise runs the supervisor of the pod in dir until the pod is
@@ -382,7 +383,7 @@ func (k *kubelet) syncContainer(ctx context.Context, c *v1.Container, isInit boo
 				s.Waiting = nil
 				return
 			}
-			t := terminated(cs)
+			t := k.withTerminationMessage(terminated(cs), cs) // termination.go
 			finished := t.FinishedAt.Time
 			if cs.GetState() == runtimeapi.ContainerState_CONTAINER_CREATED || cs.GetFinishedAt() == 0 {
 				// It never ran: its start failed (startContainer made
@@ -451,6 +452,12 @@ func (k *kubelet) startContainer(ctx context.Context, c *v1.Container, s *contai
 	}
 	cfg := containerConfig(k.pod, rc, attempt, imageRef, k.capacity)
 	cfg.Mounts = mounts
+	if m, err := k.terminationMount(c, attempt); err != nil { // termination.go
+		k.configError(s, "CreateContainerError", err.Error())
+		return
+	} else if m != nil {
+		cfg.Mounts = append(cfg.Mounts, m)
+	}
 	r, err := k.cri.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: k.st.SandboxID, Config: cfg, SandboxConfig: k.sandboxConfig()})
 	if err != nil {
 		k.configError(s, "CreateContainerError", err.Error())

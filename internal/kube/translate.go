@@ -356,9 +356,10 @@ func containerConfig(pod *v1.Pod, c *v1.Container, attempt uint32, imageRef stri
 			labelPodName: pod.Name, labelPodNamespace: pod.Namespace, labelPodUID: string(pod.UID), labelContainerName: c.Name,
 		},
 		Annotations: map[string]string{
-			"io.kubernetes.container.restartCount":           strconv.FormatUint(uint64(attempt), 10),
-			"io.kubernetes.container.terminationMessagePath": c.TerminationMessagePath,
-			"io.kubernetes.pod.terminationGracePeriod":       strconv.FormatInt(*pod.Spec.TerminationGracePeriodSeconds, 10),
+			"io.kubernetes.container.restartCount":     strconv.FormatUint(uint64(attempt), 10),
+			annTerminationMessagePath:                  c.TerminationMessagePath,
+			annTerminationMessagePolicy:                string(c.TerminationMessagePolicy),
+			"io.kubernetes.pod.terminationGracePeriod": strconv.FormatInt(*pod.Spec.TerminationGracePeriodSeconds, 10),
 		},
 		LogPath: fmt.Sprintf("%s/%d.log", c.Name, attempt),
 		Stdin:   c.Stdin,

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// writeManifest writes a manifest to a file of the test's.
+func writeManifest(t *testing.T, manifest string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "pod.yaml")
+	if err := os.WriteFile(p, []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// apply --wait returns once the pod is Ready, and fails at once, naming
+// the reason and `hull why`, for a pod that will not get ready; `hull
+// kube wait` is kubectl's.
+func TestKubeApplyWait(t *testing.T) {
+	root, fx := kubeEnv(t)
+	pod := func(name, cmd string) string {
+		return fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  labels:\n    app: w\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: %s\n    command: [\"sh\", \"-c\", %s]\n",
+			name, fx.Busybox.Ref, strconvQuote(cmd))
+	}
+	applyYAML(t, root, pod("ready", "sleep 600"))
+	path := writeManifest(t, pod("ready2", "sleep 600"))
+	if out := mustKube(t, root, "apply", "-f", path, "--wait", "--timeout", "1m"); out != "pod/ready2 created\n" {
+		t.Errorf("apply --wait printed %q", out)
+	}
+	// Ready as soon as apply --wait returned, without another look.
+	if got := mustKube(t, root, "get", "pod", "ready2", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`); got != "True" {
+		t.Errorf("after apply --wait: Ready=%q", got)
+	}
+	// A pod applied again (unchanged) is waited for too.
+	if out := mustKube(t, root, "apply", "-f", path, "--wait"); out != "pod/ready2 unchanged\n" {
+		t.Errorf("apply --wait again printed %q", out)
+	}
+
+	// A crash loop ends the wait at once (the timeout is far). (An app
+	// container that crashes is Ready while it runs, as with kubelet: an
+	// init container that fails keeps the pod from ever being Ready.)
+	path = writeManifest(t, strings.Replace(pod("crash", "sleep 600"), "  containers:\n", "  initContainers:\n  - name: init\n    image: "+fx.Busybox.Ref+"\n    command: [\"sh\", \"-c\", \"exit 3\"]\n  containers:\n", 1))
+	_, errOut, err := kube(t, root, "apply", "-f", path, "--wait", "--timeout", "2m")
+	if err == nil || !strings.Contains(errOut, "pod/crash will not get ready: container init: CrashLoopBackOff") || !strings.Contains(errOut, "hull why pod/crash") {
+		t.Errorf("apply --wait of a crashing pod: err %v, stderr %q", err, errOut)
+	}
+	// A timeout says what it waited for.
+	path = writeManifest(t, pod("slow", "sleep 600")+"    readinessProbe:\n      exec:\n        command: [\"false\"]\n      periodSeconds: 1\n")
+	_, errOut, err = kube(t, root, "apply", "-f", path, "--wait", "--timeout", "2s")
+	if err == nil || !strings.Contains(errOut, "timed out after 2s waiting for pod/slow to be ready") {
+		t.Errorf("apply --wait of a pod never ready: err %v, stderr %q", err, errOut)
+	}
+
+	if out := mustKube(t, root, "wait", "--for=condition=Ready", "pod/ready", "--timeout", "1m"); out != "pod/ready condition met\n" {
+		t.Errorf("wait --for=condition=Ready: %q", out)
+	}
+	if out := mustKube(t, root, "wait", "--for=condition=ready=true", "pods", "ready", "ready2"); out != "pod/ready condition met\npod/ready2 condition met\n" {
+		t.Errorf("wait two pods: %q", out)
+	}
+	if _, errOut, err := kube(t, root, "wait", "--for=condition=Ready", "pod/slow", "--timeout", "1s"); err == nil || !strings.Contains(errOut, "timed out waiting for the condition on pods/slow") {
+		t.Errorf("wait timeout: err %v, stderr %q", err, errOut)
+	}
+	if _, errOut, err := kube(t, root, "wait", "--for=ready", "pod/ready"); err == nil || !strings.Contains(errOut, "unrecognized condition") {
+		t.Errorf("wait --for=ready: err %v, stderr %q", err, errOut)
+	}
+	mustKube(t, root, "delete", "pod", "ready", "--wait=false", "--grace-period", "1")
+	if out := mustKube(t, root, "wait", "--for=delete", "pod/ready", "--timeout", "1m"); out != "pod/ready condition met\n" {
+		t.Errorf("wait --for=delete: %q", out)
+	}
+	if _, errOut, err := kube(t, root, "get", "pod", "ready"); err == nil || !strings.Contains(errOut, `pods "ready" not found`) {
+		t.Errorf("pod ready after wait --for=delete: err %v, stderr %q", err, errOut)
+	}
+}
+
+// What a container writes to its terminationMessagePath (any user may)
+// becomes its terminated state's message; with FallbackToLogsOnError a
+// failed container that wrote nothing gets the end of its log.
+func TestKubeTerminationMessage(t *testing.T) {
+	root, fx := kubeEnv(t)
+	m := fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: msg
+spec:
+  restartPolicy: Never
+  securityContext:
+    runAsUser: 1000
+  containers:
+  - name: file
+    image: %[1]s
+    command: ["sh", "-c", "echo 'disk full' > /dev/termination-log; exit 1"]
+  - name: custom
+    image: %[1]s
+    terminationMessagePath: /tmp/why
+    command: ["sh", "-c", "echo done > /tmp/why"]
+  - name: logs
+    image: %[1]s
+    terminationMessagePolicy: FallbackToLogsOnError
+    command: ["sh", "-c", "echo first; echo 'last words'; exit 4"]
+  - name: quiet
+    image: %[1]s
+    command: ["sh", "-c", "echo not a message; exit 5"]
+`, fx.Busybox.Ref)
+	applyYAML(t, root, m)
+	waitPod(t, root, "msg", "Failed", func(p podJSON) bool { return p.Status.Phase == "Failed" })
+	want := map[string]string{"file": "disk full\n", "custom": "done\n", "logs": "first\nlast words\n", "quiet": ""}
+	for name, msg := range want {
+		got := mustKube(t, root, "get", "pod", "msg", "-o", fmt.Sprintf(`jsonpath={.status.containerStatuses[?(@.name=="%s")].state.terminated.message}`, name))
+		if got != msg {
+			t.Errorf("container %s: termination message %q, want %q", name, got, msg)
+		}
+	}
+	if out := mustKube(t, root, "describe", "pod", "msg"); !regexp.MustCompile(`Message:\s+disk full\n`).MatchString(out) {
+		t.Errorf("describe lacks the message:\n%s", out)
+	}
+}
