@@ -120,3 +120,43 @@ spec:
 		t.Errorf("describe lacks the message:\n%s", out)
 	}
 }
+
+// Every field a manifest sets that hull kube does not apply gets a
+// warning at apply (podman drops them silently), and the pod runs.
+func TestKubeUnappliedWarnings(t *testing.T) {
+	root, fx := kubeEnv(t)
+	m := fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: warned
+spec:
+  nodeSelector:
+    disk: ssd
+  priorityClassName: high
+  activeDeadlineSeconds: 600
+  securityContext:
+    seLinuxOptions:
+      level: s0
+  containers:
+  - name: c
+    image: %s
+    command: ["sleep", "600"]
+`, fx.Busybox.Ref)
+	_, errOut, err := kubeStdin(t, root, m, "apply", "-f", "-", "--wait")
+	if err != nil {
+		t.Fatalf("apply: %v\n%s", err, errOut)
+	}
+	for _, want := range []string{
+		"Warning: pod/warned: spec.nodeSelector: not applied by hull kube (one node: nothing is scheduled)\n",
+		"Warning: pod/warned: spec.priorityClassName: not applied by hull kube",
+		"Warning: pod/warned: spec.activeDeadlineSeconds: not applied by hull kube",
+		"Warning: pod/warned: spec.securityContext.seLinuxOptions: not applied by hull kube (no SELinux on this node)\n",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("apply stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if n := strings.Count(errOut, "Warning: "); n != 4 {
+		t.Errorf("%d warnings, want 4:\n%s", n, errOut)
+	}
+}

@@ -56,6 +56,7 @@ func (e *env) applyCmd() *cobra.Command {
 			// anything is made.
 			create := make([]bool, len(docs))
 			for i, d := range docs {
+				warnUnapplied(e.stderr, d) // unapplied.go
 				if d.Pod == nil {
 					continue
 				}
