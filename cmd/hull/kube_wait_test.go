@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // writeManifest writes a manifest to a file of the test's.
@@ -133,7 +134,6 @@ spec:
   nodeSelector:
     disk: ssd
   priorityClassName: high
-  activeDeadlineSeconds: 600
   securityContext:
     seLinuxOptions:
       level: s0
@@ -149,14 +149,99 @@ spec:
 	for _, want := range []string{
 		"Warning: pod/warned: spec.nodeSelector: not applied by hull kube (one node: nothing is scheduled)\n",
 		"Warning: pod/warned: spec.priorityClassName: not applied by hull kube",
-		"Warning: pod/warned: spec.activeDeadlineSeconds: not applied by hull kube",
 		"Warning: pod/warned: spec.securityContext.seLinuxOptions: not applied by hull kube (no SELinux on this node)\n",
 	} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("apply stderr lacks %q:\n%s", want, errOut)
 		}
 	}
-	if n := strings.Count(errOut, "Warning: "); n != 4 {
-		t.Errorf("%d warnings, want 4:\n%s", n, errOut)
+	if n := strings.Count(errOut, "Warning: "); n != 3 {
+		t.Errorf("%d warnings, want 3:\n%s", n, errOut)
+	}
+}
+
+// Pod-level failures, kubelet's way: sysctls beyond the safe set refuse
+// the pod before anything starts (SysctlForbidden); safe ones are set in
+// the pod's namespaces; activeDeadlineSeconds kills a pod that runs too
+// long (DeadlineExceeded).
+func TestKubePodLevelFailures(t *testing.T) {
+	root, fx := kubeEnv(t)
+	m := fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: tuned
+spec:
+  securityContext:
+    sysctls:
+    - name: net.ipv4.ip_unprivileged_port_start
+      value: "99"
+    - name: kernel/shm_rmid_forced
+      value: "1"
+  containers:
+  - name: c
+    image: %[1]s
+    command: ["sh", "-c", "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shm_rmid_forced; sleep 600"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: unsafe
+spec:
+  securityContext:
+    sysctls:
+    - name: kernel.msgmax
+      value: "1000"
+  containers:
+  - name: c
+    image: %[1]s
+    command: ["sleep", "600"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: deadline
+spec:
+  activeDeadlineSeconds: 2
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: %[1]s
+    command: ["sleep", "600"]
+`, fx.Busybox.Ref)
+	applyYAML(t, root, m)
+	waitPod(t, root, "tuned", "Running", func(p podJSON) bool { return p.Status.Phase == "Running" })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		out := mustKube(t, root, "logs", "tuned")
+		if out == "99\n1\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("sysctls in the pod: %q, want 99 and 1", out)
+			break
+		}
+	}
+	jp := func(name, path string) string { return mustKube(t, root, "get", "pod", name, "-o", "jsonpath="+path) }
+	waitPod(t, root, "unsafe", "Failed", func(p podJSON) bool { return p.Status.Phase == "Failed" })
+	if got := jp("unsafe", "{.status.reason}: {.status.message}"); got != `SysctlForbidden: Pod was rejected: forbidden sysctl: "kernel.msgmax" not allowlisted` {
+		t.Errorf("unsafe: %s", got)
+	}
+	if out := mustKube(t, root, "get", "pod", "unsafe"); !regexp.MustCompile(`unsafe\s+0/1\s+SysctlForbidden\s+0\s`).MatchString(out) {
+		t.Errorf("get pod unsafe:\n%s", out)
+	}
+	if out := mustHull(t, root, "pod", "ls", "-A", "--format", "{{.Name}}"); strings.Contains(out, "_unsafe_") {
+		t.Errorf("a sandbox was made for the refused pod: %s", out)
+	}
+	if out := mustHull(t, root, "why", "pod/unsafe"); !strings.Contains(out, "a sysctl it sets is not in kubelet's safe set") || !strings.Contains(out, `"kernel.msgmax" not allowlisted`) {
+		t.Errorf("why pod/unsafe:\n%s", out)
+	}
+	p := waitPod(t, root, "deadline", "Failed", func(p podJSON) bool { return p.Status.Phase == "Failed" })
+	if got := jp("deadline", "{.status.reason}: {.status.message}"); got != "DeadlineExceeded: Pod was active on the node longer than the specified deadline" {
+		t.Errorf("deadline: %s", got)
+	}
+	if tm := p.Status.ContainerStatuses[0].State.Terminated; tm == nil || tm.ExitCode != 137 && tm.ExitCode != 143 {
+		t.Errorf("deadline: container state %+v, want terminated by a signal", p.Status.ContainerStatuses[0].State)
+	}
+	if out := mustHull(t, root, "why", "pod/deadline"); !strings.Contains(out, "longer than its activeDeadlineSeconds") {
+		t.Errorf("why pod/deadline:\n%s", out)
 	}
 }

@@ -174,6 +174,13 @@ func (k *kubelet) podStatus() v1.PodStatus {
 	if st.HostIP != "" {
 		st.HostIPs = []v1.HostIP{{IP: st.HostIP}}
 	}
+	if k.st.Reason != "" { // failed as a whole (podfail.go)
+		phase = v1.PodFailed
+		st.Phase, st.Reason, st.Message = phase, k.st.Reason, k.st.Message
+		if k.st.Reason == "SysctlForbidden" { // refused before it started
+			st.InitContainerStatuses, st.ContainerStatuses = nil, nil
+		}
+	}
 	if k.podIP != "" && !k.st.Finished {
 		st.PodIP = k.podIP
 		st.PodIPs = []v1.PodIP{{IP: k.podIP}}

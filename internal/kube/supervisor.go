@@ -65,6 +65,9 @@ type kubeletState struct {
 	StartTime      time.Time                  `json:"startTime"`
 	Containers     map[string]*containerState `json:"containers"`
 	Finished       bool                       `json:"finished,omitempty"`
+	// Reason and Message: the pod failed as a whole (podfail.go).
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
 }
 
 // containerState is one spec container's history.
@@ -249,6 +252,9 @@ func (k *kubelet) state(name string) *containerState {
 // sync is one round of kubelet's SyncPod.
 func (k *kubelet) sync(ctx context.Context) {
 	k.status = map[string]*runtimeapi.ContainerStatus{}
+	if k.podFailed(ctx) { // podfail.go
+		return
+	}
 	if !k.ensureSandbox(ctx) {
 		return
 	}

@@ -218,6 +218,7 @@ func sandboxConfig(pod *v1.Pod, attempt uint32, logDir string) *runtimeapi.PodSa
 	if pod.Spec.HostNetwork {
 		cfg.Hostname = ""
 	}
+	cfg.Linux.Sysctls = podSysctls(pod) // podfail.go
 	for _, c := range pod.Spec.Containers {
 		for _, p := range c.Ports {
 			// kubelet sends every port; a runtime's portmap publishes
