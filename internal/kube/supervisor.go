@@ -541,7 +541,11 @@ func (k *kubelet) ensureImage(ctx context.Context, c *v1.Container, s *container
 	}
 	k.event(v1.EventTypeNormal, "Pulling", fmt.Sprintf("Pulling image %q", c.Image))
 	start := time.Now()
-	_, err = k.cri.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: c.Image}, SandboxConfig: k.sandboxConfig()})
+	for _, req := range k.pullRequests(c.Image) { // pullsecrets.go
+		if _, err = k.cri.PullImage(ctx, req); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		s.PullBackoff.next(now, now)
 		k.event(v1.EventTypeWarning, "Failed", fmt.Sprintf("Failed to pull image %q: %v", c.Image, err))

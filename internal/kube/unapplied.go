@@ -40,7 +40,6 @@ func unappliedFields(s *v1.PodSpec, path *field.Path) []string {
 	add(len(s.ResourceClaims) > 0, "resourceClaims", "no dynamic resource allocation on this node")
 	add(s.Resources != nil, "resources", "pod-level resources are not applied; give each container its own")
 	add(s.OS != nil && s.OS.Name != v1.Linux, "os", "this node runs Linux")
-	add(len(s.ImagePullSecrets) > 0, "imagePullSecrets", "images are pulled with hull's credentials: hull login REGISTRY")
 	add(s.AutomountServiceAccountToken != nil && *s.AutomountServiceAccountToken, "automountServiceAccountToken", "no API server issues tokens here")
 	if sc := s.SecurityContext; sc != nil {
 		p := path.Child("securityContext")
