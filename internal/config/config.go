@@ -96,6 +96,14 @@ type Registries struct {
 	// pull; a blob is then retried from where it stopped. A string such as
 	// "30s"; 0 means the default.
 	PullIdleTimeout time.Duration `toml:"pull_idle_timeout"`
+	// PullMinRate, in bytes per second, fails a registry read that keeps
+	// sending, but slower than this over a pull_idle_timeout of reading
+	// (the time hull spends between reads, hashing and unpacking, does not
+	// count), so a trickle cannot hold a pull for hours; a blob is then
+	// retried from where it stopped, as after a stall. 0 (the default):
+	// no minimum. A fixed deadline for a whole pull (containerd#3833)
+	// would fail big images on slow but working links; this does not.
+	PullMinRate int64 `toml:"pull_min_rate"`
 	// Mirrors maps a registry host ("registry.k8s.io", "docker.io") to the
 	// registries pulls of its images go to instead, each "host[:port]" or
 	// "host[:port]/path-prefix" (the image's path is appended). Only the
@@ -254,6 +262,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: registries.pull_idle_timeout %s must not be negative (e.g. \"30s\")", c.Registries.PullIdleTimeout)
 	case c.Registries.PullIdleTimeout == 0:
 		c.Registries.PullIdleTimeout = DefaultPullIdleTimeout
+	}
+	if c.Registries.PullMinRate < 0 {
+		return fmt.Errorf("config: registries.pull_min_rate %d must not be negative (bytes per second; 0: no minimum)", c.Registries.PullMinRate)
 	}
 	for host, mirrors := range c.Registries.Mirrors {
 		if len(mirrors) == 0 {

@@ -32,10 +32,12 @@ var retryBackoff = 500 * time.Millisecond
 
 // idleTimeout makes a GET or HEAD fail with a *stallError once nothing has
 // arrived for d: first the response's headers, then, during each read of
-// its body, any byte of it. Time the reader spends between reads (hashing,
-// writing, unpacking) does not count. Other methods pass untouched: an
-// upload sends for as long as its body takes.
-func idleTimeout(d time.Duration, next http.RoundTripper) http.RoundTripper {
+// its body, any byte of it; and, with minRate > 0, once its body has come
+// slower than minRate bytes a second over d of reading. Time the reader
+// spends between reads (hashing, writing, unpacking) does not count.
+// Other methods pass untouched: an upload sends for as long as its body
+// takes.
+func idleTimeout(d time.Duration, minRate int64, next http.RoundTripper) http.RoundTripper {
 	if d <= 0 {
 		return next
 	}
@@ -44,7 +46,7 @@ func idleTimeout(d time.Duration, next http.RoundTripper) http.RoundTripper {
 			return next.RoundTrip(r)
 		}
 		ctx, cancel := context.WithCancel(r.Context())
-		w := &idleWatch{idle: d, host: r.URL.Host, path: r.URL.Path, cancel: cancel}
+		w := &idleWatch{idle: d, minRate: minRate, host: r.URL.Host, path: r.URL.Path, cancel: cancel}
 		w.timer = time.AfterFunc(d, w.expire)
 		resp, err := next.RoundTrip(r.WithContext(ctx))
 		w.timer.Stop()
@@ -62,12 +64,17 @@ func idleTimeout(d time.Duration, next http.RoundTripper) http.RoundTripper {
 // request, when they wait longer than idle.
 type idleWatch struct {
 	idle       time.Duration
+	minRate    int64 // bytes a second; 0: none
 	host, path string
 	cancel     context.CancelFunc
 	timer      *time.Timer
 	stalled    atomic.Bool
 	body       io.ReadCloser
 	got        int64
+	// The rate's window: bytes read and time spent in reads since it
+	// began.
+	windowBytes int64
+	windowTime  time.Duration
 }
 
 func (w *idleWatch) expire() {
@@ -77,11 +84,24 @@ func (w *idleWatch) expire() {
 
 func (w *idleWatch) Read(p []byte) (int, error) {
 	w.timer.Reset(w.idle)
+	start := time.Now()
 	n, err := w.body.Read(p)
 	w.timer.Stop()
 	w.got += int64(n)
 	if err != nil && err != io.EOF {
-		err = w.check(err)
+		return n, w.check(err)
+	}
+	if w.minRate > 0 && err == nil {
+		w.windowBytes += int64(n)
+		w.windowTime += time.Since(start)
+		if w.windowTime >= w.idle {
+			rate := float64(w.windowBytes) / w.windowTime.Seconds()
+			if rate < float64(w.minRate) {
+				w.cancel()
+				return n, &stallError{host: w.host, path: w.path, idle: w.idle, got: w.got, minRate: w.minRate, rate: rate}
+			}
+			w.windowBytes, w.windowTime = 0, 0
+		}
 	}
 	return n, err
 }
@@ -103,14 +123,38 @@ func (w *idleWatch) check(err error) error {
 // stallError is a registry response that sent nothing for the idle time.
 // It does not unwrap to the context.Canceled that ended the read: the pull
 // was not cancelled, the registry went quiet.
+//
+// With rate set (minRate > 0), the registry kept sending, but slower than
+// registries.pull_min_rate.
 type stallError struct {
 	host, path string
 	idle       time.Duration
 	got        int64 // bytes of this response's body that had arrived
+	minRate    int64
+	rate       float64 // bytes a second over the last window; 0: a stall
 }
 
 func (e *stallError) Error() string {
+	if e.minRate > 0 {
+		return fmt.Sprintf("%s sent %.0f bytes/s over %s, under registries.pull_min_rate (%d), while answering GET %s (after %d bytes of the response)", e.host, e.rate, e.idle, e.minRate, e.path, e.got)
+	}
 	return fmt.Sprintf("%s sent nothing for %s while answering GET %s (after %d bytes of the response)", e.host, e.idle, e.path, e.got)
+}
+
+// what went wrong, for a download error ("sent nothing for 30s").
+func (e *stallError) what() string {
+	if e.minRate > 0 {
+		return fmt.Sprintf("sent %.0f bytes/s, under registries.pull_min_rate (%d)", e.rate, e.minRate)
+	}
+	return "sent nothing for " + e.idle.String()
+}
+
+// hint is what to change in hull.toml for a slow link.
+func (e *stallError) hint() string {
+	if e.minRate > 0 {
+		return fmt.Sprintf("on a slow link lower registries.pull_min_rate in hull.toml (now %d bytes/s; 0: no minimum)", e.minRate)
+	}
+	return fmt.Sprintf("on a slow link raise registries.pull_idle_timeout in hull.toml (now %s)", e.idle)
 }
 
 // blobFetch names a blob to download, for errors and progress.
@@ -311,8 +355,12 @@ func (e *downloadError) Error() string {
 	}
 	var se *stallError
 	if errors.As(e.err, &se) {
-		return fmt.Sprintf("%s %s stalled at byte %d%s: %s sent nothing for %s (%d attempts)",
-			e.what, shortID(e.digest.Hex), e.got, of, e.registry, se.idle, e.attempts)
+		verb := "stalled"
+		if se.minRate > 0 {
+			verb = "came too slowly"
+		}
+		return fmt.Sprintf("%s %s %s at byte %d%s: %s %s (%d attempts)",
+			e.what, shortID(e.digest.Hex), verb, e.got, of, e.registry, se.what(), e.attempts)
 	}
 	return fmt.Sprintf("%s %s broke off at byte %d%s: %v (%d attempts)", e.what, shortID(e.digest.Hex), e.got, of, e.err, e.attempts)
 }

@@ -26,12 +26,13 @@ import (
 type blobFault int
 
 const (
-	serveWhole   blobFault = iota
-	stallMidway            // send half of the response, then nothing, for ever
-	cutMidway              // send half of the response, then drop the connection
-	ignoreRange            // answer a Range request with the whole blob (200)
-	cutThenWhole           // cut the first GET, ignore Range after
-	cutThenRange           // cut the first GET, honour Range after
+	serveWhole    blobFault = iota
+	stallMidway             // send half of the response, then nothing, for ever
+	cutMidway               // send half of the response, then drop the connection
+	ignoreRange             // answer a Range request with the whole blob (200)
+	cutThenWhole            // cut the first GET, ignore Range after
+	cutThenRange            // cut the first GET, honour Range after
+	trickleMidway           // send half of the response (none of a range), then a byte every 100 ms
 )
 
 // blobGet is one GET of the watched path as the proxy saw and served it.
@@ -136,6 +137,20 @@ func (p *blobProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case cutMidway:
 		send(max(resp.ContentLength/2, 1))
 		panic(http.ErrAbortHandler) // closes the connection mid-body
+	case trickleMidway:
+		if r.Header.Get("Range") == "" {
+			send(max(resp.ContentLength/2, 1))
+		}
+		for {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-p.stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+				send(1)
+			}
+		}
 	default:
 		send(resp.ContentLength)
 	}
@@ -197,23 +212,7 @@ func TestPullStalledBlobTimesOut(t *testing.T) {
 	_, err := svc.Pull(noHang(t), ref, image.PullOptions{})
 	t.Logf("pull: %v", err)
 	short := strings.TrimPrefix(layer, "sha256:")[:12]
-	for _, says := range []string{fmt.Sprintf("layer %d of %d %s stalled", top, top, short), "sent nothing for 1s", "5 attempts", "pull_idle_timeout"} {
-		if !strings.Contains(fmt.Sprint(err), says) {
-			t.Errorf("error should say %q: %v", says, err)
-		}
-	}
-	if !image.IsKind(err, image.ErrDownload) {
-		t.Errorf("want a %q error, got %v", image.ErrDownload, err)
-	}
-	gets := proxy.blobGets()
-	if len(gets) != 5 {
-		t.Errorf("the stalled layer was requested %d times, want 5", len(gets))
-	}
-	for i, g := range gets[1:] {
-		if g.rangeHeader == "" {
-			t.Errorf("attempt %d asked for the whole blob again", i+2)
-		}
-	}
+	checkGaveUp(t, err, proxy, fmt.Sprintf("layer %d of %d %s stalled", top, top, short), "sent nothing for 1s", "5 attempts", "pull_idle_timeout")
 
 	if d, _ := v1.NewHash(layer); svc.Store().Has(d) {
 		t.Error("the stalled layer became visible in the store")
@@ -227,6 +226,55 @@ func TestPullStalledBlobTimesOut(t *testing.T) {
 	}
 	if _, err := svc.Resolve(ctx, fx.Busybox.Ref); err != nil {
 		t.Errorf("the image pulled before: %v", err)
+	}
+	verifyStore(t, svc)
+}
+
+// checkGaveUp checks a pull that gave up on the proxy's blob: a download
+// error saying each of says, after 5 requests, each after the first
+// resuming where the last stopped.
+func checkGaveUp(t *testing.T, err error, proxy *blobProxy, says ...string) {
+	t.Helper()
+	for _, s := range says {
+		if !strings.Contains(fmt.Sprint(err), s) {
+			t.Errorf("error should say %q: %v", s, err)
+		}
+	}
+	if !image.IsKind(err, image.ErrDownload) {
+		t.Errorf("want a %q error, got %v", image.ErrDownload, err)
+	}
+	gets := proxy.blobGets()
+	if len(gets) != 5 {
+		t.Errorf("the blob was requested %d times, want 5", len(gets))
+	}
+	for i, g := range gets[1:] {
+		if g.rangeHeader == "" {
+			t.Errorf("attempt %d asked for the whole blob again", i+2)
+		}
+	}
+}
+
+// A registry that keeps sending a layer, but at 10 bytes/s, under
+// registries.pull_min_rate: each attempt fails once a second of reading
+// has brought less, and the pull fails naming the rate and the setting
+// to lower, keeping nothing partial.
+func TestPullTooSlowBlobFails(t *testing.T) {
+	reg, fx := testenv.Setup(t, testenv.FixLayered)
+	image.SetRetryBackoff(t, time.Millisecond)
+	root := t.TempDir()
+	svc := newServiceWith(t, root, snapshot.Overlay, func(c *config.Config) {
+		c.Registries.PullIdleTimeout = time.Second
+		c.Registries.PullMinRate = 1000
+	})
+	top := len(fx.Layered.Layers)
+	layer := fx.Layered.Layers[top-1]
+	proxy := newBlobProxy(t, reg, "/blobs/"+layer, trickleMidway)
+	start := time.Now()
+	_, err := svc.Pull(noHang(t), proxy.ref(fx.Layered.Ref), image.PullOptions{})
+	t.Logf("pull: %v (after %s)", err, time.Since(start))
+	checkGaveUp(t, err, proxy, fmt.Sprintf("layer %d of %d", top, top), "came too slowly", "bytes/s, under registries.pull_min_rate (1000)", "5 attempts", "lower registries.pull_min_rate")
+	if left, _ := filepath.Glob(filepath.Join(root, "images", "ingest", "*.tmp")); len(left) != 0 {
+		t.Errorf("partial downloads left behind: %v", left)
 	}
 	verifyStore(t, svc)
 }

@@ -124,11 +124,11 @@ func classify(op string, ref reference.Reference, err error) error {
 		e.Err = dl
 		e.Hint = "check that the registry is up and reachable, then pull again: blobs already stored are kept"
 		if errors.As(err, &stall) {
-			e.Hint += fmt.Sprintf("; on a slow link raise registries.pull_idle_timeout in hull.toml (now %s)", stall.idle)
+			e.Hint += "; " + stall.hint()
 		}
 	case errors.As(err, &stall):
 		e.Kind = ErrDownload
-		e.Hint = fmt.Sprintf("check that the registry is up and reachable; on a slow link raise registries.pull_idle_timeout in hull.toml (now %s)", stall.idle)
+		e.Hint = "check that the registry is up and reachable; " + stall.hint()
 	case errors.As(err, &terr):
 		e.Err = errors.New(registryMessage(terr))
 		switch {
@@ -264,7 +264,7 @@ func (s *Service) baseTransport() http.RoundTripper {
 		ResponseHeaderTimeout: 60 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
-	return s.httpsUnlessInsecure(idleTimeout(s.cfg.Registries.PullIdleTimeout, t))
+	return s.httpsUnlessInsecure(idleTimeout(s.cfg.Registries.PullIdleTimeout, s.cfg.Registries.PullMinRate, t))
 }
 
 // httpsUnlessInsecure upgrades plain-HTTP requests to HTTPS for every
