@@ -2,8 +2,10 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"syscall"
 
 	"github.com/containerd/errdefs"
 )
@@ -29,7 +31,12 @@ func (e *Engine) ReopenLog(ctx context.Context, ref string) error {
 	if size > 0 {
 		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("container %s: hull rotates its log itself (max-size); there is nothing to reopen", c.Name))
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	// Not through a symbolic link made in the rotation's window (the
+	// writer refuses one too: streams.LogWriter).
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0o640)
+	if errors.Is(err, syscall.ELOOP) {
+		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("reopen the log of %s: %s is a symbolic link: the log is not written through one (remove it)", c.Name, path))
+	}
 	if err != nil {
 		return fmt.Errorf("reopen the log of %s: %w", c.Name, err)
 	}

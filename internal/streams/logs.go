@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -126,7 +127,10 @@ func (l *LogWriter) reopenIfMoved() {
 	if fi, err := os.Stat(l.path); err == nil && os.SameFile(fi, cur) {
 		return
 	}
-	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	// Never through a symbolic link: whoever may write the log's
+	// directory could otherwise point the path, between the rotation's
+	// rename and this open, at any file to have it appended to.
+	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0o640)
 	if err != nil {
 		return // keep writing where we were
 	}
