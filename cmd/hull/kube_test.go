@@ -249,7 +249,8 @@ func TestKubeApplyBadInput(t *testing.T) {
 		{"bad quantity", good("x") + "    resources:\n      limits:\n        memory: 12 parsecs\n", `quantities must match the regular expression`},
 		{"request over limit", good("x") + "    resources:\n      requests:\n        cpu: \"2\"\n      limits:\n        cpu: \"1\"\n", `must be less than or equal to cpu limit of 1`},
 		{"bad restart policy", strings.Replace(good("x"), "spec:\n", "spec:\n  restartPolicy: Sometimes\n", 1), `spec.restartPolicy: Unsupported value: "Sometimes"`},
-		{"sidecar", strings.Replace(good("x"), "spec:\n", "spec:\n  initContainers:\n  - name: side\n    image: busybox\n    restartPolicy: Always\n", 1), `spec.initContainers[0].restartPolicy: Forbidden: hull kube does not run sidecar containers`},
+		{"init restartPolicy", strings.Replace(good("x"), "spec:\n", "spec:\n  initContainers:\n  - name: side\n    image: busybox\n    restartPolicy: OnFailure\n", 1), `spec.initContainers[0].restartPolicy: Unsupported value: "OnFailure": supported values: "Always"`},
+		{"container restartPolicy", good("x") + "    restartPolicy: Always\n", `spec.containers[0].restartPolicy: Forbidden: may not be set for non-init containers`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "pod.yaml")

@@ -103,7 +103,7 @@ func validateLifecycle(p *field.Path, l *v1.Lifecycle, c *v1.Container) field.Er
 	if l == nil {
 		return nil
 	}
-	if isInitPath(p) {
+	if isInitPath(p) && !isSidecar(c) {
 		return field.ErrorList{field.Forbidden(p, "may not be set for init containers without restartPolicy=Always")}
 	}
 	var errs field.ErrorList

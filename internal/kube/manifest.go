@@ -407,7 +407,7 @@ func Validate(pod *v1.Pod) field.ErrorList {
 			errs = append(errs, field.Invalid(p.Child("runAsGroup"), *sc.RunAsGroup, "must be between 0 and 2147483647, inclusive"))
 		}
 	}
-	errs = append(errs, refusedFields(&s, spec)...) // unapplied.go
+	errs = append(errs, validateRestartPolicies(&s, spec)...) // sidecar.go
 	volumes, verrs := validateVolumes(spec.Child("volumes"), s.Volumes)
 	errs = append(errs, verrs...)
 	for _, set := range []struct {

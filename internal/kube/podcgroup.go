@@ -18,9 +18,9 @@ import (
 // The containers' cgroups go below it (the sandbox's cgroup parent).
 
 // podTotals is the pod's effective requests or limits of one resource:
-// the sum over its containers, or the largest init container's when
-// that is more (init containers run one at a time); declared is false
-// when a container sets none.
+// the sum over its containers and sidecars, or what the init containers
+// need at most when that is more; declared is false when a container
+// sets none.
 func podTotals(pod *v1.Pod, limits bool, name v1.ResourceName) (total resource.Quantity, declared bool) {
 	get := func(c v1.Container) (resource.Quantity, bool) {
 		l := c.Resources.Requests
@@ -36,12 +36,29 @@ func podTotals(pod *v1.Pod, limits bool, name v1.ResourceName) (total resource.Q
 		declared = declared && ok
 		total.Add(q)
 	}
-	for _, c := range pod.Spec.InitContainers {
+	// Init containers run one at a time, each beside the sidecars started
+	// before it; sidecars run for the pod's life (KEP-753's formula).
+	var sidecars, inits resource.Quantity
+	for i := range pod.Spec.InitContainers {
+		c := pod.Spec.InitContainers[i]
 		q, ok := get(c)
 		declared = declared && ok
-		if q.Cmp(total) > 0 {
-			total = q.DeepCopy()
+		if isSidecar(&c) {
+			total.Add(q)
+			sidecars.Add(q)
+			if sidecars.Cmp(inits) > 0 {
+				inits = sidecars.DeepCopy()
+			}
+			continue
 		}
+		use := sidecars.DeepCopy()
+		use.Add(q)
+		if use.Cmp(inits) > 0 {
+			inits = use
+		}
+	}
+	if inits.Cmp(total) > 0 {
+		total = inits
 	}
 	return total, declared
 }

@@ -40,14 +40,35 @@ func podRow(pod *v1.Pod, wide bool) []string {
 	if pod.Status.Reason != "" {
 		reason = pod.Status.Reason
 	}
+	// Sidecars (sidecar.go) count in READY, and their restarts in
+	// RESTARTS once the pod is initialized.
+	sidecars := map[string]bool{}
+	for i := range pod.Spec.InitContainers {
+		if isSidecar(&pod.Spec.InitContainers[i]) {
+			sidecars[pod.Spec.InitContainers[i].Name] = true
+			total++
+		}
+	}
+	sidecarRestarts, lastSidecarRestart := 0, metav1.Time{}
 	initializing := false
 	for i, c := range pod.Status.InitContainerStatuses {
 		restarts += int(c.RestartCount)
 		if t := c.LastTerminationState.Terminated; t != nil && lastRestart.Before(&t.FinishedAt) {
 			lastRestart = t.FinishedAt
 		}
+		if sidecars[c.Name] {
+			sidecarRestarts += int(c.RestartCount)
+			if t := c.LastTerminationState.Terminated; t != nil && lastSidecarRestart.Before(&t.FinishedAt) {
+				lastSidecarRestart = t.FinishedAt
+			}
+		}
 		switch {
 		case c.State.Terminated != nil && c.State.Terminated.ExitCode == 0:
+			continue
+		case sidecars[c.Name] && c.Started != nil && *c.Started:
+			if c.Ready {
+				ready++
+			}
 			continue
 		case c.State.Terminated != nil:
 			switch t := c.State.Terminated; {
@@ -67,7 +88,7 @@ func podRow(pod *v1.Pod, wide bool) []string {
 		break
 	}
 	if !initializing || conditionTrue(pod, v1.PodInitialized) {
-		restarts, lastRestart = 0, metav1.Time{}
+		restarts, lastRestart = sidecarRestarts, lastSidecarRestart
 		hasRunning := false
 		for i := len(pod.Status.ContainerStatuses) - 1; i >= 0; i-- {
 			c := pod.Status.ContainerStatuses[i]

@@ -134,8 +134,7 @@ func (k *kubelet) ready(c *v1.Container, cs *runtimeapi.ContainerStatus) bool {
 // runProbes runs the due probes of the running app containers, and kills
 // a container whose liveness or startup probe has failed.
 func (k *kubelet) runProbes(ctx context.Context) {
-	for i := range k.pod.Spec.Containers {
-		c := &k.pod.Spec.Containers[i]
+	for _, c := range k.probed() { // sidecar.go
 		cs := k.status[c.Name]
 		if cs == nil || cs.GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING {
 			continue
@@ -412,7 +411,7 @@ func validateProbe(p *field.Path, probe *v1.Probe, c *v1.Container, successOne b
 	if probe == nil {
 		return nil
 	}
-	if isInitPath(p) {
+	if isInitPath(p) && !isSidecar(c) {
 		return field.ErrorList{field.Forbidden(p, "may not be set for init containers without restartPolicy=Always")}
 	}
 	var errs field.ErrorList

@@ -58,7 +58,8 @@ func (k *kubelet) containerStatus(c *v1.Container, isInit bool) v1.ContainerStat
 	return out
 }
 
-// initialized reports whether every init container has succeeded.
+// initialized reports whether every init container has succeeded (a
+// sidecar: has started, sidecar.go).
 func (k *kubelet) initialized() bool {
 	for _, c := range k.pod.Spec.InitContainers {
 		if !k.state(c.Name).Done {
@@ -92,7 +93,19 @@ func (k *kubelet) appStatuses() []v1.ContainerStatus {
 // podPhase is kubelet's getPhase over the container statuses.
 func podPhase(pod *v1.Pod, inits, apps []v1.ContainerStatus) v1.PodPhase {
 	pendingInit, failedInit := 0, 0
-	for _, st := range inits {
+	for i, st := range inits {
+		if i < len(pod.Spec.InitContainers) && isSidecar(&pod.Spec.InitContainers[i]) {
+			// A sidecar keeps the pod pending until it has started, and is
+			// no part of the phase after (sidecar.go; kubelet's getPhase).
+			started := st.Started != nil && *st.Started
+			switch {
+			case st.State.Running != nil && !started,
+				st.State.Waiting != nil && st.LastTerminationState.Terminated == nil,
+				st.State.Running == nil && st.State.Waiting == nil && st.State.Terminated == nil:
+				pendingInit++
+			}
+			continue
+		}
 		switch {
 		case st.State.Running != nil:
 			pendingInit++
@@ -197,7 +210,16 @@ func (k *kubelet) podStatus() v1.PodStatus {
 		return c
 	}
 	var notInit, notReady []string
-	for _, s := range inits {
+	for i, s := range inits {
+		if isSidecar(&k.pod.Spec.InitContainers[i]) { // sidecar.go
+			if !k.state(s.Name).Done {
+				notInit = append(notInit, s.Name)
+			}
+			if !s.Ready {
+				notReady = append(notReady, s.Name)
+			}
+			continue
+		}
 		if s.State.Terminated == nil || s.State.Terminated.ExitCode != 0 {
 			notInit = append(notInit, s.Name)
 		}

@@ -268,6 +268,16 @@ func (k *kubelet) sync(ctx context.Context) {
 	}
 	for i := range k.pod.Spec.InitContainers {
 		c := &k.pod.Spec.InitContainers[i]
+		if isSidecar(c) { // sidecar.go: kept running; the next waits for its start
+			k.syncContainer(ctx, c, true)
+			if s := k.state(c.Name); !s.Done {
+				if s.Done = k.started(c, k.status[c.Name]); !s.Done {
+					k.runProbes(ctx) // its startup probe
+					return
+				}
+			}
+			continue
+		}
 		if k.state(c.Name).Done {
 			continue
 		}
@@ -295,6 +305,7 @@ func (k *kubelet) finish(ctx context.Context) {
 		if _, err := k.cri.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: k.st.SandboxID}); err != nil {
 			k.log.Warn("stop the sandbox", "err", err)
 		}
+		k.refreshStatuses(ctx) // what the stop ended (sidecars) shows so
 	}
 	k.st.Finished = true
 }
@@ -341,7 +352,10 @@ func (k *kubelet) sandboxConfig() *runtimeapi.PodSandboxConfig {
 
 // restartPolicy is the policy for c: an init container of an Always pod
 // restarts on failure only (kubelet's rule).
-func (k *kubelet) restartPolicy(isInit bool) v1.RestartPolicy {
+func (k *kubelet) restartPolicy(c *v1.Container, isInit bool) v1.RestartPolicy {
+	if isSidecar(c) {
+		return v1.RestartPolicyAlways // sidecar.go
+	}
 	p := k.pod.Spec.RestartPolicy
 	if isInit && p == v1.RestartPolicyAlways {
 		return v1.RestartPolicyOnFailure
@@ -399,7 +413,7 @@ func (k *kubelet) syncContainer(ctx context.Context, c *v1.Container, isInit boo
 				t.Reason, t.ExitCode = "StartError", 128
 			}
 			restart := false
-			switch k.restartPolicy(isInit) {
+			switch k.restartPolicy(c, isInit) {
 			case v1.RestartPolicyAlways:
 				restart = true
 			case v1.RestartPolicyOnFailure:
@@ -592,7 +606,7 @@ func (k *kubelet) initFailed() bool {
 // removed.
 func (k *kubelet) teardown(ctx context.Context, grace int64, removeDir bool) error {
 	if id := k.st.SandboxID; id != "" {
-		for _, c := range append(append([]v1.Container{}, k.pod.Spec.InitContainers...), k.pod.Spec.Containers...) {
+		for _, c := range stopOrder(k.pod) { // sidecar.go: sidecars last
 			s := k.st.Containers[c.Name]
 			if s == nil || s.ID == "" {
 				continue

@@ -175,6 +175,18 @@ func TestPodResourcesAsKubelet(t *testing.T) {
 	if *r.CPU.Shares != 3072 || *r.CPU.Quota != 300000 || *r.Memory.Limit != 1<<30 {
 		t.Errorf("guaranteed pod with a bigger init container: %d %d %d", *r.CPU.Shares, *r.CPU.Quota, *r.Memory.Limit)
 	}
+	// A sidecar adds to the app containers and to the init containers
+	// after it (KEP-753): max(2+1, 1+3) CPUs, max(1+1, 1+1) Gi.
+	always := v1.ContainerRestartPolicyAlways
+	pod.Spec.InitContainers = []v1.Container{
+		{Name: "side", RestartPolicy: &always, Resources: resources("", "", "1", "1Gi")},
+		{Name: "i", Resources: resources("", "", "3", "1Gi")},
+	}
+	Default(pod)
+	r = podResources(pod)
+	if *r.CPU.Quota != 400000 || *r.Memory.Limit != 2<<30 {
+		t.Errorf("guaranteed pod with a sidecar: quota %d, memory %d; want 400000, 2Gi", *r.CPU.Quota, *r.Memory.Limit)
+	}
 	r = podResources(&v1.Pod{Spec: v1.PodSpec{Containers: []v1.Container{{Name: "a"}}}})
 	if *r.CPU.Shares != 2 || r.Memory != nil {
 		t.Errorf("best effort pod: %v", r)

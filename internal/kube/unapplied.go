@@ -11,9 +11,7 @@ import (
 // Fields hull kube does not apply. podman kube play drops what it does
 // not support without a word (podman#12756); hull kube warns for every
 // such field a manifest sets, at apply, in kubectl's form for the API
-// server's warnings ("Warning: ..." on stderr), and refuses the ones
-// whose absence would change what the pod does rather than where or how
-// it is placed (refusedFields).
+// server's warnings ("Warning: ..." on stderr).
 
 // unappliedFields lists, for a pod spec at path, each field that is set
 // and not applied, with why.
@@ -74,19 +72,6 @@ func unappliedFields(s *v1.PodSpec, path *field.Path) []string {
 		}
 	}
 	return out
-}
-
-// refusedFields are the fields hull kube refuses: without them the pod
-// would do something else than asked.
-func refusedFields(s *v1.PodSpec, path *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	for i, c := range s.InitContainers {
-		if c.RestartPolicy != nil {
-			p := path.Child("initContainers").Index(i).Child("restartPolicy")
-			errs = append(errs, field.Forbidden(p, "hull kube does not run sidecar containers (init containers with a restartPolicy) yet: make it one of spec.containers"))
-		}
-	}
-	return errs
 }
 
 // warnUnapplied prints the warnings of a document's pod spec.
