@@ -354,7 +354,14 @@ func (e *env) createPod(p *v1.Pod) error {
 		}
 		return fmt.Errorf("record pod %s: %w", p.Name, err)
 	}
-	return e.startSupervisor(e.store.PodDir(p.Namespace, p.Name))
+	dir := e.store.PodDir(p.Namespace, p.Name)
+	if hostUsersFalse(p) { // userns.go
+		if _, err := e.store.allocateUserns(dir); err != nil {
+			removeTree(dir)
+			return err
+		}
+	}
+	return e.startSupervisor(dir)
 }
 
 // applyObject records a ConfigMap, Secret or PersistentVolumeClaim

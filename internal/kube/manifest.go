@@ -408,6 +408,7 @@ func Validate(pod *v1.Pod) field.ErrorList {
 		}
 	}
 	errs = append(errs, validateRestartPolicies(&s, spec)...) // sidecar.go
+	errs = append(errs, validateHostUsers(&s, spec)...)       // userns.go
 	volumes, verrs := validateVolumes(spec.Child("volumes"), s.Volumes)
 	errs = append(errs, verrs...)
 	for _, set := range []struct {

@@ -155,7 +155,9 @@ func (s *Store) List(namespace string) ([]*PodRecord, error) {
 		}
 		nss = nss[:0]
 		for _, e := range entries {
-			nss = append(nss, e.Name())
+			if e.IsDir() { // a namespace (nothing else belongs here)
+				nss = append(nss, e.Name())
+			}
 		}
 	}
 	var out []*PodRecord

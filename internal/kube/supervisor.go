@@ -347,7 +347,9 @@ func (k *kubelet) ensureSandbox(ctx context.Context) bool {
 }
 
 func (k *kubelet) sandboxConfig() *runtimeapi.PodSandboxConfig {
-	return sandboxConfig(k.pod, k.st.SandboxAttempt, filepath.Join(k.dir, "logs"))
+	cfg := sandboxConfig(k.pod, k.st.SandboxAttempt, filepath.Join(k.dir, "logs"))
+	cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = usernsOptions(k.pod, k.dir) // userns.go
+	return cfg
 }
 
 // restartPolicy is the policy for c: an init container of an Always pod
@@ -472,7 +474,8 @@ func (k *kubelet) startContainer(ctx context.Context, c *v1.Container, s *contai
 	}
 	cfg := containerConfig(k.pod, rc, attempt, imageRef, k.capacity)
 	cfg.Mounts = mounts
-	if m, err := k.terminationMount(c, attempt); err != nil { // termination.go
+	cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = usernsOptions(k.pod, k.dir) // userns.go
+	if m, err := k.terminationMount(c, attempt); err != nil {                              // termination.go
 		k.configError(s, "CreateContainerError", err.Error())
 		return
 	} else if m != nil {

@@ -34,7 +34,6 @@ func unappliedFields(s *v1.PodSpec, path *field.Path) []string {
 	add(len(s.ReadinessGates) > 0, "readinessGates", "no controller sets their conditions here: the pod is Ready when its containers are")
 	add(s.RuntimeClassName != nil, "runtimeClassName", "hull has one runtime handler")
 	add(len(s.Overhead) > 0, "overhead", "set from a RuntimeClass, which hull kube has not")
-	add(s.HostUsers != nil && !*s.HostUsers, "hostUsers", "pods of hull kube share the host's user namespace; hull-cri gives kubelet's pods their own")
 	add(len(s.ResourceClaims) > 0, "resourceClaims", "no dynamic resource allocation on this node")
 	add(s.Resources != nil, "resources", "pod-level resources are not applied; give each container its own")
 	add(s.OS != nil && s.OS.Name != v1.Linux, "os", "this node runs Linux")
