@@ -269,6 +269,7 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 	if err := s.nri.removePodSandbox(ctx, p); err != nil {
 		return nil, err
 	}
+	s.spares.dropPod(p.ID) // of containers never started
 	if err := s.removeSandbox(ctx, p); err != nil {
 		return nil, err
 	}
