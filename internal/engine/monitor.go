@@ -34,6 +34,9 @@ const (
 	// container whose process to start, while it waits.
 	MonitorFlagNewNetNS = "new-netns"
 	MonitorFlagEarly    = "early"
+	// A spare's (NewSpare): start the container's process once its spec
+	// arrives.
+	MonitorFlagEarlyOnSpec = "early-on-spec"
 )
 
 // MonitorReportFD is the monitor's descriptor that reports its start to
@@ -53,6 +56,10 @@ type MonitorOptions struct {
 	// container that will have that id (see monitor.Prepare).
 	NewNetNS bool
 	EarlyID  string
+	// EarlyOnSpec (a spare's) starts the container's process as its spec
+	// says once the spec arrives (monitor.Prepared.StartEarlyFor): a
+	// spare sent it long before the ID (NewSpare's) has it ready then.
+	EarlyOnSpec bool
 }
 
 // ServeMonitor is the monitor process: it opens the engine with open,
@@ -108,6 +115,9 @@ func (e *Engine) awaitContainer(o MonitorOptions) (string, *monitor.Prepared, *C
 	defer f.Close()
 	id, record, err := readSpareID(f, func(id string, spec *specs.Spec, record *Container) {
 		p.SetSpec(id, spec)
+		if o.EarlyOnSpec {
+			p.StartEarlyFor(e.rt, id, spec)
+		}
 		path, size, files := e.LogPath(id), int64(logMaxSize), logMaxFiles
 		if record != nil && record.ID == id {
 			path, size, files = e.logSettings(record)

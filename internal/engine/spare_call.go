@@ -11,14 +11,18 @@ package engine
 // NewSpare starts a spare monitor for a caller to keep (see above): a
 // `hull monitor -` (MonitorCommand) that opens its engine and waits for a
 // container. It prepares nothing before it is sent a spec; once sent one,
-// it opens the container's log and attach socket. One never handed a
+// it starts the container's process as the spec says, in its pod's
+// namespaces and its cgroups (MonitorOptions.EarlyOnSpec), and opens the
+// container's log and attach socket. One never handed a
 // container ends when Close is called, or when this process exits (it
 // reads end-of-file). Nil if it could not start.
 func (e *Engine) NewSpare() *Spare {
 	if e.MonitorCommand == nil {
 		return nil
 	}
-	return StartSpare(e.MonitorCommand(SpareID, false), false)
+	cmd := e.MonitorCommand(SpareID, false)
+	cmd.Args = append(cmd.Args, "--"+MonitorFlagEarlyOnSpec)
+	return StartSpare(cmd, false)
 }
 
 // Pid is the spare monitor's process id: once Start has handed it a
