@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -130,5 +133,108 @@ func TestStartContainerTakesBoundSpare(t *testing.T) {
 	}
 	if !gone(lpid) {
 		t.Errorf("the spare %d of a removed sandbox's container is still there", lpid)
+	}
+}
+
+// spareMonitors are the pids of the spare monitors (`hull monitor -`) on
+// root.
+func spareMonitors(root string) []int {
+	var pids []int
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range procs {
+		b, _ := os.ReadFile(f)
+		args := strings.Split(string(b), "\x00")
+		if slices.Contains(args, root) && slices.Contains(args, "monitor") && slices.Contains(args, "-") {
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(f))); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+// hull-cri killed between CreateContainer and StartContainer, the
+// container's spare bound with its process started ahead: every spare
+// reads end-of-file and ends what it prepared (the early process, its
+// cgroups and state directory, the attach socket); the next server starts
+// the container with a monitor of its own, and removes it and its
+// sandbox leaving nothing.
+func TestKilledWithBoundSpare(t *testing.T) {
+	e := newFaultEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pod, podID := e.hostPod(ctx)
+	p := e.start("")
+	for deadline := time.Now().Add(30 * time.Second); len(spareMonitors(e.root)) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("hull-cri started no spare monitor")
+		}
+	}
+	cc := &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: "c"}, Image: &runtimeapi.ImageSpec{Image: e.f.Busybox.Ref},
+		Command: []string{"sh", "-c", "echo started late; exec sleep 60"}, LogPath: "c/0.log",
+	}
+	cr, err := p.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cc, SandboxConfig: pod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cr.ContainerId
+	state := filepath.Join(e.root, "run", "runtime", id)
+	// The bound spare starts the container's process ahead: its state
+	// directory appears.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(state); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no early process for %s (state %s)", id, state)
+		}
+	}
+	spares := spareMonitors(e.root)
+	p.cmd.Process.Kill()
+	<-p.exited
+	p.conn.Close()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		left := slices.DeleteFunc(slices.Clone(spares), gone)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("spare monitors %v still run after hull-cri was killed", left)
+		}
+	}
+	if _, err := os.Stat(state); !os.IsNotExist(err) {
+		t.Errorf("the early process's state %s is left (%v)", state, err)
+	}
+
+	p = e.start("")
+	defer p.stop(t)
+	if _, err := p.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: id}); err != nil {
+		t.Fatalf("StartContainer after the restart: %v", err)
+	}
+	st, err := p.rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	if err != nil || st.Status.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("status %v, %v; want running", st, err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		log, _ := os.ReadFile(st.Status.LogPath)
+		if strings.Contains(string(log), " stdout F started late\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log = %q; want the container's output", log)
+		}
+	}
+	if _, err := p.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
+		t.Fatal(err)
+	}
+	for _, left := range e.containerMounts(5 * time.Second) {
+		t.Errorf("left after RemoveContainer: %s", left)
+	}
+	if left := e.leftovers(); len(left) > 0 {
+		t.Errorf("left after the sandbox: %v", left)
 	}
 }

@@ -111,6 +111,9 @@ func (e *Engine) awaitContainer(o MonitorOptions) (string, *monitor.Prepared, *C
 		cgroupsPath = cgroups.EnginePath(o.EarlyID)
 	}
 	p := monitor.Prepare(e.rt, o.EarlyID, cgroupsPath, o.NewNetNS)
+	if o.EarlyOnSpec {
+		releaseText() // a caller's pool's spare may wait long (NewSpare)
+	}
 	f := os.NewFile(SpareMonitorFD, "container-id")
 	defer f.Close()
 	id, record, err := readSpareID(f, func(id string, spec *specs.Spec, record *Container) {
