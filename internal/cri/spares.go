@@ -15,15 +15,16 @@ import (
 //   - CreateContainer takes an idle spare from the pool (refilled in the
 //     background) and binds it to the container: Create sends it the
 //     container's spec and record (engine.CreateOptions.Spare), and it
-//     opens the container's log and attach socket while the container is
-//     CREATED.
+//     starts the container's process in the pod's namespaces and opens
+//     its log and attach socket while the container is CREATED (engine
+//     NewSpare).
 //   - StartContainer claims the container's spare and hands it to Start
 //     (engine.StartOptions.Spare), which tells it the container's ID: it
 //     becomes the container's monitor, with the spec it already has.
-//   - A container removed before it started (RemoveContainer, or with its
-//     sandbox), or whose resources are updated (its spare's spec would be
-//     stale), has its spare closed: it reads end-of-file and ends what it
-//     prepared (docs/prepared.md).
+//   - A container removed before it started (RemoveContainer, or its
+//     sandbox stopped or removed), or whose resources are updated (its
+//     spare's spec would be stale), has its spare closed: it reads
+//     end-of-file and ends what it prepared (docs/prepared.md).
 //   - hull-cri killed: every spare reads end-of-file and ends; the next
 //     server starts a created container with a plain monitor (its
 //     config.json is written at create, as without a spare).

@@ -118,7 +118,7 @@ func TestStartContainerTakesBoundSpare(t *testing.T) {
 		t.Errorf("updated container: %v, resources %v; want running with 300 CPU shares", s.State, s.Resources)
 	}
 
-	// A sandbox removed with a container never started ends its spare.
+	// A sandbox stopped with a container never started ends its spare.
 	waitSpare(t, c)
 	left := createContainer(t, c, f, podID, pod, "left", nil, "sleep", "600")
 	lpid := c.srv.spares.boundPid(left)
@@ -128,11 +128,11 @@ func TestStartContainerTakesBoundSpare(t *testing.T) {
 	if _, err := c.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
 		t.Fatal(err)
 	}
+	if !gone(lpid) {
+		t.Errorf("the spare %d of a stopped sandbox's container is still there", lpid)
+	}
 	if _, err := c.rt.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
 		t.Fatal(err)
-	}
-	if !gone(lpid) {
-		t.Errorf("the spare %d of a removed sandbox's container is still there", lpid)
 	}
 }
 
