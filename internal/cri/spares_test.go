@@ -81,6 +81,29 @@ func TestStartContainerTakesBoundSpare(t *testing.T) {
 		}
 	}
 
+	// One with a memory limit: its process is started ahead too (its
+	// state directory is there before StartContainer), with the limit.
+	waitSpare(t, c)
+	limited := createContainer(t, c, f, podID, pod, "limited", func(cc *runtimeapi.ContainerConfig) {
+		cc.Linux = &runtimeapi.LinuxContainerConfig{Resources: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 64 << 20}}
+	}, "sleep", "600")
+	state := filepath.Join(c.root, "run", "runtime", limited)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(state); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no process started ahead for the container with a memory limit (%s)", state)
+		}
+	}
+	startContainer(t, c, limited)
+	if s := containerStatus(t, c, limited); s.State != runtimeapi.ContainerState_CONTAINER_RUNNING || s.Resources.GetLinux().GetMemoryLimitInBytes() != 64<<20 {
+		t.Errorf("container with a memory limit: %v, resources %v", s.State, s.Resources)
+	}
+	if out, err := c.rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: limited, Cmd: []string{"cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}, Timeout: 10}); err != nil || strings.TrimSpace(string(out.Stdout)) != "67108864" {
+		t.Errorf("the container's memory limit reads %q (%v); want 67108864", out.GetStdout(), err)
+	}
+
 	// Removed before it started: its spare ends, with what it opened.
 	waitSpare(t, c)
 	never := createContainer(t, c, f, podID, pod, "never", nil, "sleep", "600")

@@ -24,10 +24,10 @@ import (
 // and network namespaces (and optionally cgroup), or, started for a spec
 // known ahead (StartEarlyFor: a pod's container), a new mount namespace
 // and the spec's others, joined by path or new; no user namespace, no
-// terminal, no memory limit (one below what the waiting process uses could
-// not be set), the init binary run as it is or, for a spec that needs it,
-// a sealed copy. Create checks the spec and otherwise ends the early
-// process and starts the container as usual.
+// terminal, no memory limit unless set ahead (SetLimits; one below what
+// the waiting process uses cannot be), the init binary run as it is or,
+// for a spec that needs it, a sealed copy. Create checks the spec and
+// otherwise ends the early process and starts the container as usual.
 // Its mount namespace is the host's copied when it starts, before the
 // root filesystem is mounted: Create sends it a clone of that mount
 // (open_tree, kernels since 5.2). Until Create takes it, an Early holds
@@ -156,7 +156,7 @@ func (e *Early) Pid() int { return e.sp.pid }
 // already. Nothing is done for a spec e does not suit.
 func (e *Early) SetLimits(spec *specs.Spec) error {
 	// An invalid spec is Create's to report.
-	if e == nil || e.closed || e.taken || validateSpec(spec) != nil || !e.fits(e.id, spec, CreateOptions{}, needsSealedInit(spec)) {
+	if e == nil || e.closed || e.taken || validateSpec(spec) != nil || !e.fitsShape(e.id, spec, CreateOptions{}, needsSealedInit(spec)) {
 		return nil
 	}
 	if err := e.cg.Set(withDefaultDevices(spec)); err != nil {
@@ -167,14 +167,22 @@ func (e *Early) SetLimits(spec *specs.Spec) error {
 }
 
 // fits tells whether container id, with spec and o, can take e (see Early).
+// A memory limit must have been set ahead, for this very spec (SetLimits):
+// one below what the waiting process uses fails there, and the container
+// then gets a process of its own.
 func (e *Early) fits(id string, spec *specs.Spec, o CreateOptions, sealed bool) bool {
+	if res := spec.Linux.Resources; res != nil && res.Memory != nil && e.limitsOf != spec {
+		return false
+	}
+	return e.fitsShape(id, spec, o, sealed)
+}
+
+// fitsShape is fits but for the limits.
+func (e *Early) fitsShape(id string, spec *specs.Spec, o CreateOptions, sealed bool) bool {
 	if e.id != id || sealed != e.sealed || spec.Process.Terminal || o.PreserveFDs != 0 || o.Console != nil || o.ConsoleSocket != "" {
 		return false
 	}
 	if cgroups.ContainerPath(spec.Linux.CgroupsPath, id) != e.cgPath {
-		return false
-	}
-	if res := spec.Linux.Resources; res != nil && res.Memory != nil {
 		return false
 	}
 	flags, joins, ok := earlyShape(spec.Linux.Namespaces)
@@ -222,7 +230,7 @@ func (r *Runtime) StartEarlyFor(id string, spec *specs.Spec, o EarlyOptions) (*E
 	shape.newFlags, shape.joins, _ = earlyShape(o.Namespaces)
 	// Hooks run by the container's process are Create's alone.
 	hooks := spec.Hooks != nil && (len(spec.Hooks.CreateContainer) > 0 || len(spec.Hooks.StartContainer) > 0)
-	if o.Namespaces == nil || hooks || !shape.fits(id, spec, CreateOptions{}, o.Sealed) {
+	if o.Namespaces == nil || hooks || !shape.fitsShape(id, spec, CreateOptions{}, o.Sealed) {
 		return nil, fmt.Errorf("container %s: its spec does not suit a process started early", id)
 	}
 	e, err := r.StartEarly(id, o)

@@ -39,9 +39,13 @@ func TestCreateTakesEarlyForJoinedNamespace(t *testing.T) {
 		name         string
 		early, spec  func(*specs.Spec) // the spec the process is started for, the one created
 		takes, joins bool
+		same         bool // Create gets the very spec the process was started for
 	}{
-		{"joined", join, join, true, true},
-		{"made new at create", join, nil, false, false},
+		{"joined", join, join, true, true, false},
+		{"made new at create", join, nil, false, false, false},
+		// Create gets the spec the process was started for, its memory
+		// limit set ahead (as a spare monitor's).
+		{"joined, with a memory limit", withMemory(join), withMemory(join), true, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBundle(t, script, tc.spec)
@@ -70,6 +74,9 @@ func TestCreateTakesEarlyForJoinedNamespace(t *testing.T) {
 				t.Fatal(err)
 			}
 			earlyPid := early.Pid()
+			if tc.same {
+				spec = ahead
+			}
 			pid, ws, got := runTaking(t, r, id, b, spec, early, out)
 			if !ws.Exited() || ws.ExitStatus() != 0 || !strings.Contains(got, "pid 1\n") {
 				t.Fatalf("container ended with %v:\n%s", ws, got)
@@ -91,5 +98,14 @@ func TestCreateTakesEarlyForJoinedNamespace(t *testing.T) {
 	if early, err := r.StartEarlyFor(e.id(), spec, EarlyOptions{}); err == nil {
 		early.Close()
 		t.Error("StartEarlyFor started a process for a spec with a terminal")
+	}
+}
+
+// withMemory is mutate and a 64 MB memory limit.
+func withMemory(mutate func(*specs.Spec)) func(*specs.Spec) {
+	return func(s *specs.Spec) {
+		mutate(s)
+		limit := int64(64 << 20)
+		s.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}}
 	}
 }
