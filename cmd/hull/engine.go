@@ -111,6 +111,7 @@ func newMonitorCmd(g *globals) *cobra.Command {
 	f.IntVar(&o.ListenerFD, engine.MonitorFlagListenerFD, 0, "the attach listener hull-shim kept")
 	f.BoolVar(&o.NewNetNS, engine.MonitorFlagNewNetNS, false, "(a spare) make the container's new network namespace while waiting")
 	f.StringVar(&o.EarlyID, engine.MonitorFlagEarly, "", "(a spare) start the process of the container that will have this id while waiting")
+	f.BoolVar(&o.EarlyOnSpec, engine.MonitorFlagEarlyOnSpec, false, "(a spare) start the container's process once its spec arrives")
 	return cmd
 }
 

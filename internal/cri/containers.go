@@ -154,7 +154,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.eng.Create(ctx, co)
+	c, err := s.createContainer(ctx, co, p.ID)
 	if err != nil {
 		if c != nil {
 			s.eng.Remove(context.WithoutCancel(ctx), c.ID, true)
@@ -328,7 +328,7 @@ func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContai
 	if err := s.nri.startContainer(ctx, c); err != nil {
 		return nil, err
 	}
-	st, err := s.eng.Start(ctx, c.ID, engine.StartOptions{})
+	st, err := s.eng.Start(ctx, c.ID, engine.StartOptions{Spare: s.spares.claim(c.ID)})
 	if err == nil && st != nil {
 		err = st.Ready()
 	}
@@ -367,6 +367,7 @@ func (s *Server) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveCont
 		return nil, err
 	}
 	s.nri.stopContainer(ctx, c.ID)
+	s.spares.drop(c.ID) // one never started
 	// The answer comes once the container is claimed for removal (hidden
 	// from every call from then on: container, ListContainers) and
 	// killed; its unmounts, layer, cgroups and record go after
@@ -599,6 +600,7 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtimeapi.U
 	if err := s.nri.updateContainer(ctx, c, &u); err != nil {
 		return nil, err
 	}
+	s.spares.drop(c.ID) // its spec would be stale: Start reads config.json
 	if _, err := s.eng.Update(ctx, c.ID, u); err != nil {
 		return nil, err
 	}

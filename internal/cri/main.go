@@ -41,6 +41,7 @@ func Main(args []string, version string, stderr io.Writer) error {
 		streamAddr = fs.String("streaming-address", stream.DefaultAddr, "the TCP address of the streaming server (the URLs Exec, Attach and PortForward answer); port 0: one the kernel picks")
 		hull       = fs.String("hull", "", "the hull binary monitors run as (default: hull next to hull-cri)")
 		showVer    = fs.Bool("version", false, "print the version and exit")
+		spares     = fs.Int("spares", 1, "warm spare monitors kept for StartContainer (each a hull monitor process waiting for its container); 0: none")
 		cniConf    = fs.String("cni-conf-dir", DefaultCNIConfDir, "the CNI configuration directory: its first conflist in lexical order is the pod network (hull.toml [cri] cni_conf_dir; '' = hull's default bridge network)")
 		nriOn      = fs.Bool("nri", true, "serve NRI plugins (the Node Resource Interface; on by default, as in containerd 2)")
 		nriSocket  = fs.String("nri-socket", DefaultNRISocket, "the unix socket NRI plugins connect to")
@@ -126,7 +127,7 @@ func Main(args []string, version string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	o := Options{Version: version, Root: cfg.Root, RunRoot: cfg.RunRoot, PinnedImages: pinned, Log: log, StreamingAddress: *streamAddr,
-		CNIConfDir: *cniConf, CNIBinDirs: binDirs}
+		CNIConfDir: *cniConf, CNIBinDirs: binDirs, Spares: *spares}
 	if *nriOn {
 		o.NRI = &NRIOptions{Socket: *nriSocket, PluginPath: *nriPlugins, PluginConfigPath: *nriConfigs,
 			RegistrationTimeout: *nriRegTO, RequestTimeout: *nriReqTO}

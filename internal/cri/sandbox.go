@@ -245,6 +245,8 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSand
 	if err := s.nri.stopPodSandbox(ctx, p); err != nil {
 		return nil, err
 	}
+	// A container never started keeps no process in the pod's namespaces.
+	s.spares.dropPod(p.ID)
 	if _, err := s.eng.StopPod(ctx, p.ID, 0); err != nil {
 		return nil, err
 	}
@@ -269,6 +271,7 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 	if err := s.nri.removePodSandbox(ctx, p); err != nil {
 		return nil, err
 	}
+	s.spares.dropPod(p.ID) // of containers never started
 	if err := s.removeSandbox(ctx, p); err != nil {
 		return nil, err
 	}

@@ -80,6 +80,10 @@ type Options struct {
 	// Attach, PortForward URLs) listens on (default 127.0.0.1:0: the
 	// loopback, on a port the kernel picks).
 	StreamingAddress string
+	// Spares is how many warm spare monitors the server keeps for
+	// CreateContainer to bind and StartContainer to hand its container
+	// (spares.go); 0: none, each start starts its monitor.
+	Spares int
 	// Log receives one debug line per call (method, time, code) and a
 	// warning per failed call other than not-found and unimplemented
 	// (default: discard).
@@ -106,6 +110,8 @@ type Server struct {
 	// whole every time): container ID -> *runtimeapi.ContainerUser,
 	// dropped by RemoveContainer and RemovePodSandbox (groups.go).
 	users sync.Map
+	// spares are the warm spare monitors (spares.go; nil: none).
+	spares *sparePool
 }
 
 // New makes the service over eng, which the caller keeps open while the
@@ -114,7 +120,7 @@ func New(eng *engine.Engine, o Options) *Server {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{eng: eng, opts: o}
+	return &Server{eng: eng, opts: o, spares: newSparePool(eng, o.Spares)}
 }
 
 // SocketPath is the path of a "unix://PATH" (or bare PATH) endpoint.
@@ -148,6 +154,8 @@ func (s *Server) Serve(ctx context.Context, listen string, ready func()) error {
 	defer os.Remove(path)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	s.spares.fill()
+	defer s.spares.close() // after the calls in flight
 	if err := s.startNRI(ctx); err != nil {
 		l.Close()
 		return err

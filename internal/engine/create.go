@@ -44,6 +44,12 @@ type CreateOptions struct {
 	// OnPull is called before a pull starts (the CLI prints docker's
 	// "Unable to find image ... locally").
 	OnPull func(ref string)
+	// Spare is a spare monitor of the caller's (NewSpare) to send the
+	// container's spec and record ahead, for the caller to hand to Start
+	// (StartOptions.Spare) later, maybe much later: config.json is then
+	// written before Create returns, as without a spare. The caller keeps
+	// it. nil: the engine's own spare, if any (UseSpare).
+	Spare *Spare
 }
 
 // StartError is a process that could not be started: a container's
@@ -238,7 +244,10 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 		c.Config.Path, c.Config.Args = s.Process.Args[0], s.Process.Args[1:]
 	}
 	c.config = &configWrite{done: make(chan error, 1), write: func() error { return e.writeConfig(id, s) }}
-	offered := e.offerSpare(c, s)
+	offered := e.offerSpare(o.Spare, c, s)
+	if o.Spare != nil {
+		offered = false // the file is written now all the same
+	}
 	if !offered {
 		c.startConfig()
 	}

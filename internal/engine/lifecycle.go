@@ -34,6 +34,12 @@ type StartOptions struct {
 	// filesystem, which Create has just mounted. The claim below still
 	// checks its state in the database.
 	Created *Container
+	// Spare is a spare monitor of the caller's (NewSpare), offered the
+	// container's spec by Create (CreateOptions.Spare), to hand the
+	// container to instead of the engine's own spare or a new monitor.
+	// Start owns it from the call: one it does not hand the container
+	// to, it closes.
+	Spare *Spare
 }
 
 // Starting is a start in progress: attach (if asked) then wait for Ready.
@@ -64,6 +70,7 @@ func (s *Starting) Ready() error {
 // Start launches the container's monitor, which creates and starts it.
 // Starting a running container is a no-op (as docker).
 func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starting, error) {
+	defer func() { o.Spare.Close() }() // nil once taken
 	c := o.Created
 	if c == nil {
 		var err error
@@ -147,7 +154,8 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 	}
 	var monitorPid int
 	var r *os.File
-	if spare := e.takeSpare(c.ID, o.WaitAttach); spare != nil {
+	if spare := e.takeSpare(c.ID, o); spare != nil {
+		o.Spare = nil
 		monitorPid, r = spare.proc.Pid, spare.sync
 	} else {
 		// This monitor reads the file (done already, unless the spare

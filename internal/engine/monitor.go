@@ -34,6 +34,9 @@ const (
 	// container whose process to start, while it waits.
 	MonitorFlagNewNetNS = "new-netns"
 	MonitorFlagEarly    = "early"
+	// A spare's (NewSpare): start the container's process once its spec
+	// arrives.
+	MonitorFlagEarlyOnSpec = "early-on-spec"
 )
 
 // MonitorReportFD is the monitor's descriptor that reports its start to
@@ -53,6 +56,10 @@ type MonitorOptions struct {
 	// container that will have that id (see monitor.Prepare).
 	NewNetNS bool
 	EarlyID  string
+	// EarlyOnSpec (a spare's) starts the container's process as its spec
+	// says once the spec arrives (monitor.Prepared.StartEarlyFor): a
+	// spare sent it long before the ID (NewSpare's) has it ready then.
+	EarlyOnSpec bool
 }
 
 // ServeMonitor is the monitor process: it opens the engine with open,
@@ -104,10 +111,16 @@ func (e *Engine) awaitContainer(o MonitorOptions) (string, *monitor.Prepared, *C
 		cgroupsPath = cgroups.EnginePath(o.EarlyID)
 	}
 	p := monitor.Prepare(e.rt, o.EarlyID, cgroupsPath, o.NewNetNS)
+	if o.EarlyOnSpec {
+		releaseText() // a caller's pool's spare may wait long (NewSpare)
+	}
 	f := os.NewFile(SpareMonitorFD, "container-id")
 	defer f.Close()
 	id, record, err := readSpareID(f, func(id string, spec *specs.Spec, record *Container) {
 		p.SetSpec(id, spec)
+		if o.EarlyOnSpec {
+			p.StartEarlyFor(e.rt, id, spec)
+		}
 		path, size, files := e.LogPath(id), int64(logMaxSize), logMaxFiles
 		if record != nil && record.ID == id {
 			path, size, files = e.logSettings(record)

@@ -134,13 +134,19 @@ func (s *Spare) Close() {
 }
 
 // takeSpare hands the spare monitor, if it suits, the container id; nil
-// if there is none (or it could not be told).
-func (e *Engine) takeSpare(id string, waitAttach bool) *Spare {
-	s := e.spare
-	if s == nil || s.waitAttach != waitAttach {
-		return nil
+// if there is none (or it could not be told). The spare is the call's
+// (StartOptions.Spare) if it has one, else the engine's (UseSpare).
+func (e *Engine) takeSpare(id string, o StartOptions) *Spare {
+	s := o.Spare
+	if s == nil {
+		s = e.spare
+		if s == nil || s.waitAttach != o.WaitAttach {
+			return nil
+		}
+		e.spare = nil
+	} else if s.waitAttach != o.WaitAttach {
+		return nil // Start closes it
 	}
-	e.spare = nil
 	_, err := s.id.WriteString(id + "\n")
 	s.id.Close()
 	if err != nil {
@@ -203,9 +209,12 @@ func (e *Engine) Close() {
 // then a matter of microseconds, where a first JSON decode in the spare
 // cost a millisecond, and the monitor need not look the record up (see
 // readSpareID). A spec the encoding refuses is not sent (the monitor reads
-// config.json); it reports whether the spec was sent.
-func (e *Engine) offerSpare(c *Container, spec *specs.Spec) bool {
-	s := e.spare
+// config.json); it reports whether the spec was sent. s is the call's spare
+// (CreateOptions.Spare), else the engine's (UseSpare).
+func (e *Engine) offerSpare(s *Spare, c *Container, spec *specs.Spec) bool {
+	if s == nil {
+		s = e.spare
+	}
 	if s == nil {
 		return false
 	}

@@ -30,12 +30,12 @@ func TestReadSpareIDTakesWhatWasSentAhead(t *testing.T) {
 		e := &Engine{spare: &Spare{id: w, sync: w}}
 		c := &Container{ID: specID, Name: "n1", Started: started, Config: Config{Image: "img"}}
 		if record {
-			e.offerSpare(c, spec)
+			e.offerSpare(nil, c, spec)
 		} else {
 			b, _ := wire.Append(nil, spec)
 			e.spare.send(spareSpec, specID, b)
 		}
-		e.takeSpare(id, false)
+		e.takeSpare(id, StartOptions{})
 		b, _ := io.ReadAll(r)
 		return string(b)
 	}

@@ -105,6 +105,14 @@ type Early struct {
 // runtime.Early). A monitor supervising a container with a terminal
 // or an open stdin does not use it.
 func StartEarly(rt *runtime.Runtime, id, cgroupsPath string, newNetNS bool) (*Early, error) {
+	return startEarly(func(o runtime.EarlyOptions) (*runtime.Early, error) {
+		o.CgroupsPath, o.NewNetNS = cgroupsPath, newNetNS
+		return rt.StartEarly(id, o)
+	})
+}
+
+// startEarly starts a first process ahead with start, given its stdio.
+func startEarly(start func(runtime.EarlyOptions) (*runtime.Early, error)) (*Early, error) {
 	e := &Early{}
 	var err error
 	if e.out, e.outW, err = os.Pipe(); err != nil {
@@ -120,7 +128,7 @@ func StartEarly(rt *runtime.Runtime, id, cgroupsPath string, newNetNS bool) (*Ea
 		return nil, err
 	}
 	defer null.Close()
-	e.rt, err = rt.StartEarly(id, runtime.EarlyOptions{CgroupsPath: cgroupsPath, Stdin: null, Stdout: e.outW, Stderr: e.errW, NewNetNS: newNetNS})
+	e.rt, err = start(runtime.EarlyOptions{Stdin: null, Stdout: e.outW, Stderr: e.errW})
 	if err != nil {
 		e.Close()
 		return nil, err

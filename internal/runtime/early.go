@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -20,9 +21,12 @@ import (
 // about 3 ms here) and goes straight to the root filesystem.
 //
 // It suits only the common shape of container: new pid, mount, ipc, uts
-// and network namespaces (and optionally cgroup), no user namespace, no
-// terminal, no memory limit (one below what the waiting process uses could
-// not be set), the init binary run as it is. Create checks the spec and
+// and network namespaces (and optionally cgroup), or, started for a spec
+// known ahead (StartEarlyFor: a pod's container), a new mount namespace
+// and the spec's others, joined by path or new; no user namespace, no
+// terminal, no memory limit unless set ahead (SetLimits; one below what
+// the waiting process uses cannot be), the init binary run as it is or,
+// for a spec that needs it, a sealed copy. Create checks the spec and
 // otherwise ends the early process and starts the container as usual.
 // Its mount namespace is the host's copied when it starts, before the
 // root filesystem is mounted: Create sends it a clone of that mount
@@ -38,6 +42,10 @@ type Early struct {
 	fifo   *os.File
 	cg     *cgroups.Manager
 	sp     *spawn
+	// newFlags and joins are the namespaces it is in (see earlyShape).
+	newFlags uintptr
+	joins    []string
+	sealed   bool // runs a sealed copy of the init binary (see needsSealedInit)
 	// limitsOf is the spec whose resources SetLimits gave the cgroups.
 	limitsOf *specs.Spec
 	taken    bool // by Create, which then owns the process, cgroups and directory
@@ -54,6 +62,14 @@ type EarlyOptions struct {
 	// while the process starts, instead of in the process once its cgroups
 	// are made: most of what a start costs in the kernel.
 	NewNetNS bool
+	// Namespaces, if not nil, are the container's spec's: the process
+	// joins those with a path (a pod's) and makes the others new (see
+	// earlyShape); nil: new pid, mount, ipc, uts and network namespaces.
+	Namespaces []specs.LinuxNamespace
+	// Sealed runs the init from a sealed copy of its binary, as Create
+	// does for a container that could reach the host's (needsSealedInit:
+	// a pod's shared pid namespace).
+	Sealed bool
 }
 
 // earlyNamespaces are the namespaces an Early is made in.
@@ -67,7 +83,13 @@ func (r *Runtime) StartEarly(id string, o EarlyOptions) (e *Early, err error) {
 	if err := os.MkdirAll(r.Root, 0o711); err != nil {
 		return nil, fmt.Errorf("state root %s: %w", r.Root, err)
 	}
-	e = &Early{id: id, r: r, dir: filepath.Join(r.Root, id), cgPath: cgroups.ContainerPath(o.CgroupsPath, id)}
+	e = &Early{id: id, r: r, dir: filepath.Join(r.Root, id), cgPath: cgroups.ContainerPath(o.CgroupsPath, id), newFlags: earlyNamespaces, sealed: o.Sealed}
+	if o.Namespaces != nil {
+		var ok bool
+		if e.newFlags, e.joins, ok = earlyShape(o.Namespaces); !ok {
+			return nil, fmt.Errorf("container %s: its namespaces do not suit a process started early", id)
+		}
+	}
 	if e.lock, err = r.claim(id, e.dir); err != nil {
 		return nil, err
 	}
@@ -84,10 +106,10 @@ func (r *Runtime) StartEarly(id string, o EarlyOptions) (e *Early, err error) {
 		return nil, err
 	}
 	// The cgroups are made while the init binary starts, as in Create.
-	sp := &spawn{r: r, cgroup: e.cg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, hostExe: true, selfJoin: true,
-		newFlags: earlyNamespaces, files: []*os.File{e.fifo}, init: &initConfig{},
+	sp := &spawn{r: r, cgroup: e.cg, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, hostExe: !o.Sealed, selfJoin: true,
+		newFlags: e.newFlags, join: slices.Clone(e.joins), files: []*os.File{e.fifo}, init: &initConfig{},
 		prepare: func() error { return makeCgroups(id, e.dir, e.cgPath, e.cg) }}
-	if o.NewNetNS {
+	if o.NewNetNS && e.newFlags&unix.CLONE_NEWNET != 0 {
 		// The constructor opens the namespace by path once told to go on
 		// ('c', after prepare): the path names a descriptor of this
 		// process that holds /dev/null until the namespace is made, while
@@ -107,7 +129,7 @@ func (r *Runtime) StartEarly(id string, o EarlyOptions) (e *Early, err error) {
 			made <- err
 		}()
 		sp.newFlags &^= unix.CLONE_NEWNET
-		sp.join = []string{joinPath("net", holder)}
+		sp.join = append(sp.join, joinPath("net", holder))
 		makeCgroups := sp.prepare
 		sp.prepare = func() error {
 			err := makeCgroups()
@@ -134,7 +156,7 @@ func (e *Early) Pid() int { return e.sp.pid }
 // already. Nothing is done for a spec e does not suit.
 func (e *Early) SetLimits(spec *specs.Spec) error {
 	// An invalid spec is Create's to report.
-	if e == nil || e.closed || e.taken || validateSpec(spec) != nil || !e.fits(e.id, spec, CreateOptions{}, false) {
+	if e == nil || e.closed || e.taken || validateSpec(spec) != nil || !e.fitsShape(e.id, spec, CreateOptions{}, needsSealedInit(spec)) {
 		return nil
 	}
 	if err := e.cg.Set(withDefaultDevices(spec)); err != nil {
@@ -145,29 +167,81 @@ func (e *Early) SetLimits(spec *specs.Spec) error {
 }
 
 // fits tells whether container id, with spec and o, can take e (see Early).
+// A memory limit must have been set ahead, for this very spec (SetLimits):
+// one below what the waiting process uses fails there, and the container
+// then gets a process of its own.
 func (e *Early) fits(id string, spec *specs.Spec, o CreateOptions, sealed bool) bool {
-	if e.id != id || sealed || spec.Process.Terminal || o.PreserveFDs != 0 || o.Console != nil || o.ConsoleSocket != "" {
+	if res := spec.Linux.Resources; res != nil && res.Memory != nil && e.limitsOf != spec {
+		return false
+	}
+	return e.fitsShape(id, spec, o, sealed)
+}
+
+// fitsShape is fits but for the limits.
+func (e *Early) fitsShape(id string, spec *specs.Spec, o CreateOptions, sealed bool) bool {
+	if e.id != id || sealed != e.sealed || spec.Process.Terminal || o.PreserveFDs != 0 || o.Console != nil || o.ConsoleSocket != "" {
 		return false
 	}
 	if cgroups.ContainerPath(spec.Linux.CgroupsPath, id) != e.cgPath {
 		return false
 	}
-	if res := spec.Linux.Resources; res != nil && res.Memory != nil {
-		return false
-	}
-	var flags uintptr
-	for _, ns := range spec.Linux.Namespaces {
+	flags, joins, ok := earlyShape(spec.Linux.Namespaces)
+	return ok && flags == e.newFlags && slices.Equal(joins, e.joins)
+}
+
+// earlyShape is how an Early is made for a spec with namespaces nss: the
+// flags of the new ones and the joined ones ("type=path", in the spec's
+// order, as Create joins them). ok is false for a spec an Early does not
+// suit: a user or time namespace, a joined cgroup or mount namespace, no
+// new mount namespace (the root filesystem arrives as a clone of its
+// mount, see Early). A new cgroup namespace is the init's to unshare
+// later.
+func earlyShape(nss []specs.LinuxNamespace) (flags uintptr, joins []string, ok bool) {
+	for _, ns := range nss {
 		switch typ := nsName(ns.Type); {
-		case ns.Path != "":
-			return false
-		case typ == "cgroup": // unshared later, by the init itself
-		case typ == "mnt" || typ == "uts" || typ == "ipc" || typ == "pid" || typ == "net":
-			flags |= nsFlag(typ)
+		case typ == "cgroup" && ns.Path == "":
+		case typ == "mnt" && ns.Path == "":
+			flags |= unix.CLONE_NEWNS
+		case typ == "uts" || typ == "ipc" || typ == "pid" || typ == "net":
+			if ns.Path != "" {
+				joins = append(joins, typ+"="+ns.Path)
+			} else {
+				flags |= nsFlag(typ)
+			}
 		default:
-			return false
+			return 0, nil, false
 		}
 	}
-	return flags == earlyNamespaces
+	return flags, joins, flags&unix.CLONE_NEWNS != 0
+}
+
+// StartEarlyFor starts the first process of container id, whose spec is
+// known, ahead of its Create: in the spec's namespaces (a pod's joined by
+// path) and cgroups, with the spec's limits. A CRI container is created
+// long before it is started; its monitor, a spare sent the spec at
+// create, starts the process meanwhile (see the engine's awaitContainer).
+// An error if the spec does not suit an Early (see Early and fits).
+func (r *Runtime) StartEarlyFor(id string, spec *specs.Spec, o EarlyOptions) (*Early, error) {
+	if err := validateSpec(spec); err != nil {
+		return nil, fmt.Errorf("container %s: %w", id, err)
+	}
+	o.CgroupsPath, o.Namespaces, o.Sealed = spec.Linux.CgroupsPath, spec.Linux.Namespaces, needsSealedInit(spec)
+	shape := &Early{id: id, cgPath: cgroups.ContainerPath(o.CgroupsPath, id), sealed: o.Sealed}
+	shape.newFlags, shape.joins, _ = earlyShape(o.Namespaces)
+	// Hooks run by the container's process are Create's alone.
+	hooks := spec.Hooks != nil && (len(spec.Hooks.CreateContainer) > 0 || len(spec.Hooks.StartContainer) > 0)
+	if o.Namespaces == nil || hooks || !shape.fitsShape(id, spec, CreateOptions{}, o.Sealed) {
+		return nil, fmt.Errorf("container %s: its spec does not suit a process started early", id)
+	}
+	e, err := r.StartEarly(id, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.SetLimits(spec); err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
 }
 
 // Close ends an early process that no Create took: the process, its

@@ -1,0 +1,211 @@
+package cri
+
+import (
+	"context"
+	"sync"
+
+	"hull/internal/engine"
+)
+
+// sparePool is hull-cri's small pool of warm spare monitors (engine
+// NewSpare: `hull monitor -`, its Go runtime started and its database
+// open), so that StartContainer does not start a monitor from nothing
+// (docs/cri.md "Benchmark"). Each container takes its own spare:
+//
+//   - CreateContainer takes an idle spare from the pool (refilled in the
+//     background) and binds it to the container: Create sends it the
+//     container's spec and record (engine.CreateOptions.Spare), and it
+//     starts the container's process in the pod's namespaces and opens
+//     its log and attach socket while the container is CREATED (engine
+//     NewSpare).
+//   - StartContainer claims the container's spare and hands it to Start
+//     (engine.StartOptions.Spare), which tells it the container's ID: it
+//     becomes the container's monitor, with the spec it already has.
+//   - A container removed before it started (RemoveContainer, or its
+//     sandbox stopped or removed), or whose resources are updated (its
+//     spare's spec would be stale), has its spare closed: it reads
+//     end-of-file and ends what it prepared (docs/prepared.md).
+//   - hull-cri killed: every spare reads end-of-file and ends; the next
+//     server starts a created container with a plain monitor (its
+//     config.json is written at create, as without a spare).
+//
+// A nil pool (Options.Spares 0: `hull kube`'s in-process server, tests)
+// binds nothing: every call then goes as without it.
+type sparePool struct {
+	eng  *engine.Engine
+	size int
+
+	mu       sync.Mutex
+	idle     []*engine.Spare
+	starting int                   // spares being started by fill
+	bound    map[string]boundSpare // container ID -> its spare
+	closed   bool
+	wg       sync.WaitGroup // fill goroutines, closes
+}
+
+// boundSpare is a spare sent a container's spec, and the container's pod.
+type boundSpare struct {
+	spare *engine.Spare
+	pod   string
+}
+
+// newSparePool is a pool of size spares over eng (nil if size is 0). It
+// starts none before fill.
+func newSparePool(eng *engine.Engine, size int) *sparePool {
+	if size <= 0 {
+		return nil
+	}
+	return &sparePool{eng: eng, size: size, bound: map[string]boundSpare{}}
+}
+
+// fill starts, in the background, the spares that make the pool whole.
+func (p *sparePool) fill() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for ; !p.closed && len(p.idle)+p.starting < p.size; p.starting++ {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			s := p.eng.NewSpare()
+			p.mu.Lock()
+			p.starting--
+			if s != nil && !p.closed {
+				p.idle = append(p.idle, s)
+				s = nil
+			}
+			p.mu.Unlock()
+			s.Close() // the pool closed meanwhile
+		}()
+	}
+}
+
+// take is an idle spare for a container being created (nil: none ready,
+// the container goes without); the pool is refilled behind it.
+func (p *sparePool) take() *engine.Spare {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	var s *engine.Spare
+	for len(p.idle) > 0 && s == nil {
+		s, p.idle = p.idle[0], p.idle[1:]
+		if s.Exited() { // died idle: not usable
+			go s.Close()
+			s = nil
+		}
+	}
+	p.mu.Unlock()
+	p.fill()
+	return s
+}
+
+// createContainer is engine Create with a spare of the pool's, if one is
+// ready, bound to the container it made (closed if the creation failed).
+func (s *Server) createContainer(ctx context.Context, co engine.CreateOptions, pod string) (*engine.Container, error) {
+	co.Spare = s.spares.take()
+	c, err := s.eng.Create(ctx, co)
+	if co.Spare == nil {
+		return c, err
+	}
+	if err != nil || !s.spares.bind(c.ID, pod, co.Spare) {
+		co.Spare.Close()
+	}
+	return c, err
+}
+
+// bind records spare as container id's, of pod; false once the pool is
+// closed.
+func (p *sparePool) bind(id, pod string, spare *engine.Spare) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.bound[id] = boundSpare{spare: spare, pod: pod}
+	return true
+}
+
+// claim is container id's spare, for Start, which then owns it (nil:
+// none; Start starts a monitor).
+func (p *sparePool) claim(id string) *engine.Spare {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b, ok := p.bound[id]
+	if !ok {
+		return nil
+	}
+	delete(p.bound, id)
+	return b.spare
+}
+
+// boundPid is the pid of container id's spare (0: none).
+func (p *sparePool) boundPid(id string) int {
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if b, ok := p.bound[id]; ok {
+		return b.spare.Pid()
+	}
+	return 0
+}
+
+// drop closes container id's spare, if it has one, and waits for it to
+// end what it prepared (its log, its attach socket), before the
+// container's removal.
+func (p *sparePool) drop(id string) {
+	p.claim(id).Close()
+}
+
+// dropPod closes the spares of pod's containers (see drop).
+func (p *sparePool) dropPod(pod string) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	var ss []*engine.Spare
+	for id, b := range p.bound {
+		if b.pod == pod {
+			ss = append(ss, b.spare)
+			delete(p.bound, id)
+		}
+	}
+	p.mu.Unlock()
+	closeAll(ss)
+}
+
+// close closes every spare, idle or bound, and waits for them (the
+// server stops).
+func (p *sparePool) close() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.closed = true
+	ss := p.idle
+	p.idle = nil
+	for id, b := range p.bound {
+		ss = append(ss, b.spare)
+		delete(p.bound, id)
+	}
+	p.mu.Unlock()
+	closeAll(ss)
+	p.wg.Wait()
+}
+
+// closeAll closes spares side by side: each waits for its process.
+func closeAll(ss []*engine.Spare) {
+	var wg sync.WaitGroup
+	for _, s := range ss {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.Close() }()
+	}
+	wg.Wait()
+}

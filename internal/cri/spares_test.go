@@ -1,0 +1,263 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// idleSpares is how many spares p has ready.
+func (p *sparePool) idleSpares() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}
+
+// waitSpare waits until the server's pool has a spare ready (filled in
+// the background), so that the next CreateContainer binds one.
+func waitSpare(t *testing.T, c *client) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); c.srv.spares.idleSpares() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the spare pool is still empty")
+		}
+	}
+}
+
+// gone says whether process pid has ended (and was reaped).
+func gone(pid int) bool {
+	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+}
+
+// With spares, CreateContainer binds a warm spare monitor to the
+// container and StartContainer hands the container to it: the running
+// container's monitor is that spare, and its output reaches the log the
+// spare opened ahead. A container removed before it started ends its
+// spare, with the attach socket it opened; so does one whose resources
+// are updated before it starts, which then starts with a monitor of its
+// own from config.json, with the update.
+func TestStartContainerTakesBoundSpare(t *testing.T) {
+	c, f := serveRuntimeWith(t, Options{Spares: 1})
+	ctx := ctxT(t)
+	pod := sandboxConfig(t, "spare")
+	podID := runSandbox(t, c, pod)
+
+	waitSpare(t, c)
+	id := createContainer(t, c, f, podID, pod, "app", nil, "sh", "-c", "echo from the spare; exec sleep 600")
+	pid := c.srv.spares.boundPid(id)
+	if pid == 0 {
+		t.Fatal("CreateContainer bound no spare, with one ready")
+	}
+	startContainer(t, c, id)
+	if pid := c.srv.spares.boundPid(id); pid != 0 {
+		t.Errorf("the spare %d is still bound after StartContainer", pid)
+	}
+	rec, err := c.eng.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.MonitorPid != pid {
+		t.Errorf("the container's monitor is %d; want the spare bound at create, %d", rec.MonitorPid, pid)
+	}
+	if s := containerStatus(t, c, id); s.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("state %v; want running", s.State)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		log, _ := os.ReadFile(containerStatus(t, c, id).LogPath)
+		if strings.Contains(string(log), " stdout F from the spare\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log = %q; want the container's output", log)
+		}
+	}
+
+	// One with a memory limit: its process is started ahead too (its
+	// state directory is there before StartContainer), with the limit.
+	waitSpare(t, c)
+	limited := createContainer(t, c, f, podID, pod, "limited", func(cc *runtimeapi.ContainerConfig) {
+		cc.Linux = &runtimeapi.LinuxContainerConfig{Resources: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 64 << 20}}
+	}, "sleep", "600")
+	state := filepath.Join(c.root, "run", "runtime", limited)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(state); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no process started ahead for the container with a memory limit (%s)", state)
+		}
+	}
+	startContainer(t, c, limited)
+	if s := containerStatus(t, c, limited); s.State != runtimeapi.ContainerState_CONTAINER_RUNNING || s.Resources.GetLinux().GetMemoryLimitInBytes() != 64<<20 {
+		t.Errorf("container with a memory limit: %v, resources %v", s.State, s.Resources)
+	}
+	if out, err := c.rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: limited, Cmd: []string{"cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}, Timeout: 10}); err != nil || strings.TrimSpace(string(out.Stdout)) != "67108864" {
+		t.Errorf("the container's memory limit reads %q (%v); want 67108864", out.GetStdout(), err)
+	}
+
+	// Removed before it started: its spare ends, with what it opened.
+	waitSpare(t, c)
+	never := createContainer(t, c, f, podID, pod, "never", nil, "sleep", "600")
+	npid := c.srv.spares.boundPid(never)
+	if npid == 0 {
+		t.Fatal("CreateContainer bound no spare, with one ready")
+	}
+	sock := c.eng.AttachSocket(never)
+	if _, err := c.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: never}); err != nil {
+		t.Fatal(err)
+	}
+	if !gone(npid) {
+		t.Errorf("the spare %d of a container removed before it started is still there", npid)
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("attach socket %s left by the spare (%v)", sock, err)
+	}
+
+	// Updated before it started: the spare's spec would be stale.
+	waitSpare(t, c)
+	upd := createContainer(t, c, f, podID, pod, "updated", nil, "sleep", "600")
+	upid := c.srv.spares.boundPid(upd)
+	if upid == 0 {
+		t.Fatal("CreateContainer bound no spare, with one ready")
+	}
+	if _, err := c.rt.UpdateContainerResources(ctx, &runtimeapi.UpdateContainerResourcesRequest{ContainerId: upd,
+		Linux: &runtimeapi.LinuxContainerResources{CpuShares: 300}}); err != nil {
+		t.Fatal(err)
+	}
+	if !gone(upid) {
+		t.Errorf("the spare %d of a container updated before it started is still there", upid)
+	}
+	startContainer(t, c, upd)
+	if s := containerStatus(t, c, upd); s.State != runtimeapi.ContainerState_CONTAINER_RUNNING || s.Resources.GetLinux().GetCpuShares() != 300 {
+		t.Errorf("updated container: %v, resources %v; want running with 300 CPU shares", s.State, s.Resources)
+	}
+
+	// A sandbox stopped with a container never started ends its spare.
+	waitSpare(t, c)
+	left := createContainer(t, c, f, podID, pod, "left", nil, "sleep", "600")
+	lpid := c.srv.spares.boundPid(left)
+	if lpid == 0 {
+		t.Fatal("CreateContainer bound no spare, with one ready")
+	}
+	if _, err := c.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
+		t.Fatal(err)
+	}
+	if !gone(lpid) {
+		t.Errorf("the spare %d of a stopped sandbox's container is still there", lpid)
+	}
+	if _, err := c.rt.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// spareMonitors are the pids of the spare monitors (`hull monitor -`) on
+// root.
+func spareMonitors(root string) []int {
+	var pids []int
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range procs {
+		b, _ := os.ReadFile(f)
+		args := strings.Split(string(b), "\x00")
+		if slices.Contains(args, root) && slices.Contains(args, "monitor") && slices.Contains(args, "-") {
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(f))); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+// hull-cri killed between CreateContainer and StartContainer, the
+// container's spare bound with its process started ahead: every spare
+// reads end-of-file and ends what it prepared (the early process, its
+// cgroups and state directory, the attach socket); the next server starts
+// the container with a monitor of its own, and removes it and its
+// sandbox leaving nothing.
+func TestKilledWithBoundSpare(t *testing.T) {
+	e := newFaultEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pod, podID := e.hostPod(ctx)
+	p := e.start("")
+	for deadline := time.Now().Add(30 * time.Second); len(spareMonitors(e.root)) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("hull-cri started no spare monitor")
+		}
+	}
+	cc := &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: "c"}, Image: &runtimeapi.ImageSpec{Image: e.f.Busybox.Ref},
+		Command: []string{"sh", "-c", "echo started late; exec sleep 60"}, LogPath: "c/0.log",
+	}
+	cr, err := p.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cc, SandboxConfig: pod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cr.ContainerId
+	state := filepath.Join(e.root, "run", "runtime", id)
+	// The bound spare starts the container's process ahead: its state
+	// directory appears.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(state); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no early process for %s (state %s)", id, state)
+		}
+	}
+	spares := spareMonitors(e.root)
+	p.cmd.Process.Kill()
+	<-p.exited
+	p.conn.Close()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		left := slices.DeleteFunc(slices.Clone(spares), gone)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("spare monitors %v still run after hull-cri was killed", left)
+		}
+	}
+	if _, err := os.Stat(state); !os.IsNotExist(err) {
+		t.Errorf("the early process's state %s is left (%v)", state, err)
+	}
+
+	p = e.start("")
+	defer p.stop(t)
+	if _, err := p.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: id}); err != nil {
+		t.Fatalf("StartContainer after the restart: %v", err)
+	}
+	st, err := p.rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	if err != nil || st.Status.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("status %v, %v; want running", st, err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		log, _ := os.ReadFile(st.Status.LogPath)
+		if strings.Contains(string(log), " stdout F started late\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log = %q; want the container's output", log)
+		}
+	}
+	if _, err := p.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
+		t.Fatal(err)
+	}
+	for _, left := range e.containerMounts(5 * time.Second) {
+		t.Errorf("left after RemoveContainer: %s", left)
+	}
+	if left := e.leftovers(); len(left) > 0 {
+		t.Errorf("left after the sandbox: %v", left)
+	}
+}
