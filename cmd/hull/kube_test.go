@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"os"
 	"path/filepath"
@@ -54,6 +55,9 @@ func kubeEnv(t *testing.T) (root string, fx *testenv.Fixtures) {
 		}
 		if out := mustHull(t, root, "pod", "ls", "-A", "-q"); out != "" {
 			t.Errorf("pods left after every kube pod was deleted: %s", out)
+		}
+		if left := kubeCgroupsLeft(root); len(left) > 0 {
+			t.Errorf("pod cgroups left after every kube pod was deleted: %v", left)
 		}
 	})
 	return root, fx
@@ -456,9 +460,10 @@ func TestKubeSeedManifest(t *testing.T) {
 	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
 		v2 = true
 	}
-	checks := [][3]string{{"memory/kubepods/burstable/pod" + uid + "/memory.limit_in_bytes", "268435456"}, {"cpu/kubepods/burstable/pod" + uid + "/cpu.cfs_quota_us", "50000"}, {"cpu/kubepods/burstable/pod" + uid + "/cpu.shares", "102"}}
+	pod := kubeCgroupRoot(root2)[1:] + "/burstable/pod" + uid
+	checks := [][3]string{{"memory/" + pod + "/memory.limit_in_bytes", "268435456"}, {"cpu/" + pod + "/cpu.cfs_quota_us", "50000"}, {"cpu/" + pod + "/cpu.shares", "102"}}
 	if v2 {
-		checks = [][3]string{{"kubepods/burstable/pod" + uid + "/memory.max", "268435456"}, {"kubepods/burstable/pod" + uid + "/cpu.max", "50000 100000"}}
+		checks = [][3]string{{pod + "/memory.max", "268435456"}, {pod + "/cpu.max", "50000 100000"}}
 	}
 	for _, c := range checks {
 		b, err := os.ReadFile("/sys/fs/cgroup/" + c[0])
@@ -478,15 +483,45 @@ func TestKubeSeedManifest(t *testing.T) {
 // REGISTRY/mirror.
 func kubeRoot(t *testing.T, fx *testenv.Fixtures) string {
 	t.Helper()
+	return kubeRootIn(t, fx, "")
+}
+
+// kubeRootIn is kubeRoot with its pods' cgroups under cgroupRoot
+// (kubeCgroupRoot's if "").
+func kubeRootIn(t *testing.T, fx *testenv.Fixtures, cgroupRoot string) string {
+	t.Helper()
 	root := t.TempDir()
+	if cgroupRoot == "" {
+		cgroupRoot = kubeCgroupRoot(root)
+	}
 	cfg := testenv.NetworkConfig(t, root)
 	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(f, "[registries.mirrors]\n\"docker.io\" = [%q]\n", fx.Registry+"/mirror")
+	fmt.Fprintf(f, "[registries.mirrors]\n\"docker.io\" = [%q]\n[kube]\ncgroup_root = %q\n", fx.Registry+"/mirror", cgroupRoot)
 	f.Close()
 	return root
+}
+
+// kubeCgroupRoot is the cgroup root of a test's hull root ([kube]
+// cgroup_root): its own, so that no other root's pod teardown removes a
+// level its pods are about to use, and what it leaves can be checked.
+func kubeCgroupRoot(root string) string {
+	h := fnv.New32a()
+	h.Write([]byte(root))
+	return fmt.Sprintf("/kubepods-%08x", h.Sum32())
+}
+
+// kubeCgroupsLeft lists the directories of root's cgroup root still
+// present in any hierarchy.
+func kubeCgroupsLeft(root string) []string {
+	var left []string
+	for _, p := range []string{"/sys/fs/cgroup" + kubeCgroupRoot(root), "/sys/fs/cgroup/*" + kubeCgroupRoot(root)} {
+		m, _ := filepath.Glob(p)
+		left = append(left, m...)
+	}
+	return left
 }
 
 // Each failure status reached for real, with kubelet's back-offs (scaled

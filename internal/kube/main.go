@@ -212,7 +212,7 @@ func (e *env) superviseCmd() *cobra.Command {
 				return err
 			}
 			ctx := context.Background()
-			err = Supervise(ctx, srv, args[0], e.log)
+			err = Supervise(ctx, srv, args[0], e.cfg.KubeCgroupRoot(), e.log)
 			if err != nil && !errors.Is(err, context.Canceled) {
 				e.log.Error("supervisor", "pod", filepath.Base(args[0]), "err", err)
 			}

@@ -65,6 +65,10 @@ type kubeletState struct {
 	StartTime      time.Time                  `json:"startTime"`
 	Containers     map[string]*containerState `json:"containers"`
 	Finished       bool                       `json:"finished,omitempty"`
+	// CgroupParent is the pod's cgroup, fixed when the supervisor first
+	// runs: a later change of [kube] cgroup_root leaves the pod's where
+	// it is, and its teardown finds it.
+	CgroupParent string `json:"cgroupParent,omitempty"`
 }
 
 // containerState is one spec container's history.
@@ -122,23 +126,24 @@ func (b *backoff) inBackoffSinceUpdate(now time.Time) bool {
 
 // kubelet is one pod's supervisor.
 type kubelet struct {
-	cri      *cri.Server
-	store    *Store
-	dir      string
-	pod      *v1.Pod
-	st       kubeletState
-	events   []Event
-	status   map[string]*runtimeapi.ContainerStatus // the containers' CRI status, this round
-	podIP    string
-	capacity int64
-	log      *slog.Logger
-	wake     chan os.Signal
-	probes   map[string]*prober // by container name and probe kind (probes.go)
+	cri        *cri.Server
+	cgroupRoot string // [kube] cgroup_root
+	store      *Store
+	dir        string
+	pod        *v1.Pod
+	st         kubeletState
+	events     []Event
+	status     map[string]*runtimeapi.ContainerStatus // the containers' CRI status, this round
+	podIP      string
+	capacity   int64
+	log        *slog.Logger
+	wake       chan os.Signal
+	probes     map[string]*prober // by container name and probe kind (probes.go)
 }
 
 // Supervise runs the supervisor of the pod in dir until the pod is
 // deleted or finished. A second supervisor of the same pod exits at once.
-func Supervise(ctx context.Context, srv *cri.Server, dir string, log *slog.Logger) error {
+func Supervise(ctx context.Context, srv *cri.Server, dir, cgroupRoot string, log *slog.Logger) error {
 	lock, err := os.OpenFile(filepath.Join(dir, "supervisor.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil // deleted meanwhile
@@ -150,7 +155,7 @@ func Supervise(ctx context.Context, srv *cri.Server, dir string, log *slog.Logge
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		return nil // another supervisor has the pod
 	}
-	k := &kubelet{cri: srv, dir: dir, log: log, capacity: memoryCapacity(), wake: make(chan os.Signal, 1)}
+	k := &kubelet{cri: srv, dir: dir, cgroupRoot: cgroupRoot, log: log, capacity: memoryCapacity(), wake: make(chan os.Signal, 1)}
 	// delete signals SIGUSR1 so its request is seen at once (handled
 	// before the pid is published: its default action would kill us).
 	signal.Notify(k.wake, syscall.SIGUSR1)
@@ -171,6 +176,9 @@ func Supervise(ctx context.Context, srv *cri.Server, dir string, log *slog.Logge
 	_ = readJSON(filepath.Join(dir, "events.json"), &k.events)
 	if k.st.Containers == nil {
 		k.st.Containers = map[string]*containerState{}
+	}
+	if k.st.CgroupParent == "" {
+		k.st.CgroupParent = cgroupParent(cgroupRoot, k.pod)
 	}
 	if k.st.StartTime.IsZero() {
 		k.st.StartTime = time.Now().UTC().Truncate(time.Second)
@@ -312,7 +320,7 @@ func (k *kubelet) ensureSandbox(ctx context.Context) bool {
 			s.PrevID, s.ID, s.Done, s.Waiting = "", "", false, nil
 		}
 	}
-	if err := ensurePodCgroup(k.pod); err != nil {
+	if err := ensurePodCgroup(k.st.CgroupParent, k.pod); err != nil {
 		k.event(v1.EventTypeWarning, "FailedCreatePodContainer", "unable to ensure pod container exists: "+err.Error())
 		return false
 	}
@@ -329,7 +337,7 @@ func (k *kubelet) ensureSandbox(ctx context.Context) bool {
 }
 
 func (k *kubelet) sandboxConfig() *runtimeapi.PodSandboxConfig {
-	return sandboxConfig(k.pod, k.st.SandboxAttempt, filepath.Join(k.dir, "logs"))
+	return sandboxConfig(k.pod, k.st.SandboxAttempt, filepath.Join(k.dir, "logs"), k.st.CgroupParent)
 }
 
 // restartPolicy is the policy for c: an init container of an Always pod
@@ -591,7 +599,9 @@ func (k *kubelet) teardown(ctx context.Context, grace int64, removeDir bool) err
 			return fmt.Errorf("remove the sandbox of pod %s: %w", k.pod.Name, err)
 		}
 	}
-	removePodCgroup(k.pod)
+	if err := removePodCgroup(k.st.CgroupParent); err != nil {
+		k.log.Warn("remove the pod's cgroup", "pod", k.pod.Name, "err", err)
+	}
 	unmountVolumes(k.dir)
 	if removeDir {
 		return removeTree(k.dir)
@@ -609,6 +619,3 @@ func removeTree(dir string) error {
 	}
 	return os.RemoveAll(gone)
 }
-
-// removeDir is rmdir.
-func removeDir(d string) error { return unix.Rmdir(d) }
