@@ -34,6 +34,12 @@ type StartOptions struct {
 	// filesystem, which Create has just mounted. The claim below still
 	// checks its state in the database.
 	Created *Container
+	// InRunningPod refuses to start a container whose pod is not
+	// running (a PodNotRunningError) rather than starting the pod first,
+	// as the CLI does: the CRI's StartContainer, so that a kubelet (or a
+	// `hull kube` supervisor) restarting a container while its sandbox
+	// is stopped cannot revive the sandbox.
+	InRunningPod bool
 }
 
 // Starting is a start in progress: attach (if asked) then wait for Ready.
@@ -81,7 +87,11 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 		if err != nil {
 			return nil, fmt.Errorf("container %s: its pod: %w", c.Name, err)
 		}
-		if err := e.upPod(ctx, p); err != nil {
+		if o.InRunningPod {
+			if err := checkPodRunning(c, p); err != nil { // podstart.go
+				return nil, err
+			}
+		} else if err := e.upPod(ctx, p); err != nil {
 			return nil, err
 		}
 	}
