@@ -775,20 +775,23 @@ spec:
 		waitPod(t, root, n, "running", func(p podJSON) bool { return p.Status.Phase == "Running" })
 	}
 
-	out := startKube(t, root, "logs", "-f", "ticker")
+	out, errOut := startKubeErr(t, root, "logs", "-f", "ticker")
 	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(out.String(), "tick 8\n"); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Errorf("logs -f: %q after 20s; want it to follow past tick 8", out.String())
+			// (Once in CI it printed nothing; what the pods were then.)
+			desc, _, _ := kube(t, root, "describe", "pods")
+			t.Errorf("logs -f: %q after 20s (stderr %q); want it to follow past tick 8\n%s", out.String(), errOut.String(), desc)
 			break
 		}
 	}
+	before, _, _ := kube(t, root, "describe", "pod", "stubborn")
 
 	start := time.Now()
 	if out := mustKube(t, root, "delete", "-f", dir); out != "pod \"stubborn\" deleted from default namespace\npod \"ticker\" deleted from default namespace\n" {
 		t.Errorf("delete -f DIR: %q", out)
 	}
 	if d := time.Since(start); d < 2*time.Second || d > 10*time.Second {
-		t.Errorf("delete took %v; want the 2 s grace period of the container ignoring SIGTERM, then its kill", d)
+		t.Errorf("delete took %v; want the 2 s grace period of the container ignoring SIGTERM, then its kill; before it:\n%s", d, before)
 	}
 	if _, errOut, _ := kube(t, root, "get", "pods"); !strings.Contains(errOut, "No resources found") {
 		t.Errorf("pods after delete -f: %s", errOut)
@@ -799,15 +802,22 @@ spec:
 // -w); its output gathers in the buffer; the test's end kills it.
 func startKube(t *testing.T, root string, args ...string) *safeBuffer {
 	t.Helper()
+	out, _ := startKubeErr(t, root, args...)
+	return out
+}
+
+// startKubeErr is startKube with the command's stderr gathered too.
+func startKubeErr(t *testing.T, root string, args ...string) (stdout, stderr *safeBuffer) {
+	t.Helper()
 	cmd := hullProc(root, append([]string{"kube"}, args...)...)
 	cmd.Env = append(cmd.Env, "HULL_CRI="+filepath.Join(filepath.Dir(os.Getenv("HULL_BIN")), "hull-cri"))
-	out := &safeBuffer{}
-	cmd.Stdout = out
+	out, errOut := &safeBuffer{}, &safeBuffer{}
+	cmd.Stdout, cmd.Stderr = out, errOut
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return out
+	return out, errOut
 }
 
 // hull kube forwards to hull-cri: without it, the error says how to get

@@ -191,6 +191,7 @@ func Supervise(ctx context.Context, srv *cri.Server, dir, cgroupRoot string, log
 			return k.teardown(ctx, d.GracePeriod, true)
 		}
 		k.sync(ctx)
+		releaseFreeMemory() // supervisor_mem.go
 		if err := k.save(); err != nil {
 			log.Warn("record the pod's status", "err", err)
 		}
