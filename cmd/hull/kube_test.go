@@ -771,8 +771,12 @@ spec:
 	if out := mustKube(t, root, "apply", "-f", dir); out != "pod/stubborn created\npod/ticker created\n" {
 		t.Errorf("apply -f DIR: %q", out)
 	}
+	// The container running, not only the phase: a pod whose container
+	// exited and waits to restart is Running too (kubelet's getPhase).
 	for _, n := range []string{"stubborn", "ticker"} {
-		waitPod(t, root, n, "running", func(p podJSON) bool { return p.Status.Phase == "Running" })
+		waitPod(t, root, n, "running", func(p podJSON) bool {
+			return p.Status.Phase == "Running" && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Running != nil
+		})
 	}
 
 	out, errOut := startKubeErr(t, root, "logs", "-f", "ticker")

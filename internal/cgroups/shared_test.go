@@ -15,15 +15,34 @@ import (
 // written, its mems not yet) is completed before the leaf inherits from
 // it: a leaf with empty mems accepts no process.
 func TestCreateFillsAHalfFilledCpuset(t *testing.T) {
+	m, cpuset := unfilledCpusetParent(t, "halfcpuset")
+	cpus, _ := os.ReadFile(filepath.Join(filepath.Dir(cpuset), "cpuset.cpus"))
+	if err := writeFile(cpuset, "cpuset.cpus", strings.TrimSpace(string(cpus))); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Create(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(cpuset, "leaf", "cpuset.mems"))
+	if err != nil || strings.TrimSpace(string(b)) == "" {
+		t.Fatalf("leaf cpuset.mems %q, %v: want the parent's memory nodes", b, err)
+	}
+}
+
+// unfilledCpusetParent is the manager of /hull-cgtest-NAME-PID/leaf, with
+// the parent made in the v1 cpuset hierarchy and not filled (as another
+// process that made it a moment ago leaves it); the test's end removes
+// both. Skips without root or a v1 cpuset hierarchy.
+func unfilledCpusetParent(t *testing.T, name string) (m *Manager, cpuset string) {
+	t.Helper()
 	if os.Getuid() != 0 || DetectMode() == Unavailable || DetectMode() == Unified {
 		t.Skip("needs root and cgroup v1")
 	}
-	parent := fmt.Sprintf("/hull-cgtest-halfcpuset-%d", os.Getpid())
+	parent := fmt.Sprintf("/hull-cgtest-%s-%d", name, os.Getpid())
 	m, err := New(parent + "/leaf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cpuset string
 	for _, mt := range m.Mounts() {
 		if contains(mt.Controllers, "cpuset") {
 			cpuset = filepath.Dir(mt.Dir)
@@ -41,17 +60,7 @@ func TestCreateFillsAHalfFilledCpuset(t *testing.T) {
 			_ = unix.Rmdir(filepath.Dir(mt.Dir))
 		}
 	})
-	cpus, _ := os.ReadFile(filepath.Join(filepath.Dir(cpuset), "cpuset.cpus"))
-	if err := writeFile(cpuset, "cpuset.cpus", strings.TrimSpace(string(cpus))); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Create(); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(cpuset, "leaf", "cpuset.mems"))
-	if err != nil || strings.TrimSpace(string(b)) == "" {
-		t.Fatalf("leaf cpuset.mems %q, %v: want the parent's memory nodes", b, err)
-	}
+	return m, cpuset
 }
 
 // Pods of several processes share the levels above their own cgroups
