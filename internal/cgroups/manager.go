@@ -219,7 +219,7 @@ func (m *Manager) createIn(mt Mount) error {
 				// sets and accepts no process. Both files: it may be
 				// between its write of cpus and that of mems.
 				if contains(mt.Controllers, "cpuset") && !cpusetFilled(cur) {
-					if err := inheritCpuset(parent, cur); err != nil {
+					if err := fillCpuset(mt.Mountpoint, cur); err != nil {
 						return err
 					}
 				}
@@ -229,7 +229,7 @@ func (m *Manager) createIn(mt Mount) error {
 		}
 		m.Created = append(m.Created, cur)
 		if contains(mt.Controllers, "cpuset") {
-			if err := inheritCpuset(parent, cur); err != nil {
+			if err := fillCpuset(mt.Mountpoint, cur); err != nil {
 				return err
 			}
 		}
@@ -278,6 +278,21 @@ func cpusetFilled(dir string) bool {
 		}
 	}
 	return true
+}
+
+// fillCpuset gives dir its parent's cpuset, first filling the parent
+// (and so on up) if its sets are empty: a shared level that another
+// process removed and made again after this one looked at it, and has
+// not filled yet. dir, once it exists, keeps its parents from being
+// removed, so what it inherits stays.
+func fillCpuset(mountpoint, dir string) error {
+	parent := filepath.Dir(dir)
+	if strings.HasPrefix(parent, mountpoint+"/") && !cpusetFilled(parent) {
+		if err := fillCpuset(mountpoint, parent); err != nil {
+			return err
+		}
+	}
+	return inheritCpuset(parent, dir)
 }
 
 // inheritCpuset copies cpuset.cpus and cpuset.mems from parent: a v1 cpuset

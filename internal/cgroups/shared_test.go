@@ -71,6 +71,28 @@ func TestSharedParentsConcurrentCreateRemove(t *testing.T) {
 	if os.Getuid() != 0 || DetectMode() == Unavailable {
 		t.Skip("needs root and cgroups")
 	}
+	concurrentCreateRemove(t, New)
+}
+
+// The same through the v2 code path (controllers enabled level by
+// level), on a hybrid host's cgroup2 hierarchy: a manager that takes it
+// for the only one.
+func TestSharedParentsConcurrentCreateRemoveV2(t *testing.T) {
+	if os.Getuid() != 0 || DetectMode() == Unavailable {
+		t.Skip("needs root and cgroups")
+	}
+	probe, err := New("/")
+	if err != nil || probe.unified == "" {
+		t.Skip("no cgroup2 hierarchy")
+	}
+	concurrentCreateRemove(t, func(path string) (*Manager, error) {
+		return &Manager{Mode: Unified, Path: filepath.Clean(path), unified: probe.unified}, nil
+	})
+}
+
+// concurrentCreateRemove runs 4 workers making and removing 50 pod
+// cgroups each below one shared root, as pods' supervisors do.
+func concurrentCreateRemove(t *testing.T, newManager func(string) (*Manager, error)) {
 	root := fmt.Sprintf("/hull-cgtest-sharedrace-%d", os.Getpid())
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
@@ -79,7 +101,7 @@ func TestSharedParentsConcurrentCreateRemove(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 50 {
-				m, err := New(fmt.Sprintf("%s/burstable/pod%d-%d", root, w, i))
+				m, err := newManager(fmt.Sprintf("%s/burstable/pod%d-%d", root, w, i))
 				if err == nil {
 					err = m.Create()
 				}
@@ -114,7 +136,7 @@ func TestSharedParentsConcurrentCreateRemove(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	m, _ := New(root)
+	m, _ := newManager(root)
 	for _, mt := range m.Mounts() {
 		if _, err := os.Stat(mt.Dir); err == nil {
 			t.Errorf("%s left", mt.Dir)
