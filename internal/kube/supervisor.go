@@ -62,13 +62,10 @@ func scaled(d time.Duration) time.Duration {
 type kubeletState struct {
 	SandboxID      string                     `json:"sandboxID,omitempty"`
 	SandboxAttempt uint32                     `json:"sandboxAttempt"`
+	CgroupParent   string                     `json:"cgroupParent,omitempty"` // fixed at the first run (Supervise)
 	StartTime      time.Time                  `json:"startTime"`
 	Containers     map[string]*containerState `json:"containers"`
 	Finished       bool                       `json:"finished,omitempty"`
-	// CgroupParent is the pod's cgroup, fixed when the supervisor first
-	// runs: a later change of [kube] cgroup_root leaves the pod's where
-	// it is, and its teardown finds it.
-	CgroupParent string `json:"cgroupParent,omitempty"`
 }
 
 // containerState is one spec container's history.
@@ -126,19 +123,18 @@ func (b *backoff) inBackoffSinceUpdate(now time.Time) bool {
 
 // kubelet is one pod's supervisor.
 type kubelet struct {
-	cri        *cri.Server
-	cgroupRoot string // [kube] cgroup_root
-	store      *Store
-	dir        string
-	pod        *v1.Pod
-	st         kubeletState
-	events     []Event
-	status     map[string]*runtimeapi.ContainerStatus // the containers' CRI status, this round
-	podIP      string
-	capacity   int64
-	log        *slog.Logger
-	wake       chan os.Signal
-	probes     map[string]*prober // by container name and probe kind (probes.go)
+	cri      *cri.Server
+	store    *Store
+	dir      string
+	pod      *v1.Pod
+	st       kubeletState
+	events   []Event
+	status   map[string]*runtimeapi.ContainerStatus // the containers' CRI status, this round
+	podIP    string
+	capacity int64
+	log      *slog.Logger
+	wake     chan os.Signal
+	probes   map[string]*prober // by container name and probe kind (probes.go)
 }
 
 // Supervise runs the supervisor of the pod in dir until the pod is
@@ -155,7 +151,7 @@ func Supervise(ctx context.Context, srv *cri.Server, dir, cgroupRoot string, log
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		return nil // another supervisor has the pod
 	}
-	k := &kubelet{cri: srv, dir: dir, cgroupRoot: cgroupRoot, log: log, capacity: memoryCapacity(), wake: make(chan os.Signal, 1)}
+	k := &kubelet{cri: srv, dir: dir, log: log, capacity: memoryCapacity(), wake: make(chan os.Signal, 1)}
 	// delete signals SIGUSR1 so its request is seen at once (handled
 	// before the pid is published: its default action would kill us).
 	signal.Notify(k.wake, syscall.SIGUSR1)
@@ -177,6 +173,9 @@ func Supervise(ctx context.Context, srv *cri.Server, dir, cgroupRoot string, log
 	if k.st.Containers == nil {
 		k.st.Containers = map[string]*containerState{}
 	}
+	// The pod's cgroup is fixed when its supervisor first runs: a later
+	// change of [kube] cgroup_root leaves it where it is, and its
+	// teardown finds it.
 	if k.st.CgroupParent == "" {
 		k.st.CgroupParent = cgroupParent(cgroupRoot, k.pod)
 	}
