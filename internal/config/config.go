@@ -250,6 +250,9 @@ func (c *Config) Validate() error {
 	if c.RunRoot == "" || !filepath.IsAbs(c.RunRoot) {
 		return fmt.Errorf("config: run_root %q must be an absolute path", c.RunRoot)
 	}
+	if r := c.Kube.CgroupRoot; r != "" && (!filepath.IsAbs(r) || filepath.Clean(r) != r || r == "/") {
+		return fmt.Errorf("config: kube.cgroup_root %q must be a clean absolute cgroup path below the root, such as \"/kubepods\"", r)
+	}
 	switch c.Storage.Snapshotter {
 	case "overlay", "copy":
 	default:
@@ -277,9 +280,6 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: registries.pull_idle_timeout %s must not be negative (e.g. \"30s\")", c.Registries.PullIdleTimeout)
 	case c.Registries.PullIdleTimeout == 0:
 		c.Registries.PullIdleTimeout = DefaultPullIdleTimeout
-	}
-	if r := c.Kube.CgroupRoot; r != "" && (!filepath.IsAbs(r) || filepath.Clean(r) != r || r == "/") {
-		return fmt.Errorf("config: kube.cgroup_root %q must be a clean absolute cgroup path below the root, such as \"/kubepods\"", r)
 	}
 	for host, mirrors := range c.Registries.Mirrors {
 		if len(mirrors) == 0 {
