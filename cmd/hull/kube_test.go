@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"os"
 	"path/filepath"
@@ -54,6 +55,9 @@ func kubeEnv(t *testing.T) (root string, fx *testenv.Fixtures) {
 		}
 		if out := mustHull(t, root, "pod", "ls", "-A", "-q"); out != "" {
 			t.Errorf("pods left after every kube pod was deleted: %s", out)
+		}
+		if left := kubeCgroupsLeft(root); len(left) > 0 {
+			t.Errorf("pod cgroups left after every kube pod was deleted: %v", left)
 		}
 	})
 	return root, fx
@@ -458,9 +462,10 @@ func TestKubeSeedManifest(t *testing.T) {
 	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
 		v2 = true
 	}
-	checks := [][3]string{{"memory/kubepods/burstable/pod" + uid + "/memory.limit_in_bytes", "268435456"}, {"cpu/kubepods/burstable/pod" + uid + "/cpu.cfs_quota_us", "50000"}, {"cpu/kubepods/burstable/pod" + uid + "/cpu.shares", "102"}}
+	pod := kubeCgroupRoot(root2)[1:] + "/burstable/pod" + uid
+	checks := [][3]string{{"memory/" + pod + "/memory.limit_in_bytes", "268435456"}, {"cpu/" + pod + "/cpu.cfs_quota_us", "50000"}, {"cpu/" + pod + "/cpu.shares", "102"}}
 	if v2 {
-		checks = [][3]string{{"kubepods/burstable/pod" + uid + "/memory.max", "268435456"}, {"kubepods/burstable/pod" + uid + "/cpu.max", "50000 100000"}}
+		checks = [][3]string{{pod + "/memory.max", "268435456"}, {pod + "/cpu.max", "50000 100000"}}
 	}
 	for _, c := range checks {
 		b, err := os.ReadFile("/sys/fs/cgroup/" + c[0])
@@ -480,15 +485,45 @@ func TestKubeSeedManifest(t *testing.T) {
 // REGISTRY/mirror.
 func kubeRoot(t *testing.T, fx *testenv.Fixtures) string {
 	t.Helper()
+	return kubeRootIn(t, fx, "")
+}
+
+// kubeRootIn is kubeRoot with its pods' cgroups under cgroupRoot
+// (kubeCgroupRoot's if "").
+func kubeRootIn(t *testing.T, fx *testenv.Fixtures, cgroupRoot string) string {
+	t.Helper()
 	root := t.TempDir()
+	if cgroupRoot == "" {
+		cgroupRoot = kubeCgroupRoot(root)
+	}
 	cfg := testenv.NetworkConfig(t, root)
 	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(f, "[registries.mirrors]\n\"docker.io\" = [%q]\n", fx.Registry+"/mirror")
+	fmt.Fprintf(f, "[registries.mirrors]\n\"docker.io\" = [%q]\n[kube]\ncgroup_root = %q\n", fx.Registry+"/mirror", cgroupRoot)
 	f.Close()
 	return root
+}
+
+// kubeCgroupRoot is the cgroup root of a test's hull root ([kube]
+// cgroup_root): its own, so that no other root's pod teardown removes a
+// level its pods are about to use, and what it leaves can be checked.
+func kubeCgroupRoot(root string) string {
+	h := fnv.New32a()
+	h.Write([]byte(root))
+	return fmt.Sprintf("/kubepods-%08x", h.Sum32())
+}
+
+// kubeCgroupsLeft lists the directories of root's cgroup root still
+// present in any hierarchy.
+func kubeCgroupsLeft(root string) []string {
+	var left []string
+	for _, p := range []string{"/sys/fs/cgroup" + kubeCgroupRoot(root), "/sys/fs/cgroup/*" + kubeCgroupRoot(root)} {
+		m, _ := filepath.Glob(p)
+		left = append(left, m...)
+	}
+	return left
 }
 
 // Each failure status reached for real, with kubelet's back-offs (scaled
@@ -738,24 +773,31 @@ spec:
 	if out := mustKube(t, root, "apply", "-f", dir); out != "pod/stubborn created\npod/ticker created\n" {
 		t.Errorf("apply -f DIR: %q", out)
 	}
+	// The container running, not only the phase: a pod whose container
+	// exited and waits to restart is Running too (kubelet's getPhase).
 	for _, n := range []string{"stubborn", "ticker"} {
-		waitPod(t, root, n, "running", func(p podJSON) bool { return p.Status.Phase == "Running" })
+		waitPod(t, root, n, "running", func(p podJSON) bool {
+			return p.Status.Phase == "Running" && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Running != nil
+		})
 	}
 
-	out := startKube(t, root, "logs", "-f", "ticker")
+	out, errOut := startKubeErr(t, root, "logs", "-f", "ticker")
 	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(out.String(), "tick 8\n"); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Errorf("logs -f: %q after 20s; want it to follow past tick 8", out.String())
+			// (Once in CI it printed nothing; what the pods were then.)
+			desc, _, _ := kube(t, root, "describe", "pods")
+			t.Errorf("logs -f: %q after 20s (stderr %q); want it to follow past tick 8\n%s", out.String(), errOut.String(), desc)
 			break
 		}
 	}
+	before, _, _ := kube(t, root, "describe", "pod", "stubborn")
 
 	start := time.Now()
 	if out := mustKube(t, root, "delete", "-f", dir); out != "pod \"stubborn\" deleted from default namespace\npod \"ticker\" deleted from default namespace\n" {
 		t.Errorf("delete -f DIR: %q", out)
 	}
 	if d := time.Since(start); d < 2*time.Second || d > 10*time.Second {
-		t.Errorf("delete took %v; want the 2 s grace period of the container ignoring SIGTERM, then its kill", d)
+		t.Errorf("delete took %v; want the 2 s grace period of the container ignoring SIGTERM, then its kill; before it:\n%s", d, before)
 	}
 	if _, errOut, _ := kube(t, root, "get", "pods"); !strings.Contains(errOut, "No resources found") {
 		t.Errorf("pods after delete -f: %s", errOut)
@@ -766,15 +808,22 @@ spec:
 // -w); its output gathers in the buffer; the test's end kills it.
 func startKube(t *testing.T, root string, args ...string) *safeBuffer {
 	t.Helper()
+	out, _ := startKubeErr(t, root, args...)
+	return out
+}
+
+// startKubeErr is startKube with the command's stderr gathered too.
+func startKubeErr(t *testing.T, root string, args ...string) (stdout, stderr *safeBuffer) {
+	t.Helper()
 	cmd := hullProc(root, append([]string{"kube"}, args...)...)
 	cmd.Env = append(cmd.Env, "HULL_CRI="+filepath.Join(filepath.Dir(os.Getenv("HULL_BIN")), "hull-cri"))
-	out := &safeBuffer{}
-	cmd.Stdout = out
+	out, errOut := &safeBuffer{}, &safeBuffer{}
+	cmd.Stdout, cmd.Stderr = out, errOut
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return out
+	return out, errOut
 }
 
 // hull kube forwards to hull-cri: without it, the error says how to get

@@ -181,10 +181,12 @@ func (m *Manager) dir(controller string) string {
 func (m *Manager) Create() error {
 	for _, mt := range m.Mounts() {
 		// A parent that existed a moment ago can be removed by the
-		// last container leaving it (see Destroy): then start over.
+		// last container leaving it (see Destroy), or by another
+		// pod's teardown (shared /kubepods levels): then start over.
 		var err error
-		for attempt := 0; attempt < 5; attempt++ {
-			if err = m.createIn(mt); !errors.Is(err, os.ErrNotExist) {
+		for attempt := 0; attempt < 20; attempt++ {
+			// ENODEV: a file of a directory being removed.
+			if err = m.createIn(mt); !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.ENODEV) {
 				break
 			}
 		}
@@ -214,12 +216,11 @@ func (m *Manager) createIn(mt Mount) error {
 				// Another process may have made it and not yet filled
 				// its cpuset (pods of different supervisors share
 				// /kubepods/<qos>): fill it, or the leaf inherits empty
-				// sets and accepts no process.
-				if contains(mt.Controllers, "cpuset") {
-					if b, err := readFile(filepath.Join(cur, "cpuset.cpus")); err == nil && strings.TrimSpace(string(b)) == "" {
-						if err := inheritCpuset(parent, cur); err != nil {
-							return err
-						}
+				// sets and accepts no process. Both files: it may be
+				// between its write of cpus and that of mems.
+				if contains(mt.Controllers, "cpuset") && !cpusetFilled(cur) {
+					if err := fillCpuset(mt.Mountpoint, cur); err != nil {
+						return err
 					}
 				}
 				continue
@@ -228,7 +229,7 @@ func (m *Manager) createIn(mt Mount) error {
 		}
 		m.Created = append(m.Created, cur)
 		if contains(mt.Controllers, "cpuset") {
-			if err := inheritCpuset(parent, cur); err != nil {
+			if err := fillCpuset(mt.Mountpoint, cur); err != nil {
 				return err
 			}
 		}
@@ -266,6 +267,32 @@ func enableControllers(dir string) error {
 		}
 	}
 	return nil
+}
+
+// cpusetFilled says whether a v1 cpuset cgroup has both its sets (or
+// cannot be read: the join reports what is wrong).
+func cpusetFilled(dir string) bool {
+	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+		if b, err := readFile(filepath.Join(dir, f)); err == nil && strings.TrimSpace(string(b)) == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// fillCpuset gives dir its parent's cpuset, first filling the parent
+// (and so on up) if its sets are empty: a shared level that another
+// process removed and made again after this one looked at it, and has
+// not filled yet. dir, once it exists, keeps its parents from being
+// removed, so what it inherits stays.
+func fillCpuset(mountpoint, dir string) error {
+	parent := filepath.Dir(dir)
+	if strings.HasPrefix(parent, mountpoint+"/") && !cpusetFilled(parent) {
+		if err := fillCpuset(mountpoint, parent); err != nil {
+			return err
+		}
+	}
+	return inheritCpuset(parent, dir)
 }
 
 // inheritCpuset copies cpuset.cpus and cpuset.mems from parent: a v1 cpuset

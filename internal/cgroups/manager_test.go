@@ -174,32 +174,7 @@ func TestDestroyKeepsSharedParent(t *testing.T) {
 // and has not filled yet is filled before the leaf inherits from it, so
 // the leaf accepts processes.
 func TestCreateFillsAnEmptyCpuset(t *testing.T) {
-	if os.Getuid() != 0 || DetectMode() == Unavailable || DetectMode() == Unified {
-		t.Skip("needs root and cgroup v1")
-	}
-	parent := fmt.Sprintf("/hull-cgtest-cpuset-%d", os.Getpid())
-	m, err := New(parent + "/leaf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cpuset string
-	for _, mt := range m.Mounts() {
-		if contains(mt.Controllers, "cpuset") {
-			cpuset = filepath.Dir(mt.Dir)
-		}
-	}
-	if cpuset == "" {
-		t.Skip("no cpuset hierarchy")
-	}
-	if err := os.Mkdir(cpuset, 0o755); err != nil { // made, not filled
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = m.Destroy()
-		for _, mt := range m.Mounts() {
-			_ = unix.Rmdir(filepath.Dir(mt.Dir))
-		}
-	})
+	m, cpuset := unfilledCpusetParent(t, "cpuset")
 	if err := m.Create(); err != nil {
 		t.Fatal(err)
 	}

@@ -42,6 +42,29 @@ type Config struct {
 	Logging    Logging    `toml:"logging"`
 	Network    Network    `toml:"network"`
 	CRI        CRI        `toml:"cri"`
+	Kube       Kube       `toml:"kube"`
+}
+
+// DefaultKubeCgroupRoot is kubelet's name for the cgroup its pods go in
+// (cgroupfs driver, cgroupsPerQOS), the parent `hull kube` pods get.
+const DefaultKubeCgroupRoot = "/kubepods"
+
+// Kube configures `hull kube`.
+type Kube struct {
+	// CgroupRoot is the cgroup under which `hull kube` makes its pods'
+	// cgroups, as kubelet's: ROOT/<qos>/pod<uid> (ROOT/pod<uid> for
+	// Guaranteed pods). Default /kubepods, what a kubelet node shows.
+	// Two hull roots that run kube pods at once can share it; a private
+	// root (tests) gives its own so no other root's teardown touches it.
+	CgroupRoot string `toml:"cgroup_root"`
+}
+
+// KubeCgroupRoot is [kube] cgroup_root, or its default.
+func (c *Config) KubeCgroupRoot() string {
+	if c.Kube.CgroupRoot == "" {
+		return DefaultKubeCgroupRoot
+	}
+	return c.Kube.CgroupRoot
 }
 
 // CRI configures `hull cri serve` (hull-cri's flags override it).
@@ -234,6 +257,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RunRoot == "" || !filepath.IsAbs(c.RunRoot) {
 		return fmt.Errorf("config: run_root %q must be an absolute path", c.RunRoot)
+	}
+	if r := c.Kube.CgroupRoot; r != "" && (!filepath.IsAbs(r) || filepath.Clean(r) != r || r == "/") {
+		return fmt.Errorf("config: kube.cgroup_root %q must be a clean absolute cgroup path below the root, such as \"/kubepods\"", r)
 	}
 	switch c.Storage.Snapshotter {
 	case "overlay", "copy":

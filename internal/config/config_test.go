@@ -30,7 +30,17 @@ func TestLoadDefaultsFileAndErrors(t *testing.T) {
 	if cfg, err = Load(path); err != nil || cfg.Registries.PullIdleTimeout != 150*time.Second {
 		t.Fatalf("pull_idle_timeout = \"2m30s\": %v %v", cfg.Registries.PullIdleTimeout, err)
 	}
+	if cfg.KubeCgroupRoot() != "/kubepods" {
+		t.Errorf("kube cgroup root by default: %q, want kubelet's /kubepods", cfg.KubeCgroupRoot())
+	}
+	os.WriteFile(path, []byte("[kube]\ncgroup_root = \"/hull-kube/root1\"\n"), 0o644)
+	if cfg, err = Load(path); err != nil || cfg.KubeCgroupRoot() != "/hull-kube/root1" {
+		t.Fatalf("kube.cgroup_root: %q %v", cfg.KubeCgroupRoot(), err)
+	}
 	for body, says := range map[string]string{
+		"[kube]\ncgroup_root = \"kubepods\"\n":                        "kube.cgroup_root",
+		"[kube]\ncgroup_root = \"/a/../kubepods\"\n":                  "kube.cgroup_root",
+		"[kube]\ncgroup_root = \"/\"\n":                               "kube.cgroup_root",
 		"rooot = \"/x\"\n":                                            "unknown key",
 		"root = \"relative\"\n":                                       "absolute",
 		"[storage]\nsnapshotter = \"zfs\"\n":                          "snapshotter",

@@ -328,12 +328,12 @@ func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContai
 	if err := s.nri.startContainer(ctx, c); err != nil {
 		return nil, err
 	}
-	st, err := s.eng.Start(ctx, c.ID, engine.StartOptions{Spare: s.spares.claim(c.ID)})
+	st, err := s.eng.Start(ctx, c.ID, engine.StartOptions{Spare: s.spares.claim(c.ID), InRunningPod: true})
 	if err == nil && st != nil {
 		err = st.Ready()
 	}
 	if err != nil {
-		return nil, err
+		return nil, sandboxNotRunning(err) // startpod.go
 	}
 	s.nri.postStartContainer(ctx, c.ID)
 	return &runtimeapi.StartContainerResponse{}, nil

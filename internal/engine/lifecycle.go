@@ -40,6 +40,12 @@ type StartOptions struct {
 	// Start owns it from the call: one it does not hand the container
 	// to, it closes.
 	Spare *Spare
+	// InRunningPod refuses to start a container whose pod is not
+	// running (a PodNotRunningError) rather than starting the pod first,
+	// as the CLI does: the CRI's StartContainer, so that a kubelet (or a
+	// `hull kube` supervisor) restarting a container while its sandbox
+	// is stopped cannot revive the sandbox.
+	InRunningPod bool
 }
 
 // Starting is a start in progress: attach (if asked) then wait for Ready.
@@ -88,7 +94,11 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 		if err != nil {
 			return nil, fmt.Errorf("container %s: its pod: %w", c.Name, err)
 		}
-		if err := e.upPod(ctx, p); err != nil {
+		if o.InRunningPod {
+			if err := checkPodRunning(c, p); err != nil { // podstart.go
+				return nil, err
+			}
+		} else if err := e.upPod(ctx, p); err != nil {
 			return nil, err
 		}
 	}

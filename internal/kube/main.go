@@ -169,6 +169,7 @@ func (e *env) startSupervisor(dir string) error {
 	defer logf.Close()
 	cmd := exec.Command(self, append(append([]string{"kube"}, e.globalArgs()...), "supervise", dir)...)
 	cmd.Dir = "/"
+	cmd.Env = append(os.Environ(), supervisorEnv...) // supervisor_mem.go
 	cmd.Stderr = logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -207,12 +208,13 @@ func (e *env) superviseCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			tuneSupervisorMemory()
 			srv, err := e.server()
 			if err != nil {
 				return err
 			}
 			ctx := context.Background()
-			err = Supervise(ctx, srv, args[0], e.log)
+			err = Supervise(ctx, srv, args[0], e.cfg.KubeCgroupRoot(), e.log)
 			if err != nil && !errors.Is(err, context.Canceled) {
 				e.log.Error("supervisor", "pod", filepath.Base(args[0]), "err", err)
 			}

@@ -3,8 +3,10 @@ package kube
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
@@ -12,7 +14,7 @@ import (
 )
 
 // The pod's cgroup, as kubelet's pod container manager makes it before
-// the sandbox (pkg/kubelet/cm: ResourceConfigForPod): /kubepods/<qos>/
+// the sandbox (pkg/kubelet/cm: ResourceConfigForPod): <cgroup root>/<qos>/
 // pod<uid> with the pod's CPU shares (its requests), and, when every
 // container declares them, its CFS quota and memory limit (its limits).
 // The containers' cgroups go below it (the sandbox's cgroup parent).
@@ -90,9 +92,14 @@ func podResources(pod *v1.Pod) *specs.LinuxResources {
 	return r
 }
 
-// ensurePodCgroup makes the pod's cgroup with its limits.
-func ensurePodCgroup(pod *v1.Pod) error {
-	m, err := cgroups.New(cgroupParent(pod))
+// ensurePodCgroup makes the pod's cgroup parent with its limits. The
+// levels above it (the cgroup root, the QoS level) are shared with the
+// other pods, of this hull root and of any other using the same cgroup
+// root, and removed by whichever pod leaves them empty: Create makes
+// what is missing and starts over when a level it found is removed
+// under it. Once the pod's own directory exists nothing above it can go.
+func ensurePodCgroup(parent string, pod *v1.Pod) error {
+	m, err := cgroups.New(parent)
 	if err != nil {
 		return err
 	}
@@ -105,18 +112,32 @@ func ensurePodCgroup(pod *v1.Pod) error {
 	return nil
 }
 
-// removePodCgroup removes the pod's cgroup once its containers are gone,
-// and the QoS and kubepods levels when nothing else is in them.
-func removePodCgroup(pod *v1.Pod) {
-	m, err := cgroups.New(cgroupParent(pod))
+// removePodCgroup removes the pod's cgroup once its containers are gone
+// (waiting a little for the last processes to leave it), then each level
+// above it that is empty. A shared level another pod uses (EBUSY) or
+// another pod's teardown removed first (ENOENT) stops the walk: that is
+// not an error.
+func removePodCgroup(parent string) error {
+	m, err := cgroups.New(parent)
 	if err != nil {
-		return
+		return err
 	}
 	for _, mt := range m.Mounts() {
-		for d := mt.Dir; d != mt.Mountpoint && d != "/" && filepath.Base(d) != "."; d = filepath.Dir(d) {
-			if removeDir(d) != nil {
-				break // in use: kubepods stays while other pods are in it
-			}
+		m.Created = append(m.Created, mt.Dir)
+	}
+	err = m.Destroy() // the pod's own directories, and any left below them
+	for _, mt := range m.Mounts() {
+		removeEmptyLevels(filepath.Dir(mt.Dir), mt.Mountpoint)
+	}
+	return err
+}
+
+// removeEmptyLevels removes dir and its parents below top while they are
+// empty (v1: in each controller's hierarchy; v2: the one).
+func removeEmptyLevels(dir, top string) {
+	for d := dir; strings.HasPrefix(d, top+"/"); d = filepath.Dir(d) {
+		if unix.Rmdir(d) != nil {
+			return
 		}
 	}
 }

@@ -258,9 +258,9 @@ func (k *kubelet) podStatus() v1.PodStatus {
 	return st
 }
 
-// hostIP is the node's address: the source address of its default route,
+// readHostIP is the node's address: the source address of its default route,
 // else loopback.
-func hostIP() string {
+func readHostIP() string {
 	b, err := os.ReadFile("/proc/net/route")
 	if err == nil {
 		for _, l := range strings.Split(string(b), "\n")[1:] {

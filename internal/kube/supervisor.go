@@ -62,6 +62,7 @@ func scaled(d time.Duration) time.Duration {
 type kubeletState struct {
 	SandboxID      string                     `json:"sandboxID,omitempty"`
 	SandboxAttempt uint32                     `json:"sandboxAttempt"`
+	CgroupParent   string                     `json:"cgroupParent,omitempty"` // fixed at the first run (Supervise)
 	StartTime      time.Time                  `json:"startTime"`
 	Containers     map[string]*containerState `json:"containers"`
 	Finished       bool                       `json:"finished,omitempty"`
@@ -142,7 +143,7 @@ type kubelet struct {
 
 // Supervise runs the supervisor of the pod in dir until the pod is
 // deleted or finished. A second supervisor of the same pod exits at once.
-func Supervise(ctx context.Context, srv *cri.Server, dir string, log *slog.Logger) error {
+func Supervise(ctx context.Context, srv *cri.Server, dir, cgroupRoot string, log *slog.Logger) error {
 	lock, err := os.OpenFile(filepath.Join(dir, "supervisor.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil // deleted meanwhile
@@ -176,6 +177,12 @@ func Supervise(ctx context.Context, srv *cri.Server, dir string, log *slog.Logge
 	if k.st.Containers == nil {
 		k.st.Containers = map[string]*containerState{}
 	}
+	// The pod's cgroup is fixed when its supervisor first runs: a later
+	// change of [kube] cgroup_root leaves it where it is, and its
+	// teardown finds it.
+	if k.st.CgroupParent == "" {
+		k.st.CgroupParent = cgroupParent(cgroupRoot, k.pod)
+	}
 	if k.st.StartTime.IsZero() {
 		k.st.StartTime = time.Now().UTC().Truncate(time.Second)
 	}
@@ -187,6 +194,7 @@ func Supervise(ctx context.Context, srv *cri.Server, dir string, log *slog.Logge
 			return k.teardown(ctx, d.GracePeriod, true)
 		}
 		k.sync(ctx)
+		releaseFreeMemory() // supervisor_mem.go
 		if err := k.save(); err != nil {
 			log.Warn("record the pod's status", "err", err)
 		}
@@ -330,7 +338,7 @@ func (k *kubelet) ensureSandbox(ctx context.Context) bool {
 			s.PrevID, s.ID, s.Done, s.Waiting = "", "", false, nil
 		}
 	}
-	if err := ensurePodCgroup(k.pod); err != nil {
+	if err := ensurePodCgroup(k.st.CgroupParent, k.pod); err != nil {
 		k.event(v1.EventTypeWarning, "FailedCreatePodContainer", "unable to ensure pod container exists: "+err.Error())
 		return false
 	}
@@ -347,7 +355,7 @@ func (k *kubelet) ensureSandbox(ctx context.Context) bool {
 }
 
 func (k *kubelet) sandboxConfig() *runtimeapi.PodSandboxConfig {
-	cfg := sandboxConfig(k.pod, k.st.SandboxAttempt, filepath.Join(k.dir, "logs"))
+	cfg := sandboxConfig(k.pod, k.st.SandboxAttempt, filepath.Join(k.dir, "logs"), k.st.CgroupParent)
 	cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = usernsOptions(k.pod, k.dir) // userns.go
 	return cfg
 }
@@ -625,7 +633,9 @@ func (k *kubelet) teardown(ctx context.Context, grace int64, removeDir bool) err
 			return fmt.Errorf("remove the sandbox of pod %s: %w", k.pod.Name, err)
 		}
 	}
-	removePodCgroup(k.pod)
+	if err := removePodCgroup(k.st.CgroupParent); err != nil {
+		k.log.Warn("remove the pod's cgroup", "pod", k.pod.Name, "err", err)
+	}
 	unmountVolumes(k.dir)
 	if removeDir {
 		return removeTree(k.dir)
@@ -643,6 +653,3 @@ func removeTree(dir string) error {
 	}
 	return os.RemoveAll(gone)
 }
-
-// removeDir is rmdir.
-func removeDir(d string) error { return unix.Rmdir(d) }

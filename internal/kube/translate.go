@@ -3,6 +3,7 @@ package kube
 import (
 	"fmt"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 
@@ -170,16 +171,17 @@ func containerResources(pod *v1.Pod, c *v1.Container, capacity int64) *runtimeap
 	return r
 }
 
-// cgroupParent is kubelet's pod cgroup under the cgroupfs driver:
-// /kubepods/pod<uid> for Guaranteed, /kubepods/<qos>/pod<uid> else.
-func cgroupParent(pod *v1.Pod) string {
+// cgroupParent is kubelet's pod cgroup under the cgroupfs driver, below
+// root ([kube] cgroup_root, kubelet's /kubepods by default):
+// root/pod<uid> for Guaranteed, root/<qos>/pod<uid> else.
+func cgroupParent(root string, pod *v1.Pod) string {
 	switch QOSClass(pod) {
 	case v1.PodQOSGuaranteed:
-		return "/kubepods/pod" + string(pod.UID)
+		return path.Join(root, "pod"+string(pod.UID))
 	case v1.PodQOSBestEffort:
-		return "/kubepods/besteffort/pod" + string(pod.UID)
+		return path.Join(root, "besteffort", "pod"+string(pod.UID))
 	}
-	return "/kubepods/burstable/pod" + string(pod.UID)
+	return path.Join(root, "burstable", "pod"+string(pod.UID))
 }
 
 // podHostname is kubelet's host name for a pod: spec.hostname, else the
@@ -196,7 +198,7 @@ func podHostname(pod *v1.Pod) string {
 }
 
 // sandboxConfig is kubelet's PodSandboxConfig for a pod.
-func sandboxConfig(pod *v1.Pod, attempt uint32, logDir string) *runtimeapi.PodSandboxConfig {
+func sandboxConfig(pod *v1.Pod, attempt uint32, logDir, cgroupParent string) *runtimeapi.PodSandboxConfig {
 	labels := map[string]string{}
 	for k, v := range pod.Labels {
 		labels[k] = v
@@ -209,7 +211,7 @@ func sandboxConfig(pod *v1.Pod, attempt uint32, logDir string) *runtimeapi.PodSa
 		Labels:       labels,
 		Annotations:  pod.Annotations,
 		Linux: &runtimeapi.LinuxPodSandboxConfig{
-			CgroupParent: cgroupParent(pod),
+			CgroupParent: cgroupParent,
 			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
 				NamespaceOptions: namespaceOptions(pod),
 			},

@@ -1,0 +1,48 @@
+package kube
+
+import (
+	"os"
+	"runtime/debug"
+	"runtime/metrics"
+)
+
+// A supervisor is one long-lived process per live pod that spends
+// nearly all its time asleep between relists, with about 1 MB of live
+// heap: memory it holds matters more than the CPU of a few more
+// collections. Measured (docs/kube.md "Known limits"): kubelet's
+// default GOGC=100 keeps a 4 MB heap goal (and the pages of the sandbox
+// setup's peak) resident; glibc gives each thread that calls into C
+// (SQLite) an arena of its own.
+
+// supervisorGOGC is the supervisor's GC percent unless GOGC is set.
+const supervisorGOGC = 25
+
+// supervisorEnv is added to the supervisor's environment when it is
+// started: glibc reads it once, at the process's start.
+var supervisorEnv = []string{"MALLOC_ARENA_MAX=1"}
+
+// tuneSupervisorMemory applies the settings in the supervisor process,
+// and keeps the malloc setting from the processes it starts.
+func tuneSupervisorMemory() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(supervisorGOGC)
+	}
+	os.Unsetenv("MALLOC_ARENA_MAX")
+}
+
+// freeHeapLimit is how much free heap (pages the Go runtime holds but
+// no object uses) a supervisor keeps between rounds.
+const freeHeapLimit = 1 << 20
+
+// releaseFreeMemory returns free heap pages to the system when a round
+// left more than freeHeapLimit of them: the runtime's scavenger returns
+// them only slowly, and a round that made a sandbox (its network setup
+// reads the whole nftables ruleset) peaks at several MB. An idle round
+// allocates little and costs one metrics read.
+func releaseFreeMemory() {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() == metrics.KindUint64 && s[0].Value.Uint64() > freeHeapLimit {
+		debug.FreeOSMemory()
+	}
+}
