@@ -306,6 +306,7 @@ func defaultContainer(c *v1.Container) {
 			c.ImagePullPolicy = v1.PullAlways
 		}
 	}
+	defaultDownward(c) // downward.go
 	defaultProbe(c.LivenessProbe)
 	defaultProbe(c.ReadinessProbe)
 	defaultProbe(c.StartupProbe)

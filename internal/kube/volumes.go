@@ -184,8 +184,8 @@ func validateMounts(p *field.Path, c v1.Container, vols map[string]*v1.Volume) f
 	return errs
 }
 
-// validateEnvSources checks env valueFrom and envFrom: ConfigMap and
-// Secret references only.
+// validateEnvSources checks env valueFrom (the downward API's fieldRef
+// and resourceFieldRef, ConfigMap and Secret keys) and envFrom.
 func validateEnvSources(p *field.Path, c v1.Container) field.ErrorList {
 	var errs field.ErrorList
 	for i, e := range c.Env {
@@ -194,17 +194,34 @@ func validateEnvSources(p *field.Path, c v1.Container) field.ErrorList {
 		}
 		vp := p.Child("env").Index(i).Child("valueFrom")
 		vf := e.ValueFrom
+		n := 0
+		if vf.FieldRef != nil {
+			n++
+			errs = append(errs, validateFieldRef(vp.Child("fieldRef"), vf.FieldRef)...) // downward.go
+		}
+		if vf.ResourceFieldRef != nil {
+			n++
+			errs = append(errs, validateResourceFieldRef(vp.Child("resourceFieldRef"), vf.ResourceFieldRef)...)
+		}
+		if vf.ConfigMapKeyRef != nil {
+			n++
+			errs = append(errs, validateKeyRef(vp.Child("configMapKeyRef"), vf.ConfigMapKeyRef.Name, vf.ConfigMapKeyRef.Key)...)
+		}
+		if vf.SecretKeyRef != nil {
+			n++
+			errs = append(errs, validateKeyRef(vp.Child("secretKeyRef"), vf.SecretKeyRef.Name, vf.SecretKeyRef.Key)...)
+		}
+		if vf.FileKeyRef != nil {
+			n++
+			errs = append(errs, field.Forbidden(vp.Child("fileKeyRef"), "hull kube does not take env values from fileKeyRef"))
+		}
 		switch {
+		case n == 0:
+			errs = append(errs, field.Invalid(vp, "", "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`"))
 		case e.Value != "":
 			errs = append(errs, field.Invalid(vp, "", "may not be specified when `value` is not empty"))
-		case vf.ConfigMapKeyRef != nil && vf.SecretKeyRef == nil && vf.FieldRef == nil && vf.ResourceFieldRef == nil:
-			errs = append(errs, validateKeyRef(vp.Child("configMapKeyRef"), vf.ConfigMapKeyRef.Name, vf.ConfigMapKeyRef.Key)...)
-		case vf.SecretKeyRef != nil && vf.ConfigMapKeyRef == nil && vf.FieldRef == nil && vf.ResourceFieldRef == nil:
-			errs = append(errs, validateKeyRef(vp.Child("secretKeyRef"), vf.SecretKeyRef.Name, vf.SecretKeyRef.Key)...)
-		case vf.FieldRef != nil || vf.ResourceFieldRef != nil || vf.FileKeyRef != nil:
-			errs = append(errs, field.Forbidden(vp, "hull kube takes env values from configMapKeyRef and secretKeyRef only"))
-		default:
-			errs = append(errs, field.Invalid(vp, "", "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`"))
+		case n > 1:
+			errs = append(errs, field.Invalid(vp, "", "may not have more than one field specified at a time"))
 		}
 	}
 	for i, ef := range c.EnvFrom {
@@ -259,7 +276,8 @@ func (k *kubelet) hullRoot() string {
 // resolved; a later variable of the same name wins. It returns c with
 // that env (valueFrom and envFrom resolved) or, for a missing ConfigMap,
 // Secret or key that is not optional, kubelet's message.
-func containerEnv(store *Store, namespace string, c *v1.Container) (*v1.Container, string) {
+func containerEnv(store *Store, pod *v1.Pod, c *v1.Container, dw *downward) (*v1.Container, string) {
+	namespace := pod.Namespace
 	if len(c.EnvFrom) == 0 && !hasValueFrom(c.Env) {
 		return c, ""
 	}
@@ -298,6 +316,22 @@ func containerEnv(store *Store, namespace string, c *v1.Container) (*v1.Containe
 	for _, e := range c.Env {
 		if e.ValueFrom == nil {
 			set(e.Name, e.Value)
+			continue
+		}
+		if fs := e.ValueFrom.FieldRef; fs != nil {
+			v, err := dw.fieldValue(pod, fs)
+			if err != nil {
+				return nil, err.Error()
+			}
+			set(e.Name, v)
+			continue
+		}
+		if fs := e.ValueFrom.ResourceFieldRef; fs != nil {
+			v, err := dw.resourceValue(pod, c, fs)
+			if err != nil {
+				return nil, err.Error()
+			}
+			set(e.Name, v)
 			continue
 		}
 		kind, name, key, optional := "ConfigMap", "", "", false
@@ -653,7 +687,7 @@ func hostPathCheck(t v1.HostPathType) func(path string) error {
 
 // describeEnv is kubectl's describeContainerEnvVars: envFrom sources,
 // then each variable (a reference as "<set to the key ...>").
-func describeEnv(w prefixWriter, c v1.Container) {
+func describeEnv(w prefixWriter, pod *v1.Pod, c v1.Container) {
 	if len(c.EnvFrom) > 0 {
 		w.write(2, "Environment Variables from:\n")
 	}
@@ -685,6 +719,8 @@ func describeEnv(w prefixWriter, c v1.Container) {
 		case e.ValueFrom.SecretKeyRef != nil:
 			r := e.ValueFrom.SecretKeyRef
 			w.write(3, "%v:\t<set to the key '%v' in secret '%v'>\tOptional: %t\n", e.Name, r.Key, r.Name, r.Optional != nil && *r.Optional)
+		case e.ValueFrom.FieldRef != nil, e.ValueFrom.ResourceFieldRef != nil:
+			describeDownwardEnv(w, pod, c, e) // downward.go
 		}
 	}
 }
