@@ -316,7 +316,9 @@ func (k *kubelet) ensureSandbox(ctx context.Context) bool {
 		k.event(v1.EventTypeWarning, "FailedCreatePodContainer", "unable to ensure pod container exists: "+err.Error())
 		return false
 	}
-	r, err := k.cri.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: k.sandboxConfig()})
+	cfg := k.sandboxConfig()
+	cfg.DnsConfig = k.dnsConfig(true) // dns.go: kubelet's DNS warnings, once per sandbox
+	r, err := k.cri.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
 	if err != nil {
 		k.event(v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: "+err.Error())
 		return false
@@ -329,7 +331,9 @@ func (k *kubelet) ensureSandbox(ctx context.Context) bool {
 }
 
 func (k *kubelet) sandboxConfig() *runtimeapi.PodSandboxConfig {
-	return sandboxConfig(k.pod, k.st.SandboxAttempt, filepath.Join(k.dir, "logs"))
+	cfg := sandboxConfig(k.pod, k.st.SandboxAttempt, filepath.Join(k.dir, "logs"))
+	cfg.DnsConfig = k.dnsConfig(false) // dns.go
+	return cfg
 }
 
 // restartPolicy is the policy for c: an init container of an Always pod
@@ -451,6 +455,12 @@ func (k *kubelet) startContainer(ctx context.Context, c *v1.Container, s *contai
 	}
 	cfg := containerConfig(k.pod, rc, attempt, imageRef, k.capacity)
 	cfg.Mounts = mounts
+	if m, err := k.hostsMount(c); err != nil { // dns.go: kubelet's /etc/hosts
+		k.configError(s, "CreateContainerConfigError", "write the pod's hosts file: "+err.Error())
+		return
+	} else if m != nil {
+		cfg.Mounts = append(cfg.Mounts, m)
+	}
 	r, err := k.cri.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: k.st.SandboxID, Config: cfg, SandboxConfig: k.sandboxConfig()})
 	if err != nil {
 		k.configError(s, "CreateContainerError", err.Error())
