@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -134,6 +135,11 @@ type kubelet struct {
 	log      *slog.Logger
 	wake     chan os.Signal
 	probes   map[string]*prober // by container name and probe kind (probes.go)
+	// Probes run in goroutines (probes.go): each puts its outcome in
+	// probeOut and wakes the sync loop through probeWake.
+	probeMu   sync.Mutex
+	probeOut  []probeDone
+	probeWake chan struct{}
 }
 
 // Supervise runs the supervisor of the pod in dir until the pod is
@@ -150,7 +156,7 @@ func Supervise(ctx context.Context, srv *cri.Server, dir string, log *slog.Logge
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		return nil // another supervisor has the pod
 	}
-	k := &kubelet{cri: srv, dir: dir, log: log, capacity: memoryCapacity(), wake: make(chan os.Signal, 1)}
+	k := &kubelet{cri: srv, dir: dir, log: log, capacity: memoryCapacity(), wake: make(chan os.Signal, 1), probeWake: make(chan struct{}, 1)}
 	// delete signals SIGUSR1 so its request is seen at once (handled
 	// before the pid is published: its default action would kill us).
 	signal.Notify(k.wake, syscall.SIGUSR1)
@@ -193,6 +199,7 @@ func Supervise(ctx context.Context, srv *cri.Server, dir string, log *slog.Logge
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-k.wake:
+		case <-k.probeWake:
 		case <-time.After(scaled(relist)):
 		}
 	}
