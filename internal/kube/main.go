@@ -76,7 +76,7 @@ func Main(args []string, version string, stdin io.Reader, stdout, stderr io.Writ
 		pf.MarkHidden(n)
 	}
 	pf.StringVarP(&e.namespace, "namespace", "n", "", "the namespace (default \"default\")")
-	root.AddCommand(e.applyCmd(), e.getCmd(), e.describeCmd(), e.logsCmd(), e.execCmd(), e.deleteCmd(), e.superviseCmd())
+	root.AddCommand(e.applyCmd(), e.getCmd(), e.describeCmd(), e.logsCmd(), e.execCmd(), e.deleteCmd(), e.rolloutCmd(), e.superviseCmd())
 	// Under a "hull" root, so help and errors name `hull kube ...`.
 	top := &cobra.Command{Use: "hull", SilenceUsage: true, SilenceErrors: true}
 	top.CompletionOptions.DisableDefaultCmd = true
@@ -212,7 +212,7 @@ func (e *env) superviseCmd() *cobra.Command {
 				return err
 			}
 			ctx := context.Background()
-			err = Supervise(ctx, srv, args[0], e.log)
+			err = Supervise(ctx, srv, args[0], e.log, e.reconcileDeployments) // a deployment pod's changes move its rollout
 			if err != nil && !errors.Is(err, context.Canceled) {
 				e.log.Error("supervisor", "pod", filepath.Base(args[0]), "err", err)
 			}

@@ -140,11 +140,20 @@ type kubelet struct {
 	probeMu   sync.Mutex
 	probeOut  []probeDone
 	probeWake chan struct{}
+	// podIsReady is the pod's Ready condition as last saved; notified what
+	// ownerChanged was last told (rollout.go).
+	podIsReady, notified bool
+	ownerChanged         func()
 }
 
 // Supervise runs the supervisor of the pod in dir until the pod is
 // deleted or finished. A second supervisor of the same pod exits at once.
-func Supervise(ctx context.Context, srv *cri.Server, dir string, log *slog.Logger) error {
+//
+// ownerChanged, when not nil, is called when the pod of a ReplicaSet
+// (a deployment's) becomes ready or unready and when it is gone: a pass
+// of the deployment controller (rollout.go) so a rollout proceeds with
+// no command running.
+func Supervise(ctx context.Context, srv *cri.Server, dir string, log *slog.Logger, ownerChanged func()) error {
 	lock, err := os.OpenFile(filepath.Join(dir, "supervisor.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil // deleted meanwhile
@@ -156,7 +165,7 @@ func Supervise(ctx context.Context, srv *cri.Server, dir string, log *slog.Logge
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		return nil // another supervisor has the pod
 	}
-	k := &kubelet{cri: srv, dir: dir, log: log, capacity: memoryCapacity(), wake: make(chan os.Signal, 1), probeWake: make(chan struct{}, 1)}
+	k := &kubelet{cri: srv, dir: dir, log: log, ownerChanged: ownerChanged, capacity: memoryCapacity(), wake: make(chan os.Signal, 1), probeWake: make(chan struct{}, 1)}
 	// delete signals SIGUSR1 so its request is seen at once (handled
 	// before the pid is published: its default action would kill us).
 	signal.Notify(k.wake, syscall.SIGUSR1)
@@ -186,12 +195,15 @@ func Supervise(ctx context.Context, srv *cri.Server, dir string, log *slog.Logge
 			return nil // removed
 		}
 		if d, ok := (&Store{}).deleting(dir); ok {
-			return k.teardown(ctx, d.GracePeriod, true)
+			err := k.teardown(ctx, d.GracePeriod, true)
+			k.notifyOwner(true) // rollout.go
+			return err
 		}
 		k.sync(ctx)
 		if err := k.save(); err != nil {
 			log.Warn("record the pod's status", "err", err)
 		}
+		k.notifyOwner(false)
 		if k.st.Finished {
 			return nil
 		}
@@ -224,10 +236,12 @@ func (k *kubelet) event(typ, reason, msg string) {
 // save writes the supervisor's state, the status and the events, each
 // only when it changed (compared as the bytes the file would hold).
 func (k *kubelet) save() error {
+	status := k.podStatus()
+	k.podIsReady = podReady(&v1.Pod{Status: status})
 	for _, f := range []struct {
 		name string
 		v    any
-	}{{"kubelet.json", k.st}, {"status.json", k.podStatus()}, {"events.json", k.events}} {
+	}{{"kubelet.json", k.st}, {"status.json", status}, {"events.json", k.events}} {
 		path := filepath.Join(k.dir, f.name)
 		b, err := json.MarshalIndent(f.v, "", "  ")
 		if err != nil {
