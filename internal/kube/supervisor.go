@@ -469,7 +469,7 @@ func (k *kubelet) startContainer(ctx context.Context, c *v1.Container, s *contai
 	if s.Created {
 		attempt = uint32(s.RestartCount) + 1
 	}
-	rc, msg := containerEnv(k.objects(), k.pod, c, k.downward()) // envFrom, valueFrom
+	rc, msg := containerEnv(k.objects(), k.pod, c, k.downward) // envFrom, valueFrom
 	if msg != "" {
 		k.configError(s, "CreateContainerConfigError", msg)
 		return

@@ -276,8 +276,18 @@ func (k *kubelet) hullRoot() string {
 // resolved; a later variable of the same name wins. It returns c with
 // that env (valueFrom and envFrom resolved) or, for a missing ConfigMap,
 // Secret or key that is not optional, kubelet's message.
-func containerEnv(store *Store, pod *v1.Pod, c *v1.Container, dw *downward) (*v1.Container, string) {
+//
+// downwardFn gives the pod's and node's addresses and resources for the
+// downward API (downward.go), asked only when a variable needs them.
+func containerEnv(store *Store, pod *v1.Pod, c *v1.Container, downwardFn func() *downward) (*v1.Container, string) {
 	namespace := pod.Namespace
+	var dw *downward
+	dwOnce := func() *downward {
+		if dw == nil {
+			dw = downwardFn()
+		}
+		return dw
+	}
 	if len(c.EnvFrom) == 0 && !hasValueFrom(c.Env) {
 		return c, ""
 	}
@@ -319,7 +329,7 @@ func containerEnv(store *Store, pod *v1.Pod, c *v1.Container, dw *downward) (*v1
 			continue
 		}
 		if fs := e.ValueFrom.FieldRef; fs != nil {
-			v, err := dw.fieldValue(pod, fs)
+			v, err := dwOnce().fieldValue(pod, fs)
 			if err != nil {
 				return nil, err.Error()
 			}
@@ -327,7 +337,7 @@ func containerEnv(store *Store, pod *v1.Pod, c *v1.Container, dw *downward) (*v1
 			continue
 		}
 		if fs := e.ValueFrom.ResourceFieldRef; fs != nil {
-			v, err := dw.resourceValue(pod, c, fs)
+			v, err := dwOnce().resourceValue(pod, c, fs)
 			if err != nil {
 				return nil, err.Error()
 			}
