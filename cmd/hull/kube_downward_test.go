@@ -61,12 +61,32 @@ spec:
       requests:
         cpu: 250m
         memory: 100M
+    volumeMounts:
+    - name: info
+      mountPath: /etc/podinfo
   - name: side
     image: %[1]s
     command: ["sleep", "3600"]
     resources:
       limits:
         memory: 64Mi
+  volumes:
+  - name: info
+    downwardAPI:
+      items:
+      - path: labels
+        fieldRef: {fieldPath: metadata.labels}
+      - path: annotations
+        fieldRef: {fieldPath: metadata.annotations}
+      - path: sub/name
+        fieldRef: {fieldPath: metadata.name}
+        mode: 0600
+      - path: tier
+        fieldRef: {fieldPath: "metadata.labels['tier']"}
+      - path: side_mem_mi
+        resourceFieldRef: {containerName: side, resource: limits.memory, divisor: 1Mi}
+      - path: app_cpu_limit_m
+        resourceFieldRef: {containerName: app, resource: limits.cpu, divisor: 1m}
 `, fx.Busybox.Ref)
 	t.Cleanup(func() { kube(t, root, "delete", "pod", "dw", "-n", "team-a", "--grace-period", "0") }) // before kubeEnv's, which looks in default only
 	if out := applyYAML(t, root, manifest); out != "pod/dw created\n" {
@@ -122,12 +142,30 @@ spec:
 	if got := strings.TrimSpace(logs); got != strings.Join(want, "\n") {
 		t.Errorf("env in the container:\n%s\nwant:\n%s", logs, strings.Join(want, "\n"))
 	}
+	// The downwardAPI volume: one file per item, read-only.
+	for _, tc := range []struct{ cmd, want string }{
+		{"cat /etc/podinfo/labels", "app=\"dw\"\ntier=\"back\""},
+		{"cat /etc/podinfo/annotations", "example.com/owner=\"Ana\""},
+		{"cat /etc/podinfo/sub/name; stat -c ' %a' /etc/podinfo/sub/name /etc/podinfo/tier", "dw 600\n 644"},
+		{"cat /etc/podinfo/tier", "back"},
+		{"cat /etc/podinfo/side_mem_mi", "64"},
+		{"cat /etc/podinfo/app_cpu_limit_m", strconv.Itoa(runtime.NumCPU() * 1000)},
+		{"touch /etc/podinfo/x 2>&1 || echo refused", "refused"},
+	} {
+		out, errOut, err := kube(t, root, "exec", "dw", "-n", "team-a", "-c", "app", "--", "sh", "-c", tc.cmd)
+		if err != nil && !strings.Contains(tc.cmd, "touch") || !strings.Contains(out, tc.want) {
+			t.Errorf("%s in the container: %q %s %v; want %q", tc.cmd, out, errOut, err, tc.want)
+		}
+	}
+
 	// describe: kubectl's lines (the value it can tell from the object).
 	desc := mustKube(t, root, "describe", "pod", "dw", "-n", "team-a")
 	for _, re := range []string{
 		`DW_NAME:\s+dw \(v1:metadata.name\)\n`, `DW_TIER:\s+back \(v1:metadata.labels\['tier'\]\)\n`,
 		`DW_PODIP:\s+\(v1:status.podIP\)\n`, `DW_CPU_REQ_M:\s+250 \(requests.cpu\)\n`,
 		`DW_CPU_LIM:\s+node allocatable \(limits.cpu\)\n`, `DW_SIDE_MEM:\s+node allocatable \(limits.memory\)\n`,
+		`Type:\s+DownwardAPI \(a volume populated by information about the pod\)\n\s+Items:\n\s+metadata.labels -> labels\n`,
+		`\s+limits.memory -> side_mem_mi\n`, `/etc/podinfo from info \(rw\)`,
 	} {
 		if !regexp.MustCompile(re).MatchString(desc) {
 			t.Errorf("describe: no line like %s:\n%s", re, desc)
@@ -155,6 +193,10 @@ spec:
 			`spec.containers[0].env[0].valueFrom.resourceFieldRef.divisor: Invalid value: "limits.cpu": only divisor's values 1m and 1 are supported with the cpu resource`},
 		{"memory divisor", "        resourceFieldRef: {resource: requests.memory, divisor: 3Mi}\n",
 			`only divisor's values 1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei are supported with the memory resource`},
+		{"volume path", "        fieldRef: {fieldPath: metadata.name}\n  volumes:\n  - name: v\n    downwardAPI:\n      items:\n      - path: ip\n        fieldRef: {fieldPath: status.podIP}\n",
+			`spec.volumes[0].downwardAPI.fieldRef.fieldPath: Unsupported value: "status.podIP": supported values: "metadata.annotations", "metadata.labels", "metadata.name", "metadata.namespace", "metadata.uid"`},
+		{"volume container", "        fieldRef: {fieldPath: metadata.name}\n  volumes:\n  - name: v\n    downwardAPI:\n      items:\n      - path: cpu\n        resourceFieldRef: {resource: limits.cpu}\n",
+			`spec.volumes[0].downwardAPI.resourceFieldRef.containerName: Required value`},
 		{"two sources", "        fieldRef: {fieldPath: metadata.name}\n        resourceFieldRef: {resource: limits.cpu}\n",
 			`spec.containers[0].env[0].valueFrom: Invalid value: "": may not have more than one field specified at a time`},
 	} {

@@ -101,6 +101,12 @@ func convertFieldLabel(apiVersion, fieldPath string) (string, error) {
 
 // validateFieldRef is the API server's check of an env fieldRef.
 func validateFieldRef(p *field.Path, fs *v1.ObjectFieldSelector) field.ErrorList {
+	return validateFieldSelector(p, fs, envFieldPaths)
+}
+
+// validateFieldSelector is the API server's validateObjectFieldSelector:
+// a path it converts, one of allowed (or a label or annotation by key).
+func validateFieldSelector(p *field.Path, fs *v1.ObjectFieldSelector, allowed []string) field.ErrorList {
 	switch {
 	case fs.APIVersion == "":
 		return field.ErrorList{field.Required(p.Child("apiVersion"), "")}
@@ -121,19 +127,26 @@ func validateFieldRef(p *field.Path, fs *v1.ObjectFieldSelector) field.ErrorList
 		}
 		return errs
 	}
-	for _, l := range envFieldPaths {
-		if l == path {
-			return nil
-		}
+	if contains(allowed, path) {
+		return nil
 	}
-	return field.ErrorList{field.NotSupported(p.Child("fieldPath"), path, envFieldPaths)}
+	return field.ErrorList{field.NotSupported(p.Child("fieldPath"), path, allowed)}
 }
 
 // validateResourceFieldRef is the API server's check of an env
 // resourceFieldRef: a supported resource and a divisor of its kind.
 func validateResourceFieldRef(p *field.Path, fs *v1.ResourceFieldSelector) field.ErrorList {
+	return validateResourceSelector(p, fs, false)
+}
+
+// validateResourceSelector is the API server's
+// validateContainerResourceFieldSelector (a volume's must name its
+// container).
+func validateResourceSelector(p *field.Path, fs *v1.ResourceFieldSelector, volume bool) field.ErrorList {
 	var errs field.ErrorList
 	switch {
+	case volume && fs.ContainerName == "":
+		errs = append(errs, field.Required(p.Child("containerName"), ""))
 	case fs.Resource == "":
 		errs = append(errs, field.Required(p.Child("resource"), ""))
 	case strings.HasPrefix(fs.Resource, "requests.hugepages-") || strings.HasPrefix(fs.Resource, "limits.hugepages-"):

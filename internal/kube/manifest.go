@@ -297,6 +297,7 @@ func Default(pod *v1.Pod) {
 			defaultContainer(&list[i])
 		}
 	}
+	defaultDownwardVolumes(pod) // downwardvol.go
 }
 
 func defaultContainer(c *v1.Container) {

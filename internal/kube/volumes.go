@@ -89,6 +89,10 @@ func validateVolumes(p *field.Path, vols []v1.Volume) (map[string]*v1.Volume, fi
 			}
 			errs = append(errs, validateItems(vp.Child("secret"), src.Secret.Items, src.Secret.DefaultMode)...)
 		}
+		if src.DownwardAPI != nil {
+			n++
+			errs = append(errs, validateDownwardVolume(vp.Child("downwardAPI"), src.DownwardAPI)...) // downwardvol.go
+		}
 		if src.PersistentVolumeClaim != nil {
 			n++
 			if src.PersistentVolumeClaim.ClaimName == "" {
@@ -99,7 +103,7 @@ func validateVolumes(p *field.Path, vols []v1.Volume) (map[string]*v1.Volume, fi
 		case n == 0 && !hasOtherSource(src):
 			errs = append(errs, field.Required(vp, "must specify a volume type"))
 		case n == 0:
-			errs = append(errs, field.Forbidden(vp, "this volume type is not supported by hull kube: use emptyDir, hostPath, configMap, secret or persistentVolumeClaim"))
+			errs = append(errs, field.Forbidden(vp, "this volume type is not supported by hull kube: use emptyDir, hostPath, configMap, secret, downwardAPI or persistentVolumeClaim"))
 		case n > 1:
 			errs = append(errs, field.Forbidden(vp, "may not specify more than 1 volume type"))
 		}
@@ -109,7 +113,7 @@ func validateVolumes(p *field.Path, vols []v1.Volume) (map[string]*v1.Volume, fi
 
 // hasOtherSource reports a volume source hull kube does not support.
 func hasOtherSource(src v1.VolumeSource) bool {
-	src.EmptyDir, src.HostPath, src.ConfigMap, src.Secret, src.PersistentVolumeClaim = nil, nil, nil, nil, nil
+	src.EmptyDir, src.HostPath, src.ConfigMap, src.Secret, src.PersistentVolumeClaim, src.DownwardAPI = nil, nil, nil, nil, nil, nil
 	return !sameJSON(src, v1.VolumeSource{})
 }
 
@@ -466,6 +470,9 @@ func (k *kubelet) setUpVolume(v *v1.Volume) (string, bool, error) {
 		r := src.Secret
 		dir := filepath.Join(volumesDir(k.dir, "secret"), v.Name)
 		return dir, true, k.writeKeys(dir, "Secret", r.SecretName, r.Items, r.DefaultMode, r.Optional, true)
+	case src.DownwardAPI != nil:
+		dir := filepath.Join(volumesDir(k.dir, "downward-api"), v.Name)
+		return dir, true, k.writeDownward(dir, src.DownwardAPI) // downwardvol.go
 	case src.PersistentVolumeClaim != nil:
 		var pvc v1.PersistentVolumeClaim
 		name := src.PersistentVolumeClaim.ClaimName
@@ -784,6 +791,8 @@ func describeVolumes(w prefixWriter, vols []v1.Volume) {
 			w.write(2, "Type:\tSecret (a volume populated by a Secret)\n    SecretName:\t%v\n    Optional:\t%v\n", src.Secret.SecretName, src.Secret.Optional != nil && *src.Secret.Optional)
 		case src.ConfigMap != nil:
 			w.write(2, "Type:\tConfigMap (a volume populated by a ConfigMap)\n    Name:\t%v\n    Optional:\t%v\n", src.ConfigMap.Name, src.ConfigMap.Optional != nil && *src.ConfigMap.Optional)
+		case src.DownwardAPI != nil:
+			describeDownwardVolume(w, src.DownwardAPI) // downwardvol.go
 		case src.PersistentVolumeClaim != nil:
 			w.write(2, "Type:\tPersistentVolumeClaim (a reference to a PersistentVolumeClaim in the same namespace)\n    ClaimName:\t%v\n    ReadOnly:\t%v\n", src.PersistentVolumeClaim.ClaimName, src.PersistentVolumeClaim.ReadOnly)
 		}
