@@ -200,16 +200,21 @@ spec:
 		{"two sources", "        fieldRef: {fieldPath: metadata.name}\n        resourceFieldRef: {resource: limits.cpu}\n",
 			`spec.containers[0].env[0].valueFrom: Invalid value: "": may not have more than one field specified at a time`},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), "pod.yaml")
-			os.WriteFile(p, []byte(bad(tc.env)), 0o644)
-			out, errOut, err := kube(t, root, "apply", "-f", p)
-			if err == nil || !strings.Contains(errOut, tc.want) {
-				t.Errorf("apply: %v\nstdout: %s\nstderr: %s\nwant %q", err, out, errOut, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { applyRefused(t, root, bad(tc.env), tc.want) })
 	}
 	if _, errOut, _ := kube(t, root, "get", "pod", "bad"); !strings.Contains(errOut, `"bad" not found`) {
 		t.Errorf("get pod bad after bad input: %s; want not found", errOut)
+	}
+}
+
+// applyRefused applies a manifest that must be refused with an error
+// that says want.
+func applyRefused(t *testing.T, root, manifest, want string) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "pod.yaml")
+	os.WriteFile(p, []byte(manifest), 0o644)
+	out, errOut, err := kube(t, root, "apply", "-f", p)
+	if err == nil || !strings.Contains(errOut, want) {
+		t.Errorf("apply: %v\nstdout: %s\nstderr: %s\nwant %q", err, out, errOut, want)
 	}
 }

@@ -200,10 +200,6 @@ func TestKubeRecreateRolloutStatus(t *testing.T) {
 		{"  strategy:\n    rollingUpdate:\n      maxSurge: 0\n      maxUnavailable: 0", "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: \"0\": may not be 0 when `maxSurge` is 0"},
 		{"  strategy:\n    type: Blue", `spec.strategy.type: Unsupported value: "Blue": supported values: "Recreate", "RollingUpdate"`},
 	} {
-		p := filepath.Join(t.TempDir(), "d.yaml")
-		os.WriteFile(p, []byte(rolloutManifest("bad", tc.strategy, fx.Busybox.Ref, "true", 1)), 0o644)
-		if _, errOut, err := kube(t, root, "apply", "-f", p); err == nil || !strings.Contains(errOut, tc.want) {
-			t.Errorf("apply with %q: %v %s; want %q", tc.strategy, err, errOut, tc.want)
-		}
+		applyRefused(t, root, rolloutManifest("bad", tc.strategy, fx.Busybox.Ref, "true", 1), tc.want)
 	}
 }
