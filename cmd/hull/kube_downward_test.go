@@ -29,6 +29,7 @@ metadata:
     tier: back
   annotations:
     example.com/owner: Ana
+    example.com/raw: "$(DW_NAME)"
 spec:
   terminationGracePeriodSeconds: 1
   serviceAccountName: robot
@@ -57,6 +58,10 @@ spec:
     - {name: DW_MEM_LIM_MI, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}}
     - {name: DW_EPH_REQ, valueFrom: {resourceFieldRef: {resource: requests.ephemeral-storage}}}
     - {name: DW_SIDE_MEM, valueFrom: {resourceFieldRef: {containerName: side, resource: limits.memory}}}
+    - {name: DW_URL, value: "http://$(DW_PODIP):80/$(DW_LATER)"}
+    - {name: DW_CHAIN, value: "$(DW_URL)x"}
+    - {name: DW_RAW, valueFrom: {fieldRef: {fieldPath: "metadata.annotations['example.com/raw']"}}}
+    - {name: DW_LATER, value: late}
     resources:
       requests:
         cpu: 250m
@@ -116,12 +121,14 @@ spec:
 	}
 	allocMi := (memTotal - 100<<20 + 1<<20 - 1) >> 20 // MemTotal less kubelet's 100Mi eviction threshold, in Mi rounded up
 	want := []string{
-		"DW_CPU_LIM=" + strconv.Itoa(runtime.NumCPU()), // no limit: the node's allocatable CPUs
+		"DW_CHAIN=http://" + pod.Status.PodIP + ":80/$(DW_LATER)x", // kubelet's expansion: earlier variables, expanded
+		"DW_CPU_LIM=" + strconv.Itoa(runtime.NumCPU()),             // no limit: the node's allocatable CPUs
 		"DW_CPU_REQ=1",     // 250m in cores, rounded up
 		"DW_CPU_REQ_M=250", // in millicores
 		"DW_EPH_REQ=0",     // no request
 		"DW_HOSTIP=" + pod.Status.HostIP,
 		"DW_HOSTIPS=" + pod.Status.HostIP,
+		"DW_LATER=late",
 		"DW_MEM_LIM_MI=" + strconv.FormatInt(allocMi, 10),
 		"DW_MEM_REQ_K=100000",
 		"DW_MEM_REQ_MI=96", // 100M = 95.37Mi, rounded up
@@ -132,10 +139,12 @@ spec:
 		"DW_OWNER=Ana",
 		"DW_PODIP=" + pod.Status.PodIP,
 		"DW_PODIPS=" + pod.Status.PodIP,
+		"DW_RAW=$(DW_NAME)", // a value from a source is not expanded
 		"DW_SA=robot",
 		"DW_SIDE_MEM=67108864", // the side container's limit, in bytes
 		"DW_TIER=back",
 		"DW_UID=" + pod.Metadata.UID,
+		"DW_URL=http://" + pod.Status.PodIP + ":80/$(DW_LATER)", // a later variable is not expanded
 		"END",
 		"dw via args",
 	}
@@ -145,7 +154,7 @@ spec:
 	// The downwardAPI volume: one file per item, read-only.
 	for _, tc := range []struct{ cmd, want string }{
 		{"cat /etc/podinfo/labels", "app=\"dw\"\ntier=\"back\""},
-		{"cat /etc/podinfo/annotations", "example.com/owner=\"Ana\""},
+		{"cat /etc/podinfo/annotations", "example.com/owner=\"Ana\"\nexample.com/raw=\"$(DW_NAME)\""},
 		{"cat /etc/podinfo/sub/name; stat -c ' %a' /etc/podinfo/sub/name /etc/podinfo/tier", "dw 600\n 644"},
 		{"cat /etc/podinfo/tier", "back"},
 		{"cat /etc/podinfo/side_mem_mi", "64"},

@@ -277,7 +277,8 @@ func (k *kubelet) hullRoot() string {
 // containerEnv is kubelet's makeEnvironmentVariables for the sources
 // hull kube supports: envFrom first (each key, with its prefix; keys
 // that are not valid variable names skipped), then env with valueFrom
-// resolved; a later variable of the same name wins. It returns c with
+// resolved and $(VAR) in plain values expanded with the variables
+// before them; a later variable of the same name wins. It returns c with
 // that env (valueFrom and envFrom resolved) or, for a missing ConfigMap,
 // Secret or key that is not optional, kubelet's message.
 //
@@ -292,7 +293,7 @@ func containerEnv(store *Store, pod *v1.Pod, c *v1.Container, downwardFn func() 
 		}
 		return dw
 	}
-	if len(c.EnvFrom) == 0 && !hasValueFrom(c.Env) {
+	if len(c.EnvFrom) == 0 && !hasValueFrom(c.Env) && !hasReference(c.Env) {
 		return c, ""
 	}
 	var env []v1.EnvVar
@@ -329,7 +330,10 @@ func containerEnv(store *Store, pod *v1.Pod, c *v1.Container, downwardFn func() 
 	}
 	for _, e := range c.Env {
 		if e.ValueFrom == nil {
-			set(e.Name, e.Value)
+			// kubelet expands $(VAR) with the variables defined so far
+			// (envFrom's, earlier env's, already expanded); values from
+			// sources are taken as they are.
+			set(e.Name, expand(e.Value, env))
 			continue
 		}
 		if fs := e.ValueFrom.FieldRef; fs != nil {
@@ -373,6 +377,16 @@ func containerEnv(store *Store, pod *v1.Pod, c *v1.Container, downwardFn func() 
 	out := *c
 	out.Env, out.EnvFrom = env, nil
 	return &out, ""
+}
+
+// hasReference reports a plain value that may name a variable.
+func hasReference(env []v1.EnvVar) bool {
+	for _, e := range env {
+		if e.ValueFrom == nil && strings.Contains(e.Value, "$") {
+			return true
+		}
+	}
+	return false
 }
 
 func hasValueFrom(env []v1.EnvVar) bool {
