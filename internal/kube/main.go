@@ -76,11 +76,12 @@ func Main(args []string, version string, stdin io.Reader, stdout, stderr io.Writ
 		pf.MarkHidden(n)
 	}
 	pf.StringVarP(&e.namespace, "namespace", "n", "", "the namespace (default \"default\")")
-	root.AddCommand(e.applyCmd(), e.getCmd(), e.describeCmd(), e.logsCmd(), e.execCmd(), e.deleteCmd(), e.rolloutCmd(), e.superviseCmd())
+	root.AddCommand(e.applyCmd(), e.getCmd(), e.describeCmd(), e.logsCmd(), e.execCmd(), e.deleteCmd(), e.superviseCmd())
 	// Under a "hull" root, so help and errors name `hull kube ...`.
 	top := &cobra.Command{Use: "hull", SilenceUsage: true, SilenceErrors: true}
 	top.CompletionOptions.DisableDefaultCmd = true
 	top.AddCommand(root)
+	root.AddCommand(e.rolloutCmd()) // rollout.go
 	top.SetArgs(append([]string{"kube"}, args...))
 	top.SetIn(stdin)
 	top.SetOut(stdout)

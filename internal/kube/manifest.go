@@ -409,7 +409,6 @@ func Validate(pod *v1.Pod) field.ErrorList {
 			errs = append(errs, field.Invalid(p.Child("runAsGroup"), *sc.RunAsGroup, "must be between 0 and 2147483647, inclusive"))
 		}
 	}
-	errs = append(errs, validateDNS(spec, &s)...) // dns.go
 	volumes, verrs := validateVolumes(spec.Child("volumes"), s.Volumes)
 	errs = append(errs, verrs...)
 	for _, set := range []struct {
@@ -420,6 +419,7 @@ func Validate(pod *v1.Pod) field.ErrorList {
 			errs = append(errs, validateMounts(set.path.Index(i), c, volumes)...)
 		}
 	}
+	errs = append(errs, validateDNS(spec, &s)...) // dns.go
 	return errs
 }
 

@@ -123,6 +123,16 @@ func (b *backoff) inBackoffSinceUpdate(now time.Time) bool {
 
 // kubelet is one pod's supervisor.
 type kubelet struct {
+	// Probes run in goroutines (probes.go): each puts its outcome in
+	// probeOut and wakes the sync loop through probeWake.
+	probeMu   sync.Mutex
+	probeOut  []probeDone
+	probeWake chan struct{}
+	// podIsReady is the pod's Ready condition as last saved; notified what
+	// ownerChanged was last told (rollout.go).
+	podIsReady, notified bool
+	ownerChanged         func()
+
 	cri      *cri.Server
 	store    *Store
 	dir      string
@@ -135,15 +145,6 @@ type kubelet struct {
 	log      *slog.Logger
 	wake     chan os.Signal
 	probes   map[string]*prober // by container name and probe kind (probes.go)
-	// Probes run in goroutines (probes.go): each puts its outcome in
-	// probeOut and wakes the sync loop through probeWake.
-	probeMu   sync.Mutex
-	probeOut  []probeDone
-	probeWake chan struct{}
-	// podIsReady is the pod's Ready condition as last saved; notified what
-	// ownerChanged was last told (rollout.go).
-	podIsReady, notified bool
-	ownerChanged         func()
 }
 
 // Supervise runs the supervisor of the pod in dir until the pod is
@@ -474,14 +475,14 @@ func (k *kubelet) startContainer(ctx context.Context, c *v1.Container, s *contai
 		k.configError(s, "CreateContainerConfigError", msg)
 		return
 	}
-	cfg := containerConfig(k.pod, rc, attempt, imageRef, k.capacity)
-	cfg.Mounts = mounts
 	if m, err := k.hostsMount(c); err != nil { // dns.go: kubelet's /etc/hosts
 		k.configError(s, "CreateContainerConfigError", "write the pod's hosts file: "+err.Error())
 		return
 	} else if m != nil {
-		cfg.Mounts = append(cfg.Mounts, m)
+		mounts = append(mounts, m)
 	}
+	cfg := containerConfig(k.pod, rc, attempt, imageRef, k.capacity)
+	cfg.Mounts = mounts
 	r, err := k.cri.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: k.st.SandboxID, Config: cfg, SandboxConfig: k.sandboxConfig()})
 	if err != nil {
 		k.configError(s, "CreateContainerError", err.Error())
