@@ -144,11 +144,9 @@ func (k *kubelet) ready(c *v1.Container, cs *runtimeapi.ContainerStatus) bool {
 	return p == nil || p.result == probeSuccess
 }
 
-// runProbes applies the probes that have ended, killing a container
-// whose liveness or startup probe has failed, then starts the due
-// probes of the running app containers, each in its goroutine.
+// runProbes runs the due probes of the running app containers, and kills
+// a container whose liveness or startup probe has failed.
 func (k *kubelet) runProbes(ctx context.Context) {
-	k.applyProbes(ctx)
 	for i := range k.pod.Spec.Containers {
 		c := &k.pod.Spec.Containers[i]
 		cs := k.status[c.Name]
@@ -166,9 +164,10 @@ func (k *kubelet) runProbes(ctx context.Context) {
 			if kind != startup && !k.started(c, cs) {
 				continue // the startup probe holds the others back
 			}
-			k.startProbe(ctx, c, cs, kind, p)
+			k.startProbe(ctx, c, cs, kind, p) // in its goroutine
 		}
 	}
+	k.applyProbes(ctx) // the probes that have ended meanwhile
 }
 
 // startProbe starts p in a goroutine if it is due (kubelet's worker
@@ -232,10 +231,8 @@ func (k *kubelet) applyProbes(ctx context.Context) {
 		p.result = d.res
 		if (kind == liveness || kind == startup) && p.result == probeFailure {
 			p.onHold, p.run = true, 0
-			for i := range k.pod.Spec.Containers {
-				if c := &k.pod.Spec.Containers[i]; c.Name == name {
-					k.killForProbe(ctx, c, p.containerID, kind, p.spec)
-				}
+			if c := findContainer(k.pod, name); c != nil { // downwardvol.go
+				k.killForProbe(ctx, c, p.containerID, kind, p.spec)
 			}
 		}
 	}
