@@ -149,15 +149,21 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		if cfg.Network, err = s.podNetwork(ctx); err != nil {
 			return nil, err
 		}
-		if d := c.GetDnsConfig(); d != nil {
-			cfg.Net.DNS, cfg.Net.DNSSearch, cfg.Net.DNSOptions = d.GetServers(), d.GetSearches(), d.GetOptions()
-		}
 		for _, pm := range c.GetPortMappings() {
 			p, err := portMapping(pm)
 			if err != nil {
 				return nil, err
 			}
 			cfg.Net.Ports = append(cfg.Net.Ports, p)
+		}
+	}
+	if d := c.GetDnsConfig(); d != nil {
+		// The pod's resolv.conf is the config's, on the host's network
+		// too (as containerd writes it); no search paths is none, not
+		// the host's.
+		cfg.Net.DNS, cfg.Net.DNSSearch, cfg.Net.DNSOptions = d.GetServers(), d.GetSearches(), d.GetOptions()
+		if len(cfg.Net.DNSSearch) == 0 && (len(cfg.Net.DNS) > 0 || len(cfg.Net.DNSOptions) > 0) {
+			cfg.Net.DNSSearch = []string{"."}
 		}
 	}
 	cfg.Share = share

@@ -17,6 +17,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"hull/internal/metadata"
+	"hull/internal/network"
 	"hull/internal/runtime"
 	"hull/internal/trace"
 )
@@ -442,6 +443,15 @@ func (e *Engine) writePodFiles(ctx context.Context, p *Pod, ips []netip.Addr) er
 	case p.Config.Network == NetworkHost:
 		files["hosts"], _ = os.ReadFile("/etc/hosts")
 		files["resolv.conf"], _ = os.ReadFile("/etc/resolv.conf")
+		if n := p.Config.Net; len(n.DNS) > 0 || len(n.DNSSearch) > 0 || len(n.DNSOptions) > 0 {
+			// The pod's DNS options over the host's (a CRI sandbox's
+			// DnsConfig on the host's network).
+			resolv, _, _, err := network.ResolvConf(files["resolv.conf"], network.DNSOptions{Servers: n.DNS, Search: n.DNSSearch, Options: n.DNSOptions})
+			if err != nil {
+				return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("pod %s: %v", p.Name, err))
+			}
+			files["resolv.conf"] = resolv
+		}
 	case len(p.Config.Net.Networks) > 0:
 		hosts, resolv, err := e.networkFiles(ctx, p.Config.Hostname, "", p.Config.Net, nil)
 		if err != nil {

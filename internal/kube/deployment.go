@@ -6,7 +6,6 @@ import (
 	"hash/fnv"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -25,7 +24,7 @@ import (
 // as its ReplicaSet would, and every later `hull kube` command
 // reconciles (reconcileDeployments) — a pod deleted by hand is made
 // again, a re-apply with another replica count makes or deletes pods, a
-// changed template replaces the pods (a new pod-template-hash).
+// changed template rolls out by the strategy (rollout.go).
 // Pods are named NAME-<pod-template-hash>-<5 random characters>, with
 // the template's labels plus pod-template-hash and an owner reference to
 // the ReplicaSet NAME-<hash>, as the ReplicaSet controller names them.
@@ -63,8 +62,10 @@ func defaultValidateDeployment(d *appsv1.Deployment) field.ErrorList {
 	if s.Strategy.Type == "" {
 		s.Strategy.Type = appsv1.RollingUpdateDeploymentStrategyType
 	}
+	defaultStrategy(&s.Strategy) // rollout.go
 	var errs field.ErrorList
 	spec := field.NewPath("spec")
+	errs = append(errs, validateStrategy(spec.Child("strategy"), &s.Strategy)...)
 	if *s.Replicas < 0 {
 		errs = append(errs, field.Invalid(spec.Child("replicas"), *s.Replicas, "must be greater than or equal to 0"))
 	}
@@ -176,56 +177,7 @@ func (e *env) reconcileDeployment(d *appsv1.Deployment) error {
 	if err != nil {
 		return err
 	}
-	var current []*PodRecord
-	for _, r := range deploymentPods(recs, d) {
-		switch {
-		case r.Pod.DeletionTimestamp != nil:
-		case r.Pod.Labels[labelTemplateHash] != hash:
-			if err := e.deletePod(r, *r.Pod.Spec.TerminationGracePeriodSeconds); err != nil {
-				return err
-			}
-		default:
-			current = append(current, r)
-		}
-	}
-	want := int(*d.Spec.Replicas)
-	slices.SortFunc(current, func(a, b *PodRecord) int {
-		return a.Pod.CreationTimestamp.Compare(b.Pod.CreationTimestamp.Time)
-	})
-	for len(current) > want {
-		r := current[len(current)-1]
-		current = current[:len(current)-1]
-		if err := e.deletePod(r, *r.Pod.Spec.TerminationGracePeriodSeconds); err != nil {
-			return err
-		}
-	}
-	for i := len(current); i < want; i++ {
-		t := d.Spec.Template.DeepCopy()
-		p := &v1.Pod{ObjectMeta: t.ObjectMeta, Spec: t.Spec}
-		p.Namespace = d.Namespace
-		p.Labels = map[string]string{}
-		for k, v := range t.Labels {
-			p.Labels[k] = v
-		}
-		p.Labels[labelTemplateHash] = hash
-		yes := true
-		p.OwnerReferences = []metav1.OwnerReference{{
-			APIVersion: "apps/v1", Kind: "ReplicaSet", Name: d.Name + "-" + hash,
-			UID: d.UID, Controller: &yes, BlockOwnerDeletion: &yes,
-		}}
-		for try := 0; ; try++ {
-			p.Name = d.Name + "-" + hash + "-" + utilrand.String(5)
-			err := e.createPod(p)
-			if errors.Is(err, os.ErrExist) && try < 5 {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			break
-		}
-	}
-	return nil
+	return e.rollout(d, hash, recs) // rollout.go
 }
 
 // currentDeployment is the deployment as stored now (nil if deleted).
@@ -314,18 +266,6 @@ func podReady(p *v1.Pod) bool {
 // deploymentRow is kubectl's deployment row: NAME READY UP-TO-DATE
 // AVAILABLE AGE.
 func deploymentRow(d *appsv1.Deployment, recs []*PodRecord) []string {
-	hash := podTemplateHash(&d.Spec.Template)
-	ready, upToDate := 0, 0
-	for _, r := range deploymentPods(recs, d) {
-		if r.Pod.DeletionTimestamp != nil {
-			continue
-		}
-		if r.Pod.Labels[labelTemplateHash] == hash {
-			upToDate++
-		}
-		if podReady(r.Pod) {
-			ready++
-		}
-	}
-	return []string{d.Name, fmt.Sprintf("%d/%d", ready, *d.Spec.Replicas), fmt.Sprint(upToDate), fmt.Sprint(ready), age(d.CreationTimestamp)}
+	st := deploymentStatus(d, recs) // rollout.go
+	return []string{d.Name, fmt.Sprintf("%d/%d", st.ReadyReplicas, *d.Spec.Replicas), fmt.Sprint(st.UpdatedReplicas), fmt.Sprint(st.AvailableReplicas), age(d.CreationTimestamp)}
 }

@@ -44,7 +44,7 @@ func (k *kubelet) runHook(ctx context.Context, c *v1.Container, id string, h *v1
 	case h.HTTPGet != nil:
 		// At most 10 s, so a server that never answers cannot hold the
 		// supervisor (a preStop hook has the grace period too).
-		if res, out := k.httpProbe(ctx, c, h.HTTPGet, 10*time.Second); res != probeSuccess {
+		if res, out := k.httpProbe(ctx, c, h.HTTPGet, 10*time.Second, k.probeHost()); res != probeSuccess {
 			return fmt.Sprintf("HTTP lifecycle hook (%s) for Container %q in Pod %q failed - error: %v", h.HTTPGet.Path, c.Name, k.podName(), out)
 		}
 	case h.Sleep != nil:

@@ -81,6 +81,7 @@ func Main(args []string, version string, stdin io.Reader, stdout, stderr io.Writ
 	top := &cobra.Command{Use: "hull", SilenceUsage: true, SilenceErrors: true}
 	top.CompletionOptions.DisableDefaultCmd = true
 	top.AddCommand(root)
+	root.AddCommand(e.rolloutCmd()) // rollout.go
 	top.SetArgs(append([]string{"kube"}, args...))
 	top.SetIn(stdin)
 	top.SetOut(stdout)
@@ -214,7 +215,7 @@ func (e *env) superviseCmd() *cobra.Command {
 				return err
 			}
 			ctx := context.Background()
-			err = Supervise(ctx, srv, args[0], e.cfg.KubeCgroupRoot(), e.log)
+			err = Supervise(ctx, srv, args[0], e.cfg.KubeCgroupRoot(), e.log, e.reconcileDeployments) // a deployment pod's changes move its rollout
 			if err != nil && !errors.Is(err, context.Canceled) {
 				e.log.Error("supervisor", "pod", filepath.Base(args[0]), "err", err)
 			}

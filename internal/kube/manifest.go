@@ -297,6 +297,7 @@ func Default(pod *v1.Pod) {
 			defaultContainer(&list[i])
 		}
 	}
+	defaultDownwardVolumes(pod) // downwardvol.go
 }
 
 func defaultContainer(c *v1.Container) {
@@ -306,6 +307,7 @@ func defaultContainer(c *v1.Container) {
 			c.ImagePullPolicy = v1.PullAlways
 		}
 	}
+	defaultDownward(c) // downward.go
 	defaultProbe(c.LivenessProbe)
 	defaultProbe(c.ReadinessProbe)
 	defaultProbe(c.StartupProbe)
@@ -419,6 +421,7 @@ func Validate(pod *v1.Pod) field.ErrorList {
 			errs = append(errs, validateMounts(set.path.Index(i), c, volumes)...)
 		}
 	}
+	errs = append(errs, validateDNS(spec, &s)...) // dns.go
 	return errs
 }
 

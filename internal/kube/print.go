@@ -323,9 +323,9 @@ func describePod(out io.Writer, r *PodRecord) {
 		}
 	}
 	if len(pod.Spec.InitContainers) > 0 {
-		describeContainers(w, "Init Containers", pod.Spec.InitContainers, pod.Status.InitContainerStatuses)
+		describeContainers(w, pod, "Init Containers", pod.Spec.InitContainers, pod.Status.InitContainerStatuses)
 	}
-	describeContainers(w, "Containers", pod.Spec.Containers, pod.Status.ContainerStatuses)
+	describeContainers(w, pod, "Containers", pod.Spec.Containers, pod.Status.ContainerStatuses)
 	if len(pod.Status.Conditions) > 0 {
 		w.write(0, "Conditions:\n  Type\tStatus\n")
 		for _, c := range pod.Status.Conditions {
@@ -340,7 +340,7 @@ func describePod(out io.Writer, r *PodRecord) {
 	tw.Flush()
 }
 
-func describeContainers(w prefixWriter, title string, cs []v1.Container, statuses []v1.ContainerStatus) {
+func describeContainers(w prefixWriter, pod *v1.Pod, title string, cs []v1.Container, statuses []v1.ContainerStatus) {
 	w.write(0, "%s:\n", title)
 	for _, c := range cs {
 		var st v1.ContainerStatus
@@ -412,8 +412,8 @@ func describeContainers(w prefixWriter, title string, cs []v1.Container, statuse
 				w.write(3, "%s:\t%s\n", n, q.String())
 			}
 		}
-		describeEnv(w, c)    // volumes.go
-		describeMounts(w, c) // volumes.go
+		describeEnv(w, pod, c) // volumes.go
+		describeMounts(w, c)   // volumes.go
 	}
 }
 

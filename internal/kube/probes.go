@@ -23,10 +23,12 @@ import (
 )
 
 // Probes as kubelet's prober runs them (pkg/kubelet/prober: worker.go,
-// prober.go). The supervisor runs them in its sync loop, not in a
-// goroutine per probe as kubelet does: each round, every due probe of
-// a running app container runs (bounded by its timeoutSeconds), and its
-// result moves by kubelet's thresholds. Readiness drives the
+// prober.go). Each probe of a running app container runs in a goroutine
+// of its own, as kubelet's per-probe workers: the sync loop starts a
+// probe that is due and not already running (bounded by its
+// timeoutSeconds), so a slow probe delays only itself; when one ends it
+// wakes the loop, which moves its result by kubelet's thresholds (the
+// supervisor's state stays the loop's alone). Readiness drives the
 // container's `ready` (and the Ready and ContainersReady conditions);
 // a startup probe holds liveness and readiness back until it succeeds
 // and sets `started`; a liveness or startup probe that fails
@@ -66,6 +68,17 @@ type prober struct {
 	// onHold: a liveness or startup failure killed the container; no
 	// more probes until the next instance (kubelet's onHold).
 	onHold bool
+	// running: a probe of this prober is under way in its goroutine.
+	running bool
+}
+
+// probeDone is the outcome of one probe, from its goroutine to the
+// sync loop.
+type probeDone struct {
+	key string
+	p   *prober
+	res probeResult
+	out string
 }
 
 // initialResult is kubelet's: a container is not ready until a
@@ -141,7 +154,7 @@ func (k *kubelet) runProbes(ctx context.Context) {
 		}
 		for _, kind := range []probeKind{startup, liveness, readiness} {
 			p := k.prober(c, kind, cs.GetId())
-			if p == nil || p.onHold {
+			if p == nil || p.onHold || p.running {
 				continue
 			}
 			if kind == startup && p.result == probeSuccess {
@@ -150,75 +163,107 @@ func (k *kubelet) runProbes(ctx context.Context) {
 			if kind != startup && !k.started(c, cs) {
 				continue // the startup probe holds the others back
 			}
-			if !k.probeOnce(ctx, c, cs, kind, p) {
-				continue
-			}
-			if (kind == liveness || kind == startup) && p.result == probeFailure {
-				p.onHold, p.run = true, 0
-				k.killForProbe(ctx, c, cs, kind, p.spec)
-				break
+			k.startProbe(ctx, c, cs, kind, p) // in its goroutine
+		}
+	}
+	k.applyProbes(ctx) // the probes that have ended meanwhile
+}
+
+// startProbe starts p in a goroutine if it is due (kubelet's worker
+// tick): its outcome goes to k.probeOut and wakes the sync loop.
+func (k *kubelet) startProbe(ctx context.Context, c *v1.Container, cs *runtimeapi.ContainerStatus, kind probeKind, p *prober) {
+	now := time.Now()
+	if now.Before(p.next) {
+		return
+	}
+	if started := time.Unix(0, cs.GetStartedAt()); now.Sub(started) < time.Duration(p.spec.InitialDelaySeconds)*time.Second {
+		return
+	}
+	p.next = now.Add(time.Duration(max(p.spec.PeriodSeconds, 1)) * time.Second)
+	p.running = true
+	key, id, host := c.Name+"/"+string(kind), cs.GetId(), k.probeHost()
+	go func() {
+		res, out := k.runProbe(ctx, c, id, p.spec, host)
+		k.probeMu.Lock()
+		k.probeOut = append(k.probeOut, probeDone{key: key, p: p, res: res, out: out})
+		k.probeMu.Unlock()
+		select {
+		case k.probeWake <- struct{}{}:
+		default:
+		}
+	}()
+}
+
+// applyProbes moves each ended probe's result by the thresholds
+// (kubelet's doProbe) and kills a container whose liveness or startup
+// probe failed. The outcome of a probe of an instance that is gone is
+// dropped.
+func (k *kubelet) applyProbes(ctx context.Context) {
+	k.probeMu.Lock()
+	done := k.probeOut
+	k.probeOut = nil
+	k.probeMu.Unlock()
+	for _, d := range done {
+		p := d.p
+		p.running = false
+		if k.probes[d.key] != p || p.onHold {
+			continue
+		}
+		name, kindName, _ := strings.Cut(d.key, "/")
+		kind := probeKind(kindName)
+		switch d.res {
+		case probeFailure:
+			k.event(v1.EventTypeWarning, "Unhealthy", fmt.Sprintf("%s probe failed: %s", kind, d.out))
+		case probeUnknown:
+			k.event(v1.EventTypeWarning, "Unhealthy", fmt.Sprintf("%s probe errored: %s", kind, d.out))
+			continue // kubelet leaves the result as it was
+		}
+		if d.res == p.last {
+			p.run++
+		} else {
+			p.last, p.run = d.res, 1
+		}
+		if (d.res == probeFailure && p.run < int(max(p.spec.FailureThreshold, 1))) ||
+			(d.res == probeSuccess && p.run < int(max(p.spec.SuccessThreshold, 1))) {
+			continue
+		}
+		p.result = d.res
+		if (kind == liveness || kind == startup) && p.result == probeFailure {
+			p.onHold, p.run = true, 0
+			if c := findContainer(k.pod, name); c != nil { // downwardvol.go
+				k.killForProbe(ctx, c, p.containerID, kind, p.spec)
 			}
 		}
 	}
 }
 
-// probeOnce runs p if it is due and moves its result by the thresholds
-// (kubelet's doProbe); it reports whether the probe ran.
-func (k *kubelet) probeOnce(ctx context.Context, c *v1.Container, cs *runtimeapi.ContainerStatus, kind probeKind, p *prober) bool {
-	now := time.Now()
-	if now.Before(p.next) {
-		return false
-	}
-	if started := time.Unix(0, cs.GetStartedAt()); now.Sub(started) < time.Duration(p.spec.InitialDelaySeconds)*time.Second {
-		return false
-	}
-	p.next = now.Add(time.Duration(max(p.spec.PeriodSeconds, 1)) * time.Second)
-	res, out := k.runProbe(ctx, c, cs.GetId(), p.spec)
-	switch res {
-	case probeFailure:
-		k.event(v1.EventTypeWarning, "Unhealthy", fmt.Sprintf("%s probe failed: %s", kind, out))
-	case probeUnknown:
-		k.event(v1.EventTypeWarning, "Unhealthy", fmt.Sprintf("%s probe errored: %s", kind, out))
-		return true // kubelet leaves the result as it was
-	}
-	if res == p.last {
-		p.run++
-	} else {
-		p.last, p.run = res, 1
-	}
-	if (res == probeFailure && p.run < int(max(p.spec.FailureThreshold, 1))) ||
-		(res == probeSuccess && p.run < int(max(p.spec.SuccessThreshold, 1))) {
-		return true
-	}
-	p.result = res
-	return true
-}
-
 // killForProbe is kubelet's kill of a container that failed its liveness
 // or startup probe (within the probe's grace period, else the pod's);
 // the sync then restarts it by its restart policy.
-func (k *kubelet) killForProbe(ctx context.Context, c *v1.Container, cs *runtimeapi.ContainerStatus, kind probeKind, spec *v1.Probe) {
+func (k *kubelet) killForProbe(ctx context.Context, c *v1.Container, id string, kind probeKind, spec *v1.Probe) {
 	grace := *k.pod.Spec.TerminationGracePeriodSeconds
 	if spec.TerminationGracePeriodSeconds != nil {
 		grace = *spec.TerminationGracePeriodSeconds
 	}
-	k.killContainer(ctx, c, cs.GetId(), grace, fmt.Sprintf("Container %s failed %s probe, will be restarted", c.Name, strings.ToLower(string(kind))))
+	k.killContainer(ctx, c, id, grace, fmt.Sprintf("Container %s failed %s probe, will be restarted", c.Name, strings.ToLower(string(kind))))
 }
 
 // probeOutputMax is how much of a probe's output kubelet keeps (10 KiB).
 const probeOutputMax = 10 * 1024
 
 // runProbe runs one probe against the container's instance id: its
-// result and output (kubelet's prober.runProbe).
-func (k *kubelet) runProbe(ctx context.Context, c *v1.Container, id string, p *v1.Probe) (probeResult, string) {
+// result and output (kubelet's prober.runProbe). It runs in a probe's
+// goroutine: it reads only what does not change (the pod's spec, the
+// CRI server), host being the address probeHost gave.
+func (k *kubelet) runProbe(ctx context.Context, c *v1.Container, id string, p *v1.Probe, host string) (probeResult, string) {
 	timeout := time.Duration(max(p.TimeoutSeconds, 1)) * time.Second
-	return k.runHandler(ctx, c, id, p.ProbeHandler, timeout)
+	return k.runHandler(ctx, c, id, p.ProbeHandler, timeout, host)
 }
 
 // runHandler runs a probe or hook action: exec in the container (CRI
 // ExecSync), an HTTP GET or a TCP connection to the pod's IP (the
 // host's for hostNetwork), a gRPC health check.
-func (k *kubelet) runHandler(ctx context.Context, c *v1.Container, id string, h v1.ProbeHandler, timeout time.Duration) (probeResult, string) {
+func (k *kubelet) runHandler(ctx context.Context, c *v1.Container, id string, h v1.ProbeHandler, timeout time.Duration, podHost string) (probeResult, string) {
 	switch {
 	case h.Exec != nil:
 		r, err := k.cri.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: h.Exec.Command, Timeout: int64(timeout / time.Second)})
@@ -237,11 +282,11 @@ func (k *kubelet) runHandler(ctx context.Context, c *v1.Container, id string, h 
 		}
 		return probeSuccess, out
 	case h.HTTPGet != nil:
-		return k.httpProbe(ctx, c, h.HTTPGet, timeout)
+		return k.httpProbe(ctx, c, h.HTTPGet, timeout, podHost)
 	case h.TCPSocket != nil:
 		host := h.TCPSocket.Host
 		if host == "" {
-			host = k.probeHost()
+			host = podHost
 		}
 		port, err := resolvePort(h.TCPSocket.Port, c)
 		if err != nil {
@@ -254,7 +299,7 @@ func (k *kubelet) runHandler(ctx context.Context, c *v1.Container, id string, h 
 		conn.Close()
 		return probeSuccess, ""
 	case h.GRPC != nil:
-		return k.grpcProbe(ctx, h.GRPC, timeout)
+		return k.grpcProbe(ctx, h.GRPC, timeout, podHost)
 	}
 	return probeUnknown, "missing probe handler"
 }
@@ -270,10 +315,10 @@ func (k *kubelet) probeHost() string {
 
 // httpProbe is kubelet's HTTP probe: success for a status in
 // [200, 400), redirects followed on the same host, TLS unverified.
-func (k *kubelet) httpProbe(ctx context.Context, c *v1.Container, g *v1.HTTPGetAction, timeout time.Duration) (probeResult, string) {
+func (k *kubelet) httpProbe(ctx context.Context, c *v1.Container, g *v1.HTTPGetAction, timeout time.Duration, podHost string) (probeResult, string) {
 	host := g.Host
 	if host == "" {
-		host = k.probeHost()
+		host = podHost
 	}
 	port, err := resolvePort(g.Port, c)
 	if err != nil {
@@ -329,8 +374,8 @@ func (k *kubelet) httpProbe(ctx context.Context, c *v1.Container, g *v1.HTTPGetA
 }
 
 // grpcProbe is kubelet's gRPC probe: the standard health service's Check.
-func (k *kubelet) grpcProbe(ctx context.Context, g *v1.GRPCAction, timeout time.Duration) (probeResult, string) {
-	addr := net.JoinHostPort(k.probeHost(), strconv.Itoa(int(g.Port)))
+func (k *kubelet) grpcProbe(ctx context.Context, g *v1.GRPCAction, timeout time.Duration, podHost string) (probeResult, string) {
+	addr := net.JoinHostPort(podHost, strconv.Itoa(int(g.Port)))
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return probeFailure, fmt.Sprintf("failed to connect service %q within %v: %+v", addr, timeout, err)

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -126,6 +127,16 @@ func (b *backoff) inBackoffSinceUpdate(now time.Time) bool {
 
 // kubelet is one pod's supervisor.
 type kubelet struct {
+	// Probes run in goroutines (probes.go): each puts its outcome in
+	// probeOut and wakes the sync loop through probeWake.
+	probeMu   sync.Mutex
+	probeOut  []probeDone
+	probeWake chan struct{}
+	// podIsReady is the pod's Ready condition as last saved; notified what
+	// ownerChanged was last told (rollout.go).
+	podIsReady, notified bool
+	ownerChanged         func()
+
 	cri      *cri.Server
 	store    *Store
 	dir      string
@@ -143,7 +154,12 @@ type kubelet struct {
 
 // Supervise runs the supervisor of the pod in dir until the pod is
 // deleted or finished. A second supervisor of the same pod exits at once.
-func Supervise(ctx context.Context, srv *cri.Server, dir, cgroupRoot string, log *slog.Logger) error {
+//
+// ownerChanged, when not nil, is called when the pod of a ReplicaSet
+// (a deployment's) becomes ready or unready and when it is gone: a pass
+// of the deployment controller (rollout.go) so a rollout proceeds with
+// no command running.
+func Supervise(ctx context.Context, srv *cri.Server, dir, cgroupRoot string, log *slog.Logger, ownerChanged func()) error {
 	lock, err := os.OpenFile(filepath.Join(dir, "supervisor.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil // deleted meanwhile
@@ -155,7 +171,7 @@ func Supervise(ctx context.Context, srv *cri.Server, dir, cgroupRoot string, log
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		return nil // another supervisor has the pod
 	}
-	k := &kubelet{cri: srv, dir: dir, log: log, capacity: memoryCapacity(), wake: make(chan os.Signal, 1)}
+	k := &kubelet{cri: srv, dir: dir, log: log, ownerChanged: ownerChanged, capacity: memoryCapacity(), wake: make(chan os.Signal, 1), probeWake: make(chan struct{}, 1)}
 	// delete signals SIGUSR1 so its request is seen at once (handled
 	// before the pid is published: its default action would kill us).
 	signal.Notify(k.wake, syscall.SIGUSR1)
@@ -191,13 +207,16 @@ func Supervise(ctx context.Context, srv *cri.Server, dir, cgroupRoot string, log
 			return nil // removed
 		}
 		if d, ok := (&Store{}).deleting(dir); ok {
-			return k.teardown(ctx, d.GracePeriod, true)
+			err := k.teardown(ctx, d.GracePeriod, true)
+			k.notifyOwner(true) // rollout.go
+			return err
 		}
 		k.sync(ctx)
 		releaseFreeMemory() // supervisor_mem.go
 		if err := k.save(); err != nil {
 			log.Warn("record the pod's status", "err", err)
 		}
+		k.notifyOwner(false)
 		if k.st.Finished {
 			return nil
 		}
@@ -205,6 +224,7 @@ func Supervise(ctx context.Context, srv *cri.Server, dir, cgroupRoot string, log
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-k.wake:
+		case <-k.probeWake:
 		case <-time.After(scaled(relist)):
 		}
 	}
@@ -229,10 +249,12 @@ func (k *kubelet) event(typ, reason, msg string) {
 // save writes the supervisor's state, the status and the events, each
 // only when it changed (compared as the bytes the file would hold).
 func (k *kubelet) save() error {
+	status := k.podStatus()
+	k.podIsReady = podReady(&v1.Pod{Status: status})
 	for _, f := range []struct {
 		name string
 		v    any
-	}{{"kubelet.json", k.st}, {"status.json", k.podStatus()}, {"events.json", k.events}} {
+	}{{"kubelet.json", k.st}, {"status.json", status}, {"events.json", k.events}} {
 		path := filepath.Join(k.dir, f.name)
 		b, err := json.MarshalIndent(f.v, "", "  ")
 		if err != nil {
@@ -342,7 +364,9 @@ func (k *kubelet) ensureSandbox(ctx context.Context) bool {
 		k.event(v1.EventTypeWarning, "FailedCreatePodContainer", "unable to ensure pod container exists: "+err.Error())
 		return false
 	}
-	r, err := k.cri.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: k.sandboxConfig()})
+	cfg := k.sandboxConfig()
+	cfg.DnsConfig = k.dnsConfig(true) // dns.go: kubelet's DNS warnings, once per sandbox
+	r, err := k.cri.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
 	if err != nil {
 		k.event(v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: "+err.Error())
 		return false
@@ -357,6 +381,7 @@ func (k *kubelet) ensureSandbox(ctx context.Context) bool {
 func (k *kubelet) sandboxConfig() *runtimeapi.PodSandboxConfig {
 	cfg := sandboxConfig(k.pod, k.st.SandboxAttempt, filepath.Join(k.dir, "logs"), k.st.CgroupParent)
 	cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = usernsOptions(k.pod, k.dir) // userns.go
+	cfg.DnsConfig = k.dnsConfig(false)                                                     // dns.go
 	return cfg
 }
 
@@ -475,10 +500,16 @@ func (k *kubelet) startContainer(ctx context.Context, c *v1.Container, s *contai
 	if s.Created {
 		attempt = uint32(s.RestartCount) + 1
 	}
-	rc, msg := containerEnv(k.objects(), k.pod.Namespace, c) // envFrom, valueFrom
+	rc, msg := containerEnv(k.objects(), k.pod, c, k.downward) // envFrom, valueFrom
 	if msg != "" {
 		k.configError(s, "CreateContainerConfigError", msg)
 		return
+	}
+	if m, err := k.hostsMount(c); err != nil { // dns.go: kubelet's /etc/hosts
+		k.configError(s, "CreateContainerConfigError", "write the pod's hosts file: "+err.Error())
+		return
+	} else if m != nil {
+		mounts = append(mounts, m)
 	}
 	cfg := containerConfig(k.pod, rc, attempt, imageRef, k.capacity)
 	cfg.Mounts = mounts

@@ -372,8 +372,8 @@ func containerConfig(pod *v1.Pod, c *v1.Container, attempt uint32, imageRef stri
 			SecurityContext: securityContext(pod, c),
 		},
 	}
-	for _, e := range c.Env {
-		cfg.Envs = append(cfg.Envs, &runtimeapi.KeyValue{Key: e.Name, Value: []byte(expand(e.Value, c.Env))})
+	for _, e := range c.Env { // expanded by containerEnv
+		cfg.Envs = append(cfg.Envs, &runtimeapi.KeyValue{Key: e.Name, Value: []byte(e.Value)})
 	}
 	return cfg
 }

@@ -89,6 +89,10 @@ func validateVolumes(p *field.Path, vols []v1.Volume) (map[string]*v1.Volume, fi
 			}
 			errs = append(errs, validateItems(vp.Child("secret"), src.Secret.Items, src.Secret.DefaultMode)...)
 		}
+		if src.DownwardAPI != nil {
+			n++
+			errs = append(errs, validateDownwardVolume(vp.Child("downwardAPI"), src.DownwardAPI)...) // downwardvol.go
+		}
 		if src.PersistentVolumeClaim != nil {
 			n++
 			if src.PersistentVolumeClaim.ClaimName == "" {
@@ -99,7 +103,7 @@ func validateVolumes(p *field.Path, vols []v1.Volume) (map[string]*v1.Volume, fi
 		case n == 0 && !hasOtherSource(src):
 			errs = append(errs, field.Required(vp, "must specify a volume type"))
 		case n == 0:
-			errs = append(errs, field.Forbidden(vp, "this volume type is not supported by hull kube: use emptyDir, hostPath, configMap, secret or persistentVolumeClaim"))
+			errs = append(errs, field.Forbidden(vp, "this volume type is not supported by hull kube: use emptyDir, hostPath, configMap, secret, downwardAPI or persistentVolumeClaim"))
 		case n > 1:
 			errs = append(errs, field.Forbidden(vp, "may not specify more than 1 volume type"))
 		}
@@ -109,7 +113,7 @@ func validateVolumes(p *field.Path, vols []v1.Volume) (map[string]*v1.Volume, fi
 
 // hasOtherSource reports a volume source hull kube does not support.
 func hasOtherSource(src v1.VolumeSource) bool {
-	src.EmptyDir, src.HostPath, src.ConfigMap, src.Secret, src.PersistentVolumeClaim = nil, nil, nil, nil, nil
+	src.EmptyDir, src.HostPath, src.ConfigMap, src.Secret, src.PersistentVolumeClaim, src.DownwardAPI = nil, nil, nil, nil, nil, nil
 	return !sameJSON(src, v1.VolumeSource{})
 }
 
@@ -184,8 +188,8 @@ func validateMounts(p *field.Path, c v1.Container, vols map[string]*v1.Volume) f
 	return errs
 }
 
-// validateEnvSources checks env valueFrom and envFrom: ConfigMap and
-// Secret references only.
+// validateEnvSources checks env valueFrom (the downward API's fieldRef
+// and resourceFieldRef, ConfigMap and Secret keys) and envFrom.
 func validateEnvSources(p *field.Path, c v1.Container) field.ErrorList {
 	var errs field.ErrorList
 	for i, e := range c.Env {
@@ -194,17 +198,34 @@ func validateEnvSources(p *field.Path, c v1.Container) field.ErrorList {
 		}
 		vp := p.Child("env").Index(i).Child("valueFrom")
 		vf := e.ValueFrom
+		n := 0
+		if vf.FieldRef != nil {
+			n++
+			errs = append(errs, validateFieldRef(vp.Child("fieldRef"), vf.FieldRef)...) // downward.go
+		}
+		if vf.ResourceFieldRef != nil {
+			n++
+			errs = append(errs, validateResourceFieldRef(vp.Child("resourceFieldRef"), vf.ResourceFieldRef)...)
+		}
+		if vf.ConfigMapKeyRef != nil {
+			n++
+			errs = append(errs, validateKeyRef(vp.Child("configMapKeyRef"), vf.ConfigMapKeyRef.Name, vf.ConfigMapKeyRef.Key)...)
+		}
+		if vf.SecretKeyRef != nil {
+			n++
+			errs = append(errs, validateKeyRef(vp.Child("secretKeyRef"), vf.SecretKeyRef.Name, vf.SecretKeyRef.Key)...)
+		}
+		if vf.FileKeyRef != nil {
+			n++
+			errs = append(errs, field.Forbidden(vp.Child("fileKeyRef"), "hull kube does not take env values from fileKeyRef"))
+		}
 		switch {
+		case n == 0:
+			errs = append(errs, field.Invalid(vp, "", "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`"))
 		case e.Value != "":
 			errs = append(errs, field.Invalid(vp, "", "may not be specified when `value` is not empty"))
-		case vf.ConfigMapKeyRef != nil && vf.SecretKeyRef == nil && vf.FieldRef == nil && vf.ResourceFieldRef == nil:
-			errs = append(errs, validateKeyRef(vp.Child("configMapKeyRef"), vf.ConfigMapKeyRef.Name, vf.ConfigMapKeyRef.Key)...)
-		case vf.SecretKeyRef != nil && vf.ConfigMapKeyRef == nil && vf.FieldRef == nil && vf.ResourceFieldRef == nil:
-			errs = append(errs, validateKeyRef(vp.Child("secretKeyRef"), vf.SecretKeyRef.Name, vf.SecretKeyRef.Key)...)
-		case vf.FieldRef != nil || vf.ResourceFieldRef != nil || vf.FileKeyRef != nil:
-			errs = append(errs, field.Forbidden(vp, "hull kube takes env values from configMapKeyRef and secretKeyRef only"))
-		default:
-			errs = append(errs, field.Invalid(vp, "", "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`"))
+		case n > 1:
+			errs = append(errs, field.Invalid(vp, "", "may not have more than one field specified at a time"))
 		}
 	}
 	for i, ef := range c.EnvFrom {
@@ -256,11 +277,23 @@ func (k *kubelet) hullRoot() string {
 // containerEnv is kubelet's makeEnvironmentVariables for the sources
 // hull kube supports: envFrom first (each key, with its prefix; keys
 // that are not valid variable names skipped), then env with valueFrom
-// resolved; a later variable of the same name wins. It returns c with
+// resolved and $(VAR) in plain values expanded with the variables
+// before them; a later variable of the same name wins. It returns c with
 // that env (valueFrom and envFrom resolved) or, for a missing ConfigMap,
 // Secret or key that is not optional, kubelet's message.
-func containerEnv(store *Store, namespace string, c *v1.Container) (*v1.Container, string) {
-	if len(c.EnvFrom) == 0 && !hasValueFrom(c.Env) {
+//
+// downwardFn gives the pod's and node's addresses and resources for the
+// downward API (downward.go), asked only when a variable needs them.
+func containerEnv(store *Store, pod *v1.Pod, c *v1.Container, downwardFn func() *downward) (*v1.Container, string) {
+	namespace := pod.Namespace
+	var dw *downward
+	dwOnce := func() *downward {
+		if dw == nil {
+			dw = downwardFn()
+		}
+		return dw
+	}
+	if len(c.EnvFrom) == 0 && !hasValueFrom(c.Env) && !hasReference(c.Env) {
 		return c, ""
 	}
 	var env []v1.EnvVar
@@ -297,7 +330,26 @@ func containerEnv(store *Store, namespace string, c *v1.Container) (*v1.Containe
 	}
 	for _, e := range c.Env {
 		if e.ValueFrom == nil {
-			set(e.Name, e.Value)
+			// kubelet expands $(VAR) with the variables defined so far
+			// (envFrom's, earlier env's, already expanded); values from
+			// sources are taken as they are.
+			set(e.Name, expand(e.Value, env))
+			continue
+		}
+		if fs := e.ValueFrom.FieldRef; fs != nil {
+			v, err := dwOnce().fieldValue(pod, fs)
+			if err != nil {
+				return nil, err.Error()
+			}
+			set(e.Name, v)
+			continue
+		}
+		if fs := e.ValueFrom.ResourceFieldRef; fs != nil {
+			v, err := dwOnce().resourceValue(pod, c, fs)
+			if err != nil {
+				return nil, err.Error()
+			}
+			set(e.Name, v)
 			continue
 		}
 		kind, name, key, optional := "ConfigMap", "", "", false
@@ -325,6 +377,16 @@ func containerEnv(store *Store, namespace string, c *v1.Container) (*v1.Containe
 	out := *c
 	out.Env, out.EnvFrom = env, nil
 	return &out, ""
+}
+
+// hasReference reports a plain value that may name a variable.
+func hasReference(env []v1.EnvVar) bool {
+	for _, e := range env {
+		if e.ValueFrom == nil && strings.Contains(e.Value, "$") {
+			return true
+		}
+	}
+	return false
 }
 
 func hasValueFrom(env []v1.EnvVar) bool {
@@ -422,6 +484,9 @@ func (k *kubelet) setUpVolume(v *v1.Volume) (string, bool, error) {
 		r := src.Secret
 		dir := filepath.Join(volumesDir(k.dir, "secret"), v.Name)
 		return dir, true, k.writeKeys(dir, "Secret", r.SecretName, r.Items, r.DefaultMode, r.Optional, true)
+	case src.DownwardAPI != nil:
+		dir := filepath.Join(volumesDir(k.dir, "downward-api"), v.Name)
+		return dir, true, k.writeDownward(dir, src.DownwardAPI) // downwardvol.go
 	case src.PersistentVolumeClaim != nil:
 		var pvc v1.PersistentVolumeClaim
 		name := src.PersistentVolumeClaim.ClaimName
@@ -653,7 +718,7 @@ func hostPathCheck(t v1.HostPathType) func(path string) error {
 
 // describeEnv is kubectl's describeContainerEnvVars: envFrom sources,
 // then each variable (a reference as "<set to the key ...>").
-func describeEnv(w prefixWriter, c v1.Container) {
+func describeEnv(w prefixWriter, pod *v1.Pod, c v1.Container) {
 	if len(c.EnvFrom) > 0 {
 		w.write(2, "Environment Variables from:\n")
 	}
@@ -685,6 +750,8 @@ func describeEnv(w prefixWriter, c v1.Container) {
 		case e.ValueFrom.SecretKeyRef != nil:
 			r := e.ValueFrom.SecretKeyRef
 			w.write(3, "%v:\t<set to the key '%v' in secret '%v'>\tOptional: %t\n", e.Name, r.Key, r.Name, r.Optional != nil && *r.Optional)
+		case e.ValueFrom.FieldRef != nil, e.ValueFrom.ResourceFieldRef != nil:
+			describeDownwardEnv(w, pod, c, e) // downward.go
 		}
 	}
 }
@@ -738,6 +805,8 @@ func describeVolumes(w prefixWriter, vols []v1.Volume) {
 			w.write(2, "Type:\tSecret (a volume populated by a Secret)\n    SecretName:\t%v\n    Optional:\t%v\n", src.Secret.SecretName, src.Secret.Optional != nil && *src.Secret.Optional)
 		case src.ConfigMap != nil:
 			w.write(2, "Type:\tConfigMap (a volume populated by a ConfigMap)\n    Name:\t%v\n    Optional:\t%v\n", src.ConfigMap.Name, src.ConfigMap.Optional != nil && *src.ConfigMap.Optional)
+		case src.DownwardAPI != nil:
+			describeDownwardVolume(w, src.DownwardAPI) // downwardvol.go
 		case src.PersistentVolumeClaim != nil:
 			w.write(2, "Type:\tPersistentVolumeClaim (a reference to a PersistentVolumeClaim in the same namespace)\n    ClaimName:\t%v\n    ReadOnly:\t%v\n", src.PersistentVolumeClaim.ClaimName, src.PersistentVolumeClaim.ReadOnly)
 		}
