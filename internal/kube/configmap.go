@@ -20,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"hull/internal/trace"
 )
 
 // The objects beside pods: ConfigMap, Secret, PersistentVolumeClaim and
@@ -354,6 +356,7 @@ func (e *env) createPod(p *v1.Pod) error {
 		}
 		return fmt.Errorf("record pod %s: %w", p.Name, err)
 	}
+	trace.Mark("kube: pod recorded")
 	return e.startSupervisor(e.store.PodDir(p.Namespace, p.Name))
 }
 

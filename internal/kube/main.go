@@ -28,6 +28,7 @@ import (
 	"hull/internal/config"
 	"hull/internal/cri"
 	"hull/internal/engine"
+	"hull/internal/trace"
 )
 
 // env is one `hull-cri kube` invocation: hull's configuration, the
@@ -174,6 +175,7 @@ func (e *env) startSupervisor(dir string) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start the supervisor of %s: %w", filepath.Base(dir), err)
 	}
+	trace.Mark("kube: supervisor started")
 	return cmd.Process.Release()
 }
 

@@ -20,6 +20,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"hull/internal/cri"
+	"hull/internal/trace"
 )
 
 // The per-pod supervisor: `hull-cri kube supervise DIR`, started
@@ -175,6 +176,7 @@ func Supervise(ctx context.Context, srv *cri.Server, dir string, log *slog.Logge
 	if k.st.StartTime.IsZero() {
 		k.st.StartTime = time.Now().UTC().Truncate(time.Second)
 	}
+	trace.Mark("kube: supervisor ready")
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "pod.json")); err != nil {
 			return nil // removed
@@ -186,6 +188,7 @@ func Supervise(ctx context.Context, srv *cri.Server, dir string, log *slog.Logge
 		if err := k.save(); err != nil {
 			log.Warn("record the pod's status", "err", err)
 		}
+		trace.Mark("kube: status saved")
 		if k.st.Finished {
 			return nil
 		}
@@ -322,6 +325,7 @@ func (k *kubelet) ensureSandbox(ctx context.Context) bool {
 		return false
 	}
 	k.st.SandboxID = r.GetPodSandboxId()
+	trace.Mark("kube: sandbox ready")
 	if s, err := k.cri.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: k.st.SandboxID}); err == nil {
 		k.podIP = s.GetStatus().GetNetwork().GetIp()
 	}
@@ -449,6 +453,7 @@ func (k *kubelet) startContainer(ctx context.Context, c *v1.Container, s *contai
 		k.configError(s, "CreateContainerConfigError", msg)
 		return
 	}
+	trace.Mark("kube: image present")
 	cfg := containerConfig(k.pod, rc, attempt, imageRef, k.capacity)
 	cfg.Mounts = mounts
 	r, err := k.cri.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: k.st.SandboxID, Config: cfg, SandboxConfig: k.sandboxConfig()})
@@ -473,6 +478,7 @@ func (k *kubelet) startContainer(ctx context.Context, c *v1.Container, s *contai
 		s.Backoff.next(now, now)
 		return
 	}
+	trace.Mark("kube: container started")
 	k.event(v1.EventTypeNormal, "Started", "Started container "+c.Name)
 	s.Waiting = nil
 	if !k.postStart(ctx, c, s, id) {
