@@ -45,19 +45,30 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	log    *slog.Logger
+	spare  *os.File // the spare supervisor's pipe, until used (spare.go)
+	// isSpare: this process is a spare supervisor (spare.go).
+	isSpare  bool
+	spareErr error
 }
 
 // Main runs `hull-cri kube ARGS` (`hull kube` execs it with hull's
 // resolved configuration and the hull binary as flags).
 func Main(args []string, version string, stdin io.Reader, stdout, stderr io.Writer) error {
 	e := &env{version: version, stdin: stdin, stdout: stdout, stderr: stderr}
+	e.takeSpare() // spare.go
 	root := &cobra.Command{
 		Use:           "kube",
 		Short:         "Run Kubernetes pods on this machine with kubectl's commands and kubelet's semantics",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			return e.setup()
+			if err := e.setup(); err != nil {
+				return err
+			}
+			if e.isSpare {
+				return e.runSpare(cmd) // spare.go: never runs the command
+			}
+			return nil
 		},
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -87,6 +98,9 @@ func Main(args []string, version string, stdin io.Reader, stdout, stderr io.Writ
 	top.SetOut(stdout)
 	top.SetErr(stderr)
 	err := top.Execute()
+	if e.isSpare {
+		err = e.spareErr
+	}
 	if e.eng != nil {
 		e.eng.Close()
 	}
@@ -159,6 +173,9 @@ func (e *env) globalArgs() []string {
 // startSupervisor starts the pod's supervisor detached: a session of
 // its own, no terminal, its stderr in the pod's supervisor.log.
 func (e *env) startSupervisor(dir string) error {
+	if e.handToSpare(dir) { // spare.go
+		return nil
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err

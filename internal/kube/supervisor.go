@@ -157,6 +157,11 @@ func Supervise(ctx context.Context, srv *cri.Server, dir string, log *slog.Logge
 	signal.Notify(k.wake, syscall.SIGUSR1)
 	defer signal.Stop(k.wake)
 	if err := os.WriteFile(filepath.Join(dir, "supervisor"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			// deleted meanwhile: the supervisor that had the lock
+			// before us removed the directory
+			return nil
+		}
 		return err
 	}
 	k.pod = &v1.Pod{}
