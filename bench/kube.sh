@@ -190,22 +190,7 @@ events_logger = "file"
 events_logfile_path = "$work/podman-events.log"
 tmp_dir = "$work/podman-tmp"
 EOF
-cat >"$work/podman-cni/10-kubebench.conflist" <<EOF
-{
-  "cniVersion": "0.4.0",
-  "name": "kubebench",
-  "plugins": [
-    {
-      "type": "bridge", "bridge": "$pod_bridge", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-      "ipam": {
-        "type": "host-local", "dataDir": "$work/podman-ipam", "routes": [{ "dst": "0.0.0.0/0" }],
-        "ranges": [[{ "subnet": "$pod_subnet", "gateway": "${pod_subnet%.0/24}.1" }]]
-      }
-    },
-    { "type": "portmap", "capabilities": { "portMappings": true } }
-  ]
-}
-EOF
+bench_conflist kubebench "$pod_bridge" "$pod_subnet" "$work/podman-ipam" 0.4.0 >"$work/podman-cni/10-kubebench.conflist"
 # "docker.io" = ["ADDR/docker.io"] -> a mirror of docker.io at ADDR/docker.io
 sed -n 's/^"\([^"]*\)" = \["\([^"]*\)"\]$/\1 \2/p' "$work/mirrors" | while read -r host loc; do
   printf '[[registry]]\nprefix = "%s"\nlocation = "%s"\n[[registry.mirror]]\nlocation = "%s"\ninsecure = true\n' "$host" "$host" "$loc"
@@ -215,56 +200,8 @@ pod pull -q "$img" >/dev/null
 # --- containerd and kubelet ------------------------------------------------------
 if has kubelet; then
   mkdir -p "$work/cni" "$work/ctd"
-  cat >"$work/cni/10-kubebench.conflist" <<EOF
-{
-  "cniVersion": "1.0.0",
-  "name": "kubebench",
-  "plugins": [
-    {
-      "type": "bridge", "bridge": "$ctd_bridge", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-      "ipam": {
-        "type": "host-local", "dataDir": "$work/cni-ipam", "routes": [{ "dst": "0.0.0.0/0" }],
-        "ranges": [[{ "subnet": "$ctd_subnet", "gateway": "${ctd_subnet%.0/24}.1" }]]
-      }
-    },
-    { "type": "portmap", "capabilities": { "portMappings": true } }
-  ]
-}
-EOF
-  {
-    cat <<EOF
-version = 2
-root = "$work/ctd/root"
-state = "$work/ctd/state"
-[grpc]
-  address = "$work/ctd.sock"
-[ttrpc]
-  address = "$work/ctd.sock.ttrpc"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$work/ctd/opt"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$pause"
-  # This machine withholds CAP_SYS_RESOURCE: runc cannot lower a pause's
-  # oom_score_adj to containerd's -998 (as rootless containerd)
-  restrict_oom_score_adj = true
-  netns_mounts_under = "$work/ctd/netns"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        Root = "$work/ctd/runc"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "$work/cni"
-    max_conf_num = 1
-EOF
-    # "docker.io" = ["ADDR/docker.io"] -> an endpoint http://ADDR/v2/docker.io
-    sed -n 's/^"\([^"]*\)" = \["\([^/"]*\)\/\([^"]*\)"\]$/\1 \2 \3/p' "$work/mirrors" | while read -r host addr path; do
-      printf '  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."%s"]\n    endpoint = ["http://%s/v2/%s"]\n' "$host" "$addr" "$path"
-    done
-  } >"$work/containerd.toml"
+  bench_conflist kubebench "$ctd_bridge" "$ctd_subnet" "$work/cni-ipam" >"$work/cni/10-kubebench.conflist"
+  bench_containerd_conf "$pause" "$work/cni" "$work/mirrors" >"$work/containerd.toml"
   containerd --config "$work/containerd.toml" --log-level warn 2>"$work/containerd.log" &
   ctd_pid=$!
   for _ in $(seq 100); do [ -S "$work/ctd.sock" ] && break; sleep 0.1; done
