@@ -12,6 +12,10 @@ import (
 	"hull/internal/engine"
 )
 
+// kubeSpareWriter holds the pipe's write end until the exec: unreachable,
+// its finalizer could close the fd the environment names.
+var kubeSpareWriter *os.File
+
 // startKubeSpare starts, for `hull kube apply`, a spare pod supervisor
 // before hull execs hull-cri for apply itself: a copy of that hull-cri
 // command (argv, the same flags) with KubeSpareEnv=read, detached, which
@@ -47,5 +51,6 @@ func startKubeSpare(argv, env []string) string {
 		w.Close()
 		return ""
 	}
+	kubeSpareWriter = w
 	return engine.KubeSpareEnv + "=" + strconv.Itoa(int(w.Fd()))
 }
