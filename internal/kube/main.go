@@ -230,6 +230,9 @@ func (e *env) superviseCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if _, err := os.Stat(filepath.Join(args[0], "kubelet.json")); errors.Is(err, os.ErrNotExist) {
+				e.armMonitorSpare() // a new pod (spare.go)
+			}
 			ctx := context.Background()
 			err = Supervise(ctx, srv, args[0], e.log)
 			if err != nil && !errors.Is(err, context.Canceled) {

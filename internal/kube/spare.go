@@ -92,6 +92,7 @@ func (e *env) superviseSpare() error {
 	if err != nil {
 		return err
 	}
+	e.armMonitorSpare()
 	trace.Mark("kube: spare supervisor ready")
 	line, err := bufio.NewReader(in).ReadString('\n')
 	if err != nil {
@@ -124,4 +125,21 @@ func spareOf(pid int, dir string) bool {
 	}
 	stderr, err := os.Readlink(p + "/fd/2")
 	return err == nil && stderr == filepath.Join(dir, "supervisor.log")
+}
+
+// armMonitorSpare gives the engine of a new pod's supervisor a spare
+// monitor (engine.StartSpare: `hull monitor -`, its process start and
+// database open done while the supervisor makes the sandbox and creates
+// the container; the CLI's `hull run` does the same): the first
+// StartContainer hands it its container instead of starting `hull
+// monitor ID` from nothing (that was the largest part of apply to Running
+// left, docs/kube.md "Benchmark"). A pod that never starts a container (a
+// pull failing) keeps it waiting until the supervisor exits (the spare
+// reads EOF then, and Engine.Close waits for it). A supervisor restarted
+// for a pod that has run (its kubelet.json there) gets none.
+func (e *env) armMonitorSpare() {
+	if e.eng == nil || e.eng.MonitorCommand == nil {
+		return
+	}
+	e.eng.UseSpare(engine.StartSpare(e.eng.MonitorCommand("", false), false))
 }
