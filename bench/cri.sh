@@ -124,22 +124,7 @@ if grep -q -- --cni-conf-dir <<<"$serve_help"; then
   hull_net=cribench-hull
   def_net=("$def_bridge" "$def_subnet")
   mkdir -p "$work/hull-cni"
-  cat >"$work/hull-cni/10-bench.conflist" <<EOF
-{
-  "cniVersion": "1.0.0",
-  "name": "$hull_net",
-  "plugins": [
-    {
-      "type": "bridge", "bridge": "$hull_bridge", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-      "ipam": {
-        "type": "host-local", "routes": [{ "dst": "0.0.0.0/0" }],
-        "ranges": [[{ "subnet": "$hull_subnet", "gateway": "${hull_subnet%.0/24}.1" }]]
-      }
-    },
-    { "type": "portmap", "capabilities": { "portMappings": true } }
-  ]
-}
-EOF
+  bench_conflist "$hull_net" "$hull_bridge" "$hull_subnet" >"$work/hull-cni/10-bench.conflist"
   hull_args+=(--cni-conf-dir "$work/hull-cni")
 fi
 {
@@ -158,57 +143,8 @@ hull_pid=$!
 
 # containerd: private everything; CNI bridge + portmap on its subnet.
 mkdir -p "$work/cni" "$work/ctd"
-cat >"$work/cni/10-bench.conflist" <<EOF
-{
-  "cniVersion": "1.0.0",
-  "name": "cribench",
-  "plugins": [
-    {
-      "type": "bridge", "bridge": "$ctd_bridge", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-      "ipam": {
-        "type": "host-local", "dataDir": "$work/cni-ipam",
-        "routes": [{ "dst": "0.0.0.0/0" }],
-        "ranges": [[{ "subnet": "$ctd_subnet", "gateway": "${ctd_subnet%.0/24}.1" }]]
-      }
-    },
-    { "type": "portmap", "capabilities": { "portMappings": true } }
-  ]
-}
-EOF
-{
-  cat <<EOF
-version = 2
-root = "$work/ctd/root"
-state = "$work/ctd/state"
-[grpc]
-  address = "$work/ctd.sock"
-[ttrpc]
-  address = "$work/ctd.sock.ttrpc"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$work/ctd/opt"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$pause"
-  # This machine withholds CAP_SYS_RESOURCE: runc cannot lower a pause's
-  # oom_score_adj to containerd's -998 (as rootless containerd)
-  restrict_oom_score_adj = true
-  netns_mounts_under = "$work/ctd/netns"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        Root = "$work/ctd/runc"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "$work/cni"
-    max_conf_num = 1
-EOF
-  # MIRROR "gcr.io" = ["ADDR/gcr.io"] -> an endpoint http://ADDR/v2/gcr.io
-  sed -n 's/^"\([^"]*\)" = \["\([^/"]*\)\/\([^"]*\)"\]$/\1 \2 \3/p' "$work/mirrors" | while read -r host addr path; do
-    printf '  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."%s"]\n    endpoint = ["http://%s/v2/%s"]\n' "$host" "$addr" "$path"
-  done
-} >"$work/containerd.toml"
+bench_conflist cribench "$ctd_bridge" "$ctd_subnet" "$work/cni-ipam" >"$work/cni/10-bench.conflist"
+bench_containerd_conf "$pause" "$work/cni" "$work/mirrors" >"$work/containerd.toml"
 containerd --config "$work/containerd.toml" --log-level warn 2>"$work/containerd.log" &
 ctd_pid=$!
 

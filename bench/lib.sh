@@ -106,3 +106,69 @@ bench_rounds() {
     printf '%-7s median %ss\n' "$tool" "${med[$tool]}"
   done
 }
+
+# bench_conflist NAME BRIDGE SUBNET [IPAM_DIR [CNI_VERSION]] prints a CNI
+# configuration list of the shape of containerd's example conflist
+# (bridge, no masquerade, + portmap) on SUBNET (x.y.z.0/24, gateway .1);
+# host-local keeps its addresses under IPAM_DIR (else in its default,
+# /var/lib/cni/networks).
+bench_conflist() {
+  local ipam_dir=${4:+\"dataDir\": \"$4\", }
+  cat <<CONF
+{
+  "cniVersion": "${5:-1.0.0}",
+  "name": "$1",
+  "plugins": [
+    {
+      "type": "bridge", "bridge": "$2", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+      "ipam": {
+        "type": "host-local", ${ipam_dir}"routes": [{ "dst": "0.0.0.0/0" }],
+        "ranges": [[{ "subnet": "$3", "gateway": "${3%.0/24}.1" }]]
+      }
+    },
+    { "type": "portmap", "capabilities": { "portMappings": true } }
+  ]
+}
+CONF
+}
+
+# bench_containerd_conf PAUSE CNI_DIR MIRRORS prints a containerd 1.6
+# configuration of the benchmark's own: root, state, sockets
+# ($work/ctd.sock) and runc root under $work, never /etc/containerd; its
+# CRI plugin on the first conflist in CNI_DIR (Debian's plugins in
+# /usr/lib/cni), PAUSE the sandbox image, and the registry mirrors of the
+# hull.toml [registries.mirrors] lines in the file MIRRORS.
+bench_containerd_conf() {
+  cat <<CONF
+version = 2
+root = "$work/ctd/root"
+state = "$work/ctd/state"
+[grpc]
+  address = "$work/ctd.sock"
+[ttrpc]
+  address = "$work/ctd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$work/ctd/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$1"
+  # This machine withholds CAP_SYS_RESOURCE: runc cannot lower a pause's
+  # oom_score_adj to containerd's -998 (as rootless containerd)
+  restrict_oom_score_adj = true
+  netns_mounts_under = "$work/ctd/netns"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        Root = "$work/ctd/runc"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$2"
+    max_conf_num = 1
+CONF
+  # "gcr.io" = ["ADDR/gcr.io"] -> an endpoint http://ADDR/v2/gcr.io
+  sed -n 's/^"\([^"]*\)" = \["\([^/"]*\)\/\([^"]*\)"\]$/\1 \2 \3/p' "$3" | while read -r host addr path; do
+    printf '  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."%s"]\n    endpoint = ["http://%s/v2/%s"]\n' "$host" "$addr" "$path"
+  done
+}

@@ -52,38 +52,17 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-node=hull-node
+me=kubelet.sh
 # the run's, for its cleanup
-work= reg_pid= cri_pid= kubelet_pid= bridge= cgroot=/hull-kubelet-$$
-declare -A sysctl_saved=()
-declare -a cg_made=() ipt_new=() host_made=()
+work= reg_pid= cri_pid= bridge=
+# kubelet on private paths; what it changes on the host, saved and put
+# back (node, cgroot, stop, free_port, kubelet_config, start_kubelet,
+# kubelet_host_*)
+. "$here/hack/kubelet-host.sh"
 passed=0 failed=0
 
 pass() { echo "PASS $1"; passed=$((passed + 1)); }
 fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-
-# stop PID: SIGTERM, then wait until it is gone (SIGKILL after 20 s).
-stop() {
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for i in $(seq 200); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-}
-
-# The sysctls kubelet sets when protectKernelDefaults is false
-# (pkg/kubelet/cm/container_manager_linux.go setupKernelTunables).
-kernel_tunables=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
-  kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
-
-# The iptables chains kubelet makes (pkg/kubelet/kubelet_network_linux.go),
-# as "table chain"; KUBE-FIREWALL is IPv4 only.
-ipt_chains() {
-  local cmd=$1
-  echo "mangle KUBE-IPTABLES-HINT"
-  [ "$cmd" = iptables ] && echo "filter KUBE-FIREWALL"
-  for t in mangle nat filter; do echo "$t KUBE-KUBELET-CANARY"; done
-}
 
 cleanup() {
   local status=$? i
@@ -112,30 +91,10 @@ cleanup() {
     awk -v w="$work" '$5 == w || index($5, w "/") == 1 {print $5}' /proc/self/mountinfo | sort -r |
       while read -r m; do umount -l "$m"; done
   fi
-  # The cgroup root, depth first: kubelet's kubepods tree under it, and
-  # whatever hull made there.
-  for d in "${cg_made[@]}"; do
-    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
-    [ -d "$d" ] && echo "kubelet.sh: cgroup $d could not be removed" >&2
-  done
-  for k in "${!sysctl_saved[@]}"; do
-    [ "$(sysctl -n "$k")" = "${sysctl_saved[$k]}" ] || sysctl -qw "$k=${sysctl_saved[$k]}"
-  done
-  # iptables: the chains kubelet made that were not there before, and
-  # the jumps to them.
-  for e in "${ipt_new[@]}"; do
-    read -r cmd t c <<<"$e"
-    if [ "$c" = KUBE-FIREWALL ]; then
-      while $cmd -w -t filter -D INPUT -j KUBE-FIREWALL 2>/dev/null; do :; done
-      while $cmd -w -t filter -D OUTPUT -j KUBE-FIREWALL 2>/dev/null; do :; done
-    fi
-    $cmd -w -t "$t" -F "$c" 2>/dev/null
-    $cmd -w -t "$t" -X "$c" 2>/dev/null
-  done
-  # kubelet's legacy symlinks to this run's logs, where the directory was
-  # there before
-  [ -n "$work" ] && find /var/log/containers -maxdepth 1 -type l -lname "$work/*" -delete 2>/dev/null
-  for f in "${host_made[@]}"; do rm -rf "$f"; done
+  # The cgroup root (kubelet's kubepods tree under it, and whatever hull
+  # made there), the sysctls, iptables chains and host paths kubelet
+  # changed.
+  kubelet_host_restore
   [ -n "$work" ] && [ -z "${KEEP_WORK:-}" ] && rm -rf "$work"
   [ -n "${KEEP_WORK:-}" ] && echo "kubelet.sh: kept $work" >&2
   exit $status
@@ -145,16 +104,7 @@ trap 'exit 130' INT TERM
 
 # --- tools ------------------------------------------------------------------
 [ "$(id -u)" = 0 ] || { echo "kubelet.sh: run as root (kubelet makes cgroups, hull containers)" >&2; exit 1; }
-# One run at a time: kubelet's iptables chains and device-plugin socket
-# are host-wide, and the socket check below comes before kubelet makes it.
-mkdir -p /run/lock
-exec 9>/run/lock/hull-kubelet-test.lock
-flock -n 9 || { echo "kubelet.sh: another test/kubelet.sh runs on this host (it holds /run/lock/hull-kubelet-test.lock): wait for it" >&2; exit 1; }
-if [ -S /var/lib/kubelet/device-plugins/kubelet.sock ]; then
-  echo "kubelet.sh: /var/lib/kubelet/device-plugins/kubelet.sock is there: another kubelet (or test/kubelet.sh)" \
-    "runs on this host, and this one would take its socket; remove the file if none does" >&2
-  exit 1
-fi
+kubelet_host_lock
 for t in jq curl ss findmnt; do
   command -v $t >/dev/null || { echo "kubelet.sh: $t is missing: run hack/deps.sh" >&2; exit 1; }
 done
@@ -168,16 +118,6 @@ hull() { "$here/bin/hull" --config "$work/hull.toml" --root "$work/root" --run-r
 crictl() {
   CRI_CONFIG_FILE=/dev/null "$CRICTL" --runtime-endpoint "unix://$work/cri.sock" \
     --image-endpoint "unix://$work/cri.sock" --timeout 30s "$@"
-}
-
-# free_port: a TCP port nothing listens on, from a range the kernel does
-# not hand out to clients.
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 10000))
-    ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
-  done
 }
 
 # --- registry and hull-cri --------------------------------------------------
@@ -219,86 +159,10 @@ start_cri() {
 }
 start_cri
 
-# --- what kubelet changes on the host, saved ---------------------------------
-for k in "${kernel_tunables[@]}"; do sysctl_saved[$k]=$(sysctl -n "$k"); done
-for cmd in iptables ip6tables; do
-  command -v $cmd >/dev/null || continue
-  while read -r t c; do
-    $cmd -w -t "$t" -S "$c" >/dev/null 2>&1 || ipt_new+=("$cmd $t $c")
-  done < <(ipt_chains $cmd)
-done
-# (deepest last: the first one missing is removed with all under it)
-for f in /var/log/containers /var/lib/kubelet /var/lib/kubelet/device-plugins \
-  /var/lib/kubelet/device-plugins/kubelet.sock; do
-  [ -e "$f" ] || [ -L "$f" ] || host_made+=("$f")
-done
-
-# The cgroup root under every hierarchy kubelet's cgroupfs driver uses;
-# cpuset needs its CPUs and memory nodes before children can have any.
-while read -r m; do
-  mkdir "$m$cgroot"
-  cg_made+=("$m$cgroot")
-  if [ -f "$m/cpuset.cpus" ]; then
-    cat "$m/cpuset.cpus" >"$m$cgroot/cpuset.cpus"
-    cat "$m/cpuset.mems" >"$m$cgroot/cpuset.mems"
-  fi
-done < <(findmnt -rn -t cgroup,cgroup2 -o TARGET | grep '^/sys/fs/cgroup/')
-
-# --- kubelet ----------------------------------------------------------------
-port=$(free_port) ro_port=$(free_port) healthz_port=$(free_port)
-mkdir -p "$work/manifests" "$work/kubelet" "$work/pod-logs"
-cat >"$work/kubelet.yaml" <<EOF
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-staticPodPath: $work/manifests
-fileCheckFrequency: 2s
-syncFrequency: 10s
-containerRuntimeEndpoint: unix://$work/cri.sock
-imageServiceEndpoint: unix://$work/cri.sock
-cgroupDriver: cgroupfs
-cgroupRoot: $cgroot
-failCgroupV1: false
-failSwapOn: false
-protectKernelDefaults: false
-address: 127.0.0.1
-port: $port
-readOnlyPort: $ro_port
-healthzBindAddress: 127.0.0.1
-healthzPort: $healthz_port
-authentication:
-  anonymous:
-    enabled: true
-  webhook:
-    enabled: false
-authorization:
-  mode: AlwaysAllow
-podLogsDir: $work/pod-logs
-volumePluginDir: $work/volume-plugins
-evictionHard:
-  memory.available: 1Mi
-  nodefs.available: 1%
-  imagefs.available: 1%
-  nodefs.inodesFree: 1%
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
-registerNode: false
-EOF
-start_kubelet() {
-  "$KUBELET" --config "$work/kubelet.yaml" --root-dir "$work/kubelet" --cert-dir "$work/kubelet/pki" \
-    --hostname-override "$node" --v=2 >>"$work/kubelet.log" 2>&1 &
-  kubelet_pid=$!
-  for _ in $(seq 300); do
-    curl -sf "http://127.0.0.1:$healthz_port/healthz" >/dev/null 2>&1 && break
-    kill -0 "$kubelet_pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  if ! curl -sf "http://127.0.0.1:$healthz_port/healthz" >/dev/null 2>&1; then
-    tail -30 "$work/kubelet.log" >&2
-    echo "kubelet.sh: kubelet did not become healthy" >&2
-    exit 1
-  fi
-}
-start_kubelet
+# --- what kubelet changes on the host, saved; kubelet ------------------------
+kubelet_host_save
+kubelet_config "unix://$work/cri.sock"
+start_kubelet "$KUBELET"
 
 # pod NAME: the static pod's entry in kubelet's /pods (name NAME-<node>).
 pod() {
@@ -461,7 +325,7 @@ fi
 # annotations such as the container hash): nothing is made anew.
 stop "$kubelet_pid"
 kubelet_pid=
-start_kubelet
+start_kubelet "$KUBELET"
 sleep 12 # a sync period
 p=$(pod $course)
 if [ "$(crictl pods -q | sort)" = "$sandboxes" ] &&

@@ -27,7 +27,11 @@ func newKubeCmd(g *globals) *cobra.Command {
 			bin := criBinary(self)
 			argv := append([]string{bin, "kube", "--hull", self}, g.globalArgs()...)
 			argv = append(argv, args...)
-			if err := syscall.Exec(bin, argv, os.Environ()); err != nil {
+			env := os.Environ()
+			if kv := startKubeSpare(argv, env); kv != "" { // kube_spare.go
+				env = append(env, kv)
+			}
+			if err := syscall.Exec(bin, argv, env); err != nil {
 				return fmt.Errorf("run %s: %w (build it with make build, or set HULL_CRI)", bin, err)
 			}
 			return nil

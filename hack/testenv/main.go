@@ -14,10 +14,12 @@
 //	    Pushes stand-ins for the images critest pulls under
 //	    ADDR/<registry host>/<path> and prints the [registries.mirrors]
 //	    lines that make hull pull them under their own names.
-//	testenv kubelet-images --registry ADDR
+//	testenv kubelet-images --registry ADDR [--nonroot]
 //	    The same for test/kubelet.sh's stand-ins for the course's nginx
 //	    (docker.io/library/nginx:1.25, root) and a non-root web server
 //	    (docker.io/nginxinc/nginx-unprivileged:1.25, uid 101, port 8080).
+//	    --nonroot pushes nginx:1.25 as the non-root one too, so the
+//	    course's manifest (runAsNonRoot) runs (bench/kube.sh).
 //	testenv network-rm --root R --run-root RR --bridge B --subnet S
 //	    Removes the default network a hull in those roots made with that
 //	    bridge and subnet (hull.toml's [network]): the bridge, its nftables
@@ -75,7 +77,7 @@ func usage() {
   testenv registry --dir DIR [--pidfile FILE] [--detach] [--user U --password P]
   testenv push --registry ADDR [--only NAME,...] [--user U --password P]
   testenv critest-images --registry ADDR
-  testenv kubelet-images --registry ADDR
+  testenv kubelet-images --registry ADDR [--nonroot]
   testenv network-rm --root R --run-root RR --bridge B --subnet S
 fixtures: `+strings.Join(testenv.AllFixtures, ", "))
 	os.Exit(2)

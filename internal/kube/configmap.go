@@ -20,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"hull/internal/trace"
 )
 
 // The objects beside pods: ConfigMap, Secret, PersistentVolumeClaim and
@@ -361,6 +363,7 @@ func (e *env) createPod(p *v1.Pod) error {
 			return err
 		}
 	}
+	trace.Mark("kube: pod recorded")
 	return e.startSupervisor(dir)
 }
 

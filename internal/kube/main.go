@@ -28,6 +28,7 @@ import (
 	"hull/internal/config"
 	"hull/internal/cri"
 	"hull/internal/engine"
+	"hull/internal/trace"
 )
 
 // env is one `hull-cri kube` invocation: hull's configuration, the
@@ -44,19 +45,30 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	log    *slog.Logger
+	spare  *os.File // the spare supervisor's pipe, until used (spare.go)
+	// isSpare: this process is a spare supervisor (spare.go).
+	isSpare  bool
+	spareErr error
 }
 
 // Main runs `hull-cri kube ARGS` (`hull kube` execs it with hull's
 // resolved configuration and the hull binary as flags).
 func Main(args []string, version string, stdin io.Reader, stdout, stderr io.Writer) error {
 	e := &env{version: version, stdin: stdin, stdout: stdout, stderr: stderr}
+	e.takeSpare() // spare.go
 	root := &cobra.Command{
 		Use:           "kube",
 		Short:         "Run Kubernetes pods on this machine with kubectl's commands and kubelet's semantics",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			return e.setup()
+			if err := e.setup(); err != nil {
+				return err
+			}
+			if e.isSpare {
+				return e.runSpare(cmd) // spare.go: never runs the command
+			}
+			return nil
 		},
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -87,6 +99,9 @@ func Main(args []string, version string, stdin io.Reader, stdout, stderr io.Writ
 	top.SetOut(stdout)
 	top.SetErr(stderr)
 	err := top.Execute()
+	if e.isSpare {
+		err = e.spareErr
+	}
 	if e.eng != nil {
 		e.eng.Close()
 	}
@@ -159,6 +174,9 @@ func (e *env) globalArgs() []string {
 // startSupervisor starts the pod's supervisor detached: a session of
 // its own, no terminal, its stderr in the pod's supervisor.log.
 func (e *env) startSupervisor(dir string) error {
+	if e.handToSpare(dir) { // spare.go
+		return nil
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -176,6 +194,7 @@ func (e *env) startSupervisor(dir string) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start the supervisor of %s: %w", filepath.Base(dir), err)
 	}
+	trace.Mark("kube: supervisor started")
 	return cmd.Process.Release()
 }
 
@@ -213,6 +232,9 @@ func (e *env) superviseCmd() *cobra.Command {
 			srv, err := e.server()
 			if err != nil {
 				return err
+			}
+			if _, err := os.Stat(filepath.Join(args[0], "kubelet.json")); errors.Is(err, os.ErrNotExist) {
+				e.armMonitorSpare() // a new pod (spare.go)
 			}
 			ctx := context.Background()
 			err = Supervise(ctx, srv, args[0], e.cfg.KubeCgroupRoot(), e.log, e.reconcileDeployments) // a deployment pod's changes move its rollout

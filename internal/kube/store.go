@@ -212,6 +212,9 @@ func supervisorPID(dir string) int {
 	}
 	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	if err != nil || !strings.Contains(string(cmdline), "\x00supervise\x00") || !strings.Contains(string(cmdline), dir) {
+		if err == nil && spareOf(pid, dir) { // spare.go
+			return pid
+		}
 		return 0 // gone, or the pid is another process's now
 	}
 	return pid

@@ -21,6 +21,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"hull/internal/cri"
+	"hull/internal/trace"
 )
 
 // The per-pod supervisor: `hull-cri kube supervise DIR`, started
@@ -177,6 +178,11 @@ func Supervise(ctx context.Context, srv *cri.Server, dir, cgroupRoot string, log
 	signal.Notify(k.wake, syscall.SIGUSR1)
 	defer signal.Stop(k.wake)
 	if err := os.WriteFile(filepath.Join(dir, "supervisor"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			// deleted meanwhile: the supervisor that had the lock
+			// before us removed the directory
+			return nil
+		}
 		return err
 	}
 	k.pod = &v1.Pod{}
@@ -202,6 +208,7 @@ func Supervise(ctx context.Context, srv *cri.Server, dir, cgroupRoot string, log
 	if k.st.StartTime.IsZero() {
 		k.st.StartTime = time.Now().UTC().Truncate(time.Second)
 	}
+	trace.Mark("kube: supervisor ready")
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "pod.json")); err != nil {
 			return nil // removed
@@ -217,6 +224,7 @@ func Supervise(ctx context.Context, srv *cri.Server, dir, cgroupRoot string, log
 			log.Warn("record the pod's status", "err", err)
 		}
 		k.notifyOwner(false)
+		trace.Mark("kube: status saved")
 		if k.st.Finished {
 			return nil
 		}
@@ -372,6 +380,7 @@ func (k *kubelet) ensureSandbox(ctx context.Context) bool {
 		return false
 	}
 	k.st.SandboxID = r.GetPodSandboxId()
+	trace.Mark("kube: sandbox ready")
 	if s, err := k.cri.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: k.st.SandboxID}); err == nil {
 		k.podIP = s.GetStatus().GetNetwork().GetIp()
 	}
@@ -511,6 +520,7 @@ func (k *kubelet) startContainer(ctx context.Context, c *v1.Container, s *contai
 	} else if m != nil {
 		mounts = append(mounts, m)
 	}
+	trace.Mark("kube: image present")
 	cfg := containerConfig(k.pod, rc, attempt, imageRef, k.capacity)
 	cfg.Mounts = mounts
 	cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = usernsOptions(k.pod, k.dir) // userns.go
@@ -542,6 +552,7 @@ func (k *kubelet) startContainer(ctx context.Context, c *v1.Container, s *contai
 		s.Backoff.next(now, now)
 		return
 	}
+	trace.Mark("kube: container started")
 	k.event(v1.EventTypeNormal, "Started", "Started container "+c.Name)
 	s.Waiting = nil
 	if !k.postStart(ctx, c, s, id) {

@@ -1,0 +1,57 @@
+package kube
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"hull/internal/engine"
+)
+
+// supervisorPID takes a spare supervisor (its command line is apply's)
+// for the pod whose supervisor.log is its stderr, and only that pod's.
+func TestSupervisorPIDOfSpare(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pod")
+	other := filepath.Join(t.TempDir(), "other")
+	for _, d := range []string{dir, other} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := func(env string) *exec.Cmd {
+		log, err := os.Create(filepath.Join(dir, "supervisor.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer log.Close()
+		cmd := exec.Command("sleep", "60")
+		cmd.Env = append(os.Environ(), env)
+		cmd.Stderr = log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	record := func(d string, pid int) {
+		if err := os.WriteFile(filepath.Join(d, "supervisor"), []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spare := start(engine.KubeSpareEnv + "=" + engine.KubeSpareRead)
+	record(dir, spare.Process.Pid)
+	if got := supervisorPID(dir); got != spare.Process.Pid {
+		t.Errorf("supervisorPID of the spare's pod: %d; want %d", got, spare.Process.Pid)
+	}
+	record(other, spare.Process.Pid)
+	if got := supervisorPID(other); got != 0 {
+		t.Errorf("supervisorPID of another pod naming the spare: %d; want 0", got)
+	}
+	plain := start("X=1")
+	record(dir, plain.Process.Pid)
+	if got := supervisorPID(dir); got != 0 {
+		t.Errorf("supervisorPID of a process that is no supervisor: %d; want 0", got)
+	}
+}
