@@ -106,6 +106,10 @@ type Server struct {
 	// whole every time): container ID -> *runtimeapi.ContainerUser,
 	// dropped by RemoveContainer and RemovePodSandbox (groups.go).
 	users sync.Map
+	// records is the in-memory view the status and list calls answer
+	// from (records.go), made on first use; recordsMu guards its making.
+	recordsMu sync.Mutex
+	records   *engine.View
 }
 
 // New makes the service over eng, which the caller keeps open while the

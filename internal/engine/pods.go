@@ -207,20 +207,36 @@ const podColumns = `id, name, created, state, config`
 // scanPod reads a pod's row (podColumns), with its state checked against
 // the host.
 func (e *Engine) scanPod(row scanner) (*Pod, error) {
+	p, cfg, err := scanPodRow(row)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(cfg), &p.Config); err != nil {
+		return nil, fmt.Errorf("pod %s: config: %w", p.Name, err)
+	}
+	e.checkPinned(p)
+	return p, nil
+}
+
+// scanPodRow reads a pod's row (podColumns) but for its configuration,
+// which it returns as stored.
+func scanPodRow(row scanner) (*Pod, string, error) {
 	var p Pod
 	var created int64
 	var cfg string
 	if err := row.Scan(&p.ID, &p.Name, &created, &p.State, &cfg); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	p.Created = time.Unix(0, created).UTC()
-	if err := json.Unmarshal([]byte(cfg), &p.Config); err != nil {
-		return nil, fmt.Errorf("pod %s: config: %w", p.Name, err)
-	}
-	if p.State == PodRunning && !e.podPinned(&p) {
+	return &p, cfg, nil
+}
+
+// checkPinned records a running pod whose namespaces are no longer
+// pinned as exited.
+func (e *Engine) checkPinned(p *Pod) {
+	if p.State == PodRunning && !e.podPinned(p) {
 		p.State = PodExited // the host rebooted, or its pins went
 	}
-	return &p, nil
 }
 
 // podPinned says whether a running pod's namespaces are still pinned.
