@@ -42,6 +42,7 @@ func containerName(m *runtimeapi.ContainerMetadata, p *engine.Pod) string {
 
 // CreateContainer creates a container in a ready sandbox.
 func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (*runtimeapi.CreateContainerResponse, error) {
+	engine.Mark("cri: create asked")
 	p, err := s.sandbox(ctx, req.GetPodSandboxId())
 	if err != nil {
 		return nil, err
@@ -149,11 +150,12 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		}
 		cfg.LogConfig.Path = path
 	}
-	co := engine.CreateOptions{Config: cfg, Name: containerName(m, p)}
+	co := engine.CreateOptions{Config: cfg, Name: containerName(m, p), Pod: p}
 	done, err := s.nri.createContainer(ctx, p, &co) // the plugins' adjustments
 	if err != nil {
 		return nil, err
 	}
+	engine.Mark("cri: create mapped")
 	c, err := s.eng.Create(ctx, co)
 	if err != nil {
 		if c != nil {

@@ -482,11 +482,18 @@ func (e *Engine) writePodFiles(ctx context.Context, p *Pod, ips []netip.Addr) er
 
 // joinPod makes a new container's config join pod p (hull run --pod, a
 // CRI container): its namespaces, its host name and its /etc files; the
-// pod is started if it is not running.
-func (e *Engine) joinPod(ctx context.Context, cfg *Config) (*Pod, error) {
-	p, err := e.GetPod(ctx, cfg.Pod)
-	if err != nil {
-		return nil, err
+// pod is started if it is not running. read is the pod's record if the
+// caller has it (CreateOptions.Pod), else nil.
+func (e *Engine) joinPod(ctx context.Context, cfg *Config, read *Pod) (*Pod, error) {
+	p := read
+	if p == nil || p.ID != cfg.Pod {
+		var err error
+		if p, err = e.GetPod(ctx, cfg.Pod); err != nil {
+			return nil, err
+		}
+	} else {
+		cp := *p // upPod may update it
+		p = &cp
 	}
 	o, n := &cfg.Spec, &cfg.Net
 	switch {
