@@ -2,6 +2,7 @@ package cri
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -81,6 +82,10 @@ func BenchmarkStatusAfterStart(b *testing.B) {
 		b.StopTimer()
 		id := createContainer(b, c, f, podID, pod, fmt.Sprintf("c%d", i), nil, "sleep", "600")
 		startContainer(b, c, id)
+		if d := os.Getenv("HULL_BENCH_SETTLE"); d != "" {
+			settle, _ := time.ParseDuration(d)
+			time.Sleep(settle)
+		}
 		b.StartTimer()
 		t0 := time.Now()
 		if _, err := c.rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id, Verbose: true}); err != nil {

@@ -2,12 +2,14 @@ package cri
 
 import (
 	"context"
+	"slices"
 
 	"hull/internal/engine"
 )
 
 // The status and list calls (ContainerStatus, ListContainers,
-// PodSandboxStatus, ListPodSandbox, and the container events' statuses)
+// PodSandboxStatus, ListPodSandbox, the stats lists, and the container
+// events' statuses)
 // answer from an in-memory view of the engine's records (engine.View):
 // kubelet asks them every second for every pod, and reading and
 // decoding every row and checking every container's monitor on each call
@@ -51,6 +53,16 @@ func (s *Server) viewedContainer(ctx context.Context, id string) (*engine.Contai
 		return nil, err
 	}
 	return s.containerFrom(ctx, id, v.Container)
+}
+
+// viewedPodContainers is podContainers, from the view.
+func (s *Server) viewedPodContainers(ctx context.Context, p *engine.Pod) ([]*engine.Container, error) {
+	v, err := s.view(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := v.PodContainers(ctx, p.ID)
+	return slices.DeleteFunc(cs, removing), err
 }
 
 // viewedSandbox is sandbox, from the view.
