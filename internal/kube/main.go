@@ -211,6 +211,7 @@ func (e *env) superviseCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer srv.Close()
 			ctx := context.Background()
 			err = Supervise(ctx, srv, args[0], e.log)
 			if err != nil && !errors.Is(err, context.Canceled) {
