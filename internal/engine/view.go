@@ -283,6 +283,12 @@ func (v *View) PodIPs(p *Pod) []netip.Addr {
 	return ips
 }
 
+// quiet is ctx without its cancellation, for the view's queries: each
+// is a read of a few rows, and the driver starts a goroutine to watch a
+// cancellable context for every query (the status calls' gRPC contexts
+// are).
+func quiet(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
 // wholeID says whether ref is a whole ID (64 hex digits), which names
 // one row.
 func wholeID(ref string) bool {
@@ -294,7 +300,7 @@ func wholeID(ref string) bool {
 // never writes).
 func (v *View) dataVersion(ctx context.Context) (int64, error) {
 	var version int64
-	if err := v.pragma.QueryRowContext(ctx).Scan(&version); err != nil {
+	if err := v.pragma.QueryRowContext(quiet(ctx)).Scan(&version); err != nil {
 		return 0, fmt.Errorf("engine view: %w", err)
 	}
 	return version, nil
@@ -335,7 +341,7 @@ func (v *View) containerRow(ctx context.Context, id string) (*viewContainer, err
 	if vc != nil && vc.seen == version {
 		return vc, nil
 	}
-	c, cfg, err := scanContainerRow(v.containerStmt.QueryRowContext(ctx, id))
+	c, cfg, err := scanContainerRow(v.containerStmt.QueryRowContext(quiet(ctx), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		if vc != nil {
 			vc.closePidfd()
@@ -363,7 +369,7 @@ func (v *View) podRow(ctx context.Context, id string) (*viewPod, error) {
 	if vp := v.pods[id]; vp != nil && vp.seen == version {
 		return vp, nil
 	}
-	p, cfg, err := scanPodRow(v.podStmt.QueryRowContext(ctx, id))
+	p, cfg, err := scanPodRow(v.podStmt.QueryRowContext(quiet(ctx), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		delete(v.pods, id)
 		return nil, nil
@@ -382,7 +388,7 @@ func (v *View) podRow(ctx context.Context, id string) (*viewPod, error) {
 // loadContainers reads every container row, decoding only the
 // configurations that changed.
 func (v *View) loadContainers(ctx context.Context, version int64) error {
-	rows, err := v.containersStmt.QueryContext(ctx)
+	rows, err := v.containersStmt.QueryContext(quiet(ctx))
 	if err != nil {
 		return fmt.Errorf("list containers: %w", err)
 	}
@@ -415,7 +421,7 @@ func (v *View) loadContainers(ctx context.Context, version int64) error {
 
 // loadPods reads every pod row, keeping the records of those unchanged.
 func (v *View) loadPods(ctx context.Context, version int64) error {
-	rows, err := v.podsStmt.QueryContext(ctx)
+	rows, err := v.podsStmt.QueryContext(quiet(ctx))
 	if err != nil {
 		return fmt.Errorf("list pods: %w", err)
 	}
