@@ -344,6 +344,7 @@ func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContai
 		return nil, err
 	}
 	s.nri.postStartContainer(ctx, c.ID)
+	s.warm(ctx, c.ID)
 	return &runtimeapi.StartContainerResponse{}, nil
 }
 
