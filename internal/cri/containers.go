@@ -42,6 +42,7 @@ func containerName(m *runtimeapi.ContainerMetadata, p *engine.Pod) string {
 
 // CreateContainer creates a container in a ready sandbox.
 func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (*runtimeapi.CreateContainerResponse, error) {
+	engine.Mark("cri: create asked")
 	p, err := s.sandbox(ctx, req.GetPodSandboxId())
 	if err != nil {
 		return nil, err
@@ -149,11 +150,12 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		}
 		cfg.LogConfig.Path = path
 	}
-	co := engine.CreateOptions{Config: cfg, Name: containerName(m, p)}
+	co := engine.CreateOptions{Config: cfg, Name: containerName(m, p), Pod: p}
 	done, err := s.nri.createContainer(ctx, p, &co) // the plugins' adjustments
 	if err != nil {
 		return nil, err
 	}
+	engine.Mark("cri: create mapped")
 	c, err := s.createContainer(ctx, co, p.ID)
 	if err != nil {
 		if c != nil {
@@ -284,10 +286,16 @@ func seccompOf(sc *runtimeapi.LinuxContainerSecurityContext) (string, error) {
 // container returns the CRI container id names (an ID or unique prefix),
 // or NotFound; containers made outside the CRI are not its.
 func (s *Server) container(ctx context.Context, id string) (*engine.Container, error) {
+	return s.containerFrom(ctx, id, s.eng.Get)
+}
+
+// containerFrom is container, looking the container up with get (the
+// engine's Get, or the view's: records.go).
+func (s *Server) containerFrom(ctx context.Context, id string, get func(context.Context, string) (*engine.Container, error)) (*engine.Container, error) {
 	if id == "" {
 		return nil, errdefs.ErrInvalidArgument.WithMessage("no container ID given")
 	}
-	c, err := s.eng.Get(ctx, id)
+	c, err := get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -336,6 +344,7 @@ func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContai
 		return nil, sandboxNotRunning(err) // startpod.go
 	}
 	s.nri.postStartContainer(ctx, c.ID)
+	s.warm(ctx, c.ID)
 	return &runtimeapi.StartContainerResponse{}, nil
 }
 
@@ -430,7 +439,7 @@ func (s *Server) imageRef(ctx context.Context, c *engine.Container) string {
 // ContainerStatus reports a container: state, times, exit code and
 // reason, image, labels, annotations, mounts, log path and limits.
 func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
-	c, err := s.container(ctx, req.GetContainerId())
+	c, err := s.viewedContainer(ctx, req.GetContainerId())
 	if err != nil {
 		return nil, err
 	}
@@ -496,7 +505,11 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 // ListContainers lists the CRI containers, filtered by ID (or prefix),
 // state, sandbox ID (or prefix) and labels.
 func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
-	cs, err := s.eng.List(ctx)
+	v, err := s.view(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := v.Containers(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -55,7 +55,7 @@ func serveWith(t *testing.T, o Options, cfg config.Config) *client {
 }
 
 // serveOn serves the CRI over eng (closed at the end) and connects to it.
-func serveOn(t *testing.T, eng *engine.Engine, o Options, cfg config.Config) *client {
+func serveOn(t testing.TB, eng *engine.Engine, o Options, cfg config.Config) *client {
 	t.Helper()
 	root := cfg.Root
 	o.Root, o.RunRoot = cfg.Root, cfg.RunRoot
@@ -83,12 +83,13 @@ func serveOn(t *testing.T, eng *engine.Engine, o Options, cfg config.Config) *cl
 		if _, err := os.Stat(sock); !os.IsNotExist(err) {
 			t.Errorf("socket %s left after the server stopped (%v)", sock, err)
 		}
+		srv.Close()
 		eng.Close()
 	})
 	return &client{rt: runtimeapi.NewRuntimeServiceClient(conn), img: runtimeapi.NewImageServiceClient(conn), eng: eng, srv: srv, root: root, sock: sock}
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	return ctx

@@ -60,7 +60,11 @@ func (s *Server) GetContainerEvents(req *runtimeapi.GetEventsRequest, stream grp
 	// The sandbox status of each CRI container seen, for its DELETED
 	// event.
 	known := map[string]*runtimeapi.PodSandboxStatus{}
-	if cs, err := s.eng.List(ctx); err == nil {
+	v, err := s.view(ctx)
+	if err != nil {
+		return err
+	}
+	if cs, err := v.Containers(ctx); err == nil {
 		pods := map[string]*runtimeapi.PodSandboxStatus{}
 		for _, c := range cs {
 			if c.Config.Labels[labelName] == "" || c.Config.Pod == "" {
@@ -131,7 +135,12 @@ func (s *Server) containerEvent(ctx context.Context, ev engine.Event, known map[
 	}
 	resp := &runtimeapi.ContainerEventResponse{ContainerId: ev.ID, ContainerEventType: typ, CreatedAt: ev.Time.UnixNano()}
 	var podID string
-	if c, err := s.eng.Get(ctx, ev.ID); err == nil && c.ID == ev.ID {
+	var c *engine.Container
+	v, err := s.view(ctx)
+	if err == nil {
+		c, err = v.Container(ctx, ev.ID)
+	}
+	if err == nil && c.ID == ev.ID {
 		if c.Config.Labels[labelName] == "" || c.Config.Pod == "" {
 			return nil // not a CRI container
 		}

@@ -133,6 +133,7 @@ func Main(args []string, version string, stderr io.Writer) error {
 			RegistrationTimeout: *nriRegTO, RequestTimeout: *nriReqTO}
 	}
 	s := New(eng, o)
+	defer s.Close()
 	if err := s.Recover(ctx); err != nil {
 		log.Warn("recovering what a killed server left", "error", err)
 	}

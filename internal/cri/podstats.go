@@ -20,7 +20,7 @@ import (
 
 // podSandboxStats reads one sandbox's stats.
 func (s *Server) podSandboxStats(ctx context.Context, p *engine.Pod) (*runtimeapi.PodSandboxStats, error) {
-	cs, err := s.podContainers(ctx, p)
+	cs, err := s.viewedPodContainers(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +87,11 @@ func (s *Server) PodSandboxStats(ctx context.Context, req *runtimeapi.PodSandbox
 // ListPodSandboxStats reports the stats of the CRI sandboxes, filtered
 // by ID (or prefix) and labels.
 func (s *Server) ListPodSandboxStats(ctx context.Context, req *runtimeapi.ListPodSandboxStatsRequest) (*runtimeapi.ListPodSandboxStatsResponse, error) {
-	pods, err := s.eng.ListPods(ctx)
+	v, err := s.view(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pods, err := v.Pods(ctx)
 	if err != nil {
 		return nil, err
 	}

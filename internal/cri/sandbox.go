@@ -221,10 +221,16 @@ func portMapping(pm *runtimeapi.PortMapping) (engine.PortMapping, error) {
 // sandbox returns the CRI pod id names (an ID or unique ID prefix), or a
 // NotFound error; pods `hull pod create` made are not sandboxes.
 func (s *Server) sandbox(ctx context.Context, id string) (*engine.Pod, error) {
+	return s.sandboxFrom(ctx, id, s.eng.GetPod)
+}
+
+// sandboxFrom is sandbox, looking the pod up with get (the engine's
+// GetPod, or the view's: records.go).
+func (s *Server) sandboxFrom(ctx context.Context, id string, get func(context.Context, string) (*engine.Pod, error)) (*engine.Pod, error) {
 	if id == "" {
 		return nil, errdefs.ErrInvalidArgument.WithMessage("no pod sandbox ID given")
 	}
-	p, err := s.eng.GetPod(ctx, id)
+	p, err := get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -325,7 +331,11 @@ func namespaceOptions(p *engine.Pod) *runtimeapi.NamespaceOption {
 // pinned, its IPs, namespace modes, labels and annotations; verbose adds
 // the engine's pod record as "info".
 func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
-	p, err := s.sandbox(ctx, req.GetPodSandboxId())
+	p, err := s.viewedSandbox(ctx, req.GetPodSandboxId())
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.view(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -340,7 +350,7 @@ func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandbo
 	}
 	if p.Config.Network != engine.NetworkHost {
 		st.Network = &runtimeapi.PodSandboxNetworkStatus{}
-		for i, ip := range s.eng.PodIPs(p) {
+		for i, ip := range v.PodIPs(p) {
 			if i == 0 {
 				st.Network.Ip = ip.String()
 			} else {
@@ -359,7 +369,11 @@ func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandbo
 // ListPodSandbox lists the CRI sandboxes (not `hull pod create`'s),
 // newest first, filtered by ID (or prefix), state and labels.
 func (s *Server) ListPodSandbox(ctx context.Context, req *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
-	pods, err := s.eng.ListPods(ctx)
+	v, err := s.view(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pods, err := v.Pods(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -22,10 +22,10 @@ import (
 // serveRuntime serves the CRI over an engine that runs containers: hull
 // monitors ($HULL_BIN), hull-init and hull-shim beside it, and the test
 // root's own default network. The busybox fixture is pulled.
-func serveRuntime(t *testing.T) (*client, *testenv.Fixtures) { return serveRuntimeWith(t, Options{}) }
+func serveRuntime(t testing.TB) (*client, *testenv.Fixtures) { return serveRuntimeWith(t, Options{}) }
 
 // serveRuntimeWith is serveRuntime with server options o.
-func serveRuntimeWith(t *testing.T, o Options) (*client, *testenv.Fixtures) {
+func serveRuntimeWith(t testing.TB, o Options) (*client, *testenv.Fixtures) {
 	t.Helper()
 	hull := os.Getenv("HULL_BIN")
 	if os.Geteuid() != 0 || hull == "" {
@@ -59,7 +59,7 @@ func serveRuntimeWith(t *testing.T, o Options) (*client, *testenv.Fixtures) {
 }
 
 // sandboxConfig is a pod named name as kubelet would send it.
-func sandboxConfig(t *testing.T, name string) *runtimeapi.PodSandboxConfig {
+func sandboxConfig(t testing.TB, name string) *runtimeapi.PodSandboxConfig {
 	return &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: name, Uid: "uid-" + name, Namespace: "default", Attempt: 1},
 		Hostname:     name,
@@ -73,7 +73,7 @@ func sandboxConfig(t *testing.T, name string) *runtimeapi.PodSandboxConfig {
 	}
 }
 
-func runSandbox(t *testing.T, c *client, cfg *runtimeapi.PodSandboxConfig) string {
+func runSandbox(t testing.TB, c *client, cfg *runtimeapi.PodSandboxConfig) string {
 	t.Helper()
 	r, err := c.rt.RunPodSandbox(ctxT(t), &runtimeapi.RunPodSandboxRequest{Config: cfg})
 	if err != nil {
@@ -187,7 +187,7 @@ func TestPodSandboxLifecycle(t *testing.T) {
 }
 
 // createContainer creates a busybox container running args in pod id.
-func createContainer(t *testing.T, c *client, f *testenv.Fixtures, podID string, pod *runtimeapi.PodSandboxConfig, name string, mod func(*runtimeapi.ContainerConfig), args ...string) string {
+func createContainer(t testing.TB, c *client, f *testenv.Fixtures, podID string, pod *runtimeapi.PodSandboxConfig, name string, mod func(*runtimeapi.ContainerConfig), args ...string) string {
 	t.Helper()
 	cc := &runtimeapi.ContainerConfig{
 		Metadata: &runtimeapi.ContainerMetadata{Name: name, Attempt: 0},
@@ -206,7 +206,7 @@ func createContainer(t *testing.T, c *client, f *testenv.Fixtures, podID string,
 	return r.ContainerId
 }
 
-func startContainer(t *testing.T, c *client, id string) {
+func startContainer(t testing.TB, c *client, id string) {
 	t.Helper()
 	if _, err := c.rt.StartContainer(ctxT(t), &runtimeapi.StartContainerRequest{ContainerId: id}); err != nil {
 		t.Fatalf("StartContainer: %v", err)

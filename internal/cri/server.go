@@ -112,6 +112,10 @@ type Server struct {
 	users sync.Map
 	// spares are the warm spare monitors (spares.go; nil: none).
 	spares *sparePool
+	// records is the in-memory view the status and list calls answer
+	// from (records.go), made on first use; recordsMu guards its making.
+	recordsMu sync.Mutex
+	records   *engine.View
 }
 
 // New makes the service over eng, which the caller keeps open while the

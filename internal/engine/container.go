@@ -207,23 +207,34 @@ const containerColumns = `id, name, image, image_id, image_digest, created, stat
 type scanner interface{ Scan(...any) error }
 
 func scanContainer(row scanner) (*Container, error) {
+	c, cfg, err := scanContainerRow(row)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(cfg), &c.Config); err != nil {
+		return nil, fmt.Errorf("container %s: config: %w", c.ID, err)
+	}
+	return c, nil
+}
+
+// scanContainerRow reads a container's row (containerColumns) but for
+// its configuration, which it returns as stored (View decodes only the
+// ones that changed).
+func scanContainerRow(row scanner) (*Container, string, error) {
 	var c Container
 	var created, started, finished, backoff, claimUntil int64
 	var cfg string
 	if err := row.Scan(&c.ID, &c.Name, &c.Image, &c.ImageID, &c.ImageDigest, &created, &c.State, &c.Stage, &c.Pid, &c.PidStart,
 		&c.MonitorPid, &c.MonitorStart, &c.BootID, &c.ExitCode, &c.Signal, &c.OOMKilled, &c.MemoryPeak, &c.MemoryLimit,
 		&c.Error, &started, &finished, &c.RestartCount, &backoff, &c.StopRequested, &cfg, &c.ClaimPid, &c.ClaimStart, &claimUntil); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	c.Created = fromNanos(created)
 	c.Started = fromNanos(started)
 	c.Finished = fromNanos(finished)
 	c.BackoffUntil = fromNanos(backoff)
 	c.ClaimUntil = fromNanos(claimUntil)
-	if err := json.Unmarshal([]byte(cfg), &c.Config); err != nil {
-		return nil, fmt.Errorf("container %s: config: %w", c.ID, err)
-	}
-	return &c, nil
+	return &c, cfg, nil
 }
 
 func fromNanos(n int64) time.Time {

@@ -20,7 +20,6 @@ import (
 
 	"github.com/containerd/errdefs"
 	securejoin "github.com/cyphar/filepath-securejoin"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -50,6 +49,10 @@ type CreateOptions struct {
 	// written before Create returns, as without a spare. The caller keeps
 	// it. nil: the engine's own spare, if any (UseSpare).
 	Spare *Spare
+	// Pod is the record of the pod Config.Pod names (by ID) when the
+	// caller has just read it, as the CRI has: Create does not read it
+	// again. nil: Create reads it.
+	Pod *Pod
 }
 
 // StartError is a process that could not be started: a container's
@@ -139,9 +142,10 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 		}
 	}
 	if cfg.Pod != "" {
-		if _, err := e.joinPod(ctx, &cfg); err != nil {
+		if _, err := e.joinPod(ctx, &cfg, o.Pod); err != nil {
 			return nil, err
 		}
+		trace.Mark("create: pod joined")
 	}
 	if err := e.resolveNetwork(ctx, &cfg); err != nil {
 		return nil, err
@@ -189,11 +193,29 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	}
 	c.ImageID, c.ImageDigest = rec.ConfigID.String(), rec.Digest.String()
 	c.ImageUser = cf.Config.User
-	e.update(ctx, id, map[string]any{"image_id": c.ImageID, "image_digest": c.ImageDigest, "stage": StageCreate})
+	// The image and the layers it needs, retained for the container (a
+	// layer retained is safe from a concurrent prune), in one commit.
+	chains := layerChains(cf)
+	err = e.db.Tx(ctx, func(tx *sql.Tx) error {
+		if err := e.updateIn(ctx, tx, id, map[string]any{"image_id": c.ImageID, "image_digest": c.ImageDigest, "stage": StageCreate}); err != nil {
+			return err
+		}
+		if len(chains) == 0 {
+			return nil
+		}
+		return snapshot.RetainIn(tx, ownerKey(id), chains...)
+	})
+	if err != nil {
+		return fail(StageCreate, fmt.Errorf("record the container's image: %w", err))
+	}
 	c.Stage = StageCreate
 	trace.Mark("create: image resolved")
 
-	if err := e.prepareRootfs(ctx, id, cf, cfg.AutoRemove, &cfg.Spec); err != nil {
+	parent := ""
+	if len(chains) > 0 {
+		parent = chains[len(chains)-1]
+	}
+	if err := e.prepareRootfs(ctx, id, parent, cfg.AutoRemove, &cfg.Spec); err != nil {
 		return fail(StageCreate, err)
 	}
 	trace.Mark("create: rootfs mounted")
@@ -258,6 +280,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	}()
 	data, _ := json.Marshal(c.Config)
 	e.update(ctx, id, map[string]any{"config": string(data)})
+	trace.Mark("create: config recorded")
 	if err := <-checked; err != nil {
 		c.cannotRun = err
 	}
@@ -265,6 +288,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 		if err := c.waitConfig(); err != nil {
 			return fail(StageCreate, err)
 		}
+		trace.Mark("create: config.json written")
 		return c, nil
 	}
 	// The lock is held until config.json is written: a container with
@@ -567,19 +591,14 @@ func (e *Engine) checkPlatform(rec *image.Record, platform string) error {
 }
 
 // prepareRootfs makes the container's writable snapshot over the image's
-// layers and mounts it.
-func (e *Engine) prepareRootfs(ctx context.Context, id string, cf *v1.ConfigFile, volatile bool, o *spec.Options) error {
-	parent := ""
-	if chains := layerChains(cf); len(chains) > 0 {
-		if err := e.snap.Retain(ctx, ownerKey(id), chains...); err != nil {
-			return err
-		}
-		parent = chains[len(chains)-1]
-	}
-	if _, err := e.snap.Prepare(ctx, snapshotKey(id), parent); err != nil {
+// layers (parent: the top one's chain ID, retained already; "" for none)
+// and mounts it.
+func (e *Engine) prepareRootfs(ctx context.Context, id, parent string, volatile bool, o *spec.Options) error {
+	mounts, err := e.snap.Prepare(ctx, snapshotKey(id), parent)
+	if err != nil {
 		return fmt.Errorf("prepare the container's writable layer: %w", err)
 	}
-	return e.mount(ctx, id, volatile, o) // a layer just made is mounted nowhere
+	return e.mountLayer(id, volatile, o, mounts) // a layer just made is mounted nowhere
 }
 
 // mountRootfs mounts the container's snapshot unless it is mounted (after a
@@ -603,11 +622,17 @@ func (e *Engine) mountRootfs(ctx context.Context, id string, volatile bool, o *s
 // exits, and never remounted after a crash.
 // Kernels before 5.10 lack the option; the mount is then an ordinary one.
 func (e *Engine) mount(ctx context.Context, id string, volatile bool, o *spec.Options) error {
-	target := e.rootfs(id)
 	mounts, err := e.snap.Mounts(ctx, snapshotKey(id))
 	if err != nil {
 		return fmt.Errorf("container %s: %w", id, err)
 	}
+	return e.mountLayer(id, volatile, o, mounts)
+}
+
+// mountLayer is mount of the snapshot's mounts, as read already (Prepare
+// returns them: Create reads them once).
+func (e *Engine) mountLayer(id string, volatile bool, o *spec.Options, mounts []snapshot.Mount) error {
+	target := e.rootfs(id)
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return err
 	}
@@ -619,7 +644,7 @@ func (e *Engine) mount(ctx context.Context, id string, volatile bool, o *spec.Op
 		if err := snapshot.ClearVolatile(mounts); err != nil {
 			return err
 		}
-		err = mountAll(snapshot.Volatile(mounts), target)
+		err := mountAll(snapshot.Volatile(mounts), target)
 		if err == nil || !errors.Is(err, unix.EINVAL) {
 			return err
 		}

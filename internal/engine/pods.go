@@ -208,20 +208,36 @@ const podColumns = `id, name, created, state, config`
 // scanPod reads a pod's row (podColumns), with its state checked against
 // the host.
 func (e *Engine) scanPod(row scanner) (*Pod, error) {
+	p, cfg, err := scanPodRow(row)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(cfg), &p.Config); err != nil {
+		return nil, fmt.Errorf("pod %s: config: %w", p.Name, err)
+	}
+	e.checkPinned(p)
+	return p, nil
+}
+
+// scanPodRow reads a pod's row (podColumns) but for its configuration,
+// which it returns as stored.
+func scanPodRow(row scanner) (*Pod, string, error) {
 	var p Pod
 	var created int64
 	var cfg string
 	if err := row.Scan(&p.ID, &p.Name, &created, &p.State, &cfg); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	p.Created = time.Unix(0, created).UTC()
-	if err := json.Unmarshal([]byte(cfg), &p.Config); err != nil {
-		return nil, fmt.Errorf("pod %s: config: %w", p.Name, err)
-	}
-	if p.State == PodRunning && !e.podPinned(&p) {
+	return &p, cfg, nil
+}
+
+// checkPinned records a running pod whose namespaces are no longer
+// pinned as exited.
+func (e *Engine) checkPinned(p *Pod) {
+	if p.State == PodRunning && !e.podPinned(p) {
 		p.State = PodExited // the host rebooted, or its pins went
 	}
-	return &p, nil
 }
 
 // podPinned says whether a running pod's namespaces are still pinned.
@@ -476,11 +492,18 @@ func (e *Engine) writePodFiles(ctx context.Context, p *Pod, ips []netip.Addr) er
 
 // joinPod makes a new container's config join pod p (hull run --pod, a
 // CRI container): its namespaces, its host name and its /etc files; the
-// pod is started if it is not running.
-func (e *Engine) joinPod(ctx context.Context, cfg *Config) (*Pod, error) {
-	p, err := e.GetPod(ctx, cfg.Pod)
-	if err != nil {
-		return nil, err
+// pod is started if it is not running. read is the pod's record if the
+// caller has it (CreateOptions.Pod), else nil.
+func (e *Engine) joinPod(ctx context.Context, cfg *Config, read *Pod) (*Pod, error) {
+	p := read
+	if p == nil || p.ID != cfg.Pod {
+		var err error
+		if p, err = e.GetPod(ctx, cfg.Pod); err != nil {
+			return nil, err
+		}
+	} else {
+		cp := *p // upPod may update it
+		p = &cp
 	}
 	o, n := &cfg.Spec, &cfg.Net
 	switch {

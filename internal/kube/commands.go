@@ -567,7 +567,9 @@ func (e *env) finishDelete(r *PodRecord, wait bool) error {
 			}
 			// The supervisor's teardown, in this process, under the lock
 			// a supervisor takes (if one just took it, it does the work).
-			if err := Supervise(context.Background(), srv, r.Dir, e.cfg.KubeCgroupRoot(), e.log, nil); err != nil {
+			err = Supervise(context.Background(), srv, r.Dir, e.cfg.KubeCgroupRoot(), e.log, nil)
+			srv.Close()
+			if err != nil {
 				return err
 			}
 			continue

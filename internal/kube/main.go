@@ -236,6 +236,7 @@ func (e *env) superviseCmd() *cobra.Command {
 			if _, err := os.Stat(filepath.Join(args[0], "kubelet.json")); errors.Is(err, os.ErrNotExist) {
 				e.armMonitorSpare() // a new pod (spare.go)
 			}
+			defer srv.Close()
 			ctx := context.Background()
 			err = Supervise(ctx, srv, args[0], e.cfg.KubeCgroupRoot(), e.log, e.reconcileDeployments) // a deployment pod's changes move its rollout
 			if err != nil && !errors.Is(err, context.Canceled) {

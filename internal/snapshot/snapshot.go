@@ -864,17 +864,25 @@ func (s *Snapshotter) Retain(ctx context.Context, owner string, chainIDs ...stri
 	if owner == "" {
 		return fmt.Errorf("retain: empty owner")
 	}
-	return s.db.Tx(ctx, func(tx *sql.Tx) error {
-		for _, c := range chainIDs {
-			if err := checkDigest("chain ID", c); err != nil {
-				return fmt.Errorf("retain for %s: %w", owner, err)
-			}
-			if _, err := tx.Exec(`INSERT OR IGNORE INTO snapshot_refs(owner, chain_id) VALUES(?, ?)`, owner, c); err != nil {
-				return fmt.Errorf("retain %s for %s: %w", c, owner, err)
-			}
+	return s.db.Tx(ctx, func(tx *sql.Tx) error { return RetainIn(tx, owner, chainIDs...) })
+}
+
+// RetainIn is Retain as part of tx, a transaction of the caller's that
+// records the owner in the same commit (a container's creation records
+// its image and retains its layers in one).
+func RetainIn(tx *sql.Tx, owner string, chainIDs ...string) error {
+	if owner == "" {
+		return fmt.Errorf("retain: empty owner")
+	}
+	for _, c := range chainIDs {
+		if err := checkDigest("chain ID", c); err != nil {
+			return fmt.Errorf("retain for %s: %w", owner, err)
 		}
-		return nil
-	})
+		if _, err := tx.Exec(`INSERT OR IGNORE INTO snapshot_refs(owner, chain_id) VALUES(?, ?)`, owner, c); err != nil {
+			return fmt.Errorf("retain %s for %s: %w", c, owner, err)
+		}
+	}
+	return nil
 }
 
 // Owners lists every owner that retains a layer stack.
