@@ -1,11 +1,14 @@
 package kube
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"hull/internal/engine"
 )
@@ -33,6 +36,12 @@ func TestSupervisorPIDOfSpare(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		// Until its exec, the child's environment is this process's.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid)); strings.HasPrefix(string(b), "sleep\x00") {
+				break
+			}
+		}
 		return cmd
 	}
 	record := func(d string, pid int) {
