@@ -85,6 +85,7 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 			return nil, err
 		}
 	}
+	e.awaitMonitorGone(c)
 	claimed := false
 	err := e.db.Tx(ctx, func(tx *sql.Tx) error {
 		var state string
@@ -244,14 +245,20 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) (*
 		"claim_until": time.Now().Add(timeout).UnixNano()})
 	// A --rm container's monitor removes it once it has stopped: gone
 	// counts as stopped, and the stop succeeds (as docker's).
-	settle := func(timeout time.Duration) (*Container, error) {
+	// With w, the exit is recorded here as soon as the container's shim
+	// leaves it (stopexit.go).
+	var w *exitWatch
+	settle := func(timeout time.Duration) (*Container, bool, error) {
+		if w != nil {
+			return w.settle(ctx, timeout)
+		}
 		after, err := e.poll(ctx, c.ID, timeout, (*Container).settled)
 		if IsNotFound(err) {
 			gone := *c
 			gone.State, gone.MonitorPid = StateExited, 0
-			return &gone, nil
+			return &gone, true, nil
 		}
-		return after, err
+		return after, err == nil && after.settled(), err
 	}
 	if !c.active() {
 		// Its monitor may be between an exit it recorded and a restart
@@ -260,19 +267,22 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) (*
 		if c.settled() {
 			return c, nil
 		}
-		return settle(10 * time.Second)
+		after, _, err := settle(10 * time.Second)
+		return after, err
 	}
 	sig := c.stopSignal()
+	w = e.watchExit(c)
+	defer w.close()
 	if c.State == StatePaused {
 		e.rt.Resume(c.ID)
 	}
 	e.rt.Kill(c.ID, sig, false)
 	trace.Mark("stop: signalled")
-	if after, err := settle(timeout); err != nil || after.settled() {
+	if after, done, err := settle(timeout); err != nil || done {
 		return after, err
 	}
 	e.rt.Kill(c.ID, unix.SIGKILL, true)
-	after, err := settle(10 * time.Second)
+	after, _, err := settle(10 * time.Second)
 	e.emit(ctx, c, "stop", nil)
 	return after, err
 }
@@ -474,6 +484,11 @@ func (e *Engine) removeFinish(ctx context.Context, c *Container) error {
 		// The monitor would only record an exit nobody will read (a
 		// shim first execs hull again to do so): it goes too, and the
 		// cleanup below does what it would have.
+		e.killMonitor(c)
+		e.waitMonitor(c, 10*time.Second)
+	} else if c.monitorAlive() {
+		// A monitor finishing after a stop that recorded the exit
+		// (stopexit.go): the same.
 		e.killMonitor(c)
 		e.waitMonitor(c, 10*time.Second)
 	}
