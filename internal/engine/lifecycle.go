@@ -429,6 +429,11 @@ func (e *Engine) removeClaim(ctx context.Context, ref string, force, freeName bo
 	if err != nil {
 		return nil, err
 	}
+	return e.removeClaimOf(ctx, c, ref, force, freeName)
+}
+
+// removeClaimOf is removeClaim of c, as getStarted returned it for ref.
+func (e *Engine) removeClaimOf(ctx context.Context, c *Container, ref string, force, freeName bool) (*Container, error) {
 	if e.waitDeferredRemoval(c.ID) {
 		return nil, &NotFoundError{Ref: ref}
 	}
@@ -458,7 +463,10 @@ func (e *Engine) removeClaim(ctx context.Context, ref string, force, freeName bo
 			StateRemoving, pid, start, freeName, ".removing-"+c.ID, c.ID)
 		return err
 	}
-	err = e.db.Tx(ctx, claim)
+	err := e.claimRemoval(ctx, c.ID, force, freeName)
+	if err != nil {
+		err = e.db.Tx(ctx, claim) // the refusals, a take-over, retries
+	}
 	if e.db.Full(err) && (force || !c.active()) {
 		// Not even the claim could be recorded: the container may be
 		// what filled the disk. Free the space first, then record.
@@ -488,9 +496,11 @@ func (e *Engine) removeFinish(ctx context.Context, c *Container) error {
 		e.waitMonitor(c, 10*time.Second)
 	} else if c.monitorAlive() {
 		// A monitor finishing after a stop that recorded the exit
-		// (stopexit.go): the same.
-		e.killMonitor(c)
+		// (stopexit.go) is deleting the runtime state: it is let
+		// finish (killed midway, it would leave the state directory
+		// it renamed aside), then ended if it has not.
 		e.waitMonitor(c, 10*time.Second)
+		e.killMonitor(c)
 	}
 	aside, err := e.cleanup(ctx, c)
 	e.purge(aside)

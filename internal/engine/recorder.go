@@ -56,17 +56,19 @@ func (r *recorder) Exited(x monitor.Exit) error {
 // exited records exit x once: an exit recorded already (the same finish
 // time: the engine's Stop records a shim's exit from its exit file before
 // the monitor the shim execs does, stopexit.go) changes nothing, nor do
-// its networks, events or volumes again. With pid > 0 (the stopper's) only
-// while the record still names that process. It says whether it recorded.
+// its events or volumes again (its networks, detached already, have
+// nothing left to detach). With pid > 0 (the stopper's) only while the
+// record still names that process, checked first: the networks of
+// another run are not its to detach. It says whether it recorded.
 func (r *recorder) exited(x monitor.Exit, pid int) (bool, error) {
 	at := x.At.UnixNano()
 	cond, args := "finished != ?", []any{at}
 	if pid > 0 {
 		cond, args = cond+" AND pid = ?", append(args, pid)
-	}
-	var n int
-	if err := r.e.db.QueryRowContext(bg, `SELECT count(*) FROM containers WHERE id = ? AND `+cond, append([]any{r.c.ID}, args...)...).Scan(&n); err == nil && n == 0 {
-		return false, nil
+		var n int
+		if err := r.e.db.QueryRowContext(bg, `SELECT count(*) FROM containers WHERE id = ? AND `+cond, append([]any{r.c.ID}, args...)...).Scan(&n); err == nil && n == 0 {
+			return false, nil
+		}
 	}
 	// Its ports and addresses are free once the exit shows (also those
 	// of networks connected while it ran).

@@ -77,6 +77,10 @@ func (w *exitWatch) close() {
 // from the exit file (or by the monitor meanwhile, for the same process),
 // or the container settled. done is false at the timeout.
 func (w *exitWatch) settle(ctx context.Context, timeout time.Duration) (c *Container, done bool, err error) {
+	if timeout <= 0 {
+		// No grace (a CRI stop with timeout 0): straight to SIGKILL.
+		return w.c, false, nil
+	}
 	deadline := time.Now().Add(timeout)
 	if w.pidfd >= 0 {
 		// The process's end first: a pidfd wakes at once, and a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -123,5 +124,46 @@ func TestStopRecordsTheShimsExit(t *testing.T) {
 	}
 	if die, oom := dieEvents(t, e, c.ID); die != 1 || oom != 1 {
 		t.Fatalf("%d die and %d oom events; want one of each", die, oom)
+	}
+}
+
+// The removal claim in one statement (claimRemoval) takes what nothing
+// stands in the way of, and leaves the rest to removeClaim's transaction
+// and its messages: a running container without force, a removal under
+// way by a live owner.
+func TestRemoveClaimInOneStatement(t *testing.T) {
+	e, c := createdTestContainer(t, "claimed")
+	ctx := context.Background()
+	if err := e.claimRemoval(ctx, c.ID, false, true); err != nil {
+		t.Fatalf("claim of a created container: %v", err)
+	}
+	got, err := e.lookup(ctx, e.db, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid, _ := self(); got.State != StateRemoving || got.Name != ".removing-"+c.ID || got.ClaimPid != pid || !got.StopRequested {
+		t.Fatalf("after the claim: state %s, name %q, claimer %d, stop %v", got.State, got.Name, got.ClaimPid, got.StopRequested)
+	}
+	// Removed by a live owner (this process): not again.
+	if err := e.claimRemoval(ctx, c.ID, true, true); err == nil {
+		t.Fatal("a second claim of a container being removed succeeded")
+	}
+	if _, err := e.removeClaimOf(ctx, got, c.ID, true, true); err == nil || !strings.Contains(err.Error(), "already in progress") {
+		t.Fatalf("removeClaimOf of a container being removed: %v; want the removal in progress named", err)
+	}
+
+	e2, r := createdTestContainer(t, "running")
+	if err := e2.update(ctx, r.ID, map[string]any{"state": StateRunning, "pid": 4242}); err != nil {
+		t.Fatal(err)
+	}
+	r.State, r.Pid = StateRunning, 4242
+	if err := e2.claimRemoval(ctx, r.ID, false, false); err == nil {
+		t.Fatal("claim of a running container without force succeeded")
+	}
+	if _, err := e2.removeClaimOf(ctx, r, r.ID, false, false); err == nil || !strings.Contains(err.Error(), "stop it first") {
+		t.Fatalf("removeClaimOf of a running container without force: %v; want it refused", err)
+	}
+	if err := e2.claimRemoval(ctx, r.ID, true, false); err != nil {
+		t.Fatalf("claim of a running container with force: %v", err)
 	}
 }

@@ -28,6 +28,7 @@ import (
 
 	"hull/internal/cgroups"
 	"hull/internal/streams"
+	"hull/internal/trace"
 )
 
 // Exit is how the container ended, as the shim passes it back to hull.
@@ -144,6 +145,7 @@ func Main(argv []string) error {
 	settle := time.AfterFunc(2*time.Second, trimPages)
 
 	x := Reap(a.Pid)
+	trace.Mark("shim: reaped")
 	settle.Stop()
 	if m, err := cgroups.Load(a.CgroupPath, nil); err == nil {
 		if mem, err := m.Memory(); err == nil {
@@ -151,6 +153,7 @@ func Main(argv []string) error {
 			x.MemoryPeak, x.MemoryLimit = mem.Peak, mem.Limit
 		}
 	}
+	trace.Mark("shim: stats")
 	if srv != nil {
 		srv.CloseInput()
 	} else if in != nil {
@@ -165,11 +168,13 @@ func Main(argv []string) error {
 		master.Close()
 	}
 	log.Close()
+	trace.Mark("shim: drained")
 	if a.ExitFile != "" {
 		x.Pid = a.Pid
 		if err := WriteExit(a.ExitFile, x); err != nil {
 			fmt.Fprintf(os.Stderr, "hull-shim: %v\n", err) // the monitor records it all the same
 		}
+		trace.Mark("shim: exit file written")
 	}
 
 	// Back to hull, keeping the attach listener for the monitor: a copy
