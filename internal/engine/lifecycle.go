@@ -496,11 +496,8 @@ func (e *Engine) removeFinish(ctx context.Context, c *Container) error {
 		e.waitMonitor(c, 10*time.Second)
 	} else if c.monitorAlive() {
 		// A monitor finishing after a stop that recorded the exit
-		// (stopexit.go) is deleting the runtime state: it is let
-		// finish (killed midway, it would leave the state directory
-		// it renamed aside), then ended if it has not.
-		e.waitMonitor(c, 10*time.Second)
-		e.killMonitor(c)
+		// (stopexit.go): the same (endMonitor).
+		e.endMonitor(c)
 	}
 	aside, err := e.cleanup(ctx, c)
 	e.purge(aside)
