@@ -30,7 +30,7 @@ import (
 //
 // The monitor may so outlive the stop by those milliseconds. What must
 // not run beside it waits for it: a Start (awaitMonitorGone: a new run's
-// runtime state has the same id) and a removal (removeFinish ends it:
+// runtime state has the same id) and a removal (removeFinish lets it finish:
 // endMonitor).
 // An --rm container is removed by its monitor: its stop still waits for
 // that, as does one whose monitor is not a shim (no exit file comes; the
@@ -171,15 +171,17 @@ func (e *Engine) awaitMonitorGone(c *Container) {
 	}
 }
 
-// endMonitor ends the monitor of c, not active, that a stop left finishing
-// (it records nothing the removal needs: the cleanup does what it would
-// have). Killed while deleting the runtime state, it may leave the state
-// directory it renamed aside (runtime.DeleteContainer): that goes too.
-// Waiting for the monitor instead held a pod's removal right after its
-// stop for the monitor's whole start (RemovePodSandbox 26 -> 103 ms).
+// endMonitor ends the monitor of c, not active, that a stop left
+// finishing: it is let finish (it may be deleting the runtime state),
+// then killed if it has not within the wait. Killed while deleting, it
+// may leave the state directory it renamed aside
+// (runtime.DeleteContainer): that goes too. (Killing it at once spared a
+// pod's removal right after its stop the monitor's start, RemovePodSandbox
+// 103 -> 66 ms under cribench, but broke kube's crash back-off,
+// TestKubeFailureStatuses: not understood by the deadline.)
 func (e *Engine) endMonitor(c *Container) {
-	e.killMonitor(c)
 	e.waitMonitor(c, 10*time.Second)
+	e.killMonitor(c)
 	aside, _ := filepath.Glob(filepath.Join(e.rt.Root, "."+c.ID+".deleting-*"))
 	for _, dir := range aside {
 		os.RemoveAll(dir)
