@@ -26,6 +26,7 @@
 # Everything is stopped (by PID) and removed at the end.
 #
 #   bench/cri.sh     (COUNT=50 pods, ROUNDS=3, CRITEST_N=20 samples;
+#                     CRI_BENCH_NET=N other subnets and bridges, above;
 #                     BENCH_HOLD=SECONDS keeps everything, logs included,
 #                     that long before the cleanup, to look at a failure)
 set -euo pipefail
@@ -37,11 +38,15 @@ repo=$PWD
 export PATH=/usr/local/go/bin:$PATH
 . bench/lib.sh
 
-hull_bridge=hbcri0 hull_subnet=10.236.150.0/24
-ctd_bridge=cbcri0 ctd_subnet=10.236.151.0/24
+# CRI_BENCH_NET=N: the subnets 10.236.N-N+2.0/24 and bridges named
+# after N, for a second run beside another (default 150).
+net=${CRI_BENCH_NET:-150} sfx=0
+[ "$net" = 150 ] || sfx=$net
+hull_bridge=hbcri$sfx hull_subnet=10.236.$net.0/24
+ctd_bridge=cbcri$sfx ctd_subnet=10.236.$((net + 1)).0/24
 # hull's default network, when the pods are on a conflist (unused then,
 # but the engine may make it: private all the same)
-def_bridge=hbcri0d def_subnet=10.236.152.0/24
+def_bridge=hbcri${sfx}d def_subnet=10.236.$((net + 2)).0/24
 for s in "$hull_subnet" "$ctd_subnet" "$def_subnet"; do
   if ip route show | grep -q "^${s%/*}"; then
     echo "bench: $s is routed on this host already; pick other subnets" >&2

@@ -382,12 +382,12 @@ func (s *Server) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveCont
 	// killed; its unmounts, layer, cgroups and record go after
 	// (RemoveDeferred, which a crash leaves to Recover). One with image
 	// volumes is removed whole first: their release needs it gone.
-	remove := s.eng.RemoveDeferred
+	remove := func() error { return s.eng.RemoveDeferredOf(ctx, c, true) }
 	ivs := imageVolumes(c)
 	if len(ivs) > 0 {
-		remove = s.eng.Remove
+		remove = func() error { return s.eng.Remove(ctx, c.ID, true) }
 	}
-	if err := remove(ctx, c.ID, true); err != nil && !errdefs.IsNotFound(err) {
+	if err := remove(); err != nil && !errdefs.IsNotFound(err) {
 		return nil, err
 	}
 	s.users.Delete(c.ID)

@@ -482,7 +482,9 @@ func (n *nriRuntime) stopContainer(ctx context.Context, id string) {
 		return
 	}
 	c, err := n.s.eng.Get(ctx, id)
-	if err != nil || c.Config.Labels[labelName] == "" || c.Started.IsZero() {
+	// One whose removal answered is gone for the CRI (its record may
+	// outlast the answer: RemoveDeferred); its plugins were told.
+	if err != nil || c.Config.Labels[labelName] == "" || c.Started.IsZero() || removing(c) {
 		return
 	}
 	pod, err := n.podOf(ctx, c)

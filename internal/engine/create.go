@@ -514,6 +514,13 @@ type sqlExpr struct {
 
 // updateIn is update as part of x.
 func (e *Engine) updateIn(ctx context.Context, x execer, id string, cols map[string]any) error {
+	_, err := e.updateWhereIn(ctx, x, id, "", nil, cols)
+	return err
+}
+
+// updateWhereIn is updateIn only where cond (SQL, with its args) also
+// holds; it returns how many rows it changed (0 or 1).
+func (e *Engine) updateWhereIn(ctx context.Context, x execer, id, cond string, condArgs []any, cols map[string]any) (int64, error) {
 	var sets []string
 	var args []any
 	for k, v := range cols {
@@ -526,11 +533,15 @@ func (e *Engine) updateIn(ctx context.Context, x execer, id string, cols map[str
 		args = append(args, v)
 	}
 	args = append(args, id)
-	_, err := x.ExecContext(context.WithoutCancel(ctx), `UPDATE containers SET `+strings.Join(sets, ", ")+` WHERE id = ?`, args...)
-	if err != nil {
-		return fmt.Errorf("update container %s: %w", id, err)
+	where := ""
+	if cond != "" {
+		where, args = " AND "+cond, append(args, condArgs...)
 	}
-	return nil
+	res, err := x.ExecContext(context.WithoutCancel(ctx), `UPDATE containers SET `+strings.Join(sets, ", ")+` WHERE id = ?`+where, args...)
+	if err != nil {
+		return 0, fmt.Errorf("update container %s: %w", id, err)
+	}
+	return res.RowsAffected()
 }
 
 // resolveImage finds the image locally or pulls it, per the pull policy

@@ -102,6 +102,7 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 			return nil, err
 		}
 	}
+	e.awaitMonitorGone(c)
 	claimed := false
 	err := e.db.Tx(ctx, func(tx *sql.Tx) error {
 		var state string
@@ -262,14 +263,20 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) (*
 		"claim_until": time.Now().Add(timeout).UnixNano()})
 	// A --rm container's monitor removes it once it has stopped: gone
 	// counts as stopped, and the stop succeeds (as docker's).
-	settle := func(timeout time.Duration) (*Container, error) {
+	// With w, the exit is recorded here as soon as the container's shim
+	// leaves it (stopexit.go).
+	var w *exitWatch
+	settle := func(timeout time.Duration) (*Container, bool, error) {
+		if w != nil {
+			return w.settle(ctx, timeout)
+		}
 		after, err := e.poll(ctx, c.ID, timeout, (*Container).settled)
 		if IsNotFound(err) {
 			gone := *c
 			gone.State, gone.MonitorPid = StateExited, 0
-			return &gone, nil
+			return &gone, true, nil
 		}
-		return after, err
+		return after, err == nil && after.settled(), err
 	}
 	if !c.active() {
 		// Its monitor may be between an exit it recorded and a restart
@@ -278,19 +285,22 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) (*
 		if c.settled() {
 			return c, nil
 		}
-		return settle(10 * time.Second)
+		after, _, err := settle(10 * time.Second)
+		return after, err
 	}
 	sig := c.stopSignal()
+	w = e.watchExit(c)
+	defer w.close()
 	if c.State == StatePaused {
 		e.rt.Resume(c.ID)
 	}
 	e.rt.Kill(c.ID, sig, false)
 	trace.Mark("stop: signalled")
-	if after, err := settle(timeout); err != nil || after.settled() {
+	if after, done, err := settle(timeout); err != nil || done {
 		return after, err
 	}
 	e.rt.Kill(c.ID, unix.SIGKILL, true)
-	after, err := settle(10 * time.Second)
+	after, _, err := settle(10 * time.Second)
 	e.emit(ctx, c, "stop", nil)
 	return after, err
 }
@@ -437,6 +447,11 @@ func (e *Engine) removeClaim(ctx context.Context, ref string, force, freeName bo
 	if err != nil {
 		return nil, err
 	}
+	return e.removeClaimOf(ctx, c, ref, force, freeName)
+}
+
+// removeClaimOf is removeClaim of c, as getStarted returned it for ref.
+func (e *Engine) removeClaimOf(ctx context.Context, c *Container, ref string, force, freeName bool) (*Container, error) {
 	if e.waitDeferredRemoval(c.ID) {
 		return nil, &NotFoundError{Ref: ref}
 	}
@@ -466,7 +481,10 @@ func (e *Engine) removeClaim(ctx context.Context, ref string, force, freeName bo
 			StateRemoving, pid, start, freeName, ".removing-"+c.ID, c.ID)
 		return err
 	}
-	err = e.db.Tx(ctx, claim)
+	err := e.claimRemoval(ctx, c.ID, force, freeName)
+	if err != nil {
+		err = e.db.Tx(ctx, claim) // the refusals, a take-over, retries
+	}
 	if e.db.Full(err) && (force || !c.active()) {
 		// Not even the claim could be recorded: the container may be
 		// what filled the disk. Free the space first, then record.
@@ -494,6 +512,10 @@ func (e *Engine) removeFinish(ctx context.Context, c *Container) error {
 		// cleanup below does what it would have.
 		e.killMonitor(c)
 		e.waitMonitor(c, 10*time.Second)
+	} else if c.monitorAlive() {
+		// A monitor finishing after a stop that recorded the exit
+		// (stopexit.go): the same (endMonitor).
+		e.endMonitor(c)
 	}
 	aside, err := e.cleanup(ctx, c)
 	e.purge(aside)

@@ -192,7 +192,7 @@ func (e *Engine) runMonitor(ctx context.Context, id string, o MonitorOptions, re
 	}
 	if e.ShimPath != "" && unix.Access(e.ShimPath, unix.X_OK) == nil {
 		cmd := e.MonitorCommand(c.ID, false)
-		cfg.Shim = &monitor.Shim{Path: e.ShimPath, Resume: append([]string{cmd.Path}, cmd.Args[1:]...)}
+		cfg.Shim = &monitor.Shim{Path: e.ShimPath, Resume: append([]string{cmd.Path}, cmd.Args[1:]...), ExitFile: e.exitFile(c.ID)}
 	}
 	if o.Resume != "" {
 		var x shim.Exit

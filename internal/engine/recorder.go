@@ -49,6 +49,27 @@ func (r *recorder) Started(pid int, pidStart uint64, restarts int) error {
 }
 
 func (r *recorder) Exited(x monitor.Exit) error {
+	_, err := r.exited(x, 0)
+	return err
+}
+
+// exited records exit x once: an exit recorded already (the same finish
+// time: the engine's Stop records a shim's exit from its exit file before
+// the monitor the shim execs does, stopexit.go) changes nothing, nor do
+// its events or volumes again (its networks, detached already, have
+// nothing left to detach). With pid > 0 (the stopper's) only while the
+// record still names that process, checked first: the networks of
+// another run are not its to detach. It says whether it recorded.
+func (r *recorder) exited(x monitor.Exit, pid int) (bool, error) {
+	at := x.At.UnixNano()
+	cond, args := "finished != ?", []any{at}
+	if pid > 0 {
+		cond, args = cond+" AND pid = ?", append(args, pid)
+		var n int
+		if err := r.e.db.QueryRowContext(bg, `SELECT count(*) FROM containers WHERE id = ? AND `+cond, append([]any{r.c.ID}, args...)...).Scan(&n); err == nil && n == 0 {
+			return false, nil
+		}
+	}
 	// Its ports and addresses are free once the exit shows (also those
 	// of networks connected while it ran).
 	if joinsNetworks(netMode(r.c.Config.Spec)) {
@@ -68,8 +89,12 @@ func (r *recorder) Exited(x monitor.Exit) error {
 	if x.Stage != "" {
 		cols["stage"] = x.Stage
 	}
-	return r.e.db.Tx(bg, func(tx *sql.Tx) error {
-		err := r.e.updateIn(bg, tx, r.c.ID, cols)
+	recorded := false
+	err := r.e.db.Tx(bg, func(tx *sql.Tx) error {
+		n, err := r.e.updateWhereIn(bg, tx, r.c.ID, cond, args, cols)
+		if recorded = n == 1; err != nil || !recorded {
+			return err
+		}
 		if x.OOMKilled {
 			r.e.emitIn(bg, tx, r.c, "oom", nil)
 		}
@@ -77,8 +102,9 @@ func (r *recorder) Exited(x monitor.Exit) error {
 		if x.Stage == "" { // it ran, so its volumes were mounted
 			r.e.emitVolumeMounts(bg, tx, r.c, "unmount")
 		}
-		return err
+		return nil
 	})
+	return recorded, err
 }
 
 func (r *recorder) Restarting(count int, delay time.Duration) error {

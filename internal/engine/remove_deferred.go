@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 
 	"golang.org/x/sys/unix"
 
@@ -23,7 +24,27 @@ import (
 // prune or the CRI's Recover deletes it. A Remove or RemovePod of this
 // engine that meets the container meanwhile waits for the goroutine.
 func (e *Engine) RemoveDeferred(ctx context.Context, ref string, force bool) error {
-	c, err := e.removeClaim(ctx, ref, force, true)
+	c, err := e.getStarted(ctx, ref)
+	if err != nil {
+		return err
+	}
+	return e.removeDeferred(ctx, c, ref, force)
+}
+
+// RemoveDeferredOf is RemoveDeferred of c, a container its caller has
+// just read (Get): the CRI's RemoveContainer, which reads it to check it
+// is the CRI's, so saves a second read on the path of its answer. A
+// start under way (no process recorded yet) is waited for, as by
+// RemoveDeferred; the claim checks the state again.
+func (e *Engine) RemoveDeferredOf(ctx context.Context, c *Container, force bool) error {
+	if c.State == StateRunning && c.Pid == 0 {
+		return e.RemoveDeferred(ctx, c.ID, force)
+	}
+	return e.removeDeferred(ctx, c, c.ID, force)
+}
+
+func (e *Engine) removeDeferred(ctx context.Context, c *Container, ref string, force bool) error {
+	c, err := e.removeClaimOf(ctx, c, ref, force, true)
 	if err != nil {
 		return err
 	}
@@ -66,3 +87,26 @@ func (e *Engine) waitDeferredRemoval(id string) bool {
 	}
 	return ok
 }
+
+// claimRemoval is the removal claim of container id (see removeClaim) in
+// one statement, where nothing stands in its way: not being removed
+// already, and with force or not running. Otherwise (nothing changed:
+// an error) the transaction of removeClaim decides, with its messages.
+// One statement holds the write lock for less than a transaction's
+// BEGIN, SELECT, UPDATE and COMMIT, on the path of RemoveContainer's
+// answer.
+func (e *Engine) claimRemoval(ctx context.Context, id string, force, freeName bool) error {
+	pid, start := self()
+	res, err := e.db.ExecContext(context.WithoutCancel(ctx), `UPDATE containers SET state = ?, stop_requested = 1, claim_pid = ?, claim_start = ?,
+		name = CASE WHEN ? THEN ? ELSE name END WHERE id = ? AND state != ? AND (? OR state NOT IN (?, ?, ?))`,
+		StateRemoving, pid, start, freeName, ".removing-"+id, id, StateRemoving, force, StateRunning, StatePaused, StateRestarting)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return errNotClaimed
+	}
+	return nil
+}
+
+var errNotClaimed = errors.New("not claimed in one statement")

@@ -17,6 +17,9 @@ type Shim struct {
 	// Resume is the hull command line ("hull ... monitor ID") the shim
 	// execs to record the exit; it appends --resume and --listener-fd.
 	Resume []string
+	// ExitFile is where the shim leaves the exit before its exec back
+	// (shim.WriteExit), for the engine's Stop to record it at once.
+	ExitFile string
 }
 
 // handOver execs hull-shim in this process, which then supervises the
@@ -27,7 +30,7 @@ func (m *mon) handOver(c *runtime.Container, baseline uint64, io *stdio) {
 	args := shim.Args{
 		Pid: c.Pid, TTY: io.master != nil, HasIn: io.in != nil,
 		Log: m.cfg.LogPath, LogMaxSize: m.cfg.LogMaxSize, LogMaxFiles: m.cfg.LogMaxFiles,
-		CgroupPath: c.CgroupPath, OOMBaseline: baseline, Resume: m.cfg.Shim.Resume,
+		CgroupPath: c.CgroupPath, OOMBaseline: baseline, Resume: m.cfg.Shim.Resume, ExitFile: m.cfg.Shim.ExitFile,
 	}
 	src := map[int]*os.File{}
 	if io.master != nil {

@@ -253,6 +253,7 @@ func Run(cfg Config, rt *runtime.Runtime, rec Recorder, ready func(error)) error
 			// The shim reaped the container; what is left of it (stray
 			// processes, cgroups, runtime state) goes as after runOnce.
 			last = *cfg.Resume
+			trace.Mark("monitor: resumed")
 			m.rt.Delete(cfg.ID, true)
 		} else {
 			last = m.runOnce(restarts, func(err error) {

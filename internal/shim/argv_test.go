@@ -9,7 +9,7 @@ import (
 // to the same Args.
 func TestArgvParsesBack(t *testing.T) {
 	want := Args{Pid: 42, TTY: true, HasListener: true, HasIn: true, Log: "/l/container.log", LogMaxSize: 10 << 20,
-		LogMaxFiles: 3, CgroupPath: "/hull-x", OOMBaseline: 7, Resume: []string{"/bin/hull", "monitor", "x"}}
+		LogMaxFiles: 3, CgroupPath: "/hull-x", OOMBaseline: 7, ExitFile: "/r/exit.json", Resume: []string{"/bin/hull", "monitor", "x"}}
 	argv := want.Argv("/bin/hull-shim")
 	if argv[0] != "/bin/hull-shim" {
 		t.Fatalf("argv %q: path first", argv)

@@ -5,7 +5,8 @@
 // attach listener and the log. The shim copies output to the log and to
 // attached clients, routes their input, reaps the container, reads the OOM
 // count, and execs hull again ("hull monitor ID --resume ...") only to
-// record the exit and apply the restart policy. A running container so
+// record the exit and apply the restart policy (a stop records it sooner,
+// from the exit file the shim leaves first: exitfile.go). A running container so
 // costs the resident memory of this small static program, not of hull.
 //
 // It is pure Go (CGO_ENABLED=0): hull-shim is built static.
@@ -27,6 +28,7 @@ import (
 
 	"hull/internal/cgroups"
 	"hull/internal/streams"
+	"hull/internal/trace"
 )
 
 // Exit is how the container ended, as the shim passes it back to hull.
@@ -37,6 +39,8 @@ type Exit struct {
 	At          int64  `json:"at"` // unix nanoseconds
 	MemoryPeak  uint64 `json:"peak,omitempty"`
 	MemoryLimit uint64 `json:"limit,omitempty"`
+	// Pid is the container's process that ended (in the exit file).
+	Pid int `json:"pid,omitempty"`
 }
 
 // The descriptors the monitor hands over (-1 or absent: none).
@@ -66,6 +70,9 @@ type Args struct {
 	LogMaxFiles int
 	CgroupPath  string
 	OOMBaseline uint64
+	// ExitFile, if set, is where the exit is written before the exec
+	// back into hull (WriteExit), for a stopper to record it sooner.
+	ExitFile string
 	// Resume is the hull command line that records the exit; the shim
 	// appends --resume=<Exit as JSON> (ResumeFlag) and ListenerFDFlag.
 	Resume []string
@@ -84,6 +91,7 @@ func (a *Args) flagSet() *flag.FlagSet {
 	fs.IntVar(&a.LogMaxFiles, "log-max-files", 1, "")
 	fs.StringVar(&a.CgroupPath, "cgroup", "", "")
 	fs.Uint64Var(&a.OOMBaseline, "oom-baseline", 0, "")
+	fs.StringVar(&a.ExitFile, "exit-file", "", "")
 	return fs
 }
 
@@ -137,6 +145,7 @@ func Main(argv []string) error {
 	settle := time.AfterFunc(2*time.Second, trimPages)
 
 	x := Reap(a.Pid)
+	trace.Mark("shim: reaped")
 	settle.Stop()
 	if m, err := cgroups.Load(a.CgroupPath, nil); err == nil {
 		if mem, err := m.Memory(); err == nil {
@@ -144,6 +153,7 @@ func Main(argv []string) error {
 			x.MemoryPeak, x.MemoryLimit = mem.Peak, mem.Limit
 		}
 	}
+	trace.Mark("shim: stats")
 	if srv != nil {
 		srv.CloseInput()
 	} else if in != nil {
@@ -158,6 +168,14 @@ func Main(argv []string) error {
 		master.Close()
 	}
 	log.Close()
+	trace.Mark("shim: drained")
+	if a.ExitFile != "" {
+		x.Pid = a.Pid
+		if err := WriteExit(a.ExitFile, x); err != nil {
+			fmt.Fprintf(os.Stderr, "hull-shim: %v\n", err) // the monitor records it all the same
+		}
+		trace.Mark("shim: exit file written")
+	}
 
 	// Back to hull, keeping the attach listener for the monitor: a copy
 	// above every descriptor in use, left open across the exec.
