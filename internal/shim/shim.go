@@ -141,8 +141,8 @@ func Main(argv []string) error {
 		in = os.NewFile(FDIn, "stdin")
 	}
 	outputs := streams.Pump(log, srv, out, errf, master, in)
-	trimPages()
-	settle := time.AfterFunc(2*time.Second, trimPages)
+	TrimPages()
+	settle := time.AfterFunc(2*time.Second, TrimPages)
 
 	x := Reap(a.Pid)
 	trace.Mark("shim: reaped")
