@@ -505,11 +505,7 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 // ListContainers lists the CRI containers, filtered by ID (or prefix),
 // state, sandbox ID (or prefix) and labels.
 func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
-	v, err := s.view(ctx)
-	if err != nil {
-		return nil, err
-	}
-	cs, err := v.Containers(ctx)
+	cs, err := s.viewedContainers(ctx)
 	if err != nil {
 		return nil, err
 	}

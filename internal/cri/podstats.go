@@ -87,11 +87,7 @@ func (s *Server) PodSandboxStats(ctx context.Context, req *runtimeapi.PodSandbox
 // ListPodSandboxStats reports the stats of the CRI sandboxes, filtered
 // by ID (or prefix) and labels.
 func (s *Server) ListPodSandboxStats(ctx context.Context, req *runtimeapi.ListPodSandboxStatsRequest) (*runtimeapi.ListPodSandboxStatsResponse, error) {
-	v, err := s.view(ctx)
-	if err != nil {
-		return nil, err
-	}
-	pods, err := v.Pods(ctx)
+	pods, err := s.viewedPods(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -76,6 +76,24 @@ func (s *Server) viewedPodContainers(ctx context.Context, p *engine.Pod) ([]*eng
 	return slices.DeleteFunc(cs, removing), err
 }
 
+// viewedPods are every pod, and viewedContainers every container, from
+// the view (the list calls filter them).
+func (s *Server) viewedPods(ctx context.Context) ([]*engine.Pod, error) {
+	v, err := s.view(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return v.Pods(ctx)
+}
+
+func (s *Server) viewedContainers(ctx context.Context) ([]*engine.Container, error) {
+	v, err := s.view(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return v.Containers(ctx)
+}
+
 // viewedSandbox is sandbox, from the view.
 func (s *Server) viewedSandbox(ctx context.Context, id string) (*engine.Pod, error) {
 	v, err := s.view(ctx)

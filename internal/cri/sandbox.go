@@ -369,11 +369,7 @@ func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandbo
 // ListPodSandbox lists the CRI sandboxes (not `hull pod create`'s),
 // newest first, filtered by ID (or prefix), state and labels.
 func (s *Server) ListPodSandbox(ctx context.Context, req *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
-	v, err := s.view(ctx)
-	if err != nil {
-		return nil, err
-	}
-	pods, err := v.Pods(ctx)
+	pods, err := s.viewedPods(ctx)
 	if err != nil {
 		return nil, err
 	}

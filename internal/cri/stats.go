@@ -127,11 +127,7 @@ func (s *Server) ContainerStats(ctx context.Context, req *runtimeapi.ContainerSt
 // ListContainerStats reports the CRI containers' stats, filtered by ID
 // (or prefix), sandbox ID (or prefix) and labels.
 func (s *Server) ListContainerStats(ctx context.Context, req *runtimeapi.ListContainerStatsRequest) (*runtimeapi.ListContainerStatsResponse, error) {
-	v, err := s.view(ctx)
-	if err != nil {
-		return nil, err
-	}
-	cs, err := v.Containers(ctx)
+	cs, err := s.viewedContainers(ctx)
 	if err != nil {
 		return nil, err
 	}
