@@ -7,7 +7,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // Pod-level failures, as kubelet decides them for the whole pod rather
@@ -92,41 +91,34 @@ func podSysctls(pod *v1.Pod) map[string]string {
 // active deadline has passed, killing what runs; it reports whether the
 // pod has so failed (and the round is over).
 func (k *kubelet) podFailed(ctx context.Context) bool {
-	if k.st.Reason == "" {
-		if msg := forbiddenSysctl(k.pod); msg != "" {
-			k.st.Reason, k.st.Message = "SysctlForbidden", "Pod was rejected: "+msg
-			k.event(v1.EventTypeWarning, k.st.Reason, msg)
-		} else if d := k.pod.Spec.ActiveDeadlineSeconds; d != nil && time.Since(k.st.StartTime) >= time.Duration(*d)*time.Second {
-			k.st.Reason, k.st.Message = "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
-			k.event(v1.EventTypeNormal, k.st.Reason, k.st.Message)
-		}
+	if k.st.Reason != "" { // failed before (a restarted supervisor)
+		k.refreshStatuses(ctx)
+		k.finish(ctx)
+		return true
 	}
-	if k.st.Reason == "" {
+	var reason, message string
+	if msg := forbiddenSysctl(k.pod); msg != "" {
+		reason, message = "SysctlForbidden", "Pod was rejected: "+msg
+		k.event(v1.EventTypeWarning, reason, msg)
+	} else if d := k.pod.Spec.ActiveDeadlineSeconds; d != nil && time.Since(k.st.StartTime) >= time.Duration(*d)*time.Second {
+		reason, message = "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
+		k.event(v1.EventTypeNormal, reason, message)
+	}
+	if reason == "" {
 		return false
 	}
 	grace := int64(0)
 	if g := k.pod.Spec.TerminationGracePeriodSeconds; g != nil {
 		grace = *g
 	}
-	for _, c := range append(append([]v1.Container{}, k.pod.Spec.InitContainers...), k.pod.Spec.Containers...) {
-		s := k.st.Containers[c.Name]
-		if s == nil || s.ID == "" {
-			continue
-		}
-		r, err := k.cri.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: s.ID})
-		if err != nil {
-			continue
-		}
-		if r.GetStatus().GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING {
-			k.event(v1.EventTypeNormal, "Killing", "Stopping container "+c.Name)
-			k.cri.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: s.ID, Timeout: grace})
-			if r2, err := k.cri.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: s.ID}); err == nil {
-				r = r2
-			}
-		}
-		k.status[c.Name] = r.GetStatus()
+	for _, s := range k.st.Containers {
 		s.Waiting = nil
 	}
-	k.finish(ctx)
+	// The pod shows running while its containers stop (the statuses saved
+	// meanwhile are this round's), and Failed once they have.
+	k.refreshStatuses(ctx)    // sidecar.go
+	k.stopRunning(ctx, grace) // as the teardown does (sidecar.go)
+	k.st.Reason, k.st.Message = reason, message
+	k.finish(ctx) // which reads what the stops left
 	return true
 }

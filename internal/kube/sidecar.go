@@ -66,6 +66,21 @@ func stopOrder(pod *v1.Pod) []v1.Container {
 	return out
 }
 
+// stopRunning stops the pod's running containers within grace, in
+// stopOrder, each as kubelet kills one (killContainer: its preStop hook
+// first): the teardown's and a failed pod's (podfail.go) stop.
+func (k *kubelet) stopRunning(ctx context.Context, grace int64) {
+	for _, c := range stopOrder(k.pod) {
+		s := k.st.Containers[c.Name]
+		if s == nil || s.ID == "" {
+			continue
+		}
+		if r, err := k.cri.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: s.ID}); err == nil && r.GetStatus().GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			k.killContainer(ctx, &c, s.ID, grace, "Stopping container "+c.Name) // hooks.go
+		}
+	}
+}
+
 // refreshStatuses reads the CRI status of every container the pod has.
 func (k *kubelet) refreshStatuses(ctx context.Context) {
 	for name, s := range k.st.Containers {

@@ -296,14 +296,8 @@ func (k *kubelet) sync(ctx context.Context) {
 	if !k.ensureSandbox(ctx) {
 		return
 	}
-	k.refreshVolumes() // volumes.go
-	for _, c := range append(append([]v1.Container{}, k.pod.Spec.InitContainers...), k.pod.Spec.Containers...) {
-		if s := k.st.Containers[c.Name]; s != nil && s.ID != "" {
-			if r, err := k.cri.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: s.ID}); err == nil {
-				k.status[c.Name] = r.GetStatus()
-			}
-		}
-	}
+	k.refreshVolumes()     // volumes.go
+	k.refreshStatuses(ctx) // sidecar.go
 	for i := range k.pod.Spec.InitContainers {
 		c := &k.pod.Spec.InitContainers[i]
 		if isSidecar(c) { // sidecar.go: kept running; the next waits for its start
@@ -659,15 +653,7 @@ func (k *kubelet) initFailed() bool {
 // removed.
 func (k *kubelet) teardown(ctx context.Context, grace int64, removeDir bool) error {
 	if id := k.st.SandboxID; id != "" {
-		for _, c := range stopOrder(k.pod) { // sidecar.go: sidecars last
-			s := k.st.Containers[c.Name]
-			if s == nil || s.ID == "" {
-				continue
-			}
-			if r, err := k.cri.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: s.ID}); err == nil && r.GetStatus().GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING {
-				k.killContainer(ctx, &c, s.ID, grace, "Stopping container "+c.Name)
-			}
-		}
+		k.stopRunning(ctx, grace) // sidecar.go
 		if _, err := k.cri.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
 			return fmt.Errorf("stop the sandbox of pod %s: %w", k.pod.Name, err)
 		}
