@@ -57,16 +57,11 @@ func (s *Server) find(ctx context.Context, ref string) (*imageGroup, error) {
 	if err != nil {
 		return nil, err
 	}
-	all, err := s.eng.ImageList(ctx, nil)
-	if err != nil {
-		return nil, err
+	recs, err := s.eng.ImageListID(ctx, r.ID())
+	if err != nil || len(recs) == 0 {
+		return nil, err // none: removed in between
 	}
-	for _, g := range groups(all) {
-		if g.id == r.ID() {
-			return g, nil
-		}
-	}
-	return nil, nil // removed in between
+	return groups(recs)[0], nil
 }
 
 // ListImages lists the stored images; a filter's image spec narrows the

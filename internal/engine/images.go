@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"hull/internal/config"
 	"hull/internal/image"
 	"hull/internal/reference"
-	"hull/internal/snapshot"
 )
 
 // The image service's types, as the engine's callers see them.
@@ -79,17 +79,19 @@ func (e *Engine) ImageList(ctx context.Context, filters []ImageFilter) ([]*Image
 
 // layerSizes are the content bytes of each unpacked layer, by chain ID.
 func (e *Engine) layerSizes(ctx context.Context) (map[string]int64, error) {
-	snaps, err := e.snap.List(ctx)
+	return e.snap.CommittedSizes(ctx)
+}
+
+// ImageListID is the stored records of image id (its config digest:
+// one per name or digest it is stored under), with their unpacked sizes:
+// ImageList narrowed to one image, for a status that reads no other.
+func (e *Engine) ImageListID(ctx context.Context, id string) ([]*Image, error) {
+	recs, err := e.images.List(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sizes := map[string]int64{}
-	for _, s := range snaps {
-		if s.Kind == snapshot.KindCommitted {
-			sizes[s.Name] = s.Size
-		}
-	}
-	return sizes, nil
+	recs = slices.DeleteFunc(recs, func(r *Image) bool { return r.ID() != id })
+	return recs, e.setUnpacked(ctx, recs...)
 }
 
 // setUnpacked fills in each image's unpacked size (docker's SIZE): the

@@ -43,6 +43,7 @@ type Service struct {
 	store    *store.Store
 	db       *metadata.DB
 	unpacker Unpacker
+	configs  configCache // see Config
 }
 
 // Open opens the image store under cfg.Root/images and the given database.

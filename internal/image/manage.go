@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -20,6 +21,9 @@ func (s *Service) List(ctx context.Context) ([]*Record, error) { return s.record
 
 // Config reads an image's config file from the store.
 func (s *Service) Config(r *Record) (*v1.ConfigFile, error) {
+	if cf := s.configs.get(r.ConfigID); cf != nil {
+		return cf, nil
+	}
 	data, err := s.store.ReadAll(r.ConfigID)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: config: %w", r.ConfigID.Hex[:12], err)
@@ -28,7 +32,40 @@ func (s *Service) Config(r *Record) (*v1.ConfigFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image %s: config: %w", r.ConfigID.Hex[:12], err)
 	}
+	s.configs.put(r.ConfigID, cf)
 	return cf, nil
+}
+
+// configCache keeps the image configs a long-lived process (hull-cri)
+// parsed, by digest: a config is immutable under its digest, and reading
+// and decoding it again for every image status and container creation
+// cost more than the rest of those calls. Each caller gets a copy of its
+// own to change. Bounded: emptied when full.
+type configCache struct {
+	mu sync.Mutex
+	m  map[v1.Hash]*v1.ConfigFile
+}
+
+// configCacheSize bounds configCache: a node's images, more or less.
+const configCacheSize = 256
+
+func (c *configCache) get(h v1.Hash) *v1.ConfigFile {
+	c.mu.Lock()
+	cf := c.m[h]
+	c.mu.Unlock()
+	if cf == nil {
+		return nil
+	}
+	return cf.DeepCopy()
+}
+
+func (c *configCache) put(h v1.Hash, cf *v1.ConfigFile) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= configCacheSize {
+		c.m = map[v1.Hash]*v1.ConfigFile{}
+	}
+	c.m[h] = cf.DeepCopy()
 }
 
 // Manifest reads an image's manifest from the store.

@@ -858,6 +858,28 @@ func (s *Snapshotter) List(ctx context.Context) ([]Info, error) {
 	return out, rows.Err()
 }
 
+// CommittedSizes are the content bytes of each committed snapshot (an
+// unpacked layer), by name (its chain ID): an image's unpacked size
+// without reading the containers' writable layers, as many as there are
+// containers, that List also returns.
+func (s *Snapshotter) CommittedSizes(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name, size FROM snapshots WHERE driver = ? AND kind = ?`, s.opts.Driver, KindCommitted)
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	defer rows.Close()
+	sizes := map[string]int64{}
+	for rows.Next() {
+		var name string
+		var size int64
+		if err := rows.Scan(&name, &size); err != nil {
+			return nil, fmt.Errorf("list snapshots: %w", err)
+		}
+		sizes[name] = size
+	}
+	return sizes, rows.Err()
+}
+
 // Retain records that owner needs the layer stacks chainIDs. They need not
 // be unpacked yet; retaining first protects an unpack from a concurrent Prune.
 func (s *Snapshotter) Retain(ctx context.Context, owner string, chainIDs ...string) error {
