@@ -43,7 +43,8 @@ func containerName(m *runtimeapi.ContainerMetadata, p *engine.Pod) string {
 // CreateContainer creates a container in a ready sandbox.
 func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (*runtimeapi.CreateContainerResponse, error) {
 	engine.Mark("cri: create asked")
-	p, err := s.sandbox(ctx, req.GetPodSandboxId())
+	// From the view: read again once anything was committed (a stop).
+	p, err := s.viewedSandbox(ctx, req.GetPodSandboxId())
 	if err != nil {
 		return nil, err
 	}
@@ -130,16 +131,8 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		return nil, err
 	}
 	o.IDMapBinds = true // in a user namespace (the pod's), as kubelet expects
-	// Namespaces the pod does not hold: the node's.
-	if p.Config.Labels[labelPidMode] == "host" {
-		o.PidMode = "host"
-	}
-	if p.Config.Labels[labelIpcMode] == "host" {
-		o.IpcMode = "host"
-	}
-	if p.Config.Labels[labelNetMode] == "host" {
-		o.UTSMode = "host"
-	}
+	m0 := podModes(p)
+	o.PidMode, o.IpcMode, o.UTSMode = m0.PidMode, m0.IpcMode, m0.UTSMode
 	if lp := cc.GetLogPath(); lp != "" {
 		path := filepath.Join(p.Config.LogDirectory, lp)
 		if !filepath.IsAbs(path) {
@@ -150,13 +143,20 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		}
 		cfg.LogConfig.Path = path
 	}
-	co := engine.CreateOptions{Config: cfg, Name: containerName(m, p), Pod: p}
+	// Deferred: the writable layer, the spec and config.json follow the
+	// answer (StartContainer waits for them; engine create_deferred.go).
+	co := engine.CreateOptions{Config: cfg, Name: containerName(m, p), Pod: p, Deferred: true}
+	// The spare bound to the pod's next container, with the ID it was
+	// prepared for (spares.go bindPod); closed unless handed on.
+	co.Spare, co.ID = s.spares.takeForPod(p.ID)
+	defer func() { co.Spare.Close() }()
 	done, err := s.nri.createContainer(ctx, p, &co) // the plugins' adjustments
 	if err != nil {
 		return nil, err
 	}
 	engine.Mark("cri: create mapped")
 	c, err := s.createContainer(ctx, co, p.ID)
+	co.Spare = nil // createContainer's
 	if err != nil {
 		if c != nil {
 			s.eng.Remove(context.WithoutCancel(ctx), c.ID, true)
@@ -167,6 +167,22 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	created = true
 	done(c, nil)
 	return &runtimeapi.CreateContainerResponse{ContainerId: c.ID}, nil
+}
+
+// podModes are the namespace modes of a container of pod p for the
+// namespaces the pod does not hold: the node's.
+func podModes(p *engine.Pod) spec.Options {
+	var o spec.Options
+	if p.Config.Labels[labelPidMode] == "host" {
+		o.PidMode = "host"
+	}
+	if p.Config.Labels[labelIpcMode] == "host" {
+		o.IpcMode = "host"
+	}
+	if p.Config.Labels[labelNetMode] == "host" {
+		o.UTSMode = "host"
+	}
+	return o
 }
 
 // mount is a CRI mount as a bind mount of the engine's.
@@ -336,6 +352,7 @@ func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContai
 	if err := s.nri.startContainer(ctx, c); err != nil {
 		return nil, err
 	}
+	defer s.spares.fill() // the spare taken at create is used or closed (spares.go take)
 	st, err := s.eng.Start(ctx, c.ID, engine.StartOptions{Spare: s.spares.claim(c.ID), InRunningPod: true})
 	if err == nil && st != nil {
 		err = st.Ready()

@@ -233,7 +233,9 @@ func (e *faultEnv) hostPod(ctx context.Context) (*runtimeapi.PodSandboxConfig, s
 // hull-cri killed during CreateContainer: the next server lists the
 // half-made container (kubelet then makes the next attempt and removes
 // it) or has none; RemoveContainer leaves no mount, and a retry under the
-// same name works.
+// same name works. The stages after "create: image resolved" follow the
+// answer (engine CreateOptions.Deferred): killed there, the server may
+// have answered; a start of that container then fails, saying so.
 func TestKilledDuringCreateContainer(t *testing.T) {
 	e := newFaultEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -243,10 +245,11 @@ func TestKilledDuringCreateContainer(t *testing.T) {
 		Metadata: &runtimeapi.ContainerMetadata{Name: "c"}, Image: &runtimeapi.ImageSpec{Image: e.f.Busybox.Ref},
 		Command: []string{"sleep", "60"}, LogPath: "c/0.log",
 	}
-	for _, mark := range []string{"create: recorded", "create: image resolved", "create: rootfs mounted", "create: etc files"} {
+	for _, mark := range []string{"create: recorded", "create: image resolved", "create: rootfs mounted", "create: etc files", "create: spec generated"} {
+		deferred := mark != "create: recorded" && mark != "create: image resolved"
 		t.Run(strings.NewReplacer(":", "", " ", "-").Replace(mark), func(t *testing.T) {
 			p := e.start(mark)
-			if _, err := p.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cc, SandboxConfig: pod}); err == nil {
+			if _, err := p.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cc, SandboxConfig: pod}); err == nil && !deferred {
 				t.Fatalf("CreateContainer succeeded; want the server killed at %q", mark)
 			}
 			p.killedBy(t)
@@ -259,6 +262,12 @@ func TestKilledDuringCreateContainer(t *testing.T) {
 			for _, c := range l.Containers {
 				if c.State != runtimeapi.ContainerState_CONTAINER_CREATED && c.State != runtimeapi.ContainerState_CONTAINER_EXITED {
 					t.Errorf("half-made container %s is %v; want created or exited", c.Id, c.State)
+				}
+				if c.State == runtimeapi.ContainerState_CONTAINER_CREATED {
+					_, err := p.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: c.Id})
+					if err == nil || !strings.Contains(err.Error(), "while creating") {
+						t.Errorf("StartContainer of the half-made container: %v; want its creation interrupted", err)
+					}
 				}
 				if _, err := p.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: c.Id}); err != nil {
 					t.Errorf("RemoveContainer %s: %v", c.Id, err)

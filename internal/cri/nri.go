@@ -347,7 +347,9 @@ func (n *nriRuntime) createContainer(ctx context.Context, p *engine.Pod, o *engi
 	if n.off() { // checked with sync blocked: no plugin can join unseen
 		return func(*engine.Container, error) { unblock() }, nil
 	}
-	o.ID = engine.NewID()
+	if o.ID == "" { // else chosen for the pod's spare (spares.go)
+		o.ID = engine.NewID()
+	}
 	planned := &engine.Container{ID: o.ID, Name: o.Name, State: engine.StateCreated, Created: time.Now(), Config: o.Config}
 	planned.Config.Spec.ID = o.ID
 	pod := n.pod(p)

@@ -181,9 +181,9 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	}
 	engine.Mark("cri: sandbox recorded")
 	err = makePodCgroup(cfg.CgroupParent, labels[labelCgroup], c.GetLinux())
+	var started *engine.Pod
 	if err == nil {
 		engine.Mark("cri: sandbox cgroup made")
-		var started *engine.Pod
 		if started, err = s.eng.StartPod(ctx, p.ID); err == nil {
 			err = s.nri.runPodSandbox(ctx, started)
 		}
@@ -192,6 +192,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		s.removeSandbox(context.WithoutCancel(ctx), p)
 		return nil, err
 	}
+	s.spares.bindPod(ctx, started, podModes(started)) // spares.go
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: p.ID}, nil
 }
 
@@ -257,9 +258,13 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSand
 	if err := s.nri.stopPodSandbox(ctx, p); err != nil {
 		return nil, err
 	}
-	// A container never started keeps no process in the pod's namespaces.
-	s.spares.dropPod(p.ID)
-	if _, err := s.eng.StopPod(ctx, p.ID, 0); err != nil {
+	// A container never started keeps no process in the pod's namespaces
+	// (its spare's early process ends while the pod stops).
+	err = s.spares.dropPodWhile(p.ID, func() error {
+		_, err := s.eng.StopPod(ctx, p.ID, 0)
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	return &runtimeapi.StopPodSandboxResponse{}, nil

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"hull/internal/engine"
+	"hull/internal/spec"
 )
 
 // sparePool is hull-cri's small pool of warm spare monitors (engine
@@ -12,8 +13,9 @@ import (
 // open), so that StartContainer does not start a monitor from nothing
 // (docs/cri.md "Benchmark"). Each container takes its own spare:
 //
-//   - CreateContainer takes an idle spare from the pool (refilled in the
-//     background) and binds it to the container: Create sends it the
+//   - CreateContainer takes an idle spare from the pool (refilled once
+//     that spare is started or closed: see take) and binds it to the
+//     container: Create sends it the
 //     container's spec and record (engine.CreateOptions.Spare), and it
 //     starts the container's process in the pod's namespaces and opens
 //     its log and attach socket while the container is CREATED (engine
@@ -39,6 +41,7 @@ type sparePool struct {
 	idle     []*engine.Spare
 	starting int                   // spares being started by fill
 	bound    map[string]boundSpare // container ID -> its spare
+	podNext  map[string]podSpare   // pod ID -> the spare of its next container (bindPod)
 	closed   bool
 	wg       sync.WaitGroup // fill goroutines, closes
 }
@@ -49,13 +52,20 @@ type boundSpare struct {
 	pod   string
 }
 
+// podSpare is a spare bound to a pod's next container, and the ID chosen
+// for that container.
+type podSpare struct {
+	spare *engine.Spare
+	id    string
+}
+
 // newSparePool is a pool of size spares over eng (nil if size is 0). It
 // starts none before fill.
 func newSparePool(eng *engine.Engine, size int) *sparePool {
 	if size <= 0 {
 		return nil
 	}
-	return &sparePool{eng: eng, size: size, bound: map[string]boundSpare{}}
+	return &sparePool{eng: eng, size: size, bound: map[string]boundSpare{}, podNext: map[string]podSpare{}}
 }
 
 // fill starts, in the background, the spares that make the pool whole.
@@ -83,12 +93,70 @@ func (p *sparePool) fill() {
 }
 
 // take is an idle spare for a container being created (nil: none ready,
-// the container goes without); the pool is refilled behind it.
+// the container goes without). The pool is refilled once the spare is
+// done with (StartContainer's answer, or closed unused: drop), not now:
+// a spare's start (a hull process, its Go runtime and database, tens of
+// milliseconds of processor time) would compete with the bound spare's
+// own work for the container's start, which follows at once.
 func (p *sparePool) take() *engine.Spare {
 	if p == nil {
 		return nil
 	}
 	p.mu.Lock()
+	s := p.idleLocked()
+	p.mu.Unlock()
+	if s == nil {
+		p.fill()
+	}
+	return s
+}
+
+// bindPod binds an idle spare to pod's next container, as RunPodSandbox
+// ends: it chooses the container's ID and sends the spare what the
+// container's first process needs (engine PrepareSpare, with o, the
+// container's namespace modes), so that the process is waiting in the
+// pod's namespaces, its Go runtime started, by the time CreateContainer
+// comes (kubelet pulls the image first; critest asks at once). The pool is
+// refilled once that spare is used or closed (take).
+func (p *sparePool) bindPod(ctx context.Context, pod *engine.Pod, o spec.Options) {
+	if p == nil || pod == nil {
+		return
+	}
+	p.mu.Lock()
+	s := p.idleLocked()
+	p.mu.Unlock()
+	if s == nil {
+		return
+	}
+	id := engine.NewID()
+	p.eng.PrepareSpare(ctx, s, id, pod, o)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, taken := p.podNext[pod.ID]; p.closed || taken {
+		go s.Close()
+		return
+	}
+	p.podNext[pod.ID] = podSpare{spare: s, id: id}
+}
+
+// takeForPod is the spare bound to pod's next container (bindPod) and the
+// ID chosen for it, which the caller then owns; nil and "" if none.
+func (p *sparePool) takeForPod(pod string) (*engine.Spare, string) {
+	if p == nil {
+		return nil, ""
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ps, ok := p.podNext[pod]
+	if !ok {
+		return nil, ""
+	}
+	delete(p.podNext, pod)
+	return ps.spare, ps.id
+}
+
+// idleLocked takes an idle spare that is still alive (nil: none).
+func (p *sparePool) idleLocked() *engine.Spare {
 	var s *engine.Spare
 	for len(p.idle) > 0 && s == nil {
 		s, p.idle = p.idle[0], p.idle[1:]
@@ -97,15 +165,15 @@ func (p *sparePool) take() *engine.Spare {
 			s = nil
 		}
 	}
-	p.mu.Unlock()
-	p.fill()
 	return s
 }
 
 // createContainer is engine Create with a spare of the pool's, if one is
 // ready, bound to the container it made (closed if the creation failed).
 func (s *Server) createContainer(ctx context.Context, co engine.CreateOptions, pod string) (*engine.Container, error) {
-	co.Spare = s.spares.take()
+	if co.Spare == nil {
+		co.Spare = s.spares.take()
+	}
 	c, err := s.eng.Create(ctx, co)
 	if co.Spare == nil {
 		return c, err
@@ -161,7 +229,25 @@ func (p *sparePool) boundPid(id string) int {
 // end what it prepared (its log, its attach socket), before the
 // container's removal.
 func (p *sparePool) drop(id string) {
-	p.claim(id).Close()
+	if p == nil {
+		return
+	}
+	p.eng.AwaitCreation(id) // it may still be sending the spare the spec
+	if s := p.claim(id); s != nil {
+		s.Close()
+		p.fill()
+	}
+}
+
+// dropPodWhile closes the spares of pod's containers (dropPod) while
+// during runs: StopPodSandbox stops the pod meanwhile (a spare's end, its
+// early process killed and its cgroups removed, takes milliseconds).
+func (p *sparePool) dropPodWhile(pod string, during func() error) error {
+	done := make(chan struct{})
+	go func() { p.dropPod(pod); close(done) }()
+	err := during()
+	<-done
+	return err
 }
 
 // dropPod closes the spares of pod's containers (see drop).
@@ -171,14 +257,26 @@ func (p *sparePool) dropPod(pod string) {
 	}
 	p.mu.Lock()
 	var ss []*engine.Spare
+	var ids []string
 	for id, b := range p.bound {
 		if b.pod == pod {
 			ss = append(ss, b.spare)
+			ids = append(ids, id)
 			delete(p.bound, id)
 		}
 	}
+	if ps, ok := p.podNext[pod]; ok {
+		ss = append(ss, ps.spare)
+		delete(p.podNext, pod)
+	}
 	p.mu.Unlock()
+	for _, id := range ids {
+		p.eng.AwaitCreation(id) // see drop
+	}
 	closeAll(ss)
+	if len(ss) > 0 {
+		p.fill()
+	}
 }
 
 // close closes every spare, idle or bound, and waits for them (the
@@ -194,6 +292,10 @@ func (p *sparePool) close() {
 	for id, b := range p.bound {
 		ss = append(ss, b.spare)
 		delete(p.bound, id)
+	}
+	for pod, ps := range p.podNext {
+		ss = append(ss, ps.spare)
+		delete(p.podNext, pod)
 	}
 	p.mu.Unlock()
 	closeAll(ss)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"hull/internal/engine"
 )
 
 // idleSpares is how many spares p has ready.
@@ -22,15 +24,127 @@ func (p *sparePool) idleSpares() int {
 	return len(p.idle)
 }
 
-// waitSpare waits until the server's pool has a spare ready (filled in
-// the background), so that the next CreateContainer binds one.
-func waitSpare(t *testing.T, c *client) {
+// podSpare is the spare bound to pod's next container and its ID (nil,
+// "": none).
+func (p *sparePool) podSpare(pod string) (*engine.Spare, string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ps := p.podNext[pod]
+	return ps.spare, ps.id
+}
+
+// waitSpare waits until the server's pool has a spare ready for pod's
+// next container (filled in the background, or bound to the pod), so
+// that the next CreateContainer in it binds one.
+func waitSpare(t *testing.T, c *client, pod string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if s, _ := c.srv.spares.podSpare(pod); s != nil || c.srv.spares.idleSpares() > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the spare pool is still empty")
+		}
+	}
+}
+
+// waitIdleSpare waits until the server's pool has an idle spare.
+func waitIdleSpare(t *testing.T, c *client) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); c.srv.spares.idleSpares() == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the spare pool is still empty")
 		}
 	}
+}
+
+// RunPodSandbox binds an idle spare to the pod's next container, with
+// an ID chosen for it: the spare starts that container's first process
+// in the pod's namespaces at once (its state directory appears), the
+// next CreateContainer gets that ID and spare, and the container runs
+// with the spare as its monitor. A pod removed before it had a container
+// ends its spare, the process and its state and cgroups with it.
+func TestRunPodSandboxBindsSpare(t *testing.T) {
+	c, f := serveRuntimeWith(t, Options{Spares: 1})
+	ctx := ctxT(t)
+	pod := sandboxConfig(t, "podspare")
+	waitIdleSpare(t, c)
+	podID := runSandbox(t, c, pod)
+	spare, id := c.srv.spares.podSpare(podID)
+	if spare == nil {
+		t.Fatal("RunPodSandbox bound no spare to the pod, with one idle")
+	}
+	state := filepath.Join(c.root, "run", "runtime", id)
+	waitPath(t, state, "the process started ahead for the pod's next container")
+	cid := createContainer(t, c, f, podID, pod, "app", nil, "sleep", "600")
+	if cid != id {
+		t.Errorf("CreateContainer made %s; want the ID chosen with the pod's spare, %s", cid, id)
+	}
+	startContainer(t, c, cid)
+	rec, err := c.eng.Get(ctx, cid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.MonitorPid != spare.Pid() {
+		t.Errorf("the container's monitor is %d; want the pod's spare, %d", rec.MonitorPid, spare.Pid())
+	}
+	if s := containerStatus(t, c, cid); s.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("state %v; want running", s.State)
+	}
+
+	// A pod removed with its spare unused.
+	waitIdleSpare(t, c)
+	other := sandboxConfig(t, "podspare2")
+	otherID := runSandbox(t, c, other)
+	spare, id = c.srv.spares.podSpare(otherID)
+	if spare == nil {
+		t.Fatal("RunPodSandbox bound no spare to the second pod")
+	}
+	state = filepath.Join(c.root, "run", "runtime", id)
+	waitPath(t, state, "the process started ahead for the second pod's next container")
+	if _, err := c.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: otherID}); err != nil {
+		t.Fatal(err)
+	}
+	if !gone(spare.Pid()) {
+		t.Errorf("the spare %d of a removed pod is still there", spare.Pid())
+	}
+	if _, err := os.Stat(state); !os.IsNotExist(err) {
+		t.Errorf("the state of the process started ahead is left: %v", err)
+	}
+	for _, cg := range cgroupDirsOf(t, id) {
+		t.Errorf("cgroup left of the process started ahead: %s", cg)
+	}
+}
+
+// waitPath waits for path to exist (what: for the failure).
+func waitPath(t *testing.T, path, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no %s", what, path)
+		}
+	}
+}
+
+// cgroupDirsOf are the cgroup directories, in any hierarchy, whose name
+// holds id.
+func cgroupDirsOf(t *testing.T, id string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir("/sys/fs/cgroup", func(path string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		if strings.Contains(d.Name(), id) {
+			out = append(out, path)
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	return out
 }
 
 // gone says whether process pid has ended (and was reaped).
@@ -51,7 +165,7 @@ func TestStartContainerTakesBoundSpare(t *testing.T) {
 	pod := sandboxConfig(t, "spare")
 	podID := runSandbox(t, c, pod)
 
-	waitSpare(t, c)
+	waitSpare(t, c, podID)
 	id := createContainer(t, c, f, podID, pod, "app", nil, "sh", "-c", "echo from the spare; exec sleep 600")
 	pid := c.srv.spares.boundPid(id)
 	if pid == 0 {
@@ -83,7 +197,7 @@ func TestStartContainerTakesBoundSpare(t *testing.T) {
 
 	// One with a memory limit: its process is started ahead too (its
 	// state directory is there before StartContainer), with the limit.
-	waitSpare(t, c)
+	waitSpare(t, c, podID)
 	limited := createContainer(t, c, f, podID, pod, "limited", func(cc *runtimeapi.ContainerConfig) {
 		cc.Linux = &runtimeapi.LinuxContainerConfig{Resources: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 64 << 20}}
 	}, "sleep", "600")
@@ -105,7 +219,7 @@ func TestStartContainerTakesBoundSpare(t *testing.T) {
 	}
 
 	// Removed before it started: its spare ends, with what it opened.
-	waitSpare(t, c)
+	waitSpare(t, c, podID)
 	never := createContainer(t, c, f, podID, pod, "never", nil, "sleep", "600")
 	npid := c.srv.spares.boundPid(never)
 	if npid == 0 {
@@ -123,7 +237,7 @@ func TestStartContainerTakesBoundSpare(t *testing.T) {
 	}
 
 	// Updated before it started: the spare's spec would be stale.
-	waitSpare(t, c)
+	waitSpare(t, c, podID)
 	upd := createContainer(t, c, f, podID, pod, "updated", nil, "sleep", "600")
 	upid := c.srv.spares.boundPid(upd)
 	if upid == 0 {
@@ -142,7 +256,7 @@ func TestStartContainerTakesBoundSpare(t *testing.T) {
 	}
 
 	// A sandbox stopped with a container never started ends its spare.
-	waitSpare(t, c)
+	waitSpare(t, c, podID)
 	left := createContainer(t, c, f, podID, pod, "left", nil, "sleep", "600")
 	lpid := c.srv.spares.boundPid(left)
 	if lpid == 0 {

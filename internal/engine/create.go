@@ -20,6 +20,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	securejoin "github.com/cyphar/filepath-securejoin"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -53,6 +54,14 @@ type CreateOptions struct {
 	// caller has just read it, as the CRI has: Create does not read it
 	// again. nil: Create reads it.
 	Pod *Pod
+	// Deferred makes Create return once the container is recorded with
+	// its image (create_deferred.go): the writable layer, the spec,
+	// config.json and the spare's offer follow in the background, and
+	// this engine's Start, Update and removals of the container wait for
+	// them. For a long-lived server (the CRI's CreateContainer) whose
+	// client starts the container in a later call; a failure of that
+	// part is recorded (stage create) and returned by the Start.
+	Deferred bool
 }
 
 // StartError is a process that could not be started: a container's
@@ -154,155 +163,209 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	cfg.Spec.ID = id
 	cfg.Spec.Name = name
 	if cfg.Spec.CgroupsPath == "" {
-		cfg.Spec.CgroupsPath = cgroups.EnginePath(id)
-		if p := cfg.Spec.CgroupParent; p != "" {
-			cfg.Spec.CgroupsPath = path.Join("/", p, cgroups.EnginePath(id))
-		}
+		cfg.Spec.CgroupsPath = containerCgroupsPath(id, cfg.Spec.CgroupParent)
+	}
+	if cfg.Pod != "" {
+		// The spare starts the container's process meanwhile.
+		sendEarly(o.Spare, id, &cfg.Spec)
 	}
 	c = &Container{ID: id, Name: name, Image: cfg.Image, Created: time.Now().UTC(), State: StateCreated, Stage: StagePull, Config: cfg}
-	// The creation lock is held until Create returns: a created container
-	// without a bundle whose lock is free was being created by a process
-	// that died (reconcile says so).
+	// The creation lock is held until the creation ends (Create returns,
+	// or its deferred part does): a created container without a bundle
+	// whose lock is free was being created by a process that died
+	// (reconcile says so).
 	unlock, err := e.lockCreation(id)
 	if err != nil {
 		return nil, err
 	}
+	deferred := false // the lock is then the deferred part's
 	defer func() {
-		if unlock != nil {
+		if !deferred && unlock != nil {
 			unlock()
 		}
 	}()
-	if err := e.insert(ctx, c); err != nil {
-		os.RemoveAll(e.persistDir(id))
-		return nil, err
-	}
 	fail := func(stage string, err error) (*Container, error) {
 		c.Stage, c.Error, c.ExitCode = stage, err.Error(), exitCode(err)
 		e.update(ctx, c.ID, map[string]any{"stage": stage, "error": c.Error, "exit_code": c.ExitCode})
 		return c, err
 	}
-
-	trace.Mark("create: recorded")
-	rec, err := e.resolveImage(ctx, o)
-	if err != nil {
-		return nil, e.forget(ctx, c, err)
-	}
-	cf, err := e.images.Config(rec)
-	if err != nil {
-		return nil, e.forget(ctx, c, err)
-	}
-	c.ImageID, c.ImageDigest = rec.ConfigID.String(), rec.Digest.String()
-	c.ImageUser = cf.Config.User
-	// The image and the layers it needs, retained for the container (a
-	// layer retained is safe from a concurrent prune), in one commit.
-	chains := layerChains(cf)
-	err = e.db.Tx(ctx, func(tx *sql.Tx) error {
-		if err := e.updateIn(ctx, tx, id, map[string]any{"image_id": c.ImageID, "image_digest": c.ImageDigest, "stage": StageCreate}); err != nil {
-			return err
+	// An image that must be present (no pull) is resolved first and
+	// recorded with the container, in one commit; otherwise the record
+	// comes first, so that a pull that fails is recorded (forget).
+	var rec *image.Record
+	var cf *v1.ConfigFile
+	if cfg.Pull == "never" {
+		if rec, err = e.resolveImage(ctx, o); err == nil {
+			cf, err = e.images.Config(rec)
 		}
-		if len(chains) == 0 {
-			return nil
+		if err != nil {
+			rec = nil // the usual way below, for the same error
 		}
-		return snapshot.RetainIn(tx, ownerKey(id), chains...)
-	})
-	if err != nil {
-		return fail(StageCreate, fmt.Errorf("record the container's image: %w", err))
 	}
-	c.Stage = StageCreate
+	var chains []string
+	if rec != nil {
+		c.ImageID, c.ImageDigest = rec.ConfigID.String(), rec.Digest.String()
+		c.ImageUser = cf.Config.User
+		c.Stage = StageCreate
+		chains = layerChains(cf)
+		if err := e.insert(ctx, c, chains...); err != nil {
+			os.RemoveAll(e.persistDir(id))
+			return nil, err
+		}
+		trace.Mark("create: recorded")
+	} else {
+		if err := e.insert(ctx, c); err != nil {
+			os.RemoveAll(e.persistDir(id))
+			return nil, err
+		}
+		trace.Mark("create: recorded")
+		if rec, err = e.resolveImage(ctx, o); err != nil {
+			return nil, e.forget(ctx, c, err)
+		}
+		if cf, err = e.images.Config(rec); err != nil {
+			return nil, e.forget(ctx, c, err)
+		}
+		c.ImageID, c.ImageDigest = rec.ConfigID.String(), rec.Digest.String()
+		c.ImageUser = cf.Config.User
+		// The image and the layers it needs, retained for the container (a
+		// layer retained is safe from a concurrent prune), in one commit.
+		chains = layerChains(cf)
+		err = e.db.Tx(ctx, func(tx *sql.Tx) error {
+			if err := e.updateIn(ctx, tx, id, map[string]any{"image_id": c.ImageID, "image_digest": c.ImageDigest, "stage": StageCreate}); err != nil {
+				return err
+			}
+			if len(chains) == 0 {
+				return nil
+			}
+			return snapshot.RetainIn(tx, ownerKey(id), chains...)
+		})
+		if err != nil {
+			return fail(StageCreate, fmt.Errorf("record the container's image: %w", err))
+		}
+		c.Stage = StageCreate
+	}
 	trace.Mark("create: image resolved")
 
-	parent := ""
-	if len(chains) > 0 {
-		parent = chains[len(chains)-1]
-	}
-	if err := e.prepareRootfs(ctx, id, parent, cfg.AutoRemove, &cfg.Spec); err != nil {
-		return fail(StageCreate, err)
-	}
-	trace.Mark("create: rootfs mounted")
-	if cfg.Spec.Init && cfg.Spec.InitPath == "" {
-		cfg.Spec.InitPath = e.InitPath
-		if _, err := os.Stat(e.InitPath); err != nil {
-			return fail(StageCreate, fmt.Errorf("--init needs the static init binary hull-init next to hull (make build puts it in bin/): %w", err))
+	finish := func() (*Container, error) {
+
+		parent := ""
+		if len(chains) > 0 {
+			parent = chains[len(chains)-1]
 		}
-	}
-	if err := e.resolveNamespaces(ctx, id, &cfg.Spec); err != nil {
-		return fail(StageCreate, err)
-	}
-	c.Config.Spec = cfg.Spec
-	if err := e.mountShm(c); err != nil {
-		return fail(StageCreate, err)
-	}
-	if err := e.resolveVolumes(ctx, c, &cfg.Spec); err != nil {
-		return fail(StageCreate, err)
-	}
-	if err := e.addVolumesFrom(ctx, &cfg); err != nil {
-		return fail(StageCreate, err)
-	}
-	eff := spec.EffectiveConfig(cf, cfg.Spec, cfg.Labels, cfg.StopSignal)
-	publishExposed(&cfg.Net, &eff)
-	so, err := e.etcFiles(ctx, id, cfg.Net, cfg.Pod, e.volumeSpecMounts(ctx, cfg.Spec))
-	if err != nil {
-		return fail(StageCreate, err)
-	}
-	trace.Mark("create: etc files")
-	s, err := spec.Generate(cf, e.rootfs(id), so)
-	if err == nil && len(so.UIDMap) > 0 {
-		err = e.mapSpec(id, s, &so)
-	}
-	trace.Mark("create: spec generated")
-	if err != nil {
-		return fail(StageCreate, err)
-	}
-	// config.json (the spec, a large document with a seccomp profile in
-	// it) is encoded and written while the record is updated and the
-	// entrypoint checked. A spare monitor that gets the spec now, in its
-	// own encoding, needs no file: then the file is written once Start has
-	// handed the container over, not while the creation ends (a first
-	// JSON encoding of a spec is half a millisecond of processor time).
-	c.Config = cfg
-	c.Config.Effective = &eff
-	c.Config.Healthcheck = e.containerHealthcheck(rec, cf, cfg.Healthcheck)
-	if len(s.Process.Args) > 0 {
-		c.Config.Path, c.Config.Args = s.Process.Args[0], s.Process.Args[1:]
-	}
-	c.config = &configWrite{done: make(chan error, 1), write: func() error { return e.writeConfig(id, s) }}
-	offered := e.offerSpare(o.Spare, c, s)
-	if o.Spare != nil {
-		offered = false // the file is written now all the same
-	}
-	if !offered {
-		c.startConfig()
-	}
-	args := commandOf(cfg.Spec, s.Process.Args)
-	checked := make(chan error, 1)
-	go func() {
-		checked <- checkEntrypoint(e.rootfs(id), s.Process.Cwd, args, s.Process.Env)
-	}()
-	data, _ := json.Marshal(c.Config)
-	e.update(ctx, id, map[string]any{"config": string(data)})
-	trace.Mark("create: config recorded")
-	if err := <-checked; err != nil {
-		c.cannotRun = err
-	}
-	if !offered {
-		if err := c.waitConfig(); err != nil {
+		cfg := cfg // the deferred part's own
+		if err := e.prepareRootfs(ctx, id, parent, cfg.AutoRemove, &cfg.Spec); err != nil {
 			return fail(StageCreate, err)
 		}
-		trace.Mark("create: config.json written")
+		trace.Mark("create: rootfs mounted")
+		if cfg.Spec.Init && cfg.Spec.InitPath == "" {
+			cfg.Spec.InitPath = e.InitPath
+			if _, err := os.Stat(e.InitPath); err != nil {
+				return fail(StageCreate, fmt.Errorf("--init needs the static init binary hull-init next to hull (make build puts it in bin/): %w", err))
+			}
+		}
+		if err := e.resolveNamespaces(ctx, id, &cfg.Spec); err != nil {
+			return fail(StageCreate, err)
+		}
+		c.Config.Spec = cfg.Spec
+		if err := e.mountShm(c); err != nil {
+			return fail(StageCreate, err)
+		}
+		if err := e.resolveVolumes(ctx, c, &cfg.Spec); err != nil {
+			return fail(StageCreate, err)
+		}
+		if err := e.addVolumesFrom(ctx, &cfg); err != nil {
+			return fail(StageCreate, err)
+		}
+		eff := spec.EffectiveConfig(cf, cfg.Spec, cfg.Labels, cfg.StopSignal)
+		publishExposed(&cfg.Net, &eff)
+		so, err := e.etcFiles(ctx, id, cfg.Net, cfg.Pod, e.volumeSpecMounts(ctx, cfg.Spec))
+		if err != nil {
+			return fail(StageCreate, err)
+		}
+		trace.Mark("create: etc files")
+		s, err := spec.Generate(cf, e.rootfs(id), so)
+		if err == nil && len(so.UIDMap) > 0 {
+			err = e.mapSpec(id, s, &so)
+		}
+		trace.Mark("create: spec generated")
+		if err != nil {
+			return fail(StageCreate, err)
+		}
+		// config.json (the spec, a large document with a seccomp profile in
+		// it) is encoded and written while the record is updated and the
+		// entrypoint checked. A spare monitor that gets the spec now, in its
+		// own encoding, needs no file: then the file is written once Start has
+		// handed the container over, not while the creation ends (a first
+		// JSON encoding of a spec is half a millisecond of processor time).
+		c.Config = cfg
+		c.Config.Effective = &eff
+		c.Config.Healthcheck = e.containerHealthcheck(rec, cf, cfg.Healthcheck)
+		if len(s.Process.Args) > 0 {
+			c.Config.Path, c.Config.Args = s.Process.Args[0], s.Process.Args[1:]
+		}
+		c.config = &configWrite{done: make(chan error, 1), write: func() error { return e.writeConfig(id, s) }}
+		offered := e.offerSpare(o.Spare, c, s)
+		if o.Spare != nil {
+			offered = false // the file is written now all the same
+		}
+		if !offered {
+			c.startConfig()
+		}
+		args := commandOf(cfg.Spec, s.Process.Args)
+		checked := make(chan error, 1)
+		go func() {
+			checked <- checkEntrypoint(e.rootfs(id), s.Process.Cwd, args, s.Process.Env)
+		}()
+		data, _ := json.Marshal(c.Config)
+		e.update(ctx, id, map[string]any{"config": string(data)})
+		trace.Mark("create: config recorded")
+		if err := <-checked; err != nil {
+			c.cannotRun = err
+		}
+		if !offered {
+			if err := c.waitConfig(); err != nil {
+				return fail(StageCreate, err)
+			}
+			trace.Mark("create: config.json written")
+			return c, nil
+		}
+		// The lock is held until config.json is written: a container with
+		// neither is one whose creating command died (creationAbandoned).
+		held, write := unlock, c.config.write
+		unlock = nil
+		c.config.write = func() error {
+			defer held()
+			return write()
+		}
+		e.mu.Lock()
+		e.unwritten = append(e.unwritten, c)
+		e.mu.Unlock()
 		return c, nil
 	}
-	// The lock is held until config.json is written: a container with
-	// neither is one whose creating command died (creationAbandoned).
-	held, write := unlock, c.config.write
-	unlock = nil
-	c.config.write = func() error {
-		defer held()
-		return write()
+	if !o.Deferred {
+		return finish()
 	}
-	e.mu.Lock()
-	e.unwritten = append(e.unwritten, c)
-	e.mu.Unlock()
-	return c, nil
+	deferred = true
+	ctx = context.WithoutCancel(ctx)
+	e.deferCreation(c, func() {
+		defer func() {
+			if unlock != nil {
+				unlock()
+			}
+		}()
+		finish()
+	})
+	cp := *c // the deferred part goes on with c
+	return &cp, nil
+}
+
+// containerCgroupsPath is the cgroups path of container id, under parent
+// (its --cgroup-parent or pod's; "": the engine's own place).
+func containerCgroupsPath(id, parent string) string {
+	if parent == "" {
+		return cgroups.EnginePath(id)
+	}
+	return path.Join("/", parent, cgroups.EnginePath(id))
 }
 
 // ensureConfig makes a container's config.json again from its record and
@@ -476,17 +539,22 @@ func (e *Engine) forget(ctx context.Context, c *Container, cause error) error {
 	return &StartError{Reason: SetupFailed, Err: cause}
 }
 
-// insert records a new container, and its create event.
-func (e *Engine) insert(ctx context.Context, c *Container) error {
+// insert records a new container with its create event, and retains the
+// layers chains for it (its image's, when known already), in one
+// transaction.
+func (e *Engine) insert(ctx context.Context, c *Container, chains ...string) error {
 	data, _ := json.Marshal(c.Config)
-	// The record and its create event in one transaction.
 	err := e.db.Tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Exec(`INSERT INTO containers(id, name, image, created, state, stage, config) VALUES(?,?,?,?,?,?,?)`,
-			c.ID, c.Name, c.Image, nanos(c.Created), c.State, c.Stage, string(data))
-		if err == nil {
-			e.emitIn(ctx, tx, c, "create", nil)
+		_, err := tx.Exec(`INSERT INTO containers(id, name, image, created, state, stage, config, image_id, image_digest) VALUES(?,?,?,?,?,?,?,?,?)`,
+			c.ID, c.Name, c.Image, nanos(c.Created), c.State, c.Stage, string(data), c.ImageID, c.ImageDigest)
+		if err != nil {
+			return err
 		}
-		return err
+		e.emitIn(ctx, tx, c, "create", nil)
+		if len(chains) == 0 {
+			return nil
+		}
+		return snapshot.RetainIn(tx, ownerKey(c.ID), chains...)
 	})
 	if err != nil {
 		if strings.Contains(err.Error(), "UNIQUE") {

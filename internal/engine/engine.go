@@ -90,6 +90,7 @@ type Engine struct {
 	netSeen    map[string]seenNetwork // see inspectNetwork
 
 	deferred map[string]chan struct{} // see RemoveDeferred (under mu)
+	creating map[string]creation      // see deferCreation (under mu)
 }
 
 // Options are what the front end that opens an engine decides for it.

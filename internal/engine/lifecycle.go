@@ -77,6 +77,7 @@ func (s *Starting) Ready() error {
 // Starting a running container is a no-op (as docker).
 func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starting, error) {
 	defer func() { o.Spare.Close() }() // nil once taken
+	e.AwaitCreation(ref)               // a deferred one, by its ID (create_deferred.go)
 	c := o.Created
 	if c == nil {
 		var err error
@@ -452,6 +453,7 @@ func (e *Engine) removeClaim(ctx context.Context, ref string, force, freeName bo
 
 // removeClaimOf is removeClaim of c, as getStarted returned it for ref.
 func (e *Engine) removeClaimOf(ctx context.Context, c *Container, ref string, force, freeName bool) (*Container, error) {
+	e.AwaitCreation(c.ID)
 	if e.waitDeferredRemoval(c.ID) {
 		return nil, &NotFoundError{Ref: ref}
 	}

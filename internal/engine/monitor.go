@@ -14,6 +14,7 @@ import (
 
 	"hull/internal/cgroups"
 	"hull/internal/monitor"
+	"hull/internal/runtime"
 	"hull/internal/shim"
 	"hull/internal/streams"
 	"hull/internal/trace"
@@ -116,7 +117,15 @@ func (e *Engine) awaitContainer(o MonitorOptions) (string, *monitor.Prepared, *C
 	}
 	f := os.NewFile(SpareMonitorFD, "container-id")
 	defer f.Close()
-	id, record, err := readSpareID(f, func(id string, spec *specs.Spec, record *Container) {
+	if o.EarlyOnSpec {
+		e.rt.PrepareSealedInit() // for a pod that shares its pid namespace
+	}
+	id, record, err := readSpareID(f, func(id string, a earlyAhead) {
+		if o.EarlyOnSpec {
+			p.StartEarlyIn(e.rt, id, runtime.EarlyOptions{CgroupsPath: a.CgroupsPath, Namespaces: a.Namespaces, Sealed: a.Sealed})
+		}
+	}, func(id string, spec *specs.Spec, record *Container) {
+		p.DropEarlyFor(id, spec)
 		p.SetSpec(id, spec)
 		if o.EarlyOnSpec {
 			p.StartEarlyFor(e.rt, id, spec)

@@ -397,6 +397,7 @@ func (e *Engine) StopPod(ctx context.Context, ref string, timeout time.Duration)
 	if err != nil {
 		return nil, err
 	}
+	e.awaitPodCreations(p.ID) // their namespaces and /etc files are the pod's
 	var errs []error
 	for _, c := range cs {
 		if c.IsRunning() || c.State == StateRestarting {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"hull/internal/runtime"
+	"hull/internal/spec"
 	"hull/internal/trace"
 	"hull/internal/wire"
 )
@@ -163,7 +165,36 @@ func (e *Engine) takeSpare(id string, o StartOptions) *Spare {
 const (
 	spareSpec   = "spec"
 	spareRecord = "record"
+	spareEarly  = "early" // JSON: earlyAhead
 )
+
+// earlyAhead is what a spare monitor of a caller's (NewSpare) is sent as
+// a pod container's creation begins: the namespaces and cgroups the spec
+// will give the container, for it to start the container's first process
+// meanwhile (monitor.Prepared.StartEarlyIn) rather than once the spec
+// arrives at the creation's end.
+type earlyAhead struct {
+	CgroupsPath string                 `json:"cgroupsPath"`
+	Namespaces  []specs.LinuxNamespace `json:"namespaces"`
+	Sealed      bool                   `json:"sealed"`
+}
+
+// sendEarly sends spare s, bound to container id being created with
+// options o in a pod, what its early process needs (earlyAhead); not for
+// a container in a user namespace, which an early process does not suit.
+func sendEarly(s *Spare, id string, o *spec.Options) {
+	if s == nil || o.UsernsMode != "" || len(o.UIDMap) > 0 {
+		return
+	}
+	nss, err := spec.Namespaces(*o)
+	if err != nil {
+		return // the creation reports it
+	}
+	b, err := json.Marshal(earlyAhead{CgroupsPath: o.CgroupsPath, Namespaces: nss, Sealed: runtime.SealsInit(nss)})
+	if err == nil {
+		s.send(spareEarly, id, b)
+	}
+}
 
 // send writes one message of what a spare monitor is sent ahead of its
 // container's ID (see readSpareID).
@@ -184,6 +215,7 @@ func (e *Engine) Close() {
 		e.spare = nil
 		s.Close()
 	}
+	e.awaitPodCreations("*") // they may leave a config.json unwritten
 	e.mu.Lock()
 	trash, unwritten := e.trash, e.unwritten
 	e.trash, e.unwritten = nil, nil
@@ -246,12 +278,13 @@ func (e *Engine) offerSpare(s *Spare, c *Container, spec *specs.Spec) bool {
 }
 
 // readSpareID reads, from the pipe a spare monitor waits on, its
-// container's ID and what was sent ahead of it: onSpec gets the spec (and
+// container's ID and what was sent ahead of it: onEarly gets what an early
+// process needs (sendEarly), onSpec gets the spec (and
 // the id of its container) as soon as it arrives, while the container's
 // creation ends; the record is returned if it is the container's (nil:
 // the monitor looks it up; onSpec gets it too when it came first). A spec that does not decode is not given
 // (the monitor reads config.json then).
-func readSpareID(r io.Reader, onSpec func(id string, spec *specs.Spec, record *Container)) (string, *Container, error) {
+func readSpareID(r io.Reader, onEarly func(id string, a earlyAhead), onSpec func(id string, spec *specs.Spec, record *Container)) (string, *Container, error) {
 	br := bufio.NewReader(r)
 	var record *Container
 	for {
@@ -261,7 +294,7 @@ func readSpareID(r io.Reader, onSpec func(id string, spec *specs.Spec, record *C
 		}
 		line = strings.TrimSpace(line)
 		kind, rest, _ := strings.Cut(line, " ")
-		if kind == spareSpec || kind == spareRecord {
+		if kind == spareSpec || kind == spareRecord || kind == spareEarly {
 			var id string
 			var n int
 			if _, err := fmt.Sscanf(rest, "%s %d", &id, &n); err != nil || n <= 0 || n > 64<<20 {
@@ -270,6 +303,13 @@ func readSpareID(r io.Reader, onSpec func(id string, spec *specs.Spec, record *C
 			b := make([]byte, n)
 			if _, err := io.ReadFull(br, b); err != nil {
 				return "", nil, err
+			}
+			if kind == spareEarly {
+				var a earlyAhead
+				if json.Unmarshal(b, &a) == nil {
+					onEarly(id, a)
+				}
+				continue
 			}
 			if kind == spareRecord {
 				record = new(Container)

@@ -1,5 +1,11 @@
 package engine
 
+import (
+	"context"
+
+	"hull/internal/spec"
+)
+
 // Spares of a caller's own: a long-lived front end (the CRI server) that
 // creates a container in one call and starts it in another, maybe
 // concurrently with other calls, keeps spare monitors itself (NewSpare)
@@ -38,4 +44,27 @@ func (s *Spare) Exited() bool {
 	default:
 		return false
 	}
+}
+
+// PrepareSpare sends spare s, which the caller binds to pod p for the
+// pod's next container, to be created with the id it chose (NewID;
+// CreateOptions.ID and Spare then), what that container's first process
+// needs: the namespaces joinPod gives a container of p with options o
+// (the caller's namespace modes, such as a host pid namespace), and its
+// cgroups under the pod's parent. The spare starts the process at once
+// (monitor.Prepared.StartEarlyIn), so that when the container is created,
+// maybe a while later (kubelet pulls its image first), it is waiting in
+// the pod's namespaces. The create sends its own shape again: a container
+// whose namespaces turn out otherwise gets a process started anew. Only
+// for a running pod.
+func (e *Engine) PrepareSpare(ctx context.Context, s *Spare, id string, p *Pod, o spec.Options) {
+	if s == nil || p == nil || p.State != PodRunning {
+		return
+	}
+	cfg := Config{Pod: p.ID, Spec: o}
+	if _, err := e.joinPod(ctx, &cfg, p); err != nil {
+		return
+	}
+	cfg.Spec.CgroupsPath = containerCgroupsPath(id, cfg.Spec.CgroupParent)
+	sendEarly(s, id, &cfg.Spec)
 }

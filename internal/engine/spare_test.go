@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"hull/internal/spec"
 	"hull/internal/wire"
 )
 
@@ -56,7 +58,7 @@ func TestReadSpareIDTakesWhatWasSentAhead(t *testing.T) {
 		// the monitor is then told (monitor.Prepared.Keep).
 		var ahead *specs.Spec
 		var aheadFor string
-		id, record, err := readSpareID(strings.NewReader(tc.in), func(id string, s *specs.Spec, _ *Container) { ahead, aheadFor = s, id })
+		id, record, err := readSpareID(strings.NewReader(tc.in), func(string, earlyAhead) {}, func(id string, s *specs.Spec, _ *Container) { ahead, aheadFor = s, id })
 		spec := ahead
 		if aheadFor != id {
 			spec = nil
@@ -91,5 +93,46 @@ func TestCloseWritesConfigLeftToLater(t *testing.T) {
 	}
 	if err := c.waitConfig(); err != nil {
 		t.Fatalf("a second wait: %v", err)
+	}
+}
+
+// A pod container's spare is sent, as the creation begins, the
+// namespaces and cgroups its spec will have, for its early process
+// (sendEarly); not for a container in a user namespace.
+func TestSendEarly(t *testing.T) {
+	read := func(o spec.Options) (got []earlyAhead) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		s := &Spare{id: w, sync: w}
+		sendEarly(s, "c1", &o)
+		w.WriteString("c1\n")
+		w.Close()
+		id, _, err := readSpareID(r, func(id string, a earlyAhead) {
+			if id != "c1" {
+				t.Errorf("early process for %q", id)
+			}
+			got = append(got, a)
+		}, func(string, *specs.Spec, *Container) { t.Error("a spec was read") })
+		if err != nil || id != "c1" {
+			t.Fatalf("id %q, err %v", id, err)
+		}
+		return got
+	}
+	o := spec.Options{Network: "ns:/run/p/net", IpcMode: "ns:/run/p/ipc", UTSMode: "ns:/run/p/uts", PidMode: "ns:/proc/9/ns/pid", CgroupsPath: "/kubepods/pod1/hull-c1"}
+	got := read(o)
+	want, _ := spec.Namespaces(o)
+	if len(got) != 1 || got[0].CgroupsPath != o.CgroupsPath || !reflect.DeepEqual(got[0].Namespaces, want) || !got[0].Sealed {
+		t.Errorf("sent %+v, want the namespaces %v, sealed (a joined pid namespace)", got, want)
+	}
+	o.PidMode = ""
+	if got := read(o); len(got) != 1 || got[0].Sealed {
+		t.Errorf("with a pid namespace of its own: sent %+v, want not sealed", got)
+	}
+	o.UsernsMode = "ns:/run/p/user"
+	if got := read(o); len(got) != 0 {
+		t.Errorf("in a user namespace: sent %+v, want nothing", got)
 	}
 }

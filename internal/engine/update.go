@@ -42,6 +42,7 @@ type UpdateResult struct {
 // kernel refuses (a memory limit below the memory in use) fails the
 // update and changes nothing recorded.
 func (e *Engine) Update(ctx context.Context, ref string, o UpdateOptions) (*UpdateResult, error) {
+	e.AwaitCreation(ref) // a deferred one, by its ID (create_deferred.go)
 	// A start under way has no cgroups yet: wait for its process.
 	c, err := e.getStarted(ctx, ref)
 	if err != nil {

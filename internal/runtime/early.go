@@ -229,8 +229,7 @@ func (r *Runtime) StartEarlyFor(id string, spec *specs.Spec, o EarlyOptions) (*E
 	shape := &Early{id: id, cgPath: cgroups.ContainerPath(o.CgroupsPath, id), sealed: o.Sealed}
 	shape.newFlags, shape.joins, _ = earlyShape(o.Namespaces)
 	// Hooks run by the container's process are Create's alone.
-	hooks := spec.Hooks != nil && (len(spec.Hooks.CreateContainer) > 0 || len(spec.Hooks.StartContainer) > 0)
-	if o.Namespaces == nil || hooks || !shape.fitsShape(id, spec, CreateOptions{}, o.Sealed) {
+	if o.Namespaces == nil || !SuitsEarly(spec) || !shape.fitsShape(id, spec, CreateOptions{}, o.Sealed) {
 		return nil, fmt.Errorf("container %s: its spec does not suit a process started early", id)
 	}
 	e, err := r.StartEarly(id, o)
@@ -243,6 +242,36 @@ func (r *Runtime) StartEarlyFor(id string, spec *specs.Spec, o EarlyOptions) (*E
 	}
 	return e, nil
 }
+
+// Suits reports whether e is the process container id would be started
+// with by StartEarly(id, o): the same cgroups, namespaces and init binary.
+func (e *Early) Suits(id string, o EarlyOptions) bool {
+	flags, joins, ok := earlyShape(o.Namespaces)
+	return ok && e.id == id && e.sealed == o.Sealed && flags == e.newFlags && slices.Equal(joins, e.joins) &&
+		cgroups.ContainerPath(o.CgroupsPath, id) == e.cgPath
+}
+
+// SuitsEarly reports whether spec allows an early process at all: not
+// when the container's process runs createContainer or startContainer
+// hooks (StartEarlyFor refuses such a spec; an Early started before its
+// spec was known is closed for one).
+func SuitsEarly(spec *specs.Spec) bool {
+	h := spec.Hooks
+	return h == nil || (len(h.CreateContainer) == 0 && len(h.StartContainer) == 0)
+}
+
+// SealsInit reports whether a container in namespaces nss runs its init
+// from a sealed copy of the binary (needsSealedInit, for a spec without
+// hooks): what EarlyOptions.Sealed must say before the spec exists.
+func SealsInit(nss []specs.LinuxNamespace) bool {
+	return needsSealedInit(&specs.Spec{Linux: &specs.Linux{Namespaces: nss}})
+}
+
+// PrepareSealedInit makes this process's sealed copy of the init binary
+// now (sealedInit), in the background: a spare monitor waiting for a
+// container does, so that a container that needs the copy does not wait
+// for it (a few milliseconds).
+func (r *Runtime) PrepareSealedInit() { go r.sealedInit() }
 
 // Close ends an early process that no Create took: the process, its
 // cgroups and the state directory go. Create closes it in any case; once

@@ -82,6 +82,12 @@ func CheckNamespaceModes(o Options) error {
 	return nil
 }
 
+// Namespaces are the namespaces of the spec Generate makes from o (the
+// engine's spare monitor starts a pod container's first process in them
+// before the spec exists; a user namespace, which the engine adds to a
+// mapped container's spec, is not among them).
+func Namespaces(o Options) ([]specs.LinuxNamespace, error) { return namespaces(o) }
+
 // namespaces are docker's: a private pid, ipc, uts, mount and cgroup
 // namespace, and a network namespace unless the host's is shared; the
 // modes share the host's (no entry) or join another container's (a

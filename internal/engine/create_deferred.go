@@ -1,0 +1,73 @@
+package engine
+
+// Deferred creation (CreateOptions.Deferred). A CRI client creates a
+// container in one call and starts it in the next; what the start needs
+// of the creation beyond the record (the writable layer mounted, the
+// /etc files, the spec, config.json, the spec sent to the container's
+// spare monitor) is then made after Create has answered, in a goroutine
+// that holds the container's creation lock until it ends, as Create
+// itself would have. The record exists from the answer on, with its
+// image and stage create: a status or a list shows the container
+// created. What acts on the container in this engine waits for the
+// goroutine first: Start (then finds a failure recorded: stage create,
+// with the error, and returns it), Update, the removals (removeClaimOf)
+// and RemovePod of its pod; Close waits for every one. A server killed
+// midway leaves a created container without config.json whose lock is
+// free: reconcile records the creation as interrupted (creationAbandoned),
+// and the container is removed as any other.
+
+// creation is a deferred creation under way.
+type creation struct {
+	pod  string
+	done chan struct{}
+}
+
+// deferCreation runs finish, the rest of container c's creation, in the
+// background (see above).
+func (e *Engine) deferCreation(c *Container, finish func()) {
+	cr := creation{pod: c.Config.Pod, done: make(chan struct{})}
+	e.mu.Lock()
+	if e.creating == nil {
+		e.creating = map[string]creation{}
+	}
+	e.creating[c.ID] = cr
+	e.purging.Add(1)
+	e.mu.Unlock()
+	go func() {
+		defer e.purging.Done()
+		finish()
+		e.mu.Lock()
+		delete(e.creating, c.ID)
+		e.mu.Unlock()
+		close(cr.done)
+	}()
+}
+
+// AwaitCreation waits for the deferred creation of container id under way
+// in this engine, if any (see above): a caller that hands the container's
+// spare monitor elsewhere (the CRI closing a spare never started) does
+// so only once the creation has sent it what it sends.
+func (e *Engine) AwaitCreation(id string) {
+	e.mu.Lock()
+	cr, ok := e.creating[id]
+	e.mu.Unlock()
+	if ok {
+		<-cr.done
+	}
+}
+
+// awaitPodCreations waits for the deferred creations of pod's containers
+// (all of them with pod "*": Close).
+func (e *Engine) awaitPodCreations(pod string) {
+	e.mu.Lock()
+	var waits []chan struct{}
+	for _, cr := range e.creating {
+		if cr.pod == pod || pod == "*" {
+			waits = append(waits, cr.done)
+		}
+	}
+	e.mu.Unlock()
+	for _, w := range waits {
+		<-w
+	}
+}
