@@ -69,14 +69,16 @@ stop it and remove the socket.`,
 	serve.Flags().StringArrayVar(&pinned, "pinned-image", nil, "an image kubelet's image GC must keep (repeatable)")
 	serve.Flags().StringVar(&cniConf, "cni-conf-dir", "/etc/cni/net.d", "CNI configuration directory: its first conflist in lexical order is the pod network ('' = hull's default bridge network)")
 	serve.Flags().StringArrayVar(&cniBin, "cni-bin-dir", nil, "a directory of CNI plugins, searched in order (repeatable; default /usr/lib/cni and /opt/cni/bin)")
-	// NRI (hull-cri's flags of the same names; see docs/cri.md).
+	// NRI and the spares (hull-cri's flags of the same names; see
+	// docs/cri.md).
 	serve.Flags().BoolVar(&nriOn, "nri", true, "serve NRI plugins (the Node Resource Interface), as containerd 2 does")
 	serve.Flags().String("nri-socket", "/var/run/nri/nri.sock", "the unix socket NRI plugins connect to")
 	serve.Flags().String("nri-plugin-path", "/opt/nri/plugins", "pre-installed NRI plugins to start")
 	serve.Flags().String("nri-plugin-config-path", "/etc/nri/conf.d", "configuration of the pre-installed NRI plugins")
 	serve.Flags().Duration("nri-plugin-registration-timeout", 5*time.Second, "how long an NRI plugin may take to register")
 	serve.Flags().Duration("nri-plugin-request-timeout", 2*time.Second, "how long an NRI plugin may take to answer an event")
-	nriArgs = []string{"nri-socket", "nri-plugin-path", "nri-plugin-config-path", "nri-plugin-registration-timeout", "nri-plugin-request-timeout"}
+	serve.Flags().Int("spares", 1, "warm spare monitors kept for StartContainer (each a hull monitor process waiting for its container); 0: none")
+	nriArgs = []string{"nri-socket", "nri-plugin-path", "nri-plugin-config-path", "nri-plugin-registration-timeout", "nri-plugin-request-timeout", "spares"}
 	cri.AddCommand(serve)
 	return cri
 }

@@ -36,6 +36,14 @@ func TestCRIServeFlagsReachHullCRI(t *testing.T) {
 		t.Errorf("hull cri serve --streaming-address 127.0.0.1:bad: %v\n%s\nwant hull-cri refusing the address", err, out)
 	}
 
+	// And --spares.
+	cmd = hullProc(root, "cri", "serve", "--listen", "unix://"+filepath.Join(root, "cri.sock"), "--spares", "-1")
+	cmd.Env = append(cmd.Env, "HULL_CRI="+filepath.Join(filepath.Dir(bin), "hull-cri"))
+	out, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--spares -1: give 0") {
+		t.Errorf("hull cri serve --spares -1: %v\n%s\nwant hull-cri refusing it", err, out)
+	}
+
 	t.Setenv("HULL_CRI", filepath.Join(root, "no-hull-cri"))
 	_, _, err = hull(t, root, "cri", "serve")
 	if err == nil || !strings.Contains(err.Error(), "no-hull-cri") || !strings.Contains(err.Error(), "make build, or set HULL_CRI") {

@@ -106,6 +106,9 @@ func Main(args []string, version string, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if *spares < 0 {
+		return fmt.Errorf("--spares %d: give 0 (no spare monitors) or more", *spares)
+	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: use debug, info, warn or error", cfg.LogLevel)

@@ -113,13 +113,14 @@ func (e *Engine) awaitContainer(o MonitorOptions) (string, *monitor.Prepared, *C
 	}
 	p := monitor.Prepare(e.rt, o.EarlyID, cgroupsPath, o.NewNetNS)
 	if o.EarlyOnSpec {
-		releaseText() // a caller's pool's spare may wait long (NewSpare)
+		// A caller's pool's spare may wait long (NewSpare): its sealed
+		// copy of hull-init made (for a pod that shares its pid
+		// namespace), the binary's pages it no longer runs go.
+		e.rt.PrepareSealedInit()
+		releaseText()
 	}
 	f := os.NewFile(SpareMonitorFD, "container-id")
 	defer f.Close()
-	if o.EarlyOnSpec {
-		e.rt.PrepareSealedInit() // for a pod that shares its pid namespace
-	}
 	id, record, err := readSpareID(f, func(id string, a earlyAhead) {
 		if o.EarlyOnSpec {
 			p.StartEarlyIn(e.rt, id, runtime.EarlyOptions{CgroupsPath: a.CgroupsPath, Namespaces: a.Namespaces, Sealed: a.Sealed})

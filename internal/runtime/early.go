@@ -268,10 +268,10 @@ func SealsInit(nss []specs.LinuxNamespace) bool {
 }
 
 // PrepareSealedInit makes this process's sealed copy of the init binary
-// now (sealedInit), in the background: a spare monitor waiting for a
-// container does, so that a container that needs the copy does not wait
-// for it (a few milliseconds).
-func (r *Runtime) PrepareSealedInit() { go r.sealedInit() }
+// now (sealedInit): a spare monitor waiting for a container does, so that
+// a container that needs the copy does not wait for it (a few
+// milliseconds).
+func (r *Runtime) PrepareSealedInit() { r.sealedInit() }
 
 // Close ends an early process that no Create took: the process, its
 // cgroups and the state directory go. Create closes it in any case; once
