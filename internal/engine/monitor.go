@@ -114,9 +114,9 @@ func (e *Engine) awaitContainer(o MonitorOptions) (string, *monitor.Prepared, *C
 	p := monitor.Prepare(e.rt, o.EarlyID, cgroupsPath, o.NewNetNS)
 	if o.EarlyOnSpec {
 		// A caller's pool's spare may wait long (NewSpare): its sealed
-		// copy of hull-init made (for a pod that shares its pid
+		// copy of hull-init taken or made (for a pod that shares its pid
 		// namespace), the binary's pages it no longer runs go.
-		e.rt.PrepareSealedInit()
+		e.adoptSealedInit()
 		releaseText()
 	}
 	f := os.NewFile(SpareMonitorFD, "container-id")

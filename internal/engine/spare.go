@@ -57,7 +57,7 @@ func StartSpare(cmd *exec.Cmd, waitAttach bool) *Spare {
 		syncW.Close()
 		return nil
 	}
-	cmd.ExtraFiles = []*os.File{syncW, idR} // MonitorReportFD (3), SpareMonitorFD (4)
+	cmd.ExtraFiles = append([]*os.File{syncW, idR}, cmd.ExtraFiles...) // MonitorReportFD (3), SpareMonitorFD (4), the caller's
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
 	syncW.Close()

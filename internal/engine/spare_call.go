@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"os"
+	"strconv"
 
 	"hull/internal/spec"
 )
@@ -28,7 +30,34 @@ func (e *Engine) NewSpare() *Spare {
 	}
 	cmd := e.MonitorCommand(SpareID, false)
 	cmd.Args = append(cmd.Args, "--"+MonitorFlagEarlyOnSpec)
+	// This process's sealed copy of hull-init, for the spare to adopt
+	// (runtime.SealedInit): descriptor 5, after the spare's own two.
+	if f, err := e.rt.SealedInit(); err == nil {
+		defer f.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+		if cmd.Env == nil {
+			cmd.Env = os.Environ()
+		}
+		cmd.Env = append(cmd.Env, spareSealedInitEnv+"=5")
+	}
 	return StartSpare(cmd, false)
+}
+
+// spareSealedInitEnv names the descriptor of the sealed copy of
+// hull-init a spare is given (NewSpare).
+const spareSealedInitEnv = "HULL_SEALED_INIT_FD"
+
+// adoptSealedInit makes the sealed copy of hull-init this spare was given
+// (NewSpare) its runtime's, or its own copy when it was given none.
+func (e *Engine) adoptSealedInit() {
+	v := os.Getenv(spareSealedInitEnv)
+	os.Unsetenv(spareSealedInitEnv) // not for the processes it starts
+	if fd, err := strconv.Atoi(v); err == nil && fd > 2 {
+		if e.rt.AdoptSealedInit(fd) == nil {
+			return
+		}
+	}
+	e.rt.PrepareSealedInit()
 }
 
 // Pid is the spare monitor's process id: once Start has handed it a

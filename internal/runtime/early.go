@@ -273,6 +273,47 @@ func SealsInit(nss []specs.LinuxNamespace) bool {
 // milliseconds).
 func (r *Runtime) PrepareSealedInit() { r.sealedInit() }
 
+// SealedInit is a new descriptor of this process's sealed copy of the
+// init binary (made if need be), for another process to adopt
+// (AdoptSealedInit): hull-cri hands its one copy to every spare monitor
+// it starts, which then neither copies the binary (4.5 MB, a few
+// milliseconds of its start) nor holds a copy of its own while idle. The
+// copy is sealed against every change, so processes may share it.
+func (r *Runtime) SealedInit() (*os.File, error) {
+	fd, err := r.sealedInit()
+	if err != nil {
+		return nil, err
+	}
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, fmt.Errorf("dup sealed init: %w", err)
+	}
+	return os.NewFile(uintptr(dup), "hull-init"), nil
+}
+
+// AdoptSealedInit makes fd, a sealed copy of the init binary another
+// process made (SealedInit), this process's copy, once its seals are
+// checked; it takes fd. An error leaves the copy to be made here.
+func (r *Runtime) AdoptSealedInit(fd int) error {
+	defer unix.Close(fd)
+	seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
+	want := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if err != nil || seals&want != want {
+		return fmt.Errorf("sealed init: descriptor %d is not a sealed copy (%v)", fd, err)
+	}
+	// Above every descriptor a child is given (see sealedCopy).
+	high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 1000)
+	if err != nil {
+		return fmt.Errorf("dup sealed init: %w", err)
+	}
+	adopted := false
+	r.sealOnce.Do(func() { r.sealFD, adopted = high, true })
+	if !adopted {
+		unix.Close(high) // this process had one already
+	}
+	return nil
+}
+
 // Close ends an early process that no Create took: the process, its
 // cgroups and the state directory go. Create closes it in any case; once
 // taken, only what Create does not keep is closed.
