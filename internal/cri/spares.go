@@ -3,6 +3,7 @@ package cri
 import (
 	"context"
 	"sync"
+	"time"
 
 	"hull/internal/engine"
 	"hull/internal/spec"
@@ -39,7 +40,9 @@ type sparePool struct {
 
 	mu       sync.Mutex
 	idle     []*engine.Spare
-	starting int                   // spares being started by fill
+	starting int       // spares being started by fill
+	lastTake time.Time // see target
+	trim     *time.Timer
 	bound    map[string]boundSpare // container ID -> its spare
 	podNext  map[string]podSpare   // pod ID -> the spare of its next container (bindPod)
 	closed   bool
@@ -68,14 +71,51 @@ func newSparePool(eng *engine.Engine, size int) *sparePool {
 	return &sparePool{eng: eng, size: size, bound: map[string]boundSpare{}, podNext: map[string]podSpare{}}
 }
 
+// burstWindow is how long after a spare was taken the pool keeps one
+// spare more than its size (target): pods made one after another (a
+// burst: a node starting its pods, a Deployment scaled up, critest) then
+// each find a spare that has booted, where one spare, refilled only once
+// the last container started, was still booting when the next pod came
+// at once. Past the window the extra idle spare ends (trimIdle): a quiet
+// node keeps size spares, each an idle hull process (about 12 MB).
+const burstWindow = 2 * time.Second
+
+// target is how many idle spares the pool keeps now (see burstWindow).
+func (p *sparePool) target() int {
+	if !p.lastTake.IsZero() && time.Since(p.lastTake) < burstWindow {
+		return p.size + 1
+	}
+	return p.size
+}
+
+// trimIdle ends the idle spares beyond the pool's size once a burst is
+// over (see burstWindow).
+func (p *sparePool) trimIdle() {
+	p.mu.Lock()
+	var extra []*engine.Spare
+	if !p.closed && time.Since(p.lastTake) >= burstWindow {
+		for len(p.idle) > p.size {
+			n := len(p.idle) - 1
+			extra = append(extra, p.idle[n])
+			p.idle = p.idle[:n]
+		}
+	}
+	p.mu.Unlock()
+	closeAll(extra)
+}
+
 // fill starts, in the background, the spares that make the pool whole.
-func (p *sparePool) fill() {
+func (p *sparePool) fill() { p.fillUpTo(-1) }
+
+// fillUpTo is fill starting at most n spares (n < 0: no bound).
+func (p *sparePool) fillUpTo(n int) {
 	if p == nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for ; !p.closed && len(p.idle)+p.starting < p.size; p.starting++ {
+	for ; !p.closed && len(p.idle)+p.starting < p.target() && n != 0; p.starting++ {
+		n--
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
@@ -92,21 +132,31 @@ func (p *sparePool) fill() {
 	}
 }
 
-// take is an idle spare for a container being created (nil: none ready,
-// the container goes without). The pool is refilled once the spare is
-// done with (StartContainer's answer, or closed unused: drop), not now:
-// a spare's start (a hull process, its Go runtime and database, tens of
-// milliseconds of processor time) would compete with the bound spare's
-// own work for the container's start, which follows at once.
+// take is an idle spare for a pod or container being made (nil: none
+// ready, the container goes without). The pool is refilled once the spare
+// is done with (StartContainer's answer, or closed unused: drop), not
+// now: a spare's start (a hull process, its Go runtime and database, tens
+// of milliseconds of processor time) would compete with the bound spare's
+// own work for the container's start, which follows at once. Only when it
+// leaves no idle spare for the next pod does one boot at once; a burst
+// keeps one more (burstWindow), so that the next pod has a spare that
+// booted while this one's container started.
 func (p *sparePool) take() *engine.Spare {
 	if p == nil {
 		return nil
 	}
 	p.mu.Lock()
 	s := p.idleLocked()
+	p.lastTake = time.Now()
+	if p.trim == nil {
+		p.trim = time.AfterFunc(burstWindow, p.trimIdle)
+	} else {
+		p.trim.Reset(burstWindow)
+	}
+	idle := len(p.idle)
 	p.mu.Unlock()
-	if s == nil {
-		p.fill()
+	if s == nil || idle == 0 {
+		p.fillUpTo(1) // none left for the next pod: one boots now
 	}
 	return s
 }
@@ -287,6 +337,9 @@ func (p *sparePool) close() {
 	}
 	p.mu.Lock()
 	p.closed = true
+	if p.trim != nil {
+		p.trim.Stop()
+	}
 	ss := p.idle
 	p.idle = nil
 	for id, b := range p.bound {

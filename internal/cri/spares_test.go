@@ -375,3 +375,26 @@ func TestKilledWithBoundSpare(t *testing.T) {
 		t.Errorf("left after the sandbox: %v", left)
 	}
 }
+
+// A pool takes more than its size in a burst: right after a take it keeps
+// one spare more (target), so that pods made one after another each find a
+// spare that booted; once the burst is over the extra idle spare ends.
+func TestSparePoolBurst(t *testing.T) {
+	p := &sparePool{size: 1}
+	if got := p.target(); got != 1 {
+		t.Errorf("target of a pool never taken from: %d; want its size, 1", got)
+	}
+	p.lastTake = time.Now()
+	if got := p.target(); got != 2 {
+		t.Errorf("target right after a take: %d; want 2", got)
+	}
+	p.lastTake = time.Now().Add(-burstWindow - time.Second)
+	if got := p.target(); got != 1 {
+		t.Errorf("target after the burst: %d; want 1", got)
+	}
+	p.idle = []*engine.Spare{nil, nil} // two idle (Close of nil is nothing)
+	p.trimIdle()
+	if len(p.idle) != 1 {
+		t.Errorf("after trimIdle the pool keeps %d idle spares; want 1", len(p.idle))
+	}
+}
