@@ -3,7 +3,9 @@
 # both served from this machine side by side, the same stand-in images
 # from one local registry (hack/testenv critest-images):
 #   (a) `critest -benchmark`: pod sandbox and container create / start /
-#       status / stop / remove latencies (median of CRITEST_N samples)
+#       status / stop / remove latencies (median of CRITEST_N samples);
+#       beside them critest's own floor: the same run against a CRI
+#       server that answers every call at once (hack/cribench stub)
 #   (b) memory per running pod (one container running `sleep`): the
 #       proportional set size (PSS, smaps_rollup; RSS alongside) of every
 #       process the runtime keeps for its COUNT pods, divided by COUNT
@@ -91,6 +93,7 @@ cleanup() {
       --bridge "${def_net[0]}" --subnet "${def_net[1]}" >/dev/null 2>&1
   fi
   [ -n "$ctd_pid" ] && kill -TERM "$ctd_pid" 2>/dev/null && wait "$ctd_pid" 2>/dev/null
+  [ -n "${stub_pid:-}" ] && kill -TERM "$stub_pid" 2>/dev/null && wait "$stub_pid" 2>/dev/null
   # Shims of ours a failure left (their command line names our socket).
   for p in $(pgrep -f "containerd-shim-runc-v2 .*-address $work/ctd.sock"); do kill -KILL "$p" 2>/dev/null; done
   ip link del "$hull_bridge" 2>/dev/null
@@ -234,7 +237,11 @@ tot_hull=$(median <"$work/total.hull"); tot_ctd=$(median <"$work/total.ctd")
 
 echo "(a) critest -benchmark, $critest_n pods and $critest_n containers each"
 printf 'podsNumber: %d\npodsNumberParallel: 1\ncontainersNumber: %d\ncontainersNumberParallel: 1\n' "$critest_n" "$critest_n" >"$work/benchmark.yaml"
-for rt in hull ctd; do
+# critest's own floor: a CRI server that answers every call at once
+# (cribench stub), measured the same way.
+"$work/cribench" --endpoint "unix://$work/stub.sock" stub & stub_pid=$!
+for _ in $(seq 50); do [ -S "$work/stub.sock" ] && break; sleep 0.1; done
+for rt in hull ctd stub; do
   mkdir -p "$work/critest-$rt"
   # critest runs from its own directory's view; its report goes to a file.
   if ! "$CRITEST" --runtime-endpoint "unix://$work/$rt.sock" --image-endpoint "unix://$work/$rt.sock" \
@@ -250,15 +257,19 @@ for rt in hull ctd; do
        "\($n[$i]) \([$d.datapoints[].operationsDurationsNs[$i]] | sort | .[length / 2 | floor] / 1e4 | round / 100)"'
   done >"$work/critest.$rt"
 done
+kill "$stub_pid" 2>/dev/null; wait "$stub_pid" 2>/dev/null || true
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
 row() { printf '%-42s %12s %12s %7s  %s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")" "$4"; }
+# (a) rows have a fourth figure: critest's floor (the stub's), in ms.
+rowa() { printf '%-42s %12s %12s %7s  %-8s %s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")" "$4" "floor $5"; }
 echo
 printf '%-42s %12s %12s %7s  %s\n' "" hull "containerd" ratio goal
 echo "(a) critest -benchmark, median ms"
 while read -r op h; do
   c=$(awk -v op="$op" '$1 == op { print $2 }' "$work/critest.ctd")
-  row "  $op" "$h" "${c:-}" "<= 0.25"
+  f=$(awk -v op="$op" '$1 == op { print $2 }' "$work/critest.stub")
+  rowa "  $op" "$h" "${c:-}" "<= 0.25" "${f:--}"
 done <"$work/critest.hull"
 echo "(b) memory, kB"
 row "  per pod, PSS" "${per_pss[hull]}" "${per_pss[ctd]}" "<= 0.30"

@@ -19,6 +19,9 @@
 //	    prints each call's median in milliseconds.
 //	cribench --endpoint unix:///PATH --image IMG pull
 //	    Pulls IMG if the runtime does not have it.
+//	cribench --endpoint unix:///PATH stub
+//	    Serves on PATH a CRI runtime that answers every call critest
+//	    -benchmark makes at once (stub.go): critest's own floor.
 //
 // The pods are what kubelet sends for a plain pod: their own network,
 // IPC and UTS namespaces, each container its own PID namespace
@@ -50,7 +53,7 @@ func main() {
 	n := flag.Int("n", 50, "number of pods (up)")
 	flag.Parse()
 	if *endpoint == "" || flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: cribench --endpoint unix:///PATH [--image IMG --logs DIR --n N] up|down|pull")
+		fmt.Fprintln(os.Stderr, "usage: cribench --endpoint unix:///PATH [--image IMG --logs DIR --n N] up|down|status|pull|stub")
 		os.Exit(2)
 	}
 	if err := run(*endpoint, flag.Arg(0), *image, *logs, *n); err != nil {
@@ -60,6 +63,9 @@ func main() {
 }
 
 func run(endpoint, cmd, image, logs string, n int) error {
+	if cmd == "stub" {
+		return stub(endpoint)
+	}
 	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
@@ -85,7 +91,7 @@ func run(endpoint, cmd, image, logs string, n int) error {
 	case "status":
 		return status(ctx, rt, n)
 	}
-	return fmt.Errorf("unknown command %q: up, down or pull", cmd)
+	return fmt.Errorf("unknown command %q: up, down, status, pull or stub", cmd)
 }
 
 // pull pulls image unless the runtime has it.
