@@ -181,18 +181,21 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	}
 	engine.Mark("cri: sandbox recorded")
 	err = makePodCgroup(cfg.CgroupParent, labels[labelCgroup], c.GetLinux())
-	var started *engine.Pod
 	if err == nil {
 		engine.Mark("cri: sandbox cgroup made")
-		if started, err = s.eng.StartPod(ctx, p.ID); err == nil {
+		var started *engine.Pod
+		// The pod's next container gets a spare whose process starts in
+		// the pod's namespaces while its network is set up (spares.go).
+		bind := func(up *engine.Pod) { s.spares.bindPod(ctx, up, podModes(up)) }
+		if started, err = s.eng.StartPodPinned(ctx, p.ID, bind); err == nil {
 			err = s.nri.runPodSandbox(ctx, started)
 		}
 	}
 	if err != nil {
+		s.spares.dropPod(p.ID)
 		s.removeSandbox(context.WithoutCancel(ctx), p)
 		return nil, err
 	}
-	s.spares.bindPod(ctx, started, podModes(started)) // spares.go
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: p.ID}, nil
 }
 

@@ -166,8 +166,10 @@ func (p *sparePool) take() *engine.Spare {
 // container's first process needs (engine PrepareSpare, with o, the
 // container's namespace modes), so that the process is waiting in the
 // pod's namespaces, its Go runtime started, by the time CreateContainer
-// comes (kubelet pulls the image first; critest asks at once). The pool is
-// refilled once that spare is used or closed (take).
+// comes (kubelet pulls the image first; critest asks at once). It is
+// called once the pod's namespaces are pinned, before its network is
+// attached (engine StartPodPinned). The pool is refilled once that spare
+// is used or closed (take).
 func (p *sparePool) bindPod(ctx context.Context, pod *engine.Pod, o spec.Options) {
 	if p == nil || pod == nil {
 		return

@@ -295,11 +295,20 @@ func (e *Engine) setPodState(ctx context.Context, p *Pod, state string) error {
 // StartPod makes the pod's namespaces and networks (if they are not
 // there) and starts its containers that are not running.
 func (e *Engine) StartPod(ctx context.Context, ref string) (*Pod, error) {
+	return e.StartPodPinned(ctx, ref, nil)
+}
+
+// StartPodPinned is StartPod calling pinned, if the pod was not running,
+// once its namespaces are pinned and before its networks are attached,
+// with the pod as it will be once running: the CRI's RunPodSandbox binds
+// its next container's spare then (PrepareSpare), whose process starts in
+// the pod's namespaces while the network is set up.
+func (e *Engine) StartPodPinned(ctx context.Context, ref string, pinned func(*Pod)) (*Pod, error) {
 	p, err := e.GetPod(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	if err := e.upPod(ctx, p); err != nil {
+	if err := e.upPodPinned(ctx, p, pinned); err != nil {
 		return nil, err
 	}
 	cs, err := e.PodContainers(ctx, p)
@@ -325,7 +334,10 @@ func (e *Engine) StartPod(ctx context.Context, ref string) (*Pod, error) {
 
 // upPod pins a pod's namespaces and attaches its networks, unless it is
 // running already; its /etc files are written then (its address known).
-func (e *Engine) upPod(ctx context.Context, p *Pod) error {
+func (e *Engine) upPod(ctx context.Context, p *Pod) error { return e.upPodPinned(ctx, p, nil) }
+
+// upPodPinned is upPod calling pinned as StartPodPinned says.
+func (e *Engine) upPodPinned(ctx context.Context, p *Pod, pinned func(*Pod)) error {
 	if p.State == PodRunning {
 		return nil
 	}
@@ -344,6 +356,11 @@ func (e *Engine) upPod(ctx context.Context, p *Pod) error {
 		return err
 	}
 	trace.Mark("pod: pinned")
+	if pinned != nil {
+		up := *p
+		up.State = PodRunning
+		pinned(&up)
+	}
 	var addrs []netip.Addr
 	if p.shares("net") && len(p.Config.Net.Networks) > 0 {
 		as, err := e.attachTo(ctx, p.ID, e.podNS(p.ID, "net"), p.Config.Net, func(ep Endpoint) []string { return dnsNames(p.Name, p.ID, ep) })
