@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -111,12 +112,19 @@ func (e *Engine) awaitContainer(o MonitorOptions) (string, *monitor.Prepared, *C
 		cgroupsPath = cgroups.EnginePath(o.EarlyID)
 	}
 	p := monitor.Prepare(e.rt, o.EarlyID, cgroupsPath, o.NewNetNS)
+	var idle *time.Timer
 	if o.EarlyOnSpec {
-		releaseText() // a caller's pool's spare may wait long (NewSpare)
+		// A caller's pool's spare may wait long (NewSpare): its text
+		// goes once it has waited idleTextRelease without a spec.
+		idle = time.AfterFunc(idleTextRelease, releaseText)
+		defer idle.Stop()
 	}
 	f := os.NewFile(SpareMonitorFD, "container-id")
 	defer f.Close()
 	id, record, err := readSpareID(f, func(id string, spec *specs.Spec, record *Container) {
+		if idle != nil {
+			idle.Stop()
+		}
 		p.SetSpec(id, spec)
 		if o.EarlyOnSpec {
 			p.StartEarlyFor(e.rt, id, spec)

@@ -234,7 +234,7 @@ func (e *env) superviseCmd() *cobra.Command {
 				return err
 			}
 			if _, err := os.Stat(filepath.Join(args[0], "kubelet.json")); errors.Is(err, os.ErrNotExist) {
-				e.armMonitorSpare() // a new pod (spare.go)
+				e.armMonitorSpare(srv) // a new pod (spare.go)
 			}
 			defer srv.Close()
 			ctx := context.Background()

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"hull/internal/cri"
 	"hull/internal/engine"
 	"hull/internal/trace"
 )
@@ -92,7 +93,7 @@ func (e *env) superviseSpare() error {
 	if err != nil {
 		return err
 	}
-	e.armMonitorSpare()
+	e.armMonitorSpare(srv)
 	trace.Mark("kube: spare supervisor ready")
 	line, err := bufio.NewReader(in).ReadString('\n')
 	if err != nil {
@@ -127,19 +128,24 @@ func spareOf(pid int, dir string) bool {
 	return err == nil && stderr == filepath.Join(dir, "supervisor.log")
 }
 
-// armMonitorSpare gives the engine of a new pod's supervisor a spare
-// monitor (engine.StartSpare: `hull monitor -`, its process start and
-// database open done while the supervisor makes the sandbox and creates
-// the container; the CLI's `hull run` does the same): the first
-// StartContainer hands it its container instead of starting `hull
-// monitor ID` from nothing (that was the largest part of apply to Running
-// left, docs/kube.md "Benchmark"). A pod that never starts a container (a
-// pull failing) keeps it waiting until the supervisor exits (the spare
-// reads EOF then, and Engine.Close waits for it). A supervisor restarted
-// for a pod that has run (its kubelet.json there) gets none.
-func (e *env) armMonitorSpare() {
+// armMonitorSpare gives the CRI server of a new pod's supervisor a spare
+// monitor that starts its container's process as the spec arrives
+// (engine NewSpare, `hull monitor - --early-on-spec`, handed to srv with
+// cri GiveSpare, as one of hull-cri's pool): its process start and
+// database open happen while the supervisor makes the sandbox;
+// CreateContainer binds it to the pod's first container and sends it the
+// spec, and it starts the container's process in the pod's namespaces
+// while the creation ends; StartContainer hands it the container (that
+// was the largest part of apply to Running left, docs/kube.md
+// "Benchmark"). The server's own rules close a bound spare whose
+// container is removed or whose sandbox goes. A pod that never creates a
+// container (a pull failing) keeps it waiting until the supervisor exits
+// (it reads end-of-file then, and ends). A supervisor restarted for a pod
+// that has run (its kubelet.json there) gets none; later containers
+// (restarts, the other containers) start `hull monitor ID`.
+func (e *env) armMonitorSpare(srv *cri.Server) {
 	if e.eng == nil || e.eng.MonitorCommand == nil {
 		return
 	}
-	e.eng.UseSpare(engine.StartSpare(e.eng.MonitorCommand("", false), false))
+	srv.GiveSpare(e.eng.NewSpare())
 }

@@ -21,13 +21,21 @@ const supervisorGOGC = 25
 // started: glibc reads it once, at the process's start.
 var supervisorEnv = []string{"MALLOC_ARENA_MAX=1"}
 
-// tuneSupervisorMemory applies the settings in the supervisor process,
-// and keeps the malloc setting from the processes it starts.
+// tuneSupervisorMemory keeps the malloc setting from the processes the
+// supervisor starts.
 func tuneSupervisorMemory() {
+	os.Unsetenv("MALLOC_ARENA_MAX")
+}
+
+// lowerGOGC sets the supervisor's GC percent, unless GOGC is set. Supervise
+// calls it once the pod's first round is recorded: that round (the
+// sandbox, the pulls, the containers' creation and start) allocates most
+// of what a supervisor ever does, and with the low percent it ran several
+// collections more, on the path from apply to Running.
+func lowerGOGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(supervisorGOGC)
 	}
-	os.Unsetenv("MALLOC_ARENA_MAX")
 }
 
 // freeHeapLimit is how much free heap (pages the Go runtime holds but
