@@ -25,3 +25,7 @@ func (s *Server) GiveSpare(spare *engine.Spare) {
 	s.spares.idle = append(s.spares.idle, spare)
 	s.spares.mu.Unlock()
 }
+
+// CloseSpares closes the spares the server holds, idle or bound to a
+// container never started, and waits for them to end what they prepared.
+func (s *Server) CloseSpares() { s.spares.close() }

@@ -22,15 +22,11 @@ import (
 // (<namespace>/<name>/ with pod.json, status.json, events.json).
 func KubePodsDir(root string) string { return filepath.Join(root, "kube", "pods") }
 
-// KubeSpareEnv is set by `hull kube apply` (cmd/hull/kube_spare.go) in
-// the environment of the hull-cri it execs for apply: the fd on which
-// apply hands the spare supervisor the first pod it records; and in that
-// spare's, to KubeSpareRead: it reads the pod directory on fd 3
-// (internal/kube/spare.go).
-const (
-	KubeSpareEnv  = "_HULL_KUBE_SPARE"
-	KubeSpareRead = "read"
-)
+// KubeApplyEnv is set by `hull kube apply` (cmd/hull/kube_apply.go) in
+// the environment of the hull-cri it runs as its child for apply: the fd
+// on which that child reports its exit status before it stays, detached,
+// as the supervisor of the first pod it records (internal/kube/applier.go).
+const KubeApplyEnv = "_HULL_KUBE_APPLY"
 
 // The parts of a v1.PodStatus and of hull kube's events a diagnosis
 // reads (their JSON names).

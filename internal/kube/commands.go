@@ -48,6 +48,7 @@ func (e *env) applyCmd() *cobra.Command {
 		Short: "Create the pods a manifest describes (multi-document YAML or JSON)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			e.applying = !wait // applier.go
 			docs, err := ReadManifests(files, e.stdin, e.namespace)
 			if err != nil {
 				return err

@@ -45,30 +45,28 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	log    *slog.Logger
-	spare  *os.File // the spare supervisor's pipe, until used (spare.go)
-	// isSpare: this process is a spare supervisor (spare.go).
-	isSpare  bool
-	spareErr error
+	// report: this is apply run by hull as its child, which reports its
+	// exit status here and stays as the supervisor of kept, the first
+	// pod it records (applier.go), with srv; applying: apply's command
+	// runs, without --wait.
+	report   *os.File
+	applying bool
+	kept     string
+	srv      *cri.Server
 }
 
 // Main runs `hull-cri kube ARGS` (`hull kube` execs it with hull's
 // resolved configuration and the hull binary as flags).
 func Main(args []string, version string, stdin io.Reader, stdout, stderr io.Writer) error {
 	e := &env{version: version, stdin: stdin, stdout: stdout, stderr: stderr}
-	e.takeSpare() // spare.go
+	e.takeReport() // applier.go
 	root := &cobra.Command{
 		Use:           "kube",
 		Short:         "Run Kubernetes pods on this machine with kubectl's commands and kubelet's semantics",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			if err := e.setup(); err != nil {
-				return err
-			}
-			if e.isSpare {
-				return e.runSpare(cmd) // spare.go: never runs the command
-			}
-			return nil
+			return e.setup()
 		},
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -99,8 +97,8 @@ func Main(args []string, version string, stdin io.Reader, stdout, stderr io.Writ
 	top.SetOut(stdout)
 	top.SetErr(stderr)
 	err := top.Execute()
-	if e.isSpare {
-		err = e.spareErr
+	if e.report != nil {
+		err = e.finishApply(err) // applier.go
 	}
 	if e.eng != nil {
 		e.eng.Close()
@@ -174,7 +172,7 @@ func (e *env) globalArgs() []string {
 // startSupervisor starts the pod's supervisor detached: a session of
 // its own, no terminal, its stderr in the pod's supervisor.log.
 func (e *env) startSupervisor(dir string) error {
-	if e.handToSpare(dir) { // spare.go
+	if e.keepPod(dir) { // applier.go
 		return nil
 	}
 	self, err := os.Executable()
@@ -237,6 +235,7 @@ func (e *env) superviseCmd() *cobra.Command {
 				e.armMonitorSpare(srv) // a new pod (spare.go)
 			}
 			defer srv.Close()
+			defer srv.CloseSpares()
 			ctx := context.Background()
 			err = Supervise(ctx, srv, args[0], e.cfg.KubeCgroupRoot(), e.log, e.reconcileDeployments) // a deployment pod's changes move its rollout
 			if err != nil && !errors.Is(err, context.Canceled) {

@@ -218,7 +218,7 @@ func supervisorPID(dir string) int {
 	}
 	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	if err != nil || !strings.Contains(string(cmdline), "\x00supervise\x00") || !strings.Contains(string(cmdline), dir) {
-		if err == nil && spareOf(pid, dir) { // spare.go
+		if err == nil && applierOf(pid, dir) { // applier.go
 			return pid
 		}
 		return 0 // gone, or the pid is another process's now
