@@ -52,22 +52,36 @@ func (e *env) takeReport() {
 	e.report = os.NewFile(uintptr(fd), "kube-apply-status")
 }
 
+// prepareSupervision opens the engine and arms the spare monitor of the
+// pod apply will keep, in the background while apply reads and checks
+// its manifests (keepPod waits for it): the monitor's start-up then
+// overlaps apply's instead of the sandbox's.
+func (e *env) prepareSupervision() {
+	e.ready = make(chan struct{})
+	go func() {
+		defer close(e.ready)
+		srv, err := e.server()
+		if err != nil {
+			return
+		}
+		e.armMonitorSpare(srv)
+		e.srv = srv
+	}()
+}
+
 // keepPod keeps the pod in dir for this process to supervise once apply
 // has ended (finishApply), when this is apply reporting to hull, without
 // --wait (which waits for the pods to run: they need their supervisors
 // meanwhile), and it keeps none yet; false: start a supervisor. The
-// engine opens and the pod's spare monitor starts now, so that both are
-// ready by the time the supervision begins.
+// engine and the pod's spare monitor are prepareSupervision's.
 func (e *env) keepPod(dir string) bool {
-	if e.report == nil || !e.applying || e.kept != "" {
+	if e.report == nil || !e.applying || e.kept != "" || e.ready == nil {
 		return false
 	}
-	srv, err := e.server()
-	if err != nil {
-		return false
+	<-e.ready
+	if e.srv == nil {
+		return false // no engine: a supervisor of its own reports why
 	}
-	e.srv = srv
-	e.armMonitorSpare(srv)
 	e.kept = dir
 	trace.Mark("kube: pod kept to supervise")
 	return true
@@ -85,7 +99,13 @@ func (e *env) finishApply(err error) error {
 	e.detach()
 	fmt.Fprintf(e.report, "%d\n", code)
 	e.report.Close()
+	if e.ready != nil {
+		<-e.ready
+	}
 	if e.kept == "" {
+		if e.srv != nil {
+			e.srv.CloseSpares() // armed for a pod that did not come
+		}
 		return nil
 	}
 	defer e.srv.Close()

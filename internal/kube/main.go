@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -53,11 +54,16 @@ type env struct {
 	applying bool
 	kept     string
 	srv      *cri.Server
+	// ready is closed once the engine and srv are ready for kept
+	// (prepareSupervision; nil: not started).
+	ready chan struct{}
+	engMu sync.Mutex // engine(), which apply and prepareSupervision call
 }
 
 // Main runs `hull-cri kube ARGS` (`hull kube` execs it with hull's
 // resolved configuration and the hull binary as flags).
 func Main(args []string, version string, stdin io.Reader, stdout, stderr io.Writer) error {
+	startGOGC() // supervisor_mem.go
 	e := &env{version: version, stdin: stdin, stdout: stdout, stderr: stderr}
 	e.takeReport() // applier.go
 	root := &cobra.Command{
@@ -132,6 +138,8 @@ func (e *env) ns() string {
 
 // engine opens the engine (once).
 func (e *env) engine() (*engine.Engine, error) {
+	e.engMu.Lock()
+	defer e.engMu.Unlock()
 	if e.eng != nil {
 		return e.eng, nil
 	}
