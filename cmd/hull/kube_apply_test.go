@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"hull/internal/testenv"
 )
 
 // `hull kube apply` runs apply as its child, which stays as the
@@ -104,4 +106,45 @@ func procsWhere(match func(cmdline, env string) bool) []int {
 		}
 	}
 	return pids
+}
+
+// A command line the C constructor leaves to the command tree (a global
+// flag written --root=DIR) runs apply the same way from Go
+// (runKubeApply): the output, the pod supervised by apply's process, the
+// status of a failing apply.
+func TestKubeApplyFromTheCommandTree(t *testing.T) {
+	root, fx := kubeEnv(t)
+	run := func(args ...string) (string, string, error) {
+		cmd := exec.Command(os.Args[0], append(append([]string{"--root=" + root, "--run-root", filepath.Join(root, "run")}, testenv.ConfigArgs(root)...), append([]string{"kube"}, args...)...)...)
+		cmd.Env = append(os.Environ(), "HULL_TEST_AS_CLI=1", "HULL_CRI="+filepath.Join(filepath.Dir(os.Getenv("HULL_BIN")), "hull-cri"))
+		cmd.WaitDelay = time.Second
+		var out, errOut strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		return out.String(), errOut.String(), err
+	}
+	f := filepath.Join(t.TempDir(), "pod.yaml")
+	if err := os.WriteFile(f, []byte(fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata:\n  name: fromgo\nspec:\n  containers:\n  - name: c\n    image: %s\n    command: [sh, -c, \"trap 'exit 0' TERM; while true; do sleep 1; done\"]\n", fx.Busybox.Ref)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, stderr, err := run("apply", "-f", f); err != nil || out != "pod/fromgo created\n" {
+		t.Fatalf("apply: %v, %q, %q", err, out, stderr)
+	}
+	waitPod(t, root, "fromgo", "running", func(p podJSON) bool { return p.Status.Phase == "Running" })
+	dir := filepath.Join(root, "kube", "pods", "default", "fromgo")
+	b, _ := os.ReadFile(filepath.Join(dir, "supervisor"))
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid)); err != nil || !strings.Contains(string(env), "\x00_HULL_KUBE_APPLY=") {
+		t.Errorf("the pod's supervisor %d is not apply's process (%v)", pid, err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("apiVersion: v1\nkind: Nope\nmetadata:\n  name: x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, err := run("apply", "-f", bad)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(stderr, "Nope") {
+		t.Errorf("apply of an unknown kind: %v, stderr %q; want status 1 and the error", err, stderr)
+	}
+	mustKube(t, root, "delete", "pod", "fromgo")
 }
