@@ -27,7 +27,10 @@ func runKubeApply(argv, env []string) (code int, ok bool) {
 		return 0, false
 	}
 	defer r.Close()
-	cmd := &exec.Cmd{Path: argv[0], Args: argv, Env: append(env, engine.KubeApplyEnv+"=3"),
+	// MALLOC_ARENA_MAX as for every supervisor (internal/kube
+	// supervisorEnv): glibc reads it once, at the start; the child drops
+	// it for what it starts.
+	cmd := &exec.Cmd{Path: argv[0], Args: argv, Env: append(env, engine.KubeApplyEnv+"=3", "MALLOC_ARENA_MAX=1"),
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, ExtraFiles: []*os.File{w}}
 	err = cmd.Start()
 	w.Close()

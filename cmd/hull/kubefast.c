@@ -50,7 +50,10 @@ static void run_apply(const char *bin, char **argv)
 		if (w < 0 || dup2(w, 3) < 0)
 			_exit(127);
 		syscall(SYS_close_range, 4, ~0U, 0);
-		if (setenv("_HULL_KUBE_APPLY", "3", 1) < 0)
+		// As for every supervisor (internal/kube supervisorEnv): glibc
+		// reads it once, at the start; the child drops it for what it
+		// starts.
+		if (setenv("_HULL_KUBE_APPLY", "3", 1) < 0 || setenv("MALLOC_ARENA_MAX", "1", 1) < 0)
 			_exit(127);
 		execv(bin, argv);
 		_exit(127);

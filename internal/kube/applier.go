@@ -44,6 +44,7 @@ func (e *env) takeReport() {
 		return
 	}
 	os.Unsetenv(engine.KubeApplyEnv)
+	tuneSupervisorMemory() // supervisor_mem.go: hull set MALLOC_ARENA_MAX
 	fd, err := strconv.Atoi(v)
 	if err != nil || fd < 3 {
 		return
