@@ -28,6 +28,16 @@ func KubePodsDir(root string) string { return filepath.Join(root, "kube", "pods"
 // as the supervisor of the first pod it records (internal/kube/applier.go).
 const KubeApplyEnv = "_HULL_KUBE_APPLY"
 
+// KubeSpareEnv is set beside KubeApplyEnv when hull started the pod's
+// spare monitor itself (cmd/hull/kubefast.c), as the child's child: its
+// pid; the child adopts it (AdoptSpare) from fds KubeSpareSyncFD (its
+// start report) and KubeSpareIDFD (its container's ID).
+const (
+	KubeSpareEnv    = "_HULL_KUBE_SPARE"
+	KubeSpareSyncFD = 4
+	KubeSpareIDFD   = 5
+)
+
 // The parts of a v1.PodStatus and of hull kube's events a diagnosis
 // reads (their JSON names).
 type (

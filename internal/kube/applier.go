@@ -51,6 +51,14 @@ func (e *env) takeReport() {
 	}
 	unix.CloseOnExec(fd) // no process this one starts holds it
 	e.report = os.NewFile(uintptr(fd), "kube-apply-status")
+	if pid, err := strconv.Atoi(os.Getenv(engine.KubeSpareEnv)); err == nil && pid > 0 {
+		// The pod's spare monitor, which hull started beside this
+		// process (kubefast.c): its ends are ours to own.
+		unix.CloseOnExec(engine.KubeSpareSyncFD)
+		unix.CloseOnExec(engine.KubeSpareIDFD)
+		e.spare = engine.AdoptSpare(pid, engine.KubeSpareSyncFD, engine.KubeSpareIDFD, false)
+	}
+	os.Unsetenv(engine.KubeSpareEnv)
 }
 
 // prepareSupervision opens the engine and arms the spare monitor of the
@@ -65,7 +73,12 @@ func (e *env) prepareSupervision() {
 		if err != nil {
 			return
 		}
-		e.armMonitorSpare(srv)
+		if e.spare != nil {
+			srv.GiveSpare(e.spare) // started by hull (kubefast.c)
+			e.spare = nil
+		} else {
+			e.armMonitorSpare(srv)
+		}
 		e.srv = srv
 	}()
 }
@@ -102,6 +115,9 @@ func (e *env) finishApply(err error) error {
 	e.report.Close()
 	if e.ready != nil {
 		<-e.ready
+	}
+	if e.spare != nil {
+		e.spare.Close() // hull's, not given to a server (--wait, no engine)
 	}
 	if e.kept == "" {
 		if e.srv != nil {

@@ -57,6 +57,9 @@ type env struct {
 	// ready is closed once the engine and srv are ready for kept
 	// (prepareSupervision; nil: not started).
 	ready chan struct{}
+	// spare is the pod's spare monitor hull started (kubefast.c), until
+	// given to srv.
+	spare *engine.Spare
 	engMu sync.Mutex // engine(), which apply and prepareSupervision call
 }
 
