@@ -148,3 +148,35 @@ func TestKubeApplyFromTheCommandTree(t *testing.T) {
 	}
 	mustKube(t, root, "delete", "pod", "fromgo")
 }
+
+// apply whose output's reader is gone (`| head -1`) still supervises the
+// pod it recorded, and exits as SIGPIPE would have ended it (141).
+func TestKubeApplyBrokenOutput(t *testing.T) {
+	root, fx := kubeEnv(t)
+	f := filepath.Join(t.TempDir(), "pod.yaml")
+	if err := os.WriteFile(f, []byte(fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata:\n  name: piped\nspec:\n  containers:\n  - name: c\n    image: %s\n    command: [sh, -c, \"trap 'exit 0' TERM; while true; do sleep 1; done\"]\n", fx.Busybox.Ref)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	cmd := hullProc(root, "kube", "apply", "-f", f)
+	cmd.Env = append(cmd.Env, "HULL_CRI="+filepath.Join(filepath.Dir(os.Getenv("HULL_BIN")), "hull-cri"))
+	cmd.Stdout = w
+	err = cmd.Run()
+	w.Close()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 141 {
+		t.Errorf("apply with its output's reader gone: %v; want status 141", err)
+	}
+	waitPod(t, root, "piped", "running", func(p podJSON) bool { return p.Status.Phase == "Running" })
+	// (get would have started a supervisor for a pod whose apply died)
+	b, _ := os.ReadFile(filepath.Join(root, "kube", "pods", "default", "piped", "supervisor"))
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid)); err != nil || !strings.Contains(string(env), "\x00_HULL_KUBE_APPLY=") {
+		t.Errorf("the pod's supervisor %d is not apply's process (%v)", pid, err)
+	}
+	mustKube(t, root, "delete", "pod", "piped")
+}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
@@ -51,6 +53,13 @@ func (e *env) takeReport() {
 	}
 	unix.CloseOnExec(fd) // no process this one starts holds it
 	e.report = os.NewFile(uintptr(fd), "kube-apply-status")
+	// A reader of apply's output gone (`| head -1`) must not end the
+	// process that is to supervise the pod it recorded: with SIGPIPE
+	// notified (not ignored, which what it starts would inherit), a write
+	// to a broken stdout fails instead of killing it, and finishApply
+	// reports the status the signal would have given.
+	e.sigpipe = make(chan os.Signal, 1)
+	signal.Notify(e.sigpipe, syscall.SIGPIPE)
 	if pid, err := strconv.Atoi(os.Getenv(engine.KubeSpareEnv)); err == nil && pid > 0 {
 		// The pod's spare monitor, which hull started beside this
 		// process (kubefast.c): its ends are ours to own.
@@ -109,6 +118,11 @@ func (e *env) finishApply(err error) error {
 	if err != nil && !errors.Is(err, pflag.ErrHelp) {
 		fmt.Fprintln(e.stderr, "error:", err) // as cmd/hull-cri
 		code = 1
+	}
+	select {
+	case <-e.sigpipe:
+		code = 128 + int(syscall.SIGPIPE) // as the shell shows a process it ended
+	default:
 	}
 	e.detach()
 	fmt.Fprintf(e.report, "%d\n", code)

@@ -60,7 +60,9 @@ type env struct {
 	// spare is the pod's spare monitor hull started (kubefast.c), until
 	// given to srv.
 	spare *engine.Spare
-	engMu sync.Mutex // engine(), which apply and prepareSupervision call
+	// sigpipe: apply's stdout or stderr lost its reader (applier.go).
+	sigpipe chan os.Signal
+	engMu   sync.Mutex // engine(), which apply and prepareSupervision call
 }
 
 // Main runs `hull-cri kube ARGS` (`hull kube` execs it with hull's
