@@ -27,11 +27,15 @@ func newKubeCmd(g *globals) *cobra.Command {
 			bin := criBinary(self)
 			argv := append([]string{bin, "kube", "--hull", self}, g.globalArgs()...)
 			argv = append(argv, args...)
-			env := os.Environ()
-			if kv := startKubeSpare(argv, env); kv != "" { // kube_spare.go
-				env = append(env, kv)
+			if isKubeApply(args) { // kube_apply.go
+				if code, ok := runKubeApply(argv, os.Environ()); ok {
+					if code == 0 {
+						return nil
+					}
+					return withCode(code, silentError{})
+				}
 			}
-			if err := syscall.Exec(bin, argv, env); err != nil {
+			if err := syscall.Exec(bin, argv, os.Environ()); err != nil {
 				return fmt.Errorf("run %s: %w (build it with make build, or set HULL_CRI)", bin, err)
 			}
 			return nil

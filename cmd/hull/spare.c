@@ -47,6 +47,24 @@ static int new_id(char out[65])
 	return 0;
 }
 
+// hull_spare_child readies a freshly forked child to exec a spare
+// monitor: its fds 3 and 4 the ends `hull monitor -` expects
+// (engine.MonitorReportFD and engine.SpareMonitorFD, as engine.StartSpare
+// places them; spareOf checks them), its stdio /dev/null, a session of
+// its own in /, and nothing else the command inherited. Copies above the
+// ends first, so that no dup2 overwrites an end still to be placed.
+int hull_spare_child(int sync_w, int id_r)
+{
+	int s = fcntl(sync_w, F_DUPFD_CLOEXEC, 10), r = fcntl(id_r, F_DUPFD_CLOEXEC, 10);
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (s < 0 || r < 0 || null < 0 || setsid() < 0 || chdir("/") < 0)
+		return -1;
+	if (dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0 || dup2(s, 3) < 0 || dup2(r, 4) < 0)
+		return -1;
+	syscall(SYS_close_range, 5, ~0U, 0);
+	return 0;
+}
+
 void hull_spare_start(int argc, char **argv)
 {
 	if (argc < 2 || getenv("_HULL_SYNCFD") || getenv("_HULL_SPARE") || getenv("HULL_NO_EARLY_SPARE"))
@@ -65,19 +83,8 @@ void hull_spare_start(int argc, char **argv)
 	}
 	pid_t pid = fork();
 	if (pid == 0) {
-		// The child's fds 3 and 4 are the ends `hull monitor -` expects
-		// (engine.MonitorReportFD and engine.SpareMonitorFD, as
-		// engine.StartSpare places them; spareOf checks them); copies
-		// above them first, so that no dup2 overwrites an end still to
-		// be placed.
-		int s = fcntl(syncp[1], F_DUPFD_CLOEXEC, 10), r = fcntl(idp[0], F_DUPFD_CLOEXEC, 10);
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-		if (s < 0 || r < 0 || null < 0 || setsid() < 0 || chdir("/") < 0)
+		if (hull_spare_child(syncp[1], idp[0]) < 0)
 			_exit(127);
-		if (dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0 || dup2(s, 3) < 0 || dup2(r, 4) < 0)
-			_exit(127);
-		// Nothing else this command inherited goes on to the monitor.
-		syscall(SYS_close_range, 5, ~0U, 0);
 		if (setenv("_HULL_SPARE", hull_spare_early, 1) < 0)
 			_exit(127);
 		// By its path, so that ps shows it as hull (not "exe"); the

@@ -80,9 +80,10 @@ func newSparePool(eng *engine.Engine, size int) *sparePool {
 // node keeps size spares, each an idle hull process (about 12 MB).
 const burstWindow = 2 * time.Second
 
-// target is how many idle spares the pool keeps now (see burstWindow).
+// target is how many idle spares the pool keeps now (see burstWindow);
+// a pool of size 0 (GiveSpare's) keeps none, making nothing.
 func (p *sparePool) target() int {
-	if !p.lastTake.IsZero() && time.Since(p.lastTake) < burstWindow {
+	if p.size > 0 && !p.lastTake.IsZero() && time.Since(p.lastTake) < burstWindow {
 		return p.size + 1
 	}
 	return p.size

@@ -392,6 +392,11 @@ func TestSparePoolBurst(t *testing.T) {
 	if got := p.target(); got != 1 {
 		t.Errorf("target after the burst: %d; want 1", got)
 	}
+	given := &sparePool{} // GiveSpare's: size 0, never refilled
+	given.lastTake = time.Now()
+	if got := given.target(); got != 0 {
+		t.Errorf("target of a pool of size 0 in a burst: %d; want 0", got)
+	}
 	p.idle = []*engine.Spare{nil, nil} // two idle (Close of nil is nothing)
 	p.trimIdle()
 	if len(p.idle) != 1 {

@@ -22,14 +22,20 @@ import (
 // (<namespace>/<name>/ with pod.json, status.json, events.json).
 func KubePodsDir(root string) string { return filepath.Join(root, "kube", "pods") }
 
-// KubeSpareEnv is set by `hull kube apply` (cmd/hull/kube_spare.go) in
-// the environment of the hull-cri it execs for apply: the fd on which
-// apply hands the spare supervisor the first pod it records; and in that
-// spare's, to KubeSpareRead: it reads the pod directory on fd 3
-// (internal/kube/spare.go).
+// KubeApplyEnv is set by `hull kube apply` (cmd/hull/kube_apply.go) in
+// the environment of the hull-cri it runs as its child for apply: the fd
+// on which that child reports its exit status before it stays, detached,
+// as the supervisor of the first pod it records (internal/kube/applier.go).
+const KubeApplyEnv = "_HULL_KUBE_APPLY"
+
+// KubeSpareEnv is set beside KubeApplyEnv when hull started the pod's
+// spare monitor itself (cmd/hull/kubefast.c), as the child's child: its
+// pid; the child adopts it (AdoptSpare) from fds KubeSpareSyncFD (its
+// start report) and KubeSpareIDFD (its container's ID).
 const (
-	KubeSpareEnv  = "_HULL_KUBE_SPARE"
-	KubeSpareRead = "read"
+	KubeSpareEnv    = "_HULL_KUBE_SPARE"
+	KubeSpareSyncFD = 4
+	KubeSpareIDFD   = 5
 )
 
 // The parts of a v1.PodStatus and of hull kube's events a diagnosis

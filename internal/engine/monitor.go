@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -112,20 +113,29 @@ func (e *Engine) awaitContainer(o MonitorOptions) (string, *monitor.Prepared, *C
 		cgroupsPath = cgroups.EnginePath(o.EarlyID)
 	}
 	p := monitor.Prepare(e.rt, o.EarlyID, cgroupsPath, o.NewNetNS)
+	var idle *time.Timer
 	if o.EarlyOnSpec {
 		// A caller's pool's spare may wait long (NewSpare): its sealed
-		// copy of hull-init taken or made (for a pod that shares its pid
-		// namespace), the binary's pages it no longer runs go.
+		// copy of hull-init taken or made now (for a pod that shares its
+		// pid namespace), its text released once it has waited
+		// idleTextRelease for its container.
 		e.adoptSealedInit()
-		releaseText()
+		idle = time.AfterFunc(idleTextRelease, releaseText)
+		defer idle.Stop()
 	}
 	f := os.NewFile(SpareMonitorFD, "container-id")
 	defer f.Close()
 	id, record, err := readSpareID(f, func(id string, a earlyAhead) {
+		if idle != nil {
+			idle.Stop()
+		}
 		if o.EarlyOnSpec {
 			p.StartEarlyIn(e.rt, id, runtime.EarlyOptions{CgroupsPath: a.CgroupsPath, Namespaces: a.Namespaces, Sealed: a.Sealed})
 		}
 	}, func(id string, spec *specs.Spec, record *Container) {
+		if idle != nil {
+			idle.Stop()
+		}
 		p.DropEarlyFor(id, spec)
 		p.SetSpec(id, spec)
 		if o.EarlyOnSpec {

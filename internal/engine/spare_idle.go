@@ -1,6 +1,20 @@
 package engine
 
-import "hull/internal/shim"
+import (
+	"time"
+
+	"hull/internal/shim"
+)
+
+// idleTextRelease is how long a spare that starts its container's
+// process on the spec (NewSpare) waits for one before it releases its
+// text (releaseText). A spare bound soon after its start, as a `hull
+// kube` supervisor's is (its spec comes tens of milliseconds later),
+// keeps the pages: faulting them back in cost its container's start
+// about 10 ms on the 2-core test VM (bench/kube.sh, docs/kube.md
+// "Benchmark"). A pool's idle spare still holds only what it wrote after
+// that.
+const idleTextRelease = 2 * time.Second
 
 // releaseText unmaps this process's resident pages of its own binary's
 // read-only mappings (text and read-only data): an idle spare monitor kept

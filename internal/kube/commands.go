@@ -48,6 +48,9 @@ func (e *env) applyCmd() *cobra.Command {
 		Short: "Create the pods a manifest describes (multi-document YAML or JSON)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if e.applying = !wait; e.applying && e.report != nil { // applier.go
+				e.prepareSupervision()
+			}
 			docs, err := ReadManifests(files, e.stdin, e.namespace)
 			if err != nil {
 				return err

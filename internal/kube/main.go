@@ -21,6 +21,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -45,30 +47,45 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	log    *slog.Logger
-	spare  *os.File // the spare supervisor's pipe, until used (spare.go)
-	// isSpare: this process is a spare supervisor (spare.go).
-	isSpare  bool
-	spareErr error
+	// report: this is apply run by hull as its child, which reports its
+	// exit status here and stays as the supervisor of kept, the first
+	// pod it records (applier.go), with srv; applying: apply's command
+	// runs, without --wait.
+	report   *os.File
+	applying bool
+	kept     string
+	srv      *cri.Server
+	// ready is closed once the engine and srv are ready for kept
+	// (prepareSupervision; nil: not started).
+	ready chan struct{}
+	// spare is the pod's spare monitor hull started (kubefast.c), until
+	// given to srv.
+	spare *engine.Spare
+	// sigpipe: apply's stdout or stderr lost its reader (applier.go);
+	// outBroken: a write to either found it gone (brokenWriter), which
+	// the signal's asynchronous delivery may not have said yet.
+	sigpipe   chan os.Signal
+	outBroken atomic.Bool
+	engMu     sync.Mutex // engine(), which apply and prepareSupervision call
 }
 
 // Main runs `hull-cri kube ARGS` (`hull kube` execs it with hull's
 // resolved configuration and the hull binary as flags).
 func Main(args []string, version string, stdin io.Reader, stdout, stderr io.Writer) error {
-	e := &env{version: version, stdin: stdin, stdout: stdout, stderr: stderr}
-	e.takeSpare() // spare.go
+	startGOGC() // supervisor_mem.go
+	e := &env{version: version, stdin: stdin}
+	// A write that finds its reader gone is noted (applier.go finishApply).
+	stdout = brokenWriter{w: stdout, broken: &e.outBroken}
+	stderr = brokenWriter{w: stderr, broken: &e.outBroken}
+	e.stdout, e.stderr = stdout, stderr
+	e.takeReport() // applier.go
 	root := &cobra.Command{
 		Use:           "kube",
 		Short:         "Run Kubernetes pods on this machine with kubectl's commands and kubelet's semantics",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			if err := e.setup(); err != nil {
-				return err
-			}
-			if e.isSpare {
-				return e.runSpare(cmd) // spare.go: never runs the command
-			}
-			return nil
+			return e.setup()
 		},
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -99,8 +116,8 @@ func Main(args []string, version string, stdin io.Reader, stdout, stderr io.Writ
 	top.SetOut(stdout)
 	top.SetErr(stderr)
 	err := top.Execute()
-	if e.isSpare {
-		err = e.spareErr
+	if e.report != nil {
+		err = e.finishApply(err) // applier.go
 	}
 	if e.eng != nil {
 		e.eng.Close()
@@ -134,6 +151,8 @@ func (e *env) ns() string {
 
 // engine opens the engine (once).
 func (e *env) engine() (*engine.Engine, error) {
+	e.engMu.Lock()
+	defer e.engMu.Unlock()
 	if e.eng != nil {
 		return e.eng, nil
 	}
@@ -174,7 +193,7 @@ func (e *env) globalArgs() []string {
 // startSupervisor starts the pod's supervisor detached: a session of
 // its own, no terminal, its stderr in the pod's supervisor.log.
 func (e *env) startSupervisor(dir string) error {
-	if e.handToSpare(dir) { // spare.go
+	if e.keepPod(dir) { // applier.go
 		return nil
 	}
 	self, err := os.Executable()
@@ -234,9 +253,10 @@ func (e *env) superviseCmd() *cobra.Command {
 				return err
 			}
 			if _, err := os.Stat(filepath.Join(args[0], "kubelet.json")); errors.Is(err, os.ErrNotExist) {
-				e.armMonitorSpare() // a new pod (spare.go)
+				e.armMonitorSpare(srv) // a new pod (spare.go)
 			}
 			defer srv.Close()
+			defer srv.CloseSpares()
 			ctx := context.Background()
 			err = Supervise(ctx, srv, args[0], e.cfg.KubeCgroupRoot(), e.log, e.reconcileDeployments) // a deployment pod's changes move its rollout
 			if err != nil && !errors.Is(err, context.Canceled) {
@@ -245,4 +265,19 @@ func (e *env) superviseCmd() *cobra.Command {
 			return err
 		},
 	}
+}
+
+// brokenWriter is w noting in broken a write that found its reader gone
+// (EPIPE).
+type brokenWriter struct {
+	w      io.Writer
+	broken *atomic.Bool
+}
+
+func (b brokenWriter) Write(p []byte) (int, error) {
+	n, err := b.w.Write(p)
+	if errors.Is(err, syscall.EPIPE) {
+		b.broken.Store(true)
+	}
+	return n, err
 }

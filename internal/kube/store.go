@@ -64,12 +64,18 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
+	return writeFile(path, append(b, '\n'), true)
+}
+
+// writeFile replaces the file at path with b whole: written to a
+// temporary file, synced first when durable, renamed into place.
+func writeFile(path string, b []byte, durable bool) error {
 	tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err = f.Write(append(b, '\n')); err == nil {
+	if _, err = f.Write(b); err == nil && durable {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -212,7 +218,7 @@ func supervisorPID(dir string) int {
 	}
 	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	if err != nil || !strings.Contains(string(cmdline), "\x00supervise\x00") || !strings.Contains(string(cmdline), dir) {
-		if err == nil && spareOf(pid, dir) { // spare.go
+		if err == nil && applierOf(pid, dir) { // applier.go
 			return pid
 		}
 		return 0 // gone, or the pid is another process's now

@@ -208,7 +208,11 @@ func Supervise(ctx context.Context, srv *cri.Server, dir, cgroupRoot string, log
 	if k.st.StartTime.IsZero() {
 		k.st.StartTime = time.Now().UTC().Truncate(time.Second)
 	}
+	// The node's address, which the first status names, is read while
+	// the sandbox is made (it dumps the host's addresses: hostip.go).
+	go hostIP()
 	trace.Mark("kube: supervisor ready")
+	first := true
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "pod.json")); err != nil {
 			return nil // removed
@@ -219,10 +223,16 @@ func Supervise(ctx context.Context, srv *cri.Server, dir, cgroupRoot string, log
 			return err
 		}
 		k.sync(ctx)
-		releaseFreeMemory() // supervisor_mem.go
 		if err := k.save(); err != nil {
 			log.Warn("record the pod's status", "err", err)
 		}
+		// After the status is written (a forced collection, when it
+		// runs, costs milliseconds): supervisor_mem.go.
+		if first {
+			lowerGOGC()
+			first = false
+		}
+		releaseFreeMemory()
 		k.notifyOwner(false)
 		trace.Mark("kube: status saved")
 		if k.st.Finished {
@@ -254,15 +264,21 @@ func (k *kubelet) event(typ, reason, msg string) {
 	}
 }
 
-// save writes the supervisor's state, the status and the events, each
-// only when it changed (compared as the bytes the file would hold).
+// save writes the status, the supervisor's state and the events, each
+// only when it changed (compared as the bytes the file would hold). The
+// status goes first and without an fsync: it is what `hull kube get`
+// and a wait read, and it is only ever derived from the rest (a crash
+// that loses it loses a status the next supervisor writes again on its
+// first round); kubelet.json (what a restarted supervisor carries on
+// from) and events.json are synced before their rename.
 func (k *kubelet) save() error {
 	status := k.podStatus()
 	k.podIsReady = podReady(&v1.Pod{Status: status})
 	for _, f := range []struct {
-		name string
-		v    any
-	}{{"kubelet.json", k.st}, {"status.json", status}, {"events.json", k.events}} {
+		name    string
+		v       any
+		durable bool
+	}{{"status.json", status, false}, {"kubelet.json", k.st, true}, {"events.json", k.events, true}} {
 		path := filepath.Join(k.dir, f.name)
 		b, err := json.MarshalIndent(f.v, "", "  ")
 		if err != nil {
@@ -271,8 +287,11 @@ func (k *kubelet) save() error {
 		if old, err := os.ReadFile(path); err == nil && bytes.Equal(bytes.TrimSuffix(old, []byte("\n")), b) {
 			continue
 		}
-		if err := writeJSON(path, f.v); err != nil {
+		if err := writeFile(path, append(b, '\n'), f.durable); err != nil {
 			return err
+		}
+		if f.name == "status.json" {
+			trace.Mark("kube: status written")
 		}
 	}
 	return nil

@@ -21,13 +21,37 @@ const supervisorGOGC = 25
 // started: glibc reads it once, at the process's start.
 var supervisorEnv = []string{"MALLOC_ARENA_MAX=1"}
 
-// tuneSupervisorMemory applies the settings in the supervisor process,
-// and keeps the malloc setting from the processes it starts.
+// tuneSupervisorMemory keeps the malloc setting from the processes the
+// supervisor starts.
 func tuneSupervisorMemory() {
+	os.Unsetenv("MALLOC_ARENA_MAX")
+}
+
+// startGOGC lets a `hull kube` command collect less often than Go's
+// default, unless GOGC is set: a command is short (or, for a watch, holds
+// little), and apply's and a new supervisor's first round (the manifest's
+// strict decoding, the sandbox, the containers) allocate most of what
+// they ever do; each collection on the 2-core test machine took processor
+// time from the processes starting the pod. A supervisor lowers it once
+// its first round is recorded (lowerGOGC).
+func startGOGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(startGCPercent)
+	}
+}
+
+// startGCPercent is a command's GC percent until a supervisor lowers it.
+const startGCPercent = 400
+
+// lowerGOGC sets the supervisor's GC percent, unless GOGC is set. Supervise
+// calls it once the pod's first round is recorded: that round (the
+// sandbox, the pulls, the containers' creation and start) allocates most
+// of what a supervisor ever does, and with the low percent it ran several
+// collections more, on the path from apply to Running.
+func lowerGOGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(supervisorGOGC)
 	}
-	os.Unsetenv("MALLOC_ARENA_MAX")
 }
 
 // freeHeapLimit is how much free heap (pages the Go runtime holds but

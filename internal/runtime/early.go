@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -174,7 +175,28 @@ func (e *Early) fits(id string, spec *specs.Spec, o CreateOptions, sealed bool) 
 	if res := spec.Linux.Resources; res != nil && res.Memory != nil && e.limitsOf != spec {
 		return false
 	}
-	return e.fitsShape(id, spec, o, sealed)
+	return e.fitsShape(id, spec, o, sealed) && e.seesBindSources(spec)
+}
+
+// seesBindSources reports whether e's mount namespace, a copy of the
+// host's made when e started, shows each bind mount source of spec as the
+// host shows it now: a file system mounted on the host after e started (a
+// pod's secret or subPath mount, made after RunPodSandbox bound the pod's
+// spare; a volume mounted meanwhile) is not in the copy, where the init
+// would bind the empty directory beneath it. Then the container gets a
+// process of its own, started now.
+func (e *Early) seesBindSources(spec *specs.Spec) bool {
+	root := "/proc/" + strconv.Itoa(e.sp.pid) + "/root"
+	for _, m := range spec.Mounts {
+		if m.Type != "bind" && !hasOpt(m.Options, "bind") && !hasOpt(m.Options, "rbind") {
+			continue
+		}
+		var host, seen unix.Stat_t
+		if unix.Stat(m.Source, &host) != nil || unix.Stat(root+m.Source, &seen) != nil || host.Dev != seen.Dev || host.Ino != seen.Ino {
+			return false
+		}
+	}
+	return true
 }
 
 // fitsShape is fits but for the limits.

@@ -13,9 +13,10 @@ import (
 	"hull/internal/engine"
 )
 
-// supervisorPID takes a spare supervisor (its command line is apply's)
-// for the pod whose supervisor.log is its stderr, and only that pod's.
-func TestSupervisorPIDOfSpare(t *testing.T) {
+// supervisorPID takes apply's process (its command line is apply's,
+// not `supervise DIR`) for the pod whose supervisor.log is its stderr,
+// and only that pod's.
+func TestSupervisorPIDOfApply(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pod")
 	other := filepath.Join(t.TempDir(), "other")
 	for _, d := range []string{dir, other} {
@@ -49,14 +50,14 @@ func TestSupervisorPIDOfSpare(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	spare := start(engine.KubeSpareEnv + "=" + engine.KubeSpareRead)
-	record(dir, spare.Process.Pid)
-	if got := supervisorPID(dir); got != spare.Process.Pid {
-		t.Errorf("supervisorPID of the spare's pod: %d; want %d", got, spare.Process.Pid)
+	apply := start(engine.KubeApplyEnv + "=3")
+	record(dir, apply.Process.Pid)
+	if got := supervisorPID(dir); got != apply.Process.Pid {
+		t.Errorf("supervisorPID of apply's pod: %d; want %d", got, apply.Process.Pid)
 	}
-	record(other, spare.Process.Pid)
+	record(other, apply.Process.Pid)
 	if got := supervisorPID(other); got != 0 {
-		t.Errorf("supervisorPID of another pod naming the spare: %d; want 0", got)
+		t.Errorf("supervisorPID of another pod naming apply's process: %d; want 0", got)
 	}
 	plain := start("X=1")
 	record(dir, plain.Process.Pid)
