@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -179,24 +180,66 @@ func (e *Early) fits(id string, spec *specs.Spec, o CreateOptions, sealed bool) 
 }
 
 // seesBindSources reports whether e's mount namespace, a copy of the
-// host's made when e started, shows each bind mount source of spec as the
-// host shows it now: a file system mounted on the host after e started (a
-// pod's secret or subPath mount, made after RunPodSandbox bound the pod's
-// spare; a volume mounted meanwhile) is not in the copy, where the init
-// would bind the empty directory beneath it. Then the container gets a
-// process of its own, started now.
+// host's made when e started, has the mounts at and under each bind mount
+// source of spec that the host has now: a file system mounted on the host
+// after e started (a pod's secret or subPath mount, made after
+// RunPodSandbox bound the pod's spare; a source critest makes a shared
+// mount of itself to watch propagation) is not in the copy, where the init
+// would bind what lies beneath it, and would not propagate. Then the
+// container gets a process of its own, started now. The mounts are
+// compared by mount point, device and root in the two mount tables
+// (mount IDs differ between copies; a directory bound on itself has the
+// same device and inode as before).
 func (e *Early) seesBindSources(spec *specs.Spec) bool {
-	root := "/proc/" + strconv.Itoa(e.sp.pid) + "/root"
+	var sources []string
 	for _, m := range spec.Mounts {
-		if m.Type != "bind" && !hasOpt(m.Options, "bind") && !hasOpt(m.Options, "rbind") {
-			continue
-		}
-		var host, seen unix.Stat_t
-		if unix.Stat(m.Source, &host) != nil || unix.Stat(root+m.Source, &seen) != nil || host.Dev != seen.Dev || host.Ino != seen.Ino {
-			return false
+		if m.Type == "bind" || hasOpt(m.Options, "bind") || hasOpt(m.Options, "rbind") {
+			sources = append(sources, filepath.Clean(m.Source))
 		}
 	}
-	return true
+	if len(sources) == 0 {
+		return true
+	}
+	host, err1 := mountsOf("/proc/self/mountinfo", sources)
+	seen, err2 := mountsOf("/proc/"+strconv.Itoa(e.sp.pid)+"/mountinfo", sources)
+	return err1 == nil && err2 == nil && slices.Equal(host, seen)
+}
+
+// mountsOf lists, from the mount table at path, the mounts that cover
+// each of sources (the one holding it) or lie under it: "mount point
+// major:minor root" each, sorted.
+func mountsOf(path string, sources []string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	type mnt struct{ point, key string }
+	var all []mnt
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		all = append(all, mnt{f[4], f[4] + " " + f[2] + " " + f[3]})
+	}
+	var out []string
+	for _, src := range sources {
+		cover := -1
+		for i, m := range all {
+			under := strings.HasPrefix(m.point, strings.TrimSuffix(src, "/")+"/")
+			holds := src == m.point || m.point == "/" || strings.HasPrefix(src, strings.TrimSuffix(m.point, "/")+"/")
+			if under {
+				out = append(out, m.key)
+			} else if holds && (cover < 0 || len(m.point) >= len(all[cover].point)) {
+				cover = i // the last mounted on the longest mount point is on top
+			}
+		}
+		if cover >= 0 {
+			out = append(out, all[cover].key)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // fitsShape is fits but for the limits.

@@ -192,3 +192,51 @@ func TestEarlyTakesLimitsAhead(t *testing.T) {
 		})
 	}
 }
+
+// A bind mount source the host mounted after the early process started
+// (a directory bound on itself, as critest's propagation specs make it; a
+// tmpfs, as a pod's secret volume) is not in the early process's copy of
+// the mount table: the container then gets a process of its own, which
+// sees the mount. A source mounted before, it takes the early process.
+func TestEarlyNotTakenForSourceMountedSince(t *testing.T) {
+	e := newEnv(t)
+	r := &Runtime{Root: e.root, Warn: func(m string) { t.Log("runtime:", m) }}
+	for _, tc := range []struct {
+		name  string
+		mount func(dir string) error // on the host, after the early start
+		takes bool
+	}{
+		{"nothing mounted since", nil, true},
+		{"bound on itself", func(dir string) error { return unix.Mount(dir, dir, "", unix.MS_BIND, "") }, false},
+		{"a tmpfs", func(dir string) error { return unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m") }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := t.TempDir()
+			script := sh(`echo "pid $$"; grep -c " /src " /proc/self/mountinfo || true`)
+			b := newBundle(t, script, func(s *specs.Spec) {
+				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/src", Type: "bind", Source: src, Options: []string{"rbind"}})
+			})
+			out, err := os.Create(filepath.Join(b, "out"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Close()
+			id := e.id()
+			early := startEarly(t, r, id, b, out, false)
+			earlyPid := early.sp.pid
+			if tc.mount != nil {
+				if err := tc.mount(src); err != nil {
+					t.Fatal(err)
+				}
+				defer unix.Unmount(src, unix.MNT_DETACH)
+			}
+			pid, ws, got := runTaking(t, r, id, b, nil, early, out)
+			if !ws.Exited() || ws.ExitStatus() != 0 {
+				t.Fatalf("container ended with %v:\n%s", ws, got)
+			}
+			if took := pid == earlyPid; took != tc.takes {
+				t.Errorf("took the early process: %v, want %v\n%s", took, tc.takes, got)
+			}
+		})
+	}
+}
