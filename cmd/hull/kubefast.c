@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 int hull_spare_child(int sync_w, int id_r); // spare.c
+int hull_spare_pipes(int syncp[2], int idp[2]); // spare.c
 
 // global_value reports whether a is one of hull's global flags that take
 // a value (main.go firstCommand's list).
@@ -48,13 +49,8 @@ static int is_apply(int argc, char **argv)
 static void start_monitor(const char *self, int nglobal, char **global)
 {
 	int syncp[2], idp[2];
-	if (pipe2(syncp, O_CLOEXEC) < 0)
+	if (hull_spare_pipes(syncp, idp) < 0) // spare.c
 		return;
-	if (pipe2(idp, O_CLOEXEC) < 0) {
-		close(syncp[0]);
-		close(syncp[1]);
-		return;
-	}
 	pid_t pid = fork();
 	if (pid == 0) {
 		if (hull_spare_child(syncp[1], idp[0]) < 0) // spare.c

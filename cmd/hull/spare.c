@@ -65,6 +65,20 @@ int hull_spare_child(int sync_w, int id_r)
 	return 0;
 }
 
+// hull_spare_pipes makes a spare's two pipes (close-on-exec): syncp its
+// start report, idp its container's ID; -1 with neither left open.
+int hull_spare_pipes(int syncp[2], int idp[2])
+{
+	if (pipe2(syncp, O_CLOEXEC) < 0)
+		return -1;
+	if (pipe2(idp, O_CLOEXEC) < 0) {
+		close(syncp[0]);
+		close(syncp[1]);
+		return -1;
+	}
+	return 0;
+}
+
 void hull_spare_start(int argc, char **argv)
 {
 	if (argc < 2 || getenv("_HULL_SYNCFD") || getenv("_HULL_SPARE") || getenv("HULL_NO_EARLY_SPARE"))
@@ -74,13 +88,8 @@ void hull_spare_start(int argc, char **argv)
 	if (new_id(hull_spare_early) < 0)
 		return;
 	int syncp[2], idp[2];
-	if (pipe2(syncp, O_CLOEXEC) < 0)
+	if (hull_spare_pipes(syncp, idp) < 0)
 		return;
-	if (pipe2(idp, O_CLOEXEC) < 0) {
-		close(syncp[0]);
-		close(syncp[1]);
-		return;
-	}
 	pid_t pid = fork();
 	if (pid == 0) {
 		if (hull_spare_child(syncp[1], idp[0]) < 0)

@@ -204,10 +204,8 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	}
 	var chains []string
 	if rec != nil {
-		c.ImageID, c.ImageDigest = rec.ConfigID.String(), rec.Digest.String()
-		c.ImageUser = cf.Config.User
+		chains = c.useImage(rec, cf)
 		c.Stage = StageCreate
-		chains = layerChains(cf)
 		if err := e.insert(ctx, c, chains...); err != nil {
 			os.RemoveAll(e.persistDir(id))
 			return nil, err
@@ -225,11 +223,9 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 		if cf, err = e.images.Config(rec); err != nil {
 			return nil, e.forget(ctx, c, err)
 		}
-		c.ImageID, c.ImageDigest = rec.ConfigID.String(), rec.Digest.String()
-		c.ImageUser = cf.Config.User
 		// The image and the layers it needs, retained for the container (a
 		// layer retained is safe from a concurrent prune), in one commit.
-		chains = layerChains(cf)
+		chains = c.useImage(rec, cf)
 		err = e.db.Tx(ctx, func(tx *sql.Tx) error {
 			if err := e.updateIn(ctx, tx, id, map[string]any{"image_id": c.ImageID, "image_digest": c.ImageDigest, "stage": StageCreate}); err != nil {
 				return err
@@ -357,6 +353,15 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	})
 	cp := *c // the deferred part goes on with c
 	return &cp, nil
+}
+
+// useImage sets c's image fields from rec and its config cf, and
+// returns the chain IDs of the layers the container needs (retained for
+// it with its record).
+func (c *Container) useImage(rec *image.Record, cf *v1.ConfigFile) []string {
+	c.ImageID, c.ImageDigest = rec.ConfigID.String(), rec.Digest.String()
+	c.ImageUser = cf.Config.User
+	return layerChains(cf)
 }
 
 // containerCgroupsPath is the cgroups path of container id, under parent
