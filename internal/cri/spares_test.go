@@ -318,13 +318,17 @@ func TestKilledWithBoundSpare(t *testing.T) {
 	id := cr.ContainerId
 	state := filepath.Join(e.root, "run", "runtime", id)
 	// The bound spare starts the container's process ahead: its state
-	// directory appears.
+	// directory appears. The creation, answered once recorded, ends with
+	// config.json (a kill before that is TestKilledDuringCreateContainer's).
+	config := filepath.Join(e.root, "containers", id, "config.json")
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(state); err == nil {
+		_, err1 := os.Stat(state)
+		_, err2 := os.Stat(config)
+		if err1 == nil && err2 == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no early process for %s (state %s)", id, state)
+			t.Fatalf("no early process for %s (state %s: %v) or no end of its creation (%v)", id, state, err1, err2)
 		}
 	}
 	spares := spareMonitors(e.root)
@@ -402,4 +406,83 @@ func TestSparePoolBurst(t *testing.T) {
 	if len(p.idle) != 1 {
 		t.Errorf("after trimIdle the pool keeps %d idle spares; want 1", len(p.idle))
 	}
+}
+
+// A spare left idle past idleTextRelease gives back the pages of hull's
+// text and read-only data and keeps them given back while it waits (its
+// Go runtime, returning as usual, would map most of them back: the kernel
+// maps a binary's page cache in folios of up to 2 MB). Bound to a pod
+// then, it still starts the pod's container as its monitor.
+func TestIdleSpareKeepsItsTextReleased(t *testing.T) {
+	c, f := serveRuntimeWith(t, Options{Spares: 1})
+	waitIdleSpare(t, c)
+	c.srv.spares.mu.Lock()
+	spare := c.srv.spares.idle[0]
+	c.srv.spares.mu.Unlock()
+	pid := spare.Pid()
+	exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resident, size int
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		resident, size = residentOfReadOnly(t, pid, exe)
+		if size == 0 {
+			t.Fatalf("spare %d maps no read-only part of %s", pid, exe)
+		}
+		if resident*4 < size {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the idle spare %d still has %d of %d kB of %s resident", pid, resident, size, exe)
+		}
+	}
+	time.Sleep(time.Second) // the spare's runtime has gone back to sleep
+	if resident, size = residentOfReadOnly(t, pid, exe); resident*4 >= size {
+		t.Errorf("the idle spare %d mapped its text back: %d of %d kB of %s resident", pid, resident, size, exe)
+	}
+
+	pod := sandboxConfig(t, "idlespare")
+	podID := runSandbox(t, c, pod)
+	bound, _ := c.srv.spares.podSpare(podID)
+	if bound == nil || bound.Pid() != pid {
+		t.Fatalf("RunPodSandbox bound spare %v; want the idle one, %d", bound, pid)
+	}
+	cid := createContainer(t, c, f, podID, pod, "app", nil, "sleep", "600")
+	startContainer(t, c, cid)
+	rec, err := c.eng.Get(ctxT(t), cid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.MonitorPid != pid {
+		t.Errorf("the container's monitor is %d; want the spare that idled, %d", rec.MonitorPid, pid)
+	}
+	if s := containerStatus(t, c, cid); s.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("state %v; want running", s.State)
+	}
+}
+
+// residentOfReadOnly sums, over process pid's read-only mappings of exe,
+// their resident kB and their size in kB.
+func residentOfReadOnly(t *testing.T, pid int, exe string) (resident, size int) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours := false
+	for _, line := range strings.Split(string(b), "\n") {
+		fields := strings.Fields(line)
+		switch {
+		case len(fields) >= 6 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":"):
+			ours = fields[5] == exe && !strings.Contains(fields[1], "w")
+		case ours && len(fields) == 3 && fields[0] == "Size:":
+			n, _ := strconv.Atoi(fields[1])
+			size += n
+		case ours && len(fields) == 3 && fields[0] == "Rss:":
+			n, _ := strconv.Atoi(fields[1])
+			resident += n
+		}
+	}
+	return resident, size
 }

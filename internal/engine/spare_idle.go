@@ -3,7 +3,7 @@ package engine
 import (
 	"time"
 
-	"hull/internal/shim"
+	"hull/internal/idle"
 )
 
 // idleTextRelease is how long a spare that starts its container's
@@ -17,12 +17,13 @@ import (
 const idleTextRelease = 2 * time.Second
 
 // releaseText unmaps this process's resident pages of its own binary's
-// read-only mappings (text and read-only data): an idle spare monitor kept
-// by a long-lived caller (NewSpare) then holds only the memory it wrote
-// (its heap, its stacks, the database's), not a resident copy of the 20 MB
-// hull (the kernel maps a binary's file pages in large folios, so a Go
-// program has nearly all of its text resident within milliseconds). The
-// pages stay in the page cache; those the monitor needs once it is handed
-// a container fault back in from there. hull-shim does the same after its
-// start (shim.TrimPages, which leaves a dynamically linked binary alone).
-func releaseText() { shim.TrimPages() }
+// read-only mappings (text and read-only data) and waits, touching none of
+// them, for the spare's first message (idle.ReleaseAndWait): an idle spare
+// monitor kept by a long-lived caller (NewSpare) then holds only the
+// memory it wrote (its heap, its stacks, the database's), not a resident
+// copy of the 20 MB hull, which its Go runtime would map back within a
+// millisecond of an ordinary return (the kernel maps a binary's page cache
+// in folios of up to 2 MB). The pages stay in the page cache; those the
+// monitor needs once it is handed a container fault back in from there.
+// hull-shim drops its own after its start (shim.TrimPages).
+func releaseText() { idle.ReleaseAndWait(SpareMonitorFD) }

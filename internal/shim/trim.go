@@ -21,17 +21,28 @@ import (
 // program's relocated read-only data (RELRO) would be lost this way, so
 // nothing is done if any shared object is mapped.
 func TrimPages() {
+	for _, s := range TextSpans() {
+		unix.Syscall(unix.SYS_MADVISE, uintptr(s.Start), uintptr(s.End-s.Start), unix.MADV_DONTNEED)
+	}
+}
+
+// A Span is one read-only mapping of this process's own executable.
+type Span struct{ Start, End uint64 }
+
+// TextSpans lists this process's read-only mappings of its own executable
+// (text and read-only data), or nothing unless the executable is static
+// (see TrimPages).
+func TextSpans() []Span {
 	self, err := os.Readlink("/proc/self/exe")
 	if err != nil {
-		return
+		return nil
 	}
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
-		return
+		return nil
 	}
 	defer f.Close()
-	type span struct{ start, end uint64 }
-	var spans []span
+	var spans []Span
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		// 00400000-00c2b000 r-xp 00000000 fd:01 123 /path/to/hull-shim
@@ -41,7 +52,7 @@ func TrimPages() {
 		}
 		path := fields[5]
 		if strings.Contains(path, ".so") || strings.Contains(path, "ld-linux") {
-			return // not static: leave everything alone
+			return nil // not static: leave everything alone
 		}
 		if path != self || strings.Contains(fields[1], "w") {
 			continue
@@ -50,10 +61,8 @@ func TrimPages() {
 		start, err1 := strconv.ParseUint(lo, 16, 64)
 		end, err2 := strconv.ParseUint(hi, 16, 64)
 		if err1 == nil && err2 == nil && end > start {
-			spans = append(spans, span{start, end})
+			spans = append(spans, Span{start, end})
 		}
 	}
-	for _, s := range spans {
-		unix.Syscall(unix.SYS_MADVISE, uintptr(s.start), uintptr(s.end-s.start), unix.MADV_DONTNEED)
-	}
+	return spans
 }
