@@ -193,6 +193,7 @@ func sendEarly(s *Spare, id string, o *spec.Options) {
 	b, err := json.Marshal(earlyAhead{CgroupsPath: o.CgroupsPath, Namespaces: nss, Sealed: runtime.SealsInit(nss)})
 	if err == nil {
 		s.send(spareEarly, id, b)
+		trace.Mark("spare: early sent")
 	}
 }
 
@@ -305,6 +306,7 @@ func readSpareID(r io.Reader, onEarly func(id string, a earlyAhead), onSpec func
 				return "", nil, err
 			}
 			if kind == spareEarly {
+				trace.Mark("monitor: early asked")
 				var a earlyAhead
 				if json.Unmarshal(b, &a) == nil {
 					onEarly(id, a)

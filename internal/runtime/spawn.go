@@ -804,6 +804,7 @@ func (sp *spawn) start() (err error) {
 	}()
 	if sp.prepare != nil {
 		err := sp.prepare()
+		trace.Mark("runtime: cgroups made")
 		if err == nil && sp.joined {
 			if _, werr := parent.Write([]byte{'c'}); werr != nil {
 				err = fmt.Errorf("sync with init: %w", werr)
