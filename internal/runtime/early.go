@@ -95,9 +95,13 @@ func (r *Runtime) StartEarly(id string, o EarlyOptions) (e *Early, err error) {
 	if e.lock, err = r.claim(id, e.dir); err != nil {
 		return nil, err
 	}
+	// Undone on any failure from here on, the cgroups made and the state
+	// directory claimed included: the returns below give a nil Early, so
+	// the one made is closed, not the result.
+	made := e
 	defer func() {
 		if err != nil {
-			e.Close()
+			made.Close()
 			err = fmt.Errorf("container %s: %w", id, err)
 		}
 	}()

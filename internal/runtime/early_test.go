@@ -133,6 +133,39 @@ func TestEarlyCloseLeavesNothing(t *testing.T) {
 	}
 }
 
+// An early process whose start fails after its cgroups were made (the
+// pod's namespace it joins is gone: a pod stopped while its spare started
+// the process) returns the error and leaves nothing: no state directory,
+// no cgroup. It used to close the nil Early its failure returned, and the
+// spare monitor died of the nil dereference, leaving both.
+func TestEarlyStartFailureLeavesNothing(t *testing.T) {
+	e := newEnv(t)
+	r := &Runtime{Root: e.root}
+	id := e.id()
+	gone := filepath.Join(t.TempDir(), "net") // a pinned namespace, unpinned
+	cgPath := "/hull-test-" + id
+	cg, err := cgroups.New(cgroups.ContainerPath(cgPath, id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cg.Kill(); cg.Destroy() }) // even if StartEarly panics
+	early, err := r.StartEarly(id, EarlyOptions{CgroupsPath: cgPath, Namespaces: []specs.LinuxNamespace{
+		{Type: specs.PIDNamespace}, {Type: specs.MountNamespace}, {Type: specs.IPCNamespace},
+		{Type: specs.UTSNamespace}, {Type: specs.NetworkNamespace, Path: gone},
+	}})
+	if err == nil {
+		early.Close()
+		t.Fatal("StartEarly joined a namespace that does not exist")
+	}
+	t.Log(err)
+	if _, err := os.Stat(filepath.Join(r.Root, id)); err == nil {
+		t.Errorf("state directory of %s is still there", id)
+	}
+	if cg.Exists() {
+		t.Errorf("cgroup %s is still there", cg.Path)
+	}
+}
+
 // The limits of a spec received ahead go on the early process's cgroups
 // before Create (SetLimits), and Create with that spec keeps them; Create
 // with another spec sets its own.
