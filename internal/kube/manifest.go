@@ -204,16 +204,19 @@ func decodeDocument(name string, line int, text []byte, namespace string) (Docum
 		return d, fmt.Errorf("%s: resource mapping not found for kind %q in version %q: a Pod is apiVersion: v1", d.where(), tm.Kind, tm.APIVersion)
 	}
 	pod := &v1.Pod{}
-	strict, err := sigsjson.UnmarshalStrict(js, pod, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
-	if err != nil {
-		return d, fmt.Errorf("error when creating %q (the document at line %d): Pod in version \"v1\" cannot be handled as a Pod: %s", name, line, decodeMessage(err))
-	}
-	if len(strict) > 0 {
-		msgs := make([]string, len(strict))
-		for i, e := range strict {
-			msgs[i] = e.Error()
+	if !decodePodFast(js, pod) { // podjson_v2.go; this is the API server's way, and its messages
+		pod = &v1.Pod{}
+		strict, err := sigsjson.UnmarshalStrict(js, pod, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
+		if err != nil {
+			return d, fmt.Errorf("error when creating %q (the document at line %d): Pod in version \"v1\" cannot be handled as a Pod: %s", name, line, decodeMessage(err))
 		}
-		return d, fmt.Errorf("error when creating %q (the document at line %d): Pod in version \"v1\" cannot be handled as a Pod: strict decoding error: %s", name, line, strings.Join(msgs, ", "))
+		if len(strict) > 0 {
+			msgs := make([]string, len(strict))
+			for i, e := range strict {
+				msgs[i] = e.Error()
+			}
+			return d, fmt.Errorf("error when creating %q (the document at line %d): Pod in version \"v1\" cannot be handled as a Pod: strict decoding error: %s", name, line, strings.Join(msgs, ", "))
+		}
 	}
 	if namespace != "" {
 		if pod.Namespace != "" && pod.Namespace != namespace {
