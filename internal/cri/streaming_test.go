@@ -173,10 +173,20 @@ func TestExecStreaming(t *testing.T) {
 			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			err = x.StreamWithContext(sctx, remotecommand.StreamOptions{Stdin: strings.NewReader("in\n"), Stdout: &out, Stderr: &errOut})
 			cancel()
-			// (a v1 client returns once its output streams end, and may do
-			// so before it has read the error stream: no error is not wrong)
-			failed := err != nil && strings.Contains(err.Error(), "exit code 3") || err == nil && proto == "channel.k8s.io"
-			if out.String() != "in\n" || errOut.String() != "err\n" || !failed {
+			failed := err != nil && strings.Contains(err.Error(), "exit code 3")
+			output := out.String() == "in\n" && errOut.String() == "err\n"
+			if proto == "channel.k8s.io" {
+				// A v1 client returns at whichever comes first: the end of
+				// its output streams (then without the error) or the error
+				// stream's message (then it resets the output streams, and
+				// what they had not copied yet is lost). kubelet's server
+				// has the same race; the status goes first (remotecommand.go).
+				if !(failed || err == nil && output) {
+					t.Errorf("%s: stdout %q stderr %q, %v; want exit code 3, or in and err without an error", proto, out.String(), errOut.String(), err)
+				}
+				continue
+			}
+			if !output || !failed {
 				t.Errorf("%s: stdout %q stderr %q, %v; want in, err, exit code 3", proto, out.String(), errOut.String(), err)
 			}
 		}

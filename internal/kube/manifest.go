@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -124,9 +123,6 @@ func manifestFiles(p string) ([]string, error) {
 // docSeparator is a YAML document separator line.
 var docSeparator = regexp.MustCompile(`^---(\s.*)?$`)
 
-// yamlLine finds the line of a YAML error ("yaml: line 3: ...").
-var yamlLine = regexp.MustCompile(`line (\d+)`)
-
 // decodeFile splits data into documents and decodes each.
 func decodeFile(name string, data []byte, namespace string) ([]Document, error) {
 	type chunk struct {
@@ -183,14 +179,9 @@ func decodeDocument(name string, line int, text []byte, namespace string) (Docum
 	d := Document{Source: name, Line: line}
 	js, err := yaml.YAMLToJSONStrict(text)
 	if err != nil {
-		msg := err.Error()
-		// The parser counts lines from the document's start: name the
-		// file's line.
-		if m := yamlLine.FindStringSubmatchIndex(msg); m != nil {
-			n, _ := strconv.Atoi(msg[m[2]:m[3]])
-			msg = msg[:m[2]] + strconv.Itoa(n+line-1) + msg[m[3]:]
-		}
-		return d, fmt.Errorf("error parsing %s (the document at line %d): %s", name, line, msg)
+		// The parser counts lines from the document's start: the
+		// message names the file's line, and the column (yamlerr.go).
+		return d, fmt.Errorf("error parsing %s (the document at line %d): %s", name, line, yamlSyntaxError(text, line, err.Error()))
 	}
 	var tm metav1.TypeMeta
 	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(js, &tm); err != nil || bytes.HasPrefix(bytes.TrimSpace(js), []byte("[")) {
@@ -213,16 +204,19 @@ func decodeDocument(name string, line int, text []byte, namespace string) (Docum
 		return d, fmt.Errorf("%s: resource mapping not found for kind %q in version %q: a Pod is apiVersion: v1", d.where(), tm.Kind, tm.APIVersion)
 	}
 	pod := &v1.Pod{}
-	strict, err := sigsjson.UnmarshalStrict(js, pod, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
-	if err != nil {
-		return d, fmt.Errorf("error when creating %q (the document at line %d): Pod in version \"v1\" cannot be handled as a Pod: %s", name, line, decodeMessage(err))
-	}
-	if len(strict) > 0 {
-		msgs := make([]string, len(strict))
-		for i, e := range strict {
-			msgs[i] = e.Error()
+	if !decodePodFast(js, pod) { // podjson_v2.go; this is the API server's way, and its messages
+		pod = &v1.Pod{}
+		strict, err := sigsjson.UnmarshalStrict(js, pod, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
+		if err != nil {
+			return d, fmt.Errorf("error when creating %q (the document at line %d): Pod in version \"v1\" cannot be handled as a Pod: %s", name, line, decodeMessage(err))
 		}
-		return d, fmt.Errorf("error when creating %q (the document at line %d): Pod in version \"v1\" cannot be handled as a Pod: strict decoding error: %s", name, line, strings.Join(msgs, ", "))
+		if len(strict) > 0 {
+			msgs := make([]string, len(strict))
+			for i, e := range strict {
+				msgs[i] = e.Error()
+			}
+			return d, fmt.Errorf("error when creating %q (the document at line %d): Pod in version \"v1\" cannot be handled as a Pod: strict decoding error: %s", name, line, strings.Join(msgs, ", "))
+		}
 	}
 	if namespace != "" {
 		if pod.Namespace != "" && pod.Namespace != namespace {
