@@ -12,7 +12,8 @@
 #       gone) vs `podman kube down pod.yaml` vs kubelet (from removing the
 #       manifest until the CRI lists no container running and no sandbox
 #       ready).
-# Goal: (a) <= 0.2x podman.
+# Goal: (a) <= 0.2x podman. kubelet and containerd are held (SIGSTOP)
+# while hull and podman are measured (hold_kubelet).
 #
 # The image is a non-root web stand-in (busybox httpd as uid 101 on 8080)
 # under the name nginx:1.25, from a local registry through each one's
@@ -98,6 +99,7 @@ cleanup() {
   [ -z "${BENCH_HOLD:-}" ] || { echo "$me: holding $work for ${BENCH_HOLD}s" >&2; sleep "$BENCH_HOLD"; }
   # kubelet first (it would make its pods again), then its pods through
   # the CRI, then containerd and any shim of ours it left.
+  [ -z "${held:-}" ] || kill -CONT "$kubelet_pid" "$ctd_pid" 2>/dev/null # held: a stopped process would not see the TERM
   [ -n "$kubelet_pid" ] && stop "$kubelet_pid"
   if [ -n "$ctd_pid" ]; then
     [ -S "$work/ctd.sock" ] && crictl rmp -fa >/dev/null 2>&1
@@ -271,10 +273,29 @@ after_hull() { :; }
 after_podman() { :; }
 after_kubelet() { crictl rmp -a >/dev/null 2>&1 || true; }
 
+# kubelet and containerd are held (SIGSTOP) while another peer is measured
+# and go on (SIGCONT) for kubelet's rounds: running, their housekeeping
+# (kubelet's relists and status syncs every second, containerd's) took the
+# two processors from the peer measured, hull's apply 96 -> 150 ms in some
+# rounds. Each peer is measured on an otherwise quiet host, as without
+# kubelet.
+held=
+hold_kubelet() { # PEER: hold kubelet and containerd unless PEER is kubelet
+  has kubelet || return 0
+  if [ "$1" = kubelet ]; then
+    [ -z "$held" ] || kill -CONT "$kubelet_pid" "$ctd_pid"
+    held=
+  else
+    [ -n "$held" ] || kill -STOP "$kubelet_pid" "$ctd_pid"
+    held=1
+  fi
+}
+
 # A first round not counted: podman builds its pause image, every one's
 # caches fill.
 round=0
 for p in "${peers[@]}"; do
+  hold_kubelet "$p"
   "up_$p" && "check_$p" || { echo "$me: $p: the pod did not come up" >&2; exit 1; }
   "down_$p"
   "after_$p"
@@ -285,6 +306,7 @@ for ((round = 1; round <= rounds; round++)); do
   line="  round $round:"
   order=("${peers[@]:$(((round - 1) % ${#peers[@]}))}" "${peers[@]:0:$(((round - 1) % ${#peers[@]}))}")
   for p in "${order[@]}"; do
+    hold_kubelet "$p"
     t0=$EPOCHREALTIME
     "up_$p"
     t1=$EPOCHREALTIME
