@@ -256,6 +256,11 @@ func TestKubeApplyBadInput(t *testing.T) {
 		{"bad restart policy", strings.Replace(good("x"), "spec:\n", "spec:\n  restartPolicy: Sometimes\n", 1), `spec.restartPolicy: Unsupported value: "Sometimes"`},
 		{"init restartPolicy", strings.Replace(good("x"), "spec:\n", "spec:\n  initContainers:\n  - name: side\n    image: busybox\n    restartPolicy: OnFailure\n", 1), `spec.initContainers[0].restartPolicy: Unsupported value: "OnFailure": supported values: "Always"`},
 		{"container restartPolicy", good("x") + "    restartPolicy: Always\n", `spec.containers[0].restartPolicy: Forbidden: may not be set for non-init containers`},
+		// A key its object, applied with it or stored, does not have.
+		{"missing ConfigMap key", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: \"1\"\n---\n" + good("x") + "    env:\n    - name: V\n      valueFrom:\n        configMapKeyRef: {name: cfg, key: nope}\n",
+			`Pod "x" is invalid: spec.containers[0].env[0].valueFrom.configMapKeyRef.key: Invalid value: "nope": ConfigMap default/cfg has no such key (its keys: a): add the key, correct the reference, or mark it optional: true`},
+		{"missing Secret key in a volume", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: sec\nstringData:\n  b: \"2\"\n---\n" + strings.Replace(good("x"), "spec:\n", "spec:\n  volumes:\n  - name: v\n    secret:\n      secretName: sec\n      items: [{key: nope, path: p}]\n", 1),
+			`spec.volumes[0].secret.items[0].key: Invalid value: "nope": Secret default/sec has no such key (its keys: b)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "pod.yaml")

@@ -160,7 +160,9 @@ spec:
 		t.Errorf("get secret -o json: %v %+v", err, sec)
 	}
 
-	// Missing sources: accepted by apply, then kubelet's config error.
+	// Missing sources: accepted by apply, then kubelet's config error (a
+	// key a known object lacks is refused by apply: TestKubeApplyBadInput;
+	// one the object lacks when it comes is kubelet's error too).
 	missing := fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata:
@@ -189,18 +191,22 @@ spec:
     - name: X
       valueFrom:
         configMapKeyRef:
-          name: app-config
+          name: later2
           key: nope
 `, fx.Busybox.Ref)
 	if out := applyYAML(t, root, missing); out != "pod/nocm created\npod/nokey created\n" {
 		t.Errorf("apply printed %q", out)
 	}
-	for name, msg := range map[string]string{"nocm": `configmap "later" not found`, "nokey": "couldn't find key nope in ConfigMap default/app-config"} {
-		p := waitPod(t, root, name, "CreateContainerConfigError", func(p podJSON) bool { return p.waiting() == "CreateContainerConfigError" })
+	applyYAML(t, root, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: later2\ndata:\n  other: x\n")
+	for name, msg := range map[string]string{"nocm": `configmap "later" not found`, "nokey": "couldn't find key nope in ConfigMap default/later2"} {
+		p := waitPod(t, root, name, "CreateContainerConfigError: "+msg, func(p podJSON) bool {
+			return p.waiting() == "CreateContainerConfigError" && p.Status.ContainerStatuses[0].State.Waiting.Message == msg
+		})
 		if got := p.Status.ContainerStatuses[0].State.Waiting.Message; got != msg {
 			t.Errorf("pod %s: message %q, want %q", name, got, msg)
 		}
 	}
+	mustKube(t, root, "delete", "configmap", "later2")
 	if out := mustKube(t, root, "describe", "pod", "nocm"); !strings.Contains(out, `Error: configmap "later" not found`) {
 		t.Errorf("describe pod nocm: no Failed event:\n%s", out)
 	}

@@ -57,6 +57,9 @@ func (e *env) applyCmd() *cobra.Command {
 			}
 			// Every document is checked against what exists before
 			// anything is made.
+			if err := e.checkKeyRefs(docs); err != nil { // keyrefs.go
+				return err
+			}
 			create := make([]bool, len(docs))
 			for i, d := range docs {
 				warnUnapplied(e.stderr, d) // unapplied.go
