@@ -2,6 +2,8 @@ package kube
 
 import (
 	"fmt"
+	"iter"
+	"maps"
 	"slices"
 	"strings"
 
@@ -23,23 +25,9 @@ func (e *env) checkKeyRefs(docs []Document) error {
 	for _, d := range docs {
 		switch {
 		case d.ConfigMap != nil:
-			keys := map[string]bool{}
-			for k := range d.ConfigMap.Data {
-				keys[k] = true
-			}
-			for k := range d.ConfigMap.BinaryData {
-				keys[k] = true
-			}
-			batch["ConfigMap "+d.ConfigMap.Namespace+"/"+d.ConfigMap.Name] = keys
+			batch["ConfigMap "+d.ConfigMap.Namespace+"/"+d.ConfigMap.Name] = keySet(maps.Keys(d.ConfigMap.Data), maps.Keys(d.ConfigMap.BinaryData))
 		case d.Secret != nil:
-			keys := map[string]bool{}
-			for k := range d.Secret.Data {
-				keys[k] = true
-			}
-			for k := range d.Secret.StringData {
-				keys[k] = true
-			}
-			batch["Secret "+d.Secret.Namespace+"/"+d.Secret.Name] = keys
+			batch["Secret "+d.Secret.Namespace+"/"+d.Secret.Name] = keySet(maps.Keys(d.Secret.Data), maps.Keys(d.Secret.StringData))
 		}
 	}
 	keysOf := func(kind, namespace, name string) (map[string]bool, bool) {
@@ -50,11 +38,7 @@ func (e *env) checkKeyRefs(docs []Document) error {
 		if !src.found {
 			return nil, false
 		}
-		keys := map[string]bool{}
-		for k := range src.data {
-			keys[k] = true
-		}
-		return keys, true
+		return keySet(maps.Keys(src.data)), true
 	}
 	for _, d := range docs {
 		var kind, name, namespace string
@@ -132,4 +116,15 @@ func missingKeys(spec *v1.PodSpec, at *field.Path, namespace string, keysOf func
 		}
 	}
 	return errs
+}
+
+// keySet is the keys of a ConfigMap's or Secret's data maps, as a set.
+func keySet(keys ...iter.Seq[string]) map[string]bool {
+	set := map[string]bool{}
+	for _, ks := range keys {
+		for k := range ks {
+			set[k] = true
+		}
+	}
+	return set
 }
