@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -552,8 +553,7 @@ func TestKubeFailureStatuses(t *testing.T) {
 	watched := startKube(t, root, "get", "pods", "-w")
 	missing := fx.Busybox.Repo + ":no-such-tag"
 	applyYAML(t, root, pod("pull", missing, "Always", "", "")+"---\n"+
-		pod("crash", fx.Busybox.Ref, "Always", "", "echo dying; exit 3")+"---\n"+
-		pod("oom", fx.Busybox.Ref, "Always", "20Mi", "a=xxxxxxxxxxxxxxxx; while true; do a=$a$a; done"))
+		pod("crash", fx.Busybox.Ref, "Always", "", "echo dying; exit 3"))
 
 	waitPod(t, root, "pull", "ErrImagePull", func(p podJSON) bool { return p.waiting() == "ErrImagePull" })
 	p := waitPod(t, root, "pull", "ImagePullBackOff", func(p podJSON) bool { return p.waiting() == "ImagePullBackOff" })
@@ -597,13 +597,20 @@ func TestKubeFailureStatuses(t *testing.T) {
 			}
 		}
 	}
+	// Over its memory limit: killed (137, OOMKilled) and restarted once
+	// at once; the next restart waits for the back-off, so the first
+	// status that shows the kill counts one restart.
+	applyYAML(t, root, pod("oom", fx.Busybox.Ref, "Always", "20Mi", "a=xxxxxxxxxxxxxxxx; while true; do a=$a$a; done"))
 	p = waitPod(t, root, "oom", "OOMKilled", func(p podJSON) bool {
+		if len(p.Status.ContainerStatuses) == 0 {
+			return false
+		}
 		t := p.Status.ContainerStatuses[0].LastState.Terminated
 		return t != nil && t.Reason == "OOMKilled"
 	})
 	cs = p.Status.ContainerStatuses[0]
-	if cs.LastState.Terminated.ExitCode != 137 || cs.RestartCount < 1 {
-		t.Errorf("oom: last exit %d, restarts %d; want 137 and at least 1", cs.LastState.Terminated.ExitCode, cs.RestartCount)
+	if cs.LastState.Terminated.ExitCode != 137 || cs.RestartCount != 1 {
+		t.Errorf("oom: last exit %d, restarts %d; want 137 and 1", cs.LastState.Terminated.ExitCode, cs.RestartCount)
 	}
 
 	// restartPolicy Never: the pod fails for good and its supervisor ends.
@@ -655,7 +662,72 @@ spec:
 	if !regexp.MustCompile(`gated\s+0/1\s+(Init:0/1|Pending)\s`).MatchString(out) {
 		t.Errorf("get pods while the init container runs:\n%s", out)
 	}
+	// While the init container runs (it sleeps 2 s), as kubelet: the app
+	// container waits with PodInitializing, the pod is scheduled and its
+	// sandbox ready, not initialized, not ready.
+	initRunning := func() (conds map[string]string, appWaiting string, startTime time.Time, running bool) {
+		var st struct {
+			Status struct {
+				StartTime  time.Time `json:"startTime"`
+				Conditions []struct {
+					Type   string `json:"type"`
+					Status string `json:"status"`
+				} `json:"conditions"`
+				InitContainerStatuses []struct {
+					State struct {
+						Running *struct{} `json:"running"`
+					} `json:"state"`
+				} `json:"initContainerStatuses"`
+				ContainerStatuses []struct {
+					State struct {
+						Waiting *struct {
+							Reason string `json:"reason"`
+						} `json:"waiting"`
+					} `json:"state"`
+				} `json:"containerStatuses"`
+			} `json:"status"`
+		}
+		if err := json.Unmarshal([]byte(mustKube(t, root, "get", "pod", "gated", "-o", "json")), &st); err != nil {
+			t.Fatal(err)
+		}
+		conds = map[string]string{}
+		for _, c := range st.Status.Conditions {
+			conds[c.Type] = c.Status
+		}
+		if cs := st.Status.ContainerStatuses; len(cs) > 0 && cs[0].State.Waiting != nil {
+			appWaiting = cs[0].State.Waiting.Reason
+		}
+		is := st.Status.InitContainerStatuses
+		return conds, appWaiting, st.Status.StartTime, len(is) > 0 && is[0].State.Running != nil
+	}
+	applied := time.Now().Add(-time.Second).Truncate(time.Second)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		conds, waiting, _, running := initRunning()
+		if running {
+			want := map[string]string{"PodScheduled": "True", "PodReadyToStartContainers": "True", "Initialized": "False", "ContainersReady": "False", "Ready": "False"}
+			if waiting != "PodInitializing" || !maps.Equal(conds, want) {
+				t.Errorf("while the init container runs: app waiting %q, conditions %v; want PodInitializing, %v", waiting, conds, want)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the init container never ran")
+		}
+	}
 	waitPod(t, root, "gated", "running", func(p podJSON) bool { return p.Status.Phase == "Running" })
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		conds, _, start, _ := initRunning()
+		want := map[string]string{"PodScheduled": "True", "PodReadyToStartContainers": "True", "Initialized": "True", "ContainersReady": "True", "Ready": "True"}
+		if maps.Equal(conds, want) {
+			if start.Before(applied) || start.After(time.Now()) {
+				t.Errorf("startTime %v; want the time the pod was taken up, after %v", start, applied)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("conditions of the running pod: %v; want %v", conds, want)
+		}
+	}
 	var full struct {
 		Status struct {
 			InitContainerStatuses []struct {
