@@ -545,6 +545,18 @@ func mountEntry(cfg *initConfig, m specs.Mount) error {
 		return err
 	}
 	defer f.Close()
+	// In a network namespace it joins (a pod's), a read-only sysfs is
+	// mounted read-write, then made read-only as a mount: MS_RDONLY on a
+	// new mount also makes the superblock read-only, and a network
+	// namespace has one sysfs superblock, which every later container in
+	// it would get read-only, a privileged one too (kubelet's pause is
+	// privileged when a container is, so its privileged containers get a
+	// writable /sys). A namespace of the container's own needs no second
+	// mount call.
+	sysRO := typ == "sysfs" && flags&unix.MS_RDONLY != 0 && !cfg.NewNet
+	if sysRO {
+		flags &^= unix.MS_RDONLY
+	}
 	err = unix.Mount(m.Source, fdPath(f), typ, flags, data)
 	if err != nil && typ == "sysfs" && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EBUSY)) {
 		// A user namespace without its own network namespace may not
@@ -557,7 +569,7 @@ func mountEntry(cfg *initConfig, m specs.Mount) error {
 	if err != nil {
 		return fmt.Errorf("mount %s (%s) on %s with %v: %w", m.Source, typ, dest, m.Options, err)
 	}
-	if typ != "proc" && len(prop) == 0 {
+	if typ != "proc" && len(prop) == 0 && !sysRO {
 		return nil
 	}
 	mnt, err := openMounted(f, mpPath, dest)
@@ -565,6 +577,11 @@ func mountEntry(cfg *initConfig, m specs.Mount) error {
 		return err
 	}
 	defer mnt.Close()
+	if sysRO {
+		if err := unix.Mount("", fdPath(mnt), "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|flags&(unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC), ""); err != nil {
+			return fmt.Errorf("make the sysfs on %s read-only: %w", dest, err)
+		}
+	}
 	if typ == "proc" {
 		var sfs unix.Statfs_t
 		if err := unix.Fstatfs(int(mnt.Fd()), &sfs); err != nil || sfs.Type != unix.PROC_SUPER_MAGIC {
