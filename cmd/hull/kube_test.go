@@ -73,11 +73,18 @@ func kube(t *testing.T, root string, args ...string) (string, string, error) {
 
 func kubeStdin(t *testing.T, root, stdin string, args ...string) (string, string, error) {
 	t.Helper()
+	return kubeScaled(t, root, "0.1", stdin, args...)
+}
+
+// kubeScaled is kubeStdin with the back-off scale given (a supervisor
+// apply starts keeps it).
+func kubeScaled(t *testing.T, root, scale, stdin string, args ...string) (string, string, error) {
+	t.Helper()
 	cmd := hullProc(root, append([]string{"kube"}, args...)...)
 	cmd.WaitDelay = time.Second
 	timer := time.AfterFunc(2*time.Minute, func() { cmd.Process.Kill() }) // a hang fails the test, not the run
 	defer timer.Stop()
-	cmd.Env = append(cmd.Env, "HULL_CRI="+filepath.Join(filepath.Dir(os.Getenv("HULL_BIN")), "hull-cri"), "HULL_KUBE_BACKOFF_SCALE=0.1")
+	cmd.Env = append(cmd.Env, "HULL_CRI="+filepath.Join(filepath.Dir(os.Getenv("HULL_BIN")), "hull-cri"), "HULL_KUBE_BACKOFF_SCALE="+scale)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -84,6 +85,41 @@ type podRow struct {
 	Labels                                          map[string]string `json:"Labels"`
 }
 
+// podPsJSON is a pod as pod ls --format json prints it: podman's pod ps
+// shape (one JSON array of these), its keys and types.
+type podPsJSON struct {
+	Cgroup     string            `json:"Cgroup"`
+	Containers []podPsContainer  `json:"Containers"`
+	Created    time.Time         `json:"Created"`
+	ID         string            `json:"Id"`
+	InfraID    string            `json:"InfraId"` // hull's pods have no infra container
+	Name       string            `json:"Name"`
+	Namespace  string            `json:"Namespace"`
+	Networks   []string          `json:"Networks"`
+	Status     string            `json:"Status"`
+	Labels     map[string]string `json:"Labels"`
+}
+
+type podPsContainer struct {
+	ID     string `json:"Id"`
+	Names  string `json:"Names"`
+	Status string `json:"Status"`
+}
+
+// podPs is p (with its containers cs and status) in podman's pod ps JSON.
+func podPs(p *engine.Pod, cs []*engine.Container, status string) podPsJSON {
+	j := podPsJSON{Cgroup: p.Config.CgroupParent, Containers: []podPsContainer{}, Created: p.Created, ID: p.ID, Name: p.Name,
+		Networks: []string{}, Status: status, Labels: map[string]string{}}
+	for _, c := range cs {
+		j.Containers = append(j.Containers, podPsContainer{ID: c.ID, Names: c.Name, Status: c.State})
+	}
+	if p.Config.Network != "" {
+		j.Networks = append(j.Networks, p.Config.Network)
+	}
+	maps.Copy(j.Labels, p.Config.Labels)
+	return j
+}
+
 func newPodLsCmd(g *globals) *cobra.Command {
 	var quiet, noTrunc, allNamespaces bool
 	var format string
@@ -94,11 +130,16 @@ func newPodLsCmd(g *globals) *cobra.Command {
 		Short:   "List pods",
 		Args:    exactArgs(0, "no arguments"),
 		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
+			fs, err := parseFilterSet(filters, "id", "label", "name", "status")
+			if err != nil {
+				return err
+			}
 			pods, err := eng.ListPods(cmd.Context())
 			if err != nil {
 				return err
 			}
 			var rows []podRow
+			docs := []podPsJSON{}
 			for _, p := range pods {
 				if p.Kubernetes() && !allNamespaces {
 					continue
@@ -112,10 +153,13 @@ func newPodLsCmd(g *globals) *cobra.Command {
 				if !noTrunc {
 					r.ID = r.ID[:12]
 				}
-				if !podMatches(r, p, filters) {
+				if !podMatches(r, p, fs) {
 					continue
 				}
 				rows = append(rows, r)
+				if format == "json" {
+					docs = append(docs, podPs(p, cs, r.Status))
+				}
 			}
 			out := cmd.OutOrStdout()
 			switch {
@@ -123,6 +167,10 @@ func newPodLsCmd(g *globals) *cobra.Command {
 				for _, r := range rows {
 					fmt.Fprintln(out, r.ID)
 				}
+				return nil
+			case format == "json":
+				b, _ := json.MarshalIndent(docs, "", "  ")
+				fmt.Fprintln(out, string(b))
 				return nil
 			case format != "":
 				return ui.Format(out, format, rows)
@@ -145,33 +193,11 @@ func newPodLsCmd(g *globals) *cobra.Command {
 
 // podMatches applies pod ls's filters (each key's values OR'ed, keys
 // AND'ed, as podman).
-func podMatches(r podRow, p *engine.Pod, filters []string) bool {
-	by := map[string][]string{}
-	for _, f := range filters {
-		k, v, _ := strings.Cut(f, "=")
-		by[k] = append(by[k], v)
-	}
-	for k, vs := range by {
-		ok := false
-		for _, v := range vs {
-			switch k {
-			case "name":
-				ok = ok || strings.Contains(p.Name, v)
-			case "id":
-				ok = ok || strings.HasPrefix(p.ID, v)
-			case "status":
-				ok = ok || strings.EqualFold(r.Status, v)
-			case "label":
-				lk, lv, hasValue := strings.Cut(v, "=")
-				have, found := p.Config.Labels[lk]
-				ok = ok || found && (!hasValue || have == lv)
-			}
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
+func podMatches(r podRow, p *engine.Pod, fs filterSet) bool {
+	return fs.anyOf("name", func(v string) bool { return strings.Contains(p.Name, v) }) &&
+		fs.anyOf("id", func(v string) bool { return strings.HasPrefix(p.ID, v) }) &&
+		fs.anyOf("status", func(v string) bool { return strings.EqualFold(r.Status, v) }) &&
+		fs.anyOf("label", func(v string) bool { return labelMatches(p.Config.Labels, v) })
 }
 
 // podDoc is pod inspect's document (podman's main fields).

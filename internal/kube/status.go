@@ -47,12 +47,16 @@ func (k *kubelet) containerStatus(c *v1.Container, isInit bool) v1.ContainerStat
 		t := k.started(c, cs)
 		out.Started = &t
 		out.Ready = k.ready(c, cs)
-	case cs.GetState() == runtimeapi.ContainerState_CONTAINER_CREATED:
+	case cs.GetState() == runtimeapi.ContainerState_CONTAINER_CREATED && s.StartError == "":
 		out.State.Waiting = &v1.ContainerStateWaiting{Reason: "ContainerCreating"}
 	default:
-		out.State.Terminated = k.withTerminationMessage(terminated(cs), cs) // termination.go
-		if cs.GetFinishedAt() == 0 {                                        // its start failed
-			out.State.Terminated.Reason, out.State.Terminated.ExitCode = "StartError", 128
+		out.State.Terminated = k.withTerminationMessage(terminated(cs), cs)                          // termination.go
+		if cs.GetState() == runtimeapi.ContainerState_CONTAINER_CREATED || cs.GetFinishedAt() == 0 { // its start failed
+			t := out.State.Terminated
+			t.Reason, t.ExitCode = "StartError", 128
+			if s.StartError != "" { // the runtime's message, and when it failed (syncContainer)
+				t.Message, t.FinishedAt = s.StartError, metav1.NewTime(s.Backoff.LastUpdate.UTC())
+			}
 		}
 	}
 	return out

@@ -89,6 +89,10 @@ type containerState struct {
 	// Created: an instance was made before (the next is a restart, even
 	// when the sandbox it was in is gone).
 	Created bool `json:"created,omitempty"`
+	// StartError is the runtime's message when the current container's
+	// start failed: the message of its terminated state (StartError),
+	// as containerd records it.
+	StartError string `json:"startError,omitempty"`
 }
 
 // backoff is one flowcontrol.Backoff entry of kubelet's.
@@ -467,7 +471,7 @@ func (k *kubelet) syncContainer(ctx context.Context, c *v1.Container, isInit boo
 				// it and started it at once). containerd's words.
 				finished = s.Backoff.LastUpdate
 				t.FinishedAt = metav1.NewTime(finished.UTC())
-				t.Reason, t.ExitCode = "StartError", 128
+				t.Reason, t.ExitCode, t.Message = "StartError", 128, s.StartError
 			}
 			restart := false
 			switch k.restartPolicy(c, isInit) {
@@ -481,6 +485,9 @@ func (k *kubelet) syncContainer(ctx context.Context, c *v1.Container, isInit boo
 				s.Done = isInit && t.ExitCode == 0
 				return
 			}
+			// While it waits to restart, the container that ended is
+			// the last state (kubelet's convertToAPIContainerStatuses).
+			s.Last = t
 			if s.Backoff.inBackoffSince(finished, now) {
 				msg := fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", s.Backoff.Delay, c.Name, k.podName())
 				if s.Waiting == nil || s.Waiting.Reason != "CrashLoopBackOff" {
@@ -490,7 +497,6 @@ func (k *kubelet) syncContainer(ctx context.Context, c *v1.Container, isInit boo
 				return
 			}
 			s.Backoff.next(finished, now)
-			s.Last = t
 		}
 	}
 	k.startContainer(ctx, c, s)
@@ -558,11 +564,16 @@ func (k *kubelet) startContainer(ctx context.Context, c *v1.Container, s *contai
 		s.PrevID = s.ID
 		s.RestartCount = int32(attempt)
 	}
-	s.ID, s.NextConfig, s.Created = id, time.Time{}, true
+	s.ID, s.NextConfig, s.Created, s.StartError = id, time.Time{}, true, ""
 	if _, err := k.cri.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: id}); err != nil {
 		k.event(v1.EventTypeWarning, "Failed", "Error: "+err.Error())
-		s.Waiting = &v1.ContainerStateWaiting{Reason: "RunContainerError", Message: err.Error()}
 		s.Backoff.next(now, now)
+		s.StartError = err.Error()
+		if k.restartPolicy(c, false) != v1.RestartPolicyNever { // it will be restarted: kubelet's reasonCache
+			s.Waiting = &v1.ContainerStateWaiting{Reason: "RunContainerError", Message: err.Error()}
+			s.Last = &v1.ContainerStateTerminated{ExitCode: 128, Reason: "StartError", Message: err.Error(),
+				FinishedAt: metav1.NewTime(now.UTC()), ContainerID: "hull://" + id}
+		}
 		return
 	}
 	trace.Mark("kube: container started")
