@@ -149,10 +149,13 @@ func TestDescribeMatchesKubectl(t *testing.T) {
 	}
 }
 
-// get pods (table, wide) and -o yaml keep their shapes
-// (testdata/get-*.golden; HULL_UPDATE_GOLDEN=1 rewrites them). The
-// table is kubectl's printPod ported; -o yaml is sigs.k8s.io/yaml of the
-// k8s.io/api object, as kubectl's printer.
+// get pods prints what kubectl prints for the same pods: the table, -o
+// wide, -o name and -o yaml golden files are kubectl's (the API server's
+// table conversion, printPod, printed by kubectl's own printers: set
+// HULL_KGOLD_GET to the program in testdata/kgoldget.go.txt to remake
+// them); get events and -o jsonpath keep hull's shapes
+// (HULL_UPDATE_GOLDEN=1 rewrites those and, without HULL_KGOLD_GET, the
+// rest).
 func TestGetShapesGolden(t *testing.T) {
 	now := time.Now()
 	recs := goldenPods(now)
@@ -180,19 +183,29 @@ func TestGetShapesGolden(t *testing.T) {
 		file, output string
 		pods         []*v1.Pod
 		single       bool
+		kubectl      string // kgoldget's mode: kubectl makes this golden file
 	}{
-		{"get-table.golden", "", pods, false},
-		{"get-wide.golden", "wide", pods, false},
-		{"get-seed-yaml.golden", "yaml", []*v1.Pod{fixedCreation(pods[0])}, true},
-		{"get-name.golden", "name", pods, false},
-		{"get-jsonpath.golden", "jsonpath={range .items[*]}{.metadata.name}{\"\\t\"}{.status.containerStatuses[0].restartCount}{\"\\n\"}{end}", pods, false},
+		{"get-table.golden", "", pods, false, "table"},
+		{"get-wide.golden", "wide", pods, false, "wide"},
+		{"get-seed-yaml.golden", "yaml", []*v1.Pod{fixedCreation(pods[0])}, true, "yaml"},
+		{"get-name.golden", "name", pods, false, "name"},
+		{"get-jsonpath.golden", "jsonpath={range .items[*]}{.metadata.name}{\"\\t\"}{.status.containerStatuses[0].restartCount}{\"\\n\"}{end}", pods, false, ""},
 	} {
 		var got bytes.Buffer
 		if err := printPods(&got, tc.pods, tc.output, false, tc.single); err != nil {
 			t.Fatal(err)
 		}
 		golden := filepath.Join("testdata", tc.file)
-		if os.Getenv("HULL_UPDATE_GOLDEN") != "" {
+		if kg := os.Getenv("HULL_KGOLD_GET"); kg != "" && tc.kubectl != "" {
+			in := filepath.Join(t.TempDir(), "pods.json")
+			b, _ := json.Marshal(tc.pods)
+			os.WriteFile(in, b, 0o644)
+			out, err := exec.Command(kg, in, tc.kubectl).Output()
+			if err != nil {
+				t.Fatalf("%s %s: %v", kg, tc.kubectl, err)
+			}
+			os.WriteFile(golden, out, 0o644)
+		} else if os.Getenv("HULL_UPDATE_GOLDEN") != "" {
 			os.WriteFile(golden, got.Bytes(), 0o644)
 		}
 		want, err := os.ReadFile(golden)
