@@ -222,6 +222,7 @@ func (s *Server) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest
 	if ref == "" {
 		return nil, errdefs.ErrInvalidArgument.WithMessage("pull: no image given (set image.image)")
 	}
+	defer s.pulls.start()() // pullmem.go
 	res, err := s.eng.Pull(ctx, ref, engine.PullOptions{Credentials: credentials(req.GetAuth())})
 	s.recordPull(ctx, req.GetSandboxConfig(), ref, err) // kubeview.go
 	if err != nil {

@@ -116,6 +116,8 @@ type Server struct {
 	// from (records.go), made on first use; recordsMu guards its making.
 	recordsMu sync.Mutex
 	records   *engine.View
+	// pulls hands back the memory image pulls took (pullmem.go).
+	pulls pullMemory
 }
 
 // New makes the service over eng, which the caller keeps open while the
