@@ -672,7 +672,7 @@ spec:
 	// While the init container runs (it sleeps 2 s), as kubelet: the app
 	// container waits with PodInitializing, the pod is scheduled and its
 	// sandbox ready, not initialized, not ready.
-	initRunning := func() (conds map[string]string, appWaiting string, startTime time.Time, running bool) {
+	gatedStatus := func() (conds map[string]string, appWaiting string, startTime time.Time, running bool) {
 		var st struct {
 			Status struct {
 				StartTime  time.Time `json:"startTime"`
@@ -709,7 +709,7 @@ spec:
 	}
 	applied := time.Now().Add(-time.Second).Truncate(time.Second)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		conds, waiting, _, running := initRunning()
+		conds, waiting, _, running := gatedStatus()
 		if running {
 			want := map[string]string{"PodScheduled": "True", "PodReadyToStartContainers": "True", "Initialized": "False", "ContainersReady": "False", "Ready": "False"}
 			if waiting != "PodInitializing" || !maps.Equal(conds, want) {
@@ -723,7 +723,7 @@ spec:
 	}
 	waitPod(t, root, "gated", "running", func(p podJSON) bool { return p.Status.Phase == "Running" })
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		conds, _, start, _ := initRunning()
+		conds, _, start, _ := gatedStatus()
 		want := map[string]string{"PodScheduled": "True", "PodReadyToStartContainers": "True", "Initialized": "True", "ContainersReady": "True", "Ready": "True"}
 		if maps.Equal(conds, want) {
 			if start.Before(applied) || start.After(time.Now()) {

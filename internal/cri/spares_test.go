@@ -81,16 +81,7 @@ func TestRunPodSandboxBindsSpare(t *testing.T) {
 		t.Errorf("CreateContainer made %s; want the ID chosen with the pod's spare, %s", cid, id)
 	}
 	startContainer(t, c, cid)
-	rec, err := c.eng.Get(ctx, cid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rec.MonitorPid != spare.Pid() {
-		t.Errorf("the container's monitor is %d; want the pod's spare, %d", rec.MonitorPid, spare.Pid())
-	}
-	if s := containerStatus(t, c, cid); s.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
-		t.Errorf("state %v; want running", s.State)
-	}
+	wantRunningUnder(t, c, cid, spare.Pid(), "the pod's spare")
 
 	// A pod removed with its spare unused.
 	waitIdleSpare(t, c)
@@ -175,16 +166,7 @@ func TestStartContainerTakesBoundSpare(t *testing.T) {
 	if pid := c.srv.spares.boundPid(id); pid != 0 {
 		t.Errorf("the spare %d is still bound after StartContainer", pid)
 	}
-	rec, err := c.eng.Get(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rec.MonitorPid != pid {
-		t.Errorf("the container's monitor is %d; want the spare bound at create, %d", rec.MonitorPid, pid)
-	}
-	if s := containerStatus(t, c, id); s.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
-		t.Errorf("state %v; want running", s.State)
-	}
+	wantRunningUnder(t, c, id, pid, "the spare bound at create")
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		log, _ := os.ReadFile(containerStatus(t, c, id).LogPath)
 		if strings.Contains(string(log), " stdout F from the spare\n") {
@@ -450,14 +432,21 @@ func TestIdleSpareKeepsItsTextReleased(t *testing.T) {
 	}
 	cid := createContainer(t, c, f, podID, pod, "app", nil, "sleep", "600")
 	startContainer(t, c, cid)
-	rec, err := c.eng.Get(ctxT(t), cid)
+	wantRunningUnder(t, c, cid, pid, "the spare that idled")
+}
+
+// wantRunningUnder checks that container id runs with process pid (which:
+// for the failure) as its monitor.
+func wantRunningUnder(t *testing.T, c *client, id string, pid int, which string) {
+	t.Helper()
+	rec, err := c.eng.Get(ctxT(t), id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rec.MonitorPid != pid {
-		t.Errorf("the container's monitor is %d; want the spare that idled, %d", rec.MonitorPid, pid)
+		t.Errorf("the container's monitor is %d; want %s, %d", rec.MonitorPid, which, pid)
 	}
-	if s := containerStatus(t, c, cid); s.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+	if s := containerStatus(t, c, id); s.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 		t.Errorf("state %v; want running", s.State)
 	}
 }

@@ -52,9 +52,8 @@ func (e *env) checkKeyRefs(docs []Document) error {
 		default:
 			continue
 		}
-		if namespace == "" {
-			namespace = "default"
-		}
+		// (namespaces are defaulted when decoded: manifest.go Default,
+		// configmap.go decodeObject)
 		if errs := missingKeys(spec, at, namespace, keysOf); len(errs) > 0 {
 			return fmt.Errorf("error when creating %q (the document at line %d): %s", d.Source, d.Line, invalidObject(kind, name, errs))
 		}

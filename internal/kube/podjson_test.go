@@ -171,12 +171,12 @@ func TestDecodePodFastMatchesStrict(t *testing.T) {
 	if strict, err := sigsjson.UnmarshalStrict(js, want, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields); err != nil || len(strict) > 0 {
 		t.Fatalf("strict decoding of the rich pod: %v %v", err, strict)
 	}
+	if !decodePodFast([]byte(`{}`), &v1.Pod{}) {
+		t.Skip("built without encoding/json/v2 (GOEXPERIMENT=jsonv2, as the Makefile builds): no fast decoder")
+	}
 	got := &v1.Pod{}
 	if !decodePodFast(js, got) {
-		if fastBuilt {
-			t.Fatal("the fast decoder refused the rich pod")
-		}
-		t.Skip("built without encoding/json/v2")
+		t.Fatal("the fast decoder refused the rich pod")
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("the fast decoder's pod differs from the strict one's:\nfast   %+v\nstrict %+v", got, want)

@@ -19,6 +19,3 @@ import (
 func decodePodFast(js []byte, pod *v1.Pod) bool {
 	return jsonv2.Unmarshal(js, pod, jsonv2.RejectUnknownMembers(true)) == nil
 }
-
-// fastBuilt says decodePodFast is the fast decoder (tests).
-const fastBuilt = true
