@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"hull/internal/cri"
+	_ "hull/internal/hugeheap"
 	"hull/internal/kube"
 )
 

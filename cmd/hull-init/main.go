@@ -27,6 +27,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	_ "hull/internal/hugeheap"
 	hullrt "hull/internal/runtime"
 )
 

@@ -120,7 +120,7 @@ func (p *sparePool) fillUpTo(n int) {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			s := p.eng.NewSpare()
+			s := p.eng.NewSpare(true)
 			p.mu.Lock()
 			p.starting--
 			if s != nil && !p.closed {

@@ -208,5 +208,5 @@ func (e *env) armMonitorSpare(srv *cri.Server) {
 	if e.eng == nil || e.eng.MonitorCommand == nil {
 		return
 	}
-	srv.GiveSpare(e.eng.NewSpare())
+	srv.GiveSpare(e.eng.NewSpare(false))
 }

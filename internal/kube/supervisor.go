@@ -21,6 +21,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"hull/internal/cri"
+	"hull/internal/hugeheap"
 	"hull/internal/trace"
 )
 
@@ -234,6 +235,7 @@ func Supervise(ctx context.Context, srv *cri.Server, dir, cgroupRoot string, log
 		// runs, costs milliseconds): supervisor_mem.go.
 		if first {
 			lowerGOGC()
+			hugeheap.Settle() // its start's huge pages: package hugeheap
 			first = false
 		}
 		releaseFreeMemory()
