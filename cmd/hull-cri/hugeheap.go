@@ -7,7 +7,8 @@ package main
 // huge page's unused part would keep. This C constructor ends them before
 // the Go runtime maps its heap. `hull kube` (a command, or a pod's
 // supervisor, which settles after its first round) keeps them: its start
-// is on the path from apply to Running.
+// is on the path from apply to Running. (The package is linked through
+// hull/internal/engine, which settles idle spares with it.)
 
 // int hull_hugeheap_end(void);
 import "C"

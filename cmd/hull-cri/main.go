@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"hull/internal/cri"
-	_ "hull/internal/hugeheap"
 	"hull/internal/kube"
 )
 

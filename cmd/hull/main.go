@@ -19,7 +19,6 @@ import (
 
 	"hull/internal/config"
 	"hull/internal/engine"
-	_ "hull/internal/hugeheap"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
