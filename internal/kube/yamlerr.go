@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
@@ -20,8 +21,9 @@ import (
 // parser, run on the same text only when it failed, places the token it
 // stopped at. Its message is not used: kubectl's users know go-yaml's.
 // Where goccy finds nothing wrong, no token, or one on an earlier line
-// than go-yaml's, msg is kept with the line shifted past the earlier
-// documents.
+// than go-yaml's, go-yaml's line is shown, at the column its error stands
+// for there (yamlColumn). Other errors keep go-yaml's words, the line
+// shifted past the earlier documents.
 func yamlSyntaxError(text []byte, first int, msg string) string {
 	// "yaml: line 3: mapping values are not allowed in this context";
 	// other errors ("yaml: unmarshal errors:\n  line 9: key \"image\"
@@ -33,7 +35,13 @@ func yamlSyntaxError(text []byte, first int, msg string) string {
 			// stopped before that line (a plain scalar continued on
 			// the next line, where go-yaml is right).
 			at, _ := strconv.Atoi(n)
-			if line, col, ok := yamlStop(text); ok && line >= at {
+			line, col, ok := yamlStop(text)
+			if !ok || line < at {
+				// go-yaml's line, then, and the column its error
+				// stands for on it (yamlColumn).
+				line, col, ok = at, yamlColumn(text, at, detail), true
+			}
+			if col > 0 {
 				return fmt.Sprintf("yaml: line %d, column %d: %s%s", line+first-1, col, detail, yamlCaret(text, first, line, col))
 			}
 		}
@@ -61,6 +69,33 @@ func yamlStop(text []byte) (line, column int, ok bool) {
 		return 0, 0, false
 	}
 	return pos.Line, pos.Column, true
+}
+
+// yamlColumn is the column, 1-based, that go-yaml's error detail stands
+// for on line of text, when go-yaml names the line and goccy does not
+// place it (a plain scalar continued on the next line, which goccy
+// accepts): for "mapping values are not allowed", the line's first
+// colon that ends a key (the value indicator go-yaml stopped at); for
+// anything else, the line's first character that is not a blank. 0: the
+// line is not in text, or blank.
+func yamlColumn(text []byte, line int, detail string) int {
+	lines := strings.Split(string(text), "\n")
+	if line < 1 || line > len(lines) {
+		return 0
+	}
+	src := strings.TrimRight(lines[line-1], "\r")
+	start := strings.IndexFunc(src, func(r rune) bool { return r != ' ' && r != '\t' })
+	if start < 0 {
+		return 0
+	}
+	if strings.HasPrefix(detail, "mapping values are not allowed") {
+		for i := start; i < len(src); i++ {
+			if src[i] == ':' && (i+1 == len(src) || src[i+1] == ' ' || src[i+1] == '\t') {
+				return utf8.RuneCountInString(src[:i]) + 1
+			}
+		}
+	}
+	return utf8.RuneCountInString(src[:start]) + 1
 }
 
 // yamlCaret is line of text and a caret under its column, each prefixed

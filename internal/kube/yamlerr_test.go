@@ -26,9 +26,9 @@ func TestYAMLSyntaxErrorsNameLineAndColumn(t *testing.T) {
 		{"a key out of its block", head + "  name: x\nspec:\n  containers:\n    - name: a\n      image: busybox\n     command: [sh]\n", 1,
 			"line 9, column 6: "},
 		// goccy stops at "x", a plain scalar it continues on line 5;
-		// go-yaml's line 5 is the mistake's: no column then.
+		// go-yaml's line 5 is the mistake's, its column the colon.
 		{"an over-indented key", head + "  name: x\n   bad: indent\n", 1,
-			"yaml: line 5: mapping values are not allowed in this context"},
+			"yaml: line 5, column 7: mapping values are not allowed in this context\n  5 |    bad: indent\n    |       ^"},
 		{"the second document", head + "  name: x: y\n", 11,
 			"yaml: line 14, column 9: mapping values are not allowed in this context\n  14 |   name: x: y\n     |         ^"},
 	} {
