@@ -242,7 +242,7 @@ func TestKubeApplyBadInput(t *testing.T) {
 	for _, tc := range []struct {
 		name, manifest, want string
 	}{
-		{"invalid YAML", good("ok") + "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n   bad: indent\n", "yaml: line 14:"},
+		{"invalid YAML", good("ok") + "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n   bad: indent\n", "yaml: line 14, column 7:"},
 		{"invalid YAML, its column", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x: y\n", "yaml: line 4, column 9: mapping values are not allowed in this context\n  4 |   name: x: y\n    |         ^"},
 		{"unknown field", good("ok") + "    imagePullPolicyy: Always\n", `strict decoding error: unknown field "spec.containers[0].imagePullPolicyy"`},
 		{"duplicate field", good("ok") + "    image: other\n", `already set in map`},

@@ -26,10 +26,10 @@ const idleTextRelease = 2 * time.Second
 // millisecond of an ordinary return (the kernel maps a binary's page cache
 // in folios of up to 2 MB). The pages stay in the page cache; those the
 // monitor needs once it is handed a container fault back in from there.
-// hull-shim drops its own after its start (shim.TrimPages). Before that,
-// the spare settles its heap (hugeheap.Settle: its collection runs the
-// text the release then drops).
+// hull-shim drops its own after its start (shim.TrimPages). Its heap's
+// huge pages, if it started with them, end first (hugeheap.End: no
+// collection, which a waiting spare does not otherwise run).
 func releaseText() {
-	hugeheap.Settle()
+	hugeheap.End()
 	idle.ReleaseAndWait(SpareMonitorFD)
 }
