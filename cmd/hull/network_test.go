@@ -164,7 +164,8 @@ func TestNetworkCreateLsInspectRmPrune(t *testing.T) {
 	n6.create(t, root, "--ipv6", "--subnet", ula, "-o", "com.docker.network.bridge.enable_ip_masquerade=false")
 	got = mustHull(t, root, "network", "inspect", "-f",
 		`{{.EnableIPv6}} {{range .IPAM.Config}}{{.Subnet}} {{end}}{{index .Options "com.docker.network.bridge.enable_ip_masquerade"}}`, "hnet6")
-	if want := "true " + n6.subnet + " " + ula + " false\n"; got != want {
+	// inspect prints the prefix canonical: fda0:bf8::/64 for fda0:0bf8::/64.
+	if want := "true " + n6.subnet + " " + netip.MustParsePrefix(ula).String() + " false\n"; got != want {
 		t.Fatalf("inspect hnet6: %q, want %q", got, want)
 	}
 	if got := mustHull(t, root, "network", "ls", "--filter", "name=hnet6", "--format", "{{.IPv6}}"); got != "true\n" {

@@ -24,10 +24,10 @@
 // khugepaged merges nothing, and the free heap returned, splitting the
 // huge pages it covered. A process that waits without allocating (an idle
 // spare monitor) calls End only: a forced collection there is one it would
-// not otherwise run. (One run by a timer in every process made a waiting
-// container init lose its container's stdin now and then: the shell of
-// TestAttachStreaming exited before its attach. Not explained yet; no
-// such timer now.) Other processes keep the marks until they exit or
+// not otherwise run. (One run by a timer in every process killed a
+// container's monitor now and then: TestAttachStreaming's shell was
+// stopped with "the container's monitor died unexpectedly" before its
+// attach. Not explained yet; no such timer now.) Other processes keep the marks until they exit or
 // exec, most within a second; a long-lived command (an attached `run
 // -it`, `hull dns`) keeps what its start faulted in, a few MB at most.
 //
