@@ -8,7 +8,7 @@ package main
 // the Go runtime maps its heap. `hull kube` (a command, or a pod's
 // supervisor, which settles after its first round) keeps them: its start
 // is on the path from apply to Running. (The package is linked through
-// hull/internal/engine, which settles idle spares with it.)
+// hull/internal/engine, which ends an idle spare's huge pages with it.)
 
 // int hull_hugeheap_end(void);
 import "C"
