@@ -15,6 +15,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"hull/internal/engine"
+	"hull/internal/hugeheap"
 )
 
 // idleSpares is how many spares p has ready.
@@ -405,6 +406,13 @@ func TestIdleSpareKeepsItsTextReleased(t *testing.T) {
 	exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A pool's spare starts without huge pages (engine.NewSpare(pooled)):
+	// it may wait long, keeping their unwritten rest.
+	if env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ"); err != nil {
+		t.Fatal(err)
+	} else if !strings.Contains("\x00"+string(env), "\x00"+hugeheap.SmallPagesEnv+"=1\x00") {
+		t.Errorf("the pool's spare %d was started without %s=1", pid, hugeheap.SmallPagesEnv)
 	}
 	var resident, size int
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {

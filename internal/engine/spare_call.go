@@ -38,20 +38,14 @@ func (e *Engine) NewSpare(pooled bool) *Spare {
 	cmd := e.MonitorCommand(SpareID, false)
 	cmd.Args = append(cmd.Args, "--"+MonitorFlagEarlyOnSpec)
 	if pooled {
-		if cmd.Env == nil {
-			cmd.Env = os.Environ()
-		}
-		cmd.Env = append(cmd.Env, hugeheap.SmallPagesEnv+"=1")
+		cmd.Env = append(cmd.Environ(), hugeheap.SmallPagesEnv+"=1")
 	}
 	// This process's sealed copy of hull-init, for the spare to adopt
 	// (runtime.SealedInit): descriptor 5, after the spare's own two.
 	if f, err := e.rt.SealedInit(); err == nil {
 		defer f.Close()
 		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
-		if cmd.Env == nil {
-			cmd.Env = os.Environ()
-		}
-		cmd.Env = append(cmd.Env, spareSealedInitEnv+"=5")
+		cmd.Env = append(cmd.Environ(), spareSealedInitEnv+"=5")
 	}
 	return StartSpare(cmd, false)
 }
