@@ -199,6 +199,7 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 		monitorPid = cmd.Process.Pid
 	}
 	e.recordMonitor(ctx, c.ID, monitorPid)
+	trace.Mark("start: monitor spawned")
 	st := &Starting{ID: c.ID, Socket: e.AttachSocket(c.ID), sync: bufio.NewReader(r), file: r}
 	if o.WaitAttach {
 		line, err := st.sync.ReadString('\n')

@@ -229,6 +229,7 @@ func (e *Engine) runMonitor(ctx context.Context, id string, o MonitorOptions, re
 	if o.WaitAttach {
 		// The socket exists once Run has listened; report it from there.
 		cfg.OnListen = func() { monitor.WriteReport(report, monitor.ReportListening) }
+		cfg.ClientGone = func() bool { return monitor.ReaderGone(report) }
 	}
 	trace.Mark("monitor: loaded")
 	if o.Resume == "" {

@@ -62,6 +62,12 @@ type Config struct {
 	WaitAttach   bool
 	// OnListen is called once the attach socket accepts clients.
 	OnListen func()
+	// ClientGone, if set, reports whether the command that waits to
+	// attach (WaitAttach) has gone. Killed before it attached, it never
+	// will: the container is then not started, at once, rather than after
+	// the 30 s a slow client is given (docker, too, never starts a
+	// container whose client died before the start).
+	ClientGone func() bool
 
 	// Shim, if set, is the small supervisor a detached container is handed
 	// over to once it runs (see handOver); Resume is what a monitor that a
@@ -348,11 +354,24 @@ func (m *mon) waitAttached() error {
 	if !m.cfg.WaitAttach {
 		return nil
 	}
-	select {
-	case <-m.srv.FirstAttached():
-		return nil
-	case <-time.After(30 * time.Second):
-		return errors.New("no client attached within 30s")
+	timeout := time.After(30 * time.Second)
+	var tick <-chan time.Time
+	if m.cfg.ClientGone != nil {
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-m.srv.FirstAttached():
+			return nil
+		case <-timeout:
+			return errors.New("no client attached within 30s")
+		case <-tick:
+			if m.cfg.ClientGone() {
+				return errors.New("the command that started it exited before it attached; the container was not started")
+			}
+		}
 	}
 }
 

@@ -663,6 +663,38 @@ func TestWaitAttach(t *testing.T) {
 	}
 }
 
+// A client that goes before it attaches (ClientGone) never will: the
+// container is not started, the run fails at once with why, and nothing
+// of it ran.
+func TestWaitAttachClientGone(t *testing.T) {
+	c := newContainer(t, []string{"true"}, nil)
+	c.cfg.AttachSocket = filepath.Join(t.TempDir(), "attach.sock")
+	c.cfg.WaitAttach = true
+	var gone atomic.Bool
+	c.cfg.ClientGone = gone.Load
+	c.cfg.OnListen = func() { gone.Store(true) }
+	rec := newRecorder()
+	ended := make(chan runResult, 1)
+	began := time.Now()
+	go func() { ended <- c.run(rec) }()
+	var res runResult
+	select {
+	case res = <-ended:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run still waiting for a client that has gone")
+	}
+	if res.ready == nil || !strings.Contains(res.ready.Error(), "exited before it attached") {
+		t.Errorf("ready(%v), want the client's exit named", res.ready)
+	}
+	if got := rec.kinds(); got != "exited done" {
+		t.Errorf("recorder calls %q, want %q (never started)", got, "exited done")
+	}
+	if x := rec.of("exited"); len(x) != 1 || x[0].Exit.Code != 125 || x[0].Exit.Stage != "start" {
+		t.Errorf("recorded exits %+v, want 125 at start", x)
+	}
+	t.Logf("gave up after %s", time.Since(began).Round(time.Millisecond))
+}
+
 // With TTY the container gets a terminal: the monitor receives the pty
 // master over the console socket and logs what the container writes to it
 // (stdout and stderr alike) as stdout, lines ending in \r\n recorded

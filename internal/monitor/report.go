@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // The start report is what a monitor tells the command that started it
@@ -35,6 +38,29 @@ func WriteReport(w io.Writer, word string) error {
 func WriteError(w io.Writer, code int, err error) error {
 	_, werr := fmt.Fprintf(w, "%s %d %s\n", ReportError, code, strings.ReplaceAll(err.Error(), "\n", " "))
 	return werr
+}
+
+// ReaderGone reports whether w, the report pipe, has no reader left: the
+// command that started the monitor has exited (or been killed), so no one
+// will read the report, nor attach. False for anything but a pipe.
+func ReaderGone(w io.Writer) bool {
+	sc, ok := w.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	gone := false
+	rc.Control(func(fd uintptr) {
+		// A pipe's write end polls POLLERR once every read end is closed.
+		p := []unix.PollFd{{Fd: int32(fd)}}
+		if n, err := unix.Poll(p, 0); err == nil && n > 0 && p[0].Revents&unix.POLLERR != 0 {
+			gone = true
+		}
+	})
+	return gone
 }
 
 // ParseReport splits a report line into its word and, for ReportError,

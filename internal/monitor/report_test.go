@@ -34,6 +34,26 @@ func TestReportRoundTrip(t *testing.T) {
 	}
 }
 
+// ReaderGone tells a report pipe whose reader has exited from one still
+// read, and is false for what is not a pipe.
+func TestReaderGone(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if ReaderGone(w) {
+		t.Fatal("ReaderGone with the reader open")
+	}
+	r.Close()
+	if !ReaderGone(w) {
+		t.Fatal("ReaderGone false once the reader closed")
+	}
+	if ReaderGone(&strings.Builder{}) {
+		t.Fatal("ReaderGone of a strings.Builder")
+	}
+}
+
 // What was opened ahead for another container than the one the monitor
 // is given goes, socket file included; Close is safe on nil and twice.
 func TestPreparedKeepDropsAnotherContainers(t *testing.T) {

@@ -69,7 +69,7 @@ var operations = []operation{
 	{
 		name: "run-d",
 		marks: []string{"cli: engine open", "create: recorded", "create: image resolved", "create: rootfs mounted", "create: spec generated",
-			"start: claimed", "monitor: loaded", "monitor: runtime create", "monitor: runtime created", "monitor: started", "command done"},
+			"start: claimed", "start: monitor spawned", "monitor: loaded", "monitor: runtime create", "monitor: runtime created", "monitor: started", "command done"},
 		short:      []string{"create: rootfs mounted", "start: claimed", "monitor: runtime created"},
 		hasMonitor: true,
 		setup:      func(h *harness, env []string) {},
@@ -93,10 +93,11 @@ var operations = []operation{
 	{
 		name: "run-rm",
 		marks: []string{"cli: engine open", "create: recorded", "create: image resolved", "create: rootfs mounted", "create: spec generated",
-			"start: claimed", "monitor: loaded", "monitor: runtime create", "monitor: runtime created", "monitor: started",
+			"start: claimed", "start: monitor spawned", "monitor: loaded", "monitor: runtime create", "monitor: runtime created", "monitor: started",
 			"monitor: reaped", "monitor: stats", "monitor: exit recorded", "monitor: rt deleted", "monitor: cleaned up", "monitor: done",
 			"cleanup: begin", "cleanup: unmounted", "cleanup: snap removed", "cleanup: set aside", "cleanup: rt deleted", "command done"},
-		short:      []string{"monitor: started", "monitor: exit recorded", "cleanup: set aside"},
+		// "start: monitor spawned": the client dies before it attaches.
+		short:      []string{"start: monitor spawned", "monitor: started", "monitor: exit recorded", "cleanup: set aside"},
 		hasMonitor: true,
 		setup:      func(h *harness, env []string) {},
 		act: func(h *harness, env []string) (*exec.Cmd, func() result) {
@@ -130,7 +131,7 @@ var operations = []operation{
 	},
 	{
 		name:       "start",
-		marks:      []string{"db open", "start: claimed", "monitor: loaded", "monitor: runtime create", "monitor: runtime created", "monitor: started", "command done"},
+		marks:      []string{"db open", "start: claimed", "start: monitor spawned", "monitor: loaded", "monitor: runtime create", "monitor: runtime created", "monitor: started", "command done"},
 		short:      []string{"start: claimed", "monitor: loaded"},
 		hasMonitor: true,
 		setup: func(h *harness, env []string) {
