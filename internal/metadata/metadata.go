@@ -70,9 +70,13 @@ func Open(root string) (*DB, error) {
 		return nil, fmt.Errorf("metadata: create %s: %w", root, err)
 	}
 	path := filepath.Join(root, FileName)
-	if err := checkFile(root, path); err != nil {
+	made, err := checkFile(root, path)
+	if err != nil {
 		return nil, err
 	}
+	// A file this process made stays locked until its schema is written
+	// (see checkFile).
+	defer made.Close()
 	// _txlock=immediate: writers take the lock at BEGIN, so two processes
 	// never both read then fail to upgrade (SQLITE_BUSY mid-transaction).
 	// The path is escaped for the URI: a '?' or '#' in it (a root named
@@ -119,36 +123,86 @@ var ErrEmpty = errors.New("the file is empty but the root holds images, snapshot
 // checkFile makes a missing database file 0600 before SQLite creates it
 // (SQLite gives its log files the database's mode), tightens one an older
 // hull made 0644, and refuses one emptied beside the state it recorded.
-func checkFile(root, path string) error {
+//
+// A file it makes is returned open and flock'ed (SQLite's own locks are
+// fcntl's, apart from flock's) until the caller has written the schema:
+// another hull finding it empty meanwhile (a monitor resumed while
+// `system check --repair` rebuilds the database) waits for that rather
+// than taking a database being made for an emptied one.
+func checkFile(root, path string) (made *os.File, err error) {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err == unix.ENOENT {
-		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, uint32(perm.File))
-		if err == nil {
-			unix.Close(fd)
-			return nil
+		made, err := createLocked(path)
+		if made != nil || err != nil {
+			return made, err
 		}
-		if err != unix.EEXIST { // else made meanwhile by another hull
-			return fmt.Errorf("metadata: create %s: %w", path, err)
-		}
+		// Made meanwhile by another hull.
 		if err := unix.Stat(path, &st); err != nil {
-			return fmt.Errorf("metadata: %s: %w", path, err)
+			return nil, fmt.Errorf("metadata: %s: %w", path, err)
 		}
 	} else if err != nil {
-		return fmt.Errorf("metadata: %s: %w", path, err)
+		return nil, fmt.Errorf("metadata: %s: %w", path, err)
 	}
 	if st.Mode&0o077 != 0 {
 		for _, p := range []string{path, path + "-wal", path + "-shm"} {
 			if err := os.Chmod(p, perm.File); err != nil && !os.IsNotExist(err) {
-				return fmt.Errorf("metadata: make %s private: %w", p, err)
+				return nil, fmt.Errorf("metadata: make %s private: %w", p, err)
 			}
 		}
 	}
-	if st.Size == 0 && holdsState(root) {
-		if wal, err := os.Stat(path + "-wal"); err != nil || wal.Size() == 0 {
-			return &DamagedError{Path: path, Err: ErrEmpty}
+	if st.Size == 0 && holdsState(root) && !madeMeanwhile(path) {
+		return nil, &DamagedError{Path: path, Err: ErrEmpty}
+	}
+	return nil, nil
+}
+
+// createLocked makes the database file at path, empty, 0600 and already
+// flock'ed when it appears there (made under a temporary name, then
+// linked): no other hull can find it unlocked before its schema is
+// written. nil, nil: another hull made it first.
+func createLocked(path string) (*os.File, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".new-*") // 0600
+	if err != nil {
+		return nil, fmt.Errorf("metadata: create %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("metadata: lock %s: %w", path, err)
+	}
+	if err := unix.Link(tmp, path); err != nil {
+		f.Close()
+		if err == unix.EEXIST {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("metadata: create %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// madeMeanwhile reports whether the empty database file at path was being
+// made by another hull: once that one's lock (checkFile's) is released,
+// the file or its write-ahead log holds the schema. An emptied file has no
+// such lock, and stays empty.
+func madeMeanwhile(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	// A schema is written in milliseconds; a holder that takes longer
+	// (stopped, or stuck) is not waited for beyond this.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB) == nil || time.Now().After(deadline) {
+			break
 		}
 	}
-	return nil
+	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		return true
+	}
+	wal, err := os.Stat(path + "-wal")
+	return err == nil && wal.Size() > 0
 }
 
 // holdsState reports whether root has what only a database that recorded

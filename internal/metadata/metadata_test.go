@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -175,6 +176,67 @@ func TestDamagedDatabaseIsRefused(t *testing.T) {
 		t.Fatalf("empty file in an empty root: %v", err)
 	}
 	db.Close()
+}
+
+// An empty database file that another hull is making (flock'ed by
+// checkFile until its schema is written) is waited for, not refused as
+// emptied: `system check --repair` sets the damaged file aside while a
+// resumed monitor may make a new one. Released still empty, it is refused.
+func TestDatabaseBeingMadeIsWaitedFor(t *testing.T) {
+	for _, written := range []bool{true, false} {
+		t.Run(fmt.Sprintf("written %v", written), func(t *testing.T) {
+			// A database with its schema, to stand for the other hull's.
+			src := t.TempDir()
+			db, err := Open(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			schema, err := os.ReadFile(filepath.Join(src, FileName))
+			if err != nil || len(schema) == 0 {
+				t.Fatalf("read the schema's file: %d bytes, %v", len(schema), err)
+			}
+
+			dir := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(dir, "containers", "abc"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			made, err := checkFile(dir, filepath.Join(dir, FileName))
+			if err != nil || made == nil {
+				t.Fatalf("checkFile of a missing file: %v, %v; want it made and locked", made, err)
+			}
+			opened := make(chan error, 1)
+			go func() {
+				db, err := Open(dir)
+				if err == nil {
+					db.Close()
+				}
+				opened <- err
+			}()
+			select {
+			case err := <-opened:
+				t.Fatalf("Open returned while the file was being made: %v", err)
+			case <-time.After(200 * time.Millisecond):
+			}
+			if written {
+				if _, err := made.Write(schema); err != nil {
+					t.Fatal(err)
+				}
+			}
+			made.Close()
+			err = <-opened
+			var damaged *DamagedError
+			switch {
+			case written && err != nil:
+				t.Errorf("Open once the schema was written: %v", err)
+			case !written && !errors.As(err, &damaged):
+				t.Errorf("Open of a file left empty: %v, want a DamagedError", err)
+			}
+		})
+	}
 }
 
 // A write on a full disk first spends the reserve kept beside the
