@@ -903,7 +903,9 @@ func startKube(t *testing.T, root string, args ...string) *safeBuffer {
 func startKubeErr(t *testing.T, root string, args ...string) (stdout, stderr *safeBuffer) {
 	t.Helper()
 	cmd := hullProc(root, append([]string{"kube"}, args...)...)
-	cmd.Env = append(cmd.Env, "HULL_CRI="+filepath.Join(filepath.Dir(os.Getenv("HULL_BIN")), "hull-cri"))
+	// The scale kubeStdin gives the supervisors: get -w reads as often
+	// per round of theirs as it would unscaled.
+	cmd.Env = append(cmd.Env, "HULL_CRI="+filepath.Join(filepath.Dir(os.Getenv("HULL_BIN")), "hull-cri"), "HULL_KUBE_BACKOFF_SCALE=0.1")
 	out, errOut := &safeBuffer{}, &safeBuffer{}
 	cmd.Stdout, cmd.Stderr = out, errOut
 	if err := cmd.Start(); err != nil {

@@ -589,8 +589,10 @@ func (e *env) finishDelete(r *PodRecord, wait bool) error {
 }
 
 // watchPods is get -w: the table, then a row each time a pod appears or
-// its READY, STATUS or RESTARTS change (read every 200 ms), until
-// interrupted. Like kubectl, the header is printed once and the columns
+// its READY, STATUS or RESTARTS change, until interrupted. It reads the
+// statuses five times per supervisor round (watchEvery), so that a status
+// one round wrote and the next replaced (ErrImagePull, then
+// ImagePullBackOff) is seen. Like kubectl, the header is printed once and the columns
 // are not realigned.
 func (e *env) watchPods(ns string, names []string, sel labels.Selector, wide, all bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -639,7 +641,11 @@ func (e *env) watchPods(ns string, names []string, sel labels.Selector, wide, al
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(watchEvery()):
 		}
 	}
 }
+
+// watchEvery is how often get -w reads the statuses: a fifth of the
+// supervisor's round (relist; 200 ms, or less with BackoffScaleEnv).
+func watchEvery() time.Duration { return scaled(relist) / 5 }
