@@ -124,9 +124,9 @@ var ErrEmpty = errors.New("the file is empty but the root holds images, snapshot
 // (SQLite gives its log files the database's mode), tightens one an older
 // hull made 0644, and refuses one emptied beside the state it recorded.
 //
-// A file it makes is returned open and flock'ed (SQLite's own locks are
-// fcntl's, apart from flock's) until the caller has written the schema:
-// another hull finding it empty meanwhile (a monitor resumed while
+// For a file it makes, it returns the lock of its making (createLocked),
+// which the caller holds until it has written the schema: another hull
+// finding the file empty meanwhile (a monitor resumed while
 // `system check --repair` rebuilds the database) waits for that rather
 // than taking a database being made for an emptied one.
 func checkFile(root, path string) (made *os.File, err error) {
@@ -156,49 +156,64 @@ func checkFile(root, path string) (made *os.File, err error) {
 	return nil, nil
 }
 
-// createLocked makes the database file at path, empty, 0600 and already
-// flock'ed when it appears there (made under a temporary name, then
-// linked): no other hull can find it unlocked before its schema is
-// written. nil, nil: another hull made it first.
+// createLocked makes the database file at path, empty and 0600, holding
+// the lock of its making (makeLock) from before it appears until the
+// caller closes what it returns, once the schema is written. nil, nil:
+// another hull made it first.
+//
+// The lock is a file of its own: SQLite's locks on the database are
+// POSIX (fcntl) locks, which a process loses on all its descriptors of
+// the file as soon as it closes any one of them.
 func createLocked(path string) (*os.File, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".new-*") // 0600
+	lock, err := makeLock(path, unix.LOCK_EX)
 	if err != nil {
-		return nil, fmt.Errorf("metadata: create %s: %w", path, err)
+		return nil, err
 	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("metadata: lock %s: %w", path, err)
-	}
-	if err := unix.Link(tmp, path); err != nil {
-		f.Close()
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, uint32(perm.File))
+	if err != nil {
+		lock.Close()
 		if err == unix.EEXIST {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("metadata: create %s: %w", path, err)
 	}
+	unix.Close(fd)
+	return lock, nil
+}
+
+// makeLock opens the lock of the making of the database at path and
+// takes it (how: unix.LOCK_EX or LOCK_SH, blocking).
+func makeLock(path string, how int) (*os.File, error) {
+	f, err := os.OpenFile(path+".make-lock", os.O_RDWR|os.O_CREATE, perm.File)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("metadata: lock %s: %w", f.Name(), err)
+	}
 	return f, nil
 }
 
 // madeMeanwhile reports whether the empty database file at path was being
-// made by another hull: once that one's lock (checkFile's) is released,
-// the file or its write-ahead log holds the schema. An emptied file has no
-// such lock, and stays empty.
+// made by another hull: once that one's lock (createLocked's) is
+// released, the file or its write-ahead log holds the schema. An emptied
+// file has no such lock, and stays empty.
 func madeMeanwhile(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
+	done := make(chan *os.File, 1)
+	go func() {
+		lock, _ := makeLock(path, unix.LOCK_SH)
+		done <- lock
+	}()
 	// A schema is written in milliseconds; a holder that takes longer
 	// (stopped, or stuck) is not waited for beyond this.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB) == nil || time.Now().After(deadline) {
-			break
-		}
+	select {
+	case lock := <-done:
+		lock.Close()
+	case <-time.After(5 * time.Second):
+		go func() { (<-done).Close() }()
 	}
-	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+	if st, err := os.Stat(path); err == nil && st.Size() > 0 {
 		return true
 	}
 	wal, err := os.Stat(path + "-wal")

@@ -178,8 +178,8 @@ func TestDamagedDatabaseIsRefused(t *testing.T) {
 	db.Close()
 }
 
-// An empty database file that another hull is making (flock'ed by
-// checkFile until its schema is written) is waited for, not refused as
+// An empty database file that another hull is making (the lock of its
+// making held until its schema is written) is waited for, not refused as
 // emptied: `system check --repair` sets the damaged file aside while a
 // resumed monitor may make a new one. Released still empty, it is refused.
 func TestDatabaseBeingMadeIsWaitedFor(t *testing.T) {
@@ -222,7 +222,7 @@ func TestDatabaseBeingMadeIsWaitedFor(t *testing.T) {
 			case <-time.After(200 * time.Millisecond):
 			}
 			if written {
-				if _, err := made.Write(schema); err != nil {
+				if err := os.WriteFile(filepath.Join(dir, FileName), schema, 0o600); err != nil {
 					t.Fatal(err)
 				}
 			}
