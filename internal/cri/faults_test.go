@@ -120,8 +120,21 @@ func (p *criProc) stop(t *testing.T) {
 
 // leftovers lists what of the test's roots is still on the host: mounts
 // under the root, reserved addresses, attachment records, and cgroup
-// directories named in dirs.
+// directories named in dirs. It waits up to 5 s for them to go: a
+// stopped pod's record goes once the kernel has ended its network
+// namespace and the veth with it (network.Manager.SettleReleased).
 func (e *faultEnv) leftovers(dirs ...string) []string {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out := e.leftoversNow(dirs...)
+		if len(out) == 0 || time.Now().After(deadline) {
+			return out
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (e *faultEnv) leftoversNow(dirs ...string) []string {
 	var out []string
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
 	for _, l := range strings.Split(string(mi), "\n") {

@@ -89,6 +89,7 @@ func engineName(name string) string {
 // RunPodSandbox creates and starts an engine pod: namespaces pinned,
 // network attached, /etc files written. A failure removes what was made.
 func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandboxRequest) (*runtimeapi.RunPodSandboxResponse, error) {
+	engine.Mark("cri: run asked")
 	c := req.GetConfig()
 	m := c.GetMetadata()
 	if m.GetName() == "" || m.GetUid() == "" || m.GetNamespace() == "" {
@@ -175,6 +176,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	// With NRI the pod stays hidden until the plugins have seen it.
 	defer s.nri.hidePod(podName(m))()
 	defer s.nri.blockSync()()
+	engine.Mark("cri: pod planned")
 	p, err := s.eng.CreatePod(ctx, podName(m), cfg)
 	if err != nil {
 		return nil, err
@@ -196,6 +198,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		s.removeSandbox(context.WithoutCancel(ctx), p)
 		return nil, err
 	}
+	engine.Mark("cri: run answered")
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: p.ID}, nil
 }
 

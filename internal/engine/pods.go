@@ -381,6 +381,7 @@ func (e *Engine) upPodPinned(ctx context.Context, p *Pod, pinned func(*Pod)) err
 		e.downPod(ctx, p)
 		return err
 	}
+	trace.Mark("pod: files written")
 	return e.setPodState(ctx, p, PodRunning)
 }
 
@@ -393,17 +394,31 @@ func (e *Engine) lockPod(id string) (func(), error) {
 	return lockFile(filepath.Join(dir, "lock"))
 }
 
-// downPod detaches a pod's networks and unpins its namespaces.
+// downPod unpins a pod's namespaces, then detaches its networks.
+//
+// In that order: with the network namespace unpinned, the detach finds it
+// gone and deletes no veth itself. Deleting a veth is 15-30 ms of kernel
+// time (its unregistering waits for RCU grace periods), which StopPod's
+// caller would wait for; the namespace's own end deletes the pair in the
+// kernel's cleanup work, off the call's path, once its last process (a
+// container stopped just before, a spare's early process) is gone. The
+// detach still releases the addresses, ports and records; a host veth
+// still there is recorded released, and deleted by the next Reclaim
+// should the namespace outlive it (network.Manager.undo), before the
+// round-robin allocation could give its address again.
 func (e *Engine) downPod(ctx context.Context, p *Pod) error {
 	var errs []error
+	e.stopPodHolder(p.ID)
+	errs = append(errs, runtime.UnpinNamespaces(filepath.Join(e.podRunDir(p.ID), "ns")))
 	if m, err := e.networks(); err == nil {
 		as, _ := m.Attachments(p.ID)
 		for _, a := range as {
 			errs = append(errs, m.Detach(ctx, p.ID, a.Network, ""))
 		}
+		if len(as) > 0 {
+			go m.SettleReleased(p.ID) // a long-lived caller's; else Reclaim's
+		}
 	}
-	e.stopPodHolder(p.ID)
-	errs = append(errs, runtime.UnpinNamespaces(filepath.Join(e.podRunDir(p.ID), "ns")))
 	return errors.Join(errs...)
 }
 

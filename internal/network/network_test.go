@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/userdata"
@@ -301,12 +302,66 @@ func TestDetachAfterNetNSGone(t *testing.T) {
 			if rules := containerRules(t, id); len(rules) > 0 {
 				t.Fatalf("rules after Detach: %v", rules)
 			}
+			// Reclaim leaves the veth to the namespace's end (releaseGrace),
+			// which the kernel gets to soon; then it drops the record.
+			veth := vethName(id, n.Name, "eth0")
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if _, err := netlink.LinkByName(veth); err != nil {
+					break
+				}
+			}
 			if err := m.Reclaim(context.Background(), func(string) bool { return false }); err != nil {
 				t.Fatal(err)
 			}
 			checkClean(t, m, id, n)
 		})
 	}
+}
+
+// TestReclaimLeavesAReleasedVethItsGrace: a veth whose namespace is ending
+// is not deleted by the next Reclaim (that is 15-30 ms of kernel time on
+// the next attach's path, and the namespace's end deletes it anyway);
+// once releaseGrace has passed with the namespace still there (a process
+// leaked into it), Reclaim deletes it.
+func TestReclaimLeavesAReleasedVethItsGrace(t *testing.T) {
+	m := newManager(t, Options{})
+	n := testNetwork(t, m, "10.231.27.0/24")
+	ns, path := newNetNS(t)
+	id := containerID()
+	attach(t, m, AttachRequest{ContainerID: id, NetNSPath: path, Network: n.Name})
+	// The namespace outlives its pin: a descriptor holds it.
+	hold, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Close()
+	run(t, "ip", "netns", "del", ns)
+	ctx := context.Background()
+	if err := m.Detach(ctx, id, n.Name, ""); err != nil {
+		t.Fatal(err)
+	}
+	as, _ := m.Attachments(id)
+	if len(as) != 1 || !as[0].Released || as[0].ReleasedAt.IsZero() {
+		t.Fatalf("after Detach with the namespace held: %+v, want a Released record with its time", as)
+	}
+	veth := vethName(id, n.Name, "eth0")
+	if err := m.Reclaim(ctx, func(string) bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := netlink.LinkByName(veth); err != nil {
+		t.Fatalf("Reclaim within the grace deleted the veth: %v", err)
+	}
+	if as, _ := m.Attachments(id); len(as) != 1 {
+		t.Fatalf("Reclaim within the grace dropped the record: %+v", as)
+	}
+	as[0].ReleasedAt = time.Now().Add(-releaseGrace - time.Second)
+	if err := m.writeRecord(as[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Reclaim(ctx, func(string) bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	checkClean(t, m, id, n)
 }
 
 // TestReclaim: a killed hull leaves records, addresses, veths, rules and
