@@ -119,7 +119,7 @@ func Main(args []string, version string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	eng, err := openEngine(cfg, hullPath, *configPath, log)
+	eng, err := openEngine(cfg, hullPath, *configPath, log, true)
 	if err != nil {
 		return err
 	}
@@ -172,7 +172,10 @@ func hullBinary(flagged string) (string, error) {
 // openEngine opens the engine as the CLI does, with hull-init and
 // hull-shim next to hull (or $HULL_INIT, $HULL_SHIM) and monitors run as
 // `hull monitor ID` with this server's configuration.
-func openEngine(cfg config.Config, hullPath, configPath string, log *slog.Logger) (*engine.Engine, error) {
+// openEngine opens hull-cri's engine; longLived for `cri serve` (see
+// engine.Options.LongLived), not for `hull-cri kube`'s commands and pod
+// supervisors, which end soon after their work.
+func openEngine(cfg config.Config, hullPath, configPath string, log *slog.Logger, longLived bool) (*engine.Engine, error) {
 	dir := filepath.Dir(hullPath)
 	initPath, shimPath := envOr("HULL_INIT", filepath.Join(dir, "hull-init")), envOr("HULL_SHIM", filepath.Join(dir, "hull-shim"))
 	if shimPath == "none" {
@@ -180,7 +183,8 @@ func openEngine(cfg config.Config, hullPath, configPath string, log *slog.Logger
 	}
 	eng, err := engine.Open(cfg, engine.Options{
 		InitPath: initPath, ShimPath: shimPath,
-		Warn: func(m string) { log.Warn(m) },
+		Warn:      func(m string) { log.Warn(m) },
+		LongLived: longLived,
 	})
 	if err != nil {
 		return nil, err

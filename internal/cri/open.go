@@ -12,7 +12,7 @@ import (
 // monitor` with this configuration), for `hull-cri kube`, which drives
 // a Server in-process.
 func OpenEngine(cfg config.Config, hullPath, configPath string, log *slog.Logger) (*engine.Engine, error) {
-	return openEngine(cfg, hullPath, configPath, log)
+	return openEngine(cfg, hullPath, configPath, log, false)
 }
 
 // HullBinary is the hull binary monitors run as: flagged, else hull next

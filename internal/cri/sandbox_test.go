@@ -39,7 +39,7 @@ func serveRuntimeWith(t testing.TB, o Options) (*client, *testenv.Fixtures) {
 		t.Fatal(err)
 	}
 	cfg.Root, cfg.RunRoot = root, filepath.Join(root, "run")
-	eng, err := openEngine(cfg, hull, cfgPath, slog.New(slog.DiscardHandler))
+	eng, err := openEngine(cfg, hull, cfgPath, slog.New(slog.DiscardHandler), true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,8 +74,10 @@ type Engine struct {
 	// Warn receives non-fatal messages for the user.
 	Warn func(string)
 
-	ownDB bool   // Open opened db, and Close closes it
-	spare *Spare // see UseSpare
+	ownDB bool // Open opened db, and Close closes it
+	// longLived: Options.LongLived.
+	longLived bool
+	spare     *Spare // see UseSpare
 	// unwritten are the containers whose config.json Create left being
 	// written (see Create); Close waits for them.
 	unwritten []*Container
@@ -114,6 +116,12 @@ type Options struct {
 	// the command that started it, which has just swept, is making a
 	// snapshot it would wait for (see snapshot.Options.NoSweep).
 	NoSweep bool
+	// LongLived says the engine serves many calls (hull-cri's server):
+	// work after an answer may go on in the background, such as
+	// dropping a stopped pod's network records once the kernel has
+	// deleted its veth (network.Manager.DeferReleasedVeths). A command
+	// finishes such work before it returns.
+	LongLived bool
 }
 
 // Open opens the engine under cfg's roots: the metadata database, the
@@ -148,6 +156,7 @@ func Open(cfg config.Config, o Options) (*Engine, error) {
 		return nil, err
 	}
 	e.ownDB = true
+	e.longLived = o.LongLived
 	e.InitPath, e.ShimPath, e.Warn = o.InitPath, o.ShimPath, o.Warn
 	e.rt.InitPath = runtime.InitBinary(o.InitPath)
 	e.MonitorCommand = o.MonitorCommand

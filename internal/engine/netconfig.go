@@ -86,6 +86,7 @@ func (e *Engine) networks() (*network.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.DeferReleasedVeths(e.longLived)
 	e.net = m
 	return m, nil
 }

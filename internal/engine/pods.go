@@ -402,10 +402,12 @@ func (e *Engine) lockPod(id string) (func(), error) {
 // caller would wait for; the namespace's own end deletes the pair in the
 // kernel's cleanup work, off the call's path, once its last process (a
 // container stopped just before, a spare's early process) is gone. The
-// detach still releases the addresses, ports and records; a host veth
-// still there is recorded released, and deleted by the next Reclaim
-// should the namespace outlive it (network.Manager.undo), before the
-// round-robin allocation could give its address again.
+// detach still releases the addresses, ports and records. A host veth
+// still there is recorded released: a long-lived engine (hull-cri) drops
+// the record once the kernel has deleted the veth, in the background
+// (SettleReleased; Reclaim deletes it should the namespace outlive
+// releaseGrace), and a command deletes it before it returns, as before
+// (FinishReleased).
 func (e *Engine) downPod(ctx context.Context, p *Pod) error {
 	var errs []error
 	e.stopPodHolder(p.ID)
@@ -415,8 +417,11 @@ func (e *Engine) downPod(ctx context.Context, p *Pod) error {
 		for _, a := range as {
 			errs = append(errs, m.Detach(ctx, p.ID, a.Network, ""))
 		}
-		if len(as) > 0 {
-			go m.SettleReleased(p.ID) // a long-lived caller's; else Reclaim's
+		if len(as) == 0 {
+		} else if e.longLived {
+			go m.SettleReleased(p.ID)
+		} else {
+			errs = append(errs, m.FinishReleased(p.ID))
 		}
 	}
 	return errors.Join(errs...)

@@ -304,8 +304,10 @@ func (m *Manager) Reclaim(ctx context.Context, alive func(containerID string) bo
 			}
 			a, err := m.readRecord(id, network)
 			if err == nil {
-				if a.Released {
+				if a.Released && m.deferRelease {
 					err = m.finishReleaseIdle(a)
+				} else if a.Released {
+					err = m.finishRelease(a)
 				} else {
 					err = m.undo(ctx, a)
 				}
@@ -437,6 +439,28 @@ func (m *Manager) undo(ctx context.Context, a *Attachment) error {
 // detach saved. A veth still there after the grace has a namespace that
 // outlived it (a process leaked into it): Reclaim deletes it.
 const releaseGrace = 10 * time.Second
+
+// DeferReleasedVeths makes Reclaim leave a Released record's veth to its
+// namespace's end for releaseGrace (finishReleaseIdle): for a long-lived
+// caller, whose next attach would otherwise pay for the veth that a
+// stopped pod's namespace is about to take with it; such a caller drops
+// a pod's records in the background (SettleReleased). Off (a command),
+// Reclaim deletes a Released veth at once, as the next command would
+// otherwise find the record.
+func (m *Manager) DeferReleasedVeths(on bool) { m.deferRelease = on }
+
+// FinishReleased deletes the veths of container id's Released records,
+// and the records (finishRelease), for a command that ends soon.
+func (m *Manager) FinishReleased(id string) error {
+	as, err := m.Attachments(id)
+	var errs []error
+	for _, a := range as {
+		if a.Released {
+			errs = append(errs, m.finishRelease(a))
+		}
+	}
+	return errors.Join(append(errs, err)...)
+}
 
 // SettleReleased waits, up to releaseGrace, for the veths of container
 // id's Released records to go with their namespaces, dropping each

@@ -120,7 +120,9 @@ type Manager struct {
 	portDir    string // host port reservations: PROTO-PORT
 	cacheDir   string // libcni's cache of results and configs
 	pluginDirs []string
-	usePlugins bool
+	// deferRelease: DeferReleasedVeths.
+	deferRelease bool
+	usePlugins   bool
 	// the default network's bridge and subnet
 	defaultBridge, defaultSubnet string
 }

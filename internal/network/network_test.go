@@ -318,13 +318,15 @@ func TestDetachAfterNetNSGone(t *testing.T) {
 	}
 }
 
-// TestReclaimLeavesAReleasedVethItsGrace: a veth whose namespace is ending
-// is not deleted by the next Reclaim (that is 15-30 ms of kernel time on
-// the next attach's path, and the namespace's end deletes it anyway);
-// once releaseGrace has passed with the namespace still there (a process
-// leaked into it), Reclaim deletes it.
+// TestReclaimLeavesAReleasedVethItsGrace: for a long-lived caller
+// (DeferReleasedVeths), a veth whose namespace is ending is not deleted by
+// the next Reclaim (that is 15-30 ms of kernel time on the next attach's
+// path, and the namespace's end deletes it anyway); once releaseGrace has
+// passed with the namespace still there (a process leaked into it),
+// Reclaim deletes it.
 func TestReclaimLeavesAReleasedVethItsGrace(t *testing.T) {
 	m := newManager(t, Options{})
+	m.DeferReleasedVeths(true)
 	n := testNetwork(t, m, "10.231.27.0/24")
 	ns, path := newNetNS(t)
 	id := containerID()
