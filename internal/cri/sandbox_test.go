@@ -33,6 +33,7 @@ func serveRuntimeWith(t testing.TB, o Options) (*client, *testenv.Fixtures) {
 	}
 	_, f := testenv.Setup(t, testenv.FixBusybox)
 	root := t.TempDir()
+	testenv.ReleaseRoot(t, root) // after the server's cleanups, should they fail
 	cfgPath := testenv.NetworkConfig(t, root)
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
