@@ -417,10 +417,11 @@ func (e *Engine) downPod(ctx context.Context, p *Pod) error {
 		for _, a := range as {
 			errs = append(errs, m.Detach(ctx, p.ID, a.Network, ""))
 		}
-		if len(as) == 0 {
-		} else if e.longLived {
+		switch {
+		case len(as) == 0:
+		case e.longLived:
 			go m.SettleReleased(p.ID)
-		} else {
+		default:
 			errs = append(errs, m.FinishReleased(p.ID))
 		}
 	}

@@ -154,6 +154,7 @@ func (s *Server) openSPDY(w http.ResponseWriter, r *http.Request, o remoteOption
 	}
 	got := map[string]httpstream.Stream{}
 	var replies []<-chan struct{}
+	var unused []httpstream.Stream // streams it did not ask for
 	timeout := time.NewTimer(s.cfg.StreamCreationTimeout)
 	defer timeout.Stop()
 	for len(got) < n {
@@ -163,6 +164,8 @@ func (s *Server) openSPDY(w http.ResponseWriter, r *http.Request, o remoteOption
 			if want[typ] && got[typ] == nil {
 				got[typ] = a.stream
 				replies = append(replies, a.replySent)
+			} else {
+				unused = append(unused, a.stream)
 			}
 		case <-timeout.C:
 			s.cfg.Log.Warn("streaming client did not open its streams in time", "path", r.URL.Path, "protocol", protocol, "timeout", s.cfg.StreamCreationTimeout)
@@ -209,7 +212,34 @@ func (s *Server) openSPDY(w http.ResponseWriter, r *http.Request, o remoteOption
 				s.Close()
 			}
 		}
+		// The streams it did not ask for end too (the client waits for
+		// the end of each it opened), also those that came late.
+		for more := true; more; {
+			select {
+			case a := <-arrivals:
+				unused = append(unused, a.stream)
+			default:
+				more = false
+			}
+		}
+		for _, s := range unused {
+			s.Close()
+		}
+		// The client closes the connection once it has the status and
+		// the end of every stream it opened. Closing it first, while
+		// the client still wrote its own streams' ends, made that write
+		// fail ("broken pipe") now and then after a command that exits
+		// at once; so the client goes first (in well under a
+		// millisecond here), given closeGrace.
+		select {
+		case <-gone:
+		case <-time.After(closeGrace):
+		}
 		conn.Close()
 	}
 	return sess
 }
+
+// closeGrace is how long a finished session waits for the client to close
+// the connection before it closes it itself.
+const closeGrace = time.Second
