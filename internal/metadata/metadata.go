@@ -182,7 +182,7 @@ func createLocked(path string) (*os.File, error) {
 }
 
 // makeLock opens the lock of the making of the database at path and
-// takes it (how: unix.LOCK_EX or LOCK_SH, blocking).
+// takes it (how: unix.LOCK_EX, blocking, or LOCK_SH|LOCK_NB).
 func makeLock(path string, how int) (*os.File, error) {
 	f, err := os.OpenFile(path+".make-lock", os.O_RDWR|os.O_CREATE, perm.File)
 	if err != nil {
@@ -198,20 +198,15 @@ func makeLock(path string, how int) (*os.File, error) {
 // madeMeanwhile reports whether the empty database file at path was being
 // made by another hull: once that one's lock (createLocked's) is
 // released, the file or its write-ahead log holds the schema. An emptied
-// file has no such lock, and stays empty.
+// file has no such lock, and stays empty. A schema is written in
+// milliseconds; a holder that takes longer than 5 s (stopped, or stuck)
+// is not waited for.
 func madeMeanwhile(path string) bool {
-	done := make(chan *os.File, 1)
-	go func() {
-		lock, _ := makeLock(path, unix.LOCK_SH)
-		done <- lock
-	}()
-	// A schema is written in milliseconds; a holder that takes longer
-	// (stopped, or stuck) is not waited for beyond this.
-	select {
-	case lock := <-done:
-		lock.Close()
-	case <-time.After(5 * time.Second):
-		go func() { (<-done).Close() }()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if lock, err := makeLock(path, unix.LOCK_SH|unix.LOCK_NB); err == nil {
+			lock.Close()
+			break
+		}
 	}
 	if st, err := os.Stat(path); err == nil && st.Size() > 0 {
 		return true

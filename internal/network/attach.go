@@ -304,10 +304,8 @@ func (m *Manager) Reclaim(ctx context.Context, alive func(containerID string) bo
 			}
 			a, err := m.readRecord(id, network)
 			if err == nil {
-				if a.Released && m.deferRelease {
-					err = m.finishReleaseIdle(a)
-				} else if a.Released {
-					err = m.finishRelease(a)
+				if a.Released {
+					err = m.reclaimReleased(a)
 				} else {
 					err = m.undo(ctx, a)
 				}
@@ -441,7 +439,7 @@ func (m *Manager) undo(ctx context.Context, a *Attachment) error {
 const releaseGrace = 10 * time.Second
 
 // DeferReleasedVeths makes Reclaim leave a Released record's veth to its
-// namespace's end for releaseGrace (finishReleaseIdle): for a long-lived
+// namespace's end for releaseGrace (reclaimReleased): for a long-lived
 // caller, whose next attach would otherwise pay for the veth that a
 // stopped pod's namespace is about to take with it; such a caller drops
 // a pod's records in the background (SettleReleased). Off (a command),
@@ -497,14 +495,14 @@ func vethGone(name string) bool {
 	return name == "" || errors.Is(err, os.ErrNotExist)
 }
 
-// finishReleaseIdle is Reclaim's finishRelease: a record whose veth is
-// gone goes; one released less than releaseGrace ago whose veth is still
-// there stays for a later Reclaim.
-func (m *Manager) finishReleaseIdle(a *Attachment) error {
+// reclaimReleased is Reclaim's finishRelease: a record whose veth is gone
+// goes; with DeferReleasedVeths, one released less than releaseGrace ago
+// whose veth is still there stays for a later Reclaim.
+func (m *Manager) reclaimReleased(a *Attachment) error {
 	if vethGone(a.HostVeth) {
 		return m.removeRecord(a)
 	}
-	if !a.ReleasedAt.IsZero() && time.Since(a.ReleasedAt) < releaseGrace {
+	if m.deferRelease && !a.ReleasedAt.IsZero() && time.Since(a.ReleasedAt) < releaseGrace {
 		return nil
 	}
 	return m.finishRelease(a)
