@@ -43,7 +43,8 @@ type Service struct {
 	store    *store.Store
 	db       *metadata.DB
 	unpacker Unpacker
-	configs  configCache // see Config
+	configs  configCache  // see Config
+	recs     recordsCache // see records
 }
 
 // Open opens the image store under cfg.Root/images and the given database.

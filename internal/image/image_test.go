@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -601,5 +602,86 @@ func TestPullWithDial(t *testing.T) {
 	_, err = svc.Pull(ctx, "127.0.0.1:1/x/y:1", image.PullOptions{Remote: image.Dial(ctx, cfg, "127.0.0.1:1/x/y:1")})
 	if !image.IsKind(err, image.ErrUnreachable) || !strings.Contains(err.Error(), "check the address") {
 		t.Errorf("unreachable registry through Dial: %v", err)
+	}
+}
+
+// TestRecordsSeeEveryWriter: a long-lived service keeps the image records
+// it read (hull-cri answers ImageStatus from them) only while nothing
+// changed them, whoever wrote: another process's service (the CLI
+// tagging, pulling, removing) or a plain statement on the tables (an
+// older hull, a repair), whose triggers move the image generation.
+func TestRecordsSeeEveryWriter(t *testing.T) {
+	_, fx := testenv.Setup(t, testenv.FixBusybox, testenv.FixLayered)
+	root := t.TempDir()
+	long := newService(t, root)
+	other := newService(t, root) // another process's, on the same database
+	if _, err := long.Pull(ctx, fx.Busybox.Ref, image.PullOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	names := func() []string {
+		t.Helper()
+		recs, err := long.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range recs {
+			out = append(out, r.Names...)
+		}
+		slices.Sort(out)
+		return out
+	}
+	first := names()
+	if len(first) != 1 {
+		t.Fatalf("names after one pull: %q", first)
+	}
+	// What a caller does to the records it got is its own.
+	recs, _ := long.List(ctx)
+	recs[0].Names[0], recs[0].Unpacked = "changed", 1
+	if got := names(); !slices.Equal(got, first) {
+		t.Fatalf("a caller's change reached the next caller: %q", got)
+	}
+	if err := other.Tag(ctx, fx.Busybox.Ref, "example.com/team/bb:v1"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := long.Resolve(ctx, "example.com/team/bb:v1"); err != nil || r.Digest.String() != fx.Busybox.Digest {
+		t.Fatalf("another process's tag: %v %v", r, err)
+	}
+	if _, err := other.Pull(ctx, fx.Layered.Ref, image.PullOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := long.Resolve(ctx, fx.Layered.Ref); err != nil {
+		t.Fatalf("another process's pull: %v", err)
+	}
+	if _, err := other.Remove(ctx, fx.Layered.Ref, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := long.Resolve(ctx, fx.Layered.Ref); !errors.As(err, new(*image.NotFoundError)) {
+		t.Fatalf("another process's removal: still resolves (%v)", err)
+	}
+	db, err := metadata.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, st := range []string{
+		`UPDATE image_names SET name = 'example.com/team/bb:v2' WHERE name = 'example.com/team/bb:v1'`,
+		`INSERT INTO image_repo_digests(digest, repo_digest) VALUES('` + fx.Busybox.Digest + `', 'example.com/team/bb@` + fx.Busybox.Digest + `')`,
+	} {
+		if _, err := db.Exec(st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := long.Resolve(ctx, "example.com/team/bb:v2"); err != nil {
+		t.Fatalf("a renamed tag: %v", err)
+	}
+	if _, err := long.Resolve(ctx, "example.com/team/bb@"+fx.Busybox.Digest); err != nil {
+		t.Fatalf("a repository digest added: %v", err)
+	}
+	if _, err := db.Exec(`DELETE FROM images`); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); len(got) != 0 {
+		t.Fatalf("every image deleted: still %q", got)
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -48,6 +50,26 @@ func init() {
 		)`,
 		`CREATE INDEX image_blobs_blob ON image_blobs(blob)`,
 	}})
+}
+
+// The image generation: a number every change of the image records
+// (images, image_names, image_repo_digests: any writer, any hull
+// version from this schema on) moves, through triggers, so that a
+// long-lived process can keep the records it read until the number moves
+// (recordsCache). It starts at a random value: a database made again
+// (system check --repair) does not count from where the last one did.
+func init() {
+	st := []string{
+		`CREATE TABLE image_generation (n INTEGER NOT NULL)`,
+		`INSERT INTO image_generation(n) VALUES (abs(random() % 1000000000000))`,
+	}
+	for _, t := range []string{"images", "image_names", "image_repo_digests"} {
+		for _, op := range []string{"INSERT", "UPDATE", "DELETE"} {
+			st = append(st, fmt.Sprintf(`CREATE TRIGGER %s_%s_generation AFTER %s ON %s
+				BEGIN UPDATE image_generation SET n = n + 1; END`, t, strings.ToLower(op), op, t))
+		}
+	}
+	metadata.Register(metadata.Migration{Package: "image", Version: 2, Statements: st})
 }
 
 // Record is one stored image as the metadata database knows it.
@@ -141,7 +163,61 @@ func setName(tx *sql.Tx, name string, digest v1.Hash, now int64) (*v1.Hash, erro
 
 // records loads every image with its names and repository digests,
 // newest first.
+// records are every image record, newest first: the ones read last if
+// the image generation has not moved since (recordsCache), else read
+// again. Each caller gets records of its own to change.
 func (s *Service) records(ctx context.Context) ([]*Record, error) {
+	var gen int64
+	genErr := s.db.QueryRowContext(ctx, `SELECT n FROM image_generation`).Scan(&gen)
+	if genErr == nil {
+		if recs, ok := s.recs.get(gen); ok {
+			return recs, nil
+		}
+	}
+	recs, err := s.readRecords(ctx)
+	if err == nil && genErr == nil {
+		s.recs.put(gen, recs)
+	}
+	return recs, err
+}
+
+// recordsCache is the image records as read at one image generation.
+// The generation is read before the records: a change between the two
+// leaves records newer than their generation, read again next time.
+type recordsCache struct {
+	mu    sync.Mutex
+	gen   int64
+	valid bool
+	recs  []*Record
+}
+
+func (c *recordsCache) get(gen int64) ([]*Record, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.valid || c.gen != gen {
+		return nil, false
+	}
+	return cloneRecords(c.recs), true
+}
+
+func (c *recordsCache) put(gen int64, recs []*Record) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen, c.valid, c.recs = gen, true, cloneRecords(recs)
+}
+
+func cloneRecords(recs []*Record) []*Record {
+	out := make([]*Record, len(recs))
+	for i, r := range recs {
+		cp := *r
+		cp.Names, cp.RepoDigests = slices.Clone(r.Names), slices.Clone(r.RepoDigests)
+		out[i] = &cp
+	}
+	return out
+}
+
+// readRecords reads every image record, newest first.
+func (s *Service) readRecords(ctx context.Context) ([]*Record, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT digest, config_digest, media_type, size, created, added FROM images`)
 	if err != nil {
 		return nil, fmt.Errorf("list images: %w", err)
