@@ -40,6 +40,20 @@ func BenchmarkCalls(b *testing.B) {
 			}
 		}
 	})
+	b.Run("RemoveContainer", func(b *testing.B) { // as critest's: of a container started and stopped
+		for i := 0; b.Loop(); i++ {
+			b.StopTimer()
+			id := createContainer(b, c, f, pods[1], cfgs[1], fmt.Sprintf("removed%d", i), nil, "sleep", "600")
+			startContainer(b, c, id)
+			if _, err := c.rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: id}); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if _, err := c.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("ImageStatus", func(b *testing.B) { // critest's CreateContainer asks it first
 		for b.Loop() {
 			if _, err := c.img.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: f.Busybox.Ref}}); err != nil {

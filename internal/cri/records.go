@@ -17,7 +17,9 @@ import (
 // view reads the database again only when something was committed (by
 // this server, a monitor recording an exit, or the CLI) and keeps List's
 // reconciliation, so the answers are the engine's. The calls that change
-// things look their objects up in the engine itself, as before.
+// things look their objects up in the engine itself, as before, but for
+// RemoveContainer (the last call of a container's life, whose claim
+// checks the row again) and CreateContainer's sandbox.
 
 // view is the server's view of the records, made on first use.
 func (s *Server) view(ctx context.Context) (*engine.View, error) {

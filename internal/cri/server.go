@@ -46,6 +46,7 @@ import (
 
 	"hull/internal/cri/stream"
 	"hull/internal/engine"
+	"hull/internal/trace"
 )
 
 // DefaultListen is where kubelet's containerRuntimeEndpoint points.
@@ -242,6 +243,11 @@ func listenUnix(path string) (net.Listener, error) {
 // the call.
 func (s *Server) unaryErrors(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	start := time.Now()
+	if trace.On() {
+		m := path.Base(info.FullMethod)
+		trace.Mark("rpc: " + m)
+		defer trace.Mark("rpc: " + m + " answered")
+	}
 	resp, err := handler(ctx, req)
 	if err != nil {
 		err = grpcError(info.FullMethod, err)

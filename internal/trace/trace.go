@@ -40,6 +40,10 @@ func init() {
 	on = on || out != nil
 }
 
+// On says whether marks are recorded (or a fault awaited): a caller that
+// builds a label at some cost builds it only then.
+func On() bool { return on }
+
 // Mark records that label was reached.
 func Mark(label string) {
 	if !on {
