@@ -249,6 +249,13 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 			parent = chains[len(chains)-1]
 		}
 		cfg := cfg // the deferred part's own
+		// The run directory (the rootfs, attach socket and exit file go
+		// there) is made here, not with the record: a mkdir beside the
+		// rootfs mounts of other creations is tens of microseconds on
+		// the answer's path of a deferred creation.
+		if err := os.MkdirAll(e.runDir(id), 0o700); err != nil {
+			return fail(StageCreate, err)
+		}
 		if err := e.prepareRootfs(ctx, id, parent, cfg.AutoRemove, &cfg.Spec); err != nil {
 			return fail(StageCreate, err)
 		}
@@ -546,7 +553,8 @@ func (e *Engine) forget(ctx context.Context, c *Container, cause error) error {
 
 // insert records a new container with its create event, and retains the
 // layers chains for it (its image's, when known already), in one
-// transaction.
+// transaction, and makes its persistent directory (Create makes its run
+// directory in the part it may defer).
 func (e *Engine) insert(ctx context.Context, c *Container, chains ...string) error {
 	data, _ := json.Marshal(c.Config)
 	err := e.db.Tx(ctx, func(tx *sql.Tx) error {
@@ -567,10 +575,7 @@ func (e *Engine) insert(ctx context.Context, c *Container, chains ...string) err
 		}
 		return fmt.Errorf("record container %s: %w", c.Name, err)
 	}
-	if err := os.MkdirAll(e.persistDir(c.ID), 0o700); err != nil {
-		return err
-	}
-	return os.MkdirAll(e.runDir(c.ID), 0o700)
+	return os.MkdirAll(e.persistDir(c.ID), 0o700)
 }
 
 // update sets columns of one container.

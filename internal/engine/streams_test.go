@@ -36,6 +36,9 @@ func streamsTestContainer(t *testing.T, name string, cfg Config) (*Engine, *Cont
 	if err := e.insert(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.MkdirAll(e.runDir(c.ID), 0o700); err != nil { // as Create's finish
+		t.Fatal(err)
+	}
 	pid, start := mon.Process.Pid, procStart(mon.Process.Pid)
 	if err := e.update(context.Background(), c.ID, map[string]any{"pid": pid, "pid_start": start, "monitor_pid": pid, "monitor_start": start}); err != nil {
 		t.Fatal(err)
@@ -352,6 +355,9 @@ func execTestEngine(t testing.TB) (*Engine, *Container) {
 		t.Fatal(err)
 	}
 	if err := e.insert(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(e.runDir(c.ID), 0o700); err != nil { // as Create's finish
 		t.Fatal(err)
 	}
 	return e, c
