@@ -32,11 +32,17 @@ type LogWriter struct {
 
 	// follow: the log has no rotation of its own (maxSize 0), so someone
 	// else may rotate it (kubelet renames a CRI container's log, then
-	// asks for a reopen): at most once a second a write checks that path
-	// still names the open file, and opens path again if not.
+	// asks for a reopen): a write checks, at most every followEvery, that
+	// path still names the open file, and opens path again if not.
 	follow  bool
 	checked time.Time
 }
+
+// followEvery bounds how long a followed log's writer goes on appending
+// to the file kubelet renamed away (which kubelet keeps uncompressed for
+// that while, but which `kubectl logs` no longer reads): two stats per
+// check, a hundred a second at most while the container writes.
+const followEvery = 10 * time.Millisecond
 
 // maxLine bounds one record's payload (kubelet uses 16 KiB).
 const maxLine = 16 * 1024
@@ -97,7 +103,7 @@ func (l *LogWriter) write(stream string, line []byte, partial bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
-	if l.follow && now.Sub(l.checked) >= time.Second {
+	if l.follow && now.Sub(l.checked) >= followEvery {
 		l.checked = now
 		l.reopenIfMoved()
 	}
