@@ -254,6 +254,7 @@ func init() {
 		if err := c.SetFileControlInt("main", sqlite3.SQLITE_FCNTL_PERSIST_WAL, 1); err != nil {
 			return err
 		}
+		fineBusyWait(c) // after the DSN's busy_timeout, which it replaces
 		_, err := c.Exec("PRAGMA journal_size_limit = 4194304", nil)
 		return err
 	}})

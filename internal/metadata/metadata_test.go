@@ -327,3 +327,45 @@ func TestOpenRootWithURICharacters(t *testing.T) {
 		t.Errorf("a database was opened at the truncated path: %v", err)
 	}
 }
+
+// A write that meets another connection's transaction waits in short
+// steps (fineBusyWait), not SQLite's busy timeout's 1, 2, 5, 10 ms...:
+// held for 5 ms, the lock is tried again tens of times, and the write
+// goes through once it is released.
+func TestBusyWriterWaitsInShortSteps(t *testing.T) {
+	dir := t.TempDir()
+	holder, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	other, err := Open(dir) // as another process's
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	tx, err := holder.Begin() // _txlock=immediate: the write lock, now
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := busyWaits()
+	done := make(chan error, 1)
+	go func() {
+		_, err := other.Exec(`INSERT INTO counters VALUES ('busy', 1)`)
+		done <- err
+	}()
+	time.Sleep(5 * time.Millisecond)
+	if _, err := tx.Exec(`INSERT INTO counters VALUES ('holder', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the waiting write: %v", err)
+	}
+	// SQLite's own handler would have waited 3 times in 5 ms (1, 2, 5).
+	if n := busyWaits() - before; n < 10 {
+		t.Errorf("the waiting write waited %d times in 5 ms; want the busy handler's short steps", n)
+	}
+}
