@@ -8,7 +8,8 @@
 //	    Pulls IMG if the runtime does not have it (not timed), then for
 //	    each of N pods: RunPodSandbox, CreateContainer (`sleep 3600`),
 //	    StartContainer, one after another. Prints SECONDS=<wall time of
-//	    the N pods> and the median of each call in milliseconds.
+//	    the N pods> and the median and 99th percentile of each call in
+//	    milliseconds.
 //	cribench --endpoint unix:///PATH down
 //	    Stops and removes every pod sandbox cribench made (its label),
 //	    one after another (StopPodSandbox, RemovePodSandbox); prints
@@ -129,13 +130,16 @@ func (t *timings) time(name string, f func() error) error {
 	return err
 }
 
-// print writes SECONDS= and each call's median, for bench/cri.sh.
+// print writes SECONDS= and each call's median and 99th percentile (of
+// 50 calls, the slowest), for bench/cri.sh.
 func (t *timings) print(total time.Duration) {
 	fmt.Printf("SECONDS=%.4f\n", total.Seconds())
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	for _, name := range t.names {
 		ds := slices.Clone(t.d[name])
 		slices.Sort(ds)
-		fmt.Printf("MEDIAN_MS_%s=%.2f\n", name, float64(ds[len(ds)/2].Microseconds())/1000)
+		fmt.Printf("MEDIAN_MS_%s=%.2f\n", name, ms(ds[len(ds)/2]))
+		fmt.Printf("P99_MS_%s=%.2f\n", name, ms(ds[(len(ds)*99+99)/100-1]))
 	}
 }
 
