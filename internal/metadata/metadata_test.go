@@ -354,6 +354,15 @@ func TestBusyWriterWaitsInShortSteps(t *testing.T) {
 		_, err := other.Exec(`INSERT INTO counters VALUES ('busy', 1)`)
 		done <- err
 	}()
+	// The other write waits once the busy handler is called (never, with
+	// SQLite's own: it counts nothing); then the lock is held 5 ms more.
+	for deadline := time.Now().Add(10 * time.Second); busyWaits() == before; {
+		if time.Now().After(deadline) {
+			t.Fatal("the other write never waited in hull's busy handler")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	before = busyWaits()
 	time.Sleep(5 * time.Millisecond)
 	if _, err := tx.Exec(`INSERT INTO counters VALUES ('holder', 1)`); err != nil {
 		t.Fatal(err)
