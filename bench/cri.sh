@@ -272,7 +272,11 @@ echo "(a) critest -benchmark, median ms"
 while read -r op h; do
   c=$(awk -v op="$op" '$1 == op { print $2 }' "$work/critest.ctd")
   f=$(awk -v op="$op" '$1 == op { print $2 }' "$work/critest.stub")
-  rowa "  $op" "$h" "${c:-}" "<= 0.25" "${f:--}"
+  # the goal is the create, start, stop and remove calls' (issue 16);
+  # the status calls critest times beside them have none
+  goal="<= 0.25"
+  case $op in Status*) goal="" ;; esac
+  rowa "  $op" "$h" "${c:-}" "$goal" "${f:--}"
 done <"$work/critest.hull"
 echo "(b) memory, kB"
 row "  per pod, PSS" "${per_pss[hull]}" "${per_pss[ctd]}" "<= 0.30"
