@@ -65,6 +65,8 @@ if [ -z "${NO_KUBELET:-}" ] && [ -x "$KUBELET" ]; then
   eval "$(hack/critest.sh build | grep -E '^CRICTL=')"
   kubelet_host_lock
   peers+=(kubelet)
+elif [ -n "${NO_KUBELET:-}" ]; then
+  echo "$me: NO_KUBELET set: kubelet left out" >&2
 else
   echo "$me: no kubelet at $KUBELET (hack/kubelet.sh build, or KUBELET=path): kubelet left out" >&2
 fi
