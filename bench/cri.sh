@@ -3,7 +3,8 @@
 # both served from this machine side by side, the same stand-in images
 # from one local registry (hack/testenv critest-images):
 #   (a) `critest -benchmark`: pod sandbox and container create / start /
-#       status / stop / remove latencies (median of CRITEST_N samples);
+#       status / stop / remove latencies (median of CRITEST_N samples
+#       in each of CRITEST_ROUNDS rounds, the runtimes taking turns);
 #       beside them critest's own floor: the same run against a CRI
 #       server that answers every call at once (hack/cribench stub)
 #   (b) memory per running pod (one container running `sleep`): the
@@ -27,7 +28,8 @@
 # the host does not route; nothing leaves the machine (no masquerade).
 # Everything is stopped (by PID) and removed at the end.
 #
-#   bench/cri.sh     (COUNT=50 pods, ROUNDS=3, CRITEST_N=20 samples;
+#   bench/cri.sh     (COUNT=50 pods, ROUNDS=3, CRITEST_N=20 samples,
+#                     CRITEST_ROUNDS=3;
 #                     CRI_BENCH_NET=N other subnets and bridges, above;
 #                     BENCH_HOLD=SECONDS keeps everything, logs included,
 #                     that long before the cleanup, to look at a failure)
@@ -35,6 +37,7 @@ set -euo pipefail
 count=${COUNT:-50}
 rounds=${ROUNDS:-3}
 critest_n=${CRITEST_N:-20}
+critest_rounds=${CRITEST_ROUNDS:-3}
 cd "$(dirname "$0")/.."
 repo=$PWD
 export PATH=/usr/local/go/bin:$PATH
@@ -238,26 +241,36 @@ for rt in hull ctd; do
 done
 tot_hull=$(median <"$work/total.hull"); tot_ctd=$(median <"$work/total.ctd")
 
-echo "(a) critest -benchmark, $critest_n pods and $critest_n containers each"
+echo "(a) critest -benchmark, $critest_n pods and $critest_n containers each, $critest_rounds rounds"
 printf 'podsNumber: %d\npodsNumberParallel: 1\ncontainersNumber: %d\ncontainersNumberParallel: 1\n' "$critest_n" "$critest_n" >"$work/benchmark.yaml"
 # critest's own floor: a CRI server that answers every call at once
 # (cribench stub), measured the same way.
 "$work/cribench" --endpoint "unix://$work/stub.sock" stub & stub_pid=$!
 for _ in $(seq 50); do [ -S "$work/stub.sock" ] && break; sleep 0.1; done
+# The runtimes take turns, the first one changing each round, so that a
+# drift of the host over the run reaches both alike; each figure is the
+# median over every round's samples.
+for r in $(seq "$critest_rounds"); do
+  order="hull ctd stub"
+  [ $((r % 2)) -eq 0 ] && order="ctd hull stub"
+  for rt in $order; do
+    out="$work/critest-$rt/$r"
+    mkdir -p "$out"
+    # critest runs from its own directory's view; its report goes to a file.
+    if ! "$CRITEST" --runtime-endpoint "unix://$work/$rt.sock" --image-endpoint "unix://$work/$rt.sock" \
+      -benchmark --benchmarking-params-file "$work/benchmark.yaml" --benchmarking-output-dir "$out" \
+      --ginkgo.no-color >"$work/critest-$rt.$r.log" 2>&1; then
+      tail -30 "$work/critest-$rt.$r.log" >&2
+      echo "bench: critest -benchmark failed on $rt (round $r)" >&2
+    fi
+  done
+done
 for rt in hull ctd stub; do
-  mkdir -p "$work/critest-$rt"
-  # critest runs from its own directory's view; its report goes to a file.
-  if ! "$CRITEST" --runtime-endpoint "unix://$work/$rt.sock" --image-endpoint "unix://$work/$rt.sock" \
-    -benchmark --benchmarking-params-file "$work/benchmark.yaml" --benchmarking-output-dir "$work/critest-$rt" \
-    --ginkgo.no-color >"$work/critest-$rt.log" 2>&1; then
-    tail -30 "$work/critest-$rt.log" >&2
-    echo "bench: critest -benchmark failed on $rt" >&2
-  fi
-  # The median of each operation, in ms.
+  # The median of each operation over every round, in ms.
   for f in pod container; do
-    jq -rn --argjson d "$(cat "$work/critest-$rt/${f}_benchmark_data.json" 2>/dev/null || echo '{"operationsNames":[],"datapoints":[]}')" \
-      '$d.operationsNames as $n | range(0; $n | length) as $i |
-       "\($n[$i]) \([$d.datapoints[].operationsDurationsNs[$i]] | sort | .[length / 2 | floor] / 1e4 | round / 100)"'
+    jq -rn '[inputs] as $runs | ($runs[0].operationsNames // []) as $n | range(0; $n | length) as $i |
+       "\($n[$i]) \([$runs[].datapoints[].operationsDurationsNs[$i]] | sort | .[length / 2 | floor] / 1e4 | round / 100)"' \
+      "$work/critest-$rt"/*/"${f}_benchmark_data.json" 2>/dev/null || true
   done >"$work/critest.$rt"
 done
 kill "$stub_pid" 2>/dev/null; wait "$stub_pid" 2>/dev/null || true
