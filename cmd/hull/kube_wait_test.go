@@ -1,11 +1,15 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -243,5 +247,133 @@ spec:
 	}
 	if out := mustHull(t, root, "why", "pod/deadline"); !strings.Contains(out, "longer than its activeDeadlineSeconds") {
 		t.Errorf("why pod/deadline:\n%s", out)
+	}
+}
+
+// Every hull kube command reconciles, and the ones that wait reconcile
+// each round: a pod whose supervisor died gets another from exec, from
+// wait (which would otherwise wait out its timeout, as nothing runs the
+// readiness probe), and from a get -w that was already watching when
+// the supervisor died.
+func TestKubeReconcileEveryCommand(t *testing.T) {
+	root, fx := kubeEnv(t)
+	applyYAML(t, root, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: probed
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: %s
+    command: ["sleep", "600"]
+    readinessProbe:
+      exec:
+        command: ["cat", "/tmp/ready"]
+      periodSeconds: 1
+`, fx.Busybox.Ref))
+	waitPod(t, root, "probed", "running", running)
+	id := strings.TrimPrefix(getPod(t, root, "probed").Status.ContainerStatuses[0].ContainerID, "hull://")
+	pidFile := filepath.Join(root, "kube", "pods", "default", "probed", "supervisor")
+	supervisor := func() int {
+		b, _ := os.ReadFile(pidFile)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		if pid > 0 && syscall.Kill(pid, 0) != nil {
+			return 0
+		}
+		return pid
+	}
+	// kill ends the pod's supervisor and waits until it is gone.
+	kill := func() int {
+		t.Helper()
+		pid := supervisor()
+		if pid <= 0 {
+			t.Fatal("the pod has no supervisor")
+		}
+		syscall.Kill(pid, syscall.SIGKILL)
+		for deadline := time.Now().Add(10 * time.Second); syscall.Kill(pid, 0) == nil; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("supervisor %d outlived SIGKILL", pid)
+			}
+		}
+		return pid
+	}
+
+	// exec: a new supervisor, seen without another hull kube command.
+	old := kill()
+	mustKube(t, root, "exec", "probed", "--", "true")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if p := supervisor(); p > 0 && p != old {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no new supervisor after exec")
+		}
+	}
+
+	// wait: the probe passes only once a supervisor runs it.
+	kill()
+	mustHull(t, root, "exec", id, "touch", "/tmp/ready")
+	if out := mustKube(t, root, "wait", "--for=condition=Ready", "pod/probed", "--timeout", "30s"); out != "pod/probed condition met\n" {
+		t.Errorf("wait printed %q", out)
+	}
+
+	// get -w, watching when the supervisor dies: the pod goes unready
+	// only once a supervisor probes it again.
+	watched := startKube(t, root, "get", "pods", "-w")
+	for deadline := time.Now().Add(10 * time.Second); !regexp.MustCompile(`probed\s+1/1\s+Running`).MatchString(watched.String()); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("get -w never showed the pod ready:\n%s", watched.String())
+		}
+	}
+	kill()
+	mustHull(t, root, "exec", id, "rm", "/tmp/ready")
+	for deadline := time.Now().Add(30 * time.Second); !regexp.MustCompile(`probed\s+0/1\s+Running`).MatchString(watched.String()); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("get -w never showed the pod unready (no supervisor restarted):\n%s", watched.String())
+		}
+	}
+}
+
+// get -w streams the other formats too, as kubectl: -o name prints
+// pod/NAME for each change, -o json one object after another, -o yaml
+// documents separated by ---. A name with -l is refused, as kubectl
+// does.
+func TestKubeWatchFormats(t *testing.T) {
+	root, fx := kubeEnv(t)
+	names := startKube(t, root, "get", "pods", "-w", "-o", "name")
+	jsons := startKube(t, root, "get", "pods", "-w", "-o", "json")
+	yamls := startKube(t, root, "get", "pods", "-w", "-o", "yaml", "-l", "app=w")
+	applyYAML(t, root, fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata:\n  name: w1\n  labels:\n    app: w\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: %s\n    command: [\"sleep\", \"600\"]\n", fx.Busybox.Ref))
+	waitPod(t, root, "w1", "running", running)
+	// Each watch has printed the pod running, after at least one earlier
+	// version of it.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var phases []string
+		dec := json.NewDecoder(strings.NewReader(jsons.String()))
+		for {
+			var p struct {
+				Metadata struct{ Name string }
+				Status   struct{ Phase string }
+			}
+			if dec.Decode(&p) != nil {
+				break
+			}
+			phases = append(phases, p.Metadata.Name+":"+p.Status.Phase)
+		}
+		docs := strings.Split(yamls.String(), "\n---\n")
+		lines := strings.Split(strings.TrimSuffix(names.String(), "\n"), "\n")
+		ok := len(phases) >= 2 && phases[len(phases)-1] == "w1:Running" &&
+			len(docs) >= 2 && strings.Contains(docs[len(docs)-1], "phase: Running") && strings.Contains(docs[0], "  name: w1\n") &&
+			len(lines) >= 2 && slices.Equal(slices.Compact(lines), []string{"pod/w1"})
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("get -w: -o json phases %v; -o yaml %d documents:\n%s\n-o name:\n%s", phases, len(docs), yamls.String(), names.String())
+		}
+	}
+	if _, errOut, err := kube(t, root, "get", "pods", "w1", "-l", "app=w"); err == nil || !strings.Contains(errOut, "error: name cannot be provided when a selector is specified") {
+		t.Errorf("get pods NAME -l: %v %q", err, errOut)
 	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -27,7 +29,7 @@ func TestKubeWhy(t *testing.T) {
 		pod("fine", "", "sleep 600"),
 	}, "---\n"))
 
-	why := func(name string, want ...string) {
+	why := func(name string, want ...string) string {
 		t.Helper()
 		var out string
 		waitKube(t, root, name, "diagnosed", func() bool {
@@ -39,11 +41,19 @@ func TestKubeWhy(t *testing.T) {
 			}
 			return true
 		})
+		return out
 	}
 	why("pull", "Container: pod/pull", "Stage:     image pull", "container c: the image "+missing+" could not be pulled", "no-such-tag", "hull pull "+missing)
 	why("root", "Stage:     create", "runAsNonRoot is set and the image runs as root", "container has runAsNonRoot and image will run as root", "securityContext.runAsUser")
 	why("crash", "Stage:     exited", "container c: its process exits with code 3 (Error)", "dying here", "hull kube logs crash -c c -p")
-	why("oom", "killed by the kernel's OOM killer (exit code 137)", "memory limit 20", "resources.limits.memory")
+	// The limit and the container's peak usage, a real figure: more
+	// than nothing, not above the limit.
+	out := why("oom", "killed by the kernel's OOM killer (exit code 137)", "memory limit 20.0MiB, peak usage ", "resources.limits.memory")
+	if m := regexp.MustCompile(`peak usage (\d+\.\d)(B|KiB|MiB)`).FindStringSubmatch(out); m == nil {
+		t.Errorf("why oom: no peak usage:\n%s", out)
+	} else if v, _ := strconv.ParseFloat(m[1], 64); v == 0 || m[2] == "MiB" && v > 20 {
+		t.Errorf("why oom: peak usage %s%s; want more than 0, at most the 20MiB limit", m[1], m[2])
+	}
 	why("probe", "Stage:     running", "its liveness probe fails, so kubelet kills and restarts it", "Liveness probe failed: cat: can't open '/tmp/healthy'")
 	why("fine", "Stage:     running", "running, every container ready (1)")
 	if out := mustKube(t, root, "describe", "pod", "root"); !strings.Contains(out, "Error: container has runAsNonRoot and image will run as root") {

@@ -506,3 +506,114 @@ spec:
 		t.Errorf("get a deleted deployment: %v %s", err, errOut)
 	}
 }
+
+// emptyDir sizes as kubelet enforces them. A disk emptyDir written past
+// its sizeLimit gets the pod evicted by the eviction manager's check
+// (every 10 s, 1 s at the tests' back-off scale): Failed, reason
+// Evicted, kubelet's message, its container killed, as get, describe
+// and hull why show. A Memory emptyDir is a tmpfs of the pod's memory
+// limit when it has one (also when its sizeLimit is more), else of the
+// node's allocatable memory (MemTotal less kubelet's 100Mi eviction
+// threshold).
+func TestKubeEmptyDirLimits(t *testing.T) {
+	root, fx := kubeEnv(t)
+	applyYAML(t, root, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: evict
+spec:
+  terminationGracePeriodSeconds: 30
+  containers:
+  - name: c
+    image: %[1]s
+    command: ["sh", "-c", "dd if=/dev/zero of=/scratch/f bs=1024 count=2048; sleep 600"]
+    volumeMounts:
+    - {name: scratch, mountPath: /scratch}
+  volumes:
+  - name: scratch
+    emptyDir:
+      sizeLimit: 1Mi
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: limited
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: %[1]s
+    command: ["sleep", "600"]
+    resources:
+      limits:
+        memory: 64Mi
+    volumeMounts:
+    - {name: m1, mountPath: /m1}
+    - {name: m2, mountPath: /m2}
+  volumes:
+  - name: m1
+    emptyDir:
+      medium: Memory
+  - name: m2
+    emptyDir:
+      medium: Memory
+      sizeLimit: 1Gi
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: unlimited
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: %[1]s
+    command: ["sleep", "600"]
+    volumeMounts:
+    - {name: m1, mountPath: /m1}
+  volumes:
+  - name: m1
+    emptyDir:
+      medium: Memory
+`, fx.Busybox.Ref))
+
+	msg := `Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". `
+	p := waitPod(t, root, "evict", "evicted", func(p podJSON) bool { return p.Status.Phase == "Failed" })
+	if got := mustKube(t, root, "get", "pod", "evict", "-o", "jsonpath={.status.reason}|{.status.message}"); got != "Evicted|"+msg {
+		t.Errorf("evict: reason|message %q, want Evicted|%q", got, msg)
+	}
+	if tm := p.Status.ContainerStatuses[0].State.Terminated; tm == nil || tm.ExitCode != 137 && tm.ExitCode != 143 {
+		t.Errorf("evict: container state %+v, want killed", p.Status.ContainerStatuses[0].State)
+	}
+	if out := mustKube(t, root, "get", "pod", "evict"); !regexp.MustCompile(`evict\s+0/1\s+Evicted\s+0\s`).MatchString(out) {
+		t.Errorf("get pod evict:\n%s", out)
+	}
+	desc := mustKube(t, root, "describe", "pod", "evict")
+	for _, re := range []string{`\nReason:\s+Evicted\n`, `\nMessage:\s+` + regexp.QuoteMeta(msg) + `\n`, `Warning\s+Evicted\s+.*\s` + regexp.QuoteMeta(strings.TrimSpace(msg))} {
+		if !regexp.MustCompile(re).MatchString(desc) {
+			t.Errorf("describe pod evict: no match for %s in:\n%s", re, desc)
+		}
+	}
+	if out := mustHull(t, root, "why", "pod/evict"); !strings.Contains(out, "kubelet evicted the pod: an emptyDir volume grew past its sizeLimit") || !strings.Contains(out, strings.TrimSpace(msg)) || !strings.Contains(out, "emptyDir.sizeLimit") {
+		t.Errorf("why pod/evict:\n%s", out)
+	}
+
+	// tmpfs sizes (the kernel shows them in KiB, rounded up to pages).
+	tmpfsSize := func(pod, dir string) string {
+		waitPod(t, root, pod, "running", running)
+		out := mustKube(t, root, "exec", pod, "--", "sh", "-c", "grep ' "+dir+" ' /proc/mounts")
+		return regexp.MustCompile(`size=\d+k`).FindString(out)
+	}
+	for _, dir := range []string{"/m1", "/m2"} {
+		if got := tmpfsSize("limited", dir); got != "size=65536k" {
+			t.Errorf("limited %s: tmpfs %q, want size=65536k (the pod's memory limit)", dir, got)
+		}
+	}
+	meminfo, _ := os.ReadFile("/proc/meminfo")
+	var memTotalKiB int64
+	fmt.Sscanf(regexp.MustCompile(`MemTotal:\s+\d+`).FindString(string(meminfo)), "MemTotal: %d", &memTotalKiB)
+	alloc := memTotalKiB*1024 - 100<<20
+	if want := fmt.Sprintf("size=%dk", (alloc+4095)/4096*4); tmpfsSize("unlimited", "/m1") != want {
+		t.Errorf("unlimited /m1: tmpfs %q, want %s (the node's allocatable memory)", tmpfsSize("unlimited", "/m1"), want)
+	}
+}

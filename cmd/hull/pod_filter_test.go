@@ -78,6 +78,10 @@ func TestPodLabelsHostnameFilters(t *testing.T) {
 	if out := mustHull(t, root, "pod", "ls", "--filter", "label=tier=front", "--format", "{{.Name}} {{.Status}} {{.Labels}}"); out != "web1 Running map[app:web tier:front]\n" {
 		t.Errorf("pod ls --format template: %q", out)
 	}
+	// pod ps is pod ls (podman's alias).
+	if out := mustHull(t, root, "pod", "ps", "--filter", "label=tier=front", "--format", "{{.Name}}"); out != "web1\n" {
+		t.Errorf("pod ps --filter --format: %q", out)
+	}
 	for _, bad := range []struct{ filter, want string }{{"color=red", `unknown key "color"`}, {"name", "key=value"}} {
 		out, _, err := hull(t, root, "pod", "ls", "--filter", bad.filter)
 		if err == nil || !strings.Contains(err.Error(), bad.want) || out != "" {

@@ -134,12 +134,18 @@ func (e *Engine) whyKube(ctx context.Context, dir string) *Diagnosis {
 		return ""
 	}
 	redo := fmt.Sprintf("then: hull kube delete pod %s and apply the manifest again", name)
-	// The pod failed as a whole (kubelet's admission, its deadline).
+	// The pod failed as a whole (kubelet's admission, its deadline, its
+	// eviction).
 	switch st.Reason {
 	case "SysctlForbidden":
 		d.Stage, d.Status = StageCreate, "kubelet refused the pod before anything started: a sysctl it sets is not in kubelet's safe set"
 		d.Evidence = []string{st.Message}
 		d.Next = "set only safe sysctls in spec.securityContext.sysctls (kernel.shm_rmid_forced, net.ipv4.ip_local_port_range, net.ipv4.ip_unprivileged_port_start, net.ipv4.ping_group_range, net.ipv4.tcp_*: see hull kube docs), " + redo
+		return d
+	case "Evicted":
+		d.Stage, d.Status = StageExited, "kubelet evicted the pod: an emptyDir volume grew past its sizeLimit, so its containers were killed"
+		d.Evidence = []string{strings.TrimSpace(st.Message)}
+		d.Next = "raise the volume's emptyDir.sizeLimit, or have the containers write less to it (or to a persistentVolumeClaim), " + redo
 		return d
 	case "DeadlineExceeded":
 		d.Stage, d.Status = StageExited, "the pod ran longer than its activeDeadlineSeconds, so its containers were killed"

@@ -186,7 +186,6 @@ func (e *env) getCmd() *cobra.Command {
 		Use:   "get pods [NAME...] [-o wide|yaml|json|name|jsonpath=TEMPLATE]",
 		Short: "List pods, as kubectl prints them",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e.reconcile()
 			ns := e.ns()
 			if all {
 				ns = ""
@@ -210,6 +209,9 @@ func (e *env) getCmd() *cobra.Command {
 			names, err := podArgs(args, true)
 			if err != nil {
 				return err
+			}
+			if len(names) > 0 && selector != "" {
+				return errors.New("name cannot be provided when a selector is specified") // kubectl's
 			}
 			sel, err := labels.Parse(selector)
 			if err != nil {
@@ -236,10 +238,7 @@ func (e *env) getCmd() *cobra.Command {
 				}
 			}
 			if watch {
-				if output != "" && output != "wide" {
-					return errors.New("-w prints the table only: use it without -o or with -o wide")
-				}
-				return e.watchPods(ns, names, sel, output == "wide", all)
+				return e.watchPods(ns, names, sel, output, all)
 			}
 			if len(pods) == 0 && (output == "" || output == "wide") {
 				fmt.Fprintln(e.stderr, noResources(ns))
@@ -260,7 +259,6 @@ func (e *env) describeCmd() *cobra.Command {
 		Use:   "describe pod NAME",
 		Short: "Show a pod in detail, with its events, as kubectl describes it",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e.reconcile()
 			names, err := podArgs(args, true)
 			if err != nil {
 				return err
@@ -354,7 +352,6 @@ func (e *env) logsCmd() *cobra.Command {
 		Short: "Print a container's logs",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e.reconcile()
 			r, c, err := e.podContainer(args, container, "hull kube logs NAME [-c CONTAINER]")
 			if err != nil {
 				return err
@@ -588,24 +585,32 @@ func (e *env) finishDelete(r *PodRecord, wait bool) error {
 	}
 }
 
-// watchPods is get -w: the table, then a row each time a pod appears or
-// its READY, STATUS or RESTARTS change, until interrupted. It reads the
-// statuses five times per supervisor round (watchEvery), so that a status
-// one round wrote and the next replaced (ErrImagePull, then
-// ImagePullBackOff) is seen. Like kubectl, the header is printed once and the columns
-// are not realigned.
-func (e *env) watchPods(ns string, names []string, sel labels.Selector, wide, all bool) error {
+// watchPods is get -w: the pods, then a pod again each time it appears
+// or changes, until interrupted. The table prints a row when READY,
+// STATUS or RESTARTS change (like kubectl, the header once and the
+// columns not realigned); the other formats print the pod whenever its
+// object changes, as kubectl prints each watch event: yaml documents
+// separated by ---, json objects one after another, pod/NAME, or the
+// jsonpath template's output. It reads the statuses five times per
+// supervisor round (watchEvery), so that a status one round wrote and
+// the next replaced (ErrImagePull, then ImagePullBackOff) is seen, and
+// reconciles once per round (a supervisor that dies meanwhile is
+// restarted).
+func (e *env) watchPods(ns string, names []string, sel labels.Selector, output string, all bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	table, wide := output == "" || output == "wide", output == "wide"
 	last := map[string]string{}
 	first := true
+	printed := 0
 	for {
+		e.reconcileDue() // main.go
 		recs, err := e.store.List(ns)
 		if err != nil {
 			return err
 		}
 		tw := newTable(e.stdout)
-		if first {
+		if first && table {
 			head := []string{"NAME", "READY", "STATUS", "RESTARTS", "AGE"}
 			if wide {
 				head = append(head, "IP", "NODE", "NOMINATED NODE", "READINESS GATES")
@@ -620,8 +625,26 @@ func (e *env) watchPods(ns string, names []string, sel labels.Selector, wide, al
 			if (len(names) > 0 && !slices.Contains(names, p.Name)) || !sel.Matches(labels.Set(p.Labels)) {
 				continue
 			}
-			row := podRow(p, wide)
 			key := p.Namespace + "/" + p.Name
+			if !table {
+				b, err := json.Marshal(p)
+				if err != nil {
+					return err
+				}
+				if last[key] == string(b) {
+					continue
+				}
+				last[key] = string(b)
+				if output == "yaml" && printed > 0 {
+					fmt.Fprintln(e.stdout, "---")
+				}
+				if err := printPods(e.stdout, []*v1.Pod{p}, output, all, true); err != nil {
+					return err
+				}
+				printed++
+				continue
+			}
+			row := podRow(p, wide)
 			// RESTARTS without its "(Xs ago)", which ages by itself.
 			state := row[1] + " " + row[2] + " " + strings.Fields(row[3])[0]
 			if wide {

@@ -8,8 +8,11 @@
 // <root>/kube/pods and starts one small detached supervisor per pod
 // (`hull-cri kube supervise DIR`, supervisor.go): that pod's kubelet.
 // get, describe and logs read what it records; delete asks it to tear
-// the pod down. A command that finds a pod's supervisor gone while the
-// pod still needs one starts another (reconcile).
+// the pod down. Every command first runs a reconcile pass: a pod whose
+// supervisor is gone while the pod still needs one gets another, and
+// the deployment controller runs once; the commands that wait (wait,
+// apply --wait, get -w, rollout status) run one again each supervisor
+// round while they wait.
 package kube
 
 import (
@@ -24,6 +27,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -67,6 +71,8 @@ type env struct {
 	sigpipe   chan os.Signal
 	outBroken atomic.Bool
 	engMu     sync.Mutex // engine(), which apply and prepareSupervision call
+	// reconciled is when reconcile last ran (reconcileDue).
+	reconciled time.Time
 }
 
 // Main runs `hull-cri kube ARGS` (`hull kube` execs it with hull's
@@ -85,7 +91,13 @@ func Main(args []string, version string, stdin io.Reader, stdout, stderr io.Writ
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			return e.setup()
+			if err := e.setup(); err != nil {
+				return err
+			}
+			if cmd.Name() != "supervise" {
+				e.reconcile()
+			}
+			return nil
 		},
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -217,27 +229,45 @@ func (e *env) startSupervisor(dir string) error {
 	return cmd.Process.Release()
 }
 
-// reconcile starts a supervisor for every pod that needs one and has
-// none (it died, or the machine restarted): one not finished, or one
-// being deleted.
+// reconcile is the pass every command runs first: the deployment
+// controller (deployment.go), then a supervisor started for every pod
+// that needs one and has none (it died, or the machine restarted): one
+// not finished, or one being deleted. It reads each pod's supervisor
+// pid file and /proc entry, and only starts a process for a pod that
+// has none (two started at once: the second exits, as Supervise locks).
 func (e *env) reconcile() {
+	e.reconciled = time.Now()
 	e.reconcileDeployments() // deployment.go
-	recs, err := e.store.List("")
+	pods, err := e.store.podDirs("")
 	if err != nil {
 		return
 	}
-	for _, r := range recs {
-		if supervisorPID(r.Dir) != 0 {
+	for _, p := range pods {
+		dir := e.store.PodDir(p[0], p[1])
+		if supervisorPID(dir) != 0 {
 			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, "pod.json")); err != nil {
+			continue // being created or removed
 		}
 		var st kubeletState
-		readJSON(filepath.Join(r.Dir, "kubelet.json"), &st)
-		if _, deleting := e.store.deleting(r.Dir); st.Finished && !deleting {
+		readJSON(filepath.Join(dir, "kubelet.json"), &st)
+		if _, deleting := e.store.deleting(dir); st.Finished && !deleting {
 			continue
 		}
-		if err := e.startSupervisor(r.Dir); err != nil {
-			e.log.Warn("restart a pod's supervisor", "pod", r.Pod.Name, "err", err)
+		if err := e.startSupervisor(dir); err != nil {
+			e.log.Warn("restart a pod's supervisor", "pod", p[1], "namespace", p[0], "err", err)
 		}
+	}
+}
+
+// reconcileDue is reconcile for a command that waits, run each round of
+// its wait: at most once per supervisor round (relist), so a supervisor
+// that dies during a wait is restarted within a second, and the wait's
+// own faster polling of one status file stays cheap.
+func (e *env) reconcileDue() {
+	if time.Since(e.reconciled) >= scaled(relist) {
+		e.reconcile()
 	}
 }
 

@@ -11,9 +11,10 @@ import (
 
 // Pod-level failures, as kubelet decides them for the whole pod rather
 // than for one container: admission refusing a pod whose sysctls are not
-// allowlisted (pkg/kubelet/sysctl: the pod never starts), and
+// allowlisted (pkg/kubelet/sysctl: the pod never starts),
 // activeDeadlineSeconds passing (the active deadline handler: the pod's
-// containers are killed). Either leaves the pod Failed with kubelet's
+// containers are killed), and an emptyDir over its sizeLimit (the
+// eviction manager, eviction.go: killed at once). Each leaves the pod Failed with kubelet's
 // reason and message, its sandbox stopped, its supervisor gone.
 
 // safeSysctls are kubelet's safe sysctls (SafeSysctlAllowlist), with
@@ -103,6 +104,9 @@ func (k *kubelet) podFailed(ctx context.Context) bool {
 	} else if d := k.pod.Spec.ActiveDeadlineSeconds; d != nil && time.Since(k.st.StartTime) >= time.Duration(*d)*time.Second {
 		reason, message = "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
 		k.event(v1.EventTypeNormal, reason, message)
+	} else if msg := k.emptyDirOverLimit(); msg != "" { // eviction.go
+		reason, message = "Evicted", msg
+		k.event(v1.EventTypeWarning, reason, msg)
 	}
 	if reason == "" {
 		return false
@@ -110,6 +114,9 @@ func (k *kubelet) podFailed(ctx context.Context) bool {
 	grace := int64(0)
 	if g := k.pod.Spec.TerminationGracePeriodSeconds; g != nil {
 		grace = *g
+	}
+	if reason == "Evicted" {
+		grace = 1 // the eviction manager's: at once (a pod worker's least)
 	}
 	for _, s := range k.st.Containers {
 		s.Waiting = nil

@@ -459,7 +459,7 @@ func (e *env) rolloutCmd() *cobra.Command {
 			}
 			last := ""
 			for {
-				e.reconcileDeployments()
+				e.reconcile() // main.go: the deployment controller, and dead supervisors
 				var d appsv1.Deployment
 				if err := e.store.GetObject("deployments", e.ns(), name, &d); err != nil {
 					return errors.Join(os.ErrNotExist, fmt.Errorf("deployments.apps %q not found", name))

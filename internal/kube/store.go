@@ -153,6 +153,24 @@ func (s *Store) Get(namespace, name string) (*PodRecord, error) {
 
 // List reads the pods of a namespace ("" for all), by namespace and name.
 func (s *Store) List(namespace string) ([]*PodRecord, error) {
+	dirs, err := s.podDirs(namespace)
+	if err != nil {
+		return nil, err
+	}
+	var out []*PodRecord
+	for _, d := range dirs {
+		rec, err := s.Get(d[0], d[1])
+		if err != nil {
+			continue // being created or removed
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// podDirs lists the pods of a namespace ("" for all) as namespace and
+// name, by namespace and name, without reading them.
+func (s *Store) podDirs(namespace string) ([][2]string, error) {
 	nss := []string{namespace}
 	if namespace == "" {
 		entries, err := os.ReadDir(s.dir)
@@ -166,7 +184,7 @@ func (s *Store) List(namespace string) ([]*PodRecord, error) {
 			}
 		}
 	}
-	var out []*PodRecord
+	var out [][2]string
 	for _, ns := range nss {
 		entries, err := os.ReadDir(filepath.Join(s.dir, ns))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -176,11 +194,7 @@ func (s *Store) List(namespace string) ([]*PodRecord, error) {
 			if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 				continue // a pod being removed
 			}
-			rec, err := s.Get(ns, e.Name())
-			if err != nil {
-				continue // being created or removed
-			}
-			out = append(out, rec)
+			out = append(out, [2]string{ns, e.Name()})
 		}
 	}
 	return out, nil

@@ -156,6 +156,9 @@ type kubelet struct {
 	wake     chan os.Signal
 	probes   map[string]*prober // by container name and probe kind (probes.go)
 	messages map[string]string  // exited containers' termination messages, by ID (termination.go)
+	// evictionChecked is when the emptyDirs' usage was last measured
+	// (eviction.go).
+	evictionChecked time.Time
 }
 
 // Supervise runs the supervisor of the pod in dir until the pod is

@@ -22,7 +22,7 @@ import (
 // A pod's volumes live in its directory, as kubelet's do under
 // /var/lib/kubelet/pods/<uid>/volumes/kubernetes.io~<plugin>/<name>:
 // emptyDir a directory (mode 0777), with medium Memory a tmpfs there
-// (size = sizeLimit); configMap and secret a directory of one file per
+// (sized as kubelet sizes it: eviction.go); configMap and secret a directory of one file per
 // key (a secret's on a tmpfs, so it never reaches the disk), written
 // again each time a container starts so a changed ConfigMap shows up
 // in the next container; hostPath the host's path after kubelet's type
@@ -459,8 +459,8 @@ func (k *kubelet) setUpVolume(v *v1.Volume) (string, bool, error) {
 		os.Chmod(dir, 0o777)
 		if src.EmptyDir.Medium == v1.StorageMediumMemory {
 			opts := "mode=0777"
-			if l := src.EmptyDir.SizeLimit; l != nil && l.Value() > 0 {
-				opts += ",size=" + strconv.FormatInt(l.Value(), 10)
+			if size := k.memoryVolumeSize(src.EmptyDir); size > 0 { // eviction.go
+				opts += ",size=" + strconv.FormatInt(size, 10)
 			}
 			if err := mountTmpfs(dir, opts); err != nil {
 				return "", false, err

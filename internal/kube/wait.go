@@ -145,6 +145,7 @@ func waitContext(timeout time.Duration) (context.Context, context.CancelFunc) {
 // does not exist (yet) is waited for, unless waiting for its deletion.
 func (e *env) waitPod(ctx context.Context, name string, want waitFor) error {
 	for {
+		e.reconcileDue() // main.go
 		rec, err := e.store.Get(e.ns(), name)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
@@ -183,6 +184,7 @@ func (e *env) waitApplied(docs []Document, timeout time.Duration) error {
 		}
 	}
 	for {
+		e.reconcileDue() // main.go
 		pending, err := e.appliedPending(pods, deps)
 		if err != nil || pending == "" {
 			return err
