@@ -585,7 +585,7 @@ spec:
 	if tm := p.Status.ContainerStatuses[0].State.Terminated; tm == nil || tm.ExitCode != 137 && tm.ExitCode != 143 {
 		t.Errorf("evict: container state %+v, want killed", p.Status.ContainerStatuses[0].State)
 	}
-	if out := mustKube(t, root, "get", "pod", "evict"); !regexp.MustCompile(`evict\s+0/1\s+Evicted\s+0\s`).MatchString(out) {
+	if out := mustKube(t, root, "get", "pod", "evict"); !regexp.MustCompile(`evict\s+0/1\s+Error\s+0\s`).MatchString(out) {
 		t.Errorf("get pod evict:\n%s", out)
 	}
 	desc := mustKube(t, root, "describe", "pod", "evict")

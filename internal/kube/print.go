@@ -122,13 +122,6 @@ func podRow(pod *v1.Pod, wide bool) []string {
 	if pod.DeletionTimestamp != nil && pod.Status.Phase != v1.PodSucceeded && pod.Status.Phase != v1.PodFailed {
 		reason = "Terminating"
 	}
-	if pod.Status.Reason == "Evicted" {
-		// An evicted pod shows Evicted, as kubectl shows it until the
-		// killed containers' statuses reach the API server (after which
-		// a 1.22+ node's shows their reason, e.g. Error: kubernetes
-		// #105467): the reason the pod failed, which is what to fix.
-		reason = "Evicted"
-	}
 	rs := strconv.Itoa(restarts)
 	if restarts != 0 && !lastRestart.IsZero() {
 		rs = fmt.Sprintf("%d (%s ago)", restarts, age(lastRestart))
