@@ -16,7 +16,8 @@
 #       gcr.io, registry.k8s.io and k8s.gcr.io to that registry, and runs
 #       critest (default: --ginkgo.focus='Image Manager', skipping the spec
 #       that pulls a fixed upstream digest); everything is stopped and
-#       removed at the end. Prints critest's summary.
+#       removed at the end. Prints critest's summary. (test/critest.sh
+#       runs the whole suite this way and checks its skips.)
 #   hack/critest.sh crictl-streaming
 #       The same environment, and crictl's exec, exec -i, exec -it, attach
 #       and port-forward against it, over SPDY and websocket.
@@ -178,11 +179,12 @@ run_critest() {
   return $status
 }
 
-# run_crictl_streaming: crictl's streaming commands against hull (what
-# `make test` cannot run: crictl is not built there): exec with and
-# without input, exit statuses, exec -it on a pty (script(1)), attach to
-# a shell, port-forward to the nginx stand-in, each over SPDY and
-# websocket. Prints one line per check; fails at the first that fails.
+# run_crictl_streaming: crictl's streaming commands against hull, each
+# over SPDY and websocket (internal/cri's TestCrictl runs them under
+# `make test` over crictl's default transport): exec with and without
+# input, exit statuses, exec -it on a pty (script(1)), attach to a shell,
+# port-forward to the nginx stand-in. Prints one line per check; fails at
+# the first that fails.
 run_crictl_streaming() {
   start_env
   local crictl=("$CRI_TOOLS_DIR/crictl" --runtime-endpoint "unix://$work/cri.sock" --image-endpoint "unix://$work/cri.sock" --timeout 60s)
