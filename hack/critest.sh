@@ -7,6 +7,8 @@
 #       sigs.k8s.io/cri-tools@$CRI_TOOLS_VERSION into $CRI_TOOLS_DIR
 #       (default /var/tmp/hull-critools/VERSION) and prints their paths.
 #       Idempotent: a second run only checks they are there.
+#   hack/critest.sh crictl
+#       The same for crictl alone (what `make test` needs).
 #   hack/critest.sh run [CRITEST ARGS...]
 #       Builds hull and the tools, starts a local registry holding stand-ins
 #       for the images critest pulls (hack/testenv critest-images), starts
@@ -14,7 +16,8 @@
 #       gcr.io, registry.k8s.io and k8s.gcr.io to that registry, and runs
 #       critest (default: --ginkgo.focus='Image Manager', skipping the spec
 #       that pulls a fixed upstream digest); everything is stopped and
-#       removed at the end. Prints critest's summary.
+#       removed at the end. Prints critest's summary. (test/critest.sh
+#       runs the whole suite this way and checks its skips.)
 #   hack/critest.sh crictl-streaming
 #       The same environment, and crictl's exec, exec -i, exec -it, attach
 #       and port-forward against it, over SPDY and websocket.
@@ -36,24 +39,40 @@ CRI_TOOLS_DIR=${CRI_TOOLS_DIR:-/var/tmp/hull-critools/$CRI_TOOLS_VERSION}
 here=$(cd "$(dirname "$0")/.." && pwd)
 work= reg_pid= cri_pid= bridge= # run's, for its cleanup
 
+# build_tools [TOOL...] builds the named tools of cri-tools (critest,
+# crictl; both when none is named) into $CRI_TOOLS_DIR unless they are
+# there: `make test` needs only crictl, and critest is the longer build.
 build_tools() {
-  if [ -x "$CRI_TOOLS_DIR/critest" ] && [ -x "$CRI_TOOLS_DIR/crictl" ]; then
-    return
-  fi
+  local tools=("$@") missing=() t
+  ((${#tools[@]})) || tools=(critest crictl)
+  for t in "${tools[@]}"; do [ -x "$CRI_TOOLS_DIR/$t" ] || missing+=("$t"); done
+  ((${#missing[@]})) || return 0
   mkdir -p "$CRI_TOOLS_DIR"
   local dir src
   dir=$(go mod download -json "sigs.k8s.io/cri-tools@$CRI_TOOLS_VERSION" |
     sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
   [ -n "$dir" ] || { echo "critest.sh: go mod download sigs.k8s.io/cri-tools@$CRI_TOOLS_VERSION failed" >&2; exit 1; }
-  # The module cache is read-only: build in a copy.
+  # The module cache is read-only: build in a copy. (The .tmp names and
+  # mv keep a concurrent build from seeing half a binary.)
   src=$(mktemp -d "$CRI_TOOLS_DIR/src.XXXXXX")
   trap 'rm -rf "$src"' RETURN
   cp -r "$dir/." "$src"
   chmod -R u+w "$src"
-  (cd "$src" && GOFLAGS=-mod=mod CGO_ENABLED=0 go test -c -o "$CRI_TOOLS_DIR/critest.tmp" ./cmd/critest &&
-    GOFLAGS=-mod=mod CGO_ENABLED=0 go build -o "$CRI_TOOLS_DIR/crictl.tmp" ./cmd/crictl)
-  mv "$CRI_TOOLS_DIR/critest.tmp" "$CRI_TOOLS_DIR/critest"
-  mv "$CRI_TOOLS_DIR/crictl.tmp" "$CRI_TOOLS_DIR/crictl"
+  local build
+  for t in "${missing[@]}"; do
+    case $t in
+    critest) build=(go test -c -o "$CRI_TOOLS_DIR/critest.tmp.$$" ./cmd/critest) ;;
+    crictl) build=(go build -o "$CRI_TOOLS_DIR/crictl.tmp.$$" ./cmd/crictl) ;;
+    *) rm -rf "$src"; echo "critest.sh: unknown tool $t" >&2; exit 2 ;;
+    esac
+    # (as upstream builds them: no cgo, no experiments of hull's)
+    if ! (cd "$src" && GOFLAGS=-mod=mod CGO_ENABLED=0 GOEXPERIMENT= "${build[@]}"); then
+      rm -rf "$src" "$CRI_TOOLS_DIR/$t.tmp.$$"
+      echo "critest.sh: building $t of sigs.k8s.io/cri-tools@$CRI_TOOLS_VERSION failed" >&2
+      exit 1
+    fi
+    mv "$CRI_TOOLS_DIR/$t.tmp.$$" "$CRI_TOOLS_DIR/$t"
+  done
 }
 
 # exec_shell prints the path of a busybox built without
@@ -160,11 +179,12 @@ run_critest() {
   return $status
 }
 
-# run_crictl_streaming: crictl's streaming commands against hull (what
-# `make test` cannot run: crictl is not built there): exec with and
-# without input, exit statuses, exec -it on a pty (script(1)), attach to
-# a shell, port-forward to the nginx stand-in, each over SPDY and
-# websocket. Prints one line per check; fails at the first that fails.
+# run_crictl_streaming: crictl's streaming commands against hull, each
+# over SPDY and websocket (internal/cri's TestCrictl runs them under
+# `make test` over crictl's default transport): exec with and without
+# input, exit statuses, exec -it on a pty (script(1)), attach to a shell,
+# port-forward to the nginx stand-in. Prints one line per check; fails at
+# the first that fails.
 run_crictl_streaming() {
   start_env
   local crictl=("$CRI_TOOLS_DIR/crictl" --runtime-endpoint "unix://$work/cri.sock" --image-endpoint "unix://$work/cri.sock" --timeout 60s)
@@ -233,6 +253,10 @@ build)
   echo "CRITEST=$CRI_TOOLS_DIR/critest"
   echo "CRICTL=$CRI_TOOLS_DIR/crictl"
   ;;
+crictl)
+  build_tools crictl
+  echo "CRICTL=$CRI_TOOLS_DIR/crictl"
+  ;;
 run)
   run_critest "$@"
   ;;
@@ -240,7 +264,7 @@ crictl-streaming)
   run_crictl_streaming
   ;;
 *)
-  echo "usage: hack/critest.sh build | run [CRITEST ARGS...] | crictl-streaming" >&2
+  echo "usage: hack/critest.sh build | crictl | run [CRITEST ARGS...] | crictl-streaming" >&2
   exit 2
   ;;
 esac

@@ -19,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"hull/internal/testenv"
 )
 
@@ -354,7 +352,7 @@ func TestConcurrentRunsAndRemovals(t *testing.T) {
 // shows the shell as PID 1; after exit, ps -a shows Exited (0).
 func TestInteractiveTerminalShell(t *testing.T) {
 	root, fx := containerEnv(t)
-	master, slave, err := openPTY()
+	master, slave, err := testenv.OpenPTY()
 	if err != nil {
 		t.Fatalf("pty: %v", err)
 	}
@@ -440,29 +438,6 @@ func (s *safeBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// openPTY opens a pseudo-terminal pair.
-func openPTY() (master, slave *os.File, err error) {
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		m.Close()
-		return nil, nil, err
-	}
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		m.Close()
-		return nil, nil, err
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		m.Close()
-		return nil, nil, err
-	}
-	return m, s, nil
 }
 
 // staticBuilds caches the static helper binaries tests build themselves

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"hull/internal/testenv"
 )
 
 // TestExportImportRoundTrip exports a container that changed files,
@@ -100,7 +102,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 	}
 
 	// No archive to a terminal.
-	m, s, err := openPTY()
+	m, s, err := testenv.OpenPTY()
 	if err != nil {
 		t.Skipf("no pty: %v", err)
 	}

@@ -300,7 +300,7 @@ func TestCLIImageMountShowsMergedView(t *testing.T) {
 func TestCLIPullProgressBarsOnATerminal(t *testing.T) {
 	_, fx := testenv.Setup(t, testenv.FixBig)
 	root := t.TempDir()
-	master, slave, err := openPTY()
+	master, slave, err := testenv.OpenPTY()
 	if err != nil {
 		t.Fatal(err)
 	}

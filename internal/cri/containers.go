@@ -522,7 +522,31 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 	if o.OomScoreAdj != nil {
 		st.Resources.Linux.OomScoreAdj = int64(*o.OomScoreAdj)
 	}
-	return &runtimeapi.ContainerStatusResponse{Status: st}, nil
+	resp := &runtimeapi.ContainerStatusResponse{Status: st}
+	if req.GetVerbose() {
+		resp.Info = map[string]string{"info": containerInfo(c)}
+	}
+	return resp, nil
+}
+
+// containerInfo is a verbose ContainerStatus's "info" (what `crictl
+// inspect` shows under "info"): the sandbox and the process first, under
+// the names containerd and CRI-O give them (`crictl inspect -o
+// go-template --template '{{.info.pid}}'`), then hull's stage and its
+// record's configuration.
+func containerInfo(c *engine.Container) string {
+	pid := 0
+	if containerState(c) == runtimeapi.ContainerState_CONTAINER_RUNNING {
+		pid = c.Pid
+	}
+	b, _ := json.Marshal(struct {
+		SandboxID  string        `json:"sandboxID"`
+		Pid        int           `json:"pid"`
+		MonitorPid int           `json:"monitorPid,omitempty"`
+		Stage      string        `json:"stage,omitempty"`
+		Config     engine.Config `json:"config"`
+	}{c.Config.Pod, pid, c.MonitorPid, c.Stage, c.Config})
+	return string(b)
 }
 
 // ListContainers lists the CRI containers, filtered by ID (or prefix),

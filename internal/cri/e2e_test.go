@@ -15,21 +15,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-
-	"hull/internal/testenv"
 )
 
-// crictlPath is crictl as hack/critest.sh builds it ($HULL_CRICTL
-// overrides).
-func crictlPath() string {
-	if p := os.Getenv("HULL_CRICTL"); p != "" {
-		return p
-	}
-	return "/var/tmp/hull-critools/v1.37.0/crictl"
-}
-
 // `hull cri serve` end to end: the command execs hull-cri, which serves
-// until SIGTERM and removes its socket; crictl (when built) drives it.
+// until SIGTERM and removes its socket (TestCrictl drives it with crictl).
 func TestHullCRIServe(t *testing.T) {
 	hull := os.Getenv("HULL_BIN")
 	if hull == "" || os.Geteuid() != 0 {
@@ -39,7 +28,6 @@ func TestHullCRIServe(t *testing.T) {
 	if _, err := os.Stat(criBin); err != nil {
 		t.Skipf("no hull-cri next to HULL_BIN (%v): make build builds it", err)
 	}
-	_, f := testenv.Setup(t, testenv.FixBusybox)
 	root := t.TempDir()
 	sock := filepath.Join(root, "cri.sock")
 	cmd, exited, stderr := startServe(t, hull, criBin, root, sock)
@@ -62,59 +50,6 @@ func TestHullCRIServe(t *testing.T) {
 	} else if strings.Contains(string(smaps), " hg") {
 		t.Errorf("the CRI server has a mapping marked for huge pages (VmFlags hg); want none")
 	}
-
-	t.Run("crictl", func(t *testing.T) {
-		crictl := crictlPath()
-		if _, err := os.Stat(crictl); err != nil {
-			t.Skipf("crictl is not built (%v): run hack/critest.sh build, or set HULL_CRICTL", err)
-		}
-		run := func(args ...string) (string, error) {
-			c := exec.Command(crictl, append([]string{"--runtime-endpoint", "unix://" + sock, "--image-endpoint", "unix://" + sock, "--timeout", "30s"}, args...)...)
-			c.Env = append(os.Environ(), "CRI_CONFIG_FILE=/dev/null")
-			out, err := c.CombinedOutput()
-			return string(out), err
-		}
-		must := func(args ...string) string {
-			t.Helper()
-			out, err := run(args...)
-			if err != nil {
-				t.Fatalf("crictl %s: %v\n%s", strings.Join(args, " "), err, out)
-			}
-			return out
-		}
-		if out := must("version"); !strings.Contains(out, "RuntimeName:  hull") || !strings.Contains(out, "RuntimeApiVersion:  v1") {
-			t.Errorf("crictl version:\n%s", out)
-		}
-		if out := must("pull", f.Busybox.Ref); !strings.Contains(out, f.Busybox.ConfigDigest) {
-			t.Errorf("crictl pull: %s; want the image ID %s", out, f.Busybox.ConfigDigest)
-		}
-		short := strings.TrimPrefix(f.Busybox.ConfigDigest, "sha256:")[:13]
-		if out := must("images"); !strings.Contains(out, f.Busybox.Repo) || !strings.Contains(out, "1.0") || !strings.Contains(out, short) {
-			t.Errorf("crictl images:\n%s\nwant %s 1.0 %s", out, f.Busybox.Repo, short)
-		}
-		if out := must("images", "-q"); strings.TrimSpace(out) != f.Busybox.ConfigDigest {
-			t.Errorf("crictl images -q: %q; want %s", out, f.Busybox.ConfigDigest)
-		}
-		if out := must("inspecti", f.Busybox.Ref); !strings.Contains(out, `"id": "`+f.Busybox.ConfigDigest+`"`) || !strings.Contains(out, `"info"`) {
-			t.Errorf("crictl inspecti:\n%s", out)
-		}
-		if out := must("imagefsinfo"); !strings.Contains(out, `"mountpoint": "`+root+`"`) {
-			t.Errorf("crictl imagefsinfo:\n%s", out)
-		}
-		if out := must("info"); !strings.Contains(out, `"NetworkReady"`) || !strings.Contains(out, `"cgroupDriver"`) {
-			t.Errorf("crictl info:\n%s", out)
-		}
-		must("rmi", f.Busybox.Ref)
-		if out := must("images", "-q"); strings.TrimSpace(out) != "" {
-			t.Errorf("crictl images -q after rmi: %q", out)
-		}
-		if out := must("ps", "-a", "-q"); strings.TrimSpace(out) != "" {
-			t.Errorf("crictl ps -a -q: %q; want no containers", out)
-		}
-		if out := must("statsp"); !strings.Contains(out, "POD ID") || !strings.Contains(out, "CPU %") {
-			t.Errorf("crictl statsp:\n%s\nwant the table's header (no pods)", out)
-		}
-	})
 
 	// NRI is on by default: plugins can connect to --nri-socket.
 	nriSock := filepath.Join(root, "nri.sock")

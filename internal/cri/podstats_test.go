@@ -2,8 +2,6 @@ package cri
 
 import (
 	"io"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -71,18 +69,16 @@ func TestPodSandboxStats(t *testing.T) {
 	if cs := byID[sleeper]; cs.Memory.GetRssBytes().GetValue() == 0 || cs.Memory.GetUsageBytes().GetValue() == 0 {
 		t.Errorf("sleeper's memory = %v", cs.Memory)
 	}
-	// crictl shows them (when built: hack/critest.sh build).
-	if _, err := os.Stat(crictlPath()); err == nil {
-		cmd := exec.Command(crictlPath(), "--runtime-endpoint", "unix://"+c.sock, "statsp", "-o", "json", "--id", podID)
-		cmd.Env = append(os.Environ(), "CRI_CONFIG_FILE=/dev/null")
-		out, err := cmd.CombinedOutput()
+	// crictl shows them.
+	t.Run("crictl", func(t *testing.T) {
+		o, e, err := crictl{t: t, bin: crictlPath(t), sock: c.sock}.run("statsp", "-o", "json", "--id", podID)
 		for _, want := range []string{podID, `"workingSetBytes"`, `"rssBytes"`, `"defaultInterface"`, `"processCount"`, `"writableLayer"`} {
-			if err != nil || !strings.Contains(string(out), want) {
-				t.Errorf("crictl statsp -o json: %v\n%s\nwant %s", err, out, want)
+			if err != nil || !strings.Contains(o, want) {
+				t.Errorf("crictl statsp -o json: %v\n%s%s\nwant %s", err, o, e, want)
 				break
 			}
 		}
-	}
+	})
 	// A second reading has a rate.
 	r, err = c.rt.PodSandboxStats(ctx, &runtimeapi.PodSandboxStatsRequest{PodSandboxId: podID})
 	if err != nil || r.Stats.Linux.Cpu.GetUsageNanoCores() == nil {
