@@ -69,6 +69,11 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if cc.GetStdinOnce() {
 		labels[labelStdinOnce] = "1"
 	}
+	// kubelet sends the image's ID as image.image, the pod's name for it
+	// as user_specified_image: kept for the statuses and hull ps.
+	if u := cc.GetImage().GetUserSpecifiedImage(); u != "" && u != img {
+		labels[labelImage] = u
+	}
 	cfg := engine.Config{
 		Image:       img,
 		Pull:        "never", // kubelet pulls first, by its own policy
@@ -445,18 +450,57 @@ func nanos(t time.Time) int64 {
 	return t.UnixNano()
 }
 
-// imageRef is the repo digest of c's image (registry/repo@sha256:…),
-// what kubelet shows as the container's imageID; else the image ID.
-func (s *Server) imageRef(ctx context.Context, c *engine.Container) string {
-	if c.ImageDigest != "" {
-		if r, err := reference.Parse(c.Config.Image); err == nil && !reference.LooksLikeID(c.Config.Image) {
-			return r.Name() + "@" + c.ImageDigest
-		}
-		if rec, err := s.eng.ImageResolve(ctx, c.ImageID); err == nil && len(rec.RepoDigests) > 0 {
-			return rec.RepoDigests[0]
+// containerImage is how the status calls name container c's image, as
+// containerd's do (kubelet creates the container from the image's ID and
+// shows the status's image.image as the pod's containerStatuses[].image,
+// its image_ref as imageID): image.image is a repo tag of the image when
+// it is stored (the pod's own name when it is one of them, else the
+// first), else image.image as sent; user_specified_image is as sent (the
+// image.image sent when none was); image_ref is the image's repo digest
+// (one of the pod's repository first), else its ID. imgs are the stored
+// image records (ImageRecords).
+func containerImage(c *engine.Container, imgs []*engine.Image) (*runtimeapi.ImageSpec, string) {
+	spec := &runtimeapi.ImageSpec{Image: c.Config.Image, UserSpecifiedImage: c.ImageName()}
+	var name, repo string // the pod's name for the image, normalised, and its repository
+	if n := c.ImageName(); !reference.LooksLikeID(n) {
+		if r, err := reference.Parse(n); err == nil {
+			name, repo = r.String(), r.Name()
 		}
 	}
-	return c.ImageID
+	var tag, digest string
+	for _, r := range imgs {
+		if r.ID() != c.ImageID {
+			continue
+		}
+		for _, t := range r.Names {
+			if tag == "" || t == name {
+				tag = t
+			}
+		}
+		for _, d := range r.RepoDigests {
+			if digest == "" || strings.HasPrefix(d, repo+"@") && !strings.HasPrefix(digest, repo+"@") {
+				digest = d
+			}
+		}
+	}
+	if tag != "" {
+		spec.Image = tag
+	}
+	if digest == "" {
+		digest = c.ImageID
+	}
+	return spec, digest
+}
+
+// imageRecords are the stored image records for containerImage; none (the
+// image then named as sent) if they cannot be read: the status is still
+// worth answering.
+func (s *Server) imageRecords(ctx context.Context) []*engine.Image {
+	imgs, err := s.eng.ImageRecords(ctx)
+	if err != nil {
+		s.opts.Log.Debug("read the image records for a status", "error", err)
+	}
+	return imgs
 }
 
 // ContainerStatus reports a container: state, times, exit code and
@@ -466,14 +510,15 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 	if err != nil {
 		return nil, err
 	}
+	img, ref := containerImage(c, s.imageRecords(ctx))
 	st := &runtimeapi.ContainerStatus{
 		Id:          c.ID,
 		Metadata:    containerMetadata(c),
 		State:       containerState(c),
 		CreatedAt:   nanos(c.Created),
 		StartedAt:   nanos(c.Started),
-		Image:       &runtimeapi.ImageSpec{Image: c.Config.Image, UserSpecifiedImage: c.Config.Image},
-		ImageRef:    s.imageRef(ctx, c),
+		Image:       img,
+		ImageRef:    ref,
 		ImageId:     c.ImageID,
 		Labels:      userLabels(c.Config.Labels),
 		Annotations: c.Config.Annotations,
@@ -534,6 +579,8 @@ func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContain
 	}
 	f := req.GetFilter()
 	var out []*runtimeapi.Container
+	var imgs []*engine.Image // read for the first container listed
+	imgsRead := false
 	for _, c := range cs {
 		if c.Config.Labels[labelName] == "" || c.Config.Pod == "" || removing(c) {
 			continue
@@ -550,12 +597,16 @@ func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContain
 		if !matchLabels(c.Config.Labels, f.GetLabelSelector()) {
 			continue
 		}
+		if !imgsRead {
+			imgs, imgsRead = s.imageRecords(ctx), true
+		}
+		img, ref := containerImage(c, imgs)
 		out = append(out, &runtimeapi.Container{
 			Id:           c.ID,
 			PodSandboxId: c.Config.Pod,
 			Metadata:     containerMetadata(c),
-			Image:        &runtimeapi.ImageSpec{Image: c.Config.Image, UserSpecifiedImage: c.Config.Image},
-			ImageRef:     s.imageRef(ctx, c),
+			Image:        img,
+			ImageRef:     ref,
 			ImageId:      c.ImageID,
 			State:        containerState(c),
 			CreatedAt:    nanos(c.Created),

@@ -43,6 +43,7 @@ const (
 	labelNetMode      = labelPrefix + "net"        // "host" for NODE
 	labelName         = engine.LabelCRIContainer   // a container's metadata name
 	labelStdinOnce    = labelPrefix + "stdin-once" // "1": a container's stdin_once (streaming.go)
+	labelImage        = engine.LabelCRIImage       // a container's user_specified_image
 )
 
 // checkLabels refuses labels that use hull's reserved prefix.

@@ -36,6 +36,10 @@ const (
 	// server made for a sandbox (its cgroup parent, when kubelet had
 	// not): removed with the pod, whoever removes it.
 	LabelCRICgroup = "io.hull.cri.cgroup"
+	// LabelCRIImage is a CRI container's image as the pod named it
+	// (user_specified_image): kubelet creates the container from the
+	// image's ID, and people and kubelet's status want the name.
+	LabelCRIImage = "io.hull.cri.image"
 	// The sandbox's Kubernetes pod name and namespace.
 	labelCRIPodName      = "io.hull.cri.pod.name"
 	labelCRIPodNamespace = "io.hull.cri.pod.namespace"
@@ -43,6 +47,17 @@ const (
 
 // Kubernetes says whether the CRI server (kubelet) made the container.
 func (c *Container) Kubernetes() bool { return c.Config.Labels[LabelCRIContainer] != "" }
+
+// ImageName is the image as the container's creator named it: the
+// pod's own name for the image of a container kubelet created from the
+// image's ID (LabelCRIImage), else the image the container was created
+// from (Image).
+func (c *Container) ImageName() string {
+	if n := c.Config.Labels[LabelCRIImage]; n != "" {
+		return n
+	}
+	return c.Image
+}
 
 // Kubernetes says whether the pod is a CRI sandbox.
 func (p *Pod) Kubernetes() bool { return p.Config.Labels[LabelCRISandbox] != "" }
