@@ -40,14 +40,18 @@ func containerName(m *runtimeapi.ContainerMetadata, p *engine.Pod) string {
 	return engineName(fmt.Sprintf("k8s_%s_%s_%s_%s_%d", m.GetName(), pm.GetName(), pm.GetNamespace(), pm.GetUid(), m.GetAttempt()))
 }
 
-// CreateContainer creates a container in a ready sandbox.
-func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (*runtimeapi.CreateContainerResponse, error) {
+// CreateContainer creates a container in a ready sandbox. A refusal is
+// recorded against the pod for `hull why pod/NAME` (kubeview.go), with
+// what to do about it (next, by how far the create got).
+func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (_ *runtimeapi.CreateContainerResponse, rerr error) {
 	engine.Mark("cri: create asked")
 	// From the view: read again once anything was committed (a stop).
 	p, err := s.viewedSandbox(ctx, req.GetPodSandboxId())
 	if err != nil {
 		return nil, err
 	}
+	next := "check the Pod's container spec against the error above"
+	defer func() { s.recordCreate(p, req.GetConfig(), rerr, next) }()
 	if p.State != engine.PodRunning {
 		return nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("pod sandbox %s is not ready: create its containers in a running sandbox", p.ID))
 	}
@@ -105,6 +109,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 			s.releaseImageVolumesLocked(ctx, ivs)
 		}
 	}()
+	next = "check the Pod's volumes against the error above: a hostPath source must exist or be a directory hull can make; an image volume's image must be on the node (kubelet pulls it) and its subPath in the image"
 	for _, mt := range cc.GetMounts() {
 		if mt.GetImage().GetImage() != "" {
 			sm, iv, err := s.mountImageVolume(ctx, mt)
@@ -129,6 +134,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		o.Devices = append(o.Devices, spec.Device{PathOnHost: d.GetHostPath(), PathInContainer: d.GetContainerPath(), CgroupPermissions: d.GetPermissions()})
 	}
 	setResources(o, cc.GetLinux().GetResources())
+	next = "check the container's securityContext against the error above: a Localhost seccomp profile is a file on the node (under kubelet's seccomp directory) holding a profile; runAsGroup needs runAsUser"
 	if err := setSecurity(o, cc.GetLinux().GetSecurityContext()); err != nil {
 		return nil, err
 	}
@@ -138,6 +144,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	o.IDMapBinds = true // in a user namespace (the pod's), as kubelet expects
 	m0 := podModes(p)
 	o.PidMode, o.IpcMode, o.UTSMode = m0.PidMode, m0.IpcMode, m0.UTSMode
+	next = "check kubelet's pod log directory: the container's log file could not be made there"
 	if lp := cc.GetLogPath(); lp != "" {
 		path := filepath.Join(p.Config.LogDirectory, lp)
 		if !filepath.IsAbs(path) {
@@ -155,13 +162,18 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	// prepared for (spares.go bindPod); closed unless handed on.
 	co.Spare, co.ID = s.spares.takeForPod(p.ID)
 	defer func() { co.Spare.Close() }()
+	next = "an NRI plugin refused the container: see the plugin's log"
 	done, err := s.nri.createContainer(ctx, p, &co) // the plugins' adjustments
 	if err != nil {
 		return nil, err
 	}
 	engine.Mark("cri: create mapped")
+	next = "check the container's configuration against the error above (hull cri serve's log has the call)"
 	c, err := s.createContainer(ctx, co, p.ID)
 	co.Spare = nil // createContainer's
+	if errdefs.IsNotFound(err) && c == nil {
+		next = fmt.Sprintf("the image is not on the node: kubelet pulls it before the create unless the Pod's imagePullPolicy is Never, so it was removed in between or was never there; pull it (hull pull %s) or change the policy", imageName(cc))
+	}
 	if err != nil {
 		if c != nil {
 			s.eng.Remove(context.WithoutCancel(ctx), c.ID, true)
