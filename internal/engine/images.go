@@ -94,14 +94,6 @@ func (e *Engine) ImageListID(ctx context.Context, id string) ([]*Image, error) {
 	return recs, e.setUnpacked(ctx, recs...)
 }
 
-// ImageRecords are the stored image records without their unpacked
-// sizes: their names and digests, for a caller that shows no sizes (the
-// CRI's container statuses name a container's image by them), at the
-// cost of one look at the image generation while no image changed.
-func (e *Engine) ImageRecords(ctx context.Context) ([]*Image, error) {
-	return e.images.List(ctx)
-}
-
 // setUnpacked fills in each image's unpacked size (docker's SIZE): the
 // sum of its unpacked layers.
 func (e *Engine) setUnpacked(ctx context.Context, recs ...*Image) error {
