@@ -262,10 +262,11 @@ else
   fail "course pod limits in its cgroups" "container ${cid:-?}: cpu quota/period ${quota:-none}, memory ${mem:-none} (want 50000/100000, $((256 << 20)))"
 fi
 
-if [ -n "$cid" ] && hull ps -a -A --no-trunc --format '{{.ID}} {{.Image}}' | grep -qx "$cid nginxinc/nginx-unprivileged:1.25"; then
+ps=$(hull ps -a -A --no-trunc --format '{{.ID}} {{.Image}}' 2>&1 || true)
+if [ -n "$cid" ] && grep -qx "$cid nginxinc/nginx-unprivileged:1.25" <<<"$ps"; then
   pass "hull ps -A names the course container's image nginxinc/nginx-unprivileged:1.25"
 else
-  fail "hull ps -A names the course container's image" "$(hull ps -a -A --no-trunc --format '{{.ID}} {{.Image}}' 2>&1 | grep "${cid:-none}")"
+  fail "hull ps -A names the course container's image" "container ${cid:-?} in: $ps"
 fi
 
 logs=$(curl -sk --max-time 10 "https://127.0.0.1:$port/containerLogs/default/$course-$node/web" || true)
