@@ -79,6 +79,13 @@ func TestContainerImageNamedAsThePodNamedIt(t *testing.T) {
 		t.Errorf("hull ps -a -A:\n%s\nwant no image ID", out)
 	}
 
+	// The pod's tag removed by another process (the view's image records
+	// follow the image generation): the image's other tag.
+	hullCLI(t, c, "rmi", f.Busybox.Ref)
+	if st := containerStatus(t, c, ctr); st.Image.GetImage() != other || st.Image.GetUserSpecifiedImage() != f.Busybox.Ref {
+		t.Errorf("ContainerStatus after hull rmi %s: image %q, user_specified_image %q; want %q, %q", f.Busybox.Ref, st.Image.GetImage(), st.Image.GetUserSpecifiedImage(), other, f.Busybox.Ref)
+	}
+
 	// The image removed: named as kubelet sent it, image_ref its ID.
 	if _, err := c.img.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: pull.ImageRef}}); err != nil {
 		t.Fatal(err)
