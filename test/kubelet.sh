@@ -35,7 +35,10 @@
 #     runAsNonRoot, allowPrivilegeEscalation false, requests and limits)
 #     with the non-root image is Running with an IP, answers HTTP on it,
 #     has its limits in its cgroups (CFS quota 50000/100000 = 500m, memory
-#     256Mi) and its logs readable through kubelet;
+#     256Mi) and its logs readable through kubelet, and its container
+#     status names the image as the Pod does (containerStatuses[].image,
+#     not the image ID kubelet created it from; imageID the repo digest),
+#     as hull ps -A does;
 #   - the same Pod with the root image nginx:1.25 is refused with
 #     CreateContainerConfigError, "container has runAsNonRoot and image will
 #     run as root";
@@ -234,6 +237,16 @@ else
   fail "course pod serves HTTP" "no answer from ${ip:-?}:8080"
 fi
 
+# kubelet creates the container from the image's ID, with the Pod's name
+# in user_specified_image; the status it shows is the CRI's.
+image=docker.io/nginxinc/nginx-unprivileged
+if jq -e --arg i "$image:1.25" --arg d "$image@sha256:" \
+  '.status.containerStatuses[0] | .image == $i and (.imageID | startswith($d))' >/dev/null 2>&1 <<<"$p"; then
+  pass "course pod's status names its image $image:1.25"
+else
+  fail "course pod's status names its image" "$(jq -c '.status.containerStatuses[0] | {image, imageID}' <<<"$p" 2>/dev/null) (want $image:1.25, $image@sha256:…)"
+fi
+
 cid=$(jq -r '.status.containerStatuses[0].containerID // ""' <<<"$p")
 cid=${cid#*://}
 quota= mem=
@@ -247,6 +260,13 @@ if [ "$quota" = 50000/100000 ] && [ "$mem" = $((256 << 20)) ]; then
   pass "course pod limits in its cgroups (cpu $quota, memory $mem)"
 else
   fail "course pod limits in its cgroups" "container ${cid:-?}: cpu quota/period ${quota:-none}, memory ${mem:-none} (want 50000/100000, $((256 << 20)))"
+fi
+
+ps=$(hull ps -a -A --no-trunc --format '{{.ID}} {{.Image}}' 2>&1 || true)
+if [ -n "$cid" ] && grep -qx "$cid nginxinc/nginx-unprivileged:1.25" <<<"$ps"; then
+  pass "hull ps -A names the course container's image nginxinc/nginx-unprivileged:1.25"
+else
+  fail "hull ps -A names the course container's image" "container ${cid:-?} in: $ps"
 fi
 
 logs=$(curl -sk --max-time 10 "https://127.0.0.1:$port/containerLogs/default/$course-$node/web" || true)

@@ -188,7 +188,7 @@ func psRowOf(c *engine.Container, noTrunc bool) psRow {
 			command = command[:19] + "…"
 		}
 	}
-	img := c.Image
+	img := c.ImageName() // a Kubernetes container's: the pod's name, not the ID kubelet sent
 	if ref, err := reference.Parse(img); err == nil {
 		img = ref.Familiar()
 	}
@@ -334,7 +334,7 @@ func (f *psFilters) match(c *engine.Container) bool {
 		}) &&
 		any(f.ancestor, func(v string) bool {
 			if ref, err := reference.Parse(v); err == nil {
-				if r2, err := reference.Parse(c.Image); err == nil && (r2.String() == ref.String() || r2.Name() == ref.Name() && ref.ImplicitTag) {
+				if r2, err := reference.Parse(c.ImageName()); err == nil && (r2.String() == ref.String() || r2.Name() == ref.Name() && ref.ImplicitTag) {
 					return true
 				}
 			}

@@ -40,14 +40,18 @@ func containerName(m *runtimeapi.ContainerMetadata, p *engine.Pod) string {
 	return engineName(fmt.Sprintf("k8s_%s_%s_%s_%s_%d", m.GetName(), pm.GetName(), pm.GetNamespace(), pm.GetUid(), m.GetAttempt()))
 }
 
-// CreateContainer creates a container in a ready sandbox.
-func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (*runtimeapi.CreateContainerResponse, error) {
+// CreateContainer creates a container in a ready sandbox. A refusal is
+// recorded against the pod for `hull why pod/NAME` (kubeview.go), with
+// what to do about it (next, by how far the create got).
+func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (_ *runtimeapi.CreateContainerResponse, rerr error) {
 	engine.Mark("cri: create asked")
 	// From the view: read again once anything was committed (a stop).
 	p, err := s.viewedSandbox(ctx, req.GetPodSandboxId())
 	if err != nil {
 		return nil, err
 	}
+	next := "check the Pod's container spec against the error above"
+	defer func() { s.recordCreate(p, req.GetConfig(), rerr, next) }()
 	if p.State != engine.PodRunning {
 		return nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("pod sandbox %s is not ready: create its containers in a running sandbox", p.ID))
 	}
@@ -68,6 +72,11 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	labels[labelAttempt] = strconv.FormatUint(uint64(m.GetAttempt()), 10)
 	if cc.GetStdinOnce() {
 		labels[labelStdinOnce] = "1"
+	}
+	// kubelet sends the image's ID as image.image, the pod's name for it
+	// as user_specified_image: kept for the statuses and hull ps.
+	if u := cc.GetImage().GetUserSpecifiedImage(); u != "" && u != img {
+		labels[labelImage] = u
 	}
 	cfg := engine.Config{
 		Image:       img,
@@ -100,6 +109,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 			s.releaseImageVolumesLocked(ctx, ivs)
 		}
 	}()
+	next = "check the Pod's volumes against the error above: a hostPath source must exist or be a directory hull can make; an image volume's image must be on the node (kubelet pulls it) and its subPath in the image"
 	for _, mt := range cc.GetMounts() {
 		if mt.GetImage().GetImage() != "" {
 			sm, iv, err := s.mountImageVolume(ctx, mt)
@@ -124,6 +134,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		o.Devices = append(o.Devices, spec.Device{PathOnHost: d.GetHostPath(), PathInContainer: d.GetContainerPath(), CgroupPermissions: d.GetPermissions()})
 	}
 	setResources(o, cc.GetLinux().GetResources())
+	next = "check the container's securityContext against the error above: a Localhost seccomp profile is a file on the node (under kubelet's seccomp directory) holding a profile; runAsGroup needs runAsUser"
 	if err := setSecurity(o, cc.GetLinux().GetSecurityContext()); err != nil {
 		return nil, err
 	}
@@ -133,6 +144,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	o.IDMapBinds = true // in a user namespace (the pod's), as kubelet expects
 	m0 := podModes(p)
 	o.PidMode, o.IpcMode, o.UTSMode = m0.PidMode, m0.IpcMode, m0.UTSMode
+	next = "check kubelet's pod log directory: the container's log file could not be made there"
 	if lp := cc.GetLogPath(); lp != "" {
 		path := filepath.Join(p.Config.LogDirectory, lp)
 		if !filepath.IsAbs(path) {
@@ -150,13 +162,18 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	// prepared for (spares.go bindPod); closed unless handed on.
 	co.Spare, co.ID = s.spares.takeForPod(p.ID)
 	defer func() { co.Spare.Close() }()
+	next = "an NRI plugin refused the container: see the plugin's log"
 	done, err := s.nri.createContainer(ctx, p, &co) // the plugins' adjustments
 	if err != nil {
 		return nil, err
 	}
 	engine.Mark("cri: create mapped")
+	next = "check the container's configuration against the error above (hull cri serve's log has the call)"
 	c, err := s.createContainer(ctx, co, p.ID)
 	co.Spare = nil // createContainer's
+	if errdefs.IsNotFound(err) && c == nil {
+		next = fmt.Sprintf("the image is not on the node: kubelet pulls it before the create unless the Pod's imagePullPolicy is Never, so it was removed in between or was never there; pull it (hull pull %s) or change the policy", imageName(cc))
+	}
 	if err != nil {
 		if c != nil {
 			s.eng.Remove(context.WithoutCancel(ctx), c.ID, true)
@@ -445,18 +462,62 @@ func nanos(t time.Time) int64 {
 	return t.UnixNano()
 }
 
-// imageRef is the repo digest of c's image (registry/repo@sha256:…),
-// what kubelet shows as the container's imageID; else the image ID.
-func (s *Server) imageRef(ctx context.Context, c *engine.Container) string {
-	if c.ImageDigest != "" {
-		if r, err := reference.Parse(c.Config.Image); err == nil && !reference.LooksLikeID(c.Config.Image) {
-			return r.Name() + "@" + c.ImageDigest
-		}
-		if rec, err := s.eng.ImageResolve(ctx, c.ImageID); err == nil && len(rec.RepoDigests) > 0 {
-			return rec.RepoDigests[0]
+// containerImage is how the status calls name container c's image, as
+// containerd's do (kubelet creates the container from the image's ID and
+// shows the status's image.image as the pod's containerStatuses[].image,
+// its image_ref as imageID): image.image is a repo tag of the image when
+// it is stored (the pod's own name when it is one of them, else the
+// first), else image.image as sent; user_specified_image is as sent (the
+// image.image sent when none was); image_ref is the image's repo digest
+// (one of the pod's repository first), else its ID. imgs are the stored
+// image records (imageRecords).
+func containerImage(c *engine.Container, imgs []*engine.Image) (*runtimeapi.ImageSpec, string) {
+	spec := &runtimeapi.ImageSpec{Image: c.Config.Image, UserSpecifiedImage: c.ImageName()}
+	var name, repo string // the pod's name for the image, normalised, and its repository
+	if n := c.ImageName(); !reference.LooksLikeID(n) {
+		if r, err := reference.Parse(n); err == nil {
+			name, repo = r.String(), r.Name()
 		}
 	}
-	return c.ImageID
+	var tag, digest string
+	for _, r := range imgs {
+		if r.ID() != c.ImageID {
+			continue
+		}
+		for _, t := range r.Names {
+			if tag == "" || t == name {
+				tag = t
+			}
+		}
+		for _, d := range r.RepoDigests {
+			if digest == "" || strings.HasPrefix(d, repo+"@") && !strings.HasPrefix(digest, repo+"@") {
+				digest = d
+			}
+		}
+	}
+	if tag != "" {
+		spec.Image = tag
+	}
+	if digest == "" {
+		digest = c.ImageID
+	}
+	return spec, digest
+}
+
+// imageRecords are the stored image records for containerImage, from the
+// view (records.go: asked after the container was read from it, they
+// cost nothing while nothing was committed); none (the image then named
+// as sent) if they cannot be read: the status is still worth answering.
+func (s *Server) imageRecords(ctx context.Context) []*engine.Image {
+	v, err := s.view(ctx)
+	var imgs []*engine.Image
+	if err == nil {
+		imgs, err = v.Images(ctx)
+	}
+	if err != nil {
+		s.opts.Log.Debug("read the image records for a status", "error", err)
+	}
+	return imgs
 }
 
 // ContainerStatus reports a container: state, times, exit code and
@@ -466,14 +527,15 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 	if err != nil {
 		return nil, err
 	}
+	img, ref := containerImage(c, s.imageRecords(ctx))
 	st := &runtimeapi.ContainerStatus{
 		Id:          c.ID,
 		Metadata:    containerMetadata(c),
 		State:       containerState(c),
 		CreatedAt:   nanos(c.Created),
 		StartedAt:   nanos(c.Started),
-		Image:       &runtimeapi.ImageSpec{Image: c.Config.Image, UserSpecifiedImage: c.Config.Image},
-		ImageRef:    s.imageRef(ctx, c),
+		Image:       img,
+		ImageRef:    ref,
 		ImageId:     c.ImageID,
 		Labels:      userLabels(c.Config.Labels),
 		Annotations: c.Config.Annotations,
@@ -524,29 +586,57 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 	}
 	resp := &runtimeapi.ContainerStatusResponse{Status: st}
 	if req.GetVerbose() {
-		resp.Info = map[string]string{"info": containerInfo(c)}
+		if resp.Info, err = s.containerInfo(c); err != nil {
+			return nil, err
+		}
 	}
 	return resp, nil
 }
 
-// containerInfo is a verbose ContainerStatus's "info" (what `crictl
-// inspect` shows under "info"): the sandbox and the process first, under
-// the names containerd and CRI-O give them (`crictl inspect -o
-// go-template --template '{{.info.pid}}'`), then hull's stage and its
-// record's configuration.
-func containerInfo(c *engine.Container) string {
-	pid := 0
-	if containerState(c) == runtimeapi.ContainerState_CONTAINER_RUNNING {
-		pid = c.Pid
+// containerInfo is ContainerStatus's verbose info: "info", a JSON
+// document with the keys of containerd's that hull has (crictl inspect
+// shows it as .info; scripts read .info.pid and .info.runtimeSpec): the
+// sandbox, the process's pid (0 unless it runs), removing (false: a
+// container being removed is not found), the writable layer's snapshot,
+// the runtime ("hull": its own OCI runtime), the runtime spec (the
+// container's config.json; none if its creation failed); and hull's own:
+// the monitor's pid, the bundle and root filesystem, the lifecycle stage.
+// containerd's "config" (the CRI config as sent) is not kept. Read only
+// when asked: the status without it reads no file.
+func (s *Server) containerInfo(c *engine.Container) (map[string]string, error) {
+	rt, err := s.eng.ContainerRuntimeOf(c)
+	if err != nil {
+		return nil, err
 	}
-	b, _ := json.Marshal(struct {
-		SandboxID  string        `json:"sandboxID"`
-		Pid        int           `json:"pid"`
-		MonitorPid int           `json:"monitorPid,omitempty"`
-		Stage      string        `json:"stage,omitempty"`
-		Config     engine.Config `json:"config"`
-	}{c.Config.Pod, pid, c.MonitorPid, c.Stage, c.Config})
-	return string(b)
+	info := struct {
+		SandboxID   string `json:"sandboxID"`
+		Pid         int    `json:"pid"`
+		Removing    bool   `json:"removing"`
+		SnapshotKey string `json:"snapshotKey"`
+		Snapshotter string `json:"snapshotter"`
+		RuntimeType string `json:"runtimeType"`
+		MonitorPid  int    `json:"monitorPid,omitempty"`
+		Bundle      string `json:"bundle"`
+		Rootfs      string `json:"rootfs"`
+		Stage       string `json:"stage"`
+	}{
+		SandboxID: c.Config.Pod, SnapshotKey: rt.SnapshotKey, Snapshotter: rt.Snapshotter, RuntimeType: "hull",
+		Bundle: rt.Bundle, Rootfs: rt.Rootfs, Stage: c.Stage,
+	}
+	if c.State == engine.StateRunning || c.State == engine.StatePaused {
+		info.Pid, info.MonitorPid = c.Pid, c.MonitorPid
+	}
+	b, err := json.Marshal(info)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: verbose status: %w", c.ID, err)
+	}
+	// The spec as hull wrote it, spliced in: encoding it as a
+	// json.RawMessage would scan its tens of kilobytes again (critest's
+	// status benchmark asks verbose).
+	if spec := bytes.TrimSpace(rt.Spec); len(spec) > 0 {
+		b = append(append(append(b[:len(b)-1], `,"runtimeSpec":`...), spec...), '}')
+	}
+	return map[string]string{"info": string(b)}, nil
 }
 
 // ListContainers lists the CRI containers, filtered by ID (or prefix),
@@ -558,6 +648,8 @@ func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContain
 	}
 	f := req.GetFilter()
 	var out []*runtimeapi.Container
+	var imgs []*engine.Image // read for the first container listed
+	imgsRead := false
 	for _, c := range cs {
 		if c.Config.Labels[labelName] == "" || c.Config.Pod == "" || removing(c) {
 			continue
@@ -574,12 +666,16 @@ func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContain
 		if !matchLabels(c.Config.Labels, f.GetLabelSelector()) {
 			continue
 		}
+		if !imgsRead {
+			imgs, imgsRead = s.imageRecords(ctx), true
+		}
+		img, ref := containerImage(c, imgs)
 		out = append(out, &runtimeapi.Container{
 			Id:           c.ID,
 			PodSandboxId: c.Config.Pod,
 			Metadata:     containerMetadata(c),
-			Image:        &runtimeapi.ImageSpec{Image: c.Config.Image, UserSpecifiedImage: c.Config.Image},
-			ImageRef:     s.imageRef(ctx, c),
+			Image:        img,
+			ImageRef:     ref,
 			ImageId:      c.ImageID,
 			State:        containerState(c),
 			CreatedAt:    nanos(c.Created),

@@ -26,11 +26,14 @@ import (
 // $HULL_CRICTL names it; `make test` sets it, and a test that needs
 // crictl then fails when it is missing. Run by hand without it, such a
 // test is skipped unless crictl is in hack/critest.sh's cache.
+// defaultCrictl is where make crictl (hack/critest.sh crictl) builds it.
+const defaultCrictl = "/var/tmp/hull-critools/v1.37.0/crictl"
+
 func crictlPath(t testing.TB) string {
 	t.Helper()
 	p := os.Getenv("HULL_CRICTL")
 	if p == "" {
-		p = "/var/tmp/hull-critools/v1.37.0/crictl"
+		p = defaultCrictl
 		if _, err := os.Stat(p); err != nil {
 			t.Skipf("crictl is not built (%v): run make crictl, or set HULL_CRICTL", err)
 		}

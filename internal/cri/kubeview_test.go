@@ -126,3 +126,100 @@ func TestHullPodRmRemovesTheSandboxCgroup(t *testing.T) {
 		}
 	}
 }
+
+// hull why pod/ID names a container whose CreateContainer was refused
+// before the container was recorded (a mount source that cannot be made,
+// a seccomp profile that is not there, an image volume refused, the image
+// not on the node): the create stage, the container's name, the cause and
+// what to do, the latest refusal first and every one listed, until a
+// create of that name succeeds. A StartContainer that fails is the start
+// stage with the entrypoint's error.
+func TestWhyPodNamesTheCreateAndStartStages(t *testing.T) {
+	c, f := serveRuntime(t)
+	ctx := ctxT(t)
+	hull := func(args ...string) string { t.Helper(); return hullCLI(t, c, args...) }
+	pod := sandboxConfig(t, "refused")
+	podID := runSandbox(t, c, pod)
+	create := func(name string, mod func(*runtimeapi.ContainerConfig)) error {
+		t.Helper()
+		cc := &runtimeapi.ContainerConfig{
+			Metadata: &runtimeapi.ContainerMetadata{Name: name},
+			Image:    &runtimeapi.ImageSpec{Image: f.Busybox.ConfigDigest, UserSpecifiedImage: f.Busybox.Ref},
+			Command:  []string{"sleep", "60"},
+			LogPath:  name + "/0.log",
+		}
+		mod(cc)
+		_, err := c.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cc, SandboxConfig: pod})
+		return err
+	}
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	badMount := func(cc *runtimeapi.ContainerConfig) {
+		cc.Mounts = []*runtimeapi.Mount{{HostPath: file + "/sub", ContainerPath: "/data"}}
+	}
+	badProfile := func(cc *runtimeapi.ContainerConfig) {
+		cc.Linux = &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+			Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "/no/such/profile.json"}}}
+	}
+	writableImageVolume := func(cc *runtimeapi.ContainerConfig) {
+		cc.Mounts = []*runtimeapi.Mount{{ContainerPath: "/iv", Image: &runtimeapi.ImageSpec{Image: f.Busybox.ConfigDigest}}}
+	}
+	missing := f.Registry + "/no/such-image:1"
+	missingImage := func(cc *runtimeapi.ContainerConfig) {
+		cc.Image = &runtimeapi.ImageSpec{Image: "sha256:" + strings.Repeat("0", 64), UserSpecifiedImage: missing}
+	}
+	cases := []struct {
+		name  string
+		mod   func(*runtimeapi.ContainerConfig)
+		cause string // in the error
+		next  string // in what to do
+	}{
+		{"mount", badMount, file + "/sub", "hostPath"},
+		{"profile", badProfile, "/no/such/profile.json", "seccomp profile"},
+		{"imagevol", writableImageVolume, "/iv", "image volume"},
+		{"image", missingImage, "0000000", "hull pull " + missing},
+	}
+	for _, tc := range cases {
+		if err := create(tc.name, tc.mod); err == nil {
+			t.Fatalf("CreateContainer %s succeeded; want it refused", tc.name)
+		}
+		out := hull("why", "pod/"+podID)
+		if !strings.Contains(out, "Stage:     create") || !strings.Contains(out, "container "+tc.name+" could not be created") ||
+			!strings.Contains(out, tc.cause) || !strings.Contains(out, tc.next) {
+			t.Errorf("hull why pod/ID after CreateContainer %s was refused:\n%s\nwant the create stage, the container, %q and %q", tc.name, out, tc.cause, tc.next)
+		}
+	}
+	out := hull("why", "pod/"+podID)
+	for _, tc := range cases {
+		if !strings.Contains(out, "Container "+tc.name+": never created: ") {
+			t.Errorf("hull why pod/ID:\n%s\nwant container %s listed as never created", out, tc.name)
+		}
+	}
+
+	// A create of a name that succeeds clears its refusal; once none is
+	// left, the pod is running again.
+	for _, tc := range cases {
+		if err := create(tc.name, func(*runtimeapi.ContainerConfig) {}); err != nil {
+			t.Fatalf("CreateContainer %s: %v", tc.name, err)
+		}
+		if out := hull("why", "pod/"+podID); strings.Contains(out, "Container "+tc.name+": never created") {
+			t.Errorf("hull why pod/ID after a good create of %s:\n%s\nwant its refusal forgotten", tc.name, out)
+		}
+	}
+	if out := hull("why", "pod/"+podID); strings.Contains(out, "Stage:     create") {
+		t.Errorf("hull why pod/ID after every create succeeded:\n%s\nwant no create stage", out)
+	}
+
+	// A start that fails: the start stage and the entrypoint's error.
+	id := createContainer(t, c, f, podID, pod, "nocmd", nil, "/no/such/entrypoint")
+	if _, err := c.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: id}); err == nil {
+		t.Fatal("StartContainer of a missing entrypoint succeeded")
+	}
+	out = hull("why", "pod/"+podID)
+	if !strings.Contains(out, "Stage:     start") || !strings.Contains(out, "container k8s_nocmd_refused") ||
+		!strings.Contains(out, "/no/such/entrypoint") || !strings.Contains(out, "command in the Pod") {
+		t.Errorf("hull why pod/ID after a failed start:\n%s\nwant the start stage, the container and its entrypoint's error", out)
+	}
+}

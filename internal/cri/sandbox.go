@@ -43,6 +43,7 @@ const (
 	labelNetMode      = labelPrefix + "net"        // "host" for NODE
 	labelName         = engine.LabelCRIContainer   // a container's metadata name
 	labelStdinOnce    = labelPrefix + "stdin-once" // "1": a container's stdin_once (streaming.go)
+	labelImage        = engine.LabelCRIImage       // a container's user_specified_image
 )
 
 // checkLabels refuses labels that use hull's reserved prefix.
@@ -371,10 +372,29 @@ func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandbo
 	}
 	resp := &runtimeapi.PodSandboxStatusResponse{Status: st}
 	if req.GetVerbose() {
-		b, _ := json.Marshal(p)
-		resp.Info = map[string]string{"info": string(b)}
+		resp.Info = s.sandboxInfo(p)
 	}
 	return resp, nil
+}
+
+// sandboxInfo is PodSandboxStatus's verbose info: "info", a JSON document
+// of the engine's pod record (ID, Name, Created, State, Config) with the
+// keys of containerd's that hull has (crictl inspectp shows it as .info):
+// pid, the holder of the pod's PID namespace if it shares one, else 0 (a
+// pod has no process of its own: its namespaces are pinned files), and
+// netNamespaceClosed; and hull's own: the pinned namespace files by kind
+// (nsenter --net=PATH enters the pod's network), the runtime ("hull").
+func (s *Server) sandboxInfo(p *engine.Pod) map[string]string {
+	rt := s.eng.PodRuntimeOf(p)
+	_, net := rt.Namespaces["net"]
+	b, _ := json.Marshal(struct {
+		*engine.Pod
+		Pid         int               `json:"pid"`
+		NetNSClosed bool              `json:"netNamespaceClosed"`
+		Namespaces  map[string]string `json:"namespaces"`
+		RuntimeType string            `json:"runtimeType"`
+	}{p, rt.HolderPid, p.Config.Network != engine.NetworkHost && !net, rt.Namespaces, "hull"})
+	return map[string]string{"info": string(b)}
 }
 
 // ListPodSandbox lists the CRI sandboxes (not `hull pod create`'s),

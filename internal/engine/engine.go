@@ -93,6 +93,8 @@ type Engine struct {
 
 	deferred map[string]chan struct{} // see RemoveDeferred (under mu)
 	creating map[string]creation      // see deferCreation (under mu)
+
+	podCreatesMu sync.Mutex // RecordPodCreate's read-modify-write of a pod's refusals
 }
 
 // Options are what the front end that opens an engine decides for it.

@@ -154,7 +154,7 @@ func (e *Engine) Inspect(c *Container) *Inspect {
 	o := c.Config.Spec
 	d := &Inspect{
 		ID: c.ID, Created: c.Created, Path: c.Config.Path, Args: c.Config.Args,
-		Image: c.ImageID, ImageName: c.Image, ImageDigest: c.ImageDigest, LogPath: e.ContainerLogPath(c),
+		Image: c.ImageID, ImageName: c.ImageName(), ImageDigest: c.ImageDigest, LogPath: e.ContainerLogPath(c),
 		Name: "/" + c.Name, RestartCount: c.RestartCount, Mounts: o.Mounts,
 		Driver: e.cfg.Storage.Snapshotter, Platform: "linux",
 		GraphDriver: GraphDriver{Name: e.cfg.Storage.Snapshotter, Data: map[string]string{"MergedDir": e.rootfs(c.ID)}},
@@ -165,7 +165,7 @@ func (e *Engine) Inspect(c *Container) *Inspect {
 		},
 		Config: InspectConfig{
 			Hostname: o.Hostname, User: o.User, Tty: o.TTY, OpenStdin: c.Config.OpenStdin, Env: o.Env, Cmd: o.Cmd,
-			Image: c.Image, WorkingDir: o.WorkingDir, Entrypoint: o.Entrypoint, Labels: c.Config.Labels,
+			Image: c.ImageName(), WorkingDir: o.WorkingDir, Entrypoint: o.Entrypoint, Labels: c.Config.Labels,
 			StopSignal: c.Config.StopSignal, StopTimeout: c.Config.StopTimeout,
 		},
 		HullLifecycle: InspectLifecycle{Stage: c.Stage, BackoffUntil: c.BackoffUntil, Signal: c.Signal, MemoryPeak: c.MemoryPeak,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,6 +37,10 @@ const (
 	// server made for a sandbox (its cgroup parent, when kubelet had
 	// not): removed with the pod, whoever removes it.
 	LabelCRICgroup = "io.hull.cri.cgroup"
+	// LabelCRIImage is a CRI container's image as the pod named it
+	// (user_specified_image): kubelet creates the container from the
+	// image's ID, and people and kubelet's status want the name.
+	LabelCRIImage = "io.hull.cri.image"
 	// The sandbox's Kubernetes pod name and namespace.
 	labelCRIPodName      = "io.hull.cri.pod.name"
 	labelCRIPodNamespace = "io.hull.cri.pod.namespace"
@@ -43,6 +48,17 @@ const (
 
 // Kubernetes says whether the CRI server (kubelet) made the container.
 func (c *Container) Kubernetes() bool { return c.Config.Labels[LabelCRIContainer] != "" }
+
+// ImageName is the image as the container's creator named it: the
+// pod's own name for the image of a container kubelet created from the
+// image's ID (LabelCRIImage), else the image the container was created
+// from (Image).
+func (c *Container) ImageName() string {
+	if n := c.Config.Labels[LabelCRIImage]; n != "" {
+		return n
+	}
+	return c.Image
+}
 
 // Kubernetes says whether the pod is a CRI sandbox.
 func (p *Pod) Kubernetes() bool { return p.Config.Labels[LabelCRISandbox] != "" }
@@ -77,10 +93,79 @@ func (e *Engine) RecordPodPull(ctx context.Context, ref, image string, pullErr e
 	return os.WriteFile(e.podPullFile(p.ID), b, 0o600)
 }
 
+// podCreate is a container of a pod whose creation was refused before the
+// container was recorded (a CRI CreateContainer: a mount source that
+// cannot be made, a seccomp profile, the image not on the node): as with
+// a failed pull, nothing else keeps it. The pod's refusals are kept by the
+// container's name in the pod, in create-errors.json in its directory,
+// which goes with the pod.
+type podCreate struct {
+	Image string    `json:"Image"`
+	Error string    `json:"Error"`
+	Next  string    `json:"Next"` // what to do about it
+	Time  time.Time `json:"Time"`
+}
+
+func (e *Engine) podCreateFile(id string) string {
+	return filepath.Join(e.podPersistDir(id), "create-errors.json")
+}
+
+// podCreates are pod id's recorded refusals (none if it has none).
+func (e *Engine) podCreates(id string) (map[string]podCreate, error) {
+	b, err := os.ReadFile(e.podCreateFile(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var refused map[string]podCreate
+	if err := json.Unmarshal(b, &refused); err != nil {
+		return nil, fmt.Errorf("pod %s: %s: %w", id, e.podCreateFile(id), err)
+	}
+	return refused, nil
+}
+
+// RecordPodCreate records how the creation of the container named name in
+// pod id (kubelet's container name) from image ended: a refusal
+// (createErr, with next saying what to do) is kept for `hull why
+// pod/REF` until a creation of that name succeeds. A success costs a
+// failed open while the pod has no refusal.
+func (e *Engine) RecordPodCreate(id, name, image string, createErr error, next string) error {
+	e.podCreatesMu.Lock()
+	defer e.podCreatesMu.Unlock()
+	refused, err := e.podCreates(id)
+	if err != nil && createErr == nil {
+		return err
+	}
+	if createErr == nil {
+		if _, ok := refused[name]; !ok {
+			return nil
+		}
+		delete(refused, name)
+		if len(refused) == 0 {
+			return os.Remove(e.podCreateFile(id))
+		}
+	} else {
+		if refused == nil {
+			refused = map[string]podCreate{}
+		}
+		refused[name] = podCreate{Image: image, Error: createErr.Error(), Next: next, Time: time.Now().UTC()}
+	}
+	b, _ := json.Marshal(refused)
+	// Whole or not at all: hull why reads it from another process.
+	tmp := e.podCreateFile(id) + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("pod %s: record a container's creation: %w", id, err)
+	}
+	return os.Rename(tmp, e.podCreateFile(id))
+}
+
 // WhyPod diagnoses a pod (`hull why pod/REF`): a failed image pull
-// recorded for it, else the first of its containers (the newest of each
-// name) that failed, crashed or was OOM killed, else its state. The
-// containers' own diagnoses come with it.
+// recorded for it, else a container whose creation was refused (the
+// latest), else the first of its containers (the newest of each name)
+// that failed, crashed or was OOM killed, else its state. The containers'
+// own diagnoses come with it, the refused ones first.
 func (e *Engine) WhyPod(ctx context.Context, ref string) (*Diagnosis, error) {
 	p, err := e.GetPod(ctx, ref)
 	if errdefs.IsNotFound(err) {
@@ -100,6 +185,21 @@ func (e *Engine) WhyPod(ctx context.Context, ref string) (*Diagnosis, error) {
 		return nil, err
 	}
 	d := &Diagnosis{Container: "pod/" + p.Name}
+	refused, err := e.podCreates(p.ID)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for name := range refused {
+		names = append(names, name)
+	}
+	// The latest refusal first: the one kubelet is retrying now.
+	slices.SortFunc(names, func(a, b string) int { return refused[b].Time.Compare(refused[a].Time) })
+	for _, name := range names {
+		rc := refused[name]
+		d.Containers = append(d.Containers, &Diagnosis{Container: name, Stage: StageCreate,
+			Status: "never created: " + rc.Error, Evidence: []string{rc.Error}, Next: rc.Next})
+	}
 	seen := map[string]bool{}
 	var bad *Diagnosis
 	for _, c := range cs { // newest first: the latest attempt of each
@@ -129,6 +229,12 @@ func (e *Engine) WhyPod(ctx context.Context, ref string) (*Diagnosis, error) {
 		return d, nil
 	}
 	switch {
+	case len(names) > 0:
+		rc := refused[names[0]]
+		d.Stage = StageCreate
+		d.Status = fmt.Sprintf("container %s could not be created (its create was refused), so it never ran", names[0])
+		d.Evidence = []string{rc.Error, "image " + rc.Image, "at " + rc.Time.Local().Format(time.RFC3339)}
+		d.Next = rc.Next + "; kubelet retries the create with back-off"
 	case bad != nil:
 		d.Stage, d.Evidence, d.Next = bad.Stage, bad.Evidence, bad.Next
 		d.Status = fmt.Sprintf("container %s: %s", bad.Container, bad.Status)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
+
+	"hull/internal/image"
 )
 
 // View is an in-memory copy of the container and pod records for a front
@@ -61,6 +63,15 @@ type View struct {
 	corder                                                   []*viewContainer // newest first
 	pods                                                     map[string]*viewPod
 	porder                                                   []*viewPod // newest first
+	// latest is the data version the view's last call read; imgs the
+	// image records (Images) as read at image generation imgsGen (read by
+	// imageGen, prepared on conn), known to be current at data version
+	// imgsAt.
+	latest          int64
+	imageGen        *sql.Stmt
+	imgs            []*Image
+	imgsGen, imgsAt int64
+	imgsKnown       bool
 }
 
 // viewContainer is a container as the view holds it.
@@ -103,6 +114,7 @@ func (e *Engine) NewView(ctx context.Context) (*View, error) {
 		{&v.podStmt, `SELECT ` + podColumns + ` FROM pods WHERE id = ?`},
 		{&v.containersStmt, `SELECT ` + containerColumns + ` FROM containers ORDER BY created DESC`},
 		{&v.podsStmt, `SELECT ` + podColumns + ` FROM pods ORDER BY created DESC`},
+		{&v.imageGen, image.GenerationQuery},
 	} {
 		if *st.to, err = conn.PrepareContext(ctx, st.query); err != nil {
 			v.Close()
@@ -120,8 +132,8 @@ func (v *View) Close() error {
 		vc.closePidfd()
 	}
 	v.cs, v.corder, v.pods, v.porder = map[string]*viewContainer{}, nil, map[string]*viewPod{}, nil
-	v.loaded = false
-	for _, st := range []*sql.Stmt{v.pragma, v.containerStmt, v.podStmt, v.containersStmt, v.podsStmt} {
+	v.loaded, v.imgs, v.imgsKnown = false, nil, false
+	for _, st := range []*sql.Stmt{v.pragma, v.containerStmt, v.podStmt, v.containersStmt, v.podsStmt, v.imageGen} {
 		if st != nil {
 			st.Close()
 		}
@@ -303,7 +315,39 @@ func (v *View) dataVersion(ctx context.Context) (int64, error) {
 	if err := v.pragma.QueryRowContext(quiet(ctx)).Scan(&version); err != nil {
 		return 0, fmt.Errorf("engine view: %w", err)
 	}
+	v.latest = version
 	return version, nil
+}
+
+// Images are the stored image records, without their unpacked sizes
+// (ImageList's cost without the snapshots'), as of the view's last call:
+// a status naming a container's image by them (the CRI's) costs no query
+// while nothing was committed, and one look at the image generation after
+// a commit that changed no image (a start, an exit). Ask it right after
+// the call that read the container.
+func (v *View) Images(ctx context.Context) ([]*Image, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.imgsKnown && v.imgsAt == v.latest {
+		return v.imgs, nil
+	}
+	// latest and the generation are read before the records: a change
+	// after either is read at the next call that sees them move.
+	at := v.latest
+	var gen int64
+	if err := v.imageGen.QueryRowContext(quiet(ctx)).Scan(&gen); err != nil {
+		return nil, fmt.Errorf("engine view: %w", err)
+	}
+	if v.imgsKnown && gen == v.imgsGen {
+		v.imgsAt = at
+		return v.imgs, nil
+	}
+	imgs, err := v.e.images.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v.imgs, v.imgsGen, v.imgsAt, v.imgsKnown = imgs, gen, at, true
+	return imgs, nil
 }
 
 // refresh reads the rows again if anything was committed since they were

@@ -67,7 +67,11 @@ func (e *Engine) Why(ctx context.Context, ref string) (*Diagnosis, error) {
 		d.Evidence = []string{c.Error}
 		switch c.ExitCode {
 		case 127:
-			d.Next = fmt.Sprintf("check the command %q exists in the image (hull image mount %s shows its files), or give another with --entrypoint", c.Config.Path, c.Image)
+			other := "give another with --entrypoint"
+			if c.Kubernetes() {
+				other = "set another as the container's command in the Pod"
+			}
+			d.Next = fmt.Sprintf("check the command %q exists in the image (hull image mount %s shows its files), or %s", c.Config.Path, c.ImageName(), other)
 		case 126:
 			d.Next = "the command exists but cannot run: check its mode and that the image matches this host's architecture (--platform)"
 		default:

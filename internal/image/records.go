@@ -52,6 +52,10 @@ func init() {
 	}})
 }
 
+// GenerationQuery reads the image generation (below): a long-lived
+// reader with a connection of its own (the engine's View) prepares it.
+const GenerationQuery = `SELECT n FROM image_generation`
+
 // The image generation: a number every change of the image records
 // (images, image_names, image_repo_digests: any writer, any hull
 // version from this schema on) moves, through triggers, so that a
@@ -168,7 +172,7 @@ func setName(tx *sql.Tx, name string, digest v1.Hash, now int64) (*v1.Hash, erro
 // again. Each caller gets records of its own to change.
 func (s *Service) records(ctx context.Context) ([]*Record, error) {
 	var gen int64
-	genErr := s.db.QueryRowContext(ctx, `SELECT n FROM image_generation`).Scan(&gen)
+	genErr := s.db.QueryRowContext(ctx, GenerationQuery).Scan(&gen)
 	if genErr == nil {
 		if recs, ok := s.recs.get(gen); ok {
 			return recs, nil
