@@ -22,13 +22,13 @@ import (
 	"hull/internal/testenv"
 )
 
+// defaultCrictl is where make crictl (hack/critest.sh crictl) builds it.
+const defaultCrictl = "/var/tmp/hull-critools/v1.37.0/crictl"
+
 // crictlPath is crictl as hack/critest.sh builds it (make crictl).
 // $HULL_CRICTL names it; `make test` sets it, and a test that needs
 // crictl then fails when it is missing. Run by hand without it, such a
 // test is skipped unless crictl is in hack/critest.sh's cache.
-// defaultCrictl is where make crictl (hack/critest.sh crictl) builds it.
-const defaultCrictl = "/var/tmp/hull-critools/v1.37.0/crictl"
-
 func crictlPath(t testing.TB) string {
 	t.Helper()
 	p := os.Getenv("HULL_CRICTL")
