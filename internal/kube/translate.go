@@ -6,10 +6,13 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"hull/internal/cgroups"
 )
 
 // The Pod → CRI translation, as kubelet computes it
@@ -151,9 +154,13 @@ func oomScoreAdj(qos v1.PodQOSClass, c *v1.Container, capacity int64) int64 {
 // containerResources is kubelet's LinuxContainerResources for c: CPU
 // shares from the request (or the limit when no request), CFS quota from
 // the limit over a 100 ms period, the memory limit with no swap
-// (kubelet's NoSwap: swap limit = memory limit), the OOM score
-// adjustment of the pod's QoS class.
-func containerResources(pod *v1.Pod, c *v1.Container, capacity int64) *runtimeapi.LinuxContainerResources {
+// (kubelet's NoSwap), the OOM score adjustment of the pod's QoS class.
+// On a cgroup v2 host (v2) kubelet says no swap as memory.swap.max 0 and
+// asks the kernel to kill the whole container on an OOM
+// (memory.oom.group 1, its default singleProcessOOMKill false), both in
+// the unified map; on v1 no swap is a swap limit equal to the memory
+// limit, and an OOM kills one process.
+func containerResources(pod *v1.Pod, c *v1.Container, capacity int64, v2 bool) *runtimeapi.LinuxContainerResources {
 	cpuReq, hasReq := c.Resources.Requests[v1.ResourceCPU]
 	cpuLim := c.Resources.Limits[v1.ResourceCPU]
 	r := &runtimeapi.LinuxContainerResources{CpuPeriod: quotaPeriod}
@@ -163,13 +170,19 @@ func containerResources(pod *v1.Pod, c *v1.Container, capacity int64) *runtimeap
 		r.CpuShares = milliCPUToShares(cpuLim.MilliValue())
 	}
 	r.CpuQuota = milliCPUToQuota(cpuLim.MilliValue(), quotaPeriod)
-	if m := c.Resources.Limits.Memory().Value(); m != 0 {
-		r.MemoryLimitInBytes = m
-		r.MemorySwapLimitInBytes = m
+	r.MemoryLimitInBytes = c.Resources.Limits.Memory().Value()
+	if v2 {
+		r.Unified = map[string]string{"memory.oom.group": "1", "memory.swap.max": "0"}
+	} else {
+		r.MemorySwapLimitInBytes = r.MemoryLimitInBytes
 	}
 	r.OomScoreAdj = oomScoreAdj(QOSClass(pod), c, capacity)
 	return r
 }
+
+// cgroupV2 says whether this host's cgroups are v2 only, where kubelet
+// sets the unified keys above.
+var cgroupV2 = sync.OnceValue(func() bool { return cgroups.DetectMode() == cgroups.Unified })
 
 // cgroupParent is kubelet's pod cgroup under the cgroupfs driver, below
 // root ([kube] cgroup_root, kubelet's /kubepods by default):
@@ -368,7 +381,7 @@ func containerConfig(pod *v1.Pod, c *v1.Container, attempt uint32, imageRef stri
 		Stdin:   c.Stdin,
 		Tty:     c.TTY,
 		Linux: &runtimeapi.LinuxContainerConfig{
-			Resources:       containerResources(pod, c, capacity),
+			Resources:       containerResources(pod, c, capacity, cgroupV2()),
 			SecurityContext: securityContext(pod, c),
 		},
 	}

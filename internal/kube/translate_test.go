@@ -52,10 +52,18 @@ func TestContainerResourcesAsKubelet(t *testing.T) {
 			if q := QOSClass(pod); q != tc.qos {
 				t.Errorf("QoS %s, want %s", q, tc.qos)
 			}
-			r := containerResources(pod, &pod.Spec.Containers[0], 8*gi)
+			r := containerResources(pod, &pod.Spec.Containers[0], 8*gi, false)
 			want := &runtimeapi.LinuxContainerResources{CpuShares: tc.shares, CpuQuota: tc.quota, CpuPeriod: 100000, MemoryLimitInBytes: tc.mem, MemorySwapLimitInBytes: tc.mem, OomScoreAdj: tc.oom}
 			if r.String() != want.String() {
-				t.Errorf("resources %v\nwant %v", r, want)
+				t.Errorf("cgroup v1: resources %v\nwant %v", r, want)
+			}
+			// On cgroup v2, kubelet's no swap and whole-container OOM
+			// kill are unified keys; no v1 swap limit.
+			r = containerResources(pod, &pod.Spec.Containers[0], 8*gi, true)
+			want.MemorySwapLimitInBytes = 0
+			want.Unified = map[string]string{"memory.oom.group": "1", "memory.swap.max": "0"}
+			if r.String() != want.String() {
+				t.Errorf("cgroup v2: resources %v\nwant %v", r, want)
 			}
 		})
 	}
