@@ -143,12 +143,17 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 registerNode: false
 EOF
+  # KUBELET_FEATURE_GATES: "Name=true,Other=false", as kubelet's flag.
+  if [ -n "${KUBELET_FEATURE_GATES:-}" ]; then
+    echo "featureGates:" >>"$work/kubelet.yaml"
+    tr ',' '\n' <<<"$KUBELET_FEATURE_GATES" | sed 's/^\(.*\)=\(.*\)$/  \1: \2/' >>"$work/kubelet.yaml"
+  fi
 }
 
 # start_kubelet KUBELET: runs it (log $work/kubelet.log) until healthy.
 start_kubelet() {
   "$1" --config "$work/kubelet.yaml" --root-dir "$work/kubelet" --cert-dir "$work/kubelet/pki" \
-    --hostname-override "$node" --v=2 >>"$work/kubelet.log" 2>&1 &
+    --hostname-override "$node" --v="${KUBELET_V:-2}" >>"$work/kubelet.log" 2>&1 &
   kubelet_pid=$!
   for _ in $(seq 300); do
     curl -sf "http://127.0.0.1:$healthz_port/healthz" >/dev/null 2>&1 && break

@@ -2,7 +2,7 @@
 # A real kubelet (v1.37, hack/kubelet.sh build) in standalone mode against
 # `hull cri serve`: static pods from a manifest directory, no API server.
 #
-#   test/kubelet.sh
+#   test/kubelet.sh          (EVENTED_PLEG=1: kubelet with its EventedPLEG gate)
 #
 # Runs as root (kubelet makes cgroups, hull makes containers). Not part of
 # `make test`: the first run builds kubelet (minutes on 2 cores), and each
@@ -50,6 +50,8 @@
 #     still running, not restarted;
 #   - a readiness probe (ExecSync) reading what the container wrote into
 #     an emptyDir makes that pod Ready;
+#   - with EVENTED_PLEG=1 (kubelet's EventedPLEG gate), kubelet relists a
+#     pod on hull's STOPPED events (GetContainerEvents);
 #   - removing the manifests removes everything: no sandboxes, containers,
 #     mounts under hull's roots, pod or container cgroups.
 set -euo pipefail
@@ -63,6 +65,12 @@ work= reg_pid= cri_pid= bridge=
 # kubelet_host_*)
 . "$here/hack/kubelet-host.sh"
 passed=0 failed=0
+# EVENTED_PLEG=1: kubelet with its EventedPLEG gate (alpha, off by
+# default), so it reads GetContainerEvents for its fast path on container
+# terminations; checked in its log (verbosity 4).
+if [ -n "${EVENTED_PLEG:-}" ]; then
+  export KUBELET_FEATURE_GATES="EventedPLEG=true${KUBELET_FEATURE_GATES:+,$KUBELET_FEATURE_GATES}" KUBELET_V=4
+fi
 
 pass() { echo "PASS $1"; passed=$((passed + 1)); }
 fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
@@ -327,6 +335,10 @@ fi
 # Containers never depend on the server: a new one reads everything back,
 # and kubelet sees the same sandboxes and the course container unchanged.
 sandboxes=$(crictl pods -q | sort)
+# kubelet's event stream gives up after 5 failed dials while no server
+# listens (its own rule): the evented PLEG check reads the log before
+# this point and after kubelet's restart below.
+ev_before=$(wc -l <"$work/kubelet.log")
 stop "$cri_pid"
 cri_pid=
 sleep 3 # kubelet's relists fail meanwhile
@@ -345,6 +357,7 @@ fi
 # annotations such as the container hash): nothing is made anew.
 stop "$kubelet_pid"
 kubelet_pid=
+ev_after=$(wc -l <"$work/kubelet.log")
 start_kubelet "$KUBELET"
 sleep 12 # a sync period
 p=$(pod $course)
@@ -406,6 +419,28 @@ if [ -z "$left" ]; then
   pass "manifests removed: no sandboxes, containers, mounts, pod cgroups left"
 else
   fail "manifests removed: everything torn down" "left:$left"
+fi
+
+# --- evented PLEG (EVENTED_PLEG=1) ----------------------------------------------
+# Before hull-cri's restart (the OOM kills) and after kubelet's (the
+# teardown), containers' STOPPED events reached kubelet with their pod's
+# sandbox status (it asked for a relist of that pod), and its stream
+# neither gave up nor got an event without the sandbox.
+if [ -n "${EVENTED_PLEG:-}" ]; then
+  evented() { # evented LOG-PART: "relists bad-lines"
+    local part n bad
+    part=$(cat)
+    n=$(grep -c 'Evented PLEG: requested pod relist after container termination' <<<"$part" || true)
+    bad=$(grep -E 'Evented PLEG: (disabling|received ContainerEventResponse with nil)' <<<"$part" | head -2 || true)
+    echo "${n:-0}|$bad"
+  }
+  ev1=$(head -n "$ev_before" "$work/kubelet.log" | evented)
+  ev2=$(tail -n +"$((ev_after + 1))" "$work/kubelet.log" | evented)
+  if [ "${ev1%%|*}" -gt 0 ] && [ "${ev2%%|*}" -gt 0 ] && [ -z "${ev1#*|}${ev2#*|}" ]; then
+    pass "evented PLEG: kubelet relisted on hull's STOPPED events (${ev1%%|*} before hull-cri's restart, ${ev2%%|*} after kubelet's)"
+  else
+    fail "evented PLEG: kubelet relisted on hull's STOPPED events" "relists ${ev1%%|*} and ${ev2%%|*}; ${ev1#*|} ${ev2#*|}"
+  fi
 fi
 
 echo "$passed passed, $failed failed"
