@@ -362,7 +362,10 @@ func TestPullThroughMirror(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := config.Default()
-	cfg.Registries.Mirrors = map[string][]string{"registry.k8s.io": {reg.Addr + "/k8s"}}
+	// A registry that is down, mirrored by the same: pulls of what the
+	// mirror lacks fall back to it, and never to registry.k8s.io itself.
+	down := testenv.ClosedAddr(t)
+	cfg.Registries.Mirrors = map[string][]string{"registry.k8s.io": {reg.Addr + "/k8s"}, down: {reg.Addr + "/k8s"}}
 	c := serveWith(t, Options{PinnedImages: []string{"registry.k8s.io/pause:3.9"}}, cfg)
 	ctx := ctxT(t)
 	if _, err := c.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: "registry.k8s.io/pause:3.9"}}); err != nil {
@@ -381,10 +384,13 @@ func TestPullThroughMirror(t *testing.T) {
 	if err != nil {
 		t.Errorf("pull from the mirror registry under its own name: %v", err)
 	}
-	// An image the mirror lacks: the error names the mirror that answered.
-	_, err = c.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: "registry.k8s.io/pause:nosuch"}})
-	if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), "registry.k8s.io/pause:nosuch") || !strings.Contains(err.Error(), "pulled through the mirror "+reg.Addr+"/k8s") {
-		t.Errorf("pull of a tag the mirror lacks: %v; want NotFound naming the image and the mirror", err)
+	// An image the mirror lacks, from a registry that is down: NotFound
+	// (the mirror's answer says more than the refused connection), naming
+	// the image and both registries tried.
+	_, err = c.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: down + "/pause:nosuch"}})
+	if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), down+"/pause:nosuch") ||
+		!strings.Contains(err.Error(), "mirror "+reg.Addr+"/k8s/pause: manifest unknown") || !strings.Contains(err.Error(), "; "+down+"/pause: registry unreachable") {
+		t.Errorf("pull of a tag the mirror lacks: %v; want NotFound naming the image, the mirror and the registry", err)
 	}
 }
 
