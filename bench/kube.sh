@@ -170,6 +170,8 @@ EOF
 # --- hull ---------------------------------------------------------------------
 {
   printf '[network]\ndefault_bridge = "%s"\ndefault_subnet = "%s"\n' "$hull_bridge" "$hull_subnet"
+  # mirrors_only: what the local registry lacks fails, never reaching the real one
+  printf '[registries]\nmirrors_only = true\n'
   echo "[registries.mirrors]"
   cat "$work/mirrors"
 } >"$work/hull.toml"

@@ -136,6 +136,14 @@ type Registries struct {
 	// Pushes are not mirrored. A mirror reached over plain HTTP must be
 	// loopback or listed in Insecure.
 	Mirrors map[string][]string `toml:"mirrors"`
+	// MirrorsOnly (mirrors_only) keeps pulls of a registry that has
+	// Mirrors on its mirrors: when none serves the image the pull fails,
+	// and the registry itself is never looked up or contacted (as
+	// containerd's hosts.toml with server = a mirror, or CRI-O's location
+	// rewritten to one). For air-gapped nodes, and test harnesses that
+	// must send nothing past their local registry. Registries without
+	// mirrors, and pushes, are not affected. Default false.
+	MirrorsOnly bool `toml:"mirrors_only"`
 }
 
 // Storage selects how root filesystems are assembled.

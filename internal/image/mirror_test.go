@@ -1,8 +1,13 @@
 package image_test
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -68,20 +73,92 @@ func TestPullMirrorsFallBack(t *testing.T) {
 	// over unreachable) and names each registry with its error.
 	missing := fx.Busybox.Repo + ":no-such-tag"
 	_, err = svc.Pull(ctx, missing, image.PullOptions{})
-	msg := ""
-	if err != nil {
-		msg = err.Error()
-	}
-	for _, want := range []string{
-		"pull " + missing + ": manifest unknown: tried 3 registries: ",
-		"mirror " + down + "/" + repo + ": registry unreachable: ",
+	wantNotFound(t, "pull that no registry can serve", err,
+		"pull "+missing+": manifest unknown: tried 3 registries: ",
+		"mirror "+down+"/"+repo+": registry unreachable: ",
 		"connection refused",
-		"; mirror " + mirror.Addr + "/m/" + repo + `: manifest unknown: tag "no-such-tag" does not exist in ` + mirror.Addr + "/m/" + repo,
-		"; " + up.Addr + "/" + repo + `: manifest unknown: tag "no-such-tag" does not exist in ` + up.Addr + "/" + repo,
-		"registries.mirrors",
-	} {
-		if !image.IsKind(err, image.ErrNotFound) || !strings.Contains(msg, want) {
-			t.Errorf("pull that no registry can serve: %v\nwant NotFound containing %q", err, want)
+		"; mirror "+mirror.Addr+"/m/"+repo+`: manifest unknown: tag "no-such-tag" does not exist in `+mirror.Addr+"/m/"+repo,
+		"; "+up.Addr+"/"+repo+`: manifest unknown: tag "no-such-tag" does not exist in `+up.Addr+"/"+repo,
+		"registries.mirrors are tried in order, then "+up.Addr)
+}
+
+// wantNotFound fails t unless err is NotFound and says each of wants.
+func wantNotFound(t *testing.T, what string, err error, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !image.IsKind(err, image.ErrNotFound) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v\nwant NotFound containing %q", what, err, want)
 		}
+	}
+}
+
+// With mirrors_only, a mirrored registry's pulls go to its mirrors only:
+// when none has the image the pull fails, naming each mirror tried, and
+// the registry itself is never contacted. Here "the registry itself" is a
+// local proxy to a registry that has the image, counting its requests:
+// without mirrors_only the same pull is served by it.
+func TestPullMirrorsOnly(t *testing.T) {
+	up, fx := testenv.Setup(t, testenv.FixBusybox)
+	mirror := testenv.NewRegistry(t) // empty: lacks the image
+	down := testenv.ClosedAddr(t)
+	target, err := url.Parse("http://" + up.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var contacted atomic.Int64
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	self := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		contacted.Add(1)
+		proxy.ServeHTTP(w, r)
+	}))
+	defer self.Close()
+	selfAddr := strings.TrimPrefix(self.URL, "http://")
+	repo := strings.TrimPrefix(fx.Busybox.Repo, up.Addr+"/")
+	ref := selfAddr + strings.TrimPrefix(fx.Busybox.Ref, up.Addr)
+	open := func(mirrorsOnly bool, mirrors ...string) (*image.Service, config.Config) {
+		tune := func(c *config.Config) {
+			c.Registries.Mirrors = map[string][]string{selfAddr: mirrors}
+			c.Registries.MirrorsOnly = mirrorsOnly
+		}
+		root := t.TempDir()
+		cfg := config.Default()
+		cfg.Root, cfg.RunRoot, cfg.Registries.AuthFile = root, filepath.Join(root, "run"), filepath.Join(root, "auth.json")
+		tune(&cfg)
+		return newServiceWith(t, root, snapshot.Overlay, tune), cfg
+	}
+
+	// Without mirrors_only the registry itself serves what the mirrors lack.
+	svc, _ := open(false, down, mirror.Addr+"/m")
+	if res, err := svc.Pull(ctx, ref, image.PullOptions{}); err != nil || res.Manifest.String() != fx.Busybox.Digest {
+		t.Fatalf("pull falling back to the registry itself = %+v, %v; want %s", res, err, fx.Busybox.Digest)
+	}
+	if contacted.Load() == 0 {
+		t.Fatal("the registry itself was not contacted by the pull it served")
+	}
+
+	// With it, the pull (and Dial, the CLI's early connection) fails
+	// NotFound and the registry itself gets no request.
+	contacted.Store(0)
+	svc, cfg := open(true, down, mirror.Addr+"/m")
+	_, err = svc.Pull(ctx, ref, image.PullOptions{})
+	notTried := "mirrors from registries.mirrors are tried in order; " + selfAddr + " itself is not tried (registries.mirrors_only)"
+	wantNotFound(t, "mirrors_only pull that no mirror can serve", err,
+		"pull "+ref+": manifest unknown: tried 2 registries: ",
+		"mirror "+down+"/"+repo+": registry unreachable: ",
+		"; mirror "+mirror.Addr+"/m/"+repo+": manifest unknown: ",
+		notTried)
+	if err != nil && strings.Contains(err.Error(), "; "+selfAddr+"/") {
+		t.Errorf("mirrors_only pull error names the registry itself as tried: %v", err)
+	}
+	_, err = svc.Pull(ctx, ref, image.PullOptions{Remote: image.Dial(ctx, cfg, ref)})
+	wantNotFound(t, "mirrors_only pull through Dial", err, notTried)
+	// A lone mirror's error is named as such, not passed off as the
+	// registry's own.
+	svc, _ = open(true, mirror.Addr+"/m")
+	_, err = svc.Pull(ctx, ref, image.PullOptions{})
+	wantNotFound(t, "mirrors_only pull from a lone mirror that lacks it", err,
+		"tried 1 registry: mirror "+mirror.Addr+"/m/"+repo+": manifest unknown: ", notTried)
+	if n := contacted.Load(); n != 0 {
+		t.Errorf("the registry itself got %d requests with mirrors_only; want none", n)
 	}
 }

@@ -264,9 +264,12 @@ func (e endpoint) String() string {
 // registry's mirrors as configured (config.Registries.Mirrors), then the
 // registry itself, as containerd tries a hosts.toml's hosts and then its
 // server, and CRI-O a registries.conf's mirrors and then the location.
+// With mirrors_only, a registry that has mirrors is left out: its name
+// is then never looked up.
 func (s *Service) pullEndpoints(ref reference.Reference) []endpoint {
+	mirrors := s.cfg.Registries.Mirrors[ref.Domain]
 	var eps []endpoint
-	for _, m := range s.cfg.Registries.Mirrors[ref.Domain] {
+	for _, m := range mirrors {
 		at := ref
 		host, prefix, _ := strings.Cut(strings.Trim(m, "/"), "/")
 		at.Domain = host
@@ -274,6 +277,9 @@ func (s *Service) pullEndpoints(ref reference.Reference) []endpoint {
 			at.Path = prefix + "/" + ref.Path
 		}
 		eps = append(eps, endpoint{ref: at, mirror: m})
+	}
+	if len(mirrors) > 0 && s.cfg.Registries.MirrorsOnly {
+		return eps
 	}
 	return append(eps, endpoint{ref: ref})
 }
@@ -286,7 +292,8 @@ func (s *Service) pullEndpoints(ref reference.Reference) []endpoint {
 // pull stops at once. The endpoint that served the manifest serves the
 // rest of the pull (its blobs); a failure after that is not retried
 // elsewhere. When every endpoint failed, the error names each with its
-// own error (endpointErrors).
+// own error (endpointErrors), a lone mirror's too (mirrors_only), and
+// says whether the registry itself was tried.
 func (s *Service) resolve(ctx context.Context, ref reference.Reference, creds *Credentials) (*session, *remote.Descriptor, error) {
 	eps := s.pullEndpoints(ref)
 	var failed endpointErrors
@@ -300,7 +307,7 @@ func (s *Service) resolve(ctx context.Context, ref reference.Reference, creds *C
 			sess.via = ep
 			return sess, top, nil
 		}
-		if len(eps) == 1 || ctx.Err() != nil {
+		if (len(eps) == 1 && ep.mirror == "") || ctx.Err() != nil {
 			return nil, nil, classify("pull", ref, err)
 		}
 		var e *Error
@@ -308,8 +315,12 @@ func (s *Service) resolve(ctx context.Context, ref reference.Reference, creds *C
 		failed = append(failed, endpointError{at: ep, err: e})
 	}
 	best := failed.mostRelevant()
+	order := "mirrors from registries.mirrors are tried in order, then " + ref.Domain
+	if eps[len(eps)-1].mirror != "" {
+		order = "mirrors from registries.mirrors are tried in order; " + ref.Domain + " itself is not tried (registries.mirrors_only)"
+	}
 	return nil, nil, &Error{Op: "pull", Ref: ref.String(), Kind: best.Kind, Err: failed,
-		Hint: strings.TrimPrefix(best.Hint+"; ", "; ") + "mirrors from registries.mirrors are tried in order, then " + ref.Domain}
+		Hint: strings.TrimPrefix(best.Hint+"; ", "; ") + order}
 }
 
 // endpointError is one endpoint's failure in a pull that tried several.
@@ -330,7 +341,11 @@ func (e endpointErrors) Error() string {
 			parts[i] += ": " + x.err.Err.Error()
 		}
 	}
-	return fmt.Sprintf("tried %d registries: %s", len(e), strings.Join(parts, "; "))
+	n := fmt.Sprintf("%d registries", len(e))
+	if len(e) == 1 {
+		n = "1 registry"
+	}
+	return fmt.Sprintf("tried %s: %s", n, strings.Join(parts, "; "))
 }
 
 func (e endpointErrors) Unwrap() []error {
