@@ -140,6 +140,8 @@ if grep -q -- --cni-conf-dir <<<"$serve_help"; then
 fi
 {
   printf '[network]\ndefault_bridge = "%s"\ndefault_subnet = "%s"\n' "${def_net[@]}"
+  # mirrors_only: what the local registry lacks fails, never reaching the real one
+  printf '[registries]\nmirrors_only = true\n'
   echo "[registries.mirrors]"
   cat "$work/mirrors"
 } >"$work/hull.toml"

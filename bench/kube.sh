@@ -172,6 +172,8 @@ EOF
 # --- hull ---------------------------------------------------------------------
 {
   printf '[network]\ndefault_bridge = "%s"\ndefault_subnet = "%s"\n' "$hull_bridge" "$hull_subnet"
+  # mirrors_only: what the local registry lacks fails, never reaching the real one
+  printf '[registries]\nmirrors_only = true\n'
   echo "[registries.mirrors]"
   cat "$work/mirrors"
 } >"$work/hull.toml"
@@ -195,9 +197,11 @@ events_logfile_path = "$work/podman-events.log"
 tmp_dir = "$work/podman-tmp"
 EOF
 bench_conflist kubebench "$pod_bridge" "$pod_subnet" "$work/podman-ipam" 0.4.0 >"$work/podman-cni/10-kubebench.conflist"
-# "docker.io" = ["ADDR/docker.io"] -> a mirror of docker.io at ADDR/docker.io
+# "docker.io" = ["ADDR/docker.io"] -> docker.io's location rewritten to
+# ADDR/docker.io. Not a [[registry.mirror]]: podman tries a registry's
+# mirrors and then its location, docker.io itself (hull's mirrors_only).
 sed -n 's/^"\([^"]*\)" = \["\([^"]*\)"\]$/\1 \2/p' "$work/mirrors" | while read -r host loc; do
-  printf '[[registry]]\nprefix = "%s"\nlocation = "%s"\n[[registry.mirror]]\nlocation = "%s"\ninsecure = true\n' "$host" "$host" "$loc"
+  printf '[[registry]]\nprefix = "%s"\nlocation = "%s"\ninsecure = true\n' "$host" "$loc"
 done >"$work/registries.conf"
 pod pull -q "$img" >/dev/null
 

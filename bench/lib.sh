@@ -137,7 +137,15 @@ CONF
 # ($work/ctd.sock) and runc root under $work, never /etc/containerd; its
 # CRI plugin on the first conflist in CNI_DIR (Debian's plugins in
 # /usr/lib/cni), PAUSE the sandbox image, and the registry mirrors of the
-# hull.toml [registries.mirrors] lines in the file MIRRORS.
+# hull.toml [registries.mirrors] lines in the file MIRRORS, as hosts.toml
+# files it writes under $work/ctd/certs.d (config_path).
+#
+# Not the CRI plugin's registry.mirrors: containerd 1.6 appends the
+# registry itself to those endpoints, so a name the local registry lacks
+# would be fetched from gcr.io or docker.io. A hosts.toml whose server is
+# the local registry is tried there only (hull's mirrors_only). It needs
+# a [host] table too: 1.6 rejects a hosts.toml without one ("invalid
+# `host` tree") and falls back to the registry itself.
 bench_containerd_conf() {
   cat <<CONF
 version = 2
@@ -167,8 +175,11 @@ state = "$work/ctd/state"
     conf_dir = "$2"
     max_conf_num = 1
 CONF
-  # "gcr.io" = ["ADDR/gcr.io"] -> an endpoint http://ADDR/v2/gcr.io
+  printf '  [plugins."io.containerd.grpc.v1.cri".registry]\n    config_path = "%s"\n' "$work/ctd/certs.d"
+  # "gcr.io" = ["ADDR/gcr.io"] -> certs.d/gcr.io/hosts.toml, server http://ADDR/v2/gcr.io
   sed -n 's/^"\([^"]*\)" = \["\([^/"]*\)\/\([^"]*\)"\]$/\1 \2 \3/p' "$3" | while read -r host addr path; do
-    printf '  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."%s"]\n    endpoint = ["http://%s/v2/%s"]\n' "$host" "$addr" "$path"
+    mkdir -p "$work/ctd/certs.d/$host"
+    printf 'server = "http://%s/v2/%s"\noverride_path = true\n[host."http://%s/v2/%s"]\n  capabilities = ["pull", "resolve"]\n  override_path = true\n' \
+      "$addr" "$path" "$addr" "$path" >"$work/ctd/certs.d/$host/hosts.toml"
   done
 }

@@ -153,6 +153,9 @@ EOF
     echo "[network]"
     echo "default_bridge = \"${bridge}d\""
     echo "default_subnet = \"10.238.$octet.0/24\""
+    # mirrors_only: what the local registry lacks fails, never reaching the real one
+    echo "[registries]"
+    echo "mirrors_only = true"
     echo "[registries.mirrors]"
     "$work/testenv" critest-images --registry "$addr" --nonewprivs "$work/nonewprivs" --exec-shell "$(exec_shell)" | sed -n 's/^MIRROR //p'
   } >"$work/hull.toml"

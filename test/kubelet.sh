@@ -53,7 +53,8 @@
 #   - with EVENTED_PLEG=1 (kubelet's EventedPLEG gate), kubelet relists a
 #     pod on hull's STOPPED events (GetContainerEvents);
 #   - removing the manifests removes everything: no sandboxes, containers,
-#     mounts under hull's roots, pod or container cgroups.
+#     mounts under hull's roots, pod or container cgroups, IP leases,
+#     attachment records or host veths (each seen while the pods ran).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -157,6 +158,9 @@ EOF
   echo "[network]"
   echo "default_bridge = \"${bridge}d\""
   echo "default_subnet = \"10.239.$octet.0/24\""
+  # mirrors_only: what the local registry lacks fails, never reaching the real one
+  echo "[registries]"
+  echo "mirrors_only = true"
   echo "[registries.mirrors]"
   "$work/testenv" kubelet-images --registry "$addr" | sed -n 's/^MIRROR //p'
 } >"$work/hull.toml"
@@ -397,6 +401,25 @@ else
 fi
 
 # --- removing the manifests ----------------------------------------------------
+# What the pods hold of the pod network, by hull's records and the host:
+# address leases (host-local's files under the run root), attachment
+# records, and host veths (ports of the run's bridge).
+net_left() {
+  local n
+  n=$(find "$work/run/networks/ipam/kubelet-test" -mindepth 1 -maxdepth 1 ! -name lock ! -name 'last_reserved_ip*' 2>/dev/null | wc -l)
+  [ "$n" = 0 ] || echo -n " ip-leases:$n"
+  n=$(find "$work/run/networks/attachments" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+  [ "$n" = 0 ] || echo -n " attachments:$n"
+  n=$(find "/sys/class/net/$bridge/brif" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+  [ "$n" = 0 ] || echo -n " veths:$n"
+}
+# The check below must see the running pods' (or it proves nothing).
+held=$(net_left)
+if [[ $held == *ip-leases:* && $held == *attachments:* && $held == *veths:* ]]; then
+  pass "running pods' network seen:$held"
+else
+  fail "running pods' network seen" "found only:${held:- nothing} (want ip-leases, attachments and veths)"
+fi
 rm -f "$work/manifests/"*.yaml
 deadline=$((SECONDS + 90))
 left=
@@ -412,11 +435,12 @@ while ((SECONDS < deadline)); do
   [ "$n" = 0 ] || left+=" mounts:$n"
   n=$(find /sys/fs/cgroup/*"$cgroot"/kubepods* -mindepth 1 -type d -name 'pod*' 2>/dev/null | wc -l)
   [ "$n" = 0 ] || left+=" pod-cgroups:$n"
+  left+=$(net_left)
   [ -z "$left" ] && break
   sleep 2
 done
 if [ -z "$left" ]; then
-  pass "manifests removed: no sandboxes, containers, mounts, pod cgroups left"
+  pass "manifests removed: no sandboxes, containers, mounts, pod cgroups, IP leases, attachments, veths left"
 else
   fail "manifests removed: everything torn down" "left:$left"
 fi

@@ -496,7 +496,8 @@ func TestKubeSeedManifest(t *testing.T) {
 }
 
 // kubeRoot is a private hull root whose docker.io is mirrored to
-// REGISTRY/mirror.
+// REGISTRY/mirror, only (mirrors_only): a name the mirror lacks fails
+// there and is never looked up at docker.io.
 func kubeRoot(t *testing.T, fx *testenv.Fixtures) string {
 	t.Helper()
 	return kubeRootIn(t, fx, "")
@@ -515,7 +516,7 @@ func kubeRootIn(t *testing.T, fx *testenv.Fixtures, cgroupRoot string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(f, "[registries.mirrors]\n\"docker.io\" = [%q]\n[kube]\ncgroup_root = %q\n", fx.Registry+"/mirror", cgroupRoot)
+	fmt.Fprintf(f, "[registries]\nmirrors_only = true\n[registries.mirrors]\n\"docker.io\" = [%q]\n[kube]\ncgroup_root = %q\n", fx.Registry+"/mirror", cgroupRoot)
 	f.Close()
 	return root
 }

@@ -13,7 +13,11 @@
 //	testenv critest-images --registry ADDR
 //	    Pushes stand-ins for the images critest pulls under
 //	    ADDR/<registry host>/<path> and prints the [registries.mirrors]
-//	    lines that make hull pull them under their own names.
+//	    lines that make hull pull them under their own names, each as
+//	    MIRROR "<host>" = ["ADDR/<host>"]. A hull.toml made of them must
+//	    also set [registries] mirrors_only = true (before the mirrors), so
+//	    that a pull of what the registry lacks fails instead of reaching
+//	    the real registry: tests and benchmarks contact only 127.0.0.1.
 //	testenv kubelet-images --registry ADDR [--nonroot]
 //	    The same for test/kubelet.sh's stand-ins for the course's nginx
 //	    (docker.io/library/nginx:1.25, root) and a non-root web server

@@ -129,11 +129,21 @@ type Registries struct {
 	PullMinRate int64 `toml:"pull_min_rate"`
 	// Mirrors maps a registry host ("registry.k8s.io", "docker.io") to the
 	// registries pulls of its images go to instead, each "host[:port]" or
-	// "host[:port]/path-prefix" (the image's path is appended). Only the
-	// first is used; the image keeps its own name. Pushes are not
-	// mirrored. A mirror reached over plain HTTP must be loopback or
-	// listed in Insecure.
+	// "host[:port]/path-prefix" (the image's path is appended). A pull
+	// tries each mirror in order, then the registry itself, moving on
+	// when one is unreachable or answers with an error (404 included), as
+	// containerd does with a hosts.toml; the image keeps its own name.
+	// Pushes are not mirrored. A mirror reached over plain HTTP must be
+	// loopback or listed in Insecure.
 	Mirrors map[string][]string `toml:"mirrors"`
+	// MirrorsOnly (mirrors_only) keeps pulls of a registry that has
+	// Mirrors on its mirrors: when none serves the image the pull fails,
+	// and the registry itself is never looked up or contacted (as
+	// containerd's hosts.toml with server = a mirror, or CRI-O's location
+	// rewritten to one). For air-gapped nodes, and test harnesses that
+	// must send nothing past their local registry. Registries without
+	// mirrors, and pushes, are not affected. Default false.
+	MirrorsOnly bool `toml:"mirrors_only"`
 }
 
 // Storage selects how root filesystems are assembled.

@@ -23,8 +23,12 @@ func TestLoadDefaultsFileAndErrors(t *testing.T) {
 		t.Fatalf("loaded %+v", cfg)
 	}
 	os.WriteFile(path, []byte("[registries.mirrors]\n\"registry.k8s.io\" = [\"127.0.0.1:5000/k8s\"]\n"), 0o644)
-	if cfg, err = Load(path); err != nil || cfg.Registries.Mirrors["registry.k8s.io"][0] != "127.0.0.1:5000/k8s" {
-		t.Fatalf("registries.mirrors: %v %v", cfg.Registries.Mirrors, err)
+	if cfg, err = Load(path); err != nil || cfg.Registries.Mirrors["registry.k8s.io"][0] != "127.0.0.1:5000/k8s" || cfg.Registries.MirrorsOnly {
+		t.Fatalf("registries.mirrors: %v mirrors_only %v %v", cfg.Registries.Mirrors, cfg.Registries.MirrorsOnly, err)
+	}
+	os.WriteFile(path, []byte("[registries]\nmirrors_only = true\n[registries.mirrors]\n\"registry.k8s.io\" = [\"127.0.0.1:5000/k8s\"]\n"), 0o644)
+	if cfg, err = Load(path); err != nil || !cfg.Registries.MirrorsOnly || len(cfg.Registries.Mirrors) != 1 {
+		t.Fatalf("registries.mirrors_only = true: %v %v %v", cfg.Registries.MirrorsOnly, cfg.Registries.Mirrors, err)
 	}
 	os.WriteFile(path, []byte("[registries]\npull_idle_timeout = \"2m30s\"\n"), 0o644)
 	if cfg, err = Load(path); err != nil || cfg.Registries.PullIdleTimeout != 150*time.Second {

@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -133,7 +134,10 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	for _, d := range cc.GetDevices() {
 		o.Devices = append(o.Devices, spec.Device{PathOnHost: d.GetHostPath(), PathInContainer: d.GetContainerPath(), CgroupPermissions: d.GetPermissions()})
 	}
-	setResources(o, cc.GetLinux().GetResources())
+	next = "check the container's resources against the error above: hugepage limits need the hugetlb controller, unified keys a cgroup v2 host"
+	if err := setResources(o, cc.GetLinux().GetResources()); err != nil {
+		return nil, err
+	}
 	next = "check the container's securityContext against the error above: a Localhost seccomp profile is a file on the node (under kubelet's seccomp directory) holding a profile; runAsGroup needs runAsUser"
 	if err := setSecurity(o, cc.GetLinux().GetSecurityContext()); err != nil {
 		return nil, err
@@ -223,30 +227,55 @@ func mount(m *runtimeapi.Mount) (spec.Mount, error) {
 	return mountExtras(m, sm)
 }
 
-// setResources sets the CRI's limits on o (0: unset).
-func setResources(o *spec.Options, r *runtimeapi.LinuxContainerResources) {
+// setResources sets the CRI's limits on o (0: unset), refusing what the
+// host cannot enforce (hostLimits).
+func setResources(o *spec.Options, r *runtimeapi.LinuxContainerResources) error {
 	if r == nil {
-		return
+		return nil
+	}
+	var err error
+	if o.HugepageLimits, o.Unified, err = hostLimits(r); err != nil {
+		return err
 	}
 	o.CPUShares, o.CPUQuota, o.CPUPeriod = r.GetCpuShares(), r.GetCpuQuota(), r.GetCpuPeriod()
 	o.CpusetCpus, o.CpusetMems = r.GetCpusetCpus(), r.GetCpusetMems()
 	o.Memory = r.GetMemoryLimitInBytes()
-	// kubelet sends a limit for every hugepage size the node has (0 for
-	// those not requested). A host without the hugetlb controller cannot
-	// limit them: the limits are dropped, as runc's cgroupfs manager skips
-	// a controller that is not mounted.
-	if cgroups.HugetlbSupported() {
-		for _, h := range r.GetHugepageLimits() {
-			o.HugepageLimits = append(o.HugepageLimits, specs.LinuxHugepageLimit{Pagesize: h.GetPageSize(), Limit: h.GetLimit()})
-		}
-	}
-	o.Unified = r.GetUnified()
 	if sw := r.GetMemorySwapLimitInBytes(); sw != 0 {
 		o.MemorySwap = sw
 	}
 	if adj := int(r.GetOomScoreAdj()); adj != 0 {
 		o.OomScoreAdj = &adj
 	}
+	return nil
+}
+
+// hostLimits is what of r's hugepage limits and unified settings this
+// host can enforce. kubelet sends a hugepage limit for every page size
+// the node has, 0 for those the pod did not ask for: a host without the
+// hugetlb controller drops those zeros, as runc's cgroupfs manager skips
+// a controller that is not mounted, but refuses a limit above 0, which it
+// could not enforce. Unified settings (cgroup v2 files) need a cgroup v2
+// host. Both refusals are FailedPrecondition naming the host's cgroups.
+func hostLimits(r *runtimeapi.LinuxContainerResources) ([]specs.LinuxHugepageLimit, map[string]string, error) {
+	var hugepages []specs.LinuxHugepageLimit
+	hugetlb := cgroups.HugetlbSupported()
+	for _, h := range r.GetHugepageLimits() {
+		if !hugetlb {
+			if h.GetLimit() != 0 {
+				return nil, nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("hugepage limit %d for page size %s: this host (cgroup %s) has no hugetlb controller to enforce it",
+					h.GetLimit(), h.GetPageSize(), cgroups.DetectMode()))
+			}
+			continue
+		}
+		hugepages = append(hugepages, specs.LinuxHugepageLimit{Pagesize: h.GetPageSize(), Limit: h.GetLimit()})
+	}
+	unified := r.GetUnified()
+	if mode := cgroups.DetectMode(); len(unified) > 0 && mode != cgroups.Unified {
+		keys := slices.Sorted(maps.Keys(unified))
+		return nil, nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("unified cgroup settings (%s) need a cgroup v2 host; this host's cgroups are %s",
+			strings.Join(keys, ", "), mode))
+	}
+	return hugepages, unified, nil
 }
 
 // setSecurity maps a CRI security context onto o. (runAsNonRoot is not
@@ -584,6 +613,10 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 	if o.OomScoreAdj != nil {
 		st.Resources.Linux.OomScoreAdj = int64(*o.OomScoreAdj)
 	}
+	for _, h := range o.HugepageLimits {
+		st.Resources.Linux.HugepageLimits = append(st.Resources.Linux.HugepageLimits, &runtimeapi.HugepageLimit{PageSize: h.Pagesize, Limit: h.Limit})
+	}
+	st.Resources.Linux.Unified = o.Unified
 	resp := &runtimeapi.ContainerStatusResponse{Status: st}
 	if req.GetVerbose() {
 		if resp.Info, err = s.containerInfo(c); err != nil {
@@ -721,8 +754,10 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 	}
 }
 
-// UpdateContainerResources changes a container's CPU and memory limits
-// (engine Update: recorded, and applied at once while it runs).
+// UpdateContainerResources changes a container's CPU, memory and hugepage
+// limits, unified cgroup v2 settings and OOM score adjustment (engine
+// Update: recorded, and applied at once while it runs). What the host
+// cannot enforce is refused, as at CreateContainer (hostLimits).
 func (s *Server) UpdateContainerResources(ctx context.Context, req *runtimeapi.UpdateContainerResourcesRequest) (*runtimeapi.UpdateContainerResourcesResponse, error) {
 	c, err := s.container(ctx, req.GetContainerId())
 	if err != nil {
@@ -748,6 +783,12 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtimeapi.U
 	}
 	if v := r.GetCpusetMems(); v != "" {
 		u.CpusetMems = &v
+	}
+	if u.HugepageLimits, u.Unified, err = hostLimits(r); err != nil {
+		return nil, err
+	}
+	if adj := int(r.GetOomScoreAdj()); adj != 0 {
+		u.OomScoreAdj = &adj
 	}
 	if err := s.nri.updateContainer(ctx, c, &u); err != nil {
 		return nil, err

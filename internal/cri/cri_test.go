@@ -362,7 +362,14 @@ func TestPullThroughMirror(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := config.Default()
-	cfg.Registries.Mirrors = map[string][]string{"registry.k8s.io": {reg.Addr + "/k8s"}}
+	// Mirrors only, so that a pull the mirror cannot serve never reaches
+	// registry.k8s.io (the fallback to the registry itself is tested on
+	// local registries in internal/image and cmd/hull). The pull the
+	// mirror lacks is of another mirrored registry, a closed local port:
+	// were mirrors_only ignored, that is all it would reach.
+	down := testenv.ClosedAddr(t)
+	cfg.Registries.Mirrors = map[string][]string{"registry.k8s.io": {reg.Addr + "/k8s"}, down: {reg.Addr + "/k8s"}}
+	cfg.Registries.MirrorsOnly = true
 	c := serveWith(t, Options{PinnedImages: []string{"registry.k8s.io/pause:3.9"}}, cfg)
 	ctx := ctxT(t)
 	if _, err := c.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: "registry.k8s.io/pause:3.9"}}); err != nil {
@@ -381,10 +388,14 @@ func TestPullThroughMirror(t *testing.T) {
 	if err != nil {
 		t.Errorf("pull from the mirror registry under its own name: %v", err)
 	}
-	// An image the mirror lacks: the error names the mirror that answered.
-	_, err = c.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: "registry.k8s.io/pause:nosuch"}})
-	if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), "registry.k8s.io/pause:nosuch") || !strings.Contains(err.Error(), "pulled through the mirror "+reg.Addr+"/k8s") {
-		t.Errorf("pull of a tag the mirror lacks: %v; want NotFound naming the image and the mirror", err)
+	// An image the mirror lacks: NotFound (kubelet's ErrImagePull), naming
+	// the image and the mirror, and saying the registry itself was not
+	// tried.
+	_, err = c.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: down + "/pause:nosuch"}})
+	if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), down+"/pause:nosuch") ||
+		!strings.Contains(err.Error(), "tried 1 registry: mirror "+reg.Addr+"/k8s/pause: manifest unknown") ||
+		!strings.Contains(err.Error(), down+" itself is not tried (registries.mirrors_only)") {
+		t.Errorf("pull of a tag the mirror lacks: %v; want NotFound naming the image and the mirror, the registry not tried", err)
 	}
 }
 

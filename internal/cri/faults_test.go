@@ -33,7 +33,7 @@ type faultEnv struct {
 	hull, bin         string
 	root, cfg, cniDir string
 	f                 *testenv.Fixtures
-	subnet            string
+	subnet, bridge    string
 }
 
 func newFaultEnv(t *testing.T) *faultEnv {
@@ -50,7 +50,7 @@ func newFaultEnv(t *testing.T) *faultEnv {
 	br, subnet := testenv.DefaultNetwork()
 	dir := cniDir(t, br)
 	os.WriteFile(filepath.Join(dir, "10-pods.conflist"), testConflist("faultnet", br, subnet, nil), 0o644)
-	return &faultEnv{t: t, hull: hull, bin: bin, root: root, cfg: testenv.NetworkConfig(t, root), cniDir: dir, f: f, subnet: subnet}
+	return &faultEnv{t: t, hull: hull, bin: bin, root: root, cfg: testenv.NetworkConfig(t, root), cniDir: dir, f: f, subnet: subnet, bridge: br}
 }
 
 // start starts hull-cri, killing itself at trace mark fault if not "".
@@ -157,7 +157,41 @@ func (e *faultEnv) leftoversNow(dirs ...string) []string {
 			out = append(out, "cgroup "+d)
 		}
 	}
+	// The host ends of this test's pods' veths: ports of its bridge
+	// (made with the veth, never after).
+	ports, _ := os.ReadDir(filepath.Join("/sys/class/net", e.bridge, "brif"))
+	for _, p := range ports {
+		out = append(out, "veth "+p.Name())
+	}
 	return out
+}
+
+// diskLeftovers lists what a killed pull wrote that the restarted
+// server's cleanup must have removed: blob temp files under
+// images/ingest and snapshots being built under snapshots/tmp.
+func (e *faultEnv) diskLeftovers() []string {
+	var out []string
+	tmps, _ := filepath.Glob(filepath.Join(e.root, "images", "ingest", "*.tmp"))
+	for _, f := range tmps {
+		out = append(out, "ingest "+filepath.Base(f))
+	}
+	building, _ := os.ReadDir(filepath.Join(e.root, "snapshots", "tmp"))
+	for _, d := range building {
+		out = append(out, "snapshot being built "+d.Name())
+	}
+	return out
+}
+
+// systemCheck runs `hull system check` on the test's roots, which finds
+// records without their files and files without their records (images,
+// snapshots, containers, run state).
+func (e *faultEnv) systemCheck(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(e.hull, "--root", e.root, "--run-root", filepath.Join(e.root, "run"), "--config", e.cfg, "system", "check")
+	cmd.Env = append(os.Environ(), "HULL_CONFIG=")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "no inconsistencies found") {
+		t.Errorf("hull system check: %v\n%s", err, out)
+	}
 }
 
 // hull-cri killed during RunPodSandbox, at each of its stages: the next
@@ -312,14 +346,16 @@ func TestKilledDuringCreateContainer(t *testing.T) {
 	}
 }
 
-// hull-cri killed during PullImage: no partial image, and a re-pull
-// works.
+// hull-cri killed during PullImage, before, while and after it streams
+// a layer: the restarted server shows no image, has removed the blob temp
+// files and half-built snapshots, `hull system check` finds nothing amiss,
+// and a re-pull works.
 func TestKilledDuringPullImage(t *testing.T) {
 	e := newFaultEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	spec := &runtimeapi.ImageSpec{Image: e.f.Busybox.Ref}
-	for _, mark := range []string{"pull: manifest", "pull: config", "pull: layers"} {
+	for _, mark := range []string{"pull: manifest", "pull: config", "pull: layer streaming", "pull: layers"} {
 		t.Run(strings.NewReplacer(":", "", " ", "-").Replace(mark), func(t *testing.T) {
 			p := e.start(mark)
 			if _, err := p.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: spec}); err == nil {
@@ -334,6 +370,10 @@ func TestKilledDuringPullImage(t *testing.T) {
 			if l, err := p.img.ListImages(ctx, &runtimeapi.ListImagesRequest{}); err != nil || len(l.Images) != 0 {
 				t.Errorf("ListImages after a killed pull = %v, %v; want none", l.GetImages(), err)
 			}
+			for _, left := range e.diskLeftovers() {
+				t.Errorf("left on disk after the restart: %s", left)
+			}
+			e.systemCheck(t)
 			if _, err := p.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: spec}); err != nil {
 				t.Fatalf("re-pull: %v", err)
 			}
@@ -357,14 +397,6 @@ func TestKilledDuringRemoveContainer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	pod, podID := e.hostPod(ctx)
-	check := func(t *testing.T) {
-		t.Helper()
-		cmd := exec.Command(e.hull, "--root", e.root, "--run-root", filepath.Join(e.root, "run"), "--config", e.cfg, "system", "check")
-		cmd.Env = append(os.Environ(), "HULL_CONFIG=")
-		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "no inconsistencies found") {
-			t.Errorf("hull system check: %v\n%s", err, out)
-		}
-	}
 	for i, mark := range []string{"rm: claimed", "rm: killed", "cleanup: unmounted", "cleanup: set aside", "cleanup: rt deleted"} {
 		t.Run(strings.NewReplacer(":", "", " ", "-").Replace(mark), func(t *testing.T) {
 			cc := &runtimeapi.ContainerConfig{
@@ -395,7 +427,7 @@ func TestKilledDuringRemoveContainer(t *testing.T) {
 			for _, left := range e.containerMounts(0) {
 				t.Errorf("left after the restart: %s", left)
 			}
-			check(t)
+			e.systemCheck(t)
 		})
 	}
 	p := e.start("")

@@ -25,7 +25,11 @@ import (
 // listed by ListContainers, removed by RemoveContainer with its mounts);
 // kubelet makes the next attempt and removes the stale one. A pull
 // killed midway leaves no image: blobs become visible only verified and
-// complete, and the image record is written last.
+// complete, and the image record is written last. The blobs it stored
+// (and a blob's temp file, a half-built snapshot: the store and the
+// snapshotter remove those of dead processes when they open) no image
+// references: Recover deletes them, unless a pull or load of another
+// process holds the store; kubelet's retry downloads them again.
 
 //
 // RemoveContainer answers before the container is deleted (the engine's
@@ -34,8 +38,9 @@ import (
 // reconciles (processes, cgroups, root filesystem ended; recorded dead).
 // Kubelet was told it is gone: Recover deletes the CRI's dead containers.
 
-// Recover removes the sandboxes a killed server left half made, and the
-// containers whose removal it left unfinished.
+// Recover removes the sandboxes a killed server left half made, the
+// containers whose removal it left unfinished, and the blobs of its
+// unfinished pulls.
 func (s *Server) Recover(ctx context.Context) error {
 	cs, err := s.eng.List(ctx)
 	if err != nil {
@@ -61,6 +66,11 @@ func (s *Server) Recover(ctx context.Context) error {
 		}
 		s.opts.Log.Info("removing a sandbox a killed server left half made", "id", p.ID, "name", p.Name)
 		errs = append(errs, s.removeSandbox(ctx, p))
+	}
+	if gone, err := s.eng.CollectBlobs(ctx); err != nil {
+		errs = append(errs, err)
+	} else if len(gone) > 0 {
+		s.opts.Log.Info("removed the blobs of pulls a killed server left unfinished", "blobs", len(gone))
 	}
 	return errors.Join(errs...)
 }

@@ -53,6 +53,12 @@ func (e *Engine) PruneImages(ctx context.Context, f PruneFilter) ([]string, int6
 	return lines, freed, err
 }
 
+// CollectBlobs deletes the stored blobs no image references: what a
+// failed pull or load kept for its retry, or one killed midway left. It
+// does nothing while a pull or load holds the store (their blobs are not
+// recorded yet). It returns the digests deleted.
+func (e *Engine) CollectBlobs(ctx context.Context) ([]string, error) { return e.images.Collect(ctx) }
+
 // pruneImages removes the images of PruneImages, leaving their layers
 // and blobs to the caller.
 func (e *Engine) pruneImages(ctx context.Context, f PruneFilter) ([]string, int64, error) {

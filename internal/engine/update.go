@@ -5,11 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"hull/internal/cgroups"
 	"hull/internal/monitor"
@@ -25,6 +29,14 @@ type UpdateOptions struct {
 	PidsLimit                                *int64
 	BlkioWeight                              *uint16
 	Restart                                  *RestartPolicy
+
+	// The CRI's besides docker's: hugepage limits (each replaces its page
+	// size's; the host must have the hugetlb controller), cgroup v2 files
+	// (each replaces its key's; a v2 host only), and the OOM score of the
+	// container's processes (-1000..1000; the running ones get it too).
+	HugepageLimits []specs.LinuxHugepageLimit
+	Unified        map[string]string
+	OomScoreAdj    *int
 }
 
 // UpdateResult is what Update did beyond its changes.
@@ -55,7 +67,11 @@ func (e *Engine) Update(ctx context.Context, ref string, o UpdateOptions) (*Upda
 	res := &UpdateResult{}
 	so, err := mergeLimits(c, o, res)
 	if err != nil {
-		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("cannot update container %s: %v", c.Name, err))
+		msg := fmt.Sprintf("cannot update container %s: %v", c.Name, err)
+		if errdefs.IsFailedPrecondition(err) { // the host's, not the request's
+			return nil, errdefs.ErrFailedPrecondition.WithMessage(msg)
+		}
+		return nil, errdefs.ErrInvalidArgument.WithMessage(msg)
 	}
 	limits, err := spec.Limits(so)
 	if err != nil {
@@ -70,14 +86,18 @@ func (e *Engine) Update(ctx context.Context, ref string, o UpdateOptions) (*Upda
 		cfg.Restart = *o.Restart
 	}
 	if c.IsRunning() {
-		if err := e.applyLimits(c, limits); err != nil {
+		err := e.applyLimits(c, limits)
+		if err == nil && o.OomScoreAdj != nil {
+			err = e.applyOomScoreAdj(c, *o.OomScoreAdj)
+		}
+		if err != nil {
 			// One that exited meanwhile gets them at its next start.
 			if now, gerr := e.Get(ctx, c.ID); gerr != nil || now.IsRunning() {
 				return nil, err
 			}
 		}
 	}
-	if err := e.patchConfigJSON(c.ID, limits); err != nil {
+	if err := e.patchConfigJSON(c.ID, limits, so.OomScoreAdj); err != nil {
 		return nil, fmt.Errorf("cannot update container %s: %w", c.Name, err)
 	}
 	data, err := json.Marshal(cfg)
@@ -133,6 +153,28 @@ func mergeLimits(c *Container, o UpdateOptions, res *UpdateResult) (spec.Options
 			so.PidsLimit = -1
 		}
 	}
+	if len(o.HugepageLimits) > 0 {
+		if !cgroups.HugetlbSupported() {
+			return so, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("hugepage limits need the hugetlb cgroup controller, which this host (cgroup %s) does not have", cgroups.DetectMode()))
+		}
+		so.HugepageLimits = mergeHugepages(so.HugepageLimits, o.HugepageLimits)
+	}
+	if len(o.Unified) > 0 {
+		if mode := cgroups.DetectMode(); mode != cgroups.Unified {
+			return so, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("unified cgroup settings need a cgroup v2 host; this host's cgroups are %s", mode))
+		}
+		merged := make(map[string]string, len(so.Unified)+len(o.Unified))
+		maps.Copy(merged, so.Unified)
+		maps.Copy(merged, o.Unified)
+		so.Unified = merged
+	}
+	if o.OomScoreAdj != nil {
+		if *o.OomScoreAdj < -1000 || *o.OomScoreAdj > 1000 {
+			return so, fmt.Errorf("invalid oom_score_adj %d: the range is -1000 to 1000", *o.OomScoreAdj)
+		}
+		adj := *o.OomScoreAdj
+		so.OomScoreAdj = &adj
+	}
 	if o.BlkioWeight != nil && *o.BlkioWeight != 0 {
 		if *o.BlkioWeight < 10 || *o.BlkioWeight > 1000 {
 			return so, fmt.Errorf("invalid --blkio-weight %d: the range is 10 to 1000", *o.BlkioWeight)
@@ -144,6 +186,41 @@ func mergeLimits(c *Container, o UpdateOptions, res *UpdateResult) (spec.Options
 		}
 	}
 	return so, nil
+}
+
+// mergeHugepages is have with each page size's limit in set replacing
+// its own.
+func mergeHugepages(have, set []specs.LinuxHugepageLimit) []specs.LinuxHugepageLimit {
+	out := slices.Clone(have)
+	for _, h := range set {
+		if i := slices.IndexFunc(out, func(x specs.LinuxHugepageLimit) bool { return x.Pagesize == h.Pagesize }); i >= 0 {
+			out[i] = h
+		} else {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// applyOomScoreAdj gives every process of a running container the OOM
+// score adjustment, as its config.json gives the processes of its next
+// start.
+func (e *Engine) applyOomScoreAdj(c *Container, adj int) error {
+	cg, err := e.rt.Cgroup(c.ID)
+	if err != nil {
+		return fmt.Errorf("cannot update container %s: %w", c.Name, err)
+	}
+	pids, err := cg.Procs()
+	if err != nil {
+		return fmt.Errorf("cannot update container %s: %w", c.Name, err)
+	}
+	for _, pid := range pids {
+		err := os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid), []byte(strconv.Itoa(adj)), 0)
+		if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("cannot update container %s: oom_score_adj of process %d: %w", c.Name, pid, err)
+		}
+	}
+	return nil
 }
 
 // applyLimits writes limits into a running container's cgroups. The
@@ -167,7 +244,7 @@ func (e *Engine) applyLimits(c *Container, limits *specs.LinuxResources) error {
 // which the next start (and each restart) creates the container from. A
 // missing file is made again from the record (ensureConfig), which has
 // them.
-func (e *Engine) patchConfigJSON(id string, limits *specs.LinuxResources) error {
+func (e *Engine) patchConfigJSON(id string, limits *specs.LinuxResources, oomScoreAdj *int) error {
 	path := filepath.Join(e.persistDir(id), "config.json")
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -188,6 +265,10 @@ func (e *Engine) patchConfigJSON(id string, limits *specs.LinuxResources) error 
 	}
 	r := s.Linux.Resources
 	r.Memory, r.CPU, r.Pids = limits.Memory, limits.CPU, limits.Pids
+	r.HugepageLimits, r.Unified = limits.HugepageLimits, limits.Unified
+	if s.Process != nil && oomScoreAdj != nil {
+		s.Process.OOMScoreAdj = oomScoreAdj
+	}
 	if limits.BlockIO != nil {
 		if r.BlockIO == nil {
 			r.BlockIO = &specs.LinuxBlockIO{}

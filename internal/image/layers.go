@@ -180,6 +180,11 @@ type teeUnpack struct {
 
 	mu      sync.Mutex
 	stopped bool // the unpacker stopped reading (done, or found it unpacked)
+
+	// fed is set once the unpacker has taken bytes (only the download
+	// writes): the blob's temp file and the snapshot being built both
+	// exist, for the kill -9 tests' "pull: layer streaming" mark.
+	fed bool
 }
 
 func (s *Service) startUnpack(ctx context.Context, parent string, diffID v1.Hash) *teeUnpack {
@@ -215,6 +220,10 @@ func (t *teeUnpack) Write(b []byte) (int, error) {
 			return len(b), nil
 		}
 		return 0, err
+	}
+	if !t.fed {
+		t.fed = true
+		trace.Mark("pull: layer streaming")
 	}
 	return len(b), nil
 }

@@ -11,7 +11,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"hull/internal/config"
@@ -64,10 +63,7 @@ func Dial(ctx context.Context, cfg config.Config, refStr string) *Remote {
 			return
 		}
 		s := &Service{cfg: cfg}
-		if r.sess, r.err = s.connect(ctx, "pull", ref, transport.PullScope, nil); r.err != nil {
-			return
-		}
-		if r.top, r.err = remote.Get(r.sess.ref(ref), r.sess.opts...); r.err != nil || !r.top.MediaType.IsImage() {
+		if r.sess, r.top, r.err = s.resolve(ctx, ref, nil); r.err != nil || !r.top.MediaType.IsImage() {
 			return
 		}
 		if m, err := v1.ParseManifest(bytes.NewReader(r.top.Manifest)); err == nil && m.Config.Size <= maxPrefetchedConfig {
@@ -144,20 +140,23 @@ func (s *Service) Pull(ctx context.Context, refStr string, opts PullOptions) (*P
 	if opts.Platform.OS == "" {
 		opts.Platform = HostPlatform()
 	}
-	res, err := s.pull(ctx, refStr, ref, opts)
+	var via endpoint
+	res, err := s.pull(ctx, refStr, ref, opts, &via)
 	if err != nil {
 		err = classify("pull", ref, err)
 		var e *Error
-		if m := s.cfg.Registries.Mirrors[ref.Domain]; len(m) > 0 && errors.As(err, &e) {
-			// The registry's answer was the mirror's: say so.
-			e.Hint = strings.TrimPrefix(e.Hint+"; ", "; ") + "pulled through the mirror " + m[0] + " (registries.mirrors)"
+		if via.mirror != "" && errors.As(err, &e) {
+			// The manifest came from a mirror, and so did what failed.
+			e.Hint = strings.TrimPrefix(e.Hint+"; ", "; ") + "pulled through the mirror " + via.mirror + " (registries.mirrors)"
 		}
 		return nil, err
 	}
 	return res, nil
 }
 
-func (s *Service) pull(ctx context.Context, refStr string, ref reference.Reference, opts PullOptions) (_ *PullResult, rerr error) {
+// pull does Pull's work; via is set to the endpoint that served the
+// manifest, once one has.
+func (s *Service) pull(ctx context.Context, refStr string, ref reference.Reference, opts PullOptions, via *endpoint) (_ *PullResult, rerr error) {
 	release, err := s.store.Use()
 	if err != nil {
 		return nil, err
@@ -172,14 +171,11 @@ func (s *Service) pull(ctx context.Context, refStr string, ref reference.Referen
 		return nil, err
 	}
 	if !dialed {
-		if sess, err = s.connect(ctx, "pull", ref, transport.PullScope, opts.Credentials); err != nil {
-			return nil, err
-		}
-		trace.Mark("pull: connected")
-		if top, err = remote.Get(sess.ref(ref), sess.opts...); err != nil {
+		if sess, top, err = s.resolve(ctx, ref, opts.Credentials); err != nil {
 			return nil, err
 		}
 	}
+	*via = sess.via
 	trace.Mark("pull: manifest")
 	res := &PullResult{Ref: ref, RepoDigest: top.Digest}
 	var stored []v1.Hash // blobs this image needs, for GC

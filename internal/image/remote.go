@@ -228,23 +228,155 @@ func (s *Service) insecure(domain string) bool {
 	return false
 }
 
-// gRepo converts a hull reference to go-containerregistry's repository:
-// for a pull, on the registry's mirror if one is configured (see
-// config.Registries.Mirrors).
-func (s *Service) gRepo(ref reference.Reference, pull bool) (name.Repository, error) {
-	full := ref.Name()
-	if m := s.cfg.Registries.Mirrors[ref.Domain]; pull && len(m) > 0 {
-		full = strings.TrimSuffix(m[0], "/") + "/" + ref.Path
-	}
+// gRepo converts a hull reference to go-containerregistry's repository,
+// over plain HTTP if its registry may be reached so (insecure).
+func (s *Service) gRepo(ref reference.Reference) (name.Repository, error) {
 	var opts []name.Option
-	if host, _, _ := strings.Cut(full, "/"); s.insecure(host) {
+	if s.insecure(ref.Domain) {
 		opts = append(opts, name.Insecure)
 	}
-	repo, err := name.NewRepository(full, opts...)
+	repo, err := name.NewRepository(ref.Name(), opts...)
 	if err != nil {
 		return name.Repository{}, &Error{Op: "resolve", Ref: ref.String(), Kind: ErrInvalidReference, Err: err}
 	}
 	return repo, nil
+}
+
+// endpoint is one registry a pull may fetch a reference from: one of its
+// registry's mirrors, or the registry itself.
+type endpoint struct {
+	// ref is the reference as that registry names it (a mirror's host and
+	// path prefix in front of the image's path).
+	ref reference.Reference
+	// mirror is the mirror as configured ("host[:port][/prefix]"), or ""
+	// for the image's own registry.
+	mirror string
+}
+
+func (e endpoint) String() string {
+	if e.mirror != "" {
+		return "mirror " + e.ref.Name()
+	}
+	return e.ref.Name()
+}
+
+// pullEndpoints lists where a pull of ref is tried, in order: its
+// registry's mirrors as configured (config.Registries.Mirrors), then the
+// registry itself, as containerd tries a hosts.toml's hosts and then its
+// server, and CRI-O a registries.conf's mirrors and then the location.
+// With mirrors_only, a registry that has mirrors is left out: its name
+// is then never looked up.
+func (s *Service) pullEndpoints(ref reference.Reference) []endpoint {
+	mirrors := s.cfg.Registries.Mirrors[ref.Domain]
+	var eps []endpoint
+	for _, m := range mirrors {
+		at := ref
+		host, prefix, _ := strings.Cut(strings.Trim(m, "/"), "/")
+		at.Domain = host
+		if prefix != "" {
+			at.Path = prefix + "/" + ref.Path
+		}
+		eps = append(eps, endpoint{ref: at, mirror: m})
+	}
+	if len(mirrors) > 0 && s.cfg.Registries.MirrorsOnly {
+		return eps
+	}
+	return append(eps, endpoint{ref: ref})
+}
+
+// resolve connects to ref's registry for a pull and fetches its top
+// manifest, trying each endpoint (pullEndpoints) in turn. As containerd's
+// resolver does, any failure there moves on to the next: a mirror that
+// is down or refuses the connection, answers 404 (manifest or repository
+// unknown), or any other error status (401, 403, 5xx). Only a cancelled
+// pull stops at once. The endpoint that served the manifest serves the
+// rest of the pull (its blobs); a failure after that is not retried
+// elsewhere. When every endpoint failed, the error names each with its
+// own error (endpointErrors), a lone mirror's too (mirrors_only), and
+// says whether the registry itself was tried.
+func (s *Service) resolve(ctx context.Context, ref reference.Reference, creds *Credentials) (*session, *remote.Descriptor, error) {
+	eps := s.pullEndpoints(ref)
+	var failed endpointErrors
+	for _, ep := range eps {
+		sess, err := s.connect(ctx, "pull", ep.ref, transport.PullScope, creds)
+		var top *remote.Descriptor
+		if err == nil {
+			top, err = remote.Get(sess.ref(ep.ref), sess.opts...)
+		}
+		if err == nil {
+			sess.via = ep
+			return sess, top, nil
+		}
+		if (len(eps) == 1 && ep.mirror == "") || ctx.Err() != nil {
+			return nil, nil, classify("pull", ref, err)
+		}
+		var e *Error
+		errors.As(classify("pull", ep.ref, err), &e)
+		failed = append(failed, endpointError{at: ep, err: e})
+	}
+	best := failed.mostRelevant()
+	order := "mirrors from registries.mirrors are tried in order, then " + ref.Domain
+	if eps[len(eps)-1].mirror != "" {
+		order = "mirrors from registries.mirrors are tried in order; " + ref.Domain + " itself is not tried (registries.mirrors_only)"
+	}
+	return nil, nil, &Error{Op: "pull", Ref: ref.String(), Kind: best.Kind, Err: failed,
+		Hint: strings.TrimPrefix(best.Hint+"; ", "; ") + order}
+}
+
+// endpointError is one endpoint's failure in a pull that tried several.
+type endpointError struct {
+	at  endpoint
+	err *Error
+}
+
+// endpointErrors is why a pull that tried several endpoints failed: each
+// endpoint with its own error, in the order they were tried.
+type endpointErrors []endpointError
+
+func (e endpointErrors) Error() string {
+	parts := make([]string, len(e))
+	for i, x := range e {
+		parts[i] = fmt.Sprintf("%s: %s", x.at, x.err.Kind)
+		if x.err.Err != nil {
+			parts[i] += ": " + x.err.Err.Error()
+		}
+	}
+	n := fmt.Sprintf("%d registries", len(e))
+	if len(e) == 1 {
+		n = "1 registry"
+	}
+	return fmt.Sprintf("tried %s: %s", n, strings.Join(parts, "; "))
+}
+
+func (e endpointErrors) Unwrap() []error {
+	errs := make([]error, len(e))
+	for i, x := range e {
+		errs[i] = x.err
+	}
+	return errs
+}
+
+// mostRelevant is the error that says most about the image, as
+// containerd's resolver picks it: a registry's refusal (unauthorized)
+// over its not having the image, over not reaching it; of equals, the
+// last (the registry itself, if it is one of them, for its hint).
+func (e endpointErrors) mostRelevant() *Error {
+	rank := func(k ErrorKind) int {
+		switch k {
+		case ErrUnauthorized:
+			return 3
+		case ErrNotFound:
+			return 2
+		}
+		return 1
+	}
+	best := e[0].err
+	for _, x := range e[1:] {
+		if rank(x.err.Kind) >= rank(best.Kind) {
+			best = x.err
+		}
+	}
+	return best
 }
 
 // baseTransport is HTTP with sane timeouts; reads (GET, HEAD) also fail
@@ -284,11 +416,13 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // session is an authenticated connection to one repository (a pull's
-// goes to the registry's mirror, if it has one).
+// is on the endpoint that served its manifest: see resolve).
 type session struct {
 	repo name.Repository
 	rt   http.RoundTripper
 	opts []remote.Option
+	// via is where a pull's session is (a mirror or the registry).
+	via endpoint
 }
 
 // ref is ref's tag or digest (digest wins) in the session's repository.
@@ -311,9 +445,10 @@ type Credentials struct {
 }
 
 // connect authenticates to ref's repository for the given scope (pull or
-// push), with creds if given, else the credentials file.
+// push), with creds if given, else the credentials file. A pull connects
+// through resolve, which picks the registry (a mirror or ref's own).
 func (s *Service) connect(ctx context.Context, op string, ref reference.Reference, scope string, creds *Credentials) (*session, error) {
-	repo, err := s.gRepo(ref, op == "pull")
+	repo, err := s.gRepo(ref)
 	if err != nil {
 		return nil, err
 	}

@@ -345,3 +345,16 @@ func ProcessRunning(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
+
+// ClosedAddr returns "127.0.0.1:PORT" for a port nothing listens on (it
+// was bound and closed), for a registry that is down: connections to it
+// are refused. Another process may take the port meanwhile; a test that
+// needs it refused should say so when it was not.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+}
