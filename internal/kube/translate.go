@@ -153,14 +153,13 @@ func oomScoreAdj(qos v1.PodQOSClass, c *v1.Container, capacity int64) int64 {
 
 // containerResources is kubelet's LinuxContainerResources for c: CPU
 // shares from the request (or the limit when no request), CFS quota from
-// the limit over a 100 ms period, the memory limit with no swap
-// (kubelet's NoSwap), the OOM score adjustment of the pod's QoS class.
-// On a cgroup v2 host (v2) kubelet says no swap as memory.swap.max 0 and
-// asks the kernel to kill the whole container on an OOM
-// (memory.oom.group 1, its default singleProcessOOMKill false), both in
-// the unified map; on v1 no swap is a swap limit equal to the memory
-// limit, and an OOM kills one process.
-func containerResources(pod *v1.Pod, c *v1.Container, capacity int64, v2 bool) *runtimeapi.LinuxContainerResources {
+// the limit over a 100 ms period, the memory limit, the OOM score
+// adjustment of the pod's QoS class. On a cgroup v2 host (v2) kubelet
+// asks the kernel to kill the whole container on an OOM (memory.oom.group
+// 1, its default singleProcessOOMKill false). No swap (kubelet's NoSwap)
+// only where the host has the swap controller (swap), as kubelet: on v2
+// memory.swap.max 0, on v1 a swap limit equal to the memory limit.
+func containerResources(pod *v1.Pod, c *v1.Container, capacity int64, v2, swap bool) *runtimeapi.LinuxContainerResources {
 	cpuReq, hasReq := c.Resources.Requests[v1.ResourceCPU]
 	cpuLim := c.Resources.Limits[v1.ResourceCPU]
 	r := &runtimeapi.LinuxContainerResources{CpuPeriod: quotaPeriod}
@@ -172,8 +171,12 @@ func containerResources(pod *v1.Pod, c *v1.Container, capacity int64, v2 bool) *
 	r.CpuQuota = milliCPUToQuota(cpuLim.MilliValue(), quotaPeriod)
 	r.MemoryLimitInBytes = c.Resources.Limits.Memory().Value()
 	if v2 {
-		r.Unified = map[string]string{"memory.oom.group": "1", "memory.swap.max": "0"}
-	} else {
+		r.Unified = map[string]string{"memory.oom.group": "1"}
+	}
+	switch {
+	case swap && v2:
+		r.Unified["memory.swap.max"] = "0"
+	case swap:
 		r.MemorySwapLimitInBytes = r.MemoryLimitInBytes
 	}
 	r.OomScoreAdj = oomScoreAdj(QOSClass(pod), c, capacity)
@@ -183,6 +186,25 @@ func containerResources(pod *v1.Pod, c *v1.Container, capacity int64, v2 bool) *
 // cgroupV2 says whether this host's cgroups are v2 only, where kubelet
 // sets the unified keys above.
 var cgroupV2 = sync.OnceValue(func() bool { return cgroups.DetectMode() == cgroups.Unified })
+
+// swapController says whether the host has the memory controller's swap
+// files, where kubelet looks (checkSwapControllerAvailability): v1's
+// memory.memsw.limit_in_bytes at the memory hierarchy's root; v2's
+// memory.swap.max in this process's own cgroup (the root cgroup has none,
+// so a process there sees none, as kubelet would).
+var swapController = sync.OnceValue(func() bool {
+	p := "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"
+	if cgroupV2() {
+		self, err := os.ReadFile("/proc/self/cgroup")
+		if err != nil {
+			return false
+		}
+		rel := strings.TrimSpace(strings.TrimPrefix(string(self), "0::"))
+		p = path.Join("/sys/fs/cgroup", rel, "memory.swap.max")
+	}
+	_, err := os.Stat(p)
+	return err == nil
+})
 
 // cgroupParent is kubelet's pod cgroup under the cgroupfs driver, below
 // root ([kube] cgroup_root, kubelet's /kubepods by default):
@@ -381,7 +403,7 @@ func containerConfig(pod *v1.Pod, c *v1.Container, attempt uint32, imageRef stri
 		Stdin:   c.Stdin,
 		Tty:     c.TTY,
 		Linux: &runtimeapi.LinuxContainerConfig{
-			Resources:       containerResources(pod, c, capacity, cgroupV2()),
+			Resources:       containerResources(pod, c, capacity, cgroupV2(), swapController()),
 			SecurityContext: securityContext(pod, c),
 		},
 	}

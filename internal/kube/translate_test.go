@@ -52,18 +52,29 @@ func TestContainerResourcesAsKubelet(t *testing.T) {
 			if q := QOSClass(pod); q != tc.qos {
 				t.Errorf("QoS %s, want %s", q, tc.qos)
 			}
-			r := containerResources(pod, &pod.Spec.Containers[0], 8*gi, false)
+			r := containerResources(pod, &pod.Spec.Containers[0], 8*gi, false, true)
 			want := &runtimeapi.LinuxContainerResources{CpuShares: tc.shares, CpuQuota: tc.quota, CpuPeriod: 100000, MemoryLimitInBytes: tc.mem, MemorySwapLimitInBytes: tc.mem, OomScoreAdj: tc.oom}
 			if r.String() != want.String() {
 				t.Errorf("cgroup v1: resources %v\nwant %v", r, want)
 			}
 			// On cgroup v2, kubelet's no swap and whole-container OOM
 			// kill are unified keys; no v1 swap limit.
-			r = containerResources(pod, &pod.Spec.Containers[0], 8*gi, true)
+			r = containerResources(pod, &pod.Spec.Containers[0], 8*gi, true, true)
 			want.MemorySwapLimitInBytes = 0
 			want.Unified = map[string]string{"memory.oom.group": "1", "memory.swap.max": "0"}
 			if r.String() != want.String() {
 				t.Errorf("cgroup v2: resources %v\nwant %v", r, want)
+			}
+			// Without the swap controller kubelet says nothing of swap.
+			r = containerResources(pod, &pod.Spec.Containers[0], 8*gi, true, false)
+			want.Unified = map[string]string{"memory.oom.group": "1"}
+			if r.String() != want.String() {
+				t.Errorf("cgroup v2, no swap controller: resources %v\nwant %v", r, want)
+			}
+			r = containerResources(pod, &pod.Spec.Containers[0], 8*gi, false, false)
+			want.Unified = nil
+			if r.String() != want.String() {
+				t.Errorf("cgroup v1, no swap controller: resources %v\nwant %v", r, want)
 			}
 		})
 	}
