@@ -120,7 +120,7 @@ cribench() { "$work/cribench" --endpoint "unix://$work/$1.sock" "${@:2}"; }
 go build -tags libsqlite3 -o "$work/testenv" ./hack/testenv
 eval "$("$work/testenv" registry --dir "$work/registry" --pidfile "$work/registry.pid" --detach | grep -E '^(ADDR|PID)=')"
 registry_pid=$PID
-"$work/testenv" critest-images --registry "$ADDR" | sed -n 's/^MIRROR //p' >"$work/mirrors"
+"$work/testenv" critest-images --registry "$ADDR" | "$work/testenv" registries-toml >"$work/mirrors"
 img=registry.k8s.io/e2e-test-images/busybox:1.29-2 # critest's default container image
 pause=registry.k8s.io/pause:3.9
 
@@ -140,9 +140,6 @@ if grep -q -- --cni-conf-dir <<<"$serve_help"; then
 fi
 {
   printf '[network]\ndefault_bridge = "%s"\ndefault_subnet = "%s"\n' "${def_net[@]}"
-  # mirrors_only: what the local registry lacks fails, never reaching the real one
-  printf '[registries]\nmirrors_only = true\n'
-  echo "[registries.mirrors]"
   cat "$work/mirrors"
 } >"$work/hull.toml"
 if grep -q -- --nri-socket <<<"$serve_help"; then

@@ -139,12 +139,11 @@ trap 'exit 130' INT TERM
 go build -tags libsqlite3 -o "$work/testenv" ./hack/testenv
 eval "$("$work/testenv" registry --dir "$work/registry" --pidfile "$work/registry.pid" --detach | grep -E '^(ADDR|PID)=')"
 registry_pid=$PID
-"$work/testenv" kubelet-images --nonroot --registry "$ADDR" | sed -n 's/^MIRROR //p' >"$work/mirrors"
+{
+  "$work/testenv" kubelet-images --nonroot --registry "$ADDR"
+  if has kubelet; then "$work/testenv" critest-images --registry "$ADDR"; fi
+} | "$work/testenv" registries-toml >"$work/mirrors"
 pause=registry.k8s.io/pause:3.9
-if has kubelet; then
-  "$work/testenv" critest-images --registry "$ADDR" | sed -n 's/^MIRROR //p' >>"$work/mirrors"
-fi
-sort -u -o "$work/mirrors" "$work/mirrors"
 img=docker.io/library/nginx:1.25
 
 # The seed's manifest, verbatim.
@@ -172,9 +171,6 @@ EOF
 # --- hull ---------------------------------------------------------------------
 {
   printf '[network]\ndefault_bridge = "%s"\ndefault_subnet = "%s"\n' "$hull_bridge" "$hull_subnet"
-  # mirrors_only: what the local registry lacks fails, never reaching the real one
-  printf '[registries]\nmirrors_only = true\n'
-  echo "[registries.mirrors]"
   cat "$work/mirrors"
 } >"$work/hull.toml"
 hull pull -q "$img" >/dev/null

@@ -137,7 +137,8 @@ CONF
 # ($work/ctd.sock) and runc root under $work, never /etc/containerd; its
 # CRI plugin on the first conflist in CNI_DIR (Debian's plugins in
 # /usr/lib/cni), PAUSE the sandbox image, and the registry mirrors of the
-# hull.toml [registries.mirrors] lines in the file MIRRORS, as hosts.toml
+# hull.toml [registries] block in the file MIRRORS (testenv
+# registries-toml), as hosts.toml
 # files it writes under $work/ctd/certs.d (config_path).
 #
 # Not the CRI plugin's registry.mirrors: containerd 1.6 appends the

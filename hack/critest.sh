@@ -153,11 +153,8 @@ EOF
     echo "[network]"
     echo "default_bridge = \"${bridge}d\""
     echo "default_subnet = \"10.238.$octet.0/24\""
-    # mirrors_only: what the local registry lacks fails, never reaching the real one
-    echo "[registries]"
-    echo "mirrors_only = true"
-    echo "[registries.mirrors]"
-    "$work/testenv" critest-images --registry "$addr" --nonewprivs "$work/nonewprivs" --exec-shell "$(exec_shell)" | sed -n 's/^MIRROR //p'
+    "$work/testenv" critest-images --registry "$addr" --nonewprivs "$work/nonewprivs" --exec-shell "$(exec_shell)" |
+      "$work/testenv" registries-toml
   } >"$work/hull.toml"
   "$here/bin/hull" --config "$work/hull.toml" --root "$work/root" --run-root "$work/run" \
     cri serve --listen "unix://$work/cri.sock" --cni-conf-dir "$work/net.d" \

@@ -158,11 +158,7 @@ EOF
   echo "[network]"
   echo "default_bridge = \"${bridge}d\""
   echo "default_subnet = \"10.239.$octet.0/24\""
-  # mirrors_only: what the local registry lacks fails, never reaching the real one
-  echo "[registries]"
-  echo "mirrors_only = true"
-  echo "[registries.mirrors]"
-  "$work/testenv" kubelet-images --registry "$addr" | sed -n 's/^MIRROR //p'
+  "$work/testenv" kubelet-images --registry "$addr" | "$work/testenv" registries-toml
 } >"$work/hull.toml"
 start_cri() {
   "$here/bin/hull" --config "$work/hull.toml" --root "$work/root" --run-root "$work/run" \

@@ -168,16 +168,6 @@ func pushStandIn(base v1.Image, addr, labelKey, user string, cmd, names []string
 	return nil
 }
 
-// printMirrors prints the [registries.mirrors] lines that make hull pull
-// the stand-ins of hosts from the registry at addr under their own names.
-// Their hull.toml sets mirrors_only too (see main's doc): with these
-// lines alone, a name the registry lacks would be pulled from its host.
-func printMirrors(addr string, hosts map[string]bool) {
-	for h := range hosts {
-		fmt.Printf("MIRROR %q = [\"%s/%s\"]\n", h, addr, h)
-	}
-}
-
 func pushAs(img v1.Image, ref string) error {
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {

@@ -46,10 +46,12 @@ func TestDemoRegistry(t *testing.T) {
 	})
 	script("start")
 	script("start") // again: idempotent, the same registry
-	run := exec.Command(hull, "run", "--rm", "alpine", "echo", "ok")
+	// --pull never: the image must be the one start put in the store; were
+	// it missing, hull would otherwise pull alpine from docker.io.
+	run := exec.Command(hull, "run", "--rm", "--pull", "never", "alpine", "echo", "ok")
 	run.Env = env
 	if out, err := run.Output(); err != nil || strings.TrimSpace(string(out)) != "ok" {
-		t.Fatalf("hull run --rm alpine echo ok: %v\n%s", err, out)
+		t.Fatalf("hull run --rm --pull never alpine echo ok: %v\n%s", err, out)
 	}
 	pid, err := os.ReadFile(filepath.Join(demo, "registry.pid"))
 	if err != nil {

@@ -12,18 +12,21 @@
 //	    fixture (NAME upper-cased, "-" as "_"), e.g. BIG=127.0.0.1:PORT/hull-test/big:1.0.
 //	testenv critest-images --registry ADDR
 //	    Pushes stand-ins for the images critest pulls under
-//	    ADDR/<registry host>/<path> and prints the [registries.mirrors]
-//	    lines that make hull pull them under their own names, each as
-//	    MIRROR "<host>" = ["ADDR/<host>"]. A hull.toml made of them must
-//	    also set [registries] mirrors_only = true (before the mirrors), so
-//	    that a pull of what the registry lacks fails instead of reaching
-//	    the real registry: tests and benchmarks contact only 127.0.0.1.
+//	    ADDR/<registry host>/<path> and prints the mirrors that make hull
+//	    pull them under their own names, each as MIRROR <host> ADDR/<host>
+//	    (not TOML: registries-toml makes hull.toml's block of them).
 //	testenv kubelet-images --registry ADDR [--nonroot]
 //	    The same for test/kubelet.sh's stand-ins for the course's nginx
 //	    (docker.io/library/nginx:1.25, root) and a non-root web server
 //	    (docker.io/nginxinc/nginx-unprivileged:1.25, uid 101, port 8080).
 //	    --nonroot pushes nginx:1.25 as the non-root one too, so the
 //	    course's manifest (runAsNonRoot) runs (bench/kube.sh).
+//	testenv registries-toml <MIRROR-LINES
+//	    Reads the MIRROR lines of critest-images and kubelet-images runs
+//	    on stdin and prints hull.toml's whole [registries] block of them:
+//	    mirrors_only = true and [registries.mirrors], so that a pull of
+//	    what the registry lacks fails instead of reaching the real
+//	    registry: tests and benchmarks contact only 127.0.0.1.
 //	testenv network-rm --root R --run-root RR --bridge B --subnet S
 //	    Removes the default network a hull in those roots made with that
 //	    bridge and subnet (hull.toml's [network]): the bridge, its nftables
@@ -65,6 +68,8 @@ func main() {
 		err = critest(os.Args[2:])
 	case "kubelet-images":
 		err = kubeletStandIns(os.Args[2:])
+	case "registries-toml":
+		err = registriesTOML(os.Args[2:])
 	case "network-rm":
 		err = networkRm(os.Args[2:])
 	default:
@@ -82,6 +87,7 @@ func usage() {
   testenv push --registry ADDR [--only NAME,...] [--user U --password P]
   testenv critest-images --registry ADDR
   testenv kubelet-images --registry ADDR [--nonroot]
+  testenv registries-toml <MIRROR-LINES
   testenv network-rm --root R --run-root RR --bridge B --subnet S
 fixtures: `+strings.Join(testenv.AllFixtures, ", "))
 	os.Exit(2)

@@ -38,13 +38,10 @@ func newService(t *testing.T, root string) *image.Service {
 	return newServiceWith(t, root, snapshot.Overlay)
 }
 
-// newServiceWith is newService with another snapshotter and, if given,
-// settings changed by tune.
-func newServiceWith(t *testing.T, root, driver string, tune ...func(*config.Config)) *image.Service {
-	t.Helper()
-	if root == "" {
-		root = t.TempDir()
-	}
+// testConfig is the configuration newServiceWith opens a service over
+// root with: the defaults, hull's state and credentials under root, then
+// tune's changes. A test that also dials (image.Dial) passes it the same.
+func testConfig(root string, tune ...func(*config.Config)) config.Config {
 	cfg := config.Default()
 	cfg.Root = root
 	cfg.RunRoot = filepath.Join(root, "run")
@@ -52,6 +49,17 @@ func newServiceWith(t *testing.T, root, driver string, tune ...func(*config.Conf
 	for _, f := range tune {
 		f(&cfg)
 	}
+	return cfg
+}
+
+// newServiceWith is newService with another snapshotter and, if given,
+// settings changed by tune (testConfig).
+func newServiceWith(t *testing.T, root, driver string, tune ...func(*config.Config)) *image.Service {
+	t.Helper()
+	if root == "" {
+		root = t.TempDir()
+	}
+	cfg := testConfig(root, tune...)
 	db, err := metadata.Open(root)
 	if err != nil {
 		t.Fatal(err)
@@ -579,9 +587,7 @@ func TestPullWithDial(t *testing.T) {
 	_, fx := testenv.Setup(t, testenv.FixBusybox, testenv.FixConfig)
 	root := t.TempDir()
 	svc := newService(t, root)
-	cfg := config.Default()
-	cfg.Root, cfg.RunRoot = root, filepath.Join(root, "run")
-	cfg.Registries.AuthFile = filepath.Join(root, "auth.json")
+	cfg := testConfig(root)
 
 	res, err := svc.Pull(ctx, fx.Busybox.Ref, image.PullOptions{Remote: image.Dial(ctx, cfg, fx.Busybox.Ref)})
 	if err != nil {

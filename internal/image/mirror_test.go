@@ -5,7 +5,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -60,9 +59,7 @@ func TestPullMirrorsFallBack(t *testing.T) {
 	// Content only the registry has (busybox's own manifest, by digest):
 	// the first mirror is down, the second answers 404, the registry
 	// serves it. Dial (the CLI's early connection) resolves the same way.
-	cfg := config.Default()
-	cfg.Root, cfg.RunRoot, cfg.Registries.AuthFile = root, filepath.Join(root, "run"), filepath.Join(root, "auth.json")
-	tune(&cfg)
+	cfg := testConfig(root, tune)
 	byDigest := fx.Busybox.ByDigest()
 	res, err = svc.Pull(ctx, byDigest, image.PullOptions{Remote: image.Dial(ctx, cfg, byDigest)})
 	if err != nil || res.Manifest.String() != fx.Busybox.Digest {
@@ -121,10 +118,7 @@ func TestPullMirrorsOnly(t *testing.T) {
 			c.Registries.MirrorsOnly = mirrorsOnly
 		}
 		root := t.TempDir()
-		cfg := config.Default()
-		cfg.Root, cfg.RunRoot, cfg.Registries.AuthFile = root, filepath.Join(root, "run"), filepath.Join(root, "auth.json")
-		tune(&cfg)
-		return newServiceWith(t, root, snapshot.Overlay, tune), cfg
+		return newServiceWith(t, root, snapshot.Overlay, tune), testConfig(root, tune)
 	}
 
 	// Without mirrors_only the registry itself serves what the mirrors lack.
