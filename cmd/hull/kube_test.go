@@ -882,6 +882,15 @@ func startKube(t *testing.T, root string, args ...string) *safeBuffer {
 // startKubeErr is startKube with the command's stderr gathered too.
 func startKubeErr(t *testing.T, root string, args ...string) (stdout, stderr *safeBuffer) {
 	t.Helper()
+	out, errOut, _ := startKubeWait(t, root, args...)
+	return out, errOut
+}
+
+// startKubeWait is startKubeErr for a command that ends by itself: wait
+// blocks until it has and returns its exit (killed at the test's end if
+// it has not).
+func startKubeWait(t *testing.T, root string, args ...string) (stdout, stderr *safeBuffer, wait func() error) {
+	t.Helper()
 	cmd := hullProc(root, append([]string{"kube"}, args...)...)
 	// The scale kubeStdin gives the supervisors: get -w reads as often
 	// per round of theirs as it would unscaled.
@@ -891,16 +900,21 @@ func startKubeErr(t *testing.T, root string, args ...string) (stdout, stderr *sa
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return out, errOut
+	exited := make(chan struct{})
+	var err error
+	go func() { err = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	return out, errOut, func() error { <-exited; return err }
 }
 
 // supervisorPID is the pid in the supervisor file of the pod whose
-// directory is dir, or 0 when there is none or that process is gone.
+// directory is dir, or 0 when there is none or that process has ended
+// (a zombie too: one a hull kube command started and still running
+// killed stays one until that command exits).
 func supervisorPID(dir string) int {
 	b, _ := os.ReadFile(filepath.Join(dir, "supervisor"))
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+	if pid <= 0 || !testenv.ProcessRunning(pid) {
 		return 0
 	}
 	return pid
@@ -928,7 +942,7 @@ func killSupervisor(t *testing.T, dir string) int {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill supervisor %d: %v", pid, err)
 	}
-	waitFor(t, func() bool { return syscall.Kill(pid, 0) != nil })
+	waitFor(t, func() bool { return !testenv.ProcessRunning(pid) })
 	return pid
 }
 

@@ -249,9 +249,9 @@ spec:
 }
 
 // Every hull kube command reconciles, and the ones that wait reconcile
-// each round: a pod whose supervisor died gets another from exec, from
-// wait (which would otherwise wait out its timeout, as nothing runs the
-// readiness probe), and from a get -w that was already watching when
+// each round: a pod whose supervisor died gets another from exec, and
+// from a wait (which would otherwise wait out its timeout, as nothing
+// runs the readiness probe) and a get -w that were already waiting when
 // the supervisor died.
 func TestKubeReconcileEveryCommand(t *testing.T) {
 	root, fx := kubeEnv(t)
@@ -279,11 +279,19 @@ spec:
 	mustKube(t, root, "exec", "probed", "--", "true")
 	waitNewSupervisor(t, root, dir, old)
 
-	// wait: the probe passes only once a supervisor runs it.
+	// wait, when the supervisor dies while it waits: the probe passes
+	// only once a supervisor runs it, and only wait's reconcile each
+	// round can start one (no other hull kube command runs meanwhile).
+	// The supervisor is killed before wait starts too, so that the new
+	// one shows wait's own first reconcile done; then that one is
+	// killed.
+	old = killSupervisor(t, dir)
+	waitOut, waitErr, waited := startKubeWait(t, root, "wait", "--for=condition=Ready", "pod/probed", "--timeout", "30s")
+	waitNewSupervisor(t, root, dir, old)
 	killSupervisor(t, dir)
 	mustHull(t, root, "exec", id, "touch", "/tmp/ready")
-	if out := mustKube(t, root, "wait", "--for=condition=Ready", "pod/probed", "--timeout", "30s"); out != "pod/probed condition met\n" {
-		t.Errorf("wait printed %q", out)
+	if err := waited(); err != nil || waitOut.String() != "pod/probed condition met\n" {
+		t.Errorf("wait: %v\nstdout: %s\nstderr: %s", err, waitOut, waitErr)
 	}
 
 	// get -w, watching when the supervisor dies: the pod goes unready
