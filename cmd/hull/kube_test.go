@@ -776,26 +776,9 @@ spec:
 	// The supervisor killed: the next command starts another, which
 	// carries on (the pod is not made again).
 	dir := filepath.Join(root, "kube", "pods", "default", "gated")
-	b, _ := os.ReadFile(filepath.Join(dir, "supervisor"))
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	if pid <= 0 {
-		t.Fatalf("no supervisor pid: %q", b)
-	}
-	syscall.Kill(pid, syscall.SIGKILL)
-	for deadline := time.Now().Add(10 * time.Second); syscall.Kill(pid, 0) == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-	}
+	pid := killSupervisor(t, dir)
 	before := getPod(t, root, "gated").Status.ContainerStatuses[0].ContainerID
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		b, _ := os.ReadFile(filepath.Join(dir, "supervisor"))
-		if p, _ := strconv.Atoi(strings.TrimSpace(string(b))); p > 0 && p != pid && syscall.Kill(p, 0) == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no new supervisor after get")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitNewSupervisor(t, root, dir, pid)
 	p := getPod(t, root, "gated")
 	if p.Status.ContainerStatuses[0].ContainerID != before || p.Status.ContainerStatuses[0].RestartCount != 0 {
 		t.Errorf("after the supervisor's restart: %+v; want the same container, not restarted", p.Status.ContainerStatuses[0])
@@ -807,11 +790,7 @@ spec:
 	// supervisor alive during the stop, it could restart the killed app
 	// in the sandbox before the stop ends, and the engine's start of a
 	// container in a stopped pod starts the pod again.)
-	b, _ = os.ReadFile(filepath.Join(dir, "supervisor"))
-	pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-	syscall.Kill(pid, syscall.SIGKILL)
-	for deadline := time.Now().Add(10 * time.Second); syscall.Kill(pid, 0) == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-	}
+	killSupervisor(t, dir)
 	sandbox := strings.TrimSpace(mustHull(t, root, "pod", "ls", "-A", "-q"))
 	mustHull(t, root, "pod", "stop", "-t", "1", sandbox)
 	waitPod(t, root, "gated", "in a new sandbox", func(p podJSON) bool {
@@ -903,6 +882,15 @@ func startKube(t *testing.T, root string, args ...string) *safeBuffer {
 // startKubeErr is startKube with the command's stderr gathered too.
 func startKubeErr(t *testing.T, root string, args ...string) (stdout, stderr *safeBuffer) {
 	t.Helper()
+	out, errOut, _ := startKubeWait(t, root, args...)
+	return out, errOut
+}
+
+// startKubeWait is startKubeErr for a command that ends by itself: wait
+// blocks until it has and returns its exit (killed at the test's end if
+// it has not).
+func startKubeWait(t *testing.T, root string, args ...string) (stdout, stderr *safeBuffer, wait func() error) {
+	t.Helper()
 	cmd := hullProc(root, append([]string{"kube"}, args...)...)
 	// The scale kubeStdin gives the supervisors: get -w reads as often
 	// per round of theirs as it would unscaled.
@@ -912,8 +900,50 @@ func startKubeErr(t *testing.T, root string, args ...string) (stdout, stderr *sa
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return out, errOut
+	exited := make(chan struct{})
+	var err error
+	go func() { err = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	return out, errOut, func() error { <-exited; return err }
+}
+
+// supervisorPID is the pid in the supervisor file of the pod whose
+// directory is dir, or 0 when there is none or that process has ended
+// (a zombie too: one a hull kube command started and still running
+// killed stays one until that command exits).
+func supervisorPID(dir string) int {
+	b, _ := os.ReadFile(filepath.Join(dir, "supervisor"))
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if pid <= 0 || !testenv.ProcessRunning(pid) {
+		return 0
+	}
+	return pid
+}
+
+// waitNewSupervisor waits until the pod whose directory is dir has a
+// live supervisor other than old.
+func waitNewSupervisor(t *testing.T, root, dir string, old int) {
+	t.Helper()
+	waitKube(t, root, filepath.Base(dir), "given a new supervisor", func() bool {
+		p := supervisorPID(dir)
+		return p > 0 && p != old
+	})
+}
+
+// killSupervisor kills the supervisor of the pod whose directory is dir
+// (SIGKILL, as a crash or the OOM killer would) and waits until it is
+// gone; it returns its pid. The pod's containers live on.
+func killSupervisor(t *testing.T, dir string) int {
+	t.Helper()
+	pid := supervisorPID(dir)
+	if pid == 0 {
+		t.Fatalf("pod %s has no supervisor", filepath.Base(dir))
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill supervisor %d: %v", pid, err)
+	}
+	waitFor(t, func() bool { return !testenv.ProcessRunning(pid) })
+	return pid
 }
 
 // hull kube forwards to hull-cri: without it, the error says how to get

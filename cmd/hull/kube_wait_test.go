@@ -7,9 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -251,9 +249,9 @@ spec:
 }
 
 // Every hull kube command reconciles, and the ones that wait reconcile
-// each round: a pod whose supervisor died gets another from exec, from
-// wait (which would otherwise wait out its timeout, as nothing runs the
-// readiness probe), and from a get -w that was already watching when
+// each round: a pod whose supervisor died gets another from exec, and
+// from a wait (which would otherwise wait out its timeout, as nothing
+// runs the readiness probe) and a get -w that were already waiting when
 // the supervisor died.
 func TestKubeReconcileEveryCommand(t *testing.T) {
 	root, fx := kubeEnv(t)
@@ -274,65 +272,44 @@ spec:
 `, fx.Busybox.Ref))
 	waitPod(t, root, "probed", "running", running)
 	id := strings.TrimPrefix(getPod(t, root, "probed").Status.ContainerStatuses[0].ContainerID, "hull://")
-	pidFile := filepath.Join(root, "kube", "pods", "default", "probed", "supervisor")
-	supervisor := func() int {
-		b, _ := os.ReadFile(pidFile)
-		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		if pid > 0 && syscall.Kill(pid, 0) != nil {
-			return 0
-		}
-		return pid
-	}
-	// kill ends the pod's supervisor and waits until it is gone.
-	kill := func() int {
-		t.Helper()
-		pid := supervisor()
-		if pid <= 0 {
-			t.Fatal("the pod has no supervisor")
-		}
-		syscall.Kill(pid, syscall.SIGKILL)
-		for deadline := time.Now().Add(10 * time.Second); syscall.Kill(pid, 0) == nil; time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("supervisor %d outlived SIGKILL", pid)
-			}
-		}
-		return pid
-	}
+	dir := filepath.Join(root, "kube", "pods", "default", "probed")
 
 	// exec: a new supervisor, seen without another hull kube command.
-	old := kill()
+	old := killSupervisor(t, dir)
 	mustKube(t, root, "exec", "probed", "--", "true")
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if p := supervisor(); p > 0 && p != old {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no new supervisor after exec")
-		}
-	}
+	waitNewSupervisor(t, root, dir, old)
 
-	// wait: the probe passes only once a supervisor runs it.
-	kill()
+	// wait, when the supervisor dies while it waits: the probe passes
+	// only once a supervisor runs it, and only wait's reconcile each
+	// round can start one (no other hull kube command runs meanwhile).
+	// The supervisor is killed before wait starts too, so that the new
+	// one shows wait's own first reconcile done; then that one is
+	// killed.
+	old = killSupervisor(t, dir)
+	waitOut, waitErr, waited := startKubeWait(t, root, "wait", "--for=condition=Ready", "pod/probed", "--timeout", "30s")
+	waitNewSupervisor(t, root, dir, old)
+	killSupervisor(t, dir)
 	mustHull(t, root, "exec", id, "touch", "/tmp/ready")
-	if out := mustKube(t, root, "wait", "--for=condition=Ready", "pod/probed", "--timeout", "30s"); out != "pod/probed condition met\n" {
-		t.Errorf("wait printed %q", out)
+	if err := waited(); err != nil || waitOut.String() != "pod/probed condition met\n" {
+		t.Errorf("wait: %v\nstdout: %s\nstderr: %s", err, waitOut, waitErr)
 	}
 
 	// get -w, watching when the supervisor dies: the pod goes unready
 	// only once a supervisor probes it again.
 	watched := startKube(t, root, "get", "pods", "-w")
-	for deadline := time.Now().Add(10 * time.Second); !regexp.MustCompile(`probed\s+1/1\s+Running`).MatchString(watched.String()); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("get -w never showed the pod ready:\n%s", watched.String())
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("get -w printed:\n%s", watched.String())
 		}
-	}
-	kill()
+	})
+	waitKube(t, root, "probed", "shown ready by get -w", func() bool {
+		return regexp.MustCompile(`probed\s+1/1\s+Running`).MatchString(watched.String())
+	})
+	killSupervisor(t, dir)
 	mustHull(t, root, "exec", id, "rm", "/tmp/ready")
-	for deadline := time.Now().Add(30 * time.Second); !regexp.MustCompile(`probed\s+0/1\s+Running`).MatchString(watched.String()); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("get -w never showed the pod unready (no supervisor restarted):\n%s", watched.String())
-		}
-	}
+	waitKube(t, root, "probed", "shown unready by get -w (no supervisor restarted)", func() bool {
+		return regexp.MustCompile(`probed\s+0/1\s+Running`).MatchString(watched.String())
+	})
 }
 
 // get -w streams the other formats too, as kubectl: -o name prints

@@ -2,13 +2,13 @@ package kube
 
 import (
 	"fmt"
-	"io/fs"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"hull/internal/snapshot"
 )
 
 // emptyDir sizes, as kubelet enforces them. A disk-backed emptyDir with
@@ -39,51 +39,15 @@ func (k *kubelet) emptyDirOverLimit() string {
 		if ed == nil || ed.Medium == v1.StorageMediumMemory || ed.SizeLimit == nil || ed.SizeLimit.Sign() <= 0 {
 			continue
 		}
-		used, err := diskUsage(filepath.Join(volumesDir(k.dir, "empty-dir"), v.Name))
+		used, err := snapshot.DiskUsage(filepath.Join(volumesDir(k.dir, "empty-dir"), v.Name))
 		if err != nil {
 			continue // not set up yet
 		}
-		if resource.NewQuantity(used, resource.BinarySI).Cmp(*ed.SizeLimit) > 0 {
+		if resource.NewQuantity(used.Size, resource.BinarySI).Cmp(*ed.SizeLimit) > 0 {
 			return fmt.Sprintf("Usage of EmptyDir volume %q exceeds the limit %q. ", v.Name, ed.SizeLimit.String())
 		}
 	}
 	return ""
-}
-
-// diskUsage is the space the files under dir take, as du counts it (and
-// kubelet's volume metrics): the blocks of each inode once, without
-// crossing into another filesystem.
-func diskUsage(dir string) (int64, error) {
-	var top syscall.Stat_t
-	if err := syscall.Lstat(dir, &top); err != nil {
-		return 0, err
-	}
-	seen := map[uint64]bool{}
-	var total int64
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil // removed meanwhile, or unreadable: not counted
-		}
-		var st syscall.Stat_t
-		if syscall.Lstat(path, &st) != nil {
-			return nil
-		}
-		if st.Dev != top.Dev {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if st.Nlink > 1 && !d.IsDir() {
-			if seen[st.Ino] {
-				return nil
-			}
-			seen[st.Ino] = true
-		}
-		total += st.Blocks * 512
-		return nil
-	})
-	return total, err
 }
 
 // memoryVolumeSize is the size of a Memory emptyDir's tmpfs, kubelet's

@@ -430,9 +430,10 @@ func (k *kubelet) notifyOwner(gone bool) {
 }
 
 // rolloutCmd is `rollout status deployment/NAME`: kubectl's rollout
-// status lines, one each time it changes, until the rollout is done (a
-// pass of the controller every 200 ms meanwhile: this command moves the
-// rollout along too).
+// status lines, one each time it changes, until the rollout is done. It
+// reads the deployment every 200 ms and, like the other commands that
+// wait, runs the reconcile pass (the controller, and dead supervisors)
+// once per supervisor round: this command moves the rollout along too.
 func (e *env) rolloutCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rollout",
@@ -459,7 +460,7 @@ func (e *env) rolloutCmd() *cobra.Command {
 			}
 			last := ""
 			for {
-				e.reconcile() // main.go: the deployment controller, and dead supervisors
+				e.reconcileDue() // main.go: once per supervisor round
 				var d appsv1.Deployment
 				if err := e.store.GetObject("deployments", e.ns(), name, &d); err != nil {
 					return errors.Join(os.ErrNotExist, fmt.Errorf("deployments.apps %q not found", name))

@@ -807,25 +807,48 @@ func (s *Snapshotter) Usage(ctx context.Context, name string) (Usage, error) {
 	if info.Kind == KindView {
 		return Usage{}, nil
 	}
-	return diskUsage(s.fsDir(info.ID))
+	return DiskUsage(s.fsDir(info.ID))
 }
 
-// diskUsage sums allocated blocks, counting each inode once.
-func diskUsage(dir string) (Usage, error) {
+// DiskUsage is the space the files under dir take, as `du -x` counts
+// it (and containerd's snapshotters and kubelet's volume metrics): the
+// allocated blocks of each inode once however many links it has, and
+// the inodes, without crossing into another filesystem mounted below
+// dir. The tree may be in use while it is walked (a running container's
+// writable layer, a pod's emptyDir): a file removed meanwhile is not
+// counted. Snapshot usage and kube's emptyDir sizeLimit both use it.
+func DiskUsage(dir string) (Usage, error) {
 	var u Usage
-	seen := map[uint64]bool{}
+	var top unix.Stat_t
+	if err := unix.Lstat(dir, &top); err != nil {
+		return u, fmt.Errorf("usage of %s: %w", dir, err)
+	}
+	seen := map[uint64]bool{} // inodes with more than one link
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed meanwhile
+		}
 		if err != nil {
 			return err
 		}
 		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
+		if err := unix.Lstat(p, &st); errors.Is(err, fs.ErrNotExist) {
+			return nil
+		} else if err != nil {
 			return err
 		}
-		if seen[st.Ino] {
+		if st.Dev != top.Dev {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
 			return nil
 		}
-		seen[st.Ino] = true
+		if st.Nlink > 1 && !d.IsDir() {
+			if seen[st.Ino] {
+				return nil
+			}
+			seen[st.Ino] = true
+		}
 		u.Inodes++
 		u.Size += st.Blocks * 512
 		return nil

@@ -770,3 +770,44 @@ func TestVolatileLayerMountsAgain(t *testing.T) {
 		t.Error("the layer's content is not there")
 	}
 }
+
+// DiskUsage counts a file's blocks once however many links it has, and
+// stops at a filesystem mounted below the directory, as du -x does (a
+// pod's emptyDir may have one; kube's sizeLimit must not count it).
+func TestDiskUsage(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	data := bytes.Repeat([]byte("x"), 64<<10)
+	if err := os.WriteFile(filepath.Join(dir, "a"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(dir, "a"), filepath.Join(dir, "b")); err != nil {
+		t.Fatal(err)
+	}
+	one, err := DiskUsage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if one.Size < int64(len(data)) || one.Size >= 2*int64(len(data)) || one.Inodes != 2 {
+		t.Errorf("usage with a file linked twice: %+v, want its %d bytes once and 2 inodes (the directory, the file)", one, len(data))
+	}
+
+	mnt := filepath.Join(dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	if err := os.WriteFile(filepath.Join(mnt, "c"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u, err := DiskUsage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Size >= one.Size+int64(len(data)) {
+		t.Errorf("usage with a tmpfs below holding %d bytes: %+v, counted it (without: %+v)", len(data), u, one)
+	}
+}
