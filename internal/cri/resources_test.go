@@ -122,9 +122,9 @@ func TestUpdateContainerResourcesHostLimits(t *testing.T) {
 		if err != nil {
 			t.Errorf("update unified on a v2 host: %v", err)
 		}
-	} else if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "memory.high") ||
+	} else if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "cannot update container k8s_upd_") || !strings.Contains(err.Error(), "memory.high") ||
 		!strings.Contains(err.Error(), "cgroup v2 host; this host's cgroups are "+mode.String()) {
-		t.Errorf("update unified on a %s host: %v; want FailedPrecondition naming the key and the host's cgroups", mode, err)
+		t.Errorf("update unified on a %s host: %v; want FailedPrecondition naming the container, the key and the host's cgroups", mode, err)
 	}
 	// CreateContainer refuses it alike (it would fail at start).
 	cc := &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "unified"}, Image: &runtimeapi.ImageSpec{Image: f.Busybox.Ref},
@@ -145,8 +145,8 @@ func TestUpdateContainerResourcesHostLimits(t *testing.T) {
 		if s := containerStatus(t, c, id); err != nil || len(s.Resources.Linux.HugepageLimits) == 0 {
 			t.Errorf("update a hugepage limit with hugetlb: %v, status %v", err, s.Resources.Linux.HugepageLimits)
 		}
-	} else if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "no hugetlb controller") || !strings.Contains(err.Error(), "cgroup "+mode.String()) {
-		t.Errorf("update a hugepage limit without hugetlb: %v; want FailedPrecondition naming the missing controller", err)
+	} else if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "cannot update container k8s_upd_") || !strings.Contains(err.Error(), "no hugetlb controller") || !strings.Contains(err.Error(), "cgroup "+mode.String()) {
+		t.Errorf("update a hugepage limit without hugetlb: %v; want FailedPrecondition naming the container and the missing controller", err)
 	}
 
 	// The refusals changed nothing: the memory limit is still the one set.
