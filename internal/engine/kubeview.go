@@ -117,7 +117,7 @@ func (e *Engine) podCreates(id string) (map[string]podCreate, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pod %s: %w", id, err)
 	}
 	var refused map[string]podCreate
 	if err := json.Unmarshal(b, &refused); err != nil {
@@ -144,7 +144,10 @@ func (e *Engine) RecordPodCreate(id, name, image string, createErr error, next s
 		}
 		delete(refused, name)
 		if len(refused) == 0 {
-			return os.Remove(e.podCreateFile(id))
+			if err := os.Remove(e.podCreateFile(id)); err != nil {
+				return fmt.Errorf("pod %s: forget container %s's refused creation: %w", id, name, err)
+			}
+			return nil
 		}
 	} else {
 		if refused == nil {
@@ -154,11 +157,10 @@ func (e *Engine) RecordPodCreate(id, name, image string, createErr error, next s
 	}
 	b, _ := json.Marshal(refused)
 	// Whole or not at all: hull why reads it from another process.
-	tmp := e.podCreateFile(id) + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("pod %s: record a container's creation: %w", id, err)
+	if err := writeFile(e.podCreateFile(id), b); err != nil {
+		return fmt.Errorf("pod %s: record container %s's creation: %w", id, name, err)
 	}
-	return os.Rename(tmp, e.podCreateFile(id))
+	return nil
 }
 
 // WhyPod diagnoses a pod (`hull why pod/REF`): a failed image pull
