@@ -27,13 +27,14 @@ func BenchmarkCalls(b *testing.B) {
 		startContainer(b, c, ctr)
 		pods, ctrs, cfgs = append(pods, id), append(ctrs, ctr), append(cfgs, pod)
 	}
+	made := 0 // attempts across the runs -count makes with this server
 	b.Run("CreateContainer", func(b *testing.B) {
-		for i := 0; b.Loop(); i++ {
+		for ; b.Loop(); made++ {
 			cc := &runtimeapi.ContainerConfig{
-				Metadata: &runtimeapi.ContainerMetadata{Name: "made", Attempt: uint32(i)},
+				Metadata: &runtimeapi.ContainerMetadata{Name: "made", Attempt: uint32(made)},
 				Image:    &runtimeapi.ImageSpec{Image: f.Busybox.Ref},
 				Command:  []string{"true"},
-				LogPath:  fmt.Sprintf("made/%d.log", i),
+				LogPath:  fmt.Sprintf("made/%d.log", made),
 			}
 			if _, err := c.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: pods[0], Config: cc, SandboxConfig: cfgs[0]}); err != nil {
 				b.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,7 +19,6 @@ import (
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"hull/internal/cgroups"
 	"hull/internal/engine"
 	"hull/internal/reference"
 	"hull/internal/spec"
@@ -228,15 +226,16 @@ func mount(m *runtimeapi.Mount) (spec.Mount, error) {
 }
 
 // setResources sets the CRI's limits on o (0: unset), refusing what the
-// host cannot enforce (hostLimits).
+// host cannot enforce (engine.HostLimits).
 func setResources(o *spec.Options, r *runtimeapi.LinuxContainerResources) error {
 	if r == nil {
 		return nil
 	}
 	var err error
-	if o.HugepageLimits, o.Unified, err = hostLimits(r); err != nil {
+	if o.HugepageLimits, err = engine.HostLimits(hugepageLimits(r), r.GetUnified()); err != nil {
 		return err
 	}
+	o.Unified = r.GetUnified()
 	o.CPUShares, o.CPUQuota, o.CPUPeriod = r.GetCpuShares(), r.GetCpuQuota(), r.GetCpuPeriod()
 	o.CpusetCpus, o.CpusetMems = r.GetCpusetCpus(), r.GetCpusetMems()
 	o.Memory = r.GetMemoryLimitInBytes()
@@ -249,33 +248,13 @@ func setResources(o *spec.Options, r *runtimeapi.LinuxContainerResources) error 
 	return nil
 }
 
-// hostLimits is what of r's hugepage limits and unified settings this
-// host can enforce. kubelet sends a hugepage limit for every page size
-// the node has, 0 for those the pod did not ask for: a host without the
-// hugetlb controller drops those zeros, as runc's cgroupfs manager skips
-// a controller that is not mounted, but refuses a limit above 0, which it
-// could not enforce. Unified settings (cgroup v2 files) need a cgroup v2
-// host. Both refusals are FailedPrecondition naming the host's cgroups.
-func hostLimits(r *runtimeapi.LinuxContainerResources) ([]specs.LinuxHugepageLimit, map[string]string, error) {
-	var hugepages []specs.LinuxHugepageLimit
-	hugetlb := cgroups.HugetlbSupported()
+// hugepageLimits are r's hugepage limits as the OCI spec has them.
+func hugepageLimits(r *runtimeapi.LinuxContainerResources) []specs.LinuxHugepageLimit {
+	var out []specs.LinuxHugepageLimit
 	for _, h := range r.GetHugepageLimits() {
-		if !hugetlb {
-			if h.GetLimit() != 0 {
-				return nil, nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("hugepage limit %d for page size %s: this host (cgroup %s) has no hugetlb controller to enforce it",
-					h.GetLimit(), h.GetPageSize(), cgroups.DetectMode()))
-			}
-			continue
-		}
-		hugepages = append(hugepages, specs.LinuxHugepageLimit{Pagesize: h.GetPageSize(), Limit: h.GetLimit()})
+		out = append(out, specs.LinuxHugepageLimit{Pagesize: h.GetPageSize(), Limit: h.GetLimit()})
 	}
-	unified := r.GetUnified()
-	if mode := cgroups.DetectMode(); len(unified) > 0 && mode != cgroups.Unified {
-		keys := slices.Sorted(maps.Keys(unified))
-		return nil, nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("unified cgroup settings (%s) need a cgroup v2 host; this host's cgroups are %s",
-			strings.Join(keys, ", "), mode))
-	}
-	return hugepages, unified, nil
+	return out
 }
 
 // setSecurity maps a CRI security context onto o. (runAsNonRoot is not
@@ -757,7 +736,7 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 // UpdateContainerResources changes a container's CPU, memory and hugepage
 // limits, unified cgroup v2 settings and OOM score adjustment (engine
 // Update: recorded, and applied at once while it runs). What the host
-// cannot enforce is refused, as at CreateContainer (hostLimits).
+// cannot enforce is refused, as at CreateContainer (engine.HostLimits).
 func (s *Server) UpdateContainerResources(ctx context.Context, req *runtimeapi.UpdateContainerResourcesRequest) (*runtimeapi.UpdateContainerResourcesResponse, error) {
 	c, err := s.container(ctx, req.GetContainerId())
 	if err != nil {
@@ -784,9 +763,8 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtimeapi.U
 	if v := r.GetCpusetMems(); v != "" {
 		u.CpusetMems = &v
 	}
-	if u.HugepageLimits, u.Unified, err = hostLimits(r); err != nil {
-		return nil, err
-	}
+	// The engine refuses what the host cannot enforce (HostLimits).
+	u.HugepageLimits, u.Unified = hugepageLimits(r), r.GetUnified()
 	if adj := int(r.GetOomScoreAdj()); adj != 0 {
 		u.OomScoreAdj = &adj
 	}

@@ -90,6 +90,7 @@ func (c crictl) onPTY(rows, cols uint16, input string, args ...string) (string, 
 		c.t.Fatal(err)
 	}
 	defer master.Close()
+	defer slave.Close() // at once once crictl has it; here if it never starts
 	if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols}); err != nil {
 		c.t.Fatal(err)
 	}
@@ -107,8 +108,17 @@ func (c crictl) onPTY(rows, cols uint16, input string, args ...string) (string, 
 		b, _ := io.ReadAll(master)
 		out <- string(b)
 	}()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited, waited := make(chan error, 1), make(chan struct{})
+	go func() { exited <- cmd.Wait(); close(waited) }()
+	// A test that fails from here on leaves no crictl running.
+	c.t.Cleanup(func() {
+		select {
+		case <-waited:
+		default:
+			cmd.Process.Kill()
+			<-waited
+		}
+	})
 	// The terminal's settings are the master's too: raw mode clears ICANON.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -275,7 +285,7 @@ func TestCrictl(t *testing.T) {
 	if row := psRow(c.must("ps", "-a"), web); !regexp.MustCompile(` Created +web +0 +` + pod[:13] + ` `).MatchString(row) {
 		t.Errorf("crictl ps -a after create: %q; want web Created in %s", row, pod[:13])
 	}
-	if out := c.must("start", web, console); strings.Fields(out)[0] != web || !strings.Contains(out, console) {
+	if out := c.must("start", web, console); len(strings.Fields(out)) == 0 || strings.Fields(out)[0] != web || !strings.Contains(out, console) {
 		t.Errorf("crictl start: %q; want both IDs", out)
 	}
 	out := c.must("ps")

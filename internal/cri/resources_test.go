@@ -1,9 +1,11 @@
 package cri
 
 import (
+	"context"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -100,6 +102,17 @@ func TestUpdateContainerResourcesHostLimits(t *testing.T) {
 		return err
 	}
 	mode := cgroups.DetectMode()
+	// cgroupValue is the container's cgroup file name, from whichever of
+	// its hierarchies has it.
+	cgroupValue := func(name string) string {
+		t.Helper()
+		for _, dir := range cgroupDirsOf(t, id) {
+			if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil {
+				return strings.TrimSpace(string(b))
+			}
+		}
+		return "(no " + name + ")"
+	}
 
 	// oom_score_adj: recorded, and the container's processes have it.
 	if err := update(&runtimeapi.LinuxContainerResources{OomScoreAdj: 500}); err != nil {
@@ -119,18 +132,26 @@ func TestUpdateContainerResourcesHostLimits(t *testing.T) {
 	unified := map[string]string{"memory.high": "50331648"}
 	err := update(&runtimeapi.LinuxContainerResources{Unified: unified})
 	if mode == cgroups.Unified {
-		if err != nil {
-			t.Errorf("update unified on a v2 host: %v", err)
+		if got := cgroupValue("memory.high"); err != nil || got != unified["memory.high"] {
+			t.Errorf("update unified on a v2 host: %v, memory.high %s; want %s", err, got, unified["memory.high"])
 		}
-	} else if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "memory.high") ||
+	} else if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "cannot update container k8s_upd_") || !strings.Contains(err.Error(), "memory.high") ||
 		!strings.Contains(err.Error(), "cgroup v2 host; this host's cgroups are "+mode.String()) {
-		t.Errorf("update unified on a %s host: %v; want FailedPrecondition naming the key and the host's cgroups", mode, err)
+		t.Errorf("update unified on a %s host: %v; want FailedPrecondition naming the container, the key and the host's cgroups", mode, err)
 	}
-	// CreateContainer refuses it alike (it would fail at start).
+	// CreateContainer takes it on a v2 host and refuses it alike elsewhere
+	// (it would fail at start).
 	cc := &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "unified"}, Image: &runtimeapi.ImageSpec{Image: f.Busybox.Ref},
 		Command: []string{"true"}, LogPath: "unified/0.log", Linux: &runtimeapi.LinuxContainerConfig{Resources: &runtimeapi.LinuxContainerResources{Unified: unified}}}
-	_, err = c.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cc, SandboxConfig: pod})
-	if mode != cgroups.Unified && status.Code(err) != codes.FailedPrecondition {
+	made, err := c.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cc, SandboxConfig: pod})
+	if err == nil {
+		t.Cleanup(func() {
+			c.rt.RemoveContainer(context.Background(), &runtimeapi.RemoveContainerRequest{ContainerId: made.ContainerId})
+		})
+	}
+	if mode == cgroups.Unified && err != nil {
+		t.Errorf("CreateContainer with unified on a v2 host: %v", err)
+	} else if mode != cgroups.Unified && status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("CreateContainer with unified on a %s host: %v; want FailedPrecondition", mode, err)
 	}
 
@@ -142,16 +163,27 @@ func TestUpdateContainerResourcesHostLimits(t *testing.T) {
 	}
 	err = update(&runtimeapi.LinuxContainerResources{HugepageLimits: []*runtimeapi.HugepageLimit{{PageSize: "2MB", Limit: 4 << 20}}})
 	if cgroups.HugetlbSupported() {
-		if s := containerStatus(t, c, id); err != nil || len(s.Resources.Linux.HugepageLimits) == 0 {
-			t.Errorf("update a hugepage limit with hugetlb: %v, status %v", err, s.Resources.Linux.HugepageLimits)
+		file := "hugetlb.2MB.limit_in_bytes"
+		if mode == cgroups.Unified {
+			file = "hugetlb.2MB.max"
 		}
-	} else if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "no hugetlb controller") || !strings.Contains(err.Error(), "cgroup "+mode.String()) {
-		t.Errorf("update a hugepage limit without hugetlb: %v; want FailedPrecondition naming the missing controller", err)
+		if s, got := containerStatus(t, c, id), cgroupValue(file); err != nil || len(s.Resources.Linux.HugepageLimits) == 0 || got != strconv.Itoa(4<<20) {
+			t.Errorf("update a hugepage limit with hugetlb: %v, status %v, %s %s; want %d", err, s.Resources.Linux.HugepageLimits, file, got, 4<<20)
+		}
+	} else if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "cannot update container k8s_upd_") || !strings.Contains(err.Error(), "no hugetlb controller") || !strings.Contains(err.Error(), "cgroup "+mode.String()) {
+		t.Errorf("update a hugepage limit without hugetlb: %v; want FailedPrecondition naming the container and the missing controller", err)
 	}
 
 	// The refusals changed nothing: the memory limit is still the one set.
 	if s := containerStatus(t, c, id); s.Resources.Linux.MemoryLimitInBytes != 64<<20 || s.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 		t.Errorf("after the refused updates: %v", s)
+	}
+	mem := "memory.limit_in_bytes"
+	if mode == cgroups.Unified {
+		mem = "memory.max"
+	}
+	if got := cgroupValue(mem); got != strconv.Itoa(64<<20) {
+		t.Errorf("after the refused updates, the container's %s is %s; want %d", mem, got, 64<<20)
 	}
 }
 

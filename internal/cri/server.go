@@ -127,6 +127,7 @@ func New(eng *engine.Engine, o Options) *Server {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	eng.LoadPodCreates() // which pods have create refusals (recordCreate)
 	return &Server{eng: eng, opts: o, spares: newSparePool(eng, o.Spares)}
 }
 

@@ -3,7 +3,6 @@ package cri
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -96,25 +95,16 @@ func TestVerboseStatusInfo(t *testing.T) {
 
 	// What crictl inspect and inspectp show of them (scripts read
 	// .info.pid), when crictl is built.
-	if os.Getenv("HULL_CRICTL") != "" || fileThere(defaultCrictl) {
-		crictl := crictlPath(t)
-		inspect := func(cmd, id string) string {
-			t.Helper()
-			x := exec.Command(crictl, "--runtime-endpoint", "unix://"+c.sock, "--timeout", "30s", cmd, "-o", "go-template", "--template", "{{.info.pid}} {{.info.runtimeType}}", id)
-			x.Env = append(os.Environ(), "CRI_CONFIG_FILE=/dev/null")
-			out, err := x.CombinedOutput()
-			if err != nil {
-				t.Fatalf("crictl %s %s: %v\n%s", cmd, id, err, out)
-			}
-			return strings.TrimSpace(string(out))
+	t.Run("crictl", func(t *testing.T) {
+		c := crictl{t: t, bin: crictlPath(t), sock: c.sock}
+		const tmpl = "{{.info.pid}} {{.info.runtimeType}}"
+		if out := strings.TrimSpace(c.must("inspect", "-o", "go-template", "--template", tmpl, id)); out != strconv.Itoa(info.Pid)+" hull" {
+			t.Errorf("crictl inspect %s: %q; want %d hull", tmpl, out, info.Pid)
 		}
-		if out := inspect("inspect", id); out != strconv.Itoa(info.Pid)+" hull" {
-			t.Errorf("crictl inspect {{.info.pid}} {{.info.runtimeType}}: %q; want %d hull", out, info.Pid)
+		if out := strings.TrimSpace(c.must("inspectp", "-o", "go-template", "--template", tmpl, podID)); out != strconv.Itoa(pinfo.Pid)+" hull" {
+			t.Errorf("crictl inspectp %s: %q; want %d hull", tmpl, out, pinfo.Pid)
 		}
-		if out := inspect("inspectp", podID); out != strconv.Itoa(pinfo.Pid)+" hull" {
-			t.Errorf("crictl inspectp {{.info.pid}} {{.info.runtimeType}}: %q; want %d hull", out, pinfo.Pid)
-		}
-	}
+	})
 
 	// Exited: no pid.
 	if _, err := c.rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: id}); err != nil {
@@ -123,10 +113,4 @@ func TestVerboseStatusInfo(t *testing.T) {
 	if info := verbose(id); info.Pid != 0 || info.RuntimeSpec.Process == nil {
 		t.Errorf("exited container's info: pid %d, spec %v; want no pid, the spec", info.Pid, info.RuntimeSpec.Process != nil)
 	}
-}
-
-// fileThere says whether path exists.
-func fileThere(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }

@@ -95,6 +95,11 @@ type Engine struct {
 	creating map[string]creation      // see deferCreation (under mu)
 
 	podCreatesMu sync.Mutex // RecordPodCreate's read-modify-write of a pod's refusals
+	// podRefused holds the ids of the pods with recorded create refusals
+	// (see LoadPodCreates), so that a create that succeeds in any other
+	// pod touches no file and takes no lock.
+	podRefused     sync.Map // pod id → struct{}
+	podRefusedOnce sync.Once
 }
 
 // Options are what the front end that opens an engine decides for it.

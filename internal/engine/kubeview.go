@@ -117,7 +117,7 @@ func (e *Engine) podCreates(id string) (map[string]podCreate, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pod %s: %w", id, err)
 	}
 	var refused map[string]podCreate
 	if err := json.Unmarshal(b, &refused); err != nil {
@@ -126,12 +126,33 @@ func (e *Engine) podCreates(id string) (map[string]podCreate, error) {
 	return refused, nil
 }
 
+// LoadPodCreates reads which pods have recorded create refusals from
+// their directories, once per engine: hull-cri calls it as it starts (and
+// RecordPodCreate before its first record). hull-cri is the only writer
+// of the records, so from then on the engine's set of those pods is
+// what is on disk, and a create that succeeds in a pod outside it costs
+// nothing: CreateContainer is on the path critest times.
+func (e *Engine) LoadPodCreates() {
+	e.podRefusedOnce.Do(func() {
+		dirs, _ := os.ReadDir(filepath.Join(e.cfg.Root, "pods")) // none yet: no pods
+		for _, d := range dirs {
+			if _, err := os.Stat(e.podCreateFile(d.Name())); err == nil {
+				e.podRefused.Store(d.Name(), struct{}{})
+			}
+		}
+	})
+}
+
 // RecordPodCreate records how the creation of the container named name in
 // pod id (kubelet's container name) from image ended: a refusal
 // (createErr, with next saying what to do) is kept for `hull why
-// pod/REF` until a creation of that name succeeds. A success costs a
-// failed open while the pod has no refusal.
+// pod/REF` until a creation of that name succeeds. A success in a pod
+// with no refusal recorded returns at once (LoadPodCreates).
 func (e *Engine) RecordPodCreate(id, name, image string, createErr error, next string) error {
+	e.LoadPodCreates()
+	if _, ok := e.podRefused.Load(id); !ok && createErr == nil {
+		return nil
+	}
 	e.podCreatesMu.Lock()
 	defer e.podCreatesMu.Unlock()
 	refused, err := e.podCreates(id)
@@ -139,12 +160,19 @@ func (e *Engine) RecordPodCreate(id, name, image string, createErr error, next s
 		return err
 	}
 	if createErr == nil {
+		if refused == nil { // removed by another process (hull pod rm)
+			e.podRefused.Delete(id)
+		}
 		if _, ok := refused[name]; !ok {
 			return nil
 		}
 		delete(refused, name)
 		if len(refused) == 0 {
-			return os.Remove(e.podCreateFile(id))
+			e.podRefused.Delete(id)
+			if err := os.Remove(e.podCreateFile(id)); err != nil {
+				return fmt.Errorf("pod %s: forget container %s's refused creation: %w", id, name, err)
+			}
+			return nil
 		}
 	} else {
 		if refused == nil {
@@ -153,12 +181,12 @@ func (e *Engine) RecordPodCreate(id, name, image string, createErr error, next s
 		refused[name] = podCreate{Image: image, Error: createErr.Error(), Next: next, Time: time.Now().UTC()}
 	}
 	b, _ := json.Marshal(refused)
+	e.podRefused.Store(id, struct{}{}) // before the file: a failed write costs a read later
 	// Whole or not at all: hull why reads it from another process.
-	tmp := e.podCreateFile(id) + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("pod %s: record a container's creation: %w", id, err)
+	if err := writeFile(e.podCreateFile(id), b); err != nil {
+		return fmt.Errorf("pod %s: record container %s's creation: %w", id, name, err)
 	}
-	return os.Rename(tmp, e.podCreateFile(id))
+	return nil
 }
 
 // WhyPod diagnoses a pod (`hull why pod/REF`): a failed image pull

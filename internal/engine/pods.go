@@ -487,6 +487,7 @@ func (e *Engine) RemovePod(ctx context.Context, ref string, force bool) (*Pod, e
 	}
 	os.RemoveAll(e.podRunDir(p.ID))
 	os.RemoveAll(e.podPersistDir(p.ID))
+	e.podRefused.Delete(p.ID) // its create refusals went with its directory
 	return p, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -153,16 +154,14 @@ func mergeLimits(c *Container, o UpdateOptions, res *UpdateResult) (spec.Options
 			so.PidsLimit = -1
 		}
 	}
-	if len(o.HugepageLimits) > 0 {
-		if !cgroups.HugetlbSupported() {
-			return so, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("hugepage limits need the hugetlb cgroup controller, which this host (cgroup %s) does not have", cgroups.DetectMode()))
-		}
-		so.HugepageLimits = mergeHugepages(so.HugepageLimits, o.HugepageLimits)
+	hugepages, err := HostLimits(o.HugepageLimits, o.Unified)
+	if err != nil {
+		return so, err
+	}
+	if len(hugepages) > 0 {
+		so.HugepageLimits = mergeHugepages(so.HugepageLimits, hugepages)
 	}
 	if len(o.Unified) > 0 {
-		if mode := cgroups.DetectMode(); mode != cgroups.Unified {
-			return so, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("unified cgroup settings need a cgroup v2 host; this host's cgroups are %s", mode))
-		}
 		merged := make(map[string]string, len(so.Unified)+len(o.Unified))
 		maps.Copy(merged, so.Unified)
 		maps.Copy(merged, o.Unified)
@@ -186,6 +185,36 @@ func mergeLimits(c *Container, o UpdateOptions, res *UpdateResult) (spec.Options
 		}
 	}
 	return so, nil
+}
+
+// HostLimits is what of hugepages and unified (cgroup v2 files) this
+// host can enforce, checked for a CRI create (cri.setResources) and for
+// every update. kubelet sends a hugepage limit for every page size the
+// node has, 0 for those the pod did not ask for: a host without the
+// hugetlb controller drops those zeros, as runc's cgroupfs manager skips
+// a controller that is not mounted, but refuses a limit above 0, which it
+// could not enforce. Unified settings need a cgroup v2 host. Both
+// refusals are FailedPrecondition (the host's, not the request's) naming
+// the host's cgroup mode.
+func HostLimits(hugepages []specs.LinuxHugepageLimit, unified map[string]string) ([]specs.LinuxHugepageLimit, error) {
+	var kept []specs.LinuxHugepageLimit
+	hugetlb := len(hugepages) > 0 && cgroups.HugetlbSupported()
+	for _, h := range hugepages {
+		if !hugetlb {
+			if h.Limit != 0 {
+				return nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("hugepage limit %d for page size %s: this host (cgroup %s) has no hugetlb controller to enforce it",
+					h.Limit, h.Pagesize, cgroups.DetectMode()))
+			}
+			continue
+		}
+		kept = append(kept, h)
+	}
+	if mode := cgroups.DetectMode(); len(unified) > 0 && mode != cgroups.Unified {
+		keys := slices.Sorted(maps.Keys(unified))
+		return nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("unified cgroup settings (%s) need a cgroup v2 host; this host's cgroups are %s",
+			strings.Join(keys, ", "), mode))
+	}
+	return kept, nil
 }
 
 // mergeHugepages is have with each page size's limit in set replacing
