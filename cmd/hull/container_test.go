@@ -896,14 +896,19 @@ func TestSpareMonitorIsUsedOrGoes(t *testing.T) {
 		t.Fatalf("inspect %s: no monitor pid: %+v", id, doc)
 	}
 	// The monitor execs hull-shim about now; while it does, its command
-	// line reads empty.
-	for deadline := time.Now().Add(5 * time.Second); !slices.Contains(monitors(), doc[0].HullLifecycle.MonitorPid); {
+	// line reads empty, so the count is taken from the same reading that
+	// found it (a second reading could fall within the exec).
+	var pids []int
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if pids = monitors(); slices.Contains(pids, doc[0].HullLifecycle.MonitorPid) {
+			break
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the container's monitor %+v is not among this root's monitors %v", doc, monitors())
+			t.Fatalf("the container's monitor %+v is not among this root's monitors %v", doc, pids)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if pids := monitors(); len(pids) != 1 {
+	if len(pids) != 1 {
 		t.Errorf("one container, monitors %v", pids)
 	}
 }
