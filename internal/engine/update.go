@@ -209,7 +209,10 @@ func HostLimits(hugepages []specs.LinuxHugepageLimit, unified map[string]string)
 		}
 		kept = append(kept, h)
 	}
-	if mode := cgroups.DetectMode(); len(unified) > 0 && mode != cgroups.Unified {
+	if len(unified) == 0 {
+		return kept, nil // every CRI create comes here: no statfs then
+	}
+	if mode := cgroups.DetectMode(); mode != cgroups.Unified {
 		keys := slices.Sorted(maps.Keys(unified))
 		return nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("unified cgroup settings (%s) need a cgroup v2 host; this host's cgroups are %s",
 			strings.Join(keys, ", "), mode))
