@@ -11,6 +11,10 @@ GOTESTFLAGS ?= -timeout 15m
 # cached across checkouts: `make test` drives hull-cri with it.
 CRI_TOOLS_VERSION ?= v1.37.0
 CRICTL    := /var/tmp/hull-critools/$(CRI_TOOLS_VERSION)/crictl
+# CRIU for checkpoints, built from Debian trixie's source tarball by
+# hack/criu.sh (bookworm's 3.17 cannot read this kernel's vDSO).
+CRIU_VERSION := 4.1.1
+CRIU      := /var/tmp/hull-criu/$(CRIU_VERSION)/criu
 
 export CGO_ENABLED := 1
 # encoding/json's v2 engine (same API) decodes a cold OCI spec in half the
@@ -20,7 +24,7 @@ export CGO_ENABLED := 1
 # v1 is smaller there.
 export GOEXPERIMENT := jsonv2
 
-.PHONY: all deps build crictl test critest faults stress demo demo-registry demo-registry-stop bench fmt vet fuzz clean
+.PHONY: all deps build crictl criu test critest faults stress demo demo-registry demo-registry-stop bench fmt vet fuzz clean
 
 all: build
 
@@ -42,6 +46,10 @@ build: deps
 crictl: deps
 	@CRI_TOOLS_VERSION=$(CRI_TOOLS_VERSION) CRI_TOOLS_DIR=$(dir $(CRICTL)) hack/critest.sh crictl >/dev/null
 
+# Builds CRIU only when $(CRIU) is missing.
+criu:
+	@CRIU_DIR=$(dir $(CRIU)) hack/criu.sh >/dev/null
+
 vet: deps
 	$(GO) vet -tags '$(TAGS)' ./...
 
@@ -50,12 +58,13 @@ fmt:
 
 # The test suite runs as root against real registries, namespaces, mounts and
 # cgroups. Packages run one at a time: several of them own host-wide state.
-# HULL_CRICTL makes the tests that drive hull-cri with crictl fail, not
-# skip, should it be missing.
-test: build crictl
+# HULL_CRICTL and HULL_CRIU make the tests that drive hull-cri with crictl,
+# and those that checkpoint and restore containers, fail, not skip, should
+# either be missing.
+test: build crictl criu
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet -tags '$(TAGS)' ./...
-	HULL_BIN=$(CURDIR)/$(BIN) HULL_INIT=$(CURDIR)/bin/hull-init HULL_SHIM=$(CURDIR)/bin/hull-shim HULL_CRICTL=$(CRICTL) \
+	HULL_BIN=$(CURDIR)/$(BIN) HULL_INIT=$(CURDIR)/bin/hull-init HULL_SHIM=$(CURDIR)/bin/hull-shim HULL_CRICTL=$(CRICTL) HULL_CRIU=$(CRIU) \
 		$(GO) test -tags '$(TAGS)' -p 1 $(GOTESTFLAGS) ./...
 
 # The whole upstream CRI conformance suite (critest) against hull-cri, with
