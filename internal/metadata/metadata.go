@@ -250,14 +250,14 @@ func isDamaged(err error) bool {
 const driverName = "sqlite3_hull"
 
 func init() {
-	sql.Register(driverName, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
+	sql.Register(driverName, &hullDriver{sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
 		if err := c.SetFileControlInt("main", sqlite3.SQLITE_FCNTL_PERSIST_WAL, 1); err != nil {
 			return err
 		}
 		fineBusyWait(c) // after the DSN's busy_timeout, which it replaces
 		_, err := c.Exec("PRAGMA journal_size_limit = 4194304", nil)
 		return err
-	}})
+	}}})
 }
 
 // Path is the database file.
