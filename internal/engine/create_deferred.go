@@ -15,32 +15,33 @@ package engine
 // midway leaves a created container without config.json whose lock is
 // free: reconcile records the creation as interrupted (creationAbandoned),
 // and the container is removed as any other.
+//
+// The goroutine starts a moment after the answer (afterAnswer, later.go),
+// or at once when something waits for it (Start, mostly: kubelet and
+// critest start a container in the call after the create).
 
 // creation is a deferred creation under way.
 type creation struct {
-	pod  string
-	done chan struct{}
+	pod string
+	*later
 }
 
 // deferCreation runs finish, the rest of container c's creation, in the
 // background (see above).
 func (e *Engine) deferCreation(c *Container, finish func()) {
-	cr := creation{pod: c.Config.Pod, done: make(chan struct{})}
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.creating == nil {
 		e.creating = map[string]creation{}
 	}
-	e.creating[c.ID] = cr
 	e.purging.Add(1)
-	e.mu.Unlock()
-	go func() {
+	e.creating[c.ID] = creation{pod: c.Config.Pod, later: startLater(func() {
 		defer e.purging.Done()
 		finish()
 		e.mu.Lock()
 		delete(e.creating, c.ID)
 		e.mu.Unlock()
-		close(cr.done)
-	}()
+	})}
 }
 
 // AwaitCreation waits for the deferred creation of container id under way
@@ -52,7 +53,7 @@ func (e *Engine) AwaitCreation(id string) {
 	cr, ok := e.creating[id]
 	e.mu.Unlock()
 	if ok {
-		<-cr.done
+		cr.wait()
 	}
 }
 
@@ -63,6 +64,7 @@ func (e *Engine) awaitPodCreations(pod string) {
 	var waits []chan struct{}
 	for _, cr := range e.creating {
 		if cr.pod == pod || pod == "*" {
+			cr.now()
 			waits = append(waits, cr.done)
 		}
 	}

@@ -91,8 +91,8 @@ type Engine struct {
 	net        *network.Manager       // see networks
 	netSeen    map[string]seenNetwork // see inspectNetwork
 
-	deferred map[string]chan struct{} // see RemoveDeferred (under mu)
-	creating map[string]creation      // see deferCreation (under mu)
+	deferred map[string]*later   // see RemoveDeferred (under mu)
+	creating map[string]creation // see deferCreation (under mu)
 
 	podCreatesMu sync.Mutex // RecordPodCreate's read-modify-write of a pod's refusals
 	// podRefused holds the ids of the pods with recorded create refusals

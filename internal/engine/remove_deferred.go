@@ -13,7 +13,8 @@ import (
 // removal is claimed (the record says removing, by this process) and the
 // container's process is killed: the rest (waiting for the monitor,
 // runtime state and cgroups, unmounts, the layer, the directories, the
-// record) goes on in a goroutine, which Close waits for. The claim frees
+// record) goes on in a goroutine started a moment after the answer
+// (afterAnswer, later.go), which Close waits for. The claim frees
 // the container's name: a new container may take it at once. It is for a
 // long-lived server (the CRI's RemoveContainer) whose clients must treat
 // a container being removed as gone: the CRI hides the removing state.
@@ -48,31 +49,28 @@ func (e *Engine) removeDeferred(ctx context.Context, c *Container, ref string, f
 	if err != nil {
 		return err
 	}
-	done := make(chan struct{})
-	e.mu.Lock()
-	if e.deferred == nil {
-		e.deferred = map[string]chan struct{}{}
-	}
-	e.deferred[c.ID] = done
-	e.purging.Add(1)
-	e.mu.Unlock()
 	if c.active() {
 		// The process goes now, as with Remove; removeFinish's own kill
 		// finds it dead.
 		e.rt.Kill(c.ID, unix.SIGKILL, true)
 		trace.Mark("rm: killed")
 	}
-	go func() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.deferred == nil {
+		e.deferred = map[string]*later{}
+	}
+	e.purging.Add(1)
+	e.deferred[c.ID] = startLater(func() {
 		defer e.purging.Done()
 		removeErr := e.removeFinish(context.WithoutCancel(ctx), c)
 		e.mu.Lock()
 		delete(e.deferred, c.ID)
 		e.mu.Unlock()
-		close(done)
 		if removeErr != nil {
 			e.warn("remove container %s: %v", c.Name, removeErr)
 		}
-	}()
+	})
 	return nil
 }
 
@@ -80,10 +78,10 @@ func (e *Engine) removeDeferred(ctx context.Context, c *Container, ref string, f
 // in this engine, and says whether there was one.
 func (e *Engine) waitDeferredRemoval(id string) bool {
 	e.mu.Lock()
-	done, ok := e.deferred[id]
+	l, ok := e.deferred[id]
 	e.mu.Unlock()
 	if ok {
-		<-done
+		l.wait()
 	}
 	return ok
 }
