@@ -39,7 +39,7 @@ func addContainerGroup(root *cobra.Command, g *globals) {
 	}
 	ls := newPsCmd(g)
 	ls.Use, ls.Aliases = "ls [OPTIONS]", []string{"list", "ps"}
-	// checkpoint is podman's, under `container` only.
-	group.AddCommand(ls, newContainerPruneCmd(g), newCheckpointCmd(g))
+	// checkpoint and restore are podman's, under `container` only.
+	group.AddCommand(ls, newContainerPruneCmd(g), newCheckpointCmd(g), newRestoreCmd(g))
 	root.AddCommand(group)
 }

@@ -208,6 +208,12 @@ func (e *Engine) prepareRestore(ctx context.Context, id string, k *Checkpoint, c
 	if cfg.Spec.TTY {
 		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("checkpoint archive %s: restoring a container with a terminal is not supported", k.Path))
 	}
+	if !k.Record.ExternalNetNS && cfg.Pod == "" && joinsNetworks(netMode(cfg.Spec)) {
+		// Its network namespace, dumped whole, holds the interface of a
+		// network whose host end is gone; CRIU cannot make it again.
+		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("checkpoint archive %s: container %s was on a network (%s) in a network namespace of its own; restoring one is not supported yet (checkpoint containers run with --network none, or pod containers)",
+			k.Path, k.Record.Name, netMode(cfg.Spec)))
+	}
 	cfg.Spec.ID, cfg.Spec.Name, cfg.Spec.CgroupsPath = "", "", ""
 	cfg.Pull = "never"
 	cfg.Restore = &RestoreConfig{

@@ -131,6 +131,9 @@ func (r *Runtime) Restore(id string, o RestoreOptions) (c *Container, err error)
 		return nil, fmt.Errorf("container %s: restore: a container without a pid namespace of its own cannot be restored", id)
 	}
 
+	if err = restoreMountpoints(rootfs, spec.Mounts); err != nil {
+		return nil, fmt.Errorf("container %s: %w", id, err)
+	}
 	workDir := o.WorkDir
 	if workDir == "" {
 		workDir = dir
@@ -144,6 +147,12 @@ func (r *Runtime) Restore(id string, o RestoreOptions) (c *Container, err error)
 		if isBind(m) {
 			args = append(args, "--external", "mnt["+m.Destination+"]:"+m.Source)
 		}
+	}
+	// A masked file the dump found bound over (not by a tmpfs of the
+	// container's own) was external: /dev/null again. A key the images
+	// do not have is never looked up.
+	for _, p := range spec.Linux.MaskedPaths {
+		args = append(args, "--external", "mnt["+filepath.Clean(p)+"]:/dev/null")
 	}
 	// The inherited files are fds 3... of criu (ExtraFiles).
 	var files []*os.File
@@ -267,4 +276,35 @@ func syscallKillWait(pid int) error {
 	_ = p.Kill()
 	_, err = p.Wait()
 	return errors.Join(err)
+}
+
+// restoreMountpoints makes the mount points a restore needs in a fresh
+// rootfs: Create's init makes them as it mounts, but CRIU mounts onto what
+// is there. A mount inside another file system of the spec (/dev/pts in
+// /dev's tmpfs) is that file system's, whose contents CRIU restores.
+func restoreMountpoints(rootfs string, mounts []specs.Mount) error {
+	for _, m := range mounts {
+		dest := filepath.Clean(m.Destination)
+		inner := false
+		for _, n := range mounts {
+			if d := filepath.Clean(n.Destination); !isBind(n) && d != dest && strings.HasPrefix(dest, d+"/") {
+				inner = true
+			}
+		}
+		if inner {
+			continue
+		}
+		dir := true
+		if isBind(m) {
+			if st, err := os.Stat(m.Source); err == nil && !st.IsDir() {
+				dir = false
+			}
+		}
+		_, f, err := securePath(rootfs, dest, dir)
+		if err != nil {
+			return err
+		}
+		f.Close()
+	}
+	return nil
 }

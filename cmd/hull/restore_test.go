@@ -1,0 +1,109 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// counterScript counts on its stdout, ten a second, from a value it
+// keeps in memory only; /state is written before it starts.
+const counterScript = "echo before > /state; i=0; while :; do echo $i; i=$((i+1)); sleep 0.1; done"
+
+// logNumbers are the numbers a counter container logged so far.
+func logNumbers(t *testing.T, root, name string) []int {
+	t.Helper()
+	var ns []int
+	for _, l := range strings.Split(mustHull(t, root, "logs", name), "\n") {
+		if n, err := strconv.Atoi(strings.TrimSpace(l)); err == nil {
+			ns = append(ns, n)
+		}
+	}
+	return ns
+}
+
+// TestContainerRestoreImport checkpoints a counting container into an
+// archive and restores it with `hull container restore --import`: the new
+// container counts on from where the checkpoint was taken (not from 0),
+// its output goes to its own log, the file written before the checkpoint
+// is in its root filesystem, and its end is recorded like any.
+func TestContainerRestoreImport(t *testing.T) {
+	criuForTest(t)
+	root, fx := containerEnv(t)
+	mustHull(t, root, "run", "-d", "--name", "ck", "--network", "none", fx.Busybox.Ref, "sh", "-c", counterScript)
+	waitFor(t, func() bool { return len(logNumbers(t, root, "ck")) >= 10 })
+	archive := filepath.Join(t.TempDir(), "ck.tar")
+	mustHull(t, root, "container", "checkpoint", "--export", archive, "ck")
+	before := logNumbers(t, root, "ck")
+	last := before[len(before)-1]
+
+	out := mustHull(t, root, "container", "restore", "--import", archive, "--name", "ck2")
+	id := strings.TrimSpace(out)
+	if want := containerID(t, root, "ck2"); id != want {
+		t.Fatalf("restore printed %q; want the new container's ID %s", out, want)
+	}
+	if st := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Status}}", "ck2")); st != "running" {
+		t.Fatalf("the restored container is %s, not running", st)
+	}
+	waitFor(t, func() bool { return len(logNumbers(t, root, "ck2")) >= 5 })
+	after := logNumbers(t, root, "ck2")
+	t.Logf("checkpointed at %d; restored from %d", last, after[0])
+	if after[0] < last-2 || after[0] > last+2 {
+		t.Errorf("the restored counter started at %d; the checkpointed one had reached %d", after[0], last)
+	}
+	for i := 1; i < len(after); i++ {
+		if after[i] != after[i-1]+1 {
+			t.Errorf("the restored counter's log goes %d, %d", after[i-1], after[i])
+		}
+	}
+	if got := mustHull(t, root, "exec", "ck2", "cat", "/state"); got != "before\n" {
+		t.Errorf("/state in the restored container: %q", got)
+	}
+	// Its init is the monitor's child (or the shim's, in the same
+	// process), which reaps it and records its end.
+	pid, _ := strconv.Atoi(strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Pid}}", "ck2")))
+	if cmd, _ := os.ReadFile("/proc/" + strconv.Itoa(parentOf(pid)) + "/cmdline"); !strings.Contains(string(cmd), id) {
+		t.Errorf("the restored init %d's parent is %q, not its monitor", pid, cmd)
+	}
+	mustHull(t, root, "kill", "ck2")
+	waitFor(t, func() bool {
+		return strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Status}}", "ck2")) == "exited"
+	})
+	if st := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.ExitCode}}", "ck2")); st != "137" {
+		t.Errorf("the killed restored container exited %s; want 137", st)
+	}
+}
+
+// TestContainerRestoreRefusals: what cannot be restored fails with a
+// clear error and leaves no container behind.
+func TestContainerRestoreRefusals(t *testing.T) {
+	criuForTest(t)
+	root, fx := containerEnv(t)
+	dir := t.TempDir()
+	notOne := filepath.Join(dir, "not.tar")
+	os.WriteFile(notOne, []byte("hello"), 0o644)
+	_, _, err := hull(t, root, "container", "restore", "-i", notOne)
+	if err == nil || !strings.Contains(err.Error(), "not a checkpoint archive") && !strings.Contains(err.Error(), "is it a checkpoint archive") {
+		t.Errorf("restore of a file that is no archive: %v", err)
+	}
+	// A container on a network (its own namespace with an interface).
+	mustHull(t, root, "run", "-d", "--name", "net", fx.Busybox.Ref, "sleep", "1000")
+	archive := filepath.Join(dir, "net.tar")
+	mustHull(t, root, "container", "checkpoint", "-R", "--export", archive, "net")
+	_, _, err = hull(t, root, "container", "restore", "-i", archive, "--name", "net2")
+	if err == nil || !strings.Contains(err.Error(), "not supported") {
+		t.Errorf("restore of a container on a network: %v", err)
+	}
+	// The image gone from the store.
+	mustHull(t, root, "rm", "-f", "net")
+	mustHull(t, root, "rmi", fx.Busybox.Ref)
+	_, _, err = hull(t, root, "container", "restore", "-i", archive, "--name", "net3")
+	if err == nil || !strings.Contains(err.Error(), "pull it") {
+		t.Errorf("restore without the image: %v", err)
+	}
+	if out := mustHull(t, root, "ps", "-aq"); strings.TrimSpace(out) != "" {
+		t.Errorf("failed restores left containers: %q", out)
+	}
+}
