@@ -170,12 +170,16 @@ func (s *Server) checkpointPod(ctx context.Context, p *engine.Pod, ctrs []*engin
 	if err := os.Mkdir(filepath.Join(out, checkpoint.PodContainersDir), 0o700); err != nil {
 		return fmt.Errorf("checkpoint pod %s: %w", p.ID, err)
 	}
+	var timeout time.Duration // CRIU's own, within the call's deadline
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(dl), time.Second)
+	}
 	var names []string
 	for _, c := range ctrs {
 		name := containerMetadata(c).Name
 		archive := filepath.Join(out, filepath.FromSlash(checkpoint.ContainerArchiveName(name)))
 		if _, err := s.eng.Checkpoint(ctx, c.ID, engine.CheckpointOptions{
-			Export: archive, LeaveRunning: true, CRI: s.criRecord(ctx, c),
+			Export: archive, LeaveRunning: true, Timeout: timeout, CRI: s.criRecord(ctx, c),
 		}); err != nil {
 			return fmt.Errorf("checkpoint pod %s: %w", p.ID, err)
 		}

@@ -2,6 +2,7 @@ package cri
 
 import (
 	"archive/tar"
+	"context"
 	"encoding/json"
 	"io"
 	"os"
@@ -37,19 +38,27 @@ func criuPath(t testing.TB) {
 	}
 }
 
-// fakeCRIU writes a criu reporting version 4.1.1 whose `criu check`
-// fails as Debian's 3.17.1 does on this kernel; with dumpFails it passes
-// the check and fails every dump instead, writing a dump.log.
-func fakeCRIU(t *testing.T, dumpFails bool) string {
+// Fakes of CRIU (fakeCRIU).
+const (
+	criuCheckFails = iota // `criu check` fails as Debian's 3.17.1 does here
+	criuDumpFails         // every dump fails, writing a dump.log
+	criuDumpHangs         // every dump hangs until interrupted
+)
+
+// fakeCRIU writes a criu reporting version 4.1.1 that fails as mode says.
+func fakeCRIU(t *testing.T, mode int) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "criu")
 	script := "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'Version: 4.1.1'; exit 0; fi\n"
-	if dumpFails {
+	switch mode {
+	case criuDumpHangs:
+		script += "if [ \"$1\" = check ]; then echo 'Looks good.'; exit 0; fi\nexec sleep 60\n"
+	case criuDumpFails:
 		script += "if [ \"$1\" = check ]; then echo 'Looks good.'; exit 0; fi\n" +
 			"while [ $# -gt 0 ]; do if [ \"$1\" = --images-dir ]; then dir=$2; fi; shift; done\n" +
 			"echo 'Error (criu/cr-dump.c:1): fake: the dump failed on purpose' > \"$dir/dump.log\"\n" +
 			"touch \"$dir/inventory.img\"\nexit 1\n"
-	} else {
+	default:
 		script += "echo 'Error (criu/vdso.c:627): vdso: Unexpected rt vDSO area bounds' >&2\nexit 1\n"
 	}
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
@@ -220,12 +229,12 @@ func TestCheckpointContainer(t *testing.T) {
 		t.Errorf("CheckpointContainer into a missing directory: %v; want InvalidArgument naming it", err)
 	}
 
-	t.Setenv("HULL_CRIU", fakeCRIU(t, false))
+	t.Setenv("HULL_CRIU", fakeCRIU(t, criuCheckFails))
 	_, err = c.rt.CheckpointContainer(ctx, &runtimeapi.CheckpointContainerRequest{ContainerId: id, Location: loc + ".3"})
 	if code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "criu check") || !strings.Contains(err.Error(), "make criu") {
 		t.Errorf("CheckpointContainer with a broken CRIU: %v; want FailedPrecondition saying what to do", err)
 	}
-	t.Setenv("HULL_CRIU", fakeCRIU(t, true))
+	t.Setenv("HULL_CRIU", fakeCRIU(t, criuDumpFails))
 	_, err = c.rt.CheckpointContainer(ctx, &runtimeapi.CheckpointContainerRequest{ContainerId: id, Location: loc + ".4"})
 	if err == nil || !strings.Contains(err.Error(), "failed on purpose") || !strings.Contains(err.Error(), "container k8s_count_ck_default") {
 		t.Errorf("CheckpointContainer whose dump fails: %v; want the error naming the container and quoting dump.log", err)
@@ -233,7 +242,8 @@ func TestCheckpointContainer(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Dir(loc)); len(ents) != 1 {
 		t.Errorf("failed checkpoints left files: %d entries", len(ents))
 	}
-	checkRunning(t, c, id)
+	checkRunning(t, c, id) // and thawed: it counts on
+	waitCounting(t, pod, "count", logLines(t, pod, "count")+3)
 
 	if _, err := c.rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: 0}); err != nil {
 		t.Fatal(err)
@@ -308,19 +318,38 @@ func TestCheckpointPod(t *testing.T) {
 
 	// Without a working CRIU, before anything is paused; with one whose
 	// dumps fail, after: all resumed, nothing left.
-	t.Setenv("HULL_CRIU", fakeCRIU(t, false))
+	t.Setenv("HULL_CRIU", fakeCRIU(t, criuCheckFails))
 	_, err = c.rt.CheckpointPod(ctx, &runtimeapi.CheckpointPodRequest{PodSandboxId: podID, OutputPath: out, ContainerIds: []string{a, b}})
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "make criu") {
 		t.Errorf("CheckpointPod with a broken CRIU: %v; want FailedPrecondition saying what to do", err)
 	}
 	empty(out)
-	t.Setenv("HULL_CRIU", fakeCRIU(t, true))
+	t.Setenv("HULL_CRIU", fakeCRIU(t, criuDumpFails))
 	_, err = c.rt.CheckpointPod(ctx, &runtimeapi.CheckpointPodRequest{PodSandboxId: podID, OutputPath: out, ContainerIds: []string{a, b}})
 	if err == nil || !strings.Contains(err.Error(), "failed on purpose") {
 		t.Errorf("CheckpointPod whose dump fails: %v; want the dump.log's error", err)
 	}
 	empty(out)
 	checkRunning(t, c, a, b)
+	t.Setenv("HULL_CRIU", fakeCRIU(t, criuDumpHangs))
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	_, err = c.rt.CheckpointPod(short, &runtimeapi.CheckpointPodRequest{PodSandboxId: podID, OutputPath: out, ContainerIds: []string{a, b}})
+	cancel()
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("CheckpointPod past its deadline: %v; want DeadlineExceeded", err)
+	}
+	// The server answers when the dump is interrupted; the client may
+	// have given up first.
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if ea, _ := c.eng.Get(ctx, a); ea != nil && ea.State == engine.StateRunning {
+			if eb, _ := c.eng.Get(ctx, b); eb != nil && eb.State == engine.StateRunning {
+				break
+			}
+		}
+	}
+	empty(out)
+	checkRunning(t, c, a, b)
+	waitCounting(t, pod, "a", logLines(t, pod, "a")+3)
 	t.Setenv("HULL_CRIU", realCRIU)
 
 	if _, err := c.rt.CheckpointPod(ctx, &runtimeapi.CheckpointPodRequest{PodSandboxId: podID, OutputPath: out, ContainerIds: []string{b, a}}); err != nil {
