@@ -352,8 +352,27 @@ func TestCheckpointPod(t *testing.T) {
 	waitCounting(t, pod, "a", logLines(t, pod, "a")+3)
 	t.Setenv("HULL_CRIU", realCRIU)
 
+	evs, err := c.eng.Events(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	since := evs[len(evs)-1].Seq
 	if _, err := c.rt.CheckpointPod(ctx, &runtimeapi.CheckpointPodRequest{PodSandboxId: podID, OutputPath: out, ContainerIds: []string{b, a}}); err != nil {
 		t.Fatalf("CheckpointPod: %v", err)
+	}
+	// One cut: both paused before either is dumped, resumed after both.
+	evs, err = c.eng.Events(ctx, since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seq []string
+	for _, ev := range evs {
+		if (ev.ID == a || ev.ID == b) && slices.Contains([]string{"pause", "checkpoint", "unpause"}, ev.Action) {
+			seq = append(seq, ev.Action)
+		}
+	}
+	if want := []string{"pause", "pause", "checkpoint", "checkpoint", "unpause", "unpause"}; !slices.Equal(seq, want) {
+		t.Errorf("CheckpointPod's events = %v; want %v", seq, want)
 	}
 	var rec checkpoint.PodRecord
 	raw, err := os.ReadFile(filepath.Join(out, checkpoint.PodFile))
