@@ -57,12 +57,16 @@ func tarMembers(t *testing.T, file string) map[string][]byte {
 // TestContainerCheckpointExport checkpoints a running container with
 // `hull container checkpoint --export`: -R leaves it running with its
 // counter going on; without it the container stops and shows as exited
-// with code 0. Both archives hold the whole layout.
+// with code 0. Both archives hold the whole layout. The container has
+// a bind mount with a file open on it.
 func TestContainerCheckpointExport(t *testing.T) {
 	criuForTest(t)
 	root, fx := containerEnv(t)
-	mustHull(t, root, "run", "-d", "--name", "ck", fx.Busybox.Ref, "sh", "-c",
-		"echo hi > /new; i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done")
+	// A bind mount (external to CRIU, by its destination) with a file
+	// the container holds open.
+	data := t.TempDir()
+	mustHull(t, root, "run", "-d", "--name", "ck", "-v", data+":/data", fx.Busybox.Ref, "sh", "-c",
+		"echo hi > /new; exec 3>>/data/out; i=0; while true; do i=$((i+1)); echo $i; echo $i >&3; sleep 0.1; done")
 	dir := t.TempDir()
 	archive := filepath.Join(dir, "ck.tar")
 	out := mustHull(t, root, "container", "checkpoint", "-R", "--export", archive, "ck")
