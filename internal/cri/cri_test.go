@@ -144,17 +144,6 @@ func TestVersionStatusRuntimeConfig(t *testing.T) {
 	}
 }
 
-// An RPC hull does not serve yet says so with Unimplemented, never a
-// pretended success.
-func TestUnimplementedRPCsSaySo(t *testing.T) {
-	c := serve(t, Options{})
-	ctx := ctxT(t)
-	_, err := c.rt.RestorePod(ctx, &runtimeapi.RestorePodRequest{})
-	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "RestorePod is not implemented yet") {
-		t.Errorf("RestorePod: %v; want Unimplemented", err)
-	}
-}
-
 func TestImageService(t *testing.T) {
 	_, f := testenv.Setup(t, testenv.FixBusybox, testenv.FixConfig)
 	c := serve(t, Options{PinnedImages: []string{f.Config.Ref}})
