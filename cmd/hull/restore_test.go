@@ -74,6 +74,9 @@ func TestContainerRestoreImport(t *testing.T) {
 	if st := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.ExitCode}}", "ck2")); st != "137" {
 		t.Errorf("the killed restored container exited %s; want 137", st)
 	}
+	if why := mustHull(t, root, "why", "ck2"); !strings.Contains(why, "SIGKILL") {
+		t.Errorf("hull why of the killed restored container:\n%s", why)
+	}
 }
 
 // TestContainerRestoreRefusals: what cannot be restored fails with a
