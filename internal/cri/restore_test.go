@@ -293,6 +293,21 @@ func TestRestorePod(t *testing.T) {
 		t.Logf("%s: checkpointed at %d, restored from %d", name, before[name][len(before[name])-1], after[0])
 		checkContinues(t, "RestorePod "+name, before[name], after)
 	}
+	// The restored processes are in the new sandbox's namespaces.
+	for _, ns := range []string{"net", "ipc", "uts"} {
+		var links []string
+		for _, name := range []string{"a", "b"} {
+			ec, err := c.eng.Get(ctx, ids[name])
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, _ := os.Readlink("/proc/" + strconv.Itoa(ec.Pid) + "/ns/" + ns)
+			links = append(links, l)
+		}
+		if links[0] == "" || links[0] != links[1] {
+			t.Errorf("the restored containers' %s namespaces: %v; want the pod's, shared", ns, links)
+		}
+	}
 	ps, _ := c.rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: resp.PodSandboxId})
 	if ps.GetStatus().GetState() != runtimeapi.PodSandboxState_SANDBOX_READY || ps.GetStatus().GetMetadata().GetUid() != "uid-rsp-restored" {
 		t.Errorf("the restored sandbox: %v", ps.GetStatus())

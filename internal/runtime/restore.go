@@ -154,6 +154,13 @@ func (r *Runtime) Restore(id string, o RestoreOptions) (c *Container, err error)
 	for _, p := range spec.Linux.MaskedPaths {
 		args = append(args, "--external", "mnt["+filepath.Clean(p)+"]:/dev/null")
 	}
+	// The IPC and UTS namespaces a pod's container joins are the new
+	// pod's, not new ones made from the images.
+	for _, t := range []specs.LinuxNamespaceType{specs.IPCNamespace, specs.UTSNamespace} {
+		if p := nsPath(spec, t); p != "" {
+			args = append(args, "--join-ns", nsName(t)+":"+p)
+		}
+	}
 	// The inherited files are fds 3... of criu (ExtraFiles).
 	var files []*os.File
 	inherit := func(f *os.File, key string) {
