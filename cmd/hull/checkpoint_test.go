@@ -110,6 +110,13 @@ func TestContainerCheckpointExport(t *testing.T) {
 		t.Errorf("the export directory holds %d files; want the two archives only", len(ents))
 	}
 
+	// Without --export the archive is the container's own.
+	mustHull(t, root, "run", "-d", "--name", "own", fx.Busybox.Ref, "sleep", "60")
+	own := strings.TrimSpace(mustHull(t, root, "container", "checkpoint", "own"))
+	if _, ok := tarMembers(t, filepath.Join(root, "containers", own, "checkpoint.tar"))["config.dump"]; !ok {
+		t.Errorf("checkpoint without --export: no archive in the container's directory")
+	}
+
 	// A stopped container cannot be checkpointed.
 	_, _, err := hull(t, root, "container", "checkpoint", "-e", filepath.Join(dir, "x.tar"), "ck")
 	if err == nil || !strings.Contains(err.Error(), "not running") {

@@ -404,3 +404,39 @@ func TestCheckpointPod(t *testing.T) {
 	waitCounting(t, pod, "a", logLines(t, pod, "a")+3)
 	waitCounting(t, pod, "b", logLines(t, pod, "b")+3)
 }
+
+// TestCheckpointRefusals: what a restore could not rebuild is refused
+// before anything is dumped: a container sharing its pod's PID
+// namespace, and one with a terminal.
+func TestCheckpointRefusals(t *testing.T) {
+	criuPath(t)
+	c, f := serveRuntime(t)
+	ctx := ctxT(t)
+	shared := sandboxConfig(t, "sharedpid")
+	shared.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
+	sharedID := runSandbox(t, c, shared)
+	inShared := createContainer(t, c, f, sharedID, shared, "s", nil, "sleep", "60")
+	startContainer(t, c, inShared)
+
+	pod := sandboxConfig(t, "tty")
+	podID := runSandbox(t, c, pod)
+	tty := createContainer(t, c, f, podID, pod, "t", func(cc *runtimeapi.ContainerConfig) { cc.Tty, cc.Stdin = true, true }, "sleep", "60")
+	startContainer(t, c, tty)
+
+	loc := filepath.Join(t.TempDir(), "c.tar")
+	for id, says := range map[string]string{inShared: "PID namespace", tty: "terminal"} {
+		_, err := c.rt.CheckpointContainer(ctx, &runtimeapi.CheckpointContainerRequest{ContainerId: id, Location: loc})
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), says) {
+			t.Errorf("CheckpointContainer of %s: %v; want FailedPrecondition saying %s", id, err, says)
+		}
+		checkRunning(t, c, id)
+	}
+	out := t.TempDir()
+	_, err := c.rt.CheckpointPod(ctx, &runtimeapi.CheckpointPodRequest{PodSandboxId: sharedID, OutputPath: out, ContainerIds: []string{inShared}})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "PID namespace") {
+		t.Errorf("CheckpointPod of a shared-PID pod: %v; want FailedPrecondition", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(loc)); len(ents) != 0 {
+		t.Errorf("refused checkpoints left %d files", len(ents))
+	}
+}
