@@ -12,7 +12,7 @@ import (
 func newRestoreCmd(g *globals) *cobra.Command {
 	var archive, name string
 	cmd := &cobra.Command{
-		Use:   "restore [OPTIONS] --import FILE",
+		Use:   "restore [OPTIONS] --import FILE | CONTAINER",
 		Short: "Restore a container from a checkpoint archive",
 		Long: `Restore a container from a checkpoint archive (hull container
 checkpoint --export), as podman container restore --import: a new
@@ -21,24 +21,36 @@ container is created on a fresh root filesystem of the checkpoint's image
 writable layer's changes laid over it, and CRIU restores its processes
 into it, which then run on from where they were. The new container keeps
 the checkpointed one's name unless --name gives another. Prints the new
-container's ID.
+container's ID. With a CONTAINER instead, a stopped container is restored
+in place from its own checkpoint (hull container checkpoint without
+--export), as podman container restore does.
 
 Needs CRIU >= 4.1 ($HULL_CRIU, else criu on PATH; make criu builds one).`,
-		Args: cobra.NoArgs,
+		Args: cobra.MaximumNArgs(1),
 		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
-			if archive == "" {
-				return errors.New("restore needs --import FILE (a checkpoint archive); restoring a container's own checkpoint is not supported yet")
-			}
 			ctx, cancel := signalContext()
 			defer cancel()
-			k, err := eng.OpenCheckpoint(archive)
-			if err != nil {
-				return err
-			}
-			defer k.Close()
-			c, err := eng.Restore(ctx, k, engine.RestoreOptions{Name: name})
-			if err != nil {
-				return err
+			var c *engine.Container
+			if archive == "" {
+				if len(args) != 1 || name != "" {
+					return errors.New("restore takes --import FILE, or one container to restore from its own checkpoint (without --name)")
+				}
+				var err error
+				if c, err = eng.RestoreOwn(ctx, args[0]); err != nil {
+					return err
+				}
+			} else {
+				if len(args) != 0 {
+					return errors.New("restore --import takes no container: the archive makes a new one")
+				}
+				k, err := eng.OpenCheckpoint(archive)
+				if err != nil {
+					return err
+				}
+				defer k.Close()
+				if c, err = eng.Restore(ctx, k, engine.RestoreOptions{Name: name}); err != nil {
+					return err
+				}
 			}
 			st, err := eng.Start(ctx, c.ID, engine.StartOptions{})
 			if err == nil && st != nil {

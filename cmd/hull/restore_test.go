@@ -110,3 +110,41 @@ func TestContainerRestoreRefusals(t *testing.T) {
 		t.Errorf("failed restores left containers: %q", out)
 	}
 }
+
+// TestContainerRestoreOwn restores a container in place from its own
+// checkpoint (checkpoint without --export, then restore CONTAINER, as
+// podman does): it counts on in the same log, and once it has ended a
+// start runs its command afresh.
+func TestContainerRestoreOwn(t *testing.T) {
+	criuForTest(t)
+	root, fx := containerEnv(t)
+	mustHull(t, root, "run", "-d", "--name", "own", "--network", "none", fx.Busybox.Ref, "sh", "-c", counterScript)
+	waitFor(t, func() bool { return len(logNumbers(t, root, "own")) >= 10 })
+	mustHull(t, root, "container", "checkpoint", "own")
+	n := len(logNumbers(t, root, "own"))
+	if out := strings.TrimSpace(mustHull(t, root, "container", "restore", "own")); out != containerID(t, root, "own") {
+		t.Errorf("restore printed %q; want the container's ID", out)
+	}
+	waitFor(t, func() bool { return len(logNumbers(t, root, "own")) >= n+5 })
+	ns := logNumbers(t, root, "own")
+	for i := 1; i < len(ns); i++ {
+		if ns[i] != ns[i-1]+1 && !(i == n && ns[i] >= ns[i-1]-1 && ns[i] <= ns[i-1]+2) {
+			t.Errorf("the restored counter's log goes %d, %d (restored after %d lines)", ns[i-1], ns[i], n)
+		}
+	}
+	_, _, err := hull(t, root, "container", "restore", "own")
+	if err == nil || !strings.Contains(err.Error(), "only a stopped container") {
+		t.Errorf("restore of a running container: %v", err)
+	}
+	mustHull(t, root, "kill", "own")
+	waitFor(t, func() bool {
+		return strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Status}}", "own")) == "exited"
+	})
+	// Ended: a start runs the command afresh, from 0.
+	k := len(logNumbers(t, root, "own"))
+	mustHull(t, root, "start", "own")
+	waitFor(t, func() bool { return len(logNumbers(t, root, "own")) > k })
+	if ns := logNumbers(t, root, "own"); ns[k] != 0 {
+		t.Errorf("a start after the restored run ended counts from %d; want 0", ns[k])
+	}
+}

@@ -52,13 +52,17 @@ type RestoreConfig struct {
 	// Checkpointed when.
 	From         string    `json:"From"`
 	Checkpointed time.Time `json:"Checkpointed"`
+	// Requested is when the restore was asked for: a run that finished
+	// after it was the restored one (or a restart's).
+	Requested time.Time `json:"Requested"`
 }
 
-// restorePending reports whether c's next start restores it: created from
-// a checkpoint, and its restored process never ran (a restore that failed
-// is tried again).
+// restorePending reports whether c's next start restores it: a restore
+// was asked for (created from a checkpoint, or RestoreOwn) and no run
+// finished since, but one whose restore failed (tried again).
 func (c *Container) restorePending() bool {
-	return c.Config.Restore != nil && (c.Finished.IsZero() || c.Stage == StageRestore)
+	r := c.Config.Restore
+	return r != nil && (c.Finished.IsZero() || !c.Finished.After(r.Requested) || c.Stage == StageRestore)
 }
 
 // Checkpoint is a checkpoint archive opened for a restore: its members
@@ -219,9 +223,62 @@ func (e *Engine) prepareRestore(ctx context.Context, id string, k *Checkpoint, c
 	cfg.Restore = &RestoreConfig{
 		Images: filepath.Join(e.persistDir(id), checkpoint.ImagesDir), CRIU: k.criu.Path,
 		Descriptors: k.Record.Descriptors, ExternalNetNS: k.Record.ExternalNetNS,
-		From: k.Record.ID, Checkpointed: k.Record.Checkpointed,
+		From: k.Record.ID, Checkpointed: k.Record.Checkpointed, Requested: time.Now().UTC(),
 	}
 	return nil
+}
+
+// RestoreOwn restores a stopped container in place from its own
+// checkpoint (hull container checkpoint without --export, podman's
+// restore of a container by name): its writable layer is the one the
+// checkpoint was taken with, so only the CRIU images are taken from the
+// archive, and the start that follows restores it. The container is
+// returned for that Start.
+//
+// Errors: a container that is not stopped, or has no checkpoint of its
+// own, is a failed precondition.
+func (e *Engine) RestoreOwn(ctx context.Context, ref string) (*Container, error) {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if c.State != StateExited && c.State != StateCreated {
+		return nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("restore container %s: it is %s; only a stopped container is restored", c.Name, c.State))
+	}
+	archive := e.CheckpointPath(c.ID)
+	if _, err := os.Stat(archive); err != nil {
+		return nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("restore container %s: it has no checkpoint of its own (hull container checkpoint %s makes one; an exported one is restored with --import)", c.Name, c.Name))
+	}
+	k, err := e.OpenCheckpoint(archive)
+	if err != nil {
+		return nil, err
+	}
+	defer k.Close()
+	if k.Record.ID != c.ID {
+		return nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("restore container %s: its checkpoint %s is of container %s", c.Name, archive, k.Record.ID))
+	}
+	cfg := c.Config
+	if !k.Record.ExternalNetNS && cfg.Pod == "" && joinsNetworks(netMode(cfg.Spec)) {
+		return nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("restore container %s: it is on a network (%s) in a network namespace of its own; restoring one is not supported yet", c.Name, netMode(cfg.Spec)))
+	}
+	images := filepath.Join(e.persistDir(c.ID), checkpoint.ImagesDir)
+	os.RemoveAll(images)
+	if err := os.Rename(filepath.Join(k.dir, checkpoint.ImagesDir), images); err != nil {
+		return nil, fmt.Errorf("restore container %s: checkpoint images: %w", c.Name, err)
+	}
+	cfg.Restore = &RestoreConfig{
+		Images: images, CRIU: k.criu.Path, Descriptors: k.Record.Descriptors, ExternalNetNS: k.Record.ExternalNetNS,
+		From: c.ID, Checkpointed: k.Record.Checkpointed, Requested: time.Now().UTC(),
+	}
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.update(ctx, c.ID, map[string]any{"config": string(data)}); err != nil {
+		return nil, fmt.Errorf("restore container %s: %w", c.Name, err)
+	}
+	c.Config = cfg
+	return c, nil
 }
 
 // installCheckpoint ends the creation of a container from checkpoint k,
