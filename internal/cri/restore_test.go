@@ -89,17 +89,25 @@ func leftovers(t *testing.T, c *client) (pods, ctrs, mounts int) {
 	return len(ps.Items), len(cs.Containers), mounts
 }
 
-// cgroupsOf counts the hull cgroup directories of the memory hierarchy
-// under parent (a pod's cgroup parent, or the engine's).
-func hullCgroups(t *testing.T) int {
-	ents, _ := os.ReadDir("/sys/fs/cgroup/memory")
+// cgroupsUnder counts the cgroup directories below a pod's cgroup parent
+// in the memory hierarchy (where the pod's containers' cgroups go).
+func cgroupsUnder(parent string) int {
 	n := 0
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), "hull-") {
+	filepath.WalkDir(filepath.Join("/sys/fs/cgroup/memory", parent), func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
 			n++
 		}
-	}
+		return nil
+	})
 	return n
+}
+
+// ownCgroupParent gives a pod a cgroup parent of the test's own, so that
+// what its containers leave can be counted apart from other processes'.
+func ownCgroupParent(t *testing.T, pod *runtimeapi.PodSandboxConfig) string {
+	parent := "/hulltest-" + strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())) + "-" + pod.Metadata.Name
+	pod.Linux.CgroupParent = parent
+	return parent
 }
 
 // TestRestoreContainerFromArchive restores a CheckpointContainer archive
@@ -128,9 +136,10 @@ func TestRestoreContainerFromArchive(t *testing.T) {
 	before := loggedNumbers(pod, "count")
 
 	pod2 := sandboxConfig(t, "rsb")
+	parent := ownCgroupParent(t, pod2)
 	pod2ID := runSandbox(t, c, pod2)
 	p0, c0, m0 := leftovers(t, c)
-	g0 := hullCgroups(t)
+	g0 := cgroupsUnder(parent)
 	notOne := filepath.Join(t.TempDir(), "not.tar")
 	os.WriteFile(notOne, []byte("not a tar"), 0o600)
 	_, err := c.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: pod2ID, SandboxConfig: pod2, Config: &runtimeapi.ContainerConfig{
@@ -139,8 +148,8 @@ func TestRestoreContainerFromArchive(t *testing.T) {
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "checkpoint archive") {
 		t.Errorf("CreateContainer from a file that is no archive: %v; want InvalidArgument", err)
 	}
-	if p, cs, m := leftovers(t, c); p != p0 || cs != c0 || m != m0 || hullCgroups(t) != g0 {
-		t.Errorf("the failed create left sandboxes %d->%d, containers %d->%d, mounts %d->%d, cgroups %d->%d", p0, p, c0, cs, m0, m, g0, hullCgroups(t))
+	if p, cs, m := leftovers(t, c); p != p0 || cs != c0 || m != m0 || cgroupsUnder(parent) != g0 {
+		t.Errorf("the failed create left sandboxes %d->%d, containers %d->%d, mounts %d->%d, cgroups %d->%d", p0, p, c0, cs, m0, m, g0, cgroupsUnder(parent))
 	}
 
 	rid := createContainer(t, c, f, pod2ID, pod2, "count", func(cc *runtimeapi.ContainerConfig) {
@@ -184,7 +193,17 @@ func TestRestorePod(t *testing.T) {
 	pod := sandboxConfig(t, "rsp")
 	podID := runSandbox(t, c, pod)
 	a := createContainer(t, c, f, podID, pod, "a", nil, "sh", "-c", memoryCounter)
-	b := createContainer(t, c, f, podID, pod, "b", nil, "sh", "-c", "sleep 0.5; "+memoryCounter)
+	// b has a volume: restored with the new pod's, a host directory of
+	// its own.
+	oldData, newData := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(oldData, "x"), []byte("old\n"), 0o644)
+	os.WriteFile(filepath.Join(newData, "x"), []byte("new\n"), 0o644)
+	withData := func(dir string) func(*runtimeapi.ContainerConfig) {
+		return func(cc *runtimeapi.ContainerConfig) {
+			cc.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: dir}}
+		}
+	}
+	b := createContainer(t, c, f, podID, pod, "b", withData(oldData), "sh", "-c", "sleep 0.5; "+memoryCounter)
 	startContainer(t, c, a)
 	startContainer(t, c, b)
 	waitNumbers(t, pod, "a", 10)
@@ -212,6 +231,7 @@ func TestRestorePod(t *testing.T) {
 
 	pod2 := sandboxConfig(t, "rsp")
 	pod2.Metadata.Uid = "uid-rsp-restored"
+	parent := ownCgroupParent(t, pod2)
 	cfg := func(name string, mod func(*runtimeapi.ContainerConfig)) *runtimeapi.ContainerConfig {
 		cc := &runtimeapi.ContainerConfig{
 			Metadata: &runtimeapi.ContainerMetadata{Name: name},
@@ -224,8 +244,10 @@ func TestRestorePod(t *testing.T) {
 		}
 		return cc
 	}
+	// Nothing under the parent but what the pod makes: none of it may
+	// be left, nor a sandbox, container or mount.
 	p0, c0, m0 := leftovers(t, c)
-	g0 := hullCgroups(t)
+	g0 := cgroupsUnder(parent)
 	for _, tc := range []struct {
 		what string
 		req  *runtimeapi.RestorePodRequest
@@ -237,14 +259,16 @@ func TestRestorePod(t *testing.T) {
 		{"a duplicate", &runtimeapi.RestorePodRequest{ContainerConfigs: []*runtimeapi.ContainerConfig{cfg("a", nil), cfg("a", nil)}}, codes.InvalidArgument, "two container configs"},
 		{"a name not in the checkpoint", &runtimeapi.RestorePodRequest{ContainerConfigs: []*runtimeapi.ContainerConfig{cfg("a", nil), cfg("c", nil)}}, codes.InvalidArgument, "not in the checkpoint"},
 		{"a container left out", &runtimeapi.RestorePodRequest{ContainerConfigs: []*runtimeapi.ContainerConfig{cfg("a", nil)}}, codes.InvalidArgument, "has no container config"},
-		{"an option", &runtimeapi.RestorePodRequest{Options: map[string]string{"tcp-established": "1"}, ContainerConfigs: []*runtimeapi.ContainerConfig{cfg("a", nil), cfg("b", nil)}}, codes.InvalidArgument, `"tcp-established"`},
-		{"an unknown handler", &runtimeapi.RestorePodRequest{RuntimeHandler: "kata", ContainerConfigs: []*runtimeapi.ContainerConfig{cfg("a", nil), cfg("b", nil)}}, codes.NotFound, `"kata"`},
+		{"an option", &runtimeapi.RestorePodRequest{Options: map[string]string{"tcp-established": "1"}, ContainerConfigs: []*runtimeapi.ContainerConfig{cfg("a", nil), cfg("b", withData(newData))}}, codes.InvalidArgument, `"tcp-established"`},
+		{"an unknown handler", &runtimeapi.RestorePodRequest{RuntimeHandler: "kata", ContainerConfigs: []*runtimeapi.ContainerConfig{cfg("a", nil), cfg("b", withData(newData))}}, codes.NotFound, `"kata"`},
 		{"another image", &runtimeapi.RestorePodRequest{ContainerConfigs: []*runtimeapi.ContainerConfig{cfg("a", nil), cfg("b", func(cc *runtimeapi.ContainerConfig) {
 			cc.Image.Image = "docker.io/library/nosuch:1"
 		})}}, codes.FailedPrecondition, "not the checkpointed container's"},
 		{"another command", &runtimeapi.RestorePodRequest{ContainerConfigs: []*runtimeapi.ContainerConfig{cfg("a", func(cc *runtimeapi.ContainerConfig) {
 			cc.Command = []string{"sleep", "100"}
-		}), cfg("b", nil)}}, codes.FailedPrecondition, "not the checkpointed process's"},
+		}), cfg("b", withData(newData))}}, codes.FailedPrecondition, "not the checkpointed process's"},
+		// Found once the sandbox and a are made: both removed.
+		{"b's volume left out", &runtimeapi.RestorePodRequest{ContainerConfigs: []*runtimeapi.ContainerConfig{cfg("a", nil), cfg("b", nil)}}, codes.InvalidArgument, "bind mount at /data"},
 		{"a relative path", &runtimeapi.RestorePodRequest{CheckpointPath: "rel", ContainerConfigs: []*runtimeapi.ContainerConfig{cfg("a", nil), cfg("b", nil)}}, codes.InvalidArgument, "absolute"},
 		{"no checkpoint", &runtimeapi.RestorePodRequest{CheckpointPath: t.TempDir(), ContainerConfigs: []*runtimeapi.ContainerConfig{cfg("a", nil), cfg("b", nil)}}, codes.InvalidArgument, "not a pod checkpoint"},
 	} {
@@ -256,14 +280,17 @@ func TestRestorePod(t *testing.T) {
 		if status.Code(err) != tc.code || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("RestorePod with %s: %v; want %v saying %s", tc.what, err, tc.code, tc.says)
 		}
-		if p, cs, m := leftovers(t, c); p != p0 || cs != c0 || m != m0 || hullCgroups(t) != g0 {
-			t.Errorf("RestorePod with %s left sandboxes %d->%d, containers %d->%d, mounts %d->%d, cgroups %d->%d", tc.what, p0, p, c0, cs, m0, m, g0, hullCgroups(t))
+		if p, cs, m := leftovers(t, c); p != p0 || cs != c0 || m != m0 || cgroupsUnder(parent) != g0 {
+			t.Errorf("RestorePod with %s left sandboxes %d->%d, containers %d->%d, mounts %d->%d, cgroups %d->%d", tc.what, p0, p, c0, cs, m0, m, g0, cgroupsUnder(parent))
 		}
 	}
 
 	// The command as kubelet sends it (the pod spec's) is the process's.
 	resp, err := c.rt.RestorePod(ctx, &runtimeapi.RestorePodRequest{CheckpointPath: dir, Config: pod2, ContainerConfigs: []*runtimeapi.ContainerConfig{
-		cfg("b", func(cc *runtimeapi.ContainerConfig) { cc.Command = []string{"sh", "-c", "sleep 0.5; " + memoryCounter} }),
+		cfg("b", func(cc *runtimeapi.ContainerConfig) {
+			withData(newData)(cc)
+			cc.Command = []string{"sh", "-c", "sleep 0.5; " + memoryCounter}
+		}),
 		cfg("a", nil),
 	}})
 	if err != nil {
@@ -308,6 +335,10 @@ func TestRestorePod(t *testing.T) {
 			t.Errorf("the restored containers' %s namespaces: %v; want the pod's, shared", ns, links)
 		}
 	}
+	r, err := c.rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: ids["b"], Cmd: []string{"cat", "/data/x", "/state"}, Timeout: 10})
+	if err != nil || string(r.Stdout) != "new\nbefore\n" {
+		t.Errorf("b's volume and file after the restore: %v %q; want the new pod's volume", err, r.GetStdout())
+	}
 	ps, _ := c.rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: resp.PodSandboxId})
 	if ps.GetStatus().GetState() != runtimeapi.PodSandboxState_SANDBOX_READY || ps.GetStatus().GetMetadata().GetUid() != "uid-rsp-restored" {
 		t.Errorf("the restored sandbox: %v", ps.GetStatus())
@@ -332,12 +363,12 @@ func TestRestorePod(t *testing.T) {
 		t.Fatal(err)
 	}
 	p0, c0, m0 = leftovers(t, c)
-	g0 = hullCgroups(t)
-	_, err = c.rt.RestorePod(ctx, &runtimeapi.RestorePodRequest{CheckpointPath: dir, Config: pod2, ContainerConfigs: []*runtimeapi.ContainerConfig{cfg("a", nil), cfg("b", nil)}})
+	g0 = cgroupsUnder(parent)
+	_, err = c.rt.RestorePod(ctx, &runtimeapi.RestorePodRequest{CheckpointPath: dir, Config: pod2, ContainerConfigs: []*runtimeapi.ContainerConfig{cfg("a", nil), cfg("b", withData(newData))}})
 	if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), "pull it") {
 		t.Errorf("RestorePod without the image: %v; want NotFound saying to pull it", err)
 	}
-	if p, cs, m := leftovers(t, c); p != p0 || cs != c0 || m != m0 || hullCgroups(t) != g0 {
-		t.Errorf("RestorePod without the image left sandboxes %d->%d, containers %d->%d, mounts %d->%d", p0, p, c0, cs, m0, m)
+	if p, cs, m := leftovers(t, c); p != p0 || cs != c0 || m != m0 || cgroupsUnder(parent) != g0 {
+		t.Errorf("RestorePod without the image left sandboxes %d->%d, containers %d->%d, mounts %d->%d, cgroups %d->%d", p0, p, c0, cs, m0, m, g0, cgroupsUnder(parent))
 	}
 }

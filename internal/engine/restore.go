@@ -209,6 +209,9 @@ func (e *Engine) prepareRestore(ctx context.Context, id string, k *Checkpoint, c
 	if err := e.CheckImage(ctx, k); err != nil {
 		return err
 	}
+	if len(cfg.Spec.UIDMap) > 0 || cfg.Spec.UsernsMode != "" || slices.ContainsFunc(k.Spec.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.UserNamespace }) {
+		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("checkpoint archive %s: restoring a container in a user namespace is not supported yet", k.Path))
+	}
 	if cfg.Spec.TTY {
 		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("checkpoint archive %s: restoring a container with a terminal is not supported", k.Path))
 	}
@@ -290,6 +293,9 @@ func (e *Engine) installCheckpoint(ctx context.Context, c *Container, k *Checkpo
 	s, err := runtime.LoadSpec(e.persistDir(c.ID))
 	if err != nil {
 		return err
+	}
+	if slices.ContainsFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.UserNamespace }) {
+		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("checkpoint archive %s: restoring into a user namespace (the pod's) is not supported yet", k.Path))
 	}
 	for _, m := range k.Spec.Mounts {
 		if !isBindMount(m) {
