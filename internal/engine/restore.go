@@ -104,6 +104,7 @@ func (e *Engine) OpenCheckpoint(archive string) (k *Checkpoint, err error) {
 	if err := os.MkdirAll(staging, 0o700); err != nil {
 		return nil, err
 	}
+	sweepImports(staging)
 	dir, err := os.MkdirTemp(staging, "import-")
 	if err != nil {
 		return nil, err
@@ -152,6 +153,17 @@ func (e *Engine) OpenCheckpoint(archive string) (k *Checkpoint, err error) {
 		}
 	}
 	return k, nil
+}
+
+// sweepImports removes what an OpenCheckpoint killed half-way left in
+// the staging directory (a day old: none still in use).
+func sweepImports(staging string) {
+	ents, _ := os.ReadDir(staging)
+	for _, ent := range ents {
+		if info, err := ent.Info(); err == nil && time.Since(info.ModTime()) > 24*time.Hour {
+			os.RemoveAll(filepath.Join(staging, ent.Name()))
+		}
+	}
 }
 
 // Close removes what is left of the extracted archive.
@@ -297,6 +309,13 @@ func (e *Engine) installCheckpoint(ctx context.Context, c *Container, k *Checkpo
 	if slices.ContainsFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.UserNamespace }) {
 		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("checkpoint archive %s: restoring into a user namespace (the pod's) is not supported yet", k.Path))
 	}
+	// CRIU makes the namespaces the dump owned and joins (or inherits) the
+	// others: each must be of the same kind in the new container.
+	for _, t := range []specs.LinuxNamespaceType{specs.NetworkNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.PIDNamespace} {
+		if was, is := nsKind(k.Spec, t), nsKind(s, t); was != is {
+			return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("checkpoint archive %s: the checkpointed container's %s namespace was %s, the new container's is %s (a pod's container is restored into a pod, another outside one)", k.Path, t, was, is))
+		}
+	}
 	for _, m := range k.Spec.Mounts {
 		if !isBindMount(m) {
 			continue
@@ -320,6 +339,22 @@ func (e *Engine) installCheckpoint(ctx context.Context, c *Container, k *Checkpo
 		return fmt.Errorf("checkpoint archive %s: apply %s: %w", k.Path, checkpoint.RootfsDiffFile, err)
 	}
 	return nil
+}
+
+// nsKind says how a spec has a namespace: "its own" (new), "joined"
+// (a path: a pod's) or "the host's" (none).
+func nsKind(s *specs.Spec, t specs.LinuxNamespaceType) string {
+	if s.Linux != nil {
+		for _, ns := range s.Linux.Namespaces {
+			if ns.Type == t {
+				if ns.Path != "" {
+					return "joined"
+				}
+				return "its own"
+			}
+		}
+	}
+	return "the host's"
 }
 
 func isBindMount(m specs.Mount) bool {

@@ -175,11 +175,9 @@ func (r *Runtime) Restore(id string, o RestoreOptions) (c *Container, err error)
 			inherit(o.Stdio[i], d)
 		}
 	}
-	if o.ExternalNetNS {
-		path := nsPath(spec, specs.NetworkNamespace)
-		if path == "" {
-			return nil, fmt.Errorf("container %s: restore: the checkpoint's network namespace was external, and the new spec names none to join", id)
-		}
+	// External: a pod's (then the spec joins the new pod's) or the host's
+	// (then the spec has none, and CRIU, in the host's, dumped nothing).
+	if path := nsPath(spec, specs.NetworkNamespace); o.ExternalNetNS && path != "" {
 		ns, err := os.Open(path)
 		if err != nil {
 			return nil, fmt.Errorf("container %s: restore: network namespace: %w", id, err)
