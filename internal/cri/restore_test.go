@@ -13,6 +13,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"hull/internal/engine"
+	"hull/internal/spec"
 )
 
 // memoryCounter counts on its stdout from a value it keeps in memory
@@ -150,6 +153,33 @@ func TestRestoreContainerFromArchive(t *testing.T) {
 	}
 	if p, cs, m := leftovers(t, c); p != p0 || cs != c0 || m != m0 || cgroupsUnder(parent) != g0 {
 		t.Errorf("the failed create left sandboxes %d->%d, containers %d->%d, mounts %d->%d, cgroups %d->%d", p0, p, c0, cs, m0, m, g0, cgroupsUnder(parent))
+	}
+
+	// A checkpoint of a container outside any pod (a network namespace
+	// of its own) does not go into a pod's.
+	plain, err := c.eng.Create(ctx, engine.CreateOptions{Name: "plain", Config: engine.Config{
+		Image: f.Busybox.Ref, Pull: "never", Spec: spec.Options{Network: "none", Cmd: []string{"sleep", "1000"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c.eng.Start(ctx, plain.ID, engine.StartOptions{}); err != nil || st.Ready() != nil {
+		t.Fatalf("start a container outside the pods: %v", err)
+	}
+	plainArchive := filepath.Join(t.TempDir(), "plain.tar")
+	if _, err := c.eng.Checkpoint(ctx, plain.ID, engine.CheckpointOptions{Export: plainArchive, LeaveRunning: true}); err != nil {
+		t.Fatal(err)
+	}
+	c.eng.Remove(ctx, plain.ID, true)
+	p0, c0, m0 = leftovers(t, c)
+	_, err = c.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: pod2ID, SandboxConfig: pod2, Config: &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: "plain"}, Image: &runtimeapi.ImageSpec{Image: plainArchive}, LogPath: "plain/0.log",
+	}})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "network namespace was its own") {
+		t.Errorf("CreateContainer in a pod from a checkpoint taken outside one: %v; want FailedPrecondition", err)
+	}
+	if p, cs, m := leftovers(t, c); p != p0 || cs != c0 || m != m0 || cgroupsUnder(parent) != g0 {
+		t.Errorf("the refused create left sandboxes %d->%d, containers %d->%d, mounts %d->%d, cgroups %d->%d", p0, p, c0, cs, m0, m, g0, cgroupsUnder(parent))
 	}
 
 	rid := createContainer(t, c, f, pod2ID, pod2, "count", func(cc *runtimeapi.ContainerConfig) {
