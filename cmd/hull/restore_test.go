@@ -148,3 +148,35 @@ func TestContainerRestoreOwn(t *testing.T) {
 		t.Errorf("a start after the restored run ended counts from %d; want 0", ns[k])
 	}
 }
+
+// TestContainerRestoreOOM: a restored container is in its own cgroups,
+// with the checkpointed one's memory limit, and an OOM kill of its
+// restored process is recorded and explained as any.
+func TestContainerRestoreOOM(t *testing.T) {
+	criuForTest(t)
+	root, fx := containerEnv(t)
+	// USR1 makes the counter grow past its limit.
+	script := `trap 'x=$(head -c 200000000 /dev/zero | tr "\0" a)' USR1; ` + counterScript
+	mustHull(t, root, "run", "-d", "--name", "mem", "--network", "none", "-m", "48m", "--memory-swap", "48m", fx.Busybox.Ref, "sh", "-c", script)
+	waitFor(t, func() bool { return len(logNumbers(t, root, "mem")) >= 5 })
+	archive := filepath.Join(t.TempDir(), "mem.tar")
+	mustHull(t, root, "container", "checkpoint", "-e", archive, "mem")
+	mustHull(t, root, "container", "restore", "-i", archive, "-n", "mem2")
+	id := containerID(t, root, "mem2")
+	pid := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Pid}}", "mem2"))
+	cg, _ := os.ReadFile("/proc/" + pid + "/cgroup")
+	if !strings.Contains(string(cg), ":memory:/hull-"+id) {
+		t.Errorf("the restored init's cgroups:\n%s\nwant the new container's (%s)", cg, id)
+	}
+	waitFor(t, func() bool { return len(logNumbers(t, root, "mem2")) >= 3 })
+	mustHull(t, root, "kill", "-s", "USR1", "mem2")
+	waitFor(t, func() bool {
+		return strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Status}}", "mem2")) == "exited"
+	})
+	if got := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.OOMKilled}}", "mem2")); got != "true" {
+		t.Errorf("OOMKilled = %s for the restored container that outgrew its limit", got)
+	}
+	if why := mustHull(t, root, "why", "mem2"); !strings.Contains(why, "OOM") {
+		t.Errorf("hull why of the OOM-killed restored container:\n%s", why)
+	}
+}
