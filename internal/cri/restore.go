@@ -134,6 +134,9 @@ func (s *Server) RestorePod(ctx context.Context, req *runtimeapi.RestorePodReque
 		return nil, fmt.Errorf("restore pod from %s: run the sandbox: %w", dir, err)
 	}
 	podID := run.GetPodSandboxId()
+	// The spare bound to the pod's next container started its process in
+	// the pod ahead; the restored ones use none.
+	s.spares.dropPod(podID)
 	var made []string
 	defer func() {
 		if rerr == nil {
