@@ -180,3 +180,30 @@ func TestContainerRestoreOOM(t *testing.T) {
 		t.Errorf("hull why of the OOM-killed restored container:\n%s", why)
 	}
 }
+
+// TestContainerRestoreVariants restores containers run with --init (its
+// PID 1 bound in from the host), -i (an input pipe), a volume and a
+// tmpfs, and a read-only root: each counts on from where it was.
+func TestContainerRestoreVariants(t *testing.T) {
+	criuForTest(t)
+	useInit(t)
+	root, fx := containerEnv(t)
+	for i, extra := range [][]string{{"--init"}, {"-i"}, {"-v", t.TempDir() + ":/data", "--tmpfs", "/scratch"}, {"--read-only"}} {
+		name := "v" + strconv.Itoa(i)
+		args := append([]string{"run", "-d", "--name", name, "--network", "none"}, extra...)
+		mustHull(t, root, append(args, fx.Busybox.Ref, "sh", "-c", counterScript)...)
+		waitFor(t, func() bool { return len(logNumbers(t, root, name)) >= 5 })
+		archive := filepath.Join(t.TempDir(), name+".tar")
+		mustHull(t, root, "container", "checkpoint", "-e", archive, name)
+		before := logNumbers(t, root, name)
+		if _, errOut, err := hull(t, root, "container", "restore", "-i", archive, "-n", name+"r"); err != nil {
+			t.Errorf("%v: restore: %v %s", extra, err, errOut)
+			continue
+		}
+		waitFor(t, func() bool { return len(logNumbers(t, root, name+"r")) >= 3 })
+		last, first := before[len(before)-1], logNumbers(t, root, name+"r")[0]
+		if first < last-2 || first > last+3 {
+			t.Errorf("%v: restored from %d; the checkpointed counter had reached %d", extra, first, last)
+		}
+	}
+}
