@@ -315,6 +315,18 @@ func TestRestorePod(t *testing.T) {
 		}
 	}
 
+	// No working CRIU: said, with what to do, before anything is made.
+	realCRIU := os.Getenv("HULL_CRIU")
+	t.Setenv("HULL_CRIU", fakeCRIU(t, criuCheckFails))
+	_, err := c.rt.RestorePod(ctx, &runtimeapi.RestorePodRequest{CheckpointPath: dir, Config: pod2, ContainerConfigs: []*runtimeapi.ContainerConfig{cfg("a", nil), cfg("b", withData(newData))}})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "make criu") {
+		t.Errorf("RestorePod with a broken CRIU: %v; want FailedPrecondition saying what to do", err)
+	}
+	if p, cs, m := leftovers(t, c); p != p0 || cs != c0 || m != m0 || cgroupsUnder(parent) != g0 {
+		t.Errorf("RestorePod with a broken CRIU left sandboxes %d->%d, containers %d->%d, mounts %d->%d", p0, p, c0, cs, m0, m)
+	}
+	t.Setenv("HULL_CRIU", realCRIU)
+
 	// The command as kubelet sends it (the pod spec's) is the process's.
 	resp, err := c.rt.RestorePod(ctx, &runtimeapi.RestorePodRequest{CheckpointPath: dir, Config: pod2, ContainerConfigs: []*runtimeapi.ContainerConfig{
 		cfg("b", func(cc *runtimeapi.ContainerConfig) {
