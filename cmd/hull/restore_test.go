@@ -91,14 +91,9 @@ func TestContainerRestoreRefusals(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not a checkpoint archive") && !strings.Contains(err.Error(), "is it a checkpoint archive") {
 		t.Errorf("restore of a file that is no archive: %v", err)
 	}
-	// A container on a network (its own namespace with an interface).
-	mustHull(t, root, "run", "-d", "--name", "net", fx.Busybox.Ref, "sleep", "1000")
+	mustHull(t, root, "run", "-d", "--name", "net", "--network", "none", fx.Busybox.Ref, "sleep", "1000")
 	archive := filepath.Join(dir, "net.tar")
 	mustHull(t, root, "container", "checkpoint", "-R", "--export", archive, "net")
-	_, _, err = hull(t, root, "container", "restore", "-i", archive, "--name", "net2")
-	if err == nil || !strings.Contains(err.Error(), "not supported") {
-		t.Errorf("restore of a container on a network: %v", err)
-	}
 	// The image gone from the store.
 	mustHull(t, root, "rm", "-f", "net")
 	mustHull(t, root, "rmi", fx.Busybox.Ref)
@@ -205,5 +200,36 @@ func TestContainerRestoreVariants(t *testing.T) {
 		if first < last-2 || first > last+3 {
 			t.Errorf("%v: restored from %d; the checkpointed counter had reached %d", extra, first, last)
 		}
+	}
+}
+
+// TestContainerRestoreOnNetwork restores a container of the default
+// bridge network while the checkpointed one still runs: its network
+// namespace is made anew and connected with an address of its own (the
+// dumped one's veth has no host end to come back to), and it counts on.
+func TestContainerRestoreOnNetwork(t *testing.T) {
+	criuForTest(t)
+	root, fx := containerEnv(t)
+	mustHull(t, root, "run", "-d", "--name", "net", fx.Busybox.Ref, "sh", "-c", counterScript)
+	waitFor(t, func() bool { return len(logNumbers(t, root, "net")) >= 5 })
+	archive := filepath.Join(t.TempDir(), "net.tar")
+	mustHull(t, root, "container", "checkpoint", "-R", "--export", archive, "net")
+	mustHull(t, root, "container", "restore", "-i", archive, "-n", "net2")
+	waitFor(t, func() bool { return len(logNumbers(t, root, "net2")) >= 3 })
+	if first := logNumbers(t, root, "net2")[0]; first < 3 {
+		t.Errorf("the restored counter started at %d", first)
+	}
+	ip1 := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", "net"))
+	ip2 := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", "net2"))
+	if ip2 == "" || ip2 == ip1 {
+		t.Errorf("the restored container's address is %q (the checkpointed one's %q)", ip2, ip1)
+	}
+	addrs := mustHull(t, root, "exec", "net2", "ip", "-4", "addr")
+	if !strings.Contains(addrs, "inet "+ip2+"/") || strings.Contains(addrs, "inet "+ip1+"/") || !strings.Contains(addrs, "inet 127.0.0.1/8") {
+		t.Errorf("addresses in the restored container (%s):\n%s", ip2, addrs)
+	}
+	// Reached over the network from the checkpointed container.
+	if out, _, err := hull(t, root, "exec", "net", "ping", "-c", "1", "-W", "5", ip2); err != nil {
+		t.Errorf("ping the restored container from the other: %v\n%s", err, out)
 	}
 }

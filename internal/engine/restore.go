@@ -227,12 +227,6 @@ func (e *Engine) prepareRestore(ctx context.Context, id string, k *Checkpoint, c
 	if cfg.Spec.TTY {
 		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("checkpoint archive %s: restoring a container with a terminal is not supported", k.Path))
 	}
-	if !k.Record.ExternalNetNS && cfg.Pod == "" && joinsNetworks(netMode(cfg.Spec)) {
-		// Its network namespace, dumped whole, holds the interface of a
-		// network whose host end is gone; CRIU cannot make it again.
-		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("checkpoint archive %s: container %s was on a network (%s) in a network namespace of its own; restoring one is not supported yet (checkpoint containers run with --network none, or pod containers)",
-			k.Path, k.Record.Name, netMode(cfg.Spec)))
-	}
 	cfg.Spec.ID, cfg.Spec.Name, cfg.Spec.CgroupsPath = "", "", ""
 	cfg.Pull = "never"
 	cfg.Restore = &RestoreConfig{
@@ -273,9 +267,6 @@ func (e *Engine) RestoreOwn(ctx context.Context, ref string) (*Container, error)
 		return nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("restore container %s: its checkpoint %s is of container %s", c.Name, archive, k.Record.ID))
 	}
 	cfg := c.Config
-	if !k.Record.ExternalNetNS && cfg.Pod == "" && joinsNetworks(netMode(cfg.Spec)) {
-		return nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("restore container %s: it is on a network (%s) in a network namespace of its own; restoring one is not supported yet", c.Name, netMode(cfg.Spec)))
-	}
 	images := filepath.Join(e.persistDir(c.ID), checkpoint.ImagesDir)
 	os.RemoveAll(images)
 	if err := os.Rename(filepath.Join(k.dir, checkpoint.ImagesDir), images); err != nil {
@@ -420,5 +411,9 @@ func (c *Container) restoreOptions() *runtime.RestoreOptions {
 		return nil
 	}
 	r := c.Config.Restore
-	return &runtime.RestoreOptions{CRIU: r.CRIU, ImagesDir: r.Images, Descriptors: r.Descriptors, ExternalNetNS: r.ExternalNetNS, WorkDir: filepath.Dir(r.Images)}
+	return &runtime.RestoreOptions{CRIU: r.CRIU, ImagesDir: r.Images, Descriptors: r.Descriptors, ExternalNetNS: r.ExternalNetNS, WorkDir: filepath.Dir(r.Images),
+		// A network namespace of its own connected to networks: made
+		// anew and connected as at any start (the dumped one's veth has
+		// no host end any more), with a new address.
+		FreshNetNS: !r.ExternalNetNS && joinsNetworks(netMode(c.Config.Spec))}
 }

@@ -681,7 +681,18 @@ func (m *mon) restoreOnce(o runtime.RestoreOptions, restarts int, started func(e
 	}
 	trace.Mark("monitor: restored")
 	if m.cfg.Network != nil && !o.ExternalNetNS {
-		if err := m.cfg.Network(c.Pid); err != nil {
+		err := m.cfg.Network(c.Pid)
+		if err == nil && o.FreshNetNS {
+			err = m.rt.Continue(c) // stopped until connected
+		}
+		if err != nil {
+			m.rt.DeleteContainer(c, true)
+			shim.Reap(c.Pid)
+			io.close()
+			return fail(err)
+		}
+	} else if o.FreshNetNS {
+		if err := m.rt.Continue(c); err != nil {
 			m.rt.DeleteContainer(c, true)
 			shim.Reap(c.Pid)
 			io.close()

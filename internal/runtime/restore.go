@@ -7,11 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"hull/internal/cgroups"
 	"hull/internal/trace"
@@ -38,6 +40,13 @@ type RestoreOptions struct {
 	// container's own (a pod's); the spec's network namespace path takes
 	// its place.
 	ExternalNetNS bool
+	// FreshNetNS: the dumped network namespace was the container's own,
+	// and its interfaces (a veth whose host end is gone) are not made
+	// again: CRIU restores into a new, empty one (--empty-ns net), with
+	// lo up, and leaves the processes stopped (--leave-stopped) for the
+	// caller to connect the namespace to its networks; Continue then lets
+	// them run.
+	FreshNetNS bool
 }
 
 // restorePidFile is where criu writes the restored init's pid, in the
@@ -148,6 +157,9 @@ func (r *Runtime) Restore(id string, o RestoreOptions) (c *Container, err error)
 			args = append(args, "--external", "mnt["+m.Destination+"]:"+m.Source)
 		}
 	}
+	if o.FreshNetNS {
+		args = append(args, "--empty-ns", "net", "--leave-stopped")
+	}
 	// A masked file the dump found bound over (not by a tmpfs of the
 	// container's own) was external: /dev/null again. A key the images
 	// do not have is never looked up.
@@ -217,10 +229,63 @@ func (r *Runtime) Restore(id string, o RestoreOptions) (c *Container, err error)
 	if c.PidStartTime, _, err = procStartTime(pid); err != nil {
 		return nil, fmt.Errorf("container %s: restored init exited at once: %w%s", id, err, logTail(filepath.Join(workDir, "restore.log")))
 	}
+	if o.FreshNetNS {
+		if err = inNetNS(pid, loopbackUp); err != nil {
+			return nil, fmt.Errorf("container %s: restored network namespace: %w", id, err)
+		}
+	}
 	if err = c.save(); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// Continue lets the processes of a container restored with FreshNetNS run.
+func (r *Runtime) Continue(c *Container) error {
+	cg, err := c.Cgroup()
+	if err != nil {
+		return fmt.Errorf("container %s: %w", c.ID, err)
+	}
+	if err := cg.Signal(unix.SIGCONT); err != nil {
+		return fmt.Errorf("container %s: resume the restored processes: %w", c.ID, err)
+	}
+	return nil
+}
+
+// inNetNS runs f on a locked thread in the network namespace of pid,
+// which then returns to its own (or ends with the goroutine if it
+// cannot).
+func inNetNS(pid int, f func() error) error {
+	ch := make(chan error, 1)
+	go func() {
+		goruntime.LockOSThread()
+		own, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			ch <- err
+			return
+		}
+		defer own.Close()
+		ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+		if err != nil {
+			goruntime.UnlockOSThread()
+			ch <- err
+			return
+		}
+		defer ns.Close()
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			goruntime.UnlockOSThread()
+			ch <- err
+			return
+		}
+		ferr := f()
+		if err := unix.Setns(int(own.Fd()), unix.CLONE_NEWNET); err != nil {
+			ch <- errors.Join(ferr, err) // the thread ends, locked
+			return
+		}
+		goruntime.UnlockOSThread()
+		ch <- ferr
+	}()
+	return <-ch
 }
 
 // isBind reports whether a spec mount is a bind mount (criu sees it as
