@@ -233,3 +233,49 @@ func TestContainerRestoreOnNetwork(t *testing.T) {
 		t.Errorf("ping the restored container from the other: %v\n%s", err, out)
 	}
 }
+
+// TestContainerRestoreFailureIsExplained: a restore that CRIU fails
+// leaves the container exited at the restore stage with CRIU's error,
+// which hull why shows; a later start tries the restore again.
+func TestContainerRestoreFailureIsExplained(t *testing.T) {
+	criuForTest(t)
+	root, fx := containerEnv(t)
+	mustHull(t, root, "run", "-d", "--name", "src", "--network", "none", fx.Busybox.Ref, "sh", "-c", counterScript)
+	waitFor(t, func() bool { return len(logNumbers(t, root, "src")) >= 3 })
+	archive := filepath.Join(t.TempDir(), "src.tar")
+	mustHull(t, root, "container", "checkpoint", "-e", archive, "src")
+
+	real := os.Getenv("HULL_CRIU")
+	fake := filepath.Join(t.TempDir(), "criu")
+	os.WriteFile(fake, []byte("#!/bin/sh\n"+
+		"if [ \"$1\" = --version ]; then echo 'Version: 4.1.1'; exit 0; fi\n"+
+		"if [ \"$1\" = check ]; then echo 'Looks good.'; exit 0; fi\n"+
+		"while [ $# -gt 0 ]; do if [ \"$1\" = --work-dir ]; then dir=$2; fi; shift; done\n"+
+		"echo 'Error (criu/cr-restore.c:1): fake: the restore failed on purpose' > \"$dir/restore.log\"\nexit 1\n"), 0o755)
+	t.Setenv("HULL_CRIU", fake)
+	_, _, err := hull(t, root, "container", "restore", "-i", archive, "-n", "dst")
+	if err == nil || !strings.Contains(err.Error(), "failed on purpose") {
+		t.Fatalf("restore with a CRIU that fails: %v; want its error", err)
+	}
+	if st := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "dst")); st != "exited 125" {
+		t.Errorf("after a failed restore the container is %q; want exited 125", st)
+	}
+	if why := mustHull(t, root, "why", "dst"); !strings.Contains(why, "restore from its checkpoint failed") || !strings.Contains(why, "failed on purpose") {
+		t.Errorf("hull why after a failed restore:\n%s", why)
+	}
+	// The CRIU recorded at create is the one used: put the real one
+	// there, and the next start restores.
+	b, err := os.ReadFile(real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(fake)
+	if err := os.WriteFile(fake, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustHull(t, root, "start", "dst")
+	waitFor(t, func() bool { return len(logNumbers(t, root, "dst")) >= 2 })
+	if first := logNumbers(t, root, "dst")[0]; first < 2 {
+		t.Errorf("the start after a failed restore counts from %d; want the restored count", first)
+	}
+}
