@@ -3,7 +3,9 @@
 // in its own session, so it outlives the command). The monitor:
 //
 //  1. creates the container with the runtime, holding its stdio (pipes, or
-//     the pty master received over the console socket),
+//     the pty master received over the console socket), or restores it
+//     from a checkpoint (Config.Restore: CRIU's restored init is its child
+//     as a created one is, on new pipes),
 //  2. starts it and reports the start (ReportOK, or the error; see
 //     report.go) to the command that spawned it, which may then return
 //     (detached) or attach,
