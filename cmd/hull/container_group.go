@@ -39,6 +39,7 @@ func addContainerGroup(root *cobra.Command, g *globals) {
 	}
 	ls := newPsCmd(g)
 	ls.Use, ls.Aliases = "ls [OPTIONS]", []string{"list", "ps"}
-	group.AddCommand(ls, newContainerPruneCmd(g))
+	// checkpoint and restore are podman's, under `container` only.
+	group.AddCommand(ls, newContainerPruneCmd(g), newCheckpointCmd(g), newRestoreCmd(g))
 	root.AddCommand(group)
 }

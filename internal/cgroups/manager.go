@@ -451,6 +451,16 @@ func freezeWait() func() bool {
 	}
 }
 
+// FreezerDir is the container's directory that holds its freezer
+// (cgroup.freeze on v2, freezer.state on v1), "" when v1 has no freezer
+// mounted: what CRIU's --freeze-cgroup takes.
+func (m *Manager) FreezerDir() string {
+	if m.Mode == Unified {
+		return m.dir("")
+	}
+	return m.dir("freezer")
+}
+
 // Frozen reports whether the container is paused.
 func (m *Manager) Frozen() bool {
 	if m.Mode == Unified {

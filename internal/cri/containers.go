@@ -43,6 +43,13 @@ func containerName(m *runtimeapi.ContainerMetadata, p *engine.Pod) string {
 // recorded against the pod for `hull why pod/NAME` (kubeview.go), with
 // what to do about it (next, by how far the create got).
 func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (_ *runtimeapi.CreateContainerResponse, rerr error) {
+	return s.createContainerFrom(ctx, req, nil)
+}
+
+// createContainerFrom is CreateContainer; with k (or an image.image that
+// is a checkpoint archive's path, restore.go) the container is created to
+// be restored from that checkpoint at its start.
+func (s *Server) createContainerFrom(ctx context.Context, req *runtimeapi.CreateContainerRequest, k *engine.Checkpoint) (_ *runtimeapi.CreateContainerResponse, rerr error) {
 	engine.Mark("cri: create asked")
 	// From the view: read again once anything was committed (a stop).
 	p, err := s.viewedSandbox(ctx, req.GetPodSandboxId())
@@ -66,6 +73,13 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if img == "" {
 		return nil, errdefs.ErrInvalidArgument.WithMessage("container config: image.image is required (an image name or ID)")
 	}
+	if k == nil && isCheckpointArchive(img) {
+		var err error
+		if k, err = s.eng.OpenCheckpoint(img); err != nil {
+			return nil, fmt.Errorf("container %s: restore from %s: %w", m.GetName(), img, err)
+		}
+		defer k.Close()
+	}
 	labels := userLabels(cc.GetLabels())
 	labels[labelName] = m.GetName()
 	labels[labelAttempt] = strconv.FormatUint(uint64(m.GetAttempt()), 10)
@@ -76,6 +90,12 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	// as user_specified_image: kept for the statuses and hull ps.
 	if u := cc.GetImage().GetUserSpecifiedImage(); u != "" && u != img {
 		labels[labelImage] = u
+	}
+	if k != nil {
+		// The checkpoint's image, by name for the statuses (Create
+		// resolves it by the record's ID).
+		img = k.Record.Image
+		labels[labelImage] = img
 	}
 	cfg := engine.Config{
 		Image:       img,
@@ -90,6 +110,11 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		o.Entrypoint, o.EntrypointSet = cc.GetCommand(), true
 	}
 	o.Cmd = cc.GetArgs()
+	if k != nil && len(cc.GetCommand()) == 0 && len(cc.GetArgs()) == 0 {
+		// What a restart of the restored container runs: the
+		// checkpointed container's command.
+		o.Entrypoint, o.EntrypointSet, o.Cmd = k.Config.Spec.Entrypoint, k.Config.Spec.EntrypointSet, k.Config.Spec.Cmd
+	}
 	o.WorkingDir = cc.GetWorkingDir()
 	for _, kv := range cc.GetEnvs() {
 		o.Env = append(o.Env, kv.GetKey()+"="+string(kv.GetValue()))
@@ -162,7 +187,11 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	co := engine.CreateOptions{Config: cfg, Name: containerName(m, p), Pod: p, Deferred: true}
 	// The spare bound to the pod's next container, with the ID it was
 	// prepared for (spares.go bindPod); closed unless handed on.
-	co.Spare, co.ID = s.spares.takeForPod(p.ID)
+	if k == nil {
+		co.Spare, co.ID = s.spares.takeForPod(p.ID)
+	} else {
+		co.Checkpoint, co.Deferred = k, false // restored: no spare (restore.go)
+	}
 	defer func() { co.Spare.Close() }()
 	next = "an NRI plugin refused the container: see the plugin's log"
 	done, err := s.nri.createContainer(ctx, p, &co) // the plugins' adjustments
@@ -171,7 +200,12 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	}
 	engine.Mark("cri: create mapped")
 	next = "check the container's configuration against the error above (hull cri serve's log has the call)"
-	c, err := s.createContainer(ctx, co, p.ID)
+	var c *engine.Container
+	if k != nil {
+		c, err = s.eng.Create(ctx, co)
+	} else {
+		c, err = s.createContainer(ctx, co, p.ID)
+	}
 	co.Spare = nil // createContainer's
 	if errdefs.IsNotFound(err) && c == nil {
 		next = fmt.Sprintf("the image is not on the node: kubelet pulls it before the create unless the Pod's imagePullPolicy is Never, so it was removed in between or was never there; pull it (hull pull %s) or change the policy", imageName(cc))

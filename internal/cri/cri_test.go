@@ -144,25 +144,6 @@ func TestVersionStatusRuntimeConfig(t *testing.T) {
 	}
 }
 
-// An RPC hull does not serve yet says so with Unimplemented, never a
-// pretended success.
-func TestUnimplementedRPCsSaySo(t *testing.T) {
-	c := serve(t, Options{})
-	ctx := ctxT(t)
-	_, err := c.rt.CheckpointPod(ctx, &runtimeapi.CheckpointPodRequest{PodSandboxId: "x"})
-	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "CheckpointPod is not implemented yet") {
-		t.Errorf("CheckpointPod: %v; want Unimplemented saying CheckpointPod is not implemented yet", err)
-	}
-	_, err = c.rt.CheckpointContainer(ctx, &runtimeapi.CheckpointContainerRequest{ContainerId: "x"})
-	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "CRIU") {
-		t.Errorf("CheckpointContainer: %v; want Unimplemented saying why", err)
-	}
-	_, err = c.rt.RestorePod(ctx, &runtimeapi.RestorePodRequest{})
-	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), "RestorePod is not implemented yet") {
-		t.Errorf("RestorePod: %v; want Unimplemented", err)
-	}
-}
-
 func TestImageService(t *testing.T) {
 	_, f := testenv.Setup(t, testenv.FixBusybox, testenv.FixConfig)
 	c := serve(t, Options{PinnedImages: []string{f.Config.Ref}})
@@ -448,6 +429,7 @@ func TestConcurrentImageCalls(t *testing.T) {
 
 // Each call is logged at debug; a failure kubelet would not expect as a
 // warning (not-found and unimplemented are answers, not failures).
+// CheckpointPod of an unknown pod is a not-found.
 func TestCallsAreLogged(t *testing.T) {
 	var buf syncBuffer
 	c := serve(t, Options{Log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
@@ -458,7 +440,7 @@ func TestCallsAreLogged(t *testing.T) {
 	out := buf.String()
 	for _, want := range []string{
 		"level=DEBUG msg=rpc method=Version", "code=OK",
-		"level=DEBUG msg=rpc method=CheckpointPod", "code=Unimplemented",
+		"level=DEBUG msg=rpc method=CheckpointPod", "code=NotFound",
 		`level=WARN msg="rpc failed" method=PullImage code=InvalidArgument`,
 	} {
 		if !strings.Contains(out, want) {
@@ -466,7 +448,7 @@ func TestCallsAreLogged(t *testing.T) {
 		}
 	}
 	if strings.Contains(out, `level=WARN msg="rpc failed" method=CheckpointPod`) {
-		t.Errorf("an unimplemented RPC is logged as a failure:\n%s", out)
+		t.Errorf("a not-found is logged as a failure:\n%s", out)
 	}
 }
 

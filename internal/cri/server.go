@@ -20,8 +20,8 @@
 // package stream), container and sandbox stats (stats.go, podstats.go),
 // metrics (metrics.go), GetContainerEvents (events.go), the pod network
 // and UpdateRuntimeConfig (cninet.go),
-// ReopenContainerLog (logs.go) and the Stream* lists (streams.go).
-// CheckpointContainer says it is not supported (checkpoint.go); every
+// ReopenContainerLog (logs.go), the Stream* lists (streams.go), and
+// CheckpointContainer and CheckpointPod (checkpoint.go, with CRIU); every
 // other RPC answers codes.Unimplemented saying so (see docs/cri.md for
 // the plan and its order). With Options.NRI, Serve also serves NRI
 // plugins (nri.go) until it returns.

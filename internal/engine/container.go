@@ -127,6 +127,9 @@ type Config struct {
 	// Effective is the options laid over the image's config (inspect's
 	// Config block); nil in records made before hull kept it.
 	Effective *spec.Effective `json:"Effective,omitempty"`
+	// Restore is set for a container created from a checkpoint: its first
+	// start restores the checkpoint's processes (restore.go).
+	Restore *RestoreConfig `json:"Restore,omitempty"`
 }
 
 // VolumesFrom is one --volumes-from: a container, and "ro" or "rw" to

@@ -62,6 +62,11 @@ type CreateOptions struct {
 	// client starts the container in a later call; a failure of that
 	// part is recorded (stage create) and returned by the Start.
 	Deferred bool
+	// Checkpoint, if set, makes the container one restored from that
+	// checkpoint at its first start (restore.go): its image is the
+	// checkpoint's, never pulled; the creation is never deferred and
+	// uses no spare. The caller keeps (and closes) it.
+	Checkpoint *Checkpoint
 }
 
 // StartError is a process that could not be started: a container's
@@ -145,6 +150,12 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid container name %q: use [a-zA-Z0-9][a-zA-Z0-9_.-]*", name))
 	}
 	cfg := o.Config
+	if o.Checkpoint != nil {
+		if err := e.prepareRestore(ctx, id, o.Checkpoint, &cfg); err != nil {
+			return nil, err
+		}
+		o.Deferred, o.Spare = false, nil
+	}
 	for _, vf := range cfg.VolumesFrom {
 		if _, err := e.Get(ctx, vf.Container); err != nil {
 			return nil, fmt.Errorf("--volumes-from %s: %w", vf.Container, err)
@@ -307,7 +318,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 			c.Config.Path, c.Config.Args = s.Process.Args[0], s.Process.Args[1:]
 		}
 		c.config = &configWrite{done: make(chan error, 1), write: func() error { return e.writeConfig(id, s) }}
-		offered := e.offerSpare(o.Spare, c, s)
+		offered := o.Checkpoint == nil && e.offerSpare(o.Spare, c, s)
 		if o.Spare != nil {
 			offered = false // the file is written now all the same
 		}
@@ -330,6 +341,11 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 				return fail(StageCreate, err)
 			}
 			trace.Mark("create: config.json written")
+			if o.Checkpoint != nil {
+				if err := e.installCheckpoint(ctx, c, o.Checkpoint); err != nil {
+					return fail(StageCreate, err)
+				}
+			}
 			return c, nil
 		}
 		// The lock is held until config.json is written: a container with
@@ -625,6 +641,9 @@ func (e *Engine) updateWhereIn(ctx context.Context, x execer, id, cond string, c
 // resolveImage finds the image locally or pulls it, per the pull policy
 // (missing: pull if absent, always, never).
 func (e *Engine) resolveImage(ctx context.Context, o CreateOptions) (*image.Record, error) {
+	if o.Checkpoint != nil {
+		return e.images.Resolve(ctx, o.Checkpoint.Record.ImageID)
+	}
 	ref := o.Config.Image
 	policy := o.Config.Pull
 	if policy == "" {

@@ -166,7 +166,11 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Starti
 	}
 	var monitorPid int
 	var r *os.File
-	if spare := e.takeSpare(c.ID, o); spare != nil {
+	var spare *Spare
+	if !c.restorePending() { // a restore makes its processes itself
+		spare = e.takeSpare(c.ID, o)
+	}
+	if spare != nil {
 		o.Spare = nil
 		monitorPid, r = spare.proc.Pid, spare.sync
 	} else {

@@ -205,6 +205,9 @@ func (e *Engine) runMonitor(ctx context.Context, id string, o MonitorOptions, re
 		EnsureBundle: func() error { return e.ensureConfig(ctx, c) },
 		Prepared:     prep,
 	}
+	if o.Resume == "" {
+		cfg.Restore = c.restoreOptions()
+	}
 	if joinsNetworks(netMode(c.Config.Spec)) {
 		// Also with no networks now: network connect may add some
 		// before a restart (see networkHook).

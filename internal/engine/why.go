@@ -62,6 +62,10 @@ func (e *Engine) Why(ctx context.Context, ref string) (*Diagnosis, error) {
 		d.Status = fmt.Sprintf("the container's network could not be set up (exit code %d); its process never ran", c.ExitCode)
 		d.Evidence = []string{c.Error}
 		d.Next = "check the networks and published ports against the error above (hull network ls, hull network inspect NAME; a host port in use: pick another with -p)"
+	case c.Stage == StageRestore && c.Error != "":
+		d.Status = fmt.Sprintf("the container's restore from its checkpoint failed (exit code %d); its process never ran", c.ExitCode)
+		d.Evidence = []string{c.Error}
+		d.Next = fmt.Sprintf("read CRIU's restore.log (named above) for the cause; hull start %s tries the restore again", c.Name)
 	case (c.Stage == StageCreate || c.Stage == StageStart) && c.Error != "":
 		d.Status = fmt.Sprintf("the container failed to %s (exit code %d); its process never ran", c.Stage, c.ExitCode)
 		d.Evidence = []string{c.Error}
@@ -89,6 +93,9 @@ func (e *Engine) Why(ctx context.Context, ref string) (*Diagnosis, error) {
 	case c.State == StatePaused:
 		d.Status = "paused: its processes are frozen"
 		d.Next = fmt.Sprintf("resume it with: hull unpause %s", c.Name)
+	case c.State == StateCreated && c.restorePending():
+		d.Status = fmt.Sprintf("created from a checkpoint of container %s taken %s; its start restores it", shortID(c.Config.Restore.From), c.Config.Restore.Checkpointed.Local().Format(time.RFC3339))
+		d.Next = fmt.Sprintf("start it with: hull start %s", c.Name)
 	case c.State == StateCreated:
 		d.Status = "created but never started"
 		d.Next = fmt.Sprintf("start it with: hull start %s", c.Name)

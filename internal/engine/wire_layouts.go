@@ -10,5 +10,5 @@ import (
 
 // The wire layouts of the types this package sends (see wire.Known).
 func init() {
-	wire.Known(reflect.TypeFor[Container](), 0x33eb91bb6e89576)
+	wire.Known(reflect.TypeFor[Container](), 0x5ad5f6ede6ce9449)
 }

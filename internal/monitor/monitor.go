@@ -3,7 +3,9 @@
 // in its own session, so it outlives the command). The monitor:
 //
 //  1. creates the container with the runtime, holding its stdio (pipes, or
-//     the pty master received over the console socket),
+//     the pty master received over the console socket), or restores it
+//     from a checkpoint (Config.Restore: CRIU's restored init is its child
+//     as a created one is, on new pipes),
 //  2. starts it and reports the start (ReportOK, or the error; see
 //     report.go) to the command that spawned it, which may then return
 //     (detached) or attach,
@@ -30,6 +32,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"hull/internal/cgroups"
 	"hull/internal/runtime"
 	"hull/internal/shim"
 	"hull/internal/streams"
@@ -95,6 +98,12 @@ type Config struct {
 	// before its process starts. An error fails the run at the "network"
 	// stage. (Disconnecting is the Recorder's, in Exited.)
 	Network func(pid int) error
+	// Restore, if set, makes the first run restore the container from a
+	// checkpoint (runtime.Restore, with the bundle and new stdio pipes
+	// filled in here) instead of creating and starting its process;
+	// restarts after it start the process afresh. Nothing prepared
+	// ahead is used for it.
+	Restore *runtime.RestoreOptions
 }
 
 // Early is a container's first process started ahead by its monitor
@@ -396,6 +405,12 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 		return Exit{Code: 125, Stage: stage, Error: err.Error(), At: time.Now()}
 	}
 	m.waitDeleted()
+	if r := m.cfg.Restore; r != nil {
+		m.cfg.Restore = nil // a restart starts the process afresh
+		m.prep.Close()      // a spare's process, namespaces: not for a restore
+		m.prep = nil
+		return m.restoreOnce(*r, restarts, started)
+	}
 	// What was prepared is for the first run only; a restart starts
 	// afresh. runtime.Create takes prep and closes it in any case; a
 	// return before Create closes it here, with the early process's pipes.
@@ -428,9 +443,6 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 	if early == nil {
 		_ = m.rt.Delete(m.cfg.ID, true) // leftovers of a previous run
 	}
-	// A detached container is handed to the shim once it runs; its
-	// output then stays in the pipes until the shim reads it.
-	handOver := m.cfg.Shim != nil && !m.cfg.WaitAttach
 	opts := runtime.CreateOptions{Bundle: m.cfg.Bundle, Prepared: prep}
 	var io stdio
 	var closeAfterCreate []*os.File
@@ -519,6 +531,16 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 		return fail("start", err)
 	}
 	trace.Mark("monitor: started")
+	return m.supervise(c, cg, baseline, &io, restarts, started)
+}
+
+// supervise is a run once its process runs: it records the start, hands
+// the container over to the shim (detached) or serves it, reaps it and
+// cleans up after it.
+func (m *mon) supervise(c *runtime.Container, cg *cgroups.Manager, baseline uint64, io *stdio, restarts int, started func(error)) Exit {
+	// A detached container is handed to the shim once it runs; its
+	// output then stays in the pipes until the shim reads it.
+	handOver := m.cfg.Shim != nil && !m.cfg.WaitAttach
 	m.rec.Started(c.Pid, c.PidStartTime, restarts)
 	started(nil)
 	if handOver {
@@ -528,12 +550,12 @@ func (m *mon) runOnce(restarts int, started func(error)) Exit {
 		if m.srv != nil {
 			m.srv.Hold()
 		}
-		m.handOver(c, baseline, &io)
+		m.handOver(c, baseline, io)
 		if m.srv != nil {
 			m.srv.Accept()
 		}
 	}
-	outputs := m.copyOutput(&io)
+	outputs := m.copyOutput(io)
 
 	exit := FromShim(shim.Reap(c.Pid))
 	trace.Mark("monitor: reaped")
@@ -604,4 +626,85 @@ func (s *stdio) closeInput() {
 // closes once the output has ended.
 func (m *mon) copyOutput(io *stdio) <-chan struct{} {
 	return streams.Pump(m.log, m.srv, io.out, io.err, io.master, io.in)
+}
+
+// StageRestore is the Exit.Stage of a run whose restore from a
+// checkpoint failed (see Config.Restore): its process never ran.
+const StageRestore = "restore"
+
+// restoreOnce is runOnce for a container restored from a checkpoint: its
+// processes come from CRIU (runtime.Restore) as the monitor's children,
+// with new pipes in place of the dumped stdio, and are then supervised
+// like any run.
+func (m *mon) restoreOnce(o runtime.RestoreOptions, restarts int, started func(error)) Exit {
+	fail := func(err error) Exit {
+		m.startErr = err
+		return Exit{Code: 125, Stage: StageRestore, Error: err.Error(), At: time.Now()}
+	}
+	_ = m.rt.Delete(m.cfg.ID, true) // leftovers of a previous run
+	var io stdio
+	var outW, errW, inR *os.File
+	var err error
+	if io.out, outW, err = os.Pipe(); err != nil {
+		return fail(err)
+	}
+	if io.err, errW, err = os.Pipe(); err != nil {
+		io.close()
+		outW.Close()
+		return fail(err)
+	}
+	closeEnds := []*os.File{outW, errW}
+	if m.cfg.Stdin {
+		if inR, io.in, err = os.Pipe(); err != nil {
+			io.close()
+			outW.Close()
+			errW.Close()
+			return fail(err)
+		}
+		closeEnds = append(closeEnds, inR)
+	}
+	if err := m.waitAttached(); err != nil {
+		io.close()
+		for _, f := range closeEnds {
+			f.Close()
+		}
+		return fail(err)
+	}
+	o.Bundle = m.cfg.Bundle
+	o.Stdio = [3]*os.File{inR, outW, errW}
+	trace.Mark("monitor: runtime restore")
+	c, err := m.rt.Restore(m.cfg.ID, o)
+	for _, f := range closeEnds {
+		f.Close()
+	}
+	if err != nil {
+		io.close()
+		return fail(err)
+	}
+	trace.Mark("monitor: restored")
+	if m.cfg.Network != nil && !o.ExternalNetNS {
+		err := m.cfg.Network(c.Pid)
+		if err == nil && o.FreshNetNS {
+			err = m.rt.Continue(c) // stopped until connected
+		}
+		if err != nil {
+			m.rt.DeleteContainer(c, true)
+			shim.Reap(c.Pid)
+			io.close()
+			return fail(err)
+		}
+	} else if o.FreshNetNS {
+		if err := m.rt.Continue(c); err != nil {
+			m.rt.DeleteContainer(c, true)
+			shim.Reap(c.Pid)
+			io.close()
+			return fail(err)
+		}
+	}
+	var baseline uint64
+	cg, _ := c.Cgroup()
+	if cg != nil {
+		baseline, _ = cg.OOMKills()
+	}
+	return m.supervise(c, cg, baseline, &io, restarts, started)
 }

@@ -130,6 +130,7 @@ func containerInit(cfg *initConfig, sync *os.File, buf []byte) error {
 			return err
 		}
 		trace.Mark("init: rootfs ready")
+		reopenNullStdio()
 		if cfg.NewUTS {
 			if spec.Hostname != "" {
 				if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
@@ -406,4 +407,32 @@ func loadSeccomp(cfg *initConfig, sc *specs.LinuxSeccomp) error {
 		return cfg.Seccomp.Install()
 	}
 	return seccomp.Load(sc)
+}
+
+// reopenNullStdio replaces each of fds 0-2 that is the host's /dev/null
+// (what a monitor gives a container without input) with the container's
+// own /dev/null, opened the same way. Nothing changes for the program;
+// but a checkpoint's CRIU can then dump the file like any other of the
+// container's, where the host's, on a mount outside the container, would
+// have to be declared external and found again at restore.
+func reopenNullStdio() {
+	for fd := 0; fd <= 2; fd++ {
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(1, 3) {
+			continue
+		}
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		if err != nil {
+			continue
+		}
+		null, err := unix.Open("/dev/null", flags&unix.O_ACCMODE|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue // no /dev/null in the container: keep the host's
+		}
+		var own unix.Stat_t
+		if unix.Fstat(null, &own) == nil && own.Dev != st.Dev {
+			unix.Dup3(null, fd, 0)
+		}
+		unix.Close(null)
+	}
 }

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"hull/internal/engine"
+)
+
+func newCheckpointCmd(g *globals) *cobra.Command {
+	var o engine.CheckpointOptions
+	cmd := &cobra.Command{
+		Use:   "checkpoint [OPTIONS] CONTAINER",
+		Short: "Checkpoint a running container with CRIU",
+		Long: `Checkpoint a running container, as podman container checkpoint: CRIU
+dumps its processes, and the dump, its spec, its record and its writable
+layer's changes go into one archive (--export FILE, else the container's
+own, for a later restore). Without --leave-running the container stops
+with the checkpoint and is shown as exited.
+
+Needs CRIU >= 4.1 ($HULL_CRIU, else criu on PATH; make criu builds one).
+Containers with a terminal or a shared PID namespace cannot be
+checkpointed yet. Prints the container's ID.`,
+		Args: exactArgs(1, "a container"),
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			c, err := eng.Get(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if _, err := eng.Checkpoint(ctx, c.ID, o); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), c.ID)
+			return nil
+		}),
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&o.LeaveRunning, "leave-running", "R", false, "leave the container running after the checkpoint")
+	f.StringVarP(&o.Export, "export", "e", "", "write the checkpoint archive to `FILE` (an uncompressed tar)")
+	f.BoolVar(&o.TCPEstablished, "tcp-established", false, "checkpoint established TCP connections")
+	return cmd
+}

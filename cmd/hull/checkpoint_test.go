@@ -1,0 +1,125 @@
+package main
+
+import (
+	"archive/tar"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// criuForTest skips a test that needs CRIU when none is configured, and
+// fails it when $HULL_CRIU is set but is not there.
+func criuForTest(t *testing.T) {
+	t.Helper()
+	if p := os.Getenv("HULL_CRIU"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("HULL_CRIU: %v (make criu builds one)", err)
+		}
+		return
+	}
+	if _, err := exec.LookPath("criu"); err != nil {
+		t.Skip("no CRIU: set HULL_CRIU (make criu builds one)")
+	}
+}
+
+// tarMembers reads an archive's member names and the contents of the
+// small ones.
+func tarMembers(t *testing.T, file string) map[string][]byte {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string][]byte{}
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[h.Name] = b
+	}
+}
+
+// TestContainerCheckpointExport checkpoints a running container with
+// `hull container checkpoint --export`: -R leaves it running with its
+// counter going on; without it the container stops and shows as exited
+// with code 0. Both archives hold the whole layout. The container has
+// a bind mount with a file open on it.
+func TestContainerCheckpointExport(t *testing.T) {
+	criuForTest(t)
+	root, fx := containerEnv(t)
+	// A bind mount (external to CRIU, by its destination) with a file
+	// the container holds open.
+	data := t.TempDir()
+	mustHull(t, root, "run", "-d", "--name", "ck", "-v", data+":/data", fx.Busybox.Ref, "sh", "-c",
+		"echo hi > /new; exec 3>>/data/out; i=0; while true; do i=$((i+1)); echo $i; echo $i >&3; sleep 0.1; done")
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "ck.tar")
+	out := mustHull(t, root, "container", "checkpoint", "-R", "--export", archive, "ck")
+	id := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.Id}}", "ck"))
+	if strings.TrimSpace(out) != id {
+		t.Errorf("checkpoint printed %q; want the container's ID %s", out, id)
+	}
+	members := tarMembers(t, archive)
+	for _, want := range []string{"checkpoint/inventory.img", "checkpoint/dump.log", "spec.dump", "config.dump", "rootfs-diff.tar"} {
+		if _, ok := members[want]; !ok {
+			t.Errorf("archive lacks %s", want)
+		}
+	}
+	var rec struct {
+		ID, Name string
+		Version  int
+	}
+	if err := json.Unmarshal(members["config.dump"], &rec); err != nil || rec.ID != id || rec.Name != "ck" || rec.Version != 1 {
+		t.Errorf("config.dump = %+v (%v)", rec, err)
+	}
+	if st := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Status}}", "ck")); st != "running" {
+		t.Fatalf("after checkpoint -R the container is %s, not running", st)
+	}
+	before := strings.Count(mustHull(t, root, "logs", "ck"), "\n")
+	time.Sleep(500 * time.Millisecond)
+	if after := strings.Count(mustHull(t, root, "logs", "ck"), "\n"); after <= before {
+		t.Errorf("the counter stopped after checkpoint -R (%d lines, then %d)", before, after)
+	}
+
+	// Without -R the checkpoint stops it, shown as podman shows it.
+	second := filepath.Join(dir, "ck2.tar")
+	mustHull(t, root, "container", "checkpoint", "-e", second, "ck")
+	if st := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "ck")); st != "exited 0" {
+		t.Errorf("after checkpoint the container is %q; want exited 0", st)
+	}
+	if _, ok := tarMembers(t, second)["checkpoint/inventory.img"]; !ok {
+		t.Errorf("the second archive lacks its images")
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 2 {
+		t.Errorf("the export directory holds %d files; want the two archives only", len(ents))
+	}
+
+	// Without --export the archive is the container's own.
+	mustHull(t, root, "run", "-d", "--name", "own", fx.Busybox.Ref, "sleep", "60")
+	own := strings.TrimSpace(mustHull(t, root, "container", "checkpoint", "own"))
+	if _, ok := tarMembers(t, filepath.Join(root, "containers", own, "checkpoint.tar"))["config.dump"]; !ok {
+		t.Errorf("checkpoint without --export: no archive in the container's directory")
+	}
+
+	// A stopped container cannot be checkpointed.
+	_, _, err := hull(t, root, "container", "checkpoint", "-e", filepath.Join(dir, "x.tar"), "ck")
+	if err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Errorf("checkpoint of a stopped container: %v; want it refused as not running", err)
+	}
+}

@@ -1,0 +1,132 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/errdefs"
+
+	"hull/internal/checkpoint"
+)
+
+// CheckpointOptions tune Checkpoint.
+type CheckpointOptions struct {
+	// Export is where the archive goes; "" is the container's own
+	// checkpoint (CheckpointPath), where a later restore looks for it.
+	Export string
+	// LeaveRunning keeps the container running. Without it (podman's
+	// default) the container is stopped by the checkpoint: CRIU kills its
+	// processes once dumped, and it is recorded as exited.
+	LeaveRunning bool
+	// TCPEstablished dumps established TCP connections.
+	TCPEstablished bool
+	// Timeout bounds the dump (0: CRIU's default).
+	Timeout time.Duration
+	// CRI is the container's CRI metadata, for config.dump.
+	CRI *checkpoint.CRIRecord
+}
+
+// CheckpointPath is where Checkpoint keeps a container's own checkpoint
+// archive (no Export): beside its log, removed with it.
+func (e *Engine) CheckpointPath(id string) string {
+	return filepath.Join(e.persistDir(id), "checkpoint.tar")
+}
+
+// Checkpoint dumps a running (or paused) container's processes with CRIU
+// and writes the checkpoint archive (package checkpoint) at o.Export or
+// CheckpointPath. A paused container stays paused: a pod checkpoint
+// pauses every container first and dumps each in turn. It returns the
+// archive's path.
+//
+// Errors: an unknown container is not found; one not running, and a host
+// with no working CRIU, are failed preconditions (the latter saying what
+// to install); an export directory that does not exist is an invalid
+// argument.
+func (e *Engine) Checkpoint(ctx context.Context, ref string, o CheckpointOptions) (string, error) {
+	c, err := e.getStarted(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	if c.State != StateRunning && c.State != StatePaused || c.Pid <= 0 {
+		return "", errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("checkpoint container %s: it is %s, not running", c.Name, c.State))
+	}
+	archive := o.Export
+	if archive == "" {
+		if c.Config.AutoRemove && !o.LeaveRunning {
+			// Stopped by the checkpoint, it would be removed with it.
+			return "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf(
+				"checkpoint container %s: it is removed when it stops (--rm): use --export or --leave-running", c.Name))
+		}
+		archive = e.CheckpointPath(c.ID)
+	} else if archive, err = filepath.Abs(archive); err != nil {
+		return "", err
+	}
+	if st, err := os.Stat(filepath.Dir(archive)); err != nil || !st.IsDir() {
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
+			return "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf(
+				"checkpoint container %s: the archive's directory %s does not exist", c.Name, filepath.Dir(archive)))
+		}
+		return "", fmt.Errorf("checkpoint container %s: %w", c.Name, err)
+	}
+	criu, err := checkpoint.FindCRIU()
+	if err != nil {
+		return "", fmt.Errorf("checkpoint container %s: %w", c.Name, err)
+	}
+	rc, err := e.rt.Get(c.ID)
+	if err != nil {
+		return "", fmt.Errorf("checkpoint container %s: %w", c.Name, err)
+	}
+	cg, err := rc.Cgroup()
+	if err != nil {
+		return "", fmt.Errorf("checkpoint container %s: %w", c.Name, err)
+	}
+	engineConfig, err := json.Marshal(c.Config)
+	if err != nil {
+		return "", fmt.Errorf("checkpoint container %s: %w", c.Name, err)
+	}
+	target := &checkpoint.Container{
+		Name: c.Name, Pid: rc.Pid, Bundle: rc.Bundle, Rootfs: rc.Rootfs, Spec: rc.Spec, Cgroup: cg,
+		Record: checkpoint.Record{
+			ID: c.ID, Name: c.Name, Image: c.Image, ImageID: c.ImageID, Created: c.Created.UTC(),
+			Engine: engineConfig, CRI: o.CRI,
+		},
+		WriteRootfsDiff: func(ctx context.Context, w io.Writer) error {
+			_, err := e.snap.WriteDiff(ctx, snapshotKey(c.ID), w, runtimeMountpoints)
+			return err
+		},
+	}
+	if !o.LeaveRunning {
+		// The monitor sees CRIU's kill as a stop asked for: no restart.
+		e.update(ctx, c.ID, map[string]any{"stop_requested": 1})
+	}
+	err = checkpoint.Dump(ctx, criu, target, checkpoint.DumpOptions{
+		LeaveRunning: o.LeaveRunning, TCPEstablished: o.TCPEstablished, Timeout: o.Timeout,
+	}, archive)
+	if err != nil {
+		if !o.LeaveRunning {
+			e.update(context.WithoutCancel(ctx), c.ID, map[string]any{"stop_requested": 0})
+		}
+		return "", err
+	}
+	e.emit(ctx, c, "checkpoint", map[string]string{"archive": archive})
+	if !o.LeaveRunning {
+		// As podman shows a checkpointed container: exited, with no
+		// error of its own (CRIU's SIGKILL is the checkpoint's).
+		after, err := e.poll(ctx, c.ID, 10*time.Second, (*Container).settled)
+		if err != nil && !IsNotFound(err) {
+			return archive, fmt.Errorf("checkpoint container %s: waiting for it to stop: %w", c.Name, err)
+		}
+		if err == nil && after.settled() {
+			e.db.ExecContext(context.WithoutCancel(ctx), `UPDATE containers SET exit_code = 0, signal = 0, error = '' WHERE id = ? AND state = ?`,
+				c.ID, StateExited)
+		}
+	}
+	return archive, nil
+}
