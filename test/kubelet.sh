@@ -531,7 +531,12 @@ else
   fail "archive restored by crictl, counting on" "${rerr:-restored container ${rcid:-none} $state logged: $(echo $nums) (want it to start between ${n0:-?} and ${n1:-?}, never 0, and count by one)}"
 fi
 
-# Its sandbox removed before kubelet's teardown: nothing of it is left.
+# Its sandbox removed before kubelet's teardown: nothing of it is left
+# (its cgroup parent seen while it ran, or the check proves nothing).
+held=0
+for d in /sys/fs/cgroup/*"$cgroot/checkpoint-restore"; do
+  if [ -d "$d" ]; then held=$((held + 1)); fi
+done
 if [ -n "$rsid" ]; then
   [ -z "$rcid" ] || crictl stop -t 1 "$rcid" >/dev/null 2>&1 || true
   crictl stopp "$rsid" >/dev/null 2>&1 || true
@@ -539,13 +544,15 @@ if [ -n "$rsid" ]; then
 fi
 left=
 [ "$(crictl pods -q | sort)" = "$kube_sandboxes" ] || left+=" sandboxes: $(echo $(crictl pods -q))"
-[ -z "$rcid" ] || ! crictl ps -aq | grep -q "^$rcid" || left+=" container $rcid"
-n=$(find /sys/fs/cgroup/*"$cgroot/checkpoint-restore" -maxdepth 0 -type d 2>/dev/null | wc -l)
-[ "$n" = 0 ] || left+=" cgroups:$n"
-if [ -n "$rsid" ] && [ -z "$left" ]; then
-  pass "restore sandbox removed: its container, sandbox and cgroups gone"
+ids=$(crictl ps -aq)
+if [ -n "$rcid" ] && grep -q "^$rcid" <<<"$ids"; then left+=" container $rcid"; fi
+for d in /sys/fs/cgroup/*"$cgroot/checkpoint-restore"; do
+  if [ -d "$d" ]; then left+=" cgroup:$d"; fi
+done
+if [ -n "$rsid" ] && [ "$held" -gt 0 ] && [ -z "$left" ]; then
+  pass "restore sandbox removed: its container, sandbox and cgroups ($held hierarchies while it ran) gone"
 else
-  fail "restore sandbox removed" "${rsid:+sandbox $rsid; }left:${left:- nothing (no sandbox was made)}"
+  fail "restore sandbox removed" "${rsid:-no sandbox was made}; its cgroup parent in $held hierarchies while it ran; left:${left:- nothing}"
 fi
 
 start_kubelet "$KUBELET"
