@@ -4,6 +4,10 @@
 #
 #   test/kubelet.sh          (EVENTED_PLEG=1: kubelet with its EventedPLEG gate)
 #
+# HULL_CRIU: the criu hull-cri checkpoints and restores with (default:
+# make criu's, /var/tmp/hull-criu/VERSION/criu, built by hack/criu.sh
+# when missing); HULL_CRICTL: crictl (default: hack/critest.sh crictl's).
+#
 # Runs as root (kubelet makes cgroups, hull makes containers). Not part of
 # `make test`: the first run builds kubelet (minutes on 2 cores), and each
 # run starts kubelet, hull-cri and a registry and waits for kubelet's
@@ -48,6 +52,19 @@
 #   - hull-cri stopped and started again under kubelet, and kubelet
 #     stopped and started again: the same sandboxes, the course container
 #     still running, not restarted;
+#   - kubelet's checkpoint API (ContainerCheckpoint, beta since 1.30):
+#     POST /checkpoint/default/counter-<node>/count on a static pod that
+#     counts answers 200 with the archive's path in its items, under
+#     kubelet's <root-dir>/checkpoints (mode 600), holding hull's members
+#     (checkpoint/inventory.img, spec.dump, config.dump naming the pod,
+#     rootfs-diff.tar); the container is still Running, not restarted,
+#     counting on;
+#   - that archive restored through the CRI by crictl (runp, create
+#     --no-pull with the archive's path as the image, start; kubelet
+#     stopped meanwhile, as it kills a pod it does not know): its log
+#     counts on from the checkpointed value, not from 0; then its sandbox
+#     is removed with nothing left, and kubelet, started again, finds the
+#     checkpointed container unchanged;
 #   - a readiness probe (ExecSync) reading what the container wrote into
 #     an emptyDir makes that pod Ready;
 #   - with EVENTED_PLEG=1 (kubelet's EventedPLEG gate), kubelet relists a
@@ -121,7 +138,13 @@ for t in jq curl ss findmnt; do
   command -v $t >/dev/null || { echo "kubelet.sh: $t is missing: run hack/deps.sh" >&2; exit 1; }
 done
 KUBELET=$("$here/hack/kubelet.sh" build | sed -n 's/^KUBELET=//p')
-CRICTL=$("$here/hack/critest.sh" build | sed -n 's/^CRICTL=//p')
+# crictl (HULL_CRICTL, as make test's) for the CRI side of the checks.
+CRICTL=${HULL_CRICTL:-$("$here/hack/critest.sh" crictl | sed -n 's/^CRICTL=//p')}
+# CRIU for the checkpoint checks, in hull-cri's environment: HULL_CRIU,
+# else make criu's (hack/criu.sh builds it when it is missing).
+HULL_CRIU=${HULL_CRIU:-$("$here/hack/criu.sh")}
+[ -x "$HULL_CRIU" ] || { echo "kubelet.sh: HULL_CRIU=$HULL_CRIU is not an executable (make criu builds one)" >&2; exit 1; }
+export HULL_CRIU
 make -C "$here" build >/dev/null
 work=$(mktemp -d /tmp/hull-kubelet.XXXXXX)
 (cd "$here" && CGO_ENABLED=1 go build -tags libsqlite3 -o "$work/testenv" ./hack/testenv)
@@ -366,6 +389,177 @@ if [ "$(crictl pods -q | sort)" = "$sandboxes" ] &&
   pass "kubelet restarted: same sandboxes, course container still running"
 else
   fail "kubelet restarted" "sandboxes before: $(echo $sandboxes), after: $(echo $(crictl pods -q | sort)); course: $(jq -c '.status.containerStatuses' <<<"$p" 2>/dev/null)"
+fi
+
+# --- kubelet's checkpoint API, and the archive restored through the CRI -------
+# kubelet's ContainerCheckpoint API (beta, on by default since 1.30):
+# POST /checkpoint/{namespace}/{pod}/{container} on its authenticated
+# port (anonymous and AlwaysAllow here, on 127.0.0.1 only) calls
+# CheckpointContainer with a location of its own, <root-dir>/checkpoints/
+# checkpoint-<pod>_<namespace>-<container>-<RFC 3339 time>.tar, and
+# answers {"items": [that path]}; the container keeps running. kubelet
+# restores nothing itself: the archive goes back through the CRI, as
+# CRI-O takes one (CreateContainer with the archive's path as its image),
+# by crictl into a sandbox of its own.
+cat <<'EOF' | add counter.yaml
+apiVersion: v1
+kind: Pod
+metadata:
+  name: counter
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: count
+    image: docker.io/library/nginx:1.25
+    command: ["sh", "-c", "i=0; while :; do echo $i; i=$((i+1)); sleep 0.2; done"]
+EOF
+
+# counted: the last number the counter logged, read through kubelet
+# (nothing when there is none).
+counted() {
+  curl -sk --max-time 10 "https://127.0.0.1:$port/containerLogs/default/counter-$node/count?tailLines=1" 2>/dev/null |
+    grep -x '[0-9][0-9]*' || true
+}
+
+archive= ccid= rc= n0= n1= body= code=
+if p=$(wait_for 90 counter '.status.containerStatuses[0].state.running != null'); then
+  ccid=$(jq -r '.status.containerStatuses[0].containerID // ""' <<<"$p")
+  ccid=${ccid#*://}
+  rc=$(jq '.status.containerStatuses[0].restartCount' <<<"$p")
+  # far enough that a restore counting from 0 cannot pass for one
+  # counting on
+  for _ in $(seq 100); do
+    n0=$(counted)
+    [ "${n0:-0}" -ge 10 ] && break
+    sleep 0.2
+  done
+  code=$(curl -sk --max-time 150 -o "$work/checkpoint.json" -w '%{http_code}' -X POST \
+    "https://127.0.0.1:$port/checkpoint/default/counter-$node/count" || true)
+  n1=$(counted)
+  body=$(cat "$work/checkpoint.json" 2>/dev/null || true)
+  archive=$(jq -r '.items[0] // ""' 2>/dev/null <<<"$body" || true)
+else
+  body="the counter pod is not running: $(jq -c '.status' <<<"$p" 2>/dev/null || echo "no pod")"
+fi
+want=$work/kubelet/checkpoints/checkpoint-counter-${node}_default-count-
+mode=$([ -f "$archive" ] && stat -c %a:%U "$archive" || true)
+if [ "$code" = 200 ] && [[ $archive == "$want"*.tar ]] && [ "$mode" = 600:root ]; then
+  pass "kubelet's checkpoint API: 200, archive $archive (mode 600, root's)"
+else
+  fail "kubelet's checkpoint API" "HTTP ${code:-none}: ${body:-no answer}; archive ${archive:-none} ${mode:+mode $mode} (want ${want}<time>.tar, mode 600, root's)"
+  [ -f "$archive" ] || archive=
+fi
+
+# hull's archive (docs/cri.md, "Checkpoints"): CRIU's images, the spec,
+# hull's record of the container (naming the pod kubelet made), the
+# writable layer's changes.
+members= missing= record=
+if [ -n "$archive" ]; then
+  members=$(tar -tf "$archive" 2>/dev/null | sed 's|^\./||' || true)
+  record=$(tar -xOf "$archive" config.dump 2>/dev/null | jq -c '.cri | {name, podName, podNamespace}' 2>/dev/null || true)
+fi
+for m in checkpoint/inventory.img spec.dump config.dump rootfs-diff.tar; do
+  grep -qx "$m" <<<"$members" || missing+=" $m"
+done
+if [ -n "$archive" ] && [ -z "$missing" ] &&
+  jq -e --arg p "counter-$node" '.name == "count" and .podName == $p and .podNamespace == "default"' >/dev/null 2>&1 <<<"$record"; then
+  pass "checkpoint archive holds checkpoint/inventory.img, spec.dump, config.dump ($record), rootfs-diff.tar"
+else
+  fail "checkpoint archive's members" "${archive:-no archive}: missing${missing:- nothing}; config.dump's cri: ${record:-none}"
+fi
+
+# --leave-running: the same container, not restarted, counting on.
+sleep 1
+p=$(pod counter)
+n2=$(counted)
+if [ -n "$ccid" ] && [ -n "$n1" ] && [ -n "$n2" ] && [ "$n2" -gt "$n1" ] &&
+  jq -e --arg c "hull://$ccid" --argjson rc "${rc:-0}" \
+    '.status.containerStatuses[0] | .containerID == $c and .state.running != null and .restartCount == $rc' >/dev/null 2>&1 <<<"$p"; then
+  pass "checkpointed container still Running, restartCount $rc, counting on ($n1 -> $n2)"
+else
+  fail "checkpointed container still Running and counting" "counted ${n1:-?} then ${n2:-?}; $(jq -c '.status.containerStatuses[0] | {containerID, state, restartCount}' <<<"$p" 2>/dev/null) (want hull://${ccid:-?} running, restartCount ${rc:-?})"
+fi
+
+# The restore, by crictl. kubelet is stopped meanwhile: it would take the
+# new sandbox for an orphan of a pod it does not know and kill it (its
+# housekeeping, every 2 s: "Clean up containers for orphaned pod").
+# The new container needs a bind mount wherever the checkpointed one had
+# one (CRIU maps them by destination): kubelet's (its pod directory's
+# etc-hosts, termination-log), copied.
+rdir=$work/restore rsid= rcid= nums= rerr=
+kube_sandboxes=$(crictl pods -q | sort)
+stop "$kubelet_pid"
+kubelet_pid=
+if [ -n "$archive" ]; then
+  mkdir -p "$rdir/logs/count" "$rdir/mounts"
+  mj='[]' i=0
+  while IFS=$'\t' read -r cpath hpath ro; do
+    [ -n "$cpath" ] || continue
+    i=$((i + 1))
+    if [ -d "$hpath" ]; then mkdir "$rdir/mounts/$i"; else cp "$hpath" "$rdir/mounts/$i"; fi
+    mj=$(jq -c --arg c "$cpath" --arg h "$rdir/mounts/$i" --argjson ro "$ro" '. + [{container_path: $c, host_path: $h, readonly: $ro}]' <<<"$mj")
+  done < <(crictl inspect "$ccid" 2>/dev/null | jq -r --arg k "$work/kubelet/" \
+    '.status.mounts[]? | select(.hostPath | startswith($k)) | [.containerPath, .hostPath, (.readonly // false | tostring)] | @tsv' || true)
+  # pid 1: CONTAINER, the checkpointed container's own PID namespace
+  # (as kubelet asks without shareProcessNamespace).
+  jq -n --arg n "counter-restored" --arg uid "counter-restored-$$" --arg logs "$rdir/logs" --arg cg "$cgroot/checkpoint-restore" \
+    '{metadata: {name: $n, namespace: "default", uid: $uid, attempt: 0}, hostname: $n, log_directory: $logs,
+      linux: {cgroup_parent: $cg, security_context: {namespace_options: {pid: 1}}}}' >"$rdir/pod.json"
+  jq -n --arg a "$archive" --argjson m "$mj" \
+    '{metadata: {name: "count"}, image: {image: $a}, log_path: "count/0.log", mounts: $m,
+      linux: {security_context: {namespace_options: {pid: 1}}}}' >"$rdir/container.json"
+  if rsid=$(crictl runp "$rdir/pod.json" 2>"$rdir/err") &&
+    rcid=$(crictl create --no-pull "$rsid" "$rdir/container.json" "$rdir/pod.json" 2>"$rdir/err") &&
+    crictl start "$rcid" >/dev/null 2>"$rdir/err"; then
+    for _ in $(seq 100); do
+      nums=$(awk '$2 == "stdout" && $4 ~ /^[0-9]+$/ {print $4}' "$rdir/logs/count/0.log" 2>/dev/null || true)
+      [ "$(grep -c . <<<"$nums")" -ge 5 ] && break
+      sleep 0.2
+    done
+  else
+    rerr=$(tr '\n' ' ' <"$rdir/err")
+  fi
+fi
+first=$(head -1 <<<"$nums")
+state=$([ -n "$rcid" ] && crictl inspect "$rcid" 2>/dev/null | jq -r .status.state || true)
+if [ -n "$first" ] && [ -n "$n0" ] && [ -n "$n1" ] && [ "$first" -gt 0 ] &&
+  [ "$first" -ge $((n0 - 2)) ] && [ "$first" -le $((n1 + 3)) ] &&
+  awk 'NR > 1 && $1 != prev + 1 {bad = 1} {prev = $1} END {exit bad}' <<<"$nums" &&
+  [ "$state" = CONTAINER_RUNNING ]; then
+  pass "archive restored by crictl (runp, create --no-pull, start): counts on from $first (checkpointed between $n0 and $n1), $(echo $nums | tr ' ' ',')"
+else
+  fail "archive restored by crictl, counting on" "${rerr:-restored container ${rcid:-none} $state logged: $(echo $nums) (want it to start between ${n0:-?} and ${n1:-?}, never 0, and count by one)}"
+fi
+
+# Its sandbox removed before kubelet's teardown: nothing of it is left
+# (its cgroup parent seen while it ran, or the check proves nothing).
+held=0
+for d in /sys/fs/cgroup/*"$cgroot/checkpoint-restore"; do
+  if [ -d "$d" ]; then held=$((held + 1)); fi
+done
+if [ -n "$rsid" ]; then
+  [ -z "$rcid" ] || crictl stop -t 1 "$rcid" >/dev/null 2>&1 || true
+  crictl stopp "$rsid" >/dev/null 2>&1 || true
+  crictl rmp "$rsid" >/dev/null 2>&1 || true
+fi
+left=
+[ "$(crictl pods -q | sort)" = "$kube_sandboxes" ] || left+=" sandboxes: $(echo $(crictl pods -q))"
+ids=$(crictl ps -aq)
+if [ -n "$rcid" ] && grep -q "^$rcid" <<<"$ids"; then left+=" container $rcid"; fi
+for d in /sys/fs/cgroup/*"$cgroot/checkpoint-restore"; do
+  if [ -d "$d" ]; then left+=" cgroup:$d"; fi
+done
+if [ -n "$rsid" ] && [ "$held" -gt 0 ] && [ -z "$left" ]; then
+  pass "restore sandbox removed: its container, sandbox and cgroups ($held hierarchies while it ran) gone"
+else
+  fail "restore sandbox removed" "${rsid:-no sandbox was made}; its cgroup parent in $held hierarchies while it ran; left:${left:- nothing}"
+fi
+
+start_kubelet "$KUBELET"
+if p=$(wait_for 30 counter "(.status.containerStatuses[0] | .containerID == \"hull://$ccid\" and .state.running != null and .restartCount == ${rc:-0})"); then
+  pass "kubelet started again: the checkpointed container the same, restartCount $rc"
+else
+  fail "kubelet started again: the checkpointed container the same" "$(jq -c '.status.containerStatuses' <<<"$p" 2>/dev/null || echo "no pod")"
 fi
 
 # --- an exec readiness probe and an emptyDir ------------------------------------
