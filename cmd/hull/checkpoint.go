@@ -19,6 +19,13 @@ layer's changes go into one archive (--export FILE, else the container's
 own, for a later restore). Without --leave-running the container stops
 with the checkpoint and is shown as exited.
 
+--create-image NAME also stores the archive as a checkpoint image (one
+layer holding the archive's members, the container's name in the
+annotation io.kubernetes.cri-o.annotations.checkpoint.name, as CRI-O and
+podman make them): hull push sends it to a registry, hull container
+restore NAME restores from it, and a Pod whose container image it is
+restores through the CRI (docs/cri.md, Restores).
+
 Needs CRIU >= 4.1 ($HULL_CRIU, else criu on PATH; make criu builds one).
 Containers with a terminal or a shared PID namespace cannot be
 checkpointed yet. Prints the container's ID.`,
@@ -41,5 +48,6 @@ checkpointed yet. Prints the container's ID.`,
 	f.BoolVarP(&o.LeaveRunning, "leave-running", "R", false, "leave the container running after the checkpoint")
 	f.StringVarP(&o.Export, "export", "e", "", "write the checkpoint archive to `FILE` (an uncompressed tar)")
 	f.BoolVar(&o.TCPEstablished, "tcp-established", false, "checkpoint established TCP connections")
+	f.StringVar(&o.CreateImage, "create-image", "", "also store the checkpoint as the checkpoint image `NAME`")
 	return cmd
 }

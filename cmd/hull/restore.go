@@ -1,19 +1,21 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"hull/internal/engine"
+	"hull/internal/ui"
 )
 
 func newRestoreCmd(g *globals) *cobra.Command {
 	var archive, name string
 	cmd := &cobra.Command{
-		Use:   "restore [OPTIONS] --import FILE | CONTAINER",
-		Short: "Restore a container from a checkpoint archive",
+		Use:   "restore [OPTIONS] --import FILE | CONTAINER | IMAGE",
+		Short: "Restore a container from a checkpoint archive or image",
 		Long: `Restore a container from a checkpoint archive (hull container
 checkpoint --export), as podman container restore --import: a new
 container is created on a fresh root filesystem of the checkpoint's image
@@ -23,7 +25,10 @@ into it, which then run on from where they were. The new container keeps
 the checkpointed one's name unless --name gives another. Prints the new
 container's ID. With a CONTAINER instead, a stopped container is restored
 in place from its own checkpoint (hull container checkpoint without
---export), as podman container restore does.
+--export), as podman container restore does. With an IMAGE (no container
+has that name or ID), the checkpoint image it names (hull container
+checkpoint --create-image, or CRI-O's and podman's) is restored as an
+archive would be, pulled first when it is not in the image store.
 
 Needs CRIU >= 4.1 ($HULL_CRIU, else criu on PATH; make criu builds one).`,
 		Args: cobra.MaximumNArgs(1),
@@ -32,11 +37,17 @@ Needs CRIU >= 4.1 ($HULL_CRIU, else criu on PATH; make criu builds one).`,
 			defer cancel()
 			var c *engine.Container
 			if archive == "" {
-				if len(args) != 1 || name != "" {
-					return errors.New("restore takes --import FILE, or one container to restore from its own checkpoint (without --name)")
+				if len(args) != 1 {
+					return errors.New("restore takes --import FILE, a checkpoint image, or one container to restore from its own checkpoint")
 				}
 				var err error
-				if c, err = eng.RestoreOwn(ctx, args[0]); err != nil {
+				if _, err = eng.Get(ctx, args[0]); engine.IsNotFound(err) {
+					if c, err = restoreImage(ctx, cmd, eng, args[0], name); err != nil {
+						return err
+					}
+				} else if name != "" {
+					return errors.New("restore takes --name only with --import FILE or a checkpoint IMAGE")
+				} else if c, err = eng.RestoreOwn(ctx, args[0]); err != nil {
 					return err
 				}
 			} else {
@@ -67,4 +78,27 @@ Needs CRIU >= 4.1 ($HULL_CRIU, else criu on PATH; make criu builds one).`,
 	f.StringVarP(&archive, "import", "i", "", "restore from the checkpoint archive `FILE`")
 	f.StringVarP(&name, "name", "n", "", "name the restored container")
 	return cmd
+}
+
+// restoreImage creates the container restored from the checkpoint image
+// ref, pulling the image (with progress) if it is not stored.
+func restoreImage(ctx context.Context, cmd *cobra.Command, eng *engine.Engine, ref, name string) (*engine.Container, error) {
+	var bars *ui.Progress
+	errOut := cmd.ErrOrStderr()
+	k, err := eng.OpenCheckpointImage(ctx, ref, engine.CheckpointImageOptions{
+		Pull: true,
+		OnPull: func(ref string) {
+			fmt.Fprintf(errOut, "Unable to find image '%s' locally\n", ref)
+			bars = ui.NewProgress(errOut, isTTY(errOut))
+		},
+		Progress: progressFunc(func() *ui.Progress { return bars }),
+	})
+	if bars != nil {
+		bars.Done()
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer k.Close()
+	return eng.Restore(ctx, k, engine.RestoreOptions{Name: name})
 }

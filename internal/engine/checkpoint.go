@@ -31,6 +31,10 @@ type CheckpointOptions struct {
 	Timeout time.Duration
 	// CRI is the container's CRI metadata, for config.dump.
 	CRI *checkpoint.CRIRecord
+	// CreateImage, when set, also stores the archive as a checkpoint
+	// image of that name (checkpointimage.go), for hull push and a
+	// restore elsewhere (podman's --create-image).
+	CreateImage string
 }
 
 // CheckpointPath is where Checkpoint keeps a container's own checkpoint
@@ -57,8 +61,20 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o CheckpointOptions
 	if c.State != StateRunning && c.State != StatePaused || c.Pid <= 0 {
 		return "", errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("checkpoint container %s: it is %s, not running", c.Name, c.State))
 	}
+	if _, err := parseImageName("checkpoint --create-image", o.CreateImage); err != nil {
+		return "", err
+	}
 	archive := o.Export
-	if archive == "" {
+	if archive == "" && o.CreateImage != "" && c.Config.AutoRemove && !o.LeaveRunning {
+		// Only the image is kept: the container goes with its stop.
+		f, err := os.CreateTemp(e.cfg.Root, ".checkpoint-*.tar")
+		if err != nil {
+			return "", err
+		}
+		f.Close()
+		archive = f.Name()
+		defer os.Remove(archive)
+	} else if archive == "" {
 		if c.Config.AutoRemove && !o.LeaveRunning {
 			// Stopped by the checkpoint, it would be removed with it.
 			return "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf(
@@ -115,7 +131,15 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o CheckpointOptions
 		}
 		return "", err
 	}
-	e.emit(ctx, c, "checkpoint", map[string]string{"archive": archive})
+	attrs := map[string]string{"archive": archive}
+	if o.CreateImage != "" {
+		id, err := e.createCheckpointImage(ctx, c, archive, o.CreateImage)
+		if err != nil {
+			return archive, fmt.Errorf("checkpoint container %s: create image %s: %w", c.Name, o.CreateImage, err)
+		}
+		attrs["imageID"], attrs["imageName"] = id, o.CreateImage
+	}
+	e.emit(ctx, c, "checkpoint", attrs)
 	if !o.LeaveRunning {
 		// As podman shows a checkpointed container: exited, with no
 		// error of its own (CRIU's SIGKILL is the checkpoint's).

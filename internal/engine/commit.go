@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -136,12 +137,26 @@ func (e *Engine) Commit(ctx context.Context, ref string, o CommitOptions) (strin
 // to a temp file under the root and returns its path and the number of
 // entries in it.
 func (e *Engine) writeLayer(ctx context.Context, c *Container) (string, int, error) {
-	f, err := os.CreateTemp(e.cfg.Root, ".commit-*.tar.gz")
+	name, n, err := e.gzipLayer(".commit-*.tar.gz", func(w io.Writer) (int, error) {
+		return e.snap.WriteDiff(ctx, snapshotKey(c.ID), w, runtimeMountpoints)
+	})
+	if errors.Is(err, snapshot.ErrNotFound) {
+		err = fmt.Errorf("the container has no writable layer: %w", err)
+	}
+	return name, n, err
+}
+
+// gzipLayer writes a layer's tar stream (what write writes),
+// gzip-compressed, to a temp file under the root named by pattern, for
+// tarball.LayerFromFile; it returns the file's path and write's count.
+// The caller removes the file.
+func (e *Engine) gzipLayer(pattern string, write func(io.Writer) (int, error)) (string, int, error) {
+	f, err := os.CreateTemp(e.cfg.Root, pattern)
 	if err != nil {
 		return "", 0, err
 	}
 	zw := gzip.NewWriter(f)
-	n, err := e.snap.WriteDiff(ctx, snapshotKey(c.ID), zw, runtimeMountpoints)
+	n, err := write(zw)
 	if cerr := zw.Close(); err == nil {
 		err = cerr
 	}
@@ -150,9 +165,6 @@ func (e *Engine) writeLayer(ctx context.Context, c *Container) (string, int, err
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		if errors.Is(err, snapshot.ErrNotFound) {
-			err = fmt.Errorf("the container has no writable layer: %w", err)
-		}
 		return "", 0, err
 	}
 	return f.Name(), n, nil

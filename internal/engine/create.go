@@ -207,6 +207,9 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	var cf *v1.ConfigFile
 	if cfg.Pull == "never" {
 		if rec, err = e.resolveImage(ctx, o); err == nil {
+			if err := checkNotCheckpointImage(&o, rec); err != nil {
+				return nil, err
+			}
 			cf, err = e.images.Config(rec)
 		}
 		if err != nil {
@@ -229,6 +232,9 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 		}
 		trace.Mark("create: recorded")
 		if rec, err = e.resolveImage(ctx, o); err != nil {
+			return nil, e.forget(ctx, c, err)
+		}
+		if err := checkNotCheckpointImage(&o, rec); err != nil {
 			return nil, e.forget(ctx, c, err)
 		}
 		if cf, err = e.images.Config(rec); err != nil {

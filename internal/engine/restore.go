@@ -75,9 +75,14 @@ type Checkpoint struct {
 	// Config is the engine configuration the record carries (for a
 	// restore outside the CRI, which builds its own).
 	Config Config
-	// Path is the archive's.
+	// Path is the archive's; a checkpoint image's name for one read
+	// from an image.
 	Path string
+	// FromImage is the ID of the checkpoint image it was read from (""
+	// for an archive).
+	FromImage string
 
+	what string // "checkpoint archive PATH" or "checkpoint image NAME", for errors
 	dir  string // the extracted archive
 	criu *checkpoint.CRIU
 }
@@ -100,6 +105,13 @@ func (e *Engine) OpenCheckpoint(archive string) (k *Checkpoint, err error) {
 		return nil, fmt.Errorf("checkpoint archive %s: %w", archive, err)
 	}
 	defer f.Close()
+	return e.openCheckpoint(criu, "checkpoint archive "+archive, archive, f)
+}
+
+// openCheckpoint reads a checkpoint archive's members from r (a tar
+// stream: an archive's file, or a checkpoint image's layer), what naming
+// it in errors, path becoming Checkpoint.Path.
+func (e *Engine) openCheckpoint(criu *checkpoint.CRIU, what, archive string, r io.Reader) (k *Checkpoint, err error) {
 	staging := filepath.Join(e.cfg.Root, "checkpoints")
 	if err := os.MkdirAll(staging, 0o700); err != nil {
 		return nil, err
@@ -109,16 +121,16 @@ func (e *Engine) OpenCheckpoint(archive string) (k *Checkpoint, err error) {
 	if err != nil {
 		return nil, err
 	}
-	k = &Checkpoint{Path: archive, dir: dir, criu: criu}
+	k = &Checkpoint{Path: archive, what: what, dir: dir, criu: criu}
 	defer func() {
 		if err != nil {
 			k.Close()
 		}
 	}()
 	invalid := func(format string, args ...any) error {
-		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("checkpoint archive %s: ", archive) + fmt.Sprintf(format, args...))
+		return errdefs.ErrInvalidArgument.WithMessage(what + ": " + fmt.Sprintf(format, args...))
 	}
-	if err := extractArchive(f, dir); err != nil {
+	if err := extractArchive(r, dir); err != nil {
 		return nil, invalid("%v (is it a checkpoint archive?)", err)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, checkpoint.ConfigFile))
@@ -135,7 +147,7 @@ func (e *Engine) OpenCheckpoint(archive string) (k *Checkpoint, err error) {
 		return nil, invalid("%s names no image ID", checkpoint.ConfigFile)
 	}
 	if k.Record.TTY {
-		return nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("checkpoint archive %s: container %s has a terminal; restoring one is not supported", archive, k.Record.Name))
+		return nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("%s: container %s has a terminal; restoring one is not supported", what, k.Record.Name))
 	}
 	if b, err = os.ReadFile(filepath.Join(dir, checkpoint.SpecFile)); err != nil {
 		return nil, invalid("no %s: not a checkpoint archive", checkpoint.SpecFile)
@@ -177,8 +189,8 @@ func (k *Checkpoint) Close() {
 // the checkpoint's image is not in the store.
 func (e *Engine) CheckImage(ctx context.Context, k *Checkpoint) error {
 	if _, err := e.images.Resolve(ctx, k.Record.ImageID); err != nil {
-		return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("checkpoint archive %s: image %s (%s) is not in the image store: pull it (hull pull %s) and restore again",
-			k.Path, k.Record.Image, k.Record.ImageID, k.Record.Image))
+		return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("%s: image %s (%s) is not in the image store: pull it (hull pull %s) and restore again",
+			k.what, k.Record.Image, k.Record.ImageID, k.Record.Image))
 	}
 	return nil
 }
@@ -222,10 +234,10 @@ func (e *Engine) prepareRestore(ctx context.Context, id string, k *Checkpoint, c
 		return err
 	}
 	if len(cfg.Spec.UIDMap) > 0 || cfg.Spec.UsernsMode != "" || slices.ContainsFunc(k.Spec.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.UserNamespace }) {
-		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("checkpoint archive %s: restoring a container in a user namespace is not supported yet", k.Path))
+		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("%s: restoring a container in a user namespace is not supported yet", k.what))
 	}
 	if cfg.Spec.TTY {
-		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("checkpoint archive %s: restoring a container with a terminal is not supported", k.Path))
+		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("%s: restoring a container with a terminal is not supported", k.what))
 	}
 	cfg.Spec.ID, cfg.Spec.Name, cfg.Spec.CgroupsPath = "", "", ""
 	cfg.Pull = "never"
@@ -298,13 +310,13 @@ func (e *Engine) installCheckpoint(ctx context.Context, c *Container, k *Checkpo
 		return err
 	}
 	if slices.ContainsFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.UserNamespace }) {
-		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("checkpoint archive %s: restoring into a user namespace (the pod's) is not supported yet", k.Path))
+		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("%s: restoring into a user namespace (the pod's) is not supported yet", k.what))
 	}
 	// CRIU makes the namespaces the dump owned and joins (or inherits) the
 	// others: each must be of the same kind in the new container.
 	for _, t := range []specs.LinuxNamespaceType{specs.NetworkNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.PIDNamespace} {
 		if was, is := nsKind(k.Spec, t), nsKind(s, t); was != is {
-			return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("checkpoint archive %s: the checkpointed container's %s namespace was %s, the new container's is %s (a pod's container is restored into a pod, another outside one)", k.Path, t, was, is))
+			return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("%s: the checkpointed container's %s namespace was %s, the new container's is %s (a pod's container is restored into a pod, another outside one)", k.what, t, was, is))
 		}
 	}
 	for _, m := range k.Spec.Mounts {
@@ -312,7 +324,7 @@ func (e *Engine) installCheckpoint(ctx context.Context, c *Container, k *Checkpo
 			continue
 		}
 		if !slices.ContainsFunc(s.Mounts, func(n specs.Mount) bool { return n.Destination == m.Destination && isBindMount(n) }) {
-			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("checkpoint archive %s: the checkpointed container had a bind mount at %s; the new container has none there to restore it onto", k.Path, m.Destination))
+			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("%s: the checkpointed container had a bind mount at %s; the new container has none there to restore it onto", k.what, m.Destination))
 		}
 	}
 	if err := os.Rename(filepath.Join(k.dir, checkpoint.ImagesDir), c.Config.Restore.Images); err != nil {
@@ -327,7 +339,7 @@ func (e *Engine) installCheckpoint(ctx context.Context, c *Container, k *Checkpo
 	}
 	defer diff.Close()
 	if _, err := snapshot.Apply(ctx, e.rootfs(c.ID), diff, snapshot.ApplyOptions{Whiteouts: snapshot.WhiteoutDelete}); err != nil {
-		return fmt.Errorf("checkpoint archive %s: apply %s: %w", k.Path, checkpoint.RootfsDiffFile, err)
+		return fmt.Errorf("%s: apply %s: %w", k.what, checkpoint.RootfsDiffFile, err)
 	}
 	return nil
 }

@@ -326,7 +326,7 @@ func (s *Service) ingestImage(ctx context.Context, img v1.Image) (recordInput, e
 	if err := s.putBlob(ctx, digest, raw); err != nil {
 		return rec, err
 	}
-	return recordInput{digest: digest, config: m.Config.Digest, mediaType: string(mt), size: size, created: cf.Created.Time, blobs: blobs}, nil
+	return recordInput{digest: digest, config: m.Config.Digest, mediaType: string(mt), size: size, created: cf.Created.Time, blobs: blobs, annotations: m.Annotations}, nil
 }
 
 // detectArchive tells a docker-archive (manifest.json) from an oci-archive

@@ -168,7 +168,7 @@ func (s *Service) rebuildOne(ctx context.Context, d v1.Descriptor, name string) 
 		return fmt.Errorf("%d layers for %d diff IDs", len(m.Layers), len(cf.RootFS.DiffIDs))
 	}
 	in := recordInput{digest: d.Digest, config: m.Config.Digest, mediaType: string(d.MediaType), size: d.Size,
-		created: cf.Created.Time, name: name, blobs: []v1.Hash{d.Digest, m.Config.Digest}}
+		created: cf.Created.Time, name: name, blobs: []v1.Hash{d.Digest, m.Config.Digest}, annotations: m.Annotations}
 	chains := chainIDs(cf.RootFS.DiffIDs)
 	if s.unpacker != nil && len(chains) > 0 {
 		if err := s.unpacker.Retain(ctx, ownerKey(d.Digest), chains...); err != nil {

@@ -39,8 +39,11 @@ type Inspect struct {
 
 	// hull's additions: the manifest, and each layer's blob, size, and how
 	// many stored images share it (shared base layers are stored once).
-	Manifest     ManifestInfo `json:"Manifest"`
-	LayerDetails []LayerInfo  `json:"LayerDetails"`
+	Manifest ManifestInfo `json:"Manifest"`
+	// Annotations are the manifest's (podman shows them so): a
+	// checkpoint image's name the checkpointed container.
+	Annotations  map[string]string `json:"Annotations,omitempty"`
+	LayerDetails []LayerInfo       `json:"LayerDetails"`
 }
 
 // GraphDriver names the snapshotter that unpacks the image's layers.
@@ -93,6 +96,7 @@ func (s *Service) Inspect(ctx context.Context, r *Record) (*Inspect, error) {
 		GraphDriver:  GraphDriver{Name: s.cfg.Storage.Snapshotter},
 		RootFS:       RootFS{Type: "layers", Layers: []string{}},
 		Manifest:     ManifestInfo{Digest: r.Digest.String(), MediaType: r.MediaType},
+		Annotations:  m.Annotations,
 	}
 	out.DockerVersion = cf.DockerVersion
 	out.Metadata.LastTagTime = r.Added

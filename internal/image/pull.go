@@ -287,7 +287,7 @@ func (s *Service) pull(ctx context.Context, refStr string, ref reference.Referen
 	in := recordInput{
 		digest: manifestDesc.Digest, config: man.Config.Digest, mediaType: string(manifestDesc.MediaType),
 		size: size, created: cf.Created.Time, blobs: stored,
-		repoDigest: ref.Name() + "@" + top.Digest.String(),
+		repoDigest: ref.Name() + "@" + top.Digest.String(), annotations: man.Annotations,
 	}
 	if ref.Digest == "" {
 		in.name = ref.Tagged()

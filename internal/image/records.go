@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -76,6 +77,17 @@ func init() {
 	metadata.Register(metadata.Migration{Package: "image", Version: 2, Statements: st})
 }
 
+// The manifest's annotations, as JSON (”: none), kept with the record so
+// that what they say is known without reading the manifest: a checkpoint
+// image (package checkpoint) is told from others at every container
+// creation by them. Images stored before this column were recorded
+// without theirs (a pull or load records them again).
+func init() {
+	metadata.Register(metadata.Migration{Package: "image", Version: 3, Statements: []string{
+		`ALTER TABLE images ADD COLUMN annotations TEXT NOT NULL DEFAULT ''`,
+	}})
+}
+
 // Record is one stored image as the metadata database knows it.
 type Record struct {
 	Digest      v1.Hash // manifest digest
@@ -90,6 +102,9 @@ type Record struct {
 	// the size docker shows. The engine sets it from the snapshots (0:
 	// not known); Size is what the image takes stored, compressed.
 	Unpacked int64
+	// Annotations are the manifest's (nil: none). Shared between the
+	// copies of a cached record: never modify it.
+	Annotations map[string]string
 }
 
 // ID is the docker-style image ID, the config digest.
@@ -104,6 +119,8 @@ type recordInput struct {
 	blobs      []v1.Hash
 	repoDigest string // may be ""
 	name       string // tagged name to point here, may be ""
+	// annotations are the manifest's (nil: none).
+	annotations map[string]string
 }
 
 // moved reports a tag that pointed elsewhere before this record.
@@ -115,9 +132,18 @@ type moved struct {
 func (s *Service) putRecord(ctx context.Context, in recordInput) (mv *moved, err error) {
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		now := time.Now().UnixNano()
-		if _, err := tx.Exec(`INSERT INTO images(digest, config_digest, media_type, size, created, added) VALUES(?,?,?,?,?,?)
-			ON CONFLICT(digest) DO NOTHING`,
-			in.digest.String(), in.config.String(), in.mediaType, in.size, in.created.UnixNano(), now); err != nil {
+		ann := ""
+		if len(in.annotations) > 0 {
+			b, err := json.Marshal(in.annotations)
+			if err != nil {
+				return fmt.Errorf("record image %s: %w", in.digest, err)
+			}
+			ann = string(b)
+		}
+		if _, err := tx.Exec(`INSERT INTO images(digest, config_digest, media_type, size, created, added, annotations) VALUES(?,?,?,?,?,?,?)
+			ON CONFLICT(digest) DO UPDATE SET annotations = excluded.annotations
+				WHERE images.annotations = '' AND excluded.annotations != ''`,
+			in.digest.String(), in.config.String(), in.mediaType, in.size, in.created.UnixNano(), now, ann); err != nil {
 			return fmt.Errorf("record image %s: %w", in.digest, err)
 		}
 		for _, b := range in.blobs {
@@ -222,7 +248,7 @@ func cloneRecords(recs []*Record) []*Record {
 
 // readRecords reads every image record, newest first.
 func (s *Service) readRecords(ctx context.Context) ([]*Record, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT digest, config_digest, media_type, size, created, added FROM images`)
+	rows, err := s.db.QueryContext(ctx, `SELECT digest, config_digest, media_type, size, created, added, annotations FROM images`)
 	if err != nil {
 		return nil, fmt.Errorf("list images: %w", err)
 	}
@@ -230,12 +256,17 @@ func (s *Service) readRecords(ctx context.Context) ([]*Record, error) {
 	byDigest := map[string]*Record{}
 	var out []*Record
 	for rows.Next() {
-		var d, c, mt string
+		var d, c, mt, ann string
 		var size, created, added int64
-		if err := rows.Scan(&d, &c, &mt, &size, &created, &added); err != nil {
+		if err := rows.Scan(&d, &c, &mt, &size, &created, &added, &ann); err != nil {
 			return nil, fmt.Errorf("list images: %w", err)
 		}
 		r := &Record{MediaType: mt, Size: size, Created: time.Unix(0, created).UTC(), Added: time.Unix(0, added).UTC()}
+		if ann != "" {
+			if err := json.Unmarshal([]byte(ann), &r.Annotations); err != nil {
+				return nil, fmt.Errorf("image record %q: annotations: %w", d, err)
+			}
+		}
 		if r.Digest, err = v1.NewHash(d); err != nil {
 			return nil, fmt.Errorf("image record %q: %w", d, err)
 		}

@@ -1,0 +1,178 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/containerd/errdefs"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"hull/internal/checkpoint"
+	"hull/internal/image"
+)
+
+// A checkpoint image (package checkpoint) carries a checkpoint archive
+// through registries: `hull container checkpoint --create-image NAME`
+// stores one (the archive as its only layer, the checkpointed
+// container's name in its manifest annotations), `hull push` sends it,
+// and a restore reads the archive back out of its layer
+// (OpenCheckpointImage): `hull container restore IMAGE`, or a CRI
+// CreateContainer naming it, as kubelet does for a Pod whose container
+// image is one. Creating a container from it in any other way fails with
+// a CheckpointImageError, found on the image record Create resolves
+// anyway (its annotations are kept in memory with it), so no other image
+// pays for the check.
+
+// CheckpointImageError is a container created (not restored) from a
+// checkpoint image. Its class is errdefs.ErrInvalidArgument; the CRI
+// takes it as the sign to restore instead.
+type CheckpointImageError struct {
+	Image     string // as named
+	ID        string // the image ID
+	Container string // the checkpointed container's name
+}
+
+func (e *CheckpointImageError) Error() string {
+	return fmt.Sprintf("image %s is a checkpoint image (of container %s), not an image to run: restore it with hull container restore %s",
+		e.Image, e.Container, e.Image)
+}
+
+func (e *CheckpointImageError) Is(target error) bool { return target == errdefs.ErrInvalidArgument }
+
+// checkNotCheckpointImage fails a creation (not a restore) from a
+// checkpoint image: two look-ups in the record's annotations.
+func checkNotCheckpointImage(o *CreateOptions, rec *image.Record) error {
+	if o.Checkpoint != nil {
+		return nil
+	}
+	if name := checkpoint.ImageName(rec.Annotations); name != "" {
+		return &CheckpointImageError{Image: o.Config.Image, ID: rec.ID(), Container: name}
+	}
+	return nil
+}
+
+// createCheckpointImage stores the checkpoint archive of container c as
+// a checkpoint image named name: one gzip layer of the archive's
+// members, an empty config of the checkpointed image's platform, and the
+// annotations (CRI-O's and podman's). It is stored (and unpacked) like a
+// committed image. It returns the image ID.
+func (e *Engine) createCheckpointImage(ctx context.Context, c *Container, archive, name string) (string, error) {
+	ref, err := parseImageName("checkpoint --create-image", name)
+	if err != nil {
+		return "", err
+	}
+	rec, err := e.images.Resolve(ctx, c.ImageID)
+	if err != nil {
+		return "", fmt.Errorf("its image %s: %w", c.Image, err)
+	}
+	base, err := e.images.Config(rec)
+	if err != nil {
+		return "", fmt.Errorf("its image %s: %w", c.Image, err)
+	}
+	layerFile, _, err := e.gzipLayer(".checkpoint-*.tar.gz", func(w io.Writer) (int, error) {
+		f, err := os.Open(archive)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		_, err = io.Copy(w, f)
+		return 1, err
+	})
+	if err != nil {
+		return "", fmt.Errorf("checkpoint image layer: %w", err)
+	}
+	defer os.Remove(layerFile)
+	layer, err := tarball.LayerFromFile(layerFile, tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		return "", err
+	}
+	now := time.Now().UTC()
+	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	img, err = mutate.ConfigFile(img, &v1.ConfigFile{
+		OS: base.OS, Architecture: base.Architecture, Variant: base.Variant, OSVersion: base.OSVersion,
+		Created: v1.Time{Time: now}, RootFS: v1.RootFS{Type: "layers"},
+	})
+	if err != nil {
+		return "", err
+	}
+	img, err = mutate.Append(img, mutate.Addendum{Layer: layer, History: v1.History{
+		Created: v1.Time{Time: now}, CreatedBy: "hull container checkpoint --create-image",
+		Comment: fmt.Sprintf("checkpoint of container %s (%s) of image %s", c.Name, c.ID, c.Image),
+	}})
+	if err != nil {
+		return "", err
+	}
+	img = mutate.Annotations(img, checkpoint.ImageAnnotations(c.Name)).(v1.Image)
+	return e.addImage(ctx, img, ref)
+}
+
+// CheckpointImageOptions tune OpenCheckpointImage.
+type CheckpointImageOptions struct {
+	// Pull pulls the image when it is not in the store.
+	Pull bool
+	// OnPull and Progress show that pull (as CreateOptions').
+	OnPull   func(ref string)
+	Progress image.Progress
+}
+
+// OpenCheckpointImage reads the checkpoint image ref (a name, name@digest
+// or ID) for a restore: its layer's members are extracted as an archive's
+// (OpenCheckpoint). The caller closes it.
+//
+// Errors: an image not in the store (and not pulled) is not found; one
+// without the checkpoint annotation, with other than one layer, or whose
+// layer is not a checkpoint archive (no config.dump, ...) is an invalid
+// argument; no working CRIU a failed precondition.
+func (e *Engine) OpenCheckpointImage(ctx context.Context, ref string, o CheckpointImageOptions) (*Checkpoint, error) {
+	criu, err := checkpoint.FindCRIU()
+	if err != nil {
+		return nil, err
+	}
+	rec, err := e.images.Resolve(ctx, ref)
+	if err != nil && o.Pull && errdefs.IsNotFound(err) {
+		if o.OnPull != nil {
+			o.OnPull(ref)
+		}
+		var res *PullResult
+		if res, err = e.images.Pull(ctx, ref, image.PullOptions{Progress: o.Progress}); err == nil {
+			rec, err = e.images.Resolve(ctx, res.Ref.String())
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	what := "checkpoint image " + ref
+	name := checkpoint.ImageName(rec.Annotations)
+	if name == "" {
+		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("image %s is not a checkpoint image: its manifest has no %s annotation", ref, checkpoint.ImageAnnotation))
+	}
+	img, err := e.images.Image(rec)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if len(layers) != 1 {
+		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("%s has %d layers; a checkpoint image has one, holding the checkpoint archive's members", what, len(layers)))
+	}
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rc.Close()
+	k, err := e.openCheckpoint(criu, what, ref, rc)
+	if err != nil {
+		return nil, err
+	}
+	k.FromImage = rec.ID()
+	return k, nil
+}
