@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,7 +44,13 @@ func containerName(m *runtimeapi.ContainerMetadata, p *engine.Pod) string {
 // recorded against the pod for `hull why pod/NAME` (kubeview.go), with
 // what to do about it (next, by how far the create got).
 func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (_ *runtimeapi.CreateContainerResponse, rerr error) {
-	return s.createContainerFrom(ctx, req, nil)
+	resp, err := s.createContainerFrom(ctx, req, nil)
+	if cie := (*engine.CheckpointImageError)(nil); errors.As(err, &cie) {
+		// A checkpoint image (restore.go): known by the image record
+		// the engine resolved, so other images pay nothing for it.
+		return s.createFromCheckpointImage(ctx, req, cie)
+	}
+	return resp, err
 }
 
 // createContainerFrom is CreateContainer; with k (or an image.image that
@@ -93,9 +100,12 @@ func (s *Server) createContainerFrom(ctx context.Context, req *runtimeapi.Create
 	}
 	if k != nil {
 		// The checkpoint's image, by name for the statuses (Create
-		// resolves it by the record's ID).
+		// resolves it by the record's ID); a checkpoint image's as the
+		// pod names it.
 		img = k.Record.Image
-		labels[labelImage] = img
+		if k.FromImage == "" || labels[labelImage] == "" {
+			labels[labelImage] = img
+		}
 	}
 	cfg := engine.Config{
 		Image:       img,

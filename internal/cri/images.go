@@ -164,6 +164,9 @@ func (s *Server) criImage(g *imageGroup) (*runtimeapi.Image, error) {
 	}
 	img.Size = uint64(size)
 	img.Pinned = s.pinned(img.RepoTags)
+	// The manifest's annotations (a checkpoint image's among them), as
+	// CRI-O shows them; read-only, shared with the record.
+	img.Spec.Annotations = g.recs[0].Annotations
 	cf, err := s.eng.ImageConfig(g.recs[0])
 	if err != nil {
 		return nil, err

@@ -28,6 +28,13 @@ import (
 //     archive (its image, by ID, must be on the node; its writable
 //     layer's changes laid over a fresh root filesystem), with the
 //     request's mounts, resources, log path and labels;
+//   - CreateContainer whose image is a checkpoint image (package
+//     checkpoint: the archive's members as its one layer, annotated with
+//     the checkpointed container's name), as kubelet sends a Pod's image
+//     after pulling it, by ID or name: the engine's Create refuses it
+//     with a CheckpointImageError (found on the image record, in memory),
+//     and the container is created again from the archive read out of
+//     the image's layer (createFromCheckpointImage), as above;
 //   - RestorePod from a pod checkpoint (CheckpointPod's directory): a
 //     new sandbox from the request's config, and each container of the
 //     checkpoint created from its archive as above.
@@ -198,4 +205,25 @@ func (s *Server) checkRestoreConfig(ctx context.Context, cc *runtimeapi.Containe
 		}
 	}
 	return nil
+}
+
+// createFromCheckpointImage is CreateContainer of a container whose image
+// is the checkpoint image cie names: the archive is read out of its layer
+// and the container created from it as from an archive's path.
+func (s *Server) createFromCheckpointImage(ctx context.Context, req *runtimeapi.CreateContainerRequest, cie *engine.CheckpointImageError) (*runtimeapi.CreateContainerResponse, error) {
+	name := req.GetConfig().GetMetadata().GetName()
+	shown := req.GetConfig().GetImage().GetUserSpecifiedImage()
+	if shown == "" {
+		shown = cie.Image
+	}
+	k, err := s.eng.OpenCheckpointImage(ctx, cie.ID, engine.CheckpointImageOptions{Shown: shown})
+	if err != nil {
+		return nil, fmt.Errorf("container %s: restore: %w", name, err)
+	}
+	defer k.Close()
+	resp, err := s.createContainerFrom(ctx, req, k)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: restore from checkpoint image %s: %w", name, shown, err)
+	}
+	return resp, nil
 }

@@ -109,7 +109,13 @@ func (e *Engine) createCheckpointImage(ctx context.Context, c *Container, archiv
 	if err != nil {
 		return "", err
 	}
-	img = mutate.Annotations(img, checkpoint.ImageAnnotations(c.Name)).(v1.Image)
+	// A CRI container by its metadata name (the Pod's container name),
+	// as CRI-O's annotation carries it; another by its own.
+	cname := c.Name
+	if n := c.Config.Labels[LabelCRIContainer]; n != "" {
+		cname = n
+	}
+	img = mutate.Annotations(img, checkpoint.ImageAnnotations(cname)).(v1.Image)
 	return e.addImage(ctx, img, ref)
 }
 
@@ -120,6 +126,9 @@ type CheckpointImageOptions struct {
 	// OnPull and Progress show that pull (as CreateOptions').
 	OnPull   func(ref string)
 	Progress image.Progress
+	// Shown names the image in errors ("": ref), e.g. the name a Pod
+	// gives the image kubelet passes by ID.
+	Shown string
 }
 
 // OpenCheckpointImage reads the checkpoint image ref (a name, name@digest
@@ -148,10 +157,14 @@ func (e *Engine) OpenCheckpointImage(ctx context.Context, ref string, o Checkpoi
 	if err != nil {
 		return nil, err
 	}
-	what := "checkpoint image " + ref
+	shown := o.Shown
+	if shown == "" {
+		shown = ref
+	}
+	what := "checkpoint image " + shown
 	name := checkpoint.ImageName(rec.Annotations)
 	if name == "" {
-		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("image %s is not a checkpoint image: its manifest has no %s annotation", ref, checkpoint.ImageAnnotation))
+		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("image %s is not a checkpoint image: its manifest has no %s annotation", shown, checkpoint.ImageAnnotation))
 	}
 	img, err := e.images.Image(rec)
 	if err != nil {
@@ -169,7 +182,7 @@ func (e *Engine) OpenCheckpointImage(ctx context.Context, ref string, o Checkpoi
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rc.Close()
-	k, err := e.openCheckpoint(criu, what, ref, rc)
+	k, err := e.openCheckpoint(criu, what, shown, rc)
 	if err != nil {
 		return nil, err
 	}
