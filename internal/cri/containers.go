@@ -102,10 +102,12 @@ func (s *Server) createContainerFrom(ctx context.Context, req *runtimeapi.Create
 		// The checkpoint's image, by name for the statuses (Create
 		// resolves it by the record's ID); a checkpoint image's as the
 		// pod names it.
-		img = k.Record.Image
-		if k.FromImage == "" || labels[labelImage] == "" {
+		if k.FromImage == "" {
+			labels[labelImage] = k.Record.Image
+		} else if labels[labelImage] == "" {
 			labels[labelImage] = img
 		}
+		img = k.Record.Image
 	}
 	cfg := engine.Config{
 		Image:       img,

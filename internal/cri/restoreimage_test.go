@@ -127,8 +127,8 @@ func TestRestoreContainerFromCheckpointImage(t *testing.T) {
 		t.Errorf("the restored process ran before StartContainer: %v", ns)
 	}
 	startContainer(t, c, rid)
-	if cs := containerStatus(t, c, rid); cs.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
-		t.Errorf("restored container: %v", cs.State)
+	if cs := containerStatus(t, c, rid); cs.State != runtimeapi.ContainerState_CONTAINER_RUNNING || cs.Image.GetUserSpecifiedImage() != ref {
+		t.Errorf("restored container: %v, image %v; want RUNNING, the Pod's image %s", cs.State, cs.Image, ref)
 	}
 	after := waitNumbers(t, pod2, "count", 5)
 	t.Logf("checkpointed at %d, restored from %d", before[len(before)-1], after[0])
