@@ -101,6 +101,7 @@ func TestRestoreContainerFromCheckpointImage(t *testing.T) {
 		Metadata: &runtimeapi.ContainerMetadata{Name: "bad"}, LogPath: "bad/0.log",
 		Image: &runtimeapi.ImageSpec{Image: badPulled.ImageRef, UserSpecifiedImage: badRef},
 	}})
+	t.Logf("CreateContainer from the bad checkpoint image: %v", err)
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "no config.dump") || !strings.Contains(err.Error(), badRef) {
 		t.Errorf("CreateContainer from a checkpoint image without config.dump: %v; want InvalidArgument naming it and config.dump", err)
 	}
