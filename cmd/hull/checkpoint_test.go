@@ -1,58 +1,15 @@
 package main
 
 import (
-	"archive/tar"
 	"encoding/json"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"hull/internal/testenv"
 )
-
-// criuForTest skips a test that needs CRIU when none is configured, and
-// fails it when $HULL_CRIU is set but is not there.
-func criuForTest(t *testing.T) {
-	t.Helper()
-	if p := os.Getenv("HULL_CRIU"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("HULL_CRIU: %v (make criu builds one)", err)
-		}
-		return
-	}
-	if _, err := exec.LookPath("criu"); err != nil {
-		t.Skip("no CRIU: set HULL_CRIU (make criu builds one)")
-	}
-}
-
-// tarMembers reads an archive's member names and the contents of the
-// small ones.
-func tarMembers(t *testing.T, file string) map[string][]byte {
-	t.Helper()
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	out := map[string][]byte{}
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[h.Name] = b
-	}
-}
 
 // TestContainerCheckpointExport checkpoints a running container with
 // `hull container checkpoint --export`: -R leaves it running with its
@@ -60,7 +17,7 @@ func tarMembers(t *testing.T, file string) map[string][]byte {
 // with code 0. Both archives hold the whole layout. The container has
 // a bind mount with a file open on it.
 func TestContainerCheckpointExport(t *testing.T) {
-	criuForTest(t)
+	testenv.NeedCRIU(t)
 	root, fx := containerEnv(t)
 	// A bind mount (external to CRIU, by its destination) with a file
 	// the container holds open.
@@ -74,7 +31,7 @@ func TestContainerCheckpointExport(t *testing.T) {
 	if strings.TrimSpace(out) != id {
 		t.Errorf("checkpoint printed %q; want the container's ID %s", out, id)
 	}
-	members := tarMembers(t, archive)
+	members := testenv.TarMembers(t, archive)
 	for _, want := range []string{"checkpoint/inventory.img", "checkpoint/dump.log", "spec.dump", "config.dump", "rootfs-diff.tar"} {
 		if _, ok := members[want]; !ok {
 			t.Errorf("archive lacks %s", want)
@@ -102,7 +59,7 @@ func TestContainerCheckpointExport(t *testing.T) {
 	if st := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "ck")); st != "exited 0" {
 		t.Errorf("after checkpoint the container is %q; want exited 0", st)
 	}
-	if _, ok := tarMembers(t, second)["checkpoint/inventory.img"]; !ok {
+	if _, ok := testenv.TarMembers(t, second)["checkpoint/inventory.img"]; !ok {
 		t.Errorf("the second archive lacks its images")
 	}
 	ents, _ := os.ReadDir(dir)
@@ -113,7 +70,7 @@ func TestContainerCheckpointExport(t *testing.T) {
 	// Without --export the archive is the container's own.
 	mustHull(t, root, "run", "-d", "--name", "own", fx.Busybox.Ref, "sleep", "60")
 	own := strings.TrimSpace(mustHull(t, root, "container", "checkpoint", "own"))
-	if _, ok := tarMembers(t, filepath.Join(root, "containers", own, "checkpoint.tar"))["config.dump"]; !ok {
+	if _, ok := testenv.TarMembers(t, filepath.Join(root, "containers", own, "checkpoint.tar"))["config.dump"]; !ok {
 		t.Errorf("checkpoint without --export: no archive in the container's directory")
 	}
 

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"hull/internal/testenv"
 )
 
 // counterScript counts on its stdout, ten a second, from a value it
@@ -30,7 +32,7 @@ func logNumbers(t *testing.T, root, name string) []int {
 // its output goes to its own log, the file written before the checkpoint
 // is in its root filesystem, and its end is recorded like any.
 func TestContainerRestoreImport(t *testing.T) {
-	criuForTest(t)
+	testenv.NeedCRIU(t)
 	root, fx := containerEnv(t)
 	mustHull(t, root, "run", "-d", "--name", "ck", "--network", "none", fx.Busybox.Ref, "sh", "-c", counterScript)
 	waitFor(t, func() bool { return len(logNumbers(t, root, "ck")) >= 10 })
@@ -82,7 +84,7 @@ func TestContainerRestoreImport(t *testing.T) {
 // TestContainerRestoreRefusals: what cannot be restored fails with a
 // clear error and leaves no container behind.
 func TestContainerRestoreRefusals(t *testing.T) {
-	criuForTest(t)
+	testenv.NeedCRIU(t)
 	root, fx := containerEnv(t)
 	dir := t.TempDir()
 	notOne := filepath.Join(dir, "not.tar")
@@ -111,7 +113,7 @@ func TestContainerRestoreRefusals(t *testing.T) {
 // podman does): it counts on in the same log, and once it has ended a
 // start runs its command afresh.
 func TestContainerRestoreOwn(t *testing.T) {
-	criuForTest(t)
+	testenv.NeedCRIU(t)
 	root, fx := containerEnv(t)
 	mustHull(t, root, "run", "-d", "--name", "own", "--network", "none", fx.Busybox.Ref, "sh", "-c", counterScript)
 	waitFor(t, func() bool { return len(logNumbers(t, root, "own")) >= 10 })
@@ -148,7 +150,7 @@ func TestContainerRestoreOwn(t *testing.T) {
 // with the checkpointed one's memory limit, and an OOM kill of its
 // restored process is recorded and explained as any.
 func TestContainerRestoreOOM(t *testing.T) {
-	criuForTest(t)
+	testenv.NeedCRIU(t)
 	root, fx := containerEnv(t)
 	// USR1 makes the counter grow past its limit.
 	script := `trap 'x=$(head -c 200000000 /dev/zero | tr "\0" a)' USR1; ` + counterScript
@@ -180,7 +182,7 @@ func TestContainerRestoreOOM(t *testing.T) {
 // PID 1 bound in from the host), -i (an input pipe), a volume and a
 // tmpfs, and a read-only root: each counts on from where it was.
 func TestContainerRestoreVariants(t *testing.T) {
-	criuForTest(t)
+	testenv.NeedCRIU(t)
 	useInit(t)
 	root, fx := containerEnv(t)
 	for i, extra := range [][]string{{"--init"}, {"-i"}, {"-v", t.TempDir() + ":/data", "--tmpfs", "/scratch"}, {"--read-only"}} {
@@ -208,7 +210,7 @@ func TestContainerRestoreVariants(t *testing.T) {
 // namespace is made anew and connected with an address of its own (the
 // dumped one's veth has no host end to come back to), and it counts on.
 func TestContainerRestoreOnNetwork(t *testing.T) {
-	criuForTest(t)
+	testenv.NeedCRIU(t)
 	root, fx := containerEnv(t)
 	mustHull(t, root, "run", "-d", "--name", "net", fx.Busybox.Ref, "sh", "-c", counterScript)
 	waitFor(t, func() bool { return len(logNumbers(t, root, "net")) >= 5 })
@@ -238,7 +240,7 @@ func TestContainerRestoreOnNetwork(t *testing.T) {
 // leaves the container exited at the restore stage with CRIU's error,
 // which hull why shows; a later start tries the restore again.
 func TestContainerRestoreFailureIsExplained(t *testing.T) {
-	criuForTest(t)
+	testenv.NeedCRIU(t)
 	root, fx := containerEnv(t)
 	mustHull(t, root, "run", "-d", "--name", "src", "--network", "none", fx.Busybox.Ref, "sh", "-c", counterScript)
 	waitFor(t, func() bool { return len(logNumbers(t, root, "src")) >= 3 })

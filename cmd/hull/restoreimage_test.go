@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"hull/internal/testenv"
 )
 
 // TestContainerRestoreImage checkpoints a counting container into a
@@ -15,7 +17,7 @@ import (
 // checkpoint was taken. hull run of a checkpoint image is refused, and
 // restore of a normal image says it is not a checkpoint image.
 func TestContainerRestoreImage(t *testing.T) {
-	criuForTest(t)
+	testenv.NeedCRIU(t)
 	root, fx := containerEnv(t)
 	mustHull(t, root, "run", "-d", "--name", "cki", "--network", "none", fx.Busybox.Ref, "sh", "-c", counterScript)
 	waitFor(t, func() bool { return len(logNumbers(t, root, "cki")) >= 10 })

@@ -151,7 +151,13 @@ func Dump(ctx context.Context, criu *CRIU, c *Container, o DumpOptions, archive 
 			return nil
 		}
 		thawed = true
-		return c.Cgroup.Thaw()
+		err := c.Cgroup.Thaw()
+		if !o.LeaveRunning && errors.Is(err, fs.ErrNotExist) {
+			// CRIU killed the tasks after the dump, and the monitor
+			// has reaped the init and removed its cgroups already.
+			return nil
+		}
+		return err
 	}
 	defer func() {
 		if err := thaw(); err != nil && rerr == nil {

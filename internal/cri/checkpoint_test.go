@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,22 +20,8 @@ import (
 
 	"hull/internal/checkpoint"
 	"hull/internal/engine"
+	"hull/internal/testenv"
 )
-
-// criuPath follows crictlPath's pattern for CRIU: $HULL_CRIU (which
-// `make test` sets) must work; without it a test that needs CRIU is
-// skipped unless criu is on PATH.
-func criuPath(t testing.TB) {
-	t.Helper()
-	if os.Getenv("HULL_CRIU") == "" {
-		if _, err := exec.LookPath("criu"); err != nil {
-			t.Skip("no CRIU: set HULL_CRIU (make criu builds one)")
-		}
-	}
-	if _, err := checkpoint.FindCRIU(); err != nil {
-		t.Fatalf("CRIU: %v", err)
-	}
-}
 
 // Fakes of CRIU (fakeCRIU).
 const (
@@ -65,33 +50,6 @@ func fakeCRIU(t *testing.T, mode int) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-// readArchive returns an archive's member names and its small members'
-// contents.
-func readArchive(t *testing.T, file string) map[string][]byte {
-	t.Helper()
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	out := map[string][]byte{}
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[h.Name] = b
-	}
 }
 
 // tarNames are the member names of the tar in b.
@@ -147,7 +105,7 @@ func checkRunning(t *testing.T, c *client, ids ...string) {
 // file and deleted one: the archive holds CRIU's images, the spec, the
 // record and the rootfs changes, and the container runs on, counting.
 func TestCheckpointContainer(t *testing.T) {
-	criuPath(t)
+	testenv.NeedCRIU(t)
 	c, f := serveRuntime(t)
 	ctx := ctxT(t)
 	pod := sandboxConfig(t, "ck")
@@ -161,7 +119,7 @@ func TestCheckpointContainer(t *testing.T) {
 	if _, err := c.rt.CheckpointContainer(ctx, &runtimeapi.CheckpointContainerRequest{ContainerId: id, Location: loc, Timeout: 60}); err != nil {
 		t.Fatalf("CheckpointContainer: %v", err)
 	}
-	m := readArchive(t, loc)
+	m := testenv.TarMembers(t, loc)
 	var names []string
 	for name := range m {
 		names = append(names, name)
@@ -258,7 +216,7 @@ func TestCheckpointContainer(t *testing.T) {
 // directory (pod.dump and an archive each), both running afterwards;
 // bad requests fail and leave the directory empty.
 func TestCheckpointPod(t *testing.T) {
-	criuPath(t)
+	testenv.NeedCRIU(t)
 	realCRIU := os.Getenv("HULL_CRIU")
 	c, f := serveRuntime(t)
 	ctx := ctxT(t)
@@ -388,7 +346,7 @@ func TestCheckpointPod(t *testing.T) {
 		t.Errorf("pod.dump sandbox config = %v (%v)", &sc, err)
 	}
 	for _, name := range []string{"a", "b"} {
-		m := readArchive(t, filepath.Join(out, "containers", name+".tar"))
+		m := testenv.TarMembers(t, filepath.Join(out, "containers", name+".tar"))
 		if _, ok := m["checkpoint/inventory.img"]; !ok {
 			t.Errorf("containers/%s.tar lacks its images", name)
 		}
@@ -409,7 +367,7 @@ func TestCheckpointPod(t *testing.T) {
 // before anything is dumped: a container sharing its pod's PID
 // namespace, and one with a terminal.
 func TestCheckpointRefusals(t *testing.T) {
-	criuPath(t)
+	testenv.NeedCRIU(t)
 	c, f := serveRuntime(t)
 	ctx := ctxT(t)
 	shared := sandboxConfig(t, "sharedpid")

@@ -16,6 +16,7 @@ import (
 
 	"hull/internal/engine"
 	"hull/internal/spec"
+	"hull/internal/testenv"
 )
 
 // memoryCounter counts on its stdout from a value it keeps in memory
@@ -121,7 +122,7 @@ func ownCgroupParent(t *testing.T, pod *runtimeapi.PodSandboxConfig) string {
 // is killed. A file that is no archive fails with InvalidArgument and
 // leaves nothing behind.
 func TestRestoreContainerFromArchive(t *testing.T) {
-	criuPath(t)
+	testenv.NeedCRIU(t)
 	c, f := serveRuntime(t)
 	ctx := ctxT(t)
 	pod := sandboxConfig(t, "rsa")
@@ -217,7 +218,7 @@ func TestRestoreContainerFromArchive(t *testing.T) {
 // gives CREATED containers that StartContainer brings to RUNNING,
 // counting on from where they were.
 func TestRestorePod(t *testing.T) {
-	criuPath(t)
+	testenv.NeedCRIU(t)
 	c, f := serveRuntime(t)
 	ctx := ctxT(t)
 	pod := sandboxConfig(t, "rsp")

@@ -24,6 +24,7 @@ import (
 
 	"hull/internal/checkpoint"
 	"hull/internal/engine"
+	"hull/internal/testenv"
 )
 
 // TestRestoreContainerFromCheckpointImage is Kubernetes' restore path: a
@@ -36,7 +37,7 @@ import (
 // image whose layer has no config.dump fails with InvalidArgument and
 // leaves nothing behind; a normal image is not taken for one.
 func TestRestoreContainerFromCheckpointImage(t *testing.T) {
-	criuPath(t)
+	testenv.NeedCRIU(t)
 	c, f := serveRuntime(t)
 	ctx := ctxT(t)
 	pod := sandboxConfig(t, "cia")
