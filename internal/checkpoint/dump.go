@@ -387,6 +387,11 @@ func runCRIU(ctx context.Context, criu *CRIU, args []string, images string, star
 		cmd.Wait()
 		return err
 	}
+	if trace.On() {
+		done := make(chan struct{})
+		defer close(done)
+		go markSeized(filepath.Join(images, DumpLog), done)
+	}
 	err := cmd.Wait()
 	if err == nil {
 		return nil
@@ -399,6 +404,27 @@ func runCRIU(ctx context.Context, criu *CRIU, args []string, images string, star
 		tail = strings.TrimSpace(out.String())
 	}
 	return fmt.Errorf("criu dump: %w: %s", err, tail)
+}
+
+// markSeized marks "checkpoint: criu in the tasks" once CRIU's log says
+// its parasite code runs in the dumped tasks (they are seized), unless
+// done closes first: the stage a fault test kills the dumping process at
+// to check that the tasks survive CRIU's death there. Only with tracing
+// on (it polls the log).
+func markSeized(log string, done <-chan struct{}) {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+		if b, err := os.ReadFile(log); err == nil && bytes.Contains(b, []byte("Putting parasite blob")) {
+			trace.Mark("checkpoint: criu in the tasks")
+			return
+		}
+	}
 }
 
 // logTail is the end of a CRIU log: its error lines (the last few), or

@@ -548,10 +548,10 @@ func (e *faultEnv) checkNoCheckpointLeft(t *testing.T, dir string) {
 }
 
 // checkpointMarks are the stages of a container's dump a server is
-// killed at: before the freeze (the marker written), during the dump
-// (CRIU running: it dies with the server), after the dump before the
-// thaw.
-var checkpointMarks = []string{"checkpoint: marked", "checkpoint: frozen", "checkpoint: criu started", "checkpoint: dumped"}
+// killed at: before the freeze (the marker written), frozen, during the
+// dump (CRIU started; CRIU with its parasite code in the seized tasks:
+// it dies with the server), after the dump before the thaw.
+var checkpointMarks = []string{"checkpoint: marked", "checkpoint: frozen", "checkpoint: criu started", "checkpoint: criu in the tasks", "checkpoint: dumped"}
 
 // hull-cri killed during CheckpointContainer, at each stage of the dump:
 // the next server thaws the container the dump froze, no criu runs on,
