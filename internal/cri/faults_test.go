@@ -590,6 +590,13 @@ func TestKilledDuringCheckpointContainer(t *testing.T) {
 				t.Fatalf("CheckpointContainer succeeded; want the server killed at %q", mark)
 			}
 			p.killedBy(t)
+			// Where CRIU was when it died with the server (its log, in the
+			// work directory the restart removes).
+			if logs, _ := filepath.Glob(filepath.Join(dir, checkpoint.WorkPrefix+"*", checkpoint.ImagesDir, checkpoint.DumpLog)); len(logs) > 0 {
+				b, _ := os.ReadFile(logs[0])
+				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+				t.Logf("CRIU's dump.log at the kill: %d lines, the last %q", len(lines), lines[len(lines)-1])
+			}
 			p = e.start("")
 			defer p.stop(t)
 			e.checkRunningAfterKill(t, ctx, p, pod, "count", id)
