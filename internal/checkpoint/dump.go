@@ -5,6 +5,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,7 +28,15 @@ import (
 	"golang.org/x/sys/unix"
 
 	"hull/internal/cgroups"
+	"hull/internal/trace"
 )
+
+// randomName is 16 random hex digits, for a work file's name.
+func randomName() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
 
 // Container is what Dump needs of a running container, as the runtime
 // and the engine record it.
@@ -62,6 +73,11 @@ type DumpOptions struct {
 	// Timeout bounds CRIU's freezing and dumping (--timeout); 0 is
 	// CRIU's default.
 	Timeout time.Duration
+	// Record, if set, is given the checkpoint's Marker before each step
+	// a killed process would leave undone (the freeze, CRIU's start, the
+	// temporary files); Dump stops if it fails. The caller keeps the
+	// marker beside the container and removes it once Dump returns.
+	Record func(Marker) error
 }
 
 // Dump checkpoints container c into the archive at path archive.
@@ -93,12 +109,31 @@ func Dump(ctx context.Context, criu *CRIU, c *Container, o DumpOptions, archive 
 
 	// The work directory sits beside the archive (the caller chose a
 	// file system with room for it), so the final rename stays there.
+	// Its name, and the temporary archive's, are recorded in the marker
+	// before either exists.
 	dir := filepath.Dir(archive)
-	work, err := os.MkdirTemp(dir, ".checkpoint-*")
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
 			return fail(errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("the archive's directory %s does not exist", dir)))
 		}
+		return fail(err)
+	}
+	stem := filepath.Join(dir, WorkPrefix+randomName())
+	wasFrozen := c.Cgroup.Frozen()
+	m := NewMarker()
+	m.Work, m.Temp, m.Froze = stem+".d", stem+".tar", !wasFrozen
+	record := func() error {
+		if o.Record == nil {
+			return nil
+		}
+		return o.Record(m)
+	}
+	if err := record(); err != nil {
+		return fail(err)
+	}
+	trace.Mark("checkpoint: marked")
+	work := m.Work
+	if err := os.Mkdir(work, 0o700); err != nil {
 		return fail(err)
 	}
 	defer os.RemoveAll(work)
@@ -138,13 +173,13 @@ func Dump(ctx context.Context, criu *CRIU, c *Container, o DumpOptions, archive 
 		args = append(args, "--external", e)
 	}
 
-	wasFrozen := c.Cgroup.Frozen()
 	if !wasFrozen {
 		if err := c.Cgroup.Freeze(); err != nil {
 			c.Cgroup.Thaw()
 			return fail(fmt.Errorf("freeze: %w", err))
 		}
 	}
+	trace.Mark("checkpoint: frozen")
 	thawed := false
 	thaw := func() error {
 		if wasFrozen || thawed {
@@ -169,9 +204,18 @@ func Dump(ctx context.Context, criu *CRIU, c *Container, o DumpOptions, archive 
 	}()
 
 	rec.Checkpointed = time.Now().UTC()
-	if err := runCRIU(ctx, criu, args, images); err != nil {
+	started := func(pid int) error {
+		m.CRIU, m.CRIUStart = pid, procStart(pid)
+		if err := record(); err != nil {
+			return err
+		}
+		trace.Mark("checkpoint: criu started")
+		return nil
+	}
+	if err := runCRIU(ctx, criu, args, images, started); err != nil {
 		return fail(err)
 	}
+	trace.Mark("checkpoint: dumped")
 	// Still frozen (CRIU restores the freezer state it found): the
 	// writable layer is the one the images were taken with.
 	diff, err := os.Create(filepath.Join(work, RootfsDiffFile))
@@ -187,6 +231,7 @@ func Dump(ctx context.Context, criu *CRIU, c *Container, o DumpOptions, archive 
 	if err := thaw(); err != nil {
 		return fail(fmt.Errorf("thaw: %w", err))
 	}
+	trace.Mark("checkpoint: thawed")
 	if o.LeaveRunning && !processAlive(c.Pid) {
 		return fail(fmt.Errorf("its init %d is gone after the dump", c.Pid))
 	}
@@ -195,7 +240,7 @@ func Dump(ctx context.Context, criu *CRIU, c *Container, o DumpOptions, archive 
 	if err != nil {
 		return fail(err)
 	}
-	if err := writeArchive(work, archive, specBytes, recBytes); err != nil {
+	if err := writeArchive(work, m.Temp, archive, specBytes, recBytes); err != nil {
 		return fail(err)
 	}
 	return nil
@@ -319,16 +364,41 @@ func unescapeMountinfo(s string) string {
 	return b.String()
 }
 
-// runCRIU runs criu with args. A context that ends interrupts it (CRIU
-// then undoes what it did: the tasks it seized are released). A failure
-// quotes the end of the log in images.
-func runCRIU(ctx context.Context, criu *CRIU, args []string, images string) error {
+// runCRIU runs criu with args, calling started with its pid once it
+// runs (killing it if started fails). A context that ends interrupts it
+// (CRIU then undoes what it did: the tasks it seized are released). A
+// failure quotes the end of the log in images.
+//
+// CRIU dies with its parent (Pdeathsig SIGKILL): a hull process killed
+// mid-dump leaves no CRIU dumping on behind it. The kernel then detaches
+// the tasks CRIU had seized and they run on once their cgroup is thawed
+// (checked with CRIU 4.1.1 killed at every stage of a dump, its parasite
+// code in the tasks included); the marker's Undo thaws it.
+func runCRIU(ctx context.Context, criu *CRIU, args []string, images string, started func(pid int) error) error {
 	cmd := exec.CommandContext(ctx, criu.Path, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
 	cmd.WaitDelay = 10 * time.Second
+	// The parent death signal follows the thread that forked: keep this
+	// goroutine on it until CRIU is waited for.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("criu dump: %w", err)
+	}
+	if err := started(cmd.Process.Pid); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return err
+	}
+	if trace.On() {
+		done := make(chan struct{})
+		defer close(done)
+		go markSeized(filepath.Join(images, DumpLog), done)
+	}
+	err := cmd.Wait()
 	if err == nil {
 		return nil
 	}
@@ -340,6 +410,27 @@ func runCRIU(ctx context.Context, criu *CRIU, args []string, images string) erro
 		tail = strings.TrimSpace(out.String())
 	}
 	return fmt.Errorf("criu dump: %w: %s", err, tail)
+}
+
+// markSeized marks "checkpoint: criu in the tasks" once CRIU's log says
+// its parasite code runs in the dumped tasks (they are seized), unless
+// done closes first: the stage a fault test kills the dumping process at
+// to check that the tasks survive CRIU's death there. Only with tracing
+// on (it polls the log).
+func markSeized(log string, done <-chan struct{}) {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+		if b, err := os.ReadFile(log); err == nil && bytes.Contains(b, []byte("Putting parasite blob")) {
+			trace.Mark("checkpoint: criu in the tasks")
+			return
+		}
+	}
 }
 
 // logTail is the end of a CRIU log: its error lines (the last few), or
@@ -380,9 +471,9 @@ func processAlive(pid int) bool {
 }
 
 // writeArchive writes the archive from work (the images and the rootfs
-// diff) to a temporary file beside archive and renames it there.
-func writeArchive(work, archive string, spec, rec []byte) (rerr error) {
-	f, err := os.CreateTemp(filepath.Dir(archive), ".checkpoint-*.tar")
+// diff) to the temporary file temp beside archive and renames it there.
+func writeArchive(work, temp, archive string, spec, rec []byte) (rerr error) {
+	f, err := os.OpenFile(temp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}

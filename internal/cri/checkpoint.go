@@ -156,17 +156,18 @@ func (s *Server) checkpointPod(ctx context.Context, p *engine.Pod, ctrs []*engin
 		// Resumed whatever happened, the deadline too.
 		bg := context.WithoutCancel(ctx)
 		for _, c := range paused {
-			if err := s.eng.Unpause(bg, c.ID); err != nil && rerr == nil {
+			if err := s.eng.ResumeAfterCheckpoint(bg, c.ID); err != nil && rerr == nil {
 				rerr = fmt.Errorf("checkpoint pod %s: resume container %s: %w", p.ID, c.ID, err)
 			}
 		}
 	}()
 	for _, c := range ctrs {
-		if err := s.eng.Pause(ctx, c.ID); err != nil {
+		if err := s.eng.PauseForCheckpoint(ctx, c.ID, out); err != nil {
 			return fmt.Errorf("checkpoint pod %s: pause container %s: %w", p.ID, c.ID, err)
 		}
 		paused = append(paused, c)
 	}
+	engine.Mark("checkpoint pod: paused")
 	if err := os.Mkdir(filepath.Join(out, checkpoint.PodContainersDir), 0o700); err != nil {
 		return fmt.Errorf("checkpoint pod %s: %w", p.ID, err)
 	}
@@ -198,6 +199,7 @@ func (s *Server) checkpointPod(ctx context.Context, p *engine.Pod, ctrs []*engin
 	if err != nil {
 		return fmt.Errorf("checkpoint pod %s: %w", p.ID, err)
 	}
+	engine.Mark("checkpoint pod: written")
 	return nil
 }
 

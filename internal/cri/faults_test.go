@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"hull/internal/cgroups"
+	"hull/internal/checkpoint"
 	"hull/internal/testenv"
 )
 
@@ -435,6 +437,268 @@ func TestKilledDuringRemoveContainer(t *testing.T) {
 	if _, err := p.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
 		t.Fatal(err)
 	}
+	if left := e.leftovers(); len(left) > 0 {
+		t.Errorf("left after the sandbox: %v", left)
+	}
+}
+
+// hullCLI runs hull on the test's roots and returns its output.
+func (e *faultEnv) hullCLI(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(e.hull, append([]string{"--root", e.root, "--run-root", filepath.Join(e.root, "run"), "--config", e.cfg}, args...)...)
+	cmd.Env = append(os.Environ(), "HULL_CONFIG=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("hull %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// freezerState is the freezer state of container id's cgroup: THAWED,
+// FROZEN (or FREEZING), as cgroup v1 names them.
+func (e *faultEnv) freezerState(t *testing.T, id string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.root, "run", "runtime", id, "state.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		CgroupPath string `json:"cgroup_path"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/freezer"); err == nil {
+		b, err = os.ReadFile(filepath.Join("/sys/fs/cgroup/freezer", st.CgroupPath, "freezer.state"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	b, err = os.ReadFile(filepath.Join("/sys/fs/cgroup", st.CgroupPath, "cgroup.freeze"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(b)) == "1" {
+		return "FROZEN"
+	}
+	return "THAWED"
+}
+
+// criuLeft lists the criu processes working on the test's containers
+// (their command line names a path under its root), waiting up to 5 s for
+// them to go.
+func (e *faultEnv) criuLeft() []string {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var out []string
+		procs, _ := os.ReadDir("/proc")
+		for _, p := range procs {
+			comm, err := os.ReadFile(filepath.Join("/proc", p.Name(), "comm"))
+			if err != nil || strings.TrimSpace(string(comm)) != "criu" {
+				continue
+			}
+			cmdline, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+			if strings.Contains(string(cmdline), e.root+"/") {
+				out = append(out, "criu "+p.Name())
+			}
+		}
+		if len(out) == 0 || time.Now().After(deadline) {
+			return out
+		}
+	}
+}
+
+// checkRunningAfterKill checks, after a killed checkpoint and a restart,
+// that the container runs as before: RUNNING to CRI, running (not
+// paused) to the engine, its cgroup thawed, its counter advancing.
+func (e *faultEnv) checkRunningAfterKill(t *testing.T, ctx context.Context, p *criProc, pod *runtimeapi.PodSandboxConfig, name, id string) {
+	t.Helper()
+	st, err := p.rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	if err != nil || st.Status.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("container %s after the restart: %v, %v; want RUNNING", name, st.GetStatus().GetState(), err)
+	}
+	if s := e.hullCLI(t, "inspect", "-f", "{{.State.Status}}", id); s != "running" {
+		t.Errorf("container %s is %s to the engine; want running (not paused)", name, s)
+	}
+	if s := e.freezerState(t, id); s != "THAWED" {
+		t.Errorf("container %s's cgroup is %s; want THAWED", name, s)
+	}
+	waitCounting(t, pod, name, logLines(t, pod, name)+2)
+}
+
+// checkNoCheckpointLeft checks no criu runs for the test and dir (the
+// archive's directory, or the pod checkpoint's output) is empty.
+func (e *faultEnv) checkNoCheckpointLeft(t *testing.T, dir string) {
+	t.Helper()
+	for _, left := range e.criuLeft() {
+		t.Errorf("left running after the restart: %s", left)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ent := range ents {
+		t.Errorf("left in %s after the restart: %s", dir, ent.Name())
+	}
+	markers, _ := filepath.Glob(filepath.Join(e.root, "run", "containers", "*", "checkpoint*.json"))
+	for _, m := range markers {
+		t.Errorf("checkpoint marker left after the restart: %s", m)
+	}
+	e.systemCheck(t)
+}
+
+// checkpointMarks are the stages of a container's dump a server is
+// killed at: before the freeze (the marker written), frozen, during the
+// dump (CRIU started; CRIU with its parasite code in the seized tasks:
+// it dies with the server), after the dump before the thaw.
+var checkpointMarks = []string{"checkpoint: marked", "checkpoint: frozen", "checkpoint: criu started", "checkpoint: criu in the tasks", "checkpoint: dumped"}
+
+// hull-cri killed during CheckpointContainer, at each stage of the dump:
+// the next server thaws the container the dump froze, no criu runs on,
+// nothing is left beside the location (work directory, temporary
+// archive) nor at it, and `hull system check` finds nothing amiss. A
+// checkpoint after that works, and a container a user paused stays
+// paused through a restart.
+func TestKilledDuringCheckpointContainer(t *testing.T) {
+	criuPath(t)
+	e := newFaultEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	pod, podID := e.hostPod(ctx)
+	cc := &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: "count"}, Image: &runtimeapi.ImageSpec{Image: e.f.Busybox.Ref},
+		Command: []string{"sh", "-c", counterScript}, LogPath: "count/0.log",
+	}
+	p := e.start("")
+	cr, err := p.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cc, SandboxConfig: pod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cr.ContainerId
+	if _, err := p.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	p.stop(t)
+	waitCounting(t, pod, "count", 2)
+	dir := t.TempDir() // kubelet's checkpoint directory, outside hull's roots
+	loc := filepath.Join(dir, "checkpoint-count.tar")
+
+	for _, mark := range checkpointMarks {
+		t.Run(strings.NewReplacer(":", "", " ", "-").Replace(mark), func(t *testing.T) {
+			p := e.start(mark)
+			if _, err := p.rt.CheckpointContainer(ctx, &runtimeapi.CheckpointContainerRequest{ContainerId: id, Location: loc, Timeout: 60}); err == nil {
+				t.Fatalf("CheckpointContainer succeeded; want the server killed at %q", mark)
+			}
+			p.killedBy(t)
+			// Where CRIU was when it died with the server (its log, in the
+			// work directory the restart removes).
+			if logs, _ := filepath.Glob(filepath.Join(dir, checkpoint.WorkPrefix+"*", checkpoint.ImagesDir, checkpoint.DumpLog)); len(logs) > 0 {
+				b, _ := os.ReadFile(logs[0])
+				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+				t.Logf("CRIU's dump.log at the kill: %d lines, the last %q", len(lines), lines[len(lines)-1])
+			}
+			p = e.start("")
+			defer p.stop(t)
+			e.checkRunningAfterKill(t, ctx, p, pod, "count", id)
+			e.checkNoCheckpointLeft(t, dir)
+		})
+	}
+
+	p = e.start("")
+	if _, err := p.rt.CheckpointContainer(ctx, &runtimeapi.CheckpointContainerRequest{ContainerId: id, Location: loc, Timeout: 60}); err != nil {
+		t.Fatalf("CheckpointContainer after the killed ones: %v", err)
+	}
+	if m := readArchive(t, loc); m["config.dump"] == nil {
+		t.Errorf("the archive after the killed checkpoints has no config.dump")
+	}
+	os.Remove(loc)
+
+	// A user's pause is not a checkpoint's: a restart leaves it paused.
+	e.hullCLI(t, "pause", id)
+	p.stop(t)
+	p = e.start("")
+	if s := e.hullCLI(t, "inspect", "-f", "{{.State.Status}}", id); s != "paused" || e.freezerState(t, id) != "FROZEN" {
+		t.Errorf("a container the user paused is %s (cgroup %s) after a restart; want paused", s, e.freezerState(t, id))
+	}
+	e.hullCLI(t, "unpause", id)
+	if _, err := p.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
+		t.Fatal(err)
+	}
+	p.stop(t)
+	if left := e.leftovers(); len(left) > 0 {
+		t.Errorf("left after the sandbox: %v", left)
+	}
+}
+
+// hull-cri killed during CheckpointPod: after it paused the pod's
+// containers, at each stage of the first container's dump, and after it
+// wrote the whole checkpoint but before it resumed them. The next server
+// resumes every container (running to the engine, thawed, counting), no
+// criu runs on, the output directory is left empty, as it was given, and
+// `hull system check` finds nothing amiss; a pod checkpoint then works.
+func TestKilledDuringCheckpointPod(t *testing.T) {
+	criuPath(t)
+	e := newFaultEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	pod, podID := e.hostPod(ctx)
+	p := e.start("")
+	var ids []string
+	names := []string{"one", "two"}
+	for _, name := range names {
+		cc := &runtimeapi.ContainerConfig{
+			Metadata: &runtimeapi.ContainerMetadata{Name: name}, Image: &runtimeapi.ImageSpec{Image: e.f.Busybox.Ref},
+			Command: []string{"sh", "-c", counterScript}, LogPath: name + "/0.log",
+		}
+		cr, err := p.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cc, SandboxConfig: pod})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: cr.ContainerId}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, cr.ContainerId)
+	}
+	p.stop(t)
+	for _, name := range names {
+		waitCounting(t, pod, name, 2)
+	}
+	out := t.TempDir()
+	marks := append([]string{"checkpoint pod: paused"}, checkpointMarks...)
+	marks = append(marks, "checkpoint pod: written")
+	for _, mark := range marks {
+		t.Run(strings.NewReplacer(":", "", " ", "-").Replace(mark), func(t *testing.T) {
+			p := e.start(mark)
+			if _, err := p.rt.CheckpointPod(ctx, &runtimeapi.CheckpointPodRequest{PodSandboxId: podID, ContainerIds: ids, OutputPath: out}); err == nil {
+				t.Fatalf("CheckpointPod succeeded; want the server killed at %q", mark)
+			}
+			p.killedBy(t)
+			p = e.start("")
+			defer p.stop(t)
+			for i, name := range names {
+				e.checkRunningAfterKill(t, ctx, p, pod, name, ids[i])
+			}
+			e.checkNoCheckpointLeft(t, out)
+		})
+	}
+
+	p = e.start("")
+	if _, err := p.rt.CheckpointPod(ctx, &runtimeapi.CheckpointPodRequest{PodSandboxId: podID, ContainerIds: ids, OutputPath: out}); err != nil {
+		t.Fatalf("CheckpointPod after the killed ones: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, checkpoint.PodFile)); err != nil {
+		t.Errorf("the pod checkpoint after the killed ones: %v", err)
+	}
+	for i, name := range names {
+		e.checkRunningAfterKill(t, ctx, p, pod, name, ids[i])
+	}
+	if _, err := p.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
+		t.Fatal(err)
+	}
+	p.stop(t)
 	if left := e.leftovers(); len(left) > 0 {
 		t.Errorf("left after the sandbox: %v", left)
 	}

@@ -38,15 +38,30 @@ import (
 // reconciles (processes, cgroups, root filesystem ended; recorded dead).
 // Kubelet was told it is gone: Recover deletes the CRI's dead containers.
 
-// Recover removes the sandboxes a killed server left half made, the
-// containers whose removal it left unfinished, and the blobs of its
-// unfinished pulls.
+//
+// A checkpoint killed midway (CheckpointContainer, CheckpointPod) leaves
+// its marker in the container's run directory (engine
+// RecoverCheckpoints, package checkpoint's Marker): Recover kills a CRIU
+// still running for it (none should be: CRIU dies with its parent),
+// thaws the cgroup the dump froze, resumes the containers a pod
+// checkpoint paused, and removes the dump's temporary files beside the
+// archive location and a pod checkpoint's partial output. Kubelet was
+// given no answer and counts the checkpoint failed.
+
+// Recover undoes the checkpoints a killed server left unfinished, and
+// removes the sandboxes it left half made, the containers whose removal
+// it left unfinished, and the blobs of its unfinished pulls.
 func (s *Server) Recover(ctx context.Context) error {
 	cs, err := s.eng.List(ctx)
 	if err != nil {
 		return err
 	}
 	var errs []error
+	if fixed, err := s.eng.RecoverCheckpoints(ctx); err != nil {
+		errs = append(errs, err)
+	} else if len(fixed) > 0 {
+		s.opts.Log.Info("undid the checkpoints a killed server left unfinished", "containers", fixed)
+	}
 	for _, c := range cs {
 		if c.Config.Labels[labelName] == "" || c.State != engine.StateDead && c.State != engine.StateRemoving {
 			continue

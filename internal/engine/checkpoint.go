@@ -13,6 +13,7 @@ import (
 
 	"github.com/containerd/errdefs"
 
+	"hull/internal/cgroups"
 	"hull/internal/checkpoint"
 )
 
@@ -122,9 +123,12 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o CheckpointOptions
 		// The monitor sees CRIU's kill as a stop asked for: no restart.
 		e.update(ctx, c.ID, map[string]any{"stop_requested": 1})
 	}
+	marker := e.checkpointMarker(c.ID)
 	err = checkpoint.Dump(ctx, criu, target, checkpoint.DumpOptions{
 		LeaveRunning: o.LeaveRunning, TCPEstablished: o.TCPEstablished, Timeout: o.Timeout,
+		Record: func(m checkpoint.Marker) error { return checkpoint.WriteMarker(marker, m) },
 	}, archive)
+	os.Remove(marker)
 	if err != nil {
 		if !o.LeaveRunning {
 			e.update(context.WithoutCancel(ctx), c.ID, map[string]any{"stop_requested": 0})
@@ -153,4 +157,103 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o CheckpointOptions
 		}
 	}
 	return archive, nil
+}
+
+// A killed checkpoint (see package checkpoint's Marker): Checkpoint
+// keeps the dump's marker in the container's run directory while it
+// runs, and PauseForCheckpoint keeps one for a pod checkpoint's pause
+// until ResumeAfterCheckpoint. RecoverCheckpoints, run by the next
+// server before it answers, undoes what the markers of dead processes
+// record.
+
+func (e *Engine) checkpointMarker(id string) string {
+	return filepath.Join(e.runDir(id), "checkpoint.json")
+}
+
+func (e *Engine) checkpointPauseMarker(id string) string {
+	return filepath.Join(e.runDir(id), "checkpoint-pause.json")
+}
+
+// PauseForCheckpoint pauses a container for a pod checkpoint writing
+// into directory out, recording first that the checkpoint paused it (and
+// where its partial output goes): a container paused so and left paused
+// by a killed process is resumed by RecoverCheckpoints, unlike one a
+// user paused.
+func (e *Engine) PauseForCheckpoint(ctx context.Context, ref, out string) error {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	m := checkpoint.NewMarker()
+	m.Paused, m.PodOutput = true, out
+	marker := e.checkpointPauseMarker(c.ID)
+	if err := checkpoint.WriteMarker(marker, m); err != nil {
+		return fmt.Errorf("pause container %s: %w", c.Name, err)
+	}
+	if err := e.Pause(ctx, c.ID); err != nil {
+		os.Remove(marker)
+		return err
+	}
+	return nil
+}
+
+// ResumeAfterCheckpoint resumes a container PauseForCheckpoint paused.
+func (e *Engine) ResumeAfterCheckpoint(ctx context.Context, ref string) error {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if err := e.Unpause(ctx, c.ID); err != nil {
+		return err
+	}
+	return os.Remove(e.checkpointPauseMarker(c.ID))
+}
+
+// RecoverCheckpoints puts right the containers whose checkpoint a dead
+// hull process left unfinished (its marker stands, its owner is gone):
+// CRIU killed, the cgroup thawed if the checkpoint froze or paused it
+// (and a pause recorded undone: the container is running again), the
+// dump's temporary files and a pod checkpoint's partial output removed.
+// It returns the IDs of the containers it put right.
+func (e *Engine) RecoverCheckpoints(ctx context.Context) ([]string, error) {
+	cs, err := e.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var fixed []string
+	var errs []error
+	for _, c := range cs {
+		did := false
+		for _, file := range []string{e.checkpointMarker(c.ID), e.checkpointPauseMarker(c.ID)} {
+			m, ok, err := checkpoint.ReadMarker(file)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("container %s: %w", c.Name, err))
+				continue
+			}
+			if !ok || !m.Stale() {
+				continue
+			}
+			did = true
+			var cg *cgroups.Manager
+			if rc, err := e.rt.Get(c.ID); err == nil {
+				cg, _ = rc.Cgroup()
+			}
+			err = m.Undo(cg)
+			if err == nil && m.Paused && c.State == StatePaused {
+				err = e.update(ctx, c.ID, map[string]any{"state": StateRunning})
+				if err == nil {
+					e.emit(ctx, c, "unpause", nil)
+				}
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("container %s: undo a killed checkpoint: %w", c.Name, err))
+				continue
+			}
+			os.Remove(file)
+		}
+		if did {
+			fixed = append(fixed, c.ID)
+		}
+	}
+	return fixed, errors.Join(errs...)
 }
