@@ -560,7 +560,7 @@ var checkpointMarks = []string{"checkpoint: marked", "checkpoint: frozen", "chec
 // checkpoint after that works, and a container a user paused stays
 // paused through a restart.
 func TestKilledDuringCheckpointContainer(t *testing.T) {
-	criuPath(t)
+	testenv.NeedCRIU(t)
 	e := newFaultEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -608,7 +608,7 @@ func TestKilledDuringCheckpointContainer(t *testing.T) {
 	if _, err := p.rt.CheckpointContainer(ctx, &runtimeapi.CheckpointContainerRequest{ContainerId: id, Location: loc, Timeout: 60}); err != nil {
 		t.Fatalf("CheckpointContainer after the killed ones: %v", err)
 	}
-	if m := readArchive(t, loc); m["config.dump"] == nil {
+	if m := testenv.TarMembers(t, loc); m["config.dump"] == nil {
 		t.Errorf("the archive after the killed checkpoints has no config.dump")
 	}
 	os.Remove(loc)
@@ -640,7 +640,7 @@ func TestKilledDuringCheckpointContainer(t *testing.T) {
 // criu runs on, the output directory is left empty, as it was given, and
 // `hull system check` finds nothing amiss; a pod checkpoint then works.
 func TestKilledDuringCheckpointPod(t *testing.T) {
-	criuPath(t)
+	testenv.NeedCRIU(t)
 	e := newFaultEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
