@@ -33,6 +33,8 @@
 # [registries.mirrors] (hack/testenv kubelet-images): the course's
 # docker.io/library/nginx:1.25 (runs as root) and
 # docker.io/nginxinc/nginx-unprivileged:1.25 (uid 101, port 8080).
+# The checkpoint image the run makes is pushed beside them, under
+# ADDR/docker.io/..., so kubelet pulls it through the same mirror.
 #
 # Checks (PASS/FAIL each, then "N passed, N failed"; exit 1 on a failure):
 #   - the course Pod (container-fundamentals-demo: explicit tag,
@@ -65,6 +67,13 @@
 #     counts on from the checkpointed value, not from 0; then its sandbox
 #     is removed with nothing left, and kubelet, started again, finds the
 #     checkpointed container unchanged;
+#   - that archive restored by kubelet, Kubernetes' way: hull image
+#     checkpoint makes a checkpoint image of it (against hull-cri's
+#     store), hull push sends it to the registry under a name the
+#     mirrors serve (docker.io/library/counter-checkpoint:1), and a
+#     second static pod whose container (the same name, count) has that
+#     image is Running, its log through kubelet counting on from the
+#     checkpointed value, not from 0; the teardown below removes it;
 #   - a readiness probe (ExecSync) reading what the container wrote into
 #     an emptyDir makes that pod Ready;
 #   - with EVENTED_PLEG=1 (kubelet's EventedPLEG gate), kubelet relists a
@@ -560,6 +569,61 @@ if p=$(wait_for 30 counter "(.status.containerStatuses[0] | .containerID == \"hu
   pass "kubelet started again: the checkpointed container the same, restartCount $rc"
 else
   fail "kubelet started again: the checkpointed container the same" "$(jq -c '.status.containerStatuses' <<<"$p" 2>/dev/null || echo "no pod")"
+fi
+
+# --- the archive restored by kubelet, from a checkpoint image -----------------
+# Kubernetes' own way back (docs/cri.md, "Restoring a Pod from a
+# checkpoint image"): the archive becomes a checkpoint image (hull image
+# checkpoint, against hull-cri's store; CRI-O's users build it with
+# buildah), pushed to the registry under a name the run's mirrors serve
+# (docker.io's mirror is ADDR/docker.io), and named as the image of a
+# second static pod's container of the same name. kubelet pulls it
+# (through the mirror: the store has it only under the push's name),
+# CreateContainer finds the image's checkpoint annotation and restores
+# the archive out of its layer, StartContainer restores the process: the
+# count goes on from the checkpointed value in the new pod, beside the
+# checkpointed container still counting in its own.
+ckimg=docker.io/library/counter-checkpoint:1
+kout= kerr= knums= kp=
+if [ -n "$archive" ]; then
+  if kout=$(hull image checkpoint "$archive" "$addr/$ckimg" 2>&1) &&
+    kout+=" "$(hull push -q "$addr/$ckimg" 2>&1); then
+    cat <<EOF | add counter-restored.yaml
+apiVersion: v1
+kind: Pod
+metadata:
+  name: counter-restored
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: count
+    image: $ckimg
+    imagePullPolicy: IfNotPresent
+EOF
+    if kp=$(wait_for 90 counter-restored '.status.phase == "Running" and .status.containerStatuses[0].state.running != null'); then
+      for _ in $(seq 50); do
+        knums=$(curl -sk --max-time 10 "https://127.0.0.1:$port/containerLogs/default/counter-restored-$node/count" 2>/dev/null |
+          grep -x '[0-9][0-9]*' || true)
+        [ "$(grep -c . <<<"$knums")" -ge 5 ] && break
+        sleep 0.2
+      done
+    else
+      kerr="pod not Running: $(jq -c '.status' <<<"$kp" 2>/dev/null || echo "no pod")"
+    fi
+  else
+    kerr="hull image checkpoint / push: $(tr '\n' ' ' <<<"$kout")"
+  fi
+else
+  kerr="no archive from kubelet's checkpoint API"
+fi
+first=$(head -1 <<<"$knums")
+if [ -z "$kerr" ] && [ -n "$first" ] && [ -n "$n0" ] && [ -n "$n1" ] && [ "$first" -gt 0 ] &&
+  [ "$first" -ge $((n0 - 2)) ] && [ "$first" -le $((n1 + 3)) ] &&
+  awk 'NR > 1 && $1 != prev + 1 {bad = 1} {prev = $1} END {exit bad}' <<<"$knums" &&
+  jq -e '.status.containerStatuses[0].restartCount == 0' >/dev/null 2>&1 <<<"$kp"; then
+  pass "archive restored by kubelet from checkpoint image $ckimg (hull image checkpoint, push, static pod): Running, counts on from $first (checkpointed between $n0 and $n1): $(echo $knums | cut -c1-60 | tr ' ' ',')"
+else
+  fail "archive restored by kubelet from a checkpoint image, counting on" "${kerr:-logged: $(echo $knums | cut -c1-200) (want it to start between ${n0:-?} and ${n1:-?}, never 0, and count by one); status: $(jq -c '.status.containerStatuses' <<<"$kp" 2>/dev/null)}"
 fi
 
 # --- an exec readiness probe and an emptyDir ------------------------------------

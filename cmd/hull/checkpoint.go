@@ -51,3 +51,36 @@ checkpointed yet. Prints the container's ID.`,
 	f.StringVar(&o.CreateImage, "create-image", "", "also store the checkpoint as the checkpoint image `NAME`")
 	return cmd
 }
+
+func newImageCheckpointCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "checkpoint ARCHIVE NAME[:TAG]",
+		Short: "Make a checkpoint image from a checkpoint archive",
+		Long: `Store the checkpoint archive ARCHIVE as the checkpoint image NAME, as
+hull container checkpoint --create-image does from a running container:
+one layer holding the archive's members, the checkpointed container's
+name (a CRI container's metadata name, the Pod's container name) in the
+annotation io.kubernetes.cri-o.annotations.checkpoint.name (and
+podman's). ARCHIVE is one of hull's (hull container checkpoint --export,
+or the CRI's CheckpointContainer: kubelet's checkpoint API writes them
+to /var/lib/kubelet/checkpoints), CRI-O's or podman's; what CRI-O's
+users do with buildah. hull push sends the image to a registry; a Pod
+whose container image it is restores the container (docs/cri.md,
+Restoring a Pod from a checkpoint image), and hull container restore
+NAME restores it here.
+
+A file that is not a checkpoint archive (no config.dump, spec.dump or
+CRIU images) is refused and nothing is stored. Prints the image ID.`,
+		Args: exactArgs(2, "a checkpoint archive and an image name"),
+		RunE: withEngine(g, func(cmd *cobra.Command, eng *engine.Engine, args []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			id, err := eng.CreateCheckpointImage(ctx, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), id)
+			return nil
+		}),
+	}
+}

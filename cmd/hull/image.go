@@ -27,8 +27,8 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-// addImageCommands adds pull, push, images, image *, tag, rmi, save, load,
-// history (docker's alias of image history), login and logout.
+// addImageCommands adds pull, push, images, image * (image checkpoint
+// only there), tag, rmi, save, load, history (docker's alias of image history), login and logout.
 func addImageCommands(root *cobra.Command, g *globals) {
 	if g.want("image") {
 		imageCmd := &cobra.Command{Use: "image", Short: "Manage images"}
@@ -36,6 +36,7 @@ func addImageCommands(root *cobra.Command, g *globals) {
 			newImagesCmd(g, "ls"), newImageInspectCmd(g), newHistoryCmd(g),
 			newPullCmd(g), newPushCmd(g), newTagCmd(g), newRmiCmd(g, "rm"),
 			newSaveCmd(g), newLoadCmd(g), newImageMountCmd(g), newImageUnmountCmd(g),
+			newImageCheckpointCmd(g),
 		)
 		root.AddCommand(imageCmd)
 	}

@@ -1,10 +1,15 @@
 package engine
 
 import (
+	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path"
+	goruntime "runtime"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -16,12 +21,15 @@ import (
 
 	"hull/internal/checkpoint"
 	"hull/internal/image"
+	"hull/internal/reference"
 )
 
 // A checkpoint image (package checkpoint) carries a checkpoint archive
 // through registries: `hull container checkpoint --create-image NAME`
 // stores one (the archive as its only layer, the checkpointed
-// container's name in its manifest annotations), `hull push` sends it,
+// container's name in its manifest annotations), so does `hull image
+// checkpoint ARCHIVE NAME` from an archive (CreateCheckpointImage: what
+// kubelet's checkpoint API leaves), `hull push` sends it,
 // and a restore reads the archive back out of its layer
 // (OpenCheckpointImage): `hull container restore IMAGE`, or a CRI
 // CreateContainer naming it, as kubelet does for a Pod whose container
@@ -59,10 +67,8 @@ func checkNotCheckpointImage(o *CreateOptions, rec *image.Record) error {
 }
 
 // createCheckpointImage stores the checkpoint archive of container c as
-// a checkpoint image named name: one gzip layer of the archive's
-// members, an empty config of the checkpointed image's platform, and the
-// annotations (CRI-O's and podman's). It is stored (and unpacked) like a
-// committed image. It returns the image ID.
+// a checkpoint image named name (storeCheckpointImage), of the platform
+// of c's image. It returns the image ID.
 func (e *Engine) createCheckpointImage(ctx context.Context, c *Container, archive, name string) (string, error) {
 	ref, err := parseImageName("checkpoint --create-image", name)
 	if err != nil {
@@ -75,6 +81,122 @@ func (e *Engine) createCheckpointImage(ctx context.Context, c *Container, archiv
 	base, err := e.images.Config(rec)
 	if err != nil {
 		return "", fmt.Errorf("its image %s: %w", c.Image, err)
+	}
+	// A CRI container by its metadata name (the Pod's container name),
+	// as CRI-O's annotation carries it; another by its own.
+	cname := c.Name
+	if n := c.Config.Labels[LabelCRIContainer]; n != "" {
+		cname = n
+	}
+	return e.storeCheckpointImage(ctx, ref, archive, cname, base, "hull container checkpoint --create-image",
+		fmt.Sprintf("checkpoint of container %s (%s) of image %s", c.Name, c.ID, c.Image))
+}
+
+// CreateCheckpointImage stores the checkpoint archive at archive (one
+// written by kubelet's checkpoint API through the CRI, by hull container
+// checkpoint --export, or by CRI-O or podman) as the checkpoint image
+// name, as --create-image does from a running container: `hull image
+// checkpoint`, the step CRI-O's users take with buildah. The image's
+// annotation names the checkpointed container as its config.dump does
+// (a CRI container by its metadata name); its platform is that of the
+// checkpointed container's image when the store has it, else this
+// host's (a checkpoint restores on the kind of machine it was taken on).
+// It returns the image ID.
+//
+// The archive is read (not extracted) before anything is stored: a file
+// that is not one (not a tar; no config.dump, spec.dump or CRIU images;
+// a record of another version) is an invalid argument, a missing file
+// not found; a name with a digest is an invalid argument.
+func (e *Engine) CreateCheckpointImage(ctx context.Context, archive, name string) (string, error) {
+	ref, err := parseImageName("image checkpoint", name)
+	if err != nil {
+		return "", err
+	}
+	if ref == nil {
+		return "", errdefs.ErrInvalidArgument.WithMessage("image checkpoint: no image name given")
+	}
+	rec, err := readArchiveRecord(archive)
+	if err != nil {
+		return "", err
+	}
+	cname := rec.Name
+	if rec.CRI != nil && rec.CRI.Name != "" {
+		cname = rec.CRI.Name
+	}
+	var base *v1.ConfigFile
+	if img, err := e.images.Resolve(ctx, rec.ImageID); err == nil {
+		base, _ = e.images.Config(img)
+	}
+	id, err := e.storeCheckpointImage(ctx, ref, archive, cname, base, "hull image checkpoint",
+		fmt.Sprintf("checkpoint of container %s (%s) of image %s", rec.Name, rec.ID, rec.Image))
+	if err != nil {
+		return "", fmt.Errorf("checkpoint image %s of %s: %w", name, archive, err)
+	}
+	return id, nil
+}
+
+// readArchiveRecord reads the record of the checkpoint archive at
+// archive, checking on the way that it has the other members a restore
+// needs (openCheckpoint's checks, by name, without extracting).
+func readArchiveRecord(archive string) (checkpoint.Record, error) {
+	what := "checkpoint archive " + archive
+	invalid := func(format string, args ...any) error {
+		return errdefs.ErrInvalidArgument.WithMessage(what + ": " + fmt.Sprintf(format, args...))
+	}
+	f, err := os.Open(archive)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return checkpoint.Record{}, errdefs.ErrNotFound.WithMessage(what + ": not found")
+		}
+		return checkpoint.Record{}, fmt.Errorf("%s: %w", what, err)
+	}
+	defer f.Close()
+	var config []byte
+	var spec, images bool
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return checkpoint.Record{}, invalid("%v (is it a checkpoint archive?)", err)
+		}
+		switch path.Clean("/" + hdr.Name)[1:] {
+		case checkpoint.ConfigFile:
+			if config, err = io.ReadAll(io.LimitReader(tr, 64<<20)); err != nil {
+				return checkpoint.Record{}, invalid("%s: %v", checkpoint.ConfigFile, err)
+			}
+		case checkpoint.SpecFile:
+			spec = true
+		case checkpoint.ImagesDir + "/inventory.img":
+			images = true
+		}
+	}
+	switch {
+	case config == nil:
+		return checkpoint.Record{}, invalid("no %s: not a checkpoint archive", checkpoint.ConfigFile)
+	case !spec:
+		return checkpoint.Record{}, invalid("no %s: not a checkpoint archive", checkpoint.SpecFile)
+	case !images:
+		return checkpoint.Record{}, invalid("no CRIU images in %s/", checkpoint.ImagesDir)
+	}
+	rec, err := decodeRecord(config)
+	if err != nil {
+		return checkpoint.Record{}, invalid("%v", err)
+	}
+	return rec, nil
+}
+
+// storeCheckpointImage stores the checkpoint archive at archive as a
+// checkpoint image named ref: one gzip layer of the archive's members,
+// an empty config of base's platform (nil: this host's), and the
+// annotations (CRI-O's and podman's) naming the container cname. It is
+// stored (and unpacked) like a committed image. createdBy and comment
+// are its layer's history. It returns the image ID.
+func (e *Engine) storeCheckpointImage(ctx context.Context, ref *reference.Reference, archive, cname string, base *v1.ConfigFile, createdBy, comment string) (string, error) {
+	if base == nil {
+		base = &v1.ConfigFile{OS: goruntime.GOOS, Architecture: goruntime.GOARCH}
 	}
 	layerFile, _, err := e.gzipLayer(".checkpoint-*.tar.gz", func(w io.Writer) (int, error) {
 		f, err := os.Open(archive)
@@ -103,17 +225,10 @@ func (e *Engine) createCheckpointImage(ctx context.Context, c *Container, archiv
 		return "", err
 	}
 	img, err = mutate.Append(img, mutate.Addendum{Layer: layer, History: v1.History{
-		Created: v1.Time{Time: now}, CreatedBy: "hull container checkpoint --create-image",
-		Comment: fmt.Sprintf("checkpoint of container %s (%s) of image %s", c.Name, c.ID, c.Image),
+		Created: v1.Time{Time: now}, CreatedBy: createdBy, Comment: comment,
 	}})
 	if err != nil {
 		return "", err
-	}
-	// A CRI container by its metadata name (the Pod's container name),
-	// as CRI-O's annotation carries it; another by its own.
-	cname := c.Name
-	if n := c.Config.Labels[LabelCRIContainer]; n != "" {
-		cname = n
 	}
 	img = mutate.Annotations(img, checkpoint.ImageAnnotations(cname)).(v1.Image)
 	return e.addImage(ctx, img, ref)

@@ -137,14 +137,8 @@ func (e *Engine) openCheckpoint(criu *checkpoint.CRIU, what, archive string, r i
 	if err != nil {
 		return nil, invalid("no %s: not a checkpoint archive", checkpoint.ConfigFile)
 	}
-	if err := json.Unmarshal(b, &k.Record); err != nil {
-		return nil, invalid("%s: %v", checkpoint.ConfigFile, err)
-	}
-	if k.Record.Version != checkpoint.RecordVersion {
-		return nil, invalid("%s is version %d; this hull reads version %d", checkpoint.ConfigFile, k.Record.Version, checkpoint.RecordVersion)
-	}
-	if k.Record.ImageID == "" {
-		return nil, invalid("%s names no image ID", checkpoint.ConfigFile)
+	if k.Record, err = decodeRecord(b); err != nil {
+		return nil, invalid("%v", err)
 	}
 	if k.Record.TTY {
 		return nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("%s: container %s has a terminal; restoring one is not supported", what, k.Record.Name))
@@ -165,6 +159,22 @@ func (e *Engine) openCheckpoint(criu *checkpoint.CRIU, what, archive string, r i
 		}
 	}
 	return k, nil
+}
+
+// decodeRecord reads an archive's config.dump (b), checking its version
+// and that it names the image a restore needs.
+func decodeRecord(b []byte) (checkpoint.Record, error) {
+	var rec checkpoint.Record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return rec, fmt.Errorf("%s: %w", checkpoint.ConfigFile, err)
+	}
+	if rec.Version != checkpoint.RecordVersion {
+		return rec, fmt.Errorf("%s is version %d; this hull reads version %d", checkpoint.ConfigFile, rec.Version, checkpoint.RecordVersion)
+	}
+	if rec.ImageID == "" {
+		return rec, fmt.Errorf("%s names no image ID", checkpoint.ConfigFile)
+	}
+	return rec, nil
 }
 
 // sweepImports removes what an OpenCheckpoint killed half-way left in
