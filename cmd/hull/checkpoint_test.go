@@ -80,3 +80,39 @@ func TestContainerCheckpointExport(t *testing.T) {
 		t.Errorf("checkpoint of a stopped container: %v; want it refused as not running", err)
 	}
 }
+
+// A `hull container checkpoint` killed midway (no hull-cri runs after it
+// to recover) leaves the container frozen and CRIU's work files beside
+// the archive: `hull system check` names it and --repair thaws it, ends
+// CRIU and removes the files, as hull-cri's start does.
+func TestKilledCheckpointIsRepaired(t *testing.T) {
+	testenv.NeedCRIU(t)
+	root, fx := containerEnv(t)
+	for _, mark := range []string{"checkpoint: frozen", "checkpoint: criu started", "checkpoint: dumped"} {
+		t.Run(strings.ReplaceAll(mark, " ", ""), func(t *testing.T) {
+			mustHull(t, root, "run", "-d", "--name", "kc", fx.Busybox.Ref, "sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done")
+			defer mustHull(t, root, "rm", "-f", "kc")
+			dir := t.TempDir()
+			killedAt(t, root, mark, "container", "checkpoint", "-R", "-e", filepath.Join(dir, "kc.tar"), "kc")
+			out, _, err := hull(t, root, "system", "check")
+			if err == nil || !strings.Contains(out, "checkpoint was killed midway") {
+				t.Fatalf("system check after a checkpoint killed at %q does not name it:\n%s", mark, out)
+			}
+			mustHull(t, root, "system", "check", "--repair")
+			if out, _, _ := hull(t, root, "system", "check"); strings.Contains(out, "checkpoint was killed midway") {
+				t.Errorf("after --repair system check still reports:\n%s", out)
+			}
+			// Running again: its output moves on, and its cgroup is thawed.
+			before := mustHull(t, root, "logs", "kc")
+			time.Sleep(300 * time.Millisecond)
+			if after := mustHull(t, root, "logs", "kc"); len(after) <= len(before) {
+				t.Errorf("killed at %q and repaired, the container writes nothing more", mark)
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+				t.Errorf("killed at %q and repaired, the archive's directory still holds %d entries", mark, len(ents))
+			}
+			// And a checkpoint works again.
+			mustHull(t, root, "container", "checkpoint", "-R", "-e", filepath.Join(dir, "again.tar"), "kc")
+		})
+	}
+}

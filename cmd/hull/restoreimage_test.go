@@ -70,7 +70,7 @@ func TestContainerRestoreImage(t *testing.T) {
 // container restore IMAGE, once the container is gone, counts on from
 // the checkpoint.
 func TestImageCheckpoint(t *testing.T) {
-	criuForTest(t)
+	testenv.NeedCRIU(t)
 	root, fx := containerEnv(t)
 	mustHull(t, root, "run", "-d", "--name", "ckarch", "--network", "none", fx.Busybox.Ref, "sh", "-c", counterScript)
 	waitFor(t, func() bool { return len(logNumbers(t, root, "ckarch")) >= 10 })

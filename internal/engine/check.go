@@ -112,6 +112,11 @@ func (e *Engine) checkContainers(ctx context.Context, report reportFunc) (map[st
 		case c.CreationInterrupted():
 			report("container "+c.Name, c.Error, "remove it", remove)
 		}
+		if e.staleCheckpoint(c) {
+			report("container "+c.Name, "a checkpoint was killed midway: the container may be left frozen or paused, with CRIU's files beside the archive",
+				"thaw or resume it, end CRIU and remove the partial files, as hull-cri does when it starts",
+				func() error { _, err := e.recoverCheckpoint(ctx, c); return err })
+		}
 		// A container still "removing" has a live owner: reconcile took
 		// over the removals of dead ones (they are dead now).
 	}

@@ -214,7 +214,9 @@ func (e *Engine) ResumeAfterCheckpoint(ctx context.Context, ref string) error {
 // CRIU killed, the cgroup thawed if the checkpoint froze or paused it
 // (and a pause recorded undone: the container is running again), the
 // dump's temporary files and a pod checkpoint's partial output removed.
-// It returns the IDs of the containers it put right.
+// It returns the IDs of the containers it put right. hull-cri runs it as
+// it starts; `hull system check` reports what it would do, and --repair
+// does it (a killed `hull container checkpoint` has no server after it).
 func (e *Engine) RecoverCheckpoints(ctx context.Context) ([]string, error) {
 	cs, err := e.List(ctx)
 	if err != nil {
@@ -223,37 +225,59 @@ func (e *Engine) RecoverCheckpoints(ctx context.Context) ([]string, error) {
 	var fixed []string
 	var errs []error
 	for _, c := range cs {
-		did := false
-		for _, file := range []string{e.checkpointMarker(c.ID), e.checkpointPauseMarker(c.ID)} {
-			m, ok, err := checkpoint.ReadMarker(file)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("container %s: %w", c.Name, err))
-				continue
-			}
-			if !ok || !m.Stale() {
-				continue
-			}
-			did = true
-			var cg *cgroups.Manager
-			if rc, err := e.rt.Get(c.ID); err == nil {
-				cg, _ = rc.Cgroup()
-			}
-			err = m.Undo(cg)
-			if err == nil && m.Paused && c.State == StatePaused {
-				err = e.update(ctx, c.ID, map[string]any{"state": StateRunning})
-				if err == nil {
-					e.emit(ctx, c, "unpause", nil)
-				}
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("container %s: undo a killed checkpoint: %w", c.Name, err))
-				continue
-			}
-			os.Remove(file)
+		did, err := e.recoverCheckpoint(ctx, c)
+		if err != nil {
+			errs = append(errs, err)
 		}
 		if did {
 			fixed = append(fixed, c.ID)
 		}
 	}
 	return fixed, errors.Join(errs...)
+}
+
+// staleCheckpoint says whether a dead hull process left container c's
+// checkpoint unfinished (see RecoverCheckpoints).
+func (e *Engine) staleCheckpoint(c *Container) bool {
+	for _, file := range []string{e.checkpointMarker(c.ID), e.checkpointPauseMarker(c.ID)} {
+		if m, ok, err := checkpoint.ReadMarker(file); err == nil && ok && m.Stale() {
+			return true
+		}
+	}
+	return false
+}
+
+// recoverCheckpoint is RecoverCheckpoints for container c: whether it
+// found anything to put right.
+func (e *Engine) recoverCheckpoint(ctx context.Context, c *Container) (bool, error) {
+	did := false
+	var errs []error
+	for _, file := range []string{e.checkpointMarker(c.ID), e.checkpointPauseMarker(c.ID)} {
+		m, ok, err := checkpoint.ReadMarker(file)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("container %s: %w", c.Name, err))
+			continue
+		}
+		if !ok || !m.Stale() {
+			continue
+		}
+		did = true
+		var cg *cgroups.Manager
+		if rc, err := e.rt.Get(c.ID); err == nil {
+			cg, _ = rc.Cgroup()
+		}
+		err = m.Undo(cg)
+		if err == nil && m.Paused && c.State == StatePaused {
+			err = e.update(ctx, c.ID, map[string]any{"state": StateRunning})
+			if err == nil {
+				e.emit(ctx, c, "unpause", nil)
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("container %s: undo a killed checkpoint: %w", c.Name, err))
+			continue
+		}
+		os.Remove(file)
+	}
+	return did, errors.Join(errs...)
 }
