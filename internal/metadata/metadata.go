@@ -82,7 +82,7 @@ func Open(root string) (*DB, error) {
 	// The path is escaped for the URI: a '?' or '#' in it (a root named
 	// "a#1") would end the path there, and the database would be opened
 	// at the shortened path, outside the root.
-	dsn := "file:" + uriPath.Replace(path) + "?_journal_mode=WAL&_busy_timeout=30000&_foreign_keys=on&_synchronous=NORMAL&_txlock=immediate"
+	dsn := "file:" + uriPath.Replace(path) + "?_journal_mode=WAL&_busy_timeout=30000&_foreign_keys=on&_synchronous=NORMAL&_txlock=immediate&_stmt_cache_size=64"
 	sdb, err := sql.Open(driverName, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: open %s: %w", path, err)
