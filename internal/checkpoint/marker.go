@@ -7,12 +7,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"hull/internal/cgroups"
+	"hull/internal/shim"
 )
 
 // A checkpoint under way changes the container it dumps: Dump freezes
@@ -157,21 +157,6 @@ func sameProcess(pid int, start uint64) bool {
 	return pid > 0 && processAlive(pid) && procStart(pid) == start
 }
 
-// procStart is pid's start time in clock ticks after boot (0: gone).
-func procStart(pid int) uint64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return 0
-	}
-	st, _ := strconv.ParseUint(f[19], 10, 64)
-	return st
-}
+// procStart is pid's start time in clock ticks after boot (0: gone),
+// as the engine's claims record it.
+func procStart(pid int) uint64 { return shim.ProcStart(pid) }
