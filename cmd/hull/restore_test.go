@@ -26,6 +26,26 @@ func logNumbers(t *testing.T, root, name string) []int {
 	return ns
 }
 
+// countsOn waits for the restored counter container name to log lines
+// numbers and checks that it counted on from last, where the checkpoint
+// found it (within last-2 and last+over: a line may land between the
+// dump and the log read), one by one. It returns the numbers.
+func countsOn(t *testing.T, root, name string, last, lines, over int) []int {
+	t.Helper()
+	waitFor(t, func() bool { return len(logNumbers(t, root, name)) >= lines })
+	after := logNumbers(t, root, name)
+	t.Logf("%s: checkpointed at %d; restored from %d", name, last, after[0])
+	if after[0] < last-2 || after[0] > last+over {
+		t.Errorf("%s: the restored counter started at %d; the checkpointed one had reached %d", name, after[0], last)
+	}
+	for i := 1; i < len(after); i++ {
+		if after[i] != after[i-1]+1 {
+			t.Errorf("%s: the restored counter's log goes %d, %d", name, after[i-1], after[i])
+		}
+	}
+	return after
+}
+
 // TestContainerRestoreImport checkpoints a counting container into an
 // archive and restores it with `hull container restore --import`: the new
 // container counts on from where the checkpoint was taken (not from 0),
@@ -49,17 +69,7 @@ func TestContainerRestoreImport(t *testing.T) {
 	if st := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Status}}", "ck2")); st != "running" {
 		t.Fatalf("the restored container is %s, not running", st)
 	}
-	waitFor(t, func() bool { return len(logNumbers(t, root, "ck2")) >= 5 })
-	after := logNumbers(t, root, "ck2")
-	t.Logf("checkpointed at %d; restored from %d", last, after[0])
-	if after[0] < last-2 || after[0] > last+2 {
-		t.Errorf("the restored counter started at %d; the checkpointed one had reached %d", after[0], last)
-	}
-	for i := 1; i < len(after); i++ {
-		if after[i] != after[i-1]+1 {
-			t.Errorf("the restored counter's log goes %d, %d", after[i-1], after[i])
-		}
-	}
+	countsOn(t, root, "ck2", last, 5, 2)
 	if got := mustHull(t, root, "exec", "ck2", "cat", "/state"); got != "before\n" {
 		t.Errorf("/state in the restored container: %q", got)
 	}
@@ -197,11 +207,7 @@ func TestContainerRestoreVariants(t *testing.T) {
 			t.Errorf("%v: restore: %v %s", extra, err, errOut)
 			continue
 		}
-		waitFor(t, func() bool { return len(logNumbers(t, root, name+"r")) >= 3 })
-		last, first := before[len(before)-1], logNumbers(t, root, name+"r")[0]
-		if first < last-2 || first > last+3 {
-			t.Errorf("%v: restored from %d; the checkpointed counter had reached %d", extra, first, last)
-		}
+		countsOn(t, root, name+"r", before[len(before)-1], 3, 3)
 	}
 }
 

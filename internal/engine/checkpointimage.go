@@ -297,7 +297,7 @@ func (e *Engine) OpenCheckpointImage(ctx context.Context, ref string, o Checkpoi
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rc.Close()
-	k, err := e.openCheckpoint(criu, what, shown, rc)
+	k, err := e.openCheckpoint(ctx, criu, what, shown, rc)
 	if err != nil {
 		return nil, err
 	}

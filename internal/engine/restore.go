@@ -1,14 +1,12 @@
 package engine
 
 import (
-	"archive/tar"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"time"
@@ -105,13 +103,13 @@ func (e *Engine) OpenCheckpoint(archive string) (k *Checkpoint, err error) {
 		return nil, fmt.Errorf("checkpoint archive %s: %w", archive, err)
 	}
 	defer f.Close()
-	return e.openCheckpoint(criu, "checkpoint archive "+archive, archive, f)
+	return e.openCheckpoint(context.Background(), criu, "checkpoint archive "+archive, archive, f)
 }
 
 // openCheckpoint reads a checkpoint archive's members from r (a tar
-// stream: an archive's file, or a checkpoint image's layer), what naming
+// stream, compressed or not: an archive's file, or a checkpoint image's layer), what naming
 // it in errors, path becoming Checkpoint.Path.
-func (e *Engine) openCheckpoint(criu *checkpoint.CRIU, what, archive string, r io.Reader) (k *Checkpoint, err error) {
+func (e *Engine) openCheckpoint(ctx context.Context, criu *checkpoint.CRIU, what, archive string, r io.Reader) (k *Checkpoint, err error) {
 	staging := filepath.Join(e.cfg.Root, "checkpoints")
 	if err := os.MkdirAll(staging, 0o700); err != nil {
 		return nil, err
@@ -130,7 +128,9 @@ func (e *Engine) openCheckpoint(criu *checkpoint.CRIU, what, archive string, r i
 	invalid := func(format string, args ...any) error {
 		return errdefs.ErrInvalidArgument.WithMessage(what + ": " + fmt.Sprintf(format, args...))
 	}
-	if err := extractArchive(r, dir); err != nil {
+	// The layer applier: an archive is as hostile as a layer (names
+	// outside dir, links, devices, sizes), and it may be compressed.
+	if _, err := snapshot.Apply(ctx, dir, r, snapshot.ApplyOptions{Whiteouts: snapshot.WhiteoutDelete}); err != nil {
 		return nil, invalid("%v (is it a checkpoint archive?)", err)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, checkpoint.ConfigFile))
@@ -375,55 +375,6 @@ func isBindMount(m specs.Mount) bool {
 		return true
 	}
 	return slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
-}
-
-// extractArchive unpacks a checkpoint archive's members into dir: regular
-// files and directories only, each name kept inside dir.
-func extractArchive(r io.Reader, dir string) error {
-	tr := tar.NewReader(r)
-	n := 0
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		n++
-		name := path.Clean("/" + hdr.Name)[1:]
-		if name == "" {
-			continue
-		}
-		target := filepath.Join(dir, filepath.FromSlash(name))
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o700); err != nil {
-				return err
-			}
-		case tar.TypeReg:
-			if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
-				return err
-			}
-			f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(f, tr)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return err
-			}
-		default:
-			return fmt.Errorf("member %s: unexpected type %q", hdr.Name, hdr.Typeflag)
-		}
-	}
-	if n == 0 {
-		return errors.New("empty or not a tar archive")
-	}
-	return nil
 }
 
 // restoreOptions is the monitor's restore of c (runMonitor), nil unless
