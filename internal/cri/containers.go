@@ -450,6 +450,7 @@ func (s *Server) StopContainer(ctx context.Context, req *runtimeapi.StopContaine
 		return nil, err
 	}
 	s.nri.stopContainer(ctx, c.ID)
+	s.warm(ctx, c.ID) // RemoveContainer comes next
 	return &runtimeapi.StopContainerResponse{}, nil
 }
 

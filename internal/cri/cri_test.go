@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -256,6 +257,64 @@ func TestImageService(t *testing.T) {
 	_, err = c.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: f.Registry + "/hull-test/nosuch:1"}})
 	if status.Code(err) != codes.NotFound || !strings.Contains(status.Convert(err).Message(), "nosuch") {
 		t.Errorf("PullImage of a missing image: %v; want NotFound naming it", err)
+	}
+}
+
+// ImageStatus answers from the server's view of the image records
+// (engine View.Image, which keeps them and each image's unpacked size):
+// it follows the store all the same. The size is the one ListImages
+// gives, before and after a container unpacks the image; a name another
+// caller gives the image is found at once, and one removed is gone.
+func TestImageStatusFollowsTheStore(t *testing.T) {
+	c, f := serveRuntime(t)
+	ctx := ctxT(t)
+	status := func(ref string) *runtimeapi.Image {
+		t.Helper()
+		st, err := c.img.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+		if err != nil {
+			t.Fatalf("ImageStatus(%s): %v", ref, err)
+		}
+		return st.GetImage()
+	}
+	sameAsListed := func(img *runtimeapi.Image, when string) {
+		t.Helper()
+		l, err := c.img.ListImages(ctx, &runtimeapi.ListImagesRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range l.Images {
+			if x.Id == img.GetId() {
+				if x.Size != img.Size || !slices.Equal(x.RepoTags, img.RepoTags) {
+					t.Errorf("%s: ImageStatus = %d bytes, %v; ListImages = %d bytes, %v", when, img.Size, img.RepoTags, x.Size, x.RepoTags)
+				}
+				return
+			}
+		}
+		t.Errorf("%s: ListImages has no image %s", when, img.GetId())
+	}
+	img := status(f.Busybox.Ref)
+	if img == nil {
+		t.Fatal("the pulled image has no status")
+	}
+	sameAsListed(img, "pulled")
+	pod := sandboxConfig(t, "sizes")
+	podID := runSandbox(t, c, pod)
+	startContainer(t, c, createContainer(t, c, f, podID, pod, "app", nil, "sleep", "60"))
+	sameAsListed(status(f.Busybox.Ref), "with a container (the layers unpacked)")
+
+	other := "example.test/renamed:1"
+	if err := c.eng.ImageTag(ctx, f.Busybox.Ref, other); err != nil {
+		t.Fatal(err)
+	}
+	if img := status(other); img == nil || !slices.Contains(img.RepoTags, other) {
+		t.Fatalf("ImageStatus(%s) after the tag = %v; want the image, named so", other, img)
+	}
+	sameAsListed(status(f.Busybox.Ref), "tagged")
+	if _, err := c.eng.ImageRemove(ctx, other, false); err != nil {
+		t.Fatal(err)
+	}
+	if img := status(other); img != nil {
+		t.Fatalf("ImageStatus(%s) after its removal = %v; want none", other, img)
 	}
 }
 

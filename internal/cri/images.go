@@ -50,16 +50,18 @@ func (s *Server) find(ctx context.Context, ref string) (*imageGroup, error) {
 	if ref == "" {
 		return nil, errdefs.ErrInvalidArgument.WithMessage("image spec: no image given (set image.image to a name, name@digest or image ID)")
 	}
-	r, err := s.eng.ImageResolve(ctx, ref)
+	// From the view: the records read again only once an image
+	// changed, the sizes kept (engine View.Image).
+	v, err := s.view(ctx)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := v.Image(ctx, ref)
 	if errdefs.IsNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
-	}
-	recs, err := s.eng.ImageListID(ctx, r.ID())
-	if err != nil || len(recs) == 0 {
-		return nil, err // none: removed in between
 	}
 	return groups(recs)[0], nil
 }

@@ -199,6 +199,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		s.removeSandbox(context.WithoutCancel(ctx), p)
 		return nil, err
 	}
+	s.warmPod(ctx, p.ID)
 	engine.Mark("cri: run answered")
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: p.ID}, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 
 	"hull/internal/config"
@@ -82,18 +81,6 @@ func (e *Engine) layerSizes(ctx context.Context) (map[string]int64, error) {
 	return e.snap.CommittedSizes(ctx)
 }
 
-// ImageListID is the stored records of image id (its config digest:
-// one per name or digest it is stored under), with their unpacked sizes:
-// ImageList narrowed to one image, for a status that reads no other.
-func (e *Engine) ImageListID(ctx context.Context, id string) ([]*Image, error) {
-	recs, err := e.images.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	recs = slices.DeleteFunc(recs, func(r *Image) bool { return r.ID() != id })
-	return recs, e.setUnpacked(ctx, recs...)
-}
-
 // setUnpacked fills in each image's unpacked size (docker's SIZE): the
 // sum of its unpacked layers.
 func (e *Engine) setUnpacked(ctx context.Context, recs ...*Image) error {
@@ -115,6 +102,25 @@ func (e *Engine) setUnpacked(ctx context.Context, recs ...*Image) error {
 		}
 	}
 	return nil
+}
+
+// unpackedSize is image r's unpacked size as setUnpacked sums it, its
+// layers looked up by key; whole says every layer is unpacked (the size
+// is then final).
+func (e *Engine) unpackedSize(ctx context.Context, r *Image) (size int64, whole bool, err error) {
+	chains, err := e.imageChains(r)
+	if err != nil {
+		return 0, false, err
+	}
+	whole = true
+	for _, c := range chains {
+		n, ok, err := e.snap.CommittedSize(ctx, c)
+		if err != nil {
+			return 0, false, err
+		}
+		size, whole = size+n, whole && ok
+	}
+	return size, whole, nil
 }
 
 // ImageCount is the number of stored images.

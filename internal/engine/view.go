@@ -72,6 +72,7 @@ type View struct {
 	imgs            []*Image
 	imgsGen, imgsAt int64
 	imgsKnown       bool
+	unpacked        map[string]int64 // image ID -> unpacked size, with imgs (Image)
 }
 
 // viewContainer is a container as the view holds it.
@@ -132,7 +133,7 @@ func (v *View) Close() error {
 		vc.closePidfd()
 	}
 	v.cs, v.corder, v.pods, v.porder = map[string]*viewContainer{}, nil, map[string]*viewPod{}, nil
-	v.loaded, v.imgs, v.imgsKnown = false, nil, false
+	v.loaded, v.imgs, v.imgsKnown, v.unpacked = false, nil, false, nil
 	for _, st := range []*sql.Stmt{v.pragma, v.containerStmt, v.podStmt, v.containersStmt, v.podsStmt, v.imageGen} {
 		if st != nil {
 			st.Close()
@@ -328,6 +329,58 @@ func (v *View) dataVersion(ctx context.Context) (int64, error) {
 func (v *View) Images(ctx context.Context) ([]*Image, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	return v.images(ctx)
+}
+
+// Image is ImageResolve and ImageList narrowed to its result, as of now:
+// the records of the image ref names (a name, name@digest, ID or unique
+// ID prefix), every record of its ID, with their unpacked sizes (the CRI's
+// ImageStatus, asked before every container's creation). The records are
+// Images', read again only once the image generation moved; the sizes
+// are kept too, per image, once all its layers are unpacked (a committed
+// layer's size never changes, and an image keeps its layers), and
+// forgotten with the records. The records returned are copies.
+func (v *View) Image(ctx context.Context, ref string) ([]*Image, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if _, err := v.dataVersion(ctx); err != nil {
+		return nil, err
+	}
+	imgs, err := v.images(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, err := image.ResolveIn(imgs, ref)
+	if err != nil {
+		return nil, err
+	}
+	id := r.ID()
+	size, ok := v.unpacked[id]
+	if !ok {
+		var whole bool
+		if size, whole, err = v.e.unpackedSize(ctx, r); err != nil {
+			return nil, err
+		}
+		if whole {
+			if v.unpacked == nil {
+				v.unpacked = map[string]int64{}
+			}
+			v.unpacked[id] = size
+		}
+	}
+	var out []*Image
+	for _, x := range imgs {
+		if x.ID() == id {
+			cp := *x
+			cp.Unpacked = size
+			out = append(out, &cp)
+		}
+	}
+	return out, nil
+}
+
+// images is Images under mu.
+func (v *View) images(ctx context.Context) ([]*Image, error) {
 	if v.imgsKnown && v.imgsAt == v.latest {
 		return v.imgs, nil
 	}
@@ -347,6 +400,7 @@ func (v *View) Images(ctx context.Context) ([]*Image, error) {
 		return nil, err
 	}
 	v.imgs, v.imgsGen, v.imgsAt, v.imgsKnown = imgs, gen, at, true
+	v.unpacked = nil
 	return imgs, nil
 }
 

@@ -118,7 +118,7 @@ func (s *Service) Remove(ctx context.Context, str string, force bool) (*RemoveRe
 	if err != nil {
 		return nil, err
 	}
-	r, err := resolveIn(recs, str)
+	r, err := ResolveIn(recs, str)
 	if err != nil {
 		return nil, err
 	}
@@ -347,7 +347,7 @@ func (s *Service) matchOne(ctx context.Context, all []*Record, r *Record, f Filt
 		got, ok := cf.Config.Labels[k]
 		return ok && (!hasV || got == v), nil
 	case "before", "since":
-		other, err := resolveIn(all, f.Value)
+		other, err := ResolveIn(all, f.Value)
 		if err != nil {
 			return false, err
 		}

@@ -328,10 +328,11 @@ func (s *Service) Resolve(ctx context.Context, str string) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	return resolveIn(recs, str)
+	return ResolveIn(recs, str)
 }
 
-func resolveIn(recs []*Record, str string) (*Record, error) {
+// ResolveIn is Resolve among recs (records already read).
+func ResolveIn(recs []*Record, str string) (*Record, error) {
 	if ref, err := reference.Parse(str); err == nil {
 		want := ref.String()
 		for _, r := range recs {

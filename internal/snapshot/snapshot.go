@@ -903,6 +903,22 @@ func (s *Snapshotter) CommittedSizes(ctx context.Context) (map[string]int64, err
 	return sizes, rows.Err()
 }
 
+// CommittedSize is the content bytes of the committed snapshot name (a
+// chain ID), found by its key: one image's unpacked size without reading
+// every snapshot as CommittedSizes does. false: there is none (the layer
+// is not unpacked).
+func (s *Snapshotter) CommittedSize(ctx context.Context, name string) (int64, bool, error) {
+	var size int64
+	err := s.db.QueryRowContext(ctx, `SELECT size FROM snapshots WHERE driver = ? AND name = ? AND kind = ?`, s.opts.Driver, name, KindCommitted).Scan(&size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("snapshot %s: %w", name, err)
+	}
+	return size, true, nil
+}
+
 // Retain records that owner needs the layer stacks chainIDs. They need not
 // be unpacked yet; retaining first protects an unpack from a concurrent Prune.
 func (s *Snapshotter) Retain(ctx context.Context, owner string, chainIDs ...string) error {
