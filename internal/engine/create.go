@@ -180,21 +180,13 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 		// The spare starts the container's process meanwhile.
 		sendEarly(o.Spare, id, &cfg.Spec)
 	}
+	// The record names this process as its creator (the claim): a
+	// created container without a bundle whose creator is gone was being
+	// created by a process that died (creationAbandoned; reconcile says
+	// so). Its directories are made after the record, in the part of the
+	// creation a deferred one does after the answer.
 	c = &Container{ID: id, Name: name, Image: cfg.Image, Created: time.Now().UTC(), State: StateCreated, Stage: StagePull, Config: cfg}
-	// The creation lock is held until the creation ends (Create returns,
-	// or its deferred part does): a created container without a bundle
-	// whose lock is free was being created by a process that died
-	// (reconcile says so).
-	unlock, err := e.lockCreation(id)
-	if err != nil {
-		return nil, err
-	}
-	deferred := false // the lock is then the deferred part's
-	defer func() {
-		if !deferred && unlock != nil {
-			unlock()
-		}
-	}()
+	c.ClaimPid, c.ClaimStart = self()
 	fail := func(stage string, err error) (*Container, error) {
 		c.Stage, c.Error, c.ExitCode = stage, err.Error(), exitCode(err)
 		e.update(ctx, c.ID, map[string]any{"stage": stage, "error": c.Error, "exit_code": c.ExitCode})
@@ -221,13 +213,11 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 		chains = c.useImage(rec, cf)
 		c.Stage = StageCreate
 		if err := e.insert(ctx, c, chains...); err != nil {
-			os.RemoveAll(e.persistDir(id))
 			return nil, err
 		}
 		trace.Mark("create: recorded")
 	} else {
 		if err := e.insert(ctx, c); err != nil {
-			os.RemoveAll(e.persistDir(id))
 			return nil, err
 		}
 		trace.Mark("create: recorded")
@@ -266,12 +256,14 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 			parent = chains[len(chains)-1]
 		}
 		cfg := cfg // the deferred part's own
-		// The run directory (the rootfs, attach socket and exit file go
-		// there) is made here, not with the record: a mkdir beside the
-		// rootfs mounts of other creations is tens of microseconds on
-		// the answer's path of a deferred creation.
-		if err := os.MkdirAll(e.runDir(id), 0o700); err != nil {
-			return fail(StageCreate, err)
+		// The state and run directories (config.json and the log; the
+		// rootfs, attach socket and exit file) are made here, not with
+		// the record: a mkdir is tens of microseconds on the answer's
+		// path of a deferred creation.
+		for _, dir := range []string{e.persistDir(id), e.runDir(id)} {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return fail(StageCreate, err)
+			}
 		}
 		if err := e.prepareRootfs(ctx, id, parent, cfg.AutoRemove, &cfg.Spec); err != nil {
 			return fail(StageCreate, err)
@@ -354,14 +346,8 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 			}
 			return c, nil
 		}
-		// The lock is held until config.json is written: a container with
-		// neither is one whose creating command died (creationAbandoned).
-		held, write := unlock, c.config.write
-		unlock = nil
-		c.config.write = func() error {
-			defer held()
-			return write()
-		}
+		// config.json is written by this process (its claim stands
+		// until then: creationAbandoned).
 		e.mu.Lock()
 		e.unwritten = append(e.unwritten, c)
 		e.mu.Unlock()
@@ -370,16 +356,8 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	if !o.Deferred {
 		return finish()
 	}
-	deferred = true
 	ctx = context.WithoutCancel(ctx)
-	e.deferCreation(c, func() {
-		defer func() {
-			if unlock != nil {
-				unlock()
-			}
-		}()
-		finish()
-	})
+	e.deferCreation(c, func() { finish() })
 	cp := *c // the deferred part goes on with c
 	return &cp, nil
 }
@@ -580,8 +558,8 @@ func (e *Engine) forget(ctx context.Context, c *Container, cause error) error {
 func (e *Engine) insert(ctx context.Context, c *Container, chains ...string) error {
 	data, _ := json.Marshal(c.Config)
 	err := e.db.Tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Exec(`INSERT INTO containers(id, name, image, created, state, stage, config, image_id, image_digest) VALUES(?,?,?,?,?,?,?,?,?)`,
-			c.ID, c.Name, c.Image, nanos(c.Created), c.State, c.Stage, string(data), c.ImageID, c.ImageDigest)
+		_, err := tx.Exec(`INSERT INTO containers(id, name, image, created, state, stage, config, image_id, image_digest, claim_pid, claim_start) VALUES(?,?,?,?,?,?,?,?,?,?,?)`,
+			c.ID, c.Name, c.Image, nanos(c.Created), c.State, c.Stage, string(data), c.ImageID, c.ImageDigest, c.ClaimPid, c.ClaimStart)
 		if err != nil {
 			return err
 		}
@@ -597,7 +575,7 @@ func (e *Engine) insert(ctx context.Context, c *Container, chains ...string) err
 		}
 		return fmt.Errorf("record container %s: %w", c.Name, err)
 	}
-	return os.MkdirAll(e.persistDir(c.ID), 0o700)
+	return nil
 }
 
 // update sets columns of one container.
@@ -942,16 +920,11 @@ func randomName() string {
 	return pick(adjectives) + "_" + pick(nouns) + "_" + hex.EncodeToString(suffix)
 }
 
+// creationLock is the lock file hull versions before the creation claim
+// (Create) held in a container's state directory while creating it:
+// sweepUnrecorded still spares a directory whose lock is held.
 func (e *Engine) creationLock(id string) string {
 	return filepath.Join(e.persistDir(id), "create.lock")
-}
-
-// lockCreation takes the container's creation lock.
-func (e *Engine) lockCreation(id string) (func(), error) {
-	if err := os.MkdirAll(e.persistDir(id), 0o700); err != nil {
-		return nil, err
-	}
-	return lockFile(e.creationLock(id))
 }
 
 // lockFile takes an exclusive flock on path, made if missing; the
@@ -974,20 +947,16 @@ func (e *Engine) creationAbandoned(c *Container) bool {
 	if c.State != StateCreated || c.Error != "" {
 		return false
 	}
-	if _, err := os.Stat(filepath.Join(e.persistDir(c.ID), "config.json")); err == nil {
+	config := filepath.Join(e.persistDir(c.ID), "config.json")
+	if _, err := os.Stat(config); err == nil {
 		return false
 	}
-	f, err := os.Open(e.creationLock(c.ID))
-	if err != nil {
-		return true
+	if !c.claimAbandoned() {
+		return false // its creator is alive: still at work
 	}
-	defer f.Close()
-	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
-		return false // its creator holds the lock: still at work
-	}
-	// The creator may have written config.json and let the lock go
-	// between the look above and the lock: only a file still missing
-	// under the lock means it died.
-	_, err = os.Stat(filepath.Join(e.persistDir(c.ID), "config.json"))
+	// The creator may have written config.json and ended between the
+	// look above and the claim's: only a file still missing now means
+	// it died first.
+	_, err := os.Stat(config)
 	return errors.Is(err, os.ErrNotExist)
 }

@@ -4,16 +4,16 @@ package engine
 // container in one call and starts it in the next; what the start needs
 // of the creation beyond the record (the writable layer mounted, the
 // /etc files, the spec, config.json, the spec sent to the container's
-// spare monitor) is then made after Create has answered, in a goroutine
-// that holds the container's creation lock until it ends, as Create
-// itself would have. The record exists from the answer on, with its
+// spare monitor) is then made after Create has answered, in a goroutine,
+// while the record names this process as the container's creator, as
+// Create itself would have. The record exists from the answer on, with its
 // image and stage create: a status or a list shows the container
 // created. What acts on the container in this engine waits for the
 // goroutine first: Start (then finds a failure recorded: stage create,
 // with the error, and returns it), Update, the removals (removeClaimOf)
 // and RemovePod of its pod; Close waits for every one. A server killed
-// midway leaves a created container without config.json whose lock is
-// free: reconcile records the creation as interrupted (creationAbandoned),
+// midway leaves a created container without config.json whose creator is
+// gone: reconcile records the creation as interrupted (creationAbandoned),
 // and the container is removed as any other.
 //
 // The goroutine starts a moment after the answer (afterAnswer, later.go),

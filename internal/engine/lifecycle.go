@@ -774,9 +774,11 @@ func (e *Engine) sweepAside() {
 
 // sweepUnrecorded removes the state directories (entries of the
 // containers directory) that have no record and whose creation lock is
-// free: Create makes the directory and takes the lock just before it
-// records the container, and a command killed in between leaves the
-// directory with nothing to remove it.
+// free: hull before the creation claim (Create) made the directory and
+// took the lock just before it recorded the container, and a command
+// killed in between left the directory with nothing to remove it; a
+// removal killed between the record and the directory leaves one too.
+// Create now makes the directory after the record.
 func (e *Engine) sweepUnrecorded(entries []os.DirEntry) {
 	for _, id := range e.unrecorded(entries) {
 		f, err := os.Open(e.creationLock(id))

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -192,5 +193,34 @@ func TestWaitForARemovedContainerReadsItsExit(t *testing.T) {
 	}
 	if r := <-done; r.err != nil || r.code != 7 {
 		t.Fatalf("wait: %d %v, want 7", r.code, r.err)
+	}
+}
+
+// A created container without its bundle (config.json) is at work while
+// the process its record names as creator (Create's claim) lives, and was
+// abandoned once that process is gone; its bundle, once written, settles
+// it whoever wrote it. No lock file or directory is needed for it.
+func TestCreationAbandonedFollowsItsCreator(t *testing.T) {
+	e, c := createdTestContainer(t, "creating")
+	c.ClaimPid, c.ClaimStart = self()
+	if e.creationAbandoned(c) {
+		t.Error("a creation whose creator (this process) lives was taken for abandoned")
+	}
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	c.ClaimPid, c.ClaimStart = gone.Process.Pid, 1
+	if !e.creationAbandoned(c) {
+		t.Error("a creation whose creator has exited was not taken for abandoned")
+	}
+	if err := os.MkdirAll(e.persistDir(c.ID), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.persistDir(c.ID), "config.json"), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if e.creationAbandoned(c) {
+		t.Error("a creation whose config.json is written was taken for abandoned")
 	}
 }

@@ -36,8 +36,10 @@ func streamsTestContainer(t *testing.T, name string, cfg Config) (*Engine, *Cont
 	if err := e.insert(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(e.runDir(c.ID), 0o700); err != nil { // as Create's finish
-		t.Fatal(err)
+	for _, dir := range []string{e.persistDir(c.ID), e.runDir(c.ID)} { // as Create's finish
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
 	}
 	pid, start := mon.Process.Pid, procStart(mon.Process.Pid)
 	if err := e.update(context.Background(), c.ID, map[string]any{"pid": pid, "pid_start": start, "monitor_pid": pid, "monitor_start": start}); err != nil {
@@ -357,8 +359,10 @@ func execTestEngine(t testing.TB) (*Engine, *Container) {
 	if err := e.insert(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(e.runDir(c.ID), 0o700); err != nil { // as Create's finish
-		t.Fatal(err)
+	for _, dir := range []string{e.persistDir(c.ID), e.runDir(c.ID)} { // as Create's finish
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return e, c
 }
