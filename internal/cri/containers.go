@@ -201,6 +201,7 @@ func (s *Server) createContainerFrom(ctx context.Context, req *runtimeapi.Create
 	// prepared for (spares.go bindPod); closed unless handed on.
 	if k == nil {
 		co.Spare, co.ID = s.spares.takeForPod(p.ID)
+		co.Image = s.viewedImage(ctx, img)
 	} else {
 		co.Checkpoint, co.Deferred = k, false // restored: no spare (restore.go)
 	}

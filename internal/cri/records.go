@@ -79,6 +79,21 @@ func (s *Server) warmPod(ctx context.Context, id string) {
 	}
 }
 
+// viewedImage is the stored image ref names, from the view's image
+// records as of its last call (engine View.ResolveImage); nil if it
+// cannot tell (the engine then resolves it itself, with its errors).
+func (s *Server) viewedImage(ctx context.Context, ref string) *engine.Image {
+	v, err := s.view(ctx)
+	if err != nil {
+		return nil
+	}
+	r, err := v.ResolveImage(ctx, ref)
+	if err != nil {
+		return nil
+	}
+	return r
+}
+
 // viewedPodContainers is podContainers, from the view.
 func (s *Server) viewedPodContainers(ctx context.Context, p *engine.Pod) ([]*engine.Container, error) {
 	v, err := s.view(ctx)

@@ -54,6 +54,11 @@ type CreateOptions struct {
 	// caller has just read it, as the CRI has: Create does not read it
 	// again. nil: Create reads it.
 	Pod *Pod
+	// Image is the record of the image Config.Image names when the
+	// caller has just resolved it, as the CRI has (from its view): with
+	// Config.Pull "never", Create does not resolve it again. nil: Create
+	// resolves it. Read only: the record may be shared.
+	Image *image.Record
 	// Deferred makes Create return once the container is recorded with
 	// its image (create_deferred.go): the writable layer, the spec,
 	// config.json and the spare's offer follow in the background, and
@@ -632,6 +637,9 @@ func (e *Engine) resolveImage(ctx context.Context, o CreateOptions) (*image.Reco
 	policy := o.Config.Pull
 	if policy == "" {
 		policy = "missing"
+	}
+	if o.Image != nil && policy == "never" {
+		return o.Image, nil
 	}
 	if policy != "always" {
 		rec, err := e.images.Resolve(ctx, ref)

@@ -100,6 +100,8 @@ type Engine struct {
 	// pod touches no file and takes no lock.
 	podRefused     sync.Map // pod id → struct{}
 	podRefusedOnce sync.Once
+
+	holders holderCache // see podHolder
 }
 
 // Options are what the front end that opens an engine decides for it.

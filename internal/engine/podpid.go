@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -67,7 +68,13 @@ func (e *Engine) recordPodHolder(p *Pod, proc *os.Process) error {
 }
 
 // podHolder returns the pid of pod id's live holder, 0 if there is none.
+// A holder found alive is kept by a pidfd (holderCache): each container
+// of the pod asks (joinPod), and a look is then one poll(2), not the
+// holder file's read and the process's start time.
 func (e *Engine) podHolder(id string) int {
+	if pid := e.holders.alive(id); pid > 0 {
+		return pid
+	}
 	data, err := os.ReadFile(e.podHolderFile(id))
 	if err != nil {
 		return 0
@@ -81,7 +88,91 @@ func (e *Engine) podHolder(id string) int {
 	if pid <= 0 || start == 0 || procStart(pid) != start {
 		return 0
 	}
+	// Opened after the look, and kept only if the process is still the
+	// one recorded (not another with its pid).
+	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+		if procStart(pid) == start {
+			e.holders.keep(id, pid, fd)
+		} else {
+			unix.Close(fd)
+			return 0
+		}
+	}
 	return pid
+}
+
+// holderCache keeps a pidfd for each pod holder an engine has found
+// alive, by pod ID (podHolder). A pidfd names the process itself, never
+// a later one given its pid, so a holder whose pidfd polls readable has
+// exited. Bounded: emptied when full (pods removed by another process
+// leave their entries until their holder's pidfd is polled again).
+type holderCache struct {
+	mu sync.Mutex
+	m  map[string]heldPidfd
+}
+
+type heldPidfd struct{ pid, fd int }
+
+// holderCacheSize bounds holderCache: a node's pods, more or less.
+const holderCacheSize = 1024
+
+// alive is the pid of pod id's kept holder if it lives, else 0: none is
+// kept, or it has exited (forgotten then; a pod restarted by another
+// process has a new holder, which the holder file names).
+func (c *holderCache) alive(id string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h, ok := c.m[id]
+	if !ok {
+		return 0
+	}
+	fds := []unix.PollFd{{Fd: int32(h.fd), Events: unix.POLLIN}}
+	if n, err := unix.Poll(fds, 0); err == nil && n == 0 {
+		return h.pid
+	}
+	unix.Close(h.fd)
+	delete(c.m, id)
+	return 0
+}
+
+// keep keeps fd, a pidfd of pod id's holder pid.
+func (c *holderCache) keep(id string, pid, fd int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= holderCacheSize {
+		c.resetLocked()
+	}
+	if c.m == nil {
+		c.m = map[string]heldPidfd{}
+	}
+	if old, ok := c.m[id]; ok {
+		unix.Close(old.fd)
+	}
+	c.m[id] = heldPidfd{pid, fd}
+}
+
+// forget drops pod id's holder (stopped, or the pod removed).
+func (c *holderCache) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if h, ok := c.m[id]; ok {
+		unix.Close(h.fd)
+		delete(c.m, id)
+	}
+}
+
+// reset closes every pidfd kept (the engine closes).
+func (c *holderCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.resetLocked()
+}
+
+func (c *holderCache) resetLocked() {
+	for _, h := range c.m {
+		unix.Close(h.fd)
+	}
+	c.m = nil
 }
 
 // podPIDNS is the PID namespace a container of pod id joins.
@@ -98,6 +189,7 @@ func (e *Engine) stopPodHolder(id string) {
 	if pid := e.podHolder(id); pid > 0 {
 		unix.Kill(pid, unix.SIGKILL)
 	}
+	e.holders.forget(id)
 	os.Remove(e.podHolderFile(id))
 	target := e.podNS(id, "pid")
 	unix.Unmount(target, unix.MNT_DETACH)

@@ -230,6 +230,7 @@ func (e *Engine) Close() {
 	}
 	purgeDetached(trash)
 	e.purging.Wait()
+	e.holders.reset()
 	trace.Mark("engine closed")
 	if e.ownDB {
 		e.db.Close()

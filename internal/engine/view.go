@@ -379,6 +379,20 @@ func (v *View) Image(ctx context.Context, ref string) ([]*Image, error) {
 	return out, nil
 }
 
+// ResolveImage is ImageResolve from the image records Images keeps, as of
+// the view's last call (a CreateContainer resolves its image right after
+// reading its pod: no query while nothing was committed since the image
+// status kubelet or critest asked before it). The record is shared.
+func (v *View) ResolveImage(ctx context.Context, ref string) (*Image, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	imgs, err := v.images(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return image.ResolveIn(imgs, ref)
+}
+
 // images is Images under mu.
 func (v *View) images(ctx context.Context) ([]*Image, error) {
 	if v.imgsKnown && v.imgsAt == v.latest {
