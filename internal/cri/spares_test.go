@@ -394,8 +394,13 @@ func TestSparePoolBurst(t *testing.T) {
 // A spare left idle past idleTextRelease gives back the pages of hull's
 // text and read-only data and keeps them given back while it waits (its
 // Go runtime, returning as usual, would map most of them back: the kernel
-// maps a binary's page cache in folios of up to 2 MB). Bound to a pod
-// then, it still starts the pod's container as its monitor.
+// maps a binary's page cache in folios of up to 2 MB). Its sysmon runs on
+// for some milliseconds after the first drop and maps some folios back
+// (1 to 5 MB, depending on how the page cache split hull into folios; 6 MB
+// once, failing this test), which the spare drops again 100 ms later
+// (idle.ReleaseAndWait): what stays is the folio of its C wait, 2 MB at
+// most. Bound to a pod then, it still starts the pod's container as its
+// monitor.
 func TestIdleSpareKeepsItsTextReleased(t *testing.T) {
 	c, f := serveRuntimeWith(t, Options{Spares: 1})
 	waitIdleSpare(t, c)
