@@ -33,3 +33,7 @@ func releaseText() {
 	hugeheap.End()
 	idle.ReleaseAndWait(SpareMonitorFD)
 }
+
+// stopReleasingText ends releaseText's drops (idle.Busy): the spare has
+// its first message, and work.
+func stopReleasingText() { idle.Busy() }

@@ -30,11 +30,19 @@ import "hull/internal/shim"
 // ReleaseAndWait drops this process's resident pages of its own static
 // executable's read-only mappings (shim.TextSpans) and returns once fd is
 // readable or at its end (its next message, or its writer gone), dropping
-// them again each time the wait times out (see above). The pages fault
-// back in from the page cache as the process runs again.
+// them again each time the wait times out (see above) until Busy. The
+// pages fault back in from the page cache as the process runs again.
 // Other goroutines may run meanwhile; only the calling one waits. Where
 // the C part is not built (no cgo, not amd64), it waits in Go, and the
 // runtime maps some of the pages back.
 func ReleaseAndWait(fd int) {
 	releaseAndWait(shim.TextSpans(), fd)
 }
+
+// Busy ends the drops of this process's ReleaseAndWait, waiting or still
+// to come: the process has work. Its fd's message may have been read by
+// another goroutine before the wait saw it (an idle spare monitor reads
+// its messages in Go meanwhile), and the wait then goes on until the next
+// message or fd's end; it should not drop the pages that work needs
+// meanwhile.
+func Busy() { busy() }

@@ -24,15 +24,25 @@ static void drop(const uint64_t *spans, int n)
 		sys3(SYS_madvise, (long)spans[2 * i], (long)(spans[2 * i + 1] - spans[2 * i]), MADV_DONTNEED);
 }
 
+// busy, once set (hull_idle_busy), ends the drops: the process has work.
+static int busy;
+
+static void hull_idle_busy(void)
+{
+	__atomic_store_n(&busy, 1, __ATOMIC_RELAXED);
+}
+
 // hull_release_and_wait drops the pages, and drops them again each time
 // its wait for fd times out (after 100 ms, then twice as long each time up
-// to 10 s): see ReleaseAndWait.
+// to 10 s), until the process is busy: see ReleaseAndWait.
 static void hull_release_and_wait(const uint64_t *spans, int n, int fd)
 {
 	struct pollfd p = {.fd = fd, .events = POLLIN};
 	for (long ms = 100;; ms = ms < 5000 ? 2 * ms : 10000) {
-		drop(spans, n);
-		long r = sys3(SYS_poll, (long)&p, 1, ms);
+		int b = __atomic_load_n(&busy, __ATOMIC_RELAXED);
+		if (!b)
+			drop(spans, n);
+		long r = sys3(SYS_poll, (long)&p, 1, b ? -1 : ms);
 		if (r > 0 || (r < 0 && r != -EINTR))
 			return;
 	}
@@ -57,3 +67,5 @@ func releaseAndWait(spans []shim.Span, fd int) {
 	}
 	C.hull_release_and_wait(p, C.int(len(spans)), C.int(fd))
 }
+
+func busy() { C.hull_idle_busy() }
