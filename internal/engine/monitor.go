@@ -128,6 +128,7 @@ func (e *Engine) awaitContainer(o MonitorOptions) (string, *monitor.Prepared, *C
 	id, record, err := readSpareID(f, func(id string, a earlyAhead) {
 		if idle != nil {
 			idle.Stop()
+			stopReleasingText()
 		}
 		if o.EarlyOnSpec {
 			p.StartEarlyIn(e.rt, id, runtime.EarlyOptions{CgroupsPath: a.CgroupsPath, Namespaces: a.Namespaces, Sealed: a.Sealed})
@@ -135,6 +136,7 @@ func (e *Engine) awaitContainer(o MonitorOptions) (string, *monitor.Prepared, *C
 	}, func(id string, spec *specs.Spec, record *Container) {
 		if idle != nil {
 			idle.Stop()
+			stopReleasingText()
 		}
 		p.DropEarlyFor(id, spec)
 		p.SetSpec(id, spec)

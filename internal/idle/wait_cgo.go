@@ -18,13 +18,34 @@ static inline long sys3(long n, long a, long b, long c)
 	return ret;
 }
 
-static void hull_release_and_wait(const uint64_t *spans, int n, int fd)
+static void drop(const uint64_t *spans, int n)
 {
 	for (int i = 0; i < n; i++)
 		sys3(SYS_madvise, (long)spans[2 * i], (long)(spans[2 * i + 1] - spans[2 * i]), MADV_DONTNEED);
+}
+
+// busy, once set (hull_idle_busy), ends the drops: the process has work.
+static int busy;
+
+static void hull_idle_busy(void)
+{
+	__atomic_store_n(&busy, 1, __ATOMIC_RELAXED);
+}
+
+// hull_release_and_wait drops the pages, and drops them again each time
+// its wait for fd times out (after 100 ms, then twice as long each time up
+// to 10 s), until the process is busy: see ReleaseAndWait.
+static void hull_release_and_wait(const uint64_t *spans, int n, int fd)
+{
 	struct pollfd p = {.fd = fd, .events = POLLIN};
-	while (sys3(SYS_poll, (long)&p, 1, -1) == -EINTR)
-		;
+	for (long ms = 100;; ms = ms < 5000 ? 2 * ms : 10000) {
+		int b = __atomic_load_n(&busy, __ATOMIC_RELAXED);
+		if (!b)
+			drop(spans, n);
+		long r = sys3(SYS_poll, (long)&p, 1, b ? -1 : ms);
+		if (r > 0 || (r < 0 && r != -EINTR))
+			return;
+	}
 }
 */
 import "C"
@@ -46,3 +67,5 @@ func releaseAndWait(spans []shim.Span, fd int) {
 	}
 	C.hull_release_and_wait(p, C.int(len(spans)), C.int(fd))
 }
+
+func busy() { C.hull_idle_busy() }
