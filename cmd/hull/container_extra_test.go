@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"hull/internal/testenv"
 )
 
@@ -105,6 +107,19 @@ func TestExecTTY(t *testing.T) {
 	out, _, err := hullStdin(t, root, strings.NewReader("echo $((6*7))\nexit 5\n"), "exec", "-it", c, "sh")
 	if exitStatus(err) != 5 || !strings.Contains(out, "42") {
 		t.Errorf("exec -it sh: status %d, output %q", exitStatus(err), out)
+	}
+	// On a terminal, the process's is of its size from the start.
+	master, slave, err := testenv.OpenPTY()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	defer slave.Close()
+	if err := unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 19, Col: 71}); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := hullStdin(t, root, slave, "exec", "-t", c, "busybox", "stty", "size"); err != nil || out != "19 71\r\n" {
+		t.Errorf("exec -t stty size on a 19x71 terminal: %v, %q", err, out)
 	}
 }
 

@@ -87,11 +87,20 @@ func runExec(cmd *cobra.Command, eng *engine.Engine, ref string, s engine.ExecSp
 	if interactive {
 		pio.Stdin = in
 	}
+	f, ok := in.(*os.File)
+	onTerminal := ok && s.TTY && term.IsTerminal(int(f.Fd()))
+	if onTerminal {
+		// The process starts on a terminal of this one's size (a
+		// resize once it runs could come after it read the size).
+		if w, h, err := term.GetSize(int(f.Fd())); err == nil {
+			s.Rows, s.Cols = uint16(h), uint16(w)
+		}
+	}
 	x, err := eng.Exec(cmd.Context(), ref, s, pio)
 	if err != nil {
 		return 0, err
 	}
-	if f, ok := in.(*os.File); ok && s.TTY && term.IsTerminal(int(f.Fd())) {
+	if onTerminal {
 		if interactive {
 			if old, err := term.MakeRaw(int(f.Fd())); err == nil {
 				defer term.Restore(int(f.Fd()), old)

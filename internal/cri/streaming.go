@@ -87,11 +87,34 @@ func (s *Server) runningContainer(ctx context.Context, id string) (*engine.Conta
 // streamRuntime runs the streaming server's sessions over the engine.
 type streamRuntime struct{ eng *engine.Engine }
 
+// firstSizeWait bounds how long a tty exec waits for the client's first
+// terminal size before it starts the process without one.
+const firstSizeWait = time.Second
+
 // Exec runs cmd as engine.Exec does for `hull exec`. A client that goes
 // away takes the process with it (SIGKILL, as containerd), since nobody
 // could read its output or give it input any more.
+//
+// With a tty, the process starts on a terminal of the client's size: the
+// client (kubectl, crictl exec -it) sends it as soon as the streams are
+// up, and a size set only once the process runs is too late for one that
+// reads it at start (busybox `stty size` fails on the new pty's 0x0 with
+// "stty: standard input"). A client that sends none within
+// firstSizeWait gets the process on an unsized terminal.
 func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, stdin io.Reader, stdout, stderr io.Writer, tty bool, resize <-chan stream.TermSize) error {
-	x, err := r.eng.Exec(ctx, id, engine.ExecSpec{Args: cmd, TTY: tty}, engine.ExecIO{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	s := engine.ExecSpec{Args: cmd, TTY: tty}
+	if tty && resize != nil {
+		select {
+		case sz, ok := <-resize:
+			if ok {
+				s.Rows, s.Cols = sz.Height, sz.Width
+			}
+		case <-time.After(firstSizeWait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	x, err := r.eng.Exec(ctx, id, s, engine.ExecIO{Stdin: stdin, Stdout: stdout, Stderr: stderr})
 	if err != nil {
 		return err
 	}

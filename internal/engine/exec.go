@@ -38,6 +38,13 @@ type ExecSpec struct {
 	// TTY runs the process on a pseudo-terminal: its output arrives on
 	// ExecIO.Stdout, and ExecProcess.Resize sets its size.
 	TTY bool
+	// Rows and Cols, when set, are the terminal's size from the start:
+	// the runtime sizes the pty before the process runs. A size given by
+	// Resize only once the process runs comes too late for one that reads
+	// it at once (busybox `stty size` on a 0x0 terminal fails with
+	// "stty: standard input"; a full-screen program draws at the wrong
+	// size), as podman's and docker's exec learnt.
+	Rows, Cols uint16
 }
 
 // ExecIO connects an exec'd process. A nil Stdin gives it no input; a nil
@@ -134,6 +141,9 @@ func (e *Engine) Exec(ctx context.Context, ref string, s ExecSpec, pio ExecIO) (
 	p.Args = s.Args
 	p.Terminal = s.TTY
 	p.ConsoleSize = nil
+	if s.TTY && s.Rows > 0 && s.Cols > 0 {
+		p.ConsoleSize = &specs.Box{Height: uint(s.Rows), Width: uint(s.Cols)}
+	}
 	p.Env = overrideEnv(p.Env, env)
 	if s.TTY && !hasEnv(p.Env, "TERM") {
 		p.Env = append(p.Env, "TERM=xterm") // as docker gives a terminal

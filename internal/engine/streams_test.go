@@ -434,6 +434,17 @@ func testExec(t *testing.T, e *Engine, c *Container) {
 		t.Errorf("a bad -e: %v", err)
 	}
 
+	// A size given at the start is the terminal's before the process
+	// runs: it reads it at once.
+	out.Reset()
+	x, err = e.Exec(ctx, c.Name, ExecSpec{Args: []string{"stty", "size"}, TTY: true, Rows: 21, Cols: 66}, ExecIO{Stdout: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := x.Wait(); code != 0 || out.String() != "21 66\r\n" {
+		t.Errorf("exec -t of size 21x66: status %d, stty size %q", code, out.String())
+	}
+
 	out.Reset()
 	x, err = e.Exec(ctx, c.Name, ExecSpec{Args: []string{"sh", "-c", "sleep 0.3; stty size"}, TTY: true}, ExecIO{Stdout: &out})
 	if err != nil {
@@ -459,7 +470,7 @@ func testExec(t *testing.T, e *Engine, c *Container) {
 	if err := x.Kill(unix.SIGKILL); err == nil {
 		t.Error("killing a reaped process succeeded")
 	}
-	if codes := execDies(t, e); len(codes) < 4 || !slices.Equal(codes[len(codes)-4:], []string{"3", "0", "0", "137"}) {
+	if codes := execDies(t, e); len(codes) < 5 || !slices.Equal(codes[len(codes)-5:], []string{"3", "0", "0", "0", "137"}) {
 		t.Errorf("exec_die codes %q", codes)
 	}
 }
