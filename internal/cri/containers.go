@@ -23,6 +23,7 @@ import (
 	"hull/internal/engine"
 	"hull/internal/reference"
 	"hull/internal/spec"
+	"hull/internal/trace"
 )
 
 // Containers. A CRI container is an engine container created in its
@@ -390,7 +391,7 @@ func (s *Server) containerFrom(ctx context.Context, id string, get func(context.
 	if c.Config.Labels[labelName] == "" {
 		return nil, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("container %s was not made through the CRI", c.Name))
 	}
-	if removing(c) {
+	if s.removing(c) {
 		// RemoveContainer answered: it is gone for the CRI.
 		return nil, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("container %s is being removed", c.ID))
 	}
@@ -401,12 +402,16 @@ func (s *Server) containerFrom(ctx context.Context, id string, get func(context.
 // RemoveContainer answered for whose deletion is under way.
 func (s *Server) podContainers(ctx context.Context, p *engine.Pod) ([]*engine.Container, error) {
 	cs, err := s.eng.PodContainers(ctx, p)
-	return slices.DeleteFunc(cs, removing), err
+	return slices.DeleteFunc(cs, s.removing), err
 }
 
-// removing says whether c's removal is under way (RemoveDeferred): the
-// CRI no longer shows it.
-func removing(c *engine.Container) bool { return c.State == engine.StateRemoving }
+// removing says whether c's removal is under way: claimed (state
+// removing: RemoveDeferred, another process's) or answered and not
+// claimed yet (engine RemovalPending: RemoveIntended). The CRI no longer
+// shows it.
+func (s *Server) removing(c *engine.Container) bool {
+	return c.State == engine.StateRemoving || s.eng.RemovalPending(c.ID)
+}
 
 // StartContainer starts a created container; it fails with the reason
 // its process could not start (the container is then exited, with it).
@@ -460,8 +465,8 @@ func (s *Server) StopContainer(ctx context.Context, req *runtimeapi.StopContaine
 func (s *Server) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveContainerRequest) (*runtimeapi.RemoveContainerResponse, error) {
 	// The record from the view, as fresh as Get's (records.go) and a
 	// thirtieth of its cost (no row decoded again): kubelet removes a
-	// container it has just seen stopped. The claim below checks the row
-	// in the database again.
+	// container it has just seen stopped. The claim checks the row in
+	// the database again.
 	c, err := s.viewedContainer(ctx, req.GetContainerId())
 	if errdefs.IsNotFound(err) {
 		return &runtimeapi.RemoveContainerResponse{}, nil
@@ -473,23 +478,48 @@ func (s *Server) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveCont
 	c = &own
 	s.nri.stopContainer(ctx, c.ID)
 	s.spares.drop(c.ID) // one never started
-	// The answer comes once the container is claimed for removal (hidden
-	// from every call from then on: container, ListContainers) and
-	// killed; its unmounts, layer, cgroups and record go after
-	// (RemoveDeferred, which a crash leaves to Recover). One with image
-	// volumes is removed whole first: their release needs it gone.
-	remove := func() error { return s.eng.RemoveDeferredOf(ctx, c, true) }
+	// The answer comes once the removal is recorded as intended
+	// (intents.go) and the container hidden from every call from then on
+	// (container, ListContainers: removing); the claim, the kill, the
+	// unmounts, layer, cgroups and record go after (engine
+	// RemoveIntended), and a crash leaves them to Recover. Without the
+	// intents file the answer waits for the claim and the kill
+	// (RemoveDeferredOf). One with image volumes is removed whole first:
+	// their release needs it gone.
 	ivs := imageVolumes(c)
-	if len(ivs) > 0 {
-		remove = func() error { return s.eng.Remove(ctx, c.ID, true) }
+	switch r := s.removalIntents(); {
+	case len(ivs) > 0:
+		err = s.eng.Remove(ctx, c.ID, true)
+	case r != nil && r.add(c.ID) == nil:
+		trace.Mark("rm: intended")
+		err = s.eng.RemoveIntended(ctx, c, true, func(error) { r.done() })
+	default:
+		err = s.eng.RemoveDeferredOf(ctx, c, true)
 	}
-	if err := remove(); err != nil && !errdefs.IsNotFound(err) {
+	if err != nil && !errdefs.IsNotFound(err) {
 		return nil, err
 	}
 	s.users.Delete(c.ID)
 	s.releaseImageVolumes(ctx, ivs)
 	s.nri.removeContainer(ctx, c)
 	return &runtimeapi.RemoveContainerResponse{}, nil
+}
+
+// removalIntents is the server's removal intents file, opened at the
+// first call (nil: none; see Server.intents).
+func (s *Server) removalIntents() *removalIntents {
+	s.intentsOnce.Do(func() {
+		if s.opts.Root == "" {
+			return
+		}
+		r, err := openIntents(s.opts.Root)
+		if err != nil {
+			s.opts.Log.Warn("removals will be claimed before their answer", "error", err)
+			return
+		}
+		s.intents = r
+	})
+	return s.intents
 }
 
 // containerState is the CRI's state of an engine state.
@@ -711,7 +741,7 @@ func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContain
 	var imgs []*engine.Image // read for the first container listed
 	imgsRead := false
 	for _, c := range cs {
-		if c.Config.Labels[labelName] == "" || c.Config.Pod == "" || removing(c) {
+		if c.Config.Labels[labelName] == "" || c.Config.Pod == "" || s.removing(c) {
 			continue
 		}
 		if f.GetId() != "" && !strings.HasPrefix(c.ID, f.GetId()) {

@@ -399,7 +399,7 @@ func TestKilledDuringRemoveContainer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	pod, podID := e.hostPod(ctx)
-	for i, mark := range []string{"rm: claimed", "rm: killed", "cleanup: unmounted", "cleanup: set aside", "cleanup: rt deleted"} {
+	for i, mark := range []string{"rm: intended", "rm: claimed", "rm: killed", "cleanup: unmounted", "cleanup: set aside", "cleanup: rt deleted"} {
 		t.Run(strings.NewReplacer(":", "", " ", "-").Replace(mark), func(t *testing.T) {
 			cc := &runtimeapi.ContainerConfig{
 				Metadata: &runtimeapi.ContainerMetadata{Name: "c", Attempt: uint32(i)}, Image: &runtimeapi.ImageSpec{Image: e.f.Busybox.Ref},

@@ -255,7 +255,7 @@ func (n *nriRuntime) synchronize(ctx context.Context, cb nri.SyncCB) error {
 	}
 	var nctrs []*nri.Container
 	for _, c := range cs {
-		if c.Config.Labels[labelName] == "" || byID[c.Config.Pod] == nil || removing(c) {
+		if c.Config.Labels[labelName] == "" || byID[c.Config.Pod] == nil || n.s.removing(c) {
 			continue
 		}
 		nctrs = append(nctrs, n.container(c))
@@ -486,7 +486,7 @@ func (n *nriRuntime) stopContainer(ctx context.Context, id string) {
 	c, err := n.s.eng.Get(ctx, id)
 	// One whose removal answered is gone for the CRI (its record may
 	// outlast the answer: RemoveDeferred); its plugins were told.
-	if err != nil || c.Config.Labels[labelName] == "" || c.Started.IsZero() || removing(c) {
+	if err != nil || c.Config.Labels[labelName] == "" || c.Started.IsZero() || n.s.removing(c) {
 		return
 	}
 	pod, err := n.podOf(ctx, c)

@@ -35,9 +35,12 @@ func (s *Server) view(ctx context.Context) (*engine.View, error) {
 	return s.records, nil
 }
 
-// Close releases what the server holds of the engine (its view); call it
-// once the server is done, before the engine's Close.
+// Close releases what the server holds of the engine (its view, the
+// removal intents file); call it once the server is done, before the
+// engine's Close.
 func (s *Server) Close() error {
+	s.intentsOnce.Do(func() {}) // none opened after this
+	s.intents.close()           // a removal ending later leaves its line to Recover
 	s.recordsMu.Lock()
 	defer s.recordsMu.Unlock()
 	if s.records == nil {
@@ -101,7 +104,7 @@ func (s *Server) viewedPodContainers(ctx context.Context, p *engine.Pod) ([]*eng
 		return nil, err
 	}
 	cs, err := v.PodContainers(ctx, p.ID)
-	return slices.DeleteFunc(cs, removing), err
+	return slices.DeleteFunc(cs, s.removing), err
 }
 
 // viewedPods are every pod, and viewedContainers every container, from

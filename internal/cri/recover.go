@@ -32,11 +32,14 @@ import (
 // process holds the store; kubelet's retry downloads them again.
 
 //
-// RemoveContainer answers before the container is deleted (the engine's
-// RemoveDeferred): a server killed then leaves its record in state
-// removing, claimed by a dead process, which the engine's next read
-// reconciles (processes, cgroups, root filesystem ended; recorded dead).
-// Kubelet was told it is gone: Recover deletes the CRI's dead containers.
+// RemoveContainer answers before the container is deleted, once its
+// removal is recorded as intended (intents.go): a server killed before
+// the claim leaves the container's ID in the intents file, and Recover
+// removes every container the file names. One killed after the claim
+// leaves the record in state removing, claimed by a dead process, which
+// the engine's next read reconciles (processes, cgroups, root filesystem
+// ended; recorded dead). Kubelet was told it is gone: Recover deletes
+// the CRI's dead containers.
 
 //
 // A checkpoint killed midway (CheckpointContainer, CheckpointPod) leaves
@@ -52,11 +55,14 @@ import (
 // removes the sandboxes it left half made, the containers whose removal
 // it left unfinished, and the blobs of its unfinished pulls.
 func (s *Server) Recover(ctx context.Context) error {
+	var errs []error
+	if err := s.recoverIntents(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	cs, err := s.eng.List(ctx)
 	if err != nil {
-		return err
+		return errors.Join(append(errs, err)...)
 	}
-	var errs []error
 	if fixed, err := s.eng.RecoverCheckpoints(ctx); err != nil {
 		errs = append(errs, err)
 	} else if len(fixed) > 0 {

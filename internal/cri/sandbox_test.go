@@ -539,3 +539,56 @@ func TestReopenContainerLog(t *testing.T) {
 		t.Errorf("reopen of a stopped container's log: %v; want FailedPrecondition", err)
 	}
 }
+
+// RemoveContainer answers before the removal is claimed (intents.go):
+// from its answer on, the container is gone for every call (status,
+// lists, a second removal succeeds), its name may be taken again at once
+// (the create waits for the claim that frees it), the intents file names
+// it until the removal has ended, and the removal ends.
+func TestRemoveContainerAnswersBeforeItsClaim(t *testing.T) {
+	c, f := serveRuntime(t)
+	ctx := ctxT(t)
+	pod := sandboxConfig(t, "intents")
+	podID := runSandbox(t, c, pod)
+	for i := range 5 {
+		id := createContainer(t, c, f, podID, pod, "again", nil, "sleep", "60")
+		startContainer(t, c, id)
+		if _, err := c.rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: id}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			if ids, err := readIntents(c.root); err != nil || !slices.Contains(ids, id) && c.srv.eng.RemovalPending(id) {
+				t.Errorf("intents file = %v, %v while the removal of %s is under way; want it named", ids, err, id)
+			}
+		}
+		if _, err := c.rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id}); status.Code(err) != codes.NotFound {
+			t.Fatalf("ContainerStatus right after RemoveContainer: %v; want NotFound", err)
+		}
+		l, err := c.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+		if err != nil || len(l.Containers) != 0 {
+			t.Fatalf("ListContainers right after RemoveContainer = %v, %v; want none", l.GetContainers(), err)
+		}
+		if _, err := c.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+			t.Fatalf("a second RemoveContainer: %v", err)
+		}
+		// The next one takes the same name (metadata name and attempt) at once.
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		cs, err := c.eng.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, _ := readIntents(c.root)
+		if len(cs) == 0 && len(ids) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the removals did not end: %d records left, intents %v", len(cs), ids)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

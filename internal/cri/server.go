@@ -119,6 +119,11 @@ type Server struct {
 	records   *engine.View
 	// pulls hands back the memory image pulls took (pullmem.go).
 	pulls pullMemory
+	// intents records the removals RemoveContainer answered before
+	// claiming them (intents.go), opened at the first; nil without a
+	// root (Options.Root) or if it cannot be: removals claim first then.
+	intentsOnce sync.Once
+	intents     *removalIntents
 }
 
 // New makes the service over eng, which the caller keeps open while the

@@ -134,7 +134,7 @@ func (s *Server) ListContainerStats(ctx context.Context, req *runtimeapi.ListCon
 	f := req.GetFilter()
 	var out []*runtimeapi.ContainerStats
 	for _, c := range cs {
-		if c.Config.Labels[labelName] == "" || c.Config.Pod == "" || removing(c) ||
+		if c.Config.Labels[labelName] == "" || c.Config.Pod == "" || s.removing(c) ||
 			f.GetId() != "" && !strings.HasPrefix(c.ID, f.GetId()) ||
 			f.GetPodSandboxId() != "" && !strings.HasPrefix(c.Config.Pod, f.GetPodSandboxId()) ||
 			!matchLabels(c.Config.Labels, f.GetLabelSelector()) {

@@ -217,12 +217,20 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (c *Container, err
 	if rec != nil {
 		chains = c.useImage(rec, cf)
 		c.Stage = StageCreate
-		if err := e.insert(ctx, c, chains...); err != nil {
+		err := e.insert(ctx, c, chains...)
+		if errdefs.IsAlreadyExists(err) && e.awaitRemovalNamed(ctx, c.Name) {
+			err = e.insert(ctx, c, chains...) // the name was being freed
+		}
+		if err != nil {
 			return nil, err
 		}
 		trace.Mark("create: recorded")
 	} else {
-		if err := e.insert(ctx, c); err != nil {
+		err := e.insert(ctx, c)
+		if errdefs.IsAlreadyExists(err) && e.awaitRemovalNamed(ctx, c.Name) {
+			err = e.insert(ctx, c) // the name was being freed
+		}
+		if err != nil {
 			return nil, err
 		}
 		trace.Mark("create: recorded")

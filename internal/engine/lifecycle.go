@@ -462,6 +462,12 @@ func (e *Engine) removeClaimOf(ctx context.Context, c *Container, ref string, fo
 	if e.waitDeferredRemoval(c.ID) {
 		return nil, &NotFoundError{Ref: ref}
 	}
+	return e.claimOf(ctx, c, ref, force, freeName)
+}
+
+// claimOf is removeClaimOf's claim itself, once nothing of this engine's
+// is at work on the container.
+func (e *Engine) claimOf(ctx context.Context, c *Container, ref string, force, freeName bool) (*Container, error) {
 	claim := func(tx *sql.Tx) error {
 		var state string
 		var owner Container

@@ -2,8 +2,10 @@ package engine
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 
+	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 
 	"hull/internal/trace"
@@ -72,6 +74,83 @@ func (e *Engine) removeDeferred(ctx context.Context, c *Container, ref string, f
 		}
 	})
 	return nil
+}
+
+// RemoveIntended is RemoveDeferredOf with the claim itself left to the
+// goroutine too: it answers at once. For a caller that has already
+// recorded, where a crash cannot lose it, that it will remove c (the
+// CRI's removal intents, which its Recover carries out) and that hides c
+// from its own callers from now on (RemovalPending): the claim's commit
+// is then off the answer's path. done, if not nil, is called once the
+// removal has ended, with its error (nil also when another removal, of
+// this process or another, took the container first). A container whose
+// start is under way (no process recorded yet) is removed as by
+// RemoveDeferredOf.
+func (e *Engine) RemoveIntended(ctx context.Context, c *Container, force bool, done func(error)) error {
+	if c.State == StateRunning && c.Pid == 0 {
+		err := e.RemoveDeferred(ctx, c.ID, force)
+		if done != nil {
+			done(err)
+		}
+		return err
+	}
+	e.AwaitCreation(c.ID)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.deferred == nil {
+		e.deferred = map[string]*later{}
+	}
+	if _, ok := e.deferred[c.ID]; ok {
+		return nil // one is under way
+	}
+	e.purging.Add(1)
+	ctx = context.WithoutCancel(ctx)
+	e.deferred[c.ID] = startLater(func() {
+		defer e.purging.Done()
+		claimed, err := e.claimOf(ctx, c, c.ID, force, true)
+		if err == nil {
+			if claimed.active() {
+				e.rt.Kill(claimed.ID, unix.SIGKILL, true)
+				trace.Mark("rm: killed")
+			}
+			err = e.removeFinish(ctx, claimed)
+		} else if IsNotFound(err) || errdefs.IsConflict(err) {
+			err = nil // another removal took it
+		}
+		e.mu.Lock()
+		delete(e.deferred, c.ID)
+		e.mu.Unlock()
+		if err != nil {
+			e.warn("remove container %s: %v", c.Name, err)
+		}
+		if done != nil {
+			done(err)
+		}
+	})
+	return nil
+}
+
+// RemovalPending says whether a removal of container id is under way in
+// this engine (RemoveDeferred, RemoveIntended), claimed or not yet.
+func (e *Engine) RemovalPending(id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.deferred[id]
+	return ok
+}
+
+// awaitRemovalNamed waits for a removal under way in this engine of the
+// container named name, and says whether the name may be free now (it
+// was being removed, or is no longer in use): a name is freed by the
+// claim, which a RemoveIntended makes after its answer, so a create that
+// meets the name in use waits for that.
+func (e *Engine) awaitRemovalNamed(ctx context.Context, name string) bool {
+	var id string
+	err := e.db.QueryRowContext(ctx, `SELECT id FROM containers WHERE name = ?`, name).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return true // freed since
+	}
+	return err == nil && e.waitDeferredRemoval(id)
 }
 
 // waitDeferredRemoval waits for a RemoveDeferred of container id under way
