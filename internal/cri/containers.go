@@ -737,30 +737,29 @@ func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContain
 		return nil, err
 	}
 	f := req.GetFilter()
-	var out []*runtimeapi.Container
-	var imgs []*engine.Image // read for the first container listed
-	imgsRead := false
-	for _, c := range cs {
-		if c.Config.Labels[labelName] == "" || c.Config.Pod == "" || s.removing(c) {
-			continue
+	imgs := s.imageRecords(ctx)
+	// The image names depend on the image records too: the messages kept
+	// are of the records read at one reading of them (a reading's records
+	// are new).
+	var gen *engine.Image
+	if len(imgs) > 0 {
+		gen = imgs[0]
+	}
+	list := func(c *engine.Container) bool {
+		switch {
+		case c.Config.Labels[labelName] == "" || c.Config.Pod == "" || s.removing(c):
+		case f.GetId() != "" && !strings.HasPrefix(c.ID, f.GetId()):
+		case f.GetPodSandboxId() != "" && !strings.HasPrefix(c.Config.Pod, f.GetPodSandboxId()):
+		case f.GetState() != nil && f.GetState().GetState() != containerState(c):
+		case !matchLabels(c.Config.Labels, f.GetLabelSelector()):
+		default:
+			return true
 		}
-		if f.GetId() != "" && !strings.HasPrefix(c.ID, f.GetId()) {
-			continue
-		}
-		if f.GetPodSandboxId() != "" && !strings.HasPrefix(c.Config.Pod, f.GetPodSandboxId()) {
-			continue
-		}
-		if f.GetState() != nil && f.GetState().GetState() != containerState(c) {
-			continue
-		}
-		if !matchLabels(c.Config.Labels, f.GetLabelSelector()) {
-			continue
-		}
-		if !imgsRead {
-			imgs, imgsRead = s.imageRecords(ctx), true
-		}
+		return false
+	}
+	out := s.listedContainers.build(gen, cs, list, func(c *engine.Container) *runtimeapi.Container {
 		img, ref := containerImage(c, imgs)
-		out = append(out, &runtimeapi.Container{
+		return &runtimeapi.Container{
 			Id:           c.ID,
 			PodSandboxId: c.Config.Pod,
 			Metadata:     containerMetadata(c),
@@ -771,8 +770,8 @@ func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContain
 			CreatedAt:    nanos(c.Created),
 			Labels:       userLabels(c.Config.Labels),
 			Annotations:  c.Config.Annotations,
-		})
-	}
+		}
+	})
 	return &runtimeapi.ListContainersResponse{Containers: out}, nil
 }
 

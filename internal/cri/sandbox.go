@@ -406,29 +406,27 @@ func (s *Server) ListPodSandbox(ctx context.Context, req *runtimeapi.ListPodSand
 		return nil, err
 	}
 	f := req.GetFilter()
-	var out []*runtimeapi.PodSandbox
-	for _, p := range pods {
-		if p.Config.Labels[labelSandbox] == "" || s.nri.podHidden(p.Name) {
-			continue
+	list := func(p *engine.Pod) bool {
+		switch {
+		case p.Config.Labels[labelSandbox] == "" || s.nri.podHidden(p.Name):
+		case f.GetId() != "" && !strings.HasPrefix(p.ID, f.GetId()):
+		case f.GetState() != nil && f.GetState().GetState() != sandboxState(p):
+		case !matchLabels(p.Config.Labels, f.GetLabelSelector()):
+		default:
+			return true
 		}
-		if f.GetId() != "" && !strings.HasPrefix(p.ID, f.GetId()) {
-			continue
-		}
-		if f.GetState() != nil && f.GetState().GetState() != sandboxState(p) {
-			continue
-		}
-		if !matchLabels(p.Config.Labels, f.GetLabelSelector()) {
-			continue
-		}
-		out = append(out, &runtimeapi.PodSandbox{
+		return false
+	}
+	out := s.listedPods.build(nil, pods, list, func(p *engine.Pod) *runtimeapi.PodSandbox {
+		return &runtimeapi.PodSandbox{
 			Id:          p.ID,
 			Metadata:    sandboxMetadata(p),
 			State:       sandboxState(p),
 			CreatedAt:   p.Created.UnixNano(),
 			Labels:      userLabels(p.Config.Labels),
 			Annotations: p.Config.Annotations,
-		})
-	}
+		}
+	})
 	return &runtimeapi.ListPodSandboxResponse{Items: out}, nil
 }
 

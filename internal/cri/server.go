@@ -124,6 +124,10 @@ type Server struct {
 	// root (Options.Root) or if it cannot be: removals claim first then.
 	intentsOnce sync.Once
 	intents     *removalIntents
+	// listedContainers and listedPods keep the list calls' messages
+	// (listcache.go).
+	listedContainers listCache[*engine.Container, *runtimeapi.Container]
+	listedPods       listCache[*engine.Pod, *runtimeapi.PodSandbox]
 }
 
 // New makes the service over eng, which the caller keeps open while the
