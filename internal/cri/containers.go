@@ -509,7 +509,7 @@ func (s *Server) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveCont
 // first call (nil: none; see Server.intents).
 func (s *Server) removalIntents() *removalIntents {
 	s.intentsOnce.Do(func() {
-		if s.opts.Root == "" {
+		if !s.opts.RemovalIntents || s.opts.Root == "" {
 			return
 		}
 		r, err := openIntents(s.opts.Root)

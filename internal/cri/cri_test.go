@@ -60,6 +60,7 @@ func serveOn(t testing.TB, eng *engine.Engine, o Options, cfg config.Config) *cl
 	t.Helper()
 	root := cfg.Root
 	o.Root, o.RunRoot = cfg.Root, cfg.RunRoot
+	o.RemovalIntents = true // as hull cri serve
 	sock := filepath.Join(root, "cri.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})

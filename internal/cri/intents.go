@@ -26,7 +26,9 @@ import (
 // emptied whenever no removal it names is under way.
 //
 // Other hull processes (the CLI) see such a container as it was until the
-// claim, a moment after the answer.
+// claim, a moment after the answer. Only hull cri serve keeps the file
+// (Options.RemovalIntents): one server per root, which both writes it
+// and recovers it; hull kube's in-process servers claim first.
 
 // intentsFile is the file's name under the engine's root.
 const intentsFile = "cri-removals"
@@ -99,7 +101,7 @@ func readIntents(root string) ([]string, error) {
 // recoverIntents removes the containers a killed server answered
 // RemoveContainer for, then empties the file.
 func (s *Server) recoverIntents(ctx context.Context) error {
-	if s.opts.Root == "" {
+	if !s.opts.RemovalIntents || s.opts.Root == "" {
 		return nil
 	}
 	ids, err := readIntents(s.opts.Root)

@@ -130,7 +130,7 @@ func Main(args []string, version string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	o := Options{Version: version, Root: cfg.Root, RunRoot: cfg.RunRoot, PinnedImages: pinned, Log: log, StreamingAddress: *streamAddr,
-		CNIConfDir: *cniConf, CNIBinDirs: binDirs, Spares: *spares}
+		CNIConfDir: *cniConf, CNIBinDirs: binDirs, Spares: *spares, RemovalIntents: true}
 	if *nriOn {
 		o.NRI = &NRIOptions{Socket: *nriSocket, PluginPath: *nriPlugins, PluginConfigPath: *nriConfigs,
 			RegistrationTimeout: *nriRegTO, RequestTimeout: *nriReqTO}

@@ -65,6 +65,13 @@ type Options struct {
 	// Root and RunRoot are the engine's roots: ImageFsInfo reports the
 	// filesystem of Root, Status's verbose info both.
 	Root, RunRoot string
+	// RemovalIntents makes RemoveContainer answer before its claim, once
+	// the removal is recorded in the intents file under Root (intents.go):
+	// for the one long-lived server of a root (hull cri serve), whose
+	// Recover carries out what a killed one answered for. Without it (an
+	// in-process server: hull kube's supervisors, several per root) the
+	// answer waits for the claim.
+	RemovalIntents bool
 	// PinnedImages are image names kubelet's image GC must never remove
 	// (ImageStatus and ListImages report them pinned), as CRI-O's
 	// pinned_images.
