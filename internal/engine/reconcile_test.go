@@ -224,3 +224,49 @@ func TestCreationAbandonedFollowsItsCreator(t *testing.T) {
 		t.Error("a creation whose config.json is written was taken for abandoned")
 	}
 }
+
+// RemoveIntended answers before its claim, keeps the container pending
+// (RemovalPending) until its goroutine ends, and calls done once per
+// call, a second call for the same container too; a removal another
+// live process has claimed is left to it (done gets nil).
+func TestRemoveIntendedCallsDoneOnce(t *testing.T) {
+	e, c := createdTestContainer(t, "intended")
+	ctx := context.Background()
+	owner := exec.Command("sleep", "60") // another process's removal
+	if err := owner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { owner.Process.Kill(); owner.Wait() })
+	if err := e.update(ctx, c.ID, map[string]any{"state": StateRemoving, "claim_pid": owner.Process.Pid, "claim_start": procStart(owner.Process.Pid)}); err != nil {
+		t.Fatal(err)
+	}
+	calls := make(chan error, 2)
+	done := func(err error) { calls <- err }
+	if err := e.RemoveIntended(ctx, c, true, done); err != nil {
+		t.Fatal(err)
+	}
+	if !e.RemovalPending(c.ID) {
+		t.Error("the removal is not pending after RemoveIntended answered")
+	}
+	if err := e.RemoveIntended(ctx, c, true, done); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case err := <-calls:
+			if err != nil {
+				t.Errorf("done(%v); want nil", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("done was not called for each RemoveIntended")
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); e.RemovalPending(c.ID); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the removal is still pending after it ended")
+		}
+	}
+	if got, err := e.Get(ctx, c.ID); err != nil || got.ClaimPid != owner.Process.Pid {
+		t.Errorf("the container after: %+v, %v; want it left to its owner, %d", got, err, owner.Process.Pid)
+	}
+}

@@ -100,8 +100,11 @@ func (e *Engine) RemoveIntended(ctx context.Context, c *Container, force bool, d
 	if e.deferred == nil {
 		e.deferred = map[string]*later{}
 	}
-	if _, ok := e.deferred[c.ID]; ok {
-		return nil // one is under way
+	if _, ok := e.deferred[c.ID]; ok { // one is under way
+		if done != nil {
+			go done(nil)
+		}
+		return nil
 	}
 	e.purging.Add(1)
 	ctx = context.WithoutCancel(ctx)
