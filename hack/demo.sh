@@ -12,9 +12,16 @@ go build -tags libsqlite3 -o bin/testenv ./hack/testenv
 
 work=$(mktemp -d /var/tmp/hull-demo.XXXXXX)
 hull="bin/hull --root $work/root --run-root $work/run"
+# The bridges there before the demo: the default network's bridge (hull0)
+# that the demo's private root makes goes with it, unless it was there.
+bridges() { ip -o link show type bridge 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }'; }
+bridges_before=$(bridges)
 cleanup() {
   set +e
   $hull ps -aq 2>/dev/null | xargs -r $hull rm -f >/dev/null 2>&1
+  for b in $(bridges); do
+    case $b in hull*) grep -qx "$b" <<<"$bridges_before" || ip link del "$b" 2>/dev/null ;; esac
+  done
   if [ -f "$work/registry.pid" ]; then kill "$(cat "$work/registry.pid")" 2>/dev/null; fi
   for _ in $(seq 50); do [ -f "$work/registry.pid" ] || break; sleep 0.1; done
   grep " $work" /proc/self/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
