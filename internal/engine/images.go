@@ -105,8 +105,8 @@ func (e *Engine) setUnpacked(ctx context.Context, recs ...*Image) error {
 }
 
 // unpackedSize is image r's unpacked size as setUnpacked sums it, its
-// layers looked up by key; whole says every layer is unpacked (the size
-// is then final).
+// layers looked up by key (one image's: ImageInspect, the view's Image);
+// whole says every layer is unpacked (the size is then final).
 func (e *Engine) unpackedSize(ctx context.Context, r *Image) (size int64, whole bool, err error) {
 	chains, err := e.imageChains(r)
 	if err != nil {
@@ -142,8 +142,10 @@ func (e *Engine) ImageInspect(ctx context.Context, ref string) (*ImageDetails, e
 		return nil, err
 	}
 	// docker's Size is the unpacked one; hull keeps the stored size too.
-	if err := e.setUnpacked(ctx, r); err == nil && r.Unpacked > 0 {
-		d.StoredSize, d.Size, d.VirtualSize = d.Size, r.Unpacked, r.Unpacked
+	// (Its layers looked up by key: no scan of every snapshot for one
+	// image.)
+	if n, _, err := e.unpackedSize(ctx, r); err == nil && n > 0 {
+		d.StoredSize, d.Size, d.VirtualSize = d.Size, n, n
 	}
 	return d, nil
 }

@@ -57,23 +57,39 @@ func (e *Engine) removeDeferred(ctx context.Context, c *Container, ref string, f
 		e.rt.Kill(c.ID, unix.SIGKILL, true)
 		trace.Mark("rm: killed")
 	}
+	e.deferRemoval(c, func() error { return e.removeFinish(context.WithoutCancel(ctx), c) }, nil)
+	return nil
+}
+
+// deferRemoval runs work, the rest of container c's removal, in the
+// background (startLater) as this engine's removal of c: RemovalPending
+// says so until it ends, and waitDeferredRemoval and Close wait for it.
+// Its error is warned of and given to done (if not nil). false: one was
+// under way already, and nothing is started.
+func (e *Engine) deferRemoval(c *Container, work func() error, done func(error)) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if _, ok := e.deferred[c.ID]; ok {
+		return false
+	}
 	if e.deferred == nil {
 		e.deferred = map[string]*later{}
 	}
 	e.purging.Add(1)
 	e.deferred[c.ID] = startLater(func() {
 		defer e.purging.Done()
-		removeErr := e.removeFinish(context.WithoutCancel(ctx), c)
+		err := work()
 		e.mu.Lock()
 		delete(e.deferred, c.ID)
 		e.mu.Unlock()
-		if removeErr != nil {
-			e.warn("remove container %s: %v", c.Name, removeErr)
+		if err != nil {
+			e.warn("remove container %s: %v", c.Name, err)
+		}
+		if done != nil {
+			done(err)
 		}
 	})
-	return nil
+	return true
 }
 
 // RemoveIntended is RemoveDeferredOf with the claim itself left to the
@@ -95,41 +111,24 @@ func (e *Engine) RemoveIntended(ctx context.Context, c *Container, force bool, d
 		return err
 	}
 	e.AwaitCreation(c.ID)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.deferred == nil {
-		e.deferred = map[string]*later{}
-	}
-	if _, ok := e.deferred[c.ID]; ok { // one is under way
-		if done != nil {
-			go done(nil)
-		}
-		return nil
-	}
-	e.purging.Add(1)
 	ctx = context.WithoutCancel(ctx)
-	e.deferred[c.ID] = startLater(func() {
-		defer e.purging.Done()
+	work := func() error {
 		claimed, err := e.claimOf(ctx, c, c.ID, force, true)
-		if err == nil {
-			if claimed.active() {
-				e.rt.Kill(claimed.ID, unix.SIGKILL, true)
-				trace.Mark("rm: killed")
-			}
-			err = e.removeFinish(ctx, claimed)
-		} else if IsNotFound(err) || errdefs.IsConflict(err) {
-			err = nil // another removal took it
+		if IsNotFound(err) || errdefs.IsConflict(err) {
+			return nil // another removal took it
 		}
-		e.mu.Lock()
-		delete(e.deferred, c.ID)
-		e.mu.Unlock()
 		if err != nil {
-			e.warn("remove container %s: %v", c.Name, err)
+			return err
 		}
-		if done != nil {
-			done(err)
+		if claimed.active() {
+			e.rt.Kill(claimed.ID, unix.SIGKILL, true)
+			trace.Mark("rm: killed")
 		}
-	})
+		return e.removeFinish(ctx, claimed)
+	}
+	if !e.deferRemoval(c, work, done) && done != nil {
+		go done(nil) // the one under way ends it
+	}
 	return nil
 }
 
