@@ -46,6 +46,28 @@ func countsOn(t *testing.T, root, name string, last, lines, over int) []int {
 	return after
 }
 
+// wantRestored checks the container name that `hull container restore`
+// made, printing out (the new container's ID on its last line): running,
+// its counter going on from last, and the file the checkpointed
+// container wrote in its root filesystem (/state: "before"). It returns
+// the container's ID.
+func wantRestored(t *testing.T, root, name, out string, last int) string {
+	t.Helper()
+	trimmed := strings.TrimSpace(out)
+	id := strings.TrimSpace(trimmed[strings.LastIndex(trimmed, "\n")+1:])
+	if want := containerID(t, root, name); id != want {
+		t.Fatalf("restore printed %q; want the new container's ID %s", out, want)
+	}
+	if st := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Status}}", name)); st != "running" {
+		t.Fatalf("the restored container is %s, not running", st)
+	}
+	countsOn(t, root, name, last, 5, 2)
+	if got := mustHull(t, root, "exec", name, "cat", "/state"); got != "before\n" {
+		t.Errorf("/state in the restored container: %q", got)
+	}
+	return id
+}
+
 // TestContainerRestoreImport checkpoints a counting container into an
 // archive and restores it with `hull container restore --import`: the new
 // container counts on from where the checkpoint was taken (not from 0),
@@ -62,17 +84,7 @@ func TestContainerRestoreImport(t *testing.T) {
 	last := before[len(before)-1]
 
 	out := mustHull(t, root, "container", "restore", "--import", archive, "--name", "ck2")
-	id := strings.TrimSpace(out)
-	if want := containerID(t, root, "ck2"); id != want {
-		t.Fatalf("restore printed %q; want the new container's ID %s", out, want)
-	}
-	if st := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Status}}", "ck2")); st != "running" {
-		t.Fatalf("the restored container is %s, not running", st)
-	}
-	countsOn(t, root, "ck2", last, 5, 2)
-	if got := mustHull(t, root, "exec", "ck2", "cat", "/state"); got != "before\n" {
-		t.Errorf("/state in the restored container: %q", got)
-	}
+	id := wantRestored(t, root, "ck2", out, last)
 	// Its init is the monitor's child (or the shim's, in the same
 	// process), which reaps it and records its end.
 	pid, _ := strconv.Atoi(strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Pid}}", "ck2")))

@@ -44,17 +44,7 @@ func TestContainerRestoreImage(t *testing.T) {
 	mustHull(t, root, "rmi", ref)
 
 	out := mustHull(t, root, "container", "restore", ref)
-	id := strings.TrimSpace(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:])
-	if want := containerID(t, root, "cki"); id != want {
-		t.Fatalf("restore printed %q; want the new container's ID %s", out, want)
-	}
-	if st := strings.TrimSpace(mustHull(t, root, "inspect", "-f", "{{.State.Status}}", "cki")); st != "running" {
-		t.Fatalf("the restored container is %s, not running", st)
-	}
-	countsOn(t, root, "cki", last, 5, 2)
-	if got := mustHull(t, root, "exec", "cki", "cat", "/state"); got != "before\n" {
-		t.Errorf("/state in the restored container: %q", got)
-	}
+	wantRestored(t, root, "cki", out, last)
 	mustHull(t, root, "rm", "-f", "cki")
 }
 
